@@ -1,0 +1,130 @@
+//! The core layer's error, and its one mapping onto wire error frames.
+
+use crate::protocol::{ErrorCode, ServerFrame};
+use crate::store::StoreError;
+
+/// Why a request failed. Converted to an `error` frame by [`CoreError::to_frame`],
+/// the single place where internal errors meet the wire: internal details are
+/// logged, never sent.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// Not signed in, or wrong credentials or token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such thing.
+    #[error("{0}")]
+    NotFound(String),
+    /// A unique field is taken.
+    #[error("{field} is already taken")]
+    Conflict {
+        /// The field.
+        field: String,
+    },
+    /// The password breaks rules.
+    #[error("password too weak: {message}")]
+    WeakPassword {
+        /// Rule codes.
+        violations: Vec<String>,
+        /// Explanation.
+        message: String,
+    },
+    /// Too many attempts.
+    #[error("too many attempts; retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// Wait before retrying.
+        retry_after_ms: u64,
+    },
+    /// A value is too large.
+    #[error("{message}")]
+    TooLarge {
+        /// The field.
+        field: String,
+        /// Explanation.
+        message: String,
+    },
+    /// A value is malformed.
+    #[error("{message}")]
+    InvalidArgument {
+        /// The field.
+        field: String,
+        /// Explanation.
+        message: String,
+    },
+    /// The frame is not valid protocol.
+    #[error("{0}")]
+    InvalidFrame(String),
+    /// The client's version is not spoken here.
+    #[error("protocol version {0} is not supported")]
+    UnsupportedVersion(u32),
+    /// A backend is down.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { field } => CoreError::Conflict { field },
+            StoreError::NotFound => CoreError::NotFound("not found".into()),
+            StoreError::Unavailable(m) => CoreError::Unavailable(m),
+            StoreError::Corrupt(m) => CoreError::Internal(format!("corrupt record: {m}")),
+        }
+    }
+}
+
+impl CoreError {
+    /// The wire code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CoreError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            CoreError::Forbidden(_) => ErrorCode::Forbidden,
+            CoreError::NotFound(_) => ErrorCode::NotFound,
+            CoreError::Conflict { .. } => ErrorCode::Conflict,
+            CoreError::WeakPassword { .. } => ErrorCode::WeakPassword,
+            CoreError::RateLimited { .. } => ErrorCode::RateLimited,
+            CoreError::TooLarge { .. } => ErrorCode::TooLarge,
+            CoreError::InvalidArgument { .. } => ErrorCode::InvalidArgument,
+            CoreError::InvalidFrame(_) => ErrorCode::InvalidFrame,
+            CoreError::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
+            CoreError::Unavailable(_) => ErrorCode::Unavailable,
+            CoreError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The `error` frame answering request `id`. Backend and internal
+    /// details are replaced by a generic message (and should be logged by
+    /// the caller).
+    pub fn to_frame(&self, id: Option<u32>) -> ServerFrame {
+        let (field, violations, retry_after_ms) = match self {
+            CoreError::Conflict { field }
+            | CoreError::TooLarge { field, .. }
+            | CoreError::InvalidArgument { field, .. } => (Some(field.clone()), Vec::new(), None),
+            CoreError::WeakPassword { violations, .. } => {
+                (Some("password".to_owned()), violations.clone(), None)
+            }
+            CoreError::RateLimited { retry_after_ms } => (None, Vec::new(), Some(*retry_after_ms)),
+            _ => (None, Vec::new(), None),
+        };
+        let message = match self {
+            CoreError::Unavailable(_) => {
+                "the service is temporarily unavailable; retry later".to_owned()
+            }
+            CoreError::Internal(_) => "internal server error".to_owned(),
+            other => other.to_string(),
+        };
+        ServerFrame::Error {
+            id,
+            code: self.code(),
+            message,
+            field,
+            violations,
+            retry_after_ms,
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! # chatcore
+//!
+//! A transport-agnostic secure-messenger engine: accounts with argon2id
+//! passwords, session tokens per device, a user directory with live presence,
+//! 1:1 messaging with gap-free per-conversation sequence numbers, idempotent
+//! sends, offline delivery by per-device cursors, unread counts and alerts.
+//!
+//! A transport hands [`session::serve`] a stream of decoded
+//! [`protocol::ClientFrame`]s and a sink for [`protocol::ServerFrame`]s; the
+//! engine does the rest against the backends in a [`server::Backends`].
+//!
+//! # Layout
+//! - [`model`]: ids, messages, profiles, presence.
+//! - [`protocol`]: the frames, the MessagePack/JSON codec, error codes.
+//! - [`store`]: one trait per backend (users, sessions, reset tokens,
+//!   messages, presence, broker, mailer, rate limiter) and [`store::StoreError`].
+//! - [`memory`]: the in-memory reference implementation of every backend.
+//! - [`account`]: identifier normalisation, password rules, argon2id hashing.
+//! - [`server`]: a node's shared state ([`server::Server`]), [`server::Config`], metrics.
+//! - [`session`]: the per-connection loop.
+//! - `commands`: the request handlers, one file per family (private).
+//! - `hub`: node-local fan-out of broker events to connections (private).
+//! - [`error`]: [`error::CoreError`] and its mapping to wire errors.
+//! - `testkit` (feature `testkit`): the conformance suite every backend runs,
+//!   and the model-based property tests.
+//!
+//! # Example
+//!
+//! An in-process server and one client over plain channels:
+//!
+//! ```
+//! use chatcore::protocol::{ClientFrame, ServerFrame};
+//! use chatcore::server::{Backends, Config, Server};
+//! use chatcore::session::{connect_in_process, PeerInfo};
+//! use futures_util::{SinkExt, StreamExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let server = Server::new(Backends::memory(), Config::default()).unwrap();
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! let mut conn = connect_in_process(server, PeerInfo::default(), 16, shutdown);
+//!
+//! conn.tx.send(Ok(ClientFrame::Hello { id: 1, version: 1, client: None })).await.unwrap();
+//! match conn.rx.next().await {
+//!     Some(ServerFrame::Welcome { id: 1, version: 1, .. }) => {}
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! # }
+//! ```
+
+pub mod account;
+mod commands;
+pub mod error;
+mod hub;
+pub mod memory;
+pub mod model;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use error::CoreError;
+pub use server::{Backends, Config, Server};

@@ -1,0 +1,618 @@
+//! In-memory implementations of every backend trait: the reference the
+//! other implementations are held to, and the default store of a single node.
+//!
+//! Each store keeps its state behind one `std::sync::Mutex` that is never
+//! held across an `.await`, which makes every method atomic: the simplest
+//! correct answer to the concurrency contracts in [`crate::store`].
+
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use crate::model::{ConversationId, DeviceId, Message, Millis, Presence, UserId};
+use crate::store::{
+    Appended, Broker, BrokerHandler, ConversationState, Event, Mail, Mailer, MessageStore,
+    NewMessage, NewUser, PresenceStore, ProfileUpdate, Quota, RateLimiter, ResetToken,
+    ResetTokenStore, SearchQuery, SessionRecord, SessionStore, StoreError, StoreResult, Topic,
+    UserRecord, UserStore,
+};
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it:
+/// each method leaves the state consistent before anything can panic.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// Users in memory.
+#[derive(Default)]
+pub struct MemoryUserStore {
+    inner: Mutex<UsersInner>,
+}
+
+#[derive(Default)]
+struct UsersInner {
+    by_id: HashMap<UserId, UserRecord>,
+    /// username_key -> id; ordered, which gives search its order.
+    by_username: BTreeMap<String, UserId>,
+    by_email: HashMap<String, UserId>,
+    by_phone: HashMap<String, UserId>,
+}
+
+impl MemoryUserStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryUserStore {
+    async fn create(&self, user: NewUser) -> StoreResult<UserRecord> {
+        let mut s = lock(&self.inner);
+        let taken = |field: &str| {
+            Err(StoreError::Conflict {
+                field: field.to_owned(),
+            })
+        };
+        if s.by_username.contains_key(&user.username_key) {
+            return taken("username");
+        }
+        if s.by_email.contains_key(&user.email_key) {
+            return taken("email");
+        }
+        if s.by_phone.contains_key(&user.phone) {
+            return taken("phone");
+        }
+        if s.by_id.contains_key(&user.id) {
+            return taken("id");
+        }
+        let rec = UserRecord::from_new(user);
+        s.by_username
+            .insert(rec.username_key.clone(), rec.id.clone());
+        s.by_email.insert(rec.email_key.clone(), rec.id.clone());
+        s.by_phone.insert(rec.phone.clone(), rec.id.clone());
+        s.by_id.insert(rec.id.clone(), rec.clone());
+        Ok(rec)
+    }
+
+    async fn get(&self, id: &UserId) -> StoreResult<Option<UserRecord>> {
+        Ok(lock(&self.inner).by_id.get(id).cloned())
+    }
+
+    async fn find_by_username(&self, key: &str) -> StoreResult<Option<UserRecord>> {
+        let s = lock(&self.inner);
+        Ok(s.by_username
+            .get(key)
+            .and_then(|id| s.by_id.get(id))
+            .cloned())
+    }
+
+    async fn find_by_email(&self, key: &str) -> StoreResult<Option<UserRecord>> {
+        let s = lock(&self.inner);
+        Ok(s.by_email.get(key).and_then(|id| s.by_id.get(id)).cloned())
+    }
+
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<UserRecord>> {
+        let s = lock(&self.inner);
+        let start = match &query.after {
+            Some(after) => std::ops::Bound::Excluded(after.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(s.by_username
+            .range((start, std::ops::Bound::Unbounded))
+            .filter_map(|(_, id)| s.by_id.get(id))
+            .filter(|u| u.matches_prefix(&query.prefix))
+            .take(query.limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn update_profile(&self, id: &UserId, update: &ProfileUpdate) -> StoreResult<UserRecord> {
+        let mut s = lock(&self.inner);
+        let rec = s.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
+        rec.apply(update);
+        Ok(rec.clone())
+    }
+
+    async fn set_password_hash(&self, id: &UserId, hash: &str) -> StoreResult<()> {
+        let mut s = lock(&self.inner);
+        let rec = s.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
+        rec.password_hash = hash.to_owned();
+        Ok(())
+    }
+}
+
+/// Sessions in memory.
+#[derive(Default)]
+pub struct MemorySessionStore {
+    inner: Mutex<HashMap<String, SessionRecord>>,
+}
+
+impl MemorySessionStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemorySessionStore {
+    async fn create(&self, session: SessionRecord) -> StoreResult<()> {
+        let mut s = lock(&self.inner);
+        if s.contains_key(&session.token_hash) {
+            return Err(StoreError::Conflict {
+                field: "token".into(),
+            });
+        }
+        s.insert(session.token_hash.clone(), session);
+        Ok(())
+    }
+
+    async fn get(&self, token_hash: &str, now: Millis) -> StoreResult<Option<SessionRecord>> {
+        let mut s = lock(&self.inner);
+        match s.get(token_hash) {
+            Some(rec) if now < rec.expires_at => Ok(Some(rec.clone())),
+            Some(_) => {
+                s.remove(token_hash);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn extend(&self, token_hash: &str, expires_at: Millis) -> StoreResult<()> {
+        let mut s = lock(&self.inner);
+        let rec = s.get_mut(token_hash).ok_or(StoreError::NotFound)?;
+        rec.expires_at = expires_at;
+        Ok(())
+    }
+
+    async fn revoke(&self, token_hash: &str) -> StoreResult<bool> {
+        Ok(lock(&self.inner).remove(token_hash).is_some())
+    }
+
+    async fn revoke_all(&self, user: &UserId, keep: Option<&str>) -> StoreResult<u64> {
+        let mut s = lock(&self.inner);
+        let before = s.len();
+        s.retain(|hash, rec| &rec.user != user || Some(hash.as_str()) == keep);
+        Ok((before - s.len()) as u64)
+    }
+}
+
+/// Reset tokens in memory.
+#[derive(Default)]
+pub struct MemoryResetTokenStore {
+    inner: Mutex<HashMap<String, ResetToken>>,
+}
+
+impl MemoryResetTokenStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl ResetTokenStore for MemoryResetTokenStore {
+    async fn insert(&self, token: ResetToken) -> StoreResult<()> {
+        let mut s = lock(&self.inner);
+        // Expired tokens are worthless: drop them here so the map stays bounded.
+        let now = token.expires_at;
+        s.retain(|_, t| t.expires_at > now - 24 * 3_600_000);
+        s.insert(token.token_hash.clone(), token);
+        Ok(())
+    }
+
+    async fn get(&self, token_hash: &str, now: Millis) -> StoreResult<Option<UserId>> {
+        let s = lock(&self.inner);
+        Ok(s.get(token_hash)
+            .filter(|t| now < t.expires_at)
+            .map(|t| t.user.clone()))
+    }
+
+    async fn take(&self, token_hash: &str, now: Millis) -> StoreResult<Option<UserId>> {
+        let mut s = lock(&self.inner);
+        Ok(s.remove(token_hash)
+            .filter(|t| now < t.expires_at)
+            .map(|t| t.user))
+    }
+}
+
+/// Messages in memory.
+#[derive(Default)]
+pub struct MemoryMessageStore {
+    inner: Mutex<MessagesInner>,
+}
+
+#[derive(Default)]
+struct MessagesInner {
+    convs: HashMap<ConversationId, Conv>,
+    /// (sender, client_id) -> (conversation, seq): the idempotency index.
+    by_client_id: HashMap<(UserId, String), (ConversationId, u64)>,
+    by_member: HashMap<UserId, HashSet<ConversationId>>,
+    cursors: HashMap<(UserId, DeviceId), HashMap<ConversationId, u64>>,
+    read: HashMap<(UserId, ConversationId), u64>,
+}
+
+struct Conv {
+    members: Vec<UserId>,
+    /// `messages[i].seq == i + 1`.
+    messages: Vec<Message>,
+}
+
+impl Conv {
+    fn state(&self, conv: &ConversationId) -> ConversationState {
+        let last = self.messages.last();
+        ConversationState::new(
+            conv.clone(),
+            self.members.clone(),
+            last.map_or(0, |m| m.seq),
+            last.map_or(0, |m| m.ts),
+        )
+    }
+}
+
+impl MemoryMessageStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// The index range of seqs in `lo..hi` (exclusive) in a conversation whose
+/// message at index `i` has seq `i + 1`.
+fn seq_index(seq: u64) -> usize {
+    usize::try_from(seq.saturating_sub(1)).unwrap_or(usize::MAX)
+}
+
+#[async_trait]
+impl MessageStore for MemoryMessageStore {
+    async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
+        let mut s = lock(&self.inner);
+        let key = (msg.from.clone(), msg.client_id.clone());
+        if let Some((conv, seq)) = s.by_client_id.get(&key) {
+            let existing = s
+                .convs
+                .get(conv)
+                .and_then(|c| c.messages.get(seq_index(*seq)))
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt("idempotency index points nowhere".into()))?;
+            return Ok(Appended::new(existing, true));
+        }
+        let inner = &mut *s;
+        let conv = inner.convs.entry(msg.conv.clone()).or_insert_with(|| Conv {
+            members: msg.members.clone(),
+            messages: Vec::new(),
+        });
+        if conv.messages.is_empty() {
+            for m in &msg.members {
+                inner
+                    .by_member
+                    .entry(m.clone())
+                    .or_default()
+                    .insert(msg.conv.clone());
+            }
+        }
+        let message = Message {
+            id: msg.id,
+            conv: msg.conv.clone(),
+            seq: conv.messages.len() as u64 + 1,
+            from: msg.from,
+            client_id: msg.client_id,
+            ts: msg.ts,
+            content: msg.content,
+        };
+        conv.messages.push(message.clone());
+        inner.by_client_id.insert(key, (msg.conv, message.seq));
+        Ok(Appended::new(message, false))
+    }
+
+    async fn history(
+        &self,
+        conv: &ConversationId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let s = lock(&self.inner);
+        let Some(c) = s.convs.get(conv) else {
+            return Ok(Vec::new());
+        };
+        let end = before.map_or(c.messages.len(), |b| seq_index(b).min(c.messages.len()));
+        let start = end.saturating_sub(limit);
+        Ok(c.messages[start..end].to_vec())
+    }
+
+    async fn read_after(
+        &self,
+        conv: &ConversationId,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let s = lock(&self.inner);
+        let Some(c) = s.convs.get(conv) else {
+            return Ok(Vec::new());
+        };
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(c.messages.len());
+        Ok(c.messages[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn conversation(&self, conv: &ConversationId) -> StoreResult<Option<ConversationState>> {
+        Ok(lock(&self.inner).convs.get(conv).map(|c| c.state(conv)))
+    }
+
+    async fn conversations(&self, user: &UserId) -> StoreResult<Vec<ConversationState>> {
+        let s = lock(&self.inner);
+        let mut out: Vec<ConversationState> = s
+            .by_member
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| s.convs.get(id).map(|c| c.state(id)))
+            .collect();
+        out.sort_by(|a, b| b.last_ts.cmp(&a.last_ts).then_with(|| a.conv.cmp(&b.conv)));
+        Ok(out)
+    }
+
+    async fn set_cursor(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        conv: &ConversationId,
+        seq: u64,
+    ) -> StoreResult<()> {
+        let mut s = lock(&self.inner);
+        let cur = s
+            .cursors
+            .entry((user.clone(), device.clone()))
+            .or_default()
+            .entry(conv.clone())
+            .or_insert(0);
+        *cur = (*cur).max(seq);
+        Ok(())
+    }
+
+    async fn cursors(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> StoreResult<HashMap<ConversationId, u64>> {
+        Ok(lock(&self.inner)
+            .cursors
+            .get(&(user.clone(), device.clone()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn mark_read(&self, user: &UserId, conv: &ConversationId, seq: u64) -> StoreResult<()> {
+        let mut s = lock(&self.inner);
+        let cur = s.read.entry((user.clone(), conv.clone())).or_insert(0);
+        *cur = (*cur).max(seq);
+        Ok(())
+    }
+
+    async fn unread(&self, user: &UserId, conv: &ConversationId) -> StoreResult<u64> {
+        let s = lock(&self.inner);
+        let read = s
+            .read
+            .get(&(user.clone(), conv.clone()))
+            .copied()
+            .unwrap_or(0);
+        let Some(c) = s.convs.get(conv) else {
+            return Ok(0);
+        };
+        let start = usize::try_from(read)
+            .unwrap_or(usize::MAX)
+            .min(c.messages.len());
+        Ok(c.messages[start..]
+            .iter()
+            .filter(|m| &m.from != user)
+            .count() as u64)
+    }
+}
+
+/// Presence in memory.
+#[derive(Default)]
+pub struct MemoryPresenceStore {
+    inner: Mutex<HashMap<UserId, UserPresence>>,
+}
+
+#[derive(Default)]
+struct UserPresence {
+    conns: HashSet<String>,
+    last_seen: Option<Millis>,
+}
+
+impl MemoryPresenceStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl PresenceStore for MemoryPresenceStore {
+    async fn connect(&self, user: &UserId, conn: &str, _now: Millis) -> StoreResult<bool> {
+        let mut s = lock(&self.inner);
+        let p = s.entry(user.clone()).or_default();
+        let was_offline = p.conns.is_empty();
+        p.conns.insert(conn.to_owned());
+        Ok(was_offline)
+    }
+
+    async fn disconnect(&self, user: &UserId, conn: &str, now: Millis) -> StoreResult<bool> {
+        let mut s = lock(&self.inner);
+        let Some(p) = s.get_mut(user) else {
+            return Ok(false);
+        };
+        if p.conns.remove(conn) && p.conns.is_empty() {
+            p.last_seen = Some(now);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn get(&self, users: &[UserId]) -> StoreResult<Vec<Presence>> {
+        let s = lock(&self.inner);
+        Ok(users
+            .iter()
+            .map(|u| {
+                let p = s.get(u);
+                let online = p.is_some_and(|p| !p.conns.is_empty());
+                Presence {
+                    user: u.clone(),
+                    online,
+                    last_seen: if online {
+                        None
+                    } else {
+                        p.and_then(|p| p.last_seen)
+                    },
+                }
+            })
+            .collect())
+    }
+}
+
+/// The single-node broker: publishing hands the event straight to this
+/// node's hub.
+#[derive(Default)]
+pub struct MemoryBroker {
+    handler: RwLock<Option<Arc<dyn BrokerHandler>>>,
+}
+
+impl MemoryBroker {
+    /// A broker with no handler attached yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Broker for MemoryBroker {
+    fn attach(&self, handler: Arc<dyn BrokerHandler>) {
+        *self.handler.write().unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
+    async fn publish(&self, topic: &Topic, event: Event) -> StoreResult<()> {
+        let handler = self
+            .handler
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(h) = handler {
+            h.deliver(topic, Arc::new(event));
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, _topic: &Topic) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, _topic: &Topic) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+/// A mailer that keeps every mail in memory, for tests and embedding.
+#[derive(Default)]
+pub struct MemoryMailer {
+    outbox: Mutex<Vec<Mail>>,
+}
+
+impl MemoryMailer {
+    /// An empty outbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every mail sent so far, oldest first.
+    pub fn outbox(&self) -> Vec<Mail> {
+        lock(&self.outbox).clone()
+    }
+}
+
+#[async_trait]
+impl Mailer for MemoryMailer {
+    async fn send(&self, mail: Mail) -> StoreResult<()> {
+        lock(&self.outbox).push(mail);
+        Ok(())
+    }
+}
+
+/// A sliding-window rate limiter in memory.
+#[derive(Default)]
+pub struct MemoryRateLimiter {
+    inner: Mutex<HashMap<String, VecDeque<Millis>>>,
+}
+
+impl MemoryRateLimiter {
+    /// A limiter with no history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Drops the events of `q` that have left the window ending at `now`.
+fn expire(q: &mut VecDeque<Millis>, quota: Quota, now: Millis) {
+    let horizon = now.saturating_sub(i64::try_from(quota.window_ms).unwrap_or(i64::MAX));
+    while q.front().is_some_and(|&t| t <= horizon) {
+        q.pop_front();
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryRateLimiter {
+    async fn check(&self, key: &str, quota: Quota, now: Millis) -> StoreResult<Option<u64>> {
+        let mut s = lock(&self.inner);
+        let Some(q) = s.get_mut(key) else {
+            return Ok(None);
+        };
+        expire(q, quota, now);
+        if q.len() < quota.max as usize {
+            return Ok(None);
+        }
+        let oldest = q.front().copied().unwrap_or(now);
+        let wait = oldest + i64::try_from(quota.window_ms).unwrap_or(i64::MAX) - now;
+        Ok(Some(u64::try_from(wait).unwrap_or(0).max(1)))
+    }
+
+    async fn record(&self, key: &str, quota: Quota, now: Millis) -> StoreResult<()> {
+        let mut s = lock(&self.inner);
+        // Keep memory bounded under a flood of distinct keys.
+        if s.len() > 100_000 {
+            s.retain(|_, q| {
+                expire(q, quota, now);
+                !q.is_empty()
+            });
+        }
+        let q = s.entry(key.to_owned()).or_default();
+        expire(q, quota, now);
+        q.push_back(now);
+        while q.len() > quota.max as usize {
+            q.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn clear(&self, key: &str) -> StoreResult<()> {
+        lock(&self.inner).remove(key);
+        Ok(())
+    }
+}
+
+/// Compile-time proof that every memory backend implements its trait as a
+/// `dyn` object.
+#[allow(dead_code)]
+fn _assert_object_safe() {
+    fn is<T: ?Sized>(_: Arc<T>) {}
+    is::<dyn UserStore>(Arc::new(MemoryUserStore::new()));
+    is::<dyn SessionStore>(Arc::new(MemorySessionStore::new()));
+    is::<dyn ResetTokenStore>(Arc::new(MemoryResetTokenStore::new()));
+    is::<dyn MessageStore>(Arc::new(MemoryMessageStore::new()));
+    is::<dyn PresenceStore>(Arc::new(MemoryPresenceStore::new()));
+    is::<dyn Broker>(Arc::new(MemoryBroker::new()));
+    is::<dyn Mailer>(Arc::new(MemoryMailer::new()));
+    is::<dyn RateLimiter>(Arc::new(MemoryRateLimiter::new()));
+}

@@ -1,0 +1,211 @@
+//! The domain model: identifiers, users, messages, presence.
+//!
+//! Identifiers are strings on the wire so that every language (JavaScript
+//! numbers stop at 2^53) can carry them unchanged; in Rust they are newtypes so
+//! a user id can never be passed where a conversation id is expected.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// The identifier as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A user's permanent id, assigned at registration (a UUIDv7: time-ordered).
+    UserId
+);
+string_id!(
+    /// One logged-in device of a user. Each login creates a device; resuming a
+    /// session keeps it, so its delivery cursors survive reconnects.
+    DeviceId
+);
+string_id!(
+    /// A server-assigned message id (UUIDv7).
+    MessageId
+);
+string_id!(
+    /// A conversation. 1:1 conversations have the deterministic id
+    /// `dm:<lower user id>:<higher user id>`, so both sides name it alike
+    /// without a lookup.
+    ConversationId
+);
+
+impl UserId {
+    /// A fresh, time-ordered user id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+}
+
+impl DeviceId {
+    /// A fresh device id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+}
+
+impl MessageId {
+    /// A fresh, time-ordered message id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+}
+
+impl ConversationId {
+    /// The 1:1 conversation between two users; the same whichever side asks.
+    pub fn direct(a: &UserId, b: &UserId) -> Self {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        Self(format!("dm:{lo}:{hi}"))
+    }
+
+    /// The two members of a 1:1 conversation, or `None` for any other id.
+    pub fn direct_members(&self) -> Option<(UserId, UserId)> {
+        let rest = self.0.strip_prefix("dm:")?;
+        let (a, b) = rest.split_once(':')?;
+        if a.is_empty() || b.is_empty() || b.contains(':') || a >= b {
+            return None;
+        }
+        Some((UserId(a.to_owned()), UserId(b.to_owned())))
+    }
+
+    /// Whether `user` is a member of this conversation.
+    pub fn has_member(&self, user: &UserId) -> bool {
+        self.direct_members()
+            .is_some_and(|(a, b)| &a == user || &b == user)
+    }
+
+    /// The other member of a 1:1 conversation, seen from `me`.
+    pub fn peer_of(&self, me: &UserId) -> Option<UserId> {
+        let (a, b) = self.direct_members()?;
+        if &a == me {
+            Some(b)
+        } else if &b == me {
+            Some(a)
+        } else {
+            None
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, UTC. The one time type of the model.
+pub type Millis = i64;
+
+/// What a message carries. Tagged by `kind` on the wire so new kinds (media,
+/// ciphertext) can be added without breaking old decoders' framing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Content {
+    /// Plain UTF-8 text.
+    Text {
+        /// The text, at most `Limits::max_text_bytes` bytes.
+        text: String,
+    },
+}
+
+/// A stored message, as every device receives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    /// Server-assigned id.
+    pub id: MessageId,
+    /// The conversation it belongs to.
+    pub conv: ConversationId,
+    /// Position in the conversation: 1, 2, 3, ... with no gap, assigned when
+    /// the store durably appended it.
+    pub seq: u64,
+    /// Who sent it.
+    pub from: UserId,
+    /// The sender's id for it, unique per sender; a retried send with the same
+    /// `client_id` returns this message instead of storing a second one.
+    pub client_id: String,
+    /// Server time of the append.
+    pub ts: Millis,
+    /// The payload.
+    pub content: Content,
+}
+
+/// A user as the directory shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The user's id.
+    pub user: UserId,
+    /// The username as the user typed it (uniqueness is on its normalised form).
+    pub username: String,
+    /// Free-form display name.
+    pub display_name: String,
+    /// "About" text of the contact card.
+    pub about: String,
+    /// Reference to the profile picture (a media id or URL), if any.
+    pub avatar: Option<String>,
+}
+
+/// Whether a user is reachable now, or when they last were.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Presence {
+    /// The user it describes.
+    pub user: UserId,
+    /// True while any device of the user is connected.
+    pub online: bool,
+    /// When the last device disconnected; `None` while online or if never seen.
+    pub last_seen: Option<Millis>,
+}
+
+/// The current wall-clock time in milliseconds.
+pub fn now_millis() -> Millis {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_conversation_is_symmetric_and_parses_back() {
+        let a = UserId::from("alice-id");
+        let b = UserId::from("bob-id");
+        let c = ConversationId::direct(&a, &b);
+        assert_eq!(c, ConversationId::direct(&b, &a));
+        assert_eq!(c.direct_members(), Some((a.clone(), b.clone())));
+        assert_eq!(c.peer_of(&a), Some(b.clone()));
+        assert!(!c.has_member(&UserId::from("carol")));
+    }
+
+    #[test]
+    fn malformed_conversation_ids_have_no_members() {
+        for bad in [
+            "", "dm:", "dm:a", "dm:b:a", "dm:a:a", "dm::b", "dm:a:b:c", "grp:1",
+        ] {
+            assert_eq!(ConversationId(bad.into()).direct_members(), None, "{bad}");
+        }
+    }
+}

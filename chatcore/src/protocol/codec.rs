@@ -1,0 +1,104 @@
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::ClientFrame;
+
+/// How frames are turned into bytes. Chosen per connection by the WebSocket
+/// subprotocol; both carry the very same schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// MessagePack with named fields, sent as binary WebSocket messages. The default.
+    MsgPack,
+    /// JSON, sent as text WebSocket messages: for debugging and zero-dependency clients.
+    Json,
+}
+
+/// A frame that could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The bytes are not a valid frame.
+    #[error("invalid frame: {0}")]
+    Decode(String),
+    /// A frame could not be encoded (a bug: every frame type is encodable).
+    #[error("cannot encode frame: {0}")]
+    Encode(String),
+}
+
+/// A client frame that failed to decode, with the request id if one could
+/// still be read from it, so the error reply can name the request.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct DecodeError {
+    /// The `id` field of the broken frame, when it had a readable one.
+    pub id: Option<u32>,
+    /// What was wrong.
+    pub error: ProtocolError,
+}
+
+impl Codec {
+    /// Subprotocol name for MessagePack.
+    pub const MSGPACK_SUBPROTOCOL: &'static str = "chatcore.v1.msgpack";
+    /// Subprotocol name for JSON.
+    pub const JSON_SUBPROTOCOL: &'static str = "chatcore.v1.json";
+
+    /// The codec a WebSocket subprotocol name selects.
+    pub fn from_subprotocol(name: &str) -> Option<Codec> {
+        match name.trim() {
+            Self::MSGPACK_SUBPROTOCOL => Some(Codec::MsgPack),
+            Self::JSON_SUBPROTOCOL => Some(Codec::Json),
+            _ => None,
+        }
+    }
+
+    /// The subprotocol name of this codec.
+    pub fn subprotocol(self) -> &'static str {
+        match self {
+            Codec::MsgPack => Self::MSGPACK_SUBPROTOCOL,
+            Codec::Json => Self::JSON_SUBPROTOCOL,
+        }
+    }
+
+    /// Whether frames travel as WebSocket text (JSON) rather than binary messages.
+    pub fn is_text(self) -> bool {
+        matches!(self, Codec::Json)
+    }
+
+    /// Encodes any frame type.
+    pub fn encode<T: Serialize>(self, frame: &T) -> Result<Vec<u8>, ProtocolError> {
+        match self {
+            Codec::MsgPack => {
+                rmp_serde::to_vec_named(frame).map_err(|e| ProtocolError::Encode(e.to_string()))
+            }
+            Codec::Json => {
+                serde_json::to_vec(frame).map_err(|e| ProtocolError::Encode(e.to_string()))
+            }
+        }
+    }
+
+    /// Decodes any frame type. Never panics, whatever the bytes.
+    pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, ProtocolError> {
+        match self {
+            Codec::MsgPack => {
+                rmp_serde::from_slice(bytes).map_err(|e| ProtocolError::Decode(e.to_string()))
+            }
+            Codec::Json => {
+                serde_json::from_slice(bytes).map_err(|e| ProtocolError::Decode(e.to_string()))
+            }
+        }
+    }
+
+    /// Decodes a client frame; on failure, recovers the request id if the
+    /// bytes are at least a map with a numeric `id`.
+    pub fn decode_client(self, bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
+        self.decode(bytes).map_err(|error| DecodeError {
+            id: self.decode::<IdOnly>(bytes).ok().and_then(|f| f.id),
+            error,
+        })
+    }
+}
+
+/// The lenient view of a broken frame used to find its request id.
+#[derive(Deserialize)]
+struct IdOnly {
+    id: Option<u32>,
+}

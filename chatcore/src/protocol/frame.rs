@@ -1,0 +1,456 @@
+use serde::{Deserialize, Serialize};
+
+use super::ErrorCode;
+use crate::model::{
+    Content, ConversationId, DeviceId, Message, MessageId, Millis, Presence, Profile, UserId,
+};
+
+/// The protocol version this build speaks. A client announces its version in
+/// its first frame (`hello`); the server answers with the version both speak.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Everything a client may send. Every request carries an `id`, chosen by the
+/// client, that the server's reply (or `error`) carries back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Must be the first frame: announces the protocol version. Reply: `welcome`.
+    Hello {
+        /// Request id.
+        id: u32,
+        /// Highest protocol version the client speaks.
+        version: u32,
+        /// Free-form client name and version, for the server's log.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+    /// Creates an account and signs this connection in as a new device. Reply: `session`.
+    Register {
+        /// Request id.
+        id: u32,
+        /// Unique (case-insensitively, after Unicode NFKC) login name.
+        username: String,
+        /// Unique email address; password-reset mail goes there.
+        email: String,
+        /// Unique phone number, normalised to E.164 (`+` and digits).
+        phone: String,
+        /// Name shown to others.
+        display_name: String,
+        /// Checked against the password rules; never stored in clear.
+        password: String,
+        /// Name of the device being signed in ("Firefox on Linux").
+        device: String,
+    },
+    /// Signs in by username or email, as a new device. Reply: `session` with a token.
+    Login {
+        /// Request id.
+        id: u32,
+        /// Username or email address.
+        login: String,
+        /// The password.
+        password: String,
+        /// Name of the device being signed in.
+        device: String,
+    },
+    /// Resumes a session by its token (after a reconnect). Reply: `session` without token.
+    Resume {
+        /// Request id.
+        id: u32,
+        /// The token a `session` reply handed out.
+        token: String,
+    },
+    /// Revokes this connection's session. Reply: `ok`.
+    Logout {
+        /// Request id.
+        id: u32,
+    },
+    /// Changes the password and revokes every other session of the user. Reply: `ok`.
+    ChangePassword {
+        /// Request id.
+        id: u32,
+        /// The current password.
+        old_password: String,
+        /// The new password, checked against the rules.
+        new_password: String,
+    },
+    /// Asks for a password-reset mail. The reply is `ok` whether or not the account exists.
+    ResetRequest {
+        /// Request id.
+        id: u32,
+        /// The account's email address.
+        email: String,
+    },
+    /// Sets a new password with a reset token from the mail; revokes all sessions. Reply: `ok`.
+    ResetConfirm {
+        /// Request id.
+        id: u32,
+        /// The single-use token from the mail.
+        token: String,
+        /// The new password, checked against the rules.
+        new_password: String,
+    },
+    /// Searches the directory by username or display-name prefix. Reply: `users`.
+    ///
+    /// The listed users' presence changes are pushed until the next search.
+    SearchUsers {
+        /// Request id.
+        id: u32,
+        /// Prefix to match (empty lists everyone).
+        query: String,
+        /// Paging cursor: the `next` of the previous page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        /// Page size (server caps it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// One user's contact card. Reply: `profile`.
+    GetProfile {
+        /// Request id.
+        id: u32,
+        /// The user.
+        user: UserId,
+    },
+    /// Changes the caller's own profile; absent fields stay. Reply: `profile`.
+    UpdateProfile {
+        /// Request id.
+        id: u32,
+        /// New display name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+        /// New about text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        about: Option<String>,
+        /// New avatar reference; the empty string removes it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        avatar: Option<String>,
+    },
+    /// Sends a message to a user. Reply: `sent`, only once the store has it.
+    Send {
+        /// Request id.
+        id: u32,
+        /// The recipient.
+        to: UserId,
+        /// The client's unique id for this message; resending with the same
+        /// `client_id` is answered with the first send's `sent`, never stored twice.
+        client_id: String,
+        /// The payload.
+        content: Content,
+    },
+    /// A page of history, newest first from `before`. Reply: `messages`.
+    History {
+        /// Request id.
+        id: u32,
+        /// The conversation (the caller must be a member).
+        conv: ConversationId,
+        /// Only messages with a smaller seq; absent means from the newest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        /// Page size (server caps it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Everything this device has not acknowledged, across all conversations. Reply: `synced`.
+    Sync {
+        /// Request id.
+        id: u32,
+        /// Page size (server caps it); `more` in the reply says whether to ask again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// This device has everything of `conv` up to `seq`: sync resumes after it. Reply: `ok`.
+    Ack {
+        /// Request id.
+        id: u32,
+        /// The conversation.
+        conv: ConversationId,
+        /// Highest seq received; acknowledgements never move backwards.
+        seq: u64,
+    },
+    /// The user has read `conv` up to `seq`: its unread count drops. Reply: `ok`.
+    Read {
+        /// Request id.
+        id: u32,
+        /// The conversation.
+        conv: ConversationId,
+        /// Highest seq read.
+        seq: u64,
+    },
+    /// Which conversation this device shows, if any; messages there raise no `alert`. Reply: `ok`.
+    Focus {
+        /// Request id.
+        id: u32,
+        /// The open conversation, or absent for none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conv: Option<ConversationId>,
+    },
+    /// The caller's conversations with unread counts. Reply: `conversations`.
+    Conversations {
+        /// Request id.
+        id: u32,
+    },
+    /// Liveness check at the application level. Reply: `pong`.
+    Ping {
+        /// Request id.
+        id: u32,
+    },
+}
+
+impl ClientFrame {
+    /// The request id the reply will carry.
+    pub fn id(&self) -> u32 {
+        match self {
+            ClientFrame::Hello { id, .. }
+            | ClientFrame::Register { id, .. }
+            | ClientFrame::Login { id, .. }
+            | ClientFrame::Resume { id, .. }
+            | ClientFrame::Logout { id }
+            | ClientFrame::ChangePassword { id, .. }
+            | ClientFrame::ResetRequest { id, .. }
+            | ClientFrame::ResetConfirm { id, .. }
+            | ClientFrame::SearchUsers { id, .. }
+            | ClientFrame::GetProfile { id, .. }
+            | ClientFrame::UpdateProfile { id, .. }
+            | ClientFrame::Send { id, .. }
+            | ClientFrame::History { id, .. }
+            | ClientFrame::Sync { id, .. }
+            | ClientFrame::Ack { id, .. }
+            | ClientFrame::Read { id, .. }
+            | ClientFrame::Focus { id, .. }
+            | ClientFrame::Conversations { id }
+            | ClientFrame::Ping { id } => *id,
+        }
+    }
+
+    /// The frame's `type` on the wire.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientFrame::Hello { .. } => "hello",
+            ClientFrame::Register { .. } => "register",
+            ClientFrame::Login { .. } => "login",
+            ClientFrame::Resume { .. } => "resume",
+            ClientFrame::Logout { .. } => "logout",
+            ClientFrame::ChangePassword { .. } => "change_password",
+            ClientFrame::ResetRequest { .. } => "reset_request",
+            ClientFrame::ResetConfirm { .. } => "reset_confirm",
+            ClientFrame::SearchUsers { .. } => "search_users",
+            ClientFrame::GetProfile { .. } => "get_profile",
+            ClientFrame::UpdateProfile { .. } => "update_profile",
+            ClientFrame::Send { .. } => "send",
+            ClientFrame::History { .. } => "history",
+            ClientFrame::Sync { .. } => "sync",
+            ClientFrame::Ack { .. } => "ack",
+            ClientFrame::Read { .. } => "read",
+            ClientFrame::Focus { .. } => "focus",
+            ClientFrame::Conversations { .. } => "conversations",
+            ClientFrame::Ping { .. } => "ping",
+        }
+    }
+}
+
+/// A user in a directory listing: the contact card and current presence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryEntry {
+    /// The contact card.
+    pub profile: Profile,
+    /// Online now, or when last seen.
+    pub presence: Presence,
+}
+
+/// One conversation of the caller, for the chat list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationSummary {
+    /// The conversation.
+    pub conv: ConversationId,
+    /// The other member, for a 1:1 conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<UserId>,
+    /// Seq of the newest message.
+    pub last_seq: u64,
+    /// Messages from others after the caller's read marker.
+    pub unread: u64,
+    /// The newest message, for a preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<Message>,
+}
+
+/// Everything the server sends: replies (with the request's `id`) and pushes (without).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerFrame {
+    /// Reply to `hello`.
+    Welcome {
+        /// Request id.
+        id: u32,
+        /// The protocol version both sides now speak.
+        version: u32,
+        /// Server name and version.
+        server: String,
+        /// Server clock, so clients can correct timestamps.
+        time: Millis,
+    },
+    /// Reply to `register`, `login` and `resume`: this connection is signed in.
+    Session {
+        /// Request id.
+        id: u32,
+        /// The signed-in user.
+        user: UserId,
+        /// This device; its delivery cursors are kept under this id.
+        device: DeviceId,
+        /// Secret for `resume`; only sent by `register` and `login`. Store it safely.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// When the session expires unless resumed before.
+        expires_at: Millis,
+        /// The user's own profile.
+        profile: Profile,
+    },
+    /// Success with nothing to report.
+    Ok {
+        /// Request id.
+        id: u32,
+    },
+    /// Reply to `search_users`.
+    Users {
+        /// Request id.
+        id: u32,
+        /// The page.
+        users: Vec<DirectoryEntry>,
+        /// Cursor for the next page, absent on the last one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
+    /// Reply to `get_profile` and `update_profile`.
+    Profile {
+        /// Request id.
+        id: u32,
+        /// The contact card and presence.
+        entry: DirectoryEntry,
+    },
+    /// Reply to `send`: the message is durably stored.
+    Sent {
+        /// Request id.
+        id: u32,
+        /// The stored message's id.
+        message_id: MessageId,
+        /// Its conversation.
+        conv: ConversationId,
+        /// Its seq in the conversation.
+        seq: u64,
+        /// Server time of the append.
+        ts: Millis,
+        /// True when this `client_id` was stored before (a retry): nothing new was stored.
+        duplicate: bool,
+    },
+    /// Reply to `history`: a page, oldest first.
+    Messages {
+        /// Request id.
+        id: u32,
+        /// The conversation.
+        conv: ConversationId,
+        /// The page, ascending by seq.
+        messages: Vec<Message>,
+        /// Whether older messages exist before this page.
+        more: bool,
+    },
+    /// Reply to `sync`: unacknowledged messages, ascending by seq within each conversation.
+    Synced {
+        /// Request id.
+        id: u32,
+        /// The messages.
+        messages: Vec<Message>,
+        /// Whether more remain (ask again after acknowledging these, or with
+        /// the next page being everything after the last seq returned).
+        more: bool,
+    },
+    /// Reply to `conversations`.
+    Conversations {
+        /// Request id.
+        id: u32,
+        /// Newest activity first.
+        conversations: Vec<ConversationSummary>,
+    },
+    /// Reply to `ping`.
+    Pong {
+        /// Request id.
+        id: u32,
+    },
+    /// A request failed, or the connection did something wrong.
+    Error {
+        /// The failed request's id; absent when the frame had none readable.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u32>,
+        /// Stable reason.
+        code: ErrorCode,
+        /// Human-readable explanation (may change; do not parse).
+        message: String,
+        /// The request field at fault, for `conflict` and `invalid_argument`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+        /// Each broken password rule, for `weak_password`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        violations: Vec<String>,
+        /// When to retry, for `rate_limited`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    /// Push: a new message for this device.
+    Message {
+        /// The message.
+        message: Message,
+    },
+    /// Push: a watched user's presence changed.
+    Presence {
+        /// The new presence.
+        presence: Presence,
+    },
+    /// Push: a message arrived in a conversation this device is not focused on.
+    Alert {
+        /// The conversation.
+        conv: ConversationId,
+        /// The sender.
+        from: UserId,
+        /// The new message.
+        message_id: MessageId,
+        /// Its seq.
+        seq: u64,
+        /// Unread messages in that conversation now.
+        unread: u64,
+    },
+}
+
+impl ServerFrame {
+    /// The request id of a reply; `None` for pushes.
+    pub fn id(&self) -> Option<u32> {
+        match self {
+            ServerFrame::Welcome { id, .. }
+            | ServerFrame::Session { id, .. }
+            | ServerFrame::Ok { id }
+            | ServerFrame::Users { id, .. }
+            | ServerFrame::Profile { id, .. }
+            | ServerFrame::Sent { id, .. }
+            | ServerFrame::Messages { id, .. }
+            | ServerFrame::Synced { id, .. }
+            | ServerFrame::Conversations { id, .. }
+            | ServerFrame::Pong { id } => Some(*id),
+            ServerFrame::Error { id, .. } => *id,
+            ServerFrame::Message { .. }
+            | ServerFrame::Presence { .. }
+            | ServerFrame::Alert { .. } => None,
+        }
+    }
+
+    /// An error frame with just a code and message.
+    pub fn error(id: Option<u32>, code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerFrame::Error {
+            id,
+            code,
+            message: message.into(),
+            field: None,
+            violations: Vec::new(),
+            retry_after_ms: None,
+        }
+    }
+}

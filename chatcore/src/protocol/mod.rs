@@ -1,0 +1,15 @@
+//! The wire protocol: typed frames, the two codecs, and the stable error codes.
+//!
+//! One WebSocket message carries one frame. Frames are maps tagged by a `type`
+//! string; requests carry a client-chosen `id` that the reply echoes, pushes
+//! carry none. The normative description, with an example of every frame, is
+//! `docs/PROTOCOL.md`; `tests/vectors/frames.json` holds every frame encoded by
+//! these types, and every codec must reproduce those bytes.
+
+mod codec;
+mod error;
+mod frame;
+
+pub use codec::{Codec, DecodeError, ProtocolError};
+pub use error::ErrorCode;
+pub use frame::{ClientFrame, ConversationSummary, DirectoryEntry, ServerFrame, PROTOCOL_VERSION};

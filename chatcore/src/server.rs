@@ -1,0 +1,311 @@
+//! The shared state of one node: backends, configuration, the local hub,
+//! the password hasher, the clock and the metrics.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::account::{Argon2Config, PasswordHasher, PasswordPolicy};
+use crate::error::CoreError;
+use crate::hub::Hub;
+use crate::memory::{
+    MemoryBroker, MemoryMailer, MemoryMessageStore, MemoryPresenceStore, MemoryRateLimiter,
+    MemoryResetTokenStore, MemorySessionStore, MemoryUserStore,
+};
+use crate::model::{now_millis, Millis};
+use crate::protocol::ErrorCode;
+use crate::store::{
+    Broker, BrokerHandler, Mailer, MessageStore, PresenceStore, Quota, RateLimiter,
+    ResetTokenStore, SessionStore, UserStore,
+};
+
+/// Every backend the engine uses, chosen at start-up.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Backends {
+    /// Accounts.
+    pub users: Arc<dyn UserStore>,
+    /// Session tokens.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Password-reset tokens.
+    pub resets: Arc<dyn ResetTokenStore>,
+    /// Messages, cursors, read markers.
+    pub messages: Arc<dyn MessageStore>,
+    /// Who is online.
+    pub presence: Arc<dyn PresenceStore>,
+    /// Event fan-out between nodes.
+    pub broker: Arc<dyn Broker>,
+    /// Outgoing mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Login attempt counting.
+    pub limiter: Arc<dyn RateLimiter>,
+}
+
+impl Backends {
+    /// All-in-memory backends with the given mailer: one node, nothing survives the process.
+    pub fn memory_with_mailer(mailer: Arc<dyn Mailer>) -> Self {
+        Self {
+            users: Arc::new(MemoryUserStore::new()),
+            sessions: Arc::new(MemorySessionStore::new()),
+            resets: Arc::new(MemoryResetTokenStore::new()),
+            messages: Arc::new(MemoryMessageStore::new()),
+            presence: Arc::new(MemoryPresenceStore::new()),
+            broker: Arc::new(MemoryBroker::new()),
+            mailer,
+            limiter: Arc::new(MemoryRateLimiter::new()),
+        }
+    }
+
+    /// All-in-memory backends, mail kept in a [`MemoryMailer`].
+    pub fn memory() -> Self {
+        Self::memory_with_mailer(Arc::new(MemoryMailer::new()))
+    }
+}
+
+/// Tunables of the engine. Start from `Config::default()` and change fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Name and version announced in `welcome`.
+    pub server_name: String,
+    /// Lifetime of a session token; each `resume` extends it by as much.
+    pub session_ttl: Duration,
+    /// Lifetime of a password-reset token.
+    pub reset_ttl: Duration,
+    /// Text before the token in the reset mail's link (the web client's reset page).
+    pub reset_link_prefix: String,
+    /// Password rules.
+    pub password_policy: PasswordPolicy,
+    /// argon2id cost of new hashes; older, cheaper hashes are upgraded at login.
+    pub argon2: Argon2Config,
+    /// Hashes computed at once (each holds `argon2.m_kib` of memory).
+    pub hash_concurrency: usize,
+    /// Failed logins allowed per account.
+    pub login_per_account: Quota,
+    /// Failed logins allowed per client address.
+    pub login_per_address: Quota,
+    /// Registrations and reset requests allowed per client address.
+    pub signup_per_address: Quota,
+    /// Pushes buffered per connection; a connection that lets this many pile
+    /// up is disconnected (it catches up by sync).
+    pub outbound_queue: usize,
+    /// How long a connection may stay unauthenticated.
+    pub auth_timeout: Duration,
+    /// Requests per second allowed per connection (sustained).
+    pub frames_per_second: u32,
+    /// Requests allowed in a burst above the sustained rate.
+    pub frame_burst: u32,
+    /// Largest text message, in bytes.
+    pub max_text_bytes: usize,
+    /// Largest other string field (names, ids, about), in bytes.
+    pub max_field_bytes: usize,
+    /// Largest page of history, sync or directory.
+    pub max_page: usize,
+    /// Presence subscriptions a connection may hold for its conversations.
+    pub max_watched: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server_name: format!("chatcore/{}", env!("CARGO_PKG_VERSION")),
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            reset_ttl: Duration::from_secs(30 * 60),
+            reset_link_prefix: "/#reset=".to_owned(),
+            password_policy: PasswordPolicy::default(),
+            argon2: Argon2Config::default(),
+            hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            login_per_account: Quota {
+                max: 10,
+                window_ms: 15 * 60 * 1000,
+            },
+            login_per_address: Quota {
+                max: 100,
+                window_ms: 15 * 60 * 1000,
+            },
+            signup_per_address: Quota {
+                max: 30,
+                window_ms: 60 * 60 * 1000,
+            },
+            outbound_queue: 256,
+            auth_timeout: Duration::from_secs(10),
+            frames_per_second: 50,
+            frame_burst: 200,
+            max_text_bytes: 16 * 1024,
+            max_field_bytes: 1024,
+            max_page: 200,
+            max_watched: 256,
+        }
+    }
+}
+
+/// Where time comes from; tests substitute a [`ManualClock`].
+pub trait Clock: Send + Sync {
+    /// Now, in milliseconds since the epoch.
+    fn now(&self) -> Millis;
+}
+
+/// The system's wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        now_millis()
+    }
+}
+
+/// A clock that moves only when told: for testing expiry.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: Millis) -> Self {
+        Self(AtomicI64::new(start))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(
+            i64::try_from(by.as_millis()).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Millis {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Upper bounds (milliseconds) of the delivery-latency histogram buckets.
+pub const LATENCY_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000];
+
+/// Counters the engine keeps; a transport exports them (chatd as Prometheus text).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Connections being served now.
+    pub connections: AtomicU64,
+    /// Connections ever accepted.
+    pub connections_total: AtomicU64,
+    /// Client frames received.
+    pub frames_in: AtomicU64,
+    /// Server frames sent.
+    pub frames_out: AtomicU64,
+    /// Messages durably appended (not counting idempotent retries).
+    pub messages_stored: AtomicU64,
+    /// Message pushes handed to connections.
+    pub messages_delivered: AtomicU64,
+    /// Connections closed for falling behind.
+    pub slow_consumers: AtomicU64,
+    /// Error frames sent, by [`ErrorCode::ALL`] index.
+    pub errors: [AtomicU64; ErrorCode::ALL.len()],
+    /// Delivery latency (store time to push), cumulative buckets of [`LATENCY_BUCKETS_MS`] plus +Inf.
+    pub latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    /// Sum of delivery latencies in milliseconds.
+    pub latency_sum_ms: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts an error frame.
+    pub fn error(&self, code: ErrorCode) {
+        if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
+            self.errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records one delivery latency.
+    pub fn delivered(&self, latency_ms: u64) {
+        self.messages_delivered.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_ms.fetch_add(latency_ms, Ordering::Relaxed);
+        let i = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|b| latency_ms <= *b)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One node of the engine. Cheap to share (`Arc<Server>`); transports call
+/// [`crate::session::serve`] with it for each connection.
+pub struct Server {
+    pub(crate) backends: Backends,
+    pub(crate) config: Config,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Metrics,
+    /// Distinguishes this node's connection keys from other nodes' in shared presence.
+    pub(crate) node_id: String,
+    next_conn: AtomicU64,
+}
+
+impl Server {
+    /// A node over `backends`, on the system clock.
+    pub fn new(backends: Backends, config: Config) -> Result<Arc<Self>, CoreError> {
+        Self::with_clock(backends, config, Arc::new(SystemClock))
+    }
+
+    /// A node with an explicit clock (tests).
+    pub fn with_clock(
+        backends: Backends,
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, CoreError> {
+        let hasher = PasswordHasher::new(config.argon2, config.hash_concurrency)?;
+        let hub = Arc::new(Hub::new(backends.broker.clone()));
+        backends
+            .broker
+            .attach(hub.clone() as Arc<dyn BrokerHandler>);
+        Ok(Arc::new(Self {
+            backends,
+            config,
+            hub,
+            hasher,
+            clock,
+            metrics: Metrics::default(),
+            node_id: uuid::Uuid::new_v4().simple().to_string(),
+            next_conn: AtomicU64::new(1),
+        }))
+    }
+
+    /// The backends.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Current time by this server's clock.
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// Whether the stores answer (for readiness probes).
+    pub async fn ready(&self) -> Result<(), CoreError> {
+        self.backends
+            .users
+            .get(&crate::model::UserId::from("readiness-probe"))
+            .await?;
+        self.backends
+            .messages
+            .conversation(&crate::model::ConversationId::from("readiness-probe"))
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) fn next_conn_key(&self) -> (u64, String) {
+        let n = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        (n, format!("{}/{n}", self.node_id))
+    }
+}

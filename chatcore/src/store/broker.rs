@@ -1,0 +1,78 @@
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use super::StoreResult;
+use crate::model::{DeviceId, Message, Presence, UserId};
+
+/// Where events are published. Every connection of a user listens on
+/// `User(user)`; connections watching someone's presence listen on `Presence(user)`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "t", content = "u", rename_all = "snake_case")]
+pub enum Topic {
+    /// Everything for the devices of a user.
+    User(UserId),
+    /// Presence changes of a user.
+    Presence(UserId),
+}
+
+impl Topic {
+    /// A flat channel name, for brokers that need one (`u:<id>`, `p:<id>`).
+    pub fn channel(&self) -> String {
+        match self {
+            Topic::User(u) => format!("u:{u}"),
+            Topic::Presence(u) => format!("p:{u}"),
+        }
+    }
+}
+
+/// What travels through the broker. Serializable so that a broker between
+/// nodes can carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A stored message for the topic's user.
+    Message {
+        /// The message.
+        message: Message,
+        /// The recipient's unread count in the conversation after it.
+        unread: u64,
+        /// The connection that sent it, which has its `sent` reply already
+        /// and must not get it again.
+        origin: Option<String>,
+    },
+    /// A user's presence changed.
+    Presence(Presence),
+    /// Sessions of the topic's user were revoked: every connection of the
+    /// user closes, except those of device `keep`.
+    Revoked {
+        /// The device whose session survives (the one that changed the password).
+        keep: Option<DeviceId>,
+    },
+}
+
+/// Receives the events of the topics this node subscribed to.
+pub trait BrokerHandler: Send + Sync {
+    /// Called once per event per subscribed topic; must not block.
+    fn deliver(&self, topic: &Topic, event: Arc<Event>);
+}
+
+/// Fans events out to every node with a subscriber on the topic.
+#[async_trait]
+pub trait Broker: Send + Sync {
+    /// Sets the node-local receiver of delivered events. Called once, before
+    /// any subscribe.
+    fn attach(&self, handler: Arc<dyn BrokerHandler>);
+
+    /// Delivers `event` to every node subscribed to `topic`, this one
+    /// included. Order is kept per topic per publisher. Best-effort: a node
+    /// that misses it recovers through sync, nothing is lost from the store.
+    async fn publish(&self, topic: &Topic, event: Event) -> StoreResult<()>;
+
+    /// Starts delivering `topic` to this node. The node's hub calls it for a
+    /// topic's first local subscriber only.
+    async fn subscribe(&self, topic: &Topic) -> StoreResult<()>;
+
+    /// Stops delivering `topic` to this node (after its last local subscriber left).
+    async fn unsubscribe(&self, topic: &Topic) -> StoreResult<()>;
+}

@@ -1,0 +1,48 @@
+//! The backend traits: one small contract per domain.
+//!
+//! Each trait is object-safe (`Arc<dyn Trait>` is how the server holds them),
+//! `Send + Sync`, and documents its contract on every method: ordering,
+//! idempotency, expiry and which outcome is `Ok(None)` versus an error. The
+//! in-memory implementations in [`crate::memory`] are the reference; the
+//! conformance suite in `chatcore::testkit` holds every implementation to them.
+
+mod broker;
+mod limiter;
+mod mailer;
+mod messages;
+mod presence;
+mod sessions;
+mod users;
+
+pub use broker::{Broker, BrokerHandler, Event, Topic};
+pub use limiter::{Quota, RateLimiter};
+pub use mailer::{Mail, Mailer};
+pub use messages::{Appended, ConversationState, MessageStore, NewMessage};
+pub use presence::PresenceStore;
+pub use sessions::{ResetToken, ResetTokenStore, SessionRecord, SessionStore};
+pub use users::{display_name_words, NewUser, ProfileUpdate, SearchQuery, UserRecord, UserStore};
+
+/// Why a backend call failed. Callers treat `Conflict` and `NotFound` as
+/// answers about the data, and `Unavailable` as "try again later".
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; `field` names it (`username`, `email`, `phone`, ...).
+    #[error("{field} is already taken")]
+    Conflict {
+        /// The unique field that collided.
+        field: String,
+    },
+    /// The record to change does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The backend could not be reached or did not answer in time.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered with data this code cannot read (a bug or a
+    /// manual edit of the database).
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// Result of a backend call.
+pub type StoreResult<T> = Result<T, StoreError>;

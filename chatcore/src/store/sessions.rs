@@ -1,0 +1,106 @@
+use async_trait::async_trait;
+
+use super::StoreResult;
+use crate::model::{DeviceId, Millis, UserId};
+
+/// A signed-in device. The token itself is never stored: only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionRecord {
+    /// Hex SHA-256 of the session token.
+    pub token_hash: String,
+    /// The user.
+    pub user: UserId,
+    /// The device this session signs in.
+    pub device: DeviceId,
+    /// Name the client gave the device.
+    pub device_name: String,
+    /// When it was created.
+    pub created_at: Millis,
+    /// After this instant the session is gone.
+    pub expires_at: Millis,
+}
+
+impl SessionRecord {
+    /// A session record.
+    pub fn new(
+        token_hash: String,
+        user: UserId,
+        device: DeviceId,
+        device_name: String,
+        created_at: Millis,
+        expires_at: Millis,
+    ) -> Self {
+        Self {
+            token_hash,
+            user,
+            device,
+            device_name,
+            created_at,
+            expires_at,
+        }
+    }
+}
+
+/// Session tokens.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a session. `Conflict { field: "token" }` if the hash exists
+    /// (with 256-bit tokens, only a bug produces that).
+    async fn create(&self, session: SessionRecord) -> StoreResult<()>;
+
+    /// The session with this token hash if it exists and `now < expires_at`;
+    /// `Ok(None)` otherwise (an expired session is as good as gone; stores may
+    /// delete it lazily or by TTL).
+    async fn get(&self, token_hash: &str, now: Millis) -> StoreResult<Option<SessionRecord>>;
+
+    /// Moves a live session's expiry (sliding expiry on resume). `NotFound`
+    /// if there is no such session.
+    async fn extend(&self, token_hash: &str, expires_at: Millis) -> StoreResult<()>;
+
+    /// Deletes one session. Returns whether it existed. Idempotent.
+    async fn revoke(&self, token_hash: &str) -> StoreResult<bool>;
+
+    /// Deletes every session of `user` except the one with hash `keep`.
+    /// Returns how many were deleted.
+    async fn revoke_all(&self, user: &UserId, keep: Option<&str>) -> StoreResult<u64>;
+}
+
+/// A password-reset token, stored hashed like session tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResetToken {
+    /// Hex SHA-256 of the token mailed to the user.
+    pub token_hash: String,
+    /// Whose password it resets.
+    pub user: UserId,
+    /// After this instant it is worthless.
+    pub expires_at: Millis,
+}
+
+impl ResetToken {
+    /// A reset token record.
+    pub fn new(token_hash: String, user: UserId, expires_at: Millis) -> Self {
+        Self {
+            token_hash,
+            user,
+            expires_at,
+        }
+    }
+}
+
+/// Single-use password-reset tokens.
+#[async_trait]
+pub trait ResetTokenStore: Send + Sync {
+    /// Stores a token.
+    async fn insert(&self, token: ResetToken) -> StoreResult<()>;
+
+    /// The token's user if it exists and `now < expires_at`, without
+    /// consuming it (to check the new password before spending the token).
+    async fn get(&self, token_hash: &str, now: Millis) -> StoreResult<Option<UserId>>;
+
+    /// Atomically consumes the token: returns its user and deletes it if it
+    /// exists and `now < expires_at`; `Ok(None)` otherwise. Of two concurrent
+    /// `take`s of one token, at most one returns the user.
+    async fn take(&self, token_hash: &str, now: Millis) -> StoreResult<Option<UserId>>;
+}

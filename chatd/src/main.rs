@@ -1,0 +1,3 @@
+//! chatd: the WebSocket daemon (being built).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Run with: cargo run -p chatcore-examples --example in_process
+
+fn main() {}

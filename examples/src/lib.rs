@@ -1,0 +1,1 @@
+//! Programs that embed chatcore; see the `[[example]]` entries.
