@@ -1,1 +1,50 @@
-//! testkit
+//! Test support for every backend implementation (feature `testkit`).
+//!
+//! - [`conformance`]: one suite of generic async tests that every
+//!   implementation of the store traits must pass, run here against the
+//!   memory stores and by `chatcore-mongo` against MongoDB.
+//! - [`model`]: property tests that drive whole sessions through a
+//!   [`crate::Server`] over random interleavings of operations and compare
+//!   with a simple model of what each device must have received.
+//! - [`samples`]: one example of every frame, the source of `tests/vectors/`.
+//!
+//! An implementation plugs in through a [`Factory`] that hands out fresh,
+//! isolated [`Backends`] (a new database, say) for each test:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use chatcore::Backends;
+//! let factory = || async { Backends::memory() };
+//! chatcore::testkit::conformance::run_all(&factory).await;
+//! # }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::Backends;
+
+pub mod conformance;
+pub mod model;
+pub mod samples;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Makes fresh backends for one test. Every call must return backends that
+/// share no data with those of earlier calls.
+pub trait Factory: Send + Sync {
+    /// New, empty, isolated backends.
+    fn backends(&self) -> BoxFuture<'_, Backends>;
+}
+
+impl<F, Fut> Factory for F
+where
+    F: Fn() -> Fut + Send + Sync,
+    Fut: Future<Output = Backends> + Send + 'static,
+{
+    fn backends(&self) -> BoxFuture<'_, Backends> {
+        Box::pin(self())
+    }
+}

@@ -1,0 +1,556 @@
+//! Model-based property tests of whole sessions.
+//!
+//! Random interleavings of send, retry, ack, disconnect, reconnect and sync
+//! by several users on several devices run through a real [`Server`] (over
+//! in-process channels) and are checked against a simple model:
+//!
+//! - every `sent` carries the conversation's next seq (gap-free, ordered),
+//!   and a retried `client_id` gets the first send's id and seq, marked
+//!   duplicate, and is never stored twice;
+//! - a device never receives a message at or below its acknowledged seq;
+//! - within a sync reply each conversation's messages ascend by seq;
+//! - in the end every device of every member has received every message of
+//!   its conversations, with the content that was sent.
+
+use futures_util::{SinkExt, StreamExt};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as PropConfig, TestRunner};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::Factory;
+use crate::account::Argon2Config;
+use crate::model::{Content, ConversationId, Message, MessageId, UserId};
+use crate::protocol::{ClientFrame, ServerFrame};
+use crate::session::{connect_in_process, InProcess, PeerInfo};
+use crate::{Config, Server};
+
+const USERS: usize = 3;
+const DEVICES: usize = 2;
+const PASSWORD: &str = "tangerine submarine orchestra 77";
+
+/// One step of a scenario.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// Device `dev` of user `from` sends a new message to user `to`.
+    Send {
+        /// Sender.
+        from: usize,
+        /// Sending device.
+        dev: usize,
+        /// Recipient.
+        to: usize,
+    },
+    /// The device resends one of its user's earlier messages (same client id).
+    Retry {
+        /// Sender.
+        from: usize,
+        /// Sending device.
+        dev: usize,
+        /// Which earlier send (modulo their count).
+        pick: usize,
+    },
+    /// The device acknowledges everything it has received without gaps.
+    Ack {
+        /// User.
+        user: usize,
+        /// Device.
+        dev: usize,
+    },
+    /// The device drops its connection.
+    Disconnect {
+        /// User.
+        user: usize,
+        /// Device.
+        dev: usize,
+    },
+    /// The device reconnects (resume by token) if it is offline.
+    Reconnect {
+        /// User.
+        user: usize,
+        /// Device.
+        dev: usize,
+    },
+    /// The device syncs one page.
+    Sync {
+        /// User.
+        user: usize,
+        /// Device.
+        dev: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let u = 0..USERS;
+    let d = 0..DEVICES;
+    prop_oneof![
+        4 => (u.clone(), d.clone(), 0..USERS).prop_map(|(from, dev, to)| Op::Send { from, dev, to }),
+        2 => (u.clone(), d.clone(), 0..16usize).prop_map(|(from, dev, pick)| Op::Retry { from, dev, pick }),
+        2 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Ack { user, dev }),
+        1 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Disconnect { user, dev }),
+        2 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Reconnect { user, dev }),
+        2 => (u, d).prop_map(|(user, dev)| Op::Sync { user, dev }),
+    ]
+}
+
+/// Runs `cases` random scenarios against backends from `factory`. Panics
+/// (after shrinking) on the first scenario that breaks the model.
+pub fn check(factory: Arc<dyn Factory>, cases: u32) {
+    let config = PropConfig {
+        cases,
+        failure_persistence: None,
+        ..PropConfig::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&proptest::collection::vec(op(), 1..48), |ops| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        rt.block_on(run_scenario(factory.clone(), ops))
+            .map_err(TestCaseError::fail)
+    });
+    if let Err(e) = result {
+        panic!("model check failed: {e}");
+    }
+}
+
+/// A test device: its connection (when online), its token, what it received.
+struct Dev {
+    conn: Option<InProcess>,
+    token: String,
+    next_id: u32,
+    /// Every (conv, seq) received, with the message.
+    received: HashMap<(ConversationId, u64), Message>,
+    /// Highest seq acknowledged per conversation.
+    acked: HashMap<ConversationId, u64>,
+}
+
+/// What the model expects the server to hold.
+#[derive(Default)]
+struct Model {
+    /// Stored messages per conversation, by seq (index = seq - 1).
+    convs: BTreeMap<ConversationId, Vec<(MessageId, String, UserId)>>,
+    /// Client ids each user has used: (client_id, to).
+    sent_by: Vec<Vec<(String, usize)>>,
+}
+
+struct World {
+    server: Arc<Server>,
+    shutdown: CancellationToken,
+    users: Vec<UserId>,
+    devs: Vec<Vec<Dev>>,
+    model: Model,
+    counter: u64,
+}
+
+type Check<T> = Result<T, String>;
+
+fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Check<()> {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg())
+    }
+}
+
+impl World {
+    async fn open(&self) -> InProcess {
+        connect_in_process(
+            self.server.clone(),
+            PeerInfo::default(),
+            64,
+            self.shutdown.clone(),
+        )
+    }
+
+    /// Sends a request on the device's connection and returns the reply
+    /// with its id, recording every push met on the way.
+    async fn request(
+        &mut self,
+        u: usize,
+        d: usize,
+        make: impl FnOnce(u32) -> ClientFrame,
+    ) -> Check<ServerFrame> {
+        let dev = &mut self.devs[u][d];
+        dev.next_id += 1;
+        let id = dev.next_id;
+        let conn = dev.conn.as_mut().ok_or("request on a closed device")?;
+        conn.tx
+            .send(Ok(make(id)))
+            .await
+            .map_err(|e| format!("send failed: {e}"))?;
+        self.wait_reply(u, d, id).await
+    }
+
+    async fn wait_reply(&mut self, u: usize, d: usize, id: u32) -> Check<ServerFrame> {
+        loop {
+            let dev = &mut self.devs[u][d];
+            let conn = dev.conn.as_mut().ok_or("device closed")?;
+            let frame = tokio::time::timeout(Duration::from_secs(30), conn.rx.next())
+                .await
+                .map_err(|_| format!("no reply to request {id}"))?
+                .ok_or_else(|| format!("connection closed before reply to {id}"))?;
+            match frame {
+                ServerFrame::Message { message } => {
+                    Self::receive(dev, &self.model, message, "push")?
+                }
+                ServerFrame::Alert { .. } | ServerFrame::Presence { .. } => {}
+                other if other.id() == Some(id) => return Ok(other),
+                other => return Err(format!("unexpected frame {other:?}")),
+            }
+        }
+    }
+
+    fn receive(dev: &mut Dev, model: &Model, m: Message, how: &str) -> Check<()> {
+        let acked = dev.acked.get(&m.conv).copied().unwrap_or(0);
+        ensure(m.seq > acked, || {
+            format!(
+                "{how} redelivered {}#{} at or below the acknowledged seq {acked}",
+                m.conv, m.seq
+            )
+        })?;
+        let expected = model
+            .convs
+            .get(&m.conv)
+            .and_then(|v| v.get(usize::try_from(m.seq).unwrap_or(usize::MAX).wrapping_sub(1)))
+            .ok_or_else(|| format!("{how} delivered unknown message {}#{}", m.conv, m.seq))?;
+        let Content::Text { text } = &m.content;
+        ensure(
+            expected.0 == m.id && &expected.1 == text && expected.2 == m.from,
+            || {
+                format!(
+                    "{how} delivered {}#{} with other content than stored",
+                    m.conv, m.seq
+                )
+            },
+        )?;
+        dev.received.insert((m.conv.clone(), m.seq), m);
+        Ok(())
+    }
+
+    async fn connect(&mut self, u: usize, d: usize) -> Check<()> {
+        if self.devs[u][d].conn.is_some() {
+            return Ok(());
+        }
+        let conn = self.open().await;
+        self.devs[u][d].conn = Some(conn);
+        self.hello(u, d).await?;
+        let token = self.devs[u][d].token.clone();
+        match self
+            .request(u, d, |id| ClientFrame::Resume { id, token })
+            .await?
+        {
+            ServerFrame::Session { .. } => Ok(()),
+            other => Err(format!("resume failed: {other:?}")),
+        }
+    }
+
+    async fn hello(&mut self, u: usize, d: usize) -> Check<()> {
+        match self
+            .request(u, d, |id| ClientFrame::Hello {
+                id,
+                version: 1,
+                client: None,
+            })
+            .await?
+        {
+            ServerFrame::Welcome { .. } => Ok(()),
+            other => Err(format!("hello failed: {other:?}")),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        from: usize,
+        dev: usize,
+        to: usize,
+        client_id: String,
+        retry: bool,
+    ) -> Check<()> {
+        let to_id = self.users[to].clone();
+        let text = format!("text of {client_id}");
+        let cid = client_id.clone();
+        let reply = self
+            .request(from, dev, |id| ClientFrame::Send {
+                id,
+                to: to_id,
+                client_id: cid,
+                content: Content::Text { text },
+            })
+            .await?;
+        if from == to {
+            return match reply {
+                ServerFrame::Error { .. } => Ok(()),
+                other => Err(format!("sending to oneself must fail, got {other:?}")),
+            };
+        }
+        let ServerFrame::Sent {
+            message_id,
+            conv,
+            seq,
+            duplicate,
+            ..
+        } = reply
+        else {
+            return Err(format!("send failed: {reply:?}"));
+        };
+        let stored = self.model.convs.entry(conv.clone()).or_default();
+        if retry {
+            let first = stored
+                .iter()
+                .position(|(_, t, _)| *t == format!("text of {client_id}"))
+                .ok_or("retry of a message the model never stored")?;
+            ensure(duplicate, || {
+                format!("retry of {client_id} not marked duplicate")
+            })?;
+            ensure(
+                seq == first as u64 + 1 && stored[first].0 == message_id,
+                || {
+                    format!(
+                        "retry of {client_id} answered seq {seq}, first send had {}",
+                        first + 1
+                    )
+                },
+            )?;
+        } else {
+            ensure(!duplicate, || {
+                format!("first send of {client_id} marked duplicate")
+            })?;
+            ensure(seq == stored.len() as u64 + 1, || {
+                format!("{conv}: expected seq {}, got {seq}", stored.len() + 1)
+            })?;
+            stored.push((
+                message_id,
+                format!("text of {client_id}"),
+                self.users[from].clone(),
+            ));
+            self.model.sent_by[from].push((client_id, to));
+        }
+        Ok(())
+    }
+
+    /// Acknowledges, per conversation, the longest run received without a gap.
+    async fn ack(&mut self, u: usize, d: usize) -> Check<()> {
+        let mut heads: Vec<(ConversationId, u64)> = Vec::new();
+        {
+            let dev = &self.devs[u][d];
+            let convs: HashSet<&ConversationId> = dev.received.keys().map(|(c, _)| c).collect();
+            for c in convs {
+                let mut s = dev.acked.get(c).copied().unwrap_or(0);
+                while dev.received.contains_key(&(c.clone(), s + 1)) {
+                    s += 1;
+                }
+                if s > dev.acked.get(c).copied().unwrap_or(0) {
+                    heads.push((c.clone(), s));
+                }
+            }
+        }
+        heads.sort();
+        for (conv, seq) in heads {
+            let c = conv.clone();
+            match self
+                .request(u, d, |id| ClientFrame::Ack { id, conv: c, seq })
+                .await?
+            {
+                ServerFrame::Ok { .. } => {
+                    self.devs[u][d].acked.insert(conv, seq);
+                }
+                other => return Err(format!("ack failed: {other:?}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// One sync page; returns whether the server said more remain.
+    async fn sync(&mut self, u: usize, d: usize) -> Check<bool> {
+        let reply = self
+            .request(u, d, |id| ClientFrame::Sync { id, limit: Some(5) })
+            .await?;
+        let ServerFrame::Synced { messages, more, .. } = reply else {
+            return Err(format!("sync failed: {reply:?}"));
+        };
+        let mut last: HashMap<ConversationId, u64> = HashMap::new();
+        for m in messages {
+            let prev = last.insert(m.conv.clone(), m.seq).unwrap_or(0);
+            ensure(m.seq > prev, || {
+                format!("sync out of order in {}: {} after {prev}", m.conv, m.seq)
+            })?;
+            Self::receive(&mut self.devs[u][d], &self.model, m, "sync")?;
+        }
+        Ok(more)
+    }
+
+    async fn apply(&mut self, op: Op) -> Check<()> {
+        match op {
+            Op::Send { from, dev, to } => {
+                if self.devs[from][dev].conn.is_some() {
+                    self.counter += 1;
+                    let cid = format!("u{from}-m{}", self.counter);
+                    self.send(from, dev, to, cid, false).await?;
+                }
+            }
+            Op::Retry { from, dev, pick } => {
+                let earlier = &self.model.sent_by[from];
+                if self.devs[from][dev].conn.is_some() && !earlier.is_empty() {
+                    let (cid, to) = earlier[pick % earlier.len()].clone();
+                    self.send(from, dev, to, cid, true).await?;
+                }
+            }
+            Op::Ack { user, dev } => {
+                if self.devs[user][dev].conn.is_some() {
+                    self.ack(user, dev).await?;
+                }
+            }
+            Op::Disconnect { user, dev } => {
+                if let Some(conn) = self.devs[user][dev].conn.take() {
+                    drop(conn.tx);
+                    let _ = conn.task.await;
+                }
+            }
+            Op::Reconnect { user, dev } => self.connect(user, dev).await?,
+            Op::Sync { user, dev } => {
+                if self.devs[user][dev].conn.is_some() {
+                    self.sync(user, dev).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings every device online, syncs it dry, and checks it holds every
+    /// message of every conversation its user is in.
+    async fn settle_and_verify(&mut self) -> Check<()> {
+        for u in 0..USERS {
+            for d in 0..DEVICES {
+                self.connect(u, d).await?;
+                let mut rounds = 0;
+                while self.sync(u, d).await? {
+                    self.ack(u, d).await?;
+                    rounds += 1;
+                    ensure(rounds < 1000, || "sync never ran dry".into())?;
+                }
+                // Pushes of the very last sends may still be queued: a ping flushes them.
+                match self.request(u, d, |id| ClientFrame::Ping { id }).await? {
+                    ServerFrame::Pong { .. } => {}
+                    other => return Err(format!("ping failed: {other:?}")),
+                }
+                for (conv, msgs) in &self.model.convs {
+                    if !conv.has_member(&self.users[u]) {
+                        continue;
+                    }
+                    for seq in 1..=msgs.len() as u64 {
+                        ensure(
+                            self.devs[u][d].received.contains_key(&(conv.clone(), seq)),
+                            || format!("user {u} device {d} never received {conv}#{seq}"),
+                        )?;
+                    }
+                }
+            }
+        }
+        for (conv, msgs) in &self.model.convs {
+            let stored = self
+                .server
+                .backends()
+                .messages
+                .history(conv, None, 10_000)
+                .await
+                .map_err(|e| e.to_string())?;
+            let seqs: Vec<u64> = stored.iter().map(|m| m.seq).collect();
+            ensure(seqs == (1..=msgs.len() as u64).collect::<Vec<_>>(), || {
+                format!("{conv} holds seqs {seqs:?}, expected 1..={}", msgs.len())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The engine configuration of the model tests: argon2 at a token cost so
+/// hundreds of logins stay fast, and no request rate limit.
+pub fn fast_config() -> Config {
+    Config {
+        argon2: Argon2Config::new(64, 1, 1),
+        frames_per_second: 1_000_000,
+        frame_burst: 1_000_000,
+        ..Config::default()
+    }
+}
+
+async fn run_scenario(factory: Arc<dyn Factory>, ops: Vec<Op>) -> Check<()> {
+    let backends = factory.backends().await;
+    let server = Server::new(backends, fast_config()).map_err(|e| e.to_string())?;
+    let mut world = World {
+        server,
+        shutdown: CancellationToken::new(),
+        users: Vec::new(),
+        devs: Vec::new(),
+        model: Model {
+            sent_by: vec![Vec::new(); USERS],
+            ..Model::default()
+        },
+        counter: 0,
+    };
+    world.devs = (0..USERS)
+        .map(|_| {
+            (0..DEVICES)
+                .map(|_| Dev {
+                    conn: None,
+                    token: String::new(),
+                    next_id: 0,
+                    received: HashMap::new(),
+                    acked: HashMap::new(),
+                })
+                .collect()
+        })
+        .collect();
+    for u in 0..USERS {
+        let name = format!("modelu{u}");
+        for d in 0..DEVICES {
+            world.devs[u][d].conn = Some(world.open().await);
+            world.hello(u, d).await?;
+            let (name, device) = (name.clone(), format!("dev{d}"));
+            let reply = if d == 0 {
+                world
+                    .request(u, d, |id| ClientFrame::Register {
+                        id,
+                        email: format!("{name}@example.org"),
+                        username: name,
+                        phone: format!("+447000{u:05}"),
+                        display_name: format!("User {u}"),
+                        password: PASSWORD.into(),
+                        device,
+                    })
+                    .await?
+            } else {
+                world
+                    .request(u, d, |id| ClientFrame::Login {
+                        id,
+                        login: name,
+                        password: PASSWORD.into(),
+                        device,
+                    })
+                    .await?
+            };
+            let ServerFrame::Session {
+                user,
+                token: Some(token),
+                ..
+            } = reply
+            else {
+                return Err(format!("sign-in failed: {reply:?}"));
+            };
+            if d == 0 {
+                world.users.push(user);
+            }
+            world.devs[u][d].token = token;
+        }
+    }
+    for op in ops {
+        world.apply(op).await?;
+    }
+    let verdict = world.settle_and_verify().await;
+    world.shutdown.cancel();
+    verdict
+}

@@ -1,0 +1,264 @@
+//! One deterministic example of every frame type: the source of
+//! `tests/vectors/frames.json` and of the examples in `docs/PROTOCOL.md`.
+
+use crate::model::{
+    Content, ConversationId, DeviceId, Message, MessageId, Presence, Profile, UserId,
+};
+use crate::protocol::{ClientFrame, ConversationSummary, DirectoryEntry, ErrorCode, ServerFrame};
+
+fn alice() -> UserId {
+    UserId::from("0190f7a2-6c1e-7b3a-9f00-00000000a11c")
+}
+
+fn bob() -> UserId {
+    UserId::from("0190f7a2-6c1e-7b3a-9f00-000000000b0b")
+}
+
+fn conv() -> ConversationId {
+    ConversationId::direct(&alice(), &bob())
+}
+
+fn message() -> Message {
+    Message {
+        id: MessageId::from("0190f7a3-0000-7000-8000-00000000000a"),
+        conv: conv(),
+        seq: 42,
+        from: alice(),
+        client_id: "c-7f3e".into(),
+        ts: 1_732_540_800_000,
+        content: Content::Text {
+            text: "Hello, Bob! 👋".into(),
+        },
+    }
+}
+
+fn profile() -> Profile {
+    Profile {
+        user: bob(),
+        username: "bob".into(),
+        display_name: "Bob Builder".into(),
+        about: "Can we fix it?".into(),
+        avatar: Some("media:avatar-b0b".into()),
+    }
+}
+
+fn entry() -> DirectoryEntry {
+    DirectoryEntry {
+        profile: profile(),
+        presence: Presence {
+            user: bob(),
+            online: false,
+            last_seen: Some(1_732_540_000_000),
+        },
+    }
+}
+
+/// One example of every client frame type. A test checks that the types
+/// named here are exactly those `docs/PROTOCOL.md` specifies.
+pub fn client_frames() -> Vec<ClientFrame> {
+    vec![
+        ClientFrame::Hello {
+            id: 1,
+            version: 1,
+            client: Some("chatcore-rs/0.1".into()),
+        },
+        ClientFrame::Register {
+            id: 2,
+            username: "alice".into(),
+            email: "alice@example.com".into(),
+            phone: "+44 20 7946 0000".into(),
+            display_name: "Alice Liddell".into(),
+            password: "correct horse battery staple".into(),
+            device: "Firefox on Linux".into(),
+        },
+        ClientFrame::Login {
+            id: 3,
+            login: "alice".into(),
+            password: "correct horse battery staple".into(),
+            device: "Phone".into(),
+        },
+        ClientFrame::Resume {
+            id: 4,
+            token: "q5Jm3oZ0m1bq0b7m3S3m0y4Yc0p8Jv0h3H7o2aQ9x1A".into(),
+        },
+        ClientFrame::Logout { id: 5 },
+        ClientFrame::ChangePassword {
+            id: 6,
+            old_password: "correct horse battery staple".into(),
+            new_password: "purple monkey dishwasher 42".into(),
+        },
+        ClientFrame::ResetRequest {
+            id: 7,
+            email: "alice@example.com".into(),
+        },
+        ClientFrame::ResetConfirm {
+            id: 8,
+            token: "Zk1Qm0b7m3S3m0y4Yc0p8Jv0h3H7o2aQ9x1Aq5Jm3oZ".into(),
+            new_password: "purple monkey dishwasher 42".into(),
+        },
+        ClientFrame::SearchUsers {
+            id: 9,
+            query: "bo".into(),
+            after: None,
+            limit: Some(20),
+        },
+        ClientFrame::GetProfile {
+            id: 10,
+            user: bob(),
+        },
+        ClientFrame::UpdateProfile {
+            id: 11,
+            display_name: None,
+            about: Some("Curiouser and curiouser".into()),
+            avatar: Some("media:avatar-a11c".into()),
+        },
+        ClientFrame::Send {
+            id: 12,
+            to: bob(),
+            client_id: "c-7f3e".into(),
+            content: Content::Text {
+                text: "Hello, Bob! 👋".into(),
+            },
+        },
+        ClientFrame::History {
+            id: 13,
+            conv: conv(),
+            before: Some(42),
+            limit: Some(50),
+        },
+        ClientFrame::Sync {
+            id: 14,
+            limit: Some(100),
+        },
+        ClientFrame::Ack {
+            id: 15,
+            conv: conv(),
+            seq: 42,
+        },
+        ClientFrame::Read {
+            id: 16,
+            conv: conv(),
+            seq: 42,
+        },
+        ClientFrame::Focus {
+            id: 17,
+            conv: Some(conv()),
+        },
+        ClientFrame::Conversations { id: 18 },
+        ClientFrame::Ping { id: 19 },
+    ]
+}
+
+/// Every server frame type.
+pub fn server_frames() -> Vec<ServerFrame> {
+    vec![
+        ServerFrame::Welcome {
+            id: 1,
+            version: 1,
+            server: "chatcore/0.1.0".into(),
+            time: 1_732_540_800_000,
+        },
+        ServerFrame::Session {
+            id: 3,
+            user: alice(),
+            device: DeviceId::from("0190f7a2-7000-7000-8000-0000000de71c"),
+            token: Some("q5Jm3oZ0m1bq0b7m3S3m0y4Yc0p8Jv0h3H7o2aQ9x1A".into()),
+            expires_at: 1_735_132_800_000,
+            profile: Profile {
+                user: alice(),
+                username: "alice".into(),
+                display_name: "Alice Liddell".into(),
+                about: String::new(),
+                avatar: None,
+            },
+        },
+        ServerFrame::Ok { id: 15 },
+        ServerFrame::Users {
+            id: 9,
+            users: vec![entry()],
+            next: Some("bob".into()),
+        },
+        ServerFrame::Profile {
+            id: 10,
+            entry: entry(),
+        },
+        ServerFrame::Sent {
+            id: 12,
+            message_id: message().id,
+            conv: conv(),
+            seq: 42,
+            ts: 1_732_540_800_000,
+            duplicate: false,
+        },
+        ServerFrame::Messages {
+            id: 13,
+            conv: conv(),
+            messages: vec![message()],
+            more: true,
+        },
+        ServerFrame::Synced {
+            id: 14,
+            messages: vec![message()],
+            more: false,
+        },
+        ServerFrame::Conversations {
+            id: 18,
+            conversations: vec![ConversationSummary {
+                conv: conv(),
+                peer: Some(bob()),
+                last_seq: 42,
+                unread: 3,
+                last: Some(message()),
+            }],
+        },
+        ServerFrame::Pong { id: 19 },
+        ServerFrame::Error {
+            id: Some(2),
+            code: ErrorCode::WeakPassword,
+            message: "password too weak: use at least 10 characters".into(),
+            field: Some("password".into()),
+            violations: vec!["too_short".into(), "common".into()],
+            retry_after_ms: None,
+        },
+        ServerFrame::Message { message: message() },
+        ServerFrame::Presence {
+            presence: Presence {
+                user: bob(),
+                online: true,
+                last_seen: None,
+            },
+        },
+        ServerFrame::Alert {
+            conv: conv(),
+            from: alice(),
+            message_id: message().id,
+            seq: 42,
+            unread: 3,
+        },
+    ]
+}
+
+/// The `type` of every client frame variant, in declaration order.
+pub fn client_type_names() -> Vec<&'static str> {
+    client_frames().iter().map(ClientFrame::type_name).collect()
+}
+
+/// The `type` of a server frame (exhaustive: a new variant must be named here).
+pub fn server_type_name(f: &ServerFrame) -> &'static str {
+    match f {
+        ServerFrame::Welcome { .. } => "welcome",
+        ServerFrame::Session { .. } => "session",
+        ServerFrame::Ok { .. } => "ok",
+        ServerFrame::Users { .. } => "users",
+        ServerFrame::Profile { .. } => "profile",
+        ServerFrame::Sent { .. } => "sent",
+        ServerFrame::Messages { .. } => "messages",
+        ServerFrame::Synced { .. } => "synced",
+        ServerFrame::Conversations { .. } => "conversations",
+        ServerFrame::Pong { .. } => "pong",
+        ServerFrame::Error { .. } => "error",
+        ServerFrame::Message { .. } => "message",
+        ServerFrame::Presence { .. } => "presence",
+        ServerFrame::Alert { .. } => "alert",
+    }
+}

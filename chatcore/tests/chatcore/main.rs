@@ -1,0 +1,24 @@
+//! chatcore's integration tests, in one binary: conformance and model
+//! property tests against the memory backends, the codec against the shared
+//! vectors, and whole sessions over in-process channels.
+
+mod codec;
+mod sessions;
+
+use chatcore::testkit::{conformance, model};
+use chatcore::Backends;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn memory_backends_pass_the_conformance_suite() {
+    conformance::run_all(&|| async { Backends::memory() }).await;
+}
+
+#[test]
+fn memory_backends_pass_the_session_model() {
+    let cases = std::env::var("CHATCORE_MODEL_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64);
+    model::check(Arc::new(|| async { Backends::memory() }), cases);
+}
