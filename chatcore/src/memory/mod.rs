@@ -238,6 +238,9 @@ struct Conv {
     members: Vec<UserId>,
     /// `messages[i].seq == i + 1`.
     messages: Vec<Message>,
+    /// Each sender's seqs, ascending: unread counts by binary search instead
+    /// of a scan of every unread message on each send.
+    by_sender: HashMap<UserId, Vec<u64>>,
 }
 
 impl Conv {
@@ -283,6 +286,7 @@ impl MessageStore for MemoryMessageStore {
         let conv = inner.convs.entry(msg.conv.clone()).or_insert_with(|| Conv {
             members: msg.members.clone(),
             messages: Vec::new(),
+            by_sender: HashMap::new(),
         });
         if conv.messages.is_empty() {
             for m in &msg.members {
@@ -302,6 +306,10 @@ impl MessageStore for MemoryMessageStore {
             ts: msg.ts,
             content: msg.content,
         };
+        conv.by_sender
+            .entry(message.from.clone())
+            .or_default()
+            .push(message.seq);
         conv.messages.push(message.clone());
         inner.by_client_id.insert(key, (msg.conv, message.seq));
         Ok(Appended::new(message, false))
@@ -402,13 +410,11 @@ impl MessageStore for MemoryMessageStore {
         let Some(c) = s.convs.get(conv) else {
             return Ok(0);
         };
-        let start = usize::try_from(read)
-            .unwrap_or(usize::MAX)
-            .min(c.messages.len());
-        Ok(c.messages[start..]
+        Ok(c.by_sender
             .iter()
-            .filter(|m| &m.from != user)
-            .count() as u64)
+            .filter(|(sender, _)| *sender != user)
+            .map(|(_, seqs)| (seqs.len() - seqs.partition_point(|&q| q <= read)) as u64)
+            .sum())
     }
 }
 
