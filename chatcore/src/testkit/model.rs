@@ -1,7 +1,7 @@
 //! Model-based property tests of whole sessions.
 //!
-//! Random interleavings of send, retry, ack, disconnect, reconnect and sync
-//! by several users on several devices run through a real [`Server`] (over
+//! Random interleavings of register, login, send, retry, ack, disconnect,
+//! reconnect and sync by several users on several devices run through a real [`Server`] (over
 //! in-process channels) and are checked against a simple model:
 //!
 //! - every `sent` carries the conversation's next seq (gap-free, ordered),
@@ -27,13 +27,22 @@ use crate::protocol::{ClientFrame, ServerFrame};
 use crate::session::{connect_in_process, InProcess, PeerInfo};
 use crate::{Config, Server};
 
-const USERS: usize = 3;
-const DEVICES: usize = 2;
+/// Users a scenario may register, and devices each may sign in.
+const MAX_USERS: usize = 4;
+const MAX_DEVICES: usize = 3;
 const PASSWORD: &str = "tangerine submarine orchestra 77";
 
 /// One step of a scenario.
 #[derive(Clone, Debug)]
 pub enum Op {
+    /// A new user registers (signing in their first device), up to four users.
+    Register,
+    /// A user signs in on one more device (a new device starts with nothing
+    /// acknowledged), up to three devices.
+    Login {
+        /// User (modulo the users registered so far).
+        user: usize,
+    },
     /// Device `dev` of user `from` sends a new message to user `to`.
     Send {
         /// Sender.
@@ -83,10 +92,12 @@ pub enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let u = 0..USERS;
-    let d = 0..DEVICES;
+    let u = 0..MAX_USERS;
+    let d = 0..MAX_DEVICES;
     prop_oneof![
-        4 => (u.clone(), d.clone(), 0..USERS).prop_map(|(from, dev, to)| Op::Send { from, dev, to }),
+        1 => Just(Op::Register),
+        1 => u.clone().prop_map(|user| Op::Login { user }),
+        4 => (u.clone(), d.clone(), 0..MAX_USERS).prop_map(|(from, dev, to)| Op::Send { from, dev, to }),
         2 => (u.clone(), d.clone(), 0..16usize).prop_map(|(from, dev, pick)| Op::Retry { from, dev, pick }),
         2 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Ack { user, dev }),
         1 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Disconnect { user, dev }),
@@ -383,9 +394,80 @@ impl World {
         Ok(more)
     }
 
+    /// A new device of user `u`, signed in by `register` (first device) or `login`.
+    async fn add_device(&mut self, u: usize) -> Check<()> {
+        let d = self.devs[u].len();
+        let conn = self.open().await;
+        self.devs[u].push(Dev {
+            conn: Some(conn),
+            token: String::new(),
+            next_id: 0,
+            received: HashMap::new(),
+            acked: HashMap::new(),
+        });
+        self.hello(u, d).await?;
+        let (name, device) = (format!("modelu{u}"), format!("dev{d}"));
+        let reply = if d == 0 {
+            self.request(u, d, |id| ClientFrame::Register {
+                id,
+                email: format!("{name}@example.org"),
+                username: name,
+                phone: format!("+447000{u:05}"),
+                display_name: format!("User {u}"),
+                password: PASSWORD.into(),
+                device,
+            })
+            .await?
+        } else {
+            self.request(u, d, |id| ClientFrame::Login {
+                id,
+                login: name,
+                password: PASSWORD.into(),
+                device,
+            })
+            .await?
+        };
+        let ServerFrame::Session {
+            user,
+            token: Some(token),
+            ..
+        } = reply
+        else {
+            return Err(format!("sign-in failed: {reply:?}"));
+        };
+        if d == 0 {
+            self.users.push(user);
+        }
+        self.devs[u][d].token = token;
+        Ok(())
+    }
+
+    async fn register(&mut self) -> Check<()> {
+        let u = self.devs.len();
+        self.devs.push(Vec::new());
+        self.model.sent_by.push(Vec::new());
+        self.add_device(u).await
+    }
+
     async fn apply(&mut self, op: Op) -> Check<()> {
+        let users = self.devs.len();
+        // Indices are drawn from the maxima; map them onto what exists now.
+        let dev_of = |w: &World, u: usize, d: usize| d % w.devs[u].len();
         match op {
+            Op::Register => {
+                if users < MAX_USERS {
+                    self.register().await?;
+                }
+            }
+            Op::Login { user } => {
+                let u = user % users;
+                if self.devs[u].len() < MAX_DEVICES {
+                    self.add_device(u).await?;
+                }
+            }
             Op::Send { from, dev, to } => {
+                let (from, to) = (from % users, to % users);
+                let dev = dev_of(self, from, dev);
                 if self.devs[from][dev].conn.is_some() {
                     self.counter += 1;
                     let cid = format!("u{from}-m{}", self.counter);
@@ -393,6 +475,8 @@ impl World {
                 }
             }
             Op::Retry { from, dev, pick } => {
+                let from = from % users;
+                let dev = dev_of(self, from, dev);
                 let earlier = &self.model.sent_by[from];
                 if self.devs[from][dev].conn.is_some() && !earlier.is_empty() {
                     let (cid, to) = earlier[pick % earlier.len()].clone();
@@ -400,18 +484,28 @@ impl World {
                 }
             }
             Op::Ack { user, dev } => {
+                let user = user % users;
+                let dev = dev_of(self, user, dev);
                 if self.devs[user][dev].conn.is_some() {
                     self.ack(user, dev).await?;
                 }
             }
             Op::Disconnect { user, dev } => {
+                let user = user % users;
+                let dev = dev_of(self, user, dev);
                 if let Some(conn) = self.devs[user][dev].conn.take() {
                     drop(conn.tx);
                     let _ = conn.task.await;
                 }
             }
-            Op::Reconnect { user, dev } => self.connect(user, dev).await?,
+            Op::Reconnect { user, dev } => {
+                let user = user % users;
+                let dev = dev_of(self, user, dev);
+                self.connect(user, dev).await?
+            }
             Op::Sync { user, dev } => {
+                let user = user % users;
+                let dev = dev_of(self, user, dev);
                 if self.devs[user][dev].conn.is_some() {
                     self.sync(user, dev).await?;
                 }
@@ -423,8 +517,8 @@ impl World {
     /// Brings every device online, syncs it dry, and checks it holds every
     /// message of every conversation its user is in.
     async fn settle_and_verify(&mut self) -> Check<()> {
-        for u in 0..USERS {
-            for d in 0..DEVICES {
+        for u in 0..self.devs.len() {
+            for d in 0..self.devs[u].len() {
                 self.connect(u, d).await?;
                 let mut rounds = 0;
                 while self.sync(u, d).await? {
@@ -486,66 +580,11 @@ async fn run_scenario(factory: Arc<dyn Factory>, ops: Vec<Op>) -> Check<()> {
         shutdown: CancellationToken::new(),
         users: Vec::new(),
         devs: Vec::new(),
-        model: Model {
-            sent_by: vec![Vec::new(); USERS],
-            ..Model::default()
-        },
+        model: Model::default(),
         counter: 0,
     };
-    world.devs = (0..USERS)
-        .map(|_| {
-            (0..DEVICES)
-                .map(|_| Dev {
-                    conn: None,
-                    token: String::new(),
-                    next_id: 0,
-                    received: HashMap::new(),
-                    acked: HashMap::new(),
-                })
-                .collect()
-        })
-        .collect();
-    for u in 0..USERS {
-        let name = format!("modelu{u}");
-        for d in 0..DEVICES {
-            world.devs[u][d].conn = Some(world.open().await);
-            world.hello(u, d).await?;
-            let (name, device) = (name.clone(), format!("dev{d}"));
-            let reply = if d == 0 {
-                world
-                    .request(u, d, |id| ClientFrame::Register {
-                        id,
-                        email: format!("{name}@example.org"),
-                        username: name,
-                        phone: format!("+447000{u:05}"),
-                        display_name: format!("User {u}"),
-                        password: PASSWORD.into(),
-                        device,
-                    })
-                    .await?
-            } else {
-                world
-                    .request(u, d, |id| ClientFrame::Login {
-                        id,
-                        login: name,
-                        password: PASSWORD.into(),
-                        device,
-                    })
-                    .await?
-            };
-            let ServerFrame::Session {
-                user,
-                token: Some(token),
-                ..
-            } = reply
-            else {
-                return Err(format!("sign-in failed: {reply:?}"));
-            };
-            if d == 0 {
-                world.users.push(user);
-            }
-            world.devs[u][d].token = token;
-        }
+    for _ in 0..2 {
+        world.register().await?;
     }
     for op in ops {
         world.apply(op).await?;
