@@ -1,1 +1,932 @@
-//! client
+//! # chatcore-client
+//!
+//! An async client for the chatcore WebSocket protocol, on tokio-tungstenite.
+//!
+//! A [`Client`] sends requests and awaits their replies, matched by request
+//! `id`; everything the server pushes unasked (new messages, presence
+//! changes, alerts, errors without an id) arrives on the [`Events`] returned
+//! beside it, which ends with [`Event::Closed`] carrying the close code.
+//! Failed requests are typed: [`Error::Server`] carries the server's
+//! [`ErrorCode`].
+//!
+//! # Layout
+//! - [`Client`]: connect, the typed requests, [`Client::request`] for any frame.
+//! - [`ConnectOptions`]: codec, `Origin`, timeouts, event buffer.
+//! - [`Events`] / [`Event`]: the pushes and the final close.
+//! - [`Error`] / [`ServerError`]: why a call failed.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use chatcore_client::{Client, ConnectOptions, Event, Registration};
+//! use chatcore_client::chatcore::protocol::ServerFrame;
+//!
+//! # async fn demo() -> Result<(), chatcore_client::Error> {
+//! let (alice, _alice_events) = Client::connect("ws://127.0.0.1:8080/ws", ConnectOptions::new()).await?;
+//! let me = alice.register(&Registration {
+//!     username: "alice".into(),
+//!     email: "alice@example.com".into(),
+//!     phone: "+44 20 7946 0001".into(),
+//!     display_name: "Alice".into(),
+//!     password: "violet harbour anchor 1917".into(),
+//!     device: "laptop".into(),
+//! }).await?;
+//! println!("signed in as {}; keep {:?} to resume", me.user, me.token);
+//!
+//! let (bob, mut bob_events) = Client::connect("ws://127.0.0.1:8080/ws", ConnectOptions::new()).await?;
+//! let bob_id = bob.login("bob", "another long passphrase 42", "phone").await?.user;
+//! // Retried sends reuse one client id, so the message is stored once.
+//! let sent = alice.send_text(&bob_id, "hi Bob").await?;
+//! println!("stored as seq {} of {}", sent.seq, sent.conv);
+//!
+//! while let Some(event) = bob_events.recv().await {
+//!     match event {
+//!         Event::Push(ServerFrame::Message { message }) => println!("{:?}", message.content),
+//!         Event::Push(_) => {}
+//!         Event::Closed(close) => { println!("closed: {close:?}"); break }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub use chatcore;
+use chatcore::model::{
+    Content, ConversationId, DeviceId, Message as ChatMessage, MessageId, Millis, Profile, UserId,
+};
+pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
+use chatcore::protocol::{ConversationSummary, DirectoryEntry, ProtocolError, PROTOCOL_VERSION};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How to connect. Start from [`ConnectOptions::new`] and chain the setters.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// Wire codec, offered as the WebSocket subprotocol. Default MessagePack.
+    pub codec: Codec,
+    /// `Origin` header to send (browsers always send one; other clients need not).
+    pub origin: Option<String>,
+    /// Client name announced in `hello`.
+    pub client_name: String,
+    /// Send `hello` as part of [`Client::connect`]. Default true.
+    pub hello: bool,
+    /// How long a request waits for its reply before [`Error::Timeout`].
+    pub request_timeout: Duration,
+    /// Pushes buffered for [`Events`]. When full, the reader waits, and so do
+    /// replies behind it: drain the events, or drop them to discard pushes.
+    pub event_buffer: usize,
+    /// Largest server frame accepted (history pages can be large).
+    pub max_message_size: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            codec: Codec::MsgPack,
+            origin: None,
+            client_name: format!("chatcore-client/{}", env!("CARGO_PKG_VERSION")),
+            hello: true,
+            request_timeout: Duration::from_secs(30),
+            event_buffer: 256,
+            max_message_size: 16 << 20,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// The defaults: MessagePack, no Origin, `hello` sent, 30 s request timeout.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses `codec`.
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Sends `Origin: origin`.
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// Whether [`Client::connect`] sends `hello`.
+    pub fn hello(mut self, hello: bool) -> Self {
+        self.hello = hello;
+        self
+    }
+
+    /// Sets the per-request timeout.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets the number of pushes buffered.
+    pub fn event_buffer(mut self, n: usize) -> Self {
+        self.event_buffer = n;
+        self
+    }
+}
+
+/// An `error` frame the server answered a request with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerError {
+    /// Stable reason: switch on this.
+    pub code: ErrorCode,
+    /// Human explanation.
+    pub message: String,
+    /// The request field at fault (`conflict`, `invalid_argument`, `too_large`).
+    pub field: Option<String>,
+    /// Broken password rules (`weak_password`).
+    pub violations: Vec<String>,
+    /// When to retry (`rate_limited`).
+    pub retry_after_ms: Option<u64>,
+}
+
+/// How the connection ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Close {
+    /// The WebSocket close code; 1006 when the connection dropped without a close frame.
+    pub code: u16,
+    /// The close reason the server gave.
+    pub reason: String,
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The WebSocket connection could not be opened (refused, HTTP error status, ...).
+    #[error("cannot connect: {0}")]
+    Connect(#[source] Box<tungstenite::Error>),
+    /// The server answered with an `error` frame.
+    #[error("{}: {}", .0.code, .0.message)]
+    Server(ServerError),
+    /// The connection is closed (or closed while waiting for the reply).
+    #[error("connection closed ({}: {})", .0.code, .0.reason)]
+    Closed(Close),
+    /// Sending failed on the socket.
+    #[error("transport error: {0}")]
+    Transport(#[source] Box<tungstenite::Error>),
+    /// A frame could not be encoded.
+    #[error(transparent)]
+    Codec(#[from] ProtocolError),
+    /// No reply within the request timeout.
+    #[error("no reply within the request timeout")]
+    Timeout,
+    /// The server replied with a frame of an unexpected type.
+    #[error("unexpected reply: {0:?}")]
+    Unexpected(Box<ServerFrame>),
+}
+
+impl Error {
+    /// The server's error code, for [`Error::Server`].
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Server(e) => Some(e.code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status when the WebSocket upgrade was refused (403 bad Origin, 503 full, ...).
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::Connect(e) => match e.as_ref() {
+                tungstenite::Error::Http(resp) => Some(resp.status().as_u16()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// Something the server sent without being asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A push: `message`, `presence`, `alert`, or an `error` that names no request.
+    Push(ServerFrame),
+    /// The connection ended; the last event.
+    Closed(Close),
+}
+
+/// The pushes of one connection, in arrival order.
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    /// The next push, or `None` after [`Event::Closed`].
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    /// A push already received, without waiting.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// `welcome`: what `hello` learnt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Welcome {
+    /// The protocol version both sides speak.
+    pub version: u32,
+    /// Server name and version.
+    pub server: String,
+    /// Server clock.
+    pub time: Millis,
+}
+
+/// A signed-in session (`session` reply).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The user.
+    pub user: UserId,
+    /// This device.
+    pub device: DeviceId,
+    /// Token for [`Client::resume`]; only from register and login.
+    pub token: Option<String>,
+    /// When the session expires unless resumed.
+    pub expires_at: Millis,
+    /// The user's own profile.
+    pub profile: Profile,
+}
+
+/// `sent`: a stored message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// Its id.
+    pub message_id: MessageId,
+    /// Its conversation.
+    pub conv: ConversationId,
+    /// Its seq in the conversation.
+    pub seq: u64,
+    /// Server time of the append.
+    pub ts: Millis,
+    /// True when this `client_id` had been stored before.
+    pub duplicate: bool,
+}
+
+/// A page of messages (`history` or `sync`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// The messages, ascending by seq (within each conversation for `sync`).
+    pub messages: Vec<ChatMessage>,
+    /// Whether more remain.
+    pub more: bool,
+}
+
+/// A page of the directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Users {
+    /// The users with their presence.
+    pub users: Vec<DirectoryEntry>,
+    /// Cursor of the next page.
+    pub next: Option<String>,
+}
+
+/// What `register` needs.
+#[derive(Clone, Debug, Default)]
+pub struct Registration {
+    /// Unique login name.
+    pub username: String,
+    /// Unique email address.
+    pub email: String,
+    /// Unique phone number with country code.
+    pub phone: String,
+    /// Name shown to others.
+    pub display_name: String,
+    /// The password (checked against the server's rules).
+    pub password: String,
+    /// Name of this device.
+    pub device: String,
+}
+
+type Pending = HashMap<u32, oneshot::Sender<ServerFrame>>;
+
+/// State shared with the reader task.
+struct Shared {
+    pending: Mutex<Option<Pending>>,
+    closed: Mutex<Option<Close>>,
+    user: Mutex<Option<UserId>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One connection to a chatcore server. Requests may be issued concurrently
+/// from several tasks (`&self`); each waits for its own reply.
+pub struct Client {
+    sink: tokio::sync::Mutex<SplitSink<Ws, Message>>,
+    shared: Arc<Shared>,
+    next_id: AtomicU32,
+    codec: Codec,
+    timeout: Duration,
+    client_name: String,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("codec", &self.codec)
+            .field("user", &self.user())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Opens a WebSocket to `url` (`ws://host:port/ws`), offering the codec's
+    /// subprotocol, and (unless disabled) says `hello`.
+    pub async fn connect(url: &str, options: ConnectOptions) -> Result<(Client, Events), Error> {
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| Error::Connect(Box::new(e)))?;
+        let headers = request.headers_mut();
+        headers.insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(options.codec.subprotocol()),
+        );
+        if let Some(origin) = &options.origin {
+            let value = HeaderValue::from_str(origin)
+                .map_err(|e| Error::Connect(Box::new(tungstenite::Error::HttpFormat(e.into()))))?;
+            headers.insert("Origin", value);
+        }
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(options.max_message_size))
+            .max_frame_size(Some(options.max_message_size));
+        let (ws, _response) =
+            tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+                .await
+                .map_err(|e| Error::Connect(Box::new(e)))?;
+        let (sink, stream) = ws.split();
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Some(HashMap::new())),
+            closed: Mutex::new(None),
+            user: Mutex::new(None),
+        });
+        let (events_tx, rx) = mpsc::channel(options.event_buffer.max(1));
+        let reader = tokio::spawn(read_loop(stream, options.codec, shared.clone(), events_tx));
+        let client = Client {
+            sink: tokio::sync::Mutex::new(sink),
+            shared,
+            next_id: AtomicU32::new(1),
+            codec: options.codec,
+            timeout: options.request_timeout,
+            client_name: options.client_name,
+            reader,
+        };
+        if options.hello {
+            client.hello().await?;
+        }
+        Ok((client, Events { rx }))
+    }
+
+    /// The codec of this connection.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// The signed-in user, once register/login/resume succeeded.
+    pub fn user(&self) -> Option<UserId> {
+        lock(&self.shared.user).clone()
+    }
+
+    /// How the connection ended, if it has.
+    pub fn closed(&self) -> Option<Close> {
+        lock(&self.shared.closed).clone()
+    }
+
+    /// Sends the frame `make(id)` with a fresh request id and waits for the
+    /// reply carrying that id. An `error` reply becomes [`Error::Server`].
+    pub async fn request(
+        &self,
+        make: impl FnOnce(u32) -> ClientFrame,
+    ) -> Result<ServerFrame, Error> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = make(id);
+        let (tx, rx) = oneshot::channel();
+        match lock(&self.shared.pending).as_mut() {
+            Some(pending) => {
+                pending.insert(id, tx);
+            }
+            None => return Err(self.closed_error()),
+        }
+        if let Err(e) = self.send_frame(&frame).await {
+            if let Some(p) = lock(&self.shared.pending).as_mut() {
+                p.remove(&id);
+            }
+            return Err(e);
+        }
+        let reply = match tokio::time::timeout(self.timeout, rx).await {
+            Err(_) => {
+                if let Some(p) = lock(&self.shared.pending).as_mut() {
+                    p.remove(&id);
+                }
+                return Err(Error::Timeout);
+            }
+            Ok(Err(_)) => return Err(self.closed_error()),
+            Ok(Ok(reply)) => reply,
+        };
+        match reply {
+            ServerFrame::Error {
+                code,
+                message,
+                field,
+                violations,
+                retry_after_ms,
+                ..
+            } => Err(Error::Server(ServerError {
+                code,
+                message,
+                field,
+                violations,
+                retry_after_ms,
+            })),
+            other => Ok(other),
+        }
+    }
+
+    /// Sends a frame without waiting for anything (its reply, if any, is
+    /// then delivered as an [`Event::Push`] unless a request awaits that id).
+    pub async fn send_frame(&self, frame: &ClientFrame) -> Result<(), Error> {
+        let bytes = self.codec.encode(frame)?;
+        let msg = if self.codec.is_text() {
+            let text = String::from_utf8(bytes)
+                .map_err(|e| ProtocolError::Encode(format!("JSON is not UTF-8: {e}")))?;
+            Message::text(text)
+        } else {
+            Message::binary(bytes)
+        };
+        self.send_message(msg).await
+    }
+
+    /// Sends a raw WebSocket message (for testing servers with bad input).
+    pub async fn send_message(&self, msg: Message) -> Result<(), Error> {
+        let mut sink = self.sink.lock().await;
+        match sink.send(msg).await {
+            Ok(()) => Ok(()),
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                Err(self.closed_error())
+            }
+            Err(e) => Err(Error::Transport(Box::new(e))),
+        }
+    }
+
+    /// Closes the connection with code 1000.
+    pub async fn close(&self) -> Result<(), Error> {
+        let mut sink = self.sink.lock().await;
+        match sink.close().await {
+            Ok(())
+            | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                Ok(())
+            }
+            Err(e) => Err(Error::Transport(Box::new(e))),
+        }
+    }
+
+    fn closed_error(&self) -> Error {
+        Error::Closed(self.closed().unwrap_or(Close {
+            code: 1006,
+            reason: "connection lost".into(),
+        }))
+    }
+
+    /// `hello`: announces the protocol version (done by `connect` unless disabled).
+    pub async fn hello(&self) -> Result<Welcome, Error> {
+        let client = Some(self.client_name.clone());
+        match self
+            .request(|id| ClientFrame::Hello {
+                id,
+                version: PROTOCOL_VERSION,
+                client,
+            })
+            .await?
+        {
+            ServerFrame::Welcome {
+                version,
+                server,
+                time,
+                ..
+            } => Ok(Welcome {
+                version,
+                server,
+                time,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn session(&self, frame: ServerFrame) -> Result<SessionInfo, Error> {
+        match frame {
+            ServerFrame::Session {
+                user,
+                device,
+                token,
+                expires_at,
+                profile,
+                ..
+            } => {
+                *lock(&self.shared.user) = Some(user.clone());
+                Ok(SessionInfo {
+                    user,
+                    device,
+                    token,
+                    expires_at,
+                    profile,
+                })
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Creates an account and signs in as a new device.
+    pub async fn register(&self, r: &Registration) -> Result<SessionInfo, Error> {
+        let r = r.clone();
+        let reply = self
+            .request(|id| ClientFrame::Register {
+                id,
+                username: r.username,
+                email: r.email,
+                phone: r.phone,
+                display_name: r.display_name,
+                password: r.password,
+                device: r.device,
+            })
+            .await?;
+        self.session(reply)
+    }
+
+    /// Signs in by username or email as a new device.
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        device: &str,
+    ) -> Result<SessionInfo, Error> {
+        let reply = self
+            .request(|id| ClientFrame::Login {
+                id,
+                login: login.to_owned(),
+                password: password.to_owned(),
+                device: device.to_owned(),
+            })
+            .await?;
+        self.session(reply)
+    }
+
+    /// Resumes a session by the token a register/login handed out.
+    pub async fn resume(&self, token: &str) -> Result<SessionInfo, Error> {
+        let reply = self
+            .request(|id| ClientFrame::Resume {
+                id,
+                token: token.to_owned(),
+            })
+            .await?;
+        self.session(reply)
+    }
+
+    /// Revokes this session; the server then closes the connection (1000).
+    pub async fn logout(&self) -> Result<(), Error> {
+        self.ok(|id| ClientFrame::Logout { id }).await
+    }
+
+    /// Changes the password; every other session of the user is revoked.
+    pub async fn change_password(&self, old: &str, new: &str) -> Result<(), Error> {
+        self.ok(|id| ClientFrame::ChangePassword {
+            id,
+            old_password: old.to_owned(),
+            new_password: new.to_owned(),
+        })
+        .await
+    }
+
+    /// Asks for a password-reset mail (answered `ok` whether or not the account exists).
+    pub async fn reset_request(&self, email: &str) -> Result<(), Error> {
+        self.ok(|id| ClientFrame::ResetRequest {
+            id,
+            email: email.to_owned(),
+        })
+        .await
+    }
+
+    /// Sets a new password with the token from the reset mail.
+    pub async fn reset_confirm(&self, token: &str, new_password: &str) -> Result<(), Error> {
+        self.ok(|id| ClientFrame::ResetConfirm {
+            id,
+            token: token.to_owned(),
+            new_password: new_password.to_owned(),
+        })
+        .await
+    }
+
+    /// Searches the directory by prefix; the listed users' presence is then pushed.
+    pub async fn search_users(
+        &self,
+        query: &str,
+        after: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<Users, Error> {
+        match self
+            .request(|id| ClientFrame::SearchUsers {
+                id,
+                query: query.to_owned(),
+                after,
+                limit,
+            })
+            .await?
+        {
+            ServerFrame::Users { users, next, .. } => Ok(Users { users, next }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One user's contact card and presence.
+    pub async fn get_profile(&self, user: &UserId) -> Result<DirectoryEntry, Error> {
+        match self
+            .request(|id| ClientFrame::GetProfile {
+                id,
+                user: user.clone(),
+            })
+            .await?
+        {
+            ServerFrame::Profile { entry, .. } => Ok(entry),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Changes the caller's profile; `None` fields stay as they are.
+    pub async fn update_profile(
+        &self,
+        display_name: Option<String>,
+        about: Option<String>,
+        avatar: Option<String>,
+    ) -> Result<DirectoryEntry, Error> {
+        match self
+            .request(|id| ClientFrame::UpdateProfile {
+                id,
+                display_name,
+                about,
+                avatar,
+            })
+            .await?
+        {
+            ServerFrame::Profile { entry, .. } => Ok(entry),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends `content` to `to` under `client_id`, once. Resending with the
+    /// same `client_id` (on this or a later connection) never stores twice:
+    /// the reply then has `duplicate: true` and the first send's seq.
+    pub async fn send(
+        &self,
+        to: &UserId,
+        client_id: &str,
+        content: Content,
+    ) -> Result<Sent, Error> {
+        match self
+            .request(|id| ClientFrame::Send {
+                id,
+                to: to.clone(),
+                client_id: client_id.to_owned(),
+                content,
+            })
+            .await?
+        {
+            ServerFrame::Sent {
+                message_id,
+                conv,
+                seq,
+                ts,
+                duplicate,
+                ..
+            } => Ok(Sent {
+                message_id,
+                conv,
+                seq,
+                ts,
+                duplicate,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends under `client_id`, retrying up to `attempts` times with the same
+    /// `client_id` when the reply times out, the store is `unavailable`, or
+    /// the request is `rate_limited` (after the wait the server asks for).
+    pub async fn send_with_retry(
+        &self,
+        to: &UserId,
+        client_id: &str,
+        content: Content,
+        attempts: u32,
+    ) -> Result<Sent, Error> {
+        let mut attempt = 1;
+        loop {
+            let err = match self.send(to, client_id, content.clone()).await {
+                Ok(sent) => return Ok(sent),
+                Err(e) => e,
+            };
+            let wait = match &err {
+                Error::Timeout => Duration::ZERO,
+                Error::Server(e) if e.code == ErrorCode::Unavailable => {
+                    Duration::from_millis(200 * u64::from(attempt))
+                }
+                Error::Server(e) if e.code == ErrorCode::RateLimited => {
+                    Duration::from_millis(e.retry_after_ms.unwrap_or(1000).min(30_000))
+                }
+                _ => return Err(err),
+            };
+            if attempt >= attempts {
+                return Err(err);
+            }
+            attempt += 1;
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Sends a text message with a fresh client id, retrying (3 attempts) as
+    /// [`Client::send_with_retry`] does.
+    pub async fn send_text(&self, to: &UserId, text: &str) -> Result<Sent, Error> {
+        let client_id = uuid::Uuid::new_v4().to_string();
+        let content = Content::Text {
+            text: text.to_owned(),
+        };
+        self.send_with_retry(to, &client_id, content, 3).await
+    }
+
+    /// A page of `conv`'s history before `before` (newest page if `None`), oldest first.
+    pub async fn history(
+        &self,
+        conv: &ConversationId,
+        before: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<Page, Error> {
+        match self
+            .request(|id| ClientFrame::History {
+                id,
+                conv: conv.clone(),
+                before,
+                limit,
+            })
+            .await?
+        {
+            ServerFrame::Messages { messages, more, .. } => Ok(Page { messages, more }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Everything this device has not acknowledged.
+    pub async fn sync(&self, limit: Option<u32>) -> Result<Page, Error> {
+        match self.request(|id| ClientFrame::Sync { id, limit }).await? {
+            ServerFrame::Synced { messages, more, .. } => Ok(Page { messages, more }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Acknowledges `conv` up to `seq` for this device: sync resumes after it.
+    pub async fn ack(&self, conv: &ConversationId, seq: u64) -> Result<(), Error> {
+        self.ok(|id| ClientFrame::Ack {
+            id,
+            conv: conv.clone(),
+            seq,
+        })
+        .await
+    }
+
+    /// Marks `conv` read up to `seq`.
+    pub async fn read(&self, conv: &ConversationId, seq: u64) -> Result<(), Error> {
+        self.ok(|id| ClientFrame::Read {
+            id,
+            conv: conv.clone(),
+            seq,
+        })
+        .await
+    }
+
+    /// Says which conversation is on screen (no `alert` for it), or none.
+    pub async fn focus(&self, conv: Option<&ConversationId>) -> Result<(), Error> {
+        self.ok(|id| ClientFrame::Focus {
+            id,
+            conv: conv.cloned(),
+        })
+        .await
+    }
+
+    /// The caller's conversations with unread counts, newest activity first.
+    pub async fn conversations(&self) -> Result<Vec<ConversationSummary>, Error> {
+        match self.request(|id| ClientFrame::Conversations { id }).await? {
+            ServerFrame::Conversations { conversations, .. } => Ok(conversations),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Application-level ping.
+    pub async fn ping(&self) -> Result<(), Error> {
+        match self.request(|id| ClientFrame::Ping { id }).await? {
+            ServerFrame::Pong { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn ok(&self, make: impl FnOnce(u32) -> ClientFrame) -> Result<(), Error> {
+        match self.request(make).await? {
+            ServerFrame::Ok { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(frame: ServerFrame) -> Error {
+    Error::Unexpected(Box::new(frame))
+}
+
+/// Reads until the connection ends: replies go to their waiting request,
+/// everything else to the events.
+async fn read_loop(
+    mut stream: SplitStream<Ws>,
+    codec: Codec,
+    shared: Arc<Shared>,
+    events: mpsc::Sender<Event>,
+) {
+    let mut close: Option<Close> = None;
+    while let Some(item) = stream.next().await {
+        let bytes = match item {
+            Ok(Message::Binary(b)) if !codec.is_text() => b,
+            Ok(Message::Text(t)) if codec.is_text() => t.into(),
+            Ok(Message::Close(frame)) => {
+                close = Some(frame.map_or(
+                    Close {
+                        code: 1005,
+                        reason: String::new(),
+                    },
+                    |f| Close {
+                        code: f.code.into(),
+                        reason: f.reason.to_string(),
+                    },
+                ));
+                continue;
+            }
+            Ok(Message::Binary(_) | Message::Text(_)) => {
+                tracing::warn!("message of the wrong type for the codec ignored");
+                continue;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "connection ended");
+                break;
+            }
+        };
+        let frame: ServerFrame = match codec.decode(&bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable server frame ignored");
+                continue;
+            }
+        };
+        let waiter = frame
+            .id()
+            .and_then(|id| lock(&shared.pending).as_mut().and_then(|p| p.remove(&id)));
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(frame);
+            }
+            None => {
+                // A dropped `Events` means the application ignores pushes.
+                let _ = events.send(Event::Push(frame)).await;
+            }
+        }
+    }
+    let close = close.unwrap_or(Close {
+        code: 1006,
+        reason: "connection lost".into(),
+    });
+    *lock(&shared.closed) = Some(close.clone());
+    // Dropping the senders fails every waiting request with `Closed`.
+    lock(&shared.pending).take();
+    let _ = events.send(Event::Closed(close)).await;
+}

@@ -202,7 +202,10 @@ pub struct Metrics {
     pub slow_consumers: AtomicU64,
     /// Error frames sent, by [`ErrorCode::ALL`] index.
     pub errors: [AtomicU64; ErrorCode::ALL.len()],
-    /// Delivery latency (store time to push), cumulative buckets of [`LATENCY_BUCKETS_MS`] plus +Inf.
+    /// Delivery latency (store time to push): deliveries per bucket of
+    /// [`LATENCY_BUCKETS_MS`] (each counted once, in the first bucket whose
+    /// bound it does not exceed; the last slot is +Inf). Not cumulative: an
+    /// exporter sums them for Prometheus.
     pub latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     /// Sum of delivery latencies in milliseconds.
     pub latency_sum_ms: AtomicU64,
@@ -243,7 +246,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// A node over `backends`, on the system clock.
+    /// A node over `backends`, on the system clock. Computes one argon2 hash
+    /// (the timing-equaliser for unknown accounts), so it blocks for tens of
+    /// milliseconds: call it from blocking context in an async program.
     pub fn new(backends: Backends, config: Config) -> Result<Arc<Self>, CoreError> {
         Self::with_clock(backends, config, Arc::new(SystemClock))
     }

@@ -1,3 +1,257 @@
-//! chatd: the WebSocket daemon (being built).
+//! # chatd
+//!
+//! The WebSocket daemon of the chatcore messenger engine: it reads its
+//! settings, chooses the store and the mailer, listens for HTTP, upgrades
+//! `/ws` to WebSocket connections served by `chatcore::session::serve`, and
+//! shuts down cleanly on SIGTERM/SIGINT. Everything the protocol means lives
+//! in chatcore; this crate only moves bytes and runs the process.
+//!
+//! # Layout
+//! - `config`: flags, `CHATD_*` environment variables and the TOML file.
+//! - `store`: the backends named by `--store`.
+//! - `mail`: the `dir:` and SMTP mailers.
+//! - `http`: the listener, routes (`/healthz`, `/readyz`, `/metrics`, `/`, `/ws`) and the upgrade checks.
+//! - `ws`: one WebSocket connection: decode, encode, ping, idle, close.
+//! - `metrics`: the Prometheus text rendering.
+//! - `web`: the static files embedded from `chatd/web/`.
 
-fn main() {}
+mod config;
+mod http;
+mod mail;
+mod metrics;
+mod store;
+mod web;
+mod ws;
+
+use anyhow::Context as _;
+use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use url::Url;
+
+use config::{LogFormat, Settings, StoreSpec};
+
+fn main() -> ExitCode {
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("chatd: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = init_logging(&settings) {
+        eprintln!("chatd: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chatd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(settings));
+    // Hashing threads finish their current hash at most; nothing else runs.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("chatd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(settings: &Settings) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .with_context(|| format!("invalid --log filter {:?}", settings.log))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let installed = match settings.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}
+
+/// The URL users reach this server at, when not configured.
+fn default_public_url(addr: SocketAddr) -> anyhow::Result<Url> {
+    let host = if addr.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        match addr {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        }
+    };
+    Url::parse(&format!("http://{host}:{}/", addr.port())).context("cannot build the public URL")
+}
+
+/// The exact Origins allowed to open WebSockets: the configured ones, the
+/// public URL's, and, when the public URL is the default one, the local
+/// names a browser on this machine may use.
+fn allowed_origins(settings: &Settings, public_url: &Url, addr: SocketAddr) -> Vec<String> {
+    let mut origins = settings.allowed_origins.clone();
+    origins.push(public_url.origin().ascii_serialization());
+    if settings.public_url.is_none() && (addr.ip().is_loopback() || addr.ip().is_unspecified()) {
+        let port = addr.port();
+        for host in ["localhost", "127.0.0.1", "[::1]"] {
+            origins.push(format!("http://{host}:{port}"));
+        }
+    }
+    origins.sort();
+    origins.dedup();
+    origins
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = match &settings.public_url {
+        Some(url) => url.clone(),
+        None => default_public_url(addr)?,
+    };
+    let allowed_origins = allowed_origins(&settings, &public_url, addr);
+
+    let mailer = mail::build(&settings.mailer, &settings.mail_from).await?;
+    let backends = store::backends(&settings.store, mailer).await?;
+    let mut core = chatcore::Config::default();
+    core.server_name = format!("chatd/{}", env!("CARGO_PKG_VERSION"));
+    core.reset_link_prefix = format!("{}/#reset=", public_url.as_str().trim_end_matches('/'));
+    core.outbound_queue = settings.outbound_queue;
+    core.auth_timeout = settings.auth_timeout;
+    core.frames_per_second = settings.frames_per_second;
+    core.frame_burst = settings.frame_burst;
+    // A text message must fit in one WebSocket message with its frame around it.
+    core.max_text_bytes = core
+        .max_text_bytes
+        .min(settings.max_message_bytes.saturating_sub(1024));
+    if let Some(m_kib) = settings.argon2_m_kib {
+        tracing::warn!(
+            m_kib,
+            "argon2 memory cost lowered by --argon2-m-kib: password hashes are weak; for tests only"
+        );
+        core.argon2.m_kib = m_kib;
+    }
+    // Computes a first hash (argon2): off the async workers.
+    let server = tokio::task::spawn_blocking(move || chatcore::Server::new(backends, core))
+        .await
+        .context("server start-up panicked")??;
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let app = http::App::new(
+        server,
+        ws::WsSettings {
+            max_message_bytes: settings.max_message_bytes,
+            ping_interval: settings.ping_interval,
+            idle_timeout: settings.idle_timeout,
+            close_timeout: Duration::from_secs(3),
+        },
+        allowed_origins.clone(),
+        settings.max_connections,
+        shutdown.clone(),
+        tracker.clone(),
+    );
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let accept = tokio::spawn(http::accept_loop(app, listener));
+    tracing::info!(
+        %addr,
+        public_url = %public_url,
+        allowed_origins = ?allowed_origins,
+        store = match settings.store { StoreSpec::Memory => "memory", StoreSpec::Mongo(_) => "mongodb" },
+        "chatd listening; WebSocket endpoint /ws"
+    );
+    if settings.print_addr {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{addr}").and_then(|()| out.flush())?;
+    }
+
+    let signal_name = tokio::select! {
+        _ = sigterm.recv() => "SIGTERM",
+        r = tokio::signal::ctrl_c() => {
+            r.context("cannot watch SIGINT")?;
+            "SIGINT"
+        }
+    };
+    tracing::info!(
+        signal = signal_name,
+        timeout_secs = settings.shutdown_timeout.as_secs(),
+        "shutting down: no new connections; closing open ones with 1001"
+    );
+    shutdown.cancel();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigterm.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::warn!("second signal: exiting at once");
+        std::process::exit(130);
+    });
+    if let Err(e) = accept.await {
+        tracing::error!(error = %e, "the accept loop failed");
+    }
+    tracker.close();
+    if tokio::time::timeout(settings.shutdown_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = tracker.len(),
+            "connections still open at the shutdown timeout; dropping them"
+        );
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_origins_cover_local_names_only_without_a_public_url() {
+        let cli = |args: &[&str]| {
+            use clap::Parser as _;
+            let cli =
+                config::Cli::try_parse_from(std::iter::once("chatd").chain(args.iter().copied()))
+                    .unwrap();
+            config::Settings::for_tests(cli)
+        };
+        let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let s = cli(&[]);
+        let url = default_public_url(addr).unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:8080/");
+        let o = allowed_origins(&s, &url, addr);
+        assert!(o.contains(&"http://localhost:8080".to_owned()));
+        assert!(o.contains(&"http://127.0.0.1:8080".to_owned()));
+
+        let s = cli(&[
+            "--public-url",
+            "https://chat.example/",
+            "--allowed-origin",
+            "https://app.example",
+        ]);
+        let url = s.public_url.clone().unwrap();
+        let o = allowed_origins(&s, &url, addr);
+        assert_eq!(
+            o,
+            vec![
+                "https://app.example".to_owned(),
+                "https://chat.example".to_owned()
+            ]
+        );
+    }
+}

@@ -1,0 +1,527 @@
+//! Settings from flags, `CHATD_*` environment variables and an optional TOML
+//! file, in that order of precedence, resolved into one [`Settings`].
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, ValueEnum};
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+const AFTER_HELP: &str = "\
+Every option can also be set by its environment variable (shown in brackets) or, \
+with the long name's dashes as underscores, in the --config TOML file \
+(e.g. `max_connections = 500`, `allowed_origin = [\"https://chat.example\"]`). \
+Flags override the environment, which overrides the file.
+
+Stores:   memory (default; data lives as long as the process), mongodb://... (not built yet)
+Mailers:  dir:<path> (one .eml file per mail; default dir:./chatd-mail),
+          smtp://[user[:pass]@]host[:port] (see --smtp-starttls), smtps://host[:port] (implicit TLS)";
+
+/// The command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "chatd",
+    version,
+    about = "chatd: the WebSocket daemon of the chatcore messenger engine",
+    after_help = AFTER_HELP
+)]
+pub(crate) struct Cli {
+    /// TOML file with any of the options below.
+    #[arg(long, env = "CHATD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Print the bound address (e.g. `127.0.0.1:8080`) alone on a stdout line once listening
+    /// (for scripts and tests that listen on port 0).
+    #[arg(long)]
+    print_addr: bool,
+
+    #[command(flatten)]
+    options: Options,
+}
+
+/// The options that may come from flags, environment or file. All optional
+/// here; [`Settings::resolve`] supplies the defaults.
+#[derive(Args, Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    /// Address to listen on (default: 127.0.0.1:8080). Port 0 picks a free port.
+    #[arg(long, env = "CHATD_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+
+    /// URL at which users reach this server, e.g. `https://chat.example` (default: `http://<listen address>`).
+    /// Used for the link in password-reset mails, and its origin is always an allowed Origin.
+    #[arg(long, env = "CHATD_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+
+    /// Where data is kept: `memory` or `mongodb://...` (default: memory).
+    #[arg(long, env = "CHATD_STORE", value_name = "STORE")]
+    store: Option<String>,
+
+    /// How mail (password resets) is sent: `dir:<path>`, `smtp://...` or `smtps://...` (default: dir:./chatd-mail).
+    #[arg(long, env = "CHATD_MAILER", value_name = "MAILER")]
+    mailer: Option<String>,
+
+    /// Sender address of mails (default: `chatd <noreply@localhost>`).
+    #[arg(long, env = "CHATD_MAIL_FROM", value_name = "ADDRESS")]
+    mail_from: Option<String>,
+
+    /// STARTTLS on `smtp://` mailers (default: required). `never` sends in clear text (local relays and tests only).
+    #[arg(long, env = "CHATD_SMTP_STARTTLS", value_name = "MODE")]
+    smtp_starttls: Option<StartTls>,
+
+    /// SMTP user name (overrides one in the mailer URL).
+    #[arg(long, env = "CHATD_SMTP_USERNAME", value_name = "USER")]
+    smtp_username: Option<String>,
+
+    /// SMTP password (overrides one in the mailer URL). Prefer the environment
+    /// variable or the file: flags are visible in the process list.
+    #[arg(
+        long,
+        env = "CHATD_SMTP_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    smtp_password: Option<String>,
+
+    /// Origin allowed to open WebSockets, exactly as browsers send it (`https://chat.example`);
+    /// repeat, or comma-separate in the variable. The public URL's origin is always allowed;
+    /// requests without Origin (non-browser clients) are allowed.
+    #[arg(
+        long,
+        env = "CHATD_ALLOWED_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    allowed_origin: Option<Vec<String>>,
+
+    /// Largest WebSocket message (one frame) accepted, in bytes; larger ones close the connection with 1009
+    /// (default: 65536).
+    #[arg(long, env = "CHATD_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    max_message_bytes: Option<usize>,
+
+    /// Most WebSocket connections served at once; more are refused with 503 (default: 10000).
+    #[arg(long, env = "CHATD_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<usize>,
+
+    /// Pushes queued per connection; a client that lets more pile up is closed with 4008
+    /// and catches up by sync (default: 256).
+    #[arg(long, env = "CHATD_OUTBOUND_QUEUE", value_name = "FRAMES")]
+    outbound_queue: Option<usize>,
+
+    /// Seconds between WebSocket pings the server sends (default: 25).
+    #[arg(long, env = "CHATD_PING_INTERVAL_SECS", value_name = "SECS")]
+    ping_interval_secs: Option<u64>,
+
+    /// Seconds without any traffic (frames or pongs) after which a connection is closed with 1001
+    /// (default: 60).
+    #[arg(long, env = "CHATD_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    idle_timeout_secs: Option<u64>,
+
+    /// Seconds a connection may stay signed out before it is closed with 1008 (default: 10).
+    #[arg(long, env = "CHATD_AUTH_TIMEOUT_SECS", value_name = "SECS")]
+    auth_timeout_secs: Option<u64>,
+
+    /// Requests per second allowed per connection, sustained; above it requests get `rate_limited`
+    /// (default: 50).
+    #[arg(long, env = "CHATD_FRAMES_PER_SECOND", value_name = "N")]
+    frames_per_second: Option<u32>,
+
+    /// Requests allowed in a burst above the sustained rate (default: 200).
+    #[arg(long, env = "CHATD_FRAME_BURST", value_name = "N")]
+    frame_burst: Option<u32>,
+
+    /// Seconds to wait for connections to close at shutdown before exiting anyway (default: 10).
+    #[arg(long, env = "CHATD_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS")]
+    shutdown_timeout_secs: Option<u64>,
+
+    /// Log filter, in tracing's EnvFilter syntax, e.g. `info` or `chatd=debug,chatcore=info` (default: info).
+    #[arg(long, env = "CHATD_LOG", value_name = "FILTER")]
+    log: Option<String>,
+
+    /// Log format: `text` or `json` (one object per line) (default: text).
+    #[arg(long, env = "CHATD_LOG_FORMAT", value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+
+    /// FOR TESTS ONLY: argon2id memory cost in KiB (min 8). Lowers password-hash strength to make test
+    /// suites fast; never set it in production (default: chatcore's OWASP cost, 19456).
+    #[arg(long, env = "CHATD_ARGON2_M_KIB", value_name = "KIB")]
+    argon2_m_kib: Option<u32>,
+}
+
+/// STARTTLS policy of an `smtp://` mailer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StartTls {
+    /// Refuse to send unless the server upgrades to TLS.
+    Required,
+    /// Upgrade when the server offers it.
+    Opportunistic,
+    /// Plain text.
+    Never,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Which store backs the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StoreSpec {
+    /// chatcore's in-memory stores.
+    Memory,
+    /// A MongoDB deployment (the adapter is not built into chatd yet).
+    Mongo(Secret),
+}
+
+/// How mail is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum MailerSpec {
+    /// One file per mail in a directory.
+    Dir(PathBuf),
+    /// An SMTP relay.
+    Smtp(SmtpSpec),
+}
+
+/// An SMTP relay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SmtpSpec {
+    /// Host name or address.
+    pub(crate) host: String,
+    /// TCP port.
+    pub(crate) port: u16,
+    /// TLS from the first byte (`smtps://`).
+    pub(crate) implicit_tls: bool,
+    /// STARTTLS policy when not implicit.
+    pub(crate) starttls: StartTls,
+    /// User name and password, if the relay wants them.
+    pub(crate) credentials: Option<(String, Secret)>,
+}
+
+/// Everything chatd runs with, defaults applied and validated.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) listen: SocketAddr,
+    pub(crate) print_addr: bool,
+    /// `None`: derived from the bound address at start.
+    pub(crate) public_url: Option<Url>,
+    pub(crate) store: StoreSpec,
+    pub(crate) mailer: MailerSpec,
+    pub(crate) mail_from: String,
+    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) max_message_bytes: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) outbound_queue: usize,
+    pub(crate) ping_interval: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) auth_timeout: Duration,
+    pub(crate) frames_per_second: u32,
+    pub(crate) frame_burst: u32,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) log: String,
+    pub(crate) log_format: LogFormat,
+    pub(crate) argon2_m_kib: Option<u32>,
+}
+
+impl Settings {
+    /// Reads the command line, the environment and the config file.
+    pub(crate) fn load() -> anyhow::Result<Settings> {
+        Self::from_cli(Cli::parse())
+    }
+
+    /// Settings from a parsed command line, without a config file.
+    #[cfg(test)]
+    pub(crate) fn for_tests(cli: Cli) -> Settings {
+        Self::resolve(cli.options, cli.print_addr).expect("valid test settings")
+    }
+
+    fn from_cli(cli: Cli) -> anyhow::Result<Settings> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<Options>(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => Options::default(),
+        };
+        Self::resolve(cli.options.or(file), cli.print_addr)
+    }
+
+    fn resolve(o: Options, print_addr: bool) -> anyhow::Result<Settings> {
+        let secs = |v: Option<u64>, default: u64| Duration::from_secs(v.unwrap_or(default));
+        let public_url = o
+            .public_url
+            .as_deref()
+            .map(|u| {
+                let url = Url::parse(u).with_context(|| format!("invalid --public-url {u:?}"))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    bail!("--public-url must be an http:// or https:// URL, not {u:?}");
+                }
+                Ok(url)
+            })
+            .transpose()?;
+        let mut allowed_origins = Vec::new();
+        for origin in o.allowed_origin.unwrap_or_default() {
+            let origin = origin.trim().trim_end_matches('/');
+            if origin.is_empty() {
+                continue;
+            }
+            if origin != "null" && Url::parse(origin).is_err() {
+                bail!("--allowed-origin {origin:?} is not an origin like https://chat.example");
+            }
+            allowed_origins.push(origin.to_owned());
+        }
+        let s = Settings {
+            listen: o
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            print_addr,
+            public_url,
+            store: parse_store(o.store.as_deref().unwrap_or("memory"))?,
+            mailer: parse_mailer(
+                o.mailer.as_deref().unwrap_or("dir:./chatd-mail"),
+                o.smtp_starttls.unwrap_or(StartTls::Required),
+                o.smtp_username,
+                o.smtp_password,
+            )?,
+            mail_from: o
+                .mail_from
+                .unwrap_or_else(|| "chatd <noreply@localhost>".to_owned()),
+            allowed_origins,
+            max_message_bytes: o.max_message_bytes.unwrap_or(64 * 1024),
+            max_connections: o.max_connections.unwrap_or(10_000),
+            outbound_queue: o.outbound_queue.unwrap_or(256),
+            ping_interval: secs(o.ping_interval_secs, 25),
+            idle_timeout: secs(o.idle_timeout_secs, 60),
+            auth_timeout: secs(o.auth_timeout_secs, 10),
+            frames_per_second: o.frames_per_second.unwrap_or(50),
+            frame_burst: o.frame_burst.unwrap_or(200),
+            shutdown_timeout: secs(o.shutdown_timeout_secs, 10),
+            log: o.log.unwrap_or_else(|| "info".to_owned()),
+            log_format: o.log_format.unwrap_or(LogFormat::Text),
+            argon2_m_kib: o.argon2_m_kib,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(4096..=(16 << 20)).contains(&self.max_message_bytes) {
+            bail!("--max-message-bytes must be between 4096 and 16777216");
+        }
+        if self.max_connections == 0 || self.outbound_queue == 0 {
+            bail!("--max-connections and --outbound-queue must be at least 1");
+        }
+        if self.ping_interval.is_zero() || self.idle_timeout <= self.ping_interval {
+            bail!("--ping-interval-secs must be at least 1 and below --idle-timeout-secs");
+        }
+        if self.auth_timeout.is_zero() || self.frames_per_second == 0 || self.frame_burst == 0 {
+            bail!("--auth-timeout-secs, --frames-per-second and --frame-burst must be at least 1");
+        }
+        if self.argon2_m_kib.is_some_and(|m| m < 8) {
+            bail!("--argon2-m-kib must be at least 8");
+        }
+        Ok(())
+    }
+}
+
+impl Options {
+    /// Each option from `self`, else from `other`.
+    fn or(self, other: Options) -> Options {
+        macro_rules! pick {
+            ($($field:ident),* $(,)?) => {
+                Options { $($field: self.$field.or(other.$field)),* }
+            };
+        }
+        pick!(
+            listen,
+            public_url,
+            store,
+            mailer,
+            mail_from,
+            smtp_starttls,
+            smtp_username,
+            smtp_password,
+            allowed_origin,
+            max_message_bytes,
+            max_connections,
+            outbound_queue,
+            ping_interval_secs,
+            idle_timeout_secs,
+            auth_timeout_secs,
+            frames_per_second,
+            frame_burst,
+            shutdown_timeout_secs,
+            log,
+            log_format,
+            argon2_m_kib,
+        )
+    }
+}
+
+fn parse_store(s: &str) -> anyhow::Result<StoreSpec> {
+    let s = s.trim();
+    if s == "memory" {
+        Ok(StoreSpec::Memory)
+    } else if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") {
+        Ok(StoreSpec::Mongo(Secret(s.to_owned())))
+    } else {
+        bail!("unknown --store {s:?}: use `memory` or a `mongodb://` URI")
+    }
+}
+
+fn parse_mailer(
+    s: &str,
+    starttls: StartTls,
+    username: Option<String>,
+    password: Option<String>,
+) -> anyhow::Result<MailerSpec> {
+    let s = s.trim();
+    if let Some(path) = s.strip_prefix("dir:") {
+        if path.is_empty() {
+            bail!("--mailer dir: needs a directory, e.g. dir:./chatd-mail");
+        }
+        return Ok(MailerSpec::Dir(PathBuf::from(path)));
+    }
+    let url = Url::parse(s).map_err(|_| {
+        anyhow::anyhow!(
+            "unknown --mailer {s:?}: use dir:<path>, smtp://host:port or smtps://host:port"
+        )
+    })?;
+    let implicit_tls = match url.scheme() {
+        "smtp" => false,
+        "smtps" => true,
+        other => bail!("unknown --mailer scheme {other:?}: use dir:, smtp:// or smtps://"),
+    };
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .context("the SMTP mailer URL needs a host")?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = url.port().unwrap_or(match (implicit_tls, starttls) {
+        (true, _) => 465,
+        (false, StartTls::Never) => 25,
+        (false, _) => 587,
+    });
+    let decode = |v: &str| {
+        percent_encoding::percent_decode_str(v)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let url_user = Some(decode(url.username())).filter(|u| !u.is_empty());
+    let url_pass = url.password().map(decode);
+    let credentials = match (username.or(url_user), password.or(url_pass)) {
+        (Some(user), Some(pass)) => Some((user, Secret(pass))),
+        (None, None) => None,
+        _ => bail!("SMTP credentials need both a user name and a password"),
+    };
+    Ok(MailerSpec::Smtp(SmtpSpec {
+        host,
+        port,
+        implicit_tls,
+        starttls,
+        credentials,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Settings> {
+        let cli = Cli::try_parse_from(std::iter::once("chatd").chain(args.iter().copied()))?;
+        Settings::resolve(cli.options, cli.print_addr)
+    }
+
+    #[test]
+    fn defaults() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(s.store, StoreSpec::Memory);
+        assert_eq!(s.mailer, MailerSpec::Dir("./chatd-mail".into()));
+        assert_eq!(s.max_message_bytes, 65536);
+        assert_eq!(s.argon2_m_kib, None);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: Options = toml::from_str(
+            "listen = \"0.0.0.0:9000\"\nmax_connections = 5\nallowed_origin = [\"https://a.example/\"]",
+        )
+        .unwrap();
+        let cli = Cli::try_parse_from(["chatd", "--max-connections", "7"]).unwrap();
+        let s = Settings::resolve(cli.options.or(file), false).unwrap();
+        assert_eq!(s.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(s.max_connections, 7);
+        assert_eq!(s.allowed_origins, vec!["https://a.example".to_owned()]);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        assert!(toml::from_str::<Options>("max_conections = 5").is_err());
+    }
+
+    #[test]
+    fn mongodb_is_parsed_and_bad_values_refused() {
+        let s = parse(&["--store", "mongodb://db:27017/chat"]).unwrap();
+        assert!(matches!(s.store, StoreSpec::Mongo(_)));
+        assert!(parse(&["--store", "postgres://x"]).is_err());
+        assert!(parse(&["--max-message-bytes", "10"]).is_err());
+        assert!(parse(&["--ping-interval-secs", "60", "--idle-timeout-secs", "30"]).is_err());
+        assert!(parse(&["--allowed-origin", "not an origin"]).is_err());
+        assert!(parse(&["--public-url", "ftp://x"]).is_err());
+    }
+
+    #[test]
+    fn smtp_urls() {
+        let s = parse(&["--mailer", "smtp://me%40x.org:p%3As+s@mail.example:2525"]).unwrap();
+        let MailerSpec::Smtp(smtp) = s.mailer else {
+            panic!("not smtp")
+        };
+        assert_eq!((smtp.host.as_str(), smtp.port), ("mail.example", 2525));
+        assert!(!smtp.implicit_tls);
+        assert_eq!(smtp.starttls, StartTls::Required);
+        let (user, pass) = smtp.credentials.unwrap();
+        assert_eq!((user.as_str(), pass.0.as_str()), ("me@x.org", "p:s+s"));
+        assert!(!format!("{pass:?}").contains("p:s+s"));
+
+        let s = parse(&[
+            "--mailer",
+            "smtps://mail.example",
+            "--smtp-username",
+            "u",
+            "--smtp-password",
+            "p",
+        ])
+        .unwrap();
+        let MailerSpec::Smtp(smtp) = s.mailer else {
+            panic!("not smtp")
+        };
+        assert_eq!(smtp.port, 465);
+        assert!(smtp.implicit_tls);
+        assert!(smtp.credentials.is_some());
+        assert!(parse(&["--mailer", "smtp://h", "--smtp-username", "only-user"]).is_err());
+        assert!(parse(&["--mailer", "carrier-pigeon"]).is_err());
+    }
+}
