@@ -1,6 +1,6 @@
 //! The static files of the web client, embedded in the binary from `chatd/web/`.
 //!
-//! To serve another file, put it in `chatd/web/` and add a line to [`ASSETS`].
+//! Every file under `chatd/web/` is served at its path; `build.rs` lists them.
 
 /// One embedded file.
 pub(crate) struct Asset {
@@ -12,12 +12,7 @@ pub(crate) struct Asset {
     pub(crate) body: &'static [u8],
 }
 
-/// Every embedded file.
-pub(crate) static ASSETS: &[Asset] = &[Asset {
-    path: "/",
-    content_type: "text/html; charset=utf-8",
-    body: include_bytes!("../web/index.html"),
-}];
+include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
 /// The file for a request path (`/index.html` is `/`).
 pub(crate) fn lookup(path: &str) -> Option<&'static Asset> {

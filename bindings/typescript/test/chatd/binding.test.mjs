@@ -1,0 +1,293 @@
+// The binding against a real chatd process (see test/support/chatd.mjs).
+// Node 20 needs --experimental-websocket for its global WebSocket.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { ChatClient, ChatError, jsonCodec, msgpackCodec } from "../../dist/index.js";
+import { startChatd } from "../support/chatd.mjs";
+import { collect, newAccount, nextEvent, until } from "../support/util.mjs";
+
+let chatd;
+const clients = [];
+
+before(async () => {
+  chatd = await startChatd();
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  const status = await chatd?.stop();
+  assert.equal(status?.code, 0, `chatd exits cleanly on SIGTERM (${JSON.stringify(status)})`);
+});
+
+/** A client that the test run closes at the end. */
+function client(options = {}) {
+  const c = new ChatClient({
+    url: chatd.wsUrl,
+    codec: msgpackCodec,
+    reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
+    requestTimeoutMs: 10_000,
+    ...options,
+  });
+  clients.push(c);
+  return c;
+}
+
+/** A WebSocket whose connection the test can cut, optionally swallowing replies first. */
+function cuttableWebSocket() {
+  const sockets = [];
+  class CuttableWebSocket {
+    constructor(url, protocols) {
+      this.inner = new WebSocket(url, protocols);
+      this.muted = false;
+      sockets.push(this);
+    }
+    get readyState() { return this.inner.readyState; }
+    get protocol() { return this.inner.protocol; }
+    get binaryType() { return this.inner.binaryType; }
+    set binaryType(v) { this.inner.binaryType = v; }
+    send(data) { this.inner.send(data); }
+    close(code, reason) { this.inner.close(code, reason); }
+    addEventListener(type, fn) {
+      this.inner.addEventListener(type, (ev) => {
+        if (type === "message" && this.muted) return; // lost on the way
+        fn(ev);
+      });
+    }
+  }
+  return {
+    WebSocket: CuttableWebSocket,
+    last: () => sockets.at(-1),
+    count: () => sockets.length,
+  };
+}
+
+test("two clients chat, in both codecs, with live pushes, unread counts and history", async () => {
+  const alice = client({ codec: msgpackCodec });
+  const bob = client({ codec: jsonCodec });
+  const a = await alice.register(newAccount("alice"));
+  const b = await bob.register(newAccount("bob"));
+  assert.ok(a.token && b.token);
+  assert.equal(alice.state, "ready");
+
+  // The directory finds bob by username prefix and by display-name word.
+  const found = await alice.searchUsers(b.profile.username.slice(0, 6));
+  assert.ok(found.users.some((u) => u.profile.user === b.user && u.presence.online));
+  const byName = await alice.searchUsers("bob");
+  assert.ok(byName.users.some((u) => u.profile.user === b.user));
+
+  const bobGets = nextEvent(bob, "message", (e) => e.message.from === a.user);
+  const bobAlert = nextEvent(bob, "alert");
+  const sent = await alice.send(b.user, "Hello, Bob! 👋");
+  assert.equal(sent.duplicate, false);
+  assert.equal(sent.message.conv, alice.conversationWith(b.user));
+  assert.equal(sent.message.seq, 1);
+  const got = await bobGets;
+  assert.equal(got.source, "push");
+  assert.deepEqual(got.message, sent.message, "the recipient receives what the sender stored");
+  const alert = await bobAlert;
+  assert.equal(alert.conv, sent.message.conv);
+  assert.equal(alert.unread, 1);
+
+  // Bob opens the chat: no alert for messages there, and he replies.
+  await bob.focus(sent.message.conv);
+  const alertsWhileFocused = collect(bob, "alert");
+  const aliceGets = nextEvent(alice, "message", (e) => e.message.from === b.user);
+  const reply = await bob.send(a.user, "Hi Alice");
+  assert.equal(reply.message.seq, 2);
+  assert.equal((await aliceGets).message.content.text, "Hi Alice");
+  const third = nextEvent(bob, "message", (e) => e.message.seq === 3);
+  await alice.send(b.user, "How are you?");
+  await third;
+  assert.equal(alertsWhileFocused.length, 0, "no alert for the focused conversation");
+
+  let convs = await bob.conversations();
+  assert.equal(convs.length, 1);
+  assert.equal(convs[0].peer, a.user);
+  assert.equal(convs[0].last_seq, 3);
+  assert.equal(convs[0].unread, 2);
+  await bob.read(sent.message.conv, 3);
+  convs = await bob.conversations();
+  assert.equal(convs[0].unread, 0);
+
+  // History pages backwards.
+  const newest = await alice.history(sent.message.conv, { limit: 2 });
+  assert.deepEqual(newest.messages.map((m) => m.seq), [2, 3]);
+  assert.equal(newest.more, true);
+  const older = await alice.history(sent.message.conv, { before: 2, limit: 2 });
+  assert.deepEqual(older.messages.map((m) => m.seq), [1]);
+  assert.equal(older.more, false);
+
+  // Profiles.
+  const updated = await bob.updateProfile({ about: "Can we fix it?" });
+  assert.equal(updated.profile.about, "Can we fix it?");
+  const card = await alice.getProfile(b.user);
+  assert.equal(card.profile.about, "Can we fix it?");
+  assert.equal(card.profile.display_name, b.profile.display_name);
+  assert.ok(await alice.ping() >= 0);
+});
+
+test("presence is pushed to a user watching the directory", async () => {
+  const carol = client();
+  const dave = client();
+  const acc = newAccount("dave");
+  await carol.register(newAccount("carol"));
+  const d = await dave.register(acc);
+  await carol.searchUsers(acc.username);
+  const offline = nextEvent(carol, "presence", (p) => p.user === d.user && !p.online);
+  dave.close();
+  const p = await offline;
+  assert.equal(typeof p.last_seen, "number");
+  const online = nextEvent(carol, "presence", (p) => p.user === d.user && p.online);
+  const again = client();
+  await again.login({ login: acc.email, password: acc.password });
+  await online;
+});
+
+test("offline delivery: what was sent meanwhile arrives by sync after resume, then on a new device", async () => {
+  const erin = client();
+  const frank = client({ syncPageSize: 2 });
+  const e = await erin.register(newAccount("erin"));
+  const frankAccount = newAccount("frank");
+  const f = await frank.register(frankAccount);
+  await erin.send(f.user, "before");
+  await until(async () => (await frank.conversations()).length === 1, 5000, "frank's conversation");
+  frank.close(); // offline
+
+  for (const text of ["one", "two", "three", "four", "five"]) await erin.send(f.user, text);
+
+  // The same device comes back with its token: exactly the five, in order, by sync (pages of 2).
+  const back = client({ token: f.token, syncPageSize: 2, autoSync: false });
+  const delivered = collect(back, "message");
+  await back.connect();
+  assert.equal(back.session.device, f.device, "resume keeps the device");
+  const synced = await back.sync();
+  assert.deepEqual(synced.map((m) => m.content.text), ["one", "two", "three", "four", "five"]);
+  assert.ok(delivered.every((d) => d.source === "sync"));
+  assert.deepEqual(await back.sync(), [], "everything was acknowledged: a second sync is empty");
+
+  // A new device starts with nothing acknowledged: its first sync is the whole history.
+  const phone = client({ syncPageSize: 2 });
+  const all = collect(phone, "message");
+  const session = nextEvent(phone, "session");
+  await phone.login({ login: frankAccount.username, password: frankAccount.password, device: "Phone" });
+  await session;
+  await until(() => all.length === 6, 5000, "the whole history on the new device");
+  assert.deepEqual(all.map((d) => d.message.seq), [1, 2, 3, 4, 5, 6]);
+  assert.ok(e.user);
+});
+
+test("a send retried with its client_id is stored once, also across a lost connection", async () => {
+  const gina = client();
+  const hank = client();
+  await gina.register(newAccount("gina"));
+  const h = await hank.register(newAccount("hank"));
+
+  // Explicit retry by the application.
+  const first = await gina.send(h.user, "once", { clientId: "retry-me-1" });
+  const second = await gina.send(h.user, "once", { clientId: "retry-me-1" });
+  assert.equal(first.duplicate, false);
+  assert.equal(second.duplicate, true);
+  assert.equal(second.message.seq, first.message.seq);
+  assert.equal(second.message.id, first.message.id);
+
+  // The reply is lost and the connection drops: the client resends by itself after resuming.
+  const cut = cuttableWebSocket();
+  const ivy = client({ WebSocket: cut.WebSocket });
+  await ivy.register(newAccount("ivy"));
+  const pushes = collect(hank, "message");
+  cut.last().muted = true;
+  const sending = ivy.send(h.user, "survives a lost reply");
+  await until(() => pushes.length === 1, 5000, "the message to be stored and pushed");
+  const sockets = cut.count();
+  const resumed = nextEvent(ivy, "session", (s) => s.resumed);
+  cut.last().close(3000, "test cut");
+  const result = await sending;
+  await resumed;
+  assert.ok(cut.count() > sockets, "the client reconnected");
+  assert.equal(result.duplicate, true, "the resend was recognised by its client_id");
+  assert.equal(result.message.seq, pushes[0].message.seq);
+  const hist = await hank.history(result.message.conv);
+  assert.equal(hist.messages.filter((m) => m.content.text === "survives a lost reply").length, 1);
+});
+
+test("errors surface with their protocol codes", async () => {
+  const c = client();
+  const taken = newAccount("judy");
+  await c.register(taken);
+
+  const weak = await client().register({ ...newAccount("kim"), password: "password" }).catch((e) => e);
+  assert.ok(weak instanceof ChatError);
+  assert.equal(weak.code, "weak_password");
+  assert.ok(weak.violations.includes("too_short"), String(weak.violations));
+  assert.ok(weak.violations.includes("common"), String(weak.violations));
+  assert.equal(weak.request, "register");
+
+  const fresh = newAccount("lou");
+  for (const [field, value] of [
+    ["username", taken.username.toUpperCase()],
+    ["email", taken.email],
+    ["phone", taken.phone],
+  ]) {
+    const err = await client().register({ ...newAccount("lou"), [field]: value }).catch((e) => e);
+    assert.equal(err.code, "conflict", `${field}: ${err.message}`);
+    assert.equal(err.field, field);
+  }
+
+  const anon = client();
+  const unauth = await anon.conversations().catch((e) => e);
+  assert.equal(unauth.code, "unauthenticated");
+  const wrong = await anon.login({ login: taken.username, password: "not the password at all" }).catch((e) => e);
+  assert.equal(wrong.code, "unauthenticated");
+  const badToken = await client({ token: "no-such-token" }).connect().catch((e) => e);
+  assert.equal(badToken.code, "unauthenticated");
+
+  const bad = await c.register(fresh).catch((e) => e);
+  assert.equal(bad.code, "forbidden", "a connection carries one account");
+  const self = await c.send(c.me, "to myself").catch((e) => e);
+  assert.equal(self.code, "invalid_argument");
+  const nobody = await c.send("0190f7a2-6c1e-7b3a-9f00-000000000000", "hi").catch((e) => e);
+  assert.equal(nobody.code, "not_found");
+  const other = await client().register(newAccount("max"));
+  const long = await c.send(other.user, "x".repeat(20_000)).catch((e) => e);
+  assert.equal(long.code, "too_large", "the server refuses text over 16 KiB");
+  const huge = await c.send(other.user, "x".repeat(70_000)).catch((e) => e);
+  assert.equal(huge.code, "too_large", "the client refuses frames over 64 KiB before sending");
+  assert.equal(c.state, "ready", "and the connection goes on");
+});
+
+test("password reset by mailed token revokes the other sessions", async () => {
+  const acc = newAccount("mia");
+  const mia = client();
+  await mia.register(acc);
+  const signedOut = nextEvent(mia, "signedout");
+
+  const anon = client();
+  await anon.requestPasswordReset(acc.email);
+  const { token } = await chatd.waitForResetToken(acc.email);
+  const weak = await anon.confirmPasswordReset(token, "short").catch((e) => e);
+  assert.equal(weak.code, "weak_password", "the rules apply; the token is not used up");
+  const newPassword = "copper kettle meadow 1987 sings";
+  await anon.confirmPasswordReset(token, newPassword);
+  const reused = await anon.confirmPasswordReset(token, newPassword).catch((e) => e);
+  assert.equal(reused.code, "not_found", "the token is single-use");
+
+  assert.equal((await signedOut).reason, "revoked");
+  const old = await client().login({ login: acc.username, password: acc.password }).catch((e) => e);
+  assert.equal(old.code, "unauthenticated");
+  const s = await client().login({ login: acc.username, password: newPassword });
+  assert.equal(s.profile.username, acc.username);
+});
+
+test("logout ends the session and the token stops working", async () => {
+  const acc = newAccount("ned");
+  const ned = client();
+  const s = await ned.register(acc);
+  const closed = nextEvent(ned, "close");
+  await ned.logout();
+  const { code, willReconnect } = await closed;
+  assert.equal(code, 1000);
+  assert.equal(willReconnect, false);
+  assert.equal(ned.session, null);
+  const again = await client({ token: s.token }).connect().catch((e) => e);
+  assert.equal(again.code, "unauthenticated");
+});

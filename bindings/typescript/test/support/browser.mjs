@@ -1,0 +1,79 @@
+// Headless Debian Chromium driven by playwright-core. Never downloads a
+// browser: it runs /usr/bin/chromium (or $CHROMIUM), with a fresh profile
+// (playwright's launch() makes a new temporary user-data-dir each time).
+import { chromium } from "playwright-core";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repo = fileURLToPath(new URL("../../../../", import.meta.url));
+export const webDir = join(repo, "chatd/web");
+export const screenshotDir = join(repo, "docs/screenshots");
+
+export async function launchBrowser() {
+  const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+  if (!existsSync(executablePath)) throw new Error(`${executablePath} is missing: apt-get install -y chromium`);
+  return chromium.launch({
+    executablePath,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8" };
+
+/**
+ * FOR DEVELOPMENT ONLY (CHATCORE_WEB_FROM_DISK=1): answers requests for web
+ * client files that chatd does not serve (404) from chatd/web/ on disk, so the
+ * UI can be worked on before chatd embeds a new file. The test that every file
+ * is served by chatd itself still fails in that case.
+ */
+export async function serveMissingFromDisk(context, httpUrl) {
+  if (process.env.CHATCORE_WEB_FROM_DISK !== "1") return;
+  // Only the files chatd answers with 404 are routed: a document fulfilled by
+  // playwright has no address space, and Chromium's Local Network Access
+  // checks then block its WebSocket to 127.0.0.1.
+  for (const file of walkFiles(webDir)) {
+    const rel = file.slice(webDir.length + 1);
+    if (rel === "index.html") continue;
+    const res = await fetch(`${httpUrl}/${rel}`);
+    await res.arrayBuffer();
+    if (res.status !== 404) continue;
+    await context.route(`${httpUrl}/${rel}`, (route) =>
+      route.fulfill({ status: 200, contentType: TYPES[extname(file)] ?? "application/octet-stream", body: readFileSync(file) }),
+    );
+  }
+}
+
+/** Every file under `dir`, recursively. */
+export function walkFiles(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? walkFiles(path) : [path];
+  });
+}
+
+/** Saves a screenshot as docs/screenshots/<name>.png. */
+export async function screenshot(page, name) {
+  mkdirSync(screenshotDir, { recursive: true });
+  await page.screenshot({ path: join(screenshotDir, `${name}.png`) });
+}
+
+/** Records uncaught page errors and Content-Security-Policy violations into `problems`. */
+export function watchConsole(page, label, problems) {
+  page.on("pageerror", (e) => problems.push(`${label}: uncaught ${e.message}`));
+  page.on("console", (msg) => {
+    const text = msg.text();
+    if (msg.type() === "error" && /Content Security Policy|SyntaxError|TypeError|ReferenceError/.test(text)) {
+      problems.push(`${label}: console: ${text}`);
+    }
+  });
+}

@@ -1,0 +1,52 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { DeliveryTracker, directConversationId, peerOf } from "../../dist/index.js";
+
+const m = (conv, seq) => ({ conv, seq });
+
+test("a sync page sets the base; gap-free runs are acknowledged", () => {
+  const t = new DeliveryTracker();
+  assert.equal(t.receive(m("a", 5), true), true); // server cursor was 4
+  assert.equal(t.receive(m("a", 6), true), true);
+  assert.deepEqual(t.takeAcks(), [{ conv: "a", seq: 6 }]);
+  assert.deepEqual(t.takeAcks(), [], "nothing new to acknowledge");
+  assert.equal(t.receive(m("a", 6), false), false, "a push of a synced message is a duplicate");
+});
+
+test("a push beyond a gap waits for the gap", () => {
+  const t = new DeliveryTracker();
+  t.receive(m("a", 1), false); // seq 1: the base is 0, whatever the cursor
+  t.takeAcks();
+  assert.equal(t.receive(m("a", 3), false), true);
+  assert.deepEqual(t.takeAcks(), [], "2 is missing: acknowledging 3 would lose it");
+  assert.equal(t.receive(m("a", 2), false), true);
+  assert.deepEqual(t.takeAcks(), [{ conv: "a", seq: 3 }]);
+});
+
+test("pushes with an unknown base are delivered, not acknowledged, until a sync", () => {
+  const t = new DeliveryTracker();
+  assert.equal(t.receive(m("b", 7), false), true);
+  assert.equal(t.hasBase("b"), false);
+  assert.deepEqual(t.takeAcks(), []);
+  // The sync returns everything after the cursor (6): 7 is known, 8 is new.
+  assert.equal(t.receive(m("b", 7), true), false);
+  assert.equal(t.receive(m("b", 8), true), true);
+  assert.deepEqual(t.takeAcks(), [{ conv: "b", seq: 8 }]);
+});
+
+test("an ack that failed is asked for again", () => {
+  const t = new DeliveryTracker();
+  t.receive(m("a", 1), true);
+  const [ack] = t.takeAcks();
+  t.ackFailed(ack.conv, ack.seq);
+  assert.deepEqual(t.takeAcks(), [{ conv: "a", seq: 1 }]);
+});
+
+test("direct conversation ids order the two users as byte strings", () => {
+  assert.equal(directConversationId("b", "a"), "dm:a:b");
+  assert.equal(directConversationId("a", "b"), "dm:a:b");
+  // UTF-16 order would put U+FF5E before U+1F600; UTF-8 byte order does not.
+  assert.equal(directConversationId("\u{1F600}", "\uFF5E"), "dm:\uFF5E:\u{1F600}");
+  assert.equal(peerOf("dm:a:b", "a"), "b");
+  assert.equal(peerOf("dm:a:b", "c"), undefined);
+});

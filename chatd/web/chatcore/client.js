@@ -1,0 +1,671 @@
+/**
+ * {@link ChatClient}: one connection to a chatcore server, with requests as
+ * promises, pushes as typed events, and the delivery rules of PROTOCOL.md
+ * built in: sends keep their `client_id` across retries, a lost connection is
+ * reopened with backoff and the session resumed with its token, and every
+ * (re)sign-in is followed by a `sync` whose messages are acknowledged in
+ * gap-free runs.
+ *
+ * @module
+ */
+import { decodeServerFrame, encodeClientFrame, jsonCodec } from "./codec.js";
+import { DeliveryTracker } from "./delivery.js";
+import { ChatError } from "./errors.js";
+import { canonicalClientFrame, directConversationId, PROTOCOL_VERSION, ProtocolError, } from "./protocol.js";
+const OPEN = 1;
+/** A fresh message `client_id` (a UUIDv4). */
+export function newClientId() {
+    const c = globalThis.crypto;
+    if (typeof c.randomUUID === "function")
+        return c.randomUUID();
+    // randomUUID needs a secure context in browsers; getRandomValues does not.
+    const b = c.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+const utf8 = new TextEncoder();
+function byteLength(data) {
+    return typeof data === "string" ? utf8.encode(data).length : data.byteLength;
+}
+/**
+ * A chatcore client. Create it, listen to its events, `connect()` (or just
+ * call `login`/`register`: the connection opens on demand), and make requests.
+ */
+export class ChatClient {
+    url;
+    codec;
+    WS;
+    opts;
+    ws = null;
+    welcomed = false;
+    opening = null;
+    restoring = null;
+    signedIn = false;
+    closedByUser = false;
+    stateValue = "disconnected";
+    sessionValue = null;
+    token;
+    nextId = 1;
+    inflight = new Map();
+    /** Auth requests waiting for the session to be resumed. */
+    waiting = [];
+    reconnectTimer;
+    attempt = 0;
+    focused;
+    tracker = new DeliveryTracker();
+    syncChain = Promise.resolve();
+    syncScheduled = false;
+    serverTimeOffset = 0;
+    listeners = new Map();
+    constructor(options) {
+        this.url = options.url;
+        this.codec = options.codec ?? jsonCodec;
+        const WS = options.WebSocket ?? globalThis.WebSocket;
+        if (!WS) {
+            throw new TypeError("no WebSocket implementation: pass options.WebSocket (e.g. from the `ws` package) or run Node with --experimental-websocket");
+        }
+        this.WS = WS;
+        this.token = options.token ?? null;
+        const clientName = options.clientName ?? "chatcore-ts/0.1";
+        this.opts = {
+            clientName,
+            device: options.device ?? clientName,
+            autoSync: options.autoSync ?? true,
+            requestTimeoutMs: options.requestTimeoutMs ?? 20_000,
+            syncPageSize: options.syncPageSize ?? 200,
+            maxFrameBytes: options.maxFrameBytes ?? 65_536,
+            reconnect: options.reconnect === false
+                ? false
+                : { initialDelayMs: options.reconnect?.initialDelayMs ?? 250, maxDelayMs: options.reconnect?.maxDelayMs ?? 30_000 },
+        };
+    }
+    // -- events ---------------------------------------------------------------
+    /** Calls `handler` on every `type` event; returns a function that stops it. */
+    on(type, handler) {
+        let set = this.listeners.get(type);
+        if (!set) {
+            set = new Set();
+            this.listeners.set(type, set);
+        }
+        set.add(handler);
+        return () => this.off(type, handler);
+    }
+    /** Removes a handler added with {@link on}. */
+    off(type, handler) {
+        this.listeners.get(type)?.delete(handler);
+    }
+    emit(type, payload) {
+        for (const h of [...(this.listeners.get(type) ?? [])]) {
+            try {
+                h(payload);
+            }
+            catch (e) {
+                // A failing handler must not break the connection's bookkeeping.
+                queueMicrotask(() => {
+                    throw e;
+                });
+            }
+        }
+    }
+    setState(state) {
+        if (this.stateValue !== state) {
+            this.stateValue = state;
+            this.emit("state", state);
+        }
+    }
+    // -- state ----------------------------------------------------------------
+    /** The connection state. */
+    get state() {
+        return this.stateValue;
+    }
+    /** The current session, or `null` when signed out. */
+    get session() {
+        return this.sessionValue;
+    }
+    /** The signed-in user's id, or `undefined`. */
+    get me() {
+        return this.sessionValue?.user;
+    }
+    /** Server clock minus local clock, in ms, as of the last `welcome`. */
+    get clockOffsetMs() {
+        return this.serverTimeOffset;
+    }
+    /** The 1:1 conversation id with `peer` (needs a session). */
+    conversationWith(peer) {
+        if (!this.sessionValue)
+            throw new ChatError("unauthenticated", "not signed in");
+        return directConversationId(this.sessionValue.user, peer);
+    }
+    // -- connection -----------------------------------------------------------
+    /**
+     * Opens the connection (and resumes the session if a token is known).
+     * Requests open it on demand too; call this to connect early or to learn
+     * whether a kept token still works: it rejects with `unauthenticated` if not.
+     */
+    async connect() {
+        if (this.closedByUser)
+            throw new ChatError("closed", "the client was closed");
+        if (this.token && !this.signedIn) {
+            await this.restore();
+        }
+        else {
+            await this.ensureOpen();
+        }
+    }
+    /** Closes the connection for good (1000); pending requests fail with `closed`. */
+    close() {
+        this.closedByUser = true;
+        clearTimeout(this.reconnectTimer);
+        const err = new ChatError("closed", "the client was closed");
+        this.failAll(err);
+        const ws = this.ws;
+        this.ws = null;
+        this.welcomed = false;
+        this.signedIn = false;
+        if (ws && ws.readyState <= OPEN)
+            ws.close(1000);
+        this.setState("closed");
+    }
+    failAll(err) {
+        for (const p of this.inflight.values()) {
+            clearTimeout(p.timer);
+            p.reject(err);
+        }
+        this.inflight.clear();
+        const waiting = this.waiting;
+        this.waiting = [];
+        for (const p of waiting)
+            p.reject(err);
+    }
+    /** Opens the WebSocket and says hello, once; resolves when `welcome` arrived. */
+    ensureOpen() {
+        if (this.closedByUser)
+            return Promise.reject(new ChatError("closed", "the client was closed"));
+        if (this.ws && this.welcomed && this.ws.readyState === OPEN)
+            return Promise.resolve();
+        if (this.opening)
+            return this.opening;
+        const opening = new Promise((resolve, reject) => {
+            let ws;
+            try {
+                ws = new this.WS(this.url, [this.codec.subprotocol]);
+            }
+            catch (e) {
+                reject(new ChatError("disconnected", `cannot open ${this.url}: ${String(e)}`));
+                return;
+            }
+            ws.binaryType = "arraybuffer";
+            this.ws = ws;
+            this.welcomed = false;
+            if (!this.signedIn && this.stateValue !== "reconnecting")
+                this.setState("connecting");
+            const guard = setTimeout(() => ws.close(), this.opts.requestTimeoutMs);
+            const hello = {
+                frame: { type: "hello", version: PROTOCOL_VERSION, client: this.opts.clientName },
+                expect: "welcome",
+                auth: false,
+                retry: false,
+                resolve: (f) => {
+                    clearTimeout(guard);
+                    const w = f;
+                    this.serverTimeOffset = w.time - Date.now();
+                    this.welcomed = true;
+                    if (this.stateValue === "connecting" || this.stateValue === "disconnected")
+                        this.setState("connected");
+                    resolve();
+                },
+                reject: (e) => {
+                    clearTimeout(guard);
+                    reject(e);
+                },
+            };
+            ws.addEventListener("open", () => {
+                if (ws.protocol && ws.protocol !== this.codec.subprotocol) {
+                    // Browsers refuse this themselves; other WebSocket implementations may not.
+                    this.emit("error", new ChatError("protocol", `the server chose subprotocol ${ws.protocol}, not ${this.codec.subprotocol}`));
+                    ws.close(1000);
+                    return;
+                }
+                this.transmit(hello, ws);
+            });
+            ws.addEventListener("message", (ev) => this.onData(ws, ev.data));
+            ws.addEventListener("close", (ev) => {
+                clearTimeout(guard);
+                if (!this.welcomed)
+                    reject(new ChatError("disconnected", `connection closed (${ev.code}) before welcome`));
+                this.onClose(ws, ev.code ?? 1006, ev.reason ?? "");
+            });
+        });
+        this.opening = opening;
+        const clear = () => {
+            if (this.opening === opening)
+                this.opening = null;
+        };
+        opening.then(clear, clear);
+        return opening;
+    }
+    /** Reopens the connection and resumes the session with the kept token, once at a time. */
+    restore() {
+        if (this.restoring)
+            return this.restoring;
+        const token = this.token;
+        if (!token)
+            return Promise.reject(new ChatError("unauthenticated", "no session to resume"));
+        const run = (async () => {
+            try {
+                await this.ensureOpen();
+                const frame = await this.request({ type: "resume", token }, "session", { auth: false, retry: false });
+                return this.onSession(frame, token, true);
+            }
+            catch (e) {
+                const err = e instanceof ChatError ? e : new ChatError("disconnected", String(e));
+                if (err.code === "unauthenticated" && this.token === token) {
+                    this.signOut("expired", err);
+                }
+                else if (this.token && !this.closedByUser) {
+                    this.scheduleReconnect();
+                }
+                throw err;
+            }
+        })();
+        this.restoring = run;
+        const clear = () => {
+            if (this.restoring === run)
+                this.restoring = null;
+        };
+        run.then(clear, clear);
+        return run;
+    }
+    scheduleReconnect() {
+        if (this.reconnectTimer !== undefined || this.closedByUser || !this.opts.reconnect)
+            return;
+        const { initialDelayMs, maxDelayMs } = this.opts.reconnect;
+        const ceiling = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(this.attempt, 20));
+        const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+        this.attempt += 1;
+        this.setState("reconnecting");
+        this.reconnectTimer = setTimeout(() => {
+            this.reconnectTimer = undefined;
+            this.restore().catch(() => {
+                /* restore() reschedules or signs out by itself */
+            });
+        }, delay);
+    }
+    onClose(ws, code, reason) {
+        if (ws !== this.ws)
+            return;
+        this.ws = null;
+        this.welcomed = false;
+        const wasSignedIn = this.signedIn;
+        this.signedIn = false;
+        if (this.closedByUser)
+            return;
+        if (code === 4001)
+            this.signOut("revoked", new ChatError("unauthenticated", "session revoked by the server"));
+        // 1000 (normal, or our logout) and 1008 (policy) say: do not come back on your own.
+        const willReconnect = !!this.token && !!this.opts.reconnect && code !== 1000 && code !== 1008 && (wasSignedIn || this.restoring !== null);
+        const lost = [...this.inflight.values()];
+        this.inflight.clear();
+        const retryLater = [];
+        for (const p of lost) {
+            clearTimeout(p.timer);
+            p.timer = undefined;
+            if (code === 1009) {
+                p.reject(new ChatError("too_large", "the server refused a frame as too large (1009)", { request: p.frame.type }));
+            }
+            else if (p.retry && willReconnect) {
+                retryLater.push(p);
+            }
+            else {
+                p.reject(new ChatError("disconnected", `connection closed (${code}) before the reply`, { request: p.frame.type }));
+            }
+        }
+        this.waiting = [...retryLater, ...this.waiting];
+        this.emit("close", { code, reason, willReconnect });
+        if (willReconnect) {
+            this.scheduleReconnect();
+        }
+        else {
+            const waiting = this.waiting;
+            this.waiting = [];
+            for (const p of waiting)
+                p.reject(new ChatError("disconnected", `connection closed (${code})`, { request: p.frame.type }));
+            this.setState("disconnected");
+        }
+    }
+    signOut(reason, err) {
+        const had = this.token !== null || this.sessionValue !== null;
+        this.token = null;
+        this.sessionValue = null;
+        this.signedIn = false;
+        this.focused = undefined;
+        clearTimeout(this.reconnectTimer);
+        this.reconnectTimer = undefined;
+        const waiting = this.waiting;
+        this.waiting = [];
+        for (const p of waiting)
+            p.reject(err);
+        if (this.ws && this.welcomed)
+            this.setState("connected");
+        else if (!this.ws)
+            this.setState("disconnected");
+        if (had)
+            this.emit("signedout", { reason });
+    }
+    onSession(frame, token, resumed) {
+        const previous = this.sessionValue;
+        const session = {
+            user: frame.user,
+            device: frame.device,
+            token: frame.token ?? token ?? "",
+            expires_at: frame.expires_at,
+            profile: frame.profile,
+        };
+        // Delivery cursors belong to a device: a new device starts from nothing.
+        if (!previous || previous.device !== session.device)
+            this.tracker.clear();
+        this.sessionValue = session;
+        this.token = session.token;
+        this.signedIn = true;
+        this.attempt = 0;
+        this.setState("ready");
+        this.emit("session", { session, resumed });
+        const waiting = this.waiting;
+        this.waiting = [];
+        for (const p of waiting)
+            this.dispatch(p);
+        if (this.focused !== undefined && resumed) {
+            this.request({ type: "focus", conv: this.focused }, "ok", { auth: true, retry: true }).catch(() => { });
+        }
+        if (this.opts.autoSync) {
+            this.sync().catch((e) => this.emit("error", e instanceof ChatError ? e : new ChatError("protocol", String(e))));
+        }
+        return session;
+    }
+    // -- requests -------------------------------------------------------------
+    /**
+     * Sends any request and resolves with its reply of type `expect` (rejects
+     * with a {@link ChatError} for an `error` reply). `auth`: needs a session
+     * (waits while one is being resumed); `retry`: safe to repeat after a
+     * reconnect. The typed methods below cover every request.
+     */
+    request(frame, expect, opts = {}) {
+        return new Promise((resolve, reject) => {
+            try {
+                // Validate now, so a malformed request fails at the caller's line.
+                canonicalClientFrame({ ...frame, id: 0 });
+            }
+            catch (e) {
+                reject(new ChatError("invalid_argument", e instanceof Error ? e.message : String(e), { request: frame.type }));
+                return;
+            }
+            this.dispatch({
+                frame,
+                expect,
+                auth: opts.auth ?? true,
+                retry: opts.retry ?? false,
+                resolve: resolve,
+                reject,
+            });
+        });
+    }
+    dispatch(p) {
+        if (this.closedByUser) {
+            p.reject(new ChatError("closed", "the client was closed", { request: p.frame.type }));
+            return;
+        }
+        if (p.auth && !this.signedIn && this.token) {
+            // A session exists but this connection is not (yet) signed in: wait for the resume.
+            this.waiting.push(p);
+            if (!this.restoring && this.reconnectTimer === undefined)
+                this.restore().catch(() => { });
+            return;
+        }
+        this.ensureOpen().then(() => {
+            if (this.ws && this.welcomed)
+                this.transmit(p, this.ws);
+            else
+                this.dispatch(p);
+        }, (e) => p.reject(e instanceof ChatError ? e : new ChatError("disconnected", String(e))));
+    }
+    transmit(p, ws) {
+        const id = this.nextId;
+        this.nextId = this.nextId >= 0xffff_ffff ? 1 : this.nextId + 1;
+        let data;
+        try {
+            data = encodeClientFrame(this.codec, { ...p.frame, id });
+        }
+        catch (e) {
+            p.reject(new ChatError("invalid_argument", e instanceof Error ? e.message : String(e), { request: p.frame.type }));
+            return;
+        }
+        if (byteLength(data) > this.opts.maxFrameBytes) {
+            p.reject(new ChatError("too_large", `the ${p.frame.type} frame is larger than ${this.opts.maxFrameBytes} bytes`, { request: p.frame.type }));
+            return;
+        }
+        this.inflight.set(id, p);
+        p.timer = setTimeout(() => {
+            if (this.inflight.delete(id)) {
+                p.reject(new ChatError("timeout", `no reply to ${p.frame.type} within ${this.opts.requestTimeoutMs} ms`, { request: p.frame.type }));
+            }
+        }, this.opts.requestTimeoutMs);
+        try {
+            ws.send(data);
+        }
+        catch {
+            // The socket is closing: its close event settles this request.
+        }
+    }
+    onData(ws, data) {
+        if (ws !== this.ws)
+            return;
+        let frame;
+        try {
+            frame = decodeServerFrame(this.codec, data);
+        }
+        catch (e) {
+            this.emit("error", new ChatError("protocol", e instanceof ProtocolError ? e.message : String(e)));
+            return;
+        }
+        switch (frame.type) {
+            case "message":
+                this.onPushedMessage(frame.message);
+                return;
+            case "presence":
+                this.emit("presence", frame.presence);
+                return;
+            case "alert": {
+                const { type: _type, ...alert } = frame;
+                this.emit("alert", alert);
+                return;
+            }
+            case "error": {
+                const p = frame.id !== undefined ? this.inflight.get(frame.id) : undefined;
+                if (!p || frame.id === undefined) {
+                    this.emit("error", ChatError.fromFrame(frame));
+                    return;
+                }
+                this.inflight.delete(frame.id);
+                clearTimeout(p.timer);
+                p.reject(ChatError.fromFrame(frame, p.frame.type));
+                return;
+            }
+            default: {
+                const p = this.inflight.get(frame.id);
+                if (!p)
+                    return; // a reply after its timeout
+                this.inflight.delete(frame.id);
+                clearTimeout(p.timer);
+                if (frame.type !== p.expect) {
+                    p.reject(new ChatError("protocol", `expected ${p.expect} in reply to ${p.frame.type}, got ${frame.type}`, { request: p.frame.type }));
+                }
+                else {
+                    p.resolve(frame);
+                }
+            }
+        }
+    }
+    // -- delivery -------------------------------------------------------------
+    onPushedMessage(message) {
+        if (this.tracker.receive(message, false))
+            this.emit("message", { message, source: "push" });
+        if (this.tracker.hasBase(message.conv))
+            this.flushAcks();
+        else
+            this.scheduleSync();
+    }
+    scheduleSync() {
+        if (this.syncScheduled)
+            return;
+        this.syncScheduled = true;
+        setTimeout(() => {
+            this.syncScheduled = false;
+            if (this.signedIn)
+                this.sync().catch((e) => this.emit("error", e instanceof ChatError ? e : new ChatError("protocol", String(e))));
+        }, 20);
+    }
+    sendAcks() {
+        return this.tracker.takeAcks().map(({ conv, seq }) => this.request({ type: "ack", conv, seq }, "ok", { auth: true, retry: true }).then(() => undefined, () => this.tracker.ackFailed(conv, seq)));
+    }
+    flushAcks() {
+        void this.sendAcks();
+    }
+    /**
+     * Fetches everything this device has not acknowledged, emits each new
+     * message as a `message` event (`source: "sync"`), acknowledges the gap-free
+     * runs, and repeats while the server says `more`. Resolves with the new
+     * messages. Runs after every sign-in by itself (unless `autoSync: false`).
+     */
+    sync() {
+        const run = this.syncChain.then(() => this.runSync());
+        this.syncChain = run.catch(() => undefined);
+        return run;
+    }
+    async runSync() {
+        const delivered = [];
+        for (;;) {
+            const page = await this.request({ type: "sync", limit: this.opts.syncPageSize }, "synced", { auth: true, retry: true });
+            for (const message of page.messages) {
+                if (this.tracker.receive(message, true)) {
+                    delivered.push(message);
+                    this.emit("message", { message, source: "sync" });
+                }
+            }
+            const acks = this.sendAcks();
+            await Promise.all(acks);
+            // Without a new acknowledgement the next page would be this one again.
+            if (!page.more || acks.length === 0)
+                break;
+        }
+        return delivered;
+    }
+    /**
+     * Acknowledges `conv` up to `seq` as received by this device. The client
+     * does this by itself for gap-free runs; call it only if you track delivery
+     * yourself (an ack beyond a gap loses the messages in the gap for this device).
+     */
+    async ack(conv, seq) {
+        await this.request({ type: "ack", conv, seq }, "ok", { auth: true, retry: true });
+    }
+    // -- account --------------------------------------------------------------
+    /** Creates an account and signs in as a new device. */
+    async register(account) {
+        const frame = await this.request({ type: "register", ...account, device: account.device ?? this.opts.device }, "session", { auth: false });
+        return this.onSession(frame, undefined, false);
+    }
+    /** Signs in by username or email as a new device. */
+    async login(credentials) {
+        const frame = await this.request({ type: "login", ...credentials, device: credentials.device ?? this.opts.device }, "session", { auth: false });
+        return this.onSession(frame, undefined, false);
+    }
+    /** Signs in with the token of an earlier session (same device, same delivery cursors). */
+    async resume(token) {
+        this.token = token;
+        return this.restore();
+    }
+    /** Revokes this session; the server then closes the connection. */
+    async logout() {
+        await this.request({ type: "logout" }, "ok", { auth: true });
+        this.signOut("logout", new ChatError("closed", "signed out"));
+    }
+    /** Changes the password; the server revokes every other session of the user. */
+    async changePassword(old_password, new_password) {
+        await this.request({ type: "change_password", old_password, new_password }, "ok", { auth: true });
+    }
+    /** Asks for a password-reset mail (the reply is the same whether or not the account exists). */
+    async requestPasswordReset(email) {
+        await this.request({ type: "reset_request", email }, "ok", { auth: false });
+    }
+    /** Sets a new password with the token from the reset mail. */
+    async confirmPasswordReset(token, new_password) {
+        await this.request({ type: "reset_confirm", token, new_password }, "ok", { auth: false });
+    }
+    // -- directory and profiles -----------------------------------------------
+    /** Users whose username or a display-name word starts with `query`; their presence is pushed while listed. */
+    async searchUsers(query, page = {}) {
+        const r = await this.request({ type: "search_users", query, ...page }, "users", { auth: true, retry: true });
+        return r.next === undefined ? { users: r.users } : { users: r.users, next: r.next };
+    }
+    /** One user's contact card and presence. */
+    async getProfile(user) {
+        return (await this.request({ type: "get_profile", user }, "profile", { auth: true, retry: true })).entry;
+    }
+    /** Changes the caller's own profile; absent fields stay; `avatar: ""` removes the picture. */
+    async updateProfile(changes) {
+        const { entry } = await this.request({ type: "update_profile", ...changes }, "profile", { auth: true, retry: true });
+        if (this.sessionValue && entry.profile.user === this.sessionValue.user)
+            this.sessionValue.profile = entry.profile;
+        return entry;
+    }
+    // -- messaging --------------------------------------------------------------
+    /**
+     * Sends a message to user `to`. The `client_id` (fresh unless given: pass
+     * the same one to retry a send yourself) is kept when the request is
+     * repeated after a reconnect, so the message is stored once.
+     */
+    async send(to, content, options = {}) {
+        const client_id = options.clientId ?? newClientId();
+        const body = typeof content === "string" ? { kind: "text", text: content } : content;
+        const sent = await this.request({ type: "send", to, client_id, content: body }, "sent", { auth: true, retry: true });
+        const message = {
+            id: sent.message_id,
+            conv: sent.conv,
+            seq: sent.seq,
+            from: this.sessionValue?.user ?? "",
+            client_id,
+            ts: sent.ts,
+            content: body,
+        };
+        // Our own message is part of the conversation's run: it must not block acks, nor come back as new.
+        this.tracker.receive(message, false);
+        if (this.tracker.hasBase(message.conv))
+            this.flushAcks();
+        return { message, duplicate: sent.duplicate };
+    }
+    /** A page of history: the newest `limit` messages before seq `before` (all if absent), ascending. */
+    async history(conv, page = {}) {
+        const r = await this.request({ type: "history", conv, ...page }, "messages", { auth: true, retry: true });
+        return { messages: r.messages, more: r.more };
+    }
+    /** Marks `conv` read up to `seq` (unread counts drop). */
+    async read(conv, seq) {
+        await this.request({ type: "read", conv, seq }, "ok", { auth: true, retry: true });
+    }
+    /** Tells the server which conversation is on screen (`undefined`: none); kept across reconnects. */
+    async focus(conv) {
+        this.focused = conv;
+        await this.request(conv === undefined ? { type: "focus" } : { type: "focus", conv }, "ok", { auth: true, retry: true });
+    }
+    /** The caller's conversations, newest activity first, with unread counts. */
+    async conversations() {
+        return (await this.request({ type: "conversations" }, "conversations", { auth: true, retry: true })).conversations;
+    }
+    /** Application-level ping; resolves with the round-trip time in ms. */
+    async ping() {
+        const start = Date.now();
+        await this.request({ type: "ping" }, "pong", { auth: false });
+        return Date.now() - start;
+    }
+}

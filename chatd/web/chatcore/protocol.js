@@ -1,0 +1,296 @@
+/**
+ * The frames of the chatcore protocol, version 1 (docs/PROTOCOL.md), as
+ * TypeScript types, and the schema that puts any frame into its canonical
+ * form: fields in the order the Rust types serialize them, absent optional
+ * fields omitted, `null` only where Rust writes `None` as nil. Both codecs
+ * encode the canonical form, which is what makes their bytes identical to
+ * Rust's (tests/vectors/frames.json checks it).
+ *
+ * Field names are the wire names (`display_name`, `client_id`, ...) so that
+ * an error's `field` names the very property a caller passed.
+ *
+ * @module
+ */
+/** The protocol version this binding speaks. */
+export const PROTOCOL_VERSION = 1;
+/** WebSocket subprotocol names; the codec is chosen by subprotocol. */
+export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
+/** See {@link SUBPROTOCOL_MSGPACK}. */
+export const SUBPROTOCOL_JSON = "chatcore.v1.json";
+/** Every {@link ErrorCode}, in the order of PROTOCOL.md. */
+export const ERROR_CODES = [
+    "unauthenticated",
+    "forbidden",
+    "not_found",
+    "conflict",
+    "weak_password",
+    "rate_limited",
+    "too_large",
+    "invalid_frame",
+    "invalid_argument",
+    "unsupported_version",
+    "unavailable",
+    "internal",
+];
+/** A frame that does not follow the schema (or bytes that are not a frame). */
+export class ProtocolError extends Error {
+    name = "ProtocolError";
+}
+const req = (name, kind) => ({ name, kind, mode: "required" });
+const opt = (name, kind) => ({ name, kind, mode: "optional" });
+const nul = (name, kind) => ({ name, kind, mode: "nullable" });
+const vec = (name, kind) => ({ name, kind, mode: "nonempty" });
+const id = req("id", "u32");
+/** Millis is an i64 in Rust. */
+const millis = "i64";
+const CONTENT = { tagged: "kind", variants: { text: [req("text", "string")] } };
+const MESSAGE = {
+    struct: [
+        req("id", "string"),
+        req("conv", "string"),
+        req("seq", "u64"),
+        req("from", "string"),
+        req("client_id", "string"),
+        req("ts", millis),
+        req("content", CONTENT),
+    ],
+};
+const PROFILE = {
+    struct: [
+        req("user", "string"),
+        req("username", "string"),
+        req("display_name", "string"),
+        req("about", "string"),
+        nul("avatar", "string"),
+    ],
+};
+const PRESENCE = {
+    struct: [req("user", "string"), req("online", "bool"), nul("last_seen", millis)],
+};
+const DIRECTORY_ENTRY = { struct: [req("profile", PROFILE), req("presence", PRESENCE)] };
+const CONVERSATION_SUMMARY = {
+    struct: [
+        req("conv", "string"),
+        opt("peer", "string"),
+        req("last_seq", "u64"),
+        req("unread", "u64"),
+        opt("last", MESSAGE),
+    ],
+};
+const CLIENT_FRAME = {
+    tagged: "type",
+    variants: {
+        hello: [id, req("version", "u32"), opt("client", "string")],
+        register: [
+            id,
+            req("username", "string"),
+            req("email", "string"),
+            req("phone", "string"),
+            req("display_name", "string"),
+            req("password", "string"),
+            req("device", "string"),
+        ],
+        login: [id, req("login", "string"), req("password", "string"), req("device", "string")],
+        resume: [id, req("token", "string")],
+        logout: [id],
+        change_password: [id, req("old_password", "string"), req("new_password", "string")],
+        reset_request: [id, req("email", "string")],
+        reset_confirm: [id, req("token", "string"), req("new_password", "string")],
+        search_users: [id, req("query", "string"), opt("after", "string"), opt("limit", "u32")],
+        get_profile: [id, req("user", "string")],
+        update_profile: [
+            id,
+            opt("display_name", "string"),
+            opt("about", "string"),
+            opt("avatar", "string"),
+        ],
+        send: [id, req("to", "string"), req("client_id", "string"), req("content", CONTENT)],
+        history: [id, req("conv", "string"), opt("before", "u64"), opt("limit", "u32")],
+        sync: [id, opt("limit", "u32")],
+        ack: [id, req("conv", "string"), req("seq", "u64")],
+        read: [id, req("conv", "string"), req("seq", "u64")],
+        focus: [id, opt("conv", "string")],
+        conversations: [id],
+        ping: [id],
+    },
+};
+const SERVER_FRAME = {
+    tagged: "type",
+    variants: {
+        welcome: [id, req("version", "u32"), req("server", "string"), req("time", millis)],
+        session: [
+            id,
+            req("user", "string"),
+            req("device", "string"),
+            opt("token", "string"),
+            req("expires_at", millis),
+            req("profile", PROFILE),
+        ],
+        ok: [id],
+        users: [id, req("users", { list: DIRECTORY_ENTRY }), opt("next", "string")],
+        profile: [id, req("entry", DIRECTORY_ENTRY)],
+        sent: [
+            id,
+            req("message_id", "string"),
+            req("conv", "string"),
+            req("seq", "u64"),
+            req("ts", millis),
+            req("duplicate", "bool"),
+        ],
+        messages: [id, req("conv", "string"), req("messages", { list: MESSAGE }), req("more", "bool")],
+        synced: [id, req("messages", { list: MESSAGE }), req("more", "bool")],
+        conversations: [id, req("conversations", { list: CONVERSATION_SUMMARY })],
+        pong: [id],
+        error: [
+            opt("id", "u32"),
+            req("code", { oneOf: ERROR_CODES }),
+            req("message", "string"),
+            opt("field", "string"),
+            vec("violations", { list: "string" }),
+            opt("retry_after_ms", "u64"),
+        ],
+        message: [req("message", MESSAGE)],
+        presence: [req("presence", PRESENCE)],
+        alert: [
+            req("conv", "string"),
+            req("from", "string"),
+            req("message_id", "string"),
+            req("seq", "u64"),
+            req("unread", "u64"),
+        ],
+    },
+};
+function isPlainObject(v) {
+    return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+function fail(path, what) {
+    throw new ProtocolError(`${path || "frame"}: ${what}`);
+}
+function canonFields(obj, fields, out, path, skip) {
+    const known = new Set(fields.map((f) => f.name));
+    for (const key of Object.keys(obj)) {
+        if (key !== skip && !known.has(key))
+            fail(path, `unknown field \`${key}\``);
+    }
+    for (const f of fields) {
+        const v = obj[f.name];
+        const at = path ? `${path}.${f.name}` : f.name;
+        if (v === undefined || v === null) {
+            if (f.mode === "required")
+                fail(at, v === null ? "must not be null" : "missing");
+            if (f.mode === "nullable")
+                out[f.name] = null;
+            continue;
+        }
+        const c = canon(v, f.kind, at);
+        if (f.mode === "nonempty" && Array.isArray(c) && c.length === 0)
+            continue;
+        out[f.name] = c;
+    }
+}
+function canon(v, kind, path) {
+    switch (kind) {
+        case "string":
+            if (typeof v !== "string")
+                fail(path, "expected a string");
+            return v;
+        case "bool":
+            if (typeof v !== "boolean")
+                fail(path, "expected a boolean");
+            return v;
+        case "u32":
+        case "u64":
+        case "i64": {
+            // MessagePack decoders may hand out bigints for 64-bit values.
+            const n = typeof v === "bigint" && v >= -BigInt(Number.MAX_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+            if (typeof n !== "number" || !Number.isSafeInteger(n))
+                fail(path, "expected an integer (|n| < 2^53)");
+            if (kind !== "i64" && n < 0)
+                fail(path, "expected an unsigned integer");
+            if (kind === "u32" && n > 0xffff_ffff)
+                fail(path, "expected a u32");
+            return n;
+        }
+    }
+    if ("list" in kind) {
+        if (!Array.isArray(v))
+            fail(path, "expected an array");
+        return v.map((item, i) => canon(item, kind.list, `${path}[${i}]`));
+    }
+    if ("oneOf" in kind) {
+        if (typeof v !== "string" || !kind.oneOf.includes(v))
+            fail(path, `unknown value ${JSON.stringify(v)}`);
+        return v;
+    }
+    if (!isPlainObject(v))
+        fail(path, "expected a map");
+    if ("struct" in kind) {
+        const out = {};
+        canonFields(v, kind.struct, out, path);
+        return out;
+    }
+    const tag = v[kind.tagged];
+    if (typeof tag !== "string")
+        fail(path, `missing \`${kind.tagged}\``);
+    const fields = Object.prototype.hasOwnProperty.call(kind.variants, tag) ? kind.variants[tag] : undefined;
+    if (!fields)
+        fail(path, `unknown ${kind.tagged} \`${tag}\``);
+    const out = { [kind.tagged]: tag };
+    canonFields(v, fields, out, path, kind.tagged);
+    return out;
+}
+/**
+ * The canonical form of a client frame: a new object with the fields in wire
+ * order, absent optionals dropped. Throws {@link ProtocolError} when the value
+ * is not a valid client frame.
+ */
+export function canonicalClientFrame(frame) {
+    return canon(frame, CLIENT_FRAME, "");
+}
+/** The canonical form of a server frame; see {@link canonicalClientFrame}. */
+export function canonicalServerFrame(frame) {
+    return canon(frame, SERVER_FRAME, "");
+}
+/** Every client frame type. */
+export const CLIENT_FRAME_TYPES = Object.keys(CLIENT_FRAME.variants);
+/** Every server frame type. */
+export const SERVER_FRAME_TYPES = Object.keys(SERVER_FRAME.variants);
+/** Request types allowed before signing in (PROTOCOL.md, *Lifecycle*). */
+export const SIGNED_OUT_TYPES = new Set([
+    "hello",
+    "register",
+    "login",
+    "resume",
+    "reset_request",
+    "reset_confirm",
+    "ping",
+]);
+const utf8 = new TextEncoder();
+function compareBytes(a, b) {
+    const x = utf8.encode(a);
+    const y = utf8.encode(b);
+    const n = Math.min(x.length, y.length);
+    for (let i = 0; i < n; i++) {
+        if (x[i] !== y[i])
+            return x[i] - y[i];
+    }
+    return x.length - y.length;
+}
+/**
+ * The id of the 1:1 conversation of two users, `dm:<lower>:<higher>` (ordered
+ * as UTF-8 byte strings, like the server), the same whichever side asks.
+ */
+export function directConversationId(a, b) {
+    return compareBytes(a, b) <= 0 ? `dm:${a}:${b}` : `dm:${b}:${a}`;
+}
+/** The other member of a 1:1 conversation, seen from `me`; `undefined` if `me` is not a member. */
+export function peerOf(conv, me) {
+    const m = /^dm:([^:]+):([^:]+)$/.exec(conv);
+    if (!m)
+        return undefined;
+    if (m[1] === me)
+        return m[2];
+    if (m[2] === me)
+        return m[1];
+    return undefined;
+}
