@@ -16,7 +16,7 @@ with the long name's dashes as underscores, in the --config TOML file \
 (e.g. `max_connections = 500`, `allowed_origin = [\"https://chat.example\"]`). \
 Flags override the environment, which overrides the file.
 
-Stores:   memory (default; data lives as long as the process), mongodb://... (not built yet)
+Stores:   memory (default; data lives as long as the process), mongodb://host[:port]/[db] (durable)
 Mailers:  dir:<path> (one .eml file per mail; default dir:./chatd-mail),
           smtp://[user[:pass]@]host[:port] (see --smtp-starttls), smtps://host[:port] (implicit TLS)";
 
@@ -188,7 +188,7 @@ impl fmt::Debug for Secret {
 pub(crate) enum StoreSpec {
     /// chatcore's in-memory stores.
     Memory,
-    /// A MongoDB deployment (the adapter is not built into chatd yet).
+    /// A MongoDB deployment (chatcore-mongo); the URI may name the database.
     Mongo(Secret),
 }
 

@@ -23,6 +23,9 @@ const T: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "violet harbour anchor 1917";
 const NEW_PASSWORD: &str = "quiet lantern meadow 2024";
 
+#[path = "e2e/mongo.rs"]
+mod mongo;
+
 // ---------------------------------------------------------------- harness
 
 struct Chatd {

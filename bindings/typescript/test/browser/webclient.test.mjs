@@ -1,6 +1,7 @@
 // The web client (chatd/web/, served by chatd at /) in headless Chromium
 // against a real chatd: two users in two browser contexts. The steps run in
-// order and share the browser; screenshots land in docs/screenshots/.
+// order and share the browser; screenshots land in target/screenshots/
+// (docs/screenshots/ with UPDATE_SCREENSHOTS=1).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";

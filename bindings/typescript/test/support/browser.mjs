@@ -8,7 +8,11 @@ import { fileURLToPath } from "node:url";
 
 export const repo = fileURLToPath(new URL("../../../../", import.meta.url));
 export const webDir = join(repo, "chatd/web");
-export const screenshotDir = join(repo, "docs/screenshots");
+// Every run saves its screenshots under target/ (git-ignored); with
+// UPDATE_SCREENSHOTS=1 they replace the committed ones in docs/screenshots/.
+export const screenshotDir = process.env.UPDATE_SCREENSHOTS
+  ? join(repo, "docs/screenshots")
+  : join(repo, "target/screenshots");
 
 export async function launchBrowser() {
   const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -61,7 +65,7 @@ export function walkFiles(dir) {
   });
 }
 
-/** Saves a screenshot as docs/screenshots/<name>.png. */
+/** Saves a screenshot as <screenshotDir>/<name>.png. */
 export async function screenshot(page, name) {
   mkdirSync(screenshotDir, { recursive: true });
   await page.screenshot({ path: join(screenshotDir, `${name}.png`) });

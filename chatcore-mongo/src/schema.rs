@@ -1,0 +1,125 @@
+//! Collection names and indexes.
+//!
+//! Every unique index is named `unique_<field>`, where `<field>` is what a
+//! violation reports in `StoreError::Conflict { field }` (see
+//! `error::conflict_field`). TTL indexes (`expireAfterSeconds: 0` on a Date)
+//! only bound storage: the server deletes expired documents lazily, so every
+//! read still checks expiry itself.
+
+use std::time::Duration;
+
+use mongodb::bson::{doc, Document};
+use mongodb::options::IndexOptions;
+use mongodb::IndexModel;
+
+use crate::Inner;
+use chatcore::store::StoreResult;
+
+/// Accounts: `_id` is the user id.
+pub(crate) const USERS: &str = "users";
+/// Session tokens: `_id` is the token hash.
+pub(crate) const SESSIONS: &str = "sessions";
+/// Password-reset tokens: `_id` is the token hash.
+pub(crate) const RESETS: &str = "reset_tokens";
+/// Messages: `_id` is the message id.
+pub(crate) const MESSAGES: &str = "messages";
+/// One document per conversation: members and a cached head.
+pub(crate) const CONVERSATIONS: &str = "conversations";
+/// Delivery cursors, one document per (user, device, conversation).
+pub(crate) const CURSORS: &str = "cursors";
+/// Read markers, one document per (user, conversation).
+pub(crate) const READ_MARKERS: &str = "read_markers";
+/// Presence, one document per user.
+pub(crate) const PRESENCE: &str = "presence";
+/// Failed-login windows, one document per key.
+pub(crate) const RATE_LIMITS: &str = "rate_limits";
+
+fn index(keys: Document, name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(IndexOptions::builder().name(name.to_owned()).build())
+        .build()
+}
+
+fn unique(keys: Document, name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(
+            IndexOptions::builder()
+                .name(name.to_owned())
+                .unique(true)
+                .build(),
+        )
+        .build()
+}
+
+fn ttl(field: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! { field: 1 })
+        .options(
+            IndexOptions::builder()
+                .name(format!("ttl_{field}"))
+                .expire_after(Duration::ZERO)
+                .build(),
+        )
+        .build()
+}
+
+/// Every collection with its indexes.
+fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
+    vec![
+        (
+            USERS,
+            vec![
+                unique(doc! { "username_key": 1 }, "unique_username"),
+                unique(doc! { "email_key": 1 }, "unique_email"),
+                unique(doc! { "phone": 1 }, "unique_phone"),
+                // Directory search by a prefix of any display-name word.
+                index(doc! { "name_words": 1 }, "name_words"),
+            ],
+        ),
+        (
+            SESSIONS,
+            vec![index(doc! { "user": 1 }, "user"), ttl("expires_at")],
+        ),
+        (RESETS, vec![ttl("expires_at")]),
+        (
+            MESSAGES,
+            vec![
+                // The seq slot: claiming it is what appends a message. It
+                // also serves history (walked backwards) and read_after.
+                unique(doc! { "conv": 1, "seq": 1 }, "unique_seq"),
+                // Idempotent retries: one message per sender and client id.
+                unique(doc! { "from": 1, "client_id": 1 }, "unique_client_id"),
+            ],
+        ),
+        (
+            CONVERSATIONS,
+            vec![index(
+                doc! { "members": 1, "last_ts": -1 },
+                "members_last_ts",
+            )],
+        ),
+        (
+            CURSORS,
+            vec![unique(
+                doc! { "user": 1, "device": 1, "conv": 1 },
+                "unique_cursor",
+            )],
+        ),
+        (
+            READ_MARKERS,
+            vec![unique(doc! { "user": 1, "conv": 1 }, "unique_read_marker")],
+        ),
+        (RATE_LIMITS, vec![ttl("expire_at")]),
+    ]
+}
+
+/// Creates every index; a no-op for those that exist with the same definition.
+pub(crate) async fn ensure_indexes(inner: &Inner) -> StoreResult<()> {
+    for (name, models) in indexes() {
+        let coll = inner.durable::<Document>(name);
+        inner.run(coll.create_indexes(models)).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! Accounts.
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::options::ReturnDocument;
+use mongodb::Collection;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use chatcore::model::{Millis, UserId};
+use chatcore::store::{
+    display_name_words, NewUser, ProfileUpdate, SearchQuery, StoreError, StoreResult, UserRecord,
+    UserStore,
+};
+
+use crate::schema::USERS;
+use crate::{limit_i64, Inner};
+
+/// A stored account. `name_words` holds [`display_name_words`] of the
+/// display name, so that directory search is an indexed prefix match.
+#[derive(Serialize, Deserialize)]
+struct UserDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    username: String,
+    username_key: String,
+    email: String,
+    email_key: String,
+    phone: String,
+    display_name: String,
+    name_words: Vec<String>,
+    about: String,
+    avatar: Option<String>,
+    password_hash: String,
+    created_at: Millis,
+}
+
+impl UserDoc {
+    fn from_record(r: &UserRecord) -> Self {
+        Self {
+            id: r.id.0.clone(),
+            username: r.username.clone(),
+            username_key: r.username_key.clone(),
+            email: r.email.clone(),
+            email_key: r.email_key.clone(),
+            phone: r.phone.clone(),
+            display_name: r.display_name.clone(),
+            name_words: display_name_words(&r.display_name),
+            about: r.about.clone(),
+            avatar: r.avatar.clone(),
+            password_hash: r.password_hash.clone(),
+            created_at: r.created_at,
+        }
+    }
+
+    fn into_record(self) -> UserRecord {
+        let mut r = UserRecord::from_new(NewUser::new(
+            UserId(self.id),
+            self.username,
+            self.username_key,
+            self.email,
+            self.email_key,
+            self.phone,
+            self.display_name,
+            self.password_hash,
+            self.created_at,
+        ));
+        r.about = self.about;
+        r.avatar = self.avatar;
+        r
+    }
+}
+
+/// Accounts in the `users` collection, with unique indexes on the
+/// normalised username, the normalised email and the phone number.
+#[derive(Clone)]
+pub struct MongoUserStore {
+    inner: Arc<Inner>,
+    users: Collection<UserDoc>,
+}
+
+impl MongoUserStore {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        let users = inner.durable(USERS);
+        Self { inner, users }
+    }
+
+    async fn find_one(&self, filter: Document) -> StoreResult<Option<UserRecord>> {
+        let found = self.inner.run(self.users.find_one(filter)).await?;
+        Ok(found.map(UserDoc::into_record))
+    }
+
+    /// After a duplicate-key error, which key is taken, checked in the
+    /// reference store's order (username, email, phone, id) so that a user
+    /// colliding on several keys gets the same answer from every store.
+    async fn taken_field(&self, user: &UserRecord, reported: String) -> StoreResult<String> {
+        let checks = [
+            ("username", doc! { "username_key": &user.username_key }),
+            ("email", doc! { "email_key": &user.email_key }),
+            ("phone", doc! { "phone": &user.phone }),
+            ("id", doc! { "_id": &user.id.0 }),
+        ];
+        for (field, filter) in checks {
+            if self.inner.run(self.users.find_one(filter)).await?.is_some() {
+                return Ok(field.to_owned());
+            }
+        }
+        Ok(reported)
+    }
+}
+
+/// `^` and the regex-escaped `prefix`: a literal prefix match the server
+/// can answer from an index.
+fn prefix_regex(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 8);
+    out.push('^');
+    for c in prefix.chars() {
+        if c.is_ascii() && !c.is_ascii_alphanumeric() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[async_trait]
+impl UserStore for MongoUserStore {
+    async fn create(&self, user: NewUser) -> StoreResult<UserRecord> {
+        let rec = UserRecord::from_new(user);
+        match self
+            .inner
+            .run(self.users.insert_one(UserDoc::from_record(&rec)))
+            .await
+        {
+            Ok(_) => Ok(rec),
+            Err(StoreError::Conflict { field }) => Err(StoreError::Conflict {
+                field: self.taken_field(&rec, field).await?,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get(&self, id: &UserId) -> StoreResult<Option<UserRecord>> {
+        self.find_one(doc! { "_id": &id.0 }).await
+    }
+
+    async fn find_by_username(&self, key: &str) -> StoreResult<Option<UserRecord>> {
+        self.find_one(doc! { "username_key": key }).await
+    }
+
+    async fn find_by_email(&self, key: &str) -> StoreResult<Option<UserRecord>> {
+        self.find_one(doc! { "email_key": key }).await
+    }
+
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<UserRecord>> {
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut clauses = Vec::new();
+        if !query.prefix.is_empty() {
+            let re = prefix_regex(&query.prefix);
+            clauses.push(doc! { "$or": [
+                { "username_key": { "$regex": &re } },
+                { "name_words": { "$regex": &re } },
+            ] });
+        }
+        if let Some(after) = &query.after {
+            clauses.push(doc! { "username_key": { "$gt": after } });
+        }
+        let filter = if clauses.is_empty() {
+            doc! {}
+        } else {
+            doc! { "$and": clauses }
+        };
+        let cursor = self
+            .inner
+            .run(
+                self.users
+                    .find(filter)
+                    .sort(doc! { "username_key": 1 })
+                    .limit(limit_i64(query.limit)),
+            )
+            .await?;
+        let docs: Vec<UserDoc> = self.inner.run(cursor.try_collect()).await?;
+        Ok(docs.into_iter().map(UserDoc::into_record).collect())
+    }
+
+    async fn update_profile(&self, id: &UserId, update: &ProfileUpdate) -> StoreResult<UserRecord> {
+        let mut set = Document::new();
+        if let Some(name) = &update.display_name {
+            set.insert("display_name", name);
+            set.insert("name_words", display_name_words(name));
+        }
+        if let Some(about) = &update.about {
+            set.insert("about", about);
+        }
+        if let Some(avatar) = &update.avatar {
+            set.insert("avatar", avatar.clone().map_or(Bson::Null, Bson::String));
+        }
+        if set.is_empty() {
+            // MongoDB refuses an empty `$set`; nothing to change anyway.
+            return self.get(id).await?.ok_or(StoreError::NotFound);
+        }
+        let updated = self
+            .inner
+            .run(
+                self.users
+                    .find_one_and_update(doc! { "_id": &id.0 }, doc! { "$set": set })
+                    .return_document(ReturnDocument::After),
+            )
+            .await?;
+        updated
+            .map(UserDoc::into_record)
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn set_password_hash(&self, id: &UserId, hash: &str) -> StoreResult<()> {
+        let r = self
+            .inner
+            .run(self.users.update_one(
+                doc! { "_id": &id.0 },
+                doc! { "$set": { "password_hash": hash } },
+            ))
+            .await?;
+        if r.matched_count == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_regex;
+
+    #[test]
+    fn prefixes_are_escaped_literally() {
+        assert_eq!(prefix_regex("al"), "^al");
+        assert_eq!(prefix_regex("a.b*(c"), "^a\\.b\\*\\(c");
+        assert_eq!(prefix_regex("ü$"), "^ü\\$");
+    }
+}

@@ -1,0 +1,514 @@
+//! chatcore-mongo against a real MongoDB wire server.
+//!
+//! The server is `CHATCORE_MONGO_URI` when set (a real mongod or replica
+//! set); otherwise these tests start jongodb, the MongoDB-compatible test
+//! server that `scripts/test` installs into `.test-deps/`, on a free
+//! loopback port, and it dies with the test process. Without either, every
+//! test here fails and says how to get one: none is skipped.
+//!
+//! Every store gets a database of its own (`chatcore_test_<uuid>`), dropped
+//! at the end where the server supports it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chatcore::model::{Content, ConversationId, UserId};
+use chatcore::store::{
+    MessageStore, NewMessage, NewUser, SessionRecord, SessionStore, StoreError, UserStore,
+};
+use chatcore::testkit::{conformance, model};
+use chatcore::Backends;
+use chatcore_mongo::mongodb::bson::{doc, Document};
+use chatcore_mongo::{MongoConfig, MongoStore};
+
+// ---------------------------------------------------------------------------
+// The server
+// ---------------------------------------------------------------------------
+
+use chatcore_mongo::testing::{server_uri, Jongo, NO_SERVER};
+
+fn fresh_db() -> String {
+    format!("chatcore_test_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Databases to drop when a test ends (a real server keeps them otherwise).
+#[derive(Clone, Default)]
+struct Cleanup(Arc<Mutex<Vec<String>>>);
+
+impl Cleanup {
+    fn add(&self, db: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(db.to_owned());
+    }
+
+    /// Drops them through a client of its own (the stores' clients may
+    /// belong to runtimes that are gone). jongodb has no dropDatabase: its
+    /// data dies with the process, so errors are ignored.
+    async fn run(&self) {
+        let names = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        let Ok(client) = chatcore_mongo::mongodb::Client::with_uri_str(server_uri()).await else {
+            return;
+        };
+        for name in names {
+            let _ = client.database(&name).drop().await;
+        }
+    }
+}
+
+async fn store_in(cleanup: &Cleanup) -> MongoStore {
+    let db = fresh_db();
+    cleanup.add(&db);
+    MongoStore::connect(&server_uri(), &db)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {}: {e}; {NO_SERVER}", server_uri()))
+}
+
+/// Hands out fresh Mongo-backed `Backends`, one database per call.
+fn factory(
+    cleanup: Cleanup,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Backends> + Send>>
+       + Send
+       + Sync
+       + 'static {
+    move || {
+        let cleanup = cleanup.clone();
+        Box::pin(async move { store_in(&cleanup).await.backends(Backends::memory()) })
+    }
+}
+
+fn text(t: &str) -> Content {
+    Content::Text { text: t.to_owned() }
+}
+
+fn new_message(conv: &ConversationId, from: &UserId, to: &UserId, client_id: &str) -> NewMessage {
+    NewMessage::new(
+        conv.clone(),
+        vec![from.clone(), to.clone()],
+        from.clone(),
+        client_id.to_owned(),
+        1_700_000_000_000,
+        text(client_id),
+    )
+}
+
+fn new_user(name: &str, phone: &str) -> NewUser {
+    NewUser::new(
+        UserId::generate(),
+        name.to_owned(),
+        name.to_lowercase(),
+        format!("{name}@example.com"),
+        format!("{}@example.com", name.to_lowercase()),
+        phone.to_owned(),
+        name.to_owned(),
+        "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".to_owned(),
+        1_700_000_000_000,
+    )
+}
+
+/// A config that gives up fast, for the outage tests.
+fn impatient() -> MongoConfig {
+    let mut c = MongoConfig::default();
+    c.server_selection_timeout = Duration::from_millis(500);
+    c.connect_timeout = Duration::from_millis(500);
+    c.op_timeout = Duration::from_secs(2);
+    c
+}
+
+/// Bounds a future that must end on its own, so a hang fails the test.
+async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within 60 s"))
+}
+
+// ---------------------------------------------------------------------------
+// chatcore's suites
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_passes_on_mongo() {
+    let cleanup = Cleanup::default();
+    conformance::run_all(&factory(cleanup.clone())).await;
+    cleanup.run().await;
+}
+
+#[test]
+fn whole_sessions_match_the_model_on_mongo() {
+    let cleanup = Cleanup::default();
+    // Each case is a fresh database and a whole scenario (~0.3 s on jongodb):
+    // half of the memory backends' default, same variable to raise it.
+    let cases = std::env::var("CHATCORE_MODEL_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(32);
+    model::check(Arc::new(factory(cleanup.clone())), cases);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(cleanup.run());
+}
+
+// ---------------------------------------------------------------------------
+// What is specific to MongoDB
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn indexes_are_created_once_and_idempotently() {
+    let cleanup = Cleanup::default();
+    let store = store_in(&cleanup).await;
+    // Again on the same handle, and from a second "node" on the same database.
+    store.ensure_indexes().await.unwrap();
+    let db = store.database().name().to_owned();
+    let again = MongoStore::connect(&server_uri(), &db).await.unwrap();
+    again.ensure_indexes().await.unwrap();
+
+    let names = |coll: &'static str| {
+        let d = store.database().clone();
+        async move {
+            let mut n = d
+                .collection::<Document>(coll)
+                .list_index_names()
+                .await
+                .unwrap();
+            n.sort();
+            n
+        }
+    };
+    assert_eq!(
+        names("users").await,
+        [
+            "_id_",
+            "name_words",
+            "unique_email",
+            "unique_phone",
+            "unique_username"
+        ]
+    );
+    assert_eq!(
+        names("messages").await,
+        ["_id_", "unique_client_id", "unique_seq"]
+    );
+    assert_eq!(names("sessions").await, ["_id_", "ttl_expires_at", "user"]);
+    assert_eq!(names("reset_tokens").await, ["_id_", "ttl_expires_at"]);
+    assert_eq!(names("conversations").await, ["_id_", "members_last_ts"]);
+    assert_eq!(names("cursors").await, ["_id_", "unique_cursor"]);
+    assert_eq!(names("read_markers").await, ["_id_", "unique_read_marker"]);
+
+    // The TTL indexes expire documents at their Date (expireAfterSeconds: 0).
+    use futures_util::TryStreamExt;
+    let models: Vec<_> = store
+        .database()
+        .collection::<Document>("reset_tokens")
+        .list_indexes()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let ttl = models
+        .iter()
+        .find(|m| m.options.as_ref().and_then(|o| o.name.as_deref()) == Some("ttl_expires_at"))
+        .expect("ttl index");
+    assert_eq!(ttl.keys, doc! { "expires_at": 1 });
+    assert_eq!(
+        ttl.options.as_ref().and_then(|o| o.expire_after),
+        Some(Duration::ZERO)
+    );
+    cleanup.run().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_from_two_nodes_are_gap_free_and_retries_store_once() {
+    let cleanup = Cleanup::default();
+    let node_a = store_in(&cleanup).await;
+    // A second client on the same database: another chatd node.
+    let db = node_a.database().name().to_owned();
+    let node_b = MongoStore::connect(&server_uri(), &db).await.unwrap();
+    let (a, z) = (UserId::generate(), UserId::generate());
+    let conv = ConversationId::direct(&a, &z);
+
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let store = if i % 2 == 0 {
+            node_a.messages()
+        } else {
+            node_b.messages()
+        };
+        let (from, to) = if i % 3 == 0 { (&z, &a) } else { (&a, &z) };
+        let m = new_message(&conv, from, to, &format!("m{i}"));
+        tasks.push(tokio::spawn(async move { store.append(m).await }));
+    }
+    // Meanwhile, one client id retried ten times over both nodes.
+    for i in 0..10 {
+        let store = if i % 2 == 0 {
+            node_a.messages()
+        } else {
+            node_b.messages()
+        };
+        let m = new_message(&conv, &a, &z, "the-retry");
+        tasks.push(tokio::spawn(async move { store.append(m).await }));
+    }
+    let mut seqs = Vec::new();
+    let mut retried = Vec::new();
+    for t in tasks {
+        let r = bounded("append", t).await.unwrap().unwrap();
+        if r.message.client_id == "the-retry" {
+            retried.push((r.message.seq, r.duplicate));
+        } else {
+            assert!(!r.duplicate);
+            seqs.push(r.message.seq);
+        }
+    }
+    assert_eq!(
+        retried.iter().filter(|(_, dup)| !dup).count(),
+        1,
+        "stored once"
+    );
+    assert!(
+        retried.iter().all(|(s, _)| *s == retried[0].0),
+        "one seq for every retry"
+    );
+    seqs.push(retried[0].0);
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=61).collect::<Vec<u64>>(),
+        "exactly 1..=n, no gap"
+    );
+
+    let stored: Vec<u64> = node_b
+        .messages()
+        .read_after(&conv, 0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(stored, (1..=61).collect::<Vec<u64>>());
+    let head = node_a
+        .messages()
+        .conversation(&conv)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.last_seq, 61);
+    cleanup.run().await;
+}
+
+#[tokio::test]
+async fn a_head_left_behind_by_a_crash_is_repaired() {
+    let cleanup = Cleanup::default();
+    let store = store_in(&cleanup).await;
+    let messages = store.messages();
+    let (a, z) = (UserId::generate(), UserId::generate());
+    let conv = ConversationId::direct(&a, &z);
+    messages
+        .append(new_message(&conv, &a, &z, "one"))
+        .await
+        .unwrap();
+
+    // A node died after inserting seq 2 and before moving the head.
+    store
+        .database()
+        .collection::<Document>("messages")
+        .insert_one(doc! {
+            "_id": "crashed", "conv": &conv.0, "seq": 2_i64, "from": &z.0,
+            "client_id": "two", "ts": 1_700_000_000_500_i64,
+            "content": { "kind": "text", "text": "two" },
+        })
+        .await
+        .unwrap();
+
+    let head = messages.conversation(&conv).await.unwrap().unwrap();
+    assert_eq!((head.last_seq, head.last_ts), (2, 1_700_000_000_500));
+    let listed = messages.conversations(&a).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].last_seq, 2, "sync must see the orphaned message");
+    assert_eq!(messages.unread(&a, &conv).await.unwrap(), 1);
+    let next = messages
+        .append(new_message(&conv, &a, &z, "three"))
+        .await
+        .unwrap();
+    assert_eq!(next.message.seq, 3);
+    let retry = messages
+        .append(new_message(&conv, &z, &a, "two"))
+        .await
+        .unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.message.seq, 2);
+    cleanup.run().await;
+}
+
+#[tokio::test]
+async fn duplicate_keys_are_conflicts_naming_the_field() {
+    let cleanup = Cleanup::default();
+    let store = store_in(&cleanup).await;
+    let users = store.users();
+    let alice = new_user("alice", "+15550000001");
+    users.create(alice.clone()).await.unwrap();
+
+    // Colliding on email and phone: reported as the reference store does,
+    // username before email before phone.
+    let mut both = new_user("bob", "+15550000001");
+    both.email_key = alice.email_key.clone();
+    assert_eq!(
+        users.create(both).await.map(|_| ()),
+        Err(StoreError::Conflict {
+            field: "email".into()
+        })
+    );
+    let mut same_id = new_user("carol", "+15550000003");
+    same_id.id = alice.id.clone();
+    assert_eq!(
+        users.create(same_id).await.map(|_| ()),
+        Err(StoreError::Conflict { field: "id".into() })
+    );
+
+    let sessions = store.sessions();
+    let s = SessionRecord::new(
+        "h".into(),
+        alice.id.clone(),
+        chatcore::model::DeviceId::generate(),
+        "phone".into(),
+        0,
+        10,
+    );
+    sessions.create(s.clone()).await.unwrap();
+    assert_eq!(
+        sessions.create(s).await,
+        Err(StoreError::Conflict {
+            field: "token".into()
+        })
+    );
+    cleanup.run().await;
+}
+
+#[tokio::test]
+async fn unreadable_records_are_corrupt_not_missing() {
+    let cleanup = Cleanup::default();
+    let store = store_in(&cleanup).await;
+    let db = store.database();
+    db.collection::<Document>("users")
+        .insert_one(doc! { "_id": "broken", "username_key": "broken", "created_at": "yesterday" })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.users().get(&UserId::from("broken")).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let conv = ConversationId::from("dm:p:q");
+    db.collection::<Document>("messages")
+        .insert_one(doc! {
+            "_id": "neg", "conv": &conv.0, "seq": -4_i64, "from": "p", "client_id": "c",
+            "ts": 0_i64, "content": { "kind": "text", "text": "x" },
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.messages().history(&conv, None, 10).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    cleanup.run().await;
+}
+
+// ---------------------------------------------------------------------------
+// Outages
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let uri = format!("mongodb://127.0.0.1:{port}");
+    let r = bounded("connect", MongoStore::connect_with(&uri, "x", impatient())).await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+
+    // A store made while the server was down answers Unavailable, per call.
+    let store = MongoStore::connect_lazy(&uri, "x", impatient())
+        .await
+        .unwrap();
+    let r = bounded("get", store.users().get(&UserId::from("u"))).await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+
+    let r = MongoStore::connect("mongodb://", "x").await;
+    assert!(matches!(r, Err(StoreError::Unavailable(m)) if m.contains("invalid")));
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_unavailable() {
+    // Accepts connections and reads nothing: a hung server or a black hole.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("mongodb://{}", listener.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let store = MongoStore::connect_lazy(&uri, "x", impatient())
+        .await
+        .unwrap();
+    let r = bounded("ping", store.ping()).await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    let r = bounded(
+        "append",
+        store.messages().conversation(&ConversationId::from("c")),
+    )
+    .await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    hold.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_recovers_when_the_server_comes_back() {
+    // A server of this test's own, to stop and start again on the same port.
+    let mut jongo = Jongo::start(0).unwrap_or_else(|e| panic!("{e}"));
+    let (port, uri) = (jongo.port, jongo.uri.clone());
+    let store = MongoStore::connect_with(&uri, "recovery", impatient())
+        .await
+        .unwrap();
+    let users = store.users();
+    users
+        .create(new_user("before", "+15550000010"))
+        .await
+        .unwrap();
+
+    jongo.stop();
+    let r = bounded("get while down", users.find_by_username("before")).await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    let r = bounded(
+        "create while down",
+        users.create(new_user("down", "+15550000011")),
+    )
+    .await;
+    assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+
+    let _jongo = Jongo::start(port).unwrap_or_else(|e| panic!("{e}"));
+    // jongodb keeps data in memory: the restarted server is empty. The same
+    // store (same client, no reconnect call) serves again once the driver
+    // has found the server back.
+    let mut recovered = None;
+    for _ in 0..40 {
+        match store.ensure_indexes().await {
+            Ok(()) => {
+                recovered = Some(());
+                break;
+            }
+            Err(StoreError::Unavailable(_)) => tokio::time::sleep(Duration::from_millis(250)).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(recovered.is_some(), "the store did not recover within 10 s");
+    users
+        .create(new_user("after", "+15550000012"))
+        .await
+        .unwrap();
+    assert!(users.find_by_username("after").await.unwrap().is_some());
+}
