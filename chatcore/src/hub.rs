@@ -43,6 +43,8 @@ impl Kick {
 pub(crate) struct ConnTx {
     pub(crate) tx: mpsc::Sender<Arc<Event>>,
     pub(crate) kick: Kick,
+    /// The connection's key, as an event's `origin` names it.
+    pub(crate) key: Arc<str>,
 }
 
 pub(crate) struct Hub {
@@ -103,7 +105,18 @@ impl BrokerHandler for Hub {
         let Some(listeners) = t.get(topic) else {
             return;
         };
+        // The sending connection has its `sent` reply already: not queueing
+        // the message for it spares a queue slot and a wake-up per send.
+        let origin = match &*event {
+            Event::Message {
+                origin: Some(o), ..
+            } => Some(o.as_str()),
+            _ => None,
+        };
         for conn in listeners.values() {
+            if origin.is_some_and(|o| *conn.key == *o) {
+                continue;
+            }
             match conn.tx.try_send(event.clone()) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => conn.kick.kick(Disconnect::SlowConsumer),

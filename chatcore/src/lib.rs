@@ -18,6 +18,7 @@
 //! - [`account`]: identifier normalisation, password rules, argon2id hashing.
 //! - [`server`]: a node's shared state ([`server::Server`]), [`server::Config`], metrics.
 //! - [`session`]: the per-connection loop.
+//! - [`provision`]: bulk accounts with sessions, for load tests only.
 //! - `commands`: the request handlers, one file per family (private).
 //! - `hub`: node-local fan-out of broker events to connections (private).
 //! - [`error`]: [`error::CoreError`] and its mapping to wire errors.
@@ -55,6 +56,7 @@ mod hub;
 pub mod memory;
 pub mod model;
 pub mod protocol;
+pub mod provision;
 pub mod server;
 pub mod session;
 pub mod store;

@@ -1,7 +1,7 @@
 //! The shared state of one node: backends, configuration, the local hub,
 //! the password hasher, the clock and the metrics.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,6 +91,10 @@ pub struct Config {
     pub outbound_queue: usize,
     /// How long a connection may stay unauthenticated.
     pub auth_timeout: Duration,
+    /// Connections not yet signed in allowed at once on this node; more are
+    /// turned away at once ([`crate::session::Disconnect::Overloaded`]), so a
+    /// flood of idle sockets cannot crowd out users who sign in.
+    pub max_unauthenticated: usize,
     /// Requests per second allowed per connection (sustained).
     pub frames_per_second: u32,
     /// Requests allowed in a burst above the sustained rate.
@@ -129,6 +133,7 @@ impl Default for Config {
             },
             outbound_queue: 256,
             auth_timeout: Duration::from_secs(10),
+            max_unauthenticated: 1000,
             frames_per_second: 50,
             frame_burst: 200,
             max_text_bytes: 16 * 1024,
@@ -243,6 +248,8 @@ pub struct Server {
     /// Distinguishes this node's connection keys from other nodes' in shared presence.
     pub(crate) node_id: String,
     next_conn: AtomicU64,
+    /// Connections being served that have not signed in yet.
+    pub(crate) unauthenticated: AtomicUsize,
 }
 
 impl Server {
@@ -273,6 +280,7 @@ impl Server {
             metrics: Metrics::default(),
             node_id: uuid::Uuid::new_v4().simple().to_string(),
             next_conn: AtomicU64::new(1),
+            unauthenticated: AtomicUsize::new(0),
         }))
     }
 

@@ -53,6 +53,8 @@ pub enum Disconnect {
     Revoked,
     /// The client speaks no protocol version this server does.
     UnsupportedVersion,
+    /// Too many connections are signing in at once on this node; retry later.
+    Overloaded,
     /// The transport failed to send.
     Transport(String),
 }
@@ -60,7 +62,8 @@ pub enum Disconnect {
 impl Disconnect {
     /// WebSocket close code: 1000 normal, 1001 going away, 1008 policy
     /// violation, 4001 session revoked (do not resume), 4008 too slow
-    /// (reconnect and sync), 1011 transport failure.
+    /// (reconnect and sync), 1013 overloaded (retry later), 1011 transport
+    /// failure.
     pub fn close_code(&self) -> u16 {
         match self {
             Disconnect::ClientClosed | Disconnect::LoggedOut => 1000,
@@ -68,6 +71,7 @@ impl Disconnect {
             Disconnect::AuthTimeout | Disconnect::UnsupportedVersion => 1008,
             Disconnect::Revoked => 4001,
             Disconnect::SlowConsumer => 4008,
+            Disconnect::Overloaded => 1013,
             Disconnect::Transport(_) => 1011,
         }
     }
@@ -82,6 +86,7 @@ impl Disconnect {
             Disconnect::AuthTimeout => "authentication timeout",
             Disconnect::Revoked => "session revoked",
             Disconnect::UnsupportedVersion => "unsupported protocol version",
+            Disconnect::Overloaded => "too many connections signing in; retry later",
             Disconnect::Transport(_) => "transport error",
         }
     }
@@ -105,6 +110,11 @@ where
     O: Sink<ServerFrame> + Unpin + Send,
     O::Error: std::fmt::Display,
 {
+    if server.unauthenticated.fetch_add(1, Ordering::SeqCst) >= server.config.max_unauthenticated {
+        server.unauthenticated.fetch_sub(1, Ordering::SeqCst);
+        let _ = outgoing.close().await;
+        return Disconnect::Overloaded;
+    }
     let (tx, mut rx) = mpsc::channel(server.config.outbound_queue.max(1));
     let kick = Kick::default();
     let (conn, conn_key) = server.next_conn_key();
@@ -118,11 +128,13 @@ where
         server: server.clone(),
         peer,
         conn,
-        conn_key,
+        conn_key: conn_key.clone(),
         conn_tx: ConnTx {
             tx,
             kick: kick.clone(),
+            key: Arc::from(conn_key.as_str()),
         },
+        known_users: HashSet::new(),
         hello: false,
         auth: None,
         focus: None,
@@ -132,12 +144,18 @@ where
     };
     let auth_deadline = tokio::time::sleep(server.config.auth_timeout);
     tokio::pin!(auth_deadline);
+    // Created once, not per turn of the loop: each creation registers a
+    // waiter (a lock and a list insert), and the loop turns once per frame.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    let kicked = kick.kicked();
+    tokio::pin!(kicked);
 
     let reason = 'conn: loop {
-        let frames: Vec<ServerFrame> = tokio::select! {
+        let frames: Frames = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break Disconnect::Shutdown,
-            reason = kick.kicked() => break reason,
+            _ = &mut cancelled => break Disconnect::Shutdown,
+            reason = &mut kicked => break reason,
             _ = &mut auth_deadline, if s.auth.is_none() => break Disconnect::AuthTimeout,
             event = rx.recv() => match event {
                 Some(event) => match s.on_event(&event) {
@@ -150,18 +168,18 @@ where
                 None => break Disconnect::ClientClosed,
                 Some(item) => {
                     server.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-                    vec![s.on_inbound(item).await]
+                    Frames::one(s.on_inbound(item).await)
                 }
             },
         };
-        for frame in frames {
+        for frame in frames.0.into_iter().flatten() {
             if let ServerFrame::Error { code, .. } = &frame {
                 server.metrics.error(*code);
             }
             let sent = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => Err(Disconnect::Shutdown),
-                reason = kick.kicked() => Err(reason),
+                _ = &mut cancelled => Err(Disconnect::Shutdown),
+                reason = &mut kicked => Err(reason),
                 r = outgoing.send(frame) => r.map_err(|e| Disconnect::Transport(e.to_string())),
             };
             if let Err(reason) = sent {
@@ -183,6 +201,18 @@ where
     server.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     let _ = outgoing.close().await;
     reason
+}
+
+/// The frames that answer one request or event: at most two, so no
+/// allocation is needed to carry them.
+struct Frames([Option<ServerFrame>; 2]);
+
+impl Frames {
+    const NONE: Frames = Frames([None, None]);
+
+    fn one(frame: ServerFrame) -> Frames {
+        Frames([Some(frame), None])
+    }
 }
 
 /// A signed-in connection's identity.
@@ -207,6 +237,10 @@ pub(crate) struct Session {
     /// Users whose presence is watched because of a conversation with them.
     conv_watch: HashSet<UserId>,
     bucket: TokenBucket,
+    /// Recipients this connection has already found in the user store
+    /// (bounded by `max_watched`). Accounts are never deleted, so a repeated
+    /// send to the same person needs no store lookup.
+    pub(crate) known_users: HashSet<UserId>,
     /// Set by a handler whose reply must be the last frame (logout, bad version).
     pub(crate) close_after: Option<Disconnect>,
 }
@@ -222,7 +256,11 @@ impl Session {
             return CoreError::RateLimited { retry_after_ms }.to_frame(Some(id));
         }
         let name = frame.type_name();
-        match self.dispatch(frame).await {
+        // Boxed: the largest handler's state (registration: six strings
+        // across an argon2 hash) would otherwise sit in every idle
+        // connection's future for its whole life; one short-lived
+        // allocation per request costs far less than that memory.
+        match Box::pin(self.dispatch(frame)).await {
             Ok(reply) => reply,
             Err(e) => {
                 match &e {
@@ -456,9 +494,9 @@ impl Session {
     }
 
     /// Turns a hub event into the frames this connection should see.
-    fn on_event(&mut self, event: &Event) -> Result<Vec<ServerFrame>, Disconnect> {
+    fn on_event(&mut self, event: &Event) -> Result<Frames, Disconnect> {
         let Some(auth) = &self.auth else {
-            return Ok(Vec::new());
+            return Ok(Frames::NONE);
         };
         match event {
             Event::Message {
@@ -467,17 +505,17 @@ impl Session {
                 origin,
             } => {
                 if origin.as_deref() == Some(self.conn_key.as_str()) {
-                    return Ok(Vec::new());
+                    return Ok(Frames::NONE);
                 }
                 let latency = self.server.now().saturating_sub(message.ts);
                 self.server
                     .metrics
                     .delivered(u64::try_from(latency).unwrap_or(0));
-                let mut frames = vec![ServerFrame::Message {
+                let mut frames = Frames::one(ServerFrame::Message {
                     message: message.clone(),
-                }];
+                });
                 if message.from != auth.user && self.focus.as_ref() != Some(&message.conv) {
-                    frames.push(ServerFrame::Alert {
+                    frames.0[1] = Some(ServerFrame::Alert {
                         conv: message.conv.clone(),
                         from: message.from.clone(),
                         message_id: message.id.clone(),
@@ -489,16 +527,16 @@ impl Session {
             }
             Event::Presence(p) => {
                 if self.dir_watch.contains(&p.user) || self.conv_watch.contains(&p.user) {
-                    Ok(vec![ServerFrame::Presence {
+                    Ok(Frames::one(ServerFrame::Presence {
                         presence: p.clone(),
-                    }])
+                    }))
                 } else {
-                    Ok(Vec::new())
+                    Ok(Frames::NONE)
                 }
             }
             Event::Revoked { keep } => {
                 if keep.as_ref() == Some(&auth.device) {
-                    Ok(Vec::new())
+                    Ok(Frames::NONE)
                 } else {
                     Err(Disconnect::Revoked)
                 }
@@ -517,6 +555,10 @@ impl Session {
             .hub
             .subscribe(&Topic::User(user.clone()), self.conn, &self.conn_tx)
             .await?;
+        if self.auth.is_none() {
+            // No longer counts against `max_unauthenticated`.
+            self.server.unauthenticated.fetch_sub(1, Ordering::SeqCst);
+        }
         self.auth = Some(Auth {
             user: user.clone(),
             device,
@@ -607,6 +649,9 @@ impl Session {
     }
 
     async fn cleanup(&mut self) {
+        if self.auth.is_none() {
+            self.server.unauthenticated.fetch_sub(1, Ordering::SeqCst);
+        }
         let hub = self.server.hub.clone();
         let mut topics: Vec<Topic> = self
             .dir_watch

@@ -38,6 +38,24 @@ pub(crate) struct Cli {
     #[arg(long)]
     print_addr: bool,
 
+    /// LOAD TESTING ONLY: at start, create N accounts `lt0..lt{N-1}` sharing the password of
+    /// --load-test-password (hashed once), each with one session, and write `username user_id token`
+    /// lines to --load-test-tokens. Only with the memory store.
+    #[arg(long, value_name = "N", requires = "load_test_tokens")]
+    load_test_accounts: Option<usize>,
+
+    /// LOAD TESTING ONLY: where --load-test-accounts writes the tokens.
+    #[arg(long, value_name = "FILE", requires = "load_test_accounts")]
+    load_test_tokens: Option<PathBuf>,
+
+    /// LOAD TESTING ONLY: the password of the --load-test-accounts accounts.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        default_value = "load-test only: Xq7!vR2#pL9"
+    )]
+    load_test_password: String,
+
     #[command(flatten)]
     options: Options,
 }
@@ -123,6 +141,11 @@ struct Options {
     /// Seconds a connection may stay signed out before it is closed with 1008 (default: 10).
     #[arg(long, env = "CHATD_AUTH_TIMEOUT_SECS", value_name = "SECS")]
     auth_timeout_secs: Option<u64>,
+
+    /// Connections not yet signed in allowed at once; more are closed at once with 1013 "try
+    /// again later" (default: 1000).
+    #[arg(long, env = "CHATD_MAX_UNAUTHENTICATED", value_name = "N")]
+    max_unauthenticated: Option<usize>,
 
     /// Requests per second allowed per connection, sustained; above it requests get `rate_limited`
     /// (default: 50).
@@ -216,6 +239,14 @@ pub(crate) struct SmtpSpec {
     pub(crate) credentials: Option<(String, Secret)>,
 }
 
+/// Accounts to create at start for a load test (`--load-test-accounts`).
+#[derive(Clone, Debug)]
+pub(crate) struct LoadTest {
+    pub(crate) accounts: usize,
+    pub(crate) tokens: PathBuf,
+    pub(crate) password: Secret,
+}
+
 /// Everything chatd runs with, defaults applied and validated.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
@@ -233,12 +264,14 @@ pub(crate) struct Settings {
     pub(crate) ping_interval: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) auth_timeout: Duration,
+    pub(crate) max_unauthenticated: usize,
     pub(crate) frames_per_second: u32,
     pub(crate) frame_burst: u32,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) log: String,
     pub(crate) log_format: LogFormat,
     pub(crate) argon2_m_kib: Option<u32>,
+    pub(crate) load_test: Option<LoadTest>,
 }
 
 impl Settings {
@@ -263,7 +296,18 @@ impl Settings {
             }
             None => Options::default(),
         };
-        Self::resolve(cli.options.or(file), cli.print_addr)
+        let mut settings = Self::resolve(cli.options.or(file), cli.print_addr)?;
+        if let (Some(accounts), Some(tokens)) = (cli.load_test_accounts, cli.load_test_tokens) {
+            if settings.store != StoreSpec::Memory {
+                bail!("--load-test-accounts works with the memory store only");
+            }
+            settings.load_test = Some(LoadTest {
+                accounts,
+                tokens,
+                password: Secret(cli.load_test_password),
+            });
+        }
+        Ok(settings)
     }
 
     fn resolve(o: Options, print_addr: bool) -> anyhow::Result<Settings> {
@@ -313,12 +357,14 @@ impl Settings {
             ping_interval: secs(o.ping_interval_secs, 25),
             idle_timeout: secs(o.idle_timeout_secs, 60),
             auth_timeout: secs(o.auth_timeout_secs, 10),
+            max_unauthenticated: o.max_unauthenticated.unwrap_or(1000),
             frames_per_second: o.frames_per_second.unwrap_or(50),
             frame_burst: o.frame_burst.unwrap_or(200),
             shutdown_timeout: secs(o.shutdown_timeout_secs, 10),
             log: o.log.unwrap_or_else(|| "info".to_owned()),
             log_format: o.log_format.unwrap_or(LogFormat::Text),
             argon2_m_kib: o.argon2_m_kib,
+            load_test: None,
         };
         s.validate()?;
         Ok(s)
@@ -328,7 +374,7 @@ impl Settings {
         if !(4096..=(16 << 20)).contains(&self.max_message_bytes) {
             bail!("--max-message-bytes must be between 4096 and 16777216");
         }
-        if self.max_connections == 0 || self.outbound_queue == 0 {
+        if self.max_connections == 0 || self.outbound_queue == 0 || self.max_unauthenticated == 0 {
             bail!("--max-connections and --outbound-queue must be at least 1");
         }
         if self.ping_interval.is_zero() || self.idle_timeout <= self.ping_interval {
@@ -368,6 +414,7 @@ impl Options {
             ping_interval_secs,
             idle_timeout_secs,
             auth_timeout_secs,
+            max_unauthenticated,
             frames_per_second,
             frame_burst,
             shutdown_timeout_secs,

@@ -132,6 +132,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     core.reset_link_prefix = format!("{}/#reset=", public_url.as_str().trim_end_matches('/'));
     core.outbound_queue = settings.outbound_queue;
     core.auth_timeout = settings.auth_timeout;
+    core.max_unauthenticated = settings.max_unauthenticated;
     core.frames_per_second = settings.frames_per_second;
     core.frame_burst = settings.frame_burst;
     // A text message must fit in one WebSocket message with its frame around it.
@@ -149,6 +150,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let server = tokio::task::spawn_blocking(move || chatcore::Server::new(backends, core))
         .await
         .context("server start-up panicked")??;
+
+    if let Some(lt) = &settings.load_test {
+        provision_load_test(&server, lt).await?;
+    }
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -214,6 +219,30 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `--load-test-accounts`: creates the accounts and writes their tokens.
+async fn provision_load_test(
+    server: &chatcore::Server,
+    lt: &config::LoadTest,
+) -> anyhow::Result<()> {
+    tracing::warn!(
+        accounts = lt.accounts,
+        tokens = %lt.tokens.display(),
+        "LOAD TEST: creating accounts that share one known password; never do this in production"
+    );
+    let accounts =
+        chatcore::provision::load_test_accounts(server, "lt", lt.accounts, &lt.password.0)
+            .await
+            .context("cannot create the load-test accounts")?;
+    let mut text = String::with_capacity(accounts.len() * 80);
+    for a in &accounts {
+        text.push_str(&format!("{} {} {}\n", a.username, a.user, a.token));
+    }
+    tokio::fs::write(&lt.tokens, text)
+        .await
+        .with_context(|| format!("cannot write {}", lt.tokens.display()))?;
     Ok(())
 }
 

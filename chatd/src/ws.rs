@@ -53,9 +53,13 @@ impl WsSettings {
     /// tungstenite's limits, all set explicitly.
     pub(crate) fn config(&self) -> WebSocketConfig {
         WebSocketConfig::default()
-            // Per-connection memory: reads go through a small buffer; a
-            // message may grow up to the limit, and no further.
-            .read_buffer_size(8 * 1024)
+            // Per-connection memory: tungstenite keeps this buffer for the
+            // connection's life and zero-fills it up to this size before
+            // every read, so it is all resident. Client frames are a few
+            // hundred bytes: 2 KiB still takes several per read under load,
+            // and a larger message grows the buffer to its size (up to the
+            // limit) only while it is being read.
+            .read_buffer_size(2 * 1024)
             .max_message_size(Some(self.max_message_bytes))
             .max_frame_size(Some(self.max_message_bytes))
             // Frames are buffered up to this much before being written,
@@ -251,6 +255,23 @@ pub(crate) async fn run<S>(
         disconnect
     };
 
+    // Boxed: the closing steps' state (timers, a drain buffer) would
+    // otherwise be reserved in every connection's future for its whole life.
+    Box::pin(close(reader, sink, state, disconnect, settings, metrics)).await;
+}
+
+/// Closes the connection with the transport's or `serve`'s code: the close
+/// frame, then the closing handshake (or, if framing was lost, a drain).
+async fn close<S>(
+    reader: Reader<S>,
+    mut sink: SplitSink<WebSocketStream<S>, Message>,
+    state: Arc<ConnState>,
+    disconnect: chatcore::session::Disconnect,
+    settings: Arc<WsSettings>,
+    metrics: Arc<TransportMetrics>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let (code, reason) = state
         .close()
         .unwrap_or((disconnect.close_code(), disconnect.reason()));
@@ -278,7 +299,7 @@ pub(crate) async fn run<S>(
         let io = ws.get_mut();
         let _ = tokio::time::timeout(settings.close_timeout, async {
             let _ = io.shutdown().await;
-            let mut buf = [0u8; 4096];
+            let mut buf = vec![0u8; 4096];
             while matches!(io.read(&mut buf).await, Ok(n) if n > 0) {}
         })
         .await;

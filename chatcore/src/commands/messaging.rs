@@ -54,8 +54,13 @@ impl Session {
                 message: "cannot send a message to yourself".into(),
             });
         }
-        if self.server.backends.users.get(&to).await?.is_none() {
-            return Err(CoreError::NotFound("no such user".into()));
+        if !self.known_users.contains(&to) {
+            if self.server.backends.users.get(&to).await?.is_none() {
+                return Err(CoreError::NotFound("no such user".into()));
+            }
+            if self.known_users.len() < self.server.config.max_watched {
+                self.known_users.insert(to.clone());
+            }
         }
         let conv = ConversationId::direct(&me, &to);
         let msg = NewMessage::new(

@@ -1,5 +1,5 @@
 //! Request handlers, one file per family, as methods of the connection's session.
 
-mod account;
+pub(crate) mod account;
 mod directory;
 mod messaging;

@@ -227,11 +227,14 @@ pub struct MemoryMessageStore {
 #[derive(Default)]
 struct MessagesInner {
     convs: HashMap<ConversationId, Conv>,
-    /// (sender, client_id) -> (conversation, seq): the idempotency index.
-    by_client_id: HashMap<(UserId, String), (ConversationId, u64)>,
+    /// sender -> client_id -> (conversation, seq): the idempotency index.
+    /// Nested rather than keyed by a pair so a lookup borrows the frame's
+    /// strings instead of cloning them into a key.
+    by_client_id: HashMap<UserId, HashMap<String, (ConversationId, u64)>>,
     by_member: HashMap<UserId, HashSet<ConversationId>>,
     cursors: HashMap<(UserId, DeviceId), HashMap<ConversationId, u64>>,
-    read: HashMap<(UserId, ConversationId), u64>,
+    /// user -> conversation -> read marker (nested for clone-free lookups).
+    read: HashMap<UserId, HashMap<ConversationId, u64>>,
 }
 
 struct Conv {
@@ -272,8 +275,11 @@ fn seq_index(seq: u64) -> usize {
 impl MessageStore for MemoryMessageStore {
     async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
         let mut s = lock(&self.inner);
-        let key = (msg.from.clone(), msg.client_id.clone());
-        if let Some((conv, seq)) = s.by_client_id.get(&key) {
+        if let Some((conv, seq)) = s
+            .by_client_id
+            .get(&msg.from)
+            .and_then(|m| m.get(&msg.client_id))
+        {
             let existing = s
                 .convs
                 .get(conv)
@@ -306,12 +312,19 @@ impl MessageStore for MemoryMessageStore {
             ts: msg.ts,
             content: msg.content,
         };
-        conv.by_sender
-            .entry(message.from.clone())
-            .or_default()
-            .push(message.seq);
+        match conv.by_sender.get_mut(&message.from) {
+            Some(seqs) => seqs.push(message.seq),
+            None => {
+                conv.by_sender
+                    .insert(message.from.clone(), vec![message.seq]);
+            }
+        }
         conv.messages.push(message.clone());
-        inner.by_client_id.insert(key, (msg.conv, message.seq));
+        let ids = match inner.by_client_id.get_mut(&message.from) {
+            Some(ids) => ids,
+            None => inner.by_client_id.entry(message.from.clone()).or_default(),
+        };
+        ids.insert(message.client_id.clone(), (msg.conv, message.seq));
         Ok(Appended::new(message, false))
     }
 
@@ -395,7 +408,12 @@ impl MessageStore for MemoryMessageStore {
 
     async fn mark_read(&self, user: &UserId, conv: &ConversationId, seq: u64) -> StoreResult<()> {
         let mut s = lock(&self.inner);
-        let cur = s.read.entry((user.clone(), conv.clone())).or_insert(0);
+        let cur = s
+            .read
+            .entry(user.clone())
+            .or_default()
+            .entry(conv.clone())
+            .or_insert(0);
         *cur = (*cur).max(seq);
         Ok(())
     }
@@ -404,7 +422,8 @@ impl MessageStore for MemoryMessageStore {
         let s = lock(&self.inner);
         let read = s
             .read
-            .get(&(user.clone(), conv.clone()))
+            .get(user)
+            .and_then(|m| m.get(conv))
             .copied()
             .unwrap_or(0);
         let Some(c) = s.convs.get(conv) else {

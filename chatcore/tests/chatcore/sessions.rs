@@ -1113,3 +1113,37 @@ async fn cheaper_hashes_are_upgraded_at_login() {
         .password_hash;
     assert!(after.contains("m=256,t=2,p=1"), "{after}");
 }
+
+#[tokio::test]
+async fn connections_that_have_not_signed_in_are_capped() {
+    let mut config = fast_config();
+    config.max_unauthenticated = 1;
+    let s = Server::new(Backends::memory(), config).unwrap();
+    let mut first = Client::connect(&s).await;
+    let second = connect_in_process(s.clone(), PeerInfo::default(), 8, CancellationToken::new());
+    assert_eq!(second.task.await.unwrap(), Disconnect::Overloaded);
+    assert_eq!(Disconnect::Overloaded.close_code(), 1013);
+    first.register("hana", "+448888888888").await;
+    // Signed in, the first no longer counts: another may connect.
+    let mut third = Client::connect(&s).await;
+    assert!(matches!(
+        third.login("hana", PW).await,
+        ServerFrame::Session { .. }
+    ));
+    drop(third);
+    // A connection that leaves before signing in frees its place too.
+    let waiting = Client::connect(&s).await;
+    drop(waiting);
+    let mut again = None;
+    for _ in 0..100 {
+        let c = connect_in_process(s.clone(), PeerInfo::default(), 8, CancellationToken::new());
+        // Turned away at once if over the cap; otherwise it waits to sign in.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if !c.task.is_finished() {
+            again = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(again.is_some(), "the place was freed");
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole benchmark in one command: chatd against the ceiling (a raw
+# tokio-tungstenite relay) and the peer (Socket.IO 4 + MessagePack parser),
+# servers pinned to CPU 0, the load generator (all clients, one process) to CPU 1.
+#
+#   bench/run.sh                      # every scenario (about 10 minutes)
+#   bench/run.sh --only relay,rate    # a subset; any `bench all` option works
+#
+# Installs what it lacks, idempotently: Debian's util-linux (taskset) and
+# nodejs/npm, and the Socket.IO packages into bench/socketio/node_modules.
+# Raises the file-descriptor limits for 100k connections (root only).
+# Loopback only: every client connects to 127.0.0.1, from 127.0.0.10 and up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v taskset >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if [ ! -d bench/socketio/node_modules/socket.io ] || [ ! -d bench/socketio/node_modules/socket.io-msgpack-parser ] \
+   ; then
+  echo "== installing the Socket.IO peer (npm, into bench/socketio)"
+  npm install --prefix bench/socketio --no-audit --no-fund --loglevel=error
+fi
+
+# 100k connections: ~200k sockets on this machine (both ends), split
+# between the server and the generator.
+want=1048576
+if [ "$(cat /proc/sys/fs/nr_open)" -lt "$want" ]; then
+  sysctl -q -w fs.nr_open="$want" || true
+fi
+if [ "$(cat /proc/sys/fs/file-max)" -lt $((want * 2)) ]; then
+  sysctl -q -w fs.file-max=$((want * 2)) || true
+fi
+ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# Accept bursts of connects without SYN drops.
+sysctl -q -w net.core.somaxconn=65535 2>/dev/null || true
+sysctl -q -w net.ipv4.tcp_max_syn_backlog=65535 2>/dev/null || true
+
+echo "== building chatd and bench (release)"
+cargo build -q --release -p chatd -p bench
+
+echo "== running (ulimit -n $(ulimit -n))"
+exec taskset -c 1 target/release/bench all --chatd target/release/chatd "$@"

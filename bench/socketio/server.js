@@ -1,0 +1,63 @@
+// The Socket.IO 4 peer: the same 1:1 relay between authenticated users as
+// chatd's, as a Socket.IO user would write it. WebSocket transport only,
+// MessagePack parser, no compression. Each user authenticates with its own
+// token in the handshake (middleware); a message goes to the recipient's
+// room with a per-conversation seq, and the sender gets an acknowledgement.
+// No store: this is the peer's best case.
+//
+//   node server.js --users N --tokens FILE [--port 0]
+// Writes `username user_id token` lines to FILE, then prints host:port.
+'use strict';
+const http = require('http');
+const crypto = require('crypto');
+const fs = require('fs');
+const { Server } = require('socket.io');
+const parser = require('socket.io-msgpack-parser');
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, v, i, a) => (v.startsWith('--') ? acc.concat([[v.slice(2), a[i + 1]]]) : acc), []));
+const users = Number(args.users || 100);
+const byToken = new Map();
+const lines = [];
+for (let i = 0; i < users; i++) {
+  const token = crypto.randomBytes(32).toString('base64url');
+  const user = { id: crypto.randomUUID(), name: `lt${i}` };
+  byToken.set(token, user);
+  lines.push(`${user.name} ${user.id} ${token}`);
+}
+fs.writeFileSync(args.tokens, lines.join('\n') + '\n');
+
+const seqs = new Map();
+const httpServer = http.createServer();
+const io = new Server(httpServer, {
+  parser,
+  transports: ['websocket'],
+  perMessageDeflate: false,
+  serveClient: false,
+  maxHttpBufferSize: 65536,
+});
+io.use((socket, next) => {
+  const user = byToken.get(socket.handshake.auth && socket.handshake.auth.token);
+  if (!user) return next(new Error('unauthenticated'));
+  socket.data.user = user;
+  next();
+});
+io.on('connection', (socket) => {
+  const me = socket.data.user;
+  socket.join(me.id);
+  socket.on('send', (msg, ack) => {
+    if (!msg || typeof msg.to !== 'string' || typeof msg.text !== 'string') {
+      if (typeof ack === 'function') ack({ error: 'invalid_frame' });
+      return;
+    }
+    const conv = me.id < msg.to ? `dm:${me.id}:${msg.to}` : `dm:${msg.to}:${me.id}`;
+    const seq = (seqs.get(conv) || 0) + 1;
+    seqs.set(conv, seq);
+    io.to(msg.to).emit('message', { conv, seq, from: me.id, client_id: msg.client_id, ts: Date.now(), text: msg.text });
+    if (typeof ack === 'function') ack({ conv, seq });
+  });
+});
+httpServer.listen(Number(args.port || 0), '127.0.0.1', () => {
+  const a = httpServer.address();
+  console.log(`${a.address}:${a.port}`);
+});

@@ -1,0 +1,514 @@
+//! Load generator and side-by-side benchmark of chatd.
+//!
+//! Run with: `bench/run.sh` (builds in release, installs the Socket.IO
+//! peer, raises file-descriptor limits, then runs `bench all`).
+//!
+//! `bench all` starts each server itself, pinned to CPU 0 (`taskset -c 0`),
+//! while it and all the clients run on CPU 1, and prints one table:
+//! chatd against the ceiling (a raw tokio-tungstenite relay) and the peer
+//! (Socket.IO 4 with the MessagePack parser).
+//!
+//! # Layout
+//! - `net`: client sockets spread over 127.0.0.x source addresses.
+//! - `proto`: chatcore's protocol as the generator speaks it.
+//! - `relay`: the relay scenario (chatd, ceiling).
+//! - `scenarios`: idle, churn, login.
+//! - `sio`: the Socket.IO peer's protocol (Engine.IO 4 + msgpack parser) in Rust.
+//! - `ceiling`: the raw relay server.
+//! - `stats`: histograms, CPU and RSS of processes.
+
+mod ceiling;
+mod net;
+mod proto;
+mod relay;
+mod scenarios;
+mod sio;
+mod stats;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+use relay::{RelayOpts, Target};
+use stats::RelayReport;
+
+#[derive(Parser)]
+#[command(
+    name = "bench",
+    about = "chatd load generator and side-by-side benchmark"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the ceiling: a raw tokio-tungstenite pair relay (prints its address).
+    Ceiling {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// Start every server in turn (CPU 0) and run the scenarios (from here, CPU 1).
+    All(Box<AllOpts>),
+}
+
+#[derive(clap::Args, Clone)]
+struct AllOpts {
+    /// The chatd binary (release build).
+    #[arg(long, default_value = "target/release/chatd")]
+    chatd: PathBuf,
+    /// This binary, to start the ceiling server (default: the running one).
+    #[arg(long)]
+    bench: Option<PathBuf>,
+    /// Directory of the Socket.IO peer (server.js, node_modules).
+    #[arg(long, default_value = "bench/socketio")]
+    socketio: PathBuf,
+    /// Scenarios, comma-separated: relay, rate, idle, big, churn, login.
+    #[arg(
+        long,
+        default_value = "relay,rate,idle,big,churn,login",
+        value_delimiter = ','
+    )]
+    only: Vec<String>,
+    /// Targets of relay/rate/idle, comma-separated: ceiling, chatd, socketio.
+    #[arg(long, default_value = "ceiling,chatd,socketio", value_delimiter = ',')]
+    targets: Vec<String>,
+    #[arg(long, default_value_t = 50)]
+    pairs: usize,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Messages in flight per pair (flat out).
+    #[arg(long, default_value_t = 8)]
+    window: usize,
+    /// Offered load of the fixed-rate runs (`rate`, `login`), messages per second.
+    #[arg(long, default_value_t = 30000.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
+    /// Connections of the idle comparison.
+    #[arg(long, default_value_t = 10_000)]
+    idle_n: usize,
+    /// Connections of the big chatd idle run.
+    #[arg(long, default_value_t = 100_000)]
+    big_n: usize,
+    /// Seconds idle connections are held (past one ping interval of 25 s shows pings are answered).
+    #[arg(long, default_value_t = 30)]
+    hold_secs: u64,
+    /// Users connecting and leaving in the churn scenario.
+    #[arg(long, default_value_t = 50)]
+    churners: usize,
+    /// Concurrent password logins in the login storm.
+    #[arg(long, default_value_t = 4)]
+    loginers: usize,
+    /// Where to write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+const LOAD_TEST_PASSWORD: &str = "load-test only: Xq7!vR2#pL9";
+
+/// A server under test, pinned to CPU 0.
+struct ServerProc {
+    child: Child,
+    addr: SocketAddr,
+    pid: u32,
+}
+
+impl ServerProc {
+    async fn start(mut cmd: Command, log: &Path) -> Result<ServerProc> {
+        let logf = std::fs::File::create(log)?;
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(logf)
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start a server (is taskset installed?)")?;
+        let out = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(out).lines();
+        let first = tokio::time::timeout(Duration::from_secs(300), lines.next_line())
+            .await
+            .context("the server did not start in time")??
+            .with_context(|| format!("the server exited; see {}", log.display()))?;
+        let addr: SocketAddr = first
+            .trim()
+            .parse()
+            .with_context(|| format!("server said {first:?}"))?;
+        let pid = child.id().context("no pid")?;
+        // Keep draining stdout so the server never blocks on it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(ServerProc { child, addr, pid })
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+fn pinned(program: &Path) -> Command {
+    // Each server start begins a scenario: fresh client source addresses.
+    net::next_epoch();
+    let mut c = Command::new("taskset");
+    c.arg("-c").arg("0").arg(program);
+    c
+}
+
+async fn start_chatd(o: &AllOpts, accounts: usize, tmp: &Path) -> Result<(ServerProc, PathBuf)> {
+    let tokens = tmp.join("chatd-tokens.txt");
+    let mut c = pinned(&o.chatd);
+    c.args(["--listen", "127.0.0.1:0", "--print-addr", "--log", "warn"])
+        .arg("--load-test-accounts")
+        .arg(accounts.to_string())
+        .arg("--load-test-tokens")
+        .arg(&tokens)
+        .args(["--load-test-password", LOAD_TEST_PASSWORD])
+        // The relay sends far above a person's 50 requests/s per connection.
+        .args(["--frames-per-second", "1000000", "--frame-burst", "1000000"])
+        .args(["--max-connections", "200000"])
+        .arg("--mailer")
+        .arg(format!("dir:{}", tmp.join("mail").display()));
+    let s = ServerProc::start(c, &tmp.join("chatd.log")).await?;
+    Ok((s, tokens))
+}
+
+async fn start_ceiling(o: &AllOpts, tmp: &Path) -> Result<ServerProc> {
+    let me = match &o.bench {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
+    let mut c = pinned(&me);
+    c.arg("ceiling");
+    ServerProc::start(c, &tmp.join("ceiling.log")).await
+}
+
+async fn start_socketio(o: &AllOpts, users: usize, tmp: &Path) -> Result<(ServerProc, PathBuf)> {
+    let tokens = tmp.join("sio-tokens.txt");
+    let mut c = pinned(Path::new("node"));
+    c.arg(o.socketio.join("server.js"))
+        .args(["--users", &users.to_string()])
+        .arg("--tokens")
+        .arg(&tokens);
+    let s = ServerProc::start(c, &tmp.join("socketio.log")).await?;
+    Ok((s, tokens))
+}
+
+fn relay_opts(o: &AllOpts, rate: Option<f64>) -> RelayOpts {
+    RelayOpts {
+        pairs: o.pairs,
+        size: o.size,
+        window: o.window,
+        rate,
+        warmup: Duration::from_secs(o.warmup_secs),
+        secs: Duration::from_secs(o.secs),
+    }
+}
+
+async fn relay_one(
+    o: &AllOpts,
+    target: &str,
+    rate: Option<f64>,
+    tmp: &Path,
+) -> Result<RelayReport> {
+    let opts = relay_opts(o, rate);
+    let users = o.pairs * 2;
+    let r = match target {
+        "ceiling" => {
+            let s = start_ceiling(o, tmp).await?;
+            let r = relay::run(s.addr, Target::Ceiling, &opts, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        "chatd" => {
+            let (s, tokens) = start_chatd(o, users, tmp).await?;
+            let accounts = Arc::new(proto::read_accounts(&tokens)?);
+            let r = relay::run(s.addr, Target::Chatd(accounts), &opts, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        "socketio" => {
+            let (s, tokens) = start_socketio(o, users, tmp).await?;
+            let accounts = Arc::new(proto::read_accounts(&tokens)?);
+            let r = relay::run(s.addr, Target::SocketIo(accounts), &opts, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        other => bail!("unknown target {other}"),
+    };
+    println!("  {}", r.line());
+    Ok(r)
+}
+
+async fn idle_one(
+    o: &AllOpts,
+    target: &str,
+    n: usize,
+    tmp: &Path,
+) -> Result<scenarios::IdleReport> {
+    let hold = Duration::from_secs(o.hold_secs);
+    let r = match target {
+        "ceiling" => {
+            let s = start_ceiling(o, tmp).await?;
+            let r = scenarios::idle(s.addr, Target::Ceiling, n, hold, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        "chatd" => {
+            let (s, tokens) = start_chatd(o, n, tmp).await?;
+            let accounts = Arc::new(proto::read_accounts(&tokens)?);
+            let r = scenarios::idle(s.addr, Target::Chatd(accounts), n, hold, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        "socketio" => {
+            let (s, tokens) = start_socketio(o, n, tmp).await?;
+            let accounts = Arc::new(proto::read_accounts(&tokens)?);
+            let r = scenarios::idle(s.addr, Target::SocketIo(accounts), n, hold, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        other => bail!("unknown target {other}"),
+    };
+    println!("  {}", r.line());
+    Ok(r)
+}
+
+/// This process's open-file limit (children inherit it).
+fn fd_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(1024)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or("?".into(), |kb| {
+            format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0)
+        });
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cores = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|c| c.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0);
+    format!(
+        "machine: {cores} CPUs ({cpu}), {mem} RAM; this process sees {nproc} CPU(s); load average at start: {}",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    )
+}
+
+async fn all(o: AllOpts) -> Result<()> {
+    let tmp = std::env::temp_dir().join(format!("chatd-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    println!("{}", machine());
+    println!("servers pinned to CPU 0 (taskset -c 0); load generator (one process, all clients) on CPU 1 (taskset -c 1)");
+    println!(
+        "relay: {} pairs, {} B payloads, {} in flight per pair (flat out) or {:.0} msg/s offered (fixed rate); {} s warm-up, {} s measured",
+        o.pairs, o.size, o.window, o.rate, o.warmup_secs, o.secs
+    );
+    let want = |s: &str| o.only.iter().any(|x| x == s);
+    let mut results = serde_json::Map::new();
+    let mut flat = Vec::new();
+    let mut fixed = Vec::new();
+    let mut idle = Vec::new();
+    if want("relay") {
+        println!("== relay, flat out");
+        for t in &o.targets {
+            flat.push(relay_one(&o, t, None, &tmp).await?);
+        }
+    }
+    if want("rate") {
+        println!("== relay, fixed rate");
+        for t in o.targets.iter().filter(|t| *t != "ceiling") {
+            fixed.push(relay_one(&o, t, Some(o.rate), &tmp).await?);
+        }
+    }
+    if want("idle") {
+        println!("== idle connections");
+        for t in &o.targets {
+            idle.push(idle_one(&o, t, o.idle_n, &tmp).await?);
+        }
+    }
+    let mut big = None;
+    if want("big") {
+        println!("== big idle run (chatd)");
+        // Server and generator each hold one descriptor per connection.
+        let limit = fd_limit();
+        let n = if limit < o.big_n as u64 + 500 {
+            let capped = limit.saturating_sub(500) as usize;
+            println!(
+                "  NOTE: this process may open only {limit} files (RLIMIT_NOFILE, hard limit; raising it needs CAP_SYS_RESOURCE): {} connections cannot be held here; running {capped}",
+                o.big_n
+            );
+            capped
+        } else {
+            o.big_n
+        };
+        big = Some(idle_one(&o, "chatd", n, &tmp).await?);
+    }
+    let mut churn = None;
+    if want("churn") {
+        println!("== churn (chatd): connect, resume, leave; presence to watchers");
+        let (s, tokens) = start_chatd(&o, o.churners * 2, &tmp).await?;
+        let accounts = Arc::new(proto::read_accounts(&tokens)?);
+        let r = scenarios::churn(
+            s.addr,
+            accounts,
+            o.churners,
+            Duration::from_secs(o.secs),
+            s.pid,
+        )
+        .await;
+        s.stop().await;
+        let r = r?;
+        println!(
+            "  chatd     churners={}: {:.0} connects+resumes/s, {:.0} presence pushes/s, errors {}, server CPU {:.0}%",
+            r.churners, r.connects_per_sec, r.presence_per_sec, r.errors, r.server_cpu
+        );
+        churn = Some(r);
+    }
+    let mut login = None;
+    if want("login") {
+        println!("== login storm (chatd, production argon2 cost) during the fixed-rate relay");
+        let (s, tokens) = start_chatd(&o, o.pairs * 2 + 1000, &tmp).await?;
+        let accounts = Arc::new(proto::read_accounts(&tokens)?);
+        let r = scenarios::login(
+            s.addr,
+            accounts,
+            LOAD_TEST_PASSWORD,
+            o.loginers,
+            &relay_opts(&o, Some(o.rate)),
+            s.pid,
+        )
+        .await;
+        s.stop().await;
+        let r = r?;
+        println!("  quiet: {}", r.quiet.line());
+        println!("  storm: {}", r.storm.line());
+        println!(
+            "  {} concurrent logins: {:.1} logins/s, errors {}; relay p99 {:.2} ms quiet -> {:.2} ms during the storm ({:.2}x)",
+            r.loginers,
+            r.logins_per_sec,
+            r.login_errors,
+            r.quiet.p99_ms,
+            r.storm.p99_ms,
+            r.storm.p99_ms / r.quiet.p99_ms.max(1e-9)
+        );
+        login = Some(r);
+    }
+
+    // The summary against the targets.
+    println!();
+    println!("| measure | value | target | met |");
+    println!("|---|---|---|---|");
+    let find = |v: &[RelayReport], t: &str| v.iter().find(|r| r.target == t).cloned();
+    let yes = |b: bool| if b { "yes" } else { "NO" };
+    if let (Some(c), Some(d)) = (find(&flat, "ceiling"), find(&flat, "chatd")) {
+        let x = d.msgs_per_sec / c.msgs_per_sec.max(1.0);
+        println!(
+            "| chatd relay / ceiling (flat out) | {:.0} / {:.0} msg/s = {x:.2}x | >= 0.6x | {} |",
+            d.msgs_per_sec,
+            c.msgs_per_sec,
+            yes(x >= 0.6)
+        );
+    }
+    if let (Some(s), Some(d)) = (find(&flat, "socket.io"), find(&flat, "chatd")) {
+        let x = d.msgs_per_sec / s.msgs_per_sec.max(1.0);
+        println!(
+            "| chatd relay / Socket.IO (flat out) | {:.0} / {:.0} msg/s = {x:.2}x | >= 1.2x | {} |",
+            d.msgs_per_sec,
+            s.msgs_per_sec,
+            yes(x >= 1.2)
+        );
+        let p = d.p99_ms / s.p99_ms.max(1e-9);
+        println!("| chatd p99 / Socket.IO p99 (same window {}) | {:.2} / {:.2} ms = {p:.2}x | <= 0.5x | {} |", o.window, d.p99_ms, s.p99_ms, yes(p <= 0.5));
+    }
+    if let (Some(s), Some(d)) = (find(&fixed, "socket.io"), find(&fixed, "chatd")) {
+        let p = d.p99_ms / s.p99_ms.max(1e-9);
+        println!("| chatd p99 / Socket.IO p99 (both at {:.0} msg/s offered) | {:.2} / {:.2} ms = {p:.2}x | <= 0.5x | {} |", o.rate, d.p99_ms, s.p99_ms, yes(p <= 0.5));
+    }
+    for r in &idle {
+        println!(
+            "| idle RSS per connection, {} (n={}) | {:.2} KiB | {} | {} |",
+            r.target,
+            r.n,
+            r.bytes_per_conn / 1024.0,
+            if r.target == "chatd" { "<= 8 KiB" } else { "-" },
+            if r.target == "chatd" {
+                yes(r.bytes_per_conn <= 8192.0)
+            } else {
+                "-"
+            }
+        );
+    }
+    if let Some(b) = &big {
+        println!("| chatd concurrent authenticated connections held {:.0} s | {} of {} ({:.2} KiB/conn) | 100000 | {} |", b.hold_secs, b.alive_after_hold, b.n, b.bytes_per_conn / 1024.0, yes(b.alive_after_hold >= 100_000));
+        if b.n < 100_000 {
+            println!("| (100,000 extrapolated from the per-connection RSS above) | {:.2} GiB of RSS | - | not measured |", b.bytes_per_conn * 100_000.0 / (1u64 << 30) as f64);
+        }
+    }
+    if let Some(c) = &churn {
+        println!("| chatd churn: connect + resume + leave | {:.0} /s ({:.0} presence pushes/s) | - | - |", c.connects_per_sec, c.presence_per_sec);
+    }
+    if let Some(l) = &login {
+        let x = l.storm.p99_ms / l.quiet.p99_ms.max(1e-9);
+        println!("| relay p99 during login storm / quiet ({:.1} logins/s) | {:.2} / {:.2} ms = {x:.2}x | <= 2x | {} |", l.logins_per_sec, l.storm.p99_ms, l.quiet.p99_ms, yes(x <= 2.0));
+    }
+    if let Some(path) = &o.json {
+        results.insert("flat".into(), serde_json::to_value(&flat)?);
+        results.insert("fixed".into(), serde_json::to_value(&fixed)?);
+        results.insert("idle".into(), serde_json::to_value(&idle)?);
+        results.insert("big".into(), serde_json::to_value(&big)?);
+        results.insert("churn".into(), serde_json::to_value(&churn)?);
+        results.insert("login".into(), serde_json::to_value(&login)?);
+        std::fs::write(path, serde_json::to_string_pretty(&results)?)?;
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // One worker thread: the process is pinned to one core.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    match cli.cmd {
+        Cmd::Ceiling { listen } => {
+            // The ceiling runs like chatd: tokio's default runtime.
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(ceiling::serve(&listen))
+        }
+        Cmd::All(o) => rt.block_on(all(*o)),
+    }
+}

@@ -1,0 +1,238 @@
+//! The two wire protocols the Rust load generator speaks: chatcore's
+//! (MessagePack frames, as any client sends them) and the ceiling relay's
+//! (the payload alone).
+//!
+//! Setup frames use chatcore's own types; the hot path encodes `send` and
+//! decodes pushes with borrowed, partial views of the same schema, so the
+//! client's single core stays ahead of the server's.
+
+use anyhow::{bail, Context as _, Result};
+use chatcore::model::{ConversationId, UserId};
+use chatcore::protocol::{ClientFrame, Codec, ServerFrame};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::net::Ws;
+
+/// One account of the tokens file: `username user_id token` per line.
+#[derive(Clone, Debug)]
+pub(crate) struct Account {
+    pub(crate) username: String,
+    pub(crate) user: String,
+    pub(crate) token: String,
+}
+
+pub(crate) fn read_accounts(path: &std::path::Path) -> Result<Vec<Account>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let mut it = l.split_whitespace();
+            match (it.next(), it.next(), it.next()) {
+                (Some(u), Some(id), Some(t)) => Ok(Account {
+                    username: u.to_owned(),
+                    user: id.to_owned(),
+                    token: t.to_owned(),
+                }),
+                _ => bail!("bad tokens line {l:?}"),
+            }
+        })
+        .collect()
+}
+
+async fn send_frame(ws: &mut Ws, frame: &ClientFrame) -> Result<()> {
+    ws.send(Message::binary(Codec::MsgPack.encode(frame)?))
+        .await?;
+    Ok(())
+}
+
+/// The next frame that answers request `id` (pushes before it are skipped).
+async fn reply(ws: &mut Ws, id: u32) -> Result<ServerFrame> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => {
+                let f: ServerFrame = Codec::MsgPack.decode(&b)?;
+                if f.id() == Some(id) {
+                    return Ok(f);
+                }
+            }
+            Some(Ok(Message::Close(c))) => bail!("closed by the server: {c:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("connection ended"),
+        }
+    }
+}
+
+/// `hello` then `resume` with `token`; returns the signed-in user's id.
+pub(crate) async fn resume(ws: &mut Ws, token: &str) -> Result<String> {
+    hello(ws).await?;
+    send_frame(
+        ws,
+        &ClientFrame::Resume {
+            id: 2,
+            token: token.to_owned(),
+        },
+    )
+    .await?;
+    match reply(ws, 2).await? {
+        ServerFrame::Session { user, .. } => Ok(user.0),
+        other => bail!("resume refused: {other:?}"),
+    }
+}
+
+pub(crate) async fn hello(ws: &mut Ws) -> Result<()> {
+    send_frame(
+        ws,
+        &ClientFrame::Hello {
+            id: 1,
+            version: 1,
+            client: Some("chatcore-bench".into()),
+        },
+    )
+    .await?;
+    match reply(ws, 1).await? {
+        ServerFrame::Welcome { .. } => Ok(()),
+        other => bail!("hello refused: {other:?}"),
+    }
+}
+
+/// A password login (argon2 on the server).
+pub(crate) async fn login(ws: &mut Ws, username: &str, password: &str) -> Result<()> {
+    hello(ws).await?;
+    send_frame(
+        ws,
+        &ClientFrame::Login {
+            id: 2,
+            login: username.to_owned(),
+            password: password.to_owned(),
+            device: "bench".into(),
+        },
+    )
+    .await?;
+    match reply(ws, 2).await? {
+        ServerFrame::Session { .. } => Ok(()),
+        other => bail!("login refused: {other:?}"),
+    }
+}
+
+/// Looks at the conversation with `peer`, as a user with the chat open
+/// does: the server then pushes the message without a separate alert.
+pub(crate) async fn focus(ws: &mut Ws, me: &str, peer: &str) -> Result<()> {
+    let conv = ConversationId::direct(&UserId(me.to_owned()), &UserId(peer.to_owned()));
+    send_frame(
+        ws,
+        &ClientFrame::Focus {
+            id: 3,
+            conv: Some(conv),
+        },
+    )
+    .await?;
+    match reply(ws, 3).await? {
+        ServerFrame::Ok { .. } => Ok(()),
+        other => bail!("focus refused: {other:?}"),
+    }
+}
+
+/// `send` as the client encodes it (the same map as `ClientFrame::Send`).
+#[derive(Serialize)]
+struct SendView<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: u32,
+    to: &'a str,
+    client_id: &'a str,
+    content: TextView<'a>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TextView<'a> {
+    #[serde(rename = "kind", default)]
+    _kind: Option<&'a str>,
+    #[serde(borrow)]
+    text: &'a str,
+}
+
+pub(crate) fn encode_send(id: u32, to: &str, client_id: &str, text: &str) -> Result<Message> {
+    let frame = SendView {
+        kind: "send",
+        id,
+        to,
+        client_id,
+        content: TextView {
+            _kind: Some("text"),
+            text,
+        },
+    };
+    Ok(Message::binary(rmp_serde::to_vec_named(&frame)?))
+}
+
+#[derive(Deserialize)]
+struct TypeView<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+}
+
+#[derive(Deserialize)]
+struct PushView<'a> {
+    #[serde(borrow)]
+    message: MessageView<'a>,
+}
+
+#[derive(Deserialize)]
+struct MessageView<'a> {
+    #[serde(borrow)]
+    content: TextView<'a>,
+}
+
+/// What a server frame means to the load generator.
+pub(crate) enum Incoming<'a> {
+    /// A message push: its text.
+    Delivered(&'a str),
+    /// The acknowledgement of one of our sends.
+    Ack,
+    /// An error frame.
+    Error,
+    /// Anything else (alerts, presence, ...).
+    Other(&'a str),
+}
+
+pub(crate) fn classify(bytes: &[u8]) -> Incoming<'_> {
+    let Ok(t) = rmp_serde::from_slice::<TypeView<'_>>(bytes) else {
+        return Incoming::Error;
+    };
+    match t.kind {
+        "message" => match rmp_serde::from_slice::<PushView<'_>>(bytes) {
+            Ok(p) => Incoming::Delivered(p.message.content.text),
+            Err(_) => Incoming::Error,
+        },
+        "sent" => Incoming::Ack,
+        "error" => Incoming::Error,
+        other => Incoming::Other(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatcore::model::Content;
+
+    #[test]
+    fn the_lean_send_decodes_as_the_real_frame() {
+        let Message::Binary(b) = encode_send(7, "u2", "c1", "hi").unwrap() else {
+            panic!("not binary")
+        };
+        let f: ClientFrame = Codec::MsgPack.decode(&b).unwrap();
+        assert_eq!(
+            f,
+            ClientFrame::Send {
+                id: 7,
+                to: UserId("u2".into()),
+                client_id: "c1".into(),
+                content: Content::Text { text: "hi".into() },
+            }
+        );
+    }
+}

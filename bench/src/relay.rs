@@ -1,0 +1,400 @@
+//! The relay scenario for chatd and the ceiling: users in pairs, each
+//! message sent by one side and received by the other, latency from the
+//! sender's send to the recipient's receipt (both ends in this process, on
+//! one monotonic clock: the send time travels in the payload).
+//!
+//! Flat out: each pair keeps `window` messages in flight (half started by
+//! each side); every receipt makes the recipient send one back, so the
+//! pair's load stays constant. Fixed rate: every user sends at
+//! `rate / users` per second whatever arrives.
+
+use anyhow::{Context as _, Result};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
+use hdrhistogram::Histogram;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::net::{self, Ws};
+use crate::proto::{self, Account, Incoming};
+use crate::sio;
+use crate::stats::{self, CpuWindow, RelayReport};
+
+/// Which server the generator talks to.
+#[derive(Clone)]
+pub(crate) enum Target {
+    /// chatd, with the accounts (pairs are lines 2k, 2k+1).
+    Chatd(Arc<Vec<Account>>),
+    /// The raw relay of [`crate::ceiling`].
+    Ceiling,
+    /// The Socket.IO peer, with its accounts.
+    SocketIo(Arc<Vec<Account>>),
+}
+
+impl Target {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Target::Chatd(_) => "chatd",
+            Target::Ceiling => "ceiling",
+            Target::SocketIo(_) => "socket.io",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct RelayOpts {
+    pub(crate) pairs: usize,
+    pub(crate) size: usize,
+    pub(crate) window: usize,
+    /// Total messages per second; `None`: flat out with `window` in flight.
+    pub(crate) rate: Option<f64>,
+    pub(crate) warmup: Duration,
+    pub(crate) secs: Duration,
+}
+
+/// How frames are made and read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    Chatd,
+    Raw,
+    SocketIo,
+}
+
+/// Counters of one connection.
+struct ConnResult {
+    hist: Histogram<u64>,
+    delivered: u64,
+    acks: u64,
+    errors: u64,
+}
+
+/// One side of a pair, ready to relay.
+struct Side {
+    ws: Ws,
+    /// chatd: the partner's user id (the `to` of sends).
+    peer: String,
+    /// How many messages this side starts with (flat out).
+    initial: usize,
+}
+
+/// Connects and signs in both sides of every pair.
+async fn connect_pairs(
+    addr: SocketAddr,
+    target: &Target,
+    pairs: usize,
+    window: usize,
+) -> Result<Vec<Side>> {
+    let mut tasks = Vec::with_capacity(pairs * 2);
+    for i in 0..pairs * 2 {
+        let target = target.clone();
+        let initial = if i % 2 == 0 {
+            window.div_ceil(2)
+        } else {
+            window / 2
+        };
+        tasks.push(tokio::spawn(async move {
+            let src = net::source_for(i);
+            match target {
+                Target::Chatd(accounts) => {
+                    let me = accounts
+                        .get(i)
+                        .context("not enough accounts for the pairs")?;
+                    let peer = &accounts[i ^ 1];
+                    let mut ws =
+                        net::connect(addr, "/ws", src, Some("chatcore.v1.msgpack"), false).await?;
+                    let user = proto::resume(&mut ws, &me.token).await?;
+                    proto::focus(&mut ws, &user, &peer.user).await?;
+                    Ok::<_, anyhow::Error>(Side {
+                        ws,
+                        peer: peer.user.clone(),
+                        initial,
+                    })
+                }
+                Target::Ceiling => {
+                    let mut ws = net::connect(addr, "/", src, None, false).await?;
+                    ws.send(Message::text(format!("P {} {}", i / 2, i % 2)))
+                        .await?;
+                    Ok(Side {
+                        ws,
+                        peer: String::new(),
+                        initial,
+                    })
+                }
+                Target::SocketIo(accounts) => {
+                    let me = accounts
+                        .get(i)
+                        .context("not enough accounts for the pairs")?;
+                    let ws = sio::connect(addr, src, &me.token).await?;
+                    Ok(Side {
+                        ws,
+                        peer: accounts[i ^ 1].user.clone(),
+                        initial,
+                    })
+                }
+            }
+        }));
+    }
+    let mut sides = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        sides.push(t.await??);
+    }
+    if matches!(target, Target::Ceiling) {
+        // The ceiling says `R` once both sides of a pair are there.
+        for s in &mut sides {
+            loop {
+                match s.ws.next().await {
+                    Some(Ok(Message::Text(t))) if t.as_str() == "R" => break,
+                    Some(Ok(_)) => {}
+                    other => anyhow::bail!("ceiling pairing failed: {other:?}"),
+                }
+            }
+        }
+    }
+    Ok(sides)
+}
+
+/// Runs the relay scenario against a server whose process is `server_pid`.
+pub(crate) async fn run(
+    addr: SocketAddr,
+    target: Target,
+    opts: &RelayOpts,
+    server_pid: u32,
+) -> Result<RelayReport> {
+    let sides = connect_pairs(addr, &target, opts.pairs, opts.window).await?;
+    let base = Instant::now();
+    let record_from = base + opts.warmup;
+    let end = record_from + opts.secs;
+    let per_conn_interval = opts
+        .rate
+        .map(|r| Duration::from_secs_f64((opts.pairs * 2) as f64 / r.max(1.0)));
+    let proto = match target {
+        Target::Chatd(_) => Proto::Chatd,
+        Target::Ceiling => Proto::Raw,
+        Target::SocketIo(_) => Proto::SocketIo,
+    };
+    let mut tasks = Vec::new();
+    for (i, side) in sides.into_iter().enumerate() {
+        let size = opts.size;
+        tasks.push(tokio::spawn(drive(
+            side,
+            proto,
+            i,
+            size,
+            base,
+            record_from,
+            end,
+            per_conn_interval,
+        )));
+    }
+    stats::sleep_until(record_from).await;
+    let server_cpu = CpuWindow::start(&[server_pid]);
+    let client_cpu = CpuWindow::start(&[std::process::id()]);
+    stats::sleep_until(end).await;
+    let (scpu, ccpu) = (server_cpu.percent(), client_cpu.percent());
+    let mut hist = stats::histogram();
+    let mut report = RelayReport {
+        target: target.name().into(),
+        pairs: opts.pairs,
+        size: opts.size,
+        window: if opts.rate.is_some() { 0 } else { opts.window },
+        offered: opts.rate.unwrap_or(0.0),
+        secs: stats::secs(opts.secs),
+        server_cpu: scpu,
+        client_cpu: ccpu,
+        ..Default::default()
+    };
+    for t in tasks {
+        let r = t.await??;
+        hist.add(&r.hist)?;
+        report.delivered += r.delivered;
+        report.acks += r.acks;
+        report.errors += r.errors;
+    }
+    report.msgs_per_sec = report.delivered as f64 / report.secs;
+    report.fill_latency(&hist);
+    Ok(report)
+}
+
+/// The payload: send time (ns after `base`, 16 hex digits), padded to `size`.
+fn payload(buf: &mut String, base: Instant, size: usize) {
+    use std::fmt::Write as _;
+    buf.clear();
+    let _ = write!(buf, "{:016x}", base.elapsed().as_nanos() as u64);
+    while buf.len() < size {
+        buf.push('x');
+    }
+}
+
+fn sent_at(base: Instant, text: &str) -> Option<Instant> {
+    let ns = u64::from_str_radix(text.get(..16)?, 16).ok()?;
+    Some(base + Duration::from_nanos(ns))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    side: Side,
+    proto: Proto,
+    index: usize,
+    size: usize,
+    base: Instant,
+    record_from: Instant,
+    end: Instant,
+    interval: Option<Duration>,
+) -> Result<ConnResult> {
+    let mut r = ConnResult {
+        hist: stats::histogram(),
+        delivered: 0,
+        acks: 0,
+        errors: 0,
+    };
+    match drive_inner(
+        side,
+        proto,
+        index,
+        size,
+        base,
+        record_from,
+        end,
+        interval,
+        &mut r,
+    )
+    .await
+    {
+        // Partners stop at slightly different instants: errors after the end are the teardown.
+        Err(_) if Instant::now() >= end => Ok(r),
+        Err(e) => Err(e),
+        Ok(()) => Ok(r),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive_inner(
+    side: Side,
+    proto: Proto,
+    index: usize,
+    size: usize,
+    base: Instant,
+    record_from: Instant,
+    end: Instant,
+    interval: Option<Duration>,
+    r: &mut ConnResult,
+) -> Result<()> {
+    let Side {
+        mut ws,
+        peer,
+        initial,
+    } = side;
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let mut text = String::with_capacity(size + 16);
+    let mut next_id: u32 = 10;
+    let mut client_id = String::with_capacity(24);
+    let mut make = |text: &str| -> Result<Message> {
+        use std::fmt::Write as _;
+        next_id = next_id.wrapping_add(1);
+        client_id.clear();
+        // Unique across runs against one server: a reused client id is an
+        // idempotent retry, answered without storing or pushing.
+        let _ = write!(client_id, "{run_id}-{index}-{next_id}");
+        match proto {
+            Proto::Chatd => proto::encode_send(next_id, &peer, &client_id, text),
+            Proto::SocketIo => sio::encode_send(next_id, &peer, &client_id, text),
+            Proto::Raw => Ok(Message::binary(text.as_bytes().to_vec())),
+        }
+    };
+    let mut ticker = interval.map(|i| {
+        // Spread the users' ticks over one interval.
+        let offset = i.mul_f64((index % 97) as f64 / 97.0);
+        let mut t = tokio::time::interval_at((Instant::now() + offset).into(), i);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    });
+    if ticker.is_none() {
+        for _ in 0..initial {
+            payload(&mut text, base, size);
+            ws.feed(make(&text)?).await?;
+        }
+        ws.flush().await?;
+    }
+    let deadline = tokio::time::sleep_until(end.into());
+    tokio::pin!(deadline);
+    loop {
+        let first = tokio::select! {
+            _ = &mut deadline => break,
+            _ = async { ticker.as_mut().expect("rate mode").tick().await }, if ticker.is_some() => {
+                payload(&mut text, base, size);
+                ws.send(make(&text)?).await?;
+                continue;
+            }
+            m = ws.next() => m,
+        };
+        let mut next = first;
+        let mut replies = 0usize;
+        loop {
+            let msg = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => return Err(e.into()),
+                None => anyhow::bail!("connection {index} closed by the server"),
+            };
+            let now = Instant::now();
+            let recording = now >= record_from && now < end;
+            let received = match &msg {
+                _ if proto == Proto::SocketIo => match sio::classify(&msg) {
+                    sio::Incoming::Delivered(t) => sent_at(base, t),
+                    sio::Incoming::Ack => {
+                        if recording {
+                            r.acks += 1;
+                        }
+                        None
+                    }
+                    sio::Incoming::Ping => {
+                        ws.feed(Message::text("3")).await?;
+                        replies += 1;
+                        None
+                    }
+                    sio::Incoming::Other => None,
+                },
+                Message::Binary(b) if proto == Proto::Chatd => match proto::classify(b) {
+                    Incoming::Delivered(t) => sent_at(base, t),
+                    Incoming::Ack => {
+                        if recording {
+                            r.acks += 1;
+                        }
+                        None
+                    }
+                    Incoming::Error => {
+                        r.errors += 1;
+                        None
+                    }
+                    Incoming::Other(_) => None,
+                },
+                Message::Binary(b) => std::str::from_utf8(b).ok().and_then(|t| sent_at(base, t)),
+                Message::Close(_) => anyhow::bail!("connection {index} closed by the server"),
+                _ => None,
+            };
+            if let Some(at) = received {
+                if recording {
+                    r.delivered += 1;
+                    let us = now.saturating_duration_since(at).as_micros() as u64;
+                    r.hist.saturating_record(us.max(1));
+                }
+                if ticker.is_none() {
+                    payload(&mut text, base, size);
+                    ws.feed(make(&text)?).await?;
+                    replies += 1;
+                }
+            }
+            // Everything already received is answered with one flush.
+            match ws.next().now_or_never() {
+                Some(m) => next = m,
+                None => break,
+            }
+        }
+        if replies > 0 {
+            ws.flush().await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! Measurements: latency histograms, CPU time and RSS of processes.
+
+use anyhow::{Context as _, Result};
+use hdrhistogram::Histogram;
+use std::time::{Duration, Instant};
+
+/// Latencies in microseconds, 1 µs to 60 s, 3 significant digits.
+pub(crate) fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Clock ticks per second of /proc/<pid>/stat (USER_HZ: 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// User + system CPU ticks of a process so far.
+pub(crate) fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command name: state is field 3; utime 14, stime 15.
+    let utime: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let stime: u64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(utime + stime)
+}
+
+/// Resident set size of a process in KiB (VmRSS of /proc/<pid>/status).
+pub(crate) fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS line")
+}
+
+/// CPU use of a set of processes over a window.
+pub(crate) struct CpuWindow {
+    pids: Vec<u32>,
+    start_ticks: u64,
+    start: Instant,
+}
+
+impl CpuWindow {
+    pub(crate) fn start(pids: &[u32]) -> Self {
+        Self {
+            pids: pids.to_vec(),
+            start_ticks: pids.iter().map(|p| cpu_ticks(*p).unwrap_or(0)).sum(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Percent of one core used since `start` (100 = one core busy).
+    pub(crate) fn percent(&self) -> f64 {
+        let ticks: u64 = self.pids.iter().map(|p| cpu_ticks(*p).unwrap_or(0)).sum();
+        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        (ticks.saturating_sub(self.start_ticks) as f64 / TICKS_PER_SEC) / secs * 100.0
+    }
+}
+
+/// What one relay run measured.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub(crate) struct RelayReport {
+    pub(crate) target: String,
+    pub(crate) pairs: usize,
+    pub(crate) size: usize,
+    pub(crate) window: usize,
+    /// Offered rate (messages/s) in fixed-rate mode; 0: flat out.
+    pub(crate) offered: f64,
+    pub(crate) delivered: u64,
+    pub(crate) acks: u64,
+    pub(crate) errors: u64,
+    pub(crate) secs: f64,
+    pub(crate) msgs_per_sec: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p90_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
+    pub(crate) server_cpu: f64,
+    pub(crate) client_cpu: f64,
+}
+
+impl RelayReport {
+    pub(crate) fn fill_latency(&mut self, h: &Histogram<u64>) {
+        let ms = |us: u64| us as f64 / 1000.0;
+        self.p50_ms = ms(h.value_at_quantile(0.50));
+        self.p90_ms = ms(h.value_at_quantile(0.90));
+        self.p99_ms = ms(h.value_at_quantile(0.99));
+        self.max_ms = ms(h.max());
+    }
+
+    pub(crate) fn line(&self) -> String {
+        format!(
+            "{:<9} pairs={} size={} window={} offered={} -> {:.0} msg/s ({:.0} per server CPU-second), latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms, errors {}, server CPU {:.0}%, client CPU {:.0}%",
+            self.target,
+            self.pairs,
+            self.size,
+            self.window,
+            if self.offered > 0.0 { format!("{:.0}/s", self.offered) } else { "flat-out".into() },
+            self.msgs_per_sec,
+            self.msgs_per_sec / (self.server_cpu / 100.0).max(1e-3),
+            self.p50_ms,
+            self.p90_ms,
+            self.p99_ms,
+            self.max_ms,
+            self.errors,
+            self.server_cpu,
+            self.client_cpu,
+        )
+    }
+}
+
+/// Sleeps until `at` (no-op if past).
+pub(crate) async fn sleep_until(at: Instant) {
+    tokio::time::sleep_until(at.into()).await;
+}
+
+/// `d` in seconds as f64, for printing.
+pub(crate) fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
