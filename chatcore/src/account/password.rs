@@ -130,29 +130,67 @@ pub enum HashOutcome {
     },
 }
 
-/// Hashes and verifies passwords on tokio's blocking pool, at most
+/// A job for the hashing threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hashes and verifies passwords on threads of its own, at most
 /// `concurrency` at a time, so argon2 never stalls the async workers and a
 /// login storm queues instead of exhausting memory (each hash takes `m_kib`).
+///
+/// The threads run at the lowest scheduling priority (nice 19): when a core
+/// is shared between hashing and the async workers, the scheduler lets the
+/// workers (message relay) run first, and logins take the leftover time
+/// instead of adding tens of milliseconds to every message's latency.
 pub struct PasswordHasher {
     cost: Argon2Config,
     permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
     /// A hash of a random password at the current cost: verified against
     /// when the account does not exist, so timing does not tell.
     dummy: String,
 }
 
 impl PasswordHasher {
-    /// A hasher at `cost`, running at most `concurrency` hashes at once.
+    /// A hasher at `cost`, running at most `concurrency` hashes at once on
+    /// as many low-priority threads (which end when the hasher is dropped).
     pub fn new(cost: Argon2Config, concurrency: usize) -> Result<Self, CoreError> {
         let dummy = hash_blocking(cost, &uuid::Uuid::new_v4().to_string())?;
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..concurrency.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("chatcore-hash-{n}"))
+                .spawn(move || {
+                    // Best effort: without the right to lower it, hashing
+                    // simply competes at normal priority.
+                    let _ = thread_priority::set_current_thread_priority(
+                        thread_priority::ThreadPriority::Min,
+                    );
+                    loop {
+                        let job = {
+                            let queue = queue.lock().unwrap_or_else(|p| p.into_inner());
+                            match queue.recv() {
+                                Ok(job) => job,
+                                Err(_) => return,
+                            }
+                        };
+                        // A panicking job loses its reply (the caller gets an
+                        // error), not the thread.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                })
+                .map_err(|e| CoreError::Internal(format!("cannot start a hashing thread: {e}")))?;
+        }
         Ok(Self {
             cost,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            jobs,
             dummy,
         })
     }
 
-    /// Runs CPU-bound `f` on the blocking pool, within the concurrency bound.
+    /// Runs CPU-bound `f` on the hashing threads, within the concurrency bound.
     pub async fn blocking<T, F>(&self, f: F) -> Result<T, CoreError>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -164,9 +202,14 @@ impl PasswordHasher {
             .acquire_owned()
             .await
             .map_err(|_| CoreError::Unavailable("password hasher shut down".into()))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| CoreError::Internal(format!("hashing task failed: {e}")))
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| CoreError::Unavailable("password hasher shut down".into()))?;
+        rx.await
+            .map_err(|_| CoreError::Internal("hashing task failed".into()))
     }
 
     /// A new argon2id PHC string for `password`.
@@ -274,6 +317,37 @@ mod tests {
         assert_eq!(
             h.verify("x".into(), None).await.unwrap(),
             HashOutcome::Mismatch
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_runs_at_the_lowest_priority_off_the_async_workers() {
+        fn nice() -> Option<String> {
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+            let rest = stat.get(stat.rfind(')')? + 2..)?;
+            rest.split(' ').nth(16).map(str::to_owned)
+        }
+        let h = PasswordHasher::new(Argon2Config::new(64, 1, 1), 2).unwrap();
+        let (nice_there, name) = h
+            .blocking(|| (nice(), std::thread::current().name().map(str::to_owned)))
+            .await
+            .unwrap();
+        assert_eq!(nice_there.as_deref(), Some("19"));
+        assert!(name.unwrap_or_default().starts_with("chatcore-hash-"));
+        assert_eq!(
+            nice().as_deref(),
+            Some("0"),
+            "the caller's thread is untouched"
+        );
+        assert!(
+            h.blocking(|| panic!("a bad job")).await.is_err(),
+            "a panic is an error"
+        );
+        assert_eq!(
+            h.blocking(|| 7).await.unwrap(),
+            7,
+            "and the threads survive it"
         );
     }
 
