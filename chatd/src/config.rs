@@ -147,6 +147,15 @@ struct Options {
     #[arg(long, env = "CHATD_MAX_UNAUTHENTICATED", value_name = "N")]
     max_unauthenticated: Option<usize>,
 
+    /// Failed logins allowed per account in 15 minutes; then `rate_limited` with the time to wait
+    /// (default: 10).
+    #[arg(long, env = "CHATD_LOGIN_FAILURES_PER_ACCOUNT", value_name = "N")]
+    login_failures_per_account: Option<u32>,
+
+    /// Failed logins allowed per client address in 15 minutes (default: 100).
+    #[arg(long, env = "CHATD_LOGIN_FAILURES_PER_ADDRESS", value_name = "N")]
+    login_failures_per_address: Option<u32>,
+
     /// Requests per second allowed per connection, sustained; above it requests get `rate_limited`
     /// (default: 50).
     #[arg(long, env = "CHATD_FRAMES_PER_SECOND", value_name = "N")]
@@ -265,6 +274,8 @@ pub(crate) struct Settings {
     pub(crate) idle_timeout: Duration,
     pub(crate) auth_timeout: Duration,
     pub(crate) max_unauthenticated: usize,
+    pub(crate) login_failures_per_account: u32,
+    pub(crate) login_failures_per_address: u32,
     pub(crate) frames_per_second: u32,
     pub(crate) frame_burst: u32,
     pub(crate) shutdown_timeout: Duration,
@@ -358,6 +369,8 @@ impl Settings {
             idle_timeout: secs(o.idle_timeout_secs, 60),
             auth_timeout: secs(o.auth_timeout_secs, 10),
             max_unauthenticated: o.max_unauthenticated.unwrap_or(1000),
+            login_failures_per_account: o.login_failures_per_account.unwrap_or(10),
+            login_failures_per_address: o.login_failures_per_address.unwrap_or(100),
             frames_per_second: o.frames_per_second.unwrap_or(50),
             frame_burst: o.frame_burst.unwrap_or(200),
             shutdown_timeout: secs(o.shutdown_timeout_secs, 10),
@@ -374,8 +387,16 @@ impl Settings {
         if !(4096..=(16 << 20)).contains(&self.max_message_bytes) {
             bail!("--max-message-bytes must be between 4096 and 16777216");
         }
-        if self.max_connections == 0 || self.outbound_queue == 0 || self.max_unauthenticated == 0 {
-            bail!("--max-connections and --outbound-queue must be at least 1");
+        if self.max_connections == 0
+            || self.outbound_queue == 0
+            || self.max_unauthenticated == 0
+            || self.login_failures_per_account == 0
+            || self.login_failures_per_address == 0
+        {
+            bail!(
+                "--max-connections, --outbound-queue, --max-unauthenticated and the \
+                 --login-failures-per-* limits must be at least 1"
+            );
         }
         if self.ping_interval.is_zero() || self.idle_timeout <= self.ping_interval {
             bail!("--ping-interval-secs must be at least 1 and below --idle-timeout-secs");
@@ -415,6 +436,8 @@ impl Options {
             idle_timeout_secs,
             auth_timeout_secs,
             max_unauthenticated,
+            login_failures_per_account,
+            login_failures_per_address,
             frames_per_second,
             frame_burst,
             shutdown_timeout_secs,
@@ -509,6 +532,13 @@ mod tests {
         assert_eq!(s.mailer, MailerSpec::Dir("./chatd-mail".into()));
         assert_eq!(s.max_message_bytes, 65536);
         assert_eq!(s.argon2_m_kib, None);
+        assert_eq!(
+            (s.login_failures_per_account, s.login_failures_per_address),
+            (10, 100)
+        );
+        let s = parse(&["--login-failures-per-account", "3"]).unwrap();
+        assert_eq!(s.login_failures_per_account, 3);
+        assert!(parse(&["--login-failures-per-address", "0"]).is_err());
     }
 
     #[test]

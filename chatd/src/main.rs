@@ -133,6 +133,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     core.outbound_queue = settings.outbound_queue;
     core.auth_timeout = settings.auth_timeout;
     core.max_unauthenticated = settings.max_unauthenticated;
+    core.login_per_account.max = settings.login_failures_per_account;
+    core.login_per_address.max = settings.login_failures_per_address;
     core.frames_per_second = settings.frames_per_second;
     core.frame_burst = settings.frame_burst;
     // A text message must fit in one WebSocket message with its frame around it.

@@ -1210,3 +1210,20 @@ async fn sigterm_closes_connections_with_1001_and_exits_cleanly() {
         .expect("wait");
     assert!(exit.success(), "{exit:?}");
 }
+
+#[tokio::test]
+async fn failed_logins_are_rate_limited_as_configured() {
+    let chatd = Chatd::start(&["--login-failures-per-account", "2"]).await;
+    let _alice = chatd.user("alice").await;
+    let (c, _events) = chatd.connect().await;
+    for _ in 0..2 {
+        assert_eq!(
+            server_code(c.login("alice", "not the password at all", "e2e").await),
+            ErrorCode::Unauthenticated
+        );
+    }
+    match c.login("alice", PASSWORD, "e2e").await {
+        Err(e) => assert_eq!(e.code(), Some(ErrorCode::RateLimited), "{e:?}"),
+        Ok(s) => panic!("a third attempt must wait, even with the right password: {s:?}"),
+    }
+}
