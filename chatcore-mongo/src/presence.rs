@@ -142,15 +142,7 @@ impl PresenceStore for MongoPresenceStore {
             .map(|u| {
                 let p = by_user.get(&u.0);
                 let online = p.is_some_and(|p| !p.conns.is_empty());
-                Presence {
-                    user: u.clone(),
-                    online,
-                    last_seen: if online {
-                        None
-                    } else {
-                        p.and_then(|p| p.last_seen)
-                    },
-                }
+                Presence::of(u.clone(), online, p.and_then(|p| p.last_seen))
             })
             .collect())
     }

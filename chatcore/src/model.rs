@@ -177,6 +177,18 @@ pub struct Presence {
     pub last_seen: Option<Millis>,
 }
 
+impl Presence {
+    /// A user's presence from what a store keeps: `last_seen` is shown only
+    /// while offline (an online user's last departure means nothing).
+    pub fn of(user: UserId, online: bool, last_seen: Option<Millis>) -> Self {
+        Self {
+            user,
+            online,
+            last_seen: if online { None } else { last_seen },
+        }
+    }
+}
+
 /// The current wall-clock time in milliseconds.
 pub fn now_millis() -> Millis {
     let now = std::time::SystemTime::now()

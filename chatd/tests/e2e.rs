@@ -81,6 +81,16 @@ impl Chatd {
         }
     }
 
+    /// Sends SIGTERM (with the shell's built-in kill: no procps needed).
+    fn terminate(&self) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status()
+            .expect("sh");
+        assert!(status.success());
+    }
+
     fn url(&self) -> String {
         format!("ws://{}/ws", self.addr)
     }
@@ -1195,13 +1205,7 @@ async fn sigterm_closes_connections_with_1001_and_exits_cleanly() {
     let mut chatd = Chatd::start(&[]).await;
     let mut alice = chatd.user("alice").await;
     let (_anon, mut anon_events) = chatd.connect().await;
-    let pid = chatd.child.id().expect("running").to_string();
-    // The shell's built-in kill: no procps needed.
-    let status = std::process::Command::new("sh")
-        .args(["-c", &format!("kill -TERM {pid}")])
-        .status()
-        .expect("sh");
-    assert!(status.success());
+    chatd.terminate();
     assert_eq!(closed(&mut alice.events).await.code, 1001);
     assert_eq!(closed(&mut anon_events).await.code, 1001);
     let exit = timeout(T, chatd.child.wait())

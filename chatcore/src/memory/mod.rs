@@ -485,15 +485,7 @@ impl PresenceStore for MemoryPresenceStore {
             .map(|u| {
                 let p = s.get(u);
                 let online = p.is_some_and(|p| !p.conns.is_empty());
-                Presence {
-                    user: u.clone(),
-                    online,
-                    last_seen: if online {
-                        None
-                    } else {
-                        p.and_then(|p| p.last_seen)
-                    },
-                }
+                Presence::of(u.clone(), online, p.and_then(|p| p.last_seen))
             })
             .collect())
     }

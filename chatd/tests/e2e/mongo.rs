@@ -27,12 +27,7 @@ async fn start_on(uri: &str) -> Chatd {
 
 /// SIGTERM, then wait for a clean exit.
 async fn stop(mut chatd: Chatd) {
-    let pid = chatd.child.id().expect("running").to_string();
-    let status = std::process::Command::new("sh")
-        .args(["-c", &format!("kill -TERM {pid}")])
-        .status()
-        .expect("sh");
-    assert!(status.success());
+    chatd.terminate();
     let exit = timeout(T, chatd.child.wait())
         .await
         .expect("chatd exits")
