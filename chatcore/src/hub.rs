@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::session::Disconnect;
 use crate::store::{Broker, BrokerHandler, Event, StoreResult, Topic};
+use crate::IdMap;
 
 /// The way to tell one connection to close, and why.
 #[derive(Clone, Default)]
@@ -19,6 +20,15 @@ pub(crate) struct Kick {
 }
 
 impl Kick {
+    /// A kick that also fires when `token` (a child of the server's
+    /// shutdown token) is cancelled, with no reason: a shutdown.
+    pub(crate) fn new(token: CancellationToken) -> Self {
+        Self {
+            token,
+            reason: Arc::default(),
+        }
+    }
+
     /// Asks the connection to close; the first reason given wins.
     pub(crate) fn kick(&self, reason: Disconnect) {
         let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
@@ -49,14 +59,14 @@ pub(crate) struct ConnTx {
 
 pub(crate) struct Hub {
     broker: Arc<dyn Broker>,
-    topics: RwLock<HashMap<Topic, HashMap<u64, ConnTx>>>,
+    topics: RwLock<IdMap<Topic, HashMap<u64, ConnTx>>>,
 }
 
 impl Hub {
     pub(crate) fn new(broker: Arc<dyn Broker>) -> Self {
         Self {
             broker,
-            topics: RwLock::new(HashMap::new()),
+            topics: RwLock::new(IdMap::default()),
         }
     }
 
@@ -110,7 +120,7 @@ impl BrokerHandler for Hub {
         let origin = match &*event {
             Event::Message {
                 origin: Some(o), ..
-            } => Some(o.as_str()),
+            } => Some(&**o),
             _ => None,
         };
         for conn in listeners.values() {

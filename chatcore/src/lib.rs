@@ -64,4 +64,14 @@ pub mod store;
 pub mod testkit;
 
 pub use error::CoreError;
+
+/// The maps of the in-memory stores and the hub, keyed by ids that clients
+/// choose (user, conversation and client message ids). aHash, keyed per
+/// map from the operating system's randomness: designed to resist hash
+/// flooding under such keys like std's SipHash, and several times faster
+/// on short ids, which a relayed message hashes about ten times (SipHash
+/// was a tenth of chatd's instructions per message).
+pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+/// The set counterpart of [`IdMap`].
+pub(crate) type IdSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 pub use server::{Backends, Config, Server};

@@ -7,9 +7,11 @@
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::collections::HashSet;
+use std::future::{poll_fn, Future};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -116,8 +118,11 @@ where
         return Disconnect::Overloaded;
     }
     let (tx, mut rx) = mpsc::channel(server.config.outbound_queue.max(1));
-    let kick = Kick::default();
+    // The kick token is a child of the shutdown token: one future to watch
+    // for both, which `kicked` tells apart by the reason (none: shutdown).
+    let kick = Kick::new(shutdown.child_token());
     let (conn, conn_key) = server.next_conn_key();
+    let conn_key: Arc<str> = Arc::from(conn_key);
     server.metrics.connections.fetch_add(1, Ordering::Relaxed);
     server
         .metrics
@@ -132,7 +137,7 @@ where
         conn_tx: ConnTx {
             tx,
             kick: kick.clone(),
-            key: Arc::from(conn_key.as_str()),
+            key: conn_key,
         },
         known_users: HashSet::new(),
         hello: false,
@@ -142,21 +147,22 @@ where
         conv_watch: HashSet::new(),
         close_after: None,
     };
-    let auth_deadline = tokio::time::sleep(server.config.auth_timeout);
-    tokio::pin!(auth_deadline);
+    // On the heap, and dropped at sign-in: a signed-in connection, which
+    // may idle for days, keeps neither the timer nor its room.
+    let mut auth_deadline = Some(Box::pin(tokio::time::sleep(server.config.auth_timeout)));
     // Created once, not per turn of the loop: each creation registers a
     // waiter (a lock and a list insert), and the loop turns once per frame.
-    let cancelled = shutdown.cancelled();
-    tokio::pin!(cancelled);
     let kicked = kick.kicked();
     tokio::pin!(kicked);
 
     let reason = 'conn: loop {
         let frames: Frames = tokio::select! {
             biased;
-            _ = &mut cancelled => break Disconnect::Shutdown,
             reason = &mut kicked => break reason,
-            _ = &mut auth_deadline, if s.auth.is_none() => break Disconnect::AuthTimeout,
+            _ = poll_fn(|cx| match auth_deadline.as_mut() {
+                Some(deadline) => deadline.as_mut().poll(cx),
+                None => Poll::Pending,
+            }), if s.auth.is_none() => break Disconnect::AuthTimeout,
             event = rx.recv() => match event {
                 Some(event) => match s.on_event(&event) {
                     Ok(frames) => frames,
@@ -168,24 +174,53 @@ where
                 None => break Disconnect::ClientClosed,
                 Some(item) => {
                     server.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-                    Frames::one(s.on_inbound(item).await)
+                    // Boxed, like the handlers inside: a request's state
+                    // would otherwise be room in every connection's future.
+                    Frames::one(Box::pin(s.on_inbound(item)).await)
                 }
             },
         };
-        for frame in frames.0.into_iter().flatten() {
+        // Each frame is taken only once the sink has room for it, and the
+        // sink is flushed once for both: while a slow sink is awaited, the
+        // connection's future holds nothing but the frames themselves
+        // (this state sizes every idle connection's future).
+        let mut frames = frames.0;
+        let mut queued = false;
+        for slot in &mut frames {
+            if slot.is_none() {
+                continue;
+            }
+            // The sink first: it almost always has room, and polling the
+            // kick costs a lock.
+            let ready = poll_fn(|cx| match outgoing.poll_ready_unpin(cx) {
+                Poll::Ready(r) => Poll::Ready(r.map_err(transport)),
+                Poll::Pending => kicked.as_mut().poll(cx).map(Err),
+            })
+            .await;
+            let Some(frame) = slot.take() else { continue };
             if let ServerFrame::Error { code, .. } = &frame {
                 server.metrics.error(*code);
             }
-            let sent = tokio::select! {
-                biased;
-                _ = &mut cancelled => Err(Disconnect::Shutdown),
-                reason = &mut kicked => Err(reason),
-                r = outgoing.send(frame) => r.map_err(|e| Disconnect::Transport(e.to_string())),
-            };
-            if let Err(reason) = sent {
+            if let Err(reason) =
+                ready.and_then(|()| outgoing.start_send_unpin(frame).map_err(transport))
+            {
                 break 'conn reason;
             }
+            queued = true;
             server.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
+        }
+        if queued {
+            let flushed = poll_fn(|cx| match outgoing.poll_flush_unpin(cx) {
+                Poll::Ready(r) => Poll::Ready(r.map_err(transport)),
+                Poll::Pending => kicked.as_mut().poll(cx).map(Err),
+            })
+            .await;
+            if let Err(reason) = flushed {
+                break 'conn reason;
+            }
+        }
+        if s.auth.is_some() {
+            auth_deadline = None;
         }
         if let Some(reason) = s.close_after.take() {
             break reason;
@@ -197,10 +232,15 @@ where
             .slow_consumers
             .fetch_add(1, Ordering::Relaxed);
     }
-    s.cleanup().await;
+    // Boxed: its state would be room in every connection's future.
+    Box::pin(s.cleanup()).await;
     server.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     let _ = outgoing.close().await;
     reason
+}
+
+fn transport(e: impl std::fmt::Display) -> Disconnect {
+    Disconnect::Transport(e.to_string())
 }
 
 /// The frames that answer one request or event: at most two, so no
@@ -227,7 +267,7 @@ pub(crate) struct Session {
     pub(crate) server: Arc<Server>,
     pub(crate) peer: PeerInfo,
     pub(crate) conn: u64,
-    pub(crate) conn_key: String,
+    pub(crate) conn_key: Arc<str>,
     pub(crate) conn_tx: ConnTx,
     hello: bool,
     pub(crate) auth: Option<Auth>,
@@ -237,9 +277,10 @@ pub(crate) struct Session {
     /// Users whose presence is watched because of a conversation with them.
     conv_watch: HashSet<UserId>,
     bucket: TokenBucket,
-    /// Recipients this connection has already found in the user store
-    /// (bounded by `max_watched`). Accounts are never deleted, so a repeated
-    /// send to the same person needs no store lookup.
+    /// Recipients this connection has already sent to: found in the user
+    /// store and given to `watch_peer` (bounded by `max_watched`). Accounts
+    /// are never deleted, so a repeated send to the same person needs
+    /// neither again.
     pub(crate) known_users: HashSet<UserId>,
     /// Set by a handler whose reply must be the last frame (logout, bad version).
     pub(crate) close_after: Option<Disconnect>,
@@ -256,8 +297,7 @@ impl Session {
             return CoreError::RateLimited { retry_after_ms }.to_frame(Some(id));
         }
         let name = frame.type_name();
-        // Boxed: the largest handler's state (registration: six strings
-        // across an argon2 hash) would otherwise sit in every idle
+        // Boxed: the handlers' state would otherwise sit in every idle
         // connection's future for its whole life; one short-lived
         // allocation per request costs far less than that memory.
         match Box::pin(self.dispatch(frame)).await {
@@ -293,12 +333,17 @@ impl Session {
                 Err(CoreError::InvalidFrame("hello was already sent".into()))
             }
             ClientFrame::Ping { id } => Ok(ServerFrame::Pong { id }),
-            ClientFrame::ResetRequest { id, email } => self.reset_request(id, email).await,
+            // The account handlers hold passwords across an argon2 hash:
+            // boxed each, so that `dispatch`'s own future (allocated per
+            // request) stays the size of the small, frequent ones.
+            ClientFrame::ResetRequest { id, email } => {
+                Box::pin(self.reset_request(id, email)).await
+            }
             ClientFrame::ResetConfirm {
                 id,
                 token,
                 new_password,
-            } => self.reset_confirm(id, token, new_password).await,
+            } => Box::pin(self.reset_confirm(id, token, new_password)).await,
             ClientFrame::Register { .. }
             | ClientFrame::Login { .. }
             | ClientFrame::Resume { .. }
@@ -317,7 +362,7 @@ impl Session {
                 password,
                 device,
             } => {
-                self.register(id, username, email, phone, display_name, password, device)
+                Box::pin(self.register(id, username, email, phone, display_name, password, device))
                     .await
             }
             ClientFrame::Login {
@@ -325,15 +370,15 @@ impl Session {
                 login,
                 password,
                 device,
-            } => self.login(id, login, password, device).await,
-            ClientFrame::Resume { id, token } => self.resume(id, token).await,
+            } => Box::pin(self.login(id, login, password, device)).await,
+            ClientFrame::Resume { id, token } => Box::pin(self.resume(id, token)).await,
             _ if self.auth.is_none() => Err(CoreError::Unauthenticated("sign in first".into())),
             ClientFrame::Logout { id } => self.logout(id).await,
             ClientFrame::ChangePassword {
                 id,
                 old_password,
                 new_password,
-            } => self.change_password(id, old_password, new_password).await,
+            } => Box::pin(self.change_password(id, old_password, new_password)).await,
             ClientFrame::SearchUsers {
                 id,
                 query,
@@ -504,7 +549,7 @@ impl Session {
                 unread,
                 origin,
             } => {
-                if origin.as_deref() == Some(self.conn_key.as_str()) {
+                if origin.as_deref() == Some(&*self.conn_key) {
                     return Ok(Frames::NONE);
                 }
                 let latency = self.server.now().saturating_sub(message.ts);

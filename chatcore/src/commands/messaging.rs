@@ -54,13 +54,9 @@ impl Session {
                 message: "cannot send a message to yourself".into(),
             });
         }
-        if !self.known_users.contains(&to) {
-            if self.server.backends.users.get(&to).await?.is_none() {
-                return Err(CoreError::NotFound("no such user".into()));
-            }
-            if self.known_users.len() < self.server.config.max_watched {
-                self.known_users.insert(to.clone());
-            }
+        let known = self.known_users.contains(&to);
+        if !known && self.server.backends.users.get(&to).await?.is_none() {
+            return Err(CoreError::NotFound("no such user".into()));
         }
         let conv = ConversationId::direct(&me, &to);
         let msg = NewMessage::new(
@@ -79,7 +75,14 @@ impl Session {
                 field: "client_id".into(),
             });
         }
-        self.watch_peer(&to).await?;
+        if !known {
+            // Known recipients were watched at their first send (or the
+            // watch list was full then, and it only grows).
+            self.watch_peer(&to).await?;
+            if self.known_users.len() < self.server.config.max_watched {
+                self.known_users.insert(to.clone());
+            }
+        }
         if !appended.duplicate {
             self.server
                 .metrics
@@ -112,8 +115,8 @@ impl Session {
         }
         Ok(ServerFrame::Sent {
             id,
-            message_id: m.id,
-            conv: m.conv,
+            message_id: m.id.clone(),
+            conv,
             seq: m.seq,
             ts: m.ts,
             duplicate: appended.duplicate,

@@ -6,7 +6,10 @@
 //! correct answer to the concurrency contracts in [`crate::store`].
 
 use async_trait::async_trait;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::{IdMap, IdSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::model::{ConversationId, DeviceId, Message, Millis, Presence, UserId};
@@ -31,11 +34,11 @@ pub struct MemoryUserStore {
 
 #[derive(Default)]
 struct UsersInner {
-    by_id: HashMap<UserId, UserRecord>,
+    by_id: IdMap<UserId, UserRecord>,
     /// username_key -> id; ordered, which gives search its order.
     by_username: BTreeMap<String, UserId>,
-    by_email: HashMap<String, UserId>,
-    by_phone: HashMap<String, UserId>,
+    by_email: IdMap<String, UserId>,
+    by_phone: IdMap<String, UserId>,
 }
 
 impl MemoryUserStore {
@@ -125,7 +128,7 @@ impl UserStore for MemoryUserStore {
 /// Sessions in memory.
 #[derive(Default)]
 pub struct MemorySessionStore {
-    inner: Mutex<HashMap<String, SessionRecord>>,
+    inner: Mutex<IdMap<String, SessionRecord>>,
 }
 
 impl MemorySessionStore {
@@ -182,7 +185,7 @@ impl SessionStore for MemorySessionStore {
 /// Reset tokens in memory.
 #[derive(Default)]
 pub struct MemoryResetTokenStore {
-    inner: Mutex<HashMap<String, ResetToken>>,
+    inner: Mutex<IdMap<String, ResetToken>>,
 }
 
 impl MemoryResetTokenStore {
@@ -226,24 +229,26 @@ pub struct MemoryMessageStore {
 
 #[derive(Default)]
 struct MessagesInner {
-    convs: HashMap<ConversationId, Conv>,
-    /// sender -> client_id -> (conversation, seq): the idempotency index.
+    convs: IdMap<ConversationId, Conv>,
+    /// sender -> client_id -> the message: the idempotency index.
     /// Nested rather than keyed by a pair so a lookup borrows the frame's
     /// strings instead of cloning them into a key.
-    by_client_id: HashMap<UserId, HashMap<String, (ConversationId, u64)>>,
-    by_member: HashMap<UserId, HashSet<ConversationId>>,
-    cursors: HashMap<(UserId, DeviceId), HashMap<ConversationId, u64>>,
+    by_client_id: IdMap<UserId, IdMap<String, Arc<Message>>>,
+    by_member: IdMap<UserId, IdSet<ConversationId>>,
+    cursors: IdMap<(UserId, DeviceId), HashMap<ConversationId, u64>>,
     /// user -> conversation -> read marker (nested for clone-free lookups).
-    read: HashMap<UserId, HashMap<ConversationId, u64>>,
+    read: IdMap<UserId, IdMap<ConversationId, u64>>,
 }
 
 struct Conv {
     members: Vec<UserId>,
-    /// `messages[i].seq == i + 1`.
-    messages: Vec<Message>,
+    /// `messages[i].seq == i + 1`. Shared with the pushes of each message.
+    messages: Vec<Arc<Message>>,
     /// Each sender's seqs, ascending: unread counts by binary search instead
-    /// of a scan of every unread message on each send.
-    by_sender: HashMap<UserId, Vec<u64>>,
+    /// of a scan of every unread message on each send. A list, not a map:
+    /// a conversation has few senders, and comparing a few ids costs less
+    /// than hashing one.
+    by_sender: Vec<(UserId, Vec<u64>)>,
 }
 
 impl Conv {
@@ -275,56 +280,52 @@ fn seq_index(seq: u64) -> usize {
 impl MessageStore for MemoryMessageStore {
     async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
         let mut s = lock(&self.inner);
-        if let Some((conv, seq)) = s
-            .by_client_id
-            .get(&msg.from)
-            .and_then(|m| m.get(&msg.client_id))
-        {
-            let existing = s
-                .convs
-                .get(conv)
-                .and_then(|c| c.messages.get(seq_index(*seq)))
-                .cloned()
-                .ok_or_else(|| StoreError::Corrupt("idempotency index points nowhere".into()))?;
-            return Ok(Appended::new(existing, true));
-        }
         let inner = &mut *s;
-        let conv = inner.convs.entry(msg.conv.clone()).or_insert_with(|| Conv {
-            members: msg.members.clone(),
-            messages: Vec::new(),
-            by_sender: HashMap::new(),
-        });
-        if conv.messages.is_empty() {
-            for m in &msg.members {
-                inner
-                    .by_member
-                    .entry(m.clone())
-                    .or_default()
-                    .insert(msg.conv.clone());
+        // Each map is hashed once: the sender's idempotency index, the
+        // client id's slot in it, the conversation.
+        let ids = match inner.by_client_id.get_mut(&msg.from) {
+            Some(ids) => ids,
+            None => inner.by_client_id.entry(msg.from.clone()).or_default(),
+        };
+        let slot = match ids.entry(msg.client_id.clone()) {
+            Entry::Occupied(existing) => {
+                return Ok(Appended::new(existing.get().clone(), true));
             }
+            Entry::Vacant(slot) => slot,
+        };
+        let conv = match inner.convs.get_mut(&msg.conv) {
+            Some(conv) => conv,
+            None => {
+                for m in &msg.members {
+                    inner
+                        .by_member
+                        .entry(m.clone())
+                        .or_default()
+                        .insert(msg.conv.clone());
+                }
+                inner.convs.entry(msg.conv.clone()).or_insert_with(|| Conv {
+                    members: msg.members,
+                    messages: Vec::new(),
+                    by_sender: Vec::new(),
+                })
+            }
+        };
+        let seq = conv.messages.len() as u64 + 1;
+        match conv.by_sender.iter_mut().find(|(u, _)| *u == msg.from) {
+            Some((_, seqs)) => seqs.push(seq),
+            None => conv.by_sender.push((msg.from.clone(), vec![seq])),
         }
-        let message = Message {
+        let message = Arc::new(Message {
             id: msg.id,
-            conv: msg.conv.clone(),
-            seq: conv.messages.len() as u64 + 1,
+            conv: msg.conv,
+            seq,
             from: msg.from,
             client_id: msg.client_id,
             ts: msg.ts,
             content: msg.content,
-        };
-        match conv.by_sender.get_mut(&message.from) {
-            Some(seqs) => seqs.push(message.seq),
-            None => {
-                conv.by_sender
-                    .insert(message.from.clone(), vec![message.seq]);
-            }
-        }
+        });
         conv.messages.push(message.clone());
-        let ids = match inner.by_client_id.get_mut(&message.from) {
-            Some(ids) => ids,
-            None => inner.by_client_id.entry(message.from.clone()).or_default(),
-        };
-        ids.insert(message.client_id.clone(), (msg.conv, message.seq));
+        slot.insert(message.clone());
         Ok(Appended::new(message, false))
     }
 
@@ -340,7 +341,10 @@ impl MessageStore for MemoryMessageStore {
         };
         let end = before.map_or(c.messages.len(), |b| seq_index(b).min(c.messages.len()));
         let start = end.saturating_sub(limit);
-        Ok(c.messages[start..end].to_vec())
+        Ok(c.messages[start..end]
+            .iter()
+            .map(|m| Message::clone(m))
+            .collect())
     }
 
     async fn read_after(
@@ -356,7 +360,11 @@ impl MessageStore for MemoryMessageStore {
         let start = usize::try_from(after)
             .unwrap_or(usize::MAX)
             .min(c.messages.len());
-        Ok(c.messages[start..].iter().take(limit).cloned().collect())
+        Ok(c.messages[start..]
+            .iter()
+            .take(limit)
+            .map(|m| Message::clone(m))
+            .collect())
     }
 
     async fn conversation(&self, conv: &ConversationId) -> StoreResult<Option<ConversationState>> {
@@ -431,7 +439,7 @@ impl MessageStore for MemoryMessageStore {
         };
         Ok(c.by_sender
             .iter()
-            .filter(|(sender, _)| *sender != user)
+            .filter(|(sender, _)| sender != user)
             .map(|(_, seqs)| (seqs.len() - seqs.partition_point(|&q| q <= read)) as u64)
             .sum())
     }
@@ -440,12 +448,12 @@ impl MessageStore for MemoryMessageStore {
 /// Presence in memory.
 #[derive(Default)]
 pub struct MemoryPresenceStore {
-    inner: Mutex<HashMap<UserId, UserPresence>>,
+    inner: Mutex<IdMap<UserId, UserPresence>>,
 }
 
 #[derive(Default)]
 struct UserPresence {
-    conns: HashSet<String>,
+    conns: IdSet<String>,
     last_seen: Option<Millis>,
 }
 
@@ -561,7 +569,7 @@ impl Mailer for MemoryMailer {
 /// A sliding-window rate limiter in memory.
 #[derive(Default)]
 pub struct MemoryRateLimiter {
-    inner: Mutex<HashMap<String, VecDeque<Millis>>>,
+    inner: Mutex<IdMap<String, VecDeque<Millis>>>,
 }
 
 impl MemoryRateLimiter {

@@ -1,4 +1,5 @@
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 use super::ErrorCode;
 use crate::model::{
@@ -398,8 +399,9 @@ pub enum ServerFrame {
     },
     /// Push: a new message for this device.
     Message {
-        /// The message.
-        message: Message,
+        /// The message, shared: one stored message is pushed to every
+        /// device of its recipients without being copied.
+        message: Arc<Message>,
     },
     /// Push: a watched user's presence changed.
     Presence {

@@ -8,6 +8,7 @@
 
 mod codec;
 mod error;
+mod fast;
 mod frame;
 
 pub use codec::{Codec, DecodeError, ProtocolError};

@@ -33,13 +33,13 @@ impl Topic {
 pub enum Event {
     /// A stored message for the topic's user.
     Message {
-        /// The message.
-        message: Message,
+        /// The message, shared by every connection it is pushed to.
+        message: Arc<Message>,
         /// The recipient's unread count in the conversation after it.
         unread: u64,
         /// The connection that sent it, which has its `sent` reply already
         /// and must not get it again.
-        origin: Option<String>,
+        origin: Option<Arc<str>>,
     },
     /// A user's presence changed.
     Presence(Presence),

@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::StoreResult;
 use crate::model::{Content, ConversationId, DeviceId, Message, MessageId, Millis, UserId};
@@ -52,16 +53,20 @@ impl NewMessage {
 #[non_exhaustive]
 pub struct Appended {
     /// The stored message: the new one, or the one stored earlier under the
-    /// same `(from, client_id)`.
-    pub message: Message,
+    /// same `(from, client_id)`. Shared, so that a store keeping messages
+    /// in memory hands out the stored one without a copy.
+    pub message: Arc<Message>,
     /// True when nothing was stored because of an earlier identical key.
     pub duplicate: bool,
 }
 
 impl Appended {
     /// An append outcome.
-    pub fn new(message: Message, duplicate: bool) -> Self {
-        Self { message, duplicate }
+    pub fn new(message: impl Into<Arc<Message>>, duplicate: bool) -> Self {
+        Self {
+            message: message.into(),
+            duplicate,
+        }
     }
 }
 

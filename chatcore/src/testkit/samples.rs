@@ -220,7 +220,9 @@ pub fn server_frames() -> Vec<ServerFrame> {
             violations: vec!["too_short".into(), "common".into()],
             retry_after_ms: None,
         },
-        ServerFrame::Message { message: message() },
+        ServerFrame::Message {
+            message: message().into(),
+        },
         ServerFrame::Presence {
             presence: Presence {
                 user: bob(),

@@ -1,0 +1,325 @@
+//! Decoding of the frequent client frames without buffering.
+//!
+//! serde decodes an internally tagged enum (`{"type": "send", ...}`) by
+//! first copying the whole map into an intermediate tree, because the tag
+//! may come anywhere in it. That tree was the largest single cost of a
+//! relayed message. Every encoder we know of (ours, the TypeScript
+//! binding) writes the tag first, so for the frames that come in streams
+//! (`send`, `ack`, `read`, `sync`, `history`, `focus`, `ping`) this
+//! decoder reads the tag first and hands the rest of the map straight to
+//! the variant's fields.
+//!
+//! It only ever answers with a frame; anything else (another frame type,
+//! the tag not first, any error) makes [`Codec::decode_client`] use the
+//! derived decoder, which accepts any key order and words the errors. So
+//! this path cannot accept or refuse anything the derived one would not;
+//! tests check both agree on every frame and on broken bytes.
+//!
+//! [`Codec::decode_client`]: super::Codec::decode_client
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use std::fmt;
+
+use super::ClientFrame;
+use crate::model::{Content, ConversationId, UserId};
+
+/// A client frame decoded by the fast path.
+pub(super) struct FastFrame(pub(super) ClientFrame);
+
+/// Why the fast path declined; never shown to anyone.
+const DECLINED: &str = "not a frame for the fast path";
+
+impl<'de> Deserialize<'de> for FastFrame {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FrameVisitor)
+    }
+}
+
+struct FrameVisitor;
+
+impl<'de> Visitor<'de> for FrameVisitor {
+    type Value = FastFrame;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map whose first key is `type`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastFrame, A::Error> {
+        if map.next_key_seed(StrIs("type"))? != Some(true) {
+            return Err(de::Error::custom(DECLINED));
+        }
+        let tag = map.next_value_seed(TagSeed)?;
+        let rest = MapAccessDeserializer::new(map);
+        let frame = match tag {
+            Tag::Send => {
+                let b = SendBody::deserialize(rest)?;
+                ClientFrame::Send {
+                    id: b.id,
+                    to: b.to,
+                    client_id: b.client_id,
+                    content: b.content.0,
+                }
+            }
+            Tag::Ack => {
+                let b = SeqBody::deserialize(rest)?;
+                ClientFrame::Ack {
+                    id: b.id,
+                    conv: b.conv,
+                    seq: b.seq,
+                }
+            }
+            Tag::Read => {
+                let b = SeqBody::deserialize(rest)?;
+                ClientFrame::Read {
+                    id: b.id,
+                    conv: b.conv,
+                    seq: b.seq,
+                }
+            }
+            Tag::Sync => {
+                let b = SyncBody::deserialize(rest)?;
+                ClientFrame::Sync {
+                    id: b.id,
+                    limit: b.limit,
+                }
+            }
+            Tag::History => {
+                let b = HistoryBody::deserialize(rest)?;
+                ClientFrame::History {
+                    id: b.id,
+                    conv: b.conv,
+                    before: b.before,
+                    limit: b.limit,
+                }
+            }
+            Tag::Focus => {
+                let b = FocusBody::deserialize(rest)?;
+                ClientFrame::Focus {
+                    id: b.id,
+                    conv: b.conv,
+                }
+            }
+            Tag::Ping => ClientFrame::Ping {
+                id: IdBody::deserialize(rest)?.id,
+            },
+            Tag::Other => return Err(de::Error::custom(DECLINED)),
+        };
+        Ok(FastFrame(frame))
+    }
+}
+
+// The variants' fields, with the same names, defaults and strictness as
+// `ClientFrame`'s (a test compares both decoders on every frame type).
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    id: u32,
+    to: UserId,
+    client_id: String,
+    content: FastContent,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeqBody {
+    id: u32,
+    conv: ConversationId,
+    seq: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncBody {
+    id: u32,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryBody {
+    id: u32,
+    conv: ConversationId,
+    #[serde(default)]
+    before: Option<u64>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FocusBody {
+    id: u32,
+    #[serde(default)]
+    conv: Option<ConversationId>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdBody {
+    id: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextBody {
+    text: String,
+}
+
+/// [`Content`] with its `kind` tag first.
+struct FastContent(Content);
+
+impl<'de> Deserialize<'de> for FastContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ContentVisitor)
+    }
+}
+
+struct ContentVisitor;
+
+impl<'de> Visitor<'de> for ContentVisitor {
+    type Value = FastContent;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map whose first key is `kind`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastContent, A::Error> {
+        if map.next_key_seed(StrIs("kind"))? != Some(true) || !map.next_value_seed(StrIs("text"))? {
+            return Err(de::Error::custom(DECLINED));
+        }
+        let b = TextBody::deserialize(MapAccessDeserializer::new(map))?;
+        Ok(FastContent(Content::Text { text: b.text }))
+    }
+}
+
+/// Whether the next string equals `.0`, without copying it.
+struct StrIs(&'static str);
+
+impl<'de> DeserializeSeed<'de> for StrIs {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrIs {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(v == self.0)
+    }
+}
+
+/// The frame types this path decodes.
+#[derive(Clone, Copy)]
+enum Tag {
+    Send,
+    Ack,
+    Read,
+    Sync,
+    History,
+    Focus,
+    Ping,
+    Other,
+}
+
+struct TagSeed;
+
+impl<'de> DeserializeSeed<'de> for TagSeed {
+    type Value = Tag;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Tag, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TagSeed {
+    type Value = Tag;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a frame type")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Tag, E> {
+        Ok(match v {
+            "send" => Tag::Send,
+            "ack" => Tag::Ack,
+            "read" => Tag::Read,
+            "sync" => Tag::Sync,
+            "history" => Tag::History,
+            "focus" => Tag::Focus,
+            "ping" => Tag::Ping,
+            _ => Tag::Other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FastFrame;
+    use crate::protocol::{ClientFrame, Codec};
+    use crate::testkit::samples;
+
+    const FAST: [&str; 7] = ["send", "ack", "read", "sync", "history", "focus", "ping"];
+
+    fn fast(codec: Codec, bytes: &[u8]) -> Option<ClientFrame> {
+        codec.decode::<FastFrame>(bytes).ok().map(|f| f.0)
+    }
+
+    #[test]
+    fn takes_the_frequent_frames_and_declines_the_rest() {
+        let frames = samples::client_frames();
+        for name in FAST {
+            assert!(
+                frames.iter().any(|f| f.type_name() == name),
+                "no sample {name}"
+            );
+        }
+        for frame in frames {
+            for codec in [Codec::MsgPack, Codec::Json] {
+                let bytes = codec.encode(&frame).expect("encodes");
+                let got = fast(codec, &bytes);
+                if FAST.contains(&frame.type_name()) {
+                    assert_eq!(got.as_ref(), Some(&frame), "{codec:?}");
+                } else {
+                    assert_eq!(got, None, "{codec:?} {}", frame.type_name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn declines_what_it_cannot_read_in_one_pass() {
+        let cases: [&[u8]; 5] = [
+            // the tag not first: the derived decoder's job
+            br#"{"id":1,"type":"ping"}"#,
+            br#"{"type":"send","id":1,"to":"u","client_id":"c","content":{"text":"hi","kind":"text"}}"#,
+            // unknown field, missing field, duplicate tag: refused by the derived decoder with its words
+            br#"{"type":"ping","id":7,"extra":1}"#,
+            br#"{"type":"ack","id":1,"conv":"x"}"#,
+            br#"{"type":"ping","type":"ping","id":1}"#,
+        ];
+        for bytes in cases {
+            assert!(
+                fast(Codec::Json, bytes).is_none(),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        // And the derived decoder behind it still reads what is valid.
+        assert_eq!(
+            Codec::Json.decode_client(cases[0]).ok(),
+            Some(ClientFrame::Ping { id: 1 })
+        );
+        assert!(Codec::Json.decode_client(cases[1]).is_ok());
+    }
+}
