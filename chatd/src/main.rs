@@ -19,6 +19,7 @@ mod config;
 mod http;
 mod mail;
 mod metrics;
+mod queue;
 mod store;
 mod web;
 mod ws;

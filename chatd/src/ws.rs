@@ -9,11 +9,13 @@
 //! unless the transport found a reason of its own first (message too large,
 //! protocol violation, idle).
 
+use bytes::{BufMut, BytesMut};
 use chatcore::protocol::{Codec, DecodeError, ProtocolError, ServerFrame};
 use chatcore::session::{serve, Inbound, PeerInfo};
 use chatcore::Server;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, SinkExt, Stream, StreamExt};
+use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,11 +25,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::TransportMetrics;
+use crate::queue::{queue, FrameReceiver};
 
 /// Frames between `serve` and the writer. Small: the real queue is
 /// chatcore's per-connection outbound queue; this only lets the writer see
@@ -55,11 +58,11 @@ impl WsSettings {
         WebSocketConfig::default()
             // Per-connection memory: tungstenite keeps this buffer for the
             // connection's life and zero-fills it up to this size before
-            // every read, so it is all resident. Client frames are a few
-            // hundred bytes: 2 KiB still takes several per read under load,
-            // and a larger message grows the buffer to its size (up to the
-            // limit) only while it is being read.
-            .read_buffer_size(2 * 1024)
+            // every read, so it is all resident. Client frames are 100-200
+            // bytes: 1 KiB still takes several per read under load. A
+            // larger message grows the buffer to its size (up to the
+            // limit), and tungstenite keeps that capacity afterwards.
+            .read_buffer_size(1024)
             .max_message_size(Some(self.max_message_bytes))
             .max_frame_size(Some(self.max_message_bytes))
             // Frames are buffered up to this much before being written,
@@ -190,12 +193,18 @@ pub(crate) async fn run<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let ws = WebSocketStream::from_raw_socket(
+    // Built without an `.await`: that constructor completes at its first
+    // poll, and awaiting it would reserve its state (and `io`'s) in this
+    // future, which lives as long as the connection.
+    let Some(ws) = WebSocketStream::from_raw_socket(
         io,
         tokio_tungstenite::tungstenite::protocol::Role::Server,
         Some(settings.config()),
     )
-    .await;
+    .now_or_never() else {
+        tracing::error!("the WebSocket stream could not be set up at once");
+        return;
+    };
     let (mut sink, stream) = ws.split();
     let state = Arc::new(ConnState {
         started: Instant::now(),
@@ -211,7 +220,7 @@ pub(crate) async fn run<S>(
     };
     // Cancelled by the server's shutdown, or by the writer (idle, write failure).
     let conn_token = shutdown.child_token();
-    let (out_tx, out_rx) = futures_channel::mpsc::channel::<ServerFrame>(WRITER_QUEUE);
+    let (out_tx, out_rx) = queue(WRITER_QUEUE);
 
     let disconnect = {
         let session = serve(server, peer, &mut reader, out_tx, conn_token.clone());
@@ -313,10 +322,10 @@ async fn close<S>(
 }
 
 /// Writes what `serve` sends, and pings. Returns when `serve` has closed
-/// the channel and every frame has been written.
+/// the queue and every frame has been written.
 async fn write_loop<S>(
     sink: &mut SplitSink<WebSocketStream<S>, Message>,
-    mut frames: futures_channel::mpsc::Receiver<ServerFrame>,
+    mut frames: FrameReceiver,
     codec: Codec,
     ping_interval: Duration,
 ) -> Result<(), WsError>
@@ -326,17 +335,19 @@ where
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Per batch, not per connection: an idle connection keeps no room.
+        let mut batch = Vec::new();
         tokio::select! {
-            frame = frames.next() => {
-                let Some(frame) = frame else {
+            open = poll_fn(|cx| frames.poll_take(cx, &mut batch, MAX_BATCH)) => {
+                if !open {
                     return sink.flush().await;
-                };
-                // Everything already queued goes out with one flush.
-                feed(sink, codec, &frame).await?;
-                for _ in 1..MAX_BATCH {
-                    match frames.try_recv() {
-                        Ok(frame) => feed(sink, codec, &frame).await?,
-                        Err(_) => break,
+                }
+                // Everything waiting goes out with one flush, encoded into
+                // one buffer of which each message is a slice.
+                let mut buf = BytesMut::with_capacity(batch.len() * Codec::FRAME_CAPACITY);
+                for frame in &batch {
+                    if let Some(msg) = encode(codec, frame, &mut buf) {
+                        sink.feed(msg).await?;
                     }
                 }
                 sink.flush().await?;
@@ -346,32 +357,24 @@ where
     }
 }
 
-async fn feed<S>(
-    sink: &mut SplitSink<WebSocketStream<S>, Message>,
-    codec: Codec,
-    frame: &ServerFrame,
-) -> Result<(), WsError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let bytes = match codec.encode(frame) {
-        Ok(b) => b,
+/// One frame as a WebSocket message, its bytes split off `buf`.
+fn encode(codec: Codec, frame: &ServerFrame, buf: &mut BytesMut) -> Option<Message> {
+    let mut w = buf.writer();
+    if let Err(e) = codec.encode_into(frame, &mut w) {
+        // A bug (every frame type encodes); the frame is lost, the connection lives.
+        tracing::error!(error = %e, "cannot encode a server frame");
+        w.into_inner().clear();
+        return None;
+    }
+    let bytes = w.into_inner().split().freeze();
+    if !codec.is_text() {
+        return Some(Message::Binary(bytes));
+    }
+    match Utf8Bytes::try_from(bytes) {
+        Ok(text) => Some(Message::Text(text)),
         Err(e) => {
-            // A bug (every frame type encodes); the frame is lost, the connection lives.
-            tracing::error!(error = %e, "cannot encode a server frame");
-            return Ok(());
+            tracing::error!(error = %e, "JSON frame is not UTF-8");
+            None
         }
-    };
-    let msg = if codec.is_text() {
-        match String::from_utf8(bytes) {
-            Ok(text) => Message::text(text),
-            Err(e) => {
-                tracing::error!(error = %e, "JSON frame is not UTF-8");
-                return Ok(());
-            }
-        }
-    } else {
-        Message::binary(bytes)
-    };
-    sink.feed(msg).await
+    }
 }
