@@ -9,7 +9,7 @@
 //! unless the transport found a reason of its own first (message too large,
 //! protocol violation, idle).
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use chatcore::protocol::{Codec, DecodeError, ProtocolError, ServerFrame};
 use chatcore::session::{serve, Inbound, PeerInfo};
 use chatcore::Server;
@@ -359,14 +359,13 @@ where
 
 /// One frame as a WebSocket message, its bytes split off `buf`.
 fn encode(codec: Codec, frame: &ServerFrame, buf: &mut BytesMut) -> Option<Message> {
-    let mut w = buf.writer();
-    if let Err(e) = codec.encode_into(frame, &mut w) {
+    if let Err(e) = codec.encode_into(frame, &mut Appender(buf)) {
         // A bug (every frame type encodes); the frame is lost, the connection lives.
         tracing::error!(error = %e, "cannot encode a server frame");
-        w.into_inner().clear();
+        buf.clear();
         return None;
     }
-    let bytes = w.into_inner().split().freeze();
+    let bytes = buf.split().freeze();
     if !codec.is_text() {
         return Some(Message::Binary(bytes));
     }
@@ -376,5 +375,26 @@ fn encode(codec: Codec, frame: &ServerFrame, buf: &mut BytesMut) -> Option<Messa
             tracing::error!(error = %e, "JSON frame is not UTF-8");
             None
         }
+    }
+}
+
+/// Appends to a `BytesMut`. `bytes`' own `Writer` goes through the generic
+/// `BufMut::put`, a loop of calls per write; an encoder writes a few bytes
+/// at a time, dozens of times per frame.
+struct Appender<'a>(&'a mut BytesMut);
+
+impl std::io::Write for Appender<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
