@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Instructions per relayed message, by function: chatd (release code with
+# line tables) under valgrind's callgrind while the relay scenario drives it.
+# Instruction counts do not depend on what else the machine is doing, so
+# two builds can be compared on a busy machine; user space only (the
+# kernel's share, about a third of chatd's CPU in the relay, is not counted).
+#
+#   bench/profile.sh            # prints the totals and the top functions
+#   bench/profile.sh 60         # more lines of the inclusive listing
+#
+# Installs valgrind (Debian) if missing. The profile covers one 4-second
+# window in the middle of the measured run (callgrind's counters are dumped
+# every 4 s; the benchmark kills the server, so the last window is lost).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lines="${1:-40}"
+
+command -v valgrind >/dev/null 2>&1 || {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+}
+command -v taskset >/dev/null 2>&1 || {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null
+}
+
+echo "== building chatd (profiling profile) and bench (release)"
+cargo build -q --profile profiling -p chatd
+cargo build -q --release -p bench
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+cat >"$out/chatd" <<EOF
+#!/bin/sh
+exec valgrind --tool=callgrind --callgrind-out-file=$out/cg.out "$PWD/target/profiling/chatd" "\$@"
+EOF
+chmod +x "$out/chatd"
+
+ulimit -n "$(ulimit -Hn)"
+(
+  for _ in $(seq 1 60); do
+    sleep 4
+    pid="$(pgrep -f "valgrind.*$out/cg.out" | head -1 || true)"
+    [ -n "$pid" ] && callgrind_control -d "$pid" >/dev/null 2>&1 || true
+  done
+) &
+dumper=$!
+echo "== relay under callgrind (server CPU 0, generator CPU 1)"
+taskset -c 1 target/release/bench all --chatd "$out/chatd" --only relay --targets chatd --secs 8 |
+  grep -E '^\s+chatd' || true
+kill "$dumper" 2>/dev/null || true
+
+# The second dump is a window of the steady relay (the first holds start-up).
+dump="$out/cg.out.2"
+[ -s "$dump" ] || { echo "no callgrind dump of the relay window" >&2; exit 1; }
+tree="$(callgrind_annotate --tree=caller --inclusive=yes "$dump" 2>/dev/null)"
+total="$(grep -m1 'PROGRAM TOTALS' <<<"$tree" | awk '{gsub(",","",$1); print $1}')"
+msgs="$(grep -E '< .*MemoryMessageStore as .*MessageStore>::append \(' <<<"$tree" | head -1 |
+  sed -E 's/.*\(([0-9,]+)x\).*/\1/; s/,//g')"
+echo "== window: $total instructions, $msgs messages stored: $((total / msgs)) instructions per relayed message"
+echo "== inclusive cost by function (percent of the window)"
+callgrind_annotate --inclusive=yes "$dump" 2>/dev/null |
+  sed -E 's#/rustc/[0-9a-f]+/library/##; s#/root/.cargo/registry/src/index.crates.io-[0-9a-f]+/##' |
+  grep -E '^ *[0-9,]+ \(' | grep -vE 'poll_fn|Pin<P>|clone.S|pthread_create|tokio-1\.|thread_start|call_once|task_tracker|Instrumented' |
+  head -n "$lines" | cut -c1-160
