@@ -1,7 +1,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::fast::FastFrame;
+use super::fast::{decode_msgpack_send, FastFrame};
 use super::ClientFrame;
 
 /// How frames are turned into bytes. Chosen per connection by the WebSocket
@@ -109,6 +109,11 @@ impl Codec {
     pub fn decode_client(self, bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
         // The frequent frames, tag first, without serde's buffering; the
         // derived decoder below takes everything else and words the errors.
+        if self == Codec::MsgPack {
+            if let Some(frame) = decode_msgpack_send(bytes) {
+                return Ok(frame);
+            }
+        }
         if let Ok(FastFrame(frame)) = self.decode::<FastFrame>(bytes) {
             return Ok(frame);
         }
