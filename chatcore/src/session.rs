@@ -9,9 +9,10 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::collections::HashSet;
 use std::future::{poll_fn, Future};
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -190,11 +191,8 @@ where
             if slot.is_none() {
                 continue;
             }
-            // The sink first: it almost always has room, and polling the
-            // kick costs a lock.
-            let ready = poll_fn(|cx| match outgoing.poll_ready_unpin(cx) {
-                Poll::Ready(r) => Poll::Ready(r.map_err(transport)),
-                Poll::Pending => kicked.as_mut().poll(cx).map(Err),
+            let ready = or_kicked(&mut kicked, |cx| {
+                outgoing.poll_ready_unpin(cx).map_err(transport)
             })
             .await;
             let Some(frame) = slot.take() else { continue };
@@ -210,9 +208,8 @@ where
             server.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
         }
         if queued {
-            let flushed = poll_fn(|cx| match outgoing.poll_flush_unpin(cx) {
-                Poll::Ready(r) => Poll::Ready(r.map_err(transport)),
-                Poll::Pending => kicked.as_mut().poll(cx).map(Err),
+            let flushed = or_kicked(&mut kicked, |cx| {
+                outgoing.poll_flush_unpin(cx).map_err(transport)
             })
             .await;
             if let Err(reason) = flushed {
@@ -241,6 +238,20 @@ where
 
 fn transport(e: impl std::fmt::Display) -> Disconnect {
     Disconnect::Transport(e.to_string())
+}
+
+/// Polls `op` until it is ready, unless the connection is kicked first.
+/// `op` is polled first: a sink almost always has room at once, and
+/// polling the kick costs a lock.
+async fn or_kicked<T, K: Future<Output = Disconnect>>(
+    kicked: &mut Pin<&mut K>,
+    mut op: impl FnMut(&mut Context<'_>) -> Poll<Result<T, Disconnect>>,
+) -> Result<T, Disconnect> {
+    poll_fn(|cx| match op(cx) {
+        Poll::Ready(r) => Poll::Ready(r),
+        Poll::Pending => kicked.as_mut().poll(cx).map(Err),
+    })
+    .await
 }
 
 /// The frames that answer one request or event: at most two, so no
