@@ -387,7 +387,7 @@ impl MessageStore for MongoMessageStore {
             .filter(|c| c.last_seq > 0)
             .map(state)
             .collect::<StoreResult<Vec<_>>>()?;
-        out.sort_by(|a, b| b.last_ts.cmp(&a.last_ts).then_with(|| a.conv.cmp(&b.conv)));
+        ConversationState::sort_newest_first(&mut out);
         Ok(out)
     }
 

@@ -380,7 +380,7 @@ impl MessageStore for MemoryMessageStore {
             .flatten()
             .filter_map(|id| s.convs.get(id).map(|c| c.state(id)))
             .collect();
-        out.sort_by(|a, b| b.last_ts.cmp(&a.last_ts).then_with(|| a.conv.cmp(&b.conv)));
+        ConversationState::sort_newest_first(&mut out);
         Ok(out)
     }
 

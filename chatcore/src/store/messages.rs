@@ -94,6 +94,13 @@ impl ConversationState {
             last_ts,
         }
     }
+
+    /// Puts a user's conversations in the order
+    /// [`MessageStore::conversations`] returns them: newest activity first,
+    /// ties by conversation id.
+    pub fn sort_newest_first(convs: &mut [ConversationState]) {
+        convs.sort_by(|a, b| b.last_ts.cmp(&a.last_ts).then_with(|| a.conv.cmp(&b.conv)));
+    }
 }
 
 /// Messages, their per-conversation sequence, device cursors and read markers.
@@ -127,7 +134,8 @@ pub trait MessageStore: Send + Sync {
     /// The conversation's state; `Ok(None)` if nothing was ever appended to it.
     async fn conversation(&self, conv: &ConversationId) -> StoreResult<Option<ConversationState>>;
 
-    /// Every conversation `user` is a member of, newest activity first.
+    /// Every conversation `user` is a member of, newest activity first
+    /// (ties by id: [`ConversationState::sort_newest_first`]).
     async fn conversations(&self, user: &UserId) -> StoreResult<Vec<ConversationState>>;
 
     /// Records that `device` of `user` has received `conv` up to `seq`.
