@@ -248,153 +248,131 @@ async fn drive(
         acks: 0,
         errors: 0,
     };
-    match drive_inner(
-        side,
-        proto,
-        index,
-        size,
-        base,
-        record_from,
-        end,
-        interval,
-        &mut r,
-    )
-    .await
-    {
+    // The run itself, in a block so that what it counted survives an error.
+    let outcome: Result<()> = async {
+        let Side {
+            mut ws,
+            peer,
+            initial,
+        } = side;
+        let run_id = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let mut text = String::with_capacity(size + 16);
+        let mut next_id: u32 = 10;
+        let mut client_id = String::with_capacity(24);
+        let mut make = |text: &str| -> Result<Message> {
+            use std::fmt::Write as _;
+            next_id = next_id.wrapping_add(1);
+            client_id.clear();
+            // Unique across runs against one server: a reused client id is an
+            // idempotent retry, answered without storing or pushing.
+            let _ = write!(client_id, "{run_id}-{index}-{next_id}");
+            match proto {
+                Proto::Chatd => proto::encode_send(next_id, &peer, &client_id, text),
+                Proto::SocketIo => sio::encode_send(next_id, &peer, &client_id, text),
+                Proto::Raw => Ok(Message::binary(text.as_bytes().to_vec())),
+            }
+        };
+        let mut ticker = interval.map(|i| {
+            // Spread the users' ticks over one interval.
+            let offset = i.mul_f64((index % 97) as f64 / 97.0);
+            let mut t = tokio::time::interval_at((Instant::now() + offset).into(), i);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            t
+        });
+        if ticker.is_none() {
+            for _ in 0..initial {
+                payload(&mut text, base, size);
+                ws.feed(make(&text)?).await?;
+            }
+            ws.flush().await?;
+        }
+        let deadline = tokio::time::sleep_until(end.into());
+        tokio::pin!(deadline);
+        loop {
+            let first = tokio::select! {
+                _ = &mut deadline => break,
+                _ = async { ticker.as_mut().expect("rate mode").tick().await }, if ticker.is_some() => {
+                    payload(&mut text, base, size);
+                    ws.send(make(&text)?).await?;
+                    continue;
+                }
+                m = ws.next() => m,
+            };
+            let mut next = first;
+            let mut replies = 0usize;
+            loop {
+                let msg = match next {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => return Err(e.into()),
+                    None => anyhow::bail!("connection {index} closed by the server"),
+                };
+                let now = Instant::now();
+                let recording = now >= record_from && now < end;
+                let received = match &msg {
+                    _ if proto == Proto::SocketIo => match sio::classify(&msg) {
+                        sio::Incoming::Delivered(t) => sent_at(base, t),
+                        sio::Incoming::Ack => {
+                            if recording {
+                                r.acks += 1;
+                            }
+                            None
+                        }
+                        sio::Incoming::Ping => {
+                            ws.feed(Message::text("3")).await?;
+                            replies += 1;
+                            None
+                        }
+                        sio::Incoming::Other => None,
+                    },
+                    Message::Binary(b) if proto == Proto::Chatd => match proto::classify(b) {
+                        Incoming::Delivered(t) => sent_at(base, t),
+                        Incoming::Ack => {
+                            if recording {
+                                r.acks += 1;
+                            }
+                            None
+                        }
+                        Incoming::Error => {
+                            r.errors += 1;
+                            None
+                        }
+                        Incoming::Other(_) => None,
+                    },
+                    Message::Binary(b) => std::str::from_utf8(b).ok().and_then(|t| sent_at(base, t)),
+                    Message::Close(_) => anyhow::bail!("connection {index} closed by the server"),
+                    _ => None,
+                };
+                if let Some(at) = received {
+                    if recording {
+                        r.delivered += 1;
+                        let us = now.saturating_duration_since(at).as_micros() as u64;
+                        r.hist.saturating_record(us.max(1));
+                    }
+                    if ticker.is_none() {
+                        payload(&mut text, base, size);
+                        ws.feed(make(&text)?).await?;
+                        replies += 1;
+                    }
+                }
+                // Everything already received is answered with one flush.
+                match ws.next().now_or_never() {
+                    Some(m) => next = m,
+                    None => break,
+                }
+            }
+            if replies > 0 {
+                ws.flush().await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match outcome {
         // Partners stop at slightly different instants: errors after the end are the teardown.
         Err(_) if Instant::now() >= end => Ok(r),
         Err(e) => Err(e),
         Ok(()) => Ok(r),
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn drive_inner(
-    side: Side,
-    proto: Proto,
-    index: usize,
-    size: usize,
-    base: Instant,
-    record_from: Instant,
-    end: Instant,
-    interval: Option<Duration>,
-    r: &mut ConnResult,
-) -> Result<()> {
-    let Side {
-        mut ws,
-        peer,
-        initial,
-    } = side;
-    let run_id = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
-    let mut text = String::with_capacity(size + 16);
-    let mut next_id: u32 = 10;
-    let mut client_id = String::with_capacity(24);
-    let mut make = |text: &str| -> Result<Message> {
-        use std::fmt::Write as _;
-        next_id = next_id.wrapping_add(1);
-        client_id.clear();
-        // Unique across runs against one server: a reused client id is an
-        // idempotent retry, answered without storing or pushing.
-        let _ = write!(client_id, "{run_id}-{index}-{next_id}");
-        match proto {
-            Proto::Chatd => proto::encode_send(next_id, &peer, &client_id, text),
-            Proto::SocketIo => sio::encode_send(next_id, &peer, &client_id, text),
-            Proto::Raw => Ok(Message::binary(text.as_bytes().to_vec())),
-        }
-    };
-    let mut ticker = interval.map(|i| {
-        // Spread the users' ticks over one interval.
-        let offset = i.mul_f64((index % 97) as f64 / 97.0);
-        let mut t = tokio::time::interval_at((Instant::now() + offset).into(), i);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        t
-    });
-    if ticker.is_none() {
-        for _ in 0..initial {
-            payload(&mut text, base, size);
-            ws.feed(make(&text)?).await?;
-        }
-        ws.flush().await?;
-    }
-    let deadline = tokio::time::sleep_until(end.into());
-    tokio::pin!(deadline);
-    loop {
-        let first = tokio::select! {
-            _ = &mut deadline => break,
-            _ = async { ticker.as_mut().expect("rate mode").tick().await }, if ticker.is_some() => {
-                payload(&mut text, base, size);
-                ws.send(make(&text)?).await?;
-                continue;
-            }
-            m = ws.next() => m,
-        };
-        let mut next = first;
-        let mut replies = 0usize;
-        loop {
-            let msg = match next {
-                Some(Ok(m)) => m,
-                Some(Err(e)) => return Err(e.into()),
-                None => anyhow::bail!("connection {index} closed by the server"),
-            };
-            let now = Instant::now();
-            let recording = now >= record_from && now < end;
-            let received = match &msg {
-                _ if proto == Proto::SocketIo => match sio::classify(&msg) {
-                    sio::Incoming::Delivered(t) => sent_at(base, t),
-                    sio::Incoming::Ack => {
-                        if recording {
-                            r.acks += 1;
-                        }
-                        None
-                    }
-                    sio::Incoming::Ping => {
-                        ws.feed(Message::text("3")).await?;
-                        replies += 1;
-                        None
-                    }
-                    sio::Incoming::Other => None,
-                },
-                Message::Binary(b) if proto == Proto::Chatd => match proto::classify(b) {
-                    Incoming::Delivered(t) => sent_at(base, t),
-                    Incoming::Ack => {
-                        if recording {
-                            r.acks += 1;
-                        }
-                        None
-                    }
-                    Incoming::Error => {
-                        r.errors += 1;
-                        None
-                    }
-                    Incoming::Other(_) => None,
-                },
-                Message::Binary(b) => std::str::from_utf8(b).ok().and_then(|t| sent_at(base, t)),
-                Message::Close(_) => anyhow::bail!("connection {index} closed by the server"),
-                _ => None,
-            };
-            if let Some(at) = received {
-                if recording {
-                    r.delivered += 1;
-                    let us = now.saturating_duration_since(at).as_micros() as u64;
-                    r.hist.saturating_record(us.max(1));
-                }
-                if ticker.is_none() {
-                    payload(&mut text, base, size);
-                    ws.feed(make(&text)?).await?;
-                    replies += 1;
-                }
-            }
-            // Everything already received is answered with one flush.
-            match ws.next().now_or_never() {
-                Some(m) => next = m,
-                None => break,
-            }
-        }
-        if replies > 0 {
-            ws.flush().await?;
-        }
-    }
-    Ok(())
 }
