@@ -1,7 +1,7 @@
 //! The failed-login rate limiter, shared by every node on the database.
 
 use async_trait::async_trait;
-use mongodb::bson::{doc, DateTime};
+use mongodb::bson::{doc, DateTime, Document};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chatcore::model::Millis;
 use chatcore::store::{Quota, RateLimiter, StoreError, StoreResult};
 
-use crate::schema::RATE_LIMITS;
+use crate::schema::{BUDGETS, RATE_LIMITS};
 use crate::Inner;
 
 /// Compare-and-set rounds before giving up (see [`MongoRateLimiter`]).
@@ -32,16 +32,30 @@ struct WindowDoc {
 /// the window, updates it in memory and writes it back only if nobody else
 /// did meanwhile (a version check), which keeps the exact semantics of the
 /// reference limiter with plain `$set` writes.
+///
+/// `spend` keeps one document per key and fixed window in `budgets`
+/// (`_id` = `<key>@<window start>`, `spent`, `expire_at` under a TTL
+/// index) and spends with one conditional `$inc`: the filter admits the
+/// document only while the cost still fits, and an upsert that finds no
+/// admissible document collides with the existing one on `_id`, which
+/// means "over budget". So concurrent spends never pass more than the
+/// budget, with neither a transaction nor a read.
 #[derive(Clone)]
 pub struct MongoRateLimiter {
     inner: Arc<Inner>,
     windows: Collection<WindowDoc>,
+    budgets: Collection<Document>,
 }
 
 impl MongoRateLimiter {
     pub(crate) fn new(inner: Arc<Inner>) -> Self {
         let windows = inner.soft(RATE_LIMITS);
-        Self { inner, windows }
+        let budgets = inner.soft(BUDGETS);
+        Self {
+            inner,
+            windows,
+            budgets,
+        }
     }
 
     async fn load(&self, key: &str) -> StoreResult<Option<WindowDoc>> {
@@ -126,6 +140,48 @@ impl RateLimiter for MongoRateLimiter {
             .run(self.windows.delete_one(doc! { "_id": key }))
             .await?;
         Ok(())
+    }
+
+    async fn spend(
+        &self,
+        key: &str,
+        cost: u64,
+        quota: Quota,
+        now: Millis,
+    ) -> StoreResult<Option<u64>> {
+        let (start, end) = quota.fixed_window(now);
+        let over = Some(u64::try_from(end - now).unwrap_or(0).max(1));
+        let (Ok(cost), max) = (i64::try_from(cost), i64::from(quota.max)) else {
+            return Ok(over);
+        };
+        if cost > max {
+            return Ok(over);
+        }
+        let id = format!("{key}@{start}");
+        let filter = doc! { "_id": &id, "spent": { "$lte": max - cost } };
+        let inc = doc! {
+            "$inc": { "spent": cost },
+            "$setOnInsert": { "expire_at": DateTime::from_millis(end) },
+        };
+        match self
+            .inner
+            .run(
+                self.budgets
+                    .update_one(filter.clone(), inc.clone())
+                    .upsert(true),
+            )
+            .await
+        {
+            Ok(_) => Ok(None),
+            // The window's document exists and the cost does not fit, or
+            // two first spends of a window raced to insert it: the loser
+            // tries once more without inserting.
+            Err(StoreError::Conflict { .. }) => {
+                let r = self.inner.run(self.budgets.update_one(filter, inc)).await?;
+                Ok((r.matched_count == 0).then_some(over).flatten())
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -33,6 +33,8 @@ pub(crate) const READ_MARKERS: &str = "read_markers";
 pub(crate) const PRESENCE: &str = "presence";
 /// Failed-login windows, one document per key.
 pub(crate) const RATE_LIMITS: &str = "rate_limits";
+/// Spent budgets (`RateLimiter::spend`), one document per key and fixed window.
+pub(crate) const BUDGETS: &str = "budgets";
 
 fn index(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
@@ -82,7 +84,11 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
             SESSIONS,
             vec![index(doc! { "user": 1 }, "user"), ttl("expires_at")],
         ),
-        (RESETS, vec![ttl("expires_at")]),
+        (
+            RESETS,
+            // revoke_user deletes a user's tokens at every password change.
+            vec![index(doc! { "user": 1 }, "user"), ttl("expires_at")],
+        ),
         (
             MESSAGES,
             vec![
@@ -112,6 +118,7 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
             vec![unique(doc! { "user": 1, "conv": 1 }, "unique_read_marker")],
         ),
         (RATE_LIMITS, vec![ttl("expire_at")]),
+        (BUDGETS, vec![ttl("expire_at")]),
     ]
 }
 

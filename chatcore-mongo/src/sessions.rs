@@ -197,4 +197,12 @@ impl ResetTokenStore for MongoResetTokenStore {
             .await?;
         Ok(taken.and_then(|t| t.user_if_live(now)))
     }
+
+    async fn revoke_user(&self, user: &UserId) -> StoreResult<u64> {
+        let r = self
+            .inner
+            .run(self.resets.delete_many(doc! { "user": &user.0 }))
+            .await?;
+        Ok(r.deleted_count)
+    }
 }

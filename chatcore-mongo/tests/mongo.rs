@@ -192,7 +192,11 @@ async fn indexes_are_created_once_and_idempotently() {
         ["_id_", "unique_client_id", "unique_seq"]
     );
     assert_eq!(names("sessions").await, ["_id_", "ttl_expires_at", "user"]);
-    assert_eq!(names("reset_tokens").await, ["_id_", "ttl_expires_at"]);
+    assert_eq!(
+        names("reset_tokens").await,
+        ["_id_", "ttl_expires_at", "user"]
+    );
+    assert_eq!(names("budgets").await, ["_id_", "ttl_expire_at"]);
     assert_eq!(names("conversations").await, ["_id_", "members_last_ts"]);
     assert_eq!(names("cursors").await, ["_id_", "unique_cursor"]);
     assert_eq!(names("read_markers").await, ["_id_", "unique_read_marker"]);

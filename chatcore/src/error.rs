@@ -37,6 +37,9 @@ pub enum CoreError {
         /// Wait before retrying.
         retry_after_ms: u64,
     },
+    /// A count limit is reached (connections of an account).
+    #[error("{0}")]
+    LimitReached(String),
     /// A value is too large.
     #[error("{message}")]
     TooLarge {
@@ -88,6 +91,7 @@ impl CoreError {
             CoreError::Conflict { .. } => ErrorCode::Conflict,
             CoreError::WeakPassword { .. } => ErrorCode::WeakPassword,
             CoreError::RateLimited { .. } => ErrorCode::RateLimited,
+            CoreError::LimitReached(_) => ErrorCode::LimitReached,
             CoreError::TooLarge { .. } => ErrorCode::TooLarge,
             CoreError::InvalidArgument { .. } => ErrorCode::InvalidArgument,
             CoreError::InvalidFrame(_) => ErrorCode::InvalidFrame,

@@ -16,6 +16,7 @@
 //!   messages, presence, broker, mailer, rate limiter) and [`store::StoreError`].
 //! - [`memory`]: the in-memory reference implementation of every backend.
 //! - [`account`]: identifier normalisation, password rules, argon2id hashing.
+//! - [`limits`]: connections per address and per account, per node.
 //! - [`server`]: a node's shared state ([`server::Server`]), [`server::Config`], metrics.
 //! - [`session`]: the per-connection loop.
 //! - [`provision`]: bulk accounts with sessions, for load tests only.
@@ -53,6 +54,7 @@ pub mod account;
 mod commands;
 pub mod error;
 mod hub;
+pub mod limits;
 pub mod memory;
 pub mod model;
 pub mod protocol;

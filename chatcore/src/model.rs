@@ -178,7 +178,8 @@ pub struct Profile {
     pub display_name: String,
     /// "About" text of the contact card.
     pub about: String,
-    /// Reference to the profile picture (a media id or URL), if any.
+    /// The profile picture's media id, if any (absent, not `null`, when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar: Option<String>,
 }
 
@@ -190,7 +191,8 @@ pub struct Presence {
     pub user: UserId,
     /// True while any device of the user is connected.
     pub online: bool,
-    /// When the last device disconnected; `None` while online or if never seen.
+    /// When the last device disconnected; absent while online or if never seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<Millis>,
 }
 

@@ -1,13 +1,14 @@
 //! The shared state of one node: backends, configuration, the local hub,
 //! the password hasher, the clock and the metrics.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::account::{Argon2Config, PasswordHasher, PasswordPolicy};
 use crate::error::CoreError;
 use crate::hub::Hub;
+use crate::limits::{Admission, Caps};
 use crate::memory::{
     MemoryBroker, MemoryMailer, MemoryMessageStore, MemoryPresenceStore, MemoryRateLimiter,
     MemoryResetTokenStore, MemorySessionStore, MemoryUserStore,
@@ -86,6 +87,21 @@ pub struct Config {
     pub login_per_address: Quota,
     /// Registrations and reset requests allowed per client address.
     pub signup_per_address: Quota,
+    /// Registrations allowed on the whole service (every node, through the
+    /// rate limiter), whatever the addresses: `register` tells whether an
+    /// email or phone has an account (uniqueness makes it visible), and a
+    /// prober who changes address sidesteps the per-address quota, so this
+    /// caps how fast anyone can enumerate.
+    pub signup_global: Quota,
+    /// What one user may send, across all of the user's connections (and
+    /// nodes, through the rate limiter): `max` bytes per `window_ms`, each
+    /// message counting its content's size but at least
+    /// [`Config::send_min_cost`] bytes. Past it, `send` answers
+    /// `rate_limited` and stores nothing.
+    pub send_budget: Quota,
+    /// What the smallest message costs against [`Config::send_budget`]: the
+    /// cost of storing a record, whatever its text.
+    pub send_min_cost: u64,
     /// Pushes buffered per connection; a connection that lets this many pile
     /// up is disconnected (it catches up by sync).
     pub outbound_queue: usize,
@@ -95,6 +111,21 @@ pub struct Config {
     /// turned away at once ([`crate::session::Disconnect::Overloaded`]), so a
     /// flood of idle sockets cannot crowd out users who sign in.
     pub max_unauthenticated: usize,
+    /// The share of `max_unauthenticated` one client address may hold
+    /// ([`crate::limits::AddrKey`]: IPv6 per /64), so that one address
+    /// cannot exhaust it for everyone else.
+    pub max_unauthenticated_per_address: usize,
+    /// Connections one client address may hold on this node, signed in or
+    /// not; more are closed at once ([`crate::session::Disconnect::TooManyFromAddress`]).
+    pub max_connections_per_address: usize,
+    /// Connections one account may hold on this node; a sign-in beyond it
+    /// gets `limit_reached` and the connection closes
+    /// ([`crate::session::Disconnect::TooManyForAccount`]).
+    pub max_connections_per_user: usize,
+    /// Undecodable frames in a row after which the connection is closed
+    /// ([`crate::session::Disconnect::InvalidFrames`]): a client that sends
+    /// garbage is broken or hostile, and each error costs an answer.
+    pub max_invalid_frames: u32,
     /// Requests per second allowed per connection (sustained).
     pub frames_per_second: u32,
     /// Requests allowed in a burst above the sustained rate.
@@ -131,9 +162,22 @@ impl Default for Config {
                 max: 30,
                 window_ms: 60 * 60 * 1000,
             },
+            signup_global: Quota {
+                max: 1000,
+                window_ms: 60 * 60 * 1000,
+            },
+            send_budget: Quota {
+                max: 4 * 1024 * 1024,
+                window_ms: 60 * 1000,
+            },
+            send_min_cost: 512,
             outbound_queue: 256,
             auth_timeout: Duration::from_secs(10),
             max_unauthenticated: 1000,
+            max_unauthenticated_per_address: 100,
+            max_connections_per_address: 300,
+            max_connections_per_user: 20,
+            max_invalid_frames: 20,
             frames_per_second: 50,
             frame_burst: 200,
             max_text_bytes: 16 * 1024,
@@ -248,8 +292,8 @@ pub struct Server {
     /// Distinguishes this node's connection keys from other nodes' in shared presence.
     pub(crate) node_id: String,
     next_conn: AtomicU64,
-    /// Connections being served that have not signed in yet.
-    pub(crate) unauthenticated: AtomicUsize,
+    /// Connections per address and per account, and those signed out.
+    pub(crate) admission: Admission,
 }
 
 impl Server {
@@ -273,14 +317,19 @@ impl Server {
             .attach(hub.clone() as Arc<dyn BrokerHandler>);
         Ok(Arc::new(Self {
             backends,
-            config,
             hub,
             hasher,
             clock,
             metrics: Metrics::default(),
             node_id: uuid::Uuid::new_v4().simple().to_string(),
             next_conn: AtomicU64::new(1),
-            unauthenticated: AtomicUsize::new(0),
+            admission: Admission::new(Caps {
+                unauthenticated: config.max_unauthenticated,
+                unauthenticated_per_address: config.max_unauthenticated_per_address,
+                per_address: config.max_connections_per_address,
+                per_user: config.max_connections_per_user,
+            }),
+            config,
         }))
     }
 

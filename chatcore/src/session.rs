@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::CoreError;
 use crate::hub::{ConnTx, Kick};
+use crate::limits::{AddrKey, Refusal};
 use crate::model::{ConversationId, DeviceId, Presence, UserId};
 use crate::protocol::{ClientFrame, DecodeError, ServerFrame, PROTOCOL_VERSION};
 use crate::server::Server;
@@ -41,6 +42,7 @@ impl PeerInfo {
 
 /// Why a connection ended. The transport closes with [`Disconnect::close_code`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Disconnect {
     /// The client closed the stream.
     ClientClosed,
@@ -56,8 +58,15 @@ pub enum Disconnect {
     Revoked,
     /// The client speaks no protocol version this server does.
     UnsupportedVersion,
-    /// Too many connections are signing in at once on this node; retry later.
+    /// Too many connections are signing in at once on this node, or from
+    /// this client address; retry later.
     Overloaded,
+    /// This client address holds as many connections as it may; close one.
+    TooManyFromAddress,
+    /// This account holds as many connections as it may; close one.
+    TooManyForAccount,
+    /// The client sent too many undecodable frames in a row.
+    InvalidFrames,
     /// The transport failed to send.
     Transport(String),
 }
@@ -66,15 +75,19 @@ impl Disconnect {
     /// WebSocket close code: 1000 normal, 1001 going away, 1008 policy
     /// violation, 4001 session revoked (do not resume), 4008 too slow
     /// (reconnect and sync), 1013 overloaded (retry later), 1011 transport
-    /// failure.
+    /// failure, 4029 too many connections (from this address or for this
+    /// account: close one before reconnecting).
     pub fn close_code(&self) -> u16 {
         match self {
             Disconnect::ClientClosed | Disconnect::LoggedOut => 1000,
             Disconnect::Shutdown => 1001,
-            Disconnect::AuthTimeout | Disconnect::UnsupportedVersion => 1008,
+            Disconnect::AuthTimeout
+            | Disconnect::UnsupportedVersion
+            | Disconnect::InvalidFrames => 1008,
             Disconnect::Revoked => 4001,
             Disconnect::SlowConsumer => 4008,
             Disconnect::Overloaded => 1013,
+            Disconnect::TooManyFromAddress | Disconnect::TooManyForAccount => 4029,
             Disconnect::Transport(_) => 1011,
         }
     }
@@ -90,6 +103,9 @@ impl Disconnect {
             Disconnect::Revoked => "session revoked",
             Disconnect::UnsupportedVersion => "unsupported protocol version",
             Disconnect::Overloaded => "too many connections signing in; retry later",
+            Disconnect::TooManyFromAddress => "too many connections from this address",
+            Disconnect::TooManyForAccount => "too many connections for this account",
+            Disconnect::InvalidFrames => "too many invalid frames",
             Disconnect::Transport(_) => "transport error",
         }
     }
@@ -113,10 +129,15 @@ where
     O: Sink<ServerFrame> + Unpin + Send,
     O::Error: std::fmt::Display,
 {
-    if server.unauthenticated.fetch_add(1, Ordering::SeqCst) >= server.config.max_unauthenticated {
-        server.unauthenticated.fetch_sub(1, Ordering::SeqCst);
+    let addr = peer.addr.map(AddrKey::of);
+    if let Err(refusal) = server.admission.open(addr) {
         let _ = outgoing.close().await;
-        return Disconnect::Overloaded;
+        return match refusal {
+            Refusal::FromAddress => Disconnect::TooManyFromAddress,
+            Refusal::Unauthenticated | Refusal::UnauthenticatedFromAddress => {
+                Disconnect::Overloaded
+            }
+        };
     }
     let (tx, mut rx) = mpsc::channel(server.config.outbound_queue.max(1));
     // The kick token is a child of the shutdown token: one future to watch
@@ -132,7 +153,8 @@ where
     let mut s = Session {
         bucket: TokenBucket::new(server.config.frames_per_second, server.config.frame_burst),
         server: server.clone(),
-        peer,
+        addr,
+        invalid_in_a_row: 0,
         conn,
         conn_key: conn_key.clone(),
         conn_tx: ConnTx {
@@ -147,6 +169,7 @@ where
         dir_watch: HashSet::new(),
         conv_watch: HashSet::new(),
         close_after: None,
+        slot: None,
     };
     // On the heap, and dropped at sign-in: a signed-in connection, which
     // may idle for days, keeps neither the timer nor its room.
@@ -236,6 +259,40 @@ where
     reason
 }
 
+/// The longest stretch of client input an error message quotes.
+const MAX_QUOTE: usize = 64;
+
+/// A decoder's message with every quoted stretch of the client's input (in
+/// backticks, as serde quotes) cut to [`MAX_QUOTE`] bytes, and the whole cut
+/// to a few hundred: an error must not echo a 60 KB input back.
+fn quote_safely(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(512));
+    let mut quoted = 0usize;
+    let mut inside = false;
+    for c in message.chars() {
+        if c == '`' {
+            if inside && quoted > MAX_QUOTE {
+                out.push('…');
+            }
+            inside = !inside;
+            quoted = 0;
+            out.push(c);
+        } else if inside {
+            quoted += c.len_utf8();
+            if quoted <= MAX_QUOTE {
+                out.push(c);
+            }
+        } else {
+            out.push(c);
+        }
+        if out.len() >= 400 {
+            out.push('…');
+            break;
+        }
+    }
+    out
+}
+
 fn transport(e: impl std::fmt::Display) -> Disconnect {
     Disconnect::Transport(e.to_string())
 }
@@ -276,7 +333,10 @@ pub(crate) struct Auth {
 /// Per-connection state; the command handlers in [`crate::commands`] are its methods.
 pub(crate) struct Session {
     pub(crate) server: Arc<Server>,
-    pub(crate) peer: PeerInfo,
+    /// What the peer's address counts as, for the per-address limits.
+    pub(crate) addr: Option<AddrKey>,
+    /// Undecodable frames since the last good one.
+    invalid_in_a_row: u32,
     pub(crate) conn: u64,
     pub(crate) conn_key: Arc<str>,
     pub(crate) conn_tx: ConnTx,
@@ -295,16 +355,34 @@ pub(crate) struct Session {
     pub(crate) known_users: HashSet<UserId>,
     /// Set by a handler whose reply must be the last frame (logout, bad version).
     pub(crate) close_after: Option<Disconnect>,
+    /// The account whose connection slot this connection holds (from just
+    /// before sign-in; [`crate::limits::Admission`]).
+    slot: Option<UserId>,
 }
 
 impl Session {
     async fn on_inbound(&mut self, item: Inbound) -> ServerFrame {
+        // Every frame costs a token, a good one or not: answering garbage
+        // is work too.
+        let allowed = self.bucket.take(Instant::now());
         let frame = match item {
-            Ok(frame) => frame,
-            Err(e) => return CoreError::InvalidFrame(e.error.to_string()).to_frame(e.id),
+            Ok(frame) => {
+                self.invalid_in_a_row = 0;
+                frame
+            }
+            Err(e) => {
+                self.invalid_in_a_row += 1;
+                if self.invalid_in_a_row >= self.server.config.max_invalid_frames {
+                    self.close_after = Some(Disconnect::InvalidFrames);
+                }
+                if let Err(retry_after_ms) = allowed {
+                    return CoreError::RateLimited { retry_after_ms }.to_frame(e.id);
+                }
+                return CoreError::InvalidFrame(quote_safely(&e.error.to_string())).to_frame(e.id);
+            }
         };
         let id = frame.id();
-        if let Err(retry_after_ms) = self.bucket.take(Instant::now()) {
+        if let Err(retry_after_ms) = allowed {
             return CoreError::RateLimited { retry_after_ms }.to_frame(Some(id));
         }
         let name = frame.type_name();
@@ -590,31 +668,58 @@ impl Session {
                     Ok(Frames::NONE)
                 }
             }
-            Event::Revoked { keep } => {
-                if keep.as_ref() == Some(&auth.device) {
-                    Ok(Frames::NONE)
-                } else {
+            Event::Revoked(which) => {
+                if which.covers(&auth.device) {
                     Err(Disconnect::Revoked)
+                } else {
+                    Ok(Frames::NONE)
                 }
             }
         }
     }
 
-    /// Signs this connection in: listens for the user's events and marks them online.
+    /// Takes one of `user`'s connection slots for this connection before it
+    /// signs in (before a session is created for it, so that a refused
+    /// sign-in leaves no device behind). Over the cap: `limit_reached`, and
+    /// the connection closes after the reply (4029).
+    pub(crate) fn reserve_account_slot(&mut self, user: &UserId) -> Result<(), CoreError> {
+        if self.slot.as_ref() == Some(user) {
+            return Ok(());
+        }
+        if self.slot.is_some() || !self.server.admission.sign_in(self.addr, user) {
+            self.close_after = Some(Disconnect::TooManyForAccount);
+            return Err(CoreError::LimitReached(format!(
+                "this account has {} connections open, the most it may; close one and retry",
+                self.server.config.max_connections_per_user
+            )));
+        }
+        self.slot = Some(user.clone());
+        Ok(())
+    }
+
+    /// Gives back the slot [`Session::reserve_account_slot`] took, when the
+    /// sign-in it was for failed.
+    pub(crate) fn release_account_slot(&mut self) {
+        if self.auth.is_none() {
+            if let Some(user) = self.slot.take() {
+                self.server.admission.sign_in_failed(self.addr, &user);
+            }
+        }
+    }
+
+    /// Signs this connection in: listens for the user's events and marks
+    /// them online. Takes the account slot unless the caller has.
     pub(crate) async fn sign_in(
         &mut self,
         user: UserId,
         device: DeviceId,
         token_hash: String,
     ) -> Result<(), CoreError> {
+        self.reserve_account_slot(&user)?;
         self.server
             .hub
             .subscribe(&Topic::User(user.clone()), self.conn, &self.conn_tx)
             .await?;
-        if self.auth.is_none() {
-            // No longer counts against `max_unauthenticated`.
-            self.server.unauthenticated.fetch_sub(1, Ordering::SeqCst);
-        }
         self.auth = Some(Auth {
             user: user.clone(),
             device,
@@ -705,9 +810,7 @@ impl Session {
     }
 
     async fn cleanup(&mut self) {
-        if self.auth.is_none() {
-            self.server.unauthenticated.fetch_sub(1, Ordering::SeqCst);
-        }
+        self.server.admission.close(self.addr, self.slot.as_ref());
         let hub = self.server.hub.clone();
         let mut topics: Vec<Topic> = self
             .dir_watch

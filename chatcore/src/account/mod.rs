@@ -5,6 +5,7 @@ mod normalize;
 mod password;
 
 pub use normalize::{
-    normalize_display_name, normalize_email, normalize_phone, normalize_username, search_key,
+    normalize_about, normalize_avatar, normalize_device_name, normalize_display_name,
+    normalize_email, normalize_phone, normalize_text, normalize_username, search_key,
 };
 pub use password::{Argon2Config, HashOutcome, PasswordHasher, PasswordPolicy};

@@ -6,13 +6,16 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 use crate::account::{
-    normalize_display_name, normalize_email, normalize_phone, normalize_username, HashOutcome,
+    normalize_device_name, normalize_display_name, normalize_email, normalize_phone,
+    normalize_username, HashOutcome,
 };
 use crate::error::CoreError;
 use crate::model::{DeviceId, UserId};
 use crate::protocol::ServerFrame;
 use crate::session::{Disconnect, Session};
-use crate::store::{Event, Mail, NewUser, Quota, ResetToken, SessionRecord, Topic, UserRecord};
+use crate::store::{
+    Event, Mail, NewUser, Quota, ResetToken, Revocation, SessionRecord, Topic, UserRecord,
+};
 
 /// A fresh 256-bit secret (base64url) and the hash under which it is stored.
 pub(crate) fn new_token() -> (String, String) {
@@ -50,8 +53,9 @@ impl Session {
         Ok(self.server.backends.limiter.record(key, quota, now).await?)
     }
 
+    /// The limiter key of the client's address for `what` (IPv6 per /64).
     fn address_key(&self, what: &str) -> Option<String> {
-        self.peer.addr.map(|a| format!("{what}:addr:{a}"))
+        self.addr.map(|a| format!("{what}:addr:{a}"))
     }
 
     /// Counts one registration or reset request against the client address.
@@ -62,6 +66,22 @@ impl Session {
             self.record_attempt(&key, quota).await?;
         }
         Ok(())
+    }
+
+    /// Spends one registration from the service-wide budget.
+    async fn throttle_signup_globally(&self) -> Result<(), CoreError> {
+        let quota = self.server.config.signup_global;
+        let now = self.server.now();
+        match self
+            .server
+            .backends
+            .limiter
+            .spend("signup:all", 1, quota, now)
+            .await?
+        {
+            Some(retry_after_ms) => Err(CoreError::RateLimited { retry_after_ms }),
+            None => Ok(()),
+        }
     }
 
     /// Checks the rules for `password` (off the async workers: zxcvbn is CPU work).
@@ -96,15 +116,24 @@ impl Session {
         user: UserRecord,
         device_name: String,
     ) -> Result<ServerFrame, CoreError> {
+        self.reserve_account_slot(&user.id)?;
+        let result = self.create_session(id, user, device_name).await;
+        if result.is_err() {
+            self.release_account_slot();
+        }
+        result
+    }
+
+    async fn create_session(
+        &mut self,
+        id: u32,
+        user: UserRecord,
+        device_name: String,
+    ) -> Result<ServerFrame, CoreError> {
         let (token, token_hash) = new_token();
         let now = self.server.now();
         let expires_at = now.saturating_add(millis(self.server.config.session_ttl));
         let device = DeviceId::generate();
-        let device_name = if device_name.trim().is_empty() {
-            "unnamed device".to_owned()
-        } else {
-            device_name
-        };
         self.server
             .backends
             .sessions
@@ -144,8 +173,10 @@ impl Session {
         let (email, email_key) = normalize_email(&email)?;
         let phone = normalize_phone(&phone)?;
         let display_name = normalize_display_name(&display_name)?;
+        let device = normalize_device_name(&device)?;
         self.check_password(&password, &username, &email).await?;
         self.throttle_signup().await?;
+        self.throttle_signup_globally().await?;
         let users = &self.server.backends.users;
         // Cheap early answers; the store's unique keys are what really decide.
         if users.find_by_username(&username_key).await?.is_some() {
@@ -183,12 +214,11 @@ impl Session {
         password: String,
         device: String,
     ) -> Result<ServerFrame, CoreError> {
+        let device = normalize_device_name(&device)?;
         let key = crate::account::search_key(&login);
-        let account_key = format!("login:acct:{key}");
         let cfg = &self.server.config;
         let (acct_quota, addr_quota) = (cfg.login_per_account, cfg.login_per_address);
         let addr_key = self.address_key("login");
-        self.throttle(&account_key, acct_quota).await?;
         if let Some(k) = &addr_key {
             self.throttle(k, addr_quota).await?;
         }
@@ -198,6 +228,14 @@ impl Session {
         } else {
             users.find_by_username(&key).await?
         };
+        // Failures count against the account, however it was named (its
+        // username or its email), so naming it both ways gains no guesses;
+        // an identifier that names no account counts on its own.
+        let account_key = match &user {
+            Some(u) => format!("login:acct:{}", u.id),
+            None => format!("login:acct:?{key}"),
+        };
+        self.throttle(&account_key, acct_quota).await?;
         let outcome = self
             .server
             .hasher
@@ -238,7 +276,7 @@ impl Session {
     ) -> Result<ServerFrame, CoreError> {
         let hash = hash_token(&token);
         let now = self.server.now();
-        let sessions = &self.server.backends.sessions;
+        let sessions = self.server.backends.sessions.clone();
         let Some(session) = sessions.get(&hash, now).await? else {
             return Err(CoreError::Unauthenticated(
                 "the session has expired or was revoked; sign in again".into(),
@@ -250,9 +288,26 @@ impl Session {
             ));
         };
         let expires_at = now.saturating_add(millis(self.server.config.session_ttl));
-        sessions.extend(&hash, expires_at).await?;
-        self.sign_in(user.id.clone(), session.device.clone(), hash)
-            .await?;
+        self.reserve_account_slot(&user.id)?;
+        let signed_in = async {
+            sessions.extend(&hash, expires_at).await?;
+            self.sign_in(user.id.clone(), session.device.clone(), hash.clone())
+                .await
+        }
+        .await;
+        if let Err(e) = signed_in {
+            self.release_account_slot();
+            return Err(e);
+        }
+        // A logout between the lookup above and the subscription in
+        // `sign_in` published its revocation before this connection could
+        // hear it: look again now that it listens.
+        if sessions.get(&hash, self.server.now()).await?.is_none() {
+            self.close_after = Some(Disconnect::Revoked);
+            return Err(CoreError::Unauthenticated(
+                "the session was revoked; sign in again".into(),
+            ));
+        }
         Ok(ServerFrame::Session {
             id,
             user: user.id.clone(),
@@ -264,8 +319,15 @@ impl Session {
     }
 
     pub(crate) async fn logout(&mut self, id: u32) -> Result<ServerFrame, CoreError> {
-        let hash = self.auth()?.token_hash.clone();
+        let (user, device, hash) = {
+            let a = self.auth()?;
+            (a.user.clone(), a.device.clone(), a.token_hash.clone())
+        };
         self.server.backends.sessions.revoke(&hash).await?;
+        // Other connections that resumed the same token close too (4001);
+        // this one closes normally after the reply.
+        self.publish_revoked(&user, Revocation::Device(device))
+            .await;
         self.close_after = Some(Disconnect::LoggedOut);
         Ok(ServerFrame::Ok { id })
     }
@@ -312,22 +374,26 @@ impl Session {
             .users
             .set_password_hash(&user_id, &hash)
             .await?;
+        // A reset link mailed before the change must not undo it.
+        self.server.backends.resets.revoke_user(&user_id).await?;
         self.server
             .backends
             .sessions
             .revoke_all(&user_id, Some(&keep))
             .await?;
-        self.publish_revoked(&user_id, Some(device)).await;
+        self.publish_revoked(&user_id, Revocation::AllDevicesExcept(device))
+            .await;
         Ok(ServerFrame::Ok { id })
     }
 
-    async fn publish_revoked(&self, user: &UserId, keep: Option<DeviceId>) {
+    /// Closes the revoked connections of `user`, on every node.
+    async fn publish_revoked(&self, user: &UserId, which: Revocation) {
         let topic = Topic::User(user.clone());
         if let Err(e) = self
             .server
             .backends
             .broker
-            .publish(&topic, Event::Revoked { keep })
+            .publish(&topic, Event::Revoked(which))
             .await
         {
             tracing::warn!(error = %e, "revocation publish failed; revoked sessions stay connected until they reconnect");
@@ -407,12 +473,14 @@ impl Session {
             .users
             .set_password_hash(&user_id, &new_hash)
             .await?;
+        // Used once, every other link of the account is void too (OWASP).
+        self.server.backends.resets.revoke_user(&user_id).await?;
         self.server
             .backends
             .sessions
             .revoke_all(&user_id, None)
             .await?;
-        self.publish_revoked(&user_id, None).await;
+        self.publish_revoked(&user_id, Revocation::AllDevices).await;
         Ok(ServerFrame::Ok { id })
     }
 }

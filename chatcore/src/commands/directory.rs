@@ -1,6 +1,6 @@
 //! search_users, get_profile, update_profile.
 
-use crate::account::{normalize_display_name, search_key};
+use crate::account::{normalize_about, normalize_avatar, normalize_display_name, search_key};
 use crate::error::CoreError;
 use crate::model::UserId;
 use crate::protocol::{DirectoryEntry, ServerFrame};
@@ -84,8 +84,8 @@ impl Session {
                 .as_deref()
                 .map(normalize_display_name)
                 .transpose()?,
-            about: about.map(|a| a.trim().to_owned()),
-            avatar: avatar.map(|a| Some(a.trim().to_owned()).filter(|a| !a.is_empty())),
+            about: about.as_deref().map(normalize_about).transpose()?,
+            avatar: avatar.as_deref().map(normalize_avatar).transpose()?,
         };
         let record = self
             .server

@@ -7,22 +7,48 @@ use crate::session::Session;
 use crate::store::{ConversationState, Event, NewMessage, Topic};
 
 impl Session {
-    /// The conversation's state if the caller is a member of it. Unknown and
-    /// foreign conversations get the same `forbidden`, so ids cannot be probed.
-    async fn member_of(
-        &mut self,
-        conv: &ConversationId,
-    ) -> Result<Option<ConversationState>, CoreError> {
+    /// The conversation's state if it exists and the caller is a member of
+    /// it; `not_found` otherwise. Unknown and foreign conversations get the
+    /// same answer, so ids cannot be probed, and nothing about a
+    /// conversation that does not exist is stored or watched.
+    async fn member_of(&mut self, conv: &ConversationId) -> Result<ConversationState, CoreError> {
         let me = self.auth()?.user.clone();
+        let not_found = || CoreError::NotFound("no such conversation".into());
         if !conv.has_member(&me) {
-            return Err(CoreError::Forbidden(
-                "not a member of this conversation".into(),
-            ));
+            return Err(not_found());
         }
+        let state = self
+            .server
+            .backends
+            .messages
+            .conversation(conv)
+            .await?
+            .ok_or_else(not_found)?;
         if let Some(peer) = conv.peer_of(&me) {
             self.watch_peer(&peer).await?;
         }
-        Ok(self.server.backends.messages.conversation(conv).await?)
+        Ok(state)
+    }
+
+    /// Spends the sender's budget for a message of `bytes` (across all of
+    /// the user's connections and nodes); `rate_limited` past it.
+    async fn spend_send_budget(&self, me: &UserId, bytes: usize) -> Result<(), CoreError> {
+        let cfg = &self.server.config;
+        let cost = u64::try_from(bytes)
+            .unwrap_or(u64::MAX)
+            .max(cfg.send_min_cost);
+        let key = format!("send:{me}");
+        let now = self.server.now();
+        match self
+            .server
+            .backends
+            .limiter
+            .spend(&key, cost, cfg.send_budget, now)
+            .await?
+        {
+            Some(retry_after_ms) => Err(CoreError::RateLimited { retry_after_ms }),
+            None => Ok(()),
+        }
     }
 
     pub(crate) async fn send(
@@ -39,15 +65,15 @@ impl Session {
                 message: "client_id must not be empty".into(),
             });
         }
-        match &content {
+        let bytes = match &content {
             Content::Text { text } if text.trim().is_empty() => {
                 return Err(CoreError::InvalidArgument {
                     field: "text".into(),
                     message: "a message needs some text".into(),
                 })
             }
-            Content::Text { .. } => {}
-        }
+            Content::Text { text } => text.len(),
+        };
         if to == me {
             return Err(CoreError::InvalidArgument {
                 field: "to".into(),
@@ -58,6 +84,7 @@ impl Session {
         if !known && self.server.backends.users.get(&to).await?.is_none() {
             return Err(CoreError::NotFound("no such user".into()));
         }
+        self.spend_send_budget(&me, bytes).await?;
         let conv = ConversationId::direct(&me, &to);
         let msg = NewMessage::new(
             conv.clone(),
@@ -186,7 +213,7 @@ impl Session {
     /// Validates that `seq` exists in `conv`: a cursor or read marker beyond
     /// the head would silently swallow future messages.
     async fn checked_seq(&mut self, conv: &ConversationId, seq: u64) -> Result<(), CoreError> {
-        let last = self.member_of(conv).await?.map_or(0, |c| c.last_seq);
+        let last = self.member_of(conv).await?.last_seq;
         if seq > last {
             return Err(CoreError::InvalidArgument {
                 field: "seq".into(),
@@ -234,7 +261,12 @@ impl Session {
         conv: Option<ConversationId>,
     ) -> Result<ServerFrame, CoreError> {
         if let Some(c) = &conv {
-            self.member_of(c).await?;
+            // A conversation not opened yet (a first message is being
+            // written) may be focused: nothing is stored for it.
+            let me = &self.auth()?.user;
+            if !c.has_member(me) {
+                return Err(CoreError::NotFound("no such conversation".into()));
+            }
         }
         self.focus = conv;
         Ok(ServerFrame::Ok { id })

@@ -219,6 +219,13 @@ impl ResetTokenStore for MemoryResetTokenStore {
             .filter(|t| now < t.expires_at)
             .map(|t| t.user))
     }
+
+    async fn revoke_user(&self, user: &UserId) -> StoreResult<u64> {
+        let mut s = lock(&self.inner);
+        let before = s.len();
+        s.retain(|_, t| &t.user != user);
+        Ok((before - s.len()) as u64)
+    }
 }
 
 /// Messages in memory.
@@ -570,6 +577,8 @@ impl Mailer for MemoryMailer {
 #[derive(Default)]
 pub struct MemoryRateLimiter {
     inner: Mutex<IdMap<String, VecDeque<Millis>>>,
+    /// Fixed-window budgets of `spend`: key -> (window start, window end, spent).
+    budgets: Mutex<IdMap<String, (Millis, Millis, u64)>>,
 }
 
 impl MemoryRateLimiter {
@@ -624,6 +633,38 @@ impl RateLimiter for MemoryRateLimiter {
     async fn clear(&self, key: &str) -> StoreResult<()> {
         lock(&self.inner).remove(key);
         Ok(())
+    }
+
+    async fn spend(
+        &self,
+        key: &str,
+        cost: u64,
+        quota: Quota,
+        now: Millis,
+    ) -> StoreResult<Option<u64>> {
+        let (start, end) = quota.fixed_window(now);
+        let wait = || Some(u64::try_from(end - now).unwrap_or(0).max(1));
+        if cost > u64::from(quota.max) {
+            return Ok(wait());
+        }
+        let mut s = lock(&self.budgets);
+        // Keep memory bounded under a flood of distinct keys: windows that
+        // have ended are worth nothing.
+        if s.len() > 100_000 {
+            s.retain(|_, (_, until, _)| *until > now);
+        }
+        let spent = match s.get_mut(key) {
+            Some(entry) => entry,
+            None => s.entry(key.to_owned()).or_insert((start, end, 0)),
+        };
+        if spent.0 != start {
+            *spent = (start, end, 0);
+        }
+        if spent.2 + cost > u64::from(quota.max) {
+            return Ok(wait());
+        }
+        spent.2 += cost;
+        Ok(None)
     }
 }
 

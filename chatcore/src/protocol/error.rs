@@ -19,6 +19,9 @@ pub enum ErrorCode {
     WeakPassword,
     /// Too many attempts; `retry_after_ms` says when to try again.
     RateLimited,
+    /// A count limit is reached (connections of an account, later members
+    /// of a group); waiting does not help, closing or removing something does.
+    LimitReached,
     /// The frame or a field is larger than the server accepts.
     TooLarge,
     /// The bytes are not a frame of this protocol (bad encoding, unknown type or field).
@@ -43,6 +46,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::WeakPassword => "weak_password",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::LimitReached => "limit_reached",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::InvalidFrame => "invalid_frame",
             ErrorCode::InvalidArgument => "invalid_argument",
@@ -53,13 +57,14 @@ impl ErrorCode {
     }
 
     /// Every code, for metrics labels and documentation checks.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
         ErrorCode::Conflict,
         ErrorCode::WeakPassword,
         ErrorCode::RateLimited,
+        ErrorCode::LimitReached,
         ErrorCode::TooLarge,
         ErrorCode::InvalidFrame,
         ErrorCode::InvalidArgument,

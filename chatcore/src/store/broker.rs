@@ -43,12 +43,34 @@ pub enum Event {
     },
     /// A user's presence changed.
     Presence(Presence),
-    /// Sessions of the topic's user were revoked: every connection of the
-    /// user closes, except those of device `keep`.
-    Revoked {
-        /// The device whose session survives (the one that changed the password).
-        keep: Option<DeviceId>,
-    },
+    /// Sessions of the topic's user were revoked: the connections signed in
+    /// with them close (4001).
+    Revoked(Revocation),
+}
+
+/// Which of a user's sessions a [`Event::Revoked`] ended. A session is one
+/// device's sign-in, so its connections are those of the device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scope", content = "device", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Revocation {
+    /// Every session (password reset).
+    AllDevices,
+    /// Every session but this device's (password changed from it).
+    AllDevicesExcept(DeviceId),
+    /// This device's session (logout; later, device revocation).
+    Device(DeviceId),
+}
+
+impl Revocation {
+    /// Whether a connection of `device` must close.
+    pub fn covers(&self, device: &DeviceId) -> bool {
+        match self {
+            Revocation::AllDevices => true,
+            Revocation::AllDevicesExcept(keep) => keep != device,
+            Revocation::Device(d) => d == device,
+        }
+    }
 }
 
 /// Receives the events of the topics this node subscribed to.

@@ -12,6 +12,16 @@ pub struct Quota {
     pub window_ms: u64,
 }
 
+impl Quota {
+    /// The fixed window of [`RateLimiter::spend`] that contains `now`: its
+    /// start and its end (exclusive). A window of 0 ms counts as 1 ms.
+    pub fn fixed_window(&self, now: Millis) -> (Millis, Millis) {
+        let len = i64::try_from(self.window_ms.max(1)).unwrap_or(i64::MAX);
+        let start = now - now.rem_euclid(len);
+        (start, start.saturating_add(len))
+    }
+}
+
 /// Counts events (failed logins) per key in a sliding window. Shared across
 /// nodes when the implementation is (a broker-backed one); the memory one
 /// counts per process.
@@ -27,4 +37,21 @@ pub trait RateLimiter: Send + Sync {
 
     /// Forgets the events of `key` (after a successful login).
     async fn clear(&self, key: &str) -> StoreResult<()>;
+
+    /// Spends `cost` from the budget of `key` in the fixed window of
+    /// `quota.window_ms` that contains `now` (windows start at multiples of
+    /// the window length since the epoch): `Ok(None)` when the window's
+    /// total stays at most `quota.max` with it, and then the cost is added;
+    /// otherwise nothing is added and `Ok(Some(ms))` is the wait until the
+    /// window ends. Atomic: concurrent spends of one key never pass more
+    /// than the budget in total. For budgets that charge every request
+    /// (messages, bytes, registrations), where a sliding log of events
+    /// would be too large; a counter is forgotten after its window ends.
+    async fn spend(
+        &self,
+        key: &str,
+        cost: u64,
+        quota: Quota,
+        now: Millis,
+    ) -> StoreResult<Option<u64>>;
 }

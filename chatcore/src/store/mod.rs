@@ -14,7 +14,7 @@ mod presence;
 mod sessions;
 mod users;
 
-pub use broker::{Broker, BrokerHandler, Event, Topic};
+pub use broker::{Broker, BrokerHandler, Event, Revocation, Topic};
 pub use limiter::{Quota, RateLimiter};
 pub use mailer::{Mail, Mailer};
 pub use messages::{Appended, ConversationState, MessageStore, NewMessage};

@@ -103,4 +103,9 @@ pub trait ResetTokenStore: Send + Sync {
     /// exists and `now < expires_at`; `Ok(None)` otherwise. Of two concurrent
     /// `take`s of one token, at most one returns the user.
     async fn take(&self, token_hash: &str, now: Millis) -> StoreResult<Option<UserId>>;
+
+    /// Deletes every token of `user`, live or expired; returns how many.
+    /// Called when the password changes by any path, so that no reset link
+    /// mailed earlier can set a password afterwards. Idempotent.
+    async fn revoke_user(&self, user: &UserId) -> StoreResult<u64>;
 }

@@ -40,6 +40,7 @@ cases!(
     sessions_revoke_all_keeps_one,
     resets_are_single_use_and_expire,
     resets_concurrent_takes_admit_one,
+    resets_revoke_user_deletes_only_that_users_tokens,
     messages_seq_is_gap_free_from_one,
     messages_retry_with_same_client_id_is_stored_once,
     messages_concurrent_appends_are_gap_free,
@@ -50,6 +51,8 @@ cases!(
     messages_unread_counts_others_after_read_marker,
     presence_tracks_connections_and_last_seen,
     limiter_counts_in_a_sliding_window,
+    limiter_spends_budgets_in_fixed_windows,
+    limiter_concurrent_spends_never_exceed_the_budget,
     broker_delivers_to_the_attached_handler,
 );
 
@@ -453,6 +456,21 @@ async fn resets_concurrent_takes_admit_one(b: Backends) {
     assert_eq!(winners, 1);
 }
 
+async fn resets_revoke_user_deletes_only_that_users_tokens(b: Backends) {
+    let (u, v) = (UserId::generate(), UserId::generate());
+    for (hash, user) in [("u1", &u), ("u2", &u), ("v1", &v)] {
+        b.resets
+            .insert(ResetToken::new(hash.into(), user.clone(), T0 + 60_000))
+            .await
+            .unwrap();
+    }
+    assert_eq!(b.resets.revoke_user(&u).await.unwrap(), 2);
+    assert_eq!(b.resets.get("u1", T0).await.unwrap(), None);
+    assert_eq!(b.resets.take("u2", T0).await.unwrap(), None);
+    assert_eq!(b.resets.get("v1", T0).await.unwrap(), Some(v.clone()));
+    assert_eq!(b.resets.revoke_user(&u).await.unwrap(), 0, "idempotent");
+}
+
 async fn messages_seq_is_gap_free_from_one(b: Backends) {
     let (a, z, c) = pair();
     for i in 1..=5u64 {
@@ -793,13 +811,77 @@ impl BrokerHandler for Recorder {
     }
 }
 
+async fn limiter_spends_budgets_in_fixed_windows(b: Backends) {
+    let q = Quota {
+        max: 100,
+        window_ms: 1000,
+    };
+    // T0 is a multiple of the window: windows are [T0, T0+1000), ...
+    let start = T0 - T0 % 1000;
+    assert_eq!(b.limiter.spend("s", 60, q, start).await.unwrap(), None);
+    assert_eq!(b.limiter.spend("s", 40, q, start + 10).await.unwrap(), None);
+    assert_eq!(
+        b.limiter.spend("s", 1, q, start + 400).await.unwrap(),
+        Some(600),
+        "over the budget: the wait until the window ends"
+    );
+    assert_eq!(
+        b.limiter.spend("other", 100, q, start + 400).await.unwrap(),
+        None,
+        "keys are independent"
+    );
+    assert_eq!(
+        b.limiter.spend("big", 101, q, start).await.unwrap(),
+        Some(1000),
+        "a cost larger than the whole budget never passes"
+    );
+    // A refused spend adds nothing: 10 more still fit after a refusal...
+    let r = Quota {
+        max: 10,
+        window_ms: 1000,
+    };
+    assert_eq!(b.limiter.spend("r", 5, r, start).await.unwrap(), None);
+    assert!(b.limiter.spend("r", 6, r, start).await.unwrap().is_some());
+    assert_eq!(b.limiter.spend("r", 5, r, start).await.unwrap(), None);
+    // ...and the next window starts from nothing.
+    assert_eq!(
+        b.limiter.spend("s", 100, q, start + 1000).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        b.limiter.spend("s", 1, q, start + 1999).await.unwrap(),
+        Some(1)
+    );
+}
+
+async fn limiter_concurrent_spends_never_exceed_the_budget(b: Backends) {
+    let q = Quota {
+        max: 10,
+        window_ms: 60_000,
+    };
+    let start = T0 - T0 % 60_000;
+    let tasks: Vec<_> = (0..25)
+        .map(|_| {
+            let l = b.limiter.clone();
+            tokio::spawn(async move { l.spend("race", 1, q, start).await })
+        })
+        .collect();
+    let mut passed = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap().is_none() {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 10, "exactly the budget passes");
+}
+
 async fn broker_delivers_to_the_attached_handler(b: Backends) {
     let rec = Arc::new(Recorder::default());
     b.broker.attach(rec.clone());
     let u = UserId::generate();
     let topic = Topic::User(u.clone());
     b.broker.subscribe(&topic).await.unwrap();
-    let ev = Event::Revoked { keep: None };
+    let ev = Event::Revoked(crate::store::Revocation::AllDevices);
     b.broker.publish(&topic, ev.clone()).await.unwrap();
     // A broker between nodes delivers asynchronously: wait for it, bounded.
     for _ in 0..200 {

@@ -38,7 +38,7 @@ fn profile() -> Profile {
         username: "bob".into(),
         display_name: "Bob Builder".into(),
         about: "Can we fix it?".into(),
-        avatar: Some("media:avatar-b0b".into()),
+        avatar: Some("0190f7a2b0b0avatar000000000b0b0".into()),
     }
 }
 
@@ -110,7 +110,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             id: 11,
             display_name: None,
             about: Some("Curiouser and curiouser".into()),
-            avatar: Some("media:avatar-a11c".into()),
+            avatar: Some("0190f7a2a11cavatar00000000a11c0".into()),
         },
         ClientFrame::Send {
             id: 12,

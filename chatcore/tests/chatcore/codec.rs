@@ -435,3 +435,74 @@ proptest! {
         prop_assert_eq!(Codec::Json.decode_client(&sorted).expect("decodes"), frame);
     }
 }
+
+fn read_doc() -> String {
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/PROTOCOL.md"))
+        .expect("docs/PROTOCOL.md exists")
+}
+
+fn has_null(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Array(a) => a.iter().any(has_null),
+        serde_json::Value::Object(o) => o.values().any(has_null),
+        _ => false,
+    }
+}
+
+/// PROTOCOL.md promises that absent optional fields are omitted, never
+/// `null`: no frame the server encodes has a `null` (the samples include a
+/// profile without a picture and a presence without `last_seen`).
+#[test]
+fn absent_optional_fields_are_omitted_as_the_document_says() {
+    let doc = read_doc();
+    assert!(doc.contains("Optional fields that are absent are **omitted**, never"));
+    assert!(
+        !doc.contains(": null"),
+        "an example in PROTOCOL.md shows a null"
+    );
+    for v in expected_vectors().vectors {
+        let json: serde_json::Value = serde_json::from_str(&v.json).expect("json");
+        assert!(!has_null(&json), "{} encodes a null: {}", v.name, v.json);
+    }
+}
+
+/// Every close code the engine uses is in PROTOCOL.md's table, with the
+/// meaning the code has.
+#[test]
+fn protocol_doc_lists_every_close_code() {
+    use chatcore::session::Disconnect;
+    let doc = read_doc();
+    for (d, words) in [
+        (Disconnect::ClientClosed, "normal"),
+        (Disconnect::Shutdown, "shutting down"),
+        (Disconnect::AuthTimeout, "authentication timeout"),
+        (Disconnect::InvalidFrames, "undecodable frames"),
+        (Disconnect::UnsupportedVersion, "unsupported version"),
+        (Disconnect::Overloaded, "signing in"),
+        (Disconnect::Revoked, "session revoked"),
+        (Disconnect::SlowConsumer, "too slow"),
+        (
+            Disconnect::TooManyFromAddress,
+            "too many connections from this address",
+        ),
+        (Disconnect::TooManyForAccount, "for this account"),
+    ] {
+        let row = format!("| {} |", d.close_code());
+        let line = doc
+            .lines()
+            .find(|l| l.starts_with(&row))
+            .unwrap_or_else(|| panic!("PROTOCOL.md has no row for close code {}", d.close_code()));
+        assert!(
+            line.contains(words),
+            "close code {}: {line}",
+            d.close_code()
+        );
+    }
+    // chatd's own: idle connections and server pings are documented too.
+    assert!(doc.contains("idle timeout") && doc.contains("WebSocket ping every 25 s"));
+    assert!(
+        doc.contains("HTTP 403"),
+        "a disallowed Origin is refused at HTTP"
+    );
+}
