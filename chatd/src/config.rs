@@ -147,6 +147,36 @@ struct Options {
     #[arg(long, env = "CHATD_MAX_UNAUTHENTICATED", value_name = "N")]
     max_unauthenticated: Option<usize>,
 
+    /// The share of --max-unauthenticated one client address may hold (IPv6: per /64); more from
+    /// that address are closed with 1013 (default: 100).
+    #[arg(long, env = "CHATD_MAX_UNAUTHENTICATED_PER_ADDRESS", value_name = "N")]
+    max_unauthenticated_per_address: Option<usize>,
+
+    /// WebSocket connections one client address may hold, signed in or not (IPv6: per /64); more
+    /// are closed with 4029 (default: 300).
+    #[arg(long, env = "CHATD_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    max_connections_per_address: Option<usize>,
+
+    /// Connections one account may hold; a sign-in beyond it gets `limit_reached` and close 4029
+    /// (default: 20).
+    #[arg(long, env = "CHATD_MAX_CONNECTIONS_PER_USER", value_name = "N")]
+    max_connections_per_user: Option<usize>,
+
+    /// Bytes of messages one user may send per minute, across all their connections; each message
+    /// counts its text but at least 512 bytes. Past it `send` gets `rate_limited` (default:
+    /// 4194304, 4 MiB).
+    #[arg(long, env = "CHATD_SEND_BYTES_PER_MINUTE", value_name = "BYTES")]
+    send_bytes_per_minute: Option<u32>,
+
+    /// Registrations allowed per hour on the whole service, whatever the addresses; bounds how
+    /// fast anyone can probe which emails and phones have accounts (default: 1000).
+    #[arg(long, env = "CHATD_SIGNUPS_PER_HOUR", value_name = "N")]
+    signups_per_hour: Option<u32>,
+
+    /// Registrations and password-reset requests allowed per client address per hour (default: 30).
+    #[arg(long, env = "CHATD_SIGNUPS_PER_ADDRESS_PER_HOUR", value_name = "N")]
+    signups_per_address_per_hour: Option<u32>,
+
     /// Failed logins allowed per account in 15 minutes; then `rate_limited` with the time to wait
     /// (default: 10).
     #[arg(long, env = "CHATD_LOGIN_FAILURES_PER_ACCOUNT", value_name = "N")]
@@ -274,6 +304,12 @@ pub(crate) struct Settings {
     pub(crate) idle_timeout: Duration,
     pub(crate) auth_timeout: Duration,
     pub(crate) max_unauthenticated: usize,
+    pub(crate) max_unauthenticated_per_address: usize,
+    pub(crate) max_connections_per_address: usize,
+    pub(crate) max_connections_per_user: usize,
+    pub(crate) send_bytes_per_minute: u32,
+    pub(crate) signups_per_hour: u32,
+    pub(crate) signups_per_address_per_hour: u32,
     pub(crate) login_failures_per_account: u32,
     pub(crate) login_failures_per_address: u32,
     pub(crate) frames_per_second: u32,
@@ -369,6 +405,12 @@ impl Settings {
             idle_timeout: secs(o.idle_timeout_secs, 60),
             auth_timeout: secs(o.auth_timeout_secs, 10),
             max_unauthenticated: o.max_unauthenticated.unwrap_or(1000),
+            max_unauthenticated_per_address: o.max_unauthenticated_per_address.unwrap_or(100),
+            max_connections_per_address: o.max_connections_per_address.unwrap_or(300),
+            max_connections_per_user: o.max_connections_per_user.unwrap_or(20),
+            send_bytes_per_minute: o.send_bytes_per_minute.unwrap_or(4 << 20),
+            signups_per_hour: o.signups_per_hour.unwrap_or(1000),
+            signups_per_address_per_hour: o.signups_per_address_per_hour.unwrap_or(30),
             login_failures_per_account: o.login_failures_per_account.unwrap_or(10),
             login_failures_per_address: o.login_failures_per_address.unwrap_or(100),
             frames_per_second: o.frames_per_second.unwrap_or(50),
@@ -390,13 +432,22 @@ impl Settings {
         if self.max_connections == 0
             || self.outbound_queue == 0
             || self.max_unauthenticated == 0
+            || self.max_unauthenticated_per_address == 0
+            || self.max_connections_per_address == 0
+            || self.max_connections_per_user == 0
+            || self.signups_per_hour == 0
+            || self.signups_per_address_per_hour == 0
             || self.login_failures_per_account == 0
             || self.login_failures_per_address == 0
         {
             bail!(
-                "--max-connections, --outbound-queue, --max-unauthenticated and the \
-                 --login-failures-per-* limits must be at least 1"
+                "--max-connections, --outbound-queue, the --max-unauthenticated*, \
+                 --max-connections-per-*, --signups-per-* and --login-failures-per-* limits \
+                 must be at least 1"
             );
+        }
+        if self.send_bytes_per_minute < 64 * 1024 {
+            bail!("--send-bytes-per-minute must be at least 65536 (four of the largest messages)");
         }
         if self.ping_interval.is_zero() || self.idle_timeout <= self.ping_interval {
             bail!("--ping-interval-secs must be at least 1 and below --idle-timeout-secs");
@@ -436,6 +487,12 @@ impl Options {
             idle_timeout_secs,
             auth_timeout_secs,
             max_unauthenticated,
+            max_unauthenticated_per_address,
+            max_connections_per_address,
+            max_connections_per_user,
+            send_bytes_per_minute,
+            signups_per_hour,
+            signups_per_address_per_hour,
             login_failures_per_account,
             login_failures_per_address,
             frames_per_second,

@@ -134,6 +134,12 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     core.outbound_queue = settings.outbound_queue;
     core.auth_timeout = settings.auth_timeout;
     core.max_unauthenticated = settings.max_unauthenticated;
+    core.max_unauthenticated_per_address = settings.max_unauthenticated_per_address;
+    core.max_connections_per_address = settings.max_connections_per_address;
+    core.max_connections_per_user = settings.max_connections_per_user;
+    core.send_budget.max = settings.send_bytes_per_minute;
+    core.signup_global.max = settings.signups_per_hour;
+    core.signup_per_address.max = settings.signups_per_address_per_hour;
     core.login_per_account.max = settings.login_failures_per_account;
     core.login_per_address.max = settings.login_failures_per_address;
     core.frames_per_second = settings.frames_per_second;

@@ -23,6 +23,8 @@ const T: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "violet harbour anchor 1917";
 const NEW_PASSWORD: &str = "quiet lantern meadow 2024";
 
+#[path = "e2e/hardening.rs"]
+mod hardening;
 #[path = "e2e/mongo.rs"]
 mod mongo;
 
@@ -254,6 +256,23 @@ impl RawWs {
         if let Some(size) = rcvbuf {
             socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
         }
+        Self::handshake(socket, addr, extra_headers).await
+    }
+
+    /// Handshakes from source address `from` (another loopback address:
+    /// 127.0.0.2, 127.0.0.3, ... stand for other clients).
+    async fn connect_from(addr: SocketAddr, from: &str) -> Result<RawWs, u16> {
+        let socket = TcpSocket::new_v4().expect("socket");
+        let src: std::net::IpAddr = from.parse().expect("an address");
+        socket.bind(SocketAddr::new(src, 0)).expect("bind");
+        Self::handshake(socket, addr, &[]).await
+    }
+
+    async fn handshake(
+        socket: TcpSocket,
+        addr: SocketAddr,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<RawWs, u16> {
         let mut stream = timeout(T, socket.connect(addr))
             .await
             .expect("connect timed out")
@@ -622,28 +641,28 @@ async fn two_users_chat_and_a_third_cannot_read_it() {
     assert_eq!(convs.len(), 1);
     assert_eq!(convs[0].peer.as_ref(), Some(&alice.id()));
 
-    // Carol is no member: every way in is forbidden, and her sync is empty.
+    // Carol is no member: every way in is not_found (as for a conversation that does not exist), and her sync is empty.
     assert_eq!(
         server_code(carol.client.history(&conv, None, None).await),
-        ErrorCode::Forbidden
+        ErrorCode::NotFound
     );
     assert_eq!(
         server_code(carol.client.ack(&conv, 1).await),
-        ErrorCode::Forbidden
+        ErrorCode::NotFound
     );
     assert_eq!(
         server_code(carol.client.read(&conv, 1).await),
-        ErrorCode::Forbidden
+        ErrorCode::NotFound
     );
     assert_eq!(
         server_code(carol.client.focus(Some(&conv)).await),
-        ErrorCode::Forbidden
+        ErrorCode::NotFound
     );
     assert!(carol.client.sync(None).await.unwrap().messages.is_empty());
 
     assert_eq!(chatd.metric("chatd_messages_stored_total").await, 3);
     assert!(chatd.metric("chatd_messages_delivered_total").await >= 3);
-    assert!(chatd.metric("chatd_errors_total{code=\"forbidden\"}").await >= 4);
+    assert!(chatd.metric("chatd_errors_total{code=\"not_found\"}").await >= 4);
 }
 
 #[tokio::test]

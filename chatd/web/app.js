@@ -38,10 +38,10 @@ const INVALID = {
   username: "Use 3–32 letters, digits, _ . or -.",
   email: "This is not a valid email address.",
   phone: "Use the international form: + or 00, then 8–15 digits.",
-  display_name: "Use 1–64 characters.",
+  display_name: "Use 1–64 characters, without control or invisible formatting characters.",
+  about: "Use at most 256 characters, without control or invisible formatting characters.",
   password: "This password cannot be used.",
   new_password: "This password cannot be used.",
-  avatar: "This picture reference cannot be used.",
 };
 
 function duration(ms) {
@@ -64,6 +64,8 @@ function describe(err) {
       return "Cannot reach the server. Check your connection and try again.";
     case "too_large":
       return "That is too long.";
+    case "limit_reached":
+      return "This account is open in too many places. Close it somewhere else, then try again.";
     case "internal":
       return "The server had a problem. Please try again.";
     default:
@@ -108,18 +110,32 @@ function initials(name) {
   return letters.map((w) => Array.from(w)[0].toUpperCase()).join("") || "?";
 }
 
-/** Fills an avatar element: the picture when it is one this page may load, else initials on a colour. */
+/**
+ * A profile picture is a media id (16–64 of A-Z a-z 0-9 _ -), never a URL or path: the server refuses anything
+ * else, and the page loads nothing else even if an old record holds it.
+ */
+const MEDIA_ID = /^[A-Za-z0-9_-]{16,64}$/;
+
+/**
+ * Fills an avatar element with initials on a colour. A picture would be loaded by its media id, with this
+ * session, from this server; until the server serves media, no picture is ever requested (so nothing can
+ * point this page at another site, and nothing is requested again and again).
+ */
 function paintAvatar(el, profile) {
   el.replaceChildren();
   el.style.backgroundColor = PALETTE[hash(profile.user) % PALETTE.length];
-  const src = profile.avatar && /^\/[^/]/.test(profile.avatar) ? profile.avatar : null;
-  if (src) {
-    const img = h("img", { src, alt: "" });
-    img.addEventListener("error", () => img.replaceWith(initials(profile.display_name)));
-    el.append(img);
-  } else {
-    el.append(initials(profile.display_name || profile.username));
-  }
+  el.dataset.picture = profile.avatar && MEDIA_ID.test(profile.avatar) ? "media" : "none";
+  el.append(initials(profile.display_name || profile.username));
+}
+
+/** A name someone chose, isolated from the text around it, so right-to-left or mixed text cannot reorder its neighbours. */
+function nameNode(name) {
+  return h("bdi", {}, name);
+}
+
+/** Shows `name` in `el` (a heading, a label), isolated. */
+function setName(el, name) {
+  el.replaceChildren(nameNode(name));
 }
 
 function avatar(profile, presence, extra = "") {
@@ -324,7 +340,7 @@ function enterApp(first) {
 function renderMe() {
   const me = state.me;
   paintAvatar($("me-avatar"), me.profile);
-  $("me-name").textContent = me.profile.display_name;
+  setName($("me-name"), me.profile.display_name);
 }
 
 // -- form errors --------------------------------------------------------------
@@ -602,7 +618,7 @@ function renderDirectory() {
             h(
               "span",
               { class: "person-line" },
-              h("span", { class: "person-name" }, u.profile.display_name),
+              h("span", { class: "person-name" }, nameNode(u.profile.display_name)),
               h("span", { class: `presence ${u.presence.online ? "online" : ""}` }, presenceText(u.presence)),
             ),
             h(
@@ -769,7 +785,13 @@ async function loadOlder(c) {
     }
   } catch (err) {
     c.loading = false;
-    console.warn("history failed:", err);
+    if (err instanceof ChatError && err.code === "not_found") {
+      // No message yet: the conversation begins with the first one sent.
+      c.more = false;
+      c.loaded = true;
+    } else {
+      console.warn("history failed:", err);
+    }
   }
   renderHistoryStatus();
 }
@@ -788,7 +810,7 @@ function renderChatHeader() {
   const u = c && state.users.get(c.peer);
   if (!u) return;
   paintAvatar($("peer-avatar"), u.profile);
-  $("peer-name").textContent = u.profile.display_name;
+  setName($("peer-name"), u.profile.display_name);
   const p = $("peer-presence");
   p.textContent = presenceText(u.presence);
   p.classList.toggle("online", u.presence.online);
@@ -932,7 +954,7 @@ async function openCard(user) {
   }
   dialog.dataset.user = user;
   paintAvatar($("card-avatar"), entry.profile);
-  $("card-name").textContent = entry.profile.display_name;
+  setName($("card-name"), entry.profile.display_name);
   $("card-username").textContent = `@${entry.profile.username}`;
   $("card-presence").textContent = mine ? "This is you" : presenceText(entry.presence);
   $("card-about").textContent = entry.profile.about || (mine ? "" : "No about text yet.");
@@ -943,7 +965,6 @@ async function openCard(user) {
     clearErrors(form);
     form.elements.display_name.value = entry.profile.display_name;
     form.elements.about.value = entry.profile.about;
-    form.elements.avatar.value = entry.profile.avatar ?? "";
   }
   if (!dialog.open) dialog.showModal();
 }
@@ -960,7 +981,7 @@ function wireCard() {
     const v = values(form);
     void submitting(form, async () => {
       try {
-        const entry = await state.client.updateProfile({ display_name: v.display_name.trim(), about: v.about, avatar: v.avatar.trim() });
+        const entry = await state.client.updateProfile({ display_name: v.display_name.trim(), about: v.about });
         rememberUser(entry);
         state.me.profile = entry.profile;
         renderMe();
@@ -983,7 +1004,7 @@ function toast(title, text, onclick) {
   const el = h(
     "button",
     { type: "button", class: "toast", role: "status" },
-    h("strong", { class: "toast-title" }, title),
+    h("strong", { class: "toast-title" }, nameNode(title)),
     h("span", { class: "toast-text" }, text),
   );
   const dismiss = () => {

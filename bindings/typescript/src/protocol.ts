@@ -28,6 +28,7 @@ export type ErrorCode =
   | "conflict"
   | "weak_password"
   | "rate_limited"
+  | "limit_reached"
   | "too_large"
   | "invalid_frame"
   | "invalid_argument"
@@ -43,6 +44,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "conflict",
   "weak_password",
   "rate_limited",
+  "limit_reached",
   "too_large",
   "invalid_frame",
   "invalid_argument",
@@ -66,16 +68,16 @@ export interface Profile {
   username: string;
   display_name: string;
   about: string;
-  /** Media reference of the profile picture; `null` when there is none. */
-  avatar: string | null;
+  /** Media id of the profile picture; absent when there is none. */
+  avatar?: string;
 }
 
 /** Online now, or when last seen (ms since the epoch). */
 export interface Presence {
   user: string;
   online: boolean;
-  /** When the user's last device left; `null` while online or if never seen. */
-  last_seen: number | null;
+  /** When the user's last device left; absent while online or if never seen. */
+  last_seen?: number;
 }
 
 /** A message payload, tagged by `kind`. */
@@ -222,10 +224,10 @@ type Kind =
 /**
  * How a field's absence is written, following the serde attributes:
  * `required`; `optional` = `Option` with `skip_serializing_if` (omitted when
- * absent, `null` accepted on input); `nullable` = `Option` without it
- * (always written, `null` when absent); `nonempty` = a `Vec` skipped when empty.
+ * absent, `null` accepted on input; every `Option` of the protocol is one);
+ * `nonempty` = a `Vec` skipped when empty.
  */
-type Mode = "required" | "optional" | "nullable" | "nonempty";
+type Mode = "required" | "optional" | "nonempty";
 
 interface Field {
   name: string;
@@ -235,7 +237,6 @@ interface Field {
 
 const req = (name: string, kind: Kind): Field => ({ name, kind, mode: "required" });
 const opt = (name: string, kind: Kind): Field => ({ name, kind, mode: "optional" });
-const nul = (name: string, kind: Kind): Field => ({ name, kind, mode: "nullable" });
 const vec = (name: string, kind: Kind): Field => ({ name, kind, mode: "nonempty" });
 
 const id = req("id", "u32");
@@ -262,12 +263,12 @@ const PROFILE: Kind = {
     req("username", "string"),
     req("display_name", "string"),
     req("about", "string"),
-    nul("avatar", "string"),
+    opt("avatar", "string"),
   ],
 };
 
 const PRESENCE: Kind = {
-  struct: [req("user", "string"), req("online", "bool"), nul("last_seen", millis)],
+  struct: [req("user", "string"), req("online", "bool"), opt("last_seen", millis)],
 };
 
 const DIRECTORY_ENTRY: Kind = { struct: [req("profile", PROFILE), req("presence", PRESENCE)] };
@@ -385,7 +386,6 @@ function canonFields(obj: Record<string, unknown>, fields: Field[], out: Record<
     const at = path ? `${path}.${f.name}` : f.name;
     if (v === undefined || v === null) {
       if (f.mode === "required") fail(at, v === null ? "must not be null" : "missing");
-      if (f.mode === "nullable") out[f.name] = null;
       continue;
     }
     const c = canon(v, f.kind, at);

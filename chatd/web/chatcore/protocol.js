@@ -25,6 +25,7 @@ export const ERROR_CODES = [
     "conflict",
     "weak_password",
     "rate_limited",
+    "limit_reached",
     "too_large",
     "invalid_frame",
     "invalid_argument",
@@ -38,7 +39,6 @@ export class ProtocolError extends Error {
 }
 const req = (name, kind) => ({ name, kind, mode: "required" });
 const opt = (name, kind) => ({ name, kind, mode: "optional" });
-const nul = (name, kind) => ({ name, kind, mode: "nullable" });
 const vec = (name, kind) => ({ name, kind, mode: "nonempty" });
 const id = req("id", "u32");
 /** Millis is an i64 in Rust. */
@@ -61,11 +61,11 @@ const PROFILE = {
         req("username", "string"),
         req("display_name", "string"),
         req("about", "string"),
-        nul("avatar", "string"),
+        opt("avatar", "string"),
     ],
 };
 const PRESENCE = {
-    struct: [req("user", "string"), req("online", "bool"), nul("last_seen", millis)],
+    struct: [req("user", "string"), req("online", "bool"), opt("last_seen", millis)],
 };
 const DIRECTORY_ENTRY = { struct: [req("profile", PROFILE), req("presence", PRESENCE)] };
 const CONVERSATION_SUMMARY = {
@@ -178,8 +178,6 @@ function canonFields(obj, fields, out, path, skip) {
         if (v === undefined || v === null) {
             if (f.mode === "required")
                 fail(at, v === null ? "must not be null" : "missing");
-            if (f.mode === "nullable")
-                out[f.name] = null;
             continue;
         }
         const c = canon(v, f.kind, at);

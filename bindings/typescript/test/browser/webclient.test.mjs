@@ -222,6 +222,33 @@ step("own profile: the about text shows on the other's contact card", async () =
   await alicePage.keyboard.press("Escape");
 });
 
+step("names: a direction override is refused on its field; right-to-left names are shown isolated", async () => {
+  await bobPage.click("#me-button");
+  await bobPage.locator("#profile-form").waitFor({ state: "visible" });
+  // U+202E would make "Bob" read as another name and drag the text after it along.
+  await bobPage.fill("#profile-display_name", "Bob \u202Eredliub");
+  await bobPage.click("#profile-form button[type=submit]");
+  await waitForText(bobPage, "#profile-display_name-error", "invisible formatting");
+  await bobPage.fill("#profile-display_name", "בוב Builder");
+  await bobPage.click("#profile-form button[type=submit]");
+  await bobPage.locator("#card").waitFor({ state: "hidden" });
+  // Every place Alice sees the name holds it in its own <bdi>, so it cannot reorder what stands beside it.
+  await alicePage.fill("#search", "Builder");
+  await waitForText(alicePage, '#directory button[data-username="bob"] .person-name bdi', "בוב Builder");
+  await alicePage.fill("#search", "");
+  await alicePage.click("#chat-peer");
+  await waitForText(alicePage, "#card-name bdi", "בוב Builder");
+  await alicePage.keyboard.press("Escape");
+  await alicePage.reload();
+  await openChatWith(alicePage, "bob");
+  await waitForText(alicePage, "#peer-name bdi", "בוב Builder");
+  await bobPage.click("#me-button");
+  await bobPage.locator("#profile-form").waitFor({ state: "visible" });
+  await bobPage.fill("#profile-display_name", bob.display_name);
+  await bobPage.click("#profile-form button[type=submit]");
+  await bobPage.locator("#card").waitFor({ state: "hidden" });
+});
+
 step("a reload resumes the session and finds the history", async () => {
   await alicePage.reload();
   await alicePage.locator("#app").waitFor({ state: "visible" });
