@@ -28,6 +28,8 @@ export async function startChatd(extraArgs = []) {
   const args = [
     "--listen", "127.0.0.1:0",
     "--print-addr",
+    // The default metrics port (9090) would clash between parallel test files.
+    "--metrics-listen", "off",
     "--store", "memory",
     "--mailer", `dir:${mailDir}`,
     "--argon2-m-kib", "8",
