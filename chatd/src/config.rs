@@ -35,8 +35,9 @@ pub(crate) struct Cli {
     #[arg(long, env = "CHATD_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Print the bound address (e.g. `127.0.0.1:8080`) alone on a stdout line once listening
-    /// (for scripts and tests that listen on port 0).
+    /// Print the bound address (e.g. `127.0.0.1:8080`) alone on a stdout line once listening, and
+    /// the metrics listener's on the next line unless it is off (for scripts and tests that
+    /// listen on port 0).
     #[arg(long)]
     print_addr: bool,
 

@@ -96,7 +96,9 @@ pub(crate) enum ProxyError {
     Missing,
     #[error("malformed PROXY protocol header: {0}")]
     Malformed(&'static str),
-    #[error("PROXY protocol header longer than {MAX_V2_BODY} bytes")]
+    #[error(
+        "PROXY protocol header too long (v1: 107 bytes, v2: {MAX_V2_BODY} after the fixed part)"
+    )]
     TooLong,
     #[error("connection closed or failed while reading the PROXY header")]
     Io,

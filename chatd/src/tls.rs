@@ -128,13 +128,20 @@ impl CertStore {
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = sighup.recv() => self.reload("SIGHUP"),
+                    _ = sighup.recv() => {
+                        let store = self.clone();
+                        // File reads and key parsing: off the async workers.
+                        let _ = tokio::task::spawn_blocking(move || store.reload("SIGHUP")).await;
+                    }
                     _ = async {
                         match ticks.as_mut() {
                             Some(t) => t.tick().await,
                             None => std::future::pending().await,
                         }
-                    } => self.reload_if_changed(),
+                    } => {
+                        let store = self.clone();
+                        let _ = tokio::task::spawn_blocking(move || store.reload_if_changed()).await;
+                    }
                 }
             }
         })
