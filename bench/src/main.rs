@@ -167,6 +167,8 @@ async fn start_chatd(o: &AllOpts, accounts: usize, tmp: &Path) -> Result<(Server
     let tokens = tmp.join("chatd-tokens.txt");
     let mut c = pinned(&o.chatd);
     c.args(["--listen", "127.0.0.1:0", "--print-addr", "--log", "warn"])
+        // Its default port would clash between runs; the bench reads no metrics.
+        .args(["--metrics-listen", "off"])
         .arg("--load-test-accounts")
         .arg(accounts.to_string())
         .arg("--load-test-tokens")

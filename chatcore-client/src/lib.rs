@@ -11,7 +11,7 @@
 //!
 //! # Layout
 //! - [`Client`]: connect, the typed requests, [`Client::request`] for any frame.
-//! - [`ConnectOptions`]: codec, `Origin`, timeouts, event buffer.
+//! - [`ConnectOptions`]: codec, `Origin`, timeouts, event buffer, TLS roots of `wss://`.
 //! - [`Events`] / [`Event`]: the pushes and the final close.
 //! - [`Error`] / [`ServerError`]: why a call failed.
 //!
@@ -69,6 +69,8 @@ use chatcore::model::{
 };
 pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
 use chatcore::protocol::{ConversationSummary, DirectoryEntry, ProtocolError, PROTOCOL_VERSION};
+/// The TLS library of `wss://` connections, for [`ConnectOptions::tls_config`].
+pub use rustls;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -91,6 +93,9 @@ pub struct ConnectOptions {
     pub event_buffer: usize,
     /// Largest server frame accepted (history pages can be large).
     pub max_message_size: usize,
+    /// TLS settings of `wss://` URLs (trusted roots, ALPN). Default: the
+    /// Mozilla roots of `webpki-roots`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ConnectOptions {
@@ -103,6 +108,7 @@ impl Default for ConnectOptions {
             request_timeout: Duration::from_secs(30),
             event_buffer: 256,
             max_message_size: 16 << 20,
+            tls: None,
         }
     }
 }
@@ -141,6 +147,32 @@ impl ConnectOptions {
     pub fn event_buffer(mut self, n: usize) -> Self {
         self.event_buffer = n;
         self
+    }
+
+    /// Uses `config` for `wss://` connections, e.g. to trust a private CA.
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Trusts only `root` (a DER certificate) for `wss://` connections: for
+    /// servers with a private or self-signed certificate.
+    pub fn trust_root(
+        self,
+        root: rustls::pki_types::CertificateDer<'static>,
+    ) -> Result<Self, Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(root)
+            .map_err(|e| Error::Connect(Box::new(tungstenite::Error::Tls(e.into()))))?;
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Connect(Box::new(tungstenite::Error::Tls(e.into()))))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(self.tls_config(Arc::new(config)))
     }
 }
 
@@ -378,10 +410,18 @@ impl Client {
         let config = WebSocketConfig::default()
             .max_message_size(Some(options.max_message_size))
             .max_frame_size(Some(options.max_message_size));
-        let (ws, _response) =
-            tokio_tungstenite::connect_async_with_config(request, Some(config), true)
-                .await
-                .map_err(|e| Error::Connect(Box::new(e)))?;
+        let connector = options
+            .tls
+            .clone()
+            .map(tokio_tungstenite::Connector::Rustls);
+        let (ws, _response) = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(config),
+            true,
+            connector,
+        )
+        .await
+        .map_err(|e| Error::Connect(Box::new(e)))?;
         let (sink, stream) = ws.split();
         let shared = Arc::new(Shared {
             pending: Mutex::new(Some(HashMap::new())),

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
+use crate::proxy::TrustedProxies;
+
 const AFTER_HELP: &str = "\
 Every option can also be set by its environment variable (shown in brackets) or, \
 with the long name's dashes as underscores, in the --config TOML file \
@@ -33,8 +35,9 @@ pub(crate) struct Cli {
     #[arg(long, env = "CHATD_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Print the bound address (e.g. `127.0.0.1:8080`) alone on a stdout line once listening
-    /// (for scripts and tests that listen on port 0).
+    /// Print the bound address (e.g. `127.0.0.1:8080`) alone on a stdout line once listening, and
+    /// the metrics listener's on the next line unless it is off (for scripts and tests that
+    /// listen on port 0).
     #[arg(long)]
     print_addr: bool,
 
@@ -114,6 +117,56 @@ struct Options {
         value_delimiter = ','
     )]
     allowed_origin: Option<Vec<String>>,
+
+    /// Address of the separate listener for `/metrics` (default: 127.0.0.1:9090); `off` disables it.
+    /// Metrics are not served on --listen: they reveal traffic figures to whoever can reach the port.
+    #[arg(long, env = "CHATD_METRICS_LISTEN", value_name = "ADDR|off")]
+    metrics_listen: Option<String>,
+
+    /// Bearer token the metrics listener requires (`Authorization: Bearer <token>`) (default: none).
+    #[arg(
+        long,
+        env = "CHATD_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    metrics_token: Option<String>,
+
+    /// PEM file with the TLS certificate chain (leaf first); with --tls-key, the listener speaks
+    /// HTTPS/WSS only (TLS 1.2 and 1.3). Both files are re-read on SIGHUP and when they change.
+    #[arg(long, env = "CHATD_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM file with the TLS private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "CHATD_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+
+    /// Seconds between checks whether the --tls-cert/--tls-key files changed; 0 reloads on SIGHUP
+    /// only (default: 10).
+    #[arg(long, env = "CHATD_TLS_RELOAD_SECS", value_name = "SECS")]
+    tls_reload_secs: Option<u64>,
+
+    /// Reverse proxy (CIDR such as `10.0.0.0/8`, or one address) whose `X-Forwarded-For` and PROXY
+    /// protocol headers give the client address; repeat, or comma-separate in the variable
+    /// (default: none: the socket's peer is the client).
+    #[arg(
+        long,
+        env = "CHATD_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    trusted_proxy: Option<Vec<String>>,
+
+    /// Connections from --trusted-proxy peers must start with a PROXY protocol header (v1 or v2),
+    /// e.g. from HAProxy `send-proxy` or nginx `proxy_protocol on`; others are served as they come.
+    #[arg(
+        long,
+        env = "CHATD_PROXY_PROTOCOL",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    proxy_protocol: Option<bool>,
 
     /// Largest WebSocket message (one frame) accepted, in bytes; larger ones close the connection with 1009
     /// (default: 65536).
@@ -286,6 +339,15 @@ pub(crate) struct LoadTest {
     pub(crate) password: Secret,
 }
 
+/// The certificate and key files of `--tls-cert`/`--tls-key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TlsFiles {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    /// Zero: reload on SIGHUP only.
+    pub(crate) reload_every: Duration,
+}
+
 /// Everything chatd runs with, defaults applied and validated.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
@@ -297,6 +359,12 @@ pub(crate) struct Settings {
     pub(crate) mailer: MailerSpec,
     pub(crate) mail_from: String,
     pub(crate) allowed_origins: Vec<String>,
+    /// `None`: `--metrics-listen off`.
+    pub(crate) metrics_listen: Option<SocketAddr>,
+    pub(crate) metrics_token: Option<Secret>,
+    pub(crate) tls: Option<TlsFiles>,
+    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) proxy_protocol: bool,
     pub(crate) max_message_bytes: usize,
     pub(crate) max_connections: usize,
     pub(crate) outbound_queue: usize,
@@ -381,7 +449,36 @@ impl Settings {
             }
             allowed_origins.push(origin.to_owned());
         }
+        let metrics_listen = match o.metrics_listen.as_deref().map(str::trim) {
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            Some("off") => None,
+            Some(a) => Some(a.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "--metrics-listen {a:?} is neither an address like 127.0.0.1:9090 nor `off`"
+                )
+            })?),
+        };
+        let tls = match (o.tls_cert, o.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                reload_every: secs(o.tls_reload_secs, 10),
+            }),
+            (None, None) => None,
+            _ => bail!("--tls-cert and --tls-key go together"),
+        };
+        let trusted_proxies = TrustedProxies::parse(&o.trusted_proxy.unwrap_or_default())
+            .map_err(anyhow::Error::msg)?;
+        let proxy_protocol = o.proxy_protocol.unwrap_or(false);
+        if proxy_protocol && trusted_proxies.is_empty() {
+            bail!("--proxy-protocol needs --trusted-proxy: the header is accepted from trusted peers only");
+        }
         let s = Settings {
+            metrics_listen,
+            metrics_token: o.metrics_token.filter(|t| !t.is_empty()).map(Secret),
+            tls,
+            trusted_proxies,
+            proxy_protocol,
             listen: o
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -480,6 +577,13 @@ impl Options {
             smtp_username,
             smtp_password,
             allowed_origin,
+            metrics_listen,
+            metrics_token,
+            tls_cert,
+            tls_key,
+            tls_reload_secs,
+            trusted_proxy,
+            proxy_protocol,
             max_message_bytes,
             max_connections,
             outbound_queue,
@@ -609,6 +713,54 @@ mod tests {
         assert_eq!(s.listen, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(s.max_connections, 7);
         assert_eq!(s.allowed_origins, vec!["https://a.example".to_owned()]);
+    }
+
+    #[test]
+    fn transport_options() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
+        assert_eq!((s.tls.clone(), s.proxy_protocol), (None, false));
+        assert!(s.trusted_proxies.is_empty());
+        let s = parse(&[
+            "--metrics-listen",
+            "off",
+            "--metrics-token",
+            "t0k",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "::1",
+            "--proxy-protocol",
+        ])
+        .unwrap();
+        assert_eq!(s.metrics_listen, None);
+        assert_eq!(s.metrics_token, Some(Secret("t0k".into())));
+        let tls = s.tls.unwrap();
+        assert_eq!(
+            (tls.cert.to_str(), tls.reload_every.as_secs()),
+            (Some("c.pem"), 10)
+        );
+        assert_eq!(s.trusted_proxies.0.len(), 2);
+        assert!(s.proxy_protocol);
+        let s = parse(&["--metrics-listen", "127.0.0.1:0", "--proxy-protocol=false"]).unwrap();
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:0".parse().unwrap()));
+        assert!(!s.proxy_protocol);
+        let file: Options = toml::from_str(
+            "trusted_proxy = [\"10.0.0.0/8\"]\nproxy_protocol = true\ntls_reload_secs = 0",
+        )
+        .unwrap();
+        assert_eq!(file.proxy_protocol, Some(true));
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--metrics-listen", "nowhere"]).is_err());
+        assert!(parse(&["--trusted-proxy", "10.0.0.0/99"]).is_err());
+        assert!(
+            parse(&["--proxy-protocol"]).is_err(),
+            "PROXY headers need trusted peers"
+        );
     }
 
     #[test]

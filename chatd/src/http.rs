@@ -1,5 +1,7 @@
-//! The listener and the HTTP side: routing, health, metrics, static files,
-//! and the WebSocket upgrade (handshake checks, then [`crate::ws::run`]).
+//! The listeners and the HTTP side: the PROXY header and TLS handshake of
+//! each connection, routing, health, static files, the WebSocket upgrade
+//! (handshake checks, then [`crate::ws::run`]), and the separate metrics
+//! listener.
 
 use base64::Engine as _;
 use chatcore::protocol::Codec;
@@ -10,13 +12,14 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -24,13 +27,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
+use crate::config::Secret;
 use crate::metrics::{Rejection, TransportMetrics};
+use crate::proxy::TrustedProxies;
 use crate::ws::WsSettings;
 
 /// HTTP connections beyond `max_connections` WebSockets, for probes and page loads.
 const HTTP_SLACK: usize = 256;
-/// Time a client has to send its request headers.
+/// Time a client has to send its request headers (and, before them, its
+/// PROXY header and TLS handshake).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections to the metrics listener at once: scrapers, not users.
+const METRICS_CONNECTIONS: usize = 16;
 
 type Body = Full<Bytes>;
 
@@ -48,6 +56,36 @@ pub(crate) struct App {
     pub(crate) tracker: TaskTracker,
     /// Bounds TCP connections, WebSocket or not.
     tcp_permits: Arc<Semaphore>,
+    pub(crate) edge: Edge,
+}
+
+/// What stands between a TCP connection and HTTP: TLS, proxies, and who may read metrics.
+#[derive(Default)]
+pub(crate) struct Edge {
+    /// Serve HTTPS/WSS only.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Peers whose `X-Forwarded-For` and PROXY headers name the client.
+    pub(crate) trusted_proxies: TrustedProxies,
+    /// Trusted peers start each connection with a PROXY protocol header.
+    pub(crate) proxy_protocol: bool,
+    /// Bearer token the metrics listener requires.
+    pub(crate) metrics_token: Option<Secret>,
+}
+
+/// Which listener a connection came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Main,
+    Metrics,
+}
+
+/// Where a connection comes from.
+#[derive(Clone, Copy, Debug)]
+struct Peer {
+    /// The socket's peer.
+    socket: SocketAddr,
+    /// The client by the PROXY header, if a trusted peer sent one; else the socket peer's address.
+    client: IpAddr,
 }
 
 impl App {
@@ -59,6 +97,7 @@ impl App {
         max_connections: usize,
         shutdown: CancellationToken,
         tracker: TaskTracker,
+        edge: Edge,
     ) -> Arc<Self> {
         Arc::new(Self {
             server,
@@ -70,6 +109,7 @@ impl App {
             shutdown,
             tracker,
             tcp_permits: Arc::new(Semaphore::new(max_connections.saturating_add(HTTP_SLACK))),
+            edge,
         })
     }
 }
@@ -101,22 +141,116 @@ pub(crate) async fn accept_loop(app: Arc<App>, listener: TcpListener) {
     tracing::info!("stopped accepting connections");
 }
 
+/// Accepts connections to the metrics listener until `app.shutdown` fires.
+pub(crate) async fn metrics_loop(app: Arc<App>, listener: TcpListener) {
+    let permits = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
+    loop {
+        let (stream, socket) = tokio::select! {
+            _ = app.shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            continue;
+        };
+        let peer = Peer {
+            socket,
+            client: socket.ip(),
+        };
+        app.tracker.spawn(serve_http(
+            app.clone(),
+            stream,
+            peer,
+            Endpoint::Metrics,
+            permit,
+        ));
+    }
+}
+
+/// The PROXY header (from trusted peers, when expected) and the TLS
+/// handshake (when configured), then HTTP.
 async fn serve_connection(
     app: Arc<App>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    _permit: OwnedSemaphorePermit,
+    mut stream: TcpStream,
+    socket: SocketAddr,
+    permit: OwnedSemaphorePermit,
 ) {
+    let mut peer = Peer {
+        socket,
+        client: socket.ip().to_canonical(),
+    };
+    let app2 = app.clone();
+    let preamble = async move {
+        if app2.edge.proxy_protocol && app2.edge.trusted_proxies.contains(socket.ip()) {
+            match crate::proxy::read_header(&mut stream).await {
+                Ok(Some(client)) => peer.client = client,
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        match &app2.edge.tls {
+            Some(acceptor) => match acceptor.accept(stream).await {
+                Ok(tls) => Ok((Io::Tls(Box::new(tls)), peer)),
+                Err(e) => Err(format!("TLS handshake failed: {e}")),
+            },
+            None => Ok((Io::Plain(stream), peer)),
+        }
+    };
+    let result = tokio::select! {
+        _ = app.shutdown.cancelled() => return,
+        r = tokio::time::timeout(HEADER_TIMEOUT, preamble) => r,
+    };
+    match result {
+        Ok(Ok((Io::Plain(io), peer))) => serve_http(app, io, peer, Endpoint::Main, permit).await,
+        Ok(Ok((Io::Tls(io), peer))) => serve_http(app, io, peer, Endpoint::Main, permit).await,
+        Ok(Err(e)) => tracing::debug!(peer = %socket, error = %e, "connection refused"),
+        Err(_) => tracing::debug!(peer = %socket, "no PROXY header or TLS handshake in time"),
+    }
+}
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+async fn serve_http<S>(
+    app: Arc<App>,
+    io: S,
+    peer: Peer,
+    endpoint: Endpoint,
+    _permit: OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let svc_app = app.clone();
+    let hsts = app.edge.tls.is_some() && endpoint == Endpoint::Main;
     let service = service_fn(move |req| {
         let app = svc_app.clone();
-        async move { Ok::<_, Infallible>(route(&app, req, peer).await) }
+        async move {
+            let mut resp = match endpoint {
+                Endpoint::Main => route(&app, req, peer).await,
+                Endpoint::Metrics => metrics_route(&app, &req),
+            };
+            if hsts {
+                resp.headers_mut().insert(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static("max-age=31536000"),
+                );
+            }
+            Ok::<_, Infallible>(resp)
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(16 * 1024)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
@@ -130,8 +264,42 @@ async fn serve_connection(
         }
     };
     if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "http connection ended with an error");
+        tracing::debug!(peer = %peer.socket, error = %e, "http connection ended with an error");
     }
+}
+
+/// The metrics listener: `/metrics` and nothing else.
+fn metrics_route(app: &App, req: &Request<Incoming>) -> Response<Body> {
+    if req.uri().path() != "/metrics" {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return method_not_allowed();
+    }
+    if let Some(token) = &app.edge.metrics_token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .unwrap_or_default();
+        if !constant_time_eq(given, token.0.as_bytes()) {
+            let mut resp = text(StatusCode::UNAUTHORIZED, "bearer token required\n");
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    }
+    response(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        crate::metrics::render(app.server.metrics(), &app.metrics),
+    )
+}
+
+/// Compares without returning early, so response times do not reveal how
+/// much of a guessed token was right (its length may show).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn response(
@@ -155,7 +323,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     response(status, "text/plain; charset=utf-8", body)
 }
 
-async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn route(app: &App, req: Request<Incoming>, peer: Peer) -> Response<Body> {
     let path = req.uri().path();
     let get = req.method() == Method::GET || req.method() == Method::HEAD;
     match path {
@@ -172,11 +340,6 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<
                 Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "store timed out\n"),
             }
         }
-        "/metrics" if get => response(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            crate::metrics::render(app.server.metrics(), &app.metrics),
-        ),
         _ => match crate::web::lookup(path) {
             Some(asset) if get => {
                 let mut resp = response(StatusCode::OK, asset.content_type, asset.body);
@@ -195,9 +358,7 @@ async fn route(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<
                 resp
             }
             Some(_) => method_not_allowed(),
-            None if matches!(path, "/ws" | "/healthz" | "/readyz" | "/metrics") => {
-                method_not_allowed()
-            }
+            None if matches!(path, "/ws" | "/healthz" | "/readyz") => method_not_allowed(),
             None => text(StatusCode::NOT_FOUND, "not found\n"),
         },
     }
@@ -253,13 +414,20 @@ pub(crate) fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     }
 }
 
-fn upgrade(app: &App, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+fn upgrade(app: &App, mut req: Request<Incoming>, peer: Peer) -> Response<Body> {
+    let headers = req.headers();
+    let client = app.edge.trusted_proxies.client_address(
+        peer.client,
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
     let reject = |why: Rejection, status: StatusCode, body: &'static str| {
         app.metrics.rejected(why);
-        tracing::debug!(%peer, ?why, "websocket upgrade refused");
+        tracing::debug!(peer = %peer.socket, %client, ?why, "websocket upgrade refused");
         text(status, body)
     };
-    let headers = req.headers();
     if !has_token(headers, header::CONNECTION, "upgrade")
         || !has_token(headers, header::UPGRADE, "websocket")
     {
@@ -271,6 +439,15 @@ fn upgrade(app: &App, mut req: Request<Incoming>, peer: SocketAddr) -> Response<
         resp.headers_mut()
             .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         return resp;
+    }
+    // RFC 6455 4.1: the opening handshake is an HTTP/1.1 request; an
+    // HTTP/1.0 intermediary may not keep the connection open after it.
+    if req.version() != Version::HTTP_11 {
+        return reject(
+            Rejection::BadRequest,
+            StatusCode::BAD_REQUEST,
+            "WebSocket needs HTTP/1.1 (RFC 6455)\n",
+        );
     }
     if !headers
         .get(header::SEC_WEBSOCKET_VERSION)
@@ -305,7 +482,8 @@ fn upgrade(app: &App, mut req: Request<Incoming>, peer: SocketAddr) -> Response<
     };
     if !origin_allowed(&app.allowed_origins, headers) {
         tracing::info!(
-            %peer,
+            peer = %peer.socket,
+            %client,
             origin = ?headers.get(header::ORIGIN),
             "websocket upgrade from a foreign Origin refused"
         );
@@ -345,13 +523,13 @@ fn upgrade(app: &App, mut req: Request<Incoming>, peer: SocketAddr) -> Response<
     let settings = app.ws.clone();
     let shutdown = app.shutdown.clone();
     let metrics = app.metrics.clone();
-    let span = tracing::info_span!("ws", %peer);
+    let span = tracing::info_span!("ws", peer = %peer.socket, %client);
     let task = async move {
         let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
                 tracing::debug!(?codec, "websocket connected");
-                let peer_info = PeerInfo::new(Some(peer.ip()));
+                let peer_info = PeerInfo::new(Some(client));
                 crate::ws::run(
                     TokioIo::new(upgraded),
                     server,

@@ -10,7 +10,10 @@
 //! - `config`: flags, `CHATD_*` environment variables and the TOML file.
 //! - `store`: the backends named by `--store`.
 //! - `mail`: the `dir:` and SMTP mailers.
-//! - `http`: the listener, routes (`/healthz`, `/readyz`, `/metrics`, `/`, `/ws`) and the upgrade checks.
+//! - `http`: the listeners, routes (`/healthz`, `/readyz`, `/`, `/ws`; `/metrics` on its own
+//!   listener) and the upgrade checks.
+//! - `tls`: the rustls configuration and its certificate, reloaded on change and SIGHUP.
+//! - `proxy`: the client address from `X-Forwarded-For` and PROXY headers of trusted proxies.
 //! - `ws`: one WebSocket connection: decode, encode, ping, idle, close.
 //! - `metrics`: the Prometheus text rendering.
 //! - `web`: the static files embedded from `chatd/web/`.
@@ -19,8 +22,10 @@ mod config;
 mod http;
 mod mail;
 mod metrics;
+mod proxy;
 mod queue;
 mod store;
+mod tls;
 mod web;
 mod ws;
 
@@ -86,7 +91,7 @@ fn init_logging(settings: &Settings) -> anyhow::Result<()> {
 }
 
 /// The URL users reach this server at, when not configured.
-fn default_public_url(addr: SocketAddr) -> anyhow::Result<Url> {
+fn default_public_url(addr: SocketAddr, tls: bool) -> anyhow::Result<Url> {
     let host = if addr.ip().is_unspecified() {
         "localhost".to_owned()
     } else {
@@ -95,7 +100,9 @@ fn default_public_url(addr: SocketAddr) -> anyhow::Result<Url> {
             SocketAddr::V6(a) => format!("[{}]", a.ip()),
         }
     };
-    Url::parse(&format!("http://{host}:{}/", addr.port())).context("cannot build the public URL")
+    let scheme = if tls { "https" } else { "http" };
+    Url::parse(&format!("{scheme}://{host}:{}/", addr.port()))
+        .context("cannot build the public URL")
 }
 
 /// The exact Origins allowed to open WebSockets: the configured ones, the
@@ -106,8 +113,9 @@ fn allowed_origins(settings: &Settings, public_url: &Url, addr: SocketAddr) -> V
     origins.push(public_url.origin().ascii_serialization());
     if settings.public_url.is_none() && (addr.ip().is_loopback() || addr.ip().is_unspecified()) {
         let port = addr.port();
+        let scheme = public_url.scheme();
         for host in ["localhost", "127.0.0.1", "[::1]"] {
-            origins.push(format!("http://{host}:{port}"));
+            origins.push(format!("{scheme}://{host}:{port}"));
         }
     }
     origins.sort();
@@ -120,9 +128,33 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match settings.metrics_listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {at}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let certs = match &settings.tls {
+        Some(files) => Some(
+            tls::CertStore::open(&files.cert, &files.key).with_context(|| {
+                format!(
+                    "cannot load the TLS certificate {} and key {}",
+                    files.cert.display(),
+                    files.key.display()
+                )
+            })?,
+        ),
+        None => None,
+    };
     let public_url = match &settings.public_url {
         Some(url) => url.clone(),
-        None => default_public_url(addr)?,
+        None => default_public_url(addr, certs.is_some())?,
     };
     let allowed_origins = allowed_origins(&settings, &public_url, addr);
 
@@ -166,6 +198,18 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let tls_acceptor = match (&certs, &settings.tls) {
+        (Some(certs), Some(files)) => {
+            tokio::spawn(
+                certs
+                    .clone()
+                    .watch(files.reload_every, shutdown.clone())
+                    .context("cannot watch SIGHUP")?,
+            );
+            Some(tokio_rustls::TlsAcceptor::from(certs.server_config()?))
+        }
+        _ => None,
+    };
     let app = http::App::new(
         server,
         ws::WsSettings {
@@ -178,11 +222,23 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.max_connections,
         shutdown.clone(),
         tracker.clone(),
+        http::Edge {
+            tls: tls_acceptor,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            proxy_protocol: settings.proxy_protocol,
+            metrics_token: settings.metrics_token.clone(),
+        },
     );
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    if let Some(listener) = metrics_listener {
+        tokio::spawn(http::metrics_loop(app.clone(), listener));
+    }
     let accept = tokio::spawn(http::accept_loop(app, listener));
     tracing::info!(
         %addr,
+        tls = settings.tls.is_some(),
+        metrics = ?metrics_addr,
+        trusted_proxies = ?settings.trusted_proxies.0,
         public_url = %public_url,
         allowed_origins = ?allowed_origins,
         store = match settings.store { StoreSpec::Memory => "memory", StoreSpec::Mongo(_) => "mongodb" },
@@ -190,7 +246,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     if settings.print_addr {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{addr}").and_then(|()| out.flush())?;
+        writeln!(out, "{addr}")?;
+        if let Some(metrics_addr) = metrics_addr {
+            writeln!(out, "{metrics_addr}")?;
+        }
+        out.flush()?;
     }
 
     let signal_name = tokio::select! {
@@ -270,11 +330,18 @@ mod tests {
         };
         let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         let s = cli(&[]);
-        let url = default_public_url(addr).unwrap();
+        let url = default_public_url(addr, false).unwrap();
         assert_eq!(url.as_str(), "http://127.0.0.1:8080/");
         let o = allowed_origins(&s, &url, addr);
         assert!(o.contains(&"http://localhost:8080".to_owned()));
         assert!(o.contains(&"http://127.0.0.1:8080".to_owned()));
+
+        // With TLS, pages come from https:// origins.
+        let url = default_public_url(addr, true).unwrap();
+        assert_eq!(url.as_str(), "https://127.0.0.1:8080/");
+        let o = allowed_origins(&s, &url, addr);
+        assert!(o.contains(&"https://localhost:8080".to_owned()));
+        assert!(!o.iter().any(|o| o.starts_with("http:")), "{o:?}");
 
         let s = cli(&[
             "--public-url",

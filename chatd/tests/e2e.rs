@@ -27,12 +27,16 @@ const NEW_PASSWORD: &str = "quiet lantern meadow 2024";
 mod hardening;
 #[path = "e2e/mongo.rs"]
 mod mongo;
+#[path = "e2e/transport.rs"]
+mod transport;
 
 // ---------------------------------------------------------------- harness
 
 struct Chatd {
     child: Child,
     addr: SocketAddr,
+    /// The metrics listener, unless started with `--metrics-listen off`.
+    metrics_addr: Option<SocketAddr>,
     mail_dir: PathBuf,
 }
 
@@ -58,6 +62,9 @@ impl Chatd {
             "64",
         ])
         .args(["--log", "chatd=error,chatcore=warn"]);
+        if !extra.contains(&"--metrics-listen") {
+            cmd.args(["--metrics-listen", "127.0.0.1:0"]);
+        }
         if !extra.contains(&"--mailer") {
             cmd.arg("--mailer")
                 .arg(format!("dir:{}", mail_dir.display()));
@@ -76,9 +83,25 @@ impl Chatd {
             .expect("reading chatd's stdout")
             .expect("chatd exited before listening");
         let addr = line.trim().parse().expect("chatd printed an address");
+        let metrics_off = extra.windows(2).any(|w| w == ["--metrics-listen", "off"]);
+        let metrics_addr = if metrics_off {
+            None
+        } else {
+            let line = timeout(T, lines.next_line())
+                .await
+                .expect("chatd printed no metrics address")
+                .expect("reading chatd's stdout")
+                .expect("chatd exited before listening");
+            Some(
+                line.trim()
+                    .parse()
+                    .expect("chatd printed a metrics address"),
+            )
+        };
         Chatd {
             child,
             addr,
+            metrics_addr,
             mail_dir,
         }
     }
@@ -127,7 +150,7 @@ impl Chatd {
     }
 
     async fn metric(&self, sample: &str) -> u64 {
-        let (status, body) = self.http("GET", "/metrics").await;
+        let (status, body) = http(self.metrics_addr.expect("metrics on"), "GET", "/metrics").await;
         assert_eq!(status, 200);
         body.lines()
             .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
@@ -488,7 +511,9 @@ async fn http_endpoints() {
     assert_eq!(chatd.http("POST", "/healthz").await.0, 405);
     // A plain GET on the WebSocket endpoint is told to upgrade.
     assert_eq!(chatd.http("GET", "/ws").await.0, 426);
-    let (status, metrics) = chatd.http("GET", "/metrics").await;
+    // Metrics have their own listener (tests/e2e/transport.rs).
+    assert_eq!(chatd.http("GET", "/metrics").await.0, 404);
+    let (status, metrics) = http(chatd.metrics_addr.unwrap(), "GET", "/metrics").await;
     assert_eq!(status, 200);
     for name in [
         "# TYPE chatd_connections gauge",

@@ -2,8 +2,11 @@
 // Node 20 needs --experimental-websocket for its global WebSocket.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { ChatClient, ChatError, jsonCodec, msgpackCodec } from "../../dist/index.js";
 import { startChatd } from "../support/chatd.mjs";
+import { makeCertificate } from "../support/tls.mjs";
 import { collect, newAccount, nextEvent, until } from "../support/util.mjs";
 
 let chatd;
@@ -290,4 +293,43 @@ test("logout ends the session and the token stops working", async () => {
   assert.equal(ned.session, null);
   const again = await client({ token: s.token }).connect().catch((e) => e);
   assert.equal(again.code, "unauthenticated");
+});
+
+test("over wss://: a chatd serving TLS, its CA trusted by Node", async () => {
+  const pki = makeCertificate();
+  const tlsChatd = await startChatd(pki.args);
+  try {
+    assert.match(tlsChatd.wsUrl, /^wss:\/\//);
+    // Node reads NODE_EXTRA_CA_CERTS at start-up only: the client runs in a child process.
+    const script = `
+      import { ChatClient, msgpackCodec } from ${JSON.stringify(new URL("../../dist/index.js", import.meta.url).href)};
+      import { newAccount, nextEvent } from ${JSON.stringify(new URL("../support/util.mjs", import.meta.url).href)};
+      const url = process.env.CHATD_WSS_URL;
+      const open = () => new ChatClient({ url, codec: msgpackCodec, reconnect: false, requestTimeoutMs: 10000 });
+      const alice = open(), bob = open();
+      const a = await alice.register(newAccount("tlsalice"));
+      const b = await bob.register(newAccount("tlsbob"));
+      const got = nextEvent(bob, "message", (e) => e.message.from === a.user);
+      await alice.send(b.user, "sealed");
+      const { message } = await got;
+      console.log("delivered over wss:", message.content.text ?? message.content);
+      alice.close(); bob.close();
+    `;
+    const wsFlag = process.execArgv.filter((a) => a === "--experimental-websocket");
+    const child = spawn(process.execPath, [...wsFlag, "--input-type=module", "-e", script], {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caPath, CHATD_WSS_URL: tlsChatd.wsUrl },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const code = await new Promise((resolve) => child.once("exit", resolve));
+    clearTimeout(timer);
+    assert.equal(code, 0, out);
+    assert.match(out, /delivered over wss: sealed/);
+  } finally {
+    assert.equal((await tlsChatd.stop()).code, 0);
+    rmSync(pki.dir, { recursive: true, force: true });
+  }
 });

@@ -14,13 +14,15 @@ export const screenshotDir = process.env.UPDATE_SCREENSHOTS
   ? join(repo, "docs/screenshots")
   : join(repo, "target/screenshots");
 
-export async function launchBrowser() {
+/** `extraArgs`: more Chromium flags, e.g. `--ignore-certificate-errors-spki-list=<spki>`. */
+export async function launchBrowser(extraArgs = []) {
   const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
   if (!existsSync(executablePath)) throw new Error(`${executablePath} is missing: apt-get install -y chromium`);
   return chromium.launch({
     executablePath,
     headless: true,
     args: [
+      ...extraArgs,
       "--no-sandbox",
       "--disable-gpu",
       "--disable-quic",

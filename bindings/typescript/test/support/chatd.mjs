@@ -19,7 +19,7 @@ export function chatdBinary() {
 
 /**
  * Spawns chatd and resolves once it listens: `{ addr, httpUrl, wsUrl, mailDir, log, stop(), waitForMail() }`.
- * `extraArgs` are appended to the command line.
+ * `extraArgs` are appended to the command line; with `--tls-cert` the URLs are https:// and wss://.
  */
 export async function startChatd(extraArgs = []) {
   const bin = chatdBinary();
@@ -28,6 +28,8 @@ export async function startChatd(extraArgs = []) {
   const args = [
     "--listen", "127.0.0.1:0",
     "--print-addr",
+    // The default metrics port (9090) would clash between parallel test files.
+    "--metrics-listen", "off",
     "--store", "memory",
     "--mailer", `dir:${mailDir}`,
     "--argon2-m-kib", "8",
@@ -57,11 +59,12 @@ export async function startChatd(extraArgs = []) {
       reject(new Error(`chatd exited (${code ?? signal}) before listening:\n${log.join("\n")}`));
     });
   });
-  const httpUrl = `http://${addr}`;
+  const tls = extraArgs.includes("--tls-cert");
+  const httpUrl = `${tls ? "https" : "http"}://${addr}`;
   return {
     addr,
     httpUrl,
-    wsUrl: `ws://${addr}/ws`,
+    wsUrl: `${tls ? "wss" : "ws"}://${addr}/ws`,
     mailDir,
     log,
     /** SIGTERM, then SIGKILL if chatd has not exited within 15 s; resolves with its exit status. */
