@@ -62,9 +62,12 @@ test("field order and omitted optionals do not depend on how the frame was built
   assert.equal(encodeClientFrame(jsonCodec, { ...send, client: null }), '{"type":"hello","id":1,"version":1}');
 });
 
-test("nullable fields are written as null, never omitted", () => {
-  const presence = { type: "presence", presence: { user: "u", online: true } };
-  assert.equal(encodeServerFrame(jsonCodec, presence), '{"type":"presence","presence":{"user":"u","online":true,"last_seen":null}}');
+test("absent optional fields are omitted, never written as null (PROTOCOL.md)", () => {
+  const presence = { type: "presence", presence: { user: "u", online: true, last_seen: null } };
+  assert.equal(encodeServerFrame(jsonCodec, presence), '{"type":"presence","presence":{"user":"u","online":true}}');
+  const profile = { user: "u", username: "u", display_name: "U", about: "" };
+  const entry = { type: "profile", id: 1, entry: { profile, presence: presence.presence } };
+  assert.ok(!encodeServerFrame(jsonCodec, entry).includes("avatar"));
 });
 
 test("integers take the smallest MessagePack format, like rmp-serde", () => {
