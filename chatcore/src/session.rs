@@ -328,6 +328,9 @@ pub(crate) struct Auth {
     pub(crate) user: UserId,
     pub(crate) device: DeviceId,
     pub(crate) token_hash: String,
+    /// The user's key in the rate limiter's send budget, made once per
+    /// sign-in rather than per message.
+    pub(crate) send_budget_key: String,
 }
 
 /// Per-connection state; the command handlers in [`crate::commands`] are its methods.
@@ -721,6 +724,7 @@ impl Session {
             .subscribe(&Topic::User(user.clone()), self.conn, &self.conn_tx)
             .await?;
         self.auth = Some(Auth {
+            send_budget_key: format!("send:{user}"),
             user: user.clone(),
             device,
             token_hash,

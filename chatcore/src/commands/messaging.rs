@@ -32,18 +32,18 @@ impl Session {
 
     /// Spends the sender's budget for a message of `bytes` (across all of
     /// the user's connections and nodes); `rate_limited` past it.
-    async fn spend_send_budget(&self, me: &UserId, bytes: usize) -> Result<(), CoreError> {
+    async fn spend_send_budget(&self, bytes: usize) -> Result<(), CoreError> {
         let cfg = &self.server.config;
         let cost = u64::try_from(bytes)
             .unwrap_or(u64::MAX)
             .max(cfg.send_min_cost);
-        let key = format!("send:{me}");
+        let key = &self.auth()?.send_budget_key;
         let now = self.server.now();
         match self
             .server
             .backends
             .limiter
-            .spend(&key, cost, cfg.send_budget, now)
+            .spend(key, cost, cfg.send_budget, now)
             .await?
         {
             Some(retry_after_ms) => Err(CoreError::RateLimited { retry_after_ms }),
@@ -84,7 +84,7 @@ impl Session {
         if !known && self.server.backends.users.get(&to).await?.is_none() {
             return Err(CoreError::NotFound("no such user".into()));
         }
-        self.spend_send_budget(&me, bytes).await?;
+        self.spend_send_budget(bytes).await?;
         let conv = ConversationId::direct(&me, &to);
         let msg = NewMessage::new(
             conv.clone(),
