@@ -18,8 +18,11 @@
 //! - [`account`]: identifier normalisation, password rules, argon2id hashing.
 //! - [`limits`]: connections per address and per account, per node.
 //! - [`server`]: a node's shared state ([`server::Server`]), [`server::Config`], metrics.
-//! - [`session`]: the per-connection loop.
+//! - [`session`]: the per-connection loop: sign-in state, subscriptions,
+//!   limits, close codes; it applies what requests caused.
 //! - [`provision`]: bulk accounts with sessions, for load tests only.
+//! - [`request`]: what a request means: [`request::dispatch`] maps a frame
+//!   to its handler, which returns the reply and records events and effects.
 //! - `commands`: the request handlers, one file per family (private).
 //! - `hub`: node-local fan-out of broker events to connections (private).
 //! - [`error`]: [`error::CoreError`] and its mapping to wire errors.
@@ -59,6 +62,7 @@ pub mod memory;
 pub mod model;
 pub mod protocol;
 pub mod provision;
+pub mod request;
 pub mod server;
 pub mod session;
 pub mod store;

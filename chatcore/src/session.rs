@@ -20,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::error::CoreError;
 use crate::hub::{ConnTx, Kick};
 use crate::limits::{AddrKey, Refusal};
-use crate::model::{ConversationId, DeviceId, Presence, UserId};
+use crate::model::{ConversationId, Presence, UserId};
 use crate::protocol::{ClientFrame, DecodeError, ServerFrame, PROTOCOL_VERSION};
+use crate::request::{self, Caller, Out, SignIn, Who};
 use crate::server::Server;
 use crate::store::{Event, Topic};
 
@@ -170,6 +171,7 @@ where
         conv_watch: HashSet::new(),
         close_after: None,
         slot: None,
+        out: Out::default(),
     };
     // On the heap, and dropped at sign-in: a signed-in connection, which
     // may idle for days, keeps neither the timer nor its room.
@@ -323,44 +325,37 @@ impl Frames {
     }
 }
 
-/// A signed-in connection's identity.
-pub(crate) struct Auth {
-    pub(crate) user: UserId,
-    pub(crate) device: DeviceId,
-    pub(crate) token_hash: String,
-    /// The user's key in the rate limiter's send budget, made once per
-    /// sign-in rather than per message.
-    pub(crate) send_budget_key: String,
-}
-
-/// Per-connection state; the command handlers in [`crate::commands`] are its methods.
-pub(crate) struct Session {
-    pub(crate) server: Arc<Server>,
+/// The connection's life: sign-in state, subscriptions, the request rate,
+/// close codes. What each request means is in [`crate::request`].
+struct Session {
+    server: Arc<Server>,
     /// What the peer's address counts as, for the per-address limits.
-    pub(crate) addr: Option<AddrKey>,
+    addr: Option<AddrKey>,
     /// Undecodable frames since the last good one.
     invalid_in_a_row: u32,
-    pub(crate) conn: u64,
-    pub(crate) conn_key: Arc<str>,
-    pub(crate) conn_tx: ConnTx,
+    conn: u64,
+    conn_key: Arc<str>,
+    conn_tx: ConnTx,
     hello: bool,
-    pub(crate) auth: Option<Auth>,
-    pub(crate) focus: Option<ConversationId>,
+    auth: Option<Caller>,
+    focus: Option<ConversationId>,
     /// Users whose presence is watched because a directory listing shows them.
     dir_watch: HashSet<UserId>,
     /// Users whose presence is watched because of a conversation with them.
     conv_watch: HashSet<UserId>,
     bucket: TokenBucket,
-    /// Recipients this connection has already sent to: found in the user
-    /// store and given to `watch_peer` (bounded by `max_watched`). Accounts
-    /// are never deleted, so a repeated send to the same person needs
-    /// neither again.
-    pub(crate) known_users: HashSet<UserId>,
-    /// Set by a handler whose reply must be the last frame (logout, bad version).
-    pub(crate) close_after: Option<Disconnect>,
-    /// The account whose connection slot this connection holds (from just
-    /// before sign-in; [`crate::limits::Admission`]).
+    /// Users this connection knows to exist and watches (peers it sent to
+    /// or has conversations with; bounded by `max_watched`). Accounts are
+    /// never deleted, so a repeated send to the same person needs neither
+    /// a user lookup nor a watch again.
+    known_users: HashSet<UserId>,
+    /// Set when the reply must be the last frame (logout, bad version).
+    close_after: Option<Disconnect>,
+    /// The account whose connection slot this connection holds
+    /// ([`crate::limits::Admission`]).
     slot: Option<UserId>,
+    /// What the last request caused, kept for its room.
+    out: Out,
 }
 
 impl Session {
@@ -392,7 +387,7 @@ impl Session {
         // Boxed: the handlers' state would otherwise sit in every idle
         // connection's future for its whole life; one short-lived
         // allocation per request costs far less than that memory.
-        match Box::pin(self.dispatch(frame)).await {
+        match Box::pin(self.request(frame)).await {
             Ok(reply) => reply,
             Err(e) => {
                 match &e {
@@ -406,8 +401,9 @@ impl Session {
         }
     }
 
-    async fn dispatch(&mut self, frame: ClientFrame) -> Result<ServerFrame, CoreError> {
-        self.check_sizes(&frame)?;
+    /// Runs a request: `hello` here (it is the connection's), everything
+    /// else through [`request::dispatch`], whose effects this applies.
+    async fn request(&mut self, frame: ClientFrame) -> Result<ServerFrame, CoreError> {
         if !self.hello {
             return match frame {
                 ClientFrame::Hello {
@@ -420,88 +416,51 @@ impl Session {
                 )),
             };
         }
-        match frame {
-            ClientFrame::Hello { .. } => {
-                Err(CoreError::InvalidFrame("hello was already sent".into()))
-            }
-            ClientFrame::Ping { id } => Ok(ServerFrame::Pong { id }),
-            // The account handlers hold passwords across an argon2 hash:
-            // boxed each, so that `dispatch`'s own future (allocated per
-            // request) stays the size of the small, frequent ones.
-            ClientFrame::ResetRequest { id, email } => {
-                Box::pin(self.reset_request(id, email)).await
-            }
-            ClientFrame::ResetConfirm {
-                id,
-                token,
-                new_password,
-            } => Box::pin(self.reset_confirm(id, token, new_password)).await,
-            ClientFrame::Register { .. }
-            | ClientFrame::Login { .. }
-            | ClientFrame::Resume { .. }
-                if self.auth.is_some() =>
-            {
-                Err(CoreError::Forbidden(
-                    "this connection is already signed in; open another for another account".into(),
-                ))
-            }
-            ClientFrame::Register {
-                id,
-                username,
-                email,
-                phone,
-                display_name,
-                password,
-                device,
-            } => {
-                Box::pin(self.register(id, username, email, phone, display_name, password, device))
-                    .await
-            }
-            ClientFrame::Login {
-                id,
-                login,
-                password,
-                device,
-            } => Box::pin(self.login(id, login, password, device)).await,
-            ClientFrame::Resume { id, token } => Box::pin(self.resume(id, token)).await,
-            _ if self.auth.is_none() => Err(CoreError::Unauthenticated("sign in first".into())),
-            ClientFrame::Logout { id } => self.logout(id).await,
-            ClientFrame::ChangePassword {
-                id,
-                old_password,
-                new_password,
-            } => Box::pin(self.change_password(id, old_password, new_password)).await,
-            ClientFrame::SearchUsers {
-                id,
-                query,
-                after,
-                limit,
-            } => self.search_users(id, query, after, limit).await,
-            ClientFrame::GetProfile { id, user } => self.get_profile(id, user).await,
-            ClientFrame::UpdateProfile {
-                id,
-                display_name,
-                about,
-                avatar,
-            } => self.update_profile(id, display_name, about, avatar).await,
-            ClientFrame::Send {
-                id,
-                to,
-                client_id,
-                content,
-            } => self.send(id, to, client_id, content).await,
-            ClientFrame::History {
-                id,
-                conv,
-                before,
-                limit,
-            } => self.history(id, conv, before, limit).await,
-            ClientFrame::Sync { id, limit } => self.sync(id, limit).await,
-            ClientFrame::Ack { id, conv, seq } => self.ack(id, conv, seq).await,
-            ClientFrame::Read { id, conv, seq } => self.read(id, conv, seq).await,
-            ClientFrame::Focus { id, conv } => self.set_focus(id, conv).await,
-            ClientFrame::Conversations { id } => self.conversations(id).await,
+        let known_peer =
+            matches!(&frame, ClientFrame::Send { to, .. } if self.known_users.contains(to));
+        let mut who = Who::new(self.addr, self.auth.as_ref());
+        who.known_peer = known_peer;
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let reply = request::dispatch(&self.server, who, frame, &mut out).await;
+        let reply = self.apply(reply, &mut out).await;
+        self.out = out;
+        reply
+    }
+
+    /// Applies what a request caused: the close it asks for (even when it
+    /// failed); then, if it succeeded, the sign-in, the events, the watches
+    /// and the focus.
+    async fn apply(
+        &mut self,
+        reply: Result<ServerFrame, CoreError>,
+        out: &mut Out,
+    ) -> Result<ServerFrame, CoreError> {
+        if let Some(close) = out.close.take() {
+            self.close_after = Some(close);
         }
+        let reply = reply?;
+        if let Some(sign_in) = out.sign_in.take() {
+            self.sign_in(sign_in).await?;
+        }
+        let broker = &self.server.backends.broker;
+        for (topic, event) in out.events.drain(..) {
+            // Stored is what counts: a lost push is recovered by sync, a
+            // lost revocation when the revoked connection next resumes.
+            if let Err(e) = broker.publish(&topic, event).await {
+                tracing::warn!(error = %e, "event publish failed; recipients will sync");
+            }
+        }
+        for user in std::mem::take(&mut out.watch) {
+            self.watch_peer(user).await?;
+        }
+        if let Some(users) = out.directory.take() {
+            self.watch_directory(users).await?;
+        }
+        if let Some(focus) = out.focus.take() {
+            self.focus = focus;
+        }
+        Ok(reply)
     }
 
     fn hello(
@@ -522,112 +481,6 @@ impl Session {
             server: self.server.config.server_name.clone(),
             time: self.server.now(),
         })
-    }
-
-    /// Refuses oversized strings with `too_large` before any work is done.
-    fn check_sizes(&self, frame: &ClientFrame) -> Result<(), CoreError> {
-        let max = self.server.config.max_field_bytes;
-        let check = |field: &str, value: &str, max: usize| {
-            if value.len() > max {
-                Err(CoreError::TooLarge {
-                    field: field.to_owned(),
-                    message: format!("{field} is longer than {max} bytes"),
-                })
-            } else {
-                Ok(())
-            }
-        };
-        // Passwords are bounded by the policy in characters; 4 bytes each at most.
-        let pw_max = self.server.config.password_policy.max_chars * 4 + 4;
-        match frame {
-            ClientFrame::Hello { client, .. } => {
-                check("client", client.as_deref().unwrap_or(""), max)
-            }
-            ClientFrame::Register {
-                username,
-                email,
-                phone,
-                display_name,
-                password,
-                device,
-                ..
-            } => {
-                check("username", username, max)?;
-                check("email", email, max)?;
-                check("phone", phone, max)?;
-                check("display_name", display_name, max)?;
-                check("device", device, max)?;
-                check("password", password, pw_max)
-            }
-            ClientFrame::Login {
-                login,
-                password,
-                device,
-                ..
-            } => {
-                check("login", login, max)?;
-                check("device", device, max)?;
-                check("password", password, pw_max)
-            }
-            ClientFrame::Resume { token, .. } => check("token", token, max),
-            ClientFrame::ChangePassword {
-                old_password,
-                new_password,
-                ..
-            } => {
-                check("old_password", old_password, pw_max)?;
-                check("new_password", new_password, pw_max)
-            }
-            ClientFrame::ResetRequest { email, .. } => check("email", email, max),
-            ClientFrame::ResetConfirm {
-                token,
-                new_password,
-                ..
-            } => {
-                check("token", token, max)?;
-                check("new_password", new_password, pw_max)
-            }
-            ClientFrame::SearchUsers { query, after, .. } => {
-                check("query", query, max)?;
-                check("after", after.as_deref().unwrap_or(""), max)
-            }
-            ClientFrame::GetProfile { user, .. } => check("user", user.as_str(), max),
-            ClientFrame::UpdateProfile {
-                display_name,
-                about,
-                avatar,
-                ..
-            } => {
-                check("display_name", display_name.as_deref().unwrap_or(""), max)?;
-                check("about", about.as_deref().unwrap_or(""), max)?;
-                check("avatar", avatar.as_deref().unwrap_or(""), max)
-            }
-            ClientFrame::Send {
-                to,
-                client_id,
-                content,
-                ..
-            } => {
-                check("to", to.as_str(), max)?;
-                check("client_id", client_id, 128)?;
-                match content {
-                    crate::model::Content::Text { text } => {
-                        check("text", text, self.server.config.max_text_bytes)
-                    }
-                }
-            }
-            ClientFrame::History { conv, .. }
-            | ClientFrame::Ack { conv, .. }
-            | ClientFrame::Read { conv, .. }
-            | ClientFrame::Focus {
-                conv: Some(conv), ..
-            } => check("conv", conv.as_str(), max),
-            ClientFrame::Logout { .. }
-            | ClientFrame::Sync { .. }
-            | ClientFrame::Focus { conv: None, .. }
-            | ClientFrame::Conversations { .. }
-            | ClientFrame::Ping { .. } => Ok(()),
-        }
     }
 
     /// Turns a hub event into the frames this connection should see.
@@ -681,54 +534,50 @@ impl Session {
         }
     }
 
-    /// Takes one of `user`'s connection slots for this connection before it
-    /// signs in (before a session is created for it, so that a refused
-    /// sign-in leaves no device behind). Over the cap: `limit_reached`, and
-    /// the connection closes after the reply (4029).
-    pub(crate) fn reserve_account_slot(&mut self, user: &UserId) -> Result<(), CoreError> {
-        if self.slot.as_ref() == Some(user) {
-            return Ok(());
-        }
-        if self.slot.is_some() || !self.server.admission.sign_in(self.addr, user) {
-            self.close_after = Some(Disconnect::TooManyForAccount);
-            return Err(CoreError::LimitReached(format!(
-                "this account has {} connections open, the most it may; close one and retry",
-                self.server.config.max_connections_per_user
-            )));
-        }
-        self.slot = Some(user.clone());
-        Ok(())
-    }
-
-    /// Gives back the slot [`Session::reserve_account_slot`] took, when the
-    /// sign-in it was for failed.
-    pub(crate) fn release_account_slot(&mut self) {
-        if self.auth.is_none() {
-            if let Some(user) = self.slot.take() {
-                self.server.admission.sign_in_failed(self.addr, &user);
-            }
-        }
-    }
-
-    /// Signs this connection in: listens for the user's events and marks
-    /// them online. Takes the account slot unless the caller has.
-    pub(crate) async fn sign_in(
-        &mut self,
-        user: UserId,
-        device: DeviceId,
-        token_hash: String,
-    ) -> Result<(), CoreError> {
-        self.reserve_account_slot(&user)?;
-        self.server
-            .hub
-            .subscribe(&Topic::User(user.clone()), self.conn, &self.conn_tx)
-            .await?;
-        self.auth = Some(Auth {
-            send_budget_key: format!("send:{user}"),
-            user: user.clone(),
+    /// Signs this connection in after a handler created or checked its
+    /// session and took its account slot: listens for the user's events and
+    /// marks them online.
+    async fn sign_in(&mut self, sign_in: SignIn) -> Result<(), CoreError> {
+        let SignIn {
+            user,
             device,
             token_hash,
-        });
+        } = sign_in;
+        self.slot = Some(user.clone());
+        let topic = Topic::User(user.clone());
+        if let Err(e) = self
+            .server
+            .hub
+            .subscribe(&topic, self.conn, &self.conn_tx)
+            .await
+        {
+            self.release_slot();
+            return Err(e.into());
+        }
+        // A revocation (logout elsewhere, password change) published between
+        // the handler's check and the subscription above was not heard:
+        // look at the session again now that the connection listens.
+        let live = self
+            .server
+            .backends
+            .sessions
+            .get(&token_hash, self.server.now())
+            .await;
+        if !matches!(live, Ok(Some(_))) {
+            let _ = self.server.hub.unsubscribe(&topic, self.conn).await;
+            self.release_slot();
+            live?;
+            self.close_after = Some(Disconnect::Revoked);
+            return Err(CoreError::Unauthenticated(
+                "the session was revoked; sign in again".into(),
+            ));
+        }
+        self.auth = Some(Caller::new(
+            user.clone(),
+            device,
+            token_hash,
+            self.conn_key.clone(),
+        ));
         let now = self.server.now();
         if self
             .server
@@ -747,6 +596,13 @@ impl Session {
         Ok(())
     }
 
+    /// Gives back the account slot of a sign-in that failed after all.
+    fn release_slot(&mut self) {
+        if let Some(user) = self.slot.take() {
+            self.server.admission.sign_in_failed(self.addr, &user);
+        }
+    }
+
     async fn publish_presence(&self, presence: Presence) {
         let topic = Topic::Presence(presence.user.clone());
         if let Err(e) = self
@@ -760,20 +616,10 @@ impl Session {
         }
     }
 
-    /// The signed-in identity, or `unauthenticated`.
-    pub(crate) fn auth(&self) -> Result<&Auth, CoreError> {
-        self.auth
-            .as_ref()
-            .ok_or_else(|| CoreError::Unauthenticated("sign in first".into()))
-    }
-
     /// Replaces the directory-view presence watches with `users`.
-    pub(crate) async fn watch_directory(
-        &mut self,
-        users: impl IntoIterator<Item = UserId>,
-    ) -> Result<(), CoreError> {
-        let me = self.auth()?.user.clone();
-        let new: HashSet<UserId> = users.into_iter().filter(|u| *u != me).collect();
+    async fn watch_directory(&mut self, users: Vec<UserId>) -> Result<(), CoreError> {
+        let me = self.auth.as_ref().map(|a| &a.user);
+        let new: HashSet<UserId> = users.into_iter().filter(|u| Some(u) != me).collect();
         let old = std::mem::take(&mut self.dir_watch);
         for u in old.difference(&new) {
             if !self.conv_watch.contains(u) {
@@ -795,21 +641,25 @@ impl Session {
         Ok(())
     }
 
-    /// Watches the presence of a conversation peer (bounded per connection).
-    pub(crate) async fn watch_peer(&mut self, user: &UserId) -> Result<(), CoreError> {
-        if self.conv_watch.contains(user)
+    /// Watches the presence of a conversation peer, and remembers that the
+    /// user exists (both bounded per connection by `max_watched`).
+    async fn watch_peer(&mut self, user: UserId) -> Result<(), CoreError> {
+        if self.conv_watch.contains(&user)
             || self.conv_watch.len() >= self.server.config.max_watched
-            || self.auth.as_ref().is_some_and(|a| &a.user == user)
+            || self.auth.as_ref().is_some_and(|a| a.user == user)
         {
             return Ok(());
         }
-        if !self.dir_watch.contains(user) {
+        if !self.dir_watch.contains(&user) {
             self.server
                 .hub
                 .subscribe(&Topic::Presence(user.clone()), self.conn, &self.conn_tx)
                 .await?;
         }
-        self.conv_watch.insert(user.clone());
+        if self.known_users.len() < self.server.config.max_watched {
+            self.known_users.insert(user.clone());
+        }
+        self.conv_watch.insert(user);
         Ok(())
     }
 

@@ -1,5 +1,6 @@
-//! Request handlers, one file per family, as methods of the connection's session.
+//! Request handlers, one file per family: plain functions of the server,
+//! the caller and the request (see [`crate::request`]).
 
 pub(crate) mod account;
-mod directory;
-mod messaging;
+pub(crate) mod directory;
+pub(crate) mod messaging;

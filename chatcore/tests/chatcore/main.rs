@@ -3,6 +3,7 @@
 //! vectors, and whole sessions over in-process channels.
 
 mod codec;
+mod requests;
 mod sessions;
 
 use chatcore::testkit::{conformance, model};

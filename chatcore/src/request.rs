@@ -1,0 +1,380 @@
+//! What a request means, apart from the connection that carried it.
+//!
+//! A request is handled by a plain async function of the server, who asks
+//! ([`Who`]) and the request's fields, in one of the files under
+//! `commands/`. It returns the reply and records in an [`Out`] what else
+//! must happen: events to publish (to other connections, on any node,
+//! through the broker) and effects on the asking connection (it signs in,
+//! watches someone's presence, focuses a conversation, closes). The handler
+//! never sees the socket, the outbound queue or the session's state; the
+//! session ([`crate::session`]) applies the effects, and tests call
+//! [`dispatch`] without any connection at all.
+//!
+//! [`dispatch`] is the one place that maps a frame to its handler.
+
+use std::sync::Arc;
+
+use crate::commands::{account, directory, messaging};
+use crate::error::CoreError;
+use crate::limits::AddrKey;
+use crate::model::{Content, ConversationId, DeviceId, UserId};
+use crate::protocol::{ClientFrame, ServerFrame};
+use crate::server::Server;
+use crate::session::Disconnect;
+use crate::store::{Event, Topic};
+
+/// A signed-in connection's identity: who its requests run as.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Caller {
+    /// The user.
+    pub user: UserId,
+    /// The device (one per sign-in).
+    pub device: DeviceId,
+    /// Hex SHA-256 of the session token the connection signed in with.
+    pub token_hash: String,
+    /// The asking connection's key: an event it caused names it as
+    /// `origin`, so that the connection that has the reply already does
+    /// not get the event again.
+    pub conn: Arc<str>,
+    /// The user's key in the rate limiter's send budget, made once per
+    /// sign-in rather than per message.
+    pub(crate) send_budget_key: String,
+}
+
+impl Caller {
+    /// The identity of a connection `conn` signed in as `user` on `device`.
+    pub fn new(user: UserId, device: DeviceId, token_hash: String, conn: Arc<str>) -> Self {
+        Self {
+            send_budget_key: format!("send:{user}"),
+            user,
+            device,
+            token_hash,
+            conn,
+        }
+    }
+}
+
+/// Who asks: the connection's client address (for per-address limits) and,
+/// once signed in, the caller.
+#[derive(Clone, Copy, Debug)]
+pub struct Who<'a> {
+    /// What the client's address counts as; `None`: not limited by address.
+    pub addr: Option<AddrKey>,
+    /// The signed-in identity, if any.
+    pub caller: Option<&'a Caller>,
+    /// Whether the connection has sent to this user before (a cache of the
+    /// connection's, so that a repeated send skips the user lookup).
+    pub(crate) known_peer: bool,
+}
+
+impl<'a> Who<'a> {
+    /// A connection from `addr`, signed in as `caller` or not.
+    pub fn new(addr: Option<AddrKey>, caller: Option<&'a Caller>) -> Self {
+        Self {
+            addr,
+            caller,
+            known_peer: false,
+        }
+    }
+
+    /// The caller, or `unauthenticated`.
+    pub fn caller(&self) -> Result<&'a Caller, CoreError> {
+        self.caller
+            .ok_or_else(|| CoreError::Unauthenticated("sign in first".into()))
+    }
+}
+
+/// A sign-in a handler completed: the session record exists and the
+/// account slot of the connection ([`crate::limits`]) is taken. The
+/// connection listens for the user's events and goes online.
+#[derive(Clone, Debug)]
+pub struct SignIn {
+    /// The user.
+    pub user: UserId,
+    /// The device.
+    pub device: DeviceId,
+    /// The session's token hash.
+    pub token_hash: String,
+}
+
+/// What a request caused besides its reply. Reused from request to request
+/// by a connection (cleared, not reallocated).
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Out {
+    /// Events to publish, each to its topic, through the broker.
+    pub events: Vec<(Topic, Event)>,
+    /// The connection signed in.
+    pub sign_in: Option<SignIn>,
+    /// Users whose presence the connection now watches because it talks
+    /// with them.
+    pub watch: Vec<UserId>,
+    /// The users the connection's directory view now shows (replacing the
+    /// previous view's watches).
+    pub directory: Option<Vec<UserId>>,
+    /// The conversation the device now shows (`Some(None)`: none).
+    pub focus: Option<Option<ConversationId>>,
+    /// Close the connection after the reply, whether the request succeeded
+    /// or not.
+    pub close: Option<Disconnect>,
+}
+
+impl Out {
+    /// Forgets everything, keeping the room.
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.sign_in = None;
+        self.watch.clear();
+        self.directory = None;
+        self.focus = None;
+        self.close = None;
+    }
+
+    pub(crate) fn publish(&mut self, topic: Topic, event: Event) {
+        self.events.push((topic, event));
+    }
+}
+
+/// Handles one request (after `hello`) for `who`: its reply, and in `out`
+/// what else it caused. Signed-out connections may only register, log in,
+/// resume, reset a password and ping.
+pub async fn dispatch(
+    server: &Arc<Server>,
+    who: Who<'_>,
+    frame: ClientFrame,
+    out: &mut Out,
+) -> Result<ServerFrame, CoreError> {
+    check_sizes(server, &frame)?;
+    let s = server;
+    match frame {
+        ClientFrame::Hello { .. } => Err(CoreError::InvalidFrame("hello was already sent".into())),
+        ClientFrame::Ping { id } => Ok(ServerFrame::Pong { id }),
+        // The account handlers hold passwords across an argon2 hash:
+        // boxed each, so that `dispatch`'s own future (allocated per
+        // request) stays the size of the small, frequent ones.
+        ClientFrame::ResetRequest { id, email } => {
+            Box::pin(account::reset_request(s, who, id, email)).await
+        }
+        ClientFrame::ResetConfirm {
+            id,
+            token,
+            new_password,
+        } => Box::pin(account::reset_confirm(s, who, out, id, token, new_password)).await,
+        ClientFrame::Register { .. } | ClientFrame::Login { .. } | ClientFrame::Resume { .. }
+            if who.caller.is_some() =>
+        {
+            Err(CoreError::Forbidden(
+                "this connection is already signed in; open another for another account".into(),
+            ))
+        }
+        ClientFrame::Register {
+            id,
+            username,
+            email,
+            phone,
+            display_name,
+            password,
+            device,
+        } => {
+            let form = account::Registration {
+                username,
+                email,
+                phone,
+                display_name,
+                password,
+                device,
+            };
+            Box::pin(account::register(s, who, out, id, form)).await
+        }
+        ClientFrame::Login {
+            id,
+            login,
+            password,
+            device,
+        } => Box::pin(account::login(s, who, out, id, login, password, device)).await,
+        ClientFrame::Resume { id, token } => {
+            Box::pin(account::resume(s, who, out, id, token)).await
+        }
+        other => {
+            let caller = who.caller()?;
+            signed_in(s, who, caller, other, out).await
+        }
+    }
+}
+
+/// The requests of a signed-in caller.
+async fn signed_in(
+    s: &Server,
+    who: Who<'_>,
+    caller: &Caller,
+    frame: ClientFrame,
+    out: &mut Out,
+) -> Result<ServerFrame, CoreError> {
+    match frame {
+        ClientFrame::Logout { id } => account::logout(s, caller, out, id).await,
+        ClientFrame::ChangePassword {
+            id,
+            old_password,
+            new_password,
+        } => {
+            Box::pin(account::change_password(
+                s,
+                caller,
+                out,
+                id,
+                old_password,
+                new_password,
+            ))
+            .await
+        }
+        ClientFrame::SearchUsers {
+            id,
+            query,
+            after,
+            limit,
+        } => directory::search_users(s, caller, out, id, query, after, limit).await,
+        ClientFrame::GetProfile { id, user } => directory::get_profile(s, id, user).await,
+        ClientFrame::UpdateProfile {
+            id,
+            display_name,
+            about,
+            avatar,
+        } => directory::update_profile(s, caller, id, display_name, about, avatar).await,
+        ClientFrame::Send {
+            id,
+            to,
+            client_id,
+            content,
+        } => messaging::send(s, caller, who.known_peer, out, id, to, client_id, content).await,
+        ClientFrame::History {
+            id,
+            conv,
+            before,
+            limit,
+        } => messaging::history(s, caller, out, id, conv, before, limit).await,
+        ClientFrame::Sync { id, limit } => messaging::sync(s, caller, id, limit).await,
+        ClientFrame::Ack { id, conv, seq } => messaging::ack(s, caller, out, id, conv, seq).await,
+        ClientFrame::Read { id, conv, seq } => messaging::read(s, caller, out, id, conv, seq).await,
+        ClientFrame::Focus { id, conv } => messaging::focus(caller, out, id, conv),
+        ClientFrame::Conversations { id } => messaging::conversations(s, caller, out, id).await,
+        ClientFrame::Hello { .. }
+        | ClientFrame::Ping { .. }
+        | ClientFrame::Register { .. }
+        | ClientFrame::Login { .. }
+        | ClientFrame::Resume { .. }
+        | ClientFrame::ResetRequest { .. }
+        | ClientFrame::ResetConfirm { .. } => Err(CoreError::Internal(
+            "a signed-out request reached the signed-in dispatch".into(),
+        )),
+    }
+}
+
+/// Refuses oversized strings with `too_large` before any work is done.
+fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
+    let max = server.config.max_field_bytes;
+    let check = |field: &str, value: &str, max: usize| {
+        if value.len() > max {
+            Err(CoreError::TooLarge {
+                field: field.to_owned(),
+                message: format!("{field} is longer than {max} bytes"),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    // Passwords are bounded by the policy in characters; 4 bytes each at most.
+    let pw_max = server.config.password_policy.max_chars * 4 + 4;
+    match frame {
+        ClientFrame::Hello { client, .. } => check("client", client.as_deref().unwrap_or(""), max),
+        ClientFrame::Register {
+            username,
+            email,
+            phone,
+            display_name,
+            password,
+            device,
+            ..
+        } => {
+            check("username", username, max)?;
+            check("email", email, max)?;
+            check("phone", phone, max)?;
+            check("display_name", display_name, max)?;
+            check("device", device, max)?;
+            check("password", password, pw_max)
+        }
+        ClientFrame::Login {
+            login,
+            password,
+            device,
+            ..
+        } => {
+            check("login", login, max)?;
+            check("device", device, max)?;
+            check("password", password, pw_max)
+        }
+        ClientFrame::Resume { token, .. } => check("token", token, max),
+        ClientFrame::ChangePassword {
+            old_password,
+            new_password,
+            ..
+        } => {
+            check("old_password", old_password, pw_max)?;
+            check("new_password", new_password, pw_max)
+        }
+        ClientFrame::ResetRequest { email, .. } => check("email", email, max),
+        ClientFrame::ResetConfirm {
+            token,
+            new_password,
+            ..
+        } => {
+            check("token", token, max)?;
+            check("new_password", new_password, pw_max)
+        }
+        ClientFrame::SearchUsers { query, after, .. } => {
+            check("query", query, max)?;
+            check("after", after.as_deref().unwrap_or(""), max)
+        }
+        ClientFrame::GetProfile { user, .. } => check("user", user.as_str(), max),
+        ClientFrame::UpdateProfile {
+            display_name,
+            about,
+            avatar,
+            ..
+        } => {
+            check("display_name", display_name.as_deref().unwrap_or(""), max)?;
+            check("about", about.as_deref().unwrap_or(""), max)?;
+            check("avatar", avatar.as_deref().unwrap_or(""), max)
+        }
+        ClientFrame::Send {
+            to,
+            client_id,
+            content,
+            ..
+        } => {
+            check("to", to.as_str(), max)?;
+            check("client_id", client_id, 128)?;
+            match content {
+                Content::Text { text } => check("text", text, server.config.max_text_bytes),
+            }
+        }
+        ClientFrame::History { conv, .. }
+        | ClientFrame::Ack { conv, .. }
+        | ClientFrame::Read { conv, .. }
+        | ClientFrame::Focus {
+            conv: Some(conv), ..
+        } => check("conv", conv.as_str(), max),
+        ClientFrame::Logout { .. }
+        | ClientFrame::Sync { .. }
+        | ClientFrame::Focus { conv: None, .. }
+        | ClientFrame::Conversations { .. }
+        | ClientFrame::Ping { .. } => Ok(()),
+    }
+}
+
+/// Clamps a client's page size to `1..=max_page`, `default` if absent.
+pub(crate) fn page(server: &Server, limit: Option<u32>, default: usize) -> usize {
+    limit
+        .map_or(default, |l| usize::try_from(l).unwrap_or(usize::MAX))
+        .clamp(1, server.config.max_page)
+}
