@@ -64,6 +64,7 @@ pub use limiter::MongoRateLimiter;
 pub use messages::MongoMessageStore;
 pub use mongodb;
 pub use presence::MongoPresenceStore;
+pub use schema::SCHEMA_VERSION;
 pub use sessions::{MongoResetTokenStore, MongoSessionStore};
 pub use users::MongoUserStore;
 
@@ -194,11 +195,15 @@ impl MongoStore {
         })
     }
 
-    /// Creates every collection's indexes. Idempotent: indexes that exist
+    /// Checks the database's schema version (`Incompatible` when a newer
+    /// build wrote it; a new database is marked with this build's
+    /// [`SCHEMA_VERSION`]), then creates every collection's indexes.
+    /// Idempotent: indexes that exist
     /// with the same definition are left alone, so every node may call it at
     /// start-up. An index that exists under the same name with a different
     /// definition (an older schema) is an error for the operator to resolve.
     pub async fn ensure_indexes(&self) -> StoreResult<()> {
+        schema::check_version(&self.inner).await?;
         schema::ensure_indexes(&self.inner).await
     }
 

@@ -13,7 +13,7 @@ use mongodb::options::IndexOptions;
 use mongodb::IndexModel;
 
 use crate::Inner;
-use chatcore::store::StoreResult;
+use chatcore::store::{StoreError, StoreResult};
 
 /// Accounts: `_id` is the user id.
 pub(crate) const USERS: &str = "users";
@@ -35,6 +35,16 @@ pub(crate) const PRESENCE: &str = "presence";
 pub(crate) const RATE_LIMITS: &str = "rate_limits";
 /// Spent budgets (`RateLimiter::spend`), one document per key and fixed window.
 pub(crate) const BUDGETS: &str = "budgets";
+/// What the database is: one document, `_id: "schema"`, holding the
+/// version of the layout that wrote it.
+pub(crate) const META: &str = "meta";
+
+/// The layout (collections, documents, indexes) this build reads and
+/// writes. A database marked with a larger number was written by a newer
+/// build: [`check_version`] refuses it. A change that an older build could
+/// misread raises it, with a migration from the previous one in
+/// [`check_version`] and a line in docs/MONGO.md.
+pub const SCHEMA_VERSION: i64 = 1;
 
 fn index(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
@@ -120,6 +130,41 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
         (RATE_LIMITS, vec![ttl("expire_at")]),
         (BUDGETS, vec![ttl("expire_at")]),
     ]
+}
+
+/// Marks a new database with [`SCHEMA_VERSION`] and refuses one marked
+/// with a newer version. A database written before the mark existed (the
+/// same layout as version 1) is marked 1. Idempotent and safe for several
+/// nodes at once: the mark is only ever set on insert.
+pub(crate) async fn check_version(inner: &Inner) -> StoreResult<()> {
+    let meta = inner.durable::<Document>(META);
+    inner
+        .run(
+            meta.update_one(
+                doc! { "_id": "schema" },
+                doc! { "$setOnInsert": { "version": SCHEMA_VERSION } },
+            )
+            .upsert(true),
+        )
+        .await?;
+    let mark = inner.run(meta.find_one(doc! { "_id": "schema" })).await?;
+    let version = mark
+        .as_ref()
+        .and_then(|d| match d.get("version") {
+            Some(mongodb::bson::Bson::Int64(v)) => Some(*v),
+            Some(mongodb::bson::Bson::Int32(v)) => Some(i64::from(*v)),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!("{META}: the schema mark has no integer version"))
+        })?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Incompatible(format!(
+            "this database was written by a newer chatcore-mongo (schema version {version}; this \
+             build knows {SCHEMA_VERSION} and older): upgrade chatd before serving it"
+        )));
+    }
+    Ok(())
 }
 
 /// Creates every index; a no-op for those that exist with the same definition.

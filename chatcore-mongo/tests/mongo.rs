@@ -347,6 +347,39 @@ async fn a_head_left_behind_by_a_crash_is_repaired() {
 }
 
 #[tokio::test]
+async fn a_database_written_by_a_newer_schema_is_refused_with_a_clear_message() {
+    let cleanup = Cleanup::default();
+    let store = store_in(&cleanup).await;
+    let db = store.database().name().to_owned();
+    let meta = store.database().collection::<Document>("meta");
+    let mark = meta
+        .find_one(doc! { "_id": "schema" })
+        .await
+        .unwrap()
+        .expect("a new database is marked");
+    assert_eq!(
+        mark.get_i64("version").unwrap(),
+        chatcore_mongo::SCHEMA_VERSION
+    );
+    // Connecting again (another node, a restart) keeps the mark.
+    MongoStore::connect(&server_uri(), &db).await.unwrap();
+    meta.update_one(
+        doc! { "_id": "schema" },
+        doc! { "$set": { "version": chatcore_mongo::SCHEMA_VERSION + 1 } },
+    )
+    .await
+    .unwrap();
+    match MongoStore::connect(&server_uri(), &db).await {
+        Err(StoreError::Incompatible(m)) => {
+            assert!(m.contains("newer") && m.contains("upgrade chatd"), "{m}")
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a newer schema was accepted"),
+    }
+    cleanup.run().await;
+}
+
+#[tokio::test]
 async fn duplicate_keys_are_conflicts_naming_the_field() {
     let cleanup = Cleanup::default();
     let store = store_in(&cleanup).await;

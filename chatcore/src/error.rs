@@ -77,6 +77,7 @@ impl From<StoreError> for CoreError {
             StoreError::NotFound => CoreError::NotFound("not found".into()),
             StoreError::Unavailable(m) => CoreError::Unavailable(m),
             StoreError::Corrupt(m) => CoreError::Internal(format!("corrupt record: {m}")),
+            StoreError::Incompatible(m) => CoreError::Internal(format!("incompatible store: {m}")),
         }
     }
 }

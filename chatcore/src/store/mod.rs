@@ -42,6 +42,11 @@ pub enum StoreError {
     /// manual edit of the database).
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The backend's data was written by a newer version of this software,
+    /// whose layout this build does not know: serving it could lose or
+    /// mangle what the newer version wrote. The operator upgrades first.
+    #[error("incompatible store: {0}")]
+    Incompatible(String),
 }
 
 /// Result of a backend call.
