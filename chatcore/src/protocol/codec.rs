@@ -2,6 +2,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::fast::{decode_msgpack_send, FastFrame};
+use super::prescan::check_msgpack_claims;
 use super::ClientFrame;
 
 /// How frames are turned into bytes. Chosen per connection by the WebSocket
@@ -92,10 +93,14 @@ impl Codec {
         }
     }
 
-    /// Decodes any frame type. Never panics, whatever the bytes.
+    /// Decodes any frame type. Never panics, whatever the bytes, and holds
+    /// heap in proportion to the bytes, whatever their length prefixes say.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, ProtocolError> {
         match self {
             Codec::MsgPack => {
+                // rmp-serde hands serde every length prefix as a size hint
+                // to reserve from: refuse the ones the bytes cannot back.
+                check_msgpack_claims(bytes)?;
                 rmp_serde::from_slice(bytes).map_err(|e| ProtocolError::Decode(e.to_string()))
             }
             Codec::Json => {

@@ -10,6 +10,7 @@ mod codec;
 mod error;
 mod fast;
 mod frame;
+mod prescan;
 
 pub use codec::{Codec, DecodeError, ProtocolError};
 pub use error::ErrorCode;
