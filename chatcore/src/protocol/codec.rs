@@ -119,13 +119,21 @@ impl Codec {
                 return Ok(frame);
             }
         }
-        if let Ok(FastFrame(frame)) = self.decode::<FastFrame>(bytes) {
+        if let Some(frame) = self.decode_tag_first(bytes) {
             return Ok(frame);
         }
         self.decode(bytes).map_err(|error| DecodeError {
             id: self.decode::<IdOnly>(bytes).ok().and_then(|f| f.id),
             error,
         })
+    }
+
+    /// The tag-first path of [`Codec::decode_client`] alone: `None` when it
+    /// declines. Crate-visible for the differential tests (`testkit::decoding`).
+    pub(crate) fn decode_tag_first(self, bytes: &[u8]) -> Option<ClientFrame> {
+        self.decode::<FastFrame>(bytes)
+            .ok()
+            .map(|FastFrame(frame)| frame)
     }
 }
 

@@ -30,7 +30,7 @@ use super::ClientFrame;
 use crate::model::{Content, ConversationId, UserId};
 
 /// A client frame decoded by the fast path.
-pub(super) struct FastFrame(pub(super) ClientFrame);
+pub(crate) struct FastFrame(pub(crate) ClientFrame);
 
 /// Why the fast path declined; never shown to anyone.
 const DECLINED: &str = "not a frame for the fast path";
@@ -324,7 +324,7 @@ impl<'de> Visitor<'de> for TagSeed {
 /// cost about 3,000 instructions per frame. `None` for anything else, and
 /// for anything unusual (other key sets, duplicate keys, binary strings,
 /// trailing bytes): the callers then try the paths above, which decide.
-pub(super) fn decode_msgpack_send(bytes: &[u8]) -> Option<ClientFrame> {
+pub(crate) fn decode_msgpack_send(bytes: &[u8]) -> Option<ClientFrame> {
     let mut r = bytes;
     if rmp::decode::read_map_len(&mut r).ok()? != 5
         || read_str(&mut r)? != "type"

@@ -14,4 +14,6 @@ mod prescan;
 
 pub use codec::{Codec, DecodeError, ProtocolError};
 pub use error::ErrorCode;
+#[cfg(feature = "testkit")]
+pub(crate) use fast::decode_msgpack_send;
 pub use frame::{ClientFrame, ConversationSummary, DirectoryEntry, ServerFrame, PROTOCOL_VERSION};
