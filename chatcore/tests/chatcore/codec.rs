@@ -585,6 +585,32 @@ fn sample_frames_cut_flipped_or_inflated_anywhere_decode_alike_on_every_path() {
     }
 }
 
+/// The fuzzer's corpus (`scripts/fuzz`) and the inputs of the bugs it found,
+/// through the very check the fuzz target makes: CI runs them without a
+/// nightly toolchain.
+#[test]
+fn fuzz_corpus_and_regressions_pass_the_decoding_check() {
+    let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut checked = 0;
+    for dir in [
+        "corpus/decode_client_frame",
+        "regressions/decode_client_frame",
+    ] {
+        let entries = std::fs::read_dir(fuzz.join(dir)).expect("the fuzz corpus is committed");
+        for entry in entries {
+            let path = entry.expect("lists the corpus").path();
+            let bytes = std::fs::read(&path).expect("reads a corpus file");
+            let outcome = std::panic::catch_unwind(|| decoding::check(&bytes, Some(peak_heap)));
+            match outcome {
+                Ok(Ok(())) => checked += 1,
+                Ok(Err(e)) => panic!("{}: {e}", path.display()),
+                Err(_) => panic!("{}: a decoder panicked", path.display()),
+            }
+        }
+    }
+    assert!(checked > 0, "no corpus files under {}", fuzz.display());
+}
+
 /// A frame nested as deep as a peer likes is refused within the stack of a
 /// tokio worker thread (2 MiB), where chatd decodes: serde buffers a tagged
 /// frame recursively, one stack frame set per level.
