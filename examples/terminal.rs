@@ -8,6 +8,7 @@
 use chatcore_client::chatcore::model::{Content, ConversationId, Message, UserId};
 use chatcore_client::chatcore::protocol::ServerFrame;
 use chatcore_client::{Client, ConnectOptions, Event, Events, Registration};
+use chatcore_examples::terminal_safe as safe;
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 
@@ -47,7 +48,10 @@ async fn main() {
     let (client, mut events) = match Client::connect(&url, ConnectOptions::new()).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("cannot connect to {url}: {e}\n(is chatd running? `cargo run -p chatd`)");
+            eprintln!(
+                "cannot connect to {url}: {}\n(is chatd running? `cargo run -p chatd`)",
+                safe(&e.to_string())
+            );
             std::process::exit(1);
         }
     };
@@ -69,7 +73,7 @@ async fn main() {
                         break;
                     }
                     if let Err(e) = app.command(line.trim()).await {
-                        println!("! {e}");
+                        println!("! {}", safe(&e.to_string()));
                     }
                 }
                 None => break,
@@ -77,7 +81,7 @@ async fn main() {
             event = events.recv() => match event {
                 Some(Event::Push(frame)) => app.push(frame).await,
                 Some(Event::Closed(close)) => {
-                    println!("connection closed: {} {}", close.code, close.reason);
+                    println!("connection closed: {} {}", close.code, safe(&close.reason));
                     break;
                 }
                 None => break,
@@ -118,7 +122,7 @@ impl App {
             self.names
                 .insert(session.user.clone(), session.profile.username.clone());
             self.me = Some(session.user);
-            println!("signed in as {}", session.profile.username);
+            println!("signed in as {}", safe(&session.profile.username));
             return self.chats().await;
         }
         let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
@@ -161,7 +165,8 @@ impl App {
                     };
                     println!(
                         "  {:<20} {:<24} {status}",
-                        e.profile.username, e.profile.display_name
+                        safe(&e.profile.username),
+                        safe(&e.profile.display_name)
                     );
                 }
             }
@@ -214,7 +219,7 @@ impl App {
         };
         println!(
             "--- chat with {} ({online}){}",
-            peer.profile.display_name,
+            safe(&peer.profile.display_name),
             if history.more {
                 "; older messages not shown"
             } else {
@@ -243,7 +248,7 @@ impl App {
                 Some(p) => self.name(p).await,
                 None => c.conv.to_string(),
             };
-            println!("  {peer:<20} {} unread", c.unread);
+            println!("  {:<20} {} unread", safe(&peer), c.unread);
         }
         Ok(())
     }
@@ -271,7 +276,7 @@ impl App {
                 .unwrap_or_else(|| m.from.to_string())
         };
         let Content::Text { text } = &m.content;
-        println!("[{}] {who}: {text}", clock(m.ts));
+        println!("[{}] {}: {}", clock(m.ts), safe(&who), safe(text));
     }
 
     async fn push(&mut self, frame: ServerFrame) {
@@ -286,14 +291,15 @@ impl App {
             }
             ServerFrame::Alert { from, unread, .. } => {
                 let who = self.name(&from).await;
+                let who = safe(&who);
                 println!("* new message from {who} ({unread} unread): /chat {who}");
             }
             ServerFrame::Presence { presence } => {
                 let who = self.name(&presence.user).await;
                 let state = if presence.online { "online" } else { "offline" };
-                println!("* {who} is {state}");
+                println!("* {} is {state}", safe(&who));
             }
-            ServerFrame::Error { code, message, .. } => println!("! {code}: {message}"),
+            ServerFrame::Error { code, message, .. } => println!("! {code}: {}", safe(&message)),
             _ => {}
         }
     }

@@ -27,7 +27,8 @@
 //! - `hub`: node-local fan-out of broker events to connections (private).
 //! - [`error`]: [`error::CoreError`] and its mapping to wire errors.
 //! - `testkit` (feature `testkit`): the conformance suite every backend runs,
-//!   and the model-based property tests.
+//!   the model-based property tests, and the differential check of the
+//!   frame decoders that the tests and the fuzz target share.
 //!
 //! # Example
 //!

@@ -2,6 +2,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::fast::{decode_msgpack_send, FastFrame};
+use super::prescan::check_msgpack_claims;
 use super::ClientFrame;
 
 /// How frames are turned into bytes. Chosen per connection by the WebSocket
@@ -92,10 +93,14 @@ impl Codec {
         }
     }
 
-    /// Decodes any frame type. Never panics, whatever the bytes.
+    /// Decodes any frame type. Never panics, whatever the bytes, and holds
+    /// heap in proportion to the bytes, whatever their length prefixes say.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, ProtocolError> {
         match self {
             Codec::MsgPack => {
+                // rmp-serde hands serde every length prefix as a size hint
+                // to reserve from: refuse the ones the bytes cannot back.
+                check_msgpack_claims(bytes)?;
                 rmp_serde::from_slice(bytes).map_err(|e| ProtocolError::Decode(e.to_string()))
             }
             Codec::Json => {
@@ -114,13 +119,21 @@ impl Codec {
                 return Ok(frame);
             }
         }
-        if let Ok(FastFrame(frame)) = self.decode::<FastFrame>(bytes) {
+        if let Some(frame) = self.decode_tag_first(bytes) {
             return Ok(frame);
         }
         self.decode(bytes).map_err(|error| DecodeError {
             id: self.decode::<IdOnly>(bytes).ok().and_then(|f| f.id),
             error,
         })
+    }
+
+    /// The tag-first path of [`Codec::decode_client`] alone: `None` when it
+    /// declines. Crate-visible for the differential tests (`testkit::decoding`).
+    pub(crate) fn decode_tag_first(self, bytes: &[u8]) -> Option<ClientFrame> {
+        self.decode::<FastFrame>(bytes)
+            .ok()
+            .map(|FastFrame(frame)| frame)
     }
 }
 

@@ -30,7 +30,7 @@ use super::ClientFrame;
 use crate::model::{Content, ConversationId, UserId};
 
 /// A client frame decoded by the fast path.
-pub(super) struct FastFrame(pub(super) ClientFrame);
+pub(crate) struct FastFrame(pub(crate) ClientFrame);
 
 /// Why the fast path declined; never shown to anyone.
 const DECLINED: &str = "not a frame for the fast path";
@@ -55,7 +55,7 @@ impl<'de> Visitor<'de> for FrameVisitor {
             return Err(de::Error::custom(DECLINED));
         }
         let tag = map.next_value_seed(TagSeed)?;
-        let rest = MapAccessDeserializer::new(map);
+        let rest = MapAccessDeserializer::new(StrKeys(map));
         let frame = match tag {
             Tag::Send => {
                 let b = SendBody::deserialize(rest)?;
@@ -195,8 +195,60 @@ impl<'de> Visitor<'de> for ContentVisitor {
         if map.next_key_seed(StrIs("kind"))? != Some(true) || !map.next_value_seed(StrIs("text"))? {
             return Err(de::Error::custom(DECLINED));
         }
-        let b = TextBody::deserialize(MapAccessDeserializer::new(map))?;
+        let b = TextBody::deserialize(MapAccessDeserializer::new(StrKeys(map)))?;
         Ok(FastContent(Content::Text { text: b.text }))
+    }
+}
+
+/// The rest of a map, its keys read as strings only.
+///
+/// A derived struct also takes an integer key as the index of a field
+/// (`0` for `id`), but the derived frame decoder, which buffers the map
+/// first, does so for some integer encodings only: rmp-serde hands over a
+/// `uint 32` key as a `u32`, which serde's buffer refuses as a field. Found
+/// by fuzzing (`fuzz/regressions/decode_client_frame/`). With string keys
+/// only, this path declines such maps and the derived decoder decides.
+struct StrKeys<A>(A);
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for StrKeys<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        self.0.next_key_seed(StrKey(seed))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.0.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.0.size_hint()
+    }
+}
+
+/// Hands a key to `.0` if it is a string; refuses any other key.
+struct StrKey<K>(K);
+
+impl<'de, K: DeserializeSeed<'de>> DeserializeSeed<'de> for StrKey<K> {
+    type Value = K::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<K::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, K: DeserializeSeed<'de>> Visitor<'de> for StrKey<K> {
+    type Value = K::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<K::Value, E> {
+        self.0.deserialize(de::value::StrDeserializer::new(v))
     }
 }
 
@@ -272,7 +324,7 @@ impl<'de> Visitor<'de> for TagSeed {
 /// cost about 3,000 instructions per frame. `None` for anything else, and
 /// for anything unusual (other key sets, duplicate keys, binary strings,
 /// trailing bytes): the callers then try the paths above, which decide.
-pub(super) fn decode_msgpack_send(bytes: &[u8]) -> Option<ClientFrame> {
+pub(crate) fn decode_msgpack_send(bytes: &[u8]) -> Option<ClientFrame> {
     let mut r = bytes;
     if rmp::decode::read_map_len(&mut r).ok()? != 5
         || read_str(&mut r)? != "type"
@@ -463,6 +515,17 @@ mod tests {
         for bytes in declined {
             assert_eq!(super::decode_msgpack_send(&bytes), None, "{bytes:?}");
         }
+
+        // A `uint 32` key 0 is no field name (a derived struct alone would
+        // read it as the index of `id`): declined, and refused behind.
+        let mut int_key = Vec::new();
+        rmp::encode::write_map_len(&mut int_key, 2).expect("writes");
+        str(&mut int_key, "type");
+        str(&mut int_key, "ping");
+        rmp::encode::write_u32(&mut int_key, 0).expect("writes");
+        rmp::encode::write_uint(&mut int_key, 7).expect("writes");
+        assert!(fast(Codec::MsgPack, &int_key).is_none());
+        assert!(Codec::MsgPack.decode_client(&int_key).is_err());
 
         // And the derived decoder behind it still reads what is valid.
         assert_eq!(

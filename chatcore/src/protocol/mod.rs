@@ -10,7 +10,10 @@ mod codec;
 mod error;
 mod fast;
 mod frame;
+mod prescan;
 
 pub use codec::{Codec, DecodeError, ProtocolError};
 pub use error::ErrorCode;
+#[cfg(feature = "testkit")]
+pub(crate) use fast::decode_msgpack_send;
 pub use frame::{ClientFrame, ConversationSummary, DirectoryEntry, ServerFrame, PROTOCOL_VERSION};

@@ -7,6 +7,8 @@
 //!   [`crate::Server`] over random interleavings of operations and compare
 //!   with a simple model of what each device must have received.
 //! - [`samples`]: one example of every frame, the source of `tests/vectors/`.
+//! - [`decoding`]: the differential check of the client-frame decoders that
+//!   the codec's property tests, the corpus replay and the fuzz target share.
 //!
 //! An implementation plugs in through a [`Factory`] that hands out fresh,
 //! isolated [`Backends`] (a new database, say) for each test:
@@ -26,6 +28,7 @@ use std::pin::Pin;
 use crate::Backends;
 
 pub mod conformance;
+pub mod decoding;
 pub mod model;
 pub mod samples;
 

@@ -3,8 +3,10 @@
 
 use chatcore::model::{Content, ConversationId, Message, MessageId, Presence, UserId};
 use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
-use chatcore::testkit::samples;
+use chatcore::testkit::{decoding, samples};
 use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::test_runner::TestCaseError;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -403,28 +405,28 @@ proptest! {
 
     #[test]
     fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-        let _ = Codec::MsgPack.decode_client(&bytes);
-        let _ = Codec::Json.decode_client(&bytes);
         let _ = Codec::MsgPack.decode::<ServerFrame>(&bytes);
+        let _ = Codec::Json.decode::<ServerFrame>(&bytes);
+        if let Err(e) = decoding::check(&bytes, Some(peak_heap)) {
+            return Err(TestCaseError::fail(e));
+        }
     }
 
     #[test]
-    fn truncated_and_mutated_frames_never_panic_and_both_decoders_agree(frame in client_frame(), cut in any::<prop::sample::Index>(), flip in any::<(prop::sample::Index, u8)>()) {
-        // `decode_client` reads frequent frames on a fast path and falls
-        // back to the derived decoder: it must accept exactly what the
-        // derived decoder accepts, as the same frame.
-        for codec in [Codec::MsgPack, Codec::Json] {
-            let bytes = codec.encode(&frame).expect("encodes");
-            let mut mutated = bytes.clone();
-            if !mutated.is_empty() {
-                let i = flip.0.index(mutated.len());
-                mutated[i] ^= flip.1;
-            }
-            for b in [&bytes[..cut.index(bytes.len() + 1)], &mutated[..]] {
-                let fast = codec.decode_client(b).ok();
-                let derived = codec.decode::<ClientFrame>(b).ok();
-                prop_assert_eq!(fast, derived, "{:?} {:?}", codec, b);
-            }
+    fn mutated_frames_decode_alike_on_every_path(
+        frame in client_frame(),
+        codec in prop_oneof![Just(Codec::MsgPack), Just(Codec::Json)],
+        mutations in proptest::collection::vec(mutation(), 0..4),
+    ) {
+        // `decode_client` reads frequent frames on fast paths and falls back
+        // to the derived decoder: whatever the bytes, it must accept exactly
+        // what the derived decoder accepts, as the same frame.
+        let mut bytes = codec.encode(&frame).expect("encodes");
+        for m in &mutations {
+            m.apply(&mut bytes);
+        }
+        if let Err(e) = decoding::check(&bytes, Some(peak_heap)) {
+            return Err(TestCaseError::fail(e));
         }
     }
 
@@ -505,4 +507,200 @@ fn protocol_doc_lists_every_close_code() {
         doc.contains("HTTP 403"),
         "a disallowed Origin is refused at HTTP"
     );
+}
+
+/// The peak heap of this thread while `f` runs, from the counting global
+/// allocator that `allocation-counter` installs in this test binary.
+fn peak_heap(f: &mut dyn FnMut()) -> u64 {
+    allocation_counter::measure(f).bytes_max
+}
+
+/// Without the counting allocator every heap check would pass vacuously.
+#[test]
+fn the_heap_probe_counts() {
+    let peak = peak_heap(&mut || {
+        std::hint::black_box(vec![0u8; 100_000]);
+    });
+    assert!(peak >= 100_000, "{peak}");
+}
+
+/// One change to encoded frame bytes.
+#[derive(Clone, Debug)]
+enum Mutation {
+    /// XOR one byte.
+    Flip(Index, u8),
+    /// Cut the bytes short.
+    Truncate(Index),
+    /// Insert bytes.
+    Insert(Index, Vec<u8>),
+    /// Remove up to that many bytes.
+    Remove(Index, usize),
+    /// Rewrite the first MessagePack map, array or string header at or
+    /// after the index into its 32-bit form, claiming that many items.
+    Inflate(Index, u32),
+    /// Insert a 32-bit MessagePack header (str, bin, array, map or ext,
+    /// by the first number) claiming that many items.
+    Claim(Index, u8, u32),
+}
+
+fn claimed_length() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        Just(u32::MAX),
+        Just(1 << 31),
+        Just(1 << 16),
+        0u32..64,
+        any::<u32>()
+    ]
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<Index>(), 1u8..).prop_map(|(i, x)| Mutation::Flip(i, x)),
+        any::<Index>().prop_map(Mutation::Truncate),
+        (any::<Index>(), proptest::collection::vec(any::<u8>(), 1..8))
+            .prop_map(|(i, b)| Mutation::Insert(i, b)),
+        (any::<Index>(), 1usize..16).prop_map(|(i, n)| Mutation::Remove(i, n)),
+        (any::<Index>(), claimed_length()).prop_map(|(i, n)| Mutation::Inflate(i, n)),
+        (any::<Index>(), any::<u8>(), claimed_length())
+            .prop_map(|(i, m, n)| Mutation::Claim(i, m, n)),
+    ]
+}
+
+impl Mutation {
+    fn apply(&self, bytes: &mut Vec<u8>) {
+        let at = |i: &Index, bytes: &Vec<u8>| i.index(bytes.len() + 1);
+        match self {
+            Mutation::Flip(i, x) => {
+                if !bytes.is_empty() {
+                    let i = i.index(bytes.len());
+                    bytes[i] ^= x;
+                }
+            }
+            Mutation::Truncate(i) => bytes.truncate(at(i, bytes)),
+            Mutation::Insert(i, b) => {
+                let i = at(i, bytes);
+                bytes.splice(i..i, b.iter().copied());
+            }
+            Mutation::Remove(i, n) => {
+                let i = at(i, bytes);
+                bytes.drain(i..(i + n).min(bytes.len()));
+            }
+            Mutation::Inflate(i, n) => inflate(bytes, at(i, bytes), *n),
+            Mutation::Claim(i, m, n) => {
+                let i = at(i, bytes);
+                let marker = [0xdb, 0xc6, 0xdd, 0xdf, 0xc9][usize::from(*m) % 5];
+                let mut header = vec![marker];
+                header.extend(n.to_be_bytes());
+                if marker == 0xc9 {
+                    header.push(*m); // the ext type
+                }
+                bytes.splice(i..i, header);
+            }
+        }
+    }
+}
+
+/// Rewrites the first MessagePack map, array, string or binary header at
+/// or after `from` into its 32-bit form, claiming `n` items.
+fn inflate(bytes: &mut Vec<u8>, from: usize, n: u32) {
+    let found = bytes[from..].iter().enumerate().find_map(|(k, &b)| {
+        let (marker, header_len) = match b {
+            0x80..=0x8f => (0xdf, 1),
+            0x90..=0x9f => (0xdd, 1),
+            0xa0..=0xbf => (0xdb, 1),
+            0xc4 => (0xc6, 2),
+            0xd9 => (0xdb, 2),
+            0xda => (0xdb, 3),
+            0xdc => (0xdd, 3),
+            0xde => (0xdf, 3),
+            _ => return None,
+        };
+        Some((from + k, marker, header_len))
+    });
+    if let Some((pos, marker, header_len)) = found {
+        let end = (pos + header_len).min(bytes.len());
+        let mut header = vec![marker];
+        header.extend(n.to_be_bytes());
+        bytes.splice(pos..end, header);
+    }
+}
+
+/// Every sample frame, in both codecs, cut at every length, with each byte
+/// flipped a few ways and each header inflated to claim 2^32 - 1 items: the
+/// systematic cousin of the property tests above, which would only now and
+/// then flip, say, a letter of `"kind": "text"` in a `send` frame.
+#[test]
+fn sample_frames_cut_flipped_or_inflated_anywhere_decode_alike_on_every_path() {
+    for frame in samples::client_frames() {
+        for codec in [Codec::MsgPack, Codec::Json] {
+            let bytes = codec.encode(&frame).expect("encodes");
+            for i in 0..=bytes.len() {
+                let mut variants = vec![bytes[..i].to_vec()];
+                let mut inflated = bytes.clone();
+                inflate(&mut inflated, i, u32::MAX);
+                variants.push(inflated);
+                if i < bytes.len() {
+                    for x in [0x01, 0x20, 0x80] {
+                        let mut flipped = bytes.clone();
+                        flipped[i] ^= x;
+                        variants.push(flipped);
+                    }
+                }
+                for b in &variants {
+                    if let Err(e) = decoding::check(b, Some(peak_heap)) {
+                        panic!("{codec:?} {}: {e}\n{b:02x?}", frame.type_name());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The fuzzer's corpus (`scripts/fuzz`) and the inputs of the bugs it found,
+/// through the very check the fuzz target makes: CI runs them without a
+/// nightly toolchain.
+#[test]
+fn fuzz_corpus_and_regressions_pass_the_decoding_check() {
+    let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut checked = 0;
+    for dir in [
+        "corpus/decode_client_frame",
+        "regressions/decode_client_frame",
+    ] {
+        let entries = std::fs::read_dir(fuzz.join(dir)).expect("the fuzz corpus is committed");
+        for entry in entries {
+            let path = entry.expect("lists the corpus").path();
+            let bytes = std::fs::read(&path).expect("reads a corpus file");
+            let outcome = std::panic::catch_unwind(|| decoding::check(&bytes, Some(peak_heap)));
+            match outcome {
+                Ok(Ok(())) => checked += 1,
+                Ok(Err(e)) => panic!("{}: {e}", path.display()),
+                Err(_) => panic!("{}: a decoder panicked", path.display()),
+            }
+        }
+    }
+    assert!(checked > 0, "no corpus files under {}", fuzz.display());
+}
+
+/// A frame nested as deep as a peer likes is refused within the stack of a
+/// tokio worker thread (2 MiB), where chatd decodes: serde buffers a tagged
+/// frame recursively, one stack frame set per level.
+#[test]
+fn deeply_nested_frames_are_refused_within_a_worker_stack() {
+    let levels = 100_000;
+    let mut json = br#"{"id":1,"x":"#.to_vec();
+    json.extend(std::iter::repeat_n(b'[', levels));
+    let mut msgpack = vec![0x82, 0xa2, b'i', b'd', 0x01, 0xa1, b'x'];
+    msgpack.extend(std::iter::repeat_n(0x91, levels));
+    msgpack.push(0xc0);
+    let worker = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            for (codec, bytes) in [(Codec::Json, json), (Codec::MsgPack, msgpack)] {
+                assert!(codec.decode_client(&bytes).is_err(), "{codec:?}");
+                decoding::check(&bytes, None).expect("decoders agree");
+            }
+        })
+        .expect("spawns");
+    worker.join().expect("no stack overflow");
 }
