@@ -25,7 +25,8 @@ use super::ProtocolError;
 const MAX_DEPTH: usize = 32;
 
 /// Refuses MessagePack bytes whose first value claims more items than the
-/// bytes left could hold, or nests deeper than [`MAX_DEPTH`].
+/// bytes left could hold, nests deeper than [`MAX_DEPTH`], or is followed
+/// by more bytes.
 pub(super) fn check_msgpack_claims(bytes: &[u8]) -> Result<(), ProtocolError> {
     let mut r = bytes;
     // Values still to read at each open nesting level; the bottom one is
@@ -37,7 +38,16 @@ pub(super) fn check_msgpack_claims(bytes: &[u8]) -> Result<(), ProtocolError> {
     loop {
         while open[depth] == 0 {
             if depth == 0 {
-                return Ok(());
+                // One WebSocket message is one frame: bytes after it are
+                // not ignored but refused, as JSON's decoder does too.
+                return if r.is_empty() {
+                    Ok(())
+                } else {
+                    Err(ProtocolError::Decode(format!(
+                        "{} bytes after the end of the frame",
+                        r.len()
+                    )))
+                };
             }
             depth -= 1;
         }
@@ -119,7 +129,7 @@ mod tests {
             &[0xc0],
             &[0x92, 0x01, 0x02],
             &[0x81, 0xa1, b'a', 0x90],
-            &[0xdd, 0, 0, 0, 2, 0x01, 0x02, 0xff],
+            &[0xdd, 0, 0, 0, 2, 0x01, 0x02],
             // 0xc1 is left to the decoder
             &[0x91, 0xc1],
         ];
@@ -139,6 +149,19 @@ mod tests {
         for b in refused {
             assert!(check_msgpack_claims(b).is_err(), "{b:02x?}");
         }
+    }
+
+    #[test]
+    fn refuses_bytes_after_the_frame() {
+        let ping = [
+            0x82, 0xa4, b't', b'y', b'p', b'e', 0xa4, b'p', b'i', b'n', b'g', 0xa2, b'i', b'd',
+            0x01,
+        ];
+        assert!(check_msgpack_claims(&ping).is_ok());
+        let mut trailing = ping.to_vec();
+        trailing.push(0xc0);
+        let err = check_msgpack_claims(&trailing).unwrap_err().to_string();
+        assert!(err.contains("1 bytes after the end"), "{err}");
     }
 
     #[test]
