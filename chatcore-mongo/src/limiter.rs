@@ -150,7 +150,7 @@ impl RateLimiter for MongoRateLimiter {
         now: Millis,
     ) -> StoreResult<Option<u64>> {
         let (start, end) = quota.fixed_window(now);
-        let over = Some(u64::try_from(end - now).unwrap_or(0).max(1));
+        let over = Some(quota.until_window_end(now));
         let (Ok(cost), max) = (i64::try_from(cost), i64::from(quota.max)) else {
             return Ok(over);
         };

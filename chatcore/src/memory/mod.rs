@@ -643,7 +643,7 @@ impl RateLimiter for MemoryRateLimiter {
         now: Millis,
     ) -> StoreResult<Option<u64>> {
         let (start, end) = quota.fixed_window(now);
-        let wait = || Some(u64::try_from(end - now).unwrap_or(0).max(1));
+        let wait = || Some(quota.until_window_end(now));
         if cost > u64::from(quota.max) {
             return Ok(wait());
         }

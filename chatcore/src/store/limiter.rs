@@ -20,6 +20,13 @@ impl Quota {
         let start = now - now.rem_euclid(len);
         (start, start.saturating_add(len))
     }
+
+    /// Milliseconds from `now` to the end of its fixed window (at least 1):
+    /// the wait an over-budget [`RateLimiter::spend`] answers with.
+    pub fn until_window_end(&self, now: Millis) -> u64 {
+        let (_, end) = self.fixed_window(now);
+        u64::try_from(end - now).unwrap_or(0).max(1)
+    }
 }
 
 /// Counts events (failed logins) per key in a sliding window. Shared across
