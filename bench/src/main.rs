@@ -77,8 +77,13 @@ struct AllOpts {
         value_delimiter = ','
     )]
     only: Vec<String>,
-    /// Targets of relay/rate/idle, comma-separated: ceiling, chatd, socketio.
-    #[arg(long, default_value = "ceiling,chatd,socketio", value_delimiter = ',')]
+    /// Targets of relay/rate/idle, comma-separated: ceiling, ceiling-ack (relay only), chatd,
+    /// socketio.
+    #[arg(
+        long,
+        default_value = "ceiling,ceiling-ack,chatd,socketio",
+        value_delimiter = ','
+    )]
     targets: Vec<String>,
     #[arg(long, default_value_t = 50)]
     pairs: usize,
@@ -230,9 +235,14 @@ async fn relay_one(
     let opts = relay_opts(o, rate);
     let users = o.pairs * 2;
     let r = match target {
-        "ceiling" => {
+        "ceiling" | "ceiling-ack" => {
             let s = start_ceiling(o, tmp).await?;
-            let r = relay::run(s.addr, Target::Ceiling, &opts, s.pid).await;
+            let t = if target == "ceiling" {
+                Target::Ceiling
+            } else {
+                Target::CeilingAck
+            };
+            let r = relay::run(s.addr, t, &opts, s.pid).await;
             s.stop().await;
             r?
         }
@@ -356,13 +366,13 @@ async fn all(o: AllOpts) -> Result<()> {
     }
     if want("rate") {
         println!("== relay, fixed rate");
-        for t in o.targets.iter().filter(|t| *t != "ceiling") {
+        for t in o.targets.iter().filter(|t| !t.starts_with("ceiling")) {
             fixed.push(relay_one(&o, t, Some(o.rate), &tmp).await?);
         }
     }
     if want("idle") {
         println!("== idle connections");
-        for t in &o.targets {
+        for t in o.targets.iter().filter(|t| *t != "ceiling-ack") {
             idle.push(idle_one(&o, t, o.idle_n, &tmp).await?);
         }
     }
@@ -447,6 +457,18 @@ async fn all(o: AllOpts) -> Result<()> {
             d.msgs_per_sec,
             c.msgs_per_sec,
             yes(x >= 0.6)
+        );
+    }
+    if let (Some(c), Some(d)) = (find(&flat, "ceiling-ack"), find(&flat, "chatd")) {
+        // Per server CPU-second: both write two frames per message; the
+        // generator's core bounds the ceiling, the server's core chatd.
+        let per_cpu = |r: &RelayReport| r.msgs_per_sec / (r.server_cpu / 100.0).max(1e-3);
+        let x = per_cpu(&d) / per_cpu(&c).max(1.0);
+        println!(
+            "| chatd relay / acking ceiling, per server CPU-second | {:.0} / {:.0} msg/s = {x:.2}x | >= 0.8x | {} |",
+            per_cpu(&d),
+            per_cpu(&c),
+            yes(x >= 0.8)
         );
     }
     if let (Some(s), Some(d)) = (find(&flat, "socket.io"), find(&flat, "chatd")) {

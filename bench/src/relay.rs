@@ -28,6 +28,8 @@ pub(crate) enum Target {
     Chatd(Arc<Vec<Account>>),
     /// The raw relay of [`crate::ceiling`].
     Ceiling,
+    /// The raw relay, acknowledging each message to its sender.
+    CeilingAck,
     /// The Socket.IO peer, with its accounts.
     SocketIo(Arc<Vec<Account>>),
 }
@@ -37,6 +39,7 @@ impl Target {
         match self {
             Target::Chatd(_) => "chatd",
             Target::Ceiling => "ceiling",
+            Target::CeilingAck => "ceiling-ack",
             Target::SocketIo(_) => "socket.io",
         }
     }
@@ -111,9 +114,14 @@ async fn connect_pairs(
                         initial,
                     })
                 }
-                Target::Ceiling => {
+                Target::Ceiling | Target::CeilingAck => {
                     let mut ws = net::connect(addr, "/", src, None, false).await?;
-                    ws.send(Message::text(format!("P {} {}", i / 2, i % 2)))
+                    let ack = if matches!(target, Target::CeilingAck) {
+                        " A"
+                    } else {
+                        ""
+                    };
+                    ws.send(Message::text(format!("P {} {}{ack}", i / 2, i % 2)))
                         .await?;
                     Ok(Side {
                         ws,
@@ -139,7 +147,7 @@ async fn connect_pairs(
     for t in tasks {
         sides.push(t.await??);
     }
-    if matches!(target, Target::Ceiling) {
+    if matches!(target, Target::Ceiling | Target::CeilingAck) {
         // The ceiling says `R` once both sides of a pair are there.
         for s in &mut sides {
             loop {
@@ -170,7 +178,7 @@ pub(crate) async fn run(
         .map(|r| Duration::from_secs_f64((opts.pairs * 2) as f64 / r.max(1.0)));
     let proto = match target {
         Target::Chatd(_) => Proto::Chatd,
-        Target::Ceiling => Proto::Raw,
+        Target::Ceiling | Target::CeilingAck => Proto::Raw,
         Target::SocketIo(_) => Proto::SocketIo,
     };
     let mut tasks = Vec::new();
@@ -340,6 +348,12 @@ async fn drive(
                         }
                         Incoming::Other(_) => None,
                     },
+                    Message::Binary(b) if b.as_ref() == crate::ceiling::ACK => {
+                        if recording {
+                            r.acks += 1;
+                        }
+                        None
+                    }
                     Message::Binary(b) => std::str::from_utf8(b).ok().and_then(|t| sent_at(base, t)),
                     Message::Close(_) => anyhow::bail!("connection {index} closed by the server"),
                     _ => None,

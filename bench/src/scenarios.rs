@@ -77,7 +77,7 @@ pub(crate) async fn idle(
                         proto::resume(&mut ws, &acct.token).await?;
                         Ok::<_, anyhow::Error>(ws)
                     }
-                    Target::Ceiling => {
+                    Target::Ceiling | Target::CeilingAck => {
                         let mut ws = net::connect(addr, "/", src, None, true).await?;
                         ws.send(Message::text(format!("P {} 0", 1_000_000 + i)))
                             .await?;
