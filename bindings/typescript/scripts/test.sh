@@ -17,6 +17,8 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # Emoji in messages and screenshots; without it they render as boxes.
 [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
+# The wss:// tests make their certificates with the openssl CLI.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install -y ${missing[*]})" >&2
