@@ -256,7 +256,7 @@ async fn signed_in(
         ClientFrame::Sync { id, limit } => messaging::sync(s, caller, id, limit).await,
         ClientFrame::Ack { id, conv, seq } => messaging::ack(s, caller, out, id, conv, seq).await,
         ClientFrame::Read { id, conv, seq } => messaging::read(s, caller, out, id, conv, seq).await,
-        ClientFrame::Focus { id, conv } => messaging::focus(caller, out, id, conv),
+        ClientFrame::Focus { id, conv } => messaging::focus(out, id, conv),
         ClientFrame::Conversations { id } => messaging::conversations(s, caller, out, id).await,
         ClientFrame::Hello { .. }
         | ClientFrame::Ping { .. }

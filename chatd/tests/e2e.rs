@@ -679,15 +679,13 @@ async fn two_users_chat_and_a_third_cannot_read_it() {
         server_code(carol.client.read(&conv, 1).await),
         ErrorCode::NotFound
     );
-    assert_eq!(
-        server_code(carol.client.focus(Some(&conv)).await),
-        ErrorCode::NotFound
-    );
+    // A focus reveals and stores nothing: accepted for any id.
+    carol.client.focus(Some(&conv)).await.unwrap();
     assert!(carol.client.sync(None).await.unwrap().messages.is_empty());
 
     assert_eq!(chatd.metric("chatd_messages_stored_total").await, 3);
     assert!(chatd.metric("chatd_messages_delivered_total").await >= 3);
-    assert!(chatd.metric("chatd_errors_total{code=\"not_found\"}").await >= 4);
+    assert!(chatd.metric("chatd_errors_total{code=\"not_found\"}").await >= 3);
 }
 
 #[tokio::test]

@@ -18,18 +18,15 @@ async fn member_of(
     out: &mut Out,
     conv: &ConversationId,
 ) -> Result<ConversationState, CoreError> {
-    let not_found = || CoreError::NotFound("no such conversation".into());
-    if !conv.has_member(&caller.user) {
-        return Err(not_found());
-    }
     let state = s
         .backends
         .messages
         .conversation(conv)
         .await?
-        .ok_or_else(not_found)?;
-    if let Some(peer) = conv.peer_of(&caller.user) {
-        out.watch.push(peer);
+        .filter(|c| c.has_member(&caller.user))
+        .ok_or_else(|| CoreError::NotFound("no such conversation".into()))?;
+    if let Some(peer) = state.peer_of(&caller.user) {
+        out.watch.push(peer.clone());
     }
     Ok(state)
 }
@@ -245,18 +242,14 @@ pub(crate) async fn read(
 }
 
 pub(crate) fn focus(
-    caller: &Caller,
     out: &mut Out,
     id: u32,
     conv: Option<ConversationId>,
 ) -> Result<ServerFrame, CoreError> {
-    if let Some(c) = &conv {
-        // A conversation not opened yet (a first message is being
-        // written) may be focused: nothing is stored for it.
-        if !c.has_member(&caller.user) {
-            return Err(CoreError::NotFound("no such conversation".into()));
-        }
-    }
+    // Any id may be focused, and nothing is looked up or stored: a focus
+    // only spares this device alerts for messages it receives anyway, and
+    // a conversation not opened yet (a first message is being written)
+    // must be focusable.
     out.focus = Some(conv);
     Ok(ServerFrame::Ok { id })
 }
@@ -272,7 +265,7 @@ pub(crate) async fn conversations(
     let states = store.conversations(me).await?;
     let mut list = Vec::with_capacity(states.len().min(s.config.max_page));
     for c in states.into_iter().take(s.config.max_page) {
-        let peer = c.conv.peer_of(me);
+        let peer = c.peer_of(me).cloned();
         if let Some(p) = &peer {
             out.watch.push(p.clone());
         }

@@ -85,6 +85,21 @@ pub struct ConversationState {
 }
 
 impl ConversationState {
+    /// Whether `user` is a member.
+    pub fn has_member(&self, user: &UserId) -> bool {
+        self.members.contains(user)
+    }
+
+    /// The other member of a conversation of two, seen from `me` (a
+    /// member); `None` for any other conversation.
+    pub fn peer_of(&self, me: &UserId) -> Option<&UserId> {
+        match self.members.as_slice() {
+            [a, b] if a == me => Some(b),
+            [a, b] if b == me => Some(a),
+            _ => None,
+        }
+    }
+
     /// A conversation state.
     pub fn new(conv: ConversationId, members: Vec<UserId>, last_seq: u64, last_ts: Millis) -> Self {
         Self {

@@ -146,6 +146,8 @@ struct Model {
     convs: BTreeMap<ConversationId, Vec<(MessageId, String, UserId)>>,
     /// Client ids each user has used: (client_id, to).
     sent_by: Vec<Vec<(String, usize)>>,
+    /// Who is in each conversation (the model's own record: ids are opaque).
+    members: BTreeMap<ConversationId, [usize; 2]>,
 }
 
 struct World {
@@ -308,6 +310,7 @@ impl World {
         else {
             return Err(format!("send failed: {reply:?}"));
         };
+        self.model.members.insert(conv.clone(), [from, to]);
         let stored = self.model.convs.entry(conv.clone()).or_default();
         if retry {
             let first = stored
@@ -532,7 +535,7 @@ impl World {
                     other => return Err(format!("ping failed: {other:?}")),
                 }
                 for (conv, msgs) in &self.model.convs {
-                    if !conv.has_member(&self.users[u]) {
+                    if !self.model.members.get(conv).is_some_and(|m| m.contains(&u)) {
                         continue;
                     }
                     for seq in 1..=msgs.len() as u64 {
