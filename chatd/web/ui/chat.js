@@ -1,0 +1,270 @@
+// @ts-check
+// The chat view: the open conversation's header, its messages (history loads
+// as the reader scrolls up), read marks, and incoming messages and alerts.
+
+import { ChatError, directConversationId, peerOf } from "../chatcore/web.js";
+import { $, field, h, setName, show } from "./dom.js";
+import { paintAvatar } from "./avatar.js";
+import { dayLabel, presenceText, sameDay, timeFmt } from "./format.js";
+import { conv, flush, invalidate, onRender, openConv, pageVisible, rememberUser, state, userName } from "./store.js";
+import { clearDraftOnSwitch, sendPending } from "./composer.js";
+import { toast } from "./notify.js";
+import { openCard } from "./card.js";
+
+const PAGE = 30;
+
+/** The next render of the messages scrolls to the bottom. */
+let stick = false;
+
+/** Adds a stored message to its conversation; `live`: it just arrived. Returns false if it was known. */
+export function addMessage(/** @type {import("./store.js").Conv} */ c, /** @type {import("./store.js").Message} */ m, /** @type {boolean} */ live) {
+  if (m.from === state.me?.user) c.pending.delete(m.client_id);
+  if (c.messages.has(m.seq)) return false;
+  c.messages.set(m.seq, m);
+  c.lastSeq = Math.max(c.lastSeq, m.seq);
+  c.lastTs = Math.max(c.lastTs, m.ts);
+  if (live && m.from === state.me?.user) c.readSeq = Math.max(c.readSeq, m.seq);
+  return true;
+}
+
+/** A message new to this device, pushed or synced. */
+export function onMessage(/** @type {import("./store.js").Message} */ m) {
+  const me = state.me;
+  const client = state.client;
+  if (!me || !client) return;
+  const peer = peerOf(m.conv, me.user);
+  if (!peer) return;
+  const c = conv(m.conv, peer);
+  if (!addMessage(c, m, true)) return;
+  if (!state.users.has(peer)) {
+    void client.getProfile(peer).then(
+      (e) => {
+        rememberUser(e);
+        invalidate("directory");
+      },
+      () => {},
+    );
+  }
+  if (state.open === c.id) {
+    invalidate("messages");
+    markRead(c);
+  }
+  invalidate("directory");
+}
+
+/** A message arrived in a conversation this device is not focused on. */
+export function onAlert(/** @type {{ conv: string, seq: number, from: string, unread: number }} */ a) {
+  const me = state.me;
+  if (!me) return;
+  const peer = peerOf(a.conv, me.user);
+  if (!peer) return;
+  const c = conv(a.conv, peer);
+  if (state.open === c.id && pageVisible()) {
+    markRead(c);
+    return;
+  }
+  c.unread = a.unread;
+  invalidate("directory", "title");
+  const m = c.messages.get(a.seq);
+  toast(userName(a.from), m?.content.kind === "text" ? m.content.text : "New message", () => void openChat(peer));
+}
+
+/** The open conversation is on screen: everything in it is read. */
+export function markRead(/** @type {import("./store.js").Conv} */ c) {
+  const client = state.client;
+  if (!pageVisible() || !client) return;
+  const had = c.unread;
+  c.unread = 0;
+  if (c.lastSeq > c.readSeq) {
+    const seq = c.lastSeq;
+    c.readSeq = seq;
+    client.read(c.id, seq).catch(() => {
+      c.readSeq = 0;
+    });
+  }
+  if (had) invalidate("directory");
+  invalidate("title");
+}
+
+/** Opens the conversation with `peer`. */
+export async function openChat(/** @type {string} */ peer) {
+  const me = state.me;
+  const client = state.client;
+  if (!me || !client) return;
+  const c = conv(directConversationId(me.user, peer), peer);
+  const changed = state.open !== c.id;
+  state.open = c.id;
+  $("panes").classList.add("show-chat");
+  if (changed) clearDraftOnSwitch();
+  stick = true;
+  invalidate("chat", "directory");
+  flush();
+  client.focus(c.id).catch(() => {});
+  if (!c.loaded) await loadOlder(c);
+  markRead(c);
+  if (matchMedia("(min-width: 721px)").matches) field("composer-text").focus();
+}
+
+export function closeChat() {
+  state.open = null;
+  $("panes").classList.remove("show-chat");
+  state.client?.focus(undefined).catch(() => {});
+  invalidate("chat", "directory");
+}
+
+/** No conversation open (a new user on this page). */
+export function resetChat() {
+  state.open = null;
+  $("panes").classList.remove("show-chat");
+  invalidate("chat");
+}
+
+/** Loads the page of history before the oldest message shown. */
+async function loadOlder(/** @type {import("./store.js").Conv} */ c) {
+  const client = state.client;
+  if (!client || c.loading || (c.loaded && !c.more)) return;
+  c.loading = true;
+  invalidate("history");
+  try {
+    const seqs = [...c.messages.keys()];
+    const before = c.loaded && seqs.length ? Math.min(...seqs) : undefined;
+    const page = await client.history(c.id, before === undefined ? { limit: PAGE } : { before, limit: PAGE });
+    const box = $("messages");
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    for (const m of page.messages) addMessage(c, m, false);
+    const first = !c.loaded;
+    c.more = page.more;
+    c.loaded = true;
+    c.loading = false;
+    if (state.open === c.id) {
+      if (first) stick = true;
+      invalidate("messages");
+      flush();
+      // Keep what was on screen in place while older messages are added above.
+      if (!first) box.scrollTop = box.scrollHeight - fromBottom;
+      // Not enough to scroll yet: load on until it is, or until the beginning.
+      if (c.more && box.scrollHeight <= box.clientHeight + 10) await loadOlder(c);
+    }
+  } catch (err) {
+    c.loading = false;
+    if (err instanceof ChatError && err.code === "not_found") {
+      // No message yet: the conversation begins with the first one sent.
+      c.more = false;
+      c.loaded = true;
+    } else {
+      console.warn("history failed:", err);
+    }
+  }
+  invalidate("history");
+}
+
+function renderChat() {
+  const c = openConv();
+  show($("chat-empty"), !c);
+  show($("chat-open"), !!c);
+  if (!c) return;
+  stick = true;
+  invalidate("header", "messages");
+}
+
+function renderChatHeader() {
+  const c = openConv();
+  const u = c && state.users.get(c.peer);
+  if (!u) return;
+  paintAvatar($("peer-avatar"), u.profile);
+  setName($("peer-name"), u.profile.display_name);
+  const p = $("peer-presence");
+  p.textContent = presenceText(u.presence);
+  p.classList.toggle("online", u.presence.online);
+}
+
+function renderHistoryStatus() {
+  const c = openConv();
+  if (!c) return;
+  $("history-status").textContent = c.loading
+    ? "Loading…"
+    : !c.more && c.loaded
+      ? `This is the beginning of your conversation with ${userName(c.peer)}.`
+      : "";
+}
+
+/**
+ * One message bubble.
+ * @param {{ seq?: number, client_id: string, ts: number, text: string }} m
+ * @param {boolean} mine
+ * @param {"sending" | "failed" | undefined} status
+ * @param {string | undefined} error
+ * @param {(() => void) | undefined} onRetry
+ */
+function bubble(m, mine, status, error, onRetry) {
+  return h(
+    "li",
+    { class: `msg ${mine ? "mine" : "theirs"} ${status ?? ""}`, dataset: m.seq ? { seq: String(m.seq) } : { pending: m.client_id } },
+    h("span", { class: "msg-text", title: status === "failed" ? error : undefined }, m.text),
+    h(
+      "span",
+      { class: "msg-meta" },
+      status === "sending" ? "Sending…" : status === "failed" ? "Not sent" : timeFmt.format(m.ts),
+      status === "failed" && onRetry ? h("button", { type: "button", class: "link retry", onclick: onRetry }, "Retry") : null,
+    ),
+  );
+}
+
+function renderMessages() {
+  const c = openConv();
+  const me = state.me;
+  if (!c || !me) return;
+  const box = $("messages");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  /** @type {HTMLElement[]} */
+  const items = [];
+  /** @type {number | null} */
+  let lastDay = null;
+  const seqs = [...c.messages.keys()].sort((a, b) => a - b);
+  for (const seq of seqs) {
+    const m = c.messages.get(seq);
+    if (!m) continue;
+    if (lastDay === null || !sameDay(lastDay, m.ts)) {
+      items.push(h("li", { class: "day" }, dayLabel(m.ts)));
+      lastDay = m.ts;
+    }
+    const text = m.content.kind === "text" ? m.content.text : "";
+    items.push(bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user, undefined, undefined, undefined));
+  }
+  for (const p of c.pending.values()) items.push(bubble(p, true, p.status, p.error, () => void sendPending(c, p)));
+  $("message-list").replaceChildren(...items);
+  invalidate("history");
+  if (stick || atBottom) box.scrollTop = box.scrollHeight;
+  stick = false;
+}
+
+/** The next render of the messages scrolls to the bottom (the user sent something). */
+export function stickToBottom() {
+  stick = true;
+  invalidate("messages");
+}
+
+export function wireChat() {
+  $("messages").addEventListener("scroll", () => {
+    const c = openConv();
+    if (c && $("messages").scrollTop < 60 && c.more && c.loaded) void loadOlder(c);
+  });
+  $("chat-back").addEventListener("click", closeChat);
+  $("chat-peer").addEventListener("click", () => {
+    const c = openConv();
+    if (c) void openCard(c.peer);
+  });
+  document.addEventListener("visibilitychange", () => {
+    const client = state.client;
+    if (!state.me || !client) return;
+    // The server alerts for messages outside the shown conversation: a hidden page shows none.
+    client.focus(pageVisible() && state.open ? state.open : undefined).catch(() => {});
+    const c = openConv();
+    if (c && pageVisible()) markRead(c);
+  });
+}
+
+onRender("chat", renderChat);
+onRender("header", renderChatHeader);
+onRender("messages", renderMessages);
+onRender("history", renderHistoryStatus);
