@@ -7,8 +7,8 @@ import { $, field, h, setName, show } from "./dom.js";
 import { paintAvatar } from "./avatar.js";
 import { dayLabel, presenceText, sameDay, timeFmt } from "./format.js";
 import { conv, flush, invalidate, onRender, openConv, pageVisible, rememberUser, state, userName } from "./store.js";
-import { clearDraftOnSwitch, sendPending } from "./composer.js";
-import { toast } from "./notify.js";
+import { loadDraft, saveDraft, sendPending } from "./composer.js";
+import { dismissToast, toast } from "./notify.js";
 import { openCard } from "./card.js";
 
 const PAGE = 30;
@@ -66,7 +66,7 @@ export function onAlert(/** @type {{ conv: string, seq: number, from: string, un
   c.unread = a.unread;
   invalidate("directory", "title");
   const m = c.messages.get(a.seq);
-  toast(userName(a.from), m?.content.kind === "text" ? m.content.text : "New message", () => void openChat(peer));
+  toast(userName(a.from), m?.content.kind === "text" ? m.content.text : "New message", () => void openChat(peer), c.id);
 }
 
 /** The open conversation is on screen: everything in it is read. */
@@ -92,21 +92,36 @@ export async function openChat(/** @type {string} */ peer) {
   const client = state.client;
   if (!me || !client) return;
   const c = conv(directConversationId(me.user, peer), peer);
-  const changed = state.open !== c.id;
+  const previous = openConv();
+  if (previous !== c) saveDraft(previous);
   state.open = c.id;
+  history.replaceState(null, "", `#chat=${encodeURIComponent(peer)}`);
   $("panes").classList.add("show-chat");
-  if (changed) clearDraftOnSwitch();
+  if (previous !== c) loadDraft(c);
+  dismissToast(c.id);
   stick = true;
   invalidate("chat", "directory");
   flush();
   client.focus(c.id).catch(() => {});
+  if (!state.users.has(peer)) {
+    // Opened from the address after a reload: the profile is not known yet.
+    void client.getProfile(peer).then(
+      (e) => {
+        rememberUser(e);
+        invalidate("header", "history", "directory");
+      },
+      () => {},
+    );
+  }
   if (!c.loaded) await loadOlder(c);
   markRead(c);
   if (matchMedia("(min-width: 721px)").matches) field("composer-text").focus();
 }
 
 export function closeChat() {
+  saveDraft(openConv());
   state.open = null;
+  if (location.hash.startsWith("#chat=")) history.replaceState(null, "", location.pathname + location.search);
   $("panes").classList.remove("show-chat");
   state.client?.focus(undefined).catch(() => {});
   invalidate("chat", "directory");

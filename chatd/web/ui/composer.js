@@ -27,9 +27,54 @@ export async function sendPending(/** @type {import("./store.js").Conv} */ c, /*
   invalidate("directory");
 }
 
-/** Another conversation was opened. */
-export function clearDraftOnSwitch() {
-  field("composer-text").value = "";
+// -- drafts: one per conversation, kept in localStorage (per user) so neither
+// opening another conversation nor a reload loses what was typed.
+
+const DRAFTS_KEY = "chatcore.drafts.";
+
+function persistDrafts() {
+  const me = state.me;
+  if (!me) return;
+  const key = DRAFTS_KEY + me.user;
+  try {
+    if (state.drafts.size) localStorage.setItem(key, JSON.stringify(Object.fromEntries(state.drafts)));
+    else localStorage.removeItem(key);
+  } catch {
+    // Storage full or refused: the drafts stay in memory for this page.
+  }
+}
+
+/** Reads the signed-in user's drafts (after a sign-in or reload). */
+export function restoreDrafts() {
+  state.drafts.clear();
+  const me = state.me;
+  if (!me) return;
+  try {
+    const saved = JSON.parse(localStorage.getItem(DRAFTS_KEY + me.user) ?? "{}");
+    for (const [conv, text] of Object.entries(saved)) if (typeof text === "string" && text) state.drafts.set(conv, text);
+  } catch {
+    // A damaged entry: no drafts.
+  }
+}
+
+/** Forgets the drafts of `user` (signed out). */
+export function forgetDrafts(/** @type {string} */ user) {
+  state.drafts.clear();
+  localStorage.removeItem(DRAFTS_KEY + user);
+}
+
+/** Keeps what the composer holds as the draft of `c`. */
+export function saveDraft(/** @type {import("./store.js").Conv | null} */ c) {
+  if (!c) return;
+  const text = field("composer-text").value;
+  if (text) state.drafts.set(c.id, text);
+  else state.drafts.delete(c.id);
+  persistDrafts();
+}
+
+/** Puts the draft of `c` into the composer. */
+export function loadDraft(/** @type {import("./store.js").Conv} */ c) {
+  field("composer-text").value = state.drafts.get(c.id) ?? "";
   autoGrow();
 }
 
@@ -45,12 +90,14 @@ export function wireComposer() {
   form("composer").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const c = openConv();
-    const text = input.value.trim();
-    if (!c || !text) return;
+    // Sent as typed (leading spaces and all); blank text is not sent.
+    const text = input.value;
+    if (!c || !text.trim()) return;
     /** @type {import("./store.js").Pending} */
     const p = { client_id: newClientId(), text, ts: serverNow(), status: "sending" };
     c.pending.set(p.client_id, p);
     input.value = "";
+    saveDraft(c);
     autoGrow();
     void sendPending(c, p);
   });
@@ -60,5 +107,8 @@ export function wireComposer() {
       form("composer").requestSubmit();
     }
   });
-  input.addEventListener("input", autoGrow);
+  input.addEventListener("input", () => {
+    autoGrow();
+    saveDraft(openConv());
+  });
 }

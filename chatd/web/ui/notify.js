@@ -5,11 +5,19 @@
 import { $, h, nameNode } from "./dom.js";
 import { onRender, state } from "./store.js";
 
-/** A toast: `title` (a name, isolated), a line of text, and what a click does. */
-export function toast(/** @type {string} */ title, /** @type {string} */ text, /** @type {(() => void) | undefined} */ onclick = undefined) {
+/**
+ * A notice in the top bar: `title` (a name, isolated), a line of text, and what a click does. One per `key`
+ * (a conversation): a newer one replaces it. Only the newest shows, so notices never pile up over anything.
+ */
+export function toast(
+  /** @type {string} */ title,
+  /** @type {string} */ text,
+  /** @type {(() => void) | undefined} */ onclick = undefined,
+  /** @type {string} */ key = title,
+) {
   const el = h(
     "button",
-    { type: "button", class: "toast", role: "status" },
+    { type: "button", class: "toast", dataset: { key } },
     h("strong", { class: "toast-title" }, nameNode(title)),
     h("span", { class: "toast-text" }, text),
   );
@@ -21,10 +29,13 @@ export function toast(/** @type {string} */ title, /** @type {string} */ text, /
     dismiss();
     onclick?.();
   });
-  const box = $("toasts");
-  box.append(el);
-  while (box.children.length > 3) box.firstElementChild?.remove();
+  $("toasts").replaceChildren(el);
   setTimeout(dismiss, 6000);
+}
+
+/** Drops the notice of `key` (its conversation was opened). */
+export function dismissToast(/** @type {string} */ key) {
+  for (const el of $("toasts").querySelectorAll(".toast")) if (/** @type {HTMLElement} */ (el).dataset.key === key) el.remove();
 }
 
 export function clearToasts() {

@@ -7,7 +7,8 @@ import { $, dialog } from "./dom.js";
 import { deviceName } from "./format.js";
 import { invalidate, state } from "./store.js";
 import { showAuth, showApp, splashText } from "./shell.js";
-import { onMessage, onAlert, resetChat } from "./chat.js";
+import { onMessage, onAlert, openChat, resetChat } from "./chat.js";
+import { forgetDrafts, restoreDrafts } from "./composer.js";
 import { onPresence, loadConversations, loadDirectory, resetDirectory } from "./directory.js";
 import { clearToasts } from "./notify.js";
 import { resetTokenFromHash } from "./auth.js";
@@ -21,7 +22,7 @@ function wsUrl() {
 /** A new client (resuming `token` when given), wired to the page. */
 export function createClient(/** @type {string | null} */ token) {
   const client = new ChatClient({ url: wsUrl(), token: token ?? undefined, clientName: "chatcore-web/0.1", device: deviceName() });
-  client.on("session", ({ session }) => onSession(session));
+  client.on("session", ({ session, resumed }) => onSession(session, resumed));
   client.on("signedout", ({ reason }) => onSignedOut(reason));
   client.on("message", ({ message }) => onMessage(message));
   client.on("presence", (p) => onPresence(p));
@@ -42,7 +43,7 @@ export function ensureClient() {
   return state.client;
 }
 
-function onSession(/** @type {import("./store.js").Session} */ session) {
+function onSession(/** @type {import("./store.js").Session} */ session, /** @type {boolean} */ resumed) {
   const first = state.me?.user !== session.user;
   state.me = session;
   localStorage.setItem(TOKEN_KEY, session.token);
@@ -50,8 +51,12 @@ function onSession(/** @type {import("./store.js").Session} */ session) {
   if (first) {
     state.convs.clear();
     state.open = null;
+    restoreDrafts();
   }
   enterApp(first);
+  // A reload (the session resumed) reopens the conversation the address names.
+  const peer = /^#chat=(.+)$/.exec(location.hash)?.[1];
+  if (first && resumed && peer) void openChat(decodeURIComponent(peer));
 }
 
 /** Shows the app after a sign-in or resume (`first`: a new user on this page). */
@@ -70,6 +75,8 @@ export function enterApp(/** @type {boolean} */ first) {
 
 function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ reason) {
   localStorage.removeItem(TOKEN_KEY);
+  if (state.me) forgetDrafts(state.me.user);
+  if (location.hash.startsWith("#chat=")) history.replaceState(null, "", location.pathname + location.search);
   state.me = null;
   state.users.clear();
   state.convs.clear();

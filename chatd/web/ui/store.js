@@ -62,6 +62,8 @@ export const state = {
   searchSeq: 0,
   /** @type {Map<string, Conv>} */
   convs: new Map(),
+  /** Unsent text per conversation id. @type {Map<string, string>} */
+  drafts: new Map(),
   /** The conversation on screen. @type {string | null} */
   open: null,
   /** The token of a password-reset link. @type {string | null} */

@@ -1,0 +1,139 @@
+// The web client behaving as people expect a messenger to: nothing a user
+// typed is lost, notices never cover controls, the reader's place is kept.
+// Three users (alice, bob, carol) in three browser contexts against one real
+// chatd; the steps run in order and share them. Each step drives the page as
+// a user would (clicks at coordinates, keys) and failed before its fix.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startChatd } from "../support/chatd.mjs";
+import { launchBrowser, screenshot, serveMissingFromDisk, watchConsole } from "../support/browser.mjs";
+import { newAccount } from "../support/util.mjs";
+
+const DESKTOP = { width: 1100, height: 720 };
+
+let chatd;
+let browser;
+const problems = [];
+/** name -> { account, context, page } */
+const users = {};
+
+before(async () => {
+  chatd = await startChatd();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await chatd?.stop();
+});
+
+async function signUp(name, options = {}) {
+  const account = newAccount(name);
+  const context = await browser.newContext({ viewport: DESKTOP, locale: "en-GB", timezoneId: "UTC", ...options });
+  await serveMissingFromDisk(context, chatd.httpUrl);
+  const page = await context.newPage();
+  watchConsole(page, name, problems);
+  page.setDefaultTimeout(10_000);
+  await page.goto(chatd.httpUrl + "/");
+  await page.click("#tab-signup");
+  for (const f of ["username", "display_name", "email", "phone", "password"]) await page.fill(`#signup-${f}`, account[f]);
+  await page.click("#signup-form button[type=submit]");
+  await page.locator("#app").waitFor({ state: "visible" });
+  users[name] = { account, context, page };
+  return users[name];
+}
+
+const row = (page, username) => page.locator(`#directory button.person[data-username="${username}"]`);
+
+/** Opens the chat with `other` from the directory (searching for them first). */
+async function openChatWith(page, other) {
+  const r = row(page, other.username);
+  if (!(await r.isVisible())) {
+    await page.fill("#search", other.username);
+    await r.waitFor();
+  }
+  await r.click();
+  await page.locator("#chat-open").waitFor({ state: "visible" });
+  await page.fill("#search", "");
+}
+
+async function send(page, text) {
+  await page.fill("#composer-text", text);
+  await page.press("#composer-text", "Enter");
+  await page.locator("#message-list .msg.mine", { hasText: text }).last().waitFor();
+}
+
+async function waitForText(page, selector, text) {
+  await page.locator(selector, { hasText: text }).first().waitFor({ state: "visible" });
+}
+
+/** Every visible control (buttons, fields, links) that a notice overlaps, by a short description. */
+async function coveredControls(page, noticeSelector) {
+  return page.evaluate((sel) => {
+    const notices = [...document.querySelectorAll(sel)].map((n) => n.getBoundingClientRect());
+    const covered = [];
+    for (const el of document.querySelectorAll("button, input, textarea, a[href], select")) {
+      if (el.closest(sel) || el.offsetParent === null) continue;
+      const r = el.getBoundingClientRect();
+      if (!r.width || !r.height) continue;
+      for (const n of notices) {
+        if (r.left < n.right && n.left < r.right && r.top < n.bottom && n.top < r.bottom) {
+          covered.push(`${el.tagName.toLowerCase()}#${el.id || el.className}`);
+        }
+      }
+    }
+    return covered;
+  }, noticeSelector);
+}
+
+test("set-up: three people sign up", async () => {
+  await Promise.all([signUp("alice"), signUp("bob"), signUp("carol")]);
+});
+
+test("a notice never covers the Send button; a draft survives switching conversations", async () => {
+  const { page: alice } = users.alice;
+  const { page: bob, account: bobAcc } = users.bob;
+  const { page: carol } = users.carol;
+  await openChatWith(alice, bobAcc);
+  await openChatWith(carol, users.alice.account);
+  await alice.fill("#composer-text", "See you at eight");
+  // Carol writes while Alice is about to press Send: a notice shows on Alice's page.
+  await send(carol, "Are you coming tonight?");
+  await waitForText(alice, "#toasts .toast", "Are you coming tonight?");
+  assert.deepEqual(await coveredControls(alice, "#toasts .toast"), [], "controls covered by a notice");
+  // A click where Send is lands on Send, and sends the draft.
+  const box = await alice.locator("#composer-send").boundingBox();
+  await alice.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  await waitForText(bob, "#toasts .toast, #message-list .msg", "See you at eight");
+  await waitForText(alice, "#message-list .msg.mine", "See you at eight");
+  assert.equal(await alice.inputValue("#composer-text"), "");
+
+  // A draft stays with its conversation while another one is opened.
+  await alice.fill("#composer-text", "  half a thought,\nsecond line");
+  await openChatWith(alice, users.carol.account);
+  assert.equal(await alice.inputValue("#composer-text"), "", "Carol's chat has its own (empty) draft");
+  await alice.fill("#composer-text", "for Carol");
+  await openChatWith(alice, bobAcc);
+  assert.equal(await alice.inputValue("#composer-text"), "  half a thought,\nsecond line");
+  await openChatWith(alice, users.carol.account);
+  assert.equal(await alice.inputValue("#composer-text"), "for Carol");
+});
+
+test("a reload keeps the open conversation (in the address) and every draft", async () => {
+  const { page: alice } = users.alice;
+  await alice.reload();
+  await alice.locator("#chat-open").waitFor({ state: "visible" });
+  await waitForText(alice, "#peer-name", users.carol.account.display_name);
+  assert.equal(await alice.inputValue("#composer-text"), "for Carol");
+  await openChatWith(alice, users.bob.account);
+  assert.equal(await alice.inputValue("#composer-text"), "  half a thought,\nsecond line");
+  // Sent as typed: the leading spaces stay.
+  await alice.press("#composer-text", "Enter");
+  await waitForText(users.bob.page, "#toasts .toast", "half a thought");
+  const sent = await alice.locator("#message-list .msg.mine .msg-text").last().textContent();
+  assert.equal(sent, "  half a thought,\nsecond line");
+});
+
+test("no uncaught errors and no Content-Security-Policy violations in any page", () => {
+  assert.deepEqual([...new Set(problems)], []);
+});
