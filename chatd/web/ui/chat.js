@@ -46,10 +46,17 @@ export function onMessage(/** @type {import("./store.js").Message} */ m) {
     );
   }
   if (state.open === c.id) {
+    if (m.from !== me.user && !atBottom()) c.newBelow += 1;
     invalidate("messages");
     markRead(c);
   }
   invalidate("directory");
+}
+
+/** Whether the reader is at (or near) the newest message. */
+function atBottom() {
+  const box = $("messages");
+  return box.scrollHeight - box.scrollTop - box.clientHeight < 80;
 }
 
 /** A message arrived in a conversation this device is not focused on. */
@@ -93,7 +100,12 @@ export async function openChat(/** @type {string} */ peer) {
   if (!me || !client) return;
   const c = conv(directConversationId(me.user, peer), peer);
   const previous = openConv();
-  if (previous !== c) saveDraft(previous);
+  const unread = c.unread;
+  if (previous !== c) {
+    saveDraft(previous);
+    c.divider = null;
+    c.newBelow = 0;
+  }
   state.open = c.id;
   history.replaceState(null, "", `#chat=${encodeURIComponent(peer)}`);
   $("panes").classList.add("show-chat");
@@ -114,6 +126,7 @@ export async function openChat(/** @type {string} */ peer) {
     );
   }
   if (!c.loaded) await loadOlder(c);
+  if (previous !== c && unread > 0) await showUnread(c, unread);
   markRead(c);
   if (matchMedia("(min-width: 721px)").matches) field("composer-text").focus();
 }
@@ -134,8 +147,32 @@ export function resetChat() {
   invalidate("chat");
 }
 
-/** Loads the page of history before the oldest message shown. */
-async function loadOlder(/** @type {import("./store.js").Conv} */ c) {
+/**
+ * Marks where the `count` unread messages of `c` begin (loading older pages until they are all there, up to a few
+ * hundred), and lands the view on the first of them.
+ */
+async function showUnread(/** @type {import("./store.js").Conv} */ c, /** @type {number} */ count) {
+  const me = state.me?.user;
+  for (let pages = 0; ; pages++) {
+    const theirs = [...c.messages.values()].filter((m) => m.from !== me).sort((a, b) => b.seq - a.seq);
+    const first = theirs[Math.min(count, theirs.length) - 1];
+    if ((theirs.length >= count || !c.more || pages >= 10) && first) {
+      c.divider = { seq: first.seq, count };
+      break;
+    }
+    if (!c.more || pages >= 10) return;
+    await loadOlder(c, false);
+  }
+  if (state.open !== c.id) return;
+  invalidate("messages");
+  flush();
+  const box = $("messages");
+  const divider = /** @type {HTMLElement | null} */ (box.querySelector(".unread-divider"));
+  if (divider) box.scrollTop += divider.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
+}
+
+/** Loads the page of history before the oldest message shown (`more`: and on until the view can scroll). */
+async function loadOlder(/** @type {import("./store.js").Conv} */ c, fill = true) {
   const client = state.client;
   if (!client || c.loading || (c.loaded && !c.more)) return;
   c.loading = true;
@@ -158,7 +195,7 @@ async function loadOlder(/** @type {import("./store.js").Conv} */ c) {
       // Keep what was on screen in place while older messages are added above.
       if (!first) box.scrollTop = box.scrollHeight - fromBottom;
       // Not enough to scroll yet: load on until it is, or until the beginning.
-      if (c.more && box.scrollHeight <= box.clientHeight + 10) await loadOlder(c);
+      if (fill && c.more && box.scrollHeight <= box.clientHeight + 10) await loadOlder(c);
     }
   } catch (err) {
     c.loading = false;
@@ -230,7 +267,7 @@ function renderMessages() {
   const me = state.me;
   if (!c || !me) return;
   const box = $("messages");
-  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  const wasAtBottom = atBottom();
   /** @type {HTMLElement[]} */
   const items = [];
   /** @type {number | null} */
@@ -243,14 +280,24 @@ function renderMessages() {
       items.push(h("li", { class: "day" }, dayLabel(m.ts)));
       lastDay = m.ts;
     }
+    if (c.divider?.seq === m.seq) {
+      const n = c.divider.count;
+      items.push(h("li", { class: "unread-divider", role: "separator" }, n === 1 ? "1 unread message" : `${n} unread messages`));
+    }
     const text = m.content.kind === "text" ? m.content.text : "";
     items.push(bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user, undefined, undefined, undefined));
   }
   for (const p of c.pending.values()) items.push(bubble(p, true, p.status, p.error, () => void sendPending(c, p)));
   $("message-list").replaceChildren(...items);
   invalidate("history");
-  if (stick || atBottom) box.scrollTop = box.scrollHeight;
+  if (stick || wasAtBottom) {
+    box.scrollTop = box.scrollHeight;
+    c.newBelow = 0;
+  }
   stick = false;
+  const pill = $("new-messages");
+  pill.textContent = c.newBelow === 1 ? "1 new message ↓" : `${c.newBelow} new messages ↓`;
+  show(pill, c.newBelow > 0);
 }
 
 /** The next render of the messages scrolls to the bottom (the user sent something). */
@@ -262,7 +309,19 @@ export function stickToBottom() {
 export function wireChat() {
   $("messages").addEventListener("scroll", () => {
     const c = openConv();
-    if (c && $("messages").scrollTop < 60 && c.more && c.loaded) void loadOlder(c);
+    if (!c) return;
+    if ($("messages").scrollTop < 60 && c.more && c.loaded) void loadOlder(c);
+    if (c.newBelow && atBottom()) {
+      c.newBelow = 0;
+      show($("new-messages"), false);
+    }
+  });
+  $("new-messages").addEventListener("click", () => {
+    const c = openConv();
+    if (c) c.newBelow = 0;
+    stickToBottom();
+    flush();
+    $("messages").focus();
   });
   $("chat-back").addEventListener("click", closeChat);
   $("chat-peer").addEventListener("click", () => {

@@ -31,6 +31,8 @@
  *   more: boolean,
  *   loaded: boolean,
  *   loading: boolean,
+ *   divider: { seq: number, count: number } | null,
+ *   newBelow: number,
  * }} Conv
  */
 
@@ -86,6 +88,8 @@ export function conv(/** @type {string} */ id, /** @type {string} */ peer) {
       more: true,
       loaded: false,
       loading: false,
+      divider: null,
+      newBelow: 0,
     };
     state.convs.set(id, c);
   }

@@ -134,6 +134,62 @@ test("a reload keeps the open conversation (in the address) and every draft", as
   assert.equal(sent, "  half a thought,\nsecond line");
 });
 
+test("opening a conversation with unread messages lands on the first unread, below a divider", async () => {
+  const { page: alice } = users.alice;
+  const { page: bob } = users.bob;
+  await openChatWith(alice, users.carol.account);
+  await openChatWith(bob, users.alice.account);
+  for (let i = 1; i <= 40; i++) await send(bob, `unread ${i}`);
+  await waitForText(alice, `#directory button[data-username="${users.bob.account.username}"] .badge`, "40");
+  await openChatWith(alice, users.bob.account);
+  const divider = alice.locator("#message-list .unread-divider");
+  await divider.waitFor({ state: "visible" });
+  assert.match(await divider.textContent(), /40 unread messages/);
+  // The message after the divider is the first unread, and the view starts there, not at the bottom.
+  const next = await divider.evaluate((el) => el.nextElementSibling?.querySelector(".msg-text")?.textContent);
+  assert.equal(next, "unread 1");
+  const place = await alice.evaluate(() => {
+    const box = document.getElementById("messages").getBoundingClientRect();
+    const d = document.querySelector("#message-list .unread-divider").getBoundingClientRect();
+    return { top: d.top - box.top, height: box.height };
+  });
+  assert.ok(place.top >= 0 && place.top < place.height / 3, `the divider near the top of the view: ${JSON.stringify(place)}`);
+});
+
+test("reading older messages, new ones do not move the view: a pill counts them", async () => {
+  const { page: alice } = users.alice;
+  const { page: bob } = users.bob;
+  const box = alice.locator("#messages");
+  await box.evaluate((el) => {
+    el.scrollTop = 200;
+  });
+  await alice.waitForTimeout(300); // older pages may load above; the view stays on the same messages
+  const anchor = await alice.evaluate(() => {
+    const box = document.getElementById("messages").getBoundingClientRect();
+    const first = [...document.querySelectorAll("#message-list .msg")].find((m) => m.getBoundingClientRect().top >= box.top);
+    return { text: first.textContent, top: first.getBoundingClientRect().top };
+  });
+  for (let i = 1; i <= 3; i++) await send(bob, `while reading ${i}`);
+  const pill = alice.locator("#new-messages");
+  await waitForText(alice, "#new-messages", "3 new messages");
+  const after = await alice.evaluate((text) => {
+    const el = [...document.querySelectorAll("#message-list .msg")].find((m) => m.textContent === text);
+    return el.getBoundingClientRect().top;
+  }, anchor.text);
+  assert.ok(Math.abs(after - anchor.top) < 2, `the view moved by ${after - anchor.top}px`);
+  await screenshot(alice, "new-messages-pill");
+  await pill.click();
+  await alice.waitForFunction(() => {
+    const el = document.getElementById("messages");
+    return el.scrollHeight - el.scrollTop - el.clientHeight < 4;
+  });
+  await pill.waitFor({ state: "hidden" });
+  // At the bottom, a new message shows at once, without a pill.
+  await send(bob, "and now at the bottom");
+  await waitForText(alice, "#message-list .msg.theirs", "and now at the bottom");
+  assert.equal(await pill.isVisible(), false);
+});
+
 test("no uncaught errors and no Content-Security-Policy violations in any page", () => {
   assert.deepEqual([...new Set(problems)], []);
 });
