@@ -20,7 +20,8 @@
 //   composer.js    typing and sending
 //   card.js        contact card and own profile
 //   notify.js      toasts, unread count in the title
-//   connection.js  the connection state
+//   connection.js  the connection banner, and the ping that finds a dead link
+//   outbox.js      unsent messages in IndexedDB
 
 import { ChatError } from "./chatcore/web.js";
 import { TOKEN_KEY, createClient } from "./ui/session.js";
@@ -34,7 +35,7 @@ import { $ } from "./ui/dom.js";
 import { signOut } from "./ui/session.js";
 import { openCard } from "./ui/card.js";
 import { state } from "./ui/store.js";
-import "./ui/connection.js";
+import { wireConnection } from "./ui/connection.js";
 
 function boot() {
   wireAuth();
@@ -42,6 +43,7 @@ function boot() {
   wireChat();
   wireComposer();
   wireCard();
+  wireConnection();
   $("me-button").addEventListener("click", () => {
     if (state.me) void openCard(state.me.user);
   });

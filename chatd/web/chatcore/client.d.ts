@@ -181,6 +181,13 @@ export declare class ChatClient {
     connect(): Promise<void>;
     /** Closes the connection for good (1000); pending requests fail with `closed`. */
     close(): void;
+    /**
+     * Treats the connection as lost now: for a dead link (a ping went unanswered while the socket still looks
+     * open, as after a Wi-Fi drop), which the browser would only notice minutes later. Requests that are safe to
+     * repeat (sends keep their `client_id`) wait for the next connection; the client reconnects with backoff and
+     * resumes as after any lost connection. Nothing happens when no connection is open.
+     */
+    dropConnection(): void;
     private failAll;
     /** Opens the WebSocket and says hello, once; resolves when `welcome` arrived. */
     private ensureOpen;

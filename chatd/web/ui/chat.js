@@ -7,7 +7,7 @@ import { $, field, h, setName, show } from "./dom.js";
 import { paintAvatar } from "./avatar.js";
 import { dayLabel, presenceText, sameDay, timeFmt } from "./format.js";
 import { conv, flush, invalidate, onRender, openConv, pageVisible, rememberUser, state, userName } from "./store.js";
-import { loadDraft, saveDraft, sendPending } from "./composer.js";
+import { discardPending, editPending, loadDraft, saveDraft } from "./composer.js";
 import { dismissToast, toast } from "./notify.js";
 import { openCard } from "./card.js";
 
@@ -241,24 +241,32 @@ function renderHistoryStatus() {
 }
 
 /**
- * One message bubble.
+ * One message bubble: stored (with `seq`), or still in the outbox (`pending`, with its actions).
  * @param {{ seq?: number, client_id: string, ts: number, text: string }} m
  * @param {boolean} mine
- * @param {"sending" | "failed" | undefined} status
- * @param {string | undefined} error
- * @param {(() => void) | undefined} onRetry
+ * @param {{ c: import("./store.js").Conv, p: import("./store.js").Pending } | undefined} [pending]
  */
-function bubble(m, mine, status, error, onRetry) {
+function bubble(m, mine, pending) {
+  const status = pending?.p.status;
+  const offline = state.connection !== "ready";
+  /** @type {(import("./dom.js").Child)[]} */
+  const meta = [];
+  if (!pending) meta.push(timeFmt.format(m.ts));
+  else if (status === "failed") {
+    const { c, p } = pending;
+    meta.push(
+      h("span", { class: "msg-error" }, `Not sent: ${p.error ?? ""}`),
+      h("button", { type: "button", class: "link edit", onclick: () => editPending(c, p) }, "Edit"),
+      h("button", { type: "button", class: "link delete", onclick: () => discardPending(c, p) }, "Delete"),
+    );
+  } else {
+    meta.push(`${offline ? "Waiting for connection" : "Sending…"} · ${timeFmt.format(m.ts)}`);
+  }
   return h(
     "li",
     { class: `msg ${mine ? "mine" : "theirs"} ${status ?? ""}`, dataset: m.seq ? { seq: String(m.seq) } : { pending: m.client_id } },
-    h("span", { class: "msg-text", title: status === "failed" ? error : undefined }, m.text),
-    h(
-      "span",
-      { class: "msg-meta" },
-      status === "sending" ? "Sending…" : status === "failed" ? "Not sent" : timeFmt.format(m.ts),
-      status === "failed" && onRetry ? h("button", { type: "button", class: "link retry", onclick: onRetry }, "Retry") : null,
-    ),
+    h("span", { class: "msg-text" }, m.text),
+    h("span", { class: "msg-meta" }, ...meta),
   );
 }
 
@@ -285,9 +293,9 @@ function renderMessages() {
       items.push(h("li", { class: "unread-divider", role: "separator" }, n === 1 ? "1 unread message" : `${n} unread messages`));
     }
     const text = m.content.kind === "text" ? m.content.text : "";
-    items.push(bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user, undefined, undefined, undefined));
+    items.push(bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user));
   }
-  for (const p of c.pending.values()) items.push(bubble(p, true, p.status, p.error, () => void sendPending(c, p)));
+  for (const p of c.pending.values()) items.push(bubble(p, true, { c, p }));
   $("message-list").replaceChildren(...items);
   invalidate("history");
   if (stick || wasAtBottom) {

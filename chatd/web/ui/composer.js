@@ -2,29 +2,94 @@
 // The composer: what the user types, and sending it (each message keeps its
 // client id on every attempt, so a retry is never stored twice).
 
-import { newClientId } from "../chatcore/web.js";
+import { ChatError, newClientId } from "../chatcore/web.js";
 import { field, form } from "./dom.js";
 import { describe } from "./format.js";
-import { invalidate, openConv, serverNow, state } from "./store.js";
+import { conv, invalidate, openConv, state } from "./store.js";
 import { addMessage, stickToBottom } from "./chat.js";
+import { sendEnded, sendStarted } from "./connection.js";
+import * as outbox from "./outbox.js";
 
-/** Sends (or re-sends) a message of ours. */
+/** Failures that pass: the message waits for the connection and goes out by itself. */
+const TRANSIENT = new Set(["disconnected", "timeout", "closed", "unavailable", "rate_limited", "internal"]);
+
+/**
+ * Sends (or re-sends) a message of ours from the outbox. It stays in the outbox (IndexedDB) until the server
+ * has stored it; the same client_id on every attempt means a repeat is never stored twice.
+ */
 export async function sendPending(/** @type {import("./store.js").Conv} */ c, /** @type {import("./store.js").Pending} */ p) {
   const client = state.client;
-  if (!client) return;
+  if (!client || p.status === "sending") return;
   p.status = "sending";
+  delete p.error;
   if (state.open === c.id) stickToBottom();
+  sendStarted();
   try {
-    // The same client_id on every attempt: a retry is never stored twice.
     const { message } = await client.send(c.peer, p.text, { clientId: p.client_id });
     c.pending.delete(p.client_id);
     addMessage(c, message, true);
+    void outbox.remove(p.client_id);
   } catch (err) {
-    p.status = "failed";
-    p.error = describe(err);
+    if (err instanceof ChatError && TRANSIENT.has(err.code)) {
+      p.status = "waiting";
+    } else {
+      // Refused for good: kept, marked, for the user to edit or delete.
+      p.status = "failed";
+      p.error = describe(err);
+      void outbox.put(entryOf(c, p));
+    }
+  } finally {
+    sendEnded();
   }
-  if (state.open === c.id) stickToBottom();
+  if (state.open === c.id) invalidate("messages");
   invalidate("directory");
+}
+
+/** @returns {import("./outbox.js").Entry} */
+function entryOf(/** @type {import("./store.js").Conv} */ c, /** @type {import("./store.js").Pending} */ p) {
+  /** @type {import("./outbox.js").Entry} */
+  const e = { client_id: p.client_id, user: state.me?.user ?? "", conv: c.id, peer: c.peer, text: p.text, ts: p.ts };
+  if (p.status === "failed" && p.error) e.failed = p.error;
+  return e;
+}
+
+/** Sends every message that waits for the connection (it is back). */
+export function flushOutbox() {
+  for (const c of state.convs.values()) for (const p of c.pending.values()) if (p.status === "waiting") void sendPending(c, p);
+}
+
+/** After a sign-in or reload: the user's unsent messages back in their conversations, and on their way. */
+export async function restoreOutbox() {
+  const me = state.me;
+  if (!me) return;
+  for (const e of await outbox.entries(me.user)) {
+    if (state.me !== me) return;
+    const c = conv(e.conv, e.peer);
+    if (c.pending.has(e.client_id)) continue;
+    /** @type {import("./store.js").Pending} */
+    const p = { client_id: e.client_id, text: e.text, ts: e.ts, status: e.failed ? "failed" : "waiting" };
+    if (e.failed) p.error = e.failed;
+    c.pending.set(p.client_id, p);
+  }
+  invalidate("messages", "directory");
+  flushOutbox();
+}
+
+/** Drops a message the server refused (the user deleted it). */
+export function discardPending(/** @type {import("./store.js").Conv} */ c, /** @type {import("./store.js").Pending} */ p) {
+  c.pending.delete(p.client_id);
+  void outbox.remove(p.client_id);
+  invalidate("messages");
+}
+
+/** Puts a refused message back in the composer to be changed and sent anew. */
+export function editPending(/** @type {import("./store.js").Conv} */ c, /** @type {import("./store.js").Pending} */ p) {
+  const input = field("composer-text");
+  input.value = input.value ? `${p.text}\n${input.value}` : p.text;
+  discardPending(c, p);
+  saveDraft(c);
+  autoGrow();
+  input.focus();
 }
 
 // -- drafts: one per conversation, kept in localStorage (per user) so neither
@@ -94,12 +159,14 @@ export function wireComposer() {
     const text = input.value;
     if (!c || !text.trim()) return;
     /** @type {import("./store.js").Pending} */
-    const p = { client_id: newClientId(), text, ts: serverNow(), status: "sending" };
+    const p = { client_id: newClientId(), text, ts: Date.now(), status: "waiting" };
     c.pending.set(p.client_id, p);
     input.value = "";
     saveDraft(c);
     autoGrow();
-    void sendPending(c, p);
+    stickToBottom();
+    // Into the outbox first: from here on, neither a dead link nor a reload loses it.
+    void outbox.put(entryOf(c, p)).then(() => sendPending(c, p));
   });
   input.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {

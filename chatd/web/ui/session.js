@@ -5,10 +5,11 @@
 import { ChatClient } from "../chatcore/web.js";
 import { $, dialog } from "./dom.js";
 import { deviceName } from "./format.js";
-import { invalidate, state } from "./store.js";
+import { state } from "./store.js";
 import { showAuth, showApp, splashText } from "./shell.js";
 import { onMessage, onAlert, openChat, resetChat } from "./chat.js";
-import { forgetDrafts, restoreDrafts } from "./composer.js";
+import { flushOutbox, forgetDrafts, restoreDrafts, restoreOutbox } from "./composer.js";
+import { onConnectionState } from "./connection.js";
 import { onPresence, loadConversations, loadDirectory, resetDirectory } from "./directory.js";
 import { clearToasts } from "./notify.js";
 import { resetTokenFromHash } from "./auth.js";
@@ -28,9 +29,8 @@ export function createClient(/** @type {string | null} */ token) {
   client.on("presence", (p) => onPresence(p));
   client.on("alert", (a) => onAlert(a));
   client.on("state", (s) => {
-    state.connection = s;
     if (state.screen === "splash" && s === "reconnecting") splashText("Cannot reach the server. Retrying…");
-    invalidate("connection");
+    onConnectionState(s);
   });
   client.on("error", (e) => console.warn("chatcore:", e.code, e.message));
   state.client = client;
@@ -54,6 +54,9 @@ function onSession(/** @type {import("./store.js").Session} */ session, /** @typ
     restoreDrafts();
   }
   enterApp(first);
+  // Unsent messages: read back from the outbox after a sign-in or reload, sent again after a reconnect.
+  if (first) void restoreOutbox();
+  else flushOutbox();
   // A reload (the session resumed) reopens the conversation the address names.
   const peer = /^#chat=(.+)$/.exec(location.hash)?.[1];
   if (first && resumed && peer) void openChat(decodeURIComponent(peer));

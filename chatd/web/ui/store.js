@@ -13,8 +13,9 @@
 /** @typedef {import("../chatcore/web.js").DirectoryEntry} DirectoryEntry */
 
 /**
- * A message of ours not yet stored by the server (or refused by it).
- * @typedef {{ client_id: string, text: string, ts: number, status: "sending" | "failed", error?: string }} Pending
+ * A message of ours not yet stored by the server, in the outbox: on its way ("sending"), waiting for the
+ * connection ("waiting"), or refused for good ("failed", with why). `ts`: the local clock when it was written.
+ * @typedef {{ client_id: string, text: string, ts: number, status: "sending" | "waiting" | "failed", error?: string }} Pending
  */
 
 /**

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { startChatd } from "../support/chatd.mjs";
 import { launchBrowser, screenshot, serveMissingFromDisk, watchConsole } from "../support/browser.mjs";
 import { newAccount } from "../support/util.mjs";
+import { startProxy } from "../support/proxy.mjs";
 
 const DESKTOP = { width: 1100, height: 720 };
 
@@ -17,14 +18,20 @@ const problems = [];
 /** name -> { account, context, page } */
 const users = {};
 
+/** In front of chatd: the dead-link test pauses it. */
+let proxy;
+
 before(async () => {
-  chatd = await startChatd();
+  proxy = await startProxy();
+  chatd = await startChatd(["--allowed-origin", proxy.url]);
+  proxy.target = chatd.addr;
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
   await chatd?.stop();
+  await proxy?.close();
 });
 
 async function signUp(name, options = {}) {
@@ -188,6 +195,62 @@ test("reading older messages, new ones do not move the view: a pill counts them"
   await send(bob, "and now at the bottom");
   await waitForText(alice, "#message-list .msg.theirs", "and now at the bottom");
   assert.equal(await pill.isVisible(), false);
+});
+
+test("a dead link is shown within 10 s; the outbox survives a reload and sends once when the link is back", async () => {
+  const context = await browser.newContext({ viewport: DESKTOP, locale: "en-GB", timezoneId: "UTC" });
+  try {
+    const page = await context.newPage();
+    watchConsole(page, "alice via proxy", problems);
+    page.setDefaultTimeout(10_000);
+    await page.goto(proxy.url + "/");
+    await page.fill("#signin-login", users.alice.account.username);
+    await page.fill("#signin-password", users.alice.account.password);
+    await page.click("#signin-form button[type=submit]");
+    await page.locator("#app").waitFor({ state: "visible" });
+    await openChatWith(page, users.bob.account);
+
+    // The Wi-Fi drops: the socket stays open, nothing crosses it.
+    proxy.pause();
+    const sentAt = Date.now();
+    await page.fill("#composer-text", "sent on a dead link");
+    await page.press("#composer-text", "Enter");
+    await waitForText(page, "#message-list .msg.mine", "sent on a dead link");
+    await page.locator('#conn[data-state="offline"]').waitFor({ state: "visible", timeout: 10_000 });
+    assert.ok(Date.now() - sentAt < 10_000, `offline shown after ${Date.now() - sentAt} ms`);
+    await waitForText(page, "#message-list .msg.mine", "Waiting for connection");
+    await screenshot(page, "offline");
+
+    // A reload while offline (it completes when the link is back): the message is in IndexedDB, not in the page.
+    const reloading = page.reload();
+    await page.waitForTimeout(500);
+    // The old connection died with what it held (the send among it): only the outbox can deliver the message.
+    proxy.resume({ cut: true });
+    await reloading;
+    await page.locator("#app").waitFor({ state: "visible", timeout: 20_000 });
+    const bob = users.bob.page;
+    await openChatWith(bob, users.alice.account);
+    await waitForText(bob, "#message-list .msg.theirs", "sent on a dead link");
+    await page.locator("#message-list .msg.mine:not([data-pending])", { hasText: "sent on a dead link" }).waitFor({ timeout: 20_000 });
+    // Sent once: one copy on each side, after a moment for any duplicate to arrive.
+    await page.waitForTimeout(500);
+    const count = (p) => p.locator("#message-list .msg", { hasText: "sent on a dead link" }).count();
+    assert.equal(await count(bob), 1, "bob has it once");
+    assert.equal(await count(page), 1, "alice has it once");
+    const left = await page.evaluate(
+      () =>
+        new Promise((resolve) => {
+          const req = indexedDB.open("chatcore");
+          req.onsuccess = () => {
+            const r = req.result.transaction("outbox").objectStore("outbox").count();
+            r.onsuccess = () => resolve(r.result);
+          };
+        }),
+    );
+    assert.equal(left, 0, "the outbox is empty");
+  } finally {
+    await context.close();
+  }
 });
 
 test("no uncaught errors and no Content-Security-Policy violations in any page", () => {
