@@ -109,15 +109,22 @@ export function wireAuth() {
     }
     try {
       await ensureClient().requestPasswordReset(email);
-      showAuth("signin", `If an account uses ${email}, a link to reset its password is on its way. Check your mail.`);
+      // The mail holds a link and a code: the code can be typed here, on the device that asked.
+      state.resetToken = null;
+      showAuth("reset", `If an account uses ${email}, a mail to reset its password is on its way. Check your mail: open its link, or enter its code below.`);
     } catch (err) {
       showError("forgot", err);
     }
   });
 
   onSubmit("reset-form", async (f, v) => {
+    const token = state.resetToken ?? (v.code ?? "").trim();
+    if (!token) {
+      fieldError("reset", "code", ["Enter the code from the mail."]);
+      return;
+    }
     try {
-      await ensureClient().confirmPasswordReset(state.resetToken ?? "", v.new_password ?? "");
+      await ensureClient().confirmPasswordReset(token, v.new_password ?? "");
       state.resetToken = null;
       f.reset();
       history.replaceState(null, "", location.pathname + location.search);
@@ -130,7 +137,11 @@ export function wireAuth() {
       }
     } catch (err) {
       if (err instanceof ChatError && err.code === "not_found") {
-        showError("reset", new ChatError("not_found", "This reset link is invalid, already used or expired. Ask for a new one."));
+        if (state.resetToken) {
+          showError("reset", new ChatError("not_found", "This reset link is invalid, already used or expired. Ask for a new one."));
+        } else {
+          fieldError("reset", "code", ["This code is wrong, already used or expired. Check the mail, or ask for a new one."]);
+        }
       } else {
         showError("reset", err);
       }

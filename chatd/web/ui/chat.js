@@ -73,7 +73,22 @@ export function onAlert(/** @type {{ conv: string, seq: number, from: string, un
   c.unread = a.unread;
   invalidate("directory", "title");
   const m = c.messages.get(a.seq);
-  toast(userName(a.from), m?.content.kind === "text" ? m.content.text : "New message", () => void openChat(peer), c.id);
+  const text = m?.content.kind === "text" ? m.content.text : "New message";
+  const notify = () => toast(userName(a.from), text, () => void openChat(peer), c.id);
+  const client = state.client;
+  if (state.users.has(a.from) || !client) {
+    notify();
+    return;
+  }
+  // Someone new: their name first (the notice waits for it, a moment at most).
+  client.getProfile(a.from).then(
+    (e) => {
+      rememberUser(e);
+      invalidate("directory");
+      notify();
+    },
+    notify,
+  );
 }
 
 /** The open conversation is on screen: everything in it is read. */
@@ -240,6 +255,12 @@ function renderHistoryStatus() {
       : "";
 }
 
+/** Emoji and nothing else (a few at most): such a message shows large. */
+const EMOJI = /^(?:\p{Extended_Pictographic}|\p{Regional_Indicator}|[\u{1F3FB}-\u{1F3FF}\u200D\uFE0F\u20E3]|\s)+$/u;
+function emojiOnly(/** @type {string} */ text) {
+  return text.length <= 48 && EMOJI.test(text) && /\p{Extended_Pictographic}|\p{Regional_Indicator}/u.test(text);
+}
+
 /**
  * One message bubble: stored (with `seq`), or still in the outbox (`pending`, with its actions).
  * @param {{ seq?: number, client_id: string, ts: number, text: string }} m
@@ -265,7 +286,7 @@ function bubble(m, mine, pending) {
   return h(
     "li",
     { class: `msg ${mine ? "mine" : "theirs"} ${status ?? ""}`, dataset: m.seq ? { seq: String(m.seq) } : { pending: m.client_id } },
-    h("span", { class: "msg-text" }, m.text),
+    h("span", { class: `msg-text ${emojiOnly(m.text) ? "emoji-only" : ""}` }, m.text),
     h("span", { class: "msg-meta" }, ...meta),
   );
 }

@@ -3,7 +3,7 @@
 // client id on every attempt, so a retry is never stored twice).
 
 import { ChatError, newClientId } from "../chatcore/web.js";
-import { field, form } from "./dom.js";
+import { $, field, form, show } from "./dom.js";
 import { describe } from "./format.js";
 import { conv, invalidate, openConv, state } from "./store.js";
 import { addMessage, stickToBottom } from "./chat.js";
@@ -89,6 +89,7 @@ export function editPending(/** @type {import("./store.js").Conv} */ c, /** @typ
   discardPending(c, p);
   saveDraft(c);
   autoGrow();
+  renderCount();
   input.focus();
 }
 
@@ -141,6 +142,40 @@ export function saveDraft(/** @type {import("./store.js").Conv | null} */ c) {
 export function loadDraft(/** @type {import("./store.js").Conv} */ c) {
   field("composer-text").value = state.drafts.get(c.id) ?? "";
   autoGrow();
+  renderCount();
+}
+
+// -- length: the server takes at most 16 KiB of UTF-8 per text (PROTOCOL.md), so the composer counts bytes
+// as the server does: 9,000 "é" are 18,000 bytes. Nothing is cut; a text over the limit is refused here,
+// inline, and stays in the composer.
+
+const MAX_TEXT_BYTES = 16 * 1024;
+/** The counter shows from this many bytes on. */
+const COUNT_FROM = MAX_TEXT_BYTES - 2 * 1024;
+const utf8 = new TextEncoder();
+const number = new Intl.NumberFormat("en-GB");
+
+/** UTF-8 length of `text`, exact when it matters: a text of n UTF-16 units has at most 3n bytes, so short ones are not encoded. */
+function byteLength(/** @type {string} */ text) {
+  return text.length * 3 < COUNT_FROM ? text.length : utf8.encode(text).length;
+}
+
+function renderCount() {
+  const input = field("composer-text");
+  const bytes = byteLength(input.value);
+  const count = $("composer-count");
+  const over = bytes > MAX_TEXT_BYTES;
+  show(count, bytes >= COUNT_FROM);
+  count.classList.toggle("over", over);
+  count.textContent = over
+    ? `${number.format(bytes)} of ${number.format(MAX_TEXT_BYTES)} bytes: ${number.format(bytes - MAX_TEXT_BYTES)} too many`
+    : `${number.format(MAX_TEXT_BYTES - bytes)} bytes left`;
+  if (!over) clearComposerError();
+}
+
+function clearComposerError() {
+  show($("composer-error"), false);
+  field("composer-text").removeAttribute("aria-invalid");
 }
 
 /** Grows the composer with its text (up to the CSS max-height); natural height when empty or hidden. */
@@ -158,12 +193,21 @@ export function wireComposer() {
     // Sent as typed (leading spaces and all); blank text is not sent.
     const text = input.value;
     if (!c || !text.trim()) return;
+    if (byteLength(text) > MAX_TEXT_BYTES) {
+      const err = $("composer-error");
+      err.textContent = "This message is too long to send. Shorten it or split it in parts; your text stays here.";
+      show(err, true);
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
     /** @type {import("./store.js").Pending} */
     const p = { client_id: newClientId(), text, ts: Date.now(), status: "waiting" };
     c.pending.set(p.client_id, p);
     input.value = "";
     saveDraft(c);
     autoGrow();
+    renderCount();
     stickToBottom();
     // Into the outbox first: from here on, neither a dead link nor a reload loses it.
     void outbox.put(entryOf(c, p)).then(() => sendPending(c, p));
@@ -176,6 +220,7 @@ export function wireComposer() {
   });
   input.addEventListener("input", () => {
     autoGrow();
+    renderCount();
     saveDraft(openConv());
   });
 }

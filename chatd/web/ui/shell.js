@@ -53,6 +53,8 @@ function renderScreen() {
   for (const tab of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("#auth-tabs .tab"))) {
     tab.setAttribute("aria-pressed", String(tab.dataset.view === view.auth));
   }
+  // The code field only when no reset link brought the token.
+  show($("reset-code-field"), view.auth === "reset" && !state.resetToken);
   const n = $("auth-notice");
   n.textContent = view.notice;
   show(n, !!view.notice);

@@ -253,6 +253,108 @@ test("a dead link is shown within 10 s; the outbox survives a reload and sends o
   }
 });
 
+test("over-long text: counted in bytes as the server does, refused inline, and kept", async () => {
+  const { page: alice } = users.alice;
+  await openChatWith(alice, users.carol.account);
+  const before = await alice.locator("#message-list .msg").count();
+  // A paste of 20,000 characters is not cut.
+  await alice.fill("#composer-text", "");
+  await alice.focus("#composer-text");
+  await alice.keyboard.insertText("a".repeat(20_000));
+  assert.equal((await alice.inputValue("#composer-text")).length, 20_000, "nothing cut from a paste");
+  // 9,000 "é" are 9,000 characters but 18,000 UTF-8 bytes: over the server's 16 KiB.
+  await alice.fill("#composer-text", "é".repeat(9_000));
+  await waitForText(alice, "#composer-count", "18,000");
+  await alice.press("#composer-text", "Enter");
+  await waitForText(alice, "#composer-error", "too long");
+  assert.equal(await alice.getAttribute("#composer-text", "aria-invalid"), "true");
+  assert.equal(await alice.inputValue("#composer-text"), "é".repeat(9_000), "the text is kept");
+  await alice.waitForTimeout(300);
+  assert.equal(await alice.locator("#message-list .msg").count(), before, "nothing was sent");
+  // Near the limit the counter shows what is left; under it, the message goes.
+  await alice.fill("#composer-text", "é".repeat(8_000));
+  await waitForText(alice, "#composer-count", "384");
+  assert.equal(await alice.locator("#composer-error").isVisible(), false);
+  await alice.press("#composer-text", "Enter");
+  await alice.locator("#message-list .msg.mine:not([data-pending])", { hasText: "é".repeat(50) }).last().waitFor();
+  assert.equal(await alice.locator("#composer-count").isVisible(), false, "no counter far from the limit");
+});
+
+test("the first message from someone new is announced with their name", async () => {
+  const { page: alice } = users.alice;
+  await openChatWith(alice, users.carol.account);
+  const dave = await signUp("dave");
+  await openChatWith(dave.page, users.alice.account);
+  await send(dave.page, "Hello from a stranger");
+  await waitForText(alice, "#toasts .toast", "Hello from a stranger");
+  assert.equal(await alice.locator("#toasts .toast .toast-title").textContent(), dave.account.display_name);
+});
+
+test("emoji render in colour, and an emoji-only message shows large", async () => {
+  const { page: alice } = users.alice;
+  const { page: carol } = users.carol;
+  await openChatWith(carol, users.alice.account);
+  await send(carol, "🎉👍");
+  await send(carol, "party 🎉");
+  await waitForText(alice, "#message-list .msg.theirs", "party 🎉");
+  const big = alice.locator("#message-list .msg.theirs .msg-text", { hasText: "🎉👍" }).last();
+  const sizes = await big.evaluate((el) => {
+    const mixed = [...document.querySelectorAll("#message-list .msg-text")].find((m) => m.textContent === "party 🎉");
+    return { only: parseFloat(getComputedStyle(el).fontSize), mixed: parseFloat(getComputedStyle(mixed).fontSize) };
+  });
+  assert.ok(sizes.only >= 2 * sizes.mixed, `emoji-only ${sizes.only}px vs ${sizes.mixed}px`);
+  // The font stack names the colour emoji fonts (fallback alone may pick a monochrome font that has the glyph),
+  // and text drawn with it has colour pixels, not a monochrome outline.
+  const family = await big.evaluate((el) => getComputedStyle(el).fontFamily);
+  for (const font of ["Apple Color Emoji", "Segoe UI Emoji", "Noto Color Emoji"]) assert.ok(family.includes(font), `${font} in ${family}`);
+  const colourful = await big.evaluate((el) => {
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = 64;
+    const ctx = canvas.getContext("2d");
+    ctx.font = `48px ${getComputedStyle(el).fontFamily}`;
+    ctx.textBaseline = "top";
+    ctx.fillStyle = "#000";
+    ctx.fillText("🎉", 4, 4);
+    const px = ctx.getImageData(0, 0, 64, 64).data;
+    let colour = 0;
+    for (let i = 0; i < px.length; i += 4) {
+      const [r, g, b, a] = [px[i], px[i + 1], px[i + 2], px[i + 3]];
+      if (a > 128 && Math.max(r, g, b) - Math.min(r, g, b) > 60) colour++;
+    }
+    return colour;
+  });
+  assert.ok(colourful > 50, `only ${colourful} coloured pixels: a monochrome emoji font`);
+});
+
+test("the code in the reset mail can be entered in the page", async () => {
+  const context = await browser.newContext({ viewport: DESKTOP, locale: "en-GB", timezoneId: "UTC" });
+  try {
+    const page = await context.newPage();
+    watchConsole(page, "reset by code", problems);
+    page.setDefaultTimeout(10_000);
+    await page.goto(chatd.httpUrl + "/");
+    await page.click("#forgot-link");
+    const { account } = users.carol;
+    await page.fill("#forgot-email", account.email);
+    await page.click("#forgot-form button[type=submit]");
+    await page.locator("#reset-code").waitFor({ state: "visible" });
+    const { token } = await chatd.waitForResetToken(account.email);
+    await page.fill("#reset-code", "not-the-code");
+    await page.fill("#reset-password", "a brand new lantern 9 sky");
+    await page.click("#reset-form button[type=submit]");
+    await waitForText(page, "#reset-code-error", "wrong");
+    await page.fill("#reset-code", token);
+    await page.click("#reset-form button[type=submit]");
+    await waitForText(page, "#auth-notice", "Your password was changed");
+    await page.fill("#signin-login", account.username);
+    await page.fill("#signin-password", "a brand new lantern 9 sky");
+    await page.click("#signin-form button[type=submit]");
+    await page.locator("#app").waitFor({ state: "visible" });
+  } finally {
+    await context.close();
+  }
+});
+
 test("no uncaught errors and no Content-Security-Policy violations in any page", () => {
   assert.deepEqual([...new Set(problems)], []);
 });
