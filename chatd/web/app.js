@@ -22,7 +22,9 @@
 //   notify.js      toasts, unread count in the title
 //   connection.js  the connection banner, and the ping that finds a dead link
 //   outbox.js      unsent messages in IndexedDB
+//   settings.js    settings kept in this browser: the theme
 
+import { wireSettings } from "./ui/settings.js";
 import { ChatError } from "./chatcore/web.js";
 import { TOKEN_KEY, createClient } from "./ui/session.js";
 import { route, wireAuth } from "./ui/auth.js";
@@ -44,6 +46,7 @@ function boot() {
   wireComposer();
   wireCard();
   wireConnection();
+  wireSettings();
   $("me-button").addEventListener("click", () => {
     if (state.me) void openCard(state.me.user);
   });

@@ -13,10 +13,11 @@ function hash(/** @type {string} */ s) {
   return x >>> 0;
 }
 
+/** Up to two letters: of the first and last words, where a word is letters and digits (punctuation is no initial). */
 export function initials(/** @type {string} */ name) {
-  const words = name.trim().split(/\s+/).filter(Boolean);
-  const letters = words.length > 1 ? [words[0], words[words.length - 1]] : words;
-  return letters.map((w) => (Array.from(w ?? "")[0] ?? "").toUpperCase()).join("") || "?";
+  const words = name.match(/[\p{L}\p{N}][\p{L}\p{N}\p{M}]*/gu) ?? [];
+  const picked = words.length > 1 ? [words[0], words[words.length - 1]] : words;
+  return picked.map((w) => (Array.from(w ?? "")[0] ?? "").toUpperCase()).join("") || "?";
 }
 
 /**

@@ -133,7 +133,10 @@ function renderDirectory() {
       );
     }),
   );
-  show($("directory-empty"), ids.length === 0);
+  // Only once a search has answered: before, "Nobody found." would be a lie.
+  const empty = $("directory-empty");
+  empty.textContent = state.query ? "Nobody found." : "Nobody else is here yet.";
+  show(empty, ids.length === 0 && state.directoryLoaded);
   show($("directory-more"), !!state.directoryNext);
 }
 
@@ -154,6 +157,7 @@ export function wireDirectory() {
     clearTimeout(timer);
     timer = setTimeout(() => {
       state.query = search.value.trim();
+      state.directoryLoaded = false;
       void loadDirectory(state.query);
     }, 200);
   });

@@ -326,6 +326,95 @@ test("emoji render in colour, and an emoji-only message shows large", async () =
   assert.ok(colourful > 50, `only ${colourful} coloured pixels: a monochrome emoji font`);
 });
 
+test("small things: initials are letters, no \"Nobody found.\" before a search, a favicon", async () => {
+  // Initials from letters and digits only.
+  const { page: dave, account } = users.dave;
+  await dave.click("#me-button");
+  await dave.locator("#profile-form").waitFor({ state: "visible" });
+  await dave.fill("#profile-display_name", "Dave L. <b>x</b>");
+  await dave.click("#profile-form button[type=submit]");
+  await dave.locator("#card").waitFor({ state: "hidden" });
+  assert.equal(await dave.textContent("#me-avatar"), "DB");
+  assert.equal(await dave.textContent("#me-name"), "Dave L. <b>x</b>", "markup in a name is text");
+  void account;
+
+  // Signing in, the list is never announced as empty before the search has answered.
+  const context = await browser.newContext({ viewport: DESKTOP, locale: "en-GB", timezoneId: "UTC" });
+  try {
+    await context.addInitScript(() => {
+      window.__emptyShown = false;
+      new MutationObserver(() => {
+        const el = document.getElementById("directory-empty");
+        if (el && !el.hidden && document.getElementById("app") && !document.getElementById("app").hidden) window.__emptyShown = true;
+      }).observe(document, { subtree: true, attributes: true, childList: true });
+    });
+    const page = await context.newPage();
+    watchConsole(page, "empty check", problems);
+    await page.goto(chatd.httpUrl + "/");
+    await page.fill("#signin-login", users.bob.account.username);
+    await page.fill("#signin-password", users.bob.account.password);
+    await page.click("#signin-form button[type=submit]");
+    await row(page, users.alice.account.username).waitFor();
+    assert.equal(await page.evaluate(() => window.__emptyShown), false, '"Nobody found." showed before any search');
+  } finally {
+    await context.close();
+  }
+
+  const icon = await fetch(`${chatd.httpUrl}/favicon.ico`);
+  assert.equal(icon.status, 200);
+  assert.match(icon.headers.get("content-type") ?? "", /^image\//);
+  await icon.arrayBuffer();
+});
+
+test("dark mode follows the system; a manual choice in settings wins and is kept", async () => {
+  const context = await browser.newContext({ viewport: DESKTOP, locale: "en-GB", timezoneId: "UTC", colorScheme: "dark" });
+  try {
+    const page = await context.newPage();
+    watchConsole(page, "dark", problems);
+    page.setDefaultTimeout(10_000);
+    await page.goto(chatd.httpUrl + "/");
+    /** Relative luminance of the page background and of the panels, 0 (black) to 1 (white). */
+    const luminance = () =>
+      page.evaluate(() => {
+        const lum = (css) => {
+          const [r, g, b] = css.match(/\d+(\.\d+)?/g).slice(0, 3).map((v) => Number(v) / 255);
+          const f = (c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+          return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+        };
+        const panel = document.querySelector(".auth-card:not([hidden]), .sidebar");
+        return { page: lum(getComputedStyle(document.documentElement).backgroundColor), panel: lum(getComputedStyle(panel).backgroundColor) };
+      });
+    let l = await luminance();
+    assert.ok(l.page < 0.05 && l.panel < 0.05, `dark by the system: ${JSON.stringify(l)}`);
+    await page.fill("#signin-login", users.alice.account.username);
+    await page.fill("#signin-password", users.alice.account.password);
+    await page.click("#signin-form button[type=submit]");
+    await page.locator("#app").waitFor({ state: "visible" });
+    await openChatWith(page, users.bob.account);
+    l = await luminance();
+    assert.ok(l.page < 0.05 && l.panel < 0.05, `dark signed in: ${JSON.stringify(l)}`);
+    await screenshot(page, "chat-dark");
+
+    await page.click("#settings-button");
+    await page.locator("#settings").waitFor({ state: "visible" });
+    await page.check("#theme-light");
+    await page.keyboard.press("Escape");
+    l = await luminance();
+    assert.ok(l.page > 0.7 && l.panel > 0.9, `light by choice: ${JSON.stringify(l)}`);
+    await page.reload();
+    await page.locator("#app").waitFor({ state: "visible" });
+    l = await luminance();
+    assert.ok(l.page > 0.7, `the choice is kept: ${JSON.stringify(l)}`);
+    await page.click("#settings-button");
+    await page.check("#theme-system");
+    await page.keyboard.press("Escape");
+    l = await luminance();
+    assert.ok(l.page < 0.05, `back to the system's: ${JSON.stringify(l)}`);
+  } finally {
+    await context.close();
+  }
+});
+
 test("the code in the reset mail can be entered in the page", async () => {
   const context = await browser.newContext({ viewport: DESKTOP, locale: "en-GB", timezoneId: "UTC" });
   try {
