@@ -17,6 +17,7 @@
 //   auth.js        sign in, sign up, forgotten password, reset
 //   directory.js   the conversation list and people search
 //   chat.js        the open conversation: header, messages, history, read marks
+//   richtext.js    a message's text as nodes: links, *bold*, _italic_, `code`
 //   composer.js    typing and sending
 //   card.js        contact card and own profile
 //   notify.js      toasts, unread count in the title

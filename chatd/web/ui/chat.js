@@ -10,6 +10,7 @@ import { conv, flush, invalidate, onRender, openConv, pageVisible, rememberUser,
 import { discardPending, editPending, loadDraft, saveDraft } from "./composer.js";
 import { dismissToast, toast } from "./notify.js";
 import { openCard } from "./card.js";
+import { richText } from "./richtext.js";
 
 const PAGE = 30;
 
@@ -266,13 +267,16 @@ function emojiOnly(/** @type {string} */ text) {
  * @param {{ seq?: number, client_id: string, ts: number, text: string }} m
  * @param {boolean} mine
  * @param {{ c: import("./store.js").Conv, p: import("./store.js").Pending } | undefined} [pending]
+ * @param {{ follows: boolean, continues: boolean }} [group] in a run of one sender: after one of it, before one of it
  */
-function bubble(m, mine, pending) {
+function bubble(m, mine, pending, group = { follows: false, continues: false }) {
   const status = pending?.p.status;
   const offline = state.connection !== "ready";
   /** @type {(import("./dom.js").Child)[]} */
   const meta = [];
-  if (!pending) meta.push(timeFmt.format(m.ts));
+  if (!pending) {
+    if (!group.continues) meta.push(h("time", { class: "msg-time", datetime: new Date(m.ts).toISOString() }, timeFmt.format(m.ts)));
+  }
   else if (status === "failed") {
     const { c, p } = pending;
     meta.push(
@@ -285,11 +289,21 @@ function bubble(m, mine, pending) {
   }
   return h(
     "li",
-    { class: `msg ${mine ? "mine" : "theirs"} ${status ?? ""}`, dataset: m.seq ? { seq: String(m.seq) } : { pending: m.client_id } },
-    h("span", { class: `msg-text ${emojiOnly(m.text) ? "emoji-only" : ""}` }, m.text),
-    h("span", { class: "msg-meta" }, ...meta),
+    {
+      class: `msg ${mine ? "mine" : "theirs"} ${status ?? ""} ${group.follows ? "follows" : ""} ${group.continues ? "continues" : ""}`,
+      dataset: m.seq ? { seq: String(m.seq), ts: String(m.ts) } : { pending: m.client_id },
+    },
+    emojiOnly(m.text) ? h("span", { class: "msg-text emoji-only" }, m.text) : h("span", { class: "msg-text" }, ...richText(m.text)),
+    meta.length ? h("span", { class: "msg-meta" }, ...meta) : null,
   );
 }
+
+/**
+ * Bubbles already built, per conversation, by what they show: a new message adds one node (and rebuilds the one
+ * before it when it joins its group) instead of the whole list, so long conversations stay cheap to update.
+ * @type {WeakMap<import("./store.js").Conv, Map<string, HTMLElement>>}
+ */
+const built = new WeakMap();
 
 function renderMessages() {
   const c = openConv();
@@ -297,27 +311,51 @@ function renderMessages() {
   if (!c || !me) return;
   const box = $("messages");
   const wasAtBottom = atBottom();
+  const cache = built.get(c) ?? new Map();
+  /** @type {Map<string, HTMLElement>} */
+  const used = new Map();
+  /** The cached node for `key`, or a new one from `make`. */
+  const node = (/** @type {string} */ key, /** @type {() => HTMLElement} */ make) => {
+    const el = cache.get(key) ?? make();
+    used.set(key, el);
+    return el;
+  };
   /** @type {HTMLElement[]} */
   const items = [];
   /** @type {number | null} */
   let lastDay = null;
   const seqs = [...c.messages.keys()].sort((a, b) => a - b);
-  for (const seq of seqs) {
-    const m = c.messages.get(seq);
+  const sameRun = (/** @type {import("./store.js").Message | undefined} */ a, /** @type {import("./store.js").Message} */ b) =>
+    !!a && a.from === b.from && Math.floor(a.ts / 60_000) === Math.floor(b.ts / 60_000) && c.divider?.seq !== Math.max(a.seq, b.seq);
+  for (let i = 0; i < seqs.length; i++) {
+    const m = c.messages.get(seqs[i] ?? 0);
     if (!m) continue;
     if (lastDay === null || !sameDay(lastDay, m.ts)) {
-      items.push(h("li", { class: "day" }, dayLabel(m.ts)));
+      const label = dayLabel(m.ts);
+      items.push(node(`day ${m.seq} ${label}`, () => h("li", { class: "day" }, label)));
       lastDay = m.ts;
     }
-    if (c.divider?.seq === m.seq) {
-      const n = c.divider.count;
-      items.push(h("li", { class: "unread-divider", role: "separator" }, n === 1 ? "1 unread message" : `${n} unread messages`));
+    const divider = c.divider;
+    if (divider?.seq === m.seq) {
+      const n = divider.count;
+      items.push(
+        node(`divider ${m.seq} ${n}`, () =>
+          h("li", { class: "unread-divider", role: "separator" }, n === 1 ? "1 unread message" : `${n} unread messages`),
+        ),
+      );
     }
-    const text = m.content.kind === "text" ? m.content.text : "";
-    items.push(bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user));
+    // Runs of one sender within one minute are a group: one time label, under its last message.
+    const group = { follows: sameRun(c.messages.get(seqs[i - 1] ?? 0), m), continues: sameRun(c.messages.get(seqs[i + 1] ?? 0), m) };
+    items.push(
+      node(`msg ${m.seq} ${group.follows} ${group.continues}`, () => {
+        const text = m.content.kind === "text" ? m.content.text : "";
+        return bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user, undefined, group);
+      }),
+    );
   }
+  built.set(c, used);
   for (const p of c.pending.values()) items.push(bubble(p, true, { c, p }));
-  $("message-list").replaceChildren(...items);
+  reconcile($("message-list"), items);
   invalidate("history");
   if (stick || wasAtBottom) {
     box.scrollTop = box.scrollHeight;
@@ -327,6 +365,15 @@ function renderMessages() {
   const pill = $("new-messages");
   pill.textContent = c.newBelow === 1 ? "1 new message ↓" : `${c.newBelow} new messages ↓`;
   show(pill, c.newBelow > 0);
+}
+
+/** Makes `parent`'s children `items`, keeping the common leading run in place (the usual case: appends). */
+function reconcile(/** @type {HTMLElement} */ parent, /** @type {HTMLElement[]} */ items) {
+  const kids = parent.children;
+  let i = 0;
+  while (i < items.length && kids[i] === items[i]) i++;
+  while (kids.length > i) parent.lastElementChild?.remove();
+  parent.append(...items.slice(i));
 }
 
 /** The next render of the messages scrolls to the bottom (the user sent something). */

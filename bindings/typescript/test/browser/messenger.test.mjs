@@ -70,6 +70,14 @@ async function send(page, text) {
   await page.locator("#message-list .msg.mine", { hasText: text }).last().waitFor();
 }
 
+/** Waits until the page's fonts (the local "Emoji" face among them) are loaded. */
+async function document_fonts_ready(page) {
+  await page.evaluate(async () => {
+    await document.fonts.load("48px Emoji", "😀");
+    await document.fonts.ready;
+  });
+}
+
 async function waitForText(page, selector, text) {
   await page.locator(selector, { hasText: text }).first().waitFor({ state: "visible" });
 }
@@ -280,6 +288,102 @@ test("over-long text: counted in bytes as the server does, refused inline, and k
   assert.equal(await alice.locator("#composer-count").isVisible(), false, "no counter far from the limit");
 });
 
+test("links are clickable and safe; *bold*, _italic_, `code` and fenced blocks render, HTML never", async () => {
+  const { page: alice } = users.alice;
+  const { page: carol } = users.carol;
+  await openChatWith(alice, users.carol.account);
+  await openChatWith(carol, users.alice.account);
+  const text =
+    "see https://example.com/a_b?x=1&y=(2). *bold* _it_ snake_case_name `co*de*` <b>no</b> javascript:alert(1) mailto:x@example.com\n```\nlet x = 1;\n```";
+  await send(carol, "see https://example.com");
+  await carol.fill("#composer-text", text);
+  await carol.press("#composer-text", "Enter");
+  const msg = alice.locator("#message-list .msg.theirs", { hasText: "snake_case_name" }).last();
+  await msg.waitFor();
+  const links = await msg.locator("a").evaluateAll((as) => as.map((a) => [a.getAttribute("href"), a.rel, a.target, a.textContent]));
+  assert.deepEqual(links, [
+    ["https://example.com/a_b?x=1&y=(2)", "noopener noreferrer", "_blank", "https://example.com/a_b?x=1&y=(2)"],
+    ["mailto:x@example.com", "noopener noreferrer", "_blank", "mailto:x@example.com"],
+  ]);
+  assert.equal(await msg.locator("strong").textContent(), "bold");
+  assert.deepEqual(await msg.locator("em").allTextContents(), ["it"], "snake_case_name is not italic");
+  assert.equal(await msg.locator(":not(pre) > code").textContent(), "co*de*");
+  assert.equal(await msg.locator("pre code").textContent(), "let x = 1;");
+  assert.equal(await msg.locator("b").count(), 0, "<b> is text");
+  assert.match(await msg.textContent(), /<b>no<\/b> javascript:alert\(1\)/);
+});
+
+test("bad input from a peer or a paste renders as text and keeps the layout", async () => {
+  const { page: alice } = users.alice;
+  const { page: carol } = users.carol;
+  const nasty = [
+    "A".repeat(16_000),
+    "ctrl \u0001\u0007\u001b[31m red \u007f end",
+    "\u202Egnp.exe\u202C and \u2067right\u2069 to left",
+    "👨\u200D👩\u200D👧\u200D👦 zero\u200Bwidth\u200C\u200Djoiners\uFEFF",
+    "😀".repeat(4_000),
+    '<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script><style>*{display:none}</style>',
+  ];
+  await openChatWith(alice, users.carol.account);
+  await openChatWith(carol, users.alice.account);
+  for (const t of nasty) {
+    await carol.fill("#composer-text", t);
+    await carol.press("#composer-text", "Enter");
+  }
+  await waitForText(alice, "#message-list .msg.theirs", "<img src=x");
+  const check = await alice.evaluate(() => {
+    const list = document.getElementById("message-list");
+    const box = document.getElementById("messages").getBoundingClientRect();
+    const wide = [...list.querySelectorAll(".msg")].filter((m) => m.getBoundingClientRect().right > box.right + 1).length;
+    return {
+      markup: list.querySelectorAll("img, script, style, iframe").length,
+      pwned: "__pwned" in window,
+      wide,
+      pageWidth: document.documentElement.scrollWidth,
+      viewport: innerWidth,
+      sendVisible: (() => {
+        const r = document.getElementById("composer-send").getBoundingClientRect();
+        return r.bottom <= innerHeight && r.right <= innerWidth && r.width > 0;
+      })(),
+    };
+  });
+  assert.deepEqual(check, { markup: 0, pwned: false, wide: 0, pageWidth: check.viewport, viewport: check.viewport, sendVisible: true });
+  // A paste of 10,000 emoji stays in the composer (over the limit), and the page keeps its shape.
+  await alice.fill("#composer-text", "");
+  await alice.focus("#composer-text");
+  await alice.keyboard.insertText("😀".repeat(10_000));
+  await waitForText(alice, "#composer-count", "too many");
+  assert.equal(await alice.evaluate(() => document.documentElement.scrollWidth), DESKTOP.width);
+  await screenshot(alice, "bad-input");
+  await alice.fill("#composer-text", "");
+});
+
+test("messages of one sender within a minute are grouped under one time label", async () => {
+  const { page: alice } = users.alice;
+  const { page: carol } = users.carol;
+  await openChatWith(alice, users.carol.account);
+  for (const t of ["one", "two", "three"]) await send(carol, `group ${t}`);
+  await waitForText(alice, "#message-list .msg.theirs", "group three");
+  const runs = await alice.evaluate(() =>
+    [...document.querySelectorAll("#message-list li")].map((li) => ({
+      day: li.classList.contains("day") || li.classList.contains("unread-divider"),
+      theirs: li.classList.contains("theirs"),
+      minute: Math.floor(Number(li.dataset.ts) / 60_000),
+      time: !!li.querySelector(".msg-time"),
+    })),
+  );
+  let pairs = 0;
+  for (let i = 0; i < runs.length; i++) {
+    const a = runs[i];
+    const b = runs[i + 1];
+    if (a.day) continue;
+    const same = b && !b.day && b.theirs === a.theirs && b.minute === a.minute;
+    if (same) pairs++;
+    assert.equal(a.time, !same, `message ${i}: a time label only at the end of its group`);
+  }
+  assert.ok(pairs >= 1, "three quick messages make a group");
+});
+
 test("the first message from someone new is announced with their name", async () => {
   const { page: alice } = users.alice;
   await openChatWith(alice, users.carol.account);
@@ -293,6 +397,7 @@ test("the first message from someone new is announced with their name", async ()
 test("emoji render in colour, and an emoji-only message shows large", async () => {
   const { page: alice } = users.alice;
   const { page: carol } = users.carol;
+  await openChatWith(alice, users.carol.account);
   await openChatWith(carol, users.alice.account);
   await send(carol, "🎉👍");
   await send(carol, "party 🎉");
@@ -307,23 +412,27 @@ test("emoji render in colour, and an emoji-only message shows large", async () =
   // and text drawn with it has colour pixels, not a monochrome outline.
   const family = await big.evaluate((el) => getComputedStyle(el).fontFamily);
   for (const font of ["Apple Color Emoji", "Segoe UI Emoji", "Noto Color Emoji"]) assert.ok(family.includes(font), `${font} in ${family}`);
-  const colourful = await big.evaluate((el) => {
-    const canvas = document.createElement("canvas");
-    canvas.width = canvas.height = 64;
-    const ctx = canvas.getContext("2d");
-    ctx.font = `48px ${getComputedStyle(el).fontFamily}`;
-    ctx.textBaseline = "top";
-    ctx.fillStyle = "#000";
-    ctx.fillText("🎉", 4, 4);
-    const px = ctx.getImageData(0, 0, 64, 64).data;
-    let colour = 0;
-    for (let i = 0; i < px.length; i += 4) {
-      const [r, g, b, a] = [px[i], px[i + 1], px[i + 2], px[i + 3]];
-      if (a > 128 && Math.max(r, g, b) - Math.min(r, g, b) > 60) colour++;
-    }
-    return colour;
-  });
-  assert.ok(colourful > 50, `only ${colourful} coloured pixels: a monochrome emoji font`);
+  // 😀 is also in DejaVu Sans (monochrome), the usual sans-serif of Linux: the one that failed.
+  await document_fonts_ready(alice);
+  for (const emoji of ["🎉", "😀", "❤️"]) {
+    const colourful = await big.evaluate((el, emoji) => {
+      const canvas = document.createElement("canvas");
+      canvas.width = canvas.height = 64;
+      const ctx = canvas.getContext("2d");
+      ctx.font = `48px ${getComputedStyle(el).fontFamily}`;
+      ctx.textBaseline = "top";
+      ctx.fillStyle = "#000";
+      ctx.fillText(emoji, 4, 4);
+      const px = ctx.getImageData(0, 0, 64, 64).data;
+      let colour = 0;
+      for (let i = 0; i < px.length; i += 4) {
+        const [r, g, b, a] = [px[i], px[i + 1], px[i + 2], px[i + 3]];
+        if (a > 128 && Math.max(r, g, b) - Math.min(r, g, b) > 60) colour++;
+      }
+      return colour;
+    }, emoji);
+    assert.ok(colourful > 50, `${emoji}: only ${colourful} coloured pixels, a monochrome emoji font`);
+  }
 });
 
 test("small things: initials are letters, no \"Nobody found.\" before a search, a favicon", async () => {
