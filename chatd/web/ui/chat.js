@@ -8,7 +8,7 @@ import { paintAvatar } from "./avatar.js";
 import { dayLabel, presenceText, sameDay, timeFmt } from "./format.js";
 import { conv, flush, invalidate, onRender, openConv, pageVisible, rememberUser, state, userName } from "./store.js";
 import { discardPending, editPending, loadDraft, saveDraft } from "./composer.js";
-import { dismissToast, toast } from "./notify.js";
+import { announce, dismissToast } from "./notify.js";
 import { openCard } from "./card.js";
 import { richText } from "./richtext.js";
 
@@ -75,7 +75,7 @@ export function onAlert(/** @type {{ conv: string, seq: number, from: string, un
   invalidate("directory", "title");
   const m = c.messages.get(a.seq);
   const text = m?.content.kind === "text" ? m.content.text : "New message";
-  const notify = () => toast(userName(a.from), text, () => void openChat(peer), c.id);
+  const notify = () => announce(userName(a.from), text, () => void openChat(peer), c.id);
   const client = state.client;
   if (state.users.has(a.from) || !client) {
     notify();

@@ -9,7 +9,6 @@ import { startChatd } from "../support/chatd.mjs";
 import { launchBrowser, screenshot, serveMissingFromDisk, watchConsole } from "../support/browser.mjs";
 import { newAccount } from "../support/util.mjs";
 import { startProxy } from "../support/proxy.mjs";
-
 const DESKTOP = { width: 1100, height: 720 };
 
 let chatd;
@@ -519,6 +518,74 @@ test("dark mode follows the system; a manual choice in settings wins and is kept
     await page.keyboard.press("Escape");
     l = await luminance();
     assert.ok(l.page < 0.05, `back to the system's: ${JSON.stringify(l)}`);
+  } finally {
+    await context.close();
+  }
+});
+
+test("desktop notifications while the page is hidden (permission from a button), a sound that can be turned off, the count in title and favicon", async () => {
+  const context = await browser.newContext({ viewport: DESKTOP, locale: "en-GB", timezoneId: "UTC" });
+  await context.grantPermissions(["notifications"], { origin: chatd.httpUrl });
+  // Records what the page does: notifications shown, chimes started; and lets the test hide the page.
+  await context.addInitScript(() => {
+    window.__notes = [];
+    window.__sounds = 0;
+    const Real = window.Notification;
+    window.Notification = class extends Real {
+      constructor(title, options) {
+        super(title, options);
+        window.__notes.push({ title, body: options?.body });
+      }
+    };
+    const start = OscillatorNode.prototype.start;
+    OscillatorNode.prototype.start = function (...args) {
+      window.__sounds++;
+      return start.apply(this, args);
+    };
+    let hidden = false;
+    Object.defineProperty(document, "visibilityState", { get: () => (hidden ? "hidden" : "visible") });
+    Object.defineProperty(document, "hidden", { get: () => hidden });
+    window.__hide = (h) => {
+      hidden = h;
+      document.dispatchEvent(new Event("visibilitychange"));
+    };
+  });
+  try {
+    const page = await context.newPage();
+    watchConsole(page, "notifications", problems);
+    page.setDefaultTimeout(10_000);
+    await page.goto(chatd.httpUrl + "/");
+    await page.fill("#signin-login", users.bob.account.username);
+    await page.fill("#signin-password", users.bob.account.password);
+    await page.click("#signin-form button[type=submit]");
+    await page.locator("#app").waitFor({ state: "visible" });
+    await page.click("#settings-button");
+    await waitForText(page, "#notify-status", "Desktop notifications are on");
+    assert.equal(await page.isChecked("#notify-sound"), true, "sound on by default");
+    await page.keyboard.press("Escape");
+    const { page: carol } = users.carol;
+    await openChatWith(carol, users.bob.account);
+
+    await page.evaluate(() => window.__hide(true));
+    await send(carol, "are you there, Bob?");
+    await page.waitForFunction(() => window.__notes.length === 1);
+    const [note] = await page.evaluate(() => window.__notes);
+    assert.equal(note.title, users.carol.account.display_name);
+    assert.equal(note.body, "are you there, Bob?");
+    assert.ok((await page.evaluate(() => window.__sounds)) > 0, "a chime");
+    await page.waitForFunction(() => /^\(\d+\) chatcore$/.test(document.title));
+    await page.waitForFunction(() => document.getElementById("favicon").href.startsWith("data:image/png"));
+
+    // Sound off: the next one is silent.
+    await page.evaluate(() => window.__hide(false));
+    await page.click("#settings-button");
+    await page.uncheck("#notify-sound");
+    await page.keyboard.press("Escape");
+    const before = await page.evaluate(() => window.__sounds);
+    await page.evaluate(() => window.__hide(true));
+    await send(carol, "still there?");
+    await page.waitForFunction(() => window.__notes.length === 2);
+    assert.equal(await page.evaluate(() => window.__sounds), before, "no sound once turned off");
   } finally {
     await context.close();
   }
