@@ -52,6 +52,12 @@ function boot() {
     if (state.me) void openCard(state.me.user);
   });
   $("signout").addEventListener("click", () => void signOut());
+  // The skip link: to the message box when a conversation is open, else to the search.
+  $("skip-link").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    const target = state.open ? $("composer-text") : $("search");
+    target.focus();
+  });
   window.addEventListener("hashchange", () => void route());
   const token = localStorage.getItem(TOKEN_KEY);
   if (route()) {

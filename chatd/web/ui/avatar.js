@@ -5,7 +5,8 @@
 
 import { h } from "./dom.js";
 
-const PALETTE = ["#5b8def", "#e0795b", "#49a078", "#b565c9", "#d9a13b", "#4aa5b8", "#d35d7b", "#7a7fd6"];
+/** Avatar colours, each dark enough for white initials (contrast at least 4.5:1). */
+const PALETTE = ["#3461c9", "#b4472a", "#2b7a52", "#8e44a8", "#8a5a00", "#1d6f80", "#ad3558", "#5257c2"];
 
 function hash(/** @type {string} */ s) {
   let x = 2166136261;

@@ -9,6 +9,24 @@ import { startChatd } from "../support/chatd.mjs";
 import { launchBrowser, screenshot, serveMissingFromDisk, watchConsole } from "../support/browser.mjs";
 import { newAccount } from "../support/util.mjs";
 import { startProxy } from "../support/proxy.mjs";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/** axe-core's serious and critical violations on the page as it is now, one line each. */
+async function axeViolations(page, label) {
+  // Evaluated through DevTools, so the page's Content-Security-Policy (no inline scripts) does not stop it.
+  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axeSource);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.impact} ${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ") + " " + (n.failureSummary ?? "").split("\n")[1]?.trim()).join(" | ")}`);
+  });
+  return found.map((f) => `${label}: ${f}`);
+}
+
 const DESKTOP = { width: 1100, height: 720 };
 
 let chatd;
@@ -60,7 +78,7 @@ async function openChatWith(page, other) {
   }
   await r.click();
   await page.locator("#chat-open").waitFor({ state: "visible" });
-  await page.fill("#search", "");
+  if (await page.locator("#search").isVisible()) await page.fill("#search", "");
 }
 
 async function send(page, text) {
@@ -589,6 +607,53 @@ test("desktop notifications while the page is hidden (permission from a button),
   } finally {
     await context.close();
   }
+});
+
+test("accessibility: axe-core finds nothing serious or critical on any screen, light, dark or phone", async () => {
+  const found = [];
+  for (const [scheme, viewport] of [["light", DESKTOP], ["dark", DESKTOP], ["light", { width: 390, height: 780 }]]) {
+    const context = await browser.newContext({ viewport, locale: "en-GB", timezoneId: "UTC", colorScheme: scheme });
+    const tag = `${scheme} ${viewport.width}px`;
+    try {
+      const page = await context.newPage();
+      watchConsole(page, "axe", problems);
+      page.setDefaultTimeout(10_000);
+      await page.goto(chatd.httpUrl + "/");
+      await page.locator("#signin-form").waitFor({ state: "visible" });
+      found.push(...(await axeViolations(page, `${tag} sign-in`)));
+      await page.click("#tab-signup");
+      found.push(...(await axeViolations(page, `${tag} sign-up`)));
+      await page.click("#tab-signin");
+      await page.click("#forgot-link");
+      found.push(...(await axeViolations(page, `${tag} forgot`)));
+      await page.click("#forgot-form .back-to-signin");
+      await page.fill("#signin-login", users.bob.account.username);
+      await page.fill("#signin-password", users.bob.account.password);
+      await page.click("#signin-form button[type=submit]");
+      await page.locator("#app").waitFor({ state: "visible" });
+      await row(page, users.alice.account.username).waitFor();
+      found.push(...(await axeViolations(page, `${tag} directory`)));
+      await openChatWith(page, users.alice.account);
+      await send(page, `checking ${tag} with axe`);
+      // A notice showing, with its button.
+      await openChatWith(users.carol.page, users.bob.account);
+      await send(users.carol.page, `axe ${tag}`);
+      await page.locator("#toasts .toast").waitFor();
+      await page.waitForTimeout(300); // its 0.18 s fade-in over: contrast is judged as people see it
+      found.push(...(await axeViolations(page, `${tag} chat`)));
+      await page.click("#chat-peer");
+      await page.locator("#card").waitFor({ state: "visible" });
+      found.push(...(await axeViolations(page, `${tag} contact card`)));
+      await page.keyboard.press("Escape");
+      await page.click("#settings-button");
+      await page.locator("#settings").waitFor({ state: "visible" });
+      found.push(...(await axeViolations(page, `${tag} settings`)));
+      await page.keyboard.press("Escape");
+    } finally {
+      await context.close();
+    }
+  }
+  assert.deepEqual(found, []);
 });
 
 test("the code in the reset mail can be entered in the page", async () => {
