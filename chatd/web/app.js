@@ -7,7 +7,7 @@
 // This file boots the page; the rest lives in ./ui/, one module per screen or
 // concern, around one state store (ui/store.js, which says how rendering works):
 //
-//   store.js       the state, and invalidate() -> one render pass per microtask
+//   store.js       the state, and invalidate() -> one render pass per frame
 //   dom.js         h() and friends: DOM nodes, never HTML strings
 //   format.js      texts for error codes, times, presence
 //   avatar.js      initials on a colour

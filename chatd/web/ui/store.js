@@ -1,8 +1,8 @@
 // @ts-check
 // The one place holding the client's state, and the one way to show it: code
 // changes `state`, then calls `invalidate(part, ...)`; the parts' renderers
-// (registered by the screens with `onRender`) run once, together, in the next
-// microtask, reading only `state`. `flush()` renders at once when a caller
+// (registered by the screens with `onRender`) run once, together, before the
+// next frame, reading only `state`. `flush()` renders at once when a caller
 // needs the DOM up to date (focus, scroll).
 
 /** @typedef {import("../chatcore/web.js").ChatClient} ChatClient */
@@ -136,12 +136,17 @@ export function onRender(/** @type {Part} */ part, /** @type {() => void} */ fn)
   renderers.set(part, list);
 }
 
-/** Marks parts as out of date; they are redrawn together in the next microtask. */
+/**
+ * Marks parts as out of date; they are redrawn together before the next frame (so a burst of messages arriving in
+ * one frame costs one render), or within 100 ms while the page is hidden (no frames then).
+ */
 export function invalidate(/** @type {Part[]} */ ...parts) {
   for (const p of parts) dirty.add(p);
   if (!scheduled) {
     scheduled = true;
-    queueMicrotask(flush);
+    // Whichever comes first: a hidden page gets no frames, and its title must still count the unread.
+    requestAnimationFrame(() => scheduled && flush());
+    setTimeout(() => scheduled && flush(), 100);
   }
 }
 
