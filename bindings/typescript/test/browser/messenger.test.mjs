@@ -609,6 +609,30 @@ test("desktop notifications while the page is hidden (permission from a button),
   }
 });
 
+test("keyboard: a skip link to the message box, Enter sends and keeps focus, Escape closes dialogs back to their button", async () => {
+  const { page: alice } = users.alice;
+  await openChatWith(alice, users.bob.account);
+  // The skip link is the first stop of the page, before the top bar.
+  await alice.focus("#me-button");
+  await alice.keyboard.press("Shift+Tab");
+  assert.equal(await alice.evaluate(() => document.activeElement?.id), "skip-link", "the first Tab stop");
+  assert.ok(await alice.locator("#skip-link").isVisible(), "visible when focused");
+  await alice.keyboard.press("Enter");
+  assert.equal(await alice.evaluate(() => document.activeElement?.id), "composer-text");
+  await alice.keyboard.type("typed without a mouse");
+  await alice.keyboard.press("Enter");
+  await waitForText(alice, "#message-list .msg.mine", "typed without a mouse");
+  assert.equal(await alice.evaluate(() => document.activeElement?.id), "composer-text", "focus stays in the composer");
+  for (const [button, dlg] of [["#chat-peer", "#card"], ["#settings-button", "#settings"]]) {
+    await alice.focus(button);
+    await alice.keyboard.press("Enter");
+    await alice.locator(dlg).waitFor({ state: "visible" });
+    await alice.keyboard.press("Escape");
+    await alice.locator(dlg).waitFor({ state: "hidden" });
+    assert.equal(await alice.evaluate(() => "#" + document.activeElement?.id), button, `focus back on ${button}`);
+  }
+});
+
 test("accessibility: axe-core finds nothing serious or critical on any screen, light, dark or phone", async () => {
   const found = [];
   for (const [scheme, viewport] of [["light", DESKTOP], ["dark", DESKTOP], ["light", { width: 390, height: 780 }]]) {
@@ -640,6 +664,7 @@ test("accessibility: axe-core finds nothing serious or critical on any screen, l
       await send(users.carol.page, `axe ${tag}`);
       await page.locator("#toasts .toast").waitFor();
       await page.waitForTimeout(300); // its 0.18 s fade-in over: contrast is judged as people see it
+      assert.deepEqual(await coveredControls(page, "#toasts .toast"), [], `${tag}: a notice covers controls`);
       found.push(...(await axeViolations(page, `${tag} chat`)));
       await page.click("#chat-peer");
       await page.locator("#card").waitFor({ state: "visible" });
