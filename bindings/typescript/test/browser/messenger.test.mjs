@@ -278,6 +278,40 @@ test("a dead link is shown within 10 s; the outbox survives a reload and sends o
   }
 });
 
+test("a message refused for good stays, marked, with Edit and Delete", async () => {
+  const { page: alice } = users.alice;
+  const { page: bob } = users.bob;
+  // The server refuses a message to oneself (invalid_argument): reachable by an address naming one's own id.
+  await openChatWith(bob, users.alice.account);
+  const id = await row(bob, users.alice.account.username).getAttribute("data-user");
+  await alice.evaluate((id) => {
+    location.hash = `#chat=${id}`;
+    location.reload();
+  }, id);
+  await alice.locator("#chat-open").waitFor({ state: "visible" });
+  await alice.fill("#composer-text", "a note to myself");
+  await alice.press("#composer-text", "Enter");
+  const failed = alice.locator("#message-list .msg.failed", { hasText: "a note to myself" });
+  await failed.waitFor();
+  assert.match(await failed.textContent(), /Not sent/);
+  // It survives a reload (still in the outbox, still marked), then Edit gives the text back.
+  await alice.reload();
+  await failed.waitFor();
+  await failed.locator("button.edit").click();
+  assert.equal(await alice.inputValue("#composer-text"), "a note to myself");
+  assert.equal(await failed.count(), 0);
+  await alice.press("#composer-text", "Enter");
+  await failed.waitFor();
+  await failed.locator("button.delete").click();
+  assert.equal(await failed.count(), 0);
+  await alice.reload();
+  await alice.locator("#chat-open").waitFor({ state: "visible" });
+  await alice.waitForTimeout(300);
+  assert.equal(await failed.count(), 0, "deleted for good");
+  await alice.fill("#composer-text", "");
+  await openChatWith(alice, users.carol.account);
+});
+
 test("over-long text: counted in bytes as the server does, refused inline, and kept", async () => {
   const { page: alice } = users.alice;
   await openChatWith(alice, users.carol.account);
