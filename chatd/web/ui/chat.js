@@ -48,6 +48,8 @@ export function onMessage(/** @type {import("./store.js").Message} */ m) {
   }
   if (state.open === c.id) {
     if (m.from !== me.user && !atBottom()) c.newBelow += 1;
+    // A reader above the newest keeps every message on screen in place: the window grows instead of sliding.
+    if (!atBottom()) c.shown += 1;
     invalidate("messages");
     markRead(c);
   }
@@ -174,6 +176,7 @@ async function showUnread(/** @type {import("./store.js").Conv} */ c, /** @type 
     const first = theirs[Math.min(count, theirs.length) - 1];
     if ((theirs.length >= count || !c.more || pages >= 10) && first) {
       c.divider = { seq: first.seq, count };
+      c.shown = Math.max(c.shown, [...c.messages.keys()].filter((seq) => seq >= first.seq).length + 20);
       break;
     }
     if (!c.more || pages >= 10) return;
@@ -200,6 +203,7 @@ async function loadOlder(/** @type {import("./store.js").Conv} */ c, fill = true
     const box = $("messages");
     const fromBottom = box.scrollHeight - box.scrollTop;
     for (const m of page.messages) addMessage(c, m, false);
+    if (c.loaded) c.shown += page.messages.length;
     const first = !c.loaded;
     c.more = page.more;
     c.loaded = true;
@@ -251,7 +255,7 @@ function renderHistoryStatus() {
   if (!c) return;
   $("history-status").textContent = c.loading
     ? "Loading…"
-    : !c.more && c.loaded
+    : !c.more && c.loaded && c.messages.size <= c.shown
       ? `This is the beginning of your conversation with ${userName(c.peer)}.`
       : "";
 }
@@ -324,7 +328,9 @@ function renderMessages() {
   const items = [];
   /** @type {number | null} */
   let lastDay = null;
-  const seqs = [...c.messages.keys()].sort((a, b) => a - b);
+  // Only the newest `shown` messages are in the page: each render costs what is shown, not the whole history.
+  const all = [...c.messages.keys()].sort((a, b) => a - b);
+  const seqs = all.length > c.shown ? all.slice(all.length - c.shown) : all;
   const sameRun = (/** @type {import("./store.js").Message | undefined} */ a, /** @type {import("./store.js").Message} */ b) =>
     !!a && a.from === b.from && Math.floor(a.ts / 60_000) === Math.floor(b.ts / 60_000) && c.divider?.seq !== Math.max(a.seq, b.seq);
   for (let i = 0; i < seqs.length; i++) {
@@ -367,13 +373,26 @@ function renderMessages() {
   show(pill, c.newBelow > 0);
 }
 
-/** Makes `parent`'s children `items`, keeping the common leading run in place (the usual case: appends). */
+/** Makes `parent`'s children `items`, keeping the common run in place (the usual cases: appends, a sliding window). */
 function reconcile(/** @type {HTMLElement} */ parent, /** @type {HTMLElement[]} */ items) {
   const kids = parent.children;
+  // The window slid (the oldest shown left as new ones came): drop the nodes before the new first one.
+  const first = items[0] ? Array.prototype.indexOf.call(kids, items[0]) : -1;
+  for (let k = 0; k < first; k++) parent.firstElementChild?.remove();
   let i = 0;
   while (i < items.length && kids[i] === items[i]) i++;
   while (kids.length > i) parent.lastElementChild?.remove();
   parent.append(...items.slice(i));
+}
+
+/** Shows more of the messages already in memory above the view, keeping what is on screen in place. */
+function showMore(/** @type {import("./store.js").Conv} */ c) {
+  const box = $("messages");
+  const fromBottom = box.scrollHeight - box.scrollTop;
+  c.shown += 100;
+  invalidate("messages");
+  flush();
+  box.scrollTop = box.scrollHeight - fromBottom;
 }
 
 /** The next render of the messages scrolls to the bottom (the user sent something). */
@@ -386,7 +405,10 @@ export function wireChat() {
   $("messages").addEventListener("scroll", () => {
     const c = openConv();
     if (!c) return;
-    if ($("messages").scrollTop < 60 && c.more && c.loaded) void loadOlder(c);
+    if ($("messages").scrollTop < 60) {
+      if (c.messages.size > c.shown) showMore(c);
+      else if (c.more && c.loaded) void loadOlder(c);
+    }
     if (c.newBelow && atBottom()) {
       c.newBelow = 0;
       show($("new-messages"), false);

@@ -34,6 +34,7 @@
  *   loading: boolean,
  *   divider: { seq: number, count: number } | null,
  *   newBelow: number,
+ *   shown: number,
  * }} Conv
  */
 
@@ -73,6 +74,9 @@ export const state = {
   resetToken: null,
 };
 
+/** How many of the newest messages a conversation shows at first; scrolling up shows more (then loads more). */
+export const SHOWN = 300;
+
 /** The conversation `id` with `peer`, created empty on first use. */
 export function conv(/** @type {string} */ id, /** @type {string} */ peer) {
   let c = state.convs.get(id);
@@ -91,6 +95,7 @@ export function conv(/** @type {string} */ id, /** @type {string} */ peer) {
       loading: false,
       divider: null,
       newBelow: 0,
+      shown: SHOWN,
     };
     state.convs.set(id, c);
   }
