@@ -342,13 +342,38 @@ async fn route(app: &App, req: Request<Incoming>, peer: Peer) -> Response<Body> 
         }
         _ => match crate::web::lookup(path) {
             Some(asset) if get => {
-                let mut resp = response(StatusCode::OK, asset.content_type, asset.body);
+                let header_str = |name| {
+                    req.headers()
+                        .get_all(name)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                let gzip = asset
+                    .gzip
+                    .filter(|_| crate::web::accepts_gzip(&header_str(header::ACCEPT_ENCODING)));
+                // A reload revalidates (no-cache) and gets 304 until the file changes.
+                let fresh = asset.matches(&header_str(header::IF_NONE_MATCH));
+                let mut resp = match (fresh, gzip) {
+                    (true, _) => response(StatusCode::NOT_MODIFIED, asset.content_type, ""),
+                    (false, Some(gz)) => response(StatusCode::OK, asset.content_type, gz),
+                    (false, None) => response(StatusCode::OK, asset.content_type, asset.body),
+                };
                 let h = resp.headers_mut();
+                if gzip.is_some() && !fresh {
+                    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                }
+                if let Ok(etag) = HeaderValue::from_str(&asset.etag_of(gzip.is_some())) {
+                    h.insert(header::ETAG, etag);
+                }
+                h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
                 h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                 h.insert(
                     header::CONTENT_SECURITY_POLICY,
                     HeaderValue::from_static(
-                        "default-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+                        // data: images only for the favicon with the unread count, drawn on a canvas.
+                        "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
                     ),
                 );
                 h.insert(

@@ -47,6 +47,9 @@ step "tsc build (dist/)"
 # Only dist/: chatd/web/chatcore/ is committed, and the unit tests compare it with a fresh build.
 node_modules/.bin/tsc -p tsconfig.json
 
+step "tsc type check of the web client (chatd/web, // @ts-check + JSDoc)"
+node_modules/.bin/tsc -p tsconfig.webclient.json
+
 step "unit tests: vectors in both codecs, delivery tracking, committed browser build"
 node --test test/unit/
 

@@ -168,6 +168,26 @@ export class ChatClient {
             ws.close(1000);
         this.setState("closed");
     }
+    /**
+     * Treats the connection as lost now: for a dead link (a ping went unanswered while the socket still looks
+     * open, as after a Wi-Fi drop), which the browser would only notice minutes later. Requests that are safe to
+     * repeat (sends keep their `client_id`) wait for the next connection; the client reconnects with backoff and
+     * resumes as after any lost connection. Nothing happens when no connection is open.
+     */
+    dropConnection() {
+        const ws = this.ws;
+        if (!ws || this.closedByUser)
+            return;
+        // Abnormal closure: the close handshake cannot cross a dead link, so its close event is not awaited (and is
+        // ignored when it comes: this socket is no longer the client's).
+        this.onClose(ws, 1006, "dead link");
+        try {
+            ws.close();
+        }
+        catch {
+            // Already closing.
+        }
+    }
     failAll(err) {
         for (const p of this.inflight.values()) {
             clearTimeout(p.timer);

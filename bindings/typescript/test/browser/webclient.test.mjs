@@ -119,6 +119,47 @@ test("chatd serves every file of chatd/web/, byte for byte, with a usable type",
   assert.deepEqual(missing, [], "chatd/src/web.rs must embed every file under chatd/web/ (its ASSETS list)");
 });
 
+test("chatd serves the web client gzipped, with ETags that a reload revalidates to 304", async () => {
+  const { request } = await import("node:http");
+  const get = (path, headers = {}) =>
+    new Promise((resolve, reject) => {
+      const req = request(`${chatd.httpUrl}${path}`, { headers }, (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  const { gunzipSync } = await import("node:zlib");
+  let plain = 0;
+  let sent = 0;
+  for (const file of walkFiles(webDir)) {
+    const rel = relative(webDir, file).split("\\").join("/");
+    if (rel.endsWith(".d.ts")) continue; // declarations for the type check; browsers never load them
+    const path = rel === "index.html" ? "/" : `/${rel}`;
+    const want = readFileSync(file);
+    const res = await get(path, { "accept-encoding": "gzip, deflate, br" });
+    assert.equal(res.status, 200, path);
+    assert.match(res.headers.etag ?? "", /^"[0-9a-f]{16}(-gz)?"$/, `${path}: ETag`);
+    assert.match(res.headers.vary ?? "", /Accept-Encoding/i, `${path}: Vary`);
+    const body = res.headers["content-encoding"] === "gzip" ? gunzipSync(res.body) : res.body;
+    assert.ok(body.equals(want), `${path}: the bytes of chatd/web/${rel}`);
+    if (/\.(js|css|html)$/.test(rel) && want.length > 1024) assert.equal(res.headers["content-encoding"], "gzip", path);
+    plain += want.length;
+    sent += res.body.length;
+    // Revalidation: the same ETag back is answered 304 with no body.
+    const again = await get(path, { "accept-encoding": "gzip", "if-none-match": res.headers.etag });
+    assert.equal(again.status, 304, `${path}: revalidated`);
+    assert.equal(again.body.length, 0);
+    // Without gzip, the plain bytes.
+    const identity = await get(path);
+    assert.equal(identity.headers["content-encoding"], undefined);
+    assert.ok(identity.body.equals(want));
+  }
+  assert.ok(sent * 2 < plain, `a first visit moves ${sent} bytes for ${plain}`);
+});
+
 step("sign up: broken password rules and a taken username are shown on their fields", async () => {
   alicePage = await newPage("alice");
   await alicePage.locator("#signin-form").waitFor({ state: "visible" });

@@ -1,0 +1,297 @@
+/**
+ * {@link ChatClient}: one connection to a chatcore server, with requests as
+ * promises, pushes as typed events, and the delivery rules of PROTOCOL.md
+ * built in: sends keep their `client_id` across retries, a lost connection is
+ * reopened with backoff and the session resumed with its token, and every
+ * (re)sign-in is followed by a `sync` whose messages are acknowledged in
+ * gap-free runs.
+ *
+ * @module
+ */
+import { type Codec } from "./codec.js";
+import { ChatError } from "./errors.js";
+import { type AlertFrame, type ClientFrame, type Content, type ConversationSummary, type DirectoryEntry, type Message, type Presence, type Profile, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+/** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
+export interface WebSocketLike {
+    readonly readyState: number;
+    readonly protocol: string;
+    binaryType: string;
+    send(data: string | ArrayBufferLike | ArrayBufferView): void;
+    close(code?: number, reason?: string): void;
+    addEventListener(type: "open" | "message" | "close" | "error", listener: (event: any) => void): void;
+}
+/** A WebSocket constructor. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+/** Reconnection backoff: exponential from `initialDelayMs` up to `maxDelayMs`, with jitter. */
+export interface ReconnectOptions {
+    initialDelayMs?: number;
+    maxDelayMs?: number;
+}
+/** Options of {@link ChatClient}. */
+export interface ClientOptions {
+    /** The WebSocket endpoint, e.g. `ws://127.0.0.1:8080/ws`. */
+    url: string;
+    /** Wire codec: `jsonCodec` (default, no dependency) or `msgpackCodec` from the package root. */
+    codec?: Codec;
+    /** WebSocket implementation; defaults to `globalThis.WebSocket` (Node 20: run with `--experimental-websocket`, or pass `ws`). */
+    WebSocket?: WebSocketConstructor;
+    /** Sent in `hello` for the server's log. */
+    clientName?: string;
+    /** Device name sent with `register` and `login` unless a call names one. */
+    device?: string;
+    /** A session token to resume on {@link ChatClient.connect} (e.g. kept from an earlier run). */
+    token?: string;
+    /** Sync after every sign-in and resume (default true). */
+    autoSync?: boolean;
+    /** Reconnect after an unexpected close while signed in (default on); `false` to never. */
+    reconnect?: ReconnectOptions | false;
+    /** How long a request may wait for its reply on an open connection (default 20000 ms). */
+    requestTimeoutMs?: number;
+    /** Messages per `sync` page (default 200, the server's maximum). */
+    syncPageSize?: number;
+    /** Frames larger than this are refused locally with `too_large` (default 65536, chatd's limit). */
+    maxFrameBytes?: number;
+}
+/** A signed-in session. */
+export interface Session {
+    user: string;
+    device: string;
+    /** The secret for `resume`; keep it safe (the web client keeps it in localStorage). */
+    token: string;
+    expires_at: number;
+    profile: Profile;
+}
+/** Where the connection stands. */
+export type ConnectionState = 
+/** No connection; the next request opens one. */
+"disconnected"
+/** Opening the WebSocket and saying `hello`. */
+ | "connecting"
+/** Connected, not signed in. */
+ | "connected"
+/** Signed in. */
+ | "ready"
+/** The connection was lost while signed in; reopening it with backoff and resuming. */
+ | "reconnecting"
+/** {@link ChatClient.close} was called; the client is done. */
+ | "closed";
+/** Why a session ended. */
+export type SignOutReason = 
+/** `logout` by this client. */
+"logout"
+/** Revoked by the server (close 4001: password changed or reset elsewhere). */
+ | "revoked"
+/** The token no longer works (`resume` answered `unauthenticated`). */
+ | "expired";
+/** The events of {@link ChatClient} and their payloads. */
+export interface ClientEvents {
+    /** A message new to this device (deduplicated by conv and seq), pushed or synced. */
+    message: {
+        message: Message;
+        source: "push" | "sync";
+    };
+    /** A watched user came online or left. */
+    presence: Presence;
+    /** A message arrived in a conversation this device is not focused on. */
+    alert: Omit<AlertFrame, "type">;
+    /** Signed in (`register`, `login`) or resumed (`resumed`: also after a reconnect). */
+    session: {
+        session: Session;
+        resumed: boolean;
+    };
+    /** The session ended; sign in again. */
+    signedout: {
+        reason: SignOutReason;
+    };
+    /** The connection state changed. */
+    state: ConnectionState;
+    /** The WebSocket closed, with the server's code (see PROTOCOL.md). */
+    close: {
+        code: number;
+        reason: string;
+        willReconnect: boolean;
+    };
+    /** A failure not tied to a request: an `error` frame without id, an undecodable frame, a failed background sync. */
+    error: ChatError;
+}
+/** Result of {@link ChatClient.send}. */
+export interface SendResult {
+    /** The stored message, as the recipient receives it. */
+    message: Message;
+    /** True when this `client_id` had been stored before (the send was a retry). */
+    duplicate: boolean;
+}
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A request frame before it gets its `id`. */
+export type RequestFrame = DistributiveOmit<ClientFrame, "id">;
+/** A fresh message `client_id` (a UUIDv4). */
+export declare function newClientId(): string;
+/**
+ * A chatcore client. Create it, listen to its events, `connect()` (or just
+ * call `login`/`register`: the connection opens on demand), and make requests.
+ */
+export declare class ChatClient {
+    private readonly url;
+    private readonly codec;
+    private readonly WS;
+    private readonly opts;
+    private ws;
+    private welcomed;
+    private opening;
+    private restoring;
+    private signedIn;
+    private closedByUser;
+    private stateValue;
+    private sessionValue;
+    private token;
+    private nextId;
+    private readonly inflight;
+    /** Auth requests waiting for the session to be resumed. */
+    private waiting;
+    private reconnectTimer;
+    private attempt;
+    private focused;
+    private readonly tracker;
+    private syncChain;
+    private syncScheduled;
+    private serverTimeOffset;
+    private readonly listeners;
+    constructor(options: ClientOptions);
+    /** Calls `handler` on every `type` event; returns a function that stops it. */
+    on<K extends keyof ClientEvents>(type: K, handler: (payload: ClientEvents[K]) => void): () => void;
+    /** Removes a handler added with {@link on}. */
+    off<K extends keyof ClientEvents>(type: K, handler: (payload: ClientEvents[K]) => void): void;
+    private emit;
+    private setState;
+    /** The connection state. */
+    get state(): ConnectionState;
+    /** The current session, or `null` when signed out. */
+    get session(): Session | null;
+    /** The signed-in user's id, or `undefined`. */
+    get me(): string | undefined;
+    /** Server clock minus local clock, in ms, as of the last `welcome`. */
+    get clockOffsetMs(): number;
+    /** The 1:1 conversation id with `peer` (needs a session). */
+    conversationWith(peer: string): string;
+    /**
+     * Opens the connection (and resumes the session if a token is known).
+     * Requests open it on demand too; call this to connect early or to learn
+     * whether a kept token still works: it rejects with `unauthenticated` if not.
+     */
+    connect(): Promise<void>;
+    /** Closes the connection for good (1000); pending requests fail with `closed`. */
+    close(): void;
+    /**
+     * Treats the connection as lost now: for a dead link (a ping went unanswered while the socket still looks
+     * open, as after a Wi-Fi drop), which the browser would only notice minutes later. Requests that are safe to
+     * repeat (sends keep their `client_id`) wait for the next connection; the client reconnects with backoff and
+     * resumes as after any lost connection. Nothing happens when no connection is open.
+     */
+    dropConnection(): void;
+    private failAll;
+    /** Opens the WebSocket and says hello, once; resolves when `welcome` arrived. */
+    private ensureOpen;
+    /** Reopens the connection and resumes the session with the kept token, once at a time. */
+    private restore;
+    private scheduleReconnect;
+    private onClose;
+    private signOut;
+    private onSession;
+    /**
+     * Sends any request and resolves with its reply of type `expect` (rejects
+     * with a {@link ChatError} for an `error` reply). `auth`: needs a session
+     * (waits while one is being resumed); `retry`: safe to repeat after a
+     * reconnect. The typed methods below cover every request.
+     */
+    request<T extends ServerFrame["type"]>(frame: RequestFrame, expect: T, opts?: {
+        auth?: boolean;
+        retry?: boolean;
+    }): Promise<ServerFrameOf<T>>;
+    private dispatch;
+    private transmit;
+    private onData;
+    private onPushedMessage;
+    private scheduleSync;
+    private sendAcks;
+    private flushAcks;
+    /**
+     * Fetches everything this device has not acknowledged, emits each new
+     * message as a `message` event (`source: "sync"`), acknowledges the gap-free
+     * runs, and repeats while the server says `more`. Resolves with the new
+     * messages. Runs after every sign-in by itself (unless `autoSync: false`).
+     */
+    sync(): Promise<Message[]>;
+    private runSync;
+    /**
+     * Acknowledges `conv` up to `seq` as received by this device. The client
+     * does this by itself for gap-free runs; call it only if you track delivery
+     * yourself (an ack beyond a gap loses the messages in the gap for this device).
+     */
+    ack(conv: string, seq: number): Promise<void>;
+    /** Creates an account and signs in as a new device. */
+    register(account: {
+        username: string;
+        email: string;
+        phone: string;
+        display_name: string;
+        password: string;
+        device?: string;
+    }): Promise<Session>;
+    /** Signs in by username or email as a new device. */
+    login(credentials: {
+        login: string;
+        password: string;
+        device?: string;
+    }): Promise<Session>;
+    /** Signs in with the token of an earlier session (same device, same delivery cursors). */
+    resume(token: string): Promise<Session>;
+    /** Revokes this session; the server then closes the connection. */
+    logout(): Promise<void>;
+    /** Changes the password; the server revokes every other session of the user. */
+    changePassword(old_password: string, new_password: string): Promise<void>;
+    /** Asks for a password-reset mail (the reply is the same whether or not the account exists). */
+    requestPasswordReset(email: string): Promise<void>;
+    /** Sets a new password with the token from the reset mail. */
+    confirmPasswordReset(token: string, new_password: string): Promise<void>;
+    /** Users whose username or a display-name word starts with `query`; their presence is pushed while listed. */
+    searchUsers(query: string, page?: {
+        after?: string;
+        limit?: number;
+    }): Promise<{
+        users: DirectoryEntry[];
+        next?: string;
+    }>;
+    /** One user's contact card and presence. */
+    getProfile(user: string): Promise<DirectoryEntry>;
+    /** Changes the caller's own profile; absent fields stay; `avatar: ""` removes the picture. */
+    updateProfile(changes: {
+        display_name?: string;
+        about?: string;
+        avatar?: string;
+    }): Promise<DirectoryEntry>;
+    /**
+     * Sends a message to user `to`. The `client_id` (fresh unless given: pass
+     * the same one to retry a send yourself) is kept when the request is
+     * repeated after a reconnect, so the message is stored once.
+     */
+    send(to: string, content: string | Content, options?: {
+        clientId?: string;
+    }): Promise<SendResult>;
+    /** A page of history: the newest `limit` messages before seq `before` (all if absent), ascending. */
+    history(conv: string, page?: {
+        before?: number;
+        limit?: number;
+    }): Promise<{
+        messages: Message[];
+        more: boolean;
+    }>;
+    /** Marks `conv` read up to `seq` (unread counts drop). */
+    read(conv: string, seq: number): Promise<void>;
+    /** Tells the server which conversation is on screen (`undefined`: none); kept across reconnects. */
+    focus(conv: string | undefined): Promise<void>;
+    /** The caller's conversations, newest activity first, with unread counts. */
+    conversations(): Promise<ConversationSummary[]>;
+    /** Application-level ping; resolves with the round-trip time in ms. */
+    ping(): Promise<number>;
+}
+export {};

@@ -1,0 +1,112 @@
+// @ts-check
+// The ChatClient: created here, its events turned into state changes. The
+// session token is kept in localStorage so a reload resumes the session.
+
+import { ChatClient } from "../chatcore/web.js";
+import { $, dialog } from "./dom.js";
+import { deviceName } from "./format.js";
+import { state } from "./store.js";
+import { showAuth, showApp, splashText } from "./shell.js";
+import { onMessage, onAlert, openChat, resetChat } from "./chat.js";
+import { flushOutbox, forgetDrafts, restoreDrafts, restoreOutbox } from "./composer.js";
+import { onConnectionState } from "./connection.js";
+import { onPresence, loadConversations, loadDirectory, resetDirectory } from "./directory.js";
+import { clearToasts } from "./notify.js";
+import { resetTokenFromHash } from "./auth.js";
+
+export const TOKEN_KEY = "chatcore.token";
+
+function wsUrl() {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+}
+
+/** A new client (resuming `token` when given), wired to the page. */
+export function createClient(/** @type {string | null} */ token) {
+  const client = new ChatClient({ url: wsUrl(), token: token ?? undefined, clientName: "chatcore-web/0.1", device: deviceName() });
+  client.on("session", ({ session, resumed }) => onSession(session, resumed));
+  client.on("signedout", ({ reason }) => onSignedOut(reason));
+  client.on("message", ({ message }) => onMessage(message));
+  client.on("presence", (p) => onPresence(p));
+  client.on("alert", (a) => onAlert(a));
+  client.on("state", (s) => {
+    if (state.screen === "splash" && s === "reconnecting") splashText("Cannot reach the server. Retrying…");
+    onConnectionState(s);
+  });
+  client.on("error", (e) => console.warn("chatcore:", e.code, e.message));
+  state.client = client;
+  return client;
+}
+
+/** The client, made anew when there is none or it was closed. */
+export function ensureClient() {
+  if (!state.client || state.client.state === "closed") return createClient(null);
+  return state.client;
+}
+
+function onSession(/** @type {import("./store.js").Session} */ session, /** @type {boolean} */ resumed) {
+  const first = state.me?.user !== session.user;
+  state.me = session;
+  localStorage.setItem(TOKEN_KEY, session.token);
+  state.users.set(session.user, { profile: session.profile, presence: { user: session.user, online: true } });
+  if (first) {
+    state.convs.clear();
+    state.open = null;
+    restoreDrafts();
+  }
+  enterApp(first);
+  // Unsent messages: read back from the outbox after a sign-in or reload, sent again after a reconnect.
+  if (first) void restoreOutbox();
+  else flushOutbox();
+  // A reload (the session resumed) reopens the conversation the address names.
+  const peer = /^#chat=(.+)$/.exec(location.hash)?.[1];
+  if (first && resumed && peer) void openChat(decodeURIComponent(peer));
+}
+
+/** Shows the app after a sign-in or resume (`first`: a new user on this page). */
+export function enterApp(/** @type {boolean} */ first) {
+  // A reset link opened while signed in: the reset form stays on screen.
+  if (resetTokenFromHash()) return;
+  showApp();
+  if (first) {
+    resetDirectory();
+    resetChat();
+  }
+  // After every sign-in or resume: unread counts, and presence that may have changed meanwhile.
+  void loadConversations();
+  void loadDirectory(state.query);
+}
+
+function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ reason) {
+  localStorage.removeItem(TOKEN_KEY);
+  if (state.me) forgetDrafts(state.me.user);
+  if (location.hash.startsWith("#chat=")) history.replaceState(null, "", location.pathname + location.search);
+  state.me = null;
+  state.users.clear();
+  state.convs.clear();
+  state.directory = [];
+  state.directoryLoaded = false;
+  state.open = null;
+  $("panes").classList.remove("show-chat");
+  clearToasts();
+  if (dialog("card").open) dialog("card").close();
+  const notice =
+    reason === "revoked"
+      ? "You were signed out because your password was changed."
+      : reason === "expired"
+        ? "Your session has ended. Please sign in again."
+        : "";
+  showAuth("signin", notice);
+}
+
+export async function signOut() {
+  const client = state.client;
+  if (!client) return;
+  try {
+    await client.logout();
+  } catch {
+    // Unreachable server: forget the session here anyway.
+    client.close();
+    state.client = null;
+    onSignedOut("logout");
+  }
+}
