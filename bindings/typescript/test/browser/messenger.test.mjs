@@ -299,11 +299,12 @@ test("a message refused for good stays, marked, with Edit and Delete", async () 
   await failed.waitFor();
   await failed.locator("button.edit").click();
   assert.equal(await alice.inputValue("#composer-text"), "a note to myself");
-  assert.equal(await failed.count(), 0);
+  // The page redraws once per animation frame: wait for it, do not race it.
+  await failed.waitFor({ state: "detached" });
   await alice.press("#composer-text", "Enter");
   await failed.waitFor();
   await failed.locator("button.delete").click();
-  assert.equal(await failed.count(), 0);
+  await failed.waitFor({ state: "detached" });
   await alice.reload();
   await alice.locator("#chat-open").waitFor({ state: "visible" });
   await alice.waitForTimeout(300);
@@ -494,6 +495,8 @@ test("small things: initials are letters, no \"Nobody found.\" before a search, 
   await dave.fill("#profile-display_name", "Dave L. <b>x</b>");
   await dave.click("#profile-form button[type=submit]");
   await dave.locator("#card").waitFor({ state: "hidden" });
+  // Redrawn on the next animation frame.
+  await dave.waitForFunction(() => document.querySelector("#me-avatar")?.textContent === "DB");
   assert.equal(await dave.textContent("#me-avatar"), "DB");
   assert.equal(await dave.textContent("#me-name"), "Dave L. <b>x</b>", "markup in a name is text");
   void account;
