@@ -451,7 +451,7 @@ impl Session {
                 tracing::warn!(error = %e, "event publish failed; recipients will sync");
             }
         }
-        for user in std::mem::take(&mut out.watch) {
+        for user in out.watch.drain(..) {
             self.watch_peer(user).await?;
         }
         if let Some(users) = out.directory.take() {
