@@ -20,6 +20,18 @@ fn addr(s: &str) -> Option<std::net::IpAddr> {
     Some(s.parse().unwrap())
 }
 
+/// Opens a connection from `from` that does not say hello, and returns why
+/// it ended: for a connection turned away at once.
+async fn refused_from(s: &Arc<Server>, from: &str) -> Disconnect {
+    let conn = connect_in_process(
+        s.clone(),
+        PeerInfo::new(addr(from)),
+        8,
+        CancellationToken::new(),
+    );
+    conn.task.await.unwrap()
+}
+
 async fn reset(c: &mut Client, token: &str, password: &str) -> ServerFrame {
     c.req(|id| ClientFrame::ResetConfirm {
         id,
@@ -86,13 +98,7 @@ async fn one_address_cannot_take_every_signed_out_place() {
     let (s, _, _) = server_with(config);
     let _a = Client::connect_from(&s, addr("192.0.2.1"), 8).await;
     let _b = Client::connect_from(&s, addr("192.0.2.1"), 8).await;
-    let third = connect_in_process(
-        s.clone(),
-        PeerInfo::new(addr("192.0.2.1")),
-        8,
-        CancellationToken::new(),
-    );
-    assert_eq!(third.task.await.unwrap(), Disconnect::Overloaded);
+    assert_eq!(refused_from(&s, "192.0.2.1").await, Disconnect::Overloaded);
     // The same /64 is the same address; another address is not affected.
     let v6 = connect_in_process(
         s.clone(),
@@ -103,13 +109,10 @@ async fn one_address_cannot_take_every_signed_out_place() {
     let _v6b = Client::connect_from(&s, addr("2001:db8::2:3"), 8).await;
     let mut other = Client::connect_from(&s, addr("192.0.2.2"), 8).await;
     other.register("bob", "+442222222222").await;
-    let v6c = connect_in_process(
-        s.clone(),
-        PeerInfo::new(addr("2001:db8::ffff")),
-        8,
-        CancellationToken::new(),
+    assert_eq!(
+        refused_from(&s, "2001:db8::ffff").await,
+        Disconnect::Overloaded
     );
-    assert_eq!(v6c.task.await.unwrap(), Disconnect::Overloaded);
     drop(v6);
 }
 
@@ -149,13 +152,10 @@ async fn connections_are_capped_per_account_and_per_address() {
     let _x1 = Client::connect_from(&s, addr("192.0.2.9"), 8).await;
     let _x2 = Client::connect_from(&s, addr("192.0.2.9"), 8).await;
     let _x3 = Client::connect_from(&s, addr("192.0.2.9"), 8).await;
-    let x4 = connect_in_process(
-        s.clone(),
-        PeerInfo::new(addr("192.0.2.9")),
-        8,
-        CancellationToken::new(),
+    assert_eq!(
+        refused_from(&s, "192.0.2.9").await,
+        Disconnect::TooManyFromAddress
     );
-    assert_eq!(x4.task.await.unwrap(), Disconnect::TooManyFromAddress);
     assert_eq!(Disconnect::TooManyFromAddress.close_code(), 4029);
 }
 
