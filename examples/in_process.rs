@@ -59,11 +59,12 @@ impl Client {
     fn show(&self, frame: &ServerFrame) {
         match frame {
             ServerFrame::Message { message } => {
-                let Content::Text { text } = &message.content;
-                println!("  [{}] message #{}: {text}", self.name, message.seq);
+                if let Content::Text { text } = &message.content {
+                    println!("  [{}] message #{}: {text}", self.name, message.seq);
+                }
             }
-            ServerFrame::Alert { unread, .. } => {
-                println!("  [{}] alert: {unread} unread", self.name)
+            ServerFrame::Alert { seq, .. } => {
+                println!("  [{}] alert: new message #{seq}", self.name)
             }
             ServerFrame::Presence { presence } => {
                 println!("  [{}] presence: online={}", self.name, presence.online)
@@ -113,7 +114,8 @@ async fn main() {
     let sent = alice
         .request(|id| ClientFrame::Send {
             id,
-            to: bob_id.clone(),
+            conv: None,
+            to: Some(bob_id.clone()),
             client_id: "hello-1".into(),
             content: Content::Text {
                 text: "Hi Bob!".into(),
@@ -133,7 +135,8 @@ async fn main() {
         alice
             .request(|id| ClientFrame::Send {
                 id,
-                to: bob_id.clone(),
+                conv: None,
+                to: Some(bob_id.clone()),
                 client_id: format!("offline-{n}"),
                 content: Content::Text {
                     text: (*text).into(),
@@ -153,7 +156,9 @@ async fn main() {
         panic!("sync failed")
     };
     for m in &messages {
-        let Content::Text { text } = &m.content;
+        let Content::Text { text } = &m.content else {
+            continue;
+        };
         println!(
             "  [bob] synced #{} from {}: {text}",
             m.seq,

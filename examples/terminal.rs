@@ -244,9 +244,10 @@ impl App {
             println!("no conversations yet: /users, then /chat <username>");
         }
         for c in convs {
-            let peer = match &c.peer {
-                Some(p) => self.name(p).await,
-                None => c.conv.to_string(),
+            let peer = match (&c.peer, &c.title) {
+                (Some(p), _) => p.username.clone(),
+                (None, Some(title)) => title.clone(),
+                (None, None) => c.conv.to_string(),
             };
             println!("  {:<20} {} unread", safe(&peer), c.unread);
         }
@@ -275,8 +276,12 @@ impl App {
                 .cloned()
                 .unwrap_or_else(|| m.from.to_string())
         };
-        let Content::Text { text } = &m.content;
-        println!("[{}] {}: {}", clock(m.ts), safe(&who), safe(text));
+        match &m.content {
+            Content::Text { text } => {
+                println!("[{}] {}: {}", clock(m.ts), safe(&who), safe(text));
+            }
+            notice => println!("[{}] ({} by {})", clock(m.ts), notice.kind(), safe(&who)),
+        }
     }
 
     async fn push(&mut self, frame: ServerFrame) {
@@ -289,10 +294,10 @@ impl App {
                     let _ = self.client.ack(&message.conv, message.seq).await;
                 }
             }
-            ServerFrame::Alert { from, unread, .. } => {
+            ServerFrame::Alert { from, .. } => {
                 let who = self.name(&from).await;
                 let who = safe(&who);
-                println!("* new message from {who} ({unread} unread): /chat {who}");
+                println!("* new message from {who}: /chat {who}");
             }
             ServerFrame::Presence { presence } => {
                 let who = self.name(&presence.user).await;

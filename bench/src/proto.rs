@@ -229,7 +229,8 @@ mod tests {
             f,
             ClientFrame::Send {
                 id: 7,
-                to: UserId("u2".into()),
+                conv: None,
+                to: Some(UserId("u2".into())),
                 client_id: "c1".into(),
                 content: Content::Text { text: "hi".into() },
             }

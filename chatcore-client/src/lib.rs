@@ -65,10 +65,13 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use chatcore;
 use chatcore::model::{
-    Content, ConversationId, DeviceId, Message as ChatMessage, MessageId, Millis, Profile, UserId,
+    Content, ConversationId, DeviceId, Message as ChatMessage, MessageId, Millis, Profile, Role,
+    UserId,
 };
 pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
-use chatcore::protocol::{ConversationSummary, DirectoryEntry, ProtocolError, PROTOCOL_VERSION};
+use chatcore::protocol::{
+    ConversationInfo, ConversationSummary, DirectoryEntry, ProtocolError, PROTOCOL_VERSION,
+};
 /// The TLS library of `wss://` connections, for [`ConnectOptions::tls_config`].
 pub use rustls;
 
@@ -298,6 +301,56 @@ pub struct SessionInfo {
     pub expires_at: Millis,
     /// The user's own profile.
     pub profile: Profile,
+}
+
+/// Where a message goes: a conversation, or a user (the direct
+/// conversation with them, opened by the first message if need be).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A conversation the caller is a member of.
+    Conversation(ConversationId),
+    /// A user.
+    User(UserId),
+}
+
+impl From<&UserId> for Target {
+    fn from(u: &UserId) -> Self {
+        Target::User(u.clone())
+    }
+}
+
+impl From<&Target> for Target {
+    fn from(t: &Target) -> Self {
+        t.clone()
+    }
+}
+
+impl From<&ConversationId> for Target {
+    fn from(c: &ConversationId) -> Self {
+        Target::Conversation(c.clone())
+    }
+}
+
+/// A page of the conversation list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationPage {
+    /// Newest activity first.
+    pub conversations: Vec<ConversationSummary>,
+    /// Cursor of the next page, if any.
+    pub next: Option<String>,
+}
+
+/// A change of a group's settings; `None` fields stay.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupUpdate {
+    /// New title.
+    pub title: Option<String>,
+    /// New description (empty removes it).
+    pub description: Option<String>,
+    /// New avatar media id (empty removes it).
+    pub avatar: Option<String>,
+    /// Whether members added from now on see earlier history.
+    pub history_visible: Option<bool>,
 }
 
 /// `sent`: a stored message.
@@ -739,19 +792,25 @@ impl Client {
         }
     }
 
-    /// Sends `content` to `to` under `client_id`, once. Resending with the
-    /// same `client_id` (on this or a later connection) never stores twice:
-    /// the reply then has `duplicate: true` and the first send's seq.
+    /// Sends `content` to `to` (a `&UserId` or a `&ConversationId`) under
+    /// `client_id`, once. Resending with the same `client_id` (on this or a
+    /// later connection) never stores twice: the reply then has
+    /// `duplicate: true` and the first send's seq.
     pub async fn send(
         &self,
-        to: &UserId,
+        to: impl Into<Target>,
         client_id: &str,
         content: Content,
     ) -> Result<Sent, Error> {
+        let (conv, to) = match to.into() {
+            Target::Conversation(c) => (Some(c), None),
+            Target::User(u) => (None, Some(u)),
+        };
         match self
             .request(|id| ClientFrame::Send {
                 id,
-                to: to.clone(),
+                conv,
+                to,
                 client_id: client_id.to_owned(),
                 content,
             })
@@ -780,14 +839,15 @@ impl Client {
     /// the request is `rate_limited` (after the wait the server asks for).
     pub async fn send_with_retry(
         &self,
-        to: &UserId,
+        to: impl Into<Target>,
         client_id: &str,
         content: Content,
         attempts: u32,
     ) -> Result<Sent, Error> {
+        let to = to.into();
         let mut attempt = 1;
         loop {
-            let err = match self.send(to, client_id, content.clone()).await {
+            let err = match self.send(&to, client_id, content.clone()).await {
                 Ok(sent) => return Ok(sent),
                 Err(e) => e,
             };
@@ -811,7 +871,7 @@ impl Client {
 
     /// Sends a text message with a fresh client id, retrying (3 attempts) as
     /// [`Client::send_with_retry`] does.
-    pub async fn send_text(&self, to: &UserId, text: &str) -> Result<Sent, Error> {
+    pub async fn send_text(&self, to: impl Into<Target>, text: &str) -> Result<Sent, Error> {
         let client_id = uuid::Uuid::new_v4().to_string();
         let content = Content::Text {
             text: text.to_owned(),
@@ -877,10 +937,198 @@ impl Client {
         .await
     }
 
-    /// The caller's conversations with unread counts, newest activity first.
+    /// The first page (up to 50) of the caller's conversations with unread
+    /// counts, newest activity first.
     pub async fn conversations(&self) -> Result<Vec<ConversationSummary>, Error> {
-        match self.request(|id| ClientFrame::Conversations { id }).await? {
-            ServerFrame::Conversations { conversations, .. } => Ok(conversations),
+        Ok(self.conversations_page(None, None).await?.conversations)
+    }
+
+    /// A page of the caller's conversations after the cursor `after` (the
+    /// `next` of the previous page).
+    pub async fn conversations_page(
+        &self,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<ConversationPage, Error> {
+        let after = after.map(str::to_owned);
+        match self
+            .request(|id| ClientFrame::Conversations { id, after, limit })
+            .await?
+        {
+            ServerFrame::Conversations {
+                conversations,
+                next,
+                ..
+            } => Ok(ConversationPage {
+                conversations,
+                next,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The direct conversation with `user`, opened if need be.
+    pub async fn open_direct(&self, user: &UserId) -> Result<ConversationInfo, Error> {
+        self.conversation_reply(|id| ClientFrame::OpenDirect {
+            id,
+            user: user.clone(),
+        })
+        .await
+    }
+
+    /// Creates a group owned by the caller with `members` besides it.
+    pub async fn create_group(
+        &self,
+        title: &str,
+        description: Option<&str>,
+        members: &[UserId],
+    ) -> Result<ConversationInfo, Error> {
+        self.conversation_reply(|id| ClientFrame::CreateGroup {
+            id,
+            title: title.to_owned(),
+            description: description.map(str::to_owned),
+            avatar: None,
+            members: members.to_vec(),
+        })
+        .await
+    }
+
+    /// A conversation with its current members.
+    pub async fn get_conversation(&self, conv: &ConversationId) -> Result<ConversationInfo, Error> {
+        self.conversation_reply(|id| ClientFrame::GetConversation {
+            id,
+            conv: conv.clone(),
+        })
+        .await
+    }
+
+    /// Changes a group's settings (admins); returns the notice's seq.
+    pub async fn update_group(
+        &self,
+        conv: &ConversationId,
+        update: GroupUpdate,
+    ) -> Result<u64, Error> {
+        self.changed(|id| ClientFrame::UpdateGroup {
+            id,
+            conv: conv.clone(),
+            title: update.title,
+            description: update.description,
+            avatar: update.avatar,
+            history_visible: update.history_visible,
+        })
+        .await
+    }
+
+    /// Adds users to a group (admins); returns the notice's seq.
+    pub async fn add_members(&self, conv: &ConversationId, users: &[UserId]) -> Result<u64, Error> {
+        self.changed(|id| ClientFrame::AddMembers {
+            id,
+            conv: conv.clone(),
+            users: users.to_vec(),
+        })
+        .await
+    }
+
+    /// Removes a member from a group (admins); returns the notice's seq.
+    pub async fn remove_member(&self, conv: &ConversationId, user: &UserId) -> Result<u64, Error> {
+        self.changed(|id| ClientFrame::RemoveMember {
+            id,
+            conv: conv.clone(),
+            user: user.clone(),
+        })
+        .await
+    }
+
+    /// Leaves a group; returns the notice's seq.
+    pub async fn leave(&self, conv: &ConversationId) -> Result<u64, Error> {
+        self.changed(|id| ClientFrame::Leave {
+            id,
+            conv: conv.clone(),
+        })
+        .await
+    }
+
+    /// Gives a member a role (the owner; `Role::Owner` hands ownership over);
+    /// returns the notice's seq.
+    pub async fn set_role(
+        &self,
+        conv: &ConversationId,
+        user: &UserId,
+        role: Role,
+    ) -> Result<u64, Error> {
+        self.changed(|id| ClientFrame::SetRole {
+            id,
+            conv: conv.clone(),
+            user: user.clone(),
+            role,
+        })
+        .await
+    }
+
+    /// Creates the group's invite token (admins), replacing any earlier one.
+    pub async fn create_invite(&self, conv: &ConversationId) -> Result<String, Error> {
+        match self
+            .request(|id| ClientFrame::CreateInvite {
+                id,
+                conv: conv.clone(),
+            })
+            .await?
+        {
+            ServerFrame::Invite { token, .. } => Ok(token),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Revokes the group's invite token (admins).
+    pub async fn revoke_invite(&self, conv: &ConversationId) -> Result<(), Error> {
+        self.ok(|id| ClientFrame::RevokeInvite {
+            id,
+            conv: conv.clone(),
+        })
+        .await
+    }
+
+    /// Joins a group by an invite token.
+    pub async fn join(&self, token: &str) -> Result<ConversationInfo, Error> {
+        self.conversation_reply(|id| ClientFrame::Join {
+            id,
+            token: token.to_owned(),
+        })
+        .await
+    }
+
+    /// No alerts for `conv` until `until`, or until unmuted if `None`.
+    pub async fn mute(&self, conv: &ConversationId, until: Option<Millis>) -> Result<(), Error> {
+        self.ok(|id| ClientFrame::Mute {
+            id,
+            conv: conv.clone(),
+            until,
+        })
+        .await
+    }
+
+    /// Alerts for `conv` again.
+    pub async fn unmute(&self, conv: &ConversationId) -> Result<(), Error> {
+        self.ok(|id| ClientFrame::Unmute {
+            id,
+            conv: conv.clone(),
+        })
+        .await
+    }
+
+    async fn conversation_reply(
+        &self,
+        make: impl FnOnce(u32) -> ClientFrame,
+    ) -> Result<ConversationInfo, Error> {
+        match self.request(make).await? {
+            ServerFrame::Conversation { conversation, .. } => Ok(conversation),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn changed(&self, make: impl FnOnce(u32) -> ClientFrame) -> Result<u64, Error> {
+        match self.request(make).await? {
+            ServerFrame::Changed { seq, .. } => Ok(seq),
             other => Err(unexpected(other)),
         }
     }

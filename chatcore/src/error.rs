@@ -60,7 +60,10 @@ pub enum CoreError {
     #[error("{0}")]
     InvalidFrame(String),
     /// The client's version is not spoken here.
-    #[error("protocol version {0} is not supported")]
+    #[error(
+        "protocol version {0} is not supported; this server speaks version {v}",
+        v = crate::protocol::PROTOCOL_VERSION
+    )]
     UnsupportedVersion(u32),
     /// A backend is down.
     #[error("service unavailable: {0}")]
@@ -75,6 +78,9 @@ impl From<StoreError> for CoreError {
         match e {
             StoreError::Conflict { field } => CoreError::Conflict { field },
             StoreError::NotFound => CoreError::NotFound("not found".into()),
+            StoreError::NotMember => {
+                CoreError::Forbidden("you are not a member of this conversation".into())
+            }
             StoreError::Unavailable(m) => CoreError::Unavailable(m),
             StoreError::Corrupt(m) => CoreError::Internal(format!("corrupt record: {m}")),
             StoreError::Incompatible(m) => CoreError::Internal(format!("incompatible store: {m}")),

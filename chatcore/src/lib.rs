@@ -57,6 +57,7 @@
 pub mod account;
 mod commands;
 pub mod error;
+pub mod groups;
 mod hub;
 pub mod limits;
 pub mod memory;

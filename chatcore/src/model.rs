@@ -49,9 +49,9 @@ string_id!(
     MessageId
 );
 string_id!(
-    /// A conversation. 1:1 conversations have the deterministic id
-    /// `dm:<lower user id>:<higher user id>`, so both sides name it alike
-    /// without a lookup.
+    /// A conversation, direct or group. Opaque: clients get it from the
+    /// server (`open_direct`, `create_group`, `sent`, `conversations`) and
+    /// never build or parse one; nothing reads members out of it.
     ConversationId
 );
 
@@ -88,7 +88,18 @@ impl MessageId {
 }
 
 impl ConversationId {
-    /// The 1:1 conversation between two users; the same whichever side asks.
+    /// A fresh group conversation id.
+    pub fn generate_group() -> Self {
+        let mut id = String::with_capacity(2 + uuid::fmt::Hyphenated::LENGTH);
+        id.push_str("g:");
+        id.push_str(&new_uuid());
+        Self(id)
+    }
+
+    /// The key of the direct conversation between two users: the same
+    /// whichever side asks, so that the store's uniqueness on it makes two
+    /// users opening their conversation at once get the same one. Only the
+    /// server computes it, to find that conversation; it is never parsed.
     pub fn direct(a: &UserId, b: &UserId) -> Self {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         // Built by hand: `format!` costs several times as much, once per message.
@@ -104,8 +115,33 @@ impl ConversationId {
 /// Milliseconds since the Unix epoch, UTC. The one time type of the model.
 pub type Millis = i64;
 
-/// What a message carries. Tagged by `kind` on the wire so new kinds (media,
-/// ciphertext) can be added without breaking old decoders' framing.
+/// Whether a conversation is between two users or a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    /// Two users, one conversation per pair; no roles.
+    Direct,
+    /// A group with a title, roles and invites.
+    Group,
+}
+
+/// A member's role in a group. Ordered by power: `Member < Admin < Owner`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads and writes.
+    Member,
+    /// Also adds and removes members and edits the group.
+    Admin,
+    /// Also promotes and demotes admins and hands ownership over. One per group.
+    Owner,
+}
+
+/// What an entry of a conversation's log carries, tagged by `kind`. Clients
+/// send only the message kinds ([`Content::is_message`]); the notice kinds
+/// record a change of the conversation, written by the server in the same
+/// log so every device sees them in order with the messages. New kinds
+/// (media, ciphertext) can be added without breaking old decoders' framing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Content {
@@ -114,9 +150,86 @@ pub enum Content {
         /// The text, at most `Limits::max_text_bytes` bytes.
         text: String,
     },
+    /// Notice: the sender created the group with these other members.
+    GroupCreated {
+        /// The title it was created with.
+        title: String,
+        /// The members it was created with, besides its creator.
+        members: Vec<UserId>,
+    },
+    /// Notice: the sender (an admin) added these users.
+    MembersAdded {
+        /// The new members.
+        users: Vec<UserId>,
+    },
+    /// Notice: the sender joined with an invite link.
+    MemberJoined {},
+    /// Notice: the sender (an admin) removed `user`.
+    MemberRemoved {
+        /// Who was removed.
+        user: UserId,
+    },
+    /// Notice: the sender left. If the sender owned the group, `new_owner`
+    /// owns it now.
+    MemberLeft {
+        /// The member ownership passed to, when the owner left.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        new_owner: Option<UserId>,
+    },
+    /// Notice: the sender (the owner) gave `user` the role `role`. When the
+    /// role is `owner`, the sender handed ownership over and is an admin now.
+    RoleChanged {
+        /// Whose role changed.
+        user: UserId,
+        /// The new role.
+        role: Role,
+    },
+    /// Notice: the sender (an admin) changed the group's settings; only the
+    /// changed ones are present. An empty description or avatar removes it.
+    GroupUpdated {
+        /// The new title.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        /// The new description.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        /// The new avatar (a media id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        avatar: Option<String>,
+        /// Whether members added from now on see the history before they joined.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        history_visible: Option<bool>,
+    },
+    /// A seq the store had to leave without content (a writer claimed it and
+    /// never wrote it). Keeps the log gap-free; clients show nothing.
+    Void {},
 }
 
-/// A stored message, as every device receives it.
+impl Content {
+    /// Whether this is a message a client sends (and that counts as unread),
+    /// rather than a notice the server writes.
+    pub fn is_message(&self) -> bool {
+        matches!(self, Content::Text { .. })
+    }
+
+    /// The `kind` tag, as on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Content::Text { .. } => "text",
+            Content::GroupCreated { .. } => "group_created",
+            Content::MembersAdded { .. } => "members_added",
+            Content::MemberJoined {} => "member_joined",
+            Content::MemberRemoved { .. } => "member_removed",
+            Content::MemberLeft { .. } => "member_left",
+            Content::RoleChanged { .. } => "role_changed",
+            Content::GroupUpdated { .. } => "group_updated",
+            Content::Void {} => "void",
+        }
+    }
+}
+
+/// An entry of a conversation's log (a message or a notice), as every
+/// device receives it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Message {
@@ -131,6 +244,7 @@ pub struct Message {
     pub from: UserId,
     /// The sender's id for it, unique per sender; a retried send with the same
     /// `client_id` returns this message instead of storing a second one.
+    /// For notices the server writes, their own id.
     pub client_id: String,
     /// Server time of the append.
     pub ts: Millis,

@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use crate::commands::conversations::{self, Request};
 use crate::commands::{account, directory, messaging};
 use crate::error::CoreError;
 use crate::limits::AddrKey;
@@ -243,10 +244,24 @@ async fn signed_in(
         } => directory::update_profile(s, caller, id, display_name, about, avatar).await,
         ClientFrame::Send {
             id,
+            conv,
             to,
             client_id,
             content,
-        } => messaging::send(s, caller, who.known_peer, out, id, to, client_id, content).await,
+        } => {
+            messaging::send(
+                s,
+                caller,
+                who.known_peer,
+                out,
+                id,
+                conv,
+                to,
+                client_id,
+                content,
+            )
+            .await
+        }
         ClientFrame::History {
             id,
             conv,
@@ -257,15 +272,94 @@ async fn signed_in(
         ClientFrame::Ack { id, conv, seq } => messaging::ack(s, caller, out, id, conv, seq).await,
         ClientFrame::Read { id, conv, seq } => messaging::read(s, caller, out, id, conv, seq).await,
         ClientFrame::Focus { id, conv } => messaging::focus(out, id, conv),
-        ClientFrame::Conversations { id } => messaging::conversations(s, caller, out, id).await,
+        ClientFrame::Conversations { id, after, limit } => {
+            Box::pin(conversations::conversations(
+                s, caller, out, id, after, limit,
+            ))
+            .await
+        }
+        other => Box::pin(conversation_request(s, caller, other, out)).await,
+    }
+}
+
+/// The requests about conversations as stored things: rarer than the
+/// messaging ones, boxed apart so that their futures do not grow every
+/// request's.
+async fn conversation_request(
+    s: &Server,
+    caller: &Caller,
+    frame: ClientFrame,
+    out: &mut Out,
+) -> Result<ServerFrame, CoreError> {
+    use conversations as c;
+    match frame {
+        ClientFrame::OpenDirect { id, user } => c::open_direct(s, caller, out, id, user).await,
+        ClientFrame::CreateGroup {
+            id,
+            title,
+            description,
+            avatar,
+            members,
+        } => c::create_group(s, caller, out, id, title, description, avatar, members).await,
+        ClientFrame::GetConversation { id, conv } => {
+            c::get_conversation(s, caller, out, id, conv).await
+        }
+        ClientFrame::UpdateGroup {
+            id,
+            conv,
+            title,
+            description,
+            avatar,
+            history_visible,
+        } => {
+            let request = Request::Update {
+                title,
+                description,
+                avatar,
+                history_visible,
+            };
+            c::change_group(s, caller, out, id, conv, request).await
+        }
+        ClientFrame::AddMembers { id, conv, users } => {
+            c::change_group(s, caller, out, id, conv, Request::Add(users)).await
+        }
+        ClientFrame::RemoveMember { id, conv, user } => {
+            c::change_group(s, caller, out, id, conv, Request::Remove(user)).await
+        }
+        ClientFrame::Leave { id, conv } => {
+            c::change_group(s, caller, out, id, conv, Request::Leave).await
+        }
+        ClientFrame::SetRole {
+            id,
+            conv,
+            user,
+            role,
+        } => c::change_group(s, caller, out, id, conv, Request::SetRole(user, role)).await,
+        ClientFrame::CreateInvite { id, conv } => c::create_invite(s, caller, out, id, conv).await,
+        ClientFrame::RevokeInvite { id, conv } => c::revoke_invite(s, caller, out, id, conv).await,
+        ClientFrame::Join { id, token } => c::join(s, caller, out, id, token).await,
+        ClientFrame::Mute { id, conv, until } => c::mute(s, caller, id, conv, Some(until)).await,
+        ClientFrame::Unmute { id, conv } => c::mute(s, caller, id, conv, None).await,
         ClientFrame::Hello { .. }
         | ClientFrame::Ping { .. }
         | ClientFrame::Register { .. }
         | ClientFrame::Login { .. }
         | ClientFrame::Resume { .. }
         | ClientFrame::ResetRequest { .. }
-        | ClientFrame::ResetConfirm { .. } => Err(CoreError::Internal(
-            "a signed-out request reached the signed-in dispatch".into(),
+        | ClientFrame::ResetConfirm { .. }
+        | ClientFrame::Send { .. }
+        | ClientFrame::History { .. }
+        | ClientFrame::Sync { .. }
+        | ClientFrame::Ack { .. }
+        | ClientFrame::Read { .. }
+        | ClientFrame::Focus { .. }
+        | ClientFrame::Conversations { .. }
+        | ClientFrame::Logout { .. }
+        | ClientFrame::ChangePassword { .. }
+        | ClientFrame::SearchUsers { .. }
+        | ClientFrame::GetProfile { .. }
+        | ClientFrame::UpdateProfile { .. } => Err(CoreError::Internal(
+            "a request reached the wrong dispatch".into(),
         )),
     }
 }
@@ -347,15 +441,20 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
             check("avatar", avatar.as_deref().unwrap_or(""), max)
         }
         ClientFrame::Send {
+            conv,
             to,
             client_id,
             content,
             ..
         } => {
-            check("to", to.as_str(), max)?;
+            check("conv", conv.as_ref().map_or("", |c| c.as_str()), max)?;
+            check("to", to.as_ref().map_or("", |u| u.as_str()), max)?;
             check("client_id", client_id, 128)?;
             match content {
                 Content::Text { text } => check("text", text, server.config.max_text_bytes),
+                // Refused by the handler; no content of a notice is longer
+                // than a frame.
+                _ => Ok(()),
             }
         }
         ClientFrame::History { conv, .. }
@@ -363,12 +462,75 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
         | ClientFrame::Read { conv, .. }
         | ClientFrame::Focus {
             conv: Some(conv), ..
-        } => check("conv", conv.as_str(), max),
+        }
+        | ClientFrame::GetConversation { conv, .. }
+        | ClientFrame::Leave { conv, .. }
+        | ClientFrame::CreateInvite { conv, .. }
+        | ClientFrame::RevokeInvite { conv, .. }
+        | ClientFrame::Mute { conv, .. }
+        | ClientFrame::Unmute { conv, .. } => check("conv", conv.as_str(), max),
+        ClientFrame::OpenDirect { user, .. } => check("user", user.as_str(), max),
+        ClientFrame::RemoveMember { conv, user, .. } | ClientFrame::SetRole { conv, user, .. } => {
+            check("conv", conv.as_str(), max)?;
+            check("user", user.as_str(), max)
+        }
+        ClientFrame::CreateGroup {
+            title,
+            description,
+            avatar,
+            members,
+            ..
+        } => {
+            check("title", title, max)?;
+            check("description", description.as_deref().unwrap_or(""), 4 * max)?;
+            check("avatar", avatar.as_deref().unwrap_or(""), max)?;
+            check_users("members", members, server)
+        }
+        ClientFrame::UpdateGroup {
+            conv,
+            title,
+            description,
+            avatar,
+            ..
+        } => {
+            check("conv", conv.as_str(), max)?;
+            check("title", title.as_deref().unwrap_or(""), max)?;
+            check("description", description.as_deref().unwrap_or(""), 4 * max)?;
+            check("avatar", avatar.as_deref().unwrap_or(""), max)
+        }
+        ClientFrame::AddMembers { conv, users, .. } => {
+            check("conv", conv.as_str(), max)?;
+            check_users("users", users, server)
+        }
+        ClientFrame::Join { token, .. } => check("token", token, max),
+        ClientFrame::Conversations { after, .. } => {
+            check("after", after.as_deref().unwrap_or(""), max)
+        }
         ClientFrame::Logout { .. }
         | ClientFrame::Sync { .. }
         | ClientFrame::Focus { conv: None, .. }
-        | ClientFrame::Conversations { .. }
         | ClientFrame::Ping { .. } => Ok(()),
+    }
+}
+
+/// Refuses a list of users longer than a group or with an oversized id.
+fn check_users(field: &str, users: &[UserId], server: &Server) -> Result<(), CoreError> {
+    let max = server.config.max_group_members;
+    if users.len() > max {
+        return Err(CoreError::TooLarge {
+            field: field.to_owned(),
+            message: format!("{field} names more than {max} users"),
+        });
+    }
+    match users
+        .iter()
+        .find(|u| u.as_str().len() > server.config.max_field_bytes)
+    {
+        Some(_) => Err(CoreError::TooLarge {
+            field: field.to_owned(),
+            message: format!("an id in {field} is too long"),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -138,6 +138,11 @@ pub struct Config {
     pub max_page: usize,
     /// Presence subscriptions a connection may hold for its conversations.
     pub max_watched: usize,
+    /// Current members a group may have.
+    pub max_group_members: usize,
+    /// Attempts to join a group by invite token allowed per user (through
+    /// the rate limiter), so that tokens cannot be guessed.
+    pub join_attempts: Quota,
 }
 
 impl Default for Config {
@@ -184,6 +189,11 @@ impl Default for Config {
             max_field_bytes: 1024,
             max_page: 200,
             max_watched: 256,
+            max_group_members: 1000,
+            join_attempts: Quota {
+                max: 30,
+                window_ms: 10 * 60 * 1000,
+            },
         }
     }
 }

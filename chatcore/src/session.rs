@@ -21,7 +21,9 @@ use crate::error::CoreError;
 use crate::hub::{ConnTx, Kick};
 use crate::limits::{AddrKey, Refusal};
 use crate::model::{ConversationId, Presence, UserId};
-use crate::protocol::{ClientFrame, DecodeError, ServerFrame, PROTOCOL_VERSION};
+use crate::protocol::{
+    ClientFrame, DecodeError, ServerFrame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 use crate::request::{self, Caller, Out, SignIn, Who};
 use crate::server::Server;
 use crate::store::{Event, Topic};
@@ -416,8 +418,7 @@ impl Session {
                 )),
             };
         }
-        let known_peer =
-            matches!(&frame, ClientFrame::Send { to, .. } if self.known_users.contains(to));
+        let known_peer = matches!(&frame, ClientFrame::Send { to: Some(to), .. } if self.known_users.contains(to));
         let mut who = Who::new(self.addr, self.auth.as_ref());
         who.known_peer = known_peer;
         let mut out = std::mem::take(&mut self.out);
@@ -469,7 +470,7 @@ impl Session {
         version: u32,
         client: Option<String>,
     ) -> Result<ServerFrame, CoreError> {
-        if version < 1 {
+        if version < MIN_PROTOCOL_VERSION {
             self.close_after = Some(Disconnect::UnsupportedVersion);
             return Err(CoreError::UnsupportedVersion(version));
         }
@@ -491,7 +492,7 @@ impl Session {
         match event {
             Event::Message {
                 message,
-                unread,
+                muted,
                 origin,
             } => {
                 if origin.as_deref() == Some(&*self.conn_key) {
@@ -504,16 +505,29 @@ impl Session {
                 let mut frames = Frames::one(ServerFrame::Message {
                     message: message.clone(),
                 });
-                if message.from != auth.user && self.focus.as_ref() != Some(&message.conv) {
+                if message.from != auth.user
+                    && !*muted
+                    && message.content.is_message()
+                    && self.focus.as_ref() != Some(&message.conv)
+                {
                     frames.0[1] = Some(ServerFrame::Alert {
                         conv: message.conv.clone(),
                         from: message.from.clone(),
                         message_id: message.id.clone(),
                         seq: message.seq,
-                        unread: *unread,
                     });
                 }
                 Ok(frames)
+            }
+            Event::Read { conv, seq, origin } => {
+                if **origin == *self.conn_key {
+                    Ok(Frames::NONE)
+                } else {
+                    Ok(Frames::one(ServerFrame::Read {
+                        conv: conv.clone(),
+                        seq: *seq,
+                    }))
+                }
             }
             Event::Presence(p) => {
                 if self.dir_watch.contains(&p.user) || self.conv_watch.contains(&p.user) {

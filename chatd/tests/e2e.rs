@@ -192,6 +192,7 @@ fn text(s: &str) -> Content {
 fn text_of(content: &Content) -> &str {
     match content {
         Content::Text { text } => text,
+        other => panic!("expected a text, got {other:?}"),
     }
 }
 
@@ -623,17 +624,7 @@ async fn two_users_chat_and_a_third_cannot_read_it() {
     assert_eq!(text_of(&message.content), "hello bob");
     // Bob is not looking at the conversation: an alert with the unread count.
     let a = push(&mut bob.events, |f| matches!(f, ServerFrame::Alert { .. })).await;
-    assert!(
-        matches!(
-            a,
-            ServerFrame::Alert {
-                seq: 1,
-                unread: 1,
-                ..
-            }
-        ),
-        "{a:?}"
-    );
+    assert!(matches!(a, ServerFrame::Alert { seq: 1, .. }), "{a:?}");
 
     // Bob opens the chat: history, then live messages without alerts.
     let page = bob.client.history(&conv, None, None).await.unwrap();
@@ -664,7 +655,7 @@ async fn two_users_chat_and_a_third_cannot_read_it() {
     );
     let convs = bob.client.conversations().await.unwrap();
     assert_eq!(convs.len(), 1);
-    assert_eq!(convs[0].peer.as_ref(), Some(&alice.id()));
+    assert_eq!(convs[0].peer.as_ref().map(|p| &p.user), Some(&alice.id()));
 
     // Carol is no member: every way in is not_found (as for a conversation that does not exist), and her sync is empty.
     assert_eq!(

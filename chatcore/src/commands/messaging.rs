@@ -1,34 +1,29 @@
-//! send, history, sync, ack, read, focus, conversations.
+//! send, history, sync, ack, read, focus.
 
+use crate::commands::conversations::{direct_with, visible};
 use crate::error::CoreError;
 use crate::model::{Content, ConversationId, UserId};
-use crate::protocol::{ConversationSummary, ServerFrame};
+use crate::protocol::ServerFrame;
 use crate::request::{page, Caller, Out};
 use crate::server::Server;
-use crate::store::{ConversationState, Event, NewMessage, Topic};
+use crate::store::{ConversationState, Event, NewMessage, StoreError, Topic};
 
-/// The conversation's state if it exists and the caller is a member of it;
-/// `not_found` otherwise. Unknown and foreign conversations get the same
-/// answer, so ids cannot be probed, and nothing about a conversation that
-/// does not exist is stored or watched. The connection watches the peer's
-/// presence.
-async fn member_of(
+/// The conversation's state if it exists and the caller is or was a member
+/// of it, with the seqs the caller may read; `not_found` otherwise.
+/// Unknown and foreign conversations get the same answer, so ids cannot be
+/// probed. The connection watches a direct peer's presence.
+async fn readable(
     s: &Server,
     caller: &Caller,
     out: &mut Out,
     conv: &ConversationId,
-) -> Result<ConversationState, CoreError> {
-    let state = s
-        .backends
-        .messages
-        .conversation(conv)
-        .await?
-        .filter(|c| c.has_member(&caller.user))
-        .ok_or_else(|| CoreError::NotFound("no such conversation".into()))?;
+) -> Result<(ConversationState, (u64, u64)), CoreError> {
+    let state = visible(s, caller, conv).await?;
     if let Some(peer) = state.peer_of(&caller.user) {
         out.watch.push(peer.clone());
     }
-    Ok(state)
+    let range = state.readable(&caller.user).unwrap_or((1, 0));
+    Ok((state, range))
 }
 
 /// Spends the sender's budget for a message of `bytes` (across all of the
@@ -58,7 +53,8 @@ pub(crate) async fn send(
     known_peer: bool,
     out: &mut Out,
     id: u32,
-    to: UserId,
+    conv: Option<ConversationId>,
+    to: Option<UserId>,
     client_id: String,
     content: Content,
 ) -> Result<ServerFrame, CoreError> {
@@ -77,27 +73,49 @@ pub(crate) async fn send(
             })
         }
         Content::Text { text } => text.len(),
+        _ => {
+            return Err(CoreError::InvalidArgument {
+                field: "content".into(),
+                message: format!("{} is written by the server, not sent", content.kind()),
+            })
+        }
     };
-    if to == *me {
-        return Err(CoreError::InvalidArgument {
-            field: "to".into(),
-            message: "cannot send a message to yourself".into(),
-        });
-    }
-    if !known_peer && s.backends.users.get(&to).await?.is_none() {
-        return Err(CoreError::NotFound("no such user".into()));
-    }
+    let conv = match (conv, &to) {
+        (Some(conv), None) => conv,
+        (None, Some(to)) if to == me => {
+            return Err(CoreError::InvalidArgument {
+                field: "to".into(),
+                message: "cannot send a message to yourself".into(),
+            });
+        }
+        (None, Some(to)) => ConversationId::direct(me, to),
+        _ => {
+            return Err(CoreError::InvalidArgument {
+                field: "conv".into(),
+                message: "name either conv or to".into(),
+            })
+        }
+    };
     spend_send_budget(s, caller, bytes).await?;
-    let conv = ConversationId::direct(me, &to);
-    let msg = NewMessage::new(
-        conv.clone(),
-        vec![me.clone(), to.clone()],
-        me.clone(),
-        client_id,
-        s.now(),
-        content,
-    );
-    let appended = s.backends.messages.append(msg).await?;
+    if let (Some(to), false) = (&to, known_peer) {
+        // The first message to this user on this connection: the user
+        // exists, and the conversation is opened if it is not yet.
+        direct_with(s, caller, to).await?;
+    }
+    let now = s.now();
+    let msg = NewMessage::new(conv.clone(), me.clone(), client_id, now, content);
+    let appended = match s.backends.messages.append(msg).await {
+        Err(StoreError::NotMember) => {
+            // A former member knows the conversation; anyone else learns
+            // nothing of it.
+            visible(s, caller, &conv).await?;
+            return Err(StoreError::NotMember.into());
+        }
+        Err(StoreError::NotFound) => {
+            return Err(CoreError::NotFound("no such conversation".into()))
+        }
+        other => other?,
+    };
     let m = appended.message;
     if m.from != *me || m.conv != conv {
         // The client reused one of its client ids for a different message.
@@ -105,31 +123,29 @@ pub(crate) async fn send(
             field: "client_id".into(),
         });
     }
-    if !known_peer {
-        out.watch.push(to.clone());
+    if let (Some(to), false) = (to, known_peer) {
+        out.watch.push(to);
     }
     if !appended.duplicate {
         s.metrics
             .messages_stored
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let unread = s.backends.messages.unread(&to, &conv).await.unwrap_or(0);
-        let to_peer = Event::Message {
-            message: m.clone(),
-            unread,
-            origin: None,
-        };
-        let to_self = Event::Message {
-            message: m.clone(),
-            unread: 0,
-            origin: Some(caller.conn.clone()),
-        };
-        out.publish(Topic::User(to), to_peer);
-        out.publish(Topic::User(me.clone()), to_self);
+        for r in appended.recipients.iter() {
+            let mine = r.user == *me;
+            out.publish(
+                Topic::User(r.user.clone()),
+                Event::Message {
+                    message: m.clone(),
+                    muted: r.is_muted(now),
+                    origin: mine.then(|| caller.conn.clone()),
+                },
+            );
+        }
     }
     Ok(ServerFrame::Sent {
         id,
         message_id: m.id.clone(),
-        conv,
+        conv: m.conv.clone(),
         seq: m.seq,
         ts: m.ts,
         duplicate: appended.duplicate,
@@ -145,10 +161,18 @@ pub(crate) async fn history(
     before: Option<u64>,
     limit: Option<u32>,
 ) -> Result<ServerFrame, CoreError> {
-    member_of(s, caller, out, &conv).await?;
+    let (_, (first, last)) = readable(s, caller, out, &conv).await?;
     let limit = page(s, limit, 50);
-    let messages = s.backends.messages.history(&conv, before, limit).await?;
-    let more = messages.first().is_some_and(|m| m.seq > 1);
+    // Never past what the caller may read: a removed member's history ends
+    // at its removal.
+    let before = before.unwrap_or(u64::MAX).min(last.saturating_add(1));
+    let mut messages = s
+        .backends
+        .messages
+        .history(&conv, Some(before), limit)
+        .await?;
+    messages.retain(|m| m.seq >= first);
+    let more = messages.first().is_some_and(|m| m.seq > first);
     Ok(ServerFrame::Messages {
         id,
         conv,
@@ -166,14 +190,33 @@ pub(crate) async fn sync(
     let limit = page(s, limit, 100);
     let store = &s.backends.messages;
     let cursors = store.cursors(&caller.user, &caller.device).await?;
-    let mut convs = store.conversations(&caller.user).await?;
+    let mut convs = Vec::new();
+    let mut after = None;
+    loop {
+        let batch = store
+            .conversations(&caller.user, after.as_ref(), s.config.max_page)
+            .await?;
+        let full = batch.len() == s.config.max_page;
+        after = batch.last().map(|c| (c.last_ts, c.conv.clone()));
+        convs.extend(batch);
+        if !full {
+            break;
+        }
+    }
     // Oldest activity first, so a paged sync delivers in roughly the order sent.
     convs.reverse();
     let mut messages = Vec::new();
     let mut more = false;
     for c in convs {
-        let after = cursors.get(&c.conv).copied().unwrap_or(0);
-        if c.last_seq <= after {
+        let Some((first, last)) = c.readable(&caller.user) else {
+            continue;
+        };
+        let after = cursors
+            .get(&c.conv)
+            .copied()
+            .unwrap_or(0)
+            .max(first.saturating_sub(1));
+        if last <= after {
             continue;
         }
         let room = limit - messages.len();
@@ -181,17 +224,18 @@ pub(crate) async fn sync(
             more = true;
             break;
         }
-        let batch = store.read_after(&c.conv, after, room).await?;
-        if batch.last().is_some_and(|m| m.seq < c.last_seq) {
-            more = true;
+        let mut batch = store.read_after(&c.conv, after, room).await?;
+        batch.retain(|m| m.seq <= last);
+        if batch.last().is_none_or(|m| m.seq < last) {
+            more = more || batch.len() == room;
         }
         messages.extend(batch);
     }
     Ok(ServerFrame::Synced { id, messages, more })
 }
 
-/// Validates that `seq` exists in `conv`: a cursor or read marker beyond
-/// the head would silently swallow future messages.
+/// Validates that `seq` is one the caller may read in `conv`: a cursor or
+/// read marker beyond the head would silently swallow future messages.
 async fn checked_seq(
     s: &Server,
     caller: &Caller,
@@ -199,7 +243,7 @@ async fn checked_seq(
     conv: &ConversationId,
     seq: u64,
 ) -> Result<(), CoreError> {
-    let last = member_of(s, caller, out, conv).await?.last_seq;
+    let (_, (_, last)) = readable(s, caller, out, conv).await?;
     if seq > last {
         return Err(CoreError::InvalidArgument {
             field: "seq".into(),
@@ -238,6 +282,15 @@ pub(crate) async fn read(
         .messages
         .mark_read(&caller.user, &conv, seq)
         .await?;
+    // The user's other devices clear their count.
+    out.publish(
+        Topic::User(caller.user.clone()),
+        Event::Read {
+            conv,
+            seq,
+            origin: caller.conn.clone(),
+        },
+    );
     Ok(ServerFrame::Ok { id })
 }
 
@@ -252,33 +305,4 @@ pub(crate) fn focus(
     // must be focusable.
     out.focus = Some(conv);
     Ok(ServerFrame::Ok { id })
-}
-
-pub(crate) async fn conversations(
-    s: &Server,
-    caller: &Caller,
-    out: &mut Out,
-    id: u32,
-) -> Result<ServerFrame, CoreError> {
-    let me = &caller.user;
-    let store = &s.backends.messages;
-    let states = store.conversations(me).await?;
-    let mut list = Vec::with_capacity(states.len().min(s.config.max_page));
-    for c in states.into_iter().take(s.config.max_page) {
-        let peer = c.peer_of(me).cloned();
-        if let Some(p) = &peer {
-            out.watch.push(p.clone());
-        }
-        list.push(ConversationSummary {
-            unread: store.unread(me, &c.conv).await?,
-            last: store.history(&c.conv, None, 1).await?.pop(),
-            last_seq: c.last_seq,
-            peer,
-            conv: c.conv,
-        });
-    }
-    Ok(ServerFrame::Conversations {
-        id,
-        conversations: list,
-    })
 }

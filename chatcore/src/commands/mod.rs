@@ -2,5 +2,6 @@
 //! the caller and the request (see [`crate::request`]).
 
 pub(crate) mod account;
+pub(crate) mod conversations;
 pub(crate) mod directory;
 pub(crate) mod messaging;

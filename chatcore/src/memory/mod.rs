@@ -6,19 +6,20 @@
 //! correct answer to the concurrency contracts in [`crate::store`].
 
 use async_trait::async_trait;
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::{IdMap, IdSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use crate::model::{ConversationId, DeviceId, Message, Millis, Presence, UserId};
+use crate::model::{Millis, Presence, UserId};
 use crate::store::{
-    Appended, Broker, BrokerHandler, ConversationState, Event, Mail, Mailer, MessageStore,
-    NewMessage, NewUser, PresenceStore, ProfileUpdate, Quota, RateLimiter, ResetToken,
-    ResetTokenStore, SearchQuery, SessionRecord, SessionStore, StoreError, StoreResult, Topic,
-    UserRecord, UserStore,
+    Broker, BrokerHandler, Event, Mail, Mailer, NewUser, PresenceStore, ProfileUpdate, Quota,
+    RateLimiter, ResetToken, ResetTokenStore, SearchQuery, SessionRecord, SessionStore, StoreError,
+    StoreResult, Topic, UserRecord, UserStore,
 };
+
+mod conversations;
+pub use conversations::MemoryMessageStore;
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it:
 /// each method leaves the state consistent before anything can panic.
@@ -225,230 +226,6 @@ impl ResetTokenStore for MemoryResetTokenStore {
         let before = s.len();
         s.retain(|_, t| &t.user != user);
         Ok((before - s.len()) as u64)
-    }
-}
-
-/// Messages in memory.
-#[derive(Default)]
-pub struct MemoryMessageStore {
-    inner: Mutex<MessagesInner>,
-}
-
-#[derive(Default)]
-struct MessagesInner {
-    convs: IdMap<ConversationId, Conv>,
-    /// sender -> client_id -> the message: the idempotency index.
-    /// Nested rather than keyed by a pair so a lookup borrows the frame's
-    /// strings instead of cloning them into a key.
-    by_client_id: IdMap<UserId, IdMap<String, Arc<Message>>>,
-    by_member: IdMap<UserId, IdSet<ConversationId>>,
-    cursors: IdMap<(UserId, DeviceId), HashMap<ConversationId, u64>>,
-    /// user -> conversation -> read marker (nested for clone-free lookups).
-    read: IdMap<UserId, IdMap<ConversationId, u64>>,
-}
-
-struct Conv {
-    members: Vec<UserId>,
-    /// `messages[i].seq == i + 1`. Shared with the pushes of each message.
-    messages: Vec<Arc<Message>>,
-    /// Each sender's seqs, ascending: unread counts by binary search instead
-    /// of a scan of every unread message on each send. A list, not a map:
-    /// a conversation has few senders, and comparing a few ids costs less
-    /// than hashing one.
-    by_sender: Vec<(UserId, Vec<u64>)>,
-}
-
-impl Conv {
-    fn state(&self, conv: &ConversationId) -> ConversationState {
-        let last = self.messages.last();
-        ConversationState::new(
-            conv.clone(),
-            self.members.clone(),
-            last.map_or(0, |m| m.seq),
-            last.map_or(0, |m| m.ts),
-        )
-    }
-}
-
-impl MemoryMessageStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-/// The index range of seqs in `lo..hi` (exclusive) in a conversation whose
-/// message at index `i` has seq `i + 1`.
-fn seq_index(seq: u64) -> usize {
-    usize::try_from(seq.saturating_sub(1)).unwrap_or(usize::MAX)
-}
-
-#[async_trait]
-impl MessageStore for MemoryMessageStore {
-    async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
-        let mut s = lock(&self.inner);
-        let inner = &mut *s;
-        // Each map is hashed once: the sender's idempotency index, the
-        // client id's slot in it, the conversation.
-        let ids = match inner.by_client_id.get_mut(&msg.from) {
-            Some(ids) => ids,
-            None => inner.by_client_id.entry(msg.from.clone()).or_default(),
-        };
-        let slot = match ids.entry(msg.client_id.clone()) {
-            Entry::Occupied(existing) => {
-                return Ok(Appended::new(existing.get().clone(), true));
-            }
-            Entry::Vacant(slot) => slot,
-        };
-        let conv = match inner.convs.get_mut(&msg.conv) {
-            Some(conv) => conv,
-            None => {
-                for m in &msg.members {
-                    inner
-                        .by_member
-                        .entry(m.clone())
-                        .or_default()
-                        .insert(msg.conv.clone());
-                }
-                inner.convs.entry(msg.conv.clone()).or_insert_with(|| Conv {
-                    members: msg.members,
-                    messages: Vec::new(),
-                    by_sender: Vec::new(),
-                })
-            }
-        };
-        let seq = conv.messages.len() as u64 + 1;
-        match conv.by_sender.iter_mut().find(|(u, _)| *u == msg.from) {
-            Some((_, seqs)) => seqs.push(seq),
-            None => conv.by_sender.push((msg.from.clone(), vec![seq])),
-        }
-        let message = Arc::new(Message {
-            id: msg.id,
-            conv: msg.conv,
-            seq,
-            from: msg.from,
-            client_id: msg.client_id,
-            ts: msg.ts,
-            content: msg.content,
-        });
-        conv.messages.push(message.clone());
-        slot.insert(message.clone());
-        Ok(Appended::new(message, false))
-    }
-
-    async fn history(
-        &self,
-        conv: &ConversationId,
-        before: Option<u64>,
-        limit: usize,
-    ) -> StoreResult<Vec<Message>> {
-        let s = lock(&self.inner);
-        let Some(c) = s.convs.get(conv) else {
-            return Ok(Vec::new());
-        };
-        let end = before.map_or(c.messages.len(), |b| seq_index(b).min(c.messages.len()));
-        let start = end.saturating_sub(limit);
-        Ok(c.messages[start..end]
-            .iter()
-            .map(|m| Message::clone(m))
-            .collect())
-    }
-
-    async fn read_after(
-        &self,
-        conv: &ConversationId,
-        after: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<Message>> {
-        let s = lock(&self.inner);
-        let Some(c) = s.convs.get(conv) else {
-            return Ok(Vec::new());
-        };
-        let start = usize::try_from(after)
-            .unwrap_or(usize::MAX)
-            .min(c.messages.len());
-        Ok(c.messages[start..]
-            .iter()
-            .take(limit)
-            .map(|m| Message::clone(m))
-            .collect())
-    }
-
-    async fn conversation(&self, conv: &ConversationId) -> StoreResult<Option<ConversationState>> {
-        Ok(lock(&self.inner).convs.get(conv).map(|c| c.state(conv)))
-    }
-
-    async fn conversations(&self, user: &UserId) -> StoreResult<Vec<ConversationState>> {
-        let s = lock(&self.inner);
-        let mut out: Vec<ConversationState> = s
-            .by_member
-            .get(user)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| s.convs.get(id).map(|c| c.state(id)))
-            .collect();
-        ConversationState::sort_newest_first(&mut out);
-        Ok(out)
-    }
-
-    async fn set_cursor(
-        &self,
-        user: &UserId,
-        device: &DeviceId,
-        conv: &ConversationId,
-        seq: u64,
-    ) -> StoreResult<()> {
-        let mut s = lock(&self.inner);
-        let cur = s
-            .cursors
-            .entry((user.clone(), device.clone()))
-            .or_default()
-            .entry(conv.clone())
-            .or_insert(0);
-        *cur = (*cur).max(seq);
-        Ok(())
-    }
-
-    async fn cursors(
-        &self,
-        user: &UserId,
-        device: &DeviceId,
-    ) -> StoreResult<HashMap<ConversationId, u64>> {
-        Ok(lock(&self.inner)
-            .cursors
-            .get(&(user.clone(), device.clone()))
-            .cloned()
-            .unwrap_or_default())
-    }
-
-    async fn mark_read(&self, user: &UserId, conv: &ConversationId, seq: u64) -> StoreResult<()> {
-        let mut s = lock(&self.inner);
-        let cur = s
-            .read
-            .entry(user.clone())
-            .or_default()
-            .entry(conv.clone())
-            .or_insert(0);
-        *cur = (*cur).max(seq);
-        Ok(())
-    }
-
-    async fn unread(&self, user: &UserId, conv: &ConversationId) -> StoreResult<u64> {
-        let s = lock(&self.inner);
-        let read = s
-            .read
-            .get(user)
-            .and_then(|m| m.get(conv))
-            .copied()
-            .unwrap_or(0);
-        let Some(c) = s.convs.get(conv) else {
-            return Ok(0);
-        };
-        Ok(c.by_sender
-            .iter()
-            .filter(|(sender, _)| sender != user)
-            .map(|(_, seqs)| (seqs.len() - seqs.partition_point(|&q| q <= read)) as u64)
-            .sum())
     }
 }
 
@@ -676,7 +453,7 @@ fn _assert_object_safe() {
     is::<dyn UserStore>(Arc::new(MemoryUserStore::new()));
     is::<dyn SessionStore>(Arc::new(MemorySessionStore::new()));
     is::<dyn ResetTokenStore>(Arc::new(MemoryResetTokenStore::new()));
-    is::<dyn MessageStore>(Arc::new(MemoryMessageStore::new()));
+    is::<dyn crate::store::MessageStore>(Arc::new(MemoryMessageStore::new()));
     is::<dyn PresenceStore>(Arc::new(MemoryPresenceStore::new()));
     is::<dyn Broker>(Arc::new(MemoryBroker::new()));
     is::<dyn Mailer>(Arc::new(MemoryMailer::new()));

@@ -61,6 +61,7 @@ impl<'de> Visitor<'de> for FrameVisitor {
                 let b = SendBody::deserialize(rest)?;
                 ClientFrame::Send {
                     id: b.id,
+                    conv: b.conv,
                     to: b.to,
                     client_id: b.client_id,
                     content: b.content.0,
@@ -121,7 +122,10 @@ impl<'de> Visitor<'de> for FrameVisitor {
 #[serde(deny_unknown_fields)]
 struct SendBody {
     id: u32,
-    to: UserId,
+    #[serde(default)]
+    conv: Option<ConversationId>,
+    #[serde(default)]
+    to: Option<UserId>,
     client_id: String,
     content: FastContent,
 }
@@ -332,11 +336,12 @@ pub(crate) fn decode_msgpack_send(bytes: &[u8]) -> Option<ClientFrame> {
     {
         return None;
     }
-    let (mut id, mut to, mut client_id, mut text) = (None, None, None, None);
+    let (mut id, mut conv, mut to, mut client_id, mut text) = (None, None, None, None, None);
     for _ in 0..4 {
         match read_str(&mut r)? {
             "id" if id.is_none() => id = Some(rmp::decode::read_int::<u32, _>(&mut r).ok()?),
-            "to" if to.is_none() => to = Some(read_str(&mut r)?),
+            "conv" if conv.is_none() && to.is_none() => conv = Some(read_str(&mut r)?),
+            "to" if to.is_none() && conv.is_none() => to = Some(read_str(&mut r)?),
             "client_id" if client_id.is_none() => client_id = Some(read_str(&mut r)?),
             "content" if text.is_none() => text = Some(read_text_content(&mut r)?),
             _ => return None,
@@ -347,7 +352,8 @@ pub(crate) fn decode_msgpack_send(bytes: &[u8]) -> Option<ClientFrame> {
     }
     Some(ClientFrame::Send {
         id: id?,
-        to: UserId(to?.to_owned()),
+        conv: conv.map(|c| ConversationId(c.to_owned())),
+        to: to.map(|u| UserId(u.to_owned())),
         client_id: client_id?.to_owned(),
         content: Content::Text {
             text: text?.to_owned(),
@@ -492,7 +498,8 @@ mod tests {
         let text_first = send(&[("text", "hi"), ("kind", "text")], false);
         let expected = ClientFrame::Send {
             id: 3,
-            to: "u".into(),
+            conv: None,
+            to: Some("u".into()),
             client_id: "c".into(),
             content: crate::model::Content::Text { text: "hi".into() },
         };

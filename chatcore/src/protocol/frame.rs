@@ -3,12 +3,18 @@ use std::sync::Arc;
 
 use super::ErrorCode;
 use crate::model::{
-    Content, ConversationId, DeviceId, Message, MessageId, Millis, Presence, Profile, UserId,
+    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Presence,
+    Profile, Role, UserId,
 };
 
 /// The protocol version this build speaks. A client announces its version in
 /// its first frame (`hello`); the server answers with the version both speak.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The oldest protocol version this build speaks: version 2 made
+/// conversations stored things (`send` names one, groups), which version 1
+/// clients cannot follow.
+pub const MIN_PROTOCOL_VERSION: u32 = 2;
 
 /// Everything a client may send. Every request carries an `id`, chosen by the
 /// client, that the server's reply (or `error`) carries back.
@@ -126,12 +132,18 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         avatar: Option<String>,
     },
-    /// Sends a message to a user. Reply: `sent`, only once the store has it.
+    /// Sends a message to a conversation (`conv`), or to a user (`to`): the
+    /// direct conversation with them, opened by this first send if need
+    /// be. Exactly one of the two. Reply: `sent`, only once the store has it.
     Send {
         /// Request id.
         id: u32,
-        /// The recipient.
-        to: UserId,
+        /// The conversation (the caller must be a member).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conv: Option<ConversationId>,
+        /// The recipient of a direct message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<UserId>,
         /// The client's unique id for this message; resending with the same
         /// `client_id` is answered with the first send's `sent`, never stored twice.
         client_id: String,
@@ -185,10 +197,142 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conv: Option<ConversationId>,
     },
-    /// The caller's conversations with unread counts. Reply: `conversations`.
+    /// A page of the caller's conversations, newest activity first, with
+    /// unread counts. Reply: `conversations`.
     Conversations {
         /// Request id.
         id: u32,
+        /// Paging cursor: the `next` of the previous page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        /// Page size (server caps it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// The direct conversation with `user`, opened if need be. Reply: `conversation`.
+    OpenDirect {
+        /// Request id.
+        id: u32,
+        /// The other user.
+        user: UserId,
+    },
+    /// Creates a group owned by the caller. Reply: `conversation`.
+    CreateGroup {
+        /// Request id.
+        id: u32,
+        /// 1 to 100 characters.
+        title: String,
+        /// Optional description.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        /// Optional avatar (a media id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        avatar: Option<String>,
+        /// The other initial members.
+        #[serde(default)]
+        members: Vec<UserId>,
+    },
+    /// One conversation with its members. Reply: `conversation`.
+    GetConversation {
+        /// Request id.
+        id: u32,
+        /// The conversation (the caller is or was a member).
+        conv: ConversationId,
+    },
+    /// Changes a group's settings (admins); absent fields stay. Reply: `changed`.
+    UpdateGroup {
+        /// Request id.
+        id: u32,
+        /// The group.
+        conv: ConversationId,
+        /// New title.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        /// New description; empty removes it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        /// New avatar; empty removes it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        avatar: Option<String>,
+        /// Whether members added from now on see earlier history.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        history_visible: Option<bool>,
+    },
+    /// Adds users to a group (admins). Reply: `changed`.
+    AddMembers {
+        /// Request id.
+        id: u32,
+        /// The group.
+        conv: ConversationId,
+        /// The users to add.
+        users: Vec<UserId>,
+    },
+    /// Removes a member from a group (admins; not the owner, and an admin
+    /// only by the owner). Reply: `changed`.
+    RemoveMember {
+        /// Request id.
+        id: u32,
+        /// The group.
+        conv: ConversationId,
+        /// The member.
+        user: UserId,
+    },
+    /// Leaves a group. Reply: `changed`.
+    Leave {
+        /// Request id.
+        id: u32,
+        /// The group.
+        conv: ConversationId,
+    },
+    /// Gives a member a role (the owner): `admin` or `member`, or `owner`
+    /// to hand ownership over (the caller becomes an admin). Reply: `changed`.
+    SetRole {
+        /// Request id.
+        id: u32,
+        /// The group.
+        conv: ConversationId,
+        /// The member.
+        user: UserId,
+        /// The new role.
+        role: Role,
+    },
+    /// Creates the group's invite link token, replacing any earlier one (admins). Reply: `invite`.
+    CreateInvite {
+        /// Request id.
+        id: u32,
+        /// The group.
+        conv: ConversationId,
+    },
+    /// Revokes the group's invite token (admins). Reply: `ok`.
+    RevokeInvite {
+        /// Request id.
+        id: u32,
+        /// The group.
+        conv: ConversationId,
+    },
+    /// Joins a group by its invite token. Reply: `conversation`.
+    Join {
+        /// Request id.
+        id: u32,
+        /// The token of an invite link.
+        token: String,
+    },
+    /// No alerts for `conv` until `until`, or until unmuted when absent. Reply: `ok`.
+    Mute {
+        /// Request id.
+        id: u32,
+        /// The conversation.
+        conv: ConversationId,
+        /// When alerts resume.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<Millis>,
+    },
+    /// Alerts for `conv` again. Reply: `ok`.
+    Unmute {
+        /// Request id.
+        id: u32,
+        /// The conversation.
+        conv: ConversationId,
     },
     /// Liveness check at the application level. Reply: `pong`.
     Ping {
@@ -218,7 +362,20 @@ impl ClientFrame {
             | ClientFrame::Ack { id, .. }
             | ClientFrame::Read { id, .. }
             | ClientFrame::Focus { id, .. }
-            | ClientFrame::Conversations { id }
+            | ClientFrame::Conversations { id, .. }
+            | ClientFrame::OpenDirect { id, .. }
+            | ClientFrame::CreateGroup { id, .. }
+            | ClientFrame::GetConversation { id, .. }
+            | ClientFrame::UpdateGroup { id, .. }
+            | ClientFrame::AddMembers { id, .. }
+            | ClientFrame::RemoveMember { id, .. }
+            | ClientFrame::Leave { id, .. }
+            | ClientFrame::SetRole { id, .. }
+            | ClientFrame::CreateInvite { id, .. }
+            | ClientFrame::RevokeInvite { id, .. }
+            | ClientFrame::Join { id, .. }
+            | ClientFrame::Mute { id, .. }
+            | ClientFrame::Unmute { id, .. }
             | ClientFrame::Ping { id } => *id,
         }
     }
@@ -244,6 +401,19 @@ impl ClientFrame {
             ClientFrame::Read { .. } => "read",
             ClientFrame::Focus { .. } => "focus",
             ClientFrame::Conversations { .. } => "conversations",
+            ClientFrame::OpenDirect { .. } => "open_direct",
+            ClientFrame::CreateGroup { .. } => "create_group",
+            ClientFrame::GetConversation { .. } => "get_conversation",
+            ClientFrame::UpdateGroup { .. } => "update_group",
+            ClientFrame::AddMembers { .. } => "add_members",
+            ClientFrame::RemoveMember { .. } => "remove_member",
+            ClientFrame::Leave { .. } => "leave",
+            ClientFrame::SetRole { .. } => "set_role",
+            ClientFrame::CreateInvite { .. } => "create_invite",
+            ClientFrame::RevokeInvite { .. } => "revoke_invite",
+            ClientFrame::Join { .. } => "join",
+            ClientFrame::Mute { .. } => "mute",
+            ClientFrame::Unmute { .. } => "unmute",
             ClientFrame::Ping { .. } => "ping",
         }
     }
@@ -265,16 +435,100 @@ pub struct DirectoryEntry {
 pub struct ConversationSummary {
     /// The conversation.
     pub conv: ConversationId,
-    /// The other member, for a 1:1 conversation.
+    /// Direct or group.
+    pub kind: ConversationKind,
+    /// A group's title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peer: Option<UserId>,
-    /// Seq of the newest message.
+    pub title: Option<String>,
+    /// A group's avatar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+    /// The other user of a direct conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Profile>,
+    /// How many members it has now.
+    pub members: u32,
+    /// The caller's role in a group; absent in a direct conversation and
+    /// once the caller left or was removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The caller left or was removed: it reads up to that point, no further.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub left: bool,
+    /// Seq of the newest entry the caller may read.
     pub last_seq: u64,
     /// Messages from others after the caller's read marker.
     pub unread: u64,
-    /// The newest message, for a preview.
+    /// The newest entry the caller may read, for a preview.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last: Option<Message>,
+    pub last: Option<LastEntry>,
+    /// Whether alerts are muted now.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
+    /// When a mute ends; absent for a mute until unmuted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<Millis>,
+}
+
+/// The newest entry of a conversation, as the chat list previews it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LastEntry {
+    /// Its seq.
+    pub seq: u64,
+    /// Its time.
+    pub ts: Millis,
+    /// Its sender.
+    pub from: UserId,
+    /// Its content's `kind` (`text`, or a notice's kind).
+    pub kind: String,
+    /// The start of the text, when the content is plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
+}
+
+/// A member as a conversation lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberInfo {
+    /// The user.
+    pub user: UserId,
+    /// The role (`member` in a direct conversation).
+    pub role: Role,
+    /// When the user became a member.
+    pub joined_at: Millis,
+}
+
+/// A conversation with its current members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationInfo {
+    /// The conversation.
+    pub conv: ConversationId,
+    /// Direct or group.
+    pub kind: ConversationKind,
+    /// A group's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// A group's description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A group's avatar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+    /// Whether new members see the history from before they joined.
+    pub history_visible: bool,
+    /// When it was created.
+    pub created_at: Millis,
+    /// The current members, longest-serving first.
+    pub members: Vec<MemberInfo>,
+    /// The caller's role; absent once it left or was removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// Seq of the newest entry the caller may read.
+    pub last_seq: u64,
+    /// The first seq the caller may read (history before it is not shown to it).
+    pub first_seq: u64,
 }
 
 /// Everything the server sends: replies (with the request's `id`) and pushes (without).
@@ -372,6 +626,35 @@ pub enum ServerFrame {
         id: u32,
         /// Newest activity first.
         conversations: Vec<ConversationSummary>,
+        /// Cursor for the next page, absent on the last one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
+    /// Reply to `open_direct`, `create_group`, `get_conversation` and `join`.
+    Conversation {
+        /// Request id.
+        id: u32,
+        /// The conversation.
+        conversation: ConversationInfo,
+    },
+    /// Reply to a change of a group: its notice is stored at `seq` (and
+    /// pushed to every member as a `message`).
+    Changed {
+        /// Request id.
+        id: u32,
+        /// The group.
+        conv: ConversationId,
+        /// The notice's seq.
+        seq: u64,
+    },
+    /// Reply to `create_invite`.
+    Invite {
+        /// Request id.
+        id: u32,
+        /// The group.
+        conv: ConversationId,
+        /// The secret of the invite link; whoever has it may join.
+        token: String,
     },
     /// Reply to `ping`.
     Pong {
@@ -408,7 +691,9 @@ pub enum ServerFrame {
         /// The new presence.
         presence: Presence,
     },
-    /// Push: a message arrived in a conversation this device is not focused on.
+    /// Push: a message from someone else arrived in a conversation this
+    /// device is not focused on and the user has not muted. The client
+    /// counts it as unread.
     Alert {
         /// The conversation.
         conv: ConversationId,
@@ -418,8 +703,13 @@ pub enum ServerFrame {
         message_id: MessageId,
         /// Its seq.
         seq: u64,
-        /// Unread messages in that conversation now.
-        unread: u64,
+    },
+    /// Push: another device of the user read `conv` up to `seq`.
+    Read {
+        /// The conversation.
+        conv: ConversationId,
+        /// The user's read marker now.
+        seq: u64,
     },
 }
 
@@ -436,11 +726,15 @@ impl ServerFrame {
             | ServerFrame::Messages { id, .. }
             | ServerFrame::Synced { id, .. }
             | ServerFrame::Conversations { id, .. }
+            | ServerFrame::Conversation { id, .. }
+            | ServerFrame::Changed { id, .. }
+            | ServerFrame::Invite { id, .. }
             | ServerFrame::Pong { id } => Some(*id),
             ServerFrame::Error { id, .. } => *id,
             ServerFrame::Message { .. }
             | ServerFrame::Presence { .. }
-            | ServerFrame::Alert { .. } => None,
+            | ServerFrame::Alert { .. }
+            | ServerFrame::Read { .. } => None,
         }
     }
 

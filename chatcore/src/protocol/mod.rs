@@ -16,4 +16,7 @@ pub use codec::{Codec, DecodeError, ProtocolError};
 pub use error::ErrorCode;
 #[cfg(feature = "testkit")]
 pub(crate) use fast::decode_msgpack_send;
-pub use frame::{ClientFrame, ConversationSummary, DirectoryEntry, ServerFrame, PROTOCOL_VERSION};
+pub use frame::{
+    ClientFrame, ConversationInfo, ConversationSummary, DirectoryEntry, LastEntry, MemberInfo,
+    ServerFrame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};

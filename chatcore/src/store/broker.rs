@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use super::StoreResult;
-use crate::model::{DeviceId, Message, Presence, UserId};
+use crate::model::{ConversationId, DeviceId, Message, Presence, UserId};
 
 /// Where events are published. Every connection of a user listens on
 /// `User(user)`; connections watching someone's presence listen on `Presence(user)`.
@@ -35,11 +35,21 @@ pub enum Event {
     Message {
         /// The message, shared by every connection it is pushed to.
         message: Arc<Message>,
-        /// The recipient's unread count in the conversation after it.
-        unread: u64,
+        /// The topic's user muted the conversation: no alert.
+        muted: bool,
         /// The connection that sent it, which has its `sent` reply already
         /// and must not get it again.
         origin: Option<Arc<str>>,
+    },
+    /// The topic's user read a conversation up to `seq` on one device; its
+    /// other devices clear their unread count.
+    Read {
+        /// The conversation.
+        conv: ConversationId,
+        /// The read marker.
+        seq: u64,
+        /// The connection that read, which knows already.
+        origin: Arc<str>,
     },
     /// A user's presence changed.
     Presence(Presence),

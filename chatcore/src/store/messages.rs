@@ -3,9 +3,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::StoreResult;
-use crate::model::{Content, ConversationId, DeviceId, Message, MessageId, Millis, UserId};
+use crate::model::{
+    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Role, UserId,
+};
 
-/// A message to append; the store assigns its `seq`.
+/// An entry to append (a message, or a notice the server writes); the
+/// store assigns its `seq`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NewMessage {
@@ -13,12 +16,9 @@ pub struct NewMessage {
     pub id: MessageId,
     /// Conversation.
     pub conv: ConversationId,
-    /// Every member of the conversation (recorded on the first append, so
-    /// [`MessageStore::conversations`] can list it for each of them).
-    pub members: Vec<UserId>,
-    /// Sender.
+    /// Sender (for a notice: who made the change).
     pub from: UserId,
-    /// Sender's idempotency key.
+    /// Sender's idempotency key (for a notice, its own id).
     pub client_id: String,
     /// Server time.
     pub ts: Millis,
@@ -30,7 +30,6 @@ impl NewMessage {
     /// A message to append.
     pub fn new(
         conv: ConversationId,
-        members: Vec<UserId>,
         from: UserId,
         client_id: String,
         ts: Millis,
@@ -39,11 +38,37 @@ impl NewMessage {
         Self {
             id: MessageId::generate(),
             conv,
-            members,
             from,
             client_id,
             ts,
             content,
+        }
+    }
+
+    /// A notice by `from` (the user who made the change): its client id is
+    /// its own id, unique like every client id.
+    pub fn notice(conv: ConversationId, from: UserId, ts: Millis, content: Content) -> Self {
+        let id = MessageId::generate();
+        Self {
+            client_id: id.0.clone(),
+            id,
+            conv,
+            from,
+            ts,
+            content,
+        }
+    }
+
+    /// The stored message this becomes at `seq`.
+    pub fn into_message(self, seq: u64) -> Message {
+        Message {
+            id: self.id,
+            conv: self.conv,
+            seq,
+            from: self.from,
+            client_id: self.client_id,
+            ts: self.ts,
+            content: self.content,
         }
     }
 }
@@ -58,78 +83,286 @@ pub struct Appended {
     pub message: Arc<Message>,
     /// True when nothing was stored because of an earlier identical key.
     pub duplicate: bool,
+    /// The conversation's current members when the message landed: whom
+    /// it goes to (empty for a duplicate).
+    pub recipients: Arc<[Member]>,
 }
 
 impl Appended {
-    /// An append outcome.
-    pub fn new(message: impl Into<Arc<Message>>, duplicate: bool) -> Self {
+    /// A new message, for `recipients`.
+    pub fn stored(message: impl Into<Arc<Message>>, recipients: Arc<[Member]>) -> Self {
         Self {
             message: message.into(),
-            duplicate,
+            duplicate: false,
+            recipients,
+        }
+    }
+
+    /// A message stored earlier under the same key.
+    pub fn duplicate(message: impl Into<Arc<Message>>) -> Self {
+        Self {
+            message: message.into(),
+            duplicate: true,
+            recipients: Arc::new([]),
         }
     }
 }
 
-/// A conversation's membership and head.
+/// A user's membership of a conversation, current or past.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Member {
+    /// The user.
+    pub user: UserId,
+    /// The role (`Member` in direct conversations).
+    pub role: Role,
+    /// Seq of the entry that made the user a member (0: from the start).
+    /// Without history visibility the member reads entries after it only,
+    /// the entry itself included.
+    pub joined_seq: u64,
+    /// When the user became a member; orders who served longest.
+    pub joined_at: Millis,
+    /// Seq of the entry that ended the membership (removed or left): the
+    /// last entry the user receives and reads. `None` while a member.
+    pub left_seq: Option<u64>,
+    /// No alerts for this conversation before this time (`Some(i64::MAX)`:
+    /// until unmuted).
+    pub muted_until: Option<Millis>,
+}
+
+impl Member {
+    /// A member from `joined_seq` on, as of `joined_at`.
+    pub fn new(user: UserId, role: Role, joined_seq: u64, joined_at: Millis) -> Self {
+        Self {
+            user,
+            role,
+            joined_seq,
+            joined_at,
+            left_seq: None,
+            muted_until: None,
+        }
+    }
+
+    /// Whether the membership is current.
+    pub fn is_active(&self) -> bool {
+        self.left_seq.is_none()
+    }
+
+    /// Whether alerts are muted at `now`.
+    pub fn is_muted(&self, now: Millis) -> bool {
+        self.muted_until.is_some_and(|until| until > now)
+    }
+}
+
+/// A group's settings (empty in a direct conversation).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupInfo {
+    /// Title, 1 to 100 characters.
+    pub title: String,
+    /// Description; empty for none.
+    pub description: String,
+    /// Avatar media id.
+    pub avatar: Option<String>,
+    /// Whether members see the history from before they joined.
+    pub history_visible: bool,
+}
+
+/// A conversation as stored: kind, settings, members (current and past)
+/// and head.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConversationState {
     /// Conversation.
     pub conv: ConversationId,
-    /// Members.
-    pub members: Vec<UserId>,
-    /// Seq of the newest message (0 if none).
+    /// Direct or group.
+    pub kind: ConversationKind,
+    /// When it was created.
+    pub created_at: Millis,
+    /// A group's settings.
+    pub info: GroupInfo,
+    /// Members, current and past, in the order they first joined.
+    pub members: Vec<Member>,
+    /// Seq of the newest entry (0 if none).
     pub last_seq: u64,
-    /// Time of the newest message.
+    /// Time of the newest entry (its creation time before any).
     pub last_ts: Millis,
+    /// Counts changes of settings and members (not appends): what
+    /// [`MessageStore::change`] compares.
+    pub version: u64,
+    /// Hex SHA-256 of the group's invite token, if one is active.
+    pub invite: Option<String>,
 }
 
 impl ConversationState {
-    /// Whether `user` is a member.
-    pub fn has_member(&self, user: &UserId) -> bool {
-        self.members.contains(user)
+    /// A new direct conversation between `a` and `b`, without entries.
+    pub fn direct(a: &UserId, b: &UserId, now: Millis) -> Self {
+        Self {
+            conv: ConversationId::direct(a, b),
+            kind: ConversationKind::Direct,
+            created_at: now,
+            info: GroupInfo::default(),
+            members: vec![
+                Member::new(a.clone(), Role::Member, 0, now),
+                Member::new(b.clone(), Role::Member, 0, now),
+            ],
+            last_seq: 0,
+            last_ts: now,
+            version: 0,
+            invite: None,
+        }
     }
 
-    /// The other member of a conversation of two, seen from `me` (a
-    /// member); `None` for any other conversation.
+    /// A new group, owned by `owner`, whose first entry (seq 1) is its
+    /// creation notice: every member joined at seq 1.
+    pub fn group(owner: &UserId, others: &[UserId], info: GroupInfo, now: Millis) -> Self {
+        let mut members = Vec::with_capacity(others.len() + 1);
+        members.push(Member::new(owner.clone(), Role::Owner, 1, now));
+        members.extend(
+            others
+                .iter()
+                .map(|u| Member::new(u.clone(), Role::Member, 1, now)),
+        );
+        Self {
+            conv: ConversationId::generate_group(),
+            kind: ConversationKind::Group,
+            created_at: now,
+            info,
+            members,
+            last_seq: 0,
+            last_ts: now,
+            version: 0,
+            invite: None,
+        }
+    }
+
+    /// `user`'s membership, current or past.
+    pub fn member(&self, user: &UserId) -> Option<&Member> {
+        self.members.iter().find(|m| m.user == *user)
+    }
+
+    /// Whether `user` is a current member.
+    pub fn has_member(&self, user: &UserId) -> bool {
+        self.member(user).is_some_and(Member::is_active)
+    }
+
+    /// The current members.
+    pub fn active(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| m.is_active())
+    }
+
+    /// How many current members.
+    pub fn member_count(&self) -> usize {
+        self.active().count()
+    }
+
+    /// The other member of a direct conversation, seen from `me` (a
+    /// member); `None` for a group.
     pub fn peer_of(&self, me: &UserId) -> Option<&UserId> {
+        if self.kind != ConversationKind::Direct {
+            return None;
+        }
         match self.members.as_slice() {
-            [a, b] if a == me => Some(b),
-            [a, b] if b == me => Some(a),
+            [a, b] if a.user == *me => Some(&b.user),
+            [a, b] if b.user == *me => Some(&a.user),
             _ => None,
         }
     }
 
-    /// A conversation state.
-    pub fn new(conv: ConversationId, members: Vec<UserId>, last_seq: u64, last_ts: Millis) -> Self {
-        Self {
-            conv,
-            members,
-            last_seq,
-            last_ts,
-        }
+    /// The seqs `user` may read, `first..=last`, if it ever was a member:
+    /// from the entry that made it one (from 1 where the group shows
+    /// history to new members), to the entry that ended it or the head.
+    pub fn readable(&self, user: &UserId) -> Option<(u64, u64)> {
+        let m = self.member(user)?;
+        let first = if self.info.history_visible {
+            1
+        } else {
+            m.joined_seq.max(1)
+        };
+        Some((first, m.left_seq.unwrap_or(self.last_seq)))
     }
 
-    /// Puts a user's conversations in the order
-    /// [`MessageStore::conversations`] returns them: newest activity first,
-    /// ties by conversation id.
+    /// Puts conversations in the order [`MessageStore::conversations`]
+    /// returns them: newest activity first, ties by conversation id.
     pub fn sort_newest_first(convs: &mut [ConversationState]) {
         convs.sort_by(|a, b| b.last_ts.cmp(&a.last_ts).then_with(|| a.conv.cmp(&b.conv)));
     }
+
+    /// Whether `self` comes after the position `(last_ts, conv)` in that order.
+    pub fn is_after(&self, position: &(Millis, ConversationId)) -> bool {
+        self.last_ts < position.0 || (self.last_ts == position.0 && self.conv > position.1)
+    }
 }
 
-/// Messages, their per-conversation sequence, device cursors and read markers.
+/// Outcome of [`MessageStore::change`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Changed {
+    /// The change is stored; with its notice, if it had one.
+    Done(Option<Arc<Message>>),
+    /// The conversation changed since it was read (its `version`, or its
+    /// head when the change appends a notice): nothing was stored; read
+    /// it again and retry.
+    Stale,
+}
+
+/// Conversations, their logs, and each member's positions in them.
+///
+/// A conversation is a stored thing with members; its log holds messages
+/// and notices (membership and settings changes) under one gap-free `seq`.
+/// Whether a sender is a member is decided by the store atomically with the
+/// append, so a send racing the sender's removal either lands before the
+/// removal's notice or is refused.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
+    /// Creates the direct conversation of `state` (built by
+    /// [`ConversationState::direct`]) unless it exists, and returns the
+    /// stored one: two users opening theirs at once get the same.
+    async fn open_direct(&self, state: ConversationState) -> StoreResult<ConversationState>;
+
+    /// Stores a new group (built by [`ConversationState::group`]) with its
+    /// creation notice as entry 1. `Conflict { field: "conv" }` if the id is taken.
+    async fn create_group(
+        &self,
+        state: ConversationState,
+        created: NewMessage,
+    ) -> StoreResult<Arc<Message>>;
+
     /// Appends durably and returns the stored message. The seq is the
     /// conversation's previous last seq + 1: strictly increasing and gap-free
     /// even under concurrent appends to the same conversation. If a message
     /// from the same `from` with the same `client_id` exists (in any
     /// conversation), nothing is stored and that message is returned with
-    /// `duplicate: true`. When this returns `Ok`, the message survives a crash.
+    /// `duplicate: true`. `NotFound` if the conversation does not exist,
+    /// `NotMember` if `from` is not a current member when the entry would
+    /// land. When this returns `Ok`, the message survives a crash.
     async fn append(&self, msg: NewMessage) -> StoreResult<Appended>;
 
-    /// Up to `limit` messages of `conv` with `seq < before` (all if `None`),
+    /// Replaces the settings, members and invite of `state.conv` with those
+    /// of `state`, if the stored conversation's `version` is still
+    /// `state.version - 1` and, when `notice` is given, its head is still
+    /// `state.last_seq - 1`: the notice is then appended at
+    /// `state.last_seq`, in the same atomic step. [`Changed::Stale`]
+    /// otherwise. `NotFound` if the conversation does not exist.
+    async fn change(
+        &self,
+        state: &ConversationState,
+        notice: Option<NewMessage>,
+    ) -> StoreResult<Changed>;
+
+    /// Sets when alerts for `conv` resume for `user` (`None`: not muted).
+    /// `NotFound` unless the user is or was a member.
+    async fn set_muted(
+        &self,
+        user: &UserId,
+        conv: &ConversationId,
+        until: Option<Millis>,
+    ) -> StoreResult<()>;
+
+    /// The group whose active invite token hashes to `invite`, if any.
+    async fn by_invite(&self, invite: &str) -> StoreResult<Option<ConversationState>>;
+
+    /// Up to `limit` entries of `conv` with `seq < before` (all if `None`),
     /// the newest ones, returned in ascending seq order.
     async fn history(
         &self,
@@ -138,7 +371,8 @@ pub trait MessageStore: Send + Sync {
         limit: usize,
     ) -> StoreResult<Vec<Message>>;
 
-    /// Up to `limit` messages of `conv` with `seq > after`, ascending.
+    /// Up to `limit` entries of `conv` with `seq > after`, ascending, with
+    /// no gap: they stop before a seq that is claimed but not yet written.
     async fn read_after(
         &self,
         conv: &ConversationId,
@@ -146,12 +380,26 @@ pub trait MessageStore: Send + Sync {
         limit: usize,
     ) -> StoreResult<Vec<Message>>;
 
-    /// The conversation's state; `Ok(None)` if nothing was ever appended to it.
+    /// The newest entry at or below each given head (one store round trip
+    /// for the whole list), in the order given; `None` for none.
+    async fn last_entries(
+        &self,
+        heads: &[(ConversationId, u64)],
+    ) -> StoreResult<Vec<Option<Message>>>;
+
+    /// The conversation's state; `Ok(None)` if it does not exist.
     async fn conversation(&self, conv: &ConversationId) -> StoreResult<Option<ConversationState>>;
 
-    /// Every conversation `user` is a member of, newest activity first
-    /// (ties by id: [`ConversationState::sort_newest_first`]).
-    async fn conversations(&self, user: &UserId) -> StoreResult<Vec<ConversationState>>;
+    /// Up to `limit` conversations `user` is or was a member of, newest
+    /// activity first (ties by id: [`ConversationState::sort_newest_first`]),
+    /// after the position `after` (`(last_ts, conv)` of the previous
+    /// page's last) when given.
+    async fn conversations(
+        &self,
+        user: &UserId,
+        after: Option<&(Millis, ConversationId)>,
+        limit: usize,
+    ) -> StoreResult<Vec<ConversationState>>;
 
     /// Records that `device` of `user` has received `conv` up to `seq`.
     /// Never moves a cursor backwards: a smaller `seq` is ignored.
@@ -173,6 +421,9 @@ pub trait MessageStore: Send + Sync {
     /// Records that `user` has read `conv` up to `seq`; never moves backwards.
     async fn mark_read(&self, user: &UserId, conv: &ConversationId, seq: u64) -> StoreResult<()>;
 
-    /// Messages of `conv` sent by others than `user` with seq above the user's read marker.
-    async fn unread(&self, user: &UserId, conv: &ConversationId) -> StoreResult<u64>;
+    /// For each conversation, how many messages (not notices) others sent
+    /// that `user` may read ([`ConversationState::readable`], from its own
+    /// joining on) above its read marker. One store round trip or two for
+    /// the whole list; in the order given.
+    async fn unread(&self, user: &UserId, convs: &[&ConversationState]) -> StoreResult<Vec<u64>>;
 }

@@ -17,7 +17,9 @@ mod users;
 pub use broker::{Broker, BrokerHandler, Event, Revocation, Topic};
 pub use limiter::{Quota, RateLimiter};
 pub use mailer::{Mail, Mailer};
-pub use messages::{Appended, ConversationState, MessageStore, NewMessage};
+pub use messages::{
+    Appended, Changed, ConversationState, GroupInfo, Member, MessageStore, NewMessage,
+};
 pub use presence::PresenceStore;
 pub use sessions::{ResetToken, ResetTokenStore, SessionRecord, SessionStore};
 pub use users::{display_name_words, NewUser, ProfileUpdate, SearchQuery, UserRecord, UserStore};
@@ -35,6 +37,9 @@ pub enum StoreError {
     /// The record to change does not exist.
     #[error("not found")]
     NotFound,
+    /// The writer is not a current member of the conversation it writes to.
+    #[error("not a member")]
+    NotMember,
     /// The backend could not be reached or did not answer in time.
     #[error("backend unavailable: {0}")]
     Unavailable(String),

@@ -195,6 +195,18 @@ pub trait UserStore: Send + Sync {
     /// The user with this id; `Ok(None)` if there is none.
     async fn get(&self, id: &UserId) -> StoreResult<Option<UserRecord>>;
 
+    /// The users with these ids that exist, in any order. A store over a
+    /// network overrides this with one round trip.
+    async fn get_many(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(u) = self.get(id).await? {
+                found.push(u);
+            }
+        }
+        Ok(found)
+    }
+
     /// The user whose normalised username is `key`; `Ok(None)` if none.
     async fn find_by_username(&self, key: &str) -> StoreResult<Option<UserRecord>>;
 

@@ -230,7 +230,9 @@ impl World {
             .get(&m.conv)
             .and_then(|v| v.get(usize::try_from(m.seq).unwrap_or(usize::MAX).wrapping_sub(1)))
             .ok_or_else(|| format!("{how} delivered unknown message {}#{}", m.conv, m.seq))?;
-        let Content::Text { text } = &m.content;
+        let Content::Text { text } = &m.content else {
+            return Err(format!("{how} delivered a notice {}#{}", m.conv, m.seq));
+        };
         ensure(
             expected.0 == m.id && &expected.1 == text && expected.2 == m.from,
             || {
@@ -265,7 +267,7 @@ impl World {
         match self
             .request(u, d, |id| ClientFrame::Hello {
                 id,
-                version: 1,
+                version: crate::protocol::PROTOCOL_VERSION,
                 client: None,
             })
             .await?
@@ -289,7 +291,8 @@ impl World {
         let reply = self
             .request(from, dev, |id| ClientFrame::Send {
                 id,
-                to: to_id,
+                conv: None,
+                to: Some(to_id),
                 client_id: cid,
                 content: Content::Text { text },
             })

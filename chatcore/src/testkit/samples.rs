@@ -2,9 +2,13 @@
 //! `tests/vectors/frames.json` and of the examples in `docs/PROTOCOL.md`.
 
 use crate::model::{
-    Content, ConversationId, DeviceId, Message, MessageId, Presence, Profile, UserId,
+    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Presence, Profile,
+    Role, UserId,
 };
-use crate::protocol::{ClientFrame, ConversationSummary, DirectoryEntry, ErrorCode, ServerFrame};
+use crate::protocol::{
+    ClientFrame, ConversationInfo, ConversationSummary, DirectoryEntry, ErrorCode, LastEntry,
+    MemberInfo, ServerFrame,
+};
 
 fn alice() -> UserId {
     UserId::from("0190f7a2-6c1e-7b3a-9f00-00000000a11c")
@@ -14,8 +18,31 @@ fn bob() -> UserId {
     UserId::from("0190f7a2-6c1e-7b3a-9f00-000000000b0b")
 }
 
+fn carol() -> UserId {
+    UserId::from("0190f7a2-6c1e-7b3a-9f00-00000000ca01")
+}
+
 fn conv() -> ConversationId {
     ConversationId::direct(&alice(), &bob())
+}
+
+fn group() -> ConversationId {
+    ConversationId::from("g:0190f7a4-1111-7000-8000-0000000009a0")
+}
+
+/// A notice: Alice added Carol to the group.
+fn notice() -> Message {
+    Message {
+        id: MessageId::from("0190f7a3-0000-7000-8000-00000000000b"),
+        conv: group(),
+        seq: 7,
+        from: alice(),
+        client_id: "0190f7a3-0000-7000-8000-00000000000b".into(),
+        ts: 1_732_540_900_000,
+        content: Content::MembersAdded {
+            users: vec![carol()],
+        },
+    }
 }
 
 fn message() -> Message {
@@ -114,7 +141,8 @@ pub fn client_frames() -> Vec<ClientFrame> {
         },
         ClientFrame::Send {
             id: 12,
-            to: bob(),
+            conv: None,
+            to: Some(bob()),
             client_id: "c-7f3e".into(),
             content: Content::Text {
                 text: "Hello, Bob! 👋".into(),
@@ -144,8 +172,76 @@ pub fn client_frames() -> Vec<ClientFrame> {
             id: 17,
             conv: Some(conv()),
         },
-        ClientFrame::Conversations { id: 18 },
+        ClientFrame::Conversations {
+            id: 18,
+            after: Some("1732540800000:g:0190f7a4-1111-7000-8000-0000000009a0".into()),
+            limit: Some(50),
+        },
         ClientFrame::Ping { id: 19 },
+        ClientFrame::OpenDirect {
+            id: 20,
+            user: bob(),
+        },
+        ClientFrame::CreateGroup {
+            id: 21,
+            title: "Tea party".into(),
+            description: Some("Mad hatters only".into()),
+            avatar: None,
+            members: vec![bob(), carol()],
+        },
+        ClientFrame::GetConversation {
+            id: 22,
+            conv: group(),
+        },
+        ClientFrame::UpdateGroup {
+            id: 23,
+            conv: group(),
+            title: Some("Unbirthday party".into()),
+            description: None,
+            avatar: None,
+            history_visible: Some(true),
+        },
+        ClientFrame::AddMembers {
+            id: 24,
+            conv: group(),
+            users: vec![carol()],
+        },
+        ClientFrame::RemoveMember {
+            id: 25,
+            conv: group(),
+            user: carol(),
+        },
+        ClientFrame::Leave {
+            id: 26,
+            conv: group(),
+        },
+        ClientFrame::SetRole {
+            id: 27,
+            conv: group(),
+            user: bob(),
+            role: Role::Admin,
+        },
+        ClientFrame::CreateInvite {
+            id: 28,
+            conv: group(),
+        },
+        ClientFrame::RevokeInvite {
+            id: 29,
+            conv: group(),
+        },
+        ClientFrame::Join {
+            id: 30,
+            token: "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5".into(),
+        },
+        ClientFrame::Mute {
+            id: 31,
+            conv: group(),
+            until: Some(1_732_627_200_000),
+        },
+        ClientFrame::Unmute {
+            id: 32,
+            conv: group(),
+        },
     ]
 }
 
@@ -154,7 +250,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
     vec![
         ServerFrame::Welcome {
             id: 1,
-            version: 1,
+            version: 2,
             server: "chatcore/0.1.0".into(),
             time: 1_732_540_800_000,
         },
@@ -203,13 +299,88 @@ pub fn server_frames() -> Vec<ServerFrame> {
         },
         ServerFrame::Conversations {
             id: 18,
-            conversations: vec![ConversationSummary {
-                conv: conv(),
-                peer: Some(bob()),
-                last_seq: 42,
-                unread: 3,
-                last: Some(message()),
-            }],
+            conversations: vec![
+                ConversationSummary {
+                    conv: conv(),
+                    kind: ConversationKind::Direct,
+                    title: None,
+                    avatar: None,
+                    peer: Some(profile()),
+                    members: 2,
+                    role: None,
+                    left: false,
+                    last_seq: 42,
+                    unread: 3,
+                    last: Some(LastEntry {
+                        seq: 42,
+                        ts: 1_732_540_800_000,
+                        from: alice(),
+                        kind: "text".into(),
+                        preview: Some("Hello, Bob! 👋".into()),
+                    }),
+                    muted: false,
+                    muted_until: None,
+                },
+                ConversationSummary {
+                    conv: group(),
+                    kind: ConversationKind::Group,
+                    title: Some("Tea party".into()),
+                    avatar: None,
+                    peer: None,
+                    members: 3,
+                    role: Some(Role::Owner),
+                    left: false,
+                    last_seq: 7,
+                    unread: 0,
+                    last: Some(LastEntry {
+                        seq: 7,
+                        ts: 1_732_540_900_000,
+                        from: alice(),
+                        kind: "members_added".into(),
+                        preview: None,
+                    }),
+                    muted: true,
+                    muted_until: Some(1_732_627_200_000),
+                },
+            ],
+            next: Some("1732540800000:g:0190f7a4-1111-7000-8000-0000000009a0".into()),
+        },
+        ServerFrame::Conversation {
+            id: 21,
+            conversation: ConversationInfo {
+                conv: group(),
+                kind: ConversationKind::Group,
+                title: Some("Tea party".into()),
+                description: Some("Mad hatters only".into()),
+                avatar: None,
+                history_visible: false,
+                created_at: 1_732_540_850_000,
+                members: vec![
+                    MemberInfo {
+                        user: alice(),
+                        role: Role::Owner,
+                        joined_at: 1_732_540_850_000,
+                    },
+                    MemberInfo {
+                        user: bob(),
+                        role: Role::Member,
+                        joined_at: 1_732_540_850_000,
+                    },
+                ],
+                role: Some(Role::Owner),
+                last_seq: 1,
+                first_seq: 1,
+            },
+        },
+        ServerFrame::Changed {
+            id: 24,
+            conv: group(),
+            seq: 7,
+        },
+        ServerFrame::Invite {
+            id: 28,
+            conv: group(),
+            token: "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5".into(),
         },
         ServerFrame::Pong { id: 19 },
         ServerFrame::Error {
@@ -223,6 +394,9 @@ pub fn server_frames() -> Vec<ServerFrame> {
         ServerFrame::Message {
             message: message().into(),
         },
+        ServerFrame::Message {
+            message: notice().into(),
+        },
         ServerFrame::Presence {
             presence: Presence {
                 user: bob(),
@@ -235,7 +409,10 @@ pub fn server_frames() -> Vec<ServerFrame> {
             from: alice(),
             message_id: message().id,
             seq: 42,
-            unread: 3,
+        },
+        ServerFrame::Read {
+            conv: conv(),
+            seq: 42,
         },
     ]
 }
@@ -262,5 +439,9 @@ pub fn server_type_name(f: &ServerFrame) -> &'static str {
         ServerFrame::Message { .. } => "message",
         ServerFrame::Presence { .. } => "presence",
         ServerFrame::Alert { .. } => "alert",
+        ServerFrame::Read { .. } => "read",
+        ServerFrame::Conversation { .. } => "conversation",
+        ServerFrame::Changed { .. } => "changed",
+        ServerFrame::Invite { .. } => "invite",
     }
 }

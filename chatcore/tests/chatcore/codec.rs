@@ -273,7 +273,8 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (id, uid(), s(), content()).prop_map(|(id, to, client_id, content)| {
             ClientFrame::Send {
                 id,
-                to,
+                conv: None,
+                to: Some(to),
                 client_id,
                 content,
             }
@@ -297,7 +298,12 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (id, conv(), any::<u64>()).prop_map(|(id, conv, seq)| ClientFrame::Ack { id, conv, seq }),
         (id, conv(), any::<u64>()).prop_map(|(id, conv, seq)| ClientFrame::Read { id, conv, seq }),
         (id, proptest::option::of(conv())).prop_map(|(id, conv)| ClientFrame::Focus { id, conv }),
-        id.prop_map(|id| ClientFrame::Conversations { id }),
+        (
+            id.clone(),
+            proptest::option::of(s()),
+            proptest::option::of(any::<u32>())
+        )
+            .prop_map(|(id, after, limit)| ClientFrame::Conversations { id, after, limit }),
         id.prop_map(|id| ClientFrame::Ping { id }),
     ];
     prop_oneof![a, b, c]
@@ -369,15 +375,14 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                     retry_after_ms,
                 }
             }),
-        (conv(), uid(), s(), any::<u64>(), any::<u64>()).prop_map(
-            |(conv, from, mid, seq, unread)| ServerFrame::Alert {
+        (conv(), uid(), s(), any::<u64>()).prop_map(|(conv, from, mid, seq)| {
+            ServerFrame::Alert {
                 conv,
                 from,
                 message_id: MessageId(mid),
                 seq,
-                unread
             }
-        ),
+        }),
         id.prop_map(|id| ServerFrame::Ok { id }),
     ]
 }

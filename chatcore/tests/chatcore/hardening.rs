@@ -303,7 +303,11 @@ async fn a_conversation_that_does_not_exist_is_not_found_and_nothing_is_stored()
     // No cursor, read marker or conversation was stored...
     let store = &s.backends().messages;
     assert!(store.cursors(&alice, &device).await.unwrap().is_empty());
-    assert!(store.conversations(&alice).await.unwrap().is_empty());
+    assert!(store
+        .conversations(&alice, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
     // ...and bob's presence is not watched: his coming online reaches no one.
     let mut b = Client::connect(&s).await;
     assert!(matches!(

@@ -48,7 +48,8 @@ async fn a_send_returns_its_reply_and_the_events_for_both_users() {
     let mut out = Out::default();
     let send = ClientFrame::Send {
         id: 2,
-        to: bob.user.clone(),
+        conv: None,
+        to: Some(bob.user.clone()),
         client_id: "c1".into(),
         content: Content::Text { text: "hi".into() },
     };

@@ -149,7 +149,8 @@ impl Client {
     async fn send(&mut self, to: &UserId, client_id: &str, text: &str) -> ServerFrame {
         self.req(|id| ClientFrame::Send {
             id,
-            to: to.clone(),
+            conv: None,
+            to: Some(to.clone()),
             client_id: client_id.into(),
             content: Content::Text { text: text.into() },
         })
@@ -437,10 +438,7 @@ async fn two_users_chat_with_pushes_alerts_and_focus() {
     }
     match b.push().await {
         ServerFrame::Alert {
-            seq: 1,
-            unread: 1,
-            ref from,
-            ..
+            seq: 1, ref from, ..
         } => assert_eq!(from, &alice),
         other => panic!("expected an alert, bob is not looking: {other:?}"),
     }
@@ -486,11 +484,18 @@ async fn two_users_chat_with_pushes_alerts_and_focus() {
         }
         other => panic!("{other:?}"),
     }
-    match a.req(|id| ClientFrame::Conversations { id }).await {
+    match a
+        .req(|id| ClientFrame::Conversations {
+            id,
+            after: None,
+            limit: None,
+        })
+        .await
+    {
         ServerFrame::Conversations { conversations, .. } => {
             assert_eq!(conversations.len(), 1);
             assert_eq!((conversations[0].unread, conversations[0].last_seq), (1, 3));
-            assert_eq!(conversations[0].peer.as_ref(), Some(&bob));
+            assert_eq!(conversations[0].peer.as_ref().map(|p| &p.user), Some(&bob));
         }
         other => panic!("{other:?}"),
     }
@@ -503,7 +508,14 @@ async fn two_users_chat_with_pushes_alerts_and_focus() {
         .await,
         ServerFrame::Ok { .. }
     ));
-    match a.req(|id| ClientFrame::Conversations { id }).await {
+    match a
+        .req(|id| ClientFrame::Conversations {
+            id,
+            after: None,
+            limit: None,
+        })
+        .await
+    {
         ServerFrame::Conversations { conversations, .. } => assert_eq!(conversations[0].unread, 0),
         other => panic!("{other:?}"),
     }

@@ -1,0 +1,536 @@
+//! open_direct, create_group, get_conversation, the group changes,
+//! invites, join, mute, and the conversation list.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::account::{normalize_avatar, normalize_text};
+use crate::commands::account::{hash_token, new_token};
+use crate::error::CoreError;
+use crate::groups::{self, Action};
+use crate::model::{Content, ConversationId, ConversationKind, Message, Millis, UserId};
+use crate::protocol::{ConversationInfo, ConversationSummary, LastEntry, MemberInfo, ServerFrame};
+use crate::request::{page, Caller, Out};
+use crate::server::Server;
+use crate::store::{Changed, ConversationState, Event, NewMessage, Topic};
+
+/// Attempts at a group change that keeps finding the group changed
+/// meanwhile (by other changes, or by messages when it appends a notice).
+const CHANGE_ATTEMPTS: usize = 32;
+
+/// Characters of a text message the conversation list previews.
+const PREVIEW_CHARS: usize = 100;
+
+/// The conversation, if the caller is or was a member of it; `not_found`
+/// otherwise, the same for one that does not exist, so that ids cannot be
+/// probed.
+pub(crate) async fn visible(
+    s: &Server,
+    caller: &Caller,
+    conv: &ConversationId,
+) -> Result<ConversationState, CoreError> {
+    s.backends
+        .messages
+        .conversation(conv)
+        .await?
+        .filter(|c| c.member(&caller.user).is_some())
+        .ok_or_else(|| CoreError::NotFound("no such conversation".into()))
+}
+
+/// The conversation as the `conversation` reply shows it to `me`.
+pub(crate) fn info(state: &ConversationState, me: &UserId) -> ConversationInfo {
+    let group = state.kind == ConversationKind::Group;
+    let mine = state.member(me).filter(|m| m.is_active());
+    let (first_seq, last_seq) = state.readable(me).unwrap_or((1, 0));
+    ConversationInfo {
+        conv: state.conv.clone(),
+        kind: state.kind,
+        title: group.then(|| state.info.title.clone()),
+        description: (group && !state.info.description.is_empty())
+            .then(|| state.info.description.clone()),
+        avatar: state.info.avatar.clone(),
+        history_visible: state.info.history_visible,
+        created_at: state.created_at,
+        members: state
+            .active()
+            .map(|m| MemberInfo {
+                user: m.user.clone(),
+                role: m.role,
+                joined_at: m.joined_at,
+            })
+            .collect(),
+        role: mine.filter(|_| group).map(|m| m.role),
+        last_seq,
+        first_seq,
+    }
+}
+
+/// Delivers a new entry to every user in `users`, each with its own mute;
+/// the asking connection has its reply and is skipped.
+pub(crate) fn publish_entry<'a>(
+    out: &mut Out,
+    caller: &Caller,
+    state: &ConversationState,
+    users: impl Iterator<Item = &'a UserId>,
+    message: &Arc<Message>,
+    now: Millis,
+) {
+    for user in users {
+        let muted = state.member(user).is_some_and(|m| m.is_muted(now));
+        out.publish(
+            Topic::User(user.clone()),
+            Event::Message {
+                message: message.clone(),
+                muted,
+                origin: Some(caller.conn.clone()),
+            },
+        );
+    }
+}
+
+pub(crate) async fn open_direct(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    user: UserId,
+) -> Result<ServerFrame, CoreError> {
+    let state = direct_with(s, caller, &user).await?;
+    out.watch.push(user);
+    Ok(ServerFrame::Conversation {
+        id,
+        conversation: info(&state, &caller.user),
+    })
+}
+
+/// The direct conversation of the caller with `user`, opened if need be.
+pub(crate) async fn direct_with(
+    s: &Server,
+    caller: &Caller,
+    user: &UserId,
+) -> Result<ConversationState, CoreError> {
+    if *user == caller.user {
+        return Err(CoreError::InvalidArgument {
+            field: "user".into(),
+            message: "a direct conversation is with someone else".into(),
+        });
+    }
+    if s.backends.users.get(user).await?.is_none() {
+        return Err(CoreError::NotFound("no such user".into()));
+    }
+    Ok(s.backends
+        .messages
+        .open_direct(ConversationState::direct(&caller.user, user, s.now()))
+        .await?)
+}
+
+/// A group's title: the rules of display names, 1 to 100 characters.
+fn title(raw: &str) -> Result<String, CoreError> {
+    normalize_text("title", raw, 1, 100)
+}
+
+/// A group's description: 0 to 1,000 characters.
+fn description(raw: &str) -> Result<String, CoreError> {
+    normalize_text("description", raw, 0, 1000)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn create_group(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    raw_title: String,
+    raw_description: Option<String>,
+    raw_avatar: Option<String>,
+    members: Vec<UserId>,
+) -> Result<ServerFrame, CoreError> {
+    let title = title(&raw_title)?;
+    let description = description(raw_description.as_deref().unwrap_or(""))?;
+    let avatar = normalize_avatar(raw_avatar.as_deref().unwrap_or(""))?;
+    let mut others: Vec<UserId> = Vec::with_capacity(members.len());
+    for m in members {
+        if m != caller.user && !others.contains(&m) {
+            others.push(m);
+        }
+    }
+    if others.len() + 1 > s.config.max_group_members {
+        return Err(CoreError::LimitReached(format!(
+            "a group has at most {} members",
+            s.config.max_group_members
+        )));
+    }
+    let found = s.backends.users.get_many(&others).await?;
+    if found.len() != others.len() {
+        return Err(CoreError::InvalidArgument {
+            field: "members".into(),
+            message: "no such user among the members".into(),
+        });
+    }
+    let now = s.now();
+    let state = ConversationState::group(
+        &caller.user,
+        &others,
+        groups::info(title.clone(), description, avatar),
+        now,
+    );
+    let created = NewMessage::notice(
+        state.conv.clone(),
+        caller.user.clone(),
+        now,
+        Content::GroupCreated {
+            title,
+            members: others,
+        },
+    );
+    let message = s
+        .backends
+        .messages
+        .create_group(state.clone(), created)
+        .await?;
+    let mut state = state;
+    state.last_seq = message.seq;
+    publish_entry(
+        out,
+        caller,
+        &state,
+        state.active().map(|m| &m.user),
+        &message,
+        now,
+    );
+    Ok(ServerFrame::Conversation {
+        id,
+        conversation: info(&state, &caller.user),
+    })
+}
+
+pub(crate) async fn get_conversation(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    conv: ConversationId,
+) -> Result<ServerFrame, CoreError> {
+    let state = visible(s, caller, &conv).await?;
+    if let Some(peer) = state.peer_of(&caller.user) {
+        out.watch.push(peer.clone());
+    }
+    Ok(ServerFrame::Conversation {
+        id,
+        conversation: info(&state, &caller.user),
+    })
+}
+
+/// A group change the caller asks for, from the request's raw fields.
+pub(crate) enum Request {
+    Update {
+        title: Option<String>,
+        description: Option<String>,
+        avatar: Option<String>,
+        history_visible: Option<bool>,
+    },
+    Add(Vec<UserId>),
+    Remove(UserId),
+    Leave,
+    SetRole(UserId, crate::model::Role),
+}
+
+pub(crate) async fn change_group(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    conv: ConversationId,
+    request: Request,
+) -> Result<ServerFrame, CoreError> {
+    let action = match request {
+        Request::Update {
+            title: t,
+            description: d,
+            avatar: a,
+            history_visible,
+        } => Action::Update {
+            title: t.as_deref().map(title).transpose()?,
+            description: d.as_deref().map(description).transpose()?,
+            avatar: a.as_deref().map(normalize_avatar).transpose()?,
+            history_visible,
+        },
+        Request::Add(users) => {
+            if users.is_empty() || users.len() > s.config.max_group_members {
+                return Err(CoreError::InvalidArgument {
+                    field: "users".into(),
+                    message: format!("name 1 to {} users to add", s.config.max_group_members),
+                });
+            }
+            let found = s.backends.users.get_many(&users).await?;
+            if found.len() != dedup_count(&users) {
+                return Err(CoreError::InvalidArgument {
+                    field: "users".into(),
+                    message: "no such user among the users".into(),
+                });
+            }
+            Action::Add(users)
+        }
+        Request::Remove(user) => Action::Remove(user),
+        Request::Leave => Action::Leave,
+        Request::SetRole(user, role) => Action::SetRole(user, role),
+    };
+    let (_, seq) = change(s, caller, out, &conv, true, action).await?;
+    Ok(ServerFrame::Changed {
+        id,
+        conv,
+        seq: seq.unwrap_or(0),
+    })
+}
+
+fn dedup_count(users: &[UserId]) -> usize {
+    let mut seen: Vec<&UserId> = users.iter().collect();
+    seen.sort();
+    seen.dedup();
+    seen.len()
+}
+
+/// Applies `action` by the caller to `conv`, retrying while the group
+/// changes meanwhile, and delivers its notice: the stored state and the
+/// notice's seq. `member`: the caller must be or have been a member (all
+/// but joining).
+async fn change(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    conv: &ConversationId,
+    member: bool,
+    action: Action,
+) -> Result<(ConversationState, Option<u64>), CoreError> {
+    let store = &s.backends.messages;
+    for _ in 0..CHANGE_ATTEMPTS {
+        let state = if member {
+            visible(s, caller, conv).await?
+        } else {
+            store
+                .conversation(conv)
+                .await?
+                .ok_or_else(|| CoreError::NotFound("no such conversation".into()))?
+        };
+        let now = s.now();
+        let (next, notice) = groups::apply(
+            &state,
+            &caller.user,
+            action.clone(),
+            now,
+            s.config.max_group_members,
+        )?;
+        let notice = notice.map(|c| NewMessage::notice(conv.clone(), caller.user.clone(), now, c));
+        match store.change(&next, notice).await? {
+            Changed::Stale => continue,
+            Changed::Done(message) => {
+                let seq = message.as_ref().map(|m| m.seq);
+                if let Some(m) = &message {
+                    // Everyone who was or is now a member: a removed member
+                    // gets its removal, the last entry it receives.
+                    let mut users: Vec<&UserId> = state.active().map(|m| &m.user).collect();
+                    for m in next.active() {
+                        if !users.contains(&&m.user) {
+                            users.push(&m.user);
+                        }
+                    }
+                    publish_entry(out, caller, &next, users.into_iter(), m, now);
+                }
+                return Ok((next, seq));
+            }
+        }
+    }
+    Err(CoreError::Unavailable(
+        "the group kept changing; try again".into(),
+    ))
+}
+
+pub(crate) async fn create_invite(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    conv: ConversationId,
+) -> Result<ServerFrame, CoreError> {
+    let (token, hash) = new_token();
+    change(s, caller, out, &conv, true, Action::SetInvite(Some(hash))).await?;
+    Ok(ServerFrame::Invite { id, conv, token })
+}
+
+pub(crate) async fn revoke_invite(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    conv: ConversationId,
+) -> Result<ServerFrame, CoreError> {
+    change(s, caller, out, &conv, true, Action::SetInvite(None)).await?;
+    Ok(ServerFrame::Ok { id })
+}
+
+pub(crate) async fn join(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    token: String,
+) -> Result<ServerFrame, CoreError> {
+    let key = format!("join:{}", caller.user);
+    if let Some(retry_after_ms) = s
+        .backends
+        .limiter
+        .spend(&key, 1, s.config.join_attempts, s.now())
+        .await?
+    {
+        return Err(CoreError::RateLimited { retry_after_ms });
+    }
+    // Unknown, revoked and replaced tokens get the same answer.
+    let invalid = || CoreError::NotFound("this invite link is not valid".into());
+    let found = s
+        .backends
+        .messages
+        .by_invite(&hash_token(&token))
+        .await?
+        .ok_or_else(invalid)?;
+    let state = if found.has_member(&caller.user) {
+        found
+    } else {
+        let conv = found.conv.clone();
+        change(s, caller, out, &conv, false, Action::Join)
+            .await
+            .map_err(|e| match e {
+                // Revoked between the look-up and the join.
+                CoreError::Forbidden(_) => invalid(),
+                e => e,
+            })?
+            .0
+    };
+    Ok(ServerFrame::Conversation {
+        id,
+        conversation: info(&state, &caller.user),
+    })
+}
+
+pub(crate) async fn mute(
+    s: &Server,
+    caller: &Caller,
+    id: u32,
+    conv: ConversationId,
+    until: Option<Option<Millis>>,
+) -> Result<ServerFrame, CoreError> {
+    let until = match until {
+        None => None,
+        Some(None) => Some(Millis::MAX),
+        Some(Some(t)) if t <= s.now() => {
+            return Err(CoreError::InvalidArgument {
+                field: "until".into(),
+                message: "until is in the past".into(),
+            })
+        }
+        Some(Some(t)) => Some(t),
+    };
+    visible(s, caller, &conv).await?;
+    s.backends
+        .messages
+        .set_muted(&caller.user, &conv, until)
+        .await?;
+    Ok(ServerFrame::Ok { id })
+}
+
+/// A page position of the conversation list as a cursor string.
+fn cursor(state: &ConversationState) -> String {
+    format!("{}:{}", state.last_ts, state.conv)
+}
+
+fn parse_cursor(raw: &str) -> Result<(Millis, ConversationId), CoreError> {
+    raw.split_once(':')
+        .and_then(|(ts, conv)| Some((ts.parse().ok()?, ConversationId::from(conv))))
+        .ok_or_else(|| CoreError::InvalidArgument {
+            field: "after".into(),
+            message: "after is the next of an earlier page".into(),
+        })
+}
+
+/// The preview of a text: its first characters.
+fn preview(m: &Message) -> Option<String> {
+    match &m.content {
+        Content::Text { text } => Some(text.chars().take(PREVIEW_CHARS).collect()),
+        _ => None,
+    }
+}
+
+pub(crate) async fn conversations(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    after: Option<String>,
+    limit: Option<u32>,
+) -> Result<ServerFrame, CoreError> {
+    let me = &caller.user;
+    let store = &s.backends.messages;
+    let after = after.as_deref().map(parse_cursor).transpose()?;
+    let limit = page(s, limit, 50);
+    // Four round trips a page, whatever its length: the page, the peers'
+    // profiles, the last entries, the unread counts.
+    let states = store.conversations(me, after.as_ref(), limit).await?;
+    let peers: Vec<UserId> = states
+        .iter()
+        .filter_map(|c| c.peer_of(me).cloned())
+        .collect();
+    let profiles: HashMap<UserId, _> = s
+        .backends
+        .users
+        .get_many(&peers)
+        .await?
+        .into_iter()
+        .map(|u| (u.id.clone(), u.profile()))
+        .collect();
+    let heads: Vec<(ConversationId, u64)> = states
+        .iter()
+        .map(|c| (c.conv.clone(), c.readable(me).map_or(0, |r| r.1)))
+        .collect();
+    let lasts = store.last_entries(&heads).await?;
+    let refs: Vec<&ConversationState> = states.iter().collect();
+    let unread = store.unread(me, &refs).await?;
+    let now = s.now();
+    let next = (states.len() == limit)
+        .then(|| states.last().map(cursor))
+        .flatten();
+    let mut list = Vec::with_capacity(states.len());
+    for ((c, last), unread) in states.iter().zip(lasts).zip(unread) {
+        let peer = c.peer_of(me).cloned();
+        if let Some(p) = &peer {
+            out.watch.push(p.clone());
+        }
+        let mine = c.member(me);
+        let group = c.kind == ConversationKind::Group;
+        let muted_until = mine.and_then(|m| m.muted_until).filter(|&t| t > now);
+        list.push(ConversationSummary {
+            conv: c.conv.clone(),
+            kind: c.kind,
+            title: group.then(|| c.info.title.clone()),
+            avatar: c.info.avatar.clone(),
+            peer: peer.and_then(|p| profiles.get(&p).cloned()),
+            members: u32::try_from(c.member_count()).unwrap_or(u32::MAX),
+            role: mine.filter(|m| group && m.is_active()).map(|m| m.role),
+            left: mine.is_some_and(|m| !m.is_active()),
+            last_seq: c.readable(me).map_or(0, |r| r.1),
+            unread,
+            last: last.map(|m| LastEntry {
+                seq: m.seq,
+                ts: m.ts,
+                from: m.from.clone(),
+                kind: m.content.kind().to_owned(),
+                preview: preview(&m),
+            }),
+            muted: muted_until.is_some(),
+            muted_until: muted_until.filter(|&t| t != Millis::MAX),
+        });
+    }
+    Ok(ServerFrame::Conversations {
+        id,
+        conversations: list,
+        next,
+    })
+}

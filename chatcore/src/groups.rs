@@ -1,0 +1,276 @@
+//! The rules of groups, as pure functions of a conversation's state.
+//!
+//! Each change a member asks for ([`Action`]) is checked against who asks
+//! and the state it was read at, and becomes the state to store and the
+//! notice to append ([`apply`]). The store then writes both only if the
+//! conversation did not change meanwhile ([`crate::store::MessageStore::change`]),
+//! so two admins removing each other cannot both succeed: the second finds
+//! the state stale, reads it again, and is no longer an admin.
+
+use crate::error::CoreError;
+use crate::model::{Content, ConversationKind, Millis, Role, UserId};
+use crate::store::{ConversationState, GroupInfo, Member};
+
+/// A change of a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Settings (admins). Each field already normalised; `None` stays.
+    Update {
+        /// New title.
+        title: Option<String>,
+        /// New description (empty: none).
+        description: Option<String>,
+        /// New avatar (`Some(None)`: remove it).
+        avatar: Option<Option<String>>,
+        /// New history visibility for members added from now on.
+        history_visible: Option<bool>,
+    },
+    /// Adds users (admins); each exists.
+    Add(Vec<UserId>),
+    /// Removes a member (admins).
+    Remove(UserId),
+    /// The actor leaves.
+    Leave,
+    /// Gives a member a role (the owner).
+    SetRole(UserId, Role),
+    /// Sets or revokes the invite token's hash (admins); no notice.
+    SetInvite(Option<String>),
+    /// The actor joins by invite link.
+    Join,
+}
+
+/// Applies `action` by `actor` to `state` at time `now`: the state to store
+/// (its `version` and, with a notice, `last_seq` one higher) and the
+/// notice's content, if the change writes one. `max_members` caps a
+/// group's current members.
+pub fn apply(
+    state: &ConversationState,
+    actor: &UserId,
+    action: Action,
+    now: Millis,
+    max_members: usize,
+) -> Result<(ConversationState, Option<Content>), CoreError> {
+    if state.kind != ConversationKind::Group {
+        return Err(CoreError::InvalidArgument {
+            field: "conv".into(),
+            message: "a direct conversation has no members or settings to change".into(),
+        });
+    }
+    let mut next = state.clone();
+    next.version += 1;
+    let seq = state.last_seq + 1;
+    let current = state.member(actor).filter(|m| m.is_active());
+    let me = || current.ok_or_else(not_a_member);
+    let notice = match action {
+        Action::Join => {
+            if current.is_some() {
+                return Err(CoreError::Conflict {
+                    field: "token".into(),
+                });
+            }
+            check_room(state, 1, max_members)?;
+            admit(&mut next, actor, seq, now);
+            Content::MemberJoined {}
+        }
+        Action::Update {
+            title,
+            description,
+            avatar,
+            history_visible,
+        } => {
+            at_least(me()?, Role::Admin)?;
+            if title.is_none()
+                && description.is_none()
+                && avatar.is_none()
+                && history_visible.is_none()
+            {
+                return Err(CoreError::InvalidArgument {
+                    field: "title".into(),
+                    message: "nothing to change".into(),
+                });
+            }
+            let info = &mut next.info;
+            if let Some(t) = &title {
+                info.title.clone_from(t);
+            }
+            if let Some(d) = &description {
+                info.description.clone_from(d);
+            }
+            if let Some(a) = &avatar {
+                info.avatar.clone_from(a);
+            }
+            if let Some(v) = history_visible {
+                info.history_visible = v;
+            }
+            Content::GroupUpdated {
+                title,
+                description,
+                avatar: avatar.map(Option::unwrap_or_default),
+                history_visible,
+            }
+        }
+        Action::Add(users) => {
+            at_least(me()?, Role::Admin)?;
+            let mut new: Vec<UserId> = Vec::with_capacity(users.len());
+            for u in users {
+                if !state.has_member(&u) && !new.contains(&u) {
+                    new.push(u);
+                }
+            }
+            if new.is_empty() {
+                return Err(CoreError::Conflict {
+                    field: "users".into(),
+                });
+            }
+            check_room(state, new.len(), max_members)?;
+            for u in &new {
+                admit(&mut next, u, seq, now);
+            }
+            Content::MembersAdded { users: new }
+        }
+        Action::Remove(user) => {
+            at_least(me()?, Role::Admin)?;
+            if user == *actor {
+                return Err(CoreError::InvalidArgument {
+                    field: "user".into(),
+                    message: "to leave a group, use leave".into(),
+                });
+            }
+            let target = state
+                .member(&user)
+                .filter(|m| m.is_active())
+                .ok_or_else(|| CoreError::NotFound("no such member".into()))?;
+            if target.role >= me()?.role {
+                return Err(CoreError::Forbidden(match target.role {
+                    Role::Owner => "the owner cannot be removed".into(),
+                    _ => "only the owner removes an admin".into(),
+                }));
+            }
+            end(&mut next, &user, seq);
+            Content::MemberRemoved { user }
+        }
+        Action::Leave => {
+            let was_owner = me()?.role == Role::Owner;
+            end(&mut next, actor, seq);
+            let new_owner = if was_owner {
+                let heir = longest_serving(&next);
+                if let Some(h) = &heir {
+                    set_role(&mut next, h, Role::Owner);
+                }
+                heir
+            } else {
+                None
+            };
+            Content::MemberLeft { new_owner }
+        }
+        Action::SetRole(user, role) => {
+            at_least(me()?, Role::Owner)?;
+            if user == *actor {
+                return Err(CoreError::InvalidArgument {
+                    field: "user".into(),
+                    message: "the owner hands ownership to another member".into(),
+                });
+            }
+            let target = state
+                .member(&user)
+                .filter(|m| m.is_active())
+                .ok_or_else(|| CoreError::NotFound("no such member".into()))?;
+            if target.role == role {
+                return Err(CoreError::InvalidArgument {
+                    field: "role".into(),
+                    message: "the member has this role already".into(),
+                });
+            }
+            if role == Role::Owner {
+                set_role(&mut next, actor, Role::Admin);
+            }
+            set_role(&mut next, &user, role);
+            Content::RoleChanged { user, role }
+        }
+        Action::SetInvite(hash) => {
+            at_least(me()?, Role::Admin)?;
+            next.invite = hash;
+            return Ok((next, None));
+        }
+    };
+    next.last_seq = seq;
+    Ok((next, Some(notice)))
+}
+
+/// The error for an actor that is not (or no longer) a member.
+fn not_a_member() -> CoreError {
+    CoreError::Forbidden("you are not a member of this group".into())
+}
+
+fn at_least(me: &Member, role: Role) -> Result<(), CoreError> {
+    if me.role >= role {
+        Ok(())
+    } else {
+        Err(CoreError::Forbidden(match role {
+            Role::Owner => "only the group's owner may do this".into(),
+            _ => "only the group's admins may do this".into(),
+        }))
+    }
+}
+
+fn check_room(state: &ConversationState, adding: usize, max: usize) -> Result<(), CoreError> {
+    if state.member_count() + adding > max {
+        Err(CoreError::LimitReached(format!(
+            "a group has at most {max} members"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Makes `user` a current member from `seq` on: a new record, or a former
+/// member's renewed (keeping its mute).
+fn admit(state: &mut ConversationState, user: &UserId, seq: u64, now: Millis) {
+    match state.members.iter_mut().find(|m| m.user == *user) {
+        Some(m) => {
+            m.role = Role::Member;
+            m.joined_seq = seq;
+            m.joined_at = now;
+            m.left_seq = None;
+        }
+        None => state
+            .members
+            .push(Member::new(user.clone(), Role::Member, seq, now)),
+    }
+}
+
+fn end(state: &mut ConversationState, user: &UserId, seq: u64) {
+    if let Some(m) = state.members.iter_mut().find(|m| m.user == *user) {
+        m.left_seq = Some(seq);
+        m.role = Role::Member;
+    }
+}
+
+fn set_role(state: &mut ConversationState, user: &UserId, role: Role) {
+    if let Some(m) = state.members.iter_mut().find(|m| m.user == *user) {
+        m.role = role;
+    }
+}
+
+/// Who inherits a group its owner leaves: the longest-serving admin, else
+/// the longest-serving member (ties: who is listed first).
+fn longest_serving(state: &ConversationState) -> Option<UserId> {
+    let best = |role: Role| {
+        state
+            .active()
+            .filter(|m| m.role == role)
+            .min_by_key(|m| m.joined_at)
+            .map(|m| m.user.clone())
+    };
+    best(Role::Admin).or_else(|| best(Role::Member))
+}
+
+/// A new group's settings from a `create_group` request's normalised fields.
+pub fn info(title: String, description: String, avatar: Option<String>) -> GroupInfo {
+    GroupInfo {
+        title,
+        description,
+        avatar,
+        history_visible: false,
+    }
+}

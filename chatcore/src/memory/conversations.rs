@@ -1,0 +1,387 @@
+//! Conversations and their logs in memory.
+
+use async_trait::async_trait;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::lock;
+use crate::model::{ConversationId, ConversationKind, DeviceId, Message, Millis, UserId};
+use crate::store::{
+    Appended, Changed, ConversationState, Member, MessageStore, NewMessage, StoreError, StoreResult,
+};
+use crate::{IdMap, IdSet};
+
+/// Conversations in memory.
+#[derive(Default)]
+pub struct MemoryMessageStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    convs: IdMap<ConversationId, Conv>,
+    /// sender -> client_id -> the message: the idempotency index.
+    /// Nested rather than keyed by a pair so a lookup borrows the frame's
+    /// strings instead of cloning them into a key.
+    by_client_id: IdMap<UserId, IdMap<String, Arc<Message>>>,
+    /// Every conversation a user is or was a member of.
+    by_member: IdMap<UserId, IdSet<ConversationId>>,
+    /// Active invite token hash -> group.
+    by_invite: HashMap<String, ConversationId>,
+    cursors: IdMap<(UserId, DeviceId), HashMap<ConversationId, u64>>,
+    /// user -> conversation -> read marker (nested for clone-free lookups).
+    read: IdMap<UserId, IdMap<ConversationId, u64>>,
+}
+
+struct Conv {
+    state: ConversationState,
+    /// The current members' ids, shared by the appends until a change.
+    recipients: Arc<[Member]>,
+    /// `messages[i].seq == i + 1`. Shared with the pushes of each message.
+    messages: Vec<Arc<Message>>,
+    /// Each sender's message seqs (not notices), ascending: unread counts
+    /// by binary search instead of a scan of every unread message. A list,
+    /// not a map: a conversation has few senders, and comparing a few ids
+    /// costs less than hashing one.
+    by_sender: Vec<(UserId, Vec<u64>)>,
+}
+
+impl Conv {
+    fn new(state: ConversationState) -> Self {
+        Self {
+            recipients: recipients(&state),
+            state,
+            messages: Vec::new(),
+            by_sender: Vec::new(),
+        }
+    }
+
+    /// Stores `msg` as the next entry.
+    fn push(&mut self, msg: NewMessage) -> Arc<Message> {
+        let seq = self.messages.len() as u64 + 1;
+        if msg.content.is_message() {
+            match self.by_sender.iter_mut().find(|(u, _)| *u == msg.from) {
+                Some((_, seqs)) => seqs.push(seq),
+                None => self.by_sender.push((msg.from.clone(), vec![seq])),
+            }
+        }
+        self.state.last_seq = seq;
+        self.state.last_ts = self.state.last_ts.max(msg.ts);
+        let message = Arc::new(msg.into_message(seq));
+        self.messages.push(message.clone());
+        message
+    }
+
+    /// Messages by others than `user` with a seq in `lo..=hi`.
+    fn unread(&self, user: &UserId, lo: u64, hi: u64) -> u64 {
+        if hi < lo {
+            return 0;
+        }
+        self.by_sender
+            .iter()
+            .filter(|(sender, _)| sender != user)
+            .map(|(_, seqs)| {
+                let from = seqs.partition_point(|&q| q < lo);
+                let to = seqs.partition_point(|&q| q <= hi);
+                (to - from) as u64
+            })
+            .sum()
+    }
+}
+
+fn recipients(state: &ConversationState) -> Arc<[Member]> {
+    state.active().cloned().collect()
+}
+
+impl MemoryMessageStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Inner {
+    /// Records the message under its sender's client id; `Err` with the
+    /// earlier message if the id was used.
+    fn remember(&mut self, message: &Arc<Message>) {
+        self.by_client_id
+            .entry(message.from.clone())
+            .or_default()
+            .insert(message.client_id.clone(), message.clone());
+    }
+
+    fn index_members(&mut self, state: &ConversationState) {
+        for m in &state.members {
+            self.by_member
+                .entry(m.user.clone())
+                .or_default()
+                .insert(state.conv.clone());
+        }
+    }
+}
+
+/// The index of seq `seq` in a log whose entry at index `i` has seq `i + 1`.
+fn seq_index(seq: u64) -> usize {
+    usize::try_from(seq.saturating_sub(1)).unwrap_or(usize::MAX)
+}
+
+#[async_trait]
+impl MessageStore for MemoryMessageStore {
+    async fn open_direct(&self, state: ConversationState) -> StoreResult<ConversationState> {
+        let mut s = lock(&self.inner);
+        if let Some(c) = s.convs.get(&state.conv) {
+            return Ok(c.state.clone());
+        }
+        s.index_members(&state);
+        s.convs.insert(state.conv.clone(), Conv::new(state.clone()));
+        Ok(state)
+    }
+
+    async fn create_group(
+        &self,
+        state: ConversationState,
+        created: NewMessage,
+    ) -> StoreResult<Arc<Message>> {
+        let mut s = lock(&self.inner);
+        if s.convs.contains_key(&state.conv) {
+            return Err(StoreError::Conflict {
+                field: "conv".into(),
+            });
+        }
+        s.index_members(&state);
+        let mut conv = Conv::new(state);
+        let message = conv.push(created);
+        s.remember(&message);
+        s.convs.insert(message.conv.clone(), conv);
+        Ok(message)
+    }
+
+    async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
+        let mut s = lock(&self.inner);
+        let inner = &mut *s;
+        // Each map is hashed once: the sender's idempotency index, the
+        // client id's slot in it, the conversation.
+        let ids = match inner.by_client_id.get_mut(&msg.from) {
+            Some(ids) => ids,
+            None => inner.by_client_id.entry(msg.from.clone()).or_default(),
+        };
+        let slot = match ids.entry(msg.client_id.clone()) {
+            Entry::Occupied(existing) => {
+                return Ok(Appended::duplicate(existing.get().clone()));
+            }
+            Entry::Vacant(slot) => slot,
+        };
+        let conv = inner.convs.get_mut(&msg.conv).ok_or(StoreError::NotFound)?;
+        if !conv.state.has_member(&msg.from) {
+            return Err(StoreError::NotMember);
+        }
+        let message = conv.push(msg);
+        slot.insert(message.clone());
+        Ok(Appended::stored(message, conv.recipients.clone()))
+    }
+
+    async fn change(
+        &self,
+        state: &ConversationState,
+        notice: Option<NewMessage>,
+    ) -> StoreResult<Changed> {
+        let mut s = lock(&self.inner);
+        let conv = s.convs.get_mut(&state.conv).ok_or(StoreError::NotFound)?;
+        let old = &conv.state;
+        let head_moved = notice.is_some() && old.last_seq + 1 != state.last_seq;
+        if old.version + 1 != state.version || head_moved {
+            return Ok(Changed::Stale);
+        }
+        let old_invite = old.invite.clone();
+        conv.state.info = state.info.clone();
+        conv.state.members = state.members.clone();
+        conv.state.invite = state.invite.clone();
+        conv.state.version = state.version;
+        conv.recipients = recipients(&conv.state);
+        let message = notice.map(|n| conv.push(n));
+        let conv_id = state.conv.clone();
+        if let Some(m) = &message {
+            s.remember(m);
+        }
+        if old_invite != state.invite {
+            if let Some(old) = old_invite {
+                s.by_invite.remove(&old);
+            }
+            if let Some(new) = &state.invite {
+                s.by_invite.insert(new.clone(), conv_id);
+            }
+        }
+        s.index_members(state);
+        Ok(Changed::Done(message))
+    }
+
+    async fn set_muted(
+        &self,
+        user: &UserId,
+        conv: &ConversationId,
+        until: Option<Millis>,
+    ) -> StoreResult<()> {
+        let mut s = lock(&self.inner);
+        let c = s.convs.get_mut(conv).ok_or(StoreError::NotFound)?;
+        let member = c
+            .state
+            .members
+            .iter_mut()
+            .find(|m| m.user == *user)
+            .ok_or(StoreError::NotFound)?;
+        member.muted_until = until;
+        c.recipients = recipients(&c.state);
+        Ok(())
+    }
+
+    async fn by_invite(&self, invite: &str) -> StoreResult<Option<ConversationState>> {
+        let s = lock(&self.inner);
+        Ok(s.by_invite
+            .get(invite)
+            .and_then(|id| s.convs.get(id))
+            .map(|c| c.state.clone()))
+    }
+
+    async fn history(
+        &self,
+        conv: &ConversationId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let s = lock(&self.inner);
+        let Some(c) = s.convs.get(conv) else {
+            return Ok(Vec::new());
+        };
+        let end = before.map_or(c.messages.len(), |b| seq_index(b).min(c.messages.len()));
+        let start = end.saturating_sub(limit);
+        Ok(c.messages[start..end]
+            .iter()
+            .map(|m| Message::clone(m))
+            .collect())
+    }
+
+    async fn read_after(
+        &self,
+        conv: &ConversationId,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let s = lock(&self.inner);
+        let Some(c) = s.convs.get(conv) else {
+            return Ok(Vec::new());
+        };
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(c.messages.len());
+        Ok(c.messages[start..]
+            .iter()
+            .take(limit)
+            .map(|m| Message::clone(m))
+            .collect())
+    }
+
+    async fn last_entries(
+        &self,
+        heads: &[(ConversationId, u64)],
+    ) -> StoreResult<Vec<Option<Message>>> {
+        let s = lock(&self.inner);
+        Ok(heads
+            .iter()
+            .map(|(conv, head)| {
+                let c = s.convs.get(conv)?;
+                let end = seq_index(head.saturating_add(1)).min(c.messages.len());
+                end.checked_sub(1).map(|i| Message::clone(&c.messages[i]))
+            })
+            .collect())
+    }
+
+    async fn conversation(&self, conv: &ConversationId) -> StoreResult<Option<ConversationState>> {
+        Ok(lock(&self.inner).convs.get(conv).map(|c| c.state.clone()))
+    }
+
+    async fn conversations(
+        &self,
+        user: &UserId,
+        after: Option<&(Millis, ConversationId)>,
+        limit: usize,
+    ) -> StoreResult<Vec<ConversationState>> {
+        let s = lock(&self.inner);
+        let mut out: Vec<ConversationState> = s
+            .by_member
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| s.convs.get(id))
+            .filter(|c| after.is_none_or(|p| c.state.is_after(p)))
+            // A direct conversation opened but never written to is not
+            // listed: the peer did not choose it.
+            .filter(|c| c.state.kind == ConversationKind::Group || c.state.last_seq > 0)
+            .map(|c| c.state.clone())
+            .collect();
+        ConversationState::sort_newest_first(&mut out);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn set_cursor(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        conv: &ConversationId,
+        seq: u64,
+    ) -> StoreResult<()> {
+        let mut s = lock(&self.inner);
+        let cur = s
+            .cursors
+            .entry((user.clone(), device.clone()))
+            .or_default()
+            .entry(conv.clone())
+            .or_insert(0);
+        *cur = (*cur).max(seq);
+        Ok(())
+    }
+
+    async fn cursors(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> StoreResult<HashMap<ConversationId, u64>> {
+        Ok(lock(&self.inner)
+            .cursors
+            .get(&(user.clone(), device.clone()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn mark_read(&self, user: &UserId, conv: &ConversationId, seq: u64) -> StoreResult<()> {
+        let mut s = lock(&self.inner);
+        let cur = s
+            .read
+            .entry(user.clone())
+            .or_default()
+            .entry(conv.clone())
+            .or_insert(0);
+        *cur = (*cur).max(seq);
+        Ok(())
+    }
+
+    async fn unread(&self, user: &UserId, convs: &[&ConversationState]) -> StoreResult<Vec<u64>> {
+        let s = lock(&self.inner);
+        let marks = s.read.get(user);
+        Ok(convs
+            .iter()
+            .map(|state| {
+                let Some(c) = s.convs.get(&state.conv) else {
+                    return 0;
+                };
+                let Some(m) = c.state.member(user) else {
+                    return 0;
+                };
+                let read = marks.and_then(|r| r.get(&state.conv)).copied().unwrap_or(0);
+                let hi = m.left_seq.unwrap_or(c.state.last_seq);
+                c.unread(user, read.max(m.joined_seq) + 1, hi)
+            })
+            .collect())
+    }
+}
