@@ -48,7 +48,12 @@ fn expected_vectors() -> VectorFile {
         vectors.push(vector("client", f.type_name(), &f));
     }
     for f in samples::server_frames() {
-        vectors.push(vector("server", samples::server_type_name(&f), &f));
+        let mut v = vector("server", samples::server_type_name(&f), &f);
+        if let ServerFrame::Message { message } = &f {
+            // Several examples of one type: named by what they carry.
+            v.name = format!("{}/{}", v.name, message.content.kind());
+        }
+        vectors.push(v);
     }
     VectorFile {
         comment: "Every frame type encoded by the Rust types (chatcore::testkit::samples). Regenerate with: \
