@@ -60,18 +60,18 @@ async fn a_send_returns_its_reply_and_the_events_for_both_users() {
         matches!(reply, ServerFrame::Sent { seq: 1, .. }),
         "{reply:?}"
     );
-    let mut topics: Vec<(&Topic, Option<&str>)> = out
+    let mut topics: Vec<(Topic, Option<&str>)> = out
         .events
         .iter()
         .map(|(t, e)| match e {
-            Event::Message { origin, .. } => (t, origin.as_deref()),
+            Event::Message { origin, .. } => (t.clone(), origin.as_deref()),
             other => panic!("{other:?}"),
         })
         .collect();
     topics.sort();
     let mut expected = vec![
-        (&Topic::User(bob.user.clone()), None),
-        (&Topic::User(alice.user.clone()), Some("conn-alice")),
+        (Topic::User(bob.user.clone()), None),
+        (Topic::User(alice.user.clone()), Some("conn-alice")),
     ];
     expected.sort();
     assert_eq!(topics, expected, "the peer, and the sender's other devices");
