@@ -6,7 +6,7 @@ mod codec;
 mod requests;
 mod sessions;
 
-use chatcore::testkit::{conformance, model};
+use chatcore::testkit::{conformance, groups, model};
 use chatcore::Backends;
 use std::sync::Arc;
 
@@ -22,4 +22,13 @@ fn memory_backends_pass_the_session_model() {
         .and_then(|c| c.parse().ok())
         .unwrap_or(64);
     model::check(Arc::new(|| async { Backends::memory() }), cases);
+}
+
+#[test]
+fn memory_backends_pass_the_group_model() {
+    let cases = std::env::var("CHATCORE_MODEL_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64);
+    groups::check(Arc::new(|| async { Backends::memory() }), cases);
 }
