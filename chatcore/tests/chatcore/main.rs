@@ -3,10 +3,11 @@
 //! vectors, and whole sessions over in-process channels.
 
 mod codec;
+mod groups;
 mod requests;
 mod sessions;
 
-use chatcore::testkit::{conformance, groups, model};
+use chatcore::testkit::{conformance, model};
 use chatcore::Backends;
 use std::sync::Arc;
 
@@ -30,5 +31,5 @@ fn memory_backends_pass_the_group_model() {
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(64);
-    groups::check(Arc::new(|| async { Backends::memory() }), cases);
+    chatcore::testkit::groups::check(Arc::new(|| async { Backends::memory() }), cases);
 }
