@@ -152,6 +152,22 @@ fn whole_sessions_match_the_model_on_mongo() {
     rt.block_on(cleanup.run());
 }
 
+#[test]
+fn groups_match_the_model_on_mongo() {
+    let cleanup = Cleanup::default();
+    // Whole group scenarios through the request layer, one database each.
+    let cases = std::env::var("CHATCORE_MODEL_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(16);
+    chatcore::testkit::groups::check(Arc::new(factory(cleanup.clone())), cases);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(cleanup.run());
+}
+
 // ---------------------------------------------------------------------------
 // What is specific to MongoDB
 // ---------------------------------------------------------------------------
