@@ -359,7 +359,7 @@ where
 
 /// One frame as a WebSocket message, its bytes split off `buf`.
 fn encode(codec: Codec, frame: &ServerFrame, buf: &mut BytesMut) -> Option<Message> {
-    if let Err(e) = codec.encode_into(frame, &mut Appender(buf)) {
+    if let Err(e) = codec.encode_server_into(frame, &mut Appender(buf)) {
         // A bug (every frame type encodes); the frame is lost, the connection lives.
         tracing::error!(error = %e, "cannot encode a server frame");
         buf.clear();

@@ -9,7 +9,9 @@ use crate::commands::account::{hash_token, new_token};
 use crate::error::CoreError;
 use crate::groups::{self, Action};
 use crate::model::{Content, ConversationId, ConversationKind, Message, Millis, UserId};
-use crate::protocol::{ConversationInfo, ConversationSummary, LastEntry, MemberInfo, ServerFrame};
+use crate::protocol::{
+    ConversationInfo, ConversationSummary, LastEntry, MemberInfo, ServerFrame, SharedMessage,
+};
 use crate::request::{page, Caller, Out};
 use crate::server::Server;
 use crate::store::{Changed, ConversationState, Event, NewMessage, Topic};
@@ -75,12 +77,13 @@ pub(crate) fn publish_entry<'a>(
     message: &Arc<Message>,
     now: Millis,
 ) {
+    let shared = SharedMessage::new(message.clone());
     for user in users {
         let muted = state.member(user).is_some_and(|m| m.is_muted(now));
         out.publish(
             Topic::User(user.clone()),
             Event::Message {
-                message: message.clone(),
+                message: shared.clone(),
                 muted,
                 origin: Some(caller.conn.clone()),
             },

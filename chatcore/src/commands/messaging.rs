@@ -3,7 +3,7 @@
 use crate::commands::conversations::{direct_with, visible};
 use crate::error::CoreError;
 use crate::model::{Content, ConversationId, UserId};
-use crate::protocol::ServerFrame;
+use crate::protocol::{ServerFrame, SharedMessage};
 use crate::request::{page, Caller, Out};
 use crate::server::Server;
 use crate::store::{ConversationState, Event, NewMessage, StoreError, Topic};
@@ -130,12 +130,14 @@ pub(crate) async fn send(
         s.metrics
             .messages_stored
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // One shared message for every recipient: encoded once per codec.
+        let shared = SharedMessage::new(m.clone());
         for r in appended.recipients.iter() {
             let mine = r.user == *me;
             out.publish(
                 Topic::User(r.user.clone()),
                 Event::Message {
-                    message: m.clone(),
+                    message: shared.clone(),
                     muted: r.is_muted(now),
                     origin: mine.then(|| caller.conn.clone()),
                 },

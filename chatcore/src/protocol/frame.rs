@@ -1,7 +1,6 @@
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
-use super::ErrorCode;
+use super::{ErrorCode, SharedMessage};
 use crate::model::{
     Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Presence,
     Profile, Role, UserId,
@@ -683,8 +682,8 @@ pub enum ServerFrame {
     /// Push: a new message for this device.
     Message {
         /// The message, shared: one stored message is pushed to every
-        /// device of its recipients without being copied.
-        message: Arc<Message>,
+        /// device of its recipients without being copied, and encoded once.
+        message: SharedMessage,
     },
     /// Push: a watched user's presence changed.
     Presence {

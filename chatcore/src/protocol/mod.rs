@@ -7,10 +7,12 @@
 //! these types, and every codec must reproduce those bytes.
 
 mod codec;
+mod encode;
 mod error;
 mod fast;
 mod frame;
 mod prescan;
+mod shared;
 
 pub use codec::{Codec, DecodeError, ProtocolError};
 pub use error::ErrorCode;
@@ -20,3 +22,4 @@ pub use frame::{
     ClientFrame, ConversationInfo, ConversationSummary, DirectoryEntry, LastEntry, MemberInfo,
     ServerFrame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
+pub use shared::SharedMessage;

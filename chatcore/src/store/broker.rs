@@ -3,7 +3,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use super::StoreResult;
-use crate::model::{ConversationId, DeviceId, Message, Presence, UserId};
+use crate::model::{ConversationId, DeviceId, Presence, UserId};
+use crate::protocol::SharedMessage;
 
 /// Where events are published. Every connection of a user listens on
 /// `User(user)`; connections watching someone's presence listen on `Presence(user)`.
@@ -33,8 +34,9 @@ impl Topic {
 pub enum Event {
     /// A stored message for the topic's user.
     Message {
-        /// The message, shared by every connection it is pushed to.
-        message: Arc<Message>,
+        /// The message, shared by every connection it is pushed to (and
+        /// encoded once for all of them).
+        message: SharedMessage,
         /// The topic's user muted the conversation: no alert.
         muted: bool,
         /// The connection that sent it, which has its `sent` reply already

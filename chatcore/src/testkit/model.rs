@@ -208,7 +208,7 @@ impl World {
                 .ok_or_else(|| format!("connection closed before reply to {id}"))?;
             match frame {
                 ServerFrame::Message { message } => {
-                    Self::receive(dev, &self.model, Arc::unwrap_or_clone(message), "push")?
+                    Self::receive(dev, &self.model, Message::clone(&message), "push")?
                 }
                 ServerFrame::Alert { .. } | ServerFrame::Presence { .. } => {}
                 other if other.id() == Some(id) => return Ok(other),
