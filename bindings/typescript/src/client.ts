@@ -910,9 +910,20 @@ export class ChatClient {
     return (await this.request({ type: "open_direct", user }, "conversation", { auth: true, retry: true })).conversation;
   }
 
+  /**
+   * The server pushes the notice of a change to every member's devices but the connection that asked (it has
+   * its reply, which carries only the seq): this one fetches it by a sync, so it arrives as a `message` event
+   * here too, in order with the rest.
+   */
+  private fetchNotice(): void {
+    if (this.opts.autoSync) this.sync().catch((e) => this.emit("error", e instanceof ChatError ? e : new ChatError("protocol", String(e))));
+  }
+
   /** Creates a group owned by the caller, with `members` besides the caller. */
   async createGroup(group: { title: string; description?: string; avatar?: string; members?: string[] }): Promise<ConversationInfo> {
-    return (await this.request({ type: "create_group", ...group }, "conversation", { auth: true })).conversation;
+    const { conversation } = await this.request({ type: "create_group", ...group }, "conversation", { auth: true });
+    this.fetchNotice();
+    return conversation;
   }
 
   /** One conversation with its members (the caller is or was a member). */
@@ -922,27 +933,37 @@ export class ChatClient {
 
   /** Changes a group's settings (admins); resolves with the seq of the notice. */
   async updateGroup(conv: string, changes: GroupChanges): Promise<number> {
-    return (await this.request({ type: "update_group", conv, ...changes }, "changed", { auth: true })).seq;
+    const { seq } = await this.request({ type: "update_group", conv, ...changes }, "changed", { auth: true });
+    this.fetchNotice();
+    return seq;
   }
 
   /** Adds users to a group (admins); resolves with the seq of the notice. */
   async addMembers(conv: string, users: string[]): Promise<number> {
-    return (await this.request({ type: "add_members", conv, users }, "changed", { auth: true })).seq;
+    const { seq } = await this.request({ type: "add_members", conv, users }, "changed", { auth: true });
+    this.fetchNotice();
+    return seq;
   }
 
   /** Removes a member (admins; never the owner, and an admin only by the owner); resolves with the notice's seq. */
   async removeMember(conv: string, user: string): Promise<number> {
-    return (await this.request({ type: "remove_member", conv, user }, "changed", { auth: true })).seq;
+    const { seq } = await this.request({ type: "remove_member", conv, user }, "changed", { auth: true });
+    this.fetchNotice();
+    return seq;
   }
 
   /** Leaves a group; resolves with the seq of the notice. */
   async leave(conv: string): Promise<number> {
-    return (await this.request({ type: "leave", conv }, "changed", { auth: true })).seq;
+    const { seq } = await this.request({ type: "leave", conv }, "changed", { auth: true });
+    this.fetchNotice();
+    return seq;
   }
 
   /** Gives a member a role (the owner); `owner` hands ownership over (the caller becomes an admin). */
   async setRole(conv: string, user: string, role: Role): Promise<number> {
-    return (await this.request({ type: "set_role", conv, user, role }, "changed", { auth: true })).seq;
+    const { seq } = await this.request({ type: "set_role", conv, user, role }, "changed", { auth: true });
+    this.fetchNotice();
+    return seq;
   }
 
   /** Creates the group's invite token, replacing any earlier one (admins). */
@@ -957,7 +978,9 @@ export class ChatClient {
 
   /** Joins a group by an invite token; an unknown, revoked or replaced token all fail with `not_found`. */
   async join(token: string): Promise<ConversationInfo> {
-    return (await this.request({ type: "join", token }, "conversation", { auth: true, retry: true })).conversation;
+    const { conversation } = await this.request({ type: "join", token }, "conversation", { auth: true, retry: true });
+    this.fetchNotice();
+    return conversation;
   }
 
   /** No alerts for `conv` until `until` (ms since the epoch, server time), or until unmuted when absent. */

@@ -319,6 +319,12 @@ export declare class ChatClient {
     allConversations(limit?: number): Promise<ConversationSummary[]>;
     /** The direct conversation with `user`, opened if need be. */
     openDirect(user: string): Promise<ConversationInfo>;
+    /**
+     * The server pushes the notice of a change to every member's devices but the connection that asked (it has
+     * its reply, which carries only the seq): this one fetches it by a sync, so it arrives as a `message` event
+     * here too, in order with the rest.
+     */
+    private fetchNotice;
     /** Creates a group owned by the caller, with `members` besides the caller. */
     createGroup(group: {
         title: string;

@@ -94,9 +94,12 @@ test("members: only admins add and remove; a removed member gets its removal and
   assert.equal(await code(bob.c.addMembers(g.conv, [carol.user])), "forbidden", "a member cannot add");
 
   const carolAdded = notice(carol.c, g.conv, "members_added");
+  const aliceOwn = notice(alice.c, g.conv, "members_added");
   const seq = await alice.c.addMembers(g.conv, [carol.user, dave.user]);
   const added = await carolAdded;
   assert.equal(added.seq, seq);
+  // The asking connection is not pushed its own notice: the client fetches it, so it arrives as an event too.
+  assert.deepEqual(await aliceOwn, added);
   assert.deepEqual(added.content.users, [carol.user, dave.user]);
   assert.equal(await code(alice.c.addMembers(g.conv, [carol.user])), "conflict", "already a member");
   assert.equal((await alice.c.getConversation(g.conv)).members.length, 4);
