@@ -273,6 +273,42 @@ test("mute: a muted group raises no notice, shows a bell, and unmuting brings no
   await carol.locator("#toasts .toast", { hasText: "loud again" }).waitFor();
 });
 
+test("unread: +1 per alert on every device of the user, cleared on the others when one device reads", async () => {
+  const { page: dave, account: d } = users.dave;
+  const { page: carol, account: c } = users.carol;
+  // Dave's second device: a phone-sized page signed in to the same account.
+  const context = await browser.newContext({ viewport: PHONE, locale: "en-GB", timezoneId: "UTC" });
+  await serveMissingFromDisk(context, chatd.httpUrl);
+  const phone = await context.newPage();
+  watchConsole(phone, "dave's phone", problems);
+  phone.setDefaultTimeout(10_000);
+  try {
+    await phone.goto(chatd.httpUrl + "/");
+    await phone.fill("#signin-login", d.username);
+    await phone.fill("#signin-password", d.password);
+    await phone.click("#signin-form button[type=submit]");
+    await phone.locator("#app").waitFor({ state: "visible" });
+    await groupRow(phone, "Mad tea party").waitFor();
+    // Dave's desktop shows the group; Carol writes to Dave directly: both devices count it.
+    await carol.fill("#search", d.username);
+    await carol.locator(`#directory button.person[data-username="${d.username}"]`).click();
+    await carol.fill("#search", "");
+    await send(carol, "one for Dave");
+    await send(carol, "two for Dave");
+    const badge = (page) => page.locator(`#directory button.person[data-username="${c.username}"] .badge`);
+    await badge(dave).filter({ hasText: "2" }).waitFor();
+    await badge(phone).filter({ hasText: "2" }).waitFor();
+    // Dave reads on the desktop: the phone's count goes too (the read push), without a reload.
+    await dave.locator(`#directory button.person[data-username="${c.username}"]`).click();
+    await msg(dave, "two for Dave").waitFor();
+    await badge(dave).waitFor({ state: "detached" });
+    await badge(phone).waitFor({ state: "detached" });
+    assert.equal(await phone.title(), "chatcore", "no unread count left in the phone's title");
+  } finally {
+    await context.close();
+  }
+});
+
 test("phone width: the group screens fit 390 px and pass axe-core", async () => {
   const { page } = users.alice;
   await page.setViewportSize(PHONE);
