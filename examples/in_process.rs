@@ -33,7 +33,7 @@ impl Client {
         };
         c.request(|id| ClientFrame::Hello {
             id,
-            version: 1,
+            version: 2,
             client: Some("in_process example".into()),
         })
         .await;

@@ -253,13 +253,15 @@ fn set_role(state: &mut ConversationState, user: &UserId, role: Role) {
 }
 
 /// Who inherits a group its owner leaves: the longest-serving admin, else
-/// the longest-serving member (ties: who is listed first).
+/// the longest-serving member. Served longest: joined at the earliest seq
+/// (times can tie within a millisecond, seqs only for users who joined by
+/// one entry: then who that entry names first).
 fn longest_serving(state: &ConversationState) -> Option<UserId> {
     let best = |role: Role| {
         state
             .active()
             .filter(|m| m.role == role)
-            .min_by_key(|m| m.joined_at)
+            .min_by_key(|m| m.joined_seq)
             .map(|m| m.user.clone())
     };
     best(Role::Admin).or_else(|| best(Role::Member))

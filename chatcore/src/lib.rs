@@ -46,9 +46,9 @@
 //! let shutdown = tokio_util::sync::CancellationToken::new();
 //! let mut conn = connect_in_process(server, PeerInfo::default(), 16, shutdown);
 //!
-//! conn.tx.send(Ok(ClientFrame::Hello { id: 1, version: 1, client: None })).await.unwrap();
+//! conn.tx.send(Ok(ClientFrame::Hello { id: 1, version: 2, client: None })).await.unwrap();
 //! match conn.rx.next().await {
-//!     Some(ServerFrame::Welcome { id: 1, version: 1, .. }) => {}
+//!     Some(ServerFrame::Welcome { id: 1, version: 2, .. }) => {}
 //!     other => panic!("unexpected {other:?}"),
 //! }
 //! # }

@@ -313,7 +313,7 @@ impl MessageStore for MemoryMessageStore {
             .into_iter()
             .flatten()
             .filter_map(|id| s.convs.get(id))
-            .filter(|c| after.is_none_or(|p| c.state.is_after(p)))
+            .filter(|c| after.map_or(true, |p| c.state.is_after(p)))
             // A direct conversation opened but never written to is not
             // listed: the peer did not choose it.
             .filter(|c| c.state.kind == ConversationKind::Group || c.state.last_seq > 0)

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use super::{BoxFuture, Factory};
 use crate::model::{Content, ConversationId, ConversationKind, DeviceId, Millis, UserId};
 use crate::store::{
-    BrokerHandler, ConversationState, Event, NewMessage, NewUser, ProfileUpdate, Quota, ResetToken,
-    SearchQuery, SessionRecord, StoreError, Topic,
+    BrokerHandler, Changed, ConversationState, Event, NewMessage, NewUser, ProfileUpdate, Quota,
+    ResetToken, SearchQuery, SessionRecord, StoreError, Topic,
 };
 use crate::Backends;
 
@@ -49,6 +49,16 @@ cases!(
     messages_read_after_and_conversations,
     messages_cursors_never_move_back,
     messages_unread_counts_others_after_read_marker,
+    conversations_open_direct_is_idempotent_and_race_free,
+    conversations_append_needs_a_current_member,
+    conversations_create_group_writes_its_first_notice,
+    conversations_change_compares_and_swaps,
+    conversations_concurrent_changes_admit_one,
+    conversations_send_racing_a_removal_lands_before_it_or_fails,
+    conversations_list_pages_newest_first,
+    conversations_unread_counts_messages_in_the_members_window,
+    conversations_last_entries_in_one_call,
+    conversations_mute_is_per_member_and_reaches_the_recipients,
     presence_tracks_connections_and_last_seen,
     limiter_counts_in_a_sliding_window,
     limiter_spends_budgets_in_fixed_windows,
@@ -907,4 +917,465 @@ async fn broker_delivers_to_the_attached_handler(b: Backends) {
     let got = rec.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
     assert_eq!(got, vec![(topic.clone(), ev)]);
     b.broker.unsubscribe(&topic).await.unwrap();
+}
+
+/// A group of `owner` and `others` (members from seq 1), stored with its
+/// creation notice.
+async fn group_of(b: &Backends, owner: &UserId, others: &[UserId]) -> ConversationState {
+    let info = crate::groups::info("Tea".into(), String::new(), None);
+    let mut state = ConversationState::group(owner, others, info, T0);
+    let created = NewMessage::notice(
+        state.conv.clone(),
+        owner.clone(),
+        T0,
+        Content::GroupCreated {
+            title: "Tea".into(),
+            members: others.to_vec(),
+        },
+    );
+    let m = b
+        .messages
+        .create_group(state.clone(), created)
+        .await
+        .unwrap();
+    assert_eq!(m.seq, 1, "the creation notice is entry 1");
+    state.last_seq = 1;
+    state
+}
+
+/// `state` with `user` removed by `by` as its next change, and the notice.
+fn removal(
+    state: &ConversationState,
+    by: &UserId,
+    user: &UserId,
+) -> (ConversationState, NewMessage) {
+    let (next, notice) = crate::groups::apply(
+        state,
+        by,
+        crate::groups::Action::Remove(user.clone()),
+        T0 + 100,
+        1000,
+    )
+    .unwrap();
+    let notice = NewMessage::notice(state.conv.clone(), by.clone(), T0 + 100, notice.unwrap());
+    (next, notice)
+}
+
+async fn conversations_open_direct_is_idempotent_and_race_free(b: Backends) {
+    let (a, z) = (UserId::generate(), UserId::generate());
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let m = b.messages.clone();
+            let state = if i % 2 == 0 {
+                ConversationState::direct(&a, &z, T0 + i)
+            } else {
+                ConversationState::direct(&z, &a, T0 + i)
+            };
+            tokio::spawn(async move { m.open_direct(state).await })
+        })
+        .collect();
+    let mut opened = Vec::new();
+    for t in tasks {
+        opened.push(t.await.unwrap().unwrap());
+    }
+    assert!(
+        opened.iter().all(|s| *s == opened[0]),
+        "everyone gets the one stored conversation"
+    );
+    let stored = b.messages.conversation(&opened[0].conv).await.unwrap();
+    assert_eq!(stored.as_ref(), Some(&opened[0]));
+    let s = &opened[0];
+    assert_eq!(s.kind, ConversationKind::Direct);
+    assert_eq!((s.last_seq, s.version), (0, 0));
+    assert!(s.has_member(&a) && s.has_member(&z));
+    assert_eq!(s.peer_of(&a), Some(&z));
+    assert!(
+        b.messages
+            .conversations(&a, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a direct conversation without entries is not listed"
+    );
+}
+
+async fn conversations_append_needs_a_current_member(b: Backends) {
+    let (a, z, c) = pair_in(&b).await;
+    let x = UserId::generate();
+    assert_eq!(
+        b.messages
+            .append(msg(&ConversationId::from("nowhere"), &a, &z, "n1", T0))
+            .await
+            .unwrap_err(),
+        StoreError::NotFound
+    );
+    assert_eq!(
+        b.messages
+            .append(msg(&c, &x, &a, "x1", T0))
+            .await
+            .unwrap_err(),
+        StoreError::NotMember
+    );
+    let r = b.messages.append(msg(&c, &a, &z, "a1", T0)).await.unwrap();
+    assert_eq!(r.message.seq, 1, "a refused append burns no seq");
+    let mut to: Vec<UserId> = r.recipients.iter().map(|m| m.user.clone()).collect();
+    to.sort();
+    let mut both = vec![a, z];
+    both.sort();
+    assert_eq!(to, both, "the recipients are the members");
+}
+
+async fn conversations_create_group_writes_its_first_notice(b: Backends) {
+    let (o, m1, m2) = (UserId::generate(), UserId::generate(), UserId::generate());
+    let g = group_of(&b, &o, &[m1.clone(), m2.clone()]).await;
+    let stored = b.messages.conversation(&g.conv).await.unwrap().unwrap();
+    assert_eq!(stored, g);
+    assert_eq!(stored.kind, ConversationKind::Group);
+    assert_eq!(stored.member(&o).unwrap().role, crate::model::Role::Owner);
+    assert_eq!(stored.member(&m1).unwrap().joined_seq, 1);
+    let first = b.messages.history(&g.conv, None, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(matches!(first[0].content, Content::GroupCreated { .. }));
+    let again = NewMessage::notice(g.conv.clone(), o.clone(), T0, Content::MemberJoined {});
+    assert_eq!(
+        b.messages.create_group(g.clone(), again).await.unwrap_err(),
+        StoreError::Conflict {
+            field: "conv".into()
+        }
+    );
+    let r = b
+        .messages
+        .append(msg(&g.conv, &m2, &o, "hi", T0 + 1))
+        .await
+        .unwrap();
+    assert_eq!(r.message.seq, 2);
+    assert_eq!(r.recipients.len(), 3);
+    let listed = b.messages.conversations(&m1, None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1, "a group is listed for each member");
+    assert_eq!(listed[0].last_seq, 2);
+}
+
+async fn conversations_change_compares_and_swaps(b: Backends) {
+    let (o, m) = (UserId::generate(), UserId::generate());
+    let g = group_of(&b, &o, std::slice::from_ref(&m)).await;
+    // A message moves the head: a change with a notice read before it is stale.
+    b.messages
+        .append(msg(&g.conv, &m, &o, "m1", T0 + 1))
+        .await
+        .unwrap();
+    let (next, notice) = removal(&g, &o, &m);
+    assert_eq!(
+        b.messages.change(&next, Some(notice)).await.unwrap(),
+        Changed::Stale
+    );
+    // Without a notice only the version counts.
+    let mut invite = g.clone();
+    invite.version += 1;
+    invite.invite = Some("hash-1".into());
+    assert!(matches!(
+        b.messages.change(&invite, None).await.unwrap(),
+        Changed::Done(None)
+    ));
+    let found = b.messages.by_invite("hash-1").await.unwrap().unwrap();
+    assert_eq!((found.conv.clone(), found.version), (g.conv.clone(), 1));
+    assert_eq!(found.last_seq, 2, "a change without notice keeps the head");
+    assert_eq!(
+        b.messages.change(&invite, None).await.unwrap(),
+        Changed::Stale,
+        "the same version twice"
+    );
+    // Read again, remove: the notice lands at the next seq, atomically.
+    let (next, notice) = removal(&found, &o, &m);
+    let done = b.messages.change(&next, Some(notice)).await.unwrap();
+    let Changed::Done(Some(notice)) = done else {
+        panic!("expected the notice, got {done:?}");
+    };
+    assert_eq!(notice.seq, 3);
+    let stored = b.messages.conversation(&g.conv).await.unwrap().unwrap();
+    assert_eq!(stored.last_seq, 3);
+    assert_eq!(stored.member(&m).unwrap().left_seq, Some(3));
+    assert!(!stored.has_member(&m));
+    assert_eq!(
+        b.messages
+            .append(msg(&g.conv, &m, &o, "late", T0 + 2))
+            .await
+            .unwrap_err(),
+        StoreError::NotMember
+    );
+    // Revoking the invite forgets its hash.
+    let mut revoked = stored.clone();
+    revoked.version += 1;
+    revoked.invite = None;
+    assert!(matches!(
+        b.messages.change(&revoked, None).await.unwrap(),
+        Changed::Done(None)
+    ));
+    assert_eq!(b.messages.by_invite("hash-1").await.unwrap(), None);
+    let mut absent = revoked.clone();
+    absent.conv = ConversationId::from("g:absent");
+    absent.version += 1;
+    assert_eq!(
+        b.messages.change(&absent, None).await.unwrap_err(),
+        StoreError::NotFound
+    );
+}
+
+async fn conversations_concurrent_changes_admit_one(b: Backends) {
+    let owner = UserId::generate();
+    let (x, y) = (UserId::generate(), UserId::generate());
+    let g = group_of(&b, &owner, &[x.clone(), y.clone()]).await;
+    // Two changes read from the same state: exactly one is stored.
+    let tasks: Vec<_> = [x, y]
+        .into_iter()
+        .map(|u| {
+            let m = b.messages.clone();
+            let (next, notice) = removal(&g, &owner, &u);
+            tokio::spawn(async move { m.change(&next, Some(notice)).await })
+        })
+        .collect();
+    let mut done = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            Changed::Done(Some(n)) => {
+                assert_eq!(n.seq, 2);
+                done += 1;
+            }
+            Changed::Stale => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(done, 1, "one change wins, the other is stale");
+    let stored = b.messages.conversation(&g.conv).await.unwrap().unwrap();
+    assert_eq!((stored.last_seq, stored.member_count()), (2, 2));
+    assert_eq!(
+        seqs(b.messages.read_after(&g.conv, 0, 10).await.unwrap()),
+        [1, 2]
+    );
+}
+
+async fn conversations_send_racing_a_removal_lands_before_it_or_fails(b: Backends) {
+    let owner = UserId::generate();
+    let x = UserId::generate();
+    let g = group_of(&b, &owner, std::slice::from_ref(&x)).await;
+    let sends: Vec<_> = (0..30)
+        .map(|i| {
+            let m = b.messages.clone();
+            let nm = msg(&g.conv, &x, &owner, &format!("r{i}"), T0 + i);
+            tokio::spawn(async move { m.append(nm).await })
+        })
+        .collect();
+    // The owner removes x while x sends, retrying while the head moves.
+    let mut removed_at = None;
+    for _ in 0..1000 {
+        let state = b.messages.conversation(&g.conv).await.unwrap().unwrap();
+        let (next, notice) = removal(&state, &owner, &x);
+        if let Changed::Done(Some(n)) = b.messages.change(&next, Some(notice)).await.unwrap() {
+            removed_at = Some(n.seq);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let removed_at = removed_at.expect("the removal lands");
+    for t in sends {
+        match t.await.unwrap() {
+            Ok(r) => assert!(
+                r.message.seq < removed_at,
+                "a send stored at {} after the removal at {removed_at}",
+                r.message.seq
+            ),
+            Err(e) => assert_eq!(e, StoreError::NotMember),
+        }
+    }
+    let all = b.messages.read_after(&g.conv, 0, 100).await.unwrap();
+    let head = b
+        .messages
+        .conversation(&g.conv)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_seq;
+    assert_eq!(
+        seqs(all.clone()),
+        (1..=head).collect::<Vec<u64>>(),
+        "gap-free"
+    );
+    assert!(all
+        .iter()
+        .filter(|m| m.seq > removed_at)
+        .all(|m| m.from != x));
+}
+
+async fn conversations_list_pages_newest_first(b: Backends) {
+    let me = UserId::generate();
+    let mut convs = Vec::new();
+    for i in 0..5i64 {
+        let other = UserId::generate();
+        let c = open(&b, &me, &other).await;
+        b.messages
+            .append(msg(&c, &other, &me, "x", T0 + 10 * i))
+            .await
+            .unwrap();
+        convs.push(c);
+    }
+    convs.reverse();
+    let first = b.messages.conversations(&me, None, 2).await.unwrap();
+    let ids = |v: &[ConversationState]| v.iter().map(|s| s.conv.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&first), convs[..2]);
+    let after = (first[1].last_ts, first[1].conv.clone());
+    let second = b
+        .messages
+        .conversations(&me, Some(&after), 2)
+        .await
+        .unwrap();
+    assert_eq!(ids(&second), convs[2..4]);
+    let after = (second[1].last_ts, second[1].conv.clone());
+    let third = b
+        .messages
+        .conversations(&me, Some(&after), 2)
+        .await
+        .unwrap();
+    assert_eq!(ids(&third), convs[4..]);
+    // Equal times are ordered by id, and a page boundary between them loses nothing.
+    let you = UserId::generate();
+    let mut same = Vec::new();
+    for _ in 0..3 {
+        let other = UserId::generate();
+        let c = open(&b, &you, &other).await;
+        b.messages
+            .append(msg(&c, &other, &you, "t", T0))
+            .await
+            .unwrap();
+        same.push(c);
+    }
+    same.sort();
+    let p1 = b.messages.conversations(&you, None, 2).await.unwrap();
+    let after = (p1[1].last_ts, p1[1].conv.clone());
+    let p2 = b
+        .messages
+        .conversations(&you, Some(&after), 2)
+        .await
+        .unwrap();
+    assert_eq!([ids(&p1), ids(&p2)].concat(), same);
+    // A former member still lists the group.
+    let owner = UserId::generate();
+    let g = group_of(&b, &owner, std::slice::from_ref(&you)).await;
+    let (next, notice) = removal(&g, &owner, &you);
+    assert!(matches!(
+        b.messages.change(&next, Some(notice)).await.unwrap(),
+        Changed::Done(Some(_))
+    ));
+    let all = b.messages.conversations(&you, None, 10).await.unwrap();
+    assert!(all.iter().any(|s| s.conv == g.conv));
+}
+
+async fn conversations_unread_counts_messages_in_the_members_window(b: Backends) {
+    let owner = UserId::generate();
+    let (early, late) = (UserId::generate(), UserId::generate());
+    let g = group_of(&b, &owner, std::slice::from_ref(&early)).await;
+    for i in 0..3 {
+        b.messages
+            .append(msg(&g.conv, &owner, &early, &format!("o{i}"), T0 + i))
+            .await
+            .unwrap();
+    }
+    // seq 5: `late` is added; it counts only what comes after.
+    let state = b.messages.conversation(&g.conv).await.unwrap().unwrap();
+    let (next, notice) = crate::groups::apply(
+        &state,
+        &owner,
+        crate::groups::Action::Add(vec![late.clone()]),
+        T0 + 10,
+        1000,
+    )
+    .unwrap();
+    let notice = NewMessage::notice(g.conv.clone(), owner.clone(), T0 + 10, notice.unwrap());
+    assert!(matches!(
+        b.messages.change(&next, Some(notice)).await.unwrap(),
+        Changed::Done(Some(_))
+    ));
+    b.messages
+        .append(msg(&g.conv, &owner, &late, "o3", T0 + 11))
+        .await
+        .unwrap();
+    b.messages
+        .append(msg(&g.conv, &late, &owner, "l1", T0 + 12))
+        .await
+        .unwrap();
+    // seq 8: `early` is removed; nothing after counts for it.
+    let state = b.messages.conversation(&g.conv).await.unwrap().unwrap();
+    let (next, notice) = removal(&state, &owner, &early);
+    assert!(matches!(
+        b.messages.change(&next, Some(notice)).await.unwrap(),
+        Changed::Done(Some(_))
+    ));
+    b.messages
+        .append(msg(&g.conv, &late, &owner, "l2", T0 + 13))
+        .await
+        .unwrap();
+    let (x, y, c) = pair_in(&b).await;
+    b.messages.append(msg(&c, &y, &x, "d", T0)).await.unwrap();
+    let state = b.messages.conversation(&g.conv).await.unwrap().unwrap();
+    let direct = b.messages.conversation(&c).await.unwrap().unwrap();
+    let counts = |u: UserId| {
+        let (state, direct) = (state.clone(), direct.clone());
+        let m = b.messages.clone();
+        async move { m.unread(&u, &[&state, &direct]).await.unwrap() }
+    };
+    assert_eq!(
+        counts(owner.clone()).await,
+        [2, 0],
+        "own messages and notices do not count"
+    );
+    assert_eq!(counts(early.clone()).await, [5, 0], "up to its removal");
+    assert_eq!(counts(late.clone()).await, [1, 0], "from its joining");
+    assert_eq!(counts(x.clone()).await, [0, 1], "in the order given");
+    b.messages.mark_read(&early, &g.conv, 3).await.unwrap();
+    assert_eq!(counts(early).await, [3, 0]);
+}
+
+async fn conversations_last_entries_in_one_call(b: Backends) {
+    let (a, z, c) = pair_in(&b).await;
+    for i in 1..=3 {
+        b.messages
+            .append(msg(&c, &a, &z, &format!("e{i}"), T0 + i))
+            .await
+            .unwrap();
+    }
+    let (_, _, empty) = pair_in(&b).await;
+    let got = b
+        .messages
+        .last_entries(&[
+            (c.clone(), 3),
+            (empty.clone(), 0),
+            (c.clone(), 2),
+            (ConversationId::from("nowhere"), 5),
+        ])
+        .await
+        .unwrap();
+    let got: Vec<Option<u64>> = got.into_iter().map(|m| m.map(|m| m.seq)).collect();
+    assert_eq!(got, [Some(3), None, Some(2), None]);
+}
+
+async fn conversations_mute_is_per_member_and_reaches_the_recipients(b: Backends) {
+    let (a, z, c) = pair_in(&b).await;
+    b.messages.set_muted(&z, &c, Some(T0 + 1000)).await.unwrap();
+    assert_eq!(
+        b.messages
+            .set_muted(&UserId::generate(), &c, Some(T0))
+            .await
+            .unwrap_err(),
+        StoreError::NotFound
+    );
+    let r = b.messages.append(msg(&c, &a, &z, "m", T0)).await.unwrap();
+    let muted: Vec<(UserId, bool)> = r
+        .recipients
+        .iter()
+        .map(|m| (m.user.clone(), m.is_muted(T0)))
+        .collect();
+    assert!(muted.contains(&(z.clone(), true)) && muted.contains(&(a.clone(), false)));
+    let state = b.messages.conversation(&c).await.unwrap().unwrap();
+    assert!(!state.member(&z).unwrap().is_muted(T0 + 1000), "until then");
+    b.messages.set_muted(&z, &c, None).await.unwrap();
+    let r = b.messages.append(msg(&c, &a, &z, "n", T0)).await.unwrap();
+    assert!(r.recipients.iter().all(|m| !m.is_muted(T0)));
 }

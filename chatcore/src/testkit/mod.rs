@@ -6,6 +6,8 @@
 //! - [`model`]: property tests that drive whole sessions through a
 //!   [`crate::Server`] over random interleavings of operations and compare
 //!   with a simple model of what each device must have received.
+//! - [`groups`]: a property test of group membership, roles, seqs, fan-out,
+//!   history windows and unread counts, through the request layer.
 //! - [`samples`]: one example of every frame, the source of `tests/vectors/`.
 //! - [`decoding`]: the differential check of the client-frame decoders that
 //!   the codec's property tests, the corpus replay and the fuzz target share.
@@ -29,6 +31,7 @@ use crate::Backends;
 
 pub mod conformance;
 pub mod decoding;
+pub mod groups;
 pub mod model;
 pub mod samples;
 

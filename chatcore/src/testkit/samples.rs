@@ -86,7 +86,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
     vec![
         ClientFrame::Hello {
             id: 1,
-            version: 1,
+            version: 2,
             client: Some("chatcore-rs/0.1".into()),
         },
         ClientFrame::Register {

@@ -304,7 +304,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (id, conv(), any::<u64>()).prop_map(|(id, conv, seq)| ClientFrame::Read { id, conv, seq }),
         (id, proptest::option::of(conv())).prop_map(|(id, conv)| ClientFrame::Focus { id, conv }),
         (
-            id.clone(),
+            id,
             proptest::option::of(s()),
             proptest::option::of(any::<u32>())
         )

@@ -3,6 +3,7 @@
 //! vectors, and whole sessions over in-process channels.
 
 mod codec;
+mod groups;
 mod requests;
 mod sessions;
 
@@ -22,4 +23,13 @@ fn memory_backends_pass_the_session_model() {
         .and_then(|c| c.parse().ok())
         .unwrap_or(64);
     model::check(Arc::new(|| async { Backends::memory() }), cases);
+}
+
+#[test]
+fn memory_backends_pass_the_group_model() {
+    let cases = std::env::var("CHATCORE_MODEL_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64);
+    chatcore::testkit::groups::check(Arc::new(|| async { Backends::memory() }), cases);
 }

@@ -51,12 +51,12 @@ impl Client {
         match c
             .req(|id| ClientFrame::Hello {
                 id,
-                version: 1,
+                version: 2,
                 client: Some("test".into()),
             })
             .await
         {
-            ServerFrame::Welcome { version: 1, .. } => {}
+            ServerFrame::Welcome { version: 2, .. } => {}
             other => panic!("hello: {other:?}"),
         }
         c
@@ -309,7 +309,7 @@ async fn frames_out_of_order_get_clear_errors() {
         code(
             &c.req(|id| ClientFrame::Hello {
                 id,
-                version: 1,
+                version: 2,
                 client: None
             })
             .await
@@ -336,20 +336,24 @@ async fn frames_out_of_order_get_clear_errors() {
     let f = c.send(&me, "big", &huge).await;
     assert_eq!(code(&f), Some(ErrorCode::TooLarge));
 
-    let mut old = connect_in_process(s.clone(), PeerInfo::default(), 8, CancellationToken::new());
-    old.tx
-        .send(Ok(ClientFrame::Hello {
-            id: 1,
-            version: 0,
-            client: None,
-        }))
-        .await
-        .unwrap();
-    assert_eq!(
-        code(&old.rx.next().await.unwrap()),
-        Some(ErrorCode::UnsupportedVersion)
-    );
-    assert_eq!(old.task.await.unwrap(), Disconnect::UnsupportedVersion);
+    // Version 1 clients cannot follow stored conversations: refused, closed.
+    for version in [0, 1] {
+        let mut old =
+            connect_in_process(s.clone(), PeerInfo::default(), 8, CancellationToken::new());
+        old.tx
+            .send(Ok(ClientFrame::Hello {
+                id: 1,
+                version,
+                client: None,
+            }))
+            .await
+            .unwrap();
+        assert_eq!(
+            code(&old.rx.next().await.unwrap()),
+            Some(ErrorCode::UnsupportedVersion)
+        );
+        assert_eq!(old.task.await.unwrap(), Disconnect::UnsupportedVersion);
+    }
 }
 
 #[tokio::test]
@@ -1087,7 +1091,7 @@ async fn shutdown_ends_every_session() {
     conn.tx
         .send(Ok(ClientFrame::Hello {
             id: 1,
-            version: 1,
+            version: 2,
             client: None,
         }))
         .await

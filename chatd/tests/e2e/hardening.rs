@@ -269,7 +269,7 @@ async fn a_users_send_budget_holds_across_connections() {
         }
         Ok(s) => panic!("stored past the budget: {s:?}"),
     }
-    let conv = ConversationId::direct(&a.id(), &b.id());
+    let conv = b.client.open_direct(&a.id()).await.expect("open").conv;
     let page = b
         .client
         .history(&conv, None, Some(200))

@@ -157,7 +157,13 @@ async fn every_send_acknowledged_before_sigkill_is_in_the_history() {
         .login("bob", PASSWORD, "after the crash")
         .await
         .unwrap();
-    let conv = ConversationId::direct(&bob_id, &session_user(&chatd, "alice").await);
+    let alice_id = session_user(&chatd, "alice").await;
+    let conv = reader.open_direct(&alice_id).await.unwrap().conv;
+    assert_eq!(
+        conv,
+        ConversationId::direct(&bob_id, &alice_id),
+        "kept its id"
+    );
     let mut stored = Vec::new();
     let mut before = None;
     loop {
