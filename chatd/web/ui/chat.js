@@ -64,8 +64,14 @@ export function refreshConversation(/** @type {string} */ id) {
       if (c.kind === "direct") needUsers([c.peer]);
       invalidate("directory", "header", "messages", "history", "group", "chat");
     },
-    () => {
+    (/** @type {unknown} */ err) => {
       fetchingConv.delete(id);
+      // No such conversation for this user (an old or foreign address): nothing to show.
+      if (err instanceof ChatError && err.code === "not_found" && !state.convs.get(id)?.known) {
+        if (state.open === id) closeChat();
+        state.convs.delete(id);
+        invalidate("directory");
+      }
     },
   );
   fetchingConv.set(id, p);
