@@ -219,6 +219,10 @@ test("invite link: Carol comes back by it; once revoked, it says it is not valid
   await alice.locator("#group-invite-row").waitFor({ state: "visible" });
   const link = await alice.locator("#group-invite-link").inputValue();
   assert.match(link, /\/#join=[A-Za-z0-9_-]+$/);
+  await users.alice.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: chatd.httpUrl });
+  await alice.click("#group-invite-copy");
+  await alice.locator("#group-invite-status", { hasText: "Link copied." }).waitFor();
+  assert.equal(await alice.evaluate(() => navigator.clipboard.readText()), link);
   await closeDialog(alice, "group");
   await carol.goto(link);
   await carol.locator("#peer-name", { hasText: "Mad tea party" }).waitFor();
@@ -271,6 +275,30 @@ test("mute: a muted group raises no notice, shows a bell, and unmuting brings no
   await carol.locator(`#directory button.person[data-username="${a.username}"]`).click();
   await send(alice, "loud again");
   await carol.locator("#toasts .toast", { hasText: "loud again" }).waitFor();
+});
+
+test("keyboard: the group dialog opens from the header by Enter, Escape closes it back to the header; ownership handed over", async () => {
+  const { page: alice } = users.alice;
+  const { page: dave, account: d } = users.dave;
+  await groupRow(alice, "Mad tea party").click();
+  await alice.focus("#chat-peer");
+  await alice.keyboard.press("Enter");
+  await alice.locator("#group").waitFor({ state: "visible" });
+  await alice.keyboard.press("Escape");
+  await alice.locator("#group").waitFor({ state: "hidden" });
+  assert.equal(await alice.evaluate(() => document.activeElement?.id), "chat-peer", "focus back on the button that opened it");
+  // The owner hands ownership to Dave (an admin): she is an admin now, and he may set roles.
+  await openGroupDialog(alice);
+  await memberRow(alice, "dave").locator('button[data-action="owner"]').click();
+  await memberRow(alice, "dave").locator(".role-badge", { hasText: "Owner" }).waitFor();
+  await memberRow(alice, "alice").locator(".role-badge", { hasText: "Admin" }).waitFor();
+  assert.equal(await memberRow(alice, "carol").locator('button[data-action="promote"]').count(), 0, "an admin sets no roles");
+  await closeDialog(alice, "group");
+  await notice(alice, `${d.display_name} is now the owner`).waitFor();
+  await notice(dave, "You are now the owner").waitFor();
+  await openGroupDialog(dave);
+  await memberRow(dave, "carol").locator('button[data-action="promote"]').waitFor();
+  await closeDialog(dave, "group");
 });
 
 test("unread: +1 per alert on every device of the user, cleared on the others when one device reads", async () => {
