@@ -87,6 +87,7 @@ function applyNotice(/** @type {import("./store.js").Conv} */ c, /** @type {impo
     c.left = true;
     c.role = undefined;
     c.pending.clear();
+    invalidate("chat", "header", "group");
   }
   if (n.kind === "group_updated" && n.title !== undefined) c.title = n.title;
   if (n.kind === "group_updated" && n.description !== undefined) c.description = n.description;

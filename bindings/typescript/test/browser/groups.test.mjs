@@ -353,6 +353,20 @@ test("phone width: the group screens fit 390 px and pass axe-core", async () => 
   assert.deepEqual(await axeViolations(page, "group dialog, phone"), []);
   await screenshot(page, "group-dialog-phone");
   await closeDialog(page, "group");
+  await page.click("#chat-mute");
+  await page.locator("#mute").waitFor({ state: "visible" });
+  assert.deepEqual(await axeViolations(page, "mute dialog, phone"), []);
+  await closeDialog(page, "mute");
+  await page.click("#chat-back");
+  await page.click("#new-group-button");
+  await page.locator("#new-group").waitFor({ state: "visible" });
+  const wide = await page.evaluate(() => {
+    const d = document.getElementById("new-group");
+    return { overflow: d.scrollWidth - d.clientWidth, right: d.getBoundingClientRect().right };
+  });
+  assert.ok(wide.overflow <= 1 && wide.right <= 390, `the new-group dialog fits the phone: ${JSON.stringify(wide)}`);
+  assert.deepEqual(await axeViolations(page, "new group dialog, phone"), []);
+  await closeDialog(page, "new-group");
   await page.setViewportSize(DESKTOP);
 });
 
