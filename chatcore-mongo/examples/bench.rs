@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use chatcore::memory::MemoryMessageStore;
 use chatcore::model::{Content, ConversationId, UserId};
-use chatcore::store::{MessageStore, NewMessage};
+use chatcore::store::{ConversationState, MessageStore, NewMessage};
 use chatcore_mongo::MongoStore;
 
 /// Tasks appending at once in the concurrent workloads.
@@ -67,10 +67,9 @@ fn start_jongodb() -> Result<(Jongo, String), String> {
     Ok((jongo, uri))
 }
 
-fn message(conv: &ConversationId, from: &UserId, to: &UserId, i: usize) -> NewMessage {
+fn message(conv: &ConversationId, from: &UserId, i: usize) -> NewMessage {
     NewMessage::new(
         conv.clone(),
-        vec![from.clone(), to.clone()],
         from.clone(),
         format!("bench-{}-{i}", conv.0),
         1_700_000_000_000 + i as i64,
@@ -80,21 +79,22 @@ fn message(conv: &ConversationId, from: &UserId, to: &UserId, i: usize) -> NewMe
     )
 }
 
-fn pair() -> (UserId, UserId, ConversationId) {
+/// Two new users and their direct conversation, opened in `store`.
+async fn pair(store: &dyn MessageStore) -> (UserId, UserId, ConversationId) {
     let (a, b) = (UserId::generate(), UserId::generate());
-    let c = ConversationId::direct(&a, &b);
-    (a, b, c)
+    let state = store
+        .open_direct(ConversationState::direct(&a, &b, 1_700_000_000_000))
+        .await
+        .expect("open");
+    (a, b, state.conv)
 }
 
 /// `n` appends, one after the other, to one conversation.
 async fn sequential(store: Arc<dyn MessageStore>, n: usize) -> (Duration, ConversationId) {
-    let (a, b, conv) = pair();
+    let (a, _, conv) = pair(&*store).await;
     let t = Instant::now();
     for i in 0..n {
-        store
-            .append(message(&conv, &a, &b, i))
-            .await
-            .expect("append");
+        store.append(message(&conv, &a, i)).await.expect("append");
     }
     (t.elapsed(), conv)
 }
@@ -102,18 +102,24 @@ async fn sequential(store: Arc<dyn MessageStore>, n: usize) -> (Duration, Conver
 /// `n` appends by `TASKS` tasks at once, each to its own conversation
 /// (`contended == false`) or all to the same one.
 async fn concurrent(store: Arc<dyn MessageStore>, n: usize, contended: bool) -> Duration {
-    let shared = pair();
+    let shared = pair(&*store).await;
+    let mut convs = Vec::with_capacity(TASKS);
+    for _ in 0..TASKS {
+        convs.push(if contended {
+            shared.clone()
+        } else {
+            pair(&*store).await
+        });
+    }
     let t = Instant::now();
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|k| {
+    let tasks: Vec<_> = convs
+        .into_iter()
+        .enumerate()
+        .map(|(k, (a, _, conv))| {
             let store = store.clone();
-            let (a, b, conv) = if contended { shared.clone() } else { pair() };
             tokio::spawn(async move {
                 for i in (k..n).step_by(TASKS) {
-                    store
-                        .append(message(&conv, &a, &b, i))
-                        .await
-                        .expect("append");
+                    store.append(message(&conv, &a, i)).await.expect("append");
                 }
             })
         })

@@ -101,11 +101,6 @@ pub(crate) fn conflict_field(index: &str) -> String {
     }
 }
 
-/// Whether `result` is a `Conflict` on `field`.
-pub(crate) fn is_conflict<T>(result: &Result<T, StoreError>, field: &str) -> bool {
-    matches!(result, Err(StoreError::Conflict { field: f }) if f == field)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

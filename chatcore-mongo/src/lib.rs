@@ -32,10 +32,13 @@
 //! - this file: [`MongoStore`] (connection, index creation, hand-out of the
 //!   stores) and [`MongoConfig`].
 //! - `error`: the one mapping of driver errors to [`StoreError`].
-//! - `schema`: collection names, the indexes and their creation.
+//! - `schema`: collection names, the indexes, the schema mark.
 //! - `users`: [`MongoUserStore`].
 //! - `sessions`: [`MongoSessionStore`] and [`MongoResetTokenStore`].
-//! - `messages`: [`MongoMessageStore`]: append, history, cursors, read markers.
+//! - `messages`: [`MongoMessageStore`]: conversations, the seq claim, history,
+//!   cursors, read markers, unread counts.
+//! - `records`: the stored documents of conversations and entries.
+//! - `migrate`: migrations from older schema versions, run at start.
 //! - `presence`: [`MongoPresenceStore`].
 //! - `limiter`: [`MongoRateLimiter`].
 //! - `testing` (feature `testing`): jongodb, a MongoDB-compatible server for tests.
@@ -53,7 +56,9 @@ use mongodb::{Client, Collection, Database};
 mod error;
 mod limiter;
 mod messages;
+mod migrate;
 mod presence;
+mod records;
 mod schema;
 mod sessions;
 #[cfg(feature = "testing")]

@@ -1,97 +1,73 @@
-//! Messages, conversation heads, delivery cursors and read markers.
+//! Conversations, their logs, delivery cursors and read markers.
 //!
-//! # How an append gets its seq
+//! # How an entry gets its seq
 //!
-//! A message is appended by inserting it into the slot `(conv, seq)` where
-//! `seq` is the conversation's head + 1; the unique index `unique_seq` lets
-//! exactly one insert claim a slot. A loser (another append took the slot)
-//! reads the true head and tries the next slot. The seq is therefore
-//! consumed by the very write that stores the message, which gives, with
-//! no transaction:
+//! The `conversations` document is the only place where a seq is decided,
+//! and it is decided together with the membership check and the entry
+//! itself, in one single-document conditional update (atomic on MongoDB
+//! and on jongodb alike):
 //!
-//! - no gaps: a failed or abandoned insert consumes nothing;
-//! - seqs become visible in order: slot n+1 is only tried after slot n was
-//!   seen stored, so a device that has read up to n never finds n+1 before
-//!   n and skips it (with a `$inc` counter taken before the insert, n+1 can
-//!   land first);
-//! - idempotency in the same write: the unique index `unique_client_id` on
-//!   `(from, client_id)` refuses a retried send atomically with the slot
-//!   claim, so a duplicate neither stores nor burns a seq, and concurrent
-//!   retries store the message once.
+//! 1. Read the conversation: its head `last_seq = n`, `version`, members,
+//!    and `head`, the entry at `n`.
+//! 2. Look up, in one query, an earlier message under the sender's client
+//!    id (a retry: answered with that message, nothing stored) and whether
+//!    `head` has its copy in `messages` (if not, its writer died or is
+//!    still on its way: copy it now).
+//! 3. Claim: `update_one({_id, last_seq: n, version}, {$set: {last_seq:
+//!    n + 1, last_ts, head: <the entry>}})`. Matching on `version` pins the
+//!    members read in 1 (every membership change bumps it), so a sender
+//!    removed meanwhile matches nothing; so does a concurrent claim of
+//!    n + 1. Nothing matched: read again (1). The membership check, the
+//!    seq and the entry itself are one atomic write, durable under the
+//!    collection's majority write concern.
+//! 4. Copy the entry into `messages` at `(conv, n + 1)`, where history,
+//!    sync and unread counts read it.
 //!
-//! The `conversations` document holds the members and a cached head
-//! (`last_seq`, `last_ts`), advanced after each insert with a conditional
-//! update (only ever forwards). The messages are the truth: if a process
-//! dies between the insert and the head update, readers (`conversation`,
-//! `conversations`) find the messages past the cached head with one indexed
-//! query and repair it, and the next append skips the taken slot.
+//! What this gives, with no transaction (jongodb's do not isolate) and no
+//! `findAndModify` (jongodb's is a find, then an update by `_id` that
+//! ignores the filter, then a find: neither the membership check nor the
+//! returned seq would hold):
+//!
+//! - Gap-free seqs: seq n + 1 is claimed only after entry n is in
+//!   `messages` (2), so `messages` holds every entry but at most the newest,
+//!   which is then in the conversation's `head`. A writer that dies after
+//!   its claim leaves nothing to fill with a void: its entry is stored, and
+//!   the next writer, or a reader (`conversation`, `conversations`), copies
+//!   it.
+//! - Membership atomic with the append: a send racing the sender's removal
+//!   either claims before the removal's notice or matches nothing and gets
+//!   `NotMember`.
+//! - Idempotency without burnt seqs: a retry finds its first message in
+//!   `messages` (2) or, while its twin is in flight, as the conversation's
+//!   `head` (1), whose copy step is then left to the twin.
+//! - Cost: four round trips per uncontended append; each claim lost to a
+//!   concurrent writer costs three more, and is that writer's success.
+//!
+//! A change of settings or members ([`MessageStore::change`]) is the same
+//! compare-and-swap on `version` (and `last_seq` when it writes a notice,
+//! which becomes the head like any entry).
 
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chatcore::model::{Content, ConversationId, DeviceId, Message, MessageId, Millis, UserId};
+use chatcore::model::{ConversationId, DeviceId, Message, Millis, UserId};
 use chatcore::store::{
-    Appended, Changed, ConversationState, MessageStore, NewMessage, StoreError, StoreResult,
+    Appended, Changed, ConversationState, Member, MessageStore, NewMessage, StoreError, StoreResult,
 };
 
-use crate::error::is_conflict;
+use crate::records::{bson_of, decode, info_doc, member_doc, ConvDoc, MessageDoc};
 use crate::schema::{CONVERSATIONS, CURSORS, MESSAGES, READ_MARKERS};
 use crate::{limit_i64, to_i64, to_u64, Inner};
 
-/// Slot claims one append may lose to concurrent appends before giving up
-/// with `Unavailable`. Every lost claim is another append's success, so this
-/// bounds only pathological contention on one conversation.
+/// Claims one append may lose to concurrent writers of the same
+/// conversation before giving up with `Unavailable`. Every lost claim is
+/// another writer's success, so this bounds only pathological contention.
 const MAX_CLAIMS: usize = 10_000;
-
-/// A stored message.
-#[derive(Serialize, Deserialize)]
-struct MessageDoc {
-    #[serde(rename = "_id")]
-    id: String,
-    conv: String,
-    seq: i64,
-    from: String,
-    client_id: String,
-    ts: Millis,
-    content: Content,
-}
-
-impl MessageDoc {
-    fn into_message(self) -> StoreResult<Message> {
-        Ok(Message {
-            id: MessageId(self.id),
-            conv: ConversationId(self.conv),
-            seq: to_u64(self.seq, "seq")?,
-            from: UserId(self.from),
-            client_id: self.client_id,
-            ts: self.ts,
-            content: self.content,
-        })
-    }
-}
-
-/// A conversation: its members (fixed by its first append) and its cached head.
-#[derive(Serialize, Deserialize)]
-struct ConvDoc {
-    #[serde(rename = "_id")]
-    conv: String,
-    members: Vec<String>,
-    last_seq: i64,
-    last_ts: Millis,
-}
-
-/// The position of a message, for head look-ups.
-#[derive(Deserialize)]
-struct SeqDoc {
-    conv: String,
-    seq: i64,
-    ts: Millis,
-}
 
 /// A cursor or read marker position.
 #[derive(Deserialize)]
@@ -100,9 +76,18 @@ struct MarkDoc {
     seq: i64,
 }
 
-/// Messages and everything positioned by seq, in five collections:
-/// `messages`, `conversations`, `cursors`, `read_markers` (see the module
-/// docs for the append scheme).
+/// Where an entry is in the log, for the head check.
+#[derive(Deserialize)]
+struct SlotDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    conv: String,
+    seq: i64,
+}
+
+/// Conversations and everything positioned by seq, in four collections:
+/// `conversations`, `messages`, `cursors`, `read_markers` (see the module
+/// docs for how an entry is appended).
 #[derive(Clone)]
 pub struct MongoMessageStore {
     inner: Arc<Inner>,
@@ -123,63 +108,134 @@ impl MongoMessageStore {
         }
     }
 
+    async fn load(&self, conv: &str) -> StoreResult<Option<ConvDoc>> {
+        self.inner
+            .run(self.convs.find_one(doc! { "_id": conv }))
+            .await
+    }
+
     /// The message `from` sent under `client_id`, if any.
-    async fn by_client_id(&self, from: &UserId, client_id: &str) -> StoreResult<Option<Message>> {
+    async fn by_client_id(&self, from: &str, client_id: &str) -> StoreResult<Option<Message>> {
         let found = self
             .inner
             .run(
                 self.messages
-                    .find_one(doc! { "from": &from.0, "client_id": client_id }),
+                    .find_one(doc! { "from": from, "client_id": client_id }),
             )
             .await?;
         found.map(MessageDoc::into_message).transpose()
     }
 
-    /// The newest stored message of `conv` with seq above `above`, if any.
-    async fn newest_above(&self, conv: &str, above: i64) -> StoreResult<Option<SeqDoc>> {
-        let coll = self.messages.clone_with_type::<SeqDoc>();
-        self.inner
-            .run(
-                coll.find_one(doc! { "conv": conv, "seq": { "$gt": above } })
-                    .sort(doc! { "seq": -1 })
-                    .projection(doc! { "conv": 1, "seq": 1, "ts": 1 }),
-            )
-            .await
+    /// The earlier message under `entry`'s client id as a duplicate, or `err`.
+    async fn duplicate_or(&self, entry: &MessageDoc, err: StoreError) -> StoreResult<Appended> {
+        match self.by_client_id(&entry.from, &entry.client_id).await? {
+            Some(m) => Ok(Appended::duplicate(m)),
+            None => Err(err),
+        }
     }
 
-    /// Moves the cached head of `conv` forward to `seq` (never backwards).
-    async fn advance_head(&self, conv: &str, seq: i64, ts: Millis) -> StoreResult<()> {
-        self.inner
-            .run(self.convs.update_one(
-                doc! { "_id": conv, "last_seq": { "$lt": seq } },
-                doc! { "$set": { "last_seq": seq, "last_ts": ts } },
-            ))
+    /// The id of the entry at `(conv, seq)` in `messages`, if any.
+    async fn slot(&self, conv: &str, seq: i64) -> StoreResult<Option<String>> {
+        let slots = self.messages.clone_with_type::<SlotDoc>();
+        let found = self
+            .inner
+            .run(
+                slots
+                    .find_one(doc! { "conv": conv, "seq": seq })
+                    .projection(doc! { "_id": 1, "conv": 1, "seq": 1 }),
+            )
             .await?;
+        Ok(found.map(|s| s.id))
+    }
+
+    /// Copies `entry` into `messages` at its seq, whoever does it first.
+    /// True when the slot holds `entry`; false when it holds a void
+    /// instead: the sender's client id was taken meanwhile by a message in
+    /// another conversation (a client reusing a client id at once in two
+    /// conversations), and the void keeps the log gap-free.
+    async fn copy(&self, entry: &MessageDoc) -> StoreResult<bool> {
+        match self.inner.run(self.messages.insert_one(entry)).await {
+            Ok(_) => return Ok(true),
+            Err(StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        // Several unique indexes may refuse the same insert (a second copy
+        // collides on `_id`, its seq and its client id at once): the slot
+        // tells what happened.
+        for _ in 0..3 {
+            match self.slot(&entry.conv, entry.seq).await? {
+                Some(id) => return Ok(id == entry.id),
+                None => {
+                    let void = MessageDoc::void(&entry.conv, entry.seq, &entry.from, entry.ts);
+                    match self.inner.run(self.messages.insert_one(&void)).await {
+                        Ok(_) => return Ok(false),
+                        Err(StoreError::Conflict { .. }) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "conversation {}: cannot settle seq {}",
+            entry.conv, entry.seq
+        )))
+    }
+
+    /// Copies the heads of `convs` that are missing from `messages` (their
+    /// writers died between claim and copy, or are still on their way),
+    /// with one query for the whole list.
+    async fn settle(&self, convs: &[&ConvDoc]) -> StoreResult<()> {
+        let heads: Vec<&MessageDoc> = convs.iter().filter_map(|c| c.pending_head()).collect();
+        if heads.is_empty() {
+            return Ok(());
+        }
+        let clauses: Vec<Document> = heads
+            .iter()
+            .map(|h| doc! { "conv": &h.conv, "seq": h.seq })
+            .collect();
+        let slots = self.messages.clone_with_type::<SlotDoc>();
+        let cursor = self
+            .inner
+            .run(
+                slots
+                    .find(doc! { "$or": clauses })
+                    .projection(doc! { "_id": 1, "conv": 1, "seq": 1 }),
+            )
+            .await?;
+        let found: Vec<SlotDoc> = self.inner.run(cursor.try_collect()).await?;
+        for h in heads {
+            if !found.iter().any(|s| s.conv == h.conv && s.seq == h.seq) {
+                self.copy(h).await?;
+            }
+        }
         Ok(())
     }
 
-    /// Best-effort [`Self::advance_head`] for readers that found the cache
-    /// behind: the answer they give is already right without it.
-    async fn repair_head(&self, conv: &str, seq: i64, ts: Millis) {
-        if let Err(e) = self.advance_head(conv, seq, ts).await {
-            tracing::warn!(conv, error = %e, "could not repair a conversation head");
-        }
+    /// Claims `entry.seq == c.last_seq + 1` for `entry`, if `c` is still the
+    /// stored conversation's head and version, writing `more` too. False
+    /// when a concurrent writer or change came first.
+    async fn claim(&self, c: &ConvDoc, entry: &MessageDoc, more: Document) -> StoreResult<bool> {
+        let mut set = more;
+        set.insert("last_seq", entry.seq);
+        set.insert("last_ts", c.last_ts.max(entry.ts));
+        set.insert("head", entry.to_bson()?);
+        let r = self
+            .inner
+            .run(self.convs.update_one(
+                doc! { "_id": &c.conv, "last_seq": c.last_seq, "version": c.version },
+                doc! { "$set": set },
+            ))
+            .await?;
+        Ok(r.matched_count == 1)
     }
 
-    /// Records the conversation with its members if this is its first append.
-    async fn ensure_conversation(&self, msg: &NewMessage) -> StoreResult<()> {
-        let conv = ConvDoc {
-            conv: msg.conv.0.clone(),
-            members: Vec::new(),
-            last_seq: 0,
-            last_ts: 0,
-        };
-        let r = self.inner.run(self.convs.insert_one(conv)).await;
-        if is_conflict(&r, "id") {
-            // Created concurrently by another first append.
-            return Ok(());
-        }
-        r.map(|_| ())
+    /// Whether `conv` exists, for telling `Stale` from `NotFound`.
+    async fn exists(&self, conv: &str) -> StoreResult<bool> {
+        let n = self
+            .inner
+            .run(self.convs.count_documents(doc! { "_id": conv }).limit(1))
+            .await?;
+        Ok(n > 0)
     }
 
     /// `seq` raised to at least `seq` in the `(filter)` document of `coll`,
@@ -209,69 +265,238 @@ impl MongoMessageStore {
         }
         first.map(|_| ())
     }
+
+    async fn find_messages(
+        &self,
+        filter: Document,
+        sort: Document,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageDoc>> {
+        let cursor = self
+            .inner
+            .run(
+                self.messages
+                    .find(filter)
+                    .sort(sort)
+                    .limit(limit_i64(limit)),
+            )
+            .await?;
+        self.inner.run(cursor.try_collect()).await
+    }
+}
+
+fn recipients(c: &ConvDoc) -> StoreResult<Arc<[Member]>> {
+    c.members
+        .iter()
+        .filter(|m| m.left_seq.is_none())
+        .cloned()
+        .map(|m| m.into_member())
+        .collect()
 }
 
 #[async_trait]
 impl MessageStore for MongoMessageStore {
-    async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
-        let conv = msg.conv.0.clone();
-        let head = self
+    async fn open_direct(&self, state: ConversationState) -> StoreResult<ConversationState> {
+        let r = self
             .inner
-            .run(self.convs.find_one(doc! { "_id": &conv }))
-            .await?;
-        let mut last = match head {
-            Some(c) => c.last_seq,
-            None => {
-                // A retry must not create a conversation (with its members)
-                // that its first send did not.
-                if let Some(existing) = self.by_client_id(&msg.from, &msg.client_id).await? {
-                    return Ok(Appended::duplicate(existing));
-                }
-                self.ensure_conversation(&msg).await?;
-                0
+            .run(self.convs.insert_one(ConvDoc::from_state(&state)))
+            .await;
+        match r {
+            Ok(_) => Ok(state),
+            // Opened before, or by the peer at the same moment: the stored one.
+            Err(StoreError::Conflict { .. }) => match self.load(&state.conv.0).await? {
+                Some(c) => c.into_state(),
+                None => Err(StoreError::Unavailable(format!(
+                    "conversation {}: refused as a duplicate, then not found",
+                    state.conv.0
+                ))),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_group(
+        &self,
+        state: ConversationState,
+        created: NewMessage,
+    ) -> StoreResult<Arc<Message>> {
+        let entry = MessageDoc::new(created, 1);
+        let mut c = ConvDoc::from_state(&state);
+        c.last_seq = 1;
+        c.last_ts = c.last_ts.max(entry.ts);
+        c.head = Some(entry.clone());
+        match self.inner.run(self.convs.insert_one(&c)).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => {
+                return Err(StoreError::Conflict {
+                    field: "conv".into(),
+                })
             }
-        };
-        let mut doc = MessageDoc {
-            id: msg.id.0,
-            conv: conv.clone(),
-            seq: 0,
-            from: msg.from.0,
-            client_id: msg.client_id,
-            ts: msg.ts,
-            content: msg.content,
-        };
+            Err(e) => return Err(e),
+        }
+        if let Err(e) = self.copy(&entry).await {
+            // Stored as the head; readers copy it.
+            tracing::warn!(conv = %c.conv, error = %e, "group created, its notice not yet copied");
+        }
+        Ok(Arc::new(entry.into_message()?))
+    }
+
+    async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
+        let mut entry = MessageDoc::new(msg, 0);
         for _ in 0..MAX_CLAIMS {
-            doc.seq = last + 1;
-            let claimed = self.inner.run(self.messages.insert_one(&doc)).await;
-            match claimed {
-                Ok(_) => {
-                    // The message is durable; the head is a cache that
-                    // readers repair, so a failure here is not the caller's.
-                    self.repair_head(&conv, doc.seq, doc.ts).await;
-                    return Ok(Appended::stored(doc.into_message()?, Arc::new([])));
+            let Some(c) = self.load(&entry.conv).await? else {
+                return self.duplicate_or(&entry, StoreError::NotFound).await;
+            };
+            if let Some(h) = &c.head {
+                if h.from == entry.from && h.client_id == entry.client_id {
+                    // A twin of this send claimed the head: it copies it.
+                    return Ok(Appended::duplicate(h.clone().into_message()?));
                 }
-                Err(StoreError::Conflict { field }) if field == "seq" => {
-                    // Taken by a concurrent append: find the true head.
-                    last = match self.newest_above(&conv, last).await? {
-                        Some(newest) => newest.seq,
-                        None => last + 1,
-                    };
-                }
-                // The sender's client id is taken (or, for a caller that
-                // re-submits the very same `NewMessage`, its message id).
-                Err(StoreError::Conflict { field }) if field == "client_id" || field == "id" => {
-                    let from = UserId(doc.from);
-                    return match self.by_client_id(&from, &doc.client_id).await? {
-                        Some(existing) => Ok(Appended::duplicate(existing)),
-                        None => Err(StoreError::Conflict { field }),
-                    };
-                }
-                Err(e) => return Err(e),
             }
+            if !c.is_active(&entry.from) {
+                return self.duplicate_or(&entry, StoreError::NotMember).await;
+            }
+            // One query: an earlier message under this client id, and the
+            // head's copy.
+            let mut either = vec![doc! { "from": &entry.from, "client_id": &entry.client_id }];
+            let head = c.pending_head();
+            if let Some(h) = head {
+                either.push(doc! { "conv": &h.conv, "seq": h.seq });
+            }
+            let found = self
+                .find_messages(doc! { "$or": either }, doc! { "seq": 1 }, 2)
+                .await?;
+            if let Some(d) = found
+                .iter()
+                .find(|d| d.from == entry.from && d.client_id == entry.client_id)
+            {
+                return Ok(Appended::duplicate(d.clone().into_message()?));
+            }
+            if let Some(h) = head {
+                if !found.iter().any(|d| d.conv == h.conv && d.seq == h.seq) {
+                    self.copy(h).await?;
+                }
+            }
+            entry.seq = c.last_seq + 1;
+            if !self.claim(&c, &entry, Document::new()).await? {
+                continue;
+            }
+            let recipients = recipients(&c)?;
+            return match self.copy(&entry).await {
+                Ok(true) => Ok(Appended::stored(entry.into_message()?, recipients)),
+                Ok(false) => {
+                    self.duplicate_or(
+                        &entry,
+                        StoreError::Conflict {
+                            field: "client_id".into(),
+                        },
+                    )
+                    .await
+                }
+                Err(e) => {
+                    // The claim stored the entry as the head, durably:
+                    // the next writer or reader copies it.
+                    tracing::warn!(conv = %entry.conv, seq = entry.seq, error = %e,
+                        "message stored as the head, not yet copied");
+                    Ok(Appended::stored(entry.into_message()?, recipients))
+                }
+            };
         }
         Err(StoreError::Unavailable(format!(
-            "conversation {conv}: gave up after {MAX_CLAIMS} contended appends"
+            "conversation {}: gave up after {MAX_CLAIMS} contended appends",
+            entry.conv
         )))
+    }
+
+    async fn change(
+        &self,
+        state: &ConversationState,
+        notice: Option<NewMessage>,
+    ) -> StoreResult<Changed> {
+        let conv = state.conv.0.as_str();
+        let set = doc! {
+            "info": bson_of(&info_doc(&state.info))?,
+            "members": bson_of(&state.members.iter().map(member_doc).collect::<Vec<_>>())?,
+            "invite": state.invite.as_deref().map_or(Bson::Null, |i| Bson::String(i.to_owned())),
+            "version": to_i64(state.version),
+        };
+        let stale = || async {
+            if self.exists(conv).await? {
+                Ok(Changed::Stale)
+            } else {
+                Err(StoreError::NotFound)
+            }
+        };
+        // Version 0 is a new conversation's: no change leads to it.
+        let Some(prev_version) = state.version.checked_sub(1) else {
+            return stale().await;
+        };
+        let prev_version = to_i64(prev_version);
+        let Some(notice) = notice else {
+            let r = self
+                .inner
+                .run(self.convs.update_one(
+                    doc! { "_id": conv, "version": prev_version },
+                    doc! { "$set": set },
+                ))
+                .await?;
+            return if r.matched_count == 1 {
+                Ok(Changed::Done(None))
+            } else {
+                stale().await
+            };
+        };
+        let Some(c) = self.load(conv).await? else {
+            return Err(StoreError::NotFound);
+        };
+        if c.version != prev_version || c.last_seq.checked_add(1) != Some(to_i64(state.last_seq)) {
+            return Ok(Changed::Stale);
+        }
+        self.settle(&[&c]).await?;
+        let entry = MessageDoc::new(notice, state.last_seq);
+        if !self.claim(&c, &entry, set).await? {
+            return stale().await;
+        }
+        match self.copy(&entry).await {
+            Ok(true) => {}
+            // A notice's client id is its own fresh id: never taken.
+            Ok(false) => tracing::error!(conv, seq = entry.seq, "a notice's slot holds a void"),
+            Err(e) => tracing::warn!(conv, seq = entry.seq, error = %e,
+                "notice stored as the head, not yet copied"),
+        }
+        Ok(Changed::Done(Some(Arc::new(entry.into_message()?))))
+    }
+
+    async fn set_muted(
+        &self,
+        user: &UserId,
+        conv: &ConversationId,
+        until: Option<Millis>,
+    ) -> StoreResult<()> {
+        let r = self
+            .inner
+            .run(
+                self.convs
+                    .update_one(
+                        doc! { "_id": &conv.0, "members.user": &user.0 },
+                        doc! { "$set": { "members.$[m].muted_until": until } },
+                    )
+                    .array_filters(vec![doc! { "m.user": &user.0 }]),
+            )
+            .await?;
+        if r.matched_count == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    async fn by_invite(&self, invite: &str) -> StoreResult<Option<ConversationState>> {
+        let found = self
+            .inner
+            .run(self.convs.find_one(doc! { "invite": invite }))
+            .await?;
+        found.map(ConvDoc::into_state).transpose()
     }
 
     async fn history(
@@ -287,16 +512,9 @@ impl MessageStore for MongoMessageStore {
             Some(b) => doc! { "conv": &conv.0, "seq": { "$lt": to_i64(b) } },
             None => doc! { "conv": &conv.0 },
         };
-        let cursor = self
-            .inner
-            .run(
-                self.messages
-                    .find(filter)
-                    .sort(doc! { "seq": -1 })
-                    .limit(limit_i64(limit)),
-            )
+        let docs = self
+            .find_messages(filter, doc! { "seq": -1 }, limit)
             .await?;
-        let docs: Vec<MessageDoc> = self.inner.run(cursor.try_collect()).await?;
         docs.into_iter()
             .rev()
             .map(MessageDoc::into_message)
@@ -312,82 +530,130 @@ impl MessageStore for MongoMessageStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let cursor = self
-            .inner
-            .run(
-                self.messages
-                    .find(doc! { "conv": &conv.0, "seq": { "$gt": to_i64(after) } })
-                    .sort(doc! { "seq": 1 })
-                    .limit(limit_i64(limit)),
+        let docs = self
+            .find_messages(
+                doc! { "conv": &conv.0, "seq": { "$gt": to_i64(after) } },
+                doc! { "seq": 1 },
+                limit,
             )
             .await?;
-        let docs: Vec<MessageDoc> = self.inner.run(cursor.try_collect()).await?;
-        docs.into_iter().map(MessageDoc::into_message).collect()
-    }
-
-    async fn conversation(&self, conv: &ConversationId) -> StoreResult<Option<ConversationState>> {
-        let Some(mut c) = self
-            .inner
-            .run(self.convs.find_one(doc! { "_id": &conv.0 }))
-            .await?
-        else {
-            return Ok(None);
-        };
-        if let Some(newest) = self.newest_above(&c.conv, c.last_seq).await? {
-            self.repair_head(&c.conv, newest.seq, newest.ts).await;
-            (c.last_seq, c.last_ts) = (newest.seq, newest.ts);
+        // Only the newest entry can be missing (claimed, not yet copied),
+        // so this run has no gap; stopping at one anyway keeps the promise
+        // whatever an operator did to the collection.
+        let mut out = Vec::with_capacity(docs.len());
+        for (expected, d) in (after.saturating_add(1)..).zip(docs) {
+            let m = d.into_message()?;
+            if m.seq != expected {
+                break;
+            }
+            out.push(m);
         }
-        let _ = c;
-        Err(not_yet())
-    }
-
-    async fn conversations(
-        &self,
-        _user: &UserId,
-        _after: Option<&(Millis, ConversationId)>,
-        _limit: usize,
-    ) -> StoreResult<Vec<ConversationState>> {
-        Err(not_yet())
-    }
-
-    async fn open_direct(&self, _state: ConversationState) -> StoreResult<ConversationState> {
-        Err(not_yet())
-    }
-
-    async fn create_group(
-        &self,
-        _state: ConversationState,
-        _created: NewMessage,
-    ) -> StoreResult<Arc<Message>> {
-        Err(not_yet())
-    }
-
-    async fn change(
-        &self,
-        _state: &ConversationState,
-        _notice: Option<NewMessage>,
-    ) -> StoreResult<Changed> {
-        Err(not_yet())
-    }
-
-    async fn set_muted(
-        &self,
-        _user: &UserId,
-        _conv: &ConversationId,
-        _until: Option<Millis>,
-    ) -> StoreResult<()> {
-        Err(not_yet())
-    }
-
-    async fn by_invite(&self, _invite: &str) -> StoreResult<Option<ConversationState>> {
-        Err(not_yet())
+        Ok(out)
     }
 
     async fn last_entries(
         &self,
-        _heads: &[(ConversationId, u64)],
+        heads: &[(ConversationId, u64)],
     ) -> StoreResult<Vec<Option<Message>>> {
-        Err(not_yet())
+        // The highest head asked for each conversation.
+        let mut wanted: HashMap<&str, u64> = HashMap::new();
+        for (conv, head) in heads.iter().filter(|(_, h)| *h > 0) {
+            let w = wanted.entry(conv.0.as_str()).or_default();
+            *w = (*w).max(*head);
+        }
+        let mut newest: HashMap<String, Message> = HashMap::new();
+        if !wanted.is_empty() {
+            let clauses: Vec<Document> = wanted
+                .iter()
+                .map(|(c, h)| doc! { "conv": *c, "seq": { "$lte": to_i64(*h) } })
+                .collect();
+            let pipeline = vec![
+                doc! { "$match": { "$or": clauses } },
+                doc! { "$sort": { "conv": 1, "seq": -1 } },
+                doc! { "$group": { "_id": "$conv", "entry": { "$first": "$$ROOT" } } },
+            ];
+            let cursor = self
+                .inner
+                .run(
+                    self.messages
+                        .clone_with_type::<Document>()
+                        .aggregate(pipeline),
+                )
+                .await?;
+            let groups: Vec<Document> = self.inner.run(cursor.try_collect()).await?;
+            for g in groups {
+                let entry = g
+                    .get_document("entry")
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let m = decode::<MessageDoc>(entry.clone())?.into_message()?;
+                newest.insert(m.conv.0.clone(), m);
+            }
+        }
+        let mut out = Vec::with_capacity(heads.len());
+        for (conv, head) in heads {
+            let found = match newest.get(&conv.0) {
+                _ if *head == 0 => None,
+                Some(m) if m.seq <= *head => Some(m.clone()),
+                // The same conversation asked twice, this time with a
+                // lower head: the log is gap-free, so it is that entry.
+                Some(_) => self
+                    .find_messages(
+                        doc! { "conv": &conv.0, "seq": { "$lte": to_i64(*head) } },
+                        doc! { "seq": -1 },
+                        1,
+                    )
+                    .await?
+                    .pop()
+                    .map(MessageDoc::into_message)
+                    .transpose()?,
+                None => None,
+            };
+            out.push(found);
+        }
+        Ok(out)
+    }
+
+    async fn conversation(&self, conv: &ConversationId) -> StoreResult<Option<ConversationState>> {
+        let Some(c) = self.load(&conv.0).await? else {
+            return Ok(None);
+        };
+        self.settle(&[&c]).await?;
+        c.into_state().map(Some)
+    }
+
+    async fn conversations(
+        &self,
+        user: &UserId,
+        after: Option<&(Millis, ConversationId)>,
+        limit: usize,
+    ) -> StoreResult<Vec<ConversationState>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // A direct conversation opened but never written to is not listed:
+        // the peer did not choose it.
+        let mut all = vec![doc! { "$or": [
+            { "kind": { "$ne": "direct" } },
+            { "last_seq": { "$gt": 0_i64 } },
+        ] }];
+        if let Some((ts, conv)) = after {
+            all.push(doc! { "$or": [
+                { "last_ts": { "$lt": *ts } },
+                { "last_ts": *ts, "_id": { "$gt": &conv.0 } },
+            ] });
+        }
+        let cursor = self
+            .inner
+            .run(
+                self.convs
+                    .find(doc! { "members.user": &user.0, "$and": all })
+                    .sort(doc! { "last_ts": -1, "_id": 1 })
+                    .limit(limit_i64(limit)),
+            )
+            .await?;
+        let docs: Vec<ConvDoc> = self.inner.run(cursor.try_collect()).await?;
+        self.settle(&docs.iter().collect::<Vec<_>>()).await?;
+        docs.into_iter().map(ConvDoc::into_state).collect()
     }
 
     async fn set_cursor(
@@ -426,11 +692,86 @@ impl MessageStore for MongoMessageStore {
         self.raise(&self.read_markers, filter, seq).await
     }
 
-    async fn unread(&self, _user: &UserId, _convs: &[&ConversationState]) -> StoreResult<Vec<u64>> {
-        Err(not_yet())
+    async fn unread(&self, user: &UserId, convs: &[&ConversationState]) -> StoreResult<Vec<u64>> {
+        if convs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Round trip 1: the read markers of every conversation listed.
+        let ids: Vec<&str> = convs.iter().map(|c| c.conv.0.as_str()).collect();
+        let marks = self.read_markers.clone_with_type::<MarkDoc>();
+        let cursor = self
+            .inner
+            .run(
+                marks
+                    .find(doc! { "user": &user.0, "conv": { "$in": &ids } })
+                    .projection(doc! { "conv": 1, "seq": 1 }),
+            )
+            .await?;
+        let read: HashMap<String, i64> = self
+            .inner
+            .run(cursor.try_collect::<Vec<MarkDoc>>())
+            .await?
+            .into_iter()
+            .map(|m| (m.conv, m.seq))
+            .collect();
+        // Round trip 2: one count per conversation, of the messages by
+        // others in (max(read marker, joined), left or head].
+        let mut clauses = Vec::new();
+        for c in convs {
+            let Some(m) = c.member(user) else { continue };
+            let read = read.get(&c.conv.0).copied().unwrap_or(0);
+            let lo = read.max(to_i64(m.joined_seq));
+            let mut seq = doc! { "$gt": lo };
+            if let Some(left) = m.left_seq {
+                if to_i64(left) <= lo {
+                    continue;
+                }
+                seq.insert("$lte", to_i64(left));
+            }
+            clauses.push(doc! { "conv": &c.conv.0, "seq": seq });
+        }
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        if !clauses.is_empty() {
+            let pipeline = vec![
+                doc! { "$match": {
+                    "$or": clauses,
+                    "from": { "$ne": &user.0 },
+                    "notice": { "$ne": true },
+                } },
+                doc! { "$group": { "_id": "$conv", "n": { "$sum": 1 } } },
+            ];
+            let cursor = self
+                .inner
+                .run(
+                    self.messages
+                        .clone_with_type::<Document>()
+                        .aggregate(pipeline),
+                )
+                .await?;
+            let groups: Vec<Document> = self.inner.run(cursor.try_collect()).await?;
+            for g in groups {
+                let conv = g
+                    .get_str("_id")
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let n = match g.get("n") {
+                    Some(Bson::Int32(n)) => i64::from(*n),
+                    Some(Bson::Int64(n)) => *n,
+                    Some(Bson::Double(n)) => *n as i64,
+                    other => {
+                        return Err(StoreError::Corrupt(format!("unread count {other:?}")));
+                    }
+                };
+                counts.insert(conv.to_owned(), to_u64(n, "unread count")?);
+            }
+        }
+        Ok(convs
+            .iter()
+            .map(|c| {
+                if c.member(user).is_none() {
+                    return 0;
+                }
+                counts.get(&c.conv.0).copied().unwrap_or(0)
+            })
+            .collect())
     }
-}
-
-fn not_yet() -> StoreError {
-    StoreError::Unavailable("conversations on MongoDB: being rewritten (WIP)".into())
 }

@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::IndexOptions;
-use mongodb::IndexModel;
+use mongodb::{Collection, IndexModel};
 
 use crate::Inner;
 use chatcore::store::{StoreError, StoreResult};
@@ -23,7 +23,7 @@ pub(crate) const SESSIONS: &str = "sessions";
 pub(crate) const RESETS: &str = "reset_tokens";
 /// Messages: `_id` is the message id.
 pub(crate) const MESSAGES: &str = "messages";
-/// One document per conversation: members and a cached head.
+/// One document per conversation: kind, settings, members, head, version.
 pub(crate) const CONVERSATIONS: &str = "conversations";
 /// Delivery cursors, one document per (user, device, conversation).
 pub(crate) const CURSORS: &str = "cursors";
@@ -44,7 +44,11 @@ pub(crate) const META: &str = "meta";
 /// build: [`check_version`] refuses it. A change that an older build could
 /// misread raises it, with a migration from the previous one in
 /// [`check_version`] and a line in docs/MONGO.md.
-pub const SCHEMA_VERSION: i64 = 1;
+///
+/// - 1: direct conversations only, `conversations` a head cache.
+/// - 2: conversations are stored things (kind, settings, member records,
+///   versions, invites, the head entry); see `migrate.rs`.
+pub const SCHEMA_VERSION: i64 = 2;
 
 fn index(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
@@ -111,10 +115,16 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
         ),
         (
             CONVERSATIONS,
-            vec![index(
-                doc! { "members": 1, "last_ts": -1 },
-                "members_last_ts",
-            )],
+            vec![
+                // A user's conversations, newest activity first, ties by id:
+                // the paged list, past members included.
+                index(
+                    doc! { "members.user": 1, "last_ts": -1, "_id": 1 },
+                    "members_user_last_ts",
+                ),
+                // Joining by invite link: the token's hash.
+                index(doc! { "invite": 1 }, "invite"),
+            ],
         ),
         (
             CURSORS,
@@ -132,32 +142,56 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
     ]
 }
 
-/// Marks a new database with [`SCHEMA_VERSION`] and refuses one marked
-/// with a newer version. A database written before the mark existed (the
-/// same layout as version 1) is marked 1. Idempotent and safe for several
-/// nodes at once: the mark is only ever set on insert.
+/// Reads the database's schema mark: refuses a database marked with a
+/// newer version; migrates one marked with an older version, or not marked
+/// (a database from before the mark has the version-1 layout; a new one has
+/// nothing to migrate), then marks it with [`SCHEMA_VERSION`]. Idempotent
+/// and safe for several nodes at once: every migration rewrites only
+/// documents still in the old layout, and the mark only ever rises.
 pub(crate) async fn check_version(inner: &Inner) -> StoreResult<()> {
     let meta = inner.durable::<Document>(META);
-    inner
+    let version = read_mark(inner, &meta).await?;
+    if let Some(v) = version.filter(|v| *v >= SCHEMA_VERSION) {
+        return refuse_newer(v);
+    }
+    crate::migrate::run(inner, version.unwrap_or(1)).await?;
+    let raised = inner
         .run(
             meta.update_one(
-                doc! { "_id": "schema" },
-                doc! { "$setOnInsert": { "version": SCHEMA_VERSION } },
+                doc! { "_id": "schema", "version": { "$lt": SCHEMA_VERSION } },
+                doc! { "$set": { "version": SCHEMA_VERSION } },
             )
             .upsert(true),
         )
-        .await?;
-    let mark = inner.run(meta.find_one(doc! { "_id": "schema" })).await?;
-    let version = mark
-        .as_ref()
-        .and_then(|d| match d.get("version") {
-            Some(mongodb::bson::Bson::Int64(v)) => Some(*v),
-            Some(mongodb::bson::Bson::Int32(v)) => Some(i64::from(*v)),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            StoreError::Corrupt(format!("{META}: the schema mark has no integer version"))
-        })?;
+        .await;
+    match raised {
+        // Marked meanwhile by another node, with this version or a newer one.
+        Ok(_) | Err(StoreError::Conflict { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    match read_mark(inner, &meta).await? {
+        Some(v) => refuse_newer(v),
+        None => Err(StoreError::Corrupt(format!(
+            "{META}: the schema mark was not written"
+        ))),
+    }
+}
+
+/// The schema mark's version, if the database has one.
+async fn read_mark(inner: &Inner, meta: &Collection<Document>) -> StoreResult<Option<i64>> {
+    let Some(mark) = inner.run(meta.find_one(doc! { "_id": "schema" })).await? else {
+        return Ok(None);
+    };
+    match mark.get("version") {
+        Some(Bson::Int64(v)) => Ok(Some(*v)),
+        Some(Bson::Int32(v)) => Ok(Some(i64::from(*v))),
+        _ => Err(StoreError::Corrupt(format!(
+            "{META}: the schema mark has no integer version"
+        ))),
+    }
+}
+
+fn refuse_newer(version: i64) -> StoreResult<()> {
     if version > SCHEMA_VERSION {
         return Err(StoreError::Incompatible(format!(
             "this database was written by a newer chatcore-mongo (schema version {version}; this \

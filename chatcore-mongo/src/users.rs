@@ -145,6 +145,21 @@ impl UserStore for MongoUserStore {
         self.find_one(doc! { "_id": &id.0 }).await
     }
 
+    /// One `$in` query for the whole list (the conversation list asks for
+    /// every peer's profile at once).
+    async fn get_many(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = ids.iter().map(|u| u.0.as_str()).collect();
+        let cursor = self
+            .inner
+            .run(self.users.find(doc! { "_id": { "$in": ids } }))
+            .await?;
+        let docs: Vec<UserDoc> = self.inner.run(cursor.try_collect()).await?;
+        Ok(docs.into_iter().map(UserDoc::into_record).collect())
+    }
+
     async fn find_by_username(&self, key: &str) -> StoreResult<Option<UserRecord>> {
         self.find_one(doc! { "username_key": key }).await
     }

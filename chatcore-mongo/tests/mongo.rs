@@ -12,9 +12,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chatcore::groups::Action;
 use chatcore::model::{Content, ConversationId, UserId};
 use chatcore::store::{
-    MessageStore, NewMessage, NewUser, SessionRecord, SessionStore, StoreError, UserStore,
+    Changed, ConversationState, GroupInfo, MessageStore, NewMessage, NewUser, SessionRecord,
+    SessionStore, StoreError, UserStore,
 };
 use chatcore::testkit::{conformance, model};
 use chatcore::Backends;
@@ -82,10 +84,9 @@ fn text(t: &str) -> Content {
     Content::Text { text: t.to_owned() }
 }
 
-fn new_message(conv: &ConversationId, from: &UserId, to: &UserId, client_id: &str) -> NewMessage {
+fn new_message(conv: &ConversationId, from: &UserId, client_id: &str) -> NewMessage {
     NewMessage::new(
         conv.clone(),
-        vec![from.clone(), to.clone()],
         from.clone(),
         client_id.to_owned(),
         1_700_000_000_000,
@@ -151,6 +152,22 @@ fn whole_sessions_match_the_model_on_mongo() {
     rt.block_on(cleanup.run());
 }
 
+#[test]
+fn groups_match_the_model_on_mongo() {
+    let cleanup = Cleanup::default();
+    // Whole group scenarios through the request layer, one database each.
+    let cases = std::env::var("CHATCORE_MODEL_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(16);
+    chatcore::testkit::groups::check(Arc::new(factory(cleanup.clone())), cases);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(cleanup.run());
+}
+
 // ---------------------------------------------------------------------------
 // What is specific to MongoDB
 // ---------------------------------------------------------------------------
@@ -197,7 +214,10 @@ async fn indexes_are_created_once_and_idempotently() {
         ["_id_", "ttl_expires_at", "user"]
     );
     assert_eq!(names("budgets").await, ["_id_", "ttl_expire_at"]);
-    assert_eq!(names("conversations").await, ["_id_", "members_last_ts"]);
+    assert_eq!(
+        names("conversations").await,
+        ["_id_", "invite", "members_user_last_ts"]
+    );
     assert_eq!(names("cursors").await, ["_id_", "unique_cursor"]);
     assert_eq!(names("read_markers").await, ["_id_", "unique_read_marker"]);
 
@@ -232,7 +252,7 @@ async fn appends_from_two_nodes_are_gap_free_and_retries_store_once() {
     let db = node_a.database().name().to_owned();
     let node_b = MongoStore::connect(&server_uri(), &db).await.unwrap();
     let (a, z) = (UserId::generate(), UserId::generate());
-    let conv = ConversationId::direct(&a, &z);
+    let conv = open(&node_a, &a, &z).await;
 
     let mut tasks = Vec::new();
     for i in 0..60 {
@@ -241,8 +261,8 @@ async fn appends_from_two_nodes_are_gap_free_and_retries_store_once() {
         } else {
             node_b.messages()
         };
-        let (from, to) = if i % 3 == 0 { (&z, &a) } else { (&a, &z) };
-        let m = new_message(&conv, from, to, &format!("m{i}"));
+        let from = if i % 3 == 0 { &z } else { &a };
+        let m = new_message(&conv, from, &format!("m{i}"));
         tasks.push(tokio::spawn(async move { store.append(m).await }));
     }
     // Meanwhile, one client id retried ten times over both nodes.
@@ -252,7 +272,7 @@ async fn appends_from_two_nodes_are_gap_free_and_retries_store_once() {
         } else {
             node_b.messages()
         };
-        let m = new_message(&conv, &a, &z, "the-retry");
+        let m = new_message(&conv, &a, "the-retry");
         tasks.push(tokio::spawn(async move { store.append(m).await }));
     }
     let mut seqs = Vec::new();
@@ -302,48 +322,316 @@ async fn appends_from_two_nodes_are_gap_free_and_retries_store_once() {
     cleanup.run().await;
 }
 
+/// Opens the direct conversation of `a` and `z` in `store`.
+async fn open(store: &MongoStore, a: &UserId, z: &UserId) -> ConversationId {
+    store
+        .messages()
+        .open_direct(ConversationState::direct(a, z, T0))
+        .await
+        .unwrap()
+        .conv
+}
+
+const T0: i64 = 1_700_000_000_000;
+
+/// What a writer leaves when it dies between its claim and its copy: the
+/// conversation's head moved to `seq` with the entry in `head`, and no
+/// entry in `messages`.
+async fn claim_without_copy(
+    store: &MongoStore,
+    conv: &ConversationId,
+    from: &UserId,
+    seq: i64,
+    client_id: &str,
+) {
+    let convs = store.database().collection::<Document>("conversations");
+    let r = convs
+        .update_one(
+            doc! { "_id": &conv.0, "last_seq": seq - 1 },
+            doc! { "$set": {
+                "last_seq": seq,
+                "last_ts": T0 + seq,
+                "head": {
+                    "_id": format!("crashed-{seq}"), "conv": &conv.0, "seq": seq,
+                    "from": &from.0, "client_id": client_id, "ts": T0 + seq,
+                    "content": { "kind": "text", "text": client_id },
+                },
+            } },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.matched_count, 1);
+}
+
 #[tokio::test]
-async fn a_head_left_behind_by_a_crash_is_repaired() {
+async fn a_writer_that_died_after_its_claim_loses_nothing() {
     let cleanup = Cleanup::default();
     let store = store_in(&cleanup).await;
     let messages = store.messages();
     let (a, z) = (UserId::generate(), UserId::generate());
-    let conv = ConversationId::direct(&a, &z);
+    let conv = open(&store, &a, &z).await;
     messages
-        .append(new_message(&conv, &a, &z, "one"))
+        .append(new_message(&conv, &a, "one"))
         .await
         .unwrap();
 
-    // A node died after inserting seq 2 and before moving the head.
-    store
-        .database()
-        .collection::<Document>("messages")
-        .insert_one(doc! {
-            "_id": "crashed", "conv": &conv.0, "seq": 2_i64, "from": &z.0,
-            "client_id": "two", "ts": 1_700_000_000_500_i64,
-            "content": { "kind": "text", "text": "two" },
-        })
-        .await
-        .unwrap();
-
-    let head = messages.conversation(&conv).await.unwrap().unwrap();
-    assert_eq!((head.last_seq, head.last_ts), (2, 1_700_000_000_500));
-    let listed = messages.conversations(&a).await.unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].last_seq, 2, "sync must see the orphaned message");
-    assert_eq!(messages.unread(&a, &conv).await.unwrap(), 1);
-    let next = messages
-        .append(new_message(&conv, &a, &z, "three"))
-        .await
-        .unwrap();
-    assert_eq!(next.message.seq, 3);
+    // A node died after claiming seq 2 for z's "two".
+    claim_without_copy(&store, &conv, &z, 2, "two").await;
+    assert_eq!(
+        seqs(messages.read_after(&conv, 0, 10).await.unwrap()),
+        [1],
+        "the log stops before the entry not yet copied"
+    );
+    // z retries while the entry is only the head: the same message.
     let retry = messages
-        .append(new_message(&conv, &z, &a, "two"))
+        .append(new_message(&conv, &z, "two"))
         .await
         .unwrap();
     assert!(retry.duplicate);
-    assert_eq!(retry.message.seq, 2);
+    assert_eq!(
+        (retry.message.seq, retry.message.id.0.as_str()),
+        (2, "crashed-2")
+    );
+
+    // A reader copies it: conversation() (history's way in) and
+    // conversations() (sync's) both settle the head.
+    let head = messages.conversation(&conv).await.unwrap().unwrap();
+    assert_eq!((head.last_seq, head.last_ts), (2, T0 + 2));
+    assert_eq!(
+        seqs(messages.read_after(&conv, 0, 10).await.unwrap()),
+        [1, 2]
+    );
+    assert_eq!(unread(&messages, &a, &conv).await, 1);
+
+    // Another writer died at seq 3; the next append copies it first.
+    claim_without_copy(&store, &conv, &z, 3, "three").await;
+    let four = messages
+        .append(new_message(&conv, &a, "four"))
+        .await
+        .unwrap();
+    assert_eq!(four.message.seq, 4);
+    assert_eq!(
+        seqs(messages.read_after(&conv, 0, 10).await.unwrap()),
+        [1, 2, 3, 4]
+    );
+    let retry = messages
+        .append(new_message(&conv, &z, "three"))
+        .await
+        .unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.message.seq, 3);
+
+    // And one more, listed by conversations().
+    claim_without_copy(&store, &conv, &z, 5, "five").await;
+    let listed = messages.conversations(&a, None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].last_seq, 5);
+    assert_eq!(
+        seqs(messages.read_after(&conv, 3, 10).await.unwrap()),
+        [4, 5],
+        "sync sees the orphaned entry"
+    );
     cleanup.run().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_racing_the_senders_removal_lands_before_it_or_is_refused() {
+    let cleanup = Cleanup::default();
+    let store = store_in(&cleanup).await;
+    let messages = store.messages();
+    let (a, b) = (UserId::generate(), UserId::generate());
+    let mut info = GroupInfo::default();
+    info.title = "race".into();
+    let state = ConversationState::group(&a, std::slice::from_ref(&b), info, T0);
+    let conv = state.conv.clone();
+    let created = NewMessage::notice(
+        conv.clone(),
+        a.clone(),
+        T0,
+        Content::GroupCreated {
+            title: "race".into(),
+            members: vec![b.clone()],
+        },
+    );
+    messages.create_group(state, created).await.unwrap();
+
+    let sends: Vec<_> = (0..30)
+        .map(|i| {
+            let m = store.messages();
+            let nm = new_message(&conv, &b, &format!("b{i}"));
+            tokio::spawn(async move { m.append(nm).await })
+        })
+        .collect();
+    let removal = {
+        let m = store.messages();
+        let (a, b, conv) = (a.clone(), b.clone(), conv.clone());
+        tokio::spawn(async move {
+            loop {
+                let state = m.conversation(&conv).await.unwrap().unwrap();
+                let (next, content) =
+                    chatcore::groups::apply(&state, &a, Action::Remove(b.clone()), T0, 100)
+                        .unwrap();
+                let notice = content
+                    .map(|c| NewMessage::notice(conv.clone(), a.clone(), T0, c))
+                    .expect("a removal writes a notice");
+                match m.change(&next, Some(notice)).await.unwrap() {
+                    Changed::Done(Some(n)) => return n.seq,
+                    Changed::Done(None) => panic!("no notice"),
+                    Changed::Stale => continue,
+                    _ => panic!("unknown outcome"),
+                }
+            }
+        })
+    };
+    let mut landed = Vec::new();
+    let mut refused = 0;
+    for t in sends {
+        match bounded("send", t).await.unwrap() {
+            Ok(r) => {
+                assert!(!r.duplicate);
+                assert!(r.recipients.iter().any(|m| m.user == b));
+                landed.push(r.message.seq);
+            }
+            Err(StoreError::NotMember) => refused += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    let removed_at = bounded("removal", removal).await.unwrap();
+    assert!(
+        landed.iter().all(|&s| s < removed_at),
+        "every send that landed is before the removal ({removed_at}): {landed:?}"
+    );
+    assert_eq!(landed.len() + refused, 30);
+    let log = seqs(messages.read_after(&conv, 0, 100).await.unwrap());
+    assert_eq!(log, (1..=removed_at).collect::<Vec<u64>>(), "gap-free");
+    let after = messages.append(new_message(&conv, &b, "late")).await;
+    assert_eq!(after.map(|_| ()), Err(StoreError::NotMember));
+    cleanup.run().await;
+}
+
+#[tokio::test]
+async fn schema_1_conversations_are_migrated_at_start() {
+    let cleanup = Cleanup::default();
+    let db_name = fresh_db();
+    cleanup.add(&db_name);
+    let client = chatcore_mongo::mongodb::Client::with_uri_str(server_uri())
+        .await
+        .unwrap();
+    let db = client.database(&db_name);
+    let (a, z) = (UserId::from("alice-1"), UserId::from("zed-1"));
+    let conv = ConversationId::direct(&a, &z);
+    // Schema 1, written through the raw driver: the mark, a conversation
+    // whose cached head lags its messages, two messages, a read marker.
+    db.collection::<Document>("meta")
+        .insert_one(doc! { "_id": "schema", "version": 1_i64 })
+        .await
+        .unwrap();
+    db.collection::<Document>("conversations")
+        .insert_one(doc! {
+            "_id": &conv.0, "members": [&a.0, &z.0], "last_seq": 1_i64, "last_ts": T0 + 1,
+        })
+        .await
+        .unwrap();
+    for (seq, from) in [(1_i64, &a), (2, &z)] {
+        db.collection::<Document>("messages")
+            .insert_one(doc! {
+                "_id": format!("old-{seq}"), "conv": &conv.0, "seq": seq, "from": &from.0,
+                "client_id": format!("c{seq}"), "ts": T0 + seq,
+                "content": { "kind": "text", "text": "from schema 1" },
+            })
+            .await
+            .unwrap();
+    }
+    db.collection::<Document>("read_markers")
+        .insert_one(doc! { "user": &a.0, "conv": &conv.0, "seq": 1_i64 })
+        .await
+        .unwrap();
+
+    let store = MongoStore::connect(&server_uri(), &db_name).await.unwrap();
+    let mark = db
+        .collection::<Document>("meta")
+        .find_one(doc! { "_id": "schema" })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        mark.get_i64("version").unwrap(),
+        chatcore_mongo::SCHEMA_VERSION
+    );
+    let messages = store.messages();
+    let state = messages.conversation(&conv).await.unwrap().unwrap();
+    assert_eq!(state.kind, chatcore::model::ConversationKind::Direct);
+    assert_eq!(
+        (state.last_seq, state.last_ts),
+        (2, T0 + 2),
+        "the head from the messages"
+    );
+    assert_eq!((state.version, state.invite.as_deref()), (0, None));
+    assert_eq!(state.created_at, T0 + 1);
+    let members: Vec<(&str, u64, bool)> = state
+        .members
+        .iter()
+        .map(|m| (m.user.0.as_str(), m.joined_seq, m.is_active()))
+        .collect();
+    assert_eq!(members, [("alice-1", 0, true), ("zed-1", 0, true)]);
+    assert_eq!(state.peer_of(&a), Some(&z));
+    let listed = messages.conversations(&a, None, 10).await.unwrap();
+    assert_eq!(listed, vec![state.clone()]);
+    assert_eq!(unread(&messages, &a, &conv).await, 1);
+    let retry = messages.append(new_message(&conv, &z, "c2")).await.unwrap();
+    assert!(
+        retry.duplicate && retry.message.seq == 2,
+        "old client ids still count"
+    );
+    let next = messages
+        .append(new_message(&conv, &z, "new"))
+        .await
+        .unwrap();
+    assert_eq!(next.message.seq, 3);
+    assert_eq!(next.recipients.len(), 2);
+    assert_eq!(
+        seqs(messages.history(&conv, None, 10).await.unwrap()),
+        [1, 2, 3]
+    );
+
+    // Starting again (another node, a restart) changes nothing.
+    let snapshot = || async {
+        use futures_util::TryStreamExt;
+        let docs: Vec<Document> = db
+            .collection::<Document>("conversations")
+            .find(doc! {})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        docs
+    };
+    let before = snapshot().await;
+    MongoStore::connect(&server_uri(), &db_name).await.unwrap();
+    db.collection::<Document>("meta")
+        .update_one(
+            doc! { "_id": "schema" },
+            doc! { "$set": { "version": 1_i64 } },
+        )
+        .await
+        .unwrap();
+    MongoStore::connect(&server_uri(), &db_name).await.unwrap();
+    assert_eq!(snapshot().await, before, "the migration is idempotent");
+    cleanup.run().await;
+}
+
+async fn unread(
+    messages: &chatcore_mongo::MongoMessageStore,
+    user: &UserId,
+    conv: &ConversationId,
+) -> u64 {
+    let state = messages.conversation(conv).await.unwrap().unwrap();
+    messages.unread(user, &[&state]).await.unwrap()[0]
+}
+
+fn seqs(v: Vec<chatcore::model::Message>) -> Vec<u64> {
+    v.iter().map(|m| m.seq).collect()
 }
 
 #[tokio::test]
@@ -397,6 +685,14 @@ async fn duplicate_keys_are_conflicts_naming_the_field() {
             field: "email".into()
         })
     );
+    // One `$in` query; the missing ids are left out.
+    let many = users
+        .get_many(&[alice.id.clone(), UserId::from("nobody")])
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 1);
+    assert_eq!(many[0].id, alice.id);
+    assert!(users.get_many(&[]).await.unwrap().is_empty());
     let mut same_id = new_user("carol", "+15550000003");
     same_id.id = alice.id.clone();
     assert_eq!(

@@ -1,0 +1,273 @@
+//! The stored documents of the message store, apart from the model and wire
+//! types: each is converted at the edge, tolerates fields it does not know
+//! (none denies unknown fields) and refuses values it cannot represent with
+//! `Corrupt` instead of panicking.
+
+use mongodb::bson::{self, Document};
+use serde::{Deserialize, Serialize};
+
+use chatcore::model::{
+    Content, ConversationId, ConversationKind, Message, MessageId, Millis, Role, UserId,
+};
+use chatcore::store::{ConversationState, GroupInfo, Member, NewMessage, StoreError, StoreResult};
+
+use crate::{to_i64, to_u64};
+
+/// The layout of a conversation document, stored in its `v` field. Version
+/// 1 documents (`{_id, members: [user ids], last_seq, last_ts}`, no `v`)
+/// are rewritten by the migration to schema version 2 (`migrate.rs`).
+pub(crate) const CONV_LAYOUT: i64 = 2;
+
+/// An entry of a conversation's log: a message, a notice or a void.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct MessageDoc {
+    #[serde(rename = "_id")]
+    pub(crate) id: String,
+    pub(crate) conv: String,
+    pub(crate) seq: i64,
+    pub(crate) from: String,
+    pub(crate) client_id: String,
+    pub(crate) ts: Millis,
+    pub(crate) content: Content,
+    /// Set on notices and voids, which never count as unread; absent on
+    /// messages (and on every entry of schema 1, which had only messages),
+    /// so the unread count filters on it without decoding contents.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) notice: bool,
+}
+
+impl MessageDoc {
+    /// `msg` as the entry at `seq`.
+    pub(crate) fn new(msg: NewMessage, seq: u64) -> Self {
+        Self {
+            notice: !msg.content.is_message(),
+            id: msg.id.0,
+            conv: msg.conv.0,
+            seq: to_i64(seq),
+            from: msg.from.0,
+            client_id: msg.client_id,
+            ts: msg.ts,
+            content: msg.content,
+        }
+    }
+
+    /// An entry without content that holds `seq` of `conv`, so the log
+    /// stays gap-free when the entry claimed there cannot be stored.
+    pub(crate) fn void(conv: &str, seq: i64, from: &str, ts: Millis) -> Self {
+        let id = MessageId::generate().0;
+        Self {
+            client_id: id.clone(),
+            id,
+            conv: conv.to_owned(),
+            seq,
+            from: from.to_owned(),
+            ts,
+            content: Content::Void {},
+            notice: true,
+        }
+    }
+
+    pub(crate) fn into_message(self) -> StoreResult<Message> {
+        Ok(Message {
+            id: MessageId(self.id),
+            conv: ConversationId(self.conv),
+            seq: to_u64(self.seq, "seq")?,
+            from: UserId(self.from),
+            client_id: self.client_id,
+            ts: self.ts,
+            content: self.content,
+        })
+    }
+
+    pub(crate) fn to_bson(&self) -> StoreResult<bson::Bson> {
+        bson::to_bson(self).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+/// A stored [`ConversationKind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum KindDoc {
+    Direct,
+    Group,
+}
+
+/// A stored [`Role`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RoleDoc {
+    Member,
+    Admin,
+    Owner,
+}
+
+/// A stored [`GroupInfo`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct InfoDoc {
+    #[serde(default)]
+    pub(crate) title: String,
+    #[serde(default)]
+    pub(crate) description: String,
+    #[serde(default)]
+    pub(crate) avatar: Option<String>,
+    #[serde(default)]
+    pub(crate) history_visible: bool,
+}
+
+/// A stored [`Member`]: `left_seq` is null while a member, which the
+/// append's membership filter (`left_seq: null`) relies on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct MemberDoc {
+    pub(crate) user: String,
+    pub(crate) role: RoleDoc,
+    #[serde(default)]
+    pub(crate) joined_seq: i64,
+    #[serde(default)]
+    pub(crate) joined_at: Millis,
+    #[serde(default)]
+    pub(crate) left_seq: Option<i64>,
+    #[serde(default)]
+    pub(crate) muted_until: Option<Millis>,
+}
+
+/// A conversation: settings, members (current and past), head and the
+/// version that [`chatcore::store::MessageStore::change`] compares.
+///
+/// `head` is the newest entry (seq `last_seq`), written by the same atomic
+/// update that claims its seq and copied into `messages` right after: the
+/// write-ahead that makes the claim and the entry one step (see
+/// `messages.rs`). Absent when the conversation has no entry, and on
+/// documents migrated from schema 1, whose entries are all in `messages`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ConvDoc {
+    #[serde(rename = "_id")]
+    pub(crate) conv: String,
+    /// The document's layout ([`CONV_LAYOUT`]).
+    pub(crate) v: i64,
+    pub(crate) kind: KindDoc,
+    pub(crate) created_at: Millis,
+    #[serde(default)]
+    pub(crate) info: InfoDoc,
+    pub(crate) members: Vec<MemberDoc>,
+    pub(crate) last_seq: i64,
+    pub(crate) last_ts: Millis,
+    pub(crate) version: i64,
+    #[serde(default)]
+    pub(crate) invite: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) head: Option<MessageDoc>,
+}
+
+impl ConvDoc {
+    /// The document of a new conversation, without a head.
+    pub(crate) fn from_state(s: &ConversationState) -> Self {
+        Self {
+            conv: s.conv.0.clone(),
+            v: CONV_LAYOUT,
+            kind: match s.kind {
+                ConversationKind::Direct => KindDoc::Direct,
+                ConversationKind::Group => KindDoc::Group,
+            },
+            created_at: s.created_at,
+            info: info_doc(&s.info),
+            members: s.members.iter().map(member_doc).collect(),
+            last_seq: to_i64(s.last_seq),
+            last_ts: s.last_ts,
+            version: to_i64(s.version),
+            invite: s.invite.clone(),
+            head: None,
+        }
+    }
+
+    /// Whether `user` is a current member.
+    pub(crate) fn is_active(&self, user: &str) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.user == user && m.left_seq.is_none())
+    }
+
+    /// The head, if it is the newest entry and may still need its copy in
+    /// `messages`.
+    pub(crate) fn pending_head(&self) -> Option<&MessageDoc> {
+        self.head.as_ref().filter(|h| h.seq == self.last_seq)
+    }
+
+    pub(crate) fn into_state(self) -> StoreResult<ConversationState> {
+        let mut s =
+            ConversationState::direct(&UserId::from(""), &UserId::from(""), self.created_at);
+        s.conv = ConversationId(self.conv);
+        s.kind = match self.kind {
+            KindDoc::Direct => ConversationKind::Direct,
+            KindDoc::Group => ConversationKind::Group,
+        };
+        let mut info = GroupInfo::default();
+        info.title = self.info.title;
+        info.description = self.info.description;
+        info.avatar = self.info.avatar;
+        info.history_visible = self.info.history_visible;
+        s.info = info;
+        s.members = self
+            .members
+            .into_iter()
+            .map(MemberDoc::into_member)
+            .collect::<StoreResult<_>>()?;
+        s.last_seq = to_u64(self.last_seq, "last_seq")?;
+        s.last_ts = self.last_ts;
+        s.version = to_u64(self.version, "version")?;
+        s.invite = self.invite;
+        Ok(s)
+    }
+}
+
+impl MemberDoc {
+    pub(crate) fn into_member(self) -> StoreResult<Member> {
+        let role = match self.role {
+            RoleDoc::Member => Role::Member,
+            RoleDoc::Admin => Role::Admin,
+            RoleDoc::Owner => Role::Owner,
+        };
+        let mut m = Member::new(
+            UserId(self.user),
+            role,
+            to_u64(self.joined_seq, "joined_seq")?,
+            self.joined_at,
+        );
+        m.left_seq = self.left_seq.map(|s| to_u64(s, "left_seq")).transpose()?;
+        m.muted_until = self.muted_until;
+        Ok(m)
+    }
+}
+
+pub(crate) fn member_doc(m: &Member) -> MemberDoc {
+    MemberDoc {
+        user: m.user.0.clone(),
+        role: match m.role {
+            Role::Member => RoleDoc::Member,
+            Role::Admin => RoleDoc::Admin,
+            Role::Owner => RoleDoc::Owner,
+        },
+        joined_seq: to_i64(m.joined_seq),
+        joined_at: m.joined_at,
+        left_seq: m.left_seq.map(to_i64),
+        muted_until: m.muted_until,
+    }
+}
+
+pub(crate) fn info_doc(i: &GroupInfo) -> InfoDoc {
+    InfoDoc {
+        title: i.title.clone(),
+        description: i.description.clone(),
+        avatar: i.avatar.clone(),
+        history_visible: i.history_visible,
+    }
+}
+
+/// Any stored value as BSON, for `$set`.
+pub(crate) fn bson_of<T: Serialize>(v: &T) -> StoreResult<bson::Bson> {
+    bson::to_bson(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A raw document decoded as `T`; `Corrupt` if it does not fit.
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(d: Document) -> StoreResult<T> {
+    bson::from_document(d).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
