@@ -15,7 +15,7 @@
 //   shell.js       which screen shows (splash, signed out, signed in), own name
 //   session.js     the ChatClient and its session events
 //   auth.js        sign in, sign up, forgotten password, reset
-//   directory.js   the conversation list and people search
+//   directory.js   the chat list (conversations from the server) and people search
 //   chat.js        the open conversation: header, messages, history, read marks
 //   richtext.js    a message's text as nodes: links, *bold*, _italic_, `code`
 //   composer.js    typing and sending
@@ -24,6 +24,8 @@
 //   connection.js  the connection banner, and the ping that finds a dead link
 //   outbox.js      unsent messages in IndexedDB
 //   settings.js    settings kept in this browser: the theme
+//   group.js       new group, the group dialog (members, roles, invite link), joining by a link
+//   mute.js        muting a conversation for a while or for good
 
 import { wireSettings } from "./ui/settings.js";
 import { ChatError } from "./chatcore/web.js";
@@ -39,6 +41,8 @@ import { signOut } from "./ui/session.js";
 import { openCard } from "./ui/card.js";
 import { state } from "./ui/store.js";
 import { wireConnection } from "./ui/connection.js";
+import { joinFromLink, wireGroups } from "./ui/group.js";
+import { wireMute } from "./ui/mute.js";
 
 function boot() {
   wireAuth();
@@ -48,6 +52,8 @@ function boot() {
   wireCard();
   wireConnection();
   wireSettings();
+  wireGroups();
+  wireMute();
   $("me-button").addEventListener("click", () => {
     if (state.me) void openCard(state.me.user);
   });
@@ -60,6 +66,8 @@ function boot() {
   });
   window.addEventListener("hashchange", () => void route());
   const token = localStorage.getItem(TOKEN_KEY);
+  // An invite link: its token waits for the session (joined in session.js once signed in).
+  void joinFromLink();
   if (route()) {
     if (!state.client) createClient(null);
     return;

@@ -64,7 +64,7 @@ try {
   const BATCH = 50;
   for (let i = 0; i < COUNT; i += BATCH) {
     const batch = [];
-    for (let j = i; j < Math.min(COUNT, i + BATCH); j++) batch.push(sender.send(aliceId, `${j} ${TEXTS[j % TEXTS.length]}`));
+    for (let j = i; j < Math.min(COUNT, i + BATCH); j++) batch.push(sender.send({ to: aliceId }, `${j} ${TEXTS[j % TEXTS.length]}`));
     await Promise.all(batch);
   }
   const sent = Date.now() - started;

@@ -14,17 +14,19 @@ import { DeliveryTracker } from "./delivery.js";
 import { ChatError } from "./errors.js";
 import {
   canonicalClientFrame,
-  directConversationId,
   PROTOCOL_VERSION,
   ProtocolError,
   type AlertFrame,
   type ClientFrame,
   type Content,
+  type ConversationInfo,
   type ConversationSummary,
   type DirectoryEntry,
   type Message,
   type Presence,
   type Profile,
+  type ReadFrame,
+  type Role,
   type ServerFrame,
   type ServerFrameOf,
 } from "./protocol.js";
@@ -114,8 +116,10 @@ export interface ClientEvents {
   message: { message: Message; source: "push" | "sync" };
   /** A watched user came online or left. */
   presence: Presence;
-  /** A message arrived in a conversation this device is not focused on. */
+  /** A message from someone else arrived in a conversation this device is not focused on and that is not muted: count it as unread (+1). */
   alert: Omit<AlertFrame, "type">;
+  /** Another device of the user read `conv` up to `seq`: its unread count is 0 now. */
+  read: Omit<ReadFrame, "type">;
   /** Signed in (`register`, `login`) or resumed (`resumed`: also after a reconnect). */
   session: { session: Session; resumed: boolean };
   /** The session ended; sign in again. */
@@ -126,6 +130,24 @@ export interface ClientEvents {
   close: { code: number; reason: string; willReconnect: boolean };
   /** A failure not tied to a request: an `error` frame without id, an undecodable frame, a failed background sync. */
   error: ChatError;
+}
+
+/** Where {@link ChatClient.send} sends: a conversation by its id, or a user (their direct conversation, opened if need be). */
+export type SendTarget = { conv: string } | { to: string };
+
+/** A page of {@link ChatClient.conversations}. */
+export interface ConversationPage {
+  conversations: ConversationSummary[];
+  /** Pass as `after` for the next page; absent on the last one. */
+  next?: string;
+}
+
+/** What {@link ChatClient.updateGroup} changes; absent fields stay, an empty description or avatar removes it. */
+export interface GroupChanges {
+  title?: string;
+  description?: string;
+  avatar?: string;
+  history_visible?: boolean;
 }
 
 /** Result of {@link ChatClient.send}. */
@@ -292,12 +314,6 @@ export class ChatClient {
   /** Server clock minus local clock, in ms, as of the last `welcome`. */
   get clockOffsetMs(): number {
     return this.serverTimeOffset;
-  }
-
-  /** The 1:1 conversation id with `peer` (needs a session). */
-  conversationWith(peer: string): string {
-    if (!this.sessionValue) throw new ChatError("unauthenticated", "not signed in");
-    return directConversationId(this.sessionValue.user, peer);
   }
 
   // -- connection -----------------------------------------------------------
@@ -647,6 +663,9 @@ export class ChatClient {
         this.emit("alert", alert);
         return;
       }
+      case "read":
+        this.emit("read", { conv: frame.conv, seq: frame.seq });
+        return;
       case "error": {
         const p = frame.id !== undefined ? this.inflight.get(frame.id) : undefined;
         if (!p || frame.id === undefined) {
@@ -820,14 +839,20 @@ export class ChatClient {
   // -- messaging --------------------------------------------------------------
 
   /**
-   * Sends a message to user `to`. The `client_id` (fresh unless given: pass
-   * the same one to retry a send yourself) is kept when the request is
-   * repeated after a reconnect, so the message is stored once.
+   * Sends a message to a conversation (`{ conv }`) or to a user (`{ to }`:
+   * the direct conversation with them, opened by this first send if need
+   * be). The `client_id` (fresh unless given: pass the same one to retry a
+   * send yourself) is kept when the request is repeated after a reconnect, so
+   * the message is stored once.
    */
-  async send(to: string, content: string | Content, options: { clientId?: string } = {}): Promise<SendResult> {
+  async send(target: SendTarget, content: string | Content, options: { clientId?: string } = {}): Promise<SendResult> {
     const client_id = options.clientId ?? newClientId();
     const body: Content = typeof content === "string" ? { kind: "text", text: content } : content;
-    const sent = await this.request({ type: "send", to, client_id, content: body }, "sent", { auth: true, retry: true });
+    const frame: RequestFrame =
+      "conv" in target
+        ? { type: "send", conv: target.conv, client_id, content: body }
+        : { type: "send", to: target.to, client_id, content: body };
+    const sent = await this.request(frame, "sent", { auth: true, retry: true });
     const message: Message = {
       id: sent.message_id,
       conv: sent.conv,
@@ -860,9 +885,112 @@ export class ChatClient {
     await this.request(conv === undefined ? { type: "focus" } : { type: "focus", conv }, "ok", { auth: true, retry: true });
   }
 
-  /** The caller's conversations, newest activity first, with unread counts. */
-  async conversations(): Promise<ConversationSummary[]> {
-    return (await this.request({ type: "conversations" }, "conversations", { auth: true, retry: true })).conversations;
+  /** A page of the caller's conversations, newest activity first, with unread counts; `after`: the `next` of the previous page. */
+  async conversations(page: { after?: string; limit?: number } = {}): Promise<ConversationPage> {
+    const r = await this.request({ type: "conversations", ...page }, "conversations", { auth: true, retry: true });
+    return r.next === undefined ? { conversations: r.conversations } : { conversations: r.conversations, next: r.next };
+  }
+
+  /** Every conversation of the caller, page after page (`limit` per page). */
+  async allConversations(limit?: number): Promise<ConversationSummary[]> {
+    const all: ConversationSummary[] = [];
+    let after: string | undefined;
+    do {
+      const page = await this.conversations({ ...(after === undefined ? {} : { after }), ...(limit === undefined ? {} : { limit }) });
+      all.push(...page.conversations);
+      after = page.next;
+    } while (after !== undefined);
+    return all;
+  }
+
+  // -- conversations and groups ----------------------------------------------
+
+  /** The direct conversation with `user`, opened if need be. */
+  async openDirect(user: string): Promise<ConversationInfo> {
+    return (await this.request({ type: "open_direct", user }, "conversation", { auth: true, retry: true })).conversation;
+  }
+
+  /**
+   * The server pushes the notice of a change to every member's devices but the connection that asked (it has
+   * its reply, which carries only the seq): this one fetches it by a sync, so it arrives as a `message` event
+   * here too, in order with the rest.
+   */
+  private fetchNotice(): void {
+    if (this.opts.autoSync) this.sync().catch((e) => this.emit("error", e instanceof ChatError ? e : new ChatError("protocol", String(e))));
+  }
+
+  /** Creates a group owned by the caller, with `members` besides the caller. */
+  async createGroup(group: { title: string; description?: string; avatar?: string; members?: string[] }): Promise<ConversationInfo> {
+    const { conversation } = await this.request({ type: "create_group", ...group }, "conversation", { auth: true });
+    this.fetchNotice();
+    return conversation;
+  }
+
+  /** One conversation with its members (the caller is or was a member). */
+  async getConversation(conv: string): Promise<ConversationInfo> {
+    return (await this.request({ type: "get_conversation", conv }, "conversation", { auth: true, retry: true })).conversation;
+  }
+
+  /** Changes a group's settings (admins); resolves with the seq of the notice. */
+  async updateGroup(conv: string, changes: GroupChanges): Promise<number> {
+    const { seq } = await this.request({ type: "update_group", conv, ...changes }, "changed", { auth: true });
+    this.fetchNotice();
+    return seq;
+  }
+
+  /** Adds users to a group (admins); resolves with the seq of the notice. */
+  async addMembers(conv: string, users: string[]): Promise<number> {
+    const { seq } = await this.request({ type: "add_members", conv, users }, "changed", { auth: true });
+    this.fetchNotice();
+    return seq;
+  }
+
+  /** Removes a member (admins; never the owner, and an admin only by the owner); resolves with the notice's seq. */
+  async removeMember(conv: string, user: string): Promise<number> {
+    const { seq } = await this.request({ type: "remove_member", conv, user }, "changed", { auth: true });
+    this.fetchNotice();
+    return seq;
+  }
+
+  /** Leaves a group; resolves with the seq of the notice. */
+  async leave(conv: string): Promise<number> {
+    const { seq } = await this.request({ type: "leave", conv }, "changed", { auth: true });
+    this.fetchNotice();
+    return seq;
+  }
+
+  /** Gives a member a role (the owner); `owner` hands ownership over (the caller becomes an admin). */
+  async setRole(conv: string, user: string, role: Role): Promise<number> {
+    const { seq } = await this.request({ type: "set_role", conv, user, role }, "changed", { auth: true });
+    this.fetchNotice();
+    return seq;
+  }
+
+  /** Creates the group's invite token, replacing any earlier one (admins). */
+  async createInvite(conv: string): Promise<string> {
+    return (await this.request({ type: "create_invite", conv }, "invite", { auth: true })).token;
+  }
+
+  /** Revokes the group's invite token (admins). */
+  async revokeInvite(conv: string): Promise<void> {
+    await this.request({ type: "revoke_invite", conv }, "ok", { auth: true, retry: true });
+  }
+
+  /** Joins a group by an invite token; an unknown, revoked or replaced token all fail with `not_found`. */
+  async join(token: string): Promise<ConversationInfo> {
+    const { conversation } = await this.request({ type: "join", token }, "conversation", { auth: true, retry: true });
+    this.fetchNotice();
+    return conversation;
+  }
+
+  /** No alerts for `conv` until `until` (ms since the epoch, server time), or until unmuted when absent. */
+  async mute(conv: string, until?: number): Promise<void> {
+    await this.request(until === undefined ? { type: "mute", conv } : { type: "mute", conv, until }, "ok", { auth: true, retry: true });
+  }
+
+  /** Alerts for `conv` again. */
+  async unmute(conv: string): Promise<void> {
+    await this.request({ type: "unmute", conv }, "ok", { auth: true, retry: true });
   }
 
   /** Application-level ping; resolves with the round-trip time in ms. */

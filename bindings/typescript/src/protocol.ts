@@ -1,5 +1,5 @@
 /**
- * The frames of the chatcore protocol, version 1 (docs/PROTOCOL.md), as
+ * The frames of the chatcore protocol, version 2 (docs/PROTOCOL.md), as
  * TypeScript types, and the schema that puts any frame into its canonical
  * form: fields in the order the Rust types serialize them, absent optional
  * fields omitted, `null` only where Rust writes `None` as nil. Both codecs
@@ -13,7 +13,7 @@
  */
 
 /** The protocol version this binding speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
@@ -80,8 +80,59 @@ export interface Presence {
   last_seen?: number;
 }
 
-/** A message payload, tagged by `kind`. */
-export type Content = { kind: "text"; text: string };
+/** A member's role in a group, by power: `member` < `admin` < `owner`. */
+export type Role = "member" | "admin" | "owner";
+
+/** Every {@link Role}, from least to most power. */
+export const ROLES: readonly Role[] = ["member", "admin", "owner"];
+
+/** Whether a conversation is between two users or a group. */
+export type ConversationKind = "direct" | "group";
+
+/** A message a client sends, tagged by `kind`. */
+export type TextContent = { kind: "text"; text: string };
+
+/**
+ * A notice: a change of a group that the server wrote into its log, in order
+ * with the messages. Its sender (`Message.from`) is who made the change.
+ */
+export type NoticeContent =
+  /** The sender created the group with these other members. */
+  | { kind: "group_created"; title: string; members: string[] }
+  /** The sender (an admin) added these users. */
+  | { kind: "members_added"; users: string[] }
+  /** The sender joined with an invite link. */
+  | { kind: "member_joined" }
+  /** The sender (an admin) removed `user`. */
+  | { kind: "member_removed"; user: string }
+  /** The sender left; when the sender owned the group, `new_owner` owns it now. */
+  | { kind: "member_left"; new_owner?: string }
+  /** The sender (the owner) gave `user` the role `role` (`owner`: handed ownership over). */
+  | { kind: "role_changed"; user: string; role: Role }
+  /** The sender (an admin) changed these settings; an empty description or avatar removes it. */
+  | { kind: "group_updated"; title?: string; description?: string; avatar?: string; history_visible?: boolean }
+  /** A seq the store left without content: shows nothing. */
+  | { kind: "void" };
+
+/** What an entry of a conversation's log carries, tagged by `kind`. */
+export type Content = TextContent | NoticeContent;
+
+/** Every notice `kind`. */
+export const NOTICE_KINDS: readonly NoticeContent["kind"][] = [
+  "group_created",
+  "members_added",
+  "member_joined",
+  "member_removed",
+  "member_left",
+  "role_changed",
+  "group_updated",
+  "void",
+];
+
+/** Whether `content` is a notice the server wrote rather than a message someone sent. */
+export function isNotice(content: Content): content is NoticeContent {
+  return content.kind !== "text";
+}
 
 /** A stored message. */
 export interface Message {
@@ -101,13 +152,70 @@ export interface DirectoryEntry {
   presence: Presence;
 }
 
-/** One conversation of the caller. */
+/** The newest entry of a conversation, as the chat list previews it. */
+export interface LastEntry {
+  seq: number;
+  ts: number;
+  from: string;
+  /** Its content's `kind` (`text`, or a notice's kind). */
+  kind: string;
+  /** The start of the text, when the content is plain text. */
+  preview?: string;
+}
+
+/** One conversation of the caller, for the chat list. */
 export interface ConversationSummary {
   conv: string;
-  peer?: string;
+  kind: ConversationKind;
+  /** A group's title. */
+  title?: string;
+  /** A group's avatar (media id). */
+  avatar?: string;
+  /** The other user of a direct conversation. */
+  peer?: Profile;
+  /** How many members it has now. */
+  members: number;
+  /** The caller's role in a group; absent in a direct conversation and once the caller left or was removed. */
+  role?: Role;
+  /** The caller left or was removed: it reads up to that point, no further. Absent means false. */
+  left?: boolean;
+  /** Seq of the newest entry the caller may read. */
   last_seq: number;
+  /** Messages from others after the caller's read marker. */
   unread: number;
-  last?: Message;
+  last?: LastEntry;
+  /** Whether alerts are muted now. Absent means false. */
+  muted?: boolean;
+  /** When a mute ends; absent for a mute until unmuted. */
+  muted_until?: number;
+}
+
+/** A member as a conversation lists it. */
+export interface MemberInfo {
+  user: string;
+  /** `member` in a direct conversation. */
+  role: Role;
+  joined_at: number;
+}
+
+/** A conversation with its current members. */
+export interface ConversationInfo {
+  conv: string;
+  kind: ConversationKind;
+  title?: string;
+  description?: string;
+  avatar?: string;
+  /** Whether new members see the history from before they joined. */
+  history_visible: boolean;
+  created_at: number;
+  /** The current members, longest-serving first. */
+  members: MemberInfo[];
+  /** The caller's role; absent once it left or was removed (and in a direct conversation it is `member`). */
+  role?: Role;
+  /** Seq of the newest entry the caller may read. */
+  last_seq: number;
+  /** The first seq the caller may read. */
+  first_seq: number;
 }
 
 /** Frames a client sends. Every request has an `id` its reply carries back. */
@@ -132,13 +240,37 @@ export type ClientFrame =
   | { type: "search_users"; id: number; query: string; after?: string; limit?: number }
   | { type: "get_profile"; id: number; user: string }
   | { type: "update_profile"; id: number; display_name?: string; about?: string; avatar?: string }
-  | { type: "send"; id: number; to: string; client_id: string; content: Content }
+  /** To a conversation the caller is a member of. */
+  | { type: "send"; id: number; conv: string; to?: never; client_id: string; content: Content }
+  /** To a user: the direct conversation with them, opened by this first send if need be. */
+  | { type: "send"; id: number; to: string; conv?: never; client_id: string; content: Content }
   | { type: "history"; id: number; conv: string; before?: number; limit?: number }
   | { type: "sync"; id: number; limit?: number }
   | { type: "ack"; id: number; conv: string; seq: number }
   | { type: "read"; id: number; conv: string; seq: number }
   | { type: "focus"; id: number; conv?: string }
-  | { type: "conversations"; id: number }
+  | { type: "conversations"; id: number; after?: string; limit?: number }
+  | { type: "open_direct"; id: number; user: string }
+  | { type: "create_group"; id: number; title: string; description?: string; avatar?: string; members?: string[] }
+  | { type: "get_conversation"; id: number; conv: string }
+  | {
+      type: "update_group";
+      id: number;
+      conv: string;
+      title?: string;
+      description?: string;
+      avatar?: string;
+      history_visible?: boolean;
+    }
+  | { type: "add_members"; id: number; conv: string; users: string[] }
+  | { type: "remove_member"; id: number; conv: string; user: string }
+  | { type: "leave"; id: number; conv: string }
+  | { type: "set_role"; id: number; conv: string; user: string; role: Role }
+  | { type: "create_invite"; id: number; conv: string }
+  | { type: "revoke_invite"; id: number; conv: string }
+  | { type: "join"; id: number; token: string }
+  | { type: "mute"; id: number; conv: string; until?: number }
+  | { type: "unmute"; id: number; conv: string }
   | { type: "ping"; id: number };
 
 /** Frames a server sends: replies (with the request's `id`) and pushes (without). */
@@ -167,12 +299,16 @@ export type ServerFrame =
     }
   | { type: "messages"; id: number; conv: string; messages: Message[]; more: boolean }
   | { type: "synced"; id: number; messages: Message[]; more: boolean }
-  | { type: "conversations"; id: number; conversations: ConversationSummary[] }
+  | { type: "conversations"; id: number; conversations: ConversationSummary[]; next?: string }
+  | { type: "conversation"; id: number; conversation: ConversationInfo }
+  | { type: "changed"; id: number; conv: string; seq: number }
+  | { type: "invite"; id: number; conv: string; token: string }
   | { type: "pong"; id: number }
   | ErrorFrame
   | { type: "message"; message: Message }
   | { type: "presence"; presence: Presence }
-  | AlertFrame;
+  | AlertFrame
+  | ReadFrame;
 
 /** A failed request (`id` absent when the server could not read one). */
 export interface ErrorFrame {
@@ -185,14 +321,24 @@ export interface ErrorFrame {
   retry_after_ms?: number;
 }
 
-/** Push: a message arrived in a conversation this device is not focused on. */
+/**
+ * Push: a message from someone else arrived in a conversation this device is
+ * not focused on and the user has not muted. The client counts it as unread
+ * (+1); the server's count comes with `conversations`.
+ */
 export interface AlertFrame {
   type: "alert";
   conv: string;
   from: string;
   message_id: string;
   seq: number;
-  unread: number;
+}
+
+/** Push: another device of the user read `conv` up to `seq` (its unread count is 0 now). */
+export interface ReadFrame {
+  type: "read";
+  conv: string;
+  seq: number;
 }
 
 /** The client frame of type `T`. */
@@ -225,9 +371,11 @@ type Kind =
  * How a field's absence is written, following the serde attributes:
  * `required`; `optional` = `Option` with `skip_serializing_if` (omitted when
  * absent, `null` accepted on input; every `Option` of the protocol is one);
- * `nonempty` = a `Vec` skipped when empty.
+ * `nonempty` = a `Vec` skipped when empty; `flag` = a `bool` that defaults
+ * to false and is skipped when false; `defaulted` = a `Vec` that defaults to
+ * empty when absent and is always written.
  */
-type Mode = "required" | "optional" | "nonempty";
+type Mode = "required" | "optional" | "nonempty" | "flag" | "defaulted";
 
 interface Field {
   name: string;
@@ -238,12 +386,35 @@ interface Field {
 const req = (name: string, kind: Kind): Field => ({ name, kind, mode: "required" });
 const opt = (name: string, kind: Kind): Field => ({ name, kind, mode: "optional" });
 const vec = (name: string, kind: Kind): Field => ({ name, kind, mode: "nonempty" });
+const flag = (name: string): Field => ({ name, kind: "bool", mode: "flag" });
+const always = (name: string, kind: Kind): Field => ({ name, kind, mode: "defaulted" });
 
 const id = req("id", "u32");
 /** Millis is an i64 in Rust. */
 const millis = "i64";
 
-const CONTENT: Kind = { tagged: "kind", variants: { text: [req("text", "string")] } };
+const ROLE: Kind = { oneOf: ROLES };
+const CONVERSATION_KIND: Kind = { oneOf: ["direct", "group"] };
+
+const CONTENT: Kind = {
+  tagged: "kind",
+  variants: {
+    text: [req("text", "string")],
+    group_created: [req("title", "string"), req("members", { list: "string" })],
+    members_added: [req("users", { list: "string" })],
+    member_joined: [],
+    member_removed: [req("user", "string")],
+    member_left: [opt("new_owner", "string")],
+    role_changed: [req("user", "string"), req("role", ROLE)],
+    group_updated: [
+      opt("title", "string"),
+      opt("description", "string"),
+      opt("avatar", "string"),
+      opt("history_visible", "bool"),
+    ],
+    void: [],
+  },
+};
 
 const MESSAGE: Kind = {
   struct: [
@@ -273,13 +444,43 @@ const PRESENCE: Kind = {
 
 const DIRECTORY_ENTRY: Kind = { struct: [req("profile", PROFILE), req("presence", PRESENCE)] };
 
+const LAST_ENTRY: Kind = {
+  struct: [req("seq", "u64"), req("ts", millis), req("from", "string"), req("kind", "string"), opt("preview", "string")],
+};
+
 const CONVERSATION_SUMMARY: Kind = {
   struct: [
     req("conv", "string"),
-    opt("peer", "string"),
+    req("kind", CONVERSATION_KIND),
+    opt("title", "string"),
+    opt("avatar", "string"),
+    opt("peer", PROFILE),
+    req("members", "u32"),
+    opt("role", ROLE),
+    flag("left"),
     req("last_seq", "u64"),
     req("unread", "u64"),
-    opt("last", MESSAGE),
+    opt("last", LAST_ENTRY),
+    flag("muted"),
+    opt("muted_until", millis),
+  ],
+};
+
+const MEMBER_INFO: Kind = { struct: [req("user", "string"), req("role", ROLE), req("joined_at", millis)] };
+
+const CONVERSATION_INFO: Kind = {
+  struct: [
+    req("conv", "string"),
+    req("kind", CONVERSATION_KIND),
+    opt("title", "string"),
+    opt("description", "string"),
+    opt("avatar", "string"),
+    req("history_visible", "bool"),
+    req("created_at", millis),
+    req("members", { list: MEMBER_INFO }),
+    opt("role", ROLE),
+    req("last_seq", "u64"),
+    req("first_seq", "u64"),
   ],
 };
 
@@ -310,14 +511,40 @@ const CLIENT_FRAME: Kind = {
       opt("about", "string"),
       opt("avatar", "string"),
     ],
-    send: [id, req("to", "string"), req("client_id", "string"), req("content", CONTENT)],
+    send: [id, opt("conv", "string"), opt("to", "string"), req("client_id", "string"), req("content", CONTENT)],
     history: [id, req("conv", "string"), opt("before", "u64"), opt("limit", "u32")],
     sync: [id, opt("limit", "u32")],
     ack: [id, req("conv", "string"), req("seq", "u64")],
     read: [id, req("conv", "string"), req("seq", "u64")],
     focus: [id, opt("conv", "string")],
-    conversations: [id],
+    conversations: [id, opt("after", "string"), opt("limit", "u32")],
     ping: [id],
+    open_direct: [id, req("user", "string")],
+    create_group: [
+      id,
+      req("title", "string"),
+      opt("description", "string"),
+      opt("avatar", "string"),
+      always("members", { list: "string" }),
+    ],
+    get_conversation: [id, req("conv", "string")],
+    update_group: [
+      id,
+      req("conv", "string"),
+      opt("title", "string"),
+      opt("description", "string"),
+      opt("avatar", "string"),
+      opt("history_visible", "bool"),
+    ],
+    add_members: [id, req("conv", "string"), req("users", { list: "string" })],
+    remove_member: [id, req("conv", "string"), req("user", "string")],
+    leave: [id, req("conv", "string")],
+    set_role: [id, req("conv", "string"), req("user", "string"), req("role", ROLE)],
+    create_invite: [id, req("conv", "string")],
+    revoke_invite: [id, req("conv", "string")],
+    join: [id, req("token", "string")],
+    mute: [id, req("conv", "string"), opt("until", millis)],
+    unmute: [id, req("conv", "string")],
   },
 };
 
@@ -346,7 +573,10 @@ const SERVER_FRAME: Kind = {
     ],
     messages: [id, req("conv", "string"), req("messages", { list: MESSAGE }), req("more", "bool")],
     synced: [id, req("messages", { list: MESSAGE }), req("more", "bool")],
-    conversations: [id, req("conversations", { list: CONVERSATION_SUMMARY })],
+    conversations: [id, req("conversations", { list: CONVERSATION_SUMMARY }), opt("next", "string")],
+    conversation: [id, req("conversation", CONVERSATION_INFO)],
+    changed: [id, req("conv", "string"), req("seq", "u64")],
+    invite: [id, req("conv", "string"), req("token", "string")],
     pong: [id],
     error: [
       opt("id", "u32"),
@@ -363,8 +593,8 @@ const SERVER_FRAME: Kind = {
       req("from", "string"),
       req("message_id", "string"),
       req("seq", "u64"),
-      req("unread", "u64"),
     ],
+    read: [req("conv", "string"), req("seq", "u64")],
   },
 };
 
@@ -385,11 +615,13 @@ function canonFields(obj: Record<string, unknown>, fields: Field[], out: Record<
     const v = obj[f.name];
     const at = path ? `${path}.${f.name}` : f.name;
     if (v === undefined || v === null) {
-      if (f.mode === "required") fail(at, v === null ? "must not be null" : "missing");
+      if (f.mode === "required" || (v === null && f.mode !== "optional")) fail(at, v === null ? "must not be null" : "missing");
+      if (f.mode === "defaulted") out[f.name] = [];
       continue;
     }
     const c = canon(v, f.kind, at);
     if (f.mode === "nonempty" && Array.isArray(c) && c.length === 0) continue;
+    if (f.mode === "flag" && c === false) continue;
     out[f.name] = c;
   }
 }
@@ -465,32 +697,3 @@ export const SIGNED_OUT_TYPES: ReadonlySet<ClientFrame["type"]> = new Set([
   "reset_confirm",
   "ping",
 ]);
-
-const utf8 = new TextEncoder();
-
-function compareBytes(a: string, b: string): number {
-  const x = utf8.encode(a);
-  const y = utf8.encode(b);
-  const n = Math.min(x.length, y.length);
-  for (let i = 0; i < n; i++) {
-    if (x[i] !== y[i]) return x[i]! - y[i]!;
-  }
-  return x.length - y.length;
-}
-
-/**
- * The id of the 1:1 conversation of two users, `dm:<lower>:<higher>` (ordered
- * as UTF-8 byte strings, like the server), the same whichever side asks.
- */
-export function directConversationId(a: string, b: string): string {
-  return compareBytes(a, b) <= 0 ? `dm:${a}:${b}` : `dm:${b}:${a}`;
-}
-
-/** The other member of a 1:1 conversation, seen from `me`; `undefined` if `me` is not a member. */
-export function peerOf(conv: string, me: string): string | undefined {
-  const m = /^dm:([^:]+):([^:]+)$/.exec(conv);
-  if (!m) return undefined;
-  if (m[1] === me) return m[2];
-  if (m[2] === me) return m[1];
-  return undefined;
-}

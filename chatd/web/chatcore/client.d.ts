@@ -10,7 +10,7 @@
  */
 import { type Codec } from "./codec.js";
 import { ChatError } from "./errors.js";
-import { type AlertFrame, type ClientFrame, type Content, type ConversationSummary, type DirectoryEntry, type Message, type Presence, type Profile, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+import { type AlertFrame, type ClientFrame, type Content, type ConversationInfo, type ConversationSummary, type DirectoryEntry, type Message, type Presence, type Profile, type ReadFrame, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
 /** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
 export interface WebSocketLike {
     readonly readyState: number;
@@ -92,8 +92,10 @@ export interface ClientEvents {
     };
     /** A watched user came online or left. */
     presence: Presence;
-    /** A message arrived in a conversation this device is not focused on. */
+    /** A message from someone else arrived in a conversation this device is not focused on and that is not muted: count it as unread (+1). */
     alert: Omit<AlertFrame, "type">;
+    /** Another device of the user read `conv` up to `seq`: its unread count is 0 now. */
+    read: Omit<ReadFrame, "type">;
     /** Signed in (`register`, `login`) or resumed (`resumed`: also after a reconnect). */
     session: {
         session: Session;
@@ -113,6 +115,25 @@ export interface ClientEvents {
     };
     /** A failure not tied to a request: an `error` frame without id, an undecodable frame, a failed background sync. */
     error: ChatError;
+}
+/** Where {@link ChatClient.send} sends: a conversation by its id, or a user (their direct conversation, opened if need be). */
+export type SendTarget = {
+    conv: string;
+} | {
+    to: string;
+};
+/** A page of {@link ChatClient.conversations}. */
+export interface ConversationPage {
+    conversations: ConversationSummary[];
+    /** Pass as `after` for the next page; absent on the last one. */
+    next?: string;
+}
+/** What {@link ChatClient.updateGroup} changes; absent fields stay, an empty description or avatar removes it. */
+export interface GroupChanges {
+    title?: string;
+    description?: string;
+    avatar?: string;
+    history_visible?: boolean;
 }
 /** Result of {@link ChatClient.send}. */
 export interface SendResult {
@@ -171,8 +192,6 @@ export declare class ChatClient {
     get me(): string | undefined;
     /** Server clock minus local clock, in ms, as of the last `welcome`. */
     get clockOffsetMs(): number;
-    /** The 1:1 conversation id with `peer` (needs a session). */
-    conversationWith(peer: string): string;
     /**
      * Opens the connection (and resumes the session if a token is known).
      * Requests open it on demand too; call this to connect early or to learn
@@ -270,11 +289,13 @@ export declare class ChatClient {
         avatar?: string;
     }): Promise<DirectoryEntry>;
     /**
-     * Sends a message to user `to`. The `client_id` (fresh unless given: pass
-     * the same one to retry a send yourself) is kept when the request is
-     * repeated after a reconnect, so the message is stored once.
+     * Sends a message to a conversation (`{ conv }`) or to a user (`{ to }`:
+     * the direct conversation with them, opened by this first send if need
+     * be). The `client_id` (fresh unless given: pass the same one to retry a
+     * send yourself) is kept when the request is repeated after a reconnect, so
+     * the message is stored once.
      */
-    send(to: string, content: string | Content, options?: {
+    send(target: SendTarget, content: string | Content, options?: {
         clientId?: string;
     }): Promise<SendResult>;
     /** A page of history: the newest `limit` messages before seq `before` (all if absent), ascending. */
@@ -289,8 +310,50 @@ export declare class ChatClient {
     read(conv: string, seq: number): Promise<void>;
     /** Tells the server which conversation is on screen (`undefined`: none); kept across reconnects. */
     focus(conv: string | undefined): Promise<void>;
-    /** The caller's conversations, newest activity first, with unread counts. */
-    conversations(): Promise<ConversationSummary[]>;
+    /** A page of the caller's conversations, newest activity first, with unread counts; `after`: the `next` of the previous page. */
+    conversations(page?: {
+        after?: string;
+        limit?: number;
+    }): Promise<ConversationPage>;
+    /** Every conversation of the caller, page after page (`limit` per page). */
+    allConversations(limit?: number): Promise<ConversationSummary[]>;
+    /** The direct conversation with `user`, opened if need be. */
+    openDirect(user: string): Promise<ConversationInfo>;
+    /**
+     * The server pushes the notice of a change to every member's devices but the connection that asked (it has
+     * its reply, which carries only the seq): this one fetches it by a sync, so it arrives as a `message` event
+     * here too, in order with the rest.
+     */
+    private fetchNotice;
+    /** Creates a group owned by the caller, with `members` besides the caller. */
+    createGroup(group: {
+        title: string;
+        description?: string;
+        avatar?: string;
+        members?: string[];
+    }): Promise<ConversationInfo>;
+    /** One conversation with its members (the caller is or was a member). */
+    getConversation(conv: string): Promise<ConversationInfo>;
+    /** Changes a group's settings (admins); resolves with the seq of the notice. */
+    updateGroup(conv: string, changes: GroupChanges): Promise<number>;
+    /** Adds users to a group (admins); resolves with the seq of the notice. */
+    addMembers(conv: string, users: string[]): Promise<number>;
+    /** Removes a member (admins; never the owner, and an admin only by the owner); resolves with the notice's seq. */
+    removeMember(conv: string, user: string): Promise<number>;
+    /** Leaves a group; resolves with the seq of the notice. */
+    leave(conv: string): Promise<number>;
+    /** Gives a member a role (the owner); `owner` hands ownership over (the caller becomes an admin). */
+    setRole(conv: string, user: string, role: Role): Promise<number>;
+    /** Creates the group's invite token, replacing any earlier one (admins). */
+    createInvite(conv: string): Promise<string>;
+    /** Revokes the group's invite token (admins). */
+    revokeInvite(conv: string): Promise<void>;
+    /** Joins a group by an invite token; an unknown, revoked or replaced token all fail with `not_found`. */
+    join(token: string): Promise<ConversationInfo>;
+    /** No alerts for `conv` until `until` (ms since the epoch, server time), or until unmuted when absent. */
+    mute(conv: string, until?: number): Promise<void>;
+    /** Alerts for `conv` again. */
+    unmute(conv: string): Promise<void>;
     /** Application-level ping; resolves with the round-trip time in ms. */
     ping(): Promise<number>;
 }

@@ -1,5 +1,5 @@
 /**
- * The frames of the chatcore protocol, version 1 (docs/PROTOCOL.md), as
+ * The frames of the chatcore protocol, version 2 (docs/PROTOCOL.md), as
  * TypeScript types, and the schema that puts any frame into its canonical
  * form: fields in the order the Rust types serialize them, absent optional
  * fields omitted, `null` only where Rust writes `None` as nil. Both codecs
@@ -12,7 +12,7 @@
  * @module
  */
 /** The protocol version this binding speaks. */
-export declare const PROTOCOL_VERSION = 1;
+export declare const PROTOCOL_VERSION = 2;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export declare const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -39,11 +39,71 @@ export interface Presence {
     /** When the user's last device left; absent while online or if never seen. */
     last_seen?: number;
 }
-/** A message payload, tagged by `kind`. */
-export type Content = {
+/** A member's role in a group, by power: `member` < `admin` < `owner`. */
+export type Role = "member" | "admin" | "owner";
+/** Every {@link Role}, from least to most power. */
+export declare const ROLES: readonly Role[];
+/** Whether a conversation is between two users or a group. */
+export type ConversationKind = "direct" | "group";
+/** A message a client sends, tagged by `kind`. */
+export type TextContent = {
     kind: "text";
     text: string;
 };
+/**
+ * A notice: a change of a group that the server wrote into its log, in order
+ * with the messages. Its sender (`Message.from`) is who made the change.
+ */
+export type NoticeContent = 
+/** The sender created the group with these other members. */
+{
+    kind: "group_created";
+    title: string;
+    members: string[];
+}
+/** The sender (an admin) added these users. */
+ | {
+    kind: "members_added";
+    users: string[];
+}
+/** The sender joined with an invite link. */
+ | {
+    kind: "member_joined";
+}
+/** The sender (an admin) removed `user`. */
+ | {
+    kind: "member_removed";
+    user: string;
+}
+/** The sender left; when the sender owned the group, `new_owner` owns it now. */
+ | {
+    kind: "member_left";
+    new_owner?: string;
+}
+/** The sender (the owner) gave `user` the role `role` (`owner`: handed ownership over). */
+ | {
+    kind: "role_changed";
+    user: string;
+    role: Role;
+}
+/** The sender (an admin) changed these settings; an empty description or avatar removes it. */
+ | {
+    kind: "group_updated";
+    title?: string;
+    description?: string;
+    avatar?: string;
+    history_visible?: boolean;
+}
+/** A seq the store left without content: shows nothing. */
+ | {
+    kind: "void";
+};
+/** What an entry of a conversation's log carries, tagged by `kind`. */
+export type Content = TextContent | NoticeContent;
+/** Every notice `kind`. */
+export declare const NOTICE_KINDS: readonly NoticeContent["kind"][];
+/** Whether `content` is a notice the server wrote rather than a message someone sent. */
+export declare function isNotice(content: Content): content is NoticeContent;
 /** A stored message. */
 export interface Message {
     id: string;
@@ -60,13 +120,67 @@ export interface DirectoryEntry {
     profile: Profile;
     presence: Presence;
 }
-/** One conversation of the caller. */
+/** The newest entry of a conversation, as the chat list previews it. */
+export interface LastEntry {
+    seq: number;
+    ts: number;
+    from: string;
+    /** Its content's `kind` (`text`, or a notice's kind). */
+    kind: string;
+    /** The start of the text, when the content is plain text. */
+    preview?: string;
+}
+/** One conversation of the caller, for the chat list. */
 export interface ConversationSummary {
     conv: string;
-    peer?: string;
+    kind: ConversationKind;
+    /** A group's title. */
+    title?: string;
+    /** A group's avatar (media id). */
+    avatar?: string;
+    /** The other user of a direct conversation. */
+    peer?: Profile;
+    /** How many members it has now. */
+    members: number;
+    /** The caller's role in a group; absent in a direct conversation and once the caller left or was removed. */
+    role?: Role;
+    /** The caller left or was removed: it reads up to that point, no further. Absent means false. */
+    left?: boolean;
+    /** Seq of the newest entry the caller may read. */
     last_seq: number;
+    /** Messages from others after the caller's read marker. */
     unread: number;
-    last?: Message;
+    last?: LastEntry;
+    /** Whether alerts are muted now. Absent means false. */
+    muted?: boolean;
+    /** When a mute ends; absent for a mute until unmuted. */
+    muted_until?: number;
+}
+/** A member as a conversation lists it. */
+export interface MemberInfo {
+    user: string;
+    /** `member` in a direct conversation. */
+    role: Role;
+    joined_at: number;
+}
+/** A conversation with its current members. */
+export interface ConversationInfo {
+    conv: string;
+    kind: ConversationKind;
+    title?: string;
+    description?: string;
+    avatar?: string;
+    /** Whether new members see the history from before they joined. */
+    history_visible: boolean;
+    created_at: number;
+    /** The current members, longest-serving first. */
+    members: MemberInfo[];
+    /** The caller's role; absent once it left or was removed (and in a direct conversation it is `member`). */
+    role?: Role;
+    /** Seq of the newest entry the caller may read. */
+    last_seq: number;
+    /** The first seq the caller may read. */
+    first_seq: number;
 }
 /** Frames a client sends. Every request has an `id` its reply carries back. */
 export type ClientFrame = {
@@ -126,10 +240,22 @@ export type ClientFrame = {
     display_name?: string;
     about?: string;
     avatar?: string;
-} | {
+}
+/** To a conversation the caller is a member of. */
+ | {
+    type: "send";
+    id: number;
+    conv: string;
+    to?: never;
+    client_id: string;
+    content: Content;
+}
+/** To a user: the direct conversation with them, opened by this first send if need be. */
+ | {
     type: "send";
     id: number;
     to: string;
+    conv?: never;
     client_id: string;
     content: Content;
 } | {
@@ -159,6 +285,72 @@ export type ClientFrame = {
 } | {
     type: "conversations";
     id: number;
+    after?: string;
+    limit?: number;
+} | {
+    type: "open_direct";
+    id: number;
+    user: string;
+} | {
+    type: "create_group";
+    id: number;
+    title: string;
+    description?: string;
+    avatar?: string;
+    members?: string[];
+} | {
+    type: "get_conversation";
+    id: number;
+    conv: string;
+} | {
+    type: "update_group";
+    id: number;
+    conv: string;
+    title?: string;
+    description?: string;
+    avatar?: string;
+    history_visible?: boolean;
+} | {
+    type: "add_members";
+    id: number;
+    conv: string;
+    users: string[];
+} | {
+    type: "remove_member";
+    id: number;
+    conv: string;
+    user: string;
+} | {
+    type: "leave";
+    id: number;
+    conv: string;
+} | {
+    type: "set_role";
+    id: number;
+    conv: string;
+    user: string;
+    role: Role;
+} | {
+    type: "create_invite";
+    id: number;
+    conv: string;
+} | {
+    type: "revoke_invite";
+    id: number;
+    conv: string;
+} | {
+    type: "join";
+    id: number;
+    token: string;
+} | {
+    type: "mute";
+    id: number;
+    conv: string;
+    until?: number;
+} | {
+    type: "unmute";
+    id: number;
+    conv: string;
 } | {
     type: "ping";
     id: number;
@@ -213,6 +405,21 @@ export type ServerFrame = {
     type: "conversations";
     id: number;
     conversations: ConversationSummary[];
+    next?: string;
+} | {
+    type: "conversation";
+    id: number;
+    conversation: ConversationInfo;
+} | {
+    type: "changed";
+    id: number;
+    conv: string;
+    seq: number;
+} | {
+    type: "invite";
+    id: number;
+    conv: string;
+    token: string;
 } | {
     type: "pong";
     id: number;
@@ -222,7 +429,7 @@ export type ServerFrame = {
 } | {
     type: "presence";
     presence: Presence;
-} | AlertFrame;
+} | AlertFrame | ReadFrame;
 /** A failed request (`id` absent when the server could not read one). */
 export interface ErrorFrame {
     type: "error";
@@ -233,14 +440,23 @@ export interface ErrorFrame {
     violations?: string[];
     retry_after_ms?: number;
 }
-/** Push: a message arrived in a conversation this device is not focused on. */
+/**
+ * Push: a message from someone else arrived in a conversation this device is
+ * not focused on and the user has not muted. The client counts it as unread
+ * (+1); the server's count comes with `conversations`.
+ */
 export interface AlertFrame {
     type: "alert";
     conv: string;
     from: string;
     message_id: string;
     seq: number;
-    unread: number;
+}
+/** Push: another device of the user read `conv` up to `seq` (its unread count is 0 now). */
+export interface ReadFrame {
+    type: "read";
+    conv: string;
+    seq: number;
 }
 /** The client frame of type `T`. */
 export type ClientFrameOf<T extends ClientFrame["type"]> = Extract<ClientFrame, {
@@ -268,10 +484,3 @@ export declare const CLIENT_FRAME_TYPES: ClientFrame["type"][];
 export declare const SERVER_FRAME_TYPES: ServerFrame["type"][];
 /** Request types allowed before signing in (PROTOCOL.md, *Lifecycle*). */
 export declare const SIGNED_OUT_TYPES: ReadonlySet<ClientFrame["type"]>;
-/**
- * The id of the 1:1 conversation of two users, `dm:<lower>:<higher>` (ordered
- * as UTF-8 byte strings, like the server), the same whichever side asks.
- */
-export declare function directConversationId(a: string, b: string): string;
-/** The other member of a 1:1 conversation, seen from `me`; `undefined` if `me` is not a member. */
-export declare function peerOf(conv: string, me: string): string | undefined;

@@ -1,5 +1,5 @@
 /**
- * The frames of the chatcore protocol, version 1 (docs/PROTOCOL.md), as
+ * The frames of the chatcore protocol, version 2 (docs/PROTOCOL.md), as
  * TypeScript types, and the schema that puts any frame into its canonical
  * form: fields in the order the Rust types serialize them, absent optional
  * fields omitted, `null` only where Rust writes `None` as nil. Both codecs
@@ -12,7 +12,7 @@
  * @module
  */
 /** The protocol version this binding speaks. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -33,6 +33,23 @@ export const ERROR_CODES = [
     "unavailable",
     "internal",
 ];
+/** Every {@link Role}, from least to most power. */
+export const ROLES = ["member", "admin", "owner"];
+/** Every notice `kind`. */
+export const NOTICE_KINDS = [
+    "group_created",
+    "members_added",
+    "member_joined",
+    "member_removed",
+    "member_left",
+    "role_changed",
+    "group_updated",
+    "void",
+];
+/** Whether `content` is a notice the server wrote rather than a message someone sent. */
+export function isNotice(content) {
+    return content.kind !== "text";
+}
 /** A frame that does not follow the schema (or bytes that are not a frame). */
 export class ProtocolError extends Error {
     name = "ProtocolError";
@@ -40,10 +57,32 @@ export class ProtocolError extends Error {
 const req = (name, kind) => ({ name, kind, mode: "required" });
 const opt = (name, kind) => ({ name, kind, mode: "optional" });
 const vec = (name, kind) => ({ name, kind, mode: "nonempty" });
+const flag = (name) => ({ name, kind: "bool", mode: "flag" });
+const always = (name, kind) => ({ name, kind, mode: "defaulted" });
 const id = req("id", "u32");
 /** Millis is an i64 in Rust. */
 const millis = "i64";
-const CONTENT = { tagged: "kind", variants: { text: [req("text", "string")] } };
+const ROLE = { oneOf: ROLES };
+const CONVERSATION_KIND = { oneOf: ["direct", "group"] };
+const CONTENT = {
+    tagged: "kind",
+    variants: {
+        text: [req("text", "string")],
+        group_created: [req("title", "string"), req("members", { list: "string" })],
+        members_added: [req("users", { list: "string" })],
+        member_joined: [],
+        member_removed: [req("user", "string")],
+        member_left: [opt("new_owner", "string")],
+        role_changed: [req("user", "string"), req("role", ROLE)],
+        group_updated: [
+            opt("title", "string"),
+            opt("description", "string"),
+            opt("avatar", "string"),
+            opt("history_visible", "bool"),
+        ],
+        void: [],
+    },
+};
 const MESSAGE = {
     struct: [
         req("id", "string"),
@@ -68,13 +107,40 @@ const PRESENCE = {
     struct: [req("user", "string"), req("online", "bool"), opt("last_seen", millis)],
 };
 const DIRECTORY_ENTRY = { struct: [req("profile", PROFILE), req("presence", PRESENCE)] };
+const LAST_ENTRY = {
+    struct: [req("seq", "u64"), req("ts", millis), req("from", "string"), req("kind", "string"), opt("preview", "string")],
+};
 const CONVERSATION_SUMMARY = {
     struct: [
         req("conv", "string"),
-        opt("peer", "string"),
+        req("kind", CONVERSATION_KIND),
+        opt("title", "string"),
+        opt("avatar", "string"),
+        opt("peer", PROFILE),
+        req("members", "u32"),
+        opt("role", ROLE),
+        flag("left"),
         req("last_seq", "u64"),
         req("unread", "u64"),
-        opt("last", MESSAGE),
+        opt("last", LAST_ENTRY),
+        flag("muted"),
+        opt("muted_until", millis),
+    ],
+};
+const MEMBER_INFO = { struct: [req("user", "string"), req("role", ROLE), req("joined_at", millis)] };
+const CONVERSATION_INFO = {
+    struct: [
+        req("conv", "string"),
+        req("kind", CONVERSATION_KIND),
+        opt("title", "string"),
+        opt("description", "string"),
+        opt("avatar", "string"),
+        req("history_visible", "bool"),
+        req("created_at", millis),
+        req("members", { list: MEMBER_INFO }),
+        opt("role", ROLE),
+        req("last_seq", "u64"),
+        req("first_seq", "u64"),
     ],
 };
 const CLIENT_FRAME = {
@@ -104,14 +170,40 @@ const CLIENT_FRAME = {
             opt("about", "string"),
             opt("avatar", "string"),
         ],
-        send: [id, req("to", "string"), req("client_id", "string"), req("content", CONTENT)],
+        send: [id, opt("conv", "string"), opt("to", "string"), req("client_id", "string"), req("content", CONTENT)],
         history: [id, req("conv", "string"), opt("before", "u64"), opt("limit", "u32")],
         sync: [id, opt("limit", "u32")],
         ack: [id, req("conv", "string"), req("seq", "u64")],
         read: [id, req("conv", "string"), req("seq", "u64")],
         focus: [id, opt("conv", "string")],
-        conversations: [id],
+        conversations: [id, opt("after", "string"), opt("limit", "u32")],
         ping: [id],
+        open_direct: [id, req("user", "string")],
+        create_group: [
+            id,
+            req("title", "string"),
+            opt("description", "string"),
+            opt("avatar", "string"),
+            always("members", { list: "string" }),
+        ],
+        get_conversation: [id, req("conv", "string")],
+        update_group: [
+            id,
+            req("conv", "string"),
+            opt("title", "string"),
+            opt("description", "string"),
+            opt("avatar", "string"),
+            opt("history_visible", "bool"),
+        ],
+        add_members: [id, req("conv", "string"), req("users", { list: "string" })],
+        remove_member: [id, req("conv", "string"), req("user", "string")],
+        leave: [id, req("conv", "string")],
+        set_role: [id, req("conv", "string"), req("user", "string"), req("role", ROLE)],
+        create_invite: [id, req("conv", "string")],
+        revoke_invite: [id, req("conv", "string")],
+        join: [id, req("token", "string")],
+        mute: [id, req("conv", "string"), opt("until", millis)],
+        unmute: [id, req("conv", "string")],
     },
 };
 const SERVER_FRAME = {
@@ -139,7 +231,10 @@ const SERVER_FRAME = {
         ],
         messages: [id, req("conv", "string"), req("messages", { list: MESSAGE }), req("more", "bool")],
         synced: [id, req("messages", { list: MESSAGE }), req("more", "bool")],
-        conversations: [id, req("conversations", { list: CONVERSATION_SUMMARY })],
+        conversations: [id, req("conversations", { list: CONVERSATION_SUMMARY }), opt("next", "string")],
+        conversation: [id, req("conversation", CONVERSATION_INFO)],
+        changed: [id, req("conv", "string"), req("seq", "u64")],
+        invite: [id, req("conv", "string"), req("token", "string")],
         pong: [id],
         error: [
             opt("id", "u32"),
@@ -156,8 +251,8 @@ const SERVER_FRAME = {
             req("from", "string"),
             req("message_id", "string"),
             req("seq", "u64"),
-            req("unread", "u64"),
         ],
+        read: [req("conv", "string"), req("seq", "u64")],
     },
 };
 function isPlainObject(v) {
@@ -176,12 +271,16 @@ function canonFields(obj, fields, out, path, skip) {
         const v = obj[f.name];
         const at = path ? `${path}.${f.name}` : f.name;
         if (v === undefined || v === null) {
-            if (f.mode === "required")
+            if (f.mode === "required" || (v === null && f.mode !== "optional"))
                 fail(at, v === null ? "must not be null" : "missing");
+            if (f.mode === "defaulted")
+                out[f.name] = [];
             continue;
         }
         const c = canon(v, f.kind, at);
         if (f.mode === "nonempty" && Array.isArray(c) && c.length === 0)
+            continue;
+        if (f.mode === "flag" && c === false)
             continue;
         out[f.name] = c;
     }
@@ -263,32 +362,3 @@ export const SIGNED_OUT_TYPES = new Set([
     "reset_confirm",
     "ping",
 ]);
-const utf8 = new TextEncoder();
-function compareBytes(a, b) {
-    const x = utf8.encode(a);
-    const y = utf8.encode(b);
-    const n = Math.min(x.length, y.length);
-    for (let i = 0; i < n; i++) {
-        if (x[i] !== y[i])
-            return x[i] - y[i];
-    }
-    return x.length - y.length;
-}
-/**
- * The id of the 1:1 conversation of two users, `dm:<lower>:<higher>` (ordered
- * as UTF-8 byte strings, like the server), the same whichever side asks.
- */
-export function directConversationId(a, b) {
-    return compareBytes(a, b) <= 0 ? `dm:${a}:${b}` : `dm:${b}:${a}`;
-}
-/** The other member of a 1:1 conversation, seen from `me`; `undefined` if `me` is not a member. */
-export function peerOf(conv, me) {
-    const m = /^dm:([^:]+):([^:]+)$/.exec(conv);
-    if (!m)
-        return undefined;
-    if (m[1] === me)
-        return m[2];
-    if (m[2] === me)
-        return m[1];
-    return undefined;
-}

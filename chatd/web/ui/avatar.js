@@ -46,3 +46,8 @@ export function avatar(
   if (presence) el.append(h("span", { class: `dot ${presence.online ? "online" : ""}` }));
   return el;
 }
+
+/** A group as avatar.js paints it: the title's initials on the group's colour. */
+export function groupProfile(/** @type {{ id: string, title: string }} */ c) {
+  return { user: c.id, username: "", display_name: c.title || "Group", about: "" };
+}

@@ -6,7 +6,7 @@ import { paintAvatar } from "./avatar.js";
 import { describe, presenceText } from "./format.js";
 import { clearErrors, showError, submitting, values } from "./forms.js";
 import { invalidate, onRender, rememberUser, state } from "./store.js";
-import { openChat } from "./chat.js";
+import { openChatWith } from "./chat.js";
 import { toast } from "./notify.js";
 
 /** Opens the card of `user` (one's own: with the profile form). */
@@ -56,7 +56,7 @@ export function wireCard() {
   $("card-message").addEventListener("click", () => {
     const user = d.dataset.user;
     d.close();
-    if (user) void openChat(user);
+    if (user) void openChatWith(user);
   });
   const f = form("profile-form");
   f.addEventListener("submit", (ev) => {

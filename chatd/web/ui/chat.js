@@ -2,14 +2,30 @@
 // The chat view: the open conversation's header, its messages (history loads
 // as the reader scrolls up), read marks, and incoming messages and alerts.
 
-import { ChatError, directConversationId, peerOf } from "../chatcore/web.js";
-import { $, field, h, setName, show } from "./dom.js";
-import { paintAvatar } from "./avatar.js";
-import { dayLabel, presenceText, sameDay, timeFmt } from "./format.js";
-import { conv, flush, invalidate, onRender, openConv, pageVisible, rememberUser, state, userName } from "./store.js";
+import { ChatError, isNotice } from "../chatcore/web.js";
+import { $, field, h, nameNode, setName, show } from "./dom.js";
+import { paintAvatar, groupProfile } from "./avatar.js";
+import { dayLabel, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
+import {
+  conv,
+  convName,
+  directWith,
+  flush,
+  invalidate,
+  isMuted,
+  learnConversation,
+  needUsers,
+  onRender,
+  openConv,
+  pageVisible,
+  state,
+  userName,
+} from "./store.js";
 import { discardPending, editPending, loadDraft, saveDraft } from "./composer.js";
 import { announce, dismissToast } from "./notify.js";
 import { openCard } from "./card.js";
+import { openGroup } from "./group.js";
+import { openMute } from "./mute.js";
 import { richText } from "./richtext.js";
 
 const PAGE = 30;
@@ -24,8 +40,65 @@ export function addMessage(/** @type {import("./store.js").Conv} */ c, /** @type
   c.messages.set(m.seq, m);
   c.lastSeq = Math.max(c.lastSeq, m.seq);
   c.lastTs = Math.max(c.lastTs, m.ts);
+  if (m.content.kind !== "void" && (!c.last || m.seq >= c.last.seq)) {
+    c.last = { seq: m.seq, ts: m.ts, from: m.from, kind: m.content.kind, message: m };
+  }
   if (live && m.from === state.me?.user) c.readSeq = Math.max(c.readSeq, m.seq);
   return true;
+}
+
+/** Conversations being fetched (`get_conversation`). @type {Map<string, Promise<void>>} */
+const fetchingConv = new Map();
+
+/** Learns (again) what the server says of conversation `id`: kind, title, members, this user's role. */
+export function refreshConversation(/** @type {string} */ id) {
+  const client = state.client;
+  if (!client) return Promise.resolve();
+  let p = fetchingConv.get(id);
+  if (p) return p;
+  p = client.getConversation(id).then(
+    (info) => {
+      fetchingConv.delete(id);
+      const c = learnConversation(info);
+      needUsers(info.members.map((m) => m.user));
+      if (c.kind === "direct") needUsers([c.peer]);
+      invalidate("directory", "header", "messages", "history", "group", "chat");
+    },
+    (/** @type {unknown} */ err) => {
+      fetchingConv.delete(id);
+      // No such conversation for this user (an old or foreign address): nothing to show.
+      if (err instanceof ChatError && err.code === "not_found" && !state.convs.get(id)?.known) {
+        if (state.open === id) closeChat();
+        state.convs.delete(id);
+        invalidate("directory");
+      }
+    },
+  );
+  fetchingConv.set(id, p);
+  return p;
+}
+
+/** What a notice changes in the page's state: members and roles (fetched anew), and whether this user is still in. */
+function applyNotice(/** @type {import("./store.js").Conv} */ c, /** @type {import("./store.js").Message} */ m) {
+  const me = state.me?.user;
+  const n = m.content;
+  if (n.kind === "void") return;
+  if ((n.kind === "member_removed" && n.user === me) || (n.kind === "member_left" && m.from === me)) {
+    c.left = true;
+    c.role = undefined;
+    c.pending.clear();
+    invalidate("chat", "header", "group");
+  }
+  if (n.kind === "group_updated" && n.title !== undefined) c.title = n.title;
+  if (n.kind === "group_updated" && n.description !== undefined) c.description = n.description;
+  /** @type {string[]} */
+  const ids = [m.from];
+  if (n.kind === "members_added") ids.push(...n.users);
+  if (n.kind === "member_removed" || n.kind === "role_changed") ids.push(n.user);
+  if (n.kind === "member_left" && n.new_owner) ids.push(n.new_owner);
+  if (n.kind === "group_created") ids.push(...n.members);
+  needUsers(ids);
+  void refreshConversation(c.id);
 }
 
 /** A message new to this device, pushed or synced. */
@@ -33,18 +106,15 @@ export function onMessage(/** @type {import("./store.js").Message} */ m) {
   const me = state.me;
   const client = state.client;
   if (!me || !client) return;
-  const peer = peerOf(m.conv, me.user);
-  if (!peer) return;
-  const c = conv(m.conv, peer);
+  const c = conv(m.conv);
   if (!addMessage(c, m, true)) return;
-  if (!state.users.has(peer)) {
-    void client.getProfile(peer).then(
-      (e) => {
-        rememberUser(e);
-        invalidate("directory");
-      },
-      () => {},
-    );
+  if (!c.known) void refreshConversation(c.id);
+  if (isNotice(m.content)) applyNotice(c, m);
+  else needUsers([m.from]);
+  // A muted conversation gets no alert from the server, so the alert's +1 is counted here (no sound, no notice).
+  if (m.content.kind === "text" && m.from !== me.user && isMuted(c) && !(state.open === c.id && pageVisible()) && m.seq > c.readSeq) {
+    c.unread += 1;
+    invalidate("title");
   }
   if (state.open === c.id) {
     if (m.from !== me.user && !atBottom()) c.newBelow += 1;
@@ -62,36 +132,49 @@ function atBottom() {
   return box.scrollHeight - box.scrollTop - box.clientHeight < 80;
 }
 
-/** A message arrived in a conversation this device is not focused on. */
-export function onAlert(/** @type {{ conv: string, seq: number, from: string, unread: number }} */ a) {
+/** A message from someone else arrived in a conversation this device is not focused on: one more unread. */
+export function onAlert(/** @type {{ conv: string, seq: number, from: string }} */ a) {
   const me = state.me;
   if (!me) return;
-  const peer = peerOf(a.conv, me.user);
-  if (!peer) return;
-  const c = conv(a.conv, peer);
+  const c = conv(a.conv);
   if (state.open === c.id && pageVisible()) {
     markRead(c);
     return;
   }
-  c.unread = a.unread;
+  if (a.seq > c.readSeq) c.unread += 1;
   invalidate("directory", "title");
-  const m = c.messages.get(a.seq);
-  const text = m?.content.kind === "text" ? m.content.text : "New message";
-  const notify = () => announce(userName(a.from), text, () => void openChat(peer), c.id);
+  // The server raises no alert for a muted conversation; a mute set on another device a moment ago is honoured too.
+  if (isMuted(c)) return;
+  const notify = () => {
+    const m = c.messages.get(a.seq);
+    const text = m?.content.kind === "text" ? m.content.text : "New message";
+    if (c.kind === "group") announce(convName(c), `${userName(a.from)}: ${text}`, () => void openChat(c.id), c.id);
+    else announce(userName(a.from), text, () => void openChat(c.id), c.id);
+  };
   const client = state.client;
-  if (state.users.has(a.from) || !client) {
+  if ((state.users.has(a.from) && c.known) || !client) {
     notify();
     return;
   }
-  // Someone new: their name first (the notice waits for it, a moment at most).
-  client.getProfile(a.from).then(
-    (e) => {
-      rememberUser(e);
-      invalidate("directory");
-      notify();
-    },
-    notify,
-  );
+  // Someone new, or a group this page has not seen: their names first (the notice waits for them, a moment at most).
+  Promise.all([
+    c.known ? null : refreshConversation(c.id),
+    state.users.has(a.from) ? null : client.getProfile(a.from).then((e) => state.users.set(e.profile.user, { profile: e.profile, presence: e.presence }), () => {}),
+  ]).then(() => {
+    invalidate("directory");
+    notify();
+  });
+}
+
+/** Another device of this user read `conv` up to `seq`: nothing there is unread here either. */
+export function onRead(/** @type {{ conv: string, seq: number }} */ r) {
+  const c = state.convs.get(r.conv);
+  if (!c) return;
+  c.readSeq = Math.max(c.readSeq, r.seq);
+  c.unread = 0;
+  c.divider = null;
+  dismissToast(c.id);
+  invalidate("directory", "title", "messages");
 }
 
 /** The open conversation is on screen: everything in it is read. */
@@ -111,12 +194,27 @@ export function markRead(/** @type {import("./store.js").Conv} */ c) {
   invalidate("title");
 }
 
-/** Opens the conversation with `peer`. */
-export async function openChat(/** @type {string} */ peer) {
+/** Opens the direct conversation with `user`: the one this page knows, else the server opens it. */
+export async function openChatWith(/** @type {string} */ user) {
+  const client = state.client;
+  if (!client) return;
+  const known = directWith(user);
+  if (known) return openChat(known.id);
+  try {
+    const info = await client.openDirect(user);
+    learnConversation(info);
+    await openChat(info.conv);
+  } catch (err) {
+    console.warn("open_direct failed:", err);
+  }
+}
+
+/** Opens conversation `id` (an id the server gave). */
+export async function openChat(/** @type {string} */ id) {
   const me = state.me;
   const client = state.client;
   if (!me || !client) return;
-  const c = conv(directConversationId(me.user, peer), peer);
+  const c = conv(id);
   const previous = openConv();
   const unread = c.unread;
   if (previous !== c) {
@@ -125,7 +223,7 @@ export async function openChat(/** @type {string} */ peer) {
     c.newBelow = 0;
   }
   state.open = c.id;
-  history.replaceState(null, "", `#chat=${encodeURIComponent(peer)}`);
+  history.replaceState(null, "", `#chat=${encodeURIComponent(c.id)}`);
   $("panes").classList.add("show-chat");
   if (previous !== c) loadDraft(c);
   dismissToast(c.id);
@@ -133,20 +231,12 @@ export async function openChat(/** @type {string} */ peer) {
   invalidate("chat", "directory");
   flush();
   client.focus(c.id).catch(() => {});
-  if (!state.users.has(peer)) {
-    // Opened from the address after a reload: the profile is not known yet.
-    void client.getProfile(peer).then(
-      (e) => {
-        rememberUser(e);
-        invalidate("header", "history", "directory");
-      },
-      () => {},
-    );
-  }
+  // Members and roles may have changed since the list was loaded; opened from the address, nothing is known yet.
+  if (!c.known || c.kind === "group" || !state.users.has(c.peer)) void refreshConversation(c.id);
   if (!c.loaded) await loadOlder(c);
   if (previous !== c && unread > 0) await showUnread(c, unread);
   markRead(c);
-  if (matchMedia("(min-width: 721px)").matches) field("composer-text").focus();
+  if (matchMedia("(min-width: 721px)").matches && !c.left) field("composer-text").focus();
 }
 
 export function closeChat() {
@@ -172,7 +262,7 @@ export function resetChat() {
 async function showUnread(/** @type {import("./store.js").Conv} */ c, /** @type {number} */ count) {
   const me = state.me?.user;
   for (let pages = 0; ; pages++) {
-    const theirs = [...c.messages.values()].filter((m) => m.from !== me).sort((a, b) => b.seq - a.seq);
+    const theirs = [...c.messages.values()].filter((m) => m.from !== me && m.content.kind === "text").sort((a, b) => b.seq - a.seq);
     const first = theirs[Math.min(count, theirs.length) - 1];
     if ((theirs.length >= count || !c.more || pages >= 10) && first) {
       c.divider = { seq: first.seq, count };
@@ -235,19 +325,37 @@ function renderChat() {
   show($("chat-empty"), !c);
   show($("chat-open"), !!c);
   if (!c) return;
+  // A former member reads up to where it left, and writes no more.
+  show($("composer"), !c.left);
+  show($("chat-left"), c.left);
   stick = true;
   invalidate("header", "messages");
 }
 
 function renderChatHeader() {
   const c = openConv();
-  const u = c && state.users.get(c.peer);
-  if (!u) return;
-  paintAvatar($("peer-avatar"), u.profile);
-  setName($("peer-name"), u.profile.display_name);
+  if (!c) return;
+  const muted = isMuted(c);
+  show($("peer-muted"), muted);
+  const muteButton = $("chat-mute");
+  muteButton.textContent = muted ? "Unmute" : "Mute";
+  muteButton.setAttribute("aria-label", muted ? "Unmute notifications" : "Mute notifications");
   const p = $("peer-presence");
-  p.textContent = presenceText(u.presence);
-  p.classList.toggle("online", u.presence.online);
+  if (c.kind === "group") {
+    paintAvatar($("peer-avatar"), groupProfile(c));
+    setName($("peer-name"), convName(c));
+    p.textContent = c.left ? "You are no longer a member" : c.memberCount === 1 ? "1 member" : `${c.memberCount} members`;
+    p.classList.remove("online");
+    $("chat-peer").title = "Group info";
+  } else {
+    const u = state.users.get(c.peer);
+    $("chat-peer").title = "Contact card";
+    if (!u) return;
+    paintAvatar($("peer-avatar"), u.profile);
+    setName($("peer-name"), u.profile.display_name);
+    p.textContent = presenceText(u.presence);
+    p.classList.toggle("online", u.presence.online);
+  }
 }
 
 function renderHistoryStatus() {
@@ -256,7 +364,9 @@ function renderHistoryStatus() {
   $("history-status").textContent = c.loading
     ? "Loading…"
     : !c.more && c.loaded && c.messages.size <= c.shown
-      ? `This is the beginning of your conversation with ${userName(c.peer)}.`
+      ? c.kind === "group"
+        ? `This is the beginning of “${convName(c)}”.`
+        : `This is the beginning of your conversation with ${userName(c.peer)}.`
       : "";
 }
 
@@ -272,8 +382,9 @@ function emojiOnly(/** @type {string} */ text) {
  * @param {boolean} mine
  * @param {{ c: import("./store.js").Conv, p: import("./store.js").Pending } | undefined} [pending]
  * @param {{ follows: boolean, continues: boolean }} [group] in a run of one sender: after one of it, before one of it
+ * @param {string} [sender] the sender's id, named above the first message of a run in a group
  */
-function bubble(m, mine, pending, group = { follows: false, continues: false }) {
+function bubble(m, mine, pending, group = { follows: false, continues: false }, sender = undefined) {
   const status = pending?.p.status;
   const offline = state.connection !== "ready";
   /** @type {(import("./dom.js").Child)[]} */
@@ -297,6 +408,7 @@ function bubble(m, mine, pending, group = { follows: false, continues: false }) 
       class: `msg ${mine ? "mine" : "theirs"} ${status ?? ""} ${group.follows ? "follows" : ""} ${group.continues ? "continues" : ""}`,
       dataset: m.seq ? { seq: String(m.seq), ts: String(m.ts) } : { pending: m.client_id },
     },
+    sender ? h("span", { class: "msg-sender", dataset: { user: sender } }, nameNode(userName(sender))) : null,
     emojiOnly(m.text) ? h("span", { class: "msg-text emoji-only" }, m.text) : h("span", { class: "msg-text" }, ...richText(m.text)),
     meta.length ? h("span", { class: "msg-meta" }, ...meta) : null,
   );
@@ -332,10 +444,16 @@ function renderMessages() {
   const all = [...c.messages.keys()].sort((a, b) => a - b);
   const seqs = all.length > c.shown ? all.slice(all.length - c.shown) : all;
   const sameRun = (/** @type {import("./store.js").Message | undefined} */ a, /** @type {import("./store.js").Message} */ b) =>
-    !!a && a.from === b.from && Math.floor(a.ts / 60_000) === Math.floor(b.ts / 60_000) && c.divider?.seq !== Math.max(a.seq, b.seq);
+    !!a &&
+    a.from === b.from &&
+    a.content.kind === "text" &&
+    b.content.kind === "text" &&
+    Math.floor(a.ts / 60_000) === Math.floor(b.ts / 60_000) &&
+    c.divider?.seq !== Math.max(a.seq, b.seq);
+  const group = c.kind === "group";
   for (let i = 0; i < seqs.length; i++) {
     const m = c.messages.get(seqs[i] ?? 0);
-    if (!m) continue;
+    if (!m || m.content.kind === "void") continue;
     if (lastDay === null || !sameDay(lastDay, m.ts)) {
       const label = dayLabel(m.ts);
       items.push(node(`day ${m.seq} ${label}`, () => h("li", { class: "day" }, label)));
@@ -350,12 +468,25 @@ function renderMessages() {
         ),
       );
     }
-    // Runs of one sender within one minute are a group: one time label, under its last message.
-    const group = { follows: sameRun(c.messages.get(seqs[i - 1] ?? 0), m), continues: sameRun(c.messages.get(seqs[i + 1] ?? 0), m) };
+    if (isNotice(m.content)) {
+      // A change of the group: a centred line, in order with the messages. Names may arrive later: part of the key.
+      const text = noticeText(m.from, m.content) ?? "";
+      items.push(
+        node(`notice ${m.seq} ${text}`, () =>
+          h("li", { class: "notice-line", dataset: { seq: String(m.seq), kind: m.content.kind } }, h("span", {}, text)),
+        ),
+      );
+      continue;
+    }
+    // Runs of one sender within one minute are a run: one time label, under its last message; in a group, the
+    // sender's name above its first.
+    const run = { follows: sameRun(c.messages.get(seqs[i - 1] ?? 0), m), continues: sameRun(c.messages.get(seqs[i + 1] ?? 0), m) };
+    const named = group && m.from !== me.user && !run.follows;
+    const key = `msg ${m.seq} ${run.follows} ${run.continues}${named ? ` ${userName(m.from)}` : ""}`;
     items.push(
-      node(`msg ${m.seq} ${group.follows} ${group.continues}`, () => {
+      node(key, () => {
         const text = m.content.kind === "text" ? m.content.text : "";
-        return bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user, undefined, group);
+        return bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user, undefined, run, named ? m.from : undefined);
       }),
     );
   }
@@ -424,7 +555,13 @@ export function wireChat() {
   $("chat-back").addEventListener("click", closeChat);
   $("chat-peer").addEventListener("click", () => {
     const c = openConv();
-    if (c) void openCard(c.peer);
+    if (!c) return;
+    if (c.kind === "group") openGroup(c.id);
+    else void openCard(c.peer);
+  });
+  $("chat-mute").addEventListener("click", () => {
+    const c = openConv();
+    if (c) openMute(c);
   });
   document.addEventListener("visibilitychange", () => {
     const client = state.client;

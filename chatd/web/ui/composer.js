@@ -25,7 +25,7 @@ export async function sendPending(/** @type {import("./store.js").Conv} */ c, /*
   if (state.open === c.id) stickToBottom();
   sendStarted();
   try {
-    const { message } = await client.send(c.peer, p.text, { clientId: p.client_id });
+    const { message } = await client.send({ conv: c.id }, p.text, { clientId: p.client_id });
     c.pending.delete(p.client_id);
     addMessage(c, message, true);
     void outbox.remove(p.client_id);
@@ -48,14 +48,14 @@ export async function sendPending(/** @type {import("./store.js").Conv} */ c, /*
 /** @returns {import("./outbox.js").Entry} */
 function entryOf(/** @type {import("./store.js").Conv} */ c, /** @type {import("./store.js").Pending} */ p) {
   /** @type {import("./outbox.js").Entry} */
-  const e = { client_id: p.client_id, user: state.me?.user ?? "", conv: c.id, peer: c.peer, text: p.text, ts: p.ts };
+  const e = { client_id: p.client_id, user: state.me?.user ?? "", conv: c.id, text: p.text, ts: p.ts };
   if (p.status === "failed" && p.error) e.failed = p.error;
   return e;
 }
 
 /** Sends every message that waits for the connection (it is back). */
 export function flushOutbox() {
-  for (const c of state.convs.values()) for (const p of c.pending.values()) if (p.status === "waiting") void sendPending(c, p);
+  for (const c of state.convs.values()) for (const p of c.pending.values()) if (p.status === "waiting" && !c.left) void sendPending(c, p);
 }
 
 /** After a sign-in or reload: the user's unsent messages back in their conversations, and on their way. */
@@ -64,7 +64,7 @@ export async function restoreOutbox() {
   if (!me) return;
   for (const e of await outbox.entries(me.user)) {
     if (state.me !== me) return;
-    const c = conv(e.conv, e.peer);
+    const c = conv(e.conv);
     if (c.pending.has(e.client_id)) continue;
     /** @type {import("./store.js").Pending} */
     const p = { client_id: e.client_id, text: e.text, ts: e.ts, status: e.failed ? "failed" : "waiting" };
@@ -192,7 +192,7 @@ export function wireComposer() {
     const c = openConv();
     // Sent as typed (leading spaces and all); blank text is not sent.
     const text = input.value;
-    if (!c || !text.trim()) return;
+    if (!c || c.left || !text.trim()) return;
     if (byteLength(text) > MAX_TEXT_BYTES) {
       const err = $("composer-error");
       err.textContent = "This message is too long to send. Shorten it or split it in parts; your text stays here.";

@@ -1,14 +1,14 @@
 // @ts-check
-// The conversation list and directory: people found by the search, with
-// those one has chatted with first (latest activity first), unread badges,
-// presence and the last message.
+// The chat list: conversations from the server (groups with their title and
+// member count, direct ones with the peer's profile and presence), latest
+// activity first, with unread badges, a muted mark and a preview of the last
+// entry; then the people of the directory search not chatted with yet.
 
-import { directConversationId, peerOf } from "../chatcore/web.js";
 import { $, field, h, nameNode, show } from "./dom.js";
-import { avatar } from "./avatar.js";
-import { presenceText } from "./format.js";
-import { addMessage, markRead, openChat } from "./chat.js";
-import { conv, invalidate, onRender, openConv, pageVisible, rememberUser, state } from "./store.js";
+import { avatar, groupProfile } from "./avatar.js";
+import { noticeKindText, noticeText, presenceText } from "./format.js";
+import { markRead, openChat, openChatWith } from "./chat.js";
+import { convName, invalidate, isMuted, learnSummary, needUsers, onRender, openConv, pageVisible, rememberUser, state, userName } from "./store.js";
 
 /** Runs a directory search (`append`: the next page of the last one). */
 export async function loadDirectory(/** @type {string} */ query, append = false) {
@@ -29,26 +29,23 @@ export async function loadDirectory(/** @type {string} */ query, append = false)
   }
 }
 
-/** Unread counts and last messages of every conversation. */
+/** Every conversation (page after page): kind, title or peer, unread count, last entry, mute. */
 export async function loadConversations() {
   const client = state.client;
   const me = state.me;
   if (!client || !me) return;
   try {
-    const list = await client.conversations();
+    const list = await client.allConversations(50);
+    if (state.me !== me) return;
     /** @type {string[]} */
-    const missing = [];
+    const senders = [];
     for (const s of list) {
-      const peer = s.peer ?? peerOf(s.conv, me.user);
-      if (!peer) continue;
-      const c = conv(s.conv, peer);
+      const c = learnSummary(s);
       c.unread = state.open === s.conv && pageVisible() ? 0 : s.unread;
-      c.lastSeq = Math.max(c.lastSeq, s.last_seq);
-      if (s.last) addMessage(c, s.last, false);
-      if (!state.users.has(peer)) missing.push(peer);
+      if (s.last) senders.push(s.last.from);
     }
-    await Promise.all(missing.map((id) => client.getProfile(id).then(rememberUser, () => {})));
-    invalidate("directory", "title");
+    needUsers(senders);
+    invalidate("directory", "title", "header", "chat");
     const open = openConv();
     if (open) markRead(open);
   } catch (err) {
@@ -65,78 +62,129 @@ export function resetDirectory() {
   invalidate("directory");
 }
 
-/** People to list: the search result, with those one has chatted with first (latest activity first). */
-function directoryOrder() {
+/**
+ * What the list shows: conversations (latest activity first; while searching, those whose name matches), then the
+ * people of the search with whom there is no conversation yet, in the directory's order.
+ * @returns {Array<{ c: import("./store.js").Conv } | { user: string }>}
+ */
+function listOrder() {
   const me = state.me;
   if (!me) return [];
-  const ids = [...state.directory];
-  if (!state.query) {
-    for (const c of state.convs.values()) if (c.lastTs && !ids.includes(c.peer) && state.users.has(c.peer)) ids.push(c.peer);
-  }
-  const activity = (/** @type {string} */ id) => state.convs.get(directConversationId(me.user, id))?.lastTs ?? 0;
-  return ids
-    .map((id, i) => ({ id, i, t: activity(id) }))
-    .sort((a, b) => b.t - a.t || a.i - b.i)
-    .map((x) => x.id);
+  const q = state.query.toLocaleLowerCase();
+  const found = new Set(state.directory);
+  const convs = [...state.convs.values()]
+    .filter((c) => c.known && (c.lastTs > 0 || c.id === state.open))
+    .filter((c) => {
+      if (!q) return true;
+      if (c.kind === "direct" && found.has(c.peer)) return true;
+      const u = c.kind === "direct" ? state.users.get(c.peer) : undefined;
+      return convName(c).toLocaleLowerCase().includes(q) || !!u?.profile.username.toLocaleLowerCase().startsWith(q);
+    })
+    .sort((a, b) => b.lastTs - a.lastTs);
+  const listed = new Set(convs.filter((c) => c.kind === "direct").map((c) => c.peer));
+  const people = state.directory.filter((id) => !listed.has(id) && state.users.has(id)).map((user) => ({ user }));
+  return [...convs.map((c) => ({ c })), ...people];
 }
 
+/** The list's second line for a conversation: its newest entry, a notice in words, or a placeholder. */
 function previewOf(/** @type {import("./store.js").Conv} */ c) {
-  const seqs = [...c.messages.keys()];
-  if (!seqs.length) return null;
-  const m = c.messages.get(Math.max(...seqs));
-  if (!m) return null;
-  return (m.from === state.me?.user ? "You: " : "") + (m.content.kind === "text" ? m.content.text : "");
+  const last = c.last;
+  if (!last) return null;
+  const me = state.me?.user;
+  const prefix = last.from === me ? "You: " : c.kind === "group" ? `${userName(last.from)}: ` : "";
+  const m = last.message;
+  if (m && m.content.kind !== "text") return noticeText(m.from, m.content) ?? "";
+  if (m && m.content.kind === "text") return prefix + m.content.text;
+  if (last.kind === "text") return prefix + (last.preview ?? "Encrypted message");
+  return noticeKindText(last.from, last.kind);
+}
+
+/** A crossed-out bell for a muted conversation. */
+function mutedIcon() {
+  return h("span", { class: "muted-icon", role: "img", "aria-label": "Muted", title: "Muted" }, "🔕");
+}
+
+function convRow(/** @type {import("./store.js").Conv} */ c) {
+  const open = state.open === c.id;
+  const unread = c.unread;
+  const muted = isMuted(c);
+  const u = c.kind === "direct" ? state.users.get(c.peer) : undefined;
+  if (c.kind === "direct" && !u) return "";
+  const preview = previewOf(c);
+  return h(
+    "li",
+    { class: "person-item" },
+    h(
+      "button",
+      {
+        type: "button",
+        class: `person ${c.kind === "group" ? "group" : ""} ${open ? "active" : ""} ${unread ? "has-unread" : ""} ${muted ? "muted" : ""}`,
+        dataset: u ? { conv: c.id, user: c.peer, username: u.profile.username } : { conv: c.id },
+        "aria-current": open ? "true" : undefined,
+        onclick: () => void openChat(c.id),
+      },
+      u ? avatar(u.profile, u.presence) : avatar(groupProfile(c), undefined),
+      h(
+        "span",
+        { class: "person-text" },
+        h(
+          "span",
+          { class: "person-line" },
+          h("span", { class: "person-name" }, nameNode(u ? u.profile.display_name : convName(c))),
+          muted ? mutedIcon() : null,
+          u
+            ? h("span", { class: `presence ${u.presence.online ? "online" : ""}` }, presenceText(u.presence))
+            : h("span", { class: "presence member-count" }, c.left ? "left" : c.memberCount === 1 ? "1 member" : `${c.memberCount} members`),
+        ),
+        h(
+          "span",
+          { class: "person-line" },
+          h("span", { class: "person-sub" }, preview ?? (u ? `@${u.profile.username}` : "")),
+          unread ? h("span", { class: "badge", "aria-label": `${unread} unread` }, String(unread)) : null,
+        ),
+      ),
+    ),
+  );
+}
+
+function personRow(/** @type {string} */ id) {
+  const u = state.users.get(id);
+  if (!u) return "";
+  return h(
+    "li",
+    { class: "person-item" },
+    h(
+      "button",
+      {
+        type: "button",
+        class: "person",
+        dataset: { user: id, username: u.profile.username },
+        onclick: () => void openChatWith(id),
+      },
+      avatar(u.profile, u.presence),
+      h(
+        "span",
+        { class: "person-text" },
+        h(
+          "span",
+          { class: "person-line" },
+          h("span", { class: "person-name" }, nameNode(u.profile.display_name)),
+          h("span", { class: `presence ${u.presence.online ? "online" : ""}` }, presenceText(u.presence)),
+        ),
+        h("span", { class: "person-line" }, h("span", { class: "person-sub" }, `@${u.profile.username}`)),
+      ),
+    ),
+  );
 }
 
 function renderDirectory() {
-  const me = state.me;
-  if (!me) return;
-  const ids = directoryOrder();
-  $("directory").replaceChildren(
-    ...ids.map((id) => {
-      const u = state.users.get(id);
-      if (!u) return "";
-      const c = state.convs.get(directConversationId(me.user, id));
-      const unread = c?.unread ?? 0;
-      const preview = c ? previewOf(c) : null;
-      const open = !!state.open && !!c && state.open === c.id;
-      return h(
-        "li",
-        { class: "person-item" },
-        h(
-          "button",
-          {
-            type: "button",
-            class: `person ${open ? "active" : ""} ${unread ? "has-unread" : ""}`,
-            dataset: { user: id, username: u.profile.username },
-            "aria-current": open ? "true" : undefined,
-            onclick: () => void openChat(id),
-          },
-          avatar(u.profile, u.presence),
-          h(
-            "span",
-            { class: "person-text" },
-            h(
-              "span",
-              { class: "person-line" },
-              h("span", { class: "person-name" }, nameNode(u.profile.display_name)),
-              h("span", { class: `presence ${u.presence.online ? "online" : ""}` }, presenceText(u.presence)),
-            ),
-            h(
-              "span",
-              { class: "person-line" },
-              h("span", { class: "person-sub" }, preview ?? `@${u.profile.username}`),
-              unread ? h("span", { class: "badge", "aria-label": `${unread} unread` }, String(unread)) : null,
-            ),
-          ),
-        ),
-      );
-    }),
-  );
+  if (!state.me) return;
+  const rows = listOrder();
+  $("directory").replaceChildren(...rows.map((r) => ("c" in r ? convRow(r.c) : personRow(r.user))));
   // Only once a search has answered: before, "Nobody found." would be a lie.
   const empty = $("directory-empty");
   empty.textContent = state.query ? "Nobody found." : "Nobody else is here yet.";
-  show(empty, ids.length === 0 && state.directoryLoaded);
+  show(empty, rows.length === 0 && state.directoryLoaded);
   show($("directory-more"), !!state.directoryNext);
 }
 
@@ -145,7 +193,7 @@ export function onPresence(/** @type {import("./store.js").Presence} */ p) {
   const u = state.users.get(p.user);
   if (!u) return;
   u.presence = p;
-  invalidate("directory", "card");
+  invalidate("directory", "card", "group");
   if (openConv()?.peer === p.user) invalidate("header");
 }
 

@@ -2,7 +2,7 @@
 // Human texts: the protocol's codes in words, times, presence, device names.
 
 import { ChatError } from "../chatcore/web.js";
-import { serverNow } from "./store.js";
+import { serverNow, state, userName } from "./store.js";
 
 /** Password rules (`weak_password` violations). @type {Record<string, string>} */
 export const VIOLATIONS = {
@@ -30,7 +30,79 @@ export const INVALID = {
   about: "Use at most 256 characters, without control or invisible formatting characters.",
   password: "This password cannot be used.",
   new_password: "This password cannot be used.",
+  title: "Use 1–100 characters, without control or invisible formatting characters.",
+  description: "Use at most 1,000 characters, without control or invisible formatting characters.",
+  members: "Someone among the members no longer exists.",
 };
+
+/** A user's name in a notice: "you" for oneself. */
+function who(/** @type {string} */ id, capital = false) {
+  if (id === state.me?.user) return capital ? "You" : "you";
+  return userName(id);
+}
+
+/** A list of names: "Bob", "Bob and Carol", "Bob, Carol and Dave". */
+function names(/** @type {string[]} */ ids) {
+  const n = ids.map((id) => who(id));
+  return n.length <= 1 ? (n[0] ?? "nobody") : `${n.slice(0, -1).join(", ")} and ${n[n.length - 1]}`;
+}
+
+const ROLE_NAMES = { owner: "the owner", admin: "an admin", member: "a member" };
+
+/**
+ * A notice in words, as the timeline and the list show it: "Alice added Bob", "Bob left", "Carol is now an admin",
+ * "Alice changed the title to …". Null for a void entry (shows nothing).
+ * @param {string} from who made the change
+ * @param {import("../chatcore/web.js").NoticeContent} c
+ */
+export function noticeText(from, c) {
+  const by = who(from, true);
+  switch (c.kind) {
+    case "group_created":
+      return `${by} created the group “${c.title}”${c.members.length ? ` and added ${names(c.members)}` : ""}`;
+    case "members_added":
+      return `${by} added ${names(c.users)}`;
+    case "member_joined":
+      return `${by} joined with an invite link`;
+    case "member_removed":
+      return `${by} removed ${names([c.user])}`;
+    case "member_left":
+      return c.new_owner ? `${by} left; ${names([c.new_owner])} ${c.new_owner === state.me?.user ? "are" : "is"} now the owner` : `${by} left`;
+    case "role_changed": {
+      const subject = who(c.user, true);
+      const verb = c.user === state.me?.user ? "are" : "is";
+      return `${subject} ${verb} now ${ROLE_NAMES[c.role]}`;
+    }
+    case "group_updated": {
+      /** @type {string[]} */
+      const parts = [];
+      if (c.title !== undefined) parts.push(`changed the title to “${c.title}”`);
+      if (c.description !== undefined) parts.push(c.description ? "changed the description" : "removed the description");
+      if (c.avatar !== undefined) parts.push(c.avatar ? "changed the picture" : "removed the picture");
+      if (c.history_visible !== undefined) parts.push(c.history_visible ? "showed the history to new members" : "hid the history from new members");
+      return `${by} ${parts.join(", ") || "changed the group"}`;
+    }
+    case "void":
+      return null;
+  }
+}
+
+/** A notice in words when only its kind is known (the list's summary of an entry not loaded yet). */
+export function noticeKindText(/** @type {string} */ from, /** @type {string} */ kind) {
+  const by = who(from, true);
+  /** @type {Record<string, string>} */
+  const texts = {
+    group_created: `${by} created the group`,
+    members_added: `${by} added members`,
+    member_joined: `${by} joined`,
+    member_removed: `${by} removed a member`,
+    member_left: `${by} left`,
+    role_changed: `${by} changed a role`,
+    group_updated: `${by} changed the group`,
+  };
+  // A kind this page does not know yet (a newer server): it is not shown as text.
+  return texts[kind] ?? "Encrypted message";
+}
 
 function duration(/** @type {number} */ ms) {
   const s = Math.ceil(ms / 1000);

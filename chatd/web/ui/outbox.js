@@ -9,7 +9,7 @@ const STORE = "outbox";
 
 /**
  * One unsent message as stored: `ts` is the local clock when it was written (the "clock mark" shown beside it).
- * @typedef {{ client_id: string, user: string, conv: string, peer: string, text: string, ts: number, failed?: string }} Entry
+ * @typedef {{ client_id: string, user: string, conv: string, peer?: string, text: string, ts: number, failed?: string }} Entry
  */
 
 /** @type {Promise<IDBDatabase | null> | null} */

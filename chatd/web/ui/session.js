@@ -7,7 +7,8 @@ import { $, dialog } from "./dom.js";
 import { deviceName } from "./format.js";
 import { state } from "./store.js";
 import { showAuth, showApp, splashText } from "./shell.js";
-import { onMessage, onAlert, openChat, resetChat } from "./chat.js";
+import { onMessage, onAlert, onRead, openChat, resetChat } from "./chat.js";
+import { joinFromLink } from "./group.js";
 import { flushOutbox, forgetDrafts, restoreDrafts, restoreOutbox } from "./composer.js";
 import { onConnectionState } from "./connection.js";
 import { onPresence, loadConversations, loadDirectory, resetDirectory } from "./directory.js";
@@ -28,6 +29,7 @@ export function createClient(/** @type {string | null} */ token) {
   client.on("message", ({ message }) => onMessage(message));
   client.on("presence", (p) => onPresence(p));
   client.on("alert", (a) => onAlert(a));
+  client.on("read", (r) => onRead(r));
   client.on("state", (s) => {
     if (state.screen === "splash" && s === "reconnecting") splashText("Cannot reach the server. Retrying…");
     onConnectionState(s);
@@ -58,8 +60,10 @@ function onSession(/** @type {import("./store.js").Session} */ session, /** @typ
   if (first) void restoreOutbox();
   else flushOutbox();
   // A reload (the session resumed) reopens the conversation the address names.
-  const peer = /^#chat=(.+)$/.exec(location.hash)?.[1];
-  if (first && resumed && peer) void openChat(decodeURIComponent(peer));
+  const id = /^#chat=(.+)$/.exec(location.hash)?.[1];
+  if (first && resumed && id) void openChat(decodeURIComponent(id));
+  // An invite link opened signed out: joined once signed in.
+  if (first) void joinFromLink();
 }
 
 /** Shows the app after a sign-in or resume (`first`: a new user on this page). */
@@ -88,7 +92,7 @@ function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ r
   state.open = null;
   $("panes").classList.remove("show-chat");
   clearToasts();
-  if (dialog("card").open) dialog("card").close();
+  for (const id of ["card", "group", "new-group", "mute", "join"]) if (dialog(id).open) dialog(id).close();
   const notice =
     reason === "revoked"
       ? "You were signed out because your password was changed."

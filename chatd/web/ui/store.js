@@ -11,6 +11,16 @@
 /** @typedef {import("../chatcore/web.js").Profile} Profile */
 /** @typedef {import("../chatcore/web.js").Presence} Presence */
 /** @typedef {import("../chatcore/web.js").DirectoryEntry} DirectoryEntry */
+/** @typedef {import("../chatcore/web.js").MemberInfo} MemberInfo */
+/** @typedef {import("../chatcore/web.js").Role} Role */
+/** @typedef {import("../chatcore/web.js").ConversationInfo} ConversationInfo */
+/** @typedef {import("../chatcore/web.js").ConversationSummary} ConversationSummary */
+
+/**
+ * The newest entry of a conversation as the list previews it: from the server's summary (`preview` only for
+ * text), or the message itself once this page has it.
+ * @typedef {{ seq: number, ts: number, from: string, kind: string, preview?: string, message?: Message }} Last
+ */
 
 /**
  * A message of ours not yet stored by the server, in the outbox: on its way ("sending"), waiting for the
@@ -19,10 +29,24 @@
  */
 
 /**
- * A conversation as this page knows it.
+ * A conversation as this page knows it. Its id comes from the server and is never built or parsed here.
+ * `known`: kind, title and peer have been learnt (from `conversations` or `get_conversation`).
+ * `peer`: the other user of a direct conversation ("" for a group). `members`: the member list, once fetched.
+ * `left`: this user left or was removed; it reads up to there. `muted`: no alerts, until `mutedUntil` (0: always).
  * @typedef {{
  *   id: string,
+ *   known: boolean,
+ *   kind: "direct" | "group",
  *   peer: string,
+ *   title: string,
+ *   description: string,
+ *   memberCount: number,
+ *   members: MemberInfo[] | null,
+ *   role: Role | undefined,
+ *   left: boolean,
+ *   muted: boolean,
+ *   mutedUntil: number,
+ *   last: Last | null,
  *   messages: Map<number, Message>,
  *   pending: Map<string, Pending>,
  *   unread: number,
@@ -42,7 +66,7 @@
 
 /**
  * The parts of the page that render from state.
- * @typedef {"screen" | "me" | "directory" | "chat" | "header" | "messages" | "history" | "connection" | "title" | "card"} Part
+ * @typedef {"screen" | "me" | "directory" | "chat" | "header" | "messages" | "history" | "connection" | "title" | "card" | "group"} Part
  */
 
 export const state = {
@@ -77,13 +101,24 @@ export const state = {
 /** How many of the newest messages a conversation shows at first; scrolling up shows more (then loads more). */
 export const SHOWN = 300;
 
-/** The conversation `id` with `peer`, created empty on first use. */
-export function conv(/** @type {string} */ id, /** @type {string} */ peer) {
+/** The conversation `id`, created empty (not yet `known`) on first use. */
+export function conv(/** @type {string} */ id) {
   let c = state.convs.get(id);
   if (!c) {
     c = {
       id,
-      peer,
+      known: false,
+      kind: "direct",
+      peer: "",
+      title: "",
+      description: "",
+      memberCount: 0,
+      members: null,
+      role: undefined,
+      left: false,
+      muted: false,
+      mutedUntil: 0,
+      last: null,
       messages: new Map(),
       pending: new Map(),
       unread: 0,
@@ -102,6 +137,63 @@ export function conv(/** @type {string} */ id, /** @type {string} */ peer) {
   return c;
 }
 
+/** The direct conversation with `user`, if this page knows it. */
+export function directWith(/** @type {string} */ user) {
+  for (const c of state.convs.values()) if (c.kind === "direct" && c.peer === user) return c;
+  return null;
+}
+
+/** Takes in what the server says of a conversation (a `conversation` reply). */
+export function learnConversation(/** @type {ConversationInfo} */ info) {
+  const c = conv(info.conv);
+  c.known = true;
+  c.kind = info.kind;
+  c.title = info.title ?? "";
+  c.description = info.description ?? "";
+  c.members = info.members;
+  c.memberCount = info.members.length;
+  c.role = info.kind === "group" ? info.role : undefined;
+  c.left = info.kind === "group" && info.role === undefined;
+  if (info.kind === "direct") c.peer = info.members.find((m) => m.user !== state.me?.user)?.user ?? c.peer;
+  c.lastSeq = Math.max(c.lastSeq, info.last_seq);
+  return c;
+}
+
+/** Takes in a conversation's summary (from `conversations`). */
+export function learnSummary(/** @type {ConversationSummary} */ s) {
+  const c = conv(s.conv);
+  c.known = true;
+  c.kind = s.kind;
+  c.title = s.title ?? "";
+  c.memberCount = s.members;
+  c.role = s.role;
+  c.left = !!s.left;
+  c.muted = !!s.muted;
+  c.mutedUntil = s.muted_until ?? 0;
+  if (s.peer) {
+    c.peer = s.peer.user;
+    const u = state.users.get(s.peer.user);
+    if (u) u.profile = s.peer;
+    else state.users.set(s.peer.user, { profile: s.peer, presence: { user: s.peer.user, online: false } });
+  }
+  c.lastSeq = Math.max(c.lastSeq, s.last_seq);
+  if (s.last && (!c.last || s.last.seq >= c.last.seq)) {
+    c.last = { ...s.last, message: c.messages.get(s.last.seq) };
+    c.lastTs = Math.max(c.lastTs, s.last.ts);
+  }
+  return c;
+}
+
+/** Whether alerts of `c` are muted now. */
+export function isMuted(/** @type {Conv} */ c) {
+  return c.muted && (c.mutedUntil === 0 || c.mutedUntil > serverNow());
+}
+
+/** The name of a conversation: a group's title, or the peer's name. */
+export function convName(/** @type {Conv} */ c) {
+  return c.kind === "group" ? c.title || "Group" : userName(c.peer);
+}
+
 /** The conversation on screen, if any. */
 export function openConv() {
   return (state.open && state.convs.get(state.open)) || null;
@@ -115,6 +207,27 @@ export function userName(/** @type {string} */ id) {
 
 export function rememberUser(/** @type {DirectoryEntry} */ entry) {
   state.users.set(entry.profile.user, { profile: entry.profile, presence: entry.presence });
+}
+
+/** Profiles being fetched. @type {Set<string>} */
+const fetching = new Set();
+
+/** Fetches the profiles of the users in `ids` this page does not know yet, then redraws `parts`. */
+export function needUsers(/** @type {Iterable<string>} */ ids, /** @type {Part[]} */ ...parts) {
+  const client = state.client;
+  if (!client) return;
+  for (const id of ids) {
+    if (!id || state.users.has(id) || fetching.has(id)) continue;
+    fetching.add(id);
+    client.getProfile(id).then(
+      (e) => {
+        fetching.delete(id);
+        rememberUser(e);
+        invalidate("directory", "header", "messages", "group", ...parts);
+      },
+      () => fetching.delete(id),
+    );
+  }
 }
 
 export function pageVisible() {
@@ -167,4 +280,4 @@ export function flush() {
 }
 
 /** Screens before what they contain. @type {Part[]} */
-const ORDER = ["screen", "connection", "me", "directory", "chat", "header", "messages", "history", "card", "title"];
+const ORDER = ["screen", "connection", "me", "directory", "chat", "header", "messages", "history", "card", "group", "title"];

@@ -80,36 +80,40 @@ test("two clients chat, in both codecs, with live pushes, unread counts and hist
 
   const bobGets = nextEvent(bob, "message", (e) => e.message.from === a.user);
   const bobAlert = nextEvent(bob, "alert");
-  const sent = await alice.send(b.user, "Hello, Bob! 👋");
+  const sent = await alice.send({ to: b.user }, "Hello, Bob! 👋");
   assert.equal(sent.duplicate, false);
-  assert.equal(sent.message.conv, alice.conversationWith(b.user));
+  assert.equal(sent.message.conv, (await alice.openDirect(b.user)).conv, "the first send opened the direct conversation");
   assert.equal(sent.message.seq, 1);
   const got = await bobGets;
   assert.equal(got.source, "push");
   assert.deepEqual(got.message, sent.message, "the recipient receives what the sender stored");
   const alert = await bobAlert;
   assert.equal(alert.conv, sent.message.conv);
-  assert.equal(alert.unread, 1);
+  assert.equal(alert.seq, 1);
 
   // Bob opens the chat: no alert for messages there, and he replies.
   await bob.focus(sent.message.conv);
   const alertsWhileFocused = collect(bob, "alert");
   const aliceGets = nextEvent(alice, "message", (e) => e.message.from === b.user);
-  const reply = await bob.send(a.user, "Hi Alice");
+  const reply = await bob.send({ conv: sent.message.conv }, "Hi Alice");
   assert.equal(reply.message.seq, 2);
   assert.equal((await aliceGets).message.content.text, "Hi Alice");
   const third = nextEvent(bob, "message", (e) => e.message.seq === 3);
-  await alice.send(b.user, "How are you?");
+  await alice.send({ to: b.user }, "How are you?");
   await third;
   assert.equal(alertsWhileFocused.length, 0, "no alert for the focused conversation");
 
-  let convs = await bob.conversations();
+  let convs = (await bob.conversations()).conversations;
   assert.equal(convs.length, 1);
-  assert.equal(convs[0].peer, a.user);
+  assert.equal(convs[0].kind, "direct");
+  assert.equal(convs[0].peer.user, a.user, "a direct summary carries the peer's profile");
+  assert.equal(convs[0].peer.display_name, a.profile.display_name);
+  assert.equal(convs[0].members, 2);
   assert.equal(convs[0].last_seq, 3);
   assert.equal(convs[0].unread, 2);
+  assert.deepEqual({ ...convs[0].last, ts: 0 }, { seq: 3, ts: 0, from: a.user, kind: "text", preview: "How are you?" });
   await bob.read(sent.message.conv, 3);
-  convs = await bob.conversations();
+  convs = (await bob.conversations()).conversations;
   assert.equal(convs[0].unread, 0);
 
   // History pages backwards.
@@ -152,11 +156,11 @@ test("offline delivery: what was sent meanwhile arrives by sync after resume, th
   const e = await erin.register(newAccount("erin"));
   const frankAccount = newAccount("frank");
   const f = await frank.register(frankAccount);
-  await erin.send(f.user, "before");
-  await until(async () => (await frank.conversations()).length === 1, 5000, "frank's conversation");
+  await erin.send({ to: f.user }, "before");
+  await until(async () => (await frank.conversations()).conversations.length === 1, 5000, "frank's conversation");
   frank.close(); // offline
 
-  for (const text of ["one", "two", "three", "four", "five"]) await erin.send(f.user, text);
+  for (const text of ["one", "two", "three", "four", "five"]) await erin.send({ to: f.user }, text);
 
   // The same device comes back with its token: exactly the five, in order, by sync (pages of 2).
   const back = client({ token: f.token, syncPageSize: 2, autoSync: false });
@@ -186,8 +190,8 @@ test("a send retried with its client_id is stored once, also across a lost conne
   const h = await hank.register(newAccount("hank"));
 
   // Explicit retry by the application.
-  const first = await gina.send(h.user, "once", { clientId: "retry-me-1" });
-  const second = await gina.send(h.user, "once", { clientId: "retry-me-1" });
+  const first = await gina.send({ to: h.user }, "once", { clientId: "retry-me-1" });
+  const second = await gina.send({ to: h.user }, "once", { clientId: "retry-me-1" });
   assert.equal(first.duplicate, false);
   assert.equal(second.duplicate, true);
   assert.equal(second.message.seq, first.message.seq);
@@ -199,7 +203,7 @@ test("a send retried with its client_id is stored once, also across a lost conne
   await ivy.register(newAccount("ivy"));
   const pushes = collect(hank, "message");
   cut.last().muted = true;
-  const sending = ivy.send(h.user, "survives a lost reply");
+  const sending = ivy.send({ to: h.user }, "survives a lost reply");
   await until(() => pushes.length === 1, 5000, "the message to be stored and pushed");
   const sockets = cut.count();
   const resumed = nextEvent(ivy, "session", (s) => s.resumed);
@@ -246,14 +250,14 @@ test("errors surface with their protocol codes", async () => {
 
   const bad = await c.register(fresh).catch((e) => e);
   assert.equal(bad.code, "forbidden", "a connection carries one account");
-  const self = await c.send(c.me, "to myself").catch((e) => e);
+  const self = await c.send({ to: c.me }, "to myself").catch((e) => e);
   assert.equal(self.code, "invalid_argument");
-  const nobody = await c.send("0190f7a2-6c1e-7b3a-9f00-000000000000", "hi").catch((e) => e);
+  const nobody = await c.send({ to: "0190f7a2-6c1e-7b3a-9f00-000000000000" }, "hi").catch((e) => e);
   assert.equal(nobody.code, "not_found");
   const other = await client().register(newAccount("max"));
-  const long = await c.send(other.user, "x".repeat(20_000)).catch((e) => e);
+  const long = await c.send({ to: other.user }, "x".repeat(20_000)).catch((e) => e);
   assert.equal(long.code, "too_large", "the server refuses text over 16 KiB");
-  const huge = await c.send(other.user, "x".repeat(70_000)).catch((e) => e);
+  const huge = await c.send({ to: other.user }, "x".repeat(70_000)).catch((e) => e);
   assert.equal(huge.code, "too_large", "the client refuses frames over 64 KiB before sending");
   assert.equal(c.state, "ready", "and the connection goes on");
 });
@@ -310,7 +314,7 @@ test("over wss://: a chatd serving TLS, its CA trusted by Node", async () => {
       const a = await alice.register(newAccount("tlsalice"));
       const b = await bob.register(newAccount("tlsbob"));
       const got = nextEvent(bob, "message", (e) => e.message.from === a.user);
-      await alice.send(b.user, "sealed");
+      await alice.send({ to: b.user }, "sealed");
       const { message } = await got;
       console.log("delivered over wss:", message.content.text ?? message.content);
       alice.close(); bob.close();

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DeliveryTracker, directConversationId, peerOf } from "../../dist/index.js";
+import { DeliveryTracker } from "../../dist/index.js";
 
 const m = (conv, seq) => ({ conv, seq });
 
@@ -42,11 +42,8 @@ test("an ack that failed is asked for again", () => {
   assert.deepEqual(t.takeAcks(), [{ conv: "a", seq: 1 }]);
 });
 
-test("direct conversation ids order the two users as byte strings", () => {
-  assert.equal(directConversationId("b", "a"), "dm:a:b");
-  assert.equal(directConversationId("a", "b"), "dm:a:b");
-  // UTF-16 order would put U+FF5E before U+1F600; UTF-8 byte order does not.
-  assert.equal(directConversationId("\u{1F600}", "\uFF5E"), "dm:\uFF5E:\u{1F600}");
-  assert.equal(peerOf("dm:a:b", "a"), "b");
-  assert.equal(peerOf("dm:a:b", "c"), undefined);
+test("conversation ids are opaque: the binding no longer builds or parses them (protocol v2)", async () => {
+  const api = await import("../../dist/index.js");
+  assert.equal(api.directConversationId, undefined);
+  assert.equal(api.peerOf, undefined);
 });

@@ -59,7 +59,7 @@ test("field order and omitted optionals do not depend on how the frame was built
   assert.equal(encodeServerFrame(jsonCodec, shuffled), vector.json);
   // null for an optional field is accepted on input and omitted on output.
   const send = JSON.parse(file.vectors.find((v) => v.name === "client/hello").json);
-  assert.equal(encodeClientFrame(jsonCodec, { ...send, client: null }), '{"type":"hello","id":1,"version":1}');
+  assert.equal(encodeClientFrame(jsonCodec, { ...send, client: null }), `{"type":"hello","id":1,"version":${send.version}}`);
 });
 
 test("absent optional fields are omitted, never written as null (PROTOCOL.md)", () => {
