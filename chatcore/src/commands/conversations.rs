@@ -67,11 +67,11 @@ pub(crate) fn info(state: &ConversationState, me: &UserId) -> ConversationInfo {
     }
 }
 
-/// Delivers a new entry to every user in `users`, each with its own mute;
-/// the asking connection has its reply and is skipped.
+/// Delivers a new notice to every user in `users`, each with its own mute,
+/// the asking connection included: its reply names the seq, the push
+/// carries the notice like any other entry.
 pub(crate) fn publish_entry<'a>(
     out: &mut Out,
-    caller: &Caller,
     state: &ConversationState,
     users: impl Iterator<Item = &'a UserId>,
     message: &Arc<Message>,
@@ -85,7 +85,7 @@ pub(crate) fn publish_entry<'a>(
             Event::Message {
                 message: shared.clone(),
                 muted,
-                origin: Some(caller.conn.clone()),
+                origin: None,
             },
         );
     }
@@ -193,14 +193,7 @@ pub(crate) async fn create_group(
         .await?;
     let mut state = state;
     state.last_seq = message.seq;
-    publish_entry(
-        out,
-        caller,
-        &state,
-        state.active().map(|m| &m.user),
-        &message,
-        now,
-    );
+    publish_entry(out, &state, state.active().map(|m| &m.user), &message, now);
     Ok(ServerFrame::Conversation {
         id,
         conversation: info(&state, &caller.user),
@@ -337,7 +330,7 @@ async fn change(
                             users.push(&m.user);
                         }
                     }
-                    publish_entry(out, caller, &next, users.into_iter(), m, now);
+                    publish_entry(out, &next, users.into_iter(), m, now);
                 }
                 return Ok((next, seq));
             }
@@ -476,7 +469,10 @@ pub(crate) async fn conversations(
     let limit = page(s, limit, 50);
     // Four round trips a page, whatever its length: the page, the peers'
     // profiles, the last entries, the unread counts.
-    let states = store.conversations(me, after.as_ref(), limit).await?;
+    // One more than the page: whether a next page exists.
+    let mut states = store.conversations(me, after.as_ref(), limit + 1).await?;
+    let more = states.len() > limit;
+    states.truncate(limit);
     let peers: Vec<UserId> = states
         .iter()
         .filter_map(|c| c.peer_of(me).cloned())
@@ -497,9 +493,7 @@ pub(crate) async fn conversations(
     let refs: Vec<&ConversationState> = states.iter().collect();
     let unread = store.unread(me, &refs).await?;
     let now = s.now();
-    let next = (states.len() == limit)
-        .then(|| states.last().map(cursor))
-        .flatten();
+    let next = more.then(|| states.last().map(cursor)).flatten();
     let mut list = Vec::with_capacity(states.len());
     for ((c, last), unread) in states.iter().zip(lasts).zip(unread) {
         let peer = c.peer_of(me).cloned();

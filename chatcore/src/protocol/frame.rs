@@ -636,8 +636,9 @@ pub enum ServerFrame {
         /// The conversation.
         conversation: ConversationInfo,
     },
-    /// Reply to a change of a group: its notice is stored at `seq` (and
-    /// pushed to every member as a `message`).
+    /// Reply to a change of a group: its notice is stored at `seq`, and
+    /// pushed as a `message` to every connection of every member (this one
+    /// included, and a removed member, for whom it is the last entry).
     Changed {
         /// Request id.
         id: u32,

@@ -30,6 +30,23 @@ fn group() -> ConversationId {
     ConversationId::from("g:0190f7a4-1111-7000-8000-0000000009a0")
 }
 
+/// A `message` push of a notice at `seq` of the group, by Alice.
+fn notice_frame(seq: u64, content: Content) -> ServerFrame {
+    let id = format!("0190f7a3-0000-7000-8000-0000000000{seq:02}");
+    ServerFrame::Message {
+        message: Message {
+            id: MessageId::from(id.as_str()),
+            conv: group(),
+            seq,
+            from: alice(),
+            client_id: id,
+            ts: 1_732_540_900_000 + seq as i64,
+            content,
+        }
+        .into(),
+    }
+}
+
 /// A notice: Alice added Carol to the group.
 fn notice() -> Message {
     Message {
@@ -342,6 +359,21 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     muted: true,
                     muted_until: Some(1_732_627_200_000),
                 },
+                ConversationSummary {
+                    conv: ConversationId::from("g:0190f7a4-2222-7000-8000-0000000009a1"),
+                    kind: ConversationKind::Group,
+                    title: Some("Croquet".into()),
+                    avatar: Some("0190f7a4group0avatar00000009a1".into()),
+                    peer: None,
+                    members: 12,
+                    role: None,
+                    left: true,
+                    last_seq: 30,
+                    unread: 0,
+                    last: None,
+                    muted: true,
+                    muted_until: None,
+                },
             ],
             next: Some("1732540800000:g:0190f7a4-1111-7000-8000-0000000009a0".into()),
         },
@@ -397,6 +429,38 @@ pub fn server_frames() -> Vec<ServerFrame> {
         ServerFrame::Message {
             message: notice().into(),
         },
+        notice_frame(
+            1,
+            Content::GroupCreated {
+                title: "Tea party".into(),
+                members: vec![bob(), carol()],
+            },
+        ),
+        notice_frame(8, Content::MemberJoined {}),
+        notice_frame(9, Content::MemberRemoved { user: carol() }),
+        notice_frame(
+            10,
+            Content::MemberLeft {
+                new_owner: Some(bob()),
+            },
+        ),
+        notice_frame(
+            11,
+            Content::RoleChanged {
+                user: bob(),
+                role: Role::Admin,
+            },
+        ),
+        notice_frame(
+            12,
+            Content::GroupUpdated {
+                title: Some("Unbirthday party".into()),
+                description: Some(String::new()),
+                avatar: Some("0190f7a4group0avatar00000009a0".into()),
+                history_visible: Some(true),
+            },
+        ),
+        notice_frame(13, Content::Void {}),
         ServerFrame::Presence {
             presence: Presence {
                 user: bob(),

@@ -45,7 +45,12 @@ fn vector<T: Serialize>(direction: &str, kind: &str, frame: &T) -> Vector {
 fn expected_vectors() -> VectorFile {
     let mut vectors = Vec::new();
     for f in samples::client_frames() {
-        vectors.push(vector("client", f.type_name(), &f));
+        let mut v = vector("client", f.type_name(), &f);
+        if let ClientFrame::Send { conv: Some(_), .. } = &f {
+            // Two examples of `send`: to a user and to a conversation.
+            v.name = format!("{}/conv", v.name);
+        }
+        vectors.push(v);
     }
     for f in samples::server_frames() {
         let mut v = vector("server", samples::server_type_name(&f), &f);

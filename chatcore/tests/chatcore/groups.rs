@@ -693,14 +693,7 @@ async fn the_conversation_list_pages_and_previews_only_text() {
         panic!()
     };
     assert_eq!(second.len(), 2);
-    let ServerFrame::Conversations {
-        conversations: rest,
-        ..
-    } = w.ok(&alice, page(end)).await
-    else {
-        panic!()
-    };
-    assert!(rest.is_empty());
+    assert_eq!(end, None, "the last page has no next");
     let all: Vec<_> = first.iter().chain(&second).collect();
     let group = all.iter().find(|c| c.conv == g.conv).expect("listed");
     assert_eq!(group.title.as_deref(), Some("Tea party"));

@@ -13,6 +13,17 @@ async fn next_message(events: &mut Events) -> chatcore_client::chatcore::model::
     }
 }
 
+/// The `message` push of `seq`, skipping other pushes and earlier entries.
+async fn message_at(events: &mut Events, seq: u64) -> chatcore_client::chatcore::model::Message {
+    loop {
+        let m = next_message(events).await;
+        if m.seq >= seq {
+            assert_eq!(m.seq, seq, "entries arrive in order here");
+            return m;
+        }
+    }
+}
+
 /// Everything pushed to `user` until a ping's reply: what arrived before it.
 async fn drain(user: &mut User) -> Vec<ServerFrame> {
     user.client.ping().await.expect("ping");
@@ -47,6 +58,9 @@ async fn a_group_of_three_from_creation_to_removal_leaving_and_invites() {
     }
 
     // Everyone's message reaches the two others, in one order.
+    // The creator's own connection gets the notice too.
+    let own = next_message(&mut alice.events).await;
+    assert_eq!(own.seq, 1);
     bob.client.send_text(&conv, "hi all").await.unwrap();
     for u in [&mut alice, &mut carol] {
         let m = next_message(&mut u.events).await;
@@ -86,10 +100,7 @@ async fn a_group_of_three_from_creation_to_removal_leaving_and_invites() {
         ErrorCode::Forbidden
     );
     alice.client.send_text(&conv, "after carol").await.unwrap();
-    let mut seen_by_bob = next_message(&mut bob.events).await;
-    while seen_by_bob.seq < 4 {
-        seen_by_bob = next_message(&mut bob.events).await;
-    }
+    let seen_by_bob = message_at(&mut bob.events, 4).await;
     assert_eq!(text_of(&seen_by_bob.content), "after carol");
     let late = drain(&mut carol).await;
     assert!(
