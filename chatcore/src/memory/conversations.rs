@@ -375,7 +375,7 @@ impl MessageStore for MemoryMessageStore {
                 let Some(c) = s.convs.get(&state.conv) else {
                     return 0;
                 };
-                let Some(m) = c.state.member(user) else {
+                let Some(m) = state.member(user) else {
                     return 0;
                 };
                 let read = marks.and_then(|r| r.get(&state.conv)).copied().unwrap_or(0);

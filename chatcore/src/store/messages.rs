@@ -333,7 +333,8 @@ pub trait MessageStore: Send + Sync {
     /// even under concurrent appends to the same conversation. If a message
     /// from the same `from` with the same `client_id` exists (in any
     /// conversation), nothing is stored and that message is returned with
-    /// `duplicate: true`. `NotFound` if the conversation does not exist,
+    /// `duplicate: true`; a retry never consumes a seq, even when it races
+    /// the first attempt. `NotFound` if the conversation does not exist,
     /// `NotMember` if `from` is not a current member when the entry would
     /// land. When this returns `Ok`, the message survives a crash.
     async fn append(&self, msg: NewMessage) -> StoreResult<Appended>;
@@ -373,6 +374,8 @@ pub trait MessageStore: Send + Sync {
 
     /// Up to `limit` entries of `conv` with `seq > after`, ascending, with
     /// no gap: they stop before a seq that is claimed but not yet written.
+    /// A claimed seq becomes readable (or a [`Content::Void`] entry) by
+    /// itself, even if its writer died: readers never wait on it for ever.
     async fn read_after(
         &self,
         conv: &ConversationId,
@@ -422,8 +425,10 @@ pub trait MessageStore: Send + Sync {
     async fn mark_read(&self, user: &UserId, conv: &ConversationId, seq: u64) -> StoreResult<()>;
 
     /// For each conversation, how many messages (not notices) others sent
-    /// that `user` may read ([`ConversationState::readable`], from its own
-    /// joining on) above its read marker. One store round trip or two for
-    /// the whole list; in the order given.
+    /// that `user` may read above its read marker: from its joining (the
+    /// `joined_seq` of its membership in the given state) to its leaving
+    /// (`left_seq`), or to the stored head while it is a member. One store
+    /// round trip or two for the whole list; in the order given; 0 for a
+    /// conversation the user never belonged to.
     async fn unread(&self, user: &UserId, convs: &[&ConversationState]) -> StoreResult<Vec<u64>>;
 }
