@@ -39,6 +39,10 @@
 //! let sent = alice.send_text(&bob_id, "hi Bob").await?;
 //! println!("stored as seq {} of {}", sent.seq, sent.conv);
 //!
+//! // A group: its id comes from the server, and a send names it.
+//! let group = alice.create_group("Tea party", None, &[bob_id.clone()]).await?;
+//! alice.send_text(&group.conv, "welcome, Bob").await?;
+//!
 //! while let Some(event) = bob_events.recv().await {
 //!     match event {
 //!         Event::Push(ServerFrame::Message { message }) => println!("{:?}", message.content),
