@@ -106,8 +106,9 @@ async fn connect_pairs(
                     let peer = &accounts[i ^ 1];
                     let mut ws =
                         net::connect(addr, "/ws", src, Some("chatcore.v1.msgpack"), false).await?;
-                    let user = proto::resume(&mut ws, &me.token).await?;
-                    proto::focus(&mut ws, &user, &peer.user).await?;
+                    proto::resume(&mut ws, &me.token).await?;
+                    let conv = proto::open_direct(&mut ws, &peer.user).await?;
+                    proto::focus(&mut ws, &conv).await?;
                     Ok::<_, anyhow::Error>(Side {
                         ws,
                         peer: peer.user.clone(),
