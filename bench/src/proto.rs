@@ -136,6 +136,29 @@ pub(crate) async fn open_direct(ws: &mut Ws, peer: &str) -> Result<ConversationI
     }
 }
 
+/// A group owned by the caller with the other `members`; returns its id.
+pub(crate) async fn create_group(
+    ws: &mut Ws,
+    title: &str,
+    members: &[String],
+) -> Result<ConversationId> {
+    send_frame(
+        ws,
+        &ClientFrame::CreateGroup {
+            id: 5,
+            title: title.to_owned(),
+            description: None,
+            avatar: None,
+            members: members.iter().map(|m| UserId(m.clone())).collect(),
+        },
+    )
+    .await?;
+    match reply(ws, 5).await? {
+        ServerFrame::Conversation { conversation, .. } => Ok(conversation.conv),
+        other => bail!("create_group refused: {other:?}"),
+    }
+}
+
 /// Looks at conversation `conv`, as a user with the chat open does: the
 /// server then pushes its messages without a separate alert.
 pub(crate) async fn focus(ws: &mut Ws, conv: &ConversationId) -> Result<()> {
@@ -150,6 +173,15 @@ pub(crate) async fn focus(ws: &mut Ws, conv: &ConversationId) -> Result<()> {
     match reply(ws, 3).await? {
         ServerFrame::Ok { .. } => Ok(()),
         other => bail!("focus refused: {other:?}"),
+    }
+}
+
+/// The first error frame in `bytes`, for a diagnostic (None if it is not one).
+pub(crate) fn describe_error(bytes: &[u8]) -> Option<String> {
+    match Codec::MsgPack.decode::<ServerFrame>(bytes) {
+        Ok(f @ ServerFrame::Error { .. }) => Some(format!("{f:?}")),
+        Ok(_) => None,
+        Err(e) => Some(format!("undecodable frame: {e}")),
     }
 }
 
@@ -170,6 +202,36 @@ struct TextView<'a> {
     _kind: Option<&'a str>,
     #[serde(borrow)]
     text: &'a str,
+}
+
+/// `send` to a conversation (`conv` instead of `to`).
+#[derive(Serialize)]
+struct ConvSendView<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: u32,
+    conv: &'a str,
+    client_id: &'a str,
+    content: TextView<'a>,
+}
+
+pub(crate) fn encode_conv_send(
+    id: u32,
+    conv: &str,
+    client_id: &str,
+    text: &str,
+) -> Result<Message> {
+    let frame = ConvSendView {
+        kind: "send",
+        id,
+        conv,
+        client_id,
+        content: TextView {
+            _kind: Some("text"),
+            text,
+        },
+    };
+    Ok(Message::binary(rmp_serde::to_vec_named(&frame)?))
 }
 
 pub(crate) fn encode_send(id: u32, to: &str, client_id: &str, text: &str) -> Result<Message> {
@@ -260,6 +322,24 @@ mod tests {
                 conv: None,
                 to: Some(UserId("u2".into())),
                 client_id: "c1".into(),
+                content: Content::Text { text: "hi".into() },
+            }
+        );
+    }
+
+    #[test]
+    fn the_lean_conv_send_decodes_as_the_real_frame() {
+        let Message::Binary(b) = encode_conv_send(8, "g:1", "c2", "hi").unwrap() else {
+            panic!("not binary")
+        };
+        let f: ClientFrame = Codec::MsgPack.decode(&b).unwrap();
+        assert_eq!(
+            f,
+            ClientFrame::Send {
+                id: 8,
+                conv: Some(ConversationId("g:1".into())),
+                to: None,
+                client_id: "c2".into(),
                 content: Content::Text { text: "hi".into() },
             }
         );
