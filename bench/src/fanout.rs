@@ -590,3 +590,43 @@ impl Member {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_carries_the_send_time_and_the_sender() {
+        let base = Instant::now();
+        let mut text = String::new();
+        payload(&mut text, base, 3, 64);
+        assert_eq!(text.len(), 64);
+        assert_eq!(slot_of(&text), Some(3));
+        let at = sent_at(base, &text).unwrap();
+        assert!(at >= base && at <= Instant::now());
+    }
+
+    #[test]
+    fn a_sender_waits_until_every_member_has_its_messages() {
+        let f = SenderFlow {
+            sent: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            recipients: 3,
+            limit: 2 * 3,
+            notify: Notify::new(),
+        };
+        f.sent.fetch_add(2, Ordering::Relaxed);
+        assert!(!f.open(), "two messages to three members are a window of 2");
+        let woken = f.notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        f.delivered(2);
+        assert!(f.open());
+        assert!(
+            woken.now_or_never().is_some(),
+            "reopening the window wakes the sender"
+        );
+        f.delivered(4);
+        assert_eq!(f.outstanding(), 0);
+    }
+}
