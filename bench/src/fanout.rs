@@ -235,10 +235,9 @@ pub(crate) async fn run(
     server_pid: u32,
 ) -> Result<FanoutReport> {
     let (g_n, m_n) = (opts.groups, opts.members);
-    if m_n < 2 || opts.senders == 0 || opts.senders > m_n {
+    if m_n < 2 || opts.senders == 0 || opts.senders > m_n || opts.window == 0 {
         bail!(
-            "a fan-out group needs at least 2 members and 1 to {} senders",
-            m_n
+            "a fan-out group needs at least 2 members, 1 to {m_n} senders and a window of at least 1"
         );
     }
     let proto = match target {
