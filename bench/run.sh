@@ -3,8 +3,14 @@
 # tokio-tungstenite relay) and the peer (Socket.IO 4 + MessagePack parser),
 # servers pinned to CPU 0, the load generator (all clients, one process) to CPU 1.
 #
-#   bench/run.sh                      # every scenario (about 10 minutes)
+#   bench/run.sh                      # every scenario (about 11 minutes)
 #   bench/run.sh --only relay,rate    # a subset; any `bench all` option works
+#   bench/run.sh --only fanout --fanout-groups 10x100   # one fan-out shape
+#
+# Scenarios: relay (flat out), rate (fixed rate), idle, big (chatd idle at
+# scale), churn, login (argon2 storm during the fixed-rate relay), fanout
+# (group fan-out: chatd groups against Socket.IO rooms, 10 groups of 100
+# and one of 1,000 by default).
 #
 # Installs what it lacks, idempotently: Debian's util-linux (taskset) and
 # nodejs/npm, and the Socket.IO packages into bench/socketio/node_modules.

@@ -5,6 +5,14 @@
 // room with a per-conversation seq, and the sender gets an acknowledgement.
 // No store: this is the peer's best case.
 //
+// Groups, as chatd's are used by the fan-out scenario: one member creates a
+// group (`create_group {title, members}`, acked with its id), the server
+// keeps its members, each member joins its room (`join_group {conv}`, the
+// server checks membership), and a `send {conv, client_id, text}` from a
+// member goes to every other socket in the room (`socket.to(room)`: all
+// but the sending connection, like chatd's pushes) with a per-group seq,
+// and is acked to the sender.
+//
 //   node server.js --users N --tokens FILE [--port 0]
 // Writes `username user_id token` lines to FILE, then prints host:port.
 'use strict';
@@ -28,6 +36,8 @@ for (let i = 0; i < users; i++) {
 fs.writeFileSync(args.tokens, lines.join('\n') + '\n');
 
 const seqs = new Map();
+// Group id -> { members: Set of user ids, seq }.
+const groups = new Map();
 const httpServer = http.createServer();
 const io = new Server(httpServer, {
   parser,
@@ -45,7 +55,34 @@ io.use((socket, next) => {
 io.on('connection', (socket) => {
   const me = socket.data.user;
   socket.join(me.id);
+  socket.on('create_group', (req, ack) => {
+    if (typeof ack !== 'function') return;
+    if (!req || typeof req.title !== 'string' || !Array.isArray(req.members) || req.members.length > 999) {
+      return ack({ error: 'invalid_frame' });
+    }
+    const conv = `g:${crypto.randomUUID()}`;
+    groups.set(conv, { members: new Set([me.id, ...req.members.filter((m) => typeof m === 'string')]), seq: 0 });
+    ack({ conv });
+  });
+  socket.on('join_group', (req, ack) => {
+    if (typeof ack !== 'function') return;
+    const group = req && typeof req.conv === 'string' ? groups.get(req.conv) : undefined;
+    if (!group || !group.members.has(me.id)) return ack({ error: 'not_found' });
+    socket.join(req.conv);
+    ack({ conv: req.conv });
+  });
   socket.on('send', (msg, ack) => {
+    if (msg && typeof msg.conv === 'string' && typeof msg.text === 'string') {
+      const group = groups.get(msg.conv);
+      if (!group || !group.members.has(me.id)) {
+        if (typeof ack === 'function') ack({ error: 'not_found' });
+        return;
+      }
+      const seq = ++group.seq;
+      socket.to(msg.conv).emit('message', { conv: msg.conv, seq, from: me.id, client_id: msg.client_id, ts: Date.now(), text: msg.text });
+      if (typeof ack === 'function') ack({ conv: msg.conv, seq });
+      return;
+    }
     if (!msg || typeof msg.to !== 'string' || typeof msg.text !== 'string') {
       if (typeof ack === 'function') ack({ error: 'invalid_frame' });
       return;

@@ -13,11 +13,13 @@
 //! - `proto`: chatcore's protocol as the generator speaks it.
 //! - `relay`: the relay scenario (chatd, ceiling).
 //! - `scenarios`: idle, churn, login.
+//! - `fanout`: group fan-out (chatd groups, Socket.IO rooms).
 //! - `sio`: the Socket.IO peer's protocol (Engine.IO 4 + msgpack parser) in Rust.
 //! - `ceiling`: the raw relay server.
 //! - `stats`: histograms, CPU and RSS of processes.
 
 mod ceiling;
+mod fanout;
 mod net;
 mod proto;
 mod relay;
@@ -35,6 +37,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
+use fanout::{FanoutOpts, FanoutReport};
 use relay::{RelayOpts, Target};
 use stats::RelayReport;
 
@@ -70,15 +73,15 @@ struct AllOpts {
     /// Directory of the Socket.IO peer (server.js, node_modules).
     #[arg(long, default_value = "bench/socketio")]
     socketio: PathBuf,
-    /// Scenarios, comma-separated: relay, rate, idle, big, churn, login.
+    /// Scenarios, comma-separated: relay, rate, idle, big, churn, login, fanout.
     #[arg(
         long,
-        default_value = "relay,rate,idle,big,churn,login",
+        default_value = "relay,rate,idle,big,churn,login,fanout",
         value_delimiter = ','
     )]
     only: Vec<String>,
-    /// Targets of relay/rate/idle, comma-separated: ceiling, ceiling-ack (relay only), chatd,
-    /// socketio.
+    /// Targets of relay/rate/idle/fanout, comma-separated: ceiling, ceiling-ack (relay only), chatd,
+    /// socketio (fanout: chatd and socketio only).
     #[arg(
         long,
         default_value = "ceiling,ceiling-ack,chatd,socketio",
@@ -115,6 +118,17 @@ struct AllOpts {
     /// Concurrent password logins in the login storm.
     #[arg(long, default_value_t = 4)]
     loginers: usize,
+    /// Group shapes of the fan-out scenario, comma-separated, each GROUPSxMEMBERS (one server
+    /// start per shape and target).
+    #[arg(long, default_value = "10x100,1x1000", value_delimiter = ',')]
+    fanout_groups: Vec<String>,
+    /// Members of each fan-out group that send (flat out).
+    #[arg(long, default_value_t = 4)]
+    fanout_senders: usize,
+    /// Messages in flight per fan-out sender: not yet acknowledged, or not yet received by
+    /// every other member.
+    #[arg(long, default_value_t = 4)]
+    fanout_window: usize,
     /// Where to write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -300,6 +314,55 @@ async fn idle_one(
     Ok(r)
 }
 
+/// `GROUPSxMEMBERS`, as `--fanout-groups` names a shape.
+fn parse_shape(s: &str) -> Result<(usize, usize)> {
+    let (g, m) = s
+        .split_once('x')
+        .with_context(|| format!("fan-out shape {s:?} is not GROUPSxMEMBERS"))?;
+    Ok((
+        g.trim().parse().context("fan-out groups")?,
+        m.trim().parse().context("fan-out members")?,
+    ))
+}
+
+async fn fanout_one(
+    o: &AllOpts,
+    target: &str,
+    groups: usize,
+    members: usize,
+    tmp: &Path,
+) -> Result<FanoutReport> {
+    let opts = FanoutOpts {
+        groups,
+        members,
+        senders: o.fanout_senders,
+        window: o.fanout_window,
+        size: o.size,
+        warmup: Duration::from_secs(o.warmup_secs),
+        secs: Duration::from_secs(o.secs),
+    };
+    let users = groups * members;
+    let r = match target {
+        "chatd" => {
+            let (s, tokens) = start_chatd(o, users, tmp).await?;
+            let accounts = Arc::new(proto::read_accounts(&tokens)?);
+            let r = fanout::run(s.addr, Target::Chatd(accounts), &opts, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        "socketio" => {
+            let (s, tokens) = start_socketio(o, users, tmp).await?;
+            let accounts = Arc::new(proto::read_accounts(&tokens)?);
+            let r = fanout::run(s.addr, Target::SocketIo(accounts), &opts, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        other => bail!("the fan-out scenario has no target {other}"),
+    };
+    println!("  {}", r.line());
+    Ok(r)
+}
+
 /// This process's open-file limit (children inherit it).
 fn fd_limit() -> u64 {
     std::fs::read_to_string("/proc/self/limits")
@@ -444,6 +507,35 @@ async fn all(o: AllOpts) -> Result<()> {
         login = Some(r);
     }
 
+    let mut fanouts = Vec::new();
+    if want("fanout") {
+        let targets: Vec<&String> = o
+            .targets
+            .iter()
+            .filter(|t| *t == "chatd" || *t == "socketio")
+            .collect();
+        println!(
+            "== group fan-out: {} senders per group, {} messages in flight each (until acknowledged and received by every member: flat out); targets {}",
+            o.fanout_senders,
+            o.fanout_window,
+            targets.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        for shape in &o.fanout_groups {
+            let (groups, members) = parse_shape(shape)?;
+            // Server and generator each hold one descriptor per connection.
+            let limit = fd_limit();
+            if (groups * members) as u64 + 500 > limit {
+                bail!(
+                    "fan-out {shape}: {} connections do not fit under this process's open-file limit of {limit}",
+                    groups * members
+                );
+            }
+            for t in &targets {
+                fanouts.push(fanout_one(&o, t, groups, members, &tmp).await?);
+            }
+        }
+    }
+
     // The summary against the targets.
     println!();
     println!("| measure | value | target | met |");
@@ -513,6 +605,32 @@ async fn all(o: AllOpts) -> Result<()> {
         let x = l.storm.p99_ms / l.quiet.p99_ms.max(1e-9);
         println!("| relay p99 during login storm / quiet ({:.1} logins/s) | {:.2} / {:.2} ms = {x:.2}x | <= 2x | {} |", l.logins_per_sec, l.storm.p99_ms, l.quiet.p99_ms, yes(x <= 2.0));
     }
+    let mut shapes: Vec<(usize, usize)> = fanouts.iter().map(|r| (r.groups, r.members)).collect();
+    shapes.dedup();
+    for (g, m) in shapes {
+        let find = |t: &str| {
+            fanouts
+                .iter()
+                .find(|r| r.target == t && r.groups == g && r.members == m)
+        };
+        if let (Some(d), Some(s)) = (find("chatd"), find("socket.io")) {
+            let x = d.deliveries_per_server_cpu_sec / s.deliveries_per_server_cpu_sec.max(1.0);
+            let (target, met) = if m == 100 {
+                (">= 1.5x", yes(x >= 1.5))
+            } else {
+                ("-", "-")
+            };
+            println!(
+                "| group fan-out per server CPU-second, chatd / Socket.IO ({g} x {m}-member groups) | {:.0} / {:.0} deliveries = {x:.2}x ({:.0} / {:.0} deliveries/s; p99 {:.2} / {:.2} ms) | {target} | {met} |",
+                d.deliveries_per_server_cpu_sec,
+                s.deliveries_per_server_cpu_sec,
+                d.deliveries_per_sec,
+                s.deliveries_per_sec,
+                d.p99_ms,
+                s.p99_ms
+            );
+        }
+    }
     if let Some(path) = &o.json {
         results.insert("flat".into(), serde_json::to_value(&flat)?);
         results.insert("fixed".into(), serde_json::to_value(&fixed)?);
@@ -520,6 +638,7 @@ async fn all(o: AllOpts) -> Result<()> {
         results.insert("big".into(), serde_json::to_value(&big)?);
         results.insert("churn".into(), serde_json::to_value(&churn)?);
         results.insert("login".into(), serde_json::to_value(&login)?);
+        results.insert("fanout".into(), serde_json::to_value(&fanouts)?);
         std::fs::write(path, serde_json::to_string_pretty(&results)?)?;
     }
     let _ = std::fs::remove_dir_all(&tmp);

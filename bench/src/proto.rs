@@ -118,21 +118,70 @@ pub(crate) async fn login(ws: &mut Ws, username: &str, password: &str) -> Result
     }
 }
 
-/// Looks at the conversation with `peer`, as a user with the chat open
-/// does: the server then pushes the message without a separate alert.
-pub(crate) async fn focus(ws: &mut Ws, me: &str, peer: &str) -> Result<()> {
-    let conv = ConversationId::direct(&UserId(me.to_owned()), &UserId(peer.to_owned()));
+/// The direct conversation with `peer`, opened if need be (both sides of a
+/// pair may ask at once: they get the same one). Conversation ids are the
+/// server's: a version-2 client never builds one.
+pub(crate) async fn open_direct(ws: &mut Ws, peer: &str) -> Result<ConversationId> {
+    send_frame(
+        ws,
+        &ClientFrame::OpenDirect {
+            id: 4,
+            user: UserId(peer.to_owned()),
+        },
+    )
+    .await?;
+    match reply(ws, 4).await? {
+        ServerFrame::Conversation { conversation, .. } => Ok(conversation.conv),
+        other => bail!("open_direct refused: {other:?}"),
+    }
+}
+
+/// A group owned by the caller with the other `members`; returns its id.
+pub(crate) async fn create_group(
+    ws: &mut Ws,
+    title: &str,
+    members: &[String],
+) -> Result<ConversationId> {
+    send_frame(
+        ws,
+        &ClientFrame::CreateGroup {
+            id: 5,
+            title: title.to_owned(),
+            description: None,
+            avatar: None,
+            members: members.iter().map(|m| UserId(m.clone())).collect(),
+        },
+    )
+    .await?;
+    match reply(ws, 5).await? {
+        ServerFrame::Conversation { conversation, .. } => Ok(conversation.conv),
+        other => bail!("create_group refused: {other:?}"),
+    }
+}
+
+/// Looks at conversation `conv`, as a user with the chat open does: the
+/// server then pushes its messages without a separate alert.
+pub(crate) async fn focus(ws: &mut Ws, conv: &ConversationId) -> Result<()> {
     send_frame(
         ws,
         &ClientFrame::Focus {
             id: 3,
-            conv: Some(conv),
+            conv: Some(conv.clone()),
         },
     )
     .await?;
     match reply(ws, 3).await? {
         ServerFrame::Ok { .. } => Ok(()),
         other => bail!("focus refused: {other:?}"),
+    }
+}
+
+/// The first error frame in `bytes`, for a diagnostic (None if it is not one).
+pub(crate) fn describe_error(bytes: &[u8]) -> Option<String> {
+    match Codec::MsgPack.decode::<ServerFrame>(bytes) {
+        Ok(f @ ServerFrame::Error { .. }) => Some(format!("{f:?}")),
+        Ok(_) => None,
+        Err(e) => Some(format!("undecodable frame: {e}")),
     }
 }
 
@@ -153,6 +202,36 @@ struct TextView<'a> {
     _kind: Option<&'a str>,
     #[serde(borrow)]
     text: &'a str,
+}
+
+/// `send` to a conversation (`conv` instead of `to`).
+#[derive(Serialize)]
+struct ConvSendView<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: u32,
+    conv: &'a str,
+    client_id: &'a str,
+    content: TextView<'a>,
+}
+
+pub(crate) fn encode_conv_send(
+    id: u32,
+    conv: &str,
+    client_id: &str,
+    text: &str,
+) -> Result<Message> {
+    let frame = ConvSendView {
+        kind: "send",
+        id,
+        conv,
+        client_id,
+        content: TextView {
+            _kind: Some("text"),
+            text,
+        },
+    };
+    Ok(Message::binary(rmp_serde::to_vec_named(&frame)?))
 }
 
 pub(crate) fn encode_send(id: u32, to: &str, client_id: &str, text: &str) -> Result<Message> {
@@ -184,7 +263,14 @@ struct PushView<'a> {
 #[derive(Deserialize)]
 struct MessageView<'a> {
     #[serde(borrow)]
-    content: TextView<'a>,
+    content: ContentView<'a>,
+}
+
+/// A pushed entry's content: a message's text, or a notice (no text).
+#[derive(Deserialize)]
+struct ContentView<'a> {
+    #[serde(borrow, default)]
+    text: Option<&'a str>,
 }
 
 /// What a server frame means to the load generator.
@@ -205,7 +291,11 @@ pub(crate) fn classify(bytes: &[u8]) -> Incoming<'_> {
     };
     match t.kind {
         "message" => match rmp_serde::from_slice::<PushView<'_>>(bytes) {
-            Ok(p) => Incoming::Delivered(p.message.content.text),
+            Ok(p) => match p.message.content.text {
+                Some(text) => Incoming::Delivered(text),
+                // A notice (a group's creation, members added, ...).
+                None => Incoming::Other("notice"),
+            },
             Err(_) => Incoming::Error,
         },
         "sent" => Incoming::Ack,
@@ -235,5 +325,50 @@ mod tests {
                 content: Content::Text { text: "hi".into() },
             }
         );
+    }
+
+    #[test]
+    fn the_lean_conv_send_decodes_as_the_real_frame() {
+        let Message::Binary(b) = encode_conv_send(8, "g:1", "c2", "hi").unwrap() else {
+            panic!("not binary")
+        };
+        let f: ClientFrame = Codec::MsgPack.decode(&b).unwrap();
+        assert_eq!(
+            f,
+            ClientFrame::Send {
+                id: 8,
+                conv: Some(ConversationId("g:1".into())),
+                to: None,
+                client_id: "c2".into(),
+                content: Content::Text { text: "hi".into() },
+            }
+        );
+    }
+
+    #[test]
+    fn a_notice_push_is_not_a_delivery_nor_an_error() {
+        let push = |content: Content| {
+            let m = chatcore::model::Message {
+                id: chatcore::model::MessageId("m".into()),
+                conv: ConversationId("g:1".into()),
+                seq: 1,
+                from: UserId("u1".into()),
+                client_id: "c".into(),
+                ts: 1,
+                content,
+            };
+            Codec::MsgPack
+                .encode(&ServerFrame::Message {
+                    message: std::sync::Arc::new(m),
+                })
+                .unwrap()
+        };
+        let notice = push(Content::GroupCreated {
+            title: "t".into(),
+            members: vec![UserId("u2".into())],
+        });
+        assert!(matches!(classify(&notice), Incoming::Other("notice")));
+        let text = push(Content::Text { text: "hi".into() });
+        assert!(matches!(classify(&text), Incoming::Delivered("hi")));
     }
 }

@@ -106,8 +106,9 @@ async fn connect_pairs(
                     let peer = &accounts[i ^ 1];
                     let mut ws =
                         net::connect(addr, "/ws", src, Some("chatcore.v1.msgpack"), false).await?;
-                    let user = proto::resume(&mut ws, &me.token).await?;
-                    proto::focus(&mut ws, &user, &peer.user).await?;
+                    proto::resume(&mut ws, &me.token).await?;
+                    let conv = proto::open_direct(&mut ws, &peer.user).await?;
+                    proto::focus(&mut ws, &conv).await?;
                     Ok::<_, anyhow::Error>(Side {
                         ws,
                         peer: peer.user.clone(),
@@ -225,7 +226,7 @@ pub(crate) async fn run(
 }
 
 /// The payload: send time (ns after `base`, 16 hex digits), padded to `size`.
-fn payload(buf: &mut String, base: Instant, size: usize) {
+pub(crate) fn payload(buf: &mut String, base: Instant, size: usize) {
     use std::fmt::Write as _;
     buf.clear();
     let _ = write!(buf, "{:016x}", base.elapsed().as_nanos() as u64);
@@ -234,7 +235,7 @@ fn payload(buf: &mut String, base: Instant, size: usize) {
     }
 }
 
-fn sent_at(base: Instant, text: &str) -> Option<Instant> {
+pub(crate) fn sent_at(base: Instant, text: &str) -> Option<Instant> {
     let ns = u64::from_str_radix(text.get(..16)?, 16).ok()?;
     Some(base + Duration::from_nanos(ns))
 }

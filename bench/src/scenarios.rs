@@ -172,8 +172,9 @@ pub(crate) async fn churn(
             true,
         )
         .await?;
-        let me = proto::resume(&mut ws, &w.token).await?;
-        proto::focus(&mut ws, &me, &c.user).await?;
+        proto::resume(&mut ws, &w.token).await?;
+        let conv = proto::open_direct(&mut ws, &c.user).await?;
+        proto::focus(&mut ws, &conv).await?;
         let presence = presence.clone();
         watchers.push(tokio::spawn(async move {
             while let Some(Ok(Message::Binary(b))) = ws.next().await {
