@@ -226,6 +226,20 @@ struct Options {
     #[arg(long, env = "CHATD_SIGNUPS_PER_HOUR", value_name = "N")]
     signups_per_hour: Option<u32>,
 
+    /// Current members a group may have; `add_members` and `join` beyond it get `limit_reached`
+    /// (default: 1000).
+    #[arg(long, env = "CHATD_MAX_GROUP_MEMBERS", value_name = "N")]
+    max_group_members: Option<usize>,
+
+    /// Attempts to join a group by invite token allowed per user per --join-window-secs, so
+    /// tokens cannot be guessed (default: 30).
+    #[arg(long, env = "CHATD_JOIN_ATTEMPTS", value_name = "N")]
+    join_attempts: Option<u32>,
+
+    /// The window of --join-attempts, in seconds (default: 600).
+    #[arg(long, env = "CHATD_JOIN_WINDOW_SECS", value_name = "SECS")]
+    join_window_secs: Option<u64>,
+
     /// Registrations and password-reset requests allowed per client address per hour (default: 30).
     #[arg(long, env = "CHATD_SIGNUPS_PER_ADDRESS_PER_HOUR", value_name = "N")]
     signups_per_address_per_hour: Option<u32>,
@@ -378,6 +392,9 @@ pub(crate) struct Settings {
     pub(crate) send_bytes_per_minute: u32,
     pub(crate) signups_per_hour: u32,
     pub(crate) signups_per_address_per_hour: u32,
+    pub(crate) max_group_members: usize,
+    pub(crate) join_attempts: u32,
+    pub(crate) join_window: Duration,
     pub(crate) login_failures_per_account: u32,
     pub(crate) login_failures_per_address: u32,
     pub(crate) frames_per_second: u32,
@@ -508,6 +525,9 @@ impl Settings {
             send_bytes_per_minute: o.send_bytes_per_minute.unwrap_or(4 << 20),
             signups_per_hour: o.signups_per_hour.unwrap_or(1000),
             signups_per_address_per_hour: o.signups_per_address_per_hour.unwrap_or(30),
+            max_group_members: o.max_group_members.unwrap_or(1000),
+            join_attempts: o.join_attempts.unwrap_or(30),
+            join_window: secs(o.join_window_secs, 600),
             login_failures_per_account: o.login_failures_per_account.unwrap_or(10),
             login_failures_per_address: o.login_failures_per_address.unwrap_or(100),
             frames_per_second: o.frames_per_second.unwrap_or(50),
@@ -536,11 +556,15 @@ impl Settings {
             || self.signups_per_address_per_hour == 0
             || self.login_failures_per_account == 0
             || self.login_failures_per_address == 0
+            || self.max_group_members < 2
+            || self.join_attempts == 0
+            || self.join_window.is_zero()
         {
             bail!(
                 "--max-connections, --outbound-queue, the --max-unauthenticated*, \
-                 --max-connections-per-*, --signups-per-* and --login-failures-per-* limits \
-                 must be at least 1"
+                 --max-connections-per-*, --signups-per-*, --login-failures-per-*, \
+                 --join-attempts and --join-window-secs must be at least 1, and \
+                 --max-group-members at least 2"
             );
         }
         if self.send_bytes_per_minute < 64 * 1024 {
@@ -597,6 +621,9 @@ impl Options {
             send_bytes_per_minute,
             signups_per_hour,
             signups_per_address_per_hour,
+            max_group_members,
+            join_attempts,
+            join_window_secs,
             login_failures_per_account,
             login_failures_per_address,
             frames_per_second,

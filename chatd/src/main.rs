@@ -171,6 +171,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     core.max_connections_per_user = settings.max_connections_per_user;
     core.send_budget.max = settings.send_bytes_per_minute;
     core.signup_global.max = settings.signups_per_hour;
+    core.max_group_members = settings.max_group_members;
+    core.join_attempts.max = settings.join_attempts;
+    core.join_attempts.window_ms =
+        u64::try_from(settings.join_window.as_millis()).unwrap_or(u64::MAX);
     core.signup_per_address.max = settings.signups_per_address_per_hour;
     core.login_per_account.max = settings.login_failures_per_account;
     core.login_per_address.max = settings.login_failures_per_address;

@@ -244,3 +244,39 @@ async fn mute_silences_alerts_and_a_read_clears_the_other_devices() {
     );
     assert_eq!(alice.client.conversations().await.unwrap()[0].unread, 0);
 }
+
+#[tokio::test]
+async fn the_group_limits_are_flags() {
+    let chatd = Chatd::start(&[
+        "--max-group-members",
+        "3",
+        "--join-attempts",
+        "2",
+        "--join-window-secs",
+        "3600",
+    ])
+    .await;
+    let a = chatd.user("ann").await;
+    let b = chatd.user("ben").await;
+    let c = chatd.user("cat").await;
+    let d = chatd.user("dan").await;
+    let g = a
+        .client
+        .create_group("Three", None, &[b.id(), c.id()])
+        .await
+        .unwrap();
+    assert_eq!(
+        server_code(a.client.add_members(&g.conv, &[d.id()]).await),
+        ErrorCode::LimitReached
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            server_code(d.client.join("guess").await),
+            ErrorCode::NotFound
+        );
+    }
+    assert_eq!(
+        server_code(d.client.join("guess").await),
+        ErrorCode::RateLimited
+    );
+}
