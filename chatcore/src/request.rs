@@ -235,13 +235,26 @@ async fn signed_in(
             after,
             limit,
         } => directory::search_users(s, caller, out, id, query, after, limit).await,
-        ClientFrame::GetProfile { id, user } => directory::get_profile(s, id, user).await,
+        // Boxed, as every handler of a rare request whose future is larger
+        // than `send`'s: this function's future is allocated per request,
+        // and stays below the allocator's small sizes that way.
+        ClientFrame::GetProfile { id, user } => Box::pin(directory::get_profile(s, id, user)).await,
         ClientFrame::UpdateProfile {
             id,
             display_name,
             about,
             avatar,
-        } => directory::update_profile(s, caller, id, display_name, about, avatar).await,
+        } => {
+            Box::pin(directory::update_profile(
+                s,
+                caller,
+                id,
+                display_name,
+                about,
+                avatar,
+            ))
+            .await
+        }
         ClientFrame::Send {
             id,
             conv,
@@ -268,7 +281,7 @@ async fn signed_in(
             before,
             limit,
         } => messaging::history(s, caller, out, id, conv, before, limit).await,
-        ClientFrame::Sync { id, limit } => messaging::sync(s, caller, id, limit).await,
+        ClientFrame::Sync { id, limit } => Box::pin(messaging::sync(s, caller, id, limit)).await,
         ClientFrame::Ack { id, conv, seq } => messaging::ack(s, caller, out, id, conv, seq).await,
         ClientFrame::Read { id, conv, seq } => messaging::read(s, caller, out, id, conv, seq).await,
         ClientFrame::Focus { id, conv } => messaging::focus(out, id, conv),

@@ -147,7 +147,8 @@ pub(crate) async fn send(
     Ok(ServerFrame::Sent {
         id,
         message_id: m.id.clone(),
-        conv: m.conv.clone(),
+        // The same as the message's (checked above), without a copy.
+        conv,
         seq: m.seq,
         ts: m.ts,
         duplicate: appended.duplicate,
