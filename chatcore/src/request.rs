@@ -114,6 +114,9 @@ pub struct Out {
     /// The users the connection's directory view now shows (replacing the
     /// previous view's watches).
     pub directory: Option<Vec<UserId>>,
+    /// With `directory`: the view is the unfiltered first page, which
+    /// listens for users who register ([`Topic::Directory`]).
+    pub new_users: bool,
     /// The conversation the device now shows (`Some(None)`: none).
     pub focus: Option<Option<ConversationId>>,
     /// Close the connection after the reply, whether the request succeeded
@@ -128,6 +131,7 @@ impl Out {
         self.sign_in = None;
         self.watch.clear();
         self.directory = None;
+        self.new_users = false;
         self.focus = None;
         self.close = None;
     }
@@ -248,6 +252,7 @@ async fn signed_in(
             Box::pin(directory::update_profile(
                 s,
                 caller,
+                out,
                 id,
                 display_name,
                 about,

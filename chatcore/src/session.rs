@@ -171,6 +171,7 @@ where
         focus: None,
         dir_watch: HashSet::new(),
         conv_watch: HashSet::new(),
+        dir_new: false,
         close_after: None,
         slot: None,
         out: Out::default(),
@@ -193,7 +194,13 @@ where
             }), if s.auth.is_none() => break Disconnect::AuthTimeout,
             event = rx.recv() => match event {
                 Some(event) => match s.on_event(&event) {
-                    Ok(frames) => frames,
+                    Ok(frames) => {
+                        if let Event::NewUser(entry) = &*event {
+                            // Boxed: rare, and its state must not size the loop.
+                            Box::pin(s.watch_new_user(&entry.profile.user)).await;
+                        }
+                        frames
+                    }
                     Err(reason) => break reason,
                 },
                 None => continue,
@@ -345,6 +352,9 @@ struct Session {
     dir_watch: HashSet<UserId>,
     /// Users whose presence is watched because of a conversation with them.
     conv_watch: HashSet<UserId>,
+    /// The directory view is the unfiltered first page: the connection
+    /// listens on [`Topic::Directory`] for users who register.
+    dir_new: bool,
     bucket: TokenBucket,
     /// Users this connection knows to exist and watches (peers it sent to
     /// or has conversations with; bounded by `max_watched`). Accounts are
@@ -457,6 +467,7 @@ impl Session {
         }
         if let Some(users) = out.directory.take() {
             self.watch_directory(users).await?;
+            self.watch_registrations(out.new_users).await?;
         }
         if let Some(focus) = out.focus.take() {
             self.focus = focus;
@@ -533,6 +544,27 @@ impl Session {
                 if self.dir_watch.contains(&p.user) || self.conv_watch.contains(&p.user) {
                     Ok(Frames::one(ServerFrame::Presence {
                         presence: p.clone(),
+                    }))
+                } else {
+                    Ok(Frames::NONE)
+                }
+            }
+            Event::Profile { profile, origin } => {
+                let seen = profile.user == auth.user
+                    || self.dir_watch.contains(&profile.user)
+                    || self.conv_watch.contains(&profile.user);
+                if **origin != *self.conn_key && seen {
+                    Ok(Frames::one(ServerFrame::ProfileChanged {
+                        profile: profile.clone(),
+                    }))
+                } else {
+                    Ok(Frames::NONE)
+                }
+            }
+            Event::NewUser(entry) => {
+                if self.dir_new && entry.profile.user != auth.user {
+                    Ok(Frames::one(ServerFrame::NewUser {
+                        entry: entry.clone(),
                     }))
                 } else {
                     Ok(Frames::NONE)
@@ -655,6 +687,48 @@ impl Session {
         Ok(())
     }
 
+    /// Listens for new users while the directory view is the unfiltered
+    /// first page (`on`), and stops when it no longer is.
+    async fn watch_registrations(&mut self, on: bool) -> Result<(), CoreError> {
+        if on == self.dir_new {
+            return Ok(());
+        }
+        let hub = &self.server.hub;
+        if on {
+            hub.subscribe(&Topic::Directory, self.conn, &self.conn_tx)
+                .await?;
+        } else {
+            hub.unsubscribe(&Topic::Directory, self.conn).await?;
+        }
+        self.dir_new = on;
+        Ok(())
+    }
+
+    /// A user announced to the directory view is listed there now: its
+    /// presence is watched like the rest of the view's (bounded by `max_watched`).
+    async fn watch_new_user(&mut self, user: &UserId) {
+        if !self.dir_new
+            || self.dir_watch.contains(user)
+            || self.dir_watch.len() >= self.server.config.max_watched
+            || self.auth.as_ref().is_some_and(|a| a.user == *user)
+        {
+            return;
+        }
+        if !self.conv_watch.contains(user) {
+            let topic = Topic::Presence(user.clone());
+            if let Err(e) = self
+                .server
+                .hub
+                .subscribe(&topic, self.conn, &self.conn_tx)
+                .await
+            {
+                tracing::warn!(error = %e, "presence watch of a new user failed");
+                return;
+            }
+        }
+        self.dir_watch.insert(user.clone());
+    }
+
     /// Watches the presence of a conversation peer, and remembers that the
     /// user exists (both bounded per connection by `max_watched`).
     async fn watch_peer(&mut self, user: UserId) -> Result<(), CoreError> {
@@ -687,6 +761,9 @@ impl Session {
             .collect();
         if let Some(auth) = &self.auth {
             topics.push(Topic::User(auth.user.clone()));
+        }
+        if self.dir_new {
+            topics.push(Topic::Directory);
         }
         for t in topics {
             if let Err(e) = hub.unsubscribe(&t, self.conn).await {

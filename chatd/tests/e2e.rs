@@ -27,6 +27,8 @@ const NEW_PASSWORD: &str = "quiet lantern meadow 2024";
 mod groups;
 #[path = "e2e/hardening.rs"]
 mod hardening;
+#[path = "e2e/live_directory.rs"]
+mod live_directory;
 #[path = "e2e/mongo.rs"]
 mod mongo;
 #[path = "e2e/transport.rs"]

@@ -66,6 +66,12 @@ export interface ClientOptions {
   token?: string;
   /** Sync after every sign-in and resume (default true). */
   autoSync?: boolean;
+  /**
+   * What a new device (after `register` or `login`; not after `resume`) fetches by itself at sign-in, with
+   * `autoSync`: `"all"` (default) syncs the whole history; `"latest"` follows PROTOCOL.md's new-device flow
+   * ({@link ChatClient.skipHistory}), so that only what arrives later is synced and the app pages `history` on demand.
+   */
+  newDeviceHistory?: "all" | "latest";
   /** Reconnect after an unexpected close while signed in (default on); `false` to never. */
   reconnect?: ReconnectOptions | false;
   /** How long a request may wait for its reply on an open connection (default 20000 ms). */
@@ -116,6 +122,10 @@ export interface ClientEvents {
   message: { message: Message; source: "push" | "sync" };
   /** A watched user came online or left. */
   presence: Presence;
+  /** A user changed their contact card: a watched user (see `presence`), or this user on another device. */
+  profile: Profile;
+  /** Someone registered; only while the latest {@link ChatClient.searchUsers} is the unfiltered first page (empty query, no `after`). */
+  newuser: DirectoryEntry;
   /** A message from someone else arrived in a conversation this device is not focused on and that is not muted: count it as unread (+1). */
   alert: Omit<AlertFrame, "type">;
   /** Another device of the user read `conv` up to `seq`: its unread count is 0 now. */
@@ -202,7 +212,7 @@ export class ChatClient {
   private readonly url: string;
   private readonly codec: Codec;
   private readonly WS: WebSocketConstructor;
-  private readonly opts: Required<Pick<ClientOptions, "autoSync" | "requestTimeoutMs" | "syncPageSize" | "maxFrameBytes">> & {
+  private readonly opts: Required<Pick<ClientOptions, "autoSync" | "newDeviceHistory" | "requestTimeoutMs" | "syncPageSize" | "maxFrameBytes">> & {
     clientName: string;
     device: string;
     reconnect: Required<ReconnectOptions> | false;
@@ -246,6 +256,7 @@ export class ChatClient {
       clientName,
       device: options.device ?? clientName,
       autoSync: options.autoSync ?? true,
+      newDeviceHistory: options.newDeviceHistory ?? "all",
       requestTimeoutMs: options.requestTimeoutMs ?? 20_000,
       syncPageSize: options.syncPageSize ?? 200,
       maxFrameBytes: options.maxFrameBytes ?? 65_536,
@@ -558,7 +569,10 @@ export class ChatClient {
       this.request({ type: "focus", conv: this.focused }, "ok", { auth: true, retry: true }).catch(() => {});
     }
     if (this.opts.autoSync) {
-      this.sync().catch((e) => this.emit("error", e instanceof ChatError ? e : new ChatError("protocol", String(e))));
+      const fail = (e: unknown) => this.emit("error", e instanceof ChatError ? e : new ChatError("protocol", String(e)));
+      // A new device that wants no old history: acknowledged up to each conversation's newest entry first.
+      if (!resumed && this.opts.newDeviceHistory === "latest") this.skipHistory().catch(fail);
+      this.sync().catch(fail);
     }
     return session;
   }
@@ -666,6 +680,13 @@ export class ChatClient {
       case "read":
         this.emit("read", { conv: frame.conv, seq: frame.seq });
         return;
+      case "profile_changed":
+        if (this.sessionValue && frame.profile.user === this.sessionValue.user) this.sessionValue.profile = frame.profile;
+        this.emit("profile", frame.profile);
+        return;
+      case "new_user":
+        this.emit("newuser", frame.entry);
+        return;
       case "error": {
         const p = frame.id !== undefined ? this.inflight.get(frame.id) : undefined;
         if (!p || frame.id === undefined) {
@@ -749,6 +770,54 @@ export class ChatClient {
       if (!page.more || acks.length === 0) break;
     }
     return delivered;
+  }
+
+  /**
+   * The new-device flow of PROTOCOL.md: acknowledges every conversation up to its newest entry (`last_seq` of
+   * `conversations`, page after page), so that `sync` returns only what arrives from now on; older entries stay
+   * readable with {@link history}. Resolves with the conversations listed. Runs in turn with {@link sync} (a sync
+   * asked meanwhile waits for it), and by itself after `register` and `login` with `newDeviceHistory: "latest"`.
+   */
+  skipHistory(): Promise<ConversationSummary[]> {
+    const run = this.syncChain.then(() => this.runSkipHistory());
+    this.syncChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async runSkipHistory(): Promise<ConversationSummary[]> {
+    const all: ConversationSummary[] = [];
+    let after: string | undefined;
+    do {
+      const page = await this.conversations({ limit: 100, ...(after === undefined ? {} : { after }) });
+      const acks = page.conversations
+        .filter((c) => c.last_seq > 0)
+        .map(async ({ conv, last_seq }) => {
+          this.tracker.skipTo(conv, last_seq);
+          await this.ackPaced(conv, last_seq);
+        });
+      await Promise.all(acks);
+      all.push(...page.conversations);
+      after = page.next;
+    } while (after !== undefined);
+    // Pushes received meanwhile above the skipped entries may now form runs to acknowledge.
+    this.flushAcks();
+    return all;
+  }
+
+  /** An ack that waits and tries again while the server answers `rate_limited` (many conversations at once). */
+  private async ackPaced(conv: string, seq: number): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.request({ type: "ack", conv, seq }, "ok", { auth: true, retry: true });
+        return;
+      } catch (e) {
+        if (!(e instanceof ChatError) || e.code !== "rate_limited" || attempt >= 20) {
+          this.tracker.ackFailed(conv, seq);
+          throw e;
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.max(e.retryAfterMs ?? 100, 20)));
+      }
+    }
   }
 
   /**

@@ -63,6 +63,20 @@ export class DeliveryTracker {
     while (s.above.delete(s.base + 1)) s.base += 1;
   }
 
+  /**
+   * The device acknowledges `conv` up to `seq` without having received it (the new-device flow): everything up to
+   * `seq` counts as received, and as acknowledged.
+   */
+  skipTo(conv: string, seq: number): void {
+    const s = this.state(conv);
+    if (s.base === undefined || s.base < seq) {
+      s.base = seq;
+      for (const n of s.above) if (n <= seq) s.above.delete(n);
+      this.advance(s);
+    }
+    s.acked = Math.max(s.acked, seq);
+  }
+
   /** Whether the conversation's base is known (pushes there can be acknowledged). */
   hasBase(conv: string): boolean {
     return this.convs.get(conv)?.base !== undefined;

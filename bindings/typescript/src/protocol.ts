@@ -308,7 +308,9 @@ export type ServerFrame =
   | { type: "message"; message: Message }
   | { type: "presence"; presence: Presence }
   | AlertFrame
-  | ReadFrame;
+  | ReadFrame
+  | { type: "profile_changed"; profile: Profile }
+  | { type: "new_user"; entry: DirectoryEntry };
 
 /** A failed request (`id` absent when the server could not read one). */
 export interface ErrorFrame {
@@ -595,6 +597,8 @@ const SERVER_FRAME: Kind = {
       req("seq", "u64"),
     ],
     read: [req("conv", "string"), req("seq", "u64")],
+    profile_changed: [req("profile", PROFILE)],
+    new_user: [req("entry", DIRECTORY_ENTRY)],
   },
 };
 

@@ -222,6 +222,9 @@ pub(crate) async fn register(
         ))
         .await?;
     tracing::info!(user = %user.id, "registered");
+    // Published only if the sign-in below succeeds (events of a failed
+    // request are dropped).
+    super::directory::announce_new_user(out, &user);
     open_session(s, who, out, id, user, device).await
 }
 

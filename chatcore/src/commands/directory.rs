@@ -2,11 +2,11 @@
 
 use crate::account::{normalize_about, normalize_avatar, normalize_display_name, search_key};
 use crate::error::CoreError;
-use crate::model::UserId;
+use crate::model::{Presence, UserId};
 use crate::protocol::{DirectoryEntry, ServerFrame};
 use crate::request::{page, Caller, Out};
 use crate::server::Server;
-use crate::store::{ProfileUpdate, SearchQuery, UserRecord};
+use crate::store::{Event, ProfileUpdate, SearchQuery, Topic, UserRecord};
 
 async fn entries(s: &Server, users: Vec<UserRecord>) -> Result<Vec<DirectoryEntry>, CoreError> {
     let ids: Vec<UserId> = users.iter().map(|u| u.id.clone()).collect();
@@ -38,6 +38,9 @@ pub(crate) async fn search_users(
     limit: Option<u32>,
 ) -> Result<ServerFrame, CoreError> {
     let limit = page(s, limit, 20);
+    // The unfiltered first page also learns of users who register while it
+    // is shown (`new_user`).
+    out.new_users = query.trim().is_empty() && after.is_none();
     let query = SearchQuery::new(search_key(&query), after, limit);
     let users = s.backends.users.search(&query).await?;
     let next = (users.len() == limit)
@@ -79,6 +82,7 @@ pub(crate) async fn get_profile(
 pub(crate) async fn update_profile(
     s: &Server,
     caller: &Caller,
+    out: &mut Out,
     id: u32,
     display_name: Option<String>,
     about: Option<String>,
@@ -97,8 +101,40 @@ pub(crate) async fn update_profile(
         .users
         .update_profile(&caller.user, &update)
         .await?;
+    // Whoever sees the user (watching their presence) and the user's other
+    // devices get the new card; this connection has it in the reply.
+    let profile = record.profile();
+    for topic in [
+        Topic::Presence(caller.user.clone()),
+        Topic::User(caller.user.clone()),
+    ] {
+        out.publish(
+            topic,
+            Event::Profile {
+                profile: profile.clone(),
+                origin: caller.conn.clone(),
+            },
+        );
+    }
     Ok(ServerFrame::Profile {
         id,
         entry: entry(s, record).await?,
     })
+}
+
+/// Announces a user who just registered (and is signing in: online) to the
+/// connections showing the unfiltered first page of the directory. Every
+/// registration spent the global registration budget first, which bounds
+/// these pushes. The one place that decides who is announced: a user hidden
+/// from the directory (privacy settings) is simply not published here.
+pub(crate) fn announce_new_user(out: &mut Out, user: &UserRecord) {
+    let entry = DirectoryEntry {
+        profile: user.profile(),
+        presence: Presence {
+            user: user.id.clone(),
+            online: true,
+            last_seen: None,
+        },
+    };
+    out.publish(Topic::Directory, Event::NewUser(entry));
 }

@@ -711,6 +711,20 @@ pub enum ServerFrame {
         /// The user's read marker now.
         seq: u64,
     },
+    /// Push: a user changed their contact card (`update_profile`): a user
+    /// whose presence this connection watches, or the user themself on
+    /// another device.
+    ProfileChanged {
+        /// The contact card now.
+        profile: Profile,
+    },
+    /// Push: someone registered. Only to connections whose directory view
+    /// is the unfiltered first page (`search_users` with an empty query and
+    /// no `after`).
+    NewUser {
+        /// The new user's contact card and presence.
+        entry: DirectoryEntry,
+    },
 }
 
 impl ServerFrame {
@@ -734,7 +748,9 @@ impl ServerFrame {
             ServerFrame::Message { .. }
             | ServerFrame::Presence { .. }
             | ServerFrame::Alert { .. }
-            | ServerFrame::Read { .. } => None,
+            | ServerFrame::Read { .. }
+            | ServerFrame::ProfileChanged { .. }
+            | ServerFrame::NewUser { .. } => None,
         }
     }
 

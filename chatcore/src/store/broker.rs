@@ -3,26 +3,32 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use super::StoreResult;
-use crate::model::{ConversationId, DeviceId, Presence, UserId};
-use crate::protocol::SharedMessage;
+use crate::model::{ConversationId, DeviceId, Presence, Profile, UserId};
+use crate::protocol::{DirectoryEntry, SharedMessage};
 
 /// Where events are published. Every connection of a user listens on
-/// `User(user)`; connections watching someone's presence listen on `Presence(user)`.
+/// `User(user)`; connections watching someone's presence listen on
+/// `Presence(user)`; connections showing the unfiltered first page of the
+/// directory listen on `Directory`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "t", content = "u", rename_all = "snake_case")]
 pub enum Topic {
     /// Everything for the devices of a user.
     User(UserId),
-    /// Presence changes of a user.
+    /// Presence and profile changes of a user.
     Presence(UserId),
+    /// Users who registered, for the connections whose directory view is
+    /// the unfiltered first page (at most the global registration budget).
+    Directory,
 }
 
 impl Topic {
-    /// A flat channel name, for brokers that need one (`u:<id>`, `p:<id>`).
+    /// A flat channel name, for brokers that need one (`u:<id>`, `p:<id>`, `d`).
     pub fn channel(&self) -> String {
         match self {
             Topic::User(u) => format!("u:{u}"),
             Topic::Presence(u) => format!("p:{u}"),
+            Topic::Directory => "d".to_owned(),
         }
     }
 }
@@ -55,6 +61,16 @@ pub enum Event {
     },
     /// A user's presence changed.
     Presence(Presence),
+    /// A user changed their contact card; published to their `Presence`
+    /// topic (who watches them) and their `User` topic (their other devices).
+    Profile {
+        /// The contact card now.
+        profile: Profile,
+        /// The connection that changed it, which has its reply already.
+        origin: Arc<str>,
+    },
+    /// Someone registered (to `Directory`).
+    NewUser(DirectoryEntry),
     /// Sessions of the topic's user were revoked: the connections signed in
     /// with them close (4001).
     Revoked(Revocation),

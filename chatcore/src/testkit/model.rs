@@ -210,7 +210,10 @@ impl World {
                 ServerFrame::Message { message } => {
                     Self::receive(dev, &self.model, Message::clone(&message), "push")?
                 }
-                ServerFrame::Alert { .. } | ServerFrame::Presence { .. } => {}
+                ServerFrame::Alert { .. }
+                | ServerFrame::Presence { .. }
+                | ServerFrame::ProfileChanged { .. }
+                | ServerFrame::NewUser { .. } => {}
                 other if other.id() == Some(id) => return Ok(other),
                 other => return Err(format!("unexpected frame {other:?}")),
             }

@@ -478,6 +478,31 @@ pub fn server_frames() -> Vec<ServerFrame> {
             conv: conv(),
             seq: 42,
         },
+        ServerFrame::ProfileChanged {
+            profile: Profile {
+                user: bob(),
+                username: "bob".into(),
+                display_name: "Bob B.".into(),
+                about: "Gone fishing".into(),
+                avatar: Some("0190f7a4bob0avatar000000000b0b".into()),
+            },
+        },
+        ServerFrame::NewUser {
+            entry: DirectoryEntry {
+                profile: Profile {
+                    user: carol(),
+                    username: "carol".into(),
+                    display_name: "Carol".into(),
+                    about: String::new(),
+                    avatar: None,
+                },
+                presence: Presence {
+                    user: carol(),
+                    online: true,
+                    last_seen: None,
+                },
+            },
+        },
     ]
 }
 
@@ -504,6 +529,8 @@ pub fn server_type_name(f: &ServerFrame) -> &'static str {
         ServerFrame::Presence { .. } => "presence",
         ServerFrame::Alert { .. } => "alert",
         ServerFrame::Read { .. } => "read",
+        ServerFrame::ProfileChanged { .. } => "profile_changed",
+        ServerFrame::NewUser { .. } => "new_user",
         ServerFrame::Conversation { .. } => "conversation",
         ServerFrame::Changed { .. } => "changed",
         ServerFrame::Invite { .. } => "invite",

@@ -113,3 +113,111 @@ async fn signed_out_callers_get_unauthenticated_and_logout_asks_to_close() {
         )]
     );
 }
+
+#[tokio::test]
+async fn a_profile_change_is_published_to_its_watchers_and_other_devices() {
+    let s = Server::new(Backends::memory(), fast_config()).unwrap();
+    let dana = register(&s, "dana", "+444444444444").await;
+    let mut out = Out::default();
+    let update = ClientFrame::UpdateProfile {
+        id: 2,
+        display_name: Some("Dana D.".into()),
+        about: Some("Out sailing".into()),
+        avatar: None,
+    };
+    let reply = dispatch(&s, Who::new(None, Some(&dana)), update, &mut out)
+        .await
+        .unwrap();
+    let ServerFrame::Profile { entry, .. } = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(entry.profile.display_name, "Dana D.");
+    let mut topics = Vec::new();
+    for (topic, event) in &out.events {
+        let Event::Profile { profile, origin } = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(profile, &entry.profile, "the card as stored");
+        assert_eq!(
+            &**origin, "conn-dana",
+            "the asking connection has the reply"
+        );
+        topics.push(topic.clone());
+    }
+    topics.sort();
+    let mut expected = vec![
+        Topic::Presence(dana.user.clone()),
+        Topic::User(dana.user.clone()),
+    ];
+    expected.sort();
+    assert_eq!(
+        topics, expected,
+        "who watches dana, and dana's other devices"
+    );
+
+    // A refused change publishes nothing.
+    let mut out = Out::default();
+    let empty = ClientFrame::UpdateProfile {
+        id: 3,
+        display_name: Some("   ".into()),
+        about: None,
+        avatar: None,
+    };
+    let refused = dispatch(&s, Who::new(None, Some(&dana)), empty, &mut out).await;
+    assert!(refused.is_err());
+    assert!(out.events.is_empty());
+}
+
+#[tokio::test]
+async fn a_registration_is_announced_and_only_the_unfiltered_first_page_listens() {
+    let s = Server::new(Backends::memory(), fast_config()).unwrap();
+    let gwen = register(&s, "gwen", "+445555555555").await;
+    let mut out = Out::default();
+    let frank = dispatch(
+        &s,
+        Who::new(None, None),
+        ClientFrame::Register {
+            id: 1,
+            username: "frank".into(),
+            email: "frank@example.com".into(),
+            phone: "+446666666666".into(),
+            display_name: "Frank".into(),
+            password: PW.into(),
+            device: "test".into(),
+        },
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let ServerFrame::Session { user: frank, .. } = frank else {
+        panic!("{frank:?}")
+    };
+    let [(Topic::Directory, Event::NewUser(entry))] = out.events.as_slice() else {
+        panic!("{:?}", out.events)
+    };
+    assert_eq!(entry.profile.user, frank);
+    assert_eq!(entry.profile.username, "frank");
+    assert!(entry.presence.online, "a new user is signing in");
+
+    // Which views listen: the unfiltered first page only.
+    let cases = [
+        ("", None, true),
+        ("  ", None, true),
+        ("fr", None, false),
+        ("", Some("gwen".to_owned()), false),
+    ];
+    for (query, after, listens) in cases {
+        let mut out = Out::default();
+        let search = ClientFrame::SearchUsers {
+            id: 4,
+            query: query.into(),
+            after: after.clone(),
+            limit: None,
+        };
+        dispatch(&s, Who::new(None, Some(&gwen)), search, &mut out)
+            .await
+            .unwrap();
+        assert!(out.directory.is_some());
+        assert_eq!(out.new_users, listens, "query {query:?} after {after:?}");
+    }
+}

@@ -43,6 +43,12 @@ export interface ClientOptions {
     token?: string;
     /** Sync after every sign-in and resume (default true). */
     autoSync?: boolean;
+    /**
+     * What a new device (after `register` or `login`; not after `resume`) fetches by itself at sign-in, with
+     * `autoSync`: `"all"` (default) syncs the whole history; `"latest"` follows PROTOCOL.md's new-device flow
+     * ({@link ChatClient.skipHistory}), so that only what arrives later is synced and the app pages `history` on demand.
+     */
+    newDeviceHistory?: "all" | "latest";
     /** Reconnect after an unexpected close while signed in (default on); `false` to never. */
     reconnect?: ReconnectOptions | false;
     /** How long a request may wait for its reply on an open connection (default 20000 ms). */
@@ -92,6 +98,10 @@ export interface ClientEvents {
     };
     /** A watched user came online or left. */
     presence: Presence;
+    /** A user changed their contact card: a watched user (see `presence`), or this user on another device. */
+    profile: Profile;
+    /** Someone registered; only while the latest {@link ChatClient.searchUsers} is the unfiltered first page (empty query, no `after`). */
+    newuser: DirectoryEntry;
     /** A message from someone else arrived in a conversation this device is not focused on and that is not muted: count it as unread (+1). */
     alert: Omit<AlertFrame, "type">;
     /** Another device of the user read `conv` up to `seq`: its unread count is 0 now. */
@@ -241,6 +251,16 @@ export declare class ChatClient {
      */
     sync(): Promise<Message[]>;
     private runSync;
+    /**
+     * The new-device flow of PROTOCOL.md: acknowledges every conversation up to its newest entry (`last_seq` of
+     * `conversations`, page after page), so that `sync` returns only what arrives from now on; older entries stay
+     * readable with {@link history}. Resolves with the conversations listed. Runs in turn with {@link sync} (a sync
+     * asked meanwhile waits for it), and by itself after `register` and `login` with `newDeviceHistory: "latest"`.
+     */
+    skipHistory(): Promise<ConversationSummary[]>;
+    private runSkipHistory;
+    /** An ack that waits and tries again while the server answers `rate_limited` (many conversations at once). */
+    private ackPaced;
     /**
      * Acknowledges `conv` up to `seq` as received by this device. The client
      * does this by itself for gap-free runs; call it only if you track delivery

@@ -73,6 +73,7 @@ export class ChatClient {
             clientName,
             device: options.device ?? clientName,
             autoSync: options.autoSync ?? true,
+            newDeviceHistory: options.newDeviceHistory ?? "all",
             requestTimeoutMs: options.requestTimeoutMs ?? 20_000,
             syncPageSize: options.syncPageSize ?? 200,
             maxFrameBytes: options.maxFrameBytes ?? 65_536,
@@ -394,7 +395,11 @@ export class ChatClient {
             this.request({ type: "focus", conv: this.focused }, "ok", { auth: true, retry: true }).catch(() => { });
         }
         if (this.opts.autoSync) {
-            this.sync().catch((e) => this.emit("error", e instanceof ChatError ? e : new ChatError("protocol", String(e))));
+            const fail = (e) => this.emit("error", e instanceof ChatError ? e : new ChatError("protocol", String(e)));
+            // A new device that wants no old history: acknowledged up to each conversation's newest entry first.
+            if (!resumed && this.opts.newDeviceHistory === "latest")
+                this.skipHistory().catch(fail);
+            this.sync().catch(fail);
         }
         return session;
     }
@@ -498,6 +503,14 @@ export class ChatClient {
             case "read":
                 this.emit("read", { conv: frame.conv, seq: frame.seq });
                 return;
+            case "profile_changed":
+                if (this.sessionValue && frame.profile.user === this.sessionValue.user)
+                    this.sessionValue.profile = frame.profile;
+                this.emit("profile", frame.profile);
+                return;
+            case "new_user":
+                this.emit("newuser", frame.entry);
+                return;
             case "error": {
                 const p = frame.id !== undefined ? this.inflight.get(frame.id) : undefined;
                 if (!p || frame.id === undefined) {
@@ -577,6 +590,52 @@ export class ChatClient {
                 break;
         }
         return delivered;
+    }
+    /**
+     * The new-device flow of PROTOCOL.md: acknowledges every conversation up to its newest entry (`last_seq` of
+     * `conversations`, page after page), so that `sync` returns only what arrives from now on; older entries stay
+     * readable with {@link history}. Resolves with the conversations listed. Runs in turn with {@link sync} (a sync
+     * asked meanwhile waits for it), and by itself after `register` and `login` with `newDeviceHistory: "latest"`.
+     */
+    skipHistory() {
+        const run = this.syncChain.then(() => this.runSkipHistory());
+        this.syncChain = run.catch(() => undefined);
+        return run;
+    }
+    async runSkipHistory() {
+        const all = [];
+        let after;
+        do {
+            const page = await this.conversations({ limit: 100, ...(after === undefined ? {} : { after }) });
+            const acks = page.conversations
+                .filter((c) => c.last_seq > 0)
+                .map(async ({ conv, last_seq }) => {
+                this.tracker.skipTo(conv, last_seq);
+                await this.ackPaced(conv, last_seq);
+            });
+            await Promise.all(acks);
+            all.push(...page.conversations);
+            after = page.next;
+        } while (after !== undefined);
+        // Pushes received meanwhile above the skipped entries may now form runs to acknowledge.
+        this.flushAcks();
+        return all;
+    }
+    /** An ack that waits and tries again while the server answers `rate_limited` (many conversations at once). */
+    async ackPaced(conv, seq) {
+        for (let attempt = 0;; attempt++) {
+            try {
+                await this.request({ type: "ack", conv, seq }, "ok", { auth: true, retry: true });
+                return;
+            }
+            catch (e) {
+                if (!(e instanceof ChatError) || e.code !== "rate_limited" || attempt >= 20) {
+                    this.tracker.ackFailed(conv, seq);
+                    throw e;
+                }
+                await new Promise((resolve) => setTimeout(resolve, Math.max(e.retryAfterMs ?? 100, 20)));
+            }
+        }
     }
     /**
      * Acknowledges `conv` up to `seq` as received by this device. The client

@@ -26,6 +26,11 @@ export declare class DeliveryTracker {
      */
     receive(message: Pick<Message, "conv" | "seq">, fromSync?: boolean): boolean;
     private advance;
+    /**
+     * The device acknowledges `conv` up to `seq` without having received it (the new-device flow): everything up to
+     * `seq` counts as received, and as acknowledged.
+     */
+    skipTo(conv: string, seq: number): void;
     /** Whether the conversation's base is known (pushes there can be acknowledged). */
     hasBase(conv: string): boolean;
     /**

@@ -429,7 +429,13 @@ export type ServerFrame = {
 } | {
     type: "presence";
     presence: Presence;
-} | AlertFrame | ReadFrame;
+} | AlertFrame | ReadFrame | {
+    type: "profile_changed";
+    profile: Profile;
+} | {
+    type: "new_user";
+    entry: DirectoryEntry;
+};
 /** A failed request (`id` absent when the server could not read one). */
 export interface ErrorFrame {
     type: "error";

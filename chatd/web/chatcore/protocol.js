@@ -253,6 +253,8 @@ const SERVER_FRAME = {
             req("seq", "u64"),
         ],
         read: [req("conv", "string"), req("seq", "u64")],
+        profile_changed: [req("profile", PROFILE)],
+        new_user: [req("entry", DIRECTORY_ENTRY)],
     },
 };
 function isPlainObject(v) {

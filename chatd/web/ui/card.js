@@ -43,12 +43,18 @@ export async function openCard(/** @type {string} */ user) {
   if (!d.open) d.showModal();
 }
 
-/** Live presence on an open card. */
+/** Live presence and profile on an open card (one's own form is left as typed). */
 function renderCard() {
   const d = dialog("card");
   const user = d.dataset.user;
   if (!d.open || !user || user === state.me?.user) return;
-  $("card-presence").textContent = presenceText(state.users.get(user)?.presence);
+  const u = state.users.get(user);
+  $("card-presence").textContent = presenceText(u?.presence);
+  if (!u) return;
+  paintAvatar($("card-avatar"), u.profile);
+  setName($("card-name"), u.profile.display_name);
+  $("card-username").textContent = `@${u.profile.username}`;
+  $("card-about").textContent = u.profile.about || "No about text yet.";
 }
 
 export function wireCard() {

@@ -188,6 +188,32 @@ function renderDirectory() {
   show($("directory-more"), !!state.directoryNext);
 }
 
+/** A user this page shows changed their contact card (or this user did, on another device): names, avatars, about. */
+export function onProfile(/** @type {import("./store.js").Profile} */ p) {
+  const u = state.users.get(p.user);
+  if (u) u.profile = p;
+  else state.users.set(p.user, { profile: p, presence: { user: p.user, online: false } });
+  if (state.me && p.user === state.me.user) state.me.profile = p;
+  invalidate("me", "directory", "header", "messages", "card", "group");
+}
+
+/**
+ * Someone registered (pushed while the list shows the unfiltered first page): listed where the directory's order
+ * puts them, unless that is on a page not loaded yet.
+ */
+export function onNewUser(/** @type {import("./store.js").DirectoryEntry} */ entry) {
+  const me = state.me;
+  const id = entry.profile.user;
+  if (!me || id === me.user || state.query || state.directory.includes(id)) return;
+  const key = (/** @type {string} */ user) => state.users.get(user)?.profile.username.toLocaleLowerCase() ?? "";
+  const name = entry.profile.username.toLocaleLowerCase();
+  rememberUser(entry);
+  const at = state.directory.findIndex((user) => key(user) > name);
+  if (at === -1 && state.directoryNext) return; // after the loaded pages: "more" brings it
+  state.directory.splice(at === -1 ? state.directory.length : at, 0, id);
+  invalidate("directory");
+}
+
 /** A watched user came online or left. */
 export function onPresence(/** @type {import("./store.js").Presence} */ p) {
   const u = state.users.get(p.user);
@@ -210,11 +236,9 @@ export function wireDirectory() {
     }, 200);
   });
   $("directory-more").addEventListener("click", () => void loadDirectory(state.query, true));
-  // "last seen 3 min ago" ages; people who signed up meanwhile appear (no push announces them).
+  // "last seen 3 min ago" ages. Profile changes and new users are pushed (profile_changed, new_user): no poll.
   setInterval(() => {
-    if (!state.me) return;
-    invalidate("directory", "header");
-    if (pageVisible() && !state.directoryNext) void loadDirectory(state.query);
+    if (state.me) invalidate("directory", "header");
   }, 20_000);
   document.addEventListener("visibilitychange", () => {
     if (state.me && pageVisible()) void loadDirectory(state.query);

@@ -11,7 +11,7 @@ import { onMessage, onAlert, onRead, openChat, resetChat } from "./chat.js";
 import { joinFromLink } from "./group.js";
 import { flushOutbox, forgetDrafts, restoreDrafts, restoreOutbox } from "./composer.js";
 import { onConnectionState } from "./connection.js";
-import { onPresence, loadConversations, loadDirectory, resetDirectory } from "./directory.js";
+import { onPresence, onProfile, onNewUser, loadConversations, loadDirectory, resetDirectory } from "./directory.js";
 import { clearToasts } from "./notify.js";
 import { resetTokenFromHash } from "./auth.js";
 
@@ -23,11 +23,21 @@ function wsUrl() {
 
 /** A new client (resuming `token` when given), wired to the page. */
 export function createClient(/** @type {string | null} */ token) {
-  const client = new ChatClient({ url: wsUrl(), token: token ?? undefined, clientName: "chatcore-web/0.1", device: deviceName() });
+  // A sign-in is a new device, and this page keeps no messages: it starts from each conversation's newest entry
+  // (PROTOCOL.md, new-device flow) and loads older history as the reader scrolls up, never the whole history at once.
+  const client = new ChatClient({
+    url: wsUrl(),
+    token: token ?? undefined,
+    clientName: "chatcore-web/0.1",
+    device: deviceName(),
+    newDeviceHistory: "latest",
+  });
   client.on("session", ({ session, resumed }) => onSession(session, resumed));
   client.on("signedout", ({ reason }) => onSignedOut(reason));
   client.on("message", ({ message }) => onMessage(message));
   client.on("presence", (p) => onPresence(p));
+  client.on("profile", (p) => onProfile(p));
+  client.on("newuser", (e) => onNewUser(e));
   client.on("alert", (a) => onAlert(a));
   client.on("read", (r) => onRead(r));
   client.on("state", (s) => {

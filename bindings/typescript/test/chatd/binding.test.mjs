@@ -183,6 +183,85 @@ test("offline delivery: what was sent meanwhile arrives by sync after resume, th
   assert.ok(e.user);
 });
 
+test("a new device with newDeviceHistory: latest syncs only what arrives after sign-in, and pages history on demand", async () => {
+  const gina = client();
+  const hugo = client();
+  const g = await gina.register(newAccount("gina"));
+  const hugoAccount = newAccount("hugo");
+  const h = await hugo.register(hugoAccount);
+  for (let i = 1; i <= 12; i++) await gina.send({ to: h.user }, `old ${i}`);
+  const group = await gina.createGroup({ title: "Old news", members: [h.user] });
+  await gina.send({ conv: group.conv }, "old in the group");
+  await until(async () => (await hugo.conversations()).conversations.length === 2, 5000, "hugo's conversations");
+
+  const tablet = client({ newDeviceHistory: "latest", syncPageSize: 5 });
+  const delivered = collect(tablet, "message");
+  const session = nextEvent(tablet, "session");
+  await tablet.login({ login: hugoAccount.username, password: hugoAccount.password, device: "Tablet" });
+  await session;
+  // The skip and the first sync run in turn: once a sync after them returns nothing, nothing old was fetched.
+  assert.deepEqual(await tablet.sync(), []);
+  assert.deepEqual(delivered, [], "no old message reached the new device");
+
+  // What arrives from now on is delivered (pushed, and acknowledged: a resumed sync does not return it).
+  const live = nextEvent(tablet, "message", (d) => d.message.content.text === "new");
+  await gina.send({ to: h.user }, "new");
+  assert.equal((await live).message.seq, 13);
+  // Older history is there on demand, newest page first.
+  const dm = (await tablet.allConversations()).find((c) => c.kind === "direct");
+  const newest = await tablet.history(dm.conv, { limit: 5 });
+  assert.deepEqual(newest.messages.map((m) => m.seq), [9, 10, 11, 12, 13]);
+  assert.equal(newest.more, true);
+  const older = await tablet.history(dm.conv, { before: 9, limit: 5 });
+  assert.deepEqual(older.messages.map((m) => m.seq), [4, 5, 6, 7, 8]);
+  await until(async () => {
+    const again = client({ token: tablet.session.token, autoSync: false });
+    await again.connect();
+    const rest = await again.sync();
+    again.close();
+    return rest.length === 0;
+  }, 5000, "the live message acknowledged");
+
+  // Without the option a new device still gets everything (the default is unchanged).
+  const laptop = client({ syncPageSize: 5 });
+  const all = collect(laptop, "message");
+  await laptop.login({ login: hugoAccount.username, password: hugoAccount.password, device: "Laptop" });
+  await until(() => all.length === 15, 5000, "the whole history on the default device");
+  assert.ok(g.user);
+});
+
+test("profile changes are pushed to watchers and to the user's other devices; registrations to the unfiltered directory", async () => {
+  const ivy = client();
+  const jack = client();
+  const jackAccount = newAccount("jack");
+  await ivy.register(newAccount("ivy"));
+  const j = await jack.register(jackAccount);
+  const jackPhone = client();
+  await jackPhone.login({ login: jackAccount.username, password: jackAccount.password, device: "Phone" });
+  await ivy.searchUsers(jackAccount.username);
+
+  const seen = nextEvent(ivy, "profile", (p) => p.user === j.user);
+  const mine = nextEvent(jackPhone, "profile", (p) => p.user === j.user);
+  const changed = await jack.updateProfile({ display_name: "Jack Sprat", about: "No fat" });
+  assert.deepEqual(await seen, changed.profile);
+  assert.deepEqual(await mine, changed.profile);
+  assert.equal(jackPhone.session.profile.display_name, "Jack Sprat", "the session's own card follows");
+
+  // The unfiltered first page hears of new users; a filtered view does not.
+  await ivy.searchUsers("");
+  await jack.searchUsers(jackAccount.username);
+  const jackHeard = collect(jack, "newuser");
+  const kimAccount = newAccount("kim");
+  const announced = nextEvent(ivy, "newuser", (e) => e.profile.username === kimAccount.username);
+  const kim = client();
+  const k = await kim.register(kimAccount);
+  const entry = await announced;
+  assert.equal(entry.profile.user, k.user);
+  assert.equal(entry.presence.online, true);
+  await jack.ping();
+  assert.deepEqual(jackHeard, []);
+});
+
 test("a send retried with its client_id is stored once, also across a lost connection", async () => {
   const gina = client();
   const hank = client();

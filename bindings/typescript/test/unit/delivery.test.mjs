@@ -42,6 +42,20 @@ test("an ack that failed is asked for again", () => {
   assert.deepEqual(t.takeAcks(), [{ conv: "a", seq: 1 }]);
 });
 
+test("skipping to a seq (new-device flow) counts everything up to it as received and acknowledged", () => {
+  const t = new DeliveryTracker();
+  assert.equal(t.receive(m("a", 41), false), true, "a push before the skip: delivered, base unknown");
+  assert.equal(t.receive(m("a", 44), false), true);
+  t.skipTo("a", 42);
+  assert.equal(t.hasBase("a"), true);
+  assert.deepEqual(t.takeAcks(), [], "42 is acknowledged by the skip; 43 is missing");
+  assert.equal(t.receive(m("a", 40), false), false, "below the skip: known");
+  assert.equal(t.receive(m("a", 43), false), true);
+  assert.deepEqual(t.takeAcks(), [{ conv: "a", seq: 44 }]);
+  t.skipTo("a", 10);
+  assert.deepEqual(t.takeAcks(), [], "a skip never goes back");
+});
+
 test("conversation ids are opaque: the binding no longer builds or parses them (protocol v2)", async () => {
   const api = await import("../../dist/index.js");
   assert.equal(api.directConversationId, undefined);
