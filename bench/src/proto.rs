@@ -359,7 +359,7 @@ mod tests {
             };
             Codec::MsgPack
                 .encode(&ServerFrame::Message {
-                    message: std::sync::Arc::new(m),
+                    message: m.into(),
                 })
                 .unwrap()
         };
