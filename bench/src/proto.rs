@@ -358,9 +358,7 @@ mod tests {
                 content,
             };
             Codec::MsgPack
-                .encode(&ServerFrame::Message {
-                    message: m.into(),
-                })
+                .encode(&ServerFrame::Message { message: m.into() })
                 .unwrap()
         };
         let notice = push(Content::GroupCreated {
