@@ -451,8 +451,11 @@ impl Session {
             self.close_after = Some(close);
         }
         let reply = reply?;
+        // The rare effects are boxed: the future of this function is part
+        // of every request's (allocated per request), which stays within
+        // the allocator's fast sizes that way.
         if let Some(sign_in) = out.sign_in.take() {
-            self.sign_in(sign_in).await?;
+            Box::pin(self.sign_in(sign_in)).await?;
         }
         let broker = &self.server.backends.broker;
         for (topic, event) in out.events.drain(..) {
@@ -463,11 +466,11 @@ impl Session {
             }
         }
         for user in out.watch.drain(..) {
-            self.watch_peer(user).await?;
+            Box::pin(self.watch_peer(user)).await?;
         }
         if let Some(users) = out.directory.take() {
-            self.watch_directory(users).await?;
-            self.watch_registrations(out.new_users).await?;
+            Box::pin(self.watch_directory(users)).await?;
+            Box::pin(self.watch_registrations(out.new_users)).await?;
         }
         if let Some(focus) = out.focus.take() {
             self.focus = focus;

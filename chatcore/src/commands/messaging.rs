@@ -28,7 +28,12 @@ async fn readable(
 
 /// Spends the sender's budget for a message of `bytes` (across all of the
 /// user's connections and nodes); `rate_limited` past it.
-async fn spend_send_budget(s: &Server, caller: &Caller, bytes: usize) -> Result<(), CoreError> {
+async fn spend_send_budget(
+    s: &Server,
+    caller: &Caller,
+    bytes: usize,
+    now: crate::model::Millis,
+) -> Result<(), CoreError> {
     let cfg = &s.config;
     let cost = u64::try_from(bytes)
         .unwrap_or(u64::MAX)
@@ -36,7 +41,7 @@ async fn spend_send_budget(s: &Server, caller: &Caller, bytes: usize) -> Result<
     match s
         .backends
         .limiter
-        .spend(&caller.send_budget_key, cost, cfg.send_budget, s.now())
+        .spend(&caller.send_budget_key, cost, cfg.send_budget, now)
         .await?
     {
         Some(retry_after_ms) => Err(CoreError::RateLimited { retry_after_ms }),
@@ -96,13 +101,14 @@ pub(crate) async fn send(
             })
         }
     };
-    spend_send_budget(s, caller, bytes).await?;
+    // One reading of the clock per message (it is a system call's worth).
+    let now = s.now();
+    spend_send_budget(s, caller, bytes, now).await?;
     if let (Some(to), false) = (&to, known_peer) {
         // The first message to this user on this connection: the user
         // exists, and the conversation is opened if it is not yet.
         direct_with(s, caller, to).await?;
     }
-    let now = s.now();
     let msg = NewMessage::new(conv.clone(), me.clone(), client_id, now, content);
     let appended = match s.backends.messages.append(msg).await {
         Err(StoreError::NotMember) => {

@@ -99,13 +99,17 @@ impl Codec {
     /// fewer instructions.
     ///
     /// A `message` frame is encoded once per codec and message, however many
-    /// connections it goes to ([`super::SharedMessage::frame_bytes`]).
+    /// connections it goes to ([`super::SharedMessage::frame_bytes`]), unless
+    /// this frame is the message's last holder.
     pub fn encode_server_into(
         self,
         frame: &ServerFrame,
         out: &mut impl std::io::Write,
     ) -> Result<(), ProtocolError> {
         if let ServerFrame::Message { message } = frame {
+            if !message.is_shared() {
+                return self.encode_frame_into(frame, out);
+            }
             if let Some(bytes) = message.frame_bytes(self) {
                 return out
                     .write_all(bytes)

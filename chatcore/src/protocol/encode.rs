@@ -15,18 +15,127 @@ use std::io::Write;
 use super::ServerFrame;
 use crate::model::{Content, Message};
 
+/// The fixed parts of the two frames, markers included: each written in
+/// one call. `k!("id")` is the MessagePack string "id" (fixstr: the keys
+/// are all shorter than 32 bytes).
+macro_rules! k {
+    ($s:literal) => {
+        concat_bytes_fixstr($s)
+    };
+}
+
+/// A fixstr: marker `0xa0 | len`, then the bytes (for keys under 32 bytes).
+const fn concat_bytes_fixstr<const N: usize>(s: &str) -> [u8; N] {
+    let b = s.as_bytes();
+    assert!(N == b.len() + 1 && b.len() < 32);
+    let mut out = [0u8; N];
+    out[0] = 0xa0 | (b.len() as u8);
+    let mut i = 0;
+    while i < b.len() {
+        out[i + 1] = b[i];
+        i += 1;
+    }
+    out
+}
+
+// Keys written alone, evaluated at compile time.
+const K_CLIENT_ID: [u8; 10] = k!("client_id");
+const K_CONV: [u8; 5] = k!("conv");
+const K_DUPLICATE: [u8; 10] = k!("duplicate");
+const K_FROM: [u8; 5] = k!("from");
+const K_MESSAGE_ID: [u8; 11] = k!("message_id");
+const K_SEQ: [u8; 4] = k!("seq");
+const K_TS: [u8; 3] = k!("ts");
+
+/// `{"type": "message", "message": {` and the first key, `"id"`.
+const MESSAGE_HEAD: [u8; 26] = {
+    let mut out = [0u8; 26];
+    let parts: [&[u8]; 6] = [
+        &[0x82],
+        &k!("type") as &[u8; 5],
+        &k!("message") as &[u8; 8],
+        &k!("message") as &[u8; 8],
+        &[0x87],
+        &k!("id") as &[u8; 3],
+    ];
+    let mut at = 0;
+    let mut p = 0;
+    while p < parts.len() {
+        let mut i = 0;
+        while i < parts[p].len() {
+            out[at] = parts[p][i];
+            at += 1;
+            i += 1;
+        }
+        p += 1;
+    }
+    // A wrong length fails the build, not a frame.
+    assert!(at == out.len());
+    out
+};
+
+/// `"content": {"kind": "text", "text": ` up to the text's value.
+const CONTENT_HEAD: [u8; 24] = {
+    let mut out = [0u8; 24];
+    let parts: [&[u8]; 5] = [
+        &k!("content") as &[u8; 8],
+        &[0x82],
+        &k!("kind") as &[u8; 5],
+        &k!("text") as &[u8; 5],
+        &k!("text") as &[u8; 5],
+    ];
+    let mut at = 0;
+    let mut p = 0;
+    while p < parts.len() {
+        let mut i = 0;
+        while i < parts[p].len() {
+            out[at] = parts[p][i];
+            at += 1;
+            i += 1;
+        }
+        p += 1;
+    }
+    // A wrong length fails the build, not a frame.
+    assert!(at == out.len());
+    out
+};
+
+/// `{"type": "sent", "id": ` up to the id's value.
+const SENT_HEAD: [u8; 14] = {
+    let mut out = [0u8; 14];
+    let parts: [&[u8]; 4] = [
+        &[0x87],
+        &k!("type") as &[u8; 5],
+        &k!("sent") as &[u8; 5],
+        &k!("id") as &[u8; 3],
+    ];
+    let mut at = 0;
+    let mut p = 0;
+    while p < parts.len() {
+        let mut i = 0;
+        while i < parts[p].len() {
+            out[at] = parts[p][i];
+            at += 1;
+            i += 1;
+        }
+        p += 1;
+    }
+    // A wrong length fails the build, not a frame.
+    assert!(at == out.len());
+    out
+};
+
 /// Writes `frame` if it is one this path encodes: `Ok(false)` otherwise,
 /// with nothing written.
 pub(crate) fn write_msgpack(frame: &ServerFrame, out: &mut impl Write) -> std::io::Result<bool> {
     match frame {
-        ServerFrame::Message { message } if matches!(message.content, Content::Text { .. }) => {
-            map(out, 2)?;
-            str(out, "type")?;
-            str(out, "message")?;
-            str(out, "message")?;
-            write_message(message, out)?;
-            Ok(true)
-        }
+        ServerFrame::Message { message } => match &message.content {
+            Content::Text { text } => {
+                write_message(message, text, out)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        },
         ServerFrame::Sent {
             id,
             message_id,
@@ -35,60 +144,64 @@ pub(crate) fn write_msgpack(frame: &ServerFrame, out: &mut impl Write) -> std::i
             ts,
             duplicate,
         } => {
-            map(out, 7)?;
-            str(out, "type")?;
-            str(out, "sent")?;
-            str(out, "id")?;
+            out.write_all(&SENT_HEAD)?;
             uint(out, u64::from(*id))?;
-            str(out, "message_id")?;
+            out.write_all(&K_MESSAGE_ID)?;
             str(out, message_id.as_str())?;
-            str(out, "conv")?;
+            out.write_all(&K_CONV)?;
             str(out, conv.as_str())?;
-            str(out, "seq")?;
+            out.write_all(&K_SEQ)?;
             uint(out, *seq)?;
-            str(out, "ts")?;
+            out.write_all(&K_TS)?;
             sint(out, *ts)?;
-            str(out, "duplicate")?;
-            rmp::encode::write_bool(out, *duplicate)?;
+            out.write_all(&K_DUPLICATE)?;
+            out.write_all(&[if *duplicate { 0xc3 } else { 0xc2 }])?;
             Ok(true)
         }
         _ => Ok(false),
     }
 }
 
-fn write_message(m: &Message, out: &mut impl Write) -> std::io::Result<()> {
-    let Content::Text { text } = &m.content else {
-        return Err(std::io::Error::other(
-            "only text content is encoded by hand",
-        ));
-    };
-    map(out, 7)?;
-    str(out, "id")?;
+fn write_message(m: &Message, text: &str, out: &mut impl Write) -> std::io::Result<()> {
+    out.write_all(&MESSAGE_HEAD)?;
     str(out, m.id.as_str())?;
-    str(out, "conv")?;
+    out.write_all(&K_CONV)?;
     str(out, m.conv.as_str())?;
-    str(out, "seq")?;
+    out.write_all(&K_SEQ)?;
     uint(out, m.seq)?;
-    str(out, "from")?;
+    out.write_all(&K_FROM)?;
     str(out, m.from.as_str())?;
-    str(out, "client_id")?;
+    out.write_all(&K_CLIENT_ID)?;
     str(out, &m.client_id)?;
-    str(out, "ts")?;
+    out.write_all(&K_TS)?;
     sint(out, m.ts)?;
-    str(out, "content")?;
-    map(out, 2)?;
-    str(out, "kind")?;
-    str(out, "text")?;
-    str(out, "text")?;
+    out.write_all(&CONTENT_HEAD)?;
     str(out, text)
 }
 
-fn map(out: &mut impl Write, len: u32) -> std::io::Result<()> {
-    rmp::encode::write_map_len(out, len).map(|_| ()).map_err(io)
-}
-
+/// A string value: its marker and length in one write, then its bytes.
 fn str(out: &mut impl Write, s: &str) -> std::io::Result<()> {
-    rmp::encode::write_str(out, s).map_err(io)
+    let len = s.len();
+    let mut head = [0u8; 5];
+    let n = if len < 32 {
+        head[0] = 0xa0 | len as u8;
+        1
+    } else if len < 256 {
+        head[0] = 0xd9;
+        head[1] = len as u8;
+        2
+    } else if let Ok(l) = u16::try_from(len) {
+        head[0] = 0xda;
+        head[1..3].copy_from_slice(&l.to_be_bytes());
+        3
+    } else {
+        let l = u32::try_from(len).map_err(|_| std::io::Error::other("string too long"))?;
+        head[0] = 0xdb;
+        head[1..5].copy_from_slice(&l.to_be_bytes());
+        5
+    };
+    out.write_all(&head[..n])?;
+    out.write_all(s.as_bytes())
 }
 
 fn uint(out: &mut impl Write, v: u64) -> std::io::Result<()> {

@@ -18,8 +18,8 @@ pub struct SharedMessage(Arc<Inner>);
 
 struct Inner {
     message: Arc<Message>,
-    msgpack: OnceLock<Option<Box<[u8]>>>,
-    json: OnceLock<Option<Box<[u8]>>>,
+    msgpack: OnceLock<Option<Vec<u8>>>,
+    json: OnceLock<Option<Vec<u8>>>,
 }
 
 impl SharedMessage {
@@ -37,6 +37,15 @@ impl SharedMessage {
         &self.0.message
     }
 
+    /// Whether another frame or event still holds this message, so that an
+    /// encoding is worth keeping for it. A direct message's push is usually
+    /// the only holder by the time it is written: caching its bytes would
+    /// cost an allocation and a copy for nobody. A stale answer costs only
+    /// that, or an encoding more: both paths write the same bytes.
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
+
     /// The whole `message` frame carrying it, encoded in `codec`: computed
     /// by the first connection that needs it, reused by the others. `None`
     /// if it cannot be encoded (a bug: every message encodes).
@@ -51,7 +60,7 @@ impl SharedMessage {
             };
             let mut buf = Vec::with_capacity(Codec::FRAME_CAPACITY);
             match codec.encode_frame_into(&frame, &mut buf) {
-                Ok(()) => Some(buf.into_boxed_slice()),
+                Ok(()) => Some(buf),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot encode a message frame");
                     None
