@@ -40,8 +40,12 @@ export async function loadConversations() {
     /** @type {string[]} */
     const senders = [];
     for (const s of list) {
+      // The server's count is taken only from a summary at least as new as what this page has seen:
+      // a push that arrived while the list was on its way was counted here already, not there.
+      const seen = state.convs.get(s.conv)?.lastSeq ?? 0;
       const c = learnSummary(s);
-      c.unread = state.open === s.conv && pageVisible() ? 0 : s.unread;
+      if (state.open === s.conv && pageVisible()) c.unread = 0;
+      else if (s.last_seq >= seen) c.unread = s.unread;
       if (s.last) senders.push(s.last.from);
     }
     needUsers(senders);
