@@ -18,12 +18,11 @@
 //! - each member's unread count (`conversations`) equals the model's.
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::model::fast_config;
-use super::Factory;
+use super::{check_scenarios, ensure, Check, Factory};
 use crate::error::CoreError;
 use crate::model::{Content, ConversationId, Role, UserId};
 use crate::protocol::{ClientFrame, ServerFrame};
@@ -118,23 +117,12 @@ fn op() -> impl Strategy<Value = Op> {
 /// Runs `cases` random scenarios against fresh backends from `factory`;
 /// panics with the smallest failing scenario.
 pub fn check(factory: Arc<dyn Factory>, cases: u32) {
-    let config = PropConfig {
+    check_scenarios(
+        "group model check",
         cases,
-        failure_persistence: None,
-        ..PropConfig::default()
-    };
-    let mut runner = TestRunner::new(config);
-    let result = runner.run(&proptest::collection::vec(op(), 1..80), |ops| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        rt.block_on(run(factory.clone(), ops))
-            .map_err(TestCaseError::fail)
-    });
-    if let Err(e) = result {
-        panic!("group model check failed: {e}");
-    }
+        proptest::collection::vec(op(), 1..80),
+        |ops| run(factory.clone(), ops),
+    );
 }
 
 /// One member's record in the model.
@@ -195,16 +183,6 @@ struct World {
     groups: Vec<Group>,
     step: usize,
     next_id: u32,
-}
-
-type Check<T> = Result<T, String>;
-
-fn ensure(ok: bool, msg: impl FnOnce() -> String) -> Check<()> {
-    if ok {
-        Ok(())
-    } else {
-        Err(msg())
-    }
 }
 
 async fn run(factory: Arc<dyn Factory>, ops: Vec<Op>) -> Check<()> {

@@ -54,3 +54,42 @@ where
         Box::pin(self())
     }
 }
+
+/// What a step of a model test returns: `Err` says what broke the model.
+pub(crate) type Check<T> = Result<T, String>;
+
+/// `Err(msg())` unless `cond`.
+pub(crate) fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Check<()> {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg())
+    }
+}
+
+/// Runs `cases` random scenarios of `ops` on a fresh current-thread
+/// runtime each; panics (after shrinking) with `name` and the first
+/// scenario that breaks the model. Shared by the model tests.
+pub(crate) fn check_scenarios<S, F, Fut>(name: &str, cases: u32, ops: S, scenario: F)
+where
+    S: proptest::strategy::Strategy,
+    F: Fn(S::Value) -> Fut,
+    Fut: Future<Output = Check<()>>,
+{
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let result = TestRunner::new(config).run(&ops, |ops| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        rt.block_on(scenario(ops)).map_err(TestCaseError::fail)
+    });
+    if let Err(e) = result {
+        panic!("{name} failed: {e}");
+    }
+}

@@ -14,13 +14,12 @@
 
 use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
-use proptest::test_runner::{Config as PropConfig, TestRunner};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use super::Factory;
+use super::{check_scenarios, ensure, Check, Factory};
 use crate::account::Argon2Config;
 use crate::model::{Content, ConversationId, Message, MessageId, UserId};
 use crate::protocol::{ClientFrame, ServerFrame};
@@ -109,23 +108,12 @@ fn op() -> impl Strategy<Value = Op> {
 /// Runs `cases` random scenarios against backends from `factory`. Panics
 /// (after shrinking) on the first scenario that breaks the model.
 pub fn check(factory: Arc<dyn Factory>, cases: u32) {
-    let config = PropConfig {
+    check_scenarios(
+        "model check",
         cases,
-        failure_persistence: None,
-        ..PropConfig::default()
-    };
-    let mut runner = TestRunner::new(config);
-    let result = runner.run(&proptest::collection::vec(op(), 1..48), |ops| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        rt.block_on(run_scenario(factory.clone(), ops))
-            .map_err(TestCaseError::fail)
-    });
-    if let Err(e) = result {
-        panic!("model check failed: {e}");
-    }
+        proptest::collection::vec(op(), 1..48),
+        |ops| run_scenario(factory.clone(), ops),
+    );
 }
 
 /// A test device: its connection (when online), its token, what it received.
@@ -157,16 +145,6 @@ struct World {
     devs: Vec<Vec<Dev>>,
     model: Model,
     counter: u64,
-}
-
-type Check<T> = Result<T, String>;
-
-fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Check<()> {
-    if cond {
-        Ok(())
-    } else {
-        Err(msg())
-    }
 }
 
 impl World {
