@@ -15,115 +15,77 @@ use std::io::Write;
 use super::ServerFrame;
 use crate::model::{Content, Message};
 
-/// The fixed parts of the two frames, markers included: each written in
-/// one call. `k!("id")` is the MessagePack string "id" (fixstr: the keys
-/// are all shorter than 32 bytes).
-macro_rules! k {
-    ($s:literal) => {
-        concat_bytes_fixstr($s)
-    };
+/// A piece of a fixed run of MessagePack bytes.
+enum Piece {
+    /// A marker byte (a map's length).
+    Byte(u8),
+    /// A key: a fixstr (all keys are shorter than 32 bytes).
+    Key(&'static str),
 }
 
-/// A fixstr: marker `0xa0 | len`, then the bytes (for keys under 32 bytes).
-const fn concat_bytes_fixstr<const N: usize>(s: &str) -> [u8; N] {
-    let b = s.as_bytes();
-    assert!(N == b.len() + 1 && b.len() < 32);
+use Piece::{Byte, Key};
+
+/// The bytes of `pieces`, computed at compile time: a wrong length `N`
+/// fails the build, not a frame.
+const fn encoded<const N: usize>(pieces: &[Piece]) -> [u8; N] {
     let mut out = [0u8; N];
-    out[0] = 0xa0 | (b.len() as u8);
-    let mut i = 0;
-    while i < b.len() {
-        out[i + 1] = b[i];
-        i += 1;
+    let mut at = 0;
+    let mut p = 0;
+    while p < pieces.len() {
+        match pieces[p] {
+            Byte(b) => {
+                out[at] = b;
+                at += 1;
+            }
+            Key(k) => {
+                let b = k.as_bytes();
+                assert!(b.len() < 32);
+                out[at] = 0xa0 | (b.len() as u8);
+                at += 1;
+                let mut i = 0;
+                while i < b.len() {
+                    out[at] = b[i];
+                    at += 1;
+                    i += 1;
+                }
+            }
+        }
+        p += 1;
     }
+    assert!(at == N);
     out
 }
 
-// Keys written alone, evaluated at compile time.
-const K_CLIENT_ID: [u8; 10] = k!("client_id");
-const K_CONV: [u8; 5] = k!("conv");
-const K_DUPLICATE: [u8; 10] = k!("duplicate");
-const K_FROM: [u8; 5] = k!("from");
-const K_MESSAGE_ID: [u8; 11] = k!("message_id");
-const K_SEQ: [u8; 4] = k!("seq");
-const K_TS: [u8; 3] = k!("ts");
+// Keys written alone, each in one call.
+const K_CLIENT_ID: [u8; 10] = encoded(&[Key("client_id")]);
+const K_CONV: [u8; 5] = encoded(&[Key("conv")]);
+const K_DUPLICATE: [u8; 10] = encoded(&[Key("duplicate")]);
+const K_FROM: [u8; 5] = encoded(&[Key("from")]);
+const K_MESSAGE_ID: [u8; 11] = encoded(&[Key("message_id")]);
+const K_SEQ: [u8; 4] = encoded(&[Key("seq")]);
+const K_TS: [u8; 3] = encoded(&[Key("ts")]);
 
 /// `{"type": "message", "message": {` and the first key, `"id"`.
-const MESSAGE_HEAD: [u8; 26] = {
-    let mut out = [0u8; 26];
-    let parts: [&[u8]; 6] = [
-        &[0x82],
-        &k!("type") as &[u8; 5],
-        &k!("message") as &[u8; 8],
-        &k!("message") as &[u8; 8],
-        &[0x87],
-        &k!("id") as &[u8; 3],
-    ];
-    let mut at = 0;
-    let mut p = 0;
-    while p < parts.len() {
-        let mut i = 0;
-        while i < parts[p].len() {
-            out[at] = parts[p][i];
-            at += 1;
-            i += 1;
-        }
-        p += 1;
-    }
-    // A wrong length fails the build, not a frame.
-    assert!(at == out.len());
-    out
-};
+const MESSAGE_HEAD: [u8; 26] = encoded(&[
+    Byte(0x82),
+    Key("type"),
+    Key("message"),
+    Key("message"),
+    Byte(0x87),
+    Key("id"),
+]);
 
 /// `"content": {"kind": "text", "text": ` up to the text's value.
-const CONTENT_HEAD: [u8; 24] = {
-    let mut out = [0u8; 24];
-    let parts: [&[u8]; 5] = [
-        &k!("content") as &[u8; 8],
-        &[0x82],
-        &k!("kind") as &[u8; 5],
-        &k!("text") as &[u8; 5],
-        &k!("text") as &[u8; 5],
-    ];
-    let mut at = 0;
-    let mut p = 0;
-    while p < parts.len() {
-        let mut i = 0;
-        while i < parts[p].len() {
-            out[at] = parts[p][i];
-            at += 1;
-            i += 1;
-        }
-        p += 1;
-    }
-    // A wrong length fails the build, not a frame.
-    assert!(at == out.len());
-    out
-};
+const CONTENT_HEAD: [u8; 24] = encoded(&[
+    Key("content"),
+    Byte(0x82),
+    Key("kind"),
+    Key("text"),
+    Key("text"),
+]);
 
 /// `{"type": "sent", "id": ` up to the id's value.
-const SENT_HEAD: [u8; 14] = {
-    let mut out = [0u8; 14];
-    let parts: [&[u8]; 4] = [
-        &[0x87],
-        &k!("type") as &[u8; 5],
-        &k!("sent") as &[u8; 5],
-        &k!("id") as &[u8; 3],
-    ];
-    let mut at = 0;
-    let mut p = 0;
-    while p < parts.len() {
-        let mut i = 0;
-        while i < parts[p].len() {
-            out[at] = parts[p][i];
-            at += 1;
-            i += 1;
-        }
-        p += 1;
-    }
-    // A wrong length fails the build, not a frame.
-    assert!(at == out.len());
-    out
-};
+const SENT_HEAD: [u8; 14] = encoded(&[Byte(0x87), Key("type"), Key("sent"), Key("id")]);
 
 /// Writes `frame` if it is one this path encodes: `Ok(false)` otherwise,
 /// with nothing written.
