@@ -67,24 +67,28 @@ pub(crate) fn info(state: &ConversationState, me: &UserId) -> ConversationInfo {
     }
 }
 
-/// Delivers a new notice to every user in `users`, each with its own mute,
-/// the asking connection included: its reply names the seq, the push
-/// carries the notice like any other entry.
-pub(crate) fn publish_entry<'a>(
+/// Delivers a notice of `state` to every user it reaches, each with its
+/// own mute, the asking connection included (its reply names the seq, the
+/// push carries the notice like any other entry): the current members, and
+/// a member the notice itself ended (a removal or leave is the last entry
+/// its user receives).
+pub(crate) fn publish_notice(
     out: &mut Out,
     state: &ConversationState,
-    users: impl Iterator<Item = &'a UserId>,
     message: &Arc<Message>,
     now: Millis,
 ) {
     let shared = SharedMessage::new(message.clone());
-    for user in users {
-        let muted = state.member(user).is_some_and(|m| m.is_muted(now));
+    let reached = state
+        .members
+        .iter()
+        .filter(|m| m.left_seq.map_or(true, |left| left == message.seq));
+    for member in reached {
         out.publish(
-            Topic::User(user.clone()),
+            Topic::User(member.user.clone()),
             Event::Message {
                 message: shared.clone(),
-                muted,
+                muted: member.is_muted(now),
                 origin: None,
             },
         );
@@ -193,7 +197,7 @@ pub(crate) async fn create_group(
         .await?;
     let mut state = state;
     state.last_seq = message.seq;
-    publish_entry(out, &state, state.active().map(|m| &m.user), &message, now);
+    publish_notice(out, &state, &message, now);
     Ok(ServerFrame::Conversation {
         id,
         conversation: info(&state, &caller.user),
@@ -322,15 +326,7 @@ async fn change(
             Changed::Done(message) => {
                 let seq = message.as_ref().map(|m| m.seq);
                 if let Some(m) = &message {
-                    // Everyone who was or is now a member: a removed member
-                    // gets its removal, the last entry it receives.
-                    let mut users: Vec<&UserId> = state.active().map(|m| &m.user).collect();
-                    for m in next.active() {
-                        if !users.contains(&&m.user) {
-                            users.push(&m.user);
-                        }
-                    }
-                    publish_entry(out, &next, users.into_iter(), m, now);
+                    publish_notice(out, &next, m, now);
                 }
                 return Ok((next, seq));
             }
