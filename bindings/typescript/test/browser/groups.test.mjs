@@ -60,6 +60,13 @@ async function signUp(name) {
   return users[name];
 }
 
+/** Opens the direct chat with `username` from the directory and waits until it is the open chat: the page asks
+ * the server for the conversation first, and whatever is sent before then goes to the chat still open. */
+async function openDirect(page, username) {
+  await page.locator(`#directory button.person[data-username="${username}"]`).click();
+  await page.locator(`#directory button.person.active[data-username="${username}"]`).waitFor();
+}
+
 const groupRow = (page, title) => page.locator("#directory button.person.group", { hasText: title });
 const notice = (page, text) => page.locator("#message-list .notice-line", { hasText: text });
 const msg = (page, text) => page.locator("#message-list .msg", { hasText: text });
@@ -260,7 +267,7 @@ test("mute: a muted group raises no notice, shows a bell, and unmuting brings no
   assert.equal(await carol.textContent("#chat-mute"), "Unmute");
   // Carol looks at another conversation: messages in the group would raise a notice, unless muted.
   await carol.fill("#search", a.username);
-  await carol.locator(`#directory button.person[data-username="${a.username}"]`).click();
+  await openDirect(carol, a.username);
   await carol.fill("#search", "");
   await groupRow(carol, "Mad tea party").locator(".muted-icon").waitFor();
   await send(alice, "quiet please");
@@ -272,7 +279,7 @@ test("mute: a muted group raises no notice, shows a bell, and unmuting brings no
   await groupRow(carol, "Mad tea party").click();
   await carol.click("#chat-mute");
   await carol.locator("#peer-muted").waitFor({ state: "hidden" });
-  await carol.locator(`#directory button.person[data-username="${a.username}"]`).click();
+  await openDirect(carol, a.username);
   await send(alice, "loud again");
   await carol.locator("#toasts .toast", { hasText: "loud again" }).waitFor();
 });
@@ -319,7 +326,7 @@ test("unread: +1 per alert on every device of the user, cleared on the others wh
     await groupRow(phone, "Mad tea party").waitFor();
     // Dave's desktop shows the group; Carol writes to Dave directly: both devices count it.
     await carol.fill("#search", d.username);
-    await carol.locator(`#directory button.person[data-username="${d.username}"]`).click();
+    await openDirect(carol, d.username);
     await carol.fill("#search", "");
     await send(carol, "one for Dave");
     await send(carol, "two for Dave");
