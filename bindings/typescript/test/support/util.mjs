@@ -1,6 +1,9 @@
 // Small helpers shared by the end-to-end tests.
+// Several test files share one chatd, so each process draws its own run tag and phone block: a
+// collision between two files is one in a million, never a matter of timing.
 let counter = 0;
-const run = Date.now().toString(36).slice(-4);
+const run = Math.random().toString(36).slice(2, 6).padEnd(4, "0");
+const phoneBlock = String(Math.floor(Math.random() * 1_000_000)).padStart(6, "0");
 
 /** A fresh account (unique username, email and phone) with a strong password. */
 export function newAccount(prefix = "user") {
@@ -9,7 +12,7 @@ export function newAccount(prefix = "user") {
   return {
     username,
     email: `${username}@example.test`,
-    phone: `+44 20 7946 ${String(1000 + counter * 37 + (Date.now() % 1000)).slice(-4)}`,
+    phone: `+44 7700 ${phoneBlock} ${String(counter).padStart(3, "0")}`,
     display_name: `${prefix[0].toUpperCase()}${prefix.slice(1)} Tester ${counter}`,
     password: `velvet harbour lantern ${counter} quietly`,
   };
