@@ -7,6 +7,7 @@
 #
 #   bench/profile.sh            # prints the totals and the top functions
 #   bench/profile.sh 60         # more lines of the inclusive listing
+#   KEEP=/tmp/cg bench/profile.sh   # also keeps the window's dump as /tmp/cg
 #
 # Installs valgrind (Debian) if missing. The profile covers one 4-second
 # window in the middle of the measured run (callgrind's counters are dumped
@@ -53,6 +54,7 @@ kill "$dumper" 2>/dev/null || true
 # The second dump is a window of the steady relay (the first holds start-up).
 dump="$out/cg.out.2"
 [ -s "$dump" ] || { echo "no callgrind dump of the relay window" >&2; exit 1; }
+[ -n "${KEEP:-}" ] && cp "$dump" "$KEEP"
 tree="$(callgrind_annotate --tree=caller --inclusive=yes "$dump" 2>/dev/null)"
 total="$(grep -m1 'PROGRAM TOTALS' <<<"$tree" | awk '{gsub(",","",$1); print $1}')"
 msgs="$(grep -E '< .*MemoryMessageStore as .*MessageStore>::append \(' <<<"$tree" | head -1 |

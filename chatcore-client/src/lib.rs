@@ -653,7 +653,7 @@ impl Client {
                     device,
                     token,
                     expires_at,
-                    profile,
+                    profile: *profile,
                 })
             }
             other => Err(unexpected(other)),
@@ -770,7 +770,7 @@ impl Client {
             })
             .await?
         {
-            ServerFrame::Profile { entry, .. } => Ok(entry),
+            ServerFrame::Profile { entry, .. } => Ok(*entry),
             other => Err(unexpected(other)),
         }
     }
@@ -791,7 +791,7 @@ impl Client {
             })
             .await?
         {
-            ServerFrame::Profile { entry, .. } => Ok(entry),
+            ServerFrame::Profile { entry, .. } => Ok(*entry),
             other => Err(unexpected(other)),
         }
     }
@@ -1125,7 +1125,7 @@ impl Client {
         make: impl FnOnce(u32) -> ClientFrame,
     ) -> Result<ConversationInfo, Error> {
         match self.request(make).await? {
-            ServerFrame::Conversation { conversation, .. } => Ok(conversation),
+            ServerFrame::Conversation { conversation, .. } => Ok(*conversation),
             other => Err(unexpected(other)),
         }
     }

@@ -22,7 +22,8 @@
 //!   limits, close codes; it applies what requests caused.
 //! - [`provision`]: bulk accounts with sessions, for load tests only.
 //! - [`request`]: what a request means: [`request::dispatch`] maps a frame
-//!   to its handler, which returns the reply and records events and effects.
+//!   to its handler's future (boxed), which returns the reply and records
+//!   events and effects.
 //! - `commands`: the request handlers, one file per family (private).
 //! - `hub`: node-local fan-out of broker events to connections (private).
 //! - [`error`]: [`error::CoreError`] and its mapping to wire errors.

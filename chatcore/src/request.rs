@@ -12,6 +12,8 @@
 //!
 //! [`dispatch`] is the one place that maps a frame to its handler.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::commands::conversations::{self, Request};
@@ -141,37 +143,53 @@ impl Out {
     }
 }
 
+/// A request being handled: its future, on the heap. Each request's state
+/// lives in its own allocation, sized by its handler alone, so that no
+/// connection's future carries room for the largest handler, and the
+/// frequent ones stay within the allocator's fast sizes.
+pub type Handling<'a> = Pin<Box<dyn Future<Output = Result<ServerFrame, CoreError>> + Send + 'a>>;
+
+/// A request answered without waiting.
+fn done<'a>(reply: Result<ServerFrame, CoreError>) -> Handling<'a> {
+    Box::pin(std::future::ready(reply))
+}
+
 /// Handles one request (after `hello`) for `who`: its reply, and in `out`
 /// what else it caused. Signed-out connections may only register, log in,
 /// resume, reset a password and ping.
-pub async fn dispatch(
-    server: &Arc<Server>,
-    who: Who<'_>,
+///
+/// The frame is taken apart here, before anything awaits: each handler's
+/// future holds only its own arguments, not the frame and the routing
+/// around it.
+pub fn dispatch<'a>(
+    server: &'a Arc<Server>,
+    who: Who<'a>,
     frame: ClientFrame,
-    out: &mut Out,
-) -> Result<ServerFrame, CoreError> {
-    check_sizes(server, &frame)?;
-    let s = server;
+    out: &'a mut Out,
+) -> Handling<'a> {
+    if let Err(e) = check_sizes(server, &frame) {
+        return done(Err(e));
+    }
+    let s: &'a Server = server;
     match frame {
-        ClientFrame::Hello { .. } => Err(CoreError::InvalidFrame("hello was already sent".into())),
-        ClientFrame::Ping { id } => Ok(ServerFrame::Pong { id }),
-        // The account handlers hold passwords across an argon2 hash:
-        // boxed each, so that `dispatch`'s own future (allocated per
-        // request) stays the size of the small, frequent ones.
+        ClientFrame::Hello { .. } => done(Err(CoreError::InvalidFrame(
+            "hello was already sent".into(),
+        ))),
+        ClientFrame::Ping { id } => done(Ok(ServerFrame::Pong { id })),
         ClientFrame::ResetRequest { id, email } => {
-            Box::pin(account::reset_request(s, who, id, email)).await
+            Box::pin(account::reset_request(server, who, id, email))
         }
         ClientFrame::ResetConfirm {
             id,
             token,
             new_password,
-        } => Box::pin(account::reset_confirm(s, who, out, id, token, new_password)).await,
+        } => Box::pin(account::reset_confirm(s, who, out, id, token, new_password)),
         ClientFrame::Register { .. } | ClientFrame::Login { .. } | ClientFrame::Resume { .. }
             if who.caller.is_some() =>
         {
-            Err(CoreError::Forbidden(
+            done(Err(CoreError::Forbidden(
                 "this connection is already signed in; open another for another account".into(),
-            ))
+            )))
         }
         ClientFrame::Register {
             id,
@@ -190,137 +208,113 @@ pub async fn dispatch(
                 password,
                 device,
             };
-            Box::pin(account::register(s, who, out, id, form)).await
+            Box::pin(account::register(s, who, out, id, form))
         }
         ClientFrame::Login {
             id,
             login,
             password,
             device,
-        } => Box::pin(account::login(s, who, out, id, login, password, device)).await,
-        ClientFrame::Resume { id, token } => {
-            Box::pin(account::resume(s, who, out, id, token)).await
-        }
-        other => {
-            let caller = who.caller()?;
-            signed_in(s, who, caller, other, out).await
-        }
+        } => Box::pin(account::login(s, who, out, id, login, password, device)),
+        ClientFrame::Resume { id, token } => Box::pin(account::resume(s, who, out, id, token)),
+        other => match who.caller() {
+            Ok(caller) => signed_in(s, who.known_peer, caller, other, out),
+            Err(e) => done(Err(e)),
+        },
     }
 }
 
 /// The requests of a signed-in caller.
-async fn signed_in(
-    s: &Server,
-    who: Who<'_>,
-    caller: &Caller,
+fn signed_in<'a>(
+    s: &'a Server,
+    known_peer: bool,
+    caller: &'a Caller,
     frame: ClientFrame,
-    out: &mut Out,
-) -> Result<ServerFrame, CoreError> {
+    out: &'a mut Out,
+) -> Handling<'a> {
+    use conversations as c;
     match frame {
-        ClientFrame::Logout { id } => account::logout(s, caller, out, id).await,
+        ClientFrame::Logout { id } => Box::pin(account::logout(s, caller, out, id)),
         ClientFrame::ChangePassword {
             id,
             old_password,
             new_password,
-        } => {
-            Box::pin(account::change_password(
-                s,
-                caller,
-                out,
-                id,
-                old_password,
-                new_password,
-            ))
-            .await
-        }
+        } => Box::pin(account::change_password(
+            s,
+            caller,
+            out,
+            id,
+            old_password,
+            new_password,
+        )),
         ClientFrame::SearchUsers {
             id,
             query,
             after,
             limit,
-        } => directory::search_users(s, caller, out, id, query, after, limit).await,
-        // Boxed, as every handler of a rare request whose future is larger
-        // than `send`'s: this function's future is allocated per request,
-        // and stays below the allocator's small sizes that way.
-        ClientFrame::GetProfile { id, user } => Box::pin(directory::get_profile(s, id, user)).await,
+        } => Box::pin(directory::search_users(
+            s, caller, out, id, query, after, limit,
+        )),
+        ClientFrame::GetProfile { id, user } => Box::pin(directory::get_profile(s, id, user)),
         ClientFrame::UpdateProfile {
             id,
             display_name,
             about,
             avatar,
-        } => {
-            Box::pin(directory::update_profile(
-                s,
-                caller,
-                out,
-                id,
-                display_name,
-                about,
-                avatar,
-            ))
-            .await
-        }
+        } => Box::pin(directory::update_profile(
+            s,
+            caller,
+            out,
+            id,
+            display_name,
+            about,
+            avatar,
+        )),
         ClientFrame::Send {
             id,
             conv,
             to,
             client_id,
             content,
-        } => {
-            messaging::send(
-                s,
-                caller,
-                who.known_peer,
-                out,
-                id,
-                conv,
-                to,
-                client_id,
-                content,
-            )
-            .await
-        }
+        } => Box::pin(messaging::send(
+            s, caller, known_peer, out, id, conv, to, client_id, content,
+        )),
         ClientFrame::History {
             id,
             conv,
             before,
             limit,
-        } => messaging::history(s, caller, out, id, conv, before, limit).await,
-        ClientFrame::Sync { id, limit } => Box::pin(messaging::sync(s, caller, id, limit)).await,
-        ClientFrame::Ack { id, conv, seq } => messaging::ack(s, caller, out, id, conv, seq).await,
-        ClientFrame::Read { id, conv, seq } => messaging::read(s, caller, out, id, conv, seq).await,
-        ClientFrame::Focus { id, conv } => messaging::focus(out, id, conv),
-        ClientFrame::Conversations { id, after, limit } => {
-            Box::pin(conversations::conversations(
-                s, caller, out, id, after, limit,
-            ))
-            .await
+        } => Box::pin(messaging::history(s, caller, out, id, conv, before, limit)),
+        ClientFrame::Sync { id, limit } => Box::pin(messaging::sync(s, caller, id, limit)),
+        ClientFrame::Ack { id, conv, seq } => {
+            Box::pin(messaging::ack(s, caller, out, id, conv, seq))
         }
-        other => Box::pin(conversation_request(s, caller, other, out)).await,
-    }
-}
-
-/// The requests about conversations as stored things: rarer than the
-/// messaging ones, boxed apart so that their futures do not grow every
-/// request's.
-async fn conversation_request(
-    s: &Server,
-    caller: &Caller,
-    frame: ClientFrame,
-    out: &mut Out,
-) -> Result<ServerFrame, CoreError> {
-    use conversations as c;
-    match frame {
-        ClientFrame::OpenDirect { id, user } => c::open_direct(s, caller, out, id, user).await,
+        ClientFrame::Read { id, conv, seq } => {
+            Box::pin(messaging::read(s, caller, out, id, conv, seq))
+        }
+        ClientFrame::Focus { id, conv } => done(messaging::focus(out, id, conv)),
+        ClientFrame::Conversations { id, after, limit } => Box::pin(conversations::conversations(
+            s, caller, out, id, after, limit,
+        )),
+        ClientFrame::OpenDirect { id, user } => Box::pin(c::open_direct(s, caller, out, id, user)),
         ClientFrame::CreateGroup {
             id,
             title,
             description,
             avatar,
             members,
-        } => c::create_group(s, caller, out, id, title, description, avatar, members).await,
+        } => Box::pin(c::create_group(
+            s,
+            caller,
+            out,
+            id,
+            title,
+            description,
+            avatar,
+            members,
+        )),
         ClientFrame::GetConversation { id, conv } => {
-            c::get_conversation(s, caller, out, id, conv).await
+            Box::pin(c::get_conversation(s, caller, out, id, conv))
         }
         ClientFrame::UpdateGroup {
             id,
@@ -336,49 +330,60 @@ async fn conversation_request(
                 avatar,
                 history_visible,
             };
-            c::change_group(s, caller, out, id, conv, request).await
+            Box::pin(c::change_group(s, caller, out, id, conv, request))
         }
-        ClientFrame::AddMembers { id, conv, users } => {
-            c::change_group(s, caller, out, id, conv, Request::Add(users)).await
-        }
-        ClientFrame::RemoveMember { id, conv, user } => {
-            c::change_group(s, caller, out, id, conv, Request::Remove(user)).await
-        }
+        ClientFrame::AddMembers { id, conv, users } => Box::pin(c::change_group(
+            s,
+            caller,
+            out,
+            id,
+            conv,
+            Request::Add(users),
+        )),
+        ClientFrame::RemoveMember { id, conv, user } => Box::pin(c::change_group(
+            s,
+            caller,
+            out,
+            id,
+            conv,
+            Request::Remove(user),
+        )),
         ClientFrame::Leave { id, conv } => {
-            c::change_group(s, caller, out, id, conv, Request::Leave).await
+            Box::pin(c::change_group(s, caller, out, id, conv, Request::Leave))
         }
         ClientFrame::SetRole {
             id,
             conv,
             user,
             role,
-        } => c::change_group(s, caller, out, id, conv, Request::SetRole(user, role)).await,
-        ClientFrame::CreateInvite { id, conv } => c::create_invite(s, caller, out, id, conv).await,
-        ClientFrame::RevokeInvite { id, conv } => c::revoke_invite(s, caller, out, id, conv).await,
-        ClientFrame::Join { id, token } => c::join(s, caller, out, id, token).await,
-        ClientFrame::Mute { id, conv, until } => c::mute(s, caller, id, conv, Some(until)).await,
-        ClientFrame::Unmute { id, conv } => c::mute(s, caller, id, conv, None).await,
+        } => Box::pin(c::change_group(
+            s,
+            caller,
+            out,
+            id,
+            conv,
+            Request::SetRole(user, role),
+        )),
+        ClientFrame::CreateInvite { id, conv } => {
+            Box::pin(c::create_invite(s, caller, out, id, conv))
+        }
+        ClientFrame::RevokeInvite { id, conv } => {
+            Box::pin(c::revoke_invite(s, caller, out, id, conv))
+        }
+        ClientFrame::Join { id, token } => Box::pin(c::join(s, caller, out, id, token)),
+        ClientFrame::Mute { id, conv, until } => {
+            Box::pin(c::mute(s, caller, id, conv, Some(until)))
+        }
+        ClientFrame::Unmute { id, conv } => Box::pin(c::mute(s, caller, id, conv, None)),
         ClientFrame::Hello { .. }
         | ClientFrame::Ping { .. }
         | ClientFrame::Register { .. }
         | ClientFrame::Login { .. }
         | ClientFrame::Resume { .. }
         | ClientFrame::ResetRequest { .. }
-        | ClientFrame::ResetConfirm { .. }
-        | ClientFrame::Send { .. }
-        | ClientFrame::History { .. }
-        | ClientFrame::Sync { .. }
-        | ClientFrame::Ack { .. }
-        | ClientFrame::Read { .. }
-        | ClientFrame::Focus { .. }
-        | ClientFrame::Conversations { .. }
-        | ClientFrame::Logout { .. }
-        | ClientFrame::ChangePassword { .. }
-        | ClientFrame::SearchUsers { .. }
-        | ClientFrame::GetProfile { .. }
-        | ClientFrame::UpdateProfile { .. } => Err(CoreError::Internal(
+        | ClientFrame::ResetConfirm { .. } => done(Err(CoreError::Internal(
             "a request reached the wrong dispatch".into(),
-        )),
+        ))),
     }
 }
 

@@ -209,9 +209,21 @@ where
                 None => break Disconnect::ClientClosed,
                 Some(item) => {
                     server.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-                    // Boxed, like the handlers inside: a request's state
-                    // would otherwise be room in every connection's future.
-                    Frames::one(Box::pin(s.on_inbound(item)).await)
+                    // The handler's state and the effects' are each on
+                    // the heap, sized by the request alone: held here,
+                    // they would be room in every connection's future.
+                    let handled = match s.admit(item) {
+                        Ok(Admitted { id, name, handling }) => Ok((id, name, handling.await)),
+                        Err(refused) => Err(refused),
+                    };
+                    Frames::one(match handled {
+                        Ok((id, name, Ok(reply))) => {
+                            let applied = Box::pin(s.apply()).await;
+                            s.conclude(id, name, applied.map(|()| reply))
+                        }
+                        Ok((id, name, Err(e))) => s.conclude(id, name, Err(e)),
+                        Err(refused) => refused,
+                    })
                 }
             },
         };
@@ -334,6 +346,14 @@ impl Frames {
     }
 }
 
+/// A request under way: its id and name (for the error frame and the log),
+/// and its handling, which borrows the session until it ends.
+struct Admitted<'a> {
+    id: u32,
+    name: &'static str,
+    handling: request::Handling<'a>,
+}
+
 /// The connection's life: sign-in state, subscriptions, the request rate,
 /// close codes. What each request means is in [`crate::request`].
 struct Session {
@@ -371,7 +391,10 @@ struct Session {
 }
 
 impl Session {
-    async fn on_inbound(&mut self, item: Inbound) -> ServerFrame {
+    /// Takes a frame from the client: the request's handling, started
+    /// (see [`request::dispatch`]), or the reply at once (a frame that
+    /// could not be read, over the rate, or `hello`).
+    fn admit(&mut self, item: Inbound) -> Result<Admitted<'_>, ServerFrame> {
         // Every frame costs a token, a good one or not: answering garbage
         // is work too.
         let allowed = self.bucket.take(Instant::now());
@@ -386,38 +409,19 @@ impl Session {
                     self.close_after = Some(Disconnect::InvalidFrames);
                 }
                 if let Err(retry_after_ms) = allowed {
-                    return CoreError::RateLimited { retry_after_ms }.to_frame(e.id);
+                    return Err(CoreError::RateLimited { retry_after_ms }.to_frame(e.id));
                 }
-                return CoreError::InvalidFrame(quote_safely(&e.error.to_string())).to_frame(e.id);
+                return Err(
+                    CoreError::InvalidFrame(quote_safely(&e.error.to_string())).to_frame(e.id)
+                );
             }
         };
         let id = frame.id();
         if let Err(retry_after_ms) = allowed {
-            return CoreError::RateLimited { retry_after_ms }.to_frame(Some(id));
+            return Err(CoreError::RateLimited { retry_after_ms }.to_frame(Some(id)));
         }
-        let name = frame.type_name();
-        // Boxed: the handlers' state would otherwise sit in every idle
-        // connection's future for its whole life; one short-lived
-        // allocation per request costs far less than that memory.
-        match Box::pin(self.request(frame)).await {
-            Ok(reply) => reply,
-            Err(e) => {
-                match &e {
-                    CoreError::Internal(_) | CoreError::Unavailable(_) => {
-                        tracing::warn!(frame = name, error = %e, "request failed")
-                    }
-                    _ => tracing::debug!(frame = name, error = %e, "request refused"),
-                }
-                e.to_frame(Some(id))
-            }
-        }
-    }
-
-    /// Runs a request: `hello` here (it is the connection's), everything
-    /// else through [`request::dispatch`], whose effects this applies.
-    async fn request(&mut self, frame: ClientFrame) -> Result<ServerFrame, CoreError> {
         if !self.hello {
-            return match frame {
+            let reply = match frame {
                 ClientFrame::Hello {
                     id,
                     version,
@@ -427,55 +431,76 @@ impl Session {
                     "the first frame must be hello".into(),
                 )),
             };
+            return Err(reply.unwrap_or_else(|e| e.to_frame(Some(id))));
         }
+        let name = frame.type_name();
         let known_peer = matches!(&frame, ClientFrame::Send { to: Some(to), .. } if self.known_users.contains(to));
         let mut who = Who::new(self.addr, self.auth.as_ref());
         who.known_peer = known_peer;
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        let reply = request::dispatch(&self.server, who, frame, &mut out).await;
-        let reply = self.apply(reply, &mut out).await;
-        self.out = out;
-        reply
+        self.out.clear();
+        let handling = request::dispatch(&self.server, who, frame, &mut self.out);
+        Ok(Admitted { id, name, handling })
     }
 
-    /// Applies what a request caused: the close it asks for (even when it
-    /// failed); then, if it succeeded, the sign-in, the events, the watches
-    /// and the focus.
-    async fn apply(
+    /// Concludes a request: the close it asks for (even when it failed),
+    /// and its reply, or the error frame it ended with.
+    fn conclude(
         &mut self,
+        id: u32,
+        name: &'static str,
         reply: Result<ServerFrame, CoreError>,
-        out: &mut Out,
-    ) -> Result<ServerFrame, CoreError> {
-        if let Some(close) = out.close.take() {
+    ) -> ServerFrame {
+        if let Some(close) = self.out.close.take() {
             self.close_after = Some(close);
         }
-        let reply = reply?;
-        // The rare effects are boxed: the future of this function is part
-        // of every request's (allocated per request), which stays within
-        // the allocator's fast sizes that way.
-        if let Some(sign_in) = out.sign_in.take() {
+        reply.unwrap_or_else(|e| {
+            match &e {
+                CoreError::Internal(_) | CoreError::Unavailable(_) => {
+                    tracing::warn!(frame = name, error = %e, "request failed")
+                }
+                _ => tracing::debug!(frame = name, error = %e, "request refused"),
+            }
+            e.to_frame(Some(id))
+        })
+    }
+
+    /// Applies what a request that succeeded caused (in `self.out`): the
+    /// sign-in, the events, the watches and the focus.
+    async fn apply(&mut self) -> Result<(), CoreError> {
+        // The rare effects are boxed: this future is part of every
+        // request's (allocated per request), which stays within the
+        // allocator's fast sizes that way.
+        if let Some(sign_in) = self.out.sign_in.take() {
             Box::pin(self.sign_in(sign_in)).await?;
         }
+        // Taken out and put back, to keep their room for the next request.
+        let mut events = std::mem::take(&mut self.out.events);
         let broker = &self.server.backends.broker;
-        for (topic, event) in out.events.drain(..) {
+        for (topic, event) in events.drain(..) {
             // Stored is what counts: a lost push is recovered by sync, a
             // lost revocation when the revoked connection next resumes.
             if let Err(e) = broker.publish(&topic, event).await {
                 tracing::warn!(error = %e, "event publish failed; recipients will sync");
             }
         }
-        for user in out.watch.drain(..) {
-            Box::pin(self.watch_peer(user)).await?;
+        self.out.events = events;
+        let mut watch = std::mem::take(&mut self.out.watch);
+        let mut watched = Ok(());
+        for user in watch.drain(..) {
+            if watched.is_ok() {
+                watched = Box::pin(self.watch_peer(user)).await;
+            }
         }
-        if let Some(users) = out.directory.take() {
+        self.out.watch = watch;
+        watched?;
+        if let Some(users) = self.out.directory.take() {
             Box::pin(self.watch_directory(users)).await?;
-            Box::pin(self.watch_registrations(out.new_users)).await?;
+            Box::pin(self.watch_registrations(self.out.new_users)).await?;
         }
-        if let Some(focus) = out.focus.take() {
+        if let Some(focus) = self.out.focus.take() {
             self.focus = focus;
         }
-        Ok(reply)
+        Ok(())
     }
 
     fn hello(

@@ -166,7 +166,7 @@ async fn open_session(
         device,
         token: Some(token),
         expires_at,
-        profile: user.profile(),
+        profile: Box::new(user.profile()),
     })
 }
 
@@ -321,7 +321,7 @@ pub(crate) async fn resume(
         device: session.device,
         token: None,
         expires_at,
-        profile: user.profile(),
+        profile: Box::new(user.profile()),
     })
 }
 

@@ -106,7 +106,7 @@ pub(crate) async fn open_direct(
     out.watch.push(user);
     Ok(ServerFrame::Conversation {
         id,
-        conversation: info(&state, &caller.user),
+        conversation: Box::new(info(&state, &caller.user)),
     })
 }
 
@@ -200,7 +200,7 @@ pub(crate) async fn create_group(
     publish_notice(out, &state, &message, now);
     Ok(ServerFrame::Conversation {
         id,
-        conversation: info(&state, &caller.user),
+        conversation: Box::new(info(&state, &caller.user)),
     })
 }
 
@@ -217,7 +217,7 @@ pub(crate) async fn get_conversation(
     }
     Ok(ServerFrame::Conversation {
         id,
-        conversation: info(&state, &caller.user),
+        conversation: Box::new(info(&state, &caller.user)),
     })
 }
 
@@ -399,7 +399,7 @@ pub(crate) async fn join(
     };
     Ok(ServerFrame::Conversation {
         id,
-        conversation: info(&state, &caller.user),
+        conversation: Box::new(info(&state, &caller.user)),
     })
 }
 

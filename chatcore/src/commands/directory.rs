@@ -75,7 +75,7 @@ pub(crate) async fn get_profile(
         .ok_or_else(|| CoreError::NotFound("no such user".into()))?;
     Ok(ServerFrame::Profile {
         id,
-        entry: entry(s, record).await?,
+        entry: Box::new(entry(s, record).await?),
     })
 }
 
@@ -103,7 +103,7 @@ pub(crate) async fn update_profile(
         .await?;
     // Whoever sees the user (watching their presence) and the user's other
     // devices get the new card; this connection has it in the reply.
-    let profile = record.profile();
+    let profile = Box::new(record.profile());
     for topic in [
         Topic::Presence(caller.user.clone()),
         Topic::User(caller.user.clone()),
@@ -118,7 +118,7 @@ pub(crate) async fn update_profile(
     }
     Ok(ServerFrame::Profile {
         id,
-        entry: entry(s, record).await?,
+        entry: Box::new(entry(s, record).await?),
     })
 }
 
@@ -136,5 +136,5 @@ pub(crate) fn announce_new_user(out: &mut Out, user: &UserRecord) {
             last_seen: None,
         },
     };
-    out.publish(Topic::Directory, Event::NewUser(entry));
+    out.publish(Topic::Directory, Event::NewUser(Box::new(entry)));
 }

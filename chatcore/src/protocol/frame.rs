@@ -559,7 +559,7 @@ pub enum ServerFrame {
         /// When the session expires unless resumed before.
         expires_at: Millis,
         /// The user's own profile.
-        profile: Profile,
+        profile: Box<Profile>,
     },
     /// Success with nothing to report.
     Ok {
@@ -581,7 +581,7 @@ pub enum ServerFrame {
         /// Request id.
         id: u32,
         /// The contact card and presence.
-        entry: DirectoryEntry,
+        entry: Box<DirectoryEntry>,
     },
     /// Reply to `send`: the message is durably stored.
     Sent {
@@ -634,7 +634,7 @@ pub enum ServerFrame {
         /// Request id.
         id: u32,
         /// The conversation.
-        conversation: ConversationInfo,
+        conversation: Box<ConversationInfo>,
     },
     /// Reply to a change of a group: its notice is stored at `seq`, and
     /// pushed as a `message` to every connection of every member (this one
@@ -716,14 +716,14 @@ pub enum ServerFrame {
     /// another device.
     ProfileChanged {
         /// The contact card now.
-        profile: Profile,
+        profile: Box<Profile>,
     },
     /// Push: someone registered. Only to connections whose directory view
     /// is the unfiltered first page (`search_users` with an empty query and
     /// no `after`).
     NewUser {
         /// The new user's contact card and presence.
-        entry: DirectoryEntry,
+        entry: Box<DirectoryEntry>,
     },
 }
 

@@ -65,12 +65,12 @@ pub enum Event {
     /// topic (who watches them) and their `User` topic (their other devices).
     Profile {
         /// The contact card now.
-        profile: Profile,
+        profile: Box<Profile>,
         /// The connection that changed it, which has its reply already.
         origin: Arc<str>,
     },
     /// Someone registered (to `Directory`).
-    NewUser(DirectoryEntry),
+    NewUser(Box<DirectoryEntry>),
     /// Sessions of the topic's user were revoked: the connections signed in
     /// with them close (4001).
     Revoked(Revocation),

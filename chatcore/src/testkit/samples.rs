@@ -277,13 +277,13 @@ pub fn server_frames() -> Vec<ServerFrame> {
             device: DeviceId::from("0190f7a2-7000-7000-8000-0000000de71c"),
             token: Some("q5Jm3oZ0m1bq0b7m3S3m0y4Yc0p8Jv0h3H7o2aQ9x1A".into()),
             expires_at: 1_735_132_800_000,
-            profile: Profile {
+            profile: Box::new(Profile {
                 user: alice(),
                 username: "alice".into(),
                 display_name: "Alice Liddell".into(),
                 about: String::new(),
                 avatar: None,
-            },
+            }),
         },
         ServerFrame::Ok { id: 15 },
         ServerFrame::Users {
@@ -293,7 +293,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
         },
         ServerFrame::Profile {
             id: 10,
-            entry: entry(),
+            entry: Box::new(entry()),
         },
         ServerFrame::Sent {
             id: 12,
@@ -379,7 +379,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
         },
         ServerFrame::Conversation {
             id: 21,
-            conversation: ConversationInfo {
+            conversation: Box::new(ConversationInfo {
                 conv: group(),
                 kind: ConversationKind::Group,
                 title: Some("Tea party".into()),
@@ -402,7 +402,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 role: Some(Role::Owner),
                 last_seq: 1,
                 first_seq: 1,
-            },
+            }),
         },
         ServerFrame::Changed {
             id: 24,
@@ -479,16 +479,16 @@ pub fn server_frames() -> Vec<ServerFrame> {
             seq: 42,
         },
         ServerFrame::ProfileChanged {
-            profile: Profile {
+            profile: Box::new(Profile {
                 user: bob(),
                 username: "bob".into(),
                 display_name: "Bob B.".into(),
                 about: "Gone fishing".into(),
                 avatar: Some("0190f7a4bob0avatar000000000b0b".into()),
-            },
+            }),
         },
         ServerFrame::NewUser {
-            entry: DirectoryEntry {
+            entry: Box::new(DirectoryEntry {
                 profile: Profile {
                     user: carol(),
                     username: "carol".into(),
@@ -501,7 +501,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     online: true,
                     last_seen: None,
                 },
-            },
+            }),
         },
     ]
 }

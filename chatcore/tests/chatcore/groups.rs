@@ -97,7 +97,7 @@ impl World {
             )
             .await;
         match reply {
-            ServerFrame::Conversation { conversation, .. } => conversation,
+            ServerFrame::Conversation { conversation, .. } => *conversation,
             other => panic!("{other:?}"),
         }
     }

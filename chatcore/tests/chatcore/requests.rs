@@ -137,7 +137,7 @@ async fn a_profile_change_is_published_to_its_watchers_and_other_devices() {
         let Event::Profile { profile, origin } = event else {
             panic!("{event:?}")
         };
-        assert_eq!(profile, &entry.profile, "the card as stored");
+        assert_eq!(**profile, entry.profile, "the card as stored");
         assert_eq!(
             &**origin, "conn-dana",
             "the asking connection has the reply"

@@ -56,7 +56,7 @@ async fn profile_changes_reach_watchers_and_other_devices_live() {
     let ServerFrame::ProfileChanged { profile } = pushed else {
         unreachable!()
     };
-    assert_eq!(profile, entry.profile);
+    assert_eq!(*profile, entry.profile);
     push(&mut bob_phone_events, |f| profile_of(f, &bob.id())).await;
 
     carol.client.ping().await.unwrap();
