@@ -81,6 +81,7 @@ impl From<StoreError> for CoreError {
             StoreError::NotMember => {
                 CoreError::Forbidden("you are not a member of this conversation".into())
             }
+            StoreError::Blocked => CoreError::Forbidden(crate::contacts::REFUSED.into()),
             StoreError::Unavailable(m) => CoreError::Unavailable(m),
             StoreError::Corrupt(m) => CoreError::Internal(format!("corrupt record: {m}")),
             StoreError::Incompatible(m) => CoreError::Internal(format!("incompatible store: {m}")),

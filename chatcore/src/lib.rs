@@ -17,6 +17,8 @@
 //! - [`memory`]: the in-memory reference implementation of every backend.
 //! - [`account`]: identifier normalisation, password rules, argon2id hashing.
 //! - [`limits`]: connections per address and per account, per node.
+//! - [`groups`], [`contacts`]: the rules of groups, and of contacts, blocks
+//!   and privacy, as pure functions of stored state.
 //! - [`server`]: a node's shared state ([`server::Server`]), [`server::Config`], metrics.
 //! - [`session`]: the per-connection loop: sign-in state, subscriptions,
 //!   limits, close codes; it applies what requests caused.
@@ -57,6 +59,7 @@
 
 pub mod account;
 mod commands;
+pub mod contacts;
 pub mod error;
 pub mod groups;
 mod hub;

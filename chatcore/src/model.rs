@@ -294,6 +294,56 @@ impl Presence {
     }
 }
 
+impl Presence {
+    /// What a user whose presence is hidden from the viewer looks like:
+    /// offline, never seen. The same whether the cause is a privacy
+    /// setting or a block, so the viewer cannot tell which.
+    pub fn hidden(user: UserId) -> Self {
+        Self {
+            user,
+            online: false,
+            last_seen: None,
+        }
+    }
+}
+
+/// Who a privacy setting lets in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// Every user.
+    #[default]
+    Everyone,
+    /// The user's contacts.
+    Contacts,
+    /// Nobody.
+    Nobody,
+}
+
+impl Audience {
+    /// Whether someone who is (`contact`) or is not a contact is let in.
+    pub fn admits(self, contact: bool) -> bool {
+        match self {
+            Audience::Everyone => true,
+            Audience::Contacts => contact,
+            Audience::Nobody => false,
+        }
+    }
+}
+
+/// A user's privacy settings; the same on all the user's devices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Privacy {
+    /// Who may start a direct conversation with the user: `everyone` or
+    /// `contacts`.
+    pub direct: Audience,
+    /// Who sees the user's online state and last seen. Reciprocal: a user
+    /// sees another's only if their own setting would show theirs to them.
+    pub presence: Audience,
+}
+
 /// The current wall-clock time in milliseconds.
 pub fn now_millis() -> Millis {
     let now = std::time::SystemTime::now()

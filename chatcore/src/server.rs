@@ -10,13 +10,13 @@ use crate::error::CoreError;
 use crate::hub::Hub;
 use crate::limits::{Admission, Caps};
 use crate::memory::{
-    MemoryBroker, MemoryMailer, MemoryMessageStore, MemoryPresenceStore, MemoryRateLimiter,
+    MemoryBroker, MemoryContactStore, MemoryMailer, MemoryMessageStore, MemoryPresenceStore, MemoryRateLimiter,
     MemoryResetTokenStore, MemorySessionStore, MemoryUserStore,
 };
 use crate::model::{now_millis, Millis};
 use crate::protocol::ErrorCode;
 use crate::store::{
-    Broker, BrokerHandler, Mailer, MessageStore, PresenceStore, Quota, RateLimiter,
+    Broker, BrokerHandler, ContactStore, Mailer, MessageStore, PresenceStore, Quota, RateLimiter,
     ResetTokenStore, SessionStore, UserStore,
 };
 
@@ -32,6 +32,8 @@ pub struct Backends {
     pub resets: Arc<dyn ResetTokenStore>,
     /// Messages, cursors, read markers.
     pub messages: Arc<dyn MessageStore>,
+    /// Contacts, contact requests, blocks.
+    pub contacts: Arc<dyn ContactStore>,
     /// Who is online.
     pub presence: Arc<dyn PresenceStore>,
     /// Event fan-out between nodes.
@@ -50,6 +52,7 @@ impl Backends {
             sessions: Arc::new(MemorySessionStore::new()),
             resets: Arc::new(MemoryResetTokenStore::new()),
             messages: Arc::new(MemoryMessageStore::new()),
+            contacts: Arc::new(MemoryContactStore::new()),
             presence: Arc::new(MemoryPresenceStore::new()),
             broker: Arc::new(MemoryBroker::new()),
             mailer,

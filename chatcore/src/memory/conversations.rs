@@ -176,6 +176,9 @@ impl MessageStore for MemoryMessageStore {
         if !conv.state.has_member(&msg.from) {
             return Err(StoreError::NotMember);
         }
+        if !conv.state.blocked.is_empty() {
+            return Err(StoreError::Blocked);
+        }
         let message = conv.push(msg);
         slot.insert(message.clone());
         Ok(Appended::stored(message, conv.recipients.clone()))
@@ -197,6 +200,7 @@ impl MessageStore for MemoryMessageStore {
         conv.state.info = state.info.clone();
         conv.state.members = state.members.clone();
         conv.state.invite = state.invite.clone();
+        conv.state.blocked = state.blocked.clone();
         conv.state.version = state.version;
         conv.recipients = recipients(&conv.state);
         let message = notice.map(|n| conv.push(n));

@@ -11,14 +11,16 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::{IdMap, IdSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use crate::model::{Millis, Presence, UserId};
+use crate::model::{Millis, Presence, Privacy, UserId};
 use crate::store::{
     Broker, BrokerHandler, Event, Mail, Mailer, NewUser, PresenceStore, ProfileUpdate, Quota,
     RateLimiter, ResetToken, ResetTokenStore, SearchQuery, SessionRecord, SessionStore, StoreError,
     StoreResult, Topic, UserRecord, UserStore,
 };
 
+mod contacts;
 mod conversations;
+pub use contacts::MemoryContactStore;
 pub use conversations::MemoryMessageStore;
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it:
@@ -123,6 +125,13 @@ impl UserStore for MemoryUserStore {
         let rec = s.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
         rec.password_hash = hash.to_owned();
         Ok(())
+    }
+
+    async fn set_privacy(&self, id: &UserId, privacy: &Privacy) -> StoreResult<UserRecord> {
+        let mut s = lock(&self.inner);
+        let rec = s.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
+        rec.privacy = *privacy;
+        Ok(rec.clone())
     }
 }
 

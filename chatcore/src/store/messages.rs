@@ -192,6 +192,11 @@ pub struct ConversationState {
     pub version: u64,
     /// Hex SHA-256 of the group's invite token, if one is active.
     pub invite: Option<String>,
+    /// In a direct conversation: the users who block the other. While any
+    /// does, [`MessageStore::append`] refuses every message with
+    /// [`StoreError::Blocked`](super::StoreError::Blocked); the history stays
+    /// readable. Set and cleared through [`MessageStore::change`].
+    pub blocked: Vec<UserId>,
 }
 
 impl ConversationState {
@@ -210,6 +215,7 @@ impl ConversationState {
             last_ts: now,
             version: 0,
             invite: None,
+            blocked: Vec::new(),
         }
     }
 
@@ -233,6 +239,7 @@ impl ConversationState {
             last_ts: now,
             version: 0,
             invite: None,
+            blocked: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@
 //! conformance suite in `chatcore::testkit` holds every implementation to them.
 
 mod broker;
+mod contacts;
 mod limiter;
 mod mailer;
 mod messages;
@@ -15,6 +16,7 @@ mod sessions;
 mod users;
 
 pub use broker::{Broker, BrokerHandler, Event, Revocation, Topic};
+pub use contacts::{pair_key, ContactStore, ContactView, Link, Relation, Written};
 pub use limiter::{Quota, RateLimiter};
 pub use mailer::{Mail, Mailer};
 pub use messages::{
@@ -40,6 +42,10 @@ pub enum StoreError {
     /// The writer is not a current member of the conversation it writes to.
     #[error("not a member")]
     NotMember,
+    /// The direct conversation takes no messages: one of its users blocks
+    /// the other ([`ConversationState::blocked`]).
+    #[error("blocked")]
+    Blocked,
     /// The backend could not be reached or did not answer in time.
     #[error("backend unavailable: {0}")]
     Unavailable(String),

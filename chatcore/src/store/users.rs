@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use unicode_normalization::UnicodeNormalization;
 
 use super::StoreResult;
-use crate::model::{Millis, Profile, UserId};
+use crate::model::{Millis, Privacy, Profile, UserId};
 
 /// A user to create. The `*_key` fields are the normalised forms that
 /// uniqueness and lookups use; chatcore computes them, stores only compare.
@@ -83,6 +83,8 @@ pub struct UserRecord {
     pub password_hash: String,
     /// Registration time.
     pub created_at: Millis,
+    /// Privacy settings.
+    pub privacy: Privacy,
 }
 
 impl UserRecord {
@@ -100,6 +102,7 @@ impl UserRecord {
             avatar: None,
             password_hash: user.password_hash,
             created_at: user.created_at,
+            privacy: Privacy::default(),
         }
     }
 
@@ -223,4 +226,8 @@ pub trait UserStore: Send + Sync {
 
     /// Replaces the password hash; `NotFound` if no such user.
     async fn set_password_hash(&self, id: &UserId, hash: &str) -> StoreResult<()>;
+
+    /// Replaces the privacy settings and returns the new record; `NotFound`
+    /// if no such user.
+    async fn set_privacy(&self, id: &UserId, privacy: &Privacy) -> StoreResult<UserRecord>;
 }
