@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use chatcore::memory::MemoryUserStore;
-use chatcore::model::UserId;
+use chatcore::model::{Privacy, UserId};
 use chatcore::store::{
     Mail, Mailer, NewUser, ProfileUpdate, SearchQuery, StoreResult, UserRecord, UserStore,
 };
@@ -52,6 +52,10 @@ impl<S: UserStore> UserStore for AuditedUsers<S> {
 
     async fn set_password_hash(&self, id: &UserId, hash: &str) -> StoreResult<()> {
         self.inner.set_password_hash(id, hash).await
+    }
+
+    async fn set_privacy(&self, id: &UserId, privacy: &Privacy) -> StoreResult<UserRecord> {
+        self.inner.set_privacy(id, privacy).await
     }
 }
 

@@ -33,7 +33,7 @@ impl Client {
         };
         c.request(|id| ClientFrame::Hello {
             id,
-            version: 2,
+            version: 3,
             client: Some("in_process example".into()),
         })
         .await;

@@ -69,12 +69,13 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use chatcore;
 use chatcore::model::{
-    Content, ConversationId, DeviceId, Message as ChatMessage, MessageId, Millis, Profile, Role,
-    UserId,
+    Audience, Content, ConversationId, DeviceId, Message as ChatMessage, MessageId, Millis,
+    Privacy, Profile, Role, UserId,
 };
 pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
 use chatcore::protocol::{
-    ConversationInfo, ConversationSummary, DirectoryEntry, ProtocolError, PROTOCOL_VERSION,
+    ContactAction, ContactInfo, ContactList, ConversationInfo, ConversationSummary, DirectoryEntry,
+    ProtocolError, PROTOCOL_VERSION,
 };
 /// The TLS library of `wss://` connections, for [`ConnectOptions::tls_config`].
 pub use rustls;
@@ -305,6 +306,8 @@ pub struct SessionInfo {
     pub expires_at: Millis,
     /// The user's own profile.
     pub profile: Profile,
+    /// The user's privacy settings.
+    pub privacy: Privacy,
 }
 
 /// Where a message goes: a conversation, or a user (the direct
@@ -340,6 +343,15 @@ impl From<&ConversationId> for Target {
 pub struct ConversationPage {
     /// Newest activity first.
     pub conversations: Vec<ConversationSummary>,
+    /// Cursor of the next page, if any.
+    pub next: Option<String>,
+}
+
+/// A page of one of the contact lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactPage {
+    /// The users, each with the caller's view and their presence.
+    pub contacts: Vec<ContactInfo>,
     /// Cursor of the next page, if any.
     pub next: Option<String>,
 }
@@ -645,6 +657,7 @@ impl Client {
                 token,
                 expires_at,
                 profile,
+                privacy,
                 ..
             } => {
                 *lock(&self.shared.user) = Some(user.clone());
@@ -654,6 +667,7 @@ impl Client {
                     token,
                     expires_at,
                     profile: *profile,
+                    privacy,
                 })
             }
             other => Err(unexpected(other)),
@@ -1118,6 +1132,90 @@ impl Client {
             conv: conv.clone(),
         })
         .await
+    }
+
+    /// Changes the contact link with `user` (ask, accept, decline,
+    /// cancel, remove); the caller's view afterwards.
+    pub async fn contact(
+        &self,
+        user: &UserId,
+        action: ContactAction,
+    ) -> Result<ContactInfo, Error> {
+        self.contact_reply(|id| ClientFrame::Contact {
+            id,
+            user: user.clone(),
+            action,
+        })
+        .await
+    }
+
+    /// Blocks `user`.
+    pub async fn block(&self, user: &UserId) -> Result<ContactInfo, Error> {
+        self.contact_reply(|id| ClientFrame::Block {
+            id,
+            user: user.clone(),
+        })
+        .await
+    }
+
+    /// Stops blocking `user`.
+    pub async fn unblock(&self, user: &UserId) -> Result<ContactInfo, Error> {
+        self.contact_reply(|id| ClientFrame::Unblock {
+            id,
+            user: user.clone(),
+        })
+        .await
+    }
+
+    /// A page of contacts, requests in or out, or blocked users.
+    pub async fn contacts(
+        &self,
+        list: ContactList,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<ContactPage, Error> {
+        let after = after.map(str::to_owned);
+        match self
+            .request(|id| ClientFrame::Contacts {
+                id,
+                list,
+                after,
+                limit,
+            })
+            .await?
+        {
+            ServerFrame::Contacts { contacts, next, .. } => Ok(ContactPage { contacts, next }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Changes the privacy settings; `None` fields stay. The settings now.
+    pub async fn set_privacy(
+        &self,
+        direct: Option<Audience>,
+        presence: Option<Audience>,
+    ) -> Result<Privacy, Error> {
+        match self
+            .request(|id| ClientFrame::SetPrivacy {
+                id,
+                direct,
+                presence,
+            })
+            .await?
+        {
+            ServerFrame::Privacy { privacy, .. } => Ok(privacy),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn contact_reply(
+        &self,
+        make: impl FnOnce(u32) -> ClientFrame,
+    ) -> Result<ContactInfo, Error> {
+        match self.request(make).await? {
+            ServerFrame::Contact { contact, .. } => Ok(*contact),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn conversation_reply(

@@ -178,9 +178,22 @@ pub fn may_open_direct(relation: Option<&Relation>, privacy: &Privacy) -> bool {
 /// viewer's own setting would admit the subject (whoever hides theirs
 /// does not see others').
 pub fn sees_presence(relation: Option<&Relation>, viewer: &Privacy, subject: &Privacy) -> bool {
-    let contacts = relation.is_some_and(Relation::are_contacts);
-    let blocked = relation.is_some_and(Relation::any_block);
+    let (contacts, blocked) = facts(relation);
+    shows_presence(contacts, blocked, viewer, subject)
+}
+
+/// [`sees_presence`] from the two facts it depends on.
+pub fn shows_presence(contacts: bool, blocked: bool, viewer: &Privacy, subject: &Privacy) -> bool {
     !blocked && subject.presence.admits(contacts) && viewer.presence.admits(contacts)
+}
+
+/// What visibility depends on: whether the two are contacts, and whether
+/// either blocks the other.
+pub fn facts(relation: Option<&Relation>) -> (bool, bool) {
+    (
+        relation.is_some_and(Relation::are_contacts),
+        relation.is_some_and(Relation::any_block),
+    )
 }
 
 #[cfg(test)]
@@ -207,7 +220,10 @@ mod tests {
         assert_eq!(crossed.link, Link::Contacts { since: 12 });
         let accepted = apply(&r, &b, Action::Accept, 12, 100).unwrap();
         assert_eq!(accepted, crossed);
-        assert!(apply(&r, &a, Action::Accept, 12, 100).is_err(), "one's own request");
+        assert!(
+            apply(&r, &a, Action::Accept, 12, 100).is_err(),
+            "one's own request"
+        );
     }
 
     #[test]
@@ -217,7 +233,10 @@ mod tests {
         let r = apply(&r, &b, Action::Decline, 20, 100).unwrap();
         assert_eq!(view(&r, &a).0, State::None);
         let early = apply(&r, &a, Action::Request, 119, 100).unwrap_err();
-        assert!(matches!(early, CoreError::RateLimited { retry_after_ms: 1 }));
+        assert!(matches!(
+            early,
+            CoreError::RateLimited { retry_after_ms: 1 }
+        ));
         let later = apply(&r, &a, Action::Request, 120, 100).unwrap();
         assert_eq!(view(&later, &b).0, State::Incoming);
         // The one declined may be asked by the decliner at once.

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::commands::conversations::{self, Request};
-use crate::commands::{account, directory, messaging};
+use crate::commands::{account, contacts, directory, messaging};
 use crate::error::CoreError;
 use crate::limits::AddrKey;
 use crate::model::{Content, ConversationId, DeviceId, UserId};
@@ -255,7 +255,9 @@ fn signed_in<'a>(
         } => Box::pin(directory::search_users(
             s, caller, out, id, query, after, limit,
         )),
-        ClientFrame::GetProfile { id, user } => Box::pin(directory::get_profile(s, id, user)),
+        ClientFrame::GetProfile { id, user } => {
+            Box::pin(directory::get_profile(s, caller, id, user))
+        }
         ClientFrame::UpdateProfile {
             id,
             display_name,
@@ -375,6 +377,26 @@ fn signed_in<'a>(
             Box::pin(c::mute(s, caller, id, conv, Some(until)))
         }
         ClientFrame::Unmute { id, conv } => Box::pin(c::mute(s, caller, id, conv, None)),
+        ClientFrame::Contact { id, user, action } => {
+            Box::pin(contacts::contact(s, caller, out, id, user, action))
+        }
+        ClientFrame::Block { id, user } => {
+            Box::pin(contacts::block(s, caller, out, id, user, true))
+        }
+        ClientFrame::Unblock { id, user } => {
+            Box::pin(contacts::block(s, caller, out, id, user, false))
+        }
+        ClientFrame::Contacts {
+            id,
+            list,
+            after,
+            limit,
+        } => Box::pin(contacts::contacts(s, caller, id, list, after, limit)),
+        ClientFrame::SetPrivacy {
+            id,
+            direct,
+            presence,
+        } => Box::pin(contacts::set_privacy(s, caller, out, id, direct, presence)),
         ClientFrame::Hello { .. }
         | ClientFrame::Ping { .. }
         | ClientFrame::Register { .. }
@@ -492,7 +514,12 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
         | ClientFrame::RevokeInvite { conv, .. }
         | ClientFrame::Mute { conv, .. }
         | ClientFrame::Unmute { conv, .. } => check("conv", conv.as_str(), max),
-        ClientFrame::OpenDirect { user, .. } => check("user", user.as_str(), max),
+        ClientFrame::OpenDirect { user, .. }
+        | ClientFrame::Contact { user, .. }
+        | ClientFrame::Block { user, .. }
+        | ClientFrame::Unblock { user, .. } => check("user", user.as_str(), max),
+        ClientFrame::Contacts { after, .. } => check("after", after.as_deref().unwrap_or(""), max),
+        ClientFrame::SetPrivacy { .. } => Ok(()),
         ClientFrame::RemoveMember { conv, user, .. } | ClientFrame::SetRole { conv, user, .. } => {
             check("conv", conv.as_str(), max)?;
             check("user", user.as_str(), max)

@@ -10,8 +10,8 @@ use crate::error::CoreError;
 use crate::hub::Hub;
 use crate::limits::{Admission, Caps};
 use crate::memory::{
-    MemoryBroker, MemoryContactStore, MemoryMailer, MemoryMessageStore, MemoryPresenceStore, MemoryRateLimiter,
-    MemoryResetTokenStore, MemorySessionStore, MemoryUserStore,
+    MemoryBroker, MemoryContactStore, MemoryMailer, MemoryMessageStore, MemoryPresenceStore,
+    MemoryRateLimiter, MemoryResetTokenStore, MemorySessionStore, MemoryUserStore,
 };
 use crate::model::{now_millis, Millis};
 use crate::protocol::ErrorCode;
@@ -146,6 +146,11 @@ pub struct Config {
     /// Attempts to join a group by invite token allowed per user (through
     /// the rate limiter), so that tokens cannot be guessed.
     pub join_attempts: Quota,
+    /// Contact requests a user may send (through the rate limiter).
+    pub contact_requests: Quota,
+    /// How long a user whose contact request was declined waits before
+    /// asking the same user again (milliseconds).
+    pub contact_retry_ms: u64,
 }
 
 impl Default for Config {
@@ -197,6 +202,11 @@ impl Default for Config {
                 max: 30,
                 window_ms: 10 * 60 * 1000,
             },
+            contact_requests: Quota {
+                max: 50,
+                window_ms: 24 * 3600 * 1000,
+            },
+            contact_retry_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! moves bytes; everything the protocol means happens here.
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::{poll_fn, Future};
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -17,10 +17,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::contacts::{facts, shows_presence};
 use crate::error::CoreError;
 use crate::hub::{ConnTx, Kick};
 use crate::limits::{AddrKey, Refusal};
-use crate::model::{ConversationId, Presence, UserId};
+use crate::model::{ConversationId, Presence, Privacy, UserId};
 use crate::protocol::{
     ClientFrame, DecodeError, ServerFrame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
@@ -166,6 +167,9 @@ where
             key: conn_key,
         },
         known_users: HashSet::new(),
+        privacy: Privacy::default(),
+        seen: HashMap::new(),
+        pending: Vec::new(),
         hello: false,
         auth: None,
         focus: None,
@@ -232,8 +236,9 @@ where
         // connection's future holds nothing but the frames themselves
         // (this state sizes every idle connection's future).
         let mut frames = frames.0;
+        let mut more = std::mem::take(&mut s.pending);
         let mut queued = false;
-        for slot in &mut frames {
+        for slot in frames.iter_mut().chain(more.iter_mut()) {
             if slot.is_none() {
                 continue;
             }
@@ -253,6 +258,7 @@ where
             queued = true;
             server.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
         }
+        drop(more);
         if queued {
             let flushed = or_kicked(&mut kicked, |cx| {
                 outgoing.poll_flush_unpin(cx).map_err(transport)
@@ -346,6 +352,34 @@ impl Frames {
     }
 }
 
+/// What a watched user's presence shown to a connection depends on.
+#[derive(Debug)]
+struct Seen {
+    /// Their privacy settings.
+    privacy: Privacy,
+    /// Whether they are the connection's user's contact.
+    contacts: bool,
+    /// Whether either blocks the other.
+    blocked: bool,
+    /// Their presence as last heard (shown or not).
+    presence: Presence,
+}
+
+impl Seen {
+    fn shown(&self, mine: &Privacy) -> bool {
+        shows_presence(self.contacts, self.blocked, mine, &self.privacy)
+    }
+
+    /// Their presence as `mine` lets it be shown.
+    fn presence(&self, mine: &Privacy) -> Presence {
+        if self.shown(mine) {
+            self.presence.clone()
+        } else {
+            Presence::hidden(self.presence.user.clone())
+        }
+    }
+}
+
 /// A request under way: its id and name (for the error frame and the log),
 /// and its handling, which borrows the session until it ends.
 struct Admitted<'a> {
@@ -383,6 +417,15 @@ struct Session {
     known_users: HashSet<UserId>,
     /// Set when the reply must be the last frame (logout, bad version).
     close_after: Option<Disconnect>,
+    /// The signed-in user's privacy settings (kept current by
+    /// [`Event::Privacy`]).
+    privacy: Privacy,
+    /// What presence shown to this connection depends on, for each user
+    /// whose presence it watches.
+    seen: HashMap<UserId, Seen>,
+    /// Frames beyond the two an event makes, to send with them (a privacy
+    /// change can change what many watched users show).
+    pending: Vec<Option<ServerFrame>>,
     /// The account whose connection slot this connection holds
     /// ([`crate::limits::Admission`]).
     slot: Option<UserId>,
@@ -569,7 +612,11 @@ impl Session {
                 }
             }
             Event::Presence(p) => {
-                if self.dir_watch.contains(&p.user) || self.conv_watch.contains(&p.user) {
+                let Some(seen) = self.seen.get_mut(&p.user) else {
+                    return Ok(Frames::NONE);
+                };
+                seen.presence = p.clone();
+                if seen.shown(&self.privacy) {
                     Ok(Frames::one(ServerFrame::Presence {
                         presence: p.clone(),
                     }))
@@ -579,8 +626,7 @@ impl Session {
             }
             Event::Profile { profile, origin } => {
                 let seen = profile.user == auth.user
-                    || self.dir_watch.contains(&profile.user)
-                    || self.conv_watch.contains(&profile.user);
+                    || self.seen.get(&profile.user).is_some_and(|s| !s.blocked);
                 if **origin != *self.conn_key && seen {
                     Ok(Frames::one(ServerFrame::ProfileChanged {
                         profile: profile.clone(),
@@ -596,6 +642,72 @@ impl Session {
                     }))
                 } else {
                     Ok(Frames::NONE)
+                }
+            }
+            Event::Relation {
+                with,
+                contacts,
+                blocked,
+                contact,
+                origin,
+            } => {
+                let mut frames = Frames::NONE;
+                if let Some(seen) = self.seen.get_mut(with) {
+                    let was = seen.shown(&self.privacy);
+                    seen.contacts = *contacts;
+                    seen.blocked = *blocked;
+                    if seen.shown(&self.privacy) != was {
+                        frames.0[0] = Some(ServerFrame::Presence {
+                            presence: seen.presence(&self.privacy),
+                        });
+                    }
+                }
+                if let Some(contact) = contact
+                    .as_ref()
+                    .filter(|_| origin.as_deref() != Some(&*self.conn_key))
+                {
+                    frames.0[1] = Some(ServerFrame::Contact {
+                        id: None,
+                        contact: contact.clone(),
+                    });
+                }
+                Ok(frames)
+            }
+            Event::Privacy {
+                user,
+                privacy,
+                origin,
+            } => {
+                if *user != auth.user {
+                    let Some(seen) = self.seen.get_mut(user) else {
+                        return Ok(Frames::NONE);
+                    };
+                    let was = seen.shown(&self.privacy);
+                    seen.privacy = *privacy;
+                    return Ok(if seen.shown(&self.privacy) != was {
+                        Frames::one(ServerFrame::Presence {
+                            presence: seen.presence(&self.privacy),
+                        })
+                    } else {
+                        Frames::NONE
+                    });
+                }
+                let before = self.privacy;
+                self.privacy = *privacy;
+                for seen in self.seen.values() {
+                    if seen.shown(&before) != seen.shown(privacy) {
+                        self.pending.push(Some(ServerFrame::Presence {
+                            presence: seen.presence(privacy),
+                        }));
+                    }
+                }
+                if origin.as_deref() == Some(&*self.conn_key) {
+                    Ok(Frames::NONE)
+                } else {
+                    Ok(Frames::one(ServerFrame::Privacy {
+                        id: None,
+                        privacy: *privacy,
+                    }))
                 }
             }
             Event::Revoked(which) => {
@@ -645,6 +757,16 @@ impl Session {
             return Err(CoreError::Unauthenticated(
                 "the session was revoked; sign in again".into(),
             ));
+        }
+        // Loaded once the connection listens, like the session above: a
+        // change after this is heard.
+        match self.server.backends.users.get(&user).await {
+            Ok(record) => self.privacy = record.map(|u| u.privacy).unwrap_or_default(),
+            Err(e) => {
+                let _ = self.server.hub.unsubscribe(&topic, self.conn).await;
+                self.release_slot();
+                return Err(e.into());
+            }
         }
         self.auth = Some(Caller::new(
             user.clone(),
@@ -701,18 +823,21 @@ impl Session {
                     .hub
                     .unsubscribe(&Topic::Presence(u.clone()), self.conn)
                     .await?;
+                self.seen.remove(u);
             }
         }
+        let mut added = Vec::new();
         for u in new.difference(&old) {
             if !self.conv_watch.contains(u) {
                 self.server
                     .hub
                     .subscribe(&Topic::Presence(u.clone()), self.conn, &self.conn_tx)
                     .await?;
+                added.push(u.clone());
             }
         }
         self.dir_watch = new;
-        Ok(())
+        self.learn(&added).await
     }
 
     /// Listens for new users while the directory view is the unfiltered
@@ -755,6 +880,47 @@ impl Session {
             }
         }
         self.dir_watch.insert(user.clone());
+        if let Err(e) = self.learn(std::slice::from_ref(user)).await {
+            tracing::warn!(error = %e, "presence settings of a new user not loaded");
+        }
+    }
+
+    /// Loads what the presence of `users` (just watched) shown to this
+    /// connection depends on: their settings, the relation, their presence.
+    /// Listening came first, so a change after this is heard.
+    async fn learn(&mut self, users: &[UserId]) -> Result<(), CoreError> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        let users: Vec<UserId> = users
+            .iter()
+            .filter(|u| !self.seen.contains_key(*u))
+            .cloned()
+            .collect();
+        if users.is_empty() {
+            return Ok(());
+        }
+        let b = &self.server.backends;
+        let records = b.users.get_many(&users).await?;
+        let relations = b.contacts.relations(&auth.user, &users).await?;
+        let presence = b.presence.get(&users).await?;
+        for p in presence {
+            let Some(record) = records.iter().find(|r| r.id == p.user) else {
+                continue;
+            };
+            let relation = relations.iter().find(|r| r.side(&p.user).is_some());
+            let (contacts, blocked) = facts(relation);
+            self.seen.insert(
+                p.user.clone(),
+                Seen {
+                    privacy: record.privacy,
+                    contacts,
+                    blocked,
+                    presence: p,
+                },
+            );
+        }
+        Ok(())
     }
 
     /// Watches the presence of a conversation peer, and remembers that the
@@ -775,8 +941,8 @@ impl Session {
         if self.known_users.len() < self.server.config.max_watched {
             self.known_users.insert(user.clone());
         }
-        self.conv_watch.insert(user);
-        Ok(())
+        self.conv_watch.insert(user.clone());
+        self.learn(&[user]).await
     }
 
     async fn cleanup(&mut self) {

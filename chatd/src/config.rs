@@ -240,6 +240,19 @@ struct Options {
     #[arg(long, env = "CHATD_JOIN_WINDOW_SECS", value_name = "SECS")]
     join_window_secs: Option<u64>,
 
+    /// Contact requests a user may send per --contact-requests-window-secs (default: 50).
+    #[arg(long, env = "CHATD_CONTACT_REQUESTS", value_name = "N")]
+    contact_requests: Option<u32>,
+
+    /// The window of --contact-requests, in seconds (default: 86400).
+    #[arg(long, env = "CHATD_CONTACT_REQUESTS_WINDOW_SECS", value_name = "SECS")]
+    contact_requests_window_secs: Option<u64>,
+
+    /// How long a user whose contact request was declined waits before asking the same
+    /// user again, in seconds (default: 604800, a week).
+    #[arg(long, env = "CHATD_CONTACT_RETRY_SECS", value_name = "SECS")]
+    contact_retry_secs: Option<u64>,
+
     /// Registrations and password-reset requests allowed per client address per hour (default: 30).
     #[arg(long, env = "CHATD_SIGNUPS_PER_ADDRESS_PER_HOUR", value_name = "N")]
     signups_per_address_per_hour: Option<u32>,
@@ -395,6 +408,9 @@ pub(crate) struct Settings {
     pub(crate) max_group_members: usize,
     pub(crate) join_attempts: u32,
     pub(crate) join_window: Duration,
+    pub(crate) contact_requests: u32,
+    pub(crate) contact_requests_window: Duration,
+    pub(crate) contact_retry: Duration,
     pub(crate) login_failures_per_account: u32,
     pub(crate) login_failures_per_address: u32,
     pub(crate) frames_per_second: u32,
@@ -528,6 +544,9 @@ impl Settings {
             max_group_members: o.max_group_members.unwrap_or(1000),
             join_attempts: o.join_attempts.unwrap_or(30),
             join_window: secs(o.join_window_secs, 600),
+            contact_requests: o.contact_requests.unwrap_or(50),
+            contact_requests_window: secs(o.contact_requests_window_secs, 86_400),
+            contact_retry: secs(o.contact_retry_secs, 604_800),
             login_failures_per_account: o.login_failures_per_account.unwrap_or(10),
             login_failures_per_address: o.login_failures_per_address.unwrap_or(100),
             frames_per_second: o.frames_per_second.unwrap_or(50),
@@ -559,11 +578,14 @@ impl Settings {
             || self.max_group_members < 2
             || self.join_attempts == 0
             || self.join_window.is_zero()
+            || self.contact_requests == 0
+            || self.contact_requests_window.is_zero()
         {
             bail!(
                 "--max-connections, --outbound-queue, the --max-unauthenticated*, \
                  --max-connections-per-*, --signups-per-*, --login-failures-per-*, \
-                 --join-attempts and --join-window-secs must be at least 1, and \
+                 --join-attempts, --join-window-secs, --contact-requests and \
+                 --contact-requests-window-secs must be at least 1, and \
                  --max-group-members at least 2"
             );
         }
@@ -624,6 +646,9 @@ impl Options {
             max_group_members,
             join_attempts,
             join_window_secs,
+            contact_requests,
+            contact_requests_window_secs,
+            contact_retry_secs,
             login_failures_per_account,
             login_failures_per_address,
             frames_per_second,

@@ -175,6 +175,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     core.join_attempts.max = settings.join_attempts;
     core.join_attempts.window_ms =
         u64::try_from(settings.join_window.as_millis()).unwrap_or(u64::MAX);
+    core.contact_requests.max = settings.contact_requests;
+    core.contact_requests.window_ms =
+        u64::try_from(settings.contact_requests_window.as_millis()).unwrap_or(u64::MAX);
+    core.contact_retry_ms = u64::try_from(settings.contact_retry.as_millis()).unwrap_or(u64::MAX);
     core.signup_per_address.max = settings.signups_per_address_per_hour;
     core.login_per_account.max = settings.login_failures_per_account;
     core.login_per_address.max = settings.login_failures_per_address;

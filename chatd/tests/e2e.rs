@@ -23,6 +23,8 @@ const T: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "violet harbour anchor 1917";
 const NEW_PASSWORD: &str = "quiet lantern meadow 2024";
 
+#[path = "e2e/contacts.rs"]
+mod contacts;
 #[path = "e2e/groups.rs"]
 mod groups;
 #[path = "e2e/hardening.rs"]
@@ -458,7 +460,7 @@ fn parse_frame(buf: &[u8]) -> Option<((u8, Vec<u8>), usize)> {
 fn hello(id: u32) -> ClientFrame {
     ClientFrame::Hello {
         id,
-        version: 2,
+        version: 3,
         client: Some("raw".into()),
     }
 }
@@ -982,7 +984,7 @@ async fn bad_input_gets_errors_and_leaves_the_server_and_others_alone() {
         js.header("sec-websocket-protocol"),
         Some("chatcore.v1.json")
     );
-    js.send(1, br#"{"type":"hello","id":1,"version":2}"#).await;
+    js.send(1, br#"{"type":"hello","id":1,"version":3}"#).await;
     assert!(matches!(
         js.recv(Codec::Json).await,
         ServerFrame::Welcome { id: 1, .. }

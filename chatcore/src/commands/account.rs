@@ -167,6 +167,7 @@ async fn open_session(
         token: Some(token),
         expires_at,
         profile: Box::new(user.profile()),
+        privacy: user.privacy,
     })
 }
 
@@ -322,6 +323,7 @@ pub(crate) async fn resume(
         token: None,
         expires_at,
         profile: Box::new(user.profile()),
+        privacy: user.privacy,
     })
 }
 

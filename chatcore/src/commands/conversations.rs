@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::account::{normalize_avatar, normalize_text};
 use crate::commands::account::{hash_token, new_token};
+use crate::commands::contacts;
 use crate::error::CoreError;
 use crate::groups::{self, Action};
 use crate::model::{Content, ConversationId, ConversationKind, Message, Millis, UserId};
@@ -122,13 +123,32 @@ pub(crate) async fn direct_with(
             message: "a direct conversation is with someone else".into(),
         });
     }
-    if s.backends.users.get(user).await?.is_none() {
-        return Err(CoreError::NotFound("no such user".into()));
+    let other = s
+        .backends
+        .users
+        .get(user)
+        .await?
+        .ok_or_else(|| CoreError::NotFound("no such user".into()))?;
+    let conv = ConversationId::direct(&caller.user, user);
+    let existing = s.backends.messages.conversation(&conv).await?;
+    contacts::check_direct(s, caller, &other, existing.is_some()).await?;
+    if let Some(state) = existing {
+        return Ok(state);
     }
     Ok(s.backends
         .messages
         .open_direct(ConversationState::direct(&caller.user, user, s.now()))
         .await?)
+}
+
+/// Refuses adding `users` to a group when a block stands between the
+/// caller and any of them: the same refusal as any other.
+async fn check_adds(s: &Server, caller: &Caller, users: &[UserId]) -> Result<(), CoreError> {
+    let relations = s.backends.contacts.relations(&caller.user, users).await?;
+    if relations.iter().any(|r| r.any_block()) {
+        return Err(CoreError::Forbidden(crate::contacts::REFUSED.into()));
+    }
+    Ok(())
 }
 
 /// A group's title: the rules of display names, 1 to 100 characters.
@@ -174,6 +194,7 @@ pub(crate) async fn create_group(
             message: "no such user among the members".into(),
         });
     }
+    check_adds(s, caller, &others).await?;
     let now = s.now();
     let state = ConversationState::group(
         &caller.user,
@@ -269,6 +290,7 @@ pub(crate) async fn change_group(
                     message: "no such user among the users".into(),
                 });
             }
+            check_adds(s, caller, &users).await?;
             Action::Add(users)
         }
         Request::Remove(user) => Action::Remove(user),

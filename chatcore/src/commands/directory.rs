@@ -1,6 +1,7 @@
 //! search_users, get_profile, update_profile.
 
 use crate::account::{normalize_about, normalize_avatar, normalize_display_name, search_key};
+use crate::contacts;
 use crate::error::CoreError;
 use crate::model::{Presence, UserId};
 use crate::protocol::{DirectoryEntry, ServerFrame};
@@ -8,21 +9,58 @@ use crate::request::{page, Caller, Out};
 use crate::server::Server;
 use crate::store::{Event, ProfileUpdate, SearchQuery, Topic, UserRecord};
 
-async fn entries(s: &Server, users: Vec<UserRecord>) -> Result<Vec<DirectoryEntry>, CoreError> {
+/// The directory entries of `users` as `caller` may see them: presence
+/// hidden where the privacy settings or a block say so, and (`drop_blockers`)
+/// without the users who block the caller.
+async fn entries(
+    s: &Server,
+    caller: &Caller,
+    users: Vec<UserRecord>,
+    drop_blockers: bool,
+) -> Result<Vec<DirectoryEntry>, CoreError> {
+    let me = &caller.user;
     let ids: Vec<UserId> = users.iter().map(|u| u.id.clone()).collect();
+    let relations = s.backends.contacts.relations(me, &ids).await?;
+    let mine = match users.iter().find(|u| u.id == *me) {
+        Some(u) => u.privacy,
+        None => s
+            .backends
+            .users
+            .get(me)
+            .await?
+            .map(|u| u.privacy)
+            .unwrap_or_default(),
+    };
     let presence = s.backends.presence.get(&ids).await?;
     Ok(users
         .iter()
         .zip(presence)
-        .map(|(u, presence)| DirectoryEntry {
-            profile: u.profile(),
-            presence,
+        .filter_map(|(u, presence)| {
+            if u.id == *me {
+                return Some(DirectoryEntry {
+                    profile: u.profile(),
+                    presence,
+                });
+            }
+            let relation = relations.iter().find(|r| r.side(&u.id).is_some());
+            if drop_blockers && relation.is_some_and(|r| r.blocks(&u.id)) {
+                return None;
+            }
+            let presence = if contacts::sees_presence(relation, &mine, &u.privacy) {
+                presence
+            } else {
+                Presence::hidden(u.id.clone())
+            };
+            Some(DirectoryEntry {
+                profile: u.profile(),
+                presence,
+            })
         })
         .collect())
 }
 
-async fn entry(s: &Server, user: UserRecord) -> Result<DirectoryEntry, CoreError> {
-    entries(s, vec![user])
+async fn entry(s: &Server, caller: &Caller, user: UserRecord) -> Result<DirectoryEntry, CoreError> {
+    entries(s, caller, vec![user], false)
         .await?
         .pop()
         .ok_or_else(|| CoreError::Internal("presence lookup returned nothing".into()))
@@ -46,7 +84,7 @@ pub(crate) async fn search_users(
     let next = (users.len() == limit)
         .then(|| users.last().map(|u| u.username_key.clone()))
         .flatten();
-    let entries = entries(s, users).await?;
+    let entries = entries(s, caller, users, true).await?;
     // The connection watches the presence of whom its directory shows.
     out.directory = Some(
         entries
@@ -64,6 +102,7 @@ pub(crate) async fn search_users(
 
 pub(crate) async fn get_profile(
     s: &Server,
+    caller: &Caller,
     id: u32,
     user: UserId,
 ) -> Result<ServerFrame, CoreError> {
@@ -75,7 +114,7 @@ pub(crate) async fn get_profile(
         .ok_or_else(|| CoreError::NotFound("no such user".into()))?;
     Ok(ServerFrame::Profile {
         id,
-        entry: Box::new(entry(s, record).await?),
+        entry: Box::new(entry(s, caller, record).await?),
     })
 }
 
@@ -118,7 +157,7 @@ pub(crate) async fn update_profile(
     }
     Ok(ServerFrame::Profile {
         id,
-        entry: Box::new(entry(s, record).await?),
+        entry: Box::new(entry(s, caller, record).await?),
     })
 }
 

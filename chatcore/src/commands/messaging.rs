@@ -120,6 +120,17 @@ pub(crate) async fn send(
         Err(StoreError::NotFound) => {
             return Err(CoreError::NotFound("no such conversation".into()))
         }
+        Err(StoreError::Blocked) => {
+            // The blocker is told why; the blocked user gets the refusal
+            // any privacy setting gives.
+            let state = s.backends.messages.conversation(&conv).await?;
+            if state.is_some_and(|c| c.blocked.contains(me)) {
+                return Err(CoreError::Forbidden(
+                    "you block this user: unblock them first".into(),
+                ));
+            }
+            return Err(StoreError::Blocked.into());
+        }
         other => other?,
     };
     let m = appended.message;

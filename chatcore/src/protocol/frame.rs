@@ -2,18 +2,19 @@ use serde::{Deserialize, Serialize};
 
 use super::{ErrorCode, SharedMessage};
 use crate::model::{
-    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Presence,
-    Profile, Role, UserId,
+    Audience, Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis,
+    Presence, Privacy, Profile, Role, UserId,
 };
 
 /// The protocol version this build speaks. A client announces its version in
 /// its first frame (`hello`); the server answers with the version both speak.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The oldest protocol version this build speaks: version 2 made
 /// conversations stored things (`send` names one, groups), which version 1
-/// clients cannot follow.
-pub const MIN_PROTOCOL_VERSION: u32 = 2;
+/// clients cannot follow; version 3 added contacts, blocks and privacy
+/// (`session` carries the settings, which version 2 decoders refuse).
+pub const MIN_PROTOCOL_VERSION: u32 = 3;
 
 /// Everything a client may send. Every request carries an `id`, chosen by the
 /// client, that the server's reply (or `error`) carries back.
@@ -333,11 +334,123 @@ pub enum ClientFrame {
         /// The conversation.
         conv: ConversationId,
     },
+    /// Changes the caller's contact link with `user`: ask, accept,
+    /// decline, cancel or remove. Reply: `contact`.
+    Contact {
+        /// Request id.
+        id: u32,
+        /// The other user.
+        user: UserId,
+        /// What to do.
+        action: ContactAction,
+    },
+    /// Blocks `user`. Reply: `contact`.
+    Block {
+        /// Request id.
+        id: u32,
+        /// The user to block.
+        user: UserId,
+    },
+    /// Stops blocking `user`. Reply: `contact`.
+    Unblock {
+        /// Request id.
+        id: u32,
+        /// The user to unblock.
+        user: UserId,
+    },
+    /// A page of the caller's contacts, requests in or out, or blocked
+    /// users. Reply: `contacts`.
+    Contacts {
+        /// Request id.
+        id: u32,
+        /// Which list.
+        list: ContactList,
+        /// Paging cursor: the `next` of the previous page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        /// Page size (server caps it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Changes the caller's privacy settings; absent fields stay. Reply:
+    /// `privacy`.
+    SetPrivacy {
+        /// Request id.
+        id: u32,
+        /// Who may start a direct conversation with the caller.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        direct: Option<Audience>,
+        /// Who sees the caller's online state and last seen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        presence: Option<Audience>,
+    },
     /// Liveness check at the application level. Reply: `pong`.
     Ping {
         /// Request id.
         id: u32,
     },
+}
+
+/// What a `contact` request does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactAction {
+    /// Ask `user` to become contacts (accepts their request if they asked).
+    Request,
+    /// Accept `user`'s request.
+    Accept,
+    /// Decline `user`'s request.
+    Decline,
+    /// Withdraw the caller's request to `user`.
+    Cancel,
+    /// Stop being contacts.
+    Remove,
+}
+
+/// Which list `contacts` pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactList {
+    /// Contacts.
+    Contacts,
+    /// Requests received, not answered.
+    Incoming,
+    /// Requests sent, not answered.
+    Outgoing,
+    /// Blocked users.
+    Blocked,
+}
+
+/// The caller's contact state with a user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactState {
+    /// Nothing.
+    None,
+    /// The user asked the caller.
+    Incoming,
+    /// The caller asked the user.
+    Outgoing,
+    /// Contacts.
+    Contact,
+}
+
+/// A user as the caller's contacts show them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactInfo {
+    /// The user's contact card.
+    pub profile: Profile,
+    /// The contact state.
+    pub state: ContactState,
+    /// Whether the caller blocks the user.
+    pub blocked: bool,
+    /// Since when the state holds (absent for `none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Millis>,
+    /// The user's presence, as the caller may see it (in `contacts` pages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<Presence>,
 }
 
 impl ClientFrame {
@@ -375,6 +488,11 @@ impl ClientFrame {
             | ClientFrame::Join { id, .. }
             | ClientFrame::Mute { id, .. }
             | ClientFrame::Unmute { id, .. }
+            | ClientFrame::Contact { id, .. }
+            | ClientFrame::Block { id, .. }
+            | ClientFrame::Unblock { id, .. }
+            | ClientFrame::Contacts { id, .. }
+            | ClientFrame::SetPrivacy { id, .. }
             | ClientFrame::Ping { id } => *id,
         }
     }
@@ -413,6 +531,11 @@ impl ClientFrame {
             ClientFrame::Join { .. } => "join",
             ClientFrame::Mute { .. } => "mute",
             ClientFrame::Unmute { .. } => "unmute",
+            ClientFrame::Contact { .. } => "contact",
+            ClientFrame::Block { .. } => "block",
+            ClientFrame::Unblock { .. } => "unblock",
+            ClientFrame::Contacts { .. } => "contacts",
+            ClientFrame::SetPrivacy { .. } => "set_privacy",
             ClientFrame::Ping { .. } => "ping",
         }
     }
@@ -560,6 +683,8 @@ pub enum ServerFrame {
         expires_at: Millis,
         /// The user's own profile.
         profile: Box<Profile>,
+        /// The user's privacy settings.
+        privacy: Privacy,
     },
     /// Success with nothing to report.
     Ok {
@@ -725,6 +850,35 @@ pub enum ServerFrame {
         /// The new user's contact card and presence.
         entry: Box<DirectoryEntry>,
     },
+    /// Reply to `contact`, `block` and `unblock`: the state now.
+    /// Without `id`, a push: the user's contact state with someone changed
+    /// (on another device, or by the other user).
+    Contact {
+        /// Request id (absent in a push).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u32>,
+        /// The state now.
+        contact: Box<ContactInfo>,
+    },
+    /// Reply to `contacts`.
+    Contacts {
+        /// Request id.
+        id: u32,
+        /// The page.
+        contacts: Vec<ContactInfo>,
+        /// Cursor for the next page, absent on the last one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
+    /// Reply to `set_privacy`: the settings now. Without `id`, a push: they
+    /// changed on another device.
+    Privacy {
+        /// Request id (absent in a push).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u32>,
+        /// The settings.
+        privacy: Privacy,
+    },
 }
 
 impl ServerFrame {
@@ -744,7 +898,10 @@ impl ServerFrame {
             | ServerFrame::Changed { id, .. }
             | ServerFrame::Invite { id, .. }
             | ServerFrame::Pong { id } => Some(*id),
-            ServerFrame::Error { id, .. } => *id,
+            ServerFrame::Contacts { id, .. } => Some(*id),
+            ServerFrame::Error { id, .. }
+            | ServerFrame::Contact { id, .. }
+            | ServerFrame::Privacy { id, .. } => *id,
             ServerFrame::Message { .. }
             | ServerFrame::Presence { .. }
             | ServerFrame::Alert { .. }

@@ -19,7 +19,8 @@ pub use error::ErrorCode;
 #[cfg(feature = "testkit")]
 pub(crate) use fast::decode_msgpack_send;
 pub use frame::{
-    ClientFrame, ConversationInfo, ConversationSummary, DirectoryEntry, LastEntry, MemberInfo,
-    ServerFrame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    ClientFrame, ContactAction, ContactInfo, ContactList, ContactState, ConversationInfo,
+    ConversationSummary, DirectoryEntry, LastEntry, MemberInfo, ServerFrame, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
 };
 pub use shared::SharedMessage;

@@ -3,8 +3,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use super::StoreResult;
-use crate::model::{ConversationId, DeviceId, Presence, Profile, UserId};
-use crate::protocol::{DirectoryEntry, SharedMessage};
+use crate::model::{ConversationId, DeviceId, Presence, Privacy, Profile, UserId};
+use crate::protocol::{ContactInfo, DirectoryEntry, SharedMessage};
 
 /// Where events are published. Every connection of a user listens on
 /// `User(user)`; connections watching someone's presence listen on
@@ -71,6 +71,31 @@ pub enum Event {
     },
     /// Someone registered (to `Directory`).
     NewUser(Box<DirectoryEntry>),
+    /// The topic's user's relation with `with` changed: their connections
+    /// refresh what they show of `with` (presence, profile changes) and,
+    /// when `contact` is given, push it (the user's view changed).
+    Relation {
+        /// The other user.
+        with: UserId,
+        /// Whether the two are contacts now.
+        contacts: bool,
+        /// Whether either blocks the other now (never pushed as such).
+        blocked: bool,
+        /// The user's new view of the pair, to push.
+        contact: Option<Box<ContactInfo>>,
+        /// The connection that asked (it has the reply).
+        origin: Option<Arc<str>>,
+    },
+    /// `user` changed their privacy settings: their own connections push
+    /// them, the connections watching their presence apply them.
+    Privacy {
+        /// Whose settings.
+        user: UserId,
+        /// The settings now.
+        privacy: Privacy,
+        /// The connection that asked (it has the reply).
+        origin: Option<Arc<str>>,
+    },
     /// Sessions of the topic's user were revoked: the connections signed in
     /// with them close (4001).
     Revoked(Revocation),

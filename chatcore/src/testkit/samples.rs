@@ -2,12 +2,12 @@
 //! `tests/vectors/frames.json` and of the examples in `docs/PROTOCOL.md`.
 
 use crate::model::{
-    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Presence, Profile,
-    Role, UserId,
+    Audience, Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Presence,
+    Privacy, Profile, Role, UserId,
 };
 use crate::protocol::{
-    ClientFrame, ConversationInfo, ConversationSummary, DirectoryEntry, ErrorCode, LastEntry,
-    MemberInfo, ServerFrame,
+    ClientFrame, ContactAction, ContactInfo, ContactList, ContactState, ConversationInfo,
+    ConversationSummary, DirectoryEntry, ErrorCode, LastEntry, MemberInfo, ServerFrame,
 };
 
 fn alice() -> UserId {
@@ -103,7 +103,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
     vec![
         ClientFrame::Hello {
             id: 1,
-            version: 2,
+            version: 3,
             client: Some("chatcore-rs/0.1".into()),
         },
         ClientFrame::Register {
@@ -259,6 +259,30 @@ pub fn client_frames() -> Vec<ClientFrame> {
             id: 32,
             conv: group(),
         },
+        ClientFrame::Contact {
+            id: 33,
+            user: bob(),
+            action: ContactAction::Request,
+        },
+        ClientFrame::Block {
+            id: 34,
+            user: bob(),
+        },
+        ClientFrame::Unblock {
+            id: 35,
+            user: bob(),
+        },
+        ClientFrame::Contacts {
+            id: 36,
+            list: ContactList::Contacts,
+            after: None,
+            limit: Some(50),
+        },
+        ClientFrame::SetPrivacy {
+            id: 37,
+            direct: Some(Audience::Contacts),
+            presence: None,
+        },
     ]
 }
 
@@ -267,7 +291,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
     vec![
         ServerFrame::Welcome {
             id: 1,
-            version: 2,
+            version: 3,
             server: "chatcore/0.1.0".into(),
             time: 1_732_540_800_000,
         },
@@ -284,6 +308,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 about: String::new(),
                 avatar: None,
             }),
+            privacy: Privacy::default(),
         },
         ServerFrame::Ok { id: 15 },
         ServerFrame::Users {
@@ -503,6 +528,38 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 },
             }),
         },
+        ServerFrame::Contact {
+            id: Some(33),
+            contact: Box::new(ContactInfo {
+                profile: profile(),
+                state: ContactState::Outgoing,
+                blocked: false,
+                since: Some(1_732_540_900_000),
+                presence: None,
+            }),
+        },
+        ServerFrame::Contacts {
+            id: 36,
+            contacts: vec![ContactInfo {
+                profile: profile(),
+                state: ContactState::Contact,
+                blocked: false,
+                since: Some(1_732_541_000_000),
+                presence: Some(Presence {
+                    user: bob(),
+                    online: true,
+                    last_seen: None,
+                }),
+            }],
+            next: None,
+        },
+        ServerFrame::Privacy {
+            id: Some(37),
+            privacy: Privacy {
+                direct: Audience::Contacts,
+                presence: Audience::Everyone,
+            },
+        },
     ]
 }
 
@@ -534,5 +591,8 @@ pub fn server_type_name(f: &ServerFrame) -> &'static str {
         ServerFrame::Conversation { .. } => "conversation",
         ServerFrame::Changed { .. } => "changed",
         ServerFrame::Invite { .. } => "invite",
+        ServerFrame::Contact { .. } => "contact",
+        ServerFrame::Contacts { .. } => "contacts",
+        ServerFrame::Privacy { .. } => "privacy",
     }
 }

@@ -51,12 +51,12 @@ impl Client {
         match c
             .req(|id| ClientFrame::Hello {
                 id,
-                version: 2,
+                version: 3,
                 client: Some("test".into()),
             })
             .await
         {
-            ServerFrame::Welcome { version: 2, .. } => {}
+            ServerFrame::Welcome { version: 3, .. } => {}
             other => panic!("hello: {other:?}"),
         }
         c
@@ -309,7 +309,7 @@ async fn frames_out_of_order_get_clear_errors() {
         code(
             &c.req(|id| ClientFrame::Hello {
                 id,
-                version: 2,
+                version: 3,
                 client: None
             })
             .await
@@ -1091,7 +1091,7 @@ async fn shutdown_ends_every_session() {
     conn.tx
         .send(Ok(ClientFrame::Hello {
             id: 1,
-            version: 2,
+            version: 3,
             client: None,
         }))
         .await

@@ -1,0 +1,358 @@
+//! Contacts, blocks and privacy settings: the requests, and what the rules
+//! of [`crate::contacts`] mean for the rest (direct conversations, presence,
+//! the directory).
+
+use crate::contacts::{self as rules, Action, State};
+use crate::error::CoreError;
+use crate::model::{Audience, ConversationId, Presence, Privacy, UserId};
+use crate::protocol::{ContactAction, ContactInfo, ContactList, ContactState, ServerFrame};
+use crate::request::{page, Caller, Out};
+use crate::server::Server;
+use crate::store::{Changed, ContactView, Event, Relation, StoreError, Topic, UserRecord, Written};
+
+/// How many times a compare-and-swap is tried before giving up (each
+/// retry means another change of the same pair landed in between).
+const ATTEMPTS: usize = 8;
+
+/// The other user's record, refusing oneself and unknown users.
+async fn other(s: &Server, caller: &Caller, user: &UserId) -> Result<UserRecord, CoreError> {
+    if *user == caller.user {
+        return Err(CoreError::InvalidArgument {
+            field: "user".into(),
+            message: "that is you".into(),
+        });
+    }
+    s.backends
+        .users
+        .get(user)
+        .await?
+        .ok_or_else(|| CoreError::NotFound("no such user".into()))
+}
+
+/// `contact`: ask, accept, decline, cancel, remove.
+pub(crate) async fn contact(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    user: UserId,
+    action: ContactAction,
+) -> Result<ServerFrame, CoreError> {
+    let record = other(s, caller, &user).await?;
+    let action = match action {
+        ContactAction::Request => {
+            let key = format!("contact:{}", caller.user);
+            if let Some(retry_after_ms) = s
+                .backends
+                .limiter
+                .spend(&key, 1, s.config.contact_requests, s.now())
+                .await?
+            {
+                return Err(CoreError::RateLimited { retry_after_ms });
+            }
+            Action::Request
+        }
+        ContactAction::Accept => Action::Accept,
+        ContactAction::Decline => Action::Decline,
+        ContactAction::Cancel => Action::Cancel,
+        ContactAction::Remove => Action::Remove,
+    };
+    change(s, caller, out, id, &record, action).await
+}
+
+/// `block` and `unblock`.
+pub(crate) async fn block(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    user: UserId,
+    block: bool,
+) -> Result<ServerFrame, CoreError> {
+    let record = other(s, caller, &user).await?;
+    let action = if block {
+        Action::Block
+    } else {
+        Action::Unblock
+    };
+    change(s, caller, out, id, &record, action).await
+}
+
+/// Applies `action` to the caller's relation with `other` (compare and
+/// swap, retried), then makes the rest follow: the direct conversation's
+/// block, and each side's connections.
+async fn change(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    other: &UserRecord,
+    action: Action,
+) -> Result<ServerFrame, CoreError> {
+    let me = &caller.user;
+    let store = &s.backends.contacts;
+    let retry_after = i64::try_from(s.config.contact_retry_ms).unwrap_or(i64::MAX);
+    let mut attempts = 0;
+    let (before, after) = loop {
+        attempts += 1;
+        let before = store
+            .relation(me, &other.id)
+            .await?
+            .unwrap_or_else(|| Relation::new(me, &other.id));
+        let after = rules::apply(&before, me, action, s.now(), retry_after)?;
+        match store.change(&after).await? {
+            Written::Done => break (before, after),
+            Written::Stale if attempts < ATTEMPTS => continue,
+            Written::Stale => {
+                return Err(CoreError::Unavailable(
+                    "the contact changed too often meanwhile; try again".into(),
+                ))
+            }
+        }
+    };
+    if before.blocked != after.blocked {
+        sync_direct_block(s, &after).await?;
+    }
+    let me_record = s
+        .backends
+        .users
+        .get(me)
+        .await?
+        .ok_or_else(|| CoreError::NotFound("no such user".into()))?;
+    let mine = info(&after, me, other, None);
+    publish(out, &before, &after, &me_record, other, caller, &mine);
+    Ok(ServerFrame::Contact {
+        id: Some(id),
+        contact: Box::new(mine),
+    })
+}
+
+/// Tells both users' connections: the caller's others get the new view,
+/// the other user's get theirs if it changed; both refresh presence.
+fn publish(
+    out: &mut Out,
+    before: &Relation,
+    after: &Relation,
+    me: &UserRecord,
+    other: &UserRecord,
+    caller: &Caller,
+    mine: &ContactInfo,
+) {
+    let (contacts, blocked) = (after.are_contacts(), after.any_block());
+    out.publish(
+        Topic::User(me.id.clone()),
+        Event::Relation {
+            with: other.id.clone(),
+            contacts,
+            blocked,
+            contact: Some(Box::new(mine.clone())),
+            origin: Some(caller.conn.clone()),
+        },
+    );
+    // The other side learns only what its own view shows: a block changes
+    // nothing it sees, so nothing is pushed to it but the refresh.
+    let theirs = (rules::view(before, &other.id) != rules::view(after, &other.id))
+        .then(|| Box::new(info(after, &other.id, me, None)));
+    out.publish(
+        Topic::User(other.id.clone()),
+        Event::Relation {
+            with: me.id.clone(),
+            contacts,
+            blocked,
+            contact: theirs,
+            origin: None,
+        },
+    );
+}
+
+/// `user`'s view of `relation` with `other`, as the wire shows it.
+pub(crate) fn info(
+    relation: &Relation,
+    user: &UserId,
+    other: &UserRecord,
+    presence: Option<Presence>,
+) -> ContactInfo {
+    let (state, blocked, since) = rules::view(relation, user);
+    ContactInfo {
+        profile: other.profile(),
+        state: wire_state(state),
+        blocked,
+        since,
+        presence,
+    }
+}
+
+fn wire_state(state: State) -> ContactState {
+    match state {
+        State::None => ContactState::None,
+        State::Incoming => ContactState::Incoming,
+        State::Outgoing => ContactState::Outgoing,
+        State::Contact => ContactState::Contact,
+    }
+}
+
+/// Makes the direct conversation of the pair (if there is one) refuse or
+/// take messages as the relation's blocks say. Retried on a concurrent
+/// change of the conversation; a block is recorded first, so a failure
+/// here is repaired by blocking or unblocking again.
+async fn sync_direct_block(s: &Server, relation: &Relation) -> Result<(), CoreError> {
+    let conv = ConversationId::direct(&relation.users[0], &relation.users[1]);
+    let blocked: Vec<UserId> = relation
+        .users
+        .iter()
+        .zip(&relation.blocked)
+        .filter(|(_, at)| at.is_some())
+        .map(|(u, _)| u.clone())
+        .collect();
+    for _ in 0..ATTEMPTS {
+        let Some(state) = s.backends.messages.conversation(&conv).await? else {
+            return Ok(());
+        };
+        if state.blocked == blocked {
+            return Ok(());
+        }
+        let mut next = state;
+        next.version += 1;
+        next.blocked = blocked.clone();
+        match s.backends.messages.change(&next, None).await {
+            Ok(Changed::Done(_)) => return Ok(()),
+            Ok(Changed::Stale) => continue,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(CoreError::Unavailable(
+        "the conversation changed too often meanwhile; try again".into(),
+    ))
+}
+
+/// `contacts`: a page of one of the caller's lists, with each user's card
+/// and presence as the caller may see it.
+pub(crate) async fn contacts(
+    s: &Server,
+    caller: &Caller,
+    id: u32,
+    list: ContactList,
+    after: Option<String>,
+    limit: Option<u32>,
+) -> Result<ServerFrame, CoreError> {
+    let limit = page(s, limit, 50);
+    let view = match list {
+        ContactList::Contacts => ContactView::Contacts,
+        ContactList::Incoming => ContactView::Incoming,
+        ContactList::Outgoing => ContactView::Outgoing,
+        ContactList::Blocked => ContactView::Blocked,
+    };
+    let me = &caller.user;
+    let mut relations = s
+        .backends
+        .contacts
+        .list(me, view, after.as_deref(), limit + 1)
+        .await?;
+    let next = (relations.len() > limit).then(|| {
+        relations.truncate(limit);
+        relations.last().map(Relation::key)
+    });
+    let others: Vec<UserId> = relations.iter().map(|r| r.other(me).clone()).collect();
+    let mut ids = others.clone();
+    ids.push(me.clone());
+    let records = s.backends.users.get_many(&ids).await?;
+    let mine = records
+        .iter()
+        .find(|r| r.id == *me)
+        .map_or_else(Privacy::default, |r| r.privacy);
+    let presence = s.backends.presence.get(&others).await?;
+    let contacts = relations
+        .iter()
+        .zip(presence)
+        .filter_map(|(relation, presence)| {
+            let other = records.iter().find(|r| r.id == presence.user)?;
+            let shown = if rules::sees_presence(Some(relation), &mine, &other.privacy) {
+                presence
+            } else {
+                Presence::hidden(other.id.clone())
+            };
+            Some(info(relation, me, other, Some(shown)))
+        })
+        .collect();
+    Ok(ServerFrame::Contacts {
+        id,
+        contacts,
+        next: next.flatten(),
+    })
+}
+
+/// `set_privacy`: merges the given settings into the caller's.
+pub(crate) async fn set_privacy(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    direct: Option<Audience>,
+    presence: Option<Audience>,
+) -> Result<ServerFrame, CoreError> {
+    if direct == Some(Audience::Nobody) {
+        return Err(CoreError::InvalidArgument {
+            field: "direct".into(),
+            message: "direct is everyone or contacts".into(),
+        });
+    }
+    let users = &s.backends.users;
+    let current = users
+        .get(&caller.user)
+        .await?
+        .ok_or_else(|| CoreError::NotFound("no such user".into()))?;
+    let mut privacy = current.privacy;
+    if let Some(direct) = direct {
+        privacy.direct = direct;
+    }
+    if let Some(presence) = presence {
+        privacy.presence = presence;
+    }
+    if privacy != current.privacy {
+        users.set_privacy(&caller.user, &privacy).await?;
+        for (topic, origin) in [
+            (Topic::User(caller.user.clone()), Some(caller.conn.clone())),
+            (Topic::Presence(caller.user.clone()), None),
+        ] {
+            out.publish(
+                topic,
+                Event::Privacy {
+                    user: caller.user.clone(),
+                    privacy,
+                    origin,
+                },
+            );
+        }
+    }
+    Ok(ServerFrame::Privacy {
+        id: Some(id),
+        privacy,
+    })
+}
+
+/// May the caller start (or reopen) a direct conversation with `other`?
+/// `exists`: the conversation is there already (only a block stops it
+/// then). The refusal is the same for a block and a privacy setting.
+pub(crate) async fn check_direct(
+    s: &Server,
+    caller: &Caller,
+    other: &UserRecord,
+    exists: bool,
+) -> Result<(), CoreError> {
+    let relation = s
+        .backends
+        .contacts
+        .relation(&caller.user, &other.id)
+        .await?;
+    if relation.as_ref().is_some_and(|r| r.blocks(&caller.user)) {
+        return Err(CoreError::Forbidden(
+            "you block this user: unblock them first".into(),
+        ));
+    }
+    let blocked = relation.as_ref().is_some_and(Relation::any_block);
+    if blocked || (!exists && !rules::may_open_direct(relation.as_ref(), &other.privacy)) {
+        return Err(CoreError::Forbidden(rules::REFUSED.into()));
+    }
+    Ok(())
+}
