@@ -10,7 +10,13 @@
 //! - a device never receives a message at or below its acknowledged seq;
 //! - within a sync reply each conversation's messages ascend by seq;
 //! - in the end every device of every member has received every message of
-//!   its conversations, with the content that was sent.
+//!   its conversations, with the content that was sent;
+//! - contact requests, blocks and presence settings interleave with the rest:
+//!   a send between two users of whom one blocks the other is refused and
+//!   nothing of it is stored or delivered, and no device is ever pushed the
+//!   real presence of a user whose presence is hidden from it (every device
+//!   is drained after each step, so each push is judged by the state of the
+//!   step that caused it).
 
 use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
@@ -21,9 +27,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::{check_scenarios, ensure, Check, Factory};
 use crate::account::Argon2Config;
-use crate::model::{Content, ConversationId, Message, MessageId, UserId};
-use crate::protocol::{ClientFrame, ServerFrame};
+use crate::contacts::{self as rules, sees_presence, Action};
+use crate::model::{Audience, Content, ConversationId, Message, MessageId, Privacy, UserId};
+use crate::protocol::{ClientFrame, ContactAction, ServerFrame};
+use crate::server::{Clock, ManualClock};
 use crate::session::{connect_in_process, InProcess, PeerInfo};
+use crate::store::{Link, Relation};
 use crate::{Config, Server};
 
 /// Users a scenario may register, and devices each may sign in.
@@ -88,6 +97,28 @@ pub enum Op {
         /// Device.
         dev: usize,
     },
+    /// `user` moves its contact link with `other` on: asks, accepts their
+    /// request, or removes the contact.
+    Contact {
+        /// Who acts.
+        user: usize,
+        /// The other user.
+        other: usize,
+    },
+    /// `user` blocks `other`, or unblocks them if blocked.
+    Block {
+        /// Who acts.
+        user: usize,
+        /// The other user.
+        other: usize,
+    },
+    /// `user` sets who sees its presence.
+    Presence {
+        /// Who acts.
+        user: usize,
+        /// 0: everyone, 1: contacts, 2: nobody.
+        audience: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -101,7 +132,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Ack { user, dev }),
         1 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Disconnect { user, dev }),
         2 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Reconnect { user, dev }),
-        2 => (u, d).prop_map(|(user, dev)| Op::Sync { user, dev }),
+        2 => (u.clone(), d).prop_map(|(user, dev)| Op::Sync { user, dev }),
+        1 => (u.clone(), 0..MAX_USERS).prop_map(|(user, other)| Op::Contact { user, other }),
+        1 => (u.clone(), 0..MAX_USERS).prop_map(|(user, other)| Op::Block { user, other }),
+        1 => (u, 0..3usize).prop_map(|(user, audience)| Op::Presence { user, audience }),
     ]
 }
 
@@ -136,10 +170,33 @@ struct Model {
     sent_by: Vec<Vec<(String, usize)>>,
     /// Who is in each conversation (the model's own record: ids are opaque).
     members: BTreeMap<ConversationId, [usize; 2]>,
+    /// Each pair's relation, as the rules of [`crate::contacts`] make it
+    /// (keyed by the smaller index first).
+    relations: BTreeMap<(usize, usize), Relation>,
+    /// Each user's privacy settings.
+    privacy: Vec<Privacy>,
+}
+
+impl Model {
+    fn relation(&self, users: &[UserId], a: usize, b: usize) -> Relation {
+        self.relations
+            .get(&(a.min(b), a.max(b)))
+            .cloned()
+            .unwrap_or_else(|| Relation::new(&users[a], &users[b]))
+    }
+
+    /// Whether `viewer` may see `subject`'s presence now.
+    fn sees(&self, users: &[UserId], viewer: usize, subject: usize) -> bool {
+        let r = self.relation(users, viewer, subject);
+        sees_presence(Some(&r), &self.privacy[viewer], &self.privacy[subject])
+    }
 }
 
 struct World {
     server: Arc<Server>,
+    /// The server's clock: one millisecond per step, so that the model's
+    /// relation times order exactly as the server's do.
+    clock: Arc<ManualClock>,
     shutdown: CancellationToken,
     users: Vec<UserId>,
     devs: Vec<Vec<Dev>>,
@@ -188,10 +245,19 @@ impl World {
                 ServerFrame::Message { message } => {
                     Self::receive(dev, &self.model, Message::clone(&message), "push")?
                 }
+                ServerFrame::Presence { presence } => {
+                    let real = presence.online || presence.last_seen.is_some();
+                    if let Some(subject) = self.users.iter().position(|x| *x == presence.user) {
+                        ensure(!real || self.model.sees(&self.users, u, subject), || {
+                            format!("user {u} device {d} was pushed the presence of user {subject}, hidden from it")
+                        })?;
+                    }
+                }
                 ServerFrame::Alert { .. }
-                | ServerFrame::Presence { .. }
                 | ServerFrame::ProfileChanged { .. }
-                | ServerFrame::NewUser { .. } => {}
+                | ServerFrame::NewUser { .. }
+                | ServerFrame::Contact { id: None, .. }
+                | ServerFrame::Privacy { id: None, .. } => {}
                 other if other.id() == Some(id) => return Ok(other),
                 other => return Err(format!("unexpected frame {other:?}")),
             }
@@ -283,6 +349,18 @@ impl World {
                 ServerFrame::Error { .. } => Ok(()),
                 other => Err(format!("sending to oneself must fail, got {other:?}")),
             };
+        }
+        // Refused while one blocks the other; a retry may also be answered
+        // as the duplicate it is (the idempotency check comes first).
+        let blocked = self.model.relation(&self.users, from, to).any_block();
+        let refused = matches!(
+            &reply,
+            ServerFrame::Error { code, .. } if *code == crate::protocol::ErrorCode::Forbidden
+        );
+        if blocked && (refused || !retry) {
+            return ensure(refused, || {
+                format!("a send between users of whom one blocks the other must be refused, got {reply:?}")
+            });
         }
         let ServerFrame::Sent {
             message_id,
@@ -433,10 +511,103 @@ impl World {
         let u = self.devs.len();
         self.devs.push(Vec::new());
         self.model.sent_by.push(Vec::new());
+        self.model.privacy.push(Privacy::default());
         self.add_device(u).await
     }
 
+    /// An online device of `u`, if any.
+    fn online(&self, u: usize) -> Option<usize> {
+        self.devs[u].iter().position(|d| d.conn.is_some())
+    }
+
+    /// A change of the relation of `u` and `other` through the server,
+    /// checked against the rules' verdict, which the model then keeps.
+    async fn relate(&mut self, u: usize, other: usize, action: Action) -> Check<()> {
+        let Some(d) = self.online(u) else {
+            return Ok(());
+        };
+        let before = self.model.relation(&self.users, u, other);
+        let expected = rules::apply(
+            &before,
+            &self.users[u],
+            action,
+            self.clock.now(),
+            i64::try_from(self.server.config.contact_retry_ms).unwrap_or(i64::MAX),
+        );
+        let user = self.users[other].clone();
+        let reply = self
+            .request(u, d, |id| match action {
+                Action::Block => ClientFrame::Block { id, user },
+                Action::Unblock => ClientFrame::Unblock { id, user },
+                Action::Request => ClientFrame::Contact {
+                    id,
+                    user,
+                    action: ContactAction::Request,
+                },
+                Action::Accept => ClientFrame::Contact {
+                    id,
+                    user,
+                    action: ContactAction::Accept,
+                },
+                _ => ClientFrame::Contact {
+                    id,
+                    user,
+                    action: ContactAction::Remove,
+                },
+            })
+            .await?;
+        match (expected, reply) {
+            (Ok(after), ServerFrame::Contact { .. }) => {
+                self.model
+                    .relations
+                    .insert((u.min(other), u.max(other)), after);
+                Ok(())
+            }
+            (Err(_), ServerFrame::Error { .. }) => Ok(()),
+            (expected, reply) => Err(format!(
+                "{action:?} by user {u} of user {other}: expected {expected:?}, got {reply:?}"
+            )),
+        }
+    }
+
+    async fn set_presence(&mut self, u: usize, audience: Audience) -> Check<()> {
+        let Some(d) = self.online(u) else {
+            return Ok(());
+        };
+        match self
+            .request(u, d, |id| ClientFrame::SetPrivacy {
+                id,
+                direct: None,
+                presence: Some(audience),
+            })
+            .await?
+        {
+            ServerFrame::Privacy { privacy, .. } if privacy.presence == audience => {
+                self.model.privacy[u] = privacy;
+                Ok(())
+            }
+            other => Err(format!("set_privacy failed: {other:?}")),
+        }
+    }
+
+    /// Reads every online device's pushes up to a ping's reply: each push is
+    /// judged by the state of the step that caused it.
+    async fn drain(&mut self) -> Check<()> {
+        for u in 0..self.devs.len() {
+            for d in 0..self.devs[u].len() {
+                if self.devs[u][d].conn.is_some() {
+                    match self.request(u, d, |id| ClientFrame::Ping { id }).await? {
+                        ServerFrame::Pong { .. } => {}
+                        other => return Err(format!("ping failed: {other:?}")),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn apply(&mut self, op: Op) -> Check<()> {
+        self.clock.advance(Duration::from_millis(1));
         let users = self.devs.len();
         // Indices are drawn from the maxima; map them onto what exists now.
         let dev_of = |w: &World, u: usize, d: usize| d % w.devs[u].len();
@@ -497,8 +668,37 @@ impl World {
                     self.sync(user, dev).await?;
                 }
             }
+            Op::Contact { user, other } => {
+                let (u, o) = (user % users, other % users);
+                if u != o {
+                    let r = self.model.relation(&self.users, u, o);
+                    let action = match &r.link {
+                        Link::Contacts { .. } => Action::Remove,
+                        Link::Requested { by, .. } if *by != self.users[u] => Action::Accept,
+                        _ => Action::Request,
+                    };
+                    self.relate(u, o, action).await?;
+                }
+            }
+            Op::Block { user, other } => {
+                let (u, o) = (user % users, other % users);
+                if u != o {
+                    let r = self.model.relation(&self.users, u, o);
+                    let action = if r.blocks(&self.users[u]) {
+                        Action::Unblock
+                    } else {
+                        Action::Block
+                    };
+                    self.relate(u, o, action).await?;
+                }
+            }
+            Op::Presence { user, audience } => {
+                let audience =
+                    [Audience::Everyone, Audience::Contacts, Audience::Nobody][audience % 3];
+                self.set_presence(user % users, audience).await?;
+            }
         }
-        Ok(())
+        self.drain().await
     }
 
     /// Brings every device online, syncs it dry, and checks it holds every
@@ -561,9 +761,12 @@ pub fn fast_config() -> Config {
 
 async fn run_scenario(factory: Arc<dyn Factory>, ops: Vec<Op>) -> Check<()> {
     let backends = factory.backends().await;
-    let server = Server::new(backends, fast_config()).map_err(|e| e.to_string())?;
+    let clock = Arc::new(ManualClock::new(crate::model::now_millis()));
+    let server =
+        Server::with_clock(backends, fast_config(), clock.clone()).map_err(|e| e.to_string())?;
     let mut world = World {
         server,
+        clock,
         shutdown: CancellationToken::new(),
         users: Vec::new(),
         devs: Vec::new(),
