@@ -332,8 +332,9 @@ pub(crate) async fn set_privacy(
 }
 
 /// May the caller start (or reopen) a direct conversation with `other`?
-/// `exists`: the conversation is there already (only a block stops it
-/// then). The refusal is the same for a block and a privacy setting.
+/// `exists`: the conversation is there already. The blocker may reopen it
+/// to read (its sends are refused by the conversation's block); the user
+/// blocked may not, and gets the refusal a privacy setting gives.
 pub(crate) async fn check_direct(
     s: &Server,
     caller: &Caller,
@@ -345,13 +346,19 @@ pub(crate) async fn check_direct(
         .contacts
         .relation(&caller.user, &other.id)
         .await?;
-    if relation.as_ref().is_some_and(|r| r.blocks(&caller.user)) {
-        return Err(CoreError::Forbidden(
-            "you block this user: unblock them first".into(),
-        ));
+    if relation.as_ref().is_some_and(|r| r.blocks(&other.id)) {
+        return Err(CoreError::Forbidden(rules::REFUSED.into()));
     }
-    let blocked = relation.as_ref().is_some_and(Relation::any_block);
-    if blocked || (!exists && !rules::may_open_direct(relation.as_ref(), &other.privacy)) {
+    if relation.as_ref().is_some_and(|r| r.blocks(&caller.user)) {
+        return if exists {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden(
+                "you block this user: unblock them first".into(),
+            ))
+        };
+    }
+    if !exists && !rules::may_open_direct(relation.as_ref(), &other.privacy) {
         return Err(CoreError::Forbidden(rules::REFUSED.into()));
     }
     Ok(())
