@@ -207,7 +207,10 @@ mod tests {
         assert_eq!(crossed.link, Link::Contacts { since: 12 });
         let accepted = apply(&r, &b, Action::Accept, 12, 100).unwrap();
         assert_eq!(accepted, crossed);
-        assert!(apply(&r, &a, Action::Accept, 12, 100).is_err(), "one's own request");
+        assert!(
+            apply(&r, &a, Action::Accept, 12, 100).is_err(),
+            "one's own request"
+        );
     }
 
     #[test]
@@ -217,7 +220,10 @@ mod tests {
         let r = apply(&r, &b, Action::Decline, 20, 100).unwrap();
         assert_eq!(view(&r, &a).0, State::None);
         let early = apply(&r, &a, Action::Request, 119, 100).unwrap_err();
-        assert!(matches!(early, CoreError::RateLimited { retry_after_ms: 1 }));
+        assert!(matches!(
+            early,
+            CoreError::RateLimited { retry_after_ms: 1 }
+        ));
         let later = apply(&r, &a, Action::Request, 120, 100).unwrap();
         assert_eq!(view(&later, &b).0, State::Incoming);
         // The one declined may be asked by the decliner at once.

@@ -10,8 +10,8 @@ use crate::error::CoreError;
 use crate::hub::Hub;
 use crate::limits::{Admission, Caps};
 use crate::memory::{
-    MemoryBroker, MemoryContactStore, MemoryMailer, MemoryMessageStore, MemoryPresenceStore, MemoryRateLimiter,
-    MemoryResetTokenStore, MemorySessionStore, MemoryUserStore,
+    MemoryBroker, MemoryContactStore, MemoryMailer, MemoryMessageStore, MemoryPresenceStore,
+    MemoryRateLimiter, MemoryResetTokenStore, MemorySessionStore, MemoryUserStore,
 };
 use crate::model::{now_millis, Millis};
 use crate::protocol::ErrorCode;

@@ -8,9 +8,7 @@ use async_trait::async_trait;
 
 use super::lock;
 use crate::model::UserId;
-use crate::store::{
-    pair_key, ContactStore, ContactView, Relation, StoreResult, Written,
-};
+use crate::store::{pair_key, ContactStore, ContactView, Relation, StoreResult, Written};
 use crate::IdMap;
 
 /// Contacts, requests and blocks in memory.
@@ -55,7 +53,10 @@ impl ContactStore for MemoryContactStore {
             return Ok(Written::Stale);
         }
         for user in &relation.users {
-            s.by_user.entry(user.clone()).or_default().insert(key.clone());
+            s.by_user
+                .entry(user.clone())
+                .or_default()
+                .insert(key.clone());
         }
         s.by_key.insert(key, relation.clone());
         Ok(Written::Done)
@@ -85,4 +86,3 @@ impl ContactStore for MemoryContactStore {
             .collect())
     }
 }
-

@@ -98,9 +98,7 @@ impl Relation {
     /// Whether a record of this pair is worth keeping: anything but the
     /// empty state (a store may delete the empty ones, or keep them).
     pub fn is_empty(&self) -> bool {
-        self.link == Link::None
-            && self.blocked == [None, None]
-            && self.retry_at == [None, None]
+        self.link == Link::None && self.blocked == [None, None] && self.retry_at == [None, None]
     }
 }
 
