@@ -154,6 +154,12 @@ pub(crate) struct ConvDoc {
     pub(crate) version: i64,
     #[serde(default)]
     pub(crate) invite: Option<String>,
+    /// The users who block the other in a direct conversation; absent (no
+    /// one) in documents written before blocks existed. Changed only by
+    /// `change`, which bumps `version`, so the claim's match on `version`
+    /// also pins what the append read here.
+    #[serde(default)]
+    pub(crate) blocked: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) head: Option<MessageDoc>,
 }
@@ -175,6 +181,7 @@ impl ConvDoc {
             last_ts: s.last_ts,
             version: to_i64(s.version),
             invite: s.invite.clone(),
+            blocked: s.blocked.iter().map(|u| u.0.clone()).collect(),
             head: None,
         }
     }
@@ -215,6 +222,7 @@ impl ConvDoc {
         s.last_ts = self.last_ts;
         s.version = to_u64(self.version, "version")?;
         s.invite = self.invite;
+        s.blocked = self.blocked.into_iter().map(UserId).collect();
         Ok(s)
     }
 }
