@@ -15,8 +15,8 @@ use std::time::Duration;
 use chatcore::groups::Action;
 use chatcore::model::{Content, ConversationId, UserId};
 use chatcore::store::{
-    Changed, ConversationState, GroupInfo, MessageStore, NewMessage, NewUser, SessionRecord,
-    SessionStore, StoreError, UserStore,
+    Changed, ContactStore, ContactView, ConversationState, GroupInfo, MessageStore, NewMessage,
+    NewUser, SessionRecord, SessionStore, StoreError, UserStore,
 };
 use chatcore::testkit::{conformance, model};
 use chatcore::Backends;
@@ -218,6 +218,7 @@ async fn indexes_are_created_once_and_idempotently() {
         names("conversations").await,
         ["_id_", "invite", "members_user_last_ts"]
     );
+    assert_eq!(names("contacts").await, ["_id_", "listed_key", "users_key"]);
     assert_eq!(names("cursors").await, ["_id_", "unique_cursor"]);
     assert_eq!(names("read_markers").await, ["_id_", "unique_read_marker"]);
 
@@ -742,6 +743,27 @@ async fn unreadable_records_are_corrupt_not_missing() {
         .unwrap();
     assert!(matches!(
         store.messages().history(&conv, None, 10).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    // A pair stored out of order would give each user the other's block.
+    db.collection::<Document>("contacts")
+        .insert_one(doc! {
+            "_id": "p|q", "v": 1_i64, "users": ["q", "p"], "link": { "kind": "none" },
+            "blocked": [1_i64, null], "retry_at": [null, null], "version": 1_i64,
+            "listed": ["blocked:q"],
+        })
+        .await
+        .unwrap();
+    let (p, q) = (UserId::from("p"), UserId::from("q"));
+    assert!(matches!(
+        store.contacts().relation(&p, &q).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        store
+            .contacts()
+            .list(&q, ContactView::Blocked, None, 10)
+            .await,
         Err(StoreError::Corrupt(_))
     ));
     cleanup.run().await;
