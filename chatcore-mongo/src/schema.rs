@@ -51,7 +51,11 @@ pub(crate) const META: &str = "meta";
 /// - 1: direct conversations only, `conversations` a head cache.
 /// - 2: conversations are stored things (kind, settings, member records,
 ///   versions, invites, the head entry); see `migrate.rs`.
-pub const SCHEMA_VERSION: i64 = 2;
+/// - 3: contacts and blocks: the `contacts` collection, `blocked` on
+///   conversations, `privacy` on users. Nothing is rewritten (a missing
+///   field reads as nobody blocked, default privacy); the mark keeps a
+///   build that would ignore blocks and privacy off the database.
+pub const SCHEMA_VERSION: i64 = 3;
 
 fn index(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
