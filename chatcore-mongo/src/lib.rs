@@ -2,7 +2,7 @@
 //!
 //! MongoDB implementations of chatcore's store traits, on the official
 //! `mongodb` driver (tokio runtime): users, sessions, reset tokens,
-//! messages, presence and the login rate limiter. They behave exactly like
+//! messages, contacts, presence and the login rate limiter. They behave exactly like
 //! chatcore's in-memory reference stores and pass the same conformance
 //! suite; the broker and the mailer are not storage and stay whatever the
 //! caller chose.
@@ -22,7 +22,7 @@
 //! ```
 //!
 //! Durable data (accounts, sessions, reset tokens, messages, cursors, read
-//! markers) is written with journaled majority write concern: once a call
+//! markers, contacts) is written with journaled majority write concern: once a call
 //! returns `Ok`, the write survives a crash and a fail-over. Presence and
 //! rate-limit counters are soft state and use the server's default.
 //! docs/MONGO.md describes the schema, the indexes and the reasoning behind
@@ -37,7 +37,10 @@
 //! - `sessions`: [`MongoSessionStore`] and [`MongoResetTokenStore`].
 //! - `messages`: [`MongoMessageStore`]: conversations, the seq claim, history,
 //!   cursors, read markers, unread counts.
-//! - `records`: the stored documents of conversations and entries.
+//! - `contacts`: [`MongoContactStore`]: one document per pair, the
+//!   version compare-and-swap, the listings.
+//! - `records`: the stored documents of conversations, entries and
+//!   relations.
 //! - `migrate`: migrations from older schema versions, run at start.
 //! - `presence`: [`MongoPresenceStore`].
 //! - `limiter`: [`MongoRateLimiter`].
@@ -53,6 +56,7 @@ use mongodb::bson::doc;
 use mongodb::options::{Acknowledgment, ClientOptions, CollectionOptions, WriteConcern};
 use mongodb::{Client, Collection, Database};
 
+mod contacts;
 mod error;
 mod limiter;
 mod messages;
@@ -65,6 +69,7 @@ mod sessions;
 pub mod testing;
 mod users;
 
+pub use contacts::MongoContactStore;
 pub use limiter::MongoRateLimiter;
 pub use messages::MongoMessageStore;
 pub use mongodb;
@@ -250,6 +255,11 @@ impl MongoStore {
         MongoMessageStore::new(self.inner.clone())
     }
 
+    /// The contact store: relations, requests, blocks.
+    pub fn contacts(&self) -> MongoContactStore {
+        MongoContactStore::new(self.inner.clone())
+    }
+
     /// The presence store.
     pub fn presence(&self) -> MongoPresenceStore {
         MongoPresenceStore::new(self.inner.clone())
@@ -261,14 +271,15 @@ impl MongoStore {
     }
 
     /// `base` with every storage backend replaced by this database's: users,
-    /// sessions, reset tokens, messages, presence and the rate limiter. The
-    /// broker and the mailer are kept from `base`.
+    /// sessions, reset tokens, messages, contacts, presence and the rate
+    /// limiter. The broker and the mailer are kept from `base`.
     pub fn backends(&self, base: Backends) -> Backends {
         let mut b = base;
         b.users = Arc::new(self.users());
         b.sessions = Arc::new(self.sessions());
         b.resets = Arc::new(self.resets());
         b.messages = Arc::new(self.messages());
+        b.contacts = Arc::new(self.contacts());
         b.presence = Arc::new(self.presence());
         b.limiter = Arc::new(self.limiter());
         b
@@ -304,12 +315,14 @@ pub(crate) fn limit_i64(limit: usize) -> i64 {
 #[allow(dead_code)]
 fn _assert_object_safe(s: &MongoStore) {
     use chatcore::store::{
-        MessageStore, PresenceStore, RateLimiter, ResetTokenStore, SessionStore, UserStore,
+        ContactStore, MessageStore, PresenceStore, RateLimiter, ResetTokenStore, SessionStore,
+        UserStore,
     };
     let _: Arc<dyn UserStore> = Arc::new(s.users());
     let _: Arc<dyn SessionStore> = Arc::new(s.sessions());
     let _: Arc<dyn ResetTokenStore> = Arc::new(s.resets());
     let _: Arc<dyn MessageStore> = Arc::new(s.messages());
+    let _: Arc<dyn ContactStore> = Arc::new(s.contacts());
     let _: Arc<dyn PresenceStore> = Arc::new(s.presence());
     let _: Arc<dyn RateLimiter> = Arc::new(s.limiter());
 }

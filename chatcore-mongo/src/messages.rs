@@ -8,7 +8,8 @@
 //! and on jongodb alike):
 //!
 //! 1. Read the conversation: its head `last_seq = n`, `version`, members,
-//!    and `head`, the entry at `n`.
+//!    `blocked` (non-empty: refused with `Blocked`, unless a retry), and
+//!    `head`, the entry at `n`.
 //! 2. Look up, in one query, an earlier message under the sender's client
 //!    id (a retry: answered with that message, nothing stored) and whether
 //!    `head` has its copy in `messages` (if not, its writer died or is
@@ -17,9 +18,11 @@
 //!    n + 1, last_ts, head: <the entry>}})`. Matching on `version` pins the
 //!    members read in 1 (every membership change bumps it), so a sender
 //!    removed meanwhile matches nothing; so does a concurrent claim of
-//!    n + 1. Nothing matched: read again (1). The membership check, the
-//!    seq and the entry itself are one atomic write, durable under the
-//!    collection's majority write concern.
+//!    n + 1; so does a block stored meanwhile (`blocked`, read in 1 and
+//!    refused there, changes only with `version`). Nothing matched: read
+//!    again (1). The membership and block checks, the seq and the entry
+//!    itself are one atomic write, durable under the collection's majority
+//!    write concern.
 //! 4. Copy the entry into `messages` at `(conv, n + 1)`, where history,
 //!    sync and unread counts read it.
 //!
@@ -356,6 +359,12 @@ impl MessageStore for MongoMessageStore {
             if !c.is_active(&entry.from) {
                 return self.duplicate_or(&entry, StoreError::NotMember).await;
             }
+            if !c.blocked.is_empty() {
+                // Pinned by the claim's `version` like the members: a block
+                // stored meanwhile makes the claim miss, and the next read
+                // sees it.
+                return self.duplicate_or(&entry, StoreError::Blocked).await;
+            }
             // One query: an earlier message under this client id, and the
             // head's copy.
             let mut either = vec![doc! { "from": &entry.from, "client_id": &entry.client_id }];
@@ -418,6 +427,7 @@ impl MessageStore for MongoMessageStore {
             "info": bson_of(&info_doc(&state.info))?,
             "members": bson_of(&state.members.iter().map(member_doc).collect::<Vec<_>>())?,
             "invite": state.invite.as_deref().map_or(Bson::Null, |i| Bson::String(i.to_owned())),
+            "blocked": state.blocked.iter().map(|u| u.0.as_str()).collect::<Vec<_>>(),
             "version": to_i64(state.version),
         };
         let stale = || async {

@@ -20,6 +20,9 @@ pub(crate) async fn run(inner: &Inner, from: i64) -> StoreResult<()> {
     if from < 2 {
         v1_to_v2(inner).await?;
     }
+    // 2 -> 3 (contacts, blocks, privacy) rewrites nothing: conversations
+    // without `blocked` block nobody, users without `privacy` have the
+    // default, and `contacts` starts empty.
     Ok(())
 }
 

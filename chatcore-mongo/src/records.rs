@@ -1,7 +1,7 @@
-//! The stored documents of the message store, apart from the model and wire
-//! types: each is converted at the edge, tolerates fields it does not know
-//! (none denies unknown fields) and refuses values it cannot represent with
-//! `Corrupt` instead of panicking.
+//! The stored documents of the message and contact stores, apart from the
+//! model and wire types: each is converted at the edge, tolerates fields it
+//! does not know (none denies unknown fields) and refuses values it cannot
+//! represent with `Corrupt` instead of panicking.
 
 use mongodb::bson::{self, Document};
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use chatcore::model::{
     Content, ConversationId, ConversationKind, Message, MessageId, Millis, Role, UserId,
 };
-use chatcore::store::{ConversationState, GroupInfo, Member, NewMessage, StoreError, StoreResult};
+use chatcore::store::{
+    pair_key, ContactView, ConversationState, GroupInfo, Link, Member, NewMessage, Relation,
+    StoreError, StoreResult,
+};
 
 use crate::{to_i64, to_u64};
 
@@ -154,6 +157,12 @@ pub(crate) struct ConvDoc {
     pub(crate) version: i64,
     #[serde(default)]
     pub(crate) invite: Option<String>,
+    /// The users who block the other in a direct conversation; absent (no
+    /// one) in documents written before blocks existed. Changed only by
+    /// `change`, which bumps `version`, so the claim's match on `version`
+    /// also pins what the append read here.
+    #[serde(default)]
+    pub(crate) blocked: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) head: Option<MessageDoc>,
 }
@@ -175,6 +184,7 @@ impl ConvDoc {
             last_ts: s.last_ts,
             version: to_i64(s.version),
             invite: s.invite.clone(),
+            blocked: s.blocked.iter().map(|u| u.0.clone()).collect(),
             head: None,
         }
     }
@@ -215,6 +225,7 @@ impl ConvDoc {
         s.last_ts = self.last_ts;
         s.version = to_u64(self.version, "version")?;
         s.invite = self.invite;
+        s.blocked = self.blocked.into_iter().map(UserId).collect();
         Ok(s)
     }
 }
@@ -259,6 +270,131 @@ pub(crate) fn info_doc(i: &GroupInfo) -> InfoDoc {
         description: i.description.clone(),
         avatar: i.avatar.clone(),
         history_visible: i.history_visible,
+    }
+}
+
+/// The layout of a relation document, stored in its `v` field.
+pub(crate) const RELATION_LAYOUT: i64 = 1;
+
+/// The listings a relation document is tagged for (`listed`). A view that
+/// chatcore adds later is listed by a scan of the user's pairs until it is
+/// added here (with a migration that tags the stored documents).
+pub(crate) const LISTED_VIEWS: [ContactView; 4] = [
+    ContactView::Contacts,
+    ContactView::Incoming,
+    ContactView::Outgoing,
+    ContactView::Blocked,
+];
+
+/// The tag of `user`'s listing of `view`, `"<view>:<user id>"` (view names
+/// hold no `:`, so no two listings share a tag); `None` for a view not in
+/// [`LISTED_VIEWS`].
+pub(crate) fn listing_tag(view: ContactView, user: &UserId) -> Option<String> {
+    let name = match view {
+        ContactView::Contacts => "contacts",
+        ContactView::Incoming => "incoming",
+        ContactView::Outgoing => "outgoing",
+        ContactView::Blocked => "blocked",
+        _ => return None,
+    };
+    Some(format!("{name}:{}", user.0))
+}
+
+/// A stored [`Link`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum LinkDoc {
+    None,
+    Requested { by: String, at: Millis },
+    Contacts { since: Millis },
+}
+
+/// A pair's [`Relation`], one document per pair in `contacts`, keyed by
+/// [`Relation::key`]. Per-user arrays are in the order of `users`, as in
+/// the model.
+///
+/// `listed` is derived: one [`listing_tag`] for each listing of either user
+/// that [`ContactView::shows`] the pair in, computed at every write from
+/// the relation written. Each `list` is then an exact range of the
+/// `listed_key` index (`{listed: tag, _id > after}` sorted by `_id`), with
+/// nothing filtered after the index, and `shows` stays the one definition
+/// of the listings. Should `shows` change meaning, the stored tags must be
+/// recomputed by a migration (and `RELATION_LAYOUT` raised).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct RelationDoc {
+    #[serde(rename = "_id")]
+    pub(crate) key: String,
+    /// The document's layout ([`RELATION_LAYOUT`]).
+    pub(crate) v: i64,
+    pub(crate) users: [String; 2],
+    pub(crate) link: LinkDoc,
+    #[serde(default)]
+    pub(crate) blocked: [Option<Millis>; 2],
+    #[serde(default)]
+    pub(crate) retry_at: [Option<Millis>; 2],
+    pub(crate) version: i64,
+    #[serde(default)]
+    pub(crate) listed: Vec<String>,
+}
+
+impl RelationDoc {
+    /// The document of `r`, tagged for its listings. `Corrupt` for a link
+    /// this build does not know how to store.
+    pub(crate) fn from_relation(r: &Relation) -> StoreResult<Self> {
+        let link = match &r.link {
+            Link::None => LinkDoc::None,
+            Link::Requested { by, at } => LinkDoc::Requested {
+                by: by.0.clone(),
+                at: *at,
+            },
+            Link::Contacts { since } => LinkDoc::Contacts { since: *since },
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "a contact link this store cannot hold: {other:?}"
+                )))
+            }
+        };
+        let mut listed = Vec::new();
+        for user in &r.users {
+            for view in LISTED_VIEWS {
+                if view.shows(r, user) {
+                    listed.extend(listing_tag(view, user));
+                }
+            }
+        }
+        Ok(Self {
+            key: r.key(),
+            v: RELATION_LAYOUT,
+            users: [r.users[0].0.clone(), r.users[1].0.clone()],
+            link,
+            blocked: r.blocked,
+            retry_at: r.retry_at,
+            version: to_i64(r.version),
+            listed,
+        })
+    }
+
+    /// The relation; `Corrupt` if the pair is out of order or does not
+    /// match its key (the per-user arrays would be read for the wrong user).
+    pub(crate) fn into_relation(self) -> StoreResult<Relation> {
+        let [a, b] = self.users;
+        let (a, b) = (UserId(a), UserId(b));
+        let mut r = Relation::new(&a, &b);
+        if r.users[0] != a || pair_key(&a, &b) != self.key {
+            return Err(StoreError::Corrupt(format!(
+                "relation {}: users {a}, {b} out of order or not its key",
+                self.key
+            )));
+        }
+        r.link = match self.link {
+            LinkDoc::None => Link::None,
+            LinkDoc::Requested { by, at } => Link::Requested { by: UserId(by), at },
+            LinkDoc::Contacts { since } => Link::Contacts { since },
+        };
+        r.blocked = self.blocked;
+        r.retry_at = self.retry_at;
+        r.version = to_u64(self.version, "relation version")?;
+        Ok(r)
     }
 }
 

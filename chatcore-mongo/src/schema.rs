@@ -35,6 +35,9 @@ pub(crate) const PRESENCE: &str = "presence";
 pub(crate) const RATE_LIMITS: &str = "rate_limits";
 /// Spent budgets (`RateLimiter::spend`), one document per key and fixed window.
 pub(crate) const BUDGETS: &str = "budgets";
+/// Contacts, requests and blocks, one document per pair of users: `_id`
+/// is the pair's key.
+pub(crate) const CONTACTS: &str = "contacts";
 /// What the database is: one document, `_id: "schema"`, holding the
 /// version of the layout that wrote it.
 pub(crate) const META: &str = "meta";
@@ -48,7 +51,11 @@ pub(crate) const META: &str = "meta";
 /// - 1: direct conversations only, `conversations` a head cache.
 /// - 2: conversations are stored things (kind, settings, member records,
 ///   versions, invites, the head entry); see `migrate.rs`.
-pub const SCHEMA_VERSION: i64 = 2;
+/// - 3: contacts and blocks: the `contacts` collection, `blocked` on
+///   conversations, `privacy` on users. Nothing is rewritten (a missing
+///   field reads as nobody blocked, default privacy); the mark keeps a
+///   build that would ignore blocks and privacy off the database.
+pub const SCHEMA_VERSION: i64 = 3;
 
 fn index(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
@@ -136,6 +143,17 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
         (
             READ_MARKERS,
             vec![unique(doc! { "user": 1, "conv": 1 }, "unique_read_marker")],
+        ),
+        (
+            CONTACTS,
+            vec![
+                // Every listing: `{listed: "<view>:<user>", _id > after}`
+                // sorted by `_id`, an exact range (multikey on `listed`).
+                index(doc! { "listed": 1, "_id": 1 }, "listed_key"),
+                // A user's pairs in key order: the listing of a view that
+                // has no tag yet, and whatever needs all of a user's pairs.
+                index(doc! { "users": 1, "_id": 1 }, "users_key"),
+            ],
         ),
         (RATE_LIMITS, vec![ttl("expire_at")]),
         (BUDGETS, vec![ttl("expire_at")]),

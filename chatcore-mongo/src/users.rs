@@ -8,12 +8,13 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-use chatcore::model::{Millis, UserId};
+use chatcore::model::{Audience, Millis, Privacy, UserId};
 use chatcore::store::{
     display_name_words, NewUser, ProfileUpdate, SearchQuery, StoreError, StoreResult, UserRecord,
     UserStore,
 };
 
+use crate::records::bson_of;
 use crate::schema::USERS;
 use crate::{limit_i64, Inner};
 
@@ -34,6 +35,56 @@ struct UserDoc {
     avatar: Option<String>,
     password_hash: String,
     created_at: Millis,
+    /// Absent in documents written before privacy settings existed: those
+    /// users have the default, so no migration rewrites them.
+    #[serde(default)]
+    privacy: PrivacyDoc,
+}
+
+/// A stored [`Privacy`]: each setting defaults on its own, so that a
+/// setting added later reads as its default from older documents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct PrivacyDoc {
+    #[serde(default)]
+    direct: AudienceDoc,
+    #[serde(default)]
+    presence: AudienceDoc,
+}
+
+/// A stored [`Audience`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AudienceDoc {
+    #[default]
+    Everyone,
+    Contacts,
+    Nobody,
+}
+
+impl PrivacyDoc {
+    fn from_privacy(p: &Privacy) -> Self {
+        let audience = |a: Audience| match a {
+            Audience::Everyone => AudienceDoc::Everyone,
+            Audience::Contacts => AudienceDoc::Contacts,
+            Audience::Nobody => AudienceDoc::Nobody,
+        };
+        Self {
+            direct: audience(p.direct),
+            presence: audience(p.presence),
+        }
+    }
+
+    fn into_privacy(self) -> Privacy {
+        let audience = |a: AudienceDoc| match a {
+            AudienceDoc::Everyone => Audience::Everyone,
+            AudienceDoc::Contacts => Audience::Contacts,
+            AudienceDoc::Nobody => Audience::Nobody,
+        };
+        let mut p = Privacy::default();
+        p.direct = audience(self.direct);
+        p.presence = audience(self.presence);
+        p
+    }
 }
 
 impl UserDoc {
@@ -51,6 +102,7 @@ impl UserDoc {
             avatar: r.avatar.clone(),
             password_hash: r.password_hash.clone(),
             created_at: r.created_at,
+            privacy: PrivacyDoc::from_privacy(&r.privacy),
         }
     }
 
@@ -68,6 +120,7 @@ impl UserDoc {
         ));
         r.about = self.about;
         r.avatar = self.avatar;
+        r.privacy = self.privacy.into_privacy();
         r
     }
 }
@@ -243,11 +296,40 @@ impl UserStore for MongoUserStore {
         }
         Ok(())
     }
+
+    async fn set_privacy(&self, id: &UserId, privacy: &Privacy) -> StoreResult<UserRecord> {
+        let privacy = bson_of(&PrivacyDoc::from_privacy(privacy))?;
+        let updated = self
+            .inner
+            .run(
+                self.users
+                    .find_one_and_update(
+                        doc! { "_id": &id.0 },
+                        doc! { "$set": { "privacy": privacy } },
+                    )
+                    .return_document(ReturnDocument::After),
+            )
+            .await?;
+        updated
+            .map(UserDoc::into_record)
+            .ok_or(StoreError::NotFound)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_regex;
+    use super::{prefix_regex, PrivacyDoc};
+    use chatcore::model::Privacy;
+    use mongodb::bson::{self, doc};
+
+    #[test]
+    fn a_missing_privacy_reads_as_the_default() {
+        assert_eq!(PrivacyDoc::default().into_privacy(), Privacy::default());
+        let old: PrivacyDoc = bson::from_document(doc! {}).unwrap();
+        assert_eq!(old, PrivacyDoc::default());
+        let partial: PrivacyDoc = bson::from_document(doc! { "presence": "nobody" }).unwrap();
+        assert_eq!(partial.direct, PrivacyDoc::default().direct);
+    }
 
     #[test]
     fn prefixes_are_escaped_literally() {

@@ -15,8 +15,8 @@ use std::time::Duration;
 use chatcore::groups::Action;
 use chatcore::model::{Content, ConversationId, UserId};
 use chatcore::store::{
-    Changed, ConversationState, GroupInfo, MessageStore, NewMessage, NewUser, SessionRecord,
-    SessionStore, StoreError, UserStore,
+    Changed, ContactStore, ContactView, ConversationState, GroupInfo, MessageStore, NewMessage,
+    NewUser, SessionRecord, SessionStore, StoreError, UserStore,
 };
 use chatcore::testkit::{conformance, model};
 use chatcore::Backends;
@@ -218,6 +218,7 @@ async fn indexes_are_created_once_and_idempotently() {
         names("conversations").await,
         ["_id_", "invite", "members_user_last_ts"]
     );
+    assert_eq!(names("contacts").await, ["_id_", "listed_key", "users_key"]);
     assert_eq!(names("cursors").await, ["_id_", "unique_cursor"]);
     assert_eq!(names("read_markers").await, ["_id_", "unique_read_marker"]);
 
@@ -621,6 +622,108 @@ async fn schema_1_conversations_are_migrated_at_start() {
     cleanup.run().await;
 }
 
+#[tokio::test]
+async fn schema_2_databases_need_no_rewrite_for_contacts() {
+    let cleanup = Cleanup::default();
+    let db_name = fresh_db();
+    cleanup.add(&db_name);
+    let client = chatcore_mongo::mongodb::Client::with_uri_str(server_uri())
+        .await
+        .unwrap();
+    let db = client.database(&db_name);
+    // Schema 2, written through the raw driver: a user without `privacy`,
+    // a direct conversation without `blocked`.
+    db.collection::<Document>("meta")
+        .insert_one(doc! { "_id": "schema", "version": 2_i64 })
+        .await
+        .unwrap();
+    db.collection::<Document>("users")
+        .insert_one(doc! {
+            "_id": "old-user", "username": "Old", "username_key": "old",
+            "email": "old@example.com", "email_key": "old@example.com", "phone": "+15550000020",
+            "display_name": "Old", "name_words": ["old"], "about": "", "avatar": null,
+            "password_hash": "$argon2id$x", "created_at": T0,
+        })
+        .await
+        .unwrap();
+    let (a, z) = (UserId::from("old-user"), UserId::generate());
+    let conv = ConversationId::direct(&a, &z);
+    db.collection::<Document>("conversations")
+        .insert_one(doc! {
+            "_id": &conv.0, "v": 2_i64, "kind": "direct", "created_at": T0,
+            "info": { "title": "", "description": "", "avatar": null, "history_visible": false },
+            "members": [
+                { "user": &a.0, "role": "member", "joined_seq": 0_i64, "joined_at": T0,
+                  "left_seq": null, "muted_until": null },
+                { "user": &z.0, "role": "member", "joined_seq": 0_i64, "joined_at": T0,
+                  "left_seq": null, "muted_until": null },
+            ],
+            "last_seq": 0_i64, "last_ts": T0, "version": 0_i64, "invite": null,
+        })
+        .await
+        .unwrap();
+    let before: Vec<Document> = {
+        use futures_util::TryStreamExt;
+        db.collection::<Document>("users")
+            .find(doc! {})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    };
+
+    let store = MongoStore::connect(&server_uri(), &db_name).await.unwrap();
+    let mark = db
+        .collection::<Document>("meta")
+        .find_one(doc! { "_id": "schema" })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        mark.get_i64("version").unwrap(),
+        chatcore_mongo::SCHEMA_VERSION
+    );
+    let after: Vec<Document> = {
+        use futures_util::TryStreamExt;
+        db.collection::<Document>("users")
+            .find(doc! {})
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    assert_eq!(after, before, "nothing rewritten");
+    let user = store.users().get(&a).await.unwrap().unwrap();
+    assert_eq!(user.privacy, chatcore::model::Privacy::default());
+    let messages = store.messages();
+    let state = messages.conversation(&conv).await.unwrap().unwrap();
+    assert!(state.blocked.is_empty());
+    let sent = messages.append(new_message(&conv, &a, "hi")).await.unwrap();
+    assert_eq!(sent.message.seq, 1);
+    // The old documents take the new fields.
+    let mut private = chatcore::model::Privacy::default();
+    private.direct = chatcore::model::Audience::Contacts;
+    let user = store.users().set_privacy(&a, &private).await.unwrap();
+    assert_eq!(user.privacy, private);
+    let mut blocked = messages.conversation(&conv).await.unwrap().unwrap();
+    blocked.version += 1;
+    blocked.blocked = vec![z.clone()];
+    assert!(matches!(
+        messages.change(&blocked, None).await.unwrap(),
+        Changed::Done(None)
+    ));
+    assert_eq!(
+        messages
+            .append(new_message(&conv, &a, "again"))
+            .await
+            .map(|_| ()),
+        Err(StoreError::Blocked)
+    );
+    cleanup.run().await;
+}
+
 async fn unread(
     messages: &chatcore_mongo::MongoMessageStore,
     user: &UserId,
@@ -742,6 +845,27 @@ async fn unreadable_records_are_corrupt_not_missing() {
         .unwrap();
     assert!(matches!(
         store.messages().history(&conv, None, 10).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    // A pair stored out of order would give each user the other's block.
+    db.collection::<Document>("contacts")
+        .insert_one(doc! {
+            "_id": "p|q", "v": 1_i64, "users": ["q", "p"], "link": { "kind": "none" },
+            "blocked": [1_i64, null], "retry_at": [null, null], "version": 1_i64,
+            "listed": ["blocked:q"],
+        })
+        .await
+        .unwrap();
+    let (p, q) = (UserId::from("p"), UserId::from("q"));
+    assert!(matches!(
+        store.contacts().relation(&p, &q).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        store
+            .contacts()
+            .list(&q, ContactView::Blocked, None, 10)
+            .await,
         Err(StoreError::Corrupt(_))
     ));
     cleanup.run().await;

@@ -11,10 +11,13 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use super::{BoxFuture, Factory};
-use crate::model::{Content, ConversationId, ConversationKind, DeviceId, Millis, UserId};
+use crate::model::{
+    Audience, Content, ConversationId, ConversationKind, DeviceId, Millis, Privacy, UserId,
+};
 use crate::store::{
-    BrokerHandler, Changed, ConversationState, Event, NewMessage, NewUser, ProfileUpdate, Quota,
-    ResetToken, SearchQuery, SessionRecord, StoreError, Topic,
+    BrokerHandler, Changed, ContactView, ConversationState, Event, Link, NewMessage, NewUser,
+    ProfileUpdate, Quota, Relation, ResetToken, SearchQuery, SessionRecord, StoreError, Topic,
+    UserRecord, Written,
 };
 use crate::Backends;
 
@@ -36,6 +39,7 @@ cases!(
     users_concurrent_creates_of_one_name_admit_one,
     users_search_orders_filters_and_pages,
     users_update_profile_and_password,
+    users_privacy_round_trips_with_a_default,
     sessions_create_get_expire_extend_revoke,
     sessions_revoke_all_keeps_one,
     resets_are_single_use_and_expire,
@@ -59,6 +63,11 @@ cases!(
     conversations_unread_counts_messages_in_the_members_window,
     conversations_last_entries_in_one_call,
     conversations_mute_is_per_member_and_reaches_the_recipients,
+    conversations_blocked_refuses_every_append_until_cleared,
+    contacts_change_compares_and_swaps_on_version,
+    contacts_relations_returns_only_stored_pairs,
+    contacts_list_filters_orders_and_pages_each_view,
+    contacts_concurrent_changes_of_one_pair_admit_one,
     presence_tracks_connections_and_last_seen,
     limiter_counts_in_a_sliding_window,
     limiter_spends_budgets_in_fixed_windows,
@@ -358,6 +367,83 @@ async fn users_update_profile_and_password(b: Backends) {
     );
     assert_eq!(
         b.users.set_password_hash(&ghost, "x").await,
+        Err(StoreError::NotFound)
+    );
+}
+
+async fn users_privacy_round_trips_with_a_default(b: Backends) {
+    let u = new_user("Priva");
+    let other = new_user("Publius");
+    let created = b.users.create(u.clone()).await.unwrap();
+    b.users.create(other.clone()).await.unwrap();
+    assert_eq!(
+        created.privacy,
+        Privacy::default(),
+        "new users have the default"
+    );
+    assert_eq!(
+        b.users.get(&u.id).await.unwrap().map(|r| r.privacy),
+        Some(Privacy::default())
+    );
+    let private = Privacy {
+        direct: Audience::Contacts,
+        presence: Audience::Nobody,
+    };
+    let r = b.users.set_privacy(&u.id, &private).await.unwrap();
+    assert_eq!(r.privacy, private, "the new record is returned");
+    assert_eq!(
+        UserRecord {
+            privacy: Privacy::default(),
+            ..r.clone()
+        },
+        created,
+        "nothing else changes"
+    );
+    assert_eq!(b.users.get(&u.id).await.unwrap(), Some(r.clone()));
+    assert_eq!(
+        b.users
+            .find_by_username(&u.username_key)
+            .await
+            .unwrap()
+            .map(|r| r.privacy),
+        Some(private)
+    );
+    let mut many: Vec<(UserId, Privacy)> = b
+        .users
+        .get_many(&[u.id.clone(), other.id.clone()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.privacy))
+        .collect();
+    many.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut expected = vec![
+        (u.id.clone(), private),
+        (other.id.clone(), Privacy::default()),
+    ];
+    expected.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(many, expected, "get_many carries each user's own");
+    // A profile update keeps the settings, and they can change again.
+    let update = ProfileUpdate {
+        about: Some("private person".into()),
+        ..ProfileUpdate::default()
+    };
+    let r = b.users.update_profile(&u.id, &update).await.unwrap();
+    assert_eq!(r.privacy, private, "a profile update keeps the privacy");
+    let contacts_only = Privacy {
+        direct: Audience::Everyone,
+        presence: Audience::Contacts,
+    };
+    b.users.set_privacy(&u.id, &contacts_only).await.unwrap();
+    assert_eq!(
+        b.users.get(&u.id).await.unwrap().map(|r| r.privacy),
+        Some(contacts_only)
+    );
+    assert_eq!(
+        b.users
+            .set_privacy(&UserId::from("ghost"), &private)
+            .await
+            .map(|_| ()),
         Err(StoreError::NotFound)
     );
 }
@@ -1378,4 +1464,370 @@ async fn conversations_mute_is_per_member_and_reaches_the_recipients(b: Backends
     b.messages.set_muted(&z, &c, None).await.unwrap();
     let r = b.messages.append(msg(&c, &a, &z, "n", T0)).await.unwrap();
     assert!(r.recipients.iter().all(|m| !m.is_muted(T0)));
+}
+
+async fn conversations_blocked_refuses_every_append_until_cleared(b: Backends) {
+    let (a, z, c) = pair_in(&b).await;
+    b.messages.append(msg(&c, &a, &z, "a1", T0)).await.unwrap();
+    // z blocks a: the state is changed like any other field, by version.
+    let mut state = b.messages.conversation(&c).await.unwrap().unwrap();
+    assert!(state.blocked.is_empty(), "a new conversation blocks nobody");
+    state.version += 1;
+    state.blocked = vec![z.clone()];
+    assert!(matches!(
+        b.messages.change(&state, None).await.unwrap(),
+        Changed::Done(None)
+    ));
+    let stored = b.messages.conversation(&c).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.blocked.clone(), stored.version),
+        (vec![z.clone()], 1)
+    );
+    let listed = b.messages.conversations(&a, None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].blocked,
+        std::slice::from_ref(&z),
+        "the listed state carries it"
+    );
+    for (from, to, client_id) in [(&a, &z, "a2"), (&z, &a, "z1")] {
+        assert_eq!(
+            b.messages
+                .append(msg(&c, from, to, client_id, T0 + 1))
+                .await
+                .map(|_| ()),
+            Err(StoreError::Blocked),
+            "refused whoever sends"
+        );
+    }
+    let retry = b
+        .messages
+        .append(msg(&c, &a, &z, "a1", T0 + 2))
+        .await
+        .unwrap();
+    assert!(
+        retry.duplicate,
+        "a retry of a stored message is still answered"
+    );
+    assert_eq!(retry.message.seq, 1);
+    assert_eq!(seqs(b.messages.history(&c, None, 10).await.unwrap()), [1]);
+    // Both block: stored as given.
+    let mut both = stored.clone();
+    both.version += 1;
+    both.blocked = vec![z.clone(), a.clone()];
+    assert!(matches!(
+        b.messages.change(&both, None).await.unwrap(),
+        Changed::Done(None)
+    ));
+    assert_eq!(
+        b.messages.conversation(&c).await.unwrap().unwrap().blocked,
+        [z.clone(), a.clone()]
+    );
+    assert_eq!(
+        b.messages.change(&both, None).await.unwrap(),
+        Changed::Stale,
+        "a stale unblock is refused like any stale change"
+    );
+    // Cleared: appends work again, from the next seq.
+    let mut clear = both.clone();
+    clear.version += 1;
+    clear.blocked.clear();
+    assert!(matches!(
+        b.messages.change(&clear, None).await.unwrap(),
+        Changed::Done(None)
+    ));
+    let stored = b.messages.conversation(&c).await.unwrap().unwrap();
+    assert!(stored.blocked.is_empty());
+    let r = b
+        .messages
+        .append(msg(&c, &z, &a, "z1", T0 + 3))
+        .await
+        .unwrap();
+    assert!(!r.duplicate);
+    assert_eq!(r.message.seq, 2, "refused appends burnt no seq");
+}
+
+/// The relation of `a` and `z` at `version`, with each user's block and
+/// retry time given from that user's side.
+fn relation(
+    (a, z): (&UserId, &UserId),
+    link: Link,
+    blocks: (Option<Millis>, Option<Millis>),
+    version: u64,
+) -> Relation {
+    let mut r = Relation::new(a, z);
+    let (ia, iz) = if r.users[0] == *a { (0, 1) } else { (1, 0) };
+    r.link = link;
+    r.blocked[ia] = blocks.0;
+    r.blocked[iz] = blocks.1;
+    r.version = version;
+    r
+}
+
+fn requested(by: &UserId, at: Millis) -> Link {
+    Link::Requested { by: by.clone(), at }
+}
+
+async fn contacts_change_compares_and_swaps_on_version(b: Backends) {
+    let (a, z) = (UserId::generate(), UserId::generate());
+    assert_eq!(b.contacts.relation(&a, &z).await.unwrap(), None);
+    let first = relation((&a, &z), requested(&a, T0), (None, None), 1);
+    assert_eq!(b.contacts.change(&first).await.unwrap(), Written::Done);
+    assert_eq!(
+        b.contacts.relation(&a, &z).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        b.contacts.relation(&z, &a).await.unwrap(),
+        Some(first.clone()),
+        "found in either order"
+    );
+    // Another first change, read from the same nothing: stale.
+    let rival = relation((&z, &a), Link::None, (Some(T0), None), 1);
+    assert_eq!(b.contacts.change(&rival).await.unwrap(), Written::Stale);
+    assert_eq!(
+        b.contacts.relation(&a, &z).await.unwrap(),
+        Some(first.clone())
+    );
+    // The next version, every field set.
+    let mut second = relation(
+        (&a, &z),
+        Link::Contacts { since: T0 + 1 },
+        (None, Some(T0 + 2)),
+        2,
+    );
+    let ia = second.side(&a).unwrap();
+    second.retry_at[ia] = Some(T0 + 3);
+    assert_eq!(b.contacts.change(&second).await.unwrap(), Written::Done);
+    assert_eq!(
+        b.contacts.relation(&z, &a).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(
+        b.contacts.change(&second).await.unwrap(),
+        Written::Stale,
+        "the same version twice"
+    );
+    for skipped in [0, 1, 4] {
+        let mut r = second.clone();
+        r.version = skipped;
+        r.link = Link::None;
+        assert_eq!(
+            b.contacts.change(&r).await.unwrap(),
+            Written::Stale,
+            "version {skipped} over 2"
+        );
+    }
+    // A request by the other side, then nothing but a retry time: each is
+    // stored as given.
+    let third = relation((&a, &z), requested(&z, T0 + 4), (None, None), 3);
+    assert_eq!(b.contacts.change(&third).await.unwrap(), Written::Done);
+    assert_eq!(
+        b.contacts.relation(&a, &z).await.unwrap(),
+        Some(third.clone())
+    );
+    let mut fourth = relation((&a, &z), Link::None, (None, None), 4);
+    fourth.retry_at[ia] = Some(T0 + 5);
+    assert_eq!(b.contacts.change(&fourth).await.unwrap(), Written::Done);
+    assert_eq!(b.contacts.relation(&z, &a).await.unwrap(), Some(fourth));
+    // A first change that skips version 1 stores nothing.
+    let (c, d) = (UserId::generate(), UserId::generate());
+    let skip = relation((&c, &d), requested(&c, T0), (None, None), 2);
+    assert_eq!(b.contacts.change(&skip).await.unwrap(), Written::Stale);
+    assert_eq!(b.contacts.relation(&c, &d).await.unwrap(), None);
+    assert_eq!(b.contacts.relation(&a, &c).await.unwrap(), None);
+}
+
+async fn contacts_relations_returns_only_stored_pairs(b: Backends) {
+    let me = UserId::generate();
+    let (x, y, none, stranger) = (
+        UserId::generate(),
+        UserId::generate(),
+        UserId::generate(),
+        UserId::generate(),
+    );
+    let rx = relation((&me, &x), Link::Contacts { since: T0 }, (None, None), 1);
+    let ry = relation((&y, &me), requested(&y, T0), (None, Some(T0)), 1);
+    let other = relation(
+        (&x, &stranger),
+        Link::Contacts { since: T0 },
+        (None, None),
+        1,
+    );
+    for r in [&rx, &ry, &other] {
+        assert_eq!(b.contacts.change(r).await.unwrap(), Written::Done);
+    }
+    let sorted = |mut v: Vec<Relation>| {
+        v.sort_by_key(Relation::key);
+        v
+    };
+    let got = b
+        .contacts
+        .relations(&me, &[none.clone(), y.clone(), x.clone(), stranger.clone()])
+        .await
+        .unwrap();
+    assert_eq!(sorted(got), sorted(vec![rx.clone(), ry.clone()]));
+    assert_eq!(
+        b.contacts
+            .relations(&me, std::slice::from_ref(&x))
+            .await
+            .unwrap(),
+        std::slice::from_ref(&rx)
+    );
+    assert!(b.contacts.relations(&me, &[]).await.unwrap().is_empty());
+    assert!(b
+        .contacts
+        .relations(&none, &[me.clone(), x.clone(), y.clone()])
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        b.contacts.relations(&stranger, &[me, x]).await.unwrap(),
+        [other],
+        "only the pairs of the user asked for"
+    );
+}
+
+async fn contacts_list_filters_orders_and_pages_each_view(b: Backends) {
+    let me = UserId::generate();
+    let o: Vec<UserId> = (0..17).map(|_| UserId::generate()).collect();
+    let contacts = |since| Link::Contacts { since };
+    let blk = Some(T0);
+    // Every kind of pair `me` can be in, and some it is not in.
+    let mut stored = vec![
+        relation((&me, &o[0]), contacts(T0), (None, None), 1),
+        relation((&me, &o[1]), contacts(T0), (blk, None), 1),
+        relation((&me, &o[2]), requested(&o[2], T0), (None, None), 1),
+        relation((&me, &o[3]), requested(&o[3], T0), (blk, None), 1),
+        relation((&me, &o[4]), requested(&me, T0), (None, None), 1),
+        relation((&me, &o[5]), requested(&me, T0), (None, blk), 1),
+        relation((&me, &o[6]), Link::None, (blk, None), 1),
+        relation((&me, &o[7]), Link::None, (None, blk), 1),
+        relation((&me, &o[8]), contacts(T0), (blk, blk), 1),
+        relation((&me, &o[9]), requested(&o[9], T0), (None, blk), 1),
+        relation((&me, &o[10]), contacts(T0), (None, None), 1),
+        relation((&me, &o[11]), requested(&o[11], T0), (None, None), 1),
+        relation((&me, &o[12]), requested(&me, T0), (None, None), 1),
+        relation((&me, &o[13]), Link::None, (blk, None), 1),
+        relation((&me, &o[16]), requested(&me, T0), (None, None), 1),
+        relation((&o[0], &o[2]), contacts(T0), (None, None), 1),
+        relation((&o[3], &o[4]), requested(&o[3], T0), (blk, None), 1),
+    ];
+    let mut retry_only = relation((&me, &o[14]), Link::None, (None, None), 1);
+    retry_only.retry_at = [Some(T0), None];
+    stored.push(retry_only);
+    for r in &stored {
+        assert_eq!(b.contacts.change(r).await.unwrap(), Written::Done);
+    }
+    // Changes move pairs between listings: accepted, blocked, unblocked.
+    let moves = [
+        relation((&me, &o[4]), contacts(T0 + 1), (None, None), 2),
+        relation((&me, &o[2]), requested(&o[2], T0), (blk, None), 2),
+        relation((&me, &o[6]), Link::None, (None, None), 2),
+        relation((&me, &o[15]), requested(&o[15], T0), (None, None), 1),
+    ];
+    for r in moves {
+        assert_eq!(b.contacts.change(&r).await.unwrap(), Written::Done);
+        match stored.iter_mut().find(|s| s.key() == r.key()) {
+            Some(s) => *s = r,
+            None => stored.push(r),
+        }
+    }
+    let views = [
+        ContactView::Contacts,
+        ContactView::Incoming,
+        ContactView::Outgoing,
+        ContactView::Blocked,
+    ];
+    let expected = |user: &UserId, view: ContactView, after: Option<&str>| {
+        let mut v: Vec<Relation> = stored
+            .iter()
+            .filter(|r| view.shows(r, user))
+            .filter(|r| after.map_or(true, |a| r.key().as_str() > a))
+            .cloned()
+            .collect();
+        v.sort_by_key(Relation::key);
+        v
+    };
+    let everyone: Vec<&UserId> = std::iter::once(&me).chain(&o).collect();
+    for user in &everyone {
+        for view in views {
+            let got = b.contacts.list(user, view, None, 100).await.unwrap();
+            assert_eq!(got, expected(user, view, None), "{view:?} of {user}");
+        }
+    }
+    // Sanity of the scenario: every listing of `me` has several pairs.
+    for view in views {
+        assert!(expected(&me, view, None).len() >= 3, "{view:?}");
+    }
+    // Pages of any size join into the whole listing: no gap, no duplicate.
+    for view in views {
+        let whole = expected(&me, view, None);
+        for limit in [1, 2, 3] {
+            let mut joined = Vec::new();
+            let mut after: Option<String> = None;
+            // Bounded, so that a store ignoring `after` fails, not hangs.
+            for _ in 0..=whole.len() {
+                let page = b
+                    .contacts
+                    .list(&me, view, after.as_deref(), limit)
+                    .await
+                    .unwrap();
+                assert!(page.len() <= limit, "{view:?}: a page over its limit");
+                let Some(last) = page.last() else { break };
+                after = Some(last.key());
+                joined.extend(page);
+            }
+            assert_eq!(joined, whole, "{view:?} in pages of {limit}");
+        }
+        // `after` is any key: one of a pair not listed here, or none stored.
+        let mut positions: Vec<String> = stored.iter().map(Relation::key).collect();
+        positions.extend([String::new(), format!("{}|", me), "~".to_owned()]);
+        for after in &positions {
+            assert_eq!(
+                b.contacts.list(&me, view, Some(after), 100).await.unwrap(),
+                expected(&me, view, Some(after)),
+                "{view:?} after {after:?}"
+            );
+        }
+        assert!(b
+            .contacts
+            .list(&me, view, None, 0)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
+
+async fn contacts_concurrent_changes_of_one_pair_admit_one(b: Backends) {
+    let (a, z) = (UserId::generate(), UserId::generate());
+    let mut base: Option<Relation> = None;
+    for version in [1, 2] {
+        // Eight writers read the same state and each writes its own next one.
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let contacts = b.contacts.clone();
+                let mut next = base.clone().unwrap_or_else(|| Relation::new(&a, &z));
+                next.version = version;
+                let by = if i % 2 == 0 { &a } else { &z };
+                next.link = requested(by, T0 + i);
+                tokio::spawn(async move { (contacts.change(&next).await, next) })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tasks {
+            let (written, next) = t.await.unwrap();
+            if written.unwrap() == Written::Done {
+                winners.push(next);
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "version {version}: exactly one change wins"
+        );
+        let stored = b.contacts.relation(&z, &a).await.unwrap();
+        assert_eq!(stored.as_ref(), winners.first(), "the winner is stored");
+        base = stored;
+    }
 }
