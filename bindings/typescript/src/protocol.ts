@@ -1,5 +1,5 @@
 /**
- * The frames of the chatcore protocol, version 2 (docs/PROTOCOL.md), as
+ * The frames of the chatcore protocol, version 3 (docs/PROTOCOL.md), as
  * TypeScript types, and the schema that puts any frame into its canonical
  * form: fields in the order the Rust types serialize them, absent optional
  * fields omitted, `null` only where Rust writes `None` as nil. Both codecs
@@ -13,7 +13,7 @@
  */
 
 /** The protocol version this binding speaks. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
@@ -132,6 +132,82 @@ export const NOTICE_KINDS: readonly NoticeContent["kind"][] = [
 /** Whether `content` is a notice the server wrote rather than a message someone sent. */
 export function isNotice(content: Content): content is NoticeContent {
   return content.kind !== "text";
+}
+
+/** Who a privacy setting lets in. */
+export type Audience = "everyone" | "contacts" | "nobody";
+
+/** Every {@link Audience}, from widest to narrowest. */
+export const AUDIENCES: readonly Audience[] = ["everyone", "contacts", "nobody"];
+
+/** A user's privacy settings, the same on all the user's devices (PROTOCOL.md, *Contacts, blocks and privacy*). */
+export interface Privacy {
+  /** Who may start a direct conversation with the user: `everyone` or `contacts` (`nobody` is refused). */
+  direct: Audience;
+  /**
+   * Who sees the user's online state and last seen. Reciprocal: the user sees another's presence only if their
+   * own setting would admit the other. A hidden presence looks like a user who is offline and was never seen.
+   */
+  presence: Audience;
+}
+
+/** What a `contact` request does to the caller's link with a user. */
+export type ContactAction =
+  /** Ask the user to become contacts (accepts their request if they asked first). */
+  | "request"
+  /** Accept the user's request. */
+  | "accept"
+  /** Decline the user's request (the asker may not ask again for a while). */
+  | "decline"
+  /** Withdraw the caller's own request. */
+  | "cancel"
+  /** Stop being contacts. */
+  | "remove";
+
+/** Every {@link ContactAction}. */
+export const CONTACT_ACTIONS: readonly ContactAction[] = ["request", "accept", "decline", "cancel", "remove"];
+
+/** Which of the caller's lists `contacts` pages. */
+export type ContactList =
+  /** Contacts. */
+  | "contacts"
+  /** Requests received and not answered. */
+  | "incoming"
+  /** Requests sent and not answered. */
+  | "outgoing"
+  /** Users the caller blocks. */
+  | "blocked";
+
+/** Every {@link ContactList}. */
+export const CONTACT_LISTS: readonly ContactList[] = ["contacts", "incoming", "outgoing", "blocked"];
+
+/** The caller's contact state with a user. */
+export type ContactState =
+  /** Nothing. */
+  | "none"
+  /** The user asked the caller. */
+  | "incoming"
+  /** The caller asked the user. */
+  | "outgoing"
+  /** Contacts. */
+  | "contact";
+
+/** Every {@link ContactState}. */
+export const CONTACT_STATES: readonly ContactState[] = ["none", "incoming", "outgoing", "contact"];
+
+/**
+ * A user as the caller's contacts show them: the caller's view of the pair. It never says whether the other user
+ * blocks the caller.
+ */
+export interface ContactInfo {
+  profile: Profile;
+  state: ContactState;
+  /** Whether the caller blocks the user. */
+  blocked: boolean;
+  /** When the state began; absent for `none`. */
+  since?: number;
+  /** The user's presence as the caller may see it; only in `contacts` pages. */
+  presence?: Presence;
 }
 
 /** A stored message. */
@@ -271,6 +347,12 @@ export type ClientFrame =
   | { type: "join"; id: number; token: string }
   | { type: "mute"; id: number; conv: string; until?: number }
   | { type: "unmute"; id: number; conv: string }
+  | { type: "contact"; id: number; user: string; action: ContactAction }
+  | { type: "block"; id: number; user: string }
+  | { type: "unblock"; id: number; user: string }
+  | { type: "contacts"; id: number; list: ContactList; after?: string; limit?: number }
+  /** Absent settings stay. */
+  | { type: "set_privacy"; id: number; direct?: Audience; presence?: Audience }
   | { type: "ping"; id: number };
 
 /** Frames a server sends: replies (with the request's `id`) and pushes (without). */
@@ -284,6 +366,7 @@ export type ServerFrame =
       token?: string;
       expires_at: number;
       profile: Profile;
+      privacy: Privacy;
     }
   | { type: "ok"; id: number }
   | { type: "users"; id: number; users: DirectoryEntry[]; next?: string }
@@ -304,6 +387,11 @@ export type ServerFrame =
   | { type: "changed"; id: number; conv: string; seq: number }
   | { type: "invite"; id: number; conv: string; token: string }
   | { type: "pong"; id: number }
+  | { type: "contacts"; id: number; contacts: ContactInfo[]; next?: string }
+  /** Reply to `contact`, `block` and `unblock`; without `id`, a push: the user's view of a pair changed. */
+  | ContactFrame
+  /** Reply to `set_privacy`; without `id`, a push: the settings changed on another device. */
+  | PrivacyFrame
   | ErrorFrame
   | { type: "message"; message: Message }
   | { type: "presence"; presence: Presence }
@@ -341,6 +429,24 @@ export interface ReadFrame {
   type: "read";
   conv: string;
   seq: number;
+}
+
+/**
+ * Reply to `contact`, `block` and `unblock` (with the request's `id`): the caller's view of the pair now.
+ * Without `id`, a push to each other connection of a user whose view of a pair changed (on another device, or
+ * by the other user).
+ */
+export interface ContactFrame {
+  type: "contact";
+  id?: number;
+  contact: ContactInfo;
+}
+
+/** Reply to `set_privacy` (with `id`): the settings now. Without `id`, a push: they changed on another device. */
+export interface PrivacyFrame {
+  type: "privacy";
+  id?: number;
+  privacy: Privacy;
 }
 
 /** The client frame of type `T`. */
@@ -396,6 +502,7 @@ const id = req("id", "u32");
 const millis = "i64";
 
 const ROLE: Kind = { oneOf: ROLES };
+const AUDIENCE: Kind = { oneOf: AUDIENCES };
 const CONVERSATION_KIND: Kind = { oneOf: ["direct", "group"] };
 
 const CONTENT: Kind = {
@@ -445,6 +552,18 @@ const PRESENCE: Kind = {
 };
 
 const DIRECTORY_ENTRY: Kind = { struct: [req("profile", PROFILE), req("presence", PRESENCE)] };
+
+const PRIVACY: Kind = { struct: [req("direct", AUDIENCE), req("presence", AUDIENCE)] };
+
+const CONTACT_INFO: Kind = {
+  struct: [
+    req("profile", PROFILE),
+    req("state", { oneOf: CONTACT_STATES }),
+    req("blocked", "bool"),
+    opt("since", millis),
+    opt("presence", PRESENCE),
+  ],
+};
 
 const LAST_ENTRY: Kind = {
   struct: [req("seq", "u64"), req("ts", millis), req("from", "string"), req("kind", "string"), opt("preview", "string")],
@@ -547,6 +666,11 @@ const CLIENT_FRAME: Kind = {
     join: [id, req("token", "string")],
     mute: [id, req("conv", "string"), opt("until", millis)],
     unmute: [id, req("conv", "string")],
+    contact: [id, req("user", "string"), req("action", { oneOf: CONTACT_ACTIONS })],
+    block: [id, req("user", "string")],
+    unblock: [id, req("user", "string")],
+    contacts: [id, req("list", { oneOf: CONTACT_LISTS }), opt("after", "string"), opt("limit", "u32")],
+    set_privacy: [id, opt("direct", AUDIENCE), opt("presence", AUDIENCE)],
   },
 };
 
@@ -561,6 +685,7 @@ const SERVER_FRAME: Kind = {
       opt("token", "string"),
       req("expires_at", millis),
       req("profile", PROFILE),
+      req("privacy", PRIVACY),
     ],
     ok: [id],
     users: [id, req("users", { list: DIRECTORY_ENTRY }), opt("next", "string")],
@@ -599,6 +724,9 @@ const SERVER_FRAME: Kind = {
     read: [req("conv", "string"), req("seq", "u64")],
     profile_changed: [req("profile", PROFILE)],
     new_user: [req("entry", DIRECTORY_ENTRY)],
+    contact: [opt("id", "u32"), req("contact", CONTACT_INFO)],
+    contacts: [id, req("contacts", { list: CONTACT_INFO }), opt("next", "string")],
+    privacy: [opt("id", "u32"), req("privacy", PRIVACY)],
   },
 };
 

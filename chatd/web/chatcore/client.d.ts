@@ -10,7 +10,7 @@
  */
 import { type Codec } from "./codec.js";
 import { ChatError } from "./errors.js";
-import { type AlertFrame, type ClientFrame, type Content, type ConversationInfo, type ConversationSummary, type DirectoryEntry, type Message, type Presence, type Profile, type ReadFrame, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+import { type AlertFrame, type Audience, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationInfo, type ConversationSummary, type DirectoryEntry, type Message, type Presence, type Privacy, type Profile, type ReadFrame, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
 /** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
 export interface WebSocketLike {
     readonly readyState: number;
@@ -66,6 +66,8 @@ export interface Session {
     token: string;
     expires_at: number;
     profile: Profile;
+    /** The user's privacy settings; kept current by {@link ChatClient.setPrivacy} and the `privacy` event. */
+    privacy: Privacy;
 }
 /** Where the connection stands. */
 export type ConnectionState = 
@@ -106,6 +108,14 @@ export interface ClientEvents {
     alert: Omit<AlertFrame, "type">;
     /** Another device of the user read `conv` up to `seq`: its unread count is 0 now. */
     read: Omit<ReadFrame, "type">;
+    /**
+     * The user's view of a pair changed: a contact request, answer or removal by the other user, or a change made
+     * on another device of this user (including a block or unblock). Not for this connection's own requests (their
+     * promise has the new view). A blocked user is never told of a block.
+     */
+    contact: ContactInfo;
+    /** The user's privacy settings changed on another device ({@link ChatClient.session} has them already). */
+    privacy: Privacy;
     /** Signed in (`register`, `login`) or resumed (`resumed`: also after a reconnect). */
     session: {
         session: Session;
@@ -135,6 +145,13 @@ export type SendTarget = {
 /** A page of {@link ChatClient.conversations}. */
 export interface ConversationPage {
     conversations: ConversationSummary[];
+    /** Pass as `after` for the next page; absent on the last one. */
+    next?: string;
+}
+/** A page of {@link ChatClient.contacts}. */
+export interface ContactPage {
+    /** Each user with the caller's view of the pair and their presence as the caller may see it. */
+    contacts: ContactInfo[];
     /** Pass as `after` for the next page; absent on the last one. */
     next?: string;
 }
@@ -239,6 +256,7 @@ export declare class ChatClient {
     private dispatch;
     private transmit;
     private onData;
+    private onReply;
     private onPushedMessage;
     private scheduleSync;
     private sendAcks;
@@ -374,6 +392,39 @@ export declare class ChatClient {
     mute(conv: string, until?: number): Promise<void>;
     /** Alerts for `conv` again. */
     unmute(conv: string): Promise<void>;
+    /**
+     * Changes the contact link with `user`: `request` (if they asked already, this accepts), `accept`, `decline`,
+     * `cancel` (the caller's own request), `remove` (a contact). Resolves with the caller's view now; the other
+     * devices of both users whose view changed get a `contact` event. Not repeated after a reconnect: a second
+     * `request` would fail with `conflict`, a second answer with `not_found`.
+     */
+    contact(user: string, action: ContactAction): Promise<ContactInfo>;
+    /**
+     * Blocks `user` (withdrawing the caller's request to them, if any): neither can message the other in their
+     * direct conversation, start one or add the other to a group, and neither sees the other's presence. The
+     * blocked user is not told. Fails with `conflict` if blocked already.
+     */
+    block(user: string): Promise<ContactInfo>;
+    /** Stops blocking `user`; a contact request they made meanwhile is dropped. Fails with `not_found` if not blocked. */
+    unblock(user: string): Promise<ContactInfo>;
+    /**
+     * A page of one of the caller's lists: `contacts`, `incoming` (requests received), `outgoing` (requests sent)
+     * or `blocked`; `after`: the `next` of the previous page. Each entry has the user's presence as the caller may
+     * see it.
+     */
+    contacts(list: ContactList, page?: {
+        after?: string;
+        limit?: number;
+    }): Promise<ContactPage>;
+    /**
+     * Changes the privacy settings; absent fields stay (`direct: "nobody"` is refused with `invalid_argument`).
+     * Resolves with the settings now, which {@link session} holds too; the user's other devices get a `privacy`
+     * event.
+     */
+    setPrivacy(changes: {
+        direct?: Audience;
+        presence?: Audience;
+    }): Promise<Privacy>;
     /** Application-level ping; resolves with the round-trip time in ms. */
     ping(): Promise<number>;
 }

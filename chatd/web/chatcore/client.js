@@ -377,6 +377,7 @@ export class ChatClient {
             token: frame.token ?? token ?? "",
             expires_at: frame.expires_at,
             profile: frame.profile,
+            privacy: frame.privacy,
         };
         // Delivery cursors belong to a device: a new device starts from nothing.
         if (!previous || previous.device !== session.device)
@@ -511,6 +512,23 @@ export class ChatClient {
             case "new_user":
                 this.emit("newuser", frame.entry);
                 return;
+            // Replies with an id, pushes without.
+            case "contact":
+                if (frame.id !== undefined)
+                    this.onReply(frame.id, frame);
+                else
+                    this.emit("contact", frame.contact);
+                return;
+            case "privacy":
+                if (frame.id !== undefined) {
+                    this.onReply(frame.id, frame);
+                }
+                else {
+                    if (this.sessionValue)
+                        this.sessionValue.privacy = frame.privacy;
+                    this.emit("privacy", frame.privacy);
+                }
+                return;
             case "error": {
                 const p = frame.id !== undefined ? this.inflight.get(frame.id) : undefined;
                 if (!p || frame.id === undefined) {
@@ -522,19 +540,21 @@ export class ChatClient {
                 p.reject(ChatError.fromFrame(frame, p.frame.type));
                 return;
             }
-            default: {
-                const p = this.inflight.get(frame.id);
-                if (!p)
-                    return; // a reply after its timeout
-                this.inflight.delete(frame.id);
-                clearTimeout(p.timer);
-                if (frame.type !== p.expect) {
-                    p.reject(new ChatError("protocol", `expected ${p.expect} in reply to ${p.frame.type}, got ${frame.type}`, { request: p.frame.type }));
-                }
-                else {
-                    p.resolve(frame);
-                }
-            }
+            default:
+                this.onReply(frame.id, frame);
+        }
+    }
+    onReply(id, frame) {
+        const p = this.inflight.get(id);
+        if (!p)
+            return; // a reply after its timeout
+        this.inflight.delete(id);
+        clearTimeout(p.timer);
+        if (frame.type !== p.expect) {
+            p.reject(new ChatError("protocol", `expected ${p.expect} in reply to ${p.frame.type}, got ${frame.type}`, { request: p.frame.type }));
+        }
+        else {
+            p.resolve(frame);
         }
     }
     // -- delivery -------------------------------------------------------------
@@ -830,6 +850,48 @@ export class ChatClient {
     /** Alerts for `conv` again. */
     async unmute(conv) {
         await this.request({ type: "unmute", conv }, "ok", { auth: true, retry: true });
+    }
+    // -- contacts, blocks and privacy ------------------------------------------
+    /**
+     * Changes the contact link with `user`: `request` (if they asked already, this accepts), `accept`, `decline`,
+     * `cancel` (the caller's own request), `remove` (a contact). Resolves with the caller's view now; the other
+     * devices of both users whose view changed get a `contact` event. Not repeated after a reconnect: a second
+     * `request` would fail with `conflict`, a second answer with `not_found`.
+     */
+    async contact(user, action) {
+        return (await this.request({ type: "contact", user, action }, "contact", { auth: true })).contact;
+    }
+    /**
+     * Blocks `user` (withdrawing the caller's request to them, if any): neither can message the other in their
+     * direct conversation, start one or add the other to a group, and neither sees the other's presence. The
+     * blocked user is not told. Fails with `conflict` if blocked already.
+     */
+    async block(user) {
+        return (await this.request({ type: "block", user }, "contact", { auth: true })).contact;
+    }
+    /** Stops blocking `user`; a contact request they made meanwhile is dropped. Fails with `not_found` if not blocked. */
+    async unblock(user) {
+        return (await this.request({ type: "unblock", user }, "contact", { auth: true })).contact;
+    }
+    /**
+     * A page of one of the caller's lists: `contacts`, `incoming` (requests received), `outgoing` (requests sent)
+     * or `blocked`; `after`: the `next` of the previous page. Each entry has the user's presence as the caller may
+     * see it.
+     */
+    async contacts(list, page = {}) {
+        const r = await this.request({ type: "contacts", list, ...page }, "contacts", { auth: true, retry: true });
+        return r.next === undefined ? { contacts: r.contacts } : { contacts: r.contacts, next: r.next };
+    }
+    /**
+     * Changes the privacy settings; absent fields stay (`direct: "nobody"` is refused with `invalid_argument`).
+     * Resolves with the settings now, which {@link session} holds too; the user's other devices get a `privacy`
+     * event.
+     */
+    async setPrivacy(changes) {
+        const { privacy } = await this.request({ type: "set_privacy", ...changes }, "privacy", { auth: true, retry: true });
+        if (this.sessionValue)
+            this.sessionValue.privacy = privacy;
+        return privacy;
     }
     /** Application-level ping; resolves with the round-trip time in ms. */
     async ping() {

@@ -1,5 +1,5 @@
 /**
- * The frames of the chatcore protocol, version 2 (docs/PROTOCOL.md), as
+ * The frames of the chatcore protocol, version 3 (docs/PROTOCOL.md), as
  * TypeScript types, and the schema that puts any frame into its canonical
  * form: fields in the order the Rust types serialize them, absent optional
  * fields omitted, `null` only where Rust writes `None` as nil. Both codecs
@@ -12,7 +12,7 @@
  * @module
  */
 /** The protocol version this binding speaks. */
-export declare const PROTOCOL_VERSION = 2;
+export declare const PROTOCOL_VERSION = 3;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export declare const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -104,6 +104,72 @@ export type Content = TextContent | NoticeContent;
 export declare const NOTICE_KINDS: readonly NoticeContent["kind"][];
 /** Whether `content` is a notice the server wrote rather than a message someone sent. */
 export declare function isNotice(content: Content): content is NoticeContent;
+/** Who a privacy setting lets in. */
+export type Audience = "everyone" | "contacts" | "nobody";
+/** Every {@link Audience}, from widest to narrowest. */
+export declare const AUDIENCES: readonly Audience[];
+/** A user's privacy settings, the same on all the user's devices (PROTOCOL.md, *Contacts, blocks and privacy*). */
+export interface Privacy {
+    /** Who may start a direct conversation with the user: `everyone` or `contacts` (`nobody` is refused). */
+    direct: Audience;
+    /**
+     * Who sees the user's online state and last seen. Reciprocal: the user sees another's presence only if their
+     * own setting would admit the other. A hidden presence looks like a user who is offline and was never seen.
+     */
+    presence: Audience;
+}
+/** What a `contact` request does to the caller's link with a user. */
+export type ContactAction = 
+/** Ask the user to become contacts (accepts their request if they asked first). */
+"request"
+/** Accept the user's request. */
+ | "accept"
+/** Decline the user's request (the asker may not ask again for a while). */
+ | "decline"
+/** Withdraw the caller's own request. */
+ | "cancel"
+/** Stop being contacts. */
+ | "remove";
+/** Every {@link ContactAction}. */
+export declare const CONTACT_ACTIONS: readonly ContactAction[];
+/** Which of the caller's lists `contacts` pages. */
+export type ContactList = 
+/** Contacts. */
+"contacts"
+/** Requests received and not answered. */
+ | "incoming"
+/** Requests sent and not answered. */
+ | "outgoing"
+/** Users the caller blocks. */
+ | "blocked";
+/** Every {@link ContactList}. */
+export declare const CONTACT_LISTS: readonly ContactList[];
+/** The caller's contact state with a user. */
+export type ContactState = 
+/** Nothing. */
+"none"
+/** The user asked the caller. */
+ | "incoming"
+/** The caller asked the user. */
+ | "outgoing"
+/** Contacts. */
+ | "contact";
+/** Every {@link ContactState}. */
+export declare const CONTACT_STATES: readonly ContactState[];
+/**
+ * A user as the caller's contacts show them: the caller's view of the pair. It never says whether the other user
+ * blocks the caller.
+ */
+export interface ContactInfo {
+    profile: Profile;
+    state: ContactState;
+    /** Whether the caller blocks the user. */
+    blocked: boolean;
+    /** When the state began; absent for `none`. */
+    since?: number;
+    /** The user's presence as the caller may see it; only in `contacts` pages. */
+    presence?: Presence;
+}
 /** A stored message. */
 export interface Message {
     id: string;
@@ -352,6 +418,32 @@ export type ClientFrame = {
     id: number;
     conv: string;
 } | {
+    type: "contact";
+    id: number;
+    user: string;
+    action: ContactAction;
+} | {
+    type: "block";
+    id: number;
+    user: string;
+} | {
+    type: "unblock";
+    id: number;
+    user: string;
+} | {
+    type: "contacts";
+    id: number;
+    list: ContactList;
+    after?: string;
+    limit?: number;
+}
+/** Absent settings stay. */
+ | {
+    type: "set_privacy";
+    id: number;
+    direct?: Audience;
+    presence?: Audience;
+} | {
     type: "ping";
     id: number;
 };
@@ -370,6 +462,7 @@ export type ServerFrame = {
     token?: string;
     expires_at: number;
     profile: Profile;
+    privacy: Privacy;
 } | {
     type: "ok";
     id: number;
@@ -423,7 +516,16 @@ export type ServerFrame = {
 } | {
     type: "pong";
     id: number;
-} | ErrorFrame | {
+} | {
+    type: "contacts";
+    id: number;
+    contacts: ContactInfo[];
+    next?: string;
+}
+/** Reply to `contact`, `block` and `unblock`; without `id`, a push: the user's view of a pair changed. */
+ | ContactFrame
+/** Reply to `set_privacy`; without `id`, a push: the settings changed on another device. */
+ | PrivacyFrame | ErrorFrame | {
     type: "message";
     message: Message;
 } | {
@@ -463,6 +565,22 @@ export interface ReadFrame {
     type: "read";
     conv: string;
     seq: number;
+}
+/**
+ * Reply to `contact`, `block` and `unblock` (with the request's `id`): the caller's view of the pair now.
+ * Without `id`, a push to each other connection of a user whose view of a pair changed (on another device, or
+ * by the other user).
+ */
+export interface ContactFrame {
+    type: "contact";
+    id?: number;
+    contact: ContactInfo;
+}
+/** Reply to `set_privacy` (with `id`): the settings now. Without `id`, a push: they changed on another device. */
+export interface PrivacyFrame {
+    type: "privacy";
+    id?: number;
+    privacy: Privacy;
 }
 /** The client frame of type `T`. */
 export type ClientFrameOf<T extends ClientFrame["type"]> = Extract<ClientFrame, {

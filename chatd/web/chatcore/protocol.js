@@ -1,5 +1,5 @@
 /**
- * The frames of the chatcore protocol, version 2 (docs/PROTOCOL.md), as
+ * The frames of the chatcore protocol, version 3 (docs/PROTOCOL.md), as
  * TypeScript types, and the schema that puts any frame into its canonical
  * form: fields in the order the Rust types serialize them, absent optional
  * fields omitted, `null` only where Rust writes `None` as nil. Both codecs
@@ -12,7 +12,7 @@
  * @module
  */
 /** The protocol version this binding speaks. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -50,6 +50,14 @@ export const NOTICE_KINDS = [
 export function isNotice(content) {
     return content.kind !== "text";
 }
+/** Every {@link Audience}, from widest to narrowest. */
+export const AUDIENCES = ["everyone", "contacts", "nobody"];
+/** Every {@link ContactAction}. */
+export const CONTACT_ACTIONS = ["request", "accept", "decline", "cancel", "remove"];
+/** Every {@link ContactList}. */
+export const CONTACT_LISTS = ["contacts", "incoming", "outgoing", "blocked"];
+/** Every {@link ContactState}. */
+export const CONTACT_STATES = ["none", "incoming", "outgoing", "contact"];
 /** A frame that does not follow the schema (or bytes that are not a frame). */
 export class ProtocolError extends Error {
     name = "ProtocolError";
@@ -63,6 +71,7 @@ const id = req("id", "u32");
 /** Millis is an i64 in Rust. */
 const millis = "i64";
 const ROLE = { oneOf: ROLES };
+const AUDIENCE = { oneOf: AUDIENCES };
 const CONVERSATION_KIND = { oneOf: ["direct", "group"] };
 const CONTENT = {
     tagged: "kind",
@@ -107,6 +116,16 @@ const PRESENCE = {
     struct: [req("user", "string"), req("online", "bool"), opt("last_seen", millis)],
 };
 const DIRECTORY_ENTRY = { struct: [req("profile", PROFILE), req("presence", PRESENCE)] };
+const PRIVACY = { struct: [req("direct", AUDIENCE), req("presence", AUDIENCE)] };
+const CONTACT_INFO = {
+    struct: [
+        req("profile", PROFILE),
+        req("state", { oneOf: CONTACT_STATES }),
+        req("blocked", "bool"),
+        opt("since", millis),
+        opt("presence", PRESENCE),
+    ],
+};
 const LAST_ENTRY = {
     struct: [req("seq", "u64"), req("ts", millis), req("from", "string"), req("kind", "string"), opt("preview", "string")],
 };
@@ -204,6 +223,11 @@ const CLIENT_FRAME = {
         join: [id, req("token", "string")],
         mute: [id, req("conv", "string"), opt("until", millis)],
         unmute: [id, req("conv", "string")],
+        contact: [id, req("user", "string"), req("action", { oneOf: CONTACT_ACTIONS })],
+        block: [id, req("user", "string")],
+        unblock: [id, req("user", "string")],
+        contacts: [id, req("list", { oneOf: CONTACT_LISTS }), opt("after", "string"), opt("limit", "u32")],
+        set_privacy: [id, opt("direct", AUDIENCE), opt("presence", AUDIENCE)],
     },
 };
 const SERVER_FRAME = {
@@ -217,6 +241,7 @@ const SERVER_FRAME = {
             opt("token", "string"),
             req("expires_at", millis),
             req("profile", PROFILE),
+            req("privacy", PRIVACY),
         ],
         ok: [id],
         users: [id, req("users", { list: DIRECTORY_ENTRY }), opt("next", "string")],
@@ -255,6 +280,9 @@ const SERVER_FRAME = {
         read: [req("conv", "string"), req("seq", "u64")],
         profile_changed: [req("profile", PROFILE)],
         new_user: [req("entry", DIRECTORY_ENTRY)],
+        contact: [opt("id", "u32"), req("contact", CONTACT_INFO)],
+        contacts: [id, req("contacts", { list: CONTACT_INFO }), opt("next", "string")],
+        privacy: [opt("id", "u32"), req("privacy", PRIVACY)],
     },
 };
 function isPlainObject(v) {

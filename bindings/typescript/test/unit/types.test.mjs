@@ -62,6 +62,7 @@ test("every vector type-checks against the declared frame types, and the check c
   canary("a field of the wrong type", `export const c2: ConversationSummary = ${JSON.stringify({ ...summary, unread: "3" })};`);
   canary("a frame type protocol.ts does not declare", `export const c3: ServerFrameOf<"typing"> = { type: "typing" };`);
   canary("a role the Role union does not list", `export const c4: ClientFrameOf<"set_role"> = { type: "set_role", id: 1, conv: "g", user: "u", role: "moderator" };`);
+  canary("a setting the Audience union does not list", `export const c5: ClientFrameOf<"set_privacy"> = { type: "set_privacy", id: 1, presence: "friends" };`);
   const file = join(pkg, ".vectors.check.ts");
   const config = join(pkg, ".vectors.tsconfig.json");
   writeFileSync(file, lines.join("\n") + "\n");

@@ -70,6 +70,17 @@ test("absent optional fields are omitted, never written as null (PROTOCOL.md)", 
   assert.ok(!encodeServerFrame(jsonCodec, entry).includes("avatar"));
 });
 
+test("`contact` and `privacy` are pushes without `id` (the vectors hold only the replies)", () => {
+  for (const name of ["server/contact", "server/privacy"]) {
+    const vector = file.vectors.find((v) => v.name === name);
+    const { id: _id, ...push } = JSON.parse(vector.json);
+    const text = encodeServerFrame(jsonCodec, push);
+    assert.equal(text, vector.json.replace(/"id":\d+,/, ""));
+    assert.deepEqual(decodeServerFrame(jsonCodec, text), push);
+    assert.deepEqual(decodeServerFrame(msgpackCodec, encodeServerFrame(msgpackCodec, push)), push);
+  }
+});
+
 test("integers take the smallest MessagePack format, like rmp-serde", () => {
   const cases = [
     [0, "00"],
@@ -101,6 +112,8 @@ test("frames that break the schema are refused", () => {
     '{"type":"ok","id":4294967296}',
     '{"type":"error","id":1,"code":"no_such_code","message":"x"}',
     '{"type":"sent","id":1,"message_id":"m","conv":"c","seq":1.5,"ts":1,"duplicate":false}',
+    '{"type":"privacy","privacy":{"direct":"everyone","presence":"friends"}}',
+    '{"type":"privacy","id":1,"privacy":{"direct":"everyone"}}',
     "[1,2]",
     "not json",
   ];
