@@ -95,8 +95,9 @@ impl Relation {
         matches!(self.link, Link::Contacts { .. })
     }
 
-    /// Whether a record of this pair is worth keeping: anything but the
-    /// empty state (a store may delete the empty ones, or keep them).
+    /// Whether the pair is back to nothing between them. A store keeps such
+    /// a record all the same: its version is what stops a writer holding
+    /// an older read from passing as the pair's first writer.
     pub fn is_empty(&self) -> bool {
         self.link == Link::None && self.blocked == [None, None] && self.retry_at == [None, None]
     }
