@@ -184,14 +184,37 @@ export function markRead(/** @type {import("./store.js").Conv} */ c) {
   const had = c.unread;
   c.unread = 0;
   if (c.lastSeq > c.readSeq) {
-    const seq = c.lastSeq;
-    c.readSeq = seq;
-    client.read(c.id, seq).catch(() => {
-      c.readSeq = 0;
-    });
+    c.readSeq = c.lastSeq;
+    sendRead(c);
   }
   if (had) invalidate("directory");
   invalidate("title");
+}
+
+/** Conversations with a `read` on its way. @type {Set<string>} */
+const reading = new Set();
+
+/**
+ * Tells the server that `c` is read up to `c.readSeq`: one request at a time per conversation, and when it is
+ * answered, one more if more was read meanwhile. A burst of messages on screen costs a few requests, not one each
+ * (which would also run into the server's request rate limit).
+ */
+function sendRead(/** @type {import("./store.js").Conv} */ c) {
+  const client = state.client;
+  if (!client || reading.has(c.id)) return;
+  reading.add(c.id);
+  const seq = c.readSeq;
+  client.read(c.id, seq).then(
+    () => {
+      reading.delete(c.id);
+      if (c.readSeq > seq) sendRead(c);
+    },
+    () => {
+      reading.delete(c.id);
+      // Not told: the next markRead tells it again.
+      c.readSeq = 0;
+    },
+  );
 }
 
 /** Opens the direct conversation with `user`: the one this page knows, else the server opens it. */
