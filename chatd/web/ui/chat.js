@@ -7,6 +7,8 @@ import { $, field, h, nameNode, setName, show } from "./dom.js";
 import { paintAvatar, groupProfile } from "./avatar.js";
 import { dayLabel, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
 import {
+  MAX_SHOWN,
+  SHOWN,
   conv,
   convName,
   directWith,
@@ -33,11 +35,50 @@ const PAGE = 30;
 /** The next render of the messages scrolls to the bottom. */
 let stick = false;
 
+/**
+ * The reader is at the newest message: what arrives scrolls into view and the window slides along. Set from the
+ * reader's scrolling, never by measuring as messages arrive (a measure per message would force a layout each).
+ */
+let pinned = true;
+
+/** Where the view was scrolled to last (by the reader or by this page), to tell the reader's scrolling up. */
+let lastTop = 0;
+
+/** Scrolls the view to the newest message. */
+function toBottom(/** @type {HTMLElement} */ box) {
+  box.scrollTop = box.scrollHeight;
+  lastTop = box.scrollTop;
+}
+
+/** The conversation the chat view last showed (switching to another starts at its newest message). */
+let shownConv = "";
+
+/** The index of the first seq above `seq` in `seqs` (ascending). */
+function above(/** @type {number[]} */ seqs, /** @type {number} */ seq) {
+  let lo = 0;
+  let hi = seqs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((seqs[mid] ?? 0) <= seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The messages of `c` in the page, as indexes into `c.seqs`: from `from` up to, not including, `to`. */
+function windowOf(/** @type {import("./store.js").Conv} */ c) {
+  const to = c.end ? above(c.seqs, c.end) : c.seqs.length;
+  return { from: Math.max(0, to - c.shown), to };
+}
+
 /** Adds a stored message to its conversation; `live`: it just arrived. Returns false if it was known. */
 export function addMessage(/** @type {import("./store.js").Conv} */ c, /** @type {import("./store.js").Message} */ m, /** @type {boolean} */ live) {
   if (m.from === state.me?.user) c.pending.delete(m.client_id);
   if (c.messages.has(m.seq)) return false;
   c.messages.set(m.seq, m);
+  const seqs = c.seqs;
+  if (!seqs.length || m.seq > (seqs[seqs.length - 1] ?? 0)) seqs.push(m.seq);
+  else seqs.splice(above(seqs, m.seq), 0, m.seq);
   c.lastSeq = Math.max(c.lastSeq, m.seq);
   c.lastTs = Math.max(c.lastTs, m.ts);
   if (m.content.kind !== "void" && (!c.last || m.seq >= c.last.seq)) {
@@ -117,9 +158,16 @@ export function onMessage(/** @type {import("./store.js").Message} */ m) {
     invalidate("title");
   }
   if (state.open === c.id) {
-    if (m.from !== me.user && !atBottom()) c.newBelow += 1;
-    // A reader above the newest keeps every message on screen in place: the window grows instead of sliding.
-    if (!atBottom()) c.shown += 1;
+    if (!pinned) {
+      if (m.from !== me.user) c.newBelow += 1;
+      // A reader above the newest keeps every message on screen in place: the window grows instead of sliding,
+      // up to its cap; then it holds still, and what arrives waits below it (the pill, or scrolling, shows it).
+      if (!c.end && c.shown < MAX_SHOWN) c.shown += 1;
+      else if (!c.end) {
+        const last = c.seqs.length - 1;
+        c.end = (c.seqs[last] === m.seq ? c.seqs[last - 1] : c.seqs[last]) ?? 0;
+      }
+    }
     invalidate("messages");
     markRead(c);
   }
@@ -289,18 +337,23 @@ async function showUnread(/** @type {import("./store.js").Conv} */ c, /** @type 
     const first = theirs[Math.min(count, theirs.length) - 1];
     if ((theirs.length >= count || !c.more || pages >= 10) && first) {
       c.divider = { seq: first.seq, count };
-      c.shown = Math.max(c.shown, [...c.messages.keys()].filter((seq) => seq >= first.seq).length + 20);
+      c.end = 0;
+      c.shown = Math.min(MAX_SHOWN, Math.max(c.shown, c.seqs.length - above(c.seqs, first.seq - 1) + 20));
       break;
     }
     if (!c.more || pages >= 10) return;
     await loadOlder(c, false);
   }
   if (state.open !== c.id) return;
+  // The view lands on the divider, not on the newest message.
+  pinned = false;
   invalidate("messages");
   flush();
   const box = $("messages");
   const divider = /** @type {HTMLElement | null} */ (box.querySelector(".unread-divider"));
   if (divider) box.scrollTop += divider.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
+  lastTop = box.scrollTop;
+  pinned = atBottom();
 }
 
 /** Loads the page of history before the oldest message shown (`more`: and on until the view can scroll). */
@@ -310,26 +363,29 @@ async function loadOlder(/** @type {import("./store.js").Conv} */ c, fill = true
   c.loading = true;
   invalidate("history");
   try {
-    const seqs = [...c.messages.keys()];
-    const before = c.loaded && seqs.length ? Math.min(...seqs) : undefined;
+    const before = c.loaded ? c.seqs[0] : undefined;
     const page = await client.history(c.id, before === undefined ? { limit: PAGE } : { before, limit: PAGE });
-    const box = $("messages");
-    const fromBottom = box.scrollHeight - box.scrollTop;
-    for (const m of page.messages) addMessage(c, m, false);
-    if (c.loaded) c.shown += page.messages.length;
     const first = !c.loaded;
-    c.more = page.more;
-    c.loaded = true;
-    c.loading = false;
-    if (state.open === c.id) {
-      if (first) stick = true;
+    const add = () => {
+      for (const m of page.messages) addMessage(c, m, false);
+      if (!first) growUp(c, page.messages.length);
+      c.more = page.more;
+      c.loaded = true;
+      c.loading = false;
+    };
+    if (state.open !== c.id) add();
+    else if (first) {
+      add();
+      stick = true;
       invalidate("messages");
       flush();
+    } else {
       // Keep what was on screen in place while older messages are added above.
-      if (!first) box.scrollTop = box.scrollHeight - fromBottom;
-      // Not enough to scroll yet: load on until it is, or until the beginning.
-      if (fill && c.more && box.scrollHeight <= box.clientHeight + 10) await loadOlder(c);
+      keepPlace(add);
     }
+    const box = $("messages");
+    // Not enough to scroll yet: load on until it is, or until the beginning.
+    if (state.open === c.id && fill && c.more && box.scrollHeight <= box.clientHeight + 10) await loadOlder(c);
   } catch (err) {
     c.loading = false;
     if (err instanceof ChatError && err.code === "not_found") {
@@ -351,7 +407,10 @@ function renderChat() {
   // A former member reads up to where it left, and writes no more.
   show($("composer"), !c.left);
   show($("chat-left"), c.left);
-  stick = true;
+  if (shownConv !== c.id) {
+    shownConv = c.id;
+    stick = true;
+  }
   invalidate("header", "messages");
 }
 
@@ -386,7 +445,7 @@ function renderHistoryStatus() {
   if (!c) return;
   $("history-status").textContent = c.loading
     ? "Loading…"
-    : !c.more && c.loaded && c.messages.size <= c.shown
+    : !c.more && c.loaded && windowOf(c).from === 0
       ? c.kind === "group"
         ? `This is the beginning of “${convName(c)}”.`
         : `This is the beginning of your conversation with ${userName(c.peer)}.`
@@ -449,7 +508,11 @@ function renderMessages() {
   const me = state.me;
   if (!c || !me) return;
   const box = $("messages");
-  const wasAtBottom = atBottom();
+  if (stick) {
+    pinned = true;
+    c.shown = SHOWN;
+    c.end = 0;
+  }
   const cache = built.get(c) ?? new Map();
   /** @type {Map<string, HTMLElement>} */
   const used = new Map();
@@ -463,9 +526,9 @@ function renderMessages() {
   const items = [];
   /** @type {number | null} */
   let lastDay = null;
-  // Only the newest `shown` messages are in the page: each render costs what is shown, not the whole history.
-  const all = [...c.messages.keys()].sort((a, b) => a - b);
-  const seqs = all.length > c.shown ? all.slice(all.length - c.shown) : all;
+  // Only the window is in the page: each render costs what is shown, not the whole history.
+  const { from, to } = windowOf(c);
+  const seqs = c.seqs.slice(from, to);
   const sameRun = (/** @type {import("./store.js").Message | undefined} */ a, /** @type {import("./store.js").Message} */ b) =>
     !!a &&
     a.from === b.from &&
@@ -514,11 +577,12 @@ function renderMessages() {
     );
   }
   built.set(c, used);
-  for (const p of c.pending.values()) items.push(bubble(p, true, { c, p }));
+  // Unsent messages come after the newest, so only a window that reaches it shows them.
+  if (!c.end) for (const p of c.pending.values()) items.push(bubble(p, true, { c, p }));
   reconcile($("message-list"), items);
   invalidate("history");
-  if (stick || wasAtBottom) {
-    box.scrollTop = box.scrollHeight;
+  if (pinned) {
+    toBottom(box);
     c.newBelow = 0;
   }
   stick = false;
@@ -539,35 +603,96 @@ function reconcile(/** @type {HTMLElement} */ parent, /** @type {HTMLElement[]} 
   parent.append(...items.slice(i));
 }
 
-/** Shows more of the messages already in memory above the view, keeping what is on screen in place. */
-function showMore(/** @type {import("./store.js").Conv} */ c) {
+/**
+ * Runs `change` (of the window or the messages in it), redraws the messages, and scrolls so that the message at
+ * the top of the view stays where it was: rows added or dropped above it do not move what the reader reads.
+ */
+function keepPlace(/** @type {() => void} */ change) {
   const box = $("messages");
-  const fromBottom = box.scrollHeight - box.scrollTop;
-  c.shown += 100;
+  const top = box.getBoundingClientRect().top;
+  const rows = $("message-list").children;
+  // The first row reaching into the view (rows are in vertical order: a binary search, not a measure of each).
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((rows[mid]?.getBoundingClientRect().bottom ?? 0) <= top) lo = mid + 1;
+    else hi = mid;
+  }
+  // A message, not a day label (the window's first row always has one, and it goes when the window grows).
+  /** @type {Element | null} */
+  let anchor = rows[lo] ?? null;
+  while (anchor && !(/** @type {HTMLElement} */ (anchor).dataset.seq)) anchor = anchor.nextElementSibling;
+  const seq = anchor ? /** @type {HTMLElement} */ (anchor).dataset.seq : undefined;
+  const before = anchor?.getBoundingClientRect().top ?? 0;
+  change();
   invalidate("messages");
   flush();
-  box.scrollTop = box.scrollHeight - fromBottom;
+  // Found again by its seq: its row may have been rebuilt (it joined the run of the message now above it).
+  const after = seq ? box.querySelector(`#message-list [data-seq="${seq}"]`) : null;
+  if (after) box.scrollTop += after.getBoundingClientRect().top - before;
+  lastTop = box.scrollTop;
 }
 
-/** The next render of the messages scrolls to the bottom (the user sent something). */
+/** The window takes in `n` more messages above it; past its cap it drops as many at its end (below the view). */
+function growUp(/** @type {import("./store.js").Conv} */ c, /** @type {number} */ n) {
+  const { to } = windowOf(c);
+  const rows = Math.min(c.shown + n, to);
+  c.shown = rows;
+  if (rows > MAX_SHOWN) {
+    c.end = c.seqs[to - 1 - (rows - MAX_SHOWN)] ?? c.end;
+    c.shown = MAX_SHOWN;
+    pinned = false;
+  }
+}
+
+/** Shows more of the messages already in memory above the view, keeping what is on screen in place. */
+function showMore(/** @type {import("./store.js").Conv} */ c) {
+  keepPlace(() => growUp(c, 100));
+}
+
+/** Moves a window that holds still below the newest message on by 100 messages (the reader nears its end). */
+function showNewer(/** @type {import("./store.js").Conv} */ c) {
+  keepPlace(() => {
+    const next = above(c.seqs, c.end) - 1 + 100;
+    c.end = next >= c.seqs.length - 1 ? 0 : (c.seqs[next] ?? 0);
+  });
+}
+
+/** The next render of the messages scrolls to the newest message (the user sent something, or asked for it). */
 export function stickToBottom() {
   stick = true;
   invalidate("messages");
 }
 
 export function wireChat() {
-  $("messages").addEventListener("scroll", () => {
+  const box = $("messages");
+  box.addEventListener("scroll", () => {
     const c = openConv();
     if (!c) return;
-    if ($("messages").scrollTop < 60) {
-      if (c.messages.size > c.shown) showMore(c);
+    // Rows growing or going under a view at the bottom move it without the reader: only scrolling up unpins it.
+    if (atBottom()) pinned = !c.end;
+    else if (box.scrollTop < lastTop) pinned = false;
+    lastTop = box.scrollTop;
+    if (box.scrollTop < 60) {
+      if (windowOf(c).from > 0) showMore(c);
       else if (c.more && c.loaded) void loadOlder(c);
     }
-    if (c.newBelow && atBottom()) {
+    // Within a screen of the end of a window that holds still: the next messages, before the reader gets there.
+    if (c.end && box.scrollHeight - box.scrollTop - box.clientHeight < box.clientHeight) showNewer(c);
+    if (atBottom() && !c.end) pinned = true;
+    if (c.newBelow && pinned) {
       c.newBelow = 0;
       show($("new-messages"), false);
     }
   });
+  // Rows that change height after a render (a bubble laid out once on screen, a font loaded, the composer's
+  // height) would leave a reader at the bottom above it: the view follows while pinned.
+  const follow = new ResizeObserver(() => {
+    if (pinned && openConv()) toBottom(box);
+  });
+  follow.observe($("message-list"));
+  follow.observe(box);
   $("new-messages").addEventListener("click", () => {
     const c = openConv();
     if (c) c.newBelow = 0;

@@ -33,6 +33,8 @@
  * `known`: kind, title and peer have been learnt (from `conversations` or `get_conversation`).
  * `peer`: the other user of a direct conversation ("" for a group). `members`: the member list, once fetched.
  * `left`: this user left or was removed; it reads up to there. `muted`: no alerts, until `mutedUntil` (0: always).
+ * `seqs`: the keys of `messages`, ascending (kept as messages come, so a render never sorts the history).
+ * The window of messages in the page: the `shown` messages up to seq `end`, or up to the newest while `end` is 0.
  * @typedef {{
  *   id: string,
  *   known: boolean,
@@ -48,6 +50,7 @@
  *   mutedUntil: number,
  *   last: Last | null,
  *   messages: Map<number, Message>,
+ *   seqs: number[],
  *   pending: Map<string, Pending>,
  *   unread: number,
  *   lastSeq: number,
@@ -59,6 +62,7 @@
  *   divider: { seq: number, count: number } | null,
  *   newBelow: number,
  *   shown: number,
+ *   end: number,
  * }} Conv
  */
 
@@ -101,6 +105,12 @@ export const state = {
 /** How many of the newest messages a conversation shows at first; scrolling up shows more (then loads more). */
 export const SHOWN = 300;
 
+/**
+ * The most messages in the page at once. Past it the window holds still (new messages wait below it, counted by
+ * the pill) or drops the side the reader moves away from: layout and style cost what the page holds.
+ */
+export const MAX_SHOWN = 600;
+
 /** The conversation `id`, created empty (not yet `known`) on first use. */
 export function conv(/** @type {string} */ id) {
   let c = state.convs.get(id);
@@ -120,6 +130,7 @@ export function conv(/** @type {string} */ id) {
       mutedUntil: 0,
       last: null,
       messages: new Map(),
+      seqs: [],
       pending: new Map(),
       unread: 0,
       lastSeq: 0,
@@ -131,6 +142,7 @@ export function conv(/** @type {string} */ id) {
       divider: null,
       newBelow: 0,
       shown: SHOWN,
+      end: 0,
     };
     state.convs.set(id, c);
   }
