@@ -484,16 +484,39 @@ function bubble(m, mine, pending, group = { follows: false, continues: false }, 
   } else {
     meta.push(`${offline ? "Waiting for connection" : "Sending…"} · ${timeFmt.format(m.ts)}`);
   }
-  return h(
+  const big = emojiOnly(m.text);
+  const li = h(
     "li",
     {
       class: `msg ${mine ? "mine" : "theirs"} ${status ?? ""} ${group.follows ? "follows" : ""} ${group.continues ? "continues" : ""}`,
       dataset: m.seq ? { seq: String(m.seq), ts: String(m.ts) } : { pending: m.client_id },
     },
     sender ? h("span", { class: "msg-sender", dataset: { user: sender } }, nameNode(userName(sender))) : null,
-    emojiOnly(m.text) ? h("span", { class: "msg-text emoji-only" }, m.text) : h("span", { class: "msg-text" }, ...richText(m.text)),
+    big ? h("span", { class: "msg-text emoji-only" }, m.text) : h("span", { class: "msg-text" }, ...richText(m.text)),
     meta.length ? h("span", { class: "msg-meta" }, ...meta) : null,
   );
+  if (!big) li.style.containIntrinsicBlockSize = `auto ${(lines(m.text) * 1.4 + 1.6).toFixed(1)}em`;
+  return li;
+}
+
+/**
+ * About how many lines `text` takes in a bubble: the height a bubble is given (content-visibility) until it is
+ * first laid out. A bubble laid out in the task that adds it costs its whole text even off screen; one that
+ * is off screen from the start is skipped, as long as the placeholders above it do not pull it into view: the
+ * closer the guess, the fewer bubbles a burst lays out at once.
+ */
+function lines(/** @type {string} */ text) {
+  // A bubble is at most 560 px wide (less on a phone); about 9 px a character.
+  const perLine = Math.max(16, Math.floor(Math.min(560, innerWidth * 0.75) / 9));
+  let n = 0;
+  let at = 0;
+  for (;;) {
+    const nl = text.indexOf("\n", at);
+    const len = (nl === -1 ? text.length : nl) - at;
+    n += Math.max(1, Math.ceil(len / perLine));
+    if (nl === -1) return n;
+    at = nl + 1;
+  }
 }
 
 /**
