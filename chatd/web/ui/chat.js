@@ -520,11 +520,26 @@ function lines(/** @type {string} */ text) {
 }
 
 /**
- * Bubbles already built, per conversation, by what they show: a new message adds one node (and rebuilds the one
+ * Rows already built, per conversation, by what they show: a new message adds one node (and rebuilds the one
  * before it when it joins its group) instead of the whole list, so long conversations stay cheap to update.
  * @type {WeakMap<import("./store.js").Conv, Map<string, HTMLElement>>}
  */
 const built = new WeakMap();
+
+/**
+ * What one render may spend on new rows, in characters of their text (and 200 a row): a burst (hundreds of
+ * messages at once after a reconnect, or while the page could not draw) is drawn over a few frames, none long.
+ */
+const BUDGET = 30_000;
+
+/** A render left rows of the window for the next frame. */
+let refill = false;
+
+/**
+ * One message of the window as rows: the day label or unread divider before it, if any, then the message or
+ * notice. `key`: what the row shows (a cached node with the same key is reused); `make` builds it.
+ * @typedef {{ rows: Array<{ key: string, make: () => HTMLElement }>, cost: number }} Unit
+ */
 
 function renderMessages() {
   const c = openConv();
@@ -537,16 +552,8 @@ function renderMessages() {
     c.end = 0;
   }
   const cache = built.get(c) ?? new Map();
-  /** @type {Map<string, HTMLElement>} */
-  const used = new Map();
-  /** The cached node for `key`, or a new one from `make`. */
-  const node = (/** @type {string} */ key, /** @type {() => HTMLElement} */ make) => {
-    const el = cache.get(key) ?? make();
-    used.set(key, el);
-    return el;
-  };
-  /** @type {HTMLElement[]} */
-  const items = [];
+  /** @type {Unit[]} */
+  const units = [];
   /** @type {number | null} */
   let lastDay = null;
   // Only the window is in the page: each render costs what is shown, not the whole history.
@@ -563,46 +570,68 @@ function renderMessages() {
   for (let i = 0; i < seqs.length; i++) {
     const m = c.messages.get(seqs[i] ?? 0);
     if (!m || m.content.kind === "void") continue;
+    /** @type {Unit} */
+    const unit = { rows: [], cost: 0 };
+    units.push(unit);
     if (lastDay === null || !sameDay(lastDay, m.ts)) {
       const label = dayLabel(m.ts);
-      items.push(node(`day ${m.seq} ${label}`, () => h("li", { class: "day" }, label)));
+      unit.rows.push({ key: `day ${m.seq} ${label}`, make: () => h("li", { class: "day" }, label) });
       lastDay = m.ts;
     }
     const divider = c.divider;
     if (divider?.seq === m.seq) {
       const n = divider.count;
-      items.push(
-        node(`divider ${m.seq} ${n}`, () =>
-          h("li", { class: "unread-divider", role: "separator" }, n === 1 ? "1 unread message" : `${n} unread messages`),
-        ),
-      );
+      unit.rows.push({
+        key: `divider ${m.seq} ${n}`,
+        make: () => h("li", { class: "unread-divider", role: "separator" }, n === 1 ? "1 unread message" : `${n} unread messages`),
+      });
     }
     if (isNotice(m.content)) {
       // A change of the group: a centred line, in order with the messages. Names may arrive later: part of the key.
       const text = noticeText(m.from, m.content) ?? "";
-      items.push(
-        node(`notice ${m.seq} ${text}`, () =>
-          h("li", { class: "notice-line", dataset: { seq: String(m.seq), kind: m.content.kind } }, h("span", {}, text)),
-        ),
-      );
-      continue;
+      unit.rows.push({
+        key: `notice ${m.seq} ${text}`,
+        make: () => h("li", { class: "notice-line", dataset: { seq: String(m.seq), kind: m.content.kind } }, h("span", {}, text)),
+      });
+    } else {
+      // Runs of one sender within one minute are a run: one time label, under its last message; in a group, the
+      // sender's name above its first.
+      const run = { follows: sameRun(c.messages.get(seqs[i - 1] ?? 0), m), continues: sameRun(c.messages.get(seqs[i + 1] ?? 0), m) };
+      const named = group && m.from !== me.user && !run.follows;
+      const text = m.content.kind === "text" ? m.content.text : "";
+      unit.rows.push({
+        key: `msg ${m.seq} ${run.follows} ${run.continues}${named ? ` ${userName(m.from)}` : ""}`,
+        make: () => bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user, undefined, run, named ? m.from : undefined),
+      });
+      unit.cost = text.length;
     }
-    // Runs of one sender within one minute are a run: one time label, under its last message; in a group, the
-    // sender's name above its first.
-    const run = { follows: sameRun(c.messages.get(seqs[i - 1] ?? 0), m), continues: sameRun(c.messages.get(seqs[i + 1] ?? 0), m) };
-    const named = group && m.from !== me.user && !run.follows;
-    const key = `msg ${m.seq} ${run.follows} ${run.continues}${named ? ` ${userName(m.from)}` : ""}`;
-    items.push(
-      node(key, () => {
-        const text = m.content.kind === "text" ? m.content.text : "";
-        return bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user, undefined, run, named ? m.from : undefined);
-      }),
-    );
+    unit.cost = unit.rows.some((r) => !cache.has(r.key)) ? unit.cost + 200 : 0;
+  }
+  const [a, b] = toBuild(units);
+  /** @type {Map<string, HTMLElement>} */
+  const used = new Map();
+  /** @type {HTMLElement[]} */
+  const items = [];
+  for (let i = 0; i < units.length; i++) {
+    for (const r of units[i]?.rows ?? []) {
+      const el = i >= a && i < b ? (cache.get(r.key) ?? r.make()) : cache.get(r.key);
+      if (!el) continue;
+      // Rows of the window left out of this render stay cached for the next.
+      used.set(r.key, el);
+      if (i >= a && i < b) items.push(el);
+    }
   }
   built.set(c, used);
-  // Unsent messages come after the newest, so only a window that reaches it shows them.
-  if (!c.end) for (const p of c.pending.values()) items.push(bubble(p, true, { c, p }));
+  // Unsent messages come after the newest, so only a window drawn up to it shows them.
+  if (!c.end && b === units.length) for (const p of c.pending.values()) items.push(bubble(p, true, { c, p }));
   reconcile($("message-list"), items);
+  if ((a > 0 || b < units.length) && !refill) {
+    refill = true;
+    setTimeout(() => {
+      refill = false;
+      invalidate("messages");
+    });
+  }
   invalidate("history");
   if (pinned) {
     toBottom(box);
@@ -614,16 +643,44 @@ function renderMessages() {
   show(pill, c.newBelow > 0);
 }
 
-/** Makes `parent`'s children `items`, keeping the common run in place (the usual cases: appends, a sliding window). */
+/**
+ * Which units of the window this render draws, [a, b): at most `BUDGET` of new rows, the rest in later frames.
+ * At the bottom, the newest first (what the reader sees), and older ones above as the budget allows. Above it,
+ * everything up to the newest row already drawn (what the reader scrolled to, or opened), then newer ones below
+ * the view as the budget allows; when nothing is drawn yet (a conversation just opened), all of it.
+ */
+function toBuild(/** @type {Unit[]} */ units) {
+  let spend = BUDGET;
+  if (pinned) {
+    let a = units.length;
+    for (; a > 0; a--) {
+      const cost = units[a - 1]?.cost ?? 0;
+      if (cost > spend && a < units.length) break;
+      spend -= cost;
+    }
+    return [a, units.length];
+  }
+  let last = -1;
+  for (let i = 0; i < units.length; i++) if (units[i]?.cost === 0) last = i;
+  if (last === -1) return [0, units.length];
+  let b = last + 1;
+  for (; b < units.length; b++) {
+    const cost = units[b]?.cost ?? 0;
+    if (cost > spend && b > last + 1) break;
+    spend -= cost;
+  }
+  return [0, b];
+}
+
+/** Makes `parent`'s children `items`, in order, moving no node that stays (appends, prepends, a sliding window). */
 function reconcile(/** @type {HTMLElement} */ parent, /** @type {HTMLElement[]} */ items) {
-  const kids = parent.children;
-  // The window slid (the oldest shown left as new ones came): drop the nodes before the new first one.
-  const first = items[0] ? Array.prototype.indexOf.call(kids, items[0]) : -1;
-  for (let k = 0; k < first; k++) parent.firstElementChild?.remove();
-  let i = 0;
-  while (i < items.length && kids[i] === items[i]) i++;
-  while (kids.length > i) parent.lastElementChild?.remove();
-  parent.append(...items.slice(i));
+  const keep = new Set(items);
+  for (const el of [...parent.children]) if (!keep.has(/** @type {HTMLElement} */ (el))) el.remove();
+  let at = parent.firstElementChild;
+  for (const el of items) {
+    if (el === at) at = at.nextElementSibling;
+    else parent.insertBefore(el, at);
+  }
 }
 
 /**
