@@ -132,6 +132,7 @@ function applyNotice(/** @type {import("./store.js").Conv} */ c, /** @type {impo
   }
   if (n.kind === "group_updated" && n.title !== undefined) c.title = n.title;
   if (n.kind === "group_updated" && n.description !== undefined) c.description = n.description;
+  if (n.kind === "group_updated" && n.history_visible !== undefined) c.historyVisible = n.history_visible;
   /** @type {string[]} */
   const ids = [m.from];
   if (n.kind === "members_added") ids.push(...n.users);

@@ -33,6 +33,7 @@
  * `known`: kind, title and peer have been learnt (from `conversations` or `get_conversation`).
  * `peer`: the other user of a direct conversation ("" for a group). `members`: the member list, once fetched.
  * `left`: this user left or was removed; it reads up to there. `muted`: no alerts, until `mutedUntil` (0: always).
+ * `historyVisible`: members added to the group from now on read its history from the start.
  * `seqs`: the keys of `messages`, ascending (kept as messages come, so a render never sorts the history).
  * The window of messages in the page: the `shown` messages up to seq `end`, or up to the newest while `end` is 0.
  * @typedef {{
@@ -42,6 +43,7 @@
  *   peer: string,
  *   title: string,
  *   description: string,
+ *   historyVisible: boolean,
  *   memberCount: number,
  *   members: MemberInfo[] | null,
  *   role: Role | undefined,
@@ -122,6 +124,7 @@ export function conv(/** @type {string} */ id) {
       peer: "",
       title: "",
       description: "",
+      historyVisible: false,
       memberCount: 0,
       members: null,
       role: undefined,
@@ -162,6 +165,7 @@ export function learnConversation(/** @type {ConversationInfo} */ info) {
   c.kind = info.kind;
   c.title = info.title ?? "";
   c.description = info.description ?? "";
+  c.historyVisible = info.history_visible;
   c.members = info.members;
   c.memberCount = info.members.length;
   c.role = info.kind === "group" ? info.role : undefined;
