@@ -278,11 +278,21 @@ export function invalidate(/** @type {Part[]} */ ...parts) {
   for (const p of parts) dirty.add(p);
   if (!scheduled) {
     scheduled = true;
-    // Whichever comes first: a hidden page gets no frames, and its title must still count the unread.
     requestAnimationFrame(() => scheduled && flush());
-    setTimeout(() => scheduled && flush(), 100);
+    // A hidden page gets no frames, and its title must still count the unread. Only then: a visible page whose
+    // frames come late is busy, and a render between frames would be drawn again at the next one.
+    if (!pageVisible()) later();
   }
 }
+
+function later() {
+  setTimeout(() => scheduled && flush(), 100);
+}
+
+// Hidden with a render waiting for a frame that will not come.
+document.addEventListener("visibilitychange", () => {
+  if (scheduled && !pageVisible()) later();
+});
 
 /** Redraws every out-of-date part now. */
 export function flush() {
