@@ -202,6 +202,9 @@ export declare class ChatClient {
     private readonly tracker;
     private syncChain;
     private syncScheduled;
+    /** The round of acks of pushed messages on its way; `ackAgain`: more arrived meanwhile, acknowledged after it. */
+    private ackRound;
+    private ackAgain;
     private serverTimeOffset;
     private readonly listeners;
     constructor(options: ClientOptions);
@@ -260,6 +263,11 @@ export declare class ChatClient {
     private onPushedMessage;
     private scheduleSync;
     private sendAcks;
+    /**
+     * Acknowledges what pushes completed, one round at a time: pushes that arrive while an ack is on its way are
+     * acknowledged together once it is answered. A burst of pushes costs a few acks (each with its reply), not one
+     * per message, which would double the frames both ways and the client's work per message.
+     */
     private flushAcks;
     /**
      * Fetches everything this device has not acknowledged, emits each new

@@ -57,6 +57,9 @@ export class ChatClient {
     tracker = new DeliveryTracker();
     syncChain = Promise.resolve();
     syncScheduled = false;
+    /** The round of acks of pushed messages on its way; `ackAgain`: more arrived meanwhile, acknowledged after it. */
+    ackRound = null;
+    ackAgain = false;
     serverTimeOffset = 0;
     listeners = new Map();
     constructor(options) {
@@ -579,8 +582,26 @@ export class ChatClient {
     sendAcks() {
         return this.tracker.takeAcks().map(({ conv, seq }) => this.request({ type: "ack", conv, seq }, "ok", { auth: true, retry: true }).then(() => undefined, () => this.tracker.ackFailed(conv, seq)));
     }
+    /**
+     * Acknowledges what pushes completed, one round at a time: pushes that arrive while an ack is on its way are
+     * acknowledged together once it is answered. A burst of pushes costs a few acks (each with its reply), not one
+     * per message, which would double the frames both ways and the client's work per message.
+     */
     flushAcks() {
-        void this.sendAcks();
+        if (this.ackRound) {
+            this.ackAgain = true;
+            return;
+        }
+        const acks = this.sendAcks();
+        if (acks.length === 0)
+            return;
+        this.ackRound = Promise.all(acks).then(() => {
+            this.ackRound = null;
+            if (!this.ackAgain)
+                return;
+            this.ackAgain = false;
+            this.flushAcks();
+        });
     }
     /**
      * Fetches everything this device has not acknowledged, emits each new
@@ -604,9 +625,12 @@ export class ChatClient {
                 }
             }
             const acks = this.sendAcks();
-            await Promise.all(acks);
+            // A round of push acks on its way moves the cursor too: it may hold this page's seqs already (received by
+            // push before a reconnect, acknowledged by an ack sent again since), so the page asks for no ack of its own.
+            const round = this.ackRound;
+            await Promise.all(round ? [...acks, round] : acks);
             // Without a new acknowledgement the next page would be this one again.
-            if (!page.more || acks.length === 0)
+            if (!page.more || (acks.length === 0 && !round))
                 break;
         }
         return delivered;

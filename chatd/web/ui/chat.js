@@ -7,6 +7,8 @@ import { $, field, h, nameNode, setName, show } from "./dom.js";
 import { paintAvatar, groupProfile } from "./avatar.js";
 import { dayLabel, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
 import {
+  MAX_SHOWN,
+  SHOWN,
   conv,
   convName,
   directWith,
@@ -33,11 +35,50 @@ const PAGE = 30;
 /** The next render of the messages scrolls to the bottom. */
 let stick = false;
 
+/**
+ * The reader is at the newest message: what arrives scrolls into view and the window slides along. Set from the
+ * reader's scrolling, never by measuring as messages arrive (a measure per message would force a layout each).
+ */
+let pinned = true;
+
+/** Where the view was scrolled to last (by the reader or by this page), to tell the reader's scrolling up. */
+let lastTop = 0;
+
+/** Scrolls the view to the newest message. */
+function toBottom(/** @type {HTMLElement} */ box) {
+  box.scrollTop = box.scrollHeight;
+  lastTop = box.scrollTop;
+}
+
+/** The conversation the chat view last showed (switching to another starts at its newest message). */
+let shownConv = "";
+
+/** The index of the first seq above `seq` in `seqs` (ascending). */
+function above(/** @type {number[]} */ seqs, /** @type {number} */ seq) {
+  let lo = 0;
+  let hi = seqs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((seqs[mid] ?? 0) <= seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The messages of `c` in the page, as indexes into `c.seqs`: from `from` up to, not including, `to`. */
+function windowOf(/** @type {import("./store.js").Conv} */ c) {
+  const to = c.end ? above(c.seqs, c.end) : c.seqs.length;
+  return { from: Math.max(0, to - c.shown), to };
+}
+
 /** Adds a stored message to its conversation; `live`: it just arrived. Returns false if it was known. */
 export function addMessage(/** @type {import("./store.js").Conv} */ c, /** @type {import("./store.js").Message} */ m, /** @type {boolean} */ live) {
   if (m.from === state.me?.user) c.pending.delete(m.client_id);
   if (c.messages.has(m.seq)) return false;
   c.messages.set(m.seq, m);
+  const seqs = c.seqs;
+  if (!seqs.length || m.seq > (seqs[seqs.length - 1] ?? 0)) seqs.push(m.seq);
+  else seqs.splice(above(seqs, m.seq), 0, m.seq);
   c.lastSeq = Math.max(c.lastSeq, m.seq);
   c.lastTs = Math.max(c.lastTs, m.ts);
   if (m.content.kind !== "void" && (!c.last || m.seq >= c.last.seq)) {
@@ -91,6 +132,7 @@ function applyNotice(/** @type {import("./store.js").Conv} */ c, /** @type {impo
   }
   if (n.kind === "group_updated" && n.title !== undefined) c.title = n.title;
   if (n.kind === "group_updated" && n.description !== undefined) c.description = n.description;
+  if (n.kind === "group_updated" && n.history_visible !== undefined) c.historyVisible = n.history_visible;
   /** @type {string[]} */
   const ids = [m.from];
   if (n.kind === "members_added") ids.push(...n.users);
@@ -117,9 +159,16 @@ export function onMessage(/** @type {import("./store.js").Message} */ m) {
     invalidate("title");
   }
   if (state.open === c.id) {
-    if (m.from !== me.user && !atBottom()) c.newBelow += 1;
-    // A reader above the newest keeps every message on screen in place: the window grows instead of sliding.
-    if (!atBottom()) c.shown += 1;
+    if (!pinned) {
+      if (m.from !== me.user) c.newBelow += 1;
+      // A reader above the newest keeps every message on screen in place: the window grows instead of sliding,
+      // up to its cap; then it holds still, and what arrives waits below it (the pill, or scrolling, shows it).
+      if (!c.end && c.shown < MAX_SHOWN) c.shown += 1;
+      else if (!c.end) {
+        const last = c.seqs.length - 1;
+        c.end = (c.seqs[last] === m.seq ? c.seqs[last - 1] : c.seqs[last]) ?? 0;
+      }
+    }
     invalidate("messages");
     markRead(c);
   }
@@ -184,14 +233,37 @@ export function markRead(/** @type {import("./store.js").Conv} */ c) {
   const had = c.unread;
   c.unread = 0;
   if (c.lastSeq > c.readSeq) {
-    const seq = c.lastSeq;
-    c.readSeq = seq;
-    client.read(c.id, seq).catch(() => {
-      c.readSeq = 0;
-    });
+    c.readSeq = c.lastSeq;
+    sendRead(c);
   }
   if (had) invalidate("directory");
   invalidate("title");
+}
+
+/** Conversations with a `read` on its way. @type {Set<string>} */
+const reading = new Set();
+
+/**
+ * Tells the server that `c` is read up to `c.readSeq`: one request at a time per conversation, and when it is
+ * answered, one more if more was read meanwhile. A burst of messages on screen costs a few requests, not one each
+ * (which would also run into the server's request rate limit).
+ */
+function sendRead(/** @type {import("./store.js").Conv} */ c) {
+  const client = state.client;
+  if (!client || reading.has(c.id)) return;
+  reading.add(c.id);
+  const seq = c.readSeq;
+  client.read(c.id, seq).then(
+    () => {
+      reading.delete(c.id);
+      if (c.readSeq > seq) sendRead(c);
+    },
+    () => {
+      reading.delete(c.id);
+      // Not told: the next markRead tells it again.
+      c.readSeq = 0;
+    },
+  );
 }
 
 /** Opens the direct conversation with `user`: the one this page knows, else the server opens it. */
@@ -266,18 +338,23 @@ async function showUnread(/** @type {import("./store.js").Conv} */ c, /** @type 
     const first = theirs[Math.min(count, theirs.length) - 1];
     if ((theirs.length >= count || !c.more || pages >= 10) && first) {
       c.divider = { seq: first.seq, count };
-      c.shown = Math.max(c.shown, [...c.messages.keys()].filter((seq) => seq >= first.seq).length + 20);
+      c.end = 0;
+      c.shown = Math.min(MAX_SHOWN, Math.max(c.shown, c.seqs.length - above(c.seqs, first.seq - 1) + 20));
       break;
     }
     if (!c.more || pages >= 10) return;
     await loadOlder(c, false);
   }
   if (state.open !== c.id) return;
+  // The view lands on the divider, not on the newest message.
+  pinned = false;
   invalidate("messages");
   flush();
   const box = $("messages");
   const divider = /** @type {HTMLElement | null} */ (box.querySelector(".unread-divider"));
   if (divider) box.scrollTop += divider.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
+  lastTop = box.scrollTop;
+  pinned = atBottom();
 }
 
 /** Loads the page of history before the oldest message shown (`more`: and on until the view can scroll). */
@@ -287,26 +364,29 @@ async function loadOlder(/** @type {import("./store.js").Conv} */ c, fill = true
   c.loading = true;
   invalidate("history");
   try {
-    const seqs = [...c.messages.keys()];
-    const before = c.loaded && seqs.length ? Math.min(...seqs) : undefined;
+    const before = c.loaded ? c.seqs[0] : undefined;
     const page = await client.history(c.id, before === undefined ? { limit: PAGE } : { before, limit: PAGE });
-    const box = $("messages");
-    const fromBottom = box.scrollHeight - box.scrollTop;
-    for (const m of page.messages) addMessage(c, m, false);
-    if (c.loaded) c.shown += page.messages.length;
     const first = !c.loaded;
-    c.more = page.more;
-    c.loaded = true;
-    c.loading = false;
-    if (state.open === c.id) {
-      if (first) stick = true;
+    const add = () => {
+      for (const m of page.messages) addMessage(c, m, false);
+      if (!first) growUp(c, page.messages.length);
+      c.more = page.more;
+      c.loaded = true;
+      c.loading = false;
+    };
+    if (state.open !== c.id) add();
+    else if (first) {
+      add();
+      stick = true;
       invalidate("messages");
       flush();
+    } else {
       // Keep what was on screen in place while older messages are added above.
-      if (!first) box.scrollTop = box.scrollHeight - fromBottom;
-      // Not enough to scroll yet: load on until it is, or until the beginning.
-      if (fill && c.more && box.scrollHeight <= box.clientHeight + 10) await loadOlder(c);
+      keepPlace(add);
     }
+    const box = $("messages");
+    // Not enough to scroll yet: load on until it is, or until the beginning.
+    if (state.open === c.id && fill && c.more && box.scrollHeight <= box.clientHeight + 10) await loadOlder(c);
   } catch (err) {
     c.loading = false;
     if (err instanceof ChatError && err.code === "not_found") {
@@ -328,7 +408,10 @@ function renderChat() {
   // A former member reads up to where it left, and writes no more.
   show($("composer"), !c.left);
   show($("chat-left"), c.left);
-  stick = true;
+  if (shownConv !== c.id) {
+    shownConv = c.id;
+    stick = true;
+  }
   invalidate("header", "messages");
 }
 
@@ -363,7 +446,7 @@ function renderHistoryStatus() {
   if (!c) return;
   $("history-status").textContent = c.loading
     ? "Loading…"
-    : !c.more && c.loaded && c.messages.size <= c.shown
+    : !c.more && c.loaded && windowOf(c).from === 0
       ? c.kind === "group"
         ? `This is the beginning of “${convName(c)}”.`
         : `This is the beginning of your conversation with ${userName(c.peer)}.`
@@ -402,47 +485,81 @@ function bubble(m, mine, pending, group = { follows: false, continues: false }, 
   } else {
     meta.push(`${offline ? "Waiting for connection" : "Sending…"} · ${timeFmt.format(m.ts)}`);
   }
-  return h(
+  const big = emojiOnly(m.text);
+  const li = h(
     "li",
     {
       class: `msg ${mine ? "mine" : "theirs"} ${status ?? ""} ${group.follows ? "follows" : ""} ${group.continues ? "continues" : ""}`,
       dataset: m.seq ? { seq: String(m.seq), ts: String(m.ts) } : { pending: m.client_id },
     },
     sender ? h("span", { class: "msg-sender", dataset: { user: sender } }, nameNode(userName(sender))) : null,
-    emojiOnly(m.text) ? h("span", { class: "msg-text emoji-only" }, m.text) : h("span", { class: "msg-text" }, ...richText(m.text)),
+    big ? h("span", { class: "msg-text emoji-only" }, m.text) : h("span", { class: "msg-text" }, ...richText(m.text)),
     meta.length ? h("span", { class: "msg-meta" }, ...meta) : null,
   );
+  if (!big) li.style.containIntrinsicBlockSize = `auto ${(lines(m.text) * 1.4 + 1.6).toFixed(1)}em`;
+  return li;
 }
 
 /**
- * Bubbles already built, per conversation, by what they show: a new message adds one node (and rebuilds the one
+ * About how many lines `text` takes in a bubble: the height a bubble is given (content-visibility) until it is
+ * first laid out. A bubble laid out in the task that adds it costs its whole text even off screen; one that
+ * is off screen from the start is skipped, as long as the placeholders above it do not pull it into view: the
+ * closer the guess, the fewer bubbles a burst lays out at once.
+ */
+function lines(/** @type {string} */ text) {
+  // A bubble is at most 560 px wide (less on a phone); about 9 px a character.
+  const perLine = Math.max(16, Math.floor(Math.min(560, innerWidth * 0.75) / 9));
+  let n = 0;
+  let at = 0;
+  for (;;) {
+    const nl = text.indexOf("\n", at);
+    const len = (nl === -1 ? text.length : nl) - at;
+    n += Math.max(1, Math.ceil(len / perLine));
+    if (nl === -1) return n;
+    at = nl + 1;
+  }
+}
+
+/**
+ * Rows already built, per conversation, by what they show: a new message adds one node (and rebuilds the one
  * before it when it joins its group) instead of the whole list, so long conversations stay cheap to update.
  * @type {WeakMap<import("./store.js").Conv, Map<string, HTMLElement>>}
  */
 const built = new WeakMap();
+
+/**
+ * What one render may spend on new rows, in characters of their text (and 200 a row): a burst (hundreds of
+ * messages at once after a reconnect, or while the page could not draw) is drawn over a few frames, none long.
+ */
+const BUDGET = 30_000;
+
+/** A render left rows of the window for the next frame. */
+let refill = false;
+
+/**
+ * One message of the window as rows: the day label or unread divider before it, if any, then the message or
+ * notice. `key`: what the row shows (a cached node with the same key is reused); `make` builds it.
+ * @typedef {{ rows: Array<{ key: string, make: () => HTMLElement }>, cost: number }} Unit
+ */
 
 function renderMessages() {
   const c = openConv();
   const me = state.me;
   if (!c || !me) return;
   const box = $("messages");
-  const wasAtBottom = atBottom();
+  if (stick) {
+    pinned = true;
+    c.shown = SHOWN;
+    c.end = 0;
+  }
   const cache = built.get(c) ?? new Map();
-  /** @type {Map<string, HTMLElement>} */
-  const used = new Map();
-  /** The cached node for `key`, or a new one from `make`. */
-  const node = (/** @type {string} */ key, /** @type {() => HTMLElement} */ make) => {
-    const el = cache.get(key) ?? make();
-    used.set(key, el);
-    return el;
-  };
-  /** @type {HTMLElement[]} */
-  const items = [];
+  /** @type {Unit[]} */
+  const units = [];
   /** @type {number | null} */
   let lastDay = null;
-  // Only the newest `shown` messages are in the page: each render costs what is shown, not the whole history.
-  const all = [...c.messages.keys()].sort((a, b) => a - b);
-  const seqs = all.length > c.shown ? all.slice(all.length - c.shown) : all;
+  // Only the window is in the page: each render costs what is shown, not the whole history.
+  const { from, to } = windowOf(c);
+  const seqs = c.seqs.slice(from, to);
   const sameRun = (/** @type {import("./store.js").Message | undefined} */ a, /** @type {import("./store.js").Message} */ b) =>
     !!a &&
     a.from === b.from &&
@@ -454,48 +571,71 @@ function renderMessages() {
   for (let i = 0; i < seqs.length; i++) {
     const m = c.messages.get(seqs[i] ?? 0);
     if (!m || m.content.kind === "void") continue;
+    /** @type {Unit} */
+    const unit = { rows: [], cost: 0 };
+    units.push(unit);
     if (lastDay === null || !sameDay(lastDay, m.ts)) {
       const label = dayLabel(m.ts);
-      items.push(node(`day ${m.seq} ${label}`, () => h("li", { class: "day" }, label)));
+      unit.rows.push({ key: `day ${m.seq} ${label}`, make: () => h("li", { class: "day" }, label) });
       lastDay = m.ts;
     }
     const divider = c.divider;
     if (divider?.seq === m.seq) {
       const n = divider.count;
-      items.push(
-        node(`divider ${m.seq} ${n}`, () =>
-          h("li", { class: "unread-divider", role: "separator" }, n === 1 ? "1 unread message" : `${n} unread messages`),
-        ),
-      );
+      unit.rows.push({
+        key: `divider ${m.seq} ${n}`,
+        make: () => h("li", { class: "unread-divider", role: "separator" }, n === 1 ? "1 unread message" : `${n} unread messages`),
+      });
     }
     if (isNotice(m.content)) {
       // A change of the group: a centred line, in order with the messages. Names may arrive later: part of the key.
       const text = noticeText(m.from, m.content) ?? "";
-      items.push(
-        node(`notice ${m.seq} ${text}`, () =>
-          h("li", { class: "notice-line", dataset: { seq: String(m.seq), kind: m.content.kind } }, h("span", {}, text)),
-        ),
-      );
-      continue;
+      unit.rows.push({
+        key: `notice ${m.seq} ${text}`,
+        make: () => h("li", { class: "notice-line", dataset: { seq: String(m.seq), kind: m.content.kind } }, h("span", {}, text)),
+      });
+    } else {
+      // Runs of one sender within one minute are a run: one time label, under its last message; in a group, the
+      // sender's name above its first.
+      const run = { follows: sameRun(c.messages.get(seqs[i - 1] ?? 0), m), continues: sameRun(c.messages.get(seqs[i + 1] ?? 0), m) };
+      const named = group && m.from !== me.user && !run.follows;
+      const text = m.content.kind === "text" ? m.content.text : "";
+      unit.rows.push({
+        key: `msg ${m.seq} ${run.follows} ${run.continues}${named ? ` ${userName(m.from)}` : ""}`,
+        make: () => bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user, undefined, run, named ? m.from : undefined),
+      });
+      unit.cost = text.length;
     }
-    // Runs of one sender within one minute are a run: one time label, under its last message; in a group, the
-    // sender's name above its first.
-    const run = { follows: sameRun(c.messages.get(seqs[i - 1] ?? 0), m), continues: sameRun(c.messages.get(seqs[i + 1] ?? 0), m) };
-    const named = group && m.from !== me.user && !run.follows;
-    const key = `msg ${m.seq} ${run.follows} ${run.continues}${named ? ` ${userName(m.from)}` : ""}`;
-    items.push(
-      node(key, () => {
-        const text = m.content.kind === "text" ? m.content.text : "";
-        return bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user, undefined, run, named ? m.from : undefined);
-      }),
-    );
+    unit.cost = unit.rows.some((r) => !cache.has(r.key)) ? unit.cost + 200 : 0;
+  }
+  const [a, b] = toBuild(units);
+  /** @type {Map<string, HTMLElement>} */
+  const used = new Map();
+  /** @type {HTMLElement[]} */
+  const items = [];
+  for (let i = 0; i < units.length; i++) {
+    for (const r of units[i]?.rows ?? []) {
+      const el = i >= a && i < b ? (cache.get(r.key) ?? r.make()) : cache.get(r.key);
+      if (!el) continue;
+      // Rows of the window left out of this render stay cached for the next.
+      used.set(r.key, el);
+      if (i >= a && i < b) items.push(el);
+    }
   }
   built.set(c, used);
-  for (const p of c.pending.values()) items.push(bubble(p, true, { c, p }));
+  // Unsent messages come after the newest, so only a window drawn up to it shows them.
+  if (!c.end && b === units.length) for (const p of c.pending.values()) items.push(bubble(p, true, { c, p }));
   reconcile($("message-list"), items);
+  if ((a > 0 || b < units.length) && !refill) {
+    refill = true;
+    setTimeout(() => {
+      refill = false;
+      invalidate("messages");
+    });
+  }
   invalidate("history");
-  if (stick || wasAtBottom) {
-    box.scrollTop = box.scrollHeight;
+  if (pinned) {
+    toBottom(box);
     c.newBelow = 0;
   }
   stick = false;
@@ -504,47 +644,136 @@ function renderMessages() {
   show(pill, c.newBelow > 0);
 }
 
-/** Makes `parent`'s children `items`, keeping the common run in place (the usual cases: appends, a sliding window). */
+/**
+ * Which units of the window this render draws, [a, b): at most `BUDGET` of new rows, the rest in later frames.
+ * At the bottom, the newest first (what the reader sees), and older ones above as the budget allows. Above it,
+ * everything up to the newest row already drawn (what the reader scrolled to, or opened), then newer ones below
+ * the view as the budget allows; when nothing is drawn yet (a conversation just opened), all of it.
+ */
+function toBuild(/** @type {Unit[]} */ units) {
+  let spend = BUDGET;
+  if (pinned) {
+    let a = units.length;
+    for (; a > 0; a--) {
+      const cost = units[a - 1]?.cost ?? 0;
+      if (cost > spend && a < units.length) break;
+      spend -= cost;
+    }
+    return [a, units.length];
+  }
+  let last = -1;
+  for (let i = 0; i < units.length; i++) if (units[i]?.cost === 0) last = i;
+  if (last === -1) return [0, units.length];
+  let b = last + 1;
+  for (; b < units.length; b++) {
+    const cost = units[b]?.cost ?? 0;
+    if (cost > spend && b > last + 1) break;
+    spend -= cost;
+  }
+  return [0, b];
+}
+
+/** Makes `parent`'s children `items`, in order, moving no node that stays (appends, prepends, a sliding window). */
 function reconcile(/** @type {HTMLElement} */ parent, /** @type {HTMLElement[]} */ items) {
-  const kids = parent.children;
-  // The window slid (the oldest shown left as new ones came): drop the nodes before the new first one.
-  const first = items[0] ? Array.prototype.indexOf.call(kids, items[0]) : -1;
-  for (let k = 0; k < first; k++) parent.firstElementChild?.remove();
-  let i = 0;
-  while (i < items.length && kids[i] === items[i]) i++;
-  while (kids.length > i) parent.lastElementChild?.remove();
-  parent.append(...items.slice(i));
+  const keep = new Set(items);
+  for (const el of [...parent.children]) if (!keep.has(/** @type {HTMLElement} */ (el))) el.remove();
+  let at = parent.firstElementChild;
+  for (const el of items) {
+    if (el === at) at = at.nextElementSibling;
+    else parent.insertBefore(el, at);
+  }
+}
+
+/**
+ * Runs `change` (of the window or the messages in it), redraws the messages, and scrolls so that the message at
+ * the top of the view stays where it was: rows added or dropped above it do not move what the reader reads.
+ */
+function keepPlace(/** @type {() => void} */ change) {
+  const box = $("messages");
+  const top = box.getBoundingClientRect().top;
+  const rows = $("message-list").children;
+  // The first row reaching into the view (rows are in vertical order: a binary search, not a measure of each).
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((rows[mid]?.getBoundingClientRect().bottom ?? 0) <= top) lo = mid + 1;
+    else hi = mid;
+  }
+  // A message, not a day label (the window's first row always has one, and it goes when the window grows).
+  /** @type {Element | null} */
+  let anchor = rows[lo] ?? null;
+  while (anchor && !(/** @type {HTMLElement} */ (anchor).dataset.seq)) anchor = anchor.nextElementSibling;
+  const seq = anchor ? /** @type {HTMLElement} */ (anchor).dataset.seq : undefined;
+  const before = anchor?.getBoundingClientRect().top ?? 0;
+  change();
+  invalidate("messages");
+  flush();
+  // Found again by its seq: its row may have been rebuilt (it joined the run of the message now above it).
+  const after = seq ? box.querySelector(`#message-list [data-seq="${seq}"]`) : null;
+  if (after) box.scrollTop += after.getBoundingClientRect().top - before;
+  lastTop = box.scrollTop;
+}
+
+/** The window takes in `n` more messages above it; past its cap it drops as many at its end (below the view). */
+function growUp(/** @type {import("./store.js").Conv} */ c, /** @type {number} */ n) {
+  const { to } = windowOf(c);
+  const rows = Math.min(c.shown + n, to);
+  c.shown = rows;
+  if (rows > MAX_SHOWN) {
+    c.end = c.seqs[to - 1 - (rows - MAX_SHOWN)] ?? c.end;
+    c.shown = MAX_SHOWN;
+    pinned = false;
+  }
 }
 
 /** Shows more of the messages already in memory above the view, keeping what is on screen in place. */
 function showMore(/** @type {import("./store.js").Conv} */ c) {
-  const box = $("messages");
-  const fromBottom = box.scrollHeight - box.scrollTop;
-  c.shown += 100;
-  invalidate("messages");
-  flush();
-  box.scrollTop = box.scrollHeight - fromBottom;
+  keepPlace(() => growUp(c, 100));
 }
 
-/** The next render of the messages scrolls to the bottom (the user sent something). */
+/** Moves a window that holds still below the newest message on by 100 messages (the reader nears its end). */
+function showNewer(/** @type {import("./store.js").Conv} */ c) {
+  keepPlace(() => {
+    const next = above(c.seqs, c.end) - 1 + 100;
+    c.end = next >= c.seqs.length - 1 ? 0 : (c.seqs[next] ?? 0);
+  });
+}
+
+/** The next render of the messages scrolls to the newest message (the user sent something, or asked for it). */
 export function stickToBottom() {
   stick = true;
   invalidate("messages");
 }
 
 export function wireChat() {
-  $("messages").addEventListener("scroll", () => {
+  const box = $("messages");
+  box.addEventListener("scroll", () => {
     const c = openConv();
     if (!c) return;
-    if ($("messages").scrollTop < 60) {
-      if (c.messages.size > c.shown) showMore(c);
+    // Rows growing or going under a view at the bottom move it without the reader: only scrolling up unpins it.
+    if (atBottom()) pinned = !c.end;
+    else if (box.scrollTop < lastTop) pinned = false;
+    lastTop = box.scrollTop;
+    if (box.scrollTop < 60) {
+      if (windowOf(c).from > 0) showMore(c);
       else if (c.more && c.loaded) void loadOlder(c);
     }
-    if (c.newBelow && atBottom()) {
+    // Within a screen of the end of a window that holds still: the next messages, before the reader gets there.
+    if (c.end && box.scrollHeight - box.scrollTop - box.clientHeight < box.clientHeight) showNewer(c);
+    if (atBottom() && !c.end) pinned = true;
+    if (c.newBelow && pinned) {
       c.newBelow = 0;
       show($("new-messages"), false);
     }
   });
+  // Rows that change height after a render (a bubble laid out once on screen, a font loaded, the composer's
+  // height) would leave a reader at the bottom above it: the view follows while pinned.
+  const follow = new ResizeObserver(() => {
+    if (pinned && openConv()) toBottom(box);
+  });
+  follow.observe($("message-list"));
+  follow.observe(box);
   $("new-messages").addEventListener("click", () => {
     const c = openConv();
     if (c) c.newBelow = 0;

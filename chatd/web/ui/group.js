@@ -2,9 +2,9 @@
 // Groups: the new-group dialog (title, description, members picked from the
 // directory search), the group dialog opened from the chat header (members
 // and roles; admins add and remove members, edit the title and description,
-// make and revoke the invite link; the owner promotes, demotes and hands
-// ownership over; anyone leaves), and joining by an invite link
-// (`/#join=<token>`).
+// make and revoke the invite link, and decide whether new members read the
+// earlier history; the owner promotes, demotes and hands ownership over;
+// anyone leaves), and joining by an invite link (`/#join=<token>`).
 
 import { ChatError } from "../chatcore/web.js";
 import { $, dialog, field, form, h, nameNode, setName, show } from "./dom.js";
@@ -145,10 +145,7 @@ export function openGroup(/** @type {string} */ id) {
   const c = state.convs.get(id);
   const f = form("group-form");
   clearErrors(f);
-  if (c) {
-    field("group-title").value = c.title;
-    field("group-description").value = c.description;
-  }
+  if (c) fillSettings(c);
   show($("group-leave-confirm"), false);
   show($("group-leave"), true);
   show($("group-members-error"), false);
@@ -159,12 +156,16 @@ export function openGroup(/** @type {string} */ id) {
   void refreshConversation(id).then(() => {
     // The edit form shows what the group holds now (unless the user started typing).
     const now = state.convs.get(id);
-    if (now && d.open && !f.contains(document.activeElement)) {
-      field("group-title").value = now.title;
-      field("group-description").value = now.description;
-    }
+    if (now && d.open && !f.contains(document.activeElement)) fillSettings(now);
   });
   if (!d.open) d.showModal();
+}
+
+/** The settings form shows what group `c` holds. */
+function fillSettings(/** @type {import("./store.js").Conv} */ c) {
+  field("group-title").value = c.title;
+  field("group-description").value = c.description;
+  /** @type {HTMLInputElement} */ (field("group-history")).checked = c.historyVisible;
 }
 
 function groupOfDialog() {
@@ -208,6 +209,12 @@ function renderGroup() {
   setName($("group-name"), c.title || "Group");
   $("group-count").textContent = c.left ? "You are no longer a member" : c.memberCount === 1 ? "1 member" : `${c.memberCount} members`;
   $("group-about").textContent = c.description;
+  // Admins change it in the form; everyone else reads it.
+  const note = $("group-history-note");
+  note.textContent = c.historyVisible
+    ? "New members can read the messages from before they joined."
+    : "New members read only what is sent after they join.";
+  show(note, !admin && !c.left);
   show(form("group-form"), admin);
   show($("group-invite-section"), admin);
   show($("group-add"), admin);
@@ -352,10 +359,12 @@ export function wireGroups() {
       if (!client || !c) return;
       const title = (v.title ?? "").trim();
       const description = (v.description ?? "").trim();
-      /** @type {{ title?: string, description?: string }} */
+      const historyVisible = /** @type {HTMLInputElement} */ (field("group-history")).checked;
+      /** @type {{ title?: string, description?: string, history_visible?: boolean }} */
       const changes = {};
       if (title !== c.title) changes.title = title;
       if (description !== c.description) changes.description = description;
+      if (historyVisible !== c.historyVisible) changes.history_visible = historyVisible;
       if (!Object.keys(changes).length) {
         $("group-edit-status").textContent = "Nothing to save.";
         return;

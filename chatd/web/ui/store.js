@@ -33,6 +33,9 @@
  * `known`: kind, title and peer have been learnt (from `conversations` or `get_conversation`).
  * `peer`: the other user of a direct conversation ("" for a group). `members`: the member list, once fetched.
  * `left`: this user left or was removed; it reads up to there. `muted`: no alerts, until `mutedUntil` (0: always).
+ * `historyVisible`: members added to the group from now on read its history from the start.
+ * `seqs`: the keys of `messages`, ascending (kept as messages come, so a render never sorts the history).
+ * The window of messages in the page: the `shown` messages up to seq `end`, or up to the newest while `end` is 0.
  * @typedef {{
  *   id: string,
  *   known: boolean,
@@ -40,6 +43,7 @@
  *   peer: string,
  *   title: string,
  *   description: string,
+ *   historyVisible: boolean,
  *   memberCount: number,
  *   members: MemberInfo[] | null,
  *   role: Role | undefined,
@@ -48,6 +52,7 @@
  *   mutedUntil: number,
  *   last: Last | null,
  *   messages: Map<number, Message>,
+ *   seqs: number[],
  *   pending: Map<string, Pending>,
  *   unread: number,
  *   lastSeq: number,
@@ -59,6 +64,7 @@
  *   divider: { seq: number, count: number } | null,
  *   newBelow: number,
  *   shown: number,
+ *   end: number,
  * }} Conv
  */
 
@@ -101,6 +107,12 @@ export const state = {
 /** How many of the newest messages a conversation shows at first; scrolling up shows more (then loads more). */
 export const SHOWN = 300;
 
+/**
+ * The most messages in the page at once. Past it the window holds still (new messages wait below it, counted by
+ * the pill) or drops the side the reader moves away from: layout and style cost what the page holds.
+ */
+export const MAX_SHOWN = 600;
+
 /** The conversation `id`, created empty (not yet `known`) on first use. */
 export function conv(/** @type {string} */ id) {
   let c = state.convs.get(id);
@@ -112,6 +124,7 @@ export function conv(/** @type {string} */ id) {
       peer: "",
       title: "",
       description: "",
+      historyVisible: false,
       memberCount: 0,
       members: null,
       role: undefined,
@@ -120,6 +133,7 @@ export function conv(/** @type {string} */ id) {
       mutedUntil: 0,
       last: null,
       messages: new Map(),
+      seqs: [],
       pending: new Map(),
       unread: 0,
       lastSeq: 0,
@@ -131,6 +145,7 @@ export function conv(/** @type {string} */ id) {
       divider: null,
       newBelow: 0,
       shown: SHOWN,
+      end: 0,
     };
     state.convs.set(id, c);
   }
@@ -150,6 +165,7 @@ export function learnConversation(/** @type {ConversationInfo} */ info) {
   c.kind = info.kind;
   c.title = info.title ?? "";
   c.description = info.description ?? "";
+  c.historyVisible = info.history_visible;
   c.members = info.members;
   c.memberCount = info.members.length;
   c.role = info.kind === "group" ? info.role : undefined;
@@ -262,11 +278,21 @@ export function invalidate(/** @type {Part[]} */ ...parts) {
   for (const p of parts) dirty.add(p);
   if (!scheduled) {
     scheduled = true;
-    // Whichever comes first: a hidden page gets no frames, and its title must still count the unread.
     requestAnimationFrame(() => scheduled && flush());
-    setTimeout(() => scheduled && flush(), 100);
+    // A hidden page gets no frames, and its title must still count the unread. Only then: a visible page whose
+    // frames come late is busy, and a render between frames would be drawn again at the next one.
+    if (!pageVisible()) later();
   }
 }
+
+function later() {
+  setTimeout(() => scheduled && flush(), 100);
+}
+
+// Hidden with a render waiting for a frame that will not come.
+document.addEventListener("visibilitychange", () => {
+  if (scheduled && !pageVisible()) later();
+});
 
 /** Redraws every out-of-date part now. */
 export function flush() {

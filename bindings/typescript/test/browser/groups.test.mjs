@@ -4,7 +4,9 @@
 // timeline; Alice removes Carol, whose page then stops receiving the group;
 // Bob leaves; roles and the title change from the group dialog; Carol comes
 // back by an invite link, a revoked link says so; a muted group raises no
-// notice. The steps run in order and share the pages.
+// notice; an admin shows the history to new members, and only those added
+// afterwards read what was said before them. The steps run in order and share
+// the pages.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -375,6 +377,63 @@ test("phone width: the group screens fit 390 px and pass axe-core", async () => 
   assert.deepEqual(await axeViolations(page, "new group dialog, phone"), []);
   await closeDialog(page, "new-group");
   await page.setViewportSize(DESKTOP);
+});
+
+test("history for new members: Erin, added while it is off, reads from her joining on; Alice turns it on (a labelled checkbox, by keyboard); Frank, added then, reads what was said before him", async () => {
+  const { page: alice } = users.alice;
+  const { page: carol } = users.carol;
+  const { page: erin, account: e } = await signUp("erin");
+  const { page: frank, account: f } = await signUp("frank");
+  const add = async (account) => {
+    await alice.fill("#groupadd-search", account.username);
+    await alice.check(`#groupadd-results input[data-username="${account.username}"]`);
+    await alice.click("#group-add-button");
+    await alice.locator("#group-members li.member", { hasText: account.display_name }).waitFor();
+  };
+  await groupRow(alice, "Mad tea party").click();
+  await alice.locator("#peer-name", { hasText: "Mad tea party" }).waitFor();
+  await send(alice, "said before Erin and Frank");
+
+  // Off (the default): a member reads it as a sentence; Erin is added.
+  await groupRow(carol, "Mad tea party").click();
+  await openGroupDialog(carol);
+  await carol.locator("#group-history-note", { hasText: "only what is sent after they join" }).waitFor();
+  assert.equal(await carol.locator("#group-history").isVisible(), false, "a member does not change it");
+  await closeDialog(carol, "group");
+  await openGroupDialog(alice);
+  const box = alice.getByRole("checkbox", { name: "New members can read earlier messages" });
+  assert.equal(await box.isChecked(), false);
+  assert.equal(await alice.locator("#group-history-note").isVisible(), false, "an admin has the checkbox instead");
+  await add(e);
+  await closeDialog(alice, "group");
+  await groupRow(erin, "Mad tea party").click();
+  await notice(erin, "added you").waitFor();
+  await erin.locator("#history-status", { hasText: "This is the beginning" }).waitFor();
+  assert.equal(await msg(erin, "said before Erin and Frank").count(), 0, "Erin reads from her joining on");
+
+  // Alice turns it on from the keyboard, and saves; then Frank is added.
+  await openGroupDialog(alice);
+  await box.focus();
+  await alice.keyboard.press("Space");
+  assert.equal(await box.isChecked(), true);
+  assert.deepEqual(await axeViolations(alice, "group dialog, history shown to new members"), []);
+  await alice.click("#group-form button[type=submit]");
+  await alice.locator("#group-edit-status", { hasText: "Saved." }).waitFor();
+  await add(f);
+  await closeDialog(alice, "group");
+  await notice(alice, "You showed the history to new members").waitFor();
+  await groupRow(frank, "Mad tea party").click();
+  await notice(frank, "added you").waitFor();
+  await msg(frank, "said before Erin and Frank").waitFor();
+  await notice(frank, "created the group").waitFor();
+  await openGroupDialog(frank);
+  await frank.locator("#group-history-note", { hasText: "can read the messages from before they joined" }).waitFor();
+  assert.equal(await frank.locator("#group-form").isVisible(), false);
+  await closeDialog(frank, "group");
+  // The dialog opens with what the group holds now.
+  await openGroupDialog(alice);
+  assert.equal(await box.isChecked(), true);
+  await closeDialog(alice, "group");
 });
 
 test("no uncaught errors and no Content-Security-Policy violations in any page", () => {

@@ -1,7 +1,8 @@
 // The web client kept live by pushes, in headless Chromium against a real
 // chatd: a new device does not download the whole history (2,000 messages
 // seeded through the binding), profile changes and new users show without a
-// reload or a poll.
+// reload or a poll; a flood of messages keeps the page to a window of them,
+// and the reader scrolls the older ones back and down to the newest again.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startChatd } from "../support/chatd.mjs";
@@ -11,6 +12,8 @@ const DESKTOP = { width: 1100, height: 720 };
 const HISTORY = 2000;
 /** Well under the 20 s the page used to poll at: only a push can be this quick. */
 const LIVE_MS = 5000;
+/** The most message rows the page holds at once (MAX_SHOWN in chatd/web/ui/store.js). */
+const MAX_ROWS = 600;
 
 const account = (username, n) => ({
   username,
@@ -71,6 +74,7 @@ test("set-up: Quinn and Rita, with 2,000 messages between them, seeded through t
         await clients[name].register(a);
       }
       const to = clients.quinn.me;
+      window.quinnId = to;
       let conv;
       for (let i = 1; i <= count; i += 100) {
         const batch = [];
@@ -164,6 +168,120 @@ test("a new user shows live in the unfiltered directory", async () => {
     await clients.sam.register(sam);
   }, sam);
   await page.locator(`#directory button.person[data-username="${sam.username}"]`).waitFor({ timeout: LIVE_MS });
+});
+
+/** Rita sends `count` messages "<prefix> 1" … "<prefix> <count>" to Quinn, 100 at a time; every 25th is long. */
+async function flood(prefix, count) {
+  await drive(
+    async ({ prefix, count }) => {
+      const clients = window.liveClients;
+      const to = window.quinnId;
+      for (let i = 1; i <= count; i += 100) {
+        const batch = [];
+        for (let n = i; n < i + 100 && n <= count; n++) {
+          batch.push(clients.rita.send({ to }, `${prefix} ${n}${n % 25 === 0 ? `\n${"a long line ".repeat(120)}` : ""}`));
+        }
+        await Promise.all(batch);
+      }
+    },
+    { prefix, count },
+  );
+}
+
+/** The message rows in the page: how many, the first and last line of text, whether their seqs run without a gap. */
+function rows() {
+  return page.evaluate(() => {
+    const msgs = [...document.querySelectorAll("#message-list .msg[data-seq]")];
+    const seqs = msgs.map((m) => Number(/** @type {HTMLElement} */ (m).dataset.seq));
+    const line = (/** @type {Element | undefined} */ m) => m?.querySelector(".msg-text")?.textContent?.split("\n")[0] ?? "";
+    const box = document.getElementById("messages");
+    return {
+      count: msgs.length,
+      first: line(msgs[0]),
+      last: line(msgs.at(-1)),
+      gapless: seqs.every((seq, i) => i === 0 || seq === (seqs[i - 1] ?? 0) + 1),
+      atBottom: box.scrollHeight - box.scrollTop - box.clientHeight < 80,
+      pill: !document.getElementById("new-messages").hidden,
+    };
+  });
+}
+
+/** Scrolls the view to its top (or bottom) again and again until `done(rows)`; checks the window's cap each time. */
+async function scrollUntil(where, done, what) {
+  for (let i = 0; i < 200; i++) {
+    const r = await rows();
+    assert.ok(r.count <= MAX_ROWS, `at most ${MAX_ROWS} rows in the page while scrolling ${where} (${r.count})`);
+    assert.ok(r.gapless, "the rows run without a gap");
+    if (done(r)) return r;
+    await page.evaluate((where) => {
+      const box = document.getElementById("messages");
+      box.scrollTop = where === "up" ? 0 : box.scrollHeight;
+    }, where);
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`scrolling ${where} never reached ${what}`);
+}
+
+test("a flood at the bottom: the view follows it and the page holds a window of it; older ones read back by scrolling up, then down to the newest again", async () => {
+  // Reopened at the newest message.
+  await page.reload();
+  await page.locator("#chat-open").waitFor({ state: "visible" });
+  await page.locator("#message-list .msg-text", { hasText: `message ${HISTORY}` }).waitFor();
+  await page.waitForFunction(() => {
+    const box = document.getElementById("messages");
+    return box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  });
+  await flood("flood", 1000);
+  await page.locator("#message-list .msg-text", { hasText: /^flood 1000\b/ }).waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(300);
+  const after = await rows();
+  assert.equal(after.last, "flood 1000");
+  assert.ok(after.atBottom, "the view stayed at the newest message");
+  assert.equal(after.pill, false, "no \"new messages\" pill for a reader at the bottom");
+  assert.ok(after.count <= MAX_ROWS, `a window of the flood in the page, not all of it (${after.count} rows)`);
+  assert.ok(after.first !== "flood 1", "the oldest of the flood left the page");
+
+  // Up: the flood's first message, and the history before it, come back.
+  await scrollUntil("up", (r) => /^message \d+$/.test(r.first), "the history before the flood");
+  const top = await rows();
+  assert.notEqual(top.last, "flood 1000", "the newest left the page while reading up there");
+  // Down again: the newest comes back, at the bottom, with the view following new messages as before.
+  await scrollUntil("down", (r) => r.last === "flood 1000" && r.atBottom, "the newest message");
+  await page.waitForTimeout(300);
+  await flood("again", 3);
+  await page.locator("#message-list .msg-text", { hasText: /^again 3$/ }).waitFor();
+  await page.waitForFunction(() => {
+    const box = document.getElementById("messages");
+    return box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  });
+});
+
+test("a flood while reading above: the view stays, the page holds at most its window, the pill counts and leads to the newest", async () => {
+  await scrollUntil("up", (r) => !r.atBottom && r.count >= 100, "a place above the newest");
+  await page.evaluate(() => {
+    const box = document.getElementById("messages");
+    box.scrollTop = box.scrollHeight / 2;
+  });
+  await page.waitForTimeout(300);
+  const anchor = await page.evaluate(() => {
+    const box = document.getElementById("messages").getBoundingClientRect();
+    const first = [...document.querySelectorAll("#message-list .msg")].find((m) => m.getBoundingClientRect().top >= box.top);
+    return { seq: /** @type {HTMLElement} */ (first).dataset.seq, top: first.getBoundingClientRect().top };
+  });
+  await flood("meanwhile", 800);
+  await page.locator("#new-messages", { hasText: "800 new messages" }).waitFor({ timeout: 30_000 });
+  const moved = await page.evaluate(
+    (seq) => document.querySelector(`#message-list .msg[data-seq="${seq}"]`)?.getBoundingClientRect().top,
+    anchor.seq,
+  );
+  assert.ok(moved !== undefined && Math.abs(moved - anchor.top) < 2, `the view moved by ${(moved ?? NaN) - anchor.top}px`);
+  const during = await rows();
+  assert.ok(during.count <= MAX_ROWS, `at most ${MAX_ROWS} rows while 800 arrive above the reader (${during.count})`);
+  await page.click("#new-messages");
+  await page.locator("#message-list .msg-text", { hasText: /^meanwhile 800\b/ }).waitFor();
+  await page.locator("#new-messages").waitFor({ state: "hidden" });
+  const end = await rows();
+  assert.ok(end.atBottom && end.gapless && end.count <= MAX_ROWS, JSON.stringify(end));
 });
 
 test("no uncaught errors and no Content-Security-Policy violations in any page", () => {
