@@ -12,7 +12,7 @@
 //! pending, and the blocker's side of the pair is never pushed to them.
 
 use crate::error::CoreError;
-use crate::model::{Millis, Privacy, UserId};
+use crate::model::{Millis, Presence, Privacy, UserId};
 use crate::store::{Link, Relation};
 
 /// The one answer to whatever a block or a privacy setting refuses, so
@@ -180,6 +180,21 @@ pub fn may_open_direct(relation: Option<&Relation>, privacy: &Privacy) -> bool {
 pub fn sees_presence(relation: Option<&Relation>, viewer: &Privacy, subject: &Privacy) -> bool {
     let (contacts, blocked) = facts(relation);
     shows_presence(contacts, blocked, viewer, subject)
+}
+
+/// `presence` of `subject` as `viewer` may see it: as it is, or hidden
+/// ([`Presence::hidden`]).
+pub fn as_seen(
+    relation: Option<&Relation>,
+    viewer: &Privacy,
+    subject: &Privacy,
+    presence: Presence,
+) -> Presence {
+    if sees_presence(relation, viewer, subject) {
+        presence
+    } else {
+        Presence::hidden(presence.user)
+    }
 }
 
 /// [`sees_presence`] from the two facts it depends on.

@@ -218,6 +218,18 @@ async fn push(events: &mut Events, pred: impl Fn(&ServerFrame) -> bool) -> Serve
     .expect("timed out waiting for a push")
 }
 
+/// Everything pushed to `user` until a ping's reply: what arrived before it.
+async fn drain(user: &mut User) -> Vec<ServerFrame> {
+    user.client.ping().await.expect("ping");
+    let mut frames = Vec::new();
+    while let Some(ev) = user.events.try_recv() {
+        if let Event::Push(f) = ev {
+            frames.push(f);
+        }
+    }
+    frames
+}
+
 /// How the connection ended (skipping pushes).
 async fn closed(events: &mut Events) -> Close {
     timeout(T, async {

@@ -267,11 +267,7 @@ pub(crate) async fn contacts(
         .zip(presence)
         .filter_map(|(relation, presence)| {
             let other = records.iter().find(|r| r.id == presence.user)?;
-            let shown = if rules::sees_presence(Some(relation), &mine, &other.privacy) {
-                presence
-            } else {
-                Presence::hidden(other.id.clone())
-            };
+            let shown = rules::as_seen(Some(relation), &mine, &other.privacy, presence);
             Some(info(relation, me, other, Some(shown)))
         })
         .collect();

@@ -46,14 +46,9 @@ async fn entries(
             if drop_blockers && relation.is_some_and(|r| r.blocks(&u.id)) {
                 return None;
             }
-            let presence = if contacts::sees_presence(relation, &mine, &u.privacy) {
-                presence
-            } else {
-                Presence::hidden(u.id.clone())
-            };
             Some(DirectoryEntry {
                 profile: u.profile(),
-                presence,
+                presence: contacts::as_seen(relation, &mine, &u.privacy, presence),
             })
         })
         .collect())

@@ -43,18 +43,6 @@ async fn presence_push(events: &mut Events, user: &UserId) -> (bool, Option<i64>
     }
 }
 
-/// Everything pushed to `user` until a ping's reply.
-async fn drain(user: &mut User) -> Vec<ServerFrame> {
-    user.client.ping().await.expect("ping");
-    let mut frames = Vec::new();
-    while let Some(ev) = user.events.try_recv() {
-        if let Event::Push(f) = ev {
-            frames.push(f);
-        }
-    }
-    frames
-}
-
 #[tokio::test]
 async fn requests_reach_every_device_of_both_and_a_declined_asker_waits() {
     let chatd = Chatd::start(&[]).await;

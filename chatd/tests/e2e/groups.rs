@@ -24,18 +24,6 @@ async fn message_at(events: &mut Events, seq: u64) -> chatcore_client::chatcore:
     }
 }
 
-/// Everything pushed to `user` until a ping's reply: what arrived before it.
-async fn drain(user: &mut User) -> Vec<ServerFrame> {
-    user.client.ping().await.expect("ping");
-    let mut frames = Vec::new();
-    while let Some(ev) = user.events.try_recv() {
-        if let Event::Push(f) = ev {
-            frames.push(f);
-        }
-    }
-    frames
-}
-
 #[tokio::test]
 async fn a_group_of_three_from_creation_to_removal_leaving_and_invites() {
     let chatd = Chatd::start(&[]).await;
