@@ -100,6 +100,16 @@ async fn change(
             .await?
             .unwrap_or_else(|| Relation::new(me, &other.id));
         let after = rules::apply(&before, me, action, s.now(), retry_after)?;
+        // A new block reaches the conversation before it is recorded: a
+        // failure in between leaves the conversation closed, never open.
+        let adds_block = after
+            .blocked
+            .iter()
+            .zip(&before.blocked)
+            .any(|(now, then)| now.is_some() && then.is_none());
+        if adds_block {
+            sync_direct_block(s, &after).await?;
+        }
         match store.change(&after).await? {
             Written::Done => break (before, after),
             Written::Stale if attempts < ATTEMPTS => continue,
@@ -110,6 +120,8 @@ async fn change(
             }
         }
     };
+    // An unblock reaches the conversation after it is recorded (and a
+    // block lost to a concurrent change is undone here).
     if before.blocked != after.blocked {
         sync_direct_block(s, &after).await?;
     }
@@ -193,8 +205,7 @@ fn wire_state(state: State) -> ContactState {
 
 /// Makes the direct conversation of the pair (if there is one) refuse or
 /// take messages as the relation's blocks say. Retried on a concurrent
-/// change of the conversation; a block is recorded first, so a failure
-/// here is repaired by blocking or unblocking again.
+/// change of the conversation.
 async fn sync_direct_block(s: &Server, relation: &Relation) -> Result<(), CoreError> {
     let conv = ConversationId::direct(&relation.users[0], &relation.users[1]);
     let blocked: Vec<UserId> = relation
