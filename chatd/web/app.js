@@ -26,6 +26,7 @@
 //   settings.js    settings kept in this browser: the theme
 //   group.js       new group, the group dialog (members, roles, invite link), joining by a link
 //   mute.js        muting a conversation for a while or for good
+//   contacts.js    contacts and requests, blocking, privacy settings
 
 import { wireSettings } from "./ui/settings.js";
 import { ChatError } from "./chatcore/web.js";
@@ -43,6 +44,7 @@ import { state } from "./ui/store.js";
 import { wireConnection } from "./ui/connection.js";
 import { joinFromLink, wireGroups } from "./ui/group.js";
 import { wireMute } from "./ui/mute.js";
+import { wireContacts } from "./ui/contacts.js";
 
 function boot() {
   wireAuth();
@@ -54,6 +56,7 @@ function boot() {
   wireSettings();
   wireGroups();
   wireMute();
+  wireContacts();
   $("me-button").addEventListener("click", () => {
     if (state.me) void openCard(state.me.user);
   });

@@ -40,6 +40,9 @@ export async function openCard(/** @type {string} */ user) {
     /** @type {HTMLInputElement} */ (f.elements.namedItem("display_name")).value = entry.profile.display_name;
     /** @type {HTMLTextAreaElement} */ (f.elements.namedItem("about")).value = entry.profile.about;
   }
+  show($("card-contact-error"), false);
+  // The contact and block buttons (contacts.js) draw from the same state as the lists.
+  invalidate("card");
   if (!d.open) d.showModal();
 }
 

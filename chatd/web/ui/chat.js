@@ -5,10 +5,11 @@
 import { ChatError, isNotice } from "../chatcore/web.js";
 import { $, field, h, nameNode, setName, show } from "./dom.js";
 import { paintAvatar, groupProfile } from "./avatar.js";
-import { dayLabel, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
+import { dayLabel, describe, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
 import {
   MAX_SHOWN,
   SHOWN,
+  contactOf,
   conv,
   convName,
   directWith,
@@ -24,7 +25,7 @@ import {
   userName,
 } from "./store.js";
 import { discardPending, editPending, loadDraft, saveDraft } from "./composer.js";
-import { announce, dismissToast } from "./notify.js";
+import { announce, dismissToast, toast } from "./notify.js";
 import { openCard } from "./card.js";
 import { openGroup } from "./group.js";
 import { openMute } from "./mute.js";
@@ -277,7 +278,8 @@ export async function openChatWith(/** @type {string} */ user) {
     learnConversation(info);
     await openChat(info.conv);
   } catch (err) {
-    console.warn("open_direct failed:", err);
+    // Refused (their privacy setting, a block) or failed: said, not swallowed, or the click would do nothing.
+    toast(userName(user), describe(err), undefined, `open ${user}`);
   }
 }
 
@@ -405,9 +407,11 @@ function renderChat() {
   show($("chat-empty"), !c);
   show($("chat-open"), !!c);
   if (!c) return;
-  // A former member reads up to where it left, and writes no more.
-  show($("composer"), !c.left);
+  // A former member reads up to where it left, and writes no more; nor does one who blocks the peer, until unblocking.
+  const blocked = !c.left && c.kind === "direct" && !!c.peer && contactOf(c.peer).blocked;
+  show($("composer"), !c.left && !blocked);
   show($("chat-left"), c.left);
+  show($("chat-blocked"), blocked);
   if (shownConv !== c.id) {
     shownConv = c.id;
     stick = true;
@@ -584,7 +588,8 @@ function renderMessages() {
       const n = divider.count;
       unit.rows.push({
         key: `divider ${m.seq} ${n}`,
-        make: () => h("li", { class: "unread-divider", role: "separator" }, n === 1 ? "1 unread message" : `${n} unread messages`),
+        // A list item, not a separator: <ol> allows nothing else (axe: "list").
+        make: () => h("li", { class: "unread-divider" }, n === 1 ? "1 unread message" : `${n} unread messages`),
       });
     }
     if (isNotice(m.content)) {

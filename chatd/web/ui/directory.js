@@ -198,7 +198,7 @@ export function onProfile(/** @type {import("./store.js").Profile} */ p) {
   if (u) u.profile = p;
   else state.users.set(p.user, { profile: p, presence: { user: p.user, online: false } });
   if (state.me && p.user === state.me.user) state.me.profile = p;
-  invalidate("me", "directory", "header", "messages", "card", "group");
+  invalidate("me", "directory", "header", "messages", "card", "group", "contacts");
 }
 
 /**
@@ -223,7 +223,7 @@ export function onPresence(/** @type {import("./store.js").Presence} */ p) {
   const u = state.users.get(p.user);
   if (!u) return;
   u.presence = p;
-  invalidate("directory", "card", "group");
+  invalidate("directory", "card", "group", "contacts");
   if (openConv()?.peer === p.user) invalidate("header");
 }
 

@@ -13,6 +13,7 @@ import { flushOutbox, forgetDrafts, restoreDrafts, restoreOutbox } from "./compo
 import { onConnectionState } from "./connection.js";
 import { onPresence, onProfile, onNewUser, loadConversations, loadDirectory, resetDirectory } from "./directory.js";
 import { clearToasts } from "./notify.js";
+import { loadContacts, onContact, onPrivacy, resetContacts } from "./contacts.js";
 import { resetTokenFromHash } from "./auth.js";
 
 export const TOKEN_KEY = "chatcore.token";
@@ -40,6 +41,8 @@ export function createClient(/** @type {string | null} */ token) {
   client.on("newuser", (e) => onNewUser(e));
   client.on("alert", (a) => onAlert(a));
   client.on("read", (r) => onRead(r));
+  client.on("contact", (c) => onContact(c));
+  client.on("privacy", (p) => onPrivacy(p));
   client.on("state", (s) => {
     if (state.screen === "splash" && s === "reconnecting") splashText("Cannot reach the server. Retrying…");
     onConnectionState(s);
@@ -84,10 +87,12 @@ export function enterApp(/** @type {boolean} */ first) {
   if (first) {
     resetDirectory();
     resetChat();
+    resetContacts();
   }
   // After every sign-in or resume: unread counts, and presence that may have changed meanwhile.
   void loadConversations();
   void loadDirectory(state.query);
+  void loadContacts();
 }
 
 function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ reason) {
@@ -102,6 +107,7 @@ function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ r
   state.open = null;
   $("panes").classList.remove("show-chat");
   clearToasts();
+  resetContacts();
   for (const id of ["card", "group", "new-group", "mute", "join"]) if (dialog(id).open) dialog(id).close();
   const notice =
     reason === "revoked"

@@ -15,6 +15,7 @@
 /** @typedef {import("../chatcore/web.js").Role} Role */
 /** @typedef {import("../chatcore/web.js").ConversationInfo} ConversationInfo */
 /** @typedef {import("../chatcore/web.js").ConversationSummary} ConversationSummary */
+/** @typedef {import("../chatcore/web.js").ContactInfo} ContactInfo */
 
 /**
  * The newest entry of a conversation as the list previews it: from the server's summary (`preview` only for
@@ -72,7 +73,7 @@
 
 /**
  * The parts of the page that render from state.
- * @typedef {"screen" | "me" | "directory" | "chat" | "header" | "messages" | "history" | "connection" | "title" | "card" | "group"} Part
+ * @typedef {"screen" | "me" | "directory" | "chat" | "header" | "messages" | "history" | "connection" | "title" | "card" | "group" | "contacts" | "privacy"} Part
  */
 
 export const state = {
@@ -100,6 +101,14 @@ export const state = {
   drafts: new Map(),
   /** The conversation on screen. @type {string | null} */
   open: null,
+  /**
+   * This user's view of each pair that is more than nothing (a contact, a request either way, a block), from the
+   * `contacts` lists at sign-in, then the replies and `contact` pushes. A user not in it: no link.
+   * @type {Map<string, ContactInfo>}
+   */
+  contacts: new Map(),
+  /** Whether the lists have answered (before, a card cannot say "Add contact" truthfully). */
+  contactsLoaded: false,
   /** The token of a password-reset link. @type {string | null} */
   resetToken: null,
 };
@@ -225,6 +234,23 @@ export function rememberUser(/** @type {DirectoryEntry} */ entry) {
   state.users.set(entry.profile.user, { profile: entry.profile, presence: entry.presence });
 }
 
+/** Takes in this user's view of a pair (a `contacts` entry, a reply or a push): the link, and the profile with it. */
+export function learnContact(/** @type {ContactInfo} */ info) {
+  const id = info.profile.user;
+  if (info.state === "none" && !info.blocked) state.contacts.delete(id);
+  else state.contacts.set(id, info);
+  const u = state.users.get(id);
+  if (u) {
+    u.profile = info.profile;
+    if (info.presence) u.presence = info.presence;
+  } else state.users.set(id, { profile: info.profile, presence: info.presence ?? { user: id, online: false } });
+}
+
+/** This user's view of the pair with `user`. */
+export function contactOf(/** @type {string} */ user) {
+  return state.contacts.get(user) ?? { state: /** @type {const} */ ("none"), blocked: false };
+}
+
 /** Profiles being fetched. @type {Set<string>} */
 const fetching = new Set();
 
@@ -306,4 +332,4 @@ export function flush() {
 }
 
 /** Screens before what they contain. @type {Part[]} */
-const ORDER = ["screen", "connection", "me", "directory", "chat", "header", "messages", "history", "card", "group", "title"];
+const ORDER = ["screen", "connection", "me", "directory", "chat", "header", "messages", "history", "card", "group", "contacts", "privacy", "title"];
