@@ -6,7 +6,7 @@
 
 import { $, field, h, nameNode, show } from "./dom.js";
 import { avatar, groupProfile } from "./avatar.js";
-import { noticeKindText, noticeText, presenceText } from "./format.js";
+import { clip, noticeKindText, noticeText, presenceText } from "./format.js";
 import { markRead, openChat, openChatWith } from "./chat.js";
 import { convName, invalidate, isMuted, learnSummary, needUsers, onRender, openConv, pageVisible, rememberUser, state, userName } from "./store.js";
 
@@ -90,6 +90,9 @@ function listOrder() {
   return [...convs.map((c) => ({ c })), ...people];
 }
 
+/** How much of a message the list's one-line preview holds (the rest would be laid out only to be hidden). */
+const PREVIEW_MAX = 160;
+
 /** The list's second line for a conversation: its newest entry, a notice in words, or a placeholder. */
 function previewOf(/** @type {import("./store.js").Conv} */ c) {
   const last = c.last;
@@ -98,8 +101,8 @@ function previewOf(/** @type {import("./store.js").Conv} */ c) {
   const prefix = last.from === me ? "You: " : c.kind === "group" ? `${userName(last.from)}: ` : "";
   const m = last.message;
   if (m && m.content.kind !== "text") return noticeText(m.from, m.content) ?? "";
-  if (m && m.content.kind === "text") return prefix + m.content.text;
-  if (last.kind === "text") return prefix + (last.preview ?? "Encrypted message");
+  if (m && m.content.kind === "text") return prefix + clip(m.content.text, PREVIEW_MAX);
+  if (last.kind === "text") return prefix + clip(last.preview ?? "Encrypted message", PREVIEW_MAX);
   return noticeKindText(last.from, last.kind);
 }
 

@@ -168,3 +168,13 @@ export function deviceName() {
   const os = /Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS" : /Windows/.test(ua) ? "Windows" : /Mac OS/.test(ua) ? "macOS" : /Linux/.test(ua) ? "Linux" : "";
   return os ? `${browser} on ${os}` : browser;
 }
+
+/**
+ * `text` cut to about `max` UTF-16 units with an ellipsis, never inside a surrogate pair: for one-line previews,
+ * where laying out a 16 KB message only to hide it behind an ellipsis costs the page a long task.
+ */
+export function clip(/** @type {string} */ text, /** @type {number} */ max) {
+  if (text.length <= max) return text;
+  const end = /[\uD800-\uDBFF]/.test(text[max - 1] ?? "") ? max - 1 : max;
+  return `${text.slice(0, end)}…`;
+}

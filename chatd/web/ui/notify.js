@@ -5,6 +5,7 @@
 // and the favicon.
 
 import { $, h, nameNode } from "./dom.js";
+import { clip } from "./format.js";
 import { onRender, pageVisible, state } from "./store.js";
 import { notificationsAllowed, soundOn } from "./settings.js";
 
@@ -67,7 +68,7 @@ export function toast(
     "button",
     { type: "button", class: "toast", dataset: { key } },
     h("strong", { class: "toast-title" }, nameNode(title)),
-    h("span", { class: "toast-text" }, text),
+    h("span", { class: "toast-text" }, clip(text, 300)),
   );
   const dismiss = () => {
     el.classList.add("leaving");

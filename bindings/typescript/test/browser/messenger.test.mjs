@@ -412,6 +412,15 @@ test("bad input from a peer or a paste renders as text and keeps the layout", as
     };
   });
   assert.deepEqual(check, { markup: 0, pwned: false, wide: 0, pageWidth: check.viewport, viewport: check.viewport, sendVisible: true });
+  // The conversation list previews a long message clipped, not laid out whole behind an ellipsis (a long task per
+  // arrival in a flood).
+  await carol.fill("#composer-text", "B".repeat(5_000));
+  await carol.press("#composer-text", "Enter");
+  await waitForText(alice, "#message-list .msg.theirs", "BBBB");
+  const preview = await alice.evaluate(() =>
+    [...document.querySelectorAll("#directory .person-sub")].map((e) => e.textContent ?? "").find((t) => t.includes("BBBB")),
+  );
+  assert.ok(preview && preview.length <= 170 && preview.endsWith("…"), `clipped preview: ${preview?.length} characters`);
   // A paste of 10,000 emoji stays in the composer (over the limit), and the page keeps its shape.
   await alice.fill("#composer-text", "");
   await alice.focus("#composer-text");
