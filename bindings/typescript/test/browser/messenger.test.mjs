@@ -6,26 +6,12 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startChatd } from "../support/chatd.mjs";
-import { launchBrowser, screenshot, serveMissingFromDisk, watchConsole } from "../support/browser.mjs";
+import { axeViolations, launchBrowser, screenshot, serveMissingFromDisk, watchConsole } from "../support/browser.mjs";
 import { newAccount } from "../support/util.mjs";
 import { startProxy } from "../support/proxy.mjs";
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 /** axe-core's serious and critical violations on the page as it is now, one line each. */
-async function axeViolations(page, label) {
-  // Evaluated through DevTools, so the page's Content-Security-Policy (no inline scripts) does not stop it.
-  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axeSource);
-  const found = await page.evaluate(async () => {
-    const r = await window.axe.run(document, { resultTypes: ["violations"] });
-    return r.violations
-      .filter((v) => v.impact === "serious" || v.impact === "critical")
-      .map((v) => `${v.impact} ${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ") + " " + (n.failureSummary ?? "").split("\n")[1]?.trim()).join(" | ")}`);
-  });
-  return found.map((f) => `${label}: ${f}`);
-}
 
 const DESKTOP = { width: 1100, height: 720 };
 

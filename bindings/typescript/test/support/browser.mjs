@@ -4,6 +4,7 @@
 import { chromium } from "playwright-core";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join } from "node:path";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
 export const repo = fileURLToPath(new URL("../../../../", import.meta.url));
@@ -82,4 +83,19 @@ export function watchConsole(page, label, problems) {
       problems.push(`${label}: console: ${text}`);
     }
   });
+}
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/** The serious and critical axe-core violations on `page`, each labelled with `label`. */
+export async function axeViolations(page, label) {
+  // Evaluated through DevTools, so the page's Content-Security-Policy (no inline scripts) does not stop it.
+  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axeSource);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.impact} ${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ") + " " + (n.failureSummary ?? "").split("\n")[1]?.trim()).join(" | ")}`);
+  });
+  return found.map((f) => `${label}: ${f}`);
 }
