@@ -101,6 +101,19 @@ pub struct MongoMessageStore {
 }
 
 impl MongoMessageStore {
+    /// Runs an aggregation over the messages and collects what it yields.
+    async fn aggregate(&self, pipeline: Vec<Document>) -> StoreResult<Vec<Document>> {
+        let cursor = self
+            .inner
+            .run(
+                self.messages
+                    .clone_with_type::<Document>()
+                    .aggregate(pipeline),
+            )
+            .await?;
+        self.inner.run(cursor.try_collect()).await
+    }
+
     pub(crate) fn new(inner: Arc<Inner>) -> Self {
         Self {
             messages: inner.durable(MESSAGES),
@@ -582,15 +595,7 @@ impl MessageStore for MongoMessageStore {
                 doc! { "$sort": { "conv": 1, "seq": -1 } },
                 doc! { "$group": { "_id": "$conv", "entry": { "$first": "$$ROOT" } } },
             ];
-            let cursor = self
-                .inner
-                .run(
-                    self.messages
-                        .clone_with_type::<Document>()
-                        .aggregate(pipeline),
-                )
-                .await?;
-            let groups: Vec<Document> = self.inner.run(cursor.try_collect()).await?;
+            let groups = self.aggregate(pipeline).await?;
             for g in groups {
                 let entry = g
                     .get_document("entry")
@@ -750,15 +755,7 @@ impl MessageStore for MongoMessageStore {
                 } },
                 doc! { "$group": { "_id": "$conv", "n": { "$sum": 1 } } },
             ];
-            let cursor = self
-                .inner
-                .run(
-                    self.messages
-                        .clone_with_type::<Document>()
-                        .aggregate(pipeline),
-                )
-                .await?;
-            let groups: Vec<Document> = self.inner.run(cursor.try_collect()).await?;
+            let groups = self.aggregate(pipeline).await?;
             for g in groups {
                 let conv = g
                     .get_str("_id")
