@@ -1,0 +1,284 @@
+//! The connections: one writer thread that commits concurrent writes in
+//! groups, and a bounded pool of reader connections used on tokio's
+//! blocking threads. No SQLite call ever runs on an async worker.
+//!
+//! # Group commit
+//! Every write is a closure sent to the writer thread. The thread takes the
+//! first waiting write, then every other one already queued (up to
+//! [`MAX_BATCH`]), and runs them all in one `BEGIN IMMEDIATE` transaction,
+//! each inside a savepoint of its own so that one write's failure (a
+//! `Conflict`, a `NotMember`) undoes only that write. One `COMMIT` (one
+//! fsync of the WAL under `synchronous=FULL`) then makes the whole group
+//! durable, and only then is each caller answered: an `Ok` always means
+//! "on disk". When the commit fails (disk full, I/O error), every write of
+//! the group is answered with the error and nothing of it is stored.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chatcore::store::{StoreError, StoreResult};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::error::map_err;
+
+/// The most writes one transaction commits. Bounds a transaction's size
+/// (and so the latency of the first write in it) under a flood.
+pub(crate) const MAX_BATCH: usize = 512;
+
+/// Writes waiting for the writer thread; a caller beyond this waits (async)
+/// for room, which is the back-pressure on a disk slower than the load.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// What the writer calls when the group's fate is known: `Some(err)` if
+/// the group's commit failed.
+type Done = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// A write: run on the writer's connection (`Err` when it cannot run at
+/// all), it returns its completion and, when it failed, its own error.
+type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Done + Send>;
+
+/// Tunables shared by the connections.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnOptions {
+    pub(crate) path: PathBuf,
+    pub(crate) read_only: bool,
+    pub(crate) busy_timeout: Duration,
+    pub(crate) max_page_count: Option<u64>,
+}
+
+/// Opens one connection with the pragmas every connection needs.
+pub(crate) fn open_conn(o: &ConnOptions, reader: bool) -> StoreResult<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    if o.read_only {
+        flags |= OpenFlags::SQLITE_OPEN_READ_ONLY;
+    } else {
+        flags |= OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(&o.path, flags).map_err(|e| at(&o.path, e))?;
+    conn.busy_timeout(o.busy_timeout)
+        .map_err(|e| at(&o.path, e))?;
+    // `foreign_keys` is per connection and off by default; `synchronous`
+    // too (see the crate doc for why FULL).
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+        .map_err(|e| at(&o.path, e))?;
+    if reader {
+        conn.execute_batch("PRAGMA query_only = ON;")
+            .map_err(|e| at(&o.path, e))?;
+    }
+    if let Some(pages) = o.max_page_count {
+        let _: i64 = conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| at(&o.path, e))?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// A driver error about the file at `path`, with the path in the message.
+pub(crate) fn at(path: &Path, e: rusqlite::Error) -> StoreError {
+    match map_err(e) {
+        StoreError::Unavailable(m) => {
+            StoreError::Unavailable(format!("SQLite database {}: {m}", path.display()))
+        }
+        StoreError::Corrupt(m) => {
+            StoreError::Corrupt(format!("SQLite database {}: {m}", path.display()))
+        }
+        other => other,
+    }
+}
+
+/// The writer thread's handle and the reader pool.
+pub(crate) struct Db {
+    writer: mpsc::Sender<Job>,
+    readers: Mutex<Vec<Connection>>,
+    read_permits: Semaphore,
+    pub(crate) options: ConnOptions,
+}
+
+impl Db {
+    /// Starts the writer thread on `writer` (already migrated) and keeps
+    /// `readers` for the reads.
+    pub(crate) fn start(
+        writer: Connection,
+        readers: Vec<Connection>,
+        options: ConnOptions,
+    ) -> StoreResult<Arc<Self>> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("chatcore-sqlite-writer".to_owned())
+            .spawn(move || run_writer(writer, rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        Ok(Arc::new(Self {
+            writer: tx,
+            read_permits: Semaphore::new(readers.len().max(1)),
+            readers: Mutex::new(readers),
+            options,
+        }))
+    }
+
+    /// Runs `f` on the writer's connection inside the current group's
+    /// transaction and returns its result once the group is committed.
+    pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Ok(conn) => in_savepoint(conn, f),
+                Err(e) => Err(e.clone()),
+            };
+            Box::new(move |commit: Option<&StoreError>| {
+                let answer = match commit {
+                    Some(e) => Err(e.clone()),
+                    None => result,
+                };
+                // The caller may have gone (a cancelled request): the
+                // write stands all the same.
+                let _ = tx.send(answer);
+            })
+        });
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        rx.await.map_err(|_| {
+            StoreError::Unavailable("the SQLite writer stopped before answering".into())
+        })?
+    }
+
+    /// Runs `f` on a reader connection, in one read transaction (one
+    /// consistent snapshot), on a blocking thread.
+    pub(crate) async fn read<T, F>(self: &Arc<Self>, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let permit = self
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite store is closed".into()))?;
+        let db = self.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let pooled = db.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            // A connection lost to a panic is replaced.
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_conn(&db.options, true)?,
+            };
+            let result = in_read_txn(&conn, f);
+            db.readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("a SQLite read failed: {e}")))?;
+        drop(permit);
+        result
+    }
+}
+
+fn in_read_txn<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.execute_batch("BEGIN").map_err(map_err)?;
+    let result = f(conn);
+    // A read transaction has nothing to keep: end it whatever happened.
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("COMMIT");
+    }
+    result
+}
+
+/// Runs one write inside a savepoint: on `Err` its changes are undone and
+/// the rest of the group stands.
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.execute_batch("SAVEPOINT w").map_err(map_err)?;
+    let result = f(conn);
+    if conn.is_autocommit() {
+        // SQLite rolled the whole transaction back (disk full, I/O
+        // error): the writer sees it and fails the group.
+        return result;
+    }
+    let end = if result.is_ok() {
+        "RELEASE w"
+    } else {
+        "ROLLBACK TO w; RELEASE w"
+    };
+    conn.execute_batch(end).map_err(map_err)?;
+    result
+}
+
+/// The writer thread: groups, transactions, commits, answers.
+fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut done: Vec<Done> = Vec::with_capacity(batch.len());
+        let mut in_txn = false;
+        for job in batch {
+            if !in_txn {
+                match conn.execute_batch("BEGIN IMMEDIATE") {
+                    Ok(()) => in_txn = true,
+                    Err(e) => {
+                        let err = map_err(e);
+                        tracing::warn!(error = %err, "SQLite: cannot begin a write");
+                        job(Err(&err))(None);
+                        continue;
+                    }
+                }
+            }
+            done.push(job(Ok(&conn)));
+            if conn.is_autocommit() {
+                // The transaction is gone with everything in it.
+                let err = StoreError::Unavailable(
+                    "SQLite rolled the write back (disk full or I/O error)".into(),
+                );
+                tracing::warn!(error = %err, writes = done.len(), "SQLite: group lost");
+                for d in done.drain(..) {
+                    d(Some(&err));
+                }
+                in_txn = false;
+            }
+        }
+        if !in_txn {
+            continue;
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                for d in done {
+                    d(None);
+                }
+            }
+            Err(e) => {
+                let err = map_err(e);
+                tracing::warn!(error = %err, writes = done.len(), "SQLite: commit failed");
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                for d in done {
+                    d(Some(&err));
+                }
+            }
+        }
+    }
+    // Every handle is gone: closing the connection checkpoints the WAL.
+    drop(conn);
+}

@@ -1,0 +1,731 @@
+//! Conversations, their logs, cursors, read markers and unread counts.
+//!
+//! Every change runs on the single writer inside the group's transaction,
+//! so an append reads the head, checks the sender's membership and the
+//! blocks, and writes the entry at head + 1 with nothing in between: seqs
+//! are gap-free by construction, and a retry finds the first attempt
+//! through the `(sender, client_id)` unique index. A seq is never claimed
+//! without its entry, so `read_after` has nothing to wait for.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chatcore::model::{
+    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Role, UserId,
+};
+use chatcore::store::{
+    Appended, Changed, ConversationState, GroupInfo, Member, MessageStore, NewMessage, StoreError,
+    StoreResult,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::db::Db;
+use crate::error::map_err;
+use crate::{from_json, limit_i64, to_i64, to_json, to_u64};
+
+/// The message store.
+#[derive(Clone)]
+pub struct SqliteMessageStore {
+    db: Arc<Db>,
+}
+
+impl SqliteMessageStore {
+    pub(crate) fn new(db: Arc<Db>) -> Self {
+        Self { db }
+    }
+}
+
+const MESSAGE_COLUMNS: &str = "id, conv, seq, sender, client_id, ts, content";
+
+fn message_row(
+    row: &Row<'_>,
+) -> rusqlite::Result<(String, String, i64, String, String, Millis, String)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
+}
+
+fn into_message(
+    (id, conv, seq, from, client_id, ts, content): (
+        String,
+        String,
+        i64,
+        String,
+        String,
+        Millis,
+        String,
+    ),
+) -> StoreResult<Message> {
+    Ok(Message {
+        id: MessageId(id),
+        conv: ConversationId(conv),
+        seq: to_u64(seq, "seq")?,
+        from: UserId(from),
+        client_id,
+        ts,
+        content: from_json::<Content>(&content, "content")?,
+    })
+}
+
+fn collect(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<Message>> {
+    let rows = stmt.query_map(params, message_row).map_err(map_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(into_message(row.map_err(map_err)?)?);
+    }
+    Ok(out)
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Member => "member",
+        Role::Admin => "admin",
+        Role::Owner => "owner",
+    }
+}
+
+fn role_of(name: &str) -> StoreResult<Role> {
+    match name {
+        "member" => Ok(Role::Member),
+        "admin" => Ok(Role::Admin),
+        "owner" => Ok(Role::Owner),
+        other => Err(StoreError::Corrupt(format!("unknown role {other:?}"))),
+    }
+}
+
+fn kind_name(kind: ConversationKind) -> &'static str {
+    match kind {
+        ConversationKind::Direct => "direct",
+        ConversationKind::Group => "group",
+    }
+}
+
+/// A conversation row, before its members are read.
+struct ConvRow {
+    id: String,
+    kind: String,
+    created_at: Millis,
+    title: String,
+    description: String,
+    avatar: Option<String>,
+    history_visible: bool,
+    last_seq: i64,
+    last_ts: Millis,
+    version: i64,
+    invite: Option<String>,
+    blocked: String,
+}
+
+const CONV_COLUMNS: &str = "id, kind, created_at, title, description, avatar, history_visible, \
+                            last_seq, last_ts, version, invite, blocked";
+
+fn conv_row(r: &Row<'_>) -> rusqlite::Result<ConvRow> {
+    Ok(ConvRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        created_at: r.get(2)?,
+        title: r.get(3)?,
+        description: r.get(4)?,
+        avatar: r.get(5)?,
+        history_visible: r.get(6)?,
+        last_seq: r.get(7)?,
+        last_ts: r.get(8)?,
+        version: r.get(9)?,
+        invite: r.get(10)?,
+        blocked: r.get(11)?,
+    })
+}
+
+/// The members of `conv`, in the order they first joined.
+fn members(c: &Connection, conv: &str) -> StoreResult<Vec<Member>> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT user, role, joined_seq, joined_at, left_seq, muted_until FROM members WHERE \
+             conv = ?1 ORDER BY pos",
+        )
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map([conv], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Millis>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, Option<Millis>>(5)?,
+            ))
+        })
+        .map_err(map_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (user, role, joined_seq, joined_at, left_seq, muted_until) = row.map_err(map_err)?;
+        let mut m = Member::new(
+            UserId(user),
+            role_of(&role)?,
+            to_u64(joined_seq, "joined_seq")?,
+            joined_at,
+        );
+        m.left_seq = left_seq.map(|s| to_u64(s, "left_seq")).transpose()?;
+        m.muted_until = muted_until;
+        out.push(m);
+    }
+    Ok(out)
+}
+
+fn into_state(c: &Connection, row: ConvRow) -> StoreResult<ConversationState> {
+    let mut s = ConversationState::direct(&UserId::from(""), &UserId::from(""), row.created_at);
+    s.kind = match row.kind.as_str() {
+        "direct" => ConversationKind::Direct,
+        "group" => ConversationKind::Group,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "unknown conversation kind {other:?}"
+            )))
+        }
+    };
+    let mut info = GroupInfo::default();
+    info.title = row.title;
+    info.description = row.description;
+    info.avatar = row.avatar;
+    info.history_visible = row.history_visible;
+    s.info = info;
+    s.members = members(c, &row.id)?;
+    s.conv = ConversationId(row.id);
+    s.last_seq = to_u64(row.last_seq, "last_seq")?;
+    s.last_ts = row.last_ts;
+    s.version = to_u64(row.version, "version")?;
+    s.invite = row.invite;
+    s.blocked = from_json::<Vec<String>>(&row.blocked, "blocked")?
+        .into_iter()
+        .map(UserId)
+        .collect();
+    Ok(s)
+}
+
+fn load(c: &Connection, conv: &str) -> StoreResult<Option<ConversationState>> {
+    let row = c
+        .prepare_cached(&format!(
+            "SELECT {CONV_COLUMNS} FROM conversations WHERE id = ?1"
+        ))
+        .and_then(|mut s| s.query_row([conv], conv_row).optional())
+        .map_err(map_err)?;
+    row.map(|r| into_state(c, r)).transpose()
+}
+
+/// Writes the members of `state`, replacing those stored.
+fn write_members(c: &Connection, state: &ConversationState) -> StoreResult<()> {
+    c.execute("DELETE FROM members WHERE conv = ?1", [&state.conv.0])
+        .map_err(map_err)?;
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO members (conv, user, pos, role, joined_seq, joined_at, left_seq, \
+             muted_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(map_err)?;
+    for (pos, m) in state.members.iter().enumerate() {
+        insert
+            .execute(params![
+                state.conv.0,
+                m.user.0,
+                pos as i64,
+                role_name(m.role),
+                to_i64(m.joined_seq),
+                m.joined_at,
+                m.left_seq.map(to_i64),
+                m.muted_until,
+            ])
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+fn blocked_json(state: &ConversationState) -> StoreResult<String> {
+    to_json(
+        &state
+            .blocked
+            .iter()
+            .map(|u| u.0.as_str())
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Inserts a new conversation with its members.
+fn insert_conv(c: &Connection, s: &ConversationState) -> StoreResult<()> {
+    let blocked = blocked_json(s)?;
+    c.prepare_cached(&format!(
+        "INSERT INTO conversations ({CONV_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+         ?10, ?11, ?12)"
+    ))
+    .and_then(|mut st| {
+        st.execute(params![
+            s.conv.0,
+            kind_name(s.kind),
+            s.created_at,
+            s.info.title,
+            s.info.description,
+            s.info.avatar,
+            s.info.history_visible,
+            to_i64(s.last_seq),
+            s.last_ts,
+            to_i64(s.version),
+            s.invite,
+            blocked,
+        ])
+    })
+    .map_err(map_err)?;
+    write_members(c, s)
+}
+
+/// Writes `msg` at `seq` and moves the head there.
+fn insert_entry(c: &Connection, msg: NewMessage, seq: u64) -> StoreResult<Message> {
+    let content = to_json(&msg.content)?;
+    c.prepare_cached(
+        "INSERT INTO messages (conv, seq, id, sender, client_id, ts, notice, content) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            msg.conv.0,
+            to_i64(seq),
+            msg.id.0,
+            msg.from.0,
+            msg.client_id,
+            msg.ts,
+            !msg.content.is_message(),
+            content,
+        ])
+    })
+    .map_err(map_err)?;
+    c.prepare_cached(
+        "UPDATE conversations SET last_seq = ?2, last_ts = max(last_ts, ?3) WHERE id = ?1",
+    )
+    .and_then(|mut s| s.execute(params![msg.conv.0, to_i64(seq), msg.ts]))
+    .map_err(map_err)?;
+    Ok(msg.into_message(seq))
+}
+
+fn by_client_id(c: &Connection, from: &str, client_id: &str) -> StoreResult<Option<Message>> {
+    c.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ?1 AND client_id = ?2"
+    ))
+    .and_then(|mut s| s.query_row([from, client_id], message_row).optional())
+    .map_err(map_err)?
+    .map(into_message)
+    .transpose()
+}
+
+fn append_in(c: &Connection, msg: NewMessage) -> StoreResult<Appended> {
+    if let Some(existing) = by_client_id(c, &msg.from.0, &msg.client_id)? {
+        return Ok(Appended::duplicate(existing));
+    }
+    let head: Option<(i64, String)> = c
+        .prepare_cached("SELECT last_seq, blocked FROM conversations WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([&msg.conv.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(map_err)?;
+    let (last_seq, blocked) = head.ok_or(StoreError::NotFound)?;
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT user, role, joined_seq, joined_at, muted_until FROM members WHERE conv = ?1 \
+             AND left_seq IS NULL ORDER BY pos",
+        )
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map([&msg.conv.0], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Millis>(3)?,
+                r.get::<_, Option<Millis>>(4)?,
+            ))
+        })
+        .map_err(map_err)?;
+    let mut recipients = Vec::new();
+    for row in rows {
+        let (user, role, joined_seq, joined_at, muted_until) = row.map_err(map_err)?;
+        let mut m = Member::new(
+            UserId(user),
+            role_of(&role)?,
+            to_u64(joined_seq, "joined_seq")?,
+            joined_at,
+        );
+        m.muted_until = muted_until;
+        recipients.push(m);
+    }
+    if !recipients.iter().any(|m| m.user == msg.from) {
+        return Err(StoreError::NotMember);
+    }
+    if blocked != "[]" {
+        return Err(StoreError::Blocked);
+    }
+    let seq = to_u64(last_seq, "last_seq")? + 1;
+    let message = insert_entry(c, msg, seq)?;
+    Ok(Appended::stored(message, recipients.into()))
+}
+
+#[async_trait]
+impl MessageStore for SqliteMessageStore {
+    async fn open_direct(&self, state: ConversationState) -> StoreResult<ConversationState> {
+        self.db
+            .write(move |c| {
+                if let Some(existing) = load(c, &state.conv.0)? {
+                    return Ok(existing);
+                }
+                insert_conv(c, &state)?;
+                Ok(state)
+            })
+            .await
+    }
+
+    async fn create_group(
+        &self,
+        state: ConversationState,
+        created: NewMessage,
+    ) -> StoreResult<Arc<Message>> {
+        self.db
+            .write(move |c| {
+                let exists: Option<i64> = c
+                    .query_row(
+                        "SELECT 1 FROM conversations WHERE id = ?1",
+                        [&state.conv.0],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(map_err)?;
+                if exists.is_some() {
+                    return Err(StoreError::Conflict {
+                        field: "conv".into(),
+                    });
+                }
+                insert_conv(c, &state)?;
+                let seq = state.last_seq + 1;
+                Ok(Arc::new(insert_entry(c, created, seq)?))
+            })
+            .await
+    }
+
+    async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
+        self.db.write(move |c| append_in(c, msg)).await
+    }
+
+    async fn change(
+        &self,
+        state: &ConversationState,
+        notice: Option<NewMessage>,
+    ) -> StoreResult<Changed> {
+        let state = state.clone();
+        self.db
+            .write(move |c| {
+                let head: Option<(i64, i64)> = c
+                    .query_row(
+                        "SELECT version, last_seq FROM conversations WHERE id = ?1",
+                        [&state.conv.0],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(map_err)?;
+                let (version, last_seq) = head.ok_or(StoreError::NotFound)?;
+                let (version, last_seq) =
+                    (to_u64(version, "version")?, to_u64(last_seq, "last_seq")?);
+                let head_moved = notice.is_some() && last_seq + 1 != state.last_seq;
+                if version + 1 != state.version || head_moved {
+                    return Ok(Changed::Stale);
+                }
+                c.execute(
+                    "UPDATE conversations SET title = ?2, description = ?3, avatar = ?4, \
+                     history_visible = ?5, invite = ?6, blocked = ?7, version = ?8 WHERE id = ?1",
+                    params![
+                        state.conv.0,
+                        state.info.title,
+                        state.info.description,
+                        state.info.avatar,
+                        state.info.history_visible,
+                        state.invite,
+                        blocked_json(&state)?,
+                        to_i64(state.version),
+                    ],
+                )
+                .map_err(map_err)?;
+                write_members(c, &state)?;
+                let message = match notice {
+                    Some(n) => Some(Arc::new(insert_entry(c, n, last_seq + 1)?)),
+                    None => None,
+                };
+                Ok(Changed::Done(message))
+            })
+            .await
+    }
+
+    async fn set_muted(
+        &self,
+        user: &UserId,
+        conv: &ConversationId,
+        until: Option<Millis>,
+    ) -> StoreResult<()> {
+        let (user, conv) = (user.0.clone(), conv.0.clone());
+        self.db
+            .write(move |c| {
+                let n = c
+                    .execute(
+                        "UPDATE members SET muted_until = ?3 WHERE conv = ?1 AND user = ?2",
+                        params![conv, user, until],
+                    )
+                    .map_err(map_err)?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn by_invite(&self, invite: &str) -> StoreResult<Option<ConversationState>> {
+        let invite = invite.to_owned();
+        self.db
+            .read(move |c| {
+                let id: Option<String> = c
+                    .query_row(
+                        "SELECT id FROM conversations WHERE invite = ?1",
+                        [invite],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(map_err)?;
+                match id {
+                    Some(id) => load(c, &id),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    async fn history(
+        &self,
+        conv: &ConversationId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let conv = conv.0.clone();
+        let before = before.map_or(i64::MAX, to_i64);
+        self.db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv = ?1 AND seq < ?2 \
+                         ORDER BY seq DESC LIMIT ?3"
+                    ))
+                    .map_err(map_err)?;
+                let mut out = collect(&mut stmt, params![conv, before, limit_i64(limit)])?;
+                out.reverse();
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn read_after(
+        &self,
+        conv: &ConversationId,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let conv = conv.0.clone();
+        self.db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv = ?1 AND seq > ?2 \
+                         ORDER BY seq LIMIT ?3"
+                    ))
+                    .map_err(map_err)?;
+                collect(&mut stmt, params![conv, to_i64(after), limit_i64(limit)])
+            })
+            .await
+    }
+
+    async fn last_entries(
+        &self,
+        heads: &[(ConversationId, u64)],
+    ) -> StoreResult<Vec<Option<Message>>> {
+        let heads = heads.to_vec();
+        self.db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv = ?1 AND seq <= ?2 \
+                         ORDER BY seq DESC LIMIT 1"
+                    ))
+                    .map_err(map_err)?;
+                let mut out = Vec::with_capacity(heads.len());
+                for (conv, head) in &heads {
+                    out.push(collect(&mut stmt, params![conv.0, to_i64(*head)])?.pop());
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn conversation(&self, conv: &ConversationId) -> StoreResult<Option<ConversationState>> {
+        let conv = conv.0.clone();
+        self.db.read(move |c| load(c, &conv)).await
+    }
+
+    async fn conversations(
+        &self,
+        user: &UserId,
+        after: Option<&(Millis, ConversationId)>,
+        limit: usize,
+    ) -> StoreResult<Vec<ConversationState>> {
+        let user = user.0.clone();
+        let after = after.cloned();
+        self.db
+            .read(move |c| {
+                let (ts, id) = match &after {
+                    Some((ts, id)) => (Some(*ts), id.0.clone()),
+                    None => (None, String::new()),
+                };
+                // A direct conversation opened but never written to is not
+                // listed: the peer did not choose it.
+                let cols = CONV_COLUMNS
+                    .split(", ")
+                    .map(|col| format!("c.{col}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {cols} FROM members m JOIN conversations c ON c.id = m.conv \
+                         WHERE m.user = ?1 AND (c.kind = 'group' OR c.last_seq > 0) AND (?2 IS \
+                         NULL OR c.last_ts < ?2 OR (c.last_ts = ?2 AND c.id > ?3)) ORDER BY \
+                         c.last_ts DESC, c.id LIMIT ?4"
+                    ))
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map(params![user, ts, id, limit_i64(limit)], conv_row)
+                    .map_err(map_err)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(map_err)?;
+                rows.into_iter().map(|r| into_state(c, r)).collect()
+            })
+            .await
+    }
+
+    async fn set_cursor(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        conv: &ConversationId,
+        seq: u64,
+    ) -> StoreResult<()> {
+        let (user, device, conv) = (user.0.clone(), device.0.clone(), conv.0.clone());
+        self.db
+            .write(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO cursors (user, device, conv, seq) VALUES (?1, ?2, ?3, ?4) ON \
+                     CONFLICT (user, device, conv) DO UPDATE SET seq = max(seq, excluded.seq)",
+                )
+                .and_then(|mut s| s.execute(params![user, device, conv, to_i64(seq)]))
+                .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn cursors(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> StoreResult<HashMap<ConversationId, u64>> {
+        let (user, device) = (user.0.clone(), device.0.clone());
+        self.db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached("SELECT conv, seq FROM cursors WHERE user = ?1 AND device = ?2")
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map([user, device], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .map_err(map_err)?;
+                let mut out = HashMap::new();
+                for row in rows {
+                    let (conv, seq) = row.map_err(map_err)?;
+                    out.insert(ConversationId(conv), to_u64(seq, "cursor")?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn mark_read(&self, user: &UserId, conv: &ConversationId, seq: u64) -> StoreResult<()> {
+        let (user, conv) = (user.0.clone(), conv.0.clone());
+        self.db
+            .write(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO read_markers (user, conv, seq) VALUES (?1, ?2, ?3) ON CONFLICT \
+                     (user, conv) DO UPDATE SET seq = max(seq, excluded.seq)",
+                )
+                .and_then(|mut s| s.execute(params![user, conv, to_i64(seq)]))
+                .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn unread(&self, user: &UserId, convs: &[&ConversationState]) -> StoreResult<Vec<u64>> {
+        let user = user.0.clone();
+        // (conv, from the seq after which to count, up to which seq).
+        let windows: Vec<Option<(String, u64, Option<u64>)>> = convs
+            .iter()
+            .map(|s| {
+                s.members
+                    .iter()
+                    .find(|m| m.user.0 == user)
+                    .map(|m| (s.conv.0.clone(), m.joined_seq, m.left_seq))
+            })
+            .collect();
+        self.db
+            .read(move |c| {
+                let mut marker = c
+                    .prepare_cached("SELECT seq FROM read_markers WHERE user = ?1 AND conv = ?2")
+                    .map_err(map_err)?;
+                let mut count = c
+                    .prepare_cached(
+                        "SELECT count(*) FROM messages WHERE conv = ?1 AND seq > ?2 AND seq <= \
+                         ?3 AND notice = 0 AND sender <> ?4",
+                    )
+                    .map_err(map_err)?;
+                let mut out = Vec::with_capacity(windows.len());
+                for w in &windows {
+                    let Some((conv, joined, left)) = w else {
+                        out.push(0);
+                        continue;
+                    };
+                    let read: i64 = marker
+                        .query_row([&user, conv], |r| r.get(0))
+                        .optional()
+                        .map_err(map_err)?
+                        .unwrap_or(0);
+                    let from = to_u64(read, "read marker")?.max(*joined);
+                    let to = left.map_or(i64::MAX, to_i64);
+                    let n: i64 = count
+                        .query_row(params![conv, to_i64(from), to, user], |r| r.get(0))
+                        .map_err(map_err)?;
+                    out.push(to_u64(n, "count")?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+}

@@ -1,0 +1,244 @@
+//! The tables, as a numbered list of migration steps, and the schema
+//! version check.
+//!
+//! `PRAGMA user_version` is the schema version: the number of steps of
+//! [`MIGRATIONS`] applied. At open, every missing step runs in one
+//! `BEGIN IMMEDIATE` transaction with the new version, so a start that
+//! dies half-way leaves the database as it was. A database whose version is
+//! larger than this build's [`SCHEMA_VERSION`] was written by a newer
+//! build and is refused with `Incompatible`, the rule every chatcore store
+//! follows. `PRAGMA application_id` marks the file as chatcore's, so that
+//! another program's SQLite database is refused rather than written into.
+
+use chatcore::store::{StoreError, StoreResult};
+use rusqlite::Connection;
+
+use crate::error::map_err;
+
+/// `PRAGMA application_id` of a chatcore database ("chat" in ASCII).
+pub(crate) const APPLICATION_ID: i64 = 0x6368_6174;
+
+/// The steps, in order: step `i` takes the schema from version `i` to
+/// `i + 1`. Never edit a step that has shipped; add one.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: every store of chatcore as of the stored-conversations and
+    // contacts issues.
+    r#"
+    CREATE TABLE users (
+        id            TEXT PRIMARY KEY NOT NULL,
+        username      TEXT NOT NULL,
+        username_key  TEXT NOT NULL UNIQUE,
+        email         TEXT NOT NULL,
+        email_key     TEXT NOT NULL UNIQUE,
+        phone         TEXT NOT NULL UNIQUE,
+        display_name  TEXT NOT NULL,
+        about         TEXT NOT NULL DEFAULT '',
+        avatar        TEXT,
+        password_hash TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        -- JSON of chatcore::model::Privacy; NULL is the default.
+        privacy       TEXT
+    ) STRICT;
+    -- Directory search by a prefix of any word of the display name.
+    CREATE TABLE user_words (
+        word TEXT NOT NULL,
+        user TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        PRIMARY KEY (word, user)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX user_words_user ON user_words(user);
+
+    CREATE TABLE sessions (
+        token_hash  TEXT PRIMARY KEY NOT NULL,
+        user        TEXT NOT NULL,
+        device      TEXT NOT NULL,
+        device_name TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX sessions_user ON sessions(user);
+    CREATE INDEX sessions_expires_at ON sessions(expires_at);
+
+    CREATE TABLE reset_tokens (
+        token_hash TEXT PRIMARY KEY NOT NULL,
+        user       TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX reset_tokens_user ON reset_tokens(user);
+    CREATE INDEX reset_tokens_expires_at ON reset_tokens(expires_at);
+
+    CREATE TABLE conversations (
+        id         TEXT PRIMARY KEY NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('direct', 'group')),
+        created_at INTEGER NOT NULL,
+        title       TEXT NOT NULL DEFAULT '',
+        description TEXT NOT NULL DEFAULT '',
+        avatar      TEXT,
+        history_visible INTEGER NOT NULL DEFAULT 0,
+        last_seq   INTEGER NOT NULL,
+        last_ts    INTEGER NOT NULL,
+        version    INTEGER NOT NULL,
+        invite     TEXT,
+        -- JSON array of the user ids who block the other (direct only).
+        blocked    TEXT NOT NULL DEFAULT '[]'
+    ) STRICT;
+    CREATE UNIQUE INDEX conversations_invite ON conversations(invite) WHERE invite IS NOT NULL;
+
+    -- Members, current and past; `pos` keeps the order they first joined.
+    CREATE TABLE members (
+        conv        TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        user        TEXT NOT NULL,
+        pos         INTEGER NOT NULL,
+        role        TEXT NOT NULL CHECK (role IN ('member', 'admin', 'owner')),
+        joined_seq  INTEGER NOT NULL,
+        joined_at   INTEGER NOT NULL,
+        left_seq    INTEGER,
+        muted_until INTEGER,
+        PRIMARY KEY (conv, user)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX members_user ON members(user, conv);
+
+    -- The log. `(conv, seq)` is the key: a seq is taken once. `notice`
+    -- marks entries that never count as unread.
+    CREATE TABLE messages (
+        conv      TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        seq       INTEGER NOT NULL,
+        id        TEXT NOT NULL,
+        sender    TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        ts        INTEGER NOT NULL,
+        notice    INTEGER NOT NULL,
+        -- JSON of chatcore::model::Content.
+        content   TEXT NOT NULL,
+        PRIMARY KEY (conv, seq)
+    ) STRICT, WITHOUT ROWID;
+    -- Idempotent retries: one entry per sender and client id.
+    CREATE UNIQUE INDEX messages_client_id ON messages(sender, client_id);
+
+    CREATE TABLE cursors (
+        user   TEXT NOT NULL,
+        device TEXT NOT NULL,
+        conv   TEXT NOT NULL,
+        seq    INTEGER NOT NULL,
+        PRIMARY KEY (user, device, conv)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE read_markers (
+        user TEXT NOT NULL,
+        conv TEXT NOT NULL,
+        seq  INTEGER NOT NULL,
+        PRIMARY KEY (user, conv)
+    ) STRICT, WITHOUT ROWID;
+
+    -- One row per pair of users, keyed by chatcore's pair key.
+    CREATE TABLE relations (
+        key       TEXT PRIMARY KEY NOT NULL,
+        user_a    TEXT NOT NULL,
+        user_b    TEXT NOT NULL,
+        link      TEXT NOT NULL CHECK (link IN ('none', 'requested', 'contacts')),
+        link_by   TEXT,
+        link_at   INTEGER,
+        blocked_a INTEGER,
+        blocked_b INTEGER,
+        retry_a   INTEGER,
+        retry_b   INTEGER,
+        version   INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX relations_user_a ON relations(user_a, key);
+    CREATE INDEX relations_user_b ON relations(user_b, key);
+    -- Derived from ContactView::shows at every write: the listing tags
+    -- ("<view>:<user>") a pair is in, so each listing is one index range.
+    CREATE TABLE relation_listings (
+        tag TEXT NOT NULL,
+        key TEXT NOT NULL REFERENCES relations(key) ON DELETE CASCADE,
+        PRIMARY KEY (tag, key)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX relation_listings_key ON relation_listings(key);
+
+    -- Presence: connections of this process (cleared at open) and last seen.
+    CREATE TABLE presence_conns (
+        user TEXT NOT NULL,
+        conn TEXT NOT NULL,
+        PRIMARY KEY (user, conn)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE last_seen (
+        user TEXT PRIMARY KEY NOT NULL,
+        at   INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    -- The rate limiter: a key's recent events (JSON array, oldest first),
+    -- and the fixed-window budgets.
+    CREATE TABLE limiter_events (
+        key    TEXT PRIMARY KEY NOT NULL,
+        events TEXT NOT NULL,
+        until  INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE limiter_budgets (
+        key          TEXT PRIMARY KEY NOT NULL,
+        window_start INTEGER NOT NULL,
+        window_end   INTEGER NOT NULL,
+        spent        INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX limiter_budgets_end ON limiter_budgets(window_end);
+
+    -- One row that readiness probes write (SqliteStore::ping).
+    CREATE TABLE probe (at INTEGER NOT NULL) STRICT;
+    INSERT INTO probe (at) VALUES (0);
+    "#,
+];
+
+/// The schema this build reads and writes: the number of [`MIGRATIONS`].
+/// A database marked with a larger `user_version` is refused.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database on `conn` (the writer's, nothing else open) to
+/// [`SCHEMA_VERSION`] in one transaction, after refusing a foreign or newer
+/// one, and forgets the connections a previous process left in presence.
+pub(crate) fn migrate(conn: &Connection) -> StoreResult<()> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
+    let result = migrate_in_txn(conn);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn.execute_batch(end).map_err(map_err);
+    result?;
+    ended
+}
+
+fn migrate_in_txn(conn: &Connection) -> StoreResult<()> {
+    let pragma = |name: &str| -> StoreResult<i64> {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .map_err(map_err)
+    };
+    let app = pragma("application_id")?;
+    let version = pragma("user_version")?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .map_err(map_err)?;
+    if app != APPLICATION_ID && (app != 0 || tables > 0) {
+        return Err(StoreError::Incompatible(format!(
+            "this SQLite file is not a chatcore database (application_id {app:#x}, {tables} \
+             schema objects): refusing to write into it"
+        )));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Incompatible(format!(
+            "this database was written by a newer chatcore-sqlite (schema version {version}; this \
+             build knows {SCHEMA_VERSION} and older): upgrade chatd before serving it"
+        )));
+    }
+    let from = usize::try_from(version)
+        .map_err(|_| StoreError::Corrupt(format!("negative schema version {version}")))?;
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(from) {
+        conn.execute_batch(step).map_err(map_err)?;
+        tracing::info!(version = i + 1, "SQLite schema migrated");
+    }
+    if from < MIGRATIONS.len() || app == 0 {
+        conn.execute_batch(&format!(
+            "PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA application_id = {APPLICATION_ID};"
+        ))
+        .map_err(map_err)?;
+    }
+    // Only this process serves this file (one writer), so whoever was
+    // connected before it started is not connected now.
+    conn.execute("DELETE FROM presence_conns", [])
+        .map_err(map_err)?;
+    Ok(())
+}
