@@ -188,6 +188,7 @@ async fn start_chatd(o: &AllOpts, accounts: usize, tmp: &Path) -> Result<(Server
     c.args(["--listen", "127.0.0.1:0", "--print-addr", "--log", "warn"])
         // Its default port would clash between runs; the bench reads no metrics.
         .args(["--metrics-listen", "off"])
+        .args(["--store", "memory"])
         .arg("--load-test-accounts")
         .arg(accounts.to_string())
         .arg("--load-test-tokens")

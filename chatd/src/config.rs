@@ -18,7 +18,10 @@ with the long name's dashes as underscores, in the --config TOML file \
 (e.g. `max_connections = 500`, `allowed_origin = [\"https://chat.example\"]`). \
 Flags override the environment, which overrides the file.
 
-Stores:   memory (default; data lives as long as the process), mongodb://host[:port]/[db] (durable)
+Stores:   sqlite:PATH (default sqlite:./chatd-data/chatd.db; durable, one file, its directory created),
+          memory (data lives as long as the process: tests and demos), mongodb://host[:port]/[db] (durable, several nodes)
+Backup:   chatd [--store sqlite:PATH] backup DEST writes a consistent copy of the SQLite database to DEST
+          while the server keeps running (SQLite's online backup API; the copy is integrity-checked)
 Mailers:  dir:<path> (one .eml file per mail; default dir:./chatd-mail),
           smtp://[user[:pass]@]host[:port] (see --smtp-starttls), smtps://host[:port] (implicit TLS)";
 
@@ -61,6 +64,21 @@ pub(crate) struct Cli {
 
     #[command(flatten)]
     options: Options,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Command {
+    /// Write a consistent copy of the SQLite database of --store to DEST while a server may be
+    /// running on it (SQLite's online backup API); the copy is integrity-checked before it is
+    /// renamed to DEST.
+    Backup {
+        /// Where the copy goes (replaced if it exists).
+        dest: PathBuf,
+    },
 }
 
 /// The options that may come from flags, environment or file. All optional
@@ -77,7 +95,8 @@ struct Options {
     #[arg(long, env = "CHATD_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
 
-    /// Where data is kept: `memory` or `mongodb://...` (default: memory).
+    /// Where data is kept: `sqlite:PATH`, `memory` or `mongodb://...` (default:
+    /// sqlite:./chatd-data/chatd.db, whose directory is created at start).
     #[arg(long, env = "CHATD_STORE", value_name = "STORE")]
     store: Option<String>,
 
@@ -332,7 +351,26 @@ pub(crate) enum StoreSpec {
     Memory,
     /// A MongoDB deployment (chatcore-mongo); the URI may name the database.
     Mongo(Secret),
+    /// A SQLite database file (chatcore-sqlite).
+    Sqlite(PathBuf),
 }
+
+impl StoreSpec {
+    /// The store for logs: where data lives, without secrets.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            StoreSpec::Memory => "memory (nothing kept at exit)".to_owned(),
+            StoreSpec::Mongo(_) => "mongodb".to_owned(),
+            StoreSpec::Sqlite(path) => {
+                let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                format!("sqlite:{}", path.display())
+            }
+        }
+    }
+}
+
+/// The store when none is configured: durable, beside the working directory.
+pub(crate) const DEFAULT_STORE: &str = "sqlite:./chatd-data/chatd.db";
 
 /// How mail is sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -383,6 +421,8 @@ pub(crate) struct Settings {
     /// `None`: derived from the bound address at start.
     pub(crate) public_url: Option<Url>,
     pub(crate) store: StoreSpec,
+    /// `chatd backup DEST`: copy the database instead of serving.
+    pub(crate) backup: Option<PathBuf>,
     pub(crate) mailer: MailerSpec,
     pub(crate) mail_from: String,
     pub(crate) allowed_origins: Vec<String>,
@@ -445,9 +485,15 @@ impl Settings {
             None => Options::default(),
         };
         let mut settings = Self::resolve(cli.options.or(file), cli.print_addr)?;
+        if let Some(Command::Backup { dest }) = cli.command {
+            if !matches!(settings.store, StoreSpec::Sqlite(_)) {
+                bail!("`chatd backup` copies a SQLite store: give --store sqlite:PATH");
+            }
+            settings.backup = Some(dest);
+        }
         if let (Some(accounts), Some(tokens)) = (cli.load_test_accounts, cli.load_test_tokens) {
-            if settings.store != StoreSpec::Memory {
-                bail!("--load-test-accounts works with the memory store only");
+            if matches!(settings.store, StoreSpec::Mongo(_)) {
+                bail!("--load-test-accounts works with the memory and SQLite stores only");
             }
             settings.load_test = Some(LoadTest {
                 accounts,
@@ -517,7 +563,8 @@ impl Settings {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             print_addr,
             public_url,
-            store: parse_store(o.store.as_deref().unwrap_or("memory"))?,
+            store: parse_store(o.store.as_deref().unwrap_or(DEFAULT_STORE))?,
+            backup: None,
             mailer: parse_mailer(
                 o.mailer.as_deref().unwrap_or("dir:./chatd-mail"),
                 o.smtp_starttls.unwrap_or(StartTls::Required),
@@ -667,8 +714,13 @@ fn parse_store(s: &str) -> anyhow::Result<StoreSpec> {
         Ok(StoreSpec::Memory)
     } else if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") {
         Ok(StoreSpec::Mongo(Secret(s.to_owned())))
+    } else if let Some(path) = s.strip_prefix("sqlite:") {
+        if path.is_empty() {
+            bail!("--store sqlite: needs a file path, e.g. sqlite:./chatd-data/chatd.db");
+        }
+        Ok(StoreSpec::Sqlite(PathBuf::from(path)))
     } else {
-        bail!("unknown --store {s:?}: use `memory` or a `mongodb://` URI")
+        bail!("unknown --store {s:?}: use `sqlite:PATH`, `memory` or a `mongodb://` URI")
     }
 }
 
@@ -741,7 +793,10 @@ mod tests {
     fn defaults() {
         let s = parse(&[]).unwrap();
         assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(s.store, StoreSpec::Memory);
+        assert_eq!(
+            s.store,
+            StoreSpec::Sqlite(PathBuf::from("./chatd-data/chatd.db"))
+        );
         assert_eq!(s.mailer, MailerSpec::Dir("./chatd-mail".into()));
         assert_eq!(s.max_message_bytes, 65536);
         assert_eq!(s.argon2_m_kib, None);
@@ -825,6 +880,13 @@ mod tests {
         let s = parse(&["--store", "mongodb://db:27017/chat"]).unwrap();
         assert!(matches!(s.store, StoreSpec::Mongo(_)));
         assert!(parse(&["--store", "postgres://x"]).is_err());
+        let s = parse(&["--store", "sqlite:/var/lib/chatd/chat.db"]).unwrap();
+        assert_eq!(s.store, StoreSpec::Sqlite("/var/lib/chatd/chat.db".into()));
+        assert_eq!(
+            parse(&["--store", "memory"]).unwrap().store,
+            StoreSpec::Memory
+        );
+        assert!(parse(&["--store", "sqlite:"]).is_err());
         assert!(parse(&["--max-message-bytes", "10"]).is_err());
         assert!(parse(&["--ping-interval-secs", "60", "--idle-timeout-secs", "30"]).is_err());
         assert!(parse(&["--allowed-origin", "not an origin"]).is_err());

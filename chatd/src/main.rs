@@ -124,6 +124,9 @@ fn allowed_origins(settings: &Settings, public_url: &Url, addr: SocketAddr) -> V
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
+    if let (Some(dest), StoreSpec::Sqlite(source)) = (&settings.backup, &settings.store) {
+        return store::backup(source, dest).await;
+    }
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -249,7 +252,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         trusted_proxies = ?settings.trusted_proxies.0,
         public_url = %public_url,
         allowed_origins = ?allowed_origins,
-        store = match settings.store { StoreSpec::Memory => "memory", StoreSpec::Mongo(_) => "mongodb" },
+        store = %settings.store.describe(),
         "chatd listening; WebSocket endpoint /ws"
     );
     if settings.print_addr {

@@ -4,6 +4,8 @@ use anyhow::Context as _;
 use chatcore::store::Mailer;
 use chatcore::Backends;
 use chatcore_mongo::MongoStore;
+use chatcore_sqlite::SqliteStore;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::StoreSpec;
@@ -21,7 +23,7 @@ pub(crate) async fn backends(
         StoreSpec::Memory => {
             tracing::warn!(
                 "using the in-memory store: every account and message lives only as long as this \
-                 process (use --store mongodb://... to keep them)"
+                 process (use --store sqlite:PATH or mongodb://... to keep them)"
             );
             Ok(memory)
         }
@@ -48,5 +50,45 @@ pub(crate) async fn backends(
             backends.presence = memory.presence;
             Ok(backends)
         }
+        StoreSpec::Sqlite(path) => {
+            let store = open_sqlite(path).await?;
+            tracing::info!(
+                path = %store.path().display(),
+                "using the SQLite store: accounts, sessions and history are durable in this file"
+            );
+            Ok(store.backends(memory))
+        }
     }
+}
+
+/// Opens the SQLite database at `path`, creating its directory. The
+/// error says what is wrong with the file (corrupt, locked, read-only,
+/// full, written by a newer chatd).
+pub(crate) async fn open_sqlite(path: &Path) -> anyhow::Result<SqliteStore> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    // The absolute path, so that the log says where data lives.
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    SqliteStore::open(&path)
+        .await
+        .with_context(|| format!("cannot open the SQLite store {}", path.display()))
+}
+
+/// `chatd backup DEST`: copies the database at `source` to `dest` while a
+/// server may be writing to it.
+pub(crate) async fn backup(source: &Path, dest: &Path) -> anyhow::Result<()> {
+    let report = chatcore_sqlite::backup(source.to_path_buf(), dest.to_path_buf())
+        .await
+        .with_context(|| format!("cannot back {} up to {}", source.display(), dest.display()))?;
+    tracing::info!(
+        source = %source.display(),
+        dest = %report.path.display(),
+        pages = report.pages,
+        bytes = report.bytes,
+        "backup written and integrity-checked"
+    );
+    Ok(())
 }

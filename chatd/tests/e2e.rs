@@ -33,6 +33,8 @@ mod hardening;
 mod live_directory;
 #[path = "e2e/mongo.rs"]
 mod mongo;
+#[path = "e2e/sqlite.rs"]
+mod sqlite;
 #[path = "e2e/transport.rs"]
 mod transport;
 
@@ -48,13 +50,42 @@ struct Chatd {
 
 static NEXT: AtomicU32 = AtomicU32::new(1);
 
+/// How to start chatd, beyond its flags.
+#[derive(Default)]
+struct Launch<'a> {
+    /// Working directory; with it, no `--store memory` is added, so the
+    /// default store is used unless the flags name one.
+    cwd: Option<&'a Path>,
+    /// RLIMIT_FSIZE in 512-byte blocks, with SIGXFSZ ignored: writes past
+    /// it fail with EFBIG, as on a full disk (root cannot bypass it).
+    fsize_blocks: Option<u64>,
+}
+
 impl Chatd {
     async fn start(extra: &[&str]) -> Chatd {
+        Self::start_with(extra, Launch::default()).await
+    }
+
+    async fn start_with(extra: &[&str], launch: Launch<'_>) -> Chatd {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let mail_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("e2e-mail-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&mail_dir);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatd"));
+        let mut cmd = match launch.fsize_blocks {
+            Some(blocks) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!(
+                        "trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" \"$@\""
+                    ))
+                    .arg(env!("CARGO_BIN_EXE_chatd"));
+                sh
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_chatd")),
+        };
+        if let Some(dir) = launch.cwd {
+            cmd.current_dir(dir);
+        }
         for (key, _) in std::env::vars() {
             if key.starts_with("CHATD_") {
                 cmd.env_remove(key);
@@ -70,6 +101,10 @@ impl Chatd {
         .args(["--log", "chatd=error,chatcore=warn"]);
         if !extra.contains(&"--metrics-listen") {
             cmd.args(["--metrics-listen", "127.0.0.1:0"]);
+        }
+        // The default store is a file under ./chatd-data: never in tests.
+        if !extra.contains(&"--store") && launch.cwd.is_none() {
+            cmd.args(["--store", "memory"]);
         }
         if !extra.contains(&"--mailer") {
             cmd.arg("--mailer")
