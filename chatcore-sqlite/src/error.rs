@@ -37,6 +37,10 @@ pub(crate) fn map_err(err: rusqlite::Error) -> StoreError {
                 ErrorCode::ReadOnly => StoreError::Unavailable(format!(
                     "{msg}: the database cannot be written (read-only file, directory or mount)"
                 )),
+                ErrorCode::SystemIoFailure => StoreError::Unavailable(format!(
+                    "{msg}: a read or write of the file failed (disk full, file size limit, or a \
+                     failing device)"
+                )),
                 ErrorCode::CannotOpen => StoreError::Unavailable(format!(
                     "{msg}: cannot open the database file (missing directory or no permission)"
                 )),

@@ -57,6 +57,10 @@ pub(crate) struct App {
     /// Bounds TCP connections, WebSocket or not.
     tcp_permits: Arc<Semaphore>,
     pub(crate) edge: Edge,
+    /// A store whose writes `/readyz` also checks (SQLite: a read can
+    /// succeed while the file is locked by another process, read-only or
+    /// full, and then every send would fail).
+    pub(crate) write_probe: Option<chatcore_sqlite::SqliteStore>,
 }
 
 /// What stands between a TCP connection and HTTP: TLS, proxies, and who may read metrics.
@@ -98,6 +102,7 @@ impl App {
         shutdown: CancellationToken,
         tracker: TaskTracker,
         edge: Edge,
+        write_probe: Option<chatcore_sqlite::SqliteStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             server,
@@ -110,7 +115,17 @@ impl App {
             tracker,
             tcp_permits: Arc::new(Semaphore::new(max_connections.saturating_add(HTTP_SLACK))),
             edge,
+            write_probe,
         })
+    }
+
+    /// Whether the store answers reads and, where it has a write probe, writes.
+    async fn ready(&self) -> Result<(), String> {
+        self.server.ready().await.map_err(|e| e.to_string())?;
+        if let Some(store) = &self.write_probe {
+            store.ping().await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 
@@ -329,17 +344,15 @@ async fn route(app: &App, req: Request<Incoming>, peer: Peer) -> Response<Body> 
     match path {
         "/ws" if req.method() == Method::GET => upgrade(app, req, peer),
         "/healthz" if get => text(StatusCode::OK, "ok\n"),
-        "/readyz" if get => {
-            match tokio::time::timeout(Duration::from_secs(2), app.server.ready()).await {
-                Ok(Ok(())) if !app.shutdown.is_cancelled() => text(StatusCode::OK, "ready\n"),
-                Ok(Ok(())) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "readiness probe: store not answering");
-                    text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
-                }
-                Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "store timed out\n"),
+        "/readyz" if get => match tokio::time::timeout(Duration::from_secs(2), app.ready()).await {
+            Ok(Ok(())) if !app.shutdown.is_cancelled() => text(StatusCode::OK, "ready\n"),
+            Ok(Ok(())) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness probe: store not answering");
+                text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
             }
-        }
+            Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "store timed out\n"),
+        },
         _ => match crate::web::lookup(path) {
             Some(asset) if get => {
                 let header_str = |name| {

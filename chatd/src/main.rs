@@ -162,7 +162,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let allowed_origins = allowed_origins(&settings, &public_url, addr);
 
     let mailer = mail::build(&settings.mailer, &settings.mail_from).await?;
-    let backends = store::backends(&settings.store, mailer).await?;
+    let (backends, write_probe) = store::backends(&settings.store, mailer).await?;
     let mut core = chatcore::Config::default();
     core.server_name = format!("chatd/{}", env!("CARGO_PKG_VERSION"));
     core.reset_link_prefix = format!("{}/#reset=", public_url.as_str().trim_end_matches('/'));
@@ -239,6 +239,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             proxy_protocol: settings.proxy_protocol,
             metrics_token: settings.metrics_token.clone(),
         },
+        write_probe,
     );
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     if let Some(listener) = metrics_listener {

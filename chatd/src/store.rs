@@ -13,11 +13,12 @@ use crate::config::StoreSpec;
 /// The database used when the URI names none (`mongodb://host/<db>` names one).
 const DEFAULT_DB: &str = "chatcore";
 
-/// The backends `spec` names, with `mailer` for outgoing mail.
+/// The backends `spec` names, with `mailer` for outgoing mail, and the
+/// SQLite store whose writes `/readyz` checks, if it is one.
 pub(crate) async fn backends(
     spec: &StoreSpec,
     mailer: Arc<dyn Mailer>,
-) -> anyhow::Result<Backends> {
+) -> anyhow::Result<(Backends, Option<SqliteStore>)> {
     let memory = Backends::memory_with_mailer(mailer);
     match spec {
         StoreSpec::Memory => {
@@ -25,7 +26,7 @@ pub(crate) async fn backends(
                 "using the in-memory store: every account and message lives only as long as this \
                  process (use --store sqlite:PATH or mongodb://... to keep them)"
             );
-            Ok(memory)
+            Ok((memory, None))
         }
         StoreSpec::Mongo(uri) => {
             let db = chatcore_mongo::mongodb::options::ClientOptions::parse(&uri.0)
@@ -48,7 +49,7 @@ pub(crate) async fn backends(
             // "online" forever). One node keeps it in memory; several nodes
             // need a shared presence store with expiry (see docs/MONGO.md).
             backends.presence = memory.presence;
-            Ok(backends)
+            Ok((backends, None))
         }
         StoreSpec::Sqlite(path) => {
             let store = open_sqlite(path).await?;
@@ -56,7 +57,7 @@ pub(crate) async fn backends(
                 path = %store.path().display(),
                 "using the SQLite store: accounts, sessions and history are durable in this file"
             );
-            Ok(store.backends(memory))
+            Ok((store.backends(memory), Some(store)))
         }
     }
 }

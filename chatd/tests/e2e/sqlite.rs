@@ -446,6 +446,7 @@ async fn a_full_disk_answers_unavailable_and_stores_no_half_message() {
     let dir = TempDir::new("full");
     // Accounts first, without a limit.
     let chatd = start_on(&dir).await;
+    assert_eq!(chatd.http("GET", "/readyz").await.0, 200);
     let alice = chatd.user("alice").await;
     let bob = chatd.user("bob").await;
     let (alice_id, bob_id) = (alice.id(), bob.id());
@@ -488,6 +489,11 @@ async fn a_full_disk_answers_unavailable_and_stores_no_half_message() {
         .await
         .expect("the connection stays up on a full disk");
     assert_eq!(chatd.http("GET", "/healthz").await.0, 200, "alive");
+    assert_eq!(
+        chatd.http("GET", "/readyz").await,
+        (503, "store unavailable\n".to_owned()),
+        "not ready while its writes fail"
+    );
     stop(chatd).await;
 
     // Without the limit: everything acknowledged is there, gap-free, and
