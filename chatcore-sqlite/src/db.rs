@@ -14,6 +14,7 @@
 //! the group is answered with the error and nothing of it is stored.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -91,9 +92,17 @@ pub(crate) fn at(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Counts of the writer's work since open.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) writes: AtomicU64,
+    pub(crate) commits: AtomicU64,
+}
+
 /// The writer thread's handle and the reader pool.
 pub(crate) struct Db {
     writer: mpsc::Sender<Job>,
+    pub(crate) counters: Arc<Counters>,
     readers: Mutex<Vec<Connection>>,
     read_permits: Semaphore,
     pub(crate) options: ConnOptions,
@@ -108,12 +117,15 @@ impl Db {
         options: ConnOptions,
     ) -> StoreResult<Arc<Self>> {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let counters = Arc::new(Counters::default());
+        let counted = counters.clone();
         std::thread::Builder::new()
             .name("chatcore-sqlite-writer".to_owned())
-            .spawn(move || run_writer(writer, rx))
+            .spawn(move || run_writer(writer, rx, &counted))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         Ok(Arc::new(Self {
             writer: tx,
+            counters,
             read_permits: Semaphore::new(readers.len().max(1)),
             readers: Mutex::new(readers),
             options,
@@ -222,7 +234,7 @@ fn in_savepoint<T>(
 }
 
 /// The writer thread: groups, transactions, commits, answers.
-fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>, counters: &Counters) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -263,6 +275,10 @@ fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>) {
         }
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
+                counters.commits.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .writes
+                    .fetch_add(done.len() as u64, Ordering::Relaxed);
                 for d in done {
                     d(None);
                 }

@@ -180,6 +180,16 @@ impl SqliteStore {
             .await
     }
 
+    /// How many writes and commits the writer has made since open: their
+    /// ratio is the mean size of a commit group.
+    pub fn write_stats(&self) -> WriteStats {
+        use std::sync::atomic::Ordering;
+        WriteStats {
+            writes: self.db.counters.writes.load(Ordering::Relaxed),
+            commits: self.db.counters.commits.load(Ordering::Relaxed),
+        }
+    }
+
     /// Writes a consistent copy of the live database to `dest` (see
     /// [`backup`]) while the stores keep serving.
     pub async fn backup_to(&self, dest: impl AsRef<Path>) -> StoreResult<BackupReport> {
@@ -277,6 +287,16 @@ fn in_file(path: &Path, e: StoreError) -> StoreError {
         }
         other => other,
     }
+}
+
+/// See [`SqliteStore::write_stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteStats {
+    /// Writes committed.
+    pub writes: u64,
+    /// Transactions committed (each one fsync of the WAL).
+    pub commits: u64,
 }
 
 /// What [`backup`] wrote.

@@ -5,9 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chatcore::model::{Content, ConversationId, Message, UserId};
+use chatcore::store::{
+    ConversationState, MessageStore, NewMessage, NewUser, StoreError, UserStore,
+};
 use chatcore::testkit::{conformance, model};
 use chatcore::Backends;
-use chatcore_sqlite::{SqliteConfig, SqliteStore};
+use chatcore_sqlite::{rusqlite, SqliteConfig, SqliteStore, SCHEMA_VERSION};
 
 /// A temporary directory that lives as long as the test binary: each
 /// store gets a fresh file in it.
@@ -64,7 +68,303 @@ fn groups_match_the_model_on_sqlite() {
     chatcore::testkit::groups::check(Arc::new(factory()), cases(16));
 }
 
-#[allow(dead_code)]
-fn _config() -> SqliteConfig {
-    SqliteConfig::default()
+// ---------------------------------------------------------------------------
+// What is specific to SQLite
+// ---------------------------------------------------------------------------
+
+fn text(t: &str) -> Content {
+    Content::Text { text: t.to_owned() }
+}
+
+fn new_user(name: &str, phone: &str) -> NewUser {
+    NewUser::new(
+        UserId::generate(),
+        name.to_owned(),
+        name.to_lowercase(),
+        format!("{name}@example.com"),
+        format!("{}@example.com", name.to_lowercase()),
+        phone.to_owned(),
+        name.to_owned(),
+        "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".to_owned(),
+        T0,
+    )
+}
+
+const T0: i64 = 1_700_000_000_000;
+
+/// A direct conversation between two new users of `store`.
+async fn pair(store: &SqliteStore) -> (UserId, UserId, ConversationId) {
+    let users = store.users();
+    let a = users
+        .create(new_user("Ann", "+15550000001"))
+        .await
+        .unwrap()
+        .id;
+    let b = users
+        .create(new_user("Ben", "+15550000002"))
+        .await
+        .unwrap()
+        .id;
+    let conv = store
+        .messages()
+        .open_direct(ConversationState::direct(&a, &b, T0))
+        .await
+        .unwrap()
+        .conv;
+    (a, b, conv)
+}
+
+fn message(conv: &ConversationId, from: &UserId, cid: &str, body: &str) -> NewMessage {
+    NewMessage::new(conv.clone(), from.clone(), cid.to_owned(), T0, text(body))
+}
+
+fn seqs(v: &[Message]) -> Vec<u64> {
+    v.iter().map(|m| m.seq).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let (a, conv) = {
+        let store = SqliteStore::open(&path).await.unwrap();
+        let (a, _b, conv) = pair(&store).await;
+        for i in 0..5 {
+            store
+                .messages()
+                .append(message(&conv, &a, &format!("c{i}"), "hi"))
+                .await
+                .unwrap();
+        }
+        (a, conv)
+    };
+    let store = SqliteStore::open(&path).await.unwrap();
+    let history = store.messages().history(&conv, None, 100).await.unwrap();
+    assert_eq!(seqs(&history), [1, 2, 3, 4, 5]);
+    let retry = store
+        .messages()
+        .append(message(&conv, &a, "c2", "hi"))
+        .await
+        .unwrap();
+    assert!(retry.duplicate, "the idempotency index survived");
+    assert_eq!(retry.message.seq, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_are_committed_in_groups_gap_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("chat.db")).await.unwrap();
+    let (a, b, conv) = pair(&store).await;
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let (messages, conv) = (store.messages(), conv.clone());
+            let from = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                messages
+                    .append(message(&conv, &from, &format!("g{i}"), "x"))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert!(!t.await.unwrap().unwrap().duplicate);
+    }
+    let stats = store.write_stats();
+    assert!(
+        stats.commits < stats.writes,
+        "concurrent writes share commits: {stats:?}"
+    );
+    let history = store.messages().history(&conv, None, 1000).await.unwrap();
+    assert_eq!(seqs(&history), (1..=400).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_database_written_by_a_newer_schema_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1))
+        .unwrap();
+    drop(conn);
+    match SqliteStore::open(&path).await {
+        Err(StoreError::Incompatible(m)) => {
+            assert!(m.contains("newer") && m.contains("upgrade"), "{m}");
+            assert!(m.contains(&path.display().to_string()), "{m}");
+        }
+        other => panic!("expected Incompatible, got {other:?}"),
+    }
+    // Refused without a write: the mark is as the newer build left it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION + 1);
+}
+
+#[tokio::test]
+async fn another_programs_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE notes (body TEXT)")
+        .unwrap();
+    drop(conn);
+    match SqliteStore::open(&path).await {
+        Err(StoreError::Incompatible(m)) => assert!(m.contains("not a chatcore database"), "{m}"),
+        other => panic!("expected Incompatible, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_numbered_and_reopening_applies_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    drop(SqliteStore::open(&path).await.unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (v, mode, fk): (i64, String, i64) = (
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap(),
+        conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap(),
+        conn.query_row(
+            "SELECT count(*) FROM pragma_foreign_key_list('messages')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap(),
+    );
+    assert_eq!((v, mode.as_str(), fk), (SCHEMA_VERSION, "wal", 1));
+}
+
+#[tokio::test]
+async fn a_corrupt_file_is_corrupt_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    std::fs::write(
+        &path,
+        b"this is not a database, only some text that fills a page.".repeat(100),
+    )
+    .unwrap();
+    match SqliteStore::open(&path).await {
+        Err(StoreError::Corrupt(m)) => {
+            assert!(m.contains("not a database") && m.contains("chat.db"), "{m}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_missing_directory_is_unavailable_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no").join("such").join("chat.db");
+    match SqliteStore::open(&path).await {
+        Err(StoreError::Unavailable(m)) => assert!(m.contains("no/such/chat.db"), "{m}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_file_opened_read_only_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    let mut config = SqliteConfig::default();
+    config.read_only = true;
+    match SqliteStore::open_with(&path, config).await {
+        Err(StoreError::Unavailable(m)) => assert!(m.contains("read-only"), "{m}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_answers_unavailable_and_keeps_no_half_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let (a, conv) = {
+        let store = SqliteStore::open(&path).await.unwrap();
+        let (a, _b, conv) = pair(&store).await;
+        (a, conv)
+    };
+    let pages: u64 = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap()
+    };
+    let mut config = SqliteConfig::default();
+    config.max_page_count = Some(pages + 8);
+    let store = SqliteStore::open_with(&path, config).await.unwrap();
+    let big = "y".repeat(3000);
+    let mut stored = 0_u64;
+    let err = loop {
+        match store
+            .messages()
+            .append(message(&conv, &a, &format!("f{stored}"), &big))
+            .await
+        {
+            Ok(appended) => {
+                stored += 1;
+                assert_eq!(appended.message.seq, stored);
+                assert!(stored < 1000, "the cap was never reached");
+            }
+            Err(e) => break e,
+        }
+    };
+    match &err {
+        StoreError::Unavailable(m) => assert!(m.contains("full"), "{m}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    let history = store.messages().history(&conv, None, 1000).await.unwrap();
+    assert_eq!(seqs(&history), (1..=stored).collect::<Vec<_>>());
+    let state = store.messages().conversation(&conv).await.unwrap().unwrap();
+    assert_eq!(
+        state.last_seq, stored,
+        "the head did not move for the refused message"
+    );
+    // A small write still fits, at the next seq.
+    let next = store
+        .messages()
+        .append(message(&conv, &a, "small", "."))
+        .await;
+    if let Ok(next) = next {
+        assert_eq!(next.message.seq, stored + 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_backup_is_consistent_and_holds_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("chat.db")).await.unwrap();
+    let (a, _b, conv) = pair(&store).await;
+    for i in 0..50 {
+        store
+            .messages()
+            .append(message(&conv, &a, &format!("b{i}"), "before"))
+            .await
+            .unwrap();
+    }
+    let writer = {
+        let (messages, conv, a) = (store.messages(), conv.clone(), a.clone());
+        tokio::spawn(async move {
+            for i in 0..200 {
+                messages
+                    .append(message(&conv, &a, &format!("d{i}"), "during"))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let dest = dir.path().join("copy.db");
+    let report = store.backup_to(&dest).await.unwrap();
+    writer.await.unwrap();
+    assert!(report.pages > 0 && report.bytes > 0);
+    assert!(!dir.path().join("copy.db.partial").exists());
+    let copy = SqliteStore::open(&dest).await.unwrap();
+    let history = copy.messages().history(&conv, None, 1000).await.unwrap();
+    assert!(history.len() >= 50, "{} entries", history.len());
+    assert_eq!(
+        seqs(&history),
+        (1..=history.len() as u64).collect::<Vec<_>>()
+    );
 }
