@@ -33,7 +33,7 @@ impl Client {
         };
         c.request(|id| ClientFrame::Hello {
             id,
-            version: 3,
+            version: 4,
             client: Some("in_process example".into()),
         })
         .await;

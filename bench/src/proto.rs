@@ -88,7 +88,7 @@ pub(crate) async fn hello(ws: &mut Ws) -> Result<()> {
         ws,
         &ClientFrame::Hello {
             id: 1,
-            version: 3,
+            version: 4,
             client: Some("chatcore-bench".into()),
         },
     )

@@ -74,8 +74,8 @@ use chatcore::model::{
 };
 pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
 use chatcore::protocol::{
-    ContactAction, ContactInfo, ContactList, ConversationInfo, ConversationSummary, DirectoryEntry,
-    ProtocolError, PROTOCOL_VERSION,
+    ContactAction, ContactInfo, ContactList, ConversationInfo, ConversationList,
+    ConversationSummary, DirectoryEntry, ProtocolError, PROTOCOL_VERSION,
 };
 /// The TLS library of `wss://` connections, for [`ConnectOptions::tls_config`].
 pub use rustls;
@@ -968,9 +968,72 @@ impl Client {
         after: Option<&str>,
         limit: Option<u32>,
     ) -> Result<ConversationPage, Error> {
+        self.list_page(None, after, limit).await
+    }
+
+    /// A page of what waits for the caller's answer: message requests (a
+    /// first message from someone who is not a contact) and group
+    /// invitations, each with its `request`. Answer with [`Client::accept`]
+    /// or [`Client::decline`].
+    pub async fn requests_page(
+        &self,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<ConversationPage, Error> {
+        self.list_page(Some(ConversationList::Requests), after, limit)
+            .await
+    }
+
+    /// Accepts a message request (it joins the main list, and the caller
+    /// may write) or a group invitation (the caller joins). The
+    /// conversation now.
+    pub async fn accept(&self, conv: &ConversationId) -> Result<ConversationInfo, Error> {
+        let conv = conv.clone();
+        match self.request(|id| ClientFrame::Accept { id, conv }).await? {
+            ServerFrame::Conversation { conversation, .. } => Ok(*conversation),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Declines a group invitation, or deletes a message request (what it
+    /// holds so far; a later message from the sender makes a new one).
+    pub async fn decline(&self, conv: &ConversationId) -> Result<(), Error> {
+        let conv = conv.clone();
+        self.ok(|id| ClientFrame::Decline { id, conv }).await
+    }
+
+    /// Reports `user` to the operator, about `conv` if given, in the
+    /// reporter's words (up to 500 characters).
+    pub async fn report(
+        &self,
+        user: &UserId,
+        conv: Option<&ConversationId>,
+        reason: Option<&str>,
+    ) -> Result<(), Error> {
+        let (user, conv, reason) = (user.clone(), conv.cloned(), reason.map(str::to_owned));
+        self.ok(|id| ClientFrame::Report {
+            id,
+            user,
+            conv,
+            reason,
+        })
+        .await
+    }
+
+    async fn list_page(
+        &self,
+        list: Option<ConversationList>,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<ConversationPage, Error> {
         let after = after.map(str::to_owned);
         match self
-            .request(|id| ClientFrame::Conversations { id, after, limit })
+            .request(|id| ClientFrame::Conversations {
+                id,
+                list,
+                after,
+                limit,
+            })
             .await?
         {
             ServerFrame::Conversations {
@@ -1189,16 +1252,20 @@ impl Client {
         }
     }
 
-    /// Changes the privacy settings; `None` fields stay. The settings now.
+    /// Changes the privacy settings: who may start a direct conversation,
+    /// add the user to groups (others invite), see its presence; `None`
+    /// fields stay. The settings now.
     pub async fn set_privacy(
         &self,
         direct: Option<Audience>,
+        groups: Option<Audience>,
         presence: Option<Audience>,
     ) -> Result<Privacy, Error> {
         match self
             .request(|id| ClientFrame::SetPrivacy {
                 id,
                 direct,
+                groups,
                 presence,
             })
             .await?

@@ -63,6 +63,7 @@ mod messages;
 mod migrate;
 mod presence;
 mod records;
+mod reports;
 mod schema;
 mod sessions;
 #[cfg(feature = "testing")]
@@ -74,6 +75,7 @@ pub use limiter::MongoRateLimiter;
 pub use messages::MongoMessageStore;
 pub use mongodb;
 pub use presence::MongoPresenceStore;
+pub use reports::MongoReportStore;
 pub use schema::SCHEMA_VERSION;
 pub use sessions::{MongoResetTokenStore, MongoSessionStore};
 pub use users::MongoUserStore;
@@ -265,6 +267,11 @@ impl MongoStore {
         MongoPresenceStore::new(self.inner.clone())
     }
 
+    /// The report store.
+    pub fn reports(&self) -> MongoReportStore {
+        MongoReportStore::new(self.inner.clone())
+    }
+
     /// The login rate limiter.
     pub fn limiter(&self) -> MongoRateLimiter {
         MongoRateLimiter::new(self.inner.clone())
@@ -281,6 +288,7 @@ impl MongoStore {
         b.messages = Arc::new(self.messages());
         b.contacts = Arc::new(self.contacts());
         b.presence = Arc::new(self.presence());
+        b.reports = Arc::new(self.reports());
         b.limiter = Arc::new(self.limiter());
         b
     }

@@ -60,10 +60,11 @@ use std::sync::Arc;
 
 use chatcore::model::{ConversationId, DeviceId, Message, Millis, UserId};
 use chatcore::store::{
-    Appended, Changed, ConversationState, Member, MessageStore, NewMessage, StoreError, StoreResult,
+    Appended, Changed, ConversationState, Listing, Member, MessageStore, NewMessage, StoreError,
+    StoreResult,
 };
 
-use crate::records::{bson_of, decode, info_doc, member_doc, ConvDoc, MessageDoc};
+use crate::records::{bson_of, decode, info_doc, member_doc, pending_docs, ConvDoc, MessageDoc};
 use crate::schema::{CONVERSATIONS, CURSORS, MESSAGES, READ_MARKERS};
 use crate::{limit_i64, to_i64, to_u64, Inner};
 
@@ -378,6 +379,10 @@ impl MessageStore for MongoMessageStore {
                 // sees it.
                 return self.duplicate_or(&entry, StoreError::Blocked).await;
             }
+            if c.pending.iter().any(|p| p.user == entry.from) {
+                // Pinned by `version` like `blocked`.
+                return self.duplicate_or(&entry, StoreError::NotAccepted).await;
+            }
             // One query: an earlier message under this client id, and the
             // head's copy.
             let mut either = vec![doc! { "from": &entry.from, "client_id": &entry.client_id }];
@@ -441,6 +446,7 @@ impl MessageStore for MongoMessageStore {
             "members": bson_of(&state.members.iter().map(member_doc).collect::<Vec<_>>())?,
             "invite": state.invite.as_deref().map_or(Bson::Null, |i| Bson::String(i.to_owned())),
             "blocked": state.blocked.iter().map(|u| u.0.as_str()).collect::<Vec<_>>(),
+            "pending": bson_of(&pending_docs(&state.pending))?,
             "version": to_i64(state.version),
         };
         let stale = || async {
@@ -639,6 +645,7 @@ impl MessageStore for MongoMessageStore {
     async fn conversations(
         &self,
         user: &UserId,
+        listing: Listing,
         after: Option<&(Millis, ConversationId)>,
         limit: usize,
     ) -> StoreResult<Vec<ConversationState>> {
@@ -657,18 +664,48 @@ impl MessageStore for MongoMessageStore {
                 { "last_ts": *ts, "_id": { "$gt": &conv.0 } },
             ] });
         }
-        let cursor = self
-            .inner
-            .run(
-                self.convs
-                    .find(doc! { "members.user": &user.0, "$and": all })
-                    .sort(doc! { "last_ts": -1, "_id": 1 })
-                    .limit(limit_i64(limit)),
-            )
-            .await?;
-        let docs: Vec<ConvDoc> = self.inner.run(cursor.try_collect()).await?;
+        let filter = match listing {
+            Listing::Requests => {
+                all.push(doc! { "blocked": { "$ne": &user.0 } });
+                doc! { "pending.user": &user.0, "$and": all }
+            }
+            Listing::Main => doc! {
+                "members.user": &user.0,
+                "pending.user": { "$ne": &user.0 },
+                "$and": all,
+            },
+            _ => doc! { "members.user": &user.0, "$and": all },
+        };
+        // `Listing::shows` decides; the query narrows to a superset only
+        // where a request the user deleted has nothing new for them (its
+        // readable range is empty), which is skipped here: a page is read
+        // on until it is full or the cursor ends.
+        let find = self
+            .convs
+            .find(filter)
+            .sort(doc! { "last_ts": -1, "_id": 1 })
+            .batch_size(u32::try_from(limit).unwrap_or(u32::MAX));
+        let mut cursor = match listing {
+            Listing::Requests => self.inner.run(find).await?,
+            // Exact: a page is at most `limit` documents.
+            _ => self.inner.run(find.limit(limit_i64(limit))).await?,
+        };
+        let mut docs: Vec<ConvDoc> = Vec::with_capacity(limit.min(64));
+        while docs.len() < limit {
+            let Some(d) = self.inner.run(cursor.try_next()).await? else {
+                break;
+            };
+            docs.push(d);
+        }
         self.settle(&docs.iter().collect::<Vec<_>>()).await?;
-        docs.into_iter().map(ConvDoc::into_state).collect()
+        let mut states = Vec::with_capacity(docs.len());
+        for d in docs {
+            let state = d.into_state()?;
+            if listing.shows(&state, user) {
+                states.push(state);
+            }
+        }
+        Ok(states)
     }
 
     async fn set_cursor(

@@ -22,7 +22,10 @@ pub(crate) async fn run(inner: &Inner, from: i64) -> StoreResult<()> {
     }
     // 2 -> 3 (contacts, blocks, privacy) rewrites nothing: conversations
     // without `blocked` block nobody, users without `privacy` have the
-    // default, and `contacts` starts empty.
+    // default, and `contacts` starts empty. Nor does 3 -> 4 (requests,
+    // invitations, reports): conversations without `pending` wait for
+    // nobody, relations without `unaccepted` hide nothing, privacy without
+    // `groups` admits everyone, and `reports` starts empty.
     Ok(())
 }
 

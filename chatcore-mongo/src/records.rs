@@ -10,8 +10,8 @@ use chatcore::model::{
     Content, ConversationId, ConversationKind, Message, MessageId, Millis, Role, UserId,
 };
 use chatcore::store::{
-    pair_key, ContactView, ConversationState, GroupInfo, Link, Member, NewMessage, Relation,
-    StoreError, StoreResult,
+    pair_key, ContactView, ConversationState, GroupInfo, Link, Member, NewMessage, Pending,
+    Relation, StoreError, StoreResult,
 };
 
 use crate::{to_i64, to_u64};
@@ -163,8 +163,33 @@ pub(crate) struct ConvDoc {
     /// also pins what the append read here.
     #[serde(default)]
     pub(crate) blocked: Vec<String>,
+    /// Who has not accepted the conversation (message requests, group
+    /// invitations); absent (nobody) in documents written before them.
+    /// Changed only by `change`, like `blocked`.
+    #[serde(default)]
+    pub(crate) pending: Vec<PendingDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) head: Option<MessageDoc>,
+}
+
+/// A stored [`Pending`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct PendingDoc {
+    pub(crate) user: String,
+    pub(crate) by: String,
+    pub(crate) at: Millis,
+}
+
+/// The stored form of `pending`.
+pub(crate) fn pending_docs(pending: &[Pending]) -> Vec<PendingDoc> {
+    pending
+        .iter()
+        .map(|p| PendingDoc {
+            user: p.user.0.clone(),
+            by: p.by.0.clone(),
+            at: p.at,
+        })
+        .collect()
 }
 
 impl ConvDoc {
@@ -185,6 +210,7 @@ impl ConvDoc {
             version: to_i64(s.version),
             invite: s.invite.clone(),
             blocked: s.blocked.iter().map(|u| u.0.clone()).collect(),
+            pending: pending_docs(&s.pending),
             head: None,
         }
     }
@@ -226,6 +252,11 @@ impl ConvDoc {
         s.version = to_u64(self.version, "version")?;
         s.invite = self.invite;
         s.blocked = self.blocked.into_iter().map(UserId).collect();
+        s.pending = self
+            .pending
+            .into_iter()
+            .map(|p| Pending::new(UserId(p.user), UserId(p.by), p.at))
+            .collect();
         Ok(s)
     }
 }
@@ -332,6 +363,10 @@ pub(crate) struct RelationDoc {
     pub(crate) blocked: [Option<Millis>; 2],
     #[serde(default)]
     pub(crate) retry_at: [Option<Millis>; 2],
+    /// Absent (nothing unaccepted) in documents written before message
+    /// requests.
+    #[serde(default)]
+    pub(crate) unaccepted: [bool; 2],
     pub(crate) version: i64,
     #[serde(default)]
     pub(crate) listed: Vec<String>,
@@ -369,6 +404,7 @@ impl RelationDoc {
             link,
             blocked: r.blocked,
             retry_at: r.retry_at,
+            unaccepted: r.unaccepted,
             version: to_i64(r.version),
             listed,
         })
@@ -393,6 +429,7 @@ impl RelationDoc {
         };
         r.blocked = self.blocked;
         r.retry_at = self.retry_at;
+        r.unaccepted = self.unaccepted;
         r.version = to_u64(self.version, "relation version")?;
         Ok(r)
     }

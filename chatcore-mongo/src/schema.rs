@@ -38,6 +38,9 @@ pub(crate) const BUDGETS: &str = "budgets";
 /// Contacts, requests and blocks, one document per pair of users: `_id`
 /// is the pair's key.
 pub(crate) const CONTACTS: &str = "contacts";
+/// Users' reports of users, one document per reporter and reported user:
+/// `_id` is the report's key.
+pub(crate) const REPORTS: &str = "reports";
 /// What the database is: one document, `_id: "schema"`, holding the
 /// version of the layout that wrote it.
 pub(crate) const META: &str = "meta";
@@ -55,7 +58,12 @@ pub(crate) const META: &str = "meta";
 ///   conversations, `privacy` on users. Nothing is rewritten (a missing
 ///   field reads as nobody blocked, default privacy); the mark keeps a
 ///   build that would ignore blocks and privacy off the database.
-pub const SCHEMA_VERSION: i64 = 3;
+/// - 4: message requests and group invitations: `pending` on
+///   conversations, `unaccepted` on relations, `groups` in privacy, the
+///   `reports` collection. Nothing is rewritten (a missing field reads as
+///   nothing pending, everyone); the mark keeps a build that would list
+///   requests as chats, and let invitees be ignored, off the database.
+pub const SCHEMA_VERSION: i64 = 4;
 
 fn index(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
@@ -131,6 +139,11 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                 ),
                 // Joining by invite link: the token's hash.
                 index(doc! { "invite": 1 }, "invite"),
+                // A user's requests list: what waits for their answer.
+                index(
+                    doc! { "pending.user": 1, "last_ts": -1, "_id": 1 },
+                    "pending_user_last_ts",
+                ),
             ],
         ),
         (
@@ -155,6 +168,7 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                 index(doc! { "users": 1, "_id": 1 }, "users_key"),
             ],
         ),
+        (REPORTS, vec![index(doc! { "at": -1, "_id": 1 }, "at_key")]),
         (RATE_LIMITS, vec![ttl("expire_at")]),
         (BUDGETS, vec![ttl("expire_at")]),
     ]

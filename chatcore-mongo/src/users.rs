@@ -48,6 +48,8 @@ struct PrivacyDoc {
     #[serde(default)]
     direct: AudienceDoc,
     #[serde(default)]
+    groups: AudienceDoc,
+    #[serde(default)]
     presence: AudienceDoc,
 }
 
@@ -70,6 +72,7 @@ impl PrivacyDoc {
         };
         Self {
             direct: audience(p.direct),
+            groups: audience(p.groups),
             presence: audience(p.presence),
         }
     }
@@ -82,6 +85,7 @@ impl PrivacyDoc {
         };
         let mut p = Privacy::default();
         p.direct = audience(self.direct);
+        p.groups = audience(self.groups);
         p.presence = audience(self.presence);
         p
     }

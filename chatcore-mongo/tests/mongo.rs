@@ -424,7 +424,10 @@ async fn a_writer_that_died_after_its_claim_loses_nothing() {
 
     // And one more, listed by conversations().
     claim_without_copy(&store, &conv, &z, 5, "five").await;
-    let listed = messages.conversations(&a, None, 10).await.unwrap();
+    let listed = messages
+        .conversations(&a, chatcore::store::Listing::Main, None, 10)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].last_seq, 5);
     assert_eq!(
@@ -576,7 +579,10 @@ async fn schema_1_conversations_are_migrated_at_start() {
         .collect();
     assert_eq!(members, [("alice-1", 0, true), ("zed-1", 0, true)]);
     assert_eq!(state.peer_of(&a), Some(&z));
-    let listed = messages.conversations(&a, None, 10).await.unwrap();
+    let listed = messages
+        .conversations(&a, chatcore::store::Listing::Main, None, 10)
+        .await
+        .unwrap();
     assert_eq!(listed, vec![state.clone()]);
     assert_eq!(unread(&messages, &a, &conv).await, 1);
     let retry = messages.append(new_message(&conv, &z, "c2")).await.unwrap();

@@ -102,6 +102,7 @@ pub fn apply(
             if incoming {
                 // Both asked: that is an acceptance.
                 next.link = Link::Contacts { since: now };
+                next.unaccepted = [false, false];
             } else {
                 if let Some(at) = relation.retry_at[me].filter(|at| *at > now) {
                     return Err(CoreError::RateLimited {
@@ -120,6 +121,8 @@ pub fn apply(
                 return Err(no_request());
             }
             next.link = Link::Contacts { since: now };
+            // Contacts accept each other's messages.
+            next.unaccepted = [false, false];
         }
         Action::Decline => {
             if !incoming || relation.blocked[me].is_some() {
@@ -173,13 +176,20 @@ pub fn may_open_direct(relation: Option<&Relation>, privacy: &Privacy) -> bool {
     !blocked && privacy.direct.admits(contacts)
 }
 
-/// Whether `viewer` sees `subject`'s online state and last seen: neither
-/// blocks the other, the subject's setting admits the viewer, and the
-/// viewer's own setting would admit the subject (whoever hides theirs
-/// does not see others').
-pub fn sees_presence(relation: Option<&Relation>, viewer: &Privacy, subject: &Privacy) -> bool {
-    let (contacts, blocked) = facts(relation);
-    shows_presence(contacts, blocked, viewer, subject)
+/// Whether `viewer` sees the online state and last seen of `subject`
+/// (whose settings are `settings`): neither blocks the other, the subject
+/// is not a recipient of the viewer's message request it has not
+/// accepted, the subject's setting admits the viewer, and the viewer's own
+/// setting would admit the subject (whoever hides theirs does not see
+/// others').
+pub fn sees_presence(
+    relation: Option<&Relation>,
+    viewer: &Privacy,
+    subject: &UserId,
+    settings: &Privacy,
+) -> bool {
+    let (contacts, hidden) = facts(relation, subject);
+    shows_presence(contacts, hidden, viewer, settings)
 }
 
 /// `presence` of `subject` as `viewer` may see it: as it is, or hidden
@@ -190,7 +200,7 @@ pub fn as_seen(
     subject: &Privacy,
     presence: Presence,
 ) -> Presence {
-    if sees_presence(relation, viewer, subject) {
+    if sees_presence(relation, viewer, &presence.user, subject) {
         presence
     } else {
         Presence::hidden(presence.user)
@@ -198,16 +208,18 @@ pub fn as_seen(
 }
 
 /// [`sees_presence`] from the two facts it depends on.
-pub fn shows_presence(contacts: bool, blocked: bool, viewer: &Privacy, subject: &Privacy) -> bool {
-    !blocked && subject.presence.admits(contacts) && viewer.presence.admits(contacts)
+pub fn shows_presence(contacts: bool, hidden: bool, viewer: &Privacy, subject: &Privacy) -> bool {
+    !hidden && subject.presence.admits(contacts) && viewer.presence.admits(contacts)
 }
 
-/// What visibility depends on: whether the two are contacts, and whether
-/// either blocks the other.
-pub fn facts(relation: Option<&Relation>) -> (bool, bool) {
+/// What the visibility of `subject`'s presence to the other of the pair
+/// depends on besides settings: whether the two are contacts, and whether
+/// it is hidden whatever the settings say (either blocks the other, or
+/// the subject has not accepted the other's message request).
+pub fn facts(relation: Option<&Relation>, subject: &UserId) -> (bool, bool) {
     (
         relation.is_some_and(Relation::are_contacts),
-        relation.is_some_and(Relation::any_block),
+        relation.is_some_and(|r| r.any_block() || r.awaits(subject)),
     )
 }
 
@@ -296,15 +308,15 @@ mod tests {
             presence: Audience::Nobody,
             ..Privacy::default()
         };
-        assert!(sees_presence(None, &everyone, &everyone));
-        assert!(!sees_presence(None, &everyone, &contacts));
-        assert!(!sees_presence(None, &contacts, &everyone), "reciprocal");
+        assert!(sees_presence(None, &everyone, &b, &everyone));
+        assert!(!sees_presence(None, &everyone, &b, &contacts));
+        assert!(!sees_presence(None, &contacts, &b, &everyone), "reciprocal");
         let r = apply(&r, &a, Action::Request, 1, 0).unwrap();
         let friends = apply(&r, &b, Action::Accept, 2, 0).unwrap();
-        assert!(sees_presence(Some(&friends), &contacts, &contacts));
-        assert!(!sees_presence(Some(&friends), &nobody, &everyone));
+        assert!(sees_presence(Some(&friends), &contacts, &b, &contacts));
+        assert!(!sees_presence(Some(&friends), &nobody, &b, &everyone));
         let blocked = apply(&friends, &a, Action::Block, 3, 0).unwrap();
-        assert!(!sees_presence(Some(&blocked), &everyone, &everyone));
+        assert!(!sees_presence(Some(&blocked), &everyone, &b, &everyone));
         assert!(!may_open_direct(Some(&blocked), &everyone));
         let direct_contacts = Privacy {
             direct: Audience::Contacts,
@@ -312,5 +324,22 @@ mod tests {
         };
         assert!(may_open_direct(Some(&friends), &direct_contacts));
         assert!(!may_open_direct(None, &direct_contacts));
+    }
+
+    #[test]
+    fn an_unaccepted_message_request_hides_the_recipient_until_contacts() {
+        let (a, b, r) = pair();
+        let everyone = Privacy::default();
+        let mut asked = r;
+        asked.unaccepted[asked.side(&b).unwrap()] = true;
+        assert!(!sees_presence(Some(&asked), &everyone, &b, &everyone));
+        assert!(
+            sees_presence(Some(&asked), &everyone, &a, &everyone),
+            "the sender's own presence is not hidden by its request"
+        );
+        let r = apply(&asked, &a, Action::Request, 1, 0).unwrap();
+        let friends = apply(&r, &b, Action::Accept, 2, 0).unwrap();
+        assert_eq!(friends.unaccepted, [false, false]);
+        assert!(sees_presence(Some(&friends), &everyone, &b, &everyone));
     }
 }

@@ -82,6 +82,9 @@ impl From<StoreError> for CoreError {
                 CoreError::Forbidden("you are not a member of this conversation".into())
             }
             StoreError::Blocked => CoreError::Forbidden(crate::contacts::REFUSED.into()),
+            StoreError::NotAccepted => {
+                CoreError::Forbidden("accept the message request first".into())
+            }
             StoreError::Unavailable(m) => CoreError::Unavailable(m),
             StoreError::Corrupt(m) => CoreError::Internal(format!("corrupt record: {m}")),
             StoreError::Incompatible(m) => CoreError::Internal(format!("incompatible store: {m}")),

@@ -9,7 +9,7 @@
 
 use crate::error::CoreError;
 use crate::model::{Content, ConversationKind, Millis, Role, UserId};
-use crate::store::{ConversationState, GroupInfo, Member};
+use crate::store::{ConversationState, GroupInfo, Member, Pending};
 
 /// A change of a group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,10 +25,21 @@ pub enum Action {
         /// New history visibility for members added from now on.
         history_visible: Option<bool>,
     },
-    /// Adds users (admins); each exists.
-    Add(Vec<UserId>),
-    /// Removes a member (admins).
+    /// Adds users (admins); each exists. Those in `invite` (whose
+    /// settings admit only their contacts' adds) are invited instead:
+    /// [`ConversationState::pending`] until they accept or decline.
+    Add {
+        /// Users to make members now.
+        users: Vec<UserId>,
+        /// Users to invite.
+        invite: Vec<UserId>,
+    },
+    /// Removes a member, or withdraws an invitation (admins).
     Remove(UserId),
+    /// The actor accepts its invitation: it joins.
+    Accept,
+    /// The actor declines its invitation.
+    Decline,
     /// The actor leaves.
     Leave,
     /// Gives a member a role (the owner).
@@ -69,6 +80,8 @@ pub fn apply(
                 });
             }
             check_room(state, 1, max_members)?;
+            // Joining by link ends an invitation too.
+            next.pending.retain(|p| p.user != *actor);
             admit(&mut next, actor, seq, now);
             Content::MemberJoined {}
         }
@@ -109,7 +122,7 @@ pub fn apply(
                 history_visible,
             }
         }
-        Action::Add(users) => {
+        Action::Add { users, invite } => {
             at_least(me()?, Role::Admin)?;
             let mut new: Vec<UserId> = Vec::with_capacity(users.len());
             for u in users {
@@ -117,16 +130,50 @@ pub fn apply(
                     new.push(u);
                 }
             }
-            if new.is_empty() {
+            let mut invited = 0;
+            for u in invite {
+                if !state.has_member(&u) && state.pending_for(&u).is_none() && !new.contains(&u) {
+                    next.pending.push(Pending::new(u, actor.clone(), now));
+                    invited += 1;
+                }
+            }
+            if new.is_empty() && invited == 0 {
                 return Err(CoreError::Conflict {
                     field: "users".into(),
                 });
             }
             check_room(state, new.len(), max_members)?;
+            if next.pending.len() > max_members {
+                return Err(CoreError::LimitReached(format!(
+                    "a group has at most {max_members} invitations open"
+                )));
+            }
+            // An invited user added meanwhile by someone they accept adds
+            // from is a member now, invited no longer.
+            next.pending.retain(|p| !new.contains(&p.user));
+            if new.is_empty() {
+                return Ok((next, None));
+            }
             for u in &new {
                 admit(&mut next, u, seq, now);
             }
             Content::MembersAdded { users: new }
+        }
+        Action::Accept => {
+            if state.pending_for(actor).is_none() {
+                return Err(no_invitation());
+            }
+            check_room(state, 1, max_members)?;
+            next.pending.retain(|p| p.user != *actor);
+            admit(&mut next, actor, seq, now);
+            Content::MemberJoined {}
+        }
+        Action::Decline => {
+            if state.pending_for(actor).is_none() {
+                return Err(no_invitation());
+            }
+            next.pending.retain(|p| p.user != *actor);
+            return Ok((next, None));
         }
         Action::Remove(user) => {
             at_least(me()?, Role::Admin)?;
@@ -135,6 +182,10 @@ pub fn apply(
                     field: "user".into(),
                     message: "to leave a group, use leave".into(),
                 });
+            }
+            if state.pending_for(&user).is_some() {
+                next.pending.retain(|p| p.user != user);
+                return Ok((next, None));
             }
             let target = state
                 .member(&user)
@@ -195,6 +246,11 @@ pub fn apply(
     };
     next.last_seq = seq;
     Ok((next, Some(notice)))
+}
+
+/// The error for accepting or declining an invitation that is not there.
+fn no_invitation() -> CoreError {
+    CoreError::NotFound("no such request".into())
 }
 
 /// The error for an actor that is not (or no longer) a member.

@@ -49,9 +49,9 @@
 //! let shutdown = tokio_util::sync::CancellationToken::new();
 //! let mut conn = connect_in_process(server, PeerInfo::default(), 16, shutdown);
 //!
-//! conn.tx.send(Ok(ClientFrame::Hello { id: 1, version: 3, client: None })).await.unwrap();
+//! conn.tx.send(Ok(ClientFrame::Hello { id: 1, version: 4, client: None })).await.unwrap();
 //! match conn.rx.next().await {
-//!     Some(ServerFrame::Welcome { id: 1, version: 3, .. }) => {}
+//!     Some(ServerFrame::Welcome { id: 1, version: 4, .. }) => {}
 //!     other => panic!("unexpected {other:?}"),
 //! }
 //! # }

@@ -339,6 +339,11 @@ pub struct Privacy {
     /// Who may start a direct conversation with the user: `everyone` or
     /// `contacts`.
     pub direct: Audience,
+    /// Who may add the user to a group: `everyone`, or `contacts` (anyone
+    /// else's add becomes an invitation the user accepts or declines).
+    /// Absent in settings stored before it existed: everyone.
+    #[serde(default)]
+    pub groups: Audience,
     /// Who sees the user's online state and last seen. Reciprocal: a user
     /// sees another's only if their own setting would show theirs to them.
     pub presence: Audience,

@@ -122,7 +122,7 @@ mod tests {
                 connect_in_process(server.clone(), PeerInfo::default(), 8, shutdown.clone());
             c.tx.send(Ok(ClientFrame::Hello {
                 id: 1,
-                version: 3,
+                version: 4,
                 client: None,
             }))
             .await

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::commands::conversations::{self, Request};
-use crate::commands::{account, contacts, directory, messaging};
+use crate::commands::{account, contacts, directory, messaging, requests};
 use crate::error::CoreError;
 use crate::limits::AddrKey;
 use crate::model::{Content, ConversationId, DeviceId, UserId};
@@ -295,8 +295,13 @@ fn signed_in<'a>(
             Box::pin(messaging::read(s, caller, out, id, conv, seq))
         }
         ClientFrame::Focus { id, conv } => done(messaging::focus(out, id, conv)),
-        ClientFrame::Conversations { id, after, limit } => Box::pin(conversations::conversations(
-            s, caller, out, id, after, limit,
+        ClientFrame::Conversations {
+            id,
+            list,
+            after,
+            limit,
+        } => Box::pin(conversations::conversations(
+            s, caller, out, id, list, after, limit,
         )),
         ClientFrame::OpenDirect { id, user } => Box::pin(c::open_direct(s, caller, out, id, user)),
         ClientFrame::CreateGroup {
@@ -395,8 +400,23 @@ fn signed_in<'a>(
         ClientFrame::SetPrivacy {
             id,
             direct,
+            groups,
             presence,
-        } => Box::pin(contacts::set_privacy(s, caller, out, id, direct, presence)),
+        } => Box::pin(contacts::set_privacy(
+            s, caller, out, id, direct, groups, presence,
+        )),
+        ClientFrame::Accept { id, conv } => {
+            Box::pin(requests::answer(s, caller, out, id, conv, true))
+        }
+        ClientFrame::Decline { id, conv } => {
+            Box::pin(requests::answer(s, caller, out, id, conv, false))
+        }
+        ClientFrame::Report {
+            id,
+            user,
+            conv,
+            reason,
+        } => Box::pin(requests::report(s, caller, id, user, conv, reason)),
         ClientFrame::Hello { .. }
         | ClientFrame::Ping { .. }
         | ClientFrame::Register { .. }
@@ -513,7 +533,16 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
         | ClientFrame::CreateInvite { conv, .. }
         | ClientFrame::RevokeInvite { conv, .. }
         | ClientFrame::Mute { conv, .. }
-        | ClientFrame::Unmute { conv, .. } => check("conv", conv.as_str(), max),
+        | ClientFrame::Unmute { conv, .. }
+        | ClientFrame::Accept { conv, .. }
+        | ClientFrame::Decline { conv, .. } => check("conv", conv.as_str(), max),
+        ClientFrame::Report {
+            user, conv, reason, ..
+        } => {
+            check("user", user.as_str(), max)?;
+            check("conv", conv.as_ref().map_or("", |c| c.as_str()), max)?;
+            check("reason", reason.as_deref().unwrap_or(""), 4 * max)
+        }
         ClientFrame::OpenDirect { user, .. }
         | ClientFrame::Contact { user, .. }
         | ClientFrame::Block { user, .. }

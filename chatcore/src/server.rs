@@ -11,13 +11,14 @@ use crate::hub::Hub;
 use crate::limits::{Admission, Caps};
 use crate::memory::{
     MemoryBroker, MemoryContactStore, MemoryMailer, MemoryMessageStore, MemoryPresenceStore,
-    MemoryRateLimiter, MemoryResetTokenStore, MemorySessionStore, MemoryUserStore,
+    MemoryRateLimiter, MemoryReportStore, MemoryResetTokenStore, MemorySessionStore,
+    MemoryUserStore,
 };
 use crate::model::{now_millis, Millis};
 use crate::protocol::ErrorCode;
 use crate::store::{
     Broker, BrokerHandler, ContactStore, Mailer, MessageStore, PresenceStore, Quota, RateLimiter,
-    ResetTokenStore, SessionStore, UserStore,
+    ReportStore, ResetTokenStore, SessionStore, UserStore,
 };
 
 /// Every backend the engine uses, chosen at start-up.
@@ -36,6 +37,8 @@ pub struct Backends {
     pub contacts: Arc<dyn ContactStore>,
     /// Who is online.
     pub presence: Arc<dyn PresenceStore>,
+    /// Users' reports of users, for the operator.
+    pub reports: Arc<dyn ReportStore>,
     /// Event fan-out between nodes.
     pub broker: Arc<dyn Broker>,
     /// Outgoing mail.
@@ -54,6 +57,7 @@ impl Backends {
             messages: Arc::new(MemoryMessageStore::new()),
             contacts: Arc::new(MemoryContactStore::new()),
             presence: Arc::new(MemoryPresenceStore::new()),
+            reports: Arc::new(MemoryReportStore::new()),
             broker: Arc::new(MemoryBroker::new()),
             mailer,
             limiter: Arc::new(MemoryRateLimiter::new()),

@@ -359,15 +359,17 @@ struct Seen {
     privacy: Privacy,
     /// Whether they are the connection's user's contact.
     contacts: bool,
-    /// Whether either blocks the other.
-    blocked: bool,
+    /// Whether their presence is hidden whatever the settings: either
+    /// blocks the other, or they have not accepted this user's message
+    /// request.
+    hidden: bool,
     /// Their presence as last heard (shown or not).
     presence: Presence,
 }
 
 impl Seen {
     fn shown(&self, mine: &Privacy) -> bool {
-        shows_presence(self.contacts, self.blocked, mine, &self.privacy)
+        shows_presence(self.contacts, self.hidden, mine, &self.privacy)
     }
 
     /// Their presence as `mine` lets it be shown.
@@ -626,7 +628,7 @@ impl Session {
             }
             Event::Profile { profile, origin } => {
                 let seen = profile.user == auth.user
-                    || self.seen.get(&profile.user).is_some_and(|s| !s.blocked);
+                    || self.seen.get(&profile.user).is_some_and(|s| !s.hidden);
                 if **origin != *self.conn_key && seen {
                     Ok(Frames::one(ServerFrame::ProfileChanged {
                         profile: profile.clone(),
@@ -647,7 +649,7 @@ impl Session {
             Event::Relation {
                 with,
                 contacts,
-                blocked,
+                hidden,
                 contact,
                 origin,
             } => {
@@ -655,7 +657,7 @@ impl Session {
                 if let Some(seen) = self.seen.get_mut(with) {
                     let was = seen.shown(&self.privacy);
                     seen.contacts = *contacts;
-                    seen.blocked = *blocked;
+                    seen.hidden = *hidden;
                     if seen.shown(&self.privacy) != was {
                         frames.0[0] = Some(ServerFrame::Presence {
                             presence: seen.presence(&self.privacy),
@@ -710,6 +712,21 @@ impl Session {
                     }))
                 }
             }
+            Event::Invited(summary) => Ok(Frames::one(ServerFrame::Invited {
+                conversation: summary.clone(),
+            })),
+            Event::Answered {
+                conv,
+                accepted,
+                origin,
+            } => Ok(if **origin == *self.conn_key {
+                Frames::NONE
+            } else {
+                Frames::one(ServerFrame::Answered {
+                    conv: conv.clone(),
+                    accepted: *accepted,
+                })
+            }),
             Event::Revoked(which) => {
                 if which.covers(&auth.device) {
                     Err(Disconnect::Revoked)
@@ -909,13 +926,13 @@ impl Session {
                 continue;
             };
             let relation = relations.iter().find(|r| r.side(&p.user).is_some());
-            let (contacts, blocked) = facts(relation);
+            let (contacts, hidden) = facts(relation, &p.user);
             self.seen.insert(
                 p.user.clone(),
                 Seen {
                     privacy: record.privacy,
                     contacts,
-                    blocked,
+                    hidden,
                     presence: p,
                 },
             );

@@ -507,7 +507,7 @@ fn parse_frame(buf: &[u8]) -> Option<((u8, Vec<u8>), usize)> {
 fn hello(id: u32) -> ClientFrame {
     ClientFrame::Hello {
         id,
-        version: 3,
+        version: 4,
         client: Some("raw".into()),
     }
 }

@@ -2,6 +2,7 @@
 //! of [`crate::contacts`] mean for the rest (direct conversations, presence,
 //! the directory).
 
+use crate::commands::requests;
 use crate::contacts::{self as rules, Action, State};
 use crate::error::CoreError;
 use crate::model::{Audience, ConversationId, Presence, Privacy, UserId};
@@ -12,7 +13,7 @@ use crate::store::{Changed, ContactView, Event, Relation, StoreError, Topic, Use
 
 /// How many times a compare-and-swap is tried before giving up (each
 /// retry means another change of the same pair landed in between).
-const ATTEMPTS: usize = 8;
+pub(crate) const ATTEMPTS: usize = 8;
 
 /// The other user's record, refusing oneself and unknown users.
 async fn other(s: &Server, caller: &Caller, user: &UserId) -> Result<UserRecord, CoreError> {
@@ -125,6 +126,12 @@ async fn change(
     if before.blocked != after.blocked {
         sync_direct_block(s, &after).await?;
     }
+    // Contacts accept each other's messages: a message request between
+    // them is one no longer (after the relation, which shows presence
+    // already: a failure in between leaves a request the user accepts).
+    if after.are_contacts() && !before.are_contacts() {
+        requests::settle_direct(s, &after).await?;
+    }
     let me_record = s
         .backends
         .users
@@ -150,13 +157,13 @@ fn publish(
     caller: &Caller,
     mine: &ContactInfo,
 ) {
-    let (contacts, blocked) = (after.are_contacts(), after.any_block());
+    let contacts = after.are_contacts();
     out.publish(
         Topic::User(me.id.clone()),
         Event::Relation {
             with: other.id.clone(),
             contacts,
-            blocked,
+            hidden: rules::facts(Some(after), &other.id).1,
             contact: Some(Box::new(mine.clone())),
             origin: Some(caller.conn.clone()),
         },
@@ -170,7 +177,7 @@ fn publish(
         Event::Relation {
             with: me.id.clone(),
             contacts,
-            blocked,
+            hidden: rules::facts(Some(after), &me.id).1,
             contact: theirs,
             origin: None,
         },
@@ -296,13 +303,16 @@ pub(crate) async fn set_privacy(
     out: &mut Out,
     id: u32,
     direct: Option<Audience>,
+    groups: Option<Audience>,
     presence: Option<Audience>,
 ) -> Result<ServerFrame, CoreError> {
-    if direct == Some(Audience::Nobody) {
-        return Err(CoreError::InvalidArgument {
-            field: "direct".into(),
-            message: "direct is everyone or contacts".into(),
-        });
+    for (field, value) in [("direct", direct), ("groups", groups)] {
+        if value == Some(Audience::Nobody) {
+            return Err(CoreError::InvalidArgument {
+                field: field.into(),
+                message: format!("{field} is everyone or contacts"),
+            });
+        }
     }
     let users = &s.backends.users;
     let current = users
@@ -312,6 +322,9 @@ pub(crate) async fn set_privacy(
     let mut privacy = current.privacy;
     if let Some(direct) = direct {
         privacy.direct = direct;
+    }
+    if let Some(groups) = groups {
+        privacy.groups = groups;
     }
     if let Some(presence) = presence {
         privacy.presence = presence;
@@ -341,13 +354,14 @@ pub(crate) async fn set_privacy(
 /// May the caller start (or reopen) a direct conversation with `other`?
 /// `exists`: the conversation is there already. The blocker may reopen it
 /// to read (its sends are refused by the conversation's block); the user
-/// blocked may not, and gets the refusal a privacy setting gives.
+/// blocked may not, and gets the refusal a privacy setting gives. The
+/// pair's relation, if stored.
 pub(crate) async fn check_direct(
     s: &Server,
     caller: &Caller,
     other: &UserRecord,
     exists: bool,
-) -> Result<(), CoreError> {
+) -> Result<Option<Relation>, CoreError> {
     let relation = s
         .backends
         .contacts
@@ -358,7 +372,7 @@ pub(crate) async fn check_direct(
     }
     if relation.as_ref().is_some_and(|r| r.blocks(&caller.user)) {
         return if exists {
-            Ok(())
+            Ok(relation)
         } else {
             Err(CoreError::Forbidden(
                 "you block this user: unblock them first".into(),
@@ -368,5 +382,5 @@ pub(crate) async fn check_direct(
     if !exists && !rules::may_open_direct(relation.as_ref(), &other.privacy) {
         return Err(CoreError::Forbidden(rules::REFUSED.into()));
     }
-    Ok(())
+    Ok(relation)
 }

@@ -6,16 +6,19 @@ use std::sync::Arc;
 
 use crate::account::{normalize_avatar, normalize_text};
 use crate::commands::account::{hash_token, new_token};
-use crate::commands::contacts;
+use crate::commands::{contacts, requests};
 use crate::error::CoreError;
 use crate::groups::{self, Action};
 use crate::model::{Content, ConversationId, ConversationKind, Message, Millis, UserId};
 use crate::protocol::{
-    ConversationInfo, ConversationSummary, LastEntry, MemberInfo, ServerFrame, SharedMessage,
+    ConversationInfo, ConversationList, ConversationSummary, LastEntry, MemberInfo, RequestInfo,
+    ServerFrame, SharedMessage,
 };
 use crate::request::{page, Caller, Out};
 use crate::server::Server;
-use crate::store::{Changed, ConversationState, Event, NewMessage, Topic};
+use crate::store::{
+    Changed, ConversationState, Event, Listing, NewMessage, Pending, Relation, Topic, UserRecord,
+};
 
 /// Attempts at a group change that keeps finding the group changed
 /// meanwhile (by other changes, or by messages when it appends a notice).
@@ -24,9 +27,9 @@ const CHANGE_ATTEMPTS: usize = 32;
 /// Characters of a text message the conversation list previews.
 const PREVIEW_CHARS: usize = 100;
 
-/// The conversation, if the caller is or was a member of it; `not_found`
-/// otherwise, the same for one that does not exist, so that ids cannot be
-/// probed.
+/// The conversation, if the caller is or was a member of it, or is invited
+/// to it; `not_found` otherwise, the same for one that does not exist, so
+/// that ids cannot be probed.
 pub(crate) async fn visible(
     s: &Server,
     caller: &Caller,
@@ -36,7 +39,7 @@ pub(crate) async fn visible(
         .messages
         .conversation(conv)
         .await?
-        .filter(|c| c.member(&caller.user).is_some())
+        .filter(|c| c.member(&caller.user).is_some() || c.pending_for(&caller.user).is_some())
         .ok_or_else(|| CoreError::NotFound("no such conversation".into()))
 }
 
@@ -65,6 +68,13 @@ pub(crate) fn info(state: &ConversationState, me: &UserId) -> ConversationInfo {
         role: mine.filter(|_| group).map(|m| m.role),
         last_seq,
         first_seq,
+        invited: state
+            .pending
+            .iter()
+            .filter(|_| group)
+            .map(|p| p.user.clone())
+            .collect(),
+        request: None,
     }
 }
 
@@ -103,7 +113,7 @@ pub(crate) async fn open_direct(
     id: u32,
     user: UserId,
 ) -> Result<ServerFrame, CoreError> {
-    let state = direct_with(s, caller, &user).await?;
+    let state = direct_with(s, caller, out, &user, true).await?;
     out.watch.push(user);
     Ok(ServerFrame::Conversation {
         id,
@@ -111,11 +121,17 @@ pub(crate) async fn open_direct(
     })
 }
 
-/// The direct conversation of the caller with `user`, opened if need be.
+/// The direct conversation of the caller with `user`, opened if need be:
+/// as a message request to `user` unless they are contacts. With `accept`
+/// (`open_direct`), a caller who opens a conversation that is a request to
+/// it accepts it: it chose to talk to the sender. A send never accepts
+/// (it is refused until the request is accepted).
 pub(crate) async fn direct_with(
     s: &Server,
     caller: &Caller,
+    out: &mut Out,
     user: &UserId,
+    accept: bool,
 ) -> Result<ConversationState, CoreError> {
     if *user == caller.user {
         return Err(CoreError::InvalidArgument {
@@ -131,24 +147,58 @@ pub(crate) async fn direct_with(
         .ok_or_else(|| CoreError::NotFound("no such user".into()))?;
     let conv = ConversationId::direct(&caller.user, user);
     let existing = s.backends.messages.conversation(&conv).await?;
-    contacts::check_direct(s, caller, &other, existing.is_some()).await?;
-    if let Some(state) = existing {
-        return Ok(state);
+    let relation = contacts::check_direct(s, caller, &other, existing.is_some()).await?;
+    let me = &caller.user;
+    let state = match existing {
+        Some(state) => state,
+        None => {
+            let now = s.now();
+            let mut state = ConversationState::direct(me, user, now);
+            if !relation.as_ref().is_some_and(Relation::are_contacts) {
+                state
+                    .pending
+                    .push(Pending::new(user.clone(), me.clone(), now));
+                // The recipient's presence is hidden before the request exists.
+                requests::mirror(s, &state).await?;
+            }
+            let stored = s.backends.messages.open_direct(state.clone()).await?;
+            if stored.pending != state.pending {
+                // Opened meanwhile by the other side, with its own request.
+                requests::mirror(s, &stored).await?;
+            }
+            stored
+        }
+    };
+    if accept && state.pending_for(me).is_some() {
+        return requests::accept_direct(s, out, me, state).await;
     }
-    Ok(s.backends
-        .messages
-        .open_direct(ConversationState::direct(&caller.user, user, s.now()))
-        .await?)
+    Ok(state)
 }
 
-/// Refuses adding `users` to a group when a block stands between the
-/// caller and any of them: the same refusal as any other.
-async fn check_adds(s: &Server, caller: &Caller, users: &[UserId]) -> Result<(), CoreError> {
-    let relations = s.backends.contacts.relations(&caller.user, users).await?;
+/// Splits `users` (whose records are `records`) that the caller adds to a
+/// group into those it may add and those it invites (their settings admit
+/// only their contacts' adds, and the caller is not one). Refuses the
+/// whole add when a block stands between the caller and any of them: the
+/// same refusal as any other.
+async fn check_adds(
+    s: &Server,
+    caller: &Caller,
+    users: Vec<UserId>,
+    records: &[UserRecord],
+) -> Result<(Vec<UserId>, Vec<UserId>), CoreError> {
+    let relations = s.backends.contacts.relations(&caller.user, &users).await?;
     if relations.iter().any(|r| r.any_block()) {
         return Err(CoreError::Forbidden(crate::contacts::REFUSED.into()));
     }
-    Ok(())
+    Ok(users.into_iter().partition(|u| {
+        let contact = relations
+            .iter()
+            .any(|r| r.side(u).is_some() && r.are_contacts());
+        records
+            .iter()
+            .find(|r| r.id == *u)
+            .map_or(true, |r| r.privacy.groups.admits(contact))
+    }))
 }
 
 /// A group's title: the rules of display names, 1 to 100 characters.
@@ -187,21 +237,27 @@ pub(crate) async fn create_group(
             s.config.max_group_members
         )));
     }
-    let found = s.backends.users.get_many(&others).await?;
-    if found.len() != others.len() {
+    let mut ids = others.clone();
+    ids.push(caller.user.clone());
+    let found = s.backends.users.get_many(&ids).await?;
+    if found.len() != ids.len() {
         return Err(CoreError::InvalidArgument {
             field: "members".into(),
             message: "no such user among the members".into(),
         });
     }
-    check_adds(s, caller, &others).await?;
+    let (others, invited) = check_adds(s, caller, others, &found).await?;
     let now = s.now();
-    let state = ConversationState::group(
+    let mut state = ConversationState::group(
         &caller.user,
         &others,
         groups::info(title.clone(), description, avatar),
         now,
     );
+    state.pending = invited
+        .iter()
+        .map(|u| Pending::new(u.clone(), caller.user.clone(), now))
+        .collect();
     let created = NewMessage::notice(
         state.conv.clone(),
         caller.user.clone(),
@@ -216,9 +272,11 @@ pub(crate) async fn create_group(
         .messages
         .create_group(state.clone(), created)
         .await?;
-    let mut state = state;
     state.last_seq = message.seq;
     publish_notice(out, &state, &message, now);
+    if let Some(me) = found.iter().find(|u| u.id == caller.user) {
+        requests::publish_invited(out, &state, &invited, me);
+    }
     Ok(ServerFrame::Conversation {
         id,
         conversation: Box::new(info(&state, &caller.user)),
@@ -236,9 +294,11 @@ pub(crate) async fn get_conversation(
     if let Some(peer) = state.peer_of(&caller.user) {
         out.watch.push(peer.clone());
     }
+    let mut conversation = info(&state, &caller.user);
+    conversation.request = requests::request_info(s, &state, &caller.user).await?;
     Ok(ServerFrame::Conversation {
         id,
-        conversation: Box::new(info(&state, &caller.user)),
+        conversation: Box::new(conversation),
     })
 }
 
@@ -264,6 +324,7 @@ pub(crate) async fn change_group(
     conv: ConversationId,
     request: Request,
 ) -> Result<ServerFrame, CoreError> {
+    let mut adds = None;
     let action = match request {
         Request::Update {
             title: t,
@@ -283,25 +344,40 @@ pub(crate) async fn change_group(
                     message: format!("name 1 to {} users to add", s.config.max_group_members),
                 });
             }
-            let found = s.backends.users.get_many(&users).await?;
-            if found.len() != dedup_count(&users) {
+            let mut ids = users.clone();
+            ids.push(caller.user.clone());
+            let found = s.backends.users.get_many(&ids).await?;
+            if found.len() != dedup_count(&ids) {
                 return Err(CoreError::InvalidArgument {
                     field: "users".into(),
                     message: "no such user among the users".into(),
                 });
             }
-            check_adds(s, caller, &users).await?;
-            Action::Add(users)
+            let (users, invite) = check_adds(s, caller, users, &found).await?;
+            adds = Some((invite.clone(), found));
+            Action::Add { users, invite }
         }
         Request::Remove(user) => Action::Remove(user),
         Request::Leave => Action::Leave,
         Request::SetRole(user, role) => Action::SetRole(user, role),
     };
-    let (_, seq) = change(s, caller, out, &conv, true, action).await?;
+    let (before, state, seq) = change_from(s, caller, out, &conv, true, action).await?;
+    let mut invited = Vec::new();
+    if let Some((invite, found)) = adds {
+        // Those invited by this change (not those invited before).
+        invited = invite
+            .into_iter()
+            .filter(|u| state.pending_for(u).is_some() && before.pending_for(u).is_none())
+            .collect();
+        if let Some(me) = found.iter().find(|u| u.id == caller.user) {
+            requests::publish_invited(out, &state, &invited, me);
+        }
+    }
     Ok(ServerFrame::Changed {
         id,
         conv,
         seq: seq.unwrap_or(0),
+        invited,
     })
 }
 
@@ -315,8 +391,8 @@ fn dedup_count(users: &[UserId]) -> usize {
 /// Applies `action` by the caller to `conv`, retrying while the group
 /// changes meanwhile, and delivers its notice: the stored state and the
 /// notice's seq. `member`: the caller must be or have been a member (all
-/// but joining).
-async fn change(
+/// but joining and answering an invitation).
+pub(crate) async fn change(
     s: &Server,
     caller: &Caller,
     out: &mut Out,
@@ -324,6 +400,19 @@ async fn change(
     member: bool,
     action: Action,
 ) -> Result<(ConversationState, Option<u64>), CoreError> {
+    let (_, state, seq) = change_from(s, caller, out, conv, member, action).await?;
+    Ok((state, seq))
+}
+
+/// [`change`], with the state the change was applied to.
+async fn change_from(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    conv: &ConversationId,
+    member: bool,
+    action: Action,
+) -> Result<(ConversationState, ConversationState, Option<u64>), CoreError> {
     let store = &s.backends.messages;
     for _ in 0..CHANGE_ATTEMPTS {
         let state = if member {
@@ -350,7 +439,7 @@ async fn change(
                 if let Some(m) = &message {
                     publish_notice(out, &next, m, now);
                 }
-                return Ok((next, seq));
+                return Ok((state, next, seq));
             }
         }
     }
@@ -478,6 +567,7 @@ pub(crate) async fn conversations(
     caller: &Caller,
     out: &mut Out,
     id: u32,
+    list: Option<ConversationList>,
     after: Option<String>,
     limit: Option<u32>,
 ) -> Result<ServerFrame, CoreError> {
@@ -485,15 +575,26 @@ pub(crate) async fn conversations(
     let store = &s.backends.messages;
     let after = after.as_deref().map(parse_cursor).transpose()?;
     let limit = page(s, limit, 50);
+    let listing = match list {
+        None | Some(ConversationList::Main) => Listing::Main,
+        Some(ConversationList::Requests) => Listing::Requests,
+    };
     // Four round trips a page, whatever its length: the page, the peers'
-    // profiles, the last entries, the unread counts.
+    // (and askers') profiles, the last entries, the unread counts.
     // One more than the page: whether a next page exists.
-    let mut states = store.conversations(me, after.as_ref(), limit + 1).await?;
+    let mut states = store
+        .conversations(me, listing, after.as_ref(), limit + 1)
+        .await?;
     let more = states.len() > limit;
     states.truncate(limit);
     let peers: Vec<UserId> = states
         .iter()
         .filter_map(|c| c.peer_of(me).cloned())
+        .chain(
+            states
+                .iter()
+                .filter_map(|c| c.pending_for(me).map(|p| p.by.clone())),
+        )
         .collect();
     let profiles: HashMap<UserId, _> = s
         .backends
@@ -541,6 +642,12 @@ pub(crate) async fn conversations(
             }),
             muted: muted_until.is_some(),
             muted_until: muted_until.filter(|&t| t != Millis::MAX),
+            request: c.pending_for(me).and_then(|p| {
+                Some(RequestInfo {
+                    by: profiles.get(&p.by)?.clone(),
+                    at: p.at,
+                })
+            }),
         });
     }
     Ok(ServerFrame::Conversations {

@@ -6,7 +6,7 @@ use crate::model::{Content, ConversationId, UserId};
 use crate::protocol::{ServerFrame, SharedMessage};
 use crate::request::{page, Caller, Out};
 use crate::server::Server;
-use crate::store::{ConversationState, Event, NewMessage, StoreError, Topic};
+use crate::store::{ConversationState, Event, Listing, NewMessage, StoreError, Topic};
 
 /// The conversation's state if it exists and the caller is or was a member
 /// of it, with the seqs the caller may read; `not_found` otherwise.
@@ -107,7 +107,7 @@ pub(crate) async fn send(
     if let (Some(to), false) = (&to, known_peer) {
         // The first message to this user on this connection: the user
         // exists, and the conversation is opened if it is not yet.
-        direct_with(s, caller, to).await?;
+        direct_with(s, caller, out, to, false).await?;
     }
     let msg = NewMessage::new(conv.clone(), me.clone(), client_id, now, content);
     let appended = match s.backends.messages.append(msg).await {
@@ -212,9 +212,16 @@ pub(crate) async fn sync(
     let cursors = store.cursors(&caller.user, &caller.device).await?;
     let mut convs = Vec::new();
     let mut after = None;
+    // Message requests deliver like any conversation: the recipient reads
+    // them before answering.
     loop {
         let batch = store
-            .conversations(&caller.user, after.as_ref(), s.config.max_page)
+            .conversations(
+                &caller.user,
+                Listing::All,
+                after.as_ref(),
+                s.config.max_page,
+            )
             .await?;
         let full = batch.len() == s.config.max_page;
         after = batch.last().map(|c| (c.last_ts, c.conv.clone()));

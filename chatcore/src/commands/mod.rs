@@ -6,3 +6,4 @@ pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod directory;
 pub(crate) mod messaging;
+pub(crate) mod requests;

@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::lock;
-use crate::model::{ConversationId, ConversationKind, DeviceId, Message, Millis, UserId};
+use crate::model::{ConversationId, DeviceId, Message, Millis, UserId};
 use crate::store::{
-    Appended, Changed, ConversationState, Member, MessageStore, NewMessage, StoreError, StoreResult,
+    Appended, Changed, ConversationState, Listing, Member, MessageStore, NewMessage, StoreError,
+    StoreResult,
 };
 use crate::{IdMap, IdSet};
 
@@ -25,7 +26,8 @@ struct Inner {
     /// Nested rather than keyed by a pair so a lookup borrows the frame's
     /// strings instead of cloning them into a key.
     by_client_id: IdMap<UserId, IdMap<String, Arc<Message>>>,
-    /// Every conversation a user is or was a member of.
+    /// Every conversation a user is or was a member of, or was invited to
+    /// (the listings filter: [`Listing::shows`]).
     by_member: IdMap<UserId, IdSet<ConversationId>>,
     /// Active invite token hash -> group.
     by_invite: HashMap<String, ConversationId>,
@@ -112,9 +114,10 @@ impl Inner {
     }
 
     fn index_members(&mut self, state: &ConversationState) {
-        for m in &state.members {
+        let users = state.members.iter().map(|m| &m.user);
+        for user in users.chain(state.pending.iter().map(|p| &p.user)) {
             self.by_member
-                .entry(m.user.clone())
+                .entry(user.clone())
                 .or_default()
                 .insert(state.conv.clone());
         }
@@ -179,6 +182,9 @@ impl MessageStore for MemoryMessageStore {
         if !conv.state.blocked.is_empty() {
             return Err(StoreError::Blocked);
         }
+        if conv.state.pending_for(&msg.from).is_some() {
+            return Err(StoreError::NotAccepted);
+        }
         let message = conv.push(msg);
         slot.insert(message.clone());
         Ok(Appended::stored(message, conv.recipients.clone()))
@@ -201,6 +207,7 @@ impl MessageStore for MemoryMessageStore {
         conv.state.members = state.members.clone();
         conv.state.invite = state.invite.clone();
         conv.state.blocked = state.blocked.clone();
+        conv.state.pending = state.pending.clone();
         conv.state.version = state.version;
         conv.recipients = recipients(&conv.state);
         let message = notice.map(|n| conv.push(n));
@@ -307,6 +314,7 @@ impl MessageStore for MemoryMessageStore {
     async fn conversations(
         &self,
         user: &UserId,
+        listing: Listing,
         after: Option<&(Millis, ConversationId)>,
         limit: usize,
     ) -> StoreResult<Vec<ConversationState>> {
@@ -318,9 +326,7 @@ impl MessageStore for MemoryMessageStore {
             .flatten()
             .filter_map(|id| s.convs.get(id))
             .filter(|c| after.map_or(true, |p| c.state.is_after(p)))
-            // A direct conversation opened but never written to is not
-            // listed: the peer did not choose it.
-            .filter(|c| c.state.kind == ConversationKind::Group || c.state.last_seq > 0)
+            .filter(|c| listing.shows(&c.state, user))
             .map(|c| c.state.clone())
             .collect();
         ConversationState::sort_newest_first(&mut out);

@@ -20,8 +20,10 @@ use crate::store::{
 
 mod contacts;
 mod conversations;
+mod reports;
 pub use contacts::MemoryContactStore;
 pub use conversations::MemoryMessageStore;
+pub use reports::MemoryReportStore;
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it:
 /// each method leaves the state consistent before anything can panic.

@@ -8,13 +8,13 @@ use crate::model::{
 
 /// The protocol version this build speaks. A client announces its version in
 /// its first frame (`hello`); the server answers with the version both speak.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The oldest protocol version this build speaks: version 2 made
 /// conversations stored things (`send` names one, groups), which version 1
 /// clients cannot follow; version 3 added contacts, blocks and privacy
 /// (`session` carries the settings, which version 2 decoders refuse).
-pub const MIN_PROTOCOL_VERSION: u32 = 3;
+pub const MIN_PROTOCOL_VERSION: u32 = 4;
 
 /// Everything a client may send. Every request carries an `id`, chosen by the
 /// client, that the server's reply (or `error`) carries back.
@@ -202,6 +202,10 @@ pub enum ClientFrame {
     Conversations {
         /// Request id.
         id: u32,
+        /// Which list: the main one (absent), or what waits for the
+        /// caller's answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        list: Option<ConversationList>,
         /// Paging cursor: the `next` of the previous page.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<String>,
@@ -380,9 +384,41 @@ pub enum ClientFrame {
         /// Who may start a direct conversation with the caller.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         direct: Option<Audience>,
+        /// Who may add the caller to groups (others invite).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        groups: Option<Audience>,
         /// Who sees the caller's online state and last seen.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         presence: Option<Audience>,
+    },
+    /// Accepts a message request or a group invitation. Reply:
+    /// `conversation`.
+    Accept {
+        /// Request id.
+        id: u32,
+        /// The conversation.
+        conv: ConversationId,
+    },
+    /// Declines a group invitation, or deletes a message request (its
+    /// messages so far). Reply: `ok`.
+    Decline {
+        /// Request id.
+        id: u32,
+        /// The conversation.
+        conv: ConversationId,
+    },
+    /// Reports `user` to the operator. Reply: `ok`.
+    Report {
+        /// Request id.
+        id: u32,
+        /// The user reported.
+        user: UserId,
+        /// The conversation it is about.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conv: Option<ConversationId>,
+        /// The reporter's words, up to 500 characters.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Liveness check at the application level. Reply: `pong`.
     Ping {
@@ -405,6 +441,16 @@ pub enum ContactAction {
     Cancel,
     /// Stop being contacts.
     Remove,
+}
+
+/// Which list `conversations` pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationList {
+    /// The conversations the caller accepted.
+    Main,
+    /// Message requests and group invitations waiting for the caller.
+    Requests,
 }
 
 /// Which list `contacts` pages.
@@ -493,6 +539,9 @@ impl ClientFrame {
             | ClientFrame::Unblock { id, .. }
             | ClientFrame::Contacts { id, .. }
             | ClientFrame::SetPrivacy { id, .. }
+            | ClientFrame::Accept { id, .. }
+            | ClientFrame::Decline { id, .. }
+            | ClientFrame::Report { id, .. }
             | ClientFrame::Ping { id } => *id,
         }
     }
@@ -536,6 +585,9 @@ impl ClientFrame {
             ClientFrame::Unblock { .. } => "unblock",
             ClientFrame::Contacts { .. } => "contacts",
             ClientFrame::SetPrivacy { .. } => "set_privacy",
+            ClientFrame::Accept { .. } => "accept",
+            ClientFrame::Decline { .. } => "decline",
+            ClientFrame::Report { .. } => "report",
             ClientFrame::Ping { .. } => "ping",
         }
     }
@@ -590,6 +642,20 @@ pub struct ConversationSummary {
     /// When a mute ends; absent for a mute until unmuted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_until: Option<Millis>,
+    /// What waits for the caller's answer: a message request (the sender)
+    /// or a group invitation (who invited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestInfo>,
+}
+
+/// A message request or group invitation as the one asked sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestInfo {
+    /// Who wrote first, or invited.
+    pub by: Profile,
+    /// When.
+    pub at: Millis,
 }
 
 /// The newest entry of a conversation, as the chat list previews it.
@@ -651,6 +717,12 @@ pub struct ConversationInfo {
     pub last_seq: u64,
     /// The first seq the caller may read (history before it is not shown to it).
     pub first_seq: u64,
+    /// A group's open invitations: users invited who have not answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invited: Vec<UserId>,
+    /// What waits for the caller's answer here, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestInfo>,
 }
 
 /// Everything the server sends: replies (with the request's `id`) and pushes (without).
@@ -769,8 +841,13 @@ pub enum ServerFrame {
         id: u32,
         /// The group.
         conv: ConversationId,
-        /// The notice's seq.
+        /// The notice's seq (0: the change wrote none, as when every user
+        /// named was invited).
         seq: u64,
+        /// Users invited rather than added: their settings admit only
+        /// their contacts' adds.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        invited: Vec<UserId>,
     },
     /// Reply to `create_invite`.
     Invite {
@@ -879,6 +956,20 @@ pub enum ServerFrame {
         /// The settings.
         privacy: Privacy,
     },
+    /// Push: the user was invited to a group (it waits in the `requests`
+    /// list).
+    Invited {
+        /// The group, as the `requests` list shows it.
+        conversation: Box<ConversationSummary>,
+    },
+    /// Push: the user answered a message request or invitation on another
+    /// device.
+    Answered {
+        /// The conversation.
+        conv: ConversationId,
+        /// Accepted (it is in the main list now), or declined.
+        accepted: bool,
+    },
 }
 
 impl ServerFrame {
@@ -907,7 +998,9 @@ impl ServerFrame {
             | ServerFrame::Alert { .. }
             | ServerFrame::Read { .. }
             | ServerFrame::ProfileChanged { .. }
-            | ServerFrame::NewUser { .. } => None,
+            | ServerFrame::NewUser { .. }
+            | ServerFrame::Invited { .. }
+            | ServerFrame::Answered { .. } => None,
         }
     }
 

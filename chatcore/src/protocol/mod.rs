@@ -20,7 +20,7 @@ pub use error::ErrorCode;
 pub(crate) use fast::decode_msgpack_send;
 pub use frame::{
     ClientFrame, ContactAction, ContactInfo, ContactList, ContactState, ConversationInfo,
-    ConversationSummary, DirectoryEntry, LastEntry, MemberInfo, ServerFrame, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION,
+    ConversationList, ConversationSummary, DirectoryEntry, LastEntry, MemberInfo, RequestInfo,
+    ServerFrame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use shared::SharedMessage;

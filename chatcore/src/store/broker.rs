@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::StoreResult;
 use crate::model::{ConversationId, DeviceId, Presence, Privacy, Profile, UserId};
-use crate::protocol::{ContactInfo, DirectoryEntry, SharedMessage};
+use crate::protocol::{ContactInfo, ConversationSummary, DirectoryEntry, SharedMessage};
 
 /// Where events are published. Every connection of a user listens on
 /// `User(user)`; connections watching someone's presence listen on
@@ -79,8 +79,10 @@ pub enum Event {
         with: UserId,
         /// Whether the two are contacts now.
         contacts: bool,
-        /// Whether either blocks the other now (never pushed as such).
-        blocked: bool,
+        /// Whether `with`'s presence is hidden from the topic's user
+        /// whatever the settings: either blocks the other, or `with` has
+        /// not accepted the user's message request (never pushed as such).
+        hidden: bool,
         /// The user's new view of the pair, to push.
         contact: Option<Box<ContactInfo>>,
         /// The connection that asked (it has the reply).
@@ -95,6 +97,17 @@ pub enum Event {
         privacy: Privacy,
         /// The connection that asked (it has the reply).
         origin: Option<Arc<str>>,
+    },
+    /// The topic's user was invited to a group.
+    Invited(Box<ConversationSummary>),
+    /// The topic's user answered a message request or invitation.
+    Answered {
+        /// The conversation.
+        conv: ConversationId,
+        /// Accepted, or declined.
+        accepted: bool,
+        /// The connection that answered (it has the reply).
+        origin: Arc<str>,
     },
     /// Sessions of the topic's user were revoked: the connections signed in
     /// with them close (4001).

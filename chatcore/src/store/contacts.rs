@@ -39,6 +39,12 @@ pub struct Relation {
     /// Before this time each user may not ask the other again: a request
     /// of theirs was declined.
     pub retry_at: [Option<Millis>; 2],
+    /// Whether each user has a message request from the other that they
+    /// have not accepted (the direct conversation's
+    /// [`pending`](super::ConversationState::pending), mirrored here so
+    /// that whatever shows presence, which reads the relation, hides the
+    /// user's from the one who wrote to them).
+    pub unaccepted: [bool; 2],
     /// Counts changes: 0 for a pair never stored; a change is stored only
     /// over the version before it.
     pub version: u64,
@@ -57,6 +63,7 @@ impl Relation {
             link: Link::None,
             blocked: [None, None],
             retry_at: [None, None],
+            unaccepted: [false, false],
             version: 0,
         }
     }
@@ -99,7 +106,15 @@ impl Relation {
     /// a record all the same: its version is what stops a writer holding
     /// an older read from passing as the pair's first writer.
     pub fn is_empty(&self) -> bool {
-        self.link == Link::None && self.blocked == [None, None] && self.retry_at == [None, None]
+        self.link == Link::None
+            && self.blocked == [None, None]
+            && self.retry_at == [None, None]
+            && self.unaccepted == [false, false]
+    }
+
+    /// Whether `user` has not accepted the other's message request.
+    pub fn awaits(&self, user: &UserId) -> bool {
+        self.side(user).is_some_and(|i| self.unaccepted[i])
     }
 }
 

@@ -154,6 +154,68 @@ impl Member {
     }
 }
 
+/// A user who has not accepted a conversation: the recipient of a message
+/// request, or a user invited to a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Pending {
+    /// The user who is to accept or decline.
+    pub user: UserId,
+    /// Who started the direct conversation, or invited the user.
+    pub by: UserId,
+    /// When.
+    pub at: Millis,
+}
+
+impl Pending {
+    /// `user`'s pending acceptance of what `by` started at `at`.
+    pub fn new(user: UserId, by: UserId, at: Millis) -> Self {
+        Self { user, by, at }
+    }
+}
+
+/// Which of a user's conversations [`MessageStore::conversations`] lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Listing {
+    /// The conversations the user is or was a member of and has accepted.
+    /// A direct conversation never written to is not listed (the peer did
+    /// not choose it).
+    Main,
+    /// What waits for the user's answer ([`ConversationState::pending`]):
+    /// message requests with something the user may read
+    /// ([`ConversationState::readable`] not empty), and group invitations.
+    Requests,
+    /// Every conversation the user is or was a member of, whichever list
+    /// shows it (or none, as a request the user blocks): what `sync`
+    /// delivers.
+    All,
+}
+
+impl Listing {
+    /// Whether `state` belongs in `user`'s listing: the one definition
+    /// every store follows.
+    pub fn shows(self, state: &ConversationState, user: &UserId) -> bool {
+        let pending = state.pending_for(user).is_some();
+        match self {
+            Listing::Main => {
+                !pending
+                    && state.member(user).is_some()
+                    && (state.kind == ConversationKind::Group || state.last_seq > 0)
+            }
+            Listing::Requests => {
+                pending
+                    && (state.kind == ConversationKind::Group
+                        || state
+                            .readable(user)
+                            .is_some_and(|(first, last)| first <= last))
+                    && !state.blocked.contains(user)
+            }
+            Listing::All => state.member(user).is_some(),
+        }
+    }
+}
+
 /// A group's settings (empty in a direct conversation).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -197,6 +259,13 @@ pub struct ConversationState {
     /// [`StoreError::Blocked`](super::StoreError::Blocked); the history stays
     /// readable. Set and cleared through [`MessageStore::change`].
     pub blocked: Vec<UserId>,
+    /// Users who have not accepted the conversation. In a direct
+    /// conversation, the recipient of a message request: a member, who
+    /// receives its messages, but whose writes [`MessageStore::append`]
+    /// refuses with [`StoreError::NotAccepted`](super::StoreError::NotAccepted)
+    /// until the request is accepted. In a group, users invited who are
+    /// not members yet. Set and cleared through [`MessageStore::change`].
+    pub pending: Vec<Pending>,
 }
 
 impl ConversationState {
@@ -216,6 +285,7 @@ impl ConversationState {
             version: 0,
             invite: None,
             blocked: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -240,7 +310,13 @@ impl ConversationState {
             version: 0,
             invite: None,
             blocked: Vec::new(),
+            pending: Vec::new(),
         }
+    }
+
+    /// What `user` has yet to accept here, if anything.
+    pub fn pending_for(&self, user: &UserId) -> Option<&Pending> {
+        self.pending.iter().find(|p| p.user == *user)
     }
 
     /// `user`'s membership, current or past.
@@ -343,7 +419,8 @@ pub trait MessageStore: Send + Sync {
     /// `duplicate: true`; a retry never consumes a seq, even when it races
     /// the first attempt. `NotFound` if the conversation does not exist,
     /// `NotMember` if `from` is not a current member when the entry would
-    /// land. When this returns `Ok`, the message survives a crash.
+    /// land, `Blocked` if the conversation is blocked, `NotAccepted` if
+    /// `from` has not accepted it ([`ConversationState::pending`]). When this returns `Ok`, the message survives a crash.
     async fn append(&self, msg: NewMessage) -> StoreResult<Appended>;
 
     /// Replaces the settings, members and invite of `state.conv` with those
@@ -400,13 +477,14 @@ pub trait MessageStore: Send + Sync {
     /// The conversation's state; `Ok(None)` if it does not exist.
     async fn conversation(&self, conv: &ConversationId) -> StoreResult<Option<ConversationState>>;
 
-    /// Up to `limit` conversations `user` is or was a member of, newest
-    /// activity first (ties by id: [`ConversationState::sort_newest_first`]),
-    /// after the position `after` (`(last_ts, conv)` of the previous
-    /// page's last) when given.
+    /// Up to `limit` conversations of `user` that `listing` shows
+    /// ([`Listing::shows`]), newest activity first (ties by id:
+    /// [`ConversationState::sort_newest_first`]), after the position
+    /// `after` (`(last_ts, conv)` of the previous page's last) when given.
     async fn conversations(
         &self,
         user: &UserId,
+        listing: Listing,
         after: Option<&(Millis, ConversationId)>,
         limit: usize,
     ) -> StoreResult<Vec<ConversationState>>;

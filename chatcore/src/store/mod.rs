@@ -12,6 +12,7 @@ mod limiter;
 mod mailer;
 mod messages;
 mod presence;
+mod reports;
 mod sessions;
 mod users;
 
@@ -20,9 +21,11 @@ pub use contacts::{pair_key, ContactStore, ContactView, Link, Relation, Written}
 pub use limiter::{Quota, RateLimiter};
 pub use mailer::{Mail, Mailer};
 pub use messages::{
-    Appended, Changed, ConversationState, GroupInfo, Member, MessageStore, NewMessage,
+    Appended, Changed, ConversationState, GroupInfo, Listing, Member, MessageStore, NewMessage,
+    Pending,
 };
 pub use presence::PresenceStore;
+pub use reports::{Report, ReportStore};
 pub use sessions::{ResetToken, ResetTokenStore, SessionRecord, SessionStore};
 pub use users::{display_name_words, NewUser, ProfileUpdate, SearchQuery, UserRecord, UserStore};
 
@@ -46,6 +49,10 @@ pub enum StoreError {
     /// the other ([`ConversationState::blocked`]).
     #[error("blocked")]
     Blocked,
+    /// The writer has not accepted the conversation: it is a message
+    /// request to them ([`ConversationState::pending`]).
+    #[error("not accepted")]
+    NotAccepted,
     /// The backend could not be reached or did not answer in time.
     #[error("backend unavailable: {0}")]
     Unavailable(String),

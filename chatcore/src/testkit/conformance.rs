@@ -15,9 +15,9 @@ use crate::model::{
     Audience, Content, ConversationId, ConversationKind, DeviceId, Millis, Privacy, UserId,
 };
 use crate::store::{
-    BrokerHandler, Changed, ContactView, ConversationState, Event, Link, NewMessage, NewUser,
-    ProfileUpdate, Quota, Relation, ResetToken, SearchQuery, SessionRecord, StoreError, Topic,
-    UserRecord, Written,
+    BrokerHandler, Changed, ContactView, ConversationState, Event, Link, Listing, NewMessage,
+    NewUser, Pending, ProfileUpdate, Quota, Relation, Report, ResetToken, SearchQuery,
+    SessionRecord, StoreError, Topic, UserRecord, Written,
 };
 use crate::Backends;
 
@@ -64,10 +64,14 @@ cases!(
     conversations_last_entries_in_one_call,
     conversations_mute_is_per_member_and_reaches_the_recipients,
     conversations_blocked_refuses_every_append_until_cleared,
+    conversations_requests_are_listed_apart_until_accepted,
+    conversations_invitations_are_listed_to_the_invited_only,
     contacts_change_compares_and_swaps_on_version,
     contacts_relations_returns_only_stored_pairs,
     contacts_list_filters_orders_and_pages_each_view,
     contacts_concurrent_changes_of_one_pair_admit_one,
+    contacts_relations_keep_unaccepted_requests,
+    reports_replace_per_pair_and_page_newest_first,
     presence_tracks_connections_and_last_seen,
     limiter_counts_in_a_sliding_window,
     limiter_spends_budgets_in_fixed_windows,
@@ -387,6 +391,7 @@ async fn users_privacy_round_trips_with_a_default(b: Backends) {
     );
     let private = Privacy {
         direct: Audience::Contacts,
+        groups: Audience::Contacts,
         presence: Audience::Nobody,
     };
     let r = b.users.set_privacy(&u.id, &private).await.unwrap();
@@ -432,6 +437,7 @@ async fn users_privacy_round_trips_with_a_default(b: Backends) {
     assert_eq!(r.privacy, private, "a profile update keeps the privacy");
     let contacts_only = Privacy {
         direct: Audience::Everyone,
+        groups: Audience::Everyone,
         presence: Audience::Contacts,
     };
     b.users.set_privacy(&u.id, &contacts_only).await.unwrap();
@@ -778,7 +784,7 @@ async fn messages_read_after_and_conversations(b: Backends) {
     );
     let convs: Vec<_> = b
         .messages
-        .conversations(&a, None, 10)
+        .conversations(&a, Listing::Main, None, 10)
         .await
         .unwrap()
         .into_iter()
@@ -787,7 +793,7 @@ async fn messages_read_after_and_conversations(b: Backends) {
     assert_eq!(convs, [c2.clone(), c1.clone()], "newest activity first");
     let zc: Vec<_> = b
         .messages
-        .conversations(&z, None, 10)
+        .conversations(&z, Listing::Main, None, 10)
         .await
         .unwrap()
         .into_iter()
@@ -796,7 +802,7 @@ async fn messages_read_after_and_conversations(b: Backends) {
     assert_eq!(zc, [(c1, 4)]);
     assert!(b
         .messages
-        .conversations(&UserId::generate(), None, 10)
+        .conversations(&UserId::generate(), Listing::Main, None, 10)
         .await
         .unwrap()
         .is_empty());
@@ -1077,7 +1083,7 @@ async fn conversations_open_direct_is_idempotent_and_race_free(b: Backends) {
     assert_eq!(s.peer_of(&a), Some(&z));
     assert!(
         b.messages
-            .conversations(&a, None, 10)
+            .conversations(&a, Listing::Main, None, 10)
             .await
             .unwrap()
             .is_empty(),
@@ -1136,7 +1142,11 @@ async fn conversations_create_group_writes_its_first_notice(b: Backends) {
         .unwrap();
     assert_eq!(r.message.seq, 2);
     assert_eq!(r.recipients.len(), 3);
-    let listed = b.messages.conversations(&m1, None, 10).await.unwrap();
+    let listed = b
+        .messages
+        .conversations(&m1, Listing::Main, None, 10)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1, "a group is listed for each member");
     assert_eq!(listed[0].last_seq, 2);
 }
@@ -1304,20 +1314,24 @@ async fn conversations_list_pages_newest_first(b: Backends) {
         convs.push(c);
     }
     convs.reverse();
-    let first = b.messages.conversations(&me, None, 2).await.unwrap();
+    let first = b
+        .messages
+        .conversations(&me, Listing::Main, None, 2)
+        .await
+        .unwrap();
     let ids = |v: &[ConversationState]| v.iter().map(|s| s.conv.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&first), convs[..2]);
     let after = (first[1].last_ts, first[1].conv.clone());
     let second = b
         .messages
-        .conversations(&me, Some(&after), 2)
+        .conversations(&me, Listing::Main, Some(&after), 2)
         .await
         .unwrap();
     assert_eq!(ids(&second), convs[2..4]);
     let after = (second[1].last_ts, second[1].conv.clone());
     let third = b
         .messages
-        .conversations(&me, Some(&after), 2)
+        .conversations(&me, Listing::Main, Some(&after), 2)
         .await
         .unwrap();
     assert_eq!(ids(&third), convs[4..]);
@@ -1334,11 +1348,15 @@ async fn conversations_list_pages_newest_first(b: Backends) {
         same.push(c);
     }
     same.sort();
-    let p1 = b.messages.conversations(&you, None, 2).await.unwrap();
+    let p1 = b
+        .messages
+        .conversations(&you, Listing::Main, None, 2)
+        .await
+        .unwrap();
     let after = (p1[1].last_ts, p1[1].conv.clone());
     let p2 = b
         .messages
-        .conversations(&you, Some(&after), 2)
+        .conversations(&you, Listing::Main, Some(&after), 2)
         .await
         .unwrap();
     assert_eq!([ids(&p1), ids(&p2)].concat(), same);
@@ -1350,7 +1368,11 @@ async fn conversations_list_pages_newest_first(b: Backends) {
         b.messages.change(&next, Some(notice)).await.unwrap(),
         Changed::Done(Some(_))
     ));
-    let all = b.messages.conversations(&you, None, 10).await.unwrap();
+    let all = b
+        .messages
+        .conversations(&you, Listing::Main, None, 10)
+        .await
+        .unwrap();
     assert!(all.iter().any(|s| s.conv == g.conv));
 }
 
@@ -1369,7 +1391,10 @@ async fn conversations_unread_counts_messages_in_the_members_window(b: Backends)
     let (next, notice) = crate::groups::apply(
         &state,
         &owner,
-        crate::groups::Action::Add(vec![late.clone()]),
+        crate::groups::Action::Add {
+            users: vec![late.clone()],
+            invite: Vec::new(),
+        },
         T0 + 10,
         1000,
     )
@@ -1483,7 +1508,11 @@ async fn conversations_blocked_refuses_every_append_until_cleared(b: Backends) {
         (stored.blocked.clone(), stored.version),
         (vec![z.clone()], 1)
     );
-    let listed = b.messages.conversations(&a, None, 10).await.unwrap();
+    let listed = b
+        .messages
+        .conversations(&a, Listing::Main, None, 10)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(
         listed[0].blocked,
@@ -1545,6 +1574,210 @@ async fn conversations_blocked_refuses_every_append_until_cleared(b: Backends) {
         .unwrap();
     assert!(!r.duplicate);
     assert_eq!(r.message.seq, 2, "refused appends burnt no seq");
+}
+
+/// The ids of listed conversations.
+fn ids(states: &[ConversationState]) -> Vec<ConversationId> {
+    states.iter().map(|c| c.conv.clone()).collect()
+}
+
+async fn conversations_requests_are_listed_apart_until_accepted(b: Backends) {
+    let (a, z) = (UserId::generate(), UserId::generate());
+    // a writes first to z, who is not a contact: a request to z.
+    let mut state = ConversationState::direct(&a, &z, T0);
+    state.pending.push(Pending::new(z.clone(), a.clone(), T0));
+    let stored = b.messages.open_direct(state.clone()).await.unwrap();
+    assert_eq!(stored.pending, state.pending, "stored as given");
+    let c = stored.conv.clone();
+    let list = |u: &UserId, l: Listing| {
+        let (b, u) = (b.clone(), u.clone());
+        async move { ids(&b.messages.conversations(&u, l, None, 10).await.unwrap()) }
+    };
+    assert!(
+        list(&z, Listing::Requests).await.is_empty(),
+        "a request with nothing in it is not listed"
+    );
+    b.messages
+        .append(msg(&c, &a, &z, "a1", T0 + 1))
+        .await
+        .unwrap();
+    b.messages
+        .append(msg(&c, &a, &z, "a2", T0 + 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&a, Listing::Main).await,
+        std::slice::from_ref(&c),
+        "the sender's chat"
+    );
+    assert!(list(&a, Listing::Requests).await.is_empty());
+    assert!(list(&z, Listing::Main).await.is_empty(), "not in z's chats");
+    assert_eq!(list(&z, Listing::Requests).await, std::slice::from_ref(&c));
+    let got = b.messages.conversation(&c).await.unwrap().unwrap();
+    assert_eq!(got.pending, state.pending, "read back");
+    assert_eq!(
+        b.messages
+            .append(msg(&c, &z, &a, "z1", T0 + 3))
+            .await
+            .map(|_| ()),
+        Err(StoreError::NotAccepted),
+        "the recipient writes only once it accepts"
+    );
+    // z deletes what it holds so far: nothing left to list.
+    let mut deleted = got.clone();
+    deleted.version += 1;
+    for m in &mut deleted.members {
+        if m.user == z {
+            m.joined_seq = got.last_seq + 1;
+        }
+    }
+    assert!(matches!(
+        b.messages.change(&deleted, None).await.unwrap(),
+        Changed::Done(None)
+    ));
+    assert!(list(&z, Listing::Requests).await.is_empty(), "deleted");
+    b.messages
+        .append(msg(&c, &a, &z, "a3", T0 + 4))
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&z, Listing::Requests).await,
+        std::slice::from_ref(&c),
+        "a later message makes it a request again"
+    );
+    // Blocked by z: no longer among z's requests.
+    let mut blocked = b.messages.conversation(&c).await.unwrap().unwrap();
+    blocked.version += 1;
+    blocked.blocked = vec![z.clone()];
+    assert!(matches!(
+        b.messages.change(&blocked, None).await.unwrap(),
+        Changed::Done(None)
+    ));
+    assert!(list(&z, Listing::Requests).await.is_empty(), "blocked");
+    // Accepted (and unblocked): a chat like any other, and z may write.
+    let mut accepted = blocked.clone();
+    accepted.version += 1;
+    accepted.blocked.clear();
+    accepted.pending.clear();
+    assert!(matches!(
+        b.messages.change(&accepted, None).await.unwrap(),
+        Changed::Done(None)
+    ));
+    assert_eq!(list(&z, Listing::Main).await, std::slice::from_ref(&c));
+    assert!(list(&z, Listing::Requests).await.is_empty());
+    let r = b
+        .messages
+        .append(msg(&c, &z, &a, "z1", T0 + 5))
+        .await
+        .unwrap();
+    assert_eq!(r.message.seq, 4, "the refused append burnt no seq");
+}
+
+async fn conversations_invitations_are_listed_to_the_invited_only(b: Backends) {
+    let (owner, member, guest) = (UserId::generate(), UserId::generate(), UserId::generate());
+    let created = group_of(&b, &owner, std::slice::from_ref(&member)).await;
+    let g = created.conv.clone();
+    let stored = b.messages.conversation(&g).await.unwrap().unwrap();
+    let mut invited = stored.clone();
+    invited.version += 1;
+    invited
+        .pending
+        .push(Pending::new(guest.clone(), owner.clone(), T0 + 1));
+    assert!(matches!(
+        b.messages.change(&invited, None).await.unwrap(),
+        Changed::Done(None)
+    ));
+    let requests = b
+        .messages
+        .conversations(&guest, Listing::Requests, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&requests),
+        std::slice::from_ref(&g),
+        "the invitation is listed"
+    );
+    assert_eq!(requests[0].pending, invited.pending);
+    assert!(b
+        .messages
+        .conversations(&guest, Listing::Main, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    for u in [&owner, &member] {
+        assert!(b
+            .messages
+            .conversations(u, Listing::Requests, None, 10)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    // The guest is not a member: it neither writes nor receives.
+    let append = b
+        .messages
+        .append(msg(&g, &guest, &owner, "g1", T0 + 2))
+        .await;
+    assert_eq!(append.map(|_| ()), Err(StoreError::NotMember));
+    let sent = b
+        .messages
+        .append(msg(&g, &owner, &member, "o1", T0 + 3))
+        .await
+        .unwrap();
+    assert!(!sent.recipients.iter().any(|m| m.user == guest));
+    // Declined: listed nowhere.
+    let mut declined = b.messages.conversation(&g).await.unwrap().unwrap();
+    declined.version += 1;
+    declined.pending.clear();
+    assert!(matches!(
+        b.messages.change(&declined, None).await.unwrap(),
+        Changed::Done(None)
+    ));
+    assert!(b
+        .messages
+        .conversations(&guest, Listing::Requests, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn contacts_relations_keep_unaccepted_requests(b: Backends) {
+    let (a, z) = (UserId::generate(), UserId::generate());
+    let mut r = Relation::new(&a, &z);
+    r.version = 1;
+    let zi = r.side(&z).unwrap();
+    r.unaccepted[zi] = true;
+    assert!(!r.is_empty(), "an unaccepted request is something");
+    assert_eq!(b.contacts.change(&r).await.unwrap(), Written::Done);
+    let got = b.contacts.relation(&z, &a).await.unwrap().unwrap();
+    assert_eq!(got, r, "stored as given");
+    assert!(got.awaits(&z) && !got.awaits(&a));
+    let mut cleared = got;
+    cleared.version += 1;
+    cleared.unaccepted = [false, false];
+    assert_eq!(b.contacts.change(&cleared).await.unwrap(), Written::Done);
+    assert_eq!(b.contacts.relation(&a, &z).await.unwrap().unwrap(), cleared);
+}
+
+async fn reports_replace_per_pair_and_page_newest_first(b: Backends) {
+    let (a, z, y) = (UserId::generate(), UserId::generate(), UserId::generate());
+    let conv = ConversationId::direct(&a, &z);
+    let first = Report::new(a.clone(), z.clone(), Some(conv.clone()), "spam".into(), T0);
+    b.reports.file(&first).await.unwrap();
+    let other = Report::new(y.clone(), z.clone(), None, String::new(), T0 + 1);
+    b.reports.file(&other).await.unwrap();
+    let again = Report::new(a.clone(), z.clone(), None, "still spam".into(), T0 + 2);
+    b.reports.file(&again).await.unwrap();
+    let all = b.reports.list(None, 10).await.unwrap();
+    assert_eq!(
+        all,
+        [again.clone(), other.clone()],
+        "one per pair, newest first"
+    );
+    let page = b.reports.list(None, 1).await.unwrap();
+    assert_eq!(page, std::slice::from_ref(&again));
+    let after = (page[0].at, page[0].key());
+    assert_eq!(b.reports.list(Some(&after), 10).await.unwrap(), [other]);
+    assert!(b.reports.list(None, 0).await.unwrap().is_empty());
 }
 
 /// The relation of `a` and `z` at `version`, with each user's block and

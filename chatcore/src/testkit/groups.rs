@@ -615,6 +615,7 @@ impl World {
         let (reply, _) = self
             .req(user, |id| ClientFrame::Conversations {
                 id,
+                list: None,
                 after: None,
                 limit: Some(200),
             })

@@ -16,7 +16,11 @@
 //!   nothing of it is stored or delivered, and no device is ever pushed the
 //!   real presence of a user whose presence is hidden from it (every device
 //!   is drained after each step, so each push is judged by the state of the
-//!   step that caused it).
+//!   step that caused it);
+//! - a first message between users who are not contacts opens a message
+//!   request: its recipient's sends are refused and its presence is hidden
+//!   from the sender until it accepts (or they become contacts), and the
+//!   recipient still receives every message.
 
 use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
@@ -112,6 +116,14 @@ pub enum Op {
         /// The other user.
         other: usize,
     },
+    /// `user` accepts the message request of `other`, if there is one (and
+    /// is told there is none otherwise).
+    Answer {
+        /// Who acts.
+        user: usize,
+        /// The other user.
+        other: usize,
+    },
     /// `user` sets who sees its presence.
     Presence {
         /// Who acts.
@@ -135,6 +147,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (u.clone(), d).prop_map(|(user, dev)| Op::Sync { user, dev }),
         1 => (u.clone(), 0..MAX_USERS).prop_map(|(user, other)| Op::Contact { user, other }),
         1 => (u.clone(), 0..MAX_USERS).prop_map(|(user, other)| Op::Block { user, other }),
+        1 => (u.clone(), 0..MAX_USERS).prop_map(|(user, other)| Op::Answer { user, other }),
         1 => (u, 0..3usize).prop_map(|(user, audience)| Op::Presence { user, audience }),
     ]
 }
@@ -175,6 +188,8 @@ struct Model {
     relations: BTreeMap<(usize, usize), Relation>,
     /// Each user's privacy settings.
     privacy: Vec<Privacy>,
+    /// Each pair's message request not accepted yet: who is to accept.
+    requests: BTreeMap<(usize, usize), usize>,
 }
 
 impl Model {
@@ -185,10 +200,37 @@ impl Model {
             .unwrap_or_else(|| Relation::new(&users[a], &users[b]))
     }
 
+    /// The conversation of `a` and `b`, once opened.
+    fn conv_of(&self, a: usize, b: usize) -> Option<ConversationId> {
+        self.members
+            .iter()
+            .find(|(_, m)| (m[0] == a && m[1] == b) || (m[0] == b && m[1] == a))
+            .map(|(c, _)| c.clone())
+    }
+
+    /// Records whether the pair's message request waits for `to`: in the
+    /// requests, and mirrored in the relation, as the server keeps it.
+    fn set_request(&mut self, users: &[UserId], from: usize, to: usize, on: bool) {
+        let key = (from.min(to), from.max(to));
+        if on {
+            self.requests.insert(key, to);
+        } else {
+            self.requests.remove(&key);
+        }
+        let mut r = self.relation(users, from, to);
+        r.unaccepted = r.users.clone().map(|u| on && u == users[to]);
+        self.relations.insert(key, r);
+    }
+
     /// Whether `viewer` may see `subject`'s presence now.
     fn sees(&self, users: &[UserId], viewer: usize, subject: usize) -> bool {
         let r = self.relation(users, viewer, subject);
-        sees_presence(Some(&r), &self.privacy[viewer], &self.privacy[subject])
+        sees_presence(
+            Some(&r),
+            &self.privacy[viewer],
+            &users[subject],
+            &self.privacy[subject],
+        )
     }
 }
 
@@ -257,7 +299,8 @@ impl World {
                 | ServerFrame::ProfileChanged { .. }
                 | ServerFrame::NewUser { .. }
                 | ServerFrame::Contact { id: None, .. }
-                | ServerFrame::Privacy { id: None, .. } => {}
+                | ServerFrame::Privacy { id: None, .. }
+                | ServerFrame::Answered { .. } => {}
                 other if other.id() == Some(id) => return Ok(other),
                 other => return Err(format!("unexpected frame {other:?}")),
             }
@@ -352,7 +395,8 @@ impl World {
         }
         // Refused while one blocks the other; a retry may also be answered
         // as the duplicate it is (the idempotency check comes first).
-        let blocked = self.model.relation(&self.users, from, to).any_block();
+        let relation = self.model.relation(&self.users, from, to);
+        let blocked = relation.any_block();
         let refused = matches!(
             &reply,
             ServerFrame::Error { code, .. } if *code == crate::protocol::ErrorCode::Forbidden
@@ -362,6 +406,13 @@ impl World {
                 format!("a send between users of whom one blocks the other must be refused, got {reply:?}")
             });
         }
+        let key = (from.min(to), from.max(to));
+        if self.model.requests.get(&key) == Some(&from) && (refused || !retry) {
+            return ensure(refused, || {
+                format!("a send into a request the sender has not accepted must be refused, got {reply:?}")
+            });
+        }
+        let opens = self.model.conv_of(from, to).is_none();
         let ServerFrame::Sent {
             message_id,
             conv,
@@ -373,6 +424,9 @@ impl World {
             return Err(format!("send failed: {reply:?}"));
         };
         self.model.members.insert(conv.clone(), [from, to]);
+        if opens && !relation.are_contacts() {
+            self.model.set_request(&self.users, from, to, true);
+        }
         let stored = self.model.convs.entry(conv.clone()).or_default();
         if retry {
             let first = stored
@@ -558,14 +612,45 @@ impl World {
             .await?;
         match (expected, reply) {
             (Ok(after), ServerFrame::Contact { .. }) => {
+                let contacts = after.are_contacts();
                 self.model
                     .relations
                     .insert((u.min(other), u.max(other)), after);
+                if contacts {
+                    // Contacts accept each other's messages.
+                    self.model.requests.remove(&(u.min(other), u.max(other)));
+                }
                 Ok(())
             }
             (Err(_), ServerFrame::Error { .. }) => Ok(()),
             (expected, reply) => Err(format!(
                 "{action:?} by user {u} of user {other}: expected {expected:?}, got {reply:?}"
+            )),
+        }
+    }
+
+    /// `u` accepts `other`'s message request: answered with the
+    /// conversation if there is one, `not_found` otherwise.
+    async fn answer(&mut self, u: usize, other: usize) -> Check<()> {
+        let (Some(d), Some(conv)) = (self.online(u), self.model.conv_of(u, other)) else {
+            return Ok(());
+        };
+        let waits = self.model.requests.get(&(u.min(other), u.max(other))) == Some(&u);
+        let reply = self
+            .request(u, d, |id| ClientFrame::Accept { id, conv })
+            .await?;
+        match reply {
+            ServerFrame::Conversation { .. } if waits => {
+                self.model.set_request(&self.users, other, u, false);
+                Ok(())
+            }
+            ServerFrame::Error { code, .. }
+                if !waits && code == crate::protocol::ErrorCode::NotFound =>
+            {
+                Ok(())
+            }
+            other_reply => Err(format!(
+                "accept by {u} of {other}'s request (waiting: {waits}): got {other_reply:?}"
             )),
         }
     }
@@ -578,6 +663,7 @@ impl World {
             .request(u, d, |id| ClientFrame::SetPrivacy {
                 id,
                 direct: None,
+                groups: None,
                 presence: Some(audience),
             })
             .await?
@@ -690,6 +776,12 @@ impl World {
                         Action::Block
                     };
                     self.relate(u, o, action).await?;
+                }
+            }
+            Op::Answer { user, other } => {
+                let (u, o) = (user % users, other % users);
+                if u != o {
+                    self.answer(u, o).await?;
                 }
             }
             Op::Presence { user, audience } => {

@@ -7,7 +7,8 @@ use crate::model::{
 };
 use crate::protocol::{
     ClientFrame, ContactAction, ContactInfo, ContactList, ContactState, ConversationInfo,
-    ConversationSummary, DirectoryEntry, ErrorCode, LastEntry, MemberInfo, ServerFrame,
+    ConversationList, ConversationSummary, DirectoryEntry, ErrorCode, LastEntry, MemberInfo,
+    RequestInfo, ServerFrame,
 };
 
 fn alice() -> UserId {
@@ -103,7 +104,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
     vec![
         ClientFrame::Hello {
             id: 1,
-            version: 3,
+            version: 4,
             client: Some("chatcore-rs/0.1".into()),
         },
         ClientFrame::Register {
@@ -191,6 +192,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
         },
         ClientFrame::Conversations {
             id: 18,
+            list: None,
             after: Some("1732540800000:g:0190f7a4-1111-7000-8000-0000000009a0".into()),
             limit: Some(50),
         },
@@ -281,7 +283,28 @@ pub fn client_frames() -> Vec<ClientFrame> {
         ClientFrame::SetPrivacy {
             id: 37,
             direct: Some(Audience::Contacts),
+            groups: Some(Audience::Contacts),
             presence: None,
+        },
+        ClientFrame::Conversations {
+            id: 38,
+            list: Some(ConversationList::Requests),
+            after: None,
+            limit: None,
+        },
+        ClientFrame::Accept {
+            id: 39,
+            conv: group(),
+        },
+        ClientFrame::Decline {
+            id: 40,
+            conv: conv(),
+        },
+        ClientFrame::Report {
+            id: 41,
+            user: bob(),
+            conv: Some(conv()),
+            reason: Some("Sells miracle tea".into()),
         },
     ]
 }
@@ -291,7 +314,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
     vec![
         ServerFrame::Welcome {
             id: 1,
-            version: 3,
+            version: 4,
             server: "chatcore/0.1.0".into(),
             time: 1_732_540_800_000,
         },
@@ -362,6 +385,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     }),
                     muted: false,
                     muted_until: None,
+                    request: None,
                 },
                 ConversationSummary {
                     conv: group(),
@@ -383,6 +407,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     }),
                     muted: true,
                     muted_until: Some(1_732_627_200_000),
+                    request: None,
                 },
                 ConversationSummary {
                     conv: ConversationId::from("g:0190f7a4-2222-7000-8000-0000000009a1"),
@@ -398,6 +423,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     last: None,
                     muted: true,
                     muted_until: None,
+                    request: None,
                 },
             ],
             next: Some("1732540800000:g:0190f7a4-1111-7000-8000-0000000009a0".into()),
@@ -427,12 +453,15 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 role: Some(Role::Owner),
                 last_seq: 1,
                 first_seq: 1,
+                invited: vec![carol()],
+                request: None,
             }),
         },
         ServerFrame::Changed {
             id: 24,
             conv: group(),
             seq: 7,
+            invited: vec![carol()],
         },
         ServerFrame::Invite {
             id: 28,
@@ -557,8 +586,63 @@ pub fn server_frames() -> Vec<ServerFrame> {
             id: Some(37),
             privacy: Privacy {
                 direct: Audience::Contacts,
+                groups: Audience::Contacts,
                 presence: Audience::Everyone,
             },
+        },
+        ServerFrame::Conversations {
+            id: 38,
+            conversations: vec![ConversationSummary {
+                conv: conv(),
+                kind: ConversationKind::Direct,
+                title: None,
+                avatar: None,
+                peer: Some(profile()),
+                members: 2,
+                role: None,
+                left: false,
+                last_seq: 1,
+                unread: 1,
+                last: Some(LastEntry {
+                    seq: 1,
+                    ts: 1_732_541_100_000,
+                    from: bob(),
+                    kind: "text".into(),
+                    preview: Some("Hi, we met at the fair".into()),
+                }),
+                muted: false,
+                muted_until: None,
+                request: Some(RequestInfo {
+                    by: profile(),
+                    at: 1_732_541_100_000,
+                }),
+            }],
+            next: None,
+        },
+        ServerFrame::Invited {
+            conversation: Box::new(ConversationSummary {
+                conv: group(),
+                kind: ConversationKind::Group,
+                title: Some("Tea party".into()),
+                avatar: None,
+                peer: None,
+                members: 3,
+                role: None,
+                left: false,
+                last_seq: 0,
+                unread: 0,
+                last: None,
+                muted: false,
+                muted_until: None,
+                request: Some(RequestInfo {
+                    by: profile(),
+                    at: 1_732_541_200_000,
+                }),
+            }),
+        },
+        ServerFrame::Answered {
+            conv: group(),
+            accepted: true,
         },
     ]
 }
@@ -594,5 +678,7 @@ pub fn server_type_name(f: &ServerFrame) -> &'static str {
         ServerFrame::Contact { .. } => "contact",
         ServerFrame::Contacts { .. } => "contacts",
         ServerFrame::Privacy { .. } => "privacy",
+        ServerFrame::Invited { .. } => "invited",
+        ServerFrame::Answered { .. } => "answered",
     }
 }

@@ -2,7 +2,7 @@
 //! of arbitrary frames, and no panic on arbitrary bytes.
 
 use chatcore::model::{Content, ConversationId, Message, MessageId, Presence, UserId};
-use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
+use chatcore::protocol::{ClientFrame, Codec, ConversationList, ErrorCode, ServerFrame};
 use chatcore::testkit::{decoding, samples};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -323,13 +323,40 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (id, proptest::option::of(conv())).prop_map(|(id, conv)| ClientFrame::Focus { id, conv }),
         (
             id,
+            proptest::option::of(prop_oneof![
+                Just(ConversationList::Main),
+                Just(ConversationList::Requests)
+            ]),
             proptest::option::of(s()),
             proptest::option::of(any::<u32>())
         )
-            .prop_map(|(id, after, limit)| ClientFrame::Conversations { id, after, limit }),
+            .prop_map(|(id, list, after, limit)| ClientFrame::Conversations {
+                id,
+                list,
+                after,
+                limit
+            }),
         id.prop_map(|id| ClientFrame::Ping { id }),
     ];
-    prop_oneof![a, b, c]
+    // Each group boxed: one union of every variant would need more stack
+    // than a test thread has, in a debug build, to make a value.
+    let d = prop_oneof![
+        (id, conv()).prop_map(|(id, conv)| ClientFrame::Accept { id, conv }),
+        (id, conv()).prop_map(|(id, conv)| ClientFrame::Decline { id, conv }),
+        (
+            id,
+            uid(),
+            proptest::option::of(conv()),
+            proptest::option::of(s())
+        )
+            .prop_map(|(id, user, conv, reason)| ClientFrame::Report {
+                id,
+                user,
+                conv,
+                reason
+            }),
+    ];
+    prop_oneof![a.boxed(), b.boxed(), c.boxed(), d.boxed()]
 }
 
 fn message() -> impl Strategy<Value = Message> {

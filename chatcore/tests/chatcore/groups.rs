@@ -672,6 +672,7 @@ async fn the_conversation_list_pages_and_previews_only_text() {
     let g = w.group(&alice, &[&peers[0]]).await;
     let page = |after: Option<String>| ClientFrame::Conversations {
         id: 1,
+        list: None,
         after,
         limit: Some(2),
     };
@@ -752,6 +753,7 @@ async fn a_read_tells_the_users_other_devices_and_mute_is_listed() {
     async fn list(w: &World, who: &Caller) -> Vec<ConversationSummary> {
         let frame = ClientFrame::Conversations {
             id: 1,
+            list: None,
             after: None,
             limit: None,
         };

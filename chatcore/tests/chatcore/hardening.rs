@@ -304,7 +304,7 @@ async fn a_conversation_that_does_not_exist_is_not_found_and_nothing_is_stored()
     let store = &s.backends().messages;
     assert!(store.cursors(&alice, &device).await.unwrap().is_empty());
     assert!(store
-        .conversations(&alice, None, 10)
+        .conversations(&alice, chatcore::store::Listing::Main, None, 10)
         .await
         .unwrap()
         .is_empty());

@@ -51,12 +51,12 @@ impl Client {
         match c
             .req(|id| ClientFrame::Hello {
                 id,
-                version: 3,
+                version: 4,
                 client: Some("test".into()),
             })
             .await
         {
-            ServerFrame::Welcome { version: 3, .. } => {}
+            ServerFrame::Welcome { version: 4, .. } => {}
             other => panic!("hello: {other:?}"),
         }
         c
@@ -309,7 +309,7 @@ async fn frames_out_of_order_get_clear_errors() {
         code(
             &c.req(|id| ClientFrame::Hello {
                 id,
-                version: 3,
+                version: 4,
                 client: None
             })
             .await
@@ -470,8 +470,54 @@ async fn two_users_chat_with_pushes_alerts_and_focus() {
         matches!(seen.as_slice(), [ServerFrame::Message { message }] if message.seq == 2),
         "focused: no alert: {seen:?}"
     );
+    // Alice is not Bob's contact: her first message made a message request,
+    // listed apart, which Bob answers before he writes.
+    let listed = |f: ServerFrame| match f {
+        ServerFrame::Conversations { conversations, .. } => conversations
+            .into_iter()
+            .map(|c| (c.conv, c.request.map(|r| r.by.user)))
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    let requests = Some(chatcore::protocol::ConversationList::Requests);
     let reply = b.send(&alice, "r1", "yes").await;
-    assert!(matches!(reply, ServerFrame::Sent { seq: 3, .. }));
+    assert!(
+        matches!(&reply, ServerFrame::Error { code: ErrorCode::Forbidden, message, .. } if message.contains("accept")),
+        "{reply:?}"
+    );
+    let waiting = listed(
+        b.req(|id| ClientFrame::Conversations {
+            id,
+            list: requests,
+            after: None,
+            limit: None,
+        })
+        .await,
+    );
+    assert_eq!(waiting, [(conv.clone(), Some(alice.clone()))]);
+    assert!(listed(
+        b.req(|id| ClientFrame::Conversations {
+            id,
+            list: None,
+            after: None,
+            limit: None,
+        })
+        .await
+    )
+    .is_empty());
+    assert!(matches!(
+        b.req(|id| ClientFrame::Accept {
+            id,
+            conv: conv.clone()
+        })
+        .await,
+        ServerFrame::Conversation { .. }
+    ));
+    let reply = b.send(&alice, "r1", "yes").await;
+    assert!(
+        matches!(reply, ServerFrame::Sent { seq: 3, .. }),
+        "{reply:?}"
+    );
 
     match b
         .req(|id| ClientFrame::History {
@@ -491,6 +537,7 @@ async fn two_users_chat_with_pushes_alerts_and_focus() {
     match a
         .req(|id| ClientFrame::Conversations {
             id,
+            list: None,
             after: None,
             limit: None,
         })
@@ -515,6 +562,7 @@ async fn two_users_chat_with_pushes_alerts_and_focus() {
     match a
         .req(|id| ClientFrame::Conversations {
             id,
+            list: None,
             after: None,
             limit: None,
         })
@@ -1091,7 +1139,7 @@ async fn shutdown_ends_every_session() {
     conn.tx
         .send(Ok(ClientFrame::Hello {
             id: 1,
-            version: 3,
+            version: 4,
             client: None,
         }))
         .await

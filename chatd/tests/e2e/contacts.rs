@@ -231,7 +231,7 @@ async fn a_block_stops_the_blocked_user_who_cannot_tell_it_from_a_setting() {
     // refusal is word for word the blocked user's.
     carol
         .client
-        .set_privacy(Some(Audience::Contacts), None)
+        .set_privacy(Some(Audience::Contacts), None, None)
         .await
         .unwrap();
     let by_setting = server_error(dave.client.open_direct(&carol.id()).await);
@@ -318,7 +318,7 @@ async fn presence_follows_the_settings_both_ways_and_settings_sync() {
     // Bob's.
     let privacy = alice
         .client
-        .set_privacy(None, Some(Audience::Nobody))
+        .set_privacy(None, None, Some(Audience::Nobody))
         .await
         .unwrap();
     assert_eq!(privacy.presence, Audience::Nobody);
@@ -349,7 +349,7 @@ async fn presence_follows_the_settings_both_ways_and_settings_sync() {
     // contacts, both see each other.
     alice
         .client
-        .set_privacy(None, Some(Audience::Contacts))
+        .set_privacy(None, None, Some(Audience::Contacts))
         .await
         .unwrap();
     assert!(
@@ -372,7 +372,12 @@ async fn presence_follows_the_settings_both_ways_and_settings_sync() {
 
     // Bad values are refused and nothing changes: `direct: nobody` by the
     // handler, an unknown value by the decoder.
-    let bad = server_error(alice.client.set_privacy(Some(Audience::Nobody), None).await);
+    let bad = server_error(
+        alice
+            .client
+            .set_privacy(Some(Audience::Nobody), None, None)
+            .await,
+    );
     assert_eq!(
         (bad.code, bad.field.as_deref()),
         (ErrorCode::InvalidArgument, Some("direct"))
