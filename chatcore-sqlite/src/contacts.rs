@@ -51,8 +51,8 @@ impl SqliteContactStore {
     }
 }
 
-const COLUMNS: &str =
-    "key, user_a, user_b, link, link_by, link_at, blocked_a, blocked_b, retry_a, retry_b, version";
+const COLUMNS: &str = "key, user_a, user_b, link, link_by, link_at, blocked_a, blocked_b, \
+                       retry_a, retry_b, unaccepted_a, unaccepted_b, version";
 
 type RelationRow = (
     String,
@@ -62,6 +62,7 @@ type RelationRow = (
     Option<String>,
     Option<Millis>,
     [Option<Millis>; 4],
+    [bool; 2],
     i64,
 );
 
@@ -74,7 +75,8 @@ fn relation_row(r: &Row<'_>) -> rusqlite::Result<RelationRow> {
         r.get(4)?,
         r.get(5)?,
         [r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?],
-        r.get(10)?,
+        [r.get(10)?, r.get(11)?],
+        r.get(12)?,
     ))
 }
 
@@ -82,7 +84,7 @@ fn relation_row(r: &Row<'_>) -> rusqlite::Result<RelationRow> {
 /// not match its key (the per-user columns would be read for the wrong
 /// user), or the link is unknown.
 fn into_relation(row: RelationRow) -> StoreResult<Relation> {
-    let (key, a, b, link, by, at, times, version) = row;
+    let (key, a, b, link, by, at, times, unaccepted, version) = row;
     let (a, b) = (UserId(a), UserId(b));
     let mut r = Relation::new(&a, &b);
     if r.users[0] != a || pair_key(&a, &b) != key {
@@ -104,6 +106,7 @@ fn into_relation(row: RelationRow) -> StoreResult<Relation> {
     };
     r.blocked = [times[0], times[1]];
     r.retry_at = [times[2], times[3]];
+    r.unaccepted = unaccepted;
     r.version = to_u64(version, "relation version")?;
     Ok(r)
 }
@@ -178,7 +181,7 @@ impl ContactStore for SqliteContactStore {
                     .map_err(map_err)?;
                 c.prepare_cached(&format!(
                     "INSERT OR REPLACE INTO relations ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
-                     ?7, ?8, ?9, ?10, ?11)"
+                     ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
                 ))
                 .and_then(|mut s| {
                     s.execute(params![
@@ -192,6 +195,8 @@ impl ContactStore for SqliteContactStore {
                         r.blocked[1],
                         r.retry_at[0],
                         r.retry_at[1],
+                        r.unaccepted[0],
+                        r.unaccepted[1],
                         to_i64(r.version),
                     ])
                 })

@@ -1,7 +1,8 @@
 //! # chatcore-sqlite
 //!
 //! SQLite implementations of chatcore's store traits: users, sessions,
-//! reset tokens, messages, contacts, presence and the rate limiter, in one
+//! reset tokens, messages, contacts, presence, reports and the rate
+//! limiter, in one
 //! database file. They behave exactly like chatcore's in-memory reference
 //! stores and pass the same conformance suite and model tests; the broker
 //! and the mailer are not storage and stay whatever the caller chose. This
@@ -67,6 +68,7 @@
 //!   read markers, unread counts.
 //! - `contacts`: [`SqliteContactStore`].
 //! - `presence`: [`SqlitePresenceStore`].
+//! - `reports`: [`SqliteReportStore`].
 //! - `limiter`: [`SqliteRateLimiter`].
 
 use std::path::{Path, PathBuf};
@@ -83,6 +85,7 @@ mod error;
 mod limiter;
 mod messages;
 mod presence;
+mod reports;
 mod schema;
 mod sessions;
 mod users;
@@ -91,6 +94,7 @@ pub use contacts::SqliteContactStore;
 pub use limiter::SqliteRateLimiter;
 pub use messages::SqliteMessageStore;
 pub use presence::SqlitePresenceStore;
+pub use reports::SqliteReportStore;
 pub use rusqlite;
 pub use schema::SCHEMA_VERSION;
 pub use sessions::{SqliteResetTokenStore, SqliteSessionStore};
@@ -226,14 +230,19 @@ impl SqliteStore {
         SqlitePresenceStore::new(self.db.clone())
     }
 
+    /// The store of users' reports.
+    pub fn reports(&self) -> SqliteReportStore {
+        SqliteReportStore::new(self.db.clone())
+    }
+
     /// The rate limiter.
     pub fn limiter(&self) -> SqliteRateLimiter {
         SqliteRateLimiter::new(self.db.clone())
     }
 
     /// `base` with every storage backend replaced by this database's: users,
-    /// sessions, reset tokens, messages, contacts, presence and the rate
-    /// limiter. The broker and the mailer are kept from `base`.
+    /// sessions, reset tokens, messages, contacts, presence, reports and the
+    /// rate limiter. The broker and the mailer are kept from `base`.
     pub fn backends(&self, base: Backends) -> Backends {
         let mut b = base;
         b.users = Arc::new(self.users());
@@ -242,6 +251,7 @@ impl SqliteStore {
         b.messages = Arc::new(self.messages());
         b.contacts = Arc::new(self.contacts());
         b.presence = Arc::new(self.presence());
+        b.reports = Arc::new(self.reports());
         b.limiter = Arc::new(self.limiter());
         b
     }
@@ -422,9 +432,10 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> 
 #[allow(dead_code)]
 fn _assert_object_safe(s: &SqliteStore) {
     use chatcore::store::{
-        ContactStore, MessageStore, PresenceStore, RateLimiter, ResetTokenStore, SessionStore,
-        UserStore,
+        ContactStore, MessageStore, PresenceStore, RateLimiter, ReportStore, ResetTokenStore,
+        SessionStore, UserStore,
     };
+    let _: Arc<dyn ReportStore> = Arc::new(s.reports());
     let _: Arc<dyn UserStore> = Arc::new(s.users());
     let _: Arc<dyn SessionStore> = Arc::new(s.sessions());
     let _: Arc<dyn ResetTokenStore> = Arc::new(s.resets());

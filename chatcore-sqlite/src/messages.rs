@@ -15,8 +15,8 @@ use chatcore::model::{
     Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Role, UserId,
 };
 use chatcore::store::{
-    Appended, Changed, ConversationState, GroupInfo, Member, MessageStore, NewMessage, StoreError,
-    StoreResult,
+    Appended, Changed, ConversationState, GroupInfo, Listing, Member, MessageStore, NewMessage,
+    Pending, StoreError, StoreResult,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -182,6 +182,23 @@ fn members(c: &Connection, conv: &str) -> StoreResult<Vec<Member>> {
     Ok(out)
 }
 
+/// The users who have not accepted `conv`, in their order.
+fn pending(c: &Connection, conv: &str) -> StoreResult<Vec<Pending>> {
+    let mut stmt = c
+        .prepare_cached("SELECT user, by, at FROM conv_pending WHERE conv = ?1 ORDER BY pos")
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map([conv], |r| {
+            Ok(Pending::new(
+                UserId(r.get(0)?),
+                UserId(r.get(1)?),
+                r.get(2)?,
+            ))
+        })
+        .map_err(map_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+}
+
 fn into_state(c: &Connection, row: ConvRow) -> StoreResult<ConversationState> {
     let mut s = ConversationState::direct(&UserId::from(""), &UserId::from(""), row.created_at);
     s.kind = match row.kind.as_str() {
@@ -200,6 +217,7 @@ fn into_state(c: &Connection, row: ConvRow) -> StoreResult<ConversationState> {
     info.history_visible = row.history_visible;
     s.info = info;
     s.members = members(c, &row.id)?;
+    s.pending = pending(c, &row.id)?;
     s.conv = ConversationId(row.id);
     s.last_seq = to_u64(row.last_seq, "last_seq")?;
     s.last_ts = row.last_ts;
@@ -222,7 +240,8 @@ fn load(c: &Connection, conv: &str) -> StoreResult<Option<ConversationState>> {
     row.map(|r| into_state(c, r)).transpose()
 }
 
-/// Writes the members of `state`, replacing those stored.
+/// Writes the members and the pending users of `state`, replacing those
+/// stored.
 fn write_members(c: &Connection, state: &ConversationState) -> StoreResult<()> {
     c.execute("DELETE FROM members WHERE conv = ?1", [&state.conv.0])
         .map_err(map_err)?;
@@ -244,6 +263,18 @@ fn write_members(c: &Connection, state: &ConversationState) -> StoreResult<()> {
                 m.left_seq.map(to_i64),
                 m.muted_until,
             ])
+            .map_err(map_err)?;
+    }
+    c.execute("DELETE FROM conv_pending WHERE conv = ?1", [&state.conv.0])
+        .map_err(map_err)?;
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO conv_pending (conv, user, pos, by, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(map_err)?;
+    for (pos, p) in state.pending.iter().enumerate() {
+        insert
+            .execute(params![state.conv.0, p.user.0, pos as i64, p.by.0, p.at])
             .map_err(map_err)?;
     }
     Ok(())
@@ -370,6 +401,16 @@ fn append_in(c: &Connection, msg: NewMessage) -> StoreResult<Appended> {
     }
     if blocked != "[]" {
         return Err(StoreError::Blocked);
+    }
+    let pending: Option<i64> = c
+        .prepare_cached("SELECT 1 FROM conv_pending WHERE conv = ?1 AND user = ?2")
+        .and_then(|mut s| {
+            s.query_row([&msg.conv.0, &msg.from.0], |r| r.get(0))
+                .optional()
+        })
+        .map_err(map_err)?;
+    if pending.is_some() {
+        return Err(StoreError::NotAccepted);
     }
     let seq = to_u64(last_seq, "last_seq")? + 1;
     let message = insert_entry(c, msg, seq)?;
@@ -585,38 +626,56 @@ impl MessageStore for SqliteMessageStore {
     async fn conversations(
         &self,
         user: &UserId,
+        listing: Listing,
         after: Option<&(Millis, ConversationId)>,
         limit: usize,
     ) -> StoreResult<Vec<ConversationState>> {
-        let user = user.0.clone();
+        let user_id = user.clone();
         let after = after.cloned();
         self.db
             .read(move |c| {
-                let (ts, id) = match &after {
-                    Some((ts, id)) => (Some(*ts), id.0.clone()),
-                    None => (None, String::new()),
-                };
-                // A direct conversation opened but never written to is not
-                // listed: the peer did not choose it.
                 let cols = CONV_COLUMNS
                     .split(", ")
                     .map(|col| format!("c.{col}"))
                     .collect::<Vec<_>>()
                     .join(", ");
+                // The user's conversations in list order, a chunk at a
+                // time, kept when `Listing::shows` them (the one definition
+                // of the listings) until `limit` are found.
                 let mut stmt = c
                     .prepare_cached(&format!(
-                        "SELECT {cols} FROM members m JOIN conversations c ON c.id = m.conv \
-                         WHERE m.user = ?1 AND (c.kind = 'group' OR c.last_seq > 0) AND (?2 IS \
-                         NULL OR c.last_ts < ?2 OR (c.last_ts = ?2 AND c.id > ?3)) ORDER BY \
-                         c.last_ts DESC, c.id LIMIT ?4"
+                        "SELECT {cols} FROM conversations c WHERE c.id IN (SELECT conv FROM \
+                         members WHERE user = ?1 UNION SELECT conv FROM conv_pending WHERE user \
+                         = ?1) AND (?2 IS NULL OR c.last_ts < ?2 OR (c.last_ts = ?2 AND c.id > \
+                         ?3)) ORDER BY c.last_ts DESC, c.id LIMIT ?4"
                     ))
                     .map_err(map_err)?;
-                let rows = stmt
-                    .query_map(params![user, ts, id, limit_i64(limit)], conv_row)
-                    .map_err(map_err)?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(map_err)?;
-                rows.into_iter().map(|r| into_state(c, r)).collect()
+                let chunk = limit.clamp(1, 256);
+                let mut cursor = after.map(|(ts, id)| (ts, id.0));
+                let mut out = Vec::new();
+                while out.len() < limit {
+                    let (ts, id) = match &cursor {
+                        Some((ts, id)) => (Some(*ts), id.clone()),
+                        None => (None, String::new()),
+                    };
+                    let rows = stmt
+                        .query_map(params![user_id.0, ts, id, limit_i64(chunk)], conv_row)
+                        .map_err(map_err)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                        .map_err(map_err)?;
+                    let last = rows.len() < chunk;
+                    for row in rows {
+                        cursor = Some((row.last_ts, row.id.clone()));
+                        let state = into_state(c, row)?;
+                        if listing.shows(&state, &user_id) && out.len() < limit {
+                            out.push(state);
+                        }
+                    }
+                    if last {
+                        break;
+                    }
+                }
+                Ok(out)
             })
             .await
     }

@@ -21,8 +21,8 @@ pub(crate) const APPLICATION_ID: i64 = 0x6368_6174;
 /// The steps, in order: step `i` takes the schema from version `i` to
 /// `i + 1`. Never edit a step that has shipped; add one.
 pub(crate) const MIGRATIONS: &[&str] = &[
-    // 1: every store of chatcore as of the stored-conversations and
-    // contacts issues.
+    // 1: every store of chatcore as of the stored-conversations, contacts
+    // and message-requests issues.
     r#"
     CREATE TABLE users (
         id            TEXT PRIMARY KEY NOT NULL,
@@ -97,6 +97,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX members_user ON members(user, conv);
 
+    -- Users who have not accepted a conversation (a message request's
+    -- recipient, a group's invitees); `pos` keeps their order.
+    CREATE TABLE conv_pending (
+        conv TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        user TEXT NOT NULL,
+        pos  INTEGER NOT NULL,
+        by   TEXT NOT NULL,
+        at   INTEGER NOT NULL,
+        PRIMARY KEY (conv, user)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX conv_pending_user ON conv_pending(user, conv);
+
     -- The log. `(conv, seq)` is the key: a seq is taken once. `notice`
     -- marks entries that never count as unread.
     CREATE TABLE messages (
@@ -141,6 +153,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         blocked_b INTEGER,
         retry_a   INTEGER,
         retry_b   INTEGER,
+        unaccepted_a INTEGER NOT NULL DEFAULT 0,
+        unaccepted_b INTEGER NOT NULL DEFAULT 0,
         version   INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX relations_user_a ON relations(user_a, key);
@@ -179,6 +193,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         spent        INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX limiter_budgets_end ON limiter_budgets(window_end);
+
+    -- Users' reports of users, one per reporter and reported user.
+    CREATE TABLE reports (
+        key      TEXT PRIMARY KEY NOT NULL,
+        reporter TEXT NOT NULL,
+        user     TEXT NOT NULL,
+        conv     TEXT,
+        reason   TEXT NOT NULL,
+        at       INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX reports_at ON reports(at DESC, key);
 
     -- One row that readiness probes write (SqliteStore::ping).
     CREATE TABLE probe (at INTEGER NOT NULL) STRICT;
