@@ -103,6 +103,10 @@ pub use users::SqliteUserStore;
 use db::{at, open_conn, ConnOptions, Db};
 use error::map_err;
 
+/// How much room [`SqliteStore::ping`] checks for: as much as a large
+/// message takes (chatd's frames are at most 64 KiB).
+pub const PROBE_BYTES: usize = 64 * 1024;
+
 /// Tunables. Start from `SqliteConfig::default()` and change fields.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -173,12 +177,22 @@ impl SqliteStore {
 
     /// Round-trips a write through the writer thread (for readiness
     /// probes): fails while the file is locked by another process,
-    /// read-only, or failing I/O, or when the writer has stopped.
+    /// read-only, or failing I/O, when there is no room for a write of
+    /// [`PROBE_BYTES`] (in the database, as `max_page_count` counts it, and
+    /// in the WAL, as the disk does), or when the writer has stopped.
     pub async fn ping(&self) -> StoreResult<()> {
         self.db
             .write(|c| {
-                c.execute("UPDATE probe SET at = at + 1", [])
-                    .map_err(map_err)?;
+                let bytes = PROBE_BYTES as i64;
+                c.execute(
+                    "INSERT INTO probe (at, pad) VALUES (-1, zeroblob(?1))",
+                    [bytes],
+                )
+                .and_then(|_| c.execute("DELETE FROM probe WHERE at = -1", []))
+                .and_then(|_| {
+                    c.execute("UPDATE probe SET at = at + 1, pad = zeroblob(?1)", [bytes])
+                })
+                .map_err(map_err)?;
                 Ok(())
             })
             .await

@@ -206,7 +206,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX reports_at ON reports(at DESC, key);
 
     -- One row that readiness probes write (SqliteStore::ping).
-    CREATE TABLE probe (at INTEGER NOT NULL) STRICT;
+    CREATE TABLE probe (at INTEGER NOT NULL, pad BLOB) STRICT;
     INSERT INTO probe (at) VALUES (0);
     "#,
 ];

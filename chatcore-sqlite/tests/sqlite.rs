@@ -315,6 +315,7 @@ async fn a_full_database_answers_unavailable_and_keeps_no_half_message() {
         StoreError::Unavailable(m) => assert!(m.contains("full"), "{m}"),
         other => panic!("expected Unavailable, got {other:?}"),
     }
+    assert!(store.ping().await.is_err(), "the readiness probe sees it");
     let history = store.messages().history(&conv, None, 1000).await.unwrap();
     assert_eq!(seqs(&history), (1..=stored).collect::<Vec<_>>());
     let state = store.messages().conversation(&conv).await.unwrap().unwrap();
