@@ -81,10 +81,11 @@ struct AllOpts {
     )]
     only: Vec<String>,
     /// Targets of relay/rate/idle/fanout, comma-separated: ceiling, ceiling-ack (relay only), chatd,
-    /// socketio (fanout: chatd and socketio only).
+    /// chatd-sqlite (chatd on a fresh SQLite file, durable: relay, rate and fanout only), socketio
+    /// (fanout: chatd, chatd-sqlite and socketio only).
     #[arg(
         long,
-        default_value = "ceiling,ceiling-ack,chatd,socketio",
+        default_value = "ceiling,ceiling-ack,chatd,chatd-sqlite,socketio",
         value_delimiter = ','
     )]
     targets: Vec<String>,
@@ -183,12 +184,33 @@ fn pinned(program: &Path) -> Command {
 }
 
 async fn start_chatd(o: &AllOpts, accounts: usize, tmp: &Path) -> Result<(ServerProc, PathBuf)> {
+    start_chatd_on(o, accounts, tmp, None).await
+}
+
+/// chatd on the memory store, or on a fresh SQLite file at `db`.
+async fn start_chatd_on(
+    o: &AllOpts,
+    accounts: usize,
+    tmp: &Path,
+    db: Option<&Path>,
+) -> Result<(ServerProc, PathBuf)> {
     let tokens = tmp.join("chatd-tokens.txt");
+    let store = match db {
+        Some(path) => {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(p));
+            }
+            format!("sqlite:{}", path.display())
+        }
+        None => "memory".to_owned(),
+    };
     let mut c = pinned(&o.chatd);
     c.args(["--listen", "127.0.0.1:0", "--print-addr", "--log", "warn"])
         // Its default port would clash between runs; the bench reads no metrics.
         .args(["--metrics-listen", "off"])
-        .args(["--store", "memory"])
+        .args(["--store", &store])
         .arg("--load-test-accounts")
         .arg(accounts.to_string())
         .arg("--load-test-tokens")
@@ -268,6 +290,17 @@ async fn relay_one(
             s.stop().await;
             r?
         }
+        "chatd-sqlite" => {
+            let db = tmp.join("relay.db");
+            let (s, tokens) = start_chatd_on(o, users, tmp, Some(&db)).await?;
+            let accounts = Arc::new(proto::read_accounts(&tokens)?);
+            let r = relay::run(s.addr, Target::Chatd(accounts), &opts, s.pid).await;
+            s.stop().await;
+            let mut r = r?;
+            r.target = "chatd-sqlite".into();
+            r.db_bytes_per_million = db_bytes_per_million(&db).ok();
+            r
+        }
         "socketio" => {
             let (s, tokens) = start_socketio(o, users, tmp).await?;
             let accounts = Arc::new(proto::read_accounts(&tokens)?);
@@ -279,6 +312,21 @@ async fn relay_one(
     };
     println!("  {}", r.line());
     Ok(r)
+}
+
+/// The size of the SQLite database at `db` (after folding its WAL in)
+/// per million entries stored.
+fn db_bytes_per_million(db: &Path) -> Result<f64> {
+    use chatcore_sqlite::rusqlite;
+    let conn = rusqlite::Connection::open(db)?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    let entries: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+    let bytes: i64 = conn.query_row(
+        "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(bytes as f64 / (entries.max(1) as f64) * 1e6)
 }
 
 async fn idle_one(
@@ -350,6 +398,16 @@ async fn fanout_one(
             let r = fanout::run(s.addr, Target::Chatd(accounts), &opts, s.pid).await;
             s.stop().await;
             r?
+        }
+        "chatd-sqlite" => {
+            let db = tmp.join("fanout.db");
+            let (s, tokens) = start_chatd_on(o, users, tmp, Some(&db)).await?;
+            let accounts = Arc::new(proto::read_accounts(&tokens)?);
+            let r = fanout::run(s.addr, Target::Chatd(accounts), &opts, s.pid).await;
+            s.stop().await;
+            let mut r = r?;
+            r.target = "chatd-sqlite".into();
+            r
         }
         "socketio" => {
             let (s, tokens) = start_socketio(o, users, tmp).await?;
@@ -436,7 +494,11 @@ async fn all(o: AllOpts) -> Result<()> {
     }
     if want("idle") {
         println!("== idle connections");
-        for t in o.targets.iter().filter(|t| *t != "ceiling-ack") {
+        for t in o
+            .targets
+            .iter()
+            .filter(|t| *t != "ceiling-ack" && *t != "chatd-sqlite")
+        {
             idle.push(idle_one(&o, t, o.idle_n, &tmp).await?);
         }
     }
@@ -513,7 +575,7 @@ async fn all(o: AllOpts) -> Result<()> {
         let targets: Vec<&String> = o
             .targets
             .iter()
-            .filter(|t| *t == "chatd" || *t == "socketio")
+            .filter(|t| *t == "chatd" || *t == "chatd-sqlite" || *t == "socketio")
             .collect();
         println!(
             "== group fan-out: {} senders per group, {} messages in flight each (until acknowledged and received by every member: flat out); targets {}",
@@ -563,6 +625,44 @@ async fn all(o: AllOpts) -> Result<()> {
             per_cpu(&c),
             yes(x >= 0.8)
         );
+    }
+    // The durable relay beside the in-memory one (issue 17's targets).
+    let per_cpu = |r: &RelayReport| r.msgs_per_sec / (r.server_cpu / 100.0).max(1e-3);
+    if let (Some(m), Some(q)) = (find(&flat, "chatd"), find(&flat, "chatd-sqlite")) {
+        let x = per_cpu(&q) / per_cpu(&m).max(1.0);
+        println!(
+            "| SQLite relay / memory relay, per server CPU-second (flat out) | {:.0} / {:.0} msg/s = {x:.2}x ({:.0} / {:.0} msg/s; p99 {:.2} / {:.2} ms) | >= 0.5x | {} |",
+            per_cpu(&q),
+            per_cpu(&m),
+            q.msgs_per_sec,
+            m.msgs_per_sec,
+            q.p99_ms,
+            m.p99_ms,
+            yes(x >= 0.5)
+        );
+    }
+    if let (Some(m), Some(q)) = (find(&fixed, "chatd"), find(&fixed, "chatd-sqlite")) {
+        let x = per_cpu(&q) / per_cpu(&m).max(1.0);
+        let p = q.p99_ms / m.p99_ms.max(1e-9);
+        println!(
+            "| SQLite relay / memory relay at {:.0} msg/s offered: per server CPU-second; p99 | {:.0} / {:.0} msg/s = {x:.2}x; {:.2} / {:.2} ms = {p:.2}x | >= 0.5x; <= 2x | {} |",
+            o.rate,
+            per_cpu(&q),
+            per_cpu(&m),
+            q.p99_ms,
+            m.p99_ms,
+            yes(x >= 0.5 && p <= 2.0)
+        );
+    }
+    for r in flat.iter().chain(&fixed) {
+        if let Some(b) = r.db_bytes_per_million {
+            println!(
+                "| SQLite database size per million messages ({} B payloads) | {:.0} MiB | - | - |",
+                r.size,
+                b / (1u64 << 20) as f64
+            );
+            break;
+        }
     }
     if let (Some(s), Some(d)) = (find(&flat, "socket.io"), find(&flat, "chatd")) {
         let x = d.msgs_per_sec / s.msgs_per_sec.max(1.0);
@@ -614,6 +714,16 @@ async fn all(o: AllOpts) -> Result<()> {
                 .iter()
                 .find(|r| r.target == t && r.groups == g && r.members == m)
         };
+        if let (Some(d), Some(q)) = (find("chatd"), find("chatd-sqlite")) {
+            let x = q.deliveries_per_server_cpu_sec / d.deliveries_per_server_cpu_sec.max(1.0);
+            println!(
+                "| group fan-out per server CPU-second, SQLite / memory ({g} x {m}-member groups) | {:.0} / {:.0} deliveries = {x:.2}x (p99 {:.2} / {:.2} ms) | - | - |",
+                q.deliveries_per_server_cpu_sec,
+                d.deliveries_per_server_cpu_sec,
+                q.p99_ms,
+                d.p99_ms
+            );
+        }
         if let (Some(d), Some(s)) = (find("chatd"), find("socket.io")) {
             let x = d.deliveries_per_server_cpu_sec / s.deliveries_per_server_cpu_sec.max(1.0);
             let (target, met) = if m == 100 {

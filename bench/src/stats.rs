@@ -79,6 +79,8 @@ pub(crate) struct RelayReport {
     pub(crate) max_ms: f64,
     pub(crate) server_cpu: f64,
     pub(crate) client_cpu: f64,
+    /// chatd on SQLite: the database's bytes per million messages stored.
+    pub(crate) db_bytes_per_million: Option<f64>,
 }
 
 impl RelayReport {
