@@ -141,6 +141,8 @@ impl Default for SqliteConfig {
 #[derive(Clone)]
 pub struct SqliteStore {
     db: Arc<Db>,
+    /// The spend budgets of the rate limiter (in memory: see `limiter.rs`).
+    budgets: Arc<chatcore::memory::MemoryRateLimiter>,
 }
 
 impl SqliteStore {
@@ -167,7 +169,10 @@ impl SqliteStore {
         let db = tokio::task::spawn_blocking(move || open_blocking(options, readers))
             .await
             .map_err(|e| StoreError::Unavailable(format!("opening SQLite failed: {e}")))??;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            budgets: Arc::new(chatcore::memory::MemoryRateLimiter::new()),
+        })
     }
 
     /// The database file.
@@ -251,7 +256,7 @@ impl SqliteStore {
 
     /// The rate limiter.
     pub fn limiter(&self) -> SqliteRateLimiter {
-        SqliteRateLimiter::new(self.db.clone())
+        SqliteRateLimiter::new(self.db.clone(), self.budgets.clone())
     }
 
     /// `base` with every storage backend replaced by this database's: users,

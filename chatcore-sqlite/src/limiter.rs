@@ -1,9 +1,17 @@
-//! The rate limiter: failed-login windows and fixed-window budgets, which
-//! survive a restart (a restart must not reset an attacker's count).
+//! The rate limiter: failed-login windows in the database, so that a
+//! restart does not reset an attacker's count; the fixed-window budgets
+//! of `spend` in memory.
+//!
+//! `spend` is charged on every message sent. Writing it durably would put
+//! a second commit (an fsync) on every send's path, for a counter that
+//! only means something until its window (a minute) ends and that the
+//! memory limiter of a single node keeps exactly. Only one process serves
+//! a database file, so the in-memory count is the whole count.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chatcore::memory::MemoryRateLimiter;
 use chatcore::model::Millis;
 use chatcore::store::{Quota, RateLimiter, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -12,16 +20,18 @@ use crate::db::Db;
 use crate::error::map_err;
 use crate::{from_json, to_json};
 
-/// The rate limiter. Every change runs on the single writer, so each is
-/// atomic: concurrent spends never pass more than the budget.
+/// The rate limiter. Every change of a failed-login window runs on the
+/// single writer, so each is atomic; budgets are spent in memory (see the
+/// module doc), shared by every handle of one [`crate::SqliteStore`].
 #[derive(Clone)]
 pub struct SqliteRateLimiter {
     db: Arc<Db>,
+    budgets: Arc<MemoryRateLimiter>,
 }
 
 impl SqliteRateLimiter {
-    pub(crate) fn new(db: Arc<Db>) -> Self {
-        Self { db }
+    pub(crate) fn new(db: Arc<Db>, budgets: Arc<MemoryRateLimiter>) -> Self {
+        Self { db, budgets }
     }
 }
 
@@ -104,42 +114,6 @@ impl RateLimiter for SqliteRateLimiter {
         quota: Quota,
         now: Millis,
     ) -> StoreResult<Option<u64>> {
-        let wait = Some(quota.until_window_end(now));
-        if cost > u64::from(quota.max) {
-            return Ok(wait);
-        }
-        let key = key.to_owned();
-        self.db
-            .write(move |c| {
-                let (start, end) = quota.fixed_window(now);
-                let row: Option<(Millis, i64)> = c
-                    .prepare_cached(
-                        "SELECT window_start, spent FROM limiter_budgets WHERE key = ?1",
-                    )
-                    .and_then(|mut s| s.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-                    .map_err(map_err)?;
-                let spent = match row {
-                    Some((s, spent)) if s == start => u64::try_from(spent).unwrap_or(0),
-                    _ => {
-                        // A new window: the ended ones are worth nothing.
-                        c.execute("DELETE FROM limiter_budgets WHERE window_end <= ?1", [now])
-                            .map_err(map_err)?;
-                        0
-                    }
-                };
-                if spent + cost > u64::from(quota.max) {
-                    return Ok(wait);
-                }
-                c.prepare_cached(
-                    "INSERT OR REPLACE INTO limiter_budgets (key, window_start, window_end, spent) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![key, start, end, i64::try_from(spent + cost).unwrap_or(i64::MAX)])
-                })
-                .map_err(map_err)?;
-                Ok(None)
-            })
-            .await
+        self.budgets.spend(key, cost, quota, now).await
     }
 }

@@ -179,20 +179,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         at   INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID;
 
-    -- The rate limiter: a key's recent events (JSON array, oldest first),
-    -- and the fixed-window budgets.
+    -- The rate limiter's failed-login windows: a key's recent events
+    -- (JSON array, oldest first). Budgets are kept in memory.
     CREATE TABLE limiter_events (
         key    TEXT PRIMARY KEY NOT NULL,
         events TEXT NOT NULL,
         until  INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID;
-    CREATE TABLE limiter_budgets (
-        key          TEXT PRIMARY KEY NOT NULL,
-        window_start INTEGER NOT NULL,
-        window_end   INTEGER NOT NULL,
-        spent        INTEGER NOT NULL
-    ) STRICT, WITHOUT ROWID;
-    CREATE INDEX limiter_budgets_end ON limiter_budgets(window_end);
 
     -- Users' reports of users, one per reporter and reported user.
     CREATE TABLE reports (

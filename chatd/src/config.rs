@@ -46,7 +46,7 @@ pub(crate) struct Cli {
 
     /// LOAD TESTING ONLY: at start, create N accounts `lt0..lt{N-1}` sharing the password of
     /// --load-test-password (hashed once), each with one session, and write `username user_id token`
-    /// lines to --load-test-tokens. Only with the memory store.
+    /// lines to --load-test-tokens. With the memory or SQLite store (a fresh file) only.
     #[arg(long, value_name = "N", requires = "load_test_tokens")]
     load_test_accounts: Option<usize>,
 
