@@ -22,6 +22,7 @@ use chatcore::store::{StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::cache::ConvCache;
 use crate::error::map_err;
 
 /// The most writes one transaction commits. Bounds a transaction's size
@@ -108,6 +109,8 @@ pub(crate) struct Counters {
 pub(crate) struct Db {
     writer: mpsc::Sender<Job>,
     pub(crate) counters: Arc<Counters>,
+    /// The conversations the writer knows (see `cache.rs`).
+    pub(crate) cache: Arc<ConvCache>,
     readers: Mutex<Vec<Connection>>,
     read_permits: Semaphore,
     pub(crate) options: ConnOptions,
@@ -124,13 +127,16 @@ impl Db {
         let (tx, rx) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
         let counted = counters.clone();
+        let cache = Arc::new(ConvCache::default());
+        let cached = cache.clone();
         std::thread::Builder::new()
             .name("chatcore-sqlite-writer".to_owned())
-            .spawn(move || run_writer(writer, rx, &counted))
+            .spawn(move || run_writer(writer, rx, &counted, &cached))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         Ok(Arc::new(Self {
             writer: tx,
             counters,
+            cache,
             read_permits: Semaphore::new(readers.len().max(1)),
             readers: Mutex::new(readers),
             options,
@@ -145,9 +151,17 @@ impl Db {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<StoreResult<T>>();
+        let cache = self.cache.clone();
         let job: Job = Box::new(move |conn| {
             let result = match conn {
-                Ok(conn) => in_savepoint(conn, f),
+                Ok(conn) => {
+                    cache.job_started();
+                    let result = in_savepoint(conn, f);
+                    if result.is_err() {
+                        cache.job_failed();
+                    }
+                    result
+                }
                 Err(e) => Err(e.clone()),
             };
             Box::new(move |commit: Option<&StoreError>| {
@@ -244,7 +258,12 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// The writer thread: groups, transactions, commits, answers.
-fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>, counters: &Counters) {
+fn run_writer(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    counters: &Counters,
+    cache: &ConvCache,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -274,6 +293,7 @@ fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>, counters: &Counters
                     "SQLite rolled the write back (disk full or I/O error)".into(),
                 );
                 tracing::warn!(error = %err, writes = done.len(), "SQLite: group lost");
+                cache.aborted();
                 for d in done.drain(..) {
                     d(Some(&err));
                 }
@@ -285,6 +305,9 @@ fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>, counters: &Counters
         }
         match exec(&conn, "COMMIT") {
             Ok(()) => {
+                // Published before anyone is answered: a caller that saw
+                // its write succeed reads it back.
+                cache.committed();
                 counters.commits.fetch_add(1, Ordering::Relaxed);
                 counters
                     .writes

@@ -60,6 +60,8 @@
 //! - this file: [`SqliteStore`] (open, hand-out of the stores, online
 //!   backup) and [`SqliteConfig`].
 //! - `db`: the writer thread with group commit, the reader pool.
+//! - `cache`: the conversations the writer knows, so that appends and
+//!   reads of a conversation's state do not read it back from the file.
 //! - `error`: the one mapping of SQLite errors to [`StoreError`].
 //! - `schema`: the migration steps and the version check.
 //! - `users`: [`SqliteUserStore`].
@@ -79,6 +81,7 @@ use chatcore::store::{StoreError, StoreResult};
 use chatcore::Backends;
 use rusqlite::OpenFlags;
 
+mod cache;
 mod contacts;
 mod db;
 mod error;

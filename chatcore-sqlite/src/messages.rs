@@ -20,6 +20,7 @@ use chatcore::store::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::cache::{ConvCache, Entry};
 use crate::db::Db;
 use crate::error::map_err;
 use crate::{from_json, limit_i64, to_i64, to_json, to_u64};
@@ -355,77 +356,69 @@ fn by_client_id(c: &Connection, from: &str, client_id: &str) -> StoreResult<Opti
     .transpose()
 }
 
-fn append_in(c: &Connection, msg: NewMessage) -> StoreResult<Appended> {
+/// The writer's view of `conv`: from the cache, or read from the file
+/// (inside the group's transaction) and remembered.
+fn entry(c: &Connection, cache: &ConvCache, conv: &str) -> StoreResult<Option<Entry>> {
+    if let Some(e) = cache.working(conv) {
+        return Ok(Some(e));
+    }
+    let Some(state) = load(c, conv)? else {
+        return Ok(None);
+    };
+    let e = Entry::new(state);
+    cache.remember(e.clone());
+    Ok(Some(e))
+}
+
+/// Reads `conv` back after a write to it and makes that the writer's view.
+fn reload(c: &Connection, cache: &ConvCache, conv: &str) -> StoreResult<Option<ConversationState>> {
+    let state = load(c, conv)?;
+    if let Some(s) = &state {
+        cache.put(Entry::new(s.clone()));
+    }
+    Ok(state)
+}
+
+fn append_in(c: &Connection, cache: &ConvCache, msg: NewMessage) -> StoreResult<Appended> {
     if let Some(existing) = by_client_id(c, &msg.from.0, &msg.client_id)? {
         return Ok(Appended::duplicate(existing));
     }
-    let head: Option<(i64, String)> = c
-        .prepare_cached("SELECT last_seq, blocked FROM conversations WHERE id = ?1")
-        .and_then(|mut s| {
-            s.query_row([&msg.conv.0], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .map_err(map_err)?;
-    let (last_seq, blocked) = head.ok_or(StoreError::NotFound)?;
-    let mut stmt = c
-        .prepare_cached(
-            "SELECT user, role, joined_seq, joined_at, muted_until FROM members WHERE conv = ?1 \
-             AND left_seq IS NULL ORDER BY pos",
-        )
-        .map_err(map_err)?;
-    let rows = stmt
-        .query_map([&msg.conv.0], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Millis>(3)?,
-                r.get::<_, Option<Millis>>(4)?,
-            ))
-        })
-        .map_err(map_err)?;
-    let mut recipients = Vec::new();
-    for row in rows {
-        let (user, role, joined_seq, joined_at, muted_until) = row.map_err(map_err)?;
-        let mut m = Member::new(
-            UserId(user),
-            role_of(&role)?,
-            to_u64(joined_seq, "joined_seq")?,
-            joined_at,
-        );
-        m.muted_until = muted_until;
-        recipients.push(m);
-    }
-    if !recipients.iter().any(|m| m.user == msg.from) {
+    let e = entry(c, cache, &msg.conv.0)?.ok_or(StoreError::NotFound)?;
+    let state = &e.state;
+    if !state.has_member(&msg.from) {
         return Err(StoreError::NotMember);
     }
-    if blocked != "[]" {
+    if !state.blocked.is_empty() {
         return Err(StoreError::Blocked);
     }
-    let pending: Option<i64> = c
-        .prepare_cached("SELECT 1 FROM conv_pending WHERE conv = ?1 AND user = ?2")
-        .and_then(|mut s| {
-            s.query_row([&msg.conv.0, &msg.from.0], |r| r.get(0))
-                .optional()
-        })
-        .map_err(map_err)?;
-    if pending.is_some() {
+    if state.pending_for(&msg.from).is_some() {
         return Err(StoreError::NotAccepted);
     }
-    let seq = to_u64(last_seq, "last_seq")? + 1;
+    let seq = state.last_seq + 1;
+    let ts = msg.ts;
     let message = insert_entry(c, msg, seq)?;
-    Ok(Appended::stored(message, recipients.into()))
+    let mut next = ConversationState::clone(state);
+    next.last_seq = seq;
+    next.last_ts = next.last_ts.max(ts);
+    let recipients = e.recipients.clone();
+    cache.put(Entry {
+        state: Arc::new(next),
+        recipients: recipients.clone(),
+    });
+    Ok(Appended::stored(message, recipients))
 }
 
 #[async_trait]
 impl MessageStore for SqliteMessageStore {
     async fn open_direct(&self, state: ConversationState) -> StoreResult<ConversationState> {
+        let cache = self.db.cache.clone();
         self.db
             .write(move |c| {
-                if let Some(existing) = load(c, &state.conv.0)? {
-                    return Ok(existing);
+                if let Some(existing) = entry(c, &cache, &state.conv.0)? {
+                    return Ok(ConversationState::clone(&existing.state));
                 }
                 insert_conv(c, &state)?;
+                cache.put(Entry::new(state.clone()));
                 Ok(state)
             })
             .await
@@ -436,6 +429,7 @@ impl MessageStore for SqliteMessageStore {
         state: ConversationState,
         created: NewMessage,
     ) -> StoreResult<Arc<Message>> {
+        let cache = self.db.cache.clone();
         self.db
             .write(move |c| {
                 let exists: Option<i64> = c
@@ -453,13 +447,16 @@ impl MessageStore for SqliteMessageStore {
                 }
                 insert_conv(c, &state)?;
                 let seq = state.last_seq + 1;
-                Ok(Arc::new(insert_entry(c, created, seq)?))
+                let message = Arc::new(insert_entry(c, created, seq)?);
+                reload(c, &cache, &state.conv.0)?;
+                Ok(message)
             })
             .await
     }
 
     async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
-        self.db.write(move |c| append_in(c, msg)).await
+        let cache = self.db.cache.clone();
+        self.db.write(move |c| append_in(c, &cache, msg)).await
     }
 
     async fn change(
@@ -468,6 +465,7 @@ impl MessageStore for SqliteMessageStore {
         notice: Option<NewMessage>,
     ) -> StoreResult<Changed> {
         let state = state.clone();
+        let cache = self.db.cache.clone();
         self.db
             .write(move |c| {
                 let head: Option<(i64, i64)> = c
@@ -505,6 +503,7 @@ impl MessageStore for SqliteMessageStore {
                     Some(n) => Some(Arc::new(insert_entry(c, n, last_seq + 1)?)),
                     None => None,
                 };
+                reload(c, &cache, &state.conv.0)?;
                 Ok(Changed::Done(message))
             })
             .await
@@ -517,6 +516,7 @@ impl MessageStore for SqliteMessageStore {
         until: Option<Millis>,
     ) -> StoreResult<()> {
         let (user, conv) = (user.0.clone(), conv.0.clone());
+        let cache = self.db.cache.clone();
         self.db
             .write(move |c| {
                 let n = c
@@ -528,6 +528,7 @@ impl MessageStore for SqliteMessageStore {
                 if n == 0 {
                     return Err(StoreError::NotFound);
                 }
+                reload(c, &cache, &conv)?;
                 Ok(())
             })
             .await
@@ -619,6 +620,9 @@ impl MessageStore for SqliteMessageStore {
     }
 
     async fn conversation(&self, conv: &ConversationId) -> StoreResult<Option<ConversationState>> {
+        if let Some(state) = self.db.cache.published(&conv.0) {
+            return Ok(Some(ConversationState::clone(&state)));
+        }
         let conv = conv.0.clone();
         self.db.read(move |c| load(c, &conv)).await
     }
