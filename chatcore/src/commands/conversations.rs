@@ -159,12 +159,17 @@ pub(crate) async fn direct_with(
                     .pending
                     .push(Pending::new(user.clone(), me.clone(), now));
                 // The recipient's presence is hidden before the request exists.
-                requests::mirror(s, &state).await?;
+                if let Some(r) = requests::mirror(s, &state).await? {
+                    requests::refresh(out, &r, me, user);
+                }
             }
             let stored = s.backends.messages.open_direct(state.clone()).await?;
             if stored.pending != state.pending {
                 // Opened meanwhile by the other side, with its own request.
-                requests::mirror(s, &stored).await?;
+                if let Some(r) = requests::mirror(s, &stored).await? {
+                    requests::refresh(out, &r, me, user);
+                    requests::refresh(out, &r, user, me);
+                }
             }
             stored
         }

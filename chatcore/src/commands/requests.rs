@@ -127,19 +127,25 @@ pub(crate) async fn accept_direct(
     }
     let relation = mirror(s, &state).await?;
     if let (Some(peer), Some(relation)) = (state.peer_of(me), relation) {
-        let (contacts, hidden) = rules::facts(Some(&relation), me);
-        out.publish(
-            Topic::User(peer.clone()),
-            Event::Relation {
-                with: me.clone(),
-                contacts,
-                hidden,
-                contact: None,
-                origin: None,
-            },
-        );
+        refresh(out, &relation, peer, me);
     }
     Ok(state)
+}
+
+/// Tells the connections of `viewer` what they may now see of `subject`
+/// (after a request to `subject` began or ended).
+pub(crate) fn refresh(out: &mut Out, relation: &Relation, viewer: &UserId, subject: &UserId) {
+    let (contacts, hidden) = rules::facts(Some(relation), subject);
+    out.publish(
+        Topic::User(viewer.clone()),
+        Event::Relation {
+            with: subject.clone(),
+            contacts,
+            hidden,
+            contact: None,
+            origin: None,
+        },
+    );
 }
 
 /// Deletes the message request `state` is for `me`: what it holds so far
