@@ -1100,14 +1100,29 @@ impl Client {
         .await
     }
 
-    /// Adds users to a group (admins); returns the notice's seq.
+    /// Adds users to a group (admins); returns the notice's seq (0 if
+    /// every user was invited instead). See [`Client::add_or_invite`] for
+    /// who was invited.
     pub async fn add_members(&self, conv: &ConversationId, users: &[UserId]) -> Result<u64, Error> {
-        self.changed(|id| ClientFrame::AddMembers {
-            id,
-            conv: conv.clone(),
-            users: users.to_vec(),
-        })
-        .await
+        Ok(self.add_or_invite(conv, users).await?.0)
+    }
+
+    /// Adds users to a group (admins): the notice's seq (0 if none was
+    /// added at once), and the users invited instead of added (their
+    /// settings admit only their contacts' adds).
+    pub async fn add_or_invite(
+        &self,
+        conv: &ConversationId,
+        users: &[UserId],
+    ) -> Result<(u64, Vec<UserId>), Error> {
+        let (conv, users) = (conv.clone(), users.to_vec());
+        match self
+            .request(|id| ClientFrame::AddMembers { id, conv, users })
+            .await?
+        {
+            ServerFrame::Changed { seq, invited, .. } => Ok((seq, invited)),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Removes a member from a group (admins); returns the notice's seq.

@@ -772,7 +772,9 @@ impl MessageStore for MongoMessageStore {
         for c in convs {
             let Some(m) = c.member(user) else { continue };
             let read = read.get(&c.conv.0).copied().unwrap_or(0);
-            let lo = read.max(to_i64(m.joined_seq));
+            // From the joining entry on, that entry included (a notice in a
+            // group, not counted; a deleted request's next message).
+            let lo = read.max(to_i64(m.joined_seq.saturating_sub(1)));
             let mut seq = doc! { "$gt": lo };
             if let Some(left) = m.left_seq {
                 if to_i64(left) <= lo {

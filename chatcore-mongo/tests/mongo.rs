@@ -216,9 +216,15 @@ async fn indexes_are_created_once_and_idempotently() {
     assert_eq!(names("budgets").await, ["_id_", "ttl_expire_at"]);
     assert_eq!(
         names("conversations").await,
-        ["_id_", "invite", "members_user_last_ts"]
+        [
+            "_id_",
+            "invite",
+            "members_user_last_ts",
+            "pending_user_last_ts"
+        ]
     );
     assert_eq!(names("contacts").await, ["_id_", "listed_key", "users_key"]);
+    assert_eq!(names("reports").await, ["_id_", "at_key"]);
     assert_eq!(names("cursors").await, ["_id_", "unique_cursor"]);
     assert_eq!(names("read_markers").await, ["_id_", "unique_read_marker"]);
 

@@ -250,7 +250,7 @@ async fn serve_http<S>(
         async move {
             let mut resp = match endpoint {
                 Endpoint::Main => route(&app, req, peer).await,
-                Endpoint::Metrics => metrics_route(&app, &req),
+                Endpoint::Metrics => metrics_route(&app, &req).await,
             };
             if hsts {
                 resp.headers_mut().insert(
@@ -283,9 +283,11 @@ async fn serve_http<S>(
     }
 }
 
-/// The metrics listener: `/metrics` and nothing else.
-fn metrics_route(app: &App, req: &Request<Incoming>) -> Response<Body> {
-    if req.uri().path() != "/metrics" {
+/// The operator's listener: `/metrics`, and `/reports` (users' reports of
+/// users), behind the same bearer token.
+async fn metrics_route(app: &App, req: &Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    if path != "/metrics" && path != "/reports" {
         return text(StatusCode::NOT_FOUND, "not found\n");
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
@@ -304,11 +306,77 @@ fn metrics_route(app: &App, req: &Request<Incoming>) -> Response<Body> {
             return resp;
         }
     }
+    if path == "/reports" {
+        return reports(app, req.uri().query().unwrap_or("")).await;
+    }
     response(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
         crate::metrics::render(app.server.metrics(), &app.metrics),
     )
+}
+
+/// Reports users filed, newest first, as JSON lines: `?limit=` (1 to 1,000,
+/// 100 by default) and `?after=<at>:<key>` (the `next` line of the
+/// previous page) page through them.
+async fn reports(app: &App, query: &str) -> Response<Body> {
+    let mut limit = 100_usize;
+    let mut after = None;
+    for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        match k {
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => limit = n,
+                _ => return text(StatusCode::BAD_REQUEST, "limit is 1 to 1000\n"),
+            },
+            "after" => {
+                let decoded = v.replace("%7C", "|").replace("%7c", "|");
+                match decoded
+                    .split_once(':')
+                    .and_then(|(at, key)| Some((at.parse::<i64>().ok()?, key.to_owned())))
+                {
+                    Some(p) => after = Some(p),
+                    None => return text(StatusCode::BAD_REQUEST, "after is a next line's value\n"),
+                }
+            }
+            _ => {}
+        }
+    }
+    let page = match app
+        .server
+        .backends()
+        .reports
+        .list(after.as_ref(), limit)
+        .await
+    {
+        Ok(page) => page,
+        Err(e) => {
+            tracing::warn!(error = %e, "reports unavailable");
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is unavailable\n",
+            );
+        }
+    };
+    let mut body = String::new();
+    for r in &page {
+        let line = serde_json::json!({
+            "at": r.at,
+            "reporter": r.reporter,
+            "user": r.user,
+            "conv": r.conv,
+            "reason": r.reason,
+        });
+        body.push_str(&line.to_string());
+        body.push('\n');
+    }
+    if page.len() == limit {
+        if let Some(last) = page.last() {
+            let next = serde_json::json!({ "next": format!("{}:{}", last.at, last.key()) });
+            body.push_str(&next.to_string());
+            body.push('\n');
+        }
+    }
+    response(StatusCode::OK, "application/x-ndjson; charset=utf-8", body)
 }
 
 /// Compares without returning early, so response times do not reveal how

@@ -33,6 +33,8 @@ mod hardening;
 mod live_directory;
 #[path = "e2e/mongo.rs"]
 mod mongo;
+#[path = "e2e/requests.rs"]
+mod requests;
 #[path = "e2e/sqlite.rs"]
 mod sqlite;
 #[path = "e2e/transport.rs"]
@@ -211,6 +213,20 @@ impl User {
     fn id(&self) -> UserId {
         self.session.user.clone()
     }
+}
+
+/// Makes `a` and `b` contacts (a asks, b accepts), for tests about
+/// something else than message requests.
+async fn befriend(a: &User, b: &User) {
+    use chatcore_client::chatcore::protocol::ContactAction;
+    a.client
+        .contact(&b.id(), ContactAction::Request)
+        .await
+        .expect("contact request");
+    b.client
+        .contact(&a.id(), ContactAction::Accept)
+        .await
+        .expect("contact accept");
 }
 
 static PHONE: AtomicU32 = AtomicU32::new(1);
@@ -698,6 +714,15 @@ async fn two_users_chat_and_a_third_cannot_read_it() {
             "alert while focused: {ev:?}"
         );
     }
+    // Alice is not Bob's contact: her messages are a request Bob answers
+    // before he may write.
+    let refused = bob.client.send_text(&alice.id(), "hi alice").await;
+    assert_eq!(
+        refused.as_ref().err().and_then(|e| e.code()),
+        Some(ErrorCode::Forbidden),
+        "{refused:?}"
+    );
+    bob.client.accept(&conv).await.unwrap();
     bob.client.send_text(&alice.id(), "hi alice").await.unwrap();
     let m = push(&mut alice.events, |f| {
         matches!(f, ServerFrame::Message { .. })
@@ -1031,7 +1056,7 @@ async fn bad_input_gets_errors_and_leaves_the_server_and_others_alone() {
         js.header("sec-websocket-protocol"),
         Some("chatcore.v1.json")
     );
-    js.send(1, br#"{"type":"hello","id":1,"version":3}"#).await;
+    js.send(1, br#"{"type":"hello","id":1,"version":4}"#).await;
     assert!(matches!(
         js.recv(Codec::Json).await,
         ServerFrame::Welcome { id: 1, .. }

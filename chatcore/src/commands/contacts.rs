@@ -2,6 +2,7 @@
 //! of [`crate::contacts`] mean for the rest (direct conversations, presence,
 //! the directory).
 
+use crate::commands::conversations::edit_direct;
 use crate::commands::requests;
 use crate::contacts::{self as rules, Action, State};
 use crate::error::CoreError;
@@ -9,7 +10,7 @@ use crate::model::{Audience, ConversationId, Presence, Privacy, UserId};
 use crate::protocol::{ContactAction, ContactInfo, ContactList, ContactState, ServerFrame};
 use crate::request::{page, Caller, Out};
 use crate::server::Server;
-use crate::store::{Changed, ContactView, Event, Relation, StoreError, Topic, UserRecord, Written};
+use crate::store::{ContactView, Event, Relation, Topic, UserRecord, Written};
 
 /// How many times a compare-and-swap is tried before giving up (each
 /// retry means another change of the same pair landed in between).
@@ -211,8 +212,7 @@ fn wire_state(state: State) -> ContactState {
 }
 
 /// Makes the direct conversation of the pair (if there is one) refuse or
-/// take messages as the relation's blocks say. Retried on a concurrent
-/// change of the conversation.
+/// take messages as the relation's blocks say.
 async fn sync_direct_block(s: &Server, relation: &Relation) -> Result<(), CoreError> {
     let conv = ConversationId::direct(&relation.users[0], &relation.users[1]);
     let blocked: Vec<UserId> = relation
@@ -222,26 +222,13 @@ async fn sync_direct_block(s: &Server, relation: &Relation) -> Result<(), CoreEr
         .filter(|(_, at)| at.is_some())
         .map(|(u, _)| u.clone())
         .collect();
-    for _ in 0..ATTEMPTS {
-        let Some(state) = s.backends.messages.conversation(&conv).await? else {
-            return Ok(());
-        };
-        if state.blocked == blocked {
-            return Ok(());
-        }
-        let mut next = state;
-        next.version += 1;
-        next.blocked = blocked.clone();
-        match s.backends.messages.change(&next, None).await {
-            Ok(Changed::Done(_)) => return Ok(()),
-            Ok(Changed::Stale) => continue,
-            Err(StoreError::NotFound) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(CoreError::Unavailable(
-        "the conversation changed too often meanwhile; try again".into(),
-    ))
+    edit_direct(s, &conv, |c| {
+        let changes = c.blocked != blocked;
+        c.blocked.clone_from(&blocked);
+        Ok(changes)
+    })
+    .await?;
+    Ok(())
 }
 
 /// `contacts`: a page of one of the caller's lists, with each user's card

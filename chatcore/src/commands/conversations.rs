@@ -17,7 +17,8 @@ use crate::protocol::{
 use crate::request::{page, Caller, Out};
 use crate::server::Server;
 use crate::store::{
-    Changed, ConversationState, Event, Listing, NewMessage, Pending, Relation, Topic, UserRecord,
+    Changed, ConversationState, Event, Listing, NewMessage, Pending, Relation, StoreError, Topic,
+    UserRecord,
 };
 
 /// Attempts at a group change that keeps finding the group changed
@@ -159,18 +160,23 @@ pub(crate) async fn direct_with(
                     .pending
                     .push(Pending::new(user.clone(), me.clone(), now));
                 // The recipient's presence is hidden before the request exists.
-                requests::mirror(s, &state).await?;
+                if let Some(r) = requests::mirror(s, &state).await? {
+                    requests::refresh(out, &r, me, user);
+                }
             }
             let stored = s.backends.messages.open_direct(state.clone()).await?;
             if stored.pending != state.pending {
                 // Opened meanwhile by the other side, with its own request.
-                requests::mirror(s, &stored).await?;
+                if let Some(r) = requests::mirror(s, &stored).await? {
+                    requests::refresh(out, &r, me, user);
+                    requests::refresh(out, &r, user, me);
+                }
             }
             stored
         }
     };
     if accept && state.pending_for(me).is_some() {
-        return requests::accept_direct(s, out, me, state).await;
+        return requests::accept_direct(s, out, me, &state.conv).await;
     }
     Ok(state)
 }
@@ -538,6 +544,36 @@ pub(crate) async fn mute(
         .set_muted(&caller.user, &conv, until)
         .await?;
     Ok(ServerFrame::Ok { id })
+}
+
+/// Changes the direct conversation `conv` with `edit` (which says whether
+/// there is anything to change), compare-and-swap, retried over concurrent
+/// changes: the conversation as stored in the end, `None` if there is none.
+pub(crate) async fn edit_direct(
+    s: &Server,
+    conv: &ConversationId,
+    mut edit: impl FnMut(&mut ConversationState) -> Result<bool, CoreError>,
+) -> Result<Option<ConversationState>, CoreError> {
+    let store = &s.backends.messages;
+    for _ in 0..CHANGE_ATTEMPTS {
+        let Some(state) = store.conversation(conv).await? else {
+            return Ok(None);
+        };
+        let mut next = state.clone();
+        if !edit(&mut next)? {
+            return Ok(Some(state));
+        }
+        next.version = state.version + 1;
+        match store.change(&next, None).await {
+            Ok(Changed::Done(_)) => return Ok(Some(next)),
+            Ok(Changed::Stale) => continue,
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(CoreError::Unavailable(
+        "the conversation changed too often meanwhile; try again".into(),
+    ))
 }
 
 /// A page position of the conversation list as a cursor string.

@@ -12,7 +12,7 @@
 //! between hides presence a moment too long, never shows it too early.
 
 use crate::commands::contacts::ATTEMPTS;
-use crate::commands::conversations::{self, info};
+use crate::commands::conversations::{self, edit_direct, info};
 use crate::contacts as rules;
 use crate::error::CoreError;
 use crate::groups::Action;
@@ -20,9 +20,7 @@ use crate::model::{ConversationId, ConversationKind, UserId};
 use crate::protocol::{ConversationSummary, RequestInfo, ServerFrame};
 use crate::request::{Caller, Out};
 use crate::server::Server;
-use crate::store::{
-    Changed, ConversationState, Event, Relation, Report, StoreError, Topic, Written,
-};
+use crate::store::{ConversationState, Event, Relation, Report, Topic, Written};
 
 /// Characters a report's reason may have.
 const REASON_CHARS: usize = 500;
@@ -51,8 +49,8 @@ pub(crate) async fn answer(
         .filter(|c| c.pending_for(me).is_some())
         .ok_or_else(no_request)?;
     let state = match (state.kind, accept) {
-        (ConversationKind::Direct, true) => accept_direct(s, out, me, state).await?,
-        (ConversationKind::Direct, false) => delete_direct(s, me, state).await?,
+        (ConversationKind::Direct, true) => accept_direct(s, out, me, &conv).await?,
+        (ConversationKind::Direct, false) => delete_direct(s, me, &conv).await?,
         (_, accepted) => {
             let action = if accepted {
                 Action::Accept
@@ -89,91 +87,66 @@ pub(crate) async fn answer(
     })
 }
 
-/// Accepts the message request `state` is for `me` (retried over
-/// concurrent changes): the stored conversation, accepted. The sender's
-/// connections are told, so that they show `me`'s presence again.
+/// Accepts the message request the conversation `conv` is for `me`: the
+/// stored conversation, accepted. The sender's connections are told, so
+/// that they show `me`'s presence again.
 pub(crate) async fn accept_direct(
     s: &Server,
     out: &mut Out,
     me: &UserId,
-    mut state: ConversationState,
+    conv: &ConversationId,
 ) -> Result<ConversationState, CoreError> {
-    for _ in 0..ATTEMPTS {
-        if state.pending_for(me).is_none() {
-            break;
-        }
-        let mut next = state.clone();
-        next.version += 1;
-        next.pending.retain(|p| p.user != *me);
-        match s.backends.messages.change(&next, None).await? {
-            Changed::Done(_) => {
-                state = next;
-                break;
-            }
-            Changed::Stale => {
-                state = s
-                    .backends
-                    .messages
-                    .conversation(&state.conv)
-                    .await?
-                    .ok_or_else(no_request)?;
-            }
-        }
-    }
-    if state.pending_for(me).is_some() {
-        return Err(CoreError::Unavailable(
-            "the conversation changed too often meanwhile; try again".into(),
-        ));
-    }
+    let state = edit_direct(s, conv, |c| {
+        let waits = c.pending_for(me).is_some();
+        c.pending.retain(|p| p.user != *me);
+        Ok(waits)
+    })
+    .await?
+    .ok_or_else(no_request)?;
     let relation = mirror(s, &state).await?;
     if let (Some(peer), Some(relation)) = (state.peer_of(me), relation) {
-        let (contacts, hidden) = rules::facts(Some(&relation), me);
-        out.publish(
-            Topic::User(peer.clone()),
-            Event::Relation {
-                with: me.clone(),
-                contacts,
-                hidden,
-                contact: None,
-                origin: None,
-            },
-        );
+        refresh(out, &relation, peer, me);
     }
     Ok(state)
 }
 
-/// Deletes the message request `state` is for `me`: what it holds so far
+/// Tells the connections of `viewer` what they may now see of `subject`
+/// (after a request to `subject` began or ended).
+pub(crate) fn refresh(out: &mut Out, relation: &Relation, viewer: &UserId, subject: &UserId) {
+    let (contacts, hidden) = rules::facts(Some(relation), subject);
+    out.publish(
+        Topic::User(viewer.clone()),
+        Event::Relation {
+            with: subject.clone(),
+            contacts,
+            hidden,
+            contact: None,
+            origin: None,
+        },
+    );
+}
+
+/// Deletes the message request `conv` is for `me`: what it holds so far
 /// is no longer `me`'s to read, and it leaves the requests list. It stays
 /// a request: a later message from the sender shows it again, alone. The
 /// sender is not told.
 async fn delete_direct(
     s: &Server,
     me: &UserId,
-    mut state: ConversationState,
+    conv: &ConversationId,
 ) -> Result<ConversationState, CoreError> {
-    for _ in 0..ATTEMPTS {
-        let mut next = state.clone();
-        next.version += 1;
-        let from = state.last_seq + 1;
-        if let Some(m) = next.members.iter_mut().find(|m| m.user == *me) {
+    edit_direct(s, conv, |c| {
+        if c.pending_for(me).is_none() {
+            return Err(no_request());
+        }
+        let from = c.last_seq + 1;
+        if let Some(m) = c.members.iter_mut().find(|m| m.user == *me) {
             m.joined_seq = from;
         }
-        match s.backends.messages.change(&next, None).await? {
-            Changed::Done(_) => return Ok(next),
-            Changed::Stale => {
-                state = s
-                    .backends
-                    .messages
-                    .conversation(&state.conv)
-                    .await?
-                    .filter(|c| c.pending_for(me).is_some())
-                    .ok_or_else(no_request)?;
-            }
-        }
-    }
-    Err(CoreError::Unavailable(
-        "the conversation changed too often meanwhile; try again".into(),
-    ))
+        Ok(true)
+    })
+    .await?
+    .ok_or_else(no_request)
 }
 
 /// Makes the pair's relation mirror the message requests of the direct
@@ -216,26 +189,13 @@ pub(crate) async fn mirror(
 /// message request, if any, is accepted.
 pub(crate) async fn settle_direct(s: &Server, relation: &Relation) -> Result<(), CoreError> {
     let conv = ConversationId::direct(&relation.users[0], &relation.users[1]);
-    for _ in 0..ATTEMPTS {
-        let Some(state) = s.backends.messages.conversation(&conv).await? else {
-            return Ok(());
-        };
-        if state.pending.is_empty() {
-            return Ok(());
-        }
-        let mut next = state;
-        next.version += 1;
-        next.pending.clear();
-        match s.backends.messages.change(&next, None).await {
-            Ok(Changed::Done(_)) => return Ok(()),
-            Ok(Changed::Stale) => continue,
-            Err(StoreError::NotFound) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(CoreError::Unavailable(
-        "the conversation changed too often meanwhile; try again".into(),
-    ))
+    edit_direct(s, &conv, |c| {
+        let waits = !c.pending.is_empty();
+        c.pending.clear();
+        Ok(waits)
+    })
+    .await?;
+    Ok(())
 }
 
 /// What waits for `me` in `state`, with the profile of who asked.

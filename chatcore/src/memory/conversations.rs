@@ -390,7 +390,8 @@ impl MessageStore for MemoryMessageStore {
                 };
                 let read = marks.and_then(|r| r.get(&state.conv)).copied().unwrap_or(0);
                 let hi = m.left_seq.unwrap_or(c.state.last_seq);
-                c.unread(user, read.max(m.joined_seq) + 1, hi)
+                // From the joining entry on, that entry included.
+                c.unread(user, read.max(m.joined_seq.saturating_sub(1)) + 1, hi)
             })
             .collect())
     }

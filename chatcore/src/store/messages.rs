@@ -187,8 +187,8 @@ pub enum Listing {
     /// ([`ConversationState::readable`] not empty), and group invitations.
     Requests,
     /// Every conversation the user is or was a member of, whichever list
-    /// shows it (or none, as a request the user blocks): what `sync`
-    /// delivers.
+    /// shows it (or none, as a request the user blocks), but for direct
+    /// ones never written to: what `sync` delivers.
     All,
 }
 
@@ -211,7 +211,10 @@ impl Listing {
                             .is_some_and(|(first, last)| first <= last))
                     && !state.blocked.contains(user)
             }
-            Listing::All => state.member(user).is_some(),
+            Listing::All => {
+                state.member(user).is_some()
+                    && (state.kind == ConversationKind::Group || state.last_seq > 0)
+            }
         }
     }
 }

@@ -15,7 +15,12 @@
 //!   receives anything past its removal;
 //! - `history` shows each user exactly the seqs of its membership window,
 //!   and a former member none past its leaving;
-//! - each member's unread count (`conversations`) equals the model's.
+//! - each member's unread count (`conversations`) equals the model's;
+//! - users 2 and 3 admit only their contacts' adds (and nobody here is a
+//!   contact): adding them invites them instead, which writes no entry and
+//!   reaches only them (`invited`); until they accept they receive and read
+//!   nothing of the group; accepting writes `member_joined` and starts their
+//!   window there; declining, or an admin's withdrawal, ends the invitation.
 
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +36,8 @@ use crate::store::{Event, Topic};
 use crate::Server;
 
 const USERS: usize = 4;
+/// Users from this index on admit only their contacts' adds.
+const PICKY: usize = 2;
 const GROUPS: usize = 2;
 const PASSWORD: &str = "tangerine submarine orchestra 77";
 
@@ -87,6 +94,15 @@ pub enum Op {
         /// Group.
         g: usize,
     },
+    /// `user` answers its invitation to group `g`.
+    Answer {
+        /// Who.
+        user: usize,
+        /// Group.
+        g: usize,
+        /// Accept, or decline.
+        accept: bool,
+    },
     /// `user` reads group `g` up to what it may read, and checks history and unread.
     Read {
         /// Reader.
@@ -110,6 +126,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (by.clone(), g.clone(), by, prop::bool::weighted(0.8))
             .prop_map(|(by, g, user, admin)| Op::SetRole { by, g, user, admin }),
         5 => (u.clone(), g.clone()).prop_map(|(user, g)| Op::Send { user, g }),
+        2 => (u.clone(), g.clone(), prop::bool::weighted(0.7))
+            .prop_map(|(user, g, accept)| Op::Answer { user, g, accept }),
         3 => (u, g).prop_map(|(user, g)| Op::Read { user, g }),
     ]
 }
@@ -143,6 +161,8 @@ struct Group {
     log: Vec<(usize, bool)>,
     /// Read markers.
     read: BTreeMap<usize, u64>,
+    /// Open invitations.
+    invited: BTreeSet<usize>,
 }
 
 impl Group {
@@ -197,6 +217,19 @@ async fn run(factory: Arc<dyn Factory>, ops: Vec<Op>) -> Check<()> {
     for i in 0..USERS {
         let caller = world.register(i).await?;
         world.callers.push(caller);
+    }
+    for i in PICKY..USERS {
+        let (reply, _) = world
+            .req(i, |id| ClientFrame::SetPrivacy {
+                id,
+                direct: None,
+                groups: Some(crate::model::Audience::Contacts),
+                presence: None,
+            })
+            .await;
+        ensure(matches!(reply, Ok(ServerFrame::Privacy { .. })), || {
+            format!("set_privacy: {reply:?}")
+        })?;
     }
     for op in ops {
         world.step += 1;
@@ -307,10 +340,12 @@ impl World {
                 if self.groups.len() == GROUPS {
                     return Ok(());
                 }
-                let others: Vec<usize> = (0..USERS)
+                let named: Vec<usize> = (0..USERS)
                     .filter(|&i| i != owner && members & (1 << i) != 0)
                     .collect();
-                let ids: Vec<UserId> = others.iter().map(|&i| self.uid(i)).collect();
+                let ids: Vec<UserId> = named.iter().map(|&i| self.uid(i)).collect();
+                let (invited, others): (Vec<usize>, Vec<usize>) =
+                    named.into_iter().partition(|&i| i >= PICKY);
                 let (reply, out) = self
                     .req(owner, |id| ClientFrame::CreateGroup {
                         id,
@@ -321,11 +356,21 @@ impl World {
                     })
                     .await;
                 let conv = match reply {
-                    Ok(ServerFrame::Conversation { conversation, .. }) => conversation.conv,
+                    Ok(ServerFrame::Conversation { conversation, .. }) => {
+                        let listed: BTreeSet<UserId> = conversation.invited.into_iter().collect();
+                        let expected: BTreeSet<UserId> =
+                            invited.iter().map(|&i| self.uid(i)).collect();
+                        ensure(listed == expected, || {
+                            format!("create: invited {listed:?}, expected {expected:?}")
+                        })?;
+                        conversation.conv
+                    }
                     other => return Err(format!("create: {other:?}")),
                 };
+                self.check_invited(&out, &invited.iter().copied().collect())?;
                 let mut g = Group {
                     conv: Some(conv),
+                    invited: invited.iter().copied().collect(),
                     ..Group::default()
                 };
                 let step = self.step;
@@ -369,9 +414,36 @@ impl World {
                     .req(by, |id| ClientFrame::AddMembers {
                         id,
                         conv,
-                        users: vec![target],
+                        users: vec![target.clone()],
                     })
                     .await;
+                if user >= PICKY {
+                    // An invitation, unless one is open already.
+                    let allowed = allowed && !self.groups[g].invited.contains(&user);
+                    match (allowed, &reply) {
+                        (
+                            true,
+                            Ok(ServerFrame::Changed {
+                                seq: 0, invited, ..
+                            }),
+                        ) if *invited == [target] => {}
+                        (false, Err(_)) => {}
+                        other => return Err(format!("invite of {user} by {by}: {other:?}")),
+                    }
+                    let expected = if allowed {
+                        BTreeSet::from([user])
+                    } else {
+                        BTreeSet::new()
+                    };
+                    self.check_invited(&out, &expected)?;
+                    ensure(self.recipients(&out)?.is_empty(), || {
+                        format!("an invitation wrote an entry: {:?}", out.events)
+                    })?;
+                    if allowed {
+                        self.groups[g].invited.insert(user);
+                    }
+                    return Ok(());
+                }
                 let mut to = self.groups[g].active_users();
                 to.insert(user);
                 self.check_entry("add", g, allowed, &reply, &out, &to)?;
@@ -403,6 +475,9 @@ impl World {
                     }
                     _ => false,
                 };
+                let withdraws = by != user
+                    && grp.invited.contains(&user)
+                    && grp.active(by).is_some_and(|m| m.role >= Role::Admin);
                 let conv = self.conv(g);
                 let target = self.uid(user);
                 let (reply, out) = self
@@ -412,6 +487,20 @@ impl World {
                         user: target,
                     })
                     .await;
+                if withdraws {
+                    ensure(
+                        matches!(reply, Ok(ServerFrame::Changed { seq: 0, .. }))
+                            && out.events.is_empty(),
+                        || {
+                            format!(
+                                "withdrawing {user}'s invitation: {reply:?} {:?}",
+                                out.events
+                            )
+                        },
+                    )?;
+                    self.groups[g].invited.remove(&user);
+                    return Ok(());
+                }
                 let to = self.groups[g].active_users();
                 self.check_entry("remove", g, allowed, &reply, &out, &to)?;
                 if allowed {
@@ -511,6 +600,70 @@ impl World {
                 }
                 Ok(())
             }
+            Op::Answer { user, g, accept } => {
+                let Some(g) = self.pick(g) else { return Ok(()) };
+                let invited = self.groups[g].invited.contains(&user);
+                let conv = self.conv(g);
+                let (reply, out) = self
+                    .req(user, |id| {
+                        if accept {
+                            ClientFrame::Accept { id, conv }
+                        } else {
+                            ClientFrame::Decline { id, conv }
+                        }
+                    })
+                    .await;
+                let seq = self.groups[g].log.len() as u64 + 1;
+                match (invited, accept, &reply) {
+                    (false, _, Err(e)) => {
+                        return ensure(
+                            e.code() == crate::protocol::ErrorCode::NotFound
+                                && out.events.is_empty(),
+                            || format!("answer without an invitation: {e} {:?}", out.events),
+                        )
+                    }
+                    (true, false, Ok(ServerFrame::Ok { .. })) => {
+                        ensure(self.recipients(&out)?.is_empty(), || {
+                            format!("a decline wrote an entry: {:?}", out.events)
+                        })?;
+                    }
+                    (true, true, Ok(ServerFrame::Conversation { conversation, .. })) => {
+                        let first = if conversation.history_visible { 1 } else { seq };
+                        ensure(
+                            conversation.last_seq == seq && conversation.first_seq == first,
+                            || {
+                                format!(
+                                    "accept: reads {}..={}, expected from {first} to {seq}",
+                                    conversation.first_seq, conversation.last_seq
+                                )
+                            },
+                        )?;
+                        let mut to = self.groups[g].active_users();
+                        to.insert(user);
+                        let got = self.recipients(&out)?;
+                        ensure(got == to, || {
+                            format!("accept: published to {got:?}, expected {to:?}")
+                        })?;
+                        let step = self.step;
+                        let grp = &mut self.groups[g];
+                        grp.members.insert(
+                            user,
+                            Membership {
+                                role: Role::Member,
+                                joined: seq,
+                                left: None,
+                                since: step,
+                            },
+                        );
+                        grp.log.push((user, false));
+                    }
+                    other => {
+                        return Err(format!("answer of {user} (invited: {invited}): {other:?}"))
+                    }
+                }
+                self.groups[g].invited.remove(&user);
+                Ok(())
+            }
             Op::Read { user, g } => {
                 let Some(g) = self.pick(g) else { return Ok(()) };
                 self.check_reads(user, g).await?;
@@ -533,6 +686,21 @@ impl World {
                 Ok(())
             }
         }
+    }
+
+    /// A request's `invited` pushes went to exactly `to`.
+    fn check_invited(&self, out: &Out, to: &BTreeSet<usize>) -> Check<()> {
+        let got: BTreeSet<usize> = out
+            .events
+            .iter()
+            .filter_map(|(topic, event)| match (topic, event) {
+                (Topic::User(u), Event::Invited(_)) => self.user_of(u),
+                _ => None,
+            })
+            .collect();
+        ensure(got == *to, || {
+            format!("invited pushed to {got:?}, expected {to:?}")
+        })
     }
 
     /// The user `by` stands for in group `g` (see [`op`]).
@@ -596,10 +764,18 @@ impl World {
                 limit: Some(200),
             })
             .await;
+        let invited = self.groups[g].invited.contains(&user);
         match (window, reply) {
-            (None, Err(e)) => ensure(e.code() == crate::protocol::ErrorCode::NotFound, || {
-                format!("a stranger's history: {e}")
-            })?,
+            (None, Ok(ServerFrame::Messages { messages, .. })) if invited => {
+                ensure(messages.is_empty(), || {
+                    format!("user {user}, invited, reads {} entries", messages.len())
+                })?
+            }
+            (None, Err(e)) if !invited => {
+                ensure(e.code() == crate::protocol::ErrorCode::NotFound, || {
+                    format!("a stranger's history: {e}")
+                })?
+            }
             (Some((first, last)), Ok(ServerFrame::Messages { messages, more, .. })) => {
                 let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
                 let expected: Vec<u64> = (first..=last).collect();
@@ -609,7 +785,24 @@ impl World {
             }
             (w, r) => return Err(format!("history of user {user} (window {w:?}): {r:?}")),
         }
-        if window.is_none() {
+        let (reply, _) = self
+            .req(user, |id| ClientFrame::Conversations {
+                id,
+                list: Some(crate::protocol::ConversationList::Requests),
+                after: None,
+                limit: Some(200),
+            })
+            .await;
+        let Ok(ServerFrame::Conversations { conversations, .. }) = reply else {
+            return Err(format!("requests: {reply:?}"));
+        };
+        let listed = conversations.iter().any(|c| c.conv == conv);
+        ensure(listed == invited, || {
+            format!("user {user}: requests list has the group: {listed}, invited: {invited}")
+        })?;
+        if window.is_none() || invited {
+            // A former member invited back finds the group among its
+            // requests, not in its main list, until it answers.
             return Ok(());
         }
         let (reply, _) = self

@@ -65,6 +65,14 @@ async fn a_send_returns_its_reply_and_the_events_for_both_users() {
         .iter()
         .map(|(t, e)| match e {
             Event::Message { origin, .. } => (t.clone(), origin.as_deref()),
+            // A first message to a stranger: a request, which hides the
+            // recipient's presence from the sender's connections.
+            Event::Relation {
+                with,
+                hidden: true,
+                origin: None,
+                ..
+            } if *with == bob.user => (t.clone(), Some("relation")),
             other => panic!("{other:?}"),
         })
         .collect();
@@ -72,6 +80,7 @@ async fn a_send_returns_its_reply_and_the_events_for_both_users() {
     let mut expected = vec![
         (Topic::User(bob.user.clone()), None),
         (Topic::User(alice.user.clone()), Some("conn-alice")),
+        (Topic::User(alice.user.clone()), Some("relation")),
     ];
     expected.sort();
     assert_eq!(topics, expected, "the peer, and the sender's other devices");

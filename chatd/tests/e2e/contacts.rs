@@ -190,6 +190,9 @@ async fn a_block_stops_the_blocked_user_who_cannot_tell_it_from_a_setting() {
         .await
         .unwrap();
     let conv = sent.conv.clone();
+    alice.client.accept(&conv).await.unwrap();
+    // Accepted: Bob sees Alice's presence, hidden from him until now.
+    assert!(presence_push(&mut bob.events, &alice.id()).await.0);
     alice.client.send_text(&conv, "hi bob").await.unwrap();
     let users = bob.client.search_users("alice", None, None).await.unwrap();
     assert_eq!(users.users.len(), 1);

@@ -159,6 +159,8 @@ async fn both_sides_open_their_direct_conversation_at_once_and_get_one() {
     let chatd = Chatd::start(&[]).await;
     let alice = chatd.user("alice").await;
     let bob = chatd.user("bob").await;
+    // Contacts: neither first message is a request the other must accept.
+    befriend(&alice, &bob).await;
     let (a_id, b_id) = (alice.id(), bob.id());
     for round in 0..5 {
         let (ta, tb) = (format!("a{round}"), format!("b{round}"));
@@ -197,6 +199,7 @@ async fn mute_silences_alerts_and_a_read_clears_the_other_devices() {
         .login("alice", PASSWORD, "phone")
         .await
         .expect("second device");
+    befriend(&alice, &bob).await;
     let sent = bob.client.send_text(&alice.id(), "one").await.unwrap();
     let conv = sent.conv.clone();
     assert!(drain(&mut alice)

@@ -74,8 +74,19 @@ async fn profile_changes_reach_watchers_and_other_devices_live() {
         "the changing connection has its reply"
     );
 
-    // A conversation peer sees the change too, whatever its directory shows.
-    carol.client.send_text(&bob.id(), "hi bob").await.unwrap();
+    // A conversation peer sees the change too, whatever its directory
+    // shows, once its message request is accepted: not before.
+    let sent = carol.client.send_text(&bob.id(), "hi bob").await.unwrap();
+    bob.client
+        .update_profile(None, Some("Busy".into()), None)
+        .await
+        .unwrap();
+    carol.client.ping().await.unwrap();
+    assert!(
+        !got(&mut carol.events, |f| profile_of(f, &bob.id())).await,
+        "bob has not accepted carol's request"
+    );
+    bob.client.accept(&sent.conv).await.unwrap();
     bob.client
         .update_profile(None, Some("Gone fishing".into()), None)
         .await
