@@ -116,8 +116,47 @@ pub(crate) struct Counters {
     pub(crate) commits: AtomicU64,
 }
 
+/// The database files open in this process, by canonical path.
+static OPEN: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// This process's claim on a file: a second [`crate::SqliteStore`] on the
+/// same file would have a writer and a cache of its own, and each cache
+/// would miss the other's writes. Released when the store is dropped.
+pub(crate) struct OpenMark(Option<PathBuf>);
+
+impl OpenMark {
+    /// Claims `path`; `Unavailable` if this process has it open already.
+    /// A path that cannot be resolved (an in-memory database) is not claimed.
+    pub(crate) fn claim(path: &Path) -> StoreResult<Self> {
+        let Ok(canonical) = std::fs::canonicalize(path) else {
+            return Ok(Self(None));
+        };
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        if open.contains(&canonical) {
+            return Err(StoreError::Unavailable(format!(
+                "SQLite database {}: already open in this process (clone the SqliteStore instead \
+                 of opening the file twice)",
+                path.display()
+            )));
+        }
+        open.push(canonical.clone());
+        Ok(Self(Some(canonical)))
+    }
+}
+
+impl Drop for OpenMark {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            OPEN.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|p| *p != path);
+        }
+    }
+}
+
 /// The writer thread's handle and the reader pool.
 pub(crate) struct Db {
+    _mark: OpenMark,
     writer: mpsc::Sender<Job>,
     pub(crate) counters: Arc<Counters>,
     /// The conversations the writer knows (see `cache.rs`).
@@ -131,6 +170,7 @@ impl Db {
     /// Starts the writer thread on `writer` (already migrated) and keeps
     /// `readers` for the reads.
     pub(crate) fn start(
+        mark: OpenMark,
         writer: Connection,
         readers: Vec<Connection>,
         options: ConnOptions,
@@ -145,6 +185,7 @@ impl Db {
             .spawn(move || run_writer(writer, rx, &counted, &cached))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         Ok(Arc::new(Self {
+            _mark: mark,
             writer: tx,
             counters,
             cache,

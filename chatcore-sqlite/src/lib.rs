@@ -290,6 +290,7 @@ impl std::fmt::Debug for SqliteStore {
 fn open_blocking(options: ConnOptions, readers: usize) -> StoreResult<Arc<Db>> {
     let writer = open_conn(&options, false)?;
     let path = options.path.clone();
+    let mark = db::OpenMark::claim(&path)?;
     // First the schema: on a file that cannot be written it fails with
     // SQLite's own words (read-only, locked, full).
     schema::migrate(&writer).map_err(|e| in_file(&path, e))?;
@@ -305,7 +306,7 @@ fn open_blocking(options: ConnOptions, readers: usize) -> StoreResult<Arc<Db>> {
     let readers = (0..readers)
         .map(|_| open_conn(&options, true))
         .collect::<StoreResult<Vec<_>>>()?;
-    Db::start(writer, readers, options)
+    Db::start(mark, writer, readers, options)
 }
 
 /// `e` with the file's path in its message.

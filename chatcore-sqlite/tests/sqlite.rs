@@ -203,6 +203,27 @@ async fn a_database_written_by_a_newer_schema_is_refused_with_a_clear_message() 
 }
 
 #[tokio::test]
+async fn a_file_is_opened_once_per_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    match SqliteStore::open(dir.path().join(".").join("chat.db")).await {
+        Err(StoreError::Unavailable(m)) => assert!(m.contains("already open"), "{m}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    let clone = store.clone();
+    drop(store);
+    assert!(
+        SqliteStore::open(&path).await.is_err(),
+        "a clone still holds it"
+    );
+    drop(clone);
+    SqliteStore::open(&path)
+        .await
+        .expect("free once every handle is gone");
+}
+
+#[tokio::test]
 async fn another_programs_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("other.db");
