@@ -288,6 +288,28 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 fn open_blocking(options: ConnOptions, readers: usize) -> StoreResult<Arc<Db>> {
+    open_db(&options, readers).map_err(|e| match (e, writable(&options)) {
+        (StoreError::Unavailable(m), Err(why)) => StoreError::Unavailable(format!("{m} ({why})")),
+        (e, _) => e,
+    })
+}
+
+/// Whether the file (when it exists) can be opened for writing: SQLite's
+/// own error on a read-only mount ("unable to open database file") does
+/// not say why.
+fn writable(options: &ConnOptions) -> Result<(), String> {
+    if options.read_only || !options.path.exists() {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&options.path)
+        .map(|_| ())
+        .map_err(|e| format!("the file cannot be written: {e}"))
+}
+
+fn open_db(options: &ConnOptions, readers: usize) -> StoreResult<Arc<Db>> {
+    let options = options.clone();
     let writer = open_conn(&options, false)?;
     let path = options.path.clone();
     let mark = db::OpenMark::claim(&path)?;

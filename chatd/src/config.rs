@@ -361,6 +361,9 @@ impl StoreSpec {
         match self {
             StoreSpec::Memory => "memory (nothing kept at exit)".to_owned(),
             StoreSpec::Mongo(_) => "mongodb".to_owned(),
+            StoreSpec::Sqlite(path) if path.to_str().is_some_and(|p| p.starts_with("file:")) => {
+                format!("sqlite:{}", path.display())
+            }
             StoreSpec::Sqlite(path) => {
                 let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
                 format!("sqlite:{}", path.display())

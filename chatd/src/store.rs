@@ -66,6 +66,12 @@ pub(crate) async fn backends(
 /// error says what is wrong with the file (corrupt, locked, read-only,
 /// full, written by a newer chatd).
 pub(crate) async fn open_sqlite(path: &Path) -> anyhow::Result<SqliteStore> {
+    // `file:...?mode=ro` and the like are SQLite URIs: passed on as they are.
+    if path.to_str().is_some_and(|p| p.starts_with("file:")) {
+        return SqliteStore::open(path)
+            .await
+            .with_context(|| format!("cannot open the SQLite store {}", path.display()));
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir)
             .await

@@ -524,3 +524,63 @@ async fn alice_after(chatd: &Chatd, bob: &UserId) -> u64 {
         .unwrap()
         .seq
 }
+
+#[tokio::test]
+async fn a_read_only_mount_is_refused_at_start_with_a_clear_error() {
+    let dir = TempDir::new("mount");
+    let chatd = start_on(&dir).await;
+    stop(chatd).await;
+    // The directory bind-mounted read-only in a mount namespace of its
+    // own: root cannot write through it either.
+    let d = dir.0.display().to_string();
+    let probe = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(format!(
+            "mount --bind '{d}' '{d}' && mount -o remount,ro,bind '{d}' && ! touch '{d}/probe'"
+        ))
+        .stderr(Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("NOTE: no read-only bind mount here (unshare -m refused): test not run");
+        return;
+    }
+    let out = timeout(
+        T,
+        Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(format!(
+                "mount --bind '{d}' '{d}' && mount -o remount,ro,bind '{d}' && exec \"$0\" \"$@\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_chatd"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "off",
+                "--log",
+                "warn",
+            ])
+            .args(["--store", &dir.store_arg()])
+            .arg("--mailer")
+            .arg(format!(
+                "dir:{}",
+                std::env::temp_dir().join("e2e-ro-mail").display()
+            ))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("chatd ends")
+    .expect("chatd runs");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "chatd must not serve a read-only file"
+    );
+    assert!(
+        log.to_lowercase().contains("read-only file system"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
