@@ -382,52 +382,89 @@ async fn a_database_of_a_newer_schema_is_refused_at_start() {
 }
 
 #[tokio::test]
-async fn a_file_locked_by_another_process_is_refused_at_start() {
+async fn a_file_locked_by_another_process_is_refused_at_start_and_unavailable_while_running() {
     let dir = TempDir::new("locked");
     let chatd = start_on(&dir).await;
     stop(chatd).await;
-    // Another process (this test binary, see `hold_a_write_lock`) takes
-    // the write lock and keeps it until its stdin closes.
-    let mut holder = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "sqlite::hold_a_write_lock",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("CHATD_E2E_LOCK", dir.db())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
-    timeout(T, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("LOCKED") {
-                return;
-            }
-        }
-        panic!("the lock holder ended without locking");
-    })
-    .await
-    .expect("the lock holder locks");
+    let holder = LockHolder::take(&dir.db()).await;
     let (ok, log) = run_to_end(&["--store", &dir.store_arg()]).await;
     assert!(!ok, "chatd must not start on a file another process locks");
     assert!(log.contains("locked"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
-    drop(holder.stdin.take());
-    let _ = timeout(T, holder.wait()).await;
-    // Once the lock is gone, it starts.
+    holder.release().await;
+
+    // Once the lock is gone, it starts; locked again while it runs, sends
+    // answer `unavailable` (after the busy timeout) and it is not ready.
     let chatd = start_on(&dir).await;
+    let alice = chatd.user("alice").await;
+    let bob = chatd.user("bob").await;
+    alice
+        .client
+        .send(&bob.id(), "l1", text("before the lock"))
+        .await
+        .unwrap();
+    let holder = LockHolder::take(&dir.db()).await;
+    let r = timeout(T, alice.client.send(&bob.id(), "l2", text("while locked")))
+        .await
+        .expect("no hang");
+    assert_eq!(server_code(r), ErrorCode::Unavailable);
+    assert_eq!(chatd.http("GET", "/readyz").await.0, 503);
+    assert_eq!(chatd.http("GET", "/healthz").await.0, 200);
+    holder.release().await;
+    let sent = alice
+        .client
+        .send(&bob.id(), "l3", text("after the lock"))
+        .await
+        .expect("sends again once the lock is gone");
+    assert_eq!(sent.seq, 2, "the refused message took no seq");
+    drop((alice, bob));
     stop(chatd).await;
 }
 
+/// A second process (this test binary, see `hold_a_write_lock`) that holds
+/// the database's write lock until released.
+struct LockHolder(tokio::process::Child);
+
+impl LockHolder {
+    async fn take(db: &Path) -> LockHolder {
+        let mut holder = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sqlite::hold_a_write_lock",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("CHATD_E2E_LOCK", db)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
+        timeout(T, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("LOCKED") {
+                    return;
+                }
+            }
+            panic!("the lock holder ended without locking");
+        })
+        .await
+        .expect("the lock holder locks");
+        LockHolder(holder)
+    }
+
+    async fn release(mut self) {
+        drop(self.0.stdin.take());
+        let _ = timeout(T, self.0.wait()).await;
+    }
+}
+
 /// Not a test of its own: the second process of
-/// `a_file_locked_by_another_process_is_refused_at_start`.
+/// `a_file_locked_by_another_process_is_refused_at_start_and_unavailable_while_running`.
 #[test]
-#[ignore = "run by a_file_locked_by_another_process_is_refused_at_start"]
+#[ignore = "run by the test of a file locked by another process"]
 fn hold_a_write_lock() {
     let Some(path) = std::env::var_os("CHATD_E2E_LOCK") else {
         return;
