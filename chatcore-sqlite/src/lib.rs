@@ -39,6 +39,13 @@
 //! - Reads run on a bounded pool of reader connections on tokio's blocking
 //!   threads; WAL lets them read while the writer writes. No SQLite call
 //!   runs on an async worker.
+//! - The writer keeps the conversations it touched in memory (it is the
+//!   only writer of the file): an append reads no state back, and
+//!   `MessageStore::conversation` is answered from the committed copy.
+//! - Checkpoints every 16k WAL pages: a hot page goes to the WAL at every
+//!   commit but into the file once per checkpoint.
+//! - The rate limiter's spend budgets (charged on every send, meaningful
+//!   for a minute) stay in memory; failed-login windows are stored.
 //!
 //! Why rusqlite and not sqlx: rusqlite's synchronous API on a thread of its
 //! own is exactly the shape group commit needs (one connection, a loop that
