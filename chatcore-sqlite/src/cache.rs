@@ -20,9 +20,60 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chatcore::store::{ConversationState, Member};
 
-/// Beyond this many conversations, the published level is emptied at the
-/// next commit (the hot ones come back with their next write).
-const MAX_ENTRIES: usize = 50_000;
+/// Beyond this weight (a conversation weighs one plus its members and
+/// pending users, about 100 bytes each), a level is emptied at the next
+/// commit (the hot conversations come back with their next write): about
+/// 100 MiB per level at most, whatever the groups' sizes.
+const MAX_WEIGHT: usize = 1_000_000;
+
+fn weight(state: &ConversationState) -> usize {
+    1 + state.members.len() + state.pending.len()
+}
+
+/// A map of conversations that knows its weight.
+struct Weighed<V> {
+    map: HashMap<String, V>,
+    weight: usize,
+}
+
+impl<V> Default for Weighed<V> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            weight: 0,
+        }
+    }
+}
+
+impl<V> Weighed<V> {
+    fn insert(&mut self, conv: String, value: V, w: usize, old: impl Fn(&V) -> usize) {
+        if let Some(prev) = self.map.insert(conv, value) {
+            self.weight = self.weight.saturating_sub(old(&prev));
+        }
+        self.weight += w;
+    }
+
+    fn remove(&mut self, conv: &str, old: impl Fn(&V) -> usize) {
+        if let Some(prev) = self.map.remove(conv) {
+            self.weight = self.weight.saturating_sub(old(&prev));
+        }
+    }
+
+    fn clear_if_heavy(&mut self) {
+        if self.weight > MAX_WEIGHT {
+            self.map.clear();
+            self.weight = 0;
+        }
+    }
+}
+
+fn entry_weight(e: &Entry) -> usize {
+    weight(&e.state)
+}
+
+fn state_weight(s: &Arc<ConversationState>) -> usize {
+    weight(s)
+}
 
 /// A conversation as the writer knows it.
 #[derive(Clone)]
@@ -44,7 +95,7 @@ impl Entry {
 
 #[derive(Default)]
 struct Working {
-    entries: HashMap<String, Entry>,
+    entries: Weighed<Entry>,
     /// Changed in the current group: published at its commit.
     touched: HashSet<String>,
     /// Changed by the current write: dropped if it fails.
@@ -55,7 +106,7 @@ struct Working {
 #[derive(Default)]
 pub(crate) struct ConvCache {
     working: Mutex<Working>,
-    published: Mutex<HashMap<String, Arc<ConversationState>>>,
+    published: Mutex<Weighed<Arc<ConversationState>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -65,7 +116,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ConvCache {
     /// The writer's entry for `conv`, if it has one.
     pub(crate) fn working(&self, conv: &str) -> Option<Entry> {
-        lock(&self.working).entries.get(conv).cloned()
+        lock(&self.working).entries.map.get(conv).cloned()
     }
 
     /// Records the writer's new view of a conversation (inside the group).
@@ -74,7 +125,8 @@ impl ConvCache {
         let conv = entry.state.conv.0.clone();
         w.touched.insert(conv.clone());
         w.job.insert(conv.clone());
-        w.entries.insert(conv, entry);
+        let wt = entry_weight(&entry);
+        w.entries.insert(conv, entry, wt, entry_weight);
     }
 
     /// Records a view read from the file, unchanged by this write.
@@ -82,12 +134,13 @@ impl ConvCache {
         let mut w = lock(&self.working);
         let conv = entry.state.conv.0.clone();
         w.touched.insert(conv.clone());
-        w.entries.insert(conv, entry);
+        let wt = entry_weight(&entry);
+        w.entries.insert(conv, entry, wt, entry_weight);
     }
 
     /// The committed state of `conv`, if the writer published one.
     pub(crate) fn published(&self, conv: &str) -> Option<Arc<ConversationState>> {
-        lock(&self.published).get(conv).cloned()
+        lock(&self.published).map.get(conv).cloned()
     }
 
     /// A write is about to run.
@@ -101,8 +154,8 @@ impl ConvCache {
         let job = std::mem::take(&mut w.job);
         let mut p = lock(&self.published);
         for conv in job {
-            w.entries.remove(&conv);
-            p.remove(&conv);
+            w.entries.remove(&conv, entry_weight);
+            p.remove(&conv, state_weight);
         }
     }
 
@@ -112,17 +165,15 @@ impl ConvCache {
         let touched = std::mem::take(&mut w.touched);
         w.job.clear();
         let mut p = lock(&self.published);
-        if p.len() > MAX_ENTRIES {
-            p.clear();
-        }
+        p.clear_if_heavy();
         for conv in touched {
-            if let Some(e) = w.entries.get(&conv) {
-                p.insert(conv, e.state.clone());
+            if let Some(e) = w.entries.map.get(&conv) {
+                let state = e.state.clone();
+                let wt = weight(&state);
+                p.insert(conv, state, wt, state_weight);
             }
         }
-        if w.entries.len() > MAX_ENTRIES {
-            w.entries.clear();
-        }
+        w.entries.clear_if_heavy();
     }
 
     /// The group is lost: everything it touched is forgotten.
@@ -132,8 +183,62 @@ impl ConvCache {
         w.job.clear();
         let mut p = lock(&self.published);
         for conv in touched {
-            w.entries.remove(&conv);
-            p.remove(&conv);
+            w.entries.remove(&conv, entry_weight);
+            p.remove(&conv, state_weight);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatcore::model::UserId;
+
+    fn state(a: &str, b: &str, last_seq: u64) -> ConversationState {
+        let mut s = ConversationState::direct(&UserId::from(a), &UserId::from(b), 0);
+        s.last_seq = last_seq;
+        s
+    }
+
+    #[test]
+    fn only_committed_views_are_published_and_failures_forget() {
+        let cache = ConvCache::default();
+        let s1 = state("a", "b", 1);
+        let conv = s1.conv.0.clone();
+        cache.job_started();
+        cache.put(Entry::new(s1));
+        assert!(cache.published(&conv).is_none(), "not before the commit");
+        cache.committed();
+        assert_eq!(cache.published(&conv).map(|s| s.last_seq), Some(1));
+
+        // A write that fails: its view goes, from both levels.
+        cache.job_started();
+        cache.put(Entry::new(state("a", "b", 2)));
+        cache.job_failed();
+        assert!(cache.working(&conv).is_none());
+        assert!(cache.published(&conv).is_none());
+
+        // A group whose commit fails: the same.
+        cache.job_started();
+        cache.put(Entry::new(state("a", "b", 2)));
+        cache.committed();
+        cache.job_started();
+        cache.put(Entry::new(state("a", "b", 3)));
+        cache.aborted();
+        assert!(cache.working(&conv).is_none());
+        assert!(cache.published(&conv).is_none());
+    }
+
+    #[test]
+    fn heavy_levels_are_emptied() {
+        let cache = ConvCache::default();
+        for i in 0..(MAX_WEIGHT / 3 + 10) {
+            cache.job_started();
+            cache.put(Entry::new(state(&format!("u{i}"), "z", 1)));
+        }
+        cache.committed();
+        cache.committed();
+        assert!(lock(&cache.published).weight <= MAX_WEIGHT);
+        assert!(lock(&cache.working).entries.weight <= MAX_WEIGHT);
     }
 }
