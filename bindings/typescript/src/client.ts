@@ -862,7 +862,7 @@ export class ChatClient {
 
   /**
    * The new-device flow of PROTOCOL.md: acknowledges every conversation up to its newest entry (`last_seq` of
-   * `conversations`, page after page), so that `sync` returns only what arrives from now on; older entries stay
+   * `conversations`, page after page, the main list and then the requests list), so that `sync` returns only what arrives from now on; older entries stay
    * readable with {@link history}. Resolves with the conversations listed. Runs in turn with {@link sync} (a sync
    * asked meanwhile waits for it), and by itself after `register` and `login` with `newDeviceHistory: "latest"`.
    */
@@ -874,19 +874,22 @@ export class ChatClient {
 
   private async runSkipHistory(): Promise<ConversationSummary[]> {
     const all: ConversationSummary[] = [];
-    let after: string | undefined;
-    do {
-      const page = await this.conversations({ limit: 100, ...(after === undefined ? {} : { after }) });
-      const acks = page.conversations
-        .filter((c) => c.last_seq > 0)
-        .map(async ({ conv, last_seq }) => {
-          this.tracker.skipTo(conv, last_seq);
-          await this.ackPaced(conv, last_seq);
-        });
-      await Promise.all(acks);
-      all.push(...page.conversations);
-      after = page.next;
-    } while (after !== undefined);
+    // Message requests are delivered like any conversation, but listed apart: both lists.
+    for (const list of ["main", "requests"] as const) {
+      let after: string | undefined;
+      do {
+        const page = await this.conversations({ ...(list === "main" ? {} : { list }), limit: 100, ...(after === undefined ? {} : { after }) });
+        const acks = page.conversations
+          .filter((c) => c.last_seq > 0)
+          .map(async ({ conv, last_seq }) => {
+            this.tracker.skipTo(conv, last_seq);
+            await this.ackPaced(conv, last_seq);
+          });
+        await Promise.all(acks);
+        all.push(...page.conversations);
+        after = page.next;
+      } while (after !== undefined);
+    }
     // Pushes received meanwhile above the skipped entries may now form runs to acknowledge.
     this.flushAcks();
     return all;

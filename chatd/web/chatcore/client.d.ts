@@ -300,7 +300,7 @@ export declare class ChatClient {
     private runSync;
     /**
      * The new-device flow of PROTOCOL.md: acknowledges every conversation up to its newest entry (`last_seq` of
-     * `conversations`, page after page), so that `sync` returns only what arrives from now on; older entries stay
+     * `conversations`, page after page, the main list and then the requests list), so that `sync` returns only what arrives from now on; older entries stay
      * readable with {@link history}. Resolves with the conversations listed. Runs in turn with {@link sync} (a sync
      * asked meanwhile waits for it), and by itself after `register` and `login` with `newDeviceHistory: "latest"`.
      */
