@@ -102,6 +102,8 @@ export function refreshConversation(/** @type {string} */ id) {
     (info) => {
       fetchingConv.delete(id);
       const c = learnConversation(info);
+      // Opened before it was known (from the address): a request shows beside the Requests view.
+      if (state.open === id && c.request) state.sidebar = "requests";
       needUsers(info.members.map((m) => m.user));
       if (c.kind === "direct") needUsers([c.peer]);
       invalidate("directory", "requests", "header", "messages", "history", "group", "chat");

@@ -1,6 +1,6 @@
 // @ts-check
-// Message requests and group invitations (PROTOCOL.md, "Message requests and
-// group invitations"): what waits for this user's answer, in a Requests view
+// Message requests and group invitations (protocol version 4, PROTOCOL.md):
+// what waits for this user's answer, in a Requests view
 // of the sidebar apart from the chat list (with a count on its button). A
 // message request opens like a chat, its messages read-only, with a bar in
 // place of the message box: Accept, Delete, Block (or block and report). A
@@ -93,6 +93,7 @@ export function onAnswered(/** @type {{ conv: string, accepted: boolean }} */ a)
     if (c.kind === "group") {
       c.loaded = false;
       c.more = true;
+      if (state.open === c.id) void loadOlderOf(c);
     }
     void refreshConversation(c.id);
     void loadConversations();
