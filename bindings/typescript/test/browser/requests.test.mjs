@@ -102,9 +102,21 @@ test("Bob's first message waits in Alice's Requests view, counted on its button,
   await screenshot(alice, "requests");
 });
 
-test("Alice opens the request: read-only with an accept bar; she accepts, the chat moves to her list, and she replies", async () => {
+test("Alice opens the request: read-only with an accept bar; she accepts, the chat moves to her list (on her other device too), and she replies", async () => {
   const { page: alice } = users.alice;
   const { page: bob } = users.bob;
+  // Alice's second device, signed in meanwhile: the request waits there too.
+  const context = await browser.newContext({ viewport: PHONE, locale: "en-GB", timezoneId: "UTC" });
+  await serveMissingFromDisk(context, chatd.httpUrl);
+  const phone = await context.newPage();
+  watchConsole(phone, "alice's phone", problems);
+  phone.setDefaultTimeout(10_000);
+  await phone.goto(chatd.httpUrl + "/");
+  await phone.fill("#signin-login", users.alice.account.username);
+  await phone.fill("#signin-password", users.alice.account.password);
+  await phone.click("#signin-form button[type=submit]");
+  await phone.locator("#requests-badge", { hasText: "1" }).waitFor();
+
   await requestRow(alice, "bob").click();
   await msg(alice, "we met at the book fair").waitFor();
   await alice.locator("#request-bar").waitFor({ state: "visible" });
@@ -124,6 +136,10 @@ test("Alice opens the request: read-only with an accept bar; she accepts, the ch
   await alice.locator("#requests-button").waitFor({ state: "hidden" });
   await send(alice, "Hi Bob! Lovely to hear from you");
   await msg(bob, "Lovely to hear from you").waitFor();
+  // The other device follows (the `answered` push): no request left, the chat in its list.
+  await phone.locator("#requests-button").waitFor({ state: "hidden" });
+  await chatRow(phone, "bob").waitFor();
+  await context.close();
 });
 
 test("Carol lets only her contacts add her to groups; Bob's add invites her, and his group screen says so", async () => {
