@@ -177,15 +177,18 @@ function requestRow(/** @type {Conv} */ c) {
   );
 }
 
+function setText(/** @type {HTMLElement} */ el, /** @type {string} */ text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
 function renderRequests() {
   const list = state.me ? requestConvs() : [];
   const n = list.length;
   const requests = state.sidebar === "requests";
-  const button = $("requests-button");
-  show(button, n > 0 && !requests);
-  const badge = $("requests-badge");
-  badge.textContent = String(n);
-  $("requests-count").textContent = n === 1 ? ", 1 waiting" : `, ${n} waiting`;
+  show($("requests-button"), n > 0 && !requests);
+  // Drawn on every message (the count may change): the DOM is written only when what it says changes.
+  setText($("requests-badge"), String(n));
+  setText($("requests-count"), n === 1 ? ", 1 waiting" : `, ${n} waiting`);
   show($("chats-view"), !requests);
   show($("requests-view"), requests);
   if (!requests) return;
