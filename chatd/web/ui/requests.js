@@ -9,6 +9,7 @@
 // a request, update the views live; the list is loaded again after every
 // sign-in or resume.
 
+import { ChatError } from "../chatcore/web.js";
 import { $, h, nameNode, show } from "./dom.js";
 import { avatar, groupProfile } from "./avatar.js";
 import { clip, describe } from "./format.js";
@@ -229,6 +230,13 @@ async function answer(/** @type {(c: Conv) => Promise<void>} */ run) {
   try {
     await run(c);
   } catch (err) {
+    // Withdrawn meanwhile (an admin removed the invitation; nobody is told), or answered on another device.
+    if (err instanceof ChatError && err.code === "not_found") {
+      forget(c);
+      $("requests-status").textContent = "That request is no longer there.";
+      focusNextRequest();
+      return;
+    }
     error.textContent = describe(err);
     show(error, true);
   } finally {
