@@ -399,7 +399,7 @@ export function wireContacts() {
           return;
         }
       }
-      // Blocked already (the report came second): only what follows is left to do.
+      // Blocked already (an earlier try stopped after the block): only what follows is left to do.
       const ok = contactOf(user).blocked || (await act(user, "block", blockError));
       if (!ok) return;
       try {

@@ -5,7 +5,8 @@
 // place of the message box, accepts, and the chat moves to her list and she
 // replies. Carol sets "Who can add me to groups" to contacts; Bob adds her to
 // a group, which invites her instead (his group screen says so); she accepts
-// and joins. Carol's first message to Alice is deleted; her next one is
+// and joins; she declines another invitation, and one Bob withdraws is gone
+// when she answers it. Carol's first message to Alice is deleted; her next one is
 // blocked and reported (the `report` frame goes out), and her next message is
 // refused. The steps run in order and share the pages.
 import { test, before, after } from "node:test";
@@ -202,6 +203,46 @@ test("Carol's invitation: the group, who invited and how many are in it; she acc
   await bob.locator("#group-members li.member", { hasText: users.carol.account.display_name }).waitFor();
   await bob.locator("#group-invited-section").waitFor({ state: "hidden" });
   await closeDialog(bob, "group");
+});
+
+test("an invitation declined; another withdrawn by the admin before Carol answers: her answer says it is gone", async () => {
+  const { page: carol } = users.carol;
+  const { page: bob } = users.bob;
+  const other = "Quiet corner";
+  await bob.click("#new-group-button");
+  await bob.locator("#new-group").waitFor({ state: "visible" });
+  await bob.fill("#newgroup-title", other);
+  await bob.fill("#newgroup-search", users.carol.account.username);
+  await bob.check(`#newgroup-results input[data-username="${users.carol.account.username}"]`);
+  await bob.click("#newgroup-form button[type=submit]");
+  await bob.locator("#new-group").waitFor({ state: "hidden" });
+  await bob.locator("#toasts .toast", { hasText: `Invited ${users.carol.account.display_name}` }).waitFor();
+  await bob.locator("#peer-presence", { hasText: "1 member" }).waitFor();
+
+  const row = carol.locator("#requests-list button.person.group", { hasText: other });
+  await carol.locator("#requests-badge", { hasText: "1" }).waitFor();
+  await carol.click("#requests-button");
+  await row.click();
+  await carol.click("#request-delete");
+  await row.waitFor({ state: "detached" });
+  await carol.locator("#requests-status", { hasText: `Invitation to ${other} declined.` }).waitFor();
+
+  // Invited again from the group screen, then withdrawn there: nobody tells Carol, whose answer finds it gone.
+  await bob.click("#chat-peer");
+  await bob.locator("#group").waitFor({ state: "visible" });
+  await bob.fill("#groupadd-search", users.carol.account.username);
+  await bob.check(`#groupadd-results input[data-username="${users.carol.account.username}"]`);
+  await bob.click("#group-add-button");
+  await bob.locator("#group-add-status", { hasText: `Invited ${users.carol.account.display_name}` }).waitFor();
+  await row.click();
+  await carol.locator("#request-bar").waitFor({ state: "visible" });
+  await bob.locator('#group-invited button[data-action="withdraw"]').click();
+  await bob.locator("#group-invited-section").waitFor({ state: "hidden" });
+  await closeDialog(bob, "group");
+  await carol.click("#request-accept");
+  await carol.locator("#requests-status", { hasText: "That request is no longer there." }).waitFor();
+  await row.waitFor({ state: "detached" });
+  await carol.locator("#chat-empty").waitFor({ state: "visible" });
 });
 
 test("Alice deletes Carol's request: it leaves the view; Carol's next message is a request again", async () => {
