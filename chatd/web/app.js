@@ -27,6 +27,7 @@
 //   group.js       new group, the group dialog (members, roles, invite link), joining by a link
 //   mute.js        muting a conversation for a while or for good
 //   contacts.js    contacts and requests, blocking, privacy settings
+//   requests.js    message requests and group invitations: the Requests view, accepting, deleting, blocking
 
 import { wireSettings } from "./ui/settings.js";
 import { ChatError } from "./chatcore/web.js";
@@ -45,6 +46,7 @@ import { wireConnection } from "./ui/connection.js";
 import { joinFromLink, wireGroups } from "./ui/group.js";
 import { wireMute } from "./ui/mute.js";
 import { wireContacts } from "./ui/contacts.js";
+import { wireRequests } from "./ui/requests.js";
 
 function boot() {
   wireAuth();
@@ -57,6 +59,7 @@ function boot() {
   wireGroups();
   wireMute();
   wireContacts();
+  wireRequests();
   $("me-button").addEventListener("click", () => {
     if (state.me) void openCard(state.me.user);
   });

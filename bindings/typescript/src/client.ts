@@ -23,6 +23,7 @@ import {
   type ContactInfo,
   type ContactList,
   type Content,
+  type ConversationList,
   type ConversationInfo,
   type ConversationSummary,
   type DirectoryEntry,
@@ -145,6 +146,17 @@ export interface ClientEvents {
   contact: ContactInfo;
   /** The user's privacy settings changed on another device ({@link ChatClient.session} has them already). */
   privacy: Privacy;
+  /**
+   * The user was invited to a group by someone their `groups` setting does not accept adds from: it waits in the
+   * requests list ({@link ChatClient.requests}), as this summary shows it (`request.by` invited). The user is not a
+   * member and receives nothing of the group until {@link ChatClient.accept}.
+   */
+  invited: ConversationSummary;
+  /**
+   * The user answered a message request or group invitation on another device: `accepted` (it is in the main list
+   * now) or declined (it left the requests list). Not for this connection's own answers.
+   */
+  answered: { conv: string; accepted: boolean };
   /** Signed in (`register`, `login`) or resumed (`resumed`: also after a reconnect). */
   session: { session: Session; resumed: boolean };
   /** The session ended; sign in again. */
@@ -173,6 +185,14 @@ export interface ContactPage {
   contacts: ContactInfo[];
   /** Pass as `after` for the next page; absent on the last one. */
   next?: string;
+}
+
+/** Result of {@link ChatClient.addMembers}. */
+export interface AddResult {
+  /** The seq of the `members_added` notice; 0 when nobody was added directly (everyone named was invited). */
+  seq: number;
+  /** Users invited rather than added: their settings admit only their contacts' adds. Empty when none. */
+  invited: string[];
 }
 
 /** What {@link ChatClient.updateGroup} changes; absent fields stay, an empty description or avatar removes it. */
@@ -714,6 +734,12 @@ export class ChatClient {
       case "new_user":
         this.emit("newuser", frame.entry);
         return;
+      case "invited":
+        this.emit("invited", frame.conversation);
+        return;
+      case "answered":
+        this.emit("answered", { conv: frame.conv, accepted: frame.accepted });
+        return;
       // Replies with an id, pushes without.
       case "contact":
         if (frame.id !== undefined) this.onReply(frame.id, frame);
@@ -836,7 +862,7 @@ export class ChatClient {
 
   /**
    * The new-device flow of PROTOCOL.md: acknowledges every conversation up to its newest entry (`last_seq` of
-   * `conversations`, page after page), so that `sync` returns only what arrives from now on; older entries stay
+   * `conversations`, page after page, the main list and then the requests list), so that `sync` returns only what arrives from now on; older entries stay
    * readable with {@link history}. Resolves with the conversations listed. Runs in turn with {@link sync} (a sync
    * asked meanwhile waits for it), and by itself after `register` and `login` with `newDeviceHistory: "latest"`.
    */
@@ -848,19 +874,22 @@ export class ChatClient {
 
   private async runSkipHistory(): Promise<ConversationSummary[]> {
     const all: ConversationSummary[] = [];
-    let after: string | undefined;
-    do {
-      const page = await this.conversations({ limit: 100, ...(after === undefined ? {} : { after }) });
-      const acks = page.conversations
-        .filter((c) => c.last_seq > 0)
-        .map(async ({ conv, last_seq }) => {
-          this.tracker.skipTo(conv, last_seq);
-          await this.ackPaced(conv, last_seq);
-        });
-      await Promise.all(acks);
-      all.push(...page.conversations);
-      after = page.next;
-    } while (after !== undefined);
+    // Message requests are delivered like any conversation, but listed apart: both lists.
+    for (const list of ["main", "requests"] as const) {
+      let after: string | undefined;
+      do {
+        const page = await this.conversations({ ...(list === "main" ? {} : { list }), limit: 100, ...(after === undefined ? {} : { after }) });
+        const acks = page.conversations
+          .filter((c) => c.last_seq > 0)
+          .map(async ({ conv, last_seq }) => {
+            this.tracker.skipTo(conv, last_seq);
+            await this.ackPaced(conv, last_seq);
+          });
+        await Promise.all(acks);
+        all.push(...page.conversations);
+        after = page.next;
+      } while (after !== undefined);
+    }
     // Pushes received meanwhile above the skipped entries may now form runs to acknowledge.
     this.flushAcks();
     return all;
@@ -1016,22 +1045,74 @@ export class ChatClient {
     await this.request(conv === undefined ? { type: "focus" } : { type: "focus", conv }, "ok", { auth: true, retry: true });
   }
 
-  /** A page of the caller's conversations, newest activity first, with unread counts; `after`: the `next` of the previous page. */
-  async conversations(page: { after?: string; limit?: number } = {}): Promise<ConversationPage> {
+  /**
+   * A page of the caller's conversations, newest activity first, with unread counts; `after`: the `next` of the
+   * previous page. `list`: `main` (the default: what the caller accepted) or `requests` (see {@link requests}).
+   */
+  async conversations(page: { list?: ConversationList; after?: string; limit?: number } = {}): Promise<ConversationPage> {
     const r = await this.request({ type: "conversations", ...page }, "conversations", { auth: true, retry: true });
     return r.next === undefined ? { conversations: r.conversations } : { conversations: r.conversations, next: r.next };
   }
 
-  /** Every conversation of the caller, page after page (`limit` per page). */
-  async allConversations(limit?: number): Promise<ConversationSummary[]> {
+  /**
+   * A page of what waits for the caller's answer, newest first: message requests (a direct conversation a
+   * non-contact started; `request.by` is the sender) and group invitations (`request.by` invited). Answer with
+   * {@link accept} or {@link decline}.
+   */
+  async requests(after?: string, limit?: number): Promise<ConversationPage> {
+    return this.conversations({ list: "requests", ...(after === undefined ? {} : { after }), ...(limit === undefined ? {} : { limit }) });
+  }
+
+  /** Every conversation of a list (the main one by default), page after page (`limit` per page). */
+  async allConversations(limit?: number, list?: ConversationList): Promise<ConversationSummary[]> {
     const all: ConversationSummary[] = [];
     let after: string | undefined;
     do {
-      const page = await this.conversations({ ...(after === undefined ? {} : { after }), ...(limit === undefined ? {} : { limit }) });
+      const page = await this.conversations({
+        ...(list === undefined ? {} : { list }),
+        ...(after === undefined ? {} : { after }),
+        ...(limit === undefined ? {} : { limit }),
+      });
       all.push(...page.conversations);
       after = page.next;
     } while (after !== undefined);
     return all;
+  }
+
+  // -- message requests, invitations and reports -------------------------------
+
+  /**
+   * Accepts a message request (the caller may write in it from now on) or a group invitation (the caller joins:
+   * a `member_joined` notice). Resolves with the conversation; the caller's other devices get an `answered` event.
+   * Fails with `not_found` when nothing waits for the caller there (also when answered already); not repeated
+   * after a reconnect.
+   */
+  async accept(conv: string): Promise<ConversationInfo> {
+    const { conversation } = await this.request({ type: "accept", conv }, "conversation", { auth: true });
+    if (conversation.kind === "group") this.fetchNotice();
+    return conversation;
+  }
+
+  /**
+   * Declines a group invitation, or deletes a message request: its messages so far are no longer readable by the
+   * caller and it leaves the requests list (a later message from the sender makes it a request again). The sender
+   * is not told. Fails with `not_found` when nothing waits for the caller there.
+   */
+  async decline(conv: string): Promise<void> {
+    await this.request({ type: "decline", conv }, "ok", { auth: true });
+  }
+
+  /**
+   * Reports `user` to the server's operator, about `conv` if given (a conversation the caller is or was in, with
+   * the user in it or invited), with the caller's words (`reason`, up to 500 characters). One report per user: a
+   * repeat replaces it. Combine with {@link block} to also stop them.
+   */
+  async report(user: string, conv?: string, reason?: string): Promise<void> {
+    await this.request(
+      { type: "report", user, ...(conv === undefined ? {} : { conv }), ...(reason === undefined ? {} : { reason }) },
+      "ok",
+      { auth: true, retry: true },
+    );
   }
 
   // -- conversations and groups ----------------------------------------------
@@ -1050,7 +1131,10 @@ export class ChatClient {
     if (this.opts.autoSync) this.sync().catch((e) => this.emit("error", e instanceof ChatError ? e : new ChatError("protocol", String(e))));
   }
 
-  /** Creates a group owned by the caller, with `members` besides the caller. */
+  /**
+   * Creates a group owned by the caller, with `members` besides the caller. Members whose `groups` setting admits
+   * only their contacts' adds are invited instead: they are in the result's `invited`, not in its `members`.
+   */
   async createGroup(group: { title: string; description?: string; avatar?: string; members?: string[] }): Promise<ConversationInfo> {
     const { conversation } = await this.request({ type: "create_group", ...group }, "conversation", { auth: true });
     this.fetchNotice();
@@ -1069,11 +1153,14 @@ export class ChatClient {
     return seq;
   }
 
-  /** Adds users to a group (admins); resolves with the seq of the notice. */
-  async addMembers(conv: string, users: string[]): Promise<number> {
-    const { seq } = await this.request({ type: "add_members", conv, users }, "changed", { auth: true });
-    this.fetchNotice();
-    return seq;
+  /**
+   * Adds users to a group (admins); resolves with the seq of the notice and the users invited instead of added
+   * (their `groups` setting admits only their contacts' adds: they get an `invited` event and join if they accept).
+   */
+  async addMembers(conv: string, users: string[]): Promise<AddResult> {
+    const { seq, invited } = await this.request({ type: "add_members", conv, users }, "changed", { auth: true });
+    if (seq > 0) this.fetchNotice();
+    return { seq, invited: invited ?? [] };
   }
 
   /** Removes a member (admins; never the owner, and an admin only by the owner); resolves with the notice's seq. */
@@ -1161,11 +1248,12 @@ export class ChatClient {
   }
 
   /**
-   * Changes the privacy settings; absent fields stay (`direct: "nobody"` is refused with `invalid_argument`).
+   * Changes the privacy settings; absent fields stay (`direct: "nobody"` and `groups: "nobody"` are refused with
+   * `invalid_argument`).
    * Resolves with the settings now, which {@link session} holds too; the user's other devices get a `privacy`
    * event.
    */
-  async setPrivacy(changes: { direct?: Audience; presence?: Audience }): Promise<Privacy> {
+  async setPrivacy(changes: { direct?: Audience; groups?: Audience; presence?: Audience }): Promise<Privacy> {
     const { privacy } = await this.request({ type: "set_privacy", ...changes }, "privacy", { auth: true, retry: true });
     if (this.sessionValue) this.sessionValue.privacy = privacy;
     return privacy;

@@ -1,5 +1,5 @@
 /**
- * The frames of the chatcore protocol, version 3 (docs/PROTOCOL.md), as
+ * The frames of the chatcore protocol, version 4 (docs/PROTOCOL.md), as
  * TypeScript types, and the schema that puts any frame into its canonical
  * form: fields in the order the Rust types serialize them, absent optional
  * fields omitted, `null` only where Rust writes `None` as nil. Both codecs
@@ -13,7 +13,7 @@
  */
 
 /** The protocol version this binding speaks. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
@@ -145,6 +145,11 @@ export interface Privacy {
   /** Who may start a direct conversation with the user: `everyone` or `contacts` (`nobody` is refused). */
   direct: Audience;
   /**
+   * Who may add the user to a group: `everyone`, or `contacts` (anyone else's add becomes an invitation the user
+   * accepts or declines).
+   */
+  groups: Audience;
+  /**
    * Who sees the user's online state and last seen. Reciprocal: the user sees another's presence only if their
    * own setting would admit the other. A hidden presence looks like a user who is offline and was never seen.
    */
@@ -180,6 +185,25 @@ export type ContactList =
 
 /** Every {@link ContactList}. */
 export const CONTACT_LISTS: readonly ContactList[] = ["contacts", "incoming", "outgoing", "blocked"];
+
+/** Which list `conversations` pages. */
+export type ConversationList =
+  /** The conversations the caller accepted (the default). */
+  | "main"
+  /** Message requests and group invitations waiting for the caller's answer. */
+  | "requests";
+
+/** Every {@link ConversationList}. */
+export const CONVERSATION_LISTS: readonly ConversationList[] = ["main", "requests"];
+
+/**
+ * A message request or group invitation as the one asked sees it: `by` wrote first (a message request) or
+ * invited (a group invitation), `at` when.
+ */
+export interface RequestInfo {
+  by: Profile;
+  at: number;
+}
 
 /** The caller's contact state with a user. */
 export type ContactState =
@@ -264,6 +288,8 @@ export interface ConversationSummary {
   muted?: boolean;
   /** When a mute ends; absent for a mute until unmuted. */
   muted_until?: number;
+  /** What waits for the caller's answer: a message request (`by` the sender) or a group invitation (`by` who invited). */
+  request?: RequestInfo;
 }
 
 /** A member as a conversation lists it. */
@@ -292,6 +318,10 @@ export interface ConversationInfo {
   last_seq: number;
   /** The first seq the caller may read. */
   first_seq: number;
+  /** A group's open invitations: users invited who have not answered. Absent when there are none. */
+  invited?: string[];
+  /** What waits for the caller's answer here, if anything (a message request, or an invitation to this group). */
+  request?: RequestInfo;
 }
 
 /** Frames a client sends. Every request has an `id` its reply carries back. */
@@ -325,7 +355,8 @@ export type ClientFrame =
   | { type: "ack"; id: number; conv: string; seq: number }
   | { type: "read"; id: number; conv: string; seq: number }
   | { type: "focus"; id: number; conv?: string }
-  | { type: "conversations"; id: number; after?: string; limit?: number }
+  /** `list` absent: the main list. */
+  | { type: "conversations"; id: number; list?: ConversationList; after?: string; limit?: number }
   | { type: "open_direct"; id: number; user: string }
   | { type: "create_group"; id: number; title: string; description?: string; avatar?: string; members?: string[] }
   | { type: "get_conversation"; id: number; conv: string }
@@ -352,7 +383,13 @@ export type ClientFrame =
   | { type: "unblock"; id: number; user: string }
   | { type: "contacts"; id: number; list: ContactList; after?: string; limit?: number }
   /** Absent settings stay. */
-  | { type: "set_privacy"; id: number; direct?: Audience; presence?: Audience }
+  | { type: "set_privacy"; id: number; direct?: Audience; groups?: Audience; presence?: Audience }
+  /** Accepts a message request or a group invitation. Reply: `conversation`. */
+  | { type: "accept"; id: number; conv: string }
+  /** Declines a group invitation, or deletes a message request (its messages so far). Reply: `ok`. */
+  | { type: "decline"; id: number; conv: string }
+  /** Reports `user` to the operator, about `conv` if given; `reason` up to 500 characters. Reply: `ok`. */
+  | { type: "report"; id: number; user: string; conv?: string; reason?: string }
   | { type: "ping"; id: number };
 
 /** Frames a server sends: replies (with the request's `id`) and pushes (without). */
@@ -384,7 +421,11 @@ export type ServerFrame =
   | { type: "synced"; id: number; messages: Message[]; more: boolean }
   | { type: "conversations"; id: number; conversations: ConversationSummary[]; next?: string }
   | { type: "conversation"; id: number; conversation: ConversationInfo }
-  | { type: "changed"; id: number; conv: string; seq: number }
+  /**
+   * `seq`: the notice's (0 when the change wrote none, as when every user named was invited); `invited`: users
+   * invited rather than added (their settings admit only their contacts' adds), absent when none.
+   */
+  | { type: "changed"; id: number; conv: string; seq: number; invited?: string[] }
   | { type: "invite"; id: number; conv: string; token: string }
   | { type: "pong"; id: number }
   | { type: "contacts"; id: number; contacts: ContactInfo[]; next?: string }
@@ -398,7 +439,9 @@ export type ServerFrame =
   | AlertFrame
   | ReadFrame
   | { type: "profile_changed"; profile: Profile }
-  | { type: "new_user"; entry: DirectoryEntry };
+  | { type: "new_user"; entry: DirectoryEntry }
+  | InvitedFrame
+  | AnsweredFrame;
 
 /** A failed request (`id` absent when the server could not read one). */
 export interface ErrorFrame {
@@ -447,6 +490,19 @@ export interface PrivacyFrame {
   type: "privacy";
   id?: number;
   privacy: Privacy;
+}
+
+/** Push: the user was invited to a group; it waits in the `requests` list, as `conversation` shows it. */
+export interface InvitedFrame {
+  type: "invited";
+  conversation: ConversationSummary;
+}
+
+/** Push: the user answered a message request or invitation on another device: accepted (it is in the main list now) or declined. */
+export interface AnsweredFrame {
+  type: "answered";
+  conv: string;
+  accepted: boolean;
 }
 
 /** The client frame of type `T`. */
@@ -553,7 +609,9 @@ const PRESENCE: Kind = {
 
 const DIRECTORY_ENTRY: Kind = { struct: [req("profile", PROFILE), req("presence", PRESENCE)] };
 
-const PRIVACY: Kind = { struct: [req("direct", AUDIENCE), req("presence", AUDIENCE)] };
+const PRIVACY: Kind = { struct: [req("direct", AUDIENCE), req("groups", AUDIENCE), req("presence", AUDIENCE)] };
+
+const REQUEST_INFO: Kind = { struct: [req("by", PROFILE), req("at", millis)] };
 
 const CONTACT_INFO: Kind = {
   struct: [
@@ -584,6 +642,7 @@ const CONVERSATION_SUMMARY: Kind = {
     opt("last", LAST_ENTRY),
     flag("muted"),
     opt("muted_until", millis),
+    opt("request", REQUEST_INFO),
   ],
 };
 
@@ -602,6 +661,8 @@ const CONVERSATION_INFO: Kind = {
     opt("role", ROLE),
     req("last_seq", "u64"),
     req("first_seq", "u64"),
+    vec("invited", { list: "string" }),
+    opt("request", REQUEST_INFO),
   ],
 };
 
@@ -638,7 +699,7 @@ const CLIENT_FRAME: Kind = {
     ack: [id, req("conv", "string"), req("seq", "u64")],
     read: [id, req("conv", "string"), req("seq", "u64")],
     focus: [id, opt("conv", "string")],
-    conversations: [id, opt("after", "string"), opt("limit", "u32")],
+    conversations: [id, opt("list", { oneOf: CONVERSATION_LISTS }), opt("after", "string"), opt("limit", "u32")],
     ping: [id],
     open_direct: [id, req("user", "string")],
     create_group: [
@@ -670,7 +731,10 @@ const CLIENT_FRAME: Kind = {
     block: [id, req("user", "string")],
     unblock: [id, req("user", "string")],
     contacts: [id, req("list", { oneOf: CONTACT_LISTS }), opt("after", "string"), opt("limit", "u32")],
-    set_privacy: [id, opt("direct", AUDIENCE), opt("presence", AUDIENCE)],
+    set_privacy: [id, opt("direct", AUDIENCE), opt("groups", AUDIENCE), opt("presence", AUDIENCE)],
+    accept: [id, req("conv", "string")],
+    decline: [id, req("conv", "string")],
+    report: [id, req("user", "string"), opt("conv", "string"), opt("reason", "string")],
   },
 };
 
@@ -702,7 +766,7 @@ const SERVER_FRAME: Kind = {
     synced: [id, req("messages", { list: MESSAGE }), req("more", "bool")],
     conversations: [id, req("conversations", { list: CONVERSATION_SUMMARY }), opt("next", "string")],
     conversation: [id, req("conversation", CONVERSATION_INFO)],
-    changed: [id, req("conv", "string"), req("seq", "u64")],
+    changed: [id, req("conv", "string"), req("seq", "u64"), vec("invited", { list: "string" })],
     invite: [id, req("conv", "string"), req("token", "string")],
     pong: [id],
     error: [
@@ -727,6 +791,8 @@ const SERVER_FRAME: Kind = {
     contact: [opt("id", "u32"), req("contact", CONTACT_INFO)],
     contacts: [id, req("contacts", { list: CONTACT_INFO }), opt("next", "string")],
     privacy: [opt("id", "u32"), req("privacy", PRIVACY)],
+    invited: [req("conversation", CONVERSATION_SUMMARY)],
+    answered: [req("conv", "string"), req("accepted", "bool")],
   },
 };
 

@@ -10,7 +10,7 @@
  */
 import { type Codec } from "./codec.js";
 import { ChatError } from "./errors.js";
-import { type AlertFrame, type Audience, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationInfo, type ConversationSummary, type DirectoryEntry, type Message, type Presence, type Privacy, type Profile, type ReadFrame, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+import { type AlertFrame, type Audience, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DirectoryEntry, type Message, type Presence, type Privacy, type Profile, type ReadFrame, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
 /** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
 export interface WebSocketLike {
     readonly readyState: number;
@@ -116,6 +116,20 @@ export interface ClientEvents {
     contact: ContactInfo;
     /** The user's privacy settings changed on another device ({@link ChatClient.session} has them already). */
     privacy: Privacy;
+    /**
+     * The user was invited to a group by someone their `groups` setting does not accept adds from: it waits in the
+     * requests list ({@link ChatClient.requests}), as this summary shows it (`request.by` invited). The user is not a
+     * member and receives nothing of the group until {@link ChatClient.accept}.
+     */
+    invited: ConversationSummary;
+    /**
+     * The user answered a message request or group invitation on another device: `accepted` (it is in the main list
+     * now) or declined (it left the requests list). Not for this connection's own answers.
+     */
+    answered: {
+        conv: string;
+        accepted: boolean;
+    };
     /** Signed in (`register`, `login`) or resumed (`resumed`: also after a reconnect). */
     session: {
         session: Session;
@@ -154,6 +168,13 @@ export interface ContactPage {
     contacts: ContactInfo[];
     /** Pass as `after` for the next page; absent on the last one. */
     next?: string;
+}
+/** Result of {@link ChatClient.addMembers}. */
+export interface AddResult {
+    /** The seq of the `members_added` notice; 0 when nobody was added directly (everyone named was invited). */
+    seq: number;
+    /** Users invited rather than added: their settings admit only their contacts' adds. Empty when none. */
+    invited: string[];
 }
 /** What {@link ChatClient.updateGroup} changes; absent fields stay, an empty description or avatar removes it. */
 export interface GroupChanges {
@@ -279,7 +300,7 @@ export declare class ChatClient {
     private runSync;
     /**
      * The new-device flow of PROTOCOL.md: acknowledges every conversation up to its newest entry (`last_seq` of
-     * `conversations`, page after page), so that `sync` returns only what arrives from now on; older entries stay
+     * `conversations`, page after page, the main list and then the requests list), so that `sync` returns only what arrives from now on; older entries stay
      * readable with {@link history}. Resolves with the conversations listed. Runs in turn with {@link sync} (a sync
      * asked meanwhile waits for it), and by itself after `register` and `login` with `newDeviceHistory: "latest"`.
      */
@@ -356,13 +377,42 @@ export declare class ChatClient {
     read(conv: string, seq: number): Promise<void>;
     /** Tells the server which conversation is on screen (`undefined`: none); kept across reconnects. */
     focus(conv: string | undefined): Promise<void>;
-    /** A page of the caller's conversations, newest activity first, with unread counts; `after`: the `next` of the previous page. */
+    /**
+     * A page of the caller's conversations, newest activity first, with unread counts; `after`: the `next` of the
+     * previous page. `list`: `main` (the default: what the caller accepted) or `requests` (see {@link requests}).
+     */
     conversations(page?: {
+        list?: ConversationList;
         after?: string;
         limit?: number;
     }): Promise<ConversationPage>;
-    /** Every conversation of the caller, page after page (`limit` per page). */
-    allConversations(limit?: number): Promise<ConversationSummary[]>;
+    /**
+     * A page of what waits for the caller's answer, newest first: message requests (a direct conversation a
+     * non-contact started; `request.by` is the sender) and group invitations (`request.by` invited). Answer with
+     * {@link accept} or {@link decline}.
+     */
+    requests(after?: string, limit?: number): Promise<ConversationPage>;
+    /** Every conversation of a list (the main one by default), page after page (`limit` per page). */
+    allConversations(limit?: number, list?: ConversationList): Promise<ConversationSummary[]>;
+    /**
+     * Accepts a message request (the caller may write in it from now on) or a group invitation (the caller joins:
+     * a `member_joined` notice). Resolves with the conversation; the caller's other devices get an `answered` event.
+     * Fails with `not_found` when nothing waits for the caller there (also when answered already); not repeated
+     * after a reconnect.
+     */
+    accept(conv: string): Promise<ConversationInfo>;
+    /**
+     * Declines a group invitation, or deletes a message request: its messages so far are no longer readable by the
+     * caller and it leaves the requests list (a later message from the sender makes it a request again). The sender
+     * is not told. Fails with `not_found` when nothing waits for the caller there.
+     */
+    decline(conv: string): Promise<void>;
+    /**
+     * Reports `user` to the server's operator, about `conv` if given (a conversation the caller is or was in, with
+     * the user in it or invited), with the caller's words (`reason`, up to 500 characters). One report per user: a
+     * repeat replaces it. Combine with {@link block} to also stop them.
+     */
+    report(user: string, conv?: string, reason?: string): Promise<void>;
     /** The direct conversation with `user`, opened if need be. */
     openDirect(user: string): Promise<ConversationInfo>;
     /**
@@ -371,7 +421,10 @@ export declare class ChatClient {
      * here too, in order with the rest.
      */
     private fetchNotice;
-    /** Creates a group owned by the caller, with `members` besides the caller. */
+    /**
+     * Creates a group owned by the caller, with `members` besides the caller. Members whose `groups` setting admits
+     * only their contacts' adds are invited instead: they are in the result's `invited`, not in its `members`.
+     */
     createGroup(group: {
         title: string;
         description?: string;
@@ -382,8 +435,11 @@ export declare class ChatClient {
     getConversation(conv: string): Promise<ConversationInfo>;
     /** Changes a group's settings (admins); resolves with the seq of the notice. */
     updateGroup(conv: string, changes: GroupChanges): Promise<number>;
-    /** Adds users to a group (admins); resolves with the seq of the notice. */
-    addMembers(conv: string, users: string[]): Promise<number>;
+    /**
+     * Adds users to a group (admins); resolves with the seq of the notice and the users invited instead of added
+     * (their `groups` setting admits only their contacts' adds: they get an `invited` event and join if they accept).
+     */
+    addMembers(conv: string, users: string[]): Promise<AddResult>;
     /** Removes a member (admins; never the owner, and an admin only by the owner); resolves with the notice's seq. */
     removeMember(conv: string, user: string): Promise<number>;
     /** Leaves a group; resolves with the seq of the notice. */
@@ -425,12 +481,14 @@ export declare class ChatClient {
         limit?: number;
     }): Promise<ContactPage>;
     /**
-     * Changes the privacy settings; absent fields stay (`direct: "nobody"` is refused with `invalid_argument`).
+     * Changes the privacy settings; absent fields stay (`direct: "nobody"` and `groups: "nobody"` are refused with
+     * `invalid_argument`).
      * Resolves with the settings now, which {@link session} holds too; the user's other devices get a `privacy`
      * event.
      */
     setPrivacy(changes: {
         direct?: Audience;
+        groups?: Audience;
         presence?: Audience;
     }): Promise<Privacy>;
     /** Application-level ping; resolves with the round-trip time in ms. */

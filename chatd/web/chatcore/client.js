@@ -515,6 +515,12 @@ export class ChatClient {
             case "new_user":
                 this.emit("newuser", frame.entry);
                 return;
+            case "invited":
+                this.emit("invited", frame.conversation);
+                return;
+            case "answered":
+                this.emit("answered", { conv: frame.conv, accepted: frame.accepted });
+                return;
             // Replies with an id, pushes without.
             case "contact":
                 if (frame.id !== undefined)
@@ -637,7 +643,7 @@ export class ChatClient {
     }
     /**
      * The new-device flow of PROTOCOL.md: acknowledges every conversation up to its newest entry (`last_seq` of
-     * `conversations`, page after page), so that `sync` returns only what arrives from now on; older entries stay
+     * `conversations`, page after page, the main list and then the requests list), so that `sync` returns only what arrives from now on; older entries stay
      * readable with {@link history}. Resolves with the conversations listed. Runs in turn with {@link sync} (a sync
      * asked meanwhile waits for it), and by itself after `register` and `login` with `newDeviceHistory: "latest"`.
      */
@@ -648,19 +654,22 @@ export class ChatClient {
     }
     async runSkipHistory() {
         const all = [];
-        let after;
-        do {
-            const page = await this.conversations({ limit: 100, ...(after === undefined ? {} : { after }) });
-            const acks = page.conversations
-                .filter((c) => c.last_seq > 0)
-                .map(async ({ conv, last_seq }) => {
-                this.tracker.skipTo(conv, last_seq);
-                await this.ackPaced(conv, last_seq);
-            });
-            await Promise.all(acks);
-            all.push(...page.conversations);
-            after = page.next;
-        } while (after !== undefined);
+        // Message requests are delivered like any conversation, but listed apart: both lists.
+        for (const list of ["main", "requests"]) {
+            let after;
+            do {
+                const page = await this.conversations({ ...(list === "main" ? {} : { list }), limit: 100, ...(after === undefined ? {} : { after }) });
+                const acks = page.conversations
+                    .filter((c) => c.last_seq > 0)
+                    .map(async ({ conv, last_seq }) => {
+                    this.tracker.skipTo(conv, last_seq);
+                    await this.ackPaced(conv, last_seq);
+                });
+                await Promise.all(acks);
+                all.push(...page.conversations);
+                after = page.next;
+            } while (after !== undefined);
+        }
         // Pushes received meanwhile above the skipped entries may now form runs to acknowledge.
         this.flushAcks();
         return all;
@@ -783,21 +792,65 @@ export class ChatClient {
         this.focused = conv;
         await this.request(conv === undefined ? { type: "focus" } : { type: "focus", conv }, "ok", { auth: true, retry: true });
     }
-    /** A page of the caller's conversations, newest activity first, with unread counts; `after`: the `next` of the previous page. */
+    /**
+     * A page of the caller's conversations, newest activity first, with unread counts; `after`: the `next` of the
+     * previous page. `list`: `main` (the default: what the caller accepted) or `requests` (see {@link requests}).
+     */
     async conversations(page = {}) {
         const r = await this.request({ type: "conversations", ...page }, "conversations", { auth: true, retry: true });
         return r.next === undefined ? { conversations: r.conversations } : { conversations: r.conversations, next: r.next };
     }
-    /** Every conversation of the caller, page after page (`limit` per page). */
-    async allConversations(limit) {
+    /**
+     * A page of what waits for the caller's answer, newest first: message requests (a direct conversation a
+     * non-contact started; `request.by` is the sender) and group invitations (`request.by` invited). Answer with
+     * {@link accept} or {@link decline}.
+     */
+    async requests(after, limit) {
+        return this.conversations({ list: "requests", ...(after === undefined ? {} : { after }), ...(limit === undefined ? {} : { limit }) });
+    }
+    /** Every conversation of a list (the main one by default), page after page (`limit` per page). */
+    async allConversations(limit, list) {
         const all = [];
         let after;
         do {
-            const page = await this.conversations({ ...(after === undefined ? {} : { after }), ...(limit === undefined ? {} : { limit }) });
+            const page = await this.conversations({
+                ...(list === undefined ? {} : { list }),
+                ...(after === undefined ? {} : { after }),
+                ...(limit === undefined ? {} : { limit }),
+            });
             all.push(...page.conversations);
             after = page.next;
         } while (after !== undefined);
         return all;
+    }
+    // -- message requests, invitations and reports -------------------------------
+    /**
+     * Accepts a message request (the caller may write in it from now on) or a group invitation (the caller joins:
+     * a `member_joined` notice). Resolves with the conversation; the caller's other devices get an `answered` event.
+     * Fails with `not_found` when nothing waits for the caller there (also when answered already); not repeated
+     * after a reconnect.
+     */
+    async accept(conv) {
+        const { conversation } = await this.request({ type: "accept", conv }, "conversation", { auth: true });
+        if (conversation.kind === "group")
+            this.fetchNotice();
+        return conversation;
+    }
+    /**
+     * Declines a group invitation, or deletes a message request: its messages so far are no longer readable by the
+     * caller and it leaves the requests list (a later message from the sender makes it a request again). The sender
+     * is not told. Fails with `not_found` when nothing waits for the caller there.
+     */
+    async decline(conv) {
+        await this.request({ type: "decline", conv }, "ok", { auth: true });
+    }
+    /**
+     * Reports `user` to the server's operator, about `conv` if given (a conversation the caller is or was in, with
+     * the user in it or invited), with the caller's words (`reason`, up to 500 characters). One report per user: a
+     * repeat replaces it. Combine with {@link block} to also stop them.
+     */
+    async report(user, conv, reason) {
+        await this.request({ type: "report", user, ...(conv === undefined ? {} : { conv }), ...(reason === undefined ? {} : { reason }) }, "ok", { auth: true, retry: true });
     }
     // -- conversations and groups ----------------------------------------------
     /** The direct conversation with `user`, opened if need be. */
@@ -813,7 +866,10 @@ export class ChatClient {
         if (this.opts.autoSync)
             this.sync().catch((e) => this.emit("error", e instanceof ChatError ? e : new ChatError("protocol", String(e))));
     }
-    /** Creates a group owned by the caller, with `members` besides the caller. */
+    /**
+     * Creates a group owned by the caller, with `members` besides the caller. Members whose `groups` setting admits
+     * only their contacts' adds are invited instead: they are in the result's `invited`, not in its `members`.
+     */
     async createGroup(group) {
         const { conversation } = await this.request({ type: "create_group", ...group }, "conversation", { auth: true });
         this.fetchNotice();
@@ -829,11 +885,15 @@ export class ChatClient {
         this.fetchNotice();
         return seq;
     }
-    /** Adds users to a group (admins); resolves with the seq of the notice. */
+    /**
+     * Adds users to a group (admins); resolves with the seq of the notice and the users invited instead of added
+     * (their `groups` setting admits only their contacts' adds: they get an `invited` event and join if they accept).
+     */
     async addMembers(conv, users) {
-        const { seq } = await this.request({ type: "add_members", conv, users }, "changed", { auth: true });
-        this.fetchNotice();
-        return seq;
+        const { seq, invited } = await this.request({ type: "add_members", conv, users }, "changed", { auth: true });
+        if (seq > 0)
+            this.fetchNotice();
+        return { seq, invited: invited ?? [] };
     }
     /** Removes a member (admins; never the owner, and an admin only by the owner); resolves with the notice's seq. */
     async removeMember(conv, user) {
@@ -907,7 +967,8 @@ export class ChatClient {
         return r.next === undefined ? { contacts: r.contacts } : { contacts: r.contacts, next: r.next };
     }
     /**
-     * Changes the privacy settings; absent fields stay (`direct: "nobody"` is refused with `invalid_argument`).
+     * Changes the privacy settings; absent fields stay (`direct: "nobody"` and `groups: "nobody"` are refused with
+     * `invalid_argument`).
      * Resolves with the settings now, which {@link session} holds too; the user's other devices get a `privacy`
      * event.
      */

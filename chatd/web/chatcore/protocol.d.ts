@@ -1,5 +1,5 @@
 /**
- * The frames of the chatcore protocol, version 3 (docs/PROTOCOL.md), as
+ * The frames of the chatcore protocol, version 4 (docs/PROTOCOL.md), as
  * TypeScript types, and the schema that puts any frame into its canonical
  * form: fields in the order the Rust types serialize them, absent optional
  * fields omitted, `null` only where Rust writes `None` as nil. Both codecs
@@ -12,7 +12,7 @@
  * @module
  */
 /** The protocol version this binding speaks. */
-export declare const PROTOCOL_VERSION = 3;
+export declare const PROTOCOL_VERSION = 4;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export declare const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -113,6 +113,11 @@ export interface Privacy {
     /** Who may start a direct conversation with the user: `everyone` or `contacts` (`nobody` is refused). */
     direct: Audience;
     /**
+     * Who may add the user to a group: `everyone`, or `contacts` (anyone else's add becomes an invitation the user
+     * accepts or declines).
+     */
+    groups: Audience;
+    /**
      * Who sees the user's online state and last seen. Reciprocal: the user sees another's presence only if their
      * own setting would admit the other. A hidden presence looks like a user who is offline and was never seen.
      */
@@ -144,6 +149,22 @@ export type ContactList =
  | "blocked";
 /** Every {@link ContactList}. */
 export declare const CONTACT_LISTS: readonly ContactList[];
+/** Which list `conversations` pages. */
+export type ConversationList = 
+/** The conversations the caller accepted (the default). */
+"main"
+/** Message requests and group invitations waiting for the caller's answer. */
+ | "requests";
+/** Every {@link ConversationList}. */
+export declare const CONVERSATION_LISTS: readonly ConversationList[];
+/**
+ * A message request or group invitation as the one asked sees it: `by` wrote first (a message request) or
+ * invited (a group invitation), `at` when.
+ */
+export interface RequestInfo {
+    by: Profile;
+    at: number;
+}
 /** The caller's contact state with a user. */
 export type ContactState = 
 /** Nothing. */
@@ -221,6 +242,8 @@ export interface ConversationSummary {
     muted?: boolean;
     /** When a mute ends; absent for a mute until unmuted. */
     muted_until?: number;
+    /** What waits for the caller's answer: a message request (`by` the sender) or a group invitation (`by` who invited). */
+    request?: RequestInfo;
 }
 /** A member as a conversation lists it. */
 export interface MemberInfo {
@@ -247,6 +270,10 @@ export interface ConversationInfo {
     last_seq: number;
     /** The first seq the caller may read. */
     first_seq: number;
+    /** A group's open invitations: users invited who have not answered. Absent when there are none. */
+    invited?: string[];
+    /** What waits for the caller's answer here, if anything (a message request, or an invitation to this group). */
+    request?: RequestInfo;
 }
 /** Frames a client sends. Every request has an `id` its reply carries back. */
 export type ClientFrame = {
@@ -348,9 +375,12 @@ export type ClientFrame = {
     type: "focus";
     id: number;
     conv?: string;
-} | {
+}
+/** `list` absent: the main list. */
+ | {
     type: "conversations";
     id: number;
+    list?: ConversationList;
     after?: string;
     limit?: number;
 } | {
@@ -442,7 +472,28 @@ export type ClientFrame = {
     type: "set_privacy";
     id: number;
     direct?: Audience;
+    groups?: Audience;
     presence?: Audience;
+}
+/** Accepts a message request or a group invitation. Reply: `conversation`. */
+ | {
+    type: "accept";
+    id: number;
+    conv: string;
+}
+/** Declines a group invitation, or deletes a message request (its messages so far). Reply: `ok`. */
+ | {
+    type: "decline";
+    id: number;
+    conv: string;
+}
+/** Reports `user` to the operator, about `conv` if given; `reason` up to 500 characters. Reply: `ok`. */
+ | {
+    type: "report";
+    id: number;
+    user: string;
+    conv?: string;
+    reason?: string;
 } | {
     type: "ping";
     id: number;
@@ -503,11 +554,17 @@ export type ServerFrame = {
     type: "conversation";
     id: number;
     conversation: ConversationInfo;
-} | {
+}
+/**
+ * `seq`: the notice's (0 when the change wrote none, as when every user named was invited); `invited`: users
+ * invited rather than added (their settings admit only their contacts' adds), absent when none.
+ */
+ | {
     type: "changed";
     id: number;
     conv: string;
     seq: number;
+    invited?: string[];
 } | {
     type: "invite";
     id: number;
@@ -537,7 +594,7 @@ export type ServerFrame = {
 } | {
     type: "new_user";
     entry: DirectoryEntry;
-};
+} | InvitedFrame | AnsweredFrame;
 /** A failed request (`id` absent when the server could not read one). */
 export interface ErrorFrame {
     type: "error";
@@ -581,6 +638,17 @@ export interface PrivacyFrame {
     type: "privacy";
     id?: number;
     privacy: Privacy;
+}
+/** Push: the user was invited to a group; it waits in the `requests` list, as `conversation` shows it. */
+export interface InvitedFrame {
+    type: "invited";
+    conversation: ConversationSummary;
+}
+/** Push: the user answered a message request or invitation on another device: accepted (it is in the main list now) or declined. */
+export interface AnsweredFrame {
+    type: "answered";
+    conv: string;
+    accepted: boolean;
 }
 /** The client frame of type `T`. */
 export type ClientFrameOf<T extends ClientFrame["type"]> = Extract<ClientFrame, {

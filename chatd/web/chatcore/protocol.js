@@ -1,5 +1,5 @@
 /**
- * The frames of the chatcore protocol, version 3 (docs/PROTOCOL.md), as
+ * The frames of the chatcore protocol, version 4 (docs/PROTOCOL.md), as
  * TypeScript types, and the schema that puts any frame into its canonical
  * form: fields in the order the Rust types serialize them, absent optional
  * fields omitted, `null` only where Rust writes `None` as nil. Both codecs
@@ -12,7 +12,7 @@
  * @module
  */
 /** The protocol version this binding speaks. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -56,6 +56,8 @@ export const AUDIENCES = ["everyone", "contacts", "nobody"];
 export const CONTACT_ACTIONS = ["request", "accept", "decline", "cancel", "remove"];
 /** Every {@link ContactList}. */
 export const CONTACT_LISTS = ["contacts", "incoming", "outgoing", "blocked"];
+/** Every {@link ConversationList}. */
+export const CONVERSATION_LISTS = ["main", "requests"];
 /** Every {@link ContactState}. */
 export const CONTACT_STATES = ["none", "incoming", "outgoing", "contact"];
 /** A frame that does not follow the schema (or bytes that are not a frame). */
@@ -116,7 +118,8 @@ const PRESENCE = {
     struct: [req("user", "string"), req("online", "bool"), opt("last_seen", millis)],
 };
 const DIRECTORY_ENTRY = { struct: [req("profile", PROFILE), req("presence", PRESENCE)] };
-const PRIVACY = { struct: [req("direct", AUDIENCE), req("presence", AUDIENCE)] };
+const PRIVACY = { struct: [req("direct", AUDIENCE), req("groups", AUDIENCE), req("presence", AUDIENCE)] };
+const REQUEST_INFO = { struct: [req("by", PROFILE), req("at", millis)] };
 const CONTACT_INFO = {
     struct: [
         req("profile", PROFILE),
@@ -144,6 +147,7 @@ const CONVERSATION_SUMMARY = {
         opt("last", LAST_ENTRY),
         flag("muted"),
         opt("muted_until", millis),
+        opt("request", REQUEST_INFO),
     ],
 };
 const MEMBER_INFO = { struct: [req("user", "string"), req("role", ROLE), req("joined_at", millis)] };
@@ -160,6 +164,8 @@ const CONVERSATION_INFO = {
         opt("role", ROLE),
         req("last_seq", "u64"),
         req("first_seq", "u64"),
+        vec("invited", { list: "string" }),
+        opt("request", REQUEST_INFO),
     ],
 };
 const CLIENT_FRAME = {
@@ -195,7 +201,7 @@ const CLIENT_FRAME = {
         ack: [id, req("conv", "string"), req("seq", "u64")],
         read: [id, req("conv", "string"), req("seq", "u64")],
         focus: [id, opt("conv", "string")],
-        conversations: [id, opt("after", "string"), opt("limit", "u32")],
+        conversations: [id, opt("list", { oneOf: CONVERSATION_LISTS }), opt("after", "string"), opt("limit", "u32")],
         ping: [id],
         open_direct: [id, req("user", "string")],
         create_group: [
@@ -227,7 +233,10 @@ const CLIENT_FRAME = {
         block: [id, req("user", "string")],
         unblock: [id, req("user", "string")],
         contacts: [id, req("list", { oneOf: CONTACT_LISTS }), opt("after", "string"), opt("limit", "u32")],
-        set_privacy: [id, opt("direct", AUDIENCE), opt("presence", AUDIENCE)],
+        set_privacy: [id, opt("direct", AUDIENCE), opt("groups", AUDIENCE), opt("presence", AUDIENCE)],
+        accept: [id, req("conv", "string")],
+        decline: [id, req("conv", "string")],
+        report: [id, req("user", "string"), opt("conv", "string"), opt("reason", "string")],
     },
 };
 const SERVER_FRAME = {
@@ -258,7 +267,7 @@ const SERVER_FRAME = {
         synced: [id, req("messages", { list: MESSAGE }), req("more", "bool")],
         conversations: [id, req("conversations", { list: CONVERSATION_SUMMARY }), opt("next", "string")],
         conversation: [id, req("conversation", CONVERSATION_INFO)],
-        changed: [id, req("conv", "string"), req("seq", "u64")],
+        changed: [id, req("conv", "string"), req("seq", "u64"), vec("invited", { list: "string" })],
         invite: [id, req("conv", "string"), req("token", "string")],
         pong: [id],
         error: [
@@ -283,6 +292,8 @@ const SERVER_FRAME = {
         contact: [opt("id", "u32"), req("contact", CONTACT_INFO)],
         contacts: [id, req("contacts", { list: CONTACT_INFO }), opt("next", "string")],
         privacy: [opt("id", "u32"), req("privacy", PRIVACY)],
+        invited: [req("conversation", CONVERSATION_SUMMARY)],
+        answered: [req("conv", "string"), req("accepted", "bool")],
     },
 };
 function isPlainObject(v) {

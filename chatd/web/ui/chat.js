@@ -102,9 +102,11 @@ export function refreshConversation(/** @type {string} */ id) {
     (info) => {
       fetchingConv.delete(id);
       const c = learnConversation(info);
+      // Opened before it was known (from the address): a request shows beside the Requests view.
+      if (state.open === id && c.request) state.sidebar = "requests";
       needUsers(info.members.map((m) => m.user));
       if (c.kind === "direct") needUsers([c.peer]);
-      invalidate("directory", "header", "messages", "history", "group", "chat");
+      invalidate("directory", "requests", "header", "messages", "history", "group", "chat");
     },
     (/** @type {unknown} */ err) => {
       fetchingConv.delete(id);
@@ -112,7 +114,7 @@ export function refreshConversation(/** @type {string} */ id) {
       if (err instanceof ChatError && err.code === "not_found" && !state.convs.get(id)?.known) {
         if (state.open === id) closeChat();
         state.convs.delete(id);
-        invalidate("directory");
+        invalidate("directory", "requests");
       }
     },
   );
@@ -173,7 +175,7 @@ export function onMessage(/** @type {import("./store.js").Message} */ m) {
     invalidate("messages");
     markRead(c);
   }
-  invalidate("directory");
+  invalidate("directory", "requests");
 }
 
 /** Whether the reader is at (or near) the newest message. */
@@ -192,14 +194,14 @@ export function onAlert(/** @type {{ conv: string, seq: number, from: string }} 
     return;
   }
   if (a.seq > c.readSeq) c.unread += 1;
-  invalidate("directory", "title");
+  invalidate("directory", "requests", "title");
   // The server raises no alert for a muted conversation; a mute set on another device a moment ago is honoured too.
   if (isMuted(c)) return;
   const notify = () => {
     const m = c.messages.get(a.seq);
     const text = m?.content.kind === "text" ? m.content.text : "New message";
     if (c.kind === "group") announce(convName(c), `${userName(a.from)}: ${text}`, () => void openChat(c.id), c.id);
-    else announce(userName(a.from), text, () => void openChat(c.id), c.id);
+    else announce(userName(a.from), c.request ? `Message request: ${text}` : text, () => void openChat(c.id), c.id);
   };
   const client = state.client;
   if ((state.users.has(a.from) && c.known) || !client) {
@@ -224,7 +226,7 @@ export function onRead(/** @type {{ conv: string, seq: number }} */ r) {
   c.unread = 0;
   c.divider = null;
   dismissToast(c.id);
-  invalidate("directory", "title", "messages");
+  invalidate("directory", "requests", "title", "messages");
 }
 
 /** The open conversation is on screen: everything in it is read. */
@@ -237,7 +239,7 @@ export function markRead(/** @type {import("./store.js").Conv} */ c) {
     c.readSeq = c.lastSeq;
     sendRead(c);
   }
-  if (had) invalidate("directory");
+  if (had) invalidate("directory", "requests");
   invalidate("title");
 }
 
@@ -297,12 +299,14 @@ export async function openChat(/** @type {string} */ id) {
     c.newBelow = 0;
   }
   state.open = c.id;
+  // A request shows beside the Requests view, a chat beside the chat list.
+  if (c.known) state.sidebar = c.request ? "requests" : "chats";
   history.replaceState(null, "", `#chat=${encodeURIComponent(c.id)}`);
   $("panes").classList.add("show-chat");
   if (previous !== c) loadDraft(c);
   dismissToast(c.id);
   stick = true;
-  invalidate("chat", "directory");
+  invalidate("chat", "directory", "requests");
   flush();
   client.focus(c.id).catch(() => {});
   // Members and roles may have changed since the list was loaded; opened from the address, nothing is known yet.
@@ -310,7 +314,7 @@ export async function openChat(/** @type {string} */ id) {
   if (!c.loaded) await loadOlder(c);
   if (previous !== c && unread > 0) await showUnread(c, unread);
   markRead(c);
-  if (matchMedia("(min-width: 721px)").matches && !c.left) field("composer-text").focus();
+  if (matchMedia("(min-width: 721px)").matches && !c.left) (c.request ? $("request-accept") : field("composer-text")).focus();
 }
 
 export function closeChat() {
@@ -363,6 +367,13 @@ async function showUnread(/** @type {import("./store.js").Conv} */ c, /** @type 
 async function loadOlder(/** @type {import("./store.js").Conv} */ c, fill = true) {
   const client = state.client;
   if (!client || c.loading || (c.loaded && !c.more)) return;
+  // Invited, not a member: nothing to read until the invitation is accepted.
+  if (c.request && c.kind === "group") {
+    c.loaded = true;
+    c.more = false;
+    invalidate("history");
+    return;
+  }
   c.loading = true;
   invalidate("history");
   try {
@@ -402,6 +413,11 @@ async function loadOlder(/** @type {import("./store.js").Conv} */ c, fill = true
   invalidate("history");
 }
 
+/** Loads the first (or next) page of `c`'s history (a group just joined). */
+export function loadOlderOf(/** @type {import("./store.js").Conv} */ c) {
+  return loadOlder(c);
+}
+
 function renderChat() {
   const c = openConv();
   show($("chat-empty"), !c);
@@ -409,9 +425,10 @@ function renderChat() {
   if (!c) return;
   // A former member reads up to where it left, and writes no more; nor does one who blocks the peer, until unblocking.
   const blocked = !c.left && c.kind === "direct" && !!c.peer && contactOf(c.peer).blocked;
-  show($("composer"), !c.left && !blocked);
-  show($("chat-left"), c.left);
-  show($("chat-blocked"), blocked);
+  // A request is read, not answered, until accepted: the request bar (requests.js) stands in for the message box.
+  show($("composer"), !c.left && !blocked && !c.request);
+  show($("chat-left"), c.left && !c.request);
+  show($("chat-blocked"), blocked && !c.request);
   if (shownConv !== c.id) {
     shownConv = c.id;
     stick = true;
@@ -427,6 +444,8 @@ function renderChatHeader() {
   const muteButton = $("chat-mute");
   muteButton.textContent = muted ? "Unmute" : "Mute";
   muteButton.setAttribute("aria-label", muted ? "Unmute notifications" : "Mute notifications");
+  // Nothing to mute in a group this user is only invited to.
+  show(muteButton, !(c.request && c.kind === "group"));
   const p = $("peer-presence");
   if (c.kind === "group") {
     paintAvatar($("peer-avatar"), groupProfile(c));
@@ -450,7 +469,9 @@ function renderHistoryStatus() {
   if (!c) return;
   $("history-status").textContent = c.loading
     ? "Loading…"
-    : !c.more && c.loaded && windowOf(c).from === 0
+    : c.request && c.kind === "group"
+      ? "Accept the invitation to read the group."
+      : !c.more && c.loaded && windowOf(c).from === 0
       ? c.kind === "group"
         ? `This is the beginning of “${convName(c)}”.`
         : `This is the beginning of your conversation with ${userName(c.peer)}.`

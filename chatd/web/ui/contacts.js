@@ -10,8 +10,8 @@
 import { $, dialog, h, nameNode, show } from "./dom.js";
 import { avatar } from "./avatar.js";
 import { describe, presenceText } from "./format.js";
-import { contactOf, flush, invalidate, learnContact, onRender, openConv, rememberUser, state, userName } from "./store.js";
-import { openChatWith } from "./chat.js";
+import { contactOf, directWith, flush, invalidate, learnContact, onRender, openConv, rememberUser, state, userName } from "./store.js";
+import { openChatWith, refreshConversation } from "./chat.js";
 import { toast } from "./notify.js";
 
 /** @typedef {import("../chatcore/web.js").ContactAction} ContactAction */
@@ -68,6 +68,10 @@ export function resetContacts() {
 function take(/** @type {ContactInfo} */ info) {
   const was = state.contacts.get(info.profile.user)?.state;
   learnContact(info);
+  // Contacts now: a message request between them is accepted by that (the server says so).
+  if (info.state === "contact" && was !== "contact" && directWith(info.profile.user)?.request) {
+    void refreshConversation(/** @type {import("./store.js").Conv} */ (directWith(info.profile.user)).id);
+  }
   const client = state.client;
   if (client && info.state === "contact" && was !== "contact" && !info.presence) {
     client.getProfile(info.profile.user).then(
@@ -117,9 +121,21 @@ async function act(user, action, fail) {
 /** The user the block confirmation is about. */
 let blocking = "";
 
-/** Asks whether to block `user`; blocks on yes. */
-function confirmBlock(/** @type {string} */ user) {
+/**
+ * What else the block confirmation does: the conversation a report is about, and what follows a block (a message
+ * request is deleted too).
+ * @type {{ conv?: string, after?: () => Promise<void> }}
+ */
+let blockingWith = {};
+
+/**
+ * Asks whether to block `user`; blocks on yes, and on "Block and report" reports them to the server's operator
+ * first (about `with.conv`, or the open direct conversation with them). `with.after` runs once blocked.
+ */
+export function confirmBlock(/** @type {string} */ user, /** @type {{ conv?: string, after?: () => Promise<void> }} */ options = {}) {
   blocking = user;
+  const open = openConv();
+  blockingWith = { ...options, conv: options.conv ?? (open?.kind === "direct" && open.peer === user ? open.id : undefined) };
   const d = dialog("block-confirm");
   $("block-question").replaceChildren("Block ", nameNode(userName(user)), "?");
   show($("block-error"), false);
@@ -287,7 +303,7 @@ function renderContacts() {
 function renderPrivacy() {
   const p = state.me?.privacy;
   if (!p) return;
-  for (const name of /** @type {const} */ (["direct", "presence"])) {
+  for (const name of /** @type {const} */ (["direct", "groups", "presence"])) {
     const input = /** @type {HTMLInputElement | null} */ (document.getElementById(`privacy-${name}-${p[name]}`));
     if (input) input.checked = true;
   }
@@ -362,14 +378,45 @@ export function wireContacts() {
 
   const confirm = dialog("block-confirm");
   $("block-no").addEventListener("click", () => confirm.close());
-  $("block-yes").addEventListener("click", () => {
+  const blockError = (/** @type {string} */ text) => {
+    const e = $("block-error");
+    e.textContent = text;
+    show(e, true);
+  };
+  const block = async (/** @type {boolean} */ report) => {
     const user = blocking;
-    void act(user, "block", (text) => {
-      const e = $("block-error");
-      e.textContent = text;
-      show(e, true);
-    }).then((ok) => ok && confirm.close());
-  });
+    const { conv, after } = blockingWith;
+    const client = state.client;
+    if (!client) return;
+    const buttons = [$("block-yes"), $("block-report"), $("block-no")].map((b) => /** @type {HTMLButtonElement} */ (b));
+    for (const b of buttons) b.disabled = true;
+    try {
+      if (report) {
+        try {
+          await client.report(user, conv, "Reported from the web client");
+        } catch (err) {
+          blockError(describe(err));
+          return;
+        }
+      }
+      // Blocked already (an earlier try stopped after the block): only what follows is left to do.
+      const ok = contactOf(user).blocked || (await act(user, "block", blockError));
+      if (!ok) return;
+      try {
+        await after?.();
+      } catch (err) {
+        blockError(describe(err));
+        return;
+      }
+      confirm.close();
+      // From a request, the Requests view says what became of it.
+      if (report && after) $("requests-status").textContent = `${userName(user)} was blocked and reported; the request was deleted.`;
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+  };
+  $("block-yes").addEventListener("click", () => void block(false));
+  $("block-report").addEventListener("click", () => void block(true));
   confirm.addEventListener("click", (ev) => {
     if (ev.target === confirm) confirm.close();
   });
@@ -383,7 +430,7 @@ export function wireContacts() {
       const error = $("privacy-error");
       show(error, false);
       status.textContent = "Saving…";
-      const which = input.name === "privacy-direct" ? "direct" : "presence";
+      const which = input.name === "privacy-direct" ? "direct" : input.name === "privacy-groups" ? "groups" : "presence";
       const value = /** @type {import("../chatcore/web.js").Audience} */ (input.value);
       client.setPrivacy({ [which]: value }).then(
         (p) => {

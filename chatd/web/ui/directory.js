@@ -77,7 +77,8 @@ function listOrder() {
   const q = state.query.toLocaleLowerCase();
   const found = new Set(state.directory);
   const convs = [...state.convs.values()]
-    .filter((c) => c.known && (c.lastTs > 0 || c.id === state.open))
+    // Message requests and group invitations wait in the Requests view (requests.js) until accepted.
+    .filter((c) => c.known && !c.request && (c.lastTs > 0 || c.id === state.open))
     .filter((c) => {
       if (!q) return true;
       if (c.kind === "direct" && found.has(c.peer)) return true;

@@ -13,6 +13,7 @@ import { describe } from "./format.js";
 import { clearErrors, fieldError, showError, submitting, values } from "./forms.js";
 import { flush, invalidate, learnConversation, needUsers, onRender, rememberUser, state, userName } from "./store.js";
 import { openChat, refreshConversation } from "./chat.js";
+import { toast } from "./notify.js";
 
 /** The invite link made on this page, per group (the server hands a token out once, when it is made). @type {Map<string, string>} */
 const invites = new Map();
@@ -151,6 +152,7 @@ export function openGroup(/** @type {string} */ id) {
   show($("group-members-error"), false);
   show($("group-add-error"), false);
   $("group-invite-status").textContent = "";
+  $("group-add-status").textContent = "";
   addPicker?.reset();
   invalidate("group");
   void refreshConversation(id).then(() => {
@@ -225,8 +227,39 @@ function renderGroup() {
   $("group-invite-create").textContent = token ? "Make a new link" : "Create link";
   field("group-invite-link").value = token ? inviteUrl(token) : "";
   const members = c.members ?? [];
-  if (addPicker) addPicker.exclude = new Set(members.map((m) => m.user));
-  needUsers(members.map((m) => m.user));
+  if (addPicker) addPicker.exclude = new Set([...members.map((m) => m.user), ...c.invited]);
+  needUsers([...members.map((m) => m.user), ...c.invited]);
+  // Open invitations: users whose settings admit only their contacts' adds. Admins may withdraw them.
+  show($("group-invited-section"), c.invited.length > 0 && !c.left);
+  $("group-invited").replaceChildren(
+    ...c.invited.map((user) => {
+      const u = state.users.get(user);
+      const client = state.client;
+      return h(
+        "li",
+        { class: "member", dataset: { user, invited: "true" } },
+        u ? avatar(u.profile, undefined, "small") : h("span", { class: "avatar small", "aria-hidden": "true" }),
+        h("span", { class: "member-text" }, h("span", { class: "member-name" }, nameNode(userName(user))), h("span", { class: "role-badge" }, "Invited")),
+        h(
+          "span",
+          { class: "member-actions" },
+          admin && client
+            ? h(
+                "button",
+                {
+                  type: "button",
+                  class: "ghost small danger",
+                  dataset: { action: "withdraw" },
+                  "aria-label": `Withdraw the invitation: ${userName(user)}`,
+                  onclick: (/** @type {Event} */ ev) => void memberAction(/** @type {HTMLButtonElement} */ (ev.currentTarget), () => client.removeMember(c.id, user)),
+                },
+                "Withdraw",
+              )
+            : null,
+        ),
+      );
+    }),
+  );
   $("group-members").replaceChildren(
     ...members.map((m) => {
       const u = state.users.get(m.user);
@@ -339,10 +372,16 @@ export function wireGroups() {
       }
       try {
         const description = (v.description ?? "").trim();
+        const names = new Map(newPicker.chosen);
         const info = await client.createGroup({ title, ...(description ? { description } : {}), members: [...newPicker.chosen.keys()] });
         learnConversation(info);
         dialog("new-group").close();
         await openChat(info.conv);
+        const invited = info.invited ?? [];
+        if (invited.length) {
+          const who = invited.map((u) => names.get(u) ?? userName(u)).join(", ");
+          toast(title, `Invited ${who}: they join if they accept.`, () => openGroup(info.conv), info.conv);
+        }
       } catch (err) {
         showError("newgroup", err);
       }
@@ -435,9 +474,17 @@ export function wireGroups() {
       field("groupadd-search").focus();
       return;
     }
+    const names = new Map(addPicker.chosen);
+    $("group-add-status").textContent = "";
     try {
-      await client.addMembers(c.id, users);
+      const { invited } = await client.addMembers(c.id, users);
       addPicker.reset();
+      // Who was invited rather than added: said where the add was made.
+      const added = users.filter((u) => !invited.includes(u));
+      const said = (/** @type {string[]} */ ids) => ids.map((u) => names.get(u) ?? userName(u)).join(", ");
+      $("group-add-status").textContent = invited.length
+        ? `${added.length ? `Added ${said(added)}. ` : ""}Invited ${said(invited)}: their settings let only their contacts add them, so they join if they accept.`
+        : `Added ${said(added)}.`;
       await refreshConversation(c.id);
     } catch (e) {
       err.textContent = e instanceof ChatError && e.code === "conflict" ? "They are members already." : describe(e);

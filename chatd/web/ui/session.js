@@ -15,6 +15,7 @@ import { onPresence, onProfile, onNewUser, loadConversations, loadDirectory, res
 import { clearToasts } from "./notify.js";
 import { loadContacts, onContact, onPrivacy, resetContacts } from "./contacts.js";
 import { resetTokenFromHash } from "./auth.js";
+import { loadRequests, onAnswered, onInvited, resetRequests } from "./requests.js";
 
 export const TOKEN_KEY = "chatcore.token";
 
@@ -43,6 +44,8 @@ export function createClient(/** @type {string | null} */ token) {
   client.on("read", (r) => onRead(r));
   client.on("contact", (c) => onContact(c));
   client.on("privacy", (p) => onPrivacy(p));
+  client.on("invited", (s) => onInvited(s));
+  client.on("answered", (a) => onAnswered(a));
   client.on("state", (s) => {
     if (state.screen === "splash" && s === "reconnecting") splashText("Cannot reach the server. Retrying…");
     onConnectionState(s);
@@ -88,9 +91,11 @@ export function enterApp(/** @type {boolean} */ first) {
     resetDirectory();
     resetChat();
     resetContacts();
+    resetRequests();
   }
   // After every sign-in or resume: unread counts, and presence that may have changed meanwhile.
   void loadConversations();
+  void loadRequests();
   void loadDirectory(state.query);
   void loadContacts();
 }
@@ -108,6 +113,7 @@ function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ r
   $("panes").classList.remove("show-chat");
   clearToasts();
   resetContacts();
+  resetRequests();
   for (const id of ["card", "group", "new-group", "mute", "join"]) if (dialog(id).open) dialog(id).close();
   const notice =
     reason === "revoked"

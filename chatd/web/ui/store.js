@@ -16,6 +16,7 @@
 /** @typedef {import("../chatcore/web.js").ConversationInfo} ConversationInfo */
 /** @typedef {import("../chatcore/web.js").ConversationSummary} ConversationSummary */
 /** @typedef {import("../chatcore/web.js").ContactInfo} ContactInfo */
+/** @typedef {import("../chatcore/web.js").RequestInfo} RequestInfo */
 
 /**
  * The newest entry of a conversation as the list previews it: from the server's summary (`preview` only for
@@ -35,6 +36,9 @@
  * `peer`: the other user of a direct conversation ("" for a group). `members`: the member list, once fetched.
  * `left`: this user left or was removed; it reads up to there. `muted`: no alerts, until `mutedUntil` (0: always).
  * `historyVisible`: members added to the group from now on read its history from the start.
+ * `request`: what waits for this user's answer here: a message request (`by` wrote first; this user reads but
+ * does not write until accepting) or a group invitation (`by` invited; this user is not a member yet). Such a
+ * conversation is in the Requests view, not in the chat list. `invited`: a group's open invitations (user ids).
  * `seqs`: the keys of `messages`, ascending (kept as messages come, so a render never sorts the history).
  * The window of messages in the page: the `shown` messages up to seq `end`, or up to the newest while `end` is 0.
  * @typedef {{
@@ -51,6 +55,8 @@
  *   left: boolean,
  *   muted: boolean,
  *   mutedUntil: number,
+ *   request: RequestInfo | null,
+ *   invited: string[],
  *   last: Last | null,
  *   messages: Map<number, Message>,
  *   seqs: number[],
@@ -73,7 +79,7 @@
 
 /**
  * The parts of the page that render from state.
- * @typedef {"screen" | "me" | "directory" | "chat" | "header" | "messages" | "history" | "connection" | "title" | "card" | "group" | "contacts" | "privacy"} Part
+ * @typedef {"screen" | "me" | "directory" | "chat" | "header" | "messages" | "history" | "connection" | "title" | "card" | "group" | "contacts" | "privacy" | "requests"} Part
  */
 
 export const state = {
@@ -109,6 +115,10 @@ export const state = {
   contacts: new Map(),
   /** Whether the lists have answered (before, a card cannot say "Add contact" truthfully). */
   contactsLoaded: false,
+  /** Whether the requests list has answered since sign-in. */
+  requestsLoaded: false,
+  /** What the sidebar shows: the chat list, or the message requests and group invitations. @type {"chats" | "requests"} */
+  sidebar: /** @type {"chats" | "requests"} */ ("chats"),
   /** The token of a password-reset link. @type {string | null} */
   resetToken: null,
 };
@@ -140,6 +150,8 @@ export function conv(/** @type {string} */ id) {
       left: false,
       muted: false,
       mutedUntil: 0,
+      request: null,
+      invited: [],
       last: null,
       messages: new Map(),
       seqs: [],
@@ -181,6 +193,10 @@ export function learnConversation(/** @type {ConversationInfo} */ info) {
   c.left = info.kind === "group" && info.role === undefined;
   if (info.kind === "direct") c.peer = info.members.find((m) => m.user !== state.me?.user)?.user ?? c.peer;
   c.lastSeq = Math.max(c.lastSeq, info.last_seq);
+  c.invited = info.invited ?? [];
+  learnRequest(c, info.request);
+  // Invited, not a member: nothing of the group is this user's to read yet (not "left" either).
+  if (c.request && c.kind === "group") c.left = false;
   return c;
 }
 
@@ -195,6 +211,7 @@ export function learnSummary(/** @type {ConversationSummary} */ s) {
   c.left = !!s.left;
   c.muted = !!s.muted;
   c.mutedUntil = s.muted_until ?? 0;
+  learnRequest(c, s.request);
   if (s.peer) {
     c.peer = s.peer.user;
     const u = state.users.get(s.peer.user);
@@ -207,6 +224,20 @@ export function learnSummary(/** @type {ConversationSummary} */ s) {
     c.lastTs = Math.max(c.lastTs, s.last.ts);
   }
   return c;
+}
+
+/** Takes in what waits for this user's answer in `c` (absent: nothing), and the profile of who asked. */
+export function learnRequest(/** @type {Conv} */ c, /** @type {RequestInfo | undefined} */ r) {
+  c.request = r ?? null;
+  if (!r) return;
+  const u = state.users.get(r.by.user);
+  if (u) u.profile = r.by;
+  else state.users.set(r.by.user, { profile: r.by, presence: { user: r.by.user, online: false } });
+}
+
+/** The conversations waiting for this user's answer, newest first. */
+export function requestConvs() {
+  return [...state.convs.values()].filter((c) => c.request).sort((a, b) => Math.max(b.lastTs, b.request?.at ?? 0) - Math.max(a.lastTs, a.request?.at ?? 0));
 }
 
 /** Whether alerts of `c` are muted now. */
@@ -332,4 +363,4 @@ export function flush() {
 }
 
 /** Screens before what they contain. @type {Part[]} */
-const ORDER = ["screen", "connection", "me", "directory", "chat", "header", "messages", "history", "card", "group", "contacts", "privacy", "title"];
+const ORDER = ["screen", "connection", "me", "directory", "requests", "chat", "header", "messages", "history", "card", "group", "contacts", "privacy", "title"];

@@ -142,8 +142,13 @@ test("Bob blocks Carol from the chat header: asked first, then a notice instead 
   await openDirect(carol, users.bob.account.username);
   await send(carol, "Hi Bob");
   await carol.locator("#message-list .msg.mine", { hasText: "Hi Bob" }).waitFor();
-  await openDirect(bob, users.carol.account.username);
+  // Carol is no contact of Bob's: her message is a request, which Bob accepts before anything else.
+  await bob.click("#requests-button");
+  await bob.locator(`#requests-list button.person[data-username="${users.carol.account.username}"]`).click();
   await bob.locator("#message-list .msg", { hasText: "Hi Bob" }).waitFor();
+  await bob.click("#request-accept");
+  await bob.locator("#composer").waitFor({ state: "visible" });
+  await bob.locator(`#directory button.person.active[data-username="${users.carol.account.username}"]`).waitFor();
   await bob.click("#chat-contact-block");
   await bob.locator("#block-confirm").waitFor({ state: "visible" });
   assert.match(await bob.locator("#block-question").textContent(), new RegExp(`Block ${users.carol.account.display_name}\\?`));

@@ -313,17 +313,22 @@ test("unread: +1 per alert on every device of the user, cleared on the others wh
     await phone.click("#signin-form button[type=submit]");
     await phone.locator("#app").waitFor({ state: "visible" });
     await groupRow(phone, "Mad tea party").waitFor();
-    // Dave's desktop shows the group; Carol writes to Dave directly: both devices count it.
+    // Dave's desktop shows the group; Carol writes to Dave directly: both devices count it. She is no contact of
+    // his, so it is a message request: counted in the Requests view.
     await carol.fill("#search", d.username);
     await openDirect(carol, d.username);
     await carol.fill("#search", "");
     await send(carol, "one for Dave");
     await send(carol, "two for Dave");
-    const badge = (page) => page.locator(`#directory button.person[data-username="${c.username}"] .badge`);
+    for (const page of [dave, phone]) {
+      await page.locator("#requests-badge", { hasText: "1" }).waitFor();
+      await page.click("#requests-button");
+    }
+    const badge = (page) => page.locator(`#requests-list button.person[data-username="${c.username}"] .badge`);
     await badge(dave).filter({ hasText: "2" }).waitFor();
     await badge(phone).filter({ hasText: "2" }).waitFor();
     // Dave reads on the desktop: the phone's count goes too (the read push), without a reload.
-    await dave.locator(`#directory button.person[data-username="${c.username}"]`).click();
+    await dave.locator(`#requests-list button.person[data-username="${c.username}"]`).click();
     await msg(dave, "two for Dave").waitFor();
     await badge(dave).waitFor({ state: "detached" });
     await badge(phone).waitFor({ state: "detached" });

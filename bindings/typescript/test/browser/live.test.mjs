@@ -75,6 +75,9 @@ test("set-up: Quinn and Rita, with 2,000 messages between them, seeded through t
       }
       const to = clients.quinn.me;
       window.quinnId = to;
+      // Contacts: what Rita sends is an ordinary chat, not a message request.
+      await clients.rita.contact(to, "request");
+      await clients.quinn.contact(clients.rita.me, "accept");
       let conv;
       for (let i = 1; i <= count; i += 100) {
         const batch = [];

@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startChatd } from "../support/chatd.mjs";
-import { axeViolations, launchBrowser, screenshot, serveMissingFromDisk, watchConsole } from "../support/browser.mjs";
+import { axeViolations, launchBrowser, makeContacts, screenshot, serveMissingFromDisk, watchConsole } from "../support/browser.mjs";
 import { newAccount } from "../support/util.mjs";
 import { startProxy } from "../support/proxy.mjs";
 
@@ -106,6 +106,10 @@ async function coveredControls(page, noticeSelector) {
 
 test("set-up: three people sign up", async () => {
   await Promise.all([signUp("alice"), signUp("bob"), signUp("carol")]);
+  // Contacts: their first messages to one another are chats, not message requests (requests.test.mjs has those).
+  await makeContacts(users.alice, users.bob);
+  await makeContacts(users.alice, users.carol);
+  await makeContacts(users.bob, users.carol);
 });
 
 test("a notice never covers the Send button; a draft survives switching conversations", async () => {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { startChatd } from "../support/chatd.mjs";
-import { launchBrowser, screenshot, serveMissingFromDisk, walkFiles, watchConsole, webDir } from "../support/browser.mjs";
+import { launchBrowser, makeContacts, screenshot, serveMissingFromDisk, walkFiles, watchConsole, webDir } from "../support/browser.mjs";
 
 const DESKTOP = { width: 1100, height: 720 };
 const PHONE = { width: 390, height: 780 };
@@ -214,6 +214,8 @@ step("directory: search, and each sees the other online", async () => {
 });
 
 step("chat both ways; unread badge and alert when the chat is not open", async () => {
+  // Contacts, so that Alice's first message is a chat for Bob, not a message request (requests.test.mjs has those).
+  await makeContacts({ page: alicePage, account: alice }, { page: bobPage, account: bob });
   await openChatWith(alicePage, "bob");
   await waitForText(alicePage, "#history-status", "beginning of your conversation");
   await alicePage.fill("#composer-text", "Hi Bob! Are you there?");

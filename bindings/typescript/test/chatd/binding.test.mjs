@@ -98,6 +98,17 @@ test("two clients chat, in both codecs, with live pushes, unread counts and hist
   assert.equal(alert.conv, sent.message.conv);
   assert.equal(alert.seq, 1);
 
+  // Alice is not Bob's contact: her first message is a request, listed apart, that Bob answers before replying.
+  assert.deepEqual((await bob.conversations()).conversations, [], "a request is not in the main list");
+  const [request] = (await bob.requests()).conversations;
+  assert.equal(request.conv, sent.message.conv);
+  assert.equal(request.request.by.user, a.user, "the request names its sender");
+  assert.equal((await bob.send({ conv: sent.message.conv }, "too early").catch((e) => e)).code, "forbidden");
+  const accepted = await bob.accept(sent.message.conv);
+  assert.equal(accepted.conv, sent.message.conv);
+  assert.equal(accepted.request, undefined);
+  assert.deepEqual((await bob.requests()).conversations, []);
+
   // Bob opens the chat: no alert for messages there, and he replies.
   await bob.focus(sent.message.conv);
   const alertsWhileFocused = collect(bob, "alert");
@@ -164,7 +175,8 @@ test("offline delivery: what was sent meanwhile arrives by sync after resume, th
   const frankAccount = newAccount("frank");
   const f = await frank.register(frankAccount);
   await erin.send({ to: f.user }, "before");
-  await until(async () => (await frank.conversations()).conversations.length === 1, 5000, "frank's conversation");
+  // A message request (erin is not frank's contact): listed apart, delivered all the same.
+  await until(async () => (await frank.requests()).conversations.length === 1, 5000, "frank's message request");
   frank.close(); // offline
 
   for (const text of ["one", "two", "three", "four", "five"]) await erin.send({ to: f.user }, text);
@@ -199,7 +211,9 @@ test("a new device with newDeviceHistory: latest syncs only what arrives after s
   for (let i = 1; i <= 12; i++) await gina.send({ to: h.user }, `old ${i}`);
   const group = await gina.createGroup({ title: "Old news", members: [h.user] });
   await gina.send({ conv: group.conv }, "old in the group");
-  await until(async () => (await hugo.conversations()).conversations.length === 2, 5000, "hugo's conversations");
+  // The group in the main list, gina's direct messages (a request: they are not contacts) in the requests list.
+  await until(async () => (await hugo.conversations()).conversations.length === 1, 5000, "hugo's group");
+  await until(async () => (await hugo.requests()).conversations.length === 1, 5000, "hugo's message request");
 
   const tablet = client({ newDeviceHistory: "latest", syncPageSize: 5 });
   const delivered = collect(tablet, "message");
@@ -215,7 +229,7 @@ test("a new device with newDeviceHistory: latest syncs only what arrives after s
   await gina.send({ to: h.user }, "new");
   assert.equal((await live).message.seq, 13);
   // Older history is there on demand, newest page first.
-  const dm = (await tablet.allConversations()).find((c) => c.kind === "direct");
+  const dm = (await tablet.allConversations(undefined, "requests")).find((c) => c.kind === "direct");
   const newest = await tablet.history(dm.conv, { limit: 5 });
   assert.deepEqual(newest.messages.map((m) => m.seq), [9, 10, 11, 12, 13]);
   assert.equal(newest.more, true);

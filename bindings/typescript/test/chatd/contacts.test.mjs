@@ -94,6 +94,8 @@ test("a block: the blocked user cannot send, and each sees the other offline, ne
   // They talk, so each connection watches the other's presence.
   const { message } = await bob.c.send({ to: alice.user }, "hello Alice");
   const conv = message.conv;
+  // Bob is not her contact: Alice accepts his message request before she replies.
+  await alice.c.accept(conv);
   await alice.c.send({ conv }, "hi Bob");
   const bobBefore = await bob.c.getProfile(alice.user);
   assert.equal(bobBefore.presence.online, true);
@@ -138,22 +140,23 @@ test("a block: the blocked user cannot send, and each sees the other offline, ne
 
 test("privacy settings: in the session, changed on one device, pushed to the other as a `privacy` event", async () => {
   const alice = await person("alice");
-  assert.deepEqual(alice.session.privacy, { direct: "everyone", presence: "everyone" });
+  assert.deepEqual(alice.session.privacy, { direct: "everyone", groups: "everyone", presence: "everyone" });
   const phone = await device(alice, "phone", { codec: jsonCodec });
-  assert.deepEqual(phone.session?.privacy, { direct: "everyone", presence: "everyone" });
+  assert.deepEqual(phone.session?.privacy, { direct: "everyone", groups: "everyone", presence: "everyone" });
   const laptopEvents = collect(alice.c, "privacy");
 
   const pushed = nextEvent(phone, "privacy");
   const now = await alice.c.setPrivacy({ presence: "contacts" });
-  assert.deepEqual(now, { direct: "everyone", presence: "contacts" });
+  assert.deepEqual(now, { direct: "everyone", groups: "everyone", presence: "contacts" });
   assert.deepEqual(alice.c.session?.privacy, now, "the session follows the reply");
   assert.deepEqual(await pushed, now);
   assert.deepEqual(phone.session?.privacy, now, "and the push, on the other device");
 
   const again = nextEvent(alice.c, "privacy");
-  assert.deepEqual(await phone.setPrivacy({ direct: "contacts" }), { direct: "contacts", presence: "contacts" });
-  assert.deepEqual(await again, { direct: "contacts", presence: "contacts" });
-  assert.deepEqual(alice.c.session?.privacy, { direct: "contacts", presence: "contacts" });
+  const want = { direct: "contacts", groups: "contacts", presence: "contacts" };
+  assert.deepEqual(await phone.setPrivacy({ direct: "contacts", groups: "contacts" }), want);
+  assert.deepEqual(await again, want);
+  assert.deepEqual(alice.c.session?.privacy, want);
   await alice.c.ping();
   assert.equal(laptopEvents.length, 1, "no event for the connection's own change");
 
@@ -161,11 +164,14 @@ test("privacy settings: in the session, changed on one device, pushed to the oth
   const bad = await alice.c.setPrivacy({ direct: "nobody" }).catch((e) => e);
   assert.equal(bad.code, "invalid_argument");
   assert.equal(bad.field, "direct");
+  const badGroups = await alice.c.setPrivacy({ groups: "nobody" }).catch((e) => e);
+  assert.equal(badGroups.code, "invalid_argument");
+  assert.equal(badGroups.field, "groups");
   assert.equal(await code(alice.c.setPrivacy({ presence: "friends" })), "invalid_argument");
 
   // A new sign-in carries the settings; a stranger may no longer start a direct conversation.
   const laptop = await device(alice, "laptop");
-  assert.deepEqual(laptop.session?.privacy, { direct: "contacts", presence: "contacts" });
+  assert.deepEqual(laptop.session?.privacy, want);
   const stranger = await person("stranger");
   assert.equal(await code(stranger.c.openDirect(alice.user)), "forbidden");
 });

@@ -95,7 +95,8 @@ test("members: only admins add and remove; a removed member gets its removal and
 
   const carolAdded = notice(carol.c, g.conv, "members_added");
   const aliceOwn = notice(alice.c, g.conv, "members_added");
-  const seq = await alice.c.addMembers(g.conv, [carol.user, dave.user]);
+  const { seq, invited } = await alice.c.addMembers(g.conv, [carol.user, dave.user]);
+  assert.deepEqual(invited, [], "their settings let anyone add them");
   const added = await carolAdded;
   assert.equal(added.seq, seq);
   // The asking connection is not pushed its own notice: the client fetches it, so it arrives as an event too.
@@ -215,6 +216,7 @@ test("mute: no alert while muted (the message still arrives), alerts again after
   const bob = await person("bob");
   const { message } = await alice.c.send({ to: bob.user }, "first");
   const conv = message.conv;
+  await bob.c.accept(conv); // a message request: Alice is not Bob's contact
   await bob.c.mute(conv);
   let [s] = (await bob.c.conversations()).conversations;
   assert.equal(s.muted, true);
@@ -265,6 +267,17 @@ test("the conversation list is paged, newest activity first, each conversation o
     await o.c.send({ to: me.user }, `hi from ${o.account.username}`);
     await new Promise((r) => setTimeout(r, 5)); // distinct activity times: the order is by time
   }
+  // Five message requests (none of them is a contact), paged too; accepted, they join the main list.
+  const requests = [];
+  let waiting = await me.c.requests(undefined, 2);
+  requests.push(...waiting.conversations);
+  while (waiting.next) {
+    waiting = await me.c.requests(waiting.next, 2);
+    requests.push(...waiting.conversations);
+  }
+  assert.deepEqual(requests.map((s) => s.request.by.user), others.map((o) => o.user).reverse(), "newest first");
+  for (const r of requests) await me.c.accept(r.conv);
+  assert.deepEqual((await me.c.requests()).conversations, []);
   const g = await me.c.createGroup({ title: "Newest", members: [others[0].user] });
   const pages = [];
   let page = await me.c.conversations({ limit: 2 });

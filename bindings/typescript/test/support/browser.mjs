@@ -99,3 +99,32 @@ export async function axeViolations(page, label) {
   });
   return found.map((f) => `${label}: ${f}`);
 }
+
+/**
+ * Makes the users of two signed-in pages (`{ page, account }`) contacts, through the binding each page serves
+ * (a short second session of each, signed out after): for tests about something else than message requests,
+ * where a first message between strangers would wait for an answer.
+ */
+export async function makeContacts(a, b) {
+  const act = (page, me, other, action) =>
+    page.evaluate(
+      async ({ login, password, other, action }) => {
+        const { ChatClient } = await import("/chatcore/web.js");
+        const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+        const c = new ChatClient({ url, autoSync: false, reconnect: false });
+        try {
+          await c.login({ login, password, device: "test set-up" });
+          const { users } = await c.searchUsers(other);
+          const id = users.find((u) => u.profile.username === other)?.profile.user;
+          if (!id) throw new Error(`no user ${other}`);
+          await c.contact(id, action);
+          await c.logout();
+        } finally {
+          c.close();
+        }
+      },
+      { login: me.username, password: me.password, other: other.username, action },
+    );
+  await act(a.page, a.account, b.account, "request");
+  await act(b.page, b.account, a.account, "accept");
+}
