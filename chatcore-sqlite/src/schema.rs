@@ -66,8 +66,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX reset_tokens_user ON reset_tokens(user);
     CREATE INDEX reset_tokens_expires_at ON reset_tokens(expires_at);
 
+    -- `key` stands for the conversation in the log (a small integer
+    -- instead of the id in every entry and index entry).
     CREATE TABLE conversations (
-        id         TEXT PRIMARY KEY NOT NULL,
+        key        INTEGER PRIMARY KEY,
+        id         TEXT NOT NULL UNIQUE,
         kind       TEXT NOT NULL CHECK (kind IN ('direct', 'group')),
         created_at INTEGER NOT NULL,
         title       TEXT NOT NULL DEFAULT '',
@@ -112,7 +115,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     -- The log. `(conv, seq)` is the key: a seq is taken once. `notice`
     -- marks entries that never count as unread.
     CREATE TABLE messages (
-        conv      TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        conv      INTEGER NOT NULL REFERENCES conversations(key) ON DELETE CASCADE,
         seq       INTEGER NOT NULL,
         id        TEXT NOT NULL,
         sender    TEXT NOT NULL,
