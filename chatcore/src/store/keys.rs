@@ -28,6 +28,26 @@ pub struct DeviceKeys {
 }
 
 impl DeviceKeys {
+    /// A device's keys as uploaded at `uploaded_at`.
+    pub fn new(
+        (user, device): (UserId, DeviceId),
+        algorithm: String,
+        signing_key: String,
+        agreement_key: String,
+        signature: String,
+        uploaded_at: Millis,
+    ) -> Self {
+        Self {
+            user,
+            device,
+            algorithm,
+            signing_key,
+            agreement_key,
+            signature,
+            uploaded_at,
+        }
+    }
+
     /// Whether `other` holds the same keys (the time of upload aside).
     pub fn same_keys(&self, other: &DeviceKeys) -> bool {
         self.algorithm == other.algorithm
@@ -87,6 +107,18 @@ pub struct Claimed {
     /// The device had no one-time key left: this is its fallback key,
     /// which may be handed out again until the device replaces it.
     pub fallback: bool,
+}
+
+impl Claimed {
+    /// `key` of `device`, a fallback key or not.
+    pub fn new(user: UserId, device: DeviceId, key: OneTimeKey, fallback: bool) -> Self {
+        Self {
+            user,
+            device,
+            key,
+            fallback,
+        }
+    }
 }
 
 /// Outcome of [`KeyStore::set_identity`].

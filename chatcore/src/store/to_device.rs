@@ -27,6 +27,29 @@ pub struct ToDevice {
     pub ts: Millis,
 }
 
+impl ToDevice {
+    /// A payload `id` of `kind` from one device to another, taken at `ts`.
+    pub fn new(
+        id: String,
+        (from_user, from_device): (UserId, DeviceId),
+        (to_user, to_device): (UserId, DeviceId),
+        kind: String,
+        payload: Vec<u8>,
+        ts: Millis,
+    ) -> Self {
+        Self {
+            id,
+            from_user,
+            from_device,
+            to_user,
+            to_device,
+            kind,
+            payload,
+            ts,
+        }
+    }
+}
+
 /// Outcome of queueing one [`ToDevice`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Queued {

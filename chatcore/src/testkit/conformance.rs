@@ -2017,7 +2017,11 @@ async fn to_device_queues_until_acked_bounded_and_idempotent(b: Backends) {
         [Queued::Stored; 4],
         "ids are per sender device and target"
     );
-    let again = b.to_device.enqueue(std::slice::from_ref(&m1), 3).await.unwrap();
+    let again = b
+        .to_device
+        .enqueue(std::slice::from_ref(&m1), 3)
+        .await
+        .unwrap();
     assert_eq!(again, [Queued::Duplicate]);
     let full = b
         .to_device
@@ -2032,7 +2036,10 @@ async fn to_device_queues_until_acked_bounded_and_idempotent(b: Backends) {
         [m1.clone(), m2.clone(), other.clone()],
         "oldest first"
     );
-    assert_eq!(b.to_device.pending(&z, &z1, 1).await.unwrap(), std::slice::from_ref(&m1));
+    assert_eq!(
+        b.to_device.pending(&z, &z1, 1).await.unwrap(),
+        std::slice::from_ref(&m1)
+    );
     b.to_device
         .ack(
             &z,
