@@ -58,6 +58,7 @@ use mongodb::{Client, Collection, Database};
 
 mod contacts;
 mod error;
+mod keys;
 mod limiter;
 mod messages;
 mod migrate;
@@ -71,6 +72,7 @@ pub mod testing;
 mod users;
 
 pub use contacts::MongoContactStore;
+pub use keys::{MongoKeyStore, MongoToDeviceStore};
 pub use limiter::MongoRateLimiter;
 pub use messages::MongoMessageStore;
 pub use mongodb;
@@ -267,6 +269,16 @@ impl MongoStore {
         MongoPresenceStore::new(self.inner.clone())
     }
 
+    /// The key directory.
+    pub fn keys(&self) -> MongoKeyStore {
+        MongoKeyStore::new(self.inner.clone())
+    }
+
+    /// The to-device queues.
+    pub fn to_device(&self) -> MongoToDeviceStore {
+        MongoToDeviceStore::new(self.inner.clone())
+    }
+
     /// The report store.
     pub fn reports(&self) -> MongoReportStore {
         MongoReportStore::new(self.inner.clone())
@@ -289,6 +301,8 @@ impl MongoStore {
         b.contacts = Arc::new(self.contacts());
         b.presence = Arc::new(self.presence());
         b.reports = Arc::new(self.reports());
+        b.keys = Arc::new(self.keys());
+        b.to_device = Arc::new(self.to_device());
         b.limiter = Arc::new(self.limiter());
         b
     }

@@ -41,6 +41,18 @@ pub(crate) const CONTACTS: &str = "contacts";
 /// Users' reports of users, one document per reporter and reported user:
 /// `_id` is the report's key.
 pub(crate) const REPORTS: &str = "reports";
+/// Each device's identity keys: `_id` is `<user>|<device>`.
+pub(crate) const DEVICE_KEYS: &str = "device_keys";
+/// One-time keys, one document each (`claimed` once handed out):
+/// `_id` is `<user>|<device>|<key id>`.
+pub(crate) const ONE_TIME_KEYS: &str = "one_time_keys";
+/// Per device: the bound's counter of one-time keys waiting (`n`), and
+/// the fallback key. `_id` is `<user>|<device>`.
+pub(crate) const KEY_COUNTS: &str = "key_counts";
+/// To-device payloads waiting for their target device.
+pub(crate) const TO_DEVICE: &str = "to_device";
+/// Per target device: the bound's counter of payloads waiting (`n`).
+pub(crate) const TO_DEVICE_COUNTS: &str = "to_device_counts";
 /// What the database is: one document, `_id: "schema"`, holding the
 /// version of the layout that wrote it.
 pub(crate) const META: &str = "meta";
@@ -63,6 +75,9 @@ pub(crate) const META: &str = "meta";
 ///   `reports` collection. Nothing is rewritten (a missing field reads as
 ///   nothing pending, everyone); the mark keeps a build that would list
 ///   requests as chats, and let invitees be ignored, off the database.
+///   The key directory's collections (`device_keys`, `one_time_keys`,
+///   `key_counts`) and the to-device queues (`to_device`,
+///   `to_device_counts`) start empty.
 pub const SCHEMA_VERSION: i64 = 4;
 
 fn index(keys: Document, name: &str) -> IndexModel {
@@ -169,6 +184,26 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
             ],
         ),
         (REPORTS, vec![index(doc! { "at": -1, "_id": 1 }, "at_key")]),
+        (
+            DEVICE_KEYS,
+            vec![index(doc! { "user": 1, "device": 1 }, "user_device")],
+        ),
+        (
+            ONE_TIME_KEYS,
+            // A device's unclaimed keys: what a claim reads.
+            vec![index(
+                doc! { "user": 1, "device": 1, "claimed": 1 },
+                "user_device_claimed",
+            )],
+        ),
+        (
+            TO_DEVICE,
+            // A device's queue, in arrival order.
+            vec![index(
+                doc! { "to_user": 1, "to_device": 1, "order": 1 },
+                "target_order",
+            )],
+        ),
         (RATE_LIMITS, vec![ttl("expire_at")]),
         (BUDGETS, vec![ttl("expire_at")]),
     ]

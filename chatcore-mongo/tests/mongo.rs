@@ -153,6 +153,23 @@ fn whole_sessions_match_the_model_on_mongo() {
 }
 
 #[test]
+fn key_claims_match_the_model_on_mongo() {
+    let cleanup = Cleanup::default();
+    // Concurrent one-time key claims against jongodb: none handed out
+    // twice, none lost.
+    let cases = std::env::var("CHATCORE_MODEL_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(16);
+    chatcore::testkit::keys::check(Arc::new(factory(cleanup.clone())), cases);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(cleanup.run());
+}
+
+#[test]
 fn groups_match_the_model_on_mongo() {
     let cleanup = Cleanup::default();
     // Whole group scenarios through the request layer, one database each.
@@ -225,6 +242,12 @@ async fn indexes_are_created_once_and_idempotently() {
     );
     assert_eq!(names("contacts").await, ["_id_", "listed_key", "users_key"]);
     assert_eq!(names("reports").await, ["_id_", "at_key"]);
+    assert_eq!(names("device_keys").await, ["_id_", "user_device"]);
+    assert_eq!(
+        names("one_time_keys").await,
+        ["_id_", "user_device_claimed"]
+    );
+    assert_eq!(names("to_device").await, ["_id_", "target_order"]);
     assert_eq!(names("cursors").await, ["_id_", "unique_cursor"]);
     assert_eq!(names("read_markers").await, ["_id_", "unique_read_marker"]);
 

@@ -60,6 +60,7 @@
 pub mod account;
 mod commands;
 pub mod contacts;
+pub mod e2e;
 pub mod error;
 pub mod groups;
 mod hub;

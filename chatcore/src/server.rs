@@ -10,15 +10,15 @@ use crate::error::CoreError;
 use crate::hub::Hub;
 use crate::limits::{Admission, Caps};
 use crate::memory::{
-    MemoryBroker, MemoryContactStore, MemoryMailer, MemoryMessageStore, MemoryPresenceStore,
-    MemoryRateLimiter, MemoryReportStore, MemoryResetTokenStore, MemorySessionStore,
-    MemoryUserStore,
+    MemoryBroker, MemoryContactStore, MemoryKeyStore, MemoryMailer, MemoryMessageStore,
+    MemoryPresenceStore, MemoryRateLimiter, MemoryReportStore, MemoryResetTokenStore,
+    MemorySessionStore, MemoryToDeviceStore, MemoryUserStore,
 };
 use crate::model::{now_millis, Millis};
 use crate::protocol::ErrorCode;
 use crate::store::{
-    Broker, BrokerHandler, ContactStore, Mailer, MessageStore, PresenceStore, Quota, RateLimiter,
-    ReportStore, ResetTokenStore, SessionStore, UserStore,
+    Broker, BrokerHandler, ContactStore, KeyStore, Mailer, MessageStore, PresenceStore, Quota,
+    RateLimiter, ReportStore, ResetTokenStore, SessionStore, ToDeviceStore, UserStore,
 };
 
 /// Every backend the engine uses, chosen at start-up.
@@ -39,6 +39,10 @@ pub struct Backends {
     pub presence: Arc<dyn PresenceStore>,
     /// Users' reports of users, for the operator.
     pub reports: Arc<dyn ReportStore>,
+    /// Devices' public keys: the key directory of end-to-end encryption.
+    pub keys: Arc<dyn KeyStore>,
+    /// Payloads from device to device, queued until acknowledged.
+    pub to_device: Arc<dyn ToDeviceStore>,
     /// Event fan-out between nodes.
     pub broker: Arc<dyn Broker>,
     /// Outgoing mail.
@@ -58,6 +62,8 @@ impl Backends {
             contacts: Arc::new(MemoryContactStore::new()),
             presence: Arc::new(MemoryPresenceStore::new()),
             reports: Arc::new(MemoryReportStore::new()),
+            keys: Arc::new(MemoryKeyStore::new()),
+            to_device: Arc::new(MemoryToDeviceStore::new()),
             broker: Arc::new(MemoryBroker::new()),
             mailer,
             limiter: Arc::new(MemoryRateLimiter::new()),

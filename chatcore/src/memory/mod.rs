@@ -20,10 +20,14 @@ use crate::store::{
 
 mod contacts;
 mod conversations;
+mod keys;
 mod reports;
+mod to_device;
 pub use contacts::MemoryContactStore;
 pub use conversations::MemoryMessageStore;
+pub use keys::MemoryKeyStore;
 pub use reports::MemoryReportStore;
+pub use to_device::MemoryToDeviceStore;
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it:
 /// each method leaves the state consistent before anything can panic.

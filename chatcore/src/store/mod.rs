@@ -8,16 +8,19 @@
 
 mod broker;
 mod contacts;
+mod keys;
 mod limiter;
 mod mailer;
 mod messages;
 mod presence;
 mod reports;
 mod sessions;
+mod to_device;
 mod users;
 
 pub use broker::{Broker, BrokerHandler, Event, Revocation, Topic};
 pub use contacts::{pair_key, ContactStore, ContactView, Link, Relation, Written};
+pub use keys::{Claimed, DeviceKeys, IdentitySet, KeyCounts, KeyStore, OneTimeKey};
 pub use limiter::{Quota, RateLimiter};
 pub use mailer::{Mail, Mailer};
 pub use messages::{
@@ -27,6 +30,7 @@ pub use messages::{
 pub use presence::PresenceStore;
 pub use reports::{Report, ReportStore};
 pub use sessions::{ResetToken, ResetTokenStore, SessionRecord, SessionStore};
+pub use to_device::{Queued, ToDevice, ToDeviceStore};
 pub use users::{display_name_words, NewUser, ProfileUpdate, SearchQuery, UserRecord, UserStore};
 
 /// Why a backend call failed. Callers treat `Conflict` and `NotFound` as

@@ -15,9 +15,10 @@ use crate::model::{
     Audience, Content, ConversationId, ConversationKind, DeviceId, Millis, Privacy, UserId,
 };
 use crate::store::{
-    BrokerHandler, Changed, ContactView, ConversationState, Event, Link, Listing, NewMessage,
-    NewUser, Pending, ProfileUpdate, Quota, Relation, Report, ResetToken, SearchQuery,
-    SessionRecord, StoreError, Topic, UserRecord, Written,
+    BrokerHandler, Changed, ContactView, ConversationState, DeviceKeys, Event, IdentitySet, Link,
+    Listing, NewMessage, NewUser, OneTimeKey, Pending, ProfileUpdate, Queued, Quota, Relation,
+    Report, ResetToken, SearchQuery, SessionRecord, StoreError, ToDevice, Topic, UserRecord,
+    Written,
 };
 use crate::Backends;
 
@@ -72,6 +73,11 @@ cases!(
     contacts_concurrent_changes_of_one_pair_admit_one,
     contacts_relations_keep_unaccepted_requests,
     reports_replace_per_pair_and_page_newest_first,
+    keys_identity_is_set_once_per_device,
+    keys_one_time_keys_are_claimed_once_then_the_fallback,
+    keys_concurrent_claims_hand_out_each_key_once,
+    keys_uploads_are_bounded_and_retries_store_nothing_twice,
+    to_device_queues_until_acked_bounded_and_idempotent,
     presence_tracks_connections_and_last_seen,
     limiter_counts_in_a_sliding_window,
     limiter_spends_budgets_in_fixed_windows,
@@ -1778,6 +1784,293 @@ async fn reports_replace_per_pair_and_page_newest_first(b: Backends) {
     let after = (page[0].at, page[0].key());
     assert_eq!(b.reports.list(Some(&after), 10).await.unwrap(), [other]);
     assert!(b.reports.list(None, 0).await.unwrap().is_empty());
+}
+
+fn device_keys(user: &UserId, device: &str, signing: &str) -> DeviceKeys {
+    DeviceKeys {
+        user: user.clone(),
+        device: DeviceId::from(device),
+        algorithm: "olm.v1".into(),
+        signing_key: signing.into(),
+        agreement_key: format!("agree-{signing}"),
+        signature: format!("sig-{signing}"),
+        uploaded_at: T0,
+    }
+}
+
+fn otks(prefix: &str, n: usize) -> Vec<OneTimeKey> {
+    (0..n)
+        .map(|i| OneTimeKey::new(format!("{prefix}{i}"), format!("key-{prefix}{i}"), "sig"))
+        .collect()
+}
+
+async fn keys_identity_is_set_once_per_device(b: Backends) {
+    let (u, v) = (UserId::generate(), UserId::generate());
+    let k1 = device_keys(&u, "d1", "s1");
+    assert_eq!(b.keys.set_identity(&k1).await.unwrap(), IdentitySet::Stored);
+    let mut later = k1.clone();
+    later.uploaded_at = T0 + 5;
+    assert_eq!(
+        b.keys.set_identity(&later).await.unwrap(),
+        IdentitySet::Same,
+        "a retry"
+    );
+    let other = device_keys(&u, "d1", "s9");
+    assert_eq!(
+        b.keys.set_identity(&other).await.unwrap(),
+        IdentitySet::Different
+    );
+    let k2 = device_keys(&u, "d2", "s2");
+    b.keys.set_identity(&k2).await.unwrap();
+    b.keys
+        .set_identity(&device_keys(&v, "d1", "s3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.keys.identities(&u).await.unwrap(),
+        [k1.clone(), k2.clone()],
+        "the first keys stay; by device"
+    );
+    b.keys
+        .remove_device(&u, &DeviceId::from("d1"))
+        .await
+        .unwrap();
+    assert_eq!(b.keys.identities(&u).await.unwrap(), [k2]);
+    assert_eq!(b.keys.identities(&v).await.unwrap().len(), 1);
+    assert!(b
+        .keys
+        .identities(&UserId::generate())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn keys_one_time_keys_are_claimed_once_then_the_fallback(b: Backends) {
+    let u = UserId::generate();
+    let d = DeviceId::from("phone");
+    let target = [(u.clone(), d.clone())];
+    assert!(
+        b.keys.claim(&target).await.unwrap().is_empty(),
+        "nothing uploaded"
+    );
+    assert!(b
+        .keys
+        .add_one_time_keys(&u, &d, &otks("a", 2), 10)
+        .await
+        .unwrap());
+    let fallback = OneTimeKey::new("f1", "key-f1", "sig");
+    b.keys.set_fallback(&u, &d, &fallback).await.unwrap();
+    let counts = b.keys.counts(&u, &d).await.unwrap();
+    assert_eq!((counts.one_time, counts.fallback_unused), (2, true));
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let c = b.keys.claim(&target).await.unwrap();
+        assert_eq!(c.len(), 1);
+        assert!(!c[0].fallback);
+        got.push(c[0].key.id.clone());
+    }
+    got.sort();
+    assert_eq!(got, ["a0", "a1"], "each once");
+    for _ in 0..2 {
+        let c = b.keys.claim(&target).await.unwrap();
+        assert_eq!((c[0].key.clone(), c[0].fallback), (fallback.clone(), true));
+    }
+    let counts = b.keys.counts(&u, &d).await.unwrap();
+    assert_eq!((counts.one_time, counts.fallback_unused), (0, false));
+    let fresh = OneTimeKey::new("f2", "key-f2", "sig");
+    b.keys.set_fallback(&u, &d, &fresh).await.unwrap();
+    assert!(b.keys.counts(&u, &d).await.unwrap().fallback_unused);
+    // Several targets in one claim, in order; a device without keys is left out.
+    let other = DeviceId::from("laptop");
+    b.keys
+        .add_one_time_keys(&u, &other, &otks("b", 1), 10)
+        .await
+        .unwrap();
+    let nobody = (UserId::generate(), DeviceId::from("x"));
+    let c = b
+        .keys
+        .claim(&[(u.clone(), other.clone()), nobody, (u.clone(), d.clone())])
+        .await
+        .unwrap();
+    let ids: Vec<(&str, bool)> = c.iter().map(|c| (c.key.id.as_str(), c.fallback)).collect();
+    assert_eq!(ids, [("b0", false), ("f2", true)]);
+    b.keys.remove_device(&u, &d).await.unwrap();
+    assert!(b.keys.claim(&target).await.unwrap().is_empty(), "removed");
+    assert_eq!(b.keys.counts(&u, &d).await.unwrap().one_time, 0);
+}
+
+async fn keys_concurrent_claims_hand_out_each_key_once(b: Backends) {
+    let u = UserId::generate();
+    let d = DeviceId::from("phone");
+    assert!(b
+        .keys
+        .add_one_time_keys(&u, &d, &otks("k", 20), 100)
+        .await
+        .unwrap());
+    b.keys
+        .set_fallback(&u, &d, &OneTimeKey::new("fb", "key-fb", "sig"))
+        .await
+        .unwrap();
+    let claims = (0..30).map(|_| {
+        let (b, u, d) = (b.clone(), u.clone(), d.clone());
+        async move { b.keys.claim(&[(u, d)]).await.unwrap() }
+    });
+    let got: Vec<_> = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(got.len(), 30, "every claim gets a key");
+    let one_time: HashSet<String> = got
+        .iter()
+        .filter(|c| !c.fallback)
+        .map(|c| c.key.id.clone())
+        .collect();
+    let handed = got.iter().filter(|c| !c.fallback).count();
+    assert_eq!(handed, 20, "all one-time keys handed out");
+    assert_eq!(one_time.len(), 20, "none twice");
+    assert!(got.iter().filter(|c| c.fallback).all(|c| c.key.id == "fb"));
+    assert_eq!(b.keys.counts(&u, &d).await.unwrap().one_time, 0);
+}
+
+async fn keys_uploads_are_bounded_and_retries_store_nothing_twice(b: Backends) {
+    let u = UserId::generate();
+    let d = DeviceId::from("phone");
+    assert!(b
+        .keys
+        .add_one_time_keys(&u, &d, &otks("a", 3), 5)
+        .await
+        .unwrap());
+    assert!(
+        b.keys
+            .add_one_time_keys(&u, &d, &otks("a", 3), 5)
+            .await
+            .unwrap(),
+        "a retry: accepted, nothing new"
+    );
+    assert_eq!(b.keys.counts(&u, &d).await.unwrap().one_time, 3);
+    assert!(
+        !b.keys
+            .add_one_time_keys(&u, &d, &otks("b", 3), 5)
+            .await
+            .unwrap(),
+        "3 + 3 > 5: refused whole"
+    );
+    assert_eq!(b.keys.counts(&u, &d).await.unwrap().one_time, 3);
+    // A claimed key's id is spent: uploading it again stores nothing.
+    b.keys.claim(&[(u.clone(), d.clone())]).await.unwrap();
+    assert!(b
+        .keys
+        .add_one_time_keys(&u, &d, &otks("a", 3), 5)
+        .await
+        .unwrap());
+    assert_eq!(b.keys.counts(&u, &d).await.unwrap().one_time, 2);
+    // Concurrent uploads never pass the bound.
+    let v = UserId::generate();
+    let uploads = (0..8).map(|i| {
+        let (b, v, d) = (b.clone(), v.clone(), d.clone());
+        async move {
+            b.keys
+                .add_one_time_keys(&v, &d, &otks(&format!("c{i}-"), 4), 10)
+                .await
+                .unwrap()
+        }
+    });
+    let ok = futures_util::future::join_all(uploads)
+        .await
+        .into_iter()
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(ok, 2, "two batches of 4 fit in 10");
+    assert_eq!(b.keys.counts(&v, &d).await.unwrap().one_time, 8);
+}
+
+fn to_device(id: &str, from: (&UserId, &str), to: (&UserId, &str)) -> ToDevice {
+    ToDevice {
+        id: id.into(),
+        from_user: from.0.clone(),
+        from_device: DeviceId::from(from.1),
+        to_user: to.0.clone(),
+        to_device: DeviceId::from(to.1),
+        kind: "olm.v1".into(),
+        payload: format!("payload {id}").into_bytes(),
+        ts: T0,
+    }
+}
+
+async fn to_device_queues_until_acked_bounded_and_idempotent(b: Backends) {
+    let (a, z) = (UserId::generate(), UserId::generate());
+    let m1 = to_device("m1", (&a, "a1"), (&z, "z1"));
+    let m2 = to_device("m2", (&a, "a1"), (&z, "z1"));
+    let other = to_device("m1", (&a, "a2"), (&z, "z1"));
+    let elsewhere = to_device("m1", (&a, "a1"), (&z, "z2"));
+    let got = b
+        .to_device
+        .enqueue(
+            &[m1.clone(), m2.clone(), other.clone(), elsewhere.clone()],
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        [Queued::Stored; 4],
+        "ids are per sender device and target"
+    );
+    let again = b
+        .to_device
+        .enqueue(std::slice::from_ref(&m1), 3)
+        .await
+        .unwrap();
+    assert_eq!(again, [Queued::Duplicate]);
+    let full = b
+        .to_device
+        .enqueue(&[to_device("m3", (&a, "a1"), (&z, "z1"))], 3)
+        .await
+        .unwrap();
+    assert_eq!(full, [Queued::Full], "three wait already");
+    let z1 = DeviceId::from("z1");
+    let waiting = b.to_device.pending(&z, &z1, 10).await.unwrap();
+    assert_eq!(
+        waiting,
+        [m1.clone(), m2.clone(), other.clone()],
+        "oldest first"
+    );
+    assert_eq!(
+        b.to_device.pending(&z, &z1, 1).await.unwrap(),
+        std::slice::from_ref(&m1)
+    );
+    b.to_device
+        .ack(
+            &z,
+            &z1,
+            &[
+                (DeviceId::from("a1"), "m1".into()),
+                (DeviceId::from("a1"), "nope".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        b.to_device.pending(&z, &z1, 10).await.unwrap(),
+        [m2.clone(), other.clone()],
+        "only what was acknowledged goes"
+    );
+    let room = b
+        .to_device
+        .enqueue(&[to_device("m3", (&a, "a1"), (&z, "z1"))], 3)
+        .await
+        .unwrap();
+    assert_eq!(room, [Queued::Stored]);
+    b.to_device.remove_device(&z, &z1).await.unwrap();
+    assert!(b.to_device.pending(&z, &z1, 10).await.unwrap().is_empty());
+    assert_eq!(
+        b.to_device
+            .pending(&z, &DeviceId::from("z2"), 10)
+            .await
+            .unwrap(),
+        [elsewhere]
+    );
 }
 
 /// The relation of `a` and `z` at `version`, with each user's block and

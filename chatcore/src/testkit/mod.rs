@@ -32,6 +32,7 @@ use crate::Backends;
 pub mod conformance;
 pub mod decoding;
 pub mod groups;
+pub mod keys;
 pub mod model;
 pub mod samples;
 

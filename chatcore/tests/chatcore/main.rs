@@ -33,3 +33,12 @@ fn memory_backends_pass_the_group_model() {
         .unwrap_or(64);
     chatcore::testkit::groups::check(Arc::new(|| async { Backends::memory() }), cases);
 }
+
+#[test]
+fn memory_backends_pass_the_key_directory_model() {
+    let cases = std::env::var("CHATCORE_MODEL_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64);
+    chatcore::testkit::keys::check(Arc::new(|| async { Backends::memory() }), cases);
+}

@@ -1,0 +1,210 @@
+//! What the server checks of end-to-end encryption keys: the signatures
+//! devices put on their keys. It never holds a private key and never reads
+//! what the keys protect; it refuses keys that do not verify, so that a
+//! client fetching them from the directory gets what the device signed.
+//!
+//! Keys and signatures travel as unpadded standard base64 (as vodozemac
+//! and Matrix write them). A signature is Ed25519 over a canonical text
+//! that names the key's owner, so that a signature cannot be moved to
+//! another user or device:
+//!
+//! - a device's identity: `chatcore-device-keys-v1` `\n` user `\n`
+//!   device `\n` algorithm `\n` signing key `\n` agreement key, signed by
+//!   the signing key itself;
+//! - a one-time or fallback key: `chatcore-one-time-key-v1` `\n` user
+//!   `\n` device `\n` key id `\n` key, signed by the device's signing key.
+
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
+use ring::signature::{UnparsedPublicKey, ED25519};
+
+use crate::error::CoreError;
+use crate::model::{DeviceId, UserId};
+use crate::store::{DeviceKeys, OneTimeKey};
+
+/// The algorithm of Olm devices (Ed25519 signing, Curve25519 agreement).
+pub const OLM_V1: &str = "olm.v1";
+
+/// Bytes of an Ed25519 or Curve25519 public key.
+const KEY_BYTES: usize = 32;
+/// Bytes of an Ed25519 signature.
+const SIGNATURE_BYTES: usize = 64;
+/// Characters of a key id.
+const MAX_KEY_ID: usize = 64;
+
+/// The text a device signs to vouch for its identity keys.
+pub fn device_keys_text(
+    user: &UserId,
+    device: &DeviceId,
+    algorithm: &str,
+    signing_key: &str,
+    agreement_key: &str,
+) -> String {
+    format!(
+        "chatcore-device-keys-v1\n{user}\n{device}\n{algorithm}\n{signing_key}\n{agreement_key}"
+    )
+}
+
+/// The text a device signs to vouch for one of its one-time keys.
+pub fn one_time_key_text(user: &UserId, device: &DeviceId, id: &str, key: &str) -> String {
+    format!("chatcore-one-time-key-v1\n{user}\n{device}\n{id}\n{key}")
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> CoreError {
+    CoreError::InvalidArgument {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Decodes unpadded base64 of exactly `len` bytes.
+fn decode(field: &str, value: &str, len: usize) -> Result<Vec<u8>, CoreError> {
+    let bytes = STANDARD_NO_PAD
+        .decode(value)
+        .map_err(|_| invalid(field, format!("{field} is not unpadded base64")))?;
+    if bytes.len() != len {
+        return Err(invalid(
+            field,
+            format!("{field} is {} bytes, not {len}", bytes.len()),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Checks that `signature` (base64) is `signing_key`'s (base64) over `text`.
+pub fn verify(signing_key: &str, text: &str, signature: &str) -> Result<(), CoreError> {
+    let key = decode("signing_key", signing_key, KEY_BYTES)?;
+    let sig = decode("signature", signature, SIGNATURE_BYTES)?;
+    UnparsedPublicKey::new(&ED25519, key)
+        .verify(text.as_bytes(), &sig)
+        .map_err(|_| invalid("signature", "the signature does not verify"))
+}
+
+/// Checks a device's identity keys: a known algorithm, well-formed keys,
+/// and the signing key's signature over them.
+pub fn check_device_keys(keys: &DeviceKeys) -> Result<(), CoreError> {
+    if keys.algorithm != OLM_V1 {
+        return Err(invalid("algorithm", format!("the algorithm is {OLM_V1}")));
+    }
+    decode("agreement_key", &keys.agreement_key, KEY_BYTES)?;
+    let text = device_keys_text(
+        &keys.user,
+        &keys.device,
+        &keys.algorithm,
+        &keys.signing_key,
+        &keys.agreement_key,
+    );
+    verify(&keys.signing_key, &text, &keys.signature)
+}
+
+/// Checks a one-time (or fallback) key of the device whose identity is
+/// `device`: a well-formed id and key, signed by the device.
+pub fn check_one_time_key(device: &DeviceKeys, key: &OneTimeKey) -> Result<(), CoreError> {
+    if key.id.is_empty()
+        || key.id.chars().count() > MAX_KEY_ID
+        || key.id.chars().any(|c| c.is_control())
+    {
+        return Err(invalid(
+            "id",
+            format!("a key id has 1 to {MAX_KEY_ID} characters, none a control"),
+        ));
+    }
+    decode("key", &key.key, KEY_BYTES)?;
+    let text = one_time_key_text(&device.user, &device.device, &key.id, &key.key);
+    verify(&device.signing_key, &text, &key.signature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::rand::SystemRandom;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+
+    struct Device {
+        pair: Ed25519KeyPair,
+        keys: DeviceKeys,
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        STANDARD_NO_PAD.encode(bytes)
+    }
+
+    fn device(user: &str, device: &str) -> Device {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let (user, device) = (UserId::from(user), DeviceId::from(device));
+        let signing = b64(pair.public_key().as_ref());
+        let agreement = b64(&[7u8; 32]);
+        let text = device_keys_text(&user, &device, OLM_V1, &signing, &agreement);
+        let signature = b64(pair.sign(text.as_bytes()).as_ref());
+        let keys = DeviceKeys::new(
+            (user, device),
+            OLM_V1.into(),
+            signing,
+            agreement,
+            signature,
+            0,
+        );
+        Device { pair, keys }
+    }
+
+    fn one_time(d: &Device, id: &str) -> OneTimeKey {
+        let key = b64(&[9u8; 32]);
+        let text = one_time_key_text(&d.keys.user, &d.keys.device, id, &key);
+        OneTimeKey::new(id, key, b64(d.pair.sign(text.as_bytes()).as_ref()))
+    }
+
+    #[test]
+    fn signed_keys_verify_and_nothing_else_does() {
+        let d = device("alice", "phone");
+        check_device_keys(&d.keys).unwrap();
+        let otk = one_time(&d, "AAAAAQ");
+        check_one_time_key(&d.keys, &otk).unwrap();
+
+        // The signature names its owner: it does not move to another device.
+        let mut moved = d.keys.clone();
+        moved.device = DeviceId::from("laptop");
+        assert!(check_device_keys(&moved).is_err());
+        let other = device("alice", "laptop");
+        assert!(
+            check_one_time_key(&other.keys, &otk).is_err(),
+            "another device's key"
+        );
+        // A changed key, or a signature by another key, fails.
+        let mut changed = d.keys.clone();
+        changed.agreement_key = b64(&[8u8; 32]);
+        assert!(check_device_keys(&changed).is_err());
+        let mut forged = d.keys.clone();
+        forged.signature = other.keys.signature.clone();
+        assert!(check_device_keys(&forged).is_err());
+        let mut tampered = otk.clone();
+        tampered.key = b64(&[1u8; 32]);
+        assert!(check_one_time_key(&d.keys, &tampered).is_err());
+    }
+
+    #[test]
+    fn malformed_keys_get_clear_errors() {
+        let d = device("bob", "phone");
+        let field_of = |r: Result<(), CoreError>| match r {
+            Err(CoreError::InvalidArgument { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let mut short = d.keys.clone();
+        short.agreement_key = b64(&[1u8; 31]);
+        assert_eq!(field_of(check_device_keys(&short)), "agreement_key");
+        let mut padded = d.keys.clone();
+        padded.signing_key.push('=');
+        assert_eq!(field_of(check_device_keys(&padded)), "signing_key");
+        let mut garbage = d.keys.clone();
+        garbage.signature = "not base64!".into();
+        assert_eq!(field_of(check_device_keys(&garbage)), "signature");
+        let mut algorithm = d.keys.clone();
+        algorithm.algorithm = "rsa".into();
+        assert_eq!(field_of(check_device_keys(&algorithm)), "algorithm");
+        let mut long_id = one_time(&d, "x");
+        long_id.id = "x".repeat(65);
+        assert_eq!(field_of(check_one_time_key(&d.keys, &long_id)), "id");
+        let empty = OneTimeKey::new("", b64(&[9u8; 32]), "");
+        assert_eq!(field_of(check_one_time_key(&d.keys, &empty)), "id");
+    }
+}
