@@ -1,8 +1,8 @@
 //! # chatcore-sqlite
 //!
 //! SQLite implementations of chatcore's store traits: users, sessions,
-//! reset tokens, messages, contacts, presence, reports and the rate
-//! limiter, in one
+//! reset tokens, messages, contacts, presence, reports, the key directory,
+//! the to-device queues and the rate limiter, in one
 //! database file. They behave exactly like chatcore's in-memory reference
 //! stores and pass the same conformance suite and model tests; the broker
 //! and the mailer are not storage and stay whatever the caller chose. This
@@ -78,6 +78,8 @@
 //! - `contacts`: [`SqliteContactStore`].
 //! - `presence`: [`SqlitePresenceStore`].
 //! - `reports`: [`SqliteReportStore`].
+//! - `keys`: [`SqliteKeyStore`], the key directory.
+//! - `to_device`: [`SqliteToDeviceStore`], the to-device queues.
 //! - `limiter`: [`SqliteRateLimiter`].
 
 use std::path::{Path, PathBuf};
@@ -92,15 +94,18 @@ mod cache;
 mod contacts;
 mod db;
 mod error;
+mod keys;
 mod limiter;
 mod messages;
 mod presence;
 mod reports;
 mod schema;
 mod sessions;
+mod to_device;
 mod users;
 
 pub use contacts::SqliteContactStore;
+pub use keys::SqliteKeyStore;
 pub use limiter::SqliteRateLimiter;
 pub use messages::SqliteMessageStore;
 pub use presence::SqlitePresenceStore;
@@ -108,6 +113,7 @@ pub use reports::SqliteReportStore;
 pub use rusqlite;
 pub use schema::SCHEMA_VERSION;
 pub use sessions::{SqliteResetTokenStore, SqliteSessionStore};
+pub use to_device::SqliteToDeviceStore;
 pub use users::SqliteUserStore;
 
 use db::{at, open_conn, ConnOptions, Db};
@@ -259,6 +265,16 @@ impl SqliteStore {
         SqlitePresenceStore::new(self.db.clone())
     }
 
+    /// The key directory (end-to-end encryption).
+    pub fn keys(&self) -> SqliteKeyStore {
+        SqliteKeyStore::new(self.db.clone())
+    }
+
+    /// The to-device queues (end-to-end encryption).
+    pub fn to_device(&self) -> SqliteToDeviceStore {
+        SqliteToDeviceStore::new(self.db.clone())
+    }
+
     /// The store of users' reports.
     pub fn reports(&self) -> SqliteReportStore {
         SqliteReportStore::new(self.db.clone())
@@ -270,8 +286,8 @@ impl SqliteStore {
     }
 
     /// `base` with every storage backend replaced by this database's: users,
-    /// sessions, reset tokens, messages, contacts, presence, reports and the
-    /// rate limiter. The broker and the mailer are kept from `base`.
+    /// sessions, reset tokens, messages, contacts, presence, reports, the
+    /// key directory, the to-device queues and the rate limiter. The broker and the mailer are kept from `base`.
     pub fn backends(&self, base: Backends) -> Backends {
         let mut b = base;
         b.users = Arc::new(self.users());
@@ -281,6 +297,8 @@ impl SqliteStore {
         b.contacts = Arc::new(self.contacts());
         b.presence = Arc::new(self.presence());
         b.reports = Arc::new(self.reports());
+        b.keys = Arc::new(self.keys());
+        b.to_device = Arc::new(self.to_device());
         b.limiter = Arc::new(self.limiter());
         b
     }
@@ -484,10 +502,12 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> 
 #[allow(dead_code)]
 fn _assert_object_safe(s: &SqliteStore) {
     use chatcore::store::{
-        ContactStore, MessageStore, PresenceStore, RateLimiter, ReportStore, ResetTokenStore,
-        SessionStore, UserStore,
+        ContactStore, KeyStore, MessageStore, PresenceStore, RateLimiter, ReportStore,
+        ResetTokenStore, SessionStore, ToDeviceStore, UserStore,
     };
     let _: Arc<dyn ReportStore> = Arc::new(s.reports());
+    let _: Arc<dyn KeyStore> = Arc::new(s.keys());
+    let _: Arc<dyn ToDeviceStore> = Arc::new(s.to_device());
     let _: Arc<dyn UserStore> = Arc::new(s.users());
     let _: Arc<dyn SessionStore> = Arc::new(s.sessions());
     let _: Arc<dyn ResetTokenStore> = Arc::new(s.resets());

@@ -201,6 +201,54 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX reports_at ON reports(at DESC, key);
 
+    -- The key directory of end-to-end encryption.
+    CREATE TABLE device_keys (
+        user          TEXT NOT NULL,
+        device        TEXT NOT NULL,
+        algorithm     TEXT NOT NULL,
+        signing_key   TEXT NOT NULL,
+        agreement_key TEXT NOT NULL,
+        signature     TEXT NOT NULL,
+        uploaded_at   INTEGER NOT NULL,
+        PRIMARY KEY (user, device)
+    ) STRICT, WITHOUT ROWID;
+    -- One-time keys in upload order (`n`); a claimed key keeps its id
+    -- (never accepted again) and loses its material.
+    CREATE TABLE one_time_keys (
+        n         INTEGER PRIMARY KEY,
+        user      TEXT NOT NULL,
+        device    TEXT NOT NULL,
+        id        TEXT NOT NULL,
+        key       TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        claimed   INTEGER NOT NULL,
+        UNIQUE (user, device, id)
+    ) STRICT;
+    CREATE INDEX one_time_keys_unclaimed ON one_time_keys(user, device, claimed, n);
+    CREATE TABLE fallback_keys (
+        user      TEXT NOT NULL,
+        device    TEXT NOT NULL,
+        id        TEXT NOT NULL,
+        key       TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        used      INTEGER NOT NULL,
+        PRIMARY KEY (user, device)
+    ) STRICT, WITHOUT ROWID;
+    -- To-device queues, oldest first (`n`) per target device.
+    CREATE TABLE to_device (
+        n           INTEGER PRIMARY KEY,
+        to_user     TEXT NOT NULL,
+        to_device   TEXT NOT NULL,
+        from_user   TEXT NOT NULL,
+        from_device TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        payload     BLOB NOT NULL,
+        ts          INTEGER NOT NULL,
+        UNIQUE (to_user, to_device, from_device, id)
+    ) STRICT;
+    CREATE INDEX to_device_queue ON to_device(to_user, to_device, n);
+
     -- One row that readiness probes write (SqliteStore::ping).
     CREATE TABLE probe (at INTEGER NOT NULL, pad BLOB) STRICT;
     INSERT INTO probe (at) VALUES (0);

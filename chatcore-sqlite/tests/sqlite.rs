@@ -68,6 +68,11 @@ fn groups_match_the_model_on_sqlite() {
     chatcore::testkit::groups::check(Arc::new(factory()), cases(16));
 }
 
+#[test]
+fn keys_match_the_model_on_sqlite() {
+    chatcore::testkit::keys::check(Arc::new(factory()), cases(16));
+}
+
 // ---------------------------------------------------------------------------
 // What is specific to SQLite
 // ---------------------------------------------------------------------------
