@@ -437,14 +437,23 @@ fn backup_blocking(source: &Path, dest: &Path) -> StoreResult<BackupReport> {
         let copy = rusqlite::backup::Backup::new(&src, &mut dst).map_err(|e| at(&partial, e))?;
         // Every page in one step: one read transaction, one snapshot. Copying
         // in several steps would restart whenever the server commits.
+        // A lock held by a writer of the source (outside WAL mode) is
+        // waited for a bounded number of times.
+        let mut waits = 0;
         loop {
             match copy.step(-1).map_err(|e| at(&partial, e))? {
                 rusqlite::backup::StepResult::Done => break,
                 rusqlite::backup::StepResult::More => {}
-                rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
+                _ if waits < 100 => {
+                    waits += 1;
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                _ => {}
+                _ => {
+                    return Err(StoreError::Unavailable(format!(
+                        "{} stayed locked by another connection: no copy made",
+                        source.display()
+                    )))
+                }
             }
         }
     }
