@@ -72,11 +72,12 @@ use chatcore::model::{
     Audience, Content, ConversationId, DeviceId, Message as ChatMessage, MessageId, Millis,
     Privacy, Profile, Role, UserId,
 };
-pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
 use chatcore::protocol::{
-    ContactAction, ContactInfo, ContactList, ConversationInfo, ConversationList,
-    ConversationSummary, DirectoryEntry, ProtocolError, PROTOCOL_VERSION,
+    ClaimedKey, ContactAction, ContactInfo, ContactList, ConversationInfo, ConversationList,
+    ConversationSummary, DeviceKeysInfo, DeviceRef, DirectoryEntry, IdentityKeys, ProtocolError,
+    SignedKey, PROTOCOL_VERSION,
 };
+pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
 /// The TLS library of `wss://` connections, for [`ConnectOptions::tls_config`].
 pub use rustls;
 
@@ -1018,6 +1019,71 @@ impl Client {
             reason,
         })
         .await
+    }
+
+    /// Uploads this device's end-to-end encryption keys (see
+    /// `chatcore::e2e` for what each signature covers): its identity (the
+    /// first time; the same again is accepted, other keys are a
+    /// `conflict`), new one-time keys, a new fallback key. What the device
+    /// has left on the server: one-time keys, and whether its fallback key
+    /// is unused.
+    pub async fn upload_keys(
+        &self,
+        identity: Option<IdentityKeys>,
+        one_time_keys: Vec<SignedKey>,
+        fallback_key: Option<SignedKey>,
+    ) -> Result<(u32, bool), Error> {
+        match self
+            .request(|id| ClientFrame::UploadKeys {
+                id,
+                device_keys: identity,
+                one_time_keys,
+                fallback_key,
+            })
+            .await?
+        {
+            ServerFrame::KeyCounts {
+                one_time,
+                fallback_unused,
+                ..
+            } => Ok((one_time, fallback_unused)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The identity keys of the devices of `users` this user may reach
+    /// (through `conv`, a conversation both are members of, whatever their
+    /// settings); the others are left out.
+    pub async fn query_keys(
+        &self,
+        users: &[UserId],
+        conv: Option<&ConversationId>,
+    ) -> Result<Vec<DeviceKeysInfo>, Error> {
+        let (users, conv) = (users.to_vec(), conv.cloned());
+        match self
+            .request(|id| ClientFrame::QueryKeys { id, users, conv })
+            .await?
+        {
+            ServerFrame::DeviceKeys { devices, .. } => Ok(devices),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One one-time key (or the fallback key) of each device named that
+    /// this user may reach, to start an encrypted channel with it.
+    pub async fn claim_keys(
+        &self,
+        devices: &[DeviceRef],
+        conv: Option<&ConversationId>,
+    ) -> Result<Vec<ClaimedKey>, Error> {
+        let (devices, conv) = (devices.to_vec(), conv.cloned());
+        match self
+            .request(|id| ClientFrame::ClaimKeys { id, devices, conv })
+            .await?
+        {
+            ServerFrame::ClaimedKeys { keys, .. } => Ok(keys),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn list_page(

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::commands::conversations::{self, Request};
-use crate::commands::{account, contacts, directory, messaging, requests};
+use crate::commands::{account, contacts, directory, keys, messaging, requests};
 use crate::error::CoreError;
 use crate::limits::AddrKey;
 use crate::model::{Content, ConversationId, DeviceId, UserId};
@@ -417,6 +417,25 @@ fn signed_in<'a>(
             conv,
             reason,
         } => Box::pin(requests::report(s, caller, id, user, conv, reason)),
+        ClientFrame::UploadKeys {
+            id,
+            device_keys,
+            one_time_keys,
+            fallback_key,
+        } => Box::pin(keys::upload(
+            s,
+            caller,
+            id,
+            device_keys,
+            one_time_keys,
+            fallback_key,
+        )),
+        ClientFrame::QueryKeys { id, users, conv } => {
+            Box::pin(keys::query(s, caller, id, users, conv))
+        }
+        ClientFrame::ClaimKeys { id, devices, conv } => {
+            Box::pin(keys::claim(s, caller, id, devices, conv))
+        }
         ClientFrame::Hello { .. }
         | ClientFrame::Ping { .. }
         | ClientFrame::Register { .. }
@@ -536,6 +555,38 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
         | ClientFrame::Unmute { conv, .. }
         | ClientFrame::Accept { conv, .. }
         | ClientFrame::Decline { conv, .. } => check("conv", conv.as_str(), max),
+        ClientFrame::UploadKeys {
+            device_keys,
+            one_time_keys,
+            fallback_key,
+            ..
+        } => {
+            if let Some(k) = device_keys {
+                check("algorithm", &k.algorithm, max)?;
+                check("signing_key", &k.signing_key, max)?;
+                check("agreement_key", &k.agreement_key, max)?;
+                check("signature", &k.signature, max)?;
+            }
+            for k in one_time_keys.iter().chain(fallback_key) {
+                check("id", &k.id, max)?;
+                check("key", &k.key, max)?;
+                check("signature", &k.signature, max)?;
+            }
+            Ok(())
+        }
+        ClientFrame::QueryKeys { users, conv, .. } => {
+            check("conv", conv.as_ref().map_or("", |c| c.as_str()), max)?;
+            users
+                .iter()
+                .try_for_each(|u| check("users", u.as_str(), max))
+        }
+        ClientFrame::ClaimKeys { devices, conv, .. } => {
+            check("conv", conv.as_ref().map_or("", |c| c.as_str()), max)?;
+            devices.iter().try_for_each(|d| {
+                check("user", d.user.as_str(), max)?;
+                check("device", d.device.as_str(), max)
+            })
+        }
         ClientFrame::Report {
             user, conv, reason, ..
         } => {

@@ -161,6 +161,11 @@ pub struct Config {
     /// How long a user whose contact request was declined waits before
     /// asking the same user again (milliseconds).
     pub contact_retry_ms: u64,
+    /// One-time keys a device may keep on the server.
+    pub max_one_time_keys: usize,
+    /// Keys of other devices a user may claim (through the rate limiter),
+    /// so that nobody drains a device's one-time keys.
+    pub key_claims: Quota,
 }
 
 impl Default for Config {
@@ -217,6 +222,11 @@ impl Default for Config {
                 window_ms: 24 * 3600 * 1000,
             },
             contact_retry_ms: 7 * 24 * 3600 * 1000,
+            max_one_time_keys: 100,
+            key_claims: Quota {
+                max: 1000,
+                window_ms: 3600 * 1000,
+            },
         }
     }
 }

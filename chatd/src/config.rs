@@ -272,6 +272,18 @@ struct Options {
     #[arg(long, env = "CHATD_CONTACT_RETRY_SECS", value_name = "SECS")]
     contact_retry_secs: Option<u64>,
 
+    /// Keys of other devices a user may claim per --key-claims-window-secs (default: 1000).
+    #[arg(long, env = "CHATD_KEY_CLAIMS", value_name = "N")]
+    key_claims: Option<u32>,
+
+    /// The window of --key-claims, in seconds (default: 3600).
+    #[arg(long, env = "CHATD_KEY_CLAIMS_WINDOW_SECS", value_name = "SECS")]
+    key_claims_window_secs: Option<u64>,
+
+    /// One-time keys a device may keep on the server (default: 100).
+    #[arg(long, env = "CHATD_MAX_ONE_TIME_KEYS", value_name = "N")]
+    max_one_time_keys: Option<usize>,
+
     /// Registrations and password-reset requests allowed per client address per hour (default: 30).
     #[arg(long, env = "CHATD_SIGNUPS_PER_ADDRESS_PER_HOUR", value_name = "N")]
     signups_per_address_per_hour: Option<u32>,
@@ -454,6 +466,9 @@ pub(crate) struct Settings {
     pub(crate) contact_requests: u32,
     pub(crate) contact_requests_window: Duration,
     pub(crate) contact_retry: Duration,
+    pub(crate) key_claims: u32,
+    pub(crate) key_claims_window: Duration,
+    pub(crate) max_one_time_keys: usize,
     pub(crate) login_failures_per_account: u32,
     pub(crate) login_failures_per_address: u32,
     pub(crate) frames_per_second: u32,
@@ -597,6 +612,9 @@ impl Settings {
             contact_requests: o.contact_requests.unwrap_or(50),
             contact_requests_window: secs(o.contact_requests_window_secs, 86_400),
             contact_retry: secs(o.contact_retry_secs, 604_800),
+            key_claims: o.key_claims.unwrap_or(1000),
+            key_claims_window: secs(o.key_claims_window_secs, 3600),
+            max_one_time_keys: o.max_one_time_keys.unwrap_or(100),
             login_failures_per_account: o.login_failures_per_account.unwrap_or(10),
             login_failures_per_address: o.login_failures_per_address.unwrap_or(100),
             frames_per_second: o.frames_per_second.unwrap_or(50),
@@ -630,12 +648,16 @@ impl Settings {
             || self.join_window.is_zero()
             || self.contact_requests == 0
             || self.contact_requests_window.is_zero()
+            || self.key_claims == 0
+            || self.key_claims_window.is_zero()
+            || self.max_one_time_keys == 0
         {
             bail!(
                 "--max-connections, --outbound-queue, the --max-unauthenticated*, \
                  --max-connections-per-*, --signups-per-*, --login-failures-per-*, \
-                 --join-attempts, --join-window-secs, --contact-requests and \
-                 --contact-requests-window-secs must be at least 1, and \
+                 --join-attempts, --join-window-secs, --contact-requests, \
+                 --contact-requests-window-secs, --key-claims, --key-claims-window-secs \
+                 and --max-one-time-keys must be at least 1, and \
                  --max-group-members at least 2"
             );
         }
@@ -699,6 +721,9 @@ impl Options {
             contact_requests,
             contact_requests_window_secs,
             contact_retry_secs,
+            key_claims,
+            key_claims_window_secs,
+            max_one_time_keys,
             login_failures_per_account,
             login_failures_per_address,
             frames_per_second,

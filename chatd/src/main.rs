@@ -178,6 +178,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     core.join_attempts.max = settings.join_attempts;
     core.join_attempts.window_ms =
         u64::try_from(settings.join_window.as_millis()).unwrap_or(u64::MAX);
+    core.key_claims.max = settings.key_claims;
+    core.key_claims.window_ms =
+        u64::try_from(settings.key_claims_window.as_millis()).unwrap_or(u64::MAX);
+    core.max_one_time_keys = settings.max_one_time_keys;
     core.contact_requests.max = settings.contact_requests;
     core.contact_requests.window_ms =
         u64::try_from(settings.contact_requests_window.as_millis()).unwrap_or(u64::MAX);

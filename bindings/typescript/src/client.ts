@@ -18,6 +18,7 @@ import {
   ProtocolError,
   type AlertFrame,
   type Audience,
+  type ClaimedKey,
   type ClientFrame,
   type ContactAction,
   type ContactInfo,
@@ -26,12 +27,16 @@ import {
   type ConversationList,
   type ConversationInfo,
   type ConversationSummary,
+  type DeviceKeysInfo,
+  type DeviceRef,
   type DirectoryEntry,
+  type IdentityKeys,
   type Message,
   type Presence,
   type Privacy,
   type Profile,
   type ReadFrame,
+  type SignedKey,
   type Role,
   type ServerFrame,
   type ServerFrameOf,
@@ -1113,6 +1118,51 @@ export class ChatClient {
       "ok",
       { auth: true, retry: true },
     );
+  }
+
+  // -- key directory (end-to-end encryption, first part) ---------------------
+
+  /**
+   * Uploads this device's keys (PROTOCOL.md "Key directory"): its identity (the first time; the same again is
+   * accepted, other keys fail with `conflict`), new one-time keys, a new fallback key. Resolves with what the device
+   * has left on the server, to top up.
+   */
+  async uploadKeys(keys: {
+    identity?: IdentityKeys;
+    oneTimeKeys?: SignedKey[];
+    fallbackKey?: SignedKey;
+  }): Promise<{ oneTime: number; fallbackUnused: boolean }> {
+    const reply = await this.request(
+      {
+        type: "upload_keys",
+        ...(keys.identity === undefined ? {} : { device_keys: keys.identity }),
+        ...(keys.oneTimeKeys === undefined || keys.oneTimeKeys.length === 0 ? {} : { one_time_keys: keys.oneTimeKeys }),
+        ...(keys.fallbackKey === undefined ? {} : { fallback_key: keys.fallbackKey }),
+      },
+      "key_counts",
+      { auth: true, retry: true },
+    );
+    return { oneTime: reply.one_time, fallbackUnused: reply.fallback_unused };
+  }
+
+  /** The identity keys of the devices of `users` the caller may reach (through `conv`, a conversation of theirs, if given). */
+  async queryKeys(users: string[], conv?: string): Promise<DeviceKeysInfo[]> {
+    const reply = await this.request(
+      { type: "query_keys", users, ...(conv === undefined ? {} : { conv }) },
+      "device_keys",
+      { auth: true, retry: true },
+    );
+    return reply.devices;
+  }
+
+  /** One one-time key (or the fallback key) of each device named that the caller may reach. */
+  async claimKeys(devices: DeviceRef[], conv?: string): Promise<ClaimedKey[]> {
+    const reply = await this.request(
+      { type: "claim_keys", devices, ...(conv === undefined ? {} : { conv }) },
+      "claimed_keys",
+      { auth: true },
+    );
+    return reply.keys;
   }
 
   // -- conversations and groups ----------------------------------------------

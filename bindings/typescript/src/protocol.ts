@@ -390,6 +390,18 @@ export type ClientFrame =
   | { type: "decline"; id: number; conv: string }
   /** Reports `user` to the operator, about `conv` if given; `reason` up to 500 characters. Reply: `ok`. */
   | { type: "report"; id: number; user: string; conv?: string; reason?: string }
+  /** Uploads the device's end-to-end encryption keys (PROTOCOL.md "Key directory"). Reply: `key_counts`. */
+  | {
+      type: "upload_keys";
+      id: number;
+      device_keys?: IdentityKeys;
+      one_time_keys?: SignedKey[];
+      fallback_key?: SignedKey;
+    }
+  /** The identity keys of the devices of `users` the caller may reach (through `conv` if given). Reply: `device_keys`. */
+  | { type: "query_keys"; id: number; users: string[]; conv?: string }
+  /** One key of each device named that the caller may reach. Reply: `claimed_keys`. */
+  | { type: "claim_keys"; id: number; devices: DeviceRef[]; conv?: string }
   | { type: "ping"; id: number };
 
 /** Frames a server sends: replies (with the request's `id`) and pushes (without). */
@@ -441,7 +453,13 @@ export type ServerFrame =
   | { type: "profile_changed"; profile: Profile }
   | { type: "new_user"; entry: DirectoryEntry }
   | InvitedFrame
-  | AnsweredFrame;
+  | AnsweredFrame
+  /** Reply to `upload_keys`: what the device has left on the server. */
+  | { type: "key_counts"; id: number; one_time: number; fallback_unused: boolean }
+  /** Reply to `query_keys`: each device that uploaded keys. */
+  | { type: "device_keys"; id: number; devices: DeviceKeysInfo[] }
+  /** Reply to `claim_keys`: one key per device that had one. */
+  | { type: "claimed_keys"; id: number; keys: ClaimedKey[] };
 
 /** A failed request (`id` absent when the server could not read one). */
 export interface ErrorFrame {
@@ -490,6 +508,46 @@ export interface PrivacyFrame {
   type: "privacy";
   id?: number;
   privacy: Privacy;
+}
+
+/**
+ * A device's identity keys as uploaded: algorithm `olm.v1`, a signing key (Ed25519) and a key-agreement key
+ * (Curve25519), unpadded base64, and the signing key's signature over
+ * `chatcore-device-keys-v1\n<user>\n<device>\n<algorithm>\n<signing_key>\n<agreement_key>`.
+ */
+export interface IdentityKeys {
+  algorithm: string;
+  signing_key: string;
+  agreement_key: string;
+  signature: string;
+}
+
+/** A one-time or fallback key with the device's signature over `chatcore-one-time-key-v1\n<user>\n<device>\n<id>\n<key>`. */
+export interface SignedKey {
+  id: string;
+  key: string;
+  signature: string;
+}
+
+/** A device of a user. */
+export interface DeviceRef {
+  user: string;
+  device: string;
+}
+
+/** A device's identity keys as the directory shows them. */
+export interface DeviceKeysInfo {
+  user: string;
+  device: string;
+  keys: IdentityKeys;
+}
+
+/** A key handed out by `claim_keys`; `fallback` when it is the device's fallback key (no one-time key was left). */
+export interface ClaimedKey {
+  user: string;
+  device: string;
+  key: SignedKey;
+  fallback?: boolean;
 }
 
 /** Push: the user was invited to a group; it waits in the `requests` list, as `conversation` shows it. */
@@ -666,6 +724,20 @@ const CONVERSATION_INFO: Kind = {
   ],
 };
 
+const IDENTITY_KEYS: Kind = {
+  struct: [req("algorithm", "string"), req("signing_key", "string"), req("agreement_key", "string"), req("signature", "string")],
+};
+
+const SIGNED_KEY: Kind = { struct: [req("id", "string"), req("key", "string"), req("signature", "string")] };
+
+const DEVICE_REF: Kind = { struct: [req("user", "string"), req("device", "string")] };
+
+const DEVICE_KEYS_INFO: Kind = { struct: [req("user", "string"), req("device", "string"), req("keys", IDENTITY_KEYS)] };
+
+const CLAIMED_KEY: Kind = {
+  struct: [req("user", "string"), req("device", "string"), req("key", SIGNED_KEY), flag("fallback")],
+};
+
 const CLIENT_FRAME: Kind = {
   tagged: "type",
   variants: {
@@ -735,6 +807,14 @@ const CLIENT_FRAME: Kind = {
     accept: [id, req("conv", "string")],
     decline: [id, req("conv", "string")],
     report: [id, req("user", "string"), opt("conv", "string"), opt("reason", "string")],
+    upload_keys: [
+      id,
+      opt("device_keys", IDENTITY_KEYS),
+      vec("one_time_keys", { list: SIGNED_KEY }),
+      opt("fallback_key", SIGNED_KEY),
+    ],
+    query_keys: [id, req("users", { list: "string" }), opt("conv", "string")],
+    claim_keys: [id, req("devices", { list: DEVICE_REF }), opt("conv", "string")],
   },
 };
 
@@ -793,6 +873,9 @@ const SERVER_FRAME: Kind = {
     privacy: [opt("id", "u32"), req("privacy", PRIVACY)],
     invited: [req("conversation", CONVERSATION_SUMMARY)],
     answered: [req("conv", "string"), req("accepted", "bool")],
+    key_counts: [id, req("one_time", "u32"), req("fallback_unused", "bool")],
+    device_keys: [id, req("devices", { list: DEVICE_KEYS_INFO })],
+    claimed_keys: [id, req("keys", { list: CLAIMED_KEY })],
   },
 };
 

@@ -5,5 +5,6 @@ pub(crate) mod account;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod directory;
+pub(crate) mod keys;
 pub(crate) mod messaging;
 pub(crate) mod requests;

@@ -420,6 +420,46 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Uploads the device's end-to-end encryption keys: its identity
+    /// (once; it never changes), signed one-time keys, a signed fallback
+    /// key. Reply: `key_counts`.
+    UploadKeys {
+        /// Request id.
+        id: u32,
+        /// The device's identity keys (first upload only; the same again is
+        /// accepted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_keys: Option<IdentityKeys>,
+        /// New one-time keys.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        one_time_keys: Vec<SignedKey>,
+        /// A new fallback key, replacing the one before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fallback_key: Option<SignedKey>,
+    },
+    /// The identity keys of the devices of `users` the caller may reach
+    /// (or, with `conv`, of those users among the conversation's members).
+    /// Reply: `device_keys`.
+    QueryKeys {
+        /// Request id.
+        id: u32,
+        /// Whose devices.
+        users: Vec<UserId>,
+        /// A conversation the caller and they are members of.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conv: Option<ConversationId>,
+    },
+    /// One one-time key (or the fallback key) of each device named, to
+    /// start an encrypted channel with it. Reply: `claimed_keys`.
+    ClaimKeys {
+        /// Request id.
+        id: u32,
+        /// Which devices.
+        devices: Vec<DeviceRef>,
+        /// A conversation the caller and their users are members of.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conv: Option<ConversationId>,
+    },
     /// Liveness check at the application level. Reply: `pong`.
     Ping {
         /// Request id.
@@ -441,6 +481,69 @@ pub enum ContactAction {
     Cancel,
     /// Stop being contacts.
     Remove,
+}
+
+/// A device's identity keys as it uploads them (see [`crate::e2e`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityKeys {
+    /// The algorithm (`olm.v1`).
+    pub algorithm: String,
+    /// Public signing key (Ed25519, unpadded base64).
+    pub signing_key: String,
+    /// Public key-agreement key (Curve25519, unpadded base64).
+    pub agreement_key: String,
+    /// The signing key's signature over the device's keys.
+    pub signature: String,
+}
+
+/// A signed one-time or fallback key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedKey {
+    /// The key's id, unique among the device's.
+    pub id: String,
+    /// The public key (unpadded base64).
+    pub key: String,
+    /// The device's signature over it.
+    pub signature: String,
+}
+
+/// A device of a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRef {
+    /// The user.
+    pub user: UserId,
+    /// The device.
+    pub device: DeviceId,
+}
+
+/// A device's identity keys as the directory shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceKeysInfo {
+    /// The user.
+    pub user: UserId,
+    /// The device.
+    pub device: DeviceId,
+    /// Its keys and their signature, as uploaded.
+    pub keys: IdentityKeys,
+}
+
+/// A key handed out by `claim_keys`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimedKey {
+    /// The user.
+    pub user: UserId,
+    /// The device.
+    pub device: DeviceId,
+    /// The key.
+    pub key: SignedKey,
+    /// The device had no one-time key left: this is its fallback key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fallback: bool,
 }
 
 /// Which list `conversations` pages.
@@ -542,6 +645,9 @@ impl ClientFrame {
             | ClientFrame::Accept { id, .. }
             | ClientFrame::Decline { id, .. }
             | ClientFrame::Report { id, .. }
+            | ClientFrame::UploadKeys { id, .. }
+            | ClientFrame::QueryKeys { id, .. }
+            | ClientFrame::ClaimKeys { id, .. }
             | ClientFrame::Ping { id } => *id,
         }
     }
@@ -588,6 +694,9 @@ impl ClientFrame {
             ClientFrame::Accept { .. } => "accept",
             ClientFrame::Decline { .. } => "decline",
             ClientFrame::Report { .. } => "report",
+            ClientFrame::UploadKeys { .. } => "upload_keys",
+            ClientFrame::QueryKeys { .. } => "query_keys",
+            ClientFrame::ClaimKeys { .. } => "claim_keys",
             ClientFrame::Ping { .. } => "ping",
         }
     }
@@ -956,6 +1065,29 @@ pub enum ServerFrame {
         /// The settings.
         privacy: Privacy,
     },
+    /// Reply to `upload_keys`: what the device has left on the server.
+    KeyCounts {
+        /// Request id.
+        id: u32,
+        /// One-time keys not claimed yet.
+        one_time: u32,
+        /// Whether an unused fallback key is stored.
+        fallback_unused: bool,
+    },
+    /// Reply to `query_keys`.
+    DeviceKeys {
+        /// Request id.
+        id: u32,
+        /// The devices that uploaded keys.
+        devices: Vec<DeviceKeysInfo>,
+    },
+    /// Reply to `claim_keys`: a key per device that had one.
+    ClaimedKeys {
+        /// Request id.
+        id: u32,
+        /// The keys.
+        keys: Vec<ClaimedKey>,
+    },
     /// Push: the user was invited to a group (it waits in the `requests`
     /// list).
     Invited {
@@ -988,7 +1120,10 @@ impl ServerFrame {
             | ServerFrame::Conversation { id, .. }
             | ServerFrame::Changed { id, .. }
             | ServerFrame::Invite { id, .. }
-            | ServerFrame::Pong { id } => Some(*id),
+            | ServerFrame::Pong { id }
+            | ServerFrame::KeyCounts { id, .. }
+            | ServerFrame::DeviceKeys { id, .. }
+            | ServerFrame::ClaimedKeys { id, .. } => Some(*id),
             ServerFrame::Contacts { id, .. } => Some(*id),
             ServerFrame::Error { id, .. }
             | ServerFrame::Contact { id, .. }

@@ -19,8 +19,9 @@ pub use error::ErrorCode;
 #[cfg(feature = "testkit")]
 pub(crate) use fast::decode_msgpack_send;
 pub use frame::{
-    ClientFrame, ContactAction, ContactInfo, ContactList, ContactState, ConversationInfo,
-    ConversationList, ConversationSummary, DirectoryEntry, LastEntry, MemberInfo, RequestInfo,
-    ServerFrame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    ClaimedKey, ClientFrame, ContactAction, ContactInfo, ContactList, ContactState,
+    ConversationInfo, ConversationList, ConversationSummary, DeviceKeysInfo, DeviceRef,
+    DirectoryEntry, IdentityKeys, LastEntry, MemberInfo, RequestInfo, ServerFrame, SignedKey,
+    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use shared::SharedMessage;

@@ -6,9 +6,10 @@ use crate::model::{
     Privacy, Profile, Role, UserId,
 };
 use crate::protocol::{
-    ClientFrame, ContactAction, ContactInfo, ContactList, ContactState, ConversationInfo,
-    ConversationList, ConversationSummary, DirectoryEntry, ErrorCode, LastEntry, MemberInfo,
-    RequestInfo, ServerFrame,
+    ClaimedKey, ClientFrame, ContactAction, ContactInfo, ContactList, ContactState,
+    ConversationInfo, ConversationList, ConversationSummary, DeviceKeysInfo, DeviceRef,
+    DirectoryEntry, ErrorCode, IdentityKeys, LastEntry, MemberInfo, RequestInfo, ServerFrame,
+    SignedKey,
 };
 
 fn alice() -> UserId {
@@ -21,6 +22,26 @@ fn bob() -> UserId {
 
 fn carol() -> UserId {
     UserId::from("0190f7a2-6c1e-7b3a-9f00-00000000ca01")
+}
+
+fn identity_keys() -> IdentityKeys {
+    IdentityKeys {
+        algorithm: "olm.v1".into(),
+        signing_key: "d2hhdCB0aGUgc2lnbmluZyBrZXkgbG9va3MgbGlrZSE".into(),
+        agreement_key: "YW5kIHRoZSBhZ3JlZW1lbnQga2V5LCAzMiBieXRlcyE".into(),
+        signature: "c2lnbmVkIGJ5IHRoZSBkZXZpY2UncyBFZDI1NTE5IGtleSBvdmVyIGl0cyBrZXlzLCA2NCBieXRlcyBsb25nISE"
+            .into(),
+    }
+}
+
+fn signed_key(id: &str) -> SignedKey {
+    SignedKey {
+        id: id.into(),
+        key: "b25lLXRpbWUga2V5LCBoYW5kZWQgb3V0IG9uY2UhISE".into(),
+        signature:
+            "dGhlIGRldmljZSdzIHNpZ25hdHVyZSBvdmVyIHRoaXMgb25lLXRpbWUga2V5LCA2NCBieXRlcyBsb25nISEh"
+                .into(),
+    }
 }
 
 fn conv() -> ConversationId {
@@ -305,6 +326,25 @@ pub fn client_frames() -> Vec<ClientFrame> {
             user: bob(),
             conv: Some(conv()),
             reason: Some("Sells miracle tea".into()),
+        },
+        ClientFrame::UploadKeys {
+            id: 42,
+            device_keys: Some(identity_keys()),
+            one_time_keys: vec![signed_key("AAAAAQ")],
+            fallback_key: Some(signed_key("AAAAAg")),
+        },
+        ClientFrame::QueryKeys {
+            id: 43,
+            users: vec![bob()],
+            conv: None,
+        },
+        ClientFrame::ClaimKeys {
+            id: 44,
+            devices: vec![DeviceRef {
+                user: bob(),
+                device: DeviceId::from("0190f7a2-6c1e-7b3a-9f00-0000000d0b01"),
+            }],
+            conv: Some(conv()),
         },
     ]
 }
@@ -644,6 +684,28 @@ pub fn server_frames() -> Vec<ServerFrame> {
             conv: group(),
             accepted: true,
         },
+        ServerFrame::KeyCounts {
+            id: 42,
+            one_time: 1,
+            fallback_unused: true,
+        },
+        ServerFrame::DeviceKeys {
+            id: 43,
+            devices: vec![DeviceKeysInfo {
+                user: bob(),
+                device: DeviceId::from("0190f7a2-6c1e-7b3a-9f00-0000000d0b01"),
+                keys: identity_keys(),
+            }],
+        },
+        ServerFrame::ClaimedKeys {
+            id: 44,
+            keys: vec![ClaimedKey {
+                user: bob(),
+                device: DeviceId::from("0190f7a2-6c1e-7b3a-9f00-0000000d0b01"),
+                key: signed_key("AAAAAQ"),
+                fallback: false,
+            }],
+        },
     ]
 }
 
@@ -680,5 +742,8 @@ pub fn server_type_name(f: &ServerFrame) -> &'static str {
         ServerFrame::Privacy { .. } => "privacy",
         ServerFrame::Invited { .. } => "invited",
         ServerFrame::Answered { .. } => "answered",
+        ServerFrame::KeyCounts { .. } => "key_counts",
+        ServerFrame::DeviceKeys { .. } => "device_keys",
+        ServerFrame::ClaimedKeys { .. } => "claimed_keys",
     }
 }

@@ -4,6 +4,7 @@
 
 mod codec;
 mod groups;
+mod keys;
 mod requests;
 mod sessions;
 

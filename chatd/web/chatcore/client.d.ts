@@ -10,7 +10,7 @@
  */
 import { type Codec } from "./codec.js";
 import { ChatError } from "./errors.js";
-import { type AlertFrame, type Audience, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DirectoryEntry, type Message, type Presence, type Privacy, type Profile, type ReadFrame, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+import { type AlertFrame, type Audience, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceKeysInfo, type DeviceRef, type DirectoryEntry, type IdentityKeys, type Message, type Presence, type Privacy, type Profile, type ReadFrame, type SignedKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
 /** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
 export interface WebSocketLike {
     readonly readyState: number;
@@ -413,6 +413,23 @@ export declare class ChatClient {
      * repeat replaces it. Combine with {@link block} to also stop them.
      */
     report(user: string, conv?: string, reason?: string): Promise<void>;
+    /**
+     * Uploads this device's keys (PROTOCOL.md "Key directory"): its identity (the first time; the same again is
+     * accepted, other keys fail with `conflict`), new one-time keys, a new fallback key. Resolves with what the device
+     * has left on the server, to top up.
+     */
+    uploadKeys(keys: {
+        identity?: IdentityKeys;
+        oneTimeKeys?: SignedKey[];
+        fallbackKey?: SignedKey;
+    }): Promise<{
+        oneTime: number;
+        fallbackUnused: boolean;
+    }>;
+    /** The identity keys of the devices of `users` the caller may reach (through `conv`, a conversation of theirs, if given). */
+    queryKeys(users: string[], conv?: string): Promise<DeviceKeysInfo[]>;
+    /** One one-time key (or the fallback key) of each device named that the caller may reach. */
+    claimKeys(devices: DeviceRef[], conv?: string): Promise<ClaimedKey[]>;
     /** The direct conversation with `user`, opened if need be. */
     openDirect(user: string): Promise<ConversationInfo>;
     /**

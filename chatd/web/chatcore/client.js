@@ -852,6 +852,31 @@ export class ChatClient {
     async report(user, conv, reason) {
         await this.request({ type: "report", user, ...(conv === undefined ? {} : { conv }), ...(reason === undefined ? {} : { reason }) }, "ok", { auth: true, retry: true });
     }
+    // -- key directory (end-to-end encryption, first part) ---------------------
+    /**
+     * Uploads this device's keys (PROTOCOL.md "Key directory"): its identity (the first time; the same again is
+     * accepted, other keys fail with `conflict`), new one-time keys, a new fallback key. Resolves with what the device
+     * has left on the server, to top up.
+     */
+    async uploadKeys(keys) {
+        const reply = await this.request({
+            type: "upload_keys",
+            ...(keys.identity === undefined ? {} : { device_keys: keys.identity }),
+            ...(keys.oneTimeKeys === undefined || keys.oneTimeKeys.length === 0 ? {} : { one_time_keys: keys.oneTimeKeys }),
+            ...(keys.fallbackKey === undefined ? {} : { fallback_key: keys.fallbackKey }),
+        }, "key_counts", { auth: true, retry: true });
+        return { oneTime: reply.one_time, fallbackUnused: reply.fallback_unused };
+    }
+    /** The identity keys of the devices of `users` the caller may reach (through `conv`, a conversation of theirs, if given). */
+    async queryKeys(users, conv) {
+        const reply = await this.request({ type: "query_keys", users, ...(conv === undefined ? {} : { conv }) }, "device_keys", { auth: true, retry: true });
+        return reply.devices;
+    }
+    /** One one-time key (or the fallback key) of each device named that the caller may reach. */
+    async claimKeys(devices, conv) {
+        const reply = await this.request({ type: "claim_keys", devices, ...(conv === undefined ? {} : { conv }) }, "claimed_keys", { auth: true });
+        return reply.keys;
+    }
     // -- conversations and groups ----------------------------------------------
     /** The direct conversation with `user`, opened if need be. */
     async openDirect(user) {

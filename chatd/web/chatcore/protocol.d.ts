@@ -494,6 +494,28 @@ export type ClientFrame = {
     user: string;
     conv?: string;
     reason?: string;
+}
+/** Uploads the device's end-to-end encryption keys (PROTOCOL.md "Key directory"). Reply: `key_counts`. */
+ | {
+    type: "upload_keys";
+    id: number;
+    device_keys?: IdentityKeys;
+    one_time_keys?: SignedKey[];
+    fallback_key?: SignedKey;
+}
+/** The identity keys of the devices of `users` the caller may reach (through `conv` if given). Reply: `device_keys`. */
+ | {
+    type: "query_keys";
+    id: number;
+    users: string[];
+    conv?: string;
+}
+/** One key of each device named that the caller may reach. Reply: `claimed_keys`. */
+ | {
+    type: "claim_keys";
+    id: number;
+    devices: DeviceRef[];
+    conv?: string;
 } | {
     type: "ping";
     id: number;
@@ -594,7 +616,26 @@ export type ServerFrame = {
 } | {
     type: "new_user";
     entry: DirectoryEntry;
-} | InvitedFrame | AnsweredFrame;
+} | InvitedFrame | AnsweredFrame
+/** Reply to `upload_keys`: what the device has left on the server. */
+ | {
+    type: "key_counts";
+    id: number;
+    one_time: number;
+    fallback_unused: boolean;
+}
+/** Reply to `query_keys`: each device that uploaded keys. */
+ | {
+    type: "device_keys";
+    id: number;
+    devices: DeviceKeysInfo[];
+}
+/** Reply to `claim_keys`: one key per device that had one. */
+ | {
+    type: "claimed_keys";
+    id: number;
+    keys: ClaimedKey[];
+};
 /** A failed request (`id` absent when the server could not read one). */
 export interface ErrorFrame {
     type: "error";
@@ -638,6 +679,41 @@ export interface PrivacyFrame {
     type: "privacy";
     id?: number;
     privacy: Privacy;
+}
+/**
+ * A device's identity keys as uploaded: algorithm `olm.v1`, a signing key (Ed25519) and a key-agreement key
+ * (Curve25519), unpadded base64, and the signing key's signature over
+ * `chatcore-device-keys-v1\n<user>\n<device>\n<algorithm>\n<signing_key>\n<agreement_key>`.
+ */
+export interface IdentityKeys {
+    algorithm: string;
+    signing_key: string;
+    agreement_key: string;
+    signature: string;
+}
+/** A one-time or fallback key with the device's signature over `chatcore-one-time-key-v1\n<user>\n<device>\n<id>\n<key>`. */
+export interface SignedKey {
+    id: string;
+    key: string;
+    signature: string;
+}
+/** A device of a user. */
+export interface DeviceRef {
+    user: string;
+    device: string;
+}
+/** A device's identity keys as the directory shows them. */
+export interface DeviceKeysInfo {
+    user: string;
+    device: string;
+    keys: IdentityKeys;
+}
+/** A key handed out by `claim_keys`; `fallback` when it is the device's fallback key (no one-time key was left). */
+export interface ClaimedKey {
+    user: string;
+    device: string;
+    key: SignedKey;
+    fallback?: boolean;
 }
 /** Push: the user was invited to a group; it waits in the `requests` list, as `conversation` shows it. */
 export interface InvitedFrame {

@@ -168,6 +168,15 @@ const CONVERSATION_INFO = {
         opt("request", REQUEST_INFO),
     ],
 };
+const IDENTITY_KEYS = {
+    struct: [req("algorithm", "string"), req("signing_key", "string"), req("agreement_key", "string"), req("signature", "string")],
+};
+const SIGNED_KEY = { struct: [req("id", "string"), req("key", "string"), req("signature", "string")] };
+const DEVICE_REF = { struct: [req("user", "string"), req("device", "string")] };
+const DEVICE_KEYS_INFO = { struct: [req("user", "string"), req("device", "string"), req("keys", IDENTITY_KEYS)] };
+const CLAIMED_KEY = {
+    struct: [req("user", "string"), req("device", "string"), req("key", SIGNED_KEY), flag("fallback")],
+};
 const CLIENT_FRAME = {
     tagged: "type",
     variants: {
@@ -237,6 +246,14 @@ const CLIENT_FRAME = {
         accept: [id, req("conv", "string")],
         decline: [id, req("conv", "string")],
         report: [id, req("user", "string"), opt("conv", "string"), opt("reason", "string")],
+        upload_keys: [
+            id,
+            opt("device_keys", IDENTITY_KEYS),
+            vec("one_time_keys", { list: SIGNED_KEY }),
+            opt("fallback_key", SIGNED_KEY),
+        ],
+        query_keys: [id, req("users", { list: "string" }), opt("conv", "string")],
+        claim_keys: [id, req("devices", { list: DEVICE_REF }), opt("conv", "string")],
     },
 };
 const SERVER_FRAME = {
@@ -294,6 +311,9 @@ const SERVER_FRAME = {
         privacy: [opt("id", "u32"), req("privacy", PRIVACY)],
         invited: [req("conversation", CONVERSATION_SUMMARY)],
         answered: [req("conv", "string"), req("accepted", "bool")],
+        key_counts: [id, req("one_time", "u32"), req("fallback_unused", "bool")],
+        device_keys: [id, req("devices", { list: DEVICE_KEYS_INFO })],
+        claimed_keys: [id, req("keys", { list: CLAIMED_KEY })],
     },
 };
 function isPlainObject(v) {

@@ -1,0 +1,251 @@
+//! The key directory of end-to-end encryption: `upload_keys`, `query_keys`,
+//! `claim_keys`. The server checks each key's signature ([`crate::e2e`])
+//! and who may see whose keys; it never holds a private key.
+//!
+//! Who may see a user's devices and claim their keys: the user itself,
+//! and whoever may reach the user: a contact, someone the user's settings
+//! let start a direct conversation, the other member of an existing direct
+//! conversation, or a fellow member of a conversation named in the request
+//! (so that a group encrypts to all its members whatever their settings).
+//! Users the caller may not reach, unknown users and devices without keys
+//! are left out of the reply alike, so that nothing is learnt from it.
+
+use std::collections::HashSet;
+
+use crate::commands::conversations::visible;
+use crate::contacts as rules;
+use crate::e2e;
+use crate::error::CoreError;
+use crate::model::{ConversationId, UserId};
+use crate::protocol::{
+    ClaimedKey, DeviceKeysInfo, DeviceRef, IdentityKeys, ServerFrame, SignedKey,
+};
+use crate::request::Caller;
+use crate::server::Server;
+use crate::store::{DeviceKeys, IdentitySet, OneTimeKey};
+
+/// Users a `query_keys` may name, and devices a `claim_keys`.
+const MAX_TARGETS: usize = 100;
+
+fn identity_of(k: &DeviceKeys) -> IdentityKeys {
+    IdentityKeys {
+        algorithm: k.algorithm.clone(),
+        signing_key: k.signing_key.clone(),
+        agreement_key: k.agreement_key.clone(),
+        signature: k.signature.clone(),
+    }
+}
+
+fn signed(k: &OneTimeKey) -> SignedKey {
+    SignedKey {
+        id: k.id.clone(),
+        key: k.key.clone(),
+        signature: k.signature.clone(),
+    }
+}
+
+/// `upload_keys`.
+pub(crate) async fn upload(
+    s: &Server,
+    caller: &Caller,
+    id: u32,
+    identity: Option<IdentityKeys>,
+    one_time: Vec<SignedKey>,
+    fallback: Option<SignedKey>,
+) -> Result<ServerFrame, CoreError> {
+    let store = &s.backends.keys;
+    let (me, device) = (&caller.user, &caller.device);
+    let max = s.config.max_one_time_keys;
+    if one_time.len() > max {
+        return Err(CoreError::InvalidArgument {
+            field: "one_time_keys".into(),
+            message: format!("upload at most {max} one-time keys"),
+        });
+    }
+    let mut stored = None;
+    if let Some(k) = identity {
+        let keys = DeviceKeys::new(
+            (me.clone(), device.clone()),
+            k.algorithm,
+            k.signing_key,
+            k.agreement_key,
+            k.signature,
+            s.now(),
+        );
+        e2e::check_device_keys(&keys)?;
+        match store.set_identity(&keys).await? {
+            IdentitySet::Stored | IdentitySet::Same => stored = Some(keys),
+            IdentitySet::Different => {
+                return Err(CoreError::Conflict {
+                    field: "device_keys".into(),
+                })
+            }
+        }
+    }
+    if !one_time.is_empty() || fallback.is_some() {
+        let identity = match stored {
+            Some(k) => k,
+            None => store
+                .identities(me)
+                .await?
+                .into_iter()
+                .find(|k| k.device == *device)
+                .ok_or_else(|| CoreError::InvalidArgument {
+                    field: "device_keys".into(),
+                    message: "upload the device's identity keys first".into(),
+                })?,
+        };
+        let keys: Vec<OneTimeKey> = one_time
+            .into_iter()
+            .map(|k| OneTimeKey::new(k.id, k.key, k.signature))
+            .collect();
+        let fallback = fallback.map(|k| OneTimeKey::new(k.id, k.key, k.signature));
+        // Every key is checked before any is stored.
+        for k in keys.iter().chain(fallback.as_ref()) {
+            e2e::check_one_time_key(&identity, k)?;
+        }
+        if !store.add_one_time_keys(me, device, &keys, max).await? {
+            return Err(CoreError::LimitReached(format!(
+                "a device keeps at most {max} one-time keys on the server"
+            )));
+        }
+        if let Some(f) = &fallback {
+            store.set_fallback(me, device, f).await?;
+        }
+    }
+    let counts = store.counts(me, device).await?;
+    Ok(ServerFrame::KeyCounts {
+        id,
+        one_time: u32::try_from(counts.one_time).unwrap_or(u32::MAX),
+        fallback_unused: counts.fallback_unused,
+    })
+}
+
+/// Of `users`, those the caller may see the devices of (see the module doc).
+async fn reachable(
+    s: &Server,
+    caller: &Caller,
+    users: &[UserId],
+    conv: Option<&ConversationId>,
+) -> Result<HashSet<UserId>, CoreError> {
+    if users.len() > MAX_TARGETS {
+        return Err(CoreError::InvalidArgument {
+            field: "users".into(),
+            message: format!("name at most {MAX_TARGETS}"),
+        });
+    }
+    let me = &caller.user;
+    let mut ok: HashSet<UserId> = users.iter().filter(|u| *u == me).cloned().collect();
+    if let Some(conv) = conv {
+        let state = visible(s, caller, conv).await?;
+        if !state.has_member(me) {
+            return Err(CoreError::Forbidden(
+                "you are not a member of this conversation".into(),
+            ));
+        }
+        ok.extend(users.iter().filter(|u| state.has_member(u)).cloned());
+        return Ok(ok);
+    }
+    let others: Vec<UserId> = users.iter().filter(|u| *u != me).cloned().collect();
+    if others.is_empty() {
+        return Ok(ok);
+    }
+    let records = s.backends.users.get_many(&others).await?;
+    let relations = s.backends.contacts.relations(me, &others).await?;
+    for record in records {
+        let relation = relations.iter().find(|r| r.side(&record.id).is_some());
+        if relation.is_some_and(|r| r.any_block()) {
+            continue;
+        }
+        let reach = relation.is_some_and(|r| r.are_contacts())
+            || rules::may_open_direct(relation, &record.privacy)
+            || s.backends
+                .messages
+                .conversation(&ConversationId::direct(me, &record.id))
+                .await?
+                .is_some_and(|c| c.has_member(me) && c.has_member(&record.id));
+        if reach {
+            ok.insert(record.id);
+        }
+    }
+    Ok(ok)
+}
+
+/// `query_keys`.
+pub(crate) async fn query(
+    s: &Server,
+    caller: &Caller,
+    id: u32,
+    users: Vec<UserId>,
+    conv: Option<ConversationId>,
+) -> Result<ServerFrame, CoreError> {
+    let ok = reachable(s, caller, &users, conv.as_ref()).await?;
+    let mut devices = Vec::new();
+    let mut seen = HashSet::new();
+    for user in users.iter().filter(|u| ok.contains(*u)) {
+        if !seen.insert(user) {
+            continue;
+        }
+        for k in s.backends.keys.identities(user).await? {
+            devices.push(DeviceKeysInfo {
+                user: k.user.clone(),
+                device: k.device.clone(),
+                keys: identity_of(&k),
+            });
+        }
+    }
+    Ok(ServerFrame::DeviceKeys { id, devices })
+}
+
+/// `claim_keys`.
+pub(crate) async fn claim(
+    s: &Server,
+    caller: &Caller,
+    id: u32,
+    devices: Vec<DeviceRef>,
+    conv: Option<ConversationId>,
+) -> Result<ServerFrame, CoreError> {
+    if devices.len() > MAX_TARGETS {
+        return Err(CoreError::InvalidArgument {
+            field: "devices".into(),
+            message: format!("name at most {MAX_TARGETS}"),
+        });
+    }
+    let users: Vec<UserId> = devices.iter().map(|d| d.user.clone()).collect();
+    let ok = reachable(s, caller, &users, conv.as_ref()).await?;
+    let mut targets = Vec::with_capacity(devices.len());
+    for d in devices {
+        let pair = (d.user, d.device);
+        if ok.contains(&pair.0) && !targets.contains(&pair) {
+            targets.push(pair);
+        }
+    }
+    // Each claim spends a key of someone else's: bounded per caller, so
+    // that nobody drains a device's keys.
+    let cost = u64::try_from(targets.len()).unwrap_or(u64::MAX);
+    if cost > 0 {
+        let key = format!("claims:{}", caller.user);
+        if let Some(retry_after_ms) = s
+            .backends
+            .limiter
+            .spend(&key, cost, s.config.key_claims, s.now())
+            .await?
+        {
+            return Err(CoreError::RateLimited { retry_after_ms });
+        }
+    }
+    let keys = s
+        .backends
+        .keys
+        .claim(&targets)
+        .await?
+        .into_iter()
+        .map(|c| ClaimedKey {
+            user: c.user,
+            device: c.device,
+            key: signed(&c.key),
+            fallback: c.fallback,
+        })
+        .collect();
+    Ok(ServerFrame::ClaimedKeys { id, keys })
+}
