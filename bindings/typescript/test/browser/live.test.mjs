@@ -265,12 +265,22 @@ test("a flood while reading above: the view stays, the page holds at most its wi
     const box = document.getElementById("messages");
     box.scrollTop = box.scrollHeight / 2;
   });
-  await page.waitForTimeout(300);
-  const anchor = await page.evaluate(() => {
-    const box = document.getElementById("messages").getBoundingClientRect();
-    const first = [...document.querySelectorAll("#message-list .msg")].find((m) => m.getBoundingClientRect().top >= box.top);
-    return { seq: /** @type {HTMLElement} */ (first).dataset.seq, top: first.getBoundingClientRect().top };
-  });
+  // The anchor is taken once the view has settled (a scroll may still load or
+  // trim rows for a while on a busy machine): the same first row at the same
+  // place for half a second.
+  const firstRow = () =>
+    page.evaluate(() => {
+      const box = document.getElementById("messages").getBoundingClientRect();
+      const first = [...document.querySelectorAll("#message-list .msg")].find((m) => m.getBoundingClientRect().top >= box.top);
+      return { seq: /** @type {HTMLElement} */ (first).dataset.seq, top: first.getBoundingClientRect().top };
+    });
+  let anchor = await firstRow();
+  for (let still = 0; still < 5; ) {
+    await page.waitForTimeout(100);
+    const now = await firstRow();
+    still = now.seq === anchor.seq && now.top === anchor.top ? still + 1 : 0;
+    anchor = now;
+  }
   await flood("meanwhile", 800);
   await page.locator("#new-messages", { hasText: "800 new messages" }).waitFor({ timeout: 30_000 });
   const moved = await page.evaluate(
