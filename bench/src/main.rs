@@ -19,6 +19,7 @@
 //! - `stats`: histograms, CPU and RSS of processes.
 
 mod ceiling;
+mod claims;
 mod fanout;
 mod net;
 mod proto;
@@ -60,6 +61,8 @@ enum Cmd {
     },
     /// Start every server in turn (CPU 0) and run the scenarios (from here, CPU 1).
     All(Box<AllOpts>),
+    /// One-time key claims per second on the key stores (memory, SQLite), no network.
+    Claims(claims::ClaimOpts),
 }
 
 #[derive(clap::Args, Clone)]
@@ -770,5 +773,6 @@ fn main() -> Result<()> {
             rt.block_on(ceiling::serve(&listen))
         }
         Cmd::All(o) => rt.block_on(all(*o)),
+        Cmd::Claims(o) => rt.block_on(claims::run(o)),
     }
 }
