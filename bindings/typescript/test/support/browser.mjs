@@ -91,6 +91,15 @@ const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/
 export async function axeViolations(page, label) {
   // Evaluated through DevTools, so the page's Content-Security-Policy (no inline scripts) does not stop it.
   if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axeSource);
+  // Colours are judged at rest: a toast fading in or out blends its text with
+  // what is behind it (axe would see a contrast no reader is left with).
+  await page.evaluate(async () => {
+    for (let round = 0; round < 20; round++) {
+      const running = document.getAnimations().filter((a) => a.playState === "running");
+      if (running.length === 0) return;
+      await Promise.all(running.map((a) => a.finished.catch(() => undefined)));
+    }
+  });
   const found = await page.evaluate(async () => {
     const r = await window.axe.run(document, { resultTypes: ["violations"] });
     return r.violations
