@@ -421,20 +421,26 @@ async fn a_file_locked_by_another_process_is_refused_at_start_and_unavailable_wh
     stop(chatd).await;
 }
 
-/// A second process (this test binary, see `hold_a_write_lock`) that holds
-/// the database's write lock until released.
+/// A second process that holds the database's write lock until released:
+/// Python's own SQLite (scripts/test installs python3), another program on
+/// the same file as an operator's tool would be.
 struct LockHolder(tokio::process::Child);
+
+/// Takes the write lock, says so, and keeps it until stdin closes.
+const HOLD_LOCK: &str = "import sqlite3, sys\n\
+c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+c.execute('BEGIN EXCLUSIVE')\n\
+c.execute('UPDATE probe SET at = at + 1')\n\
+print('LOCKED', flush=True)\n\
+sys.stdin.readline()\n\
+c.execute('ROLLBACK')\n";
 
 impl LockHolder {
     async fn take(db: &Path) -> LockHolder {
-        let mut holder = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "sqlite::hold_a_write_lock",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env("CHATD_E2E_LOCK", db)
+        let mut holder = Command::new("python3")
+            .arg("-c")
+            .arg(HOLD_LOCK)
+            .arg(db)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -459,23 +465,6 @@ impl LockHolder {
         drop(self.0.stdin.take());
         let _ = timeout(T, self.0.wait()).await;
     }
-}
-
-/// Not a test of its own: the second process of
-/// `a_file_locked_by_another_process_is_refused_at_start_and_unavailable_while_running`.
-#[test]
-#[ignore = "run by the test of a file locked by another process"]
-fn hold_a_write_lock() {
-    let Some(path) = std::env::var_os("CHATD_E2E_LOCK") else {
-        return;
-    };
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch("BEGIN EXCLUSIVE; UPDATE probe SET at = at + 1;")
-        .unwrap();
-    println!("LOCKED");
-    let mut buf = String::new();
-    let _ = std::io::stdin().read_line(&mut buf);
-    conn.execute_batch("ROLLBACK").unwrap();
 }
 
 #[tokio::test]
