@@ -3,11 +3,10 @@
 //! online backup, the default data directory, and the faults of a file
 //! that is corrupt, locked by another process, or on a full disk.
 
+use super::durable::{self, stop, whole_history, Burst};
 use super::*;
 use chatcore_sqlite::rusqlite;
-use std::collections::BTreeMap;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A fresh directory under the target dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -43,16 +42,6 @@ async fn start_on(dir: &TempDir) -> Chatd {
     Chatd::start(&["--store", &dir.store_arg()]).await
 }
 
-/// SIGTERM, then wait for a clean exit.
-async fn stop(mut chatd: Chatd) {
-    chatd.terminate();
-    let exit = timeout(T, chatd.child.wait())
-        .await
-        .expect("chatd exits")
-        .expect("wait");
-    assert!(exit.success(), "{exit:?}");
-}
-
 /// Runs chatd with `args` to its end (it must not start serving) and
 /// returns whether it succeeded and what it logged.
 async fn run_to_end(args: &[&str]) -> (bool, String) {
@@ -73,107 +62,6 @@ async fn run_to_end(args: &[&str]) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// The id of an existing user.
-async fn session_user(chatd: &Chatd, name: &str) -> UserId {
-    let (c, _e) = chatd.connect().await;
-    c.login(name, PASSWORD, "lookup").await.expect("login").user
-}
-
-/// Sends from `sender` to `to` on 16 tasks until `stop` says so or a
-/// send fails; every acknowledged send lands in the returned map (seq ->
-/// client id, message id). Returns once `at_least` are acknowledged, with
-/// the tasks still running.
-struct Burst {
-    acked: Arc<Mutex<BTreeMap<u64, (String, chatcore_client::chatcore::model::MessageId)>>>,
-    count: Arc<AtomicUsize>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Burst {
-    async fn start(client: Arc<Client>, to: UserId, per_task: usize, at_least: usize) -> Burst {
-        let acked = Arc::new(Mutex::new(BTreeMap::new()));
-        let count = Arc::new(AtomicUsize::new(0));
-        let tasks = (0..16)
-            .map(|worker| {
-                let (client, acked, count, to) =
-                    (client.clone(), acked.clone(), count.clone(), to.clone());
-                tokio::spawn(async move {
-                    for i in 0..per_task {
-                        let cid = format!("burst-{worker}-{i}");
-                        match client.send(&to, &cid, text(&cid)).await {
-                            Ok(sent) => {
-                                acked
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .insert(sent.seq, (cid, sent.message_id));
-                                count.fetch_add(1, Ordering::SeqCst);
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                })
-            })
-            .collect();
-        let burst = Burst {
-            acked,
-            count,
-            tasks,
-        };
-        timeout(T, async {
-            while burst.count.load(Ordering::SeqCst) < at_least {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        })
-        .await
-        .expect("sends acknowledged");
-        burst
-    }
-
-    fn acked(&self) -> BTreeMap<u64, (String, chatcore_client::chatcore::model::MessageId)> {
-        self.acked.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    async fn finish(self) -> BTreeMap<u64, (String, chatcore_client::chatcore::model::MessageId)> {
-        for task in self.tasks {
-            timeout(T, task)
-                .await
-                .expect("sender ends")
-                .expect("sender task");
-        }
-        self.acked.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-/// The whole history of `conv` as `reader` sees it, checked gap-free and
-/// holding each client id once.
-async fn whole_history(
-    reader: &Client,
-    conv: &ConversationId,
-) -> Vec<chatcore_client::chatcore::model::Message> {
-    let mut stored = Vec::new();
-    let mut before = None;
-    loop {
-        let page = reader.history(conv, before, Some(200)).await.unwrap();
-        before = page.messages.first().map(|m| m.seq);
-        let more = page.more;
-        stored.splice(0..0, page.messages);
-        if !more {
-            break;
-        }
-    }
-    let seqs: Vec<u64> = stored.iter().map(|m| m.seq).collect();
-    assert_eq!(
-        seqs,
-        (1..=stored.len() as u64).collect::<Vec<_>>(),
-        "gap-free"
-    );
-    let mut cids: Vec<&str> = stored.iter().map(|m| m.client_id.as_str()).collect();
-    cids.sort_unstable();
-    cids.dedup();
-    assert_eq!(cids.len(), stored.len(), "each client id once");
-    stored
 }
 
 #[tokio::test]
@@ -208,92 +96,13 @@ async fn the_default_store_is_a_sqlite_file_under_chatd_data() {
 #[tokio::test]
 async fn a_restart_keeps_users_sessions_cursors_and_history() {
     let dir = TempDir::new("restart");
-    let chatd = start_on(&dir).await;
-    let alice = chatd.user("alice").await;
-    let bob = chatd.user("bob").await;
-    let bob_token = bob.session.token.clone().expect("token");
-    let first = alice
-        .client
-        .send(&bob.id(), "r1", text("before the restart"))
-        .await
-        .unwrap();
-    alice
-        .client
-        .send(&bob.id(), "r2", text("also before"))
-        .await
-        .unwrap();
-    bob.client.ack(&first.conv, first.seq).await.unwrap();
-    drop((alice, bob));
-    stop(chatd).await;
-
-    let chatd = start_on(&dir).await;
-    let (bob, _bob_events) = chatd.connect().await;
-    bob.resume(&bob_token)
-        .await
-        .expect("the session survived the restart");
-    let page = bob.sync(None).await.unwrap();
-    assert_eq!(
-        page.messages
-            .iter()
-            .map(|m| (m.seq, text_of(&m.content)))
-            .collect::<Vec<_>>(),
-        [(2, "also before")],
-        "the device cursor survived: only the unacknowledged message is synced"
-    );
-    let (alice, _alice_events) = chatd.connect().await;
-    alice
-        .login("alice", PASSWORD, "laptop")
-        .await
-        .expect("the account survived");
-    let third = alice
-        .send(&bob.user().expect("signed in"), "r3", text("after"))
-        .await
-        .unwrap();
-    assert_eq!(third.seq, 3, "the conversation's sequence continues");
-    let (again, _e) = chatd.connect().await;
-    let mut dup = registration("alice");
-    dup.phone = "+449900000001".into();
-    assert_eq!(
-        server_code(again.register(&dup).await),
-        ErrorCode::Conflict,
-        "unique keys survived"
-    );
+    durable::a_restart_keeps_everything(&dir.store_arg()).await;
 }
 
 #[tokio::test]
 async fn every_send_acknowledged_before_sigkill_is_in_the_history() {
     let dir = TempDir::new("sigkill");
-    let mut chatd = start_on(&dir).await;
-    let alice = chatd.user("alice").await;
-    let bob = chatd.user("bob").await;
-    let bob_id = bob.id();
-    let burst = Burst::start(Arc::new(alice.client), bob_id.clone(), 25, 60).await;
-    chatd.child.start_kill().expect("SIGKILL");
-    let _ = chatd.child.wait().await;
-    let acked = burst.finish().await;
-    assert!(
-        acked.len() >= 60 && acked.len() < 400,
-        "{} acknowledged",
-        acked.len()
-    );
-
-    let chatd = start_on(&dir).await;
-    let (reader, _events) = chatd.connect().await;
-    reader
-        .login("bob", PASSWORD, "after the crash")
-        .await
-        .unwrap();
-    let alice_id = session_user(&chatd, "alice").await;
-    let conv = reader.open_direct(&alice_id).await.unwrap().conv;
-    let stored = whole_history(&reader, &conv).await;
-    for (seq, (cid, id)) in &acked {
-        let m = stored
-            .iter()
-            .find(|m| m.seq == *seq)
-            .unwrap_or_else(|| panic!("acknowledged seq {seq} lost"));
-        assert_eq!((&m.client_id, &m.id), (cid, id), "seq {seq}");
-    }
-    drop(bob);
+    durable::every_send_acknowledged_before_sigkill_survives(&dir.store_arg()).await;
 }
 
 #[tokio::test]
