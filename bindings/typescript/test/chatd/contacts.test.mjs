@@ -1,37 +1,13 @@
 // Protocol version 3 against a real chatd: contact requests pushed to every
 // device of both users, a block (the blocked user's sends refused, presence
 // hidden both ways), and privacy settings synced between a user's devices.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ChatClient, ChatError, jsonCodec, msgpackCodec } from "../../dist/index.js";
-import { startChatd } from "../support/chatd.mjs";
-import { collect, newAccount, nextEvent } from "../support/util.mjs";
+import { ChatError, jsonCodec } from "../../dist/index.js";
+import { useChatd } from "../support/chatd.mjs";
+import { collect, nextEvent } from "../support/util.mjs";
 
-let chatd;
-const clients = [];
-
-before(async () => {
-  chatd = await startChatd();
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  await chatd?.stop();
-});
-
-function client(options = {}) {
-  const c = new ChatClient({ url: chatd.wsUrl, codec: msgpackCodec, reconnect: { initialDelayMs: 50, maxDelayMs: 500 }, requestTimeoutMs: 10_000, ...options });
-  clients.push(c);
-  return c;
-}
-
-/** A signed-in client of a new user: `{ c, user, account, session }`. */
-async function person(name, options = {}) {
-  const account = newAccount(name);
-  const c = client(options);
-  const session = await c.register(account);
-  return { c, user: session.user, account, session };
-}
+const { client, person } = useChatd();
 
 /** Another signed-in device of `p`. */
 async function device(p, name, options = {}) {

@@ -1,37 +1,13 @@
 // Protocol version 2 against a real chatd: groups (roles, members, invites),
 // mute, the `read` push between two devices of one user, and the paged
 // conversation list. Every conversation id comes from the server.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ChatClient, ChatError, jsonCodec, msgpackCodec } from "../../dist/index.js";
-import { startChatd } from "../support/chatd.mjs";
-import { collect, newAccount, nextEvent } from "../support/util.mjs";
+import { ChatError, jsonCodec } from "../../dist/index.js";
+import { useChatd } from "../support/chatd.mjs";
+import { collect, nextEvent } from "../support/util.mjs";
 
-let chatd;
-const clients = [];
-
-before(async () => {
-  chatd = await startChatd();
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  await chatd?.stop();
-});
-
-function client(options = {}) {
-  const c = new ChatClient({ url: chatd.wsUrl, codec: msgpackCodec, reconnect: { initialDelayMs: 50, maxDelayMs: 500 }, requestTimeoutMs: 10_000, ...options });
-  clients.push(c);
-  return c;
-}
-
-/** A signed-in client of a new user: `{ c, user, account }`. */
-async function person(name, options = {}) {
-  const account = newAccount(name);
-  const c = client(options);
-  const s = await c.register(account);
-  return { c, user: s.user, account };
-}
+const { client, person } = useChatd();
 
 /** The next pushed notice of `kind` in `conv` on `c`. */
 function notice(c, conv, kind) {

@@ -2,37 +2,13 @@
 // from someone who is not a contact), group invitations (an add by someone the
 // user's `groups` setting does not admit), the `invited` and `answered` pushes,
 // and reports.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ChatClient, ChatError, jsonCodec, msgpackCodec } from "../../dist/index.js";
-import { startChatd } from "../support/chatd.mjs";
-import { collect, newAccount, nextEvent, until } from "../support/util.mjs";
+import { ChatError, jsonCodec } from "../../dist/index.js";
+import { useChatd } from "../support/chatd.mjs";
+import { collect, nextEvent, until } from "../support/util.mjs";
 
-let chatd;
-const clients = [];
-
-before(async () => {
-  chatd = await startChatd();
-});
-
-after(async () => {
-  for (const c of clients) c.close();
-  await chatd?.stop();
-});
-
-function client(options = {}) {
-  const c = new ChatClient({ url: chatd.wsUrl, codec: msgpackCodec, reconnect: { initialDelayMs: 50, maxDelayMs: 500 }, requestTimeoutMs: 10_000, ...options });
-  clients.push(c);
-  return c;
-}
-
-/** A signed-in client of a new user: `{ c, user, account }`. */
-async function person(name, options = {}) {
-  const account = newAccount(name);
-  const c = client(options);
-  const s = await c.register(account);
-  return { c, user: s.user, account };
-}
+const { client, person } = useChatd();
 
 /** Another signed-in device of `p`. */
 async function device(p, name, options = {}) {

@@ -8,6 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
+import * as testHooks from "node:test";
+import { ChatClient, msgpackCodec } from "../../dist/index.js";
+import { newAccount } from "./util.mjs";
 
 const repo = fileURLToPath(new URL("../../../../", import.meta.url));
 
@@ -98,4 +101,42 @@ export async function startChatd(extraArgs = []) {
       }
     },
   };
+}
+
+/**
+ * One chatd for a test file (started before its tests, stopped after them) and the clients its tests open (closed
+ * after): `client(options)`, a MessagePack client with fast reconnects; `person(name, options)`, a signed-in client
+ * of a new user, `{ c, user, account, session }`; `ctx.chatd` once started.
+ */
+export function useChatd(extraArgs = []) {
+  const { before, after } = testHooks;
+  const clients = [];
+  const ctx = {
+    chatd: undefined,
+    client(options = {}) {
+      const c = new ChatClient({
+        url: ctx.chatd.wsUrl,
+        codec: msgpackCodec,
+        reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
+        requestTimeoutMs: 10_000,
+        ...options,
+      });
+      clients.push(c);
+      return c;
+    },
+    async person(name, options = {}) {
+      const account = newAccount(name);
+      const c = ctx.client(options);
+      const session = await c.register(account);
+      return { c, user: session.user, account, session };
+    },
+  };
+  before(async () => {
+    ctx.chatd = await startChatd(extraArgs);
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await ctx.chatd?.stop();
+  });
+  return ctx;
 }
