@@ -127,6 +127,7 @@ pub(crate) async fn open_direct(ws: &mut Ws, peer: &str) -> Result<ConversationI
         &ClientFrame::OpenDirect {
             id: 4,
             user: UserId(peer.to_owned()),
+            encrypted: false,
         },
     )
     .await?;
@@ -150,6 +151,7 @@ pub(crate) async fn create_group(
             description: None,
             avatar: None,
             members: members.iter().map(|m| UserId(m.clone())).collect(),
+            encrypted: false,
         },
     )
     .await?;

@@ -74,8 +74,8 @@ use chatcore::model::{
 };
 use chatcore::protocol::{
     ClaimedKey, ContactAction, ContactInfo, ContactList, ConversationInfo, ConversationList,
-    ConversationSummary, DeviceKeysInfo, DeviceRef, DirectoryEntry, IdentityKeys, ProtocolError,
-    SignedKey, PROTOCOL_VERSION,
+    ConversationSummary, DeviceKeysInfo, DeviceRef, DirectoryEntry, IdentityKeys, KeyCountsInfo,
+    OutgoingToDevice, ProtocolError, SignedKey, ToDeviceAck, Undelivered, PROTOCOL_VERSION,
 };
 pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
 /// The TLS library of `wss://` connections, for [`ConnectOptions::tls_config`].
@@ -309,6 +309,8 @@ pub struct SessionInfo {
     pub profile: Profile,
     /// The user's privacy settings.
     pub privacy: Privacy,
+    /// What this device has left in the key directory.
+    pub keys: KeyCountsInfo,
 }
 
 /// Where a message goes: a conversation, or a user (the direct
@@ -659,6 +661,7 @@ impl Client {
                 expires_at,
                 profile,
                 privacy,
+                keys,
                 ..
             } => {
                 *lock(&self.shared.user) = Some(user.clone());
@@ -669,6 +672,7 @@ impl Client {
                     expires_at,
                     profile: *profile,
                     privacy,
+                    keys,
                 })
             }
             other => Err(unexpected(other)),
@@ -1086,6 +1090,54 @@ impl Client {
         }
     }
 
+    /// Queues opaque payloads of `kind` for devices (a device named in each
+    /// message, or every device with keys of its user): of users this
+    /// user may reach, or with `conv`, of that conversation's members.
+    /// How many were queued (or had been, for a retry with the same ids),
+    /// and the targets that got nothing, with why.
+    pub async fn send_to_device(
+        &self,
+        kind: &str,
+        messages: Vec<OutgoingToDevice>,
+        conv: Option<&ConversationId>,
+    ) -> Result<(u32, Vec<Undelivered>), Error> {
+        let (kind, conv) = (kind.to_owned(), conv.cloned());
+        match self
+            .request(|id| ClientFrame::SendToDevice {
+                id,
+                kind,
+                messages,
+                conv,
+            })
+            .await?
+        {
+            ServerFrame::ToDeviceSent {
+                queued,
+                undelivered,
+                ..
+            } => Ok((queued, undelivered)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Tells the server this device processed these to-device payloads
+    /// (from `to_device` pushes): they are deleted and not delivered again.
+    pub async fn ack_to_device(&self, messages: &[ToDeviceAck]) -> Result<(), Error> {
+        let messages = messages.to_vec();
+        self.ok(|id| ClientFrame::AckToDevice { id, messages })
+            .await
+    }
+
+    /// Turns end-to-end encryption on for a conversation, for good; the
+    /// seq of its notice (0 if it was on already).
+    pub async fn encrypt(&self, conv: &ConversationId) -> Result<u64, Error> {
+        self.changed(|id| ClientFrame::Encrypt {
+            id,
+            conv: conv.clone(),
+        })
+        .await
+    }
+
     async fn list_page(
         &self,
         list: Option<ConversationList>,
@@ -1119,6 +1171,18 @@ impl Client {
         self.conversation_reply(|id| ClientFrame::OpenDirect {
             id,
             user: user.clone(),
+            encrypted: false,
+        })
+        .await
+    }
+
+    /// The direct conversation with `user`, opened if need be, with
+    /// end-to-end encryption turned on if it was not.
+    pub async fn open_encrypted_direct(&self, user: &UserId) -> Result<ConversationInfo, Error> {
+        self.conversation_reply(|id| ClientFrame::OpenDirect {
+            id,
+            user: user.clone(),
+            encrypted: true,
         })
         .await
     }
@@ -1136,6 +1200,26 @@ impl Client {
             description: description.map(str::to_owned),
             avatar: None,
             members: members.to_vec(),
+            encrypted: false,
+        })
+        .await
+    }
+
+    /// Creates a group owned by the caller with `members` besides it,
+    /// end-to-end encrypted from the start.
+    pub async fn create_encrypted_group(
+        &self,
+        title: &str,
+        description: Option<&str>,
+        members: &[UserId],
+    ) -> Result<ConversationInfo, Error> {
+        self.conversation_reply(|id| ClientFrame::CreateGroup {
+            id,
+            title: title.to_owned(),
+            description: description.map(str::to_owned),
+            avatar: None,
+            members: members.to_vec(),
+            encrypted: true,
         })
         .await
     }

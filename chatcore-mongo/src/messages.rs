@@ -383,6 +383,10 @@ impl MessageStore for MongoMessageStore {
                 // Pinned by `version` like `blocked`.
                 return self.duplicate_or(&entry, StoreError::NotAccepted).await;
             }
+            if c.encrypted && entry.content.is_plaintext() {
+                // Pinned by `version` like `blocked`.
+                return self.duplicate_or(&entry, StoreError::Encrypted).await;
+            }
             // One query: an earlier message under this client id, and the
             // head's copy.
             let mut either = vec![doc! { "from": &entry.from, "client_id": &entry.client_id }];
@@ -441,7 +445,7 @@ impl MessageStore for MongoMessageStore {
         notice: Option<NewMessage>,
     ) -> StoreResult<Changed> {
         let conv = state.conv.0.as_str();
-        let set = doc! {
+        let mut set = doc! {
             "info": bson_of(&info_doc(&state.info))?,
             "members": bson_of(&state.members.iter().map(member_doc).collect::<Vec<_>>())?,
             "invite": state.invite.as_deref().map_or(Bson::Null, |i| Bson::String(i.to_owned())),
@@ -449,6 +453,10 @@ impl MessageStore for MongoMessageStore {
             "pending": bson_of(&pending_docs(&state.pending))?,
             "version": to_i64(state.version),
         };
+        if state.encrypted {
+            // Set, never unset.
+            set.insert("encrypted", true);
+        }
         let stale = || async {
             if self.exists(conv).await? {
                 Ok(Changed::Stale)

@@ -168,6 +168,11 @@ pub(crate) struct ConvDoc {
     /// Changed only by `change`, like `blocked`.
     #[serde(default)]
     pub(crate) pending: Vec<PendingDoc>,
+    /// Whether the conversation is end-to-end encrypted; absent (no) in
+    /// documents written before encryption existed. Set only by `change`,
+    /// like `blocked`, and never unset.
+    #[serde(default)]
+    pub(crate) encrypted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) head: Option<MessageDoc>,
 }
@@ -211,6 +216,7 @@ impl ConvDoc {
             invite: s.invite.clone(),
             blocked: s.blocked.iter().map(|u| u.0.clone()).collect(),
             pending: pending_docs(&s.pending),
+            encrypted: s.encrypted,
             head: None,
         }
     }
@@ -257,6 +263,7 @@ impl ConvDoc {
             .into_iter()
             .map(|p| Pending::new(UserId(p.user), UserId(p.by), p.at))
             .collect();
+        s.encrypted = self.encrypted;
         Ok(s)
     }
 }

@@ -170,6 +170,23 @@ fn key_claims_match_the_model_on_mongo() {
 }
 
 #[test]
+fn to_device_delivery_matches_the_model_on_mongo() {
+    let cleanup = Cleanup::default();
+    // Payloads queued, pushed, retried and acknowledged across random
+    // reconnects against jongodb: none lost, none after its ack.
+    let cases = std::env::var("CHATCORE_MODEL_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(16);
+    chatcore::testkit::to_device::check(Arc::new(factory(cleanup.clone())), cases);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(cleanup.run());
+}
+
+#[test]
 fn groups_match_the_model_on_mongo() {
     let cleanup = Cleanup::default();
     // Whole group scenarios through the request layer, one database each.

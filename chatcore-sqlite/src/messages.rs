@@ -132,10 +132,11 @@ struct ConvRow {
     version: i64,
     invite: Option<String>,
     blocked: String,
+    encrypted: bool,
 }
 
 const CONV_COLUMNS: &str = "id, kind, created_at, title, description, avatar, history_visible, \
-                            last_seq, last_ts, version, invite, blocked";
+                            last_seq, last_ts, version, invite, blocked, encrypted";
 
 fn conv_row(r: &Row<'_>) -> rusqlite::Result<ConvRow> {
     Ok(ConvRow {
@@ -151,6 +152,7 @@ fn conv_row(r: &Row<'_>) -> rusqlite::Result<ConvRow> {
         version: r.get(9)?,
         invite: r.get(10)?,
         blocked: r.get(11)?,
+        encrypted: r.get(12)?,
     })
 }
 
@@ -235,6 +237,7 @@ fn into_state(c: &Connection, row: ConvRow) -> StoreResult<ConversationState> {
         .into_iter()
         .map(UserId)
         .collect();
+    s.encrypted = row.encrypted;
     Ok(s)
 }
 
@@ -303,7 +306,7 @@ fn insert_conv(c: &Connection, s: &ConversationState) -> StoreResult<()> {
     let blocked = blocked_json(s)?;
     c.prepare_cached(&format!(
         "INSERT INTO conversations ({CONV_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-         ?10, ?11, ?12)"
+         ?10, ?11, ?12, ?13)"
     ))
     .and_then(|mut st| {
         st.execute(params![
@@ -319,6 +322,7 @@ fn insert_conv(c: &Connection, s: &ConversationState) -> StoreResult<()> {
             to_i64(s.version),
             s.invite,
             blocked,
+            s.encrypted,
         ])
     })
     .map_err(map_err)?;
@@ -401,6 +405,9 @@ fn append_in(c: &Connection, cache: &ConvCache, msg: NewMessage) -> StoreResult<
     }
     if state.pending_for(&msg.from).is_some() {
         return Err(StoreError::NotAccepted);
+    }
+    if state.encrypted && msg.content.is_plaintext() {
+        return Err(StoreError::Encrypted);
     }
     let seq = state.last_seq + 1;
     let ts = msg.ts;
@@ -493,7 +500,8 @@ impl MessageStore for SqliteMessageStore {
                 }
                 c.execute(
                     "UPDATE conversations SET title = ?2, description = ?3, avatar = ?4, \
-                     history_visible = ?5, invite = ?6, blocked = ?7, version = ?8 WHERE id = ?1",
+                     history_visible = ?5, invite = ?6, blocked = ?7, version = ?8, \
+                     encrypted = (encrypted OR ?9) WHERE id = ?1",
                     params![
                         state.conv.0,
                         state.info.title,
@@ -503,6 +511,7 @@ impl MessageStore for SqliteMessageStore {
                         state.invite,
                         blocked_json(&state)?,
                         to_i64(state.version),
+                        state.encrypted,
                     ],
                 )
                 .map_err(map_err)?;

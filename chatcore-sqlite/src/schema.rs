@@ -253,6 +253,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE TABLE probe (at INTEGER NOT NULL, pad BLOB) STRICT;
     INSERT INTO probe (at) VALUES (0);
     "#,
+    // 2: end-to-end encryption part 1: encrypted conversations.
+    r#"
+    ALTER TABLE conversations ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema this build reads and writes: the number of [`MIGRATIONS`].

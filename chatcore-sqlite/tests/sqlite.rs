@@ -73,6 +73,11 @@ fn keys_match_the_model_on_sqlite() {
     chatcore::testkit::keys::check(Arc::new(factory()), cases(16));
 }
 
+#[test]
+fn to_device_delivery_matches_the_model_on_sqlite() {
+    chatcore::testkit::to_device::check(Arc::new(factory()), cases(16));
+}
+
 // ---------------------------------------------------------------------------
 // What is specific to SQLite
 // ---------------------------------------------------------------------------

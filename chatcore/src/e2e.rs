@@ -19,11 +19,18 @@ use base64::Engine;
 use ring::signature::{UnparsedPublicKey, ED25519};
 
 use crate::error::CoreError;
-use crate::model::{DeviceId, UserId};
+use crate::model::{Content, DeviceId, UserId};
 use crate::store::{DeviceKeys, OneTimeKey};
 
 /// The algorithm of Olm devices (Ed25519 signing, Curve25519 agreement).
 pub const OLM_V1: &str = "olm.v1";
+
+/// The algorithm of encrypted conversation messages: Megolm, a session
+/// per sending device whose key reaches the members' devices over Olm.
+pub const MEGOLM_V1: &str = "megolm.v1";
+
+/// Characters of a Megolm session id (an Ed25519 key in base64 is 43).
+const MAX_SESSION_ID: usize = 128;
 
 /// Bytes of an Ed25519 or Curve25519 public key.
 const KEY_BYTES: usize = 32;
@@ -112,6 +119,74 @@ pub fn check_one_time_key(device: &DeviceKeys, key: &OneTimeKey) -> Result<(), C
     decode("key", &key.key, KEY_BYTES)?;
     let text = one_time_key_text(&device.user, &device.device, &key.id, &key.key);
     verify(&device.signing_key, &text, &key.signature)
+}
+
+/// Whether `value` is unpadded standard base64 (without decoding it).
+fn is_base64(value: &str) -> bool {
+    value.len() % 4 != 1
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+/// Checks the envelope of an encrypted message that `device` sends: a
+/// known algorithm, the sending device named truthfully, a session id and
+/// a ciphertext in unpadded base64. What it encrypts is never looked at.
+pub fn check_encrypted(content: &Content, device: &DeviceId) -> Result<(), CoreError> {
+    let Content::Encrypted {
+        algorithm,
+        device: sender,
+        session,
+        ciphertext,
+    } = content
+    else {
+        return Ok(());
+    };
+    if algorithm != MEGOLM_V1 {
+        return Err(invalid(
+            "algorithm",
+            format!("messages are encrypted with {MEGOLM_V1}"),
+        ));
+    }
+    if sender != device {
+        return Err(invalid(
+            "device",
+            "device names the sending device: this connection's",
+        ));
+    }
+    if session.is_empty() || session.len() > MAX_SESSION_ID || !is_base64(session) {
+        return Err(invalid(
+            "session",
+            format!("a session id is 1 to {MAX_SESSION_ID} characters of base64"),
+        ));
+    }
+    if ciphertext.is_empty() || !is_base64(ciphertext) {
+        return Err(invalid(
+            "ciphertext",
+            "the ciphertext is unpadded standard base64",
+        ));
+    }
+    Ok(())
+}
+
+/// The bytes of a to-device payload as the wire carries it: unpadded
+/// standard base64 of 1 to `max` bytes.
+pub fn decode_payload(payload: &str, max: usize) -> Result<Vec<u8>, CoreError> {
+    let bytes = STANDARD_NO_PAD
+        .decode(payload)
+        .map_err(|_| invalid("payload", "a payload is unpadded standard base64"))?;
+    if bytes.is_empty() || bytes.len() > max {
+        return Err(invalid(
+            "payload",
+            format!("a payload has 1 to {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A to-device payload as the wire carries it.
+pub fn encode_payload(bytes: &[u8]) -> String {
+    STANDARD_NO_PAD.encode(bytes)
 }
 
 #[cfg(test)]
@@ -206,5 +281,65 @@ mod tests {
         assert_eq!(field_of(check_one_time_key(&d.keys, &long_id)), "id");
         let empty = OneTimeKey::new("", b64(&[9u8; 32]), "");
         assert_eq!(field_of(check_one_time_key(&d.keys, &empty)), "id");
+    }
+
+    #[test]
+    fn encrypted_envelopes_are_checked_not_read() {
+        let me = DeviceId::from("DEVICEA");
+        let good = || Content::Encrypted {
+            algorithm: MEGOLM_V1.into(),
+            device: me.clone(),
+            session: b64(&[3u8; 32]),
+            ciphertext: b64(b"opaque bytes the server cannot read"),
+        };
+        check_encrypted(&good(), &me).unwrap();
+        let field_of = |c: Content| match check_encrypted(&c, &me) {
+            Err(CoreError::InvalidArgument { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let with = |f: &dyn Fn(&mut Content)| {
+            let mut c = good();
+            f(&mut c);
+            c
+        };
+        let set = |c: &mut Content, name: &str, v: &str| {
+            if let Content::Encrypted {
+                algorithm,
+                device,
+                session,
+                ciphertext,
+            } = c
+            {
+                match name {
+                    "algorithm" => *algorithm = v.into(),
+                    "device" => *device = DeviceId::from(v),
+                    "session" => *session = v.into(),
+                    _ => *ciphertext = v.into(),
+                }
+            }
+        };
+        assert_eq!(
+            field_of(with(&|c| set(c, "algorithm", "rot13"))),
+            "algorithm"
+        );
+        assert_eq!(field_of(with(&|c| set(c, "device", "OTHER"))), "device");
+        assert_eq!(field_of(with(&|c| set(c, "session", ""))), "session");
+        assert_eq!(
+            field_of(with(&|c| set(c, "session", &"A".repeat(129)))),
+            "session"
+        );
+        assert_eq!(
+            field_of(with(&|c| set(c, "ciphertext", "AAAA="))),
+            "ciphertext"
+        );
+        assert_eq!(field_of(with(&|c| set(c, "ciphertext", "A"))), "ciphertext");
+        assert_eq!(field_of(with(&|c| set(c, "ciphertext", ""))), "ciphertext");
+        let bytes = decode_payload("AAEC", 3).unwrap();
+        assert_eq!(bytes, [0, 1, 2]);
+        assert_eq!(encode_payload(&bytes), "AAEC");
+        assert!(decode_payload("AAEC", 2).is_err(), "too long");
+        assert!(decode_payload("", 3).is_err(), "empty");
+        assert!(decode_payload("a b", 3).is_err(), "not base64");
+        assert!(decode_payload("AAE=", 3).is_err(), "padded");
     }
 }

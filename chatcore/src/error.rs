@@ -85,6 +85,10 @@ impl From<StoreError> for CoreError {
             StoreError::NotAccepted => {
                 CoreError::Forbidden("accept the message request first".into())
             }
+            StoreError::Encrypted => CoreError::InvalidArgument {
+                field: "content".into(),
+                message: "this conversation is end-to-end encrypted: send encrypted content".into(),
+            },
             StoreError::Unavailable(m) => CoreError::Unavailable(m),
             StoreError::Corrupt(m) => CoreError::Internal(format!("corrupt record: {m}")),
             StoreError::Incompatible(m) => CoreError::Internal(format!("incompatible store: {m}")),

@@ -48,6 +48,9 @@ pub enum Action {
     SetInvite(Option<String>),
     /// The actor joins by invite link.
     Join,
+    /// Turns end-to-end encryption on (any member of a direct
+    /// conversation, an admin of a group).
+    Encrypt,
 }
 
 /// Applies `action` by `actor` to `state` at time `now`: the state to store
@@ -61,7 +64,7 @@ pub fn apply(
     now: Millis,
     max_members: usize,
 ) -> Result<(ConversationState, Option<Content>), CoreError> {
-    if state.kind != ConversationKind::Group {
+    if state.kind != ConversationKind::Group && action != Action::Encrypt {
         return Err(CoreError::InvalidArgument {
             field: "conv".into(),
             message: "a direct conversation has no members or settings to change".into(),
@@ -243,9 +246,34 @@ pub fn apply(
             next.invite = hash;
             return Ok((next, None));
         }
+        Action::Encrypt => return encrypt(state, actor),
     };
     next.last_seq = seq;
     Ok((next, Some(notice)))
+}
+
+/// [`Action::Encrypt`], in a conversation of either kind.
+fn encrypt(
+    state: &ConversationState,
+    actor: &UserId,
+) -> Result<(ConversationState, Option<Content>), CoreError> {
+    let me = state
+        .member(actor)
+        .filter(|m| m.is_active())
+        .ok_or_else(not_a_member)?;
+    if state.kind == ConversationKind::Group {
+        at_least(me, Role::Admin)?;
+    }
+    if state.encrypted {
+        return Err(CoreError::Conflict {
+            field: "encrypted".into(),
+        });
+    }
+    let mut next = state.clone();
+    next.version += 1;
+    next.last_seq += 1;
+    next.encrypted = true;
+    Ok((next, Some(Content::EncryptionEnabled {})))
 }
 
 /// The error for accepting or declining an invitation that is not there.

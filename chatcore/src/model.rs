@@ -150,6 +150,19 @@ pub enum Content {
         /// The text, at most `Limits::max_text_bytes` bytes.
         text: String,
     },
+    /// End-to-end encrypted content: what the sender's device encrypted
+    /// (a text, and later a reply, a reaction, media) for the members'
+    /// devices. The server routes it and cannot read it; see docs/E2E.md.
+    Encrypted {
+        /// How it is encrypted (`megolm.v1`).
+        algorithm: String,
+        /// The sending device.
+        device: DeviceId,
+        /// The id of the sender's session whose key decrypts it.
+        session: String,
+        /// The ciphertext, unpadded standard base64.
+        ciphertext: String,
+    },
     /// Notice: the sender created the group with these other members.
     GroupCreated {
         /// The title it was created with.
@@ -200,6 +213,10 @@ pub enum Content {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         history_visible: Option<bool>,
     },
+    /// Notice: the sender turned end-to-end encryption on. From this entry
+    /// on, the conversation takes only [`Content::Encrypted`] messages; it
+    /// is never turned off.
+    EncryptionEnabled {},
     /// A seq the store had to leave without content (a writer claimed it and
     /// never wrote it). Keeps the log gap-free; clients show nothing.
     Void {},
@@ -209,6 +226,12 @@ impl Content {
     /// Whether this is a message a client sends (and that counts as unread),
     /// rather than a notice the server writes.
     pub fn is_message(&self) -> bool {
+        matches!(self, Content::Text { .. } | Content::Encrypted { .. })
+    }
+
+    /// Whether the server can read what a client sent: a message that an
+    /// encrypted conversation refuses.
+    pub fn is_plaintext(&self) -> bool {
         matches!(self, Content::Text { .. })
     }
 
@@ -216,6 +239,7 @@ impl Content {
     pub fn kind(&self) -> &'static str {
         match self {
             Content::Text { .. } => "text",
+            Content::Encrypted { .. } => "encrypted",
             Content::GroupCreated { .. } => "group_created",
             Content::MembersAdded { .. } => "members_added",
             Content::MemberJoined {} => "member_joined",
@@ -223,6 +247,7 @@ impl Content {
             Content::MemberLeft { .. } => "member_left",
             Content::RoleChanged { .. } => "role_changed",
             Content::GroupUpdated { .. } => "group_updated",
+            Content::EncryptionEnabled {} => "encryption_enabled",
             Content::Void {} => "void",
         }
     }

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::commands::conversations::{self, Request};
-use crate::commands::{account, contacts, directory, keys, messaging, requests};
+use crate::commands::{account, contacts, directory, keys, messaging, requests, to_device};
 use crate::error::CoreError;
 use crate::limits::AddrKey;
 use crate::model::{Content, ConversationId, DeviceId, UserId};
@@ -124,6 +124,9 @@ pub struct Out {
     /// Close the connection after the reply, whether the request succeeded
     /// or not.
     pub close: Option<Disconnect>,
+    /// The device acknowledged to-device payloads: if more were waiting
+    /// than the last delivery carried, deliver the next ones.
+    pub to_device_acked: bool,
 }
 
 impl Out {
@@ -136,6 +139,7 @@ impl Out {
         self.new_users = false;
         self.focus = None;
         self.close = None;
+        self.to_device_acked = false;
     }
 
     pub(crate) fn publish(&mut self, topic: Topic, event: Event) {
@@ -303,22 +307,30 @@ fn signed_in<'a>(
         } => Box::pin(conversations::conversations(
             s, caller, out, id, list, after, limit,
         )),
-        ClientFrame::OpenDirect { id, user } => Box::pin(c::open_direct(s, caller, out, id, user)),
+        ClientFrame::OpenDirect {
+            id,
+            user,
+            encrypted,
+        } => Box::pin(c::open_direct(s, caller, out, id, user, encrypted)),
         ClientFrame::CreateGroup {
             id,
             title,
             description,
             avatar,
             members,
+            encrypted,
         } => Box::pin(c::create_group(
             s,
             caller,
             out,
             id,
-            title,
-            description,
-            avatar,
-            members,
+            c::NewGroup {
+                title,
+                description,
+                avatar,
+                members,
+                encrypted,
+            },
         )),
         ClientFrame::GetConversation { id, conv } => {
             Box::pin(c::get_conversation(s, caller, out, id, conv))
@@ -434,8 +446,18 @@ fn signed_in<'a>(
             Box::pin(keys::query(s, caller, id, users, conv))
         }
         ClientFrame::ClaimKeys { id, devices, conv } => {
-            Box::pin(keys::claim(s, caller, id, devices, conv))
+            Box::pin(keys::claim(s, caller, out, id, devices, conv))
         }
+        ClientFrame::SendToDevice {
+            id,
+            kind,
+            messages,
+            conv,
+        } => Box::pin(to_device::send(s, caller, out, id, kind, messages, conv)),
+        ClientFrame::AckToDevice { id, messages } => {
+            Box::pin(to_device::ack(s, caller, out, id, messages))
+        }
+        ClientFrame::Encrypt { id, conv } => Box::pin(c::encrypt(s, caller, out, id, conv)),
         ClientFrame::Hello { .. }
         | ClientFrame::Ping { .. }
         | ClientFrame::Register { .. }
@@ -536,6 +558,21 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
             check("client_id", client_id, 128)?;
             match content {
                 Content::Text { text } => check("text", text, server.config.max_text_bytes),
+                Content::Encrypted {
+                    algorithm,
+                    device,
+                    session,
+                    ciphertext,
+                } => {
+                    check("algorithm", algorithm, max)?;
+                    check("device", device.as_str(), max)?;
+                    check("session", session, max)?;
+                    check(
+                        "ciphertext",
+                        ciphertext,
+                        server.config.max_ciphertext_bytes(),
+                    )
+                }
                 // Refused by the handler; no content of a notice is longer
                 // than a frame.
                 _ => Ok(()),
@@ -554,7 +591,31 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
         | ClientFrame::Mute { conv, .. }
         | ClientFrame::Unmute { conv, .. }
         | ClientFrame::Accept { conv, .. }
+        | ClientFrame::Encrypt { conv, .. }
         | ClientFrame::Decline { conv, .. } => check("conv", conv.as_str(), max),
+        ClientFrame::SendToDevice {
+            kind,
+            messages,
+            conv,
+            ..
+        } => {
+            check("kind", kind, max)?;
+            check("conv", conv.as_ref().map_or("", |c| c.as_str()), max)?;
+            messages.iter().try_for_each(|m| {
+                check("user", m.user.as_str(), max)?;
+                check("device", m.device.as_ref().map_or("", |d| d.as_str()), max)?;
+                check("id", &m.id, max)?;
+                check(
+                    "payload",
+                    &m.payload,
+                    server.config.max_to_device_bytes.saturating_mul(4) / 3 + 4,
+                )
+            })
+        }
+        ClientFrame::AckToDevice { messages, .. } => messages.iter().try_for_each(|m| {
+            check("from_device", m.from_device.as_str(), max)?;
+            check("id", &m.id, max)
+        }),
         ClientFrame::UploadKeys {
             device_keys,
             one_time_keys,

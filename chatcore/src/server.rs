@@ -166,6 +166,20 @@ pub struct Config {
     /// Keys of other devices a user may claim (through the rate limiter),
     /// so that nobody drains a device's one-time keys.
     pub key_claims: Quota,
+    /// Largest to-device payload, in bytes (decoded).
+    pub max_to_device_bytes: usize,
+    /// To-device payloads that may wait for one device; past it, a sender
+    /// gets `undelivered` with reason `full` for that device.
+    pub max_to_device_queue: usize,
+}
+
+impl Config {
+    /// Largest ciphertext of an encrypted message, in bytes: the unpadded
+    /// base64 of the largest text with room for what encryption adds (its
+    /// envelope, padding, MAC and signature).
+    pub fn max_ciphertext_bytes(&self) -> usize {
+        self.max_text_bytes.saturating_add(1024).saturating_mul(4) / 3
+    }
 }
 
 impl Default for Config {
@@ -227,6 +241,8 @@ impl Default for Config {
                 max: 1000,
                 window_ms: 3600 * 1000,
             },
+            max_to_device_bytes: 32 * 1024,
+            max_to_device_queue: 1000,
         }
     }
 }

@@ -17,13 +17,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::commands::to_device;
 use crate::contacts::{facts, shows_presence};
 use crate::error::CoreError;
 use crate::hub::{ConnTx, Kick};
 use crate::limits::{AddrKey, Refusal};
 use crate::model::{ConversationId, Presence, Privacy, UserId};
 use crate::protocol::{
-    ClientFrame, DecodeError, ServerFrame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    ClientFrame, DecodeError, ServerFrame, ToDeviceMessage, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 use crate::request::{self, Caller, Out, SignIn, Who};
 use crate::server::Server;
@@ -177,6 +178,7 @@ where
         conv_watch: HashSet::new(),
         dir_new: false,
         close_after: None,
+        to_device_more: false,
         slot: None,
         out: Out::default(),
     };
@@ -419,6 +421,9 @@ struct Session {
     known_users: HashSet<UserId>,
     /// Set when the reply must be the last frame (logout, bad version).
     close_after: Option<Disconnect>,
+    /// The last push of waiting to-device payloads left some behind: the
+    /// next acknowledgement delivers more.
+    to_device_more: bool,
     /// The signed-in user's privacy settings (kept current by
     /// [`Event::Privacy`]).
     privacy: Privacy,
@@ -517,6 +522,9 @@ impl Session {
         // allocator's fast sizes that way.
         if let Some(sign_in) = self.out.sign_in.take() {
             Box::pin(self.sign_in(sign_in)).await?;
+            Box::pin(self.deliver_to_device()).await;
+        } else if self.out.to_device_acked && self.to_device_more {
+            Box::pin(self.deliver_to_device()).await;
         }
         // Taken out and put back, to keep their room for the next request.
         let mut events = std::mem::take(&mut self.out.events);
@@ -734,6 +742,22 @@ impl Session {
                     Ok(Frames::NONE)
                 }
             }
+            Event::ToDevice { device, message } => Ok(if *device == auth.device {
+                Frames::one(ServerFrame::ToDevice {
+                    messages: vec![ToDeviceMessage::clone(message)],
+                })
+            } else {
+                Frames::NONE
+            }),
+            Event::KeyCounts { device, counts } => Ok(if *device == auth.device {
+                Frames::one(ServerFrame::KeyCounts {
+                    id: None,
+                    one_time: counts.one_time,
+                    fallback_unused: counts.fallback_unused,
+                })
+            } else {
+                Frames::NONE
+            }),
         }
     }
 
@@ -807,6 +831,27 @@ impl Session {
             self.publish_presence(presence).await;
         }
         Ok(())
+    }
+
+    /// Pushes the oldest to-device payloads waiting for this device, after
+    /// the reply: all of them, or a batch, the next one following when the
+    /// device acknowledges ([`Out::to_device_acked`]). Payloads queued
+    /// from now on are pushed live (the connection listens already): one
+    /// may come twice, which the device's deduplication absorbs. Best
+    /// effort: what a failed read leaves waiting comes at the next sign-in.
+    async fn deliver_to_device(&mut self) {
+        let Some(auth) = &self.auth else {
+            return;
+        };
+        match to_device::waiting(&self.server, &auth.user, &auth.device).await {
+            Ok((messages, more)) => {
+                self.to_device_more = more;
+                if !messages.is_empty() {
+                    self.pending.push(Some(ServerFrame::ToDevice { messages }));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "to-device payloads not read; they wait"),
+        }
     }
 
     /// Gives back the account slot of a sign-in that failed after all.

@@ -284,6 +284,16 @@ struct Options {
     #[arg(long, env = "CHATD_MAX_ONE_TIME_KEYS", value_name = "N")]
     max_one_time_keys: Option<usize>,
 
+    /// To-device payloads that may wait for one device; past it a sender is told `full`
+    /// (default: 1000).
+    #[arg(long, env = "CHATD_MAX_TO_DEVICE_QUEUE", value_name = "N")]
+    max_to_device_queue: Option<usize>,
+
+    /// Largest to-device payload, in bytes; its base64 must fit in --max-message-bytes
+    /// (default: 32768).
+    #[arg(long, env = "CHATD_MAX_TO_DEVICE_BYTES", value_name = "BYTES")]
+    max_to_device_bytes: Option<usize>,
+
     /// Registrations and password-reset requests allowed per client address per hour (default: 30).
     #[arg(long, env = "CHATD_SIGNUPS_PER_ADDRESS_PER_HOUR", value_name = "N")]
     signups_per_address_per_hour: Option<u32>,
@@ -469,6 +479,8 @@ pub(crate) struct Settings {
     pub(crate) key_claims: u32,
     pub(crate) key_claims_window: Duration,
     pub(crate) max_one_time_keys: usize,
+    pub(crate) max_to_device_queue: usize,
+    pub(crate) max_to_device_bytes: usize,
     pub(crate) login_failures_per_account: u32,
     pub(crate) login_failures_per_address: u32,
     pub(crate) frames_per_second: u32,
@@ -615,6 +627,8 @@ impl Settings {
             key_claims: o.key_claims.unwrap_or(1000),
             key_claims_window: secs(o.key_claims_window_secs, 3600),
             max_one_time_keys: o.max_one_time_keys.unwrap_or(100),
+            max_to_device_queue: o.max_to_device_queue.unwrap_or(1000),
+            max_to_device_bytes: o.max_to_device_bytes.unwrap_or(32 * 1024),
             login_failures_per_account: o.login_failures_per_account.unwrap_or(10),
             login_failures_per_address: o.login_failures_per_address.unwrap_or(100),
             frames_per_second: o.frames_per_second.unwrap_or(50),
@@ -651,14 +665,23 @@ impl Settings {
             || self.key_claims == 0
             || self.key_claims_window.is_zero()
             || self.max_one_time_keys == 0
+            || self.max_to_device_queue == 0
         {
             bail!(
                 "--max-connections, --outbound-queue, the --max-unauthenticated*, \
                  --max-connections-per-*, --signups-per-*, --login-failures-per-*, \
                  --join-attempts, --join-window-secs, --contact-requests, \
                  --contact-requests-window-secs, --key-claims, --key-claims-window-secs \
-                 and --max-one-time-keys must be at least 1, and \
+                 --max-one-time-keys and --max-to-device-queue must be at least 1, and \
                  --max-group-members at least 2"
+            );
+        }
+        if self.max_to_device_bytes < 1024
+            || self.max_to_device_bytes.saturating_mul(4) / 3 + 1024 > self.max_message_bytes
+        {
+            bail!(
+                "--max-to-device-bytes must be at least 1024, and its base64 (4/3 of it) \
+                 plus 1 KiB must fit in --max-message-bytes"
             );
         }
         if self.send_bytes_per_minute < 64 * 1024 {
@@ -724,6 +747,8 @@ impl Options {
             key_claims,
             key_claims_window_secs,
             max_one_time_keys,
+            max_to_device_queue,
+            max_to_device_bytes,
             login_failures_per_account,
             login_failures_per_address,
             frames_per_second,

@@ -182,6 +182,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     core.key_claims.window_ms =
         u64::try_from(settings.key_claims_window.as_millis()).unwrap_or(u64::MAX);
     core.max_one_time_keys = settings.max_one_time_keys;
+    core.max_to_device_queue = settings.max_to_device_queue;
+    core.max_to_device_bytes = settings.max_to_device_bytes;
     core.contact_requests.max = settings.contact_requests;
     core.contact_requests.window_ms =
         u64::try_from(settings.contact_requests_window.as_millis()).unwrap_or(u64::MAX);

@@ -31,12 +31,17 @@ import {
   type DeviceRef,
   type DirectoryEntry,
   type IdentityKeys,
+  type KeyCounts,
   type Message,
+  type OutgoingToDevice,
   type Presence,
   type Privacy,
   type Profile,
   type ReadFrame,
   type SignedKey,
+  type ToDeviceAck,
+  type ToDeviceMessage,
+  type Undelivered,
   type Role,
   type ServerFrame,
   type ServerFrameOf,
@@ -103,6 +108,8 @@ export interface Session {
   profile: Profile;
   /** The user's privacy settings; kept current by {@link ChatClient.setPrivacy} and the `privacy` event. */
   privacy: Privacy;
+  /** What this device had left in the key directory when it signed in (the `keycounts` event says when claims run it low). */
+  keys: KeyCounts;
 }
 
 /** Where the connection stands. */
@@ -162,6 +169,13 @@ export interface ClientEvents {
    * now) or declined (it left the requests list). Not for this connection's own answers.
    */
   answered: { conv: string; accepted: boolean };
+  /**
+   * To-device payloads for this device (PROTOCOL.md "To-device messages"), oldest first: live, and again after each
+   * sign-in until acknowledged ({@link ChatClient.ackToDevice}). Process each (`from_device`, `id`) once.
+   */
+  todevice: ToDeviceMessage[];
+  /** Claims left this device few one-time keys, or took its fallback key: top up ({@link ChatClient.uploadKeys}). */
+  keycounts: KeyCounts;
   /** Signed in (`register`, `login`) or resumed (`resumed`: also after a reconnect). */
   session: { session: Session; resumed: boolean };
   /** The session ended; sign in again. */
@@ -605,6 +619,7 @@ export class ChatClient {
       expires_at: frame.expires_at,
       profile: frame.profile,
       privacy: frame.privacy,
+      keys: frame.keys,
     };
     // Delivery cursors belong to a device: a new device starts from nothing.
     if (!previous || previous.device !== session.device) this.tracker.clear();
@@ -744,6 +759,13 @@ export class ChatClient {
         return;
       case "answered":
         this.emit("answered", { conv: frame.conv, accepted: frame.accepted });
+        return;
+      case "to_device":
+        this.emit("todevice", frame.messages);
+        return;
+      case "key_counts":
+        if (frame.id !== undefined) this.onReply(frame.id, frame);
+        else this.emit("keycounts", { one_time: frame.one_time, fallback_unused: frame.fallback_unused });
         return;
       // Replies with an id, pushes without.
       case "contact":
@@ -1165,11 +1187,38 @@ export class ChatClient {
     return reply.keys;
   }
 
+  /**
+   * Queues opaque payloads of `kind` for devices (PROTOCOL.md "To-device messages"): each to a device, or to every
+   * device with keys of its user when `device` is absent. Resolves with how many were queued (a retry with the same
+   * ids counts again, stored once) and the targets that got nothing.
+   */
+  async sendToDevice(kind: string, messages: OutgoingToDevice[], conv?: string): Promise<{ queued: number; undelivered: Undelivered[] }> {
+    const reply = await this.request(
+      { type: "send_to_device", kind, messages, ...(conv === undefined ? {} : { conv }) },
+      "to_device_sent",
+      { auth: true, retry: true },
+    );
+    return { queued: reply.queued, undelivered: reply.undelivered ?? [] };
+  }
+
+  /** This device processed these to-device payloads: the server deletes them and delivers them no more. */
+  async ackToDevice(messages: ToDeviceAck[]): Promise<void> {
+    await this.request({ type: "ack_to_device", messages }, "ok", { auth: true, retry: true });
+  }
+
+  /** Turns end-to-end encryption on for `conv`, for good; resolves with its notice's seq (0 if it was on already). */
+  async encrypt(conv: string): Promise<number> {
+    const reply = await this.request({ type: "encrypt", conv }, "changed", { auth: true, retry: true });
+    this.fetchNotice();
+    return reply.seq;
+  }
+
   // -- conversations and groups ----------------------------------------------
 
-  /** The direct conversation with `user`, opened if need be. */
-  async openDirect(user: string): Promise<ConversationInfo> {
-    return (await this.request({ type: "open_direct", user }, "conversation", { auth: true, retry: true })).conversation;
+  /** The direct conversation with `user`, opened if need be; with `encrypted`, end-to-end encryption is turned on if it is not yet. */
+  async openDirect(user: string, options: { encrypted?: boolean } = {}): Promise<ConversationInfo> {
+    const frame = options.encrypted ? { type: "open_direct" as const, user, encrypted: true } : { type: "open_direct" as const, user };
+    return (await this.request(frame, "conversation", { auth: true, retry: true })).conversation;
   }
 
   /**
@@ -1185,7 +1234,13 @@ export class ChatClient {
    * Creates a group owned by the caller, with `members` besides the caller. Members whose `groups` setting admits
    * only their contacts' adds are invited instead: they are in the result's `invited`, not in its `members`.
    */
-  async createGroup(group: { title: string; description?: string; avatar?: string; members?: string[] }): Promise<ConversationInfo> {
+  async createGroup(group: {
+    title: string;
+    description?: string;
+    avatar?: string;
+    members?: string[];
+    encrypted?: boolean;
+  }): Promise<ConversationInfo> {
     const { conversation } = await this.request({ type: "create_group", ...group }, "conversation", { auth: true });
     this.fetchNotice();
     return conversation;

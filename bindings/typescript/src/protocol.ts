@@ -93,6 +93,18 @@ export type ConversationKind = "direct" | "group";
 export type TextContent = { kind: "text"; text: string };
 
 /**
+ * An end-to-end encrypted message (PROTOCOL.md "Encrypted conversations"): the server routes it and cannot read
+ * it. `device` is the sending device, `session` the sender's Megolm session id; `ciphertext` is unpadded base64.
+ */
+export type EncryptedContent = {
+  kind: "encrypted";
+  algorithm: string;
+  device: string;
+  session: string;
+  ciphertext: string;
+};
+
+/**
  * A notice: a change of a group that the server wrote into its log, in order
  * with the messages. Its sender (`Message.from`) is who made the change.
  */
@@ -111,11 +123,13 @@ export type NoticeContent =
   | { kind: "role_changed"; user: string; role: Role }
   /** The sender (an admin) changed these settings; an empty description or avatar removes it. */
   | { kind: "group_updated"; title?: string; description?: string; avatar?: string; history_visible?: boolean }
+  /** The sender turned end-to-end encryption on: from here on only encrypted messages. */
+  | { kind: "encryption_enabled" }
   /** A seq the store left without content: shows nothing. */
   | { kind: "void" };
 
 /** What an entry of a conversation's log carries, tagged by `kind`. */
-export type Content = TextContent | NoticeContent;
+export type Content = TextContent | EncryptedContent | NoticeContent;
 
 /** Every notice `kind`. */
 export const NOTICE_KINDS: readonly NoticeContent["kind"][] = [
@@ -126,12 +140,13 @@ export const NOTICE_KINDS: readonly NoticeContent["kind"][] = [
   "member_left",
   "role_changed",
   "group_updated",
+  "encryption_enabled",
   "void",
 ];
 
 /** Whether `content` is a notice the server wrote rather than a message someone sent. */
 export function isNotice(content: Content): content is NoticeContent {
-  return content.kind !== "text";
+  return content.kind !== "text" && content.kind !== "encrypted";
 }
 
 /** Who a privacy setting lets in. */
@@ -284,6 +299,8 @@ export interface ConversationSummary {
   /** Messages from others after the caller's read marker. */
   unread: number;
   last?: LastEntry;
+  /** Whether it is end-to-end encrypted. Absent means false. */
+  encrypted?: boolean;
   /** Whether alerts are muted now. Absent means false. */
   muted?: boolean;
   /** When a mute ends; absent for a mute until unmuted. */
@@ -309,6 +326,8 @@ export interface ConversationInfo {
   avatar?: string;
   /** Whether new members see the history from before they joined. */
   history_visible: boolean;
+  /** Whether it is end-to-end encrypted (it then takes only `encrypted` content). Absent means false. */
+  encrypted?: boolean;
   created_at: number;
   /** The current members, longest-serving first. */
   members: MemberInfo[];
@@ -357,8 +376,17 @@ export type ClientFrame =
   | { type: "focus"; id: number; conv?: string }
   /** `list` absent: the main list. */
   | { type: "conversations"; id: number; list?: ConversationList; after?: string; limit?: number }
-  | { type: "open_direct"; id: number; user: string }
-  | { type: "create_group"; id: number; title: string; description?: string; avatar?: string; members?: string[] }
+  /** `encrypted`: turn end-to-end encryption on if it is not yet. */
+  | { type: "open_direct"; id: number; user: string; encrypted?: boolean }
+  | {
+      type: "create_group";
+      id: number;
+      title: string;
+      description?: string;
+      avatar?: string;
+      members?: string[];
+      encrypted?: boolean;
+    }
   | { type: "get_conversation"; id: number; conv: string }
   | {
       type: "update_group";
@@ -402,6 +430,12 @@ export type ClientFrame =
   | { type: "query_keys"; id: number; users: string[]; conv?: string }
   /** One key of each device named that the caller may reach. Reply: `claimed_keys`. */
   | { type: "claim_keys"; id: number; devices: DeviceRef[]; conv?: string }
+  /** Queues opaque payloads for devices (PROTOCOL.md "To-device messages"). Reply: `to_device_sent`. */
+  | { type: "send_to_device"; id: number; kind: string; messages: OutgoingToDevice[]; conv?: string }
+  /** The device processed these payloads. Reply: `ok`. */
+  | { type: "ack_to_device"; id: number; messages: ToDeviceAck[] }
+  /** Turns end-to-end encryption on for good. Reply: `changed` (`seq` 0 if it was on already). */
+  | { type: "encrypt"; id: number; conv: string }
   | { type: "ping"; id: number };
 
 /** Frames a server sends: replies (with the request's `id`) and pushes (without). */
@@ -416,6 +450,8 @@ export type ServerFrame =
       expires_at: number;
       profile: Profile;
       privacy: Privacy;
+      /** What this device has left in the key directory, so that it tops up. */
+      keys: KeyCounts;
     }
   | { type: "ok"; id: number }
   | { type: "users"; id: number; users: DirectoryEntry[]; next?: string }
@@ -454,12 +490,62 @@ export type ServerFrame =
   | { type: "new_user"; entry: DirectoryEntry }
   | InvitedFrame
   | AnsweredFrame
-  /** Reply to `upload_keys`: what the device has left on the server. */
-  | { type: "key_counts"; id: number; one_time: number; fallback_unused: boolean }
+  /** Reply to `upload_keys`: what the device has left on the server; without `id`, a push: claims left it low. */
+  | { type: "key_counts"; id?: number; one_time: number; fallback_unused: boolean }
+  /** Reply to `send_to_device`: how many were queued, and the targets that got nothing. */
+  | { type: "to_device_sent"; id: number; queued: number; undelivered?: Undelivered[] }
+  /** Push: payloads for this device, oldest first; acknowledge each once processed. */
+  | ToDeviceFrame
   /** Reply to `query_keys`: each device that uploaded keys. */
   | { type: "device_keys"; id: number; devices: DeviceKeysInfo[] }
   /** Reply to `claim_keys`: one key per device that had one. */
   | { type: "claimed_keys"; id: number; keys: ClaimedKey[] };
+
+/** What a device has left in the key directory. */
+export interface KeyCounts {
+  one_time: number;
+  fallback_unused: boolean;
+}
+
+/** A payload for a device, in `send_to_device`; `device` absent: every device with keys of `user`. */
+export interface OutgoingToDevice {
+  user: string;
+  device?: string;
+  /** The sender's id for it: a retry with the same id is stored once. */
+  id: string;
+  /** Unpadded standard base64. */
+  payload: string;
+}
+
+/** A processed payload, by its sending device and id. */
+export interface ToDeviceAck {
+  from_device: string;
+  id: string;
+}
+
+/** A payload delivered to this device. */
+export interface ToDeviceMessage {
+  id: string;
+  from_user: string;
+  from_device: string;
+  kind: string;
+  /** Unpadded standard base64. */
+  payload: string;
+  ts: number;
+}
+
+/** A target of `send_to_device` that got nothing: its queue is `full`, or it is `unknown` (or unreachable). */
+export interface Undelivered {
+  user: string;
+  device?: string;
+  reason: "full" | "unknown";
+}
+
+/** Push: to-device payloads for this device. */
+export interface ToDeviceFrame {
+  type: "to_device";
+  messages: ToDeviceMessage[];
+}
 
 /** A failed request (`id` absent when the server could not read one). */
 export interface ErrorFrame {
@@ -623,6 +709,7 @@ const CONTENT: Kind = {
   tagged: "kind",
   variants: {
     text: [req("text", "string")],
+    encrypted: [req("algorithm", "string"), req("device", "string"), req("session", "string"), req("ciphertext", "string")],
     group_created: [req("title", "string"), req("members", { list: "string" })],
     members_added: [req("users", { list: "string" })],
     member_joined: [],
@@ -635,6 +722,7 @@ const CONTENT: Kind = {
       opt("avatar", "string"),
       opt("history_visible", "bool"),
     ],
+    encryption_enabled: [],
     void: [],
   },
 };
@@ -698,6 +786,7 @@ const CONVERSATION_SUMMARY: Kind = {
     req("last_seq", "u64"),
     req("unread", "u64"),
     opt("last", LAST_ENTRY),
+    flag("encrypted"),
     flag("muted"),
     opt("muted_until", millis),
     opt("request", REQUEST_INFO),
@@ -714,6 +803,7 @@ const CONVERSATION_INFO: Kind = {
     opt("description", "string"),
     opt("avatar", "string"),
     req("history_visible", "bool"),
+    flag("encrypted"),
     req("created_at", millis),
     req("members", { list: MEMBER_INFO }),
     opt("role", ROLE),
@@ -736,6 +826,29 @@ const DEVICE_KEYS_INFO: Kind = { struct: [req("user", "string"), req("device", "
 
 const CLAIMED_KEY: Kind = {
   struct: [req("user", "string"), req("device", "string"), req("key", SIGNED_KEY), flag("fallback")],
+};
+
+const KEY_COUNTS: Kind = { struct: [req("one_time", "u32"), req("fallback_unused", "bool")] };
+
+const OUTGOING_TO_DEVICE: Kind = {
+  struct: [req("user", "string"), opt("device", "string"), req("id", "string"), req("payload", "string")],
+};
+
+const TO_DEVICE_ACK: Kind = { struct: [req("from_device", "string"), req("id", "string")] };
+
+const TO_DEVICE_MESSAGE: Kind = {
+  struct: [
+    req("id", "string"),
+    req("from_user", "string"),
+    req("from_device", "string"),
+    req("kind", "string"),
+    req("payload", "string"),
+    req("ts", millis),
+  ],
+};
+
+const UNDELIVERED: Kind = {
+  struct: [req("user", "string"), opt("device", "string"), req("reason", { oneOf: ["full", "unknown"] })],
 };
 
 const CLIENT_FRAME: Kind = {
@@ -773,13 +886,14 @@ const CLIENT_FRAME: Kind = {
     focus: [id, opt("conv", "string")],
     conversations: [id, opt("list", { oneOf: CONVERSATION_LISTS }), opt("after", "string"), opt("limit", "u32")],
     ping: [id],
-    open_direct: [id, req("user", "string")],
+    open_direct: [id, req("user", "string"), flag("encrypted")],
     create_group: [
       id,
       req("title", "string"),
       opt("description", "string"),
       opt("avatar", "string"),
       always("members", { list: "string" }),
+      flag("encrypted"),
     ],
     get_conversation: [id, req("conv", "string")],
     update_group: [
@@ -815,6 +929,9 @@ const CLIENT_FRAME: Kind = {
     ],
     query_keys: [id, req("users", { list: "string" }), opt("conv", "string")],
     claim_keys: [id, req("devices", { list: DEVICE_REF }), opt("conv", "string")],
+    send_to_device: [id, req("kind", "string"), req("messages", { list: OUTGOING_TO_DEVICE }), opt("conv", "string")],
+    ack_to_device: [id, req("messages", { list: TO_DEVICE_ACK })],
+    encrypt: [id, req("conv", "string")],
   },
 };
 
@@ -830,6 +947,7 @@ const SERVER_FRAME: Kind = {
       req("expires_at", millis),
       req("profile", PROFILE),
       req("privacy", PRIVACY),
+      req("keys", KEY_COUNTS),
     ],
     ok: [id],
     users: [id, req("users", { list: DIRECTORY_ENTRY }), opt("next", "string")],
@@ -873,7 +991,9 @@ const SERVER_FRAME: Kind = {
     privacy: [opt("id", "u32"), req("privacy", PRIVACY)],
     invited: [req("conversation", CONVERSATION_SUMMARY)],
     answered: [req("conv", "string"), req("accepted", "bool")],
-    key_counts: [id, req("one_time", "u32"), req("fallback_unused", "bool")],
+    key_counts: [opt("id", "u32"), req("one_time", "u32"), req("fallback_unused", "bool")],
+    to_device_sent: [id, req("queued", "u32"), vec("undelivered", { list: UNDELIVERED })],
+    to_device: [req("messages", { list: TO_DEVICE_MESSAGE })],
     device_keys: [id, req("devices", { list: DEVICE_KEYS_INFO })],
     claimed_keys: [id, req("keys", { list: CLAIMED_KEY })],
   },

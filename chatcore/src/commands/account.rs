@@ -12,7 +12,7 @@ use crate::account::{
 };
 use crate::error::CoreError;
 use crate::model::{DeviceId, UserId};
-use crate::protocol::ServerFrame;
+use crate::protocol::{KeyCountsInfo, ServerFrame};
 use crate::request::{Caller, Out, SignIn, Who};
 use crate::server::Server;
 use crate::session::Disconnect;
@@ -168,6 +168,8 @@ async fn open_session(
         expires_at,
         profile: Box::new(user.profile()),
         privacy: user.privacy,
+        // A new device has no keys yet.
+        keys: KeyCountsInfo::default(),
     })
 }
 
@@ -311,6 +313,14 @@ pub(crate) async fn resume(
         s.admission.sign_in_failed(who.addr, &user.id);
         return Err(e.into());
     }
+    let keys = s.backends.keys.counts(&user.id, &session.device).await;
+    let keys = match keys {
+        Ok(k) => super::keys::counts_info(k),
+        Err(e) => {
+            s.admission.sign_in_failed(who.addr, &user.id);
+            return Err(e.into());
+        }
+    };
     out.sign_in = Some(SignIn {
         user: user.id.clone(),
         device: session.device.clone(),
@@ -324,6 +334,7 @@ pub(crate) async fn resume(
         expires_at,
         profile: Box::new(user.profile()),
         privacy: user.privacy,
+        keys,
     })
 }
 

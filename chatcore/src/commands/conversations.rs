@@ -57,6 +57,7 @@ pub(crate) fn info(state: &ConversationState, me: &UserId) -> ConversationInfo {
             .then(|| state.info.description.clone()),
         avatar: state.info.avatar.clone(),
         history_visible: state.info.history_visible,
+        encrypted: state.encrypted,
         created_at: state.created_at,
         members: state
             .active()
@@ -113,8 +114,17 @@ pub(crate) async fn open_direct(
     out: &mut Out,
     id: u32,
     user: UserId,
+    encrypted: bool,
 ) -> Result<ServerFrame, CoreError> {
-    let state = direct_with(s, caller, out, &user, true).await?;
+    let mut state = direct_with(s, caller, out, &user, true).await?;
+    if encrypted && !state.encrypted {
+        state = match change(s, caller, out, &state.conv, true, Action::Encrypt).await {
+            Ok((state, _)) => state,
+            // Turned on meanwhile, by the other side or another device.
+            Err(CoreError::Conflict { .. }) => visible(s, caller, &state.conv).await?,
+            Err(e) => return Err(e),
+        };
+    }
     out.watch.push(user);
     Ok(ServerFrame::Conversation {
         id,
@@ -218,16 +228,29 @@ fn description(raw: &str) -> Result<String, CoreError> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// The fields of `create_group`.
+pub(crate) struct NewGroup {
+    pub(crate) title: String,
+    pub(crate) description: Option<String>,
+    pub(crate) avatar: Option<String>,
+    pub(crate) members: Vec<UserId>,
+    pub(crate) encrypted: bool,
+}
+
 pub(crate) async fn create_group(
     s: &Server,
     caller: &Caller,
     out: &mut Out,
     id: u32,
-    raw_title: String,
-    raw_description: Option<String>,
-    raw_avatar: Option<String>,
-    members: Vec<UserId>,
+    group: NewGroup,
 ) -> Result<ServerFrame, CoreError> {
+    let NewGroup {
+        title: raw_title,
+        description: raw_description,
+        avatar: raw_avatar,
+        members,
+        encrypted,
+    } = group;
     let title = title(&raw_title)?;
     let description = description(raw_description.as_deref().unwrap_or(""))?;
     let avatar = normalize_avatar(raw_avatar.as_deref().unwrap_or(""))?;
@@ -264,6 +287,7 @@ pub(crate) async fn create_group(
         .iter()
         .map(|u| Pending::new(u.clone(), caller.user.clone(), now))
         .collect();
+    state.encrypted = encrypted;
     let created = NewMessage::notice(
         state.conv.clone(),
         caller.user.clone(),
@@ -384,6 +408,28 @@ pub(crate) async fn change_group(
         conv,
         seq: seq.unwrap_or(0),
         invited,
+    })
+}
+
+/// `encrypt`: turns end-to-end encryption on, once and for good.
+pub(crate) async fn encrypt(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    conv: ConversationId,
+) -> Result<ServerFrame, CoreError> {
+    let seq = match change(s, caller, out, &conv, true, Action::Encrypt).await {
+        Ok((_, seq)) => seq,
+        // On already: nothing to do, as asked.
+        Err(CoreError::Conflict { field }) if field == "encrypted" => None,
+        Err(e) => return Err(e),
+    };
+    Ok(ServerFrame::Changed {
+        id,
+        conv,
+        seq: seq.unwrap_or(0),
+        invited: Vec::new(),
     })
 }
 
@@ -676,6 +722,7 @@ pub(crate) async fn conversations(
                 kind: m.content.kind().to_owned(),
                 preview: preview(&m),
             }),
+            encrypted: c.encrypted,
             muted: muted_until.is_some(),
             muted_until: muted_until.filter(|&t| t != Millis::MAX),
             request: c.pending_for(me).and_then(|p| {

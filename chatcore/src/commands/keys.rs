@@ -18,14 +18,14 @@ use crate::e2e;
 use crate::error::CoreError;
 use crate::model::{ConversationId, UserId};
 use crate::protocol::{
-    ClaimedKey, DeviceKeysInfo, DeviceRef, IdentityKeys, ServerFrame, SignedKey,
+    ClaimedKey, DeviceKeysInfo, DeviceRef, IdentityKeys, KeyCountsInfo, ServerFrame, SignedKey,
 };
-use crate::request::Caller;
+use crate::request::{Caller, Out};
 use crate::server::Server;
-use crate::store::{DeviceKeys, IdentitySet, OneTimeKey};
+use crate::store::{DeviceKeys, Event, IdentitySet, KeyCounts, OneTimeKey, Topic};
 
 /// Users a `query_keys` may name, and devices a `claim_keys`.
-const MAX_TARGETS: usize = 100;
+pub(crate) const MAX_TARGETS: usize = 100;
 
 fn identity_of(k: &DeviceKeys) -> IdentityKeys {
     IdentityKeys {
@@ -113,16 +113,24 @@ pub(crate) async fn upload(
             store.set_fallback(me, device, f).await?;
         }
     }
-    let counts = store.counts(me, device).await?;
+    let counts = counts_info(store.counts(me, device).await?);
     Ok(ServerFrame::KeyCounts {
-        id,
-        one_time: u32::try_from(counts.one_time).unwrap_or(u32::MAX),
+        id: Some(id),
+        one_time: counts.one_time,
         fallback_unused: counts.fallback_unused,
     })
 }
 
+/// What a device has left, as the wire says it.
+pub(crate) fn counts_info(counts: KeyCounts) -> KeyCountsInfo {
+    KeyCountsInfo {
+        one_time: u32::try_from(counts.one_time).unwrap_or(u32::MAX),
+        fallback_unused: counts.fallback_unused,
+    }
+}
+
 /// Of `users`, those the caller may see the devices of (see the module doc).
-async fn reachable(
+pub(crate) async fn reachable(
     s: &Server,
     caller: &Caller,
     users: &[UserId],
@@ -201,6 +209,7 @@ pub(crate) async fn query(
 pub(crate) async fn claim(
     s: &Server,
     caller: &Caller,
+    out: &mut Out,
     id: u32,
     devices: Vec<DeviceRef>,
     conv: Option<ConversationId>,
@@ -234,9 +243,8 @@ pub(crate) async fn claim(
             return Err(CoreError::RateLimited { retry_after_ms });
         }
     }
-    let keys = s
-        .backends
-        .keys
+    let store = &s.backends.keys;
+    let keys: Vec<ClaimedKey> = store
         .claim(&targets)
         .await?
         .into_iter()
@@ -247,5 +255,19 @@ pub(crate) async fn claim(
             fallback: c.fallback,
         })
         .collect();
+    // A device left with few keys is told, so that it tops them up
+    // without waiting for its next sign-in.
+    for k in &keys {
+        let counts = counts_info(store.counts(&k.user, &k.device).await?);
+        if (counts.one_time as usize) < s.config.max_one_time_keys / 2 || !counts.fallback_unused {
+            out.publish(
+                Topic::User(k.user.clone()),
+                Event::KeyCounts {
+                    device: k.device.clone(),
+                    counts,
+                },
+            );
+        }
+    }
     Ok(ServerFrame::ClaimedKeys { id, keys })
 }

@@ -28,7 +28,7 @@ async fn readable(
 
 /// Spends the sender's budget for a message of `bytes` (across all of the
 /// user's connections and nodes); `rate_limited` past it.
-async fn spend_send_budget(
+pub(crate) async fn spend_send_budget(
     s: &Server,
     caller: &Caller,
     bytes: usize,
@@ -78,6 +78,10 @@ pub(crate) async fn send(
             })
         }
         Content::Text { text } => text.len(),
+        Content::Encrypted { ciphertext, .. } => {
+            crate::e2e::check_encrypted(&content, &caller.device)?;
+            ciphertext.len()
+        }
         _ => {
             return Err(CoreError::InvalidArgument {
                 field: "content".into(),

@@ -8,3 +8,4 @@ pub(crate) mod directory;
 pub(crate) mod keys;
 pub(crate) mod messaging;
 pub(crate) mod requests;
+pub(crate) mod to_device;

@@ -242,6 +242,7 @@ pub(crate) fn publish_invited(
             last_seq: 0,
             unread: 0,
             last: None,
+            encrypted: state.encrypted,
             muted: false,
             muted_until: None,
             request: Some(RequestInfo {

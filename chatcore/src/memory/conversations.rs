@@ -185,6 +185,9 @@ impl MessageStore for MemoryMessageStore {
         if conv.state.pending_for(&msg.from).is_some() {
             return Err(StoreError::NotAccepted);
         }
+        if conv.state.encrypted && msg.content.is_plaintext() {
+            return Err(StoreError::Encrypted);
+        }
         let message = conv.push(msg);
         slot.insert(message.clone());
         Ok(Appended::stored(message, conv.recipients.clone()))
@@ -208,6 +211,7 @@ impl MessageStore for MemoryMessageStore {
         conv.state.invite = state.invite.clone();
         conv.state.blocked = state.blocked.clone();
         conv.state.pending = state.pending.clone();
+        conv.state.encrypted |= state.encrypted;
         conv.state.version = state.version;
         conv.recipients = recipients(&conv.state);
         let message = notice.map(|n| conv.push(n));

@@ -438,17 +438,20 @@ mod tests {
             );
         }
         for frame in frames {
+            // A send of anything but text is the derived decoder's.
+            let text = !matches!(&frame, ClientFrame::Send { content, .. }
+                if !matches!(content, crate::model::Content::Text { .. }));
             for codec in [Codec::MsgPack, Codec::Json] {
                 let bytes = codec.encode(&frame).expect("encodes");
                 let got = fast(codec, &bytes);
-                if FAST.contains(&frame.type_name()) {
+                if FAST.contains(&frame.type_name()) && text {
                     assert_eq!(got.as_ref(), Some(&frame), "{codec:?}");
                 } else {
                     assert_eq!(got, None, "{codec:?} {}", frame.type_name());
                 }
                 if codec == Codec::MsgPack {
                     let hand = super::decode_msgpack_send(&bytes);
-                    if frame.type_name() == "send" {
+                    if frame.type_name() == "send" && text {
                         assert_eq!(hand.as_ref(), Some(&frame));
                     } else {
                         assert_eq!(hand, None, "{}", frame.type_name());

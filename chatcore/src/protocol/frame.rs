@@ -219,6 +219,9 @@ pub enum ClientFrame {
         id: u32,
         /// The other user.
         user: UserId,
+        /// Turn end-to-end encryption on, if it is not on yet.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        encrypted: bool,
     },
     /// Creates a group owned by the caller. Reply: `conversation`.
     CreateGroup {
@@ -235,6 +238,9 @@ pub enum ClientFrame {
         /// The other initial members.
         #[serde(default)]
         members: Vec<UserId>,
+        /// End-to-end encrypted from the start.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        encrypted: bool,
     },
     /// One conversation with its members. Reply: `conversation`.
     GetConversation {
@@ -460,6 +466,40 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conv: Option<ConversationId>,
     },
+    /// Queues opaque payloads for devices: each named device, or every
+    /// device with keys of a user when `device` is absent, of users the
+    /// caller may reach (as for `query_keys`; with `conv`, its members).
+    /// Each is delivered to its device until that device acknowledges it;
+    /// a retry with the same `id` is stored once. Reply: `to_device_sent`.
+    SendToDevice {
+        /// Request id.
+        id: u32,
+        /// What the payloads are (`olm.v1`: Olm-encrypted), for the receivers.
+        kind: String,
+        /// The payloads, each with its target.
+        messages: Vec<OutgoingToDevice>,
+        /// A conversation the caller and the targets' users are members of.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conv: Option<ConversationId>,
+    },
+    /// The device processed these payloads: the server deletes them.
+    /// Unknown ones are ignored. Reply: `ok`.
+    AckToDevice {
+        /// Request id.
+        id: u32,
+        /// Which, by sending device and id.
+        messages: Vec<ToDeviceAck>,
+    },
+    /// Turns end-to-end encryption on for a conversation (any member of
+    /// a direct conversation, an admin of a group); it is never turned
+    /// off. From its notice on, the conversation takes only `encrypted`
+    /// content. Reply: `changed` (`seq` 0 if it was on already).
+    Encrypt {
+        /// Request id.
+        id: u32,
+        /// The conversation.
+        conv: ConversationId,
+    },
     /// Liveness check at the application level. Reply: `pong`.
     Ping {
         /// Request id.
@@ -517,6 +557,84 @@ pub struct DeviceRef {
     pub user: UserId,
     /// The device.
     pub device: DeviceId,
+}
+
+/// A payload for a device, in `send_to_device`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutgoingToDevice {
+    /// The target user.
+    pub user: UserId,
+    /// The target device; absent: every device of the user that has keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceId>,
+    /// The sender's id for it, unique among the sending device's: a retry
+    /// with the same id is stored once per target.
+    pub id: String,
+    /// The payload (unpadded standard base64), which the server never reads.
+    pub payload: String,
+}
+
+/// A payload a device processed, in `ack_to_device`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToDeviceAck {
+    /// The device that sent it.
+    pub from_device: DeviceId,
+    /// Its id.
+    pub id: String,
+}
+
+/// A payload delivered to this device, in a `to_device` push.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToDeviceMessage {
+    /// The sender's id for it (with `from_device`, what `ack_to_device`
+    /// names and what a client deduplicates by).
+    pub id: String,
+    /// The sending user.
+    pub from_user: UserId,
+    /// The sending device.
+    pub from_device: DeviceId,
+    /// What it is (`olm.v1`: Olm-encrypted).
+    pub kind: String,
+    /// The payload (unpadded standard base64).
+    pub payload: String,
+    /// When the server took it.
+    pub ts: Millis,
+}
+
+/// Why a payload of `send_to_device` was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UndeliveredReason {
+    /// The device has too many payloads waiting; retry later.
+    Full,
+    /// No such device (or user) that the caller may reach.
+    Unknown,
+}
+
+/// A target of `send_to_device` that got nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Undelivered {
+    /// The user.
+    pub user: UserId,
+    /// The device, when one was named or found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceId>,
+    /// Why.
+    pub reason: UndeliveredReason,
+}
+
+/// What a device has left in the key directory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCountsInfo {
+    /// One-time keys not claimed yet.
+    pub one_time: u32,
+    /// Whether an unused fallback key is stored.
+    pub fallback_unused: bool,
 }
 
 /// A device's identity keys as the directory shows them.
@@ -648,6 +766,9 @@ impl ClientFrame {
             | ClientFrame::UploadKeys { id, .. }
             | ClientFrame::QueryKeys { id, .. }
             | ClientFrame::ClaimKeys { id, .. }
+            | ClientFrame::SendToDevice { id, .. }
+            | ClientFrame::AckToDevice { id, .. }
+            | ClientFrame::Encrypt { id, .. }
             | ClientFrame::Ping { id } => *id,
         }
     }
@@ -697,6 +818,9 @@ impl ClientFrame {
             ClientFrame::UploadKeys { .. } => "upload_keys",
             ClientFrame::QueryKeys { .. } => "query_keys",
             ClientFrame::ClaimKeys { .. } => "claim_keys",
+            ClientFrame::SendToDevice { .. } => "send_to_device",
+            ClientFrame::AckToDevice { .. } => "ack_to_device",
+            ClientFrame::Encrypt { .. } => "encrypt",
             ClientFrame::Ping { .. } => "ping",
         }
     }
@@ -745,6 +869,9 @@ pub struct ConversationSummary {
     /// The newest entry the caller may read, for a preview.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<LastEntry>,
+    /// Whether it is end-to-end encrypted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
     /// Whether alerts are muted now.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub muted: bool,
@@ -815,6 +942,10 @@ pub struct ConversationInfo {
     pub avatar: Option<String>,
     /// Whether new members see the history from before they joined.
     pub history_visible: bool,
+    /// Whether it is end-to-end encrypted (then it takes only `encrypted`
+    /// content).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
     /// When it was created.
     pub created_at: Millis,
     /// The current members, longest-serving first.
@@ -866,6 +997,9 @@ pub enum ServerFrame {
         profile: Box<Profile>,
         /// The user's privacy settings.
         privacy: Privacy,
+        /// What this device has left in the key directory, so that it tops
+        /// its one-time keys up.
+        keys: KeyCountsInfo,
     },
     /// Success with nothing to report.
     Ok {
@@ -1065,14 +1199,32 @@ pub enum ServerFrame {
         /// The settings.
         privacy: Privacy,
     },
-    /// Reply to `upload_keys`: what the device has left on the server.
+    /// Reply to `upload_keys`: what the device has left on the server;
+    /// also pushed to a device when claims leave it few keys.
     KeyCounts {
-        /// Request id.
-        id: u32,
+        /// Request id (absent in a push).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u32>,
         /// One-time keys not claimed yet.
         one_time: u32,
         /// Whether an unused fallback key is stored.
         fallback_unused: bool,
+    },
+    /// Reply to `send_to_device`.
+    ToDeviceSent {
+        /// Request id.
+        id: u32,
+        /// Payloads queued (or queued before, for a retry).
+        queued: u32,
+        /// Targets that got nothing, and why.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        undelivered: Vec<Undelivered>,
+    },
+    /// Push: payloads for this device, oldest first. Each comes again
+    /// (after a reconnect) until the device acknowledges it.
+    ToDevice {
+        /// The payloads.
+        messages: Vec<ToDeviceMessage>,
     },
     /// Reply to `query_keys`.
     DeviceKeys {
@@ -1121,12 +1273,13 @@ impl ServerFrame {
             | ServerFrame::Changed { id, .. }
             | ServerFrame::Invite { id, .. }
             | ServerFrame::Pong { id }
-            | ServerFrame::KeyCounts { id, .. }
+            | ServerFrame::ToDeviceSent { id, .. }
             | ServerFrame::DeviceKeys { id, .. }
             | ServerFrame::ClaimedKeys { id, .. } => Some(*id),
             ServerFrame::Contacts { id, .. } => Some(*id),
             ServerFrame::Error { id, .. }
             | ServerFrame::Contact { id, .. }
+            | ServerFrame::KeyCounts { id, .. }
             | ServerFrame::Privacy { id, .. } => *id,
             ServerFrame::Message { .. }
             | ServerFrame::Presence { .. }
@@ -1135,6 +1288,7 @@ impl ServerFrame {
             | ServerFrame::ProfileChanged { .. }
             | ServerFrame::NewUser { .. }
             | ServerFrame::Invited { .. }
+            | ServerFrame::ToDevice { .. }
             | ServerFrame::Answered { .. } => None,
         }
     }

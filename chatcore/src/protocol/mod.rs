@@ -21,7 +21,8 @@ pub(crate) use fast::decode_msgpack_send;
 pub use frame::{
     ClaimedKey, ClientFrame, ContactAction, ContactInfo, ContactList, ContactState,
     ConversationInfo, ConversationList, ConversationSummary, DeviceKeysInfo, DeviceRef,
-    DirectoryEntry, IdentityKeys, LastEntry, MemberInfo, RequestInfo, ServerFrame, SignedKey,
-    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    DirectoryEntry, IdentityKeys, KeyCountsInfo, LastEntry, MemberInfo, OutgoingToDevice,
+    RequestInfo, ServerFrame, SignedKey, ToDeviceAck, ToDeviceMessage, Undelivered,
+    UndeliveredReason, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use shared::SharedMessage;

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use super::StoreResult;
 use crate::model::{ConversationId, DeviceId, Presence, Privacy, Profile, UserId};
-use crate::protocol::{ContactInfo, ConversationSummary, DirectoryEntry, SharedMessage};
+use crate::protocol::{
+    ContactInfo, ConversationSummary, DirectoryEntry, KeyCountsInfo, SharedMessage, ToDeviceMessage,
+};
 
 /// Where events are published. Every connection of a user listens on
 /// `User(user)`; connections watching someone's presence listen on
@@ -112,6 +114,21 @@ pub enum Event {
     /// Sessions of the topic's user were revoked: the connections signed in
     /// with them close (4001).
     Revoked(Revocation),
+    /// A to-device payload for one of the topic's user's devices.
+    ToDevice {
+        /// The target device.
+        device: DeviceId,
+        /// The payload, as pushed.
+        message: Box<ToDeviceMessage>,
+    },
+    /// Claims left one of the topic's user's devices few one-time keys:
+    /// it tops them up.
+    KeyCounts {
+        /// The device.
+        device: DeviceId,
+        /// What it has left.
+        counts: KeyCountsInfo,
+    },
 }
 
 /// Which of a user's sessions a [`Event::Revoked`] ended. A session is one

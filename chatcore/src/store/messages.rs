@@ -269,6 +269,12 @@ pub struct ConversationState {
     /// until the request is accepted. In a group, users invited who are
     /// not members yet. Set and cleared through [`MessageStore::change`].
     pub pending: Vec<Pending>,
+    /// Whether the conversation is end-to-end encrypted: from the entry
+    /// that turned it on, [`MessageStore::append`] refuses plain text
+    /// ([`Content::is_plaintext`](crate::model::Content::is_plaintext))
+    /// with [`StoreError::Encrypted`](super::StoreError::Encrypted). Set
+    /// through [`MessageStore::change`]; a change never clears it.
+    pub encrypted: bool,
 }
 
 impl ConversationState {
@@ -289,6 +295,7 @@ impl ConversationState {
             invite: None,
             blocked: Vec::new(),
             pending: Vec::new(),
+            encrypted: false,
         }
     }
 
@@ -314,6 +321,7 @@ impl ConversationState {
             invite: None,
             blocked: Vec::new(),
             pending: Vec::new(),
+            encrypted: false,
         }
     }
 
@@ -423,11 +431,13 @@ pub trait MessageStore: Send + Sync {
     /// the first attempt. `NotFound` if the conversation does not exist,
     /// `NotMember` if `from` is not a current member when the entry would
     /// land, `Blocked` if the conversation is blocked, `NotAccepted` if
-    /// `from` has not accepted it ([`ConversationState::pending`]). When this returns `Ok`, the message survives a crash.
+    /// `from` has not accepted it ([`ConversationState::pending`]),
+    /// `Encrypted` if the content is plain text and the conversation is
+    /// encrypted ([`ConversationState::encrypted`]). When this returns `Ok`, the message survives a crash.
     async fn append(&self, msg: NewMessage) -> StoreResult<Appended>;
 
-    /// Replaces the settings, members and invite of `state.conv` with those
-    /// of `state`, if the stored conversation's `version` is still
+    /// Replaces the settings, members, invite, blocks, pending users and
+    /// encryption of `state.conv` with those of `state`, if the stored conversation's `version` is still
     /// `state.version - 1` and, when `notice` is given, its head is still
     /// `state.last_seq - 1`: the notice is then appended at
     /// `state.last_seq`, in the same atomic step. [`Changed::Stale`]

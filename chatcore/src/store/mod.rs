@@ -57,6 +57,10 @@ pub enum StoreError {
     /// request to them ([`ConversationState::pending`]).
     #[error("not accepted")]
     NotAccepted,
+    /// The conversation is end-to-end encrypted and the entry is plain
+    /// text ([`ConversationState::encrypted`]).
+    #[error("the conversation is encrypted")]
+    Encrypted,
     /// The backend could not be reached or did not answer in time.
     #[error("backend unavailable: {0}")]
     Unavailable(String),

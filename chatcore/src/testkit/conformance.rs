@@ -67,6 +67,7 @@ cases!(
     conversations_blocked_refuses_every_append_until_cleared,
     conversations_requests_are_listed_apart_until_accepted,
     conversations_invitations_are_listed_to_the_invited_only,
+    conversations_encrypted_refuses_plain_text_and_stays_on,
     contacts_change_compares_and_swaps_on_version,
     contacts_relations_returns_only_stored_pairs,
     contacts_list_filters_orders_and_pages_each_view,
@@ -1585,6 +1586,105 @@ async fn conversations_blocked_refuses_every_append_until_cleared(b: Backends) {
 /// The ids of listed conversations.
 fn ids(states: &[ConversationState]) -> Vec<ConversationId> {
     states.iter().map(|c| c.conv.clone()).collect()
+}
+
+async fn conversations_encrypted_refuses_plain_text_and_stays_on(b: Backends) {
+    let (a, z) = (UserId::generate(), UserId::generate());
+    let stored = b
+        .messages
+        .open_direct(ConversationState::direct(&a, &z, T0))
+        .await
+        .unwrap();
+    assert!(!stored.encrypted, "a new conversation is not encrypted");
+    let c = stored.conv.clone();
+    b.messages
+        .append(msg(&c, &a, &z, "plain", T0 + 1))
+        .await
+        .unwrap();
+    let ciphertext = |id: &str| Content::Encrypted {
+        algorithm: "megolm.v1".into(),
+        device: DeviceId::from("DEV"),
+        session: "s1".into(),
+        ciphertext: format!("AwgA{id}"),
+    };
+    // Turned on with its notice, in one step.
+    let mut on = b.messages.conversation(&c).await.unwrap().unwrap();
+    on.version += 1;
+    on.last_seq += 1;
+    on.encrypted = true;
+    let notice = NewMessage::new(
+        c.clone(),
+        a.clone(),
+        "on".into(),
+        T0 + 2,
+        Content::EncryptionEnabled {},
+    );
+    assert!(matches!(
+        b.messages.change(&on, Some(notice)).await.unwrap(),
+        Changed::Done(Some(_))
+    ));
+    let got = b.messages.conversation(&c).await.unwrap().unwrap();
+    assert!(got.encrypted, "read back");
+    assert_eq!(got.last_seq, 2);
+    assert_eq!(
+        b.messages
+            .append(msg(&c, &z, &a, "late", T0 + 3))
+            .await
+            .map(|_| ()),
+        Err(StoreError::Encrypted),
+        "plain text is refused from the notice on"
+    );
+    assert!(
+        b.messages
+            .append(msg(&c, &a, &z, "plain", T0 + 3))
+            .await
+            .unwrap()
+            .duplicate,
+        "a retry of a message stored before is still answered"
+    );
+    let sent = b
+        .messages
+        .append(NewMessage::new(
+            c.clone(),
+            z.clone(),
+            "e1".into(),
+            T0 + 4,
+            ciphertext("e1"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(sent.message.seq, 3, "ciphertext is taken, the log gap-free");
+    assert_eq!(sent.message.content, ciphertext("e1"), "stored as sent");
+    // A change that says otherwise does not turn it off.
+    let mut off = b.messages.conversation(&c).await.unwrap().unwrap();
+    off.version += 1;
+    off.encrypted = false;
+    assert!(matches!(
+        b.messages.change(&off, None).await.unwrap(),
+        Changed::Done(None)
+    ));
+    assert!(
+        b.messages
+            .conversation(&c)
+            .await
+            .unwrap()
+            .unwrap()
+            .encrypted
+    );
+    assert_eq!(
+        b.messages
+            .append(msg(&c, &a, &z, "again", T0 + 5))
+            .await
+            .map(|_| ()),
+        Err(StoreError::Encrypted),
+        "never turned off"
+    );
+    let page = b.messages.history(&c, None, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.content.kind()).collect::<Vec<_>>(),
+        vec!["text", "encryption_enabled", "encrypted"],
+        "every kind read back"
+    );
 }
 
 async fn conversations_requests_are_listed_apart_until_accepted(b: Backends) {

@@ -353,6 +353,7 @@ impl World {
                         description: None,
                         avatar: None,
                         members: ids,
+                        encrypted: false,
                     })
                     .await;
                 let conv = match reply {

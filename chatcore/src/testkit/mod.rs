@@ -35,6 +35,7 @@ pub mod groups;
 pub mod keys;
 pub mod model;
 pub mod samples;
+pub mod to_device;
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -8,8 +8,9 @@ use crate::model::{
 use crate::protocol::{
     ClaimedKey, ClientFrame, ContactAction, ContactInfo, ContactList, ContactState,
     ConversationInfo, ConversationList, ConversationSummary, DeviceKeysInfo, DeviceRef,
-    DirectoryEntry, ErrorCode, IdentityKeys, LastEntry, MemberInfo, RequestInfo, ServerFrame,
-    SignedKey,
+    DirectoryEntry, ErrorCode, IdentityKeys, KeyCountsInfo, LastEntry, MemberInfo,
+    OutgoingToDevice, RequestInfo, ServerFrame, SignedKey, ToDeviceAck, ToDeviceMessage,
+    Undelivered, UndeliveredReason,
 };
 
 fn alice() -> UserId {
@@ -95,6 +96,15 @@ fn message() -> Message {
         content: Content::Text {
             text: "Hello, Bob! 👋".into(),
         },
+    }
+}
+
+fn encrypted() -> Content {
+    Content::Encrypted {
+        algorithm: "megolm.v1".into(),
+        device: DeviceId::from("0190f7a2-7000-7000-8000-0000000de71c"),
+        session: "mJ2Qm3lBv0b3uKkQ0vCq7yGZ8vXo1pD4l9mC3bL1s6E".into(),
+        ciphertext: "AwgAEhAx8mWzQ2d8c3F5cGhlcnRleHQ".into(),
     }
 }
 
@@ -221,6 +231,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
         ClientFrame::OpenDirect {
             id: 20,
             user: bob(),
+            encrypted: true,
         },
         ClientFrame::CreateGroup {
             id: 21,
@@ -228,6 +239,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             description: Some("Mad hatters only".into()),
             avatar: None,
             members: vec![bob(), carol()],
+            encrypted: false,
         },
         ClientFrame::GetConversation {
             id: 22,
@@ -346,6 +358,43 @@ pub fn client_frames() -> Vec<ClientFrame> {
             }],
             conv: Some(conv()),
         },
+        ClientFrame::Send {
+            id: 45,
+            conv: Some(conv()),
+            to: None,
+            client_id: "c-8a01".into(),
+            content: encrypted(),
+        },
+        ClientFrame::SendToDevice {
+            id: 46,
+            kind: "olm.v1".into(),
+            messages: vec![
+                OutgoingToDevice {
+                    user: bob(),
+                    device: Some(DeviceId::from("0190f7a2-6c1e-7b3a-9f00-0000000d0b01")),
+                    id: "td-1".into(),
+                    payload: "AwogU2Vzc2lvbiBrZXk".into(),
+                },
+                OutgoingToDevice {
+                    user: alice(),
+                    device: None,
+                    id: "td-2".into(),
+                    payload: "AwogT3duIGRldmljZXM".into(),
+                },
+            ],
+            conv: None,
+        },
+        ClientFrame::AckToDevice {
+            id: 47,
+            messages: vec![ToDeviceAck {
+                from_device: DeviceId::from("0190f7a2-6c1e-7b3a-9f00-0000000d0b01"),
+                id: "td-9".into(),
+            }],
+        },
+        ClientFrame::Encrypt {
+            id: 48,
+            conv: group(),
+        },
     ]
 }
 
@@ -372,6 +421,10 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 avatar: None,
             }),
             privacy: Privacy::default(),
+            keys: KeyCountsInfo {
+                one_time: 37,
+                fallback_unused: true,
+            },
         },
         ServerFrame::Ok { id: 15 },
         ServerFrame::Users {
@@ -423,6 +476,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                         kind: "text".into(),
                         preview: Some("Hello, Bob! 👋".into()),
                     }),
+                    encrypted: true,
                     muted: false,
                     muted_until: None,
                     request: None,
@@ -445,6 +499,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                         kind: "members_added".into(),
                         preview: None,
                     }),
+                    encrypted: false,
                     muted: true,
                     muted_until: Some(1_732_627_200_000),
                     request: None,
@@ -461,6 +516,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     last_seq: 30,
                     unread: 0,
                     last: None,
+                    encrypted: false,
                     muted: true,
                     muted_until: None,
                     request: None,
@@ -477,6 +533,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 description: Some("Mad hatters only".into()),
                 avatar: None,
                 history_visible: false,
+                encrypted: true,
                 created_at: 1_732_540_850_000,
                 members: vec![
                     MemberInfo {
@@ -650,6 +707,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     kind: "text".into(),
                     preview: Some("Hi, we met at the fair".into()),
                 }),
+                encrypted: false,
                 muted: false,
                 muted_until: None,
                 request: Some(RequestInfo {
@@ -672,6 +730,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 last_seq: 0,
                 unread: 0,
                 last: None,
+                encrypted: false,
                 muted: false,
                 muted_until: None,
                 request: Some(RequestInfo {
@@ -685,7 +744,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
             accepted: true,
         },
         ServerFrame::KeyCounts {
-            id: 42,
+            id: Some(42),
             one_time: 1,
             fallback_unused: true,
         },
@@ -706,6 +765,38 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 fallback: false,
             }],
         },
+        ServerFrame::KeyCounts {
+            id: None,
+            one_time: 49,
+            fallback_unused: true,
+        },
+        ServerFrame::ToDeviceSent {
+            id: 46,
+            queued: 2,
+            undelivered: vec![Undelivered {
+                user: bob(),
+                device: Some(DeviceId::from("0190f7a2-6c1e-7b3a-9f00-0000000d0b02")),
+                reason: UndeliveredReason::Full,
+            }],
+        },
+        ServerFrame::ToDevice {
+            messages: vec![ToDeviceMessage {
+                id: "td-1".into(),
+                from_user: alice(),
+                from_device: DeviceId::from("0190f7a2-7000-7000-8000-0000000de71c"),
+                kind: "olm.v1".into(),
+                payload: "AwogU2Vzc2lvbiBrZXk".into(),
+                ts: 1_732_541_300_000,
+            }],
+        },
+        ServerFrame::Message {
+            message: Message {
+                content: encrypted(),
+                ..message()
+            }
+            .into(),
+        },
+        notice_frame(14, Content::EncryptionEnabled {}),
     ]
 }
 
@@ -745,5 +836,7 @@ pub fn server_type_name(f: &ServerFrame) -> &'static str {
         ServerFrame::KeyCounts { .. } => "key_counts",
         ServerFrame::DeviceKeys { .. } => "device_keys",
         ServerFrame::ClaimedKeys { .. } => "claimed_keys",
+        ServerFrame::ToDeviceSent { .. } => "to_device_sent",
+        ServerFrame::ToDevice { .. } => "to_device",
     }
 }

@@ -93,6 +93,7 @@ impl World {
                     description: None,
                     avatar: None,
                     members: members.iter().map(|c| c.user.clone()).collect(),
+                    encrypted: false,
                 },
             )
             .await;
@@ -198,6 +199,7 @@ async fn a_group_is_created_with_its_notice_and_validated_on_each_field() {
                 description: Some("Mad hatters only".into()),
                 avatar: None,
                 members: vec![bob.user.clone(), bob.user.clone(), alice.user.clone()],
+                encrypted: false,
             },
         )
         .await;
@@ -222,6 +224,7 @@ async fn a_group_is_created_with_its_notice_and_validated_on_each_field() {
         description: None,
         avatar: None,
         members,
+        encrypted: false,
     };
     assert_eq!(
         w.err(&alice, create("", vec![])).await,
@@ -411,6 +414,7 @@ async fn roles_decide_who_changes_what() {
             ClientFrame::OpenDirect {
                 id: 1,
                 user: dave.user.clone(),
+                encrypted: false,
             },
         )
         .await
@@ -441,6 +445,7 @@ async fn the_member_limit_holds() {
                 description: None,
                 avatar: None,
                 members: vec![b.user.clone(), c.user.clone(), d.user.clone()],
+                encrypted: false,
             },
         )
         .await;
@@ -577,6 +582,7 @@ async fn direct_conversations_open_once_and_a_send_names_one_target() {
         let frame = ClientFrame::OpenDirect {
             id: 1,
             user: u.user.clone(),
+            encrypted: false,
         };
         let (c, w) = (c.clone(), &w);
         async move {
@@ -637,7 +643,8 @@ async fn direct_conversations_open_once_and_a_send_names_one_target() {
             &alice,
             ClientFrame::OpenDirect {
                 id: 1,
-                user: alice.user.clone()
+                user: alice.user.clone(),
+                encrypted: false,
             }
         )
         .await,

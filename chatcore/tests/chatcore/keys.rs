@@ -265,6 +265,7 @@ async fn only_who_may_reach_a_user_sees_and_claims_their_keys() {
             description: None,
             avatar: None,
             members: vec![alice.user.clone(), carol.user.clone()],
+            encrypted: false,
         },
     )
     .await

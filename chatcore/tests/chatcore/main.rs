@@ -3,6 +3,7 @@
 //! vectors, and whole sessions over in-process channels.
 
 mod codec;
+mod encryption;
 mod groups;
 mod keys;
 mod requests;
@@ -42,4 +43,13 @@ fn memory_backends_pass_the_key_directory_model() {
         .and_then(|c| c.parse().ok())
         .unwrap_or(64);
     chatcore::testkit::keys::check(Arc::new(|| async { Backends::memory() }), cases);
+}
+
+#[test]
+fn memory_backends_pass_the_to_device_model() {
+    let cases = std::env::var("CHATCORE_MODEL_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64);
+    chatcore::testkit::to_device::check(Arc::new(|| async { Backends::memory() }), cases);
 }

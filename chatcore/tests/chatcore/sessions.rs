@@ -17,20 +17,20 @@ use tokio_util::sync::CancellationToken;
 const PW: &str = "tangerine submarine orchestra 77";
 const WAIT: Duration = Duration::from_secs(20);
 
-struct Client {
-    conn: InProcess,
+pub(crate) struct Client {
+    pub(crate) conn: InProcess,
     next: u32,
-    pushes: Vec<ServerFrame>,
-    user: Option<UserId>,
-    token: Option<String>,
+    pub(crate) pushes: Vec<ServerFrame>,
+    pub(crate) user: Option<UserId>,
+    pub(crate) token: Option<String>,
 }
 
 impl Client {
-    async fn connect(server: &Arc<Server>) -> Client {
+    pub(crate) async fn connect(server: &Arc<Server>) -> Client {
         Self::connect_from(server, None, 64).await
     }
 
-    async fn connect_from(
+    pub(crate) async fn connect_from(
         server: &Arc<Server>,
         addr: Option<std::net::IpAddr>,
         capacity: usize,
@@ -62,7 +62,7 @@ impl Client {
         c
     }
 
-    async fn req(&mut self, make: impl FnOnce(u32) -> ClientFrame) -> ServerFrame {
+    pub(crate) async fn req(&mut self, make: impl FnOnce(u32) -> ClientFrame) -> ServerFrame {
         self.next += 1;
         let id = self.next;
         self.conn
@@ -86,7 +86,7 @@ impl Client {
     }
 
     /// The next push, waiting for it if none is buffered.
-    async fn push(&mut self) -> ServerFrame {
+    pub(crate) async fn push(&mut self) -> ServerFrame {
         if !self.pushes.is_empty() {
             return self.pushes.remove(0);
         }
@@ -97,7 +97,7 @@ impl Client {
     }
 
     /// Pushes received so far (a ping round-trip first flushes what is queued).
-    async fn drain(&mut self) -> Vec<ServerFrame> {
+    pub(crate) async fn drain(&mut self) -> Vec<ServerFrame> {
         assert!(matches!(
             self.req(|id| ClientFrame::Ping { id }).await,
             ServerFrame::Pong { .. }
@@ -105,7 +105,7 @@ impl Client {
         std::mem::take(&mut self.pushes)
     }
 
-    async fn register(&mut self, name: &str, phone: &str) -> UserId {
+    pub(crate) async fn register(&mut self, name: &str, phone: &str) -> UserId {
         let reply = self
             .req(|id| ClientFrame::Register {
                 id,
@@ -130,7 +130,7 @@ impl Client {
         user
     }
 
-    async fn login(&mut self, login: &str, password: &str) -> ServerFrame {
+    pub(crate) async fn login(&mut self, login: &str, password: &str) -> ServerFrame {
         let reply = self
             .req(|id| ClientFrame::Login {
                 id,
@@ -146,7 +146,7 @@ impl Client {
         reply
     }
 
-    async fn send(&mut self, to: &UserId, client_id: &str, text: &str) -> ServerFrame {
+    pub(crate) async fn send(&mut self, to: &UserId, client_id: &str, text: &str) -> ServerFrame {
         self.req(|id| ClientFrame::Send {
             id,
             conv: None,
@@ -157,7 +157,7 @@ impl Client {
         .await
     }
 
-    async fn closed(self) -> Disconnect {
+    pub(crate) async fn closed(self) -> Disconnect {
         tokio::time::timeout(WAIT, self.conn.task)
             .await
             .expect("closes in time")
@@ -165,14 +165,14 @@ impl Client {
     }
 }
 
-fn code(f: &ServerFrame) -> Option<ErrorCode> {
+pub(crate) fn code(f: &ServerFrame) -> Option<ErrorCode> {
     match f {
         ServerFrame::Error { code, .. } => Some(*code),
         _ => None,
     }
 }
 
-fn server() -> Arc<Server> {
+pub(crate) fn server() -> Arc<Server> {
     Server::new(Backends::memory(), fast_config()).unwrap()
 }
 
@@ -188,7 +188,7 @@ fn server_with_mailer() -> (Arc<Server>, Arc<MemoryMailer>, Arc<ManualClock>) {
     (s, mailer, clock)
 }
 
-async fn two_users(s: &Arc<Server>) -> (Client, Client, UserId, UserId) {
+pub(crate) async fn two_users(s: &Arc<Server>) -> (Client, Client, UserId, UserId) {
     let mut a = Client::connect(s).await;
     let alice = a.register("alice", "+441111111111").await;
     let mut b = Client::connect(s).await;

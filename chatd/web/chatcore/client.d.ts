@@ -10,7 +10,7 @@
  */
 import { type Codec } from "./codec.js";
 import { ChatError } from "./errors.js";
-import { type AlertFrame, type Audience, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceKeysInfo, type DeviceRef, type DirectoryEntry, type IdentityKeys, type Message, type Presence, type Privacy, type Profile, type ReadFrame, type SignedKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+import { type AlertFrame, type Audience, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceKeysInfo, type DeviceRef, type DirectoryEntry, type IdentityKeys, type KeyCounts, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
 /** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
 export interface WebSocketLike {
     readonly readyState: number;
@@ -68,6 +68,8 @@ export interface Session {
     profile: Profile;
     /** The user's privacy settings; kept current by {@link ChatClient.setPrivacy} and the `privacy` event. */
     privacy: Privacy;
+    /** What this device had left in the key directory when it signed in (the `keycounts` event says when claims run it low). */
+    keys: KeyCounts;
 }
 /** Where the connection stands. */
 export type ConnectionState = 
@@ -130,6 +132,13 @@ export interface ClientEvents {
         conv: string;
         accepted: boolean;
     };
+    /**
+     * To-device payloads for this device (PROTOCOL.md "To-device messages"), oldest first: live, and again after each
+     * sign-in until acknowledged ({@link ChatClient.ackToDevice}). Process each (`from_device`, `id`) once.
+     */
+    todevice: ToDeviceMessage[];
+    /** Claims left this device few one-time keys, or took its fallback key: top up ({@link ChatClient.uploadKeys}). */
+    keycounts: KeyCounts;
     /** Signed in (`register`, `login`) or resumed (`resumed`: also after a reconnect). */
     session: {
         session: Session;
@@ -430,8 +439,23 @@ export declare class ChatClient {
     queryKeys(users: string[], conv?: string): Promise<DeviceKeysInfo[]>;
     /** One one-time key (or the fallback key) of each device named that the caller may reach. */
     claimKeys(devices: DeviceRef[], conv?: string): Promise<ClaimedKey[]>;
-    /** The direct conversation with `user`, opened if need be. */
-    openDirect(user: string): Promise<ConversationInfo>;
+    /**
+     * Queues opaque payloads of `kind` for devices (PROTOCOL.md "To-device messages"): each to a device, or to every
+     * device with keys of its user when `device` is absent. Resolves with how many were queued (a retry with the same
+     * ids counts again, stored once) and the targets that got nothing.
+     */
+    sendToDevice(kind: string, messages: OutgoingToDevice[], conv?: string): Promise<{
+        queued: number;
+        undelivered: Undelivered[];
+    }>;
+    /** This device processed these to-device payloads: the server deletes them and delivers them no more. */
+    ackToDevice(messages: ToDeviceAck[]): Promise<void>;
+    /** Turns end-to-end encryption on for `conv`, for good; resolves with its notice's seq (0 if it was on already). */
+    encrypt(conv: string): Promise<number>;
+    /** The direct conversation with `user`, opened if need be; with `encrypted`, end-to-end encryption is turned on if it is not yet. */
+    openDirect(user: string, options?: {
+        encrypted?: boolean;
+    }): Promise<ConversationInfo>;
     /**
      * The server pushes the notice of a change to every member's devices but the connection that asked (it has
      * its reply, which carries only the seq): this one fetches it by a sync, so it arrives as a `message` event
@@ -447,6 +471,7 @@ export declare class ChatClient {
         description?: string;
         avatar?: string;
         members?: string[];
+        encrypted?: boolean;
     }): Promise<ConversationInfo>;
     /** One conversation with its members (the caller is or was a member). */
     getConversation(conv: string): Promise<ConversationInfo>;

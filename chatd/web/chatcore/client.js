@@ -381,6 +381,7 @@ export class ChatClient {
             expires_at: frame.expires_at,
             profile: frame.profile,
             privacy: frame.privacy,
+            keys: frame.keys,
         };
         // Delivery cursors belong to a device: a new device starts from nothing.
         if (!previous || previous.device !== session.device)
@@ -520,6 +521,15 @@ export class ChatClient {
                 return;
             case "answered":
                 this.emit("answered", { conv: frame.conv, accepted: frame.accepted });
+                return;
+            case "to_device":
+                this.emit("todevice", frame.messages);
+                return;
+            case "key_counts":
+                if (frame.id !== undefined)
+                    this.onReply(frame.id, frame);
+                else
+                    this.emit("keycounts", { one_time: frame.one_time, fallback_unused: frame.fallback_unused });
                 return;
             // Replies with an id, pushes without.
             case "contact":
@@ -877,10 +887,30 @@ export class ChatClient {
         const reply = await this.request({ type: "claim_keys", devices, ...(conv === undefined ? {} : { conv }) }, "claimed_keys", { auth: true });
         return reply.keys;
     }
+    /**
+     * Queues opaque payloads of `kind` for devices (PROTOCOL.md "To-device messages"): each to a device, or to every
+     * device with keys of its user when `device` is absent. Resolves with how many were queued (a retry with the same
+     * ids counts again, stored once) and the targets that got nothing.
+     */
+    async sendToDevice(kind, messages, conv) {
+        const reply = await this.request({ type: "send_to_device", kind, messages, ...(conv === undefined ? {} : { conv }) }, "to_device_sent", { auth: true, retry: true });
+        return { queued: reply.queued, undelivered: reply.undelivered ?? [] };
+    }
+    /** This device processed these to-device payloads: the server deletes them and delivers them no more. */
+    async ackToDevice(messages) {
+        await this.request({ type: "ack_to_device", messages }, "ok", { auth: true, retry: true });
+    }
+    /** Turns end-to-end encryption on for `conv`, for good; resolves with its notice's seq (0 if it was on already). */
+    async encrypt(conv) {
+        const reply = await this.request({ type: "encrypt", conv }, "changed", { auth: true, retry: true });
+        this.fetchNotice();
+        return reply.seq;
+    }
     // -- conversations and groups ----------------------------------------------
-    /** The direct conversation with `user`, opened if need be. */
-    async openDirect(user) {
-        return (await this.request({ type: "open_direct", user }, "conversation", { auth: true, retry: true })).conversation;
+    /** The direct conversation with `user`, opened if need be; with `encrypted`, end-to-end encryption is turned on if it is not yet. */
+    async openDirect(user, options = {}) {
+        const frame = options.encrypted ? { type: "open_direct", user, encrypted: true } : { type: "open_direct", user };
+        return (await this.request(frame, "conversation", { auth: true, retry: true })).conversation;
     }
     /**
      * The server pushes the notice of a change to every member's devices but the connection that asked (it has

@@ -51,6 +51,17 @@ export type TextContent = {
     text: string;
 };
 /**
+ * An end-to-end encrypted message (PROTOCOL.md "Encrypted conversations"): the server routes it and cannot read
+ * it. `device` is the sending device, `session` the sender's Megolm session id; `ciphertext` is unpadded base64.
+ */
+export type EncryptedContent = {
+    kind: "encrypted";
+    algorithm: string;
+    device: string;
+    session: string;
+    ciphertext: string;
+};
+/**
  * A notice: a change of a group that the server wrote into its log, in order
  * with the messages. Its sender (`Message.from`) is who made the change.
  */
@@ -94,12 +105,16 @@ export type NoticeContent =
     avatar?: string;
     history_visible?: boolean;
 }
+/** The sender turned end-to-end encryption on: from here on only encrypted messages. */
+ | {
+    kind: "encryption_enabled";
+}
 /** A seq the store left without content: shows nothing. */
  | {
     kind: "void";
 };
 /** What an entry of a conversation's log carries, tagged by `kind`. */
-export type Content = TextContent | NoticeContent;
+export type Content = TextContent | EncryptedContent | NoticeContent;
 /** Every notice `kind`. */
 export declare const NOTICE_KINDS: readonly NoticeContent["kind"][];
 /** Whether `content` is a notice the server wrote rather than a message someone sent. */
@@ -238,6 +253,8 @@ export interface ConversationSummary {
     /** Messages from others after the caller's read marker. */
     unread: number;
     last?: LastEntry;
+    /** Whether it is end-to-end encrypted. Absent means false. */
+    encrypted?: boolean;
     /** Whether alerts are muted now. Absent means false. */
     muted?: boolean;
     /** When a mute ends; absent for a mute until unmuted. */
@@ -261,6 +278,8 @@ export interface ConversationInfo {
     avatar?: string;
     /** Whether new members see the history from before they joined. */
     history_visible: boolean;
+    /** Whether it is end-to-end encrypted (it then takes only `encrypted` content). Absent means false. */
+    encrypted?: boolean;
     created_at: number;
     /** The current members, longest-serving first. */
     members: MemberInfo[];
@@ -383,10 +402,13 @@ export type ClientFrame = {
     list?: ConversationList;
     after?: string;
     limit?: number;
-} | {
+}
+/** `encrypted`: turn end-to-end encryption on if it is not yet. */
+ | {
     type: "open_direct";
     id: number;
     user: string;
+    encrypted?: boolean;
 } | {
     type: "create_group";
     id: number;
@@ -394,6 +416,7 @@ export type ClientFrame = {
     description?: string;
     avatar?: string;
     members?: string[];
+    encrypted?: boolean;
 } | {
     type: "get_conversation";
     id: number;
@@ -516,6 +539,26 @@ export type ClientFrame = {
     id: number;
     devices: DeviceRef[];
     conv?: string;
+}
+/** Queues opaque payloads for devices (PROTOCOL.md "To-device messages"). Reply: `to_device_sent`. */
+ | {
+    type: "send_to_device";
+    id: number;
+    kind: string;
+    messages: OutgoingToDevice[];
+    conv?: string;
+}
+/** The device processed these payloads. Reply: `ok`. */
+ | {
+    type: "ack_to_device";
+    id: number;
+    messages: ToDeviceAck[];
+}
+/** Turns end-to-end encryption on for good. Reply: `changed` (`seq` 0 if it was on already). */
+ | {
+    type: "encrypt";
+    id: number;
+    conv: string;
 } | {
     type: "ping";
     id: number;
@@ -536,6 +579,8 @@ export type ServerFrame = {
     expires_at: number;
     profile: Profile;
     privacy: Privacy;
+    /** What this device has left in the key directory, so that it tops up. */
+    keys: KeyCounts;
 } | {
     type: "ok";
     id: number;
@@ -617,13 +662,22 @@ export type ServerFrame = {
     type: "new_user";
     entry: DirectoryEntry;
 } | InvitedFrame | AnsweredFrame
-/** Reply to `upload_keys`: what the device has left on the server. */
+/** Reply to `upload_keys`: what the device has left on the server; without `id`, a push: claims left it low. */
  | {
     type: "key_counts";
-    id: number;
+    id?: number;
     one_time: number;
     fallback_unused: boolean;
 }
+/** Reply to `send_to_device`: how many were queued, and the targets that got nothing. */
+ | {
+    type: "to_device_sent";
+    id: number;
+    queued: number;
+    undelivered?: Undelivered[];
+}
+/** Push: payloads for this device, oldest first; acknowledge each once processed. */
+ | ToDeviceFrame
 /** Reply to `query_keys`: each device that uploaded keys. */
  | {
     type: "device_keys";
@@ -636,6 +690,46 @@ export type ServerFrame = {
     id: number;
     keys: ClaimedKey[];
 };
+/** What a device has left in the key directory. */
+export interface KeyCounts {
+    one_time: number;
+    fallback_unused: boolean;
+}
+/** A payload for a device, in `send_to_device`; `device` absent: every device with keys of `user`. */
+export interface OutgoingToDevice {
+    user: string;
+    device?: string;
+    /** The sender's id for it: a retry with the same id is stored once. */
+    id: string;
+    /** Unpadded standard base64. */
+    payload: string;
+}
+/** A processed payload, by its sending device and id. */
+export interface ToDeviceAck {
+    from_device: string;
+    id: string;
+}
+/** A payload delivered to this device. */
+export interface ToDeviceMessage {
+    id: string;
+    from_user: string;
+    from_device: string;
+    kind: string;
+    /** Unpadded standard base64. */
+    payload: string;
+    ts: number;
+}
+/** A target of `send_to_device` that got nothing: its queue is `full`, or it is `unknown` (or unreachable). */
+export interface Undelivered {
+    user: string;
+    device?: string;
+    reason: "full" | "unknown";
+}
+/** Push: to-device payloads for this device. */
+export interface ToDeviceFrame {
+    type: "to_device";
+    messages: ToDeviceMessage[];
+}
 /** A failed request (`id` absent when the server could not read one). */
 export interface ErrorFrame {
     type: "error";

@@ -44,11 +44,12 @@ export const NOTICE_KINDS = [
     "member_left",
     "role_changed",
     "group_updated",
+    "encryption_enabled",
     "void",
 ];
 /** Whether `content` is a notice the server wrote rather than a message someone sent. */
 export function isNotice(content) {
-    return content.kind !== "text";
+    return content.kind !== "text" && content.kind !== "encrypted";
 }
 /** Every {@link Audience}, from widest to narrowest. */
 export const AUDIENCES = ["everyone", "contacts", "nobody"];
@@ -79,6 +80,7 @@ const CONTENT = {
     tagged: "kind",
     variants: {
         text: [req("text", "string")],
+        encrypted: [req("algorithm", "string"), req("device", "string"), req("session", "string"), req("ciphertext", "string")],
         group_created: [req("title", "string"), req("members", { list: "string" })],
         members_added: [req("users", { list: "string" })],
         member_joined: [],
@@ -91,6 +93,7 @@ const CONTENT = {
             opt("avatar", "string"),
             opt("history_visible", "bool"),
         ],
+        encryption_enabled: [],
         void: [],
     },
 };
@@ -145,6 +148,7 @@ const CONVERSATION_SUMMARY = {
         req("last_seq", "u64"),
         req("unread", "u64"),
         opt("last", LAST_ENTRY),
+        flag("encrypted"),
         flag("muted"),
         opt("muted_until", millis),
         opt("request", REQUEST_INFO),
@@ -159,6 +163,7 @@ const CONVERSATION_INFO = {
         opt("description", "string"),
         opt("avatar", "string"),
         req("history_visible", "bool"),
+        flag("encrypted"),
         req("created_at", millis),
         req("members", { list: MEMBER_INFO }),
         opt("role", ROLE),
@@ -176,6 +181,24 @@ const DEVICE_REF = { struct: [req("user", "string"), req("device", "string")] };
 const DEVICE_KEYS_INFO = { struct: [req("user", "string"), req("device", "string"), req("keys", IDENTITY_KEYS)] };
 const CLAIMED_KEY = {
     struct: [req("user", "string"), req("device", "string"), req("key", SIGNED_KEY), flag("fallback")],
+};
+const KEY_COUNTS = { struct: [req("one_time", "u32"), req("fallback_unused", "bool")] };
+const OUTGOING_TO_DEVICE = {
+    struct: [req("user", "string"), opt("device", "string"), req("id", "string"), req("payload", "string")],
+};
+const TO_DEVICE_ACK = { struct: [req("from_device", "string"), req("id", "string")] };
+const TO_DEVICE_MESSAGE = {
+    struct: [
+        req("id", "string"),
+        req("from_user", "string"),
+        req("from_device", "string"),
+        req("kind", "string"),
+        req("payload", "string"),
+        req("ts", millis),
+    ],
+};
+const UNDELIVERED = {
+    struct: [req("user", "string"), opt("device", "string"), req("reason", { oneOf: ["full", "unknown"] })],
 };
 const CLIENT_FRAME = {
     tagged: "type",
@@ -212,13 +235,14 @@ const CLIENT_FRAME = {
         focus: [id, opt("conv", "string")],
         conversations: [id, opt("list", { oneOf: CONVERSATION_LISTS }), opt("after", "string"), opt("limit", "u32")],
         ping: [id],
-        open_direct: [id, req("user", "string")],
+        open_direct: [id, req("user", "string"), flag("encrypted")],
         create_group: [
             id,
             req("title", "string"),
             opt("description", "string"),
             opt("avatar", "string"),
             always("members", { list: "string" }),
+            flag("encrypted"),
         ],
         get_conversation: [id, req("conv", "string")],
         update_group: [
@@ -254,6 +278,9 @@ const CLIENT_FRAME = {
         ],
         query_keys: [id, req("users", { list: "string" }), opt("conv", "string")],
         claim_keys: [id, req("devices", { list: DEVICE_REF }), opt("conv", "string")],
+        send_to_device: [id, req("kind", "string"), req("messages", { list: OUTGOING_TO_DEVICE }), opt("conv", "string")],
+        ack_to_device: [id, req("messages", { list: TO_DEVICE_ACK })],
+        encrypt: [id, req("conv", "string")],
     },
 };
 const SERVER_FRAME = {
@@ -268,6 +295,7 @@ const SERVER_FRAME = {
             req("expires_at", millis),
             req("profile", PROFILE),
             req("privacy", PRIVACY),
+            req("keys", KEY_COUNTS),
         ],
         ok: [id],
         users: [id, req("users", { list: DIRECTORY_ENTRY }), opt("next", "string")],
@@ -311,7 +339,9 @@ const SERVER_FRAME = {
         privacy: [opt("id", "u32"), req("privacy", PRIVACY)],
         invited: [req("conversation", CONVERSATION_SUMMARY)],
         answered: [req("conv", "string"), req("accepted", "bool")],
-        key_counts: [id, req("one_time", "u32"), req("fallback_unused", "bool")],
+        key_counts: [opt("id", "u32"), req("one_time", "u32"), req("fallback_unused", "bool")],
+        to_device_sent: [id, req("queued", "u32"), vec("undelivered", { list: UNDELIVERED })],
+        to_device: [req("messages", { list: TO_DEVICE_MESSAGE })],
         device_keys: [id, req("devices", { list: DEVICE_KEYS_INFO })],
         claimed_keys: [id, req("keys", { list: CLAIMED_KEY })],
     },

@@ -5,7 +5,7 @@
 import { ChatError, isNotice } from "../chatcore/web.js";
 import { $, field, h, nameNode, setName, show } from "./dom.js";
 import { paintAvatar, groupProfile } from "./avatar.js";
-import { dayLabel, describe, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
+import { dayLabel, describe, ENCRYPTED_TEXT, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
 import {
   MAX_SHOWN,
   SHOWN,
@@ -157,7 +157,7 @@ export function onMessage(/** @type {import("./store.js").Message} */ m) {
   if (isNotice(m.content)) applyNotice(c, m);
   else needUsers([m.from]);
   // A muted conversation gets no alert from the server, so the alert's +1 is counted here (no sound, no notice).
-  if (m.content.kind === "text" && m.from !== me.user && isMuted(c) && !(state.open === c.id && pageVisible()) && m.seq > c.readSeq) {
+  if (!isNotice(m.content) && m.from !== me.user && isMuted(c) && !(state.open === c.id && pageVisible()) && m.seq > c.readSeq) {
     c.unread += 1;
     invalidate("title");
   }
@@ -199,7 +199,7 @@ export function onAlert(/** @type {{ conv: string, seq: number, from: string }} 
   if (isMuted(c)) return;
   const notify = () => {
     const m = c.messages.get(a.seq);
-    const text = m?.content.kind === "text" ? m.content.text : "New message";
+    const text = m?.content.kind === "text" ? m.content.text : m?.content.kind === "encrypted" ? ENCRYPTED_TEXT : "New message";
     if (c.kind === "group") announce(convName(c), `${userName(a.from)}: ${text}`, () => void openChat(c.id), c.id);
     else announce(userName(a.from), c.request ? `Message request: ${text}` : text, () => void openChat(c.id), c.id);
   };
@@ -340,7 +340,7 @@ export function resetChat() {
 async function showUnread(/** @type {import("./store.js").Conv} */ c, /** @type {number} */ count) {
   const me = state.me?.user;
   for (let pages = 0; ; pages++) {
-    const theirs = [...c.messages.values()].filter((m) => m.from !== me && m.content.kind === "text").sort((a, b) => b.seq - a.seq);
+    const theirs = [...c.messages.values()].filter((m) => m.from !== me && !isNotice(m.content)).sort((a, b) => b.seq - a.seq);
     const first = theirs[Math.min(count, theirs.length) - 1];
     if ((theirs.length >= count || !c.more || pages >= 10) && first) {
       c.divider = { seq: first.seq, count };
@@ -625,7 +625,8 @@ function renderMessages() {
       // sender's name above its first.
       const run = { follows: sameRun(c.messages.get(seqs[i - 1] ?? 0), m), continues: sameRun(c.messages.get(seqs[i + 1] ?? 0), m) };
       const named = group && m.from !== me.user && !run.follows;
-      const text = m.content.kind === "text" ? m.content.text : "";
+      // Until this page speaks end-to-end encryption (the browser's part), a ciphertext shows as what it is.
+      const text = m.content.kind === "text" ? m.content.text : ENCRYPTED_TEXT;
       unit.rows.push({
         key: `msg ${m.seq} ${run.follows} ${run.continues}${named ? ` ${userName(m.from)}` : ""}`,
         make: () => bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user, undefined, run, named ? m.from : undefined),

@@ -4,9 +4,10 @@
 // activity first, with unread badges, a muted mark and a preview of the last
 // entry; then the people of the directory search not chatted with yet.
 
+import { isNotice } from "../chatcore/web.js";
 import { $, field, h, nameNode, show } from "./dom.js";
 import { avatar, groupProfile } from "./avatar.js";
-import { clip, noticeKindText, noticeText, presenceText } from "./format.js";
+import { clip, ENCRYPTED_TEXT, noticeKindText, noticeText, presenceText } from "./format.js";
 import { markRead, openChat, openChatWith } from "./chat.js";
 import { convName, invalidate, isMuted, learnSummary, needUsers, onRender, openConv, pageVisible, rememberUser, state, userName } from "./store.js";
 
@@ -101,7 +102,8 @@ function previewOf(/** @type {import("./store.js").Conv} */ c) {
   const me = state.me?.user;
   const prefix = last.from === me ? "You: " : c.kind === "group" ? `${userName(last.from)}: ` : "";
   const m = last.message;
-  if (m && m.content.kind !== "text") return noticeText(m.from, m.content) ?? "";
+  if (last.kind === "encrypted" || m?.content.kind === "encrypted") return prefix + ENCRYPTED_TEXT;
+  if (m && isNotice(m.content)) return noticeText(m.from, m.content) ?? "";
   if (m && m.content.kind === "text") return prefix + clip(m.content.text, PREVIEW_MAX);
   if (last.kind === "text") return prefix + clip(last.preview ?? "Encrypted message", PREVIEW_MAX);
   return noticeKindText(last.from, last.kind);

@@ -82,10 +82,15 @@ export function noticeText(from, c) {
       if (c.history_visible !== undefined) parts.push(c.history_visible ? "showed the history to new members" : "hid the history from new members");
       return `${by} ${parts.join(", ") || "changed the group"}`;
     }
+    case "encryption_enabled":
+      return `${by} turned on end-to-end encryption`;
     case "void":
       return null;
   }
 }
+
+/** What a message shows in place of its text when this page cannot read it (end-to-end encrypted). */
+export const ENCRYPTED_TEXT = "🔒 Encrypted message";
 
 /** A notice in words when only its kind is known (the list's summary of an entry not loaded yet). */
 export function noticeKindText(/** @type {string} */ from, /** @type {string} */ kind) {
@@ -99,6 +104,7 @@ export function noticeKindText(/** @type {string} */ from, /** @type {string} */
     member_left: `${by} left`,
     role_changed: `${by} changed a role`,
     group_updated: `${by} changed the group`,
+    encryption_enabled: `${by} turned on end-to-end encryption`,
   };
   // A kind this page does not know yet (a newer server): it is not shown as text.
   return texts[kind] ?? "Encrypted message";
