@@ -74,8 +74,9 @@ use chatcore::model::{
 };
 use chatcore::protocol::{
     ClaimedKey, ContactAction, ContactInfo, ContactList, ConversationInfo, ConversationList,
-    ConversationSummary, DeviceKeysInfo, DeviceRef, DirectoryEntry, IdentityKeys, KeyCountsInfo,
-    OutgoingToDevice, ProtocolError, SignedKey, ToDeviceAck, Undelivered, PROTOCOL_VERSION,
+    ConversationSummary, DeviceKeysInfo, DeviceRef, DeviceSignature, DirectoryEntry, IdentityKeys,
+    KeyCountsInfo, MasterKeyInfo, OutgoingToDevice, ProtocolError, SignedKey, ToDeviceAck,
+    Undelivered, PROTOCOL_VERSION,
 };
 pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
 /// The TLS library of `wss://` connections, for [`ConnectOptions::tls_config`].
@@ -292,6 +293,22 @@ pub struct Welcome {
     pub server: String,
     /// Server clock.
     pub time: Millis,
+}
+
+/// What [`Client::upload_keys`] sends; every part optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyUpload {
+    /// The device's identity keys (the first upload; the same again is
+    /// accepted, other keys are a `conflict`).
+    pub identity: Option<IdentityKeys>,
+    /// New one-time keys.
+    pub one_time_keys: Vec<SignedKey>,
+    /// A new fallback key.
+    pub fallback_key: Option<SignedKey>,
+    /// The user's master signing key (the first device creates it).
+    pub master_key: Option<MasterKeyInfo>,
+    /// The master key's signatures of devices of the user.
+    pub signatures: Vec<DeviceSignature>,
 }
 
 /// A signed-in session (`session` reply).
@@ -1025,24 +1042,20 @@ impl Client {
         .await
     }
 
-    /// Uploads this device's end-to-end encryption keys (see
-    /// `chatcore::e2e` for what each signature covers): its identity (the
-    /// first time; the same again is accepted, other keys are a
-    /// `conflict`), new one-time keys, a new fallback key. What the device
+    /// Uploads this device's end-to-end encryption keys, and the user's
+    /// master key and its signatures of devices (see [`KeyUpload`] and
+    /// `chatcore::e2e` for what each signature covers). What the device
     /// has left on the server: one-time keys, and whether its fallback key
     /// is unused.
-    pub async fn upload_keys(
-        &self,
-        identity: Option<IdentityKeys>,
-        one_time_keys: Vec<SignedKey>,
-        fallback_key: Option<SignedKey>,
-    ) -> Result<(u32, bool), Error> {
+    pub async fn upload_keys(&self, upload: KeyUpload) -> Result<(u32, bool), Error> {
         match self
             .request(|id| ClientFrame::UploadKeys {
                 id,
-                device_keys: identity,
-                one_time_keys,
-                fallback_key,
+                device_keys: upload.identity,
+                one_time_keys: upload.one_time_keys,
+                fallback_key: upload.fallback_key,
+                master_key: upload.master_key,
+                signatures: upload.signatures,
             })
             .await?
         {

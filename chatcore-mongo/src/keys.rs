@@ -30,11 +30,13 @@ use std::sync::Arc;
 
 use chatcore::model::{DeviceId, Millis, UserId};
 use chatcore::store::{
-    Claimed, DeviceKeys, IdentitySet, KeyCounts, KeyStore, OneTimeKey, Queued, StoreError,
-    StoreResult, ToDevice, ToDeviceStore,
+    Claimed, DeviceKeys, IdentitySet, KeyCounts, KeyStore, MasterKey, MasterSignature, OneTimeKey,
+    Queued, StoreError, StoreResult, ToDevice, ToDeviceStore,
 };
 
-use crate::schema::{DEVICE_KEYS, KEY_COUNTS, ONE_TIME_KEYS, TO_DEVICE, TO_DEVICE_COUNTS};
+use crate::schema::{
+    DEVICE_KEYS, KEY_COUNTS, MASTER_KEYS, ONE_TIME_KEYS, TO_DEVICE, TO_DEVICE_COUNTS,
+};
 use crate::{limit_i64, Inner};
 
 /// Claims one target may lose to concurrent claimers before giving up.
@@ -55,6 +57,26 @@ struct DeviceKeysDoc {
     agreement_key: String,
     signature: String,
     uploaded_at: Millis,
+    /// The master key's signature of the device, once there is one: the
+    /// master key that made it and the signature. Absent before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    master: Option<MasterSignatureDoc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct MasterSignatureDoc {
+    key: String,
+    signature: String,
+}
+
+/// A user's master key: `_id` is the user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct MasterKeyDoc {
+    #[serde(rename = "_id")]
+    user: String,
+    key: String,
+    signature: String,
+    uploaded_at: Millis,
 }
 
 impl DeviceKeysDoc {
@@ -68,18 +90,24 @@ impl DeviceKeysDoc {
             agreement_key: k.agreement_key.clone(),
             signature: k.signature.clone(),
             uploaded_at: k.uploaded_at,
+            // Signed by the master key later, never at upload.
+            master: None,
         }
     }
 
     fn into_keys(self) -> DeviceKeys {
-        DeviceKeys::new(
+        let mut keys = DeviceKeys::new(
             (UserId(self.user), DeviceId(self.device)),
             self.algorithm,
             self.signing_key,
             self.agreement_key,
             self.signature,
             self.uploaded_at,
-        )
+        );
+        keys.master_signature = self
+            .master
+            .map(|m| MasterSignature::new(m.key, m.signature));
+        keys
     }
 }
 
@@ -152,6 +180,7 @@ pub struct MongoKeyStore {
     identities: Collection<DeviceKeysDoc>,
     keys: Collection<OneTimeKeyDoc>,
     counts: Collection<Document>,
+    masters: Collection<MasterKeyDoc>,
 }
 
 impl MongoKeyStore {
@@ -160,6 +189,7 @@ impl MongoKeyStore {
             identities: inner.durable(DEVICE_KEYS),
             keys: inner.durable(ONE_TIME_KEYS),
             counts: inner.durable(KEY_COUNTS),
+            masters: inner.durable(MASTER_KEYS),
             inner,
         }
     }
@@ -389,6 +419,69 @@ impl KeyStore for MongoKeyStore {
             .run(self.counts.delete_one(doc! { "_id": &id }))
             .await?;
         Ok(())
+    }
+
+    async fn set_master_key(&self, key: &MasterKey) -> StoreResult<bool> {
+        let d = MasterKeyDoc {
+            user: key.user.0.clone(),
+            key: key.key.clone(),
+            signature: key.signature.clone(),
+            uploaded_at: key.uploaded_at,
+        };
+        // Replaced only when the key differs: the same key again changes
+        // nothing (and reports so).
+        let replaced = self
+            .inner
+            .run(
+                self.masters
+                    .replace_one(doc! { "_id": &d.user, "key": { "$ne": &d.key } }, &d),
+            )
+            .await?;
+        if replaced.matched_count == 1 {
+            return Ok(true);
+        }
+        match self.inner.run(self.masters.insert_one(&d)).await {
+            Ok(_) => Ok(true),
+            // There is one: the same key, or one set meanwhile.
+            Err(StoreError::Conflict { .. }) => {
+                let stored = self
+                    .inner
+                    .run(self.masters.find_one(doc! { "_id": &d.user }))
+                    .await?;
+                Ok(stored.is_some_and(|s| s.key != d.key))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn master_keys(&self, users: &[UserId]) -> StoreResult<Vec<MasterKey>> {
+        let ids: Vec<&str> = users.iter().map(|u| u.0.as_str()).collect();
+        let cursor = self
+            .inner
+            .run(self.masters.find(doc! { "_id": { "$in": ids } }))
+            .await?;
+        let docs: Vec<MasterKeyDoc> = self.inner.run(cursor.try_collect()).await?;
+        Ok(docs
+            .into_iter()
+            .map(|d| MasterKey::new(UserId(d.user), d.key, d.signature, d.uploaded_at))
+            .collect())
+    }
+
+    async fn sign_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        signature: &MasterSignature,
+    ) -> StoreResult<bool> {
+        let master = doc! { "key": &signature.master_key, "signature": &signature.signature };
+        let r = self
+            .inner
+            .run(self.identities.update_one(
+                doc! { "_id": device_key(user, device) },
+                doc! { "$set": { "master": master } },
+            ))
+            .await?;
+        Ok(r.matched_count == 1)
     }
 }
 

@@ -25,7 +25,10 @@ pub(crate) async fn run(inner: &Inner, from: i64) -> StoreResult<()> {
     // default, and `contacts` starts empty. Nor does 3 -> 4 (requests,
     // invitations, reports): conversations without `pending` wait for
     // nobody, relations without `unaccepted` hide nothing, privacy without
-    // `groups` admits everyone, and `reports` starts empty.
+    // `groups` admits everyone, and `reports` starts empty. Nor does 4 -> 5
+    // (encrypted conversations, master keys): conversations without
+    // `encrypted` are not, device keys without `master` are not signed,
+    // and `master_keys` starts empty.
     Ok(())
 }
 

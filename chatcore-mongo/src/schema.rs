@@ -49,6 +49,8 @@ pub(crate) const ONE_TIME_KEYS: &str = "one_time_keys";
 /// Per device: the bound's counter of one-time keys waiting (`n`), and
 /// the fallback key. `_id` is `<user>|<device>`.
 pub(crate) const KEY_COUNTS: &str = "key_counts";
+/// Each user's master signing key: `_id` is the user.
+pub(crate) const MASTER_KEYS: &str = "master_keys";
 /// To-device payloads waiting for their target device.
 pub(crate) const TO_DEVICE: &str = "to_device";
 /// Per target device: the bound's counter of payloads waiting (`n`).
@@ -78,7 +80,12 @@ pub(crate) const META: &str = "meta";
 ///   The key directory's collections (`device_keys`, `one_time_keys`,
 ///   `key_counts`) and the to-device queues (`to_device`,
 ///   `to_device_counts`) start empty.
-pub const SCHEMA_VERSION: i64 = 4;
+/// - 5: end-to-end encryption: `encrypted` on conversations, `master` on
+///   device keys, the `master_keys` collection. Nothing is rewritten (a
+///   missing field reads as not encrypted, not signed); the mark keeps a
+///   build that would take plain text into an encrypted conversation off
+///   the database.
+pub const SCHEMA_VERSION: i64 = 5;
 
 fn index(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()

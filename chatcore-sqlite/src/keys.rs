@@ -7,7 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chatcore::model::{DeviceId, UserId};
 use chatcore::store::{
-    Claimed, DeviceKeys, IdentitySet, KeyCounts, KeyStore, OneTimeKey, StoreResult,
+    Claimed, DeviceKeys, IdentitySet, KeyCounts, KeyStore, MasterKey, MasterSignature, OneTimeKey,
+    StoreResult,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -27,24 +28,33 @@ impl SqliteKeyStore {
     }
 }
 
+/// The columns [`device_keys`] reads.
+const KEY_COLUMNS: &str = "user, device, algorithm, signing_key, agreement_key, signature, \
+                           uploaded_at, master_key, master_signature";
+
 fn identity(c: &Connection, user: &str, device: &str) -> StoreResult<Option<DeviceKeys>> {
-    c.prepare_cached(
-        "SELECT user, device, algorithm, signing_key, agreement_key, signature, uploaded_at \
-         FROM device_keys WHERE user = ?1 AND device = ?2",
-    )
+    c.prepare_cached(&format!(
+        "SELECT {KEY_COLUMNS} FROM device_keys WHERE user = ?1 AND device = ?2"
+    ))
     .and_then(|mut s| s.query_row([user, device], device_keys).optional())
     .map_err(map_err)
 }
 
 fn device_keys(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceKeys> {
-    Ok(DeviceKeys::new(
+    let mut keys = DeviceKeys::new(
         (UserId(r.get(0)?), DeviceId(r.get(1)?)),
         r.get(2)?,
         r.get(3)?,
         r.get(4)?,
         r.get(5)?,
         r.get(6)?,
-    ))
+    );
+    let master: Option<String> = r.get(7)?;
+    let signature: Option<String> = r.get(8)?;
+    keys.master_signature = master
+        .zip(signature)
+        .map(|(m, s)| MasterSignature::new(m, s));
+    Ok(keys)
 }
 
 /// The device's unclaimed one-time keys.
@@ -95,10 +105,9 @@ impl KeyStore for SqliteKeyStore {
         self.db
             .read(move |c| {
                 let mut stmt = c
-                    .prepare_cached(
-                        "SELECT user, device, algorithm, signing_key, agreement_key, signature, \
-                         uploaded_at FROM device_keys WHERE user = ?1 ORDER BY device",
-                    )
+                    .prepare_cached(&format!(
+                        "SELECT {KEY_COLUMNS} FROM device_keys WHERE user = ?1 ORDER BY device"
+                    ))
                     .map_err(map_err)?;
                 let rows = stmt.query_map([user], device_keys).map_err(map_err)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
@@ -262,6 +271,77 @@ impl KeyStore for SqliteKeyStore {
                     .map_err(map_err)?;
                 }
                 Ok(())
+            })
+            .await
+    }
+
+    async fn set_master_key(&self, key: &MasterKey) -> StoreResult<bool> {
+        let key = key.clone();
+        self.db
+            .write(move |c| {
+                let changed = c
+                    .execute(
+                        "INSERT INTO master_keys (user, key, signature, uploaded_at) \
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user) DO UPDATE SET \
+                         key = excluded.key, signature = excluded.signature, \
+                         uploaded_at = excluded.uploaded_at WHERE key <> excluded.key",
+                        params![key.user.0, key.key, key.signature, key.uploaded_at],
+                    )
+                    .map_err(map_err)?;
+                Ok(changed > 0)
+            })
+            .await
+    }
+
+    async fn master_keys(&self, users: &[UserId]) -> StoreResult<Vec<MasterKey>> {
+        let users: Vec<String> = users.iter().map(|u| u.0.clone()).collect();
+        self.db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT user, key, signature, uploaded_at FROM master_keys WHERE user = ?1",
+                    )
+                    .map_err(map_err)?;
+                let mut out: Vec<MasterKey> = Vec::new();
+                for u in &users {
+                    if out.iter().any(|k| k.user.0 == *u) {
+                        continue;
+                    }
+                    let found = stmt
+                        .query_row([u], |r| {
+                            Ok(MasterKey::new(
+                                UserId(r.get(0)?),
+                                r.get(1)?,
+                                r.get(2)?,
+                                r.get(3)?,
+                            ))
+                        })
+                        .optional()
+                        .map_err(map_err)?;
+                    out.extend(found);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn sign_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        signature: &MasterSignature,
+    ) -> StoreResult<bool> {
+        let (user, device, s) = (user.0.clone(), device.0.clone(), signature.clone());
+        self.db
+            .write(move |c| {
+                let n = c
+                    .execute(
+                        "UPDATE device_keys SET master_key = ?3, master_signature = ?4 \
+                         WHERE user = ?1 AND device = ?2",
+                        params![user, device, s.master_key, s.signature],
+                    )
+                    .map_err(map_err)?;
+                Ok(n > 0)
             })
             .await
     }

@@ -253,9 +253,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE TABLE probe (at INTEGER NOT NULL, pad BLOB) STRICT;
     INSERT INTO probe (at) VALUES (0);
     "#,
-    // 2: end-to-end encryption part 1: encrypted conversations.
+    // 2: end-to-end encryption part 1: encrypted conversations, master
+    // keys and their signatures of devices.
     r#"
     ALTER TABLE conversations ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE device_keys ADD COLUMN master_key TEXT;
+    ALTER TABLE device_keys ADD COLUMN master_signature TEXT;
+    CREATE TABLE master_keys (
+        user        TEXT PRIMARY KEY NOT NULL,
+        key         TEXT NOT NULL,
+        signature   TEXT NOT NULL,
+        uploaded_at INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
     "#,
 ];
 

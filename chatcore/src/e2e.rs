@@ -20,7 +20,7 @@ use ring::signature::{UnparsedPublicKey, ED25519};
 
 use crate::error::CoreError;
 use crate::model::{Content, DeviceId, UserId};
-use crate::store::{DeviceKeys, OneTimeKey};
+use crate::store::{DeviceKeys, MasterKey, OneTimeKey};
 
 /// The algorithm of Olm devices (Ed25519 signing, Curve25519 agreement).
 pub const OLM_V1: &str = "olm.v1";
@@ -50,6 +50,23 @@ pub fn device_keys_text(
     format!(
         "chatcore-device-keys-v1\n{user}\n{device}\n{algorithm}\n{signing_key}\n{agreement_key}"
     )
+}
+
+/// The text a user's master key signs to prove that its uploader holds
+/// it (and for whom).
+pub fn master_key_text(user: &UserId, key: &str) -> String {
+    format!("chatcore-master-key-v1\n{user}\n{key}")
+}
+
+/// The text a user's master key signs to vouch for one of the user's
+/// devices: the device's identity keys.
+pub fn device_signature_text(
+    user: &UserId,
+    device: &DeviceId,
+    signing_key: &str,
+    agreement_key: &str,
+) -> String {
+    format!("chatcore-device-signature-v1\n{user}\n{device}\n{signing_key}\n{agreement_key}")
 }
 
 /// The text a device signs to vouch for one of its one-time keys.
@@ -119,6 +136,33 @@ pub fn check_one_time_key(device: &DeviceKeys, key: &OneTimeKey) -> Result<(), C
     decode("key", &key.key, KEY_BYTES)?;
     let text = one_time_key_text(&device.user, &device.device, &key.id, &key.key);
     verify(&device.signing_key, &text, &key.signature)
+}
+
+/// Checks a master key: a well-formed Ed25519 key with its own signature
+/// over [`master_key_text`].
+pub fn check_master_key(key: &MasterKey) -> Result<(), CoreError> {
+    decode("master_key", &key.key, KEY_BYTES)?;
+    verify(
+        &key.key,
+        &master_key_text(&key.user, &key.key),
+        &key.signature,
+    )
+}
+
+/// Checks `signature`, by the master key `master`, over the identity keys
+/// of `device` ([`device_signature_text`]).
+pub fn check_device_signature(
+    master: &str,
+    device: &DeviceKeys,
+    signature: &str,
+) -> Result<(), CoreError> {
+    let text = device_signature_text(
+        &device.user,
+        &device.device,
+        &device.signing_key,
+        &device.agreement_key,
+    );
+    verify(master, &text, signature)
 }
 
 /// Whether `value` is unpadded standard base64 (without decoding it).
@@ -281,6 +325,42 @@ mod tests {
         assert_eq!(field_of(check_one_time_key(&d.keys, &long_id)), "id");
         let empty = OneTimeKey::new("", b64(&[9u8; 32]), "");
         assert_eq!(field_of(check_one_time_key(&d.keys, &empty)), "id");
+    }
+
+    #[test]
+    fn master_keys_vouch_for_devices_of_their_user_only() {
+        let master = device("carol", "master");
+        let key = master.keys.signing_key.clone();
+        let user = UserId::from("carol");
+        let sign = |text: String| b64(master.pair.sign(text.as_bytes()).as_ref());
+        let m = MasterKey::new(
+            user.clone(),
+            key.clone(),
+            sign(master_key_text(&user, &key)),
+            0,
+        );
+        check_master_key(&m).unwrap();
+        let mut moved = m.clone();
+        moved.user = UserId::from("mallory");
+        assert!(check_master_key(&moved).is_err(), "names its user");
+        let phone = device("carol", "phone");
+        let k = &phone.keys;
+        let sig = sign(device_signature_text(
+            &k.user,
+            &k.device,
+            &k.signing_key,
+            &k.agreement_key,
+        ));
+        check_device_signature(&key, k, &sig).unwrap();
+        let laptop = device("carol", "laptop");
+        assert!(
+            check_device_signature(&key, &laptop.keys, &sig).is_err(),
+            "not another device"
+        );
+        assert!(
+            check_device_signature(&phone.keys.signing_key, k, &sig).is_err(),
+            "not by another key"
+        );
     }
 
     #[test]

@@ -434,13 +434,19 @@ fn signed_in<'a>(
             device_keys,
             one_time_keys,
             fallback_key,
+            master_key,
+            signatures,
         } => Box::pin(keys::upload(
             s,
             caller,
             id,
-            device_keys,
-            one_time_keys,
-            fallback_key,
+            keys::Upload {
+                identity: device_keys,
+                one_time: one_time_keys,
+                fallback: fallback_key,
+                master_key,
+                signatures,
+            },
         )),
         ClientFrame::QueryKeys { id, users, conv } => {
             Box::pin(keys::query(s, caller, id, users, conv))
@@ -620,8 +626,18 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
             device_keys,
             one_time_keys,
             fallback_key,
+            master_key,
+            signatures,
             ..
         } => {
+            if let Some(k) = master_key {
+                check("master_key", &k.key, max)?;
+                check("signature", &k.signature, max)?;
+            }
+            for sig in signatures {
+                check("device", sig.device.as_str(), max)?;
+                check("signature", &sig.signature, max)?;
+            }
             if let Some(k) = device_keys {
                 check("algorithm", &k.algorithm, max)?;
                 check("signing_key", &k.signing_key, max)?;

@@ -29,9 +29,11 @@ import {
   type ConversationSummary,
   type DeviceKeysInfo,
   type DeviceRef,
+  type DeviceSignature,
   type DirectoryEntry,
   type IdentityKeys,
   type KeyCounts,
+  type MasterKeyInfo,
   type Message,
   type OutgoingToDevice,
   type Presence,
@@ -42,6 +44,7 @@ import {
   type ToDeviceAck,
   type ToDeviceMessage,
   type Undelivered,
+  type UserMasterKey,
   type Role,
   type ServerFrame,
   type ServerFrameOf,
@@ -1153,6 +1156,10 @@ export class ChatClient {
     identity?: IdentityKeys;
     oneTimeKeys?: SignedKey[];
     fallbackKey?: SignedKey;
+    /** The user's master signing key (the first device creates it). */
+    masterKey?: MasterKeyInfo;
+    /** The master key's signatures of devices of the user. */
+    signatures?: DeviceSignature[];
   }): Promise<{ oneTime: number; fallbackUnused: boolean }> {
     const reply = await this.request(
       {
@@ -1160,6 +1167,8 @@ export class ChatClient {
         ...(keys.identity === undefined ? {} : { device_keys: keys.identity }),
         ...(keys.oneTimeKeys === undefined || keys.oneTimeKeys.length === 0 ? {} : { one_time_keys: keys.oneTimeKeys }),
         ...(keys.fallbackKey === undefined ? {} : { fallback_key: keys.fallbackKey }),
+        ...(keys.masterKey === undefined ? {} : { master_key: keys.masterKey }),
+        ...(keys.signatures === undefined || keys.signatures.length === 0 ? {} : { signatures: keys.signatures }),
       },
       "key_counts",
       { auth: true, retry: true },
@@ -1175,6 +1184,16 @@ export class ChatClient {
       { auth: true, retry: true },
     );
     return reply.devices;
+  }
+
+  /** As {@link ChatClient.queryKeys}, with the master key of each of `users` that has one. */
+  async queryKeysAndMasters(users: string[], conv?: string): Promise<{ devices: DeviceKeysInfo[]; masterKeys: UserMasterKey[] }> {
+    const reply = await this.request(
+      { type: "query_keys", users, ...(conv === undefined ? {} : { conv }) },
+      "device_keys",
+      { auth: true, retry: true },
+    );
+    return { devices: reply.devices, masterKeys: reply.master_keys ?? [] };
   }
 
   /** One one-time key (or the fallback key) of each device named that the caller may reach. */

@@ -425,6 +425,10 @@ export type ClientFrame =
       device_keys?: IdentityKeys;
       one_time_keys?: SignedKey[];
       fallback_key?: SignedKey;
+      /** The user's master signing key (the first device creates it). */
+      master_key?: MasterKeyInfo;
+      /** The master key's signatures of devices of the user. */
+      signatures?: DeviceSignature[];
     }
   /** The identity keys of the devices of `users` the caller may reach (through `conv` if given). Reply: `device_keys`. */
   | { type: "query_keys"; id: number; users: string[]; conv?: string }
@@ -497,9 +501,27 @@ export type ServerFrame =
   /** Push: payloads for this device, oldest first; acknowledge each once processed. */
   | ToDeviceFrame
   /** Reply to `query_keys`: each device that uploaded keys. */
-  | { type: "device_keys"; id: number; devices: DeviceKeysInfo[] }
+  | { type: "device_keys"; id: number; devices: DeviceKeysInfo[]; master_keys?: UserMasterKey[] }
   /** Reply to `claim_keys`: one key per device that had one. */
   | { type: "claimed_keys"; id: number; keys: ClaimedKey[] };
+
+/** A user's master signing key with its own signature (PROTOCOL.md "Key directory", master keys). */
+export interface MasterKeyInfo {
+  key: string;
+  signature: string;
+}
+
+/** The master key's signature of one of the user's devices. */
+export interface DeviceSignature {
+  device: string;
+  signature: string;
+}
+
+/** A user's master key as `query_keys` shows it. */
+export interface UserMasterKey {
+  user: string;
+  master_key: MasterKeyInfo;
+}
 
 /** What a device has left in the key directory. */
 export interface KeyCounts {
@@ -626,6 +648,8 @@ export interface DeviceKeysInfo {
   user: string;
   device: string;
   keys: IdentityKeys;
+  /** The user's current master key's signature of the device; absent: unverified. */
+  master_signature?: string;
 }
 
 /** A key handed out by `claim_keys`; `fallback` when it is the device's fallback key (no one-time key was left). */
@@ -822,7 +846,15 @@ const SIGNED_KEY: Kind = { struct: [req("id", "string"), req("key", "string"), r
 
 const DEVICE_REF: Kind = { struct: [req("user", "string"), req("device", "string")] };
 
-const DEVICE_KEYS_INFO: Kind = { struct: [req("user", "string"), req("device", "string"), req("keys", IDENTITY_KEYS)] };
+const DEVICE_KEYS_INFO: Kind = {
+  struct: [req("user", "string"), req("device", "string"), req("keys", IDENTITY_KEYS), opt("master_signature", "string")],
+};
+
+const MASTER_KEY_INFO: Kind = { struct: [req("key", "string"), req("signature", "string")] };
+
+const DEVICE_SIGNATURE: Kind = { struct: [req("device", "string"), req("signature", "string")] };
+
+const USER_MASTER_KEY: Kind = { struct: [req("user", "string"), req("master_key", MASTER_KEY_INFO)] };
 
 const CLAIMED_KEY: Kind = {
   struct: [req("user", "string"), req("device", "string"), req("key", SIGNED_KEY), flag("fallback")],
@@ -926,6 +958,8 @@ const CLIENT_FRAME: Kind = {
       opt("device_keys", IDENTITY_KEYS),
       vec("one_time_keys", { list: SIGNED_KEY }),
       opt("fallback_key", SIGNED_KEY),
+      opt("master_key", MASTER_KEY_INFO),
+      vec("signatures", { list: DEVICE_SIGNATURE }),
     ],
     query_keys: [id, req("users", { list: "string" }), opt("conv", "string")],
     claim_keys: [id, req("devices", { list: DEVICE_REF }), opt("conv", "string")],
@@ -994,7 +1028,7 @@ const SERVER_FRAME: Kind = {
     key_counts: [opt("id", "u32"), req("one_time", "u32"), req("fallback_unused", "bool")],
     to_device_sent: [id, req("queued", "u32"), vec("undelivered", { list: UNDELIVERED })],
     to_device: [req("messages", { list: TO_DEVICE_MESSAGE })],
-    device_keys: [id, req("devices", { list: DEVICE_KEYS_INFO })],
+    device_keys: [id, req("devices", { list: DEVICE_KEYS_INFO }), vec("master_keys", { list: USER_MASTER_KEY })],
     claimed_keys: [id, req("keys", { list: CLAIMED_KEY })],
   },
 };

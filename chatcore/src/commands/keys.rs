@@ -18,11 +18,14 @@ use crate::e2e;
 use crate::error::CoreError;
 use crate::model::{ConversationId, UserId};
 use crate::protocol::{
-    ClaimedKey, DeviceKeysInfo, DeviceRef, IdentityKeys, KeyCountsInfo, ServerFrame, SignedKey,
+    ClaimedKey, DeviceKeysInfo, DeviceRef, DeviceSignature, IdentityKeys, KeyCountsInfo,
+    MasterKeyInfo, ServerFrame, SignedKey, UserMasterKey,
 };
 use crate::request::{Caller, Out};
 use crate::server::Server;
-use crate::store::{DeviceKeys, Event, IdentitySet, KeyCounts, OneTimeKey, Topic};
+use crate::store::{
+    DeviceKeys, Event, IdentitySet, KeyCounts, MasterKey, MasterSignature, OneTimeKey, Topic,
+};
 
 /// Users a `query_keys` may name, and devices a `claim_keys`.
 pub(crate) const MAX_TARGETS: usize = 100;
@@ -44,18 +47,42 @@ fn signed(k: &OneTimeKey) -> SignedKey {
     }
 }
 
-/// `upload_keys`.
+/// The fields of `upload_keys`.
+pub(crate) struct Upload {
+    pub(crate) identity: Option<IdentityKeys>,
+    pub(crate) one_time: Vec<SignedKey>,
+    pub(crate) fallback: Option<SignedKey>,
+    pub(crate) master_key: Option<MasterKeyInfo>,
+    pub(crate) signatures: Vec<DeviceSignature>,
+}
+
+/// `upload_keys`: the device's identity, the user's master key, the
+/// master key's signatures of devices, one-time and fallback keys, in that
+/// order (the first device uploads its identity, the master key and the
+/// master key's signature of itself at once). Every signature is checked
+/// before anything of its part is stored.
 pub(crate) async fn upload(
     s: &Server,
     caller: &Caller,
     id: u32,
-    identity: Option<IdentityKeys>,
-    one_time: Vec<SignedKey>,
-    fallback: Option<SignedKey>,
+    upload: Upload,
 ) -> Result<ServerFrame, CoreError> {
+    let Upload {
+        identity,
+        one_time,
+        fallback,
+        master_key,
+        signatures,
+    } = upload;
     let store = &s.backends.keys;
     let (me, device) = (&caller.user, &caller.device);
     let max = s.config.max_one_time_keys;
+    if signatures.len() > MAX_TARGETS {
+        return Err(CoreError::InvalidArgument {
+            field: "signatures".into(),
+            message: format!("sign at most {MAX_TARGETS} devices at once"),
+        });
+    }
     if one_time.len() > max {
         return Err(CoreError::InvalidArgument {
             field: "one_time_keys".into(),
@@ -81,6 +108,49 @@ pub(crate) async fn upload(
                 })
             }
         }
+    }
+    let master = master_key.map(|k| MasterKey::new(me.clone(), k.key, k.signature, s.now()));
+    if let Some(m) = &master {
+        e2e::check_master_key(m)?;
+    }
+    if !signatures.is_empty() {
+        let signer = match &master {
+            Some(m) => m.key.clone(),
+            None => store
+                .master_keys(std::slice::from_ref(me))
+                .await?
+                .into_iter()
+                .next()
+                .map(|m| m.key)
+                .ok_or_else(|| CoreError::InvalidArgument {
+                    field: "signatures".into(),
+                    message: "upload the master key first".into(),
+                })?,
+        };
+        let mine = store.identities(me).await?;
+        let mut signed = Vec::with_capacity(signatures.len());
+        for sig in signatures {
+            let keys = mine
+                .iter()
+                .find(|k| k.device == sig.device)
+                .ok_or_else(|| CoreError::InvalidArgument {
+                    field: "signatures".into(),
+                    message: "no device of yours with keys has this id".into(),
+                })?;
+            e2e::check_device_signature(&signer, keys, &sig.signature)?;
+            signed.push((
+                sig.device,
+                MasterSignature::new(signer.clone(), sig.signature),
+            ));
+        }
+        if let Some(m) = &master {
+            store.set_master_key(m).await?;
+        }
+        for (d, sig) in &signed {
+            store.sign_device(me, d, sig).await?;
+        }
+    } else if let Some(m) = &master {
+        store.set_master_key(m).await?;
     }
     if !one_time.is_empty() || fallback.is_some() {
         let identity = match stored {
@@ -188,21 +258,45 @@ pub(crate) async fn query(
     conv: Option<ConversationId>,
 ) -> Result<ServerFrame, CoreError> {
     let ok = reachable(s, caller, &users, conv.as_ref()).await?;
-    let mut devices = Vec::new();
+    let mut found = Vec::new();
     let mut seen = HashSet::new();
     for user in users.iter().filter(|u| ok.contains(*u)) {
         if !seen.insert(user) {
             continue;
         }
-        for k in s.backends.keys.identities(user).await? {
-            devices.push(DeviceKeysInfo {
-                user: k.user.clone(),
-                device: k.device.clone(),
-                keys: identity_of(&k),
-            });
-        }
+        found.extend(s.backends.keys.identities(user).await?);
     }
-    Ok(ServerFrame::DeviceKeys { id, devices })
+    let reached: Vec<UserId> = seen.into_iter().cloned().collect();
+    let masters = s.backends.keys.master_keys(&reached).await?;
+    let devices = found
+        .iter()
+        .map(|k| DeviceKeysInfo {
+            user: k.user.clone(),
+            device: k.device.clone(),
+            keys: identity_of(k),
+            // Only the signatures of the user's current master key count.
+            master_signature: masters
+                .iter()
+                .find(|m| m.user == k.user)
+                .and_then(|m| k.signed_by(&m.key))
+                .map(|sig| sig.signature.clone()),
+        })
+        .collect();
+    let master_keys = masters
+        .into_iter()
+        .map(|m| UserMasterKey {
+            user: m.user,
+            master_key: MasterKeyInfo {
+                key: m.key,
+                signature: m.signature,
+            },
+        })
+        .collect();
+    Ok(ServerFrame::DeviceKeys {
+        id,
+        devices,
+        master_keys,
+    })
 }
 
 /// `claim_keys`.

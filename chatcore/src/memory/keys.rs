@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use super::lock;
 use crate::model::{DeviceId, UserId};
 use crate::store::{
-    Claimed, DeviceKeys, IdentitySet, KeyCounts, KeyStore, OneTimeKey, StoreResult,
+    Claimed, DeviceKeys, IdentitySet, KeyCounts, KeyStore, MasterKey, MasterSignature, OneTimeKey,
+    StoreResult,
 };
 use crate::IdMap;
 
@@ -16,6 +17,7 @@ use crate::IdMap;
 #[derive(Default)]
 pub struct MemoryKeyStore {
     inner: Mutex<IdMap<UserId, BTreeMap<DeviceId, Device>>>,
+    masters: Mutex<IdMap<UserId, MasterKey>>,
 }
 
 #[derive(Default)]
@@ -49,7 +51,10 @@ impl KeyStore for MemoryKeyStore {
             Some(k) if k.same_keys(keys) => IdentitySet::Same,
             Some(_) => IdentitySet::Different,
             None => {
-                d.identity = Some(keys.clone());
+                let mut k = keys.clone();
+                // Signed by the master key later, never at upload.
+                k.master_signature = None;
+                d.identity = Some(k);
                 IdentitySet::Stored
             }
         })
@@ -151,5 +156,47 @@ impl KeyStore for MemoryKeyStore {
             ds.remove(device);
         }
         Ok(())
+    }
+
+    async fn set_master_key(&self, key: &MasterKey) -> StoreResult<bool> {
+        let mut masters = lock(&self.masters);
+        if masters.get(&key.user).is_some_and(|k| k.key == key.key) {
+            return Ok(false);
+        }
+        masters.insert(key.user.clone(), key.clone());
+        Ok(true)
+    }
+
+    async fn master_keys(&self, users: &[UserId]) -> StoreResult<Vec<MasterKey>> {
+        let masters = lock(&self.masters);
+        let mut out: Vec<MasterKey> = Vec::new();
+        for u in users {
+            if let Some(k) = masters.get(u) {
+                if !out.iter().any(|o| o.user == *u) {
+                    out.push(k.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn sign_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        signature: &MasterSignature,
+    ) -> StoreResult<bool> {
+        let mut all = lock(&self.inner);
+        let identity = all
+            .get_mut(user)
+            .and_then(|ds| ds.get_mut(device))
+            .and_then(|d| d.identity.as_mut());
+        Ok(match identity {
+            Some(k) => {
+                k.master_signature = Some(signature.clone());
+                true
+            }
+            None => false,
+        })
     }
 }

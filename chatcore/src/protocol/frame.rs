@@ -442,6 +442,13 @@ pub enum ClientFrame {
         /// A new fallback key, replacing the one before.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fallback_key: Option<SignedKey>,
+        /// The user's master signing key (the first device creates it; a
+        /// new one replaces it, and voids the old one's signatures).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        master_key: Option<MasterKeyInfo>,
+        /// The master key's signatures of devices of the user.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        signatures: Vec<DeviceSignature>,
     },
     /// The identity keys of the devices of `users` the caller may reach
     /// (or, with `conv`, of those users among the conversation's members).
@@ -637,6 +644,39 @@ pub struct KeyCountsInfo {
     pub fallback_unused: bool,
 }
 
+/// A user's master signing key, with its own signature over
+/// `chatcore-master-key-v1` `\n` user `\n` key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterKeyInfo {
+    /// The public key (Ed25519, unpadded base64).
+    pub key: String,
+    /// Its signature.
+    pub signature: String,
+}
+
+/// The master key's signature of one of the user's devices, over
+/// `chatcore-device-signature-v1` `\n` user `\n` device `\n` signing
+/// key `\n` agreement key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSignature {
+    /// The device.
+    pub device: DeviceId,
+    /// The signature.
+    pub signature: String,
+}
+
+/// A user's master key as the directory shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserMasterKey {
+    /// The user.
+    pub user: UserId,
+    /// The key and its signature.
+    pub master_key: MasterKeyInfo,
+}
+
 /// A device's identity keys as the directory shows them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -647,6 +687,10 @@ pub struct DeviceKeysInfo {
     pub device: DeviceId,
     /// Its keys and their signature, as uploaded.
     pub keys: IdentityKeys,
+    /// The user's current master key's signature of the device, if it
+    /// signed it (absent: unverified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_signature: Option<String>,
 }
 
 /// A key handed out by `claim_keys`.
@@ -1232,6 +1276,9 @@ pub enum ServerFrame {
         id: u32,
         /// The devices that uploaded keys.
         devices: Vec<DeviceKeysInfo>,
+        /// The master keys of the users asked for that have one.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        master_keys: Vec<UserMasterKey>,
     },
     /// Reply to `claim_keys`: a key per device that had one.
     ClaimedKeys {

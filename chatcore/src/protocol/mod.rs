@@ -21,8 +21,9 @@ pub(crate) use fast::decode_msgpack_send;
 pub use frame::{
     ClaimedKey, ClientFrame, ContactAction, ContactInfo, ContactList, ContactState,
     ConversationInfo, ConversationList, ConversationSummary, DeviceKeysInfo, DeviceRef,
-    DirectoryEntry, IdentityKeys, KeyCountsInfo, LastEntry, MemberInfo, OutgoingToDevice,
-    RequestInfo, ServerFrame, SignedKey, ToDeviceAck, ToDeviceMessage, Undelivered,
-    UndeliveredReason, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    DeviceSignature, DirectoryEntry, IdentityKeys, KeyCountsInfo, LastEntry, MasterKeyInfo,
+    MemberInfo, OutgoingToDevice, RequestInfo, ServerFrame, SignedKey, ToDeviceAck,
+    ToDeviceMessage, Undelivered, UndeliveredReason, UserMasterKey, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
 };
 pub use shared::SharedMessage;

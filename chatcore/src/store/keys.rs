@@ -25,6 +25,60 @@ pub struct DeviceKeys {
     pub signature: String,
     /// When they were uploaded.
     pub uploaded_at: Millis,
+    /// The user's master key's signature over these keys, once a device of
+    /// the user (or the user's recovery key) vouched for this one
+    /// ([`KeyStore::sign_device`]); `None` before.
+    pub master_signature: Option<MasterSignature>,
+}
+
+/// A master key's signature over a device's identity keys. It names the
+/// master key that made it: after the user's master key changes, the
+/// signatures of the old one no longer count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MasterSignature {
+    /// The master key that signed (unpadded base64).
+    pub master_key: String,
+    /// The signature (unpadded base64).
+    pub signature: String,
+}
+
+impl MasterSignature {
+    /// `master_key`'s `signature`.
+    pub fn new(master_key: impl Into<String>, signature: impl Into<String>) -> Self {
+        Self {
+            master_key: master_key.into(),
+            signature: signature.into(),
+        }
+    }
+}
+
+/// A user's master signing key: the key that vouches for the user's
+/// devices, whose safety numbers derive from it, with its own signature
+/// (proof that the uploader holds it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MasterKey {
+    /// The user.
+    pub user: UserId,
+    /// The public key (unpadded base64).
+    pub key: String,
+    /// The key's signature over itself and its user.
+    pub signature: String,
+    /// When it was uploaded.
+    pub uploaded_at: Millis,
+}
+
+impl MasterKey {
+    /// `user`'s master `key` with its `signature`, uploaded at `uploaded_at`.
+    pub fn new(user: UserId, key: String, signature: String, uploaded_at: Millis) -> Self {
+        Self {
+            user,
+            key,
+            signature,
+            uploaded_at,
+        }
+    }
 }
 
 impl DeviceKeys {
@@ -45,7 +99,15 @@ impl DeviceKeys {
             agreement_key,
             signature,
             uploaded_at,
+            master_signature: None,
         }
+    }
+
+    /// The master signature, if `master_key` made it: the one that counts.
+    pub fn signed_by(&self, master_key: &str) -> Option<&MasterSignature> {
+        self.master_signature
+            .as_ref()
+            .filter(|s| s.master_key == master_key)
     }
 
     /// Whether `other` holds the same keys (the time of upload aside).
@@ -174,6 +236,24 @@ pub trait KeyStore: Send + Sync {
     /// are left out; the result follows the order of `targets`.
     async fn claim(&self, targets: &[(UserId, DeviceId)]) -> StoreResult<Vec<Claimed>>;
 
-    /// Deletes everything of the device: identity, one-time and fallback keys.
+    /// Deletes everything of the device: identity (with its master
+    /// signature), one-time and fallback keys.
     async fn remove_device(&self, user: &UserId, device: &DeviceId) -> StoreResult<()>;
+
+    /// Sets the user's master key, replacing the one before: whether it
+    /// changed (`false`: this key was stored already, and nothing changed).
+    async fn set_master_key(&self, key: &MasterKey) -> StoreResult<bool>;
+
+    /// The master keys of those of `users` that have one, in any order.
+    async fn master_keys(&self, users: &[UserId]) -> StoreResult<Vec<MasterKey>>;
+
+    /// Stores a master signature over the device's identity keys,
+    /// replacing the one before: `false` (nothing stored) if the device has
+    /// no identity keys. Checking the signature is the caller's.
+    async fn sign_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        signature: &MasterSignature,
+    ) -> StoreResult<bool>;
 }

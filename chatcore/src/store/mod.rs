@@ -20,7 +20,9 @@ mod users;
 
 pub use broker::{Broker, BrokerHandler, Event, Revocation, Topic};
 pub use contacts::{pair_key, ContactStore, ContactView, Link, Relation, Written};
-pub use keys::{Claimed, DeviceKeys, IdentitySet, KeyCounts, KeyStore, OneTimeKey};
+pub use keys::{
+    Claimed, DeviceKeys, IdentitySet, KeyCounts, KeyStore, MasterKey, MasterSignature, OneTimeKey,
+};
 pub use limiter::{Quota, RateLimiter};
 pub use mailer::{Mail, Mailer};
 pub use messages::{

@@ -16,9 +16,9 @@ use crate::model::{
 };
 use crate::store::{
     BrokerHandler, Changed, ContactView, ConversationState, DeviceKeys, Event, IdentitySet, Link,
-    Listing, NewMessage, NewUser, OneTimeKey, Pending, ProfileUpdate, Queued, Quota, Relation,
-    Report, ResetToken, SearchQuery, SessionRecord, StoreError, ToDevice, Topic, UserRecord,
-    Written,
+    Listing, MasterKey, MasterSignature, NewMessage, NewUser, OneTimeKey, Pending, ProfileUpdate,
+    Queued, Quota, Relation, Report, ResetToken, SearchQuery, SessionRecord, StoreError, ToDevice,
+    Topic, UserRecord, Written,
 };
 use crate::Backends;
 
@@ -75,6 +75,7 @@ cases!(
     contacts_relations_keep_unaccepted_requests,
     reports_replace_per_pair_and_page_newest_first,
     keys_identity_is_set_once_per_device,
+    keys_master_keys_replace_and_sign_devices,
     keys_one_time_keys_are_claimed_once_then_the_fallback,
     keys_concurrent_claims_hand_out_each_key_once,
     keys_uploads_are_bounded_and_retries_store_nothing_twice,
@@ -1895,6 +1896,7 @@ fn device_keys(user: &UserId, device: &str, signing: &str) -> DeviceKeys {
         agreement_key: format!("agree-{signing}"),
         signature: format!("sig-{signing}"),
         uploaded_at: T0,
+        master_signature: None,
     }
 }
 
@@ -1943,6 +1945,78 @@ async fn keys_identity_is_set_once_per_device(b: Backends) {
         .await
         .unwrap()
         .is_empty());
+}
+
+async fn keys_master_keys_replace_and_sign_devices(b: Backends) {
+    let (u, v) = (UserId::generate(), UserId::generate());
+    let m1 = MasterKey::new(u.clone(), "m1".into(), "self-sig-1".into(), T0);
+    assert!(b.keys.master_keys(&[u.clone()]).await.unwrap().is_empty());
+    assert!(b.keys.set_master_key(&m1).await.unwrap(), "stored");
+    let mut again = m1.clone();
+    again.uploaded_at = T0 + 1;
+    assert!(
+        !b.keys.set_master_key(&again).await.unwrap(),
+        "the same key again changes nothing"
+    );
+    assert_eq!(
+        b.keys
+            .master_keys(&[u.clone(), v.clone(), u.clone()])
+            .await
+            .unwrap(),
+        [m1.clone()],
+        "each user that has one, once"
+    );
+    // Signatures of devices: only of devices with keys.
+    let d1 = DeviceId::from("d1");
+    let sig = MasterSignature::new("m1", "sig-of-d1");
+    assert!(
+        !b.keys.sign_device(&u, &d1, &sig).await.unwrap(),
+        "no identity keys yet"
+    );
+    b.keys
+        .set_identity(&device_keys(&u, "d1", "s1"))
+        .await
+        .unwrap();
+    b.keys
+        .set_identity(&device_keys(&u, "d2", "s2"))
+        .await
+        .unwrap();
+    assert!(b.keys.sign_device(&u, &d1, &sig).await.unwrap());
+    let ids = b.keys.identities(&u).await.unwrap();
+    assert_eq!(ids[0].master_signature.as_ref(), Some(&sig));
+    assert_eq!(ids[0].signed_by("m1"), Some(&sig));
+    assert_eq!(ids[1].master_signature, None, "d2 is not signed");
+    // A new master key: the old signatures stay stored but no longer count.
+    let m2 = MasterKey::new(u.clone(), "m2".into(), "self-sig-2".into(), T0 + 2);
+    assert!(b.keys.set_master_key(&m2).await.unwrap(), "replaced");
+    assert_eq!(b.keys.master_keys(&[u.clone()]).await.unwrap(), [m2]);
+    let ids = b.keys.identities(&u).await.unwrap();
+    assert_eq!(ids[0].signed_by("m2"), None);
+    let sig2 = MasterSignature::new("m2", "sig2-of-d1");
+    assert!(b.keys.sign_device(&u, &d1, &sig2).await.unwrap());
+    assert_eq!(
+        b.keys.identities(&u).await.unwrap()[0].signed_by("m2"),
+        Some(&sig2),
+        "replaced"
+    );
+    // An identity uploaded with a signature keeps none: signing is apart.
+    let mut forged = device_keys(&v, "d9", "s9");
+    forged.master_signature = Some(MasterSignature::new("m1", "forged"));
+    b.keys.set_identity(&forged).await.unwrap();
+    assert_eq!(
+        b.keys.identities(&v).await.unwrap()[0].master_signature,
+        None
+    );
+    // Removing the device removes its signature with it.
+    b.keys.remove_device(&u, &d1).await.unwrap();
+    b.keys
+        .set_identity(&device_keys(&u, "d1", "s1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.keys.identities(&u).await.unwrap()[0].master_signature,
+        None
+    );
 }
 
 async fn keys_one_time_keys_are_claimed_once_then_the_fallback(b: Backends) {

@@ -8,9 +8,9 @@ use crate::model::{
 use crate::protocol::{
     ClaimedKey, ClientFrame, ContactAction, ContactInfo, ContactList, ContactState,
     ConversationInfo, ConversationList, ConversationSummary, DeviceKeysInfo, DeviceRef,
-    DirectoryEntry, ErrorCode, IdentityKeys, KeyCountsInfo, LastEntry, MemberInfo,
-    OutgoingToDevice, RequestInfo, ServerFrame, SignedKey, ToDeviceAck, ToDeviceMessage,
-    Undelivered, UndeliveredReason,
+    DeviceSignature, DirectoryEntry, ErrorCode, IdentityKeys, KeyCountsInfo, LastEntry,
+    MasterKeyInfo, MemberInfo, OutgoingToDevice, RequestInfo, ServerFrame, SignedKey, ToDeviceAck,
+    ToDeviceMessage, Undelivered, UndeliveredReason, UserMasterKey,
 };
 
 fn alice() -> UserId {
@@ -96,6 +96,15 @@ fn message() -> Message {
         content: Content::Text {
             text: "Hello, Bob! 👋".into(),
         },
+    }
+}
+
+fn master_key() -> MasterKeyInfo {
+    MasterKeyInfo {
+        key: "dGhlIHVzZXIncyBtYXN0ZXIgc2lnbmluZyBrZXksIDMyIQ".into(),
+        signature:
+            "c2lnbmVkIGJ5IGl0c2VsZiwgbmFtaW5nIGl0cyB1c2VyLCA2NCBieXRlcyBsb25nISEhISEhISEhISEhISE"
+                .into(),
     }
 }
 
@@ -344,6 +353,11 @@ pub fn client_frames() -> Vec<ClientFrame> {
             device_keys: Some(identity_keys()),
             one_time_keys: vec![signed_key("AAAAAQ")],
             fallback_key: Some(signed_key("AAAAAg")),
+            master_key: Some(master_key()),
+            signatures: vec![DeviceSignature {
+                device: DeviceId::from("0190f7a2-7000-7000-8000-0000000de71c"),
+                signature: "bWFzdGVyIGtleSdzIHNpZ25hdHVyZSBvZiB0aGlzIGRldmljZSwgNjQgYnl0ZXMgbG9uZyEhISEhISEhISE".into(),
+            }],
         },
         ClientFrame::QueryKeys {
             id: 43,
@@ -754,6 +768,13 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 user: bob(),
                 device: DeviceId::from("0190f7a2-6c1e-7b3a-9f00-0000000d0b01"),
                 keys: identity_keys(),
+                master_signature: Some(
+                    "Ym9iJ3MgbWFzdGVyIGtleSB2b3VjaGVzIGZvciB0aGlzIGRldmljZSwgNjQgYnl0ZXMgbG9uZyEhISEhISE".into(),
+                ),
+            }],
+            master_keys: vec![UserMasterKey {
+                user: bob(),
+                master_key: master_key(),
             }],
         },
         ServerFrame::ClaimedKeys {

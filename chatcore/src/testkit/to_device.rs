@@ -216,6 +216,8 @@ async fn sign_in(
             device_keys: Some(identity),
             one_time_keys: Vec::new(),
             fallback_key: None,
+            master_key: None,
+            signatures: Vec::new(),
         },
         &mut ignore,
     )

@@ -67,6 +67,8 @@ impl Device {
                 device_keys: Some(identity),
                 one_time_keys: Vec::new(),
                 fallback_key: None,
+                master_key: None,
+                signatures: Vec::new(),
             })
             .await;
         assert!(matches!(reply, ServerFrame::KeyCounts { .. }), "{reply:?}");
@@ -419,6 +421,8 @@ async fn claims_that_leave_a_device_low_push_its_key_counts() {
             device_keys: None,
             one_time_keys: keys,
             fallback_key: None,
+            master_key: None,
+            signatures: Vec::new(),
         })
         .await;
     assert!(

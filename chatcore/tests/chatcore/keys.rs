@@ -4,11 +4,14 @@
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
-use chatcore::e2e::{device_keys_text, one_time_key_text, OLM_V1};
+use chatcore::e2e::{
+    device_keys_text, device_signature_text, master_key_text, one_time_key_text, OLM_V1,
+};
 use chatcore::error::CoreError;
-use chatcore::model::{Audience, ConversationId, UserId};
+use chatcore::model::{Audience, ConversationId, DeviceId, UserId};
 use chatcore::protocol::{
-    ClaimedKey, ClientFrame, DeviceRef, ErrorCode, IdentityKeys, ServerFrame, SignedKey,
+    ClaimedKey, ClientFrame, DeviceRef, DeviceSignature, ErrorCode, IdentityKeys, MasterKeyInfo,
+    ServerFrame, SignedKey,
 };
 use chatcore::request::{dispatch, Caller, Out, Who};
 use chatcore::testkit::model::fast_config;
@@ -96,6 +99,8 @@ fn upload(
         device_keys: identity.map(|k| k.identity.clone()),
         one_time_keys: one_time,
         fallback_key: fallback,
+        master_key: None,
+        signatures: Vec::new(),
     }
 }
 
@@ -337,4 +342,235 @@ async fn claims_are_budgeted_per_user() {
         ErrorCode::LimitReached,
         "3 left + 98 > 100"
     );
+}
+
+/// Signs in `c`'s user on one more device.
+async fn login(s: &Arc<Server>, c: &Caller, name: &str) -> Caller {
+    let mut out = Out::default();
+    dispatch(
+        s,
+        Who::new(None, None),
+        ClientFrame::Login {
+            id: 1,
+            login: name.into(),
+            password: PW.into(),
+            device: "second".into(),
+        },
+        &mut out,
+    )
+    .await
+    .expect("signed in");
+    let s = out.sign_in.expect("signed in");
+    assert_eq!(s.user, c.user);
+    Caller::new(
+        s.user,
+        s.device,
+        s.token_hash,
+        Arc::from(format!("conn-{name}-2")),
+    )
+}
+
+/// A master key pair of `user`, and its upload.
+fn master_of(user: &UserId) -> (Ed25519KeyPair, MasterKeyInfo) {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let key = b64(pair.public_key().as_ref());
+    let signature = b64(pair.sign(master_key_text(user, &key).as_bytes()).as_ref());
+    (pair, MasterKeyInfo { key, signature })
+}
+
+fn vouch(master: &Ed25519KeyPair, c: &Caller, k: &Keys) -> DeviceSignature {
+    let text = device_signature_text(
+        &c.user,
+        &c.device,
+        &k.identity.signing_key,
+        &k.identity.agreement_key,
+    );
+    DeviceSignature {
+        device: c.device.clone(),
+        signature: b64(master.sign(text.as_bytes()).as_ref()),
+    }
+}
+
+fn with_master(
+    identity: Option<&Keys>,
+    master_key: Option<MasterKeyInfo>,
+    signatures: Vec<DeviceSignature>,
+) -> ClientFrame {
+    match upload(identity, Vec::new(), None) {
+        ClientFrame::UploadKeys {
+            id,
+            device_keys,
+            one_time_keys,
+            fallback_key,
+            ..
+        } => ClientFrame::UploadKeys {
+            id,
+            device_keys,
+            one_time_keys,
+            fallback_key,
+            master_key,
+            signatures,
+        },
+        other => other,
+    }
+}
+
+/// Each device of `user` as `viewer` sees it: (device, signed by the
+/// current master key), and the master key shown.
+async fn seen(
+    s: &Arc<Server>,
+    viewer: &Caller,
+    user: &UserId,
+) -> (Vec<(DeviceId, bool)>, Option<String>) {
+    match req(
+        s,
+        viewer,
+        ClientFrame::QueryKeys {
+            id: 1,
+            users: vec![user.clone()],
+            conv: None,
+        },
+    )
+    .await
+    .unwrap()
+    {
+        ServerFrame::DeviceKeys {
+            devices,
+            master_keys,
+            ..
+        } => (
+            devices
+                .into_iter()
+                .map(|d| (d.device, d.master_signature.is_some()))
+                .collect(),
+            master_keys.into_iter().next().map(|m| m.master_key.key),
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_master_key_vouches_for_the_devices_its_holder_signs() {
+    let s = Server::new(Backends::memory(), fast_config()).unwrap();
+    let alice = register(&s, "alice", "+441111111111").await;
+    let bob = register(&s, "bob", "+442222222222").await;
+    let (ak, bk) = (keys_of(&alice), keys_of(&bob));
+    req(&s, &bob, upload(Some(&bk), Vec::new(), None))
+        .await
+        .unwrap();
+
+    // The first device uploads its identity, the master key and the
+    // master key's signature of itself, at once.
+    let (master, info) = master_of(&alice.user);
+    let first = with_master(
+        Some(&ak),
+        Some(info.clone()),
+        vec![vouch(&master, &alice, &ak)],
+    );
+    req(&s, &alice, first).await.unwrap();
+    let mut device_ids = vec![(alice.device.clone(), true)];
+    assert_eq!(
+        seen(&s, &bob, &alice.user).await,
+        (device_ids.clone(), Some(info.key.clone()))
+    );
+
+    // A second device is unverified until a holder of the master key signs it.
+    let alice2 = login(&s, &alice, "alice").await;
+    let ak2 = keys_of(&alice2);
+    req(&s, &alice2, upload(Some(&ak2), Vec::new(), None))
+        .await
+        .unwrap();
+    device_ids.push((alice2.device.clone(), false));
+    device_ids.sort();
+    assert_eq!(seen(&s, &bob, &alice.user).await.0, device_ids);
+    // Forged: signed by another key, or for another device: refused, nothing stored.
+    let (other, _) = master_of(&alice.user);
+    for (sig, what) in [
+        (vouch(&other, &alice2, &ak2), "another key"),
+        (
+            DeviceSignature {
+                device: alice2.device.clone(),
+                ..vouch(&master, &alice, &ak)
+            },
+            "another device's signature",
+        ),
+    ] {
+        let r = req(&s, &alice, with_master(None, None, vec![sig])).await;
+        assert_eq!(code(r), ErrorCode::InvalidArgument, "{what}");
+    }
+    assert_eq!(seen(&s, &bob, &alice.user).await.0, device_ids);
+    let unknown = DeviceSignature {
+        device: DeviceId::from("no-such-device"),
+        ..vouch(&master, &alice2, &ak2)
+    };
+    match req(&s, &alice, with_master(None, None, vec![unknown])).await {
+        Err(CoreError::InvalidArgument { field, .. }) => assert_eq!(field, "signatures"),
+        other => panic!("{other:?}"),
+    }
+    // The first device signs the second (any device of alice may send it).
+    req(
+        &s,
+        &alice,
+        with_master(None, None, vec![vouch(&master, &alice2, &ak2)]),
+    )
+    .await
+    .unwrap();
+    for d in &mut device_ids {
+        d.1 = true;
+    }
+    assert_eq!(seen(&s, &bob, &alice.user).await.0, device_ids);
+
+    // A master key whose self-signature does not verify is refused.
+    let (_, mut bad) = master_of(&alice.user);
+    bad.signature = info.signature.clone();
+    let r = req(&s, &alice, with_master(None, Some(bad), Vec::new())).await;
+    assert_eq!(code(r), ErrorCode::InvalidArgument);
+    // Bob has no master key: his signatures wait for one.
+    let (bob_master, _) = master_of(&bob.user);
+    match req(
+        &s,
+        &bob,
+        with_master(None, None, vec![vouch(&bob_master, &bob, &bk)]),
+    )
+    .await
+    {
+        Err(CoreError::InvalidArgument { field, message }) => {
+            assert_eq!(field, "signatures");
+            assert!(message.contains("master key first"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        seen(&s, &alice, &bob.user).await,
+        (vec![(bob.device.clone(), false)], None)
+    );
+
+    // A new master key (all devices lost, say) voids the old one's
+    // signatures until its holder signs again.
+    let (master2, info2) = master_of(&alice.user);
+    req(
+        &s,
+        &alice2,
+        with_master(None, Some(info2.clone()), Vec::new()),
+    )
+    .await
+    .unwrap();
+    for d in &mut device_ids {
+        d.1 = false;
+    }
+    assert_eq!(
+        seen(&s, &bob, &alice.user).await,
+        (device_ids.clone(), Some(info2.key.clone()))
+    );
+    req(
+        &s,
+        &alice2,
+        with_master(None, None, vec![vouch(&master2, &alice2, &ak2)]),
+    )
+    .await
+    .unwrap();
+    let (shown, _) = seen(&s, &bob, &alice.user).await;
+    assert!(shown.contains(&(alice2.device.clone(), true)));
+    assert!(shown.contains(&(alice.device.clone(), false)));
 }

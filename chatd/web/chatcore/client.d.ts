@@ -10,7 +10,7 @@
  */
 import { type Codec } from "./codec.js";
 import { ChatError } from "./errors.js";
-import { type AlertFrame, type Audience, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceKeysInfo, type DeviceRef, type DirectoryEntry, type IdentityKeys, type KeyCounts, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+import { type AlertFrame, type Audience, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
 /** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
 export interface WebSocketLike {
     readonly readyState: number;
@@ -431,12 +431,21 @@ export declare class ChatClient {
         identity?: IdentityKeys;
         oneTimeKeys?: SignedKey[];
         fallbackKey?: SignedKey;
+        /** The user's master signing key (the first device creates it). */
+        masterKey?: MasterKeyInfo;
+        /** The master key's signatures of devices of the user. */
+        signatures?: DeviceSignature[];
     }): Promise<{
         oneTime: number;
         fallbackUnused: boolean;
     }>;
     /** The identity keys of the devices of `users` the caller may reach (through `conv`, a conversation of theirs, if given). */
     queryKeys(users: string[], conv?: string): Promise<DeviceKeysInfo[]>;
+    /** As {@link ChatClient.queryKeys}, with the master key of each of `users` that has one. */
+    queryKeysAndMasters(users: string[], conv?: string): Promise<{
+        devices: DeviceKeysInfo[];
+        masterKeys: UserMasterKey[];
+    }>;
     /** One one-time key (or the fallback key) of each device named that the caller may reach. */
     claimKeys(devices: DeviceRef[], conv?: string): Promise<ClaimedKey[]>;
     /**

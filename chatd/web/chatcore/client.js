@@ -874,6 +874,8 @@ export class ChatClient {
             ...(keys.identity === undefined ? {} : { device_keys: keys.identity }),
             ...(keys.oneTimeKeys === undefined || keys.oneTimeKeys.length === 0 ? {} : { one_time_keys: keys.oneTimeKeys }),
             ...(keys.fallbackKey === undefined ? {} : { fallback_key: keys.fallbackKey }),
+            ...(keys.masterKey === undefined ? {} : { master_key: keys.masterKey }),
+            ...(keys.signatures === undefined || keys.signatures.length === 0 ? {} : { signatures: keys.signatures }),
         }, "key_counts", { auth: true, retry: true });
         return { oneTime: reply.one_time, fallbackUnused: reply.fallback_unused };
     }
@@ -881,6 +883,11 @@ export class ChatClient {
     async queryKeys(users, conv) {
         const reply = await this.request({ type: "query_keys", users, ...(conv === undefined ? {} : { conv }) }, "device_keys", { auth: true, retry: true });
         return reply.devices;
+    }
+    /** As {@link ChatClient.queryKeys}, with the master key of each of `users` that has one. */
+    async queryKeysAndMasters(users, conv) {
+        const reply = await this.request({ type: "query_keys", users, ...(conv === undefined ? {} : { conv }) }, "device_keys", { auth: true, retry: true });
+        return { devices: reply.devices, masterKeys: reply.master_keys ?? [] };
     }
     /** One one-time key (or the fallback key) of each device named that the caller may reach. */
     async claimKeys(devices, conv) {

@@ -525,6 +525,10 @@ export type ClientFrame = {
     device_keys?: IdentityKeys;
     one_time_keys?: SignedKey[];
     fallback_key?: SignedKey;
+    /** The user's master signing key (the first device creates it). */
+    master_key?: MasterKeyInfo;
+    /** The master key's signatures of devices of the user. */
+    signatures?: DeviceSignature[];
 }
 /** The identity keys of the devices of `users` the caller may reach (through `conv` if given). Reply: `device_keys`. */
  | {
@@ -683,6 +687,7 @@ export type ServerFrame = {
     type: "device_keys";
     id: number;
     devices: DeviceKeysInfo[];
+    master_keys?: UserMasterKey[];
 }
 /** Reply to `claim_keys`: one key per device that had one. */
  | {
@@ -690,6 +695,21 @@ export type ServerFrame = {
     id: number;
     keys: ClaimedKey[];
 };
+/** A user's master signing key with its own signature (PROTOCOL.md "Key directory", master keys). */
+export interface MasterKeyInfo {
+    key: string;
+    signature: string;
+}
+/** The master key's signature of one of the user's devices. */
+export interface DeviceSignature {
+    device: string;
+    signature: string;
+}
+/** A user's master key as `query_keys` shows it. */
+export interface UserMasterKey {
+    user: string;
+    master_key: MasterKeyInfo;
+}
 /** What a device has left in the key directory. */
 export interface KeyCounts {
     one_time: number;
@@ -801,6 +821,8 @@ export interface DeviceKeysInfo {
     user: string;
     device: string;
     keys: IdentityKeys;
+    /** The user's current master key's signature of the device; absent: unverified. */
+    master_signature?: string;
 }
 /** A key handed out by `claim_keys`; `fallback` when it is the device's fallback key (no one-time key was left). */
 export interface ClaimedKey {

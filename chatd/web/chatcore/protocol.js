@@ -178,7 +178,12 @@ const IDENTITY_KEYS = {
 };
 const SIGNED_KEY = { struct: [req("id", "string"), req("key", "string"), req("signature", "string")] };
 const DEVICE_REF = { struct: [req("user", "string"), req("device", "string")] };
-const DEVICE_KEYS_INFO = { struct: [req("user", "string"), req("device", "string"), req("keys", IDENTITY_KEYS)] };
+const DEVICE_KEYS_INFO = {
+    struct: [req("user", "string"), req("device", "string"), req("keys", IDENTITY_KEYS), opt("master_signature", "string")],
+};
+const MASTER_KEY_INFO = { struct: [req("key", "string"), req("signature", "string")] };
+const DEVICE_SIGNATURE = { struct: [req("device", "string"), req("signature", "string")] };
+const USER_MASTER_KEY = { struct: [req("user", "string"), req("master_key", MASTER_KEY_INFO)] };
 const CLAIMED_KEY = {
     struct: [req("user", "string"), req("device", "string"), req("key", SIGNED_KEY), flag("fallback")],
 };
@@ -275,6 +280,8 @@ const CLIENT_FRAME = {
             opt("device_keys", IDENTITY_KEYS),
             vec("one_time_keys", { list: SIGNED_KEY }),
             opt("fallback_key", SIGNED_KEY),
+            opt("master_key", MASTER_KEY_INFO),
+            vec("signatures", { list: DEVICE_SIGNATURE }),
         ],
         query_keys: [id, req("users", { list: "string" }), opt("conv", "string")],
         claim_keys: [id, req("devices", { list: DEVICE_REF }), opt("conv", "string")],
@@ -342,7 +349,7 @@ const SERVER_FRAME = {
         key_counts: [opt("id", "u32"), req("one_time", "u32"), req("fallback_unused", "bool")],
         to_device_sent: [id, req("queued", "u32"), vec("undelivered", { list: UNDELIVERED })],
         to_device: [req("messages", { list: TO_DEVICE_MESSAGE })],
-        device_keys: [id, req("devices", { list: DEVICE_KEYS_INFO })],
+        device_keys: [id, req("devices", { list: DEVICE_KEYS_INFO }), vec("master_keys", { list: USER_MASTER_KEY })],
         claimed_keys: [id, req("keys", { list: CLAIMED_KEY })],
     },
 };
