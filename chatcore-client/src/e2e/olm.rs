@@ -22,6 +22,8 @@ const MAX_SESSIONS_PER_DEVICE: usize = 8;
 const MAX_PROCESSED: usize = 4096;
 /// To-device messages kept while their sender's keys are unknown.
 const MAX_DEFERRED: usize = 256;
+/// How long a to-device message waits for its sender's keys (by its `ts`).
+const DEFER_FOR: Millis = 7 * 24 * 60 * 60 * 1000;
 /// How long a device whose one-time key claim failed is not asked for again.
 const CLAIM_RETRY_AFTER: Millis = 10 * 60 * 1000;
 
@@ -93,8 +95,9 @@ pub struct ToDeviceIn {
 pub enum Received {
     /// It was processed before (a redelivery): nothing to do.
     Duplicate,
-    /// The sender's device keys are unknown: the message is kept; query
-    /// the user's keys, feed them, then call [`Machine::retry_deferred`].
+    /// The sender's device keys are unknown: the message is kept (up to a
+    /// week, 256 messages at most); query the user's keys, feed them, then
+    /// call [`Machine::retry_deferred`].
     Deferred {
         /// Whose keys to query.
         user: UserId,
@@ -257,6 +260,9 @@ impl Machine {
                 ));
             }
         }
+        self.olm
+            .claim_failed
+            .retain(|_, t| now.saturating_sub(*t) < CLAIM_RETRY_AFTER);
         for (r, _) in &failed {
             self.olm
                 .claim_failed
@@ -378,7 +384,6 @@ impl Machine {
         message: &ToDeviceIn,
         now: Millis,
     ) -> Result<Received, E2eError> {
-        let _ = now;
         if message.kind != OLM_V1 {
             return Err(E2eError::Unsupported(message.kind.clone()));
         }
@@ -395,6 +400,9 @@ impl Machine {
             .get(&message.from_user, &message.from_device)
             .cloned()
         else {
+            self.olm
+                .deferred
+                .retain(|d| now.saturating_sub(d.ts) < DEFER_FOR);
             if !self.olm.deferred.iter().any(|d| {
                 d.from_user == message.from_user
                     && d.from_device == message.from_device
