@@ -450,12 +450,21 @@ fn a_new_signed_device_reads_history_and_an_unsigned_one_gets_nothing() {
         "not to other users' devices"
     );
     assert!(is_waiting(w.read(&a4, &dm, &b, &from_bob)));
+    // a4 holds a session a3 lacks (its own, in a conversation with Bob).
+    let side = conv("g:side");
+    let a4_side = w.send(&a4, &side, &["bob"], "a4 to bob");
     let from_a4 = w.ready(&a4, |m, now| m.forward_keys(&a3.1, None, now));
+    assert!(!from_a4.is_empty());
     w.post(&a4, from_a4);
-    assert!(w
-        .deliver(&a3)
-        .iter()
-        .all(|r| matches!(r, Err(E2eError::Refused(_)))));
+    let refused = w.deliver(&a3);
+    assert!(!refused.is_empty());
+    assert!(
+        refused
+            .iter()
+            .all(|r| matches!(r, Err(E2eError::Refused(_)))),
+        "{refused:?}"
+    );
+    assert!(is_waiting(w.read(&a3, &side, &a4, &a4_side)));
 
     // The master private key goes to a3, which then signs a4.
     assert!(!w.m(&a3).has_master_key());

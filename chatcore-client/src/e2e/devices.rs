@@ -295,6 +295,13 @@ impl Machine {
             devices.insert(device, tracked);
         }
 
+        // This very device stays tracked, its keys known first hand, even
+        // before the directory shows it.
+        if user == self.user && !devices.contains_key(&self.device) {
+            if let Some(me) = old.devices.get(&self.device) {
+                devices.insert(self.device.clone(), me.clone());
+            }
+        }
         if known {
             for (device, d) in &devices {
                 let r = DeviceRef {

@@ -504,3 +504,32 @@ impl Machine {
         Ok(Outcome::Ready(out))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The format the TypeScript binding implements.
+    #[test]
+    fn the_megolm_plaintext_names_its_conversation() {
+        let plaintext = Plaintext {
+            kind: CONTENT.into(),
+            conv: ConversationId::from("g:1"),
+            content: vec![7, 8],
+        };
+        let bytes = rmp_serde::to_vec_named(&plaintext).unwrap();
+        // fixmap of 3: "type": "content", "conv": "g:1", "content": bin [7, 8]
+        let mut expected = vec![0x83, 0xa4];
+        expected.extend_from_slice(b"type");
+        expected.push(0xa7);
+        expected.extend_from_slice(b"content");
+        expected.push(0xa4);
+        expected.extend_from_slice(b"conv");
+        expected.push(0xa3);
+        expected.extend_from_slice(b"g:1");
+        expected.push(0xa7);
+        expected.extend_from_slice(b"content");
+        expected.extend_from_slice(&[0xc4, 2, 7, 8]);
+        assert_eq!(bytes, expected);
+    }
+}

@@ -612,3 +612,91 @@ impl Machine {
             .map(Outcome::Ready)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plaintext(body: Body) -> Plaintext {
+        Plaintext {
+            sender: UserId::from("alice"),
+            sender_device: DeviceId::from("a1"),
+            sender_key: "AK".into(),
+            recipient: UserId::from("bob"),
+            recipient_device: DeviceId::from("b1"),
+            recipient_key: "BK".into(),
+            body,
+        }
+    }
+
+    /// The formats the TypeScript binding implements: flat maps, `type` first-class.
+    #[test]
+    fn olm_plaintexts_are_flat_maps_tagged_by_type() {
+        let bytes = rmp_serde::to_vec_named(&plaintext(Body::RoomKey {
+            conv: ConversationId::from("g:1"),
+            session: "S".into(),
+            key: "K".into(),
+        }))
+        .unwrap();
+        let value: serde_json::Value = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "sender": "alice", "sender_device": "a1", "sender_key": "AK",
+                "recipient": "bob", "recipient_device": "b1", "recipient_key": "BK",
+                "type": "room_key", "conv": "g:1", "session": "S", "key": "K",
+            })
+        );
+        let bytes = rmp_serde::to_vec_named(&plaintext(Body::ForwardedRoomKey {
+            conv: ConversationId::from("g:1"),
+            session: "S".into(),
+            key: "K".into(),
+            session_user: UserId::from("carol"),
+            session_device: DeviceId::from("c1"),
+            session_sender_key: "CK".into(),
+        }))
+        .unwrap();
+        let value: serde_json::Value = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(value["type"], "forwarded_room_key");
+        assert_eq!(value["session_sender_key"], "CK");
+        let bytes =
+            rmp_serde::to_vec_named(&plaintext(Body::MasterKey { key: "M".into() })).unwrap();
+        let value: serde_json::Value = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(value["type"], "master_key");
+
+        // An application payload travels as MessagePack bin and comes back.
+        let bytes = rmp_serde::to_vec_named(&plaintext(Body::Custom {
+            kind: "call".into(),
+            data: vec![1, 2, 3],
+        }))
+        .unwrap();
+        assert!(bytes.windows(5).any(|w| w == [0xc4, 3, 1, 2, 3]));
+        let back: Plaintext = rmp_serde::from_slice(&bytes).unwrap();
+        assert!(matches!(back.body, Body::Custom { data, .. } if data == [1, 2, 3]));
+        // An unknown type is an error, not a panic.
+        let unknown = serde_json::json!({
+            "sender": "alice", "sender_device": "a1", "sender_key": "AK",
+            "recipient": "bob", "recipient_device": "b1", "recipient_key": "BK",
+            "type": "something_else",
+        });
+        let bytes = rmp_serde::to_vec_named(&unknown).unwrap();
+        assert!(rmp_serde::from_slice::<Plaintext>(&bytes).is_err());
+    }
+
+    #[test]
+    fn the_envelope_names_its_fields() {
+        let envelope = Envelope {
+            kind: OLM_V1.into(),
+            sender_key: "AK".into(),
+            message_type: 0,
+            body: vec![9],
+        };
+        let bytes = rmp_serde::to_vec_named(&envelope).unwrap();
+        assert!(bytes.windows(3).any(|w| w == [0xc4, 1, 9]), "body is bin");
+        let back: Envelope = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(
+            (back.kind.as_str(), back.message_type, back.body),
+            (OLM_V1, 0, vec![9])
+        );
+    }
+}
