@@ -183,12 +183,16 @@ impl Machine {
         let mut member_set = BTreeSet::new();
         let mut targets = Vec::new();
         let mut without_key = Vec::new();
+        let mut seen = BTreeSet::new();
         for d in members {
             let key = device_key(d);
-            if key == me || !member_set.insert(key) {
+            if key == me || !seen.insert(key.clone()) {
                 continue;
             }
+            // A device no longer tracked (removed, revoked) counts as gone
+            // even if the app still lists it.
             if self.devices.get(&d.user, &d.device).is_some() {
+                member_set.insert(key);
                 targets.push(d.clone());
             } else {
                 without_key.push(d.clone());

@@ -19,6 +19,26 @@
 //! - `safety`: [`safety_number`] of two users.
 //! - `store`: [`Machine::to_bytes`] / [`Machine::from_bytes`], encrypted at rest.
 //!
+//! # Trust, history and what is checked
+//!
+//! - Nothing from the server is trusted: device keys, one-time keys, the
+//!   master key and device signatures are verified here; a device's keys
+//!   never change under its id; a user's master key is pinned when first
+//!   seen and a change is reported ([`DeviceChange::MasterKeyChanged`]).
+//! - Conversation keys go to every tracked device of the members, verified
+//!   or not (as Signal and Matrix do by default); [`DeviceTrust`] lets the
+//!   app show which ones the user's master key signed.
+//! - A device reads a conversation from the time it got the session key: a
+//!   new member gets the current session at its current index, so earlier
+//!   messages give [`E2eError::BeforeKey`]. A user's new device reads the
+//!   earlier history only through [`Machine::forward_keys`] from another
+//!   own device, and only once the master key signed it.
+//! - A conversation key counts only when it arrived over Olm from the
+//!   device that the content names as its sender (or was forwarded by an
+//!   own verified device); the plaintext names its conversation, so a
+//!   ciphertext replayed elsewhere is refused. Olm plaintexts name sender
+//!   and recipient (user, device, Ed25519 key), checked on receipt.
+//!
 //! # How an app drives it
 //!
 //! 1. On sign-in, [`Machine::new`] (or [`Machine::from_bytes`]); upload
