@@ -343,7 +343,21 @@ impl Machine {
             recipient_key: device.signing_key.clone(),
             body,
         };
-        let bytes = rmp_serde::to_vec_named(&plaintext).map_err(malformed)?;
+        self.olm_encrypt_plaintext(target, &plaintext)
+    }
+
+    fn olm_encrypt_plaintext(
+        &mut self,
+        target: &DeviceRef,
+        plaintext: &Plaintext,
+    ) -> Result<ToDeviceOut, E2eError> {
+        let Some(device) = self.devices.get(&target.user, &target.device) else {
+            return Err(E2eError::UnknownDevice {
+                user: target.user.clone(),
+                device: target.device.clone(),
+            });
+        };
+        let bytes = rmp_serde::to_vec_named(plaintext).map_err(malformed)?;
         let sender_key = self.agreement_key();
         let Some(session) = self
             .olm
@@ -435,6 +449,12 @@ impl Machine {
         let olm = OlmMessage::from_parts(usize::from(envelope.message_type), &envelope.body)
             .map_err(malformed)?;
         let (bytes, new_session) = self.olm_decrypt(&sender.agreement_key, &olm)?;
+        // The session is the sending device's (3DH with its tracked key),
+        // whatever the plaintext says; it is kept so that the device's
+        // next messages, which reuse its one-time key, still decrypt.
+        if let Some(session) = new_session {
+            self.add_session(sender.agreement_key.clone(), session);
+        }
         let plaintext: Plaintext = rmp_serde::from_slice(&bytes).map_err(malformed)?;
         if plaintext.sender != from.user
             || plaintext.sender_device != from.device
@@ -451,9 +471,6 @@ impl Machine {
             return Err(E2eError::Misbound(
                 "the message was encrypted for another device".into(),
             ));
-        }
-        if let Some(session) = new_session {
-            self.add_session(sender.agreement_key.clone(), session);
         }
         match plaintext.body {
             Body::RoomKey { conv, session, key } => {
@@ -516,8 +533,7 @@ impl Machine {
     }
 
     /// Decrypts with an existing session of the peer, or a new inbound one
-    /// for a pre-key message (returned, to keep only once the plaintext's
-    /// fields checked out).
+    /// for a pre-key message (returned for the caller to keep).
     fn olm_decrypt(
         &mut self,
         peer: &str,
@@ -616,6 +632,94 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::e2e::{KeyCounts, QueriedDevice, UserKeys};
+    use chatcore::protocol::DeviceKeysInfo;
+
+    fn tracked_by(m: &mut Machine, other: &Machine) {
+        m.receive_device_keys(UserKeys {
+            user: other.user().clone(),
+            master_key: None,
+            devices: vec![QueriedDevice {
+                keys: DeviceKeysInfo {
+                    user: other.user().clone(),
+                    device: other.device().clone(),
+                    keys: other.identity_keys(),
+                },
+                master_signature: None,
+            }],
+        });
+    }
+
+    /// A sender with an Olm session to a recipient, who knows the sender.
+    fn pair() -> (Machine, Machine, DeviceRef) {
+        let mut alice = Machine::new(UserId::from("alice"), DeviceId::from("a1"));
+        let mut bob = Machine::new(UserId::from("bob"), DeviceId::from("b1"));
+        let upload = bob.keys_to_upload(KeyCounts::default());
+        bob.mark_keys_published();
+        tracked_by(&mut alice, &bob);
+        tracked_by(&mut bob, &alice);
+        let target = bob.me();
+        let claimed = ClaimedKey {
+            user: target.user.clone(),
+            device: target.device.clone(),
+            key: upload.one_time_keys[0].clone(),
+            fallback: false,
+        };
+        let failed = alice.receive_claimed_keys(std::slice::from_ref(&target), &[claimed], 0);
+        assert!(failed.is_empty());
+        (alice, bob, target)
+    }
+
+    /// An Olm plaintext whose inner fields lie about sender or recipient is
+    /// refused even though its Olm layer decrypts.
+    #[test]
+    fn inner_sender_and_recipient_are_checked() {
+        type Lie = fn(&mut Plaintext);
+        let lies: [(&str, Lie); 6] = [
+            ("sender", |p| p.sender = UserId::from("carol")),
+            ("sender_device", |p| p.sender_device = DeviceId::from("a2")),
+            ("sender_key", |p| p.sender_key = p.recipient_key.clone()),
+            ("recipient", |p| p.recipient = UserId::from("carol")),
+            ("recipient_device", |p| {
+                p.recipient_device = DeviceId::from("b2")
+            }),
+            ("recipient_key", |p| p.recipient_key = p.sender_key.clone()),
+        ];
+        for (field, lie) in lies {
+            let (mut alice, mut bob, target) = pair();
+            let mut plaintext = Plaintext {
+                sender: alice.user().clone(),
+                sender_device: alice.device().clone(),
+                sender_key: alice.signing_key(),
+                recipient: target.user.clone(),
+                recipient_device: target.device.clone(),
+                recipient_key: bob.signing_key(),
+                body: Body::Custom {
+                    kind: "x".into(),
+                    data: vec![],
+                },
+            };
+            let honest = alice.olm_encrypt_plaintext(&target, &plaintext).unwrap();
+            let honest = honest.delivered(alice.user(), alice.device(), 0);
+            lie(&mut plaintext);
+            let forged = alice.olm_encrypt_plaintext(&target, &plaintext).unwrap();
+            let forged = forged.delivered(alice.user(), alice.device(), 0);
+            assert!(
+                matches!(
+                    bob.receive_to_device(&forged, 0),
+                    Err(E2eError::Misbound(_))
+                ),
+                "{field}"
+            );
+            assert!(
+                matches!(
+                    bob.receive_to_device(&honest, 0),
+                    Ok(Received::Custom { .. })
+                ),
+                "{field}"
+            );
+        }
+    }
 
     fn plaintext(body: Body) -> Plaintext {
         Plaintext {
