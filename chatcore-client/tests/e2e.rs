@@ -167,6 +167,10 @@ impl World {
     fn post(&mut self, from: &Key, messages: Vec<ToDeviceOut>) {
         for out in messages {
             assert_eq!(out.kind, OLM_V1);
+            assert!(
+                (&out.user, &out.device) != (&from.0, &from.1),
+                "a device never messages itself"
+            );
             let delivered = out.delivered(&from.0, &from.1, self.now);
             self.inbox
                 .entry((out.user, out.device))
