@@ -306,6 +306,16 @@ fn two_users_with_two_devices_each_read_everything() {
             }
         }
     }
+    // An app that lists the sender's own device among the members: it
+    // gets no room key from itself.
+    let mut members = w.members(&a1, &["alice", "bob"]);
+    members.push(DeviceRef {
+        user: a1.0.clone(),
+        device: a1.1.clone(),
+    });
+    let content = w.send_to(&a1, &dm, &members, "self listed");
+    assert_eq!(w.read_text(&a1, &dm, &a1, &content), "self listed");
+    assert_eq!(w.read_text(&b2, &dm, &a1, &content), "self listed");
     // Olm both ways over established sessions (normal messages after the
     // pre-key ones), for an application payload.
     for (from, to) in [(&a1, &b2), (&b2, &a1), (&a1, &b2)] {
@@ -969,11 +979,25 @@ fn a_changed_master_key_or_device_set_is_reported() {
         user: b.0.clone(),
         device: b.1.clone()
     })));
-    // A device's identity keys never change under the same id.
+    // A device's identity keys never change under the same id, even when
+    // the new ones are validly self-signed: the old ones are kept.
+    let impostor = Machine::new(b9.0.clone(), b9.1.clone());
     let mut answer = w.query(&b.0);
-    answer.devices[0].keys.keys = w.directory[&a].identity.clone();
+    assert_eq!(answer.devices.len(), 1);
+    answer.devices[0].keys.keys = impostor.identity_keys();
+    answer.devices[0].master_signature = None;
     let changes = w.m(&a).receive_device_keys(answer);
-    assert!(changes
-        .iter()
-        .any(|c| matches!(c, DeviceChange::Rejected { .. })));
+    assert_eq!(
+        changes,
+        vec![DeviceChange::Rejected {
+            user: b9.0.clone(),
+            device: Some(b9.1.clone()),
+            reason: "the device's identity keys changed: kept the old ones".into(),
+        }]
+    );
+    assert_eq!(w.m(&a).device_trust(&b9.0, &b9.1), DeviceTrust::Verified);
+    w.sync(&b9, &["alice"]);
+    let dm = conv("dm");
+    let content = w.send(&a, &dm, &["bob"], "to the real b9");
+    assert_eq!(w.read_text(&b9, &dm, &a, &content), "to the real b9");
 }

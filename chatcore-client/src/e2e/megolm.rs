@@ -180,7 +180,7 @@ impl Machine {
         now: Millis,
     ) -> Result<Outcome<Encrypted>, E2eError> {
         let me = device_key(&self.me());
-        let mut member_set = BTreeSet::new();
+        let mut member_set: BTreeSet<DeviceKey> = BTreeSet::new();
         let mut targets = Vec::new();
         let mut without_key = Vec::new();
         let mut seen = BTreeSet::new();
