@@ -766,6 +766,17 @@ fn forged_signatures_are_refused() {
     assert_eq!(w.m(&a).device_trust(&b.0, &b.1), DeviceTrust::Verified);
     let t = master_key_text(&b.0, &w.masters[&b.0].key);
     verify(&w.masters[&b.0].key, &t, &w.masters[&b.0].signature).unwrap();
+    // A server that leaves out the master key and the signature does not
+    // unverify the device.
+    let mut stripped = w.query(&b.0);
+    stripped.master_key = None;
+    stripped.devices[0].master_signature = None;
+    assert_eq!(w.m(&a).receive_device_keys(stripped), vec![]);
+    assert_eq!(w.m(&a).device_trust(&b.0, &b.1), DeviceTrust::Verified);
+    assert_eq!(
+        w.m(&a).master_key(&b.0).as_ref(),
+        Some(&w.masters[&b.0].key)
+    );
 
     // A one-time key not signed by its device: no Olm session.
     let target = DeviceRef {

@@ -2,8 +2,9 @@
 //! shows them, each signature checked here (the server is not trusted);
 //! the per-user master signing key that vouches for devices.
 //!
-//! A user's master key is pinned when first seen; a later different one is
-//! adopted but reported ([`DeviceChange::MasterKeyChanged`]) so the app can
+//! A user's master key is pinned when first seen (an answer without one
+//! keeps it); a later different one is adopted but reported
+//! ([`DeviceChange::MasterKeyChanged`]) so the app can
 //! warn, as Signal does on a safety number change. A device whose identity
 //! keys change under the same id is refused: the directory never allows it,
 //! so only a lying server would show it.
@@ -80,7 +81,7 @@ pub enum DeviceChange {
         user: UserId,
         /// The key pinned before.
         old: Option<String>,
-        /// The key now (`None`: the directory no longer shows one).
+        /// The key now pinned (`None` only if none verifies).
         new: Option<String>,
     },
     /// Something in the answer did not verify and was ignored.
@@ -208,7 +209,8 @@ impl Machine {
                     old.master_key.clone()
                 }
             },
-            None => None,
+            // Omitting the key does not undo it: a server cannot strip trust.
+            None => old.master_key.clone(),
         };
         if let Some(own) = own_master {
             if master.as_ref().is_some_and(|m| *m != own) {
@@ -256,31 +258,32 @@ impl Machine {
                 );
                 continue;
             }
-            if let Some(before) = old.devices.get(&device) {
-                if before.signing_key != info.keys.signing_key
-                    || before.agreement_key != info.keys.agreement_key
+            let before = old.devices.get(&device);
+            let (mut tracked, signature) = match before {
+                Some(b)
+                    if b.signing_key != info.keys.signing_key
+                        || b.agreement_key != info.keys.agreement_key =>
                 {
                     reject(
                         &mut changes,
                         Some(device.clone()),
                         "the device's identity keys changed: kept the old ones".into(),
                     );
-                    devices.insert(device, before.clone());
-                    continue;
+                    (b.clone(), None)
                 }
-            }
-            let mut tracked = TrackedDevice {
-                signing_key: info.keys.signing_key,
-                agreement_key: info.keys.agreement_key,
-                master_signature: None,
+                _ => (
+                    TrackedDevice {
+                        signing_key: info.keys.signing_key,
+                        agreement_key: info.keys.agreement_key,
+                        master_signature: None,
+                    },
+                    queried.master_signature,
+                ),
             };
-            // A signature this device made locally (sign_device) before the
-            // directory shows it is kept while it verifies.
-            let signature = queried.master_signature.or_else(|| {
-                old.devices
-                    .get(&device)
-                    .and_then(|d| d.master_signature.clone())
-            });
+            // A signature seen before (or made here by sign_device) is kept
+            // while it verifies: omitting it does not unverify the device.
+            let signature = signature.or_else(|| before.and_then(|d| d.master_signature.clone()));
+            tracked.master_signature = None;
             if let (Some(sig), Some(m)) = (signature, master.as_ref()) {
                 if master_signs(m, &user, &device, &tracked, &sig) {
                     tracked.master_signature = Some(sig);

@@ -59,7 +59,12 @@
 //!    query that user's keys, then call [`Machine::retry_deferred`].
 //! 5. Decrypt each encrypted content with [`Machine::decrypt`].
 //! 6. When a member leaves or is removed, call [`Machine::update_members`].
-//! 7. After every call that changed the state, persist [`Machine::to_bytes`].
+//! 7. A new device of the user: once the user confirms it on a device that
+//!    holds the master key, [`Machine::sign_device`] (upload the signature),
+//!    then [`Machine::forward_keys`] for the history and
+//!    [`Machine::share_master_key`] so that it can sign later devices.
+//!    Other own devices see [`DeviceChange::Signed`] and may forward too.
+//! 8. After every call that changed the state, persist [`Machine::to_bytes`].
 //!
 //! ```
 //! use chatcore_client::e2e::{Decrypted, Machine, Outcome, UserKeys, QueriedDevice};
