@@ -74,6 +74,27 @@ fn aead_key(key: &[u8; 32]) -> Result<LessSafeKey, E2eError> {
         .map_err(|_| E2eError::StoreDecrypt)
 }
 
+/// Encrypts `data` under the layout of the module documentation.
+fn seal(key: &[u8; 32], mut data: Vec<u8>) -> Result<Vec<u8>, E2eError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| E2eError::Random)?;
+    let mut out = Vec::with_capacity(5 + NONCE_LEN + data.len() + 16);
+    out.extend_from_slice(MAGIC);
+    out.push(FORMAT);
+    aead_key(key)?
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&out[..5]),
+            &mut data,
+        )
+        .map_err(|_| E2eError::StoreDecrypt)?;
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&data);
+    Ok(out)
+}
+
 impl Machine {
     /// The whole state, encrypted with `key`. Persist it after every call
     /// that changed the state (any `&mut self` method).
@@ -142,25 +163,9 @@ impl Machine {
                 .collect::<Result<_, E2eError>>()?,
             waiting: self.megolm.waiting.iter().cloned().collect(),
         };
-        let mut data =
+        let data =
             rmp_serde::to_vec_named(&pickle).map_err(|e| E2eError::StoreFormat(e.to_string()))?;
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| E2eError::Random)?;
-        let mut header = Vec::with_capacity(5 + NONCE_LEN + data.len() + 16);
-        header.extend_from_slice(MAGIC);
-        header.push(FORMAT);
-        aead_key(key)?
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(&header[..5]),
-                &mut data,
-            )
-            .map_err(|_| E2eError::StoreDecrypt)?;
-        header.extend_from_slice(&nonce);
-        header.extend_from_slice(&data);
-        Ok(header)
+        seal(key, data)
     }
 
     /// The state written by [`Machine::to_bytes`]. A wrong key or altered
@@ -270,5 +275,54 @@ impl Machine {
             olm,
             megolm,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Newer {
+        schema: u32,
+        something: &'static str,
+    }
+
+    /// State from a newer version is refused with a clear error, and a
+    /// sealed state of an unknown shape is a format error, not a panic.
+    #[test]
+    fn newer_or_foreign_state_is_refused() {
+        let key = [3u8; 32];
+        let newer = rmp_serde::to_vec_named(&Newer {
+            schema: SCHEMA + 1,
+            something: "x",
+        })
+        .unwrap();
+        let sealed = seal(&key, newer).unwrap();
+        assert!(matches!(
+            Machine::from_bytes(&sealed, &key),
+            Err(E2eError::StoreTooNew { found, supported: SCHEMA }) if found == SCHEMA + 1
+        ));
+        let same = rmp_serde::to_vec_named(&Newer {
+            schema: SCHEMA,
+            something: "x",
+        })
+        .unwrap();
+        let sealed = seal(&key, same).unwrap();
+        assert!(matches!(
+            Machine::from_bytes(&sealed, &key),
+            Err(E2eError::StoreFormat(_))
+        ));
+        let sealed = seal(&key, b"not msgpack at all".to_vec()).unwrap();
+        assert!(matches!(
+            Machine::from_bytes(&sealed, &key),
+            Err(E2eError::StoreFormat(_))
+        ));
+        let message = E2eError::StoreTooNew {
+            found: 2,
+            supported: 1,
+        }
+        .to_string();
+        assert!(message.contains("newer"), "{message}");
     }
 }
