@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chatcore_client::chatcore::e2e::{device_signature_text, master_key_text, verify, OLM_V1};
-use chatcore_client::chatcore::model::{ConversationId, DeviceId, Millis, UserId};
+use chatcore_client::chatcore::model::{ConversationId, DeviceId, MessageId, Millis, UserId};
 use chatcore_client::chatcore::protocol::{
     ClaimedKey, DeviceKeysInfo, DeviceRef, IdentityKeys, SignedKey,
 };
@@ -239,7 +239,7 @@ impl World {
         sender: &Key,
         content: &EncryptedContent,
     ) -> Result<Decrypted, E2eError> {
-        self.m(who).decrypt(c, &sender.0, content)
+        self.m(who).decrypt(c, &id_of(content), &sender.0, content)
     }
 
     fn read_text(
@@ -281,6 +281,13 @@ impl World {
         self.machines.remove(k);
         self.inbox.remove(k);
     }
+}
+
+/// The server's id of a message: here one per ciphertext (a Megolm
+/// message ends with its unique signature).
+fn id_of(content: &EncryptedContent) -> MessageId {
+    let tail = &content.ciphertext[content.ciphertext.len().saturating_sub(8)..];
+    MessageId(tail.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn is_waiting(r: Result<Decrypted, E2eError>) -> bool {
@@ -845,7 +852,7 @@ fn sessions_rotate_after_100_messages_and_after_a_week() {
 }
 
 #[test]
-fn a_message_replayed_into_another_conversation_is_refused() {
+fn a_message_replayed_elsewhere_or_under_another_id_is_refused() {
     let mut w = World::new();
     let a = w.add("alice", "a1");
     let b = w.add("bob", "b1");
@@ -857,6 +864,23 @@ fn a_message_replayed_into_another_conversation_is_refused() {
         Err(E2eError::WrongConversation)
     ));
     assert_eq!(w.read_text(&b, &one, &a, &content), "for group one");
+    // Read again (history reload): fine. Replayed in the same conversation
+    // as another message: refused.
+    assert_eq!(w.read_text(&b, &one, &a, &content), "for group one");
+    let replay = w
+        .m(&b)
+        .decrypt(&one, &MessageId::from("m-replayed"), &a.0, &content);
+    assert!(
+        matches!(replay, Err(E2eError::Replayed { index: 0, ref first }) if *first == id_of(&content)),
+        "{replay:?}"
+    );
+    // Still refused after a restart.
+    let bytes = w.m(&b).to_bytes(&STORE_KEY).unwrap();
+    let mut restored = Machine::from_bytes(&bytes, &STORE_KEY).unwrap();
+    assert!(matches!(
+        restored.decrypt(&one, &MessageId::from("m-replayed"), &a.0, &content),
+        Err(E2eError::Replayed { .. })
+    ));
     // Claiming another sender device than the one that shared the session.
     let a2 = w.add("alice", "a2");
     w.sync_all();

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chatcore::model::{ConversationId, DeviceId, Millis, UserId};
+use chatcore::model::{ConversationId, DeviceId, MessageId, Millis, UserId};
 use chatcore::protocol::DeviceRef;
 use serde::{Deserialize, Serialize};
 use vodozemac::megolm::{
@@ -32,6 +32,8 @@ pub const MAX_SESSION_MESSAGES: u32 = 100;
 pub const MAX_SESSION_AGE: Millis = 7 * 24 * 60 * 60 * 1000;
 /// Sessions remembered as awaited (messages arrived before their key).
 const MAX_WAITING: usize = 1024;
+/// Message ids remembered per inbound session (the lowest indices go first).
+const MAX_SEEN_PER_SESSION: usize = 1024;
 
 /// An encrypted conversation content, as the server stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +140,8 @@ pub(super) struct Inbound {
     pub(super) session: InboundGroupSession,
     pub(super) conv: ConversationId,
     pub(super) source: InboundSource,
+    /// The message id that each index arrived with, to refuse replays.
+    pub(super) seen: BTreeMap<u32, MessageId>,
 }
 
 /// A key for an inbound session.
@@ -278,6 +282,7 @@ impl Machine {
                 session: inbound,
                 conv: conv.clone(),
                 source,
+                seen: BTreeMap::new(),
             },
         );
         self.megolm.outbound.insert(
@@ -363,6 +368,7 @@ impl Machine {
                         session: new,
                         conv,
                         source,
+                        seen: BTreeMap::new(),
                     },
                 );
             }
@@ -375,14 +381,17 @@ impl Machine {
         })
     }
 
-    /// Decrypts a content that `sender`'s device `content.device` sent to
-    /// `conv`. The session's key must have come over Olm from that very
-    /// device (or forwarded by an own verified device), and the plaintext
-    /// must name `conv`: a message replayed into another conversation is
-    /// refused.
+    /// Decrypts the content of the message `message` (the server's id) that
+    /// `sender`'s device `content.device` sent to `conv`. The session's key
+    /// must have come over Olm from that very device (or forwarded by an
+    /// own verified device), and the plaintext must name `conv`: a message
+    /// replayed into another conversation is refused, and so is one
+    /// replayed in the same conversation under another message id.
+    /// Decrypting the same message again is fine.
     pub fn decrypt(
         &mut self,
         conv: &ConversationId,
+        message_id: &MessageId,
         sender: &UserId,
         content: &EncryptedContent,
     ) -> Result<Decrypted, E2eError> {
@@ -448,6 +457,24 @@ impl Machine {
                 return Err(E2eError::Misbound(
                     "the session was not delivered by the sending device".into(),
                 ));
+            }
+        }
+        if let Some(inbound) = self.megolm.inbound.get_mut(&key) {
+            let index = decrypted.message_index;
+            match inbound.seen.get(&index) {
+                Some(first) if first != message_id => {
+                    return Err(E2eError::Replayed {
+                        index,
+                        first: first.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    inbound.seen.insert(index, message_id.clone());
+                    if inbound.seen.len() > MAX_SEEN_PER_SESSION {
+                        inbound.seen.pop_first();
+                    }
+                }
             }
         }
         Ok(Decrypted::Plain {

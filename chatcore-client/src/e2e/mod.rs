@@ -68,7 +68,7 @@
 //!
 //! ```
 //! use chatcore_client::e2e::{Decrypted, Machine, Outcome, UserKeys, QueriedDevice};
-//! use chatcore_client::chatcore::model::{ConversationId, UserId, DeviceId};
+//! use chatcore_client::chatcore::model::{ConversationId, DeviceId, MessageId, UserId};
 //! use chatcore_client::chatcore::protocol::{ClaimedKey, DeviceKeysInfo};
 //!
 //! # fn main() -> Result<(), chatcore_client::e2e::E2eError> {
@@ -110,7 +110,9 @@
 //!     // The server delivers it with a timestamp.
 //!     bob.receive_to_device(&message.delivered(alice.user(), alice.device(), now), now)?;
 //! }
-//! match bob.decrypt(&conv, alice.user(), &sent.content)? {
+//! // The server stores it as a message with its own id.
+//! let id = MessageId::from("m1");
+//! match bob.decrypt(&conv, &id, alice.user(), &sent.content)? {
 //!     Decrypted::Plain { content, .. } => assert_eq!(content, b"hi"),
 //!     Decrypted::Waiting { .. } => unreachable!(),
 //! }
@@ -272,6 +274,15 @@ pub enum E2eError {
     /// where it arrived: it was replayed or forged.
     #[error("the message does not belong here: {0}")]
     Misbound(String),
+    /// The message repeats the session index of an earlier message under
+    /// another message id: the server replayed it.
+    #[error("the message replays index {index} of its session, first seen as message {first}")]
+    Replayed {
+        /// The index in the session.
+        index: u32,
+        /// The message that had it first.
+        first: chatcore::model::MessageId,
+    },
     /// The message was encrypted for another conversation.
     #[error("the message was encrypted for another conversation")]
     WrongConversation,

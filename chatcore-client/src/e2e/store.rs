@@ -6,7 +6,7 @@
 //! version inside) with the 5 header bytes as associated data. vodozemac's
 //! own objects are kept as their JSON pickles (their documented form).
 
-use chatcore::model::{ConversationId, DeviceId, Millis, UserId};
+use chatcore::model::{ConversationId, DeviceId, MessageId, Millis, UserId};
 use chatcore::protocol::DeviceRef;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -58,6 +58,8 @@ struct InboundPickle {
     conv: ConversationId,
     session: String,
     source: InboundSource,
+    #[serde(default)]
+    seen: Vec<(u32, MessageId)>,
 }
 
 fn json<T: Serialize>(value: &T) -> Result<String, E2eError> {
@@ -158,6 +160,7 @@ impl Machine {
                         conv: i.conv.clone(),
                         session: json(&i.session.pickle())?,
                         source: i.source.clone(),
+                        seen: i.seen.iter().map(|(n, m)| (*n, m.clone())).collect(),
                     })
                 })
                 .collect::<Result<_, E2eError>>()?,
@@ -257,6 +260,7 @@ impl Machine {
                     session,
                     conv: i.conv,
                     source: i.source,
+                    seen: i.seen.into_iter().collect(),
                 },
             );
         }
