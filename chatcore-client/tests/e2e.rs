@@ -1036,3 +1036,42 @@ fn a_changed_master_key_or_device_set_is_reported() {
     let content = w.send(&a, &dm, &["bob"], "to the real b9");
     assert_eq!(w.read_text(&b9, &dm, &a, &content), "to the real b9");
 }
+
+#[test]
+fn a_key_from_a_later_index_is_completed_by_an_earlier_forwarded_one() {
+    let mut w = World::new();
+    let a1 = w.add("alice", "a1");
+    let a2 = w.add("alice", "a2");
+    let b = w.add("bob", "b1");
+    w.create_master(&a1);
+    w.sign(&a1, &a2);
+    w.sync_all();
+    let dm = conv("dm");
+    // Bob's list misses a2 at first; a2 gets the session from index 1.
+    let without_a2: Vec<DeviceRef> = w
+        .members(&b, &["alice", "bob"])
+        .into_iter()
+        .filter(|d| d.device != a2.1)
+        .collect();
+    let m0 = w.send_to(&b, &dm, &without_a2, "zero");
+    let m1 = w.send(&b, &dm, &["alice", "bob"], "one");
+    assert_eq!(m0.session, m1.session);
+    assert_eq!(w.read_text(&a2, &dm, &b, &m1), "one");
+    assert!(matches!(
+        w.read(&a2, &dm, &b, &m0),
+        Err(E2eError::BeforeKey {
+            index: 0,
+            first_known: 1
+        })
+    ));
+    // a1 forwards what it has: from index 0.
+    let forwarded = w.ready(&a1, |m, now| {
+        m.forward_keys(&a2.1, Some(std::slice::from_ref(&dm)), now)
+    });
+    w.post(&a1, forwarded);
+    for r in w.deliver(&a2) {
+        r.unwrap();
+    }
+    assert_eq!(w.read_text(&a2, &dm, &b, &m0), "zero");
+    assert_eq!(w.read_text(&a2, &dm, &b, &m1), "one");
+}
