@@ -686,6 +686,12 @@ fn a_message_from_an_unknown_device_waits_for_its_keys() {
     let dm = conv("dm");
     let content = w.send(&a, &dm, &["bob"], "early");
     assert!(is_waiting(w.read(&b, &dm, &a, &content)));
+    // The kept message and the awaited session survive a restart.
+    let bytes = w.m(&b).to_bytes(&STORE_KEY).unwrap();
+    w.machines
+        .insert(b.clone(), Machine::from_bytes(&bytes, &STORE_KEY).unwrap());
+    // Nothing to retry while the keys are still unknown.
+    assert!(w.m(&b).retry_deferred(T0).is_empty());
     w.sync(&b, &["alice"]);
     let retried = w.m(&b).retry_deferred(T0);
     assert!(
@@ -696,6 +702,7 @@ fn a_message_from_an_unknown_device_waits_for_its_keys() {
         "{retried:?}"
     );
     assert_eq!(w.read_text(&b, &dm, &a, &content), "early");
+    assert!(w.m(&b).retry_deferred(T0).is_empty(), "processed once");
 }
 
 #[test]
