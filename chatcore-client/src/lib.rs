@@ -14,6 +14,7 @@
 //! - [`ConnectOptions`]: codec, `Origin`, timeouts, event buffer, TLS roots of `wss://`.
 //! - [`Events`] / [`Event`]: the pushes and the final close.
 //! - [`Error`] / [`ServerError`]: why a call failed.
+//! - [`e2e`]: end-to-end encryption as a state machine without I/O (keys, Olm, Megolm, devices, safety numbers).
 //!
 //! # Example
 //!
@@ -68,6 +69,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use chatcore;
+
+pub mod e2e;
 use chatcore::model::{
     Audience, Content, ConversationId, DeviceId, Message as ChatMessage, MessageId, Millis,
     Privacy, Profile, Role, UserId,

@@ -12,7 +12,12 @@
 //!   device `\n` algorithm `\n` signing key `\n` agreement key, signed by
 //!   the signing key itself;
 //! - a one-time or fallback key: `chatcore-one-time-key-v1` `\n` user
-//!   `\n` device `\n` key id `\n` key, signed by the device's signing key.
+//!   `\n` device `\n` key id `\n` key, signed by the device's signing key;
+//! - a user's master signing key: `chatcore-master-key-v1` `\n` user `\n`
+//!   key, signed by the master key itself;
+//! - a device vouched for by its user's master key:
+//!   `chatcore-device-signature-v1` `\n` user `\n` device `\n` signing key
+//!   `\n` agreement key, signed by the master key.
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
@@ -72,6 +77,26 @@ pub fn device_signature_text(
 /// The text a device signs to vouch for one of its one-time keys.
 pub fn one_time_key_text(user: &UserId, device: &DeviceId, id: &str, key: &str) -> String {
     format!("chatcore-one-time-key-v1\n{user}\n{device}\n{id}\n{key}")
+}
+
+/// The text a user's master signing key signs to claim its owner: the
+/// self-signature that the directory stores beside the key, so that a
+/// master key cannot be moved to another user.
+pub fn master_key_text(user: &UserId, key: &str) -> String {
+    format!("chatcore-master-key-v1\n{user}\n{key}")
+}
+
+/// The text a user's master signing key signs to vouch for one of the
+/// user's devices (after the user confirmed the device on another one). It
+/// names both identity keys, so the signature does not carry over to other
+/// keys under the same device id.
+pub fn device_signature_text(
+    user: &UserId,
+    device: &DeviceId,
+    signing_key: &str,
+    agreement_key: &str,
+) -> String {
+    format!("chatcore-device-signature-v1\n{user}\n{device}\n{signing_key}\n{agreement_key}")
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> CoreError {
@@ -299,6 +324,47 @@ mod tests {
         let mut tampered = otk.clone();
         tampered.key = b64(&[1u8; 32]);
         assert!(check_one_time_key(&d.keys, &tampered).is_err());
+    }
+
+    #[test]
+    fn master_key_texts_name_their_owner() {
+        let master = Ed25519KeyPair::from_pkcs8(
+            Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+                .unwrap()
+                .as_ref(),
+        )
+        .unwrap();
+        let key = b64(master.public_key().as_ref());
+        let alice = UserId::from("alice");
+        let text = master_key_text(&alice, &key);
+        assert_eq!(text, format!("chatcore-master-key-v1\nalice\n{key}"));
+        let self_signature = b64(master.sign(text.as_bytes()).as_ref());
+        verify(&key, &text, &self_signature).unwrap();
+        // The self-signature does not move to another user.
+        let mallory = master_key_text(&UserId::from("mallory"), &key);
+        assert!(verify(&key, &mallory, &self_signature).is_err());
+
+        let d = device("alice", "phone");
+        let (phone, laptop) = (DeviceId::from("phone"), DeviceId::from("laptop"));
+        let text =
+            device_signature_text(&alice, &phone, &d.keys.signing_key, &d.keys.agreement_key);
+        assert_eq!(
+            text,
+            format!(
+                "chatcore-device-signature-v1\nalice\nphone\n{}\n{}",
+                d.keys.signing_key, d.keys.agreement_key
+            )
+        );
+        let signature = b64(master.sign(text.as_bytes()).as_ref());
+        verify(&key, &text, &signature).unwrap();
+        // Not for another device, nor for other keys under the same id, nor
+        // from another key than the master key.
+        let other =
+            device_signature_text(&alice, &laptop, &d.keys.signing_key, &d.keys.agreement_key);
+        assert!(verify(&key, &other, &signature).is_err());
+        let swapped = device_signature_text(&alice, &phone, &d.keys.signing_key, &b64(&[8u8; 32]));
+        assert!(verify(&key, &swapped, &signature).is_err());
+        assert!(verify(&d.keys.signing_key, &text, &signature).is_err());
     }
 
     #[test]
