@@ -77,9 +77,8 @@ use chatcore::model::{
 };
 use chatcore::protocol::{
     ClaimedKey, ContactAction, ContactInfo, ContactList, ConversationInfo, ConversationList,
-    ConversationSummary, DeviceKeysInfo, DeviceRef, DeviceSignature, DirectoryEntry, IdentityKeys,
-    KeyCountsInfo, MasterKeyInfo, OutgoingToDevice, ProtocolError, SignedKey, ToDeviceAck,
-    Undelivered, PROTOCOL_VERSION,
+    ConversationSummary, DeviceKeysInfo, DeviceRef, DirectoryEntry, KeyCountsInfo,
+    OutgoingToDevice, ProtocolError, ToDeviceAck, Undelivered, PROTOCOL_VERSION,
 };
 pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
 /// The TLS library of `wss://` connections, for [`ConnectOptions::tls_config`].
@@ -296,22 +295,6 @@ pub struct Welcome {
     pub server: String,
     /// Server clock.
     pub time: Millis,
-}
-
-/// What [`Client::upload_keys`] sends; every part optional.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyUpload {
-    /// The device's identity keys (the first upload; the same again is
-    /// accepted, other keys are a `conflict`).
-    pub identity: Option<IdentityKeys>,
-    /// New one-time keys.
-    pub one_time_keys: Vec<SignedKey>,
-    /// A new fallback key.
-    pub fallback_key: Option<SignedKey>,
-    /// The user's master signing key (the first device creates it).
-    pub master_key: Option<MasterKeyInfo>,
-    /// The master key's signatures of devices of the user.
-    pub signatures: Vec<DeviceSignature>,
 }
 
 /// A signed-in session (`session` reply).
@@ -1046,15 +1029,15 @@ impl Client {
     }
 
     /// Uploads this device's end-to-end encryption keys, and the user's
-    /// master key and its signatures of devices (see [`KeyUpload`] and
-    /// `chatcore::e2e` for what each signature covers). What the device
+    /// master key and its signatures of devices (see [`e2e::KeyUpload`]
+    /// and `chatcore::e2e` for what each signature covers). What the device
     /// has left on the server: one-time keys, and whether its fallback key
     /// is unused.
-    pub async fn upload_keys(&self, upload: KeyUpload) -> Result<(u32, bool), Error> {
+    pub async fn upload_keys(&self, upload: e2e::KeyUpload) -> Result<(u32, bool), Error> {
         match self
             .request(|id| ClientFrame::UploadKeys {
                 id,
-                device_keys: upload.identity,
+                device_keys: upload.device_keys,
                 one_time_keys: upload.one_time_keys,
                 fallback_key: upload.fallback_key,
                 master_key: upload.master_key,

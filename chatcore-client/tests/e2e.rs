@@ -84,6 +84,7 @@ impl World {
             user: k.0.clone(),
             device: k.1.clone(),
             keys: self.directory[k].identity.clone(),
+            master_signature: None,
         }
     }
 
@@ -752,6 +753,7 @@ fn forged_signatures_are_refused() {
         user: b.0.clone(),
         device: b.1.clone(),
         keys: b_keys.clone(),
+        master_signature: None,
     };
     // Mallory's machine signs only her own devices...
     assert!(matches!(

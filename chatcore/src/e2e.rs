@@ -57,23 +57,6 @@ pub fn device_keys_text(
     )
 }
 
-/// The text a user's master key signs to prove that its uploader holds
-/// it (and for whom).
-pub fn master_key_text(user: &UserId, key: &str) -> String {
-    format!("chatcore-master-key-v1\n{user}\n{key}")
-}
-
-/// The text a user's master key signs to vouch for one of the user's
-/// devices: the device's identity keys.
-pub fn device_signature_text(
-    user: &UserId,
-    device: &DeviceId,
-    signing_key: &str,
-    agreement_key: &str,
-) -> String {
-    format!("chatcore-device-signature-v1\n{user}\n{device}\n{signing_key}\n{agreement_key}")
-}
-
 /// The text a device signs to vouch for one of its one-time keys.
 pub fn one_time_key_text(user: &UserId, device: &DeviceId, id: &str, key: &str) -> String {
     format!("chatcore-one-time-key-v1\n{user}\n{device}\n{id}\n{key}")

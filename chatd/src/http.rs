@@ -555,9 +555,9 @@ fn upgrade(app: &App, mut req: Request<Incoming>, peer: Peer) -> Response<Body> 
             "WebSocket needs HTTP/1.1 (RFC 6455)\n",
         );
     }
-    if !headers
+    if headers
         .get(header::SEC_WEBSOCKET_VERSION)
-        .is_some_and(|v| v.as_bytes() == b"13")
+        .is_none_or(|v| v.as_bytes() != b"13")
     {
         let mut resp = reject(
             Rejection::BadRequest,

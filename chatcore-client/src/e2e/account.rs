@@ -3,7 +3,7 @@
 //! Olm channel to it, each signed over the texts of [`chatcore::e2e`].
 
 use chatcore::e2e::{device_keys_text, one_time_key_text, OLM_V1};
-use chatcore::protocol::{IdentityKeys, SignedKey};
+use chatcore::protocol::{DeviceSignature, IdentityKeys, MasterKeyInfo, SignedKey};
 use vodozemac::olm::Account;
 use vodozemac::{Curve25519PublicKey, KeyId};
 
@@ -48,12 +48,22 @@ pub struct KeyUpload {
     pub one_time_keys: Vec<SignedKey>,
     /// A new signed fallback key.
     pub fallback_key: Option<SignedKey>,
+    /// The user's master key, from [`Machine::create_master_key`] on the
+    /// user's first device.
+    pub master_key: Option<MasterKeyInfo>,
+    /// The master key's signatures of devices of the user
+    /// ([`Machine::sign_device`]).
+    pub signatures: Vec<DeviceSignature>,
 }
 
 impl KeyUpload {
     /// Nothing to upload.
     pub fn is_empty(&self) -> bool {
-        self.device_keys.is_none() && self.one_time_keys.is_empty() && self.fallback_key.is_none()
+        self.device_keys.is_none()
+            && self.one_time_keys.is_empty()
+            && self.fallback_key.is_none()
+            && self.master_key.is_none()
+            && self.signatures.is_empty()
     }
 }
 
@@ -112,6 +122,7 @@ impl Machine {
             device_keys: (!self.account.identity_published).then(|| self.identity_keys()),
             one_time_keys,
             fallback_key,
+            ..KeyUpload::default()
         }
     }
 

@@ -425,6 +425,7 @@ impl Machine {
             user: self.user.clone(),
             device: self.device.clone(),
             keys: self.identity_keys(),
+            master_signature: None,
         }
     }
 

@@ -83,7 +83,7 @@
 //!     user: bob.user().clone(),
 //!     master_key: None,
 //!     devices: vec![QueriedDevice {
-//!         keys: DeviceKeysInfo { user: bob.user().clone(), device: bob.device().clone(), keys: bob_keys },
+//!         keys: DeviceKeysInfo { user: bob.user().clone(), device: bob.device().clone(), keys: bob_keys, master_signature: None },
 //!         master_signature: None,
 //!     }],
 //! });
@@ -91,7 +91,7 @@
 //!     user: alice.user().clone(),
 //!     master_key: None,
 //!     devices: vec![QueriedDevice {
-//!         keys: DeviceKeysInfo { user: alice.user().clone(), device: alice.device().clone(), keys: alice.identity_keys() },
+//!         keys: DeviceKeysInfo { user: alice.user().clone(), device: alice.device().clone(), keys: alice.identity_keys(), master_signature: None },
 //!         master_signature: None,
 //!     }],
 //! });

@@ -644,6 +644,7 @@ mod tests {
                     user: other.user().clone(),
                     device: other.device().clone(),
                     keys: other.identity_keys(),
+                    master_signature: None,
                 },
                 master_signature: None,
             }],

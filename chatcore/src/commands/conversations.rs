@@ -95,7 +95,7 @@ pub(crate) fn publish_notice(
     let reached = state
         .members
         .iter()
-        .filter(|m| m.left_seq.map_or(true, |left| left == message.seq));
+        .filter(|m| m.left_seq.is_none_or(|left| left == message.seq));
     for member in reached {
         out.publish(
             Topic::User(member.user.clone()),
@@ -213,7 +213,7 @@ async fn check_adds(
         records
             .iter()
             .find(|r| r.id == *u)
-            .map_or(true, |r| r.privacy.groups.admits(contact))
+            .is_none_or(|r| r.privacy.groups.admits(contact))
     }))
 }
 

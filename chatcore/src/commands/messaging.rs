@@ -257,7 +257,7 @@ pub(crate) async fn sync(
         }
         let mut batch = store.read_after(&c.conv, after, room).await?;
         batch.retain(|m| m.seq <= last);
-        if batch.last().map_or(true, |m| m.seq < last) {
+        if batch.last().is_none_or(|m| m.seq < last) {
             more = more || batch.len() == room;
         }
         messages.extend(batch);

@@ -329,7 +329,7 @@ impl MessageStore for MemoryMessageStore {
             .into_iter()
             .flatten()
             .filter_map(|id| s.convs.get(id))
-            .filter(|c| after.map_or(true, |p| c.state.is_after(p)))
+            .filter(|c| after.is_none_or(|p| c.state.is_after(p)))
             .filter(|c| listing.shows(&c.state, user))
             .map(|c| c.state.clone())
             .collect();

@@ -39,9 +39,7 @@ impl ReportStore for MemoryReportStore {
             .iter()
             .map(|(k, r)| (r.at, k.clone(), r))
             .filter(|(at, k, _)| {
-                after.map_or(true, |(a_at, a_key)| {
-                    *at < *a_at || (at == a_at && k > a_key)
-                })
+                after.is_none_or(|(a_at, a_key)| *at < *a_at || (at == a_at && k > a_key))
             })
             .collect();
         out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));

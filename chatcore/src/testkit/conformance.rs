@@ -2451,7 +2451,7 @@ async fn contacts_list_filters_orders_and_pages_each_view(b: Backends) {
         let mut v: Vec<Relation> = stored
             .iter()
             .filter(|r| view.shows(r, user))
-            .filter(|r| after.map_or(true, |a| r.key().as_str() > a))
+            .filter(|r| after.is_none_or(|a| r.key().as_str() > a))
             .cloned()
             .collect();
         v.sort_by_key(Relation::key);
