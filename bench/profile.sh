@@ -8,6 +8,7 @@
 #   bench/profile.sh            # prints the totals and the top functions
 #   bench/profile.sh 60         # more lines of the inclusive listing
 #   KEEP=/tmp/cg bench/profile.sh   # also keeps the window's dump as /tmp/cg
+#   TARGET=chatd-e2e bench/profile.sh   # the relay of encrypted content
 #
 # Installs valgrind (Debian) if missing. The profile covers one 4-second
 # window in the middle of the measured run (callgrind's counters are dumped
@@ -47,7 +48,7 @@ ulimit -n "$(ulimit -Hn)"
 ) &
 dumper=$!
 echo "== relay under callgrind (server CPU 0, generator CPU 1)"
-taskset -c 1 target/release/bench all --chatd "$out/chatd" --only relay --targets chatd --secs 8 |
+taskset -c 1 target/release/bench all --chatd "$out/chatd" --only relay --targets "${TARGET:-chatd}" --secs 8 |
   grep -E '^\s+chatd' || true
 kill "$dumper" 2>/dev/null || true
 

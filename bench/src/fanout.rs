@@ -217,6 +217,7 @@ async fn connect_all(addr: SocketAddr, target: &Target, n: usize) -> Result<Vec<
                     })
                 }
                 Target::Ceiling | Target::CeilingAck => bail!("the ceiling has no groups"),
+                Target::ChatdE2e(_) => bail!("chatd-e2e is a relay target"),
             }
         }));
     }
@@ -244,6 +245,7 @@ pub(crate) async fn run(
         Target::Chatd(_) => Proto::Chatd,
         Target::SocketIo(_) => Proto::SocketIo,
         Target::Ceiling | Target::CeilingAck => bail!("the ceiling has no groups"),
+        Target::ChatdE2e(_) => bail!("chatd-e2e is a relay target"),
     };
     let setup_start = Instant::now();
     let mut conns = connect_all(addr, &target, g_n * m_n).await?;

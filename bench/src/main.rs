@@ -84,8 +84,9 @@ struct AllOpts {
     )]
     only: Vec<String>,
     /// Targets of relay/rate/idle/fanout, comma-separated: ceiling, ceiling-ack (relay only), chatd,
-    /// chatd-sqlite (chatd on a fresh SQLite file, durable: relay, rate and fanout only), socketio
-    /// (fanout: chatd, chatd-sqlite and socketio only).
+    /// chatd-sqlite (chatd on a fresh SQLite file, durable: relay, rate and fanout only), chatd-e2e
+    /// (chatd, each pair's conversation end-to-end encrypted, every message a Megolm-sized
+    /// ciphertext: relay and rate only), socketio (fanout: chatd, chatd-sqlite and socketio only).
     #[arg(
         long,
         default_value = "ceiling,ceiling-ack,chatd,chatd-sqlite,socketio",
@@ -290,6 +291,13 @@ async fn relay_one(
             let (s, tokens) = start_chatd(o, users, tmp).await?;
             let accounts = Arc::new(proto::read_accounts(&tokens)?);
             let r = relay::run(s.addr, Target::Chatd(accounts), &opts, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        "chatd-e2e" => {
+            let (s, tokens) = start_chatd(o, users, tmp).await?;
+            let accounts = Arc::new(proto::read_accounts(&tokens)?);
+            let r = relay::run(s.addr, Target::ChatdE2e(accounts), &opts, s.pid).await;
             s.stop().await;
             r?
         }
@@ -500,7 +508,7 @@ async fn all(o: AllOpts) -> Result<()> {
         for t in o
             .targets
             .iter()
-            .filter(|t| *t != "ceiling-ack" && *t != "chatd-sqlite")
+            .filter(|t| *t != "ceiling-ack" && *t != "chatd-sqlite" && *t != "chatd-e2e")
         {
             idle.push(idle_one(&o, t, o.idle_n, &tmp).await?);
         }
@@ -656,6 +664,25 @@ async fn all(o: AllOpts) -> Result<()> {
             m.p99_ms,
             yes(x >= 0.5 && p <= 2.0)
         );
+    }
+    // Encrypted content beside plain text (issue 16): the server does the
+    // same work whatever the content (within 10%).
+    for (runs, how) in [(&flat, "flat out"), (&fixed, "fixed rate")] {
+        if let (Some(p), Some(e)) = (find(runs, "chatd"), find(runs, "chatd-e2e")) {
+            let x = per_cpu(&e) / per_cpu(&p).max(1.0);
+            println!(
+                "| encrypted relay / plain relay, per server CPU-second ({how}; {} B texts, {} B ciphertexts) | {:.0} / {:.0} msg/s = {x:.2}x ({:.0} / {:.0} msg/s; p99 {:.2} / {:.2} ms) | >= 0.9x | {} |",
+                p.size,
+                e.size,
+                per_cpu(&e),
+                per_cpu(&p),
+                e.msgs_per_sec,
+                p.msgs_per_sec,
+                e.p99_ms,
+                p.p99_ms,
+                yes(x >= 0.9)
+            );
+        }
     }
     for r in flat.iter().chain(&fixed) {
         if let Some(b) = r.db_bytes_per_million {

@@ -68,6 +68,11 @@ async fn reply(ws: &mut Ws, id: u32) -> Result<ServerFrame> {
 
 /// `hello` then `resume` with `token`; returns the signed-in user's id.
 pub(crate) async fn resume(ws: &mut Ws, token: &str) -> Result<String> {
+    Ok(resume_device(ws, token).await?.0)
+}
+
+/// [`resume`], with the signed-in device's id.
+pub(crate) async fn resume_device(ws: &mut Ws, token: &str) -> Result<(String, String)> {
     hello(ws).await?;
     send_frame(
         ws,
@@ -78,7 +83,7 @@ pub(crate) async fn resume(ws: &mut Ws, token: &str) -> Result<String> {
     )
     .await?;
     match reply(ws, 2).await? {
-        ServerFrame::Session { user, .. } => Ok(user.0),
+        ServerFrame::Session { user, device, .. } => Ok((user.0, device.0)),
         other => bail!("resume refused: {other:?}"),
     }
 }
@@ -121,13 +126,17 @@ pub(crate) async fn login(ws: &mut Ws, username: &str, password: &str) -> Result
 /// The direct conversation with `peer`, opened if need be (both sides of a
 /// pair may ask at once: they get the same one). Conversation ids are the
 /// server's: a version-2 client never builds one.
-pub(crate) async fn open_direct(ws: &mut Ws, peer: &str) -> Result<ConversationId> {
+pub(crate) async fn open_direct(
+    ws: &mut Ws,
+    peer: &str,
+    encrypted: bool,
+) -> Result<ConversationId> {
     send_frame(
         ws,
         &ClientFrame::OpenDirect {
             id: 4,
             user: UserId(peer.to_owned()),
-            encrypted: false,
+            encrypted,
         },
     )
     .await?;
@@ -206,6 +215,57 @@ struct TextView<'a> {
     text: &'a str,
 }
 
+/// `send` of encrypted content, as a client of an encrypted conversation
+/// encodes it (the same map as `ClientFrame::Send` with
+/// `Content::Encrypted`).
+#[derive(Serialize)]
+struct EncryptedSendView<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: u32,
+    to: &'a str,
+    client_id: &'a str,
+    content: EncryptedView<'a>,
+}
+
+#[derive(Serialize)]
+struct EncryptedView<'a> {
+    kind: &'static str,
+    algorithm: &'static str,
+    device: &'a str,
+    session: &'a str,
+    ciphertext: &'a str,
+}
+
+/// A Megolm session id as the sending device names it (43 characters of
+/// base64, an Ed25519 key's length); the server only checks its form.
+pub(crate) const SESSION_ID: &str = "bWVnb2xtIHNlc3Npb24gb2YgdGhlIGJlbmNobWFyayEh";
+
+/// `send` of `ciphertext` (prepared: the server neither can nor needs to
+/// tell it from a real one) from `device` to `to`.
+pub(crate) fn encode_send_encrypted(
+    id: u32,
+    to: &str,
+    client_id: &str,
+    device: &str,
+    ciphertext: &str,
+) -> Result<Message> {
+    let frame = EncryptedSendView {
+        kind: "send",
+        id,
+        to,
+        client_id,
+        content: EncryptedView {
+            kind: "encrypted",
+            algorithm: "megolm.v1",
+            device,
+            session: SESSION_ID,
+            ciphertext,
+        },
+    };
+    Ok(Message::binary(rmp_serde::to_vec_named(&frame)?))
+}
+
 /// `send` to a conversation (`conv` instead of `to`).
 #[derive(Serialize)]
 struct ConvSendView<'a> {
@@ -268,16 +328,19 @@ struct MessageView<'a> {
     content: ContentView<'a>,
 }
 
-/// A pushed entry's content: a message's text, or a notice (no text).
+/// A pushed entry's content: a message's text or ciphertext, or a notice
+/// (neither).
 #[derive(Deserialize)]
 struct ContentView<'a> {
     #[serde(borrow, default)]
     text: Option<&'a str>,
+    #[serde(borrow, default)]
+    ciphertext: Option<&'a str>,
 }
 
 /// What a server frame means to the load generator.
 pub(crate) enum Incoming<'a> {
-    /// A message push: its text.
+    /// A message push: its text (or ciphertext).
     Delivered(&'a str),
     /// The acknowledgement of one of our sends.
     Ack,
@@ -293,7 +356,7 @@ pub(crate) fn classify(bytes: &[u8]) -> Incoming<'_> {
     };
     match t.kind {
         "message" => match rmp_serde::from_slice::<PushView<'_>>(bytes) {
-            Ok(p) => match p.message.content.text {
+            Ok(p) => match p.message.content.text.or(p.message.content.ciphertext) {
                 Some(text) => Incoming::Delivered(text),
                 // A notice (a group's creation, members added, ...).
                 None => Incoming::Other("notice"),

@@ -26,6 +26,9 @@ use crate::stats::{self, CpuWindow, RelayReport};
 pub(crate) enum Target {
     /// chatd, with the accounts (pairs are lines 2k, 2k+1).
     Chatd(Arc<Vec<Account>>),
+    /// chatd, each pair in an end-to-end encrypted conversation: every
+    /// message a ciphertext of the size Megolm makes of the payload.
+    ChatdE2e(Arc<Vec<Account>>),
     /// The raw relay of [`crate::ceiling`].
     Ceiling,
     /// The raw relay, acknowledging each message to its sender.
@@ -38,6 +41,7 @@ impl Target {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Target::Chatd(_) => "chatd",
+            Target::ChatdE2e(_) => "chatd-e2e",
             Target::Ceiling => "ceiling",
             Target::CeilingAck => "ceiling-ack",
             Target::SocketIo(_) => "socket.io",
@@ -60,6 +64,7 @@ pub(crate) struct RelayOpts {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Proto {
     Chatd,
+    ChatdE2e,
     Raw,
     SocketIo,
 }
@@ -77,6 +82,8 @@ struct Side {
     ws: Ws,
     /// chatd: the partner's user id (the `to` of sends).
     peer: String,
+    /// chatd: this side's device (the sender an encrypted content names).
+    device: String,
     /// How many messages this side starts with (flat out).
     initial: usize,
 }
@@ -98,20 +105,22 @@ async fn connect_pairs(
         };
         tasks.push(tokio::spawn(async move {
             let src = net::source_for(i);
+            let encrypted = matches!(target, Target::ChatdE2e(_));
             match target {
-                Target::Chatd(accounts) => {
+                Target::Chatd(accounts) | Target::ChatdE2e(accounts) => {
                     let me = accounts
                         .get(i)
                         .context("not enough accounts for the pairs")?;
                     let peer = &accounts[i ^ 1];
                     let mut ws =
                         net::connect(addr, "/ws", src, Some("chatcore.v1.msgpack"), false).await?;
-                    proto::resume(&mut ws, &me.token).await?;
-                    let conv = proto::open_direct(&mut ws, &peer.user).await?;
+                    let (_, device) = proto::resume_device(&mut ws, &me.token).await?;
+                    let conv = proto::open_direct(&mut ws, &peer.user, encrypted).await?;
                     proto::focus(&mut ws, &conv).await?;
                     Ok::<_, anyhow::Error>(Side {
                         ws,
                         peer: peer.user.clone(),
+                        device,
                         initial,
                     })
                 }
@@ -127,6 +136,7 @@ async fn connect_pairs(
                     Ok(Side {
                         ws,
                         peer: String::new(),
+                        device: String::new(),
                         initial,
                     })
                 }
@@ -137,6 +147,7 @@ async fn connect_pairs(
                     let ws = sio::connect(addr, src, &me.token).await?;
                     Ok(Side {
                         ws,
+                        device: String::new(),
                         peer: accounts[i ^ 1].user.clone(),
                         initial,
                     })
@@ -179,12 +190,18 @@ pub(crate) async fn run(
         .map(|r| Duration::from_secs_f64((opts.pairs * 2) as f64 / r.max(1.0)));
     let proto = match target {
         Target::Chatd(_) => Proto::Chatd,
+        Target::ChatdE2e(_) => Proto::ChatdE2e,
         Target::Ceiling | Target::CeilingAck => Proto::Raw,
         Target::SocketIo(_) => Proto::SocketIo,
     };
+    // An encrypted message carries the ciphertext of the payload, which is
+    // longer: that many bytes of prepared ciphertext.
+    let size = match proto {
+        Proto::ChatdE2e => megolm_len(opts.size),
+        _ => opts.size,
+    };
     let mut tasks = Vec::new();
     for (i, side) in sides.into_iter().enumerate() {
-        let size = opts.size;
         tasks.push(tokio::spawn(drive(
             side,
             proto,
@@ -205,7 +222,8 @@ pub(crate) async fn run(
     let mut report = RelayReport {
         target: target.name().into(),
         pairs: opts.pairs,
-        size: opts.size,
+        // What each message carried: the payload, or its ciphertext.
+        size,
         window: if opts.rate.is_some() { 0 } else { opts.window },
         offered: opts.rate.unwrap_or(0.0),
         secs: stats::secs(opts.secs),
@@ -226,6 +244,25 @@ pub(crate) async fn run(
 }
 
 /// The payload: send time (ns after `base`, 16 hex digits), padded to `size`.
+/// What a chatcore client's Megolm plaintext adds to a text of its own:
+/// the map that names its type and conversation (a direct conversation's
+/// id is about 80 characters) and the content's own map.
+const PLAINTEXT_OVERHEAD: usize = 128;
+
+/// The length of the base64 ciphertext that a Megolm session (vodozemac,
+/// as chatcore-client encrypts) makes of a text of `size` bytes.
+pub(crate) fn megolm_len(size: usize) -> usize {
+    use vodozemac::megolm::{GroupSession, SessionConfig};
+    let mut session = GroupSession::new(SessionConfig::version_1());
+    session
+        .encrypt(vec![b'x'; size + PLAINTEXT_OVERHEAD])
+        .to_base64()
+        .len()
+}
+
+/// The payload of a message: the send time in hex, then filler up to
+/// `size` (hex digits and `x` are base64 characters too, so a payload
+/// passes for a ciphertext).
 pub(crate) fn payload(buf: &mut String, base: Instant, size: usize) {
     use std::fmt::Write as _;
     buf.clear();
@@ -262,6 +299,7 @@ async fn drive(
         let Side {
             mut ws,
             peer,
+            device,
             initial,
         } = side;
         let run_id = std::time::SystemTime::now()
@@ -279,6 +317,9 @@ async fn drive(
             let _ = write!(client_id, "{run_id}-{index}-{next_id}");
             match proto {
                 Proto::Chatd => proto::encode_send(next_id, &peer, &client_id, text),
+                Proto::ChatdE2e => {
+                    proto::encode_send_encrypted(next_id, &peer, &client_id, &device, text)
+                }
                 Proto::SocketIo => sio::encode_send(next_id, &peer, &client_id, text),
                 Proto::Raw => Ok(Message::binary(text.as_bytes().to_vec())),
             }
@@ -335,7 +376,7 @@ async fn drive(
                         }
                         sio::Incoming::Other => None,
                     },
-                    Message::Binary(b) if proto == Proto::Chatd => match proto::classify(b) {
+                    Message::Binary(b) if matches!(proto, Proto::Chatd | Proto::ChatdE2e) => match proto::classify(b) {
                         Incoming::Delivered(t) => sent_at(base, t),
                         Incoming::Ack => {
                             if recording {

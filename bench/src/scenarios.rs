@@ -69,7 +69,7 @@ pub(crate) async fn idle(
                 let _permit = gate.acquire().await?;
                 let src = net::source_for(i);
                 match &target {
-                    Target::Chatd(accounts) => {
+                    Target::Chatd(accounts) | Target::ChatdE2e(accounts) => {
                         let acct = accounts.get(i).context("not enough accounts")?;
                         let mut ws =
                             net::connect(addr, "/ws", src, Some("chatcore.v1.msgpack"), true)
@@ -173,7 +173,7 @@ pub(crate) async fn churn(
         )
         .await?;
         proto::resume(&mut ws, &w.token).await?;
-        let conv = proto::open_direct(&mut ws, &c.user).await?;
+        let conv = proto::open_direct(&mut ws, &c.user, false).await?;
         proto::focus(&mut ws, &conv).await?;
         let presence = presence.clone();
         watchers.push(tokio::spawn(async move {

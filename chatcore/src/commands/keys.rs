@@ -353,7 +353,7 @@ pub(crate) async fn claim(
     // without waiting for its next sign-in.
     for k in &keys {
         let counts = counts_info(store.counts(&k.user, &k.device).await?);
-        if (counts.one_time as usize) < s.config.max_one_time_keys / 2 || !counts.fallback_unused {
+        if (counts.one_time as usize) < s.config.max_one_time_keys / 4 || !counts.fallback_unused {
             out.publish(
                 Topic::User(k.user.clone()),
                 Event::KeyCounts {

@@ -1,5 +1,5 @@
 //! Encoding of the two server frames of every relayed message, `sent` and
-//! a text `message`, in MessagePack by hand.
+//! a text or encrypted `message`, in MessagePack by hand.
 //!
 //! serde's path (rmp-serde's `write_named`) writes each field through
 //! several layers of generic calls and cost about 1,200 instructions per
@@ -7,8 +7,8 @@
 //! its own fast path ([`super::fast`]). This writes the very same bytes:
 //! the same keys in the same order, integers in the smallest encoding
 //! rmp's `write_uint`/`write_sint` choose, strings as `str`. Any other frame,
-//! or content other than text, goes through serde; tests compare both on
-//! arbitrary frames.
+//! or content other than a message's, goes through serde; tests compare
+//! both on arbitrary frames.
 
 use std::io::Write;
 
@@ -57,6 +57,9 @@ const fn encoded<const N: usize>(pieces: &[Piece]) -> [u8; N] {
 }
 
 // Keys written alone, each in one call.
+const K_CIPHERTEXT: [u8; 11] = encoded(&[Key("ciphertext")]);
+const K_DEVICE: [u8; 7] = encoded(&[Key("device")]);
+const K_SESSION: [u8; 8] = encoded(&[Key("session")]);
 const K_CLIENT_ID: [u8; 10] = encoded(&[Key("client_id")]);
 const K_CONV: [u8; 5] = encoded(&[Key("conv")]);
 const K_DUPLICATE: [u8; 10] = encoded(&[Key("duplicate")]);
@@ -84,6 +87,16 @@ const CONTENT_HEAD: [u8; 24] = encoded(&[
     Key("text"),
 ]);
 
+/// `"content": {"kind": "encrypted", "algorithm": ` up to the algorithm's
+/// value.
+const ENCRYPTED_HEAD: [u8; 34] = encoded(&[
+    Key("content"),
+    Byte(0x85),
+    Key("kind"),
+    Key("encrypted"),
+    Key("algorithm"),
+]);
+
 /// `{"type": "sent", "id": ` up to the id's value.
 const SENT_HEAD: [u8; 14] = encoded(&[Byte(0x87), Key("type"), Key("sent"), Key("id")]);
 
@@ -93,7 +106,24 @@ pub(crate) fn write_msgpack(frame: &ServerFrame, out: &mut impl Write) -> std::i
     match frame {
         ServerFrame::Message { message } => match &message.content {
             Content::Text { text } => {
-                write_message(message, text, out)?;
+                write_message(message, &CONTENT_HEAD, out)?;
+                str(out, text)?;
+                Ok(true)
+            }
+            Content::Encrypted {
+                algorithm,
+                device,
+                session,
+                ciphertext,
+            } => {
+                write_message(message, &ENCRYPTED_HEAD, out)?;
+                str(out, algorithm)?;
+                out.write_all(&K_DEVICE)?;
+                str(out, device.as_str())?;
+                out.write_all(&K_SESSION)?;
+                str(out, session)?;
+                out.write_all(&K_CIPHERTEXT)?;
+                str(out, ciphertext)?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -124,7 +154,9 @@ pub(crate) fn write_msgpack(frame: &ServerFrame, out: &mut impl Write) -> std::i
     }
 }
 
-fn write_message(m: &Message, text: &str, out: &mut impl Write) -> std::io::Result<()> {
+/// The message's fields up to its content's first value (`content_head`
+/// ends with that value's key).
+fn write_message(m: &Message, content_head: &[u8], out: &mut impl Write) -> std::io::Result<()> {
     out.write_all(&MESSAGE_HEAD)?;
     str(out, m.id.as_str())?;
     out.write_all(&K_CONV)?;
@@ -137,8 +169,7 @@ fn write_message(m: &Message, text: &str, out: &mut impl Write) -> std::io::Resu
     str(out, &m.client_id)?;
     out.write_all(&K_TS)?;
     sint(out, m.ts)?;
-    out.write_all(&CONTENT_HEAD)?;
-    str(out, text)
+    out.write_all(content_head)
 }
 
 /// A string value: its marker and length in one write, then its bytes.
@@ -202,7 +233,7 @@ mod tests {
                 rmp_serde::encode::to_vec_named(&frame).unwrap()
             );
         }
-        assert_eq!(by_hand, 2, "sent and the text message");
+        assert_eq!(by_hand, 3, "sent, the text and the encrypted message");
         let notice = samples::server_frames()
             .into_iter()
             .find(

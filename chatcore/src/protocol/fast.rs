@@ -27,7 +27,7 @@ use serde::Deserialize;
 use std::fmt;
 
 use super::ClientFrame;
-use crate::model::{Content, ConversationId, UserId};
+use crate::model::{Content, ConversationId, DeviceId, UserId};
 
 /// A client frame decoded by the fast path.
 pub(crate) struct FastFrame(pub(crate) ClientFrame);
@@ -336,14 +336,14 @@ pub(crate) fn decode_msgpack_send(bytes: &[u8]) -> Option<ClientFrame> {
     {
         return None;
     }
-    let (mut id, mut conv, mut to, mut client_id, mut text) = (None, None, None, None, None);
+    let (mut id, mut conv, mut to, mut client_id, mut content) = (None, None, None, None, None);
     for _ in 0..4 {
         match read_raw(&mut r)? {
             b"id" if id.is_none() => id = Some(rmp::decode::read_int::<u32, _>(&mut r).ok()?),
             b"conv" if conv.is_none() && to.is_none() => conv = Some(read_str(&mut r)?),
             b"to" if to.is_none() && conv.is_none() => to = Some(read_str(&mut r)?),
             b"client_id" if client_id.is_none() => client_id = Some(read_str(&mut r)?),
-            b"content" if text.is_none() => text = Some(read_text_content(&mut r)?),
+            b"content" if content.is_none() => content = Some(read_content(&mut r)?),
             _ => return None,
         }
     }
@@ -355,29 +355,55 @@ pub(crate) fn decode_msgpack_send(bytes: &[u8]) -> Option<ClientFrame> {
         conv: conv.map(|c| ConversationId(c.to_owned())),
         to: to.map(|u| UserId(u.to_owned())),
         client_id: client_id?.to_owned(),
-        content: Content::Text {
-            text: text?.to_owned(),
-        },
+        content: content?,
     })
 }
 
-/// `{"kind": "text", "text": ...}`, in either order.
-fn read_text_content<'a>(r: &mut &'a [u8]) -> Option<&'a str> {
-    if rmp::decode::read_map_len(r).ok()? != 2 {
+/// A message's content: `{"kind": "text", "text"}` or `{"kind":
+/// "encrypted", "algorithm", "device", "session", "ciphertext"}`, its keys
+/// in any order, each once.
+fn read_content(r: &mut &[u8]) -> Option<Content> {
+    let len = rmp::decode::read_map_len(r).ok()?;
+    if len != 2 && len != 5 {
         return None;
     }
-    let (mut kind, mut text) = (false, None);
-    for _ in 0..2 {
-        match read_raw(r)? {
-            b"kind" if !kind => kind = read_raw(r)? == b"text",
-            b"text" if text.is_none() => text = Some(read_str(r)?),
-            _ => return None,
+    let mut kind = None;
+    let mut fields: [Option<&str>; 5] = [None; 5];
+    for _ in 0..len {
+        let key = read_raw(r)?;
+        if key == b"kind" {
+            if kind.is_some() {
+                return None;
+            }
+            kind = Some(read_raw(r)?);
+            continue;
         }
+        let slot = match key {
+            b"text" => 0,
+            b"algorithm" => 1,
+            b"device" => 2,
+            b"session" => 3,
+            b"ciphertext" => 4,
+            _ => return None,
+        };
+        if fields[slot].is_some() {
+            return None;
+        }
+        fields[slot] = Some(read_str(r)?);
     }
-    if kind {
-        text
-    } else {
-        None
+    match (kind?, fields) {
+        (b"text", [Some(text), None, None, None, None]) => Some(Content::Text {
+            text: text.to_owned(),
+        }),
+        (b"encrypted", [None, Some(algorithm), Some(device), Some(session), Some(ciphertext)]) => {
+            Some(Content::Encrypted {
+                algorithm: algorithm.to_owned(),
+                device: DeviceId(device.to_owned()),
+                session: session.to_owned(),
+                ciphertext: ciphertext.to_owned(),
+            })
+        }
+        _ => None,
     }
 }
 
@@ -450,8 +476,9 @@ mod tests {
                     assert_eq!(got, None, "{codec:?} {}", frame.type_name());
                 }
                 if codec == Codec::MsgPack {
+                    // By hand: every send, of text or of ciphertext.
                     let hand = super::decode_msgpack_send(&bytes);
-                    if frame.type_name() == "send" && text {
+                    if frame.type_name() == "send" {
                         assert_eq!(hand.as_ref(), Some(&frame));
                     } else {
                         assert_eq!(hand, None, "{}", frame.type_name());

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync, sign, randomBytes } from "node:crypto";
 import { ChatClient, ChatError, msgpackCodec } from "../../dist/index.js";
 import { startChatd } from "../support/chatd.mjs";
-import { newAccount } from "../support/util.mjs";
+import { newAccount, nextEvent, collect, until } from "../support/util.mjs";
 
 let chatd;
 const clients = [];
@@ -26,7 +26,15 @@ async function person(name) {
   const c = new ChatClient({ url: chatd.wsUrl, codec: msgpackCodec, requestTimeoutMs: 10_000 });
   clients.push(c);
   const s = await c.register(account);
-  return { c, user: s.user, device: s.device };
+  return { c, user: s.user, device: s.device, token: s.token, account };
+}
+
+/** The same device again on a new connection (a reload): resumes with its token. */
+async function reconnect(p) {
+  p.c.close();
+  const c = new ChatClient({ url: chatd.wsUrl, codec: msgpackCodec, requestTimeoutMs: 10_000 });
+  clients.push(c);
+  return { ...p, c };
 }
 
 const b64 = (buf) => Buffer.from(buf).toString("base64").replace(/=+$/, "");
@@ -76,4 +84,99 @@ test("keys signed by the device are uploaded, shown, and claimed once, then the 
   const other = identityOf(alice);
   assert.equal(await code(alice.c.uploadKeys({ oneTimeKeys: [oneTimeKey(alice, other, "k3")] })), "invalid_argument");
   assert.equal(await code(alice.c.uploadKeys({ identity: other.identity })), "conflict");
+});
+
+/** An Ed25519 key pair as unpadded base64 of its public key. */
+function ed25519() {
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+  return { privateKey, key: b64(Buffer.from(publicKey.export({ format: "jwk" }).x, "base64url")) };
+}
+
+test("a master key signed in Node vouches for the devices it signs", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  const keys = identityOf(alice);
+  const master = ed25519();
+  const masterKey = {
+    key: master.key,
+    signature: b64(sign(null, Buffer.from(`chatcore-master-key-v1\n${alice.user}\n${master.key}`), master.privateKey)),
+  };
+  const vouch = (by) => ({
+    device: alice.device,
+    signature: b64(
+      sign(
+        null,
+        Buffer.from(
+          `chatcore-device-signature-v1\n${alice.user}\n${alice.device}\n${keys.identity.signing_key}\n${keys.identity.agreement_key}`,
+        ),
+        by.privateKey,
+      ),
+    ),
+  });
+  // Signed by another key than the master key: refused, nothing stored.
+  assert.equal(
+    await code(alice.c.uploadKeys({ identity: keys.identity, masterKey, signatures: [vouch(ed25519())] })),
+    "invalid_argument",
+  );
+  let shown = await bob.c.queryKeysAndMasters([alice.user]);
+  assert.deepEqual(shown.masterKeys, [], "nothing of the refused upload");
+  // The first device uploads its identity, the master key and its signature at once.
+  await alice.c.uploadKeys({ identity: keys.identity, masterKey, signatures: [vouch(master)] });
+  shown = await bob.c.queryKeysAndMasters([alice.user]);
+  assert.deepEqual(shown.masterKeys, [{ user: alice.user, master_key: masterKey }]);
+  assert.equal(shown.devices.length, 1);
+  assert.equal(shown.devices[0].master_signature, vouch(master).signature, "the device is verified");
+});
+
+test("to-device payloads arrive live and after a reconnect until acknowledged", async () => {
+  const alice = await person("alice");
+  let bob = await person("bob");
+  await bob.c.uploadKeys({ identity: identityOf(bob).identity });
+  const payload = (text) => b64(Buffer.from(text));
+  const live = nextEvent(bob.c, "todevice");
+  const sent = await alice.c.sendToDevice("olm.v1", [{ user: bob.user, device: bob.device, id: "p1", payload: payload("first") }]);
+  assert.deepEqual(sent, { queued: 1, undelivered: [] });
+  const [first] = await live;
+  assert.deepEqual(
+    [first.id, first.from_user, first.from_device, first.kind, Buffer.from(first.payload, "base64").toString()],
+    ["p1", alice.user, alice.device, "olm.v1", "first"],
+  );
+  // Unknown devices are answered, not queued.
+  const none = await alice.c.sendToDevice("olm.v1", [{ user: bob.user, device: "no-such-device", id: "p2", payload: payload("x") }]);
+  assert.deepEqual(none, { queued: 0, undelivered: [{ user: bob.user, device: "no-such-device", reason: "unknown" }] });
+
+  // Not acknowledged: it comes again after a reconnect, with what arrived meanwhile.
+  bob = await reconnect(bob);
+  await alice.c.sendToDevice("olm.v1", [{ user: bob.user, device: bob.device, id: "p3", payload: payload("while away") }]);
+  const got = collect(bob.c, "todevice");
+  await bob.c.resume(bob.token);
+  await until(() => got.flat().length >= 2, 10_000, "the waiting payloads");
+  assert.deepEqual(got.flat().map((m) => m.id), ["p1", "p3"], "oldest first");
+  await bob.c.ackToDevice(got.flat().map((m) => ({ from_device: m.from_device, id: m.id })));
+  bob = await reconnect(bob);
+  const again = collect(bob.c, "todevice");
+  await bob.c.resume(bob.token);
+  await bob.c.ping();
+  assert.deepEqual(again, [], "acknowledged payloads never come again");
+});
+
+test("an encrypted conversation takes ciphertext and refuses plain text", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  const conv = await alice.c.openDirect(bob.user, { encrypted: true });
+  assert.equal(conv.encrypted, true);
+  assert.equal(await code(alice.c.send({ conv: conv.conv }, "plain text")), "invalid_argument");
+  const content = {
+    kind: "encrypted",
+    algorithm: "megolm.v1",
+    device: alice.device,
+    session: b64(randomBytes(32)),
+    ciphertext: b64(randomBytes(120)),
+  };
+  const arrived = nextEvent(bob.c, "message", ({ message }) => message.content.kind === "encrypted");
+  await alice.c.send({ conv: conv.conv }, content);
+  const { message } = await arrived;
+  assert.deepEqual(message.content, content, "delivered as sent");
+  // Another device's name in the envelope is refused.
+  assert.equal(await code(alice.c.send({ conv: conv.conv }, { ...content, device: bob.device })), "invalid_argument");
 });
