@@ -253,6 +253,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE TABLE probe (at INTEGER NOT NULL, pad BLOB) STRICT;
     INSERT INTO probe (at) VALUES (0);
     "#,
+    // 2: devices are listed with when each was last active (a sign-in or
+    // a resume); a session from before reads as active when created.
+    r#"
+    ALTER TABLE sessions ADD COLUMN last_active INTEGER NOT NULL DEFAULT 0;
+    UPDATE sessions SET last_active = created_at;
+    CREATE INDEX sessions_user_device ON sessions(user, device);
+    "#,
 ];
 
 /// The schema this build reads and writes: the number of [`MIGRATIONS`].

@@ -307,7 +307,7 @@ pub(crate) async fn resume(
     };
     let expires_at = now.saturating_add(millis(s.config.session_ttl));
     reserve_account_slot(s, who, out, &user.id)?;
-    if let Err(e) = sessions.extend(&hash, expires_at).await {
+    if let Err(e) = sessions.extend(&hash, now, expires_at).await {
         s.admission.sign_in_failed(who.addr, &user.id);
         return Err(e.into());
     }
