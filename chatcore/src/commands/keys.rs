@@ -20,7 +20,7 @@ use crate::model::{ConversationId, UserId};
 use crate::protocol::{
     ClaimedKey, DeviceKeysInfo, DeviceRef, IdentityKeys, ServerFrame, SignedKey,
 };
-use crate::request::Caller;
+use crate::request::{Caller, Out};
 use crate::server::Server;
 use crate::store::{DeviceKeys, IdentitySet, OneTimeKey};
 
@@ -48,6 +48,7 @@ fn signed(k: &OneTimeKey) -> SignedKey {
 pub(crate) async fn upload(
     s: &Server,
     caller: &Caller,
+    out: &mut Out,
     id: u32,
     identity: Option<IdentityKeys>,
     one_time: Vec<SignedKey>,
@@ -74,7 +75,12 @@ pub(crate) async fn upload(
         );
         e2e::check_device_keys(&keys)?;
         match store.set_identity(&keys).await? {
-            IdentitySet::Stored | IdentitySet::Same => stored = Some(keys),
+            IdentitySet::Stored => {
+                // Others can encrypt to this device from now on.
+                super::devices::changed(s, out, me, Some(caller.conn.clone()), true).await?;
+                stored = Some(keys);
+            }
+            IdentitySet::Same => stored = Some(keys),
             IdentitySet::Different => {
                 return Err(CoreError::Conflict {
                     field: "device_keys".into(),

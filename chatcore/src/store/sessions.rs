@@ -84,8 +84,12 @@ pub trait SessionStore: Send + Sync {
     /// Sets the name of `user`'s `device` on each of its sessions. Returns
     /// whether any existed (`false`, and nothing changed, for another
     /// user's device or an unknown one). Idempotent.
-    async fn rename_device(&self, user: &UserId, device: &DeviceId, name: &str)
-        -> StoreResult<bool>;
+    async fn rename_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        name: &str,
+    ) -> StoreResult<bool>;
 
     /// Deletes every session of `user`'s `device`, live or expired.
     /// Returns whether any existed (`false`, and nothing changed, for

@@ -495,11 +495,11 @@ async fn sessions_create_get_expire_extend_revoke(b: Backends) {
     b.sessions.create(s2).await.unwrap();
     b.sessions.extend("h2", T0 + 700, T0 + 5000).await.unwrap();
     assert_eq!(
-        b.sessions
-            .get("h2", T0 + 4999)
-            .await
-            .unwrap()
-            .map(|s| (s.expires_at, s.last_active, s.created_at)),
+        b.sessions.get("h2", T0 + 4999).await.unwrap().map(|s| (
+            s.expires_at,
+            s.last_active,
+            s.created_at
+        )),
         Some((T0 + 5000, T0 + 700, T0)),
         "extend moves the expiry and the last activity, never the creation"
     );
@@ -592,10 +592,7 @@ async fn sessions_devices_lists_the_users_live_sessions_oldest_first(b: Backends
         ],
         "a resume moves last_active"
     );
-    assert_eq!(
-        b.sessions.devices(&other, T0).await.unwrap(),
-        vec![theirs]
-    );
+    assert_eq!(b.sessions.devices(&other, T0).await.unwrap(), vec![theirs]);
     assert!(b
         .sessions
         .devices(&UserId::generate(), T0)
@@ -619,13 +616,27 @@ async fn sessions_rename_device_renames_only_that_users_device(b: Backends) {
         .await
         .unwrap();
     b.sessions
-        .create(device_session("o1", &other, "d9", "Theirs", T0, T0 + 10_000))
+        .create(device_session(
+            "o1",
+            &other,
+            "d9",
+            "Theirs",
+            T0,
+            T0 + 10_000,
+        ))
         .await
         .unwrap();
     let d1 = DeviceId::from("d1");
-    assert!(b.sessions.rename_device(&u, &d1, "Work phone").await.unwrap());
+    assert!(b
+        .sessions
+        .rename_device(&u, &d1, "Work phone")
+        .await
+        .unwrap());
     assert!(
-        b.sessions.rename_device(&u, &d1, "Work phone").await.unwrap(),
+        b.sessions
+            .rename_device(&u, &d1, "Work phone")
+            .await
+            .unwrap(),
         "idempotent"
     );
     let names = |v: Vec<SessionRecord>| {
