@@ -284,13 +284,22 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
     .unwrap();
     drop(conn);
     let store = SqliteStore::open(&path).await.unwrap();
-    let s = store.sessions().get("h", 2000).await.unwrap().expect("kept");
+    let s = store
+        .sessions()
+        .get("h", 2000)
+        .await
+        .unwrap()
+        .expect("kept");
     assert_eq!(
         (s.created_at, s.last_active, s.device_name.as_str()),
         (1000, 1000, "Phone")
     );
     assert_eq!(
-        store.sessions().devices(&UserId::from("u"), 2000).await.unwrap(),
+        store
+            .sessions()
+            .devices(&UserId::from("u"), 2000)
+            .await
+            .unwrap(),
         vec![s]
     );
     assert_eq!(SCHEMA_VERSION, 2);
