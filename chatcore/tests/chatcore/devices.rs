@@ -382,7 +382,7 @@ async fn the_list_shows_names_times_keys_and_the_current_device_and_resume_moves
 
 #[tokio::test]
 async fn a_device_is_renamed_by_its_user_only_and_bad_input_is_refused() {
-    let (s, _, _, _) = server();
+    let (s, clock, _, _) = server();
     let mut laptop = Client::register(&s, "alice", "+441111111111", "Laptop").await;
     let phone = Client::login(&s, "alice", "Phone").await;
     let mut bob = Client::register(&s, "bob", "+442222222222", "Tablet").await;
@@ -433,6 +433,20 @@ async fn a_device_is_renamed_by_its_user_only_and_bad_input_is_refused() {
         names(laptop.devices().await),
         vec!["unnamed device", "Work phone"],
         "nothing changed"
+    );
+
+    // A device whose session expired is gone: not listed, not renamed.
+    let ttl = fast_config().session_ttl;
+    clock.advance(ttl - Duration::from_secs(1));
+    let laptop_token = laptop.token.clone().expect("token");
+    let mut laptop = Client::resume(&s, &laptop_token).await;
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(names(laptop.devices().await), vec!["unnamed device"]);
+    let expired = laptop.rename(&phone.device(), "Still here?").await;
+    assert_eq!(
+        code(&expired),
+        Some((ErrorCode::NotFound, None)),
+        "{expired:?}"
     );
 }
 
