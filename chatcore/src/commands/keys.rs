@@ -63,34 +63,33 @@ pub(crate) async fn upload(
             message: format!("upload at most {max} one-time keys"),
         });
     }
-    let mut stored = None;
-    if let Some(k) = identity {
-        let keys = DeviceKeys::new(
-            (me.clone(), device.clone()),
-            k.algorithm,
-            k.signing_key,
-            k.agreement_key,
-            k.signature,
-            s.now(),
-        );
-        e2e::check_device_keys(&keys)?;
-        match store.set_identity(&keys).await? {
-            IdentitySet::Stored => {
-                // Others can encrypt to this device from now on.
-                super::devices::changed(s, out, me, Some(caller.conn.clone()), true).await?;
-                stored = Some(keys);
-            }
-            IdentitySet::Same => stored = Some(keys),
-            IdentitySet::Different => {
-                return Err(CoreError::Conflict {
-                    field: "device_keys".into(),
-                })
-            }
+    let identity = match identity {
+        Some(k) => {
+            let keys = DeviceKeys::new(
+                (me.clone(), device.clone()),
+                k.algorithm,
+                k.signing_key,
+                k.agreement_key,
+                k.signature,
+                s.now(),
+            );
+            e2e::check_device_keys(&keys)?;
+            Some(keys)
         }
-    }
-    if !one_time.is_empty() || fallback.is_some() {
-        let identity = match stored {
-            Some(k) => k,
+        None => None,
+    };
+    let keys: Vec<OneTimeKey> = one_time
+        .into_iter()
+        .map(|k| OneTimeKey::new(k.id, k.key, k.signature))
+        .collect();
+    let fallback = fallback.map(|k| OneTimeKey::new(k.id, k.key, k.signature));
+    let more = !keys.is_empty() || fallback.is_some();
+    // Every signature is checked before anything is stored, the identity
+    // included: an upload refused for one bad key leaves nothing behind
+    // (and its retry is the device's first upload, announced as such).
+    if more {
+        let signer = match &identity {
+            Some(k) => k.clone(),
             None => store
                 .identities(me)
                 .await?
@@ -101,15 +100,23 @@ pub(crate) async fn upload(
                     message: "upload the device's identity keys first".into(),
                 })?,
         };
-        let keys: Vec<OneTimeKey> = one_time
-            .into_iter()
-            .map(|k| OneTimeKey::new(k.id, k.key, k.signature))
-            .collect();
-        let fallback = fallback.map(|k| OneTimeKey::new(k.id, k.key, k.signature));
-        // Every key is checked before any is stored.
         for k in keys.iter().chain(fallback.as_ref()) {
-            e2e::check_one_time_key(&identity, k)?;
+            e2e::check_one_time_key(&signer, k)?;
         }
+    }
+    let mut first = false;
+    if let Some(k) = &identity {
+        match store.set_identity(k).await? {
+            IdentitySet::Stored => first = true,
+            IdentitySet::Same => {}
+            IdentitySet::Different => {
+                return Err(CoreError::Conflict {
+                    field: "device_keys".into(),
+                })
+            }
+        }
+    }
+    if more {
         if !store.add_one_time_keys(me, device, &keys, max).await? {
             return Err(CoreError::LimitReached(format!(
                 "a device keeps at most {max} one-time keys on the server"
@@ -118,6 +125,10 @@ pub(crate) async fn upload(
         if let Some(f) = &fallback {
             store.set_fallback(me, device, f).await?;
         }
+    }
+    if first {
+        // Others can encrypt to this device from now on.
+        super::devices::changed(s, out, me, Some(caller.conn.clone()), true).await?;
     }
     let counts = store.counts(me, device).await?;
     Ok(ServerFrame::KeyCounts {

@@ -12,7 +12,9 @@ use base64::Engine;
 use chatcore::e2e::{device_keys_text, OLM_V1};
 use chatcore::memory::MemoryMailer;
 use chatcore::model::{DeviceId, UserId};
-use chatcore::protocol::{ClientFrame, DeviceInfo, ErrorCode, IdentityKeys, ServerFrame};
+use chatcore::protocol::{
+    ClientFrame, DeviceInfo, ErrorCode, IdentityKeys, ServerFrame, SignedKey,
+};
 use chatcore::server::ManualClock;
 use chatcore::session::{connect_in_process, Disconnect, InProcess, PeerInfo};
 use chatcore::store::{ToDevice, ToDeviceStore};
@@ -182,6 +184,15 @@ impl Client {
 
     /// Uploads identity keys signed for this device; returns the reply.
     async fn upload_keys(&mut self, pair: &Ed25519KeyPair) -> ServerFrame {
+        self.upload_keys_with(pair, Vec::new()).await
+    }
+
+    /// Uploads identity keys signed for this device, and `one_time` keys.
+    async fn upload_keys_with(
+        &mut self,
+        pair: &Ed25519KeyPair,
+        one_time: Vec<SignedKey>,
+    ) -> ServerFrame {
         let signing = STANDARD_NO_PAD.encode(pair.public_key().as_ref());
         let agreement = STANDARD_NO_PAD.encode([5u8; 32]);
         let text = device_keys_text(&self.user(), &self.device(), OLM_V1, &signing, &agreement);
@@ -194,7 +205,7 @@ impl Client {
         self.req(|id| ClientFrame::UploadKeys {
             id,
             device_keys: Some(keys),
-            one_time_keys: Vec::new(),
+            one_time_keys: one_time,
             fallback_key: None,
         })
         .await
@@ -674,4 +685,39 @@ async fn devices_changed_reaches_own_devices_and_partners_but_not_strangers_nor_
     assert_eq!(laptop.changed().await, vec![alice.clone()], "logout, own");
     assert_eq!(bob.changed().await, vec![alice], "logout, partner");
     assert!(carol.changed().await.is_empty(), "logout, stranger");
+}
+
+/// An upload refused for one bad key stores nothing, not even the identity,
+/// so that its corrected retry is the first upload, and announced.
+#[tokio::test]
+async fn a_refused_upload_stores_no_identity_and_its_retry_is_announced() {
+    let (s, _, _, _) = server();
+    let mut laptop = Client::register(&s, "alice", "+441111111111", "Laptop").await;
+    let mut phone = Client::login(&s, "alice", "Phone").await;
+    laptop.drain().await;
+    let forged = SignedKey {
+        id: "k1".into(),
+        key: STANDARD_NO_PAD.encode([7u8; 32]),
+        signature: STANDARD_NO_PAD.encode([0u8; 64]),
+    };
+    let pair = key_pair();
+    let refused = phone.upload_keys_with(&pair, vec![forged]).await;
+    assert_eq!(
+        code(&refused).map(|c| c.0),
+        Some(ErrorCode::InvalidArgument),
+        "{refused:?}"
+    );
+    assert!(
+        laptop.devices().await.iter().all(|d| !d.keys),
+        "no identity stored"
+    );
+    assert!(laptop.changed().await.is_empty());
+    assert!(code(&phone.upload_keys(&pair).await).is_none());
+    assert_eq!(
+        laptop.changed().await,
+        vec![laptop.user()],
+        "the retry is announced"
+    );
+    let keyed: Vec<bool> = laptop.devices().await.iter().map(|d| d.keys).collect();
+    assert_eq!(keyed, vec![false, true]);
 }
