@@ -77,7 +77,7 @@ use chatcore::model::{
 };
 use chatcore::protocol::{
     ClaimedKey, ContactAction, ContactInfo, ContactList, ConversationInfo, ConversationList,
-    ConversationSummary, DeviceKeysInfo, DeviceRef, DirectoryEntry, KeyCountsInfo,
+    ConversationSummary, DeviceInfo, DeviceKeysInfo, DeviceRef, DirectoryEntry, KeyCountsInfo,
     OutgoingToDevice, ProtocolError, ToDeviceAck, Undelivered, PROTOCOL_VERSION,
 };
 pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
@@ -262,7 +262,9 @@ impl Error {
 /// Something the server sent without being asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A push: `message`, `presence`, `alert`, or an `error` that names no request.
+    /// A push: `message`, `presence`, `alert`, `devices_changed` (a user's
+    /// devices changed: query them again), ..., or an `error` that names no
+    /// request.
     Push(ServerFrame),
     /// The connection ended; the last event.
     Closed(Close),
@@ -739,6 +741,36 @@ impl Client {
             id,
             old_password: old.to_owned(),
             new_password: new.to_owned(),
+        })
+        .await
+    }
+
+    /// This user's devices (each live sign-in), oldest first; `current`
+    /// marks this connection's.
+    pub async fn devices(&self) -> Result<Vec<DeviceInfo>, Error> {
+        match self.request(|id| ClientFrame::Devices { id }).await? {
+            ServerFrame::DeviceList { devices, .. } => Ok(devices),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Renames one of this user's devices (`not_found` if it is not theirs).
+    pub async fn rename_device(&self, device: &DeviceId, name: &str) -> Result<(), Error> {
+        self.ok(|id| ClientFrame::RenameDevice {
+            id,
+            device: device.clone(),
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    /// Signs one of this user's devices out for good: its connections close
+    /// (4001), its keys and to-device queue are deleted. This connection's
+    /// own device: a logout (the server then closes it, 1000).
+    pub async fn revoke_device(&self, device: &DeviceId) -> Result<(), Error> {
+        self.ok(|id| ClientFrame::RevokeDevice {
+            id,
+            device: device.clone(),
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! Session tokens and password-reset tokens.
 
 use async_trait::async_trait;
+use futures_util::TryStreamExt;
 use mongodb::bson::{doc, DateTime};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
@@ -23,11 +24,16 @@ struct SessionDoc {
     device: String,
     device_name: String,
     created_at: Millis,
+    /// Absent on documents written before devices were listed: such a
+    /// session reads as last active when it was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_active: Option<Millis>,
     expires_at: DateTime,
 }
 
 impl SessionDoc {
     fn into_record(self) -> SessionRecord {
+        let last_active = self.last_active.unwrap_or(self.created_at);
         SessionRecord::new(
             self.token_hash,
             UserId(self.user),
@@ -36,6 +42,7 @@ impl SessionDoc {
             self.created_at,
             self.expires_at.timestamp_millis(),
         )
+        .with_last_active(last_active)
     }
 }
 
@@ -63,6 +70,7 @@ impl SessionStore for MongoSessionStore {
             device: session.device.0,
             device_name: session.device_name,
             created_at: session.created_at,
+            last_active: Some(session.last_active),
             expires_at: DateTime::from_millis(session.expires_at),
         };
         match self.inner.run(self.sessions.insert_one(doc)).await {
@@ -97,12 +105,15 @@ impl SessionStore for MongoSessionStore {
         }
     }
 
-    async fn extend(&self, token_hash: &str, expires_at: Millis) -> StoreResult<()> {
+    async fn extend(&self, token_hash: &str, now: Millis, expires_at: Millis) -> StoreResult<()> {
         let r = self
             .inner
             .run(self.sessions.update_one(
                 doc! { "_id": token_hash },
-                doc! { "$set": { "expires_at": DateTime::from_millis(expires_at) } },
+                doc! { "$set": {
+                    "expires_at": DateTime::from_millis(expires_at),
+                    "last_active": now,
+                } },
             ))
             .await?;
         if r.matched_count == 0 {
@@ -126,6 +137,48 @@ impl SessionStore for MongoSessionStore {
         };
         let r = self.inner.run(self.sessions.delete_many(filter)).await?;
         Ok(r.deleted_count)
+    }
+
+    async fn devices(&self, user: &UserId, now: Millis) -> StoreResult<Vec<SessionRecord>> {
+        // Served by the `user` index; a user has a handful of sessions, so
+        // they are ordered here rather than by an index on the sort.
+        let filter = doc! { "user": &user.0, "expires_at": { "$gt": DateTime::from_millis(now) } };
+        let mut cursor = self.inner.run(self.sessions.find(filter)).await?;
+        let mut live = Vec::new();
+        while let Some(d) = self.inner.run(cursor.try_next()).await? {
+            live.push(d.into_record());
+        }
+        live.sort_by(|a, b| {
+            (a.created_at, &a.device, &a.token_hash).cmp(&(b.created_at, &b.device, &b.token_hash))
+        });
+        Ok(live)
+    }
+
+    async fn rename_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        name: &str,
+    ) -> StoreResult<bool> {
+        let r = self
+            .inner
+            .run(self.sessions.update_many(
+                doc! { "user": &user.0, "device": &device.0 },
+                doc! { "$set": { "device_name": name } },
+            ))
+            .await?;
+        Ok(r.matched_count > 0)
+    }
+
+    async fn revoke_device(&self, user: &UserId, device: &DeviceId) -> StoreResult<bool> {
+        let r = self
+            .inner
+            .run(
+                self.sessions
+                    .delete_many(doc! { "user": &user.0, "device": &device.0 }),
+            )
+            .await?;
+        Ok(r.deleted_count > 0)
     }
 }
 

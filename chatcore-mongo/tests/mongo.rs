@@ -874,6 +874,34 @@ async fn duplicate_keys_are_conflicts_naming_the_field() {
     cleanup.run().await;
 }
 
+/// A session stored before devices were listed has no `last_active`: it
+/// reads as active since it was created, and a resume sets it.
+#[tokio::test]
+async fn sessions_without_last_active_read_as_active_since_created() {
+    let cleanup = Cleanup::default();
+    let store = store_in(&cleanup).await;
+    store
+        .database()
+        .collection::<Document>("sessions")
+        .insert_one(doc! {
+            "_id": "h", "user": "u", "device": "d", "device_name": "Phone",
+            "created_at": 1000_i64,
+            "expires_at": chatcore_mongo::mongodb::bson::DateTime::from_millis(9000),
+        })
+        .await
+        .unwrap();
+    let sessions = store.sessions();
+    let s = sessions.get("h", 2000).await.unwrap().expect("kept");
+    assert_eq!((s.created_at, s.last_active), (1000, 1000));
+    sessions.extend("h", 3000, 9500).await.unwrap();
+    let listed = sessions.devices(&UserId::from("u"), 3000).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.last_active).collect::<Vec<_>>(),
+        vec![3000]
+    );
+    cleanup.run().await;
+}
+
 #[tokio::test]
 async fn unreadable_records_are_corrupt_not_missing() {
     let cleanup = Cleanup::default();

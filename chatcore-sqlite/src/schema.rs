@@ -254,7 +254,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     INSERT INTO probe (at) VALUES (0);
     "#,
     // 2: end-to-end encryption part 1: encrypted conversations, master
-    // keys and their signatures of devices.
+    // keys and their signatures of devices; devices are listed with when
+    // each was last active (a sign-in or a resume; a session from before
+    // reads as active when created).
     r#"
     ALTER TABLE conversations ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE device_keys ADD COLUMN master_key TEXT;
@@ -265,6 +267,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         signature   TEXT NOT NULL,
         uploaded_at INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID;
+    ALTER TABLE sessions ADD COLUMN last_active INTEGER NOT NULL DEFAULT 0;
+    UPDATE sessions SET last_active = created_at;
+    CREATE INDEX sessions_user_device ON sessions(user, device);
     "#,
 ];
 

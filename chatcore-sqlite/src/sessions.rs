@@ -12,6 +12,13 @@ use rusqlite::{params, OptionalExtension};
 use crate::db::Db;
 use crate::error::map_err;
 
+/// The columns [`record`] reads, in its order.
+macro_rules! columns {
+    () => {
+        "token_hash, user, device, device_name, created_at, expires_at, last_active"
+    };
+}
+
 /// How long an expired reset token is kept before a later insert deletes
 /// it: long enough to tell "expired" from "never existed" in the logs.
 const RESET_GRACE_MS: Millis = 24 * 3_600_000;
@@ -41,7 +48,7 @@ impl SessionStore for SqliteSessionStore {
                 .map_err(map_err)?;
                 c.prepare_cached(
                     "INSERT INTO sessions (token_hash, user, device, device_name, created_at, \
-                     expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     expires_at, last_active) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
@@ -50,7 +57,8 @@ impl SessionStore for SqliteSessionStore {
                         session.device.0,
                         session.device_name,
                         session.created_at,
-                        session.expires_at
+                        session.expires_at,
+                        session.last_active
                     ])
                 })
                 .map_err(map_err)?;
@@ -63,36 +71,25 @@ impl SessionStore for SqliteSessionStore {
         let token_hash = token_hash.to_owned();
         self.db
             .read(move |c| {
-                c.prepare_cached(
-                    "SELECT token_hash, user, device, device_name, created_at, expires_at FROM \
-                     sessions WHERE token_hash = ?1 AND expires_at > ?2",
-                )
-                .and_then(|mut s| {
-                    s.query_row(params![token_hash, now], |r| {
-                        Ok(SessionRecord::new(
-                            r.get(0)?,
-                            UserId(r.get(1)?),
-                            DeviceId(r.get(2)?),
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                        ))
-                    })
-                    .optional()
-                })
+                c.prepare_cached(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM sessions WHERE token_hash = ?1 AND expires_at > ?2"
+                ))
+                .and_then(|mut s| s.query_row(params![token_hash, now], record).optional())
                 .map_err(map_err)
             })
             .await
     }
 
-    async fn extend(&self, token_hash: &str, expires_at: Millis) -> StoreResult<()> {
+    async fn extend(&self, token_hash: &str, now: Millis, expires_at: Millis) -> StoreResult<()> {
         let token_hash = token_hash.to_owned();
         self.db
             .write(move |c| {
                 let n = c
                     .execute(
-                        "UPDATE sessions SET expires_at = ?2 WHERE token_hash = ?1",
-                        params![token_hash, expires_at],
+                        "UPDATE sessions SET expires_at = ?2, last_active = ?3 WHERE token_hash = ?1",
+                        params![token_hash, expires_at, now],
                     )
                     .map_err(map_err)?;
                 if n == 0 {
@@ -127,6 +124,70 @@ impl SessionStore for SqliteSessionStore {
             })
             .await
     }
+
+    async fn devices(&self, user: &UserId, now: Millis) -> StoreResult<Vec<SessionRecord>> {
+        let user = user.0.clone();
+        self.db
+            .read(move |c| {
+                let mut s = c
+                    .prepare_cached(concat!(
+                        "SELECT ",
+                        columns!(),
+                        " FROM sessions WHERE user = ?1 AND expires_at > ?2 \
+                         ORDER BY created_at, device, token_hash"
+                    ))
+                    .map_err(map_err)?;
+                let rows = s.query_map(params![user, now], record).map_err(map_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+            })
+            .await
+    }
+
+    async fn rename_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        name: &str,
+    ) -> StoreResult<bool> {
+        let (user, device, name) = (user.0.clone(), device.0.clone(), name.to_owned());
+        self.db
+            .write(move |c| {
+                c.execute(
+                    "UPDATE sessions SET device_name = ?3 WHERE user = ?1 AND device = ?2",
+                    params![user, device, name],
+                )
+                .map(|n| n > 0)
+                .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn revoke_device(&self, user: &UserId, device: &DeviceId) -> StoreResult<bool> {
+        let (user, device) = (user.0.clone(), device.0.clone());
+        self.db
+            .write(move |c| {
+                c.execute(
+                    "DELETE FROM sessions WHERE user = ?1 AND device = ?2",
+                    params![user, device],
+                )
+                .map(|n| n > 0)
+                .map_err(map_err)
+            })
+            .await
+    }
+}
+
+/// A session from a row of `columns!()`.
+fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord::new(
+        r.get(0)?,
+        UserId(r.get(1)?),
+        DeviceId(r.get(2)?),
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    )
+    .with_last_active(r.get(6)?))
 }
 
 /// The password-reset token store. `take` deletes and reads in one

@@ -269,6 +269,47 @@ async fn migrations_are_numbered_and_reopening_applies_none() {
     assert_eq!((v, mode.as_str(), fk), (SCHEMA_VERSION, "wal", 1));
 }
 
+/// Step 2 adds `last_active` to sessions: a session a version-1 build
+/// stored reads as last active when it was created.
+#[tokio::test]
+async fn sessions_of_schema_1_read_as_active_since_created() {
+    use chatcore::store::SessionStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    // Back to version 1's sessions table, with one session in it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX sessions_user_device;
+         ALTER TABLE sessions DROP COLUMN last_active;
+         INSERT INTO sessions (token_hash, user, device, device_name, created_at, expires_at)
+             VALUES ('h', 'u', 'd', 'Phone', 1000, 9000);
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).await.unwrap();
+    let s = store
+        .sessions()
+        .get("h", 2000)
+        .await
+        .unwrap()
+        .expect("kept");
+    assert_eq!(
+        (s.created_at, s.last_active, s.device_name.as_str()),
+        (1000, 1000, "Phone")
+    );
+    assert_eq!(
+        store
+            .sessions()
+            .devices(&UserId::from("u"), 2000)
+            .await
+            .unwrap(),
+        vec![s]
+    );
+    assert_eq!(SCHEMA_VERSION, 2);
+}
+
 #[tokio::test]
 async fn a_corrupt_file_is_corrupt_and_names_the_file() {
     let dir = tempfile::tempdir().unwrap();

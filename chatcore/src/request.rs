@@ -17,7 +17,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::commands::conversations::{self, Request};
-use crate::commands::{account, contacts, directory, keys, messaging, requests, to_device};
+use crate::commands::{
+    account, contacts, devices, directory, keys, messaging, requests, to_device,
+};
 use crate::error::CoreError;
 use crate::limits::AddrKey;
 use crate::model::{Content, ConversationId, DeviceId, UserId};
@@ -69,6 +71,9 @@ pub struct Who<'a> {
     /// Whether the connection has sent to this user before (a cache of the
     /// connection's, so that a repeated send skips the user lookup).
     pub(crate) known_peer: bool,
+    /// The asking connection's key, when a connection asks: what events a
+    /// sign-in causes name as `origin` (there is no caller yet to carry it).
+    pub(crate) conn: Option<&'a Arc<str>>,
 }
 
 impl<'a> Who<'a> {
@@ -78,6 +83,7 @@ impl<'a> Who<'a> {
             addr,
             caller,
             known_peer: false,
+            conn: None,
         }
     }
 
@@ -251,6 +257,13 @@ fn signed_in<'a>(
             old_password,
             new_password,
         )),
+        ClientFrame::Devices { id } => Box::pin(devices::devices(s, caller, id)),
+        ClientFrame::RenameDevice { id, device, name } => {
+            Box::pin(devices::rename_device(s, caller, out, id, device, name))
+        }
+        ClientFrame::RevokeDevice { id, device } => {
+            Box::pin(devices::revoke_device(s, caller, out, id, device))
+        }
         ClientFrame::SearchUsers {
             id,
             query,
@@ -439,6 +452,7 @@ fn signed_in<'a>(
         } => Box::pin(keys::upload(
             s,
             caller,
+            out,
             id,
             keys::Upload {
                 identity: device_keys,
@@ -713,7 +727,11 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
         ClientFrame::Conversations { after, .. } => {
             check("after", after.as_deref().unwrap_or(""), max)
         }
+        // Bounded by their handlers (a name of 64 characters, a device id
+        // of 64 bytes), which refuse anything longer with `invalid_argument`.
+        ClientFrame::RenameDevice { .. } | ClientFrame::RevokeDevice { .. } => Ok(()),
         ClientFrame::Logout { .. }
+        | ClientFrame::Devices { .. }
         | ClientFrame::Sync { .. }
         | ClientFrame::Focus { conv: None, .. }
         | ClientFrame::Ping { .. } => Ok(()),

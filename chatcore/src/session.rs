@@ -59,7 +59,8 @@ pub enum Disconnect {
     SlowConsumer,
     /// No successful sign-in within the allowed time.
     AuthTimeout,
-    /// The session was revoked (password changed or reset); sign in again.
+    /// The session was revoked (logged out elsewhere, device revoked,
+    /// password changed or reset); sign in again.
     Revoked,
     /// The client speaks no protocol version this server does.
     UnsupportedVersion,
@@ -487,6 +488,7 @@ impl Session {
         let known_peer = matches!(&frame, ClientFrame::Send { to: Some(to), .. } if self.known_users.contains(to));
         let mut who = Who::new(self.addr, self.auth.as_ref());
         who.known_peer = known_peer;
+        who.conn = Some(&self.conn_key);
         self.out.clear();
         let handling = request::dispatch(&self.server, who, frame, &mut self.out);
         Ok(Admitted { id, name, handling })
@@ -758,6 +760,13 @@ impl Session {
             } else {
                 Frames::NONE
             }),
+            Event::DevicesChanged { user, origin } => {
+                Ok(if origin.as_deref() == Some(&*self.conn_key) {
+                    Frames::NONE
+                } else {
+                    Frames::one(ServerFrame::DevicesChanged { user: user.clone() })
+                })
+            }
         }
     }
 

@@ -25,6 +25,8 @@ const NEW_PASSWORD: &str = "quiet lantern meadow 2024";
 
 #[path = "e2e/contacts.rs"]
 mod contacts;
+#[path = "e2e/devices.rs"]
+mod devices;
 #[path = "e2e/durable.rs"]
 mod durable;
 #[path = "e2e/groups.rs"]

@@ -27,6 +27,7 @@ import {
   type ConversationList,
   type ConversationInfo,
   type ConversationSummary,
+  type DeviceInfo,
   type DeviceKeysInfo,
   type DeviceRef,
   type DeviceSignature,
@@ -134,7 +135,7 @@ export type ConnectionState =
 export type SignOutReason =
   /** `logout` by this client. */
   | "logout"
-  /** Revoked by the server (close 4001: password changed or reset elsewhere). */
+  /** Revoked by the server (close 4001: the device was revoked, or the password changed or reset elsewhere). */
   | "revoked"
   /** The token no longer works (`resume` answered `unauthenticated`). */
   | "expired";
@@ -179,6 +180,13 @@ export interface ClientEvents {
   todevice: ToDeviceMessage[];
   /** Claims left this device few one-time keys, or took its fallback key: top up ({@link ChatClient.uploadKeys}). */
   keycounts: KeyCounts;
+  /**
+   * The devices of `user` changed: this user's own (one signed in, was renamed, uploaded keys or was removed) or
+   * those of someone who shares a conversation with this user (one uploaded keys or was removed). Query them again
+   * ({@link ChatClient.devices} for one's own, {@link ChatClient.queryKeys} for others'). Not for this connection's
+   * own change.
+   */
+  deviceschanged: { user: string };
   /** Signed in (`register`, `login`) or resumed (`resumed`: also after a reconnect). */
   session: { session: Session; resumed: boolean };
   /** The session ended; sign in again. */
@@ -770,6 +778,9 @@ export class ChatClient {
         if (frame.id !== undefined) this.onReply(frame.id, frame);
         else this.emit("keycounts", { one_time: frame.one_time, fallback_unused: frame.fallback_unused });
         return;
+      case "devices_changed":
+        this.emit("deviceschanged", { user: frame.user });
+        return;
       // Replies with an id, pushes without.
       case "contact":
         if (frame.id !== undefined) this.onReply(frame.id, frame);
@@ -994,6 +1005,26 @@ export class ChatClient {
   /** Changes the password; the server revokes every other session of the user. */
   async changePassword(old_password: string, new_password: string): Promise<void> {
     await this.request({ type: "change_password", old_password, new_password }, "ok", { auth: true });
+  }
+
+  /** This user's devices (each live sign-in), oldest first; `current` marks this client's. */
+  async devices(): Promise<DeviceInfo[]> {
+    const reply = await this.request({ type: "devices" }, "device_list", { auth: true, retry: true });
+    return reply.devices;
+  }
+
+  /** Renames one of this user's devices (`not_found` when it is not theirs). */
+  async renameDevice(device: string, name: string): Promise<void> {
+    await this.request({ type: "rename_device", device, name }, "ok", { auth: true, retry: true });
+  }
+
+  /**
+   * Signs one of this user's devices out for good: its connections close (4001), its keys and to-device queue are
+   * deleted. This client's own device: a {@link ChatClient.logout}.
+   */
+  async revokeDevice(device: string): Promise<void> {
+    if (device === this.sessionValue?.device) return this.logout();
+    await this.request({ type: "revoke_device", device }, "ok", { auth: true });
   }
 
   /** Asks for a password-reset mail (the reply is the same whether or not the account exists). */

@@ -360,6 +360,12 @@ export type ClientFrame =
   | { type: "resume"; id: number; token: string }
   | { type: "logout"; id: number }
   | { type: "change_password"; id: number; old_password: string; new_password: string }
+  /** The caller's devices. Reply: `device_list`. */
+  | { type: "devices"; id: number }
+  /** Renames one of the caller's devices. Reply: `ok`. */
+  | { type: "rename_device"; id: number; device: string; name: string }
+  /** Ends one of the caller's devices (its sessions, keys and to-device queue); the caller's own: a logout. Reply: `ok`. */
+  | { type: "revoke_device"; id: number; device: string }
   | { type: "reset_request"; id: number; email: string }
   | { type: "reset_confirm"; id: number; token: string; new_password: string }
   | { type: "search_users"; id: number; query: string; after?: string; limit?: number }
@@ -458,6 +464,9 @@ export type ServerFrame =
       keys: KeyCounts;
     }
   | { type: "ok"; id: number }
+  /** Reply to `devices`: the caller's live devices, oldest sign-in first. */
+  | { type: "device_list"; id: number; devices: DeviceInfo[] }
+  | DevicesChangedFrame
   | { type: "users"; id: number; users: DirectoryEntry[]; next?: string }
   | { type: "profile"; id: number; entry: DirectoryEntry }
   | {
@@ -658,6 +667,27 @@ export interface ClaimedKey {
   device: string;
   key: SignedKey;
   fallback?: boolean;
+}
+
+/** One of the caller's devices, as `device_list` shows it. */
+export interface DeviceInfo {
+  device: string;
+  /** The name its client gave it (at sign-in, or by `rename_device`). */
+  name: string;
+  /** When it signed in (ms since the epoch). */
+  created_at: number;
+  /** When it last signed in or resumed. */
+  last_active: number;
+  /** Whether it uploaded its identity keys (others can encrypt to it). */
+  keys: boolean;
+  /** Whether it is the asking device. */
+  current: boolean;
+}
+
+/** Push: the devices of `user` (the caller's own, or a conversation partner's) changed: query them again. */
+export interface DevicesChangedFrame {
+  type: "devices_changed";
+  user: string;
 }
 
 /** Push: the user was invited to a group; it waits in the `requests` list, as `conversation` shows it. */
@@ -883,6 +913,17 @@ const UNDELIVERED: Kind = {
   struct: [req("user", "string"), opt("device", "string"), req("reason", { oneOf: ["full", "unknown"] })],
 };
 
+const DEVICE_INFO: Kind = {
+  struct: [
+    req("device", "string"),
+    req("name", "string"),
+    req("created_at", millis),
+    req("last_active", millis),
+    req("keys", "bool"),
+    req("current", "bool"),
+  ],
+};
+
 const CLIENT_FRAME: Kind = {
   tagged: "type",
   variants: {
@@ -900,6 +941,9 @@ const CLIENT_FRAME: Kind = {
     resume: [id, req("token", "string")],
     logout: [id],
     change_password: [id, req("old_password", "string"), req("new_password", "string")],
+    devices: [id],
+    rename_device: [id, req("device", "string"), req("name", "string")],
+    revoke_device: [id, req("device", "string")],
     reset_request: [id, req("email", "string")],
     reset_confirm: [id, req("token", "string"), req("new_password", "string")],
     search_users: [id, req("query", "string"), opt("after", "string"), opt("limit", "u32")],
@@ -984,6 +1028,8 @@ const SERVER_FRAME: Kind = {
       req("keys", KEY_COUNTS),
     ],
     ok: [id],
+    device_list: [id, req("devices", { list: DEVICE_INFO })],
+    devices_changed: [req("user", "string")],
     users: [id, req("users", { list: DIRECTORY_ENTRY }), opt("next", "string")],
     profile: [id, req("entry", DIRECTORY_ENTRY)],
     sent: [

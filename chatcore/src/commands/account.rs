@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::devices;
 use crate::account::{
     normalize_device_name, normalize_display_name, normalize_email, normalize_phone,
     normalize_username, HashOutcome,
@@ -160,6 +161,9 @@ async fn open_session(
         device: device.clone(),
         token_hash,
     });
+    // The user's other devices list this one now; nobody else can encrypt
+    // to it before it uploads keys, so nobody else is told yet.
+    devices::changed(s, out, &user.id, who.conn.cloned(), false).await?;
     Ok(ServerFrame::Session {
         id,
         user: user.id.clone(),
@@ -309,7 +313,7 @@ pub(crate) async fn resume(
     };
     let expires_at = now.saturating_add(millis(s.config.session_ttl));
     reserve_account_slot(s, who, out, &user.id)?;
-    if let Err(e) = sessions.extend(&hash, expires_at).await {
+    if let Err(e) = sessions.extend(&hash, now, expires_at).await {
         s.admission.sign_in_failed(who.addr, &user.id);
         return Err(e.into());
     }
@@ -344,10 +348,16 @@ pub(crate) async fn logout(
     out: &mut Out,
     id: u32,
 ) -> Result<ServerFrame, CoreError> {
-    s.backends.sessions.revoke(&caller.token_hash).await?;
+    let (user, device) = (&caller.user, &caller.device);
+    // A sign-in is a device: logging out ends it, sessions first (what
+    // matters most), then what others would go on sending it. Each step
+    // may be retried: a logout that failed half-way is asked again.
+    s.backends.sessions.revoke_device(user, device).await?;
+    devices::forget(s, user, std::slice::from_ref(device)).await?;
     // Other connections that resumed the same token close too (4001);
     // this one closes normally after the reply.
-    revoked(out, &caller.user, Revocation::Device(caller.device.clone()));
+    revoked(out, user, Revocation::Device(device.clone()));
+    devices::changed(s, out, user, Some(caller.conn.clone()), true).await?;
     out.close = Some(Disconnect::LoggedOut);
     Ok(ServerFrame::Ok { id })
 }
@@ -388,15 +398,22 @@ pub(crate) async fn change_password(
     s.backends.users.set_password_hash(user_id, &hash).await?;
     // A reset link mailed before the change must not undo it.
     s.backends.resets.revoke_user(user_id).await?;
+    let mut ended = devices::known(s, user_id, s.now()).await?;
+    ended.remove(&caller.device);
     s.backends
         .sessions
         .revoke_all(user_id, Some(&caller.token_hash))
         .await?;
+    let ended: Vec<DeviceId> = ended.into_iter().collect();
+    devices::forget(s, user_id, &ended).await?;
     revoked(
         out,
         user_id,
         Revocation::AllDevicesExcept(caller.device.clone()),
     );
+    if !ended.is_empty() {
+        devices::changed(s, out, user_id, Some(caller.conn.clone()), true).await?;
+    }
     Ok(ServerFrame::Ok { id })
 }
 
@@ -474,7 +491,15 @@ pub(crate) async fn reset_confirm(
         .await?;
     // Used once, every other link of the account is void too (OWASP).
     resets.revoke_user(&user_id).await?;
+    let ended: Vec<DeviceId> = devices::known(s, &user_id, s.now())
+        .await?
+        .into_iter()
+        .collect();
     s.backends.sessions.revoke_all(&user_id, None).await?;
+    devices::forget(s, &user_id, &ended).await?;
     revoked(out, &user_id, Revocation::AllDevices);
+    if !ended.is_empty() {
+        devices::changed(s, out, &user_id, None, true).await?;
+    }
     Ok(ServerFrame::Ok { id })
 }

@@ -57,13 +57,15 @@ pub(crate) struct Upload {
 }
 
 /// `upload_keys`: the device's identity, the user's master key, the
-/// master key's signatures of devices, one-time and fallback keys, in that
-/// order (the first device uploads its identity, the master key and the
-/// master key's signature of itself at once). Every signature is checked
-/// before anything of its part is stored.
+/// master key's signatures of devices, one-time and fallback keys (the
+/// first device uploads its identity, the master key and the master key's
+/// signature of itself at once). Every signature is checked before
+/// anything is stored: an upload refused for one bad key leaves nothing
+/// behind (and its retry is the device's first upload, announced as such).
 pub(crate) async fn upload(
     s: &Server,
     caller: &Caller,
+    out: &mut Out,
     id: u32,
     upload: Upload,
 ) -> Result<ServerFrame, CoreError> {
@@ -77,42 +79,66 @@ pub(crate) async fn upload(
     let store = &s.backends.keys;
     let (me, device) = (&caller.user, &caller.device);
     let max = s.config.max_one_time_keys;
-    if signatures.len() > MAX_TARGETS {
-        return Err(CoreError::InvalidArgument {
-            field: "signatures".into(),
-            message: format!("sign at most {MAX_TARGETS} devices at once"),
-        });
-    }
     if one_time.len() > max {
         return Err(CoreError::InvalidArgument {
             field: "one_time_keys".into(),
             message: format!("upload at most {max} one-time keys"),
         });
     }
-    let mut stored = None;
-    if let Some(k) = identity {
-        let keys = DeviceKeys::new(
-            (me.clone(), device.clone()),
-            k.algorithm,
-            k.signing_key,
-            k.agreement_key,
-            k.signature,
-            s.now(),
-        );
-        e2e::check_device_keys(&keys)?;
-        match store.set_identity(&keys).await? {
-            IdentitySet::Stored | IdentitySet::Same => stored = Some(keys),
-            IdentitySet::Different => {
-                return Err(CoreError::Conflict {
-                    field: "device_keys".into(),
-                })
+    if signatures.len() > MAX_TARGETS {
+        return Err(CoreError::InvalidArgument {
+            field: "signatures".into(),
+            message: format!("sign at most {MAX_TARGETS} devices at once"),
+        });
+    }
+    let identity = match identity {
+        Some(k) => {
+            let keys = DeviceKeys::new(
+                (me.clone(), device.clone()),
+                k.algorithm,
+                k.signing_key,
+                k.agreement_key,
+                k.signature,
+                s.now(),
+            );
+            e2e::check_device_keys(&keys)?;
+            Some(keys)
+        }
+        None => None,
+    };
+    let keys: Vec<OneTimeKey> = one_time
+        .into_iter()
+        .map(|k| OneTimeKey::new(k.id, k.key, k.signature))
+        .collect();
+    let fallback = fallback.map(|k| OneTimeKey::new(k.id, k.key, k.signature));
+    let more = !keys.is_empty() || fallback.is_some();
+    // The user's devices with keys, this upload's identity included.
+    let mut mine = if more || !signatures.is_empty() {
+        store.identities(me).await?
+    } else {
+        Vec::new()
+    };
+    if let Some(k) = &identity {
+        if !mine.iter().any(|m| m.device == k.device) {
+            mine.push(k.clone());
+        }
+    }
+    if more {
+        let signer = mine.iter().find(|k| k.device == *device).ok_or_else(|| {
+            CoreError::InvalidArgument {
+                field: "device_keys".into(),
+                message: "upload the device's identity keys first".into(),
             }
+        })?;
+        for k in keys.iter().chain(fallback.as_ref()) {
+            e2e::check_one_time_key(signer, k)?;
         }
     }
     let master = master_key.map(|k| MasterKey::new(me.clone(), k.key, k.signature, s.now()));
     if let Some(m) = &master {
         e2e::check_master_key(m)?;
     }
+    let mut signed = Vec::with_capacity(signatures.len());
     if !signatures.is_empty() {
         let signer = match &master {
             Some(m) => m.key.clone(),
@@ -127,8 +153,6 @@ pub(crate) async fn upload(
                     message: "upload the master key first".into(),
                 })?,
         };
-        let mine = store.identities(me).await?;
-        let mut signed = Vec::with_capacity(signatures.len());
         for sig in signatures {
             let keys = mine
                 .iter()
@@ -143,37 +167,28 @@ pub(crate) async fn upload(
                 MasterSignature::new(signer.clone(), sig.signature),
             ));
         }
-        if let Some(m) = &master {
-            store.set_master_key(m).await?;
-        }
-        for (d, sig) in &signed {
-            store.sign_device(me, d, sig).await?;
-        }
-    } else if let Some(m) = &master {
-        store.set_master_key(m).await?;
     }
-    if !one_time.is_empty() || fallback.is_some() {
-        let identity = match stored {
-            Some(k) => k,
-            None => store
-                .identities(me)
-                .await?
-                .into_iter()
-                .find(|k| k.device == *device)
-                .ok_or_else(|| CoreError::InvalidArgument {
+    let mut first = false;
+    if let Some(k) = &identity {
+        match store.set_identity(k).await? {
+            IdentitySet::Stored => first = true,
+            IdentitySet::Same => {}
+            IdentitySet::Different => {
+                return Err(CoreError::Conflict {
                     field: "device_keys".into(),
-                    message: "upload the device's identity keys first".into(),
-                })?,
-        };
-        let keys: Vec<OneTimeKey> = one_time
-            .into_iter()
-            .map(|k| OneTimeKey::new(k.id, k.key, k.signature))
-            .collect();
-        let fallback = fallback.map(|k| OneTimeKey::new(k.id, k.key, k.signature));
-        // Every key is checked before any is stored.
-        for k in keys.iter().chain(fallback.as_ref()) {
-            e2e::check_one_time_key(&identity, k)?;
+                })
+            }
         }
+    }
+    let mut master_changed = false;
+    if let Some(m) = &master {
+        master_changed = store.set_master_key(m).await?;
+    }
+    let mut signed_any = false;
+    for (d, sig) in &signed {
+        signed_any |= store.sign_device(me, d, sig).await?;
+    }
+    if more {
         if !store.add_one_time_keys(me, device, &keys, max).await? {
             return Err(CoreError::LimitReached(format!(
                 "a device keeps at most {max} one-time keys on the server"
@@ -182,6 +197,11 @@ pub(crate) async fn upload(
         if let Some(f) = &fallback {
             store.set_fallback(me, device, f).await?;
         }
+    }
+    if first || master_changed || signed_any {
+        // Others can encrypt to this device from now on, or must check
+        // the user's devices against its master key again.
+        super::devices::changed(s, out, me, Some(caller.conn.clone()), true).await?;
     }
     let counts = counts_info(store.counts(me, device).await?);
     Ok(ServerFrame::KeyCounts {

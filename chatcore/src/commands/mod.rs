@@ -4,6 +4,7 @@
 pub(crate) mod account;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
+pub(crate) mod devices;
 pub(crate) mod directory;
 pub(crate) mod keys;
 pub(crate) mod messaging;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::{IdMap, IdSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use crate::model::{Millis, Presence, Privacy, UserId};
+use crate::model::{DeviceId, Millis, Presence, Privacy, UserId};
 use crate::store::{
     Broker, BrokerHandler, Event, Mail, Mailer, NewUser, PresenceStore, ProfileUpdate, Quota,
     RateLimiter, ResetToken, ResetTokenStore, SearchQuery, SessionRecord, SessionStore, StoreError,
@@ -179,10 +179,11 @@ impl SessionStore for MemorySessionStore {
         }
     }
 
-    async fn extend(&self, token_hash: &str, expires_at: Millis) -> StoreResult<()> {
+    async fn extend(&self, token_hash: &str, now: Millis, expires_at: Millis) -> StoreResult<()> {
         let mut s = lock(&self.inner);
         let rec = s.get_mut(token_hash).ok_or(StoreError::NotFound)?;
         rec.expires_at = expires_at;
+        rec.last_active = now;
         Ok(())
     }
 
@@ -195,6 +196,41 @@ impl SessionStore for MemorySessionStore {
         let before = s.len();
         s.retain(|hash, rec| &rec.user != user || Some(hash.as_str()) == keep);
         Ok((before - s.len()) as u64)
+    }
+
+    async fn devices(&self, user: &UserId, now: Millis) -> StoreResult<Vec<SessionRecord>> {
+        let mut live: Vec<SessionRecord> = lock(&self.inner)
+            .values()
+            .filter(|rec| &rec.user == user && now < rec.expires_at)
+            .cloned()
+            .collect();
+        live.sort_by(|a, b| {
+            (a.created_at, &a.device, &a.token_hash).cmp(&(b.created_at, &b.device, &b.token_hash))
+        });
+        Ok(live)
+    }
+
+    async fn rename_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        name: &str,
+    ) -> StoreResult<bool> {
+        let mut found = false;
+        for rec in lock(&self.inner).values_mut() {
+            if &rec.user == user && &rec.device == device {
+                rec.device_name = name.to_owned();
+                found = true;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn revoke_device(&self, user: &UserId, device: &DeviceId) -> StoreResult<bool> {
+        let mut s = lock(&self.inner);
+        let before = s.len();
+        s.retain(|_, rec| &rec.user != user || &rec.device != device);
+        Ok(s.len() < before)
     }
 }
 

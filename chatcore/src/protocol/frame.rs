@@ -80,6 +80,29 @@ pub enum ClientFrame {
         /// The new password, checked against the rules.
         new_password: String,
     },
+    /// The caller's devices: each live sign-in. Reply: `device_list`.
+    Devices {
+        /// Request id.
+        id: u32,
+    },
+    /// Renames one of the caller's devices. Reply: `ok`.
+    RenameDevice {
+        /// Request id.
+        id: u32,
+        /// The device, as `device_list` names it.
+        device: DeviceId,
+        /// Its new name, normalised like the name given at sign-in.
+        name: String,
+    },
+    /// Signs one of the caller's devices out for good: its sessions end at
+    /// once (its connections close with 4001), its keys and to-device queue
+    /// are deleted. The caller's own device: a `logout`. Reply: `ok`.
+    RevokeDevice {
+        /// Request id.
+        id: u32,
+        /// The device, as `device_list` names it.
+        device: DeviceId,
+    },
     /// Asks for a password-reset mail. The reply is `ok` whether or not the account exists.
     ResetRequest {
         /// Request id.
@@ -514,6 +537,24 @@ pub enum ClientFrame {
     },
 }
 
+/// One of the caller's devices, as `device_list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceInfo {
+    /// The device.
+    pub device: DeviceId,
+    /// The name its client gave it (at sign-in, or by `rename_device`).
+    pub name: String,
+    /// When it signed in.
+    pub created_at: Millis,
+    /// When it last signed in or resumed.
+    pub last_active: Millis,
+    /// Whether it uploaded its identity keys (others can encrypt to it).
+    pub keys: bool,
+    /// Whether it is the device asking.
+    pub current: bool,
+}
+
 /// What a `contact` request does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -774,6 +815,9 @@ impl ClientFrame {
             | ClientFrame::Resume { id, .. }
             | ClientFrame::Logout { id }
             | ClientFrame::ChangePassword { id, .. }
+            | ClientFrame::Devices { id }
+            | ClientFrame::RenameDevice { id, .. }
+            | ClientFrame::RevokeDevice { id, .. }
             | ClientFrame::ResetRequest { id, .. }
             | ClientFrame::ResetConfirm { id, .. }
             | ClientFrame::SearchUsers { id, .. }
@@ -826,6 +870,9 @@ impl ClientFrame {
             ClientFrame::Resume { .. } => "resume",
             ClientFrame::Logout { .. } => "logout",
             ClientFrame::ChangePassword { .. } => "change_password",
+            ClientFrame::Devices { .. } => "devices",
+            ClientFrame::RenameDevice { .. } => "rename_device",
+            ClientFrame::RevokeDevice { .. } => "revoke_device",
             ClientFrame::ResetRequest { .. } => "reset_request",
             ClientFrame::ResetConfirm { .. } => "reset_confirm",
             ClientFrame::SearchUsers { .. } => "search_users",
@@ -1049,6 +1096,20 @@ pub enum ServerFrame {
     Ok {
         /// Request id.
         id: u32,
+    },
+    /// Reply to `devices`: the caller's devices, oldest sign-in first.
+    DeviceList {
+        /// Request id.
+        id: u32,
+        /// Each live device of the caller.
+        devices: Vec<DeviceInfo>,
+    },
+    /// Push: the devices of `user` changed (one signed in, uploaded its
+    /// keys, or was removed): query them again. Sent to the user's other
+    /// devices and to everyone who shares a conversation with the user.
+    DevicesChanged {
+        /// Whose devices.
+        user: UserId,
     },
     /// Reply to `search_users`.
     Users {
@@ -1310,6 +1371,7 @@ impl ServerFrame {
             ServerFrame::Welcome { id, .. }
             | ServerFrame::Session { id, .. }
             | ServerFrame::Ok { id }
+            | ServerFrame::DeviceList { id, .. }
             | ServerFrame::Users { id, .. }
             | ServerFrame::Profile { id, .. }
             | ServerFrame::Sent { id, .. }
@@ -1329,6 +1391,7 @@ impl ServerFrame {
             | ServerFrame::KeyCounts { id, .. }
             | ServerFrame::Privacy { id, .. } => *id,
             ServerFrame::Message { .. }
+            | ServerFrame::DevicesChanged { .. }
             | ServerFrame::Presence { .. }
             | ServerFrame::Alert { .. }
             | ServerFrame::Read { .. }

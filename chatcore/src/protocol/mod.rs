@@ -20,7 +20,7 @@ pub use error::ErrorCode;
 pub(crate) use fast::decode_msgpack_send;
 pub use frame::{
     ClaimedKey, ClientFrame, ContactAction, ContactInfo, ContactList, ContactState,
-    ConversationInfo, ConversationList, ConversationSummary, DeviceKeysInfo, DeviceRef,
+    ConversationInfo, ConversationList, ConversationSummary, DeviceInfo, DeviceKeysInfo, DeviceRef,
     DeviceSignature, DirectoryEntry, IdentityKeys, KeyCountsInfo, LastEntry, MasterKeyInfo,
     MemberInfo, OutgoingToDevice, RequestInfo, ServerFrame, SignedKey, ToDeviceAck,
     ToDeviceMessage, Undelivered, UndeliveredReason, UserMasterKey, MIN_PROTOCOL_VERSION,

@@ -129,6 +129,17 @@ pub enum Event {
         /// What it has left.
         counts: KeyCountsInfo,
     },
+    /// The device set of `user` changed (a device signed in, uploaded its
+    /// identity keys for the first time, or was removed): the topic's
+    /// user's connections push `devices_changed` so that clients query
+    /// again. Published to `user`'s own topic and to the topics of the
+    /// users who share a conversation with `user`.
+    DevicesChanged {
+        /// Whose devices changed.
+        user: UserId,
+        /// The connection that caused it, which knows already.
+        origin: Option<Arc<str>>,
+    },
 }
 
 /// Which of a user's sessions a [`Event::Revoked`] ended. A session is one
@@ -141,7 +152,7 @@ pub enum Revocation {
     AllDevices,
     /// Every session but this device's (password changed from it).
     AllDevicesExcept(DeviceId),
-    /// This device's session (logout; later, device revocation).
+    /// This device's sessions (logout, `revoke_device`).
     Device(DeviceId),
 }
 

@@ -17,12 +17,15 @@ pub struct SessionRecord {
     pub device_name: String,
     /// When it was created.
     pub created_at: Millis,
+    /// When the device last signed in with it (created or resumed): what
+    /// a user's device list shows, to tell a stale device from one in use.
+    pub last_active: Millis,
     /// After this instant the session is gone.
     pub expires_at: Millis,
 }
 
 impl SessionRecord {
-    /// A session record.
+    /// A session record, last active when it was created.
     pub fn new(
         token_hash: String,
         user: UserId,
@@ -37,8 +40,15 @@ impl SessionRecord {
             device,
             device_name,
             created_at,
+            last_active: created_at,
             expires_at,
         }
+    }
+
+    /// The same record, last active at `at`.
+    pub fn with_last_active(mut self, at: Millis) -> Self {
+        self.last_active = at;
+        self
     }
 }
 
@@ -54,9 +64,9 @@ pub trait SessionStore: Send + Sync {
     /// delete it lazily or by TTL).
     async fn get(&self, token_hash: &str, now: Millis) -> StoreResult<Option<SessionRecord>>;
 
-    /// Moves a live session's expiry (sliding expiry on resume). `NotFound`
-    /// if there is no such session.
-    async fn extend(&self, token_hash: &str, expires_at: Millis) -> StoreResult<()>;
+    /// Moves a live session's expiry (sliding expiry on resume) and marks
+    /// it active at `now`. `NotFound` if there is no such session.
+    async fn extend(&self, token_hash: &str, now: Millis, expires_at: Millis) -> StoreResult<()>;
 
     /// Deletes one session. Returns whether it existed. Idempotent.
     async fn revoke(&self, token_hash: &str) -> StoreResult<bool>;
@@ -64,6 +74,27 @@ pub trait SessionStore: Send + Sync {
     /// Deletes every session of `user` except the one with hash `keep`.
     /// Returns how many were deleted.
     async fn revoke_all(&self, user: &UserId, keep: Option<&str>) -> StoreResult<u64>;
+
+    /// The live sessions of `user` (`now < expires_at`), oldest first
+    /// (by `created_at`, then device id, then token hash): the user's
+    /// devices, one session per sign-in. Other users' sessions never
+    /// appear; an unknown user has none.
+    async fn devices(&self, user: &UserId, now: Millis) -> StoreResult<Vec<SessionRecord>>;
+
+    /// Sets the name of `user`'s `device` on each of its sessions. Returns
+    /// whether any existed (`false`, and nothing changed, for another
+    /// user's device or an unknown one). Idempotent.
+    async fn rename_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        name: &str,
+    ) -> StoreResult<bool>;
+
+    /// Deletes every session of `user`'s `device`, live or expired.
+    /// Returns whether any existed (`false`, and nothing changed, for
+    /// another user's device or an unknown one). Idempotent.
+    async fn revoke_device(&self, user: &UserId, device: &DeviceId) -> StoreResult<bool>;
 }
 
 /// A password-reset token, stored hashed like session tokens.

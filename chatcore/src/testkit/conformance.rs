@@ -43,6 +43,9 @@ cases!(
     users_privacy_round_trips_with_a_default,
     sessions_create_get_expire_extend_revoke,
     sessions_revoke_all_keeps_one,
+    sessions_devices_lists_the_users_live_sessions_oldest_first,
+    sessions_rename_device_renames_only_that_users_device,
+    sessions_revoke_device_ends_every_session_of_that_device_only,
     resets_are_single_use_and_expire,
     resets_concurrent_takes_admit_one,
     resets_revoke_user_deletes_only_that_users_tokens,
@@ -484,6 +487,7 @@ async fn sessions_create_get_expire_extend_revoke(b: Backends) {
         })
     );
     assert_eq!(b.sessions.get("h1", T0).await.unwrap(), Some(s.clone()));
+    assert_eq!(s.last_active, T0, "active since it was created");
     assert_eq!(
         b.sessions.get("h1", T0 + 1000).await.unwrap(),
         None,
@@ -491,17 +495,18 @@ async fn sessions_create_get_expire_extend_revoke(b: Backends) {
     );
     let s2 = session("h2", &u, T0 + 1000);
     b.sessions.create(s2).await.unwrap();
-    b.sessions.extend("h2", T0 + 5000).await.unwrap();
+    b.sessions.extend("h2", T0 + 700, T0 + 5000).await.unwrap();
     assert_eq!(
-        b.sessions
-            .get("h2", T0 + 4999)
-            .await
-            .unwrap()
-            .map(|s| s.expires_at),
-        Some(T0 + 5000)
+        b.sessions.get("h2", T0 + 4999).await.unwrap().map(|s| (
+            s.expires_at,
+            s.last_active,
+            s.created_at
+        )),
+        Some((T0 + 5000, T0 + 700, T0)),
+        "extend moves the expiry and the last activity, never the creation"
     );
     assert_eq!(
-        b.sessions.extend("nope", T0).await,
+        b.sessions.extend("nope", T0, T0).await,
         Err(StoreError::NotFound)
     );
     assert!(b.sessions.revoke("h2").await.unwrap());
@@ -533,6 +538,207 @@ async fn sessions_revoke_all_keeps_one(b: Backends) {
     );
     assert_eq!(b.sessions.revoke_all(&u, None).await.unwrap(), 1);
     assert!(b.sessions.get("b", T0).await.unwrap().is_none());
+}
+
+/// A session of `user` on `device` named `name`, created at `at`.
+fn device_session(
+    hash: &str,
+    user: &UserId,
+    device: &str,
+    name: &str,
+    at: Millis,
+    expires_at: Millis,
+) -> SessionRecord {
+    SessionRecord::new(
+        hash.to_owned(),
+        user.clone(),
+        DeviceId::from(device),
+        name.to_owned(),
+        at,
+        expires_at,
+    )
+}
+
+async fn sessions_devices_lists_the_users_live_sessions_oldest_first(b: Backends) {
+    let (u, other) = (UserId::generate(), UserId::generate());
+    let phone = device_session("hp", &u, "d-phone", "Phone", T0 + 20, T0 + 10_000);
+    let laptop = device_session("hl", &u, "d-laptop", "Laptop", T0 + 10, T0 + 10_000);
+    let stale = device_session("hs", &u, "d-stale", "Old", T0, T0 + 500);
+    let theirs = device_session("ho", &other, "d-other", "Theirs", T0, T0 + 10_000);
+    for s in [&phone, &laptop, &stale, &theirs] {
+        b.sessions.create(s.clone()).await.unwrap();
+    }
+    assert_eq!(
+        b.sessions.devices(&u, T0 + 100).await.unwrap(),
+        vec![stale.clone(), laptop.clone(), phone.clone()],
+        "oldest first, each as stored"
+    );
+    assert_eq!(
+        b.sessions.devices(&u, T0 + 500).await.unwrap(),
+        vec![laptop.clone(), phone.clone()],
+        "an expired session is no device"
+    );
+    b.sessions
+        .extend("hl", T0 + 900, T0 + 20_000)
+        .await
+        .unwrap();
+    let listed = b.sessions.devices(&u, T0 + 1000).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|s| (s.device.as_str(), s.last_active, s.expires_at))
+            .collect::<Vec<_>>(),
+        vec![
+            ("d-laptop", T0 + 900, T0 + 20_000),
+            ("d-phone", T0 + 20, T0 + 10_000)
+        ],
+        "a resume moves last_active"
+    );
+    assert_eq!(b.sessions.devices(&other, T0).await.unwrap(), vec![theirs]);
+    assert!(b
+        .sessions
+        .devices(&UserId::generate(), T0)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn sessions_rename_device_renames_only_that_users_device(b: Backends) {
+    let (u, other) = (UserId::generate(), UserId::generate());
+    b.sessions
+        .create(device_session("a1", &u, "d1", "Phone", T0, T0 + 10_000))
+        .await
+        .unwrap();
+    b.sessions
+        .create(device_session("a2", &u, "d1", "Phone", T0 + 1, T0 + 10_000))
+        .await
+        .unwrap();
+    b.sessions
+        .create(device_session("a3", &u, "d2", "Laptop", T0, T0 + 10_000))
+        .await
+        .unwrap();
+    b.sessions
+        .create(device_session(
+            "o1",
+            &other,
+            "d9",
+            "Theirs",
+            T0,
+            T0 + 10_000,
+        ))
+        .await
+        .unwrap();
+    let d1 = DeviceId::from("d1");
+    assert!(b
+        .sessions
+        .rename_device(&u, &d1, "Work phone")
+        .await
+        .unwrap());
+    assert!(
+        b.sessions
+            .rename_device(&u, &d1, "Work phone")
+            .await
+            .unwrap(),
+        "idempotent"
+    );
+    let names = |v: Vec<SessionRecord>| {
+        v.into_iter()
+            .map(|s| (s.token_hash, s.device_name))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(b.sessions.devices(&u, T0 + 5).await.unwrap()),
+        vec![
+            ("a1".to_owned(), "Work phone".to_owned()),
+            ("a3".to_owned(), "Laptop".to_owned()),
+            ("a2".to_owned(), "Work phone".to_owned()),
+        ],
+        "every session of the device, and only those"
+    );
+    assert!(
+        !b.sessions
+            .rename_device(&other, &d1, "Mine now")
+            .await
+            .unwrap(),
+        "another user's device is not theirs to rename"
+    );
+    assert!(!b
+        .sessions
+        .rename_device(&u, &DeviceId::from("d9"), "Mine now")
+        .await
+        .unwrap());
+    assert!(!b
+        .sessions
+        .rename_device(&u, &DeviceId::from("nope"), "x")
+        .await
+        .unwrap());
+    assert_eq!(
+        names(b.sessions.devices(&other, T0 + 5).await.unwrap()),
+        vec![("o1".to_owned(), "Theirs".to_owned())]
+    );
+    assert_eq!(
+        b.sessions
+            .get("a1", T0 + 5)
+            .await
+            .unwrap()
+            .map(|s| s.device_name),
+        Some("Work phone".to_owned())
+    );
+}
+
+async fn sessions_revoke_device_ends_every_session_of_that_device_only(b: Backends) {
+    let (u, other) = (UserId::generate(), UserId::generate());
+    for (h, user, d) in [
+        ("a1", &u, "d1"),
+        ("a2", &u, "d1"),
+        ("a3", &u, "d2"),
+        ("o1", &other, "d1"),
+    ] {
+        b.sessions
+            .create(device_session(h, user, d, "x", T0, T0 + 10_000))
+            .await
+            .unwrap();
+    }
+    b.sessions
+        .create(device_session("a4", &u, "d3", "x", T0, T0 + 10))
+        .await
+        .unwrap();
+    let d1 = DeviceId::from("d1");
+    assert!(b.sessions.revoke_device(&u, &d1).await.unwrap());
+    assert!(
+        !b.sessions.revoke_device(&u, &d1).await.unwrap(),
+        "idempotent"
+    );
+    for gone in ["a1", "a2"] {
+        assert_eq!(b.sessions.get(gone, T0).await.unwrap(), None, "{gone}");
+    }
+    assert!(b.sessions.get("a3", T0).await.unwrap().is_some());
+    assert!(
+        b.sessions.get("o1", T0).await.unwrap().is_some(),
+        "the same device id of another user is untouched"
+    );
+    assert!(!b
+        .sessions
+        .revoke_device(&u, &DeviceId::from("nope"))
+        .await
+        .unwrap());
+    assert!(
+        b.sessions
+            .revoke_device(&u, &DeviceId::from("d3"))
+            .await
+            .unwrap(),
+        "an expired session is deleted too"
+    );
+    assert_eq!(
+        b.sessions
+            .devices(&u, T0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.token_hash)
+            .collect::<Vec<_>>(),
+        vec!["a3".to_owned()]
+    );
 }
 
 async fn resets_are_single_use_and_expire(b: Backends) {

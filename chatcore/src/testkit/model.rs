@@ -300,7 +300,9 @@ impl World {
                 | ServerFrame::NewUser { .. }
                 | ServerFrame::Contact { id: None, .. }
                 | ServerFrame::Privacy { id: None, .. }
-                | ServerFrame::Answered { .. } => {}
+                | ServerFrame::Answered { .. }
+                // Devices are not modelled here (tests/chatcore/devices.rs).
+                | ServerFrame::DevicesChanged { .. } => {}
                 other if other.id() == Some(id) => return Ok(other),
                 other => return Err(format!("unexpected frame {other:?}")),
             }

@@ -7,7 +7,7 @@ use crate::model::{
 };
 use crate::protocol::{
     ClaimedKey, ClientFrame, ContactAction, ContactInfo, ContactList, ContactState,
-    ConversationInfo, ConversationList, ConversationSummary, DeviceKeysInfo, DeviceRef,
+    ConversationInfo, ConversationList, ConversationSummary, DeviceInfo, DeviceKeysInfo, DeviceRef,
     DeviceSignature, DirectoryEntry, ErrorCode, IdentityKeys, KeyCountsInfo, LastEntry,
     MasterKeyInfo, MemberInfo, OutgoingToDevice, RequestInfo, ServerFrame, SignedKey, ToDeviceAck,
     ToDeviceMessage, Undelivered, UndeliveredReason, UserMasterKey,
@@ -171,6 +171,16 @@ pub fn client_frames() -> Vec<ClientFrame> {
             id: 6,
             old_password: "correct horse battery staple".into(),
             new_password: "purple monkey dishwasher 42".into(),
+        },
+        ClientFrame::Devices { id: 45 },
+        ClientFrame::RenameDevice {
+            id: 46,
+            device: DeviceId::from("0190f7a2-7000-7000-8000-0000000de71c"),
+            name: "Work laptop".into(),
+        },
+        ClientFrame::RevokeDevice {
+            id: 47,
+            device: DeviceId::from("0190f7a2-7000-7000-8000-0000000de7a2"),
         },
         ClientFrame::ResetRequest {
             id: 7,
@@ -441,6 +451,28 @@ pub fn server_frames() -> Vec<ServerFrame> {
             },
         },
         ServerFrame::Ok { id: 15 },
+        ServerFrame::DeviceList {
+            id: 45,
+            devices: vec![
+                DeviceInfo {
+                    device: DeviceId::from("0190f7a2-7000-7000-8000-0000000de71c"),
+                    name: "Firefox on Linux".into(),
+                    created_at: 1_732_540_800_000,
+                    last_active: 1_732_627_200_000,
+                    keys: true,
+                    current: true,
+                },
+                DeviceInfo {
+                    device: DeviceId::from("0190f7a2-7000-7000-8000-0000000de7a2"),
+                    name: "Phone".into(),
+                    created_at: 1_732_541_000_000,
+                    last_active: 1_732_541_000_000,
+                    keys: false,
+                    current: false,
+                },
+            ],
+        },
+        ServerFrame::DevicesChanged { user: bob() },
         ServerFrame::Users {
             id: 9,
             users: vec![entry()],
@@ -832,6 +864,8 @@ pub fn server_type_name(f: &ServerFrame) -> &'static str {
         ServerFrame::Welcome { .. } => "welcome",
         ServerFrame::Session { .. } => "session",
         ServerFrame::Ok { .. } => "ok",
+        ServerFrame::DeviceList { .. } => "device_list",
+        ServerFrame::DevicesChanged { .. } => "devices_changed",
         ServerFrame::Users { .. } => "users",
         ServerFrame::Profile { .. } => "profile",
         ServerFrame::Sent { .. } => "sent",

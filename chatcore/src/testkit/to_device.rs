@@ -233,7 +233,9 @@ impl World {
     fn receive(model: &mut Receiver, receiver: &UserId, r: usize, frame: ServerFrame) -> Check<()> {
         let ServerFrame::ToDevice { messages } = frame else {
             return match frame {
-                ServerFrame::KeyCounts { id: None, .. } => Ok(()),
+                ServerFrame::KeyCounts { id: None, .. } | ServerFrame::DevicesChanged { .. } => {
+                    Ok(())
+                }
                 other => Err(format!("receiver {r}: unexpected frame {other:?}")),
             };
         };
@@ -310,7 +312,10 @@ impl World {
                 messages: vec![frame],
                 conv: None,
             },
-            &mut |f| Err(format!("sender pushed {f:?}")),
+            &mut |f| match f {
+                ServerFrame::DevicesChanged { .. } => Ok(()),
+                f => Err(format!("sender pushed {f:?}")),
+            },
         )
         .await?;
         let ServerFrame::ToDeviceSent {

@@ -3,6 +3,7 @@
 //! vectors, and whole sessions over in-process channels.
 
 mod codec;
+mod devices;
 mod encryption;
 mod groups;
 mod keys;

@@ -116,10 +116,19 @@ async fn signed_out_callers_get_unauthenticated_and_logout_asks_to_close() {
     assert_eq!(out.close, Some(Disconnect::LoggedOut));
     assert_eq!(
         out.events,
-        [(
-            Topic::User(carol.user.clone()),
-            Event::Revoked(Revocation::Device(carol.device.clone()))
-        )]
+        [
+            (
+                Topic::User(carol.user.clone()),
+                Event::Revoked(Revocation::Device(carol.device.clone()))
+            ),
+            (
+                Topic::User(carol.user.clone()),
+                Event::DevicesChanged {
+                    user: carol.user.clone(),
+                    origin: Some(carol.conn.clone())
+                }
+            )
+        ]
     );
 }
 
@@ -201,9 +210,13 @@ async fn a_registration_is_announced_and_only_the_unfiltered_first_page_listens(
     let ServerFrame::Session { user: frank, .. } = frank else {
         panic!("{frank:?}")
     };
-    let [(Topic::Directory, Event::NewUser(entry))] = out.events.as_slice() else {
+    // The new user is announced, and told to their own devices (none yet).
+    let [(Topic::Directory, Event::NewUser(entry)), (Topic::User(own), Event::DevicesChanged { user, .. })] =
+        out.events.as_slice()
+    else {
         panic!("{:?}", out.events)
     };
+    assert_eq!((own, user), (&frank, &frank));
     assert_eq!(entry.profile.user, frank);
     assert_eq!(entry.profile.username, "frank");
     assert!(entry.presence.online, "a new user is signing in");

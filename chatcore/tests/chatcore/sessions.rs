@@ -420,6 +420,10 @@ async fn two_users_chat_with_pushes_alerts_and_focus() {
         ServerFrame::Session { .. }
     ));
     let conv = ConversationId::direct(&alice, &bob);
+    assert!(
+        matches!(a.drain().await.as_slice(), [ServerFrame::DevicesChanged { user }] if *user == alice),
+        "alice's first device hears of the second"
+    );
 
     let sent = a.send(&bob, "m1", "hi bob").await;
     assert!(

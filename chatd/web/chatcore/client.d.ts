@@ -10,7 +10,7 @@
  */
 import { type Codec } from "./codec.js";
 import { ChatError } from "./errors.js";
-import { type AlertFrame, type Audience, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+import { type AlertFrame, type Audience, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceInfo, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
 /** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
 export interface WebSocketLike {
     readonly readyState: number;
@@ -89,7 +89,7 @@ export type ConnectionState =
 export type SignOutReason = 
 /** `logout` by this client. */
 "logout"
-/** Revoked by the server (close 4001: password changed or reset elsewhere). */
+/** Revoked by the server (close 4001: the device was revoked, or the password changed or reset elsewhere). */
  | "revoked"
 /** The token no longer works (`resume` answered `unauthenticated`). */
  | "expired";
@@ -139,6 +139,15 @@ export interface ClientEvents {
     todevice: ToDeviceMessage[];
     /** Claims left this device few one-time keys, or took its fallback key: top up ({@link ChatClient.uploadKeys}). */
     keycounts: KeyCounts;
+    /**
+     * The devices of `user` changed: this user's own (one signed in, was renamed, uploaded keys or was removed) or
+     * those of someone who shares a conversation with this user (one uploaded keys or was removed). Query them again
+     * ({@link ChatClient.devices} for one's own, {@link ChatClient.queryKeys} for others'). Not for this connection's
+     * own change.
+     */
+    deviceschanged: {
+        user: string;
+    };
     /** Signed in (`register`, `login`) or resumed (`resumed`: also after a reconnect). */
     session: {
         session: Session;
@@ -344,6 +353,15 @@ export declare class ChatClient {
     logout(): Promise<void>;
     /** Changes the password; the server revokes every other session of the user. */
     changePassword(old_password: string, new_password: string): Promise<void>;
+    /** This user's devices (each live sign-in), oldest first; `current` marks this client's. */
+    devices(): Promise<DeviceInfo[]>;
+    /** Renames one of this user's devices (`not_found` when it is not theirs). */
+    renameDevice(device: string, name: string): Promise<void>;
+    /**
+     * Signs one of this user's devices out for good: its connections close (4001), its keys and to-device queue are
+     * deleted. This client's own device: a {@link ChatClient.logout}.
+     */
+    revokeDevice(device: string): Promise<void>;
     /** Asks for a password-reset mail (the reply is the same whether or not the account exists). */
     requestPasswordReset(email: string): Promise<void>;
     /** Sets a new password with the token from the reset mail. */

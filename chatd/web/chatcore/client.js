@@ -531,6 +531,9 @@ export class ChatClient {
                 else
                     this.emit("keycounts", { one_time: frame.one_time, fallback_unused: frame.fallback_unused });
                 return;
+            case "devices_changed":
+                this.emit("deviceschanged", { user: frame.user });
+                return;
             // Replies with an id, pushes without.
             case "contact":
                 if (frame.id !== undefined)
@@ -732,6 +735,24 @@ export class ChatClient {
     /** Changes the password; the server revokes every other session of the user. */
     async changePassword(old_password, new_password) {
         await this.request({ type: "change_password", old_password, new_password }, "ok", { auth: true });
+    }
+    /** This user's devices (each live sign-in), oldest first; `current` marks this client's. */
+    async devices() {
+        const reply = await this.request({ type: "devices" }, "device_list", { auth: true, retry: true });
+        return reply.devices;
+    }
+    /** Renames one of this user's devices (`not_found` when it is not theirs). */
+    async renameDevice(device, name) {
+        await this.request({ type: "rename_device", device, name }, "ok", { auth: true, retry: true });
+    }
+    /**
+     * Signs one of this user's devices out for good: its connections close (4001), its keys and to-device queue are
+     * deleted. This client's own device: a {@link ChatClient.logout}.
+     */
+    async revokeDevice(device) {
+        if (device === this.sessionValue?.device)
+            return this.logout();
+        await this.request({ type: "revoke_device", device }, "ok", { auth: true });
     }
     /** Asks for a password-reset mail (the reply is the same whether or not the account exists). */
     async requestPasswordReset(email) {

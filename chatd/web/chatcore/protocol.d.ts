@@ -327,6 +327,24 @@ export type ClientFrame = {
     id: number;
     old_password: string;
     new_password: string;
+}
+/** The caller's devices. Reply: `device_list`. */
+ | {
+    type: "devices";
+    id: number;
+}
+/** Renames one of the caller's devices. Reply: `ok`. */
+ | {
+    type: "rename_device";
+    id: number;
+    device: string;
+    name: string;
+}
+/** Ends one of the caller's devices (its sessions, keys and to-device queue); the caller's own: a logout. Reply: `ok`. */
+ | {
+    type: "revoke_device";
+    id: number;
+    device: string;
 } | {
     type: "reset_request";
     id: number;
@@ -588,7 +606,13 @@ export type ServerFrame = {
 } | {
     type: "ok";
     id: number;
-} | {
+}
+/** Reply to `devices`: the caller's live devices, oldest sign-in first. */
+ | {
+    type: "device_list";
+    id: number;
+    devices: DeviceInfo[];
+} | DevicesChangedFrame | {
     type: "users";
     id: number;
     users: DirectoryEntry[];
@@ -830,6 +854,25 @@ export interface ClaimedKey {
     device: string;
     key: SignedKey;
     fallback?: boolean;
+}
+/** One of the caller's devices, as `device_list` shows it. */
+export interface DeviceInfo {
+    device: string;
+    /** The name its client gave it (at sign-in, or by `rename_device`). */
+    name: string;
+    /** When it signed in (ms since the epoch). */
+    created_at: number;
+    /** When it last signed in or resumed. */
+    last_active: number;
+    /** Whether it uploaded its identity keys (others can encrypt to it). */
+    keys: boolean;
+    /** Whether it is the asking device. */
+    current: boolean;
+}
+/** Push: the devices of `user` (the caller's own, or a conversation partner's) changed: query them again. */
+export interface DevicesChangedFrame {
+    type: "devices_changed";
+    user: string;
 }
 /** Push: the user was invited to a group; it waits in the `requests` list, as `conversation` shows it. */
 export interface InvitedFrame {

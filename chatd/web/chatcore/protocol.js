@@ -205,6 +205,16 @@ const TO_DEVICE_MESSAGE = {
 const UNDELIVERED = {
     struct: [req("user", "string"), opt("device", "string"), req("reason", { oneOf: ["full", "unknown"] })],
 };
+const DEVICE_INFO = {
+    struct: [
+        req("device", "string"),
+        req("name", "string"),
+        req("created_at", millis),
+        req("last_active", millis),
+        req("keys", "bool"),
+        req("current", "bool"),
+    ],
+};
 const CLIENT_FRAME = {
     tagged: "type",
     variants: {
@@ -222,6 +232,9 @@ const CLIENT_FRAME = {
         resume: [id, req("token", "string")],
         logout: [id],
         change_password: [id, req("old_password", "string"), req("new_password", "string")],
+        devices: [id],
+        rename_device: [id, req("device", "string"), req("name", "string")],
+        revoke_device: [id, req("device", "string")],
         reset_request: [id, req("email", "string")],
         reset_confirm: [id, req("token", "string"), req("new_password", "string")],
         search_users: [id, req("query", "string"), opt("after", "string"), opt("limit", "u32")],
@@ -305,6 +318,8 @@ const SERVER_FRAME = {
             req("keys", KEY_COUNTS),
         ],
         ok: [id],
+        device_list: [id, req("devices", { list: DEVICE_INFO })],
+        devices_changed: [req("user", "string")],
         users: [id, req("users", { list: DIRECTORY_ENTRY }), opt("next", "string")],
         profile: [id, req("entry", DIRECTORY_ENTRY)],
         sent: [
