@@ -269,19 +269,25 @@ async fn migrations_are_numbered_and_reopening_applies_none() {
     assert_eq!((v, mode.as_str(), fk), (SCHEMA_VERSION, "wal", 1));
 }
 
-/// Step 2 adds `last_active` to sessions: a session a version-1 build
-/// stored reads as last active when it was created.
+/// Step 2 adds `last_active` to sessions (and what encryption needs): a
+/// session a version-1 build stored reads as last active when it was
+/// created.
 #[tokio::test]
 async fn sessions_of_schema_1_read_as_active_since_created() {
     use chatcore::store::SessionStore;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     drop(SqliteStore::open(&path).await.unwrap());
-    // Back to version 1's sessions table, with one session in it.
+    // Back to version 1's tables (undoing what step 2 added), with one
+    // session in them.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP INDEX sessions_user_device;
          ALTER TABLE sessions DROP COLUMN last_active;
+         ALTER TABLE conversations DROP COLUMN encrypted;
+         ALTER TABLE device_keys DROP COLUMN master_key;
+         ALTER TABLE device_keys DROP COLUMN master_signature;
+         DROP TABLE master_keys;
          INSERT INTO sessions (token_hash, user, device, device_name, created_at, expires_at)
              VALUES ('h', 'u', 'd', 'Phone', 1000, 9000);
          PRAGMA user_version = 1;",
