@@ -258,6 +258,7 @@ interface Pending {
 }
 
 const OPEN = 1;
+const CLOSING = 2;
 
 /** A fresh message `client_id` (a UUIDv4). */
 export function newClientId(): string {
@@ -468,6 +469,17 @@ export class ChatClient {
     if (this.closedByUser) return Promise.reject(new ChatError("closed", "the client was closed"));
     if (this.ws && this.welcomed && this.ws.readyState === OPEN) return Promise.resolve();
     if (this.opening) return this.opening;
+    if (this.ws && this.ws.readyState === CLOSING) {
+      // The server is closing this socket (its close frame is in, the close event not yet): its close code
+      // decides what comes next (4001: signed out), so wait for it rather than open another socket past it,
+      // whose close event would be ignored (a revocation then went unnoticed).
+      return new Promise<void>((resolve, reject) => {
+        const off = this.on("close", () => {
+          off();
+          this.ensureOpen().then(resolve, reject);
+        });
+      });
+    }
     const opening = new Promise<void>((resolve, reject) => {
       let ws: WebSocketLike;
       try {

@@ -13,6 +13,7 @@ import { DeliveryTracker } from "./delivery.js";
 import { ChatError } from "./errors.js";
 import { canonicalClientFrame, PROTOCOL_VERSION, ProtocolError, } from "./protocol.js";
 const OPEN = 1;
+const CLOSING = 2;
 /** A fresh message `client_id` (a UUIDv4). */
 export function newClientId() {
     const c = globalThis.crypto;
@@ -205,6 +206,17 @@ export class ChatClient {
             return Promise.resolve();
         if (this.opening)
             return this.opening;
+        if (this.ws && this.ws.readyState === CLOSING) {
+            // The server is closing this socket (its close frame is in, the close event not yet): its close code
+            // decides what comes next (4001: signed out), so wait for it rather than open another socket past it,
+            // whose close event would be ignored (a revocation then went unnoticed).
+            return new Promise((resolve, reject) => {
+                const off = this.on("close", () => {
+                    off();
+                    this.ensureOpen().then(resolve, reject);
+                });
+            });
+        }
         const opening = new Promise((resolve, reject) => {
             let ws;
             try {
