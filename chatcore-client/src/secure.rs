@@ -508,8 +508,9 @@ impl SecureClient {
 
     /// The directory's answer about `users` (through `conv` when given),
     /// one [`UserKeys`] per user asked, each with all of that user's
-    /// devices the answer holds (none: the user has no device this one may
-    /// see, which the machine takes as all gone).
+    /// devices the answer holds. Through `conv`, a user without devices in
+    /// the answer is kept (a member who left: the machine takes the devices
+    /// as gone); without, such a user is left out.
     async fn query_user_keys(
         &self,
         users: &[UserId],
@@ -525,6 +526,15 @@ impl SecureClient {
         for chunk in users.chunks(PER_REQUEST) {
             let (devices, masters) = self.shared.client.query_keys_full(chunk, conv).await?;
             for user in chunk {
+                // Without a conversation, an empty answer may only mean the
+                // user is out of reach now: it must not untrack devices
+                // known through a conversation.
+                if conv.is_none()
+                    && !devices.iter().any(|d| d.user == *user)
+                    && !masters.iter().any(|m| m.user == *user)
+                {
+                    continue;
+                }
                 out.push(UserKeys {
                     user: user.clone(),
                     master_key: masters

@@ -27,6 +27,8 @@ const NEW_PASSWORD: &str = "quiet lantern meadow 2024";
 mod contacts;
 #[path = "e2e/durable.rs"]
 mod durable;
+#[path = "e2e/encrypted.rs"]
+mod encrypted;
 #[path = "e2e/groups.rs"]
 mod groups;
 #[path = "e2e/hardening.rs"]
