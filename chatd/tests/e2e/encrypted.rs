@@ -2,7 +2,10 @@
 //! against the real chatd: users with several devices in a direct
 //! conversation and a group, a removed member, a logged-out device, a new
 //! device verified by another (history forwarded) beside an unverified one,
-//! safety numbers, and no plaintext in the store afterwards.
+//! safety numbers, and no plaintext in the store afterwards: every
+//! collection of MongoDB, and, with the engine in-process on
+//! `Backends::memory()` behind a WebSocket bridge, the memory stores read
+//! through the store traits.
 
 use super::*;
 use chatcore_client::chatcore::model::{DeviceId, Message as ChatMessage};
@@ -45,9 +48,16 @@ async fn start(name: &str, client: Client, events: Events, session: SessionInfo)
     }
 }
 
+async fn connect(url: &str) -> (Client, Events) {
+    timeout(T, Client::connect(url, ConnectOptions::new()))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed")
+}
+
 /// A new user on its first device.
-async fn first_device(chatd: &Chatd, user: &str) -> Dev {
-    let (client, events) = chatd.connect().await;
+async fn first_device(url: &str, user: &str) -> Dev {
+    let (client, events) = connect(url).await;
     let session = client
         .register(&registration(user))
         .await
@@ -56,8 +66,8 @@ async fn first_device(chatd: &Chatd, user: &str) -> Dev {
 }
 
 /// Another device of `user`: a new sign-in.
-async fn other_device(chatd: &Chatd, user: &str, device: &str) -> Dev {
-    let (client, events) = chatd.connect().await;
+async fn other_device(url: &str, user: &str, device: &str) -> Dev {
+    let (client, events) = connect(url).await;
     let session = client.login(user, PASSWORD, device).await.expect("login");
     start(device, client, events, session).await
 }
@@ -171,15 +181,15 @@ fn last_encrypted(page: &[(ChatMessage, Body)]) -> ChatMessage {
         .expect("an encrypted message")
 }
 
-/// Runs the whole story on `chatd`; returns every plaintext sent.
-pub(crate) async fn scenario(chatd: &Chatd) -> Vec<String> {
+/// Runs the whole story on the server at `url`; returns every plaintext sent.
+pub(crate) async fn scenario(url: &str) -> Vec<String> {
     let mut sent = Vec::new();
-    let mut alice1 = first_device(chatd, "alice").await;
-    let mut alice2 = other_device(chatd, "alice", "alice2").await;
-    let mut bob1 = first_device(chatd, "bob").await;
-    let mut bob2 = other_device(chatd, "bob", "bob2").await;
-    let mut carol1 = first_device(chatd, "carol").await;
-    let mut carol2 = other_device(chatd, "carol", "carol2").await;
+    let mut alice1 = first_device(url, "alice").await;
+    let mut alice2 = other_device(url, "alice", "alice2").await;
+    let mut bob1 = first_device(url, "bob").await;
+    let mut bob2 = other_device(url, "bob", "bob2").await;
+    let mut carol1 = first_device(url, "carol").await;
+    let mut carol2 = other_device(url, "carol", "carol2").await;
     contacts(&alice1, &bob1).await;
     contacts(&alice1, &carol1).await;
 
@@ -266,7 +276,7 @@ pub(crate) async fn scenario(chatd: &Chatd) -> Vec<String> {
     for dev in [&mut alice1, &mut alice2] {
         reads(dev, &dm, t).await;
     }
-    let (again, _) = chatd.connect().await;
+    let (again, _) = connect(url).await;
     assert!(
         again.resume(&bob2_token).await.is_err(),
         "a logged-out device signs in again"
@@ -283,8 +293,8 @@ pub(crate) async fn scenario(chatd: &Chatd) -> Vec<String> {
     );
 
     // Two new devices of alice: neither reads the history yet.
-    let mut alice3 = other_device(chatd, "alice", "alice3").await;
-    let mut alice4 = other_device(chatd, "alice", "alice4").await;
+    let mut alice3 = other_device(url, "alice", "alice3").await;
+    let mut alice4 = other_device(url, "alice", "alice4").await;
     for dev in [&alice3, &alice4] {
         for conv in [&dm, &group] {
             let page = history(dev, conv).await;
@@ -367,8 +377,166 @@ pub(crate) async fn scenario(chatd: &Chatd) -> Vec<String> {
 #[tokio::test]
 async fn encrypted_conversations_across_devices_on_the_memory_store() {
     let chatd = Chatd::start(&[]).await;
-    let sent = scenario(&chatd).await;
+    let sent = scenario(&chatd.url()).await;
     assert!(sent.len() >= 8);
+}
+
+/// The engine in this process on `Backends::memory()`, served over
+/// WebSocket by a minimal bridge (chatd's own listener is a binary), so
+/// that the test can read the memory stores afterwards.
+async fn serve_in_process(server: Arc<chatcore_client::chatcore::Server>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(bridge(server.clone(), stream));
+        }
+    });
+    format!("ws://{addr}/ws")
+}
+
+/// One WebSocket connection bridged to an in-process session.
+// The handshake callback's error type is tungstenite's, not ours.
+#[allow(clippy::result_large_err)]
+async fn bridge(server: Arc<chatcore_client::chatcore::Server>, stream: TcpStream) {
+    use chatcore_client::chatcore::session::{connect_in_process, InProcess, PeerInfo};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut codec = Codec::MsgPack;
+    let choose = |req: &Request, mut resp: Response| {
+        let offered = req
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if let Some(c) = offered
+            .split(',')
+            .find_map(|p| Codec::from_subprotocol(p.trim()))
+        {
+            resp.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static(c.subprotocol()),
+            );
+            codec = c;
+        }
+        Ok(resp)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, choose).await else {
+        return;
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let InProcess { mut tx, mut rx, .. } =
+        connect_in_process(server, PeerInfo::default(), 256, shutdown.clone());
+    let (mut sink, mut source) = ws.split();
+    let up = async {
+        while let Some(Ok(message)) = source.next().await {
+            let bytes = match message {
+                Message::Binary(b) => b.to_vec(),
+                Message::Text(t) => t.as_str().as_bytes().to_vec(),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if tx.send(codec.decode_client(&bytes)).await.is_err() {
+                break;
+            }
+        }
+    };
+    let down = async {
+        while let Some(frame) = rx.next().await {
+            let bytes = codec.encode(&frame).expect("encode");
+            let message = if codec.is_text() {
+                Message::Text(String::from_utf8(bytes).expect("json").into())
+            } else {
+                Message::Binary(bytes.into())
+            };
+            if sink.send(message).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(Message::Close(None)).await;
+    };
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
+    }
+    shutdown.cancel();
+}
+
+/// What the memory stores hold, read through the store traits: every
+/// conversation of every user with its whole history, and every to-device
+/// payload still queued for any of their devices, as debug text.
+async fn dump_memory(backends: &chatcore_client::chatcore::Backends, users: &[UserId]) -> String {
+    use chatcore_client::chatcore::store::Listing;
+    let mut dump = String::new();
+    for user in users {
+        let record = backends.users.get(user).await.expect("user");
+        dump.push_str(&format!("{record:?}\n"));
+        let convs = backends
+            .messages
+            .conversations(user, Listing::All, None, 1000)
+            .await
+            .expect("conversations");
+        for conv in convs {
+            dump.push_str(&format!("{conv:?}\n"));
+            let history = backends
+                .messages
+                .history(&conv.conv, None, 10_000)
+                .await
+                .expect("history");
+            dump.push_str(&format!("{history:?}\n"));
+        }
+        let devices = backends.keys.identities(user).await.expect("devices");
+        dump.push_str(&format!("{devices:?}\n"));
+        for device in devices {
+            let pending = backends
+                .to_device
+                .pending(user, &device.device, 10_000)
+                .await
+                .expect("pending");
+            dump.push_str(&format!("{pending:?}\n"));
+        }
+    }
+    dump
+}
+
+#[tokio::test]
+async fn encrypted_conversations_leave_no_plaintext_in_the_memory_stores() {
+    use chatcore_client::chatcore::{Backends, Config, Server};
+    let backends = Backends::memory();
+    let mut config = Config::default();
+    config.argon2.m_kib = 64;
+    let server = tokio::task::spawn_blocking({
+        let backends = backends.clone();
+        move || Server::new(backends, config).expect("server")
+    })
+    .await
+    .expect("server starts");
+    let url = serve_in_process(server).await;
+    let sent = scenario(&url).await;
+    let mut users = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let (client, _events) = connect(&url).await;
+        let session = client.login(name, PASSWORD, "scan").await.expect("login");
+        users.push(session.user);
+    }
+    assert_eq!(users.len(), 3);
+    let dump = dump_memory(&backends, &users).await;
+    assert!(dump.contains("alice@example.com"), "the dump holds no user");
+    assert!(
+        dump.contains("megolm.v1"),
+        "the dump holds no encrypted message"
+    );
+    for text in &sent {
+        assert!(
+            !dump.contains(text.as_str()),
+            "the plaintext {text:?} is in the memory store"
+        );
+    }
 }
 
 /// Every document of every collection of the database at `uri`, as raw
@@ -424,6 +592,6 @@ async fn encrypted_conversations_on_mongodb_leave_no_plaintext_in_any_collection
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
     let chatd = Chatd::start(&["--store", &uri]).await;
-    let sent = scenario(&chatd).await;
+    let sent = scenario(&chatd.url()).await;
     scan_mongo(&uri, &sent).await;
 }
