@@ -595,3 +595,83 @@ async fn encrypted_conversations_on_mongodb_leave_no_plaintext_in_any_collection
     let sent = scenario(&chatd.url()).await;
     scan_mongo(&uri, &sent).await;
 }
+
+/// The device's state survives a reconnect through a `FileStore`: a
+/// resumed session (the same device) reads what it read before, from the
+/// saved keys; the wrong key opens nothing; the file holds no plaintext.
+#[tokio::test]
+async fn the_encrypted_state_is_saved_and_reopened_by_the_same_device() {
+    use chatcore_client::secure::{FileStore, SecureError};
+    let chatd = Chatd::start(&[]).await;
+    let url = chatd.url();
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "e2e-state-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&path);
+    let key = [42; 32];
+
+    let (client, events) = connect(&url).await;
+    let session = client
+        .register(&registration("dora"))
+        .await
+        .expect("register");
+    let token = session.token.clone().expect("a token");
+    let options = SecureOptions::new(Arc::new(FileStore::new(&path)), key);
+    let (secure, events) = SecureClient::start(client, events, &session, options)
+        .await
+        .expect("start");
+    let mut dora = Dev {
+        name: "dora".into(),
+        secure,
+        events,
+        token: Some(token.clone()),
+    };
+    let eve = first_device(&url, "eve").await;
+    contacts(&dora, &eve).await;
+    let conv = eve
+        .secure
+        .client()
+        .open_encrypted_direct(&dora.user())
+        .await
+        .expect("open")
+        .conv;
+    let text = "zebra-saved a secret kept across restarts";
+    say(&eve, &conv, text, &mut Vec::new()).await;
+    reads(&mut dora, &conv, text).await;
+    let device = dora.device();
+    drop(dora);
+
+    let saved = std::fs::read(&path).expect("the state is saved");
+    assert!(
+        !contains(&saved, text.as_bytes()),
+        "the saved state holds plaintext"
+    );
+
+    // The wrong key opens nothing.
+    let (client, events) = connect(&url).await;
+    let session = client.resume(&token).await.expect("resume");
+    let wrong = SecureOptions::new(Arc::new(FileStore::new(&path)), [7; 32]);
+    let refused = SecureClient::start(client, events, &session, wrong).await;
+    assert!(
+        matches!(refused, Err(SecureError::E2e(_))),
+        "a wrong key opened the state: {refused:?}"
+    );
+
+    // The right key: the same device, reading the same history.
+    let (client, events) = connect(&url).await;
+    let session = client.resume(&token).await.expect("resume");
+    assert_eq!(session.device, device);
+    let options = SecureOptions::new(Arc::new(FileStore::new(&path)), key);
+    let (secure, _events) = SecureClient::start(client, events, &session, options)
+        .await
+        .expect("start again");
+    assert_eq!(secure.device(), device);
+    let (page, _) = secure.history(&conv, None, None).await.expect("history");
+    assert!(
+        page.iter().any(|m| m.text() == Some(text)),
+        "the reopened device cannot read what it read before"
+    );
+    let _ = std::fs::remove_file(&path);
+}
