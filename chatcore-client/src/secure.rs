@@ -1078,3 +1078,69 @@ impl SecureEvents {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatcore::model::MessageId;
+
+    fn message(id: &str) -> ChatMessage {
+        ChatMessage {
+            id: MessageId::from(id),
+            conv: ConversationId::from("g:1"),
+            seq: 1,
+            from: UserId::from("u"),
+            client_id: id.into(),
+            ts: 0,
+            content: Content::Text { text: "x".into() },
+        }
+    }
+
+    fn session(n: u32) -> SessionRef {
+        SessionRef {
+            conv: ConversationId::from("g:1"),
+            user: UserId::from("u"),
+            device: DeviceId::from("d"),
+            session: format!("s{n}"),
+        }
+    }
+
+    #[test]
+    fn waiting_messages_are_bounded_deduplicated_and_taken_once() {
+        let mut w = Waiting::default();
+        w.add(session(0), message("m0"));
+        w.add(session(0), message("m0"));
+        assert_eq!(w.take(&session(0)).len(), 1, "a message waits once");
+        assert!(w.take(&session(0)).is_empty(), "and is taken once");
+        for i in 0..(MAX_WAITING as u32 + 10) {
+            w.add(session(i % 3), message(&format!("m{i}")));
+        }
+        assert_eq!(w.order.len(), MAX_WAITING);
+        let total: usize = (0..3).map(|i| w.take(&session(i)).len()).sum();
+        assert_eq!(total, MAX_WAITING, "the oldest went first");
+    }
+
+    #[test]
+    fn file_store_saves_replaces_and_reads_nothing_before() {
+        let dir = std::env::temp_dir().join(format!(
+            "chatcore-secure-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = FileStore::new(dir.join("state"));
+        assert_eq!(store.load().unwrap(), None);
+        store.save(b"one").unwrap();
+        store.save(b"two").unwrap();
+        assert_eq!(store.load().unwrap().as_deref(), Some(&b"two"[..]));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn memory_store_clones_share_the_bytes() {
+        let a = MemoryStore::default();
+        let b = a.clone();
+        a.save(b"state").unwrap();
+        assert_eq!(b.load().unwrap().as_deref(), Some(&b"state"[..]));
+    }
+}
