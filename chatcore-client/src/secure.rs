@@ -23,6 +23,10 @@
 //!   master key (after the user confirmed it is theirs), gives it the
 //!   master key, and forwards it the conversation keys for the history.
 //!
+//! Run [`SecureEvents::recv`] in a task of its own (both halves are
+//! `Send`): as with [`Client`], pushes that are not taken in hold up the
+//! replies behind them, so a send would wait for its own reply in vain.
+//!
 //! The state is saved after every change, encrypted with the 32-byte key
 //! the application gives, through a [`MachineStore`] ([`MemoryStore`],
 //! [`FileStore`], or the application's own).
@@ -1134,6 +1138,24 @@ mod tests {
         store.save(b"two").unwrap();
         assert_eq!(store.load().unwrap().as_deref(), Some(&b"two"[..]));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Apps run `SecureEvents::recv` in its own task and send from others.
+    #[test]
+    fn the_futures_are_send() {
+        fn send<T: Send>(_: &T) {}
+        fn check(client: SecureClient, mut events: SecureEvents, conv: ConversationId) {
+            let events_task = async move { events.recv().await };
+            send(&events_task);
+            let client_task = async move {
+                client.send_encrypted(&conv, "x").await?;
+                client.verify_device(&DeviceId::from("d")).await?;
+                client.safety_number(&UserId::from("u")).await?;
+                client.history(&conv, None, None).await.map(|_| ())
+            };
+            send(&client_task);
+        }
+        let _ = check;
     }
 
     #[test]
