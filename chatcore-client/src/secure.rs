@@ -740,12 +740,83 @@ impl SecureClient {
         limit: Option<u32>,
     ) -> Result<(Vec<SecureMessage>, bool), SecureError> {
         let page = self.shared.client.history(conv, before, limit).await?;
+        let waiting = {
+            let mut m = lock(&self.shared.machine);
+            page.messages
+                .iter()
+                .any(|message| matches!(decrypt_with(&mut m, message), Body::Waiting { .. }))
+        };
+        if waiting {
+            // Their keys may sit among the deferred to-device payloads,
+            // from senders reachable only through this conversation.
+            let _op = self.shared.op.lock().await;
+            if let Some(events) = self.retry_through(conv).await {
+                lock(&self.shared.notices).extend(events);
+            }
+        }
         let out = page
             .messages
             .into_iter()
             .map(|m| self.decrypt_message(m))
             .collect();
         Ok((out, page.more))
+    }
+
+    /// Queries the members of `conv` (whose keys may be reachable only
+    /// through it) and retries the deferred to-device payloads: the events
+    /// they make, or `None` when none was processed. Called under `op`.
+    async fn retry_through(&self, conv: &ConversationId) -> Option<Vec<SecureEvent>> {
+        let members = match self.shared.client.get_conversation(conv).await {
+            Ok(info) => info.members.into_iter().map(|m| m.user).collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::debug!(error = %e, "members not known");
+                return None;
+            }
+        };
+        if let Err(e) = self.refresh_keys(&members, Some(conv)).await {
+            tracing::debug!(error = %e, "keys not refreshed");
+            return None;
+        }
+        let results = {
+            let mut m = lock(&self.shared.machine);
+            let results = m.retry_deferred(now());
+            if let Err(e) = self.persist(&m) {
+                tracing::warn!(error = %e, "the end-to-end state was not saved");
+            }
+            results
+        };
+        if results.is_empty() {
+            return None;
+        }
+        Some(self.absorb(results))
+    }
+
+    /// Turns what the machine made of to-device payloads into events, and
+    /// decrypts the messages that waited for a key that came.
+    fn absorb(&self, results: Vec<Result<Received, E2eError>>) -> Vec<SecureEvent> {
+        let mut events = Vec::new();
+        for r in results {
+            match r {
+                Ok(Received::RoomKey { session, .. }) => {
+                    let messages = lock(&self.shared.waiting).take(&session);
+                    for message in messages {
+                        let decrypted = self.decrypt_message(message);
+                        if !matches!(decrypted.body, Body::Waiting { .. }) {
+                            events.push(SecureEvent::Decrypted(decrypted));
+                        }
+                    }
+                }
+                Ok(Received::MasterKey { from }) => {
+                    events.push(SecureEvent::MasterKeyReceived { from });
+                }
+                Ok(Received::Custom { from, kind, data }) => {
+                    events.push(SecureEvent::Custom { from, kind, data });
+                }
+                Ok(Received::Duplicate | Received::Deferred { .. }) => {}
+                Err(e) => tracing::warn!(error = %e, "to-device payload refused"),
+            }
+        }
+        events
     }
 
     /// Decrypts a message as far as this device can (a waiting one is
@@ -940,7 +1011,8 @@ impl SecureEvents {
                     // from a sender whose keys are reachable only through
                     // the conversation.
                     let _op = shared.op.lock().await;
-                    if self.retry_through(&decrypted.message.conv).await {
+                    if let Some(events) = secure.retry_through(&decrypted.message.conv).await {
+                        self.queue.extend(events);
                         decrypted = secure.decrypt_message(decrypted.message);
                     }
                 }
@@ -964,33 +1036,6 @@ impl SecureEvents {
         for list in waiting.by_session.values_mut() {
             list.retain(|m| m.id != message.message.id);
         }
-    }
-
-    /// Queries the members of `conv` and retries the deferred payloads;
-    /// whether any was processed.
-    async fn retry_through(&mut self, conv: &ConversationId) -> bool {
-        let secure = self.secure();
-        let members = match secure.shared.client.get_conversation(conv).await {
-            Ok(info) => info.members.into_iter().map(|m| m.user).collect::<Vec<_>>(),
-            Err(e) => {
-                tracing::debug!(error = %e, "members not known");
-                return false;
-            }
-        };
-        if let Err(e) = secure.refresh_keys(&members, Some(conv)).await {
-            tracing::debug!(error = %e, "keys not refreshed");
-            return false;
-        }
-        let results = {
-            let mut m = lock(&self.shared.machine);
-            m.retry_deferred(now())
-        };
-        let any = !results.is_empty();
-        self.received(results);
-        if let Err(e) = secure.with_machine(|_| ()) {
-            tracing::warn!(error = %e, "the end-to-end state was not saved");
-        }
-        any
     }
 
     async fn process_to_device(
@@ -1031,7 +1076,7 @@ impl SecureEvents {
             }
             secure.persist(&m)?;
         }
-        self.received(results);
+        self.queue.extend(secure.absorb(results));
         if !deferred_users.is_empty() {
             // The senders' keys: without a conversation, the server answers
             // for users this one may reach; a message waiting in a
@@ -1043,7 +1088,7 @@ impl SecureEvents {
                 secure.persist(&m)?;
                 r
             };
-            self.received(results);
+            self.queue.extend(secure.absorb(results));
         }
         // Acknowledged only once processed and saved: a payload kept for
         // later (deferred) is in the saved state.
@@ -1051,35 +1096,6 @@ impl SecureEvents {
             secure.shared.client.ack_to_device(chunk).await?;
         }
         Ok(())
-    }
-
-    /// Turns what the machine made of to-device payloads into events, and
-    /// decrypts the messages that waited for a key that came.
-    fn received(&mut self, results: Vec<Result<Received, E2eError>>) {
-        let secure = self.secure();
-        for r in results {
-            match r {
-                Ok(Received::RoomKey { session, .. }) => {
-                    let messages = lock(&self.shared.waiting).take(&session);
-                    for message in messages {
-                        let decrypted = secure.decrypt_message(message);
-                        if !matches!(decrypted.body, Body::Waiting { .. }) {
-                            self.queue.push_back(SecureEvent::Decrypted(decrypted));
-                        }
-                    }
-                }
-                Ok(Received::MasterKey { from }) => {
-                    self.queue
-                        .push_back(SecureEvent::MasterKeyReceived { from });
-                }
-                Ok(Received::Custom { from, kind, data }) => {
-                    self.queue
-                        .push_back(SecureEvent::Custom { from, kind, data });
-                }
-                Ok(Received::Duplicate | Received::Deferred { .. }) => {}
-                Err(e) => tracing::warn!(error = %e, "to-device payload refused"),
-            }
-        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! through the store traits.
 
 use super::*;
-use chatcore_client::chatcore::model::{DeviceId, Message as ChatMessage};
+use chatcore_client::chatcore::model::{Audience, DeviceId, Message as ChatMessage};
 use chatcore_client::chatcore::protocol::ContactAction;
 use chatcore_client::secure::{
     Body, MemoryStore, SecureClient, SecureEvent, SecureEvents, SecureOptions,
@@ -192,6 +192,15 @@ pub(crate) async fn scenario(url: &str) -> Vec<String> {
     let mut carol2 = other_device(url, "carol", "carol2").await;
     contacts(&alice1, &bob1).await;
     contacts(&alice1, &carol1).await;
+    // Bob and Carol are not contacts and take direct conversations from
+    // contacts only: each reaches the other's keys only through the group.
+    for dev in [&bob1, &carol1] {
+        dev.secure
+            .client()
+            .set_privacy(Some(Audience::Contacts), None, None)
+            .await
+            .expect("privacy");
+    }
 
     // A direct conversation: every device of both users reads every
     // message, the sender's own other device included.
