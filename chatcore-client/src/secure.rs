@@ -353,8 +353,15 @@ pub struct SecureClient {
 
 impl std::fmt::Debug for SecureClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // try_lock: formatting must never wait for (or deadlock on) the state.
+        let machine = self
+            .shared
+            .machine
+            .try_lock()
+            .map(|m| format!("{m:?}"))
+            .unwrap_or_else(|_| "(busy)".into());
         f.debug_struct("SecureClient")
-            .field("machine", &*lock(&self.shared.machine))
+            .field("machine", &machine)
             .finish_non_exhaustive()
     }
 }
