@@ -15,6 +15,7 @@
 //! - [`Events`] / [`Event`]: the pushes and the final close.
 //! - [`Error`] / [`ServerError`]: why a call failed.
 //! - [`e2e`]: end-to-end encryption as a state machine without I/O (keys, Olm, Megolm, devices, safety numbers).
+//! - [`secure`]: [`secure::SecureClient`], a [`Client`] and an [`e2e::Machine`] together: encrypted conversations end to end.
 //!
 //! # Example
 //!
@@ -71,6 +72,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub use chatcore;
 
 pub mod e2e;
+pub mod secure;
 use chatcore::model::{
     Audience, Content, ConversationId, DeviceId, Message as ChatMessage, MessageId, Millis,
     Privacy, Profile, Role, UserId,
@@ -78,7 +80,7 @@ use chatcore::model::{
 use chatcore::protocol::{
     ClaimedKey, ContactAction, ContactInfo, ContactList, ConversationInfo, ConversationList,
     ConversationSummary, DeviceInfo, DeviceKeysInfo, DeviceRef, DirectoryEntry, KeyCountsInfo,
-    OutgoingToDevice, ProtocolError, ToDeviceAck, Undelivered, PROTOCOL_VERSION,
+    OutgoingToDevice, ProtocolError, ToDeviceAck, Undelivered, UserMasterKey, PROTOCOL_VERSION,
 };
 pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
 /// The TLS library of `wss://` connections, for [`ConnectOptions::tls_config`].
@@ -1100,6 +1102,27 @@ impl Client {
             .await?
         {
             ServerFrame::DeviceKeys { devices, .. } => Ok(devices),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// As [`Client::query_keys`], with the master keys of the users asked
+    /// for that have one (what [`e2e::Machine::receive_device_keys`] needs).
+    pub async fn query_keys_full(
+        &self,
+        users: &[UserId],
+        conv: Option<&ConversationId>,
+    ) -> Result<(Vec<DeviceKeysInfo>, Vec<UserMasterKey>), Error> {
+        let (users, conv) = (users.to_vec(), conv.cloned());
+        match self
+            .request(|id| ClientFrame::QueryKeys { id, users, conv })
+            .await?
+        {
+            ServerFrame::DeviceKeys {
+                devices,
+                master_keys,
+                ..
+            } => Ok((devices, master_keys)),
             other => Err(unexpected(other)),
         }
     }

@@ -78,7 +78,7 @@ pub use messages::MongoMessageStore;
 pub use mongodb;
 pub use presence::MongoPresenceStore;
 pub use reports::MongoReportStore;
-pub use schema::SCHEMA_VERSION;
+pub use schema::{COLLECTIONS, SCHEMA_VERSION};
 pub use sessions::{MongoResetTokenStore, MongoSessionStore};
 pub use users::MongoUserStore;
 

@@ -59,6 +59,32 @@ pub(crate) const TO_DEVICE_COUNTS: &str = "to_device_counts";
 /// version of the layout that wrote it.
 pub(crate) const META: &str = "meta";
 
+/// Every collection this store writes, for tools and tests that look at
+/// all of the data (e.g. to prove that no plaintext of an encrypted
+/// conversation is stored): listing them from the server is not possible
+/// on every MongoDB-compatible server.
+pub const COLLECTIONS: &[&str] = &[
+    USERS,
+    SESSIONS,
+    RESETS,
+    MESSAGES,
+    CONVERSATIONS,
+    CURSORS,
+    READ_MARKERS,
+    PRESENCE,
+    RATE_LIMITS,
+    BUDGETS,
+    CONTACTS,
+    REPORTS,
+    DEVICE_KEYS,
+    ONE_TIME_KEYS,
+    KEY_COUNTS,
+    MASTER_KEYS,
+    TO_DEVICE,
+    TO_DEVICE_COUNTS,
+    META,
+];
+
 /// The layout (collections, documents, indexes) this build reads and
 /// writes. A database marked with a larger number was written by a newer
 /// build: [`check_version`] refuses it. A change that an older build could
@@ -282,4 +308,16 @@ pub(crate) async fn ensure_indexes(inner: &Inner) -> StoreResult<()> {
         inner.run(coll.create_indexes(models)).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_indexed_collection_is_listed() {
+        for (name, _) in indexes() {
+            assert!(COLLECTIONS.contains(&name), "{name} is not in COLLECTIONS");
+        }
+    }
 }

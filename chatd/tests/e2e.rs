@@ -29,6 +29,8 @@ mod contacts;
 mod devices;
 #[path = "e2e/durable.rs"]
 mod durable;
+#[path = "e2e/encrypted.rs"]
+mod encrypted;
 #[path = "e2e/groups.rs"]
 mod groups;
 #[path = "e2e/hardening.rs"]

@@ -1,0 +1,1202 @@
+//! An end-to-end encrypted client: a [`Client`] and an [`e2e::Machine`]
+//! wired together, so that an application sends and reads encrypted
+//! conversations without driving the machine by hand.
+//!
+//! [`SecureClient::start`] takes a signed-in connection. It opens the
+//! device's stored state (or creates it), publishes the device's keys, and
+//! on the user's first device creates the user's master key. From then on:
+//!
+//! - [`SecureEvents::recv`] processes what the server pushes: `to_device`
+//!   payloads go through the machine and are acknowledged once processed
+//!   (each once per `(from_device, id)`: the machine recognises
+//!   redeliveries), `key_counts` tops the one-time keys up, and `message`
+//!   pushes come out decrypted ([`SecureEvent::Message`]). A message whose
+//!   key has not arrived yet is [`Body::Waiting`]; when the key comes, a
+//!   [`SecureEvent::Decrypted`] brings its text.
+//! - [`SecureClient::send_encrypted`] resolves the conversation's members,
+//!   queries their devices, claims one-time keys where an Olm channel is
+//!   missing, sends the conversation key to the devices that lack it and
+//!   then the ciphertext. The member list is given to the machine before
+//!   each message, so a removed member (or a device that is gone) makes
+//!   the next message use a new key.
+//! - [`SecureClient::verify_device`] signs the user's new device with the
+//!   master key (after the user confirmed it is theirs), gives it the
+//!   master key, and forwards it the conversation keys for the history.
+//!
+//! Run [`SecureEvents::recv`] in a task of its own (both halves are
+//! `Send`): as with [`Client`], pushes that are not taken in hold up the
+//! replies behind them, so a send would wait for its own reply in vain.
+//!
+//! The state is saved after every change, encrypted with the 32-byte key
+//! the application gives, through a [`MachineStore`] ([`MemoryStore`],
+//! [`FileStore`], or the application's own).
+//!
+//! Limits: a device reads a conversation from the time it got the key; a
+//! user's new device reads the earlier history only once another own device
+//! verified it. A `devices_changed` push refreshes that user's devices at
+//! once; the devices of the members are also queried again before each
+//! message, as pushes are best effort.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use chatcore_client::secure::{MemoryStore, SecureClient, SecureEvent, SecureOptions};
+//! use chatcore_client::{Client, ConnectOptions};
+//! use std::sync::Arc;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let (client, events) = Client::connect("ws://127.0.0.1:8080/ws", ConnectOptions::new()).await?;
+//! let session = client.login("alice", "violet harbour anchor 1917", "laptop").await?;
+//! // The key would come from the platform's key store.
+//! let options = SecureOptions::new(Arc::new(MemoryStore::default()), [7; 32]);
+//! let (alice, mut events) = SecureClient::start(client, events, &session, options).await?;
+//!
+//! let bob = alice.client().search_users("bob", None, None).await?.users[0].profile.user.clone();
+//! let conv = alice.client().open_encrypted_direct(&bob).await?.conv;
+//! alice.send_encrypted(&conv, "only Bob's devices can read this").await?;
+//!
+//! while let Some(event) = events.recv().await {
+//!     match event {
+//!         SecureEvent::Message(m) | SecureEvent::Decrypted(m) => {
+//!             println!("{}: {}", m.message.from, m.text().unwrap_or("(waiting for its key)"))
+//!         }
+//!         SecureEvent::Closed(_) => break,
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chatcore::e2e::{decode_payload, encode_payload};
+use chatcore::model::{Content, ConversationId, DeviceId, Message as ChatMessage, Millis, UserId};
+use chatcore::protocol::{
+    DeviceKeysInfo, DeviceRef, DeviceSignature, MasterKeyInfo, OutgoingToDevice, ServerFrame,
+    ToDeviceAck, ToDeviceMessage,
+};
+
+use crate::e2e::{
+    self, DeviceChange, DeviceTrust, E2eError, KeyCounts, KeyUpload, Machine, Outcome,
+    QueriedDevice, Received, SessionRef, SignedMasterKey, ToDeviceOut, UserKeys,
+};
+use crate::{Client, Close, Error, Event, Events, SessionInfo};
+
+/// The largest to-device payload this client decodes (the server's
+/// default bound is 32 KiB; a payload is never larger than a frame).
+const MAX_PAYLOAD: usize = 64 * 1024;
+/// Bytes of to-device payloads per `send_to_device` frame: frames stay
+/// under the server's 64 KiB limit with room for ids and names.
+const FRAME_BUDGET: usize = 48 * 1024;
+/// What the server takes per request: devices per claim, users per query,
+/// payloads and users per `send_to_device`, acknowledgements per ack.
+const PER_REQUEST: usize = 100;
+const PAYLOADS_PER_FRAME: usize = 1000;
+/// Messages kept while they wait for their key (the oldest go first).
+const MAX_WAITING: usize = 1000;
+/// How often a step that needed claims is tried again.
+const CLAIM_ROUNDS: usize = 3;
+
+/// Where the device's encrypted state is kept between runs.
+pub trait MachineStore: Send + Sync {
+    /// The bytes saved last, or `None` when nothing was saved yet.
+    fn load(&self) -> std::io::Result<Option<Vec<u8>>>;
+    /// Replaces the saved bytes; when it returns, a later `load` sees them
+    /// (also after a crash, for a durable store).
+    fn save(&self, bytes: &[u8]) -> std::io::Result<()>;
+}
+
+/// Keeps the state in memory: for tests, and apps that start afresh each
+/// time. Clones share the same bytes.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    bytes: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl MachineStore for MemoryStore {
+    fn load(&self) -> std::io::Result<Option<Vec<u8>>> {
+        Ok(lock(&self.bytes).clone())
+    }
+
+    fn save(&self, bytes: &[u8]) -> std::io::Result<()> {
+        *lock(&self.bytes) = Some(bytes.to_vec());
+        Ok(())
+    }
+}
+
+/// Keeps the state in one file, replaced atomically (written beside it,
+/// synced, then renamed over it), so a crash leaves the old or the new
+/// state, never half of one.
+#[derive(Clone, Debug)]
+pub struct FileStore {
+    path: PathBuf,
+}
+
+impl FileStore {
+    /// A store at `path` (its directory must exist).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+}
+
+impl MachineStore for FileStore {
+    fn load(&self) -> std::io::Result<Option<Vec<u8>>> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn save(&self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+/// How [`SecureClient::start`] keeps the state.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct SecureOptions {
+    /// Where the encrypted state is saved.
+    pub store: Arc<dyn MachineStore>,
+    /// The key that encrypts the state at rest; the application keeps it
+    /// (in the platform's key store), never beside the state.
+    pub key: [u8; 32],
+}
+
+impl SecureOptions {
+    /// The state in `store`, encrypted with `key`.
+    pub fn new(store: Arc<dyn MachineStore>, key: [u8; 32]) -> Self {
+        Self { store, key }
+    }
+}
+
+impl std::fmt::Debug for SecureOptions {
+    // Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecureOptions").finish_non_exhaustive()
+    }
+}
+
+/// Why a secure operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecureError {
+    /// A request failed.
+    #[error(transparent)]
+    Client(#[from] Error),
+    /// The end-to-end machine refused or failed.
+    #[error(transparent)]
+    E2e(#[from] E2eError),
+    /// The state could not be loaded or saved.
+    #[error("the end-to-end state store failed: {0}")]
+    Store(#[from] std::io::Error),
+    /// The operation is not possible as asked (its message says why).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What a message says, as far as this device can read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Not encrypted: the content is in the message as the server has it
+    /// (plain text, or a notice).
+    Clear,
+    /// Decrypted.
+    Text {
+        /// The text.
+        text: String,
+        /// The device that sent it.
+        sender: DeviceRef,
+        /// Whether the sender's user's master key signed that device.
+        trust: DeviceTrust,
+        /// The key came from another own device (history), not the sender.
+        forwarded: bool,
+    },
+    /// Its key has not arrived yet: a [`SecureEvent::Decrypted`] follows
+    /// when it does.
+    Waiting {
+        /// The awaited session.
+        session: SessionRef,
+    },
+    /// It cannot be decrypted here, and never will be (sent before this
+    /// device got the key, forged, replayed, or malformed).
+    Undecryptable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A message with what this device reads of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecureMessage {
+    /// The message as the server stored it.
+    pub message: ChatMessage,
+    /// Its content for this device.
+    pub body: Body,
+}
+
+impl SecureMessage {
+    /// The text: decrypted, or the plain text of an unencrypted message.
+    pub fn text(&self) -> Option<&str> {
+        match (&self.body, &self.message.content) {
+            (Body::Text { text, .. }, _) => Some(text),
+            (Body::Clear, Content::Text { text }) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// Something the server sent, after the secure client processed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecureEvent {
+    /// A new message, decrypted if it was encrypted.
+    Message(SecureMessage),
+    /// A message that was [`Body::Waiting`] became readable.
+    Decrypted(SecureMessage),
+    /// The devices or master key of users this device tracks changed:
+    /// show it ("Bob added a new device", "Bob's safety number changed").
+    DevicesChanged(Vec<DeviceChange>),
+    /// Another own device gave this one the user's master key: this device
+    /// can now verify the user's later devices.
+    MasterKeyReceived {
+        /// The device that sent it.
+        from: DeviceRef,
+    },
+    /// An application payload sent over Olm (e.g. call signalling).
+    Custom {
+        /// Who sent it.
+        from: DeviceRef,
+        /// The application's kind.
+        kind: String,
+        /// The payload.
+        data: Vec<u8>,
+    },
+    /// Any other push, as the server sent it.
+    Push(ServerFrame),
+    /// The connection ended; the last event.
+    Closed(Close),
+}
+
+struct Shared {
+    client: Client,
+    machine: Mutex<Machine>,
+    /// One multi-step operation at a time (sending, processing pushes,
+    /// verifying), so that keys are generated, published and used in order.
+    op: tokio::sync::Mutex<()>,
+    options: SecureOptions,
+    waiting: Mutex<Waiting>,
+    /// Events found outside [`SecureEvents::recv`] (device changes seen
+    /// while sending), handed out by the next `recv`.
+    notices: Mutex<VecDeque<SecureEvent>>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    by_session: std::collections::BTreeMap<SessionRef, Vec<ChatMessage>>,
+    order: VecDeque<(SessionRef, ChatMessage)>,
+}
+
+impl Waiting {
+    fn add(&mut self, session: SessionRef, message: ChatMessage) {
+        let list = self.by_session.entry(session.clone()).or_default();
+        if list.iter().any(|m| m.id == message.id) {
+            return;
+        }
+        list.push(message.clone());
+        self.order.push_back((session, message));
+        while self.order.len() > MAX_WAITING {
+            if let Some((s, m)) = self.order.pop_front() {
+                if let Some(list) = self.by_session.get_mut(&s) {
+                    list.retain(|x| x.id != m.id);
+                    if list.is_empty() {
+                        self.by_session.remove(&s);
+                    }
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, session: &SessionRef) -> Vec<ChatMessage> {
+        let list = self.by_session.remove(session).unwrap_or_default();
+        self.order.retain(|(s, _)| s != session);
+        list
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// An end-to-end encrypted client: see the [module documentation](self).
+/// Cheap to clone; clones share the connection and the state.
+#[derive(Clone)]
+pub struct SecureClient {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SecureClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // try_lock: formatting must never wait for (or deadlock on) the state.
+        let machine = self
+            .shared
+            .machine
+            .try_lock()
+            .map(|m| format!("{m:?}"))
+            .unwrap_or_else(|_| "(busy)".into());
+        f.debug_struct("SecureClient")
+            .field("machine", &machine)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The pushes of a [`SecureClient`], processed: see [`SecureEvents::recv`].
+pub struct SecureEvents {
+    events: Events,
+    shared: Arc<Shared>,
+    queue: VecDeque<SecureEvent>,
+}
+
+impl std::fmt::Debug for SecureEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecureEvents")
+            .field("queued", &self.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecureClient {
+    /// Takes over a signed-in connection (`session` is the reply of its
+    /// register, login or resume): opens the device's saved state, or
+    /// creates it when there is none or it belongs to another device (a
+    /// login is a new device); publishes the device's keys; on the user's
+    /// first device, creates the master key and signs the device with it.
+    pub async fn start(
+        client: Client,
+        events: Events,
+        session: &SessionInfo,
+        options: SecureOptions,
+    ) -> Result<(SecureClient, SecureEvents), SecureError> {
+        let machine = match options.store.load()? {
+            Some(bytes) => {
+                let m = Machine::from_bytes(&bytes, &options.key)?;
+                if *m.user() == session.user && *m.device() == session.device {
+                    m
+                } else {
+                    tracing::info!("the saved end-to-end state is another device's: starting anew");
+                    Machine::new(session.user.clone(), session.device.clone())
+                }
+            }
+            None => Machine::new(session.user.clone(), session.device.clone()),
+        };
+        let shared = Arc::new(Shared {
+            client,
+            machine: Mutex::new(machine),
+            op: tokio::sync::Mutex::new(()),
+            options,
+            waiting: Mutex::new(Waiting::default()),
+            notices: Mutex::new(VecDeque::new()),
+        });
+        let secure = SecureClient {
+            shared: shared.clone(),
+        };
+        {
+            let _op = shared.op.lock().await;
+            let counts = KeyCounts {
+                one_time: session.keys.one_time,
+                fallback_unused: session.keys.fallback_unused,
+            };
+            secure.publish_keys(counts, true).await?;
+        }
+        let events = SecureEvents {
+            events,
+            shared,
+            queue: VecDeque::new(),
+        };
+        Ok((secure, events))
+    }
+
+    /// The connection, for everything that is not end-to-end specific
+    /// (conversations, members, plain requests).
+    pub fn client(&self) -> &Client {
+        &self.shared.client
+    }
+
+    /// The user.
+    pub fn user(&self) -> UserId {
+        lock(&self.shared.machine).user().clone()
+    }
+
+    /// This device.
+    pub fn device(&self) -> DeviceId {
+        lock(&self.shared.machine).device().clone()
+    }
+
+    /// Runs `f` on the machine (e.g. to read [`Machine::device_trust`]),
+    /// then saves the state.
+    pub fn with_machine<R>(&self, f: impl FnOnce(&mut Machine) -> R) -> Result<R, SecureError> {
+        let mut m = lock(&self.shared.machine);
+        let r = f(&mut m);
+        self.persist(&m)?;
+        Ok(r)
+    }
+
+    fn persist(&self, machine: &Machine) -> Result<(), SecureError> {
+        let bytes = machine.to_bytes(&self.shared.options.key)?;
+        self.shared.options.store.save(&bytes)?;
+        Ok(())
+    }
+
+    fn notify(&self, changes: Vec<DeviceChange>) {
+        if !changes.is_empty() {
+            lock(&self.shared.notices).push_back(SecureEvent::DevicesChanged(changes));
+        }
+    }
+
+    /// Uploads what the machine has to publish given `counts`; with
+    /// `own_first`, queries the own user first and creates the master key
+    /// if the user has none yet. Called under the `op` lock.
+    async fn publish_keys(&self, counts: KeyCounts, own_first: bool) -> Result<(), SecureError> {
+        let me = self.user();
+        let mut own_master = None;
+        if own_first {
+            let own = self
+                .query_user_keys(std::slice::from_ref(&me), None)
+                .await?;
+            let mut changes = Vec::new();
+            {
+                let mut m = lock(&self.shared.machine);
+                for keys in own {
+                    own_master = own_master.or(keys.master_key.clone());
+                    changes.extend(m.receive_device_keys(keys));
+                }
+            }
+            self.notify(changes);
+        }
+        let upload = {
+            let mut m = lock(&self.shared.machine);
+            let mut upload = m.keys_to_upload(counts);
+            if own_first && own_master.is_none() && m.master_key(&me).is_none() {
+                let created = m.create_master_key()?;
+                upload.master_key = Some(MasterKeyInfo {
+                    key: created.master_key.key,
+                    signature: created.master_key.signature,
+                });
+                upload.signatures.push(DeviceSignature {
+                    device: created.device,
+                    signature: created.device_signature,
+                });
+            }
+            // Saved before the upload: keys the server may hold must never
+            // be lost here. Unpublished keys are offered again next time.
+            self.persist(&m)?;
+            upload
+        };
+        if upload.is_empty() {
+            return Ok(());
+        }
+        self.shared.client.upload_keys(upload).await?;
+        let mut m = lock(&self.shared.machine);
+        m.mark_keys_published();
+        self.persist(&m)
+    }
+
+    /// The directory's answer about `users` (through `conv` when given),
+    /// one [`UserKeys`] per user asked, each with all of that user's
+    /// devices the answer holds. Through `conv`, a user without devices in
+    /// the answer is kept (a member who left: the machine takes the devices
+    /// as gone); without, such a user is left out.
+    async fn query_user_keys(
+        &self,
+        users: &[UserId],
+        conv: Option<&ConversationId>,
+    ) -> Result<Vec<UserKeys>, SecureError> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let users: Vec<UserId> = users
+            .iter()
+            .filter(|u| seen.insert((*u).clone()))
+            .cloned()
+            .collect();
+        for chunk in users.chunks(PER_REQUEST) {
+            let (devices, masters) = self.shared.client.query_keys_full(chunk, conv).await?;
+            for user in chunk {
+                // Without a conversation, an empty answer may only mean the
+                // user is out of reach now: it must not untrack devices
+                // known through a conversation.
+                if conv.is_none()
+                    && !devices.iter().any(|d| d.user == *user)
+                    && !masters.iter().any(|m| m.user == *user)
+                {
+                    continue;
+                }
+                out.push(UserKeys {
+                    user: user.clone(),
+                    master_key: masters
+                        .iter()
+                        .find(|m| m.user == *user)
+                        .map(|m| SignedMasterKey {
+                            key: m.master_key.key.clone(),
+                            signature: m.master_key.signature.clone(),
+                        }),
+                    devices: devices
+                        .iter()
+                        .filter(|d| d.user == *user)
+                        .map(|d| QueriedDevice {
+                            master_signature: d.master_signature.clone(),
+                            keys: d.clone(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Queries `users` and feeds the answer to the machine; the changes go
+    /// to the events.
+    async fn refresh_keys(
+        &self,
+        users: &[UserId],
+        conv: Option<&ConversationId>,
+    ) -> Result<Vec<DeviceKeysInfo>, SecureError> {
+        let answer = self.query_user_keys(users, conv).await?;
+        let devices = answer
+            .iter()
+            .flat_map(|u| u.devices.iter().map(|d| d.keys.clone()))
+            .collect();
+        let mut changes = Vec::new();
+        {
+            let mut m = lock(&self.shared.machine);
+            for keys in answer {
+                changes.extend(m.receive_device_keys(keys));
+            }
+            self.persist(&m)?;
+        }
+        self.notify(changes);
+        Ok(devices)
+    }
+
+    /// Runs `f` until it no longer needs claims: claims the one-time keys
+    /// it asks for (through `conv`), gives them to the machine, tries again.
+    async fn with_claims<T>(
+        &self,
+        conv: Option<&ConversationId>,
+        mut f: impl FnMut(&mut Machine, Millis) -> Result<Outcome<T>, E2eError>,
+    ) -> Result<T, SecureError> {
+        for _ in 0..CLAIM_ROUNDS {
+            let needs = {
+                let mut m = lock(&self.shared.machine);
+                match f(&mut m, now())? {
+                    Outcome::Ready(t) => {
+                        self.persist(&m)?;
+                        return Ok(t);
+                    }
+                    Outcome::NeedsClaims(devices) => devices,
+                }
+            };
+            let mut claimed = Vec::new();
+            for chunk in needs.chunks(PER_REQUEST) {
+                claimed.extend(self.shared.client.claim_keys(chunk, conv).await?);
+            }
+            let mut m = lock(&self.shared.machine);
+            for (device, why) in m.receive_claimed_keys(&needs, &claimed, now()) {
+                tracing::warn!(user = %device.user, device = %device.device, error = %why,
+                    "no encrypted channel to a device");
+            }
+            self.persist(&m)?;
+        }
+        Err(SecureError::Refused(
+            "devices still lack an encrypted channel after claiming their keys".into(),
+        ))
+    }
+
+    /// Sends to-device messages, as many frames as they need (each under
+    /// the frame limit); `conv` lets the server reach its members. Targets
+    /// the server refused are logged: they miss this key.
+    async fn send_out(
+        &self,
+        conv: Option<&ConversationId>,
+        messages: Vec<ToDeviceOut>,
+    ) -> Result<(), SecureError> {
+        let mut batch: Vec<OutgoingToDevice> = Vec::new();
+        let mut users: HashSet<UserId> = HashSet::new();
+        let mut bytes = 0;
+        let mut kind = String::new();
+        let mut pending = messages.into_iter().peekable();
+        while let Some(message) = pending.next() {
+            let payload = encode_payload(&message.payload);
+            let size = payload.len() + message.id.len() + 128;
+            let full = !batch.is_empty()
+                && (bytes + size > FRAME_BUDGET
+                    || batch.len() >= PAYLOADS_PER_FRAME
+                    || (!users.contains(&message.user) && users.len() >= PER_REQUEST)
+                    || kind != message.kind);
+            if full {
+                self.send_batch(&kind, std::mem::take(&mut batch), conv)
+                    .await?;
+                users.clear();
+                bytes = 0;
+            }
+            kind = message.kind.clone();
+            bytes += size;
+            users.insert(message.user.clone());
+            batch.push(OutgoingToDevice {
+                user: message.user,
+                device: Some(message.device),
+                id: message.id,
+                payload,
+            });
+            if pending.peek().is_none() {
+                self.send_batch(&kind, std::mem::take(&mut batch), conv)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_batch(
+        &self,
+        kind: &str,
+        batch: Vec<OutgoingToDevice>,
+        conv: Option<&ConversationId>,
+    ) -> Result<(), SecureError> {
+        let (_, undelivered) = self.shared.client.send_to_device(kind, batch, conv).await?;
+        for u in undelivered {
+            tracing::warn!(user = %u.user, device = ?u.device, reason = ?u.reason,
+                "a conversation key was not delivered");
+        }
+        Ok(())
+    }
+
+    /// Encrypts `text` for the encrypted conversation `conv` and sends it:
+    /// the members' devices are queried (a removed member or a gone device
+    /// rotates the key), keys go first to the devices that lack them, then
+    /// the message. Every device of every member can read it, the user's
+    /// other devices included.
+    pub async fn send_encrypted(
+        &self,
+        conv: &ConversationId,
+        text: &str,
+    ) -> Result<crate::Sent, SecureError> {
+        let _op = self.shared.op.lock().await;
+        let info = self.shared.client.get_conversation(conv).await?;
+        if !info.encrypted {
+            return Err(SecureError::Refused(format!(
+                "conversation {conv} is not encrypted: turn encryption on first"
+            )));
+        }
+        let members: Vec<UserId> = info.members.iter().map(|m| m.user.clone()).collect();
+        // The members' devices, queried through the conversation before
+        // every message: a `devices_changed` push is best effort (a device
+        // offline when it was sent learns of the change only here), and a
+        // member who left must be seen gone for the session to rotate.
+        self.refresh_keys(&members, Some(conv)).await?;
+        let devices = {
+            let mut m = lock(&self.shared.machine);
+            let devices = m.devices_of(&members);
+            m.update_members(conv, &devices);
+            devices
+        };
+        let bytes = text.as_bytes();
+        let encrypted = self
+            .with_claims(Some(conv), |m, now| m.encrypt(conv, &devices, bytes, now))
+            .await?;
+        for d in &encrypted.without_key {
+            tracing::warn!(user = %d.user, device = %d.device, "a member device got no key");
+        }
+        self.send_out(Some(conv), encrypted.to_device).await?;
+        let content = Content::Encrypted {
+            algorithm: encrypted.content.algorithm,
+            device: encrypted.content.device,
+            session: encrypted.content.session,
+            ciphertext: encode_payload(&encrypted.content.ciphertext),
+        };
+        let client_id = uuid::Uuid::new_v4().to_string();
+        Ok(self
+            .shared
+            .client
+            .send_with_retry(conv, &client_id, content, 3)
+            .await?)
+    }
+
+    /// A page of `conv`'s history (as [`Client::history`]), decrypted as
+    /// far as this device can; the waiting ones come as
+    /// [`SecureEvent::Decrypted`] when their keys arrive.
+    pub async fn history(
+        &self,
+        conv: &ConversationId,
+        before: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<SecureMessage>, bool), SecureError> {
+        let page = self.shared.client.history(conv, before, limit).await?;
+        let waiting = {
+            let mut m = lock(&self.shared.machine);
+            page.messages
+                .iter()
+                .any(|message| matches!(decrypt_with(&mut m, message), Body::Waiting { .. }))
+        };
+        if waiting {
+            // Their keys may sit among the deferred to-device payloads,
+            // from senders reachable only through this conversation.
+            let _op = self.shared.op.lock().await;
+            if let Some(events) = self.retry_through(conv).await {
+                lock(&self.shared.notices).extend(events);
+            }
+        }
+        let out = page
+            .messages
+            .into_iter()
+            .map(|m| self.decrypt_message(m))
+            .collect();
+        Ok((out, page.more))
+    }
+
+    /// Queries the members of `conv` (whose keys may be reachable only
+    /// through it) and retries the deferred to-device payloads: the events
+    /// they make, or `None` when none was processed. Called under `op`.
+    async fn retry_through(&self, conv: &ConversationId) -> Option<Vec<SecureEvent>> {
+        let members = match self.shared.client.get_conversation(conv).await {
+            Ok(info) => info.members.into_iter().map(|m| m.user).collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::debug!(error = %e, "members not known");
+                return None;
+            }
+        };
+        if let Err(e) = self.refresh_keys(&members, Some(conv)).await {
+            tracing::debug!(error = %e, "keys not refreshed");
+            return None;
+        }
+        let results = {
+            let mut m = lock(&self.shared.machine);
+            let results = m.retry_deferred(now());
+            if let Err(e) = self.persist(&m) {
+                tracing::warn!(error = %e, "the end-to-end state was not saved");
+            }
+            results
+        };
+        if results.is_empty() {
+            return None;
+        }
+        Some(self.absorb(results))
+    }
+
+    /// Turns what the machine made of to-device payloads into events, and
+    /// decrypts the messages that waited for a key that came.
+    fn absorb(&self, results: Vec<Result<Received, E2eError>>) -> Vec<SecureEvent> {
+        let mut events = Vec::new();
+        for r in results {
+            match r {
+                Ok(Received::RoomKey { session, .. }) => {
+                    let messages = lock(&self.shared.waiting).take(&session);
+                    for message in messages {
+                        let decrypted = self.decrypt_message(message);
+                        if !matches!(decrypted.body, Body::Waiting { .. }) {
+                            events.push(SecureEvent::Decrypted(decrypted));
+                        }
+                    }
+                }
+                Ok(Received::MasterKey { from }) => {
+                    events.push(SecureEvent::MasterKeyReceived { from });
+                }
+                Ok(Received::Custom { from, kind, data }) => {
+                    events.push(SecureEvent::Custom { from, kind, data });
+                }
+                Ok(Received::Duplicate | Received::Deferred { .. }) => {}
+                Err(e) => tracing::warn!(error = %e, "to-device payload refused"),
+            }
+        }
+        events
+    }
+
+    /// Decrypts a message as far as this device can (a waiting one is
+    /// remembered and resolved when its key arrives).
+    pub fn decrypt_message(&self, message: ChatMessage) -> SecureMessage {
+        let body = {
+            let mut m = lock(&self.shared.machine);
+            let body = decrypt_with(&mut m, &message);
+            if let Err(e) = self.persist(&m) {
+                tracing::warn!(error = %e, "the end-to-end state was not saved");
+            }
+            body
+        };
+        if let Body::Waiting { session } = &body {
+            lock(&self.shared.waiting).add(session.clone(), message.clone());
+        }
+        SecureMessage { message, body }
+    }
+
+    /// Verifies the user's new `device` after the user confirmed on this
+    /// device that it is theirs: signs it with the master key (uploaded,
+    /// so every device sees it verified), gives it the master key (so it
+    /// can verify later devices) and forwards it the conversation keys this
+    /// device holds, so it reads the earlier history. Needs the master key
+    /// on this device.
+    pub async fn verify_device(&self, device: &DeviceId) -> Result<(), SecureError> {
+        let _op = self.shared.op.lock().await;
+        let me = self.user();
+        let own = self.refresh_keys(std::slice::from_ref(&me), None).await?;
+        let Some(info) = own.into_iter().find(|d| d.device == *device) else {
+            return Err(SecureError::Refused(format!(
+                "device {device} of {me} has published no keys"
+            )));
+        };
+        let signature = {
+            let mut m = lock(&self.shared.machine);
+            let signature = m.sign_device(&info)?;
+            self.persist(&m)?;
+            signature
+        };
+        self.shared
+            .client
+            .upload_keys(KeyUpload {
+                signatures: vec![DeviceSignature {
+                    device: device.clone(),
+                    signature,
+                }],
+                ..KeyUpload::default()
+            })
+            .await?;
+        let master = self
+            .with_claims(None, |m, now| m.share_master_key(device, now))
+            .await?;
+        let forwarded = self
+            .with_claims(None, |m, now| m.forward_keys(device, None, now))
+            .await?;
+        let mut out = vec![master];
+        out.extend(forwarded);
+        self.send_out(None, out).await
+    }
+
+    /// The safety number of this user and `user`, from their master keys:
+    /// the same on both sides, and unchanged when either adds a device.
+    /// Compare it in person or over another channel.
+    pub async fn safety_number(&self, user: &UserId) -> Result<String, SecureError> {
+        let _op = self.shared.op.lock().await;
+        let me = self.user();
+        let known = {
+            let m = lock(&self.shared.machine);
+            m.master_key(user).is_some() && m.master_key(&me).is_some()
+        };
+        if !known {
+            self.refresh_keys(&[me, user.clone()], None).await?;
+        }
+        let m = lock(&self.shared.machine);
+        Ok(m.safety_number(user)?)
+    }
+
+    /// Whether `user`'s master key signed their `device`, as known here.
+    pub fn device_trust(&self, user: &UserId, device: &DeviceId) -> DeviceTrust {
+        lock(&self.shared.machine).device_trust(user, device)
+    }
+}
+
+fn decrypt_with(m: &mut Machine, message: &ChatMessage) -> Body {
+    let Content::Encrypted {
+        algorithm,
+        device,
+        session,
+        ciphertext,
+    } = &message.content
+    else {
+        return Body::Clear;
+    };
+    let ciphertext = match decode_payload(ciphertext, MAX_PAYLOAD) {
+        Ok(c) => c,
+        Err(e) => {
+            return Body::Undecryptable {
+                reason: e.to_string(),
+            }
+        }
+    };
+    let content = e2e::EncryptedContent {
+        algorithm: algorithm.clone(),
+        device: device.clone(),
+        session: session.clone(),
+        ciphertext,
+    };
+    match m.decrypt(&message.conv, &message.id, &message.from, &content) {
+        Ok(e2e::Decrypted::Plain {
+            content,
+            sender,
+            forwarded,
+            trust,
+            ..
+        }) => match String::from_utf8(content) {
+            Ok(text) => Body::Text {
+                text,
+                sender,
+                trust,
+                forwarded,
+            },
+            Err(_) => Body::Undecryptable {
+                reason: "the decrypted content is not text".into(),
+            },
+        },
+        Ok(e2e::Decrypted::Waiting { session }) => Body::Waiting { session },
+        Err(e) => Body::Undecryptable {
+            reason: e.to_string(),
+        },
+    }
+}
+
+impl SecureEvents {
+    /// The next event, after processing: to-device payloads and key counts
+    /// are handled here and never returned; messages come decrypted. `None`
+    /// after [`SecureEvent::Closed`].
+    ///
+    /// Processing a push may send requests (acknowledgements, key queries,
+    /// uploads) and wait for their replies; keep calling `recv` so pushes
+    /// do not pile up behind them.
+    pub async fn recv(&mut self) -> Option<SecureEvent> {
+        loop {
+            if let Some(e) = self.queue.pop_front() {
+                return Some(e);
+            }
+            if let Some(e) = lock(&self.shared.notices).pop_front() {
+                return Some(e);
+            }
+            match self.events.recv().await? {
+                Event::Closed(close) => return Some(SecureEvent::Closed(close)),
+                Event::Push(frame) => self.handle(frame).await,
+            }
+        }
+    }
+
+    fn secure(&self) -> SecureClient {
+        SecureClient {
+            shared: self.shared.clone(),
+        }
+    }
+
+    async fn handle(&mut self, frame: ServerFrame) {
+        let shared = self.shared.clone();
+        match frame {
+            ServerFrame::ToDevice { messages } => {
+                let _op = shared.op.lock().await;
+                if let Err(e) = self.process_to_device(messages).await {
+                    // Unacknowledged payloads come again after a reconnect.
+                    tracing::warn!(error = %e, "to-device payloads not processed");
+                }
+            }
+            ServerFrame::KeyCounts {
+                id: None,
+                one_time,
+                fallback_unused,
+            } => {
+                let _op = shared.op.lock().await;
+                let counts = KeyCounts {
+                    one_time,
+                    fallback_unused,
+                };
+                if let Err(e) = self.secure().publish_keys(counts, false).await {
+                    tracing::warn!(error = %e, "one-time keys not topped up");
+                }
+            }
+            ServerFrame::Message { message } => {
+                let secure = self.secure();
+                let mut decrypted = secure.decrypt_message((*message).clone());
+                if let Body::Waiting { .. } = decrypted.body {
+                    // Its key may sit among the deferred to-device payloads,
+                    // from a sender whose keys are reachable only through
+                    // the conversation.
+                    let _op = shared.op.lock().await;
+                    if let Some(events) = secure.retry_through(&decrypted.message.conv).await {
+                        self.queue.extend(events);
+                        decrypted = secure.decrypt_message(decrypted.message);
+                    }
+                }
+                if !matches!(decrypted.body, Body::Waiting { .. }) {
+                    self.resolved_elsewhere(&decrypted);
+                }
+                self.queue.push_back(SecureEvent::Message(decrypted));
+            }
+            ServerFrame::DevicesChanged { user } => {
+                // Whose devices changed: their keys are queried again now,
+                // so that a new device is known (and reported) before the
+                // next message; `send_encrypted` still queries the members
+                // before each send, as the push is best effort.
+                let _op = shared.op.lock().await;
+                if let Err(e) = self
+                    .secure()
+                    .refresh_keys(std::slice::from_ref(&user), None)
+                    .await
+                {
+                    tracing::warn!(error = %e, %user, "device list not refreshed");
+                }
+                self.queue
+                    .push_back(SecureEvent::Push(ServerFrame::DevicesChanged { user }));
+            }
+            other => self.queue.push_back(SecureEvent::Push(other)),
+        }
+    }
+
+    /// A message read at once need not wait any more (it may also have
+    /// been remembered from a history page).
+    fn resolved_elsewhere(&self, message: &SecureMessage) {
+        let mut waiting = lock(&self.shared.waiting);
+        for list in waiting.by_session.values_mut() {
+            list.retain(|m| m.id != message.message.id);
+        }
+    }
+
+    async fn process_to_device(
+        &mut self,
+        messages: Vec<ToDeviceMessage>,
+    ) -> Result<(), SecureError> {
+        let secure = self.secure();
+        let mut acks = Vec::new();
+        let mut results = Vec::new();
+        let mut deferred_users = Vec::new();
+        {
+            let mut m = lock(&self.shared.machine);
+            for message in messages {
+                acks.push(ToDeviceAck {
+                    from_device: message.from_device.clone(),
+                    id: message.id.clone(),
+                });
+                let payload = match decode_payload(&message.payload, MAX_PAYLOAD) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "malformed to-device payload dropped");
+                        continue;
+                    }
+                };
+                let incoming = e2e::ToDeviceIn {
+                    from_user: message.from_user,
+                    from_device: message.from_device,
+                    kind: message.kind,
+                    id: message.id,
+                    payload,
+                    ts: message.ts,
+                };
+                let r = m.receive_to_device(&incoming, now());
+                if let Ok(Received::Deferred { user }) = &r {
+                    deferred_users.push(user.clone());
+                }
+                results.push(r);
+            }
+            secure.persist(&m)?;
+        }
+        self.queue.extend(secure.absorb(results));
+        if !deferred_users.is_empty() {
+            // The senders' keys: without a conversation, the server answers
+            // for users this one may reach; a message waiting in a
+            // conversation retries through it (`retry_through`).
+            secure.refresh_keys(&deferred_users, None).await?;
+            let results = {
+                let mut m = lock(&self.shared.machine);
+                let r = m.retry_deferred(now());
+                secure.persist(&m)?;
+                r
+            };
+            self.queue.extend(secure.absorb(results));
+        }
+        // Acknowledged only once processed and saved: a payload kept for
+        // later (deferred) is in the saved state.
+        for chunk in acks.chunks(PAYLOADS_PER_FRAME) {
+            secure.shared.client.ack_to_device(chunk).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatcore::model::MessageId;
+
+    fn message(id: &str) -> ChatMessage {
+        ChatMessage {
+            id: MessageId::from(id),
+            conv: ConversationId::from("g:1"),
+            seq: 1,
+            from: UserId::from("u"),
+            client_id: id.into(),
+            ts: 0,
+            content: Content::Text { text: "x".into() },
+        }
+    }
+
+    fn session(n: u32) -> SessionRef {
+        SessionRef {
+            conv: ConversationId::from("g:1"),
+            user: UserId::from("u"),
+            device: DeviceId::from("d"),
+            session: format!("s{n}"),
+        }
+    }
+
+    #[test]
+    fn waiting_messages_are_bounded_deduplicated_and_taken_once() {
+        let mut w = Waiting::default();
+        w.add(session(0), message("m0"));
+        w.add(session(0), message("m0"));
+        assert_eq!(w.take(&session(0)).len(), 1, "a message waits once");
+        assert!(w.take(&session(0)).is_empty(), "and is taken once");
+        for i in 0..(MAX_WAITING as u32 + 10) {
+            w.add(session(i % 3), message(&format!("m{i}")));
+        }
+        assert_eq!(w.order.len(), MAX_WAITING);
+        let total: usize = (0..3).map(|i| w.take(&session(i)).len()).sum();
+        assert_eq!(total, MAX_WAITING, "the oldest went first");
+    }
+
+    #[test]
+    fn file_store_saves_replaces_and_reads_nothing_before() {
+        let dir = std::env::temp_dir().join(format!(
+            "chatcore-secure-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = FileStore::new(dir.join("state"));
+        assert_eq!(store.load().unwrap(), None);
+        store.save(b"one").unwrap();
+        store.save(b"two").unwrap();
+        assert_eq!(store.load().unwrap().as_deref(), Some(&b"two"[..]));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Apps run `SecureEvents::recv` in its own task and send from others.
+    #[test]
+    fn the_futures_are_send() {
+        fn send<T: Send>(_: &T) {}
+        fn check(client: SecureClient, mut events: SecureEvents, conv: ConversationId) {
+            let events_task = async move { events.recv().await };
+            send(&events_task);
+            let client_task = async move {
+                client.send_encrypted(&conv, "x").await?;
+                client.verify_device(&DeviceId::from("d")).await?;
+                client.safety_number(&UserId::from("u")).await?;
+                client.history(&conv, None, None).await.map(|_| ())
+            };
+            send(&client_task);
+        }
+        let _ = check;
+    }
+
+    #[test]
+    fn memory_store_clones_share_the_bytes() {
+        let a = MemoryStore::default();
+        let b = a.clone();
+        a.save(b"state").unwrap();
+        assert_eq!(b.load().unwrap().as_deref(), Some(&b"state"[..]));
+    }
+}

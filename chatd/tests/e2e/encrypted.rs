@@ -1,0 +1,686 @@
+//! End-to-end encrypted conversations through `chatcore_client::secure`
+//! against the real chatd: users with several devices in a direct
+//! conversation and a group, a removed member, a logged-out device, a new
+//! device verified by another (history forwarded) beside an unverified one,
+//! safety numbers, and no plaintext in the store afterwards: every
+//! collection of MongoDB, and, with the engine in-process on
+//! `Backends::memory()` behind a WebSocket bridge, the memory stores read
+//! through the store traits.
+
+use super::*;
+use chatcore_client::chatcore::model::{Audience, DeviceId, Message as ChatMessage};
+use chatcore_client::chatcore::protocol::ContactAction;
+use chatcore_client::secure::{
+    Body, MemoryStore, SecureClient, SecureEvent, SecureEvents, SecureOptions,
+};
+use std::sync::Arc;
+
+/// One signed-in device with its encrypted client.
+struct Dev {
+    name: String,
+    secure: SecureClient,
+    events: SecureEvents,
+    token: Option<String>,
+}
+
+impl Dev {
+    fn user(&self) -> UserId {
+        self.secure.user()
+    }
+
+    fn device(&self) -> DeviceId {
+        self.secure.device()
+    }
+}
+
+async fn start(name: &str, client: Client, events: Events, session: SessionInfo) -> Dev {
+    let options = SecureOptions::new(Arc::new(MemoryStore::default()), [9; 32]);
+    let token = session.token.clone();
+    let (secure, events) = timeout(T, SecureClient::start(client, events, &session, options))
+        .await
+        .expect("secure start timed out")
+        .expect("secure start");
+    Dev {
+        name: name.to_owned(),
+        secure,
+        events,
+        token,
+    }
+}
+
+async fn connect(url: &str) -> (Client, Events) {
+    timeout(T, Client::connect(url, ConnectOptions::new()))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed")
+}
+
+/// A new user on its first device.
+async fn first_device(url: &str, user: &str) -> Dev {
+    let (client, events) = connect(url).await;
+    let session = client
+        .register(&registration(user))
+        .await
+        .expect("register");
+    start(&format!("{user}1"), client, events, session).await
+}
+
+/// Another device of `user`: a new sign-in.
+async fn other_device(url: &str, user: &str, device: &str) -> Dev {
+    let (client, events) = connect(url).await;
+    let session = client.login(user, PASSWORD, device).await.expect("login");
+    start(device, client, events, session).await
+}
+
+async fn contacts(a: &Dev, b: &Dev) {
+    a.secure
+        .client()
+        .contact(&b.user(), ContactAction::Request)
+        .await
+        .expect("contact request");
+    b.secure
+        .client()
+        .contact(&a.user(), ContactAction::Accept)
+        .await
+        .expect("contact accept");
+}
+
+/// Waits until `dev` reads `text` in `conv`, live or once its key came.
+async fn reads(dev: &mut Dev, conv: &ConversationId, text: &str) {
+    let name = dev.name.clone();
+    timeout(T, async {
+        loop {
+            match dev.events.recv().await {
+                Some(SecureEvent::Message(m) | SecureEvent::Decrypted(m))
+                    if m.message.conv == *conv && m.text() == Some(text) =>
+                {
+                    return
+                }
+                Some(SecureEvent::Closed(c)) => panic!("{name} closed ({c:?})"),
+                None => panic!("{name}: events ended"),
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} never read {text:?}"));
+}
+
+/// Waits until `dev` read every one of `texts` (in any order).
+async fn reads_all(dev: &mut Dev, texts: &[(ConversationId, String)]) {
+    let name = dev.name.clone();
+    let mut left: Vec<(ConversationId, String)> = texts.to_vec();
+    timeout(T, async {
+        while !left.is_empty() {
+            match dev.events.recv().await {
+                Some(SecureEvent::Message(m) | SecureEvent::Decrypted(m)) => {
+                    if let Some(text) = m.text() {
+                        left.retain(|(c, t)| !(*c == m.message.conv && t == text));
+                    }
+                }
+                Some(SecureEvent::Closed(c)) => panic!("{name} closed ({c:?})"),
+                None => panic!("{name}: events ended"),
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} never read {left:?}"));
+}
+
+/// Processes what `dev` was sent until it stays quiet for a moment; the
+/// texts it read meanwhile.
+async fn settle(dev: &mut Dev) -> Vec<String> {
+    let mut read = Vec::new();
+    while let Ok(Some(event)) = timeout(Duration::from_millis(700), dev.events.recv()).await {
+        match event {
+            SecureEvent::Message(m) | SecureEvent::Decrypted(m) => {
+                read.extend(m.text().map(str::to_owned))
+            }
+            SecureEvent::Closed(c) => panic!("{} closed ({c:?})", dev.name),
+            _ => {}
+        }
+    }
+    read
+}
+
+/// Sends `text` from `dev` to `conv` and records it among the plaintexts.
+async fn say(dev: &Dev, conv: &ConversationId, text: &str, sent: &mut Vec<String>) {
+    timeout(T, dev.secure.send_encrypted(conv, text))
+        .await
+        .expect("send timed out")
+        .unwrap_or_else(|e| panic!("{} cannot send {text:?}: {e}", dev.name));
+    sent.push(text.to_owned());
+}
+
+/// The whole history of `conv` as `dev` reads it.
+async fn history(dev: &Dev, conv: &ConversationId) -> Vec<(ChatMessage, Body)> {
+    let (page, more) = dev
+        .secure
+        .history(conv, None, Some(200))
+        .await
+        .expect("history");
+    assert!(!more);
+    page.into_iter().map(|m| (m.message, m.body)).collect()
+}
+
+fn readable(page: &[(ChatMessage, Body)]) -> Vec<String> {
+    page.iter()
+        .filter_map(|(_, b)| match b {
+            Body::Text { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn last_encrypted(page: &[(ChatMessage, Body)]) -> ChatMessage {
+    page.iter()
+        .rev()
+        .find(|(m, _)| matches!(m.content, Content::Encrypted { .. }))
+        .map(|(m, _)| m.clone())
+        .expect("an encrypted message")
+}
+
+/// Runs the whole story on the server at `url`; returns every plaintext sent.
+pub(crate) async fn scenario(url: &str) -> Vec<String> {
+    let mut sent = Vec::new();
+    let mut alice1 = first_device(url, "alice").await;
+    let mut alice2 = other_device(url, "alice", "alice2").await;
+    let mut bob1 = first_device(url, "bob").await;
+    let mut bob2 = other_device(url, "bob", "bob2").await;
+    let mut carol1 = first_device(url, "carol").await;
+    let mut carol2 = other_device(url, "carol", "carol2").await;
+    contacts(&alice1, &bob1).await;
+    contacts(&alice1, &carol1).await;
+    // Bob and Carol are not contacts and take direct conversations from
+    // contacts only: each reaches the other's keys only through the group.
+    for dev in [&bob1, &carol1] {
+        dev.secure
+            .client()
+            .set_privacy(Some(Audience::Contacts), None, None)
+            .await
+            .expect("privacy");
+    }
+
+    // A direct conversation: every device of both users reads every
+    // message, the sender's own other device included.
+    let dm = alice1
+        .secure
+        .client()
+        .open_encrypted_direct(&bob1.user())
+        .await
+        .expect("open encrypted direct")
+        .conv;
+    let t = "zebra-dm-1 alice1 to bob";
+    say(&alice1, &dm, t, &mut sent).await;
+    for dev in [&mut alice2, &mut bob1, &mut bob2] {
+        reads(dev, &dm, t).await;
+    }
+    let t = "zebra-dm-2 bob2 to alice";
+    say(&bob2, &dm, t, &mut sent).await;
+    for dev in [&mut alice1, &mut alice2, &mut bob1] {
+        reads(dev, &dm, t).await;
+    }
+    let t = "zebra-dm-3 alice2 answers";
+    say(&alice2, &dm, t, &mut sent).await;
+    for dev in [&mut alice1, &mut bob1, &mut bob2] {
+        reads(dev, &dm, t).await;
+    }
+
+    // A group of three users with two devices each.
+    let group = alice1
+        .secure
+        .client()
+        .create_encrypted_group("Secret tea", None, &[bob1.user(), carol1.user()])
+        .await
+        .expect("create encrypted group")
+        .conv;
+    let t = "zebra-group-1 alice1 to all";
+    say(&alice1, &group, t, &mut sent).await;
+    for dev in [&mut alice2, &mut bob1, &mut bob2, &mut carol1, &mut carol2] {
+        reads(dev, &group, t).await;
+    }
+    let t = "zebra-group-2 carol1 to all";
+    say(&carol1, &group, t, &mut sent).await;
+    for dev in [&mut alice1, &mut alice2, &mut bob1, &mut bob2, &mut carol2] {
+        reads(dev, &group, t).await;
+    }
+
+    // Bob is removed: what is sent afterwards is beyond his keys.
+    alice1
+        .secure
+        .client()
+        .remove_member(&group, &bob1.user())
+        .await
+        .expect("remove bob");
+    let t = "zebra-group-3 after bob was removed";
+    say(&alice1, &group, t, &mut sent).await;
+    for dev in [&mut alice2, &mut carol1, &mut carol2] {
+        reads(dev, &group, t).await;
+    }
+    let after_removal = last_encrypted(&history(&carol1, &group).await);
+    for bob in [&mut bob1, &mut bob2] {
+        let read = settle(bob).await;
+        assert!(
+            !read.iter().any(|r| r.contains("group-3")),
+            "{} read a message sent after the removal",
+            bob.name
+        );
+        let attempt = bob.secure.decrypt_message(after_removal.clone());
+        assert!(
+            !matches!(attempt.body, Body::Text { .. }),
+            "{} decrypts a message sent after its removal: {:?}",
+            bob.name,
+            attempt.body
+        );
+    }
+
+    // A logged-out device gets nothing more: its token is dead, so no
+    // connection of it receives later messages or keys.
+    let bob2_token = bob2.token.clone().expect("login hands out a token");
+    bob2.secure.client().logout().await.expect("logout");
+    drop(bob2);
+    let t = "zebra-dm-4 bob1 after bob2 logged out";
+    say(&bob1, &dm, t, &mut sent).await;
+    for dev in [&mut alice1, &mut alice2] {
+        reads(dev, &dm, t).await;
+    }
+    let (again, _) = connect(url).await;
+    assert!(
+        again.resume(&bob2_token).await.is_err(),
+        "a logged-out device signs in again"
+    );
+
+    // Safety numbers: the same on both sides.
+    let alice_bob = alice1.secure.safety_number(&bob1.user()).await.expect("sn");
+    let bob_alice = bob1.secure.safety_number(&alice1.user()).await.expect("sn");
+    assert_eq!(alice_bob, bob_alice, "both sides see one safety number");
+    assert_eq!(
+        alice2.secure.safety_number(&bob1.user()).await.expect("sn"),
+        alice_bob,
+        "an unverified own device sees it too"
+    );
+
+    // Two new devices of alice: neither reads the history yet.
+    let mut alice3 = other_device(url, "alice", "alice3").await;
+    let mut alice4 = other_device(url, "alice", "alice4").await;
+    for dev in [&alice3, &alice4] {
+        for conv in [&dm, &group] {
+            let page = history(dev, conv).await;
+            assert!(
+                readable(&page).is_empty(),
+                "{} reads history before it was verified: {:?}",
+                dev.name,
+                readable(&page)
+            );
+        }
+    }
+    // Alice confirms alice3 on alice1: it is signed, gets the master key
+    // and the conversation keys, and reads every earlier message.
+    alice1
+        .secure
+        .verify_device(&alice3.device())
+        .await
+        .expect("verify alice3");
+    let earlier: Vec<(ConversationId, String)> = sent
+        .iter()
+        .map(|t| {
+            let conv = if t.contains("-dm-") { &dm } else { &group };
+            (conv.clone(), t.clone())
+        })
+        .collect();
+    reads_all(&mut alice3, &earlier).await;
+    let mut forwarded = readable(&history(&alice3, &dm).await);
+    forwarded.extend(readable(&history(&alice3, &group).await));
+    let mut expected: Vec<String> = earlier.iter().map(|(_, t)| t.clone()).collect();
+    forwarded.sort();
+    expected.sort();
+    assert_eq!(forwarded, expected, "alice3 reads the whole history");
+    assert_eq!(
+        alice1.secure.device_trust(&alice3.user(), &alice3.device()),
+        chatcore_client::e2e::DeviceTrust::Verified
+    );
+    // It holds the master key now, so it can verify later devices.
+    assert!(alice3
+        .secure
+        .with_machine(|m| m.has_master_key())
+        .expect("saved"));
+
+    // The unverified alice4 got none of it.
+    let read = settle(&mut alice4).await;
+    assert!(
+        read.is_empty(),
+        "the unverified device read forwarded history: {read:?}"
+    );
+    for conv in [&dm, &group] {
+        let page = history(&alice4, conv).await;
+        assert!(
+            readable(&page).is_empty(),
+            "the unverified device reads history: {:?}",
+            readable(&page)
+        );
+    }
+    // New messages reach every current device, verified or not.
+    let t = "zebra-group-4 alice3 writes";
+    say(&alice3, &group, t, &mut sent).await;
+    for dev in [&mut alice1, &mut alice4, &mut carol1, &mut carol2] {
+        reads(dev, &group, t).await;
+    }
+
+    // Adding devices changed no safety number.
+    assert_eq!(
+        alice3.secure.safety_number(&bob1.user()).await.expect("sn"),
+        alice_bob
+    );
+    assert_eq!(
+        alice1.secure.safety_number(&bob1.user()).await.expect("sn"),
+        alice_bob
+    );
+    assert_eq!(
+        bob1.secure.safety_number(&alice1.user()).await.expect("sn"),
+        alice_bob
+    );
+    sent
+}
+
+#[tokio::test]
+async fn encrypted_conversations_across_devices_on_the_memory_store() {
+    let chatd = Chatd::start(&[]).await;
+    let sent = scenario(&chatd.url()).await;
+    assert!(sent.len() >= 8);
+}
+
+/// The engine in this process on `Backends::memory()`, served over
+/// WebSocket by a minimal bridge (chatd's own listener is a binary), so
+/// that the test can read the memory stores afterwards.
+async fn serve_in_process(server: Arc<chatcore_client::chatcore::Server>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(bridge(server.clone(), stream));
+        }
+    });
+    format!("ws://{addr}/ws")
+}
+
+/// One WebSocket connection bridged to an in-process session.
+// The handshake callback's error type is tungstenite's, not ours.
+#[allow(clippy::result_large_err)]
+async fn bridge(server: Arc<chatcore_client::chatcore::Server>, stream: TcpStream) {
+    use chatcore_client::chatcore::session::{connect_in_process, InProcess, PeerInfo};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut codec = Codec::MsgPack;
+    let choose = |req: &Request, mut resp: Response| {
+        let offered = req
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if let Some(c) = offered
+            .split(',')
+            .find_map(|p| Codec::from_subprotocol(p.trim()))
+        {
+            resp.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static(c.subprotocol()),
+            );
+            codec = c;
+        }
+        Ok(resp)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, choose).await else {
+        return;
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let InProcess { mut tx, mut rx, .. } =
+        connect_in_process(server, PeerInfo::default(), 256, shutdown.clone());
+    let (mut sink, mut source) = ws.split();
+    let up = async {
+        while let Some(Ok(message)) = source.next().await {
+            let bytes = match message {
+                Message::Binary(b) => b.to_vec(),
+                Message::Text(t) => t.as_str().as_bytes().to_vec(),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if tx.send(codec.decode_client(&bytes)).await.is_err() {
+                break;
+            }
+        }
+    };
+    let down = async {
+        while let Some(frame) = rx.next().await {
+            let bytes = codec.encode(&frame).expect("encode");
+            let message = if codec.is_text() {
+                Message::Text(String::from_utf8(bytes).expect("json").into())
+            } else {
+                Message::Binary(bytes.into())
+            };
+            if sink.send(message).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(Message::Close(None)).await;
+    };
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
+    }
+    shutdown.cancel();
+}
+
+/// What the memory stores hold, read through the store traits: every
+/// conversation of every user with its whole history, and every to-device
+/// payload still queued for any of their devices, as debug text.
+async fn dump_memory(backends: &chatcore_client::chatcore::Backends, users: &[UserId]) -> String {
+    use chatcore_client::chatcore::store::Listing;
+    let mut dump = String::new();
+    for user in users {
+        let record = backends.users.get(user).await.expect("user");
+        dump.push_str(&format!("{record:?}\n"));
+        let convs = backends
+            .messages
+            .conversations(user, Listing::All, None, 1000)
+            .await
+            .expect("conversations");
+        for conv in convs {
+            dump.push_str(&format!("{conv:?}\n"));
+            let history = backends
+                .messages
+                .history(&conv.conv, None, 10_000)
+                .await
+                .expect("history");
+            dump.push_str(&format!("{history:?}\n"));
+        }
+        let devices = backends.keys.identities(user).await.expect("devices");
+        dump.push_str(&format!("{devices:?}\n"));
+        for device in devices {
+            let pending = backends
+                .to_device
+                .pending(user, &device.device, 10_000)
+                .await
+                .expect("pending");
+            dump.push_str(&format!("{pending:?}\n"));
+        }
+    }
+    dump
+}
+
+#[tokio::test]
+async fn encrypted_conversations_leave_no_plaintext_in_the_memory_stores() {
+    use chatcore_client::chatcore::{Backends, Config, Server};
+    let backends = Backends::memory();
+    let mut config = Config::default();
+    config.argon2.m_kib = 64;
+    let server = tokio::task::spawn_blocking({
+        let backends = backends.clone();
+        move || Server::new(backends, config).expect("server")
+    })
+    .await
+    .expect("server starts");
+    let url = serve_in_process(server).await;
+    let sent = scenario(&url).await;
+    let mut users = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let (client, _events) = connect(&url).await;
+        let session = client.login(name, PASSWORD, "scan").await.expect("login");
+        users.push(session.user);
+    }
+    assert_eq!(users.len(), 3);
+    let dump = dump_memory(&backends, &users).await;
+    assert!(dump.contains("alice@example.com"), "the dump holds no user");
+    assert!(
+        dump.contains("megolm.v1"),
+        "the dump holds no encrypted message"
+    );
+    for text in &sent {
+        assert!(
+            !dump.contains(text.as_str()),
+            "the plaintext {text:?} is in the memory store"
+        );
+    }
+}
+
+/// Every document of every collection of the database at `uri`, as raw
+/// BSON and as extended JSON text: fails if any holds one of `texts`.
+async fn scan_mongo(uri: &str, texts: &[String]) {
+    use chatcore_mongo::mongodb::bson::{self, Document};
+    use futures_util::TryStreamExt;
+    let client = chatcore_mongo::mongodb::Client::with_uri_str(uri)
+        .await
+        .expect("mongo client");
+    let db = client.default_database().expect("the uri names a database");
+    // jongodb has no `listCollections`: the store lists what it writes.
+    let names = chatcore_mongo::COLLECTIONS;
+    let mut dump: Vec<u8> = Vec::new();
+    for name in names {
+        let mut cursor = db
+            .collection::<Document>(name)
+            .find(bson::doc! {})
+            .await
+            .expect("find");
+        while let Some(doc) = cursor.try_next().await.expect("next document") {
+            dump.extend(bson::to_vec(&doc).expect("bson"));
+            dump.extend(doc.to_string().into_bytes());
+        }
+    }
+    // The scan sees the data: the users' addresses are stored in clear.
+    assert!(
+        contains(&dump, b"alice@example.com"),
+        "the scan found no user in {names:?}"
+    );
+    assert!(
+        contains(&dump, b"megolm.v1"),
+        "the scan found no encrypted message in {names:?}"
+    );
+    for text in texts {
+        assert!(
+            !contains(&dump, text.as_bytes()),
+            "the plaintext {text:?} is in the database"
+        );
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn encrypted_conversations_on_mongodb_leave_no_plaintext_in_any_collection() {
+    let server = chatcore_mongo::testing::Jongo::start(0).unwrap_or_else(|e| panic!("{e}"));
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/chatd_e2e_{}",
+        server.port,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let chatd = Chatd::start(&["--store", &uri]).await;
+    let sent = scenario(&chatd.url()).await;
+    scan_mongo(&uri, &sent).await;
+}
+
+/// The device's state survives a reconnect through a `FileStore`: a
+/// resumed session (the same device) reads what it read before, from the
+/// saved keys; the wrong key opens nothing; the file holds no plaintext.
+#[tokio::test]
+async fn the_encrypted_state_is_saved_and_reopened_by_the_same_device() {
+    use chatcore_client::secure::{FileStore, SecureError};
+    let chatd = Chatd::start(&[]).await;
+    let url = chatd.url();
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "e2e-state-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&path);
+    let key = [42; 32];
+
+    let (client, events) = connect(&url).await;
+    let session = client
+        .register(&registration("dora"))
+        .await
+        .expect("register");
+    let token = session.token.clone().expect("a token");
+    let options = SecureOptions::new(Arc::new(FileStore::new(&path)), key);
+    let (secure, events) = SecureClient::start(client, events, &session, options)
+        .await
+        .expect("start");
+    let mut dora = Dev {
+        name: "dora".into(),
+        secure,
+        events,
+        token: Some(token.clone()),
+    };
+    let eve = first_device(&url, "eve").await;
+    contacts(&dora, &eve).await;
+    let conv = eve
+        .secure
+        .client()
+        .open_encrypted_direct(&dora.user())
+        .await
+        .expect("open")
+        .conv;
+    let text = "zebra-saved a secret kept across restarts";
+    say(&eve, &conv, text, &mut Vec::new()).await;
+    reads(&mut dora, &conv, text).await;
+    let device = dora.device();
+    drop(dora);
+
+    let saved = std::fs::read(&path).expect("the state is saved");
+    assert!(
+        !contains(&saved, text.as_bytes()),
+        "the saved state holds plaintext"
+    );
+
+    // The wrong key opens nothing.
+    let (client, events) = connect(&url).await;
+    let session = client.resume(&token).await.expect("resume");
+    let wrong = SecureOptions::new(Arc::new(FileStore::new(&path)), [7; 32]);
+    let refused = SecureClient::start(client, events, &session, wrong).await;
+    assert!(
+        matches!(refused, Err(SecureError::E2e(_))),
+        "a wrong key opened the state: {refused:?}"
+    );
+
+    // The right key: the same device, reading the same history.
+    let (client, events) = connect(&url).await;
+    let session = client.resume(&token).await.expect("resume");
+    assert_eq!(session.device, device);
+    let options = SecureOptions::new(Arc::new(FileStore::new(&path)), key);
+    let (secure, _events) = SecureClient::start(client, events, &session, options)
+        .await
+        .expect("start again");
+    assert_eq!(secure.device(), device);
+    let (page, _) = secure.history(&conv, None, None).await.expect("history");
+    assert!(
+        page.iter().any(|m| m.text() == Some(text)),
+        "the reopened device cannot read what it read before"
+    );
+    let _ = std::fs::remove_file(&path);
+}
