@@ -1096,14 +1096,7 @@ impl Client {
         users: &[UserId],
         conv: Option<&ConversationId>,
     ) -> Result<Vec<DeviceKeysInfo>, Error> {
-        let (users, conv) = (users.to_vec(), conv.cloned());
-        match self
-            .request(|id| ClientFrame::QueryKeys { id, users, conv })
-            .await?
-        {
-            ServerFrame::DeviceKeys { devices, .. } => Ok(devices),
-            other => Err(unexpected(other)),
-        }
+        Ok(self.query_keys_full(users, conv).await?.0)
     }
 
     /// As [`Client::query_keys`], with the master keys of the users asked

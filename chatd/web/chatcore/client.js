@@ -914,8 +914,7 @@ export class ChatClient {
     }
     /** The identity keys of the devices of `users` the caller may reach (through `conv`, a conversation of theirs, if given). */
     async queryKeys(users, conv) {
-        const reply = await this.request({ type: "query_keys", users, ...(conv === undefined ? {} : { conv }) }, "device_keys", { auth: true, retry: true });
-        return reply.devices;
+        return (await this.queryKeysAndMasters(users, conv)).devices;
     }
     /** As {@link ChatClient.queryKeys}, with the master key of each of `users` that has one. */
     async queryKeysAndMasters(users, conv) {
