@@ -723,7 +723,7 @@ impl SecureClient {
         }
         self.send_out(Some(conv), encrypted.to_device).await?;
         let content = Content::Encrypted {
-            algorithm: encrypted.content.algorithm,
+            algorithm: encrypted.content.algorithm.into(),
             device: encrypted.content.device,
             session: encrypted.content.session,
             ciphertext: encode_payload(&encrypted.content.ciphertext),
@@ -926,7 +926,7 @@ fn decrypt_with(m: &mut Machine, message: &ChatMessage) -> Body {
         }
     };
     let content = e2e::EncryptedContent {
-        algorithm: algorithm.clone(),
+        algorithm: algorithm.to_string(),
         device: device.clone(),
         session: session.clone(),
         ciphertext,

@@ -5,6 +5,7 @@
 //! a user id can never be passed where a conversation id is expected.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 macro_rules! string_id {
@@ -154,8 +155,10 @@ pub enum Content {
     /// (a text, and later a reply, a reaction, media) for the members'
     /// devices. The server routes it and cannot read it; see docs/E2E.md.
     Encrypted {
-        /// How it is encrypted (`megolm.v1`).
-        algorithm: String,
+        /// How it is encrypted ([`crate::e2e::MEGOLM_V1`]). Borrowed when it
+        /// is a name the server knows, so that relaying a message does not
+        /// allocate a copy of the same few bytes each time.
+        algorithm: Cow<'static, str>,
         /// The sending device.
         device: DeviceId,
         /// The id of the sender's session whose key decrypts it.

@@ -13,6 +13,7 @@
 use std::io::Write;
 
 use super::ServerFrame;
+use crate::e2e::MEGOLM_V1;
 use crate::model::{Content, Message};
 
 /// A piece of a fixed run of MessagePack bytes.
@@ -97,6 +98,17 @@ const ENCRYPTED_HEAD: [u8; 34] = encoded(&[
     Key("algorithm"),
 ]);
 
+/// [`ENCRYPTED_HEAD`] with the algorithm every message of an encrypted
+/// conversation names today, up to the sending device's key.
+const MEGOLM_HEAD: [u8; 44] = encoded(&[
+    Key("content"),
+    Byte(0x85),
+    Key("kind"),
+    Key("encrypted"),
+    Key("algorithm"),
+    Key(MEGOLM_V1),
+]);
+
 /// `{"type": "sent", "id": ` up to the id's value.
 const SENT_HEAD: [u8; 14] = encoded(&[Byte(0x87), Key("type"), Key("sent"), Key("id")]);
 
@@ -116,8 +128,12 @@ pub(crate) fn write_msgpack(frame: &ServerFrame, out: &mut impl Write) -> std::i
                 session,
                 ciphertext,
             } => {
-                write_message(message, &ENCRYPTED_HEAD, out)?;
-                str(out, algorithm)?;
+                if algorithm == MEGOLM_V1 {
+                    write_message(message, &MEGOLM_HEAD, out)?;
+                } else {
+                    write_message(message, &ENCRYPTED_HEAD, out)?;
+                    str(out, algorithm)?;
+                }
                 out.write_all(&K_DEVICE)?;
                 str(out, device.as_str())?;
                 out.write_all(&K_SESSION)?;
@@ -234,6 +250,23 @@ mod tests {
             );
         }
         assert_eq!(by_hand, 3, "sent, the text and the encrypted message");
+        // An algorithm the server does not know yet takes the general head.
+        for frame in samples::server_frames() {
+            let ServerFrame::Message { message } = frame else {
+                continue;
+            };
+            let mut message = crate::model::Message::clone(message.message());
+            let crate::model::Content::Encrypted { algorithm, .. } = &mut message.content else {
+                continue;
+            };
+            *algorithm = "mls.v1".to_owned().into();
+            let frame = ServerFrame::Message {
+                message: crate::protocol::SharedMessage::new(std::sync::Arc::new(message)),
+            };
+            let mut fast = Vec::new();
+            assert!(write_msgpack(&frame, &mut fast).unwrap());
+            assert_eq!(fast, rmp_serde::encode::to_vec_named(&frame).unwrap());
+        }
         let notice = samples::server_frames()
             .into_iter()
             .find(

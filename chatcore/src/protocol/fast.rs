@@ -24,9 +24,11 @@
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::fmt;
 
 use super::ClientFrame;
+use crate::e2e::MEGOLM_V1;
 use crate::model::{Content, ConversationId, DeviceId, UserId};
 
 /// A client frame decoded by the fast path.
@@ -368,7 +370,9 @@ fn read_content(r: &mut &[u8]) -> Option<Content> {
         return None;
     }
     let mut kind = None;
-    let mut fields: [Option<&str>; 5] = [None; 5];
+    // Raw until the kind is known; each is checked as UTF-8 where it is
+    // taken, except a known algorithm, which only UTF-8 can equal.
+    let mut fields: [Option<&[u8]>; 5] = [None; 5];
     for _ in 0..len {
         let key = read_raw(r)?;
         if key == b"kind" {
@@ -389,21 +393,34 @@ fn read_content(r: &mut &[u8]) -> Option<Content> {
         if fields[slot].is_some() {
             return None;
         }
-        fields[slot] = Some(read_str(r)?);
+        fields[slot] = Some(read_raw(r)?);
     }
+    let utf8 = |raw: &[u8]| std::str::from_utf8(raw).ok().map(str::to_owned);
     match (kind?, fields) {
-        (b"text", [Some(text), None, None, None, None]) => Some(Content::Text {
-            text: text.to_owned(),
-        }),
+        (b"text", [Some(text), None, None, None, None]) => {
+            Some(Content::Text { text: utf8(text)? })
+        }
         (b"encrypted", [None, Some(algorithm), Some(device), Some(session), Some(ciphertext)]) => {
             Some(Content::Encrypted {
-                algorithm: algorithm.to_owned(),
-                device: DeviceId(device.to_owned()),
-                session: session.to_owned(),
-                ciphertext: ciphertext.to_owned(),
+                algorithm: known_algorithm(algorithm)?,
+                device: DeviceId(utf8(device)?),
+                session: utf8(session)?,
+                ciphertext: utf8(ciphertext)?,
             })
         }
         _ => None,
+    }
+}
+
+/// The algorithm of an encrypted message: the static name when it is the
+/// one the server knows (every message of a conversation carries it).
+fn known_algorithm(name: &[u8]) -> Option<Cow<'static, str>> {
+    if name == MEGOLM_V1.as_bytes() {
+        Some(Cow::Borrowed(MEGOLM_V1))
+    } else {
+        std::str::from_utf8(name)
+            .ok()
+            .map(|n| Cow::Owned(n.to_owned()))
     }
 }
 
@@ -559,6 +576,46 @@ mod tests {
         for bytes in declined {
             assert_eq!(super::decode_msgpack_send(&bytes), None, "{bytes:?}");
         }
+
+        // Ciphertext: the known algorithm is the static name, another is
+        // read as it is (and refused later by the envelope's check), and
+        // invalid UTF-8 in any field is declined like elsewhere.
+        let encrypted = |algorithm: &str| {
+            send(
+                &[
+                    ("kind", "encrypted"),
+                    ("algorithm", algorithm),
+                    ("device", "d"),
+                    ("session", "cw"),
+                    ("ciphertext", "Y3Q"),
+                ],
+                false,
+            )
+        };
+        for algorithm in ["megolm.v1", "mls.v1"] {
+            let bytes = encrypted(algorithm);
+            let hand = super::decode_msgpack_send(&bytes);
+            assert_eq!(hand, Codec::MsgPack.decode_client(&bytes).ok());
+            let Some(ClientFrame::Send {
+                content: crate::model::Content::Encrypted { algorithm: got, .. },
+                ..
+            }) = hand
+            else {
+                panic!("{algorithm}: not read by hand");
+            };
+            assert_eq!(got, algorithm);
+            assert_eq!(
+                matches!(got, std::borrow::Cow::Borrowed(_)),
+                algorithm == "megolm.v1"
+            );
+        }
+        let mut bad_utf8 = encrypted("mls.v1");
+        let at = bad_utf8
+            .windows(6)
+            .position(|w| w == b"mls.v1")
+            .expect("there");
+        bad_utf8[at] = 0xff;
+        assert_eq!(super::decode_msgpack_send(&bad_utf8), None);
 
         // A `uint 32` key 0 is no field name (a derived struct alone would
         // read it as the index of `id`): declined, and refused behind.
