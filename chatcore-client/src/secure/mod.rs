@@ -29,7 +29,10 @@
 //!
 //! The state is saved after every change, encrypted with the 32-byte key
 //! the application gives, through a [`MachineStore`] ([`MemoryStore`],
-//! [`FileStore`], or the application's own).
+//! [`FileStore`], or the application's own). Saves run on a thread of
+//! their own, in order, never on an async worker; whatever leaves the
+//! device because of a change (an upload, an acknowledgement, a
+//! ciphertext) waits until the change is saved.
 //!
 //! Limits: a device reads a conversation from the time it got the key; a
 //! user's new device reads the earlier history only once another own device
@@ -68,7 +71,6 @@
 //! ```
 
 use std::collections::{HashSet, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chatcore::e2e::{decode_payload, encode_payload};
@@ -84,6 +86,11 @@ use crate::e2e::{
 };
 use crate::{Client, Close, Error, Event, Events, SessionInfo};
 
+mod store;
+
+pub use store::{FileStore, MachineStore, MemoryStore};
+use store::{Saver, Saving};
+
 /// The largest to-device payload this client decodes (the server's
 /// default bound is 32 KiB; a payload is never larger than a frame).
 const MAX_PAYLOAD: usize = 64 * 1024;
@@ -98,69 +105,6 @@ const PAYLOADS_PER_FRAME: usize = 1000;
 const MAX_WAITING: usize = 1000;
 /// How often a step that needed claims is tried again.
 const CLAIM_ROUNDS: usize = 3;
-
-/// Where the device's encrypted state is kept between runs.
-pub trait MachineStore: Send + Sync {
-    /// The bytes saved last, or `None` when nothing was saved yet.
-    fn load(&self) -> std::io::Result<Option<Vec<u8>>>;
-    /// Replaces the saved bytes; when it returns, a later `load` sees them
-    /// (also after a crash, for a durable store).
-    fn save(&self, bytes: &[u8]) -> std::io::Result<()>;
-}
-
-/// Keeps the state in memory: for tests, and apps that start afresh each
-/// time. Clones share the same bytes.
-#[derive(Clone, Debug, Default)]
-pub struct MemoryStore {
-    bytes: Arc<Mutex<Option<Vec<u8>>>>,
-}
-
-impl MachineStore for MemoryStore {
-    fn load(&self) -> std::io::Result<Option<Vec<u8>>> {
-        Ok(lock(&self.bytes).clone())
-    }
-
-    fn save(&self, bytes: &[u8]) -> std::io::Result<()> {
-        *lock(&self.bytes) = Some(bytes.to_vec());
-        Ok(())
-    }
-}
-
-/// Keeps the state in one file, replaced atomically (written beside it,
-/// synced, then renamed over it), so a crash leaves the old or the new
-/// state, never half of one.
-#[derive(Clone, Debug)]
-pub struct FileStore {
-    path: PathBuf,
-}
-
-impl FileStore {
-    /// A store at `path` (its directory must exist).
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
-    }
-}
-
-impl MachineStore for FileStore {
-    fn load(&self) -> std::io::Result<Option<Vec<u8>>> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn save(&self, bytes: &[u8]) -> std::io::Result<()> {
-        use std::io::Write;
-        let mut tmp = self.path.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &self.path)
-    }
-}
 
 /// How [`SecureClient::start`] keeps the state.
 #[derive(Clone)]
@@ -295,6 +239,8 @@ struct Shared {
     /// verifying), so that keys are generated, published and used in order.
     op: tokio::sync::Mutex<()>,
     options: SecureOptions,
+    /// Saves the state off the async workers, in order.
+    saver: Saver,
     waiting: Mutex<Waiting>,
     /// Events found outside [`SecureEvents::recv`] (device changes seen
     /// while sending), handed out by the next `recv`.
@@ -393,7 +339,11 @@ impl SecureClient {
         session: &SessionInfo,
         options: SecureOptions,
     ) -> Result<(SecureClient, SecureEvents), SecureError> {
-        let machine = match options.store.load()? {
+        let store = options.store.clone();
+        let saved = tokio::task::spawn_blocking(move || store.load())
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let machine = match saved {
             Some(bytes) => {
                 let m = Machine::from_bytes(&bytes, &options.key)?;
                 if *m.user() == session.user && *m.device() == session.device {
@@ -409,6 +359,7 @@ impl SecureClient {
             client,
             machine: Mutex::new(machine),
             op: tokio::sync::Mutex::new(()),
+            saver: Saver::new(options.store.clone())?,
             options,
             waiting: Mutex::new(Waiting::default()),
             notices: Mutex::new(VecDeque::new()),
@@ -449,18 +400,36 @@ impl SecureClient {
     }
 
     /// Runs `f` on the machine (e.g. to read [`Machine::device_trust`]),
-    /// then saves the state.
+    /// then queues the state to be saved (the next step that sends
+    /// anything waits until it is).
     pub fn with_machine<R>(&self, f: impl FnOnce(&mut Machine) -> R) -> Result<R, SecureError> {
         let mut m = lock(&self.shared.machine);
         let r = f(&mut m);
-        self.persist(&m)?;
+        self.shared
+            .saver
+            .save_later(m.to_bytes(&self.shared.options.key)?);
         Ok(r)
     }
 
-    fn persist(&self, machine: &Machine) -> Result<(), SecureError> {
-        let bytes = machine.to_bytes(&self.shared.options.key)?;
-        self.shared.options.store.save(&bytes)?;
-        Ok(())
+    /// Queues the state to be saved: serialised here, under the machine's
+    /// lock, so saves land in the order of the changes; written by the
+    /// saver's thread. Await [`Saving::done`] before anything that depends
+    /// on the change leaves the device (an upload, an ack, a ciphertext
+    /// whose ratchet step must never be used twice).
+    fn persist(&self, machine: &Machine) -> Result<Saving, SecureError> {
+        Ok(self
+            .shared
+            .saver
+            .save(machine.to_bytes(&self.shared.options.key)?))
+    }
+
+    /// Queues the state to be saved with nobody waiting (a failure is
+    /// logged): for changes nothing sent depends on.
+    fn persist_later(&self, machine: &Machine) {
+        match machine.to_bytes(&self.shared.options.key) {
+            Ok(bytes) => self.shared.saver.save_later(bytes),
+            Err(e) => tracing::warn!(error = %e, "the end-to-end state was not saved"),
+        }
     }
 
     fn notify(&self, changes: Vec<DeviceChange>) {
@@ -489,7 +458,7 @@ impl SecureClient {
             }
             self.notify(changes);
         }
-        let upload = {
+        let (upload, saved) = {
             let mut m = lock(&self.shared.machine);
             let mut upload = m.keys_to_upload(counts);
             if own_first && own_master.is_none() && m.master_key(&me).is_none() {
@@ -503,18 +472,21 @@ impl SecureClient {
                     signature: created.device_signature,
                 });
             }
-            // Saved before the upload: keys the server may hold must never
-            // be lost here. Unpublished keys are offered again next time.
-            self.persist(&m)?;
-            upload
+            (upload, self.persist(&m)?)
         };
+        // Saved before the upload: keys the server may hold must never be
+        // lost here. Unpublished keys are offered again next time.
+        saved.done().await?;
         if upload.is_empty() {
             return Ok(());
         }
         self.shared.client.upload_keys(upload).await?;
-        let mut m = lock(&self.shared.machine);
-        m.mark_keys_published();
-        self.persist(&m)
+        let saved = {
+            let mut m = lock(&self.shared.machine);
+            m.mark_keys_published();
+            self.persist(&m)?
+        };
+        Ok(saved.done().await?)
     }
 
     /// The directory's answer about `users` (through `conv` when given),
@@ -582,13 +554,14 @@ impl SecureClient {
             .flat_map(|u| u.devices.iter().map(|d| d.keys.clone()))
             .collect();
         let mut changes = Vec::new();
-        {
+        let saved = {
             let mut m = lock(&self.shared.machine);
             for keys in answer {
                 changes.extend(m.receive_device_keys(keys));
             }
-            self.persist(&m)?;
-        }
+            self.persist(&m)?
+        };
+        saved.done().await?;
         self.notify(changes);
         Ok(devices)
     }
@@ -604,23 +577,30 @@ impl SecureClient {
             let needs = {
                 let mut m = lock(&self.shared.machine);
                 match f(&mut m, now())? {
-                    Outcome::Ready(t) => {
-                        self.persist(&m)?;
-                        return Ok(t);
-                    }
-                    Outcome::NeedsClaims(devices) => devices,
+                    Outcome::Ready(t) => Ok((t, self.persist(&m)?)),
+                    Outcome::NeedsClaims(devices) => Err(devices),
                 }
+            };
+            let needs = match needs {
+                Ok((t, saved)) => {
+                    saved.done().await?;
+                    return Ok(t);
+                }
+                Err(devices) => devices,
             };
             let mut claimed = Vec::new();
             for chunk in needs.chunks(PER_REQUEST) {
                 claimed.extend(self.shared.client.claim_keys(chunk, conv).await?);
             }
-            let mut m = lock(&self.shared.machine);
-            for (device, why) in m.receive_claimed_keys(&needs, &claimed, now()) {
-                tracing::warn!(user = %device.user, device = %device.device, error = %why,
-                    "no encrypted channel to a device");
-            }
-            self.persist(&m)?;
+            let saved = {
+                let mut m = lock(&self.shared.machine);
+                for (device, why) in m.receive_claimed_keys(&needs, &claimed, now()) {
+                    tracing::warn!(user = %device.user, device = %device.device, error = %why,
+                        "no encrypted channel to a device");
+                }
+                self.persist(&m)?
+            };
+            saved.done().await?;
         }
         Err(SecureError::Refused(
             "devices still lack an encrypted channel after claiming their keys".into(),
@@ -786,9 +766,7 @@ impl SecureClient {
         let results = {
             let mut m = lock(&self.shared.machine);
             let results = m.retry_deferred(now());
-            if let Err(e) = self.persist(&m) {
-                tracing::warn!(error = %e, "the end-to-end state was not saved");
-            }
+            self.persist_later(&m);
             results
         };
         if results.is_empty() {
@@ -831,9 +809,7 @@ impl SecureClient {
         let body = {
             let mut m = lock(&self.shared.machine);
             let body = decrypt_with(&mut m, &message);
-            if let Err(e) = self.persist(&m) {
-                tracing::warn!(error = %e, "the end-to-end state was not saved");
-            }
+            self.persist_later(&m);
             body
         };
         if let Body::Waiting { session } = &body {
@@ -857,12 +833,12 @@ impl SecureClient {
                 "device {device} of {me} has published no keys"
             )));
         };
-        let signature = {
+        let (signature, saved) = {
             let mut m = lock(&self.shared.machine);
             let signature = m.sign_device(&info)?;
-            self.persist(&m)?;
-            signature
+            (signature, self.persist(&m)?)
         };
+        saved.done().await?;
         self.shared
             .client
             .upload_keys(KeyUpload {
@@ -1064,7 +1040,7 @@ impl SecureEvents {
         let mut acks = Vec::new();
         let mut results = Vec::new();
         let mut deferred_users = Vec::new();
-        {
+        let mut saved = {
             let mut m = lock(&self.shared.machine);
             for message in messages {
                 acks.push(ToDeviceAck {
@@ -1092,8 +1068,8 @@ impl SecureEvents {
                 }
                 results.push(r);
             }
-            secure.persist(&m)?;
-        }
+            secure.persist(&m)?
+        };
         self.queue.extend(secure.absorb(results));
         if !deferred_users.is_empty() {
             // The senders' keys: without a conversation, the server answers
@@ -1103,13 +1079,15 @@ impl SecureEvents {
             let results = {
                 let mut m = lock(&self.shared.machine);
                 let r = m.retry_deferred(now());
-                secure.persist(&m)?;
+                saved = secure.persist(&m)?;
                 r
             };
             self.queue.extend(secure.absorb(results));
         }
         // Acknowledged only once processed and saved: a payload kept for
-        // later (deferred) is in the saved state.
+        // later (deferred) is in the saved state. The newest save covers
+        // the ones before it.
+        saved.done().await?;
         for chunk in acks.chunks(PAYLOADS_PER_FRAME) {
             secure.shared.client.ack_to_device(chunk).await?;
         }
@@ -1158,22 +1136,6 @@ mod tests {
         assert_eq!(total, MAX_WAITING, "the oldest went first");
     }
 
-    #[test]
-    fn file_store_saves_replaces_and_reads_nothing_before() {
-        let dir = std::env::temp_dir().join(format!(
-            "chatcore-secure-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = FileStore::new(dir.join("state"));
-        assert_eq!(store.load().unwrap(), None);
-        store.save(b"one").unwrap();
-        store.save(b"two").unwrap();
-        assert_eq!(store.load().unwrap().as_deref(), Some(&b"two"[..]));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
     /// Apps run `SecureEvents::recv` in its own task and send from others.
     #[test]
     fn the_futures_are_send() {
@@ -1190,13 +1152,5 @@ mod tests {
             send(&client_task);
         }
         let _ = check;
-    }
-
-    #[test]
-    fn memory_store_clones_share_the_bytes() {
-        let a = MemoryStore::default();
-        let b = a.clone();
-        a.save(b"state").unwrap();
-        assert_eq!(b.load().unwrap().as_deref(), Some(&b"state"[..]));
     }
 }
