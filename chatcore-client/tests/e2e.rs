@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use chatcore_client::chatcore::e2e::{device_signature_text, master_key_text, verify, OLM_V1};
 use chatcore_client::chatcore::model::{ConversationId, DeviceId, MessageId, Millis, UserId};
 use chatcore_client::chatcore::protocol::{
-    ClaimedKey, DeviceKeysInfo, DeviceRef, IdentityKeys, SignedKey,
+    ClaimedKey, DeviceKeysInfo, DeviceRef, IdentityKeys, KeyCountsInfo, MasterKeyInfo, SignedKey,
 };
 use chatcore_client::e2e::{
-    safety_number, Decrypted, DeviceChange, DeviceTrust, E2eError, EncryptedContent, KeyCounts,
-    Machine, MasterKeyUpload, Outcome, QueriedDevice, Received, SignedMasterKey, ToDeviceIn,
-    ToDeviceOut, UserKeys, MAX_SESSION_AGE, MAX_SESSION_MESSAGES, ONE_TIME_KEY_TARGET,
+    safety_number, Decrypted, DeviceChange, DeviceTrust, E2eError, EncryptedContent, Machine,
+    MasterKeyUpload, Outcome, Received, ToDeviceIn, ToDeviceOut, UserKeys, MAX_SESSION_AGE,
+    MAX_SESSION_MESSAGES, ONE_TIME_KEY_TARGET,
 };
 
 const T0: Millis = 1_700_000_000_000;
@@ -40,7 +40,7 @@ struct Published {
 struct World {
     machines: BTreeMap<Key, Machine>,
     directory: BTreeMap<Key, Published>,
-    masters: BTreeMap<UserId, SignedMasterKey>,
+    masters: BTreeMap<UserId, MasterKeyInfo>,
     inbox: BTreeMap<Key, Vec<ToDeviceIn>>,
     now: Millis,
 }
@@ -60,7 +60,7 @@ impl World {
     fn add(&mut self, user: &str, device: &str) -> Key {
         let k = key(user, device);
         let mut m = Machine::new(k.0.clone(), k.1.clone());
-        let upload = m.keys_to_upload(KeyCounts::default());
+        let upload = m.keys_to_upload(KeyCountsInfo::default());
         m.mark_keys_published();
         self.directory.insert(
             k.clone(),
@@ -96,9 +96,9 @@ impl World {
                 .directory
                 .iter()
                 .filter(|(k, _)| k.0 == *user)
-                .map(|(k, p)| QueriedDevice {
-                    keys: self.info(k),
+                .map(|(k, p)| DeviceKeysInfo {
                     master_signature: p.master_signature.clone(),
+                    ..self.info(k)
                 })
                 .collect(),
         }
@@ -717,7 +717,7 @@ fn forged_signatures_are_refused() {
 
     // Device keys signed by another key: the device is not tracked.
     let mut answer = w.query(&b.0);
-    answer.devices[0].keys.keys.signature = w.directory[&m2].identity.signature.clone();
+    answer.devices[0].keys.signature = w.directory[&m2].identity.signature.clone();
     let changes = w.m(&a).receive_device_keys(answer);
     assert!(changes.iter().any(|c| matches!(
         c,
@@ -955,7 +955,7 @@ fn olm_messages_bind_sender_and_recipient() {
 #[test]
 fn keys_are_topped_up_and_signed() {
     let mut m = Machine::new(UserId::from("alice"), DeviceId::from("a1"));
-    let first = m.keys_to_upload(KeyCounts::default());
+    let first = m.keys_to_upload(KeyCountsInfo::default());
     let identity = first.device_keys.clone().unwrap();
     assert_eq!(identity, m.identity_keys());
     let text = chatcore_client::chatcore::e2e::device_keys_text(
@@ -973,21 +973,21 @@ fn keys_are_topped_up_and_signed() {
         verify(&identity.signing_key, &text, &k.signature).unwrap();
     }
     // Not published yet: the same keys again.
-    assert_eq!(m.keys_to_upload(KeyCounts::default()), first);
+    assert_eq!(m.keys_to_upload(KeyCountsInfo::default()), first);
     m.mark_keys_published();
-    let full = KeyCounts {
+    let full = KeyCountsInfo {
         one_time: ONE_TIME_KEY_TARGET,
         fallback_unused: true,
     };
     assert!(m.keys_to_upload(full).is_empty());
-    let low = m.keys_to_upload(KeyCounts {
+    let low = m.keys_to_upload(KeyCountsInfo {
         one_time: ONE_TIME_KEY_TARGET - 5,
         fallback_unused: true,
     });
     assert_eq!(low.one_time_keys.len(), 5);
     assert!(low.device_keys.is_none() && low.fallback_key.is_none());
     m.mark_keys_published();
-    let used = m.keys_to_upload(KeyCounts {
+    let used = m.keys_to_upload(KeyCountsInfo {
         one_time: ONE_TIME_KEY_TARGET,
         fallback_unused: false,
     });
@@ -1028,7 +1028,7 @@ fn a_changed_master_key_or_device_set_is_reported() {
     let impostor = Machine::new(b9.0.clone(), b9.1.clone());
     let mut answer = w.query(&b.0);
     assert_eq!(answer.devices.len(), 1);
-    answer.devices[0].keys.keys = impostor.identity_keys();
+    answer.devices[0].keys = impostor.identity_keys();
     answer.devices[0].master_signature = None;
     let changes = w.m(&a).receive_device_keys(answer);
     assert_eq!(

@@ -3,7 +3,7 @@
 //! Olm channel to it, each signed over the texts of [`chatcore::e2e`].
 
 use chatcore::e2e::{device_keys_text, one_time_key_text, OLM_V1};
-use chatcore::protocol::{DeviceSignature, IdentityKeys, MasterKeyInfo, SignedKey};
+use chatcore::protocol::{DeviceSignature, IdentityKeys, KeyCountsInfo, MasterKeyInfo, SignedKey};
 use vodozemac::olm::Account;
 use vodozemac::{Curve25519PublicKey, KeyId};
 
@@ -27,16 +27,6 @@ impl AccountState {
             identity_published: false,
         }
     }
-}
-
-/// The server's count of this device's keys (its `key_counts` answer).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KeyCounts {
-    /// One-time keys not claimed yet.
-    pub one_time: u32,
-    /// Whether an unused fallback key is stored; `false` after a claimer
-    /// got it (or before the first upload), which rotates it.
-    pub fallback_unused: bool,
 }
 
 /// What to send in an `upload_keys` request.
@@ -94,7 +84,7 @@ impl Machine {
     /// given its `counts`. Calling again before
     /// [`Machine::mark_keys_published`] returns the same keys (plus any
     /// still missing), so a failed upload is retried as is.
-    pub fn keys_to_upload(&mut self, counts: KeyCounts) -> KeyUpload {
+    pub fn keys_to_upload(&mut self, counts: KeyCountsInfo) -> KeyUpload {
         let account = &mut self.account.account;
         let pending = u32::try_from(account.one_time_keys().len()).unwrap_or(u32::MAX);
         let missing = ONE_TIME_KEY_TARGET.saturating_sub(counts.one_time.saturating_add(pending));

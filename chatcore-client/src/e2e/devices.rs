@@ -13,32 +13,11 @@ use std::collections::BTreeMap;
 
 use chatcore::e2e::{device_keys_text, device_signature_text, master_key_text, verify, OLM_V1};
 use chatcore::model::{DeviceId, UserId};
-use chatcore::protocol::{DeviceKeysInfo, DeviceRef};
+use chatcore::protocol::{DeviceKeysInfo, DeviceRef, MasterKeyInfo};
 use serde::{Deserialize, Serialize};
 use vodozemac::{Curve25519PublicKey, Ed25519PublicKey, Ed25519SecretKey};
 
 use super::{E2eError, Machine};
-
-/// A user's master signing key as the directory shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignedMasterKey {
-    /// The public Ed25519 key (unpadded base64).
-    pub key: String,
-    /// The key's own signature over
-    /// [`chatcore::e2e::master_key_text`].
-    pub signature: String,
-}
-
-/// A device as the directory shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueriedDevice {
-    /// Its identity keys, signed by the device.
-    pub keys: DeviceKeysInfo,
-    /// The master key's signature over
-    /// [`chatcore::e2e::device_signature_text`], once the user vouched for
-    /// the device.
-    pub master_signature: Option<String>,
-}
 
 /// The directory's answer about one user: all of the user's devices.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,16 +25,16 @@ pub struct UserKeys {
     /// The user.
     pub user: UserId,
     /// The user's master key, once a device created it.
-    pub master_key: Option<SignedMasterKey>,
+    pub master_key: Option<MasterKeyInfo>,
     /// Every device of the user that uploaded keys.
-    pub devices: Vec<QueriedDevice>,
+    pub devices: Vec<DeviceKeysInfo>,
 }
 
 /// What the first device of a user uploads after creating the master key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MasterKeyUpload {
     /// The master key and its self-signature.
-    pub master_key: SignedMasterKey,
+    pub master_key: MasterKeyInfo,
     /// This device, signed by the master key.
     pub device: DeviceId,
     /// The master key's signature of this device.
@@ -231,8 +210,7 @@ impl Machine {
         }
 
         let mut devices = BTreeMap::new();
-        for queried in keys.devices {
-            let info = queried.keys;
+        for info in keys.devices {
             let device = info.device.clone();
             if info.user != user {
                 reject(
@@ -277,7 +255,7 @@ impl Machine {
                         agreement_key: info.keys.agreement_key,
                         master_signature: None,
                     },
-                    queried.master_signature,
+                    info.master_signature,
                 ),
             };
             // A signature seen before (or made here by sign_device) is kept
@@ -414,7 +392,7 @@ impl Machine {
         let own = self.own_device_info();
         let device_signature = self.sign_device(&own)?;
         Ok(MasterKeyUpload {
-            master_key: SignedMasterKey { key, signature },
+            master_key: MasterKeyInfo { key, signature },
             device: self.device.clone(),
             device_signature,
         })

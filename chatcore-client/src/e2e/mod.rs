@@ -67,7 +67,7 @@
 //! 8. After every call that changed the state, persist [`Machine::to_bytes`].
 //!
 //! ```
-//! use chatcore_client::e2e::{Decrypted, Machine, Outcome, UserKeys, QueriedDevice};
+//! use chatcore_client::e2e::{Decrypted, Machine, Outcome, UserKeys};
 //! use chatcore_client::chatcore::model::{ConversationId, DeviceId, MessageId, UserId};
 //! use chatcore_client::chatcore::protocol::{ClaimedKey, DeviceKeysInfo};
 //!
@@ -82,17 +82,15 @@
 //! alice.receive_device_keys(UserKeys {
 //!     user: bob.user().clone(),
 //!     master_key: None,
-//!     devices: vec![QueriedDevice {
-//!         keys: DeviceKeysInfo { user: bob.user().clone(), device: bob.device().clone(), keys: bob_keys, master_signature: None },
-//!         master_signature: None,
+//!     devices: vec![DeviceKeysInfo {
+//!         user: bob.user().clone(), device: bob.device().clone(), keys: bob_keys, master_signature: None,
 //!     }],
 //! });
 //! bob.receive_device_keys(UserKeys {
 //!     user: alice.user().clone(),
 //!     master_key: None,
-//!     devices: vec![QueriedDevice {
-//!         keys: DeviceKeysInfo { user: alice.user().clone(), device: alice.device().clone(), keys: alice.identity_keys(), master_signature: None },
-//!         master_signature: None,
+//!     devices: vec![DeviceKeysInfo {
+//!         user: alice.user().clone(), device: alice.device().clone(), keys: alice.identity_keys(), master_signature: None,
 //!     }],
 //! });
 //!
@@ -133,10 +131,8 @@ mod store;
 use chatcore::model::{DeviceId, UserId};
 use chatcore::protocol::DeviceRef;
 
-pub use account::{KeyCounts, KeyUpload, ONE_TIME_KEY_TARGET};
-pub use devices::{
-    DeviceChange, DeviceTrust, MasterKeyUpload, QueriedDevice, SignedMasterKey, UserKeys,
-};
+pub use account::{KeyUpload, ONE_TIME_KEY_TARGET};
+pub use devices::{DeviceChange, DeviceTrust, MasterKeyUpload, UserKeys};
 pub use megolm::{
     Decrypted, Encrypted, EncryptedContent, SessionRef, MAX_SESSION_AGE, MAX_SESSION_MESSAGES,
     MEGOLM_V1,

@@ -632,20 +632,17 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::e2e::{KeyCounts, QueriedDevice, UserKeys};
-    use chatcore::protocol::DeviceKeysInfo;
+    use crate::e2e::UserKeys;
+    use chatcore::protocol::{DeviceKeysInfo, KeyCountsInfo};
 
     fn tracked_by(m: &mut Machine, other: &Machine) {
         m.receive_device_keys(UserKeys {
             user: other.user().clone(),
             master_key: None,
-            devices: vec![QueriedDevice {
-                keys: DeviceKeysInfo {
-                    user: other.user().clone(),
-                    device: other.device().clone(),
-                    keys: other.identity_keys(),
-                    master_signature: None,
-                },
+            devices: vec![DeviceKeysInfo {
+                user: other.user().clone(),
+                device: other.device().clone(),
+                keys: other.identity_keys(),
                 master_signature: None,
             }],
         });
@@ -655,7 +652,7 @@ mod tests {
     fn pair() -> (Machine, Machine, DeviceRef) {
         let mut alice = Machine::new(UserId::from("alice"), DeviceId::from("a1"));
         let mut bob = Machine::new(UserId::from("bob"), DeviceId::from("b1"));
-        let upload = bob.keys_to_upload(KeyCounts::default());
+        let upload = bob.keys_to_upload(KeyCountsInfo::default());
         bob.mark_keys_published();
         tracked_by(&mut alice, &bob);
         tracked_by(&mut bob, &alice);

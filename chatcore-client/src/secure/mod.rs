@@ -76,13 +76,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chatcore::e2e::{decode_payload, encode_payload};
 use chatcore::model::{Content, ConversationId, DeviceId, Message as ChatMessage, Millis, UserId};
 use chatcore::protocol::{
-    DeviceKeysInfo, DeviceRef, DeviceSignature, MasterKeyInfo, OutgoingToDevice, ServerFrame,
-    ToDeviceAck, ToDeviceMessage,
+    DeviceKeysInfo, DeviceRef, DeviceSignature, KeyCountsInfo, MasterKeyInfo, OutgoingToDevice,
+    ServerFrame, ToDeviceAck, ToDeviceMessage,
 };
 
 use crate::e2e::{
-    self, DeviceChange, DeviceTrust, E2eError, KeyCounts, KeyUpload, Machine, Outcome,
-    QueriedDevice, Received, SessionRef, SignedMasterKey, ToDeviceOut, UserKeys,
+    self, DeviceChange, DeviceTrust, E2eError, KeyUpload, Machine, Outcome, Received, SessionRef,
+    ToDeviceOut, UserKeys,
 };
 use crate::{Client, Close, Error, Event, Events, SessionInfo};
 
@@ -369,11 +369,7 @@ impl SecureClient {
         };
         {
             let _op = shared.op.lock().await;
-            let counts = KeyCounts {
-                one_time: session.keys.one_time,
-                fallback_unused: session.keys.fallback_unused,
-            };
-            secure.publish_keys(counts, true).await?;
+            secure.publish_keys(session.keys, true).await?;
         }
         let events = SecureEvents {
             events,
@@ -441,7 +437,11 @@ impl SecureClient {
     /// Uploads what the machine has to publish given `counts`; with
     /// `own_first`, queries the own user first and creates the master key
     /// if the user has none yet. Called under the `op` lock.
-    async fn publish_keys(&self, counts: KeyCounts, own_first: bool) -> Result<(), SecureError> {
+    async fn publish_keys(
+        &self,
+        counts: KeyCountsInfo,
+        own_first: bool,
+    ) -> Result<(), SecureError> {
         let me = self.user();
         let mut own_master = None;
         if own_first {
@@ -523,17 +523,11 @@ impl SecureClient {
                     master_key: masters
                         .iter()
                         .find(|m| m.user == *user)
-                        .map(|m| SignedMasterKey {
-                            key: m.master_key.key.clone(),
-                            signature: m.master_key.signature.clone(),
-                        }),
+                        .map(|m| m.master_key.clone()),
                     devices: devices
                         .iter()
                         .filter(|d| d.user == *user)
-                        .map(|d| QueriedDevice {
-                            master_signature: d.master_signature.clone(),
-                            keys: d.clone(),
-                        })
+                        .cloned()
                         .collect(),
                 });
             }
@@ -551,7 +545,7 @@ impl SecureClient {
         let answer = self.query_user_keys(users, conv).await?;
         let devices = answer
             .iter()
-            .flat_map(|u| u.devices.iter().map(|d| d.keys.clone()))
+            .flat_map(|u| u.devices.iter().cloned())
             .collect();
         let mut changes = Vec::new();
         let saved = {
@@ -977,7 +971,7 @@ impl SecureEvents {
                 fallback_unused,
             } => {
                 let _op = shared.op.lock().await;
-                let counts = KeyCounts {
+                let counts = KeyCountsInfo {
                     one_time,
                     fallback_unused,
                 };
