@@ -78,9 +78,10 @@ use chatcore::model::{
     Privacy, Profile, Role, UserId,
 };
 use chatcore::protocol::{
-    ClaimedKey, ContactAction, ContactInfo, ContactList, ConversationInfo, ConversationList,
-    ConversationSummary, DeviceInfo, DeviceKeysInfo, DeviceRef, DirectoryEntry, KeyCountsInfo,
-    OutgoingToDevice, ProtocolError, ToDeviceAck, Undelivered, UserMasterKey, PROTOCOL_VERSION,
+    BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ContactAction, ContactInfo, ContactList,
+    ConversationInfo, ConversationList, ConversationSummary, DeviceInfo, DeviceKeysInfo, DeviceRef,
+    DirectoryEntry, KeyCountsInfo, OutgoingToDevice, ProtocolError, ToDeviceAck, Undelivered,
+    UserMasterKey, PROTOCOL_VERSION,
 };
 pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
 /// The TLS library of `wss://` connections, for [`ConnectOptions::tls_config`].
@@ -1183,6 +1184,98 @@ impl Client {
             conv: conv.clone(),
         })
         .await
+    }
+
+    /// Makes a new key backup this user's current one (see PROTOCOL.md
+    /// "Key backup"); the previous one and its keys are deleted.
+    pub async fn create_backup(
+        &self,
+        algorithm: &str,
+        auth_data: &str,
+    ) -> Result<BackupInfo, Error> {
+        let (algorithm, auth_data) = (algorithm.to_owned(), auth_data.to_owned());
+        self.backup(|id| ClientFrame::CreateBackup {
+            id,
+            algorithm,
+            auth_data,
+        })
+        .await
+    }
+
+    /// This user's current key backup, or `None` when there is none.
+    pub async fn get_backup(&self) -> Result<Option<BackupInfo>, Error> {
+        match self.backup(|id| ClientFrame::GetBackup { id }).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the current backup's `auth_data` (`not_found` when
+    /// `version` is no longer the current backup).
+    pub async fn update_backup(&self, version: &str, auth_data: &str) -> Result<BackupInfo, Error> {
+        let (version, auth_data) = (version.to_owned(), auth_data.to_owned());
+        self.backup(|id| ClientFrame::UpdateBackup {
+            id,
+            version,
+            auth_data,
+        })
+        .await
+    }
+
+    /// Deletes the current backup and its keys.
+    pub async fn delete_backup(&self, version: &str) -> Result<(), Error> {
+        let version = version.to_owned();
+        match self
+            .request(|id| ClientFrame::DeleteBackup { id, version })
+            .await?
+        {
+            ServerFrame::Ok { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Adds keys (at most 1,000) to the current backup: the backup's
+    /// count and etag after. `not_found` when another device made a new
+    /// backup since; `limit_reached` when it is full (nothing stored).
+    pub async fn put_backup_keys(
+        &self,
+        version: &str,
+        keys: &[BackupKeyInfo],
+    ) -> Result<BackupInfo, Error> {
+        let (version, keys) = (version.to_owned(), keys.to_vec());
+        self.backup(|id| ClientFrame::PutBackupKeys { id, version, keys })
+            .await
+    }
+
+    /// A page of the current backup's keys, ordered by conversation and
+    /// session, after `after` when given; and whether more follow.
+    pub async fn get_backup_keys(
+        &self,
+        version: &str,
+        after: Option<&BackupKeyRef>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<BackupKeyInfo>, bool), Error> {
+        let (version, after) = (version.to_owned(), after.cloned());
+        match self
+            .request(|id| ClientFrame::GetBackupKeys {
+                id,
+                version,
+                after,
+                limit,
+            })
+            .await?
+        {
+            ServerFrame::BackupKeys { keys, more, .. } => Ok((keys, more)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn backup(&self, make: impl FnOnce(u32) -> ClientFrame) -> Result<BackupInfo, Error> {
+        match self.request(make).await? {
+            ServerFrame::Backup { backup, .. } => Ok(backup),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn list_page(

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::commands::conversations::{self, Request};
 use crate::commands::{
-    account, contacts, devices, directory, keys, messaging, requests, to_device,
+    account, backup, contacts, devices, directory, keys, messaging, requests, to_device,
 };
 use crate::error::CoreError;
 use crate::limits::AddrKey;
@@ -478,6 +478,29 @@ fn signed_in<'a>(
             Box::pin(to_device::ack(s, caller, out, id, messages))
         }
         ClientFrame::Encrypt { id, conv } => Box::pin(c::encrypt(s, caller, out, id, conv)),
+        ClientFrame::CreateBackup {
+            id,
+            algorithm,
+            auth_data,
+        } => Box::pin(backup::create(s, caller, id, algorithm, auth_data)),
+        ClientFrame::GetBackup { id } => Box::pin(backup::get(s, caller, id)),
+        ClientFrame::UpdateBackup {
+            id,
+            version,
+            auth_data,
+        } => Box::pin(backup::update(s, caller, id, version, auth_data)),
+        ClientFrame::DeleteBackup { id, version } => {
+            Box::pin(backup::delete(s, caller, id, version))
+        }
+        ClientFrame::PutBackupKeys { id, version, keys } => {
+            Box::pin(backup::put_keys(s, caller, id, version, keys))
+        }
+        ClientFrame::GetBackupKeys {
+            id,
+            version,
+            after,
+            limit,
+        } => Box::pin(backup::get_keys(s, caller, id, version, after, limit)),
         ClientFrame::Hello { .. }
         | ClientFrame::Ping { .. }
         | ClientFrame::Register { .. }
@@ -734,7 +757,40 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
         | ClientFrame::Devices { .. }
         | ClientFrame::Sync { .. }
         | ClientFrame::Focus { conv: None, .. }
+        | ClientFrame::GetBackup { .. }
         | ClientFrame::Ping { .. } => Ok(()),
+        ClientFrame::CreateBackup {
+            algorithm,
+            auth_data,
+            ..
+        } => {
+            check("algorithm", algorithm, max)?;
+            check("auth_data", auth_data, server.config.max_backup_key_bytes)
+        }
+        ClientFrame::UpdateBackup {
+            version, auth_data, ..
+        } => {
+            check("version", version, max)?;
+            check("auth_data", auth_data, server.config.max_backup_key_bytes)
+        }
+        ClientFrame::DeleteBackup { version, .. } => check("version", version, max),
+        ClientFrame::PutBackupKeys { version, keys, .. } => {
+            check("version", version, max)?;
+            let data_max = server.config.max_backup_key_bytes.saturating_mul(4) / 3 + 4;
+            keys.iter().try_for_each(|k| {
+                check("conv", k.conv.as_str(), max)?;
+                check("session", &k.session, max)?;
+                check("data", &k.data, data_max)
+            })
+        }
+        ClientFrame::GetBackupKeys { version, after, .. } => {
+            check("version", version, max)?;
+            if let Some(a) = after {
+                check("conv", a.conv.as_str(), max)?;
+                check("session", &a.session, max)?;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -10,15 +10,16 @@ use crate::error::CoreError;
 use crate::hub::Hub;
 use crate::limits::{Admission, Caps};
 use crate::memory::{
-    MemoryBroker, MemoryContactStore, MemoryKeyStore, MemoryMailer, MemoryMessageStore,
-    MemoryPresenceStore, MemoryRateLimiter, MemoryReportStore, MemoryResetTokenStore,
-    MemorySessionStore, MemoryToDeviceStore, MemoryUserStore,
+    MemoryBackupStore, MemoryBroker, MemoryContactStore, MemoryKeyStore, MemoryMailer,
+    MemoryMessageStore, MemoryPresenceStore, MemoryRateLimiter, MemoryReportStore,
+    MemoryResetTokenStore, MemorySessionStore, MemoryToDeviceStore, MemoryUserStore,
 };
 use crate::model::{now_millis, Millis};
 use crate::protocol::ErrorCode;
 use crate::store::{
-    Broker, BrokerHandler, ContactStore, KeyStore, Mailer, MessageStore, PresenceStore, Quota,
-    RateLimiter, ReportStore, ResetTokenStore, SessionStore, ToDeviceStore, UserStore,
+    BackupStore, Broker, BrokerHandler, ContactStore, KeyStore, Mailer, MessageStore,
+    PresenceStore, Quota, RateLimiter, ReportStore, ResetTokenStore, SessionStore, ToDeviceStore,
+    UserStore,
 };
 
 /// Every backend the engine uses, chosen at start-up.
@@ -43,6 +44,8 @@ pub struct Backends {
     pub keys: Arc<dyn KeyStore>,
     /// Payloads from device to device, queued until acknowledged.
     pub to_device: Arc<dyn ToDeviceStore>,
+    /// Users' encrypted key backups.
+    pub backups: Arc<dyn BackupStore>,
     /// Event fan-out between nodes.
     pub broker: Arc<dyn Broker>,
     /// Outgoing mail.
@@ -64,6 +67,7 @@ impl Backends {
             reports: Arc::new(MemoryReportStore::new()),
             keys: Arc::new(MemoryKeyStore::new()),
             to_device: Arc::new(MemoryToDeviceStore::new()),
+            backups: Arc::new(MemoryBackupStore::new()),
             broker: Arc::new(MemoryBroker::new()),
             mailer,
             limiter: Arc::new(MemoryRateLimiter::new()),
@@ -171,6 +175,12 @@ pub struct Config {
     /// To-device payloads that may wait for one device; past it, a sender
     /// gets `undelivered` with reason `full` for that device.
     pub max_to_device_queue: usize,
+    /// Keys a user's backup may hold (conversation keys: a user who sends
+    /// and reads a lot makes a few thousand a year).
+    pub max_backup_keys: usize,
+    /// Largest encrypted key in a backup, in bytes (decoded); also bounds
+    /// a backup's `auth_data`, in characters.
+    pub max_backup_key_bytes: usize,
 }
 
 impl Config {
@@ -243,6 +253,8 @@ impl Default for Config {
             },
             max_to_device_bytes: 32 * 1024,
             max_to_device_queue: 1000,
+            max_backup_keys: 100_000,
+            max_backup_key_bytes: 4 * 1024,
         }
     }
 }

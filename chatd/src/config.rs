@@ -294,6 +294,15 @@ struct Options {
     #[arg(long, env = "CHATD_MAX_TO_DEVICE_BYTES", value_name = "BYTES")]
     max_to_device_bytes: Option<usize>,
 
+    /// Conversation keys a user's encrypted key backup may hold (default: 100000).
+    #[arg(long, env = "CHATD_MAX_KEY_BACKUP_KEYS", value_name = "N")]
+    max_key_backup_keys: Option<usize>,
+
+    /// Largest encrypted key, and largest description (`auth_data`), in a user's key backup,
+    /// in bytes (default: 4096).
+    #[arg(long, env = "CHATD_MAX_KEY_BACKUP_BYTES", value_name = "BYTES")]
+    max_key_backup_bytes: Option<usize>,
+
     /// Registrations and password-reset requests allowed per client address per hour (default: 30).
     #[arg(long, env = "CHATD_SIGNUPS_PER_ADDRESS_PER_HOUR", value_name = "N")]
     signups_per_address_per_hour: Option<u32>,
@@ -481,6 +490,8 @@ pub(crate) struct Settings {
     pub(crate) max_one_time_keys: usize,
     pub(crate) max_to_device_queue: usize,
     pub(crate) max_to_device_bytes: usize,
+    pub(crate) max_key_backup_keys: usize,
+    pub(crate) max_key_backup_bytes: usize,
     pub(crate) login_failures_per_account: u32,
     pub(crate) login_failures_per_address: u32,
     pub(crate) frames_per_second: u32,
@@ -629,6 +640,8 @@ impl Settings {
             max_one_time_keys: o.max_one_time_keys.unwrap_or(100),
             max_to_device_queue: o.max_to_device_queue.unwrap_or(1000),
             max_to_device_bytes: o.max_to_device_bytes.unwrap_or(32 * 1024),
+            max_key_backup_keys: o.max_key_backup_keys.unwrap_or(100_000),
+            max_key_backup_bytes: o.max_key_backup_bytes.unwrap_or(4 * 1024),
             login_failures_per_account: o.login_failures_per_account.unwrap_or(10),
             login_failures_per_address: o.login_failures_per_address.unwrap_or(100),
             frames_per_second: o.frames_per_second.unwrap_or(50),
@@ -682,6 +695,15 @@ impl Settings {
             bail!(
                 "--max-to-device-bytes must be at least 1024, and its base64 (4/3 of it) \
                  plus 1 KiB must fit in --max-message-bytes"
+            );
+        }
+        if self.max_key_backup_keys == 0
+            || self.max_key_backup_bytes < 256
+            || self.max_key_backup_bytes.saturating_mul(4) / 3 + 1024 > self.max_message_bytes
+        {
+            bail!(
+                "--max-key-backup-keys must be at least 1, and --max-key-backup-bytes at least 256 \
+                 with its base64 (4/3 of it) plus 1 KiB within --max-message-bytes"
             );
         }
         if self.send_bytes_per_minute < 64 * 1024 {
@@ -749,6 +771,8 @@ impl Options {
             max_one_time_keys,
             max_to_device_queue,
             max_to_device_bytes,
+            max_key_backup_keys,
+            max_key_backup_bytes,
             login_failures_per_account,
             login_failures_per_address,
             frames_per_second,
@@ -860,6 +884,24 @@ mod tests {
         let s = parse(&["--login-failures-per-account", "3"]).unwrap();
         assert_eq!(s.login_failures_per_account, 3);
         assert!(parse(&["--login-failures-per-address", "0"]).is_err());
+        assert_eq!(
+            (s.max_key_backup_keys, s.max_key_backup_bytes),
+            (100_000, 4096)
+        );
+        let s = parse(&[
+            "--max-key-backup-keys",
+            "10",
+            "--max-key-backup-bytes",
+            "512",
+        ])
+        .unwrap();
+        assert_eq!((s.max_key_backup_keys, s.max_key_backup_bytes), (10, 512));
+        assert!(parse(&["--max-key-backup-keys", "0"]).is_err());
+        assert!(parse(&["--max-key-backup-bytes", "100"]).is_err());
+        assert!(
+            parse(&["--max-key-backup-bytes", "60000"]).is_err(),
+            "base64 past a frame"
+        );
     }
 
     #[test]

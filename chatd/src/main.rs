@@ -184,6 +184,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     core.max_one_time_keys = settings.max_one_time_keys;
     core.max_to_device_queue = settings.max_to_device_queue;
     core.max_to_device_bytes = settings.max_to_device_bytes;
+    core.max_backup_keys = settings.max_key_backup_keys;
+    core.max_backup_key_bytes = settings.max_key_backup_bytes;
     core.contact_requests.max = settings.contact_requests;
     core.contact_requests.window_ms =
         u64::try_from(settings.contact_requests_window.as_millis()).unwrap_or(u64::MAX);

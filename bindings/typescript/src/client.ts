@@ -18,6 +18,9 @@ import {
   ProtocolError,
   type AlertFrame,
   type Audience,
+  type BackupInfo,
+  type BackupKeyInfo,
+  type BackupKeyRef,
   type ClaimedKey,
   type ClientFrame,
   type ContactAction,
@@ -1268,6 +1271,57 @@ export class ChatClient {
     const reply = await this.request({ type: "encrypt", conv }, "changed", { auth: true, retry: true });
     this.fetchNotice();
     return reply.seq;
+  }
+
+  // -- key backup (PROTOCOL.md "Key backup") ----------------------------------
+
+  /** Makes a new key backup this user's current one; the previous one and its keys are deleted. Not retried: a second one would replace the first. */
+  async createBackup(algorithm: string, authData: string): Promise<BackupInfo> {
+    const reply = await this.request({ type: "create_backup", algorithm, auth_data: authData }, "backup", { auth: true });
+    return reply.backup;
+  }
+
+  /** This user's current key backup, or `null` when there is none. */
+  async getBackup(): Promise<BackupInfo | null> {
+    try {
+      return (await this.request({ type: "get_backup" }, "backup", { auth: true, retry: true })).backup;
+    } catch (e) {
+      if (e instanceof ChatError && e.code === "not_found") return null;
+      throw e;
+    }
+  }
+
+  /** Replaces the current backup's `auth_data`; `not_found` when `version` is no longer the current backup. */
+  async updateBackup(version: string, authData: string): Promise<BackupInfo> {
+    const reply = await this.request({ type: "update_backup", version, auth_data: authData }, "backup", { auth: true, retry: true });
+    return reply.backup;
+  }
+
+  /** Deletes the current backup and its keys; `not_found` when `version` is no longer the current backup. */
+  async deleteBackup(version: string): Promise<void> {
+    await this.request({ type: "delete_backup", version }, "ok", { auth: true });
+  }
+
+  /**
+   * Adds keys (at most 1,000 per call) to the current backup; resolves with the backup's count and etag now.
+   * `not_found` when another device made a new backup since (`getBackup` tells which); `limit_reached` when the
+   * backup is full (nothing stored).
+   */
+  async putBackupKeys(version: string, keys: BackupKeyInfo[]): Promise<BackupInfo> {
+    const reply = await this.request({ type: "put_backup_keys", version, keys }, "backup", { auth: true, retry: true });
+    return reply.backup;
+  }
+
+  /** A page of the current backup's keys (ordered by conversation, then session), after `after` when given. */
+  async getBackupKeys(version: string, after?: BackupKeyRef, limit?: number): Promise<{ keys: BackupKeyInfo[]; more: boolean }> {
+    const frame = {
+      type: "get_backup_keys" as const,
+      version,
+      ...(after === undefined ? {} : { after }),
+      ...(limit === undefined ? {} : { limit }),
+    };
+    const reply = await this.request(frame, "backup_keys", { auth: true, retry: true });
+    return { keys: reply.keys, more: reply.more };
   }
 
   // -- conversations and groups ----------------------------------------------

@@ -446,6 +446,18 @@ export type ClientFrame =
   | { type: "ack_to_device"; id: number; messages: ToDeviceAck[] }
   /** Turns end-to-end encryption on for good. Reply: `changed` (`seq` 0 if it was on already). */
   | { type: "encrypt"; id: number; conv: string }
+  /** Makes a new key backup the current one (PROTOCOL.md "Key backup"); the previous one and its keys go. Reply: `backup`. */
+  | { type: "create_backup"; id: number; algorithm: string; auth_data: string }
+  /** The caller's current key backup. Reply: `backup`; `not_found` when there is none. */
+  | { type: "get_backup"; id: number }
+  /** Replaces the current backup's `auth_data`. Reply: `backup`. */
+  | { type: "update_backup"; id: number; version: string; auth_data: string }
+  /** Deletes the current backup and its keys. Reply: `ok`. */
+  | { type: "delete_backup"; id: number; version: string }
+  /** Adds keys to the current backup, each where it is new or better than the copy kept. Reply: `backup`. */
+  | { type: "put_backup_keys"; id: number; version: string; keys: BackupKeyInfo[] }
+  /** A page of the current backup's keys, ordered by conversation and session. Reply: `backup_keys`. */
+  | { type: "get_backup_keys"; id: number; version: string; after?: BackupKeyRef; limit?: number }
   | { type: "ping"; id: number };
 
 /** Frames a server sends: replies (with the request's `id`) and pushes (without). */
@@ -512,7 +524,11 @@ export type ServerFrame =
   /** Reply to `query_keys`: each device that uploaded keys. */
   | { type: "device_keys"; id: number; devices: DeviceKeysInfo[]; master_keys?: UserMasterKey[] }
   /** Reply to `claim_keys`: one key per device that had one. */
-  | { type: "claimed_keys"; id: number; keys: ClaimedKey[] };
+  | { type: "claimed_keys"; id: number; keys: ClaimedKey[] }
+  /** Reply to `create_backup`, `get_backup`, `update_backup`, `put_backup_keys`: the current key backup. */
+  | { type: "backup"; id: number; backup: BackupInfo }
+  /** Reply to `get_backup_keys`: a page; `more` when another follows. */
+  | { type: "backup_keys"; id: number; keys: BackupKeyInfo[]; more: boolean };
 
 /** A user's master signing key with its own signature (PROTOCOL.md "Key directory", master keys). */
 export interface MasterKeyInfo {
@@ -667,6 +683,38 @@ export interface ClaimedKey {
   device: string;
   key: SignedKey;
   fallback?: boolean;
+}
+
+/** A user's key backup (PROTOCOL.md "Key backup"): `algorithm` and `auth_data` are the client's, never read by the server. */
+export interface BackupInfo {
+  version: string;
+  algorithm: string;
+  auth_data: string;
+  /** Keys stored. */
+  count: number;
+  /** Changes whenever a key is stored. */
+  etag: number;
+  /** When it was created (ms since the epoch). */
+  created_at: number;
+}
+
+/**
+ * One conversation key in a backup: `data` is the key encrypted by the client (unpadded base64); the rest is in clear
+ * so the server keeps the better copy of a session: verified first, then the lower `first_index`, then fewer forwards.
+ */
+export interface BackupKeyInfo {
+  conv: string;
+  session: string;
+  first_index: number;
+  forwarded: number;
+  verified: boolean;
+  data: string;
+}
+
+/** Where a page of backup keys starts: after this key. */
+export interface BackupKeyRef {
+  conv: string;
+  session: string;
 }
 
 /** One of the caller's devices, as `device_list` shows it. */
@@ -890,6 +938,30 @@ const CLAIMED_KEY: Kind = {
   struct: [req("user", "string"), req("device", "string"), req("key", SIGNED_KEY), flag("fallback")],
 };
 
+const BACKUP_INFO: Kind = {
+  struct: [
+    req("version", "string"),
+    req("algorithm", "string"),
+    req("auth_data", "string"),
+    req("count", "u64"),
+    req("etag", "u64"),
+    req("created_at", millis),
+  ],
+};
+
+const BACKUP_KEY_INFO: Kind = {
+  struct: [
+    req("conv", "string"),
+    req("session", "string"),
+    req("first_index", "u32"),
+    req("forwarded", "u32"),
+    req("verified", "bool"),
+    req("data", "string"),
+  ],
+};
+
+const BACKUP_KEY_REF: Kind = { struct: [req("conv", "string"), req("session", "string")] };
+
 const KEY_COUNTS: Kind = { struct: [req("one_time", "u32"), req("fallback_unused", "bool")] };
 
 const OUTGOING_TO_DEVICE: Kind = {
@@ -1010,6 +1082,12 @@ const CLIENT_FRAME: Kind = {
     send_to_device: [id, req("kind", "string"), req("messages", { list: OUTGOING_TO_DEVICE }), opt("conv", "string")],
     ack_to_device: [id, req("messages", { list: TO_DEVICE_ACK })],
     encrypt: [id, req("conv", "string")],
+    create_backup: [id, req("algorithm", "string"), req("auth_data", "string")],
+    get_backup: [id],
+    update_backup: [id, req("version", "string"), req("auth_data", "string")],
+    delete_backup: [id, req("version", "string")],
+    put_backup_keys: [id, req("version", "string"), req("keys", { list: BACKUP_KEY_INFO })],
+    get_backup_keys: [id, req("version", "string"), opt("after", BACKUP_KEY_REF), opt("limit", "u32")],
   },
 };
 
@@ -1076,6 +1154,8 @@ const SERVER_FRAME: Kind = {
     to_device: [req("messages", { list: TO_DEVICE_MESSAGE })],
     device_keys: [id, req("devices", { list: DEVICE_KEYS_INFO }), vec("master_keys", { list: USER_MASTER_KEY })],
     claimed_keys: [id, req("keys", { list: CLAIMED_KEY })],
+    backup: [id, req("backup", BACKUP_INFO)],
+    backup_keys: [id, req("keys", { list: BACKUP_KEY_INFO }), req("more", "bool")],
   },
 };
 

@@ -2,6 +2,7 @@
 //! the caller and the request (see [`crate::request`]).
 
 pub(crate) mod account;
+pub(crate) mod backup;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod devices;

@@ -18,11 +18,13 @@ use crate::store::{
     StoreResult, Topic, UserRecord, UserStore,
 };
 
+mod backups;
 mod contacts;
 mod conversations;
 mod keys;
 mod reports;
 mod to_device;
+pub use backups::MemoryBackupStore;
 pub use contacts::MemoryContactStore;
 pub use conversations::MemoryMessageStore;
 pub use keys::MemoryKeyStore;

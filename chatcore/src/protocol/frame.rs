@@ -530,11 +530,118 @@ pub enum ClientFrame {
         /// The conversation.
         conv: ConversationId,
     },
+    /// Creates the caller's key backup; it replaces the current one and
+    /// its keys. `algorithm` and `auth_data` are the client's, never read
+    /// by the server. Reply: `backup`.
+    CreateBackup {
+        /// Request id.
+        id: u32,
+        /// How the keys are encrypted (`chatcore.backup.v1`).
+        algorithm: String,
+        /// The client's description of the backup (e.g. its public key,
+        /// and secrets sealed with the recovery key).
+        auth_data: String,
+    },
+    /// The caller's current key backup. Reply: `backup`, or `not_found`
+    /// when there is none.
+    GetBackup {
+        /// Request id.
+        id: u32,
+    },
+    /// Replaces the current backup's `auth_data`. Reply: `backup`.
+    UpdateBackup {
+        /// Request id.
+        id: u32,
+        /// The current backup's version (`not_found` otherwise).
+        version: String,
+        /// The new description.
+        auth_data: String,
+    },
+    /// Deletes the current backup and its keys. Reply: `ok`.
+    DeleteBackup {
+        /// Request id.
+        id: u32,
+        /// The current backup's version (`not_found` otherwise).
+        version: String,
+    },
+    /// Adds conversation keys to the current backup: each is stored where
+    /// it is new or better than the copy kept (verified first, then the
+    /// lower `first_index`, then fewer forwards). All or nothing: past the
+    /// server's bound on keys per backup, `limit_reached`. Reply: `backup`.
+    PutBackupKeys {
+        /// Request id.
+        id: u32,
+        /// The current backup's version (`not_found` otherwise: another
+        /// device made a new backup; `get_backup` tells which).
+        version: String,
+        /// The keys.
+        keys: Vec<BackupKeyInfo>,
+    },
+    /// A page of the current backup's keys, ordered by conversation and
+    /// session. Reply: `backup_keys`.
+    GetBackupKeys {
+        /// Request id.
+        id: u32,
+        /// The current backup's version (`not_found` otherwise).
+        version: String,
+        /// The last key of the previous page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<BackupKeyRef>,
+        /// Keys per page (at most the server's page size).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Liveness check at the application level. Reply: `pong`.
     Ping {
         /// Request id.
         id: u32,
     },
+}
+
+/// A key backup as `backup` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupInfo {
+    /// Its version, made by the server.
+    pub version: String,
+    /// How the keys are encrypted, as the client named it.
+    pub algorithm: String,
+    /// The client's description of the backup.
+    pub auth_data: String,
+    /// Keys stored.
+    pub count: u64,
+    /// Changes whenever the stored keys change.
+    pub etag: u64,
+    /// When it was created.
+    pub created_at: Millis,
+}
+
+/// One conversation key in a backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupKeyInfo {
+    /// The conversation it decrypts.
+    pub conv: ConversationId,
+    /// The sender's session id.
+    pub session: String,
+    /// The first message index it decrypts.
+    pub first_index: u32,
+    /// How often it was forwarded between devices.
+    pub forwarded: u32,
+    /// Whether the device that backed it up trusted its sender.
+    pub verified: bool,
+    /// The key, encrypted by the client (unpadded standard base64).
+    pub data: String,
+}
+
+/// Where a page of backup keys starts: after this key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupKeyRef {
+    /// Its conversation.
+    pub conv: ConversationId,
+    /// Its session.
+    pub session: String,
 }
 
 /// One of the caller's devices, as `device_list` shows it.
@@ -857,6 +964,12 @@ impl ClientFrame {
             | ClientFrame::SendToDevice { id, .. }
             | ClientFrame::AckToDevice { id, .. }
             | ClientFrame::Encrypt { id, .. }
+            | ClientFrame::CreateBackup { id, .. }
+            | ClientFrame::GetBackup { id }
+            | ClientFrame::UpdateBackup { id, .. }
+            | ClientFrame::DeleteBackup { id, .. }
+            | ClientFrame::PutBackupKeys { id, .. }
+            | ClientFrame::GetBackupKeys { id, .. }
             | ClientFrame::Ping { id } => *id,
         }
     }
@@ -912,6 +1025,12 @@ impl ClientFrame {
             ClientFrame::SendToDevice { .. } => "send_to_device",
             ClientFrame::AckToDevice { .. } => "ack_to_device",
             ClientFrame::Encrypt { .. } => "encrypt",
+            ClientFrame::CreateBackup { .. } => "create_backup",
+            ClientFrame::GetBackup { .. } => "get_backup",
+            ClientFrame::UpdateBackup { .. } => "update_backup",
+            ClientFrame::DeleteBackup { .. } => "delete_backup",
+            ClientFrame::PutBackupKeys { .. } => "put_backup_keys",
+            ClientFrame::GetBackupKeys { .. } => "get_backup_keys",
             ClientFrame::Ping { .. } => "ping",
         }
     }
@@ -1348,6 +1467,23 @@ pub enum ServerFrame {
         /// The keys.
         keys: Vec<ClaimedKey>,
     },
+    /// Reply to `create_backup`, `get_backup`, `update_backup` and
+    /// `put_backup_keys`: the caller's current key backup.
+    Backup {
+        /// Request id.
+        id: u32,
+        /// The backup.
+        backup: BackupInfo,
+    },
+    /// Reply to `get_backup_keys`.
+    BackupKeys {
+        /// Request id.
+        id: u32,
+        /// The page.
+        keys: Vec<BackupKeyInfo>,
+        /// Whether more keys follow (ask again after the last of these).
+        more: bool,
+    },
     /// Push: the user was invited to a group (it waits in the `requests`
     /// list).
     Invited {
@@ -1384,7 +1520,9 @@ impl ServerFrame {
             | ServerFrame::Pong { id }
             | ServerFrame::ToDeviceSent { id, .. }
             | ServerFrame::DeviceKeys { id, .. }
-            | ServerFrame::ClaimedKeys { id, .. } => Some(*id),
+            | ServerFrame::ClaimedKeys { id, .. }
+            | ServerFrame::Backup { id, .. }
+            | ServerFrame::BackupKeys { id, .. } => Some(*id),
             ServerFrame::Contacts { id, .. } => Some(*id),
             ServerFrame::Error { id, .. }
             | ServerFrame::Contact { id, .. }

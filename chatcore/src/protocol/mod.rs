@@ -19,11 +19,11 @@ pub use error::ErrorCode;
 #[cfg(feature = "testkit")]
 pub(crate) use fast::decode_msgpack_send;
 pub use frame::{
-    ClaimedKey, ClientFrame, ContactAction, ContactInfo, ContactList, ContactState,
-    ConversationInfo, ConversationList, ConversationSummary, DeviceInfo, DeviceKeysInfo, DeviceRef,
-    DeviceSignature, DirectoryEntry, IdentityKeys, KeyCountsInfo, LastEntry, MasterKeyInfo,
-    MemberInfo, OutgoingToDevice, RequestInfo, ServerFrame, SignedKey, ToDeviceAck,
-    ToDeviceMessage, Undelivered, UndeliveredReason, UserMasterKey, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION,
+    BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ClientFrame, ContactAction, ContactInfo,
+    ContactList, ContactState, ConversationInfo, ConversationList, ConversationSummary, DeviceInfo,
+    DeviceKeysInfo, DeviceRef, DeviceSignature, DirectoryEntry, IdentityKeys, KeyCountsInfo,
+    LastEntry, MasterKeyInfo, MemberInfo, OutgoingToDevice, RequestInfo, ServerFrame, SignedKey,
+    ToDeviceAck, ToDeviceMessage, Undelivered, UndeliveredReason, UserMasterKey,
+    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use shared::SharedMessage;

@@ -6,6 +6,7 @@
 //! in-memory implementations in [`crate::memory`] are the reference; the
 //! conformance suite in `chatcore::testkit` holds every implementation to them.
 
+mod backups;
 mod broker;
 mod contacts;
 mod keys;
@@ -18,6 +19,7 @@ mod sessions;
 mod to_device;
 mod users;
 
+pub use backups::{Backup, BackupKey, BackupStore, PutKeys};
 pub use broker::{Broker, BrokerHandler, Event, Revocation, Topic};
 pub use contacts::{pair_key, ContactStore, ContactView, Link, Relation, Written};
 pub use keys::{

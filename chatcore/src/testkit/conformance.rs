@@ -15,10 +15,10 @@ use crate::model::{
     Audience, Content, ConversationId, ConversationKind, DeviceId, Millis, Privacy, UserId,
 };
 use crate::store::{
-    BrokerHandler, Changed, ContactView, ConversationState, DeviceKeys, Event, IdentitySet, Link,
-    Listing, MasterKey, MasterSignature, NewMessage, NewUser, OneTimeKey, Pending, ProfileUpdate,
-    Queued, Quota, Relation, Report, ResetToken, SearchQuery, SessionRecord, StoreError, ToDevice,
-    Topic, UserRecord, Written,
+    Backup, BackupKey, BrokerHandler, Changed, ContactView, ConversationState, DeviceKeys, Event,
+    IdentitySet, Link, Listing, MasterKey, MasterSignature, NewMessage, NewUser, OneTimeKey,
+    Pending, ProfileUpdate, PutKeys, Queued, Quota, Relation, Report, ResetToken, SearchQuery,
+    SessionRecord, StoreError, ToDevice, Topic, UserRecord, Written,
 };
 use crate::Backends;
 
@@ -83,6 +83,10 @@ cases!(
     keys_concurrent_claims_hand_out_each_key_once,
     keys_uploads_are_bounded_and_retries_store_nothing_twice,
     to_device_queues_until_acked_bounded_and_idempotent,
+    backups_one_current_version_per_user,
+    backups_keep_the_better_copy_of_each_session,
+    backups_are_bounded_all_or_nothing_and_page_in_order,
+    backups_concurrent_puts_lose_no_key,
     presence_tracks_connections_and_last_seen,
     limiter_counts_in_a_sliding_window,
     limiter_spends_budgets_in_fixed_windows,
@@ -2459,6 +2463,225 @@ async fn to_device_queues_until_acked_bounded_and_idempotent(b: Backends) {
             .unwrap(),
         [elsewhere]
     );
+}
+
+fn backup_key(conv: &str, session: &str, rank: (u32, u32, bool), data: &str) -> BackupKey {
+    BackupKey::new(
+        ConversationId::from(conv),
+        session.into(),
+        rank,
+        data.as_bytes().to_vec(),
+    )
+}
+
+async fn backups_one_current_version_per_user(b: Backends) {
+    let (a, z) = (UserId::generate(), UserId::generate());
+    assert_eq!(b.backups.current(&a).await.unwrap(), None);
+    let v1 = Backup::new("v1".into(), "chatcore.backup.v1".into(), "auth".into(), T0);
+    b.backups.create(&a, v1.clone()).await.unwrap();
+    assert_eq!(b.backups.current(&a).await.unwrap(), Some(v1.clone()));
+    assert_eq!(b.backups.current(&z).await.unwrap(), None, "per user");
+    let k = backup_key("g:1", "s1", (0, 0, true), "key");
+    assert!(matches!(
+        b.backups
+            .put_keys(&a, "v1", std::slice::from_ref(&k), 10)
+            .await,
+        Ok(PutKeys::Stored(_))
+    ));
+    // Another user cannot reach it, even naming its version.
+    assert_eq!(
+        b.backups
+            .put_keys(&z, "v1", std::slice::from_ref(&k), 10)
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        b.backups.keys(&z, "v1", None, 10).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(b.backups.delete(&z, "v1").await, Err(StoreError::NotFound));
+
+    let updated = b.backups.update(&a, "v1", "auth 2".into()).await.unwrap();
+    assert_eq!(updated.auth_data, "auth 2");
+    assert_eq!((updated.count, updated.version.as_str()), (1, "v1"));
+    assert_eq!(
+        b.backups.update(&a, "v0", "x".into()).await,
+        Err(StoreError::NotFound)
+    );
+
+    // A new backup replaces the old one and its keys.
+    let v2 = Backup::new(
+        "v2".into(),
+        "chatcore.backup.v1".into(),
+        "new".into(),
+        T0 + 1,
+    );
+    b.backups.create(&a, v2.clone()).await.unwrap();
+    assert_eq!(b.backups.current(&a).await.unwrap(), Some(v2));
+    for old in [
+        b.backups.keys(&a, "v1", None, 10).await.map(|_| ()),
+        b.backups
+            .put_keys(&a, "v1", std::slice::from_ref(&k), 10)
+            .await
+            .map(|_| ()),
+        b.backups.update(&a, "v1", "x".into()).await.map(|_| ()),
+        b.backups.delete(&a, "v1").await,
+    ] {
+        assert_eq!(old, Err(StoreError::NotFound), "v1 is gone");
+    }
+    assert!(b.backups.keys(&a, "v2", None, 10).await.unwrap().is_empty());
+    b.backups.delete(&a, "v2").await.unwrap();
+    assert_eq!(b.backups.current(&a).await.unwrap(), None);
+    assert_eq!(
+        b.backups.keys(&a, "v2", None, 10).await,
+        Err(StoreError::NotFound)
+    );
+}
+
+async fn backups_keep_the_better_copy_of_each_session(b: Backends) {
+    let a = UserId::generate();
+    b.backups
+        .create(&a, Backup::new("v".into(), "alg".into(), "".into(), T0))
+        .await
+        .unwrap();
+    let put = |keys: Vec<BackupKey>| {
+        let b = b.clone();
+        let a = a.clone();
+        async move {
+            match b.backups.put_keys(&a, "v", &keys, 100).await.unwrap() {
+                PutKeys::Stored(backup) => backup,
+                PutKeys::Full => panic!("not full"),
+            }
+        }
+    };
+    let first = put(vec![backup_key("g:1", "s", (5, 1, false), "first")]).await;
+    assert_eq!(first.count, 1);
+    let stored = |b: Backends, a: UserId| async move {
+        let keys = b.backups.keys(&a, "v", None, 10).await.unwrap();
+        assert_eq!(keys.len(), 1);
+        String::from_utf8(keys[0].data.clone()).unwrap()
+    };
+    // Worse copies change nothing, not even the etag.
+    let same = put(vec![
+        backup_key("g:1", "s", (6, 0, false), "later index"),
+        backup_key("g:1", "s", (5, 2, false), "more forwards"),
+    ])
+    .await;
+    assert_eq!((same.count, same.etag), (1, first.etag));
+    assert_eq!(stored(b.clone(), a.clone()).await, "first");
+    // Fewer forwards at the same index wins; then an earlier index; then
+    // a verified copy, even from a later index.
+    for (rank, data) in [
+        ((5, 0, false), "fewer forwards"),
+        ((2, 3, false), "earlier index"),
+        ((9, 9, true), "verified"),
+    ] {
+        let before = b.backups.current(&a).await.unwrap().unwrap().etag;
+        let after = put(vec![backup_key("g:1", "s", rank, data)]).await;
+        assert_ne!(after.etag, before, "{data}: the etag changes");
+        assert_eq!(after.count, 1);
+        assert_eq!(stored(b.clone(), a.clone()).await, data);
+    }
+    let kept = put(vec![backup_key("g:1", "s", (0, 0, false), "unverified")]).await;
+    assert_eq!(stored(b.clone(), a.clone()).await, "verified");
+    assert_eq!(kept.count, 1);
+    // Two copies of one session in one request: the better one.
+    put(vec![
+        backup_key("g:2", "s", (3, 0, false), "worse"),
+        backup_key("g:2", "s", (1, 0, false), "better"),
+        backup_key("g:2", "s", (2, 0, false), "middle"),
+    ])
+    .await;
+    let keys = b.backups.keys(&a, "v", None, 10).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[1].conv.as_str(), "g:2");
+    assert_eq!(keys[1].data, b"better");
+    assert_eq!((keys[1].first_index, keys[1].forwarded), (1, 0));
+}
+
+async fn backups_are_bounded_all_or_nothing_and_page_in_order(b: Backends) {
+    let a = UserId::generate();
+    b.backups
+        .create(&a, Backup::new("v".into(), "alg".into(), "".into(), T0))
+        .await
+        .unwrap();
+    let keys: Vec<BackupKey> = [("g:b", "s2"), ("g:a", "s2"), ("dm:x", "s1"), ("g:a", "s1")]
+        .iter()
+        .map(|(c, s)| backup_key(c, s, (0, 0, false), &format!("{c}/{s}")))
+        .collect();
+    assert!(matches!(
+        b.backups.put_keys(&a, "v", &keys[..3], 3).await.unwrap(),
+        PutKeys::Stored(ref backup) if backup.count == 3
+    ));
+    // A fourth key would pass the bound: nothing of the request is stored,
+    // not even the better copy of a key already there.
+    let better = backup_key("g:a", "s2", (0, 0, true), "better");
+    assert_eq!(
+        b.backups
+            .put_keys(&a, "v", &[better.clone(), keys[3].clone()], 3)
+            .await
+            .unwrap(),
+        PutKeys::Full
+    );
+    let now = b.backups.current(&a).await.unwrap().unwrap();
+    assert_eq!(now.count, 3);
+    let all = b.backups.keys(&a, "v", None, 10).await.unwrap();
+    assert!(all.iter().all(|k| k.data != b"better"), "nothing stored");
+    // Replacing a key within the bound is fine.
+    assert!(matches!(
+        b.backups.put_keys(&a, "v", std::slice::from_ref(&better), 3).await.unwrap(),
+        PutKeys::Stored(ref backup) if backup.count == 3
+    ));
+    assert!(matches!(
+        b.backups.put_keys(&a, "v", &keys[3..], 4).await.unwrap(),
+        PutKeys::Stored(ref backup) if backup.count == 4
+    ));
+    // Pages in (conv, session) order.
+    let order = |ks: &[BackupKey]| {
+        ks.iter()
+            .map(|k| format!("{}/{}", k.conv, k.session))
+            .collect::<Vec<_>>()
+    };
+    let first = b.backups.keys(&a, "v", None, 2).await.unwrap();
+    assert_eq!(order(&first), ["dm:x/s1", "g:a/s1"]);
+    let last = &first[1];
+    let second = b
+        .backups
+        .keys(&a, "v", Some((&last.conv, last.session.as_str())), 2)
+        .await
+        .unwrap();
+    assert_eq!(order(&second), ["g:a/s2", "g:b/s2"]);
+    assert_eq!(second[0].data, b"better");
+    let end = &second[1];
+    assert!(b
+        .backups
+        .keys(&a, "v", Some((&end.conv, end.session.as_str())), 2)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn backups_concurrent_puts_lose_no_key(b: Backends) {
+    let a = UserId::generate();
+    b.backups
+        .create(&a, Backup::new("v".into(), "alg".into(), "".into(), T0))
+        .await
+        .unwrap();
+    let puts = (0..8).map(|i| {
+        let (b, a) = (b.clone(), a.clone());
+        async move {
+            let keys: Vec<BackupKey> = (0..5)
+                .map(|j| backup_key("g:1", &format!("s{i}-{j}"), (0, 0, false), "k"))
+                .collect();
+            b.backups.put_keys(&a, "v", &keys, 1000).await.unwrap()
+        }
+    });
+    for outcome in futures_util::future::join_all(puts).await {
+        assert!(matches!(outcome, PutKeys::Stored(_)));
+    }
+    let backup = b.backups.current(&a).await.unwrap().unwrap();
+    assert_eq!(backup.count, 40);
+    assert_eq!(b.backups.keys(&a, "v", None, 100).await.unwrap().len(), 40);
 }
 
 /// The relation of `a` and `z` at `version`, with each user's block and

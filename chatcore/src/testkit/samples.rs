@@ -6,11 +6,12 @@ use crate::model::{
     Privacy, Profile, Role, UserId,
 };
 use crate::protocol::{
-    ClaimedKey, ClientFrame, ContactAction, ContactInfo, ContactList, ContactState,
-    ConversationInfo, ConversationList, ConversationSummary, DeviceInfo, DeviceKeysInfo, DeviceRef,
-    DeviceSignature, DirectoryEntry, ErrorCode, IdentityKeys, KeyCountsInfo, LastEntry,
-    MasterKeyInfo, MemberInfo, OutgoingToDevice, RequestInfo, ServerFrame, SignedKey, ToDeviceAck,
-    ToDeviceMessage, Undelivered, UndeliveredReason, UserMasterKey,
+    BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ClientFrame, ContactAction, ContactInfo,
+    ContactList, ContactState, ConversationInfo, ConversationList, ConversationSummary, DeviceInfo,
+    DeviceKeysInfo, DeviceRef, DeviceSignature, DirectoryEntry, ErrorCode, IdentityKeys,
+    KeyCountsInfo, LastEntry, MasterKeyInfo, MemberInfo, OutgoingToDevice, RequestInfo,
+    ServerFrame, SignedKey, ToDeviceAck, ToDeviceMessage, Undelivered, UndeliveredReason,
+    UserMasterKey,
 };
 
 fn alice() -> UserId {
@@ -419,7 +420,51 @@ pub fn client_frames() -> Vec<ClientFrame> {
             id: 48,
             conv: group(),
         },
+        ClientFrame::CreateBackup {
+            id: 49,
+            algorithm: "chatcore.backup.v1".into(),
+            auth_data: "eyJwdWJsaWNfa2V5IjoiLi4uIn0".into(),
+        },
+        ClientFrame::GetBackup { id: 50 },
+        ClientFrame::UpdateBackup {
+            id: 51,
+            version: backup_version().into(),
+            auth_data: "eyJwdWJsaWNfa2V5IjoiLi4uIiwic2VhbGVkIjoiLi4uIn0".into(),
+        },
+        ClientFrame::DeleteBackup {
+            id: 52,
+            version: backup_version().into(),
+        },
+        ClientFrame::PutBackupKeys {
+            id: 53,
+            version: backup_version().into(),
+            keys: vec![backup_key()],
+        },
+        ClientFrame::GetBackupKeys {
+            id: 54,
+            version: backup_version().into(),
+            after: Some(BackupKeyRef {
+                conv: group(),
+                session: "mJ2Qm3lBv0b3uKkQ0vCq7yGZ8vXo1pD4l9mC3bL1s6E".into(),
+            }),
+            limit: Some(100),
+        },
     ]
+}
+
+fn backup_version() -> &'static str {
+    "0190f7a5-0000-7000-8000-00000000bac0"
+}
+
+fn backup_key() -> BackupKeyInfo {
+    BackupKeyInfo {
+        conv: group(),
+        session: "mJ2Qm3lBv0b3uKkQ0vCq7yGZ8vXo1pD4l9mC3bL1s6E".into(),
+        first_index: 0,
+        forwarded: 1,
+        verified: true,
+        data: "c2VhbGVkIGZvciB0aGUgYmFja3VwIGtleQ".into(),
+    }
 }
 
 /// Every server frame type.
@@ -850,6 +895,22 @@ pub fn server_frames() -> Vec<ServerFrame> {
             .into(),
         },
         notice_frame(14, Content::EncryptionEnabled {}),
+        ServerFrame::Backup {
+            id: 49,
+            backup: BackupInfo {
+                version: backup_version().into(),
+                algorithm: "chatcore.backup.v1".into(),
+                auth_data: "eyJwdWJsaWNfa2V5IjoiLi4uIn0".into(),
+                count: 1,
+                etag: 3,
+                created_at: 1_732_541_400_000,
+            },
+        },
+        ServerFrame::BackupKeys {
+            id: 54,
+            keys: vec![backup_key()],
+            more: false,
+        },
     ]
 }
 
@@ -893,5 +954,7 @@ pub fn server_type_name(f: &ServerFrame) -> &'static str {
         ServerFrame::ClaimedKeys { .. } => "claimed_keys",
         ServerFrame::ToDeviceSent { .. } => "to_device_sent",
         ServerFrame::ToDevice { .. } => "to_device",
+        ServerFrame::Backup { .. } => "backup",
+        ServerFrame::BackupKeys { .. } => "backup_keys",
     }
 }

@@ -2,6 +2,7 @@
 //! property tests against the memory backends, the codec against the shared
 //! vectors, and whole sessions over in-process channels.
 
+mod backup;
 mod codec;
 mod devices;
 mod encryption;

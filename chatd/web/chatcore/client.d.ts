@@ -10,7 +10,7 @@
  */
 import { type Codec } from "./codec.js";
 import { ChatError } from "./errors.js";
-import { type AlertFrame, type Audience, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceInfo, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+import { type AlertFrame, type Audience, type BackupInfo, type BackupKeyInfo, type BackupKeyRef, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceInfo, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
 /** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
 export interface WebSocketLike {
     readonly readyState: number;
@@ -479,6 +479,25 @@ export declare class ChatClient {
     ackToDevice(messages: ToDeviceAck[]): Promise<void>;
     /** Turns end-to-end encryption on for `conv`, for good; resolves with its notice's seq (0 if it was on already). */
     encrypt(conv: string): Promise<number>;
+    /** Makes a new key backup this user's current one; the previous one and its keys are deleted. Not retried: a second one would replace the first. */
+    createBackup(algorithm: string, authData: string): Promise<BackupInfo>;
+    /** This user's current key backup, or `null` when there is none. */
+    getBackup(): Promise<BackupInfo | null>;
+    /** Replaces the current backup's `auth_data`; `not_found` when `version` is no longer the current backup. */
+    updateBackup(version: string, authData: string): Promise<BackupInfo>;
+    /** Deletes the current backup and its keys; `not_found` when `version` is no longer the current backup. */
+    deleteBackup(version: string): Promise<void>;
+    /**
+     * Adds keys (at most 1,000 per call) to the current backup; resolves with the backup's count and etag now.
+     * `not_found` when another device made a new backup since (`getBackup` tells which); `limit_reached` when the
+     * backup is full (nothing stored).
+     */
+    putBackupKeys(version: string, keys: BackupKeyInfo[]): Promise<BackupInfo>;
+    /** A page of the current backup's keys (ordered by conversation, then session), after `after` when given. */
+    getBackupKeys(version: string, after?: BackupKeyRef, limit?: number): Promise<{
+        keys: BackupKeyInfo[];
+        more: boolean;
+    }>;
     /** The direct conversation with `user`, opened if need be; with `encrypted`, end-to-end encryption is turned on if it is not yet. */
     openDirect(user: string, options?: {
         encrypted?: boolean;

@@ -945,6 +945,52 @@ export class ChatClient {
         this.fetchNotice();
         return reply.seq;
     }
+    // -- key backup (PROTOCOL.md "Key backup") ----------------------------------
+    /** Makes a new key backup this user's current one; the previous one and its keys are deleted. Not retried: a second one would replace the first. */
+    async createBackup(algorithm, authData) {
+        const reply = await this.request({ type: "create_backup", algorithm, auth_data: authData }, "backup", { auth: true });
+        return reply.backup;
+    }
+    /** This user's current key backup, or `null` when there is none. */
+    async getBackup() {
+        try {
+            return (await this.request({ type: "get_backup" }, "backup", { auth: true, retry: true })).backup;
+        }
+        catch (e) {
+            if (e instanceof ChatError && e.code === "not_found")
+                return null;
+            throw e;
+        }
+    }
+    /** Replaces the current backup's `auth_data`; `not_found` when `version` is no longer the current backup. */
+    async updateBackup(version, authData) {
+        const reply = await this.request({ type: "update_backup", version, auth_data: authData }, "backup", { auth: true, retry: true });
+        return reply.backup;
+    }
+    /** Deletes the current backup and its keys; `not_found` when `version` is no longer the current backup. */
+    async deleteBackup(version) {
+        await this.request({ type: "delete_backup", version }, "ok", { auth: true });
+    }
+    /**
+     * Adds keys (at most 1,000 per call) to the current backup; resolves with the backup's count and etag now.
+     * `not_found` when another device made a new backup since (`getBackup` tells which); `limit_reached` when the
+     * backup is full (nothing stored).
+     */
+    async putBackupKeys(version, keys) {
+        const reply = await this.request({ type: "put_backup_keys", version, keys }, "backup", { auth: true, retry: true });
+        return reply.backup;
+    }
+    /** A page of the current backup's keys (ordered by conversation, then session), after `after` when given. */
+    async getBackupKeys(version, after, limit) {
+        const frame = {
+            type: "get_backup_keys",
+            version,
+            ...(after === undefined ? {} : { after }),
+            ...(limit === undefined ? {} : { limit }),
+        };
+        const reply = await this.request(frame, "backup_keys", { auth: true, retry: true });
+        return { keys: reply.keys, more: reply.more };
+    }
     // -- conversations and groups ----------------------------------------------
     /** The direct conversation with `user`, opened if need be; with `encrypted`, end-to-end encryption is turned on if it is not yet. */
     async openDirect(user, options = {}) {

@@ -581,6 +581,46 @@ export type ClientFrame = {
     type: "encrypt";
     id: number;
     conv: string;
+}
+/** Makes a new key backup the current one (PROTOCOL.md "Key backup"); the previous one and its keys go. Reply: `backup`. */
+ | {
+    type: "create_backup";
+    id: number;
+    algorithm: string;
+    auth_data: string;
+}
+/** The caller's current key backup. Reply: `backup`; `not_found` when there is none. */
+ | {
+    type: "get_backup";
+    id: number;
+}
+/** Replaces the current backup's `auth_data`. Reply: `backup`. */
+ | {
+    type: "update_backup";
+    id: number;
+    version: string;
+    auth_data: string;
+}
+/** Deletes the current backup and its keys. Reply: `ok`. */
+ | {
+    type: "delete_backup";
+    id: number;
+    version: string;
+}
+/** Adds keys to the current backup, each where it is new or better than the copy kept. Reply: `backup`. */
+ | {
+    type: "put_backup_keys";
+    id: number;
+    version: string;
+    keys: BackupKeyInfo[];
+}
+/** A page of the current backup's keys, ordered by conversation and session. Reply: `backup_keys`. */
+ | {
+    type: "get_backup_keys";
+    id: number;
+    version: string;
+    after?: BackupKeyRef;
+    limit?: number;
 } | {
     type: "ping";
     id: number;
@@ -718,6 +758,19 @@ export type ServerFrame = {
     type: "claimed_keys";
     id: number;
     keys: ClaimedKey[];
+}
+/** Reply to `create_backup`, `get_backup`, `update_backup`, `put_backup_keys`: the current key backup. */
+ | {
+    type: "backup";
+    id: number;
+    backup: BackupInfo;
+}
+/** Reply to `get_backup_keys`: a page; `more` when another follows. */
+ | {
+    type: "backup_keys";
+    id: number;
+    keys: BackupKeyInfo[];
+    more: boolean;
 };
 /** A user's master signing key with its own signature (PROTOCOL.md "Key directory", master keys). */
 export interface MasterKeyInfo {
@@ -854,6 +907,35 @@ export interface ClaimedKey {
     device: string;
     key: SignedKey;
     fallback?: boolean;
+}
+/** A user's key backup (PROTOCOL.md "Key backup"): `algorithm` and `auth_data` are the client's, never read by the server. */
+export interface BackupInfo {
+    version: string;
+    algorithm: string;
+    auth_data: string;
+    /** Keys stored. */
+    count: number;
+    /** Changes whenever a key is stored. */
+    etag: number;
+    /** When it was created (ms since the epoch). */
+    created_at: number;
+}
+/**
+ * One conversation key in a backup: `data` is the key encrypted by the client (unpadded base64); the rest is in clear
+ * so the server keeps the better copy of a session: verified first, then the lower `first_index`, then fewer forwards.
+ */
+export interface BackupKeyInfo {
+    conv: string;
+    session: string;
+    first_index: number;
+    forwarded: number;
+    verified: boolean;
+    data: string;
+}
+/** Where a page of backup keys starts: after this key. */
+export interface BackupKeyRef {
+    conv: string;
+    session: string;
 }
 /** One of the caller's devices, as `device_list` shows it. */
 export interface DeviceInfo {

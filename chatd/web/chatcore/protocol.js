@@ -187,6 +187,27 @@ const USER_MASTER_KEY = { struct: [req("user", "string"), req("master_key", MAST
 const CLAIMED_KEY = {
     struct: [req("user", "string"), req("device", "string"), req("key", SIGNED_KEY), flag("fallback")],
 };
+const BACKUP_INFO = {
+    struct: [
+        req("version", "string"),
+        req("algorithm", "string"),
+        req("auth_data", "string"),
+        req("count", "u64"),
+        req("etag", "u64"),
+        req("created_at", millis),
+    ],
+};
+const BACKUP_KEY_INFO = {
+    struct: [
+        req("conv", "string"),
+        req("session", "string"),
+        req("first_index", "u32"),
+        req("forwarded", "u32"),
+        req("verified", "bool"),
+        req("data", "string"),
+    ],
+};
+const BACKUP_KEY_REF = { struct: [req("conv", "string"), req("session", "string")] };
 const KEY_COUNTS = { struct: [req("one_time", "u32"), req("fallback_unused", "bool")] };
 const OUTGOING_TO_DEVICE = {
     struct: [req("user", "string"), opt("device", "string"), req("id", "string"), req("payload", "string")],
@@ -301,6 +322,12 @@ const CLIENT_FRAME = {
         send_to_device: [id, req("kind", "string"), req("messages", { list: OUTGOING_TO_DEVICE }), opt("conv", "string")],
         ack_to_device: [id, req("messages", { list: TO_DEVICE_ACK })],
         encrypt: [id, req("conv", "string")],
+        create_backup: [id, req("algorithm", "string"), req("auth_data", "string")],
+        get_backup: [id],
+        update_backup: [id, req("version", "string"), req("auth_data", "string")],
+        delete_backup: [id, req("version", "string")],
+        put_backup_keys: [id, req("version", "string"), req("keys", { list: BACKUP_KEY_INFO })],
+        get_backup_keys: [id, req("version", "string"), opt("after", BACKUP_KEY_REF), opt("limit", "u32")],
     },
 };
 const SERVER_FRAME = {
@@ -366,6 +393,8 @@ const SERVER_FRAME = {
         to_device: [req("messages", { list: TO_DEVICE_MESSAGE })],
         device_keys: [id, req("devices", { list: DEVICE_KEYS_INFO }), vec("master_keys", { list: USER_MASTER_KEY })],
         claimed_keys: [id, req("keys", { list: CLAIMED_KEY })],
+        backup: [id, req("backup", BACKUP_INFO)],
+        backup_keys: [id, req("keys", { list: BACKUP_KEY_INFO }), req("more", "bool")],
     },
 };
 function isPlainObject(v) {

@@ -180,3 +180,54 @@ test("an encrypted conversation takes ciphertext and refuses plain text", async 
   // Another device's name in the envelope is refused.
   assert.equal(await code(alice.c.send({ conv: conv.conv }, { ...content, device: bob.device })), "invalid_argument");
 });
+
+test("a key backup is reached by the user's other devices alone, pages its keys, and goes stale when replaced", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  assert.equal(await alice.c.getBackup(), null, "no backup yet");
+  const v1 = await alice.c.createBackup("chatcore.backup.v1", "sealed");
+  assert.equal(v1.count, 0);
+  const keys = Array.from({ length: 5 }, (_, i) => ({
+    conv: `g:${i % 2}`,
+    session: `s${i}`,
+    first_index: i,
+    forwarded: 0,
+    verified: false,
+    data: b64(randomBytes(48)),
+  }));
+  const stored = await alice.c.putBackupKeys(v1.version, keys);
+  assert.equal(stored.count, 5);
+  assert.notEqual(stored.etag, v1.etag);
+
+  // Alice's second device (a fresh sign-in) reads them back, page by page, in order.
+  const laptop = new ChatClient({ url: chatd.wsUrl, codec: msgpackCodec, requestTimeoutMs: 10_000 });
+  clients.push(laptop);
+  await laptop.login({ login: alice.account.username, password: alice.account.password, device: "laptop" });
+  const found = await laptop.getBackup();
+  assert.equal(found?.version, v1.version);
+  const read = [];
+  let after;
+  for (;;) {
+    const page = await laptop.getBackupKeys(v1.version, after, 2);
+    read.push(...page.keys);
+    if (!page.more) break;
+    after = { conv: page.keys.at(-1).conv, session: page.keys.at(-1).session };
+  }
+  const order = (k) => `${k.conv}/${k.session}`;
+  assert.deepEqual(read.map(order), keys.map(order).sort());
+  assert.deepEqual(read.find((k) => k.session === "s3"), keys[3]);
+
+  // Bob reaches none of it.
+  assert.equal(await bob.c.getBackup(), null);
+  assert.equal(await code(bob.c.getBackupKeys(v1.version)), "not_found");
+  assert.equal(await code(bob.c.putBackupKeys(v1.version, keys.slice(0, 1))), "not_found");
+
+  // The laptop makes a new backup: the phone's version is stale.
+  const v2 = await laptop.createBackup("chatcore.backup.v1", "sealed again");
+  assert.equal(await code(alice.c.putBackupKeys(v1.version, keys.slice(0, 1))), "not_found");
+  assert.equal((await alice.c.getBackup())?.version, v2.version);
+  assert.equal((await alice.c.getBackupKeys(v2.version)).keys.length, 0);
+  assert.equal((await alice.c.updateBackup(v2.version, "resealed")).auth_data, "resealed");
+  await alice.c.deleteBackup(v2.version);
+  assert.equal(await laptop.getBackup(), null);
+});
