@@ -56,6 +56,7 @@ use mongodb::bson::doc;
 use mongodb::options::{Acknowledgment, ClientOptions, CollectionOptions, WriteConcern};
 use mongodb::{Client, Collection, Database};
 
+mod backups;
 mod contacts;
 mod error;
 mod keys;
@@ -71,6 +72,7 @@ mod sessions;
 pub mod testing;
 mod users;
 
+pub use backups::MongoBackupStore;
 pub use contacts::MongoContactStore;
 pub use keys::{MongoKeyStore, MongoToDeviceStore};
 pub use limiter::MongoRateLimiter;
@@ -279,6 +281,11 @@ impl MongoStore {
         MongoToDeviceStore::new(self.inner.clone())
     }
 
+    /// The encrypted key backups.
+    pub fn backups(&self) -> MongoBackupStore {
+        MongoBackupStore::new(self.inner.clone())
+    }
+
     /// The report store.
     pub fn reports(&self) -> MongoReportStore {
         MongoReportStore::new(self.inner.clone())
@@ -303,6 +310,7 @@ impl MongoStore {
         b.reports = Arc::new(self.reports());
         b.keys = Arc::new(self.keys());
         b.to_device = Arc::new(self.to_device());
+        b.backups = Arc::new(self.backups());
         b.limiter = Arc::new(self.limiter());
         b
     }

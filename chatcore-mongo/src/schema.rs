@@ -55,6 +55,10 @@ pub(crate) const MASTER_KEYS: &str = "master_keys";
 pub(crate) const TO_DEVICE: &str = "to_device";
 /// Per target device: the bound's counter of payloads waiting (`n`).
 pub(crate) const TO_DEVICE_COUNTS: &str = "to_device_counts";
+/// Each user's current key backup: `_id` is the user.
+pub(crate) const BACKUPS: &str = "backups";
+/// The keys of the backups: `_id` is `<user>|<version>|<conv>|<session>`.
+pub(crate) const BACKUP_KEYS: &str = "backup_keys";
 /// What the database is: one document, `_id: "schema"`, holding the
 /// version of the layout that wrote it.
 pub(crate) const META: &str = "meta";
@@ -82,6 +86,8 @@ pub const COLLECTIONS: &[&str] = &[
     MASTER_KEYS,
     TO_DEVICE,
     TO_DEVICE_COUNTS,
+    BACKUPS,
+    BACKUP_KEYS,
     META,
 ];
 
@@ -110,7 +116,9 @@ pub const COLLECTIONS: &[&str] = &[
 ///   device keys, the `master_keys` collection. Nothing is rewritten (a
 ///   missing field reads as not encrypted, not signed); the mark keeps a
 ///   build that would take plain text into an encrypted conversation off
-///   the database.
+///   the database. The key backups (`backups`, `backup_keys`) came later
+///   within schema 5: they start empty, and a build without them reads
+///   nothing else differently.
 pub const SCHEMA_VERSION: i64 = 5;
 
 fn index(keys: Document, name: &str) -> IndexModel {
@@ -235,6 +243,14 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
             vec![index(
                 doc! { "to_user": 1, "to_device": 1, "order": 1 },
                 "target_order",
+            )],
+        ),
+        (
+            BACKUP_KEYS,
+            // A backup's keys in page order; the user's keys of old versions.
+            vec![index(
+                doc! { "user": 1, "version": 1, "conv": 1, "session": 1 },
+                "user_version_conv_session",
             )],
         ),
         (RATE_LIMITS, vec![ttl("expire_at")]),
