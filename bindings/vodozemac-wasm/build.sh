@@ -15,7 +15,8 @@
 # WASM_BINDGEN_CLI_ROOT overrides the folder). Never wasm-pack: it downloads binaries.
 #
 # Reproducible: the paths of the checkout, the cargo home and the target folder
-# are remapped, so a clone in another folder builds the same bytes.
+# are remapped, so a clone in another folder builds the same bytes with the
+# same rustc (the one recorded in built-with.txt).
 set -euo pipefail
 crate=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$crate/../.." && pwd)
@@ -71,8 +72,16 @@ trap 'rm -rf "$out"' EXIT
 # The raw exports' types: nothing imports them, chatd would only serve them.
 rm -f "$out/vodozemac_wasm_bg.wasm.d.ts"
 
+# The bytes depend on the compiler too: what built the committed files is
+# recorded beside this script, so a failed check on another toolchain says so.
+toolchain="$(rustc --version) / wasm-bindgen $version"
+built_with=$crate/built-with.txt
+
 if [ "$check" = 1 ]; then
   stale=0
+  if [ "$(cat "$built_with" 2>/dev/null)" != "$toolchain" ]; then
+    echo "note: the committed files were built with $(cat "$built_with" 2>/dev/null || echo '?'), this is $toolchain" >&2
+  fi
   want=$(cd "$out" && ls | sort | tr '\n' ' ')
   have=$(cd "$committed" 2>/dev/null && ls | sort | tr '\n' ' ' || true)
   if [ "$want" != "$have" ]; then
@@ -94,5 +103,6 @@ else
   mkdir -p "$committed"
   rm -f "$committed"/*
   cp "$out"/* "$committed/"
+  echo "$toolchain" > "$built_with"
   (cd "$committed" && sha256sum -- *)
 fi
