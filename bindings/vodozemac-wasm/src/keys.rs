@@ -72,7 +72,11 @@ impl Ed25519SecretKey {
 /// `publicKey` (base64). False for a signature that does not match; throws
 /// when the key or the signature is malformed.
 #[wasm_bindgen(js_name = verifyEd25519)]
-pub fn verify_ed25519(public_key: &str, message: &[u8], signature: &str) -> Result<bool, Error> {
+pub fn verify_ed25519(
+    #[wasm_bindgen(js_name = publicKey)] public_key: &str,
+    message: &[u8],
+    signature: &str,
+) -> Result<bool, Error> {
     let key = ed25519_public("public key", public_key)?;
     let signature = Ed25519Signature::from_base64(signature).map_err(|e| {
         Error::new(

@@ -109,7 +109,9 @@ impl InboundGroupSession {
     /// session); throws (code `invalid_key`) when it is malformed or its
     /// signature does not verify.
     #[wasm_bindgen(constructor)]
-    pub fn new(session_key: &str) -> Result<InboundGroupSession, Error> {
+    pub fn new(
+        #[wasm_bindgen(js_name = sessionKey)] session_key: &str,
+    ) -> Result<InboundGroupSession, Error> {
         let key = SessionKey::from_base64(session_key).map_err(|e| {
             Error::new(
                 ErrorCode::InvalidKey,
@@ -123,7 +125,9 @@ impl InboundGroupSession {
 
     /// From an exported key (`exportAt`, `exportAtFirstKnownIndex`), as
     /// forwarded between a user's devices or restored from a backup.
-    pub fn import(exported_key: &str) -> Result<InboundGroupSession, Error> {
+    pub fn import(
+        #[wasm_bindgen(js_name = exportedKey)] exported_key: &str,
+    ) -> Result<InboundGroupSession, Error> {
         let key = ExportedSessionKey::from_base64(exported_key).map_err(|e| {
             Error::new(
                 ErrorCode::InvalidKey,

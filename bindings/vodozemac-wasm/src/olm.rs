@@ -176,8 +176,8 @@ impl Account {
     #[wasm_bindgen(js_name = createOutboundSession)]
     pub fn create_outbound_session(
         &self,
-        identity_key: &str,
-        one_time_key: &str,
+        #[wasm_bindgen(js_name = identityKey)] identity_key: &str,
+        #[wasm_bindgen(js_name = oneTimeKey)] one_time_key: &str,
     ) -> Result<Session, Error> {
         let identity = curve25519("identity key", identity_key)?;
         let one_time = curve25519("one-time key", one_time_key)?;
@@ -194,8 +194,8 @@ impl Account {
     #[wasm_bindgen(js_name = createInboundSession)]
     pub fn create_inbound_session(
         &mut self,
-        identity_key: &str,
-        message_type: u32,
+        #[wasm_bindgen(js_name = identityKey)] identity_key: &str,
+        #[wasm_bindgen(js_name = messageType)] message_type: u32,
         body: &[u8],
     ) -> Result<InboundSession, Error> {
         let identity = curve25519("identity key", identity_key)?;
@@ -306,7 +306,11 @@ impl Session {
 
     /// Decrypts a message of the peer; throws (code `decrypt`) when it was
     /// altered, is not of this session, or was already decrypted.
-    pub fn decrypt(&mut self, message_type: u32, body: &[u8]) -> Result<Vec<u8>, Error> {
+    pub fn decrypt(
+        &mut self,
+        #[wasm_bindgen(js_name = messageType)] message_type: u32,
+        body: &[u8],
+    ) -> Result<Vec<u8>, Error> {
         let message = olm_message(message_type, body)?;
         self.inner.decrypt(&message).map_err(|e| {
             Error::new(
@@ -320,7 +324,11 @@ impl Session {
     /// it is decrypted here rather than opening a new one. False for a
     /// normal message.
     #[wasm_bindgen(js_name = matchesPreKeyMessage)]
-    pub fn matches_pre_key_message(&self, message_type: u32, body: &[u8]) -> Result<bool, Error> {
+    pub fn matches_pre_key_message(
+        &self,
+        #[wasm_bindgen(js_name = messageType)] message_type: u32,
+        body: &[u8],
+    ) -> Result<bool, Error> {
         match olm_message(message_type, body)? {
             OlmMessage::PreKey(m) => Ok(m.session_id() == self.inner.session_id()),
             OlmMessage::Normal(_) => Ok(false),

@@ -14,13 +14,13 @@ export class Account {
      * Curve25519 identity key `identityKey` opens, with the message's
      * plaintext. Uses up the one-time key the message names.
      */
-    createInboundSession(identity_key: string, message_type: number, body: Uint8Array | number[]): InboundSession;
+    createInboundSession(identityKey: string, messageType: number, body: Uint8Array | number[]): InboundSession;
     /**
      * A session to the device with Curve25519 identity key `identityKey`,
      * from one of its one-time (or fallback) keys, claimed from the
      * server. Check both keys' signatures first.
      */
-    createOutboundSession(identity_key: string, one_time_key: string): Session;
+    createOutboundSession(identityKey: string, oneTimeKey: string): Session;
     /**
      * The fallback key not yet marked as published, if any.
      */
@@ -192,13 +192,13 @@ export class InboundGroupSession {
      * From an exported key (`exportAt`, `exportAtFirstKnownIndex`), as
      * forwarded between a user's devices or restored from a backup.
      */
-    static import(exported_key: string): InboundGroupSession;
+    static import(exportedKey: string): InboundGroupSession;
     /**
      * From a session key (`GroupSession.sessionKey`, signed by the
      * session); throws (code `invalid_key`) when it is malformed or its
      * signature does not verify.
      */
-    constructor(session_key: string);
+    constructor(sessionKey: string);
     /**
      * The session encrypted with a 32-byte key (base64 text).
      */
@@ -276,7 +276,7 @@ export class Session {
      * Decrypts a message of the peer; throws (code `decrypt`) when it was
      * altered, is not of this session, or was already decrypted.
      */
-    decrypt(message_type: number, body: Uint8Array | number[]): Uint8Array;
+    decrypt(messageType: number, body: Uint8Array | number[]): Uint8Array;
     /**
      * Encrypts `plaintext` for the peer.
      */
@@ -290,7 +290,7 @@ export class Session {
      * it is decrypted here rather than opening a new one. False for a
      * normal message.
      */
-    matchesPreKeyMessage(message_type: number, body: Uint8Array | number[]): boolean;
+    matchesPreKeyMessage(messageType: number, body: Uint8Array | number[]): boolean;
     /**
      * The session encrypted with a 32-byte key (base64 text).
      */
@@ -327,7 +327,7 @@ export function checkEd25519Key(key: string): void;
  * `publicKey` (base64). False for a signature that does not match; throws
  * when the key or the signature is malformed.
  */
-export function verifyEd25519(public_key: string, message: Uint8Array | number[], signature: string): boolean;
+export function verifyEd25519(publicKey: string, message: Uint8Array | number[], signature: string): boolean;
 
 export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
 

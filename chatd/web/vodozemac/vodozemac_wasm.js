@@ -26,16 +26,16 @@ export class Account {
      * The session a pre-key message (type 0) from the device with
      * Curve25519 identity key `identityKey` opens, with the message's
      * plaintext. Uses up the one-time key the message names.
-     * @param {string} identity_key
-     * @param {number} message_type
+     * @param {string} identityKey
+     * @param {number} messageType
      * @param {Uint8Array | number[]} body
      * @returns {InboundSession}
      */
-    createInboundSession(identity_key, message_type, body) {
-        const val3 = +message_type;
+    createInboundSession(identityKey, messageType, body) {
+        const val3 = +messageType;
         let ptr0, len0, ptr1, len1;
         try {
-            ptr0 = passStringToWasm0(identity_key, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            ptr0 = passStringToWasm0(identityKey, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
             len0 = WASM_VECTOR_LEN;
             ptr1 = passArray8ToWasm0(body, wasm.__wbindgen_malloc);
             len1 = WASM_VECTOR_LEN;
@@ -54,16 +54,16 @@ export class Account {
      * A session to the device with Curve25519 identity key `identityKey`,
      * from one of its one-time (or fallback) keys, claimed from the
      * server. Check both keys' signatures first.
-     * @param {string} identity_key
-     * @param {string} one_time_key
+     * @param {string} identityKey
+     * @param {string} oneTimeKey
      * @returns {Session}
      */
-    createOutboundSession(identity_key, one_time_key) {
+    createOutboundSession(identityKey, oneTimeKey) {
         let ptr0, len0, ptr1, len1;
         try {
-            ptr0 = passStringToWasm0(identity_key, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            ptr0 = passStringToWasm0(identityKey, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
             len0 = WASM_VECTOR_LEN;
-            ptr1 = passStringToWasm0(one_time_key, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            ptr1 = passStringToWasm0(oneTimeKey, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
             len1 = WASM_VECTOR_LEN;
         } catch (e) {
             if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
@@ -621,11 +621,11 @@ export class InboundGroupSession {
     /**
      * From an exported key (`exportAt`, `exportAtFirstKnownIndex`), as
      * forwarded between a user's devices or restored from a backup.
-     * @param {string} exported_key
+     * @param {string} exportedKey
      * @returns {InboundGroupSession}
      */
-    static import(exported_key) {
-        const ptr0 = passStringToWasm0(exported_key, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+    static import(exportedKey) {
+        const ptr0 = passStringToWasm0(exportedKey, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         const len0 = WASM_VECTOR_LEN;
         const ret = wasm.inboundgroupsession_import(ptr0, len0);
         if (ret[2]) {
@@ -637,10 +637,10 @@ export class InboundGroupSession {
      * From a session key (`GroupSession.sessionKey`, signed by the
      * session); throws (code `invalid_key`) when it is malformed or its
      * signature does not verify.
-     * @param {string} session_key
+     * @param {string} sessionKey
      */
-    constructor(session_key) {
-        const ptr0 = passStringToWasm0(session_key, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+    constructor(sessionKey) {
+        const ptr0 = passStringToWasm0(sessionKey, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         const len0 = WASM_VECTOR_LEN;
         const ret = wasm.inboundgroupsession_new(ptr0, len0);
         if (ret[2]) {
@@ -858,12 +858,12 @@ export class Session {
     /**
      * Decrypts a message of the peer; throws (code `decrypt`) when it was
      * altered, is not of this session, or was already decrypted.
-     * @param {number} message_type
+     * @param {number} messageType
      * @param {Uint8Array | number[]} body
      * @returns {Uint8Array}
      */
-    decrypt(message_type, body) {
-        const val2 = +message_type;
+    decrypt(messageType, body) {
+        const val2 = +messageType;
         const ptr0 = passArray8ToWasm0(body, wasm.__wbindgen_malloc);
         const len0 = WASM_VECTOR_LEN;
         const ret = wasm.session_decrypt(this.__wbg_ptr, val2, ptr0, len0);
@@ -916,12 +916,12 @@ export class Session {
      * Whether a pre-key message (type 0) belongs to this session, so that
      * it is decrypted here rather than opening a new one. False for a
      * normal message.
-     * @param {number} message_type
+     * @param {number} messageType
      * @param {Uint8Array | number[]} body
      * @returns {boolean}
      */
-    matchesPreKeyMessage(message_type, body) {
-        const val2 = +message_type;
+    matchesPreKeyMessage(messageType, body) {
+        const val2 = +messageType;
         const ptr0 = passArray8ToWasm0(body, wasm.__wbindgen_malloc);
         const len0 = WASM_VECTOR_LEN;
         const ret = wasm.session_matchesPreKeyMessage(this.__wbg_ptr, val2, ptr0, len0);
@@ -1042,15 +1042,15 @@ export function checkEd25519Key(key) {
  * Whether `signature` (base64) is the Ed25519 signature of `message` by
  * `publicKey` (base64). False for a signature that does not match; throws
  * when the key or the signature is malformed.
- * @param {string} public_key
+ * @param {string} publicKey
  * @param {Uint8Array | number[]} message
  * @param {string} signature
  * @returns {boolean}
  */
-export function verifyEd25519(public_key, message, signature) {
+export function verifyEd25519(publicKey, message, signature) {
     let ptr0, len0, ptr1, len1, ptr2, len2;
     try {
-        ptr0 = passStringToWasm0(public_key, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        ptr0 = passStringToWasm0(publicKey, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         len0 = WASM_VECTOR_LEN;
         ptr1 = passArray8ToWasm0(message, wasm.__wbindgen_malloc);
         len1 = WASM_VECTOR_LEN;
