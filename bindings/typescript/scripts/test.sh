@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests of the TypeScript binding and of the web client, end to end:
 #   Debian packages (chromium, an emoji font) -> chatd binary -> npm packages
-#   -> tsc build -> unit tests (test vectors, committed browser build is fresh)
+#   -> committed vodozemac wasm is fresh -> tsc build -> unit tests (test
+#   vectors, committed browser build is fresh, vodozemac in wasm)
 #   -> binding against a real chatd -> web client in headless Chromium.
 # Idempotent: installs only what is missing. Called by the repository's
 # scripts/test; runs on its own too (as root on a fresh Debian for apt).
@@ -43,6 +44,11 @@ else
   echo "node_modules is up to date with package-lock.json"
 fi
 
+step "vodozemac wasm: chatd/web/vodozemac/ is a fresh build"
+# Installs the rustup target and wasm-bindgen-cli (cached in .test-deps/) when
+# missing, rebuilds the wasm and compares it with the committed bytes.
+bash "$repo/bindings/vodozemac-wasm/build.sh" --check
+
 step "tsc build (dist/)"
 # Only dist/: chatd/web/chatcore/ is committed, and the unit tests compare it with a fresh build.
 node_modules/.bin/tsc -p tsconfig.json
@@ -50,7 +56,7 @@ node_modules/.bin/tsc -p tsconfig.json
 step "tsc type check of the web client (chatd/web, // @ts-check + JSDoc)"
 node_modules/.bin/tsc -p tsconfig.webclient.json
 
-step "unit tests: vectors in both codecs, delivery tracking, committed browser build"
+step "unit tests: vectors in both codecs, delivery tracking, committed browser build, vodozemac"
 node --test test/unit/
 
 step "binding against a real chatd"

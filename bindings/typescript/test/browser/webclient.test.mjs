@@ -114,6 +114,8 @@ test("chatd serves every file of chatd/web/, byte for byte, with a usable type",
     if (rel.endsWith(".js")) assert.match(type, /^text\/javascript/, `${path}: ${type}`);
     if (rel.endsWith(".css")) assert.match(type, /^text\/css/, `${path}: ${type}`);
     if (rel.endsWith(".html")) assert.match(type, /^text\/html/, `${path}: ${type}`);
+    // WebAssembly.instantiateStreaming (the vodozemac glue) refuses another type.
+    if (rel.endsWith(".wasm")) assert.match(type, /^application\/wasm$/, `${path}: ${type}`);
   }
   if (missing.includes("/app.js (404)") && process.env.CHATCORE_WEB_FROM_DISK !== "1") notServed = "chatd does not serve the web client (see the first test)";
   assert.deepEqual(missing, [], "chatd/src/web.rs must embed every file under chatd/web/ (its ASSETS list)");
