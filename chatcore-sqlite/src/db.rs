@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::cache::ConvCache;
 use crate::error::map_err;
+use crate::lock::ProcessLock;
 
 /// The most writes one transaction commits. Bounds a transaction's size
 /// (and so the latency of the first write in it) under a flood.
@@ -157,6 +158,8 @@ impl Drop for OpenMark {
 /// The writer thread's handle and the reader pool.
 pub(crate) struct Db {
     _mark: OpenMark,
+    /// Other processes kept off the file (`None`: read-only or in memory).
+    _lock: Option<ProcessLock>,
     writer: mpsc::Sender<Job>,
     pub(crate) counters: Arc<Counters>,
     /// The conversations the writer knows (see `cache.rs`).
@@ -171,6 +174,7 @@ impl Db {
     /// `readers` for the reads.
     pub(crate) fn start(
         mark: OpenMark,
+        lock: Option<ProcessLock>,
         writer: Connection,
         readers: Vec<Connection>,
         options: ConnOptions,
@@ -186,6 +190,7 @@ impl Db {
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         Ok(Arc::new(Self {
             _mark: mark,
+            _lock: lock,
             writer: tx,
             counters,
             cache,

@@ -165,6 +165,54 @@ async fn a_backup_in_the_middle_of_sends_holds_every_message_acknowledged_before
 }
 
 #[tokio::test]
+async fn a_second_chatd_on_the_same_file_is_refused_and_the_first_keeps_serving() {
+    let dir = TempDir::new("second");
+    let chatd = start_on(&dir).await;
+    let alice = chatd.user("alice").await;
+    let bob = chatd.user("bob").await;
+    let first = alice
+        .client
+        .send(&bob.id(), "s1", text("before"))
+        .await
+        .unwrap();
+
+    let (ok, log) = run_to_end(&["--store", &dir.store_arg()]).await;
+    assert!(!ok, "a second chatd must not serve the same file");
+    assert!(
+        log.contains(&dir.db().display().to_string()) && log.contains("another process holds it"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+
+    // The first serves on, its seqs untouched by the second's attempt.
+    let next = alice
+        .client
+        .send(&bob.id(), "s2", text("after"))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, first.seq + 1);
+    assert_eq!(chatd.http("GET", "/readyz").await.0, 200);
+    // A backup (a reader of its own, no lock) works while it serves.
+    let copy = dir.0.join("copy.db");
+    let (ok, log) = run_to_end(&[
+        "--store",
+        &dir.store_arg(),
+        "backup",
+        copy.to_str().expect("utf-8 path"),
+    ])
+    .await;
+    assert!(ok, "chatd backup failed while the server runs: {log}");
+    drop((alice, bob));
+    stop(chatd).await;
+
+    // Once the first has gone, the file is free again.
+    let again = start_on(&dir).await;
+    let (reader, _e) = again.connect().await;
+    reader.login("bob", PASSWORD, "again").await.unwrap();
+    stop(again).await;
+}
+
+#[tokio::test]
 async fn a_corrupt_file_is_refused_at_start_with_a_clear_error() {
     let dir = TempDir::new("corrupt");
     std::fs::write(dir.db(), vec![0x5a_u8; 64 * 1024]).unwrap();
