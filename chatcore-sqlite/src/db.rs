@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::cache::ConvCache;
-use crate::error::map_err;
+use crate::error::{map_err, map_open_err};
 use crate::lock::ProcessLock;
 
 /// The most writes one transaction commits. Bounds a transaction's size
@@ -99,7 +99,7 @@ pub(crate) fn open_conn(o: &ConnOptions, reader: bool) -> StoreResult<Connection
 
 /// A driver error about the file at `path`, with the path in the message.
 pub(crate) fn at(path: &Path, e: rusqlite::Error) -> StoreError {
-    match map_err(e) {
+    match map_open_err(e) {
         StoreError::Unavailable(m) => {
             StoreError::Unavailable(format!("SQLite database {}: {m}", path.display()))
         }

@@ -13,7 +13,7 @@
 use chatcore::store::{StoreError, StoreResult};
 use rusqlite::Connection;
 
-use crate::error::map_err;
+use crate::error::map_open_err;
 
 /// `PRAGMA application_id` of a chatcore database ("chat" in ASCII).
 pub(crate) const APPLICATION_ID: i64 = 0x6368_6174;
@@ -281,10 +281,11 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// [`SCHEMA_VERSION`] in one transaction, after refusing a foreign or newer
 /// one, and forgets the connections a previous process left in presence.
 pub(crate) fn migrate(conn: &Connection) -> StoreResult<()> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(map_open_err)?;
     let result = migrate_in_txn(conn);
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    let ended = conn.execute_batch(end).map_err(map_err);
+    let ended = conn.execute_batch(end).map_err(map_open_err);
     result?;
     ended
 }
@@ -292,13 +293,13 @@ pub(crate) fn migrate(conn: &Connection) -> StoreResult<()> {
 fn migrate_in_txn(conn: &Connection) -> StoreResult<()> {
     let pragma = |name: &str| -> StoreResult<i64> {
         conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
-            .map_err(map_err)
+            .map_err(map_open_err)
     };
     let app = pragma("application_id")?;
     let version = pragma("user_version")?;
     let tables: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
-        .map_err(map_err)?;
+        .map_err(map_open_err)?;
     if app != APPLICATION_ID && (app != 0 || tables > 0) {
         return Err(StoreError::Incompatible(format!(
             "this SQLite file is not a chatcore database (application_id {app:#x}, {tables} \
@@ -314,18 +315,18 @@ fn migrate_in_txn(conn: &Connection) -> StoreResult<()> {
     let from = usize::try_from(version)
         .map_err(|_| StoreError::Corrupt(format!("negative schema version {version}")))?;
     for (i, step) in MIGRATIONS.iter().enumerate().skip(from) {
-        conn.execute_batch(step).map_err(map_err)?;
+        conn.execute_batch(step).map_err(map_open_err)?;
         tracing::info!(version = i + 1, "SQLite schema migrated");
     }
     if from < MIGRATIONS.len() || app == 0 {
         conn.execute_batch(&format!(
             "PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA application_id = {APPLICATION_ID};"
         ))
-        .map_err(map_err)?;
+        .map_err(map_open_err)?;
     }
     // Only this process serves this file (one writer), so whoever was
     // connected before it started is not connected now.
     conn.execute("DELETE FROM presence_conns", [])
-        .map_err(map_err)?;
+        .map_err(map_open_err)?;
     Ok(())
 }
