@@ -73,6 +73,7 @@
 //! - `lock`: the lock file that keeps a second process off the database.
 //! - `cache`: the conversations the writer knows, so that appends and
 //!   reads of a conversation's state do not read it back from the file.
+//! - `ids`: how the log stores message and user ids (UUIDs as 16 bytes).
 //! - `error`: the one mapping of SQLite errors to [`StoreError`].
 //! - `schema`: the migration steps and the version check.
 //! - `users`: [`SqliteUserStore`].
@@ -98,6 +99,7 @@ mod cache;
 mod contacts;
 mod db;
 mod error;
+mod ids;
 mod keys;
 mod limiter;
 mod lock;

@@ -23,6 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::cache::{ConvCache, Entry};
 use crate::db::Db;
 use crate::error::map_err;
+use crate::ids::{LogId, StoredId};
 use crate::{from_json, limit_i64, to_i64, to_json, to_u64};
 
 /// The message store.
@@ -48,7 +49,7 @@ const MESSAGES_OF: &str = "messages m JOIN conversations c ON c.key = m.conv WHE
 
 fn message_row(
     row: &Row<'_>,
-) -> rusqlite::Result<(String, String, i64, String, String, Millis, String)> {
+) -> rusqlite::Result<(LogId, String, i64, LogId, String, Millis, String)> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -61,11 +62,11 @@ fn message_row(
 }
 
 fn into_message(
-    (id, conv, seq, from, client_id, ts, content): (
-        String,
+    (LogId(id), conv, seq, LogId(from), client_id, ts, content): (
+        LogId,
         String,
         i64,
-        String,
+        LogId,
         String,
         Millis,
         String,
@@ -356,8 +357,8 @@ fn insert_entry(c: &Connection, key: i64, msg: NewMessage, seq: u64) -> StoreRes
         s.execute(params![
             key,
             to_i64(seq),
-            msg.id.0,
-            msg.from.0,
+            StoredId::of(&msg.id.0),
+            StoredId::of(&msg.from.0),
             msg.client_id,
             msg.ts,
             !msg.content.is_message(),
@@ -378,7 +379,10 @@ fn by_client_id(c: &Connection, from: &str, client_id: &str) -> StoreResult<Opti
         "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN conversations c ON c.key = m.conv WHERE \
          m.sender = ?1 AND m.client_id = ?2"
     ))
-    .and_then(|mut s| s.query_row([from, client_id], message_row).optional())
+    .and_then(|mut s| {
+        s.query_row(params![StoredId::of(from), client_id], message_row)
+            .optional()
+    })
     .map_err(map_err)?
     .map(into_message)
     .transpose()
@@ -818,7 +822,9 @@ impl MessageStore for SqliteMessageStore {
                     let from = to_u64(read, "read marker")?.max(*joined);
                     let to = left.map_or(i64::MAX, to_i64);
                     let n: i64 = count
-                        .query_row(params![conv, to_i64(from), to, user], |r| r.get(0))
+                        .query_row(params![conv, to_i64(from), to, StoredId::of(&user)], |r| {
+                            r.get(0)
+                        })
                         .map_err(map_err)?;
                     out.push(to_u64(n, "count")?);
                 }

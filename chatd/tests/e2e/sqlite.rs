@@ -134,7 +134,12 @@ async fn a_backup_in_the_middle_of_sends_holds_every_message_acknowledged_before
         .unwrap();
     assert_eq!(check, "ok");
     let mut stmt = conn
-        .prepare("SELECT seq, client_id, id FROM messages ORDER BY seq")
+        .prepare(
+            "SELECT seq, client_id, CASE typeof(id) WHEN 'blob' THEN lower(substr(hex(id), 1, 8) \
+             || '-' || substr(hex(id), 9, 4) || '-' || substr(hex(id), 13, 4) || '-' || \
+             substr(hex(id), 17, 4) || '-' || substr(hex(id), 21)) ELSE id END FROM messages \
+             ORDER BY seq",
+        )
         .unwrap();
     let rows: Vec<(u64, String, String)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
