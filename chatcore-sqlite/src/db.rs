@@ -7,7 +7,9 @@
 //! first waiting write, then every other one already queued (up to
 //! [`MAX_BATCH`]), and runs them all in one `BEGIN IMMEDIATE` transaction,
 //! each inside a savepoint of its own so that one write's failure (a
-//! `Conflict`, a `NotMember`) undoes only that write. One `COMMIT` (one
+//! `Conflict`, a `NotMember`) undoes only that write (appends, which check
+//! everything before their one change, run without one: see
+//! [`Db::write_unguarded`]). One `COMMIT` (one
 //! fsync of the WAL under `synchronous=FULL`) then makes the whole group
 //! durable, and only then is each caller answered: an `Ok` always means
 //! "on disk". When the commit fails (disk full, I/O error), every write of
@@ -41,6 +43,14 @@ type Done = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// A write: run on the writer's connection (`Err` when it cannot run at
 /// all), it returns its completion and, when it failed, its own error.
 type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Done + Send>;
+
+/// How a write run by [`Db::write_unguarded`] failed.
+pub(crate) enum Unguarded {
+    /// Before it changed anything: only this write fails.
+    Before(StoreError),
+    /// After it changed something: the whole group is rolled back.
+    After(StoreError),
+}
 
 /// Tunables shared by the connections.
 #[derive(Clone, Debug)]
@@ -207,13 +217,49 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        self.submit(move |conn| in_savepoint(conn, f)).await
+    }
+
+    /// [`Db::write`] without the write's own savepoint, for a write that
+    /// makes one change, after every check (the append): a savepoint copies
+    /// every page the write touches into SQLite's sub-journal first, which
+    /// the profile of the relay showed as a large part of an append's cost.
+    /// `f` says whether it failed before changing anything (the rest of the
+    /// group stands, as with a savepoint) or after: its change cannot be
+    /// undone alone, so the whole group is rolled back and every write in it
+    /// answered with the error, as when a commit fails.
+    pub(crate) async fn write_unguarded<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Unguarded> + Send + 'static,
+    {
+        self.submit(move |conn| match f(conn) {
+            Ok(v) => Ok(v),
+            Err(Unguarded::Before(e)) => Err(e),
+            Err(Unguarded::After(e)) => {
+                if !conn.is_autocommit() {
+                    // The writer sees the transaction gone and fails the group.
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                Err(e)
+            }
+        })
+        .await
+    }
+
+    /// Queues `run` for the writer thread and waits for its group's fate.
+    async fn submit<T, F>(&self, run: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<StoreResult<T>>();
         let cache = self.cache.clone();
         let job: Job = Box::new(move |conn| {
             let result = match conn {
                 Ok(conn) => {
                     cache.job_started();
-                    let result = in_savepoint(conn, f);
+                    let result = run(conn);
                     if result.is_err() {
                         cache.job_failed();
                     }
@@ -347,7 +393,9 @@ fn run_writer(
             if conn.is_autocommit() {
                 // The transaction is gone with everything in it.
                 let err = StoreError::Unavailable(
-                    "SQLite rolled the write back (disk full or I/O error)".into(),
+                    "SQLite rolled the group's writes back (disk full, I/O error or a damaged \
+                     file)"
+                        .into(),
                 );
                 tracing::warn!(error = %err, writes = done.len(), "SQLite: group lost");
                 cache.aborted();

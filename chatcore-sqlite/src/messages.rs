@@ -21,7 +21,7 @@ use chatcore::store::{
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::cache::{ConvCache, Entry};
-use crate::db::Db;
+use crate::db::{Db, Unguarded};
 use crate::error::map_err;
 use crate::ids::{LogId, StoredId};
 use crate::{from_json, limit_i64, to_i64, to_json, to_u64};
@@ -411,9 +411,40 @@ fn reload(c: &Connection, cache: &ConvCache, conv: &str) -> StoreResult<Option<C
     Ok(loaded.map(|(_, s)| s))
 }
 
-fn append_in(c: &Connection, cache: &ConvCache, msg: NewMessage) -> StoreResult<Appended> {
+/// An append, run without a savepoint (see [`Db::write_unguarded`]): every
+/// check reads, and only `insert_entry` changes the file, last.
+fn append_in(c: &Connection, cache: &ConvCache, msg: NewMessage) -> Result<Appended, Unguarded> {
+    let checked = append_checked(c, cache, &msg).map_err(Unguarded::Before)?;
+    let (e, seq) = match checked {
+        Checked::Duplicate(existing) => return Ok(Appended::duplicate(existing)),
+        Checked::At(e, seq) => (e, seq),
+    };
+    let ts = msg.ts;
+    let message = insert_entry(c, e.key, msg, seq).map_err(Unguarded::After)?;
+    let mut next = ConversationState::clone(&e.state);
+    next.last_seq = seq;
+    next.last_ts = next.last_ts.max(ts);
+    let recipients = e.recipients.clone();
+    cache.put(Entry {
+        key: e.key,
+        state: Arc::new(next),
+        recipients: recipients.clone(),
+    });
+    Ok(Appended::stored(message, recipients))
+}
+
+/// What the checks of an append found.
+enum Checked {
+    /// A retry: the message stored under the same `(from, client_id)`.
+    Duplicate(Message),
+    /// A new entry, at this seq of this conversation.
+    At(Entry, u64),
+}
+
+/// The checks of an append, reads only.
+fn append_checked(c: &Connection, cache: &ConvCache, msg: &NewMessage) -> StoreResult<Checked> {
     if let Some(existing) = by_client_id(c, &msg.from.0, &msg.client_id)? {
-        return Ok(Appended::duplicate(existing));
+        return Ok(Checked::Duplicate(existing));
     }
     let e = entry(c, cache, &msg.conv.0)?.ok_or(StoreError::NotFound)?;
     let state = &e.state;
@@ -430,18 +461,7 @@ fn append_in(c: &Connection, cache: &ConvCache, msg: NewMessage) -> StoreResult<
         return Err(StoreError::Encrypted);
     }
     let seq = state.last_seq + 1;
-    let ts = msg.ts;
-    let message = insert_entry(c, e.key, msg, seq)?;
-    let mut next = ConversationState::clone(state);
-    next.last_seq = seq;
-    next.last_ts = next.last_ts.max(ts);
-    let recipients = e.recipients.clone();
-    cache.put(Entry {
-        key: e.key,
-        state: Arc::new(next),
-        recipients: recipients.clone(),
-    });
-    Ok(Appended::stored(message, recipients))
+    Ok(Checked::At(e, seq))
 }
 
 #[async_trait]
@@ -492,7 +512,9 @@ impl MessageStore for SqliteMessageStore {
 
     async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
         let cache = self.db.cache.clone();
-        self.db.write(move |c| append_in(c, &cache, msg)).await
+        self.db
+            .write_unguarded(move |c| append_in(c, &cache, msg))
+            .await
     }
 
     async fn change(
