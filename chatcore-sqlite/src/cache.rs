@@ -78,15 +78,19 @@ fn state_weight(s: &Arc<ConversationState>) -> usize {
 /// A conversation as the writer knows it.
 #[derive(Clone)]
 pub(crate) struct Entry {
+    /// The conversation's integer key (`conversations.key`, the log's
+    /// `conv`): an append writes by it instead of looking the id up.
+    pub(crate) key: i64,
     pub(crate) state: Arc<ConversationState>,
     /// The current members, shared by the appends until a change.
     pub(crate) recipients: Arc<[Member]>,
 }
 
 impl Entry {
-    pub(crate) fn new(state: ConversationState) -> Self {
+    pub(crate) fn new(key: i64, state: ConversationState) -> Self {
         let recipients = state.active().cloned().collect();
         Self {
+            key,
             state: Arc::new(state),
             recipients,
         }
@@ -206,24 +210,24 @@ mod tests {
         let s1 = state("a", "b", 1);
         let conv = s1.conv.0.clone();
         cache.job_started();
-        cache.put(Entry::new(s1));
+        cache.put(Entry::new(1, s1));
         assert!(cache.published(&conv).is_none(), "not before the commit");
         cache.committed();
         assert_eq!(cache.published(&conv).map(|s| s.last_seq), Some(1));
 
         // A write that fails: its view goes, from both levels.
         cache.job_started();
-        cache.put(Entry::new(state("a", "b", 2)));
+        cache.put(Entry::new(1, state("a", "b", 2)));
         cache.job_failed();
         assert!(cache.working(&conv).is_none());
         assert!(cache.published(&conv).is_none());
 
         // A group whose commit fails: the same.
         cache.job_started();
-        cache.put(Entry::new(state("a", "b", 2)));
+        cache.put(Entry::new(1, state("a", "b", 2)));
         cache.committed();
         cache.job_started();
-        cache.put(Entry::new(state("a", "b", 3)));
+        cache.put(Entry::new(1, state("a", "b", 3)));
         cache.aborted();
         assert!(cache.working(&conv).is_none());
         assert!(cache.published(&conv).is_none());
@@ -234,7 +238,7 @@ mod tests {
         let cache = ConvCache::default();
         for i in 0..(MAX_WEIGHT / 3 + 10) {
             cache.job_started();
-            cache.put(Entry::new(state(&format!("u{i}"), "z", 1)));
+            cache.put(Entry::new(1, state(&format!("u{i}"), "z", 1)));
         }
         cache.committed();
         cache.committed();

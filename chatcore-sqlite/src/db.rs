@@ -7,7 +7,9 @@
 //! first waiting write, then every other one already queued (up to
 //! [`MAX_BATCH`]), and runs them all in one `BEGIN IMMEDIATE` transaction,
 //! each inside a savepoint of its own so that one write's failure (a
-//! `Conflict`, a `NotMember`) undoes only that write. One `COMMIT` (one
+//! `Conflict`, a `NotMember`) undoes only that write (appends, which check
+//! everything before their one change, run without one: see
+//! [`Db::write_unguarded`]). One `COMMIT` (one
 //! fsync of the WAL under `synchronous=FULL`) then makes the whole group
 //! durable, and only then is each caller answered: an `Ok` always means
 //! "on disk". When the commit fails (disk full, I/O error), every write of
@@ -23,7 +25,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::cache::ConvCache;
-use crate::error::map_err;
+use crate::error::{map_err, map_open_err};
+use crate::lock::ProcessLock;
 
 /// The most writes one transaction commits. Bounds a transaction's size
 /// (and so the latency of the first write in it) under a flood.
@@ -40,6 +43,14 @@ type Done = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// A write: run on the writer's connection (`Err` when it cannot run at
 /// all), it returns its completion and, when it failed, its own error.
 type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Done + Send>;
+
+/// How a write run by [`Db::write_unguarded`] failed.
+pub(crate) enum Unguarded {
+    /// Before it changed anything: only this write fails.
+    Before(StoreError),
+    /// After it changed something: the whole group is rolled back.
+    After(StoreError),
+}
 
 /// Tunables shared by the connections.
 #[derive(Clone, Debug)]
@@ -98,7 +109,7 @@ pub(crate) fn open_conn(o: &ConnOptions, reader: bool) -> StoreResult<Connection
 
 /// A driver error about the file at `path`, with the path in the message.
 pub(crate) fn at(path: &Path, e: rusqlite::Error) -> StoreError {
-    match map_err(e) {
+    match map_open_err(e) {
         StoreError::Unavailable(m) => {
             StoreError::Unavailable(format!("SQLite database {}: {m}", path.display()))
         }
@@ -157,6 +168,8 @@ impl Drop for OpenMark {
 /// The writer thread's handle and the reader pool.
 pub(crate) struct Db {
     _mark: OpenMark,
+    /// Other processes kept off the file (`None`: read-only or in memory).
+    _lock: Option<ProcessLock>,
     writer: mpsc::Sender<Job>,
     pub(crate) counters: Arc<Counters>,
     /// The conversations the writer knows (see `cache.rs`).
@@ -171,6 +184,7 @@ impl Db {
     /// `readers` for the reads.
     pub(crate) fn start(
         mark: OpenMark,
+        lock: Option<ProcessLock>,
         writer: Connection,
         readers: Vec<Connection>,
         options: ConnOptions,
@@ -186,6 +200,7 @@ impl Db {
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         Ok(Arc::new(Self {
             _mark: mark,
+            _lock: lock,
             writer: tx,
             counters,
             cache,
@@ -202,13 +217,49 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        self.submit(move |conn| in_savepoint(conn, f)).await
+    }
+
+    /// [`Db::write`] without the write's own savepoint, for a write that
+    /// makes one change, after every check (the append): a savepoint copies
+    /// every page the write touches into SQLite's sub-journal first, which
+    /// the profile of the relay showed as a large part of an append's cost.
+    /// `f` says whether it failed before changing anything (the rest of the
+    /// group stands, as with a savepoint) or after: its change cannot be
+    /// undone alone, so the whole group is rolled back and every write in it
+    /// answered with the error, as when a commit fails.
+    pub(crate) async fn write_unguarded<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Unguarded> + Send + 'static,
+    {
+        self.submit(move |conn| match f(conn) {
+            Ok(v) => Ok(v),
+            Err(Unguarded::Before(e)) => Err(e),
+            Err(Unguarded::After(e)) => {
+                if !conn.is_autocommit() {
+                    // The writer sees the transaction gone and fails the group.
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                Err(e)
+            }
+        })
+        .await
+    }
+
+    /// Queues `run` for the writer thread and waits for its group's fate.
+    async fn submit<T, F>(&self, run: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<StoreResult<T>>();
         let cache = self.cache.clone();
         let job: Job = Box::new(move |conn| {
             let result = match conn {
                 Ok(conn) => {
                     cache.job_started();
-                    let result = in_savepoint(conn, f);
+                    let result = run(conn);
                     if result.is_err() {
                         cache.job_failed();
                     }
@@ -342,7 +393,9 @@ fn run_writer(
             if conn.is_autocommit() {
                 // The transaction is gone with everything in it.
                 let err = StoreError::Unavailable(
-                    "SQLite rolled the write back (disk full or I/O error)".into(),
+                    "SQLite rolled the group's writes back (disk full, I/O error or a damaged \
+                     file)"
+                        .into(),
                 );
                 tracing::warn!(error = %err, writes = done.len(), "SQLite: group lost");
                 cache.aborted();

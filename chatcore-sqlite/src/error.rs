@@ -3,14 +3,35 @@
 use chatcore::store::StoreError;
 use rusqlite::ErrorCode;
 
-/// Converts a driver error:
+/// Converts a driver error of a store that is serving:
 /// - a unique constraint -> `Conflict { field }`, the field read from the
 ///   violated column (see [`conflict_field`]);
-/// - a file that is not a database, a corrupt page, a value of the wrong
-///   type -> `Corrupt`;
+/// - a value of the wrong type -> `Corrupt` (one record is bad);
+/// - a damaged file (a corrupt page, a file that is no longer a database)
+///   -> `Unavailable`: clients are told the service is down, not that their
+///   request failed on its own, and nothing of the write is kept (its
+///   savepoint or its group is rolled back), until the file is restored;
 /// - a full disk, a lock held too long, a read-only file, an I/O error and
 ///   anything else -> `Unavailable`, with SQLite's own words.
 pub(crate) fn map_err(err: rusqlite::Error) -> StoreError {
+    convert(err, Damaged::Unavailable)
+}
+
+/// Converts a driver error met while opening (or backing up) a file: as
+/// [`map_err`], except that a damaged file is `Corrupt`, so that the start
+/// fails with what is wrong with the file.
+pub(crate) fn map_open_err(err: rusqlite::Error) -> StoreError {
+    convert(err, Damaged::Corrupt)
+}
+
+/// What a damaged file is reported as.
+#[derive(Clone, Copy)]
+enum Damaged {
+    Corrupt,
+    Unavailable,
+}
+
+fn convert(err: rusqlite::Error, damaged: Damaged) -> StoreError {
     match &err {
         rusqlite::Error::SqliteFailure(e, msg) => {
             let msg = msg.clone().unwrap_or_else(|| e.to_string());
@@ -23,11 +44,16 @@ pub(crate) fn map_err(err: rusqlite::Error) -> StoreError {
                         field: conflict_field(&msg),
                     }
                 }
-                ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
-                    StoreError::Corrupt(format!(
-                    "{msg}: the file is not a chatcore database or is damaged (restore a backup)"
-                ))
-                }
+                ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => match damaged {
+                    Damaged::Corrupt => StoreError::Corrupt(format!(
+                        "{msg}: the file is not a chatcore database or is damaged (restore a \
+                         backup)"
+                    )),
+                    Damaged::Unavailable => StoreError::Unavailable(format!(
+                        "{msg}: the database file was damaged while in use (stop the server and \
+                         restore a backup)"
+                    )),
+                },
                 ErrorCode::DiskFull => StoreError::Unavailable(format!(
                     "{msg}: the disk (or the configured max_page_count) is full"
                 )),

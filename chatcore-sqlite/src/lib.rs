@@ -60,15 +60,20 @@
 //! transaction; `PRAGMA user_version` is the schema version and a database
 //! written by a newer build is refused with `StoreError::Incompatible`, as
 //! chatcore-mongo does. Only one process may serve a database file at a
-//! time (presence forgets the previous process's connections at open);
-//! [`backup`] may read it meanwhile.
+//! time (the writer's cache assumes it, and presence forgets the previous
+//! process's connections at open): a store that writes holds an exclusive
+//! lock on `PATH-lock` beside the file, and a second one is refused at open
+//! with `Unavailable` ("another process holds it"). [`backup`] and
+//! read-only tools may read the file meanwhile.
 //!
 //! # Layout
 //! - this file: [`SqliteStore`] (open, hand-out of the stores, online
 //!   backup) and [`SqliteConfig`].
 //! - `db`: the writer thread with group commit, the reader pool.
+//! - `lock`: the lock file that keeps a second process off the database.
 //! - `cache`: the conversations the writer knows, so that appends and
 //!   reads of a conversation's state do not read it back from the file.
+//! - `ids`: how the log stores message and user ids (UUIDs as 16 bytes).
 //! - `error`: the one mapping of SQLite errors to [`StoreError`].
 //! - `schema`: the migration steps and the version check.
 //! - `users`: [`SqliteUserStore`].
@@ -94,8 +99,10 @@ mod cache;
 mod contacts;
 mod db;
 mod error;
+mod ids;
 mod keys;
 mod limiter;
+mod lock;
 mod messages;
 mod presence;
 mod reports;
@@ -172,7 +179,8 @@ impl SqliteStore {
     /// it to WAL, applies the missing schema steps and starts the writer.
     /// Errors say what is wrong with the file: `Corrupt` when it is not a
     /// database or is damaged, `Incompatible` when a newer build or another
-    /// program wrote it, `Unavailable` when it is locked by another
+    /// program wrote it, `Unavailable` when another process serves it (see
+    /// the crate doc) or it is locked by another
     /// process, read-only, or the disk is full.
     pub async fn open_with(path: impl AsRef<Path>, config: SqliteConfig) -> StoreResult<Self> {
         let options = ConnOptions {
@@ -338,6 +346,13 @@ fn open_db(options: &ConnOptions, readers: usize) -> StoreResult<Arc<Db>> {
     let writer = open_conn(&options, false)?;
     let path = options.path.clone();
     let mark = db::OpenMark::claim(&path)?;
+    // Before anything is written (the migration forgets presence): a
+    // second process serving the file would corrupt the writer's cache.
+    let lock = if options.read_only {
+        None
+    } else {
+        lock::ProcessLock::take(&path)?
+    };
     // First the schema: on a file that cannot be written it fails with
     // SQLite's own words (read-only, locked, full).
     schema::migrate(&writer).map_err(|e| in_file(&path, e))?;
@@ -353,7 +368,7 @@ fn open_db(options: &ConnOptions, readers: usize) -> StoreResult<Arc<Db>> {
     let readers = (0..readers)
         .map(|_| open_conn(&options, true))
         .collect::<StoreResult<Vec<_>>>()?;
-    Db::start(mark, writer, readers, options)
+    Db::start(mark, lock, writer, readers, options)
 }
 
 /// `e` with the file's path in its message.

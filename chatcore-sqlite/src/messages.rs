@@ -21,8 +21,9 @@ use chatcore::store::{
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::cache::{ConvCache, Entry};
-use crate::db::Db;
+use crate::db::{Db, Unguarded};
 use crate::error::map_err;
+use crate::ids::{LogId, StoredId};
 use crate::{from_json, limit_i64, to_i64, to_json, to_u64};
 
 /// The message store.
@@ -48,7 +49,7 @@ const MESSAGES_OF: &str = "messages m JOIN conversations c ON c.key = m.conv WHE
 
 fn message_row(
     row: &Row<'_>,
-) -> rusqlite::Result<(String, String, i64, String, String, Millis, String)> {
+) -> rusqlite::Result<(LogId, String, i64, LogId, String, Millis, String)> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -61,11 +62,11 @@ fn message_row(
 }
 
 fn into_message(
-    (id, conv, seq, from, client_id, ts, content): (
-        String,
+    (LogId(id), conv, seq, LogId(from), client_id, ts, content): (
+        LogId,
         String,
         i64,
-        String,
+        LogId,
         String,
         Millis,
         String,
@@ -139,20 +140,25 @@ const CONV_COLUMNS: &str = "id, kind, created_at, title, description, avatar, hi
                             last_seq, last_ts, version, invite, blocked, encrypted";
 
 fn conv_row(r: &Row<'_>) -> rusqlite::Result<ConvRow> {
+    conv_row_at(r, 0)
+}
+
+/// [`CONV_COLUMNS`] read from column `at` on.
+fn conv_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<ConvRow> {
     Ok(ConvRow {
-        id: r.get(0)?,
-        kind: r.get(1)?,
-        created_at: r.get(2)?,
-        title: r.get(3)?,
-        description: r.get(4)?,
-        avatar: r.get(5)?,
-        history_visible: r.get(6)?,
-        last_seq: r.get(7)?,
-        last_ts: r.get(8)?,
-        version: r.get(9)?,
-        invite: r.get(10)?,
-        blocked: r.get(11)?,
-        encrypted: r.get(12)?,
+        id: r.get(at)?,
+        kind: r.get(at + 1)?,
+        created_at: r.get(at + 2)?,
+        title: r.get(at + 3)?,
+        description: r.get(at + 4)?,
+        avatar: r.get(at + 5)?,
+        history_visible: r.get(at + 6)?,
+        last_seq: r.get(at + 7)?,
+        last_ts: r.get(at + 8)?,
+        version: r.get(at + 9)?,
+        invite: r.get(at + 10)?,
+        blocked: r.get(at + 11)?,
+        encrypted: r.get(at + 12)?,
     })
 }
 
@@ -242,13 +248,21 @@ fn into_state(c: &Connection, row: ConvRow) -> StoreResult<ConversationState> {
 }
 
 fn load(c: &Connection, conv: &str) -> StoreResult<Option<ConversationState>> {
+    Ok(load_keyed(c, conv)?.map(|(_, state)| state))
+}
+
+/// [`load`] with the conversation's integer key.
+fn load_keyed(c: &Connection, conv: &str) -> StoreResult<Option<(i64, ConversationState)>> {
     let row = c
         .prepare_cached(&format!(
-            "SELECT {CONV_COLUMNS} FROM conversations WHERE id = ?1"
+            "SELECT key, {CONV_COLUMNS} FROM conversations WHERE id = ?1"
         ))
-        .and_then(|mut s| s.query_row([conv], conv_row).optional())
+        .and_then(|mut s| {
+            s.query_row([conv], |r| Ok((r.get::<_, i64>(0)?, conv_row_at(r, 1)?)))
+                .optional()
+        })
         .map_err(map_err)?;
-    row.map(|r| into_state(c, r)).transpose()
+    row.map(|(key, r)| Ok((key, into_state(c, r)?))).transpose()
 }
 
 /// Writes the members and the pending users of `state`, replacing those
@@ -301,8 +315,8 @@ fn blocked_json(state: &ConversationState) -> StoreResult<String> {
     )
 }
 
-/// Inserts a new conversation with its members.
-fn insert_conv(c: &Connection, s: &ConversationState) -> StoreResult<()> {
+/// Inserts a new conversation with its members; its integer key.
+fn insert_conv(c: &Connection, s: &ConversationState) -> StoreResult<i64> {
     let blocked = blocked_json(s)?;
     c.prepare_cached(&format!(
         "INSERT INTO conversations ({CONV_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
@@ -326,22 +340,25 @@ fn insert_conv(c: &Connection, s: &ConversationState) -> StoreResult<()> {
         ])
     })
     .map_err(map_err)?;
-    write_members(c, s)
+    let key = c.last_insert_rowid();
+    write_members(c, s)?;
+    Ok(key)
 }
 
-/// Writes `msg` at `seq` and moves the head there.
-fn insert_entry(c: &Connection, msg: NewMessage, seq: u64) -> StoreResult<Message> {
+/// Writes `msg` at `seq` in the conversation of integer key `key` and
+/// moves the head there.
+fn insert_entry(c: &Connection, key: i64, msg: NewMessage, seq: u64) -> StoreResult<Message> {
     let content = to_json(&msg.content)?;
     c.prepare_cached(
         "INSERT INTO messages (conv, seq, id, sender, client_id, ts, notice, content) VALUES \
-         ((SELECT key FROM conversations WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut s| {
         s.execute(params![
-            msg.conv.0,
+            key,
             to_i64(seq),
-            msg.id.0,
-            msg.from.0,
+            StoredId::of(&msg.id.0),
+            StoredId::of(&msg.from.0),
             msg.client_id,
             msg.ts,
             !msg.content.is_message(),
@@ -350,9 +367,9 @@ fn insert_entry(c: &Connection, msg: NewMessage, seq: u64) -> StoreResult<Messag
     })
     .map_err(map_err)?;
     c.prepare_cached(
-        "UPDATE conversations SET last_seq = ?2, last_ts = max(last_ts, ?3) WHERE id = ?1",
+        "UPDATE conversations SET last_seq = ?2, last_ts = max(last_ts, ?3) WHERE key = ?1",
     )
-    .and_then(|mut s| s.execute(params![msg.conv.0, to_i64(seq), msg.ts]))
+    .and_then(|mut s| s.execute(params![key, to_i64(seq), msg.ts]))
     .map_err(map_err)?;
     Ok(msg.into_message(seq))
 }
@@ -362,7 +379,10 @@ fn by_client_id(c: &Connection, from: &str, client_id: &str) -> StoreResult<Opti
         "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN conversations c ON c.key = m.conv WHERE \
          m.sender = ?1 AND m.client_id = ?2"
     ))
-    .and_then(|mut s| s.query_row([from, client_id], message_row).optional())
+    .and_then(|mut s| {
+        s.query_row(params![StoredId::of(from), client_id], message_row)
+            .optional()
+    })
     .map_err(map_err)?
     .map(into_message)
     .transpose()
@@ -374,26 +394,57 @@ fn entry(c: &Connection, cache: &ConvCache, conv: &str) -> StoreResult<Option<En
     if let Some(e) = cache.working(conv) {
         return Ok(Some(e));
     }
-    let Some(state) = load(c, conv)? else {
+    let Some((key, state)) = load_keyed(c, conv)? else {
         return Ok(None);
     };
-    let e = Entry::new(state);
+    let e = Entry::new(key, state);
     cache.remember(e.clone());
     Ok(Some(e))
 }
 
 /// Reads `conv` back after a write to it and makes that the writer's view.
 fn reload(c: &Connection, cache: &ConvCache, conv: &str) -> StoreResult<Option<ConversationState>> {
-    let state = load(c, conv)?;
-    if let Some(s) = &state {
-        cache.put(Entry::new(s.clone()));
+    let loaded = load_keyed(c, conv)?;
+    if let Some((key, s)) = &loaded {
+        cache.put(Entry::new(*key, s.clone()));
     }
-    Ok(state)
+    Ok(loaded.map(|(_, s)| s))
 }
 
-fn append_in(c: &Connection, cache: &ConvCache, msg: NewMessage) -> StoreResult<Appended> {
+/// An append, run without a savepoint (see [`Db::write_unguarded`]): every
+/// check reads, and only `insert_entry` changes the file, last.
+fn append_in(c: &Connection, cache: &ConvCache, msg: NewMessage) -> Result<Appended, Unguarded> {
+    let checked = append_checked(c, cache, &msg).map_err(Unguarded::Before)?;
+    let (e, seq) = match checked {
+        Checked::Duplicate(existing) => return Ok(Appended::duplicate(existing)),
+        Checked::At(e, seq) => (e, seq),
+    };
+    let ts = msg.ts;
+    let message = insert_entry(c, e.key, msg, seq).map_err(Unguarded::After)?;
+    let mut next = ConversationState::clone(&e.state);
+    next.last_seq = seq;
+    next.last_ts = next.last_ts.max(ts);
+    let recipients = e.recipients.clone();
+    cache.put(Entry {
+        key: e.key,
+        state: Arc::new(next),
+        recipients: recipients.clone(),
+    });
+    Ok(Appended::stored(message, recipients))
+}
+
+/// What the checks of an append found.
+enum Checked {
+    /// A retry: the message stored under the same `(from, client_id)`.
+    Duplicate(Message),
+    /// A new entry, at this seq of this conversation.
+    At(Entry, u64),
+}
+
+/// The checks of an append, reads only.
+fn append_checked(c: &Connection, cache: &ConvCache, msg: &NewMessage) -> StoreResult<Checked> {
     if let Some(existing) = by_client_id(c, &msg.from.0, &msg.client_id)? {
-        return Ok(Appended::duplicate(existing));
+        return Ok(Checked::Duplicate(existing));
     }
     let e = entry(c, cache, &msg.conv.0)?.ok_or(StoreError::NotFound)?;
     let state = &e.state;
@@ -410,17 +461,7 @@ fn append_in(c: &Connection, cache: &ConvCache, msg: NewMessage) -> StoreResult<
         return Err(StoreError::Encrypted);
     }
     let seq = state.last_seq + 1;
-    let ts = msg.ts;
-    let message = insert_entry(c, msg, seq)?;
-    let mut next = ConversationState::clone(state);
-    next.last_seq = seq;
-    next.last_ts = next.last_ts.max(ts);
-    let recipients = e.recipients.clone();
-    cache.put(Entry {
-        state: Arc::new(next),
-        recipients: recipients.clone(),
-    });
-    Ok(Appended::stored(message, recipients))
+    Ok(Checked::At(e, seq))
 }
 
 #[async_trait]
@@ -432,8 +473,8 @@ impl MessageStore for SqliteMessageStore {
                 if let Some(existing) = entry(c, &cache, &state.conv.0)? {
                     return Ok(ConversationState::clone(&existing.state));
                 }
-                insert_conv(c, &state)?;
-                cache.put(Entry::new(state.clone()));
+                let key = insert_conv(c, &state)?;
+                cache.put(Entry::new(key, state.clone()));
                 Ok(state)
             })
             .await
@@ -460,9 +501,9 @@ impl MessageStore for SqliteMessageStore {
                         field: "conv".into(),
                     });
                 }
-                insert_conv(c, &state)?;
+                let key = insert_conv(c, &state)?;
                 let seq = state.last_seq + 1;
-                let message = Arc::new(insert_entry(c, created, seq)?);
+                let message = Arc::new(insert_entry(c, key, created, seq)?);
                 reload(c, &cache, &state.conv.0)?;
                 Ok(message)
             })
@@ -471,7 +512,9 @@ impl MessageStore for SqliteMessageStore {
 
     async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
         let cache = self.db.cache.clone();
-        self.db.write(move |c| append_in(c, &cache, msg)).await
+        self.db
+            .write_unguarded(move |c| append_in(c, &cache, msg))
+            .await
     }
 
     async fn change(
@@ -483,15 +526,15 @@ impl MessageStore for SqliteMessageStore {
         let cache = self.db.cache.clone();
         self.db
             .write(move |c| {
-                let head: Option<(i64, i64)> = c
+                let head: Option<(i64, i64, i64)> = c
                     .query_row(
-                        "SELECT version, last_seq FROM conversations WHERE id = ?1",
+                        "SELECT key, version, last_seq FROM conversations WHERE id = ?1",
                         [&state.conv.0],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()
                     .map_err(map_err)?;
-                let (version, last_seq) = head.ok_or(StoreError::NotFound)?;
+                let (key, version, last_seq) = head.ok_or(StoreError::NotFound)?;
                 let (version, last_seq) =
                     (to_u64(version, "version")?, to_u64(last_seq, "last_seq")?);
                 let head_moved = notice.is_some() && last_seq + 1 != state.last_seq;
@@ -517,7 +560,7 @@ impl MessageStore for SqliteMessageStore {
                 .map_err(map_err)?;
                 write_members(c, &state)?;
                 let message = match notice {
-                    Some(n) => Some(Arc::new(insert_entry(c, n, last_seq + 1)?)),
+                    Some(n) => Some(Arc::new(insert_entry(c, key, n, last_seq + 1)?)),
                     None => None,
                 };
                 reload(c, &cache, &state.conv.0)?;
@@ -801,7 +844,9 @@ impl MessageStore for SqliteMessageStore {
                     let from = to_u64(read, "read marker")?.max(*joined);
                     let to = left.map_or(i64::MAX, to_i64);
                     let n: i64 = count
-                        .query_row(params![conv, to_i64(from), to, user], |r| r.get(0))
+                        .query_row(params![conv, to_i64(from), to, StoredId::of(&user)], |r| {
+                            r.get(0)
+                        })
                         .map_err(map_err)?;
                     out.push(to_u64(n, "count")?);
                 }

@@ -13,10 +13,40 @@
 use chatcore::store::{StoreError, StoreResult};
 use rusqlite::Connection;
 
-use crate::error::map_err;
+use crate::error::map_open_err;
 
 /// `PRAGMA application_id` of a chatcore database ("chat" in ASCII).
 pub(crate) const APPLICATION_ID: i64 = 0x6368_6174;
+
+/// The stored form of the TEXT column (or parameter) `$col`, by the rule
+/// of `ids.rs` ([`crate::ids::StoredId::of`]): a UUID in canonical form
+/// (36 characters, lower-case hex, hyphens at 9, 14, 19 and 24) becomes
+/// its 16 bytes, anything else stays as it is. `unhex` is SQLite 3.41's.
+macro_rules! uuid_blob {
+    ($col:literal) => {
+        concat!(
+            "CASE WHEN length(",
+            $col,
+            ") = 36 AND ",
+            $col,
+            " NOT GLOB '*[^-0-9a-f]*' AND substr(",
+            $col,
+            ", 9, 1) = '-' AND substr(",
+            $col,
+            ", 14, 1) = '-' AND substr(",
+            $col,
+            ", 19, 1) = '-' AND substr(",
+            $col,
+            ", 24, 1) = '-' AND length(replace(",
+            $col,
+            ", '-', '')) = 32 THEN unhex(replace(",
+            $col,
+            ", '-', '')) ELSE ",
+            $col,
+            " END"
+        )
+    };
+}
 
 /// The steps, in order: step `i` takes the schema from version `i` to
 /// `i + 1`. Never edit a step that has shipped; add one.
@@ -271,6 +301,35 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     UPDATE sessions SET last_active = created_at;
     CREATE INDEX sessions_user_device ON sessions(user, device);
     "#,
+    // 3: the log's message and sender ids as 16-byte BLOBs when they are
+    // UUIDs (`ids.rs`): smaller entries in the log and in the `(sender,
+    // client_id)` index, so fewer pages per commit and a smaller file. The
+    // table is rebuilt (SQLite cannot change a column's type in place).
+    concat!(
+        "
+    CREATE TABLE messages_v3 (
+        conv      INTEGER NOT NULL REFERENCES conversations(key) ON DELETE CASCADE,
+        seq       INTEGER NOT NULL,
+        -- A UUID as its 16 bytes (BLOB), any other id as TEXT.
+        id        ANY NOT NULL,
+        sender    ANY NOT NULL,
+        client_id TEXT NOT NULL,
+        ts        INTEGER NOT NULL,
+        notice    INTEGER NOT NULL,
+        content   TEXT NOT NULL,
+        PRIMARY KEY (conv, seq)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO messages_v3 (conv, seq, id, sender, client_id, ts, notice, content)
+        SELECT conv, seq, ",
+        uuid_blob!("id"),
+        ", ",
+        uuid_blob!("sender"),
+        ", client_id, ts, notice, content FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_v3 RENAME TO messages;
+    CREATE UNIQUE INDEX messages_client_id ON messages(sender, client_id);
+    "
+    ),
 ];
 
 /// The schema this build reads and writes: the number of [`MIGRATIONS`].
@@ -281,10 +340,11 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// [`SCHEMA_VERSION`] in one transaction, after refusing a foreign or newer
 /// one, and forgets the connections a previous process left in presence.
 pub(crate) fn migrate(conn: &Connection) -> StoreResult<()> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(map_open_err)?;
     let result = migrate_in_txn(conn);
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    let ended = conn.execute_batch(end).map_err(map_err);
+    let ended = conn.execute_batch(end).map_err(map_open_err);
     result?;
     ended
 }
@@ -292,13 +352,13 @@ pub(crate) fn migrate(conn: &Connection) -> StoreResult<()> {
 fn migrate_in_txn(conn: &Connection) -> StoreResult<()> {
     let pragma = |name: &str| -> StoreResult<i64> {
         conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
-            .map_err(map_err)
+            .map_err(map_open_err)
     };
     let app = pragma("application_id")?;
     let version = pragma("user_version")?;
     let tables: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
-        .map_err(map_err)?;
+        .map_err(map_open_err)?;
     if app != APPLICATION_ID && (app != 0 || tables > 0) {
         return Err(StoreError::Incompatible(format!(
             "this SQLite file is not a chatcore database (application_id {app:#x}, {tables} \
@@ -314,18 +374,54 @@ fn migrate_in_txn(conn: &Connection) -> StoreResult<()> {
     let from = usize::try_from(version)
         .map_err(|_| StoreError::Corrupt(format!("negative schema version {version}")))?;
     for (i, step) in MIGRATIONS.iter().enumerate().skip(from) {
-        conn.execute_batch(step).map_err(map_err)?;
+        conn.execute_batch(step).map_err(map_open_err)?;
         tracing::info!(version = i + 1, "SQLite schema migrated");
     }
     if from < MIGRATIONS.len() || app == 0 {
         conn.execute_batch(&format!(
             "PRAGMA user_version = {SCHEMA_VERSION}; PRAGMA application_id = {APPLICATION_ID};"
         ))
-        .map_err(map_err)?;
+        .map_err(map_open_err)?;
     }
     // Only this process serves this file (one writer), so whoever was
     // connected before it started is not connected now.
     conn.execute("DELETE FROM presence_conns", [])
-        .map_err(map_err)?;
+        .map_err(map_open_err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ids::StoredId;
+    use rusqlite::types::Value;
+    use rusqlite::ToSql as _;
+
+    /// Step 3's SQL and `StoredId::of` store every id alike: an id whose
+    /// old rows and new rows differed would escape the `(sender,
+    /// client_id)` index (a retry stored twice).
+    #[test]
+    fn step_3_converts_ids_as_the_store_writes_them() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let sql = concat!("SELECT ", uuid_blob!("?1"));
+        for id in [
+            "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+            "00000000-0000-0000-0000-000000000000",
+            "0193A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B",
+            "0193a1b2c3d47e5f8a9b0c1d2e3f4a5b",
+            "0193a1b2-c3d4-7e5f-8a9b0-c1d2e3f4a5b",
+            "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5g",
+            "0193a1b2-c3d4-7e5f-8a9b--c1d2e3f4a5b",
+            "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b ",
+            "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4aé",
+            "alice",
+            "",
+        ] {
+            let by_sql: Value = conn.query_row(sql, [id], |r| r.get(0)).unwrap();
+            let by_rust = match StoredId::of(id).to_sql().unwrap() {
+                rusqlite::types::ToSqlOutput::Borrowed(v) => Value::from(v),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(by_sql, by_rust, "{id:?}");
+        }
+    }
 }

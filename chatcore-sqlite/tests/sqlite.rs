@@ -313,7 +313,130 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
             .unwrap(),
         vec![s]
     );
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
+}
+
+/// A stored id in its canonical text form, decoded by SQL alone (not by
+/// the store's code): a 16-byte BLOB as a hyphenated UUID, TEXT as it is.
+const ID_AS_TEXT: &str =
+    "CASE typeof({c}) WHEN 'blob' THEN lower(substr(hex({c}), 1, 8) || '-' || \
+                          substr(hex({c}), 9, 4) || '-' || substr(hex({c}), 13, 4) || '-' || \
+                          substr(hex({c}), 17, 4) || '-' || substr(hex({c}), 21)) ELSE {c} END";
+
+/// Step 3 stores the log's UUIDs (message ids, senders) as 16-byte BLOBs
+/// and keeps other ids as text: a version-2 log reads back the same after
+/// it, its retries are still found, and the log goes on.
+#[tokio::test]
+async fn a_log_of_schema_2_migrates_to_blob_ids_and_reads_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let ann = UserId::generate();
+    let legacy = UserId::from("legacy-user");
+    let conv = store
+        .messages()
+        .open_direct(ConversationState::direct(&ann, &legacy, T0))
+        .await
+        .unwrap()
+        .conv;
+    for (from, cid) in [(&ann, "c1"), (&legacy, "c2"), (&ann, "c3")] {
+        store
+            .messages()
+            .append(message(&conv, from, cid, cid))
+            .await
+            .unwrap();
+    }
+    let mut odd = message(&conv, &legacy, "c4", "c4");
+    odd.id = chatcore::model::MessageId("not-a-uuid".into());
+    store.messages().append(odd).await.unwrap();
+    let before = store.messages().history(&conv, None, 100).await.unwrap();
+    drop(store);
+
+    // Back to version 2's log: the same rows with every id as TEXT.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (id, sender) = (
+        ID_AS_TEXT.replace("{c}", "id"),
+        ID_AS_TEXT.replace("{c}", "sender"),
+    );
+    conn.execute_batch(&format!(
+        "CREATE TABLE messages_v2 (
+             conv      INTEGER NOT NULL REFERENCES conversations(key) ON DELETE CASCADE,
+             seq       INTEGER NOT NULL,
+             id        TEXT NOT NULL,
+             sender    TEXT NOT NULL,
+             client_id TEXT NOT NULL,
+             ts        INTEGER NOT NULL,
+             notice    INTEGER NOT NULL,
+             content   TEXT NOT NULL,
+             PRIMARY KEY (conv, seq)
+         ) STRICT, WITHOUT ROWID;
+         INSERT INTO messages_v2 SELECT conv, seq, {id}, {sender}, client_id, ts, notice, content
+             FROM messages;
+         DROP TABLE messages;
+         ALTER TABLE messages_v2 RENAME TO messages;
+         CREATE UNIQUE INDEX messages_client_id ON messages(sender, client_id);
+         PRAGMA user_version = 2;"
+    ))
+    .unwrap();
+    let texts: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM messages WHERE typeof(id) = 'text' AND typeof(sender) = 'text'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(texts, 4, "a version-2 log");
+    drop(conn);
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let after = store.messages().history(&conv, None, 100).await.unwrap();
+    assert_eq!(after, before, "the same messages, ids and senders");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (v, kinds): (i64, String) = (
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap(),
+        conn.query_row(
+            "SELECT group_concat(typeof(id) || '/' || typeof(sender), ' ') FROM (SELECT id, \
+             sender FROM messages ORDER BY seq)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap(),
+    );
+    assert_eq!(v, SCHEMA_VERSION);
+    assert_eq!(kinds, "blob/blob blob/text blob/blob text/text");
+    drop(conn);
+
+    // Retries of entries written before the migration are found, from
+    // either kind of sender; the log goes on at the next seq.
+    for (from, cid, seq) in [(&ann, "c1", 1), (&legacy, "c4", 4)] {
+        let retry = store
+            .messages()
+            .append(message(&conv, from, cid, "again"))
+            .await
+            .unwrap();
+        assert!(retry.duplicate, "{cid}");
+        assert_eq!(retry.message.seq, seq);
+        assert_eq!(retry.message.id, before[seq as usize - 1].id);
+    }
+    let next = store
+        .messages()
+        .append(message(&conv, &ann, "c5", "c5"))
+        .await
+        .unwrap();
+    assert_eq!((next.duplicate, next.message.seq), (false, 5));
+    // Unread counts compare the stored sender with the reader.
+    let state = store.messages().conversation(&conv).await.unwrap().unwrap();
+    assert_eq!(
+        store.messages().unread(&legacy, &[&state]).await.unwrap(),
+        [3],
+        "ann's c1, c3 and c5"
+    );
+    assert_eq!(
+        store.messages().unread(&ann, &[&state]).await.unwrap(),
+        [2],
+        "legacy's c2 and c4"
+    );
 }
 
 #[tokio::test]

@@ -134,7 +134,12 @@ async fn a_backup_in_the_middle_of_sends_holds_every_message_acknowledged_before
         .unwrap();
     assert_eq!(check, "ok");
     let mut stmt = conn
-        .prepare("SELECT seq, client_id, id FROM messages ORDER BY seq")
+        .prepare(
+            "SELECT seq, client_id, CASE typeof(id) WHEN 'blob' THEN lower(substr(hex(id), 1, 8) \
+             || '-' || substr(hex(id), 9, 4) || '-' || substr(hex(id), 13, 4) || '-' || \
+             substr(hex(id), 17, 4) || '-' || substr(hex(id), 21)) ELSE id END FROM messages \
+             ORDER BY seq",
+        )
         .unwrap();
     let rows: Vec<(u64, String, String)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -161,6 +166,150 @@ async fn a_backup_in_the_middle_of_sends_holds_every_message_acknowledged_before
     let (reader, _e) = restored.connect().await;
     reader.login("bob", PASSWORD, "restored").await.unwrap();
     drop(bob);
+    stop(chatd).await;
+}
+
+#[tokio::test]
+async fn a_second_chatd_on_the_same_file_is_refused_and_the_first_keeps_serving() {
+    let dir = TempDir::new("second");
+    let chatd = start_on(&dir).await;
+    let alice = chatd.user("alice").await;
+    let bob = chatd.user("bob").await;
+    let first = alice
+        .client
+        .send(&bob.id(), "s1", text("before"))
+        .await
+        .unwrap();
+
+    let (ok, log) = run_to_end(&["--store", &dir.store_arg()]).await;
+    assert!(!ok, "a second chatd must not serve the same file");
+    assert!(
+        log.contains(&dir.db().display().to_string()) && log.contains("another process holds it"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+
+    // The first serves on, its seqs untouched by the second's attempt.
+    let next = alice
+        .client
+        .send(&bob.id(), "s2", text("after"))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, first.seq + 1);
+    assert_eq!(chatd.http("GET", "/readyz").await.0, 200);
+    // A backup (a reader of its own, no lock) works while it serves.
+    let copy = dir.0.join("copy.db");
+    let (ok, log) = run_to_end(&[
+        "--store",
+        &dir.store_arg(),
+        "backup",
+        copy.to_str().expect("utf-8 path"),
+    ])
+    .await;
+    assert!(ok, "chatd backup failed while the server runs: {log}");
+    drop((alice, bob));
+    stop(chatd).await;
+
+    // Once the first has gone, the file is free again.
+    let again = start_on(&dir).await;
+    let (reader, _e) = again.connect().await;
+    reader.login("bob", PASSWORD, "again").await.unwrap();
+    stop(again).await;
+}
+
+/// Empties the WAL of the database at `db` into the file, from a
+/// connection of this process (as an operator's `sqlite3` would), and
+/// restarts it: every connection to the file, chatd's included, sees a new
+/// WAL header at its next transaction and drops the pages it has cached.
+fn checkpoint_truncate(db: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(T).unwrap();
+    let (busy, log, done): (i64, i64, i64) = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((busy, log, done), (0, 0, 0), "the WAL was emptied");
+}
+
+#[tokio::test]
+async fn a_file_damaged_while_serving_answers_unavailable_fails_readyz_and_keeps_no_half_message() {
+    use std::os::unix::fs::FileExt as _;
+
+    let dir = TempDir::new("damaged");
+    let chatd = start_on(&dir).await;
+    let alice = chatd.user("alice").await;
+    let mut bob = chatd.user("bob").await;
+    let first = alice
+        .client
+        .send(&bob.id(), "d1", text("before the damage"))
+        .await
+        .unwrap();
+    drain(&mut bob).await;
+
+    // Every page into the file, then every page but the first (the header
+    // and the schema) overwritten with bytes that are no B-tree page: the
+    // file as a failing disk or a stray writer would leave it. Root cannot
+    // bypass this, and no cached page hides it: the checkpoint made every
+    // connection drop its cache.
+    checkpoint_truncate(&dir.db());
+    let pristine = std::fs::read(dir.db()).unwrap();
+    let page = usize::from(u16::from_be_bytes([pristine[16], pristine[17]]));
+    assert!(pristine.len() > 2 * page, "more than one page to damage");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.db())
+        .unwrap();
+    file.write_all_at(&vec![0x5a; pristine.len() - page], page as u64)
+        .unwrap();
+    file.sync_all().unwrap();
+
+    let r = timeout(
+        T,
+        alice
+            .client
+            .send(&bob.id(), "d2", text("on a damaged file")),
+    )
+    .await
+    .expect("no hang on a damaged file");
+    assert_eq!(server_code(r), ErrorCode::Unavailable);
+    let r = timeout(T, alice.client.history(&first.conv, None, Some(50)))
+        .await
+        .expect("no hang");
+    assert_eq!(server_code(r), ErrorCode::Unavailable, "reads fail too");
+    assert_eq!(
+        chatd.http("GET", "/readyz").await,
+        (503, "store unavailable\n".to_owned())
+    );
+    assert_eq!(chatd.http("GET", "/healthz").await.0, 200, "alive");
+    alice.client.ping().await.expect("the connection stays up");
+    assert!(
+        drain(&mut bob).await.is_empty(),
+        "nothing refused was delivered"
+    );
+
+    // The file put back in place (the WAL as chatd left it: a half-written
+    // message would be in it) and the caches dropped again: the server
+    // serves on, and the refused message took no seq and left nothing.
+    file.write_all_at(&pristine, 0).unwrap();
+    file.sync_all().unwrap();
+    checkpoint_truncate(&dir.db());
+    assert_eq!(chatd.http("GET", "/readyz").await.0, 200, "ready again");
+    let next = alice
+        .client
+        .send(&bob.id(), "d3", text("after the restore"))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, first.seq + 1, "the refused message took no seq");
+    let stored = whole_history(&alice.client, &first.conv).await;
+    assert_eq!(
+        stored
+            .iter()
+            .map(|m| (m.seq, m.client_id.as_str()))
+            .collect::<Vec<_>>(),
+        [(first.seq, "d1"), (next.seq, "d3")]
+    );
+    drop((alice, bob));
     stop(chatd).await;
 }
 
