@@ -85,6 +85,7 @@
 //! - `reports`: [`SqliteReportStore`].
 //! - `keys`: [`SqliteKeyStore`], the key directory.
 //! - `to_device`: [`SqliteToDeviceStore`], the to-device queues.
+//! - `backups`: [`SqliteBackupStore`], the encrypted key backups.
 //! - `limiter`: [`SqliteRateLimiter`].
 
 use std::path::{Path, PathBuf};
@@ -95,6 +96,7 @@ use chatcore::store::{StoreError, StoreResult};
 use chatcore::Backends;
 use rusqlite::OpenFlags;
 
+mod backups;
 mod cache;
 mod contacts;
 mod db;
@@ -111,6 +113,7 @@ mod sessions;
 mod to_device;
 mod users;
 
+pub use backups::SqliteBackupStore;
 pub use contacts::SqliteContactStore;
 pub use keys::SqliteKeyStore;
 pub use limiter::SqliteRateLimiter;
@@ -283,6 +286,11 @@ impl SqliteStore {
         SqliteToDeviceStore::new(self.db.clone())
     }
 
+    /// The encrypted key backups (end-to-end encryption).
+    pub fn backups(&self) -> SqliteBackupStore {
+        SqliteBackupStore::new(self.db.clone())
+    }
+
     /// The store of users' reports.
     pub fn reports(&self) -> SqliteReportStore {
         SqliteReportStore::new(self.db.clone())
@@ -295,7 +303,8 @@ impl SqliteStore {
 
     /// `base` with every storage backend replaced by this database's: users,
     /// sessions, reset tokens, messages, contacts, presence, reports, the
-    /// key directory, the to-device queues and the rate limiter. The broker and the mailer are kept from `base`.
+    /// key directory, the to-device queues, the key backups and the rate limiter. The broker and
+    /// the mailer are kept from `base`.
     pub fn backends(&self, base: Backends) -> Backends {
         let mut b = base;
         b.users = Arc::new(self.users());
@@ -307,6 +316,7 @@ impl SqliteStore {
         b.reports = Arc::new(self.reports());
         b.keys = Arc::new(self.keys());
         b.to_device = Arc::new(self.to_device());
+        b.backups = Arc::new(self.backups());
         b.limiter = Arc::new(self.limiter());
         b
     }
@@ -526,12 +536,13 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> 
 #[allow(dead_code)]
 fn _assert_object_safe(s: &SqliteStore) {
     use chatcore::store::{
-        ContactStore, KeyStore, MessageStore, PresenceStore, RateLimiter, ReportStore,
+        BackupStore, ContactStore, KeyStore, MessageStore, PresenceStore, RateLimiter, ReportStore,
         ResetTokenStore, SessionStore, ToDeviceStore, UserStore,
     };
     let _: Arc<dyn ReportStore> = Arc::new(s.reports());
     let _: Arc<dyn KeyStore> = Arc::new(s.keys());
     let _: Arc<dyn ToDeviceStore> = Arc::new(s.to_device());
+    let _: Arc<dyn BackupStore> = Arc::new(s.backups());
     let _: Arc<dyn UserStore> = Arc::new(s.users());
     let _: Arc<dyn SessionStore> = Arc::new(s.sessions());
     let _: Arc<dyn ResetTokenStore> = Arc::new(s.resets());

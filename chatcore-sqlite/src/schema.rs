@@ -330,6 +330,29 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX messages_client_id ON messages(sender, client_id);
     "
     ),
+    // 4: encrypted key backups (end-to-end encryption part 2): each user's
+    // current backup and its keys, opaque to the server.
+    r#"
+    CREATE TABLE backups (
+        user       TEXT PRIMARY KEY NOT NULL,
+        version    TEXT NOT NULL,
+        algorithm  TEXT NOT NULL,
+        auth_data  TEXT NOT NULL,
+        count      INTEGER NOT NULL,
+        etag       INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE backup_keys (
+        user        TEXT NOT NULL REFERENCES backups(user) ON DELETE CASCADE,
+        conv        TEXT NOT NULL,
+        session     TEXT NOT NULL,
+        first_index INTEGER NOT NULL,
+        forwarded   INTEGER NOT NULL,
+        verified    INTEGER NOT NULL,
+        data        BLOB NOT NULL,
+        PRIMARY KEY (user, conv, session)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema this build reads and writes: the number of [`MIGRATIONS`].

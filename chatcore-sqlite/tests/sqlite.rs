@@ -278,11 +278,13 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     drop(SqliteStore::open(&path).await.unwrap());
-    // Back to version 1's tables (undoing what step 2 added), with one
-    // session in them.
+    // Back to version 1's tables (undoing what steps 2 and 4 added; step
+    // 3 only changed the log's id columns' type), with one session in them.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP INDEX sessions_user_device;
+        "DROP TABLE backup_keys;
+         DROP TABLE backups;
+         DROP INDEX sessions_user_device;
          ALTER TABLE sessions DROP COLUMN last_active;
          ALTER TABLE conversations DROP COLUMN encrypted;
          ALTER TABLE device_keys DROP COLUMN master_key;
@@ -313,7 +315,7 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
             .unwrap(),
         vec![s]
     );
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4, "steps 2 and 4 are undone above");
 }
 
 /// A stored id in its canonical text form, decoded by SQL alone (not by
@@ -352,14 +354,17 @@ async fn a_log_of_schema_2_migrates_to_blob_ids_and_reads_back_the_same() {
     let before = store.messages().history(&conv, None, 100).await.unwrap();
     drop(store);
 
-    // Back to version 2's log: the same rows with every id as TEXT.
+    // Back to version 2's log: the same rows with every id as TEXT (and
+    // without step 4's tables).
     let conn = rusqlite::Connection::open(&path).unwrap();
     let (id, sender) = (
         ID_AS_TEXT.replace("{c}", "id"),
         ID_AS_TEXT.replace("{c}", "sender"),
     );
     conn.execute_batch(&format!(
-        "CREATE TABLE messages_v2 (
+        "DROP TABLE backup_keys;
+         DROP TABLE backups;
+         CREATE TABLE messages_v2 (
              conv      INTEGER NOT NULL REFERENCES conversations(key) ON DELETE CASCADE,
              seq       INTEGER NOT NULL,
              id        TEXT NOT NULL,
