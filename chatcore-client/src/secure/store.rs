@@ -59,13 +59,24 @@ impl MachineStore for FileStore {
 
     fn save(&self, bytes: &[u8]) -> std::io::Result<()> {
         use std::io::Write;
+        // A temporary name of this save's own: two savers of one file (an
+        // application's mistake, or a client started again while the old
+        // one still saves) never write into each other's temporary file.
+        static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut tmp = self.path.clone().into_os_string();
-        tmp.push(".tmp");
+        tmp.push(format!(".tmp-{}-{n}", std::process::id()));
         let tmp = PathBuf::from(tmp);
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &self.path)
+        let written = std::fs::File::create(&tmp).and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &self.path)
+        });
+        if written.is_err() {
+            // Nothing half-written is left beside the state.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
     }
 }
 
@@ -75,6 +86,7 @@ impl MachineStore for FileStore {
 /// the ones asked for meanwhile collapse into the newest.
 pub(super) struct Saver {
     shared: Arc<SaverShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 struct SaverShared {
@@ -116,10 +128,13 @@ impl Saver {
             wake: Condvar::new(),
         });
         let on_thread = shared.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("chatcore-e2e-save".into())
             .spawn(move || on_thread.run(store.as_ref()))?;
-        Ok(Self { shared })
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+        })
     }
 
     /// Queues `bytes` to be saved; the returned [`Saving`] tells when.
@@ -149,9 +164,18 @@ impl Saver {
 }
 
 impl Drop for Saver {
+    /// Waits until what is queued is saved: once the client is gone, its
+    /// state is in the store, and a later client on the same store (the
+    /// same device started again) never has its saves overwritten by an
+    /// older state landing late.
     fn drop(&mut self) {
         lock(&self.shared.queue).closed = true;
         self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::warn!("the end-to-end state's saver panicked");
+            }
+        }
     }
 }
 
@@ -247,15 +271,9 @@ mod tests {
         assert!(saved.windows(2).all(|w| w[0] < w[1]), "in order: {saved:?}");
         assert!(saved.last() >= Some(&198), "the newest awaited is saved");
 
-        // Nothing waits for the last one; the thread saves it before it
-        // stops when the saver is dropped.
+        // Nothing waits for the last one; dropping the saver saves it
+        // before it returns.
         drop(saver);
-        for _ in 0..500 {
-            if lock(&store.saved).last() == Some(&vec![199]) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
         assert_eq!(lock(&store.saved).last(), Some(&vec![199]));
     }
 
