@@ -16,6 +16,8 @@
 //! - `olm`: to-device messages encrypted per device ([`ToDeviceOut`], [`ToDeviceIn`], [`Received`]).
 //! - `megolm`: conversation sessions, rotation, room keys and forwarding
 //!   ([`EncryptedContent`], [`Encrypted`], [`Decrypted`]).
+//! - `backup`: the encrypted key backup ([`RecoveryKey`], [`Machine::create_backup`],
+//!   [`Machine::backup_batch`], [`Machine::restore_backup_keys`]).
 //! - `safety`: [`safety_number`] of two users.
 //! - `store`: [`Machine::to_bytes`] / [`Machine::from_bytes`], encrypted at rest.
 //!
@@ -122,6 +124,7 @@
 //! [`EncryptedContent::ciphertext`].
 
 mod account;
+mod backup;
 mod devices;
 mod megolm;
 mod olm;
@@ -132,6 +135,7 @@ use chatcore::model::{DeviceId, UserId};
 use chatcore::protocol::DeviceRef;
 
 pub use account::{KeyUpload, ONE_TIME_KEY_TARGET};
+pub use backup::{BackupBatch, NewBackup, RecoveryKey, BACKUP_KEYS_PER_PUT, BACKUP_V1};
 pub use devices::{DeviceChange, DeviceTrust, MasterKeyUpload, UserKeys};
 pub use megolm::{
     Decrypted, Encrypted, EncryptedContent, SessionRef, MAX_SESSION_AGE, MAX_SESSION_MESSAGES,
@@ -149,6 +153,7 @@ pub struct Machine {
     devices: devices::Devices,
     olm: olm::OlmState,
     megolm: megolm::MegolmState,
+    backup: Option<backup::BackupState>,
 }
 
 impl std::fmt::Debug for Machine {
@@ -171,6 +176,7 @@ impl Machine {
             devices: devices::Devices::default(),
             olm: olm::OlmState::default(),
             megolm: megolm::MegolmState::default(),
+            backup: None,
         }
     }
 
@@ -285,6 +291,13 @@ pub enum E2eError {
     /// This device does not hold the user's master private key.
     #[error("this device does not hold the master signing key")]
     NoMasterKey,
+    /// A typed recovery key is malformed (mistyped, wrong length or
+    /// character): nothing was tried with it.
+    #[error("the recovery key is not valid: {0}")]
+    RecoveryKey(String),
+    /// The recovery key does not open this backup.
+    #[error("the recovery key does not open this key backup")]
+    WrongRecoveryKey,
     /// The operation is not allowed (its message says why).
     #[error("refused: {0}")]
     Refused(String),
