@@ -34,7 +34,8 @@
 //!   new member gets the current session at its current index, so earlier
 //!   messages give [`E2eError::BeforeKey`]. A user's new device reads the
 //!   earlier history only through [`Machine::forward_keys`] from another
-//!   own device, and only once the master key signed it.
+//!   own device, and only once the master key signed it, or from the key
+//!   backup with the recovery key ([`Machine::restore_backup_keys`]).
 //! - A conversation key counts only when it arrived over Olm from the
 //!   device that the content names as its sender (or was forwarded by an
 //!   own verified device); the plaintext names its conversation, so a
@@ -66,7 +67,17 @@
 //!    then [`Machine::forward_keys`] for the history and
 //!    [`Machine::share_master_key`] so that it can sign later devices.
 //!    Other own devices see [`DeviceChange::Signed`] and may forward too.
-//! 8. After every call that changed the state, persist [`Machine::to_bytes`].
+//! 8. Key backup (docs/E2E.md, "Key backup"): on a device with the master
+//!    key, [`Machine::create_backup`] with a new [`RecoveryKey`], create it
+//!    on the server (`create_backup`), [`Machine::adopt_backup`] the reply
+//!    and show [`RecoveryKey::to_text`] once. Every device adopts the
+//!    server's current backup (its signature is checked) and uploads
+//!    [`Machine::backup_batch`] after saving the state, then calls
+//!    [`Machine::mark_backed_up`]. A new device restores with
+//!    [`RecoveryKey::parse`], [`Machine::restore_backup_keys`] per page of
+//!    `get_backup_keys`, [`Machine::unseal_master_key`] and
+//!    [`Machine::sign_own_device`] (upload the signature).
+//! 9. After every call that changed the state, persist [`Machine::to_bytes`].
 //!
 //! ```
 //! use chatcore_client::e2e::{Decrypted, Machine, Outcome, UserKeys};

@@ -22,6 +22,15 @@
 //! - [`SecureClient::verify_device`] signs the user's new device with the
 //!   master key (after the user confirmed it is theirs), gives it the
 //!   master key, and forwards it the conversation keys for the history.
+//! - [`SecureClient::enable_backup`] turns the encrypted key backup on
+//!   (docs/E2E.md, "Key backup") and returns the recovery key to show the
+//!   user once. Every device of the user then backs up the conversation
+//!   keys it makes or receives, once they are saved (a device follows the
+//!   current backup from [`SecureClient::start`] on, after checking that
+//!   the user's master key signed it). [`SecureClient::restore_backup`]
+//!   brings the history back on a new device with the recovery key, even
+//!   when no other device of the user is online, and signs the device with
+//!   the master key sealed in the backup.
 //!
 //! Run [`SecureEvents::recv`] in a task of its own (both halves are
 //! `Send`): as with [`Client`], pushes that are not taken in hold up the
@@ -36,7 +45,7 @@
 //!
 //! Limits: a device reads a conversation from the time it got the key; a
 //! user's new device reads the earlier history only once another own device
-//! verified it. A `devices_changed` push refreshes that user's devices at
+//! verified it, or from the key backup. A `devices_changed` push refreshes that user's devices at
 //! once; the devices of the members are also queried again before each
 //! message, as pushes are best effort.
 //!
@@ -66,6 +75,27 @@
 //!         SecureEvent::Closed(_) => break,
 //!         _ => {}
 //!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The key backup: turned on once, on a device that holds the master key
+//! (the user's first device); restored on a new device with the key the
+//! user wrote down.
+//!
+//! ```no_run
+//! # use chatcore_client::secure::{SecureClient, SecureError};
+//! # use chatcore_client::e2e::E2eError;
+//! # async fn demo(laptop: SecureClient, new_phone: SecureClient) -> Result<(), SecureError> {
+//! let recovery_key = laptop.enable_backup().await?;
+//! println!("Write this down, it is shown once: {recovery_key}");
+//!
+//! // Later, every device lost, on a fresh sign-in:
+//! match new_phone.restore_backup("q3v9t 0aw4p ...").await {
+//!     Ok(restored) => println!("{} conversation keys restored", restored.imported),
+//!     Err(SecureError::E2e(E2eError::RecoveryKey(why))) => println!("mistyped: {why}"),
+//!     Err(SecureError::E2e(E2eError::WrongRecoveryKey)) => println!("not this backup's key"),
+//!     Err(e) => return Err(e),
 //! }
 //! # Ok(()) }
 //! ```
@@ -179,7 +209,8 @@ pub enum Body {
         sender: DeviceRef,
         /// Whether the sender's user's master key signed that device.
         trust: DeviceTrust,
-        /// The key came from another own device (history), not the sender.
+        /// The key came from another own device (history) or the key
+        /// backup, not from the sender.
         forwarded: bool,
     },
     /// Its key has not arrived yet: a [`SecureEvent::Decrypted`] follows

@@ -685,6 +685,33 @@ async fn a_restored_key_backup_reads_the_whole_history_on_a_fresh_device() {
         .expect("a backup");
     assert_eq!(backup.count, 7, "{backup:?}");
 
+    // Another device made a new backup: alice9's next upload meets
+    // not_found, and it follows the new one and uploads everything again.
+    let new_key = RecoveryKey::generate().expect("random");
+    let new = alice9
+        .secure
+        .with_machine(|m| m.create_backup(&new_key))
+        .expect("saved")
+        .expect("a backup");
+    let v2 = alice9
+        .secure
+        .client()
+        .create_backup(&new.algorithm, &new.auth_data)
+        .await
+        .expect("create backup");
+    let t = "walrus-dm-4 alice9 writes";
+    say(&alice9, &dm, t, &mut sent).await;
+    reads(&mut bob1, &dm, t).await;
+    let backup = alice9
+        .secure
+        .client()
+        .get_backup()
+        .await
+        .expect("get backup")
+        .expect("a backup");
+    assert_eq!(backup.version, v2.version);
+    assert_eq!(backup.count, 8, "{backup:?}");
+
     let users = vec![alice9.user(), bob1.user(), carol1.user()];
     let dump = dump_memory(&backends, &users).await;
     assert!(
@@ -701,6 +728,52 @@ async fn a_restored_key_backup_reads_the_whole_history_on_a_fresh_device() {
             "the plaintext {text:?} is in the memory store"
         );
     }
+
+    // A backup that Alice's master key did not sign (the server shows
+    // Bob's): not followed, nothing uploaded to it, and not restored.
+    let forged = bob1
+        .secure
+        .with_machine(|m| m.create_backup(&new_key))
+        .expect("saved")
+        .expect("a backup");
+    alice9
+        .secure
+        .client()
+        .create_backup(&forged.algorithm, &forged.auth_data)
+        .await
+        .expect("create backup");
+    alice9
+        .secure
+        .with_machine(|m| m.rotate(&group))
+        .expect("saved");
+    let t = "walrus-group-5 alice9 on a new session";
+    say(&alice9, &group, t, &mut sent).await;
+    reads(&mut carol1, &group, t).await;
+    let backup = alice9
+        .secure
+        .client()
+        .get_backup()
+        .await
+        .expect("get backup")
+        .expect("a backup");
+    assert_eq!(backup.count, 0, "keys went to a forged backup: {backup:?}");
+    let refused = alice9.secure.restore_backup(&new_key.to_text()).await;
+    assert!(
+        matches!(refused, Err(SecureError::E2e(E2eError::BadSignature(_)))),
+        "{refused:?}"
+    );
+    // No backup at all.
+    alice9
+        .secure
+        .client()
+        .delete_backup(&backup.version)
+        .await
+        .expect("delete backup");
+    let refused = alice9.secure.restore_backup(&recovery).await;
+    assert!(
+        matches!(refused, Err(SecureError::Refused(_))),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
