@@ -1117,10 +1117,7 @@ fn recovery_keys_round_trip_as_text_and_refuse_typos() {
     let groups: Vec<&str> = text.split(' ').collect();
     assert_eq!(groups.len(), 11, "{text}");
     assert!(groups.iter().all(|g| g.len() == 5), "{text}");
-    assert!(
-        !format!("{key:?}").contains(&groups[3][..]),
-        "Debug hides it"
-    );
+    assert!(!format!("{key:?}").contains(groups[3]), "Debug hides it");
     let public = key.public_key().unwrap();
     let same = |t: &str| RecoveryKey::parse(t).unwrap().public_key().unwrap();
     assert_eq!(same(&text), public);

@@ -778,17 +778,7 @@ async fn a_restored_key_backup_reads_the_whole_history_on_a_fresh_device() {
 
 #[tokio::test]
 async fn encrypted_conversations_leave_no_plaintext_in_the_memory_stores() {
-    use chatcore_client::chatcore::{Backends, Config, Server};
-    let backends = Backends::memory();
-    let mut config = Config::default();
-    config.argon2.m_kib = 64;
-    let server = tokio::task::spawn_blocking({
-        let backends = backends.clone();
-        move || Server::new(backends, config).expect("server")
-    })
-    .await
-    .expect("server starts");
-    let url = serve_in_process(server).await;
+    let (backends, url) = in_process().await;
     let sent = scenario(&url).await;
     let mut users = Vec::new();
     for name in ["alice", "bob", "carol"] {
