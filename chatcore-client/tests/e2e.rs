@@ -1084,3 +1084,439 @@ fn a_key_from_a_later_index_is_completed_by_an_earlier_forwarded_one() {
     assert_eq!(w.read_text(&a2, &dm, &b, &m0), "zero");
     assert_eq!(w.read_text(&a2, &dm, &b, &m1), "one");
 }
+
+// ---------------------------------------------------------------------------
+// Key backup
+
+use chatcore_client::chatcore::protocol::{BackupInfo, BackupKeyInfo};
+use chatcore_client::e2e::{NewBackup, RecoveryKey, BACKUP_V1};
+
+/// The server's `backup` reply for a backup created with `new`.
+fn backup_info(version: &str, new: &NewBackup) -> BackupInfo {
+    BackupInfo {
+        version: version.into(),
+        algorithm: new.algorithm.clone(),
+        auth_data: new.auth_data.clone(),
+        count: 0,
+        etag: 0,
+        created_at: T0,
+    }
+}
+
+fn recovery_error(r: Result<RecoveryKey, E2eError>) -> String {
+    match r {
+        Err(E2eError::RecoveryKey(why)) => why,
+        other => panic!("not refused as a recovery key: {other:?}"),
+    }
+}
+
+#[test]
+fn recovery_keys_round_trip_as_text_and_refuse_typos() {
+    let key = RecoveryKey::generate().unwrap();
+    let text = key.to_text();
+    let groups: Vec<&str> = text.split(' ').collect();
+    assert_eq!(groups.len(), 11, "{text}");
+    assert!(groups.iter().all(|g| g.len() == 5), "{text}");
+    assert!(!format!("{key:?}").contains(groups[3]), "Debug hides it");
+    let public = key.public_key().unwrap();
+    let same = |t: &str| RecoveryKey::parse(t).unwrap().public_key().unwrap();
+    assert_eq!(same(&text), public);
+    assert_eq!(same(&text.to_lowercase().replace(' ', "-")), public);
+    assert_eq!(same(&text.replace(' ', "")), public);
+    assert_eq!(same(&format!("  {}\n", groups.join("  "))), public);
+    // Crockford's aliases: O for 0, I and L for 1.
+    let aliased = text.replace('0', "o").replace('1', "L");
+    assert_eq!(same(&aliased), public);
+    let fixed = RecoveryKey::from_bytes([0x11; 32]).to_text();
+    assert!(fixed.contains('1') || fixed.contains('0'), "{fixed}");
+    assert_eq!(
+        same(&fixed.replace('1', "I").replace('0', "O")),
+        RecoveryKey::from_bytes([0x11; 32]).public_key().unwrap()
+    );
+
+    // One character changed in the middle: the check does not match.
+    let compact = text.replace(' ', "");
+    let mut chars: Vec<char> = compact.chars().collect();
+    chars[20] = if chars[20] == 'A' { 'B' } else { 'A' };
+    let typo: String = chars.iter().collect();
+    let why = recovery_error(RecoveryKey::parse(&typo));
+    assert!(why.contains("mistyped"), "{why}");
+    // Every single-character change in the key's bytes is caught.
+    for i in 1..54 {
+        let mut chars: Vec<char> = compact.chars().collect();
+        chars[i] = if chars[i] == 'Z' { 'Y' } else { 'Z' };
+        let typo: String = chars.iter().collect();
+        assert!(
+            RecoveryKey::parse(&typo).is_err(),
+            "position {i} not caught"
+        );
+    }
+    let why = recovery_error(RecoveryKey::parse(&compact[..54]));
+    assert!(why.contains("54 characters"), "{why}");
+    let why = recovery_error(RecoveryKey::parse(&format!("{compact}0")));
+    assert!(why.contains("56 characters"), "{why}");
+    let why = recovery_error(RecoveryKey::parse(&compact.replacen(&compact[..1], "U", 1)));
+    assert!(why.contains("'U'"), "{why}");
+    recovery_error(RecoveryKey::parse(""));
+    let message = E2eError::RecoveryKey("x".into()).to_string();
+    assert!(message.contains("recovery key"), "{message}");
+}
+
+/// Alice's first device with the master key, Bob, and four Megolm
+/// sessions: each one's in a direct conversation and a group.
+struct Chat {
+    w: World,
+    a1: Key,
+    b: Key,
+    dm: ConversationId,
+    group: ConversationId,
+    sent: Vec<(ConversationId, Key, EncryptedContent, String)>,
+}
+
+fn chat() -> Chat {
+    let mut w = World::new();
+    let a1 = w.add("alice", "a1");
+    let b = w.add("bob", "b1");
+    w.create_master(&a1);
+    w.sync_all();
+    let dm = conv("dm:alice:bob");
+    let group = conv("g:tea");
+    let mut sent = Vec::new();
+    for (from, c, text) in [
+        (&a1, &dm, "dm from alice"),
+        (&b, &dm, "dm from bob"),
+        (&a1, &group, "group from alice"),
+        (&b, &group, "group from bob"),
+    ] {
+        let content = w.send(from, c, &["alice", "bob"], text);
+        sent.push((c.clone(), from.clone(), content, text.to_owned()));
+    }
+    Chat {
+        w,
+        a1,
+        b,
+        dm,
+        group,
+        sent,
+    }
+}
+
+/// a1 creates a backup (version `v1`) and backs up everything it holds.
+fn back_up(c: &mut Chat, recovery: &RecoveryKey) -> (BackupInfo, Vec<BackupKeyInfo>) {
+    let new = c.w.m(&c.a1).create_backup(recovery).unwrap();
+    assert_eq!(new.algorithm, BACKUP_V1);
+    let info = backup_info("v1", &new);
+    c.w.m(&c.a1).adopt_backup(&info).unwrap();
+    assert_eq!(c.w.m(&c.a1).backup_version(), Some("v1"));
+    assert_eq!(c.w.m(&c.a1).keys_not_backed_up(), 4);
+    let batch = c.w.m(&c.a1).backup_batch(1000).unwrap().unwrap();
+    assert_eq!(batch.version, "v1");
+    assert_eq!(batch.keys.len(), 4);
+    c.w.m(&c.a1).mark_backed_up(&batch);
+    assert_eq!(c.w.m(&c.a1).keys_not_backed_up(), 0);
+    (info, batch.keys)
+}
+
+/// A fresh device of Alice that knows the directory (the master key pinned).
+fn fresh(c: &mut Chat, device: &str) -> Key {
+    let k = c.w.add("alice", device);
+    c.w.sync(&k, &["alice", "bob"]);
+    k
+}
+
+#[test]
+fn a_backup_restores_the_history_on_a_fresh_device() {
+    let mut c = chat();
+    let recovery = RecoveryKey::generate().unwrap();
+    let (info, keys) = back_up(&mut c, &recovery);
+    // The clear fields: Alice's own sessions came from their sender.
+    for k in &keys {
+        assert_eq!(k.first_index, 0);
+        assert_eq!(k.forwarded, 0);
+        assert!([&c.dm, &c.group].contains(&&k.conv));
+    }
+    let own = keys.iter().filter(|k| k.verified).count();
+    assert_eq!(own, 2, "a1 is verified, Bob's device is not");
+    for k in &keys {
+        for (_, _, _, text) in &c.sent {
+            assert!(!k.data.contains(text.as_str()));
+        }
+    }
+
+    // Every device of Alice is lost; she signs in on a9, with no other
+    // device online, and types the recovery key.
+    c.w.revoke(&c.a1.clone());
+    let a9 = fresh(&mut c, "a9");
+    let typed = RecoveryKey::parse(&recovery.to_text().to_lowercase()).unwrap();
+    for (conv, from, content, _) in c.sent.clone() {
+        assert!(is_waiting(c.w.read(&a9, &conv, &from, &content)));
+    }
+    c.w.m(&a9).adopt_backup(&info).unwrap();
+    let results =
+        c.w.m(&a9)
+            .restore_backup_keys(&typed, &info, &keys)
+            .unwrap();
+    assert_eq!(results.len(), 4);
+    for r in &results {
+        assert!(
+            matches!(
+                r,
+                Ok(Received::RoomKey {
+                    forwarded: true,
+                    waiting: true,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+    for (conv, from, content, text) in c.sent.clone() {
+        match c.w.read(&a9, &conv, &from, &content) {
+            Ok(Decrypted::Plain {
+                content, forwarded, ..
+            }) => {
+                assert_eq!(String::from_utf8(content).unwrap(), text);
+                assert!(forwarded, "a restored key is not from the sender");
+            }
+            other => panic!("{text:?} unreadable: {other:?}"),
+        }
+    }
+    // What came from the backup is not backed up again.
+    assert_eq!(c.w.m(&a9).keys_not_backed_up(), 0);
+
+    // The master key: unsealed with the recovery key, it signs a9.
+    assert!(!c.w.m(&a9).has_master_key());
+    c.w.m(&a9).unseal_master_key(&typed, &info).unwrap();
+    assert!(c.w.m(&a9).has_master_key());
+    let signature = c.w.m(&a9).sign_own_device().unwrap();
+    let master = c.w.masters[&a9.0].key.clone();
+    let ids = c.w.directory[&a9].identity.clone();
+    verify(
+        &master,
+        &device_signature_text(&a9.0, &a9.1, &ids.signing_key, &ids.agreement_key),
+        &signature,
+    )
+    .unwrap();
+    c.w.directory.get_mut(&a9).unwrap().master_signature = Some(signature);
+    let b = c.b.clone();
+    c.w.sync(&b, &["alice"]);
+    assert_eq!(c.w.m(&b).device_trust(&a9.0, &a9.1), DeviceTrust::Verified);
+
+    // The state keeps the backup across a save.
+    let bytes = c.w.m(&a9).to_bytes(&STORE_KEY).unwrap();
+    let reopened = Machine::from_bytes(&bytes, &STORE_KEY).unwrap();
+    assert_eq!(reopened.backup_version(), Some("v1"));
+    assert_eq!(reopened.keys_not_backed_up(), 0);
+}
+
+#[test]
+fn a_wrong_recovery_key_is_refused() {
+    let mut c = chat();
+    let recovery = RecoveryKey::generate().unwrap();
+    let (info, keys) = back_up(&mut c, &recovery);
+    let a9 = fresh(&mut c, "a9");
+    let wrong = RecoveryKey::generate().unwrap();
+    assert!(matches!(
+        c.w.m(&a9).restore_backup_keys(&wrong, &info, &keys),
+        Err(E2eError::WrongRecoveryKey)
+    ));
+    assert!(matches!(
+        c.w.m(&a9).unseal_master_key(&wrong, &info),
+        Err(E2eError::WrongRecoveryKey)
+    ));
+    assert!(!c.w.m(&a9).has_master_key());
+    let (conv, from, content, _) = c.sent[0].clone();
+    assert!(is_waiting(c.w.read(&a9, &conv, &from, &content)));
+}
+
+#[test]
+fn a_tampered_backup_key_is_refused_alone() {
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    use base64::Engine;
+    let mut c = chat();
+    let recovery = RecoveryKey::generate().unwrap();
+    let (info, keys) = back_up(&mut c, &recovery);
+    let a9 = fresh(&mut c, "a9");
+    let mut tampered = keys.clone();
+    // 0: a byte of its ciphertext changed.
+    let mut data = STANDARD_NO_PAD.decode(&tampered[0].data).unwrap();
+    let last = data.len() - 20;
+    data[last] ^= 1;
+    tampered[0].data = STANDARD_NO_PAD.encode(&data);
+    // 1: moved to another conversation.
+    tampered[1].conv = if tampered[1].conv == c.dm {
+        c.group.clone()
+    } else {
+        c.dm.clone()
+    };
+    // 2: moved to the session of 3.
+    tampered[2].session = keys[3].session.clone();
+    // Garbage: not base64, too short, an empty entry.
+    let mut garbage = keys[3].clone();
+    garbage.data = "!!not base64!!".into();
+    let mut short = keys[3].clone();
+    short.data = STANDARD_NO_PAD.encode([1u8; 40]);
+    let mut empty = keys[3].clone();
+    empty.data = String::new();
+    tampered.extend([garbage, short, empty]);
+
+    let results =
+        c.w.m(&a9)
+            .restore_backup_keys(&recovery, &info, &tampered)
+            .unwrap();
+    assert_eq!(results.len(), 7);
+    for (i, r) in results.iter().enumerate() {
+        if i == 3 {
+            assert!(matches!(r, Ok(Received::RoomKey { .. })), "{r:?}");
+        } else {
+            assert!(r.is_err(), "entry {i} was accepted: {r:?}");
+        }
+    }
+    assert!(
+        matches!(results[1], Err(E2eError::Misbound(_))),
+        "{:?}",
+        results[1]
+    );
+    assert!(
+        matches!(results[2], Err(E2eError::Misbound(_))),
+        "{:?}",
+        results[2]
+    );
+    // Only the session of entry 3 reads.
+    let readable: Vec<String> = c
+        .sent
+        .clone()
+        .into_iter()
+        .filter_map(|(conv, from, content, text)| {
+            matches!(
+                c.w.read(&a9, &conv, &from, &content),
+                Ok(Decrypted::Plain { .. })
+            )
+            .then_some(text)
+        })
+        .collect();
+    assert_eq!(readable.len(), 1, "{readable:?}");
+    // The untampered ones still import afterwards.
+    let results =
+        c.w.m(&a9)
+            .restore_backup_keys(&recovery, &info, &keys)
+            .unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+}
+
+#[test]
+fn a_backup_signed_by_another_master_key_is_refused() {
+    let mut c = chat();
+    let recovery = RecoveryKey::generate().unwrap();
+    let (info, keys) = back_up(&mut c, &recovery);
+    // The server shows a backup made under another master key of "alice"
+    // (its own world): its public key is not vouched for.
+    let mut other = World::new();
+    let x = other.add("alice", "x1");
+    other.create_master(&x);
+    let forged_recovery = RecoveryKey::generate().unwrap();
+    let forged = backup_info("v2", &other.m(&x).create_backup(&forged_recovery).unwrap());
+    let a1 = c.a1.clone();
+    assert!(matches!(
+        c.w.m(&a1).adopt_backup(&forged),
+        Err(E2eError::BadSignature(_))
+    ));
+    assert_eq!(c.w.m(&a1).backup_version(), Some("v1"), "the old one stays");
+    let a9 = fresh(&mut c, "a9");
+    assert!(matches!(
+        c.w.m(&a9)
+            .restore_backup_keys(&forged_recovery, &forged, &keys),
+        Err(E2eError::BadSignature(_))
+    ));
+    assert!(matches!(
+        c.w.m(&a9).unseal_master_key(&forged_recovery, &forged),
+        Err(E2eError::BadSignature(_))
+    ));
+    // The genuine public key under the forged signature: refused too.
+    let mut swapped = info.clone();
+    swapped.auth_data = forged.auth_data.clone();
+    assert!(c.w.m(&a9).adopt_backup(&swapped).is_err());
+    // A device that does not know the master key yet cannot check it.
+    let mut lone = Machine::new(UserId::from("alice"), DeviceId::from("a8"));
+    assert!(matches!(
+        lone.adopt_backup(&info),
+        Err(E2eError::BadSignature(_))
+    ));
+    // Garbage auth_data is an error, not a panic.
+    let mut garbage = info.clone();
+    garbage.auth_data = "%%%".into();
+    assert!(c.w.m(&a9).adopt_backup(&garbage).is_err());
+    garbage.auth_data = "AAAA".into();
+    assert!(c.w.m(&a9).adopt_backup(&garbage).is_err());
+    let mut foreign = info.clone();
+    foreign.algorithm = "m.megolm_backup.v1.curve25519-aes-sha2".into();
+    assert!(matches!(
+        c.w.m(&a9).adopt_backup(&foreign),
+        Err(E2eError::Unsupported(_))
+    ));
+    // A device without the master key cannot create a backup.
+    assert!(matches!(
+        c.w.m(&a9).create_backup(&recovery),
+        Err(E2eError::NoMasterKey)
+    ));
+}
+
+#[test]
+fn later_sessions_are_backed_up_incrementally() {
+    let mut c = chat();
+    let recovery = RecoveryKey::generate().unwrap();
+    let (info, mut keys) = back_up(&mut c, &recovery);
+    let a1 = c.a1.clone();
+    assert!(c.w.m(&a1).backup_batch(1000).unwrap().is_none());
+    // A new conversation: one new session of a1, one of Bob's.
+    let side = conv("g:side");
+    let from_alice = c.w.send(&a1, &side, &["alice", "bob"], "side from alice");
+    let b = c.b.clone();
+    let from_bob = c.w.send(&b, &side, &["alice", "bob"], "side from bob");
+    assert_eq!(c.w.m(&a1).keys_not_backed_up(), 2);
+    let first = c.w.m(&a1).backup_batch(1).unwrap().unwrap();
+    assert_eq!(first.keys.len(), 1, "the limit holds");
+    c.w.m(&a1).mark_backed_up(&first);
+    let second = c.w.m(&a1).backup_batch(1000).unwrap().unwrap();
+    assert_eq!(second.keys.len(), 1);
+    assert_ne!(first.keys[0].session, second.keys[0].session);
+    assert!(first
+        .keys
+        .iter()
+        .chain(&second.keys)
+        .all(|k| k.conv == side));
+    c.w.m(&a1).mark_backed_up(&second);
+    assert_eq!(c.w.m(&a1).keys_not_backed_up(), 0);
+    // A batch for an older version marks nothing.
+    let more = c.w.send(&a1, &conv("g:third"), &["alice", "bob"], "third");
+    let stale = c.w.m(&a1).backup_batch(1000).unwrap().unwrap();
+    let new = c.w.m(&a1).create_backup(&recovery).unwrap();
+    c.w.m(&a1).adopt_backup(&backup_info("v2", &new)).unwrap();
+    c.w.m(&a1).mark_backed_up(&stale);
+    assert_eq!(
+        c.w.m(&a1).keys_not_backed_up(),
+        7,
+        "a new version takes everything again"
+    );
+    c.w.m(&a1).adopt_backup(&backup_info("v2", &new)).unwrap();
+    assert_eq!(
+        c.w.m(&a1).keys_not_backed_up(),
+        7,
+        "adopting it again keeps the list"
+    );
+
+    keys.extend(first.keys);
+    keys.extend(second.keys);
+    let a9 = fresh(&mut c, "a9");
+    let results =
+        c.w.m(&a9)
+            .restore_backup_keys(&recovery, &info, &keys)
+            .unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(
+        c.w.read_text(&a9, &side, &a1, &from_alice),
+        "side from alice"
+    );
+    assert_eq!(c.w.read_text(&a9, &side, &b, &from_bob), "side from bob");
+    assert!(is_waiting(c.w.read(&a9, &conv("g:third"), &a1, &more)));
+}

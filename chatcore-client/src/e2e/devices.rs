@@ -398,7 +398,7 @@ impl Machine {
         })
     }
 
-    fn own_device_info(&self) -> DeviceKeysInfo {
+    pub(super) fn own_device_info(&self) -> DeviceKeysInfo {
         DeviceKeysInfo {
             user: self.user.clone(),
             device: self.device.clone(),

@@ -16,6 +16,8 @@
 //! - `olm`: to-device messages encrypted per device ([`ToDeviceOut`], [`ToDeviceIn`], [`Received`]).
 //! - `megolm`: conversation sessions, rotation, room keys and forwarding
 //!   ([`EncryptedContent`], [`Encrypted`], [`Decrypted`]).
+//! - `backup`: the encrypted key backup ([`RecoveryKey`], [`Machine::create_backup`],
+//!   [`Machine::backup_batch`], [`Machine::restore_backup_keys`]).
 //! - `safety`: [`safety_number`] of two users.
 //! - `store`: [`Machine::to_bytes`] / [`Machine::from_bytes`], encrypted at rest.
 //!
@@ -32,7 +34,8 @@
 //!   new member gets the current session at its current index, so earlier
 //!   messages give [`E2eError::BeforeKey`]. A user's new device reads the
 //!   earlier history only through [`Machine::forward_keys`] from another
-//!   own device, and only once the master key signed it.
+//!   own device, and only once the master key signed it, or from the key
+//!   backup with the recovery key ([`Machine::restore_backup_keys`]).
 //! - A conversation key counts only when it arrived over Olm from the
 //!   device that the content names as its sender (or was forwarded by an
 //!   own verified device); the plaintext names its conversation, so a
@@ -64,7 +67,17 @@
 //!    then [`Machine::forward_keys`] for the history and
 //!    [`Machine::share_master_key`] so that it can sign later devices.
 //!    Other own devices see [`DeviceChange::Signed`] and may forward too.
-//! 8. After every call that changed the state, persist [`Machine::to_bytes`].
+//! 8. Key backup (docs/E2E.md, "Key backup"): on a device with the master
+//!    key, [`Machine::create_backup`] with a new [`RecoveryKey`], create it
+//!    on the server (`create_backup`), [`Machine::adopt_backup`] the reply
+//!    and show [`RecoveryKey::to_text`] once. Every device adopts the
+//!    server's current backup (its signature is checked) and uploads
+//!    [`Machine::backup_batch`] after saving the state, then calls
+//!    [`Machine::mark_backed_up`]. A new device restores with
+//!    [`RecoveryKey::parse`], [`Machine::restore_backup_keys`] per page of
+//!    `get_backup_keys`, [`Machine::unseal_master_key`] and
+//!    [`Machine::sign_own_device`] (upload the signature).
+//! 9. After every call that changed the state, persist [`Machine::to_bytes`].
 //!
 //! ```
 //! use chatcore_client::e2e::{Decrypted, Machine, Outcome, UserKeys};
@@ -122,6 +135,7 @@
 //! [`EncryptedContent::ciphertext`].
 
 mod account;
+mod backup;
 mod devices;
 mod megolm;
 mod olm;
@@ -132,6 +146,7 @@ use chatcore::model::{DeviceId, UserId};
 use chatcore::protocol::DeviceRef;
 
 pub use account::{KeyUpload, ONE_TIME_KEY_TARGET};
+pub use backup::{BackupBatch, NewBackup, RecoveryKey, BACKUP_KEYS_PER_PUT, BACKUP_V1};
 pub use devices::{DeviceChange, DeviceTrust, MasterKeyUpload, UserKeys};
 pub use megolm::{
     Decrypted, Encrypted, EncryptedContent, SessionRef, MAX_SESSION_AGE, MAX_SESSION_MESSAGES,
@@ -149,6 +164,7 @@ pub struct Machine {
     devices: devices::Devices,
     olm: olm::OlmState,
     megolm: megolm::MegolmState,
+    backup: Option<backup::BackupState>,
 }
 
 impl std::fmt::Debug for Machine {
@@ -171,6 +187,7 @@ impl Machine {
             devices: devices::Devices::default(),
             olm: olm::OlmState::default(),
             megolm: megolm::MegolmState::default(),
+            backup: None,
         }
     }
 
@@ -285,6 +302,13 @@ pub enum E2eError {
     /// This device does not hold the user's master private key.
     #[error("this device does not hold the master signing key")]
     NoMasterKey,
+    /// A typed recovery key is malformed (mistyped, wrong length or
+    /// character): nothing was tried with it.
+    #[error("the recovery key is not valid: {0}")]
+    RecoveryKey(String),
+    /// The recovery key does not open this backup.
+    #[error("the recovery key does not open this key backup")]
+    WrongRecoveryKey,
     /// The operation is not allowed (its message says why).
     #[error("refused: {0}")]
     Refused(String),

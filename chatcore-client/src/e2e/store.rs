@@ -17,6 +17,7 @@ use vodozemac::megolm::{
 use vodozemac::olm::{Account, AccountPickle, Session, SessionPickle};
 use vodozemac::Ed25519SecretKey;
 
+use super::backup::BackupState;
 use super::devices::{Devices, TrackedUser};
 use super::megolm::{Inbound, InboundSource, MegolmState, Outbound, SessionRef};
 use super::olm::{OlmState, ToDeviceIn};
@@ -43,6 +44,19 @@ struct Pickle {
     outbound: Vec<OutboundPickle>,
     inbound: Vec<InboundPickle>,
     waiting: Vec<SessionRef>,
+    /// The adopted key backup; missing in states saved before backups
+    /// existed, which read as no backup.
+    #[serde(default)]
+    backup: Option<BackupPickle>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BackupPickle {
+    version: String,
+    public_key: String,
+    /// Sessions in this version: creating user, device, session id, and
+    /// the first index backed up.
+    backed_up: Vec<(UserId, DeviceId, String, u32)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -165,6 +179,15 @@ impl Machine {
                 })
                 .collect::<Result<_, E2eError>>()?,
             waiting: self.megolm.waiting.iter().cloned().collect(),
+            backup: self.backup.as_ref().map(|b| BackupPickle {
+                version: b.version.clone(),
+                public_key: b.public_key.clone(),
+                backed_up: b
+                    .backed_up
+                    .iter()
+                    .map(|((u, d, s), i)| (u.clone(), d.clone(), s.clone(), *i))
+                    .collect(),
+            }),
         };
         let data =
             rmp_serde::to_vec_named(&pickle).map_err(|e| E2eError::StoreFormat(e.to_string()))?;
@@ -265,6 +288,15 @@ impl Machine {
             );
         }
         megolm.waiting = p.waiting.into_iter().collect();
+        let backup = p.backup.map(|b| BackupState {
+            version: b.version,
+            public_key: b.public_key,
+            backed_up: b
+                .backed_up
+                .into_iter()
+                .map(|(u, d, s, i)| ((u, d, s), i))
+                .collect(),
+        });
         Ok(Self {
             user: p.user,
             device: p.device,
@@ -278,6 +310,7 @@ impl Machine {
             },
             olm,
             megolm,
+            backup,
         })
     }
 }
@@ -290,6 +323,37 @@ mod tests {
     struct Newer {
         schema: u32,
         something: &'static str,
+    }
+
+    /// A state saved before key backups existed (no `backup` field) loads
+    /// as one without a backup.
+    #[test]
+    fn a_state_without_backup_loads_as_no_backup() {
+        let key = [5u8; 32];
+        let m = Machine::new(UserId::from("u"), DeviceId::from("d"));
+        let bytes = m.to_bytes(&key).unwrap();
+        // Re-seal the same map without its `backup` field.
+        let plain = {
+            let mut nonce = [0u8; NONCE_LEN];
+            nonce.copy_from_slice(&bytes[5..5 + NONCE_LEN]);
+            let mut data = bytes[5 + NONCE_LEN..].to_vec();
+            aead_key(&key)
+                .unwrap()
+                .open_in_place(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(&bytes[..5]),
+                    &mut data,
+                )
+                .unwrap()
+                .to_vec()
+        };
+        let mut map: std::collections::BTreeMap<String, serde_json::Value> =
+            rmp_serde::from_slice(&plain).unwrap();
+        assert!(map.remove("backup").is_some(), "the state names its backup");
+        let old = seal(&key, rmp_serde::to_vec_named(&map).unwrap()).unwrap();
+        let loaded = Machine::from_bytes(&old, &key).unwrap();
+        assert_eq!(loaded.backup_version(), None);
+        assert_eq!(loaded.user(), &UserId::from("u"));
     }
 
     /// State from a newer version is refused with a clear error, and a

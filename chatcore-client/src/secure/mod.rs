@@ -22,6 +22,15 @@
 //! - [`SecureClient::verify_device`] signs the user's new device with the
 //!   master key (after the user confirmed it is theirs), gives it the
 //!   master key, and forwards it the conversation keys for the history.
+//! - [`SecureClient::enable_backup`] turns the encrypted key backup on
+//!   (docs/E2E.md, "Key backup") and returns the recovery key to show the
+//!   user once. Every device of the user then backs up the conversation
+//!   keys it makes or receives, once they are saved (a device follows the
+//!   current backup from [`SecureClient::start`] on, after checking that
+//!   the user's master key signed it). [`SecureClient::restore_backup`]
+//!   brings the history back on a new device with the recovery key, even
+//!   when no other device of the user is online, and signs the device with
+//!   the master key sealed in the backup.
 //!
 //! Run [`SecureEvents::recv`] in a task of its own (both halves are
 //! `Send`): as with [`Client`], pushes that are not taken in hold up the
@@ -36,7 +45,7 @@
 //!
 //! Limits: a device reads a conversation from the time it got the key; a
 //! user's new device reads the earlier history only once another own device
-//! verified it. A `devices_changed` push refreshes that user's devices at
+//! verified it, or from the key backup. A `devices_changed` push refreshes that user's devices at
 //! once; the devices of the members are also queried again before each
 //! message, as pushes are best effort.
 //!
@@ -69,6 +78,27 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! The key backup: turned on once, on a device that holds the master key
+//! (the user's first device); restored on a new device with the key the
+//! user wrote down.
+//!
+//! ```no_run
+//! # use chatcore_client::secure::{SecureClient, SecureError};
+//! # use chatcore_client::e2e::E2eError;
+//! # async fn demo(laptop: SecureClient, new_phone: SecureClient) -> Result<(), SecureError> {
+//! let recovery_key = laptop.enable_backup().await?;
+//! println!("Write this down, it is shown once: {recovery_key}");
+//!
+//! // Later, every device lost, on a fresh sign-in:
+//! match new_phone.restore_backup("q3v9t 0aw4p ...").await {
+//!     Ok(restored) => println!("{} conversation keys restored", restored.imported),
+//!     Err(SecureError::E2e(E2eError::RecoveryKey(why))) => println!("mistyped: {why}"),
+//!     Err(SecureError::E2e(E2eError::WrongRecoveryKey)) => println!("not this backup's key"),
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok(()) }
+//! ```
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -76,15 +106,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chatcore::e2e::{decode_payload, encode_payload};
 use chatcore::model::{Content, ConversationId, DeviceId, Message as ChatMessage, Millis, UserId};
 use chatcore::protocol::{
-    DeviceKeysInfo, DeviceRef, DeviceSignature, KeyCountsInfo, MasterKeyInfo, OutgoingToDevice,
-    ServerFrame, ToDeviceAck, ToDeviceMessage,
+    BackupKeyRef, DeviceKeysInfo, DeviceRef, DeviceSignature, KeyCountsInfo, MasterKeyInfo,
+    OutgoingToDevice, ServerFrame, ToDeviceAck, ToDeviceMessage,
 };
 
 use crate::e2e::{
-    self, DeviceChange, DeviceTrust, E2eError, KeyUpload, Machine, Outcome, Received, SessionRef,
-    ToDeviceOut, UserKeys,
+    self, DeviceChange, DeviceTrust, E2eError, KeyUpload, Machine, Outcome, Received, RecoveryKey,
+    SessionRef, ToDeviceOut, UserKeys, BACKUP_KEYS_PER_PUT,
 };
-use crate::{Client, Close, Error, Event, Events, SessionInfo};
+use crate::{Client, Close, Error, ErrorCode, Event, Events, SessionInfo};
 
 mod store;
 
@@ -105,6 +135,8 @@ const PAYLOADS_PER_FRAME: usize = 1000;
 const MAX_WAITING: usize = 1000;
 /// How often a step that needed claims is tried again.
 const CLAIM_ROUNDS: usize = 3;
+/// Keys per `get_backup_keys` page (the server's cap).
+const BACKUP_PAGE: u32 = 200;
 
 /// How [`SecureClient::start`] keeps the state.
 #[derive(Clone)]
@@ -149,6 +181,20 @@ pub enum SecureError {
     Refused(String),
 }
 
+/// What [`SecureClient::restore_backup`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Restored {
+    /// Conversation keys imported from the backup.
+    pub imported: usize,
+    /// Keys refused (tampered, moved to another conversation or session,
+    /// malformed); each is logged.
+    pub refused: usize,
+    /// Whether the master key sealed in the backup was unsealed and signed
+    /// this device (it then shows as verified to everyone).
+    pub verified: bool,
+}
+
 /// What a message says, as far as this device can read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
@@ -163,7 +209,8 @@ pub enum Body {
         sender: DeviceRef,
         /// Whether the sender's user's master key signed that device.
         trust: DeviceTrust,
-        /// The key came from another own device (history), not the sender.
+        /// The key came from another own device (history) or the key
+        /// backup, not from the sender.
         forwarded: bool,
     },
     /// Its key has not arrived yet: a [`SecureEvent::Decrypted`] follows
@@ -370,6 +417,11 @@ impl SecureClient {
         {
             let _op = shared.op.lock().await;
             secure.publish_keys(session.keys, true).await?;
+            // Keys made here go to the user's backup, if there is one.
+            if let Err(e) = secure.follow_backup().await {
+                tracing::warn!(error = %e, "the key backup is not followed");
+            }
+            secure.back_up_quietly().await;
         }
         let events = SecureEvents {
             events,
@@ -703,11 +755,14 @@ impl SecureClient {
             ciphertext: encode_payload(&encrypted.content.ciphertext),
         };
         let client_id = uuid::Uuid::new_v4().to_string();
-        Ok(self
+        let sent = self
             .shared
             .client
             .send_with_retry(conv, &client_id, content, 3)
-            .await?)
+            .await?;
+        // A new session is in the saved state: back it up.
+        self.back_up_quietly().await;
+        Ok(sent)
     }
 
     /// A page of `conv`'s history (as [`Client::history`]), decrypted as
@@ -852,6 +907,197 @@ impl SecureClient {
         let mut out = vec![master];
         out.extend(forwarded);
         self.send_out(None, out).await
+    }
+
+    /// Turns the encrypted key backup on (docs/E2E.md, "Key backup"):
+    /// makes a new recovery key, creates the backup on the server (it
+    /// replaces any earlier one: the user's other devices follow the new
+    /// one), uploads every conversation key this device holds, and returns
+    /// the recovery key's text, to show the user once. From then on every
+    /// device of the user backs up the keys it makes or receives. Needs the
+    /// master key on this device.
+    pub async fn enable_backup(&self) -> Result<String, SecureError> {
+        let _op = self.shared.op.lock().await;
+        let recovery = RecoveryKey::generate()?;
+        let new = {
+            let m = lock(&self.shared.machine);
+            if !m.has_master_key() {
+                return Err(SecureError::Refused(
+                    "a backup is made on a device that holds the master key".into(),
+                ));
+            }
+            m.create_backup(&recovery)?
+        };
+        let info = self
+            .shared
+            .client
+            .create_backup(&new.algorithm, &new.auth_data)
+            .await?;
+        let saved = {
+            let mut m = lock(&self.shared.machine);
+            m.adopt_backup(&info)?;
+            self.persist(&m)?
+        };
+        saved.done().await?;
+        self.upload_backup().await?;
+        Ok(recovery.to_text())
+    }
+
+    /// Restores the conversation keys from the backup with the recovery
+    /// key the user typed (e.g. on a new device when no other is online):
+    /// pages through the backup's keys and imports them (the messages that
+    /// waited for them come as [`SecureEvent::Decrypted`]; the history reads
+    /// with [`SecureClient::history`]), then unseals the master key and
+    /// signs this device with it (the signature is uploaded), so that it is
+    /// verified and can verify the next device.
+    ///
+    /// Errors: [`E2eError::RecoveryKey`] for a mistyped key,
+    /// [`E2eError::WrongRecoveryKey`] for another backup's key,
+    /// [`E2eError::BadSignature`] for a backup the user's master key did
+    /// not sign, [`SecureError::Refused`] when the user has no backup.
+    pub async fn restore_backup(&self, recovery_key: &str) -> Result<Restored, SecureError> {
+        let recovery = RecoveryKey::parse(recovery_key)?;
+        let _op = self.shared.op.lock().await;
+        let me = self.user();
+        self.refresh_keys(std::slice::from_ref(&me), None).await?;
+        let Some(info) = self.shared.client.get_backup().await? else {
+            return Err(SecureError::Refused(
+                "the user has no key backup to restore".into(),
+            ));
+        };
+        {
+            // Checked before anything is imported: the signature, then
+            // whether the recovery key opens it.
+            let mut m = lock(&self.shared.machine);
+            m.restore_backup_keys(&recovery, &info, &[])?;
+            m.adopt_backup(&info)?;
+        }
+        let mut restored = Restored {
+            imported: 0,
+            refused: 0,
+            verified: false,
+        };
+        let mut after: Option<BackupKeyRef> = None;
+        loop {
+            let (keys, more) = self
+                .shared
+                .client
+                .get_backup_keys(&info.version, after.as_ref(), Some(BACKUP_PAGE))
+                .await?;
+            let (results, saved) = {
+                let mut m = lock(&self.shared.machine);
+                let results = m.restore_backup_keys(&recovery, &info, &keys)?;
+                (results, self.persist(&m)?)
+            };
+            saved.done().await?;
+            for (key, r) in keys.iter().zip(&results) {
+                match r {
+                    Ok(_) => restored.imported += 1,
+                    Err(e) => {
+                        restored.refused += 1;
+                        tracing::warn!(conv = %key.conv, session = %key.session, error = %e,
+                            "a backed-up key was refused");
+                    }
+                }
+            }
+            let events = self.absorb(results);
+            lock(&self.shared.notices).extend(events);
+            after = keys.last().map(|k| BackupKeyRef {
+                conv: k.conv.clone(),
+                session: k.session.clone(),
+            });
+            if !more || keys.is_empty() {
+                break;
+            }
+        }
+        let signed = {
+            let mut m = lock(&self.shared.machine);
+            let signed = m
+                .unseal_master_key(&recovery, &info)
+                .and_then(|()| m.sign_own_device());
+            (signed, self.persist(&m)?)
+        };
+        signed.1.done().await?;
+        match signed.0 {
+            Ok(signature) => {
+                self.shared
+                    .client
+                    .upload_keys(KeyUpload {
+                        signatures: vec![DeviceSignature {
+                            device: self.device(),
+                            signature,
+                        }],
+                        ..KeyUpload::default()
+                    })
+                    .await?;
+                restored.verified = true;
+            }
+            // The user made a new master key since the backup: the keys
+            // are restored, the device stays unverified.
+            Err(e) => tracing::warn!(error = %e, "the backup's master key was not taken"),
+        }
+        self.back_up_quietly().await;
+        Ok(restored)
+    }
+
+    /// Adopts the user's current backup, if any, after checking its
+    /// signature (a backup that does not verify is not followed). Called
+    /// under `op`.
+    async fn follow_backup(&self) -> Result<(), SecureError> {
+        let current = self.shared.client.get_backup().await?;
+        let mut m = lock(&self.shared.machine);
+        let adopted = match &current {
+            Some(info) => m.adopt_backup(info),
+            None => {
+                m.forget_backup();
+                Ok(())
+            }
+        };
+        if adopted.is_err() {
+            m.forget_backup();
+        }
+        self.persist_later(&m);
+        Ok(adopted?)
+    }
+
+    /// Uploads the keys not yet in the adopted backup, at most
+    /// [`BACKUP_KEYS_PER_PUT`] per request; when the server no longer has
+    /// that version (another device made a new backup), follows the new
+    /// one and uploads everything again. Called under `op`, after the
+    /// state holding the keys was saved.
+    async fn upload_backup(&self) -> Result<(), SecureError> {
+        let mut followed = false;
+        loop {
+            let batch = lock(&self.shared.machine).backup_batch(BACKUP_KEYS_PER_PUT)?;
+            let Some(batch) = batch else {
+                return Ok(());
+            };
+            match self
+                .shared
+                .client
+                .put_backup_keys(&batch.version, &batch.keys)
+                .await
+            {
+                Ok(_) => {
+                    let mut m = lock(&self.shared.machine);
+                    m.mark_backed_up(&batch);
+                    self.persist_later(&m);
+                }
+                Err(e) if e.code() == Some(ErrorCode::NotFound) && !followed => {
+                    followed = true;
+                    self.follow_backup().await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// [`SecureClient::upload_backup`], a failure logged: the keys stay
+    /// pending and go with the next upload.
+    async fn back_up_quietly(&self) {
+        if let Err(e) = self.upload_backup().await {
+            tracing::warn!(error = %e, "conversation keys not backed up yet");
+        }
     }
 
     /// The safety number of this user and `user`, from their master keys:
@@ -1085,6 +1331,8 @@ impl SecureEvents {
         for chunk in acks.chunks(PAYLOADS_PER_FRAME) {
             secure.shared.client.ack_to_device(chunk).await?;
         }
+        // The keys received are saved: back them up.
+        secure.back_up_quietly().await;
         Ok(())
     }
 }
@@ -1141,6 +1389,8 @@ mod tests {
                 client.send_encrypted(&conv, "x").await?;
                 client.verify_device(&DeviceId::from("d")).await?;
                 client.safety_number(&UserId::from("u")).await?;
+                client.enable_backup().await?;
+                client.restore_backup("x").await?;
                 client.history(&conv, None, None).await.map(|_| ())
             };
             send(&client_task);

@@ -509,12 +509,22 @@ async fn dump_memory(backends: &chatcore_client::chatcore::Backends, users: &[Us
                 .expect("pending");
             dump.push_str(&format!("{pending:?}\n"));
         }
+        if let Some(backup) = backends.backups.current(user).await.expect("backup") {
+            dump.push_str(&format!("{backup:?}\n"));
+            let keys = backends
+                .backups
+                .keys(user, &backup.version, None, 100_000)
+                .await
+                .expect("backup keys");
+            dump.push_str(&format!("{keys:?}\n"));
+        }
     }
     dump
 }
 
-#[tokio::test]
-async fn encrypted_conversations_leave_no_plaintext_in_the_memory_stores() {
+/// The engine in this process on `Backends::memory()`: its stores and the
+/// URL of its WebSocket bridge.
+async fn in_process() -> (chatcore_client::chatcore::Backends, String) {
     use chatcore_client::chatcore::{Backends, Config, Server};
     let backends = Backends::memory();
     let mut config = Config::default();
@@ -526,6 +536,249 @@ async fn encrypted_conversations_leave_no_plaintext_in_the_memory_stores() {
     .await
     .expect("server starts");
     let url = serve_in_process(server).await;
+    (backends, url)
+}
+
+/// Alice turns the key backup on and chats encrypted with Bob and Carol
+/// (a direct conversation and a group); then she signs out of her only
+/// device, signs in on a fresh one with no other device of hers online,
+/// and restores with the recovery key: she reads the whole history, her
+/// new device is verified (signed with the master key sealed in the
+/// backup) and Bob sees it so; the stores, the backup included, hold no
+/// plaintext.
+#[tokio::test]
+async fn a_restored_key_backup_reads_the_whole_history_on_a_fresh_device() {
+    use chatcore_client::e2e::{DeviceTrust, E2eError, RecoveryKey};
+    use chatcore_client::secure::SecureError;
+    let (backends, url) = in_process().await;
+    let url = url.as_str();
+    let mut sent = Vec::new();
+    let mut alice1 = first_device(url, "alice").await;
+    let mut bob1 = first_device(url, "bob").await;
+    let mut carol1 = first_device(url, "carol").await;
+    contacts(&alice1, &bob1).await;
+    contacts(&alice1, &carol1).await;
+    let recovery = timeout(T, alice1.secure.enable_backup())
+        .await
+        .expect("enable timed out")
+        .expect("enable backup");
+    assert_eq!(recovery.split(' ').count(), 11, "{recovery}");
+
+    let dm = alice1
+        .secure
+        .client()
+        .open_encrypted_direct(&bob1.user())
+        .await
+        .expect("open encrypted direct")
+        .conv;
+    let t = "walrus-dm-1 alice to bob";
+    say(&alice1, &dm, t, &mut sent).await;
+    reads(&mut bob1, &dm, t).await;
+    let t = "walrus-dm-2 bob to alice";
+    say(&bob1, &dm, t, &mut sent).await;
+    reads(&mut alice1, &dm, t).await;
+    let group = alice1
+        .secure
+        .client()
+        .create_encrypted_group("Backed up", None, &[bob1.user(), carol1.user()])
+        .await
+        .expect("create encrypted group")
+        .conv;
+    let t = "walrus-group-1 alice to all";
+    say(&alice1, &group, t, &mut sent).await;
+    reads(&mut bob1, &group, t).await;
+    reads(&mut carol1, &group, t).await;
+    let t = "walrus-group-2 carol to all";
+    say(&carol1, &group, t, &mut sent).await;
+    reads(&mut alice1, &group, t).await;
+    let t = "walrus-group-3 bob to all";
+    say(&bob1, &group, t, &mut sent).await;
+    reads(&mut alice1, &group, t).await;
+    // Alice's own two sessions and the three she received: each backed up
+    // once it was made or received.
+    let backup = alice1
+        .secure
+        .client()
+        .get_backup()
+        .await
+        .expect("get backup")
+        .expect("a backup");
+    assert_eq!(backup.count, 5, "{backup:?}");
+
+    // Alice signs out of her only device.
+    alice1.secure.client().logout().await.expect("logout");
+    drop(alice1);
+    let mut alice9 = other_device(url, "alice", "alice9").await;
+    for conv in [&dm, &group] {
+        let page = history(&alice9, conv).await;
+        assert!(readable(&page).is_empty(), "read before the restore");
+    }
+    // A mistyped key, and another backup's key, are refused.
+    let mistyped = recovery.replacen(
+        &recovery[3..4],
+        if &recovery[3..4] == "A" { "B" } else { "A" },
+        1,
+    );
+    let refused = alice9.secure.restore_backup(&mistyped).await;
+    assert!(
+        matches!(refused, Err(SecureError::E2e(E2eError::RecoveryKey(_)))),
+        "{refused:?}"
+    );
+    let other = RecoveryKey::generate().expect("random").to_text();
+    let refused = alice9.secure.restore_backup(&other).await;
+    assert!(
+        matches!(refused, Err(SecureError::E2e(E2eError::WrongRecoveryKey))),
+        "{refused:?}"
+    );
+    assert!(
+        !alice9
+            .secure
+            .with_machine(|m| m.has_master_key())
+            .expect("m"),
+        "a refused restore unsealed the master key"
+    );
+
+    let restored = timeout(T, alice9.secure.restore_backup(&recovery.to_lowercase()))
+        .await
+        .expect("restore timed out")
+        .expect("restore");
+    assert_eq!(
+        (restored.imported, restored.refused),
+        (5, 0),
+        "{restored:?}"
+    );
+    assert!(restored.verified);
+    let mut read = readable(&history(&alice9, &dm).await);
+    read.extend(readable(&history(&alice9, &group).await));
+    read.sort();
+    let mut expected = sent.clone();
+    expected.sort();
+    assert_eq!(read, expected, "alice9 reads the whole history");
+    for (_, body) in history(&alice9, &group).await {
+        if let Body::Text { forwarded, .. } = body {
+            assert!(forwarded, "a restored key counts as not from its sender");
+        }
+    }
+    assert!(alice9
+        .secure
+        .with_machine(|m| m.has_master_key())
+        .expect("m"));
+
+    // Bob sees alice9 signed by Alice's master key, and they go on.
+    let t = "walrus-dm-3 bob after the restore";
+    say(&bob1, &dm, t, &mut sent).await;
+    reads(&mut alice9, &dm, t).await;
+    assert_eq!(
+        bob1.secure.device_trust(&alice9.user(), &alice9.device()),
+        DeviceTrust::Verified
+    );
+    let t = "walrus-group-4 alice9 writes";
+    say(&alice9, &group, t, &mut sent).await;
+    reads(&mut carol1, &group, t).await;
+    // alice9 follows the backup: its new session and Bob's are in it.
+    let backup = alice9
+        .secure
+        .client()
+        .get_backup()
+        .await
+        .expect("get backup")
+        .expect("a backup");
+    assert_eq!(backup.count, 7, "{backup:?}");
+
+    // Another device made a new backup: alice9's next upload meets
+    // not_found, and it follows the new one and uploads everything again.
+    let new_key = RecoveryKey::generate().expect("random");
+    let new = alice9
+        .secure
+        .with_machine(|m| m.create_backup(&new_key))
+        .expect("saved")
+        .expect("a backup");
+    let v2 = alice9
+        .secure
+        .client()
+        .create_backup(&new.algorithm, &new.auth_data)
+        .await
+        .expect("create backup");
+    let t = "walrus-dm-4 alice9 writes";
+    say(&alice9, &dm, t, &mut sent).await;
+    reads(&mut bob1, &dm, t).await;
+    let backup = alice9
+        .secure
+        .client()
+        .get_backup()
+        .await
+        .expect("get backup")
+        .expect("a backup");
+    assert_eq!(backup.version, v2.version);
+    assert_eq!(backup.count, 8, "{backup:?}");
+
+    let users = vec![alice9.user(), bob1.user(), carol1.user()];
+    let dump = dump_memory(&backends, &users).await;
+    assert!(
+        dump.contains("chatcore.backup.v1"),
+        "the dump holds no backup"
+    );
+    assert!(
+        dump.contains("megolm.v1"),
+        "the dump holds no encrypted message"
+    );
+    for text in &sent {
+        assert!(
+            !dump.contains(text.as_str()),
+            "the plaintext {text:?} is in the memory store"
+        );
+    }
+
+    // A backup that Alice's master key did not sign (the server shows
+    // Bob's): not followed, nothing uploaded to it, and not restored.
+    let forged = bob1
+        .secure
+        .with_machine(|m| m.create_backup(&new_key))
+        .expect("saved")
+        .expect("a backup");
+    alice9
+        .secure
+        .client()
+        .create_backup(&forged.algorithm, &forged.auth_data)
+        .await
+        .expect("create backup");
+    alice9
+        .secure
+        .with_machine(|m| m.rotate(&group))
+        .expect("saved");
+    let t = "walrus-group-5 alice9 on a new session";
+    say(&alice9, &group, t, &mut sent).await;
+    reads(&mut carol1, &group, t).await;
+    let backup = alice9
+        .secure
+        .client()
+        .get_backup()
+        .await
+        .expect("get backup")
+        .expect("a backup");
+    assert_eq!(backup.count, 0, "keys went to a forged backup: {backup:?}");
+    let refused = alice9.secure.restore_backup(&new_key.to_text()).await;
+    assert!(
+        matches!(refused, Err(SecureError::E2e(E2eError::BadSignature(_)))),
+        "{refused:?}"
+    );
+    // No backup at all.
+    alice9
+        .secure
+        .client()
+        .delete_backup(&backup.version)
+        .await
+        .expect("delete backup");
+    let refused = alice9.secure.restore_backup(&recovery).await;
+    assert!(
+        matches!(refused, Err(SecureError::Refused(_))),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn encrypted_conversations_leave_no_plaintext_in_the_memory_stores() {
+    let (backends, url) = in_process().await;
     let sent = scenario(&url).await;
     let mut users = Vec::new();
     for name in ["alice", "bob", "carol"] {
