@@ -38,3 +38,10 @@ export {
   masterKeyText,
   oneTimeKeyText,
 } from "./texts.js";
+export {
+  SecureChat,
+  type SecureBody,
+  type SecureChatEvents,
+  type SecureChatOptions,
+  type SecureMessage,
+} from "./secure.js";
