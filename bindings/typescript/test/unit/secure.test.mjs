@@ -52,6 +52,8 @@ function fakeClient(user, device) {
       return { oneTime: 50, fallbackUnused: true };
     },
     async ackToDevice(acks) {
+      // A save still held when an acknowledgement leaves is the bug this stand-in catches.
+      if (this.store?.waiting.length) calls.push(["ack before save", acks.map((a) => a.id)]);
       calls.push(["ack", acks.map((a) => a.id)]);
     },
     async getConversation(conv) {
@@ -92,6 +94,7 @@ class GatedStore extends MemoryStore {
 async function setup() {
   const client = fakeClient("alice", "a1");
   const store = new GatedStore();
+  client.store = store;
   const secure = new SecureChat(client, { store, key: await generateStoreKey(), now: () => 1_700_000_000_000 });
   const events = { custom: [], message: [], decrypted: [], error: [] };
   for (const type of Object.keys(events)) secure.on(type, (e) => events[type].push(e));
@@ -127,7 +130,7 @@ test("to-device payloads are acknowledged only after the state is saved, and not
   assert.ok(!client.calls.some((c) => c[0] === "ack"), "acknowledged before the save");
   store.release();
   await secure.idle();
-  assert.deepEqual(client.calls.filter((c) => c[0] === "ack"), [["ack", [first.id]]]);
+  assert.deepEqual(client.calls.filter((c) => c[0].startsWith("ack")), [["ack", [first.id]]]);
   assert.equal(events.custom.length, 1);
   assert.deepEqual(events.custom[0].from, { user: "bob", device: "b1" });
 
