@@ -30,7 +30,10 @@ async function secureDevice(name, signIn, options = {}) {
   secure.on("message", seen);
   secure.on("decrypted", seen);
   secure.on("error", (e) => dev.errors.push(`${e.context}: ${e.error.message}`));
-  secure.on("devices", (changes) => dev.devices.push(...changes));
+  secure.on("devices", (changes) => {
+    dev.devices.push(...changes);
+    for (const w of [...dev.waiters]) w();
+  });
   const session = await signIn(c);
   await secure.start();
   return Object.assign(dev, { user: session.user, device: session.device, token: session.token });
@@ -55,12 +58,21 @@ async function contacts(a, b) {
 
 /** Resolves once `dev` read `text` in `conv` (live, or once its key came). */
 function reads(dev, conv, text) {
-  const has = () => dev.read.some((r) => r.conv === conv && r.text === text);
+  return until(dev, () => dev.read.some((r) => r.conv === conv && r.text === text), `read ${JSON.stringify(text)}`);
+}
+
+/** Resolves once `dev` saw a device change that satisfies `pred`. */
+function seesChange(dev, pred) {
+  return until(dev, () => dev.devices.some(pred), "saw the device change");
+}
+
+/** Resolves once `has()` holds, checked at each event of `dev`. */
+function until(dev, has, what) {
   if (has()) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       dev.waiters.delete(check);
-      reject(new Error(`${dev.name} never read ${JSON.stringify(text)}; errors: ${dev.errors.join("; ")}`));
+      reject(new Error(`${dev.name} never ${what}; errors: ${dev.errors.join("; ")}`));
     }, T);
     const check = () => {
       if (!has()) return;
@@ -190,6 +202,11 @@ test("a second device verified by the first reads earlier history through forwar
 
   const alice2 = await otherDevice(alice1, "alice2");
   const alice3 = await otherDevice(alice1, "alice3");
+  // "Alice added a new device", on her first device and at her contact's.
+  for (const d of [alice2, alice3]) {
+    const added = (c) => c.type === "added" && c.device.user === alice1.user && c.device.device === d.device;
+    await Promise.all([seesChange(alice1, added), seesChange(bob1, added)]);
+  }
   for (const d of [alice2, alice3]) {
     assert.deepEqual(texts(await history(d, dm)), [], `${d.name} reads history before it was verified`);
     assert.equal(alice1.secure.deviceTrust(alice1.user, d.device), "unverified");
