@@ -222,6 +222,16 @@ export function createMasterKey(s: MachineState): MasterKeyUpload {
   return { masterKey: { key, signature }, device: s.device, deviceSignature };
 }
 
+/** The master key held here, its self-signature and this device's signature again (Ed25519 signs deterministically). */
+export function masterKeyUpload(s: MachineState): MasterKeyUpload {
+  const secret = s.masterSecret;
+  if (!secret) throw new E2eError("no_master_key", "this device does not hold the master signing key");
+  const key = secret.publicKey;
+  const signature = secret.sign(bytesOf(masterKeyText(s.user, key)));
+  const deviceSignature = signDevice(s, { user: s.user, device: s.device, keys: identityKeys(s) });
+  return { masterKey: { key, signature }, device: s.device, deviceSignature };
+}
+
 export function signDevice(s: MachineState, device: DeviceKeysInfo): string {
   const secret = s.masterSecret;
   if (!secret) throw new E2eError("no_master_key", "this device does not hold the master signing key");

@@ -146,6 +146,14 @@ export class Machine {
     return devices.createMasterKey(this.alive());
   }
 
+  /**
+   * The master key this device holds, with its self-signature and this device's signature, again: to upload when
+   * the upload after {@link Machine.createMasterKey} did not reach the server (the directory shows no master key).
+   */
+  masterKeyUpload(): devices.MasterKeyUpload {
+    return devices.masterKeyUpload(this.alive());
+  }
+
   /** Signs another device of the user with the master key (after the user confirmed it); returns the signature to upload. */
   signDevice(device: DeviceKeysInfo): string {
     return devices.signDevice(this.alive(), device);

@@ -257,6 +257,8 @@ export class SecureChat {
         machine = null;
       }
     }
+    // A start retried after a failed upload replaces the machine of the failed attempt (its state was saved).
+    this.machineValue?.free();
     this.machineValue = machine ?? (await Machine.create(session.user, session.device));
     await this.serial(() => this.publishKeys(session.keys, true));
     const early = this.early ?? [];
@@ -366,10 +368,12 @@ export class SecureChat {
       this.notify(changes);
     }
     const upload = m.keysToUpload(counts);
-    if (ownFirst && !ownMaster && m.masterKey(m.user) === undefined) {
-      const created = m.createMasterKey();
-      upload.masterKey = created.masterKey;
-      upload.signatures.push({ device: created.device, signature: created.deviceSignature });
+    if (ownFirst && !ownMaster && (m.masterKey(m.user) === undefined || m.hasMasterKey())) {
+      // The first device creates the master key; if it made one before but the upload never reached the server
+      // (the directory shows none), it uploads the same one again.
+      const master = m.hasMasterKey() ? m.masterKeyUpload() : m.createMasterKey();
+      upload.masterKey = master.masterKey;
+      upload.signatures.push({ device: master.device, signature: master.deviceSignature });
     }
     // Saved before the upload: keys the server may hold must never be lost here.
     await this.persist();

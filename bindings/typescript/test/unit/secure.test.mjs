@@ -202,3 +202,22 @@ test("a saved state that does not open is an error, and nothing is overwritten",
   const nobody = { ...fakeClient("x", "y"), session: null };
   await assert.rejects(new SecureChat(nobody, { store: new MemoryStore(), key: await generateStoreKey() }).start(), (e) => e.code === "refused");
 });
+
+test("a start whose upload failed is retried with the same keys, saved before the upload", async () => {
+  const client = fakeClient("alice", "a1");
+  const upload = client.uploadKeys;
+  let fail = true;
+  client.uploadKeys = async function (keys) {
+    client.calls.push(["upload attempt", keys]);
+    if (fail) throw new Error("connection lost");
+    return upload.call(this, keys);
+  };
+  const secure = new SecureChat(client, { store: new MemoryStore(), key: await generateStoreKey() });
+  await assert.rejects(secure.start(), /connection lost/);
+  fail = false;
+  await secure.start();
+  const [first, second] = client.calls.filter((c) => c[0] === "upload attempt").map((c) => c[1]);
+  assert.equal(second.identity.signing_key, first.identity.signing_key, "the same identity");
+  assert.equal(second.masterKey.key, first.masterKey.key, "the same master key");
+  assert.deepEqual(second.oneTimeKeys, first.oneTimeKeys, "the same one-time keys");
+});
