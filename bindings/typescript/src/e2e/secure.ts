@@ -649,9 +649,13 @@ export class SecureChat {
     return this.machine.deviceTrust(user, device);
   }
 
-  /** Sends an application payload to one device over Olm; it arrives there as a `custom` event. */
+  /**
+   * Sends an application payload (e.g. call signalling) to one device over Olm; it arrives there as a `custom`
+   * event. The device's keys are queried first when they are not tracked yet; an unknown device is an error.
+   */
   sendCustom(target: DeviceRef, kind: string, data: Uint8Array): Promise<void> {
     return this.serial(async () => {
+      if (this.machine.deviceTrust(target.user, target.device) === "unknown") await this.refreshKeys([target.user], undefined);
       const out = await this.withClaims(undefined, (m, now) => m.encryptToDevice(target, kind, data, now));
       await this.sendOut(undefined, [out]);
     });

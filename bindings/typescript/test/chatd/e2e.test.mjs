@@ -266,3 +266,20 @@ test("a device restarted from its file store keeps its keys and reads on", async
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("an application payload over Olm reaches the one device it is for", async () => {
+  const alice1 = await firstDevice("alice");
+  const bob1 = await firstDevice("bob");
+  const bob2 = await otherDevice(bob1, "bob2");
+  await contacts(alice1, bob1);
+  const got = new Promise((resolve) => bob2.secure.on("custom", resolve));
+  const elsewhere = [];
+  bob1.secure.on("custom", (c) => elsewhere.push(c));
+  await alice1.secure.sendCustom({ user: bob1.user, device: bob2.device }, "call.offer", new Uint8Array([1, 2, 3]));
+  const custom = await got;
+  assert.deepEqual(custom.from, { user: alice1.user, device: alice1.device });
+  assert.equal(custom.kind, "call.offer");
+  assert.deepEqual([...custom.data], [1, 2, 3]);
+  await bob1.secure.idle();
+  assert.deepEqual(elsewhere, []);
+});
