@@ -30,8 +30,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 echo "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
 
-step "chatd binary"
-(cd "$repo" && cargo build -q -p chatd --locked)
+step "chatd binary, and the Rust e2e peer of the interop test"
+(cd "$repo" && cargo build -q -p chatd --locked && cargo build -q -p chatcore-client --example e2e_peer --locked)
 
 step "npm packages"
 cd "$pkg"

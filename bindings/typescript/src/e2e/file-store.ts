@@ -1,0 +1,56 @@
+/**
+ * A {@link MachineStore} in one file, for Node (tests, bots): replaced
+ * atomically (written beside it, synced, then renamed over it), so a crash
+ * leaves the old or the new state, never half of one.
+ *
+ * @module
+ */
+
+import type { MachineStore } from "./store.js";
+
+interface FileHandle {
+  writeFile(data: Uint8Array): Promise<void>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+interface Fs {
+  readFile(path: string): Promise<Uint8Array>;
+  open(path: string, flags: string): Promise<FileHandle>;
+  rename(from: string, to: string): Promise<void>;
+}
+
+async function fs(): Promise<Fs> {
+  // A variable specifier keeps bundlers and tsc (no Node types here) away from node:fs.
+  const name = "node:fs/promises";
+  return (await import(name)) as Fs;
+}
+
+/** The state in the file at `path` (its directory must exist). Node only. */
+export class FileStore implements MachineStore {
+  /** @param path the file; `<path>.tmp` is written beside it while saving. */
+  constructor(readonly path: string) {}
+
+  /** The file's bytes, or `null` when it does not exist. */
+  async load(): Promise<Uint8Array | null> {
+    try {
+      return new Uint8Array(await (await fs()).readFile(this.path));
+    } catch (e) {
+      if ((e as { code?: string }).code === "ENOENT") return null;
+      throw e;
+    }
+  }
+
+  /** Writes `<path>.tmp`, syncs it, renames it over the file. */
+  async save(bytes: Uint8Array): Promise<void> {
+    const f = await fs();
+    const tmp = `${this.path}.tmp`;
+    const handle = await f.open(tmp, "w");
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await f.rename(tmp, this.path);
+  }
+}

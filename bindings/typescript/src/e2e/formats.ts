@@ -1,0 +1,177 @@
+/**
+ * The MessagePack payloads of docs/E2E.md "Formats", byte-compatible with
+ * the Rust client (rmp-serde with named fields, in its field order):
+ *
+ * - the to-device envelope `{type: "olm.v1", sender_key, message_type, body: bin}`;
+ * - the Olm plaintext `{sender, sender_device, sender_key, recipient,
+ *   recipient_device, recipient_key, type, ...}` with `type` one of
+ *   `room_key {conv, session, key}`, `forwarded_room_key {conv, session, key,
+ *   session_user, session_device, session_sender_key}`, `master_key {key}`,
+ *   `custom {kind, data: bin}`;
+ * - the Megolm plaintext `{type: "content", conv, content: bin}`.
+ *
+ * Decoding checks every field's type: a payload that does not fit is a
+ * `malformed` (or `unsupported`) {@link E2eError}, never a crash.
+ *
+ * @module
+ */
+
+import { Decoder, Encoder } from "@msgpack/msgpack";
+import { E2eError, messageOf } from "./errors.js";
+import { OLM_V1 } from "./texts.js";
+
+const encoder = new Encoder({ ignoreUndefined: true, forceIntegerToFloat: false, sortKeys: false });
+const decoder = new Decoder({ useBigInt64: false });
+
+/** MessagePack of `value` (maps in their insertion order, as rmp-serde writes struct fields). */
+export function pack(value: unknown): Uint8Array {
+  return encoder.encode(value).slice();
+}
+
+/** Decodes MessagePack; a `malformed` error when it is not. */
+export function unpack(bytes: Uint8Array): unknown {
+  try {
+    return decoder.decode(bytes);
+  } catch (e) {
+    throw new E2eError("malformed", `not MessagePack: ${messageOf(e)}`);
+  }
+}
+
+type Fields = Record<string, unknown>;
+
+function asMap(value: unknown, what: string): Fields {
+  if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Uint8Array) {
+    throw new E2eError("malformed", `${what} is not a map`);
+  }
+  return value as Fields;
+}
+
+function str(m: Fields, field: string): string {
+  const v = m[field];
+  if (typeof v !== "string") throw new E2eError("malformed", `missing field or not a string: ${field}`);
+  return v;
+}
+
+function bin(m: Fields, field: string): Uint8Array {
+  const v = m[field];
+  if (!(v instanceof Uint8Array)) throw new E2eError("malformed", `missing field or not bytes: ${field}`);
+  return v;
+}
+
+/** The to-device envelope of kind `olm.v1`. */
+export interface Envelope {
+  /** The sender's Curve25519 key (base64). */
+  senderKey: string;
+  /** 0: a pre-key message, 1: a normal one. */
+  messageType: number;
+  /** The Olm message. */
+  body: Uint8Array;
+}
+
+/** Encodes a to-device envelope. */
+export function packEnvelope(e: Envelope): Uint8Array {
+  return pack({ type: OLM_V1, sender_key: e.senderKey, message_type: e.messageType, body: e.body });
+}
+
+/** Decodes a to-device envelope. */
+export function unpackEnvelope(bytes: Uint8Array): Envelope {
+  const m = asMap(unpack(bytes), "the to-device payload");
+  const type = str(m, "type");
+  if (type !== OLM_V1) throw new E2eError("unsupported", `unsupported kind or algorithm "${type}"`);
+  const messageType = m["message_type"];
+  if (messageType !== 0 && messageType !== 1) throw new E2eError("malformed", "message_type is 0 or 1");
+  return { senderKey: str(m, "sender_key"), messageType, body: bin(m, "body") };
+}
+
+/** What an Olm plaintext carries, by its `type`. */
+export type OlmBody =
+  | { type: "room_key"; conv: string; session: string; key: string }
+  | {
+      type: "forwarded_room_key";
+      conv: string;
+      session: string;
+      key: string;
+      session_user: string;
+      session_device: string;
+      session_sender_key: string;
+    }
+  | { type: "master_key"; key: string }
+  | { type: "custom"; kind: string; data: Uint8Array };
+
+/** An Olm plaintext: who sent it to whom (users, devices, Ed25519 keys) and its body. */
+export interface OlmPlaintext {
+  sender: string;
+  sender_device: string;
+  sender_key: string;
+  recipient: string;
+  recipient_device: string;
+  recipient_key: string;
+  body: OlmBody;
+}
+
+/** Encodes an Olm plaintext as one flat map. */
+export function packOlmPlaintext(p: OlmPlaintext): Uint8Array {
+  return pack({
+    sender: p.sender,
+    sender_device: p.sender_device,
+    sender_key: p.sender_key,
+    recipient: p.recipient,
+    recipient_device: p.recipient_device,
+    recipient_key: p.recipient_key,
+    ...p.body,
+  });
+}
+
+/** Decodes an Olm plaintext; an unknown `type` is `malformed`, as in Rust. */
+export function unpackOlmPlaintext(bytes: Uint8Array): OlmPlaintext {
+  const m = asMap(unpack(bytes), "the Olm plaintext");
+  const type = str(m, "type");
+  let body: OlmBody;
+  switch (type) {
+    case "room_key":
+      body = { type, conv: str(m, "conv"), session: str(m, "session"), key: str(m, "key") };
+      break;
+    case "forwarded_room_key":
+      body = {
+        type,
+        conv: str(m, "conv"),
+        session: str(m, "session"),
+        key: str(m, "key"),
+        session_user: str(m, "session_user"),
+        session_device: str(m, "session_device"),
+        session_sender_key: str(m, "session_sender_key"),
+      };
+      break;
+    case "master_key":
+      body = { type, key: str(m, "key") };
+      break;
+    case "custom":
+      body = { type, kind: str(m, "kind"), data: bin(m, "data") };
+      break;
+    default:
+      throw new E2eError("malformed", `unknown Olm plaintext type "${type}"`);
+  }
+  return {
+    sender: str(m, "sender"),
+    sender_device: str(m, "sender_device"),
+    sender_key: str(m, "sender_key"),
+    recipient: str(m, "recipient"),
+    recipient_device: str(m, "recipient_device"),
+    recipient_key: str(m, "recipient_key"),
+    body,
+  };
+}
+
+/** The Megolm plaintext's `type`. */
+export const CONTENT = "content";
+
+/** Encodes a Megolm plaintext: the conversation it is for and the content bytes. */
+export function packMegolmPlaintext(conv: string, content: Uint8Array): Uint8Array {
+  return pack({ type: CONTENT, conv, content });
+}
+
+/** Decodes a Megolm plaintext. */
+export function unpackMegolmPlaintext(bytes: Uint8Array): { type: string; conv: string; content: Uint8Array } {
+  const m = asMap(unpack(bytes), "the Megolm plaintext");
+  return { type: str(m, "type"), conv: str(m, "conv"), content: bin(m, "content") };
+}

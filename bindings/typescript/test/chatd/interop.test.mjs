@@ -1,0 +1,175 @@
+// Interop both ways: a Rust chatcore-client SecureClient user (the
+// chatcore-client example e2e_peer, driven over stdin/stdout as JSON lines)
+// and TypeScript SecureChat users in one encrypted group, each reading the
+// other's messages, with one safety number on both sides. Every wait is for
+// a line or an event, bounded by a timeout.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+import { MemoryStore, SecureChat, generateStoreKey } from "../../dist/e2e/index.js";
+import { useChatd } from "../support/chatd.mjs";
+import { newAccount } from "../support/util.mjs";
+
+const ctx = useChatd();
+const T = 20_000;
+const repo = fileURLToPath(new URL("../../../../", import.meta.url));
+
+function peerBinary() {
+  if (process.env.E2E_PEER_BIN) return process.env.E2E_PEER_BIN;
+  return join(process.env.CARGO_TARGET_DIR ?? join(repo, "target"), "debug", "examples", "e2e_peer");
+}
+
+/** The Rust peer: `call(cmd)` resolves with its reply; `reads(conv, text)` once it printed that message. */
+function rustPeer() {
+  const bin = peerBinary();
+  if (!existsSync(bin)) throw new Error(`${bin} does not exist: run \`cargo build -p chatcore-client --example e2e_peer\` first`);
+  const child = spawn(bin, [], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+  const stderr = [];
+  createInterface({ input: child.stderr }).on("line", (l) => stderr.push(l));
+  const replies = [];
+  const messages = [];
+  const waiters = new Set();
+  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal)));
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    const v = JSON.parse(line);
+    if ("reply" in v) replies.push(v);
+    else messages.push(v);
+    for (const w of [...waiters]) w();
+  });
+  const waitFor = (pick, what) =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        const v = pick();
+        if (v === undefined) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve(v);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`the Rust peer never ${what}; stderr:\n${stderr.join("\n")}`));
+      }, T);
+      waiters.add(check);
+      exited.then((code) => {
+        if (!waiters.has(check)) return;
+        waiters.delete(check);
+        clearTimeout(timer);
+        reject(new Error(`the Rust peer exited (${code}) before it ${what}; stderr:\n${stderr.join("\n")}`));
+      });
+      check();
+    });
+  let chain = Promise.resolve();
+  return {
+    call(cmd) {
+      const run = async () => {
+        const index = replies.length;
+        child.stdin.write(`${JSON.stringify(cmd)}\n`);
+        const reply = await waitFor(() => replies[index], `answered ${cmd.cmd}`);
+        if (reply.error) throw new Error(`the Rust peer refused ${cmd.cmd}: ${reply.error}`);
+        return reply;
+      };
+      const r = chain.then(run);
+      chain = r.catch(() => undefined);
+      return r;
+    },
+    reads(conv, text) {
+      return waitFor(() => messages.find((m) => m.event === "message" && m.conv === conv && m.text === text), `read ${JSON.stringify(text)}`);
+    },
+    messages,
+    async quit() {
+      child.stdin.end(`${JSON.stringify({ cmd: "quit" })}\n`);
+      return exited;
+    },
+    kill() {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    },
+  };
+}
+
+/** A TypeScript device of a new user; `reads(conv, text)` once it read that message. */
+async function tsUser(name) {
+  const account = newAccount(name);
+  const c = ctx.client({ reconnect: false });
+  const secure = new SecureChat(c, { store: new MemoryStore(), key: await generateStoreKey() });
+  const read = [];
+  const errors = [];
+  const waiters = new Set();
+  const seen = (m) => {
+    if (m.text === undefined) return;
+    read.push(m);
+    for (const w of [...waiters]) w();
+  };
+  secure.on("message", seen);
+  secure.on("decrypted", seen);
+  secure.on("error", (e) => errors.push(`${e.context}: ${e.error.message}`));
+  const session = await c.register(account);
+  await secure.start();
+  const reads = (conv, text) =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        const m = read.find((r) => r.message.conv === conv && r.text === text);
+        if (!m) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve(m);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`${name} never read ${JSON.stringify(text)}; errors: ${errors.join("; ")}`));
+      }, T);
+      waiters.add(check);
+      check();
+    });
+  return { c, secure, user: session.user, device: session.device, account, reads, errors };
+}
+
+const peers = [];
+after(() => {
+  for (const p of peers) p.kill();
+});
+
+test("a Rust user and TypeScript users chat in one encrypted group, both ways", async () => {
+  const rust = rustPeer();
+  peers.push(rust);
+  const account = newAccount("rusty");
+  const { user: rustUser, device: rustDevice } = await rust.call({ cmd: "register", url: ctx.chatd.wsUrl, ...account });
+  const alice = await tsUser("alice");
+  const bob = await tsUser("bob");
+  await rust.call({ cmd: "contact", user: alice.user, action: "request" });
+  await alice.c.contact(rustUser, "request");
+  await rust.call({ cmd: "contact", user: bob.user, action: "request" });
+  await bob.c.contact(rustUser, "request");
+
+  // The Rust user makes the group and writes first: its room keys reach the TypeScript devices over Olm.
+  const { conv } = await rust.call({ cmd: "create_group", title: "Interop", members: [alice.user, bob.user] });
+  await rust.call({ cmd: "send", conv, text: "zebra-from rust" });
+  for (const ts of [alice, bob]) {
+    const m = await ts.reads(conv, "zebra-from rust");
+    assert.deepEqual(m.body.sender, { user: rustUser, device: rustDevice });
+    assert.equal(m.body.trust, "verified", "the Rust user's master key signed its device");
+    assert.equal(m.message.content.kind, "encrypted");
+  }
+
+  // A TypeScript user answers: the Rust client reads it, and so does the other TypeScript user.
+  await alice.secure.sendEncrypted(conv, "zebra-from typescript");
+  await rust.reads(conv, "zebra-from typescript");
+  await bob.reads(conv, "zebra-from typescript");
+  await bob.secure.sendEncrypted(conv, "zebra-from bob too");
+  await rust.reads(conv, "zebra-from bob too");
+  await alice.reads(conv, "zebra-from bob too");
+  // Again both ways over the established sessions.
+  await rust.call({ cmd: "send", conv, text: "zebra-rust again" });
+  await Promise.all([alice.reads(conv, "zebra-rust again"), bob.reads(conv, "zebra-rust again")]);
+  assert.ok(!rust.messages.some((m) => m.event === "undecryptable"), JSON.stringify(rust.messages));
+
+  // One safety number, however computed.
+  const fromRust = (await rust.call({ cmd: "safety_number", user: alice.user })).number;
+  assert.equal(await alice.secure.safetyNumber(rustUser), fromRust);
+
+  for (const ts of [alice, bob]) assert.deepEqual(ts.errors.filter((e) => /refused|not saved|not processed/.test(e)), []);
+  assert.equal(await rust.quit(), 0);
+});
