@@ -383,12 +383,23 @@ impl Machine {
                 "the user already has a master key: have this device signed by another".into(),
             ));
         }
-        let secret = Ed25519SecretKey::new();
+        self.devices.master_secret = Some(Ed25519SecretKey::new());
+        self.master_key_upload()
+    }
+
+    /// The upload of the master key this device holds: its self-signature
+    /// and its signature of this device, the same bytes as
+    /// [`Machine::create_master_key`] returned (Ed25519 signs
+    /// deterministically). For a first upload that did not reach the
+    /// server: the state with the new key was saved before it was sent.
+    pub fn master_key_upload(&mut self) -> Result<MasterKeyUpload, E2eError> {
+        let Some(secret) = &self.devices.master_secret else {
+            return Err(E2eError::NoMasterKey);
+        };
         let key = secret.public_key().to_base64();
         let signature = secret
             .sign(master_key_text(&self.user, &key).as_bytes())
             .to_base64();
-        self.devices.master_secret = Some(secret);
         let own = self.own_device_info();
         let device_signature = self.sign_device(&own)?;
         Ok(MasterKeyUpload {

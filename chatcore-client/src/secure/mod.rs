@@ -513,8 +513,20 @@ impl SecureClient {
         let (upload, saved) = {
             let mut m = lock(&self.shared.machine);
             let mut upload = m.keys_to_upload(counts);
-            if own_first && own_master.is_none() && m.master_key(&me).is_none() {
-                let created = m.create_master_key()?;
+            // The directory shows no master key for the user: this is the
+            // first device, or its first upload of the key never arrived
+            // (the state holding the key was saved before it was sent):
+            // upload it again rather than keep a key nobody else knows.
+            let master = if !own_first || own_master.is_some() {
+                None
+            } else if m.has_master_key() {
+                Some(m.master_key_upload()?)
+            } else if m.master_key(&me).is_none() {
+                Some(m.create_master_key()?)
+            } else {
+                None
+            };
+            if let Some(created) = master {
                 upload.master_key = Some(MasterKeyInfo {
                     key: created.master_key.key,
                     signature: created.master_key.signature,

@@ -861,6 +861,58 @@ async fn encrypted_conversations_on_mongodb_leave_no_plaintext_in_any_collection
 /// The device's state survives a reconnect through a `FileStore`: a
 /// resumed session (the same device) reads what it read before, from the
 /// saved keys; the wrong key opens nothing; the file holds no plaintext.
+/// A first device's master key whose upload never reached the server
+/// (the state holding it is saved before it is sent): the next start
+/// uploads the same key and its signature of the device, rather than keep
+/// a key nobody else knows or make another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_key_whose_first_upload_failed_is_uploaded_at_the_next_start() {
+    use chatcore_client::e2e::Machine;
+    use chatcore_client::secure::MachineStore;
+    let chatd = Chatd::start(&[]).await;
+    let url = chatd.url();
+    let (client, events) = connect(&url).await;
+    let session = client
+        .register(&registration("fern"))
+        .await
+        .expect("register");
+    // The state as the failed first start left it: a master key made and
+    // saved, nothing of it on the server.
+    let mut machine = Machine::new(session.user.clone(), session.device.clone());
+    let made = machine.create_master_key().expect("master key");
+    let store = Arc::new(MemoryStore::default());
+    store
+        .save(&machine.to_bytes(&[9; 32]).expect("bytes"))
+        .expect("saved");
+    let (before, masters) = client
+        .query_keys_full(std::slice::from_ref(&session.user), None)
+        .await
+        .expect("query");
+    assert!(
+        before.is_empty() && masters.is_empty(),
+        "nothing uploaded yet"
+    );
+
+    let options = SecureOptions::new(store, [9; 32]);
+    let (fern, _events) = timeout(T, SecureClient::start(client, events, &session, options))
+        .await
+        .expect("start timed out")
+        .expect("start");
+    let (devices, masters) = fern
+        .client()
+        .query_keys_full(std::slice::from_ref(&session.user), None)
+        .await
+        .expect("query");
+    assert_eq!(masters.len(), 1, "the master key is on the server now");
+    assert_eq!(masters[0].master_key, made.master_key, "the same key");
+    assert_eq!(devices.len(), 1);
+    assert_eq!(
+        devices[0].master_signature.as_deref(),
+        Some(made.device_signature.as_str()),
+        "the device is signed by it"
+    );
+}
+
 #[tokio::test]
 async fn the_encrypted_state_is_saved_and_reopened_by_the_same_device() {
     use chatcore_client::secure::{FileStore, SecureError};
