@@ -228,16 +228,10 @@ impl BackupStore for MongoBackupStore {
         max: usize,
     ) -> StoreResult<PutKeys> {
         self.current_at(user, version).await?;
-        // The better copy of each session among those given.
-        let mut best: BTreeMap<String, &BackupKey> = BTreeMap::new();
-        for k in keys {
-            let slot = best
-                .entry(key_id(user, version, &k.conv, &k.session))
-                .or_insert(k);
-            if k.better_than(slot) {
-                *slot = k;
-            }
-        }
+        let best: BTreeMap<String, &BackupKey> = BackupKey::best_per_session(keys)
+            .into_iter()
+            .map(|k| (key_id(user, version, &k.conv, &k.session), k))
+            .collect();
         let ids: Vec<&String> = best.keys().collect();
         let cursor = self
             .inner
@@ -318,18 +312,27 @@ impl BackupStore for MongoBackupStore {
             changed |= r.modified_count > 0;
         }
 
-        let update = if changed {
-            doc! { "$inc": { "etag": 1 } }
+        let backup = if changed {
+            self.inner
+                .run(
+                    self.backups
+                        .find_one_and_update(
+                            doc! { "_id": &user.0, "version": version },
+                            doc! { "$inc": { "etag": 1 } },
+                        )
+                        .return_document(ReturnDocument::After),
+                )
+                .await?
         } else {
-            doc! { "$inc": { "etag": 0 } }
+            // Nothing stored: a read, not a write that changes nothing.
+            self.inner
+                .run(
+                    self.backups
+                        .find_one(doc! { "_id": &user.0, "version": version }),
+                )
+                .await?
         };
-        self.inner
-            .run(
-                self.backups
-                    .find_one_and_update(doc! { "_id": &user.0, "version": version }, update)
-                    .return_document(ReturnDocument::After),
-            )
-            .await?
+        backup
             .map(|d| PutKeys::Stored(d.into_backup()))
             .ok_or(StoreError::NotFound)
     }

@@ -4,7 +4,6 @@
 //! bound on keys and the better-copy rule hold against concurrent puts,
 //! and a refused put leaves nothing behind.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -134,21 +133,15 @@ impl BackupStore for SqliteBackupStore {
         max: usize,
     ) -> StoreResult<PutKeys> {
         let (user, version) = (user.0.clone(), version.to_owned());
-        // The better copy of each session among those given.
-        let mut best: BTreeMap<(ConversationId, String), BackupKey> = BTreeMap::new();
-        for k in keys {
-            let slot = best
-                .entry((k.conv.clone(), k.session.clone()))
-                .or_insert_with(|| k.clone());
-            if k.better_than(slot) {
-                *slot = k.clone();
-            }
-        }
+        let best: Vec<BackupKey> = BackupKey::best_per_session(keys)
+            .into_iter()
+            .cloned()
+            .collect();
         self.db
             .write(move |c| {
                 let backup = current_at(c, &user, &version)?;
                 let mut stored = Vec::with_capacity(best.len());
-                for k in best.values() {
+                for k in &best {
                     let old: Option<(i64, i64, bool)> = c
                         .prepare_cached(
                             "SELECT first_index, forwarded, verified FROM backup_keys \
@@ -178,7 +171,7 @@ impl BackupStore for SqliteBackupStore {
                     return Ok(PutKeys::Full);
                 }
                 let mut changed = false;
-                for (k, old) in best.values().zip(&stored) {
+                for (k, old) in best.iter().zip(&stored) {
                     if old.as_ref().is_some_and(|o| !k.better_than(o)) {
                         continue;
                     }

@@ -81,28 +81,17 @@ impl BackupStore for MemoryBackupStore {
     ) -> StoreResult<PutKeys> {
         let mut all = lock(&self.inner);
         let held = current(&mut all, user, version)?;
-        // The better copy of each session among those given.
-        let mut best: BTreeMap<(&ConversationId, &str), &BackupKey> = BTreeMap::new();
-        for k in keys {
-            let slot = best.entry((&k.conv, k.session.as_str())).or_insert(k);
-            if k.better_than(slot) {
-                *slot = k;
-            }
-        }
+        let best = BackupKey::best_per_session(keys);
         let new = best
-            .keys()
-            .filter(|(conv, session)| {
-                !held
-                    .keys
-                    .contains_key(&((*conv).clone(), (*session).to_owned()))
-            })
+            .iter()
+            .filter(|k| !held.keys.contains_key(&(k.conv.clone(), k.session.clone())))
             .count();
         if held.keys.len() + new > max {
             return Ok(PutKeys::Full);
         }
         let mut changed = false;
-        for ((conv, session), k) in best {
-            let slot = (conv.clone(), session.to_owned());
+        for k in best {
+            let slot = (k.conv.clone(), k.session.clone());
             if held.keys.get(&slot).is_none_or(|old| k.better_than(old)) {
                 held.keys.insert(slot, k.clone());
                 changed = true;

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 use super::StoreResult;
@@ -85,6 +87,20 @@ impl BackupKey {
     pub fn better_than(&self, old: &BackupKey) -> bool {
         (!self.verified, self.first_index, self.forwarded)
             < (!old.verified, old.first_index, old.forwarded)
+    }
+
+    /// The copy of each session that a put of `keys` stores at most (of
+    /// two copies, the [better](BackupKey::better_than) one), ordered by
+    /// `(conv, session)`.
+    pub fn best_per_session(keys: &[BackupKey]) -> Vec<&BackupKey> {
+        let mut best: BTreeMap<(&ConversationId, &str), &BackupKey> = BTreeMap::new();
+        for k in keys {
+            let slot = best.entry((&k.conv, k.session.as_str())).or_insert(k);
+            if k.better_than(slot) {
+                *slot = k;
+            }
+        }
+        best.into_values().collect()
     }
 }
 
