@@ -23,7 +23,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
 use ring::signature::{UnparsedPublicKey, ED25519};
 
-use crate::error::CoreError;
+use crate::error::{invalid, CoreError};
 use crate::model::{Content, DeviceId, UserId};
 use crate::store::{DeviceKeys, MasterKey, OneTimeKey};
 
@@ -80,13 +80,6 @@ pub fn device_signature_text(
     agreement_key: &str,
 ) -> String {
     format!("chatcore-device-signature-v1\n{user}\n{device}\n{signing_key}\n{agreement_key}")
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> CoreError {
-    CoreError::InvalidArgument {
-        field: field.into(),
-        message: message.into(),
-    }
 }
 
 /// Decodes unpadded base64 of exactly `len` bytes.

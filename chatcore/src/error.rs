@@ -73,6 +73,14 @@ pub enum CoreError {
     Internal(String),
 }
 
+/// `invalid_argument` on `field`, saying `message`.
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> CoreError {
+    CoreError::InvalidArgument {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
 impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -1,13 +1,6 @@
 use unicode_normalization::UnicodeNormalization;
 
-use crate::error::CoreError;
-
-fn invalid(field: &str, message: impl Into<String>) -> CoreError {
-    CoreError::InvalidArgument {
-        field: field.to_owned(),
-        message: message.into(),
-    }
-}
+use crate::error::{invalid, CoreError};
 
 /// NFKC, lowercase, trimmed: the form directory searches and usernames compare in.
 pub fn search_key(s: &str) -> String {

@@ -4,9 +4,10 @@
 //! server keeps its keys as opaque bytes and never holds what decrypts
 //! them (the recovery key stays with the user). See docs/E2E.md.
 
+use crate::commands::check_name;
 use crate::commands::messaging::spend_send_budget;
 use crate::e2e;
-use crate::error::CoreError;
+use crate::error::{invalid, CoreError};
 use crate::model::ConversationId;
 use crate::protocol::{BackupInfo, BackupKeyInfo, BackupKeyRef, ServerFrame};
 use crate::request::Caller;
@@ -15,25 +16,6 @@ use crate::store::{Backup, BackupKey, PutKeys, StoreError};
 
 /// Keys one `put_backup_keys` may carry.
 pub(crate) const MAX_KEYS_PER_PUT: usize = 1000;
-/// Characters of an algorithm's name, a version or a session id.
-const MAX_NAME: usize = 128;
-
-fn invalid(field: &str, message: impl Into<String>) -> CoreError {
-    CoreError::InvalidArgument {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
-fn check_name(field: &str, value: &str) -> Result<(), CoreError> {
-    if value.is_empty() || value.chars().count() > MAX_NAME || value.chars().any(char::is_control) {
-        return Err(invalid(
-            field,
-            format!("{field} has 1 to {MAX_NAME} characters, none a control"),
-        ));
-    }
-    Ok(())
-}
 
 fn info(b: Backup) -> BackupInfo {
     BackupInfo {

@@ -11,3 +11,21 @@ pub(crate) mod keys;
 pub(crate) mod messaging;
 pub(crate) mod requests;
 pub(crate) mod to_device;
+
+use crate::error::{invalid, CoreError};
+
+/// Characters of a client-chosen name or id that the server keeps and
+/// compares but never reads: a to-device payload's kind and id, a
+/// backup's algorithm, a Megolm session id.
+pub(crate) const MAX_NAME: usize = 128;
+
+/// Checks such a name: 1 to [`MAX_NAME`] characters, none a control.
+pub(crate) fn check_name(field: &str, value: &str) -> Result<(), CoreError> {
+    if value.is_empty() || value.chars().count() > MAX_NAME || value.chars().any(char::is_control) {
+        return Err(invalid(
+            field,
+            format!("{field} has 1 to {MAX_NAME} characters, none a control"),
+        ));
+    }
+    Ok(())
+}

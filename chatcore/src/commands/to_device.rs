@@ -8,10 +8,10 @@
 
 use std::collections::HashMap;
 
-use crate::commands::keys;
 use crate::commands::messaging::spend_send_budget;
+use crate::commands::{check_name, keys};
 use crate::e2e;
-use crate::error::CoreError;
+use crate::error::{invalid, CoreError};
 use crate::model::{ConversationId, DeviceId, UserId};
 use crate::protocol::{
     OutgoingToDevice, ServerFrame, ToDeviceAck, ToDeviceMessage, Undelivered, UndeliveredReason,
@@ -23,28 +23,9 @@ use crate::store::{Event, Queued, ToDevice, Topic};
 /// Payloads one `send_to_device` may carry (before a user's devices are
 /// counted out), and ids one `ack_to_device` may name.
 pub(crate) const MAX_MESSAGES: usize = 1000;
-/// Characters of a payload id or kind.
-const MAX_ID: usize = 128;
 /// Payloads one `to_device` push carries at most, and their bytes.
 pub(crate) const BATCH: usize = 100;
 pub(crate) const BATCH_BYTES: usize = 256 * 1024;
-
-fn invalid(field: &str, message: impl Into<String>) -> CoreError {
-    CoreError::InvalidArgument {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
-fn check_id(field: &str, value: &str) -> Result<(), CoreError> {
-    if value.is_empty() || value.chars().count() > MAX_ID || value.chars().any(char::is_control) {
-        return Err(invalid(
-            field,
-            format!("{field} has 1 to {MAX_ID} characters, none a control"),
-        ));
-    }
-    Ok(())
-}
 
 /// A stored payload as a `to_device` push carries it.
 pub(crate) fn message_of(t: ToDevice) -> ToDeviceMessage {
@@ -68,7 +49,7 @@ pub(crate) async fn send(
     messages: Vec<OutgoingToDevice>,
     conv: Option<ConversationId>,
 ) -> Result<ServerFrame, CoreError> {
-    check_id("kind", &kind)?;
+    check_name("kind", &kind)?;
     if messages.is_empty() || messages.len() > MAX_MESSAGES {
         return Err(invalid(
             "messages",
@@ -79,7 +60,7 @@ pub(crate) async fn send(
     let mut decoded = Vec::with_capacity(messages.len());
     let mut bytes = 0usize;
     for m in messages {
-        check_id("id", &m.id)?;
+        check_name("id", &m.id)?;
         let payload = e2e::decode_payload(&m.payload, s.config.max_to_device_bytes)?;
         bytes = bytes.saturating_add(payload.len());
         decoded.push((m.user, m.device, m.id, payload));
