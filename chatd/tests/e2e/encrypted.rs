@@ -154,6 +154,16 @@ async fn say(dev: &Dev, conv: &ConversationId, text: &str, sent: &mut Vec<String
 }
 
 /// The whole history of `conv` as `dev` reads it.
+/// The user's current key backup, which must exist.
+async fn current_backup(dev: &Dev) -> chatcore_client::chatcore::protocol::BackupInfo {
+    dev.secure
+        .client()
+        .get_backup()
+        .await
+        .expect("get backup")
+        .expect("a backup")
+}
+
 async fn history(dev: &Dev, conv: &ConversationId) -> Vec<(ChatMessage, Body)> {
     let (page, more) = dev
         .secure
@@ -596,13 +606,7 @@ async fn a_restored_key_backup_reads_the_whole_history_on_a_fresh_device() {
     reads(&mut alice1, &group, t).await;
     // Alice's own two sessions and the three she received: each backed up
     // once it was made or received.
-    let backup = alice1
-        .secure
-        .client()
-        .get_backup()
-        .await
-        .expect("get backup")
-        .expect("a backup");
+    let backup = current_backup(&alice1).await;
     assert_eq!(backup.count, 5, "{backup:?}");
 
     // Alice signs out of her only device.
@@ -676,13 +680,7 @@ async fn a_restored_key_backup_reads_the_whole_history_on_a_fresh_device() {
     say(&alice9, &group, t, &mut sent).await;
     reads(&mut carol1, &group, t).await;
     // alice9 follows the backup: its new session and Bob's are in it.
-    let backup = alice9
-        .secure
-        .client()
-        .get_backup()
-        .await
-        .expect("get backup")
-        .expect("a backup");
+    let backup = current_backup(&alice9).await;
     assert_eq!(backup.count, 7, "{backup:?}");
 
     // Another device made a new backup: alice9's next upload meets
@@ -702,13 +700,7 @@ async fn a_restored_key_backup_reads_the_whole_history_on_a_fresh_device() {
     let t = "walrus-dm-4 alice9 writes";
     say(&alice9, &dm, t, &mut sent).await;
     reads(&mut bob1, &dm, t).await;
-    let backup = alice9
-        .secure
-        .client()
-        .get_backup()
-        .await
-        .expect("get backup")
-        .expect("a backup");
+    let backup = current_backup(&alice9).await;
     assert_eq!(backup.version, v2.version);
     assert_eq!(backup.count, 8, "{backup:?}");
 
@@ -749,13 +741,7 @@ async fn a_restored_key_backup_reads_the_whole_history_on_a_fresh_device() {
     let t = "walrus-group-5 alice9 on a new session";
     say(&alice9, &group, t, &mut sent).await;
     reads(&mut carol1, &group, t).await;
-    let backup = alice9
-        .secure
-        .client()
-        .get_backup()
-        .await
-        .expect("get backup")
-        .expect("a backup");
+    let backup = current_backup(&alice9).await;
     assert_eq!(backup.count, 0, "keys went to a forged backup: {backup:?}");
     let refused = alice9.secure.restore_backup(&new_key.to_text()).await;
     assert!(
