@@ -16,76 +16,31 @@ use chatcore::protocol::{
     ClientFrame, DeviceInfo, ErrorCode, IdentityKeys, ServerFrame, SignedKey,
 };
 use chatcore::server::ManualClock;
-use chatcore::session::{connect_in_process, Disconnect, InProcess, PeerInfo};
+use chatcore::session::Disconnect;
 use chatcore::store::{ToDevice, ToDeviceStore};
 use chatcore::testkit::model::fast_config;
 use chatcore::{Backends, Server};
-use futures_util::{SinkExt, StreamExt};
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
-use tokio_util::sync::CancellationToken;
 
 const PW: &str = "tangerine submarine orchestra 77";
-const WAIT: Duration = Duration::from_secs(20);
 
-/// One connection: a device of a user once signed in.
+/// One connection (the sessions tests' client) and the device it signed in as.
 struct Client {
-    conn: InProcess,
-    next: u32,
-    pushes: Vec<ServerFrame>,
-    user: Option<UserId>,
+    inner: super::sessions::Client,
     device: Option<DeviceId>,
-    token: Option<String>,
 }
 
 impl Client {
     async fn connect(server: &Arc<Server>) -> Client {
-        let conn = connect_in_process(
-            server.clone(),
-            PeerInfo::new(None),
-            64,
-            CancellationToken::new(),
-        );
-        let mut c = Client {
-            conn,
-            next: 0,
-            pushes: Vec::new(),
-            user: None,
+        Client {
+            inner: super::sessions::Client::connect(server).await,
             device: None,
-            token: None,
-        };
-        let hello = c
-            .req(|id| ClientFrame::Hello {
-                id,
-                version: 4,
-                client: Some("devices test".into()),
-            })
-            .await;
-        assert!(matches!(hello, ServerFrame::Welcome { .. }), "{hello:?}");
-        c
+        }
     }
 
     async fn req(&mut self, make: impl FnOnce(u32) -> ClientFrame) -> ServerFrame {
-        self.next += 1;
-        let id = self.next;
-        self.conn
-            .tx
-            .send(Ok(make(id)))
-            .await
-            .expect("session alive");
-        loop {
-            let f = tokio::time::timeout(WAIT, self.conn.rx.next())
-                .await
-                .expect("reply in time")
-                .expect("connection open");
-            if f.id().is_none() && !matches!(f, ServerFrame::Error { .. }) {
-                self.pushes.push(f);
-            } else if f.id() == Some(id) {
-                return f;
-            } else {
-                panic!("unexpected frame {f:?}");
-            }
-        }
+        self.inner.req(make).await
     }
 
     /// Takes a `session` reply's identity.
@@ -99,10 +54,10 @@ impl Client {
         else {
             panic!("not signed in: {reply:?}");
         };
-        self.user = Some(user);
+        self.inner.user = Some(user);
         self.device = Some(device);
         if token.is_some() {
-            self.token = token;
+            self.inner.token = token;
         }
     }
 
@@ -146,16 +101,20 @@ impl Client {
             })
             .await;
         c.signed_in(reply);
-        c.token = Some(token.to_owned());
+        c.inner.token = Some(token.to_owned());
         c
     }
 
     fn user(&self) -> UserId {
-        self.user.clone().expect("signed in")
+        self.inner.user.clone().expect("signed in")
     }
 
     fn device(&self) -> DeviceId {
         self.device.clone().expect("signed in")
+    }
+
+    fn token(&self) -> String {
+        self.inner.token.clone().expect("token")
     }
 
     async fn devices(&mut self) -> Vec<DeviceInfo> {
@@ -233,9 +192,7 @@ impl Client {
     /// Pushes received so far (a ping round trip first takes in whatever
     /// was published before it).
     async fn drain(&mut self) -> Vec<ServerFrame> {
-        let pong = self.req(|id| ClientFrame::Ping { id }).await;
-        assert!(matches!(pong, ServerFrame::Pong { .. }), "{pong:?}");
-        std::mem::take(&mut self.pushes)
+        self.inner.drain().await
     }
 
     /// The users named by the `devices_changed` pushes received so far.
@@ -251,10 +208,7 @@ impl Client {
     }
 
     async fn closed(self) -> Disconnect {
-        tokio::time::timeout(WAIT, self.conn.task)
-            .await
-            .expect("closes in time")
-            .expect("task ok")
+        self.inner.closed().await
     }
 
     async fn pings(&mut self) -> bool {
@@ -373,7 +327,7 @@ async fn the_list_shows_names_times_keys_and_the_current_device_and_resume_moves
 
     // The phone reconnects later: the same device, active now.
     clock.advance(Duration::from_secs(60));
-    let token = phone.token.clone().expect("token");
+    let token = phone.token();
     drop(phone);
     let phone = Client::resume(&s, &token).await;
     let after = laptop.devices().await;
@@ -452,7 +406,7 @@ async fn a_device_is_renamed_by_its_user_only_and_bad_input_is_refused() {
     // A device whose session expired is gone: not listed, not renamed.
     let ttl = fast_config().session_ttl;
     clock.advance(ttl - Duration::from_secs(1));
-    let laptop_token = laptop.token.clone().expect("token");
+    let laptop_token = laptop.token();
     let mut laptop = Client::resume(&s, &laptop_token).await;
     clock.advance(Duration::from_secs(2));
     assert_eq!(names(laptop.devices().await), vec!["unnamed device"]);
@@ -474,7 +428,7 @@ async fn revoking_a_device_closes_it_and_deletes_its_token_keys_and_queue() {
     assert!(code(&laptop.upload_keys(&key_pair()).await).is_none());
     assert!(code(&phone.upload_keys(&key_pair()).await).is_none());
     queue_for(&q, &bob, &phone, "m1").await;
-    let token = phone.token.clone().expect("token");
+    let token = phone.token();
 
     // Nobody else's device, and no unknown one: not_found, nothing changes.
     let theirs = bob.revoke(&phone.device()).await;
@@ -544,7 +498,7 @@ async fn revoking_ones_own_device_is_a_logout() {
     let mut other = Client::login(&s, "alice", "Phone").await;
     assert!(code(&laptop.upload_keys(&key_pair()).await).is_none());
     queue_for(&q, &other, &laptop, "m1").await;
-    let token = laptop.token.clone().expect("token");
+    let token = laptop.token();
     let (user, device) = (laptop.user(), laptop.device());
     assert_eq!(other.changed().await, vec![user.clone()], "the keys");
     assert!(is_ok(&laptop.revoke(&device).await));
