@@ -27,7 +27,7 @@ async function fs(): Promise<Fs> {
 
 /** The state in the file at `path` (its directory must exist). Node only. */
 export class FileStore implements MachineStore {
-  /** @param path the file; `<path>.tmp` is written beside it while saving. */
+  /** @param path the file; `<path>.tmp-<uuid>` is written beside it while saving. */
   constructor(readonly path: string) {}
 
   /** The file's bytes, or `null` when it does not exist. */
@@ -40,10 +40,14 @@ export class FileStore implements MachineStore {
     }
   }
 
-  /** Writes `<path>.tmp`, syncs it, renames it over the file. */
+  /**
+   * Writes a temporary file of this save's own beside it, syncs it, renames it over the file: two savers of one file
+   * (an application's mistake, or a client started again while the old one still saves) never write into each
+   * other's temporary file (the Rust client's FileStore does the same).
+   */
   async save(bytes: Uint8Array): Promise<void> {
     const f = await fs();
-    const tmp = `${this.path}.tmp`;
+    const tmp = `${this.path}.tmp-${crypto.randomUUID()}`;
     const handle = await f.open(tmp, "w");
     try {
       await handle.writeFile(bytes);

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encode, decode } from "@msgpack/msgpack";
@@ -550,6 +550,10 @@ test("stores: memory and an atomically replaced file", async () => {
     await file.save(new Uint8Array([4, 5]));
     assert.deepEqual([...(await file.load())], [4, 5]);
     assert.ok(!existsSync(join(dir, "state.tmp")), "the temporary file was renamed");
+    // Two saves at once (two savers of one file) both land; nothing is left beside the state.
+    await Promise.all([file.save(new Uint8Array([6])), file.save(new Uint8Array([7]))]);
+    assert.ok([6, 7].includes((await file.load())[0]));
+    assert.deepEqual(readdirSync(dir), ["state"], "no temporary file is left");
     await assert.rejects(new FileStore(join(dir, "missing", "state")).save(new Uint8Array([1])));
   } finally {
     rmSync(dir, { recursive: true, force: true });
