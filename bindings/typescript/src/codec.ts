@@ -4,8 +4,7 @@
  * Rust codec's: JSON as serde_json writes it, MessagePack as rmp-serde's
  * `to_vec_named` does.
  *
- * The JSON codec has no dependency; the MessagePack one lives in msgpack.ts
- * (it needs `@msgpack/msgpack`), so the browser build can leave it out.
+ * The JSON codec is here; the MessagePack one is in msgpack.ts.
  *
  * @module
  */

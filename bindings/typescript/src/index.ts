@@ -1,7 +1,6 @@
 /**
- * The chatcore client for browsers and Node 20: everything of `./web` plus
- * the MessagePack codec (the protocol's default), which needs
- * `@msgpack/msgpack`.
+ * The chatcore client for browsers and Node 20, without dependencies: the
+ * same modules as `./web` (the name browsers load it by).
  *
  * ```ts
  * import { ChatClient, msgpackCodec } from "@chatcore/client";
@@ -12,4 +11,3 @@
  */
 
 export * from "./web.js";
-export { msgpackCodec } from "./msgpack.js";

@@ -31,7 +31,7 @@ export interface ReconnectOptions {
 export interface ClientOptions {
     /** The WebSocket endpoint, e.g. `ws://127.0.0.1:8080/ws`. */
     url: string;
-    /** Wire codec: `jsonCodec` (default, no dependency) or `msgpackCodec` from the package root. */
+    /** Wire codec: `jsonCodec` (default) or `msgpackCodec`. */
     codec?: Codec;
     /** WebSocket implementation; defaults to `globalThis.WebSocket` (Node 20: run with `--experimental-websocket`, or pass `ws`). */
     WebSocket?: WebSocketConstructor;

@@ -1,7 +1,9 @@
 /**
- * The dependency-free entry point: everything but the MessagePack codec.
- * Browsers load this without a bundler (chatd serves its compiled copy from
- * chatd/web/chatcore/web.js); it speaks the JSON codec.
+ * Everything of the client, free of dependencies: protocol types, both
+ * codecs (MessagePack, the protocol's default, and JSON), the connection.
+ * Browsers load it without a bundler: chatd serves its compiled copy from
+ * chatd/web/chatcore/web.js, beside `e2e/index.js` (end-to-end encryption)
+ * and `vodozemac.js`.
  *
  * @module
  */
@@ -10,3 +12,4 @@ export * from "./codec.js";
 export * from "./errors.js";
 export * from "./delivery.js";
 export * from "./client.js";
+export { decodeMsgpack, encodeMsgpack, MAX_DEPTH, msgpackCodec } from "./msgpack.js";

@@ -16,22 +16,19 @@
  * @module
  */
 
-import { Decoder, Encoder } from "@msgpack/msgpack";
+import { decodeMsgpack, encodeMsgpack } from "../msgpack.js";
 import { E2eError, messageOf } from "./errors.js";
 import { OLM_V1 } from "./texts.js";
 
-const encoder = new Encoder({ ignoreUndefined: true, forceIntegerToFloat: false, sortKeys: false });
-const decoder = new Decoder({ useBigInt64: false });
-
 /** MessagePack of `value` (maps in their insertion order, as rmp-serde writes struct fields). */
 export function pack(value: unknown): Uint8Array {
-  return encoder.encode(value).slice();
+  return encodeMsgpack(value);
 }
 
 /** Decodes MessagePack; a `malformed` error when it is not. */
 export function unpack(bytes: Uint8Array): unknown {
   try {
-    return decoder.decode(bytes);
+    return decodeMsgpack(bytes);
   } catch (e) {
     throw new E2eError("malformed", `not MessagePack: ${messageOf(e)}`);
   }

@@ -1,0 +1,29 @@
+/**
+ * End-to-end encryption for the TypeScript binding, byte-compatible with the
+ * Rust client (`chatcore_client::e2e` and `secure`): the sans-IO
+ * {@link Machine}, its encrypted state at rest ({@link MachineStore}), and
+ * {@link SecureChat}, the machine wired to a {@link ChatClient}.
+ *
+ * ```ts
+ * import { ChatClient, msgpackCodec } from "@chatcore/client";
+ * import { SecureChat, MemoryStore, generateStoreKey } from "@chatcore/client/e2e";
+ * const client = new ChatClient({ url, codec: msgpackCodec });
+ * const secure = new SecureChat(client, { store: new MemoryStore(), key: await generateStoreKey() });
+ * await client.login({ login: "alice", password });
+ * await secure.start();
+ * secure.on("message", (m) => console.log(m.text));
+ * await secure.sendEncrypted(conv, "only the members' devices read this");
+ * ```
+ *
+ * @module
+ */
+export { Machine, seal } from "./machine.js";
+export { E2eError, isE2eError } from "./errors.js";
+export { ONE_TIME_KEY_TARGET } from "./account.js";
+export { delivered } from "./olm.js";
+export { MAX_SESSION_AGE, MAX_SESSION_MESSAGES } from "./megolm.js";
+export { safetyNumber } from "./safety.js";
+export { generateStoreKey, MemoryStore } from "./store.js";
+export { FileStore } from "./file-store.js";
+export { MEGOLM_V1, OLM_V1, decodeBase64, encodeBase64, deviceKeysText, deviceSignatureText, masterKeyText, oneTimeKeyText, } from "./texts.js";
+export { SecureChat, } from "./secure.js";

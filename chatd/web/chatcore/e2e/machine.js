@@ -1,0 +1,208 @@
+/**
+ * The end-to-end state machine of one device, a port of the Rust client's
+ * `chatcore_client::e2e::Machine`: its account, the devices it tracks, its
+ * Olm and Megolm sessions. It never touches the network nor reads the clock:
+ * the application feeds it what the server sends and sends what it returns;
+ * every call that depends on time takes `now` (ms since the epoch).
+ *
+ * How an app drives it (the {@link SecureChat} does all of this):
+ * 1. {@link Machine.create} (or {@link Machine.fromBytes}); upload
+ *    {@link Machine.keysToUpload}, then {@link Machine.markKeysPublished}.
+ *    The user's first device calls {@link Machine.createMasterKey}.
+ * 2. Feed each key query answer to {@link Machine.receiveDeviceKeys}.
+ * 3. To send: {@link Machine.encrypt} with the member devices
+ *    ({@link Machine.devicesOf}); on `needs_claims`, claim keys, give them to
+ *    {@link Machine.receiveClaimedKeys} and call again. Send the to-device
+ *    messages first, then the content.
+ * 4. Give each incoming to-device message to {@link Machine.receiveToDevice}.
+ * 5. Decrypt with {@link Machine.decrypt}.
+ * 6. After every change, persist {@link Machine.toBytes}.
+ *
+ * @module
+ */
+import { loadVodozemac } from "../vodozemac.js";
+import * as account from "./account.js";
+import * as devices from "./devices.js";
+import { E2eError } from "./errors.js";
+import * as megolm from "./megolm.js";
+import * as olm from "./olm.js";
+import { safetyNumber } from "./safety.js";
+import { MachineState } from "./state.js";
+import * as store from "./store.js";
+/** The end-to-end state of one device. See the module documentation. */
+export class Machine {
+    /** @internal */
+    state;
+    freed = false;
+    constructor(state) {
+        this.state = state;
+    }
+    /** A new device of `user` with fresh identity keys (loads vodozemac if need be). */
+    static async create(user, device) {
+        const vz = await loadVodozemac();
+        return Machine.createWith(vz, user, device);
+    }
+    /** As {@link Machine.create}, with vodozemac already loaded. */
+    static createWith(vz, user, device) {
+        return new Machine(new MachineState(vz, user, device, new vz.Account(), false));
+    }
+    /**
+     * The state written by {@link Machine.toBytes}. A wrong key or altered bytes give a `store_decrypt`
+     * {@link E2eError}; a state from a newer version `store_too_new`; bytes that decrypt but do not load `store_format`.
+     */
+    static async fromBytes(bytes, key) {
+        const vz = await loadVodozemac();
+        return new Machine(store.restore(vz, await store.open(bytes, key)));
+    }
+    /** The whole state, encrypted with `key` (AES-GCM). Persist it after every call that changed the state. */
+    async toBytes(key) {
+        return store.seal(this.snapshot(), key);
+    }
+    /** The state, not yet encrypted, as it is now: for {@link seal} later, so that saves keep the order of changes. */
+    snapshot() {
+        this.alive();
+        return store.snapshot(this.state);
+    }
+    /** Frees the WebAssembly memory of the state; the machine is unusable afterwards. */
+    free() {
+        if (!this.freed)
+            store.freeState(this.state);
+        this.freed = true;
+    }
+    alive() {
+        if (this.freed)
+            throw new E2eError("refused", "refused: the machine was freed");
+        return this.state;
+    }
+    /** The user this device belongs to. */
+    get user() {
+        return this.state.user;
+    }
+    /** This device. */
+    get device() {
+        return this.state.device;
+    }
+    // -- account --
+    /** This device's identity keys, self-signed. */
+    identityKeys() {
+        return account.identityKeys(this.alive());
+    }
+    /**
+     * The keys to upload so that the server holds 50 one-time keys and an unused fallback key, given its `counts`.
+     * Calling again before {@link Machine.markKeysPublished} returns the same keys (plus any still missing).
+     */
+    keysToUpload(counts) {
+        return account.keysToUpload(this.alive(), counts);
+    }
+    /** The server accepted the last {@link Machine.keysToUpload}. */
+    markKeysPublished() {
+        account.markKeysPublished(this.alive());
+    }
+    // -- devices --
+    /** Takes in the directory's answer about one user: checks every signature, updates the tracked devices, returns what changed. */
+    receiveDeviceKeys(keys) {
+        return devices.receiveDeviceKeys(this.alive(), keys);
+    }
+    /** The tracked devices of `users` (this device excepted): a conversation's member devices, for {@link Machine.encrypt}. */
+    devicesOf(users) {
+        return devices.devicesOf(this.alive(), users);
+    }
+    /** Whether the user's master key signed the device. */
+    deviceTrust(user, device) {
+        return devices.deviceTrust(this.alive(), user, device);
+    }
+    /** The pinned master key of a user (base64), if known. */
+    masterKey(user) {
+        return devices.masterKeyOf(this.alive(), user);
+    }
+    /** Whether this device holds the user's master private key. */
+    hasMasterKey() {
+        return this.alive().masterSecret !== null;
+    }
+    /** Creates the user's master key on the user's first device and signs this device with it. Refused when the user has one. */
+    createMasterKey() {
+        return devices.createMasterKey(this.alive());
+    }
+    /**
+     * The master key this device holds, with its self-signature and this device's signature, again: to upload when
+     * the upload after {@link Machine.createMasterKey} did not reach the server (the directory shows no master key).
+     */
+    masterKeyUpload() {
+        return devices.masterKeyUpload(this.alive());
+    }
+    /** Signs another device of the user with the master key (after the user confirmed it); returns the signature to upload. */
+    signDevice(device) {
+        return devices.signDevice(this.alive(), device);
+    }
+    // -- olm --
+    /** Those of `devices` without an Olm session with this one whose claim did not fail recently. */
+    needsClaims(devs, now) {
+        return olm.needsClaims(this.alive(), devs, now);
+    }
+    /** Takes in the server's answer to a claim of `requested`: checks each key's signature, opens Olm sessions; returns the devices that got none and why. */
+    receiveClaimedKeys(requested, claimed, now) {
+        return olm.receiveClaimedKeys(this.alive(), requested, claimed, now);
+    }
+    /** Encrypts an application payload for one device; it arrives as a `custom` {@link olm.Received}. */
+    encryptToDevice(target, kind, data, now) {
+        return olm.encryptToDevice(this.alive(), target, kind, data, now);
+    }
+    /**
+     * Processes an incoming to-device message once per (sender device, id): a redelivery is `duplicate`. One that
+     * fails (forged, misbound, undecryptable) throws an {@link E2eError} and is not processed again either.
+     */
+    receiveToDevice(message, now) {
+        return olm.receiveToDevice(this.alive(), message, now);
+    }
+    /** Processes again the messages kept as `deferred` whose senders' keys are now known. */
+    retryDeferred(now) {
+        return olm.retryDeferred(this.alive(), now);
+    }
+    /** Sends the master private key to another own device that the master key signed. */
+    shareMasterKey(device, now) {
+        return olm.shareMasterKey(this.alive(), device, now);
+    }
+    // -- megolm --
+    /**
+     * Encrypts `content` for `conv` whose member devices are `members` (all devices of all members, this user's other
+     * devices included). Rotates the session when a device it was shared with is not among `members`, after 100
+     * messages or a week; returns room keys for the devices that lack the session, or first the devices to claim for.
+     */
+    encrypt(conv, members, content, now) {
+        return megolm.encrypt(this.alive(), conv, members, content, now);
+    }
+    /** The members of `conv` are now `members`: when a device that has the current session is not among them, the next message uses a new one. Returns whether. */
+    updateMembers(conv, members) {
+        return megolm.updateMembers(this.alive(), conv, members);
+    }
+    /** The next message to `conv` uses a new session. */
+    rotate(conv) {
+        megolm.rotate(this.alive(), conv);
+    }
+    /**
+     * Decrypts the content of message `messageId` that `sender` sent to `conv`. The session's key must have come over
+     * Olm from that very device (or forwarded by an own verified device), the plaintext must name `conv`, and an index
+     * seen under another message id is refused as `replayed`. Decrypting the same message again is fine.
+     */
+    decrypt(conv, messageId, sender, content) {
+        return megolm.decrypt(this.alive(), conv, messageId, sender, content);
+    }
+    /** Forwards the conversation keys held here (of `convs`, or all) to another own device that the master key signed. */
+    forwardKeys(device, convs, now) {
+        return megolm.forwardKeys(this.alive(), device, convs, now);
+    }
+    // -- safety --
+    /** The safety number of this user and `other`, from the pinned master keys; fails while either is unknown. */
+    async safetyNumber(other) {
+        const missing = (u) => new E2eError("refused", `refused: the master key of ${u} is not known yet`);
+        const mine = this.masterKey(this.user);
+        if (mine === undefined)
+            throw missing(this.user);
+        const theirs = this.masterKey(other);
+        if (theirs === undefined)
+            throw missing(other);
+        return safetyNumber(this.user, mine, other, theirs);
+    }
+}
+/** Encrypts a {@link Machine.snapshot} as {@link Machine.toBytes} does. */
+export const seal = store.seal;

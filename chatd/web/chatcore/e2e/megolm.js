@@ -1,0 +1,252 @@
+/**
+ * Megolm sessions per conversation: an outbound session this device encrypts
+ * with, shared over Olm with every member device; inbound sessions of every
+ * sender (this device's own included, so that its messages read back), and
+ * the forwarding of history to the user's own verified devices.
+ *
+ * Rotation: a new outbound session when a device it was shared with is no
+ * longer a member (a member left or was removed, a device was removed or
+ * revoked), after {@link MAX_SESSION_MESSAGES} messages or
+ * {@link MAX_SESSION_AGE}. A device added to a conversation gets the current
+ * session at its current index: it reads from the time it joined, not before.
+ *
+ * @module
+ */
+import { isVodozemacError } from "../vodozemac.js";
+import { deviceTrust } from "./devices.js";
+import { E2eError, messageOf } from "./errors.js";
+import { CONTENT, packMegolmPlaintext, unpackMegolmPlaintext } from "./formats.js";
+import { hasSession, needsClaims, olmEncrypt } from "./olm.js";
+import { deviceKey, inboundKey, sessionRefKey, } from "./state.js";
+import { MEGOLM_V1 } from "./texts.js";
+/** Messages an outbound session encrypts before it is replaced. */
+export const MAX_SESSION_MESSAGES = 100;
+/** How long an outbound session is used before it is replaced (a week, in ms). */
+export const MAX_SESSION_AGE = 7 * 24 * 60 * 60 * 1000;
+/** Sessions remembered as awaited. */
+const MAX_WAITING = 1024;
+/** Message ids remembered per inbound session (the lowest indices go first). */
+const MAX_SEEN_PER_SESSION = 1024;
+function freeOutbound(s, conv) {
+    const o = s.outbound.get(conv);
+    if (o) {
+        o.session.free();
+        s.outbound.delete(conv);
+    }
+}
+function newOutbound(s, conv, now) {
+    freeOutbound(s, conv);
+    const session = new s.vz.GroupSession();
+    // This device reads its own messages back (and forwards them).
+    const inbound = new s.vz.InboundGroupSession(session.sessionKey);
+    s.inbound.set(inboundKey(s.user, s.device, session.sessionId), {
+        session: inbound,
+        conv,
+        source: { sender: s.me(), senderKey: s.agreementKey(), forwarded: false },
+        seen: new Map(),
+    });
+    s.outbound.set(conv, { session, created: now, sharedWith: new Map() });
+}
+export function encrypt(s, conv, members, content, now) {
+    const me = deviceKey(s.me());
+    const memberSet = new Set();
+    let targets = [];
+    const withoutKey = [];
+    const seen = new Set();
+    for (const d of members) {
+        const key = deviceKey(d);
+        if (key === me || seen.has(key))
+            continue;
+        seen.add(key);
+        // A device no longer tracked (removed, revoked) counts as gone even if the app still lists it.
+        if (s.tracked(d.user, d.device)) {
+            memberSet.add(key);
+            targets.push(d);
+        }
+        else {
+            withoutKey.push(d);
+        }
+    }
+    const current = s.outbound.get(conv);
+    const rotate = !current ||
+        current.session.messageIndex >= MAX_SESSION_MESSAGES ||
+        now - current.created >= MAX_SESSION_AGE ||
+        [...current.sharedWith.keys()].some((k) => !memberSet.has(k));
+    if (!rotate && current)
+        targets = targets.filter((d) => !current.sharedWith.has(deviceKey(d)));
+    const claims = needsClaims(s, targets, now);
+    if (claims.length > 0)
+        return { type: "needs_claims", devices: claims };
+    if (rotate)
+        newOutbound(s, conv, now);
+    const outbound = s.outbound.get(conv);
+    if (!outbound)
+        throw new E2eError("refused", "refused: no outbound session");
+    const session = outbound.session.sessionId;
+    const key = outbound.session.sessionKey;
+    const index = outbound.session.messageIndex;
+    const toDevice = [];
+    const shared = [];
+    for (const target of targets) {
+        if (!hasSession(s, target)) {
+            withoutKey.push(target);
+            continue;
+        }
+        const body = { type: "room_key", conv, session, key };
+        toDevice.push(olmEncrypt(s, target, body));
+        shared.push(deviceKey(target));
+    }
+    for (const k of shared)
+        outbound.sharedWith.set(k, index);
+    const ciphertext = outbound.session.encrypt(packMegolmPlaintext(conv, content));
+    return {
+        type: "ready",
+        value: { content: { algorithm: MEGOLM_V1, device: s.device, session, ciphertext }, toDevice, withoutKey },
+    };
+}
+export function updateMembers(s, conv, members) {
+    const set = new Set(members.map(deviceKey));
+    const me = deviceKey(s.me());
+    const o = s.outbound.get(conv);
+    const stale = o !== undefined && [...o.sharedWith.keys()].some((k) => k !== me && !set.has(k));
+    if (stale)
+        freeOutbound(s, conv);
+    return stale;
+}
+export function rotate(s, conv) {
+    freeOutbound(s, conv);
+}
+/** Adds an inbound session from a key received over Olm: `shared` by its creator, or `exported` by an own device. */
+export function addInbound(s, conv, session, source, key) {
+    let created;
+    try {
+        created = "shared" in key ? new s.vz.InboundGroupSession(key.shared) : s.vz.InboundGroupSession.import(key.exported);
+    }
+    catch (e) {
+        throw new E2eError("malformed", `malformed payload: ${messageOf(e)}`);
+    }
+    if (created.sessionId !== session) {
+        created.free();
+        throw new E2eError("misbound", "the message does not belong here: the key is not the named session's");
+    }
+    const mapKey = inboundKey(source.sender.user, source.sender.device, session);
+    const ref = { conv, user: source.sender.user, device: source.sender.device, session };
+    const old = s.inbound.get(mapKey);
+    if (old) {
+        if (old.conv !== conv || old.source.senderKey !== source.senderKey) {
+            created.free();
+            throw new E2eError("misbound", "the message does not belong here: the session is known for another conversation or sender key");
+        }
+        // Keep whichever reads further back, if it is the same ratchet.
+        const oldFirst = old.session.firstKnownIndex;
+        if (created.firstKnownIndex < oldFirst && created.exportAt(oldFirst) === old.session.exportAtFirstKnownIndex()) {
+            old.session.free();
+            old.session = created;
+        }
+        else {
+            created.free();
+        }
+    }
+    else {
+        s.inbound.set(mapKey, { session: created, conv, source, seen: new Map() });
+    }
+    const waiting = s.waiting.delete(sessionRefKey(ref));
+    return { type: "room_key", session: ref, forwarded: source.forwarded, waiting };
+}
+export function decrypt(s, conv, messageId, sender, content) {
+    if (content.algorithm !== MEGOLM_V1)
+        throw new E2eError("unsupported", `unsupported kind or algorithm "${content.algorithm}"`);
+    const key = inboundKey(sender, content.device, content.session);
+    const inbound = s.inbound.get(key);
+    if (!inbound) {
+        for (const i of s.inbound.values()) {
+            // Another device delivered a key of this very session id: a forgery of the sender.
+            if (i.session.sessionId === content.session) {
+                throw new E2eError("misbound", "the message does not belong here: the session's key came from another device than the claimed sender");
+            }
+        }
+        const session = { conv, user: sender, device: content.device, session: content.session };
+        if (s.waiting.size < MAX_WAITING)
+            s.waiting.set(sessionRefKey(session), session);
+        return { type: "waiting", session };
+    }
+    if (inbound.conv !== conv)
+        throw new E2eError("wrong_conversation", "the message was encrypted for another conversation");
+    let plaintext;
+    let index;
+    try {
+        const d = inbound.session.decrypt(content.ciphertext);
+        plaintext = d.plaintext;
+        index = d.messageIndex;
+        d.free();
+    }
+    catch (e) {
+        if (isVodozemacError(e) && e.code === "unknown_index") {
+            const first = e.firstKnownIndex ?? 0;
+            const at = e.messageIndex ?? 0;
+            throw new E2eError("before_key", `the message (index ${at}) predates this device's key (from index ${first})`, {
+                index: at,
+                firstKnown: first,
+            });
+        }
+        if (isVodozemacError(e) && e.code === "invalid_message")
+            throw new E2eError("malformed", `malformed payload: ${e.message}`);
+        throw new E2eError("megolm_decrypt", `the encrypted message does not decrypt: ${messageOf(e)}`);
+    }
+    const p = unpackMegolmPlaintext(plaintext);
+    if (p.type !== CONTENT)
+        throw new E2eError("unsupported", `unsupported kind or algorithm "${p.type}"`);
+    if (p.conv !== conv)
+        throw new E2eError("wrong_conversation", "the message was encrypted for another conversation");
+    const trust = deviceTrust(s, sender, content.device);
+    // A tracked device must still have the key that delivered the session.
+    const d = s.tracked(sender, content.device);
+    if (d && inbound.source.senderKey !== d.agreementKey) {
+        throw new E2eError("misbound", "the message does not belong here: the session was not delivered by the sending device");
+    }
+    const first = inbound.seen.get(index);
+    if (first !== undefined && first !== messageId) {
+        throw new E2eError("replayed", `the message replays index ${index} of its session, first seen as message ${first}`, {
+            index,
+            first,
+        });
+    }
+    if (first === undefined) {
+        inbound.seen.set(index, messageId);
+        if (inbound.seen.size > MAX_SEEN_PER_SESSION)
+            inbound.seen.delete(Math.min(...inbound.seen.keys()));
+    }
+    return {
+        type: "plain",
+        content: p.content,
+        sender: { user: sender, device: content.device },
+        index,
+        forwarded: inbound.source.forwarded,
+        trust,
+    };
+}
+export function forwardKeys(s, device, convs, now) {
+    const target = { user: s.user, device };
+    if (device === s.device || deviceTrust(s, s.user, device) !== "verified") {
+        throw new E2eError("refused", "refused: keys are forwarded only to the user's other devices that the master key signed");
+    }
+    const claims = needsClaims(s, [target], now);
+    if (claims.length > 0)
+        return { type: "needs_claims", devices: claims };
+    const out = [];
+    for (const [k, i] of s.inbound) {
+        if (convs && !convs.includes(i.conv))
+            continue;
+        const [user, dev, session] = JSON.parse(k);
+        out.push(olmEncrypt(s, target, {
+            type: "forwarded_room_key",
+            conv: i.conv,
+            session,
+            key: i.session.exportAtFirstKnownIndex(),
+            session_user: user,
+            session_device: dev,
+            session_sender_key: i.source.senderKey,
+        }));
+    }
+    return { type: "ready", value: out };
+}

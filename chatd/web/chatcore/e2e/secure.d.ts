@@ -1,0 +1,215 @@
+/**
+ * An end-to-end encrypted client: a {@link ChatClient} and a {@link Machine}
+ * wired together, a port of the Rust client's `SecureClient`, so that an
+ * application sends and reads encrypted conversations without driving the
+ * machine by hand.
+ *
+ * - {@link SecureChat.start} opens the device's saved state (or creates it),
+ *   publishes the device's keys, and on the user's first device creates the
+ *   user's master key.
+ * - Pushes are processed in order: `to_device` payloads go through the
+ *   machine and are acknowledged only once processed and saved; `key_counts`
+ *   tops the one-time keys up; `devices_changed` refreshes that user's
+ *   devices; messages come out decrypted (`message` event). A message whose
+ *   key has not arrived yet has a `waiting` body; when the key comes, a
+ *   `decrypted` event brings its text.
+ * - {@link SecureChat.sendEncrypted} queries the members' devices, claims
+ *   one-time keys where an Olm channel is missing, sends the conversation key
+ *   to the devices that lack it, then the ciphertext. A removed member or a
+ *   gone device makes the next message use a new key. Nothing is ever sent in
+ *   clear: a conversation that is not encrypted is refused.
+ * - {@link SecureChat.verifyDevice} signs the user's new device with the
+ *   master key, gives it the master key and forwards it the conversation keys
+ *   for the history.
+ *
+ * Multi-step operations (sending, processing to-device payloads, topping up,
+ * verifying) run one at a time, as the Rust client's `op` lock does. The
+ * state is saved after every change, in order; whatever leaves the device
+ * because of a change (an upload, an acknowledgement, a ciphertext) waits
+ * until the change is saved. Failures not tied to a call (a refused payload,
+ * a failed top-up or save) are `error` events, never silent.
+ *
+ * @module
+ */
+import type { ChatClient, SendResult } from "../client.js";
+import type { DeviceRef, Message } from "../protocol.js";
+import type { DeviceChange, DeviceTrust } from "./devices.js";
+import { type E2eErrorCode } from "./errors.js";
+import { Machine } from "./machine.js";
+import { type SessionRef } from "./state.js";
+import type { MachineStore } from "./store.js";
+/** How {@link SecureChat} keeps its state. */
+export interface SecureChatOptions {
+    /** Where the encrypted state is saved. */
+    store: MachineStore;
+    /** The AES-GCM key that encrypts the state at rest; kept by the application, never beside the state. */
+    key: CryptoKey;
+    /** The clock (ms since the epoch); `Date.now` by default. */
+    now?: () => number;
+}
+/** What a message says, as far as this device can read it. */
+export type SecureBody = 
+/** Not encrypted: the content is in the message as the server has it (plain text, or a notice). */
+{
+    type: "clear";
+}
+/** Decrypted: the text, the sending device, its trust, and whether the key came from another own device (history). */
+ | {
+    type: "text";
+    text: string;
+    sender: DeviceRef;
+    trust: DeviceTrust;
+    forwarded: boolean;
+}
+/** Its key has not arrived yet: a `decrypted` event follows when it does. */
+ | {
+    type: "waiting";
+    session: SessionRef;
+}
+/** It cannot be decrypted here, and never will be (sent before this device got the key, forged, replayed, malformed). */
+ | {
+    type: "undecryptable";
+    reason: string;
+    code?: E2eErrorCode;
+};
+/** A message with what this device reads of it. */
+export interface SecureMessage {
+    /** The message as the server stored it. */
+    message: Message;
+    /** Its content for this device. */
+    body: SecureBody;
+    /** The text: decrypted, or the plain text of an unencrypted message. */
+    text?: string;
+}
+/** The events of {@link SecureChat}. */
+export interface SecureChatEvents {
+    /** A new message (pushed or synced), decrypted if it was encrypted. */
+    message: SecureMessage;
+    /** A message that was `waiting` became readable (or is now known to be undecryptable). */
+    decrypted: SecureMessage;
+    /** The devices or master key of tracked users changed: show it ("Bob added a new device", "Bob's safety number changed"). */
+    devices: DeviceChange[];
+    /** Another own device gave this one the user's master key: it can verify the user's later devices now. */
+    masterkey: {
+        from: DeviceRef;
+    };
+    /** An application payload sent over Olm. */
+    custom: {
+        from: DeviceRef;
+        kind: string;
+        data: Uint8Array;
+    };
+    /** A failure not tied to a call: a refused to-device payload, a failed top-up, save or acknowledgement. */
+    error: {
+        error: Error;
+        context: string;
+    };
+}
+/** See the module documentation. */
+export declare class SecureChat {
+    /** The connection, for everything that is not end-to-end specific (conversations, members, plain requests). */
+    readonly client: ChatClient;
+    private readonly options;
+    private readonly now;
+    private machineValue;
+    private started;
+    /** Pushes that arrived before {@link start} finished, replayed after it. */
+    private early;
+    /** One multi-step operation at a time. */
+    private op;
+    /** Pushes in the order they came. */
+    private pushes;
+    /** Saves in the order of the changes. */
+    private saving;
+    private readonly waiting;
+    private readonly listeners;
+    private readonly unsubscribe;
+    /**
+     * Wraps `client` and starts listening to its pushes at once (they wait until {@link start} finished), so that
+     * nothing pushed right after sign-in is missed: make it before signing in, then call {@link start}.
+     */
+    constructor(client: ChatClient, options: SecureChatOptions);
+    /** Makes a {@link SecureChat} for a client that is signed in already and starts it. */
+    static start(client: ChatClient, options: SecureChatOptions): Promise<SecureChat>;
+    /**
+     * Opens the device's saved state, or creates it when there is none or it belongs to another device (a login is a
+     * new device); publishes the device's keys; on the user's first device, creates the master key. The client must
+     * be signed in. A saved state that does not open (wrong key, tampered) is an error: nothing is overwritten.
+     */
+    start(): Promise<void>;
+    private run;
+    /** Stops listening to the client's pushes and frees the machine's memory (the saved state stays). */
+    close(): void;
+    /** The machine, for what this class does not wrap (trust, master keys). Throws before {@link start}. */
+    get machine(): Machine;
+    /** The user. */
+    get user(): string;
+    /** This device. */
+    get device(): string;
+    /** Calls `handler` on every `type` event; returns a function that stops it. */
+    on<K extends keyof SecureChatEvents>(type: K, handler: (payload: SecureChatEvents[K]) => void): () => void;
+    private emit;
+    private fail;
+    /** Runs pushes one after the other, in order; before `start` finished they wait. */
+    private push;
+    /** Runs `f` when no other operation runs. */
+    private serial;
+    /** Queues the state to be saved (snapshot taken now, so saves keep the order of changes); resolves once written. */
+    private persist;
+    /** Queues a save nobody waits for; a failure is an `error` event. */
+    private persistLater;
+    private notify;
+    /** Uploads what the machine has to publish given `counts`; with `ownFirst`, queries the own user and creates the master key if the user has none. */
+    private publishKeys;
+    /** The directory's answer about `users` (through `conv` when given), one {@link UserKeys} per user. */
+    private queryUserKeys;
+    /** Queries `users` and feeds the answer to the machine; the changes become a `devices` event. */
+    private refreshKeys;
+    /** Runs `f` until it needs no claims: claims what it asks for (through `conv`), gives it to the machine, tries again. */
+    private withClaims;
+    /** Sends to-device messages in as many frames as they need; `conv` lets the server reach its members. */
+    private sendOut;
+    /**
+     * Encrypts `text` for the encrypted conversation `conv` and sends it: the members' devices are queried (a removed
+     * member or a gone device rotates the key), keys go first to the devices that lack them, then the message. Every
+     * device of every member reads it, the user's other devices included. Refused (nothing sent) when `conv` is not
+     * encrypted.
+     */
+    sendEncrypted(conv: string, text: string): Promise<SendResult>;
+    /**
+     * Decrypts a message as far as this device can; a `waiting` one is remembered and comes again as a `decrypted`
+     * event when its key arrives.
+     */
+    decryptMessage(message: Message): SecureMessage;
+    /** A page of `conv`'s history (as {@link ChatClient.history}), decrypted as far as this device can. */
+    history(conv: string, page?: {
+        before?: number;
+        limit?: number;
+    }): Promise<{
+        messages: SecureMessage[];
+        more: boolean;
+    }>;
+    private onMessage;
+    /** Queries the members of `conv` and retries the deferred to-device payloads. */
+    private retryThrough;
+    /** Turns what the machine made of to-device payloads into events, and decrypts the messages that waited for a key that came. */
+    private absorb;
+    private processToDevice;
+    /**
+     * Verifies the user's new `device` after the user confirmed on this device that it is theirs: signs it with the
+     * master key (uploaded, so every device sees it verified), gives it the master key and forwards it the
+     * conversation keys held here, so that it reads the earlier history. Needs the master key on this device.
+     */
+    verifyDevice(device: string): Promise<void>;
+    /** The safety number of this user and `user` (from their master keys): the same on both sides, unchanged by new devices. */
+    safetyNumber(user: string): Promise<string>;
+    /** Whether `user`'s master key signed their `device`, as known here. */
+    deviceTrust(user: string, device: string): DeviceTrust;
+    /**
+     * Sends an application payload (e.g. call signalling) to one device over Olm; it arrives there as a `custom`
+     * event. The device's keys are queried first when they are not tracked yet; an unknown device is an error.
+     */
+    sendCustom(target: DeviceRef, kind: string, data: Uint8Array): Promise<void>;
+    /** Resolves once every push received so far was processed and every save written (for tests and orderly shutdown). */
+    idle(): Promise<void>;
+}

@@ -1,0 +1,593 @@
+/**
+ * An end-to-end encrypted client: a {@link ChatClient} and a {@link Machine}
+ * wired together, a port of the Rust client's `SecureClient`, so that an
+ * application sends and reads encrypted conversations without driving the
+ * machine by hand.
+ *
+ * - {@link SecureChat.start} opens the device's saved state (or creates it),
+ *   publishes the device's keys, and on the user's first device creates the
+ *   user's master key.
+ * - Pushes are processed in order: `to_device` payloads go through the
+ *   machine and are acknowledged only once processed and saved; `key_counts`
+ *   tops the one-time keys up; `devices_changed` refreshes that user's
+ *   devices; messages come out decrypted (`message` event). A message whose
+ *   key has not arrived yet has a `waiting` body; when the key comes, a
+ *   `decrypted` event brings its text.
+ * - {@link SecureChat.sendEncrypted} queries the members' devices, claims
+ *   one-time keys where an Olm channel is missing, sends the conversation key
+ *   to the devices that lack it, then the ciphertext. A removed member or a
+ *   gone device makes the next message use a new key. Nothing is ever sent in
+ *   clear: a conversation that is not encrypted is refused.
+ * - {@link SecureChat.verifyDevice} signs the user's new device with the
+ *   master key, gives it the master key and forwards it the conversation keys
+ *   for the history.
+ *
+ * Multi-step operations (sending, processing to-device payloads, topping up,
+ * verifying) run one at a time, as the Rust client's `op` lock does. The
+ * state is saved after every change, in order; whatever leaves the device
+ * because of a change (an upload, an acknowledgement, a ciphertext) waits
+ * until the change is saved. Failures not tied to a call (a refused payload,
+ * a failed top-up or save) are `error` events, never silent.
+ *
+ * @module
+ */
+import { isEmptyUpload } from "./account.js";
+import { E2eError, messageOf } from "./errors.js";
+import { Machine, seal } from "./machine.js";
+import { sessionRefKey } from "./state.js";
+import { decodeBase64, encodeBase64 } from "./texts.js";
+/** The largest to-device payload decoded (the server's bound is 32 KiB by default). */
+const MAX_PAYLOAD = 64 * 1024;
+/** Bytes of payloads per `send_to_device` frame: under chatd's 64 KiB frame limit with room for ids and names. */
+const FRAME_BUDGET = 48 * 1024;
+/** Devices per claim, users per query and per `send_to_device`. */
+const PER_REQUEST = 100;
+/** Payloads per `send_to_device`, acknowledgements per `ack_to_device`. */
+const PAYLOADS_PER_FRAME = 1000;
+/** Messages kept while they wait for their key (the oldest go first). */
+const MAX_WAITING = 1000;
+/** How often a step that needed claims is tried again. */
+const CLAIM_ROUNDS = 3;
+/** Messages waiting for their session's key, bounded. */
+class Waiting {
+    bySession = new Map();
+    order = [];
+    add(session, message) {
+        const key = sessionRefKey(session);
+        const list = this.bySession.get(key) ?? [];
+        if (list.some((m) => m.id === message.id))
+            return;
+        list.push(message);
+        this.bySession.set(key, list);
+        this.order.push([key, message]);
+        while (this.order.length > MAX_WAITING) {
+            const [k, m] = this.order.shift();
+            const l = this.bySession.get(k)?.filter((x) => x.id !== m.id) ?? [];
+            if (l.length === 0)
+                this.bySession.delete(k);
+            else
+                this.bySession.set(k, l);
+        }
+    }
+    take(session) {
+        const key = sessionRefKey(session);
+        const list = this.bySession.get(key) ?? [];
+        this.bySession.delete(key);
+        this.order = this.order.filter(([k]) => k !== key);
+        return list;
+    }
+    resolved(id) {
+        for (const [k, list] of this.bySession) {
+            const l = list.filter((m) => m.id !== id);
+            if (l.length === 0)
+                this.bySession.delete(k);
+            else
+                this.bySession.set(k, l);
+        }
+        this.order = this.order.filter(([, m]) => m.id !== id);
+    }
+}
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+/** What `machine.decrypt` makes of a message. */
+function decryptWith(m, message) {
+    const c = message.content;
+    if (c.kind !== "encrypted")
+        return { type: "clear" };
+    const ciphertext = decodeBase64(c.ciphertext);
+    if (!ciphertext || ciphertext.length === 0) {
+        return { type: "undecryptable", reason: "the ciphertext is not unpadded base64", code: "malformed" };
+    }
+    try {
+        const d = m.decrypt(message.conv, message.id, message.from, {
+            algorithm: c.algorithm,
+            device: c.device,
+            session: c.session,
+            ciphertext,
+        });
+        if (d.type === "waiting")
+            return { type: "waiting", session: d.session };
+        let text;
+        try {
+            text = utf8.decode(d.content);
+        }
+        catch {
+            return { type: "undecryptable", reason: "the decrypted content is not text", code: "malformed" };
+        }
+        return { type: "text", text, sender: d.sender, trust: d.trust, forwarded: d.forwarded };
+    }
+    catch (e) {
+        if (e instanceof E2eError)
+            return { type: "undecryptable", reason: e.message, code: e.code };
+        return { type: "undecryptable", reason: messageOf(e) };
+    }
+}
+function secureMessage(message, body) {
+    const text = body.type === "text" ? body.text : body.type === "clear" && message.content.kind === "text" ? message.content.text : undefined;
+    return text === undefined ? { message, body } : { message, body, text };
+}
+/** See the module documentation. */
+export class SecureChat {
+    /** The connection, for everything that is not end-to-end specific (conversations, members, plain requests). */
+    client;
+    options;
+    now;
+    machineValue = null;
+    started = null;
+    /** Pushes that arrived before {@link start} finished, replayed after it. */
+    early = [];
+    /** One multi-step operation at a time. */
+    op = Promise.resolve();
+    /** Pushes in the order they came. */
+    pushes = Promise.resolve();
+    /** Saves in the order of the changes. */
+    saving = Promise.resolve();
+    waiting = new Waiting();
+    listeners = new Map();
+    unsubscribe;
+    /**
+     * Wraps `client` and starts listening to its pushes at once (they wait until {@link start} finished), so that
+     * nothing pushed right after sign-in is missed: make it before signing in, then call {@link start}.
+     */
+    constructor(client, options) {
+        this.client = client;
+        this.options = options;
+        this.now = options.now ?? Date.now;
+        this.unsubscribe = [
+            client.on("todevice", (messages) => this.push(() => this.serial(() => this.processToDevice(messages)), "to-device payloads not processed")),
+            client.on("keycounts", (counts) => this.push(() => this.serial(() => this.publishKeys(counts, false)), "one-time keys not topped up")),
+            client.on("message", ({ message }) => this.push(() => this.onMessage(message), "message not processed")),
+            client.on("deviceschanged", ({ user }) => this.push(() => this.serial(() => this.refreshKeys([user], undefined)), "device list not refreshed")),
+        ];
+    }
+    /** Makes a {@link SecureChat} for a client that is signed in already and starts it. */
+    static async start(client, options) {
+        const secure = new SecureChat(client, options);
+        await secure.start();
+        return secure;
+    }
+    /**
+     * Opens the device's saved state, or creates it when there is none or it belongs to another device (a login is a
+     * new device); publishes the device's keys; on the user's first device, creates the master key. The client must
+     * be signed in. A saved state that does not open (wrong key, tampered) is an error: nothing is overwritten.
+     */
+    start() {
+        if (!this.started) {
+            this.started = this.run().catch((e) => {
+                this.started = null;
+                throw e;
+            });
+        }
+        return this.started;
+    }
+    async run() {
+        const session = this.client.session;
+        if (!session)
+            throw new E2eError("refused", "refused: sign in before starting end-to-end encryption");
+        const saved = await this.options.store.load();
+        let machine = null;
+        if (saved) {
+            machine = await Machine.fromBytes(saved, this.options.key);
+            if (machine.user !== session.user || machine.device !== session.device) {
+                machine.free();
+                machine = null;
+            }
+        }
+        // A start retried after a failed upload replaces the machine of the failed attempt (its state was saved).
+        this.machineValue?.free();
+        this.machineValue = machine ?? (await Machine.create(session.user, session.device));
+        await this.serial(() => this.publishKeys(session.keys, true));
+        const early = this.early ?? [];
+        this.early = null;
+        for (const f of early)
+            f();
+    }
+    /** Stops listening to the client's pushes and frees the machine's memory (the saved state stays). */
+    close() {
+        for (const off of this.unsubscribe)
+            off();
+        this.machineValue?.free();
+        this.machineValue = null;
+    }
+    /** The machine, for what this class does not wrap (trust, master keys). Throws before {@link start}. */
+    get machine() {
+        if (!this.machineValue)
+            throw new E2eError("refused", "refused: the secure client is not started (or closed)");
+        return this.machineValue;
+    }
+    /** The user. */
+    get user() {
+        return this.machine.user;
+    }
+    /** This device. */
+    get device() {
+        return this.machine.device;
+    }
+    // -- events --
+    /** Calls `handler` on every `type` event; returns a function that stops it. */
+    on(type, handler) {
+        let set = this.listeners.get(type);
+        if (!set) {
+            set = new Set();
+            this.listeners.set(type, set);
+        }
+        set.add(handler);
+        return () => this.listeners.get(type)?.delete(handler);
+    }
+    emit(type, payload) {
+        for (const h of [...(this.listeners.get(type) ?? [])]) {
+            try {
+                h(payload);
+            }
+            catch (e) {
+                // A throwing handler must not stop the others nor the processing; report it unless it is the error handler.
+                if (type !== "error")
+                    this.emit("error", { error: e instanceof Error ? e : new Error(String(e)), context: `a ${type} handler threw` });
+            }
+        }
+    }
+    fail(context, e) {
+        this.emit("error", { error: e instanceof Error ? e : new Error(String(e)), context });
+    }
+    /** Runs pushes one after the other, in order; before `start` finished they wait. */
+    push(f, context) {
+        const run = () => {
+            this.pushes = this.pushes.then(f).catch((e) => this.fail(context, e));
+        };
+        if (this.early)
+            this.early.push(run);
+        else
+            run();
+    }
+    /** Runs `f` when no other operation runs. */
+    serial(f) {
+        const result = this.op.then(f);
+        this.op = result.catch(() => undefined);
+        return result;
+    }
+    // -- saving --
+    /** Queues the state to be saved (snapshot taken now, so saves keep the order of changes); resolves once written. */
+    persist() {
+        const snapshot = this.machine.snapshot();
+        const done = this.saving.then(async () => this.options.store.save(await seal(snapshot, this.options.key)));
+        this.saving = done.catch(() => undefined);
+        return done;
+    }
+    /** Queues a save nobody waits for; a failure is an `error` event. */
+    persistLater() {
+        this.persist().catch((e) => this.fail("the end-to-end state was not saved", e));
+    }
+    notify(changes) {
+        if (changes.length > 0)
+            this.emit("devices", changes);
+    }
+    // -- keys --
+    /** Uploads what the machine has to publish given `counts`; with `ownFirst`, queries the own user and creates the master key if the user has none. */
+    async publishKeys(counts, ownFirst) {
+        const m = this.machine;
+        let ownMaster = false;
+        if (ownFirst) {
+            const own = await this.queryUserKeys([m.user], undefined);
+            const changes = [];
+            for (const keys of own) {
+                if (keys.masterKey)
+                    ownMaster = true;
+                changes.push(...m.receiveDeviceKeys(keys));
+            }
+            this.notify(changes);
+        }
+        const upload = m.keysToUpload(counts);
+        if (ownFirst && !ownMaster && (m.masterKey(m.user) === undefined || m.hasMasterKey())) {
+            // The first device creates the master key; if it made one before but the upload never reached the server
+            // (the directory shows none), it uploads the same one again.
+            const master = m.hasMasterKey() ? m.masterKeyUpload() : m.createMasterKey();
+            upload.masterKey = master.masterKey;
+            upload.signatures.push({ device: master.device, signature: master.deviceSignature });
+        }
+        // Saved before the upload: keys the server may hold must never be lost here.
+        await this.persist();
+        if (isEmptyUpload(upload))
+            return;
+        await this.client.uploadKeys(upload);
+        m.markKeysPublished();
+        await this.persist();
+    }
+    /** The directory's answer about `users` (through `conv` when given), one {@link UserKeys} per user. */
+    async queryUserKeys(users, conv) {
+        const unique = [...new Set(users)];
+        const out = [];
+        for (let i = 0; i < unique.length; i += PER_REQUEST) {
+            const chunk = unique.slice(i, i + PER_REQUEST);
+            const { devices, masterKeys } = await this.client.queryKeysAndMasters(chunk, conv);
+            for (const user of chunk) {
+                const mine = devices.filter((d) => d.user === user);
+                const master = masterKeys.find((k) => k.user === user);
+                // Without a conversation, an empty answer may only mean the user is out of reach now: it must not untrack devices.
+                if (conv === undefined && mine.length === 0 && !master)
+                    continue;
+                out.push(master ? { user, masterKey: master.master_key, devices: mine } : { user, devices: mine });
+            }
+        }
+        return out;
+    }
+    /** Queries `users` and feeds the answer to the machine; the changes become a `devices` event. */
+    async refreshKeys(users, conv) {
+        const answer = await this.queryUserKeys(users, conv);
+        const changes = [];
+        for (const keys of answer)
+            changes.push(...this.machine.receiveDeviceKeys(keys));
+        await this.persist();
+        this.notify(changes);
+        return answer.flatMap((u) => u.devices);
+    }
+    /** Runs `f` until it needs no claims: claims what it asks for (through `conv`), gives it to the machine, tries again. */
+    async withClaims(conv, f) {
+        for (let round = 0; round < CLAIM_ROUNDS; round++) {
+            const r = f(this.machine, this.now());
+            if (r.type === "ready") {
+                await this.persist();
+                return r.value;
+            }
+            const claimed = [];
+            for (let i = 0; i < r.devices.length; i += PER_REQUEST) {
+                claimed.push(...(await this.client.claimKeys(r.devices.slice(i, i + PER_REQUEST), conv)));
+            }
+            for (const { device, error } of this.machine.receiveClaimedKeys(r.devices, claimed, this.now())) {
+                this.fail(`no encrypted channel to device ${device.device} of ${device.user}`, error);
+            }
+            await this.persist();
+        }
+        throw new E2eError("refused", "refused: devices still lack an encrypted channel after claiming their keys");
+    }
+    /** Sends to-device messages in as many frames as they need; `conv` lets the server reach its members. */
+    async sendOut(conv, messages) {
+        let batch = [];
+        let users = new Set();
+        let bytes = 0;
+        let kind = "";
+        const flush = async () => {
+            if (batch.length === 0)
+                return;
+            const { undelivered } = await this.client.sendToDevice(kind, batch, conv);
+            for (const u of undelivered) {
+                this.fail("a conversation key was not delivered", new E2eError("refused", `device ${u.device ?? "(all)"} of ${u.user}: ${u.reason}`));
+            }
+            batch = [];
+            users = new Set();
+            bytes = 0;
+        };
+        for (const message of messages) {
+            const payload = encodeBase64(message.payload);
+            const size = payload.length + message.id.length + 128;
+            const full = bytes + size > FRAME_BUDGET ||
+                batch.length >= PAYLOADS_PER_FRAME ||
+                (!users.has(message.user) && users.size >= PER_REQUEST) ||
+                kind !== message.kind;
+            if (batch.length > 0 && full)
+                await flush();
+            kind = message.kind;
+            bytes += size;
+            users.add(message.user);
+            batch.push({ user: message.user, device: message.device, id: message.id, payload });
+        }
+        await flush();
+    }
+    // -- sending and reading --
+    /**
+     * Encrypts `text` for the encrypted conversation `conv` and sends it: the members' devices are queried (a removed
+     * member or a gone device rotates the key), keys go first to the devices that lack them, then the message. Every
+     * device of every member reads it, the user's other devices included. Refused (nothing sent) when `conv` is not
+     * encrypted.
+     */
+    sendEncrypted(conv, text) {
+        return this.serial(async () => {
+            const info = await this.client.getConversation(conv);
+            if (!info.encrypted) {
+                throw new E2eError("refused", `refused: conversation ${conv} is not encrypted: turn encryption on first`);
+            }
+            const members = info.members.map((m) => m.user);
+            // Queried before every message: a devices_changed push is best effort, and a member who left must be seen gone.
+            await this.refreshKeys(members, conv);
+            const m = this.machine;
+            const devices = m.devicesOf(members);
+            m.updateMembers(conv, devices);
+            const bytes = new TextEncoder().encode(text);
+            const encrypted = await this.withClaims(conv, (mm, now) => mm.encrypt(conv, devices, bytes, now));
+            for (const d of encrypted.withoutKey) {
+                this.fail("a member device got no key", new E2eError("no_session", `device ${d.device} of ${d.user} cannot read this message`));
+            }
+            await this.sendOut(conv, encrypted.toDevice);
+            const c = encrypted.content;
+            return this.client.send({ conv }, { kind: "encrypted", algorithm: c.algorithm, device: c.device, session: c.session, ciphertext: encodeBase64(c.ciphertext) });
+        });
+    }
+    /**
+     * Decrypts a message as far as this device can; a `waiting` one is remembered and comes again as a `decrypted`
+     * event when its key arrives.
+     */
+    decryptMessage(message) {
+        const body = decryptWith(this.machine, message);
+        if (message.content.kind === "encrypted")
+            this.persistLater();
+        if (body.type === "waiting")
+            this.waiting.add(body.session, message);
+        return secureMessage(message, body);
+    }
+    /** A page of `conv`'s history (as {@link ChatClient.history}), decrypted as far as this device can. */
+    async history(conv, page = {}) {
+        const { messages, more } = await this.client.history(conv, page);
+        if (messages.some((message) => decryptWith(this.machine, message).type === "waiting")) {
+            // Their keys may sit among the deferred payloads, from senders reachable only through this conversation.
+            await this.serial(() => this.retryThrough(conv));
+        }
+        return { messages: messages.map((message) => this.decryptMessage(message)), more };
+    }
+    async onMessage(message) {
+        let decrypted = this.decryptMessage(message);
+        if (decrypted.body.type === "waiting") {
+            await this.serial(() => this.retryThrough(message.conv));
+            decrypted = this.decryptMessage(message);
+        }
+        if (decrypted.body.type !== "waiting")
+            this.waiting.resolved(message.id);
+        this.emit("message", decrypted);
+    }
+    /** Queries the members of `conv` and retries the deferred to-device payloads. */
+    async retryThrough(conv) {
+        if (this.machine.state.deferred.length === 0)
+            return;
+        const info = await this.client.getConversation(conv);
+        await this.refreshKeys(info.members.map((m) => m.user), conv);
+        const results = this.machine.retryDeferred(this.now());
+        if (results.length === 0)
+            return;
+        await this.persist();
+        this.absorb(results);
+    }
+    /** Turns what the machine made of to-device payloads into events, and decrypts the messages that waited for a key that came. */
+    absorb(results) {
+        for (const r of results) {
+            if ("error" in r) {
+                this.fail("a to-device payload was refused", r.error);
+                continue;
+            }
+            const got = r.ok;
+            switch (got.type) {
+                case "room_key":
+                    for (const message of this.waiting.take(got.session)) {
+                        const d = this.decryptMessage(message);
+                        if (d.body.type !== "waiting")
+                            this.emit("decrypted", d);
+                    }
+                    break;
+                case "master_key":
+                    this.emit("masterkey", { from: got.from });
+                    break;
+                case "custom":
+                    this.emit("custom", { from: got.from, kind: got.kind, data: got.data });
+                    break;
+                case "duplicate":
+                case "deferred":
+                    break;
+            }
+        }
+    }
+    async processToDevice(messages) {
+        const m = this.machine;
+        const acks = [];
+        const results = [];
+        const deferredUsers = [];
+        for (const message of messages) {
+            acks.push({ from_device: message.from_device, id: message.id });
+            const payload = decodeBase64(message.payload);
+            if (!payload || payload.length === 0 || payload.length > MAX_PAYLOAD) {
+                this.fail("a malformed to-device payload was dropped", new E2eError("malformed", `payload ${message.id} of ${message.from_user}`));
+                continue;
+            }
+            const incoming = {
+                from_user: message.from_user,
+                from_device: message.from_device,
+                kind: message.kind,
+                id: message.id,
+                payload,
+                ts: message.ts,
+            };
+            try {
+                const r = m.receiveToDevice(incoming, this.now());
+                if (r.type === "deferred")
+                    deferredUsers.push(r.user);
+                results.push({ ok: r });
+            }
+            catch (e) {
+                results.push({ error: e instanceof E2eError ? e : new E2eError("malformed", messageOf(e)) });
+            }
+        }
+        let saved = this.persist();
+        this.absorb(results);
+        if (deferredUsers.length > 0) {
+            // The senders' keys; a message waiting in a conversation also retries through it.
+            await this.refreshKeys(deferredUsers, undefined);
+            const retried = m.retryDeferred(this.now());
+            saved = this.persist();
+            this.absorb(retried);
+        }
+        // Acknowledged only once processed and saved (a deferred payload is in the saved state).
+        await saved;
+        for (let i = 0; i < acks.length; i += PAYLOADS_PER_FRAME)
+            await this.client.ackToDevice(acks.slice(i, i + PAYLOADS_PER_FRAME));
+    }
+    // -- devices and trust --
+    /**
+     * Verifies the user's new `device` after the user confirmed on this device that it is theirs: signs it with the
+     * master key (uploaded, so every device sees it verified), gives it the master key and forwards it the
+     * conversation keys held here, so that it reads the earlier history. Needs the master key on this device.
+     */
+    verifyDevice(device) {
+        return this.serial(async () => {
+            const me = this.user;
+            const own = await this.refreshKeys([me], undefined);
+            const info = own.find((d) => d.device === device);
+            if (!info)
+                throw new E2eError("refused", `refused: device ${device} of ${me} has published no keys`);
+            const signature = this.machine.signDevice(info);
+            await this.persist();
+            await this.client.uploadKeys({ signatures: [{ device, signature }] });
+            const master = await this.withClaims(undefined, (m, now) => m.shareMasterKey(device, now));
+            const forwarded = await this.withClaims(undefined, (m, now) => m.forwardKeys(device, undefined, now));
+            await this.sendOut(undefined, [master, ...forwarded]);
+        });
+    }
+    /** The safety number of this user and `user` (from their master keys): the same on both sides, unchanged by new devices. */
+    safetyNumber(user) {
+        return this.serial(async () => {
+            const m = this.machine;
+            if (m.masterKey(user) === undefined || m.masterKey(m.user) === undefined)
+                await this.refreshKeys([m.user, user], undefined);
+            return m.safetyNumber(user);
+        });
+    }
+    /** Whether `user`'s master key signed their `device`, as known here. */
+    deviceTrust(user, device) {
+        return this.machine.deviceTrust(user, device);
+    }
+    /**
+     * Sends an application payload (e.g. call signalling) to one device over Olm; it arrives there as a `custom`
+     * event. The device's keys are queried first when they are not tracked yet; an unknown device is an error.
+     */
+    sendCustom(target, kind, data) {
+        return this.serial(async () => {
+            if (this.machine.deviceTrust(target.user, target.device) === "unknown")
+                await this.refreshKeys([target.user], undefined);
+            const out = await this.withClaims(undefined, (m, now) => m.encryptToDevice(target, kind, data, now));
+            await this.sendOut(undefined, [out]);
+        });
+    }
+    /** Resolves once every push received so far was processed and every save written (for tests and orderly shutdown). */
+    async idle() {
+        for (;;) {
+            const [p, o, s] = [this.pushes, this.op, this.saving];
+            await Promise.all([p, o, s]);
+            if (p === this.pushes && o === this.op && s === this.saving)
+                return;
+        }
+    }
+}

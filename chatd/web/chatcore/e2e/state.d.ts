@@ -1,0 +1,101 @@
+/**
+ * The machine's state, shared by the modules that work on it (account,
+ * devices, olm, megolm, safety, store). Internal: the public face is
+ * {@link Machine} in machine.ts.
+ *
+ * @module
+ */
+import type { Account, Ed25519SecretKey, GroupSession, InboundGroupSession, Session, Vodozemac } from "../vodozemac.js";
+import type { DeviceRef } from "../protocol.js";
+/** A device as tracked: its identity keys, and the master signature that verified. */
+export interface TrackedDevice {
+    signingKey: string;
+    agreementKey: string;
+    /** The master key's signature that verified against the user's current master key. */
+    masterSignature?: string;
+}
+/** A user as tracked: the pinned master key and the devices by id. */
+export interface TrackedUser {
+    masterKey?: string;
+    devices: Map<string, TrackedDevice>;
+}
+/** A Megolm session: its conversation, the device that created it, its id. */
+export interface SessionRef {
+    conv: string;
+    user: string;
+    device: string;
+    session: string;
+}
+/** A to-device message as the server delivers it (its payload decoded from base64). */
+export interface ToDeviceIn {
+    from_user: string;
+    from_device: string;
+    kind: string;
+    id: string;
+    payload: Uint8Array;
+    /** When the server stored it (ms since the epoch). */
+    ts: number;
+}
+/** Who an inbound session's key came from. */
+export interface InboundSource {
+    /** The device that created the session. */
+    sender: DeviceRef;
+    /** Its Curve25519 key: of the Olm session that delivered the key, or as the forwarding own device stated it. */
+    senderKey: string;
+    forwarded: boolean;
+}
+export interface Outbound {
+    session: GroupSession;
+    created: number;
+    /** Devices (by {@link deviceKey}) that got the session, and from which index. */
+    sharedWith: Map<string, number>;
+}
+export interface Inbound {
+    session: InboundGroupSession;
+    conv: string;
+    source: InboundSource;
+    /** The message id each index arrived with, to refuse replays. */
+    seen: Map<number, string>;
+}
+/** The whole state of one device. */
+export declare class MachineState {
+    readonly vz: Vodozemac;
+    readonly user: string;
+    readonly device: string;
+    account: Account;
+    identityPublished: boolean;
+    users: Map<string, TrackedUser>;
+    masterSecret: Ed25519SecretKey | null;
+    /** Olm sessions per peer Curve25519 key, the one to encrypt with first. */
+    sessions: Map<string, Session[]>;
+    /** Processed to-device messages by {@link processedKey}, oldest first. */
+    processed: string[];
+    processedSet: Set<string>;
+    deferred: ToDeviceIn[];
+    /** Devices (by {@link deviceKey}) whose claim failed, and when. */
+    claimFailed: Map<string, number>;
+    outbound: Map<string, Outbound>;
+    /** By {@link inboundKey}. */
+    inbound: Map<string, Inbound>;
+    /** Awaited sessions by {@link sessionRefKey}. */
+    waiting: Map<string, SessionRef>;
+    constructor(vz: Vodozemac, user: string, device: string, account: Account, identityPublished: boolean);
+    me(): DeviceRef;
+    tracked(user: string, device: string): TrackedDevice | undefined;
+    /** This device's Ed25519 key (base64). */
+    signingKey(): string;
+    /** This device's Curve25519 key (base64). */
+    agreementKey(): string;
+}
+/** A map key for a device. */
+export declare function deviceKey(d: DeviceRef): string;
+/** The device of a {@link deviceKey}. */
+export declare function deviceOfKey(key: string): DeviceRef;
+/** A map key for an inbound session: its creating device and id. */
+export declare function inboundKey(user: string, device: string, session: string): string;
+/** A map key for a processed to-device message. */
+export declare function processedKey(user: string, device: string, id: string): string;
+/** A map key for a {@link SessionRef}. */
+export declare function sessionRefKey(s: SessionRef): string;
+/** Checks an Ed25519 signature (all base64) over `text`, as `chatcore::e2e::verify`: false for malformed input. */
+export declare function verify(vz: Vodozemac, key: string, text: string, signature: string): boolean;
