@@ -454,7 +454,10 @@ async fn route(app: &App, req: Request<Incoming>, peer: Peer) -> Response<Body> 
                     header::CONTENT_SECURITY_POLICY,
                     HeaderValue::from_static(
                         // data: images only for the favicon with the unread count, drawn on a canvas.
-                        "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+                        // 'wasm-unsafe-eval' lets the page compile WebAssembly (vodozemac, end-to-end
+                        // encryption) and nothing else: no eval, no inline script.
+                        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data:; \
+                         connect-src 'self'; frame-ancestors 'none'",
                     ),
                 );
                 h.insert(

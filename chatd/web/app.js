@@ -3,7 +3,8 @@
 // serves them with index.html and style.css, and the binding's browser build
 // in ./chatcore/ (compiled from bindings/typescript; do not edit those files).
 //
-// Everything goes through the protocol (JSON codec over /ws) via ChatClient.
+// Everything goes through the protocol (JSON codec over /ws) via ChatClient; every conversation this page makes
+// is end-to-end encrypted (ui/e2e.js, on the binding's SecureChat and vodozemac in WebAssembly).
 // This file boots the page; the rest lives in ./ui/, one module per screen or
 // concern, around one state store (ui/store.js, which says how rendering works):
 //
@@ -28,6 +29,9 @@
 //   mute.js        muting a conversation for a while or for good
 //   contacts.js    contacts and requests, blocking, privacy settings
 //   requests.js    message requests and group invitations: the Requests view, accepting, deleting, blocking
+//   e2e.js         end-to-end encryption: the keys this browser keeps, reading and sending encrypted messages,
+//                  safety numbers, verified contacts, warnings when a member's keys change
+//   trust.js       the contact card's safety number and devices; one's own devices (rename, sign out)
 
 import { wireSettings } from "./ui/settings.js";
 import { ChatError } from "./chatcore/web.js";
@@ -38,7 +42,7 @@ import { wireChat } from "./ui/chat.js";
 import { wireComposer } from "./ui/composer.js";
 import { wireCard } from "./ui/card.js";
 import { showAuth, showSplash, splashText } from "./ui/shell.js";
-import { $ } from "./ui/dom.js";
+import { $, dialog } from "./ui/dom.js";
 import { signOut } from "./ui/session.js";
 import { openCard } from "./ui/card.js";
 import { state } from "./ui/store.js";
@@ -47,6 +51,7 @@ import { joinFromLink, wireGroups } from "./ui/group.js";
 import { wireMute } from "./ui/mute.js";
 import { wireContacts } from "./ui/contacts.js";
 import { wireRequests } from "./ui/requests.js";
+import { wireTrust } from "./ui/trust.js";
 
 function boot() {
   wireAuth();
@@ -60,10 +65,22 @@ function boot() {
   wireMute();
   wireContacts();
   wireRequests();
+  wireTrust();
   $("me-button").addEventListener("click", () => {
     if (state.me) void openCard(state.me.user);
   });
-  $("signout").addEventListener("click", () => void signOut());
+  // Signing out asks whether this browser keeps the end-to-end keys (ui/e2e.js).
+  const confirmSignOut = dialog("signout-confirm");
+  $("signout").addEventListener("click", () => confirmSignOut.showModal());
+  $("signout-keep").addEventListener("click", () => {
+    confirmSignOut.close();
+    void signOut(false);
+  });
+  $("signout-forget").addEventListener("click", () => {
+    confirmSignOut.close();
+    void signOut(true);
+  });
+  $("signout-cancel").addEventListener("click", () => confirmSignOut.close());
   // The skip link: to the message box when a conversation is open, else to the search.
   $("skip-link").addEventListener("click", (ev) => {
     ev.preventDefault();

@@ -8,6 +8,7 @@ import { clearErrors, showError, submitting, values } from "./forms.js";
 import { invalidate, onRender, rememberUser, state } from "./store.js";
 import { openChatWith } from "./chat.js";
 import { toast } from "./notify.js";
+import { showTrust } from "./trust.js";
 
 /** Opens the card of `user` (one's own: with the profile form). */
 export async function openCard(/** @type {string} */ user) {
@@ -44,6 +45,8 @@ export async function openCard(/** @type {string} */ user) {
   // The contact and block buttons (contacts.js) draw from the same state as the lists.
   invalidate("card");
   if (!d.open) d.showModal();
+  // The safety number and devices (or one's own devices) fill in when known.
+  void showTrust(user);
 }
 
 /** Live presence and profile on an open card (one's own form is left as typed). */

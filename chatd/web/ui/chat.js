@@ -5,7 +5,8 @@
 import { ChatError, isNotice } from "../chatcore/web.js";
 import { $, field, h, nameNode, setName, show } from "./dom.js";
 import { paintAvatar, groupProfile } from "./avatar.js";
-import { dayLabel, describe, ENCRYPTED_TEXT, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
+import { dayLabel, describe, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
+import { cannotSend, historyPage, isVerified, readable, readKey } from "./e2e.js";
 import {
   MAX_SHOWN,
   SHOWN,
@@ -199,7 +200,7 @@ export function onAlert(/** @type {{ conv: string, seq: number, from: string }} 
   if (isMuted(c)) return;
   const notify = () => {
     const m = c.messages.get(a.seq);
-    const text = m?.content.kind === "text" ? m.content.text : m?.content.kind === "encrypted" ? ENCRYPTED_TEXT : "New message";
+    const text = m ? readable(m).text || "New message" : "New message";
     if (c.kind === "group") announce(convName(c), `${userName(a.from)}: ${text}`, () => void openChat(c.id), c.id);
     else announce(userName(a.from), c.request ? `Message request: ${text}` : text, () => void openChat(c.id), c.id);
   };
@@ -276,7 +277,8 @@ export async function openChatWith(/** @type {string} */ user) {
   const known = directWith(user);
   if (known) return openChat(known.id);
   try {
-    const info = await client.openDirect(user);
+    // Encrypted from the first message (and turned on when it was not yet): this page writes nothing in clear.
+    const info = await client.openDirect(user, { encrypted: true });
     learnConversation(info);
     await openChat(info.conv);
   } catch (err) {
@@ -378,7 +380,7 @@ async function loadOlder(/** @type {import("./store.js").Conv} */ c, fill = true
   invalidate("history");
   try {
     const before = c.loaded ? c.seqs[0] : undefined;
-    const page = await client.history(c.id, before === undefined ? { limit: PAGE } : { before, limit: PAGE });
+    const page = await historyPage(c, before === undefined ? { limit: PAGE } : { before, limit: PAGE });
     const first = !c.loaded;
     const add = () => {
       for (const m of page.messages) addMessage(c, m, false);
@@ -418,6 +420,10 @@ export function loadOlderOf(/** @type {import("./store.js").Conv} */ c) {
   return loadOlder(c);
 }
 
+const MEMORY_ONLY =
+  "This browser keeps no data for this site (a private window?): your encryption keys last only as long as this page. " +
+  "After a reload, messages sent to you before it cannot be read here.";
+
 function renderChat() {
   const c = openConv();
   show($("chat-empty"), !c);
@@ -426,7 +432,12 @@ function renderChat() {
   // A former member reads up to where it left, and writes no more; nor does one who blocks the peer, until unblocking.
   const blocked = !c.left && c.kind === "direct" && !!c.peer && contactOf(c.peer).blocked;
   // A request is read, not answered, until accepted: the request bar (requests.js) stands in for the message box.
-  show($("composer"), !c.left && !blocked && !c.request);
+  // An encrypted conversation this browser cannot encrypt for (its keys do not open) is read-only: never a clear text.
+  const refused = cannotSend(c);
+  show($("composer"), !c.left && !blocked && !c.request && !refused);
+  const note = refused ?? (c.encrypted && state.e2e.memoryOnly ? MEMORY_ONLY : "");
+  $("e2e-note").textContent = note;
+  show($("e2e-note"), !!note && !c.left);
   show($("chat-left"), c.left && !c.request);
   show($("chat-blocked"), blocked && !c.request);
   if (shownConv !== c.id) {
@@ -441,6 +452,8 @@ function renderChatHeader() {
   if (!c) return;
   const muted = isMuted(c);
   show($("peer-muted"), muted);
+  show($("peer-lock"), c.encrypted);
+  show($("peer-verified"), c.kind === "direct" && !!c.peer && isVerified(c.peer));
   const muteButton = $("chat-mute");
   muteButton.textContent = muted ? "Unmute" : "Mute";
   muteButton.setAttribute("aria-label", muted ? "Unmute notifications" : "Mute notifications");
@@ -486,7 +499,7 @@ function emojiOnly(/** @type {string} */ text) {
 
 /**
  * One message bubble: stored (with `seq`), or still in the outbox (`pending`, with its actions).
- * @param {{ seq?: number, client_id: string, ts: number, text: string }} m
+ * @param {{ seq?: number, client_id: string, ts: number, text: string, note?: boolean }} m m.note: the text says why the message cannot be read
  * @param {boolean} mine
  * @param {{ c: import("./store.js").Conv, p: import("./store.js").Pending } | undefined} [pending]
  * @param {{ follows: boolean, continues: boolean }} [group] in a run of one sender: after one of it, before one of it
@@ -510,7 +523,7 @@ function bubble(m, mine, pending, group = { follows: false, continues: false }, 
   } else {
     meta.push(`${offline ? "Waiting for connection" : "Sending…"} · ${timeFmt.format(m.ts)}`);
   }
-  const big = emojiOnly(m.text);
+  const big = !m.note && emojiOnly(m.text);
   const li = h(
     "li",
     {
@@ -518,7 +531,11 @@ function bubble(m, mine, pending, group = { follows: false, continues: false }, 
       dataset: m.seq ? { seq: String(m.seq), ts: String(m.ts) } : { pending: m.client_id },
     },
     sender ? h("span", { class: "msg-sender", dataset: { user: sender } }, nameNode(userName(sender))) : null,
-    big ? h("span", { class: "msg-text emoji-only" }, m.text) : h("span", { class: "msg-text" }, ...richText(m.text)),
+    big
+      ? h("span", { class: "msg-text emoji-only" }, m.text)
+      : m.note
+        ? h("span", { class: "msg-text msg-note" }, m.text)
+        : h("span", { class: "msg-text" }, ...richText(m.text)),
     meta.length ? h("span", { class: "msg-meta" }, ...meta) : null,
   );
   if (!big) li.style.containIntrinsicBlockSize = `auto ${(lines(m.text) * 1.4 + 1.6).toFixed(1)}em`;
@@ -625,13 +642,21 @@ function renderMessages() {
       // sender's name above its first.
       const run = { follows: sameRun(c.messages.get(seqs[i - 1] ?? 0), m), continues: sameRun(c.messages.get(seqs[i + 1] ?? 0), m) };
       const named = group && m.from !== me.user && !run.follows;
-      // Until this page speaks end-to-end encryption (the browser's part), a ciphertext shows as what it is.
-      const text = m.content.kind === "text" ? m.content.text : ENCRYPTED_TEXT;
+      // An encrypted message shows what this device reads of it: its text, or why not (yet).
+      const { text, note } = readable(m);
       unit.rows.push({
-        key: `msg ${m.seq} ${run.follows} ${run.continues}${named ? ` ${userName(m.from)}` : ""}`,
-        make: () => bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text }, m.from === me.user, undefined, run, named ? m.from : undefined),
+        key: `msg ${m.seq} ${run.follows} ${run.continues} ${readKey(m)}${named ? ` ${userName(m.from)}` : ""}`,
+        make: () => bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text, note }, m.from === me.user, undefined, run, named ? m.from : undefined),
       });
       unit.cost = text.length;
+    }
+    // What changed in the members' keys after this message ("Bob added a new device"), as this page saw it.
+    for (const w of c.warnings) {
+      if (w.seq !== m.seq) continue;
+      unit.rows.push({
+        key: `warning ${m.seq} ${w.ts} ${w.text}`,
+        make: () => h("li", { class: "notice-line e2e-warning" }, h("span", {}, w.text)),
+      });
     }
     unit.cost = unit.rows.some((r) => !cache.has(r.key)) ? unit.cost + 200 : 0;
   }

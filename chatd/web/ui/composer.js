@@ -9,6 +9,7 @@ import { conv, invalidate, openConv, state } from "./store.js";
 import { addMessage, stickToBottom } from "./chat.js";
 import { sendEnded, sendStarted } from "./connection.js";
 import * as outbox from "./outbox.js";
+import { openJson, sealJson, sendText, userSlot } from "./e2e.js";
 
 /** Failures that pass: the message waits for the connection and goes out by itself. */
 const TRANSIENT = new Set(["disconnected", "timeout", "closed", "unavailable", "rate_limited", "internal"]);
@@ -25,8 +26,11 @@ export async function sendPending(/** @type {import("./store.js").Conv} */ c, /*
   if (state.open === c.id) stickToBottom();
   sendStarted();
   try {
-    const { message } = await client.send({ conv: c.id }, p.text, { clientId: p.client_id });
+    // Encrypted (anew on each attempt) when the conversation is; never sent in clear by fallback.
+    const { message } = await sendText(c, p.text, p.client_id);
     c.pending.delete(p.client_id);
+    // Our own ciphertext reads as what we wrote.
+    if (message.content.kind === "encrypted" && state.secure) state.reads.set(message.id, state.secure.decryptMessage(message).body);
     addMessage(c, message, true);
     void outbox.remove(p.client_id);
   } catch (err) {
@@ -36,7 +40,7 @@ export async function sendPending(/** @type {import("./store.js").Conv} */ c, /*
       // Refused for good: kept, marked, for the user to edit or delete.
       p.status = "failed";
       p.error = describe(err);
-      void outbox.put(entryOf(c, p));
+      void keep(c, p);
     }
   } finally {
     sendEnded();
@@ -45,12 +49,17 @@ export async function sendPending(/** @type {import("./store.js").Conv} */ c, /*
   invalidate("directory");
 }
 
-/** @returns {import("./outbox.js").Entry} */
-function entryOf(/** @type {import("./store.js").Conv} */ c, /** @type {import("./store.js").Pending} */ p) {
-  /** @type {import("./outbox.js").Entry} */
-  const e = { client_id: p.client_id, user: state.me?.user ?? "", conv: c.id, text: p.text, ts: p.ts };
-  if (p.status === "failed" && p.error) e.failed = p.error;
-  return e;
+/** Puts (or updates) `p` in the outbox, its text sealed. */
+async function keep(/** @type {import("./store.js").Conv} */ c, /** @type {import("./store.js").Pending} */ p) {
+  const user = state.me?.user;
+  if (!user) return;
+  const inside = p.status === "failed" && p.error ? { text: p.text, failed: p.error } : { text: p.text };
+  try {
+    await outbox.put({ client_id: p.client_id, user, conv: c.id, ts: p.ts, sealed: await sealJson(user, inside) });
+  } catch (e) {
+    // Not kept (no key, storage refused): the message stays in the page and is sent as long as the page lives.
+    console.warn("chatcore: outbox entry not kept:", e);
+  }
 }
 
 /** Sends every message that waits for the connection (it is back). */
@@ -62,7 +71,22 @@ export function flushOutbox() {
 export async function restoreOutbox() {
   const me = state.me;
   if (!me) return;
-  for (const e of await outbox.entries(me.user)) {
+  const { sealed, legacy } = await outbox.entries(me.user);
+  /** @type {{ client_id: string, conv: string, ts: number, text: string, failed?: string }[]} */
+  const found = [...legacy];
+  const clear = new Set(legacy.map((e) => e.client_id));
+  for (const e of sealed) {
+    try {
+      const inside = await openJson(me.user, e.sealed);
+      if (typeof inside?.text !== "string") throw new Error("not an outbox entry");
+      found.push({ client_id: e.client_id, conv: e.conv, ts: e.ts, text: inside.text, ...(typeof inside.failed === "string" ? { failed: inside.failed } : {}) });
+    } catch (err) {
+      // Sealed under a key this browser no longer has (its keys were removed at a sign-out): it cannot be read back.
+      console.warn("chatcore: an unsent message could not be read back:", err);
+      void outbox.remove(e.client_id);
+    }
+  }
+  for (const e of found) {
     if (state.me !== me) return;
     const c = conv(e.conv);
     if (c.pending.has(e.client_id)) continue;
@@ -70,6 +94,8 @@ export async function restoreOutbox() {
     const p = { client_id: e.client_id, text: e.text, ts: e.ts, status: e.failed ? "failed" : "waiting" };
     if (e.failed) p.error = e.failed;
     c.pending.set(p.client_id, p);
+    // Kept in clear by an earlier version: sealed now, and the clear copy deleted once the sealed one is kept.
+    if (clear.has(e.client_id)) void keep(c, p).then(() => outbox.forgetLegacy(e.client_id));
   }
   invalidate("messages", "directory");
   flushOutbox();
@@ -93,40 +119,77 @@ export function editPending(/** @type {import("./store.js").Conv} */ c, /** @typ
   input.focus();
 }
 
-// -- drafts: one per conversation, kept in localStorage (per user) so neither
-// opening another conversation nor a reload loses what was typed.
+// -- drafts: one per conversation, kept sealed in IndexedDB (per user, ui/e2e.js) so neither opening another
+// conversation nor a reload loses what was typed, and no one reads them off the disk.
 
-const DRAFTS_KEY = "chatcore.drafts.";
+/** Where an earlier version kept drafts in clear (read once, then removed). */
+const LEGACY_DRAFTS = "chatcore.drafts.";
+
+/** A save under way, and whether the drafts changed since it began: one save at a time, the last state wins. */
+let saving = false;
+let dirty = false;
 
 function persistDrafts() {
   const me = state.me;
   if (!me) return;
-  const key = DRAFTS_KEY + me.user;
-  try {
-    if (state.drafts.size) localStorage.setItem(key, JSON.stringify(Object.fromEntries(state.drafts)));
-    else localStorage.removeItem(key);
-  } catch {
-    // Storage full or refused: the drafts stay in memory for this page.
-  }
+  dirty = true;
+  if (saving) return;
+  saving = true;
+  void (async () => {
+    while (dirty && state.me === me) {
+      dirty = false;
+      try {
+        await userSlot(me.user, "drafts").save(await sealJson(me.user, Object.fromEntries(state.drafts)));
+      } catch (e) {
+        // Storage refused: the drafts stay in memory for this page.
+        console.warn("chatcore: drafts not kept:", e);
+      }
+    }
+    saving = false;
+  })();
 }
 
-/** Reads the signed-in user's drafts (after a sign-in or reload). */
-export function restoreDrafts() {
+/** Reads the signed-in user's drafts (after a sign-in or reload) into `state.drafts` and the open composer. */
+export async function restoreDrafts() {
   state.drafts.clear();
   const me = state.me;
   if (!me) return;
+  /** @type {Record<string, unknown>} */
+  let saved = {};
   try {
-    const saved = JSON.parse(localStorage.getItem(DRAFTS_KEY + me.user) ?? "{}");
-    for (const [conv, text] of Object.entries(saved)) if (typeof text === "string" && text) state.drafts.set(conv, text);
-  } catch {
-    // A damaged entry: no drafts.
+    const bytes = await userSlot(me.user, "drafts").load();
+    if (bytes) saved = await openJson(me.user, bytes);
+  } catch (e) {
+    console.warn("chatcore: drafts not read back:", e);
   }
+  let legacy = {};
+  try {
+    legacy = JSON.parse(localStorage.getItem(LEGACY_DRAFTS + me.user) ?? "{}");
+  } catch {
+    // A damaged entry: nothing to take over.
+  }
+  if (state.me !== me) return;
+  // What was typed meanwhile wins over what was kept.
+  for (const [conv, text] of Object.entries({ ...legacy, ...saved })) {
+    if (typeof text === "string" && text && !state.drafts.has(conv)) state.drafts.set(conv, text);
+  }
+  if (Object.keys(legacy).length) {
+    persistDrafts();
+    localStorage.removeItem(LEGACY_DRAFTS + me.user);
+  }
+  const c = openConv();
+  if (c && !field("composer-text").value) loadDraft(c);
 }
 
 /** Forgets the drafts of `user` (signed out). */
-export function forgetDrafts(/** @type {string} */ user) {
+export async function forgetDrafts(/** @type {string} */ user) {
   state.drafts.clear();
-  localStorage.removeItem(DRAFTS_KEY + user);
+  localStorage.removeItem(LEGACY_DRAFTS + user);
+  try {
+    await userSlot(user, "drafts").save(await sealJson(user, {}));
+  } catch {
+    // Nothing was kept.
+  }
 }
 
 /** Keeps what the composer holds as the draft of `c`. */
@@ -210,7 +273,7 @@ export function wireComposer() {
     renderCount();
     stickToBottom();
     // Into the outbox first: from here on, neither a dead link nor a reload loses it.
-    void outbox.put(entryOf(c, p)).then(() => sendPending(c, p));
+    void keep(c, p).then(() => sendPending(c, p));
   });
   input.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {

@@ -8,6 +8,7 @@ import { isNotice } from "../chatcore/web.js";
 import { $, field, h, nameNode, show } from "./dom.js";
 import { avatar, groupProfile } from "./avatar.js";
 import { clip, ENCRYPTED_TEXT, noticeKindText, noticeText, presenceText } from "./format.js";
+import { readable } from "./e2e.js";
 import { markRead, openChat, openChatWith } from "./chat.js";
 import { convName, invalidate, isMuted, learnSummary, needUsers, onRender, openConv, pageVisible, rememberUser, state, userName } from "./store.js";
 
@@ -102,7 +103,9 @@ function previewOf(/** @type {import("./store.js").Conv} */ c) {
   const me = state.me?.user;
   const prefix = last.from === me ? "You: " : c.kind === "group" ? `${userName(last.from)}: ` : "";
   const m = last.message;
-  if (last.kind === "encrypted" || m?.content.kind === "encrypted") return prefix + ENCRYPTED_TEXT;
+  // Encrypted: the text once this device has read it (the server's summary holds none).
+  if (m?.content.kind === "encrypted") return prefix + clip(readable(m).text, PREVIEW_MAX);
+  if (last.kind === "encrypted") return prefix + ENCRYPTED_TEXT;
   if (m && isNotice(m.content)) return noticeText(m.from, m.content) ?? "";
   if (m && m.content.kind === "text") return prefix + clip(m.content.text, PREVIEW_MAX);
   if (last.kind === "text") return prefix + clip(last.preview ?? "Encrypted message", PREVIEW_MAX);

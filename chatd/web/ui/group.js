@@ -373,7 +373,13 @@ export function wireGroups() {
       try {
         const description = (v.description ?? "").trim();
         const names = new Map(newPicker.chosen);
-        const info = await client.createGroup({ title, ...(description ? { description } : {}), members: [...newPicker.chosen.keys()] });
+        const info = await client.createGroup({
+          title,
+          ...(description ? { description } : {}),
+          members: [...newPicker.chosen.keys()],
+          // Every group this page makes is end-to-end encrypted.
+          encrypted: true,
+        });
         learnConversation(info);
         dialog("new-group").close();
         await openChat(info.conv);

@@ -13,6 +13,7 @@ import { ChatError } from "../chatcore/web.js";
 import { $, h, nameNode, show } from "./dom.js";
 import { avatar, groupProfile } from "./avatar.js";
 import { clip, describe, ENCRYPTED_TEXT } from "./format.js";
+import { readable } from "./e2e.js";
 import { closeChat, loadOlderOf, markRead, openChat, refreshConversation } from "./chat.js";
 import { confirmBlock } from "./contacts.js";
 import { loadConversations } from "./directory.js";
@@ -141,7 +142,12 @@ function requestRow(/** @type {Conv} */ c) {
   const byName = by.display_name || by.username;
   const group = c.kind === "group";
   const m = c.last?.message;
-  const preview = m?.content.kind === "text" ? m.content.text : c.last?.kind === "encrypted" ? ENCRYPTED_TEXT : c.last?.preview;
+  const preview =
+    m && (m.content.kind === "text" || m.content.kind === "encrypted")
+      ? readable(m).text
+      : c.last?.kind === "encrypted"
+        ? ENCRYPTED_TEXT
+        : c.last?.preview;
   const members = c.memberCount === 1 ? "1 member" : `${c.memberCount} members`;
   return h(
     "li",

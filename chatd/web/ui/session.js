@@ -15,6 +15,7 @@ import { onPresence, onProfile, onNewUser, loadConversations, loadDirectory, res
 import { clearToasts } from "./notify.js";
 import { loadContacts, onContact, onPrivacy, resetContacts } from "./contacts.js";
 import { resetTokenFromHash } from "./auth.js";
+import { startE2e, stopE2e } from "./e2e.js";
 import { loadRequests, onAnswered, onInvited, resetRequests } from "./requests.js";
 
 export const TOKEN_KEY = "chatcore.token";
@@ -36,7 +37,11 @@ export function createClient(/** @type {string | null} */ token) {
   });
   client.on("session", ({ session, resumed }) => onSession(session, resumed));
   client.on("signedout", ({ reason }) => onSignedOut(reason));
-  client.on("message", ({ message }) => onMessage(message));
+  // Encrypted messages come through the SecureChat (ui/e2e.js), once read as far as this device can; straight from
+  // the client only when there is none or it failed to start (they then show why they cannot be read).
+  client.on("message", ({ message }) => {
+    if (message.content.kind !== "encrypted" || !state.secure || state.e2e.status === "failed") onMessage(message);
+  });
   client.on("presence", (p) => onPresence(p));
   client.on("profile", (p) => onProfile(p));
   client.on("newuser", (e) => onNewUser(e));
@@ -69,7 +74,8 @@ function onSession(/** @type {import("./store.js").Session} */ session, /** @typ
   if (first) {
     state.convs.clear();
     state.open = null;
-    restoreDrafts();
+    if (state.client) startE2e(state.client, session, onMessage);
+    void restoreDrafts();
   }
   enterApp(first);
   // Unsent messages: read back from the outbox after a sign-in or reload, sent again after a reconnect.
@@ -100,9 +106,14 @@ export function enterApp(/** @type {boolean} */ first) {
   void loadContacts();
 }
 
+/** Whether the sign-out under way forgets this device's keys in this browser (the user chose so). */
+let forgetKeys = false;
+
 function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ reason) {
   localStorage.removeItem(TOKEN_KEY);
-  if (state.me) forgetDrafts(state.me.user);
+  if (state.me) void forgetDrafts(state.me.user);
+  void stopE2e(forgetKeys);
+  forgetKeys = false;
   if (location.hash.startsWith("#chat=")) history.replaceState(null, "", location.pathname + location.search);
   state.me = null;
   state.users.clear();
@@ -124,9 +135,11 @@ function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ r
   showAuth("signin", notice);
 }
 
-export async function signOut() {
+/** Signs out; `forget`: this browser forgets this device's end-to-end keys too (else they stay, sealed). */
+export async function signOut(forget = false) {
   const client = state.client;
   if (!client) return;
+  forgetKeys = forget;
   try {
     await client.logout();
   } catch {

@@ -36,6 +36,9 @@
  * `peer`: the other user of a direct conversation ("" for a group). `members`: the member list, once fetched.
  * `left`: this user left or was removed; it reads up to there. `muted`: no alerts, until `mutedUntil` (0: always).
  * `historyVisible`: members added to the group from now on read its history from the start.
+ * `encrypted`: end-to-end encrypted (every conversation this page makes is); its messages are read through ui/e2e.js.
+ * `warnings`: what this page saw change in the members' keys ("Bob added a new device"), shown in the timeline
+ * after the message it came after (`seq`); kept for this page only.
  * `request`: what waits for this user's answer here: a message request (`by` wrote first; this user reads but
  * does not write until accepting) or a group invitation (`by` invited; this user is not a member yet). Such a
  * conversation is in the Requests view, not in the chat list. `invited`: a group's open invitations (user ids).
@@ -49,6 +52,8 @@
  *   title: string,
  *   description: string,
  *   historyVisible: boolean,
+ *   encrypted: boolean,
+ *   warnings: { seq: number, ts: number, text: string }[],
  *   memberCount: number,
  *   members: MemberInfo[] | null,
  *   role: Role | undefined,
@@ -76,6 +81,16 @@
  */
 
 /** @typedef {{ profile: Profile, presence: Presence }} User */
+
+/** @typedef {import("../chatcore/e2e/index.js").SecureChat} SecureChat */
+/** @typedef {import("../chatcore/e2e/index.js").SecureBody} SecureBody */
+
+/**
+ * End-to-end encryption in this page: `starting` (opening the keys), `ready`, or `failed` (`error` says why; encrypted
+ * conversations are then read-only here and nothing is sent, never in clear). `memoryOnly`: this browser keeps no
+ * keys (no IndexedDB, e.g. a private mode), so they last as long as the page.
+ * @typedef {{ status: "off" | "starting" | "ready" | "failed", memoryOnly: boolean, error: string }} E2e
+ */
 
 /**
  * The parts of the page that render from state.
@@ -121,6 +136,12 @@ export const state = {
   sidebar: /** @type {"chats" | "requests"} */ ("chats"),
   /** The token of a password-reset link. @type {string | null} */
   resetToken: null,
+  /** The encrypted side of the client, once signed in. @type {SecureChat | null} */
+  secure: null,
+  /** @type {E2e} */
+  e2e: { status: "off", memoryOnly: false, error: "" },
+  /** What this device reads of each encrypted message it has, by message id. @type {Map<string, SecureBody>} */
+  reads: new Map(),
 };
 
 /** How many of the newest messages a conversation shows at first; scrolling up shows more (then loads more). */
@@ -144,6 +165,8 @@ export function conv(/** @type {string} */ id) {
       title: "",
       description: "",
       historyVisible: false,
+      encrypted: false,
+      warnings: [],
       memberCount: 0,
       members: null,
       role: undefined,
@@ -187,6 +210,7 @@ export function learnConversation(/** @type {ConversationInfo} */ info) {
   c.title = info.title ?? "";
   c.description = info.description ?? "";
   c.historyVisible = info.history_visible;
+  c.encrypted = !!info.encrypted;
   c.members = info.members;
   c.memberCount = info.members.length;
   c.role = info.kind === "group" ? info.role : undefined;
@@ -206,6 +230,7 @@ export function learnSummary(/** @type {ConversationSummary} */ s) {
   c.known = true;
   c.kind = s.kind;
   c.title = s.title ?? "";
+  c.encrypted = !!s.encrypted;
   c.memberCount = s.members;
   c.role = s.role;
   c.left = !!s.left;

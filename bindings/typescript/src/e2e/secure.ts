@@ -68,8 +68,12 @@ const CLAIM_ROUNDS = 3;
 export interface SecureChatOptions {
   /** Where the encrypted state is saved. */
   store: MachineStore;
-  /** The AES-GCM key that encrypts the state at rest; kept by the application, never beside the state. */
-  key: CryptoKey;
+  /**
+   * The AES-GCM key that encrypts the state at rest; kept by the application, never beside the state. A promise
+   * (e.g. a key still being read from IndexedDB) lets the {@link SecureChat} be made at once, so that no push is
+   * missed; a rejected one fails {@link SecureChat.start}.
+   */
+  key: CryptoKey | Promise<CryptoKey>;
   /** The clock (ms since the epoch); `Date.now` by default. */
   now?: () => number;
 }
@@ -190,6 +194,7 @@ export class SecureChat {
   /** The connection, for everything that is not end-to-end specific (conversations, members, plain requests). */
   readonly client: ChatClient;
   private readonly options: SecureChatOptions;
+  private readonly key: Promise<CryptoKey>;
   private readonly now: () => number;
   private machineValue: Machine | null = null;
   private started: Promise<void> | null = null;
@@ -212,6 +217,9 @@ export class SecureChat {
   constructor(client: ChatClient, options: SecureChatOptions) {
     this.client = client;
     this.options = options;
+    this.key = Promise.resolve(options.key);
+    // Awaited by `start` (and reported there); not an unhandled rejection before it is called.
+    this.key.catch(() => undefined);
     this.now = options.now ?? Date.now;
     this.unsubscribe = [
       client.on("todevice", (messages) => this.push(() => this.serial(() => this.processToDevice(messages)), "to-device payloads not processed")),
@@ -251,7 +259,7 @@ export class SecureChat {
     const saved = await this.options.store.load();
     let machine: Machine | null = null;
     if (saved) {
-      machine = await Machine.fromBytes(saved, this.options.key);
+      machine = await Machine.fromBytes(saved, await this.key);
       if (machine.user !== session.user || machine.device !== session.device) {
         machine.free();
         machine = null;
@@ -338,7 +346,7 @@ export class SecureChat {
   /** Queues the state to be saved (snapshot taken now, so saves keep the order of changes); resolves once written. */
   private persist(): Promise<void> {
     const snapshot = this.machine.snapshot();
-    const done = this.saving.then(async () => this.options.store.save(await seal(snapshot, this.options.key)));
+    const done = this.saving.then(async () => this.options.store.save(await seal(snapshot, await this.key)));
     this.saving = done.catch(() => undefined);
     return done;
   }
@@ -470,9 +478,10 @@ export class SecureChat {
    * Encrypts `text` for the encrypted conversation `conv` and sends it: the members' devices are queried (a removed
    * member or a gone device rotates the key), keys go first to the devices that lack them, then the message. Every
    * device of every member reads it, the user's other devices included. Refused (nothing sent) when `conv` is not
-   * encrypted.
+   * encrypted. `clientId` as in {@link ChatClient.send}: a message sent again under the same id (after a reload)
+   * is encrypted anew, with the keys of then, and the server stores it once.
    */
-  sendEncrypted(conv: string, text: string): Promise<SendResult> {
+  sendEncrypted(conv: string, text: string, options: { clientId?: string } = {}): Promise<SendResult> {
     return this.serial(async () => {
       const info = await this.client.getConversation(conv);
       if (!info.encrypted) {
@@ -494,6 +503,7 @@ export class SecureChat {
       return this.client.send(
         { conv },
         { kind: "encrypted", algorithm: c.algorithm, device: c.device, session: c.session, ciphertext: encodeBase64(c.ciphertext) },
+        options,
       );
     });
   }

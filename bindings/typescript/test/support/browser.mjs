@@ -15,24 +15,33 @@ export const screenshotDir = process.env.UPDATE_SCREENSHOTS
   ? join(repo, "docs/screenshots")
   : join(repo, "target/screenshots");
 
-/** `extraArgs`: more Chromium flags, e.g. `--ignore-certificate-errors-spki-list=<spki>`. */
-export async function launchBrowser(extraArgs = []) {
+function chromiumPath() {
   const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
   if (!existsSync(executablePath)) throw new Error(`${executablePath} is missing: apt-get install -y chromium`);
-  return chromium.launch({
-    executablePath,
-    headless: true,
-    args: [
-      ...extraArgs,
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  return executablePath;
+}
+
+const FLAGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** `extraArgs`: more Chromium flags, e.g. `--ignore-certificate-errors-spki-list=<spki>`. */
+export async function launchBrowser(extraArgs = []) {
+  return chromium.launch({ executablePath: chromiumPath(), headless: true, args: [...extraArgs, ...FLAGS] });
+}
+
+/**
+ * A browser whose profile lives in `userDataDir` (kept after it closes), so a test can read what the page left on
+ * disk. Returns the one context of that browser; `options` as for `newContext`.
+ */
+export async function launchWithProfile(userDataDir, options = {}) {
+  return chromium.launchPersistentContext(userDataDir, { executablePath: chromiumPath(), headless: true, args: FLAGS, ...options });
 }
 
 const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8" };

@@ -33,7 +33,8 @@ export async function startChatd(extraArgs = []) {
     "--print-addr",
     // The default metrics port (9090) would clash between parallel test files.
     "--metrics-listen", "off",
-    "--store", "memory",
+    // In memory unless the caller names a store (a test that scans the stored bytes).
+    ...(extraArgs.includes("--store") ? [] : ["--store", "memory"]),
     "--mailer", `dir:${mailDir}`,
     "--argon2-m-kib", "8",
     "--log", process.env.CHATD_TEST_LOG ?? "warn",

@@ -37,7 +37,9 @@ export type E2eErrorCode =
 /** This device does not hold the user's master private key. */
  | "no_master_key"
 /** The operation is not allowed (the message says why). */
- | "refused";
+ | "refused"
+/** This environment keeps no end-to-end state (a browser without IndexedDB, e.g. in a private mode). */
+ | "unavailable";
 /** An end-to-end failure; `code` says which, `message` says it for people. */
 export declare class E2eError extends Error {
     readonly name = "E2eError";

@@ -25,7 +25,8 @@ export { delivered, type Outcome, type Received, type ToDeviceOut } from "./olm.
 export { MAX_SESSION_AGE, MAX_SESSION_MESSAGES, type Decrypted, type Encrypted, type EncryptedContent } from "./megolm.js";
 export type { SessionRef, ToDeviceIn } from "./state.js";
 export { safetyNumber } from "./safety.js";
-export { generateStoreKey, MemoryStore, type MachineStore } from "./store.js";
+export { generateStoreKey, MemoryStore, open as unseal, type MachineStore } from "./store.js";
+export { BrowserKeys, DEFAULT_DATABASE } from "./idb-store.js";
 export { FileStore } from "./file-store.js";
 export { MEGOLM_V1, OLM_V1, decodeBase64, encodeBase64, deviceKeysText, deviceSignatureText, masterKeyText, oneTimeKeyText, } from "./texts.js";
 export { SecureChat, type SecureBody, type SecureChatEvents, type SecureChatOptions, type SecureMessage, } from "./secure.js";

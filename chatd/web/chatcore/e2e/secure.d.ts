@@ -42,8 +42,12 @@ import type { MachineStore } from "./store.js";
 export interface SecureChatOptions {
     /** Where the encrypted state is saved. */
     store: MachineStore;
-    /** The AES-GCM key that encrypts the state at rest; kept by the application, never beside the state. */
-    key: CryptoKey;
+    /**
+     * The AES-GCM key that encrypts the state at rest; kept by the application, never beside the state. A promise
+     * (e.g. a key still being read from IndexedDB) lets the {@link SecureChat} be made at once, so that no push is
+     * missed; a rejected one fails {@link SecureChat.start}.
+     */
+    key: CryptoKey | Promise<CryptoKey>;
     /** The clock (ms since the epoch); `Date.now` by default. */
     now?: () => number;
 }
@@ -110,6 +114,7 @@ export declare class SecureChat {
     /** The connection, for everything that is not end-to-end specific (conversations, members, plain requests). */
     readonly client: ChatClient;
     private readonly options;
+    private readonly key;
     private readonly now;
     private machineValue;
     private started;
@@ -173,9 +178,12 @@ export declare class SecureChat {
      * Encrypts `text` for the encrypted conversation `conv` and sends it: the members' devices are queried (a removed
      * member or a gone device rotates the key), keys go first to the devices that lack them, then the message. Every
      * device of every member reads it, the user's other devices included. Refused (nothing sent) when `conv` is not
-     * encrypted.
+     * encrypted. `clientId` as in {@link ChatClient.send}: a message sent again under the same id (after a reload)
+     * is encrypted anew, with the keys of then, and the server stores it once.
      */
-    sendEncrypted(conv: string, text: string): Promise<SendResult>;
+    sendEncrypted(conv: string, text: string, options?: {
+        clientId?: string;
+    }): Promise<SendResult>;
     /**
      * Decrypts a message as far as this device can; a `waiting` one is remembered and comes again as a `decrypted`
      * event when its key arrives.

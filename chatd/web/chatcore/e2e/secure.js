@@ -130,6 +130,7 @@ export class SecureChat {
     /** The connection, for everything that is not end-to-end specific (conversations, members, plain requests). */
     client;
     options;
+    key;
     now;
     machineValue = null;
     started = null;
@@ -151,6 +152,9 @@ export class SecureChat {
     constructor(client, options) {
         this.client = client;
         this.options = options;
+        this.key = Promise.resolve(options.key);
+        // Awaited by `start` (and reported there); not an unhandled rejection before it is called.
+        this.key.catch(() => undefined);
         this.now = options.now ?? Date.now;
         this.unsubscribe = [
             client.on("todevice", (messages) => this.push(() => this.serial(() => this.processToDevice(messages)), "to-device payloads not processed")),
@@ -186,7 +190,7 @@ export class SecureChat {
         const saved = await this.options.store.load();
         let machine = null;
         if (saved) {
-            machine = await Machine.fromBytes(saved, this.options.key);
+            machine = await Machine.fromBytes(saved, await this.key);
             if (machine.user !== session.user || machine.device !== session.device) {
                 machine.free();
                 machine = null;
@@ -268,7 +272,7 @@ export class SecureChat {
     /** Queues the state to be saved (snapshot taken now, so saves keep the order of changes); resolves once written. */
     persist() {
         const snapshot = this.machine.snapshot();
-        const done = this.saving.then(async () => this.options.store.save(await seal(snapshot, this.options.key)));
+        const done = this.saving.then(async () => this.options.store.save(await seal(snapshot, await this.key)));
         this.saving = done.catch(() => undefined);
         return done;
     }
@@ -396,9 +400,10 @@ export class SecureChat {
      * Encrypts `text` for the encrypted conversation `conv` and sends it: the members' devices are queried (a removed
      * member or a gone device rotates the key), keys go first to the devices that lack them, then the message. Every
      * device of every member reads it, the user's other devices included. Refused (nothing sent) when `conv` is not
-     * encrypted.
+     * encrypted. `clientId` as in {@link ChatClient.send}: a message sent again under the same id (after a reload)
+     * is encrypted anew, with the keys of then, and the server stores it once.
      */
-    sendEncrypted(conv, text) {
+    sendEncrypted(conv, text, options = {}) {
         return this.serial(async () => {
             const info = await this.client.getConversation(conv);
             if (!info.encrypted) {
@@ -417,7 +422,7 @@ export class SecureChat {
             }
             await this.sendOut(conv, encrypted.toDevice);
             const c = encrypted.content;
-            return this.client.send({ conv }, { kind: "encrypted", algorithm: c.algorithm, device: c.device, session: c.session, ciphertext: encodeBase64(c.ciphertext) });
+            return this.client.send({ conv }, { kind: "encrypted", algorithm: c.algorithm, device: c.device, session: c.session, ciphertext: encodeBase64(c.ciphertext) }, options);
         });
     }
     /**
