@@ -52,4 +52,5 @@ export {
   type SecureChatEvents,
   type SecureChatOptions,
   type SecureMessage,
+  type Restored,
 } from "./secure.js";
