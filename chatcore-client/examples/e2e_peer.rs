@@ -6,11 +6,20 @@
 //! `{"reply": <cmd>, ...}` (or `{"reply": <cmd>, "error": "..."}`):
 //! - `{"cmd": "register", "url", "username", "email", "phone", "password"}`:
 //!   connects, registers and starts the secure client; replies `user`, `device`.
+//! - `{"cmd": "login", "url", "login", "password", "device"}`: connects,
+//!   signs in as a new device of an existing user and starts the secure
+//!   client; replies `user`, `device`.
 //! - `{"cmd": "contact", "user", "action"}` (`request`, `accept`).
 //! - `{"cmd": "create_group", "title", "members": [..]}`: an encrypted
 //!   group; replies `conv`.
 //! - `{"cmd": "send", "conv", "text"}`: replies the message `id`.
 //! - `{"cmd": "safety_number", "user"}`: replies `number`.
+//! - `{"cmd": "enable_backup"}`: turns the key backup on; replies
+//!   `recovery_key` (its text).
+//! - `{"cmd": "restore_backup", "recovery_key"}`: restores the key backup;
+//!   replies `imported`, `refused`, `verified`.
+//! - `{"cmd": "history", "conv"}`: the texts this device reads in the
+//!   conversation's last 200 messages, oldest first; replies `texts`.
 //! - `{"cmd": "quit"}`.
 //!
 //! Events are lines `{"event": "message", "conv", "from", "text"}` for each
@@ -57,6 +66,29 @@ async fn register(cmd: &Value) -> Result<SecureClient, String> {
         })
         .await
         .map_err(|e| e.to_string())?;
+    start(client, events, session).await
+}
+
+async fn login(cmd: &Value) -> Result<SecureClient, String> {
+    let (client, events) = Client::connect(field(cmd, "url")?, ConnectOptions::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    let session = client
+        .login(
+            field(cmd, "login")?,
+            field(cmd, "password")?,
+            field(cmd, "device")?,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    start(client, events, session).await
+}
+
+async fn start(
+    client: Client,
+    events: chatcore_client::Events,
+    session: chatcore_client::SessionInfo,
+) -> Result<SecureClient, String> {
     let options = SecureOptions::new(Arc::new(MemoryStore::default()), [5; 32]);
     let (secure, mut events) = SecureClient::start(client, events, &session, options)
         .await
@@ -86,8 +118,12 @@ async fn register(cmd: &Value) -> Result<SecureClient, String> {
 }
 
 async fn run(secure: &mut Option<SecureClient>, cmd: &Value) -> Result<Value, String> {
-    if cmd["cmd"] == "register" {
-        let s = register(cmd).await?;
+    if cmd["cmd"] == "register" || cmd["cmd"] == "login" {
+        let s = if cmd["cmd"] == "register" {
+            register(cmd).await?
+        } else {
+            login(cmd).await?
+        };
         let reply = json!({ "user": s.user().as_str(), "device": s.device().as_str() });
         *secure = Some(s);
         return Ok(reply);
@@ -134,6 +170,34 @@ async fn run(secure: &mut Option<SecureClient>, cmd: &Value) -> Result<Value, St
             let user = UserId::from(field(cmd, "user")?);
             let number = s.safety_number(&user).await.map_err(|e| e.to_string())?;
             Ok(json!({ "number": number }))
+        }
+        "enable_backup" => {
+            let recovery_key = s.enable_backup().await.map_err(|e| e.to_string())?;
+            Ok(json!({ "recovery_key": recovery_key }))
+        }
+        "history" => {
+            let conv = ConversationId::from(field(cmd, "conv")?);
+            let (messages, _) = s
+                .history(&conv, None, Some(200))
+                .await
+                .map_err(|e| e.to_string())?;
+            let texts: Vec<&str> = messages
+                .iter()
+                .filter(|m| matches!(m.body, Body::Text { .. }))
+                .filter_map(|m| m.text())
+                .collect();
+            Ok(json!({ "texts": texts }))
+        }
+        "restore_backup" => {
+            let restored = s
+                .restore_backup(field(cmd, "recovery_key")?)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({
+                "imported": restored.imported,
+                "refused": restored.refused,
+                "verified": restored.verified,
+            }))
         }
         other => Err(format!("unknown command {other}")),
     }

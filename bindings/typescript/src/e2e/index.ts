@@ -19,6 +19,14 @@
  */
 
 export { Machine, seal } from "./machine.js";
+export {
+  BACKUP_KEYS_PER_PUT,
+  BACKUP_V1,
+  RecoveryKey,
+  backupKeyText,
+  type BackupBatch,
+  type NewBackup,
+} from "./backup.js";
 export { E2eError, isE2eError, type E2eErrorCode } from "./errors.js";
 export { ONE_TIME_KEY_TARGET, type KeyUpload } from "./account.js";
 export type { DeviceChange, DeviceTrust, MasterKeyUpload, UserKeys } from "./devices.js";
@@ -45,4 +53,5 @@ export {
   type SecureChatEvents,
   type SecureChatOptions,
   type SecureMessage,
+  type Restored,
 } from "./secure.js";

@@ -74,6 +74,16 @@ export interface Inbound {
   seen: Map<number, string>;
 }
 
+/** The key backup this device adds its keys to (backup.ts). */
+export interface BackupState {
+  /** The server's version of the backup. */
+  version: string;
+  /** Its Curve25519 public key (unpadded base64), checked against the master key's signature when adopted. */
+  publicKey: string;
+  /** Sessions (by {@link inboundKey}) in this version, with the first index backed up. */
+  backedUp: Map<string, number>;
+}
+
 /** The whole state of one device. */
 export class MachineState {
   users = new Map<string, TrackedUser>();
@@ -91,6 +101,8 @@ export class MachineState {
   inbound = new Map<string, Inbound>();
   /** Awaited sessions by {@link sessionRefKey}. */
   waiting = new Map<string, SessionRef>();
+  /** The adopted key backup, if any. */
+  backup: BackupState | null = null;
 
   constructor(
     readonly vz: Vodozemac,

@@ -4,13 +4,16 @@
 // direct and group; a removed member and a revoked device read nothing sent
 // afterwards; a second device verified by the first reads the earlier history
 // through forwarded keys, an unverified one does not; the state survives a
-// restart of a device. Every wait is for an event, bounded by a timeout.
+// restart of a device; a fresh device that no other device verified restores
+// the history from the encrypted key backup with the recovery key, and signs
+// itself with the master key sealed in it. Every wait is for an event,
+// bounded by a timeout.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FileStore, MemoryStore, SecureChat, generateStoreKey } from "../../dist/e2e/index.js";
+import { FileStore, MemoryStore, RecoveryKey, SecureChat, generateStoreKey } from "../../dist/e2e/index.js";
 import { useChatd } from "../support/chatd.mjs";
 import { newAccount } from "../support/util.mjs";
 
@@ -282,4 +285,97 @@ test("an application payload over Olm reaches the one device it is for", async (
   assert.deepEqual([...custom.data], [1, 2, 3]);
   await bob1.secure.idle();
   assert.deepEqual(elsewhere, []);
+});
+
+test("a fresh device that no other device verified restores the history from the key backup and is verified by it", async () => {
+  const alice1 = await firstDevice("alice");
+  const bob1 = await firstDevice("bob");
+  const carol1 = await firstDevice("carol");
+  await contacts(alice1, bob1);
+  await contacts(alice1, carol1);
+  const group = (await alice1.c.createGroup({ title: "Backed up", members: [bob1.user, carol1.user], encrypted: true })).conv;
+  const dm = (await alice1.c.openDirect(bob1.user, { encrypted: true })).conv;
+  // Keys made before the backup is turned on go up with it; later ones as they are made or received.
+  await alice1.secure.sendEncrypted(group, "zebra-b1 before the backup");
+  await Promise.all([bob1, carol1].map((d) => reads(d, group, "zebra-b1 before the backup")));
+  assert.equal(await alice1.secure.hasBackup(), false);
+  assert.equal(alice1.secure.backupVersion, undefined);
+  // A device without the master key cannot make the backup.
+  const alice2Early = await otherDevice(alice1, "alice-early");
+  await assert.rejects(alice2Early.secure.enableBackup(), (e) => e.code === "no_master_key");
+
+  const recoveryKey = await alice1.secure.enableBackup();
+  assert.match(recoveryKey, /^([0-9A-HJKMNP-TV-Z]{5} ){10}[0-9A-HJKMNP-TV-Z]{5}$/);
+  assert.equal(await alice1.secure.hasBackup(), true);
+  assert.ok(alice1.secure.backupVersion !== undefined);
+  const said = [
+    [bob1, group, "zebra-b2 bob in the group"],
+    [carol1, group, "zebra-b3 carol in the group"],
+    [alice1, group, "zebra-b4 alice again"],
+    [bob1, dm, "zebra-b5 bob direct"],
+    [alice1, dm, "zebra-b6 alice direct"],
+  ];
+  for (const [from, conv, text] of said) {
+    await from.secure.sendEncrypted(conv, text);
+    if (from !== alice1) await reads(alice1, conv, text);
+  }
+  await alice1.secure.idle();
+  const backup = await alice1.c.getBackup();
+  // Sessions: alice's in the group and the DM, bob's in both, carol's; alice-early's none (it never sent).
+  assert.equal(backup.count, 5, "every session once");
+  assert.equal(alice1.secure.machine.keysNotBackedUp(), 0);
+  assert.equal(backup.version, alice1.secure.backupVersion);
+  // The other device follows the backup too: it backs up what it received, which the server already has.
+  await alice2Early.secure.idle();
+
+  // Every device lost: a new sign-in, nothing verified it, it reads nothing yet.
+  const alice2 = await otherDevice(alice1, "alice-new", { store: new MemoryStore() });
+  assert.deepEqual(texts(await history(alice2, group)), []);
+  assert.notEqual(alice2.secure.deviceTrust(alice1.user, alice2.device), "verified");
+  assert.equal(await alice2.secure.hasBackup(), true);
+  // A typo is refused before anything is tried; another backup's key does not open it.
+  const chars = recoveryKey.replaceAll(" ", "");
+  const typo = chars.slice(0, 10) + (chars[10] === "A" ? "B" : "A") + chars.slice(11);
+  await assert.rejects(alice2.secure.restoreBackup(typo), (e) => e.code === "recovery_key" && /mistyped/.test(e.message));
+  await assert.rejects(alice2.secure.restoreBackup(RecoveryKey.generate().toText()), (e) => e.code === "wrong_recovery_key");
+  assert.equal(alice2.secure.machine.hasMasterKey(), false);
+
+  const restored = await alice2.secure.restoreBackup(recoveryKey.toLowerCase());
+  assert.deepEqual(restored, { imported: 5, refused: 0, verified: true });
+  assert.equal(alice2.secure.machine.hasMasterKey(), true);
+  assert.equal(alice2.secure.deviceTrust(alice1.user, alice2.device), "verified");
+  assert.equal(alice2.secure.backupVersion, backup.version);
+  const groupPage = await history(alice2, group);
+  assert.deepEqual(texts(groupPage), ["zebra-b1 before the backup", "zebra-b2 bob in the group", "zebra-b3 carol in the group", "zebra-b4 alice again"]);
+  assert.ok(groupPage.filter((m) => m.body.type === "text").every((m) => m.body.forwarded), "read as from the key backup");
+  assert.deepEqual(texts(await history(alice2, dm)), ["zebra-b5 bob direct", "zebra-b6 alice direct"]);
+
+  // The peer sees the restored device as verified (the master key signed it), and it reads on.
+  await bob1.secure.sendEncrypted(group, "zebra-b7 after the restore");
+  await reads(alice2, group, "zebra-b7 after the restore");
+  assert.equal(bob1.secure.deviceTrust(alice1.user, alice2.device), "verified");
+  // "Alice's new device is verified", on her other device.
+  await seesChange(alice1, (c) => c.type === "signed" && c.device.device === alice2.device);
+  assert.equal(alice1.secure.deviceTrust(alice1.user, alice2.device), "verified");
+  // Bob's session is the one restored (the new device got it at a later index): nothing new to back up.
+  await alice2.secure.idle();
+  assert.equal(alice2.secure.machine.keysNotBackedUp(), 0);
+  assert.equal((await alice2.c.getBackup()).count, 5);
+  // The new device backs up the session it makes, without uploading the restored ones again.
+  await alice2.secure.sendEncrypted(group, "zebra-b8 from the new device");
+  await Promise.all([alice1, bob1, carol1].map((d) => reads(d, group, "zebra-b8 from the new device")));
+  assert.equal(alice2.secure.machine.keysNotBackedUp(), 0);
+  assert.equal((await alice2.c.getBackup()).count, 6);
+  // It holds the master key now: it verifies the next device, which then reads what was sent before it existed.
+  // (It got alice1's group session at a later index when it joined: the first message is before its key.)
+  const first = (await history(alice2Early, group)).find((m) => m.body.type !== "text" && m.body.type !== "clear");
+  assert.equal(first?.body.code, "before_key");
+  const gotMaster = new Promise((resolve) => alice2Early.secure.on("masterkey", resolve));
+  await alice2.secure.verifyDevice(alice2Early.device);
+  await gotMaster;
+  await alice2Early.secure.idle();
+  assert.ok(texts(await history(alice2Early, group)).includes("zebra-b1 before the backup"));
+  for (const d of [alice1, bob1, carol1, alice2, alice2Early]) {
+    assert.deepEqual(d.errors, [], d.name);
+  }
 });

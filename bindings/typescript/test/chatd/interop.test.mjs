@@ -1,8 +1,10 @@
 // Interop both ways: a Rust chatcore-client SecureClient user (the
 // chatcore-client example e2e_peer, driven over stdin/stdout as JSON lines)
 // and TypeScript SecureChat users in one encrypted group, each reading the
-// other's messages, with one safety number on both sides. Every wait is for
-// a line or an event, bounded by a timeout.
+// other's messages, with one safety number on both sides; a key backup made
+// by the Rust client restored by a TypeScript device of the same user, and
+// one made by TypeScript restored by the Rust client. Every
+// wait is for a line or an event, bounded by a timeout.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -90,8 +92,11 @@ function rustPeer() {
   };
 }
 
-/** A TypeScript device of a new user; `reads(conv, text)` once it read that message. */
-async function tsUser(name) {
+/**
+ * A TypeScript device of a new user (or signed in with `signIn(client)`); `reads(conv, text)` once it read that
+ * message.
+ */
+async function tsUser(name, signIn) {
   const account = newAccount(name);
   const c = ctx.client({ reconnect: false });
   const secure = new SecureChat(c, { store: new MemoryStore(), key: await generateStoreKey() });
@@ -106,7 +111,7 @@ async function tsUser(name) {
   secure.on("message", seen);
   secure.on("decrypted", seen);
   secure.on("error", (e) => errors.push(`${e.context}: ${e.error.message}`));
-  const session = await c.register(account);
+  const session = await (signIn ? signIn(c) : c.register(account));
   await secure.start();
   const reads = (conv, text) =>
     new Promise((resolve, reject) => {
@@ -171,5 +176,94 @@ test("a Rust user and TypeScript users chat in one encrypted group, both ways", 
   assert.equal(await alice.secure.safetyNumber(rustUser), fromRust);
 
   for (const ts of [alice, bob]) assert.deepEqual(ts.errors.filter((e) => /refused|not saved|not processed/.test(e)), []);
+  assert.equal(await rust.quit(), 0);
+});
+
+test("a key backup made by the Rust client is restored by a TypeScript device of the same user", async () => {
+  const rust = rustPeer();
+  peers.push(rust);
+  const account = newAccount("rusty");
+  const { user: rustUser, device: rustDevice } = await rust.call({ cmd: "register", url: ctx.chatd.wsUrl, ...account });
+  const alice = await tsUser("alice");
+  await rust.call({ cmd: "contact", user: alice.user, action: "request" });
+  await alice.c.contact(rustUser, "request");
+  const { conv } = await rust.call({ cmd: "create_group", title: "Backed up in Rust", members: [alice.user] });
+  await rust.call({ cmd: "send", conv, text: "zebra-r1 rust" });
+  await alice.reads(conv, "zebra-r1 rust");
+  await alice.secure.sendEncrypted(conv, "zebra-r2 alice");
+  await rust.reads(conv, "zebra-r2 alice");
+
+  const { recovery_key: recoveryKey } = await rust.call({ cmd: "enable_backup" });
+  assert.match(recoveryKey, /^([0-9A-HJKMNP-TV-Z]{5} ){10}[0-9A-HJKMNP-TV-Z]{5}$/);
+  await rust.call({ cmd: "send", conv, text: "zebra-r3 rust after" });
+  await alice.reads(conv, "zebra-r3 rust after");
+
+  // The Rust user signs in on a TypeScript device that no other device verified, and restores.
+  const ts = await tsUser("rusty-ts", (c) => c.login({ login: account.username, password: account.password, device: "ts-restore" }));
+  assert.equal(ts.user, rustUser);
+  assert.deepEqual((await ts.secure.history(conv, { limit: 50 })).messages.filter((m) => m.text !== undefined), []);
+  const restored = await ts.secure.restoreBackup(recoveryKey);
+  assert.deepEqual(restored, { imported: 2, refused: 0, verified: true });
+  assert.equal(ts.secure.machine.hasMasterKey(), true);
+  const { messages } = await ts.secure.history(conv, { limit: 50 });
+  const read = messages.filter((m) => m.body.type === "text");
+  assert.deepEqual(
+    read.map((m) => m.text),
+    ["zebra-r1 rust", "zebra-r2 alice", "zebra-r3 rust after"],
+  );
+  assert.deepEqual(read[0].body.sender, { user: rustUser, device: rustDevice });
+  assert.ok(read.every((m) => m.body.forwarded), "read as from the key backup");
+  // The TypeScript device follows the Rust-made backup: nothing restored goes up again.
+  assert.equal(ts.secure.backupVersion, (await ts.c.getBackup()).version);
+  assert.equal(ts.secure.machine.keysNotBackedUp(), 0);
+
+  // The peer sees the restored device verified by the Rust-made master key, and both read on.
+  await alice.secure.sendEncrypted(conv, "zebra-r4 alice to all");
+  await Promise.all([ts.reads(conv, "zebra-r4 alice to all"), rust.reads(conv, "zebra-r4 alice to all")]);
+  assert.equal(alice.secure.deviceTrust(rustUser, ts.device), "verified");
+  await ts.secure.sendEncrypted(conv, "zebra-r5 from the restored device");
+  await Promise.all([alice.reads(conv, "zebra-r5 from the restored device"), rust.reads(conv, "zebra-r5 from the restored device")]);
+  assert.ok(!rust.messages.some((m) => m.event === "undecryptable"), JSON.stringify(rust.messages));
+  for (const t of [alice, ts]) assert.deepEqual(t.errors, []);
+  assert.equal(await rust.quit(), 0);
+});
+
+test("a key backup made by TypeScript is restored by the Rust client on a new device of the same user", async () => {
+  const owner = await tsUser("owner");
+  const alice = await tsUser("alice");
+  await owner.c.contact(alice.user, "request");
+  await alice.c.contact(owner.user, "request");
+  const conv = (await owner.c.createGroup({ title: "Backed up in TypeScript", members: [alice.user], encrypted: true })).conv;
+  await owner.secure.sendEncrypted(conv, "zebra-t1 owner");
+  await alice.reads(conv, "zebra-t1 owner");
+  await alice.secure.sendEncrypted(conv, "zebra-t2 alice");
+  await owner.reads(conv, "zebra-t2 alice");
+  const recoveryKey = await owner.secure.enableBackup();
+  await owner.secure.sendEncrypted(conv, "zebra-t3 owner after");
+  await alice.reads(conv, "zebra-t3 owner after");
+  await owner.secure.idle();
+  assert.equal((await owner.c.getBackup()).count, 2);
+
+  // The same user signs in on the Rust client, which no device verified, and restores with the TypeScript-made key.
+  const rust = rustPeer();
+  peers.push(rust);
+  const { user, device } = await rust.call({
+    cmd: "login",
+    url: ctx.chatd.wsUrl,
+    login: owner.account.username,
+    password: owner.account.password,
+    device: "rust-restore",
+  });
+  assert.equal(user, owner.user);
+  assert.deepEqual((await rust.call({ cmd: "history", conv })).texts, []);
+  const restored = await rust.call({ cmd: "restore_backup", recovery_key: recoveryKey });
+  assert.deepEqual({ ...restored, reply: undefined }, { imported: 2, refused: 0, verified: true, reply: undefined });
+  assert.deepEqual((await rust.call({ cmd: "history", conv })).texts, ["zebra-t1 owner", "zebra-t2 alice", "zebra-t3 owner after"]);
+  // Verified by the master key that TypeScript made, for the peer.
+  await alice.secure.sendEncrypted(conv, "zebra-t4 alice to all");
+  await Promise.all([rust.reads(conv, "zebra-t4 alice to all"), owner.reads(conv, "zebra-t4 alice to all")]);
+  assert.equal(alice.secure.deviceTrust(owner.user, device), "verified");
+  assert.ok(!rust.messages.some((m) => m.event === "undecryptable"), JSON.stringify(rust.messages));
+  for (const t of [alice, owner]) assert.deepEqual(t.errors, []);
   assert.equal(await rust.quit(), 0);
 });
