@@ -36,6 +36,10 @@ export type E2eErrorCode =
  | "wrong_conversation"
 /** This device does not hold the user's master private key. */
  | "no_master_key"
+/** A typed recovery key is malformed (mistyped, wrong length or character): nothing was tried with it. */
+ | "recovery_key"
+/** The recovery key does not open this key backup. */
+ | "wrong_recovery_key"
 /** The operation is not allowed (the message says why). */
  | "refused"
 /** This environment keeps no end-to-end state (a browser without IndexedDB, e.g. in a private mode). */

@@ -18,6 +18,7 @@
  * @module
  */
 export { Machine, seal } from "./machine.js";
+export { BACKUP_KEYS_PER_PUT, BACKUP_V1, RecoveryKey, backupKeyText, type BackupBatch, type NewBackup, } from "./backup.js";
 export { E2eError, isE2eError, type E2eErrorCode } from "./errors.js";
 export { ONE_TIME_KEY_TARGET, type KeyUpload } from "./account.js";
 export type { DeviceChange, DeviceTrust, MasterKeyUpload, UserKeys } from "./devices.js";
@@ -29,4 +30,4 @@ export { generateStoreKey, MemoryStore, open as unseal, type MachineStore } from
 export { BrowserKeys, DEFAULT_DATABASE } from "./idb-store.js";
 export { FileStore } from "./file-store.js";
 export { MEGOLM_V1, OLM_V1, decodeBase64, encodeBase64, deviceKeysText, deviceSignatureText, masterKeyText, oneTimeKeyText, } from "./texts.js";
-export { SecureChat, type SecureBody, type SecureChatEvents, type SecureChatOptions, type SecureMessage, } from "./secure.js";
+export { SecureChat, type SecureBody, type SecureChatEvents, type SecureChatOptions, type SecureMessage, type Restored, } from "./secure.js";

@@ -18,6 +18,7 @@
  * @module
  */
 export { Machine, seal } from "./machine.js";
+export { BACKUP_KEYS_PER_PUT, BACKUP_V1, RecoveryKey, backupKeyText, } from "./backup.js";
 export { E2eError, isE2eError } from "./errors.js";
 export { ONE_TIME_KEY_TARGET } from "./account.js";
 export { delivered } from "./olm.js";

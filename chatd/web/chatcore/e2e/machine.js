@@ -17,11 +17,21 @@
  * 4. Give each incoming to-device message to {@link Machine.receiveToDevice}.
  * 5. Decrypt with {@link Machine.decrypt}.
  * 6. After every change, persist {@link Machine.toBytes}.
+ * 7. Key backup (docs/E2E.md, "Key backup"): on a device with the master key,
+ *    {@link Machine.createBackup} with a new {@link RecoveryKey}, create it on
+ *    the server, {@link Machine.adoptBackup} the reply and show
+ *    {@link RecoveryKey.toText} once. Every device adopts the server's current
+ *    backup (its signature is checked) and uploads {@link Machine.backupBatch}
+ *    after saving the state, then calls {@link Machine.markBackedUp}. A new
+ *    device restores with {@link RecoveryKey.parse},
+ *    {@link Machine.restoreBackupKeys} per page of keys,
+ *    {@link Machine.unsealMasterKey} and {@link Machine.signOwnDevice}.
  *
  * @module
  */
 import { loadVodozemac } from "../vodozemac.js";
 import * as account from "./account.js";
+import * as backup from "./backup.js";
 import * as devices from "./devices.js";
 import { E2eError } from "./errors.js";
 import * as megolm from "./megolm.js";
@@ -190,6 +200,68 @@ export class Machine {
     /** Forwards the conversation keys held here (of `convs`, or all) to another own device that the master key signed. */
     forwardKeys(device, convs, now) {
         return megolm.forwardKeys(this.alive(), device, convs, now);
+    }
+    // -- key backup --
+    /**
+     * Describes a new backup opened by `recovery`: its public key signed by the user's master key, and the master key
+     * sealed with the recovery key. Create it on the server ({@link ChatClient.createBackup}), then
+     * {@link Machine.adoptBackup} the reply. Needs the master key here (`no_master_key` otherwise).
+     */
+    createBackup(recovery) {
+        return backup.createBackup(this.alive(), recovery);
+    }
+    /**
+     * Follows `info` (the server's current backup): from now on {@link Machine.backupBatch} encrypts keys to it.
+     * Refused (`bad_signature`) unless the user's pinned master key signed it: a server that swapped the key would read
+     * every later key. Adopting another version starts its key list afresh.
+     */
+    adoptBackup(info) {
+        backup.adoptBackup(this.alive(), info);
+    }
+    /** The version of the backup this device adds its keys to, if it follows one. */
+    backupVersion() {
+        return this.alive().backup?.version;
+    }
+    /** Stops adding keys to the backup (it is gone from the server). */
+    forgetBackup() {
+        this.alive().backup = null;
+    }
+    /** How many conversation keys are not yet in the adopted backup (0 without one). */
+    keysNotBackedUp() {
+        return backup.keysNotBackedUp(this.alive());
+    }
+    /**
+     * Up to `limit` conversation keys not yet in the adopted backup, encrypted to it; `null` when there is none (or no
+     * backup). Upload them with {@link ChatClient.putBackupKeys}, then {@link Machine.markBackedUp}.
+     */
+    backupBatch(limit = backup.BACKUP_KEYS_PER_PUT) {
+        return backup.backupBatch(this.alive(), limit);
+    }
+    /** The server took `batch`: its keys count as backed up (unless the backup changed meanwhile). */
+    markBackedUp(batch) {
+        backup.markBackedUp(this.alive(), batch);
+    }
+    /**
+     * Imports keys of `info` (pages of {@link ChatClient.getBackupKeys}) with the recovery key. Throws as a whole when
+     * the recovery key does not open the backup (`wrong_recovery_key`) or the user's master key did not sign it
+     * (`bad_signature`); then one result per key, in order: a key that does not decrypt for its conversation and
+     * session, or whose session is another, is refused alone. Imported keys count as not from their sender (like
+     * forwarded ones); on a `room_key` with `waiting`, decrypt those messages again.
+     */
+    restoreBackupKeys(recovery, info, keys) {
+        return backup.restoreBackupKeys(this.alive(), recovery, info, keys);
+    }
+    /**
+     * Takes the master key sealed in `info` with the recovery key, so that this device can sign itself
+     * ({@link Machine.signOwnDevice}) and the user's later devices. Accepted only when it is the user's pinned master
+     * key (`refused` otherwise).
+     */
+    unsealMasterKey(recovery, info) {
+        return backup.unsealMasterKey(this.alive(), recovery, info);
+    }
+    /** Signs this very device with the master key held here (after {@link Machine.unsealMasterKey}): the signature to upload. */
+    signOwnDevice() {
+        return backup.signOwnDevice(this.alive());
     }
     // -- safety --
     /** The safety number of this user and `other`, from the pinned master keys; fails while either is unknown. */

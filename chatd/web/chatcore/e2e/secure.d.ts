@@ -21,6 +21,15 @@
  * - {@link SecureChat.verifyDevice} signs the user's new device with the
  *   master key, gives it the master key and forwards it the conversation keys
  *   for the history.
+ * - {@link SecureChat.enableBackup} turns the encrypted key backup on
+ *   (docs/E2E.md, "Key backup") and returns the recovery key to show the user
+ *   once. Every device of the user then backs up the conversation keys it
+ *   makes or receives, once they are saved, at most 1,000 per request (a
+ *   device follows the current backup from {@link SecureChat.start} on, after
+ *   checking that the user's master key signed it).
+ *   {@link SecureChat.restoreBackup} brings the history back on a new device
+ *   with the recovery key, even when no other device of the user is online,
+ *   and signs the device with the master key sealed in the backup.
  *
  * Multi-step operations (sending, processing to-device payloads, topping up,
  * verifying) run one at a time, as the Rust client's `op` lock does. The
@@ -38,6 +47,15 @@ import { type E2eErrorCode } from "./errors.js";
 import { Machine } from "./machine.js";
 import { type SessionRef } from "./state.js";
 import type { MachineStore } from "./store.js";
+/** What {@link SecureChat.restoreBackup} did. */
+export interface Restored {
+    /** Conversation keys imported from the backup. */
+    imported: number;
+    /** Keys refused (tampered, moved to another conversation or session, malformed); each is an `error` event. */
+    refused: number;
+    /** Whether the master key sealed in the backup was unsealed and signed this device (it then shows as verified to everyone). */
+    verified: boolean;
+}
 /** How {@link SecureChat} keeps its state. */
 export interface SecureChatOptions {
     /** Where the encrypted state is saved. */
@@ -218,6 +236,38 @@ export declare class SecureChat {
      * event. The device's keys are queried first when they are not tracked yet; an unknown device is an error.
      */
     sendCustom(target: DeviceRef, kind: string, data: Uint8Array): Promise<void>;
+    /**
+     * Turns the encrypted key backup on (docs/E2E.md, "Key backup"): makes a new recovery key, creates the backup on the
+     * server (it replaces any earlier one: the user's other devices follow the new one), uploads every conversation key
+     * this device holds, and resolves with the recovery key's text, to show the user once. From then on every device of
+     * the user backs up the keys it makes or receives. Needs the master key on this device (`no_master_key`).
+     */
+    enableBackup(): Promise<string>;
+    /**
+     * Restores the conversation keys from the backup with the recovery key the user typed (e.g. on a new device when no
+     * other is online): pages through the backup's keys and imports them (the messages that waited for them come as
+     * `decrypted` events; the history reads with {@link SecureChat.history}), then unseals the master key and signs this
+     * device with it (the signature is uploaded), so that it is verified and can verify the next device.
+     *
+     * Errors ({@link E2eError} codes): `recovery_key` for a mistyped key (nothing is sent), `wrong_recovery_key` for
+     * another backup's key, `bad_signature` for a backup the user's master key did not sign, `refused` when the user
+     * has no backup.
+     */
+    restoreBackup(recoveryKey: string): Promise<Restored>;
+    /** The version of the key backup this device adds its keys to; `undefined` when it follows none (none enabled, or its signature did not verify). */
+    get backupVersion(): string | undefined;
+    /** Whether the user has a key backup on the server (to offer {@link SecureChat.restoreBackup} on a new device). */
+    hasBackup(): Promise<boolean>;
+    /** Adopts the user's current backup, if any, after checking its signature (a backup that does not verify is not followed). Under `op`. */
+    private followBackup;
+    /**
+     * Uploads the keys not yet in the adopted backup, at most {@link BACKUP_KEYS_PER_PUT} per request; when the server
+     * no longer has that version (another device made a new backup), follows the new one and uploads everything again.
+     * Under `op`, after the state holding the keys was saved.
+     */
+    private uploadBackup;
+    /** {@link SecureChat.uploadBackup}, a failure an `error` event: the keys stay pending and go with the next upload. */
+    private backUpQuietly;
     /** Resolves once every push received so far was processed and every save written (for tests and orderly shutdown). */
     idle(): Promise<void>;
 }

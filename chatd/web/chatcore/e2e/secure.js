@@ -21,6 +21,15 @@
  * - {@link SecureChat.verifyDevice} signs the user's new device with the
  *   master key, gives it the master key and forwards it the conversation keys
  *   for the history.
+ * - {@link SecureChat.enableBackup} turns the encrypted key backup on
+ *   (docs/E2E.md, "Key backup") and returns the recovery key to show the user
+ *   once. Every device of the user then backs up the conversation keys it
+ *   makes or receives, once they are saved, at most 1,000 per request (a
+ *   device follows the current backup from {@link SecureChat.start} on, after
+ *   checking that the user's master key signed it).
+ *   {@link SecureChat.restoreBackup} brings the history back on a new device
+ *   with the recovery key, even when no other device of the user is online,
+ *   and signs the device with the master key sealed in the backup.
  *
  * Multi-step operations (sending, processing to-device payloads, topping up,
  * verifying) run one at a time, as the Rust client's `op` lock does. The
@@ -31,7 +40,9 @@
  *
  * @module
  */
+import { ChatError } from "../errors.js";
 import { isEmptyUpload } from "./account.js";
+import { BACKUP_KEYS_PER_PUT, RecoveryKey } from "./backup.js";
 import { E2eError, messageOf } from "./errors.js";
 import { Machine, seal } from "./machine.js";
 import { sessionRefKey } from "./state.js";
@@ -48,6 +59,8 @@ const PAYLOADS_PER_FRAME = 1000;
 const MAX_WAITING = 1000;
 /** How often a step that needed claims is tried again. */
 const CLAIM_ROUNDS = 3;
+/** Keys per `get_backup_keys` page (the server's cap). */
+const BACKUP_PAGE = 200;
 /** Messages waiting for their session's key, bounded. */
 class Waiting {
     bySession = new Map();
@@ -199,7 +212,17 @@ export class SecureChat {
         // A start retried after a failed upload replaces the machine of the failed attempt (its state was saved).
         this.machineValue?.free();
         this.machineValue = machine ?? (await Machine.create(session.user, session.device));
-        await this.serial(() => this.publishKeys(session.keys, true));
+        await this.serial(async () => {
+            await this.publishKeys(session.keys, true);
+            // Keys made here go to the user's backup, if there is one.
+            try {
+                await this.followBackup();
+            }
+            catch (e) {
+                this.fail("the key backup is not followed", e);
+            }
+            await this.backUpQuietly();
+        });
         const early = this.early ?? [];
         this.early = null;
         for (const f of early)
@@ -422,7 +445,10 @@ export class SecureChat {
             }
             await this.sendOut(conv, encrypted.toDevice);
             const c = encrypted.content;
-            return this.client.send({ conv }, { kind: "encrypted", algorithm: c.algorithm, device: c.device, session: c.session, ciphertext: encodeBase64(c.ciphertext) }, options);
+            const sent = await this.client.send({ conv }, { kind: "encrypted", algorithm: c.algorithm, device: c.device, session: c.session, ciphertext: encodeBase64(c.ciphertext) }, options);
+            // A new session is in the saved state: back it up.
+            await this.backUpQuietly();
+            return sent;
         });
     }
     /**
@@ -539,6 +565,8 @@ export class SecureChat {
         await saved;
         for (let i = 0; i < acks.length; i += PAYLOADS_PER_FRAME)
             await this.client.ackToDevice(acks.slice(i, i + PAYLOADS_PER_FRAME));
+        // The keys received are saved: back them up.
+        await this.backUpQuietly();
     }
     // -- devices and trust --
     /**
@@ -585,6 +613,156 @@ export class SecureChat {
             const out = await this.withClaims(undefined, (m, now) => m.encryptToDevice(target, kind, data, now));
             await this.sendOut(undefined, [out]);
         });
+    }
+    // -- key backup --
+    /**
+     * Turns the encrypted key backup on (docs/E2E.md, "Key backup"): makes a new recovery key, creates the backup on the
+     * server (it replaces any earlier one: the user's other devices follow the new one), uploads every conversation key
+     * this device holds, and resolves with the recovery key's text, to show the user once. From then on every device of
+     * the user backs up the keys it makes or receives. Needs the master key on this device (`no_master_key`).
+     */
+    enableBackup() {
+        return this.serial(async () => {
+            const recovery = RecoveryKey.generate();
+            const m = this.machine;
+            if (!m.hasMasterKey()) {
+                throw new E2eError("no_master_key", "this device does not hold the master signing key: a backup is made on a device that holds it");
+            }
+            const created = await m.createBackup(recovery);
+            const info = await this.client.createBackup(created.algorithm, created.authData);
+            m.adoptBackup(info);
+            await this.persist();
+            await this.uploadBackup();
+            return recovery.toText();
+        });
+    }
+    /**
+     * Restores the conversation keys from the backup with the recovery key the user typed (e.g. on a new device when no
+     * other is online): pages through the backup's keys and imports them (the messages that waited for them come as
+     * `decrypted` events; the history reads with {@link SecureChat.history}), then unseals the master key and signs this
+     * device with it (the signature is uploaded), so that it is verified and can verify the next device.
+     *
+     * Errors ({@link E2eError} codes): `recovery_key` for a mistyped key (nothing is sent), `wrong_recovery_key` for
+     * another backup's key, `bad_signature` for a backup the user's master key did not sign, `refused` when the user
+     * has no backup.
+     */
+    restoreBackup(recoveryKey) {
+        let recovery;
+        try {
+            recovery = RecoveryKey.parse(recoveryKey);
+        }
+        catch (e) {
+            return Promise.reject(e);
+        }
+        return this.serial(async () => {
+            await this.refreshKeys([this.user], undefined);
+            const info = await this.client.getBackup();
+            if (!info)
+                throw new E2eError("refused", "refused: the user has no key backup to restore");
+            const m = this.machine;
+            // Checked before anything is imported: the signature, then whether the recovery key opens it.
+            await m.restoreBackupKeys(recovery, info, []);
+            m.adoptBackup(info);
+            const restored = { imported: 0, refused: 0, verified: false };
+            let after;
+            for (;;) {
+                const { keys, more } = await this.client.getBackupKeys(info.version, after, BACKUP_PAGE);
+                const results = await m.restoreBackupKeys(recovery, info, keys);
+                await this.persist();
+                results.forEach((r, i) => {
+                    if ("ok" in r) {
+                        restored.imported++;
+                    }
+                    else {
+                        restored.refused++;
+                        const k = keys[i];
+                        this.fail(`a backed-up key of session ${k.session} in ${k.conv} was refused`, r.error);
+                    }
+                });
+                this.absorb(results.filter((r) => "ok" in r));
+                const last = keys[keys.length - 1];
+                if (!more || !last)
+                    break;
+                after = { conv: last.conv, session: last.session };
+            }
+            let signature;
+            try {
+                await m.unsealMasterKey(recovery, info);
+                signature = m.signOwnDevice();
+            }
+            catch (e) {
+                // The user made a new master key since the backup: the keys are restored, the device stays unverified.
+                this.fail("the backup's master key was not taken", e);
+            }
+            await this.persist();
+            if (signature !== undefined) {
+                await this.client.uploadKeys({ signatures: [{ device: this.device, signature }] });
+                restored.verified = true;
+            }
+            await this.backUpQuietly();
+            return restored;
+        });
+    }
+    /** The version of the key backup this device adds its keys to; `undefined` when it follows none (none enabled, or its signature did not verify). */
+    get backupVersion() {
+        return this.machine.backupVersion();
+    }
+    /** Whether the user has a key backup on the server (to offer {@link SecureChat.restoreBackup} on a new device). */
+    async hasBackup() {
+        return (await this.client.getBackup()) !== null;
+    }
+    /** Adopts the user's current backup, if any, after checking its signature (a backup that does not verify is not followed). Under `op`. */
+    async followBackup() {
+        const current = await this.client.getBackup();
+        const m = this.machine;
+        try {
+            if (current)
+                m.adoptBackup(current);
+            else
+                m.forgetBackup();
+        }
+        catch (e) {
+            m.forgetBackup();
+            throw e;
+        }
+        finally {
+            this.persistLater();
+        }
+    }
+    /**
+     * Uploads the keys not yet in the adopted backup, at most {@link BACKUP_KEYS_PER_PUT} per request; when the server
+     * no longer has that version (another device made a new backup), follows the new one and uploads everything again.
+     * Under `op`, after the state holding the keys was saved.
+     */
+    async uploadBackup() {
+        let followed = false;
+        for (;;) {
+            const batch = await this.machine.backupBatch(BACKUP_KEYS_PER_PUT);
+            if (!batch)
+                return;
+            try {
+                await this.client.putBackupKeys(batch.version, batch.keys);
+            }
+            catch (e) {
+                if (e instanceof ChatError && e.code === "not_found" && !followed) {
+                    followed = true;
+                    await this.followBackup();
+                    continue;
+                }
+                throw e;
+            }
+            this.machine.markBackedUp(batch);
+            this.persistLater();
+        }
+    }
+    /** {@link SecureChat.uploadBackup}, a failure an `error` event: the keys stay pending and go with the next upload. */
+    async backUpQuietly() {
+        try {
+            await this.uploadBackup();
+        }
+        catch (e) {
+            this.fail("conversation keys not backed up yet", e);
+        }
     }
     /** Resolves once every push received so far was processed and every save written (for tests and orderly shutdown). */
     async idle() {

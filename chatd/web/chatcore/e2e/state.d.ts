@@ -57,6 +57,15 @@ export interface Inbound {
     /** The message id each index arrived with, to refuse replays. */
     seen: Map<number, string>;
 }
+/** The key backup this device adds its keys to (backup.ts). */
+export interface BackupState {
+    /** The server's version of the backup. */
+    version: string;
+    /** Its Curve25519 public key (unpadded base64), checked against the master key's signature when adopted. */
+    publicKey: string;
+    /** Sessions (by {@link inboundKey}) in this version, with the first index backed up. */
+    backedUp: Map<string, number>;
+}
 /** The whole state of one device. */
 export declare class MachineState {
     readonly vz: Vodozemac;
@@ -79,6 +88,8 @@ export declare class MachineState {
     inbound: Map<string, Inbound>;
     /** Awaited sessions by {@link sessionRefKey}. */
     waiting: Map<string, SessionRef>;
+    /** The adopted key backup, if any. */
+    backup: BackupState | null;
     constructor(vz: Vodozemac, user: string, device: string, account: Account, identityPublished: boolean);
     me(): DeviceRef;
     tracked(user: string, device: string): TrackedDevice | undefined;

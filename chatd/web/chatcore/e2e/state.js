@@ -28,6 +28,8 @@ export class MachineState {
     inbound = new Map();
     /** Awaited sessions by {@link sessionRefKey}. */
     waiting = new Map();
+    /** The adopted key backup, if any. */
+    backup = null;
     constructor(vz, user, device, account, identityPublished) {
         this.vz = vz;
         this.user = user;

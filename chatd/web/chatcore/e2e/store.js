@@ -82,6 +82,8 @@ export function snapshot(s) {
             seen: [...i.seen],
         })),
         waiting: [...s.waiting.values()],
+        // Missing in states saved before key backups existed, which read as no backup.
+        backup: s.backup ? { version: s.backup.version, public_key: s.backup.publicKey, backed_up: [...s.backup.backedUp] } : null,
     });
 }
 /** Encrypts a snapshot under the layout of the module documentation. */
@@ -243,6 +245,16 @@ export function restore(vz, data) {
         for (const w of a_(root["waiting"], "waiting")) {
             const r = ref(w);
             s.waiting.set(JSON.stringify([r.conv, r.user, r.device, r.session]), r);
+        }
+        const backup = root["backup"];
+        if (backup !== undefined && backup !== null) {
+            const b = m_(backup, "backup");
+            const backedUp = new Map();
+            for (const e of a_(b["backed_up"], "backed_up")) {
+                const [key, i] = a_(e, "a backed-up session");
+                backedUp.set(s_(key, "session"), n_(i, "index"));
+            }
+            s.backup = { version: s_(b["version"], "backup version"), publicKey: s_(b["public_key"], "backup public key"), backedUp };
         }
     }
     catch (e) {
