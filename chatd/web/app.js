@@ -31,7 +31,8 @@
 //   requests.js    message requests and group invitations: the Requests view, accepting, deleting, blocking
 //   e2e.js         end-to-end encryption: the keys this browser keeps, reading and sending encrypted messages,
 //                  safety numbers, verified contacts, warnings when a member's keys change
-//   trust.js       the contact card's safety number and devices; one's own devices (rename, sign out)
+//   trust.js       the contact card's safety number and devices; one's own devices (rename, verify, sign out)
+//   backup.js      the encrypted key backup: turning it on, restoring with the recovery key
 
 import { wireSettings } from "./ui/settings.js";
 import { ChatError } from "./chatcore/web.js";
@@ -52,6 +53,7 @@ import { wireMute } from "./ui/mute.js";
 import { wireContacts } from "./ui/contacts.js";
 import { wireRequests } from "./ui/requests.js";
 import { wireTrust } from "./ui/trust.js";
+import { wireBackup } from "./ui/backup.js";
 
 function boot() {
   wireAuth();
@@ -66,6 +68,7 @@ function boot() {
   wireContacts();
   wireRequests();
   wireTrust();
+  wireBackup();
   $("me-button").addEventListener("click", () => {
     if (state.me) void openCard(state.me.user);
   });

@@ -154,6 +154,12 @@ export function onMessage(/** @type {import("./store.js").Message} */ m) {
   if (!me || !client) return;
   const c = conv(m.conv);
   if (!addMessage(c, m, true)) return;
+  // An alert that came before its message (an encrypted one is read first) is shown now, with the text.
+  const alerted = awaitingAlert.get(`${m.conv} ${m.seq}`);
+  if (alerted) {
+    awaitingAlert.delete(`${m.conv} ${m.seq}`);
+    alerted();
+  }
   if (!c.known) void refreshConversation(c.id);
   if (isNotice(m.content)) applyNotice(c, m);
   else needUsers([m.from]);
@@ -185,6 +191,9 @@ function atBottom() {
   return box.scrollHeight - box.scrollTop - box.clientHeight < 80;
 }
 
+/** Alerts waiting for their message, by `conv seq`: the server's alert may come first. @type {Map<string, () => void>} */
+const awaitingAlert = new Map();
+
 /** A message from someone else arrived in a conversation this device is not focused on: one more unread. */
 export function onAlert(/** @type {{ conv: string, seq: number, from: string }} */ a) {
   const me = state.me;
@@ -200,6 +209,13 @@ export function onAlert(/** @type {{ conv: string, seq: number, from: string }} 
   if (isMuted(c)) return;
   const notify = () => {
     const m = c.messages.get(a.seq);
+    // Not here yet, or not read yet (an encrypted message is decrypted first): announced when it comes.
+    if (!m || (m.content.kind === "encrypted" && !state.reads.has(m.id))) {
+      awaitingAlert.set(`${a.conv} ${a.seq}`, notify);
+      // Bounded: an alert whose message never comes is forgotten after a hundred others.
+      if (awaitingAlert.size > 100) awaitingAlert.delete(awaitingAlert.keys().next().value ?? "");
+      return;
+    }
     const text = m ? readable(m).text || "New message" : "New message";
     if (c.kind === "group") announce(convName(c), `${userName(a.from)}: ${text}`, () => void openChat(c.id), c.id);
     else announce(userName(a.from), c.request ? `Message request: ${text}` : text, () => void openChat(c.id), c.id);
@@ -330,6 +346,7 @@ export function closeChat() {
 
 /** No conversation open (a new user on this page). */
 export function resetChat() {
+  awaitingAlert.clear();
   state.open = null;
   $("panes").classList.remove("show-chat");
   invalidate("chat");
@@ -605,8 +622,11 @@ function renderMessages() {
   const sameRun = (/** @type {import("./store.js").Message | undefined} */ a, /** @type {import("./store.js").Message} */ b) =>
     !!a &&
     a.from === b.from &&
-    a.content.kind === "text" &&
-    b.content.kind === "text" &&
+    // Texts, plain or decrypted: a notice or a message that cannot be read stands alone.
+    (a.content.kind === "text" || a.content.kind === "encrypted") &&
+    (b.content.kind === "text" || b.content.kind === "encrypted") &&
+    !readable(a).note &&
+    !readable(b).note &&
     Math.floor(a.ts / 60_000) === Math.floor(b.ts / 60_000) &&
     c.divider?.seq !== Math.max(a.seq, b.seq);
   const group = c.kind === "group";

@@ -62,6 +62,33 @@ function slot(/** @type {Promise<Keeping>} */ keeping, /** @type {string} */ id)
   return store;
 }
 
+/** The slot of a device's state: `user/device/<id>`, apart from the user's other slots (drafts, verified). */
+function deviceSlot(/** @type {string} */ user, /** @type {string} */ device) {
+  return `${user}/device/${device}`;
+}
+
+/**
+ * The keys of this user's earlier devices that this browser kept (signed out with "keep keys"): taken over by the
+ * new device, so that it reads what they could, then their states are deleted (those devices are signed out).
+ */
+async function adoptKept(/** @type {import("../chatcore/e2e/index.js").SecureChat} */ secure, /** @type {Promise<Keeping>} */ keeping) {
+  const { keys, key } = await keeping;
+  if (!keys) return;
+  const prefix = `${secure.user}/device/`;
+  const mine = deviceSlot(secure.user, secure.device);
+  for (const id of await keys.ids()) {
+    if (!id.startsWith(prefix) || id === mine) continue;
+    try {
+      const saved = await keys.store(id).load();
+      if (saved) await secure.adoptKeysOf(saved, key);
+      await keys.forget(id);
+    } catch (e) {
+      console.warn("chatcore e2e: the keys of an earlier sign-in were not taken over:", e);
+    }
+  }
+  rereadAll();
+}
+
 /**
  * Starts end-to-end encryption for the signed-in session: the SecureChat listens at once (no push is missed), then
  * opens this device's saved state or makes it, and publishes its keys. `deliver` takes each encrypted message once
@@ -75,11 +102,11 @@ export function startE2e(
   stopE2e();
   const keeping = keepingOf(session.user);
   const secure = new SecureChat(client, {
-    store: slot(keeping, `${session.user}/${session.device}`),
+    store: slot(keeping, deviceSlot(session.user, session.device)),
     key: keeping.then((k) => k.key),
   });
   state.secure = secure;
-  state.e2e = { status: "starting", memoryOnly: false, error: "" };
+  setE2e({ status: "starting", memoryOnly: false, error: "", since: 0 });
   secure.on("message", ({ message, body }) => {
     if (message.content.kind !== "encrypted" || state.secure !== secure) return;
     state.reads.set(message.id, body);
@@ -105,22 +132,54 @@ export function startE2e(
     try {
       await secure.start();
       if (state.secure !== secure) return;
-      state.e2e = { status: "ready", memoryOnly: !k?.keys, error: "" };
+      setE2e({ status: "ready", memoryOnly: !k?.keys, error: "", since: 0 });
+      // When this device signed in: what is older, and waits for a key, was sent before it joined.
+      client.devices().then(
+        (ds) => {
+          const d = ds.find((x) => x.current);
+          if (d && state.secure === secure) state.e2e.since = d.created_at;
+          invalidate("messages");
+        },
+        () => {},
+      );
       // Messages this page got while the keys were opening (history loaded meanwhile): read now.
-      for (const c of state.convs.values()) {
-        for (const m of c.messages.values()) {
-          if (m.content.kind === "encrypted" && !state.reads.has(m.id)) state.reads.set(m.id, secure.decryptMessage(m).body);
-        }
-      }
-      invalidate("directory");
+      rereadAll(false);
+      void adoptKept(secure, keeping);
     } catch (e) {
       if (state.secure !== secure) return;
-      state.e2e = { status: "failed", memoryOnly: !k?.keys, error: failure(e) };
+      setE2e({ status: "failed", memoryOnly: !k?.keys, error: failure(e), since: 0 });
       console.warn("chatcore e2e: not started:", e);
     }
     invalidate("messages", "header", "chat");
     for (const f of whenReady.splice(0)) f();
   })();
+}
+
+/**
+ * Reads again the encrypted messages this page holds: those not read yet, and with `all` those unreadable before
+ * (after keys came from the backup or another device: a key restored may reach further back than the one held).
+ */
+export function rereadAll(all = true) {
+  const secure = state.secure;
+  if (!secure || state.e2e.status !== "ready") return;
+  for (const c of state.convs.values()) {
+    for (const m of c.messages.values()) {
+      if (m.content.kind !== "encrypted") continue;
+      const read = state.reads.get(m.id);
+      if (read && (!all || read.type === "text")) continue;
+      state.reads.set(m.id, secure.decryptMessage(m).body);
+    }
+  }
+  invalidate("messages", "directory");
+}
+
+/**
+ * Sets where encryption stands; the page's `data-e2e` attribute says it too (`starting`, `ready`, `failed`, `off`),
+ * for styles and for tests that must not type before the keys are published.
+ */
+function setE2e(/** @type {import("./store.js").E2e} */ value) {
+  state.e2e = value;
+  document.body.dataset.e2e = value.status;
 }
 
 /** Called once the encryption is ready (or failed): the outbox goes out then. */
@@ -146,24 +205,39 @@ export async function stopE2e(forget = false) {
   const secure = state.secure;
   state.secure = null;
   state.reads.clear();
-  state.e2e = { status: "off", memoryOnly: false, error: "" };
+  setE2e({ status: "off", memoryOnly: false, error: "", since: 0 });
   verified.clear();
   if (!secure) return;
   let id = "";
+  let user = "";
   try {
-    id = `${secure.user}/${secure.device}`;
+    id = secure.device;
+    user = secure.user;
     await secure.idle();
   } catch {
     // Never started: nothing of it was saved.
   }
   secure.close();
   if (forget && id) {
+    // Everything of the user in this browser: the device's state, verified marks, drafts, and the sealing key (the
+    // outbox entries sealed with it can no longer be read, and are dropped at the next sign-in).
     const keys = await browserKeys();
-    await keys?.forget(id).catch(() => {});
+    for (const slotId of [deviceSlot(user, id), `${user}/verified`, `${user}/drafts`, user]) {
+      await keys?.forget(slotId).catch(() => {});
+    }
+    if (current?.user === user) current = null;
   }
 }
 
 // -- reading
+
+/** Why a message whose key this device lacks may never be read here: sent before the user joined, or before this device. */
+function before(/** @type {Message} */ m) {
+  const joined = state.convs.get(m.conv)?.members?.find((x) => x.user === state.me?.user)?.joined_at ?? 0;
+  if (m.ts < joined) return "🔒 You can't read this message: it was sent before you joined.";
+  if (m.ts < state.e2e.since) return "🔒 You can't read this message: it was sent before this device joined.";
+  return null;
+}
 
 /** Why this message has no text here, when it is encrypted and not readable (yet). */
 function unreadable(/** @type {Message} */ m) {
@@ -172,7 +246,7 @@ function unreadable(/** @type {Message} */ m) {
     if (state.e2e.status === "failed") return "🔒 This browser cannot read encrypted messages now";
     return "🔒 Decrypting…";
   }
-  if (body.type === "waiting") return "🔒 Waiting for this message's key. It will show when the sender's device sends it.";
+  if (body.type === "waiting") return before(m) ?? "🔒 Waiting for this message's key. It will show when the sender's device sends it.";
   if (body.type === "undecryptable") {
     if (body.code === "before_key") return "🔒 You can't read this message: it was sent before this device joined.";
     return "⚠️ This message could not be decrypted: it may have been altered.";
@@ -195,14 +269,19 @@ export function readable(/** @type {Message} */ m) {
 
 /** What the message's read state is, for a render cache key: a row is rebuilt when it changes. */
 export function readKey(/** @type {Message} */ m) {
-  return m.content.kind === "encrypted" ? (state.reads.get(m.id)?.type ?? state.e2e.status) : "";
+  if (m.content.kind !== "encrypted") return "";
+  const read = state.reads.get(m.id)?.type ?? state.e2e.status;
+  return read === "waiting" && before(m) ? "before" : read;
 }
 
 /** A page of `c`'s history, each encrypted message read as far as this device can. */
 export async function historyPage(/** @type {Conv} */ c, /** @type {{ before?: number, limit?: number }} */ page) {
-  const secure = state.secure;
   const client = state.client;
   if (!client) throw new Error("signed out");
+  // Right after a sign-in or reload the keys are still opening: the page waits for them (a moment) rather than
+  // showing every message as locked first.
+  if (state.e2e.status === "starting") await new Promise((resolve) => afterE2eStart(() => resolve(undefined)));
+  const secure = state.secure;
   if (!secure || state.e2e.status !== "ready") return client.history(c.id, page);
   const { messages, more } = await secure.history(c.id, page);
   for (const r of messages) if (r.message.content.kind === "encrypted") state.reads.set(r.message.id, r.body);
@@ -332,6 +411,8 @@ function warningText(/** @type {DeviceChange} */ ch) {
 }
 
 async function onDeviceChanges(/** @type {DeviceChange[]} */ changes) {
+  // This device may be verified now (the banner), another listed as signed (the card).
+  invalidate("connection", "card");
   let changed = false;
   for (const ch of changes) {
     const text = warningText(ch);

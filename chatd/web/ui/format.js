@@ -119,6 +119,8 @@ function duration(/** @type {number} */ ms) {
 
 /** One line for any error that is not tied to a field. */
 export function describe(/** @type {unknown} */ err) {
+  // End-to-end failures (a mistyped recovery key, keys that do not verify) say what happened in their message.
+  if (err instanceof Error && err.name === "E2eError") return err.message;
   if (!(err instanceof ChatError)) return "Something went wrong. Please try again.";
   switch (err.code) {
     case "rate_limited":

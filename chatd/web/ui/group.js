@@ -213,10 +213,16 @@ function renderGroup() {
   $("group-about").textContent = c.description;
   // Admins change it in the form; everyone else reads it.
   const note = $("group-history-note");
-  note.textContent = c.historyVisible
-    ? "New members can read the messages from before they joined."
-    : "New members read only what is sent after they join.";
-  show(note, !admin && !c.left);
+  // Encrypted: the keys of earlier messages are not shared with new members, so there is nothing to choose.
+  note.textContent = c.encrypted
+    ? "End-to-end encrypted: new members read only what is sent after they join."
+    : c.historyVisible
+      ? "New members can read the messages from before they joined."
+      : "New members read only what is sent after they join.";
+  show(note, (!admin || c.encrypted) && !c.left);
+  const historyChoice = field("group-history").closest("label");
+  if (historyChoice) show(/** @type {HTMLElement} */ (historyChoice), !c.encrypted);
+  show($("group-history-hint"), !c.encrypted);
   show(form("group-form"), admin);
   show($("group-invite-section"), admin);
   show($("group-add"), admin);

@@ -16,6 +16,7 @@ import { clearToasts } from "./notify.js";
 import { loadContacts, onContact, onPrivacy, resetContacts } from "./contacts.js";
 import { resetTokenFromHash } from "./auth.js";
 import { startE2e, stopE2e } from "./e2e.js";
+import { checkBackup } from "./backup.js";
 import { loadRequests, onAnswered, onInvited, resetRequests } from "./requests.js";
 
 export const TOKEN_KEY = "chatcore.token";
@@ -75,6 +76,7 @@ function onSession(/** @type {import("./store.js").Session} */ session, /** @typ
     state.convs.clear();
     state.open = null;
     if (state.client) startE2e(state.client, session, onMessage);
+    checkBackup();
     void restoreDrafts();
   }
   enterApp(first);
@@ -111,9 +113,10 @@ let forgetKeys = false;
 
 function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ reason) {
   localStorage.removeItem(TOKEN_KEY);
-  if (state.me) void forgetDrafts(state.me.user);
-  void stopE2e(forgetKeys);
+  // Drafts first: forgetting the keys deletes the slot the drafts are kept in, and a late write would make it again.
+  const forget = forgetKeys;
   forgetKeys = false;
+  void (state.me ? forgetDrafts(state.me.user) : Promise.resolve()).finally(() => stopE2e(forget));
   if (location.hash.startsWith("#chat=")) history.replaceState(null, "", location.pathname + location.search);
   state.me = null;
   state.users.clear();

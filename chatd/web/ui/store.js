@@ -88,13 +88,14 @@
 /**
  * End-to-end encryption in this page: `starting` (opening the keys), `ready`, or `failed` (`error` says why; encrypted
  * conversations are then read-only here and nothing is sent, never in clear). `memoryOnly`: this browser keeps no
- * keys (no IndexedDB, e.g. a private mode), so they last as long as the page.
- * @typedef {{ status: "off" | "starting" | "ready" | "failed", memoryOnly: boolean, error: string }} E2e
+ * keys (no IndexedDB, e.g. a private mode), so they last as long as the page. `since`: when this device signed in
+ * (0 until known): what was sent before it can be read only with keys from another device or the backup.
+ * @typedef {{ status: "off" | "starting" | "ready" | "failed", memoryOnly: boolean, error: string, since: number }} E2e
  */
 
 /**
  * The parts of the page that render from state.
- * @typedef {"screen" | "me" | "directory" | "chat" | "header" | "messages" | "history" | "connection" | "title" | "card" | "group" | "contacts" | "privacy" | "requests"} Part
+ * @typedef {"screen" | "me" | "directory" | "chat" | "header" | "messages" | "history" | "connection" | "title" | "card" | "group" | "contacts" | "privacy" | "requests" | "backup"} Part
  */
 
 export const state = {
@@ -139,7 +140,7 @@ export const state = {
   /** The encrypted side of the client, once signed in. @type {SecureChat | null} */
   secure: null,
   /** @type {E2e} */
-  e2e: { status: "off", memoryOnly: false, error: "" },
+  e2e: { status: "off", memoryOnly: false, error: "", since: 0 },
   /** What this device reads of each encrypted message it has, by message id. @type {Map<string, SecureBody>} */
   reads: new Map(),
 };
@@ -347,6 +348,8 @@ let scheduled = false;
 
 /** Registers how `part` is drawn from state. */
 export function onRender(/** @type {Part} */ part, /** @type {() => void} */ fn) {
+  // A part left out of ORDER would never be drawn: said at once, not found later as a screen that stays blank.
+  if (!ORDER.includes(part)) throw new Error(`store.js: the part "${part}" is not in ORDER`);
   const list = renderers.get(part) ?? [];
   list.push(fn);
   renderers.set(part, list);
@@ -388,4 +391,4 @@ export function flush() {
 }
 
 /** Screens before what they contain. @type {Part[]} */
-const ORDER = ["screen", "connection", "me", "directory", "requests", "chat", "header", "messages", "history", "card", "group", "contacts", "privacy", "title"];
+const ORDER = ["screen", "connection", "me", "directory", "requests", "chat", "header", "messages", "history", "card", "group", "contacts", "privacy", "backup", "title"];

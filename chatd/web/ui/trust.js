@@ -68,6 +68,8 @@ function renderTrust() {
 
 /** @type {import("../chatcore/web.js").DeviceInfo[]} */
 let own = [];
+/** The trust of each of one's other devices, as this device knows it. @type {Map<string, string>} */
+let ownTrust = new Map();
 
 async function loadOwnDevices() {
   const client = state.client;
@@ -75,6 +77,8 @@ async function loadOwnDevices() {
   show($("own-devices-error"), false);
   try {
     own = await client.devices();
+    const me = state.me?.user;
+    ownTrust = new Map(me ? (await devicesOf(me)).map((d) => [d.device, d.trust]) : []);
   } catch (err) {
     $("own-devices-error").textContent = describe(err);
     show($("own-devices-error"), true);
@@ -91,6 +95,10 @@ function renderOwnDevices() {
         h("span", { class: "device-name" }, d.name || "Unnamed device"),
         h("span", { class: "hint" }, d.current ? "This device" : `Active ${dayLabel(d.last_active)} ${timeFmt.format(d.last_active)}`),
         h("button", { type: "button", class: "ghost small", onclick: () => void renameDevice(d) }, "Rename"),
+        // A new device of one's own reads the history once this one (holding the master key) vouches for it.
+        !d.current && d.keys && canVerify() && ownTrust.get(d.device) !== "verified"
+          ? h("button", { type: "button", class: "ghost small", dataset: { verify: d.device }, onclick: () => void verifyOwn(d) }, "Verify")
+          : null,
         d.current ? null : h("button", { type: "button", class: "ghost small danger", onclick: () => void revokeDevice(d) }, "Sign out"),
       ),
     ),
@@ -106,6 +114,22 @@ async function ownAction(/** @type {() => Promise<void>} */ f) {
     show($("own-devices-error"), true);
   }
   await loadOwnDevices();
+}
+
+/** Whether this device holds the master key, so it can verify one's other devices. */
+function canVerify() {
+  try {
+    return state.e2e.status === "ready" && !!state.secure?.machine.hasMasterKey();
+  } catch {
+    return false;
+  }
+}
+
+async function verifyOwn(/** @type {import("../chatcore/web.js").DeviceInfo} */ d) {
+  const secure = state.secure;
+  const name = d.name || "Unnamed device";
+  if (!secure || !confirm(`Is "${name}" your device, signed in by you? Verified, it reads your earlier messages.`)) return;
+  await ownAction(() => secure.verifyDevice(d.device));
 }
 
 async function renameDevice(/** @type {import("../chatcore/web.js").DeviceInfo} */ d) {

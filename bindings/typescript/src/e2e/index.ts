@@ -31,7 +31,14 @@ export { E2eError, isE2eError, type E2eErrorCode } from "./errors.js";
 export { ONE_TIME_KEY_TARGET, type KeyUpload } from "./account.js";
 export type { DeviceChange, DeviceTrust, MasterKeyUpload, UserKeys } from "./devices.js";
 export { delivered, type Outcome, type Received, type ToDeviceOut } from "./olm.js";
-export { MAX_SESSION_AGE, MAX_SESSION_MESSAGES, type Decrypted, type Encrypted, type EncryptedContent } from "./megolm.js";
+export {
+  MAX_SESSION_AGE,
+  MAX_SESSION_MESSAGES,
+  type Decrypted,
+  type Encrypted,
+  type EncryptedContent,
+  type ExportedRoomKey,
+} from "./megolm.js";
 export type { SessionRef, ToDeviceIn } from "./state.js";
 export { safetyNumber } from "./safety.js";
 export { generateStoreKey, MemoryStore, open as unseal, type MachineStore } from "./store.js";

@@ -298,3 +298,32 @@ export function forwardKeys(s: MachineState, device: string, convs: string[] | u
   }
   return { type: "ready", value: out };
 }
+
+/** A conversation key as {@link exportKeys} gives it: the session from its first known index, and whose it is. */
+export interface ExportedRoomKey {
+  conv: string;
+  session: string;
+  /** vodozemac's export of the inbound session at its first known index. */
+  key: string;
+  sender: DeviceRef;
+  senderKey: string;
+}
+
+export function exportKeys(s: MachineState): ExportedRoomKey[] {
+  const out: ExportedRoomKey[] = [];
+  for (const [k, i] of s.inbound) {
+    const [user, device, session] = JSON.parse(k) as [string, string, string];
+    out.push({ conv: i.conv, session, key: i.session.exportAtFirstKnownIndex(), sender: { user, device }, senderKey: i.source.senderKey });
+  }
+  return out;
+}
+
+export function importKeys(s: MachineState, keys: ExportedRoomKey[]): ({ ok: Received } | { error: E2eError })[] {
+  return keys.map((k) => {
+    try {
+      return { ok: addInbound(s, k.conv, k.session, { sender: k.sender, senderKey: k.senderKey, forwarded: true }, { exported: k.key }) };
+    } catch (e) {
+      return { error: e instanceof E2eError ? e : new E2eError("malformed", messageOf(e)) };
+    }
+  });
+}

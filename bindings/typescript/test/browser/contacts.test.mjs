@@ -52,6 +52,8 @@ async function signUp(name) {
   for (const f of ["username", "display_name", "email", "phone", "password"]) await page.fill(`#signup-${f}`, account[f]);
   await page.click("#signup-form button[type=submit]");
   await page.locator("#app").waitFor({ state: "visible" });
+  // Keys published: whatever is sent to this user from now on is encrypted for this device too.
+  await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
   users[name] = { account, context, page };
   return users[name];
 }

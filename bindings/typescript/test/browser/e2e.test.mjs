@@ -2,8 +2,11 @@
 // Chromium of their own (a profile on disk), against a real chatd on SQLite.
 // Alice writes to Bob: the chat is encrypted without anyone asking (the lock),
 // both read each other, both see the same safety number and Alice marks Bob
-// verified; after a reload Alice still reads the history and her draft. Then
-// the scans: none of the texts typed is in the server's database nor anywhere
+// verified; after a reload Alice still reads the history and her draft. A
+// second device of Alice's reads the history once her first one verifies it;
+// she turns the key backup on, signs out everywhere, and a fresh browser reads
+// the whole history again with the recovery key. A ciphertext altered on its
+// way shows as such. Then the scans: none of the texts typed is in the server's database nor anywhere
 // in either browser's profile (IndexedDB, Local Storage, caches), while a
 // control string put there in clear is found, so the scans do read those files.
 import { test, before, after } from "node:test";
@@ -55,6 +58,29 @@ async function signUp(name) {
   for (const f of ["username", "display_name", "email", "phone", "password"]) await page.fill(`#signup-${f}`, account[f]);
   await page.click("#signup-form button[type=submit]");
   await page.locator("#app").waitFor({ state: "visible" });
+  // Keys published: whatever is sent to this user from now on is encrypted for this device too.
+  await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  users[name] = { account, context, page, profile };
+  return users[name];
+}
+
+/** `name`, another browser (a profile of its own) of the user `of`: signs in there. */
+async function signIn(name, of) {
+  const account = users[of].account;
+  const profile = join(root, `profile-${name}`);
+  const context = await launchWithProfile(profile, { viewport: DESKTOP, locale: "en-GB", timezoneId: "UTC" });
+  await serveMissingFromDisk(context, chatd.httpUrl);
+  const page = context.pages()[0] ?? (await context.newPage());
+  watchConsole(page, name, problems);
+  page.setDefaultTimeout(20_000);
+  page.on("dialog", (d) => void d.accept());
+  await page.goto(chatd.httpUrl + "/");
+  await page.fill("#signin-login", account.username);
+  await page.fill("#signin-password", account.password);
+  await page.click("#signin-form button[type=submit]");
+  await page.locator("#app").waitFor({ state: "visible" });
+  // Keys published: whatever is sent to this user from now on is encrypted for this device too.
+  await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
   users[name] = { account, context, page, profile };
   return users[name];
 }
@@ -138,6 +164,118 @@ test("two people chat encrypted by default: the lock, matching safety numbers, a
   assert.deepEqual(problems, []);
 });
 
+/** The chat with `username` opened from the list (the conversation exists: it is among the user's chats). */
+async function openChatWith(page, username) {
+  await page.locator(`#directory button.person[data-username="${username}"]`).click();
+  await page.locator(`#directory button.person.active[data-username="${username}"]`).waitFor();
+}
+
+const notes = (page) => page.locator("#message-list .msg-note");
+
+test("a second device, verified from the first, reads the earlier history through forwarded keys", async () => {
+  const [first, reply] = secrets;
+  const bob = users.bob.account.username;
+  const phone = (await signIn("alice-phone", "alice")).page;
+  await openChatWith(phone, bob);
+  // Signed in after those messages: their keys are not here yet, and the page says so rather than showing noise.
+  await notes(phone).first().waitFor();
+  assert.equal(await bubble(phone, first).count(), 0);
+
+  // On the first device, Alice's own card lists the new device with a Verify button.
+  const a = users.alice.page;
+  a.on("dialog", (d) => void d.accept());
+  await a.click("#me-button");
+  await a.locator("#own-devices button[data-verify]").click();
+  await a.locator("#own-devices button[data-verify]").waitFor({ state: "detached" });
+  await a.keyboard.press("Escape");
+
+  await bubble(phone, first).waitFor();
+  await bubble(phone, reply).waitFor();
+  assert.equal(await notes(phone).count(), 0, "every earlier message reads on the verified device");
+});
+
+let recoveryKey = "";
+
+test("key backup: a fresh browser, after the user signed out everywhere, restores the whole history with the recovery key", async () => {
+  const [first, reply] = secrets;
+  const bob = users.bob.account.username;
+  const a = users.alice.page;
+  await a.click("#settings-button");
+  await a.click("#backup-enable");
+  await a.locator("#backup-key").filter({ hasText: /\w/ }).waitFor();
+  recoveryKey = (await a.locator("#backup-key").textContent()).trim();
+  assert.match(recoveryKey, /^[0-9A-Z -]{50,}$/);
+  await a.click("#backup-saved");
+  await a.locator("#backup-status", { hasText: "On:" }).waitFor();
+  await a.keyboard.press("Escape");
+  // One more message after the backup was made: added to it as it is made.
+  const later = secret("after-backup");
+  await send(a, later);
+
+  // Signed out everywhere, keys removed from both browsers.
+  for (const name of ["alice", "alice-phone"]) {
+    const page = users[name].page;
+    await page.click("#signout");
+    await page.click("#signout-forget");
+    await page.locator("#signin-form").waitFor({ state: "visible" });
+  }
+
+  const fresh = (await signIn("alice-new", "alice")).page;
+  await openChatWith(fresh, bob);
+  await notes(fresh).first().waitFor();
+  await fresh.locator("#e2e-banner").waitFor({ state: "visible" });
+  await fresh.click("#e2e-banner-restore");
+  // A typo is refused, clearly, and changes nothing.
+  const typo = recoveryKey.replace(/[0-9A-Z]/, (c) => (c === "A" ? "B" : "A"));
+  await fresh.fill("#restore-key", typo);
+  await fresh.click("#restore-form button[type=submit]");
+  await fresh.locator("#restore-error").waitFor({ state: "visible" });
+  await fresh.fill("#restore-key", recoveryKey);
+  await fresh.click("#restore-form button[type=submit]");
+  await fresh.locator("#backup-status", { hasText: "Restored" }).waitFor();
+  await fresh.keyboard.press("Escape");
+  for (const text of [first, reply, later]) await bubble(fresh, text).waitFor();
+  assert.equal(await notes(fresh).count(), 0, "the whole history reads after the restore");
+  await fresh.locator("#e2e-banner").waitFor({ state: "hidden" });
+  await screenshot(fresh, "e2e-restored");
+});
+
+test("a ciphertext altered on its way shows as not decryptable; nothing breaks and the chat goes on", async () => {
+  const bob = users.bob.page;
+  const { page: alice, context } = users["alice-new"];
+  // Someone between chatd and Alice's browser (or chatd itself) changes one byte of the next encrypted message.
+  let tamper = false;
+  await context.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((data) => server.send(data));
+    server.onMessage((data) => {
+      const frame = typeof data === "string" ? JSON.parse(data) : null;
+      const content = frame?.type === "message" ? frame.message?.content : undefined;
+      if (tamper && content?.kind === "encrypted") {
+        tamper = false;
+        const ct = content.ciphertext;
+        const i = Math.floor(ct.length / 2);
+        content.ciphertext = ct.slice(0, i) + (ct[i] === "A" ? "B" : "A") + ct.slice(i + 1);
+        ws.send(JSON.stringify(frame));
+        return;
+      }
+      ws.send(data);
+    });
+  });
+  await alice.reload();
+  await alice.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  await bubble(alice, secrets[0]).waitFor();
+  tamper = true;
+  const altered = secret("altered");
+  await send(bob, altered);
+  const note = alice.locator("#message-list .msg-note", { hasText: "could not be decrypted" });
+  await note.waitFor();
+  assert.equal(await bubble(alice, altered).count(), 0, "no part of an altered message is shown as its text");
+  const after = secret("still-fine");
+  await send(bob, after);
+  await bubble(alice, after).waitFor();
+});
+
 /** Every file under `dir`. */
 function files(dir) {
   return readdirSync(dir, { recursive: true })
@@ -164,7 +302,7 @@ function scan(paths, needles) {
 }
 
 test("no text typed is on any disk in clear: not in chatd's database, not in either browser profile", async () => {
-  assert.ok(secrets.length >= 3, "the chat test ran first");
+  assert.ok(secrets.length >= 5, "the chat tests ran first");
   // Closed first, so that everything the browsers and chatd keep is written out.
   for (const u of Object.values(users)) await u.context.close();
   await chatd.stop();

@@ -45,6 +45,8 @@ async function signUp(name) {
   for (const f of ["username", "display_name", "email", "phone", "password"]) await page.fill(`#signup-${f}`, account[f]);
   await page.click("#signup-form button[type=submit]");
   await page.locator("#app").waitFor({ state: "visible" });
+  // Keys published: whatever is sent to this user from now on is encrypted for this device too.
+  await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
   users[name] = { account, context, page };
   return users[name];
 }
@@ -371,61 +373,37 @@ test("phone width: the group screens fit 390 px and pass axe-core", async () => 
   await page.setViewportSize(DESKTOP);
 });
 
-test("history for new members: Erin, added while it is off, reads from her joining on; Alice turns it on (a labelled checkbox, by keyboard); Frank, added then, reads what was said before him", async () => {
+test("history in an encrypted group: new members read from their joining on, and what came before says so", async () => {
   const { page: alice } = users.alice;
   const { page: carol } = users.carol;
   const { page: erin, account: e } = await signUp("erin");
-  const { page: frank, account: f } = await signUp("frank");
-  const add = async (account) => {
-    await alice.fill("#groupadd-search", account.username);
-    await alice.check(`#groupadd-results input[data-username="${account.username}"]`);
-    await alice.click("#group-add-button");
-    await alice.locator("#group-members li.member", { hasText: account.display_name }).waitFor();
-  };
   await groupRow(alice, "Mad tea party").click();
   await alice.locator("#peer-name", { hasText: "Mad tea party" }).waitFor();
-  await send(alice, "said before Erin and Frank");
+  // Made in the web client, the group is end-to-end encrypted: the lock, and no history choice to make.
+  await alice.locator("#peer-lock").waitFor({ state: "visible" });
+  await send(alice, "said before Erin");
 
-  // Off (the default): a member reads it as a sentence; Erin is added.
   await groupRow(carol, "Mad tea party").click();
   await openGroupDialog(carol);
-  await carol.locator("#group-history-note", { hasText: "only what is sent after they join" }).waitFor();
+  await carol.locator("#group-history-note", { hasText: "End-to-end encrypted: new members read only what is sent after they join" }).waitFor();
   assert.equal(await carol.locator("#group-history").isVisible(), false, "a member does not change it");
   await closeDialog(carol, "group");
   await openGroupDialog(alice);
-  const box = alice.getByRole("checkbox", { name: "New members can read earlier messages" });
-  assert.equal(await box.isChecked(), false);
-  assert.equal(await alice.locator("#group-history-note").isVisible(), false, "an admin has the checkbox instead");
-  await add(e);
+  // The earlier messages' keys are not shared with new members: an admin has nothing to turn on either.
+  await alice.locator("#group-history-note", { hasText: "End-to-end encrypted" }).waitFor();
+  assert.equal(await alice.locator("#group-history").isVisible(), false);
+  assert.deepEqual(await axeViolations(alice, "group dialog of an encrypted group"), []);
+  await alice.fill("#groupadd-search", e.username);
+  await alice.check(`#groupadd-results input[data-username="${e.username}"]`);
+  await alice.click("#group-add-button");
+  await alice.locator("#group-members li.member", { hasText: e.display_name }).waitFor();
   await closeDialog(alice, "group");
+  await send(alice, "said after Erin joined");
+
   await groupRow(erin, "Mad tea party").click();
   await notice(erin, "added you").waitFor();
-  await erin.locator("#history-status", { hasText: "This is the beginning" }).waitFor();
-  assert.equal(await msg(erin, "said before Erin and Frank").count(), 0, "Erin reads from her joining on");
-
-  // Alice turns it on from the keyboard, and saves; then Frank is added.
-  await openGroupDialog(alice);
-  await box.focus();
-  await alice.keyboard.press("Space");
-  assert.equal(await box.isChecked(), true);
-  assert.deepEqual(await axeViolations(alice, "group dialog, history shown to new members"), []);
-  await alice.click("#group-form button[type=submit]");
-  await alice.locator("#group-edit-status", { hasText: "Saved." }).waitFor();
-  await add(f);
-  await closeDialog(alice, "group");
-  await notice(alice, "You showed the history to new members").waitFor();
-  await groupRow(frank, "Mad tea party").click();
-  await notice(frank, "added you").waitFor();
-  await msg(frank, "said before Erin and Frank").waitFor();
-  await notice(frank, "created the group").waitFor();
-  await openGroupDialog(frank);
-  await frank.locator("#group-history-note", { hasText: "can read the messages from before they joined" }).waitFor();
-  assert.equal(await frank.locator("#group-form").isVisible(), false);
-  await closeDialog(frank, "group");
-  // The dialog opens with what the group holds now.
-  await openGroupDialog(alice);
-  assert.equal(await box.isChecked(), true);
-  await closeDialog(alice, "group");
+  await msg(erin, "said after Erin joined").waitFor();
+  assert.equal(await msg(erin, "said before Erin").count(), 0, "Erin reads from her joining on");
 });
 
 test("no uncaught errors and no Content-Security-Policy violations in any page", () => {

@@ -49,6 +49,8 @@ async function signUp(name, options = {}) {
   for (const f of ["username", "display_name", "email", "phone", "password"]) await page.fill(`#signup-${f}`, account[f]);
   await page.click("#signup-form button[type=submit]");
   await page.locator("#app").waitFor({ state: "visible" });
+  // Keys published: whatever is sent to this user from now on is encrypted for this device too.
+  await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
   users[name] = { account, context, page };
   return users[name];
 }
@@ -272,13 +274,15 @@ test("a message refused for good stays, marked, with Edit and Delete", async () 
   const { page: alice, context } = users.alice;
   // A send the server refuses for good (`forbidden`, as for a group one was removed from meanwhile). Protocol
   // v2 gives a page no address that reaches such a refusal by itself (ids are opaque, the page hides the composer
-  // of a group it left), so the server's reply to this one text is replaced on its way back; everything else
-  // passes through unchanged.
+  // of a group it left), so the server's reply to the next send is replaced on its way back (the chat is
+  // encrypted: its text is not in the frame); everything else passes through unchanged.
+  let refuseNext = false;
   await context.routeWebSocket(/\/ws$/, (ws) => {
     const server = ws.connectToServer();
     ws.onMessage((data) => {
       const frame = typeof data === "string" ? JSON.parse(data) : null;
-      if (frame?.type === "send" && frame.content?.text === "a note to myself") {
+      if (frame?.type === "send" && refuseNext) {
+        refuseNext = false;
         ws.send(JSON.stringify({ type: "error", id: frame.id, code: "forbidden", message: "you are not a member of this group" }));
         return;
       }
@@ -290,6 +294,7 @@ test("a message refused for good stays, marked, with Edit and Delete", async () 
   await alice.reload();
   await alice.locator("#chat-open").waitFor({ state: "visible" });
   await alice.fill("#composer-text", "a note to myself");
+  refuseNext = true;
   await alice.press("#composer-text", "Enter");
   const failed = alice.locator("#message-list .msg.failed", { hasText: "a note to myself" });
   await failed.waitFor();
@@ -429,7 +434,8 @@ test("messages of one sender within a minute are grouped under one time label", 
   await waitForText(alice, "#message-list .msg.theirs", "group three");
   const runs = await alice.evaluate(() =>
     [...document.querySelectorAll("#message-list li")].map((li) => ({
-      day: li.classList.contains("day") || li.classList.contains("unread-divider"),
+      // Lines between messages (a day, the unread divider, a notice such as "turned on end-to-end encryption").
+      day: li.classList.contains("day") || li.classList.contains("unread-divider") || li.classList.contains("notice-line"),
       theirs: li.classList.contains("theirs"),
       minute: Math.floor(Number(li.dataset.ts) / 60_000),
       time: !!li.querySelector(".msg-time"),

@@ -41,6 +41,7 @@ test("over https:// and wss://: two users sign up and chat", async () => {
     }
     await page.click("#signup-form button[type=submit]");
     await page.locator("#app").waitFor({ state: "visible" });
+    await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
     pages.push(page);
   }
   const [ann, ben] = pages;

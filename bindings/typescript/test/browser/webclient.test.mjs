@@ -200,6 +200,8 @@ step("sign up: broken password rules and a taken username are shown on their fie
   await bobPage.fill("#signup-email", bob.email);
   await bobPage.click("#signup-form button[type=submit]");
   await bobPage.locator("#app").waitFor({ state: "visible" });
+  // Keys published on both: what each sends the other from now on is encrypted for the other's device too.
+  for (const page of [alicePage, bobPage]) await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
 });
 
 step("directory: search, and each sees the other online", async () => {

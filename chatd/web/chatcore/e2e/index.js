@@ -22,7 +22,7 @@ export { BACKUP_KEYS_PER_PUT, BACKUP_V1, RecoveryKey, backupKeyText, } from "./b
 export { E2eError, isE2eError } from "./errors.js";
 export { ONE_TIME_KEY_TARGET } from "./account.js";
 export { delivered } from "./olm.js";
-export { MAX_SESSION_AGE, MAX_SESSION_MESSAGES } from "./megolm.js";
+export { MAX_SESSION_AGE, MAX_SESSION_MESSAGES, } from "./megolm.js";
 export { safetyNumber } from "./safety.js";
 export { generateStoreKey, MemoryStore, open as unseal } from "./store.js";
 export { BrowserKeys, DEFAULT_DATABASE } from "./idb-store.js";

@@ -123,6 +123,20 @@ export declare class Machine {
     encrypt(conv: string, members: DeviceRef[], content: Uint8Array, now: number): olm.Outcome<megolm.Encrypted>;
     /** The members of `conv` are now `members`: when a device that has the current session is not among them, the next message uses a new one. Returns whether. */
     updateMembers(conv: string, members: DeviceRef[]): boolean;
+    /**
+     * Every conversation key this device holds, each from its first known index: to hand to a later device of the same
+     * user in the same application (a browser's next sign-in), never to send anywhere in clear.
+     */
+    exportKeys(): megolm.ExportedRoomKey[];
+    /**
+     * Takes keys from {@link Machine.exportKeys} of an earlier device of this user: each becomes an inbound session marked
+     * forwarded (a key already held is kept, or replaced by one reaching further back). One result per key.
+     */
+    importKeys(keys: megolm.ExportedRoomKey[]): ({
+        ok: olm.Received;
+    } | {
+        error: E2eError;
+    })[];
     /** The next message to `conv` uses a new session. */
     rotate(conv: string): void;
     /**

@@ -185,6 +185,20 @@ export class Machine {
     updateMembers(conv, members) {
         return megolm.updateMembers(this.alive(), conv, members);
     }
+    /**
+     * Every conversation key this device holds, each from its first known index: to hand to a later device of the same
+     * user in the same application (a browser's next sign-in), never to send anywhere in clear.
+     */
+    exportKeys() {
+        return megolm.exportKeys(this.alive());
+    }
+    /**
+     * Takes keys from {@link Machine.exportKeys} of an earlier device of this user: each becomes an inbound session marked
+     * forwarded (a key already held is kept, or replaced by one reaching further back). One result per key.
+     */
+    importKeys(keys) {
+        return megolm.importKeys(this.alive(), keys);
+    }
     /** The next message to `conv` uses a new session. */
     rotate(conv) {
         megolm.rotate(this.alive(), conv);

@@ -14,6 +14,7 @@
  */
 import type { DeviceRef } from "../protocol.js";
 import { type DeviceTrust } from "./devices.js";
+import { E2eError } from "./errors.js";
 import { type Outcome, type Received, type ToDeviceOut } from "./olm.js";
 import { type InboundSource, type MachineState, type SessionRef } from "./state.js";
 /** Messages an outbound session encrypts before it is replaced. */
@@ -70,3 +71,18 @@ export declare function addInbound(s: MachineState, conv: string, session: strin
 }): Received;
 export declare function decrypt(s: MachineState, conv: string, messageId: string, sender: string, content: EncryptedContent): Decrypted;
 export declare function forwardKeys(s: MachineState, device: string, convs: string[] | undefined, now: number): Outcome<ToDeviceOut[]>;
+/** A conversation key as {@link exportKeys} gives it: the session from its first known index, and whose it is. */
+export interface ExportedRoomKey {
+    conv: string;
+    session: string;
+    /** vodozemac's export of the inbound session at its first known index. */
+    key: string;
+    sender: DeviceRef;
+    senderKey: string;
+}
+export declare function exportKeys(s: MachineState): ExportedRoomKey[];
+export declare function importKeys(s: MachineState, keys: ExportedRoomKey[]): ({
+    ok: Received;
+} | {
+    error: E2eError;
+})[];

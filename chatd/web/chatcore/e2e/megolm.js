@@ -250,3 +250,21 @@ export function forwardKeys(s, device, convs, now) {
     }
     return { type: "ready", value: out };
 }
+export function exportKeys(s) {
+    const out = [];
+    for (const [k, i] of s.inbound) {
+        const [user, device, session] = JSON.parse(k);
+        out.push({ conv: i.conv, session, key: i.session.exportAtFirstKnownIndex(), sender: { user, device }, senderKey: i.source.senderKey });
+    }
+    return out;
+}
+export function importKeys(s, keys) {
+    return keys.map((k) => {
+        try {
+            return { ok: addInbound(s, k.conv, k.session, { sender: k.sender, senderKey: k.senderKey, forwarded: true }, { exported: k.key }) };
+        }
+        catch (e) {
+            return { error: e instanceof E2eError ? e : new E2eError("malformed", messageOf(e)) };
+        }
+    });
+}

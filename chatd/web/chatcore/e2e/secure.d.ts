@@ -254,6 +254,13 @@ export declare class SecureChat {
      * has no backup.
      */
     restoreBackup(recoveryKey: string): Promise<Restored>;
+    /**
+     * Takes over the conversation keys of an earlier device of this user whose state this application kept (e.g. a
+     * browser signed out with "keep keys" and signed in again: a new device): the state is opened with `key`, its keys
+     * imported (marked forwarded), the messages waiting for them decrypted. Resolves with how many keys were taken; a
+     * state of another user is refused, one that does not open is an {@link E2eError}.
+     */
+    adoptKeysOf(saved: Uint8Array, key: CryptoKey): Promise<number>;
     /** The version of the key backup this device adds its keys to; `undefined` when it follows none (none enabled, or its signature did not verify). */
     get backupVersion(): string | undefined;
     /** Whether the user has a key backup on the server (to offer {@link SecureChat.restoreBackup} on a new device). */

@@ -703,6 +703,31 @@ export class SecureChat {
             return restored;
         });
     }
+    /**
+     * Takes over the conversation keys of an earlier device of this user whose state this application kept (e.g. a
+     * browser signed out with "keep keys" and signed in again: a new device): the state is opened with `key`, its keys
+     * imported (marked forwarded), the messages waiting for them decrypted. Resolves with how many keys were taken; a
+     * state of another user is refused, one that does not open is an {@link E2eError}.
+     */
+    adoptKeysOf(saved, key) {
+        return this.serial(async () => {
+            const old = await Machine.fromBytes(saved, key);
+            try {
+                if (old.user !== this.user)
+                    throw new E2eError("refused", "refused: the saved keys are another user's");
+                if (old.device === this.device)
+                    return 0;
+                const results = this.machine.importKeys(old.exportKeys());
+                await this.persist();
+                this.absorb(results);
+                await this.backUpQuietly();
+                return results.filter((r) => "ok" in r).length;
+            }
+            finally {
+                old.free();
+            }
+        });
+    }
     /** The version of the key backup this device adds its keys to; `undefined` when it follows none (none enabled, or its signature did not verify). */
     get backupVersion() {
         return this.machine.backupVersion();
