@@ -37,10 +37,10 @@ export async function sendPending(/** @type {import("./store.js").Conv} */ c, /*
     if (err instanceof ChatError && TRANSIENT.has(err.code)) {
       p.status = "waiting";
     } else {
-      // Refused for good: kept, marked, for the user to edit or delete.
+      // Refused for good: kept, marked, for the user to edit or delete (shown so once kept, so a reload shows it too).
       p.status = "failed";
       p.error = describe(err);
-      void keep(c, p);
+      await keep(c, p);
     }
   } finally {
     sendEnded();

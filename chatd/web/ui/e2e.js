@@ -147,7 +147,9 @@ export function startE2e(
       void adoptKept(secure, keeping);
     } catch (e) {
       if (state.secure !== secure) return;
-      setE2e({ status: "failed", memoryOnly: !k?.keys, error: failure(e), since: 0 });
+      // Keeping nothing, a reload lost this device's keys, and the server rightly refuses new ones for it.
+      const error = k?.keys ? failure(e) : "this browser keeps no data, so this device's keys were lost at the last reload. Sign out and in again to make new ones.";
+      setE2e({ status: "failed", memoryOnly: !k?.keys, error, since: 0 });
       console.warn("chatcore e2e: not started:", e);
     }
     invalidate("messages", "header", "chat");

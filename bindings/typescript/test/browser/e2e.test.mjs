@@ -6,7 +6,8 @@
 // second device of Alice's reads the history once her first one verifies it;
 // she turns the key backup on, signs out everywhere, and a fresh browser reads
 // the whole history again with the recovery key. A ciphertext altered on its
-// way shows as such. Then the scans: none of the texts typed is in the server's database nor anywhere
+// way shows as such; Bob signs out keeping his keys and reads on after signing
+// in again; a private window and altered stored keys say what they mean. Then the scans: none of the texts typed is in the server's database nor anywhere
 // in either browser's profile (IndexedDB, Local Storage, caches), while a
 // control string put there in clear is found, so the scans do read those files.
 import { test, before, after } from "node:test";
@@ -45,10 +46,12 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-async function signUp(name) {
+/** A new account `name` in a browser of its own; `prepare(context)` runs before the page opens. */
+async function signUp(name, prepare = async () => {}) {
   const account = newAccount(name);
   const profile = join(root, `profile-${name}`);
   const context = await launchWithProfile(profile, { viewport: DESKTOP, locale: "en-GB", timezoneId: "UTC" });
+  await prepare(context);
   await serveMissingFromDisk(context, chatd.httpUrl);
   const page = context.pages()[0] ?? (await context.newPage());
   watchConsole(page, name, problems);
@@ -274,6 +277,70 @@ test("a ciphertext altered on its way shows as not decryptable; nothing breaks a
   const after = secret("still-fine");
   await send(bob, after);
   await bubble(alice, after).waitFor();
+});
+
+test("signed out keeping the keys, the next sign-in in that browser reads what was read there before", async () => {
+  const { page: b, account } = users.bob;
+  await b.click("#signout");
+  await b.click("#signout-keep");
+  await b.locator("#signin-form").waitFor({ state: "visible" });
+  await b.fill("#signin-login", account.username);
+  await b.fill("#signin-password", account.password);
+  await b.click("#signin-form button[type=submit]");
+  await b.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  // A new device: without the kept keys these would say "sent before this device joined".
+  await openChatWith(b, users.alice.account.username);
+  for (const text of secrets.slice(0, 2)) await bubble(b, text).waitFor();
+  assert.equal(await notes(b).count(), 0, "the whole history reads on the new device");
+});
+
+test("bad states are said, and never lead to clear text: no IndexedDB (a private window), keys that do not open", async () => {
+  const bob = users.bob;
+  // A private window: no IndexedDB. The keys live in the page; the chat says so, and works encrypted.
+  const carol = await signUp("carol", (context) =>
+    context.addInitScript(() => Object.defineProperty(window, "indexedDB", { value: undefined, configurable: true })),
+  );
+  await carol.page.fill("#search", bob.account.username);
+  await carol.page.locator(`#directory button.person[data-username="${bob.account.username}"]`).click();
+  await carol.page.locator("#e2e-note", { hasText: "keeps no data" }).waitFor();
+  const fromPrivate = secret("from-a-private-window");
+  await send(carol.page, fromPrivate);
+  // A message request for Bob (Carol is not his contact): found by her name, read before it is answered.
+  await bob.page.fill("#search", carol.account.username);
+  await bob.page.locator(`#directory button.person[data-username="${carol.account.username}"]`).click();
+  await bubble(bob.page, fromPrivate).waitFor();
+  // Reloaded, the page lost the device's keys: it says so and writes nothing, rather than anything in clear.
+  await carol.page.reload();
+  await carol.page.locator('body[data-e2e="failed"]').waitFor({ state: "attached" });
+  await carol.page.locator("#e2e-note", { hasText: "keys were lost" }).waitFor();
+  assert.equal(await carol.page.locator("#composer").isVisible(), false, "no composer where nothing can be encrypted");
+
+  // Stored keys altered on disk: they do not open, the page says so, and the chat is read-only.
+  const dave = await signUp("dave");
+  await dave.page.fill("#search", bob.account.username);
+  await dave.page.locator(`#directory button.person[data-username="${bob.account.username}"]`).click();
+  await dave.page.locator("#peer-lock").waitFor({ state: "visible" });
+  await dave.page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const req = indexedDB.open("chatcore-e2e");
+        req.onsuccess = () => {
+          const tx = req.result.transaction("states", "readwrite");
+          const store = tx.objectStore("states");
+          const keys = store.getAllKeys();
+          keys.onsuccess = () => {
+            for (const k of keys.result) if (String(k).includes("/device/")) store.put(new Uint8Array([0x43, 0x43, 0x45, 0x57, 1, ...new Array(40).fill(7)]), k);
+          };
+          tx.oncomplete = () => resolve(undefined);
+          tx.onerror = () => reject(tx.error);
+        };
+      }),
+  );
+  await dave.page.reload();
+  await dave.page.locator('body[data-e2e="failed"]').waitFor({ state: "attached" });
+  await dave.page.locator("#e2e-note", { hasText: "do not open" }).waitFor();
+  assert.equal(await dave.page.locator("#composer").isVisible(), false);
+  assert.deepEqual(problems, []);
 });
 
 /** Every file under `dir`. */

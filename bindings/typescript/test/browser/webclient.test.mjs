@@ -360,6 +360,8 @@ step("offline: messages sent meanwhile arrive when the user is back", async () =
 
 step("sign out, then password reset from the mailed link", async () => {
   await bobPage.click("#signout");
+  // Asked whether this browser keeps the encryption keys.
+  await bobPage.click("#signout-keep");
   await bobPage.locator("#signin-form").waitFor({ state: "visible" });
   const wrong = await bobPage.evaluate(() => localStorage.getItem("chatcore.token"));
   assert.equal(wrong, null, "the token is forgotten at sign-out");
@@ -413,7 +415,8 @@ step("a phone-sized screen shows one pane at a time", async () => {
   await screenshot(page, "directory-phone");
   await openChatWith(page, "bob");
   assert.equal(await page.locator(".sidebar").isVisible(), false, "the list is hidden in a chat");
-  await waitForText(page, "#message-list .msg", "And one more");
+  // A new device: the earlier encrypted messages are there, locked, and say why.
+  await waitForText(page, "#message-list .msg", "sent before this device joined");
   await screenshot(page, "chat-phone");
   await page.click("#chat-back");
   await row(page, "bob").waitFor();

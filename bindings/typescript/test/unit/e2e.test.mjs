@@ -299,6 +299,33 @@ test("new members read from the time they joined", () => {
   assert.equal(w.readText(b1, g, a1, early), "before carol");
 });
 
+test("a later device of the same user takes over exported keys; a key for another session or sender is refused", () => {
+  const w = new World();
+  const [a1, b1] = [w.add("alice", "a1"), w.add("bob", "b1")];
+  w.syncAll();
+  const c = "dm:1";
+  const sent = w.send(a1, c, ["bob"], "read before the sign-out");
+  assert.equal(w.readText(b1, c, a1, sent), "read before the sign-out");
+  const exported = w.m(b1).exportKeys();
+  assert.equal(exported.length, 1);
+  // Bob signs in again: a new device, which has never been sent that key.
+  const b2 = w.add("bob", "b2");
+  w.syncAll();
+  assert.equal(w.read(b2, c, a1, sent).type, "waiting");
+  const results = w.m(b2).importKeys(exported);
+  assert.equal(results[0].ok?.type, "room_key");
+  assert.equal(results[0].ok.forwarded, true);
+  assert.equal(w.readText(b2, c, a1, sent), "read before the sign-out");
+  // An export edited to claim another session, or another sender key for a session held: refused, one by one.
+  const [key] = exported;
+  const wrong = w.m(b2).importKeys([{ ...key, session: "another" }, { ...key, senderKey: "AAAA" }]);
+  assert.deepEqual(
+    wrong.map((r) => r.error?.code),
+    ["misbound", "misbound"],
+  );
+  assert.equal(w.readText(b2, c, a1, sent), "read before the sign-out", "the key held is unchanged");
+});
+
 test("a tampered ciphertext, a replay elsewhere and a replay under another id are refused", () => {
   const w = new World();
   const [a1, b1] = [w.add("alice", "a1"), w.add("bob", "b1")];
