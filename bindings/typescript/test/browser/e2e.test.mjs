@@ -6,12 +6,14 @@
 // second device of Alice's reads the history once her first one verifies it;
 // she turns the key backup on, signs out everywhere, and a fresh browser reads
 // the whole history again with the recovery key. A ciphertext altered on its
-// way shows as such; Bob signs out keeping his keys and reads on after signing
+// way shows as such, and so does another master key for Bob shown by a lying
+// server (a warning, the verified mark gone); Bob signs out keeping his keys and reads on after signing
 // in again; a private window and altered stored keys say what they mean. Then the scans: none of the texts typed is in the server's database nor anywhere
 // in either browser's profile (IndexedDB, Local Storage, caches), while a
 // control string put there in clear is found, so the scans do read those files.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { generateKeyPairSync, sign } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -175,7 +177,7 @@ async function openChatWith(page, username) {
 
 const notes = (page) => page.locator("#message-list .msg-note");
 
-test("a second device, verified from the first, reads the earlier history through forwarded keys", async () => {
+test("a second device: Bob is told, Alice verifies and names it from the first, and it reads the earlier history", async () => {
   const [first, reply] = secrets;
   const bob = users.bob.account.username;
   const phone = (await signIn("alice-phone", "alice")).page;
@@ -184,12 +186,17 @@ test("a second device, verified from the first, reads the earlier history throug
   await notes(phone).first().waitFor();
   assert.equal(await bubble(phone, first).count(), 0);
 
-  // On the first device, Alice's own card lists the new device with a Verify button.
+  // Bob's timeline says that Alice added a device.
+  await users.bob.page.locator("#message-list .e2e-warning", { hasText: "added a new device" }).waitFor();
+
+  // On the first device, Alice's own card lists the new device with a Verify button; she names it too.
   const a = users.alice.page;
-  a.on("dialog", (d) => void d.accept());
+  a.on("dialog", (d) => void (d.type() === "prompt" ? d.accept("Alice's phone") : d.accept()));
   await a.click("#me-button");
   await a.locator("#own-devices button[data-verify]").click();
   await a.locator("#own-devices button[data-verify]").waitFor({ state: "detached" });
+  await a.locator("#own-devices li:not(:has-text('This device')) button", { hasText: "Rename" }).click();
+  await a.locator("#own-devices li", { hasText: "Alice's phone" }).waitFor();
   await a.keyboard.press("Escape");
 
   await bubble(phone, first).waitFor();
@@ -215,13 +222,16 @@ test("key backup: a fresh browser, after the user signed out everywhere, restore
   const later = secret("after-backup");
   await send(a, later);
 
-  // Signed out everywhere, keys removed from both browsers.
-  for (const name of ["alice", "alice-phone"]) {
-    const page = users[name].page;
-    await page.click("#signout");
-    await page.click("#signout-forget");
-    await page.locator("#signin-form").waitFor({ state: "visible" });
-  }
+  // Signed out everywhere: the phone from the first device's list (its page is signed out), then the first device,
+  // which removes its keys from this browser.
+  await a.click("#me-button");
+  await a.locator("#own-devices li", { hasText: "Alice's phone" }).getByRole("button", { name: "Sign out" }).click();
+  await a.locator("#own-devices li", { hasText: "Alice's phone" }).waitFor({ state: "detached" });
+  await a.keyboard.press("Escape");
+  await users["alice-phone"].page.locator("#signin-form").waitFor({ state: "visible" });
+  await a.click("#signout");
+  await a.click("#signout-forget");
+  await a.locator("#signin-form").waitFor({ state: "visible" });
 
   const fresh = (await signIn("alice-new", "alice")).page;
   await openChatWith(fresh, bob);
@@ -253,6 +263,12 @@ test("a ciphertext altered on its way shows as not decryptable; nothing breaks a
     ws.onMessage((data) => server.send(data));
     server.onMessage((data) => {
       const frame = typeof data === "string" ? JSON.parse(data) : null;
+      // (The next test's liar: another master key for a user, self-signed, as a server could show it.)
+      if (forgedMaster && frame?.type === "device_keys") {
+        for (const m of frame.master_keys ?? []) if (m.user === forgedMaster.user) m.master_key = forgedMaster.key;
+        ws.send(JSON.stringify(frame));
+        return;
+      }
       const content = frame?.type === "message" ? frame.message?.content : undefined;
       if (tamper && content?.kind === "encrypted") {
         tamper = false;
@@ -277,6 +293,40 @@ test("a ciphertext altered on its way shows as not decryptable; nothing breaks a
   const after = secret("still-fine");
   await send(bob, after);
   await bubble(alice, after).waitFor();
+});
+
+/** When set, `device_keys` answers to Alice's new browser show `key` as the master key of `user`. */
+let forgedMaster = null;
+
+/** A master key as a lying server would show it: a new Ed25519 key, signing itself over the canonical text. */
+function forgeMasterKey(user) {
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+  const b64 = (buf) => Buffer.from(buf).toString("base64").replace(/=+$/, "");
+  const key = b64(Buffer.from(publicKey.export({ format: "jwk" }).x, "base64url"));
+  const signature = b64(sign(null, Buffer.from(`chatcore-master-key-v1\n${user}\n${key}`), privateKey));
+  return { key, signature };
+}
+
+test("a verified contact whose safety number changes: the timeline warns and the verified mark goes", async () => {
+  const alice = users["alice-new"].page;
+  await alice.click("#chat-peer");
+  const before = await alice.locator("#card-safety[data-digits]").getAttribute("data-digits");
+  const bob = await alice.locator("#card").getAttribute("data-user");
+  await alice.click("#card-verify");
+  await alice.locator("#card-verified-state", { hasText: "Verified" }).waitFor();
+  await alice.keyboard.press("Escape");
+  await alice.locator("#peer-verified").waitFor({ state: "visible" });
+
+  forgedMaster = { user: bob, key: forgeMasterKey(bob) };
+  // Sending queries the members' keys: the answer now shows another master key for Bob.
+  await send(alice, secret("to-a-changed-key"));
+  await alice.locator("#message-list .e2e-warning", { hasText: "safety number changed. You had verified them" }).waitFor();
+  await alice.locator("#peer-verified").waitFor({ state: "hidden" });
+  await alice.click("#chat-peer");
+  await alice.locator("#card-verified-state", { hasText: "Not verified" }).waitFor();
+  assert.notEqual(await alice.locator("#card-safety[data-digits]").getAttribute("data-digits"), before, "another safety number");
+  await alice.keyboard.press("Escape");
+  forgedMaster = null;
 });
 
 test("signed out keeping the keys, the next sign-in in that browser reads what was read there before", async () => {
