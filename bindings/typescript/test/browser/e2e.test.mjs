@@ -1,4 +1,4 @@
-// End-to-end encryption in the web client: two people, each in a headless
+// End-to-end encryption in the web client: people, each in a headless
 // Chromium of their own (a profile on disk), against a real chatd on SQLite.
 // Alice writes to Bob: the chat is encrypted without anyone asking (the lock),
 // both read each other, both see the same safety number and Alice marks Bob
@@ -7,10 +7,12 @@
 // she turns the key backup on, signs out everywhere, and a fresh browser reads
 // the whole history again with the recovery key. A ciphertext altered on its
 // way shows as such, and so does another master key for Bob shown by a lying
-// server (a warning, the verified mark gone); Bob signs out keeping his keys and reads on after signing
-// in again; a private window and altered stored keys say what they mean. Then the scans: none of the texts typed is in the server's database nor anywhere
-// in either browser's profile (IndexedDB, Local Storage, caches), while a
-// control string put there in clear is found, so the scans do read those files.
+// server (a warning, the verified mark gone). Bob signs out keeping his keys
+// and reads on after signing in again; a private window and altered stored
+// keys say what they mean. Then the scans: none of the texts typed is in the
+// server's database nor anywhere in any browser profile (IndexedDB, Local
+// Storage, caches), while a control string put there in clear is found, so
+// the scans do read those files.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync, sign } from "node:crypto";
