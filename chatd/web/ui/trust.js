@@ -22,6 +22,11 @@ export async function showTrust(/** @type {string} */ user) {
   if (mine) return loadOwnDevices();
   const number = $("card-safety");
   number.textContent = "…";
+  // Nothing of the card shown before (another contact's number) stays while this one is computed.
+  delete number.dataset.digits;
+  $("card-verified-state").textContent = "";
+  show($("card-verify"), false);
+  $("card-devices").replaceChildren();
   try {
     const n = await safetyNumberWith(user);
     if (cardUser() !== user) return;

@@ -9,7 +9,8 @@
 // way shows as such, and so does another master key for Bob shown by a lying
 // server (a warning, the verified mark gone). Bob signs out keeping his keys
 // and reads on after signing in again; a private window and altered stored
-// keys say what they mean. Then the scans: none of the texts typed is in the
+// keys say what they mean; Bob and a Rust client (chatcore-client's e2e_peer)
+// chat encrypted with one safety number. Then the scans: none of the texts typed is in the
 // server's database nor anywhere in any browser profile (IndexedDB, Local
 // Storage, caches), while a control string put there in clear is found, so
 // the scans do read those files.
@@ -22,6 +23,7 @@ import { join } from "node:path";
 import { startChatd } from "../support/chatd.mjs";
 import { launchWithProfile, screenshot, serveMissingFromDisk, watchConsole } from "../support/browser.mjs";
 import { newAccount } from "../support/util.mjs";
+import { rustPeer } from "../support/peer.mjs";
 
 const DESKTOP = { width: 1280, height: 800 };
 const root = mkdtempSync(join(tmpdir(), "chatcore-e2e-web-"));
@@ -313,6 +315,7 @@ test("a verified contact whose safety number changes: the timeline warns and the
   const alice = users["alice-new"].page;
   await alice.click("#chat-peer");
   const before = await alice.locator("#card-safety[data-digits]").getAttribute("data-digits");
+  await alice.locator("#card-safety[data-digits]").waitFor();
   const bob = await alice.locator("#card").getAttribute("data-user");
   await alice.click("#card-verify");
   await alice.locator("#card-verified-state", { hasText: "Verified" }).waitFor();
@@ -393,6 +396,44 @@ test("bad states are said, and never lead to clear text: no IndexedDB (a private
   await dave.page.locator("#e2e-note", { hasText: "do not open" }).waitFor();
   assert.equal(await dave.page.locator("#composer").isVisible(), false);
   assert.deepEqual(problems, []);
+});
+
+test("a browser and a Rust client chat encrypted with each other, with one safety number", async () => {
+  const rust = rustPeer();
+  try {
+    const rusty = newAccount("rusty");
+    await rust.call({ cmd: "register", url: chatd.wsUrl, ...rusty });
+    const b = users.bob.page;
+    await b.click("#me-button");
+    // Filled once the profile came (until then the card holds whom it showed last).
+    await b.locator("#card-presence", { hasText: "This is you" }).waitFor();
+    const bobUser = await b.locator("#card").getAttribute("data-user");
+    await b.keyboard.press("Escape");
+    await rust.call({ cmd: "contact", user: bobUser, action: "request" });
+    // Bob opens the chat with the Rust user (encrypted, as every chat the page makes) and accepts the request there.
+    // (From the start page: Carol's message request, open until now, keeps the sidebar on the Requests view.)
+    await b.goto(chatd.httpUrl + "/");
+    await b.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+    await b.fill("#search", rusty.username);
+    await b.locator(`#directory button.person[data-username="${rusty.username}"]`).click();
+    await b.locator("#peer-lock").waitFor({ state: "visible" });
+    await b.locator("#chat-contact-action", { hasText: "Accept" }).click();
+    const conv = await b.evaluate(() => decodeURIComponent(location.hash.replace("#chat=", "")));
+    const fromBrowser = secret("from-the-browser");
+    await send(b, fromBrowser);
+    await rust.reads(conv, fromBrowser);
+    const fromRust = secret("from-rust");
+    await rust.call({ cmd: "send", conv, text: fromRust });
+    await bubble(b, fromRust).waitFor();
+    const number = (await rust.call({ cmd: "safety_number", user: bobUser })).number.replace(/\D/g, "");
+    await b.click("#chat-peer");
+    assert.equal(await b.locator("#card-safety[data-digits]").getAttribute("data-digits"), number);
+    await b.keyboard.press("Escape");
+    assert.ok(!rust.messages.some((m) => m.event === "undecryptable"), JSON.stringify(rust.messages));
+    assert.equal(await rust.quit(), 0);
+  } finally {
+    rust.kill();
+  }
 });
 
 /** Every file under `dir`. */
