@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startChatd } from "../support/chatd.mjs";
-import { axeViolations, launchBrowser, makeContacts, screenshot, serveMissingFromDisk, watchConsole } from "../support/browser.mjs";
+import { axeViolations, launchBrowser, makeContacts, screenshot, serveMissingFromDisk, signUpIn, watchConsole } from "../support/browser.mjs";
 import { newAccount } from "../support/util.mjs";
 import { startProxy } from "../support/proxy.mjs";
 
@@ -45,12 +45,7 @@ async function signUp(name, options = {}) {
   watchConsole(page, name, problems);
   page.setDefaultTimeout(10_000);
   await page.goto(chatd.httpUrl + "/");
-  await page.click("#tab-signup");
-  for (const f of ["username", "display_name", "email", "phone", "password"]) await page.fill(`#signup-${f}`, account[f]);
-  await page.click("#signup-form button[type=submit]");
-  await page.locator("#app").waitFor({ state: "visible" });
-  // Keys published: whatever is sent to this user from now on is encrypted for this device too.
-  await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  await signUpIn(page, account);
   users[name] = { account, context, page };
   return users[name];
 }

@@ -12,7 +12,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startChatd } from "../support/chatd.mjs";
-import { axeViolations, launchBrowser, screenshot, serveMissingFromDisk, watchConsole } from "../support/browser.mjs";
+import { axeViolations, launchBrowser, screenshot, serveMissingFromDisk, signUpIn, watchConsole } from "../support/browser.mjs";
 import { newAccount } from "../support/util.mjs";
 
 const DESKTOP = { width: 1280, height: 800 };
@@ -47,12 +47,7 @@ async function signUp(name) {
   const sent = [];
   page.on("websocket", (ws) => ws.on("framesent", (f) => typeof f.payload === "string" && sent.push(f.payload)));
   await page.goto(chatd.httpUrl + "/");
-  await page.click("#tab-signup");
-  for (const f of ["username", "display_name", "email", "phone", "password"]) await page.fill(`#signup-${f}`, account[f]);
-  await page.click("#signup-form button[type=submit]");
-  await page.locator("#app").waitFor({ state: "visible" });
-  // Keys published: whatever is sent to this user from now on is encrypted for this device too.
-  await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  await signUpIn(page, account);
   users[name] = { account, context, page, sent };
   return users[name];
 }

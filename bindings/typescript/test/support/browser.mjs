@@ -146,3 +146,15 @@ export async function makeContacts(a, b) {
   await act(a.page, a.account, b.account, "request");
   await act(b.page, b.account, a.account, "accept");
 }
+
+/**
+ * Signs `account` up in `page` (on the sign-in screen) and waits until the app shows and the device's encryption
+ * keys are published: whatever is sent to this user from then on is encrypted for this device too.
+ */
+export async function signUpIn(page, account) {
+  await page.click("#tab-signup");
+  for (const f of ["username", "display_name", "email", "phone", "password"]) await page.fill(`#signup-${f}`, account[f]);
+  await page.click("#signup-form button[type=submit]");
+  await page.locator("#app").waitFor({ state: "visible" });
+  await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+}
