@@ -59,7 +59,13 @@ pub(crate) struct ConnOptions {
     pub(crate) read_only: bool,
     pub(crate) busy_timeout: Duration,
     pub(crate) max_page_count: Option<u64>,
+    /// The page size of a database created here (`PRAGMA page_size`);
+    /// an existing file keeps its own.
+    pub(crate) page_size: u32,
 }
+
+/// Bytes of WAL between checkpoints (see `open_conn`).
+const CHECKPOINT_BYTES: i64 = 64 * 1024 * 1024;
 
 /// Opens one connection with the pragmas every connection needs.
 pub(crate) fn open_conn(o: &ConnOptions, reader: bool) -> StoreResult<Connection> {
@@ -82,14 +88,26 @@ pub(crate) fn open_conn(o: &ConnOptions, reader: bool) -> StoreResult<Connection
     ))
     .map_err(|e| at(&o.path, e))?;
     if !reader {
+        // Effective only while the file is empty (a new database): every
+        // page a commit touches is written whole to the WAL, and a message
+        // touches a few pages (its conversation's log, the client-id index),
+        // so smaller pages write fewer bytes per message.
+        if !o.read_only {
+            conn.execute_batch(&format!("PRAGMA page_size = {};", o.page_size))
+                .map_err(|e| at(&o.path, e))?;
+        }
+        let page: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(|e| at(&o.path, e))?;
         // Checkpoints (copying the WAL's pages into the file, then an fsync
-        // of the file) every 16k pages rather than every 1k: a busy
-        // conversation's pages are written to the WAL at every commit but
-        // copied once per checkpoint, so fewer checkpoints write less. The
-        // WAL is cut back to 64 MiB after each.
-        conn.execute_batch(
-            "PRAGMA wal_autocheckpoint = 16384; PRAGMA journal_size_limit = 67108864;",
-        )
+        // of the file) every 64 MiB of WAL rather than SQLite's 1k pages: a
+        // busy conversation's pages are written to the WAL at every commit
+        // but copied once per checkpoint, so fewer checkpoints write less.
+        // The WAL is cut back to 64 MiB after each.
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {CHECKPOINT_BYTES};",
+            CHECKPOINT_BYTES / page.max(512)
+        ))
         .map_err(|e| at(&o.path, e))?;
     }
     if reader {

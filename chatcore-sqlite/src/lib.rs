@@ -133,6 +133,9 @@ use error::map_err;
 /// message takes (chatd's frames are at most 64 KiB).
 pub const PROBE_BYTES: usize = 64 * 1024;
 
+/// The page size of new databases (see [`SqliteConfig::page_size`]).
+pub const DEFAULT_PAGE_SIZE: u32 = 4096;
+
 /// Tunables. Start from `SqliteConfig::default()` and change fields.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -148,6 +151,10 @@ pub struct SqliteConfig {
     /// Opens the file read-only. Every write then fails; a database that
     /// needs its schema written (a new or older one) fails to open.
     pub read_only: bool,
+    /// The page size in bytes (a power of two from 512 to 65536) of a
+    /// database this opens empty; an existing file keeps the one it was made
+    /// with. See the crate documentation for the default.
+    pub page_size: u32,
 }
 
 impl Default for SqliteConfig {
@@ -157,6 +164,7 @@ impl Default for SqliteConfig {
             busy_timeout: Duration::from_secs(5),
             max_page_count: None,
             read_only: false,
+            page_size: DEFAULT_PAGE_SIZE,
         }
     }
 }
@@ -191,6 +199,7 @@ impl SqliteStore {
             read_only: config.read_only,
             busy_timeout: config.busy_timeout,
             max_page_count: config.max_page_count,
+            page_size: config.page_size,
         };
         let readers = config.readers.max(1);
         let db = tokio::task::spawn_blocking(move || open_blocking(options, readers))

@@ -160,6 +160,47 @@ async fn data_survives_reopening_the_file() {
     assert_eq!(retry.message.seq, 3);
 }
 
+#[tokio::test]
+async fn a_new_database_gets_the_configured_page_size_and_an_existing_one_keeps_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let page_size = |path: &Path| {
+        let c = rusqlite::Connection::open(path).unwrap();
+        let size: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        size
+    };
+    let mut small = SqliteConfig::default();
+    small.page_size = 1024;
+    let conv = {
+        let store = SqliteStore::open_with(&path, small).await.unwrap();
+        let (a, _b, conv) = pair(&store).await;
+        store
+            .messages()
+            .append(message(&conv, &a, "c1", "hi"))
+            .await
+            .unwrap();
+        conv
+    };
+    assert_eq!(page_size(&path), 1024);
+    let mut large = SqliteConfig::default();
+    large.page_size = 8192;
+    let store = SqliteStore::open_with(&path, large).await.unwrap();
+    let history = store.messages().history(&conv, None, 10).await.unwrap();
+    assert_eq!(seqs(&history), [1], "the file reads as before");
+    drop(store);
+    assert_eq!(
+        page_size(&path),
+        1024,
+        "an existing file keeps its page size"
+    );
+    let fresh = dir.path().join("default.db");
+    drop(SqliteStore::open(&fresh).await.unwrap());
+    assert_eq!(
+        page_size(&fresh),
+        i64::from(chatcore_sqlite::DEFAULT_PAGE_SIZE)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_committed_in_groups_gap_free() {
     let dir = tempfile::tempdir().unwrap();
