@@ -989,6 +989,19 @@ impl Client {
         .await
     }
 
+    /// Tells the other members of `conv` who are connected that this user
+    /// writes there (`true`; again about every half of the pushes' `ttl_ms`
+    /// while writing) or stopped (`false`). They get a `typing` push; nothing
+    /// is stored.
+    pub async fn typing(&self, conv: &ConversationId, typing: bool) -> Result<(), Error> {
+        self.ok(|id| ClientFrame::Typing {
+            id,
+            conv: conv.clone(),
+            typing,
+        })
+        .await
+    }
+
     /// Says which conversation is on screen (no `alert` for it), or none.
     pub async fn focus(&self, conv: Option<&ConversationId>) -> Result<(), Error> {
         self.ok(|id| ClientFrame::Focus {

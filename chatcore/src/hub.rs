@@ -1,7 +1,9 @@
 //! The node-local fan-out: which of this node's connections listen on which
 //! topic. The broker delivers every event of a subscribed topic here; the hub
 //! puts it on each listening connection's bounded queue, and disconnects a
-//! connection whose queue is full rather than wait for it.
+//! connection whose queue is full rather than wait for it. A `typing` event,
+//! which expires by itself, takes at most half of a queue and is dropped
+//! beyond it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -123,12 +125,19 @@ impl BrokerHandler for Hub {
             } => Some(&**o),
             _ => None,
         };
+        // A hint that expires by itself: dropped first. It never takes the second half of a queue, which stays for
+        // what must arrive, so typing is never the reason a slow connection is closed.
+        let hint = matches!(*event, Event::Typing { .. });
         for conn in listeners.values() {
             if origin.is_some_and(|o| *conn.key == *o) {
                 continue;
             }
+            if hint && conn.tx.capacity() * 2 < conn.tx.max_capacity() {
+                continue;
+            }
             match conn.tx.try_send(event.clone()) {
                 Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) if hint => {}
                 Err(mpsc::error::TrySendError::Full(_)) => conn.kick.kick(Disconnect::SlowConsumer),
                 // The connection is on its way out; it unsubscribes itself.
                 Err(mpsc::error::TrySendError::Closed(_)) => {}

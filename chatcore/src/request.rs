@@ -311,6 +311,9 @@ fn signed_in<'a>(
         ClientFrame::Read { id, conv, seq } => {
             Box::pin(messaging::read(s, caller, out, id, conv, seq))
         }
+        ClientFrame::Typing { id, conv, typing } => {
+            Box::pin(messaging::typing(s, caller, id, conv, typing, out))
+        }
         ClientFrame::Focus { id, conv } => done(messaging::focus(out, id, conv)),
         ClientFrame::Conversations {
             id,
@@ -624,6 +627,7 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
         ClientFrame::History { conv, .. }
         | ClientFrame::Ack { conv, .. }
         | ClientFrame::Read { conv, .. }
+        | ClientFrame::Typing { conv, .. }
         | ClientFrame::Focus {
             conv: Some(conv), ..
         }

@@ -119,6 +119,12 @@ pub struct Config {
     /// What the smallest message costs against [`Config::send_budget`]: the
     /// cost of storing a record, whatever its text.
     pub send_min_cost: u64,
+    /// `typing` events one connection may send per `window_ms`; past it they
+    /// are answered `ok` and dropped (a hint is not worth an error).
+    pub typing_budget: Quota,
+    /// How long a `typing` push holds without another (clients send one
+    /// about every half of it while the user writes).
+    pub typing_ttl_ms: u32,
     /// Pushes buffered per connection; a connection that lets this many pile
     /// up is disconnected (it catches up by sync).
     pub outbound_queue: usize,
@@ -223,6 +229,11 @@ impl Default for Config {
                 window_ms: 60 * 1000,
             },
             send_min_cost: 512,
+            typing_budget: Quota {
+                max: 120,
+                window_ms: 60 * 1000,
+            },
+            typing_ttl_ms: 6000,
             outbound_queue: 256,
             auth_timeout: Duration::from_secs(10),
             max_unauthenticated: 1000,

@@ -25,6 +25,7 @@ use crate::limits::{AddrKey, Refusal};
 use crate::model::{ConversationId, Presence, Privacy, UserId};
 use crate::protocol::{
     ClientFrame, DecodeError, ServerFrame, ToDeviceMessage, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    TYPING_VERSION,
 };
 use crate::request::{self, Caller, Out, SignIn, Who};
 use crate::server::Server;
@@ -173,6 +174,7 @@ where
         seen: HashMap::new(),
         pending: Vec::new(),
         hello: false,
+        version: 0,
         auth: None,
         focus: None,
         dir_watch: HashSet::new(),
@@ -405,6 +407,8 @@ struct Session {
     conn_key: Arc<str>,
     conn_tx: ConnTx,
     hello: bool,
+    /// The protocol version both sides speak (0 before `hello`).
+    version: u32,
     auth: Option<Caller>,
     focus: Option<ConversationId>,
     /// Users whose presence is watched because a directory listing shows them.
@@ -570,9 +574,10 @@ impl Session {
         }
         tracing::debug!(client = client.as_deref().unwrap_or("-"), version, "hello");
         self.hello = true;
+        self.version = version.min(PROTOCOL_VERSION);
         Ok(ServerFrame::Welcome {
             id,
-            version: version.min(PROTOCOL_VERSION),
+            version: self.version,
             server: self.server.config.server_name.clone(),
             time: self.server.now(),
         })
@@ -620,6 +625,19 @@ impl Session {
                     Ok(Frames::one(ServerFrame::Read {
                         conv: conv.clone(),
                         seq: *seq,
+                    }))
+                }
+            }
+            Event::Typing { conv, user, typing } => {
+                // A version-4 client refuses frames it does not know.
+                if self.version < TYPING_VERSION || *user == auth.user {
+                    Ok(Frames::NONE)
+                } else {
+                    Ok(Frames::one(ServerFrame::Typing {
+                        conv: conv.clone(),
+                        user: user.clone(),
+                        typing: *typing,
+                        ttl_ms: self.server.config.typing_ttl_ms,
                     }))
                 }
             }

@@ -240,6 +240,16 @@ struct Options {
     #[arg(long, env = "CHATD_SEND_BYTES_PER_MINUTE", value_name = "BYTES")]
     send_bytes_per_minute: Option<u32>,
 
+    /// `typing` events one connection may send per minute; more are answered `ok` and dropped
+    /// (default: 120).
+    #[arg(long, env = "CHATD_TYPING_PER_MINUTE", value_name = "N")]
+    typing_per_minute: Option<u32>,
+
+    /// How long a `typing` push holds without another, in milliseconds; clients resend about
+    /// every half of it while the user writes (default: 6000).
+    #[arg(long, env = "CHATD_TYPING_TTL_MS", value_name = "MS")]
+    typing_ttl_ms: Option<u32>,
+
     /// Registrations allowed per hour on the whole service, whatever the addresses; bounds how
     /// fast anyone can probe which emails and phones have accounts (default: 1000).
     #[arg(long, env = "CHATD_SIGNUPS_PER_HOUR", value_name = "N")]
@@ -477,6 +487,8 @@ pub(crate) struct Settings {
     pub(crate) max_connections_per_address: usize,
     pub(crate) max_connections_per_user: usize,
     pub(crate) send_bytes_per_minute: u32,
+    pub(crate) typing_per_minute: u32,
+    pub(crate) typing_ttl_ms: u32,
     pub(crate) signups_per_hour: u32,
     pub(crate) signups_per_address_per_hour: u32,
     pub(crate) max_group_members: usize,
@@ -627,6 +639,8 @@ impl Settings {
             max_connections_per_address: o.max_connections_per_address.unwrap_or(300),
             max_connections_per_user: o.max_connections_per_user.unwrap_or(20),
             send_bytes_per_minute: o.send_bytes_per_minute.unwrap_or(4 << 20),
+            typing_per_minute: o.typing_per_minute.unwrap_or(120),
+            typing_ttl_ms: o.typing_ttl_ms.unwrap_or(6000),
             signups_per_hour: o.signups_per_hour.unwrap_or(1000),
             signups_per_address_per_hour: o.signups_per_address_per_hour.unwrap_or(30),
             max_group_members: o.max_group_members.unwrap_or(1000),
@@ -706,6 +720,9 @@ impl Settings {
                  with its base64 (4/3 of it) plus 1 KiB within --max-message-bytes"
             );
         }
+        if self.typing_per_minute == 0 || !(1000..=60_000).contains(&self.typing_ttl_ms) {
+            bail!("--typing-per-minute must be at least 1, and --typing-ttl-ms from 1000 to 60000");
+        }
         if self.send_bytes_per_minute < 64 * 1024 {
             bail!("--send-bytes-per-minute must be at least 65536 (four of the largest messages)");
         }
@@ -758,6 +775,8 @@ impl Options {
             max_connections_per_address,
             max_connections_per_user,
             send_bytes_per_minute,
+            typing_per_minute,
+            typing_ttl_ms,
             signups_per_hour,
             signups_per_address_per_hour,
             max_group_members,

@@ -173,6 +173,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     core.max_connections_per_address = settings.max_connections_per_address;
     core.max_connections_per_user = settings.max_connections_per_user;
     core.send_budget.max = settings.send_bytes_per_minute;
+    core.typing_budget = chatcore::store::Quota {
+        max: settings.typing_per_minute,
+        window_ms: 60 * 1000,
+    };
+    core.typing_ttl_ms = settings.typing_ttl_ms;
     core.signup_global.max = settings.signups_per_hour;
     core.max_group_members = settings.max_group_members;
     core.join_attempts.max = settings.join_attempts;

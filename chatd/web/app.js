@@ -33,6 +33,7 @@
 //                  safety numbers, verified contacts, warnings when a member's keys change
 //   trust.js       the contact card's safety number and devices; one's own devices (rename, verify, sign out)
 //   backup.js      the encrypted key backup: turning it on, restoring with the recovery key
+//   typing.js      "typing…": who writes where, and telling the others while this user writes
 
 import { wireSettings } from "./ui/settings.js";
 import { ChatError } from "./chatcore/web.js";

@@ -44,6 +44,7 @@ import {
   type Privacy,
   type Profile,
   type ReadFrame,
+  type TypingFrame,
   type SignedKey,
   type ToDeviceAck,
   type ToDeviceMessage,
@@ -157,6 +158,8 @@ export interface ClientEvents {
   alert: Omit<AlertFrame, "type">;
   /** Another device of the user read `conv` up to `seq`: its unread count is 0 now. */
   read: Omit<ReadFrame, "type">;
+  /** `user` writes in `conv` (or stopped); show it for `ttl_ms` unless another `typing` event comes. */
+  typing: Omit<TypingFrame, "type">;
   /**
    * The user's view of a pair changed: a contact request, answer or removal by the other user, or a change made
    * on another device of this user (including a block or unblock). Not for this connection's own requests (their
@@ -773,6 +776,11 @@ export class ChatClient {
       case "read":
         this.emit("read", { conv: frame.conv, seq: frame.seq });
         return;
+      case "typing": {
+        const { type: _type, ...typing } = frame;
+        this.emit("typing", typing);
+        return;
+      }
       case "profile_changed":
         if (this.sessionValue && frame.profile.user === this.sessionValue.user) this.sessionValue.profile = frame.profile;
         this.emit("profile", frame.profile);
@@ -1113,6 +1121,15 @@ export class ChatClient {
   /** Marks `conv` read up to `seq` (unread counts drop). */
   async read(conv: string, seq: number): Promise<void> {
     await this.request({ type: "read", conv, seq }, "ok", { auth: true, retry: true });
+  }
+
+  /**
+   * Tells the other members of `conv` who are connected that this user writes there (`true`; send it again about
+   * every half of the `ttl_ms` the pushes carry while the user writes) or stopped (`false`). Nothing is stored; past
+   * the connection's budget the server drops it. Not retried: a late typing is no use.
+   */
+  async typing(conv: string, typing: boolean): Promise<void> {
+    await this.request({ type: "typing", conv, typing }, "ok", { auth: true });
   }
 
   /** Tells the server which conversation is on screen (`undefined`: none); kept across reconnects. */

@@ -12,8 +12,8 @@
  * @module
  */
 
-/** The protocol version this binding speaks. */
-export const PROTOCOL_VERSION = 4;
+/** The protocol version this binding speaks (5: `typing`). */
+export const PROTOCOL_VERSION = 5;
 
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
@@ -379,6 +379,8 @@ export type ClientFrame =
   | { type: "sync"; id: number; limit?: number }
   | { type: "ack"; id: number; conv: string; seq: number }
   | { type: "read"; id: number; conv: string; seq: number }
+  /** The user writes in `conv` (or stopped): the other members who are connected get a `typing` push. */
+  | { type: "typing"; id: number; conv: string; typing: boolean }
   | { type: "focus"; id: number; conv?: string }
   /** `list` absent: the main list. */
   | { type: "conversations"; id: number; list?: ConversationList; after?: string; limit?: number }
@@ -511,6 +513,7 @@ export type ServerFrame =
   | { type: "presence"; presence: Presence }
   | AlertFrame
   | ReadFrame
+  | TypingFrame
   | { type: "profile_changed"; profile: Profile }
   | { type: "new_user"; entry: DirectoryEntry }
   | InvitedFrame
@@ -623,6 +626,15 @@ export interface ReadFrame {
   type: "read";
   conv: string;
   seq: number;
+}
+
+/** Push: `user` writes in `conv` (`typing`) or stopped; the state holds `ttl_ms` unless another push comes. */
+export interface TypingFrame {
+  type: "typing";
+  conv: string;
+  user: string;
+  typing: boolean;
+  ttl_ms: number;
 }
 
 /**
@@ -1031,6 +1043,7 @@ const CLIENT_FRAME: Kind = {
     sync: [id, opt("limit", "u32")],
     ack: [id, req("conv", "string"), req("seq", "u64")],
     read: [id, req("conv", "string"), req("seq", "u64")],
+    typing: [id, req("conv", "string"), req("typing", "bool")],
     focus: [id, opt("conv", "string")],
     conversations: [id, opt("list", { oneOf: CONVERSATION_LISTS }), opt("after", "string"), opt("limit", "u32")],
     ping: [id],
@@ -1142,6 +1155,7 @@ const SERVER_FRAME: Kind = {
       req("seq", "u64"),
     ],
     read: [req("conv", "string"), req("seq", "u64")],
+    typing: [req("conv", "string"), req("user", "string"), req("typing", "bool"), req("ttl_ms", "u32")],
     profile_changed: [req("profile", PROFILE)],
     new_user: [req("entry", DIRECTORY_ENTRY)],
     contact: [opt("id", "u32"), req("contact", CONTACT_INFO)],

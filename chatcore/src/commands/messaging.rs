@@ -1,8 +1,8 @@
-//! send, history, sync, ack, read, focus.
+//! send, history, sync, ack, read, typing, focus.
 
 use crate::commands::conversations::{direct_with, visible};
 use crate::error::CoreError;
-use crate::model::{Content, ConversationId, UserId};
+use crate::model::{Content, ConversationId, ConversationKind, UserId};
 use crate::protocol::{ServerFrame, SharedMessage};
 use crate::request::{page, Caller, Out};
 use crate::server::Server;
@@ -322,6 +322,55 @@ pub(crate) async fn read(
             origin: caller.conn.clone(),
         },
     );
+    Ok(ServerFrame::Ok { id })
+}
+
+/// `typing`: the caller's fellow members of `conv` who are connected learn
+/// that the caller writes there (or stopped). Nothing is stored. Only a
+/// current member of an accepted conversation types: in a message request or
+/// an invitation not answered yet, and towards a user who blocks or is
+/// blocked, nothing goes out (and the caller is not told, as for presence).
+pub(crate) async fn typing(
+    s: &Server,
+    caller: &Caller,
+    id: u32,
+    conv: ConversationId,
+    typing: bool,
+    out: &mut Out,
+) -> Result<ServerFrame, CoreError> {
+    let state = visible(s, caller, &conv).await?;
+    if !state.member(&caller.user).is_some_and(|m| m.is_active()) {
+        return Err(CoreError::Forbidden(
+            "only a member writes in this conversation".into(),
+        ));
+    }
+    let key = format!("typing:{}", caller.conn);
+    let over = s
+        .backends
+        .limiter
+        .spend(&key, 1, s.config.typing_budget, s.now())
+        .await?;
+    // A direct conversation that is a request not answered yet, or where
+    // either blocks the other, carries no typing (both sides keep writing
+    // apart there).
+    let quiet = state.kind == ConversationKind::Direct
+        && (!state.pending.is_empty() || !state.blocked.is_empty());
+    if over.is_some() || quiet {
+        return Ok(ServerFrame::Ok { id });
+    }
+    for m in state.members.iter().filter(|m| m.is_active()) {
+        if m.user == caller.user {
+            continue;
+        }
+        out.publish(
+            Topic::User(m.user.clone()),
+            Event::Typing {
+                conv: conv.clone(),
+                user: caller.user.clone(),
+                typing,
+            },
+        );
+    }
     Ok(ServerFrame::Ok { id })
 }
 

@@ -8,13 +8,18 @@ use crate::model::{
 
 /// The protocol version this build speaks. A client announces its version in
 /// its first frame (`hello`); the server answers with the version both speak.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The oldest protocol version this build speaks: version 2 made
 /// conversations stored things (`send` names one, groups), which version 1
 /// clients cannot follow; version 3 added contacts, blocks and privacy
-/// (`session` carries the settings, which version 2 decoders refuse).
+/// (`session` carries the settings, which version 2 decoders refuse);
+/// version 4 added message requests and end-to-end encryption. Version 5
+/// only adds (`typing`): a version-4 client is served, without its pushes.
 pub const MIN_PROTOCOL_VERSION: u32 = 4;
+
+/// The first version whose clients get `typing` pushes.
+pub const TYPING_VERSION: u32 = 5;
 
 /// Everything a client may send. Every request carries an `id`, chosen by the
 /// client, that the server's reply (or `error`) carries back.
@@ -211,6 +216,17 @@ pub enum ClientFrame {
         conv: ConversationId,
         /// Highest seq read.
         seq: u64,
+    },
+    /// The user is writing in `conv` (`typing`), or stopped: the conversation's
+    /// other members who are connected get a `typing` push; nothing is
+    /// stored. Past the connection's budget it is dropped. Reply: `ok`.
+    Typing {
+        /// Request id.
+        id: u32,
+        /// The conversation.
+        conv: ConversationId,
+        /// Writing (`true`) or stopped (`false`).
+        typing: bool,
     },
     /// Which conversation this device shows, if any; messages there raise no `alert`. Reply: `ok`.
     Focus {
@@ -935,6 +951,7 @@ impl ClientFrame {
             | ClientFrame::Sync { id, .. }
             | ClientFrame::Ack { id, .. }
             | ClientFrame::Read { id, .. }
+            | ClientFrame::Typing { id, .. }
             | ClientFrame::Focus { id, .. }
             | ClientFrame::Conversations { id, .. }
             | ClientFrame::OpenDirect { id, .. }
@@ -996,6 +1013,7 @@ impl ClientFrame {
             ClientFrame::Sync { .. } => "sync",
             ClientFrame::Ack { .. } => "ack",
             ClientFrame::Read { .. } => "read",
+            ClientFrame::Typing { .. } => "typing",
             ClientFrame::Focus { .. } => "focus",
             ClientFrame::Conversations { .. } => "conversations",
             ClientFrame::OpenDirect { .. } => "open_direct",
@@ -1380,6 +1398,19 @@ pub enum ServerFrame {
         /// The user's read marker now.
         seq: u64,
     },
+    /// Push: `user` is writing in `conv` (`typing`), or stopped. Shown for
+    /// `ttl_ms` unless another `typing` of the user comes: a client keeps
+    /// sending it while the user writes.
+    Typing {
+        /// The conversation.
+        conv: ConversationId,
+        /// Who writes.
+        user: UserId,
+        /// Writing, or stopped.
+        typing: bool,
+        /// How long the state holds without another push.
+        ttl_ms: u32,
+    },
     /// Push: a user changed their contact card (`update_profile`): a user
     /// whose presence this connection watches, or the user themself on
     /// another device.
@@ -1533,6 +1564,7 @@ impl ServerFrame {
             | ServerFrame::Presence { .. }
             | ServerFrame::Alert { .. }
             | ServerFrame::Read { .. }
+            | ServerFrame::Typing { .. }
             | ServerFrame::ProfileChanged { .. }
             | ServerFrame::NewUser { .. }
             | ServerFrame::Invited { .. }

@@ -61,6 +61,17 @@ pub enum Event {
         /// The connection that read, which knows already.
         origin: Arc<str>,
     },
+    /// `user` is writing in `conv` (or stopped), for the topic's user, a
+    /// fellow member. Ephemeral: a connection whose queue is full drops it
+    /// rather than being closed for it.
+    Typing {
+        /// The conversation.
+        conv: ConversationId,
+        /// Who writes.
+        user: UserId,
+        /// Writing, or stopped.
+        typing: bool,
+    },
     /// A user's presence changed.
     Presence(Presence),
     /// A user changed their contact card; published to their `Presence`

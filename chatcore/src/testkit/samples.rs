@@ -449,6 +449,11 @@ pub fn client_frames() -> Vec<ClientFrame> {
             }),
             limit: Some(100),
         },
+        ClientFrame::Typing {
+            id: 55,
+            conv: group(),
+            typing: true,
+        },
     ]
 }
 
@@ -911,6 +916,12 @@ pub fn server_frames() -> Vec<ServerFrame> {
             keys: vec![backup_key()],
             more: false,
         },
+        ServerFrame::Typing {
+            conv: group(),
+            user: bob(),
+            typing: true,
+            ttl_ms: 6000,
+        },
     ]
 }
 
@@ -939,6 +950,7 @@ pub fn server_type_name(f: &ServerFrame) -> &'static str {
         ServerFrame::Presence { .. } => "presence",
         ServerFrame::Alert { .. } => "alert",
         ServerFrame::Read { .. } => "read",
+        ServerFrame::Typing { .. } => "typing",
         ServerFrame::ProfileChanged { .. } => "profile_changed",
         ServerFrame::NewUser { .. } => "new_user",
         ServerFrame::Conversation { .. } => "conversation",

@@ -10,6 +10,7 @@ mod groups;
 mod keys;
 mod requests;
 mod sessions;
+mod typing;
 
 use chatcore::testkit::{conformance, model};
 use chatcore::Backends;

@@ -3,7 +3,7 @@
 use chatcore::account::Argon2Config;
 use chatcore::memory::MemoryMailer;
 use chatcore::model::{Content, ConversationId, UserId};
-use chatcore::protocol::{ClientFrame, ErrorCode, ServerFrame};
+use chatcore::protocol::{ClientFrame, ErrorCode, ServerFrame, PROTOCOL_VERSION};
 use chatcore::server::{Clock, ManualClock};
 use chatcore::session::{connect_in_process, Disconnect, InProcess, PeerInfo};
 use chatcore::store::Quota;
@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const PW: &str = "tangerine submarine orchestra 77";
+/// The password of every user the tests register.
+pub(crate) const PASSWORD: &str = PW;
 const WAIT: Duration = Duration::from_secs(20);
 
 pub(crate) struct Client {
@@ -30,10 +32,24 @@ impl Client {
         Self::connect_from(server, None, 64).await
     }
 
+    /// A connection that says `hello` with protocol `version`.
+    pub(crate) async fn connect_version(server: &Arc<Server>, version: u32) -> Client {
+        Self::connect_with(server, None, 64, version).await
+    }
+
     pub(crate) async fn connect_from(
         server: &Arc<Server>,
         addr: Option<std::net::IpAddr>,
         capacity: usize,
+    ) -> Client {
+        Self::connect_with(server, addr, capacity, PROTOCOL_VERSION).await
+    }
+
+    async fn connect_with(
+        server: &Arc<Server>,
+        addr: Option<std::net::IpAddr>,
+        capacity: usize,
+        version: u32,
     ) -> Client {
         let conn = connect_in_process(
             server.clone(),
@@ -51,12 +67,12 @@ impl Client {
         match c
             .req(|id| ClientFrame::Hello {
                 id,
-                version: 4,
+                version,
                 client: Some("test".into()),
             })
             .await
         {
-            ServerFrame::Welcome { version: 4, .. } => {}
+            ServerFrame::Welcome { version: v, .. } if v == version => {}
             other => panic!("hello: {other:?}"),
         }
         c

@@ -10,7 +10,7 @@
  */
 import { type Codec } from "./codec.js";
 import { ChatError } from "./errors.js";
-import { type AlertFrame, type Audience, type BackupInfo, type BackupKeyInfo, type BackupKeyRef, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceInfo, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+import { type AlertFrame, type Audience, type BackupInfo, type BackupKeyInfo, type BackupKeyRef, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceInfo, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type TypingFrame, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
 /** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
 export interface WebSocketLike {
     readonly readyState: number;
@@ -110,6 +110,8 @@ export interface ClientEvents {
     alert: Omit<AlertFrame, "type">;
     /** Another device of the user read `conv` up to `seq`: its unread count is 0 now. */
     read: Omit<ReadFrame, "type">;
+    /** `user` writes in `conv` (or stopped); show it for `ttl_ms` unless another `typing` event comes. */
+    typing: Omit<TypingFrame, "type">;
     /**
      * The user's view of a pair changed: a contact request, answer or removal by the other user, or a change made
      * on another device of this user (including a block or unblock). Not for this connection's own requests (their
@@ -402,6 +404,12 @@ export declare class ChatClient {
     }>;
     /** Marks `conv` read up to `seq` (unread counts drop). */
     read(conv: string, seq: number): Promise<void>;
+    /**
+     * Tells the other members of `conv` who are connected that this user writes there (`true`; send it again about
+     * every half of the `ttl_ms` the pushes carry while the user writes) or stopped (`false`). Nothing is stored; past
+     * the connection's budget the server drops it. Not retried: a late typing is no use.
+     */
+    typing(conv: string, typing: boolean): Promise<void>;
     /** Tells the server which conversation is on screen (`undefined`: none); kept across reconnects. */
     focus(conv: string | undefined): Promise<void>;
     /**

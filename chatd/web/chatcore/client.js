@@ -520,6 +520,11 @@ export class ChatClient {
             case "read":
                 this.emit("read", { conv: frame.conv, seq: frame.seq });
                 return;
+            case "typing": {
+                const { type: _type, ...typing } = frame;
+                this.emit("typing", typing);
+                return;
+            }
             case "profile_changed":
                 if (this.sessionValue && frame.profile.user === this.sessionValue.user)
                     this.sessionValue.profile = frame.profile;
@@ -829,6 +834,14 @@ export class ChatClient {
     /** Marks `conv` read up to `seq` (unread counts drop). */
     async read(conv, seq) {
         await this.request({ type: "read", conv, seq }, "ok", { auth: true, retry: true });
+    }
+    /**
+     * Tells the other members of `conv` who are connected that this user writes there (`true`; send it again about
+     * every half of the `ttl_ms` the pushes carry while the user writes) or stopped (`false`). Nothing is stored; past
+     * the connection's budget the server drops it. Not retried: a late typing is no use.
+     */
+    async typing(conv, typing) {
+        await this.request({ type: "typing", conv, typing }, "ok", { auth: true });
     }
     /** Tells the server which conversation is on screen (`undefined`: none); kept across reconnects. */
     async focus(conv) {

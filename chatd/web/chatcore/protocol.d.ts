@@ -11,8 +11,8 @@
  *
  * @module
  */
-/** The protocol version this binding speaks. */
-export declare const PROTOCOL_VERSION = 4;
+/** The protocol version this binding speaks (5: `typing`). */
+export declare const PROTOCOL_VERSION = 5;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export declare const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -408,6 +408,13 @@ export type ClientFrame = {
     id: number;
     conv: string;
     seq: number;
+}
+/** The user writes in `conv` (or stopped): the other members who are connected get a `typing` push. */
+ | {
+    type: "typing";
+    id: number;
+    conv: string;
+    typing: boolean;
 } | {
     type: "focus";
     id: number;
@@ -723,7 +730,7 @@ export type ServerFrame = {
 } | {
     type: "presence";
     presence: Presence;
-} | AlertFrame | ReadFrame | {
+} | AlertFrame | ReadFrame | TypingFrame | {
     type: "profile_changed";
     profile: Profile;
 } | {
@@ -854,6 +861,14 @@ export interface ReadFrame {
     type: "read";
     conv: string;
     seq: number;
+}
+/** Push: `user` writes in `conv` (`typing`) or stopped; the state holds `ttl_ms` unless another push comes. */
+export interface TypingFrame {
+    type: "typing";
+    conv: string;
+    user: string;
+    typing: boolean;
+    ttl_ms: number;
 }
 /**
  * Reply to `contact`, `block` and `unblock` (with the request's `id`): the caller's view of the pair now.

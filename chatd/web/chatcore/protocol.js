@@ -11,8 +11,8 @@
  *
  * @module
  */
-/** The protocol version this binding speaks. */
-export const PROTOCOL_VERSION = 4;
+/** The protocol version this binding speaks (5: `typing`). */
+export const PROTOCOL_VERSION = 5;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -271,6 +271,7 @@ const CLIENT_FRAME = {
         sync: [id, opt("limit", "u32")],
         ack: [id, req("conv", "string"), req("seq", "u64")],
         read: [id, req("conv", "string"), req("seq", "u64")],
+        typing: [id, req("conv", "string"), req("typing", "bool")],
         focus: [id, opt("conv", "string")],
         conversations: [id, opt("list", { oneOf: CONVERSATION_LISTS }), opt("after", "string"), opt("limit", "u32")],
         ping: [id],
@@ -381,6 +382,7 @@ const SERVER_FRAME = {
             req("seq", "u64"),
         ],
         read: [req("conv", "string"), req("seq", "u64")],
+        typing: [req("conv", "string"), req("user", "string"), req("typing", "bool"), req("ttl_ms", "u32")],
         profile_changed: [req("profile", PROFILE)],
         new_user: [req("entry", DIRECTORY_ENTRY)],
         contact: [opt("id", "u32"), req("contact", CONTACT_INFO)],

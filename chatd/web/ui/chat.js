@@ -7,6 +7,7 @@ import { $, field, h, nameNode, setName, show } from "./dom.js";
 import { paintAvatar, groupProfile } from "./avatar.js";
 import { dayLabel, describe, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
 import { cannotSend, historyPage, isVerified, readable, readKey } from "./e2e.js";
+import { messageFrom, typingText, userStopped } from "./typing.js";
 import {
   MAX_SHOWN,
   SHOWN,
@@ -154,6 +155,7 @@ export function onMessage(/** @type {import("./store.js").Message} */ m) {
   if (!me || !client) return;
   const c = conv(m.conv);
   if (!addMessage(c, m, true)) return;
+  messageFrom(m.conv, m.from);
   // An alert that came before its message (an encrypted one is read first) is shown now, with the text.
   const alerted = awaitingAlert.get(`${m.conv} ${m.seq}`);
   if (alerted) {
@@ -313,6 +315,7 @@ export async function openChat(/** @type {string} */ id) {
   const unread = c.unread;
   if (previous !== c) {
     saveDraft(previous);
+    userStopped();
     c.divider = null;
     c.newBelow = 0;
   }
@@ -480,7 +483,8 @@ function renderChatHeader() {
   if (c.kind === "group") {
     paintAvatar($("peer-avatar"), groupProfile(c));
     setName($("peer-name"), convName(c));
-    p.textContent = c.left ? "You are no longer a member" : c.memberCount === 1 ? "1 member" : `${c.memberCount} members`;
+    p.textContent =
+      typingText(c) ?? (c.left ? "You are no longer a member" : c.memberCount === 1 ? "1 member" : `${c.memberCount} members`);
     p.classList.remove("online");
     $("chat-peer").title = "Group info";
   } else {
@@ -489,9 +493,10 @@ function renderChatHeader() {
     if (!u) return;
     paintAvatar($("peer-avatar"), u.profile);
     setName($("peer-name"), u.profile.display_name);
-    p.textContent = presenceText(u.presence);
+    p.textContent = typingText(c) ?? presenceText(u.presence);
     p.classList.toggle("online", u.presence.online);
   }
+  p.classList.toggle("typing", typingText(c) !== null);
 }
 
 function renderHistoryStatus() {

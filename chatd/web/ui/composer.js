@@ -10,6 +10,7 @@ import { addMessage, stickToBottom } from "./chat.js";
 import { sendEnded, sendStarted } from "./connection.js";
 import * as outbox from "./outbox.js";
 import { openJson, sealJson, sendText, userSlot } from "./e2e.js";
+import { userStopped, userWrites } from "./typing.js";
 
 /** Failures that pass: the message waits for the connection and goes out by itself. */
 const TRANSIENT = new Set(["disconnected", "timeout", "closed", "unavailable", "rate_limited", "internal"]);
@@ -264,6 +265,7 @@ export function wireComposer() {
       input.focus();
       return;
     }
+    userStopped();
     /** @type {import("./store.js").Pending} */
     const p = { client_id: newClientId(), text, ts: Date.now(), status: "waiting" };
     c.pending.set(p.client_id, p);
@@ -284,6 +286,9 @@ export function wireComposer() {
   input.addEventListener("input", () => {
     autoGrow();
     renderCount();
-    saveDraft(openConv());
+    const c = openConv();
+    saveDraft(c);
+    // The others see "typing…" while there is text (the composer shows only where this user may write).
+    if (c && !c.left && !c.request) userWrites(c.id, !!input.value.trim());
   });
 }

@@ -17,6 +17,7 @@ import { loadContacts, onContact, onPrivacy, resetContacts } from "./contacts.js
 import { resetTokenFromHash } from "./auth.js";
 import { startE2e, stopE2e } from "./e2e.js";
 import { checkBackup } from "./backup.js";
+import { onTyping, resetTyping } from "./typing.js";
 import { loadRequests, onAnswered, onInvited, resetRequests } from "./requests.js";
 
 export const TOKEN_KEY = "chatcore.token";
@@ -48,6 +49,7 @@ export function createClient(/** @type {string | null} */ token) {
   client.on("newuser", (e) => onNewUser(e));
   client.on("alert", (a) => onAlert(a));
   client.on("read", (r) => onRead(r));
+  client.on("typing", (t) => onTyping(t));
   client.on("contact", (c) => onContact(c));
   client.on("privacy", (p) => onPrivacy(p));
   client.on("invited", (s) => onInvited(s));
@@ -126,6 +128,7 @@ function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ r
   state.open = null;
   $("panes").classList.remove("show-chat");
   clearToasts();
+  resetTyping();
   resetContacts();
   resetRequests();
   for (const id of ["card", "group", "new-group", "mute", "join"]) if (dialog(id).open) dialog(id).close();

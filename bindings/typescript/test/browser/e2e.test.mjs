@@ -21,7 +21,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startChatd } from "../support/chatd.mjs";
-import { launchWithProfile, screenshot, serveMissingFromDisk, watchConsole } from "../support/browser.mjs";
+import { launchWithProfile, screenshot, serveMissingFromDisk, signUpIn, watchConsole } from "../support/browser.mjs";
 import { newAccount } from "../support/util.mjs";
 import { rustPeer } from "../support/peer.mjs";
 
@@ -63,12 +63,7 @@ async function signUp(name, prepare = async () => {}) {
   watchConsole(page, name, problems);
   page.setDefaultTimeout(20_000);
   await page.goto(chatd.httpUrl + "/");
-  await page.click("#tab-signup");
-  for (const f of ["username", "display_name", "email", "phone", "password"]) await page.fill(`#signup-${f}`, account[f]);
-  await page.click("#signup-form button[type=submit]");
-  await page.locator("#app").waitFor({ state: "visible" });
-  // Keys published: whatever is sent to this user from now on is encrypted for this device too.
-  await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  await signUpIn(page, account);
   users[name] = { account, context, page, profile };
   return users[name];
 }
@@ -133,6 +128,12 @@ test("two people chat encrypted by default: the lock, matching safety numbers, a
   const reply = secret("hello-alice");
   await send(b, reply);
   await bubble(a, reply).waitFor();
+
+  // Bob writes: Alice's header says so, and no longer once he empties his message box.
+  await b.fill("#composer-text", secret("thinking"));
+  await a.locator("#peer-presence.typing", { hasText: "typing…" }).waitFor();
+  await b.fill("#composer-text", "");
+  await a.waitForFunction(() => !document.querySelector("#peer-presence")?.classList.contains("typing"));
 
   // The same safety number on both sides.
   const mine = await safetyNumber(a);

@@ -10,7 +10,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startChatd } from "../support/chatd.mjs";
-import { axeViolations, launchBrowser, screenshot, serveMissingFromDisk, watchConsole } from "../support/browser.mjs";
+import { axeViolations, launchBrowser, screenshot, serveMissingFromDisk, signUpIn, watchConsole } from "../support/browser.mjs";
 import { newAccount } from "../support/util.mjs";
 
 const DESKTOP = { width: 1280, height: 800 };
@@ -41,12 +41,7 @@ async function signUp(name) {
   watchConsole(page, name, problems);
   page.setDefaultTimeout(10_000);
   await page.goto(chatd.httpUrl + "/");
-  await page.click("#tab-signup");
-  for (const f of ["username", "display_name", "email", "phone", "password"]) await page.fill(`#signup-${f}`, account[f]);
-  await page.click("#signup-form button[type=submit]");
-  await page.locator("#app").waitFor({ state: "visible" });
-  // Keys published: whatever is sent to this user from now on is encrypted for this device too.
-  await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  await signUpIn(page, account);
   users[name] = { account, context, page };
   return users[name];
 }
@@ -371,6 +366,20 @@ test("phone width: the group screens fit 390 px and pass axe-core", async () => 
   assert.deepEqual(await axeViolations(page, "new group dialog, phone"), []);
   await closeDialog(page, "new-group");
   await page.setViewportSize(DESKTOP);
+});
+
+test("typing in a group: the others see who writes, by name, until the message comes", async () => {
+  const { page: alice, account: a } = users.alice;
+  const { page: carol } = users.carol;
+  await groupRow(alice, "Mad tea party").click();
+  await alice.locator("#peer-name", { hasText: "Mad tea party" }).waitFor();
+  await groupRow(carol, "Mad tea party").click();
+  await carol.locator("#peer-name", { hasText: "Mad tea party" }).waitFor();
+  await alice.fill("#composer-text", "a slow thought");
+  await carol.locator("#peer-presence.typing", { hasText: `${a.display_name} is typing…` }).waitFor();
+  await alice.press("#composer-text", "Enter");
+  await msg(carol, "a slow thought").waitFor();
+  await carol.waitForFunction(() => !document.querySelector("#peer-presence")?.classList.contains("typing"));
 });
 
 test("history in an encrypted group: new members read from their joining on, and what came before says so", async () => {

@@ -1,0 +1,245 @@
+//! `typing`: who is told, live, that a member writes; what is never told;
+//! the connection's budget; and that a slow connection drops typing rather
+//! than being closed for it.
+
+use std::sync::Arc;
+
+use chatcore::model::ConversationId;
+use chatcore::protocol::{ClientFrame, ContactAction, ErrorCode, ServerFrame, PROTOCOL_VERSION};
+use chatcore::store::Quota;
+use chatcore::testkit::model::fast_config;
+use chatcore::{Backends, Server};
+
+use crate::sessions::{two_users, Client, PASSWORD};
+
+fn code(f: &ServerFrame) -> Option<ErrorCode> {
+    match f {
+        ServerFrame::Error { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+fn typing(conv: &ConversationId, on: bool) -> impl FnOnce(u32) -> ClientFrame {
+    let conv = conv.clone();
+    move |id| ClientFrame::Typing {
+        id,
+        conv,
+        typing: on,
+    }
+}
+
+fn typings(frames: &[ServerFrame]) -> Vec<(String, bool)> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Typing { user, typing, .. } => Some((user.to_string(), *typing)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Alice and Bob, contacts, with their direct conversation.
+async fn contacts(s: &Arc<Server>) -> (Client, Client, ConversationId) {
+    let (mut a, mut b, alice, bob) = two_users(s).await;
+    for (c, other) in [(&mut a, &bob), (&mut b, &alice)] {
+        let other = other.clone();
+        let r = c
+            .req(|id| ClientFrame::Contact {
+                id,
+                user: other,
+                action: ContactAction::Request,
+            })
+            .await;
+        assert!(!matches!(r, ServerFrame::Error { .. }), "{r:?}");
+    }
+    let r = a.send(&bob, "hello", "hello").await;
+    assert!(matches!(r, ServerFrame::Sent { .. }), "{r:?}");
+    a.drain().await;
+    b.drain().await;
+    (a, b, ConversationId::direct(&alice, &bob))
+}
+
+#[tokio::test]
+async fn a_member_who_types_is_shown_to_the_others_live_and_nothing_is_stored() {
+    let s = Server::new(Backends::memory(), fast_config()).unwrap();
+    let (mut a, mut b, conv) = contacts(&s).await;
+    let alice = a.user.clone().unwrap();
+    assert!(matches!(
+        a.req(typing(&conv, true)).await,
+        ServerFrame::Ok { .. }
+    ));
+    match b.push().await {
+        ServerFrame::Typing {
+            conv: c,
+            user,
+            typing,
+            ttl_ms,
+        } => {
+            assert_eq!((c, user, typing), (conv.clone(), alice.clone(), true));
+            assert_eq!(ttl_ms, fast_config().typing_ttl_ms);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        a.req(typing(&conv, false)).await,
+        ServerFrame::Ok { .. }
+    ));
+    assert_eq!(typings(&b.drain().await), [(alice.to_string(), false)]);
+    // The typist is not told of itself; the log did not grow.
+    assert_eq!(typings(&a.drain().await), []);
+    match b
+        .req(|id| ClientFrame::History {
+            id,
+            conv: conv.clone(),
+            before: None,
+            limit: None,
+        })
+        .await
+    {
+        ServerFrame::Messages { messages, .. } => assert_eq!(messages.len(), 1),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn outsiders_requests_and_blocks_carry_no_typing() {
+    let s = Server::new(Backends::memory(), fast_config()).unwrap();
+    let (mut a, mut b, alice, bob) = two_users(&s).await;
+    // A message request Bob has not answered: neither side's typing goes out.
+    a.send(&bob, "m1", "hello").await;
+    let conv = ConversationId::direct(&alice, &bob);
+    b.drain().await;
+    assert!(matches!(
+        a.req(typing(&conv, true)).await,
+        ServerFrame::Ok { .. }
+    ));
+    assert_eq!(typings(&b.drain().await), []);
+    assert!(matches!(
+        b.req(typing(&conv, true)).await,
+        ServerFrame::Ok { .. }
+    ));
+    assert_eq!(typings(&a.drain().await), []);
+    // Someone else knows nothing of the conversation, whatever id is tried.
+    let mut eve = Client::connect(&s).await;
+    eve.register("eve", "+449999999999").await;
+    assert_eq!(
+        code(&eve.req(typing(&conv, true)).await),
+        Some(ErrorCode::NotFound)
+    );
+    // Accepted, it carries typing; blocked, no more (and the typist is not told).
+    let accepted = b
+        .req(|id| ClientFrame::Accept {
+            id,
+            conv: conv.clone(),
+        })
+        .await;
+    assert!(
+        !matches!(accepted, ServerFrame::Error { .. }),
+        "{accepted:?}"
+    );
+    a.drain().await;
+    assert!(matches!(
+        a.req(typing(&conv, true)).await,
+        ServerFrame::Ok { .. }
+    ));
+    assert_eq!(typings(&b.drain().await), [(alice.to_string(), true)]);
+    let blocked = b
+        .req(|id| ClientFrame::Block {
+            id,
+            user: alice.clone(),
+        })
+        .await;
+    assert!(!matches!(blocked, ServerFrame::Error { .. }), "{blocked:?}");
+    a.drain().await;
+    assert!(matches!(
+        a.req(typing(&conv, true)).await,
+        ServerFrame::Ok { .. }
+    ));
+    assert_eq!(typings(&b.drain().await), []);
+}
+
+#[tokio::test]
+async fn a_version_4_client_gets_no_typing_push() {
+    const { assert!(PROTOCOL_VERSION > 4) };
+    let s = Server::new(Backends::memory(), fast_config()).unwrap();
+    let (mut a, b, conv) = contacts(&s).await;
+    drop(b);
+    let mut old = Client::connect_version(&s, 4).await;
+    old.login("bob", PASSWORD).await;
+    old.drain().await;
+    assert!(matches!(
+        a.req(typing(&conv, true)).await,
+        ServerFrame::Ok { .. }
+    ));
+    let mut now = Client::connect(&s).await;
+    now.login("bob", PASSWORD).await;
+    now.drain().await;
+    assert!(matches!(
+        a.req(typing(&conv, true)).await,
+        ServerFrame::Ok { .. }
+    ));
+    assert_eq!(
+        typings(&now.drain().await),
+        [(a.user.clone().unwrap().to_string(), true)]
+    );
+    assert_eq!(
+        typings(&old.drain().await),
+        [],
+        "a version-4 decoder would refuse the push"
+    );
+}
+
+#[tokio::test]
+async fn past_the_connections_budget_typing_is_dropped_not_refused() {
+    let mut config = fast_config();
+    config.typing_budget = Quota {
+        max: 2,
+        window_ms: 60_000,
+    };
+    let s = Server::new(Backends::memory(), config).unwrap();
+    let (mut a, mut b, conv) = contacts(&s).await;
+    for _ in 0..4 {
+        assert!(matches!(
+            a.req(typing(&conv, true)).await,
+            ServerFrame::Ok { .. }
+        ));
+    }
+    assert_eq!(typings(&b.drain().await).len(), 2);
+    // The budget is the connection's: another device of Alice's types on.
+    let mut phone = Client::connect(&s).await;
+    phone.login("alice", PASSWORD).await;
+    assert!(matches!(
+        phone.req(typing(&conv, true)).await,
+        ServerFrame::Ok { .. }
+    ));
+    assert_eq!(typings(&b.drain().await).len(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_connection_drops_typing_and_stays_open() {
+    let mut config = fast_config();
+    config.outbound_queue = 4;
+    let s = Server::new(Backends::memory(), config).unwrap();
+    let (mut a, mut b, conv) = contacts(&s).await;
+    // Bob's connection reads nothing while Alice types a hundred times: its queue fills.
+    let mut slow = Client::connect_from(&s, None, 1).await;
+    slow.login("bob", PASSWORD).await;
+    for _ in 0..100 {
+        assert!(matches!(
+            a.req(typing(&conv, true)).await,
+            ServerFrame::Ok { .. }
+        ));
+    }
+    // Still open: it answers, and a message still reaches it.
+    let bob = b.user.clone().unwrap();
+    a.send(&bob, "after", "after the typing").await;
+    let pushed = slow.drain().await;
+    assert!(
+        pushed
+            .iter()
+            .any(|f| matches!(f, ServerFrame::Message { .. })),
+        "the message came after the dropped typing: {pushed:?}"
+    );
+    assert!(typings(&pushed).len() < 100, "some typing was dropped");
+    b.drain().await;
+}
