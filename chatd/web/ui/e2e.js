@@ -209,6 +209,8 @@ export async function stopE2e(forget = false) {
   state.reads.clear();
   setE2e({ status: "off", memoryOnly: false, error: "", since: 0 });
   verified.clear();
+  // Whoever waited for the keys to open learns they will not (the status says "off").
+  for (const f of whenReady.splice(0)) f();
   if (!secure) return;
   let id = "";
   let user = "";
@@ -307,8 +309,11 @@ export async function sendText(/** @type {Conv} */ c, /** @type {string} */ text
   const client = state.client;
   if (!client) throw new Error("signed out");
   if (!c.encrypted) return client.send({ conv: c.id }, text, { clientId });
+  const me = state.me;
   await new Promise((resolve) => afterE2eStart(() => resolve(undefined)));
   const secure = state.secure;
+  // Signed out (or in as someone else) meanwhile: this message is no longer this page's to send.
+  if (state.me !== me || state.client !== client) throw new Error("signed out");
   if (!secure || state.e2e.status !== "ready") throw new Error(cannotSend(c) ?? "end-to-end encryption is not ready");
   return secure.sendEncrypted(c.id, text, { clientId });
 }
