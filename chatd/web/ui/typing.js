@@ -6,8 +6,11 @@
 
 import { invalidate, state, userName } from "./store.js";
 
-/** How often this page says again that the user is still writing (the server's default state lasts 6 s). */
-const REFRESH_MS = 2500;
+/**
+ * How often this page says again that the user is still writing: half of the state's life as the pushes of others
+ * give it (the server's default is 6 s), at most every 2.5 s until one came.
+ */
+let refreshMs = 2500;
 
 /** conv -> user -> the timer that ends their typing. @type {Map<string, Map<string, ReturnType<typeof setTimeout>>>} */
 const typists = new Map();
@@ -25,6 +28,7 @@ function end(/** @type {string} */ conv, /** @type {string} */ user) {
 /** A `typing` push: `user` writes in `conv` (for `ttl_ms`), or stopped. */
 export function onTyping(/** @type {{ conv: string, user: string, typing: boolean, ttl_ms: number }} */ t) {
   end(t.conv, t.user);
+  refreshMs = Math.max(500, Math.min(2500, Math.floor(t.ttl_ms / 2)));
   if (!t.typing || t.user === state.me?.user) return;
   let users = typists.get(t.conv);
   if (!users) {
@@ -66,7 +70,7 @@ export function resetTyping() {
 /** The conversation the page last said this user writes in, and when. */
 let sent = { conv: "", at: 0 };
 
-/** The composer of `conv` holds text (`writing`) or was emptied: tells the others, at most every REFRESH_MS. */
+/** The composer of `conv` holds text (`writing`) or was emptied: tells the others, at most every `refreshMs`. */
 export function userWrites(/** @type {string} */ conv, /** @type {boolean} */ writing) {
   const client = state.client;
   if (!client) return;
@@ -75,7 +79,7 @@ export function userWrites(/** @type {string} */ conv, /** @type {boolean} */ wr
     return;
   }
   const now = Date.now();
-  if (sent.conv === conv && now - sent.at < REFRESH_MS) return;
+  if (sent.conv === conv && now - sent.at < refreshMs) return;
   if (sent.conv && sent.conv !== conv) userStopped();
   sent = { conv, at: now };
   // A hint: a failure (offline, not allowed here) changes nothing the user sees.
