@@ -6,6 +6,7 @@
 #   bench/run.sh                      # every scenario (about 11 minutes)
 #   bench/run.sh --only relay,rate    # a subset; any `bench all` option works
 #   bench/run.sh --only fanout --fanout-groups 10x100   # one fan-out shape
+#   bench/run.sh --only relay,rate --targets chatd,ejabberd --rate 3000   # against ejabberd
 #
 # Scenarios: relay (flat out), rate (fixed rate), idle, big (chatd idle at
 # scale), churn, login (argon2 storm during the fixed-rate relay), fanout
@@ -22,6 +23,10 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v taskset >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# The ejabberd peer (not a default target): `--targets chatd,ejabberd`.
+case " $* " in
+  *ejabberd*) command -v ejabberdctl >/dev/null 2>&1 || need_apt+=(ejabberd) ;;
+esac
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -218,6 +218,7 @@ async fn connect_all(addr: SocketAddr, target: &Target, n: usize) -> Result<Vec<
                 }
                 Target::Ceiling | Target::CeilingAck => bail!("the ceiling has no groups"),
                 Target::ChatdE2e(_) => bail!("chatd-e2e is a relay target"),
+                Target::Ejabberd(_) => bail!("ejabberd is a relay target (groups: not yet)"),
             }
         }));
     }
@@ -246,6 +247,7 @@ pub(crate) async fn run(
         Target::SocketIo(_) => Proto::SocketIo,
         Target::Ceiling | Target::CeilingAck => bail!("the ceiling has no groups"),
         Target::ChatdE2e(_) => bail!("chatd-e2e is a relay target"),
+        Target::Ejabberd(_) => bail!("ejabberd is a relay target (groups: not yet)"),
     };
     let setup_start = Instant::now();
     let mut conns = connect_all(addr, &target, g_n * m_n).await?;

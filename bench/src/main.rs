@@ -15,11 +15,14 @@
 //! - `scenarios`: idle, churn, login.
 //! - `fanout`: group fan-out (chatd groups, Socket.IO rooms).
 //! - `sio`: the Socket.IO peer's protocol (Engine.IO 4 + msgpack parser) in Rust.
+//! - `xmpp`: XMPP over WebSocket (RFC 7395) for the ejabberd peer, in Rust.
+//! - `ejabberd`: starting and stopping a private ejabberd node.
 //! - `ceiling`: the raw relay server.
 //! - `stats`: histograms, CPU and RSS of processes.
 
 mod ceiling;
 mod claims;
+mod ejabberd;
 mod fanout;
 mod net;
 mod proto;
@@ -27,6 +30,7 @@ mod relay;
 mod scenarios;
 mod sio;
 mod stats;
+mod xmpp;
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
@@ -76,6 +80,9 @@ struct AllOpts {
     /// Directory of the Socket.IO peer (server.js, node_modules).
     #[arg(long, default_value = "bench/socketio")]
     socketio: PathBuf,
+    /// Directory of the ejabberd peer's config (ejabberd.yml, ejabberdctl.cfg).
+    #[arg(long, default_value = "bench/ejabberd")]
+    ejabberd: PathBuf,
     /// Scenarios, comma-separated: relay, rate, idle, big, churn, login, fanout.
     #[arg(
         long,
@@ -86,7 +93,8 @@ struct AllOpts {
     /// Targets of relay/rate/idle/fanout, comma-separated: ceiling, ceiling-ack (relay only), chatd,
     /// chatd-sqlite (chatd on a fresh SQLite file, durable: relay, rate and fanout only), chatd-e2e
     /// (chatd, each pair's conversation end-to-end encrypted, every message a ciphertext of the
-    /// payload's size: relay and rate only), socketio (fanout: chatd, chatd-sqlite and socketio only).
+    /// payload's size: relay and rate only), socketio (fanout: chatd, chatd-sqlite and socketio only),
+    /// ejabberd (relay and rate only; not a default: needs `apt-get install ejabberd`).
     #[arg(
         long,
         default_value = "ceiling,ceiling-ack,chatd,chatd-sqlite,socketio",
@@ -319,6 +327,14 @@ async fn relay_one(
             s.stop().await;
             r?
         }
+        "ejabberd" => {
+            net::next_epoch();
+            let s = ejabberd::Ejabberd::start(&o.ejabberd, tmp).await?;
+            let t = Target::Ejabberd(Arc::from(LOAD_TEST_PASSWORD));
+            let r = relay::run(s.addr, t, &opts, s.pid).await;
+            s.stop().await;
+            r?
+        }
         other => bail!("unknown target {other}"),
     };
     println!("  {}", r.line());
@@ -505,11 +521,12 @@ async fn all(o: AllOpts) -> Result<()> {
     }
     if want("idle") {
         println!("== idle connections");
-        for t in o
-            .targets
-            .iter()
-            .filter(|t| *t != "ceiling-ack" && *t != "chatd-sqlite" && *t != "chatd-e2e")
-        {
+        for t in o.targets.iter().filter(|t| {
+            !matches!(
+                t.as_str(),
+                "ceiling-ack" | "chatd-sqlite" | "chatd-e2e" | "ejabberd"
+            )
+        }) {
             idle.push(idle_one(&o, t, o.idle_n, &tmp).await?);
         }
     }
@@ -707,6 +724,28 @@ async fn all(o: AllOpts) -> Result<()> {
     if let (Some(s), Some(d)) = (find(&fixed, "socket.io"), find(&fixed, "chatd")) {
         let p = d.p99_ms / s.p99_ms.max(1e-9);
         println!("| chatd p99 / Socket.IO p99 (both at {:.0} msg/s offered) | {:.2} / {:.2} ms = {p:.2}x | <= 0.5x | {} |", o.rate, d.p99_ms, s.p99_ms, yes(p <= 0.5));
+    }
+    // The ejabberd peer (issue 23, scenario 1: 1:1 relay in memory).
+    for (runs, how) in [(&flat, "flat out"), (&fixed, "fixed rate")] {
+        if let (Some(d), Some(e)) = (find(runs, "chatd"), find(runs, "ejabberd")) {
+            let x = per_cpu(&d) / per_cpu(&e).max(1.0);
+            let p = d.p99_ms / e.p99_ms.max(1e-9);
+            let at = if d.offered > 0.0 {
+                format!("{:.0} msg/s offered", d.offered)
+            } else {
+                format!("window {}", d.window)
+            };
+            println!(
+                "| chatd / ejabberd relay ({how}, {at}): per server CPU-second; p99 | {:.0} / {:.0} msg/s = {x:.2}x ({:.0} / {:.0} msg/s); {:.2} / {:.2} ms = {p:.2}x | >= 1.5x; <= 0.5x | {} |",
+                per_cpu(&d),
+                per_cpu(&e),
+                d.msgs_per_sec,
+                e.msgs_per_sec,
+                d.p99_ms,
+                e.p99_ms,
+                yes(x >= 1.5 && p <= 0.5)
+            );
+        }
     }
     for r in &idle {
         println!(

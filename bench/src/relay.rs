@@ -20,6 +20,7 @@ use crate::net::{self, Ws};
 use crate::proto::{self, Account, Incoming};
 use crate::sio;
 use crate::stats::{self, CpuWindow, RelayReport};
+use crate::xmpp;
 
 /// Which server the generator talks to.
 #[derive(Clone)]
@@ -35,6 +36,9 @@ pub(crate) enum Target {
     CeilingAck,
     /// The Socket.IO peer, with its accounts.
     SocketIo(Arc<Vec<Account>>),
+    /// The ejabberd peer over XMPP over WebSocket: user `i` is `u{i}`
+    /// (registered in-band on connecting), with this password.
+    Ejabberd(Arc<str>),
 }
 
 impl Target {
@@ -45,6 +49,7 @@ impl Target {
             Target::Ceiling => "ceiling",
             Target::CeilingAck => "ceiling-ack",
             Target::SocketIo(_) => "socket.io",
+            Target::Ejabberd(_) => "ejabberd",
         }
     }
 }
@@ -67,6 +72,7 @@ enum Proto {
     ChatdE2e,
     Raw,
     SocketIo,
+    Xmpp,
 }
 
 /// Counters of one connection.
@@ -152,6 +158,15 @@ async fn connect_pairs(
                         initial,
                     })
                 }
+                Target::Ejabberd(password) => {
+                    let ws = xmpp::connect(addr, src, i, &password, true).await?;
+                    Ok(Side {
+                        ws,
+                        device: String::new(),
+                        peer: xmpp::full_jid(i ^ 1),
+                        initial,
+                    })
+                }
             }
         }));
     }
@@ -193,6 +208,7 @@ pub(crate) async fn run(
         Target::ChatdE2e(_) => Proto::ChatdE2e,
         Target::Ceiling | Target::CeilingAck => Proto::Raw,
         Target::SocketIo(_) => Proto::SocketIo,
+        Target::Ejabberd(_) => Proto::Xmpp,
     };
     // An encrypted message carries prepared ciphertext of the payload's
     // size: the same bytes on the wire, so that the two runs differ only
@@ -303,9 +319,16 @@ async fn drive(
                     proto::encode_send_encrypted(next_id, &peer, &client_id, &device, text)
                 }
                 Proto::SocketIo => sio::encode_send(next_id, &peer, &client_id, text),
+                Proto::Xmpp => Ok(xmpp::encode_message(&peer, &client_id, text)),
                 Proto::Raw => Ok(Message::binary(text.as_bytes().to_vec())),
             }
         };
+        // XMPP: each message is followed by <r/>, answered by the server's
+        // <a h=.../> (stream management) as chatd acknowledges each send;
+        // `handled` counts the stanzas received (the server asks with <r/>).
+        let xmpp_acks = proto == Proto::Xmpp;
+        let mut handled: u32 = 0;
+        let mut acked: u32 = 0;
         let mut ticker = interval.map(|i| {
             // Spread the users' ticks over one interval.
             let offset = i.mul_f64((index % 97) as f64 / 97.0);
@@ -317,6 +340,9 @@ async fn drive(
             for _ in 0..initial {
                 payload(&mut text, base, size);
                 ws.feed(make(&text)?).await?;
+                if xmpp_acks {
+                    ws.feed(Message::text(xmpp::REQUEST_ACK)).await?;
+                }
             }
             ws.flush().await?;
         }
@@ -327,7 +353,11 @@ async fn drive(
                 _ = &mut deadline => break,
                 _ = async { ticker.as_mut().expect("rate mode").tick().await }, if ticker.is_some() => {
                     payload(&mut text, base, size);
-                    ws.send(make(&text)?).await?;
+                    ws.feed(make(&text)?).await?;
+                    if xmpp_acks {
+                        ws.feed(Message::text(xmpp::REQUEST_ACK)).await?;
+                    }
+                    ws.flush().await?;
                     continue;
                 }
                 m = ws.next() => m,
@@ -343,6 +373,38 @@ async fn drive(
                 let now = Instant::now();
                 let recording = now >= record_from && now < end;
                 let received = match &msg {
+                    _ if proto == Proto::Xmpp => match xmpp::classify(&msg) {
+                        xmpp::Incoming::Delivered(body) => {
+                            handled = handled.wrapping_add(1);
+                            sent_at(base, &body)
+                        }
+                        xmpp::Incoming::Stanza => {
+                            handled = handled.wrapping_add(1);
+                            None
+                        }
+                        xmpp::Incoming::Error => {
+                            handled = handled.wrapping_add(1);
+                            r.errors += 1;
+                            None
+                        }
+                        xmpp::Incoming::Acked(h) => {
+                            // Each <a/> acknowledges every stanza up to h.
+                            if recording {
+                                r.acks += u64::from(h.wrapping_sub(acked));
+                            }
+                            acked = h;
+                            None
+                        }
+                        xmpp::Incoming::AckRequest => {
+                            ws.feed(xmpp::encode_ack(handled)).await?;
+                            replies += 1;
+                            None
+                        }
+                        xmpp::Incoming::Closed(why) => {
+                            anyhow::bail!("connection {index} closed by the server: {why}")
+                        }
+                        xmpp::Incoming::Other => None,
+                    },
                     _ if proto == Proto::SocketIo => match sio::classify(&msg) {
                         sio::Incoming::Delivered(t) => sent_at(base, t),
                         sio::Incoming::Ack => {
@@ -391,6 +453,9 @@ async fn drive(
                     if ticker.is_none() {
                         payload(&mut text, base, size);
                         ws.feed(make(&text)?).await?;
+                        if xmpp_acks {
+                            ws.feed(Message::text(xmpp::REQUEST_ACK)).await?;
+                        }
                         replies += 1;
                     }
                 }

@@ -87,6 +87,9 @@ pub(crate) async fn idle(
                         let acct = accounts.get(i).context("not enough accounts")?;
                         sio::connect(addr, src, &acct.token).await
                     }
+                    Target::Ejabberd(_) => {
+                        anyhow::bail!("ejabberd is a relay target (idle: not yet)")
+                    }
                 }
             };
             let mut ws = match setup.await {
