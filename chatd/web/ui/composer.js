@@ -134,6 +134,8 @@ function persistDrafts() {
   const me = state.me;
   if (!me) return;
   dirty = true;
+  // The page says whether what was typed is kept yet (`saving` / `saved`): a reload before then loses the last keys.
+  document.body.dataset.drafts = "saving";
   if (saving) return;
   saving = true;
   void (async () => {
@@ -147,6 +149,7 @@ function persistDrafts() {
       }
     }
     saving = false;
+    document.body.dataset.drafts = "saved";
   })();
 }
 

@@ -151,7 +151,7 @@ test("two people chat encrypted by default: the lock, matching safety numbers, a
   // A draft, typed and left.
   const draft = secret("draft");
   await a.fill("#composer-text", draft);
-  await a.waitForTimeout(300);
+  await a.locator('body[data-drafts="saved"]').waitFor({ state: "attached" });
 
   // Reloaded: the session resumes, the chat reopens from the address, the history still reads, and so does the draft.
   await a.reload();

@@ -140,12 +140,15 @@ test("a notice never covers the Send button; a draft survives switching conversa
 
 test("a reload keeps the open conversation (in the address) and every draft", async () => {
   const { page: alice } = users.alice;
+  // The drafts are sealed and kept asynchronously: reloaded once they are.
+  await alice.locator('body[data-drafts="saved"]').waitFor({ state: "attached" });
   await alice.reload();
   await alice.locator("#chat-open").waitFor({ state: "visible" });
   await waitForText(alice, "#peer-name", users.carol.account.display_name);
-  assert.equal(await alice.inputValue("#composer-text"), "for Carol");
+  const composerHolds = (text) => alice.waitForFunction((t) => document.querySelector("#composer-text")?.value === t, text);
+  await composerHolds("for Carol");
   await openChatWith(alice, users.bob.account);
-  assert.equal(await alice.inputValue("#composer-text"), "  half a thought,\nsecond line");
+  await composerHolds("  half a thought,\nsecond line");
   // Sent as typed: the leading spaces stay.
   await alice.press("#composer-text", "Enter");
   await waitForText(users.bob.page, "#toasts .toast", "half a thought");
@@ -220,6 +223,8 @@ test("a dead link is shown within 10 s; the outbox survives a reload and sends o
     await page.fill("#signin-password", users.alice.account.password);
     await page.click("#signin-form button[type=submit]");
     await page.locator("#app").waitFor({ state: "visible" });
+    // A new device: its keys published before the link drops (what it sends is encrypted for Bob's device then).
+    await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached", timeout: 20_000 });
     await openChatWith(page, users.bob.account);
 
     // The Wi-Fi drops: the socket stays open, nothing crosses it.
@@ -712,6 +717,7 @@ test("accessibility: axe-core finds nothing serious or critical on any screen, l
       await page.fill("#signin-password", users.bob.account.password);
       await page.click("#signin-form button[type=submit]");
       await page.locator("#app").waitFor({ state: "visible" });
+      await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached", timeout: 20_000 });
       await row(page, users.alice.account.username).waitFor();
       found.push(...(await axeViolations(page, `${tag} directory`)));
       await openChatWith(page, users.alice.account);
