@@ -230,6 +230,8 @@ export class SecureChat {
   private pushes: Promise<unknown> = Promise.resolve();
   /** Saves in the order of the changes. */
   private saving: Promise<unknown> = Promise.resolve();
+  /** A {@link SecureChat.persistLater} save is queued for the end of this turn. */
+  private laterQueued = false;
   private readonly waiting = new Waiting();
   private readonly listeners = new Map<keyof SecureChatEvents, Set<(payload: never) => void>>();
   private readonly unsubscribe: (() => void)[];
@@ -384,9 +386,18 @@ export class SecureChat {
     return done;
   }
 
-  /** Queues a save nobody waits for; a failure is an `error` event. */
+  /**
+   * Queues a save nobody waits for, taken once the current turn is done: a page of history decrypts many messages,
+   * and one snapshot after them saves what each would have (a failure is an `error` event).
+   */
   private persistLater(): void {
-    this.persist().catch((e) => this.fail("the end-to-end state was not saved", e));
+    if (this.laterQueued) return;
+    this.laterQueued = true;
+    queueMicrotask(() => {
+      this.laterQueued = false;
+      if (!this.machineValue) return;
+      this.persist().catch((e) => this.fail("the end-to-end state was not saved", e));
+    });
   }
 
   private notify(changes: DeviceChange[]): void {

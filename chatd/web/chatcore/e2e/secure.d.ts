@@ -144,6 +144,8 @@ export declare class SecureChat {
     private pushes;
     /** Saves in the order of the changes. */
     private saving;
+    /** A {@link SecureChat.persistLater} save is queued for the end of this turn. */
+    private laterQueued;
     private readonly waiting;
     private readonly listeners;
     private readonly unsubscribe;
@@ -179,7 +181,10 @@ export declare class SecureChat {
     private serial;
     /** Queues the state to be saved (snapshot taken now, so saves keep the order of changes); resolves once written. */
     private persist;
-    /** Queues a save nobody waits for; a failure is an `error` event. */
+    /**
+     * Queues a save nobody waits for, taken once the current turn is done: a page of history decrypts many messages,
+     * and one snapshot after them saves what each would have (a failure is an `error` event).
+     */
     private persistLater;
     private notify;
     /** Uploads what the machine has to publish given `counts`; with `ownFirst`, queries the own user and creates the master key if the user has none. */

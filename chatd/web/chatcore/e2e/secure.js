@@ -155,6 +155,8 @@ export class SecureChat {
     pushes = Promise.resolve();
     /** Saves in the order of the changes. */
     saving = Promise.resolve();
+    /** A {@link SecureChat.persistLater} save is queued for the end of this turn. */
+    laterQueued = false;
     waiting = new Waiting();
     listeners = new Map();
     unsubscribe;
@@ -299,9 +301,20 @@ export class SecureChat {
         this.saving = done.catch(() => undefined);
         return done;
     }
-    /** Queues a save nobody waits for; a failure is an `error` event. */
+    /**
+     * Queues a save nobody waits for, taken once the current turn is done: a page of history decrypts many messages,
+     * and one snapshot after them saves what each would have (a failure is an `error` event).
+     */
     persistLater() {
-        this.persist().catch((e) => this.fail("the end-to-end state was not saved", e));
+        if (this.laterQueued)
+            return;
+        this.laterQueued = true;
+        queueMicrotask(() => {
+            this.laterQueued = false;
+            if (!this.machineValue)
+                return;
+            this.persist().catch((e) => this.fail("the end-to-end state was not saved", e));
+        });
     }
     notify(changes) {
         if (changes.length > 0)
