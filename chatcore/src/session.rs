@@ -173,7 +173,6 @@ where
         privacy: Privacy::default(),
         seen: HashMap::new(),
         pending: Vec::new(),
-        hello: false,
         version: 0,
         auth: None,
         focus: None,
@@ -406,7 +405,6 @@ struct Session {
     conn: u64,
     conn_key: Arc<str>,
     conn_tx: ConnTx,
-    hello: bool,
     /// The protocol version both sides speak (0 before `hello`).
     version: u32,
     auth: Option<Caller>,
@@ -475,7 +473,7 @@ impl Session {
         if let Err(retry_after_ms) = allowed {
             return Err(CoreError::RateLimited { retry_after_ms }.to_frame(Some(id)));
         }
-        if !self.hello {
+        if self.version == 0 {
             let reply = match frame {
                 ClientFrame::Hello {
                     id,
@@ -573,7 +571,6 @@ impl Session {
             return Err(CoreError::UnsupportedVersion(version));
         }
         tracing::debug!(client = client.as_deref().unwrap_or("-"), version, "hello");
-        self.hello = true;
         self.version = version.min(PROTOCOL_VERSION);
         Ok(ServerFrame::Welcome {
             id,

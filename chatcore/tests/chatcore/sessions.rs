@@ -14,9 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-const PW: &str = "tangerine submarine orchestra 77";
 /// The password of every user the tests register.
-pub(crate) const PASSWORD: &str = PW;
+pub(crate) const PW: &str = "tangerine submarine orchestra 77";
 const WAIT: Duration = Duration::from_secs(20);
 
 pub(crate) struct Client {

@@ -10,7 +10,7 @@ use chatcore::store::Quota;
 use chatcore::testkit::model::fast_config;
 use chatcore::{Backends, Server};
 
-use crate::sessions::{two_users, Client, PASSWORD};
+use crate::sessions::{two_users, Client, PW};
 
 fn code(f: &ServerFrame) -> Option<ErrorCode> {
     match f {
@@ -165,14 +165,14 @@ async fn a_version_4_client_gets_no_typing_push() {
     let (mut a, b, conv) = contacts(&s).await;
     drop(b);
     let mut old = Client::connect_version(&s, 4).await;
-    old.login("bob", PASSWORD).await;
+    old.login("bob", PW).await;
     old.drain().await;
     assert!(matches!(
         a.req(typing(&conv, true)).await,
         ServerFrame::Ok { .. }
     ));
     let mut now = Client::connect(&s).await;
-    now.login("bob", PASSWORD).await;
+    now.login("bob", PW).await;
     now.drain().await;
     assert!(matches!(
         a.req(typing(&conv, true)).await,
@@ -207,7 +207,7 @@ async fn past_the_connections_budget_typing_is_dropped_not_refused() {
     assert_eq!(typings(&b.drain().await).len(), 2);
     // The budget is the connection's: another device of Alice's types on.
     let mut phone = Client::connect(&s).await;
-    phone.login("alice", PASSWORD).await;
+    phone.login("alice", PW).await;
     assert!(matches!(
         phone.req(typing(&conv, true)).await,
         ServerFrame::Ok { .. }
@@ -223,7 +223,7 @@ async fn a_slow_connection_drops_typing_and_stays_open() {
     let (mut a, mut b, conv) = contacts(&s).await;
     // Bob's connection reads nothing while Alice types a hundred times: its queue fills.
     let mut slow = Client::connect_from(&s, None, 1).await;
-    slow.login("bob", PASSWORD).await;
+    slow.login("bob", PW).await;
     for _ in 0..100 {
         assert!(matches!(
             a.req(typing(&conv, true)).await,

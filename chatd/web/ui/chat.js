@@ -6,7 +6,7 @@ import { ChatError, isNotice } from "../chatcore/web.js";
 import { $, field, h, nameNode, setName, show } from "./dom.js";
 import { paintAvatar, groupProfile } from "./avatar.js";
 import { dayLabel, describe, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
-import { cannotSend, historyPage, isVerified, readable, readKey } from "./e2e.js";
+import { cannotSend, historyPage, isText, isVerified, readable, readKey } from "./e2e.js";
 import { messageFrom, typingText, userStopped } from "./typing.js";
 import {
   MAX_SHOWN,
@@ -628,10 +628,8 @@ function renderMessages() {
     !!a &&
     a.from === b.from &&
     // Texts, plain or decrypted: a notice or a message that cannot be read stands alone.
-    (a.content.kind === "text" || a.content.kind === "encrypted") &&
-    (b.content.kind === "text" || b.content.kind === "encrypted") &&
-    !readable(a).note &&
-    !readable(b).note &&
+    isText(a) &&
+    isText(b) &&
     Math.floor(a.ts / 60_000) === Math.floor(b.ts / 60_000) &&
     c.divider?.seq !== Math.max(a.seq, b.seq);
   const group = c.kind === "group";

@@ -51,9 +51,16 @@ function keepingOf(/** @type {string} */ user) {
   return keeping;
 }
 
+/** The slots of a browser that keeps nothing, by id, for the page's life. @type {Map<string, MemoryStore>} */
+const inMemory = new Map();
+
 /** A sealed slot `id` of the user's keeping (in memory when the browser keeps nothing). */
 function slot(/** @type {Promise<Keeping>} */ keeping, /** @type {string} */ id) {
-  const memory = new MemoryStore();
+  let memory = inMemory.get(id);
+  if (!memory) {
+    memory = new MemoryStore();
+    inMemory.set(id, memory);
+  }
   /** @type {MachineStore} */
   const store = {
     load: async () => ((await keeping).keys?.store(id) ?? memory).load(),
@@ -230,6 +237,7 @@ export async function stopE2e(forget = false) {
       await keys?.forget(slotId).catch(() => {});
     }
     if (current?.user === user) current = null;
+    for (const slotId of [...inMemory.keys()]) if (slotId.startsWith(`${user}/`)) inMemory.delete(slotId);
   }
 }
 
@@ -269,6 +277,11 @@ export function readable(/** @type {Message} */ m) {
   const body = state.reads.get(m.id);
   if (body?.type === "text") return { text: body.text, note: false };
   return { text: unreadable(m), note: true };
+}
+
+/** Whether a message shows text (plain, or decrypted here): without building the reason a note would give. */
+export function isText(/** @type {Message} */ m) {
+  return m.content.kind === "text" || (m.content.kind === "encrypted" && state.reads.get(m.id)?.type === "text");
 }
 
 /** What the message's read state is, for a render cache key: a row is rebuilt when it changes. */
