@@ -890,7 +890,7 @@ impl MessageStore for SqliteMessageStore {
                 let mut stmt = c
                     .prepare_cached(
                         "SELECT user, delivered, read, at FROM receipts WHERE conv = (SELECT key \
-                         FROM conversations WHERE id = ?1) AND at > ?2 ORDER BY user",
+                         FROM conversations WHERE id = ?1) AND at >= ?2 ORDER BY user",
                     )
                     .map_err(map_err)?;
                 let rows = stmt

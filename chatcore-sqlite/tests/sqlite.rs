@@ -257,7 +257,7 @@ async fn a_receipt_is_one_row_per_member_whatever_the_messages() {
     let mut explain = conn
         .prepare(
             "EXPLAIN QUERY PLAN SELECT user, delivered, read, at FROM receipts WHERE conv = ?1 \
-             AND at > ?2 ORDER BY user",
+             AND at >= ?2 ORDER BY user",
         )
         .unwrap();
     let plan: Vec<String> = explain
