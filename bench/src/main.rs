@@ -93,7 +93,8 @@ struct AllOpts {
     /// Targets of relay/rate/idle/fanout, comma-separated: ceiling, ceiling-ack (relay only), chatd,
     /// chatd-sqlite (chatd on a fresh SQLite file, durable: relay, rate and fanout only), chatd-e2e
     /// (chatd, each pair's conversation end-to-end encrypted, every message a ciphertext of the
-    /// payload's size: relay and rate only), socketio (fanout: chatd, chatd-sqlite and socketio only),
+    /// payload's size: relay and rate only), chatd-receipts (chatd, every message acknowledged and
+    /// read by its recipient and both receipts pushed to its sender: relay and rate only), socketio (fanout: chatd, chatd-sqlite and socketio only),
     /// ejabberd (relay and rate only; not a default: needs `apt-get install ejabberd`).
     #[arg(
         long,
@@ -306,6 +307,13 @@ async fn relay_one(
             let (s, tokens) = start_chatd(o, users, tmp).await?;
             let accounts = Arc::new(proto::read_accounts(&tokens)?);
             let r = relay::run(s.addr, Target::ChatdE2e(accounts), &opts, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        "chatd-receipts" => {
+            let (s, tokens) = start_chatd(o, users, tmp).await?;
+            let accounts = Arc::new(proto::read_accounts(&tokens)?);
+            let r = relay::run(s.addr, Target::ChatdReceipts(accounts), &opts, s.pid).await;
             s.stop().await;
             r?
         }
@@ -524,7 +532,7 @@ async fn all(o: AllOpts) -> Result<()> {
         for t in o.targets.iter().filter(|t| {
             !matches!(
                 t.as_str(),
-                "ceiling-ack" | "chatd-sqlite" | "chatd-e2e" | "ejabberd"
+                "ceiling-ack" | "chatd-sqlite" | "chatd-e2e" | "chatd-receipts" | "ejabberd"
             )
         }) {
             idle.push(idle_one(&o, t, o.idle_n, &tmp).await?);
@@ -697,6 +705,24 @@ async fn all(o: AllOpts) -> Result<()> {
                 e.p99_ms,
                 p.p99_ms,
                 yes(x >= 0.9)
+            );
+        }
+    }
+    // Receipts beside the plain relay (issue 19): every message acknowledged
+    // and read by its recipient, both receipts pushed to its sender.
+    for (runs, how) in [(&flat, "flat out"), (&fixed, "fixed rate")] {
+        if let (Some(p), Some(r)) = (find(runs, "chatd"), find(runs, "chatd-receipts")) {
+            let x = per_cpu(&r) / per_cpu(&p).max(1.0);
+            println!(
+                "| relay with receipts / plain relay, per server CPU-second ({how}; {} receipt pushes per message) | {:.0} / {:.0} msg/s = {x:.2}x ({:.0} / {:.0} msg/s; p99 {:.2} / {:.2} ms) | >= 0.7x | {} |",
+                r.receipts as f64 / (r.delivered.max(1)) as f64,
+                per_cpu(&r),
+                per_cpu(&p),
+                r.msgs_per_sec,
+                p.msgs_per_sec,
+                r.p99_ms,
+                p.p99_ms,
+                yes(x >= 0.7)
             );
         }
     }

@@ -325,7 +325,36 @@ struct PushView<'a> {
 #[derive(Deserialize)]
 struct MessageView<'a> {
     #[serde(borrow)]
+    conv: &'a str,
+    seq: u64,
+    #[serde(borrow)]
     content: ContentView<'a>,
+}
+
+/// Where a pushed message sits: its conversation and seq.
+pub(crate) fn position(bytes: &[u8]) -> Option<(&str, u64)> {
+    let p = rmp_serde::from_slice::<PushView<'_>>(bytes).ok()?;
+    Some((p.message.conv, p.message.seq))
+}
+
+/// `ack` then `read` of `conv` up to `seq`: the recipient's side of receipts
+/// (its device has the message, and the user read it).
+pub(crate) fn encode_ack_and_read(id: u32, conv: &str, seq: u64) -> Result<[Message; 2]> {
+    let conv = ConversationId(conv.to_owned());
+    let ack = ClientFrame::Ack {
+        id,
+        conv: conv.clone(),
+        seq,
+    };
+    let read = ClientFrame::Read {
+        id: id.wrapping_add(1),
+        conv,
+        seq,
+    };
+    Ok([
+        Message::binary(Codec::MsgPack.encode(&ack)?),
+        Message::binary(Codec::MsgPack.encode(&read)?),
+    ])
 }
 
 /// A pushed entry's content: a message's text or ciphertext, or a notice

@@ -30,6 +30,10 @@ pub(crate) enum Target {
     /// chatd, each pair in an end-to-end encrypted conversation: every
     /// message a ciphertext of the payload's size.
     ChatdE2e(Arc<Vec<Account>>),
+    /// chatd with receipts: the recipient acknowledges and reads every
+    /// message it gets (`ack`, `read`), and the sender is pushed both
+    /// receipts.
+    ChatdReceipts(Arc<Vec<Account>>),
     /// The raw relay of [`crate::ceiling`].
     Ceiling,
     /// The raw relay, acknowledging each message to its sender.
@@ -46,6 +50,7 @@ impl Target {
         match self {
             Target::Chatd(_) => "chatd",
             Target::ChatdE2e(_) => "chatd-e2e",
+            Target::ChatdReceipts(_) => "chatd-receipts",
             Target::Ceiling => "ceiling",
             Target::CeilingAck => "ceiling-ack",
             Target::SocketIo(_) => "socket.io",
@@ -70,6 +75,7 @@ pub(crate) struct RelayOpts {
 enum Proto {
     Chatd,
     ChatdE2e,
+    ChatdReceipts,
     Raw,
     SocketIo,
     Xmpp,
@@ -80,6 +86,7 @@ struct ConnResult {
     hist: Histogram<u64>,
     delivered: u64,
     acks: u64,
+    receipts: u64,
     errors: u64,
 }
 
@@ -113,7 +120,9 @@ async fn connect_pairs(
             let src = net::source_for(i);
             let encrypted = matches!(target, Target::ChatdE2e(_));
             match target {
-                Target::Chatd(accounts) | Target::ChatdE2e(accounts) => {
+                Target::Chatd(accounts)
+                | Target::ChatdE2e(accounts)
+                | Target::ChatdReceipts(accounts) => {
                     let me = accounts
                         .get(i)
                         .context("not enough accounts for the pairs")?;
@@ -206,6 +215,7 @@ pub(crate) async fn run(
     let proto = match target {
         Target::Chatd(_) => Proto::Chatd,
         Target::ChatdE2e(_) => Proto::ChatdE2e,
+        Target::ChatdReceipts(_) => Proto::ChatdReceipts,
         Target::Ceiling | Target::CeilingAck => Proto::Raw,
         Target::SocketIo(_) => Proto::SocketIo,
         Target::Ejabberd(_) => Proto::Xmpp,
@@ -250,6 +260,7 @@ pub(crate) async fn run(
         hist.add(&r.hist)?;
         report.delivered += r.delivered;
         report.acks += r.acks;
+        report.receipts += r.receipts;
         report.errors += r.errors;
     }
     report.msgs_per_sec = report.delivered as f64 / report.secs;
@@ -290,6 +301,7 @@ async fn drive(
         hist: stats::histogram(),
         delivered: 0,
         acks: 0,
+        receipts: 0,
         errors: 0,
     };
     // The run itself, in a block so that what it counted survives an error.
@@ -305,6 +317,8 @@ async fn drive(
             .map_or(0, |d| d.as_micros() as u64);
         let mut text = String::with_capacity(size + 16);
         let mut next_id: u32 = 10;
+        // Request ids of `ack` and `read` (receipts), apart from the sends'.
+        let mut receipt_id: u32 = 1 << 31;
         let mut client_id = String::with_capacity(24);
         let mut make = |text: &str| -> Result<Message> {
             use std::fmt::Write as _;
@@ -314,7 +328,9 @@ async fn drive(
             // idempotent retry, answered without storing or pushing.
             let _ = write!(client_id, "{run_id}-{index}-{next_id}");
             match proto {
-                Proto::Chatd => proto::encode_send(next_id, &peer, &client_id, text),
+                Proto::Chatd | Proto::ChatdReceipts => {
+                    proto::encode_send(next_id, &peer, &client_id, text)
+                }
                 Proto::ChatdE2e => {
                     proto::encode_send_encrypted(next_id, &peer, &client_id, &device, text)
                 }
@@ -420,8 +436,25 @@ async fn drive(
                         }
                         sio::Incoming::Other => None,
                     },
-                    Message::Binary(b) if matches!(proto, Proto::Chatd | Proto::ChatdE2e) => match proto::classify(b) {
-                        Incoming::Delivered(t) => sent_at(base, t),
+                    Message::Binary(b) if matches!(proto, Proto::Chatd | Proto::ChatdE2e | Proto::ChatdReceipts) => match proto::classify(b) {
+                        Incoming::Delivered(t) => {
+                            if proto == Proto::ChatdReceipts {
+                                if let Some((conv, seq)) = proto::position(b) {
+                                    receipt_id = receipt_id.wrapping_add(2);
+                                    for m in proto::encode_ack_and_read(receipt_id, conv, seq)? {
+                                        ws.feed(m).await?;
+                                    }
+                                    replies += 1;
+                                }
+                            }
+                            sent_at(base, t)
+                        }
+                        Incoming::Other("receipt") => {
+                            if recording {
+                                r.receipts += 1;
+                            }
+                            None
+                        }
                         Incoming::Ack => {
                             if recording {
                                 r.acks += 1;

@@ -70,6 +70,8 @@ pub(crate) struct RelayReport {
     pub(crate) offered: f64,
     pub(crate) delivered: u64,
     pub(crate) acks: u64,
+    /// chatd-receipts: the `receipt` pushes the senders got.
+    pub(crate) receipts: u64,
     pub(crate) errors: u64,
     pub(crate) secs: f64,
     pub(crate) msgs_per_sec: f64,
