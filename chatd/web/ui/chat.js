@@ -330,6 +330,9 @@ export async function openChat(/** @type {string} */ id) {
   stick = true;
   invalidate("chat", "directory", "requests");
   flush();
+  // The answer (a request) or the message box has the focus as soon as the chat shows, not after its history loaded:
+  // what the user does meanwhile is not taken back by a late focus.
+  focusAnswer(c);
   client.focus(c.id).catch(() => {});
   // Members and roles may have changed since the list was loaded; opened from the address, nothing is known yet.
   if (!c.known || c.kind === "group" || !state.users.has(c.peer)) void refreshConversation(c.id);
@@ -338,6 +341,13 @@ export async function openChat(/** @type {string} */ id) {
   loadReceipts(c);
   if (previous !== c && unread > 0) await showUnread(c, unread);
   markRead(c);
+  // Opened from the address, whether it is a request was learnt meanwhile: the focus moves to the answer then.
+  const active = document.activeElement;
+  if (state.open === c.id && (active === document.body || active === $("request-accept") || active === $("composer-text"))) focusAnswer(c);
+}
+
+/** On a wide screen, the focus goes to a request's accept button, else to the message box (a phone keeps its keyboard down). */
+function focusAnswer(/** @type {import("./store.js").Conv} */ c) {
   if (matchMedia("(min-width: 721px)").matches && !c.left) (c.request ? $("request-accept") : field("composer-text")).focus();
 }
 
