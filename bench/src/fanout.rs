@@ -217,7 +217,9 @@ async fn connect_all(addr: SocketAddr, target: &Target, n: usize) -> Result<Vec<
                     })
                 }
                 Target::Ceiling | Target::CeilingAck => bail!("the ceiling has no groups"),
-                Target::ChatdE2e(_) => bail!("chatd-e2e is a relay target"),
+                Target::ChatdE2e(_) | Target::ChatdReceipts(_) => {
+                    bail!("chatd-e2e and chatd-receipts are relay targets")
+                }
                 Target::Ejabberd(_) => bail!("ejabberd is a relay target (groups: not yet)"),
             }
         }));
@@ -246,7 +248,9 @@ pub(crate) async fn run(
         Target::Chatd(_) => Proto::Chatd,
         Target::SocketIo(_) => Proto::SocketIo,
         Target::Ceiling | Target::CeilingAck => bail!("the ceiling has no groups"),
-        Target::ChatdE2e(_) => bail!("chatd-e2e is a relay target"),
+        Target::ChatdE2e(_) | Target::ChatdReceipts(_) => {
+            bail!("chatd-e2e and chatd-receipts are relay targets")
+        }
         Target::Ejabberd(_) => bail!("ejabberd is a relay target (groups: not yet)"),
     };
     let setup_start = Instant::now();

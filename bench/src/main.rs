@@ -93,7 +93,10 @@ struct AllOpts {
     /// Targets of relay/rate/idle/fanout, comma-separated: ceiling, ceiling-ack (relay only), chatd,
     /// chatd-sqlite (chatd on a fresh SQLite file, durable: relay, rate and fanout only), chatd-e2e
     /// (chatd, each pair's conversation end-to-end encrypted, every message a ciphertext of the
-    /// payload's size: relay and rate only), socketio (fanout: chatd, chatd-sqlite and socketio only),
+    /// payload's size: relay and rate only), chatd-receipts (chatd, every message acknowledged and
+    /// read by its recipient and both receipts pushed to its sender: relay and rate only), chatd-typing
+    /// (chatd with --typing-users more users connected, each typing once a second: relay and rate
+    /// only), socketio (fanout: chatd, chatd-sqlite and socketio only),
     /// ejabberd (relay and rate only; not a default: needs `apt-get install ejabberd`).
     #[arg(
         long,
@@ -119,6 +122,10 @@ struct AllOpts {
     /// Connections of the idle comparison.
     #[arg(long, default_value_t = 10_000)]
     idle_n: usize,
+    /// Users of the chatd-typing target, connected beside the relay's pairs, in pairs of their own, each
+    /// sending `typing` once a second.
+    #[arg(long, default_value_t = 10_000)]
+    typing_users: usize,
     /// Connections of the big chatd idle run.
     #[arg(long, default_value_t = 100_000)]
     big_n: usize,
@@ -306,6 +313,25 @@ async fn relay_one(
             let (s, tokens) = start_chatd(o, users, tmp).await?;
             let accounts = Arc::new(proto::read_accounts(&tokens)?);
             let r = relay::run(s.addr, Target::ChatdE2e(accounts), &opts, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        "chatd-typing" => {
+            let (s, tokens) = start_chatd(o, users + o.typing_users, tmp).await?;
+            let accounts = Arc::new(proto::read_accounts(&tokens)?);
+            let typers = relay::start_typers(s.addr, &accounts, users, o.typing_users).await?;
+            let r = relay::run(s.addr, Target::Chatd(accounts), &opts, s.pid).await;
+            let typed = typers.stop().await;
+            s.stop().await;
+            let mut r = r?;
+            r.target = "chatd-typing".into();
+            r.typing_sent = typed;
+            r
+        }
+        "chatd-receipts" => {
+            let (s, tokens) = start_chatd(o, users, tmp).await?;
+            let accounts = Arc::new(proto::read_accounts(&tokens)?);
+            let r = relay::run(s.addr, Target::ChatdReceipts(accounts), &opts, s.pid).await;
             s.stop().await;
             r?
         }
@@ -524,7 +550,12 @@ async fn all(o: AllOpts) -> Result<()> {
         for t in o.targets.iter().filter(|t| {
             !matches!(
                 t.as_str(),
-                "ceiling-ack" | "chatd-sqlite" | "chatd-e2e" | "ejabberd"
+                "ceiling-ack"
+                    | "chatd-sqlite"
+                    | "chatd-e2e"
+                    | "chatd-receipts"
+                    | "chatd-typing"
+                    | "ejabberd"
             )
         }) {
             idle.push(idle_one(&o, t, o.idle_n, &tmp).await?);
@@ -697,6 +728,47 @@ async fn all(o: AllOpts) -> Result<()> {
                 e.p99_ms,
                 p.p99_ms,
                 yes(x >= 0.9)
+            );
+        }
+    }
+    // Receipts beside the plain relay (issue 19): every message acknowledged
+    // and read by its recipient, both receipts pushed to its sender.
+    // Typing beside the plain relay (issue 19): 10,000 users typing once a
+    // second change the relay's p99 by at most 20% (judged at the fixed rate).
+    for (runs, how) in [(&flat, "flat out"), (&fixed, "fixed rate")] {
+        if let (Some(p), Some(t)) = (find(runs, "chatd"), find(runs, "chatd-typing")) {
+            let x = t.p99_ms / p.p99_ms.max(0.001);
+            let fixed = how == "fixed rate";
+            println!(
+                "| relay p99 with {} users typing once a second / without ({how}; {:.0} typing/s sent) | {:.2} / {:.2} ms = {x:.2}x ({:.0} / {:.0} msg/s per server CPU-second) | {} | {} |",
+                o.typing_users,
+                t.typing_sent as f64 / t.secs.max(0.001),
+                t.p99_ms,
+                p.p99_ms,
+                per_cpu(&t),
+                per_cpu(&p),
+                if fixed { "<= 1.2x" } else { "-" },
+                if fixed { yes(x <= 1.2) } else { "-" }
+            );
+        }
+    }
+    // The target is on throughput (flat out, where a client acknowledges and
+    // reads what arrived together at once); at a fixed rate below
+    // saturation every message comes alone and costs its own two receipts.
+    for (runs, how, target) in [(&flat, "flat out", true), (&fixed, "fixed rate", false)] {
+        if let (Some(p), Some(r)) = (find(runs, "chatd"), find(runs, "chatd-receipts")) {
+            let x = per_cpu(&r) / per_cpu(&p).max(1.0);
+            println!(
+                "| relay with receipts / plain relay, per server CPU-second ({how}; {:.2} receipt pushes per message) | {:.0} / {:.0} msg/s = {x:.2}x ({:.0} / {:.0} msg/s; p99 {:.2} / {:.2} ms) | {} | {} |",
+                r.receipts as f64 / (r.delivered.max(1)) as f64,
+                per_cpu(&r),
+                per_cpu(&p),
+                r.msgs_per_sec,
+                p.msgs_per_sec,
+                r.p99_ms,
+                p.p99_ms,
+                if target { ">= 0.7x" } else { "-" },
+                if target { yes(x >= 0.7) } else { "-" }
             );
         }
     }

@@ -93,7 +93,7 @@ pub(crate) async fn hello(ws: &mut Ws) -> Result<()> {
         ws,
         &ClientFrame::Hello {
             id: 1,
-            version: 4,
+            version: chatcore::protocol::PROTOCOL_VERSION,
             client: Some("chatcore-bench".into()),
         },
     )
@@ -172,6 +172,23 @@ pub(crate) async fn create_group(
 
 /// Looks at conversation `conv`, as a user with the chat open does: the
 /// server then pushes its messages without a separate alert.
+/// Accepts `conv` if it is a message request to this user; a conversation
+/// this user opened itself (nothing to accept) is left as it is.
+pub(crate) async fn accept_if_asked(ws: &mut Ws, conv: &ConversationId) -> Result<()> {
+    send_frame(
+        ws,
+        &ClientFrame::Accept {
+            id: 5,
+            conv: conv.clone(),
+        },
+    )
+    .await?;
+    match reply(ws, 5).await? {
+        ServerFrame::Conversation { .. } | ServerFrame::Error { .. } => Ok(()),
+        other => bail!("accept answered {other:?}"),
+    }
+}
+
 pub(crate) async fn focus(ws: &mut Ws, conv: &ConversationId) -> Result<()> {
     send_frame(
         ws,
@@ -325,7 +342,46 @@ struct PushView<'a> {
 #[derive(Deserialize)]
 struct MessageView<'a> {
     #[serde(borrow)]
+    conv: &'a str,
+    seq: u64,
+    #[serde(borrow)]
     content: ContentView<'a>,
+}
+
+/// Where a pushed message sits: its conversation and seq.
+pub(crate) fn position(bytes: &[u8]) -> Option<(&str, u64)> {
+    let p = rmp_serde::from_slice::<PushView<'_>>(bytes).ok()?;
+    Some((p.message.conv, p.message.seq))
+}
+
+/// `typing` in `conv`.
+pub(crate) fn encode_typing(id: u32, conv: &ConversationId, typing: bool) -> Result<Message> {
+    let frame = ClientFrame::Typing {
+        id,
+        conv: conv.clone(),
+        typing,
+    };
+    Ok(Message::binary(Codec::MsgPack.encode(&frame)?))
+}
+
+/// `ack` then `read` of `conv` up to `seq`: the recipient's side of receipts
+/// (its device has the message, and the user read it).
+pub(crate) fn encode_ack_and_read(id: u32, conv: &str, seq: u64) -> Result<[Message; 2]> {
+    let conv = ConversationId(conv.to_owned());
+    let ack = ClientFrame::Ack {
+        id,
+        conv: conv.clone(),
+        seq,
+    };
+    let read = ClientFrame::Read {
+        id: id.wrapping_add(1),
+        conv,
+        seq,
+    };
+    Ok([
+        Message::binary(Codec::MsgPack.encode(&ack)?),
+        Message::binary(Codec::MsgPack.encode(&read)?),
+    ])
 }
 
 /// A pushed entry's content: a message's text or ciphertext, or a notice

@@ -30,6 +30,10 @@ pub(crate) enum Target {
     /// chatd, each pair in an end-to-end encrypted conversation: every
     /// message a ciphertext of the payload's size.
     ChatdE2e(Arc<Vec<Account>>),
+    /// chatd with receipts: the recipient acknowledges and reads every
+    /// message it gets (`ack`, `read`), and the sender is pushed both
+    /// receipts.
+    ChatdReceipts(Arc<Vec<Account>>),
     /// The raw relay of [`crate::ceiling`].
     Ceiling,
     /// The raw relay, acknowledging each message to its sender.
@@ -46,6 +50,7 @@ impl Target {
         match self {
             Target::Chatd(_) => "chatd",
             Target::ChatdE2e(_) => "chatd-e2e",
+            Target::ChatdReceipts(_) => "chatd-receipts",
             Target::Ceiling => "ceiling",
             Target::CeilingAck => "ceiling-ack",
             Target::SocketIo(_) => "socket.io",
@@ -70,6 +75,7 @@ pub(crate) struct RelayOpts {
 enum Proto {
     Chatd,
     ChatdE2e,
+    ChatdReceipts,
     Raw,
     SocketIo,
     Xmpp,
@@ -80,6 +86,7 @@ struct ConnResult {
     hist: Histogram<u64>,
     delivered: u64,
     acks: u64,
+    receipts: u64,
     errors: u64,
 }
 
@@ -92,6 +99,8 @@ struct Side {
     device: String,
     /// How many messages this side starts with (flat out).
     initial: usize,
+    /// chatd: the pair's conversation.
+    conv: Option<chatcore::model::ConversationId>,
 }
 
 /// Connects and signs in both sides of every pair.
@@ -113,7 +122,9 @@ async fn connect_pairs(
             let src = net::source_for(i);
             let encrypted = matches!(target, Target::ChatdE2e(_));
             match target {
-                Target::Chatd(accounts) | Target::ChatdE2e(accounts) => {
+                Target::Chatd(accounts)
+                | Target::ChatdE2e(accounts)
+                | Target::ChatdReceipts(accounts) => {
                     let me = accounts
                         .get(i)
                         .context("not enough accounts for the pairs")?;
@@ -128,6 +139,7 @@ async fn connect_pairs(
                         peer: peer.user.clone(),
                         device,
                         initial,
+                        conv: Some(conv),
                     })
                 }
                 Target::Ceiling | Target::CeilingAck => {
@@ -144,6 +156,7 @@ async fn connect_pairs(
                         peer: String::new(),
                         device: String::new(),
                         initial,
+                        conv: None,
                     })
                 }
                 Target::SocketIo(accounts) => {
@@ -156,6 +169,7 @@ async fn connect_pairs(
                         device: String::new(),
                         peer: accounts[i ^ 1].user.clone(),
                         initial,
+                        conv: None,
                     })
                 }
                 Target::Ejabberd(password) => {
@@ -165,6 +179,7 @@ async fn connect_pairs(
                         device: String::new(),
                         peer: xmpp::full_jid(i ^ 1),
                         initial,
+                        conv: None,
                     })
                 }
             }
@@ -173,6 +188,15 @@ async fn connect_pairs(
     let mut sides = Vec::with_capacity(tasks.len());
     for t in tasks {
         sides.push(t.await??);
+    }
+    if matches!(target, Target::ChatdReceipts(_)) {
+        // The first message of strangers is a message request, which carries
+        // no receipts: each pair's recipient accepts it, as a user would.
+        for s in &mut sides {
+            if let Some(conv) = &s.conv {
+                proto::accept_if_asked(&mut s.ws, conv).await?;
+            }
+        }
     }
     if matches!(target, Target::Ceiling | Target::CeilingAck) {
         // The ceiling says `R` once both sides of a pair are there.
@@ -187,6 +211,100 @@ async fn connect_pairs(
         }
     }
     Ok(sides)
+}
+
+/// Background users typing beside the relay (chatd-typing): their tasks and
+/// how many `typing` requests they sent.
+pub(crate) struct Typers {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<u64>>,
+}
+
+impl Typers {
+    /// Stops them; the `typing` requests sent in all.
+    pub(crate) async fn stop(self) -> u64 {
+        let _ = self.stop.send(true);
+        let mut sent = 0;
+        for t in self.tasks {
+            sent += t.await.unwrap_or(0);
+        }
+        sent
+    }
+}
+
+/// Connects `n` users (accounts `first..first + n`, in pairs with a direct
+/// conversation each, accepted) that each send `typing` once a second, at
+/// times spread over the second, and read and drop whatever comes.
+pub(crate) async fn start_typers(
+    addr: SocketAddr,
+    accounts: &Arc<Vec<Account>>,
+    first: usize,
+    n: usize,
+) -> Result<Typers> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let gate = Arc::new(tokio::sync::Semaphore::new(256));
+    let mut setups = Vec::with_capacity(n);
+    for k in 0..n {
+        let i = first + k;
+        let (accounts, gate) = (accounts.clone(), gate.clone());
+        setups.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await?;
+            let me = accounts
+                .get(i)
+                .context("not enough accounts for the typers")?;
+            let peer = accounts
+                .get(first + (k ^ 1))
+                .context("typers come in pairs")?;
+            let mut ws = net::connect(
+                addr,
+                "/ws",
+                net::source_for(i),
+                Some("chatcore.v1.msgpack"),
+                true,
+            )
+            .await?;
+            proto::resume(&mut ws, &me.token).await?;
+            let conv = proto::open_direct(&mut ws, &peer.user, false).await?;
+            Ok::<_, anyhow::Error>((ws, conv))
+        }));
+    }
+    let mut conns = Vec::with_capacity(n);
+    for s in setups {
+        conns.push(s.await??);
+    }
+    // Strangers' first conversation is a message request, where typing is
+    // not carried: the one asked accepts (the other's answer is refused).
+    for (ws, conv) in &mut conns {
+        proto::accept_if_asked(ws, conv).await?;
+    }
+    let mut tasks = Vec::with_capacity(n);
+    for (k, (mut ws, conv)) in conns.into_iter().enumerate() {
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0u64;
+            let offset = Duration::from_millis((k % 1000) as u64);
+            let mut tick =
+                tokio::time::interval_at((Instant::now() + offset).into(), Duration::from_secs(1));
+            let mut id: u32 = 100;
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    _ = tick.tick() => {
+                        id = id.wrapping_add(1);
+                        let Ok(m) = proto::encode_typing(id, &conv, true) else { break };
+                        if ws.send(m).await.is_err() {
+                            break;
+                        }
+                        sent += 1;
+                    }
+                    m = ws.next() => if !matches!(m, Some(Ok(_))) { break },
+                }
+            }
+            let _ = ws.close(None).await;
+            sent
+        }));
+    }
+    Ok(Typers { stop, tasks })
 }
 
 /// Runs the relay scenario against a server whose process is `server_pid`.
@@ -206,6 +324,7 @@ pub(crate) async fn run(
     let proto = match target {
         Target::Chatd(_) => Proto::Chatd,
         Target::ChatdE2e(_) => Proto::ChatdE2e,
+        Target::ChatdReceipts(_) => Proto::ChatdReceipts,
         Target::Ceiling | Target::CeilingAck => Proto::Raw,
         Target::SocketIo(_) => Proto::SocketIo,
         Target::Ejabberd(_) => Proto::Xmpp,
@@ -250,6 +369,7 @@ pub(crate) async fn run(
         hist.add(&r.hist)?;
         report.delivered += r.delivered;
         report.acks += r.acks;
+        report.receipts += r.receipts;
         report.errors += r.errors;
     }
     report.msgs_per_sec = report.delivered as f64 / report.secs;
@@ -290,6 +410,7 @@ async fn drive(
         hist: stats::histogram(),
         delivered: 0,
         acks: 0,
+        receipts: 0,
         errors: 0,
     };
     // The run itself, in a block so that what it counted survives an error.
@@ -299,12 +420,18 @@ async fn drive(
             peer,
             device,
             initial,
+            conv: _,
         } = side;
         let run_id = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
         let mut text = String::with_capacity(size + 16);
         let mut next_id: u32 = 10;
+        // Request ids of `ack` and `read` (receipts), apart from the sends';
+        // the highest seq received, and the highest acknowledged and read.
+        let mut receipt_id: u32 = 1 << 31;
+        let (mut receipt_seq, mut receipt_sent) = (0u64, 0u64);
+        let mut receipt_conv = String::new();
         let mut client_id = String::with_capacity(24);
         let mut make = |text: &str| -> Result<Message> {
             use std::fmt::Write as _;
@@ -314,7 +441,9 @@ async fn drive(
             // idempotent retry, answered without storing or pushing.
             let _ = write!(client_id, "{run_id}-{index}-{next_id}");
             match proto {
-                Proto::Chatd => proto::encode_send(next_id, &peer, &client_id, text),
+                Proto::Chatd | Proto::ChatdReceipts => {
+                    proto::encode_send(next_id, &peer, &client_id, text)
+                }
                 Proto::ChatdE2e => {
                     proto::encode_send_encrypted(next_id, &peer, &client_id, &device, text)
                 }
@@ -420,8 +549,25 @@ async fn drive(
                         }
                         sio::Incoming::Other => None,
                     },
-                    Message::Binary(b) if matches!(proto, Proto::Chatd | Proto::ChatdE2e) => match proto::classify(b) {
-                        Incoming::Delivered(t) => sent_at(base, t),
+                    Message::Binary(b) if matches!(proto, Proto::Chatd | Proto::ChatdE2e | Proto::ChatdReceipts) => match proto::classify(b) {
+                        Incoming::Delivered(t) => {
+                            if proto == Proto::ChatdReceipts {
+                                if let Some((conv, seq)) = proto::position(b) {
+                                    if seq > receipt_seq {
+                                        receipt_seq = seq;
+                                        receipt_conv.clear();
+                                        receipt_conv.push_str(conv);
+                                    }
+                                }
+                            }
+                            sent_at(base, t)
+                        }
+                        Incoming::Other("receipt") => {
+                            if recording {
+                                r.receipts += 1;
+                            }
+                            None
+                        }
                         Incoming::Ack => {
                             if recording {
                                 r.acks += 1;
@@ -464,6 +610,16 @@ async fn drive(
                     Some(m) => next = m,
                     None => break,
                 }
+            }
+            // Receipts as a client sends them: what arrived together is
+            // acknowledged and read at once, up to its highest seq.
+            if receipt_seq > receipt_sent {
+                receipt_id = receipt_id.wrapping_add(2);
+                for m in proto::encode_ack_and_read(receipt_id, &receipt_conv, receipt_seq)? {
+                    ws.feed(m).await?;
+                }
+                receipt_sent = receipt_seq;
+                replies += 1;
             }
             if replies > 0 {
                 ws.flush().await?;

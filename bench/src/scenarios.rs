@@ -69,7 +69,9 @@ pub(crate) async fn idle(
                 let _permit = gate.acquire().await?;
                 let src = net::source_for(i);
                 match &target {
-                    Target::Chatd(accounts) | Target::ChatdE2e(accounts) => {
+                    Target::Chatd(accounts)
+                    | Target::ChatdE2e(accounts)
+                    | Target::ChatdReceipts(accounts) => {
                         let acct = accounts.get(i).context("not enough accounts")?;
                         let mut ws =
                             net::connect(addr, "/ws", src, Some("chatcore.v1.msgpack"), true)

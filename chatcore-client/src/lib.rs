@@ -80,8 +80,8 @@ use chatcore::model::{
 use chatcore::protocol::{
     BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ContactAction, ContactInfo, ContactList,
     ConversationInfo, ConversationList, ConversationSummary, DeviceInfo, DeviceKeysInfo, DeviceRef,
-    DirectoryEntry, KeyCountsInfo, OutgoingToDevice, ProtocolError, ToDeviceAck, Undelivered,
-    UserMasterKey, PROTOCOL_VERSION,
+    DirectoryEntry, KeyCountsInfo, OutgoingToDevice, ProtocolError, ReceiptInfo, ToDeviceAck,
+    Undelivered, UserMasterKey, PROTOCOL_VERSION,
 };
 pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
 /// The TLS library of `wss://` connections, for [`ConnectOptions::tls_config`].
@@ -289,6 +289,15 @@ impl Events {
     pub fn try_recv(&mut self) -> Option<Event> {
         self.rx.try_recv().ok()
     }
+}
+
+/// `receipts`: how far the other members received and read a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipts {
+    /// The receipts that rose since the time asked, by user.
+    pub receipts: Vec<ReceiptInfo>,
+    /// What to ask from next time.
+    pub until: Millis,
 }
 
 /// `welcome`: what `hello` learnt.
@@ -989,6 +998,30 @@ impl Client {
         .await
     }
 
+    /// How far the other members of `conv` received and read it: the
+    /// receipts that rose after `since` (the `until` of a previous answer;
+    /// `None`: all of them). Live changes come as `receipt` pushes; ask
+    /// again with the answer's `until` after a reconnect.
+    pub async fn receipts(
+        &self,
+        conv: &ConversationId,
+        since: Option<Millis>,
+    ) -> Result<Receipts, Error> {
+        match self
+            .request(|id| ClientFrame::Receipts {
+                id,
+                conv: conv.clone(),
+                since,
+            })
+            .await?
+        {
+            ServerFrame::Receipts {
+                receipts, until, ..
+            } => Ok(Receipts { receipts, until }),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Tells the other members of `conv` who are connected that this user
     /// writes there (`true`; again about every half of the pushes' `ttl_ms`
     /// while writing) or stopped (`false`). They get a `typing` push; nothing
@@ -1585,6 +1618,26 @@ impl Client {
                 direct,
                 groups,
                 presence,
+                read_receipts: None,
+            })
+            .await?
+        {
+            ServerFrame::Privacy { privacy, .. } => Ok(privacy),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Turns read receipts on or off: whether the user's fellow members see
+    /// how far it read (delivery shows either way). Reciprocal: while off,
+    /// the user sees nobody's read marks. The settings now.
+    pub async fn set_read_receipts(&self, on: bool) -> Result<Privacy, Error> {
+        match self
+            .request(|id| ClientFrame::SetPrivacy {
+                id,
+                direct: None,
+                groups: None,
+                presence: None,
+                read_receipts: Some(on),
             })
             .await?
         {

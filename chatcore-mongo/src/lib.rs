@@ -22,7 +22,7 @@
 //! ```
 //!
 //! Durable data (accounts, sessions, reset tokens, messages, cursors, read
-//! markers, contacts) is written with journaled majority write concern: once a call
+//! markers, receipts, contacts) is written with journaled majority write concern: once a call
 //! returns `Ok`, the write survives a crash and a fail-over. Presence and
 //! rate-limit counters are soft state and use the server's default.
 //! docs/MONGO.md describes the schema, the indexes and the reasoning behind
@@ -36,7 +36,8 @@
 //! - `users`: [`MongoUserStore`].
 //! - `sessions`: [`MongoSessionStore`] and [`MongoResetTokenStore`].
 //! - `messages`: [`MongoMessageStore`]: conversations, the seq claim, history,
-//!   cursors, read markers, unread counts.
+//!   cursors, read markers, receipts (one document per conversation and
+//!   member, raised after the cursor by a compare-and-swap), unread counts.
 //! - `contacts`: [`MongoContactStore`]: one document per pair, the
 //!   version compare-and-swap, the listings.
 //! - `records`: the stored documents of conversations, entries and

@@ -1,4 +1,4 @@
-//! Conversations, their logs, delivery cursors and read markers.
+//! Conversations, their logs, delivery cursors, read markers and receipts.
 //!
 //! # How an entry gets its seq
 //!
@@ -49,6 +49,38 @@
 //! A change of settings or members ([`MessageStore::change`]) is the same
 //! compare-and-swap on `version` (and `last_seq` when it writes a notice,
 //! which becomes the head like any entry).
+//!
+//! # Receipts
+//!
+//! A member's receipt in a conversation is one document of `receipts`,
+//! `{conv, user, delivered, read, at}` (unique on `(conv, user)`), raised
+//! in place: acknowledging or reading any number of messages never adds
+//! one. An ack touches two documents, the device's cursor and the user's
+//! receipt, and neither a transaction (jongodb's do not isolate) nor
+//! `findAndModify` with `$max` (jongodb has no `$max`, and its
+//! `findAndModify` neither re-checks the filter at the write nor returns
+//! the document it wrote) makes them one atomic write here. What holds
+//! instead:
+//!
+//! - **Order**: the cursor (or read marker) is raised first, the receipt
+//!   after it, once the first write is durable. A crash or error between
+//!   the two leaves the receipt behind what was acknowledged, never ahead
+//!   of it; the receipt is raised on every call, whether the cursor rose
+//!   or not, so the client's next ack or read (a retry, a later message)
+//!   brings it up.
+//! - **Highest wins**: the receipt is a compare-and-swap on its marks, as
+//!   presence is: read `(delivered, read)`; if the new marks are no higher,
+//!   nothing is written (`None`); else `update_one({conv, user, delivered,
+//!   read}, {$set: the new marks, at})`, or, for a first receipt,
+//!   `insert_one` arbitrated by the unique index; no match or a duplicate
+//!   key means another device raised it meanwhile: read again. Marks only
+//!   rise, so a pair of values never comes back and the swap has no ABA.
+//!   The receipt returned is exactly the one written, so two devices
+//!   racing never both report the same rise.
+//! - **Cost**: one read when nothing rises (the other devices' acks of a
+//!   message), one read and one write when a mark rises, after the
+//!   cursor's one conditional upsert: three round trips for the first ack
+//!   of a message, two for the others.
 
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -58,20 +90,33 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chatcore::model::{ConversationId, DeviceId, Message, Millis, UserId};
+use chatcore::model::{ConversationId, DeviceId, Message, Millis, Receipt, UserId};
 use chatcore::store::{
     Appended, Changed, ConversationState, Listing, Member, MessageStore, NewMessage, StoreError,
     StoreResult,
 };
 
 use crate::records::{bson_of, decode, info_doc, member_doc, pending_docs, ConvDoc, MessageDoc};
-use crate::schema::{CONVERSATIONS, CURSORS, MESSAGES, READ_MARKERS};
+use crate::schema::{CONVERSATIONS, CURSORS, MESSAGES, READ_MARKERS, RECEIPTS};
 use crate::{limit_i64, to_i64, to_u64, Inner};
 
 /// Claims one append may lose to concurrent writers of the same
 /// conversation before giving up with `Unavailable`. Every lost claim is
 /// another writer's success, so this bounds only pathological contention.
 const MAX_CLAIMS: usize = 10_000;
+
+/// Compare-and-swaps one raise of a receipt may lose before giving up with
+/// `Unavailable`: only the user's own devices race for it.
+const MAX_RECEIPT_SWAPS: usize = 1_000;
+
+/// A stored receipt (see the module docs).
+#[derive(Deserialize)]
+struct ReceiptDoc {
+    user: String,
+    delivered: i64,
+    read: i64,
+    at: Millis,
+}
 
 /// A cursor or read marker position.
 #[derive(Deserialize)]
@@ -89,9 +134,9 @@ struct SlotDoc {
     seq: i64,
 }
 
-/// Conversations and everything positioned by seq, in four collections:
-/// `conversations`, `messages`, `cursors`, `read_markers` (see the module
-/// docs for how an entry is appended).
+/// Conversations and everything positioned by seq, in five collections:
+/// `conversations`, `messages`, `cursors`, `read_markers`, `receipts` (see
+/// the module docs for how an entry is appended and a receipt raised).
 #[derive(Clone)]
 pub struct MongoMessageStore {
     inner: Arc<Inner>,
@@ -99,6 +144,7 @@ pub struct MongoMessageStore {
     convs: Collection<ConvDoc>,
     cursors: Collection<Document>,
     read_markers: Collection<Document>,
+    receipts: Collection<ReceiptDoc>,
 }
 
 impl MongoMessageStore {
@@ -121,6 +167,7 @@ impl MongoMessageStore {
             convs: inner.durable(CONVERSATIONS),
             cursors: inner.durable(CURSORS),
             read_markers: inner.durable(READ_MARKERS),
+            receipts: inner.durable(RECEIPTS),
             inner,
         }
     }
@@ -281,6 +328,82 @@ impl MongoMessageStore {
             return Ok(());
         }
         first.map(|_| ())
+    }
+
+    /// Raises `user`'s receipt in `conv` to `delivered` and `read` (the
+    /// caller passes `read <= delivered`), stamped `at`: the
+    /// compare-and-swap of the module docs. The receipt written when a mark
+    /// rose; `None` when none did, and for seq 0 (nothing received).
+    async fn raise_receipt(
+        &self,
+        user: &UserId,
+        conv: &ConversationId,
+        delivered: u64,
+        read: u64,
+        at: Millis,
+    ) -> StoreResult<Option<Receipt>> {
+        if delivered == 0 {
+            return Ok(None);
+        }
+        let key = doc! { "conv": &conv.0, "user": &user.0 };
+        let raw = self.receipts.clone_with_type::<Document>();
+        for _ in 0..MAX_RECEIPT_SWAPS {
+            let stored =
+                self.inner
+                    .run(self.receipts.find_one(key.clone()).projection(
+                        doc! { "_id": 0, "user": 1, "delivered": 1, "read": 1, "at": 1 },
+                    ))
+                    .await?;
+            let (was_delivered, was_read) = match &stored {
+                Some(r) => (to_u64(r.delivered, "delivered")?, to_u64(r.read, "read")?),
+                None => (0, 0),
+            };
+            let new_read = was_read.max(read);
+            let new_delivered = was_delivered.max(delivered).max(new_read);
+            if (new_delivered, new_read) == (was_delivered, was_read) {
+                return Ok(None);
+            }
+            let marks = doc! {
+                "delivered": to_i64(new_delivered),
+                "read": to_i64(new_read),
+                "at": at,
+            };
+            let won = match &stored {
+                Some(r) => {
+                    let mut unchanged = key.clone();
+                    unchanged.insert("delivered", r.delivered);
+                    unchanged.insert("read", r.read);
+                    let done = self
+                        .inner
+                        .run(raw.update_one(unchanged, doc! { "$set": marks }))
+                        .await?;
+                    done.matched_count == 1
+                }
+                None => {
+                    let mut first = key.clone();
+                    first.extend(marks);
+                    match self.inner.run(raw.insert_one(first)).await {
+                        Ok(_) => true,
+                        // Created meanwhile by another device: read it.
+                        Err(StoreError::Conflict { .. }) => false,
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            if won {
+                return Ok(Some(Receipt {
+                    conv: conv.clone(),
+                    user: user.clone(),
+                    delivered: new_delivered,
+                    read: new_read,
+                    at,
+                }));
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "{RECEIPTS}: the receipt of {user} in {conv} kept changing under {MAX_RECEIPT_SWAPS} \
+             attempts to raise it"
+        )))
     }
 
     async fn find_messages(
@@ -722,9 +845,12 @@ impl MessageStore for MongoMessageStore {
         device: &DeviceId,
         conv: &ConversationId,
         seq: u64,
-    ) -> StoreResult<()> {
+        at: Millis,
+    ) -> StoreResult<Option<Receipt>> {
         let filter = doc! { "user": &user.0, "device": &device.0, "conv": &conv.0 };
-        self.raise(&self.cursors, filter, seq).await
+        // The cursor first: the receipt never gets ahead of it (module docs).
+        self.raise(&self.cursors, filter, seq).await?;
+        self.raise_receipt(user, conv, seq, 0, at).await
     }
 
     async fn cursors(
@@ -747,9 +873,50 @@ impl MessageStore for MongoMessageStore {
             .collect()
     }
 
-    async fn mark_read(&self, user: &UserId, conv: &ConversationId, seq: u64) -> StoreResult<()> {
+    async fn mark_read(
+        &self,
+        user: &UserId,
+        conv: &ConversationId,
+        seq: u64,
+        share: bool,
+        at: Millis,
+    ) -> StoreResult<Option<Receipt>> {
         let filter = doc! { "user": &user.0, "conv": &conv.0 };
-        self.raise(&self.read_markers, filter, seq).await
+        // The read marker first, as the cursor in `set_cursor`.
+        self.raise(&self.read_markers, filter, seq).await?;
+        let read = if share { seq } else { 0 };
+        self.raise_receipt(user, conv, seq, read, at).await
+    }
+
+    async fn receipts(&self, conv: &ConversationId, since: Millis) -> StoreResult<Vec<Receipt>> {
+        // One query on `unique_receipt` (conv, user): a conversation holds
+        // one document per member who received anything.
+        let cursor = self
+            .inner
+            .run(
+                self.receipts
+                    .find(doc! { "conv": &conv.0, "at": { "$gte": since } })
+                    .projection(doc! { "_id": 0, "user": 1, "delivered": 1, "read": 1, "at": 1 })
+                    .sort(doc! { "user": 1 }),
+            )
+            .await?;
+        let docs: Vec<ReceiptDoc> = self.inner.run(cursor.try_collect()).await?;
+        let mut out = docs
+            .into_iter()
+            .map(|r| {
+                Ok(Receipt {
+                    conv: conv.clone(),
+                    user: UserId(r.user),
+                    delivered: to_u64(r.delivered, "delivered")?,
+                    read: to_u64(r.read, "read")?,
+                    at: r.at,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        // Byte order whatever the server's string order (a no-op where it is
+        // the same, as on MongoDB without a collation).
+        out.sort_by(|a, b| a.user.0.as_bytes().cmp(b.user.0.as_bytes()));
+        Ok(out)
     }
 
     async fn unread(&self, user: &UserId, convs: &[&ConversationState]) -> StoreResult<Vec<u64>> {

@@ -28,7 +28,8 @@ pub(crate) async fn run(inner: &Inner, from: i64) -> StoreResult<()> {
     // `groups` admits everyone, and `reports` starts empty. Nor does 4 -> 5
     // (encrypted conversations, master keys): conversations without
     // `encrypted` are not, device keys without `master` are not signed,
-    // and `master_keys` starts empty.
+    // and `master_keys` starts empty. Nor does 5 -> 6 (receipts): privacy
+    // without `read_receipts` shares them, and `receipts` starts empty.
     Ok(())
 }
 

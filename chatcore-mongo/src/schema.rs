@@ -29,6 +29,8 @@ pub(crate) const CONVERSATIONS: &str = "conversations";
 pub(crate) const CURSORS: &str = "cursors";
 /// Read markers, one document per (user, conversation).
 pub(crate) const READ_MARKERS: &str = "read_markers";
+/// Delivery and read receipts, one document per (conversation, member).
+pub(crate) const RECEIPTS: &str = "receipts";
 /// Presence, one document per user.
 pub(crate) const PRESENCE: &str = "presence";
 /// Failed-login windows, one document per key.
@@ -75,6 +77,7 @@ pub const COLLECTIONS: &[&str] = &[
     CONVERSATIONS,
     CURSORS,
     READ_MARKERS,
+    RECEIPTS,
     PRESENCE,
     RATE_LIMITS,
     BUDGETS,
@@ -119,7 +122,14 @@ pub const COLLECTIONS: &[&str] = &[
 ///   the database. The key backups (`backups`, `backup_keys`) came later
 ///   within schema 5: they start empty, and a build without them reads
 ///   nothing else differently.
-pub const SCHEMA_VERSION: i64 = 5;
+/// - 6: delivery and read receipts: the `receipts` collection (one document
+///   per conversation and member, starting empty: a member's receipt
+///   appears at its first ack or read), `read_receipts` in privacy.
+///   Nothing is rewritten (privacy without `read_receipts` shares them);
+///   the mark keeps a build that would drop a user's `read_receipts: false`
+///   at its next privacy change, and acknowledge without raising receipts,
+///   off the database.
+pub const SCHEMA_VERSION: i64 = 6;
 
 fn index(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
@@ -212,6 +222,12 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
         (
             READ_MARKERS,
             vec![unique(doc! { "user": 1, "conv": 1 }, "unique_read_marker")],
+        ),
+        (
+            RECEIPTS,
+            // A member's receipt (the raise's compare-and-swap), and a
+            // conversation's receipts in user order (`receipts`).
+            vec![unique(doc! { "conv": 1, "user": 1 }, "unique_receipt")],
         ),
         (
             CONTACTS,

@@ -43,7 +43,7 @@ struct UserDoc {
 
 /// A stored [`Privacy`]: each setting defaults on its own, so that a
 /// setting added later reads as its default from older documents.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct PrivacyDoc {
     #[serde(default)]
     direct: AudienceDoc,
@@ -51,6 +51,24 @@ struct PrivacyDoc {
     groups: AudienceDoc,
     #[serde(default)]
     presence: AudienceDoc,
+    /// Absent in documents written before read receipts existed: on.
+    #[serde(default = "on")]
+    read_receipts: bool,
+}
+
+impl Default for PrivacyDoc {
+    fn default() -> Self {
+        Self {
+            direct: AudienceDoc::default(),
+            groups: AudienceDoc::default(),
+            presence: AudienceDoc::default(),
+            read_receipts: true,
+        }
+    }
+}
+
+fn on() -> bool {
+    true
 }
 
 /// A stored [`Audience`].
@@ -74,6 +92,7 @@ impl PrivacyDoc {
             direct: audience(p.direct),
             groups: audience(p.groups),
             presence: audience(p.presence),
+            read_receipts: p.read_receipts,
         }
     }
 
@@ -87,6 +106,7 @@ impl PrivacyDoc {
         p.direct = audience(self.direct);
         p.groups = audience(self.groups);
         p.presence = audience(self.presence);
+        p.read_receipts = self.read_receipts;
         p
     }
 }
@@ -333,6 +353,12 @@ mod tests {
         assert_eq!(old, PrivacyDoc::default());
         let partial: PrivacyDoc = bson::from_document(doc! { "presence": "nobody" }).unwrap();
         assert_eq!(partial.direct, PrivacyDoc::default().direct);
+        assert!(
+            partial.read_receipts,
+            "read receipts are on unless turned off"
+        );
+        let off: PrivacyDoc = bson::from_document(doc! { "read_receipts": false }).unwrap();
+        assert!(!off.into_privacy().read_receipts);
     }
 
     #[test]

@@ -267,6 +267,7 @@ async fn indexes_are_created_once_and_idempotently() {
     assert_eq!(names("to_device").await, ["_id_", "target_order"]);
     assert_eq!(names("cursors").await, ["_id_", "unique_cursor"]);
     assert_eq!(names("read_markers").await, ["_id_", "unique_read_marker"]);
+    assert_eq!(names("receipts").await, ["_id_", "unique_receipt"]);
 
     // The TTL indexes expire documents at their Date (expireAfterSeconds: 0).
     use futures_util::TryStreamExt;
@@ -380,6 +381,65 @@ async fn open(store: &MongoStore, a: &UserId, z: &UserId) -> ConversationId {
 }
 
 const T0: i64 = 1_700_000_000_000;
+
+/// A receipt is one document per (conversation, member), raised in place:
+/// 50 messages acknowledged one by one on two devices, then read, leave
+/// one document for the one member who received, holding the highest marks.
+#[tokio::test]
+async fn a_receipt_is_one_document_per_member_whatever_the_messages() {
+    use chatcore::model::DeviceId;
+    let cleanup = Cleanup::default();
+    let store = store_in(&cleanup).await;
+    let (a, b) = (UserId::generate(), UserId::generate());
+    let conv = open(&store, &a, &b).await;
+    let m = store.messages();
+    let (d1, d2) = (DeviceId::generate(), DeviceId::generate());
+    for i in 1..=50u64 {
+        m.append(new_message(&conv, &a, &format!("c{i}")))
+            .await
+            .unwrap();
+        let risen = m
+            .set_cursor(&b, &d1, &conv, i, T0 + i as i64)
+            .await
+            .unwrap();
+        assert_eq!(risen.map(|r| r.delivered), Some(i));
+        assert_eq!(
+            m.set_cursor(&b, &d2, &conv, i, T0 + i as i64)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    let read = m.mark_read(&b, &conv, 40, true, T0 + 100).await.unwrap();
+    assert_eq!(read.map(|r| (r.delivered, r.read)), Some((50, 40)));
+    let db = store.database();
+    let count = |coll: &'static str| {
+        let c = db.collection::<Document>(coll);
+        async move { c.count_documents(doc! {}).await.unwrap() }
+    };
+    assert_eq!(count("messages").await, 50);
+    assert_eq!(count("cursors").await, 2, "one per device");
+    assert_eq!(
+        count("receipts").await,
+        1,
+        "one for the one member who received"
+    );
+    let mut raw = db
+        .collection::<Document>("receipts")
+        .find_one(doc! {})
+        .await
+        .unwrap()
+        .unwrap();
+    raw.remove("_id");
+    assert_eq!(
+        raw,
+        doc! {
+            "conv": &conv.0, "user": &b.0,
+            "delivered": 50_i64, "read": 40_i64, "at": T0 + 100,
+        }
+    );
+    cleanup.run().await;
+}
 
 /// What a writer leaves when it dies between its claim and its copy: the
 /// conversation's head moved to `seq` with the entry in `head`, and no

@@ -79,7 +79,8 @@
 //! - `users`: [`SqliteUserStore`].
 //! - `sessions`: [`SqliteSessionStore`] and [`SqliteResetTokenStore`].
 //! - `messages`: [`SqliteMessageStore`]: conversations, the log, cursors,
-//!   read markers, unread counts.
+//!   read markers, receipts (one row per conversation and member, raised
+//!   in the same write as the cursor or marker), unread counts.
 //! - `contacts`: [`SqliteContactStore`].
 //! - `presence`: [`SqlitePresenceStore`].
 //! - `reports`: [`SqliteReportStore`].

@@ -1,4 +1,5 @@
-//! Conversations, their logs, cursors, read markers and unread counts.
+//! Conversations, their logs, cursors, read markers, receipts and unread
+//! counts.
 //!
 //! Every change runs on the single writer inside the group's transaction,
 //! so an append reads the head, checks the sender's membership and the
@@ -6,13 +7,19 @@
 //! are gap-free by construction, and a retry finds the first attempt
 //! through the `(sender, client_id)` unique index. A seq is never claimed
 //! without its entry, so `read_after` has nothing to wait for.
+//!
+//! A receipt is one row per (conversation, member) in `receipts`, raised
+//! in place by the same write job as the cursor or read marker that
+//! raises it (one statement each, no savepoint: see [`raise_receipt`]), so
+//! the two commit or fail together and the receipt is never ahead of them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatcore::model::{
-    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Role, UserId,
+    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Receipt, Role,
+    UserId,
 };
 use chatcore::store::{
     Appended, Changed, ConversationState, GroupInfo, Listing, Member, MessageStore, NewMessage,
@@ -464,6 +471,60 @@ fn append_checked(c: &Connection, cache: &ConvCache, msg: &NewMessage) -> StoreR
     Ok(Checked::At(e, seq))
 }
 
+/// Raises `user`'s receipt in `conv` (by id) to `delivered` and `read`
+/// (the caller passes `read <= delivered`), stamped `at`: one upsert whose
+/// update applies only when a mark rises, and which returns the row it
+/// wrote. Marks only rise (`max`), and a row holds `read <= delivered`
+/// because both the stored and the given pair do. `None` when nothing
+/// rose, for seq 0 (nothing to receive), and for a conversation that does
+/// not exist (the `SELECT` yields no row to insert).
+fn raise_receipt(
+    c: &Connection,
+    user: &str,
+    conv: &str,
+    delivered: u64,
+    read: u64,
+    at: Millis,
+) -> StoreResult<Option<Receipt>> {
+    if delivered == 0 {
+        return Ok(None);
+    }
+    // `WHERE` in the `SELECT` is what SQLite needs to parse the `ON
+    // CONFLICT` of an `INSERT ... SELECT` as the upsert's.
+    let row = c
+        .prepare_cached(
+            "INSERT INTO receipts (conv, user, delivered, read, at) SELECT key, ?2, ?3, ?4, ?5 \
+             FROM conversations WHERE id = ?1 ON CONFLICT (conv, user) DO UPDATE SET delivered \
+             = max(receipts.delivered, excluded.delivered), read = max(receipts.read, \
+             excluded.read), at = excluded.at WHERE excluded.delivered > receipts.delivered OR \
+             excluded.read > receipts.read RETURNING delivered, read, at",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![conv, user, to_i64(delivered), to_i64(read), at],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Millis>(2)?,
+                    ))
+                },
+            )
+            .optional()
+        })
+        .map_err(map_err)?;
+    row.map(|(delivered, read, at)| {
+        Ok(Receipt {
+            conv: ConversationId(conv.to_owned()),
+            user: UserId(user.to_owned()),
+            delivered: to_u64(delivered, "delivered")?,
+            read: to_u64(read, "read")?,
+            at,
+        })
+    })
+    .transpose()
+}
+
 #[async_trait]
 impl MessageStore for SqliteMessageStore {
     async fn open_direct(&self, state: ConversationState) -> StoreResult<ConversationState> {
@@ -750,17 +811,21 @@ impl MessageStore for SqliteMessageStore {
         device: &DeviceId,
         conv: &ConversationId,
         seq: u64,
-    ) -> StoreResult<()> {
+        at: Millis,
+    ) -> StoreResult<Option<Receipt>> {
         let (user, device, conv) = (user.0.clone(), device.0.clone(), conv.0.clone());
+        // The cursor and the receipt in one job: committed together. Without
+        // a savepoint (an ack is on the relay's hot path): a failure of the
+        // first statement changed nothing; one of the second fails the group.
         self.db
-            .write(move |c| {
+            .write_unguarded(move |c| {
                 c.prepare_cached(
                     "INSERT INTO cursors (user, device, conv, seq) VALUES (?1, ?2, ?3, ?4) ON \
                      CONFLICT (user, device, conv) DO UPDATE SET seq = max(seq, excluded.seq)",
                 )
                 .and_then(|mut s| s.execute(params![user, device, conv, to_i64(seq)]))
-                .map_err(map_err)?;
-                Ok(())
+                .map_err(|e| Unguarded::Before(map_err(e)))?;
+                raise_receipt(c, &user, &conv, seq, 0, at).map_err(Unguarded::After)
             })
             .await
     }
@@ -791,17 +856,65 @@ impl MessageStore for SqliteMessageStore {
             .await
     }
 
-    async fn mark_read(&self, user: &UserId, conv: &ConversationId, seq: u64) -> StoreResult<()> {
+    async fn mark_read(
+        &self,
+        user: &UserId,
+        conv: &ConversationId,
+        seq: u64,
+        share: bool,
+        at: Millis,
+    ) -> StoreResult<Option<Receipt>> {
         let (user, conv) = (user.0.clone(), conv.0.clone());
+        let read = if share { seq } else { 0 };
+        // As `set_cursor`: the marker and the receipt in one job.
         self.db
-            .write(move |c| {
+            .write_unguarded(move |c| {
                 c.prepare_cached(
                     "INSERT INTO read_markers (user, conv, seq) VALUES (?1, ?2, ?3) ON CONFLICT \
                      (user, conv) DO UPDATE SET seq = max(seq, excluded.seq)",
                 )
                 .and_then(|mut s| s.execute(params![user, conv, to_i64(seq)]))
-                .map_err(map_err)?;
-                Ok(())
+                .map_err(|e| Unguarded::Before(map_err(e)))?;
+                raise_receipt(c, &user, &conv, seq, read, at).map_err(Unguarded::After)
+            })
+            .await
+    }
+
+    async fn receipts(&self, conv: &ConversationId, since: Millis) -> StoreResult<Vec<Receipt>> {
+        let conv = conv.0.clone();
+        self.db
+            .read(move |c| {
+                // A member's rows are few; `receipts_at` serves a recent
+                // `since` in a large group. `user` is TEXT: BINARY collation
+                // is byte order.
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT user, delivered, read, at FROM receipts WHERE conv = (SELECT key \
+                         FROM conversations WHERE id = ?1) AND at >= ?2 ORDER BY user",
+                    )
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map(params![conv, since], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, Millis>(3)?,
+                        ))
+                    })
+                    .map_err(map_err)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (user, delivered, read, at) = row.map_err(map_err)?;
+                    out.push(Receipt {
+                        conv: ConversationId(conv.clone()),
+                        user: UserId(user),
+                        delivered: to_u64(delivered, "delivered")?,
+                        read: to_u64(read, "read")?,
+                        at,
+                    });
+                }
+                Ok(out)
             })
             .await
     }

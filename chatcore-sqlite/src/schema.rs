@@ -353,6 +353,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user, conv, session)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 5: delivery and read receipts: one row per (conversation, member),
+    // raised in place by every ack and read (never one per message), and
+    // an index for "what rose since" (`MessageStore::receipts`). Starts
+    // empty: a member's receipt appears at its first ack or read after
+    // the upgrade.
+    r#"
+    CREATE TABLE receipts (
+        conv      INTEGER NOT NULL REFERENCES conversations(key) ON DELETE CASCADE,
+        user      TEXT NOT NULL,
+        delivered INTEGER NOT NULL,
+        read      INTEGER NOT NULL CHECK (read <= delivered),
+        at        INTEGER NOT NULL,
+        PRIMARY KEY (conv, user)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX receipts_at ON receipts(conv, at);
+    "#,
 ];
 
 /// The schema this build reads and writes: the number of [`MIGRATIONS`].

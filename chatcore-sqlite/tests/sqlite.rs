@@ -201,6 +201,81 @@ async fn a_new_database_gets_the_configured_page_size_and_an_existing_one_keeps_
     );
 }
 
+/// A receipt is one row per (conversation, member), raised in place: 50
+/// messages acknowledged one by one, then read, leave one row per member
+/// who acknowledged, holding the highest marks, and the log is all that
+/// grew.
+#[tokio::test]
+async fn a_receipt_is_one_row_per_member_whatever_the_messages() {
+    use chatcore::model::DeviceId;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (a, b, conv) = pair(&store).await;
+    let m = store.messages();
+    let (d1, d2) = (DeviceId::generate(), DeviceId::generate());
+    for i in 1..=50u64 {
+        m.append(message(&conv, &a, &format!("c{i}"), "hi"))
+            .await
+            .unwrap();
+        let risen = m
+            .set_cursor(&b, &d1, &conv, i, T0 + i as i64)
+            .await
+            .unwrap();
+        assert_eq!(risen.map(|r| r.delivered), Some(i));
+        assert_eq!(
+            m.set_cursor(&b, &d2, &conv, i, T0 + i as i64)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    let read = m.mark_read(&b, &conv, 40, true, T0 + 100).await.unwrap();
+    assert_eq!(read.map(|r| (r.delivered, r.read)), Some((50, 40)));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let count = |table: &str| -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count("messages"), 50);
+    assert_eq!(
+        count("receipts"),
+        1,
+        "one row for the one member who received"
+    );
+    assert_eq!(count("cursors"), 2, "one per device");
+    let row: (String, String, i64, i64, i64) = conn
+        .query_row(
+            "SELECT c.id, r.user, r.delivered, r.read, r.at FROM receipts r JOIN conversations c \
+             ON c.key = r.conv",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(row, (conv.0.clone(), b.0.clone(), 50, 40, T0 + 100));
+    // `receipts` reads a conversation's rows through an index, never a scan.
+    let mut explain = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT user, delivered, read, at FROM receipts WHERE conv = ?1 \
+             AND at >= ?2 ORDER BY user",
+        )
+        .unwrap();
+    let plan: Vec<String> = explain
+        .query_map(rusqlite::params![1, T0], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter().any(|d| d.starts_with("SEARCH receipts")),
+        "{plan:?}"
+    );
+    assert!(
+        !plan.iter().any(|d| d.starts_with("SCAN receipts")),
+        "{plan:?}"
+    );
+    let _ = a;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_committed_in_groups_gap_free() {
     let dir = tempfile::tempdir().unwrap();
@@ -319,11 +394,13 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     drop(SqliteStore::open(&path).await.unwrap());
-    // Back to version 1's tables (undoing what steps 2 and 4 added; step
-    // 3 only changed the log's id columns' type), with one session in them.
+    // Back to version 1's tables (undoing what steps 2, 4 and 5 added;
+    // step 3 only changed the log's id columns' type), with one session in
+    // them.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE backup_keys;
+        "DROP TABLE receipts;
+         DROP TABLE backup_keys;
          DROP TABLE backups;
          DROP INDEX sessions_user_device;
          ALTER TABLE sessions DROP COLUMN last_active;
@@ -356,7 +433,7 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
             .unwrap(),
         vec![s]
     );
-    assert_eq!(SCHEMA_VERSION, 4, "steps 2 and 4 are undone above");
+    assert_eq!(SCHEMA_VERSION, 5, "steps 2, 4 and 5 are undone above");
 }
 
 /// A stored id in its canonical text form, decoded by SQL alone (not by
@@ -396,14 +473,15 @@ async fn a_log_of_schema_2_migrates_to_blob_ids_and_reads_back_the_same() {
     drop(store);
 
     // Back to version 2's log: the same rows with every id as TEXT (and
-    // without step 4's tables).
+    // without step 4's and 5's tables).
     let conn = rusqlite::Connection::open(&path).unwrap();
     let (id, sender) = (
         ID_AS_TEXT.replace("{c}", "id"),
         ID_AS_TEXT.replace("{c}", "sender"),
     );
     conn.execute_batch(&format!(
-        "DROP TABLE backup_keys;
+        "DROP TABLE receipts;
+         DROP TABLE backup_keys;
          DROP TABLE backups;
          CREATE TABLE messages_v2 (
              conv      INTEGER NOT NULL REFERENCES conversations(key) ON DELETE CASCADE,

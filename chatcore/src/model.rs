@@ -360,7 +360,7 @@ impl Audience {
 }
 
 /// A user's privacy settings; the same on all the user's devices.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Privacy {
@@ -375,6 +375,50 @@ pub struct Privacy {
     /// Who sees the user's online state and last seen. Reciprocal: a user
     /// sees another's only if their own setting would show theirs to them.
     pub presence: Audience,
+    /// Whether the user's fellow members see how far the user has read
+    /// (read receipts; delivery is shown either way). Reciprocal: whoever
+    /// turns them off sees nobody's. On unless turned off: absent on the
+    /// wire and in settings stored before it existed.
+    #[serde(default = "on", skip_serializing_if = "is_on")]
+    pub read_receipts: bool,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Self {
+            direct: Audience::Everyone,
+            groups: Audience::Everyone,
+            presence: Audience::Everyone,
+            read_receipts: true,
+        }
+    }
+}
+
+fn on() -> bool {
+    true
+}
+
+fn is_on(b: &bool) -> bool {
+    *b
+}
+
+/// How far a member has received and read a conversation, as its fellow
+/// members see it (receipts). Not an entry of the log: one per member and
+/// conversation, whose marks only rise, each covering every earlier seq.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The conversation.
+    pub conv: ConversationId,
+    /// The member.
+    pub user: UserId,
+    /// The highest seq one of the member's devices acknowledged, or the
+    /// member read (a message read was delivered).
+    pub delivered: u64,
+    /// The highest seq the member read while sharing read receipts; never
+    /// above `delivered`.
+    pub read: u64,
+    /// When either mark last rose (server time).
+    pub at: Millis,
 }
 
 /// The current wall-clock time in milliseconds.

@@ -45,6 +45,12 @@ pub struct Caller {
     /// The user's key in the rate limiter's send budget, made once per
     /// sign-in rather than per message.
     pub(crate) send_budget_key: String,
+    /// Whether the user shares read receipts ([`Privacy::read_receipts`]):
+    /// its reads raise the read mark others see. A connection keeps it
+    /// current as the setting changes; `true` from [`Caller::new`].
+    ///
+    /// [`Privacy::read_receipts`]: crate::model::Privacy::read_receipts
+    pub read_receipts: bool,
 }
 
 impl Caller {
@@ -56,6 +62,7 @@ impl Caller {
             device,
             token_hash,
             conn,
+            read_receipts: true,
         }
     }
 }
@@ -314,6 +321,9 @@ fn signed_in<'a>(
         ClientFrame::Typing { id, conv, typing } => {
             Box::pin(messaging::typing(s, caller, id, conv, typing, out))
         }
+        ClientFrame::Receipts { id, conv, since } => {
+            Box::pin(messaging::receipts(s, caller, out, id, conv, since))
+        }
         ClientFrame::Focus { id, conv } => done(messaging::focus(out, id, conv)),
         ClientFrame::Conversations {
             id,
@@ -430,8 +440,16 @@ fn signed_in<'a>(
             direct,
             groups,
             presence,
+            read_receipts,
         } => Box::pin(contacts::set_privacy(
-            s, caller, out, id, direct, groups, presence,
+            s,
+            caller,
+            out,
+            id,
+            direct,
+            groups,
+            presence,
+            read_receipts,
         )),
         ClientFrame::Accept { id, conv } => {
             Box::pin(requests::answer(s, caller, out, id, conv, true))
@@ -627,6 +645,7 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
         ClientFrame::History { conv, .. }
         | ClientFrame::Ack { conv, .. }
         | ClientFrame::Read { conv, .. }
+        | ClientFrame::Receipts { conv, .. }
         | ClientFrame::Typing { conv, .. }
         | ClientFrame::Focus {
             conv: Some(conv), ..

@@ -125,6 +125,11 @@ pub struct Config {
     /// How long a `typing` push holds without another (clients send one
     /// about every half of it while the user writes).
     pub typing_ttl_ms: u32,
+    /// How far before a `receipts` request's `since` the receipts are read
+    /// again: receipts are stamped by the clock of the node that stored
+    /// them, which may lag the one asked. Marks only rise, so a receipt
+    /// read twice is harmless.
+    pub receipt_overlap_ms: u64,
     /// Pushes buffered per connection; a connection that lets this many pile
     /// up is disconnected (it catches up by sync).
     pub outbound_queue: usize,
@@ -234,6 +239,7 @@ impl Default for Config {
                 window_ms: 60 * 1000,
             },
             typing_ttl_ms: 6000,
+            receipt_overlap_ms: 10_000,
             outbound_queue: 256,
             auth_timeout: Duration::from_secs(10),
             max_unauthenticated: 1000,

@@ -25,7 +25,7 @@ use crate::limits::{AddrKey, Refusal};
 use crate::model::{ConversationId, Presence, Privacy, UserId};
 use crate::protocol::{
     ClientFrame, DecodeError, ServerFrame, ToDeviceMessage, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
-    TYPING_VERSION,
+    RECEIPTS_VERSION, TYPING_VERSION,
 };
 use crate::request::{self, Caller, Out, SignIn, Who};
 use crate::server::Server;
@@ -250,7 +250,12 @@ where
                 outgoing.poll_ready_unpin(cx).map_err(transport)
             })
             .await;
-            let Some(frame) = slot.take() else { continue };
+            let Some(mut frame) = slot.take() else {
+                continue;
+            };
+            if s.version < RECEIPTS_VERSION {
+                frame.for_version(s.version);
+            }
             if let ServerFrame::Error { code, .. } = &frame {
                 server.metrics.error(*code);
             }
@@ -625,6 +630,23 @@ impl Session {
                     }))
                 }
             }
+            Event::Receipt(r) => {
+                // Read marks are withheld from whoever does not share theirs.
+                if self.version < RECEIPTS_VERSION || r.user == auth.user {
+                    Ok(Frames::NONE)
+                } else {
+                    Ok(Frames::one(ServerFrame::Receipt {
+                        conv: r.conv.clone(),
+                        user: r.user.clone(),
+                        delivered: r.delivered,
+                        read: if self.privacy.read_receipts {
+                            r.read
+                        } else {
+                            0
+                        },
+                    }))
+                }
+            }
             Event::Typing { conv, user, typing } => {
                 // A version-4 client refuses frames it does not know.
                 if self.version < TYPING_VERSION || *user == auth.user {
@@ -721,6 +743,9 @@ impl Session {
                 }
                 let before = self.privacy;
                 self.privacy = *privacy;
+                if let Some(caller) = self.auth.as_mut() {
+                    caller.read_receipts = privacy.read_receipts;
+                }
                 for seen in self.seen.values() {
                     if seen.shown(&before) != seen.shown(privacy) {
                         self.pending.push(Some(ServerFrame::Presence {
@@ -833,12 +858,9 @@ impl Session {
                 return Err(e.into());
             }
         }
-        self.auth = Some(Caller::new(
-            user.clone(),
-            device,
-            token_hash,
-            self.conn_key.clone(),
-        ));
+        let mut caller = Caller::new(user.clone(), device, token_hash, self.conn_key.clone());
+        caller.read_receipts = self.privacy.read_receipts;
+        self.auth = Some(caller);
         let now = self.server.now();
         if self
             .server

@@ -250,6 +250,11 @@ struct Options {
     #[arg(long, env = "CHATD_TYPING_TTL_MS", value_name = "MS")]
     typing_ttl_ms: Option<u32>,
 
+    /// How far before a `receipts` request's `since` receipts are read again, in milliseconds:
+    /// covers clocks of several nodes that disagree (default: 10000).
+    #[arg(long, env = "CHATD_RECEIPT_OVERLAP_MS", value_name = "MS")]
+    receipt_overlap_ms: Option<u64>,
+
     /// Registrations allowed per hour on the whole service, whatever the addresses; bounds how
     /// fast anyone can probe which emails and phones have accounts (default: 1000).
     #[arg(long, env = "CHATD_SIGNUPS_PER_HOUR", value_name = "N")]
@@ -489,6 +494,7 @@ pub(crate) struct Settings {
     pub(crate) send_bytes_per_minute: u32,
     pub(crate) typing_per_minute: u32,
     pub(crate) typing_ttl_ms: u32,
+    pub(crate) receipt_overlap_ms: u64,
     pub(crate) signups_per_hour: u32,
     pub(crate) signups_per_address_per_hour: u32,
     pub(crate) max_group_members: usize,
@@ -641,6 +647,7 @@ impl Settings {
             send_bytes_per_minute: o.send_bytes_per_minute.unwrap_or(4 << 20),
             typing_per_minute: o.typing_per_minute.unwrap_or(120),
             typing_ttl_ms: o.typing_ttl_ms.unwrap_or(6000),
+            receipt_overlap_ms: o.receipt_overlap_ms.unwrap_or(10_000),
             signups_per_hour: o.signups_per_hour.unwrap_or(1000),
             signups_per_address_per_hour: o.signups_per_address_per_hour.unwrap_or(30),
             max_group_members: o.max_group_members.unwrap_or(1000),
@@ -777,6 +784,7 @@ impl Options {
             send_bytes_per_minute,
             typing_per_minute,
             typing_ttl_ms,
+            receipt_overlap_ms,
             signups_per_hour,
             signups_per_address_per_hour,
             max_group_members,

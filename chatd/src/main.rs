@@ -178,6 +178,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         window_ms: 60 * 1000,
     };
     core.typing_ttl_ms = settings.typing_ttl_ms;
+    core.receipt_overlap_ms = settings.receipt_overlap_ms;
     core.signup_global.max = settings.signups_per_hour;
     core.max_group_members = settings.max_group_members;
     core.join_attempts.max = settings.join_attempts;

@@ -11,6 +11,7 @@
 
 import { decodeServerFrame, encodeClientFrame, jsonCodec, type Codec, type WireData } from "./codec.js";
 import { DeliveryTracker } from "./delivery.js";
+import { ReceiptBook, type MessageReceipt } from "./receipts.js";
 import { ChatError } from "./errors.js";
 import {
   canonicalClientFrame,
@@ -45,6 +46,8 @@ import {
   type Profile,
   type ReadFrame,
   type TypingFrame,
+  type ReceiptFrame,
+  type ReceiptInfo,
   type SignedKey,
   type ToDeviceAck,
   type ToDeviceMessage,
@@ -160,6 +163,11 @@ export interface ClientEvents {
   read: Omit<ReadFrame, "type">;
   /** `user` writes in `conv` (or stopped); show it for `ttl_ms` unless another `typing` event comes. */
   typing: Omit<TypingFrame, "type">;
+  /**
+   * A fellow member of `conv` received or read further ({@link ChatClient.receipts} holds it already): redraw the
+   * state of this user's messages there ({@link ChatClient.receiptOf}).
+   */
+  receipt: Omit<ReceiptFrame, "type">;
   /**
    * The user's view of a pair changed: a contact request, answer or removal by the other user, or a change made
    * on another device of this user (including a block or unblock). Not for this connection's own requests (their
@@ -315,6 +323,8 @@ export class ChatClient {
   private attempt = 0;
   private focused: string | undefined;
   private readonly tracker = new DeliveryTracker();
+  /** The other members' receipts, per conversation (see {@link receipts}). */
+  private readonly receiptBook = new ReceiptBook();
   private syncChain: Promise<unknown> = Promise.resolve();
   private syncScheduled = false;
   /** The round of acks of pushed messages on its way; `ackAgain`: more arrived meanwhile, acknowledged after it. */
@@ -639,6 +649,12 @@ export class ChatClient {
     if (had) this.emit("signedout", { reason });
   }
 
+  /** The user's settings now (a reply or a push). Read receipts on again: others' read marks are asked again in full. */
+  private onPrivacy(privacy: Privacy): void {
+    if (this.sessionValue?.privacy.read_receipts === false && privacy.read_receipts !== false) this.receiptBook.askAllAgain();
+    if (this.sessionValue) this.sessionValue.privacy = privacy;
+  }
+
   private onSession(frame: ServerFrameOf<"session">, token: string | undefined, resumed: boolean): Session {
     const previous = this.sessionValue;
     const session: Session = {
@@ -652,6 +668,7 @@ export class ChatClient {
     };
     // Delivery cursors belong to a device: a new device starts from nothing.
     if (!previous || previous.device !== session.device) this.tracker.clear();
+    if (!previous || previous.user !== session.user) this.receiptBook.clear();
     this.sessionValue = session;
     this.token = session.token;
     this.signedIn = true;
@@ -664,6 +681,8 @@ export class ChatClient {
     if (this.focused !== undefined && resumed) {
       this.request({ type: "focus", conv: this.focused }, "ok", { auth: true, retry: true }).catch(() => {});
     }
+    // Receipts that rose while the connection was down: asked again for every conversation asked before.
+    if (resumed) for (const conv of this.receiptBook.asked()) this.receipts(conv).catch(() => {});
     if (this.opts.autoSync) {
       const fail = (e: unknown) => this.emit("error", e instanceof ChatError ? e : new ChatError("protocol", String(e)));
       // A new device that wants no old history: acknowledged up to each conversation's newest entry first.
@@ -781,6 +800,11 @@ export class ChatClient {
         this.emit("typing", typing);
         return;
       }
+      case "receipt": {
+        const { type: _type, conv, ...info } = frame;
+        if (this.receiptBook.apply(conv, info)) this.emit("receipt", { conv, ...info });
+        return;
+      }
       case "profile_changed":
         if (this.sessionValue && frame.profile.user === this.sessionValue.user) this.sessionValue.profile = frame.profile;
         this.emit("profile", frame.profile);
@@ -813,7 +837,7 @@ export class ChatClient {
         if (frame.id !== undefined) {
           this.onReply(frame.id, frame);
         } else {
-          if (this.sessionValue) this.sessionValue.privacy = frame.privacy;
+          this.onPrivacy(frame.privacy);
           this.emit("privacy", frame.privacy);
         }
         return;
@@ -1121,6 +1145,38 @@ export class ChatClient {
   /** Marks `conv` read up to `seq` (unread counts drop). */
   async read(conv: string, seq: number): Promise<void> {
     await this.request({ type: "read", conv, seq }, "ok", { auth: true, retry: true });
+  }
+
+  /**
+   * How far the other members of `conv` received and read it: asks the server what rose since the last answer (all
+   * of it the first time), keeps it with what `receipt` pushes told, and resolves with every mark known. Asked again
+   * by itself after a reconnect for every conversation asked once; between, `receipt` events keep it current.
+   * Emits `receipt` for each mark that rose.
+   */
+  async receipts(conv: string): Promise<ReceiptInfo[]> {
+    const since = this.receiptBook.until(conv);
+    const r = await this.request(since === undefined ? { type: "receipts", conv } : { type: "receipts", conv, since }, "receipts", {
+      auth: true,
+      retry: true,
+    });
+    const rose = r.receipts.filter((info) => {
+      const was = this.receiptBook.get(conv, info.user);
+      return info.delivered > was.delivered || info.read > was.read || (info.read === 0 && was.read > 0);
+    });
+    this.receiptBook.take(conv, r.receipts, r.until, since === undefined);
+    for (const info of rose) this.emit("receipt", { conv, ...this.receiptBook.get(conv, info.user) });
+    return this.receiptBook.marks(conv);
+  }
+
+  /**
+   * The state of this user's message at `seq` in `conv` from what is known (see {@link receipts}): `sent`,
+   * `delivered` to every member in `others` (the conversation's other members), or `read` by every one, with the
+   * counts for "read by 3 of 7". Read marks count for nothing while this user does not share read receipts.
+   */
+  receiptOf(conv: string, seq: number, others: readonly string[]): MessageReceipt {
+    const status = this.receiptBook.status(conv, seq, others);
+    if (this.sessionValue?.privacy.read_receipts !== false) return status;
+    return { ...status, read: 0, state: status.of > 0 && status.delivered === status.of ? "delivered" : "sent" };
   }
 
   /**
@@ -1486,9 +1542,9 @@ export class ChatClient {
    * Resolves with the settings now, which {@link session} holds too; the user's other devices get a `privacy`
    * event.
    */
-  async setPrivacy(changes: { direct?: Audience; groups?: Audience; presence?: Audience }): Promise<Privacy> {
+  async setPrivacy(changes: { direct?: Audience; groups?: Audience; presence?: Audience; read_receipts?: boolean }): Promise<Privacy> {
     const { privacy } = await this.request({ type: "set_privacy", ...changes }, "privacy", { auth: true, retry: true });
-    if (this.sessionValue) this.sessionValue.privacy = privacy;
+    this.onPrivacy(privacy);
     return privacy;
   }
 

@@ -12,8 +12,8 @@
  * @module
  */
 
-/** The protocol version this binding speaks (5: `typing`). */
-export const PROTOCOL_VERSION = 5;
+/** The protocol version this binding speaks (5: `typing`; 6: receipts). */
+export const PROTOCOL_VERSION = 6;
 
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
@@ -169,6 +169,23 @@ export interface Privacy {
    * own setting would admit the other. A hidden presence looks like a user who is offline and was never seen.
    */
   presence: Audience;
+  /**
+   * Whether the user's fellow members see how far it read (read receipts); absent means on. Reciprocal: while off,
+   * the user is shown no one's read marks. Delivery shows either way.
+   */
+  read_receipts?: boolean;
+}
+
+/**
+ * How far a fellow member received and read a conversation (`receipts`, `receipt`). Each mark covers every earlier
+ * seq: a message at `seq` is delivered to `user` when `delivered >= seq`, read when `read >= seq`.
+ */
+export interface ReceiptInfo {
+  user: string;
+  /** The highest seq one of the member's devices acknowledged, or it read. */
+  delivered: number;
+  /** The highest seq it read; 0 while either side does not share read receipts. */
+  read: number;
 }
 
 /** What a `contact` request does to the caller's link with a user. */
@@ -381,6 +398,8 @@ export type ClientFrame =
   | { type: "read"; id: number; conv: string; seq: number }
   /** The user writes in `conv` (or stopped): the other members who are connected get a `typing` push. */
   | { type: "typing"; id: number; conv: string; typing: boolean }
+  /** The other members' receipts in `conv` that rose after `since` (a previous reply's `until`; all when absent). */
+  | { type: "receipts"; id: number; conv: string; since?: number }
   | { type: "focus"; id: number; conv?: string }
   /** `list` absent: the main list. */
   | { type: "conversations"; id: number; list?: ConversationList; after?: string; limit?: number }
@@ -419,7 +438,7 @@ export type ClientFrame =
   | { type: "unblock"; id: number; user: string }
   | { type: "contacts"; id: number; list: ContactList; after?: string; limit?: number }
   /** Absent settings stay. */
-  | { type: "set_privacy"; id: number; direct?: Audience; groups?: Audience; presence?: Audience }
+  | { type: "set_privacy"; id: number; direct?: Audience; groups?: Audience; presence?: Audience; read_receipts?: boolean }
   /** Accepts a message request or a group invitation. Reply: `conversation`. */
   | { type: "accept"; id: number; conv: string }
   /** Declines a group invitation, or deletes a message request (its messages so far). Reply: `ok`. */
@@ -513,6 +532,8 @@ export type ServerFrame =
   | { type: "presence"; presence: Presence }
   | AlertFrame
   | ReadFrame
+  | ReceiptsFrame
+  | ReceiptFrame
   | TypingFrame
   | { type: "profile_changed"; profile: Profile }
   | { type: "new_user"; entry: DirectoryEntry }
@@ -626,6 +647,24 @@ export interface ReadFrame {
   type: "read";
   conv: string;
   seq: number;
+}
+
+/** Reply to `receipts`: the other members' receipts that rose since the time asked; `until` is the next `since`. */
+export interface ReceiptsFrame {
+  type: "receipts";
+  id: number;
+  conv: string;
+  receipts: ReceiptInfo[];
+  until: number;
+}
+
+/** Push: a fellow member of `conv` received or read further (one push per rise, covering every earlier seq). */
+export interface ReceiptFrame {
+  type: "receipt";
+  conv: string;
+  user: string;
+  delivered: number;
+  read: number;
 }
 
 /** Push: `user` writes in `conv` (`typing`) or stopped; the state holds `ttl_ms` unless another push comes. */
@@ -795,9 +834,10 @@ type Kind =
  * absent, `null` accepted on input; every `Option` of the protocol is one);
  * `nonempty` = a `Vec` skipped when empty; `flag` = a `bool` that defaults
  * to false and is skipped when false; `defaulted` = a `Vec` that defaults to
- * empty when absent and is always written.
+ * empty when absent and is always written; `on` = a `bool` that defaults to
+ * true and is skipped when true.
  */
-type Mode = "required" | "optional" | "nonempty" | "flag" | "defaulted";
+type Mode = "required" | "optional" | "nonempty" | "flag" | "defaulted" | "on";
 
 interface Field {
   name: string;
@@ -810,6 +850,7 @@ const opt = (name: string, kind: Kind): Field => ({ name, kind, mode: "optional"
 const vec = (name: string, kind: Kind): Field => ({ name, kind, mode: "nonempty" });
 const flag = (name: string): Field => ({ name, kind: "bool", mode: "flag" });
 const always = (name: string, kind: Kind): Field => ({ name, kind, mode: "defaulted" });
+const on = (name: string): Field => ({ name, kind: "bool", mode: "on" });
 
 const id = req("id", "u32");
 /** Millis is an i64 in Rust. */
@@ -869,7 +910,11 @@ const PRESENCE: Kind = {
 
 const DIRECTORY_ENTRY: Kind = { struct: [req("profile", PROFILE), req("presence", PRESENCE)] };
 
-const PRIVACY: Kind = { struct: [req("direct", AUDIENCE), req("groups", AUDIENCE), req("presence", AUDIENCE)] };
+const PRIVACY: Kind = {
+  struct: [req("direct", AUDIENCE), req("groups", AUDIENCE), req("presence", AUDIENCE), on("read_receipts")],
+};
+
+const RECEIPT_INFO: Kind = { struct: [req("user", "string"), req("delivered", "u64"), req("read", "u64")] };
 
 const REQUEST_INFO: Kind = { struct: [req("by", PROFILE), req("at", millis)] };
 
@@ -1044,6 +1089,7 @@ const CLIENT_FRAME: Kind = {
     ack: [id, req("conv", "string"), req("seq", "u64")],
     read: [id, req("conv", "string"), req("seq", "u64")],
     typing: [id, req("conv", "string"), req("typing", "bool")],
+    receipts: [id, req("conv", "string"), opt("since", millis)],
     focus: [id, opt("conv", "string")],
     conversations: [id, opt("list", { oneOf: CONVERSATION_LISTS }), opt("after", "string"), opt("limit", "u32")],
     ping: [id],
@@ -1078,7 +1124,13 @@ const CLIENT_FRAME: Kind = {
     block: [id, req("user", "string")],
     unblock: [id, req("user", "string")],
     contacts: [id, req("list", { oneOf: CONTACT_LISTS }), opt("after", "string"), opt("limit", "u32")],
-    set_privacy: [id, opt("direct", AUDIENCE), opt("groups", AUDIENCE), opt("presence", AUDIENCE)],
+    set_privacy: [
+      id,
+      opt("direct", AUDIENCE),
+      opt("groups", AUDIENCE),
+      opt("presence", AUDIENCE),
+      opt("read_receipts", "bool"),
+    ],
     accept: [id, req("conv", "string")],
     decline: [id, req("conv", "string")],
     report: [id, req("user", "string"), opt("conv", "string"), opt("reason", "string")],
@@ -1156,6 +1208,8 @@ const SERVER_FRAME: Kind = {
     ],
     read: [req("conv", "string"), req("seq", "u64")],
     typing: [req("conv", "string"), req("user", "string"), req("typing", "bool"), req("ttl_ms", "u32")],
+    receipts: [id, req("conv", "string"), req("receipts", { list: RECEIPT_INFO }), req("until", millis)],
+    receipt: [req("conv", "string"), req("user", "string"), req("delivered", "u64"), req("read", "u64")],
     profile_changed: [req("profile", PROFILE)],
     new_user: [req("entry", DIRECTORY_ENTRY)],
     contact: [opt("id", "u32"), req("contact", CONTACT_INFO)],
@@ -1196,7 +1250,7 @@ function canonFields(obj: Record<string, unknown>, fields: Field[], out: Record<
     }
     const c = canon(v, f.kind, at);
     if (f.mode === "nonempty" && Array.isArray(c) && c.length === 0) continue;
-    if (f.mode === "flag" && c === false) continue;
+    if ((f.mode === "flag" && c === false) || (f.mode === "on" && c === true)) continue;
     out[f.name] = c;
   }
 }

@@ -284,6 +284,7 @@ pub(crate) async fn contacts(
 }
 
 /// `set_privacy`: merges the given settings into the caller's.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn set_privacy(
     s: &Server,
     caller: &Caller,
@@ -292,6 +293,7 @@ pub(crate) async fn set_privacy(
     direct: Option<Audience>,
     groups: Option<Audience>,
     presence: Option<Audience>,
+    read_receipts: Option<bool>,
 ) -> Result<ServerFrame, CoreError> {
     for (field, value) in [("direct", direct), ("groups", groups)] {
         if value == Some(Audience::Nobody) {
@@ -315,6 +317,9 @@ pub(crate) async fn set_privacy(
     }
     if let Some(presence) = presence {
         privacy.presence = presence;
+    }
+    if let Some(read_receipts) = read_receipts {
+        privacy.read_receipts = read_receipts;
     }
     if privacy != current.privacy {
         users.set_privacy(&caller.user, &privacy).await?;

@@ -1,9 +1,11 @@
-//! send, history, sync, ack, read, typing, focus.
+//! send, history, sync, ack, read, receipts, typing, focus.
+
+use std::sync::Arc;
 
 use crate::commands::conversations::{direct_with, visible};
 use crate::error::CoreError;
-use crate::model::{Content, ConversationId, ConversationKind, UserId};
-use crate::protocol::{ServerFrame, SharedMessage};
+use crate::model::{Content, ConversationId, ConversationKind, Millis, Receipt, UserId};
+use crate::protocol::{ReceiptInfo, ServerFrame, SharedMessage};
 use crate::request::{page, Caller, Out};
 use crate::server::Server;
 use crate::store::{ConversationState, Event, Listing, NewMessage, StoreError, Topic};
@@ -267,21 +269,43 @@ pub(crate) async fn sync(
 
 /// Validates that `seq` is one the caller may read in `conv`: a cursor or
 /// read marker beyond the head would silently swallow future messages.
+/// Returns the conversation.
 async fn checked_seq(
     s: &Server,
     caller: &Caller,
     out: &mut Out,
     conv: &ConversationId,
     seq: u64,
-) -> Result<(), CoreError> {
-    let (_, (_, last)) = readable(s, caller, out, conv).await?;
+) -> Result<ConversationState, CoreError> {
+    let (state, (_, last)) = readable(s, caller, out, conv).await?;
     if seq > last {
         return Err(CoreError::InvalidArgument {
             field: "seq".into(),
             message: format!("seq {seq} is beyond the conversation's last message ({last})"),
         });
     }
-    Ok(())
+    Ok(state)
+}
+
+/// Whether the members of `state` see each other's activity (receipts,
+/// typing): not in a direct conversation that is a message request not
+/// answered yet, or where either blocks the other (neither learns whether
+/// the other is there).
+fn shares_activity(state: &ConversationState) -> bool {
+    state.kind == ConversationKind::Group || (state.pending.is_empty() && state.blocked.is_empty())
+}
+
+/// Tells the caller's fellow members of `state` that its receipt rose.
+fn publish_receipt(out: &mut Out, state: &ConversationState, receipt: Option<Receipt>) {
+    let Some(receipt) = receipt.filter(|_| shares_activity(state)) else {
+        return;
+    };
+    let receipt = Arc::new(receipt);
+    for m in state.members.iter().filter(|m| m.is_active()) {
+        if m.user != receipt.user {
+            out.publish(Topic::User(m.user.clone()), Event::Receipt(receipt.clone()));
+        }
+    }
 }
 
 pub(crate) async fn ack(
@@ -292,11 +316,13 @@ pub(crate) async fn ack(
     conv: ConversationId,
     seq: u64,
 ) -> Result<ServerFrame, CoreError> {
-    checked_seq(s, caller, out, &conv, seq).await?;
-    s.backends
+    let state = checked_seq(s, caller, out, &conv, seq).await?;
+    let receipt = s
+        .backends
         .messages
-        .set_cursor(&caller.user, &caller.device, &conv, seq)
+        .set_cursor(&caller.user, &caller.device, &conv, seq, s.now())
         .await?;
+    publish_receipt(out, &state, receipt);
     Ok(ServerFrame::Ok { id })
 }
 
@@ -308,11 +334,13 @@ pub(crate) async fn read(
     conv: ConversationId,
     seq: u64,
 ) -> Result<ServerFrame, CoreError> {
-    checked_seq(s, caller, out, &conv, seq).await?;
-    s.backends
+    let state = checked_seq(s, caller, out, &conv, seq).await?;
+    let receipt = s
+        .backends
         .messages
-        .mark_read(&caller.user, &conv, seq)
+        .mark_read(&caller.user, &conv, seq, caller.read_receipts, s.now())
         .await?;
+    publish_receipt(out, &state, receipt);
     // The user's other devices clear their count.
     out.publish(
         Topic::User(caller.user.clone()),
@@ -323,6 +351,52 @@ pub(crate) async fn read(
         },
     );
     Ok(ServerFrame::Ok { id })
+}
+
+/// `receipts`: how far the caller's fellow members received and read
+/// `conv`, those that rose after `since`. A former member sees them as far
+/// as it could read; read marks are withheld from a caller that does not
+/// share its own; none in a direct conversation without receipts
+/// ([`shares_activity`]).
+pub(crate) async fn receipts(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    conv: ConversationId,
+    since: Option<Millis>,
+) -> Result<ServerFrame, CoreError> {
+    let (state, (_, last)) = readable(s, caller, out, &conv).await?;
+    let until = s.now();
+    let mut receipts = Vec::new();
+    if shares_activity(&state) {
+        // Stamps of other nodes' clocks may lag this one's: the overlap
+        // takes again what rose just before `since` (marks only rise, so
+        // twice is harmless).
+        let since = since.map_or(Millis::MIN, |t| {
+            t.saturating_sub(i64::try_from(s.config.receipt_overlap_ms).unwrap_or(i64::MAX))
+        });
+        for r in s.backends.messages.receipts(&conv, since).await? {
+            if r.user == caller.user {
+                continue;
+            }
+            receipts.push(ReceiptInfo {
+                user: r.user,
+                delivered: r.delivered.min(last),
+                read: if caller.read_receipts {
+                    r.read.min(last)
+                } else {
+                    0
+                },
+            });
+        }
+    }
+    Ok(ServerFrame::Receipts {
+        id,
+        conv,
+        receipts,
+        until,
+    })
 }
 
 /// `typing`: the caller's fellow members of `conv` who are connected learn
@@ -350,12 +424,7 @@ pub(crate) async fn typing(
         .limiter
         .spend(&key, 1, s.config.typing_budget, s.now())
         .await?;
-    // A direct conversation that is a request not answered yet, or where
-    // either blocks the other, carries no typing (both sides keep writing
-    // apart there).
-    let quiet = state.kind == ConversationKind::Direct
-        && (!state.pending.is_empty() || !state.blocked.is_empty());
-    if over.is_some() || quiet {
+    if over.is_some() || !shares_activity(&state) {
         return Ok(ServerFrame::Ok { id });
     }
     for m in state.members.iter().filter(|m| m.is_active()) {

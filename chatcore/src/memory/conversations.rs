@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::lock;
-use crate::model::{ConversationId, DeviceId, Message, Millis, UserId};
+use crate::model::{ConversationId, DeviceId, Message, Millis, Receipt, UserId};
 use crate::store::{
     Appended, Changed, ConversationState, Listing, Member, MessageStore, NewMessage, StoreError,
     StoreResult,
@@ -47,6 +47,50 @@ struct Conv {
     /// not a map: a conversation has few senders, and comparing a few ids
     /// costs less than hashing one.
     by_sender: Vec<(UserId, Vec<u64>)>,
+    /// Each member's receipt, ordered by user (a few per conversation).
+    receipts: Vec<Receipt>,
+}
+
+impl Conv {
+    /// Raises `user`'s receipt to `delivered` (and `read`, when given) at
+    /// `at`; returns it if a mark rose.
+    fn raise(
+        &mut self,
+        user: &UserId,
+        delivered: u64,
+        read: Option<u64>,
+        at: Millis,
+    ) -> Option<Receipt> {
+        if delivered == 0 {
+            return None;
+        }
+        let i = match self.receipts.binary_search_by(|r| r.user.cmp(user)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.receipts.insert(
+                    i,
+                    Receipt {
+                        conv: self.state.conv.clone(),
+                        user: user.clone(),
+                        delivered: 0,
+                        read: 0,
+                        at,
+                    },
+                );
+                i
+            }
+        };
+        let r = &mut self.receipts[i];
+        let read = read.unwrap_or(0).max(r.read);
+        let delivered = delivered.max(r.delivered).max(read);
+        if (delivered, read) == (r.delivered, r.read) {
+            return None;
+        }
+        r.delivered = delivered;
+        r.read = read;
+        r.at = at;
+        Some(r.clone())
+    }
 }
 
 impl Conv {
@@ -56,6 +100,7 @@ impl Conv {
             state,
             messages: Vec::new(),
             by_sender: Vec::new(),
+            receipts: Vec::new(),
         }
     }
 
@@ -344,7 +389,8 @@ impl MessageStore for MemoryMessageStore {
         device: &DeviceId,
         conv: &ConversationId,
         seq: u64,
-    ) -> StoreResult<()> {
+        at: Millis,
+    ) -> StoreResult<Option<Receipt>> {
         let mut s = lock(&self.inner);
         let cur = s
             .cursors
@@ -353,7 +399,9 @@ impl MessageStore for MemoryMessageStore {
             .entry(conv.clone())
             .or_insert(0);
         *cur = (*cur).max(seq);
-        Ok(())
+        Ok(s.convs
+            .get_mut(conv)
+            .and_then(|c| c.raise(user, seq, None, at)))
     }
 
     async fn cursors(
@@ -368,7 +416,14 @@ impl MessageStore for MemoryMessageStore {
             .unwrap_or_default())
     }
 
-    async fn mark_read(&self, user: &UserId, conv: &ConversationId, seq: u64) -> StoreResult<()> {
+    async fn mark_read(
+        &self,
+        user: &UserId,
+        conv: &ConversationId,
+        seq: u64,
+        share: bool,
+        at: Millis,
+    ) -> StoreResult<Option<Receipt>> {
         let mut s = lock(&self.inner);
         let cur = s
             .read
@@ -377,7 +432,23 @@ impl MessageStore for MemoryMessageStore {
             .entry(conv.clone())
             .or_insert(0);
         *cur = (*cur).max(seq);
-        Ok(())
+        Ok(s.convs
+            .get_mut(conv)
+            .and_then(|c| c.raise(user, seq, share.then_some(seq), at)))
+    }
+
+    async fn receipts(&self, conv: &ConversationId, since: Millis) -> StoreResult<Vec<Receipt>> {
+        let s = lock(&self.inner);
+        Ok(s.convs
+            .get(conv)
+            .map(|c| {
+                c.receipts
+                    .iter()
+                    .filter(|r| r.at >= since)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn unread(&self, user: &UserId, convs: &[&ConversationState]) -> StoreResult<Vec<u64>> {

@@ -8,18 +8,25 @@ use crate::model::{
 
 /// The protocol version this build speaks. A client announces its version in
 /// its first frame (`hello`); the server answers with the version both speak.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The oldest protocol version this build speaks: version 2 made
 /// conversations stored things (`send` names one, groups), which version 1
 /// clients cannot follow; version 3 added contacts, blocks and privacy
 /// (`session` carries the settings, which version 2 decoders refuse);
 /// version 4 added message requests and end-to-end encryption. Version 5
-/// only adds (`typing`): a version-4 client is served, without its pushes.
+/// only adds (`typing`), and so does version 6 (`receipts`, `receipt`,
+/// the `read_receipts` setting): a version-4 client is served, without
+/// what came after it.
 pub const MIN_PROTOCOL_VERSION: u32 = 4;
 
 /// The first version whose clients get `typing` pushes.
 pub const TYPING_VERSION: u32 = 5;
+
+/// The first version whose clients get `receipt` pushes and see the
+/// `read_receipts` setting (an older client's decoder refuses the field:
+/// it is left out of what they get, as if on).
+pub const RECEIPTS_VERSION: u32 = 6;
 
 /// Everything a client may send. Every request carries an `id`, chosen by the
 /// client, that the server's reply (or `error`) carries back.
@@ -216,6 +223,18 @@ pub enum ClientFrame {
         conv: ConversationId,
         /// Highest seq read.
         seq: u64,
+    },
+    /// The receipts of `conv`'s members (how far each received and read it)
+    /// that rose after `since` (a previous reply's `until`; all of them when
+    /// absent). Reply: `receipts`.
+    Receipts {
+        /// Request id.
+        id: u32,
+        /// The conversation.
+        conv: ConversationId,
+        /// The `until` of the previous reply for this conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<Millis>,
     },
     /// The user is writing in `conv` (`typing`), or stopped: the conversation's
     /// other members who are connected get a `typing` push; nothing is
@@ -435,6 +454,9 @@ pub enum ClientFrame {
         /// Who sees the caller's online state and last seen.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         presence: Option<Audience>,
+        /// Whether the caller's fellow members see how far it read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read_receipts: Option<bool>,
     },
     /// Accepts a message request or a group invitation. Reply:
     /// `conversation`.
@@ -951,6 +973,7 @@ impl ClientFrame {
             | ClientFrame::Sync { id, .. }
             | ClientFrame::Ack { id, .. }
             | ClientFrame::Read { id, .. }
+            | ClientFrame::Receipts { id, .. }
             | ClientFrame::Typing { id, .. }
             | ClientFrame::Focus { id, .. }
             | ClientFrame::Conversations { id, .. }
@@ -1013,6 +1036,7 @@ impl ClientFrame {
             ClientFrame::Sync { .. } => "sync",
             ClientFrame::Ack { .. } => "ack",
             ClientFrame::Read { .. } => "read",
+            ClientFrame::Receipts { .. } => "receipts",
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::Focus { .. } => "focus",
             ClientFrame::Conversations { .. } => "conversations",
@@ -1137,6 +1161,18 @@ pub struct LastEntry {
     /// The start of the text, when the content is plain text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
+}
+
+/// How far a member received and read a conversation (`receipts`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptInfo {
+    /// The member.
+    pub user: UserId,
+    /// The highest seq one of its devices acknowledged or it read.
+    pub delivered: u64,
+    /// The highest seq it read (0 while either side does not share read receipts).
+    pub read: u64,
 }
 
 /// A member as a conversation lists it.
@@ -1398,6 +1434,31 @@ pub enum ServerFrame {
         /// The user's read marker now.
         seq: u64,
     },
+    /// Reply to `receipts`: the members' receipts that rose since the
+    /// asked time, by user.
+    Receipts {
+        /// Request id.
+        id: u32,
+        /// The conversation.
+        conv: ConversationId,
+        /// The receipts (a member that never received anything has none).
+        receipts: Vec<ReceiptInfo>,
+        /// The `since` of the next `receipts` for this conversation.
+        until: Millis,
+    },
+    /// Push: a fellow member of `conv` received (`delivered`) or read
+    /// (`read`) further. Each mark covers every earlier seq; `read` is 0
+    /// while either side does not share read receipts.
+    Receipt {
+        /// The conversation.
+        conv: ConversationId,
+        /// The member.
+        user: UserId,
+        /// The highest seq one of its devices acknowledged or it read.
+        delivered: u64,
+        /// The highest seq it read.
+        read: u64,
+    },
     /// Push: `user` is writing in `conv` (`typing`), or stopped. Shown for
     /// `ttl_ms` unless another `typing` of the user comes: a client keeps
     /// sending it while the user writes.
@@ -1553,7 +1614,8 @@ impl ServerFrame {
             | ServerFrame::DeviceKeys { id, .. }
             | ServerFrame::ClaimedKeys { id, .. }
             | ServerFrame::Backup { id, .. }
-            | ServerFrame::BackupKeys { id, .. } => Some(*id),
+            | ServerFrame::BackupKeys { id, .. }
+            | ServerFrame::Receipts { id, .. } => Some(*id),
             ServerFrame::Contacts { id, .. } => Some(*id),
             ServerFrame::Error { id, .. }
             | ServerFrame::Contact { id, .. }
@@ -1564,12 +1626,25 @@ impl ServerFrame {
             | ServerFrame::Presence { .. }
             | ServerFrame::Alert { .. }
             | ServerFrame::Read { .. }
+            | ServerFrame::Receipt { .. }
             | ServerFrame::Typing { .. }
             | ServerFrame::ProfileChanged { .. }
             | ServerFrame::NewUser { .. }
             | ServerFrame::Invited { .. }
             | ServerFrame::ToDevice { .. }
             | ServerFrame::Answered { .. } => None,
+        }
+    }
+
+    /// The frame as a client of protocol `version` may decode it: what came
+    /// after that version is left out (a setting it does not know shows as
+    /// its default, which the wire omits).
+    pub fn for_version(&mut self, version: u32) {
+        if version >= RECEIPTS_VERSION {
+            return;
+        }
+        if let ServerFrame::Session { privacy, .. } | ServerFrame::Privacy { privacy, .. } = self {
+            privacy.read_receipts = true;
         }
     }
 

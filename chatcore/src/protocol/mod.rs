@@ -22,8 +22,8 @@ pub use frame::{
     BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ClientFrame, ContactAction, ContactInfo,
     ContactList, ContactState, ConversationInfo, ConversationList, ConversationSummary, DeviceInfo,
     DeviceKeysInfo, DeviceRef, DeviceSignature, DirectoryEntry, IdentityKeys, KeyCountsInfo,
-    LastEntry, MasterKeyInfo, MemberInfo, OutgoingToDevice, RequestInfo, ServerFrame, SignedKey,
-    ToDeviceAck, ToDeviceMessage, Undelivered, UndeliveredReason, UserMasterKey,
-    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, TYPING_VERSION,
+    LastEntry, MasterKeyInfo, MemberInfo, OutgoingToDevice, ReceiptInfo, RequestInfo, ServerFrame,
+    SignedKey, ToDeviceAck, ToDeviceMessage, Undelivered, UndeliveredReason, UserMasterKey,
+    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, RECEIPTS_VERSION, TYPING_VERSION,
 };
 pub use shared::SharedMessage;

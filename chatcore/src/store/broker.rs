@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use super::StoreResult;
-use crate::model::{ConversationId, DeviceId, Presence, Privacy, Profile, UserId};
+use crate::model::{ConversationId, DeviceId, Presence, Privacy, Profile, Receipt, UserId};
 use crate::protocol::{
     ContactInfo, ConversationSummary, DirectoryEntry, KeyCountsInfo, SharedMessage, ToDeviceMessage,
 };
@@ -61,6 +61,9 @@ pub enum Event {
         /// The connection that read, which knows already.
         origin: Arc<str>,
     },
+    /// A fellow member's receipt in a conversation of the topic's user rose
+    /// (it received or read further): the user's connections push it.
+    Receipt(Arc<Receipt>),
     /// `user` is writing in `conv` (or stopped), for the topic's user, a
     /// fellow member. Ephemeral: a connection whose queue is full drops it
     /// rather than being closed for it.

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use super::StoreResult;
 use crate::model::{
-    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Role, UserId,
+    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Receipt, Role,
+    UserId,
 };
 
 /// An entry to append (a message, or a notice the server writes); the
@@ -502,15 +503,20 @@ pub trait MessageStore: Send + Sync {
         limit: usize,
     ) -> StoreResult<Vec<ConversationState>>;
 
-    /// Records that `device` of `user` has received `conv` up to `seq`.
-    /// Never moves a cursor backwards: a smaller `seq` is ignored.
+    /// Records that `device` of `user` has received `conv` up to `seq`, and
+    /// raises the user's [`Receipt`] there: its `delivered` mark to `seq`,
+    /// stamped `at`, in the same atomic step. Never moves a cursor or a mark
+    /// backwards: a smaller `seq` is ignored. Returns the receipt when its
+    /// mark rose (`None`: another device had it already), so that the
+    /// caller tells the other members once.
     async fn set_cursor(
         &self,
         user: &UserId,
         device: &DeviceId,
         conv: &ConversationId,
         seq: u64,
-    ) -> StoreResult<()>;
+        at: Millis,
+    ) -> StoreResult<Option<Receipt>>;
 
     /// Every cursor of the device. Conversations it never acknowledged are absent (cursor 0).
     async fn cursors(
@@ -519,8 +525,27 @@ pub trait MessageStore: Send + Sync {
         device: &DeviceId,
     ) -> StoreResult<HashMap<ConversationId, u64>>;
 
-    /// Records that `user` has read `conv` up to `seq`; never moves backwards.
-    async fn mark_read(&self, user: &UserId, conv: &ConversationId, seq: u64) -> StoreResult<()>;
+    /// Records that `user` has read `conv` up to `seq` (its read marker,
+    /// which counts its unread messages), and raises its [`Receipt`] there
+    /// in the same atomic step: `delivered` to `seq`, and `read` too when
+    /// the user `share`s read receipts; stamped `at`. Nothing moves
+    /// backwards. Returns the receipt when a mark of it rose.
+    async fn mark_read(
+        &self,
+        user: &UserId,
+        conv: &ConversationId,
+        seq: u64,
+        share: bool,
+        at: Millis,
+    ) -> StoreResult<Option<Receipt>>;
+
+    /// The receipts of `conv` stamped at or after `since` (every one for
+    /// `Millis::MIN`), ordered by user; one store round trip, whatever the
+    /// number of messages they cover. Members that never acknowledged
+    /// anything have none. At or after: a receipt stamped in the very
+    /// millisecond an earlier answer was made is told again rather than
+    /// lost (marks only rise, so twice is harmless).
+    async fn receipts(&self, conv: &ConversationId, since: Millis) -> StoreResult<Vec<Receipt>>;
 
     /// For each conversation, how many messages (not notices) others sent
     /// that `user` may read above its read marker: from its joining (the

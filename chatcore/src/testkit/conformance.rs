@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{BoxFuture, Factory};
 use crate::model::{
-    Audience, Content, ConversationId, ConversationKind, DeviceId, Millis, Privacy, UserId,
+    Audience, Content, ConversationId, ConversationKind, DeviceId, Millis, Privacy, Receipt, UserId,
 };
 use crate::store::{
     Backup, BackupKey, BrokerHandler, Changed, ContactView, ConversationState, DeviceKeys, Event,
@@ -57,6 +57,8 @@ cases!(
     messages_read_after_and_conversations,
     messages_cursors_never_move_back,
     messages_unread_counts_others_after_read_marker,
+    receipts_rise_with_acks_and_reads_and_never_fall,
+    receipts_concurrent_rises_keep_the_highest,
     conversations_open_direct_is_idempotent_and_race_free,
     conversations_append_needs_a_current_member,
     conversations_create_group_writes_its_first_notice,
@@ -408,6 +410,7 @@ async fn users_privacy_round_trips_with_a_default(b: Backends) {
         direct: Audience::Contacts,
         groups: Audience::Contacts,
         presence: Audience::Nobody,
+        read_receipts: false,
     };
     let r = b.users.set_privacy(&u.id, &private).await.unwrap();
     assert_eq!(r.privacy, private, "the new record is returned");
@@ -454,6 +457,7 @@ async fn users_privacy_round_trips_with_a_default(b: Backends) {
         direct: Audience::Everyone,
         groups: Audience::Everyone,
         presence: Audience::Contacts,
+        read_receipts: true,
     };
     b.users.set_privacy(&u.id, &contacts_only).await.unwrap();
     assert_eq!(
@@ -1030,9 +1034,9 @@ async fn messages_cursors_never_move_back(b: Backends) {
     let (a, z, c) = pair_in(&b).await;
     let (d1, d2) = (DeviceId::generate(), DeviceId::generate());
     assert!(b.messages.cursors(&a, &d1).await.unwrap().is_empty());
-    b.messages.set_cursor(&a, &d1, &c, 3).await.unwrap();
-    b.messages.set_cursor(&a, &d1, &c, 2).await.unwrap();
-    b.messages.set_cursor(&a, &d2, &c, 1).await.unwrap();
+    b.messages.set_cursor(&a, &d1, &c, 3, T0).await.unwrap();
+    b.messages.set_cursor(&a, &d1, &c, 2, T0).await.unwrap();
+    b.messages.set_cursor(&a, &d2, &c, 1, T0).await.unwrap();
     assert_eq!(b.messages.cursors(&a, &d1).await.unwrap().get(&c), Some(&3));
     assert_eq!(
         b.messages.cursors(&a, &d2).await.unwrap().get(&c),
@@ -1056,14 +1060,174 @@ async fn messages_unread_counts_others_after_read_marker(b: Backends) {
         "own messages are not unread"
     );
     assert_eq!(unread_of(&b, &z, &c).await, 1);
-    b.messages.mark_read(&a, &c, 1).await.unwrap();
+    b.messages.mark_read(&a, &c, 1, true, T0).await.unwrap();
     assert_eq!(unread_of(&b, &a, &c).await, 1);
-    b.messages.mark_read(&a, &c, 3).await.unwrap();
-    b.messages.mark_read(&a, &c, 2).await.unwrap();
+    b.messages.mark_read(&a, &c, 3, true, T0).await.unwrap();
+    b.messages.mark_read(&a, &c, 2, true, T0).await.unwrap();
     assert_eq!(
         unread_of(&b, &a, &c).await,
         0,
         "read markers never move back"
+    );
+}
+
+fn receipt(conv: &ConversationId, user: &UserId, delivered: u64, read: u64, at: Millis) -> Receipt {
+    Receipt {
+        conv: conv.clone(),
+        user: user.clone(),
+        delivered,
+        read,
+        at,
+    }
+}
+
+async fn receipts_rise_with_acks_and_reads_and_never_fall(b: Backends) {
+    let (a, z, c) = pair_in(&b).await;
+    for (from, to, id) in [(&z, &a, "1"), (&z, &a, "2"), (&a, &z, "3"), (&z, &a, "4")] {
+        b.messages.append(msg(&c, from, to, id, T0)).await.unwrap();
+    }
+    assert!(b
+        .messages
+        .receipts(&c, Millis::MIN)
+        .await
+        .unwrap()
+        .is_empty());
+    let (d1, d2) = (DeviceId::generate(), DeviceId::generate());
+    let m = &b.messages;
+    assert_eq!(
+        m.set_cursor(&a, &d1, &c, 2, T0 + 1).await.unwrap(),
+        Some(receipt(&c, &a, 2, 0, T0 + 1)),
+        "an ack raises the user's delivered mark"
+    );
+    assert_eq!(
+        m.set_cursor(&a, &d2, &c, 1, T0 + 2).await.unwrap(),
+        None,
+        "another device had it"
+    );
+    assert_eq!(
+        m.set_cursor(&a, &d1, &c, 2, T0 + 2).await.unwrap(),
+        None,
+        "again"
+    );
+    assert_eq!(
+        m.cursors(&a, &d2).await.unwrap().get(&c),
+        Some(&1),
+        "the device's cursor moved all the same"
+    );
+    assert_eq!(
+        m.mark_read(&a, &c, 1, true, T0 + 3).await.unwrap(),
+        Some(receipt(&c, &a, 2, 1, T0 + 3)),
+        "a shared read raises the read mark"
+    );
+    assert_eq!(
+        m.mark_read(&a, &c, 4, false, T0 + 4).await.unwrap(),
+        Some(receipt(&c, &a, 4, 1, T0 + 4)),
+        "a read not shared is a delivery all the same, and leaves the read mark"
+    );
+    assert_eq!(unread_of(&b, &a, &c).await, 0, "the read marker moved");
+    assert_eq!(
+        m.mark_read(&a, &c, 4, false, T0 + 5).await.unwrap(),
+        None,
+        "nothing rose"
+    );
+    assert_eq!(
+        m.mark_read(&a, &c, 2, true, T0 + 6).await.unwrap(),
+        Some(receipt(&c, &a, 4, 2, T0 + 6)),
+        "shared again: the read mark catches up to what is read now"
+    );
+    assert_eq!(m.mark_read(&a, &c, 1, true, T0 + 7).await.unwrap(), None);
+    assert_eq!(
+        m.set_cursor(&a, &d2, &c, 3, T0 + 7).await.unwrap(),
+        None,
+        "below delivered"
+    );
+    assert_eq!(
+        m.receipts(&c, Millis::MIN).await.unwrap(),
+        [receipt(&c, &a, 4, 2, T0 + 6)],
+        "one receipt per member, whatever the messages; none for one that never received"
+    );
+    assert_eq!(
+        m.set_cursor(&z, &DeviceId::generate(), &c, 4, T0 + 8)
+            .await
+            .unwrap(),
+        Some(receipt(&c, &z, 4, 0, T0 + 8))
+    );
+    let mut both = vec![receipt(&c, &a, 4, 2, T0 + 6), receipt(&c, &z, 4, 0, T0 + 8)];
+    both.sort_by(|x, y| x.user.cmp(&y.user));
+    assert_eq!(
+        m.receipts(&c, Millis::MIN).await.unwrap(),
+        both,
+        "ordered by user"
+    );
+    assert_eq!(
+        m.receipts(&c, T0 + 7).await.unwrap(),
+        [receipt(&c, &z, 4, 0, T0 + 8)],
+        "only those that rose at or after `since`"
+    );
+    assert_eq!(
+        m.receipts(&c, T0 + 8).await.unwrap(),
+        [receipt(&c, &z, 4, 0, T0 + 8)],
+        "at `since` itself too: nothing of that millisecond is lost"
+    );
+    assert!(m.receipts(&c, T0 + 9).await.unwrap().is_empty());
+    // Another conversation's receipts are its own.
+    let other = open(&b, &a, &UserId::generate()).await;
+    b.messages
+        .append(msg(&other, &a, &z, "x", T0))
+        .await
+        .unwrap();
+    m.set_cursor(&a, &d1, &other, 1, T0 + 9).await.unwrap();
+    assert_eq!(m.receipts(&c, T0 + 9).await.unwrap(), []);
+    assert_eq!(
+        m.receipts(&other, Millis::MIN).await.unwrap(),
+        [receipt(&other, &a, 1, 0, T0 + 9)]
+    );
+    assert!(m
+        .receipts(&ConversationId::generate_group(), Millis::MIN)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn receipts_concurrent_rises_keep_the_highest(b: Backends) {
+    let (a, z, c) = pair_in(&b).await;
+    for i in 0..20 {
+        b.messages
+            .append(msg(&c, &z, &a, &format!("m{i}"), T0))
+            .await
+            .unwrap();
+    }
+    let devices: Vec<DeviceId> = (0..4).map(|_| DeviceId::generate()).collect();
+    let tasks = (1..=20u64).map(|seq| {
+        let (m, a, c, d) = (
+            b.messages.clone(),
+            a.clone(),
+            c.clone(),
+            devices[seq as usize % 4].clone(),
+        );
+        async move {
+            let risen = if seq % 3 == 0 {
+                m.mark_read(&a, &c, seq, true, T0 + 1).await.unwrap()
+            } else {
+                m.set_cursor(&a, &d, &c, seq, T0 + 1).await.unwrap()
+            };
+            if let Some(r) = &risen {
+                assert!(r.read <= r.delivered, "never read beyond delivered: {r:?}");
+                assert!(r.delivered >= seq, "a returned receipt covers what rose it");
+            }
+            risen
+        }
+    });
+    let risen: Vec<_> = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(!risen.is_empty());
+    assert_eq!(
+        b.messages.receipts(&c, Millis::MIN).await.unwrap(),
+        [receipt(&c, &a, 20, 18, T0 + 1)],
+        "the highest of each mark"
     );
 }
 
@@ -1658,7 +1822,10 @@ async fn conversations_unread_counts_messages_in_the_members_window(b: Backends)
     assert_eq!(counts(early.clone()).await, [5, 0], "up to its removal");
     assert_eq!(counts(late.clone()).await, [1, 0], "from its joining");
     assert_eq!(counts(x.clone()).await, [0, 1], "in the order given");
-    b.messages.mark_read(&early, &g.conv, 3).await.unwrap();
+    b.messages
+        .mark_read(&early, &g.conv, 3, true, T0)
+        .await
+        .unwrap();
     assert_eq!(counts(early).await, [3, 0]);
 }
 

@@ -225,6 +225,7 @@ async fn run(factory: Arc<dyn Factory>, ops: Vec<Op>) -> Check<()> {
                 direct: None,
                 groups: Some(crate::model::Audience::Contacts),
                 presence: None,
+                read_receipts: None,
             })
             .await;
         ensure(matches!(reply, Ok(ServerFrame::Privacy { .. })), || {

@@ -80,6 +80,13 @@ pub enum Op {
         /// Device.
         dev: usize,
     },
+    /// The user reads, on this device, what the device acknowledged.
+    Read {
+        /// User.
+        user: usize,
+        /// Device.
+        dev: usize,
+    },
     /// The device drops its connection.
     Disconnect {
         /// User.
@@ -142,6 +149,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (u.clone(), d.clone(), 0..MAX_USERS).prop_map(|(from, dev, to)| Op::Send { from, dev, to }),
         2 => (u.clone(), d.clone(), 0..16usize).prop_map(|(from, dev, pick)| Op::Retry { from, dev, pick }),
         2 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Ack { user, dev }),
+        1 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Read { user, dev }),
         1 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Disconnect { user, dev }),
         2 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Reconnect { user, dev }),
         2 => (u.clone(), d).prop_map(|(user, dev)| Op::Sync { user, dev }),
@@ -172,6 +180,8 @@ struct Dev {
     received: HashMap<(ConversationId, u64), Message>,
     /// Highest seq acknowledged per conversation.
     acked: HashMap<ConversationId, u64>,
+    /// The last receipt pushed per (conversation, member): (delivered, read).
+    receipts: HashMap<(ConversationId, UserId), (u64, u64)>,
 }
 
 /// What the model expects the server to hold.
@@ -190,6 +200,8 @@ struct Model {
     privacy: Vec<Privacy>,
     /// Each pair's message request not accepted yet: who is to accept.
     requests: BTreeMap<(usize, usize), usize>,
+    /// Each user's read marker per conversation (what it said it read).
+    read: Vec<HashMap<ConversationId, u64>>,
 }
 
 impl Model {
@@ -295,12 +307,40 @@ impl World {
                         })?;
                     }
                 }
+                ServerFrame::Receipt { conv, user, delivered, read } => {
+                    let subject = self.users.iter().position(|x| *x == user);
+                    let members = self.model.members.get(&conv);
+                    let (Some(subject), Some(members)) = (subject, members) else {
+                        return Err(format!("a receipt of {user} in {conv}, not one of the scenario's"));
+                    };
+                    ensure(subject != u && members.contains(&u) && members.contains(&subject), || {
+                        format!("user {u} was pushed user {subject}'s receipt in {conv}, not a fellow member's")
+                    })?;
+                    // Never ahead of delivery: what a device of the subject
+                    // acknowledged, or the subject read.
+                    let acked = self.devs[subject].iter().filter_map(|d| d.acked.get(&conv)).max().copied();
+                    let marker = self.model.read[subject].get(&conv).copied().unwrap_or(0);
+                    ensure(delivered <= acked.unwrap_or(0).max(marker) && read <= marker, || {
+                        format!("receipt ({delivered}, {read}) of user {subject} in {conv} is ahead of what it acknowledged ({acked:?}) or read ({marker})")
+                    })?;
+                    ensure(read <= delivered, || format!("receipt read {read} above delivered {delivered}"))?;
+                    let dev = &mut self.devs[u][d];
+                    let last = dev.receipts.insert((conv.clone(), user), (delivered, read)).unwrap_or((0, 0));
+                    ensure(delivered > last.0 || read > last.1, || {
+                        format!("user {u} device {d} was pushed a receipt in {conv} that did not rise: {last:?} then ({delivered}, {read})")
+                    })?;
+                    ensure(delivered >= last.0 && read >= last.1, || {
+                        format!("a receipt in {conv} fell: {last:?} then ({delivered}, {read})")
+                    })?;
+                }
                 ServerFrame::Alert { .. }
                 | ServerFrame::ProfileChanged { .. }
                 | ServerFrame::NewUser { .. }
                 | ServerFrame::Contact { id: None, .. }
                 | ServerFrame::Privacy { id: None, .. }
                 | ServerFrame::Answered { .. }
+                // The user's other device read (its count is not modelled).
+                | ServerFrame::Read { .. }
                 // Devices are not modelled here (tests/chatcore/devices.rs).
                 | ServerFrame::DevicesChanged { .. } => {}
                 other if other.id() == Some(id) => return Ok(other),
@@ -496,6 +536,30 @@ impl World {
         Ok(())
     }
 
+    /// Reads, per conversation, up to what the device acknowledged.
+    async fn read(&mut self, u: usize, d: usize) -> Check<()> {
+        let mut heads: Vec<(ConversationId, u64)> = self.devs[u][d]
+            .acked
+            .iter()
+            .filter(|(c, s)| self.model.read[u].get(*c).is_none_or(|r| r < *s))
+            .map(|(c, s)| (c.clone(), *s))
+            .collect();
+        heads.sort();
+        for (conv, seq) in heads {
+            let c = conv.clone();
+            match self
+                .request(u, d, |id| ClientFrame::Read { id, conv: c, seq })
+                .await?
+            {
+                ServerFrame::Ok { .. } => {
+                    self.model.read[u].insert(conv, seq);
+                }
+                other => return Err(format!("read failed: {other:?}")),
+            }
+        }
+        Ok(())
+    }
+
     /// One sync page; returns whether the server said more remain.
     async fn sync(&mut self, u: usize, d: usize) -> Check<bool> {
         let reply = self
@@ -525,6 +589,7 @@ impl World {
             next_id: 0,
             received: HashMap::new(),
             acked: HashMap::new(),
+            receipts: HashMap::new(),
         });
         self.hello(u, d).await?;
         let (name, device) = (format!("modelu{u}"), format!("dev{d}"));
@@ -568,6 +633,7 @@ impl World {
         self.devs.push(Vec::new());
         self.model.sent_by.push(Vec::new());
         self.model.privacy.push(Privacy::default());
+        self.model.read.push(HashMap::new());
         self.add_device(u).await
     }
 
@@ -667,6 +733,7 @@ impl World {
                 direct: None,
                 groups: None,
                 presence: Some(audience),
+                read_receipts: None,
             })
             .await?
         {
@@ -734,6 +801,13 @@ impl World {
                 let dev = dev_of(self, user, dev);
                 if self.devs[user][dev].conn.is_some() {
                     self.ack(user, dev).await?;
+                }
+            }
+            Op::Read { user, dev } => {
+                let user = user % users;
+                let dev = dev_of(self, user, dev);
+                if self.devs[user][dev].conn.is_some() {
+                    self.read(user, dev).await?;
                 }
             }
             Op::Disconnect { user, dev } => {

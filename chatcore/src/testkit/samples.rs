@@ -9,9 +9,9 @@ use crate::protocol::{
     BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ClientFrame, ContactAction, ContactInfo,
     ContactList, ContactState, ConversationInfo, ConversationList, ConversationSummary, DeviceInfo,
     DeviceKeysInfo, DeviceRef, DeviceSignature, DirectoryEntry, ErrorCode, IdentityKeys,
-    KeyCountsInfo, LastEntry, MasterKeyInfo, MemberInfo, OutgoingToDevice, RequestInfo,
-    ServerFrame, SignedKey, ToDeviceAck, ToDeviceMessage, Undelivered, UndeliveredReason,
-    UserMasterKey,
+    KeyCountsInfo, LastEntry, MasterKeyInfo, MemberInfo, OutgoingToDevice, ReceiptInfo,
+    RequestInfo, ServerFrame, SignedKey, ToDeviceAck, ToDeviceMessage, Undelivered,
+    UndeliveredReason, UserMasterKey,
 };
 
 fn alice() -> UserId {
@@ -338,6 +338,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             direct: Some(Audience::Contacts),
             groups: Some(Audience::Contacts),
             presence: None,
+            read_receipts: None,
         },
         ClientFrame::Conversations {
             id: 38,
@@ -453,6 +454,18 @@ pub fn client_frames() -> Vec<ClientFrame> {
             id: 55,
             conv: group(),
             typing: true,
+        },
+        ClientFrame::Receipts {
+            id: 56,
+            conv: group(),
+            since: Some(1_732_540_960_000),
+        },
+        ClientFrame::SetPrivacy {
+            id: 57,
+            direct: None,
+            groups: None,
+            presence: None,
+            read_receipts: Some(false),
         },
     ]
 }
@@ -781,6 +794,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 direct: Audience::Contacts,
                 groups: Audience::Contacts,
                 presence: Audience::Everyone,
+                read_receipts: true,
             },
         },
         ServerFrame::Conversations {
@@ -922,6 +936,38 @@ pub fn server_frames() -> Vec<ServerFrame> {
             typing: true,
             ttl_ms: 6000,
         },
+        ServerFrame::Receipts {
+            id: 56,
+            conv: group(),
+            receipts: vec![
+                ReceiptInfo {
+                    user: bob(),
+                    delivered: 42,
+                    read: 40,
+                },
+                ReceiptInfo {
+                    user: carol(),
+                    delivered: 41,
+                    read: 0,
+                },
+            ],
+            until: 1_732_540_990_000,
+        },
+        ServerFrame::Privacy {
+            id: Some(57),
+            privacy: Privacy {
+                direct: Audience::Everyone,
+                groups: Audience::Everyone,
+                presence: Audience::Everyone,
+                read_receipts: false,
+            },
+        },
+        ServerFrame::Receipt {
+            conv: group(),
+            user: bob(),
+            delivered: 43,
+            read: 43,
+        },
     ]
 }
 
@@ -951,6 +997,8 @@ pub fn server_type_name(f: &ServerFrame) -> &'static str {
         ServerFrame::Alert { .. } => "alert",
         ServerFrame::Read { .. } => "read",
         ServerFrame::Typing { .. } => "typing",
+        ServerFrame::Receipts { .. } => "receipts",
+        ServerFrame::Receipt { .. } => "receipt",
         ServerFrame::ProfileChanged { .. } => "profile_changed",
         ServerFrame::NewUser { .. } => "new_user",
         ServerFrame::Conversation { .. } => "conversation",

@@ -279,6 +279,7 @@ async fn to_device_reaches_only_devices_the_sender_may_reach() {
             direct: Some(Audience::Contacts),
             groups: None,
             presence: None,
+            read_receipts: None,
         })
         .await;
     assert!(matches!(reply, ServerFrame::Privacy { .. }), "{reply:?}");

@@ -742,10 +742,14 @@ async fn a_read_tells_the_users_other_devices_and_mute_is_listed() {
         )
         .await;
     r.unwrap();
+    // Alice, the other member, is told of Bob's receipt; Bob's other devices of his read marker.
     assert!(matches!(
         out.events.as_slice(),
-        [(Topic::User(u), Event::Read { seq: 2, origin, .. })]
-            if *u == bob.user && &**origin == "conn-bob"
+        [
+            (Topic::User(a), Event::Receipt(receipt)),
+            (Topic::User(u), Event::Read { seq: 2, origin, .. }),
+        ] if *a == alice.user && receipt.user == bob.user && (receipt.delivered, receipt.read) == (2, 2)
+            && *u == bob.user && &**origin == "conn-bob"
     ));
     let mute = |until| ClientFrame::Mute {
         id: 1,

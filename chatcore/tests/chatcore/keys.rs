@@ -246,6 +246,7 @@ async fn only_who_may_reach_a_user_sees_and_claims_their_keys() {
             direct: Some(Audience::Contacts),
             groups: None,
             presence: None,
+            read_receipts: None,
         },
     )
     .await

@@ -9,8 +9,9 @@
  * @module
  */
 import { type Codec } from "./codec.js";
+import { type MessageReceipt } from "./receipts.js";
 import { ChatError } from "./errors.js";
-import { type AlertFrame, type Audience, type BackupInfo, type BackupKeyInfo, type BackupKeyRef, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceInfo, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type TypingFrame, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+import { type AlertFrame, type Audience, type BackupInfo, type BackupKeyInfo, type BackupKeyRef, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceInfo, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type TypingFrame, type ReceiptFrame, type ReceiptInfo, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
 /** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
 export interface WebSocketLike {
     readonly readyState: number;
@@ -112,6 +113,11 @@ export interface ClientEvents {
     read: Omit<ReadFrame, "type">;
     /** `user` writes in `conv` (or stopped); show it for `ttl_ms` unless another `typing` event comes. */
     typing: Omit<TypingFrame, "type">;
+    /**
+     * A fellow member of `conv` received or read further ({@link ChatClient.receipts} holds it already): redraw the
+     * state of this user's messages there ({@link ChatClient.receiptOf}).
+     */
+    receipt: Omit<ReceiptFrame, "type">;
     /**
      * The user's view of a pair changed: a contact request, answer or removal by the other user, or a change made
      * on another device of this user (including a block or unblock). Not for this connection's own requests (their
@@ -241,6 +247,8 @@ export declare class ChatClient {
     private attempt;
     private focused;
     private readonly tracker;
+    /** The other members' receipts, per conversation (see {@link receipts}). */
+    private readonly receiptBook;
     private syncChain;
     private syncScheduled;
     /** The round of acks of pushed messages on its way; `ackAgain`: more arrived meanwhile, acknowledged after it. */
@@ -286,6 +294,8 @@ export declare class ChatClient {
     private scheduleReconnect;
     private onClose;
     private signOut;
+    /** The user's settings now (a reply or a push). Read receipts on again: others' read marks are asked again in full. */
+    private onPrivacy;
     private onSession;
     /**
      * Sends any request and resolves with its reply of type `expect` (rejects
@@ -404,6 +414,19 @@ export declare class ChatClient {
     }>;
     /** Marks `conv` read up to `seq` (unread counts drop). */
     read(conv: string, seq: number): Promise<void>;
+    /**
+     * How far the other members of `conv` received and read it: asks the server what rose since the last answer (all
+     * of it the first time), keeps it with what `receipt` pushes told, and resolves with every mark known. Asked again
+     * by itself after a reconnect for every conversation asked once; between, `receipt` events keep it current.
+     * Emits `receipt` for each mark that rose.
+     */
+    receipts(conv: string): Promise<ReceiptInfo[]>;
+    /**
+     * The state of this user's message at `seq` in `conv` from what is known (see {@link receipts}): `sent`,
+     * `delivered` to every member in `others` (the conversation's other members), or `read` by every one, with the
+     * counts for "read by 3 of 7". Read marks count for nothing while this user does not share read receipts.
+     */
+    receiptOf(conv: string, seq: number, others: readonly string[]): MessageReceipt;
     /**
      * Tells the other members of `conv` who are connected that this user writes there (`true`; send it again about
      * every half of the `ttl_ms` the pushes carry while the user writes) or stopped (`false`). Nothing is stored; past
@@ -586,6 +609,7 @@ export declare class ChatClient {
         direct?: Audience;
         groups?: Audience;
         presence?: Audience;
+        read_receipts?: boolean;
     }): Promise<Privacy>;
     /** Application-level ping; resolves with the round-trip time in ms. */
     ping(): Promise<number>;

@@ -10,6 +10,7 @@
  */
 import { decodeServerFrame, encodeClientFrame, jsonCodec } from "./codec.js";
 import { DeliveryTracker } from "./delivery.js";
+import { ReceiptBook } from "./receipts.js";
 import { ChatError } from "./errors.js";
 import { canonicalClientFrame, PROTOCOL_VERSION, ProtocolError, } from "./protocol.js";
 const OPEN = 1;
@@ -56,6 +57,8 @@ export class ChatClient {
     attempt = 0;
     focused;
     tracker = new DeliveryTracker();
+    /** The other members' receipts, per conversation (see {@link receipts}). */
+    receiptBook = new ReceiptBook();
     syncChain = Promise.resolve();
     syncScheduled = false;
     /** The round of acks of pushed messages on its way; `ackAgain`: more arrived meanwhile, acknowledged after it. */
@@ -384,6 +387,13 @@ export class ChatClient {
         if (had)
             this.emit("signedout", { reason });
     }
+    /** The user's settings now (a reply or a push). Read receipts on again: others' read marks are asked again in full. */
+    onPrivacy(privacy) {
+        if (this.sessionValue?.privacy.read_receipts === false && privacy.read_receipts !== false)
+            this.receiptBook.askAllAgain();
+        if (this.sessionValue)
+            this.sessionValue.privacy = privacy;
+    }
     onSession(frame, token, resumed) {
         const previous = this.sessionValue;
         const session = {
@@ -398,6 +408,8 @@ export class ChatClient {
         // Delivery cursors belong to a device: a new device starts from nothing.
         if (!previous || previous.device !== session.device)
             this.tracker.clear();
+        if (!previous || previous.user !== session.user)
+            this.receiptBook.clear();
         this.sessionValue = session;
         this.token = session.token;
         this.signedIn = true;
@@ -411,6 +423,10 @@ export class ChatClient {
         if (this.focused !== undefined && resumed) {
             this.request({ type: "focus", conv: this.focused }, "ok", { auth: true, retry: true }).catch(() => { });
         }
+        // Receipts that rose while the connection was down: asked again for every conversation asked before.
+        if (resumed)
+            for (const conv of this.receiptBook.asked())
+                this.receipts(conv).catch(() => { });
         if (this.opts.autoSync) {
             const fail = (e) => this.emit("error", e instanceof ChatError ? e : new ChatError("protocol", String(e)));
             // A new device that wants no old history: acknowledged up to each conversation's newest entry first.
@@ -525,6 +541,12 @@ export class ChatClient {
                 this.emit("typing", typing);
                 return;
             }
+            case "receipt": {
+                const { type: _type, conv, ...info } = frame;
+                if (this.receiptBook.apply(conv, info))
+                    this.emit("receipt", { conv, ...info });
+                return;
+            }
             case "profile_changed":
                 if (this.sessionValue && frame.profile.user === this.sessionValue.user)
                     this.sessionValue.profile = frame.profile;
@@ -563,8 +585,7 @@ export class ChatClient {
                     this.onReply(frame.id, frame);
                 }
                 else {
-                    if (this.sessionValue)
-                        this.sessionValue.privacy = frame.privacy;
+                    this.onPrivacy(frame.privacy);
                     this.emit("privacy", frame.privacy);
                 }
                 return;
@@ -834,6 +855,38 @@ export class ChatClient {
     /** Marks `conv` read up to `seq` (unread counts drop). */
     async read(conv, seq) {
         await this.request({ type: "read", conv, seq }, "ok", { auth: true, retry: true });
+    }
+    /**
+     * How far the other members of `conv` received and read it: asks the server what rose since the last answer (all
+     * of it the first time), keeps it with what `receipt` pushes told, and resolves with every mark known. Asked again
+     * by itself after a reconnect for every conversation asked once; between, `receipt` events keep it current.
+     * Emits `receipt` for each mark that rose.
+     */
+    async receipts(conv) {
+        const since = this.receiptBook.until(conv);
+        const r = await this.request(since === undefined ? { type: "receipts", conv } : { type: "receipts", conv, since }, "receipts", {
+            auth: true,
+            retry: true,
+        });
+        const rose = r.receipts.filter((info) => {
+            const was = this.receiptBook.get(conv, info.user);
+            return info.delivered > was.delivered || info.read > was.read || (info.read === 0 && was.read > 0);
+        });
+        this.receiptBook.take(conv, r.receipts, r.until, since === undefined);
+        for (const info of rose)
+            this.emit("receipt", { conv, ...this.receiptBook.get(conv, info.user) });
+        return this.receiptBook.marks(conv);
+    }
+    /**
+     * The state of this user's message at `seq` in `conv` from what is known (see {@link receipts}): `sent`,
+     * `delivered` to every member in `others` (the conversation's other members), or `read` by every one, with the
+     * counts for "read by 3 of 7". Read marks count for nothing while this user does not share read receipts.
+     */
+    receiptOf(conv, seq, others) {
+        const status = this.receiptBook.status(conv, seq, others);
+        if (this.sessionValue?.privacy.read_receipts !== false)
+            return status;
+        return { ...status, read: 0, state: status.of > 0 && status.delivered === status.of ? "delivered" : "sent" };
     }
     /**
      * Tells the other members of `conv` who are connected that this user writes there (`true`; send it again about
@@ -1127,8 +1180,7 @@ export class ChatClient {
      */
     async setPrivacy(changes) {
         const { privacy } = await this.request({ type: "set_privacy", ...changes }, "privacy", { auth: true, retry: true });
-        if (this.sessionValue)
-            this.sessionValue.privacy = privacy;
+        this.onPrivacy(privacy);
         return privacy;
     }
     /** Application-level ping; resolves with the round-trip time in ms. */

@@ -11,8 +11,8 @@
  *
  * @module
  */
-/** The protocol version this binding speaks (5: `typing`). */
-export declare const PROTOCOL_VERSION = 5;
+/** The protocol version this binding speaks (5: `typing`; 6: receipts). */
+export declare const PROTOCOL_VERSION = 6;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export declare const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -137,6 +137,22 @@ export interface Privacy {
      * own setting would admit the other. A hidden presence looks like a user who is offline and was never seen.
      */
     presence: Audience;
+    /**
+     * Whether the user's fellow members see how far it read (read receipts); absent means on. Reciprocal: while off,
+     * the user is shown no one's read marks. Delivery shows either way.
+     */
+    read_receipts?: boolean;
+}
+/**
+ * How far a fellow member received and read a conversation (`receipts`, `receipt`). Each mark covers every earlier
+ * seq: a message at `seq` is delivered to `user` when `delivered >= seq`, read when `read >= seq`.
+ */
+export interface ReceiptInfo {
+    user: string;
+    /** The highest seq one of the member's devices acknowledged, or it read. */
+    delivered: number;
+    /** The highest seq it read; 0 while either side does not share read receipts. */
+    read: number;
 }
 /** What a `contact` request does to the caller's link with a user. */
 export type ContactAction = 
@@ -415,6 +431,13 @@ export type ClientFrame = {
     id: number;
     conv: string;
     typing: boolean;
+}
+/** The other members' receipts in `conv` that rose after `since` (a previous reply's `until`; all when absent). */
+ | {
+    type: "receipts";
+    id: number;
+    conv: string;
+    since?: number;
 } | {
     type: "focus";
     id: number;
@@ -522,6 +545,7 @@ export type ClientFrame = {
     direct?: Audience;
     groups?: Audience;
     presence?: Audience;
+    read_receipts?: boolean;
 }
 /** Accepts a message request or a group invitation. Reply: `conversation`. */
  | {
@@ -730,7 +754,7 @@ export type ServerFrame = {
 } | {
     type: "presence";
     presence: Presence;
-} | AlertFrame | ReadFrame | TypingFrame | {
+} | AlertFrame | ReadFrame | ReceiptsFrame | ReceiptFrame | TypingFrame | {
     type: "profile_changed";
     profile: Profile;
 } | {
@@ -861,6 +885,22 @@ export interface ReadFrame {
     type: "read";
     conv: string;
     seq: number;
+}
+/** Reply to `receipts`: the other members' receipts that rose since the time asked; `until` is the next `since`. */
+export interface ReceiptsFrame {
+    type: "receipts";
+    id: number;
+    conv: string;
+    receipts: ReceiptInfo[];
+    until: number;
+}
+/** Push: a fellow member of `conv` received or read further (one push per rise, covering every earlier seq). */
+export interface ReceiptFrame {
+    type: "receipt";
+    conv: string;
+    user: string;
+    delivered: number;
+    read: number;
 }
 /** Push: `user` writes in `conv` (`typing`) or stopped; the state holds `ttl_ms` unless another push comes. */
 export interface TypingFrame {

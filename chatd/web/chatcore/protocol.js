@@ -11,8 +11,8 @@
  *
  * @module
  */
-/** The protocol version this binding speaks (5: `typing`). */
-export const PROTOCOL_VERSION = 5;
+/** The protocol version this binding speaks (5: `typing`; 6: receipts). */
+export const PROTOCOL_VERSION = 6;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -70,6 +70,7 @@ const opt = (name, kind) => ({ name, kind, mode: "optional" });
 const vec = (name, kind) => ({ name, kind, mode: "nonempty" });
 const flag = (name) => ({ name, kind: "bool", mode: "flag" });
 const always = (name, kind) => ({ name, kind, mode: "defaulted" });
+const on = (name) => ({ name, kind: "bool", mode: "on" });
 const id = req("id", "u32");
 /** Millis is an i64 in Rust. */
 const millis = "i64";
@@ -121,7 +122,10 @@ const PRESENCE = {
     struct: [req("user", "string"), req("online", "bool"), opt("last_seen", millis)],
 };
 const DIRECTORY_ENTRY = { struct: [req("profile", PROFILE), req("presence", PRESENCE)] };
-const PRIVACY = { struct: [req("direct", AUDIENCE), req("groups", AUDIENCE), req("presence", AUDIENCE)] };
+const PRIVACY = {
+    struct: [req("direct", AUDIENCE), req("groups", AUDIENCE), req("presence", AUDIENCE), on("read_receipts")],
+};
+const RECEIPT_INFO = { struct: [req("user", "string"), req("delivered", "u64"), req("read", "u64")] };
 const REQUEST_INFO = { struct: [req("by", PROFILE), req("at", millis)] };
 const CONTACT_INFO = {
     struct: [
@@ -272,6 +276,7 @@ const CLIENT_FRAME = {
         ack: [id, req("conv", "string"), req("seq", "u64")],
         read: [id, req("conv", "string"), req("seq", "u64")],
         typing: [id, req("conv", "string"), req("typing", "bool")],
+        receipts: [id, req("conv", "string"), opt("since", millis)],
         focus: [id, opt("conv", "string")],
         conversations: [id, opt("list", { oneOf: CONVERSATION_LISTS }), opt("after", "string"), opt("limit", "u32")],
         ping: [id],
@@ -306,7 +311,13 @@ const CLIENT_FRAME = {
         block: [id, req("user", "string")],
         unblock: [id, req("user", "string")],
         contacts: [id, req("list", { oneOf: CONTACT_LISTS }), opt("after", "string"), opt("limit", "u32")],
-        set_privacy: [id, opt("direct", AUDIENCE), opt("groups", AUDIENCE), opt("presence", AUDIENCE)],
+        set_privacy: [
+            id,
+            opt("direct", AUDIENCE),
+            opt("groups", AUDIENCE),
+            opt("presence", AUDIENCE),
+            opt("read_receipts", "bool"),
+        ],
         accept: [id, req("conv", "string")],
         decline: [id, req("conv", "string")],
         report: [id, req("user", "string"), opt("conv", "string"), opt("reason", "string")],
@@ -383,6 +394,8 @@ const SERVER_FRAME = {
         ],
         read: [req("conv", "string"), req("seq", "u64")],
         typing: [req("conv", "string"), req("user", "string"), req("typing", "bool"), req("ttl_ms", "u32")],
+        receipts: [id, req("conv", "string"), req("receipts", { list: RECEIPT_INFO }), req("until", millis)],
+        receipt: [req("conv", "string"), req("user", "string"), req("delivered", "u64"), req("read", "u64")],
         profile_changed: [req("profile", PROFILE)],
         new_user: [req("entry", DIRECTORY_ENTRY)],
         contact: [opt("id", "u32"), req("contact", CONTACT_INFO)],
@@ -424,7 +437,7 @@ function canonFields(obj, fields, out, path, skip) {
         const c = canon(v, f.kind, at);
         if (f.mode === "nonempty" && Array.isArray(c) && c.length === 0)
             continue;
-        if (f.mode === "flag" && c === false)
+        if ((f.mode === "flag" && c === false) || (f.mode === "on" && c === true))
             continue;
         out[f.name] = c;
     }

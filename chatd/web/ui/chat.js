@@ -32,6 +32,7 @@ import { openCard } from "./card.js";
 import { openGroup } from "./group.js";
 import { openMute } from "./mute.js";
 import { richText } from "./richtext.js";
+import { loadReceipts, receiptOf, ticks } from "./receipts.js";
 
 const PAGE = 30;
 
@@ -336,6 +337,8 @@ export async function openChat(/** @type {string} */ id) {
   // Members and roles may have changed since the list was loaded; opened from the address, nothing is known yet.
   if (!c.known || c.kind === "group" || !state.users.has(c.peer)) void refreshConversation(c.id);
   if (!c.loaded) await loadOlder(c);
+  // The ticks of this user's messages: what rose since the page last asked.
+  loadReceipts(c);
   if (previous !== c && unread > 0) await showUnread(c, unread);
   markRead(c);
   // Opened from the address, whether it is a request was learnt meanwhile: the focus moves to the answer then.
@@ -536,14 +539,16 @@ function emojiOnly(/** @type {string} */ text) {
  * @param {{ c: import("./store.js").Conv, p: import("./store.js").Pending } | undefined} [pending]
  * @param {{ follows: boolean, continues: boolean }} [group] in a run of one sender: after one of it, before one of it
  * @param {string} [sender] the sender's id, named above the first message of a run in a group
+ * @param {import("./store.js").Conv} [stored] the conversation of this user's stored message, whose ticks it shows
  */
-function bubble(m, mine, pending, group = { follows: false, continues: false }, sender = undefined) {
+function bubble(m, mine, pending, group = { follows: false, continues: false }, sender = undefined, stored = undefined) {
   const status = pending?.p.status;
   const offline = state.connection !== "ready";
   /** @type {(import("./dom.js").Child)[]} */
   const meta = [];
   if (!pending) {
     if (!group.continues) meta.push(h("time", { class: "msg-time", datetime: new Date(m.ts).toISOString() }, timeFmt.format(m.ts)));
+    if (stored && m.seq) meta.push(ticks(stored, m.seq));
   }
   else if (status === "failed") {
     const { c, p } = pending;
@@ -677,9 +682,10 @@ function renderMessages() {
       const named = group && m.from !== me.user && !run.follows;
       // An encrypted message shows what this device reads of it: its text, or why not (yet).
       const { text, note } = readable(m);
+      const mine = m.from === me.user;
       unit.rows.push({
-        key: `msg ${m.seq} ${run.follows} ${run.continues} ${readKey(m)}${named ? ` ${userName(m.from)}` : ""}`,
-        make: () => bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text, note }, m.from === me.user, undefined, run, named ? m.from : undefined),
+        key: `msg ${m.seq} ${run.follows} ${run.continues} ${readKey(m)}${named ? ` ${userName(m.from)}` : ""}${mine ? ` ${receiptOf(c, m.seq).key}` : ""}`,
+        make: () => bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text, note }, mine, undefined, run, named ? m.from : undefined, mine ? c : undefined),
       });
       unit.cost = text.length;
     }

@@ -93,7 +93,7 @@ export function onContact(/** @type {ContactInfo} */ info) {
 /** The privacy settings changed on another device (the client's session has them already). */
 export function onPrivacy(/** @type {Privacy} */ p) {
   if (state.me) state.me.privacy = p;
-  invalidate("privacy");
+  invalidate("privacy", "messages");
 }
 
 /**
@@ -307,6 +307,7 @@ function renderPrivacy() {
     const input = /** @type {HTMLInputElement | null} */ (document.getElementById(`privacy-${name}-${p[name]}`));
     if (input) input.checked = true;
   }
+  /** @type {HTMLInputElement} */ ($("privacy-read-receipts")).checked = p.read_receipts !== false;
 }
 
 /** Opens the Contacts dialog on `t`. */
@@ -422,21 +423,23 @@ export function wireContacts() {
   });
 
   // Privacy: saved as soon as it is chosen; a refusal puts the choice back.
-  for (const input of /** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll('#privacy input[type="radio"]'))) {
+  for (const input of /** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll('#privacy input'))) {
     input.addEventListener("change", () => {
       const client = state.client;
-      if (!client || !input.checked) return;
+      if (!client || (input.type === "radio" && !input.checked)) return;
       const status = $("privacy-status");
       const error = $("privacy-error");
       show(error, false);
       status.textContent = "Saving…";
       const which = input.name === "privacy-direct" ? "direct" : input.name === "privacy-groups" ? "groups" : "presence";
       const value = /** @type {import("../chatcore/web.js").Audience} */ (input.value);
-      client.setPrivacy({ [which]: value }).then(
+      const change = input.type === "checkbox" ? { read_receipts: input.checked } : { [which]: value };
+      client.setPrivacy(change).then(
         (p) => {
           if (state.me) state.me.privacy = p;
           status.textContent = "Saved.";
-          invalidate("privacy");
+          // Whether read ticks show depends on this user's own setting too.
+          invalidate("privacy", "messages");
         },
         (/** @type {unknown} */ err) => {
           status.textContent = "";

@@ -18,6 +18,7 @@ import { resetTokenFromHash } from "./auth.js";
 import { startE2e, stopE2e } from "./e2e.js";
 import { checkBackup } from "./backup.js";
 import { onTyping, resetTyping } from "./typing.js";
+import { onReceipt } from "./receipts.js";
 import { loadRequests, onAnswered, onInvited, resetRequests } from "./requests.js";
 
 export const TOKEN_KEY = "chatcore.token";
@@ -50,6 +51,7 @@ export function createClient(/** @type {string | null} */ token) {
   client.on("alert", (a) => onAlert(a));
   client.on("read", (r) => onRead(r));
   client.on("typing", (t) => onTyping(t));
+  client.on("receipt", (r) => onReceipt(r));
   client.on("contact", (c) => onContact(c));
   client.on("privacy", (p) => onPrivacy(p));
   client.on("invited", (s) => onInvited(s));

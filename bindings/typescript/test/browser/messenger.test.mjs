@@ -247,7 +247,9 @@ test("a dead link is shown within 10 s; the outbox survives a reload and sends o
     await page.locator("#app").waitFor({ state: "visible", timeout: 20_000 });
     const bob = users.bob.page;
     await openChatWith(bob, users.alice.account);
-    await waitForText(bob, "#message-list .msg.theirs", "sent on a dead link");
+    // The reloaded page signs in, opens its keys and then sends from its outbox: on a loaded machine that takes
+    // longer than a live send (Alice's own copy below has the same 20 s).
+    await bob.locator("#message-list .msg.theirs", { hasText: "sent on a dead link" }).first().waitFor({ timeout: 20_000 });
     await page.locator("#message-list .msg.mine:not([data-pending])", { hasText: "sent on a dead link" }).waitFor({ timeout: 20_000 });
     // Sent once: one copy on each side, after a moment for any duplicate to arrive.
     await page.waitForTimeout(500);
@@ -552,6 +554,56 @@ test("small things: initials are letters, no \"Nobody found.\" before a search, 
   assert.equal(icon.status, 200);
   assert.match(icon.headers.get("content-type") ?? "", /^image\//);
   await icon.arrayBuffer();
+});
+
+test("ticks: one when stored, two when her device has it, blue when she reads it; with read receipts off, none turn blue", async () => {
+  const { page: alice } = users.alice;
+  const { page: carol } = users.carol;
+  // Carol is online with another chat open: her device gets Alice's message, she does not read it yet.
+  await openChatWith(carol, users.bob.account);
+  await openChatWith(alice, users.carol.account);
+  await send(alice, "tick tock");
+  const first = alice.locator("#message-list .msg.mine", { hasText: "tick tock" }).last();
+  await first.locator(".ticks.delivered").waitFor();
+  assert.equal(await first.locator(".ticks").getAttribute("aria-label"), "Delivered");
+  assert.equal(await first.locator(".ticks").textContent(), "✓✓");
+  await openChatWith(carol, users.alice.account);
+  await first.locator(".ticks.read").waitFor();
+  assert.equal(await first.locator(".ticks").getAttribute("aria-label"), "Read");
+  await screenshot(alice, "ticks-read");
+
+  // Carol turns read receipts off in settings.
+  await carol.click("#settings-button");
+  await carol.locator("#settings").waitFor({ state: "visible" });
+  assert.ok(await carol.isChecked("#privacy-read-receipts"), "on by default");
+  await carol.uncheck("#privacy-read-receipts");
+  await carol.locator("#privacy-status", { hasText: "Saved." }).waitFor();
+  await carol.keyboard.press("Escape");
+  await carol.locator("#settings").waitFor({ state: "hidden" });
+  await openChatWith(carol, users.bob.account);
+  await send(alice, "are you there?");
+  const second = alice.locator("#message-list .msg.mine", { hasText: "are you there?" }).last();
+  await second.locator(".ticks.delivered").waitFor();
+  // She opens the chat (reading it) and answers: her read went out before her answer, on one connection.
+  await openChatWith(carol, users.alice.account);
+  await send(carol, "yes, reading quietly");
+  await alice.locator("#message-list .msg.theirs", { hasText: "yes, reading quietly" }).waitFor();
+  assert.equal(await second.locator(".ticks").getAttribute("aria-label"), "Delivered", "her read is not shown");
+  assert.equal(await first.locator(".ticks").getAttribute("aria-label"), "Read", "what was shown stays");
+  // Alice reads Carol's answer (her chat is open), but Carol, who shares none, is shown none.
+  const answer = carol.locator("#message-list .msg.mine", { hasText: "yes, reading quietly" }).last();
+  await answer.locator(".ticks.delivered").waitFor();
+  await send(alice, "ok!");
+  await carol.locator("#message-list .msg.theirs", { hasText: "ok!" }).waitFor();
+  assert.equal(await answer.locator(".ticks").getAttribute("aria-label"), "Delivered");
+  // On again: Alice's read of the answer shows.
+  await carol.click("#settings-button");
+  await carol.check("#privacy-read-receipts");
+  await carol.locator("#privacy-status", { hasText: "Saved." }).waitFor();
+  await carol.keyboard.press("Escape");
+  await openChatWith(carol, users.bob.account);
+  await openChatWith(carol, users.alice.account);
+  await answer.locator(".ticks.read").waitFor();
 });
 
 test("dark mode follows the system; a manual choice in settings wins and is kept", async () => {

@@ -10,7 +10,7 @@ import { collect, nextEvent } from "../support/util.mjs";
 const { person } = useChatd(["--typing-ttl-ms", "4000"]);
 
 test("a member who types is shown to the other, with the server's ttl, in either codec", async () => {
-  assert.equal(PROTOCOL_VERSION, 5);
+  assert.ok(PROTOCOL_VERSION >= 5);
   const alice = await person("alice");
   const bob = await person("bob", { codec: jsonCodec });
   await alice.c.contact(bob.user, "request");
