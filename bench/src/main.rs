@@ -325,7 +325,7 @@ async fn relay_one(
             s.stop().await;
             let mut r = r?;
             r.target = "chatd-typing".into();
-            r.typing_sent = typed;
+            r.typing_per_sec = typed;
             r
         }
         "chatd-receipts" => {
@@ -742,7 +742,7 @@ async fn all(o: AllOpts) -> Result<()> {
             println!(
                 "| relay p99 with {} users typing once a second / without ({how}; {:.0} typing/s sent) | {:.2} / {:.2} ms = {x:.2}x ({:.0} / {:.0} msg/s per server CPU-second) | {} | {} |",
                 o.typing_users,
-                t.typing_sent as f64 / t.secs.max(0.001),
+                t.typing_per_sec,
                 t.p99_ms,
                 p.p99_ms,
                 per_cpu(&t),

@@ -218,17 +218,19 @@ async fn connect_pairs(
 pub(crate) struct Typers {
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<u64>>,
+    started: Instant,
 }
 
 impl Typers {
-    /// Stops them; the `typing` requests sent in all.
-    pub(crate) async fn stop(self) -> u64 {
+    /// Stops them; the `typing` requests they sent per second.
+    pub(crate) async fn stop(self) -> f64 {
         let _ = self.stop.send(true);
+        let secs = self.started.elapsed().as_secs_f64();
         let mut sent = 0;
         for t in self.tasks {
             sent += t.await.unwrap_or(0);
         }
-        sent
+        sent as f64 / secs.max(0.001)
     }
 }
 
@@ -304,7 +306,11 @@ pub(crate) async fn start_typers(
             sent
         }));
     }
-    Ok(Typers { stop, tasks })
+    Ok(Typers {
+        stop,
+        tasks,
+        started: Instant::now(),
+    })
 }
 
 /// Runs the relay scenario against a server whose process is `server_pid`.

@@ -72,8 +72,8 @@ pub(crate) struct RelayReport {
     pub(crate) acks: u64,
     /// chatd-receipts: the `receipt` pushes the senders got.
     pub(crate) receipts: u64,
-    /// chatd-typing: the `typing` requests the background users sent.
-    pub(crate) typing_sent: u64,
+    /// chatd-typing: the `typing` requests the background users sent per second.
+    pub(crate) typing_per_sec: f64,
     pub(crate) errors: u64,
     pub(crate) secs: f64,
     pub(crate) msgs_per_sec: f64,
