@@ -2,13 +2,15 @@
 //! member connected, the first `senders` members of each group sending to
 //! it flat out; every other member receives each message (chatd: a
 //! `message` push; Socket.IO: an event to the group's room, all but the
-//! sending connection). Latency from the sender's send to each member's
+//! sending connection; ejabberd: a XEP-0045 room, the groupchat message
+//! reflected to every occupant). Latency from the sender's send to each member's
 //! receipt, on one monotonic clock (the send time travels in the payload,
 //! as in the relay).
 //!
 //! Flat out with a window end to end, as in the relay: each sender keeps
 //! at most `window` messages in flight, a message being in flight until
-//! its acknowledgement (chatd's `sent`, Socket.IO's ack) has come back and
+//! its acknowledgement (chatd's `sent`, Socket.IO's ack, the room's
+//! reflection of the message to its sender in XMPP) has come back and
 //! every other member has received it (the payload names its sender, and
 //! the generator counts each sender's deliveries). Both servers so carry
 //! the same number of messages in flight, whichever acknowledges sooner,
@@ -33,6 +35,7 @@ use crate::proto::{self, Incoming};
 use crate::relay::{sent_at, Target};
 use crate::sio;
 use crate::stats::{self, CpuWindow};
+use crate::xmpp;
 
 #[derive(Clone, Debug)]
 pub(crate) struct FanoutOpts {
@@ -116,6 +119,7 @@ impl FanoutReport {
 enum Proto {
     Chatd,
     SocketIo,
+    Xmpp,
 }
 
 /// One sender's messages in flight: sent against received by the members.
@@ -216,9 +220,15 @@ async fn connect_all(addr: SocketAddr, target: &Target, n: usize) -> Result<Vec<
                         user: me.user.clone(),
                     })
                 }
+                Target::Ejabberd(password) => {
+                    let ws = xmpp::connect(addr, src, i, &password, true).await?;
+                    Ok(Conn {
+                        ws,
+                        user: xmpp::user(i),
+                    })
+                }
                 Target::Ceiling | Target::CeilingAck => bail!("the ceiling has no groups"),
                 Target::ChatdE2e(_) => bail!("chatd-e2e is a relay target"),
-                Target::Ejabberd(_) => bail!("ejabberd is a relay target (groups: not yet)"),
             }
         }));
     }
@@ -245,47 +255,26 @@ pub(crate) async fn run(
     let proto = match target {
         Target::Chatd(_) => Proto::Chatd,
         Target::SocketIo(_) => Proto::SocketIo,
+        Target::Ejabberd(_) => Proto::Xmpp,
         Target::Ceiling | Target::CeilingAck => bail!("the ceiling has no groups"),
         Target::ChatdE2e(_) => bail!("chatd-e2e is a relay target"),
-        Target::Ejabberd(_) => bail!("ejabberd is a relay target (groups: not yet)"),
     };
     let setup_start = Instant::now();
-    let mut conns = connect_all(addr, &target, g_n * m_n).await?;
-    // One member of each group (its first) creates it with the others.
-    let mut convs = Vec::with_capacity(g_n);
-    for g in 0..g_n {
-        let others: Vec<String> = conns[g * m_n + 1..(g + 1) * m_n]
+    let conns = connect_all(addr, &target, g_n * m_n).await?;
+    let members = if proto == Proto::Xmpp {
+        join_rooms(conns, g_n, m_n).await?
+    } else {
+        open_groups(conns, proto, g_n, m_n).await?
+    };
+    let convs: Vec<String> = match proto {
+        Proto::Xmpp => (0..g_n).map(xmpp::room_jid).collect(),
+        _ => members
             .iter()
-            .map(|c| c.user.clone())
-            .collect();
-        let title = format!("fan-out {g}");
-        let creator = &mut conns[g * m_n].ws;
-        let conv = match proto {
-            Proto::Chatd => proto::create_group(creator, &title, &others).await?.0,
-            Proto::SocketIo => sio::create_group(creator, &title, &others).await?,
-        };
-        convs.push(conv);
-    }
-    // Every member opens the group (chatd: `focus`, so a push is one
-    // `message` frame without an `alert`, as in the relay; Socket.IO: joins
-    // its room).
-    let mut tasks = Vec::with_capacity(conns.len());
-    for (i, mut c) in conns.into_iter().enumerate() {
-        let conv = convs[i / m_n].clone();
-        tasks.push(tokio::spawn(async move {
-            match proto {
-                Proto::Chatd => {
-                    proto::focus(&mut c.ws, &chatcore::model::ConversationId(conv)).await?
-                }
-                Proto::SocketIo => sio::join_group(&mut c.ws, &conv).await?,
-            }
-            Ok::<_, anyhow::Error>(c.ws)
-        }));
-    }
-    let mut members = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        members.push(t.await??);
-    }
+            .step_by(m_n)
+            .map(|(_, conv, _)| conv.clone())
+            .collect(),
+    };
+    let members: Vec<(Ws, u32)> = members.into_iter().map(|(ws, _, h)| (ws, h)).collect();
     let setup_secs = setup_start.elapsed().as_secs_f64();
 
     let recipients = (m_n - 1) as u64;
@@ -316,10 +305,11 @@ pub(crate) async fn run(
     let record_from = base + opts.warmup;
     let end = record_from + opts.secs;
     let mut tasks = Vec::with_capacity(members.len());
-    for (i, ws) in members.into_iter().enumerate() {
+    for (i, (ws, handled)) in members.into_iter().enumerate() {
         let g = i / m_n;
         let member = Member {
             ws,
+            handled,
             proto,
             index: i,
             conv: convs[g].clone(),
@@ -384,9 +374,108 @@ pub(crate) async fn run(
     Ok(report)
 }
 
+/// chatd and Socket.IO: one member of each group (its first) creates it
+/// with the others, then every member opens it (chatd: `focus`, so a push
+/// is one `message` frame without an `alert`, as in the relay; Socket.IO:
+/// joins its room). Returns each member's connection and group.
+async fn open_groups(
+    mut conns: Vec<Conn>,
+    proto: Proto,
+    g_n: usize,
+    m_n: usize,
+) -> Result<Vec<(Ws, String, u32)>> {
+    let mut convs = Vec::with_capacity(g_n);
+    for g in 0..g_n {
+        let others: Vec<String> = conns[g * m_n + 1..(g + 1) * m_n]
+            .iter()
+            .map(|c| c.user.clone())
+            .collect();
+        let title = format!("fan-out {g}");
+        let creator = &mut conns[g * m_n].ws;
+        let conv = match proto {
+            Proto::Chatd => proto::create_group(creator, &title, &others).await?.0,
+            Proto::SocketIo => sio::create_group(creator, &title, &others).await?,
+            Proto::Xmpp => bail!("XMPP rooms are joined by join_rooms"),
+        };
+        convs.push(conv);
+    }
+    let mut tasks = Vec::with_capacity(conns.len());
+    for (i, mut c) in conns.into_iter().enumerate() {
+        let conv = convs[i / m_n].clone();
+        tasks.push(tokio::spawn(async move {
+            match proto {
+                Proto::Chatd => {
+                    proto::focus(&mut c.ws, &chatcore::model::ConversationId(conv.clone())).await?
+                }
+                Proto::SocketIo => sio::join_group(&mut c.ws, &conv).await?,
+                Proto::Xmpp => bail!("XMPP rooms are joined by join_rooms"),
+            }
+            Ok::<_, anyhow::Error>((c.ws, conv, 0))
+        }));
+    }
+    let mut members = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        members.push(t.await??);
+    }
+    Ok(members)
+}
+
+/// XMPP: the first member of each group creates its room (an instant
+/// room, `g<group>@conference.localhost`), then every other member enters
+/// it, all at once; a member that is in keeps reading its stream (the
+/// presences of those entering after it, the server's `<r/>`) until all
+/// are in. Returns each member's connection, room and stanzas handled.
+async fn join_rooms(conns: Vec<Conn>, g_n: usize, m_n: usize) -> Result<Vec<(Ws, String, u32)>> {
+    let mut conns: Vec<(Conn, u32)> = conns.into_iter().map(|c| (c, 0)).collect();
+    for g in 0..g_n {
+        let (c, handled) = &mut conns[g * m_n];
+        xmpp::join_room(&mut c.ws, &xmpp::room_jid(g), &c.user, true, handled).await?;
+    }
+    let (start, _) = tokio::sync::watch::channel(false);
+    let joined = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(256));
+    let mut tasks = Vec::with_capacity(conns.len());
+    for (i, (mut c, mut handled)) in conns.into_iter().enumerate() {
+        let room = xmpp::room_jid(i / m_n);
+        let (joined, failed, gate) = (joined.clone(), failed.clone(), gate.clone());
+        let mut go = start.subscribe();
+        tasks.push(tokio::spawn(async move {
+            let r = async {
+                if i % m_n != 0 {
+                    let _permit = gate.acquire().await?;
+                    xmpp::join_room(&mut c.ws, &room, &c.user, false, &mut handled).await?;
+                }
+                joined.fetch_add(1, Ordering::Relaxed);
+                xmpp::drain_until(&mut c.ws, &mut handled, async {
+                    let _ = go.wait_for(|v| *v).await;
+                })
+                .await?;
+                Ok::<_, anyhow::Error>((c.ws, room, handled))
+            }
+            .await;
+            if r.is_err() {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+            r
+        }));
+    }
+    while joined.load(Ordering::Relaxed) < tasks.len() && failed.load(Ordering::Relaxed) == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = start.send(true);
+    let mut members = Vec::with_capacity(tasks.len());
+    for (i, t) in tasks.into_iter().enumerate() {
+        members.push(t.await?.with_context(|| format!("room member {i}"))?);
+    }
+    Ok(members)
+}
+
 /// One member's connection during the run.
 struct Member {
     ws: Ws,
+    /// XMPP: stanzas received so far (stream management's `h`).
+    handled: u32,
     proto: Proto,
     index: usize,
     conv: String,
@@ -424,6 +513,7 @@ impl Member {
     ) -> Result<()> {
         let Member {
             mut ws,
+            mut handled,
             proto,
             index,
             conv,
@@ -450,6 +540,7 @@ impl Member {
             match proto {
                 Proto::Chatd => proto::encode_conv_send(next_id, &conv, &client_id, text),
                 Proto::SocketIo => sio::encode_group_send(next_id, &conv, &client_id, text),
+                Proto::Xmpp => Ok(xmpp::encode_groupchat(&conv, &client_id, text)),
             }
         };
         let mut unacked = 0usize;
@@ -551,6 +642,53 @@ impl Member {
                             None
                         }
                     },
+                    _ if proto == Proto::Xmpp => {
+                        match xmpp::classify(&msg) {
+                            xmpp::Incoming::Delivered(body) => {
+                                handled = handled.wrapping_add(1);
+                                let at = sent_at(base, &body).zip(slot_of(&body));
+                                match at {
+                                    // The room reflects a message to its sender: the acknowledgement.
+                                    Some((_, from)) if from == slot => {
+                                        unacked = unacked.saturating_sub(1);
+                                        if recording {
+                                            shared.acks.fetch_add(1, Ordering::Relaxed);
+                                        }
+                                        None
+                                    }
+                                    other => other,
+                                }
+                            }
+                            xmpp::Incoming::Error => {
+                                handled = handled.wrapping_add(1);
+                                if unacked > 0 {
+                                    unacked -= 1;
+                                    flow.sent.fetch_sub(1, Ordering::Relaxed);
+                                }
+                                shared.errors.fetch_add(1, Ordering::Relaxed);
+                                if shared.printed.fetch_add(1, Ordering::Relaxed) < 3 {
+                                    eprintln!("  fan-out connection {index}: a message of type error: {:?}", msg.to_text().unwrap_or_default());
+                                }
+                                None
+                            }
+                            xmpp::Incoming::Stanza => {
+                                handled = handled.wrapping_add(1);
+                                if recording {
+                                    shared.others.fetch_add(1, Ordering::Relaxed);
+                                }
+                                None
+                            }
+                            xmpp::Incoming::AckRequest => {
+                                ws.feed(xmpp::encode_ack(handled)).await?;
+                                replies += 1;
+                                None
+                            }
+                            xmpp::Incoming::Closed(why) => {
+                                bail!("connection {index} closed by the server: {why}")
+                            }
+                            xmpp::Incoming::Acked(_) | xmpp::Incoming::Other => None,
+                        }
+                    }
                     Message::Close(c) => bail!("connection {index} closed by the server: {c:?}"),
                     _ => None,
                 };

@@ -42,6 +42,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
+use ejabberd::Flavor;
 use fanout::{FanoutOpts, FanoutReport};
 use relay::{RelayOpts, Target};
 use stats::RelayReport;
@@ -93,8 +94,9 @@ struct AllOpts {
     /// Targets of relay/rate/idle/fanout, comma-separated: ceiling, ceiling-ack (relay only), chatd,
     /// chatd-sqlite (chatd on a fresh SQLite file, durable: relay, rate and fanout only), chatd-e2e
     /// (chatd, each pair's conversation end-to-end encrypted, every message a ciphertext of the
-    /// payload's size: relay and rate only), socketio (fanout: chatd, chatd-sqlite and socketio only),
-    /// ejabberd (relay and rate only; not a default: needs `apt-get install ejabberd`).
+    /// payload's size: relay and rate only), socketio, ejabberd (relay, rate, idle and fanout: MUC
+    /// rooms; not a default: needs `apt-get install ejabberd`), ejabberd-sqlite (relay and rate:
+    /// mod_mam on SQLite; needs erlang-p1-sqlite3 too).
     #[arg(
         long,
         default_value = "ceiling,ceiling-ack,chatd,chatd-sqlite,socketio",
@@ -317,7 +319,7 @@ async fn relay_one(
             s.stop().await;
             let mut r = r?;
             r.target = "chatd-sqlite".into();
-            r.db_bytes_per_million = db_bytes_per_million(&db).ok();
+            r.db_bytes_per_million = db_bytes_per_million(&db, "messages", 1).ok();
             r
         }
         "socketio" => {
@@ -329,11 +331,24 @@ async fn relay_one(
         }
         "ejabberd" => {
             net::next_epoch();
-            let s = ejabberd::Ejabberd::start(&o.ejabberd, tmp).await?;
+            let s = ejabberd::Ejabberd::start(&o.ejabberd, tmp, Flavor::Memory).await?;
             let t = Target::Ejabberd(Arc::from(LOAD_TEST_PASSWORD));
             let r = relay::run(s.addr, t, &opts, s.pid).await;
             s.stop().await;
             r?
+        }
+        "ejabberd-sqlite" => {
+            net::next_epoch();
+            let s = ejabberd::Ejabberd::start(&o.ejabberd, tmp, Flavor::Sqlite).await?;
+            let db = s.db.clone();
+            let t = Target::Ejabberd(Arc::from(LOAD_TEST_PASSWORD));
+            let r = relay::run(s.addr, t, &opts, s.pid).await;
+            s.stop().await;
+            let mut r = r?;
+            r.target = "ejabberd-sqlite".into();
+            // mod_mam keeps a 1:1 message twice: in the sender's and the recipient's archive.
+            r.db_bytes_per_million = db.and_then(|db| db_bytes_per_million(&db, "archive", 2).ok());
+            r
         }
         other => bail!("unknown target {other}"),
     };
@@ -342,12 +357,13 @@ async fn relay_one(
 }
 
 /// The size of the SQLite database at `db` (after folding its WAL in)
-/// per million entries stored.
-fn db_bytes_per_million(db: &Path) -> Result<f64> {
+/// per million messages stored, each stored as `rows_per_message` rows of `table`.
+fn db_bytes_per_million(db: &Path, table: &str, rows_per_message: i64) -> Result<f64> {
     use chatcore_sqlite::rusqlite;
     let conn = rusqlite::Connection::open(db)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    let entries: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+    let rows: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+    let entries = rows / rows_per_message.max(1);
     let bytes: i64 = conn.query_row(
         "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
         [],
@@ -381,6 +397,14 @@ async fn idle_one(
             let (s, tokens) = start_socketio(o, n, tmp).await?;
             let accounts = Arc::new(proto::read_accounts(&tokens)?);
             let r = scenarios::idle(s.addr, Target::SocketIo(accounts), n, hold, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        "ejabberd" => {
+            net::next_epoch();
+            let s = ejabberd::Ejabberd::start(&o.ejabberd, tmp, Flavor::Memory).await?;
+            let t = Target::Ejabberd(Arc::from(LOAD_TEST_PASSWORD));
+            let r = scenarios::idle(s.addr, t, n, hold, s.pid).await;
             s.stop().await;
             r?
         }
@@ -440,6 +464,14 @@ async fn fanout_one(
             let (s, tokens) = start_socketio(o, users, tmp).await?;
             let accounts = Arc::new(proto::read_accounts(&tokens)?);
             let r = fanout::run(s.addr, Target::SocketIo(accounts), &opts, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        "ejabberd" => {
+            net::next_epoch();
+            let s = ejabberd::Ejabberd::start(&o.ejabberd, tmp, Flavor::Muc).await?;
+            let t = Target::Ejabberd(Arc::from(LOAD_TEST_PASSWORD));
+            let r = fanout::run(s.addr, t, &opts, s.pid).await;
             s.stop().await;
             r?
         }
@@ -524,7 +556,7 @@ async fn all(o: AllOpts) -> Result<()> {
         for t in o.targets.iter().filter(|t| {
             !matches!(
                 t.as_str(),
-                "ceiling-ack" | "chatd-sqlite" | "chatd-e2e" | "ejabberd"
+                "ceiling-ack" | "chatd-sqlite" | "chatd-e2e" | "ejabberd-sqlite"
             )
         }) {
             idle.push(idle_one(&o, t, o.idle_n, &tmp).await?);
@@ -603,7 +635,12 @@ async fn all(o: AllOpts) -> Result<()> {
         let targets: Vec<&String> = o
             .targets
             .iter()
-            .filter(|t| *t == "chatd" || *t == "chatd-sqlite" || *t == "socketio")
+            .filter(|t| {
+                matches!(
+                    t.as_str(),
+                    "chatd" | "chatd-sqlite" | "socketio" | "ejabberd"
+                )
+            })
             .collect();
         println!(
             "== group fan-out: {} senders per group, {} messages in flight each (until acknowledged and received by every member: flat out); targets {}",
@@ -725,9 +762,17 @@ async fn all(o: AllOpts) -> Result<()> {
         let p = d.p99_ms / s.p99_ms.max(1e-9);
         println!("| chatd p99 / Socket.IO p99 (both at {:.0} msg/s offered) | {:.2} / {:.2} ms = {p:.2}x | <= 0.5x | {} |", o.rate, d.p99_ms, s.p99_ms, yes(p <= 0.5));
     }
-    // The ejabberd peer (issue 23, scenario 1: 1:1 relay in memory).
-    for (runs, how) in [(&flat, "flat out"), (&fixed, "fixed rate")] {
-        if let (Some(d), Some(e)) = (find(runs, "chatd"), find(runs, "ejabberd")) {
+    // The ejabberd peer (issue 23, scenarios 1 and 2: 1:1 relay in memory, and durable on SQLite).
+    for ((runs, how), (ours, theirs)) in [(&flat, "flat out"), (&fixed, "fixed rate")]
+        .into_iter()
+        .flat_map(|r| {
+            [
+                (r, ("chatd", "ejabberd")),
+                (r, ("chatd-sqlite", "ejabberd-sqlite")),
+            ]
+        })
+    {
+        if let (Some(d), Some(e)) = (find(runs, ours), find(runs, theirs)) {
             let x = per_cpu(&d) / per_cpu(&e).max(1.0);
             let p = d.p99_ms / e.p99_ms.max(1e-9);
             let at = if d.offered > 0.0 {
@@ -736,7 +781,7 @@ async fn all(o: AllOpts) -> Result<()> {
                 format!("window {}", d.window)
             };
             println!(
-                "| chatd / ejabberd relay ({how}, {at}): per server CPU-second; p99 | {:.0} / {:.0} msg/s = {x:.2}x ({:.0} / {:.0} msg/s); {:.2} / {:.2} ms = {p:.2}x | >= 1.5x; <= 0.5x | {} |",
+                "| {ours} / {theirs} relay ({how}, {at}): per server CPU-second; p99 | {:.0} / {:.0} msg/s = {x:.2}x ({:.0} / {:.0} msg/s); {:.2} / {:.2} ms = {p:.2}x | >= 1.5x; <= 0.5x | {} |",
                 per_cpu(&d),
                 per_cpu(&e),
                 d.msgs_per_sec,
@@ -759,6 +804,22 @@ async fn all(o: AllOpts) -> Result<()> {
             } else {
                 "-"
             }
+        );
+    }
+    if let (Some(d), Some(e)) = (
+        idle.iter().find(|r| r.target == "chatd"),
+        idle.iter().find(|r| r.target == "ejabberd"),
+    ) {
+        let x = d.bytes_per_conn / e.bytes_per_conn.max(1.0);
+        println!(
+            "| idle RSS per connection, chatd / ejabberd (n={} / {}; held {} / {}) | {:.2} / {:.2} KiB = {x:.2}x | <= 0.5x | {} |",
+            d.n,
+            e.n,
+            d.alive_after_hold,
+            e.alive_after_hold,
+            d.bytes_per_conn / 1024.0,
+            e.bytes_per_conn / 1024.0,
+            yes(x <= 0.5)
         );
     }
     if let Some(b) = &big {
@@ -790,6 +851,20 @@ async fn all(o: AllOpts) -> Result<()> {
                 d.deliveries_per_server_cpu_sec,
                 q.p99_ms,
                 d.p99_ms
+            );
+        }
+        if let (Some(d), Some(e)) = (find("chatd"), find("ejabberd")) {
+            let x = d.deliveries_per_server_cpu_sec / e.deliveries_per_server_cpu_sec.max(1.0);
+            let p = d.p99_ms / e.p99_ms.max(1e-9);
+            println!(
+                "| group fan-out, chatd / ejabberd MUC ({g} x {m}-member groups): per server CPU-second; p99 | {:.0} / {:.0} deliveries = {x:.2}x ({:.0} / {:.0} deliveries/s); {:.2} / {:.2} ms = {p:.2}x | >= 1.5x; <= 0.5x | {} |",
+                d.deliveries_per_server_cpu_sec,
+                e.deliveries_per_server_cpu_sec,
+                d.deliveries_per_sec,
+                e.deliveries_per_sec,
+                d.p99_ms,
+                e.p99_ms,
+                yes(x >= 1.5 && p <= 0.5)
             );
         }
         if let (Some(d), Some(s)) = (find("chatd"), find("socket.io")) {
