@@ -141,8 +141,20 @@ impl Ejabberd {
                 .replace("@HTTP_PORT@", &http.to_string())
                 .replace("@SQL_DB@", &db_path),
         )?;
-        let ctl_config: PathBuf = std::fs::canonicalize(dir.join("ejabberdctl.cfg"))
-            .with_context(|| format!("no {}/ejabberdctl.cfg", dir.display()))?;
+        // ejabberdctl.cfg and the VM's wrapper it names, side by side in the
+        // run's directory (readable by the `ejabberd` user, which runs the wrapper).
+        for f in ["ejabberdctl.cfg", "erl-nofile.sh"] {
+            std::fs::copy(dir.join(f), run.join(f))
+                .with_context(|| format!("cannot copy {}/{f}", dir.display()))?;
+        }
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(
+                run.join("erl-nofile.sh"),
+                std::fs::Permissions::from_mode(0o755),
+            )?;
+        }
+        let ctl_config: PathBuf = std::fs::canonicalize(run.join("ejabberdctl.cfg"))?;
         // The VM runs as `ejabberd`: it must read the config and own its directories.
         for d in [tmp, &run] {
             use std::os::unix::fs::PermissionsExt as _;
