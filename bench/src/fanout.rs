@@ -12,7 +12,10 @@
 //! its acknowledgement (chatd's `sent`, Socket.IO's ack, the room's
 //! reflection of the message to its sender in XMPP) has come back and
 //! every other member has received it (the payload names its sender, and
-//! the generator counts each sender's deliveries). Both servers so carry
+//! the generator counts each sender's deliveries); or at a fixed offered
+//! rate (`rate`: deliveries per second, each sender sending its share at
+//! even intervals whatever comes back), for latency below saturation.
+//! Flat out, both servers so carry
 //! the same number of messages in flight, whichever acknowledges sooner,
 //! and a server's per-connection queue holds at most senders × window
 //! pushes of a group (chatd closes a connection whose 256 queued pushes
@@ -47,6 +50,8 @@ pub(crate) struct FanoutOpts {
     /// Messages in flight per sender (not yet acknowledged, or not yet
     /// received by every other member).
     pub(crate) window: usize,
+    /// Offered deliveries per second (all groups); `None`: flat out.
+    pub(crate) rate: Option<f64>,
     pub(crate) size: usize,
     pub(crate) warmup: Duration,
     pub(crate) secs: Duration,
@@ -60,6 +65,8 @@ pub(crate) struct FanoutReport {
     pub(crate) members: usize,
     pub(crate) senders: usize,
     pub(crate) window: usize,
+    /// Offered deliveries per second; 0: flat out.
+    pub(crate) offered: f64,
     pub(crate) size: usize,
     /// Connecting, signing in, creating the groups and joining them.
     pub(crate) setup_secs: f64,
@@ -89,12 +96,17 @@ pub(crate) struct FanoutReport {
 impl FanoutReport {
     pub(crate) fn line(&self) -> String {
         format!(
-            "{:<9} groups={}x{} senders={}/group window={} size={} -> {:.0} msg/s, {:.1} deliveries per message, {:.0} deliveries/s ({:.0} per server CPU-second), latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms, errors {}, other frames {}, failed connections {}, server CPU {:.0}%, client CPU {:.0}% (setup {:.1} s)",
+            "{:<9} groups={}x{} senders={}/group window={} offered={} size={} -> {:.0} msg/s, {:.1} deliveries per message, {:.0} deliveries/s ({:.0} per server CPU-second), latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms, errors {}, other frames {}, failed connections {}, server CPU {:.0}%, client CPU {:.0}% (setup {:.1} s)",
             self.target,
             self.groups,
             self.members,
             self.senders,
             self.window,
+            if self.offered > 0.0 {
+                format!("{:.0} deliveries/s", self.offered)
+            } else {
+                "flat-out".into()
+            },
             self.size,
             self.msgs_per_sec,
             self.deliveries as f64 / (self.messages as f64).max(1.0),
@@ -304,6 +316,11 @@ pub(crate) async fn run(
     let base = Instant::now();
     let record_from = base + opts.warmup;
     let end = record_from + opts.secs;
+    // Fixed rate: each sender's interval between messages.
+    let interval = opts.rate.map(|r| {
+        let msgs = r / recipients as f64;
+        Duration::from_secs_f64((g_n * opts.senders) as f64 / msgs.max(1e-3))
+    });
     let mut tasks = Vec::with_capacity(members.len());
     for (i, (ws, handled)) in members.into_iter().enumerate() {
         let g = i / m_n;
@@ -319,6 +336,7 @@ pub(crate) async fn run(
             } else {
                 0
             },
+            interval: interval.filter(|_| i % m_n < opts.senders),
             flows: flows[g].clone(),
             shared: shared.clone(),
         };
@@ -350,6 +368,7 @@ pub(crate) async fn run(
         members: m_n,
         senders: opts.senders,
         window: opts.window,
+        offered: opts.rate.unwrap_or(0.0),
         size: opts.size,
         setup_secs,
         secs,
@@ -483,6 +502,8 @@ struct Member {
     slot: usize,
     /// Messages in flight: 0 for a member that only receives.
     window: usize,
+    /// Fixed rate, a sender: the time between its messages (the window is not used).
+    interval: Option<Duration>,
     /// The group's senders' flows.
     flows: Arc<Vec<SenderFlow>>,
     shared: Arc<Shared>,
@@ -519,6 +540,7 @@ impl Member {
             conv,
             slot,
             window,
+            interval,
             flows,
             shared,
         } = self;
@@ -547,9 +569,17 @@ impl Member {
         let mut latencies: Vec<u64> = Vec::with_capacity(64);
         let deadline = tokio::time::sleep_until(end.into());
         tokio::pin!(deadline);
+        let mut ticker = interval.map(|i| {
+            // Spread the senders' ticks over one interval.
+            let offset = i.mul_f64((index % 97) as f64 / 97.0);
+            let mut t = tokio::time::interval_at((Instant::now() + offset).into(), i);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            t
+        });
+        let paced = ticker.is_some();
         loop {
             // Send while the window allows: acknowledgements and deliveries.
-            if unacked < window {
+            if !paced && unacked < window {
                 let mut fed = 0;
                 while unacked < window && flow.open() {
                     payload(&mut text, base, slot, size);
@@ -563,7 +593,7 @@ impl Member {
                 }
             }
             // A sender whose acknowledgements are in waits for its deliveries.
-            let blocked = unacked < window;
+            let blocked = !paced && unacked < window;
             let reopened = flow.notify.notified();
             tokio::pin!(reopened);
             if blocked {
@@ -575,6 +605,17 @@ impl Member {
             let first = tokio::select! {
                 _ = &mut deadline => break,
                 _ = &mut reopened, if blocked => continue,
+                _ = async {
+                    if let Some(t) = ticker.as_mut() {
+                        t.tick().await;
+                    }
+                }, if paced => {
+                    payload(&mut text, base, slot, size);
+                    flow.sent.fetch_add(1, Ordering::Relaxed);
+                    ws.send(make(&text)?).await?;
+                    unacked += 1;
+                    continue;
+                }
                 m = ws.next() => m,
             };
             let mut next = first;
