@@ -37,7 +37,7 @@ use crate::net::{self, Ws};
 use crate::proto::{self, Incoming};
 use crate::relay::{sent_at, Target};
 use crate::sio;
-use crate::stats::{self, CpuWindow};
+use crate::stats::{self, CpuWindow, RunQueueWindow};
 use crate::xmpp;
 
 #[derive(Clone, Debug)]
@@ -91,12 +91,15 @@ pub(crate) struct FanoutReport {
     pub(crate) failed_connections: u64,
     pub(crate) server_cpu: f64,
     pub(crate) client_cpu: f64,
+    /// The server's wait for its core in the measured window (ms), and its timeslices.
+    pub(crate) server_runq_wait_ms: f64,
+    pub(crate) server_slices: u64,
 }
 
 impl FanoutReport {
     pub(crate) fn line(&self) -> String {
         format!(
-            "{:<9} groups={}x{} senders={}/group window={} offered={} size={} -> {:.0} msg/s, {:.1} deliveries per message, {:.0} deliveries/s ({:.0} per server CPU-second), latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms, errors {}, other frames {}, failed connections {}, server CPU {:.0}%, client CPU {:.0}% (setup {:.1} s)",
+            "{:<9} groups={}x{} senders={}/group window={} offered={} size={} -> {:.0} msg/s, {:.1} deliveries per message, {:.0} deliveries/s ({:.0} per server CPU-second), latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms, errors {}, other frames {}, failed connections {}, server CPU {:.0}%, client CPU {:.0}%, server waited for its core {:.0} ms over {} timeslices (setup {:.1} s)",
             self.target,
             self.groups,
             self.members,
@@ -121,6 +124,8 @@ impl FanoutReport {
             self.failed_connections,
             self.server_cpu,
             self.client_cpu,
+            self.server_runq_wait_ms,
+            self.server_slices,
             self.setup_secs,
         )
     }
@@ -350,8 +355,10 @@ pub(crate) async fn run(
     stats::sleep_until(record_from).await;
     let server_cpu = CpuWindow::start(&[server_pid]);
     let client_cpu = CpuWindow::start(&[std::process::id()]);
+    let runq = RunQueueWindow::start(server_pid);
     stats::sleep_until(end).await;
     let (scpu, ccpu) = (server_cpu.percent(), client_cpu.percent());
+    let (server_runq_wait_ms, server_slices) = runq.finish();
     let mut failed = 0u64;
     for (i, t) in tasks.into_iter().enumerate() {
         if let Err(e) = t.await? {
@@ -379,6 +386,8 @@ pub(crate) async fn run(
         failed_connections: failed,
         server_cpu: scpu,
         client_cpu: ccpu,
+        server_runq_wait_ms,
+        server_slices,
         ..Default::default()
     };
     report.msgs_per_sec = report.messages as f64 / secs;
