@@ -665,6 +665,16 @@ mod tests {
     }
 
     #[test]
+    fn groupchat_messages_go_to_the_room() {
+        let m = encode_groupchat(&room_jid(3), "a'1", "x<y");
+        let e = parse(m.to_text().unwrap()).unwrap();
+        assert_eq!(e.attr("type"), Some("groupchat"));
+        assert_eq!(e.attr("to"), Some("g3@conference.localhost"));
+        assert_eq!(e.attr("id"), Some("a'1"));
+        assert_eq!(e.child("body").unwrap().text, "x<y");
+    }
+
+    #[test]
     fn escapes() {
         let m = encode_message("u1@localhost/r", "1", "<&'\">");
         let e = parse(m.to_text().unwrap()).unwrap();
