@@ -7,6 +7,9 @@
 #   bench/run.sh --only relay,rate    # a subset; any `bench all` option works
 #   bench/run.sh --only fanout --fanout-groups 10x100   # one fan-out shape
 #   bench/run.sh --only relay,rate --targets chatd,ejabberd --rate 3000   # against ejabberd
+#   bench/run.sh --only relay,rate --targets chatd-sqlite,ejabberd-sqlite --rate 400   # durable
+#   bench/run.sh --only fanout --targets chatd,ejabberd [--fanout-rate 3000]   # groups: MUC rooms
+#   bench/run.sh --only idle --targets chatd,ejabberd --idle-n 10000   # idle connections
 #
 # Scenarios: relay (flat out), rate (fixed rate), idle, big (chatd idle at
 # scale), churn, login (argon2 storm during the fixed-rate relay), fanout
@@ -26,6 +29,10 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # The ejabberd peer (not a default target): `--targets chatd,ejabberd`.
 case " $* " in
   *ejabberd*) command -v ejabberdctl >/dev/null 2>&1 || need_apt+=(ejabberd) ;;
+esac
+# ejabberd's SQL store on SQLite (target ejabberd-sqlite).
+case " $* " in
+  *ejabberd-sqlite*) dpkg -s erlang-p1-sqlite3 >/dev/null 2>&1 || need_apt+=(erlang-p1-sqlite3) ;;
 esac
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq

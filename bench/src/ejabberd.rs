@@ -7,6 +7,11 @@
 //! (through `su`); the process measured is that VM (`beam.smp`), found by
 //! its unique node name. Stopped with `ejabberdctl ... stop`; an `epmd`
 //! that was not running before the start is ended by its PID.
+//!
+//! Three configurations ([`Flavor`]): in memory (`ejabberd.yml`: the relay
+//! and idle connections), durable (`ejabberd-sqlite.yml`: users, offline
+//! storage and the message archive, mod_mam, on SQLite) and with
+//! multi-user chat (`ejabberd-muc.yml`: the group fan-out).
 
 use anyhow::{bail, Context as _, Result};
 use std::net::SocketAddr;
@@ -14,6 +19,27 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
+
+/// Which configuration a node runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Flavor {
+    /// `ejabberd.yml`: Mnesia, no archive.
+    Memory,
+    /// `ejabberd-sqlite.yml`: SQL on SQLite, mod_mam archiving every message.
+    Sqlite,
+    /// `ejabberd-muc.yml`: `ejabberd.yml` with mod_muc.
+    Muc,
+}
+
+impl Flavor {
+    fn config(self) -> &'static str {
+        match self {
+            Flavor::Memory => "ejabberd.yml",
+            Flavor::Sqlite => "ejabberd-sqlite.yml",
+            Flavor::Muc => "ejabberd-muc.yml",
+        }
+    }
+}
 
 pub(crate) struct Ejabberd {
     child: Child,
@@ -23,6 +49,45 @@ pub(crate) struct Ejabberd {
     pub(crate) addr: SocketAddr,
     /// The Erlang VM's PID.
     pub(crate) pid: u32,
+    /// [`Flavor::Sqlite`]: the database file.
+    pub(crate) db: Option<PathBuf>,
+}
+
+/// ejabberd's SQLite schema (`priv/sql/lite.sql` of the installed release).
+fn sqlite_schema() -> Result<PathBuf> {
+    for root in [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib/erlang/lib",
+        "/opt/ejabberd/lib",
+    ] {
+        let Ok(dir) = std::fs::read_dir(root) else {
+            continue;
+        };
+        for e in dir.flatten() {
+            let schema = e.path().join("priv/sql/lite.sql");
+            if e.file_name().to_string_lossy().starts_with("ejabberd-") && schema.is_file() {
+                return Ok(schema);
+            }
+        }
+    }
+    bail!("ejabberd's priv/sql/lite.sql not found (apt-get install ejabberd erlang-p1-sqlite3)")
+}
+
+/// Creates the database ejabberd will use, from its own schema, in WAL
+/// mode (kept in the file; ejabberd opens it with SQLite's defaults, so
+/// `synchronous` stays FULL, as chatd sets it).
+fn create_sqlite_db(db: &Path) -> Result<()> {
+    use chatcore_sqlite::rusqlite;
+    let schema = std::fs::read_to_string(sqlite_schema()?)?;
+    let conn = rusqlite::Connection::open(db)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        bail!("{} refused WAL mode ({mode})", db.display());
+    }
+    conn.execute_batch(&schema)
+        .context("ejabberd's lite.sql did not apply")?;
+    Ok(())
 }
 
 fn free_port() -> Result<u16> {
@@ -52,23 +117,44 @@ fn pids_of(comm: &str, needle: &str) -> Vec<u32> {
 
 impl Ejabberd {
     /// Starts a node for this run under `tmp`, with the config files of `dir`.
-    pub(crate) async fn start(dir: &Path, tmp: &Path) -> Result<Ejabberd> {
+    pub(crate) async fn start(dir: &Path, tmp: &Path, flavor: Flavor) -> Result<Ejabberd> {
         let (c2s, http) = (free_port()?, free_port()?);
         let run = tmp.join(format!("ejabberd-{http}"));
         let (spool, logs) = (run.join("spool"), run.join("logs"));
         std::fs::create_dir_all(&spool)?;
         std::fs::create_dir_all(&logs)?;
-        let template = std::fs::read_to_string(dir.join("ejabberd.yml"))
-            .with_context(|| format!("cannot read {}/ejabberd.yml", dir.display()))?;
+        let template = std::fs::read_to_string(dir.join(flavor.config()))
+            .with_context(|| format!("cannot read {}/{}", dir.display(), flavor.config()))?;
+        let db = (flavor == Flavor::Sqlite).then(|| spool.join("ejabberd.db"));
+        if let Some(db) = &db {
+            create_sqlite_db(db)?;
+        }
         let config = run.join("ejabberd.yml");
+        let db_path = db
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
         std::fs::write(
             &config,
             template
                 .replace("@C2S_PORT@", &c2s.to_string())
-                .replace("@HTTP_PORT@", &http.to_string()),
+                .replace("@HTTP_PORT@", &http.to_string())
+                .replace("@SQL_DB@", &db_path),
         )?;
-        let ctl_config: PathBuf = std::fs::canonicalize(dir.join("ejabberdctl.cfg"))
-            .with_context(|| format!("no {}/ejabberdctl.cfg", dir.display()))?;
+        // ejabberdctl.cfg and the VM's wrapper it names, side by side in the
+        // run's directory (readable by the `ejabberd` user, which runs the wrapper).
+        for f in ["ejabberdctl.cfg", "erl-nofile.sh"] {
+            std::fs::copy(dir.join(f), run.join(f))
+                .with_context(|| format!("cannot copy {}/{f}", dir.display()))?;
+        }
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(
+                run.join("erl-nofile.sh"),
+                std::fs::Permissions::from_mode(0o755),
+            )?;
+        }
+        let ctl_config: PathBuf = std::fs::canonicalize(run.join("ejabberdctl.cfg"))?;
         // The VM runs as `ejabberd`: it must read the config and own its directories.
         for d in [tmp, &run] {
             use std::os::unix::fs::PermissionsExt as _;
@@ -113,6 +199,7 @@ impl Ejabberd {
             epmd_before,
             addr: SocketAddr::from(([127, 0, 0, 1], http)),
             pid: 0,
+            db,
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         let needle = format!("-sname {node} ");

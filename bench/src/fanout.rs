@@ -2,15 +2,20 @@
 //! member connected, the first `senders` members of each group sending to
 //! it flat out; every other member receives each message (chatd: a
 //! `message` push; Socket.IO: an event to the group's room, all but the
-//! sending connection). Latency from the sender's send to each member's
+//! sending connection; ejabberd: a XEP-0045 room, the groupchat message
+//! reflected to every occupant). Latency from the sender's send to each member's
 //! receipt, on one monotonic clock (the send time travels in the payload,
 //! as in the relay).
 //!
 //! Flat out with a window end to end, as in the relay: each sender keeps
 //! at most `window` messages in flight, a message being in flight until
-//! its acknowledgement (chatd's `sent`, Socket.IO's ack) has come back and
+//! its acknowledgement (chatd's `sent`, Socket.IO's ack, the room's
+//! reflection of the message to its sender in XMPP) has come back and
 //! every other member has received it (the payload names its sender, and
-//! the generator counts each sender's deliveries). Both servers so carry
+//! the generator counts each sender's deliveries); or at a fixed offered
+//! rate (`rate`: deliveries per second, each sender sending its share at
+//! even intervals whatever comes back), for latency below saturation.
+//! Flat out, both servers so carry
 //! the same number of messages in flight, whichever acknowledges sooner,
 //! and a server's per-connection queue holds at most senders × window
 //! pushes of a group (chatd closes a connection whose 256 queued pushes
@@ -32,7 +37,8 @@ use crate::net::{self, Ws};
 use crate::proto::{self, Incoming};
 use crate::relay::{sent_at, Target};
 use crate::sio;
-use crate::stats::{self, CpuWindow};
+use crate::stats::{self, CpuWindow, RunQueueWindow};
+use crate::xmpp;
 
 #[derive(Clone, Debug)]
 pub(crate) struct FanoutOpts {
@@ -44,6 +50,8 @@ pub(crate) struct FanoutOpts {
     /// Messages in flight per sender (not yet acknowledged, or not yet
     /// received by every other member).
     pub(crate) window: usize,
+    /// Offered deliveries per second (all groups); `None`: flat out.
+    pub(crate) rate: Option<f64>,
     pub(crate) size: usize,
     pub(crate) warmup: Duration,
     pub(crate) secs: Duration,
@@ -57,6 +65,8 @@ pub(crate) struct FanoutReport {
     pub(crate) members: usize,
     pub(crate) senders: usize,
     pub(crate) window: usize,
+    /// Offered deliveries per second; 0: flat out.
+    pub(crate) offered: f64,
     pub(crate) size: usize,
     /// Connecting, signing in, creating the groups and joining them.
     pub(crate) setup_secs: f64,
@@ -81,17 +91,25 @@ pub(crate) struct FanoutReport {
     pub(crate) failed_connections: u64,
     pub(crate) server_cpu: f64,
     pub(crate) client_cpu: f64,
+    /// The server's wait for its core in the measured window (ms), and its timeslices.
+    pub(crate) server_runq_wait_ms: f64,
+    pub(crate) server_slices: u64,
 }
 
 impl FanoutReport {
     pub(crate) fn line(&self) -> String {
         format!(
-            "{:<9} groups={}x{} senders={}/group window={} size={} -> {:.0} msg/s, {:.1} deliveries per message, {:.0} deliveries/s ({:.0} per server CPU-second), latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms, errors {}, other frames {}, failed connections {}, server CPU {:.0}%, client CPU {:.0}% (setup {:.1} s)",
+            "{:<9} groups={}x{} senders={}/group window={} offered={} size={} -> {:.0} msg/s, {:.1} deliveries per message, {:.0} deliveries/s ({:.0} per server CPU-second), latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms, errors {}, other frames {}, failed connections {}, server CPU {:.0}%, client CPU {:.0}%, server waited for its core {:.0} ms over {} timeslices (setup {:.1} s)",
             self.target,
             self.groups,
             self.members,
             self.senders,
             self.window,
+            if self.offered > 0.0 {
+                format!("{:.0} deliveries/s", self.offered)
+            } else {
+                "flat-out".into()
+            },
             self.size,
             self.msgs_per_sec,
             self.deliveries as f64 / (self.messages as f64).max(1.0),
@@ -106,6 +124,8 @@ impl FanoutReport {
             self.failed_connections,
             self.server_cpu,
             self.client_cpu,
+            self.server_runq_wait_ms,
+            self.server_slices,
             self.setup_secs,
         )
     }
@@ -116,6 +136,7 @@ impl FanoutReport {
 enum Proto {
     Chatd,
     SocketIo,
+    Xmpp,
 }
 
 /// One sender's messages in flight: sent against received by the members.
@@ -216,11 +237,17 @@ async fn connect_all(addr: SocketAddr, target: &Target, n: usize) -> Result<Vec<
                         user: me.user.clone(),
                     })
                 }
+                Target::Ejabberd(password) => {
+                    let ws = xmpp::connect(addr, src, i, &password, true).await?;
+                    Ok(Conn {
+                        ws,
+                        user: xmpp::user(i),
+                    })
+                }
                 Target::Ceiling | Target::CeilingAck => bail!("the ceiling has no groups"),
                 Target::ChatdE2e(_) | Target::ChatdReceipts(_) => {
                     bail!("chatd-e2e and chatd-receipts are relay targets")
                 }
-                Target::Ejabberd(_) => bail!("ejabberd is a relay target (groups: not yet)"),
             }
         }));
     }
@@ -247,49 +274,28 @@ pub(crate) async fn run(
     let proto = match target {
         Target::Chatd(_) => Proto::Chatd,
         Target::SocketIo(_) => Proto::SocketIo,
+        Target::Ejabberd(_) => Proto::Xmpp,
         Target::Ceiling | Target::CeilingAck => bail!("the ceiling has no groups"),
         Target::ChatdE2e(_) | Target::ChatdReceipts(_) => {
             bail!("chatd-e2e and chatd-receipts are relay targets")
         }
-        Target::Ejabberd(_) => bail!("ejabberd is a relay target (groups: not yet)"),
     };
     let setup_start = Instant::now();
-    let mut conns = connect_all(addr, &target, g_n * m_n).await?;
-    // One member of each group (its first) creates it with the others.
-    let mut convs = Vec::with_capacity(g_n);
-    for g in 0..g_n {
-        let others: Vec<String> = conns[g * m_n + 1..(g + 1) * m_n]
+    let conns = connect_all(addr, &target, g_n * m_n).await?;
+    let members = if proto == Proto::Xmpp {
+        join_rooms(conns, g_n, m_n).await?
+    } else {
+        open_groups(conns, proto, g_n, m_n).await?
+    };
+    let convs: Vec<String> = match proto {
+        Proto::Xmpp => (0..g_n).map(xmpp::room_jid).collect(),
+        _ => members
             .iter()
-            .map(|c| c.user.clone())
-            .collect();
-        let title = format!("fan-out {g}");
-        let creator = &mut conns[g * m_n].ws;
-        let conv = match proto {
-            Proto::Chatd => proto::create_group(creator, &title, &others).await?.0,
-            Proto::SocketIo => sio::create_group(creator, &title, &others).await?,
-        };
-        convs.push(conv);
-    }
-    // Every member opens the group (chatd: `focus`, so a push is one
-    // `message` frame without an `alert`, as in the relay; Socket.IO: joins
-    // its room).
-    let mut tasks = Vec::with_capacity(conns.len());
-    for (i, mut c) in conns.into_iter().enumerate() {
-        let conv = convs[i / m_n].clone();
-        tasks.push(tokio::spawn(async move {
-            match proto {
-                Proto::Chatd => {
-                    proto::focus(&mut c.ws, &chatcore::model::ConversationId(conv)).await?
-                }
-                Proto::SocketIo => sio::join_group(&mut c.ws, &conv).await?,
-            }
-            Ok::<_, anyhow::Error>(c.ws)
-        }));
-    }
-    let mut members = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        members.push(t.await??);
-    }
+            .step_by(m_n)
+            .map(|(_, conv, _)| conv.clone())
+            .collect(),
+    };
+    let members: Vec<(Ws, u32)> = members.into_iter().map(|(ws, _, h)| (ws, h)).collect();
     let setup_secs = setup_start.elapsed().as_secs_f64();
 
     let recipients = (m_n - 1) as u64;
@@ -319,11 +325,17 @@ pub(crate) async fn run(
     let base = Instant::now();
     let record_from = base + opts.warmup;
     let end = record_from + opts.secs;
+    // Fixed rate: each sender's interval between messages.
+    let interval = opts.rate.map(|r| {
+        let msgs = r / recipients as f64;
+        Duration::from_secs_f64((g_n * opts.senders) as f64 / msgs.max(1e-3))
+    });
     let mut tasks = Vec::with_capacity(members.len());
-    for (i, ws) in members.into_iter().enumerate() {
+    for (i, (ws, handled)) in members.into_iter().enumerate() {
         let g = i / m_n;
         let member = Member {
             ws,
+            handled,
             proto,
             index: i,
             conv: convs[g].clone(),
@@ -333,6 +345,7 @@ pub(crate) async fn run(
             } else {
                 0
             },
+            interval: interval.filter(|_| i % m_n < opts.senders),
             flows: flows[g].clone(),
             shared: shared.clone(),
         };
@@ -346,8 +359,10 @@ pub(crate) async fn run(
     stats::sleep_until(record_from).await;
     let server_cpu = CpuWindow::start(&[server_pid]);
     let client_cpu = CpuWindow::start(&[std::process::id()]);
+    let runq = RunQueueWindow::start(server_pid);
     stats::sleep_until(end).await;
     let (scpu, ccpu) = (server_cpu.percent(), client_cpu.percent());
+    let (server_runq_wait_ms, server_slices) = runq.finish();
     let mut failed = 0u64;
     for (i, t) in tasks.into_iter().enumerate() {
         if let Err(e) = t.await? {
@@ -364,6 +379,7 @@ pub(crate) async fn run(
         members: m_n,
         senders: opts.senders,
         window: opts.window,
+        offered: opts.rate.unwrap_or(0.0),
         size: opts.size,
         setup_secs,
         secs,
@@ -374,6 +390,8 @@ pub(crate) async fn run(
         failed_connections: failed,
         server_cpu: scpu,
         client_cpu: ccpu,
+        server_runq_wait_ms,
+        server_slices,
         ..Default::default()
     };
     report.msgs_per_sec = report.messages as f64 / secs;
@@ -388,9 +406,108 @@ pub(crate) async fn run(
     Ok(report)
 }
 
+/// chatd and Socket.IO: one member of each group (its first) creates it
+/// with the others, then every member opens it (chatd: `focus`, so a push
+/// is one `message` frame without an `alert`, as in the relay; Socket.IO:
+/// joins its room). Returns each member's connection and group.
+async fn open_groups(
+    mut conns: Vec<Conn>,
+    proto: Proto,
+    g_n: usize,
+    m_n: usize,
+) -> Result<Vec<(Ws, String, u32)>> {
+    let mut convs = Vec::with_capacity(g_n);
+    for g in 0..g_n {
+        let others: Vec<String> = conns[g * m_n + 1..(g + 1) * m_n]
+            .iter()
+            .map(|c| c.user.clone())
+            .collect();
+        let title = format!("fan-out {g}");
+        let creator = &mut conns[g * m_n].ws;
+        let conv = match proto {
+            Proto::Chatd => proto::create_group(creator, &title, &others).await?.0,
+            Proto::SocketIo => sio::create_group(creator, &title, &others).await?,
+            Proto::Xmpp => bail!("XMPP rooms are joined by join_rooms"),
+        };
+        convs.push(conv);
+    }
+    let mut tasks = Vec::with_capacity(conns.len());
+    for (i, mut c) in conns.into_iter().enumerate() {
+        let conv = convs[i / m_n].clone();
+        tasks.push(tokio::spawn(async move {
+            match proto {
+                Proto::Chatd => {
+                    proto::focus(&mut c.ws, &chatcore::model::ConversationId(conv.clone())).await?
+                }
+                Proto::SocketIo => sio::join_group(&mut c.ws, &conv).await?,
+                Proto::Xmpp => bail!("XMPP rooms are joined by join_rooms"),
+            }
+            Ok::<_, anyhow::Error>((c.ws, conv, 0))
+        }));
+    }
+    let mut members = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        members.push(t.await??);
+    }
+    Ok(members)
+}
+
+/// XMPP: the first member of each group creates its room (an instant
+/// room, `g<group>@conference.localhost`), then every other member enters
+/// it, all at once; a member that is in keeps reading its stream (the
+/// presences of those entering after it, the server's `<r/>`) until all
+/// are in. Returns each member's connection, room and stanzas handled.
+async fn join_rooms(conns: Vec<Conn>, g_n: usize, m_n: usize) -> Result<Vec<(Ws, String, u32)>> {
+    let mut conns: Vec<(Conn, u32)> = conns.into_iter().map(|c| (c, 0)).collect();
+    for g in 0..g_n {
+        let (c, handled) = &mut conns[g * m_n];
+        xmpp::join_room(&mut c.ws, &xmpp::room_jid(g), &c.user, true, handled).await?;
+    }
+    let (start, _) = tokio::sync::watch::channel(false);
+    let joined = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(256));
+    let mut tasks = Vec::with_capacity(conns.len());
+    for (i, (mut c, mut handled)) in conns.into_iter().enumerate() {
+        let room = xmpp::room_jid(i / m_n);
+        let (joined, failed, gate) = (joined.clone(), failed.clone(), gate.clone());
+        let mut go = start.subscribe();
+        tasks.push(tokio::spawn(async move {
+            let r = async {
+                if i % m_n != 0 {
+                    let _permit = gate.acquire().await?;
+                    xmpp::join_room(&mut c.ws, &room, &c.user, false, &mut handled).await?;
+                }
+                joined.fetch_add(1, Ordering::Relaxed);
+                xmpp::drain_until(&mut c.ws, &mut handled, async {
+                    let _ = go.wait_for(|v| *v).await;
+                })
+                .await?;
+                Ok::<_, anyhow::Error>((c.ws, room, handled))
+            }
+            .await;
+            if r.is_err() {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+            r
+        }));
+    }
+    while joined.load(Ordering::Relaxed) < tasks.len() && failed.load(Ordering::Relaxed) == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = start.send(true);
+    let mut members = Vec::with_capacity(tasks.len());
+    for (i, t) in tasks.into_iter().enumerate() {
+        members.push(t.await?.with_context(|| format!("room member {i}"))?);
+    }
+    Ok(members)
+}
+
 /// One member's connection during the run.
 struct Member {
     ws: Ws,
+    /// XMPP: stanzas received so far (stream management's `h`).
+    handled: u32,
     proto: Proto,
     index: usize,
     conv: String,
@@ -398,6 +515,8 @@ struct Member {
     slot: usize,
     /// Messages in flight: 0 for a member that only receives.
     window: usize,
+    /// Fixed rate, a sender: the time between its messages (the window is not used).
+    interval: Option<Duration>,
     /// The group's senders' flows.
     flows: Arc<Vec<SenderFlow>>,
     shared: Arc<Shared>,
@@ -428,11 +547,13 @@ impl Member {
     ) -> Result<()> {
         let Member {
             mut ws,
+            mut handled,
             proto,
             index,
             conv,
             slot,
             window,
+            interval,
             flows,
             shared,
         } = self;
@@ -454,15 +575,24 @@ impl Member {
             match proto {
                 Proto::Chatd => proto::encode_conv_send(next_id, &conv, &client_id, text),
                 Proto::SocketIo => sio::encode_group_send(next_id, &conv, &client_id, text),
+                Proto::Xmpp => Ok(xmpp::encode_groupchat(&conv, &client_id, text)),
             }
         };
         let mut unacked = 0usize;
         let mut latencies: Vec<u64> = Vec::with_capacity(64);
         let deadline = tokio::time::sleep_until(end.into());
         tokio::pin!(deadline);
+        let mut ticker = interval.map(|i| {
+            // Spread the senders' ticks over one interval.
+            let offset = i.mul_f64((index % 97) as f64 / 97.0);
+            let mut t = tokio::time::interval_at((Instant::now() + offset).into(), i);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            t
+        });
+        let paced = ticker.is_some();
         loop {
             // Send while the window allows: acknowledgements and deliveries.
-            if unacked < window {
+            if !paced && unacked < window {
                 let mut fed = 0;
                 while unacked < window && flow.open() {
                     payload(&mut text, base, slot, size);
@@ -476,7 +606,7 @@ impl Member {
                 }
             }
             // A sender whose acknowledgements are in waits for its deliveries.
-            let blocked = unacked < window;
+            let blocked = !paced && unacked < window;
             let reopened = flow.notify.notified();
             tokio::pin!(reopened);
             if blocked {
@@ -488,6 +618,17 @@ impl Member {
             let first = tokio::select! {
                 _ = &mut deadline => break,
                 _ = &mut reopened, if blocked => continue,
+                _ = async {
+                    if let Some(t) = ticker.as_mut() {
+                        t.tick().await;
+                    }
+                }, if paced => {
+                    payload(&mut text, base, slot, size);
+                    flow.sent.fetch_add(1, Ordering::Relaxed);
+                    ws.send(make(&text)?).await?;
+                    unacked += 1;
+                    continue;
+                }
                 m = ws.next() => m,
             };
             let mut next = first;
@@ -555,6 +696,53 @@ impl Member {
                             None
                         }
                     },
+                    _ if proto == Proto::Xmpp => {
+                        match xmpp::classify(&msg) {
+                            xmpp::Incoming::Delivered(body) => {
+                                handled = handled.wrapping_add(1);
+                                let at = sent_at(base, &body).zip(slot_of(&body));
+                                match at {
+                                    // The room reflects a message to its sender: the acknowledgement.
+                                    Some((_, from)) if from == slot => {
+                                        unacked = unacked.saturating_sub(1);
+                                        if recording {
+                                            shared.acks.fetch_add(1, Ordering::Relaxed);
+                                        }
+                                        None
+                                    }
+                                    other => other,
+                                }
+                            }
+                            xmpp::Incoming::Error => {
+                                handled = handled.wrapping_add(1);
+                                if unacked > 0 {
+                                    unacked -= 1;
+                                    flow.sent.fetch_sub(1, Ordering::Relaxed);
+                                }
+                                shared.errors.fetch_add(1, Ordering::Relaxed);
+                                if shared.printed.fetch_add(1, Ordering::Relaxed) < 3 {
+                                    eprintln!("  fan-out connection {index}: a message of type error: {:?}", msg.to_text().unwrap_or_default());
+                                }
+                                None
+                            }
+                            xmpp::Incoming::Stanza => {
+                                handled = handled.wrapping_add(1);
+                                if recording {
+                                    shared.others.fetch_add(1, Ordering::Relaxed);
+                                }
+                                None
+                            }
+                            xmpp::Incoming::AckRequest => {
+                                ws.feed(xmpp::encode_ack(handled)).await?;
+                                replies += 1;
+                                None
+                            }
+                            xmpp::Incoming::Closed(why) => {
+                                bail!("connection {index} closed by the server: {why}")
+                            }
+                            xmpp::Incoming::Acked(_) | xmpp::Incoming::Other => None,
+                        }
+                    }
                     Message::Close(c) => bail!("connection {index} closed by the server: {c:?}"),
                     _ => None,
                 };

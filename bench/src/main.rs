@@ -42,6 +42,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
+use ejabberd::Flavor;
 use fanout::{FanoutOpts, FanoutReport};
 use relay::{RelayOpts, Target};
 use stats::RelayReport;
@@ -96,8 +97,9 @@ struct AllOpts {
     /// payload's size: relay and rate only), chatd-receipts (chatd, every message acknowledged and
     /// read by its recipient and both receipts pushed to its sender: relay and rate only), chatd-typing
     /// (chatd with --typing-users more users connected, each typing once a second: relay and rate
-    /// only), socketio (fanout: chatd, chatd-sqlite and socketio only),
-    /// ejabberd (relay and rate only; not a default: needs `apt-get install ejabberd`).
+    /// only), socketio, ejabberd (relay, rate, idle and fanout: MUC rooms; not a default: needs
+    /// `apt-get install ejabberd`), ejabberd-sqlite (relay and rate: mod_mam on SQLite; needs
+    /// erlang-p1-sqlite3 too).
     #[arg(
         long,
         default_value = "ceiling,ceiling-ack,chatd,chatd-sqlite,socketio",
@@ -149,6 +151,10 @@ struct AllOpts {
     /// every other member.
     #[arg(long, default_value_t = 4)]
     fanout_window: usize,
+    /// Offered deliveries per second of the fan-out (each shape, all its groups), instead of
+    /// flat out: for latency below both saturations.
+    #[arg(long)]
+    fanout_rate: Option<f64>,
     /// Where to write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -343,7 +349,7 @@ async fn relay_one(
             s.stop().await;
             let mut r = r?;
             r.target = "chatd-sqlite".into();
-            r.db_bytes_per_million = db_bytes_per_million(&db).ok();
+            r.db_bytes_per_million = db_bytes_per_million(&db, "messages", 1).ok();
             r
         }
         "socketio" => {
@@ -355,11 +361,24 @@ async fn relay_one(
         }
         "ejabberd" => {
             net::next_epoch();
-            let s = ejabberd::Ejabberd::start(&o.ejabberd, tmp).await?;
+            let s = ejabberd::Ejabberd::start(&o.ejabberd, tmp, Flavor::Memory).await?;
             let t = Target::Ejabberd(Arc::from(LOAD_TEST_PASSWORD));
             let r = relay::run(s.addr, t, &opts, s.pid).await;
             s.stop().await;
             r?
+        }
+        "ejabberd-sqlite" => {
+            net::next_epoch();
+            let s = ejabberd::Ejabberd::start(&o.ejabberd, tmp, Flavor::Sqlite).await?;
+            let db = s.db.clone();
+            let t = Target::Ejabberd(Arc::from(LOAD_TEST_PASSWORD));
+            let r = relay::run(s.addr, t, &opts, s.pid).await;
+            s.stop().await;
+            let mut r = r?;
+            r.target = "ejabberd-sqlite".into();
+            // mod_mam keeps a 1:1 message twice: in the sender's and the recipient's archive.
+            r.db_bytes_per_million = db.and_then(|db| db_bytes_per_million(&db, "archive", 2).ok());
+            r
         }
         other => bail!("unknown target {other}"),
     };
@@ -368,12 +387,13 @@ async fn relay_one(
 }
 
 /// The size of the SQLite database at `db` (after folding its WAL in)
-/// per million entries stored.
-fn db_bytes_per_million(db: &Path) -> Result<f64> {
+/// per million messages stored, each stored as `rows_per_message` rows of `table`.
+fn db_bytes_per_million(db: &Path, table: &str, rows_per_message: i64) -> Result<f64> {
     use chatcore_sqlite::rusqlite;
     let conn = rusqlite::Connection::open(db)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    let entries: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+    let rows: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+    let entries = rows / rows_per_message.max(1);
     let bytes: i64 = conn.query_row(
         "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
         [],
@@ -410,6 +430,14 @@ async fn idle_one(
             s.stop().await;
             r?
         }
+        "ejabberd" => {
+            net::next_epoch();
+            let s = ejabberd::Ejabberd::start(&o.ejabberd, tmp, Flavor::Memory).await?;
+            let t = Target::Ejabberd(Arc::from(LOAD_TEST_PASSWORD));
+            let r = scenarios::idle(s.addr, t, n, hold, s.pid).await;
+            s.stop().await;
+            r?
+        }
         other => bail!("unknown target {other}"),
     };
     println!("  {}", r.line());
@@ -439,6 +467,7 @@ async fn fanout_one(
         members,
         senders: o.fanout_senders,
         window: o.fanout_window,
+        rate: o.fanout_rate,
         size: o.size,
         warmup: Duration::from_secs(o.warmup_secs),
         secs: Duration::from_secs(o.secs),
@@ -466,6 +495,14 @@ async fn fanout_one(
             let (s, tokens) = start_socketio(o, users, tmp).await?;
             let accounts = Arc::new(proto::read_accounts(&tokens)?);
             let r = fanout::run(s.addr, Target::SocketIo(accounts), &opts, s.pid).await;
+            s.stop().await;
+            r?
+        }
+        "ejabberd" => {
+            net::next_epoch();
+            let s = ejabberd::Ejabberd::start(&o.ejabberd, tmp, Flavor::Muc).await?;
+            let t = Target::Ejabberd(Arc::from(LOAD_TEST_PASSWORD));
+            let r = fanout::run(s.addr, t, &opts, s.pid).await;
             s.stop().await;
             r?
         }
@@ -555,7 +592,7 @@ async fn all(o: AllOpts) -> Result<()> {
                     | "chatd-e2e"
                     | "chatd-receipts"
                     | "chatd-typing"
-                    | "ejabberd"
+                    | "ejabberd-sqlite"
             )
         }) {
             idle.push(idle_one(&o, t, o.idle_n, &tmp).await?);
@@ -634,13 +671,28 @@ async fn all(o: AllOpts) -> Result<()> {
         let targets: Vec<&String> = o
             .targets
             .iter()
-            .filter(|t| *t == "chatd" || *t == "chatd-sqlite" || *t == "socketio")
+            .filter(|t| {
+                matches!(
+                    t.as_str(),
+                    "chatd" | "chatd-sqlite" | "socketio" | "ejabberd"
+                )
+            })
             .collect();
+        let pace = match o.fanout_rate {
+            Some(r) => format!("{r:.0} deliveries/s offered, at even intervals"),
+            None => format!(
+                "{} messages in flight each (until acknowledged and received by every member: flat out)",
+                o.fanout_window
+            ),
+        };
         println!(
-            "== group fan-out: {} senders per group, {} messages in flight each (until acknowledged and received by every member: flat out); targets {}",
+            "== group fan-out: {} senders per group, {pace}; targets {}",
             o.fanout_senders,
-            o.fanout_window,
-            targets.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+            targets
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         for shape in &o.fanout_groups {
             let (groups, members) = parse_shape(shape)?;
@@ -797,9 +849,17 @@ async fn all(o: AllOpts) -> Result<()> {
         let p = d.p99_ms / s.p99_ms.max(1e-9);
         println!("| chatd p99 / Socket.IO p99 (both at {:.0} msg/s offered) | {:.2} / {:.2} ms = {p:.2}x | <= 0.5x | {} |", o.rate, d.p99_ms, s.p99_ms, yes(p <= 0.5));
     }
-    // The ejabberd peer (issue 23, scenario 1: 1:1 relay in memory).
-    for (runs, how) in [(&flat, "flat out"), (&fixed, "fixed rate")] {
-        if let (Some(d), Some(e)) = (find(runs, "chatd"), find(runs, "ejabberd")) {
+    // The ejabberd peer (issue 23, scenarios 1 and 2: 1:1 relay in memory, and durable on SQLite).
+    for ((runs, how), (ours, theirs)) in [(&flat, "flat out"), (&fixed, "fixed rate")]
+        .into_iter()
+        .flat_map(|r| {
+            [
+                (r, ("chatd", "ejabberd")),
+                (r, ("chatd-sqlite", "ejabberd-sqlite")),
+            ]
+        })
+    {
+        if let (Some(d), Some(e)) = (find(runs, ours), find(runs, theirs)) {
             let x = per_cpu(&d) / per_cpu(&e).max(1.0);
             let p = d.p99_ms / e.p99_ms.max(1e-9);
             let at = if d.offered > 0.0 {
@@ -808,7 +868,7 @@ async fn all(o: AllOpts) -> Result<()> {
                 format!("window {}", d.window)
             };
             println!(
-                "| chatd / ejabberd relay ({how}, {at}): per server CPU-second; p99 | {:.0} / {:.0} msg/s = {x:.2}x ({:.0} / {:.0} msg/s); {:.2} / {:.2} ms = {p:.2}x | >= 1.5x; <= 0.5x | {} |",
+                "| {ours} / {theirs} relay ({how}, {at}): per server CPU-second; p99 | {:.0} / {:.0} msg/s = {x:.2}x ({:.0} / {:.0} msg/s); {:.2} / {:.2} ms = {p:.2}x | >= 1.5x; <= 0.5x | {} |",
                 per_cpu(&d),
                 per_cpu(&e),
                 d.msgs_per_sec,
@@ -831,6 +891,22 @@ async fn all(o: AllOpts) -> Result<()> {
             } else {
                 "-"
             }
+        );
+    }
+    if let (Some(d), Some(e)) = (
+        idle.iter().find(|r| r.target == "chatd"),
+        idle.iter().find(|r| r.target == "ejabberd"),
+    ) {
+        let x = d.bytes_per_conn / e.bytes_per_conn.max(1.0);
+        println!(
+            "| idle RSS per connection, chatd / ejabberd (n={} / {}; held {} / {}) | {:.2} / {:.2} KiB = {x:.2}x | <= 0.5x | {} |",
+            d.n,
+            e.n,
+            d.alive_after_hold,
+            e.alive_after_hold,
+            d.bytes_per_conn / 1024.0,
+            e.bytes_per_conn / 1024.0,
+            yes(x <= 0.5)
         );
     }
     if let Some(b) = &big {
@@ -862,6 +938,25 @@ async fn all(o: AllOpts) -> Result<()> {
                 d.deliveries_per_server_cpu_sec,
                 q.p99_ms,
                 d.p99_ms
+            );
+        }
+        if let (Some(d), Some(e)) = (find("chatd"), find("ejabberd")) {
+            let x = d.deliveries_per_server_cpu_sec / e.deliveries_per_server_cpu_sec.max(1.0);
+            let p = d.p99_ms / e.p99_ms.max(1e-9);
+            println!(
+                "| group fan-out, chatd / ejabberd MUC ({g} x {m}-member groups, {}): per server CPU-second; p99 | {:.0} / {:.0} deliveries = {x:.2}x ({:.0} / {:.0} deliveries/s); {:.2} / {:.2} ms = {p:.2}x | >= 1.5x; <= 0.5x | {} |",
+                if d.offered > 0.0 {
+                    format!("{:.0} deliveries/s offered", d.offered)
+                } else {
+                    format!("flat out, window {}", d.window)
+                },
+                d.deliveries_per_server_cpu_sec,
+                e.deliveries_per_server_cpu_sec,
+                d.deliveries_per_sec,
+                e.deliveries_per_sec,
+                d.p99_ms,
+                e.p99_ms,
+                yes(x >= 1.5 && p <= 0.5)
             );
         }
         if let (Some(d), Some(s)) = (find("chatd"), find("socket.io")) {

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::net::{self, Ws};
 use crate::proto::{self, Account, Incoming};
 use crate::sio;
-use crate::stats::{self, CpuWindow, RelayReport};
+use crate::stats::{self, CpuWindow, RelayReport, RunQueueWindow};
 use crate::xmpp;
 
 /// Which server the generator talks to.
@@ -355,8 +355,10 @@ pub(crate) async fn run(
     stats::sleep_until(record_from).await;
     let server_cpu = CpuWindow::start(&[server_pid]);
     let client_cpu = CpuWindow::start(&[std::process::id()]);
+    let runq = RunQueueWindow::start(server_pid);
     stats::sleep_until(end).await;
     let (scpu, ccpu) = (server_cpu.percent(), client_cpu.percent());
+    let (server_runq_wait_ms, server_slices) = runq.finish();
     let mut hist = stats::histogram();
     let mut report = RelayReport {
         target: target.name().into(),
@@ -368,6 +370,8 @@ pub(crate) async fn run(
         secs: stats::secs(opts.secs),
         server_cpu: scpu,
         client_cpu: ccpu,
+        server_runq_wait_ms,
+        server_slices,
         ..Default::default()
     };
     for t in tasks {

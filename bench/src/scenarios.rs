@@ -14,6 +14,7 @@ use crate::proto::{self, Account, Incoming};
 use crate::relay::{self, RelayOpts, Target};
 use crate::sio;
 use crate::stats::{self, CpuWindow, RelayReport};
+use crate::xmpp;
 
 /// What the idle scenario measured.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -55,6 +56,11 @@ pub(crate) async fn idle(
     hold: Duration,
     server_pid: u32,
 ) -> Result<IdleReport> {
+    if let Target::Ejabberd(password) = &target {
+        // The accounts exist before the RSS is first read, as chatd's
+        // load-test accounts do: registered in-band on connections of their own.
+        register_xmpp(addr, password, n).await?;
+    }
     let rss_before = stats::rss_kib(server_pid)?;
     let alive = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
@@ -89,8 +95,8 @@ pub(crate) async fn idle(
                         let acct = accounts.get(i).context("not enough accounts")?;
                         sio::connect(addr, src, &acct.token).await
                     }
-                    Target::Ejabberd(_) => {
-                        anyhow::bail!("ejabberd is a relay target (idle: not yet)")
+                    Target::Ejabberd(password) => {
+                        xmpp::connect_with(addr, src, i, password, false, true).await
                     }
                 }
             };
@@ -104,15 +110,35 @@ pub(crate) async fn idle(
                 }
             };
             alive.fetch_add(1, Ordering::Relaxed);
-            // Reading answers the server's WebSocket pings; Engine.IO's are answered here.
+            // Reading answers the server's WebSocket pings; Engine.IO's are
+            // answered here, and XMPP stream management's `<r/>`.
+            let xmpp = matches!(target, Target::Ejabberd(_));
+            let mut handled: u32 = 0;
             while let Some(Ok(m)) = ws.next().await {
                 if m.is_close() {
                     break;
                 }
-                if matches!(&m, Message::Text(t) if t.as_str() == "2")
-                    && ws.send(Message::text("3")).await.is_err()
-                {
-                    break;
+                let reply = if xmpp {
+                    match xmpp::classify(&m) {
+                        xmpp::Incoming::Delivered(_)
+                        | xmpp::Incoming::Error
+                        | xmpp::Incoming::Stanza => {
+                            handled = handled.wrapping_add(1);
+                            None
+                        }
+                        xmpp::Incoming::AckRequest => Some(xmpp::encode_ack(handled)),
+                        xmpp::Incoming::Closed(_) => break,
+                        xmpp::Incoming::Acked(_) | xmpp::Incoming::Other => None,
+                    }
+                } else if matches!(&m, Message::Text(t) if t.as_str() == "2") {
+                    Some(Message::text("3"))
+                } else {
+                    None
+                };
+                if let Some(r) = reply {
+                    if ws.send(r).await.is_err() {
+                        break;
+                    }
                 }
             }
             alive.fetch_sub(1, Ordering::Relaxed);
@@ -140,6 +166,24 @@ pub(crate) async fn idle(
         rss_after_kib: rss_after,
         bytes_per_conn: (rss_after.saturating_sub(rss_before) * 1024) as f64 / n.max(1) as f64,
     })
+}
+
+/// Registers XMPP users `0..n`, 256 at a time, each on a connection of its own.
+async fn register_xmpp(addr: SocketAddr, password: &Arc<str>, n: usize) -> Result<()> {
+    let gate = Arc::new(Semaphore::new(256));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let (gate, password) = (gate.clone(), password.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await?;
+            // Source addresses of their own (the idle connections' stay free of TIME_WAIT).
+            xmpp::register(addr, net::source_for(i + 200_000), i, &password).await
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        t.await?.with_context(|| format!("registering user {i}"))?;
+    }
+    Ok(())
 }
 
 /// What the churn scenario measured.

@@ -59,6 +59,56 @@ impl CpuWindow {
     }
 }
 
+/// Time a process's threads spent runnable but waiting for a core, and
+/// how many times they were put on one (`/proc/<pid>/task/*/schedstat`:
+/// run time, run-queue wait, timeslices). On a core shared with other
+/// work this is where a server's latency goes that its own code does not
+/// spend; on a core of its own it stays near zero.
+fn runq(pid: u32) -> (u64, u64) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0, 0);
+    };
+    let mut wait_ns = 0;
+    let mut slices = 0;
+    for t in tasks.flatten() {
+        let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) else {
+            continue;
+        };
+        let f: Vec<u64> = s
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        wait_ns += f.get(1).copied().unwrap_or(0);
+        slices += f.get(2).copied().unwrap_or(0);
+    }
+    (wait_ns, slices)
+}
+
+/// A server's run-queue wait over a window (threads that end within it
+/// take their share with them: a lower bound).
+pub(crate) struct RunQueueWindow {
+    pid: u32,
+    start: (u64, u64),
+}
+
+impl RunQueueWindow {
+    pub(crate) fn start(pid: u32) -> Self {
+        Self {
+            pid,
+            start: runq(pid),
+        }
+    }
+
+    /// Milliseconds spent waiting for a core, and timeslices, since `start`.
+    pub(crate) fn finish(&self) -> (f64, u64) {
+        let (w, n) = runq(self.pid);
+        (
+            w.saturating_sub(self.start.0) as f64 / 1e6,
+            n.saturating_sub(self.start.1),
+        )
+    }
+}
+
 /// What one relay run measured.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub(crate) struct RelayReport {
@@ -83,6 +133,9 @@ pub(crate) struct RelayReport {
     pub(crate) max_ms: f64,
     pub(crate) server_cpu: f64,
     pub(crate) client_cpu: f64,
+    /// The server's wait for its core in the measured window (ms), and its timeslices.
+    pub(crate) server_runq_wait_ms: f64,
+    pub(crate) server_slices: u64,
     /// chatd on SQLite: the database's bytes per million messages stored.
     pub(crate) db_bytes_per_million: Option<f64>,
 }
@@ -98,7 +151,7 @@ impl RelayReport {
 
     pub(crate) fn line(&self) -> String {
         format!(
-            "{:<9} pairs={} size={} window={} offered={} -> {:.0} msg/s ({:.0} per server CPU-second), latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms, errors {}, server CPU {:.0}%, client CPU {:.0}%",
+            "{:<9} pairs={} size={} window={} offered={} -> {:.0} msg/s ({:.0} per server CPU-second), latency p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms, errors {}, server CPU {:.0}%, client CPU {:.0}%, server waited for its core {:.0} ms over {} timeslices",
             self.target,
             self.pairs,
             self.size,
@@ -113,6 +166,8 @@ impl RelayReport {
             self.errors,
             self.server_cpu,
             self.client_cpu,
+            self.server_runq_wait_ms,
+            self.server_slices,
         )
     }
 }

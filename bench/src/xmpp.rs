@@ -2,7 +2,8 @@
 //! stanza or nonza per text frame, framed by `<open/>` and `<close/>` of
 //! `urn:ietf:params:xml:ns:xmpp-framing`; SASL PLAIN (loopback only),
 //! resource binding, session, stream management (XEP-0198) and in-band
-//! registration (XEP-0077, to create the users).
+//! registration (XEP-0077, to create the users), and multi-user chat
+//! (XEP-0045: instant rooms, joining, groupchat messages).
 //!
 //! The XML is read by a small hand parser of one element per frame (no
 //! DTDs, no entities beyond XML's five and character references): enough
@@ -24,6 +25,8 @@ pub(crate) const DOMAIN: &str = "localhost";
 pub(crate) const RESOURCE: &str = "r";
 /// Stream management's namespace (XEP-0198 version 3).
 const SM: &str = "urn:xmpp:sm:3";
+/// The multi-user chat service of the bench node (mod_muc's default host).
+pub(crate) const MUC_DOMAIN: &str = "conference.localhost";
 /// The sender's request for an acknowledgement, sent after each message.
 pub(crate) const REQUEST_ACK: &str = "<r xmlns='urn:xmpp:sm:3'/>";
 
@@ -270,6 +273,24 @@ pub(crate) fn encode_message(to: &str, id: &str, text: &str) -> Message {
     Message::text(s)
 }
 
+/// The bare JID of bench room `g`.
+pub(crate) fn room_jid(g: usize) -> String {
+    format!("g{g}@{MUC_DOMAIN}")
+}
+
+/// A groupchat message to the room `room` (a bare JID) with `id` and body `text`.
+pub(crate) fn encode_groupchat(room: &str, id: &str, text: &str) -> Message {
+    let mut s = String::with_capacity(text.len() + 96);
+    s.push_str("<message type='groupchat' to='");
+    escape_into(&mut s, room);
+    s.push_str("' id='");
+    escape_into(&mut s, id);
+    s.push_str("'><body>");
+    escape_into(&mut s, text);
+    s.push_str("</body></message>");
+    Message::text(s)
+}
+
 /// The answer to the server's `<r/>`: stanzas handled so far.
 pub(crate) fn encode_ack(handled: u32) -> Message {
     let mut s = String::with_capacity(48);
@@ -374,6 +395,56 @@ async fn iq(ws: &mut Ws, id: &str, kind: &str, payload: &str) -> Result<Element>
     }
 }
 
+/// Registers `user` in-band (XEP-0077) on a stream opened with `features`;
+/// an existing account is fine.
+async fn register_on(ws: &mut Ws, features: &Element, user: &str, password: &str) -> Result<()> {
+    if features.child("register").is_none() {
+        bail!("the server offers no in-band registration");
+    }
+    let r = iq(
+        ws,
+        "reg",
+        "set",
+        &format!(
+            "<query xmlns='jabber:iq:register'><username>{}</username><password>{}</password></query>",
+            escape(user),
+            escape(password)
+        ),
+    )
+    .await?;
+    let conflict = r
+        .child("error")
+        .is_some_and(|e| e.child("conflict").is_some());
+    if r.attr("type") != Some("result") && !conflict {
+        let why = r
+            .child("error")
+            .and_then(|e| e.children.first())
+            .map_or("?", |c| c.name.as_str());
+        bail!("registering {user} failed: {why}");
+    }
+    Ok(())
+}
+
+/// Registers user `i` on a connection of its own, closed after: the
+/// account exists before the connection that is measured.
+pub(crate) async fn register(
+    addr: SocketAddr,
+    src: Ipv4Addr,
+    i: usize,
+    password: &str,
+) -> Result<()> {
+    let mut ws = net::connect(addr, "/ws", src, Some("xmpp"), true).await?;
+    let features = open(&mut ws).await?;
+    register_on(&mut ws, &features, &user(i), password).await?;
+    let _ = ws
+        .send(Message::text(
+            "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
+        ))
+        .await;
+    let _ = ws.close(None).await;
+    Ok(())
+}
+
 /// Connects user `i` over WebSocket from `src`: registers it first if
 /// `register` (XEP-0077; an existing account is fine), then SASL PLAIN,
 /// binds [`RESOURCE`], starts the session, enables stream management and
@@ -386,34 +457,23 @@ pub(crate) async fn connect(
     password: &str,
     register: bool,
 ) -> Result<Ws> {
-    let mut ws = net::connect(addr, "/ws", src, Some("xmpp"), false).await?;
+    connect_with(addr, src, i, password, register, false).await
+}
+
+/// [`connect`], with the generator's small buffers if `small` (idle connections).
+pub(crate) async fn connect_with(
+    addr: SocketAddr,
+    src: Ipv4Addr,
+    i: usize,
+    password: &str,
+    register: bool,
+    small: bool,
+) -> Result<Ws> {
+    let mut ws = net::connect(addr, "/ws", src, Some("xmpp"), small).await?;
     let user = user(i);
     let features = open(&mut ws).await?;
     if register {
-        if features.child("register").is_none() {
-            bail!("the server offers no in-band registration");
-        }
-        let r = iq(
-            &mut ws,
-            "reg",
-            "set",
-            &format!(
-                "<query xmlns='jabber:iq:register'><username>{}</username><password>{}</password></query>",
-                escape(&user),
-                escape(password)
-            ),
-        )
-        .await?;
-        let conflict = r
-            .child("error")
-            .is_some_and(|e| e.child("conflict").is_some());
-        if r.attr("type") != Some("result") && !conflict {
-            let why = r
-                .child("error")
-                .and_then(|e| e.children.first())
-                .map_or("?", |c| c.name.as_str());
-            bail!("registering {user} failed: {why}");
-        }
+        register_on(&mut ws, &features, &user, password).await?;
     }
     let plain = features
         .child("mechanisms")
@@ -476,6 +536,91 @@ pub(crate) async fn connect(
     Ok(ws)
 }
 
+/// Reads the next stanza or nonza: stanzas (message, presence, iq) count
+/// in `handled`, and the server's `<r/>` is answered with it.
+async fn next_counted(ws: &mut Ws, handled: &mut u32, what: &str) -> Result<Element> {
+    loop {
+        let e = next(ws, what).await?;
+        match e.name.as_str() {
+            "message" | "presence" | "iq" => {
+                *handled = handled.wrapping_add(1);
+                return Ok(e);
+            }
+            "r" => ws.send(encode_ack(*handled)).await?,
+            _ => {}
+        }
+    }
+}
+
+/// Enters room `room` (a bare JID) as `nick` (XEP-0045), without history;
+/// if `create`, the room is new and this member its owner, who unlocks it
+/// as an instant room (default configuration). Returns when the server
+/// has sent this occupant's own presence (after everyone else's) and, when
+/// creating, accepted the configuration. `handled` counts the stanzas
+/// received (stream management).
+pub(crate) async fn join_room(
+    ws: &mut Ws,
+    room: &str,
+    nick: &str,
+    create: bool,
+    handled: &mut u32,
+) -> Result<()> {
+    let me = format!("{room}/{nick}");
+    let mut s = String::with_capacity(160);
+    s.push_str("<presence to='");
+    escape_into(&mut s, &me);
+    s.push_str(
+        "'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>",
+    );
+    ws.send(Message::text(s)).await?;
+    loop {
+        let e = next_counted(ws, handled, "room join").await?;
+        if e.name == "presence" && e.attr("from") == Some(me.as_str()) {
+            if e.attr("type") == Some("error") {
+                let why = e
+                    .child("error")
+                    .and_then(|e| e.children.first())
+                    .map_or("?", |c| c.name.as_str());
+                bail!("joining {me} refused: {why}");
+            }
+            break;
+        }
+    }
+    if create {
+        let mut s = String::with_capacity(200);
+        s.push_str("<iq type='set' id='cfg' to='");
+        escape_into(&mut s, room);
+        s.push_str("'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>");
+        ws.send(Message::text(s)).await?;
+        loop {
+            let e = next_counted(ws, handled, "room configuration").await?;
+            if e.name == "iq" && e.attr("id") == Some("cfg") {
+                if e.attr("type") != Some("result") {
+                    bail!("the instant room {room} was refused");
+                }
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads (counting stanzas, answering `<r/>`) until `stop` fires: a
+/// member that has joined keeps its stream read while the others join.
+pub(crate) async fn drain_until(
+    ws: &mut Ws,
+    handled: &mut u32,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            e = next_counted(ws, handled, "waiting for the run") => { e?; }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,6 +662,16 @@ mod tests {
         }
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);
         assert!(parse(&deep).is_err());
+    }
+
+    #[test]
+    fn groupchat_messages_go_to_the_room() {
+        let m = encode_groupchat(&room_jid(3), "a'1", "x<y");
+        let e = parse(m.to_text().unwrap()).unwrap();
+        assert_eq!(e.attr("type"), Some("groupchat"));
+        assert_eq!(e.attr("to"), Some("g3@conference.localhost"));
+        assert_eq!(e.attr("id"), Some("a'1"));
+        assert_eq!(e.child("body").unwrap().text, "x<y");
     }
 
     #[test]
