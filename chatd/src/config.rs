@@ -340,6 +340,11 @@ struct Options {
     #[arg(long, env = "CHATD_FRAME_BURST", value_name = "N")]
     frame_burst: Option<u32>,
 
+    /// How long `/readyz` waits for the store to answer before it says unready, in milliseconds
+    /// (default: 2000).
+    #[arg(long, env = "CHATD_READYZ_TIMEOUT_MS", value_name = "MS")]
+    readyz_timeout_ms: Option<u64>,
+
     /// Seconds to wait for connections to close at shutdown before exiting anyway (default: 10).
     #[arg(long, env = "CHATD_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS")]
     shutdown_timeout_secs: Option<u64>,
@@ -515,6 +520,7 @@ pub(crate) struct Settings {
     pub(crate) frames_per_second: u32,
     pub(crate) frame_burst: u32,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) readyz_timeout: Duration,
     pub(crate) log: String,
     pub(crate) log_format: LogFormat,
     pub(crate) argon2_m_kib: Option<u32>,
@@ -668,6 +674,7 @@ impl Settings {
             frames_per_second: o.frames_per_second.unwrap_or(50),
             frame_burst: o.frame_burst.unwrap_or(200),
             shutdown_timeout: secs(o.shutdown_timeout_secs, 10),
+            readyz_timeout: Duration::from_millis(o.readyz_timeout_ms.unwrap_or(2000)),
             log: o.log.unwrap_or_else(|| "info".to_owned()),
             log_format: o.log_format.unwrap_or(LogFormat::Text),
             argon2_m_kib: o.argon2_m_kib,
@@ -726,6 +733,9 @@ impl Settings {
                 "--max-key-backup-keys must be at least 1, and --max-key-backup-bytes at least 256 \
                  with its base64 (4/3 of it) plus 1 KiB within --max-message-bytes"
             );
+        }
+        if self.readyz_timeout.is_zero() {
+            bail!("--readyz-timeout-ms must be at least 1");
         }
         if self.typing_per_minute == 0 || !(1000..=60_000).contains(&self.typing_ttl_ms) {
             bail!("--typing-per-minute must be at least 1, and --typing-ttl-ms from 1000 to 60000");
@@ -805,6 +815,7 @@ impl Options {
             frames_per_second,
             frame_burst,
             shutdown_timeout_secs,
+            readyz_timeout_ms,
             log,
             log_format,
             argon2_m_kib,
@@ -911,6 +922,10 @@ mod tests {
         let s = parse(&["--login-failures-per-account", "3"]).unwrap();
         assert_eq!(s.login_failures_per_account, 3);
         assert!(parse(&["--login-failures-per-address", "0"]).is_err());
+        assert_eq!(s.readyz_timeout, Duration::from_secs(2));
+        let r = parse(&["--readyz-timeout-ms", "250"]).unwrap();
+        assert_eq!(r.readyz_timeout, Duration::from_millis(250));
+        assert!(parse(&["--readyz-timeout-ms", "0"]).is_err());
         assert_eq!(
             (s.max_key_backup_keys, s.max_key_backup_bytes),
             (100_000, 4096)

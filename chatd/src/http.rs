@@ -61,6 +61,8 @@ pub(crate) struct App {
     /// succeed while the file is locked by another process, read-only or
     /// full, and then every send would fail).
     pub(crate) write_probe: Option<chatcore_sqlite::SqliteStore>,
+    /// How long `/readyz` waits for the store (`--readyz-timeout-ms`).
+    pub(crate) ready_timeout: Duration,
 }
 
 /// What stands between a TCP connection and HTTP: TLS, proxies, and who may read metrics.
@@ -103,6 +105,7 @@ impl App {
         tracker: TaskTracker,
         edge: Edge,
         write_probe: Option<chatcore_sqlite::SqliteStore>,
+        ready_timeout: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
             server,
@@ -116,6 +119,7 @@ impl App {
             tcp_permits: Arc::new(Semaphore::new(max_connections.saturating_add(HTTP_SLACK))),
             edge,
             write_probe,
+            ready_timeout,
         })
     }
 
@@ -412,7 +416,7 @@ async fn route(app: &App, req: Request<Incoming>, peer: Peer) -> Response<Body> 
     match path {
         "/ws" if req.method() == Method::GET => upgrade(app, req, peer),
         "/healthz" if get => text(StatusCode::OK, "ok\n"),
-        "/readyz" if get => match tokio::time::timeout(Duration::from_secs(2), app.ready()).await {
+        "/readyz" if get => match tokio::time::timeout(app.ready_timeout, app.ready()).await {
             Ok(Ok(())) if !app.shutdown.is_cancelled() => text(StatusCode::OK, "ready\n"),
             Ok(Ok(())) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
             Ok(Err(e)) => {

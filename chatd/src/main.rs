@@ -254,6 +254,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             metrics_token: settings.metrics_token.clone(),
         },
         write_probe,
+        settings.readyz_timeout,
     );
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     if let Some(listener) = metrics_listener {
