@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatcore::model::{ConversationId, Millis, UserId};
-use chatcore::protocol::{ClientFrame, ContactAction, ErrorCode, ReceiptInfo, ServerFrame};
+use chatcore::protocol::{ClientFrame, ErrorCode, ReceiptInfo, ServerFrame};
 use chatcore::server::ManualClock;
 use chatcore::testkit::model::fast_config;
 use chatcore::{Backends, Config, Server};
 
-use crate::sessions::{code, two_users, Client, PW};
+use crate::sessions::{code, contacts, two_users, Client, PW};
 
 fn server(config: Config) -> Arc<Server> {
     Server::new(Backends::memory(), config).unwrap()
@@ -87,26 +87,6 @@ fn seq_of(sent: &ServerFrame) -> u64 {
     }
 }
 
-/// Alice and Bob, contacts, with their direct conversation.
-async fn contacts(s: &Arc<Server>) -> (Client, Client, UserId, UserId, ConversationId) {
-    let (mut a, mut b, alice, bob) = two_users(s).await;
-    for (c, other) in [(&mut a, &bob), (&mut b, &alice)] {
-        let other = other.clone();
-        let r = c
-            .req(|id| ClientFrame::Contact {
-                id,
-                user: other,
-                action: ContactAction::Request,
-            })
-            .await;
-        assert!(!matches!(r, ServerFrame::Error { .. }), "{r:?}");
-    }
-    a.drain().await;
-    b.drain().await;
-    let conv = ConversationId::direct(&alice, &bob);
-    (a, b, alice, bob, conv)
-}
-
 #[tokio::test]
 async fn the_sender_sees_delivered_then_read_live_and_again_after_a_reconnect() {
     let mut config = fast_config();
@@ -171,7 +151,7 @@ async fn the_sender_sees_delivered_then_read_live_and_again_after_a_reconnect() 
         })
         .await
     {
-        ServerFrame::Messages { messages, .. } => assert_eq!(messages.len(), 2),
+        ServerFrame::Messages { messages, .. } => assert_eq!(messages.len(), 3, "hello, one, two"),
         other => panic!("{other:?}"),
     }
 }

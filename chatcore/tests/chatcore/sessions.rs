@@ -3,7 +3,7 @@
 use chatcore::account::Argon2Config;
 use chatcore::memory::MemoryMailer;
 use chatcore::model::{Content, ConversationId, UserId};
-use chatcore::protocol::{ClientFrame, ErrorCode, ServerFrame, PROTOCOL_VERSION};
+use chatcore::protocol::{ClientFrame, ContactAction, ErrorCode, ServerFrame, PROTOCOL_VERSION};
 use chatcore::server::{Clock, ManualClock};
 use chatcore::session::{connect_in_process, Disconnect, InProcess, PeerInfo};
 use chatcore::store::Quota;
@@ -209,6 +209,29 @@ pub(crate) async fn two_users(s: &Arc<Server>) -> (Client, Client, UserId, UserI
     let mut b = Client::connect(s).await;
     let bob = b.register("bob", "+442222222222").await;
     (a, b, alice, bob)
+}
+
+/// Alice and Bob, contacts, with their direct conversation and Alice's
+/// "hello" in it (seq 1); both connections drained.
+pub(crate) async fn contacts(s: &Arc<Server>) -> (Client, Client, UserId, UserId, ConversationId) {
+    let (mut a, mut b, alice, bob) = two_users(s).await;
+    for (c, other) in [(&mut a, &bob), (&mut b, &alice)] {
+        let other = other.clone();
+        let r = c
+            .req(|id| ClientFrame::Contact {
+                id,
+                user: other,
+                action: ContactAction::Request,
+            })
+            .await;
+        assert!(!matches!(r, ServerFrame::Error { .. }), "{r:?}");
+    }
+    let r = a.send(&bob, "hello", "hello").await;
+    assert!(matches!(r, ServerFrame::Sent { .. }), "{r:?}");
+    a.drain().await;
+    b.drain().await;
+    let conv = ConversationId::direct(&alice, &bob);
+    (a, b, alice, bob, conv)
 }
 
 #[tokio::test]

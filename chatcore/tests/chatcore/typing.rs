@@ -2,15 +2,13 @@
 //! the connection's budget; and that a slow connection drops typing rather
 //! than being closed for it.
 
-use std::sync::Arc;
-
 use chatcore::model::ConversationId;
-use chatcore::protocol::{ClientFrame, ContactAction, ErrorCode, ServerFrame, PROTOCOL_VERSION};
+use chatcore::protocol::{ClientFrame, ErrorCode, ServerFrame, PROTOCOL_VERSION};
 use chatcore::store::Quota;
 use chatcore::testkit::model::fast_config;
 use chatcore::{Backends, Server};
 
-use crate::sessions::{two_users, Client, PW};
+use crate::sessions::{contacts, two_users, Client, PW};
 
 fn code(f: &ServerFrame) -> Option<ErrorCode> {
     match f {
@@ -38,31 +36,10 @@ fn typings(frames: &[ServerFrame]) -> Vec<(String, bool)> {
         .collect()
 }
 
-/// Alice and Bob, contacts, with their direct conversation.
-async fn contacts(s: &Arc<Server>) -> (Client, Client, ConversationId) {
-    let (mut a, mut b, alice, bob) = two_users(s).await;
-    for (c, other) in [(&mut a, &bob), (&mut b, &alice)] {
-        let other = other.clone();
-        let r = c
-            .req(|id| ClientFrame::Contact {
-                id,
-                user: other,
-                action: ContactAction::Request,
-            })
-            .await;
-        assert!(!matches!(r, ServerFrame::Error { .. }), "{r:?}");
-    }
-    let r = a.send(&bob, "hello", "hello").await;
-    assert!(matches!(r, ServerFrame::Sent { .. }), "{r:?}");
-    a.drain().await;
-    b.drain().await;
-    (a, b, ConversationId::direct(&alice, &bob))
-}
-
 #[tokio::test]
 async fn a_member_who_types_is_shown_to_the_others_live_and_nothing_is_stored() {
     let s = Server::new(Backends::memory(), fast_config()).unwrap();
-    let (mut a, mut b, conv) = contacts(&s).await;
+    let (mut a, mut b, _, _, conv) = contacts(&s).await;
     let alice = a.user.clone().unwrap();
     assert!(matches!(
         a.req(typing(&conv, true)).await,
@@ -162,7 +139,7 @@ async fn outsiders_requests_and_blocks_carry_no_typing() {
 async fn a_version_4_client_gets_no_typing_push() {
     const { assert!(PROTOCOL_VERSION > 4) };
     let s = Server::new(Backends::memory(), fast_config()).unwrap();
-    let (mut a, b, conv) = contacts(&s).await;
+    let (mut a, b, _, _, conv) = contacts(&s).await;
     drop(b);
     let mut old = Client::connect_version(&s, 4).await;
     old.login("bob", PW).await;
@@ -197,7 +174,7 @@ async fn past_the_connections_budget_typing_is_dropped_not_refused() {
         window_ms: 60_000,
     };
     let s = Server::new(Backends::memory(), config).unwrap();
-    let (mut a, mut b, conv) = contacts(&s).await;
+    let (mut a, mut b, _, _, conv) = contacts(&s).await;
     for _ in 0..4 {
         assert!(matches!(
             a.req(typing(&conv, true)).await,
@@ -220,7 +197,7 @@ async fn a_slow_connection_drops_typing_and_stays_open() {
     let mut config = fast_config();
     config.outbound_queue = 4;
     let s = Server::new(Backends::memory(), config).unwrap();
-    let (mut a, mut b, conv) = contacts(&s).await;
+    let (mut a, mut b, _, _, conv) = contacts(&s).await;
     // Bob's connection reads nothing while Alice types a hundred times: its queue fills.
     let mut slow = Client::connect_from(&s, None, 1).await;
     slow.login("bob", PW).await;
