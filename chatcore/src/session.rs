@@ -193,7 +193,11 @@ where
     tokio::pin!(kicked);
 
     let reason = 'conn: loop {
-        let frames: Frames = tokio::select! {
+        // A user the directory view now lists: watched after this turn's
+        // frames are out (an await here, in the loop's own state, would
+        // keep the frames as room in every connection's future).
+        let mut new_user: Option<UserId> = None;
+        let turn = tokio::select! {
             biased;
             reason = &mut kicked => break reason,
             _ = poll_fn(|cx| match auth_deadline.as_mut() {
@@ -204,10 +208,9 @@ where
                 Some(event) => match s.on_event(&event) {
                     Ok(frames) => {
                         if let Event::NewUser(entry) = &*event {
-                            // Boxed: rare, and its state must not size the loop.
-                            Box::pin(s.watch_new_user(&entry.profile.user)).await;
+                            new_user = Some(entry.profile.user.clone());
                         }
-                        frames
+                        Turn::Frames(frames)
                     }
                     Err(reason) => break reason,
                 },
@@ -217,23 +220,25 @@ where
                 None => break Disconnect::ClientClosed,
                 Some(item) => {
                     server.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-                    // The handler's state and the effects' are each on
-                    // the heap, sized by the request alone: held here,
-                    // they would be room in every connection's future.
-                    let handled = match s.admit(item) {
-                        Ok(Admitted { id, name, handling }) => Ok((id, name, handling.await)),
-                        Err(refused) => Err(refused),
-                    };
-                    Frames::one(match handled {
-                        Ok((id, name, Ok(reply))) => {
-                            let applied = Box::pin(s.apply()).await;
-                            s.conclude(id, name, applied.map(|()| reply))
-                        }
-                        Ok((id, name, Err(e))) => s.conclude(id, name, Err(e)),
-                        Err(refused) => refused,
-                    })
+                    match s.admit(item) {
+                        Ok(admitted) => Turn::Request(admitted),
+                        Err(refused) => Turn::Frames(Frames::one(refused)),
+                    }
                 }
             },
+        };
+        // The request is awaited out here, not in the select's arm: there,
+        // the frame it was read from (and the select's output) would stay
+        // room in the state of every connection's future. The handler's
+        // state and the effects' are each on the heap, sized by the request.
+        // `{ turn }`: moved into the match, so its borrow of the session ends with it.
+        let request = match { turn } {
+            Turn::Frames(frames) => Err(frames),
+            Turn::Request(Admitted { id, name, handling }) => Ok((id, name, handling.await)),
+        };
+        let frames = match { request } {
+            Err(frames) => frames,
+            Ok((id, name, handled)) => Frames::one(Box::pin(s.finish(id, name, handled)).await),
         };
         // Each frame is taken only once the sink has room for it, and the
         // sink is flushed once for both: while a slow sink is awaited, the
@@ -268,6 +273,7 @@ where
             server.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
         }
         drop(more);
+        drop(frames);
         if queued {
             let flushed = or_kicked(&mut kicked, |cx| {
                 outgoing.poll_flush_unpin(cx).map_err(transport)
@@ -276,6 +282,10 @@ where
             if let Err(reason) = flushed {
                 break 'conn reason;
             }
+        }
+        if let Some(user) = new_user {
+            // Boxed: rare, and its state must not size the loop.
+            Box::pin(s.watch_new_user(&user)).await;
         }
         if s.auth.is_some() {
             auth_deadline = None;
@@ -391,6 +401,13 @@ impl Seen {
     }
 }
 
+/// What one turn of a connection's loop has to do: send frames (an event's,
+/// or a refusal's), or await a request first.
+enum Turn<'a> {
+    Frames(Frames),
+    Request(Admitted<'a>),
+}
+
 /// A request under way: its id and name (for the error frame and the log),
 /// and its handling, which borrows the session until it ends.
 struct Admitted<'a> {
@@ -503,6 +520,22 @@ impl Session {
 
     /// Concludes a request: the close it asks for (even when it failed),
     /// and its reply, or the error frame it ended with.
+    /// Applies what a request caused, if it succeeded, and makes its reply.
+    async fn finish(
+        &mut self,
+        id: u32,
+        name: &'static str,
+        handled: Result<ServerFrame, CoreError>,
+    ) -> ServerFrame {
+        match handled {
+            Ok(reply) => {
+                let applied = self.apply().await;
+                self.conclude(id, name, applied.map(|()| reply))
+            }
+            Err(e) => self.conclude(id, name, Err(e)),
+        }
+    }
+
     fn conclude(
         &mut self,
         id: u32,
