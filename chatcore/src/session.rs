@@ -197,48 +197,59 @@ where
         // frames are out (an await here, in the loop's own state, would
         // keep the frames as room in every connection's future).
         let mut new_user: Option<UserId> = None;
-        let turn = tokio::select! {
-            biased;
-            reason = &mut kicked => break reason,
-            _ = poll_fn(|cx| match auth_deadline.as_mut() {
-                Some(deadline) => deadline.as_mut().poll(cx),
-                None => Poll::Pending,
-            }), if s.auth.is_none() => break Disconnect::AuthTimeout,
-            event = rx.recv() => match event {
-                Some(event) => match s.on_event(&event) {
-                    Ok(frames) => {
-                        if let Event::NewUser(entry) = &*event {
-                            new_user = Some(entry.profile.user.clone());
-                        }
-                        Turn::Frames(frames)
-                    }
-                    Err(reason) => break reason,
-                },
-                None => continue,
-            },
-            item = incoming.next() => match item {
-                None => break Disconnect::ClientClosed,
-                Some(item) => {
-                    server.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
-                    match s.admit(item) {
-                        Ok(admitted) => Turn::Request(admitted),
-                        Err(refused) => Turn::Frames(Frames::one(refused)),
-                    }
-                }
-            },
-        };
-        // The request is awaited out here, not in the select's arm: there,
+        // The request is awaited below the select, not in its arm: there,
         // the frame it was read from (and the select's output) would stay
         // room in the state of every connection's future. The handler's
         // state and the effects' are each on the heap, sized by the request.
-        // `{ turn }`: moved into the match, so its borrow of the session ends with it.
-        let request = match { turn } {
-            Turn::Frames(frames) => Err(frames),
-            Turn::Request(Admitted { id, name, handling }) => Ok((id, name, handling.await)),
+        let turn = {
+            let mut request = None;
+            let frames = tokio::select! {
+                biased;
+                reason = &mut kicked => break reason,
+                _ = poll_fn(|cx| match auth_deadline.as_mut() {
+                    Some(deadline) => deadline.as_mut().poll(cx),
+                    None => Poll::Pending,
+                }), if s.auth.is_none() => break Disconnect::AuthTimeout,
+                event = rx.recv() => match event {
+                    Some(event) => match s.on_event(&event) {
+                        Ok(frames) => {
+                            if let Event::NewUser(entry) = &*event {
+                                new_user = Some(entry.profile.user.clone());
+                            }
+                            frames
+                        }
+                        Err(reason) => break reason,
+                    },
+                    None => continue,
+                },
+                item = incoming.next() => match item {
+                    None => break Disconnect::ClientClosed,
+                    Some(item) => {
+                        server.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
+                        match s.admit(item) {
+                            Ok(admitted) => {
+                                request = Some(admitted);
+                                Frames::NONE
+                            },
+                            Err(refused) => Frames::one(refused),
+                        }
+                    }
+                },
+            };
+            match request {
+                None => Ok(frames),
+                Some(Admitted { id, name, handling }) => {
+                    drop(frames);
+                    Err((id, name, handling.await))
+                }
+            }
         };
-        let frames = match { request } {
-            Err(frames) => frames,
-            Ok((id, name, handled)) => Frames::one(Box::pin(s.finish(id, name, handled)).await),
+        let frames = match turn {
+            Ok(frames) => frames,
+            Err(handled) => {
+                let (id, name, handled) = handled;
+                Frames::one(Box::pin(s.finish(id, name, handled)).await)
+            }
         };
         // Each frame is taken only once the sink has room for it, and the
         // sink is flushed once for both: while a slow sink is awaited, the
@@ -399,13 +410,6 @@ impl Seen {
             Presence::hidden(self.presence.user.clone())
         }
     }
-}
-
-/// What one turn of a connection's loop has to do: send frames (an event's,
-/// or a refusal's), or await a request first.
-enum Turn<'a> {
-    Frames(Frames),
-    Request(Admitted<'a>),
 }
 
 /// A request under way: its id and name (for the error frame and the log),
