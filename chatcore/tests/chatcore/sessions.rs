@@ -1259,3 +1259,23 @@ async fn connections_that_have_not_signed_in_are_capped() {
 
 #[path = "hardening.rs"]
 mod hardening;
+
+/// Every connection holds its `serve` future for its whole life, so its size
+/// is much of an idle connection's memory (docs/BENCHMARKS.md: 8 KiB per
+/// idle connection at most). An await that keeps a frame as room in the
+/// coroutine's state grows it by hundreds of bytes at once, as one did
+/// (1,360 bytes, then 2,400, now 1,616).
+#[test]
+fn an_idle_connections_future_stays_small() {
+    let s = Server::new(Backends::memory(), fast_config()).unwrap();
+    let incoming = futures_util::stream::pending();
+    let outgoing = futures_util::sink::drain::<ServerFrame>();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let serving = chatcore::session::serve(s, PeerInfo::new(None), incoming, outgoing, shutdown);
+    let size = std::mem::size_of_val(&serving);
+    assert!(
+        size <= 1_800,
+        "serve's future is {size} bytes: some await keeps more than it should \
+         (cargo +nightly rustc -p chatcore --lib -- -Zprint-type-sizes shows what)"
+    );
+}
