@@ -398,7 +398,7 @@ export type ClientFrame =
   | { type: "read"; id: number; conv: string; seq: number }
   /** The user writes in `conv` (or stopped): the other members who are connected get a `typing` push. */
   | { type: "typing"; id: number; conv: string; typing: boolean }
-  /** The other members' receipts in `conv` that rose after `since` (a previous reply's `until`; all when absent). */
+  /** The other members' receipts in `conv` that rose at or after `since` (a previous reply's `until`; all when absent). */
   | { type: "receipts"; id: number; conv: string; since?: number }
   | { type: "focus"; id: number; conv?: string }
   /** `list` absent: the main list. */

@@ -354,7 +354,7 @@ pub(crate) async fn read(
 }
 
 /// `receipts`: how far the caller's fellow members received and read
-/// `conv`, those that rose after `since`. A former member sees them as far
+/// `conv`, those that rose at or after `since`. A former member sees them as far
 /// as it could read; read marks are withheld from a caller that does not
 /// share its own; none in a direct conversation without receipts
 /// ([`shares_activity`]).

@@ -225,7 +225,7 @@ pub enum ClientFrame {
         seq: u64,
     },
     /// The receipts of `conv`'s members (how far each received and read it)
-    /// that rose after `since` (a previous reply's `until`; all of them when
+    /// that rose at or after `since` (a previous reply's `until`; all of them when
     /// absent). Reply: `receipts`.
     Receipts {
         /// Request id.

@@ -432,7 +432,7 @@ export type ClientFrame = {
     conv: string;
     typing: boolean;
 }
-/** The other members' receipts in `conv` that rose after `since` (a previous reply's `until`; all when absent). */
+/** The other members' receipts in `conv` that rose at or after `since` (a previous reply's `until`; all when absent). */
  | {
     type: "receipts";
     id: number;
