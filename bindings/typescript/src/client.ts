@@ -1159,12 +1159,8 @@ export class ChatClient {
       auth: true,
       retry: true,
     });
-    const rose = r.receipts.filter((info) => {
-      const was = this.receiptBook.get(conv, info.user);
-      return info.delivered > was.delivered || info.read > was.read || (info.read === 0 && was.read > 0);
-    });
-    this.receiptBook.take(conv, r.receipts, r.until, since === undefined);
-    for (const info of rose) this.emit("receipt", { conv, ...this.receiptBook.get(conv, info.user) });
+    const changed = this.receiptBook.take(conv, r.receipts, r.until, since === undefined);
+    for (const user of changed) this.emit("receipt", { conv, ...this.receiptBook.get(conv, user) });
     return this.receiptBook.marks(conv);
   }
 
@@ -1174,9 +1170,7 @@ export class ChatClient {
    * counts for "read by 3 of 7". Read marks count for nothing while this user does not share read receipts.
    */
   receiptOf(conv: string, seq: number, others: readonly string[]): MessageReceipt {
-    const status = this.receiptBook.status(conv, seq, others);
-    if (this.sessionValue?.privacy.read_receipts !== false) return status;
-    return { ...status, read: 0, state: status.of > 0 && status.delivered === status.of ? "delivered" : "sent" };
+    return this.receiptBook.status(conv, seq, others, this.sessionValue?.privacy.read_receipts !== false);
   }
 
   /**

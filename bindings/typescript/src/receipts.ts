@@ -65,14 +65,23 @@ export class ReceiptBook {
 
   /**
    * Takes a `receipts` answer: every receipt it lists, and its `until` for the next ask. `full`: the answer listed
-   * every receipt (asked without `since`), so read marks it shows as 0 are 0.
+   * every receipt (asked without `since`), so read marks it shows as 0 are 0. Returns the users whose marks changed.
    */
-  take(conv: string, receipts: readonly ReceiptInfo[], until: number, full: boolean): void {
+  take(conv: string, receipts: readonly ReceiptInfo[], until: number, full: boolean): string[] {
     const c = this.of(conv);
-    if (full) for (const m of c.marks.values()) if (m.read > 0 && !receipts.some((r) => r.user === m.user)) m.read = 0;
-    for (const r of receipts) this.apply(conv, r);
+    const changed = new Set<string>();
+    if (full) {
+      for (const m of c.marks.values()) {
+        if (m.read > 0 && !receipts.some((r) => r.user === m.user)) {
+          m.read = 0;
+          changed.add(m.user);
+        }
+      }
+    }
+    for (const r of receipts) if (this.apply(conv, r)) changed.add(r.user);
     c.until = until;
     c.asked = true;
+    return [...changed];
   }
 
   /**
@@ -105,15 +114,15 @@ export class ReceiptBook {
 
   /**
    * The state of a message at `seq` in `conv` as its sender sees it, among `others` (the conversation's members
-   * other than the sender).
+   * other than the sender). `reads`: whether read marks count (not while the sender shares no read receipts).
    */
-  status(conv: string, seq: number, others: readonly string[]): MessageReceipt {
+  status(conv: string, seq: number, others: readonly string[], reads = true): MessageReceipt {
     let delivered = 0;
     let read = 0;
     for (const user of others) {
       const m = this.get(conv, user);
       if (m.delivered >= seq) delivered++;
-      if (m.read >= seq) read++;
+      if (reads && m.read >= seq) read++;
     }
     const of = others.length;
     const state = of > 0 && read === of ? "read" : of > 0 && delivered === of ? "delivered" : "sent";

@@ -37,9 +37,9 @@ export declare class ReceiptBook {
     apply(conv: string, info: ReceiptInfo): boolean;
     /**
      * Takes a `receipts` answer: every receipt it lists, and its `until` for the next ask. `full`: the answer listed
-     * every receipt (asked without `since`), so read marks it shows as 0 are 0.
+     * every receipt (asked without `since`), so read marks it shows as 0 are 0. Returns the users whose marks changed.
      */
-    take(conv: string, receipts: readonly ReceiptInfo[], until: number, full: boolean): void;
+    take(conv: string, receipts: readonly ReceiptInfo[], until: number, full: boolean): string[];
     /**
      * The next ask of every conversation is for all of its receipts, not what rose since: read marks withheld from
      * this user (read receipts off) are shown again once it shares its own.
@@ -55,9 +55,9 @@ export declare class ReceiptBook {
     marks(conv: string): ReceiptInfo[];
     /**
      * The state of a message at `seq` in `conv` as its sender sees it, among `others` (the conversation's members
-     * other than the sender).
+     * other than the sender). `reads`: whether read marks count (not while the sender shares no read receipts).
      */
-    status(conv: string, seq: number, others: readonly string[]): MessageReceipt;
+    status(conv: string, seq: number, others: readonly string[], reads?: boolean): MessageReceipt;
     /** Forgets everything (a new user on this client). */
     clear(): void;
 }

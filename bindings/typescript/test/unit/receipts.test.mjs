@@ -32,11 +32,13 @@ test("answers: until is kept per conversation; a full answer clears read marks i
   assert.equal(book.until("d"), undefined);
   assert.deepEqual(book.asked(), []);
   book.apply("d", r("carol", 2, 2));
-  book.take("d", [r("bob", 7, 5)], 1000, true);
+  assert.deepEqual(book.take("d", [r("bob", 7, 5)], 1000, true), ["carol", "bob"], "who changed");
   assert.equal(book.until("d"), 1000);
   assert.deepEqual(book.asked(), ["d"]);
   assert.deepEqual(book.get("d", "carol"), r("carol", 2, 0), "not listed by a full answer: nothing read to show");
-  book.take("d", [r("bob", 8, 5)], 2000, false);
+  assert.deepEqual(book.take("d", [r("bob", 8, 5)], 2000, false), ["bob"]);
+  assert.deepEqual(book.take("d", [r("bob", 8, 5)], 3000, false), [], "told twice: nothing changed");
+  assert.deepEqual(book.status("d", 5, ["bob"], false), { state: "delivered", delivered: 1, read: 0, of: 1 }, "reads not counted");
   assert.deepEqual(book.marks("d"), [r("carol", 2, 0), r("bob", 8, 5)]);
   book.askAllAgain();
   assert.equal(book.until("d"), undefined);
