@@ -237,17 +237,16 @@ where
                 },
             };
             match request {
-                None => Ok(frames),
+                None => Turn::Send(frames),
                 Some(Admitted { id, name, handling }) => {
                     drop(frames);
-                    Err((id, name, handling.await))
+                    Turn::Handled(id, name, handling.await)
                 }
             }
         };
         let frames = match turn {
-            Ok(frames) => frames,
-            Err(handled) => {
-                let (id, name, handled) = handled;
+            Turn::Send(frames) => frames,
+            Turn::Handled(id, name, handled) => {
                 Frames::one(Box::pin(s.finish(id, name, handled)).await)
             }
         };
@@ -410,6 +409,14 @@ impl Seen {
             Presence::hidden(self.presence.user.clone())
         }
     }
+}
+
+/// What a turn of a connection's loop leaves to do before its frames go
+/// out: nothing (frames of an event, or a refusal), or a handled request's
+/// effects and reply.
+enum Turn {
+    Send(Frames),
+    Handled(u32, &'static str, Result<ServerFrame, CoreError>),
 }
 
 /// A request under way: its id and name (for the error frame and the log),
