@@ -262,8 +262,15 @@ fn escape(s: &str) -> String {
 
 /// A chat message to `to` (a full JID) with `id` and body `text`.
 pub(crate) fn encode_message(to: &str, id: &str, text: &str) -> Message {
+    encode_typed("chat", to, id, text)
+}
+
+/// A `<message>` of `kind` (`chat`, `groupchat`) to `to` with `id` and body `text`.
+fn encode_typed(kind: &str, to: &str, id: &str, text: &str) -> Message {
     let mut s = String::with_capacity(text.len() + 96);
-    s.push_str("<message type='chat' to='");
+    s.push_str("<message type='");
+    s.push_str(kind);
+    s.push_str("' to='");
     escape_into(&mut s, to);
     s.push_str("' id='");
     escape_into(&mut s, id);
@@ -280,15 +287,7 @@ pub(crate) fn room_jid(g: usize) -> String {
 
 /// A groupchat message to the room `room` (a bare JID) with `id` and body `text`.
 pub(crate) fn encode_groupchat(room: &str, id: &str, text: &str) -> Message {
-    let mut s = String::with_capacity(text.len() + 96);
-    s.push_str("<message type='groupchat' to='");
-    escape_into(&mut s, room);
-    s.push_str("' id='");
-    escape_into(&mut s, id);
-    s.push_str("'><body>");
-    escape_into(&mut s, text);
-    s.push_str("</body></message>");
-    Message::text(s)
+    encode_typed("groupchat", room, id, text)
 }
 
 /// The answer to the server's `<r/>`: stanzas handled so far.
