@@ -32,7 +32,7 @@ import { openCard } from "./card.js";
 import { openGroup } from "./group.js";
 import { openMute } from "./mute.js";
 import { richText } from "./richtext.js";
-import { loadReceipts, receiptOf, ticks } from "./receipts.js";
+import { loadReceipts, refreshTicks, ticks } from "./receipts.js";
 
 const PAGE = 30;
 
@@ -618,7 +618,7 @@ let refill = false;
 /**
  * One message of the window as rows: the day label or unread divider before it, if any, then the message or
  * notice. `key`: what the row shows (a cached node with the same key is reused); `make` builds it.
- * @typedef {{ rows: Array<{ key: string, make: () => HTMLElement }>, cost: number }} Unit
+ * @typedef {{ rows: Array<{ key: string, make: () => HTMLElement, refresh?: (el: HTMLElement) => void }>, cost: number }} Unit
  */
 
 function renderMessages() {
@@ -684,8 +684,10 @@ function renderMessages() {
       const { text, note } = readable(m);
       const mine = m.from === me.user;
       unit.rows.push({
-        key: `msg ${m.seq} ${run.follows} ${run.continues} ${readKey(m)}${named ? ` ${userName(m.from)}` : ""}${mine ? ` ${receiptOf(c, m.seq).key}` : ""}`,
+        key: `msg ${m.seq} ${run.follows} ${run.continues} ${readKey(m)}${named ? ` ${userName(m.from)}` : ""}`,
         make: () => bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text, note }, mine, undefined, run, named ? m.from : undefined, mine ? c : undefined),
+        // Ticks change in place: a row built again would be laid out anew, and one above the reader could move the view.
+        refresh: mine ? (el) => refreshTicks(el, c, m.seq) : undefined,
       });
       unit.cost = text.length;
     }
@@ -708,6 +710,7 @@ function renderMessages() {
     for (const r of units[i]?.rows ?? []) {
       const el = i >= a && i < b ? (cache.get(r.key) ?? r.make()) : cache.get(r.key);
       if (!el) continue;
+      if (i >= a && i < b) r.refresh?.(el);
       // Rows of the window left out of this render stay cached for the next.
       used.set(r.key, el);
       if (i >= a && i < b) items.push(el);

@@ -37,14 +37,26 @@ export function receiptOf(/** @type {import("./store.js").Conv} */ c, /** @type 
 
 /** The ticks of this user's message at `seq` in `c`: in a group, a button that lists who has it. */
 export function ticks(/** @type {import("./store.js").Conv} */ c, /** @type {number} */ seq) {
-  const { state: s, label } = receiptOf(c, seq);
+  const { state: s, label, key } = receiptOf(c, seq);
   const marks = s === "sent" ? "✓" : "✓✓";
-  if (c.kind !== "group") return h("span", { class: `ticks ${s}`, role: "img", "aria-label": label, title: label }, marks);
+  const dataset = { receipt: key };
+  if (c.kind !== "group") return h("span", { class: `ticks ${s}`, role: "img", "aria-label": label, title: label, dataset }, marks);
   return h(
     "button",
-    { type: "button", class: `ticks ${s}`, "aria-label": `${label}: who has it`, title: label, onclick: () => showWho(c, seq) },
+    { type: "button", class: `ticks ${s}`, "aria-label": `${label}: who has it`, title: label, onclick: () => showWho(c, seq), dataset },
     marks,
   );
+}
+
+/** Brings the ticks in the row `li` of this user's message at `seq` up to date, in place (the row is kept). */
+export function refreshTicks(/** @type {HTMLElement} */ li, /** @type {import("./store.js").Conv} */ c, /** @type {number} */ seq) {
+  const old = /** @type {HTMLElement | null} */ (li.querySelector(".ticks"));
+  if (!old || old.dataset.receipt === receiptOf(c, seq).key) return;
+  // The focus stays on a group's ticks button when it is replaced.
+  const focused = document.activeElement === old;
+  const now = ticks(c, seq);
+  old.replaceWith(now);
+  if (focused) now.focus();
 }
 
 /** "Read by Bob, Carol · Delivered to Dave · Not yet: Erin", for a group message. */
