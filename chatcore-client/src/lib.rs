@@ -878,6 +878,8 @@ impl Client {
         };
         match self
             .request(|id| ClientFrame::Send {
+                mentions: Vec::new(),
+                rel: None,
                 id,
                 conv,
                 to,

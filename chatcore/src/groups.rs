@@ -51,6 +51,10 @@ pub enum Action {
     /// Turns end-to-end encryption on (any member of a direct
     /// conversation, an admin of a group).
     Encrypt,
+    /// Sets the disappearing-message timer (any member of a direct
+    /// conversation, an admin of a group): one of
+    /// [`DISAPPEARING_TIMERS`](crate::model::DISAPPEARING_TIMERS), or off.
+    SetTimer(Option<Millis>),
 }
 
 /// Applies `action` by `actor` to `state` at time `now`: the state to store
@@ -64,7 +68,9 @@ pub fn apply(
     now: Millis,
     max_members: usize,
 ) -> Result<(ConversationState, Option<Content>), CoreError> {
-    if state.kind != ConversationKind::Group && action != Action::Encrypt {
+    if state.kind != ConversationKind::Group
+        && !matches!(action, Action::Encrypt | Action::SetTimer(_))
+    {
         return Err(CoreError::InvalidArgument {
             field: "conv".into(),
             message: "a direct conversation has no members or settings to change".into(),
@@ -247,6 +253,7 @@ pub fn apply(
             return Ok((next, None));
         }
         Action::Encrypt => return encrypt(state, actor),
+        Action::SetTimer(after) => return set_timer(state, actor, after),
     };
     next.last_seq = seq;
     Ok((next, Some(notice)))
@@ -274,6 +281,42 @@ fn encrypt(
     next.last_seq += 1;
     next.encrypted = true;
     Ok((next, Some(Content::EncryptionEnabled {})))
+}
+
+/// [`Action::SetTimer`], in a conversation of either kind.
+fn set_timer(
+    state: &ConversationState,
+    actor: &UserId,
+    after: Option<Millis>,
+) -> Result<(ConversationState, Option<Content>), CoreError> {
+    if after.is_some_and(|a| !crate::model::DISAPPEARING_TIMERS.contains(&a)) {
+        return Err(CoreError::InvalidArgument {
+            field: "expire_after".into(),
+            message: "the timer is 1 hour, 1 day, 1 week or 90 days, in milliseconds".into(),
+        });
+    }
+    let me = state
+        .member(actor)
+        .filter(|m| m.is_active())
+        .ok_or_else(not_a_member)?;
+    if state.kind == ConversationKind::Group {
+        at_least(me, Role::Admin)?;
+    }
+    if state.expire_after == after {
+        return Err(CoreError::Conflict {
+            field: "expire_after".into(),
+        });
+    }
+    let mut next = state.clone();
+    next.version += 1;
+    next.last_seq += 1;
+    next.expire_after = after;
+    Ok((
+        next,
+        Some(Content::TimerChanged {
+            expire_after: after,
+        }),
+    ))
 }
 
 /// The error for accepting or declining an invitation that is not there.

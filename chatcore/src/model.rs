@@ -116,6 +116,19 @@ impl ConversationId {
 /// Milliseconds since the Unix epoch, UTC. The one time type of the model.
 pub type Millis = i64;
 
+/// The most members one message mentions.
+pub const MAX_MENTIONS: usize = 50;
+
+/// The most reactions one member keeps on one message (live ones: a
+/// reaction taken back no longer counts).
+pub const MAX_REACTIONS: usize = 20;
+
+/// The disappearing-message timers a conversation may have, in
+/// milliseconds: 1 hour, 1 day, 1 week, 90 days (or none: off). A fixed
+/// set, as Signal and WhatsApp offer, so that every client can name it.
+pub const DISAPPEARING_TIMERS: [Millis; 4] =
+    [3_600_000, 86_400_000, 7 * 86_400_000, 90 * 86_400_000];
+
 /// Whether a conversation is between two users or a group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -223,6 +236,20 @@ pub enum Content {
     /// A seq the store had to leave without content (a writer claimed it and
     /// never wrote it). Keeps the log gap-free; clients show nothing.
     Void {},
+    /// No content: what a deletion leaves. The entry of a `delete` (its
+    /// [`Rel`] names the target) carries it, and so does every entry
+    /// whose content a deletion or the conversation's timer removed (the
+    /// tombstone keeps its seq, sender, time and relation).
+    Deleted {},
+    /// Notice: the sender set the conversation's disappearing-message
+    /// timer: messages sent from now on lose their content this long after
+    /// they were sent (`None`: off). See
+    /// [`DISAPPEARING_TIMERS`].
+    TimerChanged {
+        /// The timer in milliseconds; absent when turned off.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expire_after: Option<Millis>,
+    },
 }
 
 impl Content {
@@ -252,7 +279,61 @@ impl Content {
             Content::GroupUpdated { .. } => "group_updated",
             Content::EncryptionEnabled {} => "encryption_enabled",
             Content::Void {} => "void",
+            Content::Deleted {} => "deleted",
+            Content::TimerChanged { .. } => "timer_changed",
         }
+    }
+}
+
+/// How an entry relates to the message it points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelKind {
+    /// A message that quotes the target.
+    Reply,
+    /// A new content for the target, which the same sender sent.
+    Edit,
+    /// A reaction (one emoji) to the target.
+    Reaction,
+    /// The target's deletion for everyone (and with it, its edits and
+    /// reactions); the entry's content is [`Content::Deleted`].
+    Delete,
+}
+
+impl RelKind {
+    /// The `kind` tag, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelKind::Reply => "reply",
+            RelKind::Edit => "edit",
+            RelKind::Reaction => "reaction",
+            RelKind::Delete => "delete",
+        }
+    }
+
+    /// Whether an entry of this kind (`None`: no relation) is a message in
+    /// its own right, one that counts as unread and that others can point
+    /// at, rather than a change to another one.
+    pub fn stands_alone(kind: Option<RelKind>) -> bool {
+        matches!(kind, None | Some(RelKind::Reply))
+    }
+}
+
+/// What an entry points at: part of its envelope, which the server reads
+/// to route, authorise and store it, while its content may be ciphertext.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rel {
+    /// How it relates.
+    pub kind: RelKind,
+    /// The id of the message it points at, in the same conversation.
+    pub target: MessageId,
+}
+
+impl Rel {
+    /// A relation of `kind` to `target`.
+    pub fn new(kind: RelKind, target: MessageId) -> Self {
+        Self { kind, target }
     }
 }
 
@@ -276,8 +357,33 @@ pub struct Message {
     pub client_id: String,
     /// Server time of the append.
     pub ts: Millis,
+    /// The message this entry replies to, edits, reacts to or deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rel: Option<Rel>,
+    /// The members a group message mentions (they are alerted even where
+    /// they muted the group).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+    /// When the conversation's disappearing-message timer removes its
+    /// content (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
     /// The payload.
     pub content: Content,
+}
+
+impl Message {
+    /// Whether this is a message in its own right ([`Content::is_message`]
+    /// and [`RelKind::stands_alone`]): it counts as unread, can be replied
+    /// to, edited, reacted to and deleted.
+    pub fn stands_alone(&self) -> bool {
+        self.content.is_message() && RelKind::stands_alone(self.rel.as_ref().map(|r| r.kind))
+    }
+
+    /// The relation's kind, if any.
+    pub fn rel_kind(&self) -> Option<RelKind> {
+        self.rel.as_ref().map(|r| r.kind)
+    }
 }
 
 /// A user as the directory shows it.

@@ -301,9 +301,23 @@ fn signed_in<'a>(
             conv,
             to,
             client_id,
+            rel,
+            mentions,
             content,
         } => Box::pin(messaging::send(
-            s, caller, known_peer, out, id, conv, to, client_id, content,
+            s,
+            caller,
+            known_peer,
+            out,
+            id,
+            messaging::Outgoing {
+                conv,
+                to,
+                client_id,
+                rel,
+                mentions,
+                content,
+            },
         )),
         ClientFrame::History {
             id,
@@ -499,6 +513,11 @@ fn signed_in<'a>(
             Box::pin(to_device::ack(s, caller, out, id, messages))
         }
         ClientFrame::Encrypt { id, conv } => Box::pin(c::encrypt(s, caller, out, id, conv)),
+        ClientFrame::SetTimer {
+            id,
+            conv,
+            expire_after,
+        } => Box::pin(c::set_timer(s, caller, out, id, conv, expire_after)),
         ClientFrame::CreateBackup {
             id,
             algorithm,
@@ -614,12 +633,25 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
             conv,
             to,
             client_id,
+            rel,
+            mentions,
             content,
             ..
         } => {
             check("conv", conv.as_ref().map_or("", |c| c.as_str()), max)?;
             check("to", to.as_ref().map_or("", |u| u.as_str()), max)?;
             check("client_id", client_id, 128)?;
+            check("rel", rel.as_ref().map_or("", |r| r.target.as_str()), max)?;
+            if mentions.len() > crate::model::MAX_MENTIONS {
+                return Err(CoreError::TooLarge {
+                    field: "mentions".into(),
+                    message: format!(
+                        "a message mentions at most {} members",
+                        crate::model::MAX_MENTIONS
+                    ),
+                });
+            }
+            check_users("mentions", mentions, server)?;
             match content {
                 Content::Text { text } => check("text", text, server.config.max_text_bytes),
                 Content::Encrypted {
@@ -658,6 +690,7 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
         | ClientFrame::Unmute { conv, .. }
         | ClientFrame::Accept { conv, .. }
         | ClientFrame::Encrypt { conv, .. }
+        | ClientFrame::SetTimer { conv, .. }
         | ClientFrame::Decline { conv, .. } => check("conv", conv.as_str(), max),
         ClientFrame::SendToDevice {
             kind,

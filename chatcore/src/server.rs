@@ -130,6 +130,8 @@ pub struct Config {
     /// them, which may lag the one asked. Marks only rise, so a receipt
     /// read twice is harmless.
     pub receipt_overlap_ms: u64,
+    /// How long after sending it a message may be edited by its sender.
+    pub edit_window_ms: u64,
     /// Pushes buffered per connection; a connection that lets this many pile
     /// up is disconnected (it catches up by sync).
     pub outbound_queue: usize,
@@ -240,6 +242,7 @@ impl Default for Config {
             },
             typing_ttl_ms: 6000,
             receipt_overlap_ms: 10_000,
+            edit_window_ms: 24 * 60 * 60 * 1000,
             outbound_queue: 256,
             auth_timeout: Duration::from_secs(10),
             max_unauthenticated: 1000,

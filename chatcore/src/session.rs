@@ -652,7 +652,7 @@ impl Session {
                 });
                 if message.from != auth.user
                     && !*muted
-                    && message.content.is_message()
+                    && message.stands_alone()
                     && self.focus.as_ref() != Some(&message.conv)
                 {
                     frames.0[1] = Some(ServerFrame::Alert {

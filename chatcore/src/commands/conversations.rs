@@ -58,6 +58,7 @@ pub(crate) fn info(state: &ConversationState, me: &UserId) -> ConversationInfo {
         avatar: state.info.avatar.clone(),
         history_visible: state.info.history_visible,
         encrypted: state.encrypted,
+        expire_after: state.expire_after,
         created_at: state.created_at,
         members: state
             .active()
@@ -411,6 +412,29 @@ pub(crate) async fn change_group(
     })
 }
 
+/// `set_timer`: sets the disappearing-message timer. Setting the timer it
+/// has already is no change: `changed` with seq 0, as `encrypt` answers.
+pub(crate) async fn set_timer(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    conv: ConversationId,
+    expire_after: Option<Millis>,
+) -> Result<ServerFrame, CoreError> {
+    let seq = match change(s, caller, out, &conv, true, Action::SetTimer(expire_after)).await {
+        Ok((_, seq)) => seq,
+        Err(CoreError::Conflict { field }) if field == "expire_after" => None,
+        Err(e) => return Err(e),
+    };
+    Ok(ServerFrame::Changed {
+        id,
+        conv,
+        seq: seq.unwrap_or(0),
+        invited: Vec::new(),
+    })
+}
+
 /// `encrypt`: turns end-to-end encryption on, once and for good.
 pub(crate) async fn encrypt(
     s: &Server,
@@ -714,12 +738,15 @@ pub(crate) async fn conversations(
             role: mine.filter(|m| group && m.is_active()).map(|m| m.role),
             left: mine.is_some_and(|m| !m.is_active()),
             last_seq: c.readable(me).map_or(0, |r| r.1),
-            unread,
+            unread: unread.messages,
+            mentions: unread.mentions,
+            expire_after: c.expire_after,
             last: last.map(|m| LastEntry {
                 seq: m.seq,
                 ts: m.ts,
                 from: m.from.clone(),
                 kind: m.content.kind().to_owned(),
+                rel: m.rel_kind(),
                 preview: preview(&m),
             }),
             encrypted: c.encrypted,

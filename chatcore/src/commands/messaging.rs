@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use crate::commands::conversations::{direct_with, visible};
 use crate::error::CoreError;
-use crate::model::{Content, ConversationId, ConversationKind, Millis, Receipt, UserId};
+use crate::model::{
+    Content, ConversationId, ConversationKind, Message, Millis, Receipt, Rel, RelKind, Role,
+    UserId, MAX_REACTIONS,
+};
 use crate::protocol::{ReceiptInfo, ServerFrame, SharedMessage};
 use crate::request::{page, Caller, Out};
 use crate::server::Server;
@@ -51,20 +54,190 @@ pub(crate) async fn spend_send_budget(
     }
 }
 
+/// The longest reaction, in bytes: one grapheme cluster, which the longest
+/// emoji sequences (families, flags of regions) stay well within.
+const MAX_REACTION_BYTES: usize = 64;
+
+/// What a `send` asks to append.
+pub(crate) struct Outgoing {
+    pub(crate) conv: Option<ConversationId>,
+    pub(crate) to: Option<UserId>,
+    pub(crate) client_id: String,
+    pub(crate) rel: Option<Rel>,
+    pub(crate) mentions: Vec<UserId>,
+    pub(crate) content: Content,
+}
+
+/// The size a content counts against the send budget, once it is checked
+/// to be one a client may send with `rel`.
+fn checked_content(
+    caller: &Caller,
+    rel: Option<RelKind>,
+    content: &Content,
+) -> Result<usize, CoreError> {
+    match (rel, content) {
+        (Some(RelKind::Delete), Content::Deleted {}) => Ok(0),
+        (Some(RelKind::Delete), _) => Err(CoreError::InvalidArgument {
+            field: "content".into(),
+            message: "a deletion's content is {\"kind\": \"deleted\"}".into(),
+        }),
+        (Some(RelKind::Reaction), Content::Text { text }) => {
+            let mut clusters =
+                unicode_segmentation::UnicodeSegmentation::graphemes(text.as_str(), true);
+            let one =
+                clusters.next().is_some_and(|c| !c.trim().is_empty()) && clusters.next().is_none();
+            if !one || text.len() > MAX_REACTION_BYTES {
+                return Err(CoreError::InvalidArgument {
+                    field: "text".into(),
+                    message: "a reaction is one emoji".into(),
+                });
+            }
+            Ok(text.len())
+        }
+        (_, Content::Text { text }) if text.trim().is_empty() => Err(CoreError::InvalidArgument {
+            field: "text".into(),
+            message: "a message needs some text".into(),
+        }),
+        (_, Content::Text { text }) => Ok(text.len()),
+        (_, Content::Encrypted { ciphertext, .. }) => {
+            crate::e2e::check_encrypted(content, &caller.device)?;
+            Ok(ciphertext.len())
+        }
+        _ => Err(CoreError::InvalidArgument {
+            field: "content".into(),
+            message: format!("{} is written by the server, not sent", content.kind()),
+        }),
+    }
+}
+
+/// Checks that the caller may send an entry that `rel` points at another
+/// message of `state` with: the target exists and the caller may read it,
+/// and it is one that kind of entry may point at. Returns the entry the
+/// caller sent earlier with this `client_id` (a retry of a send that took
+/// effect), if any.
+async fn check_relation(
+    s: &Server,
+    caller: &Caller,
+    state: &ConversationState,
+    rel: &Rel,
+    client_id: &str,
+    now: Millis,
+) -> Result<Option<Message>, CoreError> {
+    let me = &caller.user;
+    let store = &s.backends.messages;
+    let target = store
+        .by_ids(&state.conv, std::slice::from_ref(&rel.target))
+        .await?
+        .pop();
+    let (first, last) = state.readable(me).unwrap_or((1, 0));
+    // A message the caller may not read is one it cannot name: not_found,
+    // as for one that does not exist (another conversation's included).
+    let Some(target) = target.filter(|t| (first..=last).contains(&t.seq)) else {
+        return Err(CoreError::NotFound("no such message".into()));
+    };
+    if rel.kind == RelKind::Reply {
+        return if target.stands_alone() {
+            Ok(None)
+        } else if target.content == (Content::Deleted {}) {
+            Err(CoreError::NotFound("the message was deleted".into()))
+        } else {
+            Err(CoreError::InvalidArgument {
+                field: "rel".into(),
+                message: "only a message can be replied to".into(),
+            })
+        };
+    }
+    // The caller's own edits, reactions and deletions of the target: a
+    // retry finds its first attempt here before any rule refuses it.
+    let mine = store
+        .related(&state.conv, std::slice::from_ref(&rel.target), Some(me))
+        .await?;
+    if let Some(earlier) = mine.iter().find(|m| m.client_id == client_id) {
+        return Ok(Some(earlier.clone()));
+    }
+    if target.content == (Content::Deleted {}) {
+        return Err(CoreError::NotFound("the message was deleted".into()));
+    }
+    let reaction = target.rel_kind() == Some(RelKind::Reaction);
+    if !target.stands_alone() && !(rel.kind == RelKind::Delete && reaction) {
+        return Err(CoreError::InvalidArgument {
+            field: "rel".into(),
+            message: format!("a {} cannot point at that entry", rel.kind.as_str()),
+        });
+    }
+    match rel.kind {
+        RelKind::Edit => {
+            if target.from != *me {
+                return Err(CoreError::Forbidden(
+                    "you can only edit your own messages".into(),
+                ));
+            }
+            let age = u64::try_from(now.saturating_sub(target.ts)).unwrap_or(0);
+            if age > s.config.edit_window_ms {
+                return Err(CoreError::Forbidden(
+                    "this message is too old to be edited".into(),
+                ));
+            }
+        }
+        RelKind::Reaction => {
+            let live = mine
+                .iter()
+                .filter(|m| m.rel_kind() == Some(RelKind::Reaction) && m.content.is_message())
+                .count();
+            if live >= MAX_REACTIONS {
+                return Err(CoreError::LimitReached(format!(
+                    "at most {MAX_REACTIONS} reactions to one message"
+                )));
+            }
+        }
+        RelKind::Delete => {
+            let admin = state.kind == ConversationKind::Group
+                && state
+                    .member(me)
+                    .is_some_and(|m| m.is_active() && m.role >= Role::Admin);
+            if target.from != *me && !admin {
+                return Err(CoreError::Forbidden(
+                    "you can only delete your own messages".into(),
+                ));
+            }
+        }
+        RelKind::Reply => {}
+    }
+    Ok(None)
+}
+
+/// `mentions` as stored: the current members among them but the sender,
+/// once each. A mention of someone who is not a member alerts nobody and
+/// would only tell the log a name: it is dropped.
+fn members_mentioned(
+    state: &ConversationState,
+    me: &UserId,
+    mut mentions: Vec<UserId>,
+) -> Vec<UserId> {
+    mentions.sort();
+    mentions.dedup();
+    mentions.retain(|u| u != me && state.has_member(u));
+    mentions
+}
+
 /// `known_peer`: the connection has sent to `to` before, so the user exists
 /// and is watched already.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn send(
     s: &Server,
     caller: &Caller,
     known_peer: bool,
     out: &mut Out,
     id: u32,
-    conv: Option<ConversationId>,
-    to: Option<UserId>,
-    client_id: String,
-    content: Content,
+    outgoing: Outgoing,
 ) -> Result<ServerFrame, CoreError> {
+    let Outgoing {
+        conv,
+        to,
+        client_id,
+        rel,
+        mentions,
+        content,
+    } = outgoing;
     let me = &caller.user;
     if client_id.trim().is_empty() {
         return Err(CoreError::InvalidArgument {
@@ -72,25 +245,7 @@ pub(crate) async fn send(
             message: "client_id must not be empty".into(),
         });
     }
-    let bytes = match &content {
-        Content::Text { text } if text.trim().is_empty() => {
-            return Err(CoreError::InvalidArgument {
-                field: "text".into(),
-                message: "a message needs some text".into(),
-            })
-        }
-        Content::Text { text } => text.len(),
-        Content::Encrypted { ciphertext, .. } => {
-            crate::e2e::check_encrypted(&content, &caller.device)?;
-            ciphertext.len()
-        }
-        _ => {
-            return Err(CoreError::InvalidArgument {
-                field: "content".into(),
-                message: format!("{} is written by the server, not sent", content.kind()),
-            })
-        }
-    };
+    let bytes = checked_content(caller, rel.as_ref().map(|r| r.kind), &content)?;
     let conv = match (conv, &to) {
         (Some(conv), None) => conv,
         (None, Some(to)) if to == me => {
@@ -99,7 +254,13 @@ pub(crate) async fn send(
                 message: "cannot send a message to yourself".into(),
             });
         }
-        (None, Some(to)) => ConversationId::direct(me, to),
+        (None, Some(to)) if rel.is_none() => ConversationId::direct(me, to),
+        (None, Some(_)) => {
+            return Err(CoreError::InvalidArgument {
+                field: "conv".into(),
+                message: "a message that points at another names its conv".into(),
+            })
+        }
         _ => {
             return Err(CoreError::InvalidArgument {
                 field: "conv".into(),
@@ -115,7 +276,28 @@ pub(crate) async fn send(
         // exists, and the conversation is opened if it is not yet.
         direct_with(s, caller, out, to, false).await?;
     }
-    let msg = NewMessage::new(conv.clone(), me.clone(), client_id, now, content);
+    // A plain message needs no reading of the conversation here (the store
+    // checks membership as it appends); one that points at another or
+    // mentions members does.
+    let mut mentioned = Vec::new();
+    if rel.is_some() || !mentions.is_empty() {
+        let (state, _) = readable(s, caller, out, &conv).await?;
+        if let Some(rel) = &rel {
+            if let Some(earlier) = check_relation(s, caller, &state, rel, &client_id, now).await? {
+                return Ok(ServerFrame::Sent {
+                    id,
+                    message_id: earlier.id,
+                    conv,
+                    seq: earlier.seq,
+                    ts: earlier.ts,
+                    duplicate: true,
+                });
+            }
+        }
+        mentioned = members_mentioned(&state, me, mentions);
+    }
+    let msg =
+        NewMessage::new(conv.clone(), me.clone(), client_id, now, content).related(rel, mentioned);
     let appended = match s.backends.messages.append(msg).await {
         Err(StoreError::NotMember) => {
             // A former member knows the conversation; anyone else learns
@@ -161,7 +343,8 @@ pub(crate) async fn send(
                 Topic::User(r.user.clone()),
                 Event::Message {
                     message: shared.clone(),
-                    muted: r.is_muted(now),
+                    // A mention alerts even where the group is muted.
+                    muted: r.is_muted(now) && !m.mentions.contains(&r.user),
                     origin: mine.then(|| caller.conn.clone()),
                 },
             );
@@ -199,12 +382,59 @@ pub(crate) async fn history(
         .await?;
     messages.retain(|m| m.seq >= first);
     let more = messages.first().is_some_and(|m| m.seq > first);
+    let related = related_to_page(s, &conv, &messages, (first, last)).await?;
     Ok(ServerFrame::Messages {
         id,
         conv,
         messages,
         more,
+        related,
     })
+}
+
+/// What a page of history needs beside it to show each message in its
+/// latest state: the messages it replies to that are not on it, and the
+/// edits, reactions and deletions of both, wherever they are in the log,
+/// as far as the reader may read (`readable`). Two store round trips, and
+/// none for a page without messages.
+async fn related_to_page(
+    s: &Server,
+    conv: &ConversationId,
+    page: &[Message],
+    readable: (u64, u64),
+) -> Result<Vec<Message>, CoreError> {
+    let (Some(lo), Some(hi)) = (page.first().map(|m| m.seq), page.last().map(|m| m.seq)) else {
+        return Ok(Vec::new());
+    };
+    let store = &s.backends.messages;
+    let on_page = |seq: u64| (lo..=hi).contains(&seq);
+    let shown = |seq: u64| (readable.0..=readable.1).contains(&seq) && !on_page(seq);
+    let quoted: Vec<crate::model::MessageId> = page
+        .iter()
+        .filter_map(|m| m.rel.as_ref().filter(|r| r.kind == RelKind::Reply))
+        .map(|r| r.target.clone())
+        .collect();
+    let mut related = if quoted.is_empty() {
+        Vec::new()
+    } else {
+        let mut found = store.by_ids(conv, &quoted).await?;
+        found.retain(|m| shown(m.seq));
+        found
+    };
+    let targets: Vec<crate::model::MessageId> = page
+        .iter()
+        .filter(|m| m.stands_alone())
+        .chain(related.iter())
+        .map(|m| m.id.clone())
+        .collect();
+    if !targets.is_empty() {
+        let mut about = store.related(conv, &targets, None).await?;
+        about.retain(|m| shown(m.seq));
+        related.extend(about);
+    }
+    related.sort_by_key(|m| m.seq);
+    related.dedup_by_key(|m| m.seq);
+    Ok(related)
 }
 
 pub(crate) async fn sync(

@@ -241,6 +241,8 @@ pub(crate) fn publish_invited(
             left: false,
             last_seq: 0,
             unread: 0,
+            mentions: 0,
+            expire_after: state.expire_after,
             last: None,
             encrypted: state.encrypted,
             muted: false,

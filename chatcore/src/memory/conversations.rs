@@ -2,14 +2,16 @@
 
 use async_trait::async_trait;
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use super::lock;
-use crate::model::{ConversationId, DeviceId, Message, Millis, Receipt, UserId};
+use crate::model::{
+    Content, ConversationId, DeviceId, Message, MessageId, Millis, Receipt, RelKind, UserId,
+};
 use crate::store::{
     Appended, Changed, ConversationState, Listing, Member, MessageStore, NewMessage, StoreError,
-    StoreResult,
+    StoreResult, Unread,
 };
 use crate::{IdMap, IdSet};
 
@@ -34,6 +36,8 @@ struct Inner {
     cursors: IdMap<(UserId, DeviceId), HashMap<ConversationId, u64>>,
     /// user -> conversation -> read marker (nested for clone-free lookups).
     read: IdMap<UserId, IdMap<ConversationId, u64>>,
+    /// The entries that expire, by when: `(expires_at, conv, seq)`.
+    expiring: BTreeSet<(Millis, ConversationId, u64)>,
 }
 
 struct Conv {
@@ -49,6 +53,13 @@ struct Conv {
     by_sender: Vec<(UserId, Vec<u64>)>,
     /// Each member's receipt, ordered by user (a few per conversation).
     receipts: Vec<Receipt>,
+    /// Message id -> seq.
+    by_id: IdMap<MessageId, u64>,
+    /// Target id -> the seqs of the edits, reactions and deletions that
+    /// point at it, ascending.
+    related: IdMap<MessageId, Vec<u64>>,
+    /// Each member's seqs of the messages that mention it, ascending.
+    mentions: Vec<(UserId, Vec<u64>)>,
 }
 
 impl Conv {
@@ -101,40 +112,112 @@ impl Conv {
             messages: Vec::new(),
             by_sender: Vec::new(),
             receipts: Vec::new(),
+            by_id: IdMap::default(),
+            related: IdMap::default(),
+            mentions: Vec::new(),
         }
     }
 
     /// Stores `msg` as the next entry.
     fn push(&mut self, msg: NewMessage) -> Arc<Message> {
         let seq = self.messages.len() as u64 + 1;
-        if msg.content.is_message() {
-            match self.by_sender.iter_mut().find(|(u, _)| *u == msg.from) {
-                Some((_, seqs)) => seqs.push(seq),
-                None => self.by_sender.push((msg.from.clone(), vec![seq])),
+        if msg.stands_alone() {
+            push_seq(&mut self.by_sender, &msg.from, seq);
+            for user in &msg.mentions {
+                push_seq(&mut self.mentions, user, seq);
             }
+        }
+        if let Some(rel) = msg.rel.as_ref().filter(|r| r.kind != RelKind::Reply) {
+            self.related
+                .entry(rel.target.clone())
+                .or_default()
+                .push(seq);
         }
         self.state.last_seq = seq;
         self.state.last_ts = self.state.last_ts.max(msg.ts);
-        let message = Arc::new(msg.into_message(seq));
+        let expires_at = self.state.expiry_of(&msg);
+        let message = Arc::new(msg.into_message(seq, expires_at));
+        self.by_id.insert(message.id.clone(), seq);
         self.messages.push(message.clone());
         message
     }
 
-    /// Messages by others than `user` with a seq in `lo..=hi`.
-    fn unread(&self, user: &UserId, lo: u64, hi: u64) -> u64 {
-        if hi < lo {
-            return 0;
+    /// The entry at `seq`.
+    fn at(&self, seq: u64) -> Option<&Arc<Message>> {
+        self.messages.get(seq_index(seq))
+    }
+
+    /// Removes the content of the entry at `seq` and of the edits and
+    /// reactions pointing at it; returns the entries it changed.
+    fn tombstone(&mut self, seq: u64) -> Vec<Arc<Message>> {
+        let Some(target) = self.at(seq).cloned() else {
+            return Vec::new();
+        };
+        let mut seqs = vec![seq];
+        if let Some(related) = self.related.get(&target.id) {
+            seqs.extend(related.iter().copied().filter(|&q| {
+                self.at(q).is_some_and(|m| {
+                    matches!(m.rel_kind(), Some(RelKind::Edit | RelKind::Reaction))
+                })
+            }));
         }
-        self.by_sender
+        let mut changed = Vec::new();
+        for q in seqs {
+            let i = seq_index(q);
+            let m = &self.messages[i];
+            if m.content == (Content::Deleted {}) {
+                continue;
+            }
+            let mut gone = Message::clone(m);
+            gone.content = Content::Deleted {};
+            gone.expires_at = None;
+            let gone = Arc::new(gone);
+            self.messages[i] = gone.clone();
+            changed.push(gone);
+        }
+        changed
+    }
+
+    /// Messages by others than `user` with a seq in `lo..=hi`, and how
+    /// many of them mention `user`.
+    fn unread(&self, user: &UserId, lo: u64, hi: u64) -> Unread {
+        let messages = self
+            .by_sender
             .iter()
             .filter(|(sender, _)| sender != user)
-            .map(|(_, seqs)| {
-                let from = seqs.partition_point(|&q| q < lo);
-                let to = seqs.partition_point(|&q| q <= hi);
-                (to - from) as u64
-            })
-            .sum()
+            .map(|(_, seqs)| count_in(seqs, lo, hi))
+            .sum();
+        // A member cannot mention itself to alert itself: its own
+        // messages are in neither count.
+        let mentions = self
+            .mentions
+            .iter()
+            .find(|(u, _)| u == user)
+            .map_or(0, |(_, seqs)| {
+                seqs.iter()
+                    .filter(|&&q| {
+                        (lo..=hi).contains(&q) && self.at(q).is_some_and(|m| m.from != *user)
+                    })
+                    .count() as u64
+            });
+        Unread::new(messages, mentions)
     }
+}
+
+/// Appends `seq` to `user`'s list in `lists`.
+fn push_seq(lists: &mut Vec<(UserId, Vec<u64>)>, user: &UserId, seq: u64) {
+    match lists.iter_mut().find(|(u, _)| u == user) {
+        Some((_, seqs)) => seqs.push(seq),
+        None => lists.push((user.clone(), vec![seq])),
+    }
+}
+
+/// How many of `seqs` (ascending) lie in `lo..=hi`.
+fn count_in(seqs: &[u64], lo: u64, hi: u64) -> u64 {
+    if hi < lo {
+        return 0;
+    }
+    (seqs.partition_point(|&q| q <= hi) - seqs.partition_point(|&q| q < lo)) as u64
 }
 
 fn recipients(state: &ConversationState) -> Arc<[Member]> {
@@ -149,8 +232,8 @@ impl MemoryMessageStore {
 }
 
 impl Inner {
-    /// Records the message under its sender's client id; `Err` with the
-    /// earlier message if the id was used.
+    /// Records the message under its sender's client id (replacing what
+    /// was there: a tombstone replaces the entry it was).
     fn remember(&mut self, message: &Arc<Message>) {
         self.by_client_id
             .entry(message.from.clone())
@@ -235,7 +318,24 @@ impl MessageStore for MemoryMessageStore {
         }
         let message = conv.push(msg);
         slot.insert(message.clone());
-        Ok(Appended::stored(message, conv.recipients.clone()))
+        let recipients = conv.recipients.clone();
+        let deleted = match &message.rel {
+            Some(rel) if rel.kind == RelKind::Delete => conv
+                .by_id
+                .get(&rel.target)
+                .copied()
+                .map(|seq| conv.tombstone(seq)),
+            _ => None,
+        };
+        if let Some(at) = message.expires_at {
+            inner
+                .expiring
+                .insert((at, message.conv.clone(), message.seq));
+        }
+        for gone in deleted.into_iter().flatten() {
+            inner.remember(&gone);
+        }
+        Ok(Appended::stored(message, recipients))
     }
 
     async fn change(
@@ -257,6 +357,7 @@ impl MessageStore for MemoryMessageStore {
         conv.state.blocked = state.blocked.clone();
         conv.state.pending = state.pending.clone();
         conv.state.encrypted |= state.encrypted;
+        conv.state.expire_after = state.expire_after;
         conv.state.version = state.version;
         conv.recipients = recipients(&conv.state);
         let message = notice.map(|n| conv.push(n));
@@ -319,6 +420,78 @@ impl MessageStore for MemoryMessageStore {
             .iter()
             .map(|m| Message::clone(m))
             .collect())
+    }
+
+    async fn by_ids(&self, conv: &ConversationId, ids: &[MessageId]) -> StoreResult<Vec<Message>> {
+        let s = lock(&self.inner);
+        let Some(c) = s.convs.get(conv) else {
+            return Ok(Vec::new());
+        };
+        let mut seqs: Vec<u64> = ids
+            .iter()
+            .filter_map(|id| c.by_id.get(id).copied())
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        Ok(seqs
+            .into_iter()
+            .filter_map(|q| c.at(q).map(|m| Message::clone(m)))
+            .collect())
+    }
+
+    async fn related(
+        &self,
+        conv: &ConversationId,
+        targets: &[MessageId],
+        from: Option<&UserId>,
+    ) -> StoreResult<Vec<Message>> {
+        let s = lock(&self.inner);
+        let Some(c) = s.convs.get(conv) else {
+            return Ok(Vec::new());
+        };
+        let mut seqs: Vec<u64> = targets
+            .iter()
+            .filter_map(|t| c.related.get(t))
+            .flatten()
+            .copied()
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        Ok(seqs
+            .into_iter()
+            .filter_map(|q| c.at(q))
+            .filter(|m| from.is_none_or(|f| m.from == *f))
+            .map(|m| Message::clone(m))
+            .collect())
+    }
+
+    async fn expire(&self, now: Millis, limit: usize) -> StoreResult<usize> {
+        let mut s = lock(&self.inner);
+        let inner = &mut *s;
+        let mut handled = 0;
+        while handled < limit {
+            let Some(first) = inner.expiring.first() else {
+                break;
+            };
+            if first.0 > now {
+                break;
+            }
+            let Some((_, conv, seq)) = inner.expiring.pop_first() else {
+                break;
+            };
+            let Some(c) = inner.convs.get_mut(&conv) else {
+                continue;
+            };
+            // An entry deleted meanwhile has no expiry left to handle.
+            if c.at(seq).is_none_or(|m| m.expires_at.is_none()) {
+                continue;
+            }
+            for gone in c.tombstone(seq) {
+                inner.remember(&gone);
+            }
+            handled += 1;
+        }
+        Ok(handled)
     }
 
     async fn read_after(
@@ -451,17 +624,21 @@ impl MessageStore for MemoryMessageStore {
             .unwrap_or_default())
     }
 
-    async fn unread(&self, user: &UserId, convs: &[&ConversationState]) -> StoreResult<Vec<u64>> {
+    async fn unread(
+        &self,
+        user: &UserId,
+        convs: &[&ConversationState],
+    ) -> StoreResult<Vec<Unread>> {
         let s = lock(&self.inner);
         let marks = s.read.get(user);
         Ok(convs
             .iter()
             .map(|state| {
                 let Some(c) = s.convs.get(&state.conv) else {
-                    return 0;
+                    return Unread::default();
                 };
                 let Some(m) = state.member(user) else {
-                    return 0;
+                    return Unread::default();
                 };
                 let read = marks.and_then(|r| r.get(&state.conv)).copied().unwrap_or(0);
                 let hi = m.left_seq.unwrap_or(c.state.last_seq);

@@ -116,6 +116,15 @@ const SENT_HEAD: [u8; 14] = encoded(&[Byte(0x87), Key("type"), Key("sent"), Key(
 /// with nothing written.
 pub(crate) fn write_msgpack(frame: &ServerFrame, out: &mut impl Write) -> std::io::Result<bool> {
     match frame {
+        // The head's field count is fixed: an entry with envelope fields
+        // beyond the plain message's goes through serde.
+        ServerFrame::Message { message }
+            if message.rel.is_some()
+                || !message.mentions.is_empty()
+                || message.expires_at.is_some() =>
+        {
+            Ok(false)
+        }
         ServerFrame::Message { message } => match &message.content {
             Content::Text { text } => {
                 write_message(message, &CONTENT_HEAD, out)?;

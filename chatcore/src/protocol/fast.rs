@@ -66,6 +66,8 @@ impl<'de> Visitor<'de> for FrameVisitor {
                     conv: b.conv,
                     to: b.to,
                     client_id: b.client_id,
+                    rel: None,
+                    mentions: Vec::new(),
                     content: b.content.0,
                 }
             }
@@ -357,6 +359,8 @@ pub(crate) fn decode_msgpack_send(bytes: &[u8]) -> Option<ClientFrame> {
         conv: conv.map(|c| ConversationId(c.to_owned())),
         to: to.map(|u| UserId(u.to_owned())),
         client_id: client_id?.to_owned(),
+        rel: None,
+        mentions: Vec::new(),
         content: content?,
     })
 }

@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use super::{ErrorCode, SharedMessage};
 use crate::model::{
     Audience, Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis,
-    Presence, Privacy, Profile, Role, UserId,
+    Presence, Privacy, Profile, Rel, RelKind, Role, UserId,
 };
 
 /// The protocol version this build speaks. A client announces its version in
@@ -169,7 +169,9 @@ pub enum ClientFrame {
     },
     /// Sends a message to a conversation (`conv`), or to a user (`to`): the
     /// direct conversation with them, opened by this first send if need
-    /// be. Exactly one of the two. Reply: `sent`, only once the store has it.
+    /// be. Exactly one of the two. With `rel`, the message replies to,
+    /// edits, reacts to or deletes (with the content `deleted`) another
+    /// message of the same conversation. Reply: `sent`, only once the store has it.
     Send {
         /// Request id.
         id: u32,
@@ -182,6 +184,12 @@ pub enum ClientFrame {
         /// The client's unique id for this message; resending with the same
         /// `client_id` is answered with the first send's `sent`, never stored twice.
         client_id: String,
+        /// The message it points at, and how.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rel: Option<Rel>,
+        /// Members of the group it mentions (at most 50).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<UserId>,
         /// The payload.
         content: Content,
     },
@@ -306,6 +314,18 @@ pub enum ClientFrame {
         id: u32,
         /// The conversation (the caller is or was a member).
         conv: ConversationId,
+    },
+    /// Sets the conversation's disappearing-message timer (any member of a
+    /// direct conversation, admins of a group): one of 1 hour, 1 day, 1
+    /// week, 90 days in milliseconds, or absent to turn it off. Reply: `changed`.
+    SetTimer {
+        /// Request id.
+        id: u32,
+        /// The conversation.
+        conv: ConversationId,
+        /// The timer; absent: off.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expire_after: Option<Millis>,
     },
     /// Changes a group's settings (admins); absent fields stay. Reply: `changed`.
     UpdateGroup {
@@ -981,6 +1001,7 @@ impl ClientFrame {
             | ClientFrame::CreateGroup { id, .. }
             | ClientFrame::GetConversation { id, .. }
             | ClientFrame::UpdateGroup { id, .. }
+            | ClientFrame::SetTimer { id, .. }
             | ClientFrame::AddMembers { id, .. }
             | ClientFrame::RemoveMember { id, .. }
             | ClientFrame::Leave { id, .. }
@@ -1044,6 +1065,7 @@ impl ClientFrame {
             ClientFrame::CreateGroup { .. } => "create_group",
             ClientFrame::GetConversation { .. } => "get_conversation",
             ClientFrame::UpdateGroup { .. } => "update_group",
+            ClientFrame::SetTimer { .. } => "set_timer",
             ClientFrame::AddMembers { .. } => "add_members",
             ClientFrame::RemoveMember { .. } => "remove_member",
             ClientFrame::Leave { .. } => "leave",
@@ -1118,6 +1140,12 @@ pub struct ConversationSummary {
     pub last_seq: u64,
     /// Messages from others after the caller's read marker.
     pub unread: u64,
+    /// How many of those mention the caller.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mentions: u64,
+    /// The disappearing-message timer, in milliseconds; absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_after: Option<Millis>,
     /// The newest entry the caller may read, for a preview.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<LastEntry>,
@@ -1158,6 +1186,9 @@ pub struct LastEntry {
     pub from: UserId,
     /// Its content's `kind` (`text`, or a notice's kind).
     pub kind: String,
+    /// How it relates to an earlier message (an edit, a reaction, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rel: Option<RelKind>,
     /// The start of the text, when the content is plain text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
@@ -1210,6 +1241,9 @@ pub struct ConversationInfo {
     /// content).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub encrypted: bool,
+    /// The disappearing-message timer, in milliseconds; absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_after: Option<Millis>,
     /// When it was created.
     pub created_at: Millis,
     /// The current members, longest-serving first.
@@ -1326,6 +1360,13 @@ pub enum ServerFrame {
         messages: Vec<Message>,
         /// Whether older messages exist before this page.
         more: bool,
+        /// What the page's messages need to be shown in their latest
+        /// state, from anywhere in the log the caller may read: the edits,
+        /// reactions and deletions pointing at them, and the messages
+        /// they reply to that are not on the page (with those messages'
+        /// own edits and deletions); ascending by seq.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        related: Vec<Message>,
     },
     /// Reply to `sync`: unacknowledged messages, ascending by seq within each conversation.
     Synced {
@@ -1659,4 +1700,8 @@ impl ServerFrame {
             retry_after_ms: None,
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

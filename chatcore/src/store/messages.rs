@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::StoreResult;
 use crate::model::{
-    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Receipt, Role,
-    UserId,
+    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Receipt, Rel,
+    RelKind, Role, UserId,
 };
 
 /// An entry to append (a message, or a notice the server writes); the
@@ -23,6 +23,10 @@ pub struct NewMessage {
     pub client_id: String,
     /// Server time.
     pub ts: Millis,
+    /// What it points at (reply, edit, reaction, deletion), if anything.
+    pub rel: Option<Rel>,
+    /// The members it mentions.
+    pub mentions: Vec<UserId>,
     /// Payload.
     pub content: Content,
 }
@@ -42,8 +46,24 @@ impl NewMessage {
             from,
             client_id,
             ts,
+            rel: None,
+            mentions: Vec::new(),
             content,
         }
+    }
+
+    /// The same, pointing at a message (`rel`) and mentioning members.
+    pub fn related(mut self, rel: Option<Rel>, mentions: Vec<UserId>) -> Self {
+        self.rel = rel;
+        self.mentions = mentions;
+        self
+    }
+
+    /// Whether it is a message in its own right, which counts as unread
+    /// ([`Message::stands_alone`]); stores keep this beside the entry, as
+    /// they cannot read an encrypted content.
+    pub fn stands_alone(&self) -> bool {
+        self.content.is_message() && RelKind::stands_alone(self.rel.as_ref().map(|r| r.kind))
     }
 
     /// A notice by `from` (the user who made the change): its client id is
@@ -56,12 +76,15 @@ impl NewMessage {
             conv,
             from,
             ts,
+            rel: None,
+            mentions: Vec::new(),
             content,
         }
     }
 
-    /// The stored message this becomes at `seq`.
-    pub fn into_message(self, seq: u64) -> Message {
+    /// The stored message this becomes at `seq`, losing its content at
+    /// `expires_at` ([`ConversationState::expiry_of`]).
+    pub fn into_message(self, seq: u64, expires_at: Option<Millis>) -> Message {
         Message {
             id: self.id,
             conv: self.conv,
@@ -69,6 +92,9 @@ impl NewMessage {
             from: self.from,
             client_id: self.client_id,
             ts: self.ts,
+            rel: self.rel,
+            mentions: self.mentions,
+            expires_at,
             content: self.content,
         }
     }
@@ -106,6 +132,23 @@ impl Appended {
             duplicate: true,
             recipients: Arc::new([]),
         }
+    }
+}
+
+/// What [`MessageStore::unread`] counts in one conversation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unread {
+    /// Messages from others above the user's read marker.
+    pub messages: u64,
+    /// How many of them mention the user.
+    pub mentions: u64,
+}
+
+impl Unread {
+    /// `messages` unread, `mentions` of them mentioning the user.
+    pub fn new(messages: u64, mentions: u64) -> Self {
+        Self { messages, mentions }
     }
 }
 
@@ -276,9 +319,27 @@ pub struct ConversationState {
     /// with [`StoreError::Encrypted`](super::StoreError::Encrypted). Set
     /// through [`MessageStore::change`]; a change never clears it.
     pub encrypted: bool,
+    /// The disappearing-message timer (one of
+    /// [`DISAPPEARING_TIMERS`](crate::model::DISAPPEARING_TIMERS); `None`:
+    /// off): [`MessageStore::append`] stamps each entry with content
+    /// ([`Content::is_message`]) to expire this long after it was sent
+    /// ([`ConversationState::expiry_of`]). Set through [`MessageStore::change`].
+    pub expire_after: Option<Millis>,
 }
 
 impl ConversationState {
+    /// When `msg`, appended now, loses its content: its time plus the
+    /// timer, for entries that have a content to lose. Counting from the
+    /// send, not the reading (as WhatsApp does): the server can enforce
+    /// one time for every member of a group, and no receipt need be read
+    /// to remove a content.
+    pub fn expiry_of(&self, msg: &NewMessage) -> Option<Millis> {
+        let after = self.expire_after?;
+        msg.content
+            .is_message()
+            .then(|| msg.ts.saturating_add(after))
+    }
+
     /// A new direct conversation between `a` and `b`, without entries.
     pub fn direct(a: &UserId, b: &UserId, now: Millis) -> Self {
         Self {
@@ -297,6 +358,7 @@ impl ConversationState {
             blocked: Vec::new(),
             pending: Vec::new(),
             encrypted: false,
+            expire_after: None,
         }
     }
 
@@ -323,6 +385,7 @@ impl ConversationState {
             blocked: Vec::new(),
             pending: Vec::new(),
             encrypted: false,
+            expire_after: None,
         }
     }
 
@@ -434,11 +497,20 @@ pub trait MessageStore: Send + Sync {
     /// land, `Blocked` if the conversation is blocked, `NotAccepted` if
     /// `from` has not accepted it ([`ConversationState::pending`]),
     /// `Encrypted` if the content is plain text and the conversation is
-    /// encrypted ([`ConversationState::encrypted`]). When this returns `Ok`, the message survives a crash.
+    /// encrypted ([`ConversationState::encrypted`]). The entry expires
+    /// when [`ConversationState::expiry_of`] says, by the stored state.
+    ///
+    /// An entry whose relation is a [`RelKind::Delete`] also removes, in
+    /// the same atomic step, the content of its target and of every edit
+    /// and reaction pointing at that target: each becomes
+    /// [`Content::Deleted`] without `expires_at`, keeping its id, seq,
+    /// sender, time, relation and mentions. The caller has checked that
+    /// the deletion is allowed; the store checks only what it checks for
+    /// any entry. When this returns `Ok`, the message survives a crash.
     async fn append(&self, msg: NewMessage) -> StoreResult<Appended>;
 
     /// Replaces the settings, members, invite, blocks, pending users and
-    /// encryption of `state.conv` with those of `state`, if the stored conversation's `version` is still
+    /// encryption and disappearing-message timer of `state.conv` with those of `state`, if the stored conversation's `version` is still
     /// `state.version - 1` and, when `notice` is given, its head is still
     /// `state.last_seq - 1`: the notice is then appended at
     /// `state.last_seq`, in the same atomic step. [`Changed::Stale`]
@@ -469,6 +541,31 @@ pub trait MessageStore: Send + Sync {
         before: Option<u64>,
         limit: usize,
     ) -> StoreResult<Vec<Message>>;
+
+    /// The entries of `conv` with these ids, ascending by seq; ids it does
+    /// not hold are left out. One store round trip for the whole list.
+    async fn by_ids(&self, conv: &ConversationId, ids: &[MessageId]) -> StoreResult<Vec<Message>>;
+
+    /// The edits, reactions and deletions in `conv` that point at one of
+    /// `targets` (sent by `from`, when given), ascending by seq; not the
+    /// replies, which are messages of their own. One store round trip for
+    /// the whole list: what a page of history needs to show each message
+    /// in its latest state with its reactions.
+    async fn related(
+        &self,
+        conv: &ConversationId,
+        targets: &[MessageId],
+        from: Option<&UserId>,
+    ) -> StoreResult<Vec<Message>>;
+
+    /// Removes the content of up to `limit` entries whose `expires_at` is
+    /// at or before `now`, in any conversation, and of the edits and
+    /// reactions pointing at them, as a deletion does (the entries stay,
+    /// [`Content::Deleted`] without `expires_at`). Returns how many
+    /// expired entries it handled (not counting their edits and reactions):
+    /// fewer than `limit` when no more are due. Found through an index,
+    /// not a scan of every message.
+    async fn expire(&self, now: Millis, limit: usize) -> StoreResult<usize>;
 
     /// Up to `limit` entries of `conv` with `seq > after`, ascending, with
     /// no gap: they stop before a seq that is claimed but not yet written.
@@ -547,11 +644,14 @@ pub trait MessageStore: Send + Sync {
     /// lost (marks only rise, so twice is harmless).
     async fn receipts(&self, conv: &ConversationId, since: Millis) -> StoreResult<Vec<Receipt>>;
 
-    /// For each conversation, how many messages (not notices) others sent
-    /// that `user` may read above its read marker: from its joining (the
-    /// `joined_seq` of its membership in the given state) to its leaving
-    /// (`left_seq`), or to the stored head while it is a member. One store
-    /// round trip or two for the whole list; in the order given; 0 for a
-    /// conversation the user never belonged to.
-    async fn unread(&self, user: &UserId, convs: &[&ConversationState]) -> StoreResult<Vec<u64>>;
+    /// For each conversation, how many messages others sent that `user`
+    /// may read above its read marker (entries that
+    /// [`stand alone`](NewMessage::stands_alone): not notices, edits,
+    /// reactions or deletions), and how many of those mention `user`: from
+    /// its joining (the `joined_seq` of its membership in the given state)
+    /// to its leaving (`left_seq`), or to the stored head while it is a
+    /// member. One store round trip or two for the whole list; in the
+    /// order given; zero for a conversation the user never belonged to.
+    async fn unread(&self, user: &UserId, convs: &[&ConversationState])
+        -> StoreResult<Vec<Unread>>;
 }

@@ -29,7 +29,7 @@ pub use limiter::{Quota, RateLimiter};
 pub use mailer::{Mail, Mailer};
 pub use messages::{
     Appended, Changed, ConversationState, GroupInfo, Listing, Member, MessageStore, NewMessage,
-    Pending,
+    Pending, Unread,
 };
 pub use presence::PresenceStore;
 pub use reports::{Report, ReportStore};

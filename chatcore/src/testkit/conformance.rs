@@ -29,7 +29,9 @@ macro_rules! cases {
     ($($name:ident),* $(,)?) => {
         /// Every case, by name.
         pub fn cases() -> Vec<(&'static str, Case)> {
-            vec![$((stringify!($name), (|b| Box::pin($name(b))) as Case)),*]
+            let mut cases = vec![$((stringify!($name), (|b| Box::pin($name(b))) as Case)),*];
+            cases.extend(super::life::cases());
+            cases
         }
     };
 }
@@ -118,7 +120,7 @@ pub async fn run_all(factory: &dyn Factory) {
     );
 }
 
-const T0: Millis = 1_700_000_000_000;
+pub(super) const T0: Millis = 1_700_000_000_000;
 
 fn new_user(name: &str) -> NewUser {
     NewUser::new(
@@ -141,11 +143,11 @@ fn fxhash(s: &str) -> u64 {
     })
 }
 
-fn text(t: &str) -> Content {
+pub(super) fn text(t: &str) -> Content {
     Content::Text { text: t.to_owned() }
 }
 
-fn msg(
+pub(super) fn msg(
     conv: &ConversationId,
     from: &UserId,
     _to: &UserId,
@@ -162,7 +164,7 @@ fn msg(
 }
 
 /// Two new users and their direct conversation, opened.
-async fn pair_in(b: &Backends) -> (UserId, UserId, ConversationId) {
+pub(super) async fn pair_in(b: &Backends) -> (UserId, UserId, ConversationId) {
     let (a, z) = (UserId::generate(), UserId::generate());
     let c = open(b, &a, &z).await;
     (a, z, c)
@@ -181,7 +183,7 @@ async fn open(b: &Backends, a: &UserId, z: &UserId) -> ConversationId {
 async fn unread_of(b: &Backends, user: &UserId, conv: &ConversationId) -> u64 {
     let state = b.messages.conversation(conv).await.unwrap();
     match state {
-        Some(s) => b.messages.unread(user, &[&s]).await.unwrap()[0],
+        Some(s) => b.messages.unread(user, &[&s]).await.unwrap()[0].messages,
         None => 0,
     }
 }
@@ -1395,7 +1397,7 @@ async fn broker_delivers_to_the_attached_handler(b: Backends) {
 
 /// A group of `owner` and `others` (members from seq 1), stored with its
 /// creation notice.
-async fn group_of(b: &Backends, owner: &UserId, others: &[UserId]) -> ConversationState {
+pub(super) async fn group_of(b: &Backends, owner: &UserId, others: &[UserId]) -> ConversationState {
     let info = crate::groups::info("Tea".into(), String::new(), None);
     let mut state = ConversationState::group(owner, others, info, T0);
     let created = NewMessage::notice(
@@ -1812,7 +1814,14 @@ async fn conversations_unread_counts_messages_in_the_members_window(b: Backends)
     let counts = |u: UserId| {
         let (state, direct) = (state.clone(), direct.clone());
         let m = b.messages.clone();
-        async move { m.unread(&u, &[&state, &direct]).await.unwrap() }
+        async move {
+            m.unread(&u, &[&state, &direct])
+                .await
+                .unwrap()
+                .iter()
+                .map(|n| n.messages)
+                .collect::<Vec<_>>()
+        }
     };
     assert_eq!(
         counts(owner.clone()).await,

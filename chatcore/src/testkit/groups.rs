@@ -588,6 +588,8 @@ impl World {
                 let client_id = format!("s{}", self.step);
                 let (reply, out) = self
                     .req(user, |id| ClientFrame::Send {
+                        mentions: Vec::new(),
+                        rel: None,
                         id,
                         conv: Some(conv),
                         to: None,

@@ -33,6 +33,7 @@ pub mod conformance;
 pub mod decoding;
 pub mod groups;
 pub mod keys;
+mod life;
 pub mod model;
 pub mod samples;
 pub mod to_device;

@@ -422,6 +422,8 @@ impl World {
         let cid = client_id.clone();
         let reply = self
             .request(from, dev, |id| ClientFrame::Send {
+                mentions: Vec::new(),
+                rel: None,
                 id,
                 conv: None,
                 to: Some(to_id),

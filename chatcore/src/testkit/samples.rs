@@ -59,6 +59,9 @@ fn notice_frame(seq: u64, content: Content) -> ServerFrame {
     let id = format!("0190f7a3-0000-7000-8000-0000000000{seq:02}");
     ServerFrame::Message {
         message: Message {
+            expires_at: None,
+            mentions: Vec::new(),
+            rel: None,
             id: MessageId::from(id.as_str()),
             conv: group(),
             seq,
@@ -74,6 +77,9 @@ fn notice_frame(seq: u64, content: Content) -> ServerFrame {
 /// A notice: Alice added Carol to the group.
 fn notice() -> Message {
     Message {
+        expires_at: None,
+        mentions: Vec::new(),
+        rel: None,
         id: MessageId::from("0190f7a3-0000-7000-8000-00000000000b"),
         conv: group(),
         seq: 7,
@@ -88,6 +94,9 @@ fn notice() -> Message {
 
 fn message() -> Message {
     Message {
+        expires_at: None,
+        mentions: Vec::new(),
+        rel: None,
         id: MessageId::from("0190f7a3-0000-7000-8000-00000000000a"),
         conv: conv(),
         seq: 42,
@@ -208,7 +217,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             about: Some("Curiouser and curiouser".into()),
             avatar: Some("0190f7a2a11cavatar00000000a11c0".into()),
         },
-        ClientFrame::Send {
+        ClientFrame::Send { mentions: Vec::new(), rel: None,
             id: 12,
             conv: None,
             to: Some(bob()),
@@ -384,7 +393,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             }],
             conv: Some(conv()),
         },
-        ClientFrame::Send {
+        ClientFrame::Send { mentions: Vec::new(), rel: None,
             id: 45,
             conv: Some(conv()),
             to: None,
@@ -553,7 +562,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
             ts: 1_732_540_800_000,
             duplicate: false,
         },
-        ServerFrame::Messages {
+        ServerFrame::Messages { related: Vec::new(),
             id: 13,
             conv: conv(),
             messages: vec![message()],
@@ -567,7 +576,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
         ServerFrame::Conversations {
             id: 18,
             conversations: vec![
-                ConversationSummary {
+                ConversationSummary { expire_after: None, mentions: 0,
                     conv: conv(),
                     kind: ConversationKind::Direct,
                     title: None,
@@ -578,7 +587,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     left: false,
                     last_seq: 42,
                     unread: 3,
-                    last: Some(LastEntry {
+                    last: Some(LastEntry { rel: None,
                         seq: 42,
                         ts: 1_732_540_800_000,
                         from: alice(),
@@ -590,7 +599,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     muted_until: None,
                     request: None,
                 },
-                ConversationSummary {
+                ConversationSummary { expire_after: None, mentions: 0,
                     conv: group(),
                     kind: ConversationKind::Group,
                     title: Some("Tea party".into()),
@@ -601,7 +610,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     left: false,
                     last_seq: 7,
                     unread: 0,
-                    last: Some(LastEntry {
+                    last: Some(LastEntry { rel: None,
                         seq: 7,
                         ts: 1_732_540_900_000,
                         from: alice(),
@@ -613,7 +622,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     muted_until: Some(1_732_627_200_000),
                     request: None,
                 },
-                ConversationSummary {
+                ConversationSummary { expire_after: None, mentions: 0,
                     conv: ConversationId::from("g:0190f7a4-2222-7000-8000-0000000009a1"),
                     kind: ConversationKind::Group,
                     title: Some("Croquet".into()),
@@ -635,7 +644,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
         },
         ServerFrame::Conversation {
             id: 21,
-            conversation: Box::new(ConversationInfo {
+            conversation: Box::new(ConversationInfo { expire_after: None,
                 conv: group(),
                 kind: ConversationKind::Group,
                 title: Some("Tea party".into()),
@@ -799,7 +808,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
         },
         ServerFrame::Conversations {
             id: 38,
-            conversations: vec![ConversationSummary {
+            conversations: vec![ConversationSummary { expire_after: None, mentions: 0,
                 conv: conv(),
                 kind: ConversationKind::Direct,
                 title: None,
@@ -810,7 +819,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 left: false,
                 last_seq: 1,
                 unread: 1,
-                last: Some(LastEntry {
+                last: Some(LastEntry { rel: None,
                     seq: 1,
                     ts: 1_732_541_100_000,
                     from: bob(),
@@ -828,7 +837,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
             next: None,
         },
         ServerFrame::Invited {
-            conversation: Box::new(ConversationSummary {
+            conversation: Box::new(ConversationSummary { expire_after: None, mentions: 0,
                 conv: group(),
                 kind: ConversationKind::Group,
                 title: Some("Tea party".into()),

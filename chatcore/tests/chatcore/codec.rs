@@ -295,6 +295,8 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
             ),
         (id, uid(), s(), content()).prop_map(|(id, to, client_id, content)| {
             ClientFrame::Send {
+                mentions: Vec::new(),
+                rel: None,
                 id,
                 conv: None,
                 to: Some(to),
@@ -370,6 +372,9 @@ fn message() -> impl Strategy<Value = Message> {
         content(),
     )
         .prop_map(|(id, conv, seq, from, client_id, ts, content)| Message {
+            expires_at: None,
+            mentions: Vec::new(),
+            rel: None,
             id: MessageId(id),
             conv,
             seq,
@@ -403,6 +408,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             any::<bool>()
         )
             .prop_map(|(id, conv, messages, more)| ServerFrame::Messages {
+                related: Vec::new(),
                 id,
                 conv,
                 messages,

@@ -497,6 +497,8 @@ async fn send(
     content: Content,
 ) -> ServerFrame {
     c.req(|id| ClientFrame::Send {
+        mentions: Vec::new(),
+        rel: None,
         id,
         conv: Some(conv.clone()),
         to: None,

@@ -113,6 +113,8 @@ impl World {
             .req(
                 who,
                 ClientFrame::Send {
+                    mentions: Vec::new(),
+                    rel: None,
                     id: 1,
                     conv: Some(conv.clone()),
                     to: None,
@@ -599,6 +601,8 @@ async fn direct_conversations_open_once_and_a_send_names_one_target() {
         .req(
             &alice,
             ClientFrame::Send {
+                mentions: Vec::new(),
+                rel: None,
                 id: 1,
                 conv: None,
                 to: Some(bob.user.clone()),
@@ -616,6 +620,8 @@ async fn direct_conversations_open_once_and_a_send_names_one_target() {
         "`to` is the same conversation"
     );
     let both = ClientFrame::Send {
+        mentions: Vec::new(),
+        rel: None,
         id: 1,
         conv: Some(x.conv.clone()),
         to: Some(bob.user.clone()),
@@ -627,6 +633,8 @@ async fn direct_conversations_open_once_and_a_send_names_one_target() {
         (ErrorCode::InvalidArgument, Some("conv".into()))
     );
     let notice = ClientFrame::Send {
+        mentions: Vec::new(),
+        rel: None,
         id: 1,
         conv: Some(x.conv.clone()),
         to: None,
@@ -663,6 +671,8 @@ async fn the_conversation_list_pages_and_previews_only_text() {
             .req(
                 &alice,
                 ClientFrame::Send {
+                    mentions: Vec::new(),
+                    rel: None,
                     id: 1,
                     conv: None,
                     to: Some(p.user.clone()),
@@ -783,6 +793,8 @@ async fn a_read_tells_the_users_other_devices_and_mute_is_listed() {
         .req(
             &alice,
             ClientFrame::Send {
+                mentions: Vec::new(),
+                rel: None,
                 id: 1,
                 conv: Some(g.conv.clone()),
                 to: None,

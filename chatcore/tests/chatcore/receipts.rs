@@ -243,6 +243,8 @@ async fn every_member_of_a_group_sees_the_others_receipts() {
     };
     let sent = a
         .req(|id| ClientFrame::Send {
+            mentions: Vec::new(),
+            rel: None,
             id,
             conv: Some(conv.clone()),
             to: None,

@@ -163,6 +163,8 @@ impl Client {
 
     pub(crate) async fn send(&mut self, to: &UserId, client_id: &str, text: &str) -> ServerFrame {
         self.req(|id| ClientFrame::Send {
+            mentions: Vec::new(),
+            rel: None,
             id,
             conv: None,
             to: Some(to.clone()),
