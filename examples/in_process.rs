@@ -113,6 +113,8 @@ async fn main() {
 
     let sent = alice
         .request(|id| ClientFrame::Send {
+            mentions: Vec::new(),
+            rel: None,
             id,
             conv: None,
             to: Some(bob_id.clone()),
@@ -134,6 +136,8 @@ async fn main() {
     {
         alice
             .request(|id| ClientFrame::Send {
+                mentions: Vec::new(),
+                rel: None,
                 id,
                 conv: None,
                 to: Some(bob_id.clone()),

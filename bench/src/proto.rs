@@ -439,6 +439,8 @@ mod tests {
         assert_eq!(
             f,
             ClientFrame::Send {
+                mentions: Vec::new(),
+                rel: None,
                 id: 7,
                 conv: None,
                 to: Some(UserId("u2".into())),
@@ -457,6 +459,8 @@ mod tests {
         assert_eq!(
             f,
             ClientFrame::Send {
+                mentions: Vec::new(),
+                rel: None,
                 id: 8,
                 conv: Some(ConversationId("g:1".into())),
                 to: None,
@@ -470,6 +474,9 @@ mod tests {
     fn a_notice_push_is_not_a_delivery_nor_an_error() {
         let push = |content: Content| {
             let m = chatcore::model::Message {
+                expires_at: None,
+                mentions: Vec::new(),
+                rel: None,
                 id: chatcore::model::MessageId("m".into()),
                 conv: ConversationId("g:1".into()),
                 seq: 1,

@@ -1356,6 +1356,9 @@ mod tests {
 
     fn message(id: &str) -> ChatMessage {
         ChatMessage {
+            expires_at: None,
+            mentions: Vec::new(),
+            rel: None,
             id: MessageId::from(id),
             conv: ConversationId::from("g:1"),
             seq: 1,

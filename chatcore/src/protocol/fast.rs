@@ -555,6 +555,8 @@ mod tests {
         };
         let text_first = send(&[("text", "hi"), ("kind", "text")], false);
         let expected = ClientFrame::Send {
+            mentions: Vec::new(),
+            rel: None,
             id: 3,
             conv: None,
             to: Some("u".into()),
