@@ -444,6 +444,26 @@ impl Server {
         self.clock.now()
     }
 
+    /// Removes the content of every message whose disappearing-message
+    /// timer is up by this server's clock (and of its edits and reactions),
+    /// in batches; returns how many messages it handled. The embedder
+    /// calls it now and then (chatd: every `--expire-sweep-ms`); clients
+    /// drop their own copies at each message's `expires_at` without
+    /// waiting for it. Any node may run it, at once with others: a
+    /// message handled by one is not handled again.
+    pub async fn expire_due(&self) -> Result<usize, CoreError> {
+        const BATCH: usize = 500;
+        let now = self.now();
+        let mut total = 0;
+        loop {
+            let n = self.backends.messages.expire(now, BATCH).await?;
+            total += n;
+            if n < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Whether the stores answer (for readiness probes).
     pub async fn ready(&self) -> Result<(), CoreError> {
         self.backends

@@ -255,6 +255,16 @@ struct Options {
     #[arg(long, env = "CHATD_RECEIPT_OVERLAP_MS", value_name = "MS")]
     receipt_overlap_ms: Option<u64>,
 
+    /// How long after sending it a message may be edited by its sender, in milliseconds
+    /// (default: 86400000, a day).
+    #[arg(long, env = "CHATD_EDIT_WINDOW_MS", value_name = "MS")]
+    edit_window_ms: Option<u64>,
+
+    /// How often the content of messages whose disappearing timer is up is removed from the
+    /// store, in milliseconds (default: 60000). Clients drop their copies on time by themselves.
+    #[arg(long, env = "CHATD_EXPIRE_SWEEP_MS", value_name = "MS")]
+    expire_sweep_ms: Option<u64>,
+
     /// Registrations allowed per hour on the whole service, whatever the addresses; bounds how
     /// fast anyone can probe which emails and phones have accounts (default: 1000).
     #[arg(long, env = "CHATD_SIGNUPS_PER_HOUR", value_name = "N")]
@@ -500,6 +510,8 @@ pub(crate) struct Settings {
     pub(crate) typing_per_minute: u32,
     pub(crate) typing_ttl_ms: u32,
     pub(crate) receipt_overlap_ms: u64,
+    pub(crate) edit_window_ms: u64,
+    pub(crate) expire_sweep: Duration,
     pub(crate) signups_per_hour: u32,
     pub(crate) signups_per_address_per_hour: u32,
     pub(crate) max_group_members: usize,
@@ -654,6 +666,8 @@ impl Settings {
             typing_per_minute: o.typing_per_minute.unwrap_or(120),
             typing_ttl_ms: o.typing_ttl_ms.unwrap_or(6000),
             receipt_overlap_ms: o.receipt_overlap_ms.unwrap_or(10_000),
+            edit_window_ms: o.edit_window_ms.unwrap_or(24 * 60 * 60 * 1000),
+            expire_sweep: Duration::from_millis(o.expire_sweep_ms.unwrap_or(60_000)),
             signups_per_hour: o.signups_per_hour.unwrap_or(1000),
             signups_per_address_per_hour: o.signups_per_address_per_hour.unwrap_or(30),
             max_group_members: o.max_group_members.unwrap_or(1000),
@@ -734,6 +748,9 @@ impl Settings {
                  with its base64 (4/3 of it) plus 1 KiB within --max-message-bytes"
             );
         }
+        if self.expire_sweep.is_zero() {
+            bail!("--expire-sweep-ms must be at least 1");
+        }
         if self.readyz_timeout.is_zero() {
             bail!("--readyz-timeout-ms must be at least 1");
         }
@@ -795,6 +812,8 @@ impl Options {
             typing_per_minute,
             typing_ttl_ms,
             receipt_overlap_ms,
+            edit_window_ms,
+            expire_sweep_ms,
             signups_per_hour,
             signups_per_address_per_hour,
             max_group_members,

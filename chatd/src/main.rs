@@ -179,6 +179,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     core.typing_ttl_ms = settings.typing_ttl_ms;
     core.receipt_overlap_ms = settings.receipt_overlap_ms;
+    core.edit_window_ms = settings.edit_window_ms;
     core.signup_global.max = settings.signups_per_hour;
     core.max_group_members = settings.max_group_members;
     core.join_attempts.max = settings.join_attempts;
@@ -223,6 +224,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    tokio::spawn(expire_loop(
+        server.clone(),
+        settings.expire_sweep,
+        shutdown.clone(),
+    ));
     let tls_acceptor = match (&certs, &settings.tls) {
         (Some(certs), Some(files)) => {
             tokio::spawn(
@@ -385,5 +391,28 @@ mod tests {
                 "https://chat.example".to_owned()
             ]
         );
+    }
+}
+
+/// Removes the content of messages whose disappearing timer is up, every
+/// `every`, until shutdown. A store error is logged and tried again at the
+/// next turn: nothing is lost by waiting.
+async fn expire_loop(
+    server: std::sync::Arc<chatcore::Server>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match server.expire_due().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(messages = n, "disappearing messages removed"),
+            Err(e) => tracing::warn!(error = %e, "removing disappearing messages failed"),
+        }
     }
 }

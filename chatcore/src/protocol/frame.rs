@@ -8,16 +8,17 @@ use crate::model::{
 
 /// The protocol version this build speaks. A client announces its version in
 /// its first frame (`hello`); the server answers with the version both speak.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The oldest protocol version this build speaks: version 2 made
 /// conversations stored things (`send` names one, groups), which version 1
 /// clients cannot follow; version 3 added contacts, blocks and privacy
 /// (`session` carries the settings, which version 2 decoders refuse);
 /// version 4 added message requests and end-to-end encryption. Version 5
-/// only adds (`typing`), and so does version 6 (`receipts`, `receipt`,
-/// the `read_receipts` setting): a version-4 client is served, without
-/// what came after it.
+/// only adds (`typing`), and so do version 6 (`receipts`, `receipt`,
+/// the `read_receipts` setting) and version 7 (replies, edits, reactions,
+/// deletion, mentions, disappearing messages): a version-4 client is
+/// served, without what came after it.
 pub const MIN_PROTOCOL_VERSION: u32 = 4;
 
 /// The first version whose clients get `typing` pushes.
@@ -27,6 +28,15 @@ pub const TYPING_VERSION: u32 = 5;
 /// `read_receipts` setting (an older client's decoder refuses the field:
 /// it is left out of what they get, as if on).
 pub const RECEIPTS_VERSION: u32 = 6;
+
+/// The first version whose clients see a message's life: `rel`,
+/// `mentions` and `expires_at` on entries, the `deleted` and
+/// `timer_changed` contents, `related` beside a page of history, and the
+/// `mentions` and `expire_after` of a conversation. An older client's
+/// decoder refuses them: it gets a reply as a plain message, and an edit,
+/// reaction, deletion, tombstone or timer notice as a `void` entry (which
+/// it shows as nothing), so its seqs stay gap-free.
+pub const LIFE_VERSION: u32 = 7;
 
 /// Everything a client may send. Every request carries an `id`, chosen by the
 /// client, that the server's reply (or `error`) carries back.
@@ -1681,11 +1691,46 @@ impl ServerFrame {
     /// after that version is left out (a setting it does not know shows as
     /// its default, which the wire omits).
     pub fn for_version(&mut self, version: u32) {
-        if version >= RECEIPTS_VERSION {
+        if version >= LIFE_VERSION {
             return;
         }
-        if let ServerFrame::Session { privacy, .. } | ServerFrame::Privacy { privacy, .. } = self {
-            privacy.read_receipts = true;
+        match self {
+            ServerFrame::Message { message } if !message_speaks(message, version) => {
+                *message = SharedMessage::from(message_for(message, version));
+            }
+            ServerFrame::Messages {
+                messages, related, ..
+            } => {
+                related.clear();
+                for m in messages.iter_mut() {
+                    if !message_speaks(m, version) {
+                        *m = message_for(m, version);
+                    }
+                }
+            }
+            ServerFrame::Synced { messages, .. } => {
+                for m in messages.iter_mut() {
+                    if !message_speaks(m, version) {
+                        *m = message_for(m, version);
+                    }
+                }
+            }
+            ServerFrame::Conversations { conversations, .. } => {
+                for c in conversations.iter_mut() {
+                    c.mentions = 0;
+                    c.expire_after = None;
+                    if let Some(last) = &mut c.last {
+                        last.rel = None;
+                    }
+                }
+            }
+            ServerFrame::Conversation { conversation, .. } => conversation.expire_after = None,
+            ServerFrame::Session { privacy, .. } | ServerFrame::Privacy { privacy, .. }
+                if version < RECEIPTS_VERSION =>
+            {
+                privacy.read_receipts = true;
+            }
+            _ => {}
         }
     }
 
@@ -1700,6 +1745,37 @@ impl ServerFrame {
             retry_after_ms: None,
         }
     }
+}
+
+/// Whether a client of `version` decodes `m` as it is.
+fn message_speaks(m: &Message, version: u32) -> bool {
+    version >= LIFE_VERSION
+        || (m.rel.is_none()
+            && m.mentions.is_empty()
+            && m.expires_at.is_none()
+            && !matches!(
+                m.content,
+                Content::Deleted {} | Content::TimerChanged { .. }
+            ))
+}
+
+/// `m` as a client of a version before [`LIFE_VERSION`] can decode it.
+fn message_for(m: &Message, version: u32) -> Message {
+    debug_assert!(version < LIFE_VERSION);
+    let mut old = m.clone();
+    old.mentions = Vec::new();
+    old.expires_at = None;
+    old.rel = None;
+    let points_at_another = !RelKind::stands_alone(m.rel_kind());
+    if points_at_another
+        || matches!(
+            m.content,
+            Content::Deleted {} | Content::TimerChanged { .. }
+        )
+    {
+        old.content = Content::Void {};
+    }
+    old
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -3,7 +3,7 @@
 
 use crate::model::{
     Audience, Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Presence,
-    Privacy, Profile, Role, UserId,
+    Privacy, Profile, Rel, RelKind, Role, UserId,
 };
 use crate::protocol::{
     BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ClientFrame, ContactAction, ContactInfo,
@@ -217,7 +217,9 @@ pub fn client_frames() -> Vec<ClientFrame> {
             about: Some("Curiouser and curiouser".into()),
             avatar: Some("0190f7a2a11cavatar00000000a11c0".into()),
         },
-        ClientFrame::Send { mentions: Vec::new(), rel: None,
+        ClientFrame::Send {
+            mentions: Vec::new(),
+            rel: None,
             id: 12,
             conv: None,
             to: Some(bob()),
@@ -393,7 +395,9 @@ pub fn client_frames() -> Vec<ClientFrame> {
             }],
             conv: Some(conv()),
         },
-        ClientFrame::Send { mentions: Vec::new(), rel: None,
+        ClientFrame::Send {
+            mentions: Vec::new(),
+            rel: None,
             id: 45,
             conv: Some(conv()),
             to: None,
@@ -476,7 +480,59 @@ pub fn client_frames() -> Vec<ClientFrame> {
             presence: None,
             read_receipts: Some(false),
         },
+        ClientFrame::Send {
+            id: 58,
+            conv: Some(group()),
+            to: None,
+            client_id: "c-8a01".into(),
+            rel: Some(Rel::new(RelKind::Reply, message().id)),
+            mentions: vec![bob()],
+            content: Content::Text {
+                text: "@Bob see above".into(),
+            },
+        },
+        ClientFrame::Send {
+            id: 59,
+            conv: Some(conv()),
+            to: None,
+            client_id: "c-8a02".into(),
+            rel: Some(Rel::new(RelKind::Reaction, message().id)),
+            mentions: Vec::new(),
+            content: Content::Text { text: "👍".into() },
+        },
+        ClientFrame::Send {
+            id: 60,
+            conv: Some(conv()),
+            to: None,
+            client_id: "c-8a03".into(),
+            rel: Some(Rel::new(RelKind::Delete, message().id)),
+            mentions: Vec::new(),
+            content: Content::Deleted {},
+        },
+        ClientFrame::SetTimer {
+            id: 61,
+            conv: conv(),
+            expire_after: Some(86_400_000),
+        },
     ]
+}
+
+/// Bob's edit of Alice's [`message`], in a conversation with a timer.
+fn edit() -> Message {
+    Message {
+        id: MessageId::from("0190f7a3-0000-7000-8000-00000000002c"),
+        conv: conv(),
+        seq: 44,
+        from: alice(),
+        client_id: "c-8a04".into(),
+        ts: 1_732_540_860_000,
+        rel: Some(Rel::new(RelKind::Edit, message().id)),
+        mentions: Vec::new(),
+        expires_at: Some(1_732_627_260_000),
+        content: Content::Text {
+            text: "Hello, Bob! 👋 (edited)".into(),
+        },
+    }
 }
 
 fn backup_version() -> &'static str {
@@ -562,7 +618,8 @@ pub fn server_frames() -> Vec<ServerFrame> {
             ts: 1_732_540_800_000,
             duplicate: false,
         },
-        ServerFrame::Messages { related: Vec::new(),
+        ServerFrame::Messages {
+            related: Vec::new(),
             id: 13,
             conv: conv(),
             messages: vec![message()],
@@ -576,7 +633,9 @@ pub fn server_frames() -> Vec<ServerFrame> {
         ServerFrame::Conversations {
             id: 18,
             conversations: vec![
-                ConversationSummary { expire_after: None, mentions: 0,
+                ConversationSummary {
+                    expire_after: None,
+                    mentions: 0,
                     conv: conv(),
                     kind: ConversationKind::Direct,
                     title: None,
@@ -587,7 +646,8 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     left: false,
                     last_seq: 42,
                     unread: 3,
-                    last: Some(LastEntry { rel: None,
+                    last: Some(LastEntry {
+                        rel: None,
                         seq: 42,
                         ts: 1_732_540_800_000,
                         from: alice(),
@@ -599,7 +659,9 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     muted_until: None,
                     request: None,
                 },
-                ConversationSummary { expire_after: None, mentions: 0,
+                ConversationSummary {
+                    expire_after: None,
+                    mentions: 0,
                     conv: group(),
                     kind: ConversationKind::Group,
                     title: Some("Tea party".into()),
@@ -610,7 +672,8 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     left: false,
                     last_seq: 7,
                     unread: 0,
-                    last: Some(LastEntry { rel: None,
+                    last: Some(LastEntry {
+                        rel: None,
                         seq: 7,
                         ts: 1_732_540_900_000,
                         from: alice(),
@@ -622,7 +685,9 @@ pub fn server_frames() -> Vec<ServerFrame> {
                     muted_until: Some(1_732_627_200_000),
                     request: None,
                 },
-                ConversationSummary { expire_after: None, mentions: 0,
+                ConversationSummary {
+                    expire_after: None,
+                    mentions: 0,
                     conv: ConversationId::from("g:0190f7a4-2222-7000-8000-0000000009a1"),
                     kind: ConversationKind::Group,
                     title: Some("Croquet".into()),
@@ -644,7 +709,8 @@ pub fn server_frames() -> Vec<ServerFrame> {
         },
         ServerFrame::Conversation {
             id: 21,
-            conversation: Box::new(ConversationInfo { expire_after: None,
+            conversation: Box::new(ConversationInfo {
+                expire_after: None,
                 conv: group(),
                 kind: ConversationKind::Group,
                 title: Some("Tea party".into()),
@@ -808,7 +874,9 @@ pub fn server_frames() -> Vec<ServerFrame> {
         },
         ServerFrame::Conversations {
             id: 38,
-            conversations: vec![ConversationSummary { expire_after: None, mentions: 0,
+            conversations: vec![ConversationSummary {
+                expire_after: None,
+                mentions: 0,
                 conv: conv(),
                 kind: ConversationKind::Direct,
                 title: None,
@@ -819,7 +887,8 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 left: false,
                 last_seq: 1,
                 unread: 1,
-                last: Some(LastEntry { rel: None,
+                last: Some(LastEntry {
+                    rel: None,
                     seq: 1,
                     ts: 1_732_541_100_000,
                     from: bob(),
@@ -837,7 +906,9 @@ pub fn server_frames() -> Vec<ServerFrame> {
             next: None,
         },
         ServerFrame::Invited {
-            conversation: Box::new(ConversationSummary { expire_after: None, mentions: 0,
+            conversation: Box::new(ConversationSummary {
+                expire_after: None,
+                mentions: 0,
                 conv: group(),
                 kind: ConversationKind::Group,
                 title: Some("Tea party".into()),
@@ -976,6 +1047,77 @@ pub fn server_frames() -> Vec<ServerFrame> {
             user: bob(),
             delivered: 43,
             read: 43,
+        },
+        ServerFrame::Messages {
+            id: 62,
+            conv: conv(),
+            messages: vec![message()],
+            more: true,
+            related: vec![
+                edit(),
+                Message {
+                    id: MessageId::from("0190f7a3-0000-7000-8000-00000000002d"),
+                    seq: 45,
+                    from: bob(),
+                    client_id: "c-9b01".into(),
+                    rel: Some(Rel::new(RelKind::Reaction, message().id)),
+                    expires_at: None,
+                    content: Content::Deleted {},
+                    ..edit()
+                },
+            ],
+        },
+        ServerFrame::Message {
+            message: Message {
+                id: MessageId::from("0190f7a3-0000-7000-8000-00000000002e"),
+                conv: group(),
+                seq: 12,
+                client_id: "c-8a01".into(),
+                rel: Some(Rel::new(RelKind::Reply, message().id)),
+                mentions: vec![bob()],
+                expires_at: None,
+                content: Content::Text {
+                    text: "@Bob see above".into(),
+                },
+                ..edit()
+            }
+            .into(),
+        },
+        notice_frame(
+            13,
+            Content::TimerChanged {
+                expire_after: Some(86_400_000),
+            },
+        ),
+        ServerFrame::Conversations {
+            id: 63,
+            conversations: vec![ConversationSummary {
+                conv: group(),
+                kind: ConversationKind::Group,
+                title: Some("Tea party".into()),
+                avatar: None,
+                peer: None,
+                members: 3,
+                role: Some(Role::Member),
+                left: false,
+                last_seq: 14,
+                unread: 2,
+                mentions: 1,
+                expire_after: Some(86_400_000),
+                last: Some(LastEntry {
+                    seq: 14,
+                    ts: 1_732_540_960_000,
+                    from: carol(),
+                    kind: "text".into(),
+                    rel: Some(RelKind::Reaction),
+                    preview: Some("🎉".into()),
+                }),
+                encrypted: false,
+                muted: true,
+                muted_until: None,
+                request: None,
+            }],
+            next: None,
         },
     ]
 }

@@ -1,7 +1,9 @@
 //! The codecs: exact agreement with tests/vectors/frames.json, round trips
 //! of arbitrary frames, and no panic on arbitrary bytes.
 
-use chatcore::model::{Content, ConversationId, Message, MessageId, Presence, UserId};
+use chatcore::model::{
+    Content, ConversationId, Message, MessageId, Presence, Rel, RelKind, UserId,
+};
 use chatcore::protocol::{ClientFrame, Codec, ConversationList, ErrorCode, ServerFrame};
 use chatcore::testkit::{decoding, samples};
 use proptest::prelude::*;
@@ -362,27 +364,40 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
 }
 
 fn message() -> impl Strategy<Value = Message> {
+    let rel = proptest::option::of((0..4u8, s()).prop_map(|(k, target)| {
+        let kind = [
+            RelKind::Reply,
+            RelKind::Edit,
+            RelKind::Reaction,
+            RelKind::Delete,
+        ][k as usize];
+        Rel::new(kind, MessageId(target))
+    }));
     (
-        s(),
-        conv(),
-        any::<u64>(),
-        uid(),
-        s(),
-        any::<i64>(),
-        content(),
+        (s(), conv(), any::<u64>(), uid(), s(), any::<i64>()),
+        (
+            rel,
+            proptest::collection::vec(uid(), 0..3),
+            proptest::option::of(any::<i64>()),
+            content(),
+        ),
     )
-        .prop_map(|(id, conv, seq, from, client_id, ts, content)| Message {
-            expires_at: None,
-            mentions: Vec::new(),
-            rel: None,
-            id: MessageId(id),
-            conv,
-            seq,
-            from,
-            client_id,
-            ts,
-            content,
-        })
+        .prop_map(
+            |((id, conv, seq, from, client_id, ts), (rel, mentions, expires_at, content))| {
+                Message {
+                    id: MessageId(id),
+                    conv,
+                    seq,
+                    from,
+                    client_id,
+                    ts,
+                    rel,
+                    mentions,
+                    expires_at,
+                    content,
+                }
+            },
+        )
 }
 
 fn server_frame() -> impl Strategy<Value = ServerFrame> {

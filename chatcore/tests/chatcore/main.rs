@@ -8,6 +8,7 @@ mod devices;
 mod encryption;
 mod groups;
 mod keys;
+mod life;
 mod receipts;
 mod requests;
 mod sessions;
