@@ -28,6 +28,7 @@ import {
   type ContactInfo,
   type ContactList,
   type Content,
+  type Rel,
   type ConversationList,
   type ConversationInfo,
   type ConversationSummary,
@@ -248,6 +249,26 @@ export interface GroupChanges {
 }
 
 /** Result of {@link ChatClient.send}. */
+/** What a message points at and whom it mentions (PROTOCOL.md, *Message life*). */
+export interface SendOptions {
+  /** The client id (fresh unless given: pass the same one to retry a send yourself). */
+  clientId?: string;
+  /** A reply to, edit of, reaction to or deletion of another message of the same conversation. */
+  rel?: Rel;
+  /** Members of the group it mentions (alerted even where they muted it). */
+  mentions?: string[];
+}
+
+/** A page of history with what its messages need to be shown in their latest state (see {@link ChatClient.history}). */
+export interface HistoryPage {
+  /** The page, ascending by seq. */
+  messages: Message[];
+  /** Whether older entries exist. */
+  more: boolean;
+  /** The edits, reactions and deletions of the page's messages and the messages its replies quote, from anywhere in the log. */
+  related: Message[];
+}
+
 export interface SendResult {
   /** The stored message, as the recipient receives it. */
   message: Message;
@@ -1113,12 +1134,17 @@ export class ChatClient {
    * send yourself) is kept when the request is repeated after a reconnect, so
    * the message is stored once.
    */
-  async send(target: SendTarget, content: string | Content, options: { clientId?: string } = {}): Promise<SendResult> {
+  async send(target: SendTarget, content: string | Content, options: SendOptions = {}): Promise<SendResult> {
     const client_id = options.clientId ?? newClientId();
     const body: Content = typeof content === "string" ? { kind: "text", text: content } : content;
+    const { rel } = options;
+    const mentions = options.mentions?.length ? options.mentions : undefined;
+    if ((rel || mentions) && !("conv" in target)) {
+      throw new ChatError("invalid_argument", "a message that points at another or mentions members names its conv");
+    }
     const frame: RequestFrame =
       "conv" in target
-        ? { type: "send", conv: target.conv, client_id, content: body }
+        ? { type: "send", conv: target.conv, client_id, ...(rel ? { rel } : {}), ...(mentions ? { mentions } : {}), content: body }
         : { type: "send", to: target.to, client_id, content: body };
     const sent = await this.request(frame, "sent", { auth: true, retry: true });
     const message: Message = {
@@ -1128,6 +1154,9 @@ export class ChatClient {
       from: this.sessionValue?.user ?? "",
       client_id,
       ts: sent.ts,
+      ...(rel ? { rel } : {}),
+      ...(mentions ? { mentions } : {}),
+      ...(sent.expires_at !== undefined ? { expires_at: sent.expires_at } : {}),
       content: body,
     };
     // Our own message is part of the conversation's run: it must not block acks, nor come back as new.
@@ -1136,10 +1165,30 @@ export class ChatClient {
     return { message, duplicate: sent.duplicate };
   }
 
-  /** A page of history: the newest `limit` messages before seq `before` (all if absent), ascending. */
-  async history(conv: string, page: { before?: number; limit?: number } = {}): Promise<{ messages: Message[]; more: boolean }> {
+  /**
+   * A page of history: the newest `limit` messages before seq `before` (all if absent), ascending, with `related`:
+   * the edits, reactions and deletions pointing at them and the messages their replies quote, wherever they are.
+   */
+  async history(conv: string, page: { before?: number; limit?: number } = {}): Promise<HistoryPage> {
     const r = await this.request({ type: "history", conv, ...page }, "messages", { auth: true, retry: true });
-    return { messages: r.messages, more: r.more };
+    return { messages: r.messages, more: r.more, related: r.related ?? [] };
+  }
+
+  /**
+   * Deletes `target` (a message of `conv`, or one's own reaction) for everyone: its content, and that of its edits
+   * and reactions, is removed from the server. The sender's own messages; in a group, admins delete any.
+   */
+  deleteMessage(conv: string, target: string, options: { clientId?: string } = {}): Promise<SendResult> {
+    return this.send({ conv }, { kind: "deleted" }, { ...options, rel: { kind: "delete", target } });
+  }
+
+  /** Sets the disappearing-message timer of `conv` (one of {@link DISAPPEARING_TIMERS}, or `undefined`: off). */
+  async setTimer(conv: string, expireAfter: number | undefined): Promise<number> {
+    const frame: RequestFrame =
+      expireAfter === undefined ? { type: "set_timer", conv } : { type: "set_timer", conv, expire_after: expireAfter };
+    const reply = await this.request(frame, "changed", { auth: true, retry: true });
+    this.fetchNotice();
+    return reply.seq;
   }
 
   /** Marks `conv` read up to `seq` (unread counts drop). */

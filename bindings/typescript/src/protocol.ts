@@ -13,7 +13,7 @@
  */
 
 /** The protocol version this binding speaks (5: `typing`; 6: receipts). */
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
@@ -125,11 +125,40 @@ export type NoticeContent =
   | { kind: "group_updated"; title?: string; description?: string; avatar?: string; history_visible?: boolean }
   /** The sender turned end-to-end encryption on: from here on only encrypted messages. */
   | { kind: "encryption_enabled" }
+  /** The sender set the disappearing-message timer (milliseconds; absent: off). */
+  | { kind: "timer_changed"; expire_after?: number }
   /** A seq the store left without content: shows nothing. */
   | { kind: "void" };
 
+/**
+ * No content: the entry of a deletion (its `rel` names the target), and every entry whose content a deletion or the
+ * conversation's timer removed (the tombstone keeps its envelope). A client sends it only as a deletion.
+ */
+export type DeletedContent = { kind: "deleted" };
+
 /** What an entry of a conversation's log carries, tagged by `kind`. */
-export type Content = TextContent | EncryptedContent | NoticeContent;
+export type Content = TextContent | EncryptedContent | DeletedContent | NoticeContent;
+
+/** How an entry relates to the message it points at (PROTOCOL.md, *Message life*). */
+export type RelKind = "reply" | "edit" | "reaction" | "delete";
+
+/** Every {@link RelKind}. */
+export const REL_KINDS: readonly RelKind[] = ["reply", "edit", "reaction", "delete"];
+
+/** What an entry points at: a message of the same conversation, by id. */
+export interface Rel {
+  kind: RelKind;
+  target: string;
+}
+
+/** The disappearing-message timers a conversation may have, in milliseconds: 1 hour, 1 day, 1 week, 90 days. */
+export const DISAPPEARING_TIMERS: readonly number[] = [3_600_000, 86_400_000, 7 * 86_400_000, 90 * 86_400_000];
+
+/** The most reactions one member keeps on one message. */
+export const MAX_REACTIONS = 20;
+
+/** The most members one message mentions. */
+export const MAX_MENTIONS = 50;
 
 /** Every notice `kind`. */
 export const NOTICE_KINDS: readonly NoticeContent["kind"][] = [
@@ -141,12 +170,22 @@ export const NOTICE_KINDS: readonly NoticeContent["kind"][] = [
   "role_changed",
   "group_updated",
   "encryption_enabled",
+  "timer_changed",
   "void",
 ];
 
 /** Whether `content` is a notice the server wrote rather than a message someone sent. */
 export function isNotice(content: Content): content is NoticeContent {
-  return content.kind !== "text" && content.kind !== "encrypted";
+  return content.kind !== "text" && content.kind !== "encrypted" && content.kind !== "deleted";
+}
+
+/**
+ * Whether `message` is a message in its own right (text or encrypted, no `rel` or a reply): it counts as unread and
+ * can be replied to, edited, reacted to and deleted. Edits, reactions and deletions point at one instead.
+ */
+export function standsAlone(message: Message): boolean {
+  const c = message.content.kind;
+  return (c === "text" || c === "encrypted") && (message.rel === undefined || message.rel.kind === "reply");
 }
 
 /** Who a privacy setting lets in. */
@@ -275,6 +314,12 @@ export interface Message {
   from: string;
   client_id: string;
   ts: number;
+  /** The message this entry replies to, edits, reacts to or deletes. */
+  rel?: Rel;
+  /** The members a group message mentions. */
+  mentions?: string[];
+  /** When the conversation's disappearing-message timer removes its content (absent: never). */
+  expires_at?: number;
   content: Content;
 }
 
@@ -291,6 +336,8 @@ export interface LastEntry {
   from: string;
   /** Its content's `kind` (`text`, or a notice's kind). */
   kind: string;
+  /** How it relates to an earlier message (an edit, a reaction, ...). */
+  rel?: RelKind;
   /** The start of the text, when the content is plain text. */
   preview?: string;
 }
@@ -315,6 +362,10 @@ export interface ConversationSummary {
   last_seq: number;
   /** Messages from others after the caller's read marker. */
   unread: number;
+  /** How many of those mention the caller (absent: none). */
+  mentions?: number;
+  /** The disappearing-message timer in milliseconds (absent: off). */
+  expire_after?: number;
   last?: LastEntry;
   /** Whether it is end-to-end encrypted. Absent means false. */
   encrypted?: boolean;
@@ -345,6 +396,8 @@ export interface ConversationInfo {
   history_visible: boolean;
   /** Whether it is end-to-end encrypted (it then takes only `encrypted` content). Absent means false. */
   encrypted?: boolean;
+  /** The disappearing-message timer in milliseconds (absent: off). */
+  expire_after?: number;
   created_at: number;
   /** The current members, longest-serving first. */
   members: MemberInfo[];
@@ -389,9 +442,9 @@ export type ClientFrame =
   | { type: "get_profile"; id: number; user: string }
   | { type: "update_profile"; id: number; display_name?: string; about?: string; avatar?: string }
   /** To a conversation the caller is a member of. */
-  | { type: "send"; id: number; conv: string; to?: never; client_id: string; content: Content }
+  | { type: "send"; id: number; conv: string; to?: never; client_id: string; rel?: Rel; mentions?: string[]; content: Content }
   /** To a user: the direct conversation with them, opened by this first send if need be. */
-  | { type: "send"; id: number; to: string; conv?: never; client_id: string; content: Content }
+  | { type: "send"; id: number; to: string; conv?: never; client_id: string; rel?: never; mentions?: never; content: Content }
   | { type: "history"; id: number; conv: string; before?: number; limit?: number }
   | { type: "sync"; id: number; limit?: number }
   | { type: "ack"; id: number; conv: string; seq: number }
@@ -467,6 +520,8 @@ export type ClientFrame =
   | { type: "ack_to_device"; id: number; messages: ToDeviceAck[] }
   /** Turns end-to-end encryption on for good. Reply: `changed` (`seq` 0 if it was on already). */
   | { type: "encrypt"; id: number; conv: string }
+  /** Sets the disappearing-message timer (one of {@link DISAPPEARING_TIMERS}; absent: off). Reply: `changed`. */
+  | { type: "set_timer"; id: number; conv: string; expire_after?: number }
   /** Makes a new key backup the current one (PROTOCOL.md "Key backup"); the previous one and its keys go. Reply: `backup`. */
   | { type: "create_backup"; id: number; algorithm: string; auth_data: string }
   /** The caller's current key backup. Reply: `backup`; `not_found` when there is none. */
@@ -510,8 +565,10 @@ export type ServerFrame =
       seq: number;
       ts: number;
       duplicate: boolean;
+      /** When the conversation's disappearing-message timer removes it (absent: never). */
+      expires_at?: number;
     }
-  | { type: "messages"; id: number; conv: string; messages: Message[]; more: boolean }
+  | { type: "messages"; id: number; conv: string; messages: Message[]; more: boolean; related?: Message[] }
   | { type: "synced"; id: number; messages: Message[]; more: boolean }
   | { type: "conversations"; id: number; conversations: ConversationSummary[]; next?: string }
   | { type: "conversation"; id: number; conversation: ConversationInfo }
@@ -879,8 +936,12 @@ const CONTENT: Kind = {
     ],
     encryption_enabled: [],
     void: [],
+    deleted: [],
+    timer_changed: [opt("expire_after", millis)],
   },
 };
+
+const REL: Kind = { struct: [req("kind", { oneOf: REL_KINDS }), req("target", "string")] };
 
 const MESSAGE: Kind = {
   struct: [
@@ -890,6 +951,9 @@ const MESSAGE: Kind = {
     req("from", "string"),
     req("client_id", "string"),
     req("ts", millis),
+    opt("rel", REL),
+    vec("mentions", { list: "string" }),
+    opt("expires_at", millis),
     req("content", CONTENT),
   ],
 };
@@ -929,7 +993,14 @@ const CONTACT_INFO: Kind = {
 };
 
 const LAST_ENTRY: Kind = {
-  struct: [req("seq", "u64"), req("ts", millis), req("from", "string"), req("kind", "string"), opt("preview", "string")],
+  struct: [
+    req("seq", "u64"),
+    req("ts", millis),
+    req("from", "string"),
+    req("kind", "string"),
+    opt("rel", { oneOf: REL_KINDS }),
+    opt("preview", "string"),
+  ],
 };
 
 const CONVERSATION_SUMMARY: Kind = {
@@ -944,6 +1015,8 @@ const CONVERSATION_SUMMARY: Kind = {
     flag("left"),
     req("last_seq", "u64"),
     req("unread", "u64"),
+    opt("mentions", "u64"),
+    opt("expire_after", millis),
     opt("last", LAST_ENTRY),
     flag("encrypted"),
     flag("muted"),
@@ -963,6 +1036,7 @@ const CONVERSATION_INFO: Kind = {
     opt("avatar", "string"),
     req("history_visible", "bool"),
     flag("encrypted"),
+    opt("expire_after", millis),
     req("created_at", millis),
     req("members", { list: MEMBER_INFO }),
     opt("role", ROLE),
@@ -1083,7 +1157,15 @@ const CLIENT_FRAME: Kind = {
       opt("about", "string"),
       opt("avatar", "string"),
     ],
-    send: [id, opt("conv", "string"), opt("to", "string"), req("client_id", "string"), req("content", CONTENT)],
+    send: [
+      id,
+      opt("conv", "string"),
+      opt("to", "string"),
+      req("client_id", "string"),
+      opt("rel", REL),
+      vec("mentions", { list: "string" }),
+      req("content", CONTENT),
+    ],
     history: [id, req("conv", "string"), opt("before", "u64"), opt("limit", "u32")],
     sync: [id, opt("limit", "u32")],
     ack: [id, req("conv", "string"), req("seq", "u64")],
@@ -1147,6 +1229,7 @@ const CLIENT_FRAME: Kind = {
     send_to_device: [id, req("kind", "string"), req("messages", { list: OUTGOING_TO_DEVICE }), opt("conv", "string")],
     ack_to_device: [id, req("messages", { list: TO_DEVICE_ACK })],
     encrypt: [id, req("conv", "string")],
+    set_timer: [id, req("conv", "string"), opt("expire_after", millis)],
     create_backup: [id, req("algorithm", "string"), req("auth_data", "string")],
     get_backup: [id],
     update_backup: [id, req("version", "string"), req("auth_data", "string")],
@@ -1182,8 +1265,9 @@ const SERVER_FRAME: Kind = {
       req("seq", "u64"),
       req("ts", millis),
       req("duplicate", "bool"),
+      opt("expires_at", millis),
     ],
-    messages: [id, req("conv", "string"), req("messages", { list: MESSAGE }), req("more", "bool")],
+    messages: [id, req("conv", "string"), req("messages", { list: MESSAGE }), req("more", "bool"), vec("related", { list: MESSAGE })],
     synced: [id, req("messages", { list: MESSAGE }), req("more", "bool")],
     conversations: [id, req("conversations", { list: CONVERSATION_SUMMARY }), opt("next", "string")],
     conversation: [id, req("conversation", CONVERSATION_INFO)],

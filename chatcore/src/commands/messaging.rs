@@ -285,6 +285,7 @@ pub(crate) async fn send(
         if let Some(rel) = &rel {
             if let Some(earlier) = check_relation(s, caller, &state, rel, &client_id, now).await? {
                 return Ok(ServerFrame::Sent {
+                    expires_at: earlier.expires_at,
                     id,
                     message_id: earlier.id,
                     conv,
@@ -351,6 +352,7 @@ pub(crate) async fn send(
         }
     }
     Ok(ServerFrame::Sent {
+        expires_at: m.expires_at,
         id,
         message_id: m.id.clone(),
         // The same as the message's (checked above), without a copy.

@@ -160,6 +160,7 @@ pub(crate) fn write_msgpack(frame: &ServerFrame, out: &mut impl Write) -> std::i
             seq,
             ts,
             duplicate,
+            expires_at: None,
         } => {
             out.write_all(&SENT_HEAD)?;
             uint(out, u64::from(*id))?;

@@ -1359,6 +1359,10 @@ pub enum ServerFrame {
         ts: Millis,
         /// True when this `client_id` was stored before (a retry): nothing new was stored.
         duplicate: bool,
+        /// When the conversation's disappearing-message timer removes it
+        /// (absent: never), so that the sender drops its copy in time too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<Millis>,
     },
     /// Reply to `history`: a page, oldest first.
     Messages {
@@ -1725,6 +1729,7 @@ impl ServerFrame {
                 }
             }
             ServerFrame::Conversation { conversation, .. } => conversation.expire_after = None,
+            ServerFrame::Sent { expires_at, .. } => *expires_at = None,
             ServerFrame::Session { privacy, .. } | ServerFrame::Privacy { privacy, .. }
                 if version < RECEIPTS_VERSION =>
             {

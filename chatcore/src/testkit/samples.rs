@@ -611,6 +611,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
             entry: Box::new(entry()),
         },
         ServerFrame::Sent {
+            expires_at: None,
             id: 12,
             message_id: message().id,
             conv: conv(),
@@ -1047,6 +1048,15 @@ pub fn server_frames() -> Vec<ServerFrame> {
             user: bob(),
             delivered: 43,
             read: 43,
+        },
+        ServerFrame::Sent {
+            id: 58,
+            message_id: MessageId::from("0190f7a3-0000-7000-8000-00000000002e"),
+            conv: group(),
+            seq: 12,
+            ts: 1_732_540_860_000,
+            duplicate: false,
+            expires_at: Some(1_732_627_260_000),
         },
         ServerFrame::Messages {
             id: 62,

@@ -408,6 +408,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         }),
         (id, s(), conv(), any::<u64>(), any::<i64>(), any::<bool>()).prop_map(
             |(id, mid, conv, seq, ts, duplicate)| ServerFrame::Sent {
+                expires_at: None,
                 id,
                 message_id: MessageId(mid),
                 conv,
