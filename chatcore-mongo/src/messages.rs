@@ -107,6 +107,10 @@ use crate::{limit_i64, to_i64, to_u64, Inner};
 /// another writer's success, so this bounds only pathological contention.
 const MAX_CLAIMS: usize = 10_000;
 
+/// Batches in a row in which `expire` changed nothing (other nodes took
+/// every entry it found) before it gives up until its next call.
+const MAX_IDLE_EXPIRY_ROUNDS: usize = 3;
+
 /// The relation kinds whose entries lose their content with their target.
 const GO_WITH_TARGET: [&str; 2] = ["edit", "reaction"];
 
@@ -817,7 +821,7 @@ impl MessageStore for MongoMessageStore {
         let (set, unset) = tombstone_update("")?;
         let (head_set, head_unset) = tombstone_update("head.")?;
         let due_docs = self.messages.clone_with_type::<Due>();
-        let mut handled = 0;
+        let (mut handled, mut idle) = (0, 0);
         while handled < limit {
             // 1. The due entries, oldest first, on `expires_at` (partial:
             // only the entries that still expire are in it).
@@ -878,8 +882,12 @@ impl MessageStore for MongoMessageStore {
             handled += n.min(limit - handled);
             if n == 0 {
                 // Every one was handled meanwhile by another node: read
-                // again, they are out of the index now.
-                continue;
+                // again, they are out of the index now. Bounded, should a
+                // server keep answering with entries it does not change.
+                idle += 1;
+                if idle >= MAX_IDLE_EXPIRY_ROUNDS {
+                    break;
+                }
             }
         }
         Ok(handled)

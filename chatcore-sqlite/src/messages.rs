@@ -12,6 +12,12 @@
 //! in place by the same write job as the cursor or read marker that
 //! raises it (one statement each, no savepoint: see [`raise_receipt`]), so
 //! the two commit or fail together and the receipt is never ahead of them.
+//!
+//! A deletion rewrites its target's row and those of the target's edits
+//! and reactions in the append's own write (see [`tombstone`]), and
+//! `expire` does the same for the entries its partial index finds due. The
+//! rows are rewritten in place, so every read, the idempotency index's
+//! included, sees the tombstone, and no copy of the content is left.
 
 use std::collections::HashMap;
 use std::sync::Arc;
