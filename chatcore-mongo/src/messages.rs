@@ -90,10 +90,12 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chatcore::model::{ConversationId, DeviceId, Message, Millis, Receipt, UserId};
+use chatcore::model::{
+    Content, ConversationId, DeviceId, Message, MessageId, Millis, Receipt, UserId,
+};
 use chatcore::store::{
     Appended, Changed, ConversationState, Listing, Member, MessageStore, NewMessage, StoreError,
-    StoreResult,
+    StoreResult, Unread,
 };
 
 use crate::records::{bson_of, decode, info_doc, member_doc, pending_docs, ConvDoc, MessageDoc};
@@ -104,6 +106,13 @@ use crate::{limit_i64, to_i64, to_u64, Inner};
 /// conversation before giving up with `Unavailable`. Every lost claim is
 /// another writer's success, so this bounds only pathological contention.
 const MAX_CLAIMS: usize = 10_000;
+
+/// Batches in a row in which `expire` changed nothing (other nodes took
+/// every entry it found) before it gives up until its next call.
+const MAX_IDLE_EXPIRY_ROUNDS: usize = 3;
+
+/// The relation kinds whose entries lose their content with their target.
+const GO_WITH_TARGET: [&str; 2] = ["edit", "reaction"];
 
 /// Compare-and-swaps one raise of a receipt may lose before giving up with
 /// `Unavailable`: only the user's own devices race for it.
@@ -249,6 +258,15 @@ impl MongoMessageStore {
     /// writers died between claim and copy, or are still on their way),
     /// with one query for the whole list.
     async fn settle(&self, convs: &[&ConvDoc]) -> StoreResult<()> {
+        self.settle_heads(convs).await?;
+        for c in convs {
+            self.finish_deletion(c).await?;
+        }
+        Ok(())
+    }
+
+    /// The copy part of [`Self::settle`].
+    async fn settle_heads(&self, convs: &[&ConvDoc]) -> StoreResult<()> {
         let heads: Vec<&MessageDoc> = convs.iter().filter_map(|c| c.pending_head()).collect();
         if heads.is_empty() {
             return Ok(());
@@ -272,6 +290,45 @@ impl MongoMessageStore {
                 self.copy(h).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Does again the removal of content that the deletion `c.deleting`
+    /// (the head) may not have finished, then clears the mark: see
+    /// [`Self::tombstone`]. Nothing to do, and no round trip, when the mark
+    /// is clear.
+    async fn finish_deletion(&self, c: &ConvDoc) -> StoreResult<()> {
+        let Some(target) = &c.deleting else {
+            return Ok(());
+        };
+        self.tombstone(&c.conv, target).await?;
+        self.inner
+            .run(self.convs.update_one(
+                doc! { "_id": &c.conv, "deleting": target },
+                doc! { "$unset": { "deleting": "" } },
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the content of `target` in `conv` and of the edits and
+    /// reactions pointing at it, in one `update_many` (`unique_seq` is not
+    /// needed: `_id` and `conv_rel_target` find them): each becomes
+    /// `Content::Deleted` without `expires_at`, keeping the rest. Not
+    /// atomic across documents, and need not be: it is the same whenever
+    /// it runs, so the deletion's mark (`deleting`) has it done again until
+    /// it has run to the end once.
+    async fn tombstone(&self, conv: &str, target: &str) -> StoreResult<()> {
+        let (set, unset) = tombstone_update("")?;
+        self.inner
+            .run(self.messages.update_many(
+                doc! { "conv": conv, "$or": [
+                    { "_id": target },
+                    { "rel.target": target, "rel.kind": { "$in": GO_WITH_TARGET.to_vec() } },
+                ] },
+                doc! { "$set": set, "$unset": unset },
+            ))
+            .await?;
         Ok(())
     }
 
@@ -460,7 +517,9 @@ impl MessageStore for MongoMessageStore {
         state: ConversationState,
         created: NewMessage,
     ) -> StoreResult<Arc<Message>> {
-        let entry = MessageDoc::new(created, 1);
+        let expires_at = state.expiry_of(&created);
+        let mut entry = MessageDoc::new(created, 1);
+        entry.expires_at = expires_at;
         let mut c = ConvDoc::from_state(&state);
         c.last_seq = 1;
         c.last_ts = c.last_ts.max(entry.ts);
@@ -531,12 +590,31 @@ impl MessageStore for MongoMessageStore {
                     self.copy(h).await?;
                 }
             }
+            // Entry n's deletion is done before n + 1 is claimed, as its
+            // copy is.
+            self.finish_deletion(&c).await?;
             entry.seq = c.last_seq + 1;
-            if !self.claim(&c, &entry, Document::new()).await? {
+            entry.expires_at = c.expiry_of(&entry);
+            let more = match entry.deletes() {
+                Some(target) => doc! { "deleting": target },
+                None => Document::new(),
+            };
+            if !self.claim(&c, &entry, more).await? {
                 continue;
             }
             let recipients = recipients(&c)?;
-            return match self.copy(&entry).await {
+            let copied = self.copy(&entry).await;
+            if let Some(target) = entry.deletes() {
+                // The claim marked the conversation: should this fail or
+                // the process die, the next append or reader does it.
+                let mut c = c;
+                c.deleting = Some(target.to_owned());
+                if let Err(e) = self.finish_deletion(&c).await {
+                    tracing::warn!(conv = %entry.conv, seq = entry.seq, error = %e,
+                        "deletion stored, its target's content not yet removed");
+                }
+            }
+            return match copied {
                 Ok(true) => Ok(Appended::stored(entry.into_message()?, recipients)),
                 Ok(false) => {
                     self.duplicate_or(
@@ -580,6 +658,10 @@ impl MessageStore for MongoMessageStore {
             // Set, never unset.
             set.insert("encrypted", true);
         }
+        set.insert(
+            "expire_after",
+            state.expire_after.map_or(Bson::Null, Bson::Int64),
+        );
         let stale = || async {
             if self.exists(conv).await? {
                 Ok(Changed::Stale)
@@ -613,7 +695,10 @@ impl MessageStore for MongoMessageStore {
             return Ok(Changed::Stale);
         }
         self.settle(&[&c]).await?;
-        let entry = MessageDoc::new(notice, state.last_seq);
+        // Stamped by the state it lands with, as the next entry.
+        let expires_at = state.expiry_of(&notice);
+        let mut entry = MessageDoc::new(notice, state.last_seq);
+        entry.expires_at = expires_at;
         if !self.claim(&c, &entry, set).await? {
             return stale().await;
         }
@@ -679,6 +764,133 @@ impl MessageStore for MongoMessageStore {
             .rev()
             .map(MessageDoc::into_message)
             .collect()
+    }
+
+    async fn by_ids(&self, conv: &ConversationId, ids: &[MessageId]) -> StoreResult<Vec<Message>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query on `_id` (ids are unique across conversations; `conv`
+        // keeps another conversation's out).
+        let ids: Vec<&str> = ids.iter().map(|i| i.0.as_str()).collect();
+        let docs = self
+            .find_messages(
+                doc! { "conv": &conv.0, "_id": { "$in": &ids } },
+                doc! { "seq": 1 },
+                ids.len(),
+            )
+            .await?;
+        docs.into_iter().map(MessageDoc::into_message).collect()
+    }
+
+    async fn related(
+        &self,
+        conv: &ConversationId,
+        targets: &[MessageId],
+        from: Option<&UserId>,
+    ) -> StoreResult<Vec<Message>> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query on `conv_rel_target`, partial on `rel.target` existing
+        // (which the filter states, so that the index is eligible).
+        let targets: Vec<&str> = targets.iter().map(|i| i.0.as_str()).collect();
+        let mut filter = doc! {
+            "conv": &conv.0,
+            "rel.target": { "$exists": true, "$in": &targets },
+            "rel.kind": { "$in": ["edit", "reaction", "delete"] },
+        };
+        if let Some(from) = from {
+            filter.insert("from", &from.0);
+        }
+        let cursor = self
+            .inner
+            .run(self.messages.find(filter).sort(doc! { "seq": 1 }))
+            .await?;
+        let docs: Vec<MessageDoc> = self.inner.run(cursor.try_collect()).await?;
+        docs.into_iter().map(MessageDoc::into_message).collect()
+    }
+
+    async fn expire(&self, now: Millis, limit: usize) -> StoreResult<usize> {
+        #[derive(Deserialize)]
+        struct Due {
+            #[serde(rename = "_id")]
+            id: String,
+            conv: String,
+        }
+        let (set, unset) = tombstone_update("")?;
+        let (head_set, head_unset) = tombstone_update("head.")?;
+        let due_docs = self.messages.clone_with_type::<Due>();
+        let (mut handled, mut idle) = (0, 0);
+        while handled < limit {
+            // 1. The due entries, oldest first, on `expires_at` (partial:
+            // only the entries that still expire are in it).
+            let cursor = self
+                .inner
+                .run(
+                    due_docs
+                        .find(doc! { "expires_at": { "$exists": true, "$lte": now } })
+                        .sort(doc! { "expires_at": 1 })
+                        .projection(doc! { "_id": 1, "conv": 1 })
+                        .limit(limit_i64(limit - handled)),
+                )
+                .await?;
+            let due: Vec<Due> = self.inner.run(cursor.try_collect()).await?;
+            if due.is_empty() {
+                break;
+            }
+            let ids: Vec<&str> = due.iter().map(|d| d.id.as_str()).collect();
+            let mut convs: Vec<&str> = due.iter().map(|d| d.conv.as_str()).collect();
+            convs.sort_unstable();
+            convs.dedup();
+            // 2. Their edits and reactions first: the entries keep their
+            // `expires_at` until 3, so a crash in between leaves them due.
+            self.inner
+                .run(self.messages.update_many(
+                    doc! {
+                        "conv": { "$in": &convs },
+                        "rel.target": { "$exists": true, "$in": &ids },
+                        "rel.kind": { "$in": GO_WITH_TARGET.to_vec() },
+                    },
+                    doc! { "$set": set.clone(), "$unset": unset.clone() },
+                ))
+                .await?;
+            // 3. The entries still due (an edit due with its message went
+            // with it in 2, uncounted).
+            let done = self
+                .inner
+                .run(self.messages.update_many(
+                    doc! { "_id": { "$in": &ids }, "expires_at": { "$exists": true } },
+                    doc! { "$set": set.clone(), "$unset": unset.clone() },
+                ))
+                .await?;
+            // 4. The copy of any of them that is its conversation's head
+            // (what a retry of the head's send is answered with).
+            self.inner
+                .run(self.convs.update_many(
+                    doc! { "_id": { "$in": &convs }, "$or": [
+                        { "head._id": { "$in": &ids } },
+                        {
+                            "head.rel.target": { "$in": &ids },
+                            "head.rel.kind": { "$in": GO_WITH_TARGET.to_vec() },
+                        },
+                    ] },
+                    doc! { "$set": head_set.clone(), "$unset": head_unset.clone() },
+                ))
+                .await?;
+            let n = usize::try_from(done.modified_count).unwrap_or(usize::MAX);
+            handled += n.min(limit - handled);
+            if n == 0 {
+                // Every one was handled meanwhile by another node: read
+                // again, they are out of the index now. Bounded, should a
+                // server keep answering with entries it does not change.
+                idle += 1;
+                if idle >= MAX_IDLE_EXPIRY_ROUNDS {
+                    break;
+                }
+            }
+        }
+        Ok(handled)
     }
 
     async fn read_after(
@@ -919,7 +1131,11 @@ impl MessageStore for MongoMessageStore {
         Ok(out)
     }
 
-    async fn unread(&self, user: &UserId, convs: &[&ConversationState]) -> StoreResult<Vec<u64>> {
+    async fn unread(
+        &self,
+        user: &UserId,
+        convs: &[&ConversationState],
+    ) -> StoreResult<Vec<Unread>> {
         if convs.is_empty() {
             return Ok(Vec::new());
         }
@@ -941,8 +1157,9 @@ impl MessageStore for MongoMessageStore {
             .into_iter()
             .map(|m| (m.conv, m.seq))
             .collect();
-        // Round trip 2: one count per conversation, of the messages by
-        // others in (max(read marker, joined), left or head].
+        // Round trip 2: two counts per conversation, of the messages by
+        // others in (max(read marker, joined), left or head] (on
+        // `unique_seq`), and of those that mention the user.
         let mut clauses = Vec::new();
         for c in convs {
             let Some(m) = c.member(user) else { continue };
@@ -959,40 +1176,73 @@ impl MessageStore for MongoMessageStore {
             }
             clauses.push(doc! { "conv": &c.conv.0, "seq": seq });
         }
-        let mut counts: HashMap<String, u64> = HashMap::new();
+        let mut counts: HashMap<String, Unread> = HashMap::new();
         if !clauses.is_empty() {
+            // Both counts from one `$match` in one aggregation: `$facet`
+            // runs a `$group` on its documents, and another on those that
+            // mention the user (a multikey match on `mentions`; jongodb has
+            // no `$cond` to count both in one `$group`).
+            let by_conv = doc! { "$group": { "_id": "$conv", "n": { "$sum": 1 } } };
             let pipeline = vec![
                 doc! { "$match": {
                     "$or": clauses,
                     "from": { "$ne": &user.0 },
                     "notice": { "$ne": true },
                 } },
-                doc! { "$group": { "_id": "$conv", "n": { "$sum": 1 } } },
+                doc! { "$facet": {
+                    "messages": [by_conv.clone()],
+                    "mentions": [{ "$match": { "mentions": &user.0 } }, by_conv],
+                } },
             ];
-            let groups = self.aggregate(pipeline).await?;
-            for g in groups {
-                let conv = g
-                    .get_str("_id")
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let n = match g.get("n") {
-                    Some(Bson::Int32(n)) => i64::from(*n),
-                    Some(Bson::Int64(n)) => *n,
-                    Some(Bson::Double(n)) => *n as i64,
-                    other => {
-                        return Err(StoreError::Corrupt(format!("unread count {other:?}")));
+            let facets = self.aggregate(pipeline).await?;
+            let corrupt = |e: mongodb::bson::document::ValueAccessError| {
+                StoreError::Corrupt(format!("unread counts: {e}"))
+            };
+            for f in &facets {
+                for (facet, mentions) in [("messages", false), ("mentions", true)] {
+                    for g in f.get_array(facet).map_err(corrupt)? {
+                        let Bson::Document(g) = g else {
+                            return Err(StoreError::Corrupt(format!("unread count {g:?}")));
+                        };
+                        let conv = g.get_str("_id").map_err(corrupt)?;
+                        let n = match g.get("n") {
+                            Some(Bson::Int32(n)) => i64::from(*n),
+                            Some(Bson::Int64(n)) => *n,
+                            Some(Bson::Double(n)) => *n as i64,
+                            other => {
+                                return Err(StoreError::Corrupt(format!("unread count {other:?}")));
+                            }
+                        };
+                        let n = to_u64(n, "unread count")?;
+                        let counts = counts.entry(conv.to_owned()).or_default();
+                        if mentions {
+                            counts.mentions = n;
+                        } else {
+                            counts.messages = n;
+                        }
                     }
-                };
-                counts.insert(conv.to_owned(), to_u64(n, "unread count")?);
+                }
             }
         }
         Ok(convs
             .iter()
             .map(|c| {
                 if c.member(user).is_none() {
-                    return 0;
+                    return Unread::default();
                 }
-                counts.get(&c.conv.0).copied().unwrap_or(0)
+                counts.get(&c.conv.0).copied().unwrap_or_default()
             })
             .collect())
     }
+}
+
+/// The `$set` and `$unset` that make a message document under `prefix`
+/// (`""`, or `"head."` for a conversation's head) a tombstone: no content,
+/// no expiry, the rest kept.
+fn tombstone_update(prefix: &str) -> StoreResult<(Document, Document)> {
+    let mut set = Document::new();
+    set.insert(format!("{prefix}content"), bson_of(&Content::Deleted {})?);
+    let mut unset = Document::new();
+    unset.insert(format!("{prefix}expires_at"), "");
+    Ok((set, unset))
 }

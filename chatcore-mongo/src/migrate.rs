@@ -29,7 +29,11 @@ pub(crate) async fn run(inner: &Inner, from: i64) -> StoreResult<()> {
     // (encrypted conversations, master keys): conversations without
     // `encrypted` are not, device keys without `master` are not signed,
     // and `master_keys` starts empty. Nor does 5 -> 6 (receipts): privacy
-    // without `read_receipts` shares them, and `receipts` starts empty.
+    // without `read_receipts` shares them, and `receipts` starts empty. Nor
+    // does 6 -> 7 (a message's life): entries without `rel`, `mentions` or
+    // `expires_at` relate to nothing, mention nobody and never expire, and
+    // conversations without `expire_after` have no timer; the new indexes
+    // are created at start by `ensure_indexes`, like every index.
     Ok(())
 }
 

@@ -7,7 +7,8 @@ use mongodb::bson::{self, Document};
 use serde::{Deserialize, Serialize};
 
 use chatcore::model::{
-    Content, ConversationId, ConversationKind, Message, MessageId, Millis, Role, UserId,
+    Content, ConversationId, ConversationKind, Message, MessageId, Millis, Rel, RelKind, Role,
+    UserId,
 };
 use chatcore::store::{
     pair_key, ContactView, ConversationState, GroupInfo, Link, Member, NewMessage, Pending,
@@ -32,18 +33,39 @@ pub(crate) struct MessageDoc {
     pub(crate) client_id: String,
     pub(crate) ts: Millis,
     pub(crate) content: Content,
-    /// Set on notices and voids, which never count as unread; absent on
-    /// messages (and on every entry of schema 1, which had only messages),
-    /// so the unread count filters on it without decoding contents.
+    /// Set on every entry that is not a message in its own right
+    /// (`!NewMessage::stands_alone()`: notices, voids, edits, reactions,
+    /// deletions), which never count as unread; absent on messages (and on
+    /// every entry of schema 1, which had only messages), so the unread
+    /// count filters on it without decoding contents.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) notice: bool,
+    /// What the entry replies to, edits, reacts to or deletes; absent for
+    /// nothing (and on every entry before schema 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) rel: Option<RelDoc>,
+    /// The users it mentions; absent for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) mentions: Vec<String>,
+    /// When the disappearing-message timer removes its content; absent
+    /// for never, and once removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) expires_at: Option<Millis>,
+}
+
+/// A stored [`Rel`]: `{kind, target}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct RelDoc {
+    pub(crate) kind: RelKind,
+    pub(crate) target: String,
 }
 
 impl MessageDoc {
     /// `msg` as the entry at `seq`.
+    /// Its `expires_at` is left for the caller, who knows the stored timer.
     pub(crate) fn new(msg: NewMessage, seq: u64) -> Self {
         Self {
-            notice: !msg.content.is_message(),
+            notice: !msg.stands_alone(),
             id: msg.id.0,
             conv: msg.conv.0,
             seq: to_i64(seq),
@@ -51,7 +73,21 @@ impl MessageDoc {
             client_id: msg.client_id,
             ts: msg.ts,
             content: msg.content,
+            rel: msg.rel.map(|r| RelDoc {
+                kind: r.kind,
+                target: r.target.0,
+            }),
+            mentions: msg.mentions.into_iter().map(|u| u.0).collect(),
+            expires_at: None,
         }
+    }
+
+    /// The target of the deletion this entry is, if it is one.
+    pub(crate) fn deletes(&self) -> Option<&str> {
+        self.rel
+            .as_ref()
+            .filter(|r| r.kind == RelKind::Delete)
+            .map(|r| r.target.as_str())
     }
 
     /// An entry without content that holds `seq` of `conv`, so the log
@@ -67,6 +103,9 @@ impl MessageDoc {
             ts,
             content: Content::Void {},
             notice: true,
+            rel: None,
+            mentions: Vec::new(),
+            expires_at: None,
         }
     }
 
@@ -78,6 +117,9 @@ impl MessageDoc {
             from: UserId(self.from),
             client_id: self.client_id,
             ts: self.ts,
+            rel: self.rel.map(|r| Rel::new(r.kind, MessageId(r.target))),
+            mentions: self.mentions.into_iter().map(UserId).collect(),
+            expires_at: self.expires_at,
             content: self.content,
         })
     }
@@ -173,6 +215,19 @@ pub(crate) struct ConvDoc {
     /// like `blocked`, and never unset.
     #[serde(default)]
     pub(crate) encrypted: bool,
+    /// The disappearing-message timer; absent (off) in documents written
+    /// before it existed, and while off. Changed only by `change`, like
+    /// `blocked`, so the claim's match on `version` pins the timer an
+    /// append stamped its entry with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) expire_after: Option<Millis>,
+    /// The target of the deletion that is the head, while the removal of
+    /// its content (and of its edits' and reactions') may not be done:
+    /// set by the deletion's claim, unset once the removal is durable.
+    /// Whoever finds it set (the next append, a reader that settles the
+    /// head) does the removal again first, which is idempotent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) deleting: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) head: Option<MessageDoc>,
 }
@@ -217,8 +272,20 @@ impl ConvDoc {
             blocked: s.blocked.iter().map(|u| u.0.clone()).collect(),
             pending: pending_docs(&s.pending),
             encrypted: s.encrypted,
+            expire_after: s.expire_after,
+            deleting: None,
             head: None,
         }
+    }
+
+    /// When an entry appended now loses its content, by the stored timer:
+    /// [`ConversationState::expiry_of`]'s rule, on the stored form.
+    pub(crate) fn expiry_of(&self, entry: &MessageDoc) -> Option<Millis> {
+        let after = self.expire_after?;
+        entry
+            .content
+            .is_message()
+            .then(|| entry.ts.saturating_add(after))
     }
 
     /// Whether `user` is a current member.
@@ -264,6 +331,7 @@ impl ConvDoc {
             .map(|p| Pending::new(UserId(p.user), UserId(p.by), p.at))
             .collect();
         s.encrypted = self.encrypted;
+        s.expire_after = self.expire_after;
         Ok(s)
     }
 }

@@ -129,7 +129,17 @@ pub const COLLECTIONS: &[&str] = &[
 ///   the mark keeps a build that would drop a user's `read_receipts: false`
 ///   at its next privacy change, and acknowledge without raising receipts,
 ///   off the database.
-pub const SCHEMA_VERSION: i64 = 6;
+/// - 7: a message's life: `rel` (`{kind, target}`), `mentions` and
+///   `expires_at` on entries, `notice` on edits, reactions and deletions
+///   too, `expire_after` and `deleting` on conversations; the indexes
+///   `conv_rel_target` and `expires_at` on messages. Nothing is rewritten
+///   (an entry without them relates to nothing, mentions nobody, never
+///   expires; a conversation without them has no timer and no deletion
+///   under way); the indexes are created at start like every other. The
+///   mark keeps a build that would count edits and reactions as unread,
+///   show deleted or expired contents, and drop a conversation's timer at
+///   its next change, off the database.
+pub const SCHEMA_VERSION: i64 = 7;
 
 fn index(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
@@ -145,6 +155,19 @@ fn unique(keys: Document, name: &str) -> IndexModel {
             IndexOptions::builder()
                 .name(name.to_owned())
                 .unique(true)
+                .build(),
+        )
+        .build()
+}
+
+/// An index of the documents where `field` exists only.
+fn partial(keys: Document, field: &str, name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(
+            IndexOptions::builder()
+                .name(name.to_owned())
+                .partial_filter_expression(doc! { field: { "$exists": true } })
                 .build(),
         )
         .build()
@@ -192,6 +215,18 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                 unique(doc! { "conv": 1, "seq": 1 }, "unique_seq"),
                 // Idempotent retries: one message per sender and client id.
                 unique(doc! { "from": 1, "client_id": 1 }, "unique_client_id"),
+                // The edits, reactions and deletions of a page of targets
+                // (`related`), and a deletion's edits and reactions: only
+                // the entries that point at something.
+                partial(
+                    doc! { "conv": 1, "rel.target": 1 },
+                    "rel.target",
+                    "conv_rel_target",
+                ),
+                // What is due to expire, oldest first (`expire`): only the
+                // entries that still expire. Not a TTL index: the entry
+                // stays, without its content.
+                partial(doc! { "expires_at": 1 }, "expires_at", "expires_at"),
             ],
         ),
         (

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chatcore::groups::Action;
-use chatcore::model::{Content, ConversationId, UserId};
+use chatcore::model::{Content, ConversationId, Message, Rel, RelKind, UserId};
 use chatcore::store::{
     Changed, ContactStore, ContactView, ConversationState, GroupInfo, MessageStore, NewMessage,
     NewUser, SessionRecord, SessionStore, StoreError, UserStore,
@@ -240,7 +240,13 @@ async fn indexes_are_created_once_and_idempotently() {
     );
     assert_eq!(
         names("messages").await,
-        ["_id_", "unique_client_id", "unique_seq"]
+        [
+            "_id_",
+            "conv_rel_target",
+            "expires_at",
+            "unique_client_id",
+            "unique_seq"
+        ]
     );
     assert_eq!(names("sessions").await, ["_id_", "ttl_expires_at", "user"]);
     assert_eq!(
@@ -544,6 +550,130 @@ async fn a_writer_that_died_after_its_claim_loses_nothing() {
     cleanup.run().await;
 }
 
+/// A deletion and the timer leave no copy of the content they removed in
+/// the stored documents: the message's, its edit's and its reaction's,
+/// nor the conversation's head. A deletion whose writer died before it
+/// removed anything is finished by the next reader that settles the head.
+#[tokio::test]
+async fn a_deleted_or_expired_content_is_gone_from_the_documents() {
+    let cleanup = Cleanup::default();
+    let store = store_in(&cleanup).await;
+    let m = store.messages();
+    let (a, z) = (UserId::generate(), UserId::generate());
+    let conv = open(&store, &a, &z).await;
+    let raw_messages = store.database().collection::<Document>("messages");
+    let raw_convs = store.database().collection::<Document>("conversations");
+    let raw = |id: String| {
+        let coll = raw_messages.clone();
+        async move {
+            coll.find_one(doc! { "_id": &id })
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("no document {id}"))
+                .to_string()
+        }
+    };
+    let raw_conv = || {
+        let (coll, conv) = (raw_convs.clone(), conv.clone());
+        async move {
+            coll.find_one(doc! { "_id": &conv.0 })
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let send = |from: &UserId, cid: &str, body: &str, rel: Option<(RelKind, &Message)>| {
+        let msg = NewMessage::new(conv.clone(), from.clone(), cid.into(), T0, text(body))
+            .related(rel.map(|(k, t)| Rel::new(k, t.id.clone())), vec![]);
+        let m = m.clone();
+        async move { Message::clone(&m.append(msg).await.unwrap().message) }
+    };
+    let secret = send(&a, "s", "the secret plan", None).await;
+    let edit = send(
+        &a,
+        "e",
+        "the secret plan, v2",
+        Some((RelKind::Edit, &secret)),
+    )
+    .await;
+    let reaction = send(
+        &z,
+        "x",
+        "secret reaction",
+        Some((RelKind::Reaction, &secret)),
+    )
+    .await;
+    assert!(raw(secret.id.0.clone()).await.contains("the secret plan"));
+    let delete = NewMessage::new(conv.clone(), a.clone(), "d".into(), T0, Content::Deleted {})
+        .related(Some(Rel::new(RelKind::Delete, secret.id.clone())), vec![]);
+    m.append(delete).await.unwrap();
+    for id in [&secret.id, &edit.id, &reaction.id] {
+        let d = raw(id.0.clone()).await;
+        assert!(!d.contains("secret"), "{d}");
+        assert!(d.contains("deleted"), "{d}");
+    }
+    assert!(
+        !raw_conv().await.contains_key("deleting"),
+        "the deletion is done"
+    );
+
+    // A writer died after claiming and copying a deletion, before removing
+    // anything: the conversation is marked, and the next reader finishes it.
+    let other = send(&z, "o", "another secret", None).await;
+    let seq = other.seq as i64 + 1;
+    let entry = doc! {
+        "_id": "crashed-delete", "conv": &conv.0, "seq": seq, "from": &z.0,
+        "client_id": "cd", "ts": T0, "content": { "kind": "deleted" }, "notice": true,
+        "rel": { "kind": "delete", "target": &other.id.0 },
+    };
+    let r = raw_convs
+        .update_one(
+            doc! { "_id": &conv.0, "last_seq": seq - 1 },
+            doc! { "$set": { "last_seq": seq, "head": entry.clone(), "deleting": &other.id.0 } },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.matched_count, 1);
+    raw_messages.insert_one(entry).await.unwrap();
+    assert!(raw(other.id.0.clone()).await.contains("another secret"));
+    m.conversation(&conv).await.unwrap().unwrap();
+    let d = raw(other.id.0.clone()).await;
+    assert!(!d.contains("secret"), "{d}");
+    assert!(!raw_conv().await.contains_key("deleting"));
+
+    // The timer: the content goes when due, from the head too.
+    let state = m.conversation(&conv).await.unwrap().unwrap();
+    let mut next = state.clone();
+    next.version += 1;
+    next.expire_after = Some(3_600_000);
+    assert!(matches!(
+        m.change(&next, None).await.unwrap(),
+        Changed::Done(None)
+    ));
+    assert_eq!(
+        m.conversation(&conv).await.unwrap().unwrap().expire_after,
+        Some(3_600_000)
+    );
+    let gone = send(&z, "t", "vanishing ink", None).await;
+    assert_eq!(gone.expires_at, Some(T0 + 3_600_000));
+    let gone_edit = send(&z, "te", "vanishing ink, v2", Some((RelKind::Edit, &gone))).await;
+    assert!(raw_conv().await.to_string().contains("vanishing ink"));
+    assert_eq!(m.expire(T0 + 3_600_000 - 1, 10).await.unwrap(), 0);
+    assert_eq!(m.expire(T0 + 3_600_000, 10).await.unwrap(), 1);
+    for id in [&gone.id, &gone_edit.id] {
+        let d = raw(id.0.clone()).await;
+        assert!(!d.contains("vanishing"), "{d}");
+        assert!(!d.contains("expires_at"), "{d}");
+    }
+    let c = raw_conv().await.to_string();
+    assert!(!c.contains("vanishing"), "the head's copy too: {c}");
+    let retry = m.append(new_message(&conv, &z, "te")).await.unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.message.content, Content::Deleted {});
+    assert_eq!(m.expire(i64::MAX, 10).await.unwrap(), 0);
+    cleanup.run().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_racing_the_senders_removal_lands_before_it_or_is_refused() {
     let cleanup = Cleanup::default();
@@ -842,7 +972,7 @@ async fn unread(
     conv: &ConversationId,
 ) -> u64 {
     let state = messages.conversation(conv).await.unwrap().unwrap();
-    messages.unread(user, &[&state]).await.unwrap()[0]
+    messages.unread(user, &[&state]).await.unwrap()[0].messages
 }
 
 fn seqs(v: Vec<chatcore::model::Message>) -> Vec<u64> {

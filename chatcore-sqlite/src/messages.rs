@@ -12,20 +12,27 @@
 //! in place by the same write job as the cursor or read marker that
 //! raises it (one statement each, no savepoint: see [`raise_receipt`]), so
 //! the two commit or fail together and the receipt is never ahead of them.
+//!
+//! A deletion rewrites its target's row and those of the target's edits
+//! and reactions in the append's own write (see [`tombstone`]), and
+//! `expire` does the same for the entries its partial index finds due. The
+//! rows are rewritten in place, so every read, the idempotency index's
+//! included, sees the tombstone, and no copy of the content is left.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatcore::model::{
-    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Receipt, Role,
-    UserId,
+    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Receipt, Rel,
+    RelKind, Role, UserId,
 };
 use chatcore::store::{
     Appended, Changed, ConversationState, GroupInfo, Listing, Member, MessageStore, NewMessage,
-    Pending, StoreError, StoreResult,
+    Pending, StoreError, StoreResult, Unread,
 };
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, ToSql};
 
 use crate::cache::{ConvCache, Entry};
 use crate::db::{Db, Unguarded};
@@ -48,45 +55,100 @@ impl SqliteMessageStore {
 /// An entry's columns, its conversation's id joined in (`messages.conv`
 /// is the conversation's integer key: 8 bytes in every row and index entry
 /// instead of the id's 40 to 80).
-const MESSAGE_COLUMNS: &str = "m.id, c.id, m.seq, m.sender, m.client_id, m.ts, m.content";
+const MESSAGE_COLUMNS: &str = "m.id, c.id, m.seq, m.sender, m.client_id, m.ts, m.content, \
+                               m.rel_kind, m.rel_target, m.mentions, m.expires_at";
 
 /// The entries of one conversation, by id (`?1`).
 const MESSAGES_OF: &str = "messages m JOIN conversations c ON c.key = m.conv WHERE m.conv = \
                            (SELECT key FROM conversations WHERE id = ?1)";
 
-fn message_row(
-    row: &Row<'_>,
-) -> rusqlite::Result<(LogId, String, i64, LogId, String, Millis, String)> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-    ))
+/// [`MESSAGES_OF`] through the index `$index`: a conversation's entries
+/// come in seq order through its primary key, which the planner would
+/// rather walk (sorting nothing) than probe a few index entries, having no
+/// statistics to tell it how few those are.
+macro_rules! messages_of_by {
+    ($index:literal) => {
+        concat!(
+            "messages m INDEXED BY ",
+            $index,
+            " JOIN conversations c ON c.key = m.conv WHERE m.conv = (SELECT key FROM \
+             conversations WHERE id = ?1)"
+        )
+    };
 }
 
-fn into_message(
-    (LogId(id), conv, seq, LogId(from), client_id, ts, content): (
-        LogId,
-        String,
-        i64,
-        LogId,
-        String,
-        Millis,
-        String,
-    ),
-) -> StoreResult<Message> {
+/// An entry as read from [`MESSAGE_COLUMNS`], before decoding.
+struct MessageRow {
+    id: LogId,
+    conv: String,
+    seq: i64,
+    from: LogId,
+    client_id: String,
+    ts: Millis,
+    content: String,
+    rel_kind: Option<String>,
+    rel_target: Option<LogId>,
+    mentions: Option<String>,
+    expires_at: Option<Millis>,
+}
+
+fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
+    Ok(MessageRow {
+        id: row.get(0)?,
+        conv: row.get(1)?,
+        seq: row.get(2)?,
+        from: row.get(3)?,
+        client_id: row.get(4)?,
+        ts: row.get(5)?,
+        content: row.get(6)?,
+        rel_kind: row.get(7)?,
+        rel_target: row.get(8)?,
+        mentions: row.get(9)?,
+        expires_at: row.get(10)?,
+    })
+}
+
+/// A stored `rel_kind` back to its kind.
+fn rel_kind_of(name: &str) -> StoreResult<RelKind> {
+    [
+        RelKind::Reply,
+        RelKind::Edit,
+        RelKind::Reaction,
+        RelKind::Delete,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == name)
+    .ok_or_else(|| StoreError::Corrupt(format!("unknown relation kind {name:?}")))
+}
+
+fn into_message(r: MessageRow) -> StoreResult<Message> {
+    let rel = match (r.rel_kind, r.rel_target) {
+        (Some(kind), Some(LogId(target))) => Some(Rel::new(rel_kind_of(&kind)?, MessageId(target))),
+        (None, None) => None,
+        _ => {
+            return Err(StoreError::Corrupt(
+                "a relation with a kind or a target only".into(),
+            ))
+        }
+    };
+    let mentions = match r.mentions {
+        Some(json) => from_json::<Vec<String>>(&json, "mentions")?
+            .into_iter()
+            .map(UserId)
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(Message {
-        id: MessageId(id),
-        conv: ConversationId(conv),
-        seq: to_u64(seq, "seq")?,
-        from: UserId(from),
-        client_id,
-        ts,
-        content: from_json::<Content>(&content, "content")?,
+        id: MessageId(r.id.0),
+        conv: ConversationId(r.conv),
+        seq: to_u64(r.seq, "seq")?,
+        from: UserId(r.from.0),
+        client_id: r.client_id,
+        ts: r.ts,
+        rel,
+        mentions,
+        expires_at: r.expires_at,
+        content: from_json::<Content>(&r.content, "content")?,
     })
 }
 
@@ -141,10 +203,11 @@ struct ConvRow {
     invite: Option<String>,
     blocked: String,
     encrypted: bool,
+    expire_after: Option<Millis>,
 }
 
 const CONV_COLUMNS: &str = "id, kind, created_at, title, description, avatar, history_visible, \
-                            last_seq, last_ts, version, invite, blocked, encrypted";
+                            last_seq, last_ts, version, invite, blocked, encrypted, expire_after";
 
 fn conv_row(r: &Row<'_>) -> rusqlite::Result<ConvRow> {
     conv_row_at(r, 0)
@@ -166,6 +229,7 @@ fn conv_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<ConvRow> {
         invite: r.get(at + 10)?,
         blocked: r.get(at + 11)?,
         encrypted: r.get(at + 12)?,
+        expire_after: r.get(at + 13)?,
     })
 }
 
@@ -251,6 +315,7 @@ fn into_state(c: &Connection, row: ConvRow) -> StoreResult<ConversationState> {
         .map(UserId)
         .collect();
     s.encrypted = row.encrypted;
+    s.expire_after = row.expire_after;
     Ok(s)
 }
 
@@ -327,7 +392,7 @@ fn insert_conv(c: &Connection, s: &ConversationState) -> StoreResult<i64> {
     let blocked = blocked_json(s)?;
     c.prepare_cached(&format!(
         "INSERT INTO conversations ({CONV_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-         ?10, ?11, ?12, ?13)"
+         ?10, ?11, ?12, ?13, ?14)"
     ))
     .and_then(|mut st| {
         st.execute(params![
@@ -344,6 +409,7 @@ fn insert_conv(c: &Connection, s: &ConversationState) -> StoreResult<i64> {
             s.invite,
             blocked,
             s.encrypted,
+            s.expire_after,
         ])
     })
     .map_err(map_err)?;
@@ -352,13 +418,35 @@ fn insert_conv(c: &Connection, s: &ConversationState) -> StoreResult<i64> {
     Ok(key)
 }
 
-/// Writes `msg` at `seq` in the conversation of integer key `key` and
-/// moves the head there.
-fn insert_entry(c: &Connection, key: i64, msg: NewMessage, seq: u64) -> StoreResult<Message> {
+/// Writes `msg` at `seq` in the conversation of integer key `key`, to lose
+/// its content at `expires_at`, and moves the head there. A stand-alone
+/// message also gets a row in `mentions` for each other member it
+/// mentions (what `unread` counts); a deletion removes the content of its
+/// target and of the target's edits and reactions ([`tombstone`]), in the
+/// same transaction.
+fn insert_entry(
+    c: &Connection,
+    key: i64,
+    msg: NewMessage,
+    seq: u64,
+    expires_at: Option<Millis>,
+) -> StoreResult<Message> {
     let content = to_json(&msg.content)?;
+    let mentions = if msg.mentions.is_empty() {
+        None
+    } else {
+        Some(to_json(
+            &msg.mentions
+                .iter()
+                .map(|u| u.0.as_str())
+                .collect::<Vec<_>>(),
+        )?)
+    };
+    let stands_alone = msg.stands_alone();
     c.prepare_cached(
-        "INSERT INTO messages (conv, seq, id, sender, client_id, ts, notice, content) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO messages (conv, seq, id, sender, client_id, ts, notice, content, rel_kind, \
+         rel_target, mentions, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+         ?12)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -368,17 +456,77 @@ fn insert_entry(c: &Connection, key: i64, msg: NewMessage, seq: u64) -> StoreRes
             StoredId::of(&msg.from.0),
             msg.client_id,
             msg.ts,
-            !msg.content.is_message(),
+            !stands_alone,
             content,
+            msg.rel.as_ref().map(|r| r.kind.as_str()),
+            msg.rel.as_ref().map(|r| StoredId::of(&r.target.0)),
+            mentions,
+            expires_at,
         ])
     })
     .map_err(map_err)?;
+    if stands_alone {
+        let mut mention = c
+            .prepare_cached("INSERT OR IGNORE INTO mentions (conv, user, seq) VALUES (?1, ?2, ?3)")
+            .map_err(map_err)?;
+        // A member cannot alert itself: its own mentions are not counted.
+        for user in msg.mentions.iter().filter(|u| **u != msg.from) {
+            mention
+                .execute(params![key, StoredId::of(&user.0), to_i64(seq)])
+                .map_err(map_err)?;
+        }
+    }
+    if let Some(rel) = msg.rel.as_ref().filter(|r| r.kind == RelKind::Delete) {
+        tombstone(c, key, &StoredId::of(&rel.target.0), None)?;
+    }
     c.prepare_cached(
         "UPDATE conversations SET last_seq = ?2, last_ts = max(last_ts, ?3) WHERE key = ?1",
     )
     .and_then(|mut s| s.execute(params![key, to_i64(seq), msg.ts]))
     .map_err(map_err)?;
-    Ok(msg.into_message(seq))
+    Ok(msg.into_message(seq, expires_at))
+}
+
+/// Removes the content of the entry of conversation `key` whose id is
+/// `target` and of the edits and reactions pointing at it: each becomes
+/// `Content::Deleted` without `expires_at`, keeping the rest of its row.
+/// With `due`, the entry is the one at that seq, and only if it still
+/// expires (it was not deleted meanwhile): false, and nothing changed,
+/// otherwise.
+fn tombstone(c: &Connection, key: i64, target: &dyn ToSql, due: Option<i64>) -> StoreResult<bool> {
+    let deleted = to_json(&Content::Deleted {})?;
+    let changed = match due {
+        Some(seq) => c
+            .prepare_cached(
+                "UPDATE messages SET content = ?3, expires_at = NULL WHERE conv = ?1 AND seq = ?2 \
+                 AND expires_at IS NOT NULL",
+            )
+            .and_then(|mut s| s.execute(params![key, seq, deleted])),
+        None => c
+            .prepare_cached(
+                "UPDATE messages SET content = ?3, expires_at = NULL WHERE conv = ?1 AND id = ?2",
+            )
+            .and_then(|mut s| s.execute(params![key, target, deleted])),
+    }
+    .map_err(map_err)?;
+    if due.is_some() && changed == 0 {
+        return Ok(false);
+    }
+    c.prepare_cached(
+        "UPDATE messages SET content = ?3, expires_at = NULL WHERE conv = ?1 AND rel_target = ?2 \
+         AND rel_target IS NOT NULL AND rel_kind IN ('edit', 'reaction') AND content <> ?3",
+    )
+    .and_then(|mut s| s.execute(params![key, target, deleted]))
+    .map_err(map_err)?;
+    Ok(true)
+}
+
+/// `n` numbered placeholders from `?{first}` on, comma-separated.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn by_client_id(c: &Connection, from: &str, client_id: &str) -> StoreResult<Option<Message>> {
@@ -423,11 +571,13 @@ fn reload(c: &Connection, cache: &ConvCache, conv: &str) -> StoreResult<Option<C
 fn append_in(c: &Connection, cache: &ConvCache, msg: NewMessage) -> Result<Appended, Unguarded> {
     let checked = append_checked(c, cache, &msg).map_err(Unguarded::Before)?;
     let (e, seq) = match checked {
-        Checked::Duplicate(existing) => return Ok(Appended::duplicate(existing)),
+        Checked::Duplicate(existing) => return Ok(Appended::duplicate(*existing)),
         Checked::At(e, seq) => (e, seq),
     };
     let ts = msg.ts;
-    let message = insert_entry(c, e.key, msg, seq).map_err(Unguarded::After)?;
+    // By the stored state: the writer's view of the conversation.
+    let expires_at = e.state.expiry_of(&msg);
+    let message = insert_entry(c, e.key, msg, seq, expires_at).map_err(Unguarded::After)?;
     let mut next = ConversationState::clone(&e.state);
     next.last_seq = seq;
     next.last_ts = next.last_ts.max(ts);
@@ -442,8 +592,9 @@ fn append_in(c: &Connection, cache: &ConvCache, msg: NewMessage) -> Result<Appen
 
 /// What the checks of an append found.
 enum Checked {
-    /// A retry: the message stored under the same `(from, client_id)`.
-    Duplicate(Message),
+    /// A retry: the message stored under the same `(from, client_id)`
+    /// (boxed: a message with its envelope is several times an `At`).
+    Duplicate(Box<Message>),
     /// A new entry, at this seq of this conversation.
     At(Entry, u64),
 }
@@ -451,7 +602,7 @@ enum Checked {
 /// The checks of an append, reads only.
 fn append_checked(c: &Connection, cache: &ConvCache, msg: &NewMessage) -> StoreResult<Checked> {
     if let Some(existing) = by_client_id(c, &msg.from.0, &msg.client_id)? {
-        return Ok(Checked::Duplicate(existing));
+        return Ok(Checked::Duplicate(Box::new(existing)));
     }
     let e = entry(c, cache, &msg.conv.0)?.ok_or(StoreError::NotFound)?;
     let state = &e.state;
@@ -564,7 +715,8 @@ impl MessageStore for SqliteMessageStore {
                 }
                 let key = insert_conv(c, &state)?;
                 let seq = state.last_seq + 1;
-                let message = Arc::new(insert_entry(c, key, created, seq)?);
+                let expires_at = state.expiry_of(&created);
+                let message = Arc::new(insert_entry(c, key, created, seq, expires_at)?);
                 reload(c, &cache, &state.conv.0)?;
                 Ok(message)
             })
@@ -605,7 +757,7 @@ impl MessageStore for SqliteMessageStore {
                 c.execute(
                     "UPDATE conversations SET title = ?2, description = ?3, avatar = ?4, \
                      history_visible = ?5, invite = ?6, blocked = ?7, version = ?8, \
-                     encrypted = (encrypted OR ?9) WHERE id = ?1",
+                     encrypted = (encrypted OR ?9), expire_after = ?10 WHERE id = ?1",
                     params![
                         state.conv.0,
                         state.info.title,
@@ -616,12 +768,17 @@ impl MessageStore for SqliteMessageStore {
                         blocked_json(&state)?,
                         to_i64(state.version),
                         state.encrypted,
+                        state.expire_after,
                     ],
                 )
                 .map_err(map_err)?;
                 write_members(c, &state)?;
+                // The notice lands with the new state, as the next entry.
                 let message = match notice {
-                    Some(n) => Some(Arc::new(insert_entry(c, key, n, last_seq + 1)?)),
+                    Some(n) => {
+                        let expires_at = state.expiry_of(&n);
+                        Some(Arc::new(insert_entry(c, key, n, last_seq + 1, expires_at)?))
+                    }
                     None => None,
                 };
                 reload(c, &cache, &state.conv.0)?;
@@ -694,6 +851,113 @@ impl MessageStore for SqliteMessageStore {
                 let mut out = collect(&mut stmt, params![conv, before, limit_i64(limit)])?;
                 out.reverse();
                 Ok(out)
+            })
+            .await
+    }
+
+    async fn by_ids(&self, conv: &ConversationId, ids: &[MessageId]) -> StoreResult<Vec<Message>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let conv = conv.0.clone();
+        let ids: Vec<MessageId> = ids.to_vec();
+        self.db
+            .read(move |c| {
+                // `messages_id` (conv, id): one index probe per id, then a
+                // sort of what they found.
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM {} AND m.id IN ({}) ORDER BY m.seq",
+                        messages_of_by!("messages_id"),
+                        placeholders(2, ids.len())
+                    ))
+                    .map_err(map_err)?;
+                let conv: &dyn ToSql = &conv;
+                let stored: Vec<StoredId<'_>> = ids.iter().map(|i| StoredId::of(&i.0)).collect();
+                let args = std::iter::once(conv).chain(stored.iter().map(|i| i as &dyn ToSql));
+                collect(&mut stmt, params_from_iter(args))
+            })
+            .await
+    }
+
+    async fn related(
+        &self,
+        conv: &ConversationId,
+        targets: &[MessageId],
+        from: Option<&UserId>,
+    ) -> StoreResult<Vec<Message>> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let conv = conv.0.clone();
+        let targets: Vec<MessageId> = targets.to_vec();
+        let from = from.cloned();
+        self.db
+            .read(move |c| {
+                // `messages_rel_target` (conv, rel_target), partial on
+                // `rel_target IS NOT NULL`, which the query states.
+                let sender = if from.is_some() {
+                    format!(" AND m.sender = ?{}", targets.len() + 2)
+                } else {
+                    String::new()
+                };
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM {} AND m.rel_target IS NOT NULL AND \
+                         m.rel_target IN ({}) AND m.rel_kind IN ('edit', 'reaction', \
+                         'delete'){sender} ORDER BY m.seq",
+                        messages_of_by!("messages_rel_target"),
+                        placeholders(2, targets.len())
+                    ))
+                    .map_err(map_err)?;
+                let conv: &dyn ToSql = &conv;
+                let stored: Vec<StoredId<'_>> =
+                    targets.iter().map(|i| StoredId::of(&i.0)).collect();
+                let sender = from.as_ref().map(|f| StoredId::of(&f.0));
+                let args = std::iter::once(conv)
+                    .chain(stored.iter().map(|i| i as &dyn ToSql))
+                    .chain(sender.iter().map(|s| s as &dyn ToSql));
+                collect(&mut stmt, params_from_iter(args))
+            })
+            .await
+    }
+
+    async fn expire(&self, now: Millis, limit: usize) -> StoreResult<usize> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        self.db
+            .write(move |c| {
+                // `messages_expires_at`, partial on `expires_at IS NOT
+                // NULL`: only the entries that have a time are in it, and
+                // a tombstone leaves it. An entry due in the same batch as
+                // the message it edits goes with that message and is not
+                // counted: read again until `limit` are handled or none
+                // is due.
+                let mut select = c
+                    .prepare_cached(
+                        "SELECT conv, seq, id FROM messages WHERE expires_at IS NOT NULL AND \
+                         expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+                    )
+                    .map_err(map_err)?;
+                let mut handled = 0;
+                while handled < limit {
+                    let due: Vec<(i64, i64, Value)> = select
+                        .query_map(params![now, limit_i64(limit - handled)], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })
+                        .and_then(|rows| rows.collect())
+                        .map_err(map_err)?;
+                    if due.is_empty() {
+                        break;
+                    }
+                    for (key, seq, id) in &due {
+                        if tombstone(c, *key, id, Some(*seq))? {
+                            handled += 1;
+                        }
+                    }
+                }
+                Ok(handled)
             })
             .await
     }
@@ -919,7 +1183,11 @@ impl MessageStore for SqliteMessageStore {
             .await
     }
 
-    async fn unread(&self, user: &UserId, convs: &[&ConversationState]) -> StoreResult<Vec<u64>> {
+    async fn unread(
+        &self,
+        user: &UserId,
+        convs: &[&ConversationState],
+    ) -> StoreResult<Vec<Unread>> {
         let user = user.0.clone();
         // (conv, from the seq after which to count, up to which seq).
         let windows: Vec<Option<(String, u64, Option<u64>)>> = convs
@@ -936,17 +1204,21 @@ impl MessageStore for SqliteMessageStore {
                 let mut marker = c
                     .prepare_cached("SELECT seq FROM read_markers WHERE user = ?1 AND conv = ?2")
                     .map_err(map_err)?;
+                // Both counts in one statement: the stand-alone messages
+                // of others on `(conv, seq)`, and the rows of `mentions`
+                // on its key `(conv, user, seq)`, one range each.
                 let mut count = c
                     .prepare_cached(
-                        "SELECT count(*) FROM messages WHERE conv = (SELECT key FROM \
-                         conversations WHERE id = ?1) AND seq > ?2 AND seq <= \
-                         ?3 AND notice = 0 AND sender <> ?4",
+                        "SELECT (SELECT count(*) FROM messages WHERE conv = k.key AND seq > ?2 \
+                         AND seq <= ?3 AND notice = 0 AND sender <> ?4), (SELECT count(*) FROM \
+                         mentions WHERE conv = k.key AND user = ?4 AND seq > ?2 AND seq <= ?3) \
+                         FROM conversations k WHERE k.id = ?1",
                     )
                     .map_err(map_err)?;
                 let mut out = Vec::with_capacity(windows.len());
                 for w in &windows {
                     let Some((conv, joined, left)) = w else {
-                        out.push(0);
+                        out.push(Unread::default());
                         continue;
                     };
                     let read: i64 = marker
@@ -956,12 +1228,17 @@ impl MessageStore for SqliteMessageStore {
                         .unwrap_or(0);
                     let from = to_u64(read, "read marker")?.max(*joined);
                     let to = left.map_or(i64::MAX, to_i64);
-                    let n: i64 = count
+                    let counted: Option<(i64, i64)> = count
                         .query_row(params![conv, to_i64(from), to, StoredId::of(&user)], |r| {
-                            r.get(0)
+                            Ok((r.get(0)?, r.get(1)?))
                         })
+                        .optional()
                         .map_err(map_err)?;
-                    out.push(to_u64(n, "count")?);
+                    let (messages, mentions) = counted.unwrap_or((0, 0));
+                    out.push(Unread::new(
+                        to_u64(messages, "count")?,
+                        to_u64(mentions, "mention count")?,
+                    ));
                 }
                 Ok(out)
             })

@@ -369,6 +369,35 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX receipts_at ON receipts(conv, at);
     "#,
+    // 6: a message's life: the envelope's relation (`rel_kind`, and
+    // `rel_target` stored as `id` is, `ids.rs`), its mentions (a JSON
+    // array, NULL for none) and when the disappearing-message timer
+    // removes its content (`expires_at`), and the conversation's timer
+    // (`expire_after`). Indexes: entries by id within a conversation
+    // (`by_ids`, and the target of a deletion), edits, reactions and
+    // deletions by target (`related`; only entries with a relation are in
+    // it), and the entries due to expire (only those with a time). The
+    // `mentions` table holds one row per stand-alone message from another
+    // member that mentions a user, written in the append's transaction:
+    // unread mentions are one range of its key. Older rows need nothing:
+    // no relation, no mention, no expiry, no timer.
+    r#"
+    ALTER TABLE messages ADD COLUMN rel_kind TEXT;
+    ALTER TABLE messages ADD COLUMN rel_target ANY;
+    ALTER TABLE messages ADD COLUMN mentions TEXT;
+    ALTER TABLE messages ADD COLUMN expires_at INTEGER;
+    ALTER TABLE conversations ADD COLUMN expire_after INTEGER;
+    CREATE INDEX messages_id ON messages(conv, id);
+    CREATE INDEX messages_rel_target ON messages(conv, rel_target) WHERE rel_target IS NOT NULL;
+    CREATE INDEX messages_expires_at ON messages(expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE mentions (
+        conv INTEGER NOT NULL REFERENCES conversations(key) ON DELETE CASCADE,
+        -- The user mentioned, stored as the log's ids are.
+        user ANY NOT NULL,
+        seq  INTEGER NOT NULL,
+        PRIMARY KEY (conv, user, seq)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema this build reads and writes: the number of [`MIGRATIONS`].

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chatcore::model::{Content, ConversationId, Message, UserId};
+use chatcore::model::{Content, ConversationId, Message, Rel, RelKind, UserId};
 use chatcore::store::{
     ConversationState, MessageStore, NewMessage, NewUser, StoreError, UserStore,
 };
@@ -276,6 +276,153 @@ async fn a_receipt_is_one_row_per_member_whatever_the_messages() {
     let _ = a;
 }
 
+/// Every column of the raw row of entry `seq` of `conv`, as text (BLOB ids
+/// as hex), for checking that no copy of a removed content is left.
+fn raw_row(conn: &rusqlite::Connection, conv: &ConversationId, seq: u64) -> String {
+    let mut stmt = conn
+        .prepare(
+            "SELECT m.* FROM messages m JOIN conversations c ON c.key = m.conv WHERE c.id = ?1 \
+             AND m.seq = ?2",
+        )
+        .unwrap();
+    let n = stmt.column_count();
+    stmt.query_row(rusqlite::params![conv.0, seq as i64], |r| {
+        Ok((0..n)
+            .map(|i| match r.get_ref(i).unwrap() {
+                rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                rusqlite::types::ValueRef::Blob(b) => {
+                    b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+                }
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" | "))
+    })
+    .unwrap()
+}
+
+/// A deletion and the timer leave, in the file itself, no copy of the
+/// content they removed: the rows of the message, of its edit and of its
+/// reaction are rewritten in place; and what finds relations and due
+/// entries reads an index.
+#[tokio::test]
+async fn a_deleted_or_expired_content_is_gone_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (a, b, conv) = pair(&store).await;
+    let m = store.messages();
+    let rel = |kind, target: &Message| Some(Rel::new(kind, target.id.clone()));
+    let secret = m
+        .append(message(&conv, &a, "s", "the secret plan"))
+        .await
+        .unwrap()
+        .message;
+    let edit = m
+        .append(
+            message(&conv, &a, "e", "the secret plan, v2")
+                .related(rel(RelKind::Edit, &secret), vec![]),
+        )
+        .await
+        .unwrap()
+        .message;
+    m.append(
+        message(&conv, &b, "x", "secret reaction").related(rel(RelKind::Reaction, &secret), vec![]),
+    )
+    .await
+    .unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        assert!(raw_row(&conn, &conv, secret.seq).contains("the secret plan"));
+    }
+    let mut delete = NewMessage::new(conv.clone(), a.clone(), "d".into(), T0, Content::Deleted {});
+    delete = delete.related(rel(RelKind::Delete, &secret), vec![]);
+    m.append(delete).await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for seq in [secret.seq, edit.seq, 3, 4] {
+        let row = raw_row(&conn, &conv, seq);
+        assert!(!row.contains("secret"), "seq {seq}: {row}");
+        assert!(row.contains("deleted"), "seq {seq}: {row}");
+    }
+    // The timer: the content goes when due, from the file too.
+    let state = m.conversation(&conv).await.unwrap().unwrap();
+    let mut next = state.clone();
+    next.version += 1;
+    next.expire_after = Some(3_600_000);
+    assert!(matches!(
+        m.change(&next, None).await.unwrap(),
+        chatcore::store::Changed::Done(None)
+    ));
+    let gone = m
+        .append(message(&conv, &b, "t", "vanishing ink"))
+        .await
+        .unwrap()
+        .message;
+    assert_eq!(gone.expires_at, Some(T0 + 3_600_000));
+    let edit = m
+        .append(
+            message(&conv, &b, "te", "vanishing ink, v2")
+                .related(rel(RelKind::Edit, &gone), vec![]),
+        )
+        .await
+        .unwrap()
+        .message;
+    assert!(raw_row(&conn, &conv, gone.seq).contains("vanishing ink"));
+    assert_eq!(m.expire(T0 + 3_600_000, 10).await.unwrap(), 1);
+    for seq in [gone.seq, edit.seq] {
+        let row = raw_row(&conn, &conv, seq);
+        assert!(!row.contains("vanishing"), "seq {seq}: {row}");
+    }
+    assert_eq!(
+        m.expire(i64::MAX, 10).await.unwrap(),
+        0,
+        "nothing left to expire"
+    );
+    // `related` and `expire` search their partial indexes, `by_ids` its
+    // (conv, id) one; none scans the log.
+    for (sql, index) in [
+        (
+            "SELECT seq FROM messages INDEXED BY messages_rel_target WHERE conv = 1 AND \
+             rel_target IS NOT NULL AND rel_target IN (?1, ?2) AND rel_kind IN ('edit', \
+             'reaction', 'delete') ORDER BY seq",
+            "messages_rel_target",
+        ),
+        (
+            "SELECT conv, seq, id FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+             ORDER BY expires_at LIMIT ?2",
+            "messages_expires_at",
+        ),
+        (
+            "SELECT seq FROM messages INDEXED BY messages_id WHERE conv = 1 AND id IN (?1, ?2) \
+             ORDER BY seq",
+            "messages_id",
+        ),
+        (
+            "SELECT count(*) FROM mentions WHERE conv = 1 AND user = ?1 AND seq > ?2 AND seq <= ?3",
+            "mentions",
+        ),
+    ] {
+        let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = explain.parameter_count();
+        let plan: Vec<String> = explain
+            .query_map(rusqlite::params_from_iter(vec![1i64; n]), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|d| d.starts_with("SEARCH") && d.contains(index)),
+            "{sql}: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|d| d.starts_with("SCAN")),
+            "{sql}: {plan:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_committed_in_groups_gap_free() {
     let dir = tempfile::tempdir().unwrap();
@@ -394,12 +541,21 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     drop(SqliteStore::open(&path).await.unwrap());
-    // Back to version 1's tables (undoing what steps 2, 4 and 5 added;
+    // Back to version 1's tables (undoing what steps 2, 4, 5 and 6 added;
     // step 3 only changed the log's id columns' type), with one session in
     // them.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE receipts;
+        "DROP TABLE mentions;
+         DROP INDEX messages_id;
+         DROP INDEX messages_rel_target;
+         DROP INDEX messages_expires_at;
+         ALTER TABLE messages DROP COLUMN rel_kind;
+         ALTER TABLE messages DROP COLUMN rel_target;
+         ALTER TABLE messages DROP COLUMN mentions;
+         ALTER TABLE messages DROP COLUMN expires_at;
+         ALTER TABLE conversations DROP COLUMN expire_after;
+         DROP TABLE receipts;
          DROP TABLE backup_keys;
          DROP TABLE backups;
          DROP INDEX sessions_user_device;
@@ -433,7 +589,7 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
             .unwrap(),
         vec![s]
     );
-    assert_eq!(SCHEMA_VERSION, 5, "steps 2, 4 and 5 are undone above");
+    assert_eq!(SCHEMA_VERSION, 6, "steps 2, 4, 5 and 6 are undone above");
 }
 
 /// A stored id in its canonical text form, decoded by SQL alone (not by
@@ -473,14 +629,16 @@ async fn a_log_of_schema_2_migrates_to_blob_ids_and_reads_back_the_same() {
     drop(store);
 
     // Back to version 2's log: the same rows with every id as TEXT (and
-    // without step 4's and 5's tables).
+    // without step 4's, 5's and 6's tables and columns).
     let conn = rusqlite::Connection::open(&path).unwrap();
     let (id, sender) = (
         ID_AS_TEXT.replace("{c}", "id"),
         ID_AS_TEXT.replace("{c}", "sender"),
     );
     conn.execute_batch(&format!(
-        "DROP TABLE receipts;
+        "DROP TABLE mentions;
+         ALTER TABLE conversations DROP COLUMN expire_after;
+         DROP TABLE receipts;
          DROP TABLE backup_keys;
          DROP TABLE backups;
          CREATE TABLE messages_v2 (
@@ -552,13 +710,13 @@ async fn a_log_of_schema_2_migrates_to_blob_ids_and_reads_back_the_same() {
     // Unread counts compare the stored sender with the reader.
     let state = store.messages().conversation(&conv).await.unwrap().unwrap();
     assert_eq!(
-        store.messages().unread(&legacy, &[&state]).await.unwrap(),
-        [3],
+        store.messages().unread(&legacy, &[&state]).await.unwrap()[0].messages,
+        3,
         "ann's c1, c3 and c5"
     );
     assert_eq!(
-        store.messages().unread(&ann, &[&state]).await.unwrap(),
-        [2],
+        store.messages().unread(&ann, &[&state]).await.unwrap()[0].messages,
+        2,
         "legacy's c2 and c4"
     );
 }
