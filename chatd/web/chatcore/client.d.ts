@@ -11,7 +11,7 @@
 import { type Codec } from "./codec.js";
 import { type MessageReceipt } from "./receipts.js";
 import { ChatError } from "./errors.js";
-import { type AlertFrame, type Audience, type BackupInfo, type BackupKeyInfo, type BackupKeyRef, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceInfo, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type TypingFrame, type ReceiptFrame, type ReceiptInfo, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+import { type AlertFrame, type Audience, type BackupInfo, type BackupKeyInfo, type BackupKeyRef, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type Rel, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceInfo, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type TypingFrame, type ReceiptFrame, type ReceiptInfo, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
 /** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
 export interface WebSocketLike {
     readonly readyState: number;
@@ -210,6 +210,24 @@ export interface GroupChanges {
     history_visible?: boolean;
 }
 /** Result of {@link ChatClient.send}. */
+/** What a message points at and whom it mentions (PROTOCOL.md, *Message life*). */
+export interface SendOptions {
+    /** The client id (fresh unless given: pass the same one to retry a send yourself). */
+    clientId?: string;
+    /** A reply to, edit of, reaction to or deletion of another message of the same conversation. */
+    rel?: Rel;
+    /** Members of the group it mentions (alerted even where they muted it). */
+    mentions?: string[];
+}
+/** A page of history with what its messages need to be shown in their latest state (see {@link ChatClient.history}). */
+export interface HistoryPage {
+    /** The page, ascending by seq. */
+    messages: Message[];
+    /** Whether older entries exist. */
+    more: boolean;
+    /** The edits, reactions and deletions of the page's messages and the messages its replies quote, from anywhere in the log. */
+    related: Message[];
+}
 export interface SendResult {
     /** The stored message, as the recipient receives it. */
     message: Message;
@@ -401,17 +419,24 @@ export declare class ChatClient {
      * send yourself) is kept when the request is repeated after a reconnect, so
      * the message is stored once.
      */
-    send(target: SendTarget, content: string | Content, options?: {
-        clientId?: string;
-    }): Promise<SendResult>;
-    /** A page of history: the newest `limit` messages before seq `before` (all if absent), ascending. */
+    send(target: SendTarget, content: string | Content, options?: SendOptions): Promise<SendResult>;
+    /**
+     * A page of history: the newest `limit` messages before seq `before` (all if absent), ascending, with `related`:
+     * the edits, reactions and deletions pointing at them and the messages their replies quote, wherever they are.
+     */
     history(conv: string, page?: {
         before?: number;
         limit?: number;
-    }): Promise<{
-        messages: Message[];
-        more: boolean;
-    }>;
+    }): Promise<HistoryPage>;
+    /**
+     * Deletes `target` (a message of `conv`, or one's own reaction) for everyone: its content, and that of its edits
+     * and reactions, is removed from the server. The sender's own messages; in a group, admins delete any.
+     */
+    deleteMessage(conv: string, target: string, options?: {
+        clientId?: string;
+    }): Promise<SendResult>;
+    /** Sets the disappearing-message timer of `conv` (one of {@link DISAPPEARING_TIMERS}, or `undefined`: off). */
+    setTimer(conv: string, expireAfter: number | undefined): Promise<number>;
     /** Marks `conv` read up to `seq` (unread counts drop). */
     read(conv: string, seq: number): Promise<void>;
     /**

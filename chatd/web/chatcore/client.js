@@ -828,8 +828,13 @@ export class ChatClient {
     async send(target, content, options = {}) {
         const client_id = options.clientId ?? newClientId();
         const body = typeof content === "string" ? { kind: "text", text: content } : content;
+        const { rel } = options;
+        const mentions = options.mentions?.length ? options.mentions : undefined;
+        if ((rel || mentions) && !("conv" in target)) {
+            throw new ChatError("invalid_argument", "a message that points at another or mentions members names its conv");
+        }
         const frame = "conv" in target
-            ? { type: "send", conv: target.conv, client_id, content: body }
+            ? { type: "send", conv: target.conv, client_id, ...(rel ? { rel } : {}), ...(mentions ? { mentions } : {}), content: body }
             : { type: "send", to: target.to, client_id, content: body };
         const sent = await this.request(frame, "sent", { auth: true, retry: true });
         const message = {
@@ -839,6 +844,9 @@ export class ChatClient {
             from: this.sessionValue?.user ?? "",
             client_id,
             ts: sent.ts,
+            ...(rel ? { rel } : {}),
+            ...(mentions ? { mentions } : {}),
+            ...(sent.expires_at !== undefined ? { expires_at: sent.expires_at } : {}),
             content: body,
         };
         // Our own message is part of the conversation's run: it must not block acks, nor come back as new.
@@ -847,10 +855,27 @@ export class ChatClient {
             this.flushAcks();
         return { message, duplicate: sent.duplicate };
     }
-    /** A page of history: the newest `limit` messages before seq `before` (all if absent), ascending. */
+    /**
+     * A page of history: the newest `limit` messages before seq `before` (all if absent), ascending, with `related`:
+     * the edits, reactions and deletions pointing at them and the messages their replies quote, wherever they are.
+     */
     async history(conv, page = {}) {
         const r = await this.request({ type: "history", conv, ...page }, "messages", { auth: true, retry: true });
-        return { messages: r.messages, more: r.more };
+        return { messages: r.messages, more: r.more, related: r.related ?? [] };
+    }
+    /**
+     * Deletes `target` (a message of `conv`, or one's own reaction) for everyone: its content, and that of its edits
+     * and reactions, is removed from the server. The sender's own messages; in a group, admins delete any.
+     */
+    deleteMessage(conv, target, options = {}) {
+        return this.send({ conv }, { kind: "deleted" }, { ...options, rel: { kind: "delete", target } });
+    }
+    /** Sets the disappearing-message timer of `conv` (one of {@link DISAPPEARING_TIMERS}, or `undefined`: off). */
+    async setTimer(conv, expireAfter) {
+        const frame = expireAfter === undefined ? { type: "set_timer", conv } : { type: "set_timer", conv, expire_after: expireAfter };
+        const reply = await this.request(frame, "changed", { auth: true, retry: true });
+        this.fetchNotice();
+        return reply.seq;
     }
     /** Marks `conv` read up to `seq` (unread counts drop). */
     async read(conv, seq) {

@@ -12,7 +12,7 @@
  * @module
  */
 /** The protocol version this binding speaks (5: `typing`; 6: receipts). */
-export declare const PROTOCOL_VERSION = 6;
+export declare const PROTOCOL_VERSION = 7;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export declare const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -109,16 +109,48 @@ export type NoticeContent =
  | {
     kind: "encryption_enabled";
 }
+/** The sender set the disappearing-message timer (milliseconds; absent: off). */
+ | {
+    kind: "timer_changed";
+    expire_after?: number;
+}
 /** A seq the store left without content: shows nothing. */
  | {
     kind: "void";
 };
+/**
+ * No content: the entry of a deletion (its `rel` names the target), and every entry whose content a deletion or the
+ * conversation's timer removed (the tombstone keeps its envelope). A client sends it only as a deletion.
+ */
+export type DeletedContent = {
+    kind: "deleted";
+};
 /** What an entry of a conversation's log carries, tagged by `kind`. */
-export type Content = TextContent | EncryptedContent | NoticeContent;
+export type Content = TextContent | EncryptedContent | DeletedContent | NoticeContent;
+/** How an entry relates to the message it points at (PROTOCOL.md, *Message life*). */
+export type RelKind = "reply" | "edit" | "reaction" | "delete";
+/** Every {@link RelKind}. */
+export declare const REL_KINDS: readonly RelKind[];
+/** What an entry points at: a message of the same conversation, by id. */
+export interface Rel {
+    kind: RelKind;
+    target: string;
+}
+/** The disappearing-message timers a conversation may have, in milliseconds: 1 hour, 1 day, 1 week, 90 days. */
+export declare const DISAPPEARING_TIMERS: readonly number[];
+/** The most reactions one member keeps on one message. */
+export declare const MAX_REACTIONS = 20;
+/** The most members one message mentions. */
+export declare const MAX_MENTIONS = 50;
 /** Every notice `kind`. */
 export declare const NOTICE_KINDS: readonly NoticeContent["kind"][];
 /** Whether `content` is a notice the server wrote rather than a message someone sent. */
 export declare function isNotice(content: Content): content is NoticeContent;
+/**
+ * Whether `message` is a message in its own right (text or encrypted, no `rel` or a reply): it counts as unread and
+ * can be replied to, edited, reacted to and deleted. Edits, reactions and deletions point at one instead.
+ */
+export declare function standsAlone(message: Message): boolean;
 /** Who a privacy setting lets in. */
 export type Audience = "everyone" | "contacts" | "nobody";
 /** Every {@link Audience}, from widest to narrowest. */
@@ -231,6 +263,12 @@ export interface Message {
     from: string;
     client_id: string;
     ts: number;
+    /** The message this entry replies to, edits, reacts to or deletes. */
+    rel?: Rel;
+    /** The members a group message mentions. */
+    mentions?: string[];
+    /** When the conversation's disappearing-message timer removes its content (absent: never). */
+    expires_at?: number;
     content: Content;
 }
 /** Contact card and presence, as the directory lists them. */
@@ -245,6 +283,8 @@ export interface LastEntry {
     from: string;
     /** Its content's `kind` (`text`, or a notice's kind). */
     kind: string;
+    /** How it relates to an earlier message (an edit, a reaction, ...). */
+    rel?: RelKind;
     /** The start of the text, when the content is plain text. */
     preview?: string;
 }
@@ -268,6 +308,10 @@ export interface ConversationSummary {
     last_seq: number;
     /** Messages from others after the caller's read marker. */
     unread: number;
+    /** How many of those mention the caller (absent: none). */
+    mentions?: number;
+    /** The disappearing-message timer in milliseconds (absent: off). */
+    expire_after?: number;
     last?: LastEntry;
     /** Whether it is end-to-end encrypted. Absent means false. */
     encrypted?: boolean;
@@ -296,6 +340,8 @@ export interface ConversationInfo {
     history_visible: boolean;
     /** Whether it is end-to-end encrypted (it then takes only `encrypted` content). Absent means false. */
     encrypted?: boolean;
+    /** The disappearing-message timer in milliseconds (absent: off). */
+    expire_after?: number;
     created_at: number;
     /** The current members, longest-serving first. */
     members: MemberInfo[];
@@ -394,6 +440,8 @@ export type ClientFrame = {
     conv: string;
     to?: never;
     client_id: string;
+    rel?: Rel;
+    mentions?: string[];
     content: Content;
 }
 /** To a user: the direct conversation with them, opened by this first send if need be. */
@@ -403,6 +451,8 @@ export type ClientFrame = {
     to: string;
     conv?: never;
     client_id: string;
+    rel?: never;
+    mentions?: never;
     content: Content;
 } | {
     type: "history";
@@ -613,6 +663,13 @@ export type ClientFrame = {
     id: number;
     conv: string;
 }
+/** Sets the disappearing-message timer (one of {@link DISAPPEARING_TIMERS}; absent: off). Reply: `changed`. */
+ | {
+    type: "set_timer";
+    id: number;
+    conv: string;
+    expire_after?: number;
+}
 /** Makes a new key backup the current one (PROTOCOL.md "Key backup"); the previous one and its keys go. Reply: `backup`. */
  | {
     type: "create_backup";
@@ -700,12 +757,15 @@ export type ServerFrame = {
     seq: number;
     ts: number;
     duplicate: boolean;
+    /** When the conversation's disappearing-message timer removes it (absent: never). */
+    expires_at?: number;
 } | {
     type: "messages";
     id: number;
     conv: string;
     messages: Message[];
     more: boolean;
+    related?: Message[];
 } | {
     type: "synced";
     id: number;

@@ -12,7 +12,7 @@
  * @module
  */
 /** The protocol version this binding speaks (5: `typing`; 6: receipts). */
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -35,6 +35,14 @@ export const ERROR_CODES = [
 ];
 /** Every {@link Role}, from least to most power. */
 export const ROLES = ["member", "admin", "owner"];
+/** Every {@link RelKind}. */
+export const REL_KINDS = ["reply", "edit", "reaction", "delete"];
+/** The disappearing-message timers a conversation may have, in milliseconds: 1 hour, 1 day, 1 week, 90 days. */
+export const DISAPPEARING_TIMERS = [3_600_000, 86_400_000, 7 * 86_400_000, 90 * 86_400_000];
+/** The most reactions one member keeps on one message. */
+export const MAX_REACTIONS = 20;
+/** The most members one message mentions. */
+export const MAX_MENTIONS = 50;
 /** Every notice `kind`. */
 export const NOTICE_KINDS = [
     "group_created",
@@ -45,11 +53,20 @@ export const NOTICE_KINDS = [
     "role_changed",
     "group_updated",
     "encryption_enabled",
+    "timer_changed",
     "void",
 ];
 /** Whether `content` is a notice the server wrote rather than a message someone sent. */
 export function isNotice(content) {
-    return content.kind !== "text" && content.kind !== "encrypted";
+    return content.kind !== "text" && content.kind !== "encrypted" && content.kind !== "deleted";
+}
+/**
+ * Whether `message` is a message in its own right (text or encrypted, no `rel` or a reply): it counts as unread and
+ * can be replied to, edited, reacted to and deleted. Edits, reactions and deletions point at one instead.
+ */
+export function standsAlone(message) {
+    const c = message.content.kind;
+    return (c === "text" || c === "encrypted") && (message.rel === undefined || message.rel.kind === "reply");
 }
 /** Every {@link Audience}, from widest to narrowest. */
 export const AUDIENCES = ["everyone", "contacts", "nobody"];
@@ -96,8 +113,11 @@ const CONTENT = {
         ],
         encryption_enabled: [],
         void: [],
+        deleted: [],
+        timer_changed: [opt("expire_after", millis)],
     },
 };
+const REL = { struct: [req("kind", { oneOf: REL_KINDS }), req("target", "string")] };
 const MESSAGE = {
     struct: [
         req("id", "string"),
@@ -106,6 +126,9 @@ const MESSAGE = {
         req("from", "string"),
         req("client_id", "string"),
         req("ts", millis),
+        opt("rel", REL),
+        vec("mentions", { list: "string" }),
+        opt("expires_at", millis),
         req("content", CONTENT),
     ],
 };
@@ -137,7 +160,14 @@ const CONTACT_INFO = {
     ],
 };
 const LAST_ENTRY = {
-    struct: [req("seq", "u64"), req("ts", millis), req("from", "string"), req("kind", "string"), opt("preview", "string")],
+    struct: [
+        req("seq", "u64"),
+        req("ts", millis),
+        req("from", "string"),
+        req("kind", "string"),
+        opt("rel", { oneOf: REL_KINDS }),
+        opt("preview", "string"),
+    ],
 };
 const CONVERSATION_SUMMARY = {
     struct: [
@@ -151,6 +181,8 @@ const CONVERSATION_SUMMARY = {
         flag("left"),
         req("last_seq", "u64"),
         req("unread", "u64"),
+        opt("mentions", "u64"),
+        opt("expire_after", millis),
         opt("last", LAST_ENTRY),
         flag("encrypted"),
         flag("muted"),
@@ -168,6 +200,7 @@ const CONVERSATION_INFO = {
         opt("avatar", "string"),
         req("history_visible", "bool"),
         flag("encrypted"),
+        opt("expire_after", millis),
         req("created_at", millis),
         req("members", { list: MEMBER_INFO }),
         opt("role", ROLE),
@@ -270,7 +303,15 @@ const CLIENT_FRAME = {
             opt("about", "string"),
             opt("avatar", "string"),
         ],
-        send: [id, opt("conv", "string"), opt("to", "string"), req("client_id", "string"), req("content", CONTENT)],
+        send: [
+            id,
+            opt("conv", "string"),
+            opt("to", "string"),
+            req("client_id", "string"),
+            opt("rel", REL),
+            vec("mentions", { list: "string" }),
+            req("content", CONTENT),
+        ],
         history: [id, req("conv", "string"), opt("before", "u64"), opt("limit", "u32")],
         sync: [id, opt("limit", "u32")],
         ack: [id, req("conv", "string"), req("seq", "u64")],
@@ -334,6 +375,7 @@ const CLIENT_FRAME = {
         send_to_device: [id, req("kind", "string"), req("messages", { list: OUTGOING_TO_DEVICE }), opt("conv", "string")],
         ack_to_device: [id, req("messages", { list: TO_DEVICE_ACK })],
         encrypt: [id, req("conv", "string")],
+        set_timer: [id, req("conv", "string"), opt("expire_after", millis)],
         create_backup: [id, req("algorithm", "string"), req("auth_data", "string")],
         get_backup: [id],
         update_backup: [id, req("version", "string"), req("auth_data", "string")],
@@ -368,8 +410,9 @@ const SERVER_FRAME = {
             req("seq", "u64"),
             req("ts", millis),
             req("duplicate", "bool"),
+            opt("expires_at", millis),
         ],
-        messages: [id, req("conv", "string"), req("messages", { list: MESSAGE }), req("more", "bool")],
+        messages: [id, req("conv", "string"), req("messages", { list: MESSAGE }), req("more", "bool"), vec("related", { list: MESSAGE })],
         synced: [id, req("messages", { list: MESSAGE }), req("more", "bool")],
         conversations: [id, req("conversations", { list: CONVERSATION_SUMMARY }), opt("next", "string")],
         conversation: [id, req("conversation", CONVERSATION_INFO)],

@@ -40,7 +40,7 @@
  *
  * @module
  */
-import type { ChatClient, SendResult } from "../client.js";
+import type { ChatClient, SendOptions, SendResult } from "../client.js";
 import type { DeviceRef, Message } from "../protocol.js";
 import type { DeviceChange, DeviceTrust } from "./devices.js";
 import { type E2eErrorCode } from "./errors.js";
@@ -202,23 +202,23 @@ export declare class SecureChat {
      * member or a gone device rotates the key), keys go first to the devices that lack them, then the message. Every
      * device of every member reads it, the user's other devices included. Refused (nothing sent) when `conv` is not
      * encrypted. `clientId` as in {@link ChatClient.send}: a message sent again under the same id (after a reload)
-     * is encrypted anew, with the keys of then, and the server stores it once.
+     * is encrypted anew, with the keys of then, and the server stores it once. `rel` and `mentions` (a reply, edit or
+     * reaction; see {@link ChatClient.send}) travel in the clear beside the ciphertext: the server routes by them.
      */
-    sendEncrypted(conv: string, text: string, options?: {
-        clientId?: string;
-    }): Promise<SendResult>;
+    sendEncrypted(conv: string, text: string, options?: SendOptions): Promise<SendResult>;
     /**
      * Decrypts a message as far as this device can; a `waiting` one is remembered and comes again as a `decrypted`
      * event when its key arrives.
      */
     decryptMessage(message: Message): SecureMessage;
-    /** A page of `conv`'s history (as {@link ChatClient.history}), decrypted as far as this device can. */
+    /** A page of `conv`'s history (as {@link ChatClient.history}), decrypted as far as this device can, `related` too. */
     history(conv: string, page?: {
         before?: number;
         limit?: number;
     }): Promise<{
         messages: SecureMessage[];
         more: boolean;
+        related: SecureMessage[];
     }>;
     private onMessage;
     /** Queries the members of `conv` and retries the deferred to-device payloads. */

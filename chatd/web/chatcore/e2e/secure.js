@@ -437,7 +437,8 @@ export class SecureChat {
      * member or a gone device rotates the key), keys go first to the devices that lack them, then the message. Every
      * device of every member reads it, the user's other devices included. Refused (nothing sent) when `conv` is not
      * encrypted. `clientId` as in {@link ChatClient.send}: a message sent again under the same id (after a reload)
-     * is encrypted anew, with the keys of then, and the server stores it once.
+     * is encrypted anew, with the keys of then, and the server stores it once. `rel` and `mentions` (a reply, edit or
+     * reaction; see {@link ChatClient.send}) travel in the clear beside the ciphertext: the server routes by them.
      */
     sendEncrypted(conv, text, options = {}) {
         return this.serial(async () => {
@@ -476,14 +477,18 @@ export class SecureChat {
             this.waiting.add(body.session, message);
         return secureMessage(message, body);
     }
-    /** A page of `conv`'s history (as {@link ChatClient.history}), decrypted as far as this device can. */
+    /** A page of `conv`'s history (as {@link ChatClient.history}), decrypted as far as this device can, `related` too. */
     async history(conv, page = {}) {
-        const { messages, more } = await this.client.history(conv, page);
-        if (messages.some((message) => decryptWith(this.machine, message).type === "waiting")) {
+        const { messages, more, related } = await this.client.history(conv, page);
+        if ([...messages, ...related].some((message) => decryptWith(this.machine, message).type === "waiting")) {
             // Their keys may sit among the deferred payloads, from senders reachable only through this conversation.
             await this.serial(() => this.retryThrough(conv));
         }
-        return { messages: messages.map((message) => this.decryptMessage(message)), more };
+        return {
+            messages: messages.map((message) => this.decryptMessage(message)),
+            more,
+            related: related.map((message) => this.decryptMessage(message)),
+        };
     }
     async onMessage(message) {
         let decrypted = this.decryptMessage(message);
