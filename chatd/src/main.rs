@@ -348,6 +348,29 @@ async fn provision_load_test(
     Ok(())
 }
 
+/// Removes the content of messages whose disappearing timer is up, every
+/// `every`, until shutdown. A store error is logged and tried again at the
+/// next turn: nothing is lost by waiting.
+async fn expire_loop(
+    server: std::sync::Arc<chatcore::Server>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match server.expire_due().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(messages = n, "disappearing messages removed"),
+            Err(e) => tracing::warn!(error = %e, "removing disappearing messages failed"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,28 +414,5 @@ mod tests {
                 "https://chat.example".to_owned()
             ]
         );
-    }
-}
-
-/// Removes the content of messages whose disappearing timer is up, every
-/// `every`, until shutdown. A store error is logged and tried again at the
-/// next turn: nothing is lost by waiting.
-async fn expire_loop(
-    server: std::sync::Arc<chatcore::Server>,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        match server.expire_due().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(messages = n, "disappearing messages removed"),
-            Err(e) => tracing::warn!(error = %e, "removing disappearing messages failed"),
-        }
     }
 }

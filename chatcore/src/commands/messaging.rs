@@ -159,7 +159,7 @@ async fn check_relation(
         return Err(CoreError::NotFound("the message was deleted".into()));
     }
     let reaction = target.rel_kind() == Some(RelKind::Reaction);
-    if !target.stands_alone() && !(rel.kind == RelKind::Delete && reaction) {
+    if !(target.stands_alone() || rel.kind == RelKind::Delete && reaction) {
         return Err(CoreError::InvalidArgument {
             field: "rel".into(),
             message: format!("a {} cannot point at that entry", rel.kind.as_str()),

@@ -123,8 +123,11 @@ impl Conv {
         let seq = self.messages.len() as u64 + 1;
         if msg.stands_alone() {
             push_seq(&mut self.by_sender, &msg.from, seq);
-            for user in &msg.mentions {
-                push_seq(&mut self.mentions, user, seq);
+            for (i, user) in msg.mentions.iter().enumerate() {
+                // Each mentioned user once, whatever the list repeats.
+                if !msg.mentions[..i].contains(user) {
+                    push_seq(&mut self.mentions, user, seq);
+                }
             }
         }
         if let Some(rel) = msg.rel.as_ref().filter(|r| r.kind != RelKind::Reply) {
