@@ -383,7 +383,7 @@ impl App {
         // it has no history.
         let (messages, more) = match &self.secure {
             Some(secure) => match secure.history(&conv, None, Some(20)).await {
-                Ok(page) => page,
+                Ok(page) => (page.messages, page.more),
                 Err(SecureError::Client(e)) if e.code() == Some(ErrorCode::NotFound) => {
                     (Vec::new(), false)
                 }

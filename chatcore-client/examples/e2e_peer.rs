@@ -177,11 +177,12 @@ async fn run(secure: &mut Option<SecureClient>, cmd: &Value) -> Result<Value, St
         }
         "history" => {
             let conv = ConversationId::from(field(cmd, "conv")?);
-            let (messages, _) = s
+            let page = s
                 .history(&conv, None, Some(200))
                 .await
                 .map_err(|e| e.to_string())?;
-            let texts: Vec<&str> = messages
+            let texts: Vec<&str> = page
+                .messages
                 .iter()
                 .filter(|m| matches!(m.body, Body::Text { .. }))
                 .filter_map(|m| m.text())

@@ -75,7 +75,7 @@ pub mod e2e;
 pub mod secure;
 use chatcore::model::{
     Audience, Content, ConversationId, DeviceId, Message as ChatMessage, MessageId, Millis,
-    Privacy, Profile, Role, UserId,
+    Privacy, Profile, Rel, RelKind, Role, UserId,
 };
 use chatcore::protocol::{
     BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ContactAction, ContactInfo, ContactList,
@@ -402,6 +402,8 @@ pub struct Sent {
     pub ts: Millis,
     /// True when this `client_id` had been stored before.
     pub duplicate: bool,
+    /// When the conversation's disappearing-message timer removes it.
+    pub expires_at: Option<Millis>,
 }
 
 /// A page of messages (`history` or `sync`).
@@ -411,6 +413,10 @@ pub struct Page {
     pub messages: Vec<ChatMessage>,
     /// Whether more remain.
     pub more: bool,
+    /// For `history`: the edits, reactions and deletions of the page's
+    /// messages and the messages its replies quote, from anywhere in the log
+    /// (empty for `sync`, whose entries come in seq order anyway).
+    pub related: Vec<ChatMessage>,
 }
 
 /// A page of the directory.
@@ -872,18 +878,34 @@ impl Client {
         client_id: &str,
         content: Content,
     ) -> Result<Sent, Error> {
+        self.send_related(to, client_id, None, Vec::new(), content)
+            .await
+    }
+
+    /// Sends `content` pointing at another message of the conversation
+    /// (`rel`: a reply, an edit, a reaction or a deletion) and mentioning
+    /// `mentions`; see PROTOCOL.md, *Message life*. A message that points
+    /// at another or mentions members names its conversation.
+    pub async fn send_related(
+        &self,
+        to: impl Into<Target>,
+        client_id: &str,
+        rel: Option<Rel>,
+        mentions: Vec<UserId>,
+        content: Content,
+    ) -> Result<Sent, Error> {
         let (conv, to) = match to.into() {
             Target::Conversation(c) => (Some(c), None),
             Target::User(u) => (None, Some(u)),
         };
         match self
             .request(|id| ClientFrame::Send {
-                mentions: Vec::new(),
-                rel: None,
                 id,
                 conv,
                 to,
                 client_id: client_id.to_owned(),
+                rel,
+                mentions,
                 content,
             })
             .await?
@@ -894,6 +916,7 @@ impl Client {
                 seq,
                 ts,
                 duplicate,
+                expires_at,
                 ..
             } => Ok(Sent {
                 message_id,
@@ -901,7 +924,78 @@ impl Client {
                 seq,
                 ts,
                 duplicate,
+                expires_at,
             }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Reacts to `target` with `emoji` (one emoji) under `client_id`: a
+    /// retry with the same id is the same reaction. Undo it with
+    /// [`Client::delete_message`] on the reaction's id.
+    pub async fn react(
+        &self,
+        conv: &ConversationId,
+        target: &MessageId,
+        client_id: &str,
+        emoji: &str,
+    ) -> Result<Sent, Error> {
+        let rel = Rel::new(RelKind::Reaction, target.clone());
+        let content = Content::Text {
+            text: emoji.to_owned(),
+        };
+        self.send_related(conv, client_id, Some(rel), Vec::new(), content)
+            .await
+    }
+
+    /// Replaces the text of one's own message `target` (within the edit
+    /// window) under `client_id`.
+    pub async fn edit_text(
+        &self,
+        conv: &ConversationId,
+        target: &MessageId,
+        client_id: &str,
+        text: &str,
+    ) -> Result<Sent, Error> {
+        let rel = Rel::new(RelKind::Edit, target.clone());
+        let content = Content::Text {
+            text: text.to_owned(),
+        };
+        self.send_related(conv, client_id, Some(rel), Vec::new(), content)
+            .await
+    }
+
+    /// Deletes `target` for everyone (one's own message or reaction; in a
+    /// group, admins delete any message) under `client_id`: its content,
+    /// and that of its edits and reactions, is removed from the server.
+    pub async fn delete_message(
+        &self,
+        conv: &ConversationId,
+        target: &MessageId,
+        client_id: &str,
+    ) -> Result<Sent, Error> {
+        let rel = Rel::new(RelKind::Delete, target.clone());
+        self.send_related(conv, client_id, Some(rel), Vec::new(), Content::Deleted {})
+            .await
+    }
+
+    /// Sets the disappearing-message timer of `conv` (one of
+    /// [`chatcore::model::DISAPPEARING_TIMERS`], or `None`: off); returns
+    /// the seq of its notice (0 when it was set so already).
+    pub async fn set_timer(
+        &self,
+        conv: &ConversationId,
+        expire_after: Option<Millis>,
+    ) -> Result<u64, Error> {
+        match self
+            .request(|id| ClientFrame::SetTimer {
+                id,
+                conv: conv.clone(),
+                expire_after,
+            })
+            .await?
+        {
+            ServerFrame::Changed { seq, .. } => Ok(seq),
             other => Err(unexpected(other)),
         }
     }
@@ -916,10 +1010,31 @@ impl Client {
         content: Content,
         attempts: u32,
     ) -> Result<Sent, Error> {
+        self.send_related_with_retry(to, client_id, None, Vec::new(), content, attempts)
+            .await
+    }
+
+    /// [`Client::send_related`], retrying as [`Client::send_with_retry`] does.
+    pub async fn send_related_with_retry(
+        &self,
+        to: impl Into<Target>,
+        client_id: &str,
+        rel: Option<Rel>,
+        mentions: Vec<UserId>,
+        content: Content,
+        attempts: u32,
+    ) -> Result<Sent, Error> {
         let to = to.into();
         let mut attempt = 1;
         loop {
-            let err = match self.send(&to, client_id, content.clone()).await {
+            let sent = self.send_related(
+                &to,
+                client_id,
+                rel.clone(),
+                mentions.clone(),
+                content.clone(),
+            );
+            let err = match sent.await {
                 Ok(sent) => return Ok(sent),
                 Err(e) => e,
             };
@@ -967,7 +1082,16 @@ impl Client {
             })
             .await?
         {
-            ServerFrame::Messages { messages, more, .. } => Ok(Page { messages, more }),
+            ServerFrame::Messages {
+                messages,
+                more,
+                related,
+                ..
+            } => Ok(Page {
+                messages,
+                more,
+                related,
+            }),
             other => Err(unexpected(other)),
         }
     }
@@ -975,7 +1099,11 @@ impl Client {
     /// Everything this device has not acknowledged.
     pub async fn sync(&self, limit: Option<u32>) -> Result<Page, Error> {
         match self.request(|id| ClientFrame::Sync { id, limit }).await? {
-            ServerFrame::Synced { messages, more, .. } => Ok(Page { messages, more }),
+            ServerFrame::Synced { messages, more, .. } => Ok(Page {
+                messages,
+                more,
+                related: Vec::new(),
+            }),
             other => Err(unexpected(other)),
         }
     }

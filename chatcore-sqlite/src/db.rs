@@ -109,6 +109,15 @@ pub(crate) fn open_conn(o: &ConnOptions, reader: bool) -> StoreResult<Connection
             CHECKPOINT_BYTES / page.max(512)
         ))
         .map_err(|e| at(&o.path, e))?;
+        // A deleted or expired message's content must leave the file, not
+        // linger in a page's free space or a free page until something
+        // reuses it: SQLite overwrites what it frees with zeros. Appends
+        // free nothing, so the relay does not pay for it. Copies in the WAL
+        // last until its frames are overwritten after a checkpoint (at most
+        // the WAL's size limit later); a clean shutdown checkpoints and
+        // removes the WAL.
+        conn.execute_batch("PRAGMA secure_delete = ON;")
+            .map_err(|e| at(&o.path, e))?;
     }
     if reader {
         conn.execute_batch("PRAGMA query_only = ON;")

@@ -236,6 +236,19 @@ pub struct SecureMessage {
     pub body: Body,
 }
 
+/// A page of history, decrypted as far as this device can
+/// ([`SecureClient::history`]).
+#[derive(Clone, Debug)]
+pub struct SecurePage {
+    /// The page, ascending by seq.
+    pub messages: Vec<SecureMessage>,
+    /// Whether older entries exist.
+    pub more: bool,
+    /// The edits, reactions and deletions of the page's messages and the
+    /// messages its replies quote ([`crate::Page::related`]).
+    pub related: Vec<SecureMessage>,
+}
+
 impl SecureMessage {
     /// The text: decrypted, or the plain text of an unencrypted message.
     pub fn text(&self) -> Option<&str> {
@@ -733,6 +746,25 @@ impl SecureClient {
         conv: &ConversationId,
         text: &str,
     ) -> Result<crate::Sent, SecureError> {
+        let client_id = uuid::Uuid::new_v4().to_string();
+        self.send_encrypted_related(conv, &client_id, None, Vec::new(), text)
+            .await
+    }
+
+    /// [`SecureClient::send_encrypted`] of a reply, an edit or a reaction
+    /// (`rel`), mentioning `mentions`, under `client_id`: the text (the
+    /// quote's reply, the new text, the emoji) is ciphertext; `rel` and
+    /// `mentions` travel beside it in the clear, as the server routes by
+    /// them (docs/E2E.md). A deletion has no content to encrypt: use
+    /// [`crate::Client::delete_message`].
+    pub async fn send_encrypted_related(
+        &self,
+        conv: &ConversationId,
+        client_id: &str,
+        rel: Option<chatcore::model::Rel>,
+        mentions: Vec<UserId>,
+        text: &str,
+    ) -> Result<crate::Sent, SecureError> {
         let _op = self.shared.op.lock().await;
         let info = self.shared.client.get_conversation(conv).await?;
         if !info.encrypted {
@@ -766,11 +798,10 @@ impl SecureClient {
             session: encrypted.content.session,
             ciphertext: encode_payload(&encrypted.content.ciphertext),
         };
-        let client_id = uuid::Uuid::new_v4().to_string();
         let sent = self
             .shared
             .client
-            .send_with_retry(conv, &client_id, content, 3)
+            .send_related_with_retry(conv, client_id, rel, mentions, content, 3)
             .await?;
         // A new session is in the saved state: back it up.
         self.back_up_quietly().await;
@@ -785,12 +816,13 @@ impl SecureClient {
         conv: &ConversationId,
         before: Option<u64>,
         limit: Option<u32>,
-    ) -> Result<(Vec<SecureMessage>, bool), SecureError> {
+    ) -> Result<SecurePage, SecureError> {
         let page = self.shared.client.history(conv, before, limit).await?;
         let waiting = {
             let mut m = lock(&self.shared.machine);
             page.messages
                 .iter()
+                .chain(&page.related)
                 .any(|message| matches!(decrypt_with(&mut m, message), Body::Waiting { .. }))
         };
         if waiting {
@@ -801,12 +833,19 @@ impl SecureClient {
                 lock(&self.shared.notices).extend(events);
             }
         }
-        let out = page
-            .messages
-            .into_iter()
-            .map(|m| self.decrypt_message(m))
-            .collect();
-        Ok((out, page.more))
+        Ok(SecurePage {
+            messages: page
+                .messages
+                .into_iter()
+                .map(|m| self.decrypt_message(m))
+                .collect(),
+            more: page.more,
+            related: page
+                .related
+                .into_iter()
+                .map(|m| self.decrypt_message(m))
+                .collect(),
+        })
     }
 
     /// Queries the members of `conv` (whose keys may be reachable only

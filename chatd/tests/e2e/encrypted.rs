@@ -165,7 +165,11 @@ async fn current_backup(dev: &Dev) -> chatcore_client::chatcore::protocol::Backu
 }
 
 async fn history(dev: &Dev, conv: &ConversationId) -> Vec<(ChatMessage, Body)> {
-    let (page, more) = dev
+    let chatcore_client::secure::SecurePage {
+        messages: page,
+        more,
+        ..
+    } = dev
         .secure
         .history(conv, None, Some(200))
         .await
@@ -968,7 +972,11 @@ async fn the_encrypted_state_is_saved_and_reopened_by_the_same_device() {
         .await
         .expect("start again");
     assert_eq!(secure.device(), device);
-    let (page, _) = secure.history(&conv, None, None).await.expect("history");
+    let page = secure
+        .history(&conv, None, None)
+        .await
+        .expect("history")
+        .messages;
     assert!(
         page.iter().any(|m| m.text() == Some(text)),
         "the reopened device cannot read what it read before"

@@ -568,3 +568,86 @@ async fn a_read_only_mount_is_refused_at_start_with_a_clear_error() {
     );
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// Whether `needle` occurs in the database file or what is left of its WAL.
+fn file_holds(db: &Path, needle: &str) -> bool {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    [db.to_path_buf(), PathBuf::from(wal)].iter().any(|p| {
+        std::fs::read(p)
+            .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .unwrap_or(false)
+    })
+}
+
+#[tokio::test]
+async fn a_deleted_message_and_its_edits_leave_no_copy_in_the_file() {
+    use chatcore_client::chatcore::model::{Rel, RelKind};
+    let dir = TempDir::new("life");
+    let chatd = start_on(&dir).await;
+    let alice = chatd.user("alice").await;
+    let bob = chatd.user("bob").await;
+    befriend(&alice, &bob).await;
+    let (original, edited, kept) = (
+        "the original text 7f3e91",
+        "the edited text 0c55a2",
+        "a reply that stays 4b1d",
+    );
+    // Long enough to spill into overflow pages, which a deletion frees:
+    // SQLite leaves a freed page's bytes as they were unless told not to.
+    let long = format!("{} {original}", "lorem ipsum ".repeat(600));
+    let sent = alice.client.send_text(&bob.id(), &long).await.unwrap();
+    let conv = sent.conv.clone();
+    let target = sent.message_id.clone();
+    alice
+        .client
+        .edit_text(&conv, &target, "e1", edited)
+        .await
+        .unwrap();
+    bob.client.react(&conv, &target, "x1", "👍").await.unwrap();
+    let reply = Some(Rel::new(RelKind::Reply, target.clone()));
+    let text = Content::Text { text: kept.into() };
+    bob.client
+        .send_related(&conv, "r1", reply, Vec::new(), text)
+        .await
+        .unwrap();
+    assert_eq!(
+        server_code(bob.client.edit_text(&conv, &target, "e2", "mine").await),
+        ErrorCode::Forbidden,
+        "Bob cannot edit Alice's message"
+    );
+    // The page holding the message comes with its edit and reaction.
+    let page = bob
+        .client
+        .history(&conv, Some(sent.seq + 1), Some(1))
+        .await
+        .unwrap();
+    let kinds: Vec<_> = page.related.iter().map(|m| m.rel_kind()).collect();
+    assert_eq!(kinds, [Some(RelKind::Edit), Some(RelKind::Reaction)]);
+
+    alice
+        .client
+        .delete_message(&conv, &target, "d1")
+        .await
+        .unwrap();
+    let page = bob.client.history(&conv, None, None).await.unwrap();
+    let contents: Vec<&Content> = page.messages.iter().map(|m| &m.content).collect();
+    assert_eq!(
+        contents,
+        [
+            &Content::Deleted {},
+            &Content::Deleted {},
+            &Content::Deleted {},
+            &Content::Text { text: kept.into() },
+            &Content::Deleted {},
+        ],
+        "the message, its edit and its reaction are tombstones; the reply stays"
+    );
+    stop(chatd).await;
+    assert!(file_holds(&dir.db(), kept), "the scan finds a stored text");
+    assert!(
+        !file_holds(&dir.db(), original),
+        "the original text is gone"
+    );
+    assert!(!file_holds(&dir.db(), edited), "the edited text is gone");
+}
