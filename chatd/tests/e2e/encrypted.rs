@@ -983,3 +983,104 @@ async fn the_encrypted_state_is_saved_and_reopened_by_the_same_device() {
     );
     let _ = std::fs::remove_file(&path);
 }
+
+#[tokio::test]
+async fn encrypted_replies_edits_and_reactions_are_ciphertext_that_decrypts_beside_the_page() {
+    use chatcore_client::chatcore::model::{Rel, RelKind};
+    let chatd = Chatd::start(&[]).await;
+    let url = chatd.url();
+    let mut alice = first_device(&url, "alice").await;
+    let mut bob = first_device(&url, "bob").await;
+    contacts(&alice, &bob).await;
+    let dm = alice
+        .secure
+        .client()
+        .open_encrypted_direct(&bob.user())
+        .await
+        .expect("open encrypted direct")
+        .conv;
+    let first = timeout(T, alice.secure.send_encrypted(&dm, "zebra-life-1"))
+        .await
+        .expect("send timed out")
+        .expect("send");
+    reads(&mut bob, &dm, "zebra-life-1").await;
+    let target = first.message_id.clone();
+    let send = |dev: &Dev, id: &str, kind: RelKind, text: &str| {
+        let rel = Some(Rel::new(kind, target.clone()));
+        let (secure, dm, id, text) = (
+            dev.secure.clone(),
+            dm.clone(),
+            id.to_owned(),
+            text.to_owned(),
+        );
+        async move {
+            timeout(
+                T,
+                secure.send_encrypted_related(&dm, &id, rel, Vec::new(), &text),
+            )
+            .await
+            .expect("send timed out")
+            .expect("send related")
+        }
+    };
+    send(&bob, "x1", RelKind::Reaction, "🦓").await;
+    send(&alice, "e1", RelKind::Edit, "zebra-life-1 edited").await;
+    send(&bob, "r1", RelKind::Reply, "zebra-life-reply").await;
+    reads(&mut alice, &dm, "🦓").await;
+    reads(&mut bob, &dm, "zebra-life-1 edited").await;
+    reads(&mut alice, &dm, "zebra-life-reply").await;
+
+    // The server holds ciphertext only: the reaction's emoji included.
+    let raw = bob
+        .secure
+        .client()
+        .history(&dm, None, None)
+        .await
+        .expect("history");
+    let related: Vec<&ChatMessage> = raw.messages.iter().filter(|m| m.rel.is_some()).collect();
+    assert_eq!(related.len(), 3);
+    assert!(
+        related
+            .iter()
+            .all(|m| matches!(m.content, Content::Encrypted { .. })),
+        "{related:?}"
+    );
+    // The page holding the message comes with its edit and reaction, decrypted.
+    let page = timeout(T, bob.secure.history(&dm, Some(first.seq + 1), Some(1)))
+        .await
+        .expect("history timed out")
+        .expect("history");
+    assert_eq!(page.messages.len(), 1);
+    let texts: Vec<(Option<RelKind>, Option<&str>)> = page
+        .related
+        .iter()
+        .map(|m| (m.message.rel_kind(), m.text()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            (Some(RelKind::Reaction), Some("🦓")),
+            (Some(RelKind::Edit), Some("zebra-life-1 edited")),
+        ]
+    );
+    // Deleting it leaves tombstones, for the reaction and the edit too.
+    alice
+        .secure
+        .client()
+        .delete_message(&dm, &target, "d1")
+        .await
+        .expect("delete");
+    let page = bob.secure.history(&dm, None, None).await.expect("history");
+    let gone: Vec<bool> = page
+        .messages
+        .iter()
+        .filter(|m| m.message.rel_kind() != Some(RelKind::Reply))
+        .filter(|m| !matches!(m.message.content, Content::EncryptionEnabled {}))
+        .map(|m| m.message.content == Content::Deleted {})
+        .collect();
+    assert_eq!(
+        gone,
+        [true, true, true, true],
+        "message, reaction, edit, deletion"
+    );
+}
