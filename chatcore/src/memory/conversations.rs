@@ -54,7 +54,7 @@ struct Conv {
     /// Each member's receipt, ordered by user (a few per conversation).
     receipts: Vec<Receipt>,
     /// Message id -> seq.
-    by_id: IdMap<MessageId, u64>,
+    by_id: IdMap<IdKey, u64>,
     /// Target id -> the seqs of the edits, reactions and deletions that
     /// point at it, ascending.
     related: IdMap<MessageId, Vec<u64>>,
@@ -140,7 +140,7 @@ impl Conv {
         self.state.last_ts = self.state.last_ts.max(msg.ts);
         let expires_at = self.state.expiry_of(&msg);
         let message = Arc::new(msg.into_message(seq, expires_at));
-        self.by_id.insert(message.id.clone(), seq);
+        self.by_id.insert(IdKey::of(&message.id), seq);
         self.messages.push(message.clone());
         message
     }
@@ -221,6 +221,28 @@ fn count_in(seqs: &[u64], lo: u64, hi: u64) -> u64 {
         return 0;
     }
     (seqs.partition_point(|&q| q <= hi) - seqs.partition_point(|&q| q < lo)) as u64
+}
+
+/// A message id as the index keys it: the 128 bits of a UUID in its
+/// canonical form (every id chatcore makes), without the allocation a copy
+/// of its text would cost on every append; any other text as it is.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum IdKey {
+    Uuid(u128),
+    Other(MessageId),
+}
+
+impl IdKey {
+    fn of(id: &MessageId) -> Self {
+        match uuid::Uuid::try_parse(id.as_str()) {
+            // Only the canonical spelling: another spelling of the same
+            // UUID is another id.
+            Ok(u) if u.hyphenated().encode_lower(&mut [0; 36]) == id.as_str() => {
+                IdKey::Uuid(u.as_u128())
+            }
+            _ => IdKey::Other(id.clone()),
+        }
+    }
 }
 
 fn recipients(state: &ConversationState) -> Arc<[Member]> {
@@ -325,7 +347,7 @@ impl MessageStore for MemoryMessageStore {
         let deleted = match &message.rel {
             Some(rel) if rel.kind == RelKind::Delete => conv
                 .by_id
-                .get(&rel.target)
+                .get(&IdKey::of(&rel.target))
                 .copied()
                 .map(|seq| conv.tombstone(seq)),
             _ => None,
@@ -432,7 +454,7 @@ impl MessageStore for MemoryMessageStore {
         };
         let mut seqs: Vec<u64> = ids
             .iter()
-            .filter_map(|id| c.by_id.get(id).copied())
+            .filter_map(|id| c.by_id.get(&IdKey::of(id)).copied())
             .collect();
         seqs.sort_unstable();
         seqs.dedup();
