@@ -135,17 +135,22 @@ async fn check_relation(
     let Some(target) = target.filter(|t| (first..=last).contains(&t.seq)) else {
         return Err(CoreError::NotFound("no such message".into()));
     };
+    // What it may point at: a message (or what a deletion left of one);
+    // a deletion may also take a reaction back.
+    let deleted = target.content == (Content::Deleted {});
+    let fits = RelKind::stands_alone(target.rel_kind())
+        || rel.kind == RelKind::Delete && target.rel_kind() == Some(RelKind::Reaction);
+    if !fits || !(deleted || target.content.is_message()) {
+        return Err(CoreError::InvalidArgument {
+            field: "rel".into(),
+            message: format!("a {} cannot point at that entry", rel.kind.as_str()),
+        });
+    }
     if rel.kind == RelKind::Reply {
-        return if target.stands_alone() {
-            Ok(None)
-        } else if target.content == (Content::Deleted {}) {
-            Err(CoreError::NotFound("the message was deleted".into()))
-        } else {
-            Err(CoreError::InvalidArgument {
-                field: "rel".into(),
-                message: "only a message can be replied to".into(),
-            })
-        };
+        // A deleted message is still quoted, as "message deleted": a reply
+        // written while its target was deleted is not lost, and a retry of
+        // one sent before is answered as the first (by the store).
+        return Ok(None);
     }
     // The caller's own edits, reactions and deletions of the target: a
     // retry finds its first attempt here before any rule refuses it.
@@ -155,15 +160,8 @@ async fn check_relation(
     if let Some(earlier) = mine.iter().find(|m| m.client_id == client_id) {
         return Ok(Some(earlier.clone()));
     }
-    if target.content == (Content::Deleted {}) {
+    if deleted {
         return Err(CoreError::NotFound("the message was deleted".into()));
-    }
-    let reaction = target.rel_kind() == Some(RelKind::Reaction);
-    if !(target.stands_alone() || rel.kind == RelKind::Delete && reaction) {
-        return Err(CoreError::InvalidArgument {
-            field: "rel".into(),
-            message: format!("a {} cannot point at that entry", rel.kind.as_str()),
-        });
     }
     match rel.kind {
         RelKind::Edit => {

@@ -20,7 +20,14 @@
 //! - a first message between users who are not contacts opens a message
 //!   request: its recipient's sends are refused and its presence is hidden
 //!   from the sender until it accepts (or they become contacts), and the
-//!   recipient still receives every message.
+//!   recipient still receives every message;
+//! - replies, edits, reactions and deletions interleave with the rest, each
+//!   answered as the rules say (only one's own messages are edited or
+//!   deleted, only messages are replied to, edited or reacted to, nothing
+//!   points at a deleted message), retried ones answered as their first
+//!   send (idempotent toggles), and a deletion leaves tombstones of the
+//!   target, its edits and its reactions in the store, which every device
+//!   that syncs later receives.
 
 use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
@@ -32,8 +39,11 @@ use tokio_util::sync::CancellationToken;
 use super::{check_scenarios, ensure, Check, Factory};
 use crate::account::Argon2Config;
 use crate::contacts::{self as rules, sees_presence, Action};
-use crate::model::{Audience, Content, ConversationId, Message, MessageId, Privacy, UserId};
-use crate::protocol::{ClientFrame, ContactAction, ServerFrame};
+use crate::model::{
+    Audience, Content, ConversationId, Message, MessageId, Privacy, Rel, RelKind, UserId,
+    MAX_REACTIONS,
+};
+use crate::protocol::{ClientFrame, ContactAction, ErrorCode, ServerFrame};
 use crate::server::{Clock, ManualClock};
 use crate::session::{connect_in_process, InProcess, PeerInfo};
 use crate::store::{Link, Relation};
@@ -138,6 +148,66 @@ pub enum Op {
         /// 0: everyone, 1: contacts, 2: nobody.
         audience: usize,
     },
+    /// The device sends an entry that points at one of the entries of its
+    /// user's conversations: a reply, an edit, a reaction or a deletion
+    /// (of a message, or of a reaction: taking it back).
+    Relate {
+        /// Who acts.
+        user: usize,
+        /// Sending device.
+        dev: usize,
+        /// Which entry (modulo the entries of the user's conversations).
+        pick: usize,
+        /// 0: reply, 1: edit, 2: reaction, 3: deletion.
+        kind: usize,
+    },
+    /// The device resends one of its user's earlier replies, edits,
+    /// reactions or deletions (same client id).
+    RetryRelate {
+        /// Who acts.
+        user: usize,
+        /// Sending device.
+        dev: usize,
+        /// Which earlier one (modulo their count).
+        pick: usize,
+    },
+}
+
+/// An entry of a conversation as the model expects the server to keep it.
+#[derive(Clone, Debug)]
+struct Entry {
+    id: MessageId,
+    /// The text it was sent with (empty for a deletion).
+    text: String,
+    from: UserId,
+    rel: Option<Rel>,
+    /// Its content was removed by a deletion.
+    deleted: bool,
+}
+
+impl Entry {
+    /// The content the store holds for it now.
+    fn content(&self) -> Content {
+        if self.deleted || self.rel.as_ref().is_some_and(|r| r.kind == RelKind::Delete) {
+            Content::Deleted {}
+        } else {
+            Content::Text {
+                text: self.text.clone(),
+            }
+        }
+    }
+}
+
+/// An earlier reply, edit, reaction or deletion: what to resend, and what
+/// it was answered.
+#[derive(Clone, Debug)]
+struct RelSent {
+    conv: ConversationId,
+    client_id: String,
+    rel: Rel,
+    text: String,
+    /// The seq it was stored at, when it was.
+    seq: Option<u64>,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -152,11 +222,14 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Read { user, dev }),
         1 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Disconnect { user, dev }),
         2 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Reconnect { user, dev }),
-        2 => (u.clone(), d).prop_map(|(user, dev)| Op::Sync { user, dev }),
+        2 => (u.clone(), d.clone()).prop_map(|(user, dev)| Op::Sync { user, dev }),
         1 => (u.clone(), 0..MAX_USERS).prop_map(|(user, other)| Op::Contact { user, other }),
         1 => (u.clone(), 0..MAX_USERS).prop_map(|(user, other)| Op::Block { user, other }),
         1 => (u.clone(), 0..MAX_USERS).prop_map(|(user, other)| Op::Answer { user, other }),
-        1 => (u, 0..3usize).prop_map(|(user, audience)| Op::Presence { user, audience }),
+        1 => (u.clone(), 0..3usize).prop_map(|(user, audience)| Op::Presence { user, audience }),
+        3 => (u.clone(), d.clone(), 0..64usize, 0..4usize)
+            .prop_map(|(user, dev, pick, kind)| Op::Relate { user, dev, pick, kind }),
+        1 => (u, d, 0..16usize).prop_map(|(user, dev, pick)| Op::RetryRelate { user, dev, pick }),
     ]
 }
 
@@ -187,10 +260,12 @@ struct Dev {
 /// What the model expects the server to hold.
 #[derive(Default)]
 struct Model {
-    /// Stored messages per conversation, by seq (index = seq - 1).
-    convs: BTreeMap<ConversationId, Vec<(MessageId, String, UserId)>>,
+    /// Stored entries per conversation, by seq (index = seq - 1).
+    convs: BTreeMap<ConversationId, Vec<Entry>>,
     /// Client ids each user has used: (client_id, to).
     sent_by: Vec<Vec<(String, usize)>>,
+    /// The replies, edits, reactions and deletions each user sent.
+    rel_sent_by: Vec<Vec<RelSent>>,
     /// Who is in each conversation (the model's own record: ids are opaque).
     members: BTreeMap<ConversationId, [usize; 2]>,
     /// Each pair's relation, as the rules of [`crate::contacts`] make it
@@ -362,14 +437,19 @@ impl World {
             .get(&m.conv)
             .and_then(|v| v.get(usize::try_from(m.seq).unwrap_or(usize::MAX).wrapping_sub(1)))
             .ok_or_else(|| format!("{how} delivered unknown message {}#{}", m.conv, m.seq))?;
-        let Content::Text { text } = &m.content else {
-            return Err(format!("{how} delivered a notice {}#{}", m.conv, m.seq));
+        // A push may carry what a later deletion removed; never the reverse.
+        let sent = Entry {
+            deleted: false,
+            ..expected.clone()
         };
         ensure(
-            expected.0 == m.id && &expected.1 == text && expected.2 == m.from,
+            expected.id == m.id
+                && expected.from == m.from
+                && expected.rel == m.rel
+                && (m.content == expected.content() || m.content == sent.content()),
             || {
                 format!(
-                    "{how} delivered {}#{} with other content than stored",
+                    "{how} delivered {}#{} other than stored: {m:?}, expected {expected:?}",
                     m.conv, m.seq
                 )
             },
@@ -475,13 +555,13 @@ impl World {
         if retry {
             let first = stored
                 .iter()
-                .position(|(_, t, _)| *t == format!("text of {client_id}"))
+                .position(|e| e.text == format!("text of {client_id}"))
                 .ok_or("retry of a message the model never stored")?;
             ensure(duplicate, || {
                 format!("retry of {client_id} not marked duplicate")
             })?;
             ensure(
-                seq == first as u64 + 1 && stored[first].0 == message_id,
+                seq == first as u64 + 1 && stored[first].id == message_id,
                 || {
                     format!(
                         "retry of {client_id} answered seq {seq}, first send had {}",
@@ -496,11 +576,13 @@ impl World {
             ensure(seq == stored.len() as u64 + 1, || {
                 format!("{conv}: expected seq {}, got {seq}", stored.len() + 1)
             })?;
-            stored.push((
-                message_id,
-                format!("text of {client_id}"),
-                self.users[from].clone(),
-            ));
+            stored.push(Entry {
+                id: message_id,
+                text: format!("text of {client_id}"),
+                from: self.users[from].clone(),
+                rel: None,
+                deleted: false,
+            });
             self.model.sent_by[from].push((client_id, to));
         }
         Ok(())
@@ -634,6 +716,7 @@ impl World {
         let u = self.devs.len();
         self.devs.push(Vec::new());
         self.model.sent_by.push(Vec::new());
+        self.model.rel_sent_by.push(Vec::new());
         self.model.privacy.push(Privacy::default());
         self.model.read.push(HashMap::new());
         self.add_device(u).await
@@ -867,8 +950,203 @@ impl World {
                     [Audience::Everyone, Audience::Contacts, Audience::Nobody][audience % 3];
                 self.set_presence(user % users, audience).await?;
             }
+            Op::Relate {
+                user,
+                dev,
+                pick,
+                kind,
+            } => {
+                let u = user % users;
+                let d = dev_of(self, u, dev);
+                // The entries of the user's conversations (a direct
+                // conversation's members never leave it).
+                let entries: Vec<(ConversationId, usize)> = self
+                    .model
+                    .convs
+                    .iter()
+                    .filter(|(c, _)| self.model.members.get(*c).is_some_and(|m| m.contains(&u)))
+                    .flat_map(|(c, v)| (0..v.len()).map(move |i| (c.clone(), i)))
+                    .collect();
+                if self.devs[u][d].conn.is_some() && !entries.is_empty() {
+                    let (conv, i) = entries[pick % entries.len()].clone();
+                    let target = self.model.convs[&conv][i].id.clone();
+                    let kind = [
+                        RelKind::Reply,
+                        RelKind::Edit,
+                        RelKind::Reaction,
+                        RelKind::Delete,
+                    ][kind % 4];
+                    self.counter += 1;
+                    let text = match kind {
+                        RelKind::Reaction => {
+                            ["👍", "❤️", "🎉"][self.counter as usize % 3].to_owned()
+                        }
+                        RelKind::Delete => String::new(),
+                        _ => format!("{} {}", kind.as_str(), self.counter),
+                    };
+                    let sent = RelSent {
+                        conv,
+                        client_id: format!("u{u}-r{}", self.counter),
+                        rel: Rel::new(kind, target),
+                        text,
+                        seq: None,
+                    };
+                    self.relate_entry(u, d, sent, None).await?;
+                }
+            }
+            Op::RetryRelate { user, dev, pick } => {
+                let u = user % users;
+                let d = dev_of(self, u, dev);
+                let earlier = &self.model.rel_sent_by[u];
+                if self.devs[u][d].conn.is_some() && !earlier.is_empty() {
+                    let i = pick % earlier.len();
+                    let sent = earlier[i].clone();
+                    self.relate_entry(u, d, sent, Some(i)).await?;
+                }
+            }
         }
         self.drain().await
+    }
+
+    /// What the server must answer `u` sending `sent` now, by the rules of
+    /// PROTOCOL.md, *Message life*, in the order the server checks them:
+    /// `Ok` to store it.
+    fn relation_verdict(&self, u: usize, sent: &RelSent) -> Result<(), ErrorCode> {
+        let me = &self.users[u];
+        let entries = &self.model.convs[&sent.conv];
+        let target = entries
+            .iter()
+            .find(|e| e.id == sent.rel.target)
+            .ok_or(ErrorCode::NotFound)?;
+        let kind = sent.rel.kind;
+        let target_kind = target.rel.as_ref().map(|r| r.kind);
+        let fits = RelKind::stands_alone(target_kind)
+            || kind == RelKind::Delete && target_kind == Some(RelKind::Reaction);
+        if !fits {
+            return Err(ErrorCode::InvalidArgument);
+        }
+        // A deleted message is quoted as such; nothing else points at one.
+        if kind != RelKind::Reply && target.deleted {
+            return Err(ErrorCode::NotFound);
+        }
+        match kind {
+            RelKind::Edit | RelKind::Delete if target.from != *me => {
+                return Err(ErrorCode::Forbidden)
+            }
+            RelKind::Reaction => {
+                let live = entries
+                    .iter()
+                    .filter(|e| {
+                        e.from == *me
+                            && !e.deleted
+                            && e.rel.as_ref().is_some_and(|r| {
+                                r.kind == RelKind::Reaction && r.target == target.id
+                            })
+                    })
+                    .count();
+                if live >= MAX_REACTIONS {
+                    return Err(ErrorCode::LimitReached);
+                }
+            }
+            _ => {}
+        }
+        // Then the append's own rules, as for any message.
+        let [a, b] = self.model.members[&sent.conv];
+        let other = if a == u { b } else { a };
+        if self.model.relation(&self.users, u, other).any_block()
+            || self.model.requests.get(&(u.min(other), u.max(other))) == Some(&u)
+        {
+            return Err(ErrorCode::Forbidden);
+        }
+        Ok(())
+    }
+
+    /// `u` sends (or, with `retry`, resends) a reply, edit, reaction or
+    /// deletion on device `d`, checked against the model's verdict.
+    async fn relate_entry(
+        &mut self,
+        u: usize,
+        d: usize,
+        sent: RelSent,
+        retry: Option<usize>,
+    ) -> Check<()> {
+        let content = match sent.rel.kind {
+            RelKind::Delete => Content::Deleted {},
+            _ => Content::Text {
+                text: sent.text.clone(),
+            },
+        };
+        let verdict = match (retry, sent.seq) {
+            // A retry of what was stored is answered as the first send.
+            (Some(_), Some(_)) => Ok(()),
+            _ => self.relation_verdict(u, &sent),
+        };
+        let (conv, cid, rel) = (sent.conv.clone(), sent.client_id.clone(), sent.rel.clone());
+        let reply = self
+            .request(u, d, |id| ClientFrame::Send {
+                id,
+                conv: Some(conv),
+                to: None,
+                client_id: cid,
+                rel: Some(rel),
+                mentions: Vec::new(),
+                content,
+            })
+            .await?;
+        let what = format!("user {u}'s {:?} ({})", sent.rel.kind, sent.client_id);
+        match (verdict, reply) {
+            (Err(code), ServerFrame::Error { code: got, .. }) => ensure(code == got, || {
+                format!("{what}: expected {code:?}, got {got:?}")
+            }),
+            (
+                Ok(()),
+                ServerFrame::Sent {
+                    message_id,
+                    seq,
+                    duplicate,
+                    ..
+                },
+            ) => {
+                if let (Some(_), Some(first)) = (retry, sent.seq) {
+                    return ensure(duplicate && seq == first, || {
+                        format!("{what}: a retry answered seq {seq} (duplicate: {duplicate}), first stored at {first}")
+                    });
+                }
+                let stored = self.model.convs.entry(sent.conv.clone()).or_default();
+                ensure(!duplicate && seq == stored.len() as u64 + 1, || {
+                    format!("{what}: expected a new entry at {}, got seq {seq} (duplicate: {duplicate})", stored.len() + 1)
+                })?;
+                stored.push(Entry {
+                    id: message_id,
+                    text: sent.text.clone(),
+                    from: self.users[u].clone(),
+                    rel: Some(sent.rel.clone()),
+                    deleted: false,
+                });
+                if sent.rel.kind == RelKind::Delete {
+                    let target = sent.rel.target.clone();
+                    for e in stored.iter_mut() {
+                        let about = e.rel.as_ref().is_some_and(|r| {
+                            r.target == target
+                                && matches!(r.kind, RelKind::Edit | RelKind::Reaction)
+                        });
+                        if e.id == target || about {
+                            e.deleted = true;
+                        }
+                    }
+                }
+                let done = RelSent {
+                    seq: Some(seq),
+                    ..sent
+                };
+                match retry {
+                    Some(i) => self.model.rel_sent_by[u][i] = done,
+                    None => self.model.rel_sent_by[u].push(done),
+                }
+                Ok(())
+            }
+            (verdict, reply) => Err(format!("{what}: expected {verdict:?}, got {reply:?}")),
+        }
     }
 
     /// Brings every device online, syncs it dry, and checks it holds every
@@ -913,6 +1191,11 @@ impl World {
             ensure(seqs == (1..=msgs.len() as u64).collect::<Vec<_>>(), || {
                 format!("{conv} holds seqs {seqs:?}, expected 1..={}", msgs.len())
             })?;
+            for (m, e) in stored.iter().zip(msgs) {
+                ensure(m.content == e.content() && m.rel == e.rel, || {
+                    format!("{conv}#{} holds {m:?}, expected {e:?}", m.seq)
+                })?;
+            }
         }
         Ok(())
     }

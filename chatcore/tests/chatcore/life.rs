@@ -308,8 +308,19 @@ async fn who_may_edit_react_reply_and_delete_and_the_errors_of_the_others() {
         related.iter().all(|m| m.content == Content::Deleted {}),
         "its edits and reactions went with it: {related:?}"
     );
+    // A reply still quotes it (as "message deleted"); nothing else points at it.
+    sent(
+        &rel(
+            &mut b,
+            &conv,
+            "late-reply",
+            RelKind::Reply,
+            &hello,
+            text("?"),
+        )
+        .await,
+    );
     for (kind, content) in [
-        (RelKind::Reply, text("?")),
         (RelKind::Reaction, text("👀")),
         (RelKind::Delete, Content::Deleted {}),
     ] {

@@ -17,7 +17,7 @@ async function contacts(a, b) {
 }
 
 test("the sender's client sees delivered, then read, live and after a reconnect", async () => {
-  assert.equal(PROTOCOL_VERSION, 6);
+  assert.ok(PROTOCOL_VERSION >= 6, "receipts came with version 6");
   const alice = await person("alice");
   const bob = await person("bob", { codec: jsonCodec });
   await contacts(alice, bob);
