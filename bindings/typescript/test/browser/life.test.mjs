@@ -177,3 +177,66 @@ test("reactions, edits, replies and deletion show live on both sides, and after 
   assert.deepEqual(await axeViolations(alice, "alice"), []);
   assert.deepEqual(problems, []);
 });
+
+/** Alice's group with Bob, made through the binding the page serves (a short second session of hers). */
+async function groupOf(page, owner, member, title) {
+  return page.evaluate(
+    async ({ login, password, member, title }) => {
+      const { ChatClient } = await import("/chatcore/web.js");
+      const c = new ChatClient({ url: `ws://${location.host}/ws`, autoSync: false, reconnect: false });
+      try {
+        await c.login({ login, password, device: "test set-up" });
+        const { users } = await c.searchUsers(member);
+        const id = users.find((u) => u.profile.username === member)?.profile.user;
+        const g = await c.createGroup({ title, members: [id] });
+        await c.logout();
+        return g.conv;
+      } finally {
+        c.close();
+      }
+    },
+    { login: owner.username, password: owner.password, member: member.username, title },
+  );
+}
+
+test("mentions in a group: @ offers the members, the mentioned one gets the @ badge and a highlight; a reaction is a preview, not unread", async () => {
+  const { page: alice, account: aliceAcc } = users.alice;
+  const { page: bob, account: bobAcc } = users.bob;
+  const conv = await groupOf(alice, aliceAcc, bobAcc, "Lunch club");
+  const groupRow = (page) => page.locator(`#directory button.person[data-conv="${conv}"]`);
+  await groupRow(alice).click();
+  await alice.locator("#chat-open").waitFor({ state: "visible" });
+  // Bob keeps his chat with Alice open: the group's messages arrive elsewhere.
+  await groupRow(bob).waitFor();
+
+  await alice.locator("#message-list .notice-line").first().waitFor();
+  await alice.focus("#composer-text");
+  await alice.keyboard.type("@bo");
+  const option = alice.locator("#mention-list [role=option]", { hasText: "Bob Tester" });
+  await option.waitFor();
+  assert.equal(await option.getAttribute("aria-selected"), "true");
+  assert.equal(await alice.getAttribute("#composer-text", "aria-activedescendant"), await option.getAttribute("id"));
+  await alice.keyboard.press("Enter");
+  await alice.locator("#mention-list").waitFor({ state: "hidden" });
+  assert.match(await alice.inputValue("#composer-text"), /^@Bob Tester \d+ $/);
+  await alice.keyboard.type("table for two?");
+  await alice.keyboard.press("Enter");
+  await alice.locator("#message-list .msg.mine:not(.sending):not(.waiting)", { hasText: "table for two?" }).waitFor();
+
+  await groupRow(bob).locator(".mention-badge", { hasText: "@" }).waitFor();
+  await groupRow(bob).click();
+  const ping = bob.locator("#message-list .msg.theirs.mentions-me", { hasText: "table for two?" });
+  await ping.waitFor();
+  await groupRow(bob).locator(".mention-badge").waitFor({ state: "detached" });
+
+  // Alice goes back to her chat with Bob; Bob reacts in the group: her list says so, with no unread badge.
+  await alice.locator(`#directory button.person[data-username="${bobAcc.username}"]`).click();
+  await ping.hover();
+  await ping.locator(".msg-actions").click();
+  await bob.locator(".msg-menu [role=menuitem]", { hasText: "React" }).click();
+  await bob.locator('.reaction-picker [aria-label="React 😂"]').click();
+  await ping.locator(".reaction", { hasText: "😂" }).waitFor();
+  await groupRow(alice).locator(".person-sub", { hasText: /^Bob Tester \d+ reacted 😂$/ }).waitFor();
+  assert.equal(await groupRow(alice).locator(".badge").count(), 0, "a reaction is not unread");
+  assert.deepEqual(problems, []);
+});
