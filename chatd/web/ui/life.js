@@ -23,6 +23,8 @@ import { messageButton, toggleReaction } from "./msgmenu.js";
 export function learn(/** @type {Conv} */ c, /** @type {Message} */ m) {
   state.life.apply(m, isText(m) ? readable(m).text : undefined);
   if (m.rel?.kind === "delete") scrub(c, m.rel.target);
+  // The composer's quoted line may be of the message this changes.
+  if (m.rel) invalidate("compose");
   scheduleExpiry();
 }
 
