@@ -507,6 +507,7 @@ function renderChatHeader() {
   show($("peer-verified"), c.kind === "direct" && !!c.peer && isVerified(c.peer));
   const timer = /** @type {HTMLSelectElement} */ ($("chat-timer"));
   timer.value = String(c.expireAfter);
+  timer.parentElement?.classList.toggle("on", c.expireAfter > 0);
   // Any member of a direct conversation sets it, an admin of a group.
   timer.disabled = c.left || !!c.request || (c.kind === "group" && c.role !== "admin" && c.role !== "owner");
   const muteButton = $("chat-mute");
