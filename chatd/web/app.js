@@ -34,6 +34,9 @@
 //   trust.js       the contact card's safety number and devices; one's own devices (rename, verify, sign out)
 //   backup.js      the encrypted key backup: turning it on, restoring with the recovery key
 //   typing.js      "typing…": who writes where, and telling the others while this user writes
+//   life.js        a message's life: its latest edit, reactions, deletion, quote, expiry, "Delete for me"
+//   msgmenu.js     the message menu: reply, react (the picker), edit, delete for everyone or for this device
+//   compose.js     the composer's reply and edit modes, and @mentions in groups
 
 import { wireSettings } from "./ui/settings.js";
 import { ChatError } from "./chatcore/web.js";
@@ -55,6 +58,8 @@ import { wireContacts } from "./ui/contacts.js";
 import { wireRequests } from "./ui/requests.js";
 import { wireTrust } from "./ui/trust.js";
 import { wireBackup } from "./ui/backup.js";
+import { wireCompose } from "./ui/compose.js";
+import { wireMessageMenu } from "./ui/msgmenu.js";
 
 function boot() {
   wireAuth();
@@ -70,6 +75,8 @@ function boot() {
   wireRequests();
   wireTrust();
   wireBackup();
+  wireCompose();
+  wireMessageMenu();
   $("me-button").addEventListener("click", () => {
     if (state.me) void openCard(state.me.user);
   });

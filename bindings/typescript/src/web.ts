@@ -13,5 +13,6 @@ export * from "./codec.js";
 export * from "./errors.js";
 export * from "./delivery.js";
 export * from "./receipts.js";
+export * from "./life.js";
 export * from "./client.js";
 export { decodeMsgpack, encodeMsgpack, MAX_DEPTH, msgpackCodec } from "./msgpack.js";

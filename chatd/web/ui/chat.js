@@ -2,7 +2,7 @@
 // The chat view: the open conversation's header, its messages (history loads
 // as the reader scrolls up), read marks, and incoming messages and alerts.
 
-import { ChatError, isNotice } from "../chatcore/web.js";
+import { ChatError, isNotice, standsAlone } from "../chatcore/web.js";
 import { $, field, h, nameNode, setName, show } from "./dom.js";
 import { paintAvatar, groupProfile } from "./avatar.js";
 import { dayLabel, describe, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
@@ -33,6 +33,9 @@ import { openGroup } from "./group.js";
 import { openMute } from "./mute.js";
 import { richText } from "./richtext.js";
 import { loadReceipts, refreshTicks, ticks } from "./receipts.js";
+import { decorate, inTimeline, learn, learnRelated, mentionsMe, shownOf } from "./life.js";
+import { endMode } from "./compose.js";
+import { TIMER_NAMES } from "./format.js";
 
 const PAGE = 30;
 
@@ -80,6 +83,8 @@ export function addMessage(/** @type {import("./store.js").Conv} */ c, /** @type
   if (m.from === state.me?.user) c.pending.delete(m.client_id);
   if (c.messages.has(m.seq)) return false;
   c.messages.set(m.seq, m);
+  // Into the book of each message's latest state: an edit, reaction or deletion changes the message it points at.
+  learn(c, m);
   const seqs = c.seqs;
   if (!seqs.length || m.seq > (seqs[seqs.length - 1] ?? 0)) seqs.push(m.seq);
   else seqs.splice(above(seqs, m.seq), 0, m.seq);
@@ -139,6 +144,10 @@ function applyNotice(/** @type {import("./store.js").Conv} */ c, /** @type {impo
   if (n.kind === "group_updated" && n.title !== undefined) c.title = n.title;
   if (n.kind === "group_updated" && n.description !== undefined) c.description = n.description;
   if (n.kind === "group_updated" && n.history_visible !== undefined) c.historyVisible = n.history_visible;
+  if (n.kind === "timer_changed") {
+    c.expireAfter = n.expire_after ?? 0;
+    invalidate("header");
+  }
   /** @type {string[]} */
   const ids = [m.from];
   if (n.kind === "members_added") ids.push(...n.users);
@@ -167,13 +176,16 @@ export function onMessage(/** @type {import("./store.js").Message} */ m) {
   if (isNotice(m.content)) applyNotice(c, m);
   else needUsers([m.from]);
   // A muted conversation gets no alert from the server, so the alert's +1 is counted here (no sound, no notice).
-  if (!isNotice(m.content) && m.from !== me.user && isMuted(c) && !(state.open === c.id && pageVisible()) && m.seq > c.readSeq) {
+  // Edits, reactions and deletions are not unread (the server raises no alert for them either).
+  const away = !(state.open === c.id && pageVisible()) && m.seq > c.readSeq;
+  if (standsAlone(m) && m.from !== me.user && isMuted(c) && away) {
     c.unread += 1;
     invalidate("title");
   }
+  if (mentionsMe(m) && away) c.mentions += 1;
   if (state.open === c.id) {
     if (!pinned) {
-      if (m.from !== me.user) c.newBelow += 1;
+      if (m.from !== me.user && standsAlone(m)) c.newBelow += 1;
       // A reader above the newest keeps every message on screen in place: the window grows instead of sliding,
       // up to its cap; then it holds still, and what arrives waits below it (the pill, or scrolling, shows it).
       if (!c.end && c.shown < MAX_SHOWN) c.shown += 1;
@@ -244,6 +256,7 @@ export function onRead(/** @type {{ conv: string, seq: number }} */ r) {
   if (!c) return;
   c.readSeq = Math.max(c.readSeq, r.seq);
   c.unread = 0;
+  c.mentions = 0;
   c.divider = null;
   dismissToast(c.id);
   invalidate("directory", "requests", "title", "messages");
@@ -253,8 +266,9 @@ export function onRead(/** @type {{ conv: string, seq: number }} */ r) {
 export function markRead(/** @type {import("./store.js").Conv} */ c) {
   const client = state.client;
   if (!pageVisible() || !client) return;
-  const had = c.unread;
+  const had = c.unread + c.mentions;
   c.unread = 0;
+  c.mentions = 0;
   if (c.lastSeq > c.readSeq) {
     c.readSeq = c.lastSeq;
     sendRead(c);
@@ -315,6 +329,8 @@ export async function openChat(/** @type {string} */ id) {
   const previous = openConv();
   const unread = c.unread;
   if (previous !== c) {
+    // An edit under way ends there (the box gets back what it held); a reply waits for its conversation.
+    if (previous) endMode(previous);
     saveDraft(previous);
     userStopped();
     c.divider = null;
@@ -375,7 +391,7 @@ export function resetChat() {
 async function showUnread(/** @type {import("./store.js").Conv} */ c, /** @type {number} */ count) {
   const me = state.me?.user;
   for (let pages = 0; ; pages++) {
-    const theirs = [...c.messages.values()].filter((m) => m.from !== me && !isNotice(m.content)).sort((a, b) => b.seq - a.seq);
+    const theirs = [...c.messages.values()].filter((m) => m.from !== me && standsAlone(m)).sort((a, b) => b.seq - a.seq);
     const first = theirs[Math.min(count, theirs.length) - 1];
     if ((theirs.length >= count || !c.more || pages >= 10) && first) {
       c.divider = { seq: first.seq, count };
@@ -416,6 +432,8 @@ async function loadOlder(/** @type {import("./store.js").Conv} */ c, fill = true
     const page = await historyPage(c, before === undefined ? { limit: PAGE } : { before, limit: PAGE });
     const first = !c.loaded;
     const add = () => {
+      // What the page's messages need to be shown as they are now (edits, reactions, deletions, quotes): not on the page.
+      learnRelated(c, page.related ?? []);
       for (const m of page.messages) addMessage(c, m, false);
       if (!first) growUp(c, page.messages.length);
       c.more = page.more;
@@ -487,6 +505,11 @@ function renderChatHeader() {
   show($("peer-muted"), muted);
   show($("peer-lock"), c.encrypted);
   show($("peer-verified"), c.kind === "direct" && !!c.peer && isVerified(c.peer));
+  const timer = /** @type {HTMLSelectElement} */ ($("chat-timer"));
+  timer.value = String(c.expireAfter);
+  timer.parentElement?.classList.toggle("on", c.expireAfter > 0);
+  // Any member of a direct conversation sets it, an admin of a group.
+  timer.disabled = c.left || !!c.request || (c.kind === "group" && c.role !== "admin" && c.role !== "owner");
   const muteButton = $("chat-mute");
   muteButton.textContent = muted ? "Unmute" : "Mute";
   muteButton.setAttribute("aria-label", muted ? "Unmute notifications" : "Mute notifications");
@@ -641,6 +664,7 @@ function renderMessages() {
   const seqs = c.seqs.slice(from, to);
   const sameRun = (/** @type {import("./store.js").Message | undefined} */ a, /** @type {import("./store.js").Message} */ b) =>
     !!a &&
+    inTimeline(a) &&
     a.from === b.from &&
     // Texts, plain or decrypted: a notice or a message that cannot be read stands alone.
     isText(a) &&
@@ -650,7 +674,8 @@ function renderMessages() {
   const group = c.kind === "group";
   for (let i = 0; i < seqs.length; i++) {
     const m = c.messages.get(seqs[i] ?? 0);
-    if (!m || m.content.kind === "void") continue;
+    // Edits, reactions and deletions change the message they point at; expired and hidden messages are gone.
+    if (!m || !inTimeline(m)) continue;
     /** @type {Unit} */
     const unit = { rows: [], cost: 0 };
     units.push(unit);
@@ -680,12 +705,15 @@ function renderMessages() {
       // sender's name above its first.
       const run = { follows: sameRun(c.messages.get(seqs[i - 1] ?? 0), m), continues: sameRun(c.messages.get(seqs[i + 1] ?? 0), m) };
       const named = group && m.from !== me.user && !run.follows;
-      // An encrypted message shows what this device reads of it: its text, or why not (yet).
-      const { text, note } = readable(m);
+      // An encrypted message shows what this device reads of it: its text, or why not (yet); edited, its latest
+      // text; deleted, "Message deleted" (ui/life.js).
+      const life = shownOf(m);
+      const { text, note } = life;
       const mine = m.from === me.user;
       unit.rows.push({
-        key: `msg ${m.seq} ${run.follows} ${run.continues} ${readKey(m)}${named ? ` ${userName(m.from)}` : ""}`,
-        make: () => bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text, note }, mine, undefined, run, named ? m.from : undefined, mine ? c : undefined),
+        key: `msg ${m.seq} ${run.follows} ${run.continues} ${readKey(m)}${named ? ` ${userName(m.from)}` : ""} ${life.key}`,
+        make: () =>
+          decorate(bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text, note }, mine, undefined, run, named ? m.from : undefined, mine ? c : undefined), c, m, life),
         // Ticks change in place: a row built again would be laid out anew, and one above the reader could move the view.
         refresh: mine ? (el) => refreshTicks(el, c, m.seq) : undefined,
       });
@@ -881,6 +909,24 @@ export function wireChat() {
     if (!c) return;
     if (c.kind === "group") openGroup(c.id);
     else void openCard(c.peer);
+  });
+  const timer = /** @type {HTMLSelectElement} */ ($("chat-timer"));
+  timer.replaceChildren(...TIMER_NAMES.map(([ms, name]) => h("option", { value: String(ms) }, name)));
+  timer.addEventListener("change", () => {
+    const c = openConv();
+    const client = state.client;
+    if (!c || !client) return;
+    const ms = Number(timer.value);
+    client.setTimer(c.id, ms || undefined).then(
+      () => {
+        c.expireAfter = ms;
+        invalidate("header");
+      },
+      (/** @type {unknown} */ err) => {
+        toast("Disappearing messages", describe(err), undefined, `timer ${c.id}`);
+        invalidate("header");
+      },
+    );
   });
   $("chat-mute").addEventListener("click", () => {
     const c = openConv();

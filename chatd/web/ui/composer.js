@@ -11,6 +11,8 @@ import { sendEnded, sendStarted } from "./connection.js";
 import * as outbox from "./outbox.js";
 import { openJson, sealJson, sendText, userSlot } from "./e2e.js";
 import { userStopped, userWrites } from "./typing.js";
+import { composeMode, endMode, takeMentions } from "./compose.js";
+import { saveEdit } from "./msgmenu.js";
 
 /** Failures that pass: the message waits for the connection and goes out by itself. */
 const TRANSIENT = new Set(["disconnected", "timeout", "closed", "unavailable", "rate_limited", "internal"]);
@@ -28,7 +30,7 @@ export async function sendPending(/** @type {import("./store.js").Conv} */ c, /*
   sendStarted();
   try {
     // Encrypted (anew on each attempt) when the conversation is; never sent in clear by fallback.
-    const { message } = await sendText(c, p.text, p.client_id);
+    const { message } = await sendText(c, p.text, p.client_id, { ...(p.rel ? { rel: p.rel } : {}), ...(p.mentions ? { mentions: p.mentions } : {}) });
     c.pending.delete(p.client_id);
     // Our own ciphertext reads as what we wrote.
     if (message.content.kind === "encrypted" && state.secure) state.reads.set(message.id, state.secure.decryptMessage(message).body);
@@ -54,7 +56,12 @@ export async function sendPending(/** @type {import("./store.js").Conv} */ c, /*
 async function keep(/** @type {import("./store.js").Conv} */ c, /** @type {import("./store.js").Pending} */ p) {
   const user = state.me?.user;
   if (!user) return;
-  const inside = p.status === "failed" && p.error ? { text: p.text, failed: p.error } : { text: p.text };
+  const inside = {
+    text: p.text,
+    ...(p.status === "failed" && p.error ? { failed: p.error } : {}),
+    ...(p.rel ? { rel: p.rel } : {}),
+    ...(p.mentions ? { mentions: p.mentions } : {}),
+  };
   try {
     await outbox.put({ client_id: p.client_id, user, conv: c.id, ts: p.ts, sealed: await sealJson(user, inside) });
   } catch (e) {
@@ -73,14 +80,22 @@ export async function restoreOutbox() {
   const me = state.me;
   if (!me) return;
   const { sealed, legacy } = await outbox.entries(me.user);
-  /** @type {{ client_id: string, conv: string, ts: number, text: string, failed?: string }[]} */
+  /** @type {{ client_id: string, conv: string, ts: number, text: string, failed?: string, rel?: import("../chatcore/web.js").Rel, mentions?: string[] }[]} */
   const found = [...legacy];
   const clear = new Set(legacy.map((e) => e.client_id));
   for (const e of sealed) {
     try {
       const inside = await openJson(me.user, e.sealed);
       if (typeof inside?.text !== "string") throw new Error("not an outbox entry");
-      found.push({ client_id: e.client_id, conv: e.conv, ts: e.ts, text: inside.text, ...(typeof inside.failed === "string" ? { failed: inside.failed } : {}) });
+      found.push({
+        client_id: e.client_id,
+        conv: e.conv,
+        ts: e.ts,
+        text: inside.text,
+        ...(typeof inside.failed === "string" ? { failed: inside.failed } : {}),
+        ...(inside.rel?.kind === "reply" && typeof inside.rel.target === "string" ? { rel: { kind: "reply", target: inside.rel.target } } : {}),
+        ...(Array.isArray(inside.mentions) ? { mentions: inside.mentions.filter((/** @type {unknown} */ x) => typeof x === "string") } : {}),
+      });
     } catch (err) {
       // Sealed under a key this browser no longer has (its keys were removed at a sign-out): it cannot be read back.
       console.warn("chatcore: an unsent message could not be read back:", err);
@@ -94,6 +109,8 @@ export async function restoreOutbox() {
     /** @type {import("./store.js").Pending} */
     const p = { client_id: e.client_id, text: e.text, ts: e.ts, status: e.failed ? "failed" : "waiting" };
     if (e.failed) p.error = e.failed;
+    if (e.rel) p.rel = e.rel;
+    if (e.mentions?.length) p.mentions = e.mentions;
     c.pending.set(p.client_id, p);
     // Kept in clear by an earlier version: sealed now, and the clear copy deleted once the sealed one is kept.
     if (clear.has(e.client_id)) void keep(c, p).then(() => outbox.forgetLegacy(e.client_id));
@@ -227,7 +244,7 @@ function byteLength(/** @type {string} */ text) {
   return text.length * 3 < COUNT_FROM ? text.length : utf8.encode(text).length;
 }
 
-function renderCount() {
+export function renderCount() {
   const input = field("composer-text");
   const bytes = byteLength(input.value);
   const count = $("composer-count");
@@ -246,7 +263,7 @@ function clearComposerError() {
 }
 
 /** Grows the composer with its text (up to the CSS max-height); natural height when empty or hidden. */
-function autoGrow() {
+export function autoGrow() {
   const t = field("composer-text");
   t.style.height = "";
   if (t.value && t.offsetParent !== null) t.style.height = `${Math.min(t.scrollHeight + 2, 160)}px`;
@@ -269,8 +286,19 @@ export function wireComposer() {
       return;
     }
     userStopped();
+    const mode = composeMode(c);
+    if (mode?.mode === "edit") {
+      // An edit: saved as a new entry pointing at the message (unchanged: nothing to save).
+      endMode(c);
+      if (text !== mode.text) void saveEdit(c, mode.target, text);
+      return;
+    }
+    const mentions = takeMentions(c, text);
     /** @type {import("./store.js").Pending} */
     const p = { client_id: newClientId(), text, ts: Date.now(), status: "waiting" };
+    if (mode?.mode === "reply") p.rel = { kind: "reply", target: mode.target };
+    if (mentions.length) p.mentions = mentions;
+    if (mode) endMode(c);
     c.pending.set(p.client_id, p);
     input.value = "";
     saveDraft(c);

@@ -10,6 +10,7 @@ import { avatar, groupProfile } from "./avatar.js";
 import { clip, ENCRYPTED_TEXT, noticeKindText, noticeText, presenceText } from "./format.js";
 import { readable } from "./e2e.js";
 import { markRead, openChat, openChatWith } from "./chat.js";
+import { lifePreview } from "./life.js";
 import { convName, invalidate, isMuted, learnSummary, needUsers, onRender, openConv, pageVisible, rememberUser, state, userName } from "./store.js";
 
 /** Runs a directory search (`append`: the next page of the last one). */
@@ -46,8 +47,11 @@ export async function loadConversations() {
       // a push that arrived while the list was on its way was counted here already, not there.
       const seen = state.convs.get(s.conv)?.lastSeq ?? 0;
       const c = learnSummary(s);
-      if (state.open === s.conv && pageVisible()) c.unread = 0;
-      else if (s.last_seq >= seen) c.unread = s.unread;
+      if (state.open === s.conv && pageVisible()) c.unread = c.mentions = 0;
+      else if (s.last_seq >= seen) {
+        c.unread = s.unread;
+        c.mentions = s.mentions ?? 0;
+      }
       if (s.last) senders.push(s.last.from);
     }
     needUsers(senders);
@@ -103,6 +107,9 @@ function previewOf(/** @type {import("./store.js").Conv} */ c) {
   const me = state.me?.user;
   const prefix = last.from === me ? "You: " : c.kind === "group" ? `${userName(last.from)}: ` : "";
   const m = last.message;
+  // An edit, a reaction or a deletion: said as what it did, not as a new message.
+  const life = lifePreview(last, prefix);
+  if (life !== null) return clip(life, PREVIEW_MAX);
   // Encrypted: the text once this device has read it (the server's summary holds none).
   if (m?.content.kind === "encrypted") return prefix + clip(readable(m).text, PREVIEW_MAX);
   if (last.kind === "encrypted") return prefix + ENCRYPTED_TEXT;
@@ -153,6 +160,7 @@ function convRow(/** @type {import("./store.js").Conv} */ c) {
           "span",
           { class: "person-line" },
           h("span", { class: "person-sub" }, preview ?? (u ? `@${u.profile.username}` : "")),
+          c.mentions > 0 ? h("span", { class: "badge mention-badge", title: "You were mentioned", "aria-label": "You were mentioned" }, "@") : null,
           unread ? h("span", { class: "badge", "aria-label": `${unread} unread` }, String(unread)) : null,
         ),
       ),

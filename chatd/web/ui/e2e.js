@@ -122,12 +122,12 @@ export function startE2e(
   secure.on("decrypted", ({ message, body }) => {
     if (state.secure !== secure) return;
     state.reads.set(message.id, body);
+    // An edit's text or a reaction's emoji read now: its message shows it.
+    if (body.type === "text") state.life.apply(message, body.text);
     const c = state.convs.get(message.conv);
     const m = c?.messages.get(message.seq);
-    if (c && m?.id === message.id) {
-      if (c.last?.seq === m.seq) c.last = { ...c.last, message: m };
-      invalidate("messages", "directory");
-    }
+    if (c && m?.id === message.id && c.last?.seq === m.seq) c.last = { ...c.last, message: m };
+    if (c) invalidate("messages", "directory");
   });
   secure.on("devices", (changes) => {
     if (state.secure === secure) void onDeviceChanges(changes);
@@ -176,7 +176,9 @@ export function rereadAll(all = true) {
       if (m.content.kind !== "encrypted") continue;
       const read = state.reads.get(m.id);
       if (read && (!all || read.type === "text")) continue;
-      state.reads.set(m.id, secure.decryptMessage(m).body);
+      const body = secure.decryptMessage(m).body;
+      state.reads.set(m.id, body);
+      if (body.type === "text") state.life.apply(m, body.text);
     }
   }
   invalidate("messages", "directory");
@@ -214,6 +216,7 @@ export async function stopE2e(forget = false) {
   const secure = state.secure;
   state.secure = null;
   state.reads.clear();
+  state.life.clear();
   setE2e({ status: "off", memoryOnly: false, error: "", since: 0 });
   verified.clear();
   // Whoever waited for the keys to open learns they will not (the status says "off").
@@ -300,9 +303,9 @@ export async function historyPage(/** @type {Conv} */ c, /** @type {{ before?: n
   if (state.e2e.status === "starting") await new Promise((resolve) => afterE2eStart(() => resolve(undefined)));
   const secure = state.secure;
   if (!secure || state.e2e.status !== "ready") return client.history(c.id, page);
-  const { messages, more } = await secure.history(c.id, page);
-  for (const r of messages) if (r.message.content.kind === "encrypted") state.reads.set(r.message.id, r.body);
-  return { messages: messages.map((r) => r.message), more };
+  const { messages, more, related } = await secure.history(c.id, page);
+  for (const r of [...messages, ...related]) if (r.message.content.kind === "encrypted") state.reads.set(r.message.id, r.body);
+  return { messages: messages.map((r) => r.message), more, related: related.map((r) => r.message) };
 }
 
 // -- sending
@@ -316,19 +319,26 @@ export function cannotSend(/** @type {Conv} */ c) {
 
 /**
  * Sends `text` to `c` under `clientId`: encrypted (anew on every attempt, with the keys of now) when `c` is, else
- * as text. An encrypted conversation waits for the keys to open; it never falls back to clear text.
+ * as text. An encrypted conversation waits for the keys to open; it never falls back to clear text. `extra`: the
+ * message it replies to, edits or reacts to (`rel`), and whom it mentions: in the clear beside the ciphertext.
  */
-export async function sendText(/** @type {Conv} */ c, /** @type {string} */ text, /** @type {string} */ clientId) {
+export async function sendText(
+  /** @type {Conv} */ c,
+  /** @type {string} */ text,
+  /** @type {string} */ clientId,
+  /** @type {{ rel?: import("../chatcore/web.js").Rel, mentions?: string[] }} */ extra = {},
+) {
   const client = state.client;
   if (!client) throw new Error("signed out");
-  if (!c.encrypted) return client.send({ conv: c.id }, text, { clientId });
+  const options = { clientId, ...(extra.rel ? { rel: extra.rel } : {}), ...(extra.mentions?.length ? { mentions: extra.mentions } : {}) };
+  if (!c.encrypted) return client.send({ conv: c.id }, text, options);
   const me = state.me;
   await new Promise((resolve) => afterE2eStart(() => resolve(undefined)));
   const secure = state.secure;
   // Signed out (or in as someone else) meanwhile: this message is no longer this page's to send.
   if (state.me !== me || state.client !== client) throw new Error("signed out");
   if (!secure || state.e2e.status !== "ready") throw new Error(cannotSend(c) ?? "end-to-end encryption is not ready");
-  return secure.sendEncrypted(c.id, text, { clientId });
+  return secure.sendEncrypted(c.id, text, options);
 }
 
 // -- sealing what the page keeps (outbox, drafts)

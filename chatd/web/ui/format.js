@@ -84,9 +84,25 @@ export function noticeText(from, c) {
     }
     case "encryption_enabled":
       return `${by} turned on end-to-end encryption`;
+    case "timer_changed":
+      return c.expire_after ? `${by} set disappearing messages to ${timerName(c.expire_after)}` : `${by} turned off disappearing messages`;
     case "void":
       return null;
   }
+}
+
+/** The disappearing-message timers (PROTOCOL.md, *Message life*) by name; 0: off. */
+export const TIMER_NAMES = /** @type {const} */ ([
+  [0, "Off"],
+  [3_600_000, "1 hour"],
+  [86_400_000, "1 day"],
+  [604_800_000, "1 week"],
+  [7_776_000_000, "90 days"],
+]);
+
+/** A timer in words ("1 day"). */
+export function timerName(/** @type {number} */ ms) {
+  return TIMER_NAMES.find(([v]) => v === ms)?.[1] ?? `${Math.round(ms / 3_600_000)} hours`;
 }
 
 /** What a message shows in place of its text when this page cannot read it (end-to-end encrypted). */
@@ -105,6 +121,7 @@ export function noticeKindText(/** @type {string} */ from, /** @type {string} */
     role_changed: `${by} changed a role`,
     group_updated: `${by} changed the group`,
     encryption_enabled: `${by} turned on end-to-end encryption`,
+    timer_changed: `${by} changed the disappearing messages`,
   };
   // A kind this page does not know yet (a newer server): it is not shown as text.
   return texts[kind] ?? "Encrypted message";

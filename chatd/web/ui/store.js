@@ -5,6 +5,8 @@
 // next frame, reading only `state`. `flush()` renders at once when a caller
 // needs the DOM up to date (focus, scroll).
 
+import { LifeBook } from "../chatcore/web.js";
+
 /** @typedef {import("../chatcore/web.js").ChatClient} ChatClient */
 /** @typedef {import("../chatcore/web.js").Session} Session */
 /** @typedef {import("../chatcore/web.js").Message} Message */
@@ -21,13 +23,15 @@
 /**
  * The newest entry of a conversation as the list previews it: from the server's summary (`preview` only for
  * text), or the message itself once this page has it.
- * @typedef {{ seq: number, ts: number, from: string, kind: string, preview?: string, message?: Message }} Last
+ * `rel`: how it relates to an earlier message (an edit, a reaction, a deletion: the list says what it did).
+ * @typedef {{ seq: number, ts: number, from: string, kind: string, rel?: string, preview?: string, message?: Message }} Last
  */
 
 /**
  * A message of ours not yet stored by the server, in the outbox: on its way ("sending"), waiting for the
  * connection ("waiting"), or refused for good ("failed", with why). `ts`: the local clock when it was written.
- * @typedef {{ client_id: string, text: string, ts: number, status: "sending" | "waiting" | "failed", error?: string }} Pending
+ * `rel`: a reply's target; `mentions`: the members it mentions (both kept with it in the outbox).
+ * @typedef {{ client_id: string, text: string, ts: number, status: "sending" | "waiting" | "failed", error?: string, rel?: import("../chatcore/web.js").Rel, mentions?: string[] }} Pending
  */
 
 /**
@@ -42,6 +46,7 @@
  * `request`: what waits for this user's answer here: a message request (`by` wrote first; this user reads but
  * does not write until accepting) or a group invitation (`by` invited; this user is not a member yet). Such a
  * conversation is in the Requests view, not in the chat list. `invited`: a group's open invitations (user ids).
+ * `mentions`: how many of the unread mention this user. `expireAfter`: the disappearing-message timer (ms; 0: off).
  * `seqs`: the keys of `messages`, ascending (kept as messages come, so a render never sorts the history).
  * The window of messages in the page: the `shown` messages up to seq `end`, or up to the newest while `end` is 0.
  * @typedef {{
@@ -67,6 +72,8 @@
  *   seqs: number[],
  *   pending: Map<string, Pending>,
  *   unread: number,
+ *   mentions: number,
+ *   expireAfter: number,
  *   lastSeq: number,
  *   readSeq: number,
  *   lastTs: number,
@@ -95,7 +102,7 @@
 
 /**
  * The parts of the page that render from state.
- * @typedef {"screen" | "me" | "directory" | "chat" | "header" | "messages" | "history" | "connection" | "title" | "card" | "group" | "contacts" | "privacy" | "requests" | "backup"} Part
+ * @typedef {"screen" | "me" | "directory" | "chat" | "header" | "messages" | "history" | "connection" | "title" | "card" | "group" | "contacts" | "privacy" | "requests" | "backup" | "compose"} Part
  */
 
 export const state = {
@@ -143,6 +150,11 @@ export const state = {
   e2e: { status: "off", memoryOnly: false, error: "", since: 0 },
   /** What this device reads of each encrypted message it has, by message id. @type {Map<string, SecureBody>} */
   reads: new Map(),
+  /**
+   * Each message's latest state (edits, reactions, deletions, expiry: ui/life.js), on the server's clock.
+   * @type {LifeBook}
+   */
+  life: new LifeBook({ now: () => serverNow() }),
 };
 
 /** How many of the newest messages a conversation shows at first; scrolling up shows more (then loads more). */
@@ -181,6 +193,8 @@ export function conv(/** @type {string} */ id) {
       seqs: [],
       pending: new Map(),
       unread: 0,
+      mentions: 0,
+      expireAfter: 0,
       lastSeq: 0,
       readSeq: 0,
       lastTs: 0,
@@ -218,6 +232,7 @@ export function learnConversation(/** @type {ConversationInfo} */ info) {
   c.left = info.kind === "group" && info.role === undefined;
   if (info.kind === "direct") c.peer = info.members.find((m) => m.user !== state.me?.user)?.user ?? c.peer;
   c.lastSeq = Math.max(c.lastSeq, info.last_seq);
+  c.expireAfter = info.expire_after ?? 0;
   c.invited = info.invited ?? [];
   learnRequest(c, info.request);
   // Invited, not a member: nothing of the group is this user's to read yet (not "left" either).
@@ -237,6 +252,7 @@ export function learnSummary(/** @type {ConversationSummary} */ s) {
   c.left = !!s.left;
   c.muted = !!s.muted;
   c.mutedUntil = s.muted_until ?? 0;
+  c.expireAfter = s.expire_after ?? 0;
   learnRequest(c, s.request);
   if (s.peer) {
     c.peer = s.peer.user;
@@ -333,7 +349,10 @@ export function pageVisible() {
   return document.visibilityState === "visible";
 }
 
-/** Server time now (server timestamps compared with a skewed local clock would lie). */
+/**
+ * Server time now (server timestamps compared with a skewed local clock would lie).
+ * @returns {number}
+ */
 export function serverNow() {
   return Date.now() + (state.client?.clockOffsetMs ?? 0);
 }
@@ -391,4 +410,4 @@ export function flush() {
 }
 
 /** Screens before what they contain. @type {Part[]} */
-const ORDER = ["screen", "connection", "me", "directory", "requests", "chat", "header", "messages", "history", "card", "group", "contacts", "privacy", "backup", "title"];
+const ORDER = ["screen", "connection", "me", "directory", "requests", "chat", "header", "messages", "compose", "history", "card", "group", "contacts", "privacy", "backup", "title"];
