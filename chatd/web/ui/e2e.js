@@ -132,6 +132,16 @@ export function startE2e(
   secure.on("devices", (changes) => {
     if (state.secure === secure) void onDeviceChanges(changes);
   });
+  secure.on("custom", ({ from, kind, data }) => {
+    // Only the user's own devices speak for it; anyone else's payload of these kinds is dropped.
+    const take = ownKinds.get(kind);
+    if (state.secure !== secure || from.user !== session.user || !take) return;
+    try {
+      take(JSON.parse(new TextDecoder().decode(data)));
+    } catch (e) {
+      console.warn(`chatcore: a ${kind} from device ${from.device} was not read:`, e);
+    }
+  });
   secure.on("error", ({ error, context }) => console.warn(`chatcore e2e: ${context}:`, error));
   void loadVerified(session.user);
   void (async () => {
@@ -461,4 +471,31 @@ async function onDeviceChanges(/** @type {DeviceChange[]} */ changes) {
     }
   }
   if (changed) invalidate("messages", "card");
+}
+
+// -- What the user's devices tell each other (end-to-end encrypted to-device payloads, which wait in the queue of a
+// device that is offline): the server learns that a device wrote to another of its user, never what.
+
+/** What to do with each kind of payload from the user's other devices. @type {Map<string, (value: any) => void>} */
+const ownKinds = new Map();
+
+/** Takes payloads of `kind` from the user's other devices with `take` (their JSON value). */
+export function onOwnDevices(/** @type {string} */ kind, /** @type {(value: any) => void} */ take) {
+  ownKinds.set(kind, take);
+}
+
+/** Sends `value` (as JSON) to every other device of the signed-in user; best effort, logged when it fails. */
+export async function tellOwnDevices(/** @type {string} */ kind, /** @type {unknown} */ value) {
+  const secure = state.secure;
+  const me = state.me?.user;
+  if (!secure || !me) return;
+  const data = new TextEncoder().encode(JSON.stringify(value));
+  try {
+    const devices = await secure.client.devices();
+    for (const d of devices) {
+      if (!d.current) await secure.sendCustom({ user: me, device: d.device }, kind, data);
+    }
+  } catch (e) {
+    console.warn(`chatcore: ${kind} not told to the other devices:`, e);
+  }
 }

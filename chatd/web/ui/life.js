@@ -11,7 +11,7 @@
 import { standsAlone } from "../chatcore/web.js";
 import { h, nameNode } from "./dom.js";
 import { invalidate, serverNow, state, userName } from "./store.js";
-import { isText, readable } from "./e2e.js";
+import { isText, onOwnDevices, readable, tellOwnDevices } from "./e2e.js";
 import { toast } from "./notify.js";
 import { messageButton, toggleReaction } from "./msgmenu.js";
 
@@ -187,7 +187,8 @@ export function lifePreview(last, prefix) {
   }
 }
 
-// -- Delete for me: hidden on this device only (this browser's storage), never told to the server.
+// -- Delete for me: hidden on this user's devices (this browser's storage, and the user's other devices told through
+// an end-to-end encrypted to-device payload), never told to the server.
 
 const HIDDEN = "chatcore.hidden.";
 /** The most ids kept: the oldest go first. */
@@ -216,10 +217,25 @@ export function isHidden(/** @type {string} */ id) {
   return hiddenSet().has(id);
 }
 
-/** Hides message `id` on this device (kept in this browser across reloads). */
+/** The kind of the payload that tells the user's other devices what it hid. */
+const HIDE = "chatcore.hide";
+
+onOwnDevices(HIDE, (value) => {
+  const ids = Array.isArray(value?.ids) ? value.ids.filter((/** @type {unknown} */ x) => typeof x === "string") : [];
+  hideHere(ids);
+});
+
+/** Hides message `id` on the user's devices: here (kept in this browser across reloads), and on the others. */
 export function hideForMe(/** @type {string} */ id) {
+  hideHere([id]);
+  void tellOwnDevices(HIDE, { ids: [id] });
+}
+
+/** Hides messages `hide` on this device. */
+function hideHere(/** @type {string[]} */ hide) {
+  if (hide.length === 0) return;
   const ids = hiddenSet();
-  ids.add(id);
+  for (const id of hide) ids.add(id);
   const list = [...ids].slice(-HIDDEN_MAX);
   try {
     localStorage.setItem(HIDDEN + (state.me?.user ?? ""), JSON.stringify(list));

@@ -2,7 +2,7 @@
 // chatd, in their end-to-end encrypted chat: Bob reacts with the keyboard and Alice sees the chip live; Alice
 // edits (Up in the empty box) and Bob sees the new text and "edited"; Bob replies and Alice sees the quote; Alice
 // deletes for everyone and Bob sees "Message deleted" in its place, the quote too; Bob's reload shows the same
-// state from history. Then "Delete for me" (hidden on this device, after a reload too) and the disappearing
+// state from history. Then "Delete for me" (hidden on his devices, his phone too, after a reload too) and the disappearing
 // messages setting with its notice line. axe-core finds nothing serious with the menu and picker open.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -160,9 +160,26 @@ test("reactions, edits, replies and deletion show live on both sides, and after 
   await again.locator(".reaction.mine").click();
   await bubble(alice, "Second thought, edited", "mine").locator(".reaction").waitFor({ state: "detached" });
 
-  // Delete for me: hidden on Bob's device, after a reload too; Alice still sees it.
+  // Delete for me: hidden on Bob's devices (his phone is told, end-to-end encrypted), after a reload too; Alice
+  // still sees it. The phone signed in after the message was sent, so it knows it by its place, not its text.
+  const seq = await again.getAttribute("data-seq");
+  assert.ok(seq, "the bubble names its seq");
+  const phoneContext = await browser.newContext({ viewport: DESKTOP, locale: "en-GB", timezoneId: "UTC" });
+  await serveMissingFromDisk(phoneContext, chatd.httpUrl);
+  const phone = await phoneContext.newPage();
+  watchConsole(phone, "bob's phone", problems);
+  phone.setDefaultTimeout(10_000);
+  await phone.goto(chatd.httpUrl + "/");
+  await phone.fill("#signin-login", users.bob.account.username);
+  await phone.fill("#signin-password", users.bob.account.password);
+  await phone.click("#signin-form button[type=submit]");
+  await phone.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  await openChatWith(phone, users.alice.account);
+  await phone.locator(`#message-list [data-seq="${seq}"]`).waitFor();
   await menu(bob, again, "Delete for me");
   await bob.locator("#message-list .msg", { hasText: "Second thought" }).waitFor({ state: "detached" });
+  await phone.locator(`#message-list [data-seq="${seq}"]`).waitFor({ state: "detached" });
+  await phoneContext.close();
   await bob.reload();
   await bob.locator("#message-list .msg", { hasText: "Sounds good" }).waitFor();
   assert.equal(await bob.locator("#message-list .msg", { hasText: "Second thought" }).count(), 0);
