@@ -940,11 +940,7 @@ impl Client {
         client_id: &str,
         emoji: &str,
     ) -> Result<Sent, Error> {
-        let rel = Rel::new(RelKind::Reaction, target.clone());
-        let content = Content::Text {
-            text: emoji.to_owned(),
-        };
-        self.send_related(conv, client_id, Some(rel), Vec::new(), content)
+        self.send_text_about(conv, RelKind::Reaction, target, client_id, emoji)
             .await
     }
 
@@ -957,7 +953,20 @@ impl Client {
         client_id: &str,
         text: &str,
     ) -> Result<Sent, Error> {
-        let rel = Rel::new(RelKind::Edit, target.clone());
+        self.send_text_about(conv, RelKind::Edit, target, client_id, text)
+            .await
+    }
+
+    /// Sends plain `text` that relates to `target` as `kind`.
+    async fn send_text_about(
+        &self,
+        conv: &ConversationId,
+        kind: RelKind,
+        target: &MessageId,
+        client_id: &str,
+        text: &str,
+    ) -> Result<Sent, Error> {
+        let rel = Rel::new(kind, target.clone());
         let content = Content::Text {
             text: text.to_owned(),
         };

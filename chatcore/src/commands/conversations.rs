@@ -412,8 +412,7 @@ pub(crate) async fn change_group(
     })
 }
 
-/// `set_timer`: sets the disappearing-message timer. Setting the timer it
-/// has already is no change: `changed` with seq 0, as `encrypt` answers.
+/// `set_timer`: sets the disappearing-message timer.
 pub(crate) async fn set_timer(
     s: &Server,
     caller: &Caller,
@@ -422,17 +421,8 @@ pub(crate) async fn set_timer(
     conv: ConversationId,
     expire_after: Option<Millis>,
 ) -> Result<ServerFrame, CoreError> {
-    let seq = match change(s, caller, out, &conv, true, Action::SetTimer(expire_after)).await {
-        Ok((_, seq)) => seq,
-        Err(CoreError::Conflict { field }) if field == "expire_after" => None,
-        Err(e) => return Err(e),
-    };
-    Ok(ServerFrame::Changed {
-        id,
-        conv,
-        seq: seq.unwrap_or(0),
-        invited: Vec::new(),
-    })
+    let action = Action::SetTimer(expire_after);
+    settle(s, caller, out, id, conv, action, "expire_after").await
 }
 
 /// `encrypt`: turns end-to-end encryption on, once and for good.
@@ -443,10 +433,24 @@ pub(crate) async fn encrypt(
     id: u32,
     conv: ConversationId,
 ) -> Result<ServerFrame, CoreError> {
-    let seq = match change(s, caller, out, &conv, true, Action::Encrypt).await {
+    settle(s, caller, out, id, conv, Action::Encrypt, "encrypted").await
+}
+
+/// Applies a setting `action` whose [`groups::apply`] answers a conflict on
+/// `field` when the setting is so already: then there is nothing to do, as
+/// asked, and the reply is `changed` with seq 0.
+async fn settle(
+    s: &Server,
+    caller: &Caller,
+    out: &mut Out,
+    id: u32,
+    conv: ConversationId,
+    action: Action,
+    field: &str,
+) -> Result<ServerFrame, CoreError> {
+    let seq = match change(s, caller, out, &conv, true, action).await {
         Ok((_, seq)) => seq,
-        // On already: nothing to do, as asked.
-        Err(CoreError::Conflict { field }) if field == "encrypted" => None,
+        Err(CoreError::Conflict { field: f }) if f == field => None,
         Err(e) => return Err(e),
     };
     Ok(ServerFrame::Changed {
