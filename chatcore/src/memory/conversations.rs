@@ -53,8 +53,10 @@ struct Conv {
     by_sender: Vec<(UserId, Vec<u64>)>,
     /// Each member's receipt, ordered by user (a few per conversation).
     receipts: Vec<Receipt>,
-    /// Message id -> seq.
-    by_id: IdMap<IdKey, u64>,
+    /// Message id -> seq ([`IdKey`]), made the first time an id is looked
+    /// up here and kept from then on: a conversation where nothing points
+    /// at a message (the plain relay) never pays for it.
+    by_id: Option<IdMap<IdKey, u64>>,
     /// Target id -> the seqs of the edits, reactions and deletions that
     /// point at it, ascending.
     related: IdMap<MessageId, Vec<u64>>,
@@ -112,7 +114,7 @@ impl Conv {
             messages: Vec::new(),
             by_sender: Vec::new(),
             receipts: Vec::new(),
-            by_id: IdMap::default(),
+            by_id: None,
             related: IdMap::default(),
             mentions: Vec::new(),
         }
@@ -140,9 +142,20 @@ impl Conv {
         self.state.last_ts = self.state.last_ts.max(msg.ts);
         let expires_at = self.state.expiry_of(&msg);
         let message = Arc::new(msg.into_message(seq, expires_at));
-        self.by_id.insert(IdKey::of(&message.id), seq);
+        if let Some(by_id) = &mut self.by_id {
+            by_id.insert(IdKey::of(&message.id), seq);
+        }
         self.messages.push(message.clone());
         message
+    }
+
+    /// The seq of the entry with id `id`.
+    fn seq_of(&mut self, id: &MessageId) -> Option<u64> {
+        let messages = &self.messages;
+        let by_id = self
+            .by_id
+            .get_or_insert_with(|| messages.iter().map(|m| (IdKey::of(&m.id), m.seq)).collect());
+        by_id.get(&IdKey::of(id)).copied()
     }
 
     /// The entry at `seq`.
@@ -234,12 +247,12 @@ enum IdKey {
 
 impl IdKey {
     fn of(id: &MessageId) -> Self {
-        match uuid::Uuid::try_parse(id.as_str()) {
-            // Only the canonical spelling: another spelling of the same
-            // UUID is another id.
-            Ok(u) if u.hyphenated().encode_lower(&mut [0; 36]) == id.as_str() => {
-                IdKey::Uuid(u.as_u128())
-            }
+        // Only the canonical spelling (hyphenated, lower case): another
+        // spelling of the same UUID is another id.
+        let s = id.as_str();
+        let canonical = s.len() == 36 && !s.bytes().any(|b| b.is_ascii_uppercase());
+        match uuid::Uuid::try_parse(s) {
+            Ok(u) if canonical => IdKey::Uuid(u.as_u128()),
             _ => IdKey::Other(id.clone()),
         }
     }
@@ -345,11 +358,9 @@ impl MessageStore for MemoryMessageStore {
         slot.insert(message.clone());
         let recipients = conv.recipients.clone();
         let deleted = match &message.rel {
-            Some(rel) if rel.kind == RelKind::Delete => conv
-                .by_id
-                .get(&IdKey::of(&rel.target))
-                .copied()
-                .map(|seq| conv.tombstone(seq)),
+            Some(rel) if rel.kind == RelKind::Delete => {
+                conv.seq_of(&rel.target).map(|seq| conv.tombstone(seq))
+            }
             _ => None,
         };
         if let Some(at) = message.expires_at {
@@ -448,14 +459,11 @@ impl MessageStore for MemoryMessageStore {
     }
 
     async fn by_ids(&self, conv: &ConversationId, ids: &[MessageId]) -> StoreResult<Vec<Message>> {
-        let s = lock(&self.inner);
-        let Some(c) = s.convs.get(conv) else {
+        let mut s = lock(&self.inner);
+        let Some(c) = s.convs.get_mut(conv) else {
             return Ok(Vec::new());
         };
-        let mut seqs: Vec<u64> = ids
-            .iter()
-            .filter_map(|id| c.by_id.get(&IdKey::of(id)).copied())
-            .collect();
+        let mut seqs: Vec<u64> = ids.iter().filter_map(|id| c.seq_of(id)).collect();
         seqs.sort_unstable();
         seqs.dedup();
         Ok(seqs
