@@ -56,6 +56,14 @@ string_id!(
     ConversationId
 );
 
+string_id!(
+    /// A stored blob (an image, a file, a voice note, a profile picture):
+    /// 128 random bits as 32 lowercase hex characters. Unguessable, and of
+    /// one fixed shape that [`MediaId::parse`] checks, so that an id from a
+    /// request can never name a path or anything but a blob.
+    MediaId
+);
+
 /// A fresh time-ordered UUID (v7), hyphenated, lower case. Written into an
 /// exact-size buffer: `to_string` goes through the formatting machinery,
 /// which cost more than the rest of creating a message id.
@@ -86,6 +94,44 @@ impl MessageId {
     pub fn generate() -> Self {
         Self(new_uuid())
     }
+}
+
+impl MediaId {
+    /// Characters in an id: 128 bits, 4 per hex digit.
+    pub const LEN: usize = 32;
+
+    /// A fresh id: 128 bits from the operating system's generator, so that
+    /// knowing other ids tells nothing about the next one.
+    pub fn generate() -> Self {
+        use rand::RngCore;
+        let mut bits = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut bits);
+        let mut id = String::with_capacity(Self::LEN);
+        for b in bits {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            id.push(char::from(HEX[usize::from(b >> 4)]));
+            id.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        Self(id)
+    }
+
+    /// `s` as a media id if it has the shape [`MediaId::generate`] makes
+    /// (exactly 32 lowercase hex characters), `None` otherwise: no slash,
+    /// dot, upper case or other length gets through, so a parsed id is safe
+    /// to use as a file name.
+    pub fn parse(s: &str) -> Option<Self> {
+        well_formed_media_id(s).then(|| Self(s.to_owned()))
+    }
+
+    /// Whether this id has the shape [`MediaId::parse`] accepts (the
+    /// `From<&str>` of every id type does not check it).
+    pub fn is_well_formed(&self) -> bool {
+        well_formed_media_id(&self.0)
+    }
+}
+
+fn well_formed_media_id(s: &str) -> bool {
+    s.len() == MediaId::LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 impl ConversationId {
@@ -538,6 +584,29 @@ pub fn now_millis() -> Millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_ids_are_random_hex_and_parse_refuses_other_shapes() {
+        let a = MediaId::generate();
+        assert_eq!(a.as_str().len(), 32);
+        assert_ne!(a, MediaId::generate());
+        assert_eq!(MediaId::parse(a.as_str()), Some(a.clone()));
+        assert!(a.is_well_formed());
+        for bad in [
+            "",
+            "../../etc/passwd",
+            "0123456789abcdef0123456789abcde",
+            "0123456789abcdef0123456789abcdef0",
+            "0123456789ABCDEF0123456789abcdef",
+            "0123456789abcdef/123456789abcdef",
+            "0123456789abcdef.123456789abcdef",
+            "0123456789abcdeg0123456789abcdef",
+            "é123456789abcdef0123456789abcde",
+        ] {
+            assert_eq!(MediaId::parse(bad), None, "{bad}");
+            assert!(!MediaId::from(bad).is_well_formed(), "{bad}");
+        }
+    }
 
     #[test]
     fn direct_conversation_ids_are_the_same_whichever_side_asks() {

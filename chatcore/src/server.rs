@@ -10,14 +10,14 @@ use crate::error::CoreError;
 use crate::hub::Hub;
 use crate::limits::{Admission, Caps};
 use crate::memory::{
-    MemoryBackupStore, MemoryBroker, MemoryContactStore, MemoryKeyStore, MemoryMailer,
-    MemoryMessageStore, MemoryPresenceStore, MemoryRateLimiter, MemoryReportStore,
+    MemoryBackupStore, MemoryBlobStore, MemoryBroker, MemoryContactStore, MemoryKeyStore,
+    MemoryMailer, MemoryMessageStore, MemoryPresenceStore, MemoryRateLimiter, MemoryReportStore,
     MemoryResetTokenStore, MemorySessionStore, MemoryToDeviceStore, MemoryUserStore,
 };
 use crate::model::{now_millis, Millis};
 use crate::protocol::ErrorCode;
 use crate::store::{
-    BackupStore, Broker, BrokerHandler, ContactStore, KeyStore, Mailer, MessageStore,
+    BackupStore, BlobStore, Broker, BrokerHandler, ContactStore, KeyStore, Mailer, MessageStore,
     PresenceStore, Quota, RateLimiter, ReportStore, ResetTokenStore, SessionStore, ToDeviceStore,
     UserStore,
 };
@@ -46,6 +46,8 @@ pub struct Backends {
     pub to_device: Arc<dyn ToDeviceStore>,
     /// Users' encrypted key backups.
     pub backups: Arc<dyn BackupStore>,
+    /// Media: opaque bytes (images, files, voice notes, profile pictures).
+    pub blobs: Arc<dyn BlobStore>,
     /// Event fan-out between nodes.
     pub broker: Arc<dyn Broker>,
     /// Outgoing mail.
@@ -68,6 +70,7 @@ impl Backends {
             keys: Arc::new(MemoryKeyStore::new()),
             to_device: Arc::new(MemoryToDeviceStore::new()),
             backups: Arc::new(MemoryBackupStore::new()),
+            blobs: Arc::new(MemoryBlobStore::default()),
             broker: Arc::new(MemoryBroker::new()),
             mailer,
             limiter: Arc::new(MemoryRateLimiter::new()),
