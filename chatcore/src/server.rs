@@ -467,6 +467,25 @@ impl Server {
         }
     }
 
+    /// Who a session token signs in, for requests outside a connection
+    /// (chatd's media uploads and downloads, with the token in an
+    /// `Authorization` header): the user and device of a live session, or
+    /// `None` for an expired, revoked or unknown token or a deleted
+    /// account. It does not extend the session (only `resume` does).
+    pub async fn authenticate(
+        &self,
+        token: &str,
+    ) -> Result<Option<(crate::model::UserId, crate::model::DeviceId)>, CoreError> {
+        let hash = crate::commands::account::hash_token(token);
+        let Some(session) = self.backends.sessions.get(&hash, self.now()).await? else {
+            return Ok(None);
+        };
+        if self.backends.users.get(&session.user).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some((session.user, session.device)))
+    }
+
     /// Whether the stores answer (for readiness probes).
     pub async fn ready(&self) -> Result<(), CoreError> {
         self.backends

@@ -21,6 +21,7 @@
 mod config;
 mod http;
 mod mail;
+mod media_http;
 mod metrics;
 mod proxy;
 mod queue;
@@ -261,6 +262,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         },
         write_probe,
         settings.readyz_timeout,
+        media_http::MediaLimits {
+            max_bytes: settings.max_media_bytes,
+            uploads_per_minute: settings.media_uploads_per_minute,
+            bytes_per_day: settings.media_bytes_per_day,
+        },
     );
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     if let Some(listener) = metrics_listener {
