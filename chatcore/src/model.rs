@@ -165,6 +165,15 @@ pub type Millis = i64;
 /// The most members one message mentions.
 pub const MAX_MENTIONS: usize = 50;
 
+/// The most uploaded files one message carries (an album).
+pub const MAX_MEDIA: usize = 10;
+
+/// The largest inline thumbnail of an image, in bytes once decoded.
+pub const MAX_THUMBNAIL_BYTES: usize = 8 * 1024;
+
+/// The most samples of a voice message's waveform.
+pub const MAX_WAVEFORM: usize = 128;
+
 /// The most reactions one member keeps on one message (live ones: a
 /// reaction taken back no longer counts).
 pub const MAX_REACTIONS: usize = 20;
@@ -209,6 +218,53 @@ pub enum Content {
     Text {
         /// The text, at most `Limits::max_text_bytes` bytes.
         text: String,
+    },
+    /// A photo, uploaded with `POST /media` (in an encrypted conversation
+    /// the same fields travel inside the ciphertext, with the file's key).
+    Image {
+        /// The uploaded file.
+        media: MediaId,
+        /// Its type as the client read it (`image/jpeg`); the server only
+        /// passes it on.
+        mime: String,
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// The file's size in bytes.
+        size: u64,
+        /// A small preview the client made (unpadded base64, at most
+        /// [`MAX_THUMBNAIL_BYTES`] decoded), shown until the file loads.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thumbnail: Option<String>,
+        /// A caption.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
+    },
+    /// A file of any type.
+    File {
+        /// The uploaded file.
+        media: MediaId,
+        /// Its name as the sender's device had it.
+        name: String,
+        /// Its type as the client read it.
+        mime: String,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A voice message.
+    Voice {
+        /// The uploaded recording.
+        media: MediaId,
+        /// Its type (`audio/webm`, `audio/ogg`).
+        mime: String,
+        /// Its length in milliseconds.
+        duration_ms: u32,
+        /// Its loudness over time: at most [`MAX_WAVEFORM`] samples, 0 to 255.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        waveform: Vec<u8>,
+        /// Its size in bytes.
+        size: u64,
     },
     /// End-to-end encrypted content: what the sender's device encrypted
     /// (a text, and later a reply, a reaction, media) for the members'
@@ -302,19 +358,45 @@ impl Content {
     /// Whether this is a message a client sends (and that counts as unread),
     /// rather than a notice the server writes.
     pub fn is_message(&self) -> bool {
-        matches!(self, Content::Text { .. } | Content::Encrypted { .. })
+        matches!(
+            self,
+            Content::Text { .. }
+                | Content::Encrypted { .. }
+                | Content::Image { .. }
+                | Content::File { .. }
+                | Content::Voice { .. }
+        )
+    }
+
+    /// The uploaded file a plain media message carries, if it is one.
+    pub fn media(&self) -> Option<&MediaId> {
+        match self {
+            Content::Image { media, .. }
+            | Content::File { media, .. }
+            | Content::Voice { media, .. } => Some(media),
+            _ => None,
+        }
     }
 
     /// Whether the server can read what a client sent: a message that an
     /// encrypted conversation refuses.
     pub fn is_plaintext(&self) -> bool {
-        matches!(self, Content::Text { .. })
+        matches!(
+            self,
+            Content::Text { .. }
+                | Content::Image { .. }
+                | Content::File { .. }
+                | Content::Voice { .. }
+        )
     }
 
     /// The `kind` tag, as on the wire.
     pub fn kind(&self) -> &'static str {
         match self {
             Content::Text { .. } => "text",
+            Content::Image { .. } => "image",
+            Content::File { .. } => "file",
+            Content::Voice { .. } => "voice",
             Content::Encrypted { .. } => "encrypted",
             Content::GroupCreated { .. } => "group_created",
             Content::MembersAdded { .. } => "members_added",
@@ -410,6 +492,11 @@ pub struct Message {
     /// they muted the group).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<UserId>,
+    /// The uploaded files (`POST /media`) the message carries, whatever its
+    /// content says (which may be ciphertext): what the server knows of
+    /// them, for keeping and collecting the files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<MediaId>,
     /// When the conversation's disappearing-message timer removes its
     /// content (absent: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -62,6 +62,7 @@ impl<'de> Visitor<'de> for FrameVisitor {
             Tag::Send => {
                 let b = SendBody::deserialize(rest)?;
                 ClientFrame::Send {
+                    media: Vec::new(),
                     id: b.id,
                     conv: b.conv,
                     to: b.to,
@@ -355,6 +356,7 @@ pub(crate) fn decode_msgpack_send(bytes: &[u8]) -> Option<ClientFrame> {
         return None;
     }
     Some(ClientFrame::Send {
+        media: Vec::new(),
         id: id?,
         conv: conv.map(|c| ConversationId(c.to_owned())),
         to: to.map(|u| UserId(u.to_owned())),
@@ -561,6 +563,7 @@ mod tests {
         };
         let text_first = send(&[("text", "hi"), ("kind", "text")], false);
         let expected = ClientFrame::Send {
+            media: Vec::new(),
             mentions: Vec::new(),
             rel: None,
             id: 3,

@@ -2,8 +2,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{ErrorCode, SharedMessage};
 use crate::model::{
-    Audience, Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis,
-    Presence, Privacy, Profile, Rel, RelKind, Role, UserId,
+    Audience, Content, ConversationId, ConversationKind, DeviceId, MediaId, Message, MessageId,
+    Millis, Presence, Privacy, Profile, Rel, RelKind, Role, UserId,
 };
 
 /// The protocol version this build speaks. A client announces its version in
@@ -200,6 +200,10 @@ pub enum ClientFrame {
         /// Members of the group it mentions (at most 50).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         mentions: Vec<UserId>,
+        /// The uploaded files it carries (`POST /media`; at most 10),
+        /// whatever its content (which may be ciphertext) says.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        media: Vec<MediaId>,
         /// The payload.
         content: Content,
     },

@@ -59,6 +59,7 @@ fn notice_frame(seq: u64, content: Content) -> ServerFrame {
     let id = format!("0190f7a3-0000-7000-8000-0000000000{seq:02}");
     ServerFrame::Message {
         message: Message {
+            media: Vec::new(),
             expires_at: None,
             mentions: Vec::new(),
             rel: None,
@@ -77,6 +78,7 @@ fn notice_frame(seq: u64, content: Content) -> ServerFrame {
 /// A notice: Alice added Carol to the group.
 fn notice() -> Message {
     Message {
+        media: Vec::new(),
         expires_at: None,
         mentions: Vec::new(),
         rel: None,
@@ -94,6 +96,7 @@ fn notice() -> Message {
 
 fn message() -> Message {
     Message {
+        media: Vec::new(),
         expires_at: None,
         mentions: Vec::new(),
         rel: None,
@@ -217,7 +220,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             about: Some("Curiouser and curiouser".into()),
             avatar: Some("0190f7a2a11cavatar00000000a11c0".into()),
         },
-        ClientFrame::Send {
+        ClientFrame::Send { media: Vec::new(),
             mentions: Vec::new(),
             rel: None,
             id: 12,
@@ -395,7 +398,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             }],
             conv: Some(conv()),
         },
-        ClientFrame::Send {
+        ClientFrame::Send { media: Vec::new(),
             mentions: Vec::new(),
             rel: None,
             id: 45,
@@ -480,7 +483,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             presence: None,
             read_receipts: Some(false),
         },
-        ClientFrame::Send {
+        ClientFrame::Send { media: Vec::new(),
             id: 58,
             conv: Some(group()),
             to: None,
@@ -491,7 +494,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
                 text: "@Bob see above".into(),
             },
         },
-        ClientFrame::Send {
+        ClientFrame::Send { media: Vec::new(),
             id: 59,
             conv: Some(conv()),
             to: None,
@@ -500,7 +503,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             mentions: Vec::new(),
             content: Content::Text { text: "👍".into() },
         },
-        ClientFrame::Send {
+        ClientFrame::Send { media: Vec::new(),
             id: 60,
             conv: Some(conv()),
             to: None,
@@ -520,6 +523,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
 /// Bob's edit of Alice's [`message`], in a conversation with a timer.
 fn edit() -> Message {
     Message {
+        media: Vec::new(),
         id: MessageId::from("0190f7a3-0000-7000-8000-00000000002c"),
         conv: conv(),
         seq: 44,

@@ -297,6 +297,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
             ),
         (id, uid(), s(), content()).prop_map(|(id, to, client_id, content)| {
             ClientFrame::Send {
+                media: Vec::new(),
                 mentions: Vec::new(),
                 rel: None,
                 id,
@@ -385,6 +386,7 @@ fn message() -> impl Strategy<Value = Message> {
         .prop_map(
             |((id, conv, seq, from, client_id, ts), (rel, mentions, expires_at, content))| {
                 Message {
+                    media: Vec::new(),
                     id: MessageId(id),
                     conv,
                     seq,
