@@ -62,6 +62,7 @@ cases!(
     blobs_over_max_bytes_leaves_nothing,
     blobs_delete_then_get_is_none,
     blobs_concurrent_puts_of_different_ids,
+    blobs_concurrent_puts_of_one_id_admit_one,
 );
 
 /// Runs every case against a fresh store from `factory`; panics listing
@@ -419,4 +420,39 @@ async fn blobs_concurrent_puts_of_different_ids(s: Arc<dyn BlobStore>) {
         let (_, _, bytes) = read(&*s, id, None).await.expect("stored");
         assert!(&bytes == data, "blob {id} holds another's bytes");
     }
+}
+
+async fn blobs_concurrent_puts_of_one_id_admit_one(s: Arc<dyn BlobStore>) {
+    let id = MediaId::generate();
+    let bodies: Vec<Vec<u8>> = (0..4).map(|i| sample(600_000, 200 + i)).collect();
+    let puts = bodies.iter().map(|data| {
+        let (s, id, body) = (s.clone(), id.clone(), body_of(data));
+        tokio::spawn(async move { s.put(&id, body, NO_LIMIT).await })
+    });
+    let results: Vec<_> = futures_util::future::join_all(puts)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect();
+    let won: Vec<usize> = (0..results.len()).filter(|i| results[*i].is_ok()).collect();
+    assert_eq!(
+        won.len(),
+        1,
+        "exactly one put of an id succeeds: {results:?}"
+    );
+    for r in &results {
+        if let Err(e) = r {
+            assert_eq!(
+                e,
+                &StoreError::Conflict {
+                    field: "media".into()
+                }
+            );
+        }
+    }
+    let (_, _, bytes) = read(&*s, &id, None).await.expect("stored");
+    assert!(
+        bytes == bodies[won[0]],
+        "the stored bytes are not the winner's"
+    );
 }
