@@ -32,7 +32,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use bytes::BytesMut;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{doc, oid::ObjectId, Binary, Bson, DateTime, Document};
@@ -93,7 +92,7 @@ impl MongoBlobStore {
         max_bytes: u64,
     ) -> StoreResult<BlobInfo> {
         let mut tally = BlobTally::new(max_bytes);
-        let mut buf = BytesMut::with_capacity(CHUNK_SIZE);
+        let mut buf = Vec::with_capacity(CHUNK_SIZE);
         let mut n: i64 = 0;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| interrupted(&e))?;
@@ -104,13 +103,14 @@ impl MongoBlobStore {
                 buf.extend_from_slice(&rest[..take]);
                 rest = &rest[take..];
                 if buf.len() == CHUNK_SIZE {
-                    self.insert_chunk(file_id, n, buf.split().freeze()).await?;
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_SIZE));
+                    self.insert_chunk(file_id, n, full).await?;
                     n += 1;
                 }
             }
         }
         if !buf.is_empty() {
-            self.insert_chunk(file_id, n, buf.split().freeze()).await?;
+            self.insert_chunk(file_id, n, buf).await?;
         }
         let now = DateTime::now();
         let info = tally.finish(now.timestamp_millis());
@@ -126,12 +126,12 @@ impl MongoBlobStore {
         Ok(info)
     }
 
-    async fn insert_chunk(&self, file_id: ObjectId, n: i64, data: Bytes) -> StoreResult<()> {
+    async fn insert_chunk(&self, file_id: ObjectId, n: i64, data: Vec<u8>) -> StoreResult<()> {
         let chunk = doc! {
             "_id": ObjectId::new(),
             "files_id": file_id,
             "n": n,
-            "data": Binary { subtype: BinarySubtype::Generic, bytes: data.to_vec() },
+            "data": Binary { subtype: BinarySubtype::Generic, bytes: data },
         };
         self.inner
             .run(self.chunks.insert_one(chunk))

@@ -212,7 +212,7 @@ async fn blobs_empty_blob_round_trips(s: Arc<dyn BlobStore>) {
     let (size, served, bytes) = read(&*s, &id, None).await.expect("stored");
     assert_eq!((size, served, bytes.len()), (0, 0..0, 0));
     assert_eq!(
-        s.get(&id, Some(ByteRange::from(0))).await.err(),
+        s.get(&id, Some(ByteRange::starting_at(0))).await.err(),
         Some(StoreError::RangeNotSatisfiable { size: 0 })
     );
 }
@@ -229,19 +229,27 @@ async fn blobs_ranges_are_clamped_like_http(s: Arc<dyn BlobStore>) {
             ByteRange::inclusive(300_000, 1_300_000),
             300_000..1_300_001,
         ),
-        ("to the end", ByteRange::from(1_000_001), 1_000_001..len),
+        (
+            "to the end",
+            ByteRange::starting_at(1_000_001),
+            1_000_001..len,
+        ),
         (
             "last byte",
             ByteRange::inclusive(len - 1, len - 1),
             len - 1..len,
         ),
-        ("last byte, open", ByteRange::from(len - 1), len - 1..len),
+        (
+            "last byte, open",
+            ByteRange::starting_at(len - 1),
+            len - 1..len,
+        ),
         (
             "end past the blob is clamped",
             ByteRange::inclusive(len - 10, len + 1000),
             len - 10..len,
         ),
-        ("everything", ByteRange::from(0), 0..len),
+        ("everything", ByteRange::starting_at(0), 0..len),
     ];
     for (what, range, want) in cases {
         let (size, served, bytes) = read(&*s, &id, Some(range)).await.expect("stored");
@@ -251,7 +259,7 @@ async fn blobs_ranges_are_clamped_like_http(s: Arc<dyn BlobStore>) {
         assert!(bytes == data[a..b], "{what}: wrong bytes");
     }
     for (what, range) in [
-        ("start at the end", ByteRange::from(len)),
+        ("start at the end", ByteRange::starting_at(len)),
         (
             "start past the end",
             ByteRange::inclusive(len + 5, len + 10),
@@ -270,7 +278,7 @@ async fn blobs_missing_ids_are_none(s: Arc<dyn BlobStore>) {
     let id = MediaId::generate();
     assert_absent(&*s, &id, "never stored").await;
     assert!(s
-        .get(&id, Some(ByteRange::from(5)))
+        .get(&id, Some(ByteRange::starting_at(5)))
         .await
         .expect("get")
         .is_none());
