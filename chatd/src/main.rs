@@ -10,6 +10,7 @@
 //! - `config`: flags, `CHATD_*` environment variables and the TOML file.
 //! - `store`: the backends named by `--store`.
 //! - `mail`: the `dir:` and SMTP mailers.
+//! - `media`: the filesystem blob store (media beside the SQLite database).
 //! - `http`: the listeners, routes (`/healthz`, `/readyz`, `/`, `/ws`; `/metrics` on its own
 //!   listener) and the upgrade checks.
 //! - `tls`: the rustls configuration and its certificate, reloaded on change and SIGHUP.
@@ -21,6 +22,7 @@
 mod config;
 mod http;
 mod mail;
+mod media;
 mod media_http;
 mod metrics;
 mod proxy;

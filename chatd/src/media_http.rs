@@ -249,8 +249,8 @@ fn requested_range(headers: &HeaderMap, size: u64) -> Option<Result<ByteRange, (
                 Ok(ByteRange::inclusive(start, end))
             }
         }
-        (Ok(start), Err(_)) if b.is_empty() => Ok(ByteRange::from(start)),
-        (Err(_), Ok(n)) if a.is_empty() && n > 0 => Ok(ByteRange::from(size.saturating_sub(n))),
+        (Ok(start), Err(_)) if b.is_empty() => Ok(ByteRange::starting_at(start)),
+        (Err(_), Ok(n)) if a.is_empty() && n > 0 => Ok(ByteRange::starting_at(size.saturating_sub(n))),
         (Err(_), Ok(_)) if a.is_empty() => Err(()),
         _ => return None,
     })

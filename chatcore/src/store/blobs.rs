@@ -60,7 +60,7 @@ pub struct ByteRange {
 
 impl ByteRange {
     /// From `start` to the end of the blob.
-    pub fn from(start: u64) -> Self {
+    pub fn starting_at(start: u64) -> Self {
         Self { start, end: None }
     }
 

@@ -62,6 +62,7 @@ cases!(
     blobs_over_max_bytes_leaves_nothing,
     blobs_delete_then_get_is_none,
     blobs_concurrent_puts_of_different_ids,
+    blobs_concurrent_puts_of_one_id_admit_one,
 );
 
 /// Runs every case against a fresh store from `factory`; panics listing
@@ -211,7 +212,7 @@ async fn blobs_empty_blob_round_trips(s: Arc<dyn BlobStore>) {
     let (size, served, bytes) = read(&*s, &id, None).await.expect("stored");
     assert_eq!((size, served, bytes.len()), (0, 0..0, 0));
     assert_eq!(
-        s.get(&id, Some(ByteRange::from(0))).await.err(),
+        s.get(&id, Some(ByteRange::starting_at(0))).await.err(),
         Some(StoreError::RangeNotSatisfiable { size: 0 })
     );
 }
@@ -228,19 +229,27 @@ async fn blobs_ranges_are_clamped_like_http(s: Arc<dyn BlobStore>) {
             ByteRange::inclusive(300_000, 1_300_000),
             300_000..1_300_001,
         ),
-        ("to the end", ByteRange::from(1_000_001), 1_000_001..len),
+        (
+            "to the end",
+            ByteRange::starting_at(1_000_001),
+            1_000_001..len,
+        ),
         (
             "last byte",
             ByteRange::inclusive(len - 1, len - 1),
             len - 1..len,
         ),
-        ("last byte, open", ByteRange::from(len - 1), len - 1..len),
+        (
+            "last byte, open",
+            ByteRange::starting_at(len - 1),
+            len - 1..len,
+        ),
         (
             "end past the blob is clamped",
             ByteRange::inclusive(len - 10, len + 1000),
             len - 10..len,
         ),
-        ("everything", ByteRange::from(0), 0..len),
+        ("everything", ByteRange::starting_at(0), 0..len),
     ];
     for (what, range, want) in cases {
         let (size, served, bytes) = read(&*s, &id, Some(range)).await.expect("stored");
@@ -250,7 +259,7 @@ async fn blobs_ranges_are_clamped_like_http(s: Arc<dyn BlobStore>) {
         assert!(bytes == data[a..b], "{what}: wrong bytes");
     }
     for (what, range) in [
-        ("start at the end", ByteRange::from(len)),
+        ("start at the end", ByteRange::starting_at(len)),
         (
             "start past the end",
             ByteRange::inclusive(len + 5, len + 10),
@@ -269,7 +278,7 @@ async fn blobs_missing_ids_are_none(s: Arc<dyn BlobStore>) {
     let id = MediaId::generate();
     assert_absent(&*s, &id, "never stored").await;
     assert!(s
-        .get(&id, Some(ByteRange::from(5)))
+        .get(&id, Some(ByteRange::starting_at(5)))
         .await
         .expect("get")
         .is_none());
@@ -419,4 +428,39 @@ async fn blobs_concurrent_puts_of_different_ids(s: Arc<dyn BlobStore>) {
         let (_, _, bytes) = read(&*s, id, None).await.expect("stored");
         assert!(&bytes == data, "blob {id} holds another's bytes");
     }
+}
+
+async fn blobs_concurrent_puts_of_one_id_admit_one(s: Arc<dyn BlobStore>) {
+    let id = MediaId::generate();
+    let bodies: Vec<Vec<u8>> = (0..4).map(|i| sample(600_000, 200 + i)).collect();
+    let puts = bodies.iter().map(|data| {
+        let (s, id, body) = (s.clone(), id.clone(), body_of(data));
+        tokio::spawn(async move { s.put(&id, body, NO_LIMIT).await })
+    });
+    let results: Vec<_> = futures_util::future::join_all(puts)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect();
+    let won: Vec<usize> = (0..results.len()).filter(|i| results[*i].is_ok()).collect();
+    assert_eq!(
+        won.len(),
+        1,
+        "exactly one put of an id succeeds: {results:?}"
+    );
+    for r in &results {
+        if let Err(e) = r {
+            assert_eq!(
+                e,
+                &StoreError::Conflict {
+                    field: "media".into()
+                }
+            );
+        }
+    }
+    let (_, _, bytes) = read(&*s, &id, None).await.expect("stored");
+    assert!(
+        bytes == bodies[won[0]],
+        "the stored bytes are not the winner's"
+    );
 }
