@@ -250,7 +250,9 @@ fn requested_range(headers: &HeaderMap, size: u64) -> Option<Result<ByteRange, (
             }
         }
         (Ok(start), Err(_)) if b.is_empty() => Ok(ByteRange::starting_at(start)),
-        (Err(_), Ok(n)) if a.is_empty() && n > 0 => Ok(ByteRange::starting_at(size.saturating_sub(n))),
+        (Err(_), Ok(n)) if a.is_empty() && n > 0 => {
+            Ok(ByteRange::starting_at(size.saturating_sub(n)))
+        }
         (Err(_), Ok(_)) if a.is_empty() => Err(()),
         _ => return None,
     })

@@ -490,7 +490,12 @@ mod tests {
             // A send of anything but text, or that points at another
             // message or mentions members, is the derived decoder's.
             let plain = match &frame {
-                ClientFrame::Send { rel, mentions, .. } => rel.is_none() && mentions.is_empty(),
+                ClientFrame::Send {
+                    rel,
+                    mentions,
+                    media,
+                    ..
+                } => rel.is_none() && mentions.is_empty() && media.is_empty(),
                 _ => true,
             };
             let text = plain

@@ -2,8 +2,8 @@
 //! `tests/vectors/frames.json` and of the examples in `docs/PROTOCOL.md`.
 
 use crate::model::{
-    Audience, Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Presence,
-    Privacy, Profile, Rel, RelKind, Role, UserId,
+    Audience, Content, ConversationId, ConversationKind, DeviceId, MediaId, Message, MessageId,
+    Presence, Privacy, Profile, Rel, RelKind, Role, UserId,
 };
 use crate::protocol::{
     BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ClientFrame, ContactAction, ContactInfo,
@@ -517,7 +517,30 @@ pub fn client_frames() -> Vec<ClientFrame> {
             conv: conv(),
             expire_after: Some(86_400_000),
         },
+        ClientFrame::Send {
+            id: 64,
+            conv: Some(conv()),
+            to: None,
+            client_id: "c-8a05".into(),
+            rel: None,
+            mentions: Vec::new(),
+            media: vec![photo()],
+            content: Content::Image {
+                media: photo(),
+                mime: "image/jpeg".into(),
+                width: 1280,
+                height: 960,
+                size: 183_412,
+                thumbnail: Some("/9j/4AAQSkZJRgABAQ".into()),
+                caption: Some("Sunset".into()),
+            },
+        },
     ]
+}
+
+/// An uploaded photo's media id.
+fn photo() -> MediaId {
+    MediaId::from("5b0e6c1f9a8d4e2b7c3f1a0d9e8b7c6a")
 }
 
 /// Bob's edit of Alice's [`message`], in a conversation with a timer.
@@ -1103,6 +1126,44 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 expire_after: Some(86_400_000),
             },
         ),
+        ServerFrame::Message {
+            message: Message {
+                id: MessageId::from("0190f7a3-0000-7000-8000-00000000002f"),
+                seq: 46,
+                client_id: "c-8a06".into(),
+                rel: None,
+                expires_at: None,
+                media: vec![MediaId::from("9c2d7e4a1b3f5a6c8d0e2f4a6b8c0d1e")],
+                content: Content::File {
+                    media: MediaId::from("9c2d7e4a1b3f5a6c8d0e2f4a6b8c0d1e"),
+                    name: "minutes.pdf".into(),
+                    mime: "application/pdf".into(),
+                    size: 48_213,
+                },
+                ..edit()
+            }
+            .into(),
+        },
+        ServerFrame::Message {
+            message: Message {
+                id: MessageId::from("0190f7a3-0000-7000-8000-000000000030"),
+                seq: 47,
+                client_id: "c-9b02".into(),
+                from: bob(),
+                rel: None,
+                expires_at: None,
+                media: vec![MediaId::from("0a1b2c3d4e5f60718293a4b5c6d7e8f9")],
+                content: Content::Voice {
+                    media: MediaId::from("0a1b2c3d4e5f60718293a4b5c6d7e8f9"),
+                    mime: "audio/webm".into(),
+                    duration_ms: 4_250,
+                    waveform: vec![3, 40, 120, 200, 90, 12],
+                    size: 21_004,
+                },
+                ..edit()
+            }
+            .into(),
+        },
         ServerFrame::Conversations {
             id: 63,
             conversations: vec![ConversationSummary {

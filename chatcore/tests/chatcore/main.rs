@@ -9,6 +9,7 @@ mod encryption;
 mod groups;
 mod keys;
 mod life;
+mod media;
 mod receipts;
 mod requests;
 mod sessions;
