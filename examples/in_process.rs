@@ -113,6 +113,7 @@ async fn main() {
 
     let sent = alice
         .request(|id| ClientFrame::Send {
+            media: Vec::new(),
             mentions: Vec::new(),
             rel: None,
             id,
@@ -136,6 +137,7 @@ async fn main() {
     {
         alice
             .request(|id| ClientFrame::Send {
+                media: Vec::new(),
                 mentions: Vec::new(),
                 rel: None,
                 id,

@@ -439,6 +439,7 @@ mod tests {
         assert_eq!(
             f,
             ClientFrame::Send {
+                media: Vec::new(),
                 mentions: Vec::new(),
                 rel: None,
                 id: 7,
@@ -459,6 +460,7 @@ mod tests {
         assert_eq!(
             f,
             ClientFrame::Send {
+                media: Vec::new(),
                 mentions: Vec::new(),
                 rel: None,
                 id: 8,
@@ -474,6 +476,7 @@ mod tests {
     fn a_notice_push_is_not_a_delivery_nor_an_error() {
         let push = |content: Content| {
             let m = chatcore::model::Message {
+                media: Vec::new(),
                 expires_at: None,
                 mentions: Vec::new(),
                 rel: None,

@@ -900,6 +900,7 @@ impl Client {
         };
         match self
             .request(|id| ClientFrame::Send {
+                media: Vec::new(),
                 id,
                 conv,
                 to,

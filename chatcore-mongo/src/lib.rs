@@ -45,6 +45,7 @@
 //! - `migrate`: migrations from older schema versions, run at start.
 //! - `presence`: [`MongoPresenceStore`].
 //! - `limiter`: [`MongoRateLimiter`].
+//! - `blobs`: [`MongoBlobStore`]: media in a GridFS bucket.
 //! - `testing` (feature `testing`): jongodb, a MongoDB-compatible server for tests.
 
 use std::future::IntoFuture;
@@ -58,6 +59,7 @@ use mongodb::options::{Acknowledgment, ClientOptions, CollectionOptions, WriteCo
 use mongodb::{Client, Collection, Database};
 
 mod backups;
+mod blobs;
 mod contacts;
 mod error;
 mod keys;
@@ -74,6 +76,7 @@ pub mod testing;
 mod users;
 
 pub use backups::MongoBackupStore;
+pub use blobs::MongoBlobStore;
 pub use contacts::MongoContactStore;
 pub use keys::{MongoKeyStore, MongoToDeviceStore};
 pub use limiter::MongoRateLimiter;
@@ -292,14 +295,19 @@ impl MongoStore {
         MongoReportStore::new(self.inner.clone())
     }
 
+    /// Media, in the GridFS bucket `media`.
+    pub fn blobs(&self) -> MongoBlobStore {
+        MongoBlobStore::new(self.inner.clone())
+    }
+
     /// The login rate limiter.
     pub fn limiter(&self) -> MongoRateLimiter {
         MongoRateLimiter::new(self.inner.clone())
     }
 
     /// `base` with every storage backend replaced by this database's: users,
-    /// sessions, reset tokens, messages, contacts, presence and the rate
-    /// limiter. The broker and the mailer are kept from `base`.
+    /// sessions, reset tokens, messages, contacts, presence, media (GridFS)
+    /// and the rate limiter. The broker and the mailer are kept from `base`.
     pub fn backends(&self, base: Backends) -> Backends {
         let mut b = base;
         b.users = Arc::new(self.users());
@@ -312,6 +320,7 @@ impl MongoStore {
         b.keys = Arc::new(self.keys());
         b.to_device = Arc::new(self.to_device());
         b.backups = Arc::new(self.backups());
+        b.blobs = Arc::new(self.blobs());
         b.limiter = Arc::new(self.limiter());
         b
     }
@@ -356,4 +365,5 @@ fn _assert_object_safe(s: &MongoStore) {
     let _: Arc<dyn ContactStore> = Arc::new(s.contacts());
     let _: Arc<dyn PresenceStore> = Arc::new(s.presence());
     let _: Arc<dyn RateLimiter> = Arc::new(s.limiter());
+    let _: Arc<dyn chatcore::store::BlobStore> = Arc::new(s.blobs());
 }

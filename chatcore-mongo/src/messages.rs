@@ -1238,11 +1238,12 @@ impl MessageStore for MongoMessageStore {
 
 /// The `$set` and `$unset` that make a message document under `prefix`
 /// (`""`, or `"head."` for a conversation's head) a tombstone: no content,
-/// no expiry, the rest kept.
+/// no expiry, no files (so that they can be collected), the rest kept.
 fn tombstone_update(prefix: &str) -> StoreResult<(Document, Document)> {
     let mut set = Document::new();
     set.insert(format!("{prefix}content"), bson_of(&Content::Deleted {})?);
     let mut unset = Document::new();
     unset.insert(format!("{prefix}expires_at"), "");
+    unset.insert(format!("{prefix}media"), "");
     Ok((set, unset))
 }

@@ -7,8 +7,8 @@ use mongodb::bson::{self, Document};
 use serde::{Deserialize, Serialize};
 
 use chatcore::model::{
-    Content, ConversationId, ConversationKind, Message, MessageId, Millis, Rel, RelKind, Role,
-    UserId,
+    Content, ConversationId, ConversationKind, MediaId, Message, MessageId, Millis, Rel, RelKind,
+    Role, UserId,
 };
 use chatcore::store::{
     pair_key, ContactView, ConversationState, GroupInfo, Link, Member, NewMessage, Pending,
@@ -51,6 +51,9 @@ pub(crate) struct MessageDoc {
     /// for never, and once removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) expires_at: Option<Millis>,
+    /// The uploaded files it carries (media ids); absent for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) media: Vec<String>,
 }
 
 /// A stored [`Rel`]: `{kind, target}`.
@@ -79,6 +82,7 @@ impl MessageDoc {
             }),
             mentions: msg.mentions.into_iter().map(|u| u.0).collect(),
             expires_at: None,
+            media: msg.media.into_iter().map(|m| m.0).collect(),
         }
     }
 
@@ -106,11 +110,13 @@ impl MessageDoc {
             rel: None,
             mentions: Vec::new(),
             expires_at: None,
+            media: Vec::new(),
         }
     }
 
     pub(crate) fn into_message(self) -> StoreResult<Message> {
         Ok(Message {
+            media: self.media.into_iter().map(MediaId).collect(),
             id: MessageId(self.id),
             conv: ConversationId(self.conv),
             seq: to_u64(self.seq, "seq")?,

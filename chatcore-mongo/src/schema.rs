@@ -61,6 +61,10 @@ pub(crate) const TO_DEVICE_COUNTS: &str = "to_device_counts";
 pub(crate) const BACKUPS: &str = "backups";
 /// The keys of the backups: `_id` is `<user>|<version>|<conv>|<session>`.
 pub(crate) const BACKUP_KEYS: &str = "backup_keys";
+/// The GridFS bucket `media` of [`crate::MongoBlobStore`]: its files: one document per stored blob, `filename` the media id.
+pub(crate) const MEDIA_FILES: &str = "media.files";
+/// The bucket's chunks: `files_id`, `n`, `data`.
+pub(crate) const MEDIA_CHUNKS: &str = "media.chunks";
 /// What the database is: one document, `_id: "schema"`, holding the
 /// version of the layout that wrote it.
 pub(crate) const META: &str = "meta";
@@ -91,6 +95,8 @@ pub const COLLECTIONS: &[&str] = &[
     TO_DEVICE_COUNTS,
     BACKUPS,
     BACKUP_KEYS,
+    MEDIA_FILES,
+    MEDIA_CHUNKS,
     META,
 ];
 
@@ -138,7 +144,9 @@ pub const COLLECTIONS: &[&str] = &[
 ///   under way); the indexes are created at start like every other. The
 ///   mark keeps a build that would count edits and reactions as unread,
 ///   show deleted or expired contents, and drop a conversation's timer at
-///   its next change, off the database.
+///   its next change, off the database. Media (the GridFS bucket `media`:
+///   `media.files`, `media.chunks`) came later within schema 7: they start
+///   empty, and a build without them reads nothing else differently.
 pub const SCHEMA_VERSION: i64 = 7;
 
 fn index(keys: Document, name: &str) -> IndexModel {
@@ -295,6 +303,24 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                 doc! { "to_user": 1, "to_device": 1, "order": 1 },
                 "target_order",
             )],
+        ),
+        (
+            MEDIA_FILES,
+            vec![
+                // One file per media id: a second upload of an id fails
+                // when its files document is written.
+                unique(doc! { "filename": 1 }, "unique_media"),
+                // GridFS's own index, made here so the driver need not.
+                index(
+                    doc! { "filename": 1, "uploadDate": 1 },
+                    "filename_upload_date",
+                ),
+            ],
+        ),
+        (
+            MEDIA_CHUNKS,
+            // GridFS's: a file's chunks in order, each once.
+            vec![unique(doc! { "files_id": 1, "n": 1 }, "unique_chunk")],
         ),
         (
             BACKUP_KEYS,

@@ -135,6 +135,67 @@ async fn conformance_suite_passes_on_mongo() {
     cleanup.run().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_conformance_suite_passes_on_gridfs() {
+    use chatcore::store::BlobStore;
+    let cleanup = Cleanup::default();
+    let made = cleanup.clone();
+    chatcore::testkit::blobs::run_all(&move || {
+        let made = made.clone();
+        async move { Arc::new(store_in(&made).await.blobs()) as Arc<dyn BlobStore> }
+    })
+    .await;
+    cleanup.run().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_gridfs_uploads_leave_no_chunks() {
+    use chatcore::model::MediaId;
+    use chatcore::store::BlobStore;
+    use chatcore::testkit::blobs::{body_of, failing_body, sample, stalled_body};
+    let cleanup = Cleanup::default();
+    let store = store_in(&cleanup).await;
+    let blobs = store.blobs();
+    let chunks = store.database().collection::<Document>("media.chunks");
+    let files = store.database().collection::<Document>("media.files");
+    let count = || async {
+        (
+            chunks.count_documents(doc! {}).await.unwrap(),
+            files.count_documents(doc! {}).await.unwrap(),
+        )
+    };
+    let data = sample(2_000_000, 1);
+    let id = MediaId::generate();
+    // A body error and max_bytes: cleaned before put returns.
+    assert!(blobs
+        .put(&id, failing_body(&data, 1_000_000), u64::MAX)
+        .await
+        .is_err());
+    assert_eq!(count().await, (0, 0));
+    assert!(blobs.put(&id, body_of(&data), 1_500_000).await.is_err());
+    assert_eq!(count().await, (0, 0));
+    // A dropped upload: the driver deletes its chunks soon after.
+    let stalled = blobs.put(&id, stalled_body(&data, 1_000_000), u64::MAX);
+    assert!(tokio::time::timeout(Duration::from_millis(500), stalled)
+        .await
+        .is_err());
+    bounded("the clean-up of a dropped upload", async {
+        while count().await != (0, 0) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    // A duplicate id: the loser's chunks are deleted, the winner's kept.
+    blobs.put(&id, body_of(&data), u64::MAX).await.unwrap();
+    let stored = count().await;
+    assert_eq!(stored.1, 1);
+    assert!(blobs.put(&id, body_of(&data), u64::MAX).await.is_err());
+    assert_eq!(count().await, stored);
+    assert!(blobs.delete(&id).await.unwrap());
+    assert_eq!(count().await, (0, 0));
+    cleanup.run().await;
+}
+
 #[test]
 fn whole_sessions_match_the_model_on_mongo() {
     let cleanup = Cleanup::default();

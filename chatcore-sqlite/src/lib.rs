@@ -313,8 +313,9 @@ impl SqliteStore {
 
     /// `base` with every storage backend replaced by this database's: users,
     /// sessions, reset tokens, messages, contacts, presence, reports, the
-    /// key directory, the to-device queues, the key backups and the rate limiter. The broker and
-    /// the mailer are kept from `base`.
+    /// key directory, the to-device queues, the key backups and the rate limiter. The broker,
+    /// the mailer and the media (`blobs`: files, not rows; chatd puts a filesystem store beside
+    /// the database) are kept from `base`.
     pub fn backends(&self, base: Backends) -> Backends {
         let mut b = base;
         b.users = Arc::new(self.users());

@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chatcore::model::{
-    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Receipt, Rel,
-    RelKind, Role, UserId,
+    Content, ConversationId, ConversationKind, DeviceId, MediaId, Message, MessageId, Millis,
+    Receipt, Rel, RelKind, Role, UserId,
 };
 use chatcore::store::{
     Appended, Changed, ConversationState, GroupInfo, Listing, Member, MessageStore, NewMessage,
@@ -56,7 +56,7 @@ impl SqliteMessageStore {
 /// is the conversation's integer key: 8 bytes in every row and index entry
 /// instead of the id's 40 to 80).
 const MESSAGE_COLUMNS: &str = "m.id, c.id, m.seq, m.sender, m.client_id, m.ts, m.content, \
-                               m.rel_kind, m.rel_target, m.mentions, m.expires_at";
+                               m.rel_kind, m.rel_target, m.mentions, m.expires_at, m.media";
 
 /// The entries of one conversation, by id (`?1`).
 const MESSAGES_OF: &str = "messages m JOIN conversations c ON c.key = m.conv WHERE m.conv = \
@@ -90,6 +90,7 @@ struct MessageRow {
     rel_target: Option<LogId>,
     mentions: Option<String>,
     expires_at: Option<Millis>,
+    media: Option<String>,
 }
 
 fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
@@ -105,6 +106,7 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
         rel_target: row.get(8)?,
         mentions: row.get(9)?,
         expires_at: row.get(10)?,
+        media: row.get(11)?,
     })
 }
 
@@ -138,7 +140,15 @@ fn into_message(r: MessageRow) -> StoreResult<Message> {
             .collect(),
         None => Vec::new(),
     };
+    let media = match r.media {
+        Some(json) => from_json::<Vec<String>>(&json, "media")?
+            .into_iter()
+            .map(MediaId)
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(Message {
+        media,
         id: MessageId(r.id.0),
         conv: ConversationId(r.conv),
         seq: to_u64(r.seq, "seq")?,
@@ -442,11 +452,18 @@ fn insert_entry(
                 .collect::<Vec<_>>(),
         )?)
     };
+    let media = if msg.media.is_empty() {
+        None
+    } else {
+        Some(to_json(
+            &msg.media.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        )?)
+    };
     let stands_alone = msg.stands_alone();
     c.prepare_cached(
         "INSERT INTO messages (conv, seq, id, sender, client_id, ts, notice, content, rel_kind, \
-         rel_target, mentions, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-         ?12)",
+         rel_target, mentions, expires_at, media) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+         ?10, ?11, ?12, ?13)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -462,6 +479,7 @@ fn insert_entry(
             msg.rel.as_ref().map(|r| StoredId::of(&r.target.0)),
             mentions,
             expires_at,
+            media,
         ])
     })
     .map_err(map_err)?;
@@ -498,13 +516,13 @@ fn tombstone(c: &Connection, key: i64, target: &dyn ToSql, due: Option<i64>) -> 
     let changed = match due {
         Some(seq) => c
             .prepare_cached(
-                "UPDATE messages SET content = ?3, expires_at = NULL WHERE conv = ?1 AND seq = ?2 \
+                "UPDATE messages SET content = ?3, expires_at = NULL, media = NULL WHERE conv = ?1 AND seq = ?2 \
                  AND expires_at IS NOT NULL",
             )
             .and_then(|mut s| s.execute(params![key, seq, deleted])),
         None => c
             .prepare_cached(
-                "UPDATE messages SET content = ?3, expires_at = NULL WHERE conv = ?1 AND id = ?2",
+                "UPDATE messages SET content = ?3, expires_at = NULL, media = NULL WHERE conv = ?1 AND id = ?2",
             )
             .and_then(|mut s| s.execute(params![key, target, deleted])),
     }
@@ -513,7 +531,7 @@ fn tombstone(c: &Connection, key: i64, target: &dyn ToSql, due: Option<i64>) -> 
         return Ok(false);
     }
     c.prepare_cached(
-        "UPDATE messages SET content = ?3, expires_at = NULL WHERE conv = ?1 AND rel_target = ?2 \
+        "UPDATE messages SET content = ?3, expires_at = NULL, media = NULL WHERE conv = ?1 AND rel_target = ?2 \
          AND rel_target IS NOT NULL AND rel_kind IN ('edit', 'reaction') AND content <> ?3",
     )
     .and_then(|mut s| s.execute(params![key, target, deleted]))

@@ -398,6 +398,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (conv, user, seq)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 7: the uploaded files an entry carries (`media`, a JSON list of
+    // media ids; NULL for none, and on every older row), which a deletion
+    // or expiry clears with the content so that the files can be collected.
+    r#"
+    ALTER TABLE messages ADD COLUMN media TEXT;
+    "#,
 ];
 
 /// The schema this build reads and writes: the number of [`MIGRATIONS`].

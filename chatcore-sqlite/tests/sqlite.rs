@@ -541,12 +541,13 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     drop(SqliteStore::open(&path).await.unwrap());
-    // Back to version 1's tables (undoing what steps 2, 4, 5 and 6 added;
-    // step 3 only changed the log's id columns' type), with one session in
-    // them.
+    // Back to version 1's tables (undoing what steps 2, 4, 5, 6 and 7
+    // added; step 3 only changed the log's id columns' type), with one
+    // session in them.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE mentions;
+        "ALTER TABLE messages DROP COLUMN media;
+         DROP TABLE mentions;
          DROP INDEX messages_id;
          DROP INDEX messages_rel_target;
          DROP INDEX messages_expires_at;
@@ -589,7 +590,7 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
             .unwrap(),
         vec![s]
     );
-    assert_eq!(SCHEMA_VERSION, 6, "steps 2, 4, 5 and 6 are undone above");
+    assert_eq!(SCHEMA_VERSION, 7, "steps 2, 4, 5, 6 and 7 are undone above");
 }
 
 /// A stored id in its canonical text form, decoded by SQL alone (not by

@@ -100,6 +100,18 @@ impl From<StoreError> for CoreError {
             StoreError::Unavailable(m) => CoreError::Unavailable(m),
             StoreError::Corrupt(m) => CoreError::Internal(format!("corrupt record: {m}")),
             StoreError::Incompatible(m) => CoreError::Internal(format!("incompatible store: {m}")),
+            StoreError::TooLarge { max } => CoreError::TooLarge {
+                field: "media".into(),
+                message: format!("larger than {max} bytes"),
+            },
+            StoreError::Full => CoreError::LimitReached("no space left for media".into()),
+            StoreError::Interrupted(m) => {
+                invalid("media", format!("the upload was interrupted: {m}"))
+            }
+            StoreError::RangeNotSatisfiable { size } => invalid(
+                "range",
+                format!("the range is outside the media's {size} bytes"),
+            ),
         }
     }
 }

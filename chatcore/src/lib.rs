@@ -13,7 +13,8 @@
 //! - [`model`]: ids, messages, profiles, presence.
 //! - [`protocol`]: the frames, the MessagePack/JSON codec, error codes.
 //! - [`store`]: one trait per backend (users, sessions, reset tokens,
-//!   messages, presence, broker, mailer, rate limiter) and [`store::StoreError`].
+//!   messages, presence, broker, mailer, rate limiter, blobs of media) and
+//!   [`store::StoreError`].
 //! - [`memory`]: the in-memory reference implementation of every backend.
 //! - [`account`]: identifier normalisation, password rules, argon2id hashing.
 //! - [`limits`]: connections per address and per account, per node.

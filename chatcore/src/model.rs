@@ -56,6 +56,14 @@ string_id!(
     ConversationId
 );
 
+string_id!(
+    /// A stored blob (an image, a file, a voice note, a profile picture):
+    /// 128 random bits as 32 lowercase hex characters. Unguessable, and of
+    /// one fixed shape that [`MediaId::parse`] checks, so that an id from a
+    /// request can never name a path or anything but a blob.
+    MediaId
+);
+
 /// A fresh time-ordered UUID (v7), hyphenated, lower case. Written into an
 /// exact-size buffer: `to_string` goes through the formatting machinery,
 /// which cost more than the rest of creating a message id.
@@ -88,6 +96,44 @@ impl MessageId {
     }
 }
 
+impl MediaId {
+    /// Characters in an id: 128 bits, 4 per hex digit.
+    pub const LEN: usize = 32;
+
+    /// A fresh id: 128 bits from the operating system's generator, so that
+    /// knowing other ids tells nothing about the next one.
+    pub fn generate() -> Self {
+        use rand::RngCore;
+        let mut bits = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut bits);
+        let mut id = String::with_capacity(Self::LEN);
+        for b in bits {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            id.push(char::from(HEX[usize::from(b >> 4)]));
+            id.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        Self(id)
+    }
+
+    /// `s` as a media id if it has the shape [`MediaId::generate`] makes
+    /// (exactly 32 lowercase hex characters), `None` otherwise: no slash,
+    /// dot, upper case or other length gets through, so a parsed id is safe
+    /// to use as a file name.
+    pub fn parse(s: &str) -> Option<Self> {
+        well_formed_media_id(s).then(|| Self(s.to_owned()))
+    }
+
+    /// Whether this id has the shape [`MediaId::parse`] accepts (the
+    /// `From<&str>` of every id type does not check it).
+    pub fn is_well_formed(&self) -> bool {
+        well_formed_media_id(&self.0)
+    }
+}
+
+fn well_formed_media_id(s: &str) -> bool {
+    s.len() == MediaId::LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 impl ConversationId {
     /// A fresh group conversation id.
     pub fn generate_group() -> Self {
@@ -118,6 +164,15 @@ pub type Millis = i64;
 
 /// The most members one message mentions.
 pub const MAX_MENTIONS: usize = 50;
+
+/// The most uploaded files one message carries (an album).
+pub const MAX_MEDIA: usize = 10;
+
+/// The largest inline thumbnail of an image, in bytes once decoded.
+pub const MAX_THUMBNAIL_BYTES: usize = 8 * 1024;
+
+/// The most samples of a voice message's waveform.
+pub const MAX_WAVEFORM: usize = 128;
 
 /// The most reactions one member keeps on one message (live ones: a
 /// reaction taken back no longer counts).
@@ -163,6 +218,53 @@ pub enum Content {
     Text {
         /// The text, at most `Limits::max_text_bytes` bytes.
         text: String,
+    },
+    /// A photo, uploaded with `POST /media` (in an encrypted conversation
+    /// the same fields travel inside the ciphertext, with the file's key).
+    Image {
+        /// The uploaded file.
+        media: MediaId,
+        /// Its type as the client read it (`image/jpeg`); the server only
+        /// passes it on.
+        mime: String,
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// The file's size in bytes.
+        size: u64,
+        /// A small preview the client made (unpadded base64, at most
+        /// [`MAX_THUMBNAIL_BYTES`] decoded), shown until the file loads.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thumbnail: Option<String>,
+        /// A caption.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
+    },
+    /// A file of any type.
+    File {
+        /// The uploaded file.
+        media: MediaId,
+        /// Its name as the sender's device had it.
+        name: String,
+        /// Its type as the client read it.
+        mime: String,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A voice message.
+    Voice {
+        /// The uploaded recording.
+        media: MediaId,
+        /// Its type (`audio/webm`, `audio/ogg`).
+        mime: String,
+        /// Its length in milliseconds.
+        duration_ms: u32,
+        /// Its loudness over time: at most [`MAX_WAVEFORM`] samples, 0 to 255.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        waveform: Vec<u8>,
+        /// Its size in bytes.
+        size: u64,
     },
     /// End-to-end encrypted content: what the sender's device encrypted
     /// (a text, and later a reply, a reaction, media) for the members'
@@ -256,19 +358,45 @@ impl Content {
     /// Whether this is a message a client sends (and that counts as unread),
     /// rather than a notice the server writes.
     pub fn is_message(&self) -> bool {
-        matches!(self, Content::Text { .. } | Content::Encrypted { .. })
+        matches!(
+            self,
+            Content::Text { .. }
+                | Content::Encrypted { .. }
+                | Content::Image { .. }
+                | Content::File { .. }
+                | Content::Voice { .. }
+        )
+    }
+
+    /// The uploaded file a plain media message carries, if it is one.
+    pub fn media(&self) -> Option<&MediaId> {
+        match self {
+            Content::Image { media, .. }
+            | Content::File { media, .. }
+            | Content::Voice { media, .. } => Some(media),
+            _ => None,
+        }
     }
 
     /// Whether the server can read what a client sent: a message that an
     /// encrypted conversation refuses.
     pub fn is_plaintext(&self) -> bool {
-        matches!(self, Content::Text { .. })
+        matches!(
+            self,
+            Content::Text { .. }
+                | Content::Image { .. }
+                | Content::File { .. }
+                | Content::Voice { .. }
+        )
     }
 
     /// The `kind` tag, as on the wire.
     pub fn kind(&self) -> &'static str {
         match self {
             Content::Text { .. } => "text",
+            Content::Image { .. } => "image",
+            Content::File { .. } => "file",
+            Content::Voice { .. } => "voice",
             Content::Encrypted { .. } => "encrypted",
             Content::GroupCreated { .. } => "group_created",
             Content::MembersAdded { .. } => "members_added",
@@ -364,6 +492,11 @@ pub struct Message {
     /// they muted the group).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<UserId>,
+    /// The uploaded files (`POST /media`) the message carries, whatever its
+    /// content says (which may be ciphertext): what the server knows of
+    /// them, for keeping and collecting the files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<MediaId>,
     /// When the conversation's disappearing-message timer removes its
     /// content (absent: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -538,6 +671,29 @@ pub fn now_millis() -> Millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_ids_are_random_hex_and_parse_refuses_other_shapes() {
+        let a = MediaId::generate();
+        assert_eq!(a.as_str().len(), 32);
+        assert_ne!(a, MediaId::generate());
+        assert_eq!(MediaId::parse(a.as_str()), Some(a.clone()));
+        assert!(a.is_well_formed());
+        for bad in [
+            "",
+            "../../etc/passwd",
+            "0123456789abcdef0123456789abcde",
+            "0123456789abcdef0123456789abcdef0",
+            "0123456789ABCDEF0123456789abcdef",
+            "0123456789abcdef/123456789abcdef",
+            "0123456789abcdef.123456789abcdef",
+            "0123456789abcdeg0123456789abcdef",
+            "é123456789abcdef0123456789abcde",
+        ] {
+            assert_eq!(MediaId::parse(bad), None, "{bad}");
+            assert!(!MediaId::from(bad).is_well_formed(), "{bad}");
+        }
+    }
 
     #[test]
     fn direct_conversation_ids_are_the_same_whichever_side_asks() {

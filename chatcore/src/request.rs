@@ -303,6 +303,7 @@ fn signed_in<'a>(
             client_id,
             rel,
             mentions,
+            media,
             content,
         } => Box::pin(messaging::send(
             s,
@@ -316,6 +317,7 @@ fn signed_in<'a>(
                 client_id,
                 rel,
                 mentions,
+                media,
                 content,
             },
         )),
@@ -635,6 +637,7 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
             client_id,
             rel,
             mentions,
+            media,
             content,
             ..
         } => {
@@ -652,8 +655,50 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
                 });
             }
             check_users("mentions", mentions, server)?;
+            if media.len() > crate::model::MAX_MEDIA {
+                return Err(CoreError::TooLarge {
+                    field: "media".into(),
+                    message: format!(
+                        "a message carries at most {} files",
+                        crate::model::MAX_MEDIA
+                    ),
+                });
+            }
             match content {
                 Content::Text { text } => check("text", text, server.config.max_text_bytes),
+                Content::Image {
+                    mime,
+                    thumbnail,
+                    caption,
+                    ..
+                } => {
+                    check("mime", mime, 255)?;
+                    // Unpadded base64 of the largest thumbnail.
+                    let encoded = crate::model::MAX_THUMBNAIL_BYTES.div_ceil(3) * 4;
+                    check("thumbnail", thumbnail.as_deref().unwrap_or(""), encoded)?;
+                    check(
+                        "caption",
+                        caption.as_deref().unwrap_or(""),
+                        server.config.max_text_bytes,
+                    )
+                }
+                Content::File { name, mime, .. } => {
+                    check("mime", mime, 255)?;
+                    check("name", name, max)
+                }
+                Content::Voice { mime, waveform, .. } => {
+                    check("mime", mime, 255)?;
+                    if waveform.len() > crate::model::MAX_WAVEFORM {
+                        return Err(CoreError::TooLarge {
+                            field: "waveform".into(),
+                            message: format!(
+                                "a waveform has at most {} samples",
+                                crate::model::MAX_WAVEFORM
+                            ),
+                        });
+                    }
+                    Ok(())
+                }
                 Content::Encrypted {
                     algorithm,
                     device,

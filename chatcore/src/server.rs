@@ -10,14 +10,14 @@ use crate::error::CoreError;
 use crate::hub::Hub;
 use crate::limits::{Admission, Caps};
 use crate::memory::{
-    MemoryBackupStore, MemoryBroker, MemoryContactStore, MemoryKeyStore, MemoryMailer,
-    MemoryMessageStore, MemoryPresenceStore, MemoryRateLimiter, MemoryReportStore,
+    MemoryBackupStore, MemoryBlobStore, MemoryBroker, MemoryContactStore, MemoryKeyStore,
+    MemoryMailer, MemoryMessageStore, MemoryPresenceStore, MemoryRateLimiter, MemoryReportStore,
     MemoryResetTokenStore, MemorySessionStore, MemoryToDeviceStore, MemoryUserStore,
 };
 use crate::model::{now_millis, Millis};
 use crate::protocol::ErrorCode;
 use crate::store::{
-    BackupStore, Broker, BrokerHandler, ContactStore, KeyStore, Mailer, MessageStore,
+    BackupStore, BlobStore, Broker, BrokerHandler, ContactStore, KeyStore, Mailer, MessageStore,
     PresenceStore, Quota, RateLimiter, ReportStore, ResetTokenStore, SessionStore, ToDeviceStore,
     UserStore,
 };
@@ -46,6 +46,8 @@ pub struct Backends {
     pub to_device: Arc<dyn ToDeviceStore>,
     /// Users' encrypted key backups.
     pub backups: Arc<dyn BackupStore>,
+    /// Media: opaque bytes (images, files, voice notes, profile pictures).
+    pub blobs: Arc<dyn BlobStore>,
     /// Event fan-out between nodes.
     pub broker: Arc<dyn Broker>,
     /// Outgoing mail.
@@ -68,6 +70,7 @@ impl Backends {
             keys: Arc::new(MemoryKeyStore::new()),
             to_device: Arc::new(MemoryToDeviceStore::new()),
             backups: Arc::new(MemoryBackupStore::new()),
+            blobs: Arc::new(MemoryBlobStore::default()),
             broker: Arc::new(MemoryBroker::new()),
             mailer,
             limiter: Arc::new(MemoryRateLimiter::new()),
@@ -462,6 +465,25 @@ impl Server {
                 return Ok(total);
             }
         }
+    }
+
+    /// Who a session token signs in, for requests outside a connection
+    /// (chatd's media uploads and downloads, with the token in an
+    /// `Authorization` header): the user and device of a live session, or
+    /// `None` for an expired, revoked or unknown token or a deleted
+    /// account. It does not extend the session (only `resume` does).
+    pub async fn authenticate(
+        &self,
+        token: &str,
+    ) -> Result<Option<(crate::model::UserId, crate::model::DeviceId)>, CoreError> {
+        let hash = crate::commands::account::hash_token(token);
+        let Some(session) = self.backends.sessions.get(&hash, self.now()).await? else {
+            return Ok(None);
+        };
+        if self.backends.users.get(&session.user).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some((session.user, session.device)))
     }
 
     /// Whether the stores answer (for readiness probes).

@@ -24,7 +24,7 @@ use crate::hub::{ConnTx, Kick};
 use crate::limits::{AddrKey, Refusal};
 use crate::model::{ConversationId, Presence, Privacy, UserId};
 use crate::protocol::{
-    ClientFrame, DecodeError, ServerFrame, ToDeviceMessage, LIFE_VERSION, MIN_PROTOCOL_VERSION,
+    ClientFrame, DecodeError, ServerFrame, ToDeviceMessage, MEDIA_VERSION, MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION, RECEIPTS_VERSION, TYPING_VERSION,
 };
 use crate::request::{self, Caller, Out, SignIn, Who};
@@ -268,7 +268,7 @@ where
             let Some(mut frame) = slot.take() else {
                 continue;
             };
-            if s.version < LIFE_VERSION {
+            if s.version < MEDIA_VERSION {
                 frame.for_version(s.version);
             }
             if let ServerFrame::Error { code, .. } = &frame {

@@ -265,6 +265,18 @@ struct Options {
     #[arg(long, env = "CHATD_EXPIRE_SWEEP_MS", value_name = "MS")]
     expire_sweep_ms: Option<u64>,
 
+    /// The largest media file an upload may carry, in bytes (default: 26214400, 25 MiB).
+    #[arg(long, env = "CHATD_MAX_MEDIA_BYTES", value_name = "BYTES")]
+    max_media_bytes: Option<u64>,
+
+    /// Media uploads per user per minute (default: 30).
+    #[arg(long, env = "CHATD_MEDIA_UPLOADS_PER_MINUTE", value_name = "N")]
+    media_uploads_per_minute: Option<u32>,
+
+    /// Bytes of media a user may upload per day (default: 1073741824, 1 GiB).
+    #[arg(long, env = "CHATD_MEDIA_BYTES_PER_DAY", value_name = "BYTES")]
+    media_bytes_per_day: Option<u64>,
+
     /// Registrations allowed per hour on the whole service, whatever the addresses; bounds how
     /// fast anyone can probe which emails and phones have accounts (default: 1000).
     #[arg(long, env = "CHATD_SIGNUPS_PER_HOUR", value_name = "N")]
@@ -512,6 +524,9 @@ pub(crate) struct Settings {
     pub(crate) receipt_overlap_ms: u64,
     pub(crate) edit_window_ms: u64,
     pub(crate) expire_sweep: Duration,
+    pub(crate) max_media_bytes: u64,
+    pub(crate) media_uploads_per_minute: u32,
+    pub(crate) media_bytes_per_day: u64,
     pub(crate) signups_per_hour: u32,
     pub(crate) signups_per_address_per_hour: u32,
     pub(crate) max_group_members: usize,
@@ -668,6 +683,9 @@ impl Settings {
             receipt_overlap_ms: o.receipt_overlap_ms.unwrap_or(10_000),
             edit_window_ms: o.edit_window_ms.unwrap_or(24 * 60 * 60 * 1000),
             expire_sweep: Duration::from_millis(o.expire_sweep_ms.unwrap_or(60_000)),
+            max_media_bytes: o.max_media_bytes.unwrap_or(25 << 20),
+            media_uploads_per_minute: o.media_uploads_per_minute.unwrap_or(30),
+            media_bytes_per_day: o.media_bytes_per_day.unwrap_or(1 << 30),
             signups_per_hour: o.signups_per_hour.unwrap_or(1000),
             signups_per_address_per_hour: o.signups_per_address_per_hour.unwrap_or(30),
             max_group_members: o.max_group_members.unwrap_or(1000),
@@ -748,6 +766,12 @@ impl Settings {
                  with its base64 (4/3 of it) plus 1 KiB within --max-message-bytes"
             );
         }
+        if self.max_media_bytes == 0 || self.media_uploads_per_minute == 0 {
+            bail!("--max-media-bytes and --media-uploads-per-minute must be at least 1");
+        }
+        if self.media_bytes_per_day < self.max_media_bytes {
+            bail!("--media-bytes-per-day must be at least --max-media-bytes");
+        }
         if self.expire_sweep.is_zero() {
             bail!("--expire-sweep-ms must be at least 1");
         }
@@ -814,6 +838,9 @@ impl Options {
             receipt_overlap_ms,
             edit_window_ms,
             expire_sweep_ms,
+            max_media_bytes,
+            media_uploads_per_minute,
+            media_bytes_per_day,
             signups_per_hour,
             signups_per_address_per_hour,
             max_group_members,

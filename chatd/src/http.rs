@@ -7,7 +7,6 @@ use base64::Engine as _;
 use chatcore::protocol::Codec;
 use chatcore::session::PeerInfo;
 use chatcore::Server;
-use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
@@ -40,7 +39,8 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections to the metrics listener at once: scrapers, not users.
 const METRICS_CONNECTIONS: usize = 16;
 
-type Body = Full<Bytes>;
+/// A response body: whole, or streamed (media downloads).
+pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// What every request handler needs.
 pub(crate) struct App {
@@ -63,6 +63,8 @@ pub(crate) struct App {
     pub(crate) write_probe: Option<chatcore_sqlite::SqliteStore>,
     /// How long `/readyz` waits for the store (`--readyz-timeout-ms`).
     pub(crate) ready_timeout: Duration,
+    /// What media uploads may be.
+    pub(crate) media: crate::media_http::MediaLimits,
 }
 
 /// What stands between a TCP connection and HTTP: TLS, proxies, and who may read metrics.
@@ -106,6 +108,7 @@ impl App {
         edge: Edge,
         write_probe: Option<chatcore_sqlite::SqliteStore>,
         ready_timeout: Duration,
+        media: crate::media_http::MediaLimits,
     ) -> Arc<Self> {
         Arc::new(Self {
             server,
@@ -120,6 +123,7 @@ impl App {
             edge,
             write_probe,
             ready_timeout,
+            media,
         })
     }
 
@@ -389,12 +393,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn response(
+pub(crate) fn response(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,
 ) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body.into()));
+    let mut resp = Response::new(crate::media_http::whole(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -406,11 +410,17 @@ fn response(
     resp
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     response(status, "text/plain; charset=utf-8", body)
 }
 
 async fn route(app: &App, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+    if req.uri().path().starts_with("/media") {
+        if let Some(resp) = crate::media_http::route(app, req).await {
+            return resp;
+        }
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
     let path = req.uri().path();
     let get = req.method() == Method::GET || req.method() == Method::HEAD;
     match path {
@@ -660,7 +670,7 @@ fn upgrade(app: &App, mut req: Request<Incoming>, peer: Peer) -> Response<Body> 
     };
     app.tracker.spawn(task.instrument(span));
 
-    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut resp = Response::new(crate::media_http::whole(Bytes::new()));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));

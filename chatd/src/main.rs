@@ -10,6 +10,7 @@
 //! - `config`: flags, `CHATD_*` environment variables and the TOML file.
 //! - `store`: the backends named by `--store`.
 //! - `mail`: the `dir:` and SMTP mailers.
+//! - `media`: the filesystem blob store (media beside the SQLite database).
 //! - `http`: the listeners, routes (`/healthz`, `/readyz`, `/`, `/ws`; `/metrics` on its own
 //!   listener) and the upgrade checks.
 //! - `tls`: the rustls configuration and its certificate, reloaded on change and SIGHUP.
@@ -21,6 +22,8 @@
 mod config;
 mod http;
 mod mail;
+mod media;
+mod media_http;
 mod metrics;
 mod proxy;
 mod queue;
@@ -261,6 +264,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         },
         write_probe,
         settings.readyz_timeout,
+        media_http::MediaLimits {
+            max_bytes: settings.max_media_bytes,
+            uploads_per_minute: settings.media_uploads_per_minute,
+            bytes_per_day: settings.media_bytes_per_day,
+        },
     );
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     if let Some(listener) = metrics_listener {

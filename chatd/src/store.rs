@@ -57,9 +57,31 @@ pub(crate) async fn backends(
                 path = %store.path().display(),
                 "using the SQLite store: accounts, sessions and history are durable in this file"
             );
-            Ok((store.backends(memory), Some(store)))
+            let mut backends = store.backends(memory);
+            // A `file:` URI names no directory to put media beside: they
+            // stay in memory there (read-only and test databases).
+            if !path.to_str().is_some_and(|p| p.starts_with("file:")) {
+                let media = media_dir(store.path());
+                let blobs = crate::media::FsBlobStore::open(&media)
+                    .await
+                    .with_context(|| {
+                        format!("cannot open the media directory {}", media.display())
+                    })?;
+                tracing::info!(path = %blobs.root().display(), "media are stored as files in this directory");
+                backends.blobs = Arc::new(blobs);
+            }
+            Ok((backends, Some(store)))
         }
     }
+}
+
+/// The media directory beside the SQLite database `db`: `chat.db-media`
+/// for `chat.db`, named like SQLite's own `-wal` and `-shm` files so that
+/// two databases in one directory do not share it.
+fn media_dir(db: &Path) -> std::path::PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push("-media");
+    db.with_file_name(name)
 }
 
 /// Opens the SQLite database at `path`, creating its directory. The

@@ -37,6 +37,8 @@ mod groups;
 mod hardening;
 #[path = "e2e/live_directory.rs"]
 mod live_directory;
+#[path = "e2e/media.rs"]
+mod media;
 #[path = "e2e/mongo.rs"]
 mod mongo;
 #[path = "e2e/requests.rs"]

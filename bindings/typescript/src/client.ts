@@ -257,6 +257,8 @@ export interface SendOptions {
   rel?: Rel;
   /** Members of the group it mentions (alerted even where they muted it). */
   mentions?: string[];
+  /** The uploaded files it carries (media ids from `POST /media`), whatever its content says. */
+  media?: string[];
 }
 
 /** A page of history with what its messages need to be shown in their latest state (see {@link ChatClient.history}). */
@@ -1139,13 +1141,22 @@ export class ChatClient {
     const body: Content = typeof content === "string" ? { kind: "text", text: content } : content;
     const { rel } = options;
     const mentions = options.mentions?.length ? options.mentions : undefined;
+    const media = options.media?.length ? options.media : undefined;
     if ((rel || mentions) && !("conv" in target)) {
       throw new ChatError("invalid_argument", "a message that points at another or mentions members names its conv");
     }
     const frame: RequestFrame =
       "conv" in target
-        ? { type: "send", conv: target.conv, client_id, ...(rel ? { rel } : {}), ...(mentions ? { mentions } : {}), content: body }
-        : { type: "send", to: target.to, client_id, content: body };
+        ? {
+            type: "send",
+            conv: target.conv,
+            client_id,
+            ...(rel ? { rel } : {}),
+            ...(mentions ? { mentions } : {}),
+            ...(media ? { media } : {}),
+            content: body,
+          }
+        : { type: "send", to: target.to, client_id, ...(media ? { media } : {}), content: body };
     const sent = await this.request(frame, "sent", { auth: true, retry: true });
     const message: Message = {
       id: sent.message_id,
@@ -1156,6 +1167,7 @@ export class ChatClient {
       ts: sent.ts,
       ...(rel ? { rel } : {}),
       ...(mentions ? { mentions } : {}),
+      ...(media ? { media } : {}),
       ...(sent.expires_at !== undefined ? { expires_at: sent.expires_at } : {}),
       content: body,
     };

@@ -13,7 +13,7 @@
  */
 
 /** The protocol version this binding speaks (5: `typing`; 6: receipts). */
-export const PROTOCOL_VERSION = 7;
+export const PROTOCOL_VERSION = 8;
 
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
@@ -136,8 +136,30 @@ export type NoticeContent =
  */
 export type DeletedContent = { kind: "deleted" };
 
+/**
+ * A message that carries an uploaded file (PROTOCOL.md, *Media messages*): the file's media id is also listed in the
+ * message's `media`. In an encrypted conversation the same fields travel inside the ciphertext.
+ */
+export type MediaContent =
+  | {
+      kind: "image";
+      media: string;
+      mime: string;
+      width: number;
+      height: number;
+      size: number;
+      /** Unpadded base64 of a small preview (at most 8 KiB decoded). */
+      thumbnail?: string;
+      caption?: string;
+    }
+  | { kind: "file"; media: string; name: string; mime: string; size: number }
+  | { kind: "voice"; media: string; mime: string; duration_ms: number; waveform?: number[]; size: number };
+
 /** What an entry of a conversation's log carries, tagged by `kind`. */
-export type Content = TextContent | EncryptedContent | DeletedContent | NoticeContent;
+export type Content = TextContent | EncryptedContent | MediaContent | DeletedContent | NoticeContent;
+
+/** The most uploaded files one message carries. */
+export const MAX_MEDIA = 10;
 
 /** How an entry relates to the message it points at (PROTOCOL.md, *Message life*). */
 export type RelKind = "reply" | "edit" | "reaction" | "delete";
@@ -176,7 +198,7 @@ export const NOTICE_KINDS: readonly NoticeContent["kind"][] = [
 
 /** Whether `content` is a notice the server wrote rather than a message someone sent. */
 export function isNotice(content: Content): content is NoticeContent {
-  return content.kind !== "text" && content.kind !== "encrypted" && content.kind !== "deleted";
+  return !["text", "encrypted", "deleted", "image", "file", "voice"].includes(content.kind);
 }
 
 /**
@@ -185,7 +207,8 @@ export function isNotice(content: Content): content is NoticeContent {
  */
 export function standsAlone(message: Message): boolean {
   const c = message.content.kind;
-  return (c === "text" || c === "encrypted") && (message.rel === undefined || message.rel.kind === "reply");
+  const isMessage = c === "text" || c === "encrypted" || c === "image" || c === "file" || c === "voice";
+  return isMessage && (message.rel === undefined || message.rel.kind === "reply");
 }
 
 /** Who a privacy setting lets in. */
@@ -318,6 +341,8 @@ export interface Message {
   rel?: Rel;
   /** The members a group message mentions. */
   mentions?: string[];
+  /** The uploaded files it carries (media ids). */
+  media?: string[];
   /** When the conversation's disappearing-message timer removes its content (absent: never). */
   expires_at?: number;
   content: Content;
@@ -442,9 +467,19 @@ export type ClientFrame =
   | { type: "get_profile"; id: number; user: string }
   | { type: "update_profile"; id: number; display_name?: string; about?: string; avatar?: string }
   /** To a conversation the caller is a member of. */
-  | { type: "send"; id: number; conv: string; to?: never; client_id: string; rel?: Rel; mentions?: string[]; content: Content }
+  | {
+      type: "send";
+      id: number;
+      conv: string;
+      to?: never;
+      client_id: string;
+      rel?: Rel;
+      mentions?: string[];
+      media?: string[];
+      content: Content;
+    }
   /** To a user: the direct conversation with them, opened by this first send if need be. */
-  | { type: "send"; id: number; to: string; conv?: never; client_id: string; rel?: never; mentions?: never; content: Content }
+  | { type: "send"; id: number; to: string; conv?: never; client_id: string; rel?: never; mentions?: never; media?: string[]; content: Content }
   | { type: "history"; id: number; conv: string; before?: number; limit?: number }
   | { type: "sync"; id: number; limit?: number }
   | { type: "ack"; id: number; conv: string; seq: number }
@@ -938,6 +973,23 @@ const CONTENT: Kind = {
     void: [],
     deleted: [],
     timer_changed: [opt("expire_after", millis)],
+    image: [
+      req("media", "string"),
+      req("mime", "string"),
+      req("width", "u32"),
+      req("height", "u32"),
+      req("size", "u64"),
+      opt("thumbnail", "string"),
+      opt("caption", "string"),
+    ],
+    file: [req("media", "string"), req("name", "string"), req("mime", "string"), req("size", "u64")],
+    voice: [
+      req("media", "string"),
+      req("mime", "string"),
+      req("duration_ms", "u32"),
+      vec("waveform", { list: "u32" }),
+      req("size", "u64"),
+    ],
   },
 };
 
@@ -953,6 +1005,7 @@ const MESSAGE: Kind = {
     req("ts", millis),
     opt("rel", REL),
     vec("mentions", { list: "string" }),
+    vec("media", { list: "string" }),
     opt("expires_at", millis),
     req("content", CONTENT),
   ],
@@ -1164,6 +1217,7 @@ const CLIENT_FRAME: Kind = {
       req("client_id", "string"),
       opt("rel", REL),
       vec("mentions", { list: "string" }),
+      vec("media", { list: "string" }),
       req("content", CONTENT),
     ],
     history: [id, req("conv", "string"), opt("before", "u64"), opt("limit", "u32")],

@@ -1395,6 +1395,7 @@ mod tests {
 
     fn message(id: &str) -> ChatMessage {
         ChatMessage {
+            media: Vec::new(),
             expires_at: None,
             mentions: Vec::new(),
             rel: None,

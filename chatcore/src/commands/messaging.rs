@@ -5,8 +5,8 @@ use std::sync::Arc;
 use crate::commands::conversations::{direct_with, visible};
 use crate::error::CoreError;
 use crate::model::{
-    Content, ConversationId, ConversationKind, Message, Millis, Receipt, Rel, RelKind, Role,
-    UserId, MAX_REACTIONS,
+    Content, ConversationId, ConversationKind, MediaId, Message, Millis, Receipt, Rel, RelKind,
+    Role, UserId, MAX_REACTIONS,
 };
 use crate::protocol::{ReceiptInfo, ServerFrame, SharedMessage};
 use crate::request::{page, Caller, Out};
@@ -65,6 +65,7 @@ pub(crate) struct Outgoing {
     pub(crate) client_id: String,
     pub(crate) rel: Option<Rel>,
     pub(crate) mentions: Vec<UserId>,
+    pub(crate) media: Vec<MediaId>,
     pub(crate) content: Content,
 }
 
@@ -102,6 +103,35 @@ fn checked_content(
         (_, Content::Encrypted { ciphertext, .. }) => {
             crate::e2e::check_encrypted(content, &caller.device)?;
             Ok(ciphertext.len())
+        }
+        (
+            None | Some(RelKind::Reply),
+            Content::Image { .. } | Content::File { .. } | Content::Voice { .. },
+        ) => {
+            if let Content::Image {
+                thumbnail: Some(t), ..
+            } = content
+            {
+                use base64::Engine as _;
+                let decoded = base64::engine::general_purpose::STANDARD_NO_PAD.decode(t);
+                if decoded.map_or(true, |d| d.len() > crate::model::MAX_THUMBNAIL_BYTES) {
+                    return Err(CoreError::InvalidArgument {
+                        field: "thumbnail".into(),
+                        message: format!(
+                            "a thumbnail is unpadded base64 of at most {} bytes",
+                            crate::model::MAX_THUMBNAIL_BYTES
+                        ),
+                    });
+                }
+            }
+            // What the message itself stores; the file is counted by its upload.
+            Ok(serde_json::to_vec(content).map_or(0, |v| v.len()))
+        }
+        (Some(_), Content::Image { .. } | Content::File { .. } | Content::Voice { .. }) => {
+            Err(CoreError::InvalidArgument {
+                field: "content".into(),
+                message: "a file is sent as a message or a reply".into(),
+            })
         }
         _ => Err(CoreError::InvalidArgument {
             field: "content".into(),
@@ -204,6 +234,29 @@ async fn check_relation(
     Ok(None)
 }
 
+/// Checks the files a message lists: well formed, each once, and the one
+/// a plain media content names among them. Whether they exist is asked of
+/// the blob store once the sender's budget allows the send.
+fn checked_media(media: &mut Vec<MediaId>, content: &Content) -> Result<(), CoreError> {
+    if let Some(bad) = media.iter().find(|m| !m.is_well_formed()) {
+        return Err(CoreError::InvalidArgument {
+            field: "media".into(),
+            message: format!("not a media id: {:?}", bad.as_str()),
+        });
+    }
+    media.sort();
+    media.dedup();
+    if let Some(named) = content.media() {
+        if !media.contains(named) {
+            return Err(CoreError::InvalidArgument {
+                field: "media".into(),
+                message: "list the content's file in media".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `mentions` as stored: the current members among them but the sender,
 /// once each. A mention of someone who is not a member alerts nobody and
 /// would only tell the log a name: it is dropped.
@@ -234,6 +287,7 @@ pub(crate) async fn send(
         client_id,
         rel,
         mentions,
+        mut media,
         content,
     } = outgoing;
     let me = &caller.user;
@@ -244,6 +298,7 @@ pub(crate) async fn send(
         });
     }
     let bytes = checked_content(caller, rel.as_ref().map(|r| r.kind), &content)?;
+    checked_media(&mut media, &content)?;
     let conv = match (conv, &to) {
         (Some(conv), None) => conv,
         (None, Some(to)) if to == me => {
@@ -269,6 +324,14 @@ pub(crate) async fn send(
     // One reading of the clock per message (it is a system call's worth).
     let now = s.now();
     spend_send_budget(s, caller, bytes, now).await?;
+    for m in &media {
+        if s.backends.blobs.info(m).await?.is_none() {
+            return Err(CoreError::NotFound(format!(
+                "no such media: {}",
+                m.as_str()
+            )));
+        }
+    }
     if let (Some(to), false) = (&to, known_peer) {
         // The first message to this user on this connection: the user
         // exists, and the conversation is opened if it is not yet.
@@ -295,8 +358,9 @@ pub(crate) async fn send(
         }
         mentioned = members_mentioned(&state, me, mentions);
     }
-    let msg =
-        NewMessage::new(conv.clone(), me.clone(), client_id, now, content).related(rel, mentioned);
+    let msg = NewMessage::new(conv.clone(), me.clone(), client_id, now, content)
+        .related(rel, mentioned)
+        .with_media(media);
     let appended = match s.backends.messages.append(msg).await {
         Err(StoreError::NotMember) => {
             // A former member knows the conversation; anyone else learns

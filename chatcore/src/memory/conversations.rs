@@ -187,6 +187,7 @@ impl Conv {
             let mut gone = Message::clone(m);
             gone.content = Content::Deleted {};
             gone.expires_at = None;
+            gone.media = Vec::new();
             let gone = Arc::new(gone);
             self.messages[i] = gone.clone();
             changed.push(gone);

@@ -19,12 +19,14 @@ use crate::store::{
 };
 
 mod backups;
+mod blobs;
 mod contacts;
 mod conversations;
 mod keys;
 mod reports;
 mod to_device;
 pub use backups::MemoryBackupStore;
+pub use blobs::MemoryBlobStore;
 pub use contacts::MemoryContactStore;
 pub use conversations::MemoryMessageStore;
 pub use keys::MemoryKeyStore;
@@ -511,4 +513,5 @@ fn _assert_object_safe() {
     is::<dyn Broker>(Arc::new(MemoryBroker::new()));
     is::<dyn Mailer>(Arc::new(MemoryMailer::new()));
     is::<dyn RateLimiter>(Arc::new(MemoryRateLimiter::new()));
+    is::<dyn crate::store::BlobStore>(Arc::new(MemoryBlobStore::default()));
 }

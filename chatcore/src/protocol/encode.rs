@@ -121,6 +121,7 @@ pub(crate) fn write_msgpack(frame: &ServerFrame, out: &mut impl Write) -> std::i
         ServerFrame::Message { message }
             if message.rel.is_some()
                 || !message.mentions.is_empty()
+                || !message.media.is_empty()
                 || message.expires_at.is_some() =>
         {
             Ok(false)

@@ -62,6 +62,7 @@ impl<'de> Visitor<'de> for FrameVisitor {
             Tag::Send => {
                 let b = SendBody::deserialize(rest)?;
                 ClientFrame::Send {
+                    media: Vec::new(),
                     id: b.id,
                     conv: b.conv,
                     to: b.to,
@@ -355,6 +356,7 @@ pub(crate) fn decode_msgpack_send(bytes: &[u8]) -> Option<ClientFrame> {
         return None;
     }
     Some(ClientFrame::Send {
+        media: Vec::new(),
         id: id?,
         conv: conv.map(|c| ConversationId(c.to_owned())),
         to: to.map(|u| UserId(u.to_owned())),
@@ -488,7 +490,12 @@ mod tests {
             // A send of anything but text, or that points at another
             // message or mentions members, is the derived decoder's.
             let plain = match &frame {
-                ClientFrame::Send { rel, mentions, .. } => rel.is_none() && mentions.is_empty(),
+                ClientFrame::Send {
+                    rel,
+                    mentions,
+                    media,
+                    ..
+                } => rel.is_none() && mentions.is_empty() && media.is_empty(),
                 _ => true,
             };
             let text = plain
@@ -561,6 +568,7 @@ mod tests {
         };
         let text_first = send(&[("text", "hi"), ("kind", "text")], false);
         let expected = ClientFrame::Send {
+            media: Vec::new(),
             mentions: Vec::new(),
             rel: None,
             id: 3,

@@ -2,13 +2,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{ErrorCode, SharedMessage};
 use crate::model::{
-    Audience, Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis,
-    Presence, Privacy, Profile, Rel, RelKind, Role, UserId,
+    Audience, Content, ConversationId, ConversationKind, DeviceId, MediaId, Message, MessageId,
+    Millis, Presence, Privacy, Profile, Rel, RelKind, Role, UserId,
 };
 
 /// The protocol version this build speaks. A client announces its version in
 /// its first frame (`hello`); the server answers with the version both speak.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// The oldest protocol version this build speaks: version 2 made
 /// conversations stored things (`send` names one, groups), which version 1
@@ -16,9 +16,9 @@ pub const PROTOCOL_VERSION: u32 = 7;
 /// (`session` carries the settings, which version 2 decoders refuse);
 /// version 4 added message requests and end-to-end encryption. Version 5
 /// only adds (`typing`), and so do version 6 (`receipts`, `receipt`,
-/// the `read_receipts` setting) and version 7 (replies, edits, reactions,
-/// deletion, mentions, disappearing messages): a version-4 client is
-/// served, without what came after it.
+/// the `read_receipts` setting), version 7 (replies, edits, reactions,
+/// deletion, mentions, disappearing messages) and version 8 (media): a
+/// version-4 client is served, without what came after it.
 pub const MIN_PROTOCOL_VERSION: u32 = 4;
 
 /// The first version whose clients get `typing` pushes.
@@ -37,6 +37,12 @@ pub const RECEIPTS_VERSION: u32 = 6;
 /// reaction, deletion, tombstone or timer notice as a `void` entry (which
 /// it shows as nothing), so its seqs stay gap-free.
 pub const LIFE_VERSION: u32 = 7;
+
+/// The first version whose clients see media: the `image`, `file` and
+/// `voice` contents and the `media` list of an entry. An older client gets
+/// a media message as a `text` saying what it was ("📷 Photo", ...), and
+/// never the list.
+pub const MEDIA_VERSION: u32 = 8;
 
 /// Everything a client may send. Every request carries an `id`, chosen by the
 /// client, that the server's reply (or `error`) carries back.
@@ -200,6 +206,10 @@ pub enum ClientFrame {
         /// Members of the group it mentions (at most 50).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         mentions: Vec<UserId>,
+        /// The uploaded files it carries (`POST /media`; at most 10),
+        /// whatever its content (which may be ciphertext) says.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        media: Vec<MediaId>,
         /// The payload.
         content: Content,
     },
@@ -1695,9 +1705,10 @@ impl ServerFrame {
     /// after that version is left out (a setting it does not know shows as
     /// its default, which the wire omits).
     pub fn for_version(&mut self, version: u32) {
-        if version >= LIFE_VERSION {
+        if version >= MEDIA_VERSION {
             return;
         }
+        let life = version >= LIFE_VERSION;
         match self {
             ServerFrame::Message { message } if !message_speaks(message, version) => {
                 *message = SharedMessage::from(message_for(message, version));
@@ -1705,7 +1716,15 @@ impl ServerFrame {
             ServerFrame::Messages {
                 messages, related, ..
             } => {
-                related.clear();
+                if life {
+                    for m in related.iter_mut() {
+                        if !message_speaks(m, version) {
+                            *m = message_for(m, version);
+                        }
+                    }
+                } else {
+                    related.clear();
+                }
                 for m in messages.iter_mut() {
                     if !message_speaks(m, version) {
                         *m = message_for(m, version);
@@ -1719,7 +1738,7 @@ impl ServerFrame {
                     }
                 }
             }
-            ServerFrame::Conversations { conversations, .. } => {
+            ServerFrame::Conversations { conversations, .. } if !life => {
                 for c in conversations.iter_mut() {
                     c.mentions = 0;
                     c.expire_after = None;
@@ -1728,8 +1747,10 @@ impl ServerFrame {
                     }
                 }
             }
-            ServerFrame::Conversation { conversation, .. } => conversation.expire_after = None,
-            ServerFrame::Sent { expires_at, .. } => *expires_at = None,
+            ServerFrame::Conversation { conversation, .. } if !life => {
+                conversation.expire_after = None
+            }
+            ServerFrame::Sent { expires_at, .. } if !life => *expires_at = None,
             ServerFrame::Session { privacy, .. } | ServerFrame::Privacy { privacy, .. }
                 if version < RECEIPTS_VERSION =>
             {
@@ -1754,20 +1775,29 @@ impl ServerFrame {
 
 /// Whether a client of `version` decodes `m` as it is.
 fn message_speaks(m: &Message, version: u32) -> bool {
-    version >= LIFE_VERSION
-        || (m.rel.is_none()
-            && m.mentions.is_empty()
-            && m.expires_at.is_none()
-            && !matches!(
-                m.content,
-                Content::Deleted {} | Content::TimerChanged { .. }
-            ))
+    let media = m.media.is_empty() && m.content.media().is_none();
+    version >= MEDIA_VERSION
+        || media && version >= LIFE_VERSION
+        || media
+            && (m.rel.is_none()
+                && m.mentions.is_empty()
+                && m.expires_at.is_none()
+                && !matches!(
+                    m.content,
+                    Content::Deleted {} | Content::TimerChanged { .. }
+                ))
 }
 
-/// `m` as a client of a version before [`LIFE_VERSION`] can decode it.
+/// `m` as a client of a version before [`MEDIA_VERSION`] can decode it.
 fn message_for(m: &Message, version: u32) -> Message {
-    debug_assert!(version < LIFE_VERSION);
     let mut old = m.clone();
+    old.media = Vec::new();
+    if let Some(text) = media_text(&m.content) {
+        old.content = Content::Text { text };
+    }
+    if version >= LIFE_VERSION {
+        return old;
+    }
     old.mentions = Vec::new();
     old.expires_at = None;
     old.rel = None;
@@ -1781,6 +1811,19 @@ fn message_for(m: &Message, version: u32) -> Message {
         old.content = Content::Void {};
     }
     old
+}
+
+/// What an older client shows of a media message: what it was.
+fn media_text(content: &Content) -> Option<String> {
+    match content {
+        Content::Image { caption, .. } => Some(match caption {
+            Some(c) => format!("📷 Photo: {c}"),
+            None => "📷 Photo".to_owned(),
+        }),
+        Content::File { name, .. } => Some(format!("📎 File: {name}")),
+        Content::Voice { .. } => Some("🎤 Voice message".to_owned()),
+        _ => None,
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -24,6 +24,7 @@ pub use frame::{
     DeviceKeysInfo, DeviceRef, DeviceSignature, DirectoryEntry, IdentityKeys, KeyCountsInfo,
     LastEntry, MasterKeyInfo, MemberInfo, OutgoingToDevice, ReceiptInfo, RequestInfo, ServerFrame,
     SignedKey, ToDeviceAck, ToDeviceMessage, Undelivered, UndeliveredReason, UserMasterKey,
-    LIFE_VERSION, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, RECEIPTS_VERSION, TYPING_VERSION,
+    LIFE_VERSION, MEDIA_VERSION, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, RECEIPTS_VERSION,
+    TYPING_VERSION,
 };
 pub use shared::SharedMessage;

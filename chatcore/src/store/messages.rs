@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::StoreResult;
 use crate::model::{
-    Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Millis, Receipt, Rel,
-    RelKind, Role, UserId,
+    Content, ConversationId, ConversationKind, DeviceId, MediaId, Message, MessageId, Millis,
+    Receipt, Rel, RelKind, Role, UserId,
 };
 
 /// An entry to append (a message, or a notice the server writes); the
@@ -27,6 +27,8 @@ pub struct NewMessage {
     pub rel: Option<Rel>,
     /// The members it mentions.
     pub mentions: Vec<UserId>,
+    /// The uploaded files it carries.
+    pub media: Vec<MediaId>,
     /// Payload.
     pub content: Content,
 }
@@ -48,6 +50,7 @@ impl NewMessage {
             ts,
             rel: None,
             mentions: Vec::new(),
+            media: Vec::new(),
             content,
         }
     }
@@ -56,6 +59,12 @@ impl NewMessage {
     pub fn related(mut self, rel: Option<Rel>, mentions: Vec<UserId>) -> Self {
         self.rel = rel;
         self.mentions = mentions;
+        self
+    }
+
+    /// The same, carrying the uploaded files `media`.
+    pub fn with_media(mut self, media: Vec<MediaId>) -> Self {
+        self.media = media;
         self
     }
 
@@ -78,6 +87,7 @@ impl NewMessage {
             ts,
             rel: None,
             mentions: Vec::new(),
+            media: Vec::new(),
             content,
         }
     }
@@ -94,6 +104,7 @@ impl NewMessage {
             ts: self.ts,
             rel: self.rel,
             mentions: self.mentions,
+            media: self.media,
             expires_at,
             content: self.content,
         }

@@ -7,6 +7,7 @@
 //! conformance suite in `chatcore::testkit` holds every implementation to them.
 
 mod backups;
+mod blobs;
 mod broker;
 mod contacts;
 mod keys;
@@ -20,6 +21,9 @@ mod to_device;
 mod users;
 
 pub use backups::{Backup, BackupKey, BackupStore, PutKeys};
+pub use blobs::{
+    check_media_id, interrupted, BlobBody, BlobInfo, BlobRead, BlobStore, BlobTally, ByteRange,
+};
 pub use broker::{Broker, BrokerHandler, Event, Revocation, Topic};
 pub use contacts::{pair_key, ContactStore, ContactView, Link, Relation, Written};
 pub use keys::{
@@ -77,6 +81,30 @@ pub enum StoreError {
     /// mangle what the newer version wrote. The operator upgrades first.
     #[error("incompatible store: {0}")]
     Incompatible(String),
+    /// A blob was longer than the caller's limit ([`BlobStore::put`]'s
+    /// `max_bytes`): nothing was stored.
+    #[error("larger than {max} bytes")]
+    TooLarge {
+        /// The limit it broke.
+        max: u64,
+    },
+    /// The store has no room left for what was written (a bounded store's
+    /// capacity, a full disk): nothing was stored.
+    #[error("no space left in the store")]
+    Full,
+    /// The bytes to store ended with an error before they were complete
+    /// (the client went away, a truncated body): nothing was stored. The
+    /// message is the body's error.
+    #[error("the body was interrupted: {0}")]
+    Interrupted(String),
+    /// A byte range starts at or past the end of the blob, or ends before
+    /// it starts ([`ByteRange::resolve`]); `size` is the blob's, for an
+    /// HTTP `416` with `Content-Range: bytes */size`.
+    #[error("range not satisfiable (the blob has {size} bytes)")]
+    RangeNotSatisfiable {
+        /// The whole blob's size in bytes.
+        size: u64,
+    },
 }
 
 /// Result of a backend call.

@@ -588,6 +588,7 @@ impl World {
                 let client_id = format!("s{}", self.step);
                 let (reply, out) = self
                     .req(user, |id| ClientFrame::Send {
+                        media: Vec::new(),
                         mentions: Vec::new(),
                         rel: None,
                         id,

@@ -22,6 +22,7 @@ cases!(
     life_a_retried_delete_is_stored_once_and_returns_the_tombstones_stay,
     life_expire_removes_content_when_due_and_keeps_the_seq,
     life_unread_counts_stand_alone_messages_and_mentions,
+    life_media_lists_are_kept_and_go_with_the_content,
 );
 
 const HOUR: i64 = 3_600_000;
@@ -390,4 +391,39 @@ async fn life_unread_counts_stand_alone_messages_and_mentions(b: Backends) {
         .await
         .unwrap();
     assert_eq!(unread(owner).await, (2, 1));
+}
+
+async fn life_media_lists_are_kept_and_go_with_the_content(b: Backends) {
+    use crate::model::MediaId;
+    let (a, z, c) = pair_in(&b).await;
+    let (photo, doc) = (MediaId::generate(), MediaId::generate());
+    let image = Content::Image {
+        media: photo.clone(),
+        mime: "image/png".into(),
+        width: 640,
+        height: 480,
+        size: 1234,
+        thumbnail: Some("iVBORw0KGgo".into()),
+        caption: Some("the view".into()),
+    };
+    let album = NewMessage::new(c.clone(), a.clone(), "album".into(), T0, image.clone())
+        .with_media(vec![photo.clone(), doc.clone()]);
+    let stored = put(&b, album).await;
+    assert_eq!(stored.media, [photo.clone(), doc.clone()]);
+    assert_eq!(stored.content, image);
+    let plain = put(&b, msg(&c, &z, &a, "plain", T0)).await;
+    assert!(plain.media.is_empty());
+    let entries = all(&b, &c).await;
+    assert_eq!(entries[0].media, [photo, doc], "the list is kept, in order");
+    assert_eq!(entries[0].content, image, "and the content as sent");
+    assert!(entries[1].media.is_empty());
+    // A deletion takes the list with the content: the files can be collected.
+    put(
+        &b,
+        related(&c, &a, "d", RelKind::Delete, &stored.id, deleted()),
+    )
+    .await;
+    let entries = all(&b, &c).await;
+    assert_eq!(entries[0].content, deleted());
+    assert!(entries[0].media.is_empty(), "{:?}", entries[0]);
 }

@@ -3,6 +3,8 @@
 //! - [`conformance`]: one suite of generic async tests that every
 //!   implementation of the store traits must pass, run here against the
 //!   memory stores and by `chatcore-mongo` against MongoDB.
+//! - [`blobs`]: the same for [`crate::store::BlobStore`]s, over a
+//!   [`blobs::BlobFactory`] of fresh stores.
 //! - [`model`]: property tests that drive whole sessions through a
 //!   [`crate::Server`] over random interleavings of operations and compare
 //!   with a simple model of what each device must have received.
@@ -29,6 +31,7 @@ use std::pin::Pin;
 
 use crate::Backends;
 
+pub mod blobs;
 pub mod conformance;
 pub mod decoding;
 pub mod groups;

@@ -502,6 +502,7 @@ impl World {
         let cid = client_id.clone();
         let reply = self
             .request(from, dev, |id| ClientFrame::Send {
+                media: Vec::new(),
                 mentions: Vec::new(),
                 rel: None,
                 id,
@@ -1084,6 +1085,7 @@ impl World {
         let (conv, cid, rel) = (sent.conv.clone(), sent.client_id.clone(), sent.rel.clone());
         let reply = self
             .request(u, d, |id| ClientFrame::Send {
+                media: Vec::new(),
                 id,
                 conv: Some(conv),
                 to: None,

@@ -2,8 +2,8 @@
 //! `tests/vectors/frames.json` and of the examples in `docs/PROTOCOL.md`.
 
 use crate::model::{
-    Audience, Content, ConversationId, ConversationKind, DeviceId, Message, MessageId, Presence,
-    Privacy, Profile, Rel, RelKind, Role, UserId,
+    Audience, Content, ConversationId, ConversationKind, DeviceId, MediaId, Message, MessageId,
+    Presence, Privacy, Profile, Rel, RelKind, Role, UserId,
 };
 use crate::protocol::{
     BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ClientFrame, ContactAction, ContactInfo,
@@ -59,6 +59,7 @@ fn notice_frame(seq: u64, content: Content) -> ServerFrame {
     let id = format!("0190f7a3-0000-7000-8000-0000000000{seq:02}");
     ServerFrame::Message {
         message: Message {
+            media: Vec::new(),
             expires_at: None,
             mentions: Vec::new(),
             rel: None,
@@ -77,6 +78,7 @@ fn notice_frame(seq: u64, content: Content) -> ServerFrame {
 /// A notice: Alice added Carol to the group.
 fn notice() -> Message {
     Message {
+        media: Vec::new(),
         expires_at: None,
         mentions: Vec::new(),
         rel: None,
@@ -94,6 +96,7 @@ fn notice() -> Message {
 
 fn message() -> Message {
     Message {
+        media: Vec::new(),
         expires_at: None,
         mentions: Vec::new(),
         rel: None,
@@ -217,7 +220,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             about: Some("Curiouser and curiouser".into()),
             avatar: Some("0190f7a2a11cavatar00000000a11c0".into()),
         },
-        ClientFrame::Send {
+        ClientFrame::Send { media: Vec::new(),
             mentions: Vec::new(),
             rel: None,
             id: 12,
@@ -395,7 +398,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             }],
             conv: Some(conv()),
         },
-        ClientFrame::Send {
+        ClientFrame::Send { media: Vec::new(),
             mentions: Vec::new(),
             rel: None,
             id: 45,
@@ -480,7 +483,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             presence: None,
             read_receipts: Some(false),
         },
-        ClientFrame::Send {
+        ClientFrame::Send { media: Vec::new(),
             id: 58,
             conv: Some(group()),
             to: None,
@@ -491,7 +494,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
                 text: "@Bob see above".into(),
             },
         },
-        ClientFrame::Send {
+        ClientFrame::Send { media: Vec::new(),
             id: 59,
             conv: Some(conv()),
             to: None,
@@ -500,7 +503,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             mentions: Vec::new(),
             content: Content::Text { text: "👍".into() },
         },
-        ClientFrame::Send {
+        ClientFrame::Send { media: Vec::new(),
             id: 60,
             conv: Some(conv()),
             to: None,
@@ -514,12 +517,36 @@ pub fn client_frames() -> Vec<ClientFrame> {
             conv: conv(),
             expire_after: Some(86_400_000),
         },
+        ClientFrame::Send {
+            id: 64,
+            conv: Some(conv()),
+            to: None,
+            client_id: "c-8a05".into(),
+            rel: None,
+            mentions: Vec::new(),
+            media: vec![photo()],
+            content: Content::Image {
+                media: photo(),
+                mime: "image/jpeg".into(),
+                width: 1280,
+                height: 960,
+                size: 183_412,
+                thumbnail: Some("/9j/4AAQSkZJRgABAQ".into()),
+                caption: Some("Sunset".into()),
+            },
+        },
     ]
+}
+
+/// An uploaded photo's media id.
+fn photo() -> MediaId {
+    MediaId::from("5b0e6c1f9a8d4e2b7c3f1a0d9e8b7c6a")
 }
 
 /// Bob's edit of Alice's [`message`], in a conversation with a timer.
 fn edit() -> Message {
     Message {
+        media: Vec::new(),
         id: MessageId::from("0190f7a3-0000-7000-8000-00000000002c"),
         conv: conv(),
         seq: 44,
@@ -1099,6 +1126,44 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 expire_after: Some(86_400_000),
             },
         ),
+        ServerFrame::Message {
+            message: Message {
+                id: MessageId::from("0190f7a3-0000-7000-8000-00000000002f"),
+                seq: 46,
+                client_id: "c-8a06".into(),
+                rel: None,
+                expires_at: None,
+                media: vec![MediaId::from("9c2d7e4a1b3f5a6c8d0e2f4a6b8c0d1e")],
+                content: Content::File {
+                    media: MediaId::from("9c2d7e4a1b3f5a6c8d0e2f4a6b8c0d1e"),
+                    name: "minutes.pdf".into(),
+                    mime: "application/pdf".into(),
+                    size: 48_213,
+                },
+                ..edit()
+            }
+            .into(),
+        },
+        ServerFrame::Message {
+            message: Message {
+                id: MessageId::from("0190f7a3-0000-7000-8000-000000000030"),
+                seq: 47,
+                client_id: "c-9b02".into(),
+                from: bob(),
+                rel: None,
+                expires_at: None,
+                media: vec![MediaId::from("0a1b2c3d4e5f60718293a4b5c6d7e8f9")],
+                content: Content::Voice {
+                    media: MediaId::from("0a1b2c3d4e5f60718293a4b5c6d7e8f9"),
+                    mime: "audio/webm".into(),
+                    duration_ms: 4_250,
+                    waveform: vec![3, 40, 120, 200, 90, 12],
+                    size: 21_004,
+                },
+                ..edit()
+            }
+            .into(),
+        },
         ServerFrame::Conversations {
             id: 63,
             conversations: vec![ConversationSummary {

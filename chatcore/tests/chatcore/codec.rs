@@ -2,7 +2,7 @@
 //! of arbitrary frames, and no panic on arbitrary bytes.
 
 use chatcore::model::{
-    Content, ConversationId, Message, MessageId, Presence, Rel, RelKind, UserId,
+    Content, ConversationId, MediaId, Message, MessageId, Presence, Rel, RelKind, UserId,
 };
 use chatcore::protocol::{ClientFrame, Codec, ConversationList, ErrorCode, ServerFrame};
 use chatcore::testkit::{decoding, samples};
@@ -219,6 +219,26 @@ fn content() -> impl Strategy<Value = Content> {
             }
         ),
         1 => Just(Content::Void {}),
+        1 => (s(), s(), any::<u32>(), any::<u64>(), proptest::option::of(s())).prop_map(
+            |(media, mime, width, size, caption)| Content::Image {
+                media: MediaId(media),
+                mime,
+                width,
+                height: width / 2,
+                size,
+                thumbnail: None,
+                caption,
+            }
+        ),
+        1 => (s(), s(), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..8)).prop_map(
+            |(media, mime, duration_ms, waveform)| Content::Voice {
+                media: MediaId(media),
+                mime,
+                duration_ms,
+                waveform,
+                size: 1,
+            }
+        ),
     ]
 }
 
@@ -297,6 +317,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
             ),
         (id, uid(), s(), content()).prop_map(|(id, to, client_id, content)| {
             ClientFrame::Send {
+                media: Vec::new(),
                 mentions: Vec::new(),
                 rel: None,
                 id,
@@ -380,11 +401,16 @@ fn message() -> impl Strategy<Value = Message> {
             proptest::collection::vec(uid(), 0..3),
             proptest::option::of(any::<i64>()),
             content(),
+            proptest::collection::vec(s().prop_map(MediaId), 0..2),
         ),
     )
         .prop_map(
-            |((id, conv, seq, from, client_id, ts), (rel, mentions, expires_at, content))| {
+            |(
+                (id, conv, seq, from, client_id, ts),
+                (rel, mentions, expires_at, content, media),
+            )| {
                 Message {
+                    media,
                     id: MessageId(id),
                     conv,
                     seq,

@@ -497,6 +497,7 @@ async fn send(
     content: Content,
 ) -> ServerFrame {
     c.req(|id| ClientFrame::Send {
+        media: Vec::new(),
         mentions: Vec::new(),
         rel: None,
         id,

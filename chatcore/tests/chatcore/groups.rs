@@ -113,6 +113,7 @@ impl World {
             .req(
                 who,
                 ClientFrame::Send {
+                    media: Vec::new(),
                     mentions: Vec::new(),
                     rel: None,
                     id: 1,
@@ -601,6 +602,7 @@ async fn direct_conversations_open_once_and_a_send_names_one_target() {
         .req(
             &alice,
             ClientFrame::Send {
+                media: Vec::new(),
                 mentions: Vec::new(),
                 rel: None,
                 id: 1,
@@ -620,6 +622,7 @@ async fn direct_conversations_open_once_and_a_send_names_one_target() {
         "`to` is the same conversation"
     );
     let both = ClientFrame::Send {
+        media: Vec::new(),
         mentions: Vec::new(),
         rel: None,
         id: 1,
@@ -633,6 +636,7 @@ async fn direct_conversations_open_once_and_a_send_names_one_target() {
         (ErrorCode::InvalidArgument, Some("conv".into()))
     );
     let notice = ClientFrame::Send {
+        media: Vec::new(),
         mentions: Vec::new(),
         rel: None,
         id: 1,
@@ -671,6 +675,7 @@ async fn the_conversation_list_pages_and_previews_only_text() {
             .req(
                 &alice,
                 ClientFrame::Send {
+                    media: Vec::new(),
                     mentions: Vec::new(),
                     rel: None,
                     id: 1,
@@ -793,6 +798,7 @@ async fn a_read_tells_the_users_other_devices_and_mute_is_listed() {
         .req(
             &alice,
             ClientFrame::Send {
+                media: Vec::new(),
                 mentions: Vec::new(),
                 rel: None,
                 id: 1,

@@ -42,6 +42,7 @@ async fn send(
     let conv = conv.clone();
     let rel = rel.map(|(kind, target)| Rel::new(kind, target.clone()));
     c.req(|id| ClientFrame::Send {
+        media: Vec::new(),
         id,
         conv: Some(conv),
         to: None,

@@ -9,6 +9,7 @@ mod encryption;
 mod groups;
 mod keys;
 mod life;
+mod media;
 mod receipts;
 mod requests;
 mod sessions;
@@ -21,6 +22,55 @@ use std::sync::Arc;
 #[tokio::test]
 async fn memory_backends_pass_the_conformance_suite() {
     conformance::run_all(&|| async { Backends::memory() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_blobs_pass_the_blob_conformance_suite() {
+    use chatcore::memory::MemoryBlobStore;
+    use chatcore::store::BlobStore;
+    chatcore::testkit::blobs::run_all(&|| async {
+        Arc::new(MemoryBlobStore::new(64 * 1024 * 1024)) as Arc<dyn BlobStore>
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn memory_blobs_are_bounded_and_give_back_what_failed_uploads_held() {
+    use chatcore::memory::MemoryBlobStore;
+    use chatcore::model::MediaId;
+    use chatcore::store::{BlobStore, StoreError};
+    use chatcore::testkit::blobs::{body_of, failing_body, sample, stalled_body};
+    let store = MemoryBlobStore::new(1_000_000);
+    let data = sample(2_000_000, 1);
+    let (a, b) = (MediaId::generate(), MediaId::generate());
+    store
+        .put(&a, body_of(&data[..600_000]), u64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(store.used(), 600_000);
+    // Over the capacity: nothing stored, nothing kept reserved.
+    assert_eq!(
+        store.put(&b, body_of(&data[..500_000]), u64::MAX).await,
+        Err(StoreError::Full)
+    );
+    assert_eq!(store.info(&b).await.unwrap(), None);
+    assert_eq!(store.used(), 600_000);
+    let _ = store.put(&b, failing_body(&data, 300_000), u64::MAX).await;
+    assert_eq!(store.used(), 600_000);
+    let stalled = store.put(&b, stalled_body(&data, 300_000), u64::MAX);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(50), stalled)
+            .await
+            .is_err()
+    );
+    assert_eq!(store.used(), 600_000);
+    // Deleting frees room.
+    assert!(store.delete(&a).await.unwrap());
+    assert_eq!(store.used(), 0);
+    store
+        .put(&b, body_of(&data[..900_000]), u64::MAX)
+        .await
+        .unwrap();
 }
 
 #[test]

@@ -243,6 +243,7 @@ async fn every_member_of_a_group_sees_the_others_receipts() {
     };
     let sent = a
         .req(|id| ClientFrame::Send {
+            media: Vec::new(),
             mentions: Vec::new(),
             rel: None,
             id,

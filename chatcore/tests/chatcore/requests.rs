@@ -47,6 +47,7 @@ async fn a_send_returns_its_reply_and_the_events_for_both_users() {
     let bob = register(&s, "bob", "+442222222222").await;
     let mut out = Out::default();
     let send = ClientFrame::Send {
+        media: Vec::new(),
         mentions: Vec::new(),
         rel: None,
         id: 2,

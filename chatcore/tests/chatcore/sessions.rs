@@ -163,6 +163,7 @@ impl Client {
 
     pub(crate) async fn send(&mut self, to: &UserId, client_id: &str, text: &str) -> ServerFrame {
         self.req(|id| ClientFrame::Send {
+            media: Vec::new(),
             mentions: Vec::new(),
             rel: None,
             id,

@@ -218,6 +218,8 @@ export interface SendOptions {
     rel?: Rel;
     /** Members of the group it mentions (alerted even where they muted it). */
     mentions?: string[];
+    /** The uploaded files it carries (media ids from `POST /media`), whatever its content says. */
+    media?: string[];
 }
 /** A page of history with what its messages need to be shown in their latest state (see {@link ChatClient.history}). */
 export interface HistoryPage {

@@ -830,12 +830,21 @@ export class ChatClient {
         const body = typeof content === "string" ? { kind: "text", text: content } : content;
         const { rel } = options;
         const mentions = options.mentions?.length ? options.mentions : undefined;
+        const media = options.media?.length ? options.media : undefined;
         if ((rel || mentions) && !("conv" in target)) {
             throw new ChatError("invalid_argument", "a message that points at another or mentions members names its conv");
         }
         const frame = "conv" in target
-            ? { type: "send", conv: target.conv, client_id, ...(rel ? { rel } : {}), ...(mentions ? { mentions } : {}), content: body }
-            : { type: "send", to: target.to, client_id, content: body };
+            ? {
+                type: "send",
+                conv: target.conv,
+                client_id,
+                ...(rel ? { rel } : {}),
+                ...(mentions ? { mentions } : {}),
+                ...(media ? { media } : {}),
+                content: body,
+            }
+            : { type: "send", to: target.to, client_id, ...(media ? { media } : {}), content: body };
         const sent = await this.request(frame, "sent", { auth: true, retry: true });
         const message = {
             id: sent.message_id,
@@ -846,6 +855,7 @@ export class ChatClient {
             ts: sent.ts,
             ...(rel ? { rel } : {}),
             ...(mentions ? { mentions } : {}),
+            ...(media ? { media } : {}),
             ...(sent.expires_at !== undefined ? { expires_at: sent.expires_at } : {}),
             content: body,
         };

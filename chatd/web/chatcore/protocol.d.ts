@@ -12,7 +12,7 @@
  * @module
  */
 /** The protocol version this binding speaks (5: `typing`; 6: receipts). */
-export declare const PROTOCOL_VERSION = 7;
+export declare const PROTOCOL_VERSION = 8;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export declare const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -125,8 +125,38 @@ export type NoticeContent =
 export type DeletedContent = {
     kind: "deleted";
 };
+/**
+ * A message that carries an uploaded file (PROTOCOL.md, *Media messages*): the file's media id is also listed in the
+ * message's `media`. In an encrypted conversation the same fields travel inside the ciphertext.
+ */
+export type MediaContent = {
+    kind: "image";
+    media: string;
+    mime: string;
+    width: number;
+    height: number;
+    size: number;
+    /** Unpadded base64 of a small preview (at most 8 KiB decoded). */
+    thumbnail?: string;
+    caption?: string;
+} | {
+    kind: "file";
+    media: string;
+    name: string;
+    mime: string;
+    size: number;
+} | {
+    kind: "voice";
+    media: string;
+    mime: string;
+    duration_ms: number;
+    waveform?: number[];
+    size: number;
+};
 /** What an entry of a conversation's log carries, tagged by `kind`. */
-export type Content = TextContent | EncryptedContent | DeletedContent | NoticeContent;
+export type Content = TextContent | EncryptedContent | MediaContent | DeletedContent | NoticeContent;
+/** The most uploaded files one message carries. */
+export declare const MAX_MEDIA = 10;
 /** How an entry relates to the message it points at (PROTOCOL.md, *Message life*). */
 export type RelKind = "reply" | "edit" | "reaction" | "delete";
 /** Every {@link RelKind}. */
@@ -267,6 +297,8 @@ export interface Message {
     rel?: Rel;
     /** The members a group message mentions. */
     mentions?: string[];
+    /** The uploaded files it carries (media ids). */
+    media?: string[];
     /** When the conversation's disappearing-message timer removes its content (absent: never). */
     expires_at?: number;
     content: Content;
@@ -442,6 +474,7 @@ export type ClientFrame = {
     client_id: string;
     rel?: Rel;
     mentions?: string[];
+    media?: string[];
     content: Content;
 }
 /** To a user: the direct conversation with them, opened by this first send if need be. */
@@ -453,6 +486,7 @@ export type ClientFrame = {
     client_id: string;
     rel?: never;
     mentions?: never;
+    media?: string[];
     content: Content;
 } | {
     type: "history";

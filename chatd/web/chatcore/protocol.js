@@ -12,7 +12,7 @@
  * @module
  */
 /** The protocol version this binding speaks (5: `typing`; 6: receipts). */
-export const PROTOCOL_VERSION = 7;
+export const PROTOCOL_VERSION = 8;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -35,6 +35,8 @@ export const ERROR_CODES = [
 ];
 /** Every {@link Role}, from least to most power. */
 export const ROLES = ["member", "admin", "owner"];
+/** The most uploaded files one message carries. */
+export const MAX_MEDIA = 10;
 /** Every {@link RelKind}. */
 export const REL_KINDS = ["reply", "edit", "reaction", "delete"];
 /** The disappearing-message timers a conversation may have, in milliseconds: 1 hour, 1 day, 1 week, 90 days. */
@@ -58,7 +60,7 @@ export const NOTICE_KINDS = [
 ];
 /** Whether `content` is a notice the server wrote rather than a message someone sent. */
 export function isNotice(content) {
-    return content.kind !== "text" && content.kind !== "encrypted" && content.kind !== "deleted";
+    return !["text", "encrypted", "deleted", "image", "file", "voice"].includes(content.kind);
 }
 /**
  * Whether `message` is a message in its own right (text or encrypted, no `rel` or a reply): it counts as unread and
@@ -66,7 +68,8 @@ export function isNotice(content) {
  */
 export function standsAlone(message) {
     const c = message.content.kind;
-    return (c === "text" || c === "encrypted") && (message.rel === undefined || message.rel.kind === "reply");
+    const isMessage = c === "text" || c === "encrypted" || c === "image" || c === "file" || c === "voice";
+    return isMessage && (message.rel === undefined || message.rel.kind === "reply");
 }
 /** Every {@link Audience}, from widest to narrowest. */
 export const AUDIENCES = ["everyone", "contacts", "nobody"];
@@ -115,6 +118,23 @@ const CONTENT = {
         void: [],
         deleted: [],
         timer_changed: [opt("expire_after", millis)],
+        image: [
+            req("media", "string"),
+            req("mime", "string"),
+            req("width", "u32"),
+            req("height", "u32"),
+            req("size", "u64"),
+            opt("thumbnail", "string"),
+            opt("caption", "string"),
+        ],
+        file: [req("media", "string"), req("name", "string"), req("mime", "string"), req("size", "u64")],
+        voice: [
+            req("media", "string"),
+            req("mime", "string"),
+            req("duration_ms", "u32"),
+            vec("waveform", { list: "u32" }),
+            req("size", "u64"),
+        ],
     },
 };
 const REL = { struct: [req("kind", { oneOf: REL_KINDS }), req("target", "string")] };
@@ -128,6 +148,7 @@ const MESSAGE = {
         req("ts", millis),
         opt("rel", REL),
         vec("mentions", { list: "string" }),
+        vec("media", { list: "string" }),
         opt("expires_at", millis),
         req("content", CONTENT),
     ],
@@ -310,6 +331,7 @@ const CLIENT_FRAME = {
             req("client_id", "string"),
             opt("rel", REL),
             vec("mentions", { list: "string" }),
+            vec("media", { list: "string" }),
             req("content", CONTENT),
         ],
         history: [id, req("conv", "string"), opt("before", "u64"), opt("limit", "u32")],

@@ -1,0 +1,403 @@
+//! [`FsBlobStore`]: one file per blob under a directory.
+//!
+//! Layout: `ROOT/ab/abcdef…` for the blob `abcdef…` (the first two
+//! characters of its id fan the files out over 256 directories). Each file
+//! is a 64-byte header (a magic, the size, the creation time and the
+//! SHA-256, so that `info` reads 64 bytes) followed by the blob's bytes.
+//!
+//! Atomic visibility and durability, as the SQLite store promises (an
+//! acknowledged write survives a power loss): a blob is written to a
+//! temporary file `ROOT/ab/.abcdef….RANDOM.tmp` beside its final place,
+//! fsynced, then hard-linked to its final name (which fails if the name
+//! exists: two puts of one id cannot replace each other), and the directory
+//! is fsynced before `put` returns. The temporary name is removed after;
+//! an upload that fails or is dropped removes its temporary file at once,
+//! and one left by a crash is removed by the next [`FsBlobStore::open`].
+//! Every path is made from an id that [`check_media_id`] accepted.
+//!
+//! File I/O runs on tokio's blocking pool (`tokio::fs`), never on the async
+//! workers.
+
+use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use chatcore::model::{now_millis, MediaId};
+use chatcore::store::{
+    check_media_id, interrupted, BlobBody, BlobInfo, BlobRead, BlobStore, BlobTally, ByteRange,
+    StoreError, StoreResult,
+};
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+/// Bytes before the blob's in each file.
+const HEADER_LEN: u64 = 64;
+/// The first bytes of every blob file (and its format's version).
+const MAGIC: &[u8; 8] = b"chatblb1";
+/// Bytes read from a file at a time when serving it.
+const READ_CHUNK: usize = 64 * 1024;
+/// Temporary files older than this are a crashed upload's, removed at open.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+/// Blobs as files under one directory. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct FsBlobStore {
+    root: Arc<PathBuf>,
+}
+
+impl FsBlobStore {
+    /// The store in `root`, created if missing. Temporary files that a
+    /// crashed process left (older than an hour, so an upload of another
+    /// process sharing the directory is not cut short) are removed.
+    pub(crate) async fn open(root: &Path) -> io::Result<Self> {
+        tokio::fs::create_dir_all(root).await?;
+        let root = std::path::absolute(root)?;
+        let sweep = root.clone();
+        tokio::task::spawn_blocking(move || remove_stale_temps(&sweep, STALE_TEMP))
+            .await
+            .map_err(io::Error::other)??;
+        Ok(Self {
+            root: Arc::new(root),
+        })
+    }
+
+    /// The directory the blobs are in.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of blob `id` (checked by [`check_media_id`]).
+    fn dir_of(&self, id: &MediaId) -> PathBuf {
+        self.root.join(&id.as_str()[..2])
+    }
+
+    /// The file of blob `id`, `None` for a malformed id.
+    fn path_of(&self, id: &MediaId) -> Option<PathBuf> {
+        check_media_id(id).ok()?;
+        Some(self.dir_of(id).join(id.as_str()))
+    }
+
+    /// Reads and checks the header of the blob file `file`.
+    async fn header(file: &mut tokio::fs::File, id: &MediaId) -> StoreResult<BlobInfo> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("blob file {id}: {what}"));
+        let mut h = [0u8; HEADER_LEN as usize];
+        file.read_exact(&mut h).await.map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => corrupt("shorter than its header"),
+            _ => io_error(e),
+        })?;
+        if &h[..8] != MAGIC {
+            return Err(corrupt("not a blob file of this version"));
+        }
+        let word = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&h[at..at + 8]);
+            b
+        };
+        let size = u64::from_le_bytes(word(8));
+        let created_at = i64::from_le_bytes(word(16));
+        let len = file.metadata().await.map_err(io_error)?.len();
+        if len != HEADER_LEN.saturating_add(size) {
+            return Err(corrupt("its length disagrees with its header"));
+        }
+        Ok(BlobInfo::new(size, hex(&h[24..56]), created_at))
+    }
+
+    /// Opens blob `id`'s file and reads its header; `None` when missing.
+    async fn open_blob(&self, id: &MediaId) -> StoreResult<Option<(tokio::fs::File, BlobInfo)>> {
+        let Some(path) = self.path_of(id) else {
+            return Ok(None);
+        };
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(e)),
+        };
+        let info = Self::header(&mut file, id).await?;
+        Ok(Some((file, info)))
+    }
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn put(&self, id: &MediaId, mut body: BlobBody, max_bytes: u64) -> StoreResult<BlobInfo> {
+        check_media_id(id)?;
+        let conflict = || StoreError::Conflict {
+            field: "media".to_owned(),
+        };
+        let dir = self.dir_of(id);
+        let path = dir.join(id.as_str());
+        if tokio::fs::try_exists(&path).await.map_err(io_error)? {
+            return Err(conflict());
+        }
+        if !tokio::fs::try_exists(&dir).await.map_err(io_error)? {
+            tokio::fs::create_dir_all(&dir).await.map_err(io_error)?;
+            // The new directory's entry must survive a power loss too.
+            sync_dir(self.root.to_path_buf()).await?;
+        }
+        let temp =
+            Temp::new(dir.join(format!(".{id}.{}.tmp", &MediaId::generate().as_str()[..16])));
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp.path)
+            .await
+            .map_err(io_error)?;
+        file.write_all(&[0u8; HEADER_LEN as usize])
+            .await
+            .map_err(io_error)?;
+        let mut tally = BlobTally::new(max_bytes);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| interrupted(&e))?;
+            tally.add(&chunk)?;
+            file.write_all(&chunk).await.map_err(io_error)?;
+        }
+        let info = tally.finish(now_millis());
+        let mut header = [0u8; HEADER_LEN as usize];
+        header[..8].copy_from_slice(MAGIC);
+        header[8..16].copy_from_slice(&info.size.to_le_bytes());
+        header[16..24].copy_from_slice(&info.created_at.to_le_bytes());
+        unhex(&info.sha256, &mut header[24..56]);
+        file.seek(SeekFrom::Start(0)).await.map_err(io_error)?;
+        file.write_all(&header).await.map_err(io_error)?;
+        file.flush().await.map_err(io_error)?;
+        file.sync_all().await.map_err(io_error)?;
+        drop(file);
+        // A link, not a rename: it fails when the name exists, where a
+        // rename would replace a blob stored by a concurrent put.
+        match tokio::fs::hard_link(&temp.path, &path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(conflict()),
+            Err(e) => return Err(io_error(e)),
+        }
+        drop(temp);
+        sync_dir(dir).await?;
+        Ok(info)
+    }
+
+    async fn get(&self, id: &MediaId, range: Option<ByteRange>) -> StoreResult<Option<BlobRead>> {
+        let Some((mut file, info)) = self.open_blob(id).await? else {
+            return Ok(None);
+        };
+        let served = match range {
+            Some(r) => r.resolve(info.size)?,
+            None => 0..info.size,
+        };
+        file.seek(SeekFrom::Start(HEADER_LEN + served.start))
+            .await
+            .map_err(io_error)?;
+        let reader = file.take(served.end - served.start);
+        let body = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK);
+        Ok(Some(BlobRead::new(info.size, served, Box::pin(body))))
+    }
+
+    async fn info(&self, id: &MediaId) -> StoreResult<Option<BlobInfo>> {
+        Ok(self.open_blob(id).await?.map(|(_, info)| info))
+    }
+
+    async fn delete(&self, id: &MediaId) -> StoreResult<bool> {
+        let Some(path) = self.path_of(id) else {
+            return Ok(false);
+        };
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                sync_dir(self.dir_of(id)).await?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+}
+
+/// A temporary file, removed when dropped: on every failure, and when the
+/// `put` future is dropped mid-upload. The removal is one `unlink`, done
+/// in place (a drop cannot await).
+struct Temp {
+    path: PathBuf,
+}
+
+impl Temp {
+    fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a temporary blob file");
+            }
+        }
+    }
+}
+
+/// Fsyncs directory `dir`, so that the names created or removed in it
+/// survive a power loss.
+async fn sync_dir(dir: PathBuf) -> StoreResult<()> {
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("the fsync task failed: {e}")))?
+        .map_err(io_error)
+}
+
+/// Removes the temporary files under `root` older than `age`.
+fn remove_stale_temps(root: &Path, age: Duration) -> io::Result<()> {
+    let now = SystemTime::now();
+    for dir in std::fs::read_dir(root)? {
+        let dir = dir?;
+        if !dir.file_type()?.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(dir.path())? {
+            let file = file?;
+            let name = file.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with('.') && name.ends_with(".tmp")) {
+                continue;
+            }
+            let modified = file.metadata()?.modified()?;
+            if now.duration_since(modified).unwrap_or_default() >= age {
+                tracing::info!(path = %file.path().display(), "removing an unfinished upload");
+                std::fs::remove_file(file.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A file-system error as a store error: a full disk or quota is `Full`,
+/// anything else `Unavailable` (logged: it is the operator's to fix).
+fn io_error(e: io::Error) -> StoreError {
+    match e.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => StoreError::Full,
+        _ => {
+            tracing::error!(error = %e, "media directory error");
+            StoreError::Unavailable(format!("media directory: {e}"))
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes the bytes of the hex string `s` (made by [`BlobTally`]) into `out`.
+fn unhex(s: &str, out: &mut [u8]) {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => 0,
+    };
+    for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks(2)) {
+        if let [hi, lo] = pair {
+            *o = (digit(*hi) << 4) | digit(*lo);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatcore::testkit::blobs::{body_of, failing_body, run_all, sample, stalled_body};
+
+    /// A fresh directory under the build's temporary directory.
+    fn fresh_dir() -> PathBuf {
+        std::env::temp_dir()
+            .join("chatd-blob-tests")
+            .join(MediaId::generate().as_str())
+    }
+
+    /// Every file under `root` whose name says it is temporary.
+    fn temps(root: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for dir in std::fs::read_dir(root).unwrap() {
+            let dir = dir.unwrap().path();
+            if dir.is_dir() {
+                for f in std::fs::read_dir(&dir).unwrap() {
+                    let f = f.unwrap().path();
+                    if f.to_string_lossy().ends_with(".tmp") {
+                        out.push(f);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_filesystem_store_passes_the_blob_conformance_suite() {
+        let roots = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let made = roots.clone();
+        run_all(&move || {
+            let made = made.clone();
+            async move {
+                let root = fresh_dir();
+                made.lock().unwrap().push(root.clone());
+                Arc::new(FsBlobStore::open(&root).await.unwrap()) as Arc<dyn BlobStore>
+            }
+        })
+        .await;
+        for root in roots.lock().unwrap().iter() {
+            assert_eq!(temps(root), Vec::<PathBuf>::new(), "temporary files left");
+            std::fs::remove_dir_all(root).unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn interrupted_uploads_leave_no_file_and_blobs_fan_out() {
+        let root = fresh_dir();
+        let store = FsBlobStore::open(&root).await.unwrap();
+        let data = sample(1_000_000, 1);
+        let id = MediaId::generate();
+        let _ = store.put(&id, failing_body(&data, 500_000), u64::MAX).await;
+        let _ = store.put(&id, body_of(&data), 10).await;
+        let stalled = store.put(&id, stalled_body(&data, 500_000), u64::MAX);
+        assert!(tokio::time::timeout(Duration::from_millis(200), stalled)
+            .await
+            .is_err());
+        assert_eq!(temps(&root), Vec::<PathBuf>::new());
+        store.put(&id, body_of(&data), u64::MAX).await.unwrap();
+        let file = root.join(&id.as_str()[..2]).join(id.as_str());
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            HEADER_LEN + 1_000_000
+        );
+        assert_eq!(temps(&root), Vec::<PathBuf>::new());
+        // A truncated file is reported, not served short.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(HEADER_LEN + 10)
+            .unwrap();
+        assert!(matches!(store.info(&id).await, Err(StoreError::Corrupt(_))));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn open_removes_stale_temporary_files_only() {
+        let root = fresh_dir();
+        let store = FsBlobStore::open(&root).await.unwrap();
+        let dir = root.join("ab");
+        std::fs::create_dir_all(&dir).unwrap();
+        let stale = dir.join(".ab00.x.tmp");
+        let fresh = dir.join(".ab01.y.tmp");
+        std::fs::write(&stale, b"x").unwrap();
+        std::fs::write(&fresh, b"y").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(7200);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        drop(store);
+        FsBlobStore::open(&root).await.unwrap();
+        assert!(!stale.exists());
+        assert!(fresh.exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
