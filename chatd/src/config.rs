@@ -100,6 +100,11 @@ struct Options {
     #[arg(long, env = "CHATD_STORE", value_name = "STORE")]
     store: Option<String>,
 
+    /// Where uploaded media files are kept: `dir:PATH` or `memory` (default: beside the SQLite
+    /// database, `<db>-media`; in GridFS with a `mongodb://` store; in memory with `--store memory`).
+    #[arg(long, env = "CHATD_MEDIA", value_name = "MEDIA")]
+    media: Option<String>,
+
     /// How mail (password resets) is sent: `dir:<path>`, `smtp://...` or `smtps://...` (default: dir:./chatd-mail).
     #[arg(long, env = "CHATD_MAILER", value_name = "MAILER")]
     mailer: Option<String>,
@@ -445,6 +450,15 @@ impl StoreSpec {
     }
 }
 
+/// Where media files are kept, when `--media` overrides the store's default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum MediaSpec {
+    /// In memory (bounded): gone at exit.
+    Memory,
+    /// One file per blob under a directory.
+    Dir(PathBuf),
+}
+
 /// The store when none is configured: durable, beside the working directory.
 pub(crate) const DEFAULT_STORE: &str = "sqlite:./chatd-data/chatd.db";
 
@@ -497,6 +511,7 @@ pub(crate) struct Settings {
     /// `None`: derived from the bound address at start.
     pub(crate) public_url: Option<Url>,
     pub(crate) store: StoreSpec,
+    pub(crate) media: Option<MediaSpec>,
     /// `chatd backup DEST`: copy the database instead of serving.
     pub(crate) backup: Option<PathBuf>,
     pub(crate) mailer: MailerSpec,
@@ -656,6 +671,7 @@ impl Settings {
             print_addr,
             public_url,
             store: parse_store(o.store.as_deref().unwrap_or(DEFAULT_STORE))?,
+            media: o.media.as_deref().map(parse_media).transpose()?,
             backup: None,
             mailer: parse_mailer(
                 o.mailer.as_deref().unwrap_or("dir:./chatd-mail"),
@@ -809,6 +825,7 @@ impl Options {
             listen,
             public_url,
             store,
+            media,
             mailer,
             mail_from,
             smtp_starttls,
@@ -866,6 +883,16 @@ impl Options {
             log_format,
             argon2_m_kib,
         )
+    }
+}
+
+fn parse_media(s: &str) -> anyhow::Result<MediaSpec> {
+    let s = s.trim();
+    match s.strip_prefix("dir:") {
+        Some("") => bail!("--media dir: needs a directory, e.g. dir:./chatd-data/media"),
+        Some(path) => Ok(MediaSpec::Dir(PathBuf::from(path))),
+        None if s == "memory" => Ok(MediaSpec::Memory),
+        None => bail!("unknown --media {s:?}: use `dir:PATH` or `memory`"),
     }
 }
 
@@ -1072,6 +1099,17 @@ mod tests {
         assert!(parse(&["--store", "sqlite:"]).is_err());
         assert!(parse(&["--max-message-bytes", "10"]).is_err());
         assert!(parse(&["--ping-interval-secs", "60", "--idle-timeout-secs", "30"]).is_err());
+        assert!(parse(&["--media", "s3://bucket"]).is_err());
+        assert!(parse(&["--media", "dir:"]).is_err());
+        assert_eq!(
+            parse(&["--media", "dir:/srv/media"]).unwrap().media,
+            Some(MediaSpec::Dir("/srv/media".into()))
+        );
+        assert_eq!(
+            parse(&["--media", "memory"]).unwrap().media,
+            Some(MediaSpec::Memory)
+        );
+        assert_eq!(parse(&[]).unwrap().media, None, "the store's own place");
         assert!(parse(&["--allowed-origin", "not an origin"]).is_err());
         assert!(parse(&["--public-url", "ftp://x"]).is_err());
     }

@@ -165,7 +165,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let allowed_origins = allowed_origins(&settings, &public_url, addr);
 
     let mailer = mail::build(&settings.mailer, &settings.mail_from).await?;
-    let (backends, write_probe) = store::backends(&settings.store, mailer).await?;
+    let (backends, write_probe) =
+        store::backends(&settings.store, settings.media.as_ref(), mailer).await?;
     let mut core = chatcore::Config::default();
     core.server_name = format!("chatd/{}", env!("CARGO_PKG_VERSION"));
     core.reset_link_prefix = format!("{}/#reset=", public_url.as_str().trim_end_matches('/'));

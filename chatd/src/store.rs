@@ -8,15 +8,45 @@ use chatcore_sqlite::SqliteStore;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::StoreSpec;
+use crate::config::{MediaSpec, StoreSpec};
 
 /// The database used when the URI names none (`mongodb://host/<db>` names one).
 const DEFAULT_DB: &str = "chatcore";
 
-/// The backends `spec` names, with `mailer` for outgoing mail, and the
-/// SQLite store whose writes `/readyz` checks, if it is one.
+/// The backends `spec` names, with `mailer` for outgoing mail and media
+/// where `media` says (the store's own place when `None`), and the SQLite
+/// store whose writes `/readyz` checks, if it is one.
 pub(crate) async fn backends(
     spec: &StoreSpec,
+    media: Option<&MediaSpec>,
+    mailer: Arc<dyn Mailer>,
+) -> anyhow::Result<(Backends, Option<SqliteStore>)> {
+    let (mut backends, probe) = store_backends(spec, media.is_none(), mailer).await?;
+    match media {
+        None => {}
+        Some(MediaSpec::Memory) => {
+            tracing::warn!("media files are kept in memory: they are gone at exit");
+            backends.blobs = Arc::new(chatcore::memory::MemoryBlobStore::default());
+        }
+        Some(MediaSpec::Dir(dir)) => backends.blobs = Arc::new(media_files(dir).await?),
+    }
+    Ok((backends, probe))
+}
+
+/// The media directory `dir`, created if need be.
+async fn media_files(dir: &Path) -> anyhow::Result<crate::media::FsBlobStore> {
+    let blobs = crate::media::FsBlobStore::open(dir)
+        .await
+        .with_context(|| format!("cannot open the media directory {}", dir.display()))?;
+    tracing::info!(path = %blobs.root().display(), "media are stored as files in this directory");
+    Ok(blobs)
+}
+
+/// The backends of the store `spec`, with its own media store when
+/// `own_media` (beside a SQLite file, GridFS beside MongoDB).
+async fn store_backends(
+    spec: &StoreSpec,
+    own_media: bool,
     mailer: Arc<dyn Mailer>,
 ) -> anyhow::Result<(Backends, Option<SqliteStore>)> {
     let memory = Backends::memory_with_mailer(mailer);
@@ -60,15 +90,8 @@ pub(crate) async fn backends(
             let mut backends = store.backends(memory);
             // A `file:` URI names no directory to put media beside: they
             // stay in memory there (read-only and test databases).
-            if !path.to_str().is_some_and(|p| p.starts_with("file:")) {
-                let media = media_dir(store.path());
-                let blobs = crate::media::FsBlobStore::open(&media)
-                    .await
-                    .with_context(|| {
-                        format!("cannot open the media directory {}", media.display())
-                    })?;
-                tracing::info!(path = %blobs.root().display(), "media are stored as files in this directory");
-                backends.blobs = Arc::new(blobs);
+            if own_media && !path.to_str().is_some_and(|p| p.starts_with("file:")) {
+                backends.blobs = Arc::new(media_files(&media_dir(store.path())).await?);
             }
             Ok((backends, Some(store)))
         }

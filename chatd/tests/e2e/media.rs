@@ -235,3 +235,27 @@ async fn media_refuses_strangers_bad_ids_and_what_is_too_large_or_too_often() {
     }
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn with_media_in_a_directory_an_upload_is_a_file_there() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "e2e-media-dir-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let arg = format!("dir:{}", dir.display());
+    let chatd = Chatd::start(&["--media", &arg]).await;
+    let token = token_of(&chatd, "alice").await;
+    let bytes = file(5_000);
+    let (status, json) = upload(&chatd, &token, &bytes).await;
+    assert_eq!(status, 201, "{json}");
+    let id = json["id"].as_str().expect("an id");
+    let stored = dir.join(&id[..2]).join(id);
+    let on_disk = std::fs::read(&stored).expect("the blob is a file in --media's directory");
+    assert!(
+        on_disk.ends_with(&bytes),
+        "the file holds the bytes (after its header)"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
