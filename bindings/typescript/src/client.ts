@@ -28,6 +28,7 @@ import {
   type ContactInfo,
   type ContactList,
   type Content,
+  type ErrorCode,
   type Rel,
   type ConversationList,
   type ConversationInfo,
@@ -1125,6 +1126,75 @@ export class ChatClient {
     const { entry } = await this.request({ type: "update_profile", ...changes }, "profile", { auth: true, retry: true });
     if (this.sessionValue && entry.profile.user === this.sessionValue.user) this.sessionValue.profile = entry.profile;
     return entry;
+  }
+
+  // -- media (PROTOCOL.md "Media (HTTP)") --------------------------------------
+
+  /** The HTTP address of chatd's `path`, from the WebSocket URL (`ws://host/ws` → `http://host/media`). */
+  private httpUrl(path: string): string {
+    const u = new URL(this.url);
+    u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+    u.pathname = path;
+    u.search = "";
+    return u.toString();
+  }
+
+  /** The session token for HTTP requests (in `Authorization`, never in the URL). */
+  private bearer(): string {
+    if (!this.token) throw new ChatError("unauthenticated", "sign in before uploading or downloading media");
+    return `Bearer ${this.token}`;
+  }
+
+  /** The error an HTTP answer of chatd's media endpoints stands for. */
+  private static async mediaError(r: Response): Promise<ChatError> {
+    let body: { error?: string; message?: string } = {};
+    try {
+      body = (await r.json()) as typeof body;
+    } catch {
+      // Not JSON: the status says enough.
+    }
+    const byStatus: Record<number, ErrorCode> = {
+      400: "invalid_argument",
+      401: "unauthenticated",
+      404: "not_found",
+      413: "too_large",
+      416: "invalid_argument",
+      429: "rate_limited",
+    };
+    const code = (body.error as ErrorCode | undefined) ?? byStatus[r.status] ?? "unavailable";
+    const retry = Number(r.headers.get("retry-after"));
+    return new ChatError(code, body.message ?? `HTTP ${r.status}`, {
+      retryAfterMs: Number.isFinite(retry) && retry > 0 ? retry * 1000 : undefined,
+    });
+  }
+
+  /**
+   * Uploads a file to chatd (`POST /media`) as it is: encrypt it first for an encrypted conversation. Returns its
+   * media id (for a message's `media` list and content), its size and the SHA-256 of the bytes stored, which the
+   * caller may check. Refused with `too_large` past the server's limit, `rate_limited` past the upload rate.
+   */
+  async upload(data: Uint8Array | Blob, options: { signal?: AbortSignal } = {}): Promise<{ id: string; size: number; sha256: string }> {
+    const r = await fetch(this.httpUrl("/media"), {
+      method: "POST",
+      headers: { Authorization: this.bearer(), "Content-Type": "application/octet-stream" },
+      body: data as BodyInit,
+      signal: options.signal,
+    });
+    if (r.status !== 201) throw await ChatClient.mediaError(r);
+    return (await r.json()) as { id: string; size: number; sha256: string };
+  }
+
+  /**
+   * Downloads media `id` (`GET /media/{id}`): all of it, or bytes `range[0]` to `range[1]` (inclusive; to the end
+   * when absent), as a client seeking in a voice note does. The bytes as stored: decrypt them if they were encrypted.
+   */
+  async download(id: string, options: { range?: [number, number?]; signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    if (!/^[0-9a-f]{32}$/.test(id)) throw new ChatError("invalid_argument", `not a media id: ${JSON.stringify(id)}`);
+    const headers: Record<string, string> = { Authorization: this.bearer() };
+    if (options.range) headers.Range = `bytes=${options.range[0]}-${options.range[1] ?? ""}`;
+    const r = await fetch(this.httpUrl(`/media/${id}`), { headers, signal: options.signal });
+    if (r.status !== 200 && r.status !== 206) throw await ChatClient.mediaError(r);
+    return new Uint8Array(await r.arrayBuffer());
   }
 
   // -- messaging --------------------------------------------------------------

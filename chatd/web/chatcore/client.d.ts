@@ -414,6 +414,32 @@ export declare class ChatClient {
         about?: string;
         avatar?: string;
     }): Promise<DirectoryEntry>;
+    /** The HTTP address of chatd's `path`, from the WebSocket URL (`ws://host/ws` → `http://host/media`). */
+    private httpUrl;
+    /** The session token for HTTP requests (in `Authorization`, never in the URL). */
+    private bearer;
+    /** The error an HTTP answer of chatd's media endpoints stands for. */
+    private static mediaError;
+    /**
+     * Uploads a file to chatd (`POST /media`) as it is: encrypt it first for an encrypted conversation. Returns its
+     * media id (for a message's `media` list and content), its size and the SHA-256 of the bytes stored, which the
+     * caller may check. Refused with `too_large` past the server's limit, `rate_limited` past the upload rate.
+     */
+    upload(data: Uint8Array | Blob, options?: {
+        signal?: AbortSignal;
+    }): Promise<{
+        id: string;
+        size: number;
+        sha256: string;
+    }>;
+    /**
+     * Downloads media `id` (`GET /media/{id}`): all of it, or bytes `range[0]` to `range[1]` (inclusive; to the end
+     * when absent), as a client seeking in a voice note does. The bytes as stored: decrypt them if they were encrypted.
+     */
+    download(id: string, options?: {
+        range?: [number, number?];
+        signal?: AbortSignal;
+    }): Promise<Uint8Array>;
     /**
      * Sends a message to a conversation (`{ conv }`) or to a user (`{ to }`:
      * the direct conversation with them, opened by this first send if need

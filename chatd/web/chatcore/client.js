@@ -817,6 +817,75 @@ export class ChatClient {
             this.sessionValue.profile = entry.profile;
         return entry;
     }
+    // -- media (PROTOCOL.md "Media (HTTP)") --------------------------------------
+    /** The HTTP address of chatd's `path`, from the WebSocket URL (`ws://host/ws` → `http://host/media`). */
+    httpUrl(path) {
+        const u = new URL(this.url);
+        u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+        u.pathname = path;
+        u.search = "";
+        return u.toString();
+    }
+    /** The session token for HTTP requests (in `Authorization`, never in the URL). */
+    bearer() {
+        if (!this.token)
+            throw new ChatError("unauthenticated", "sign in before uploading or downloading media");
+        return `Bearer ${this.token}`;
+    }
+    /** The error an HTTP answer of chatd's media endpoints stands for. */
+    static async mediaError(r) {
+        let body = {};
+        try {
+            body = (await r.json());
+        }
+        catch {
+            // Not JSON: the status says enough.
+        }
+        const byStatus = {
+            400: "invalid_argument",
+            401: "unauthenticated",
+            404: "not_found",
+            413: "too_large",
+            416: "invalid_argument",
+            429: "rate_limited",
+        };
+        const code = body.error ?? byStatus[r.status] ?? "unavailable";
+        const retry = Number(r.headers.get("retry-after"));
+        return new ChatError(code, body.message ?? `HTTP ${r.status}`, {
+            retryAfterMs: Number.isFinite(retry) && retry > 0 ? retry * 1000 : undefined,
+        });
+    }
+    /**
+     * Uploads a file to chatd (`POST /media`) as it is: encrypt it first for an encrypted conversation. Returns its
+     * media id (for a message's `media` list and content), its size and the SHA-256 of the bytes stored, which the
+     * caller may check. Refused with `too_large` past the server's limit, `rate_limited` past the upload rate.
+     */
+    async upload(data, options = {}) {
+        const r = await fetch(this.httpUrl("/media"), {
+            method: "POST",
+            headers: { Authorization: this.bearer(), "Content-Type": "application/octet-stream" },
+            body: data,
+            signal: options.signal,
+        });
+        if (r.status !== 201)
+            throw await ChatClient.mediaError(r);
+        return (await r.json());
+    }
+    /**
+     * Downloads media `id` (`GET /media/{id}`): all of it, or bytes `range[0]` to `range[1]` (inclusive; to the end
+     * when absent), as a client seeking in a voice note does. The bytes as stored: decrypt them if they were encrypted.
+     */
+    async download(id, options = {}) {
+        if (!/^[0-9a-f]{32}$/.test(id))
+            throw new ChatError("invalid_argument", `not a media id: ${JSON.stringify(id)}`);
+        const headers = { Authorization: this.bearer() };
+        if (options.range)
+            headers.Range = `bytes=${options.range[0]}-${options.range[1] ?? ""}`;
+        const r = await fetch(this.httpUrl(`/media/${id}`), { headers, signal: options.signal });
+        if (r.status !== 200 && r.status !== 206)
+            throw await ChatClient.mediaError(r);
+        return new Uint8Array(await r.arrayBuffer());
+    }
     // -- messaging --------------------------------------------------------------
     /**
      * Sends a message to a conversation (`{ conv }`) or to a user (`{ to }`:
