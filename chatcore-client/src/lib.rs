@@ -72,10 +72,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub use chatcore;
 
 pub mod e2e;
+pub mod media;
 pub mod secure;
 use chatcore::model::{
-    Audience, Content, ConversationId, DeviceId, Message as ChatMessage, MessageId, Millis,
-    Privacy, Profile, Rel, RelKind, Role, UserId,
+    Audience, Content, ConversationId, DeviceId, MediaId, Message as ChatMessage, MessageId,
+    Millis, Privacy, Profile, Rel, RelKind, Role, UserId,
 };
 use chatcore::protocol::{
     BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ContactAction, ContactInfo, ContactList,
@@ -239,6 +240,11 @@ pub enum Error {
     /// The server replied with a frame of an unexpected type.
     #[error("unexpected reply: {0:?}")]
     Unexpected(Box<ServerFrame>),
+    /// An exchange with chatd's media endpoints ([`media::MediaClient`])
+    /// failed below HTTP's statuses: the connection, TLS, a malformed
+    /// answer or argument. A refusal with a status is [`Error::Server`].
+    #[error("media: {0}")]
+    Media(String),
 }
 
 impl Error {
@@ -894,19 +900,48 @@ impl Client {
         mentions: Vec<UserId>,
         content: Content,
     ) -> Result<Sent, Error> {
+        self.send_envelope(to, client_id, rel, mentions, Vec::new(), content)
+            .await
+    }
+
+    /// Sends a message carrying the uploaded files `media`
+    /// ([`media::MediaClient::upload`]): `content` is an `image`, `file` or
+    /// `voice` naming one of them, or (in an encrypted conversation) the
+    /// ciphertext of one. The server checks that each file exists.
+    pub async fn send_media(
+        &self,
+        to: impl Into<Target>,
+        client_id: &str,
+        media: Vec<MediaId>,
+        content: Content,
+    ) -> Result<Sent, Error> {
+        self.send_envelope(to, client_id, None, Vec::new(), media, content)
+            .await
+    }
+
+    /// Sends `content` with the whole envelope.
+    async fn send_envelope(
+        &self,
+        to: impl Into<Target>,
+        client_id: &str,
+        rel: Option<Rel>,
+        mentions: Vec<UserId>,
+        media: Vec<MediaId>,
+        content: Content,
+    ) -> Result<Sent, Error> {
         let (conv, to) = match to.into() {
             Target::Conversation(c) => (Some(c), None),
             Target::User(u) => (None, Some(u)),
         };
         match self
             .request(|id| ClientFrame::Send {
-                media: Vec::new(),
                 id,
                 conv,
                 to,
                 client_id: client_id.to_owned(),
                 rel,
                 mentions,
+                media,
                 content,
             })
             .await?

@@ -259,3 +259,80 @@ async fn with_media_in_a_directory_an_upload_is_a_file_there() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_rust_client_uploads_sends_a_file_by_its_id_and_the_other_side_downloads_it() {
+    use chatcore_client::chatcore::model::MediaId;
+    use chatcore_client::media::MediaClient;
+    let chatd = Chatd::start(&[]).await;
+    let alice = chatd.user("alice").await;
+    let mut bob = chatd.user("bob").await;
+    befriend(&alice, &bob).await;
+    let url = chatd.url();
+    let options = ConnectOptions::new();
+    let token = |u: &User| u.session.token.clone().expect("a token");
+    let alice_media = MediaClient::new(&url, &token(&alice), &options).unwrap();
+    let bob_media = MediaClient::new(&url, &token(&bob), &options).unwrap();
+    let bytes = file(70_000);
+    let up = alice_media.upload(bytes.clone()).await.unwrap();
+    assert_eq!(up.size, bytes.len() as u64);
+    assert_eq!(up.sha256, hex::encode(Sha256::digest(&bytes)));
+    let content = Content::File {
+        media: up.id.clone(),
+        name: "notes.txt".into(),
+        mime: "text/plain".into(),
+        size: up.size,
+    };
+    alice
+        .client
+        .send_media(&bob.id(), "f1", vec![up.id.clone()], content.clone())
+        .await
+        .unwrap();
+    let got = timeout(T, async {
+        loop {
+            if let Some(Event::Push(ServerFrame::Message { message })) = bob.events.recv().await {
+                if message.content == content {
+                    return message;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the file message arrives");
+    assert_eq!(got.media, std::slice::from_ref(&up.id));
+    let media = got.content.media().expect("a media content").clone();
+    assert_eq!(bob_media.download(&media, None).await.unwrap(), bytes);
+    assert_eq!(
+        bob_media
+            .download(&media, Some((100, Some(199))))
+            .await
+            .unwrap(),
+        bytes[100..200]
+    );
+    // A file nobody uploaded: not_found, in a message and to download.
+    let missing = MediaId::generate();
+    let r = alice
+        .client
+        .send_media(
+            &bob.id(),
+            "f2",
+            vec![missing.clone()],
+            Content::File {
+                media: missing.clone(),
+                name: "ghost".into(),
+                mime: "text/plain".into(),
+                size: 1,
+            },
+        )
+        .await;
+    assert_eq!(server_code(r), ErrorCode::NotFound);
+    assert_eq!(
+        server_code(bob_media.download(&missing, None).await),
+        ErrorCode::NotFound
+    );
+    let stranger = MediaClient::new(&url, "not-a-token", &options).unwrap();
+    assert_eq!(
+        server_code(stranger.upload(b"x".to_vec()).await),
+        ErrorCode::Unauthenticated
+    );
+}
