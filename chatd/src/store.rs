@@ -142,5 +142,48 @@ pub(crate) async fn backup(source: &Path, dest: &Path) -> anyhow::Result<()> {
         bytes = report.bytes,
         "backup written and integrity-checked"
     );
+    // The media directory beside the database, after it: every file the
+    // copied database refers to was stored before it was copied (a file is
+    // written whole before any message can name it), and files never
+    // change, so copying the finished ones gives a consistent pair.
+    let media = media_dir(source);
+    if tokio::fs::try_exists(&media).await.unwrap_or(false) {
+        let to = media_dir(&report.path);
+        let files = tokio::task::spawn_blocking({
+            let (media, to) = (media.clone(), to.clone());
+            move || copy_media(&media, &to)
+        })
+        .await
+        .context("the media copy panicked")?
+        .with_context(|| format!("cannot copy {} to {}", media.display(), to.display()))?;
+        tracing::info!(dest = %to.display(), files, "media copied");
+    }
     Ok(())
+}
+
+/// Copies every finished blob file under `from` (not the temporary ones,
+/// whose names start with a dot) to the same place under `to`; how many.
+fn copy_media(from: &Path, to: &Path) -> std::io::Result<u64> {
+    let mut copied = 0;
+    for dir in std::fs::read_dir(from)? {
+        let dir = dir?;
+        if !dir.file_type()?.is_dir() {
+            continue;
+        }
+        let target = to.join(dir.file_name());
+        std::fs::create_dir_all(&target)?;
+        for file in std::fs::read_dir(dir.path())? {
+            let file = file?;
+            let name = file.file_name();
+            if name.to_string_lossy().starts_with('.') || !file.file_type()?.is_file() {
+                continue;
+            }
+            let copy = target.join(&name);
+            std::fs::copy(file.path(), &copy)?;
+            // A backup is kept: on the disk before it is reported done.
+            std::fs::File::open(&copy)?.sync_all()?;
+            copied += 1;
+        }
+    }
+    Ok(copied)
 }

@@ -658,3 +658,29 @@ async fn a_deleted_message_and_its_edits_leave_no_copy_in_the_file() {
     );
     assert!(!file_holds(&dir.db(), edited), "the edited text is gone");
 }
+
+#[tokio::test]
+async fn a_backup_copies_the_media_files_beside_the_database() {
+    use chatcore_client::media::MediaClient;
+    let dir = TempDir::new("backup-media");
+    let chatd = start_on(&dir).await;
+    let alice = chatd.user("alice").await;
+    let token = alice.session.token.clone().expect("a token");
+    let media = MediaClient::new(&chatd.url(), &token, &ConnectOptions::new()).unwrap();
+    let bytes: Vec<u8> = (0..40_000u32).map(|i| (i % 253) as u8).collect();
+    let up = media.upload(bytes.clone()).await.unwrap();
+    let copy = dir.0.join("copy.db");
+    let (ok, log) = run_to_end(&[
+        "--store",
+        &dir.store_arg(),
+        "backup",
+        copy.to_str().expect("utf-8 path"),
+    ])
+    .await;
+    assert!(ok, "chatd backup failed: {log}");
+    let id = up.id.as_str();
+    let copied = dir.0.join("copy.db-media").join(&id[..2]).join(id);
+    let on_disk = std::fs::read(&copied).expect("the file is in the backup's media directory");
+    assert!(on_disk.ends_with(&bytes), "with its bytes");
+    stop(chatd).await;
+}
