@@ -7,7 +7,7 @@
 import { isNotice } from "../chatcore/web.js";
 import { $, field, h, nameNode, show } from "./dom.js";
 import { avatar, groupProfile } from "./avatar.js";
-import { clip, ENCRYPTED_TEXT, noticeKindText, noticeText, presenceText } from "./format.js";
+import { clip, ENCRYPTED_TEXT, mediaText, noticeKindText, noticeText, presenceText } from "./format.js";
 import { readable } from "./e2e.js";
 import { markRead, openChat, openChatWith } from "./chat.js";
 import { lifePreview } from "./life.js";
@@ -115,6 +115,8 @@ function previewOf(/** @type {import("./store.js").Conv} */ c) {
   if (last.kind === "encrypted") return prefix + ENCRYPTED_TEXT;
   if (m && isNotice(m.content)) return noticeText(m.from, m.content) ?? "";
   if (m && m.content.kind === "text") return prefix + clip(m.content.text, PREVIEW_MAX);
+  const media = m ? mediaText(m.content) : mediaText({ kind: last.kind });
+  if (media !== undefined) return prefix + clip(media, PREVIEW_MAX);
   if (last.kind === "text") return prefix + clip(last.preview ?? "Encrypted message", PREVIEW_MAX);
   return noticeKindText(last.from, last.kind);
 }

@@ -9,6 +9,7 @@
 
 import { BrowserKeys, MemoryStore, SecureChat, generateStoreKey, isE2eError, seal, unseal } from "../chatcore/e2e/index.js";
 import { invalidate, state, userName } from "./store.js";
+import { mediaText } from "./format.js";
 
 /** @typedef {import("./store.js").Message} Message */
 /** @typedef {import("./store.js").Conv} Conv */
@@ -286,6 +287,8 @@ function unreadable(/** @type {Message} */ m) {
  */
 export function readable(/** @type {Message} */ m) {
   if (m.content.kind === "text") return { text: m.content.text, note: false };
+  const media = mediaText(m.content);
+  if (media !== undefined) return { text: media, note: true };
   if (m.content.kind !== "encrypted") return { text: "", note: true };
   const body = state.reads.get(m.id);
   if (body?.type === "text") return { text: body.text, note: false };

@@ -108,6 +108,24 @@ export function timerName(/** @type {number} */ ms) {
 /** What a message shows in place of its text when this page cannot read it (end-to-end encrypted). */
 export const ENCRYPTED_TEXT = "🔒 Encrypted message";
 
+/**
+ * A media message in words, for the list's preview and for its bubble until this page shows media ("📷 Photo:
+ * caption", "📎 File: name", "🎤 Voice message"); `undefined` for any other content.
+ * @param {{ kind: string, caption?: string, name?: string }} content
+ */
+export function mediaText(content) {
+  switch (content.kind) {
+    case "image":
+      return content.caption ? `📷 Photo: ${content.caption}` : "📷 Photo";
+    case "file":
+      return `📎 File: ${content.name ?? ""}`;
+    case "voice":
+      return "🎤 Voice message";
+    default:
+      return undefined;
+  }
+}
+
 /** A notice in words when only its kind is known (the list's summary of an entry not loaded yet). */
 export function noticeKindText(/** @type {string} */ from, /** @type {string} */ kind) {
   const by = who(from, true);

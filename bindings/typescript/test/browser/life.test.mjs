@@ -257,3 +257,32 @@ test("mentions in a group: @ offers the members, the mentioned one gets the @ ba
   assert.equal(await groupRow(alice).locator(".badge").count(), 0, "a reaction is not unread");
   assert.deepEqual(problems, []);
 });
+
+test("a photo sent by another client shows as what it is, in the list and in the chat", async () => {
+  const { page: alice, account: aliceAcc } = users.alice;
+  const { page: bob, account: bobAcc } = users.bob;
+  const conv = await groupOf(alice, aliceAcc, bobAcc, "Photo club");
+  // Alice's other client (not this page) uploads a picture and sends it into the group by its media id.
+  await alice.evaluate(
+    async ({ login, password, conv }) => {
+      const { ChatClient } = await import("/chatcore/web.js");
+      const c = new ChatClient({ url: `ws://${location.host}/ws`, autoSync: false, reconnect: false });
+      try {
+        await c.login({ login, password, device: "camera" });
+        const png = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]);
+        const up = await c.upload(png);
+        const content = { kind: "image", media: up.id, mime: "image/png", width: 2, height: 1, size: up.size, caption: "the view" };
+        await c.send({ conv }, content, { media: [up.id] });
+        await c.logout();
+      } finally {
+        c.close();
+      }
+    },
+    { login: aliceAcc.username, password: aliceAcc.password, conv },
+  );
+  const row = bob.locator(`#directory button.person[data-conv="${conv}"]`);
+  await row.locator("text=📷 Photo: the view").waitFor();
+  await row.click();
+  await bob.locator("#message-list .msg.theirs", { hasText: "📷 Photo: the view" }).waitFor();
+  assert.deepEqual(problems, []);
+});
