@@ -96,11 +96,21 @@ impl MediaClient {
     /// conversation). Errors: the server's (`too_large`, `rate_limited`,
     /// `unauthenticated`, ...) as [`Error::Server`].
     pub async fn upload(&self, bytes: Vec<u8>) -> Result<Uploaded, Error> {
+        self.upload_with_progress(bytes, |_, _| {}).await
+    }
+
+    /// [`MediaClient::upload`], telling `progress(sent, total)` as the
+    /// body goes out (every 64 KiB, and at the end).
+    pub async fn upload_with_progress(
+        &self,
+        bytes: Vec<u8>,
+        progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<Uploaded, Error> {
         let head = format!(
             "POST /media HTTP/1.1\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n",
             bytes.len()
         );
-        let (status, body) = self.exchange(&head, &bytes).await?;
+        let (status, body) = self.exchange(&head, &bytes, progress).await?;
         if status != 201 {
             return Err(answer_error(status, &body));
         }
@@ -136,7 +146,7 @@ impl MediaClient {
             let end = end.map(|e| e.to_string()).unwrap_or_default();
             head.push_str(&format!("Range: bytes={start}-{end}\r\n"));
         }
-        let (status, body) = self.exchange(&head, &[]).await?;
+        let (status, body) = self.exchange(&head, &[], |_, _| {}).await?;
         match status {
             200 | 206 => Ok(body),
             _ => Err(answer_error(status, &body)),
@@ -145,7 +155,12 @@ impl MediaClient {
 
     /// Sends `head` (request line and headers, without the end of the
     /// head) with the token, then `body`; the answer's status and body.
-    async fn exchange(&self, head: &str, body: &[u8]) -> Result<(u16, Vec<u8>), Error> {
+    async fn exchange(
+        &self,
+        head: &str,
+        body: &[u8],
+        progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<(u16, Vec<u8>), Error> {
         let request = format!(
             "{head}Host: {}:{}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
             self.host, self.port, self.token
@@ -155,7 +170,7 @@ impl MediaClient {
                 .await
                 .map_err(|e| Error::Media(e.to_string()))?;
             match &self.tls {
-                None => round_trip(tcp, request.as_bytes(), body).await,
+                None => round_trip(tcp, request.as_bytes(), body, progress).await,
                 Some(config) => {
                     let name = rustls::pki_types::ServerName::try_from(self.host.clone())
                         .map_err(|e| Error::Media(format!("a bad host name: {e}")))?;
@@ -163,7 +178,7 @@ impl MediaClient {
                         .connect(name, tcp)
                         .await
                         .map_err(|e| Error::Media(e.to_string()))?;
-                    round_trip(tls, request.as_bytes(), body).await
+                    round_trip(tls, request.as_bytes(), body, progress).await
                 }
             }
         };
@@ -179,10 +194,20 @@ async fn round_trip(
     mut io: impl AsyncRead + AsyncWrite + Unpin,
     head: &[u8],
     body: &[u8],
+    mut progress: impl FnMut(u64, u64),
 ) -> Result<(u16, Vec<u8>), Error> {
     let io_err = |e: std::io::Error| Error::Media(e.to_string());
     io.write_all(head).await.map_err(io_err)?;
-    io.write_all(body).await.map_err(io_err)?;
+    let total = body.len() as u64;
+    let mut sent = 0;
+    for chunk in body.chunks(64 * 1024) {
+        io.write_all(chunk).await.map_err(io_err)?;
+        sent += chunk.len() as u64;
+        progress(sent, total);
+    }
+    if body.is_empty() {
+        progress(0, 0);
+    }
     io.flush().await.map_err(io_err)?;
     let mut raw = Vec::new();
     io.read_to_end(&mut raw).await.map_err(io_err)?;

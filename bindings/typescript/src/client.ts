@@ -1173,14 +1173,20 @@ export class ChatClient {
    * media id (for a message's `media` list and content), its size and the SHA-256 of the bytes stored, which the
    * caller may check. Refused with `too_large` past the server's limit, `rate_limited` past the upload rate.
    */
-  async upload(data: Uint8Array | Blob, options: { signal?: AbortSignal } = {}): Promise<{ id: string; size: number; sha256: string }> {
-    const r = await fetch(this.httpUrl("/media"), {
-      method: "POST",
-      headers: { Authorization: this.bearer(), "Content-Type": "application/octet-stream" },
-      body: data as BodyInit,
-      signal: options.signal,
-    });
+  async upload(
+    data: Uint8Array | Blob,
+    options: { signal?: AbortSignal; onProgress?: (sent: number, total: number) => void } = {},
+  ): Promise<{ id: string; size: number; sha256: string }> {
+    const url = this.httpUrl("/media");
+    const headers = { Authorization: this.bearer(), "Content-Type": "application/octet-stream" };
+    const total = data instanceof Uint8Array ? data.byteLength : data.size;
+    // Browsers tell how far an upload is only through XMLHttpRequest; elsewhere (Node) fetch, and progress at the end.
+    const r =
+      options.onProgress && typeof XMLHttpRequest !== "undefined"
+        ? await xhrPost(url, headers, data, options.onProgress, options.signal)
+        : await fetch(url, { method: "POST", headers, body: data as BodyInit, signal: options.signal });
     if (r.status !== 201) throw await ChatClient.mediaError(r);
+    options.onProgress?.(total, total);
     return (await r.json()) as { id: string; size: number; sha256: string };
   }
 
@@ -1679,4 +1685,34 @@ export class ChatClient {
     await this.request({ type: "ping" }, "pong", { auth: false });
     return Date.now() - start;
   }
+}
+
+/** A POST through XMLHttpRequest, reporting the bytes sent; its answer as a fetch `Response`. */
+function xhrPost(
+  url: string,
+  headers: Record<string, string>,
+  body: Uint8Array | Blob,
+  onProgress: (sent: number, total: number) => void,
+  signal: AbortSignal | undefined,
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
+    xhr.responseType = "arraybuffer";
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.total);
+    xhr.onload = () => {
+      const h = new Headers();
+      const retry = xhr.getResponseHeader("retry-after");
+      if (retry) h.set("retry-after", retry);
+      resolve(new Response(xhr.status === 304 ? null : (xhr.response as ArrayBuffer), { status: xhr.status, headers: h }));
+    };
+    xhr.onerror = () => reject(new ChatError("disconnected", "the upload failed"));
+    xhr.onabort = () => reject(new ChatError("closed", "the upload was cancelled"));
+    if (signal) {
+      if (signal.aborted) return reject(new ChatError("closed", "the upload was cancelled"));
+      signal.addEventListener("abort", () => xhr.abort(), { once: true });
+    }
+    xhr.send(body as XMLHttpRequestBodyInit);
+  });
 }

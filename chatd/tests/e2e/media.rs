@@ -274,7 +274,17 @@ async fn the_rust_client_uploads_sends_a_file_by_its_id_and_the_other_side_downl
     let alice_media = MediaClient::new(&url, &token(&alice), &options).unwrap();
     let bob_media = MediaClient::new(&url, &token(&bob), &options).unwrap();
     let bytes = file(70_000);
-    let up = alice_media.upload(bytes.clone()).await.unwrap();
+    let mut told = Vec::new();
+    let up = alice_media
+        .upload_with_progress(bytes.clone(), |sent, total| told.push((sent, total)))
+        .await
+        .unwrap();
+    let total = bytes.len() as u64;
+    assert_eq!(told.last(), Some(&(total, total)), "{told:?}");
+    assert!(
+        told.len() >= 2 && told.windows(2).all(|w| w[0].0 < w[1].0),
+        "{told:?}"
+    );
     assert_eq!(up.size, bytes.len() as u64);
     assert_eq!(up.sha256, hex::encode(Sha256::digest(&bytes)));
     let content = Content::File {

@@ -427,6 +427,7 @@ export declare class ChatClient {
      */
     upload(data: Uint8Array | Blob, options?: {
         signal?: AbortSignal;
+        onProgress?: (sent: number, total: number) => void;
     }): Promise<{
         id: string;
         size: number;

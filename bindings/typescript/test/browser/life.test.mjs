@@ -258,7 +258,7 @@ test("mentions in a group: @ offers the members, the mentioned one gets the @ ba
   assert.deepEqual(problems, []);
 });
 
-test("a photo sent by another client shows as what it is, in the list and in the chat", async () => {
+test("a photo sent by another client (uploaded with progress) shows as what it is, in the list and in the chat", async () => {
   const { page: alice, account: aliceAcc } = users.alice;
   const { page: bob, account: bobAcc } = users.bob;
   const conv = await groupOf(alice, aliceAcc, bobAcc, "Photo club");
@@ -269,8 +269,24 @@ test("a photo sent by another client shows as what it is, in the list and in the
       const c = new ChatClient({ url: `ws://${location.host}/ws`, autoSync: false, reconnect: false });
       try {
         await c.login({ login, password, device: "camera" });
-        const png = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]);
-        const up = await c.upload(png);
+        const png = new Uint8Array(300_000);
+        png.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+        // The page uploads through XMLHttpRequest, the one way a browser tells how far an upload is.
+        let xhrSends = 0;
+        const send = XMLHttpRequest.prototype.send;
+        XMLHttpRequest.prototype.send = function (...args) {
+          xhrSends += 1;
+          return send.apply(this, args);
+        };
+        const progress = [];
+        const up = await c.upload(png, { onProgress: (sent, total) => progress.push([sent, total]) });
+        XMLHttpRequest.prototype.send = send;
+        if (xhrSends !== 1) throw new Error(`${xhrSends} XMLHttpRequest uploads`);
+        const last = progress.at(-1);
+        if (!last || last[0] !== png.length || last[1] !== png.length) throw new Error(`progress ${JSON.stringify(progress)}`);
+        if (progress.some(([sent, total], i) => total !== png.length || (i > 0 && sent < progress[i - 1][0]))) {
+          throw new Error(`progress that falls or changes its total: ${JSON.stringify(progress)}`);
+        }
         const content = { kind: "image", media: up.id, mime: "image/png", width: 2, height: 1, size: up.size, caption: "the view" };
         await c.send({ conv }, content, { media: [up.id] });
         await c.logout();
