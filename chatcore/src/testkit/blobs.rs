@@ -9,12 +9,11 @@
 
 use std::future::Future;
 use std::io;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{stream, FutureExt, StreamExt};
+use futures_util::{stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use super::BoxFuture;
@@ -41,16 +40,8 @@ where
 /// One case.
 pub type Case = fn(Arc<dyn BlobStore>) -> BoxFuture<'static, ()>;
 
-macro_rules! cases {
-    ($($name:ident),* $(,)?) => {
-        /// Every case, by name.
-        pub fn cases() -> Vec<(&'static str, Case)> {
-            vec![$((stringify!($name), (|b| Box::pin($name(b))) as Case)),*]
-        }
-    };
-}
-
 cases!(
+    pub fn cases;
     blobs_stream_in_and_out_whole,
     blobs_empty_blob_round_trips,
     blobs_ranges_are_clamped_like_http,
@@ -68,23 +59,7 @@ cases!(
 /// Runs every case against a fresh store from `factory`; panics listing
 /// each failing case and its message.
 pub async fn run_all(factory: &dyn BlobFactory) {
-    let mut failures = Vec::new();
-    for (name, case) in cases() {
-        let store = factory.blobs().await;
-        if let Err(panic) = AssertUnwindSafe(case(store)).catch_unwind().await {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
-            failures.push(format!("{name}: {msg}"));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "blob conformance failures:\n{}",
-        failures.join("\n")
-    );
+    super::run_cases("blob conformance", cases(), || factory.blobs()).await;
 }
 
 /// A limit no case reaches.

@@ -5,9 +5,7 @@
 //! `assert!`) when the implementation breaks the trait's documented contract.
 //! [`run_all`] runs them all and reports every failing case by name.
 
-use futures_util::FutureExt;
 use std::collections::HashSet;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use super::{BoxFuture, Factory};
@@ -25,18 +23,8 @@ use crate::Backends;
 /// One conformance case.
 pub type Case = fn(Backends) -> BoxFuture<'static, ()>;
 
-macro_rules! cases {
-    ($($name:ident),* $(,)?) => {
-        /// Every case, by name.
-        pub fn cases() -> Vec<(&'static str, Case)> {
-            let mut cases = vec![$((stringify!($name), (|b| Box::pin($name(b))) as Case)),*];
-            cases.extend(super::life::cases());
-            cases
-        }
-    };
-}
-
 cases!(
+    fn own_cases;
     users_create_get_and_find,
     users_unique_keys_conflict_without_partial_writes,
     users_concurrent_creates_of_one_name_admit_one,
@@ -98,26 +86,18 @@ cases!(
     broker_delivers_to_the_attached_handler,
 );
 
+/// Every case, by name: this module's and those of a message's life
+/// ([`super::life`]).
+pub fn cases() -> Vec<(&'static str, Case)> {
+    let mut cases = own_cases();
+    cases.extend(super::life::cases());
+    cases
+}
+
 /// Runs every case against fresh backends from `factory`; panics listing
 /// each failing case and its message.
 pub async fn run_all(factory: &dyn Factory) {
-    let mut failures = Vec::new();
-    for (name, case) in cases() {
-        let backends = factory.backends().await;
-        if let Err(panic) = AssertUnwindSafe(case(backends)).catch_unwind().await {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
-            failures.push(format!("{name}: {msg}"));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "conformance failures:\n{}",
-        failures.join("\n")
-    );
+    super::run_cases("conformance", cases(), || factory.backends()).await;
 }
 
 pub(super) const T0: Millis = 1_700_000_000_000;

@@ -8,15 +8,8 @@ use crate::model::{Content, ConversationId, Message, MessageId, Rel, RelKind, Us
 use crate::store::{Changed, ConversationState, NewMessage};
 use crate::Backends;
 
-macro_rules! cases {
-    ($($name:ident),* $(,)?) => {
-        pub(super) fn cases() -> Vec<(&'static str, Case)> {
-            vec![$((stringify!($name), (|b| Box::pin($name(b))) as Case)),*]
-        }
-    };
-}
-
 cases!(
+    pub(super) fn cases;
     life_relations_round_trip_and_are_found_by_their_target,
     life_delete_removes_the_content_of_the_target_its_edits_and_reactions,
     life_a_retried_delete_is_stored_once_and_returns_the_tombstones_stay,

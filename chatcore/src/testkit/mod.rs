@@ -27,9 +27,55 @@
 //! ```
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 
+use futures_util::FutureExt;
+
 use crate::Backends;
+
+/// `$vis fn $list()`: the named case functions of a suite as `(name,
+/// Case)` pairs, `Case` being the suite's own case type.
+macro_rules! cases {
+    ($vis:vis fn $list:ident; $($name:ident),* $(,)?) => {
+        /// Every case, by name.
+        $vis fn $list() -> Vec<(&'static str, Case)> {
+            vec![$((stringify!($name), (|b| Box::pin($name(b))) as Case)),*]
+        }
+    };
+}
+
+/// One case of a suite, run on the subject `T` (backends, a blob store).
+type SuiteCase<T> = fn(T) -> BoxFuture<'static, ()>;
+
+/// Runs each case of `suite` on a fresh subject from `fresh`, then panics
+/// listing every failing case with its message (a failure does not stop
+/// the others).
+async fn run_cases<T, Fut>(
+    suite: &str,
+    cases: Vec<(&'static str, SuiteCase<T>)>,
+    fresh: impl Fn() -> Fut,
+) where
+    Fut: Future<Output = T>,
+{
+    let mut failures = Vec::new();
+    for (name, case) in cases {
+        let subject = fresh().await;
+        if let Err(panic) = AssertUnwindSafe(case(subject)).catch_unwind().await {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            failures.push(format!("{name}: {msg}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{suite} failures:\n{}",
+        failures.join("\n")
+    );
+}
 
 pub mod blobs;
 pub mod conformance;
