@@ -568,6 +568,17 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
             Ok(())
         }
     };
+    // A list of at most `max` items (`what`: the items, to name them).
+    let count = |field: &str, len: usize, max: usize, what: &str| {
+        if len > max {
+            Err(CoreError::TooLarge {
+                field: field.to_owned(),
+                message: format!("{field} holds at most {max} {what}"),
+            })
+        } else {
+            Ok(())
+        }
+    };
     // Passwords are bounded by the policy in characters; 4 bytes each at most.
     let pw_max = server.config.password_policy.max_chars * 4 + 4;
     match frame {
@@ -645,25 +656,14 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
             check("to", to.as_ref().map_or("", |u| u.as_str()), max)?;
             check("client_id", client_id, 128)?;
             check("rel", rel.as_ref().map_or("", |r| r.target.as_str()), max)?;
-            if mentions.len() > crate::model::MAX_MENTIONS {
-                return Err(CoreError::TooLarge {
-                    field: "mentions".into(),
-                    message: format!(
-                        "a message mentions at most {} members",
-                        crate::model::MAX_MENTIONS
-                    ),
-                });
-            }
+            count(
+                "mentions",
+                mentions.len(),
+                crate::model::MAX_MENTIONS,
+                "members",
+            )?;
             check_users("mentions", mentions, server)?;
-            if media.len() > crate::model::MAX_MEDIA {
-                return Err(CoreError::TooLarge {
-                    field: "media".into(),
-                    message: format!(
-                        "a message carries at most {} files",
-                        crate::model::MAX_MEDIA
-                    ),
-                });
-            }
+            count("media", media.len(), crate::model::MAX_MEDIA, "files")?;
             match content {
                 Content::Text { text } => check("text", text, server.config.max_text_bytes),
                 Content::Image {
@@ -688,16 +688,12 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
                 }
                 Content::Voice { mime, waveform, .. } => {
                     check("mime", mime, 255)?;
-                    if waveform.len() > crate::model::MAX_WAVEFORM {
-                        return Err(CoreError::TooLarge {
-                            field: "waveform".into(),
-                            message: format!(
-                                "a waveform has at most {} samples",
-                                crate::model::MAX_WAVEFORM
-                            ),
-                        });
-                    }
-                    Ok(())
+                    count(
+                        "waveform",
+                        waveform.len(),
+                        crate::model::MAX_WAVEFORM,
+                        "samples",
+                    )
                 }
                 Content::Encrypted {
                     algorithm,
