@@ -102,7 +102,7 @@ fn messages(frames: &[ServerFrame]) -> Vec<Message> {
         .collect()
 }
 
-async fn history(
+pub(crate) async fn history(
     c: &mut Client,
     conv: &ConversationId,
     before: Option<u64>,
@@ -127,6 +127,22 @@ async fn history(
 
 fn client_ids(v: &[Message]) -> Vec<&str> {
     v.iter().map(|m| m.client_id.as_str()).collect()
+}
+
+/// The first page of the caller's conversation list.
+async fn conversations(c: &mut Client) -> Vec<chatcore::protocol::ConversationSummary> {
+    match c
+        .req(|id| ClientFrame::Conversations {
+            id,
+            list: None,
+            after: None,
+            limit: None,
+        })
+        .await
+    {
+        ServerFrame::Conversations { conversations, .. } => conversations,
+        other => panic!("{other:?}"),
+    }
 }
 
 /// The id of Alice's "hello", seq 1 of the conversation `contacts` makes.
@@ -181,17 +197,7 @@ async fn replies_edits_and_reactions_arrive_live_and_beside_the_history_page() {
     assert_eq!(related[1].id, edit);
 
     // Edits and reactions are not unread messages; the reply is.
-    let list = b
-        .req(|id| ClientFrame::Conversations {
-            id,
-            list: None,
-            after: None,
-            limit: None,
-        })
-        .await;
-    let ServerFrame::Conversations { conversations, .. } = list else {
-        panic!("{list:?}")
-    };
+    let conversations = conversations(&mut b).await;
     assert_eq!(conversations[0].unread, 1, "Alice's hello; not her edit");
     assert_eq!(
         conversations[0].last.as_ref().unwrap().rel,
@@ -519,17 +525,7 @@ async fn a_mention_alerts_in_a_muted_group_and_is_counted_in_the_list() {
         std::slice::from_ref(&alice),
         "members only, once, never the sender"
     );
-    let list = a
-        .req(|id| ClientFrame::Conversations {
-            id,
-            list: None,
-            after: None,
-            limit: None,
-        })
-        .await;
-    let ServerFrame::Conversations { conversations, .. } = list else {
-        panic!("{list:?}")
-    };
+    let conversations = conversations(&mut a).await;
     let summary = conversations.iter().find(|c| c.conv == g).unwrap();
     assert_eq!((summary.unread, summary.mentions), (2, 1));
 }

@@ -13,6 +13,7 @@ use chatcore::testkit::model::fast_config;
 use chatcore::{Backends, Server};
 use futures_util::stream;
 
+use crate::life::history;
 use crate::sessions::{contacts, Client, PW};
 
 /// A file uploaded straight into the server's blob store.
@@ -177,17 +178,7 @@ async fn a_photo_a_file_and_a_voice_note_carry_their_files_and_bad_ones_are_refu
         old.login("bob", PW).await,
         ServerFrame::Session { .. }
     ));
-    let page = old
-        .req(|id| ClientFrame::History {
-            id,
-            conv: conv.clone(),
-            before: None,
-            limit: Some(10),
-        })
-        .await;
-    let ServerFrame::Messages { messages, .. } = page else {
-        panic!("{page:?}")
-    };
+    let (messages, _) = history(&mut old, &conv, None, 10).await;
     let texts: Vec<&Content> = messages.iter().skip(1).map(|m| &m.content).collect();
     assert_eq!(
         texts,
@@ -209,17 +200,7 @@ async fn a_photo_a_file_and_a_voice_note_carry_their_files_and_bad_ones_are_refu
     let delete = Some(Rel::new(RelKind::Delete, first.clone()));
     let r = send(&mut a, &conv, "d1", delete, Vec::new(), Content::Deleted {}).await;
     assert!(matches!(r, ServerFrame::Sent { .. }), "{r:?}");
-    let page = b
-        .req(|id| ClientFrame::History {
-            id,
-            conv: conv.clone(),
-            before: None,
-            limit: Some(10),
-        })
-        .await;
-    let ServerFrame::Messages { messages, .. } = page else {
-        panic!("{page:?}")
-    };
+    let (messages, _) = history(&mut b, &conv, None, 10).await;
     let gone = messages.iter().find(|m| m.id == first).unwrap();
     assert_eq!((gone.media.len(), &gone.content), (0, &Content::Deleted {}));
 }
