@@ -138,40 +138,46 @@ impl BlobStore for FsBlobStore {
         }
         let temp =
             Temp::new(dir.join(format!(".{id}.{}.tmp", &MediaId::generate().as_str()[..16])));
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp.path)
-            .await
-            .map_err(io_error)?;
-        file.write_all(&[0u8; HEADER_LEN as usize])
-            .await
-            .map_err(io_error)?;
-        let mut tally = BlobTally::new(max_bytes);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| interrupted(&e))?;
-            tally.add(&chunk)?;
-            file.write_all(&chunk).await.map_err(io_error)?;
+        let written = async {
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp.path)
+                .await
+                .map_err(io_error)?;
+            file.write_all(&[0u8; HEADER_LEN as usize])
+                .await
+                .map_err(io_error)?;
+            let mut tally = BlobTally::new(max_bytes);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| interrupted(&e))?;
+                tally.add(&chunk)?;
+                file.write_all(&chunk).await.map_err(io_error)?;
+            }
+            let info = tally.finish(now_millis());
+            let mut header = [0u8; HEADER_LEN as usize];
+            header[..8].copy_from_slice(MAGIC);
+            header[8..16].copy_from_slice(&info.size.to_le_bytes());
+            header[16..24].copy_from_slice(&info.created_at.to_le_bytes());
+            unhex(&info.sha256, &mut header[24..56]);
+            file.seek(SeekFrom::Start(0)).await.map_err(io_error)?;
+            file.write_all(&header).await.map_err(io_error)?;
+            file.flush().await.map_err(io_error)?;
+            file.sync_all().await.map_err(io_error)?;
+            drop(file);
+            // A link, not a rename: it fails when the name exists, where a
+            // rename would replace a blob stored by a concurrent put.
+            match tokio::fs::hard_link(&temp.path, &path).await {
+                Ok(()) => Ok(info),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(conflict()),
+                Err(e) => Err(io_error(e)),
+            }
         }
-        let info = tally.finish(now_millis());
-        let mut header = [0u8; HEADER_LEN as usize];
-        header[..8].copy_from_slice(MAGIC);
-        header[8..16].copy_from_slice(&info.size.to_le_bytes());
-        header[16..24].copy_from_slice(&info.created_at.to_le_bytes());
-        unhex(&info.sha256, &mut header[24..56]);
-        file.seek(SeekFrom::Start(0)).await.map_err(io_error)?;
-        file.write_all(&header).await.map_err(io_error)?;
-        file.flush().await.map_err(io_error)?;
-        file.sync_all().await.map_err(io_error)?;
-        drop(file);
-        // A link, not a rename: it fails when the name exists, where a
-        // rename would replace a blob stored by a concurrent put.
-        match tokio::fs::hard_link(&temp.path, &path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(conflict()),
-            Err(e) => return Err(io_error(e)),
-        }
-        drop(temp);
+        .await;
+        // Gone before `put` answers, whatever the outcome: the blob is
+        // linked in place, or nothing of the upload is left.
+        temp.remove().await;
+        let info = written?;
         sync_dir(dir).await?;
         Ok(info)
     }
@@ -211,9 +217,10 @@ impl BlobStore for FsBlobStore {
     }
 }
 
-/// A temporary file, removed when dropped: on every failure, and when the
-/// `put` future is dropped mid-upload. The removal is one `unlink`, done
-/// in place (a drop cannot await).
+/// A temporary file: removed by `put` before it answers, and when dropped
+/// (the `put` future dropped mid-upload). A drop's removal is one `unlink`: on
+/// tokio's blocking pool when a runtime is there (a drop cannot await, and
+/// file I/O stays off the async workers), in place otherwise.
 struct Temp {
     path: PathBuf,
 }
@@ -222,14 +229,34 @@ impl Temp {
     fn new(path: PathBuf) -> Self {
         Self { path }
     }
+
+    /// Removes the file now (off the async workers), and disarms the drop.
+    async fn remove(mut self) {
+        let path = std::mem::take(&mut self.path);
+        if let Err(e) = tokio::fs::remove_file(&path).await {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a temporary blob file");
+            }
+        }
+    }
 }
 
 impl Drop for Temp {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            if e.kind() != io::ErrorKind::NotFound {
-                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a temporary blob file");
+        let path = std::mem::take(&mut self.path);
+        if path.as_os_str().is_empty() {
+            return; // removed already
+        }
+        let remove = move || {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a temporary blob file");
+                }
             }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
         }
     }
 }
