@@ -7,10 +7,10 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use super::lock;
-use crate::model::{now_millis, MediaId};
+use crate::model::{MediaId, Millis};
 use crate::store::{
-    check_media_id, interrupted, BlobBody, BlobInfo, BlobRead, BlobStore, BlobTally, ByteRange,
-    StoreError, StoreResult,
+    check_media_id, interrupted, BlobBody, BlobInfo, BlobMeta, BlobRead, BlobStore, BlobTally,
+    ByteRange, StoreError, StoreResult,
 };
 use crate::IdMap;
 
@@ -79,7 +79,13 @@ impl Drop for Reservation<'_> {
 
 #[async_trait]
 impl BlobStore for MemoryBlobStore {
-    async fn put(&self, id: &MediaId, mut body: BlobBody, max_bytes: u64) -> StoreResult<BlobInfo> {
+    async fn put(
+        &self,
+        id: &MediaId,
+        meta: BlobMeta,
+        mut body: BlobBody,
+        max_bytes: u64,
+    ) -> StoreResult<BlobInfo> {
         check_media_id(id)?;
         let conflict = || StoreError::Conflict {
             field: "media".to_owned(),
@@ -107,7 +113,7 @@ impl BlobStore for MemoryBlobStore {
             }
             buf.extend_from_slice(&chunk);
         }
-        let info = tally.finish(now_millis());
+        let info = tally.finish(meta);
         let mut s = lock(&self.inner);
         if s.blobs.contains_key(id) {
             return Err(conflict());
@@ -164,5 +170,26 @@ impl BlobStore for MemoryBlobStore {
             }
             None => Ok(false),
         }
+    }
+
+    async fn list(
+        &self,
+        created_before: Millis,
+        after: Option<&MediaId>,
+        limit: usize,
+    ) -> StoreResult<Vec<MediaId>> {
+        let s = lock(&self.inner);
+        let mut ids: Vec<MediaId> = s
+            .blobs
+            .iter()
+            .filter(|(id, held)| {
+                held.info.created_at < created_before && after.is_none_or(|a| *id > a)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        drop(s);
+        ids.sort_unstable();
+        ids.truncate(limit);
+        Ok(ids)
     }
 }

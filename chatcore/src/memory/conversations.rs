@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use super::lock;
 use crate::model::{
-    Content, ConversationId, DeviceId, Message, MessageId, Millis, Receipt, RelKind, UserId,
+    Content, ConversationId, DeviceId, MediaId, Message, MessageId, Millis, Receipt, RelKind,
+    UserId,
 };
 use crate::store::{
     Appended, Changed, ConversationState, Listing, Member, MessageStore, NewMessage, StoreError,
@@ -62,6 +63,9 @@ struct Conv {
     related: IdMap<MessageId, Vec<u64>>,
     /// Each member's seqs of the messages that mention it, ascending.
     mentions: Vec<(UserId, Vec<u64>)>,
+    /// How many live entries list each uploaded file (a deletion or expiry
+    /// takes its entries' away): what [`MessageStore::media_in_use`] reads.
+    media: IdMap<MediaId, u32>,
 }
 
 impl Conv {
@@ -117,6 +121,7 @@ impl Conv {
             by_id: None,
             related: IdMap::default(),
             mentions: Vec::new(),
+            media: IdMap::default(),
         }
     }
 
@@ -137,6 +142,9 @@ impl Conv {
                 .entry(rel.target.clone())
                 .or_default()
                 .push(seq);
+        }
+        for id in &msg.media {
+            *self.media.entry(id.clone()).or_default() += 1;
         }
         self.state.last_seq = seq;
         self.state.last_ts = self.state.last_ts.max(msg.ts);
@@ -184,6 +192,15 @@ impl Conv {
             if m.content == (Content::Deleted {}) {
                 continue;
             }
+            for id in &m.media {
+                if let Some(n) = self.media.get_mut(id) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.media.remove(id);
+                    }
+                }
+            }
+            let m = &self.messages[i];
             let mut gone = Message::clone(m);
             gone.content = Content::Deleted {};
             gone.expires_at = None;
@@ -526,6 +543,19 @@ impl MessageStore for MemoryMessageStore {
             handled += 1;
         }
         Ok(handled)
+    }
+
+    async fn media_in_use(&self, ids: &[MediaId]) -> StoreResult<Vec<MediaId>> {
+        let s = lock(&self.inner);
+        Ok(ids
+            .iter()
+            .filter(|id| {
+                s.convs.values().any(|c| {
+                    c.media.contains_key(*id) || c.state.info.avatar.as_deref() == Some(id.as_str())
+                })
+            })
+            .cloned()
+            .collect())
     }
 
     async fn read_after(

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::{IdMap, IdSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use crate::model::{DeviceId, Millis, Presence, Privacy, UserId};
+use crate::model::{DeviceId, MediaId, Millis, Presence, Privacy, UserId};
 use crate::store::{
     Broker, BrokerHandler, Event, Mail, Mailer, NewUser, PresenceStore, ProfileUpdate, Quota,
     RateLimiter, ResetToken, ResetTokenStore, SearchQuery, SessionRecord, SessionStore, StoreError,
@@ -52,6 +52,8 @@ struct UsersInner {
     by_username: BTreeMap<String, UserId>,
     by_email: IdMap<String, UserId>,
     by_phone: IdMap<String, UserId>,
+    /// How many users have each avatar.
+    by_avatar: IdMap<String, u32>,
 }
 
 impl MemoryUserStore {
@@ -125,9 +127,33 @@ impl UserStore for MemoryUserStore {
 
     async fn update_profile(&self, id: &UserId, update: &ProfileUpdate) -> StoreResult<UserRecord> {
         let mut s = lock(&self.inner);
+        let s = &mut *s;
         let rec = s.by_id.get_mut(id).ok_or(StoreError::NotFound)?;
+        let before = rec.avatar.clone();
         rec.apply(update);
+        if rec.avatar != before {
+            if let Some(old) = before {
+                if let Some(n) = s.by_avatar.get_mut(&old) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        s.by_avatar.remove(&old);
+                    }
+                }
+            }
+            if let Some(new) = &rec.avatar {
+                *s.by_avatar.entry(new.clone()).or_default() += 1;
+            }
+        }
         Ok(rec.clone())
+    }
+
+    async fn avatars_in_use(&self, ids: &[MediaId]) -> StoreResult<Vec<MediaId>> {
+        let s = lock(&self.inner);
+        Ok(ids
+            .iter()
+            .filter(|id| s.by_avatar.contains_key(id.as_str()))
+            .cloned()
+            .collect())
     }
 
     async fn set_password_hash(&self, id: &UserId, hash: &str) -> StoreResult<()> {

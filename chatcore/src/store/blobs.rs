@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use super::{StoreError, StoreResult};
-use crate::model::{MediaId, Millis};
+use crate::model::{MediaId, Millis, UserId};
 
 /// A stream of bytes: what [`BlobStore::put`] stores and what
 /// [`BlobStore::get`] serves. An `Err` item ends it: on `put` nothing is
@@ -32,16 +32,39 @@ pub struct BlobInfo {
     /// When it was stored (server time), which the garbage collection of
     /// unreferenced blobs compares with its grace period.
     pub created_at: Millis,
+    /// Who uploaded it: a message may list it only in a conversation of
+    /// which this user is a member. `None` for a blob stored before owners
+    /// were recorded, which belongs to nobody.
+    pub owner: Option<UserId>,
 }
 
 impl BlobInfo {
     /// A description.
-    pub fn new(size: u64, sha256: String, created_at: Millis) -> Self {
+    pub fn new(size: u64, sha256: String, meta: BlobMeta) -> Self {
         Self {
             size,
             sha256,
-            created_at,
+            created_at: meta.created_at,
+            owner: Some(meta.owner),
         }
+    }
+}
+
+/// What the caller of [`BlobStore::put`] says of a new blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlobMeta {
+    /// The signed-in user uploading it.
+    pub owner: UserId,
+    /// Now, on the server's clock ([`crate::Config`]'s), so that tests of
+    /// the collection's grace period move time instead of waiting.
+    pub created_at: Millis,
+}
+
+impl BlobMeta {
+    /// `owner` uploads a blob at `created_at`.
+    pub fn new(owner: UserId, created_at: Millis) -> Self {
+        Self { owner, created_at }
     }
 }
 
@@ -149,7 +172,13 @@ pub trait BlobStore: Send + Sync {
     ///
     /// Once `Ok` is returned the blob is durable as far as the backend's
     /// promise goes (fsynced, majority-acknowledged).
-    async fn put(&self, id: &MediaId, body: BlobBody, max_bytes: u64) -> StoreResult<BlobInfo>;
+    async fn put(
+        &self,
+        id: &MediaId,
+        meta: BlobMeta,
+        body: BlobBody,
+        max_bytes: u64,
+    ) -> StoreResult<BlobInfo>;
 
     /// Reads blob `id`, all of it or the bytes `range` names (see
     /// [`ByteRange::resolve`]: an end past the blob is clamped, a start past
@@ -164,6 +193,17 @@ pub trait BlobStore: Send + Sync {
     /// Deletes blob `id`: `true` if it existed. Reads that started before
     /// may finish or end with an error; later reads find nothing.
     async fn delete(&self, id: &MediaId) -> StoreResult<bool>;
+
+    /// The ids of up to `limit` blobs created before `created_before`
+    /// (strictly), ascending by id, after `after` when given: the
+    /// candidates of the garbage collection, paged. Uploads under way are
+    /// not blobs yet and are never listed.
+    async fn list(
+        &self,
+        created_before: Millis,
+        after: Option<&MediaId>,
+        limit: usize,
+    ) -> StoreResult<Vec<MediaId>>;
 }
 
 /// `Ok` when `id` is [well formed](MediaId::is_well_formed), the error
@@ -216,10 +256,10 @@ impl BlobTally {
         self.size
     }
 
-    /// The description of the whole body, stored at `created_at`.
-    pub fn finish(self, created_at: Millis) -> BlobInfo {
+    /// The description of the whole body, stored as `meta` says.
+    pub fn finish(self, meta: BlobMeta) -> BlobInfo {
         let digest = sha2::Digest::finalize(self.hasher);
-        BlobInfo::new(self.size, sha256_hex(&digest), created_at)
+        BlobInfo::new(self.size, sha256_hex(&digest), meta)
     }
 }
 

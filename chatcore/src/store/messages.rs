@@ -578,6 +578,13 @@ pub trait MessageStore: Send + Sync {
     /// not a scan of every message.
     async fn expire(&self, now: Millis, limit: usize) -> StoreResult<usize>;
 
+    /// Those of `ids` that something here still refers to: the `media` of
+    /// an entry whose content is not deleted (a deletion or expiry clears
+    /// the list), or a group's avatar. What the garbage collection of
+    /// unreferenced blobs keeps. Found through an index, in one store round
+    /// trip per call, not by a scan of every message; any order.
+    async fn media_in_use(&self, ids: &[MediaId]) -> StoreResult<Vec<MediaId>>;
+
     /// Up to `limit` entries of `conv` with `seq > after`, ascending, with
     /// no gap: they stop before a seq that is claimed but not yet written.
     /// A claimed seq becomes readable (or a [`Content::Void`] entry) by

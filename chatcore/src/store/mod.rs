@@ -22,7 +22,8 @@ mod users;
 
 pub use backups::{Backup, BackupKey, BackupStore, PutKeys};
 pub use blobs::{
-    check_media_id, interrupted, BlobBody, BlobInfo, BlobRead, BlobStore, BlobTally, ByteRange,
+    check_media_id, interrupted, BlobBody, BlobInfo, BlobMeta, BlobRead, BlobStore, BlobTally,
+    ByteRange,
 };
 pub use broker::{Broker, BrokerHandler, Event, Revocation, Topic};
 pub use contacts::{pair_key, ContactStore, ContactView, Link, Relation, Written};

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use unicode_normalization::UnicodeNormalization;
 
 use super::StoreResult;
-use crate::model::{Millis, Privacy, Profile, UserId};
+use crate::model::{MediaId, Millis, Privacy, Profile, UserId};
 
 /// A user to create. The `*_key` fields are the normalised forms that
 /// uniqueness and lookups use; chatcore computes them, stores only compare.
@@ -230,4 +230,9 @@ pub trait UserStore: Send + Sync {
     /// Replaces the privacy settings and returns the new record; `NotFound`
     /// if no such user.
     async fn set_privacy(&self, id: &UserId, privacy: &Privacy) -> StoreResult<UserRecord>;
+
+    /// Those of `ids` that are some user's avatar: what the garbage
+    /// collection of unreferenced blobs keeps. Found through an index, not
+    /// by a scan of every user; any order.
+    async fn avatars_in_use(&self, ids: &[MediaId]) -> StoreResult<Vec<MediaId>>;
 }

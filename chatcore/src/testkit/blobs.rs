@@ -17,8 +17,8 @@ use futures_util::{stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use super::BoxFuture;
-use crate::model::MediaId;
-use crate::store::{BlobBody, BlobStore, ByteRange, StoreError};
+use crate::model::{MediaId, Millis, UserId};
+use crate::store::{BlobBody, BlobMeta, BlobStore, ByteRange, StoreError};
 
 /// Makes a fresh blob store for one case: every call returns a store that
 /// shares no blob with those of earlier calls.
@@ -54,12 +54,21 @@ cases!(
     blobs_delete_then_get_is_none,
     blobs_concurrent_puts_of_different_ids,
     blobs_concurrent_puts_of_one_id_admit_one,
+    blobs_keep_owner_and_time_and_list_by_age_in_pages,
 );
 
 /// Runs every case against a fresh store from `factory`; panics listing
 /// each failing case and its message.
 pub async fn run_all(factory: &dyn BlobFactory) {
     super::run_cases("blob conformance", cases(), || factory.blobs()).await;
+}
+
+/// When the cases' blobs are stored, unless a case says otherwise.
+const CREATED: Millis = 1_700_000_000_000;
+
+/// The owner and time of the cases' blobs.
+fn meta() -> BlobMeta {
+    BlobMeta::new(UserId::from("owner-1"), CREATED)
 }
 
 /// A limit no case reaches.
@@ -158,7 +167,10 @@ const BIG: usize = 3 * 1024 * 1024 + 12_345;
 async fn blobs_stream_in_and_out_whole(s: Arc<dyn BlobStore>) {
     let data = sample(BIG, 1);
     let id = MediaId::generate();
-    let info = s.put(&id, body_of(&data), NO_LIMIT).await.expect("put");
+    let info = s
+        .put(&id, meta(), body_of(&data), NO_LIMIT)
+        .await
+        .expect("put");
     assert_eq!(info.size, data.len() as u64);
     assert_eq!(info.sha256, sha256_hex(&data));
     let (size, served, bytes) = read(&*s, &id, None).await.expect("stored");
@@ -173,7 +185,7 @@ async fn blobs_stream_in_and_out_whole(s: Arc<dyn BlobStore>) {
     let exact = MediaId::generate();
     let small = sample(1000, 2);
     let info = s
-        .put(&exact, body_of(&small), 1000)
+        .put(&exact, meta(), body_of(&small), 1000)
         .await
         .expect("put at the limit");
     assert_eq!(info.size, 1000);
@@ -181,7 +193,10 @@ async fn blobs_stream_in_and_out_whole(s: Arc<dyn BlobStore>) {
 
 async fn blobs_empty_blob_round_trips(s: Arc<dyn BlobStore>) {
     let id = MediaId::generate();
-    let info = s.put(&id, body_of(&[]), NO_LIMIT).await.expect("put");
+    let info = s
+        .put(&id, meta(), body_of(&[]), NO_LIMIT)
+        .await
+        .expect("put");
     assert_eq!(info.size, 0);
     assert_eq!(info.sha256, sha256_hex(&[]));
     let (size, served, bytes) = read(&*s, &id, None).await.expect("stored");
@@ -196,7 +211,9 @@ async fn blobs_ranges_are_clamped_like_http(s: Arc<dyn BlobStore>) {
     let data = sample(BIG, 3);
     let len = data.len() as u64;
     let id = MediaId::generate();
-    s.put(&id, body_of(&data), NO_LIMIT).await.expect("put");
+    s.put(&id, meta(), body_of(&data), NO_LIMIT)
+        .await
+        .expect("put");
     let cases = [
         ("first byte", ByteRange::inclusive(0, 0), 0..1),
         (
@@ -270,7 +287,7 @@ async fn blobs_malformed_ids_are_refused_or_missing(s: Arc<dyn BlobStore>) {
         let id = MediaId::from(bad);
         assert!(
             matches!(
-                s.put(&id, body_of(b"x"), NO_LIMIT).await,
+                s.put(&id, meta(), body_of(b"x"), NO_LIMIT).await,
                 Err(StoreError::Corrupt(_))
             ),
             "put {bad:?}"
@@ -283,10 +300,13 @@ async fn blobs_malformed_ids_are_refused_or_missing(s: Arc<dyn BlobStore>) {
 async fn blobs_duplicate_id_conflicts_and_keeps_the_first(s: Arc<dyn BlobStore>) {
     let id = MediaId::generate();
     let first = sample(200_000, 4);
-    let info = s.put(&id, body_of(&first), NO_LIMIT).await.expect("put");
+    let info = s
+        .put(&id, meta(), body_of(&first), NO_LIMIT)
+        .await
+        .expect("put");
     let second = sample(300_000, 5);
     assert_eq!(
-        s.put(&id, body_of(&second), NO_LIMIT).await,
+        s.put(&id, meta(), body_of(&second), NO_LIMIT).await,
         Err(StoreError::Conflict {
             field: "media".into()
         })
@@ -299,18 +319,20 @@ async fn blobs_duplicate_id_conflicts_and_keeps_the_first(s: Arc<dyn BlobStore>)
 async fn blobs_body_error_leaves_nothing(s: Arc<dyn BlobStore>) {
     let data = sample(BIG, 6);
     let id = MediaId::generate();
-    let r = s.put(&id, failing_body(&data, 1_500_000), NO_LIMIT).await;
+    let r = s
+        .put(&id, meta(), failing_body(&data, 1_500_000), NO_LIMIT)
+        .await;
     assert!(
         matches!(r, Err(StoreError::Interrupted(_))),
         "a failing body: {r:?}"
     );
     assert_absent(&*s, &id, "after a body error").await;
     // An error before any byte, too.
-    let r = s.put(&id, failing_body(&data, 0), NO_LIMIT).await;
+    let r = s.put(&id, meta(), failing_body(&data, 0), NO_LIMIT).await;
     assert!(matches!(r, Err(StoreError::Interrupted(_))), "{r:?}");
     assert_absent(&*s, &id, "after an immediate error").await;
     // The id is free for a complete upload afterwards.
-    s.put(&id, body_of(&data[..1000]), NO_LIMIT)
+    s.put(&id, meta(), body_of(&data[..1000]), NO_LIMIT)
         .await
         .expect("a retry with the same id");
     let (_, _, bytes) = read(&*s, &id, None).await.expect("stored");
@@ -320,7 +342,7 @@ async fn blobs_body_error_leaves_nothing(s: Arc<dyn BlobStore>) {
 async fn blobs_dropped_upload_leaves_nothing(s: Arc<dyn BlobStore>) {
     let data = sample(BIG, 7);
     let id = MediaId::generate();
-    let put = s.put(&id, stalled_body(&data, 1_200_000), NO_LIMIT);
+    let put = s.put(&id, meta(), stalled_body(&data, 1_200_000), NO_LIMIT);
     assert!(
         tokio::time::timeout(Duration::from_millis(500), put)
             .await
@@ -328,7 +350,7 @@ async fn blobs_dropped_upload_leaves_nothing(s: Arc<dyn BlobStore>) {
         "a put whose body stalls must wait"
     );
     assert_absent(&*s, &id, "after a dropped upload").await;
-    s.put(&id, body_of(&data[..10]), NO_LIMIT)
+    s.put(&id, meta(), body_of(&data[..10]), NO_LIMIT)
         .await
         .expect("a retry with the same id");
 }
@@ -338,21 +360,21 @@ async fn blobs_over_max_bytes_leaves_nothing(s: Arc<dyn BlobStore>) {
     let id = MediaId::generate();
     let max = 1_000_000;
     assert_eq!(
-        s.put(&id, body_of(&data), max).await,
+        s.put(&id, meta(), body_of(&data), max).await,
         Err(StoreError::TooLarge { max })
     );
     assert_absent(&*s, &id, "over max_bytes").await;
     // Known to be too large at once: refused without reading the stall.
     let r = tokio::time::timeout(
         Duration::from_secs(30),
-        s.put(&id, stalled_body(&data, 1_000_001), max),
+        s.put(&id, meta(), stalled_body(&data, 1_000_001), max),
     )
     .await
     .expect("refused as soon as the limit is passed");
     assert_eq!(r, Err(StoreError::TooLarge { max }));
     assert_absent(&*s, &id, "over max_bytes, body unfinished").await;
     assert_eq!(
-        s.put(&id, body_of(&data[..1]), 0).await,
+        s.put(&id, meta(), body_of(&data[..1]), 0).await,
         Err(StoreError::TooLarge { max: 0 })
     );
 }
@@ -360,8 +382,10 @@ async fn blobs_over_max_bytes_leaves_nothing(s: Arc<dyn BlobStore>) {
 async fn blobs_delete_then_get_is_none(s: Arc<dyn BlobStore>) {
     let data = sample(300_000, 9);
     let (id, other) = (MediaId::generate(), MediaId::generate());
-    s.put(&id, body_of(&data), NO_LIMIT).await.expect("put");
-    s.put(&other, body_of(&data[..5]), NO_LIMIT)
+    s.put(&id, meta(), body_of(&data), NO_LIMIT)
+        .await
+        .expect("put");
+    s.put(&other, meta(), body_of(&data[..5]), NO_LIMIT)
         .await
         .expect("put");
     assert!(s.delete(&id).await.expect("delete"));
@@ -370,7 +394,7 @@ async fn blobs_delete_then_get_is_none(s: Arc<dyn BlobStore>) {
     let (_, _, bytes) = read(&*s, &other, None).await.expect("the other is kept");
     assert!(bytes == data[..5]);
     // A deleted id may be stored again.
-    s.put(&id, body_of(&data[..7]), NO_LIMIT)
+    s.put(&id, meta(), body_of(&data[..7]), NO_LIMIT)
         .await
         .expect("put after delete");
     let (_, _, bytes) = read(&*s, &id, None).await.expect("stored again");
@@ -389,7 +413,7 @@ async fn blobs_concurrent_puts_of_different_ids(s: Arc<dyn BlobStore>) {
     let puts = blobs.iter().map(|(id, data)| {
         let s = s.clone();
         let (id, body) = (id.clone(), body_of(data));
-        tokio::spawn(async move { s.put(&id, body, NO_LIMIT).await })
+        tokio::spawn(async move { s.put(&id, meta(), body, NO_LIMIT).await })
     });
     for (r, (_, data)) in futures_util::future::join_all(puts)
         .await
@@ -410,7 +434,7 @@ async fn blobs_concurrent_puts_of_one_id_admit_one(s: Arc<dyn BlobStore>) {
     let bodies: Vec<Vec<u8>> = (0..4).map(|i| sample(600_000, 200 + i)).collect();
     let puts = bodies.iter().map(|data| {
         let (s, id, body) = (s.clone(), id.clone(), body_of(data));
-        tokio::spawn(async move { s.put(&id, body, NO_LIMIT).await })
+        tokio::spawn(async move { s.put(&id, meta(), body, NO_LIMIT).await })
     });
     let results: Vec<_> = futures_util::future::join_all(puts)
         .await
@@ -438,4 +462,59 @@ async fn blobs_concurrent_puts_of_one_id_admit_one(s: Arc<dyn BlobStore>) {
         bytes == bodies[won[0]],
         "the stored bytes are not the winner's"
     );
+}
+
+/// A blob keeps who stored it and when (the caller's clock), and `list`
+/// pages through those older than a time, by id, after an id.
+async fn blobs_keep_owner_and_time_and_list_by_age_in_pages(s: Arc<dyn BlobStore>) {
+    let mut ids: Vec<MediaId> = (0..5).map(|_| MediaId::generate()).collect();
+    ids.sort();
+    for (i, id) in ids.iter().enumerate() {
+        let owner = UserId::from(format!("owner-{i}").as_str());
+        let at = CREATED + i as Millis * 1000;
+        let info = s
+            .put(
+                id,
+                BlobMeta::new(owner.clone(), at),
+                body_of(b"x"),
+                NO_LIMIT,
+            )
+            .await
+            .expect("put");
+        assert_eq!((info.owner.as_ref(), info.created_at), (Some(&owner), at));
+        let stored = s.info(id).await.expect("info").expect("stored");
+        assert_eq!((stored.owner, stored.created_at), (Some(owner), at));
+    }
+    // Created strictly before: the first three.
+    let before = CREATED + 2001;
+    assert_eq!(s.list(before, None, 10).await.expect("list"), ids[..3]);
+    assert_eq!(
+        s.list(CREATED + 2000, None, 10).await.expect("list"),
+        ids[..2]
+    );
+    assert!(s.list(CREATED, None, 10).await.expect("list").is_empty());
+    // In pages of two, after the last id of the page before.
+    let page = s.list(Millis::MAX, None, 2).await.expect("list");
+    assert_eq!(page, ids[..2]);
+    let page = s.list(Millis::MAX, Some(&page[1]), 2).await.expect("list");
+    assert_eq!(page, ids[2..4]);
+    let page = s.list(Millis::MAX, Some(&page[1]), 2).await.expect("list");
+    assert_eq!(page, ids[4..]);
+    assert!(s
+        .list(Millis::MAX, Some(&ids[4]), 2)
+        .await
+        .expect("list")
+        .is_empty());
+    // A deleted blob is no longer listed; an upload under way never is.
+    assert!(s.delete(&ids[0]).await.expect("delete"));
+    let pending = MediaId::generate();
+    let put = s.put(&pending, meta(), stalled_body(&sample(10, 1), 5), NO_LIMIT);
+    let listed = tokio::select! {
+        _ = put => panic!("a stalled upload finished"),
+        listed = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            s.list(Millis::MAX, None, 10).await.expect("list")
+        } => listed,
+    };
+    assert_eq!(listed, ids[1..]);
 }

@@ -4,7 +4,9 @@
 //! [`super::conformance::cases`] runs them with the others.
 
 use super::conformance::{group_of, msg, pair_in, text, Case, T0};
+use crate::model::MediaId;
 use crate::model::{Content, ConversationId, Message, MessageId, Rel, RelKind, UserId};
+use crate::store::ProfileUpdate;
 use crate::store::{Changed, ConversationState, NewMessage};
 use crate::Backends;
 
@@ -16,6 +18,7 @@ cases!(
     life_expire_removes_content_when_due_and_keeps_the_seq,
     life_unread_counts_stand_alone_messages_and_mentions,
     life_media_lists_are_kept_and_go_with_the_content,
+    life_media_in_use_follows_messages_avatars_and_deletions,
 );
 
 const HOUR: i64 = 3_600_000;
@@ -420,4 +423,106 @@ async fn life_media_lists_are_kept_and_go_with_the_content(b: Backends) {
     let entries = all(&b, &c).await;
     assert_eq!(entries[0].content, deleted());
     assert!(entries[0].media.is_empty(), "{:?}", entries[0]);
+}
+
+/// What the collection of unreferenced files asks the stores: which of
+/// some ids a live entry lists, or a group or user has as avatar; a
+/// deletion or expiry, a changed avatar and a left group let go.
+async fn life_media_in_use_follows_messages_avatars_and_deletions(b: Backends) {
+    let sorted = |mut v: Vec<MediaId>| {
+        v.sort();
+        v
+    };
+    let (a, z, c) = pair_in(&b).await;
+    let [photo, doc, again, fleeting, group_pic, face, lone] =
+        std::array::from_fn::<_, 7, _>(|_| MediaId::generate());
+    let file = |m: &MediaId| Content::File {
+        encryption: None,
+        media: m.clone(),
+        name: "f".into(),
+        mime: "text/plain".into(),
+        size: 1,
+    };
+    let album = put(
+        &b,
+        NewMessage::new(c.clone(), a.clone(), "album".into(), T0, file(&photo))
+            .with_media(vec![photo.clone(), doc.clone()]),
+    )
+    .await;
+    // The same photo in another entry, and one that disappears.
+    put(
+        &b,
+        NewMessage::new(c.clone(), z.clone(), "again".into(), T0, file(&photo))
+            .with_media(vec![photo.clone(), again.clone()]),
+    )
+    .await;
+    let mut state = b.messages.conversation(&c).await.unwrap().unwrap();
+    state.expire_after = Some(HOUR);
+    state.version += 1;
+    assert!(matches!(
+        b.messages.change(&state, None).await.unwrap(),
+        Changed::Done(_)
+    ));
+    put(
+        &b,
+        NewMessage::new(c.clone(), a.clone(), "brief".into(), T0, file(&fleeting))
+            .with_media(vec![fleeting.clone()]),
+    )
+    .await;
+    let mut group = group_of(&b, &a, std::slice::from_ref(&z)).await;
+    group.info.avatar = Some(group_pic.as_str().to_owned());
+    group.version += 1;
+    assert!(matches!(
+        b.messages.change(&group, None).await.unwrap(),
+        Changed::Done(_)
+    ));
+    let face_update = ProfileUpdate {
+        avatar: Some(Some(face.as_str().to_owned())),
+        ..ProfileUpdate::default()
+    };
+    b.users.update_profile(&a, &face_update).await.unwrap();
+
+    let ids = [&photo, &doc, &again, &fleeting, &group_pic, &face, &lone].map(|m| m.clone());
+    let in_use = b.messages.media_in_use(&ids).await.unwrap();
+    assert_eq!(
+        sorted(in_use),
+        sorted(vec![
+            photo.clone(),
+            doc.clone(),
+            again.clone(),
+            fleeting.clone(),
+            group_pic.clone()
+        ])
+    );
+    assert_eq!(b.users.avatars_in_use(&ids).await.unwrap(), [face.clone()]);
+    assert!(b.messages.media_in_use(&[]).await.unwrap().is_empty());
+
+    // The album deleted: its doc is free, its photo still listed by the
+    // other entry. The brief one expires. The avatars change.
+    put(
+        &b,
+        related(&c, &a, "del", RelKind::Delete, &album.id, deleted()),
+    )
+    .await;
+    assert_eq!(b.messages.expire(T0 + 2 * HOUR, 100).await.unwrap(), 1);
+    group.info.avatar = None;
+    group.version += 1;
+    assert!(matches!(
+        b.messages.change(&group, None).await.unwrap(),
+        Changed::Done(_)
+    ));
+    let other = ProfileUpdate {
+        avatar: Some(Some(lone.as_str().to_owned())),
+        ..ProfileUpdate::default()
+    };
+    b.users.update_profile(&a, &other).await.unwrap();
+    let in_use = b.messages.media_in_use(&ids).await.unwrap();
+    assert_eq!(sorted(in_use), sorted(vec![photo.clone(), again.clone()]));
+    assert_eq!(b.users.avatars_in_use(&ids).await.unwrap(), [lone.clone()]);
+    let none = ProfileUpdate {
+        avatar: Some(None),
+        ..ProfileUpdate::default()
+    };
+    b.users.update_profile(&a, &none).await.unwrap();
+    assert!(b.users.avatars_in_use(&ids).await.unwrap().is_empty());
 }

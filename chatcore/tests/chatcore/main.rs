@@ -41,23 +41,28 @@ async fn memory_blobs_are_bounded_and_give_back_what_failed_uploads_held() {
     use chatcore::store::{BlobStore, StoreError};
     use chatcore::testkit::blobs::{body_of, failing_body, sample, stalled_body};
     let store = MemoryBlobStore::new(1_000_000);
+    let meta = || chatcore::store::BlobMeta::new(chatcore::model::UserId::from("uploader"), 0);
     let data = sample(2_000_000, 1);
     let (a, b) = (MediaId::generate(), MediaId::generate());
     store
-        .put(&a, body_of(&data[..600_000]), u64::MAX)
+        .put(&a, meta(), body_of(&data[..600_000]), u64::MAX)
         .await
         .unwrap();
     assert_eq!(store.used(), 600_000);
     // Over the capacity: nothing stored, nothing kept reserved.
     assert_eq!(
-        store.put(&b, body_of(&data[..500_000]), u64::MAX).await,
+        store
+            .put(&b, meta(), body_of(&data[..500_000]), u64::MAX)
+            .await,
         Err(StoreError::Full)
     );
     assert_eq!(store.info(&b).await.unwrap(), None);
     assert_eq!(store.used(), 600_000);
-    let _ = store.put(&b, failing_body(&data, 300_000), u64::MAX).await;
+    let _ = store
+        .put(&b, meta(), failing_body(&data, 300_000), u64::MAX)
+        .await;
     assert_eq!(store.used(), 600_000);
-    let stalled = store.put(&b, stalled_body(&data, 300_000), u64::MAX);
+    let stalled = store.put(&b, meta(), stalled_body(&data, 300_000), u64::MAX);
     assert!(
         tokio::time::timeout(std::time::Duration::from_millis(50), stalled)
             .await
@@ -68,7 +73,7 @@ async fn memory_blobs_are_bounded_and_give_back_what_failed_uploads_held() {
     assert!(store.delete(&a).await.unwrap());
     assert_eq!(store.used(), 0);
     store
-        .put(&b, body_of(&data[..900_000]), u64::MAX)
+        .put(&b, meta(), body_of(&data[..900_000]), u64::MAX)
         .await
         .unwrap();
 }

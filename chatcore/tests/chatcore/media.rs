@@ -20,7 +20,16 @@ use crate::sessions::{contacts, Client, PW};
 async fn uploaded(s: &Server, bytes: &'static [u8]) -> MediaId {
     let id = MediaId::generate();
     let body = Box::pin(stream::iter([Ok(bytes::Bytes::from_static(bytes))]));
-    s.backends().blobs.put(&id, body, 1 << 20).await.unwrap();
+    s.backends()
+        .blobs
+        .put(
+            &id,
+            chatcore::store::BlobMeta::new(chatcore::model::UserId::from("uploader"), 0),
+            body,
+            1 << 20,
+        )
+        .await
+        .unwrap();
     id
 }
 
