@@ -135,6 +135,11 @@ pub struct Config {
     pub receipt_overlap_ms: u64,
     /// How long after sending it a message may be edited by its sender.
     pub edit_window_ms: u64,
+    /// How long an uploaded file that nothing refers to is kept before
+    /// [`Server::collect_media`] deletes it: the time a client has between
+    /// uploading a file and sending the message (or setting the avatar)
+    /// that lists it, and the time a deleted message's files stay.
+    pub media_grace_ms: u64,
     /// Pushes buffered per connection; a connection that lets this many pile
     /// up is disconnected (it catches up by sync).
     pub outbound_queue: usize,
@@ -246,6 +251,7 @@ impl Default for Config {
             typing_ttl_ms: 6000,
             receipt_overlap_ms: 10_000,
             edit_window_ms: 24 * 60 * 60 * 1000,
+            media_grace_ms: 24 * 60 * 60 * 1000,
             outbound_queue: 256,
             auth_timeout: Duration::from_secs(10),
             max_unauthenticated: 1000,
@@ -464,6 +470,53 @@ impl Server {
             if n < BATCH {
                 return Ok(total);
             }
+        }
+    }
+
+    /// Deletes the uploaded files that nothing refers to any more and that
+    /// are older than [`Config::media_grace_ms`] by this server's clock:
+    /// no live message lists them (a deletion or expiry let go of its
+    /// files) and no user or group has them as avatar. Returns how many it
+    /// deleted. The embedder calls it now and then (chatd: every
+    /// `--media-sweep-ms`); any node may run it, at once with others.
+    ///
+    /// A file is checked, then deleted: a message sent in between that
+    /// lists a file older than the grace period and referred to by nothing
+    /// (an upload kept unsent for a day) may name a file that is then gone;
+    /// its readers get `not_found` on download. The grace period makes
+    /// that window one a client reaches only by sending a day-old upload.
+    pub async fn collect_media(&self) -> Result<usize, CoreError> {
+        const BATCH: usize = 500;
+        let grace = i64::try_from(self.config.media_grace_ms).unwrap_or(i64::MAX);
+        let before = self.now().saturating_sub(grace);
+        let mut after: Option<crate::model::MediaId> = None;
+        let mut deleted = 0;
+        loop {
+            let page = self
+                .backends
+                .blobs
+                .list(before, after.as_ref(), BATCH)
+                .await?;
+            let Some(last) = page.last().cloned() else {
+                return Ok(deleted);
+            };
+            let mut kept: std::collections::HashSet<crate::model::MediaId> = self
+                .backends
+                .messages
+                .media_in_use(&page)
+                .await?
+                .into_iter()
+                .collect();
+            kept.extend(self.backends.users.avatars_in_use(&page).await?);
+            for id in page.iter().filter(|id| !kept.contains(id)) {
+                if self.backends.blobs.delete(id).await? {
+                    deleted += 1;
+                }
+            }
+            if page.len() < BATCH {
+                return Ok(deleted);
+            }
+            after = Some(last);
         }
     }
 

@@ -255,6 +255,7 @@ pub(crate) async fn create_group(
     let title = title(&raw_title)?;
     let description = description(raw_description.as_deref().unwrap_or(""))?;
     let avatar = normalize_avatar(raw_avatar.as_deref().unwrap_or(""))?;
+    super::check_picture(s, &caller.user, avatar.as_deref()).await?;
     let mut others: Vec<UserId> = Vec::with_capacity(members.len());
     for m in members {
         if m != caller.user && !others.contains(&m) {
@@ -362,12 +363,17 @@ pub(crate) async fn change_group(
             description: d,
             avatar: a,
             history_visible,
-        } => Action::Update {
-            title: t.as_deref().map(title).transpose()?,
-            description: d.as_deref().map(description).transpose()?,
-            avatar: a.as_deref().map(normalize_avatar).transpose()?,
-            history_visible,
-        },
+        } => {
+            let avatar = a.as_deref().map(normalize_avatar).transpose()?;
+            super::check_picture(s, &caller.user, avatar.as_ref().and_then(|a| a.as_deref()))
+                .await?;
+            Action::Update {
+                title: t.as_deref().map(title).transpose()?,
+                description: d.as_deref().map(description).transpose()?,
+                avatar,
+                history_visible,
+            }
+        }
         Request::Add(users) => {
             if users.is_empty() || users.len() > s.config.max_group_members {
                 return Err(CoreError::InvalidArgument {

@@ -130,6 +130,8 @@ pub(crate) async fn update_profile(
         about: about.as_deref().map(normalize_about).transpose()?,
         avatar: avatar.as_deref().map(normalize_avatar).transpose()?,
     };
+    let picture = update.avatar.as_ref().and_then(|a| a.as_deref());
+    super::check_picture(s, &caller.user, picture).await?;
     let record = s
         .backends
         .users

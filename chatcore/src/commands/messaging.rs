@@ -344,18 +344,39 @@ pub(crate) async fn send(
     // One reading of the clock per message (it is a system call's worth).
     let now = s.now();
     spend_send_budget(s, caller, bytes, now).await?;
+    // Each listed file exists and belongs to someone in the conversation:
+    // its uploader (the common case, which needs no reading of the
+    // conversation) or another current member.
+    let mut others_files = Vec::new();
     for m in &media {
-        if s.backends.blobs.info(m).await?.is_none() {
-            return Err(CoreError::NotFound(format!(
-                "no such media: {}",
-                m.as_str()
-            )));
+        match s.backends.blobs.info(m).await? {
+            None => {
+                return Err(CoreError::NotFound(format!(
+                    "no such media: {}",
+                    m.as_str()
+                )))
+            }
+            Some(info) => match info.owner {
+                Some(owner) if owner == *me => {}
+                owner => others_files.push(owner),
+            },
         }
     }
     if let (Some(to), false) = (&to, known_peer) {
         // The first message to this user on this connection: the user
         // exists, and the conversation is opened if it is not yet.
         direct_with(s, caller, out, to, false).await?;
+    }
+    if !others_files.is_empty() {
+        let (state, _) = readable(s, caller, out, &conv).await?;
+        let member = |u: &UserId| state.members.iter().any(|m| m.user == *u);
+        if !others_files.iter().all(|o| o.as_ref().is_some_and(member)) {
+            return Err(CoreError::Forbidden(
+                "a listed file was uploaded by someone who is not in this conversation: \
+                 upload it again to send it here"
+                    .into(),
+            ));
+        }
     }
     // A plain message needs no reading of the conversation here (the store
     // checks membership as it appends); one that points at another or

@@ -29,3 +29,29 @@ pub(crate) fn check_name(field: &str, value: &str) -> Result<(), CoreError> {
     }
     Ok(())
 }
+
+/// Checks a new avatar (a user's or a group's): none, or a picture that
+/// `me` uploaded ([`crate::store::BlobInfo::owner`]): a profile cannot
+/// show, nor keep from collection, a file its owner never gave it.
+pub(crate) async fn check_picture(
+    s: &crate::Server,
+    me: &crate::model::UserId,
+    avatar: Option<&str>,
+) -> Result<(), CoreError> {
+    let Some(id) = avatar else {
+        return Ok(());
+    };
+    let Some(media) = crate::model::MediaId::parse(id) else {
+        return Err(invalid(
+            "avatar",
+            "avatar is empty or the id of an uploaded picture",
+        ));
+    };
+    match s.backends.blobs.info(&media).await? {
+        None => Err(CoreError::NotFound(format!("no such media: {id}"))),
+        Some(info) if info.owner.as_ref() == Some(me) => Ok(()),
+        Some(_) => Err(CoreError::Forbidden(
+            "an avatar is a picture you uploaded yourself".into(),
+        )),
+    }
+}

@@ -102,7 +102,7 @@ pub async fn run_all(factory: &dyn Factory) {
 
 pub(super) const T0: Millis = 1_700_000_000_000;
 
-fn new_user(name: &str) -> NewUser {
+pub(super) fn new_user(name: &str) -> NewUser {
     NewUser::new(
         UserId::generate(),
         name.to_owned(),

@@ -3,7 +3,7 @@
 //! keep them (the rules of who may do what are the request layer's).
 //! [`super::conformance::cases`] runs them with the others.
 
-use super::conformance::{group_of, msg, pair_in, text, Case, T0};
+use super::conformance::{group_of, msg, new_user, pair_in, text, Case, T0};
 use crate::model::MediaId;
 use crate::model::{Content, ConversationId, Message, MessageId, Rel, RelKind, UserId};
 use crate::store::ProfileUpdate;
@@ -480,7 +480,12 @@ async fn life_media_in_use_follows_messages_avatars_and_deletions(b: Backends) {
         avatar: Some(Some(face.as_str().to_owned())),
         ..ProfileUpdate::default()
     };
-    b.users.update_profile(&a, &face_update).await.unwrap();
+    // Avatars are users' (the conversations above need no user records).
+    let someone = b.users.create(new_user("Pictured")).await.unwrap().id;
+    b.users
+        .update_profile(&someone, &face_update)
+        .await
+        .unwrap();
 
     let ids = [&photo, &doc, &again, &fleeting, &group_pic, &face, &lone].map(|m| m.clone());
     let in_use = b.messages.media_in_use(&ids).await.unwrap();
@@ -515,7 +520,7 @@ async fn life_media_in_use_follows_messages_avatars_and_deletions(b: Backends) {
         avatar: Some(Some(lone.as_str().to_owned())),
         ..ProfileUpdate::default()
     };
-    b.users.update_profile(&a, &other).await.unwrap();
+    b.users.update_profile(&someone, &other).await.unwrap();
     let in_use = b.messages.media_in_use(&ids).await.unwrap();
     assert_eq!(sorted(in_use), sorted(vec![photo.clone(), again.clone()]));
     assert_eq!(b.users.avatars_in_use(&ids).await.unwrap(), [lone.clone()]);
@@ -523,6 +528,6 @@ async fn life_media_in_use_follows_messages_avatars_and_deletions(b: Backends) {
         avatar: Some(None),
         ..ProfileUpdate::default()
     };
-    b.users.update_profile(&a, &none).await.unwrap();
+    b.users.update_profile(&someone, &none).await.unwrap();
     assert!(b.users.avatars_in_use(&ids).await.unwrap().is_empty());
 }

@@ -7,8 +7,10 @@
 
 use std::sync::Arc;
 
-use chatcore::model::{Content, ConversationId, MediaId, Message, Rel, RelKind};
+use chatcore::model::{Content, ConversationId, MediaId, Message, Rel, RelKind, UserId};
 use chatcore::protocol::{ClientFrame, ErrorCode, ServerFrame};
+use chatcore::server::ManualClock;
+use chatcore::store::BlobMeta;
 use chatcore::testkit::model::fast_config;
 use chatcore::{Backends, Server};
 use futures_util::stream;
@@ -16,18 +18,27 @@ use futures_util::stream;
 use crate::life::history;
 use crate::sessions::{contacts, Client, PW};
 
-/// A file uploaded straight into the server's blob store.
+/// A file uploaded straight into the server's blob store by Alice.
 async fn uploaded(s: &Server, bytes: &'static [u8]) -> MediaId {
+    let alice = s
+        .backends()
+        .users
+        .find_by_username("alice")
+        .await
+        .unwrap()
+        .expect("alice")
+        .id;
+    uploaded_by(s, &alice, bytes).await
+}
+
+/// A file uploaded straight into the server's blob store by `owner`, now.
+async fn uploaded_by(s: &Server, owner: &UserId, bytes: &'static [u8]) -> MediaId {
     let id = MediaId::generate();
     let body = Box::pin(stream::iter([Ok(bytes::Bytes::from_static(bytes))]));
+    let meta = BlobMeta::new(owner.clone(), s.now());
     s.backends()
         .blobs
-        .put(
-            &id,
-            chatcore::store::BlobMeta::new(chatcore::model::UserId::from("uploader"), 0),
-            body,
-            1 << 20,
-        )
+        .put(&id, meta, body, 1 << 20)
         .await
         .unwrap();
     id
@@ -226,4 +237,156 @@ async fn a_photo_a_file_and_a_voice_note_carry_their_files_and_bad_ones_are_refu
     let (messages, _) = history(&mut b, &conv, None, 10).await;
     let gone = messages.iter().find(|m| m.id == first).unwrap();
     assert_eq!((gone.media.len(), &gone.content), (0, &Content::Deleted {}));
+}
+
+fn file(media: &MediaId) -> Content {
+    Content::File {
+        encryption: None,
+        media: media.clone(),
+        name: "notes.txt".into(),
+        mime: "text/plain".into(),
+        size: 8,
+    }
+}
+
+async fn set_avatar(c: &mut Client, avatar: &str) -> ServerFrame {
+    let avatar = avatar.to_owned();
+    c.req(|id| ClientFrame::UpdateProfile {
+        id,
+        display_name: None,
+        about: None,
+        avatar: Some(avatar),
+    })
+    .await
+}
+
+/// A message lists only files uploaded by a member of its conversation
+/// (the sender, or another member), and an avatar is a picture its user
+/// uploaded: a stranger's file, one of nobody, or an unknown one is
+/// refused, and nothing is stored.
+#[tokio::test]
+async fn files_belong_to_someone_in_the_conversation_and_avatars_to_their_user() {
+    let s: Arc<Server> = Server::new(Backends::memory(), fast_config()).unwrap();
+    let (mut a, mut b, _alice, bob, conv) = contacts(&s).await;
+    let mut c = Client::connect(&s).await;
+    let carol = c.register("carol", "+443333333333").await;
+    let mine = uploaded(&s, b"alice's").await;
+    let bobs = uploaded_by(&s, &bob, b"bob's").await;
+    let carols = uploaded_by(&s, &carol, b"carol's").await;
+    let nobodys = uploaded_by(&s, &UserId::from("a-user-long-gone"), b"old").await;
+
+    for (cid, m) in [("m1", &mine), ("m2", &bobs)] {
+        let r = send(&mut a, &conv, cid, None, vec![m.clone()], file(m)).await;
+        assert!(matches!(r, ServerFrame::Sent { .. }), "{cid}: {r:?}");
+    }
+    for (cid, m) in [("m3", &carols), ("m4", &nobodys)] {
+        let r = send(&mut a, &conv, cid, None, vec![m.clone()], file(m)).await;
+        assert_eq!(code(&r), Some(ErrorCode::Forbidden), "{cid}: {r:?}");
+    }
+    // The same through `to` (the direct conversation named by the user).
+    let r = a
+        .req(|id| ClientFrame::Send {
+            id,
+            conv: None,
+            to: Some(bob.clone()),
+            client_id: "m5".into(),
+            rel: None,
+            mentions: Vec::new(),
+            media: vec![carols.clone()],
+            content: file(&carols),
+        })
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::Forbidden), "{r:?}");
+    let got = pushed(&b.drain().await);
+    assert_eq!(got.len(), 2, "{got:?}");
+
+    // Avatars: one's own upload only.
+    assert_eq!(
+        code(&set_avatar(&mut a, bobs.as_str()).await),
+        Some(ErrorCode::Forbidden)
+    );
+    let unknown = MediaId::generate();
+    assert_eq!(
+        code(&set_avatar(&mut a, unknown.as_str()).await),
+        Some(ErrorCode::NotFound)
+    );
+    let r = set_avatar(&mut a, mine.as_str()).await;
+    assert!(matches!(r, ServerFrame::Profile { .. }), "{r:?}");
+    let r = set_avatar(&mut a, "").await;
+    assert!(matches!(r, ServerFrame::Profile { .. }), "{r:?}");
+}
+
+/// Files nothing refers to are deleted once older than the grace period,
+/// by the server's clock: an upload never sent, a deleted message's file,
+/// a replaced avatar. Files a live message lists and avatars in use stay.
+#[tokio::test]
+async fn unreferenced_files_are_collected_after_the_grace_period() {
+    const HOUR: u64 = 3_600_000;
+    let hours = |n: u64| std::time::Duration::from_millis(n * HOUR);
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let mut config = fast_config();
+    config.media_grace_ms = 24 * HOUR;
+    let s = Server::with_clock(Backends::memory(), config, clock.clone()).unwrap();
+    let (mut a, _b, _alice, _bob, conv) = contacts(&s).await;
+    let kept = uploaded(&s, b"kept").await;
+    let unsent = uploaded(&s, b"unsent").await;
+    let deleted = uploaded(&s, b"deleted").await;
+    let old_face = uploaded(&s, b"old face").await;
+    let face = uploaded(&s, b"face").await;
+    let r = send(&mut a, &conv, "k", None, vec![kept.clone()], file(&kept)).await;
+    assert!(matches!(r, ServerFrame::Sent { .. }), "{r:?}");
+    let r = send(
+        &mut a,
+        &conv,
+        "d",
+        None,
+        vec![deleted.clone()],
+        file(&deleted),
+    )
+    .await;
+    let ServerFrame::Sent { message_id, .. } = r else {
+        panic!("{r:?}")
+    };
+    let delete = Some(Rel::new(RelKind::Delete, message_id));
+    let r = send(&mut a, &conv, "x", delete, Vec::new(), Content::Deleted {}).await;
+    assert!(matches!(r, ServerFrame::Sent { .. }), "{r:?}");
+    for face in [&old_face, &face] {
+        let r = set_avatar(&mut a, face.as_str()).await;
+        assert!(matches!(r, ServerFrame::Profile { .. }), "{r:?}");
+    }
+
+    let exists = |id: MediaId| {
+        let s = s.clone();
+        async move { s.backends().blobs.info(&id).await.unwrap().is_some() }
+    };
+    // Within the grace period nothing goes, referenced or not.
+    clock.advance(hours(23));
+    assert_eq!(s.collect_media().await.unwrap(), 0);
+    assert!(exists(unsent.clone()).await);
+    // A file uploaded just now is young whatever the others' age.
+    let fresh = uploaded(&s, b"fresh").await;
+    clock.advance(hours(2));
+    assert_eq!(s.collect_media().await.unwrap(), 3);
+    for (id, there) in [
+        (&kept, true),
+        (&face, true),
+        (&fresh, true),
+        (&unsent, false),
+        (&deleted, false),
+        (&old_face, false),
+    ] {
+        assert_eq!(exists(id.clone()).await, there, "{id:?}");
+    }
+    assert_eq!(
+        s.collect_media().await.unwrap(),
+        0,
+        "nothing is collected twice"
+    );
+    clock.advance(hours(24));
+    assert_eq!(
+        s.collect_media().await.unwrap(),
+        1,
+        "the fresh one, in its turn"
+    );
+    assert!(exists(kept).await && exists(face).await);
 }

@@ -908,16 +908,28 @@ async fn directory_pages_and_profiles() {
             .collect::<Vec<_>>(),
         ["anton"]
     );
+    // An avatar is a picture the user uploaded.
+    let picture = chatcore::model::MediaId::generate();
+    let me = c.user.clone().unwrap();
+    let body = Box::pin(futures_util::stream::iter([Ok(bytes::Bytes::from_static(
+        b"jpeg",
+    ))]));
+    let meta = chatcore::store::BlobMeta::new(me, s.now());
+    s.backends()
+        .blobs
+        .put(&picture, meta, body, 1 << 20)
+        .await
+        .unwrap();
     let upd = c
         .req(|id| ClientFrame::UpdateProfile {
             id,
             display_name: Some("Anna K".into()),
             about: Some("hello".into()),
-            avatar: Some("media0000000000000001".into()),
+            avatar: Some(picture.as_str().into()),
         })
         .await;
     assert!(
-        matches!(upd, ServerFrame::Profile { ref entry, .. } if entry.profile.display_name == "Anna K" && entry.profile.avatar.as_deref() == Some("media0000000000000001"))
+        matches!(upd, ServerFrame::Profile { ref entry, .. } if entry.profile.display_name == "Anna K" && entry.profile.avatar.as_deref() == Some(picture.as_str()))
     );
     let me = c.user.clone().unwrap();
     let got = c
