@@ -270,6 +270,17 @@ struct Options {
     #[arg(long, env = "CHATD_EXPIRE_SWEEP_MS", value_name = "MS")]
     expire_sweep_ms: Option<u64>,
 
+    /// How long an uploaded file that no message, profile or group refers to is kept before it
+    /// is deleted, in milliseconds (default: 86400000, a day): the time between an upload and
+    /// the message that sends it, and how long a deleted message's files stay.
+    #[arg(long, env = "CHATD_MEDIA_GRACE_MS", value_name = "MS")]
+    media_grace_ms: Option<u64>,
+
+    /// How often files that nothing refers to (past --media-grace-ms) are looked for and
+    /// deleted, in milliseconds (default: 3600000, an hour).
+    #[arg(long, env = "CHATD_MEDIA_SWEEP_MS", value_name = "MS")]
+    media_sweep_ms: Option<u64>,
+
     /// The largest media file an upload may carry, in bytes (default: 26214400, 25 MiB).
     #[arg(long, env = "CHATD_MAX_MEDIA_BYTES", value_name = "BYTES")]
     max_media_bytes: Option<u64>,
@@ -539,6 +550,8 @@ pub(crate) struct Settings {
     pub(crate) receipt_overlap_ms: u64,
     pub(crate) edit_window_ms: u64,
     pub(crate) expire_sweep: Duration,
+    pub(crate) media_grace_ms: u64,
+    pub(crate) media_sweep: Duration,
     pub(crate) max_media_bytes: u64,
     pub(crate) media_uploads_per_minute: u32,
     pub(crate) media_bytes_per_day: u64,
@@ -699,6 +712,8 @@ impl Settings {
             receipt_overlap_ms: o.receipt_overlap_ms.unwrap_or(10_000),
             edit_window_ms: o.edit_window_ms.unwrap_or(24 * 60 * 60 * 1000),
             expire_sweep: Duration::from_millis(o.expire_sweep_ms.unwrap_or(60_000)),
+            media_grace_ms: o.media_grace_ms.unwrap_or(24 * 60 * 60 * 1000),
+            media_sweep: Duration::from_millis(o.media_sweep_ms.unwrap_or(60 * 60 * 1000)),
             max_media_bytes: o.max_media_bytes.unwrap_or(25 << 20),
             media_uploads_per_minute: o.media_uploads_per_minute.unwrap_or(30),
             media_bytes_per_day: o.media_bytes_per_day.unwrap_or(1 << 30),
@@ -788,8 +803,8 @@ impl Settings {
         if self.media_bytes_per_day < self.max_media_bytes {
             bail!("--media-bytes-per-day must be at least --max-media-bytes");
         }
-        if self.expire_sweep.is_zero() {
-            bail!("--expire-sweep-ms must be at least 1");
+        if self.expire_sweep.is_zero() || self.media_sweep.is_zero() {
+            bail!("--expire-sweep-ms and --media-sweep-ms must be at least 1");
         }
         if self.readyz_timeout.is_zero() {
             bail!("--readyz-timeout-ms must be at least 1");
@@ -855,6 +870,8 @@ impl Options {
             receipt_overlap_ms,
             edit_window_ms,
             expire_sweep_ms,
+            media_grace_ms,
+            media_sweep_ms,
             max_media_bytes,
             media_uploads_per_minute,
             media_bytes_per_day,

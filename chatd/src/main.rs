@@ -184,6 +184,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     core.typing_ttl_ms = settings.typing_ttl_ms;
     core.receipt_overlap_ms = settings.receipt_overlap_ms;
     core.edit_window_ms = settings.edit_window_ms;
+    core.media_grace_ms = settings.media_grace_ms;
     core.signup_global.max = settings.signups_per_hour;
     core.max_group_members = settings.max_group_members;
     core.join_attempts.max = settings.join_attempts;
@@ -228,10 +229,19 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    tokio::spawn(expire_loop(
+    tokio::spawn(sweep_loop(
         server.clone(),
         settings.expire_sweep,
         shutdown.clone(),
+        "disappearing messages removed",
+        |s| async move { s.expire_due().await },
+    ));
+    tokio::spawn(sweep_loop(
+        server.clone(),
+        settings.media_sweep,
+        shutdown.clone(),
+        "unreferenced media files deleted",
+        |s| async move { s.collect_media().await },
     ));
     let tls_acceptor = match (&certs, &settings.tls) {
         (Some(certs), Some(files)) => {
@@ -357,14 +367,19 @@ async fn provision_load_test(
     Ok(())
 }
 
-/// Removes the content of messages whose disappearing timer is up, every
-/// `every`, until shutdown. A store error is logged and tried again at the
-/// next turn: nothing is lost by waiting.
-async fn expire_loop(
+/// Runs `sweep` every `every` until shutdown: the removal of disappearing
+/// messages' content, the collection of unreferenced media. A store error
+/// is logged and tried again at the next turn: nothing is lost by waiting.
+async fn sweep_loop<F, Fut>(
     server: std::sync::Arc<chatcore::Server>,
     every: Duration,
     shutdown: CancellationToken,
-) {
+    what: &'static str,
+    sweep: F,
+) where
+    F: Fn(std::sync::Arc<chatcore::Server>) -> Fut,
+    Fut: std::future::Future<Output = Result<usize, chatcore::CoreError>>,
+{
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -372,10 +387,10 @@ async fn expire_loop(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match server.expire_due().await {
+        match sweep(server.clone()).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(messages = n, "disappearing messages removed"),
-            Err(e) => tracing::warn!(error = %e, "removing disappearing messages failed"),
+            Ok(n) => tracing::info!(count = n, "{what}"),
+            Err(e) => tracing::warn!(error = %e, "sweep failed: {what}"),
         }
     }
 }
