@@ -348,3 +348,30 @@ async fn the_rust_client_uploads_sends_a_file_by_its_id_and_the_other_side_downl
         ErrorCode::Unauthenticated
     );
 }
+
+/// chatd's sweep deletes an upload that nothing refers to once it is older
+/// than `--media-grace-ms` (here 0: at once), every `--media-sweep-ms`.
+/// What a message or an avatar keeps is checked with a moved clock in
+/// chatcore's tests (`unreferenced_files_are_collected_after_the_grace_period`)
+/// and each store's conformance suite; this checks the flags reach it.
+#[tokio::test]
+async fn an_upload_nothing_refers_to_is_collected_by_the_sweep() {
+    let chatd = Chatd::start(&["--media-grace-ms", "0", "--media-sweep-ms", "20"]).await;
+    let token = token_of(&chatd, "alice").await;
+    let (status, json) = upload(&chatd, &token, &file(1_000)).await;
+    assert_eq!(status, 201, "{json}");
+    let id = json["id"].as_str().expect("an id").to_owned();
+    let gone = timeout(T, async {
+        loop {
+            let (status, _, _) =
+                exchange(chatd.addr, &format!("HEAD /media/{id}"), &[bearer(&token)], b"").await;
+            if status == 404 {
+                return;
+            }
+            assert_eq!(status, 200);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the unsent upload was never collected");
+}
