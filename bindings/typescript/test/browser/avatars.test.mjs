@@ -189,6 +189,7 @@ test("Alice picks a picture from her card with the keyboard, crops it to its cen
   await page.locator("#picture-crop").waitFor({ state: "hidden" });
   await page.locator("#profile-picture-status", { hasText: "Picture changed." }).waitFor();
   await page.locator("#profile-picture-remove").waitFor({ state: "visible" });
+  await screenshot(page, "picture-profile");
   assert.equal(users.alice.uploads.length, 1, "one upload");
   assert.match(users.alice.uploads[0].id ?? "", /^[0-9a-f]{32}$/);
   // Her own avatars show it from the bytes she uploaded, without downloading them.
