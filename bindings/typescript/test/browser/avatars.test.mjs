@@ -185,6 +185,19 @@ test("Alice picks a picture from her card with the keyboard, crops it to its cen
   });
   assertColour(preview[0], RED, "preview left");
   assertColour(preview[1], BLUE, "preview right");
+  // The arrow keys move the crop (5% of its side a press, kept inside the picture): to the right edge, and back.
+  const edges = () =>
+    page.$eval("#picture-crop-canvas", (c) =>
+      [0.02, 0.98].map((f) => Array.from(c.getContext("2d").getImageData(Math.floor(f * c.width), c.height / 2, 1, 1).data.slice(0, 3))),
+    );
+  for (let i = 0; i < 6; i++) await page.keyboard.press("ArrowRight");
+  const moved = await edges();
+  assertColour(moved[0], RED, "moved: left");
+  assertColour(moved[1], YELLOW, "moved to the right edge: the yellow band shows");
+  for (let i = 0; i < 5; i++) await page.keyboard.press("ArrowLeft");
+  const back = await edges();
+  assertColour(back[0], RED, "back: left");
+  assertColour(back[1], BLUE, "back in the centre: right");
   await page.click("#picture-crop-use");
   await page.locator("#picture-crop").waitFor({ state: "hidden" });
   await page.locator("#profile-picture-status", { hasText: "Picture changed." }).waitFor();
@@ -305,6 +318,10 @@ test("Alice sets a group picture: Bob's chat list and header show it; Bob (no ad
   await bob.keyboard.press("Escape");
   const groupDownload = users.bob.media.at(-1);
   assert.deepEqual(hasMarkers(groupDownload.body), []);
+  // After a reload the chat list has it from the server's list of conversations.
+  await bob.reload();
+  await bob.locator("#app").waitFor({ state: "visible" });
+  await magenta(bob, "#directory button.person.group .avatar");
 });
 
 test("signing out revokes the pictures' object URLs", async () => {
