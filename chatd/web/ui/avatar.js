@@ -6,6 +6,7 @@
 // are immutable: a new picture is a new id); signing out revokes the URLs and forgets them.
 
 import { h } from "./dom.js";
+import { ChatError } from "../chatcore/web.js";
 import { state } from "./store.js";
 
 /** Avatar colours, each dark enough for white initials (contrast at least 4.5:1). */
@@ -75,18 +76,24 @@ async function load(/** @type {string} */ id) {
   const gen = generation;
   /** @type {string | undefined} */
   let url;
+  /**
+   * When it failed, for a retry RETRY_MS later; never retried (the bytes of an id never change) when they are too
+   * large or no image, or when the server has no such file.
+   */
+  let failedAt = Number.POSITIVE_INFINITY;
   try {
     const bytes = await client.download(id, { range: [0, MAX_PICTURE_BYTES] });
     const type = imageType(bytes);
     if (bytes.byteLength <= MAX_PICTURE_BYTES && type) url = URL.createObjectURL(new Blob([/** @type {Uint8Array<ArrayBuffer>} */ (bytes)], { type }));
-  } catch {
-    // Initials stay; another avatar showing this id asks again after RETRY_MS.
+  } catch (err) {
+    // Initials stay; after a network error or a rate limit, another avatar showing this id asks again later.
+    if (!(err instanceof ChatError && (err.code === "not_found" || err.code === "invalid_argument"))) failedAt = Date.now();
   }
   if (gen !== generation) {
     if (url) URL.revokeObjectURL(url);
     return;
   }
-  pictures.set(id, url ? { url } : { failedAt: Date.now() });
+  pictures.set(id, url ? { url } : { failedAt });
   if (url) for (const el of avatarsOf(id)) showPicture(el, id);
 }
 

@@ -11,7 +11,7 @@ import { crc32, deflateSync } from "node:zlib";
 import { createHash } from "node:crypto";
 import { startChatd } from "../support/chatd.mjs";
 import { axeViolations, launchBrowser, makeContacts, screenshot, serveMissingFromDisk, signUpIn, watchConsole } from "../support/browser.mjs";
-import { newAccount } from "../support/util.mjs";
+import { newAccount, until } from "../support/util.mjs";
 
 const DESKTOP = { width: 1280, height: 800 };
 const MARKER = "SECRET-avatar-marker-0451";
@@ -272,6 +272,42 @@ test("Alice removes her picture: Bob sees her initials again, pushed", async () 
   assert.equal(await bob.locator(`${convRow} img`).count(), 0);
   assert.equal(await bob.locator("#peer-avatar img").count(), 0);
   assert.equal((await bob.textContent("#peer-avatar"))?.trim().length, 2, "initials");
+});
+
+test("a picture id whose file is no raster image (an SVG) is downloaded once and shows initials, never the file", async () => {
+  const { page, account } = users.alice;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>`;
+  // Set through the binding by a second session of Alice's (as another client could), not the page's picker.
+  const id = await page.evaluate(
+    async ({ login, password, svg }) => {
+      const { ChatClient } = await import("/chatcore/web.js");
+      const c = new ChatClient({ url: `ws://${location.host}/ws`, autoSync: false, reconnect: false });
+      try {
+        await c.login({ login, password, device: "test set-up" });
+        const { id } = await c.upload(new TextEncoder().encode(svg));
+        await c.updateProfile({ avatar: id });
+        await c.logout();
+        return id;
+      } finally {
+        c.close();
+      }
+    },
+    { login: account.username, password: account.password, svg },
+  );
+  const { page: bob } = users.bob;
+  const row = `#directory button.person[data-conv][data-username="${account.username}"] .avatar`;
+  await bob.locator(`${row}[data-media="${id}"]`).waitFor({ state: "attached" });
+  await until(() => users.bob.media.some((d) => d.url.endsWith(`/media/${id}`)), 10_000, "Bob's page asked for it");
+  await bob.waitForTimeout(200);
+  assert.equal(await bob.locator(`${row} img`).count(), 0, "no <img> for it");
+  assert.equal(await bob.getAttribute(row, "data-picture"), "media");
+  assert.equal(users.bob.media.filter((d) => d.url.endsWith(`/media/${id}`)).length, 1, "asked for once");
+  await page.click("#me-button");
+  await page.locator("#profile-picture-remove").waitFor({ state: "visible" });
+  await page.click("#profile-picture-remove");
+  await page.locator("#profile-picture-status", { hasText: "Picture removed." }).waitFor();
+  await page.keyboard.press("Escape");
+  await bob.locator(`${row}[data-picture="none"]`).waitFor({ state: "attached" });
 });
 
 test("Alice sets a group picture: Bob's chat list and header show it; Bob (no admin) has no picture controls", async () => {
