@@ -11,7 +11,7 @@
 //   store.js       the state, and invalidate() -> one render pass per frame
 //   dom.js         h() and friends: DOM nodes, never HTML strings
 //   format.js      texts for error codes, times, presence
-//   avatar.js      initials on a colour
+//   avatar.js      avatars: the profile or group picture (downloaded once per media id), else initials on a colour
 //   forms.js       field errors, busy forms
 //   shell.js       which screen shows (splash, signed out, signed in), own name
 //   session.js     the ChatClient and its session events
@@ -37,6 +37,7 @@
 //   life.js        a message's life: its latest edit, reactions, deletion, quote, expiry, "Delete for me"
 //   msgmenu.js     the message menu: reply, react (the picker), edit, delete for everyone or for this device
 //   compose.js     the composer's reply and edit modes, and @mentions in groups
+//   picture.js     changing one's own or a group's picture: pick, crop to a square, scale, re-encode, upload, set
 
 import { wireSettings } from "./ui/settings.js";
 import { ChatError } from "./chatcore/web.js";
@@ -60,6 +61,7 @@ import { wireTrust } from "./ui/trust.js";
 import { wireBackup } from "./ui/backup.js";
 import { wireCompose } from "./ui/compose.js";
 import { wireMessageMenu } from "./ui/msgmenu.js";
+import { wirePictures } from "./ui/picture.js";
 
 function boot() {
   wireAuth();
@@ -77,6 +79,7 @@ function boot() {
   wireBackup();
   wireCompose();
   wireMessageMenu();
+  wirePictures();
   $("me-button").addEventListener("click", () => {
     if (state.me) void openCard(state.me.user);
   });
