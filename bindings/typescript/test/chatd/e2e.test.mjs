@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileStore, MemoryStore, RecoveryKey, SecureChat, generateStoreKey } from "../../dist/e2e/index.js";
+import { decryptFile, encryptFile } from "../../dist/index.js";
 import { useChatd } from "../support/chatd.mjs";
 import { newAccount } from "../support/util.mjs";
 
@@ -138,6 +139,33 @@ test("two users with two devices each chat encrypted, direct and in a group", as
   for (const d of [alice1, alice2, bob1, bob2, carol1]) {
     assert.deepEqual(d.errors, [], d.name);
   }
+});
+
+test("a file in an encrypted conversation is sealed before upload and its key travels only in the ciphertext", async () => {
+  const dora = await firstDevice("dora");
+  const eve = await firstDevice("eve");
+  await contacts(dora, eve);
+  const dm = (await dora.c.openDirect(eve.user, { encrypted: true })).conv;
+  const bytes = new TextEncoder().encode("the plaintext bytes of a voice note ".repeat(100));
+  const { ciphertext, encryption } = await encryptFile(bytes);
+  const up = await dora.c.upload(ciphertext);
+  assert.equal(up.sha256, encryption.sha256, "the server stored the ciphertext");
+  const content = { kind: "voice", media: up.id, mime: "audio/webm", duration_ms: 1500, waveform: [0, 90, 255, 12], size: bytes.length, encryption };
+  const arrives = new Promise((resolve) => eve.secure.on("message", (m) => m.body.type === "media" && resolve(m)));
+  const onServer = new Promise((resolve) => eve.c.on("message", (e) => e.message.conv === dm && resolve(e.message)));
+  // Refused before anything is sent: a file without its key, one not in the envelope it makes.
+  await assert.rejects(dora.secure.sendMedia(dm, { ...content, encryption: undefined }), /must be encrypted/);
+  await dora.secure.sendMedia(dm, content);
+  const got = await arrives;
+  assert.deepEqual(got.body.content, content);
+  assert.deepEqual(got.message.media, [up.id], "listed in the envelope");
+  const raw = await onServer;
+  assert.equal(raw.content.kind, "encrypted", "the server saw ciphertext only");
+  assert.ok(!JSON.stringify(raw).includes(encryption.key), "no key in what the server relayed");
+  const downloaded = await eve.c.download(up.id);
+  assert.deepEqual(await decryptFile(downloaded, got.body.content.encryption), bytes);
+  // The server refuses a key sent in the clear.
+  await assert.rejects(dora.c.send({ conv: dm }, content, { media: [up.id] }), (e) => e.code === "invalid_argument" || e.code === "forbidden");
 });
 
 test("a member removed from the group cannot read later messages", async () => {
