@@ -228,9 +228,16 @@ async fn media_refuses_strangers_bad_ids_and_what_is_too_large_or_too_often() {
     let (status, _, _) =
         exchange_cut(chatd.addr, "POST /media", &headers, &[b'y'; 100], true).await;
     assert!(status == 400 || status == 0, "{status}");
+    // A body longer than its Content-Length: the file is what the length
+    // says, the rest is not part of it (and never a second request).
+    let headers = [bearer(&token), ("Content-Length", "3".to_owned())];
+    let (status, _, body) = exchange(chatd.addr, "POST /media", &headers, b"abcdef").await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(json["size"], 3, "{json}");
     // The upload rate: 3 a minute (the refused ones above counted too).
     let mut statuses = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..3 {
         statuses.push(upload(&chatd, &token, b"small").await.0);
     }
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
