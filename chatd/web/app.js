@@ -37,6 +37,9 @@
 //   life.js        a message's life: its latest edit, reactions, deletion, quote, expiry, "Delete for me"
 //   msgmenu.js     the message menu: reply, react (the picker), edit, delete for everyone or for this device
 //   compose.js     the composer's reply and edit modes, and @mentions in groups
+//   media.js       photos, files and voice notes: made ready (photos stripped), encrypted, uploaded, fetched back
+//   mediaview.js   their bubbles, the photo viewer, the voice player, the bubble of one on its way
+//   attach.js      attaching, dropping and pasting files (the attach dialog), recording voice notes
 
 import { wireSettings } from "./ui/settings.js";
 import { ChatError } from "./chatcore/web.js";
@@ -60,6 +63,7 @@ import { wireTrust } from "./ui/trust.js";
 import { wireBackup } from "./ui/backup.js";
 import { wireCompose } from "./ui/compose.js";
 import { wireMessageMenu } from "./ui/msgmenu.js";
+import { wireAttach } from "./ui/attach.js";
 
 function boot() {
   wireAuth();
@@ -77,6 +81,7 @@ function boot() {
   wireBackup();
   wireCompose();
   wireMessageMenu();
+  wireAttach();
   $("me-button").addEventListener("click", () => {
     if (state.me) void openCard(state.me.user);
   });
