@@ -1069,14 +1069,31 @@ impl Client {
         content: Content,
         attempts: u32,
     ) -> Result<Sent, Error> {
+        self.send_envelope_with_retry(to, client_id, rel, mentions, Vec::new(), content, attempts)
+            .await
+    }
+
+    /// Sends the whole envelope, retrying as [`Client::send_with_retry`] does.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn send_envelope_with_retry(
+        &self,
+        to: impl Into<Target>,
+        client_id: &str,
+        rel: Option<Rel>,
+        mentions: Vec<UserId>,
+        media: Vec<MediaId>,
+        content: Content,
+        attempts: u32,
+    ) -> Result<Sent, Error> {
         let to = to.into();
         let mut attempt = 1;
         loop {
-            let sent = self.send_related(
+            let sent = self.send_envelope(
                 &to,
                 client_id,
                 rel.clone(),
                 mentions.clone(),
+                media.clone(),
                 content.clone(),
             );
             let err = match sent.await {

@@ -14,7 +14,8 @@
 
 use std::sync::Arc;
 
-use chatcore::model::MediaId;
+use chatcore::e2e::{decode_payload, encode_payload};
+use chatcore::model::{FileEncryption, MediaId};
 use chatcore::protocol::ErrorCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -282,4 +283,175 @@ fn answer_error(status: u16, body: &[u8]) -> Error {
         violations: Vec::new(),
         retry_after_ms: None,
     })
+}
+
+/// Encrypts a file for an encrypted conversation before its upload
+/// (docs/E2E.md, *Files*): AES-256-GCM under a fresh random key and nonce.
+/// Upload the returned bytes; the returned [`FileEncryption`] (key, nonce,
+/// and the SHA-256 of those bytes) goes inside the encrypted content, never
+/// in the clear ([`crate::secure::SecureClient::send_encrypted_media`]).
+///
+/// ```
+/// use chatcore_client::media::{decrypt_file, encrypt_file};
+/// let (sealed, key) = encrypt_file(b"a photo").unwrap();
+/// assert_ne!(&sealed[..7], b"a photo");
+/// assert_eq!(decrypt_file(&sealed, &key).unwrap(), b"a photo");
+/// ```
+pub fn encrypt_file(bytes: &[u8]) -> Result<(Vec<u8>, FileEncryption), Error> {
+    use ring::rand::SecureRandom as _;
+    let rng = ring::rand::SystemRandom::new();
+    let mut key = [0u8; 32];
+    let mut iv = [0u8; 12];
+    rng.fill(&mut key)
+        .and_then(|()| rng.fill(&mut iv))
+        .map_err(|_| Error::Media("no randomness for a file key".into()))?;
+    encrypt_file_with(&key, &iv, bytes)
+}
+
+/// [`encrypt_file`] under a given key and nonce: for test vectors only. A
+/// key must never encrypt two files.
+#[doc(hidden)]
+pub fn encrypt_file_with(
+    key: &[u8; 32],
+    iv: &[u8; 12],
+    bytes: &[u8],
+) -> Result<(Vec<u8>, FileEncryption), Error> {
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    let sealing = UnboundKey::new(&AES_256_GCM, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| Error::Media("bad file key".into()))?;
+    let mut sealed = bytes.to_vec();
+    sealing
+        .seal_in_place_append_tag(Nonce::assume_unique_for_key(*iv), Aad::empty(), &mut sealed)
+        .map_err(|_| Error::Media("the file is too large to encrypt".into()))?;
+    let encryption = FileEncryption {
+        key: encode_payload(key),
+        iv: encode_payload(iv),
+        sha256: sha256_hex(&sealed),
+    };
+    Ok((sealed, encryption))
+}
+
+/// Decrypts a downloaded file with the [`FileEncryption`] its (decrypted)
+/// message carried: the bytes' SHA-256 is checked first, then the
+/// AES-256-GCM tag. Either failing is an [`Error::Media`]: the file is not
+/// the one sent, and nothing of it is returned.
+pub fn decrypt_file(sealed: &[u8], encryption: &FileEncryption) -> Result<Vec<u8>, Error> {
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    if sha256_hex(sealed) != encryption.sha256.to_ascii_lowercase() {
+        return Err(Error::Media(
+            "the file's SHA-256 is not the one its message names".into(),
+        ));
+    }
+    let key = decode_payload(&encryption.key, 32)
+        .ok()
+        .filter(|k| k.len() == 32)
+        .ok_or_else(|| Error::Media("a file key is 32 bytes of unpadded base64".into()))?;
+    let iv: [u8; 12] = decode_payload(&encryption.iv, 12)
+        .ok()
+        .and_then(|iv| iv.try_into().ok())
+        .ok_or_else(|| Error::Media("a file nonce is 12 bytes of unpadded base64".into()))?;
+    let opening = UnboundKey::new(&AES_256_GCM, &key)
+        .map(LessSafeKey::new)
+        .map_err(|_| Error::Media("bad file key".into()))?;
+    let mut plain = sealed.to_vec();
+    let len = opening
+        .open_in_place(Nonce::assume_unique_for_key(iv), Aad::empty(), &mut plain)
+        .map_err(|_| Error::Media("the file does not decrypt with its key".into()))?
+        .len();
+    plain.truncate(len);
+    Ok(plain)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest
+        .as_ref()
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatcore::model::Content;
+
+    /// tests/vectors/files.json: one file sealed under a fixed key and
+    /// nonce, and one encrypted photo's content as the MessagePack bytes
+    /// inside a ciphertext. The TypeScript binding checks the same file
+    /// (test/unit/files.test.mjs), so both read what the other writes.
+    /// Regenerate with `UPDATE_VECTORS=1 cargo test -p chatcore-client files_vectors`.
+    #[test]
+    fn files_vectors() {
+        let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let iv: [u8; 12] = std::array::from_fn(|i| 0xa0 + i as u8);
+        let plain = b"\x89PNG\r\n\x1a\n not really a photo, but its bytes".to_vec();
+        let (sealed, encryption) = encrypt_file_with(&key, &iv, &plain).unwrap();
+        assert_eq!(sealed.len(), plain.len() + 16, "the tag follows the bytes");
+        assert_eq!(decrypt_file(&sealed, &encryption).unwrap(), plain);
+        let content = Content::Image {
+            media: MediaId::from("0190f7a2c0de4e2e9a1b2c3d4e5f6a7b"),
+            mime: "image/png".into(),
+            width: 640,
+            height: 480,
+            size: sealed.len() as u64,
+            thumbnail: Some("iVBORw0KGgo".into()),
+            caption: Some("the view".into()),
+            encryption: Some(encryption.clone()),
+        };
+        let packed = rmp_serde::to_vec_named(&content).unwrap();
+        assert!((0x80..=0x8f).contains(&packed[0]), "a fixmap: never text");
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let vectors = serde_json::json!({
+            "file": {
+                "plain": encode_payload(&plain),
+                "key": encryption.key,
+                "iv": encryption.iv,
+                "sealed": encode_payload(&sealed),
+                "sha256": encryption.sha256,
+            },
+            "content": {
+                "value": content,
+                "msgpack": hex(&packed),
+            },
+        });
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors/files.json");
+        let text = serde_json::to_string_pretty(&vectors).unwrap() + "\n";
+        if std::env::var_os("UPDATE_VECTORS").is_some() {
+            std::fs::write(path, &text).unwrap();
+        }
+        let stored = std::fs::read_to_string(path).unwrap_or_default();
+        assert_eq!(
+            stored, text,
+            "tests/vectors/files.json is stale: UPDATE_VECTORS=1 cargo test -p chatcore-client files_vectors"
+        );
+        // And what is read back from the stored bytes is the same content.
+        let back: Content = rmp_serde::from_slice(&packed).unwrap();
+        assert_eq!(back, content);
+    }
+
+    #[test]
+    fn a_changed_or_wrongly_keyed_file_is_refused() {
+        let (sealed, encryption) = encrypt_file(b"voice note").unwrap();
+        let (again, other) = encrypt_file(b"voice note").unwrap();
+        assert_ne!(sealed, again, "a fresh key and nonce each time");
+        let mut flipped = sealed.clone();
+        flipped[0] ^= 1;
+        assert!(decrypt_file(&flipped, &encryption).is_err(), "digest");
+        let wrong_key = FileEncryption {
+            sha256: encryption.sha256.clone(),
+            ..other
+        };
+        assert!(decrypt_file(&sealed, &wrong_key).is_err(), "tag");
+        let short_key = FileEncryption {
+            key: "AAAA".into(),
+            ..encryption.clone()
+        };
+        assert!(decrypt_file(&sealed, &short_key).is_err());
+        assert_eq!(decrypt_file(&sealed, &encryption).unwrap(), b"voice note");
+    }
 }

@@ -184,6 +184,22 @@ pub const MAX_REACTIONS: usize = 20;
 pub const DISAPPEARING_TIMERS: [Millis; 4] =
     [3_600_000, 86_400_000, 7 * 86_400_000, 90 * 86_400_000];
 
+/// How a client encrypted a file before uploading it (docs/E2E.md, *Files*):
+/// AES-256-GCM under a random key used for this file only. It travels only
+/// inside an encrypted content, where the receiving devices read it; the
+/// server refuses it in a plain one (it would hand the key to the server).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEncryption {
+    /// The 32-byte key, unpadded standard base64.
+    pub key: String,
+    /// The 12-byte nonce, unpadded standard base64.
+    pub iv: String,
+    /// The SHA-256 of the uploaded bytes (the ciphertext and its tag),
+    /// lowercase hex: what `POST /media` answered, checked before decrypting.
+    pub sha256: String,
+}
+
 /// Whether a conversation is between two users or a group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -240,6 +256,9 @@ pub enum Content {
         /// A caption.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         caption: Option<String>,
+        /// How the file was encrypted, inside an encrypted content only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encryption: Option<FileEncryption>,
     },
     /// A file of any type.
     File {
@@ -251,6 +270,9 @@ pub enum Content {
         mime: String,
         /// Its size in bytes.
         size: u64,
+        /// How the file was encrypted, inside an encrypted content only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encryption: Option<FileEncryption>,
     },
     /// A voice message.
     Voice {
@@ -265,6 +287,9 @@ pub enum Content {
         waveform: Vec<u8>,
         /// Its size in bytes.
         size: u64,
+        /// How the file was encrypted, inside an encrypted content only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encryption: Option<FileEncryption>,
     },
     /// End-to-end encrypted content: what the sender's device encrypted
     /// (a text, and later a reply, a reaction, media) for the members'

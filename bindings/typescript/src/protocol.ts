@@ -151,9 +151,32 @@ export type MediaContent =
       /** Unpadded base64 of a small preview (at most 8 KiB decoded). */
       thumbnail?: string;
       caption?: string;
+      /** How the file was encrypted: inside an encrypted content only (the server refuses it in the clear). */
+      encryption?: FileEncryption;
     }
-  | { kind: "file"; media: string; name: string; mime: string; size: number }
-  | { kind: "voice"; media: string; mime: string; duration_ms: number; waveform?: number[]; size: number };
+  | { kind: "file"; media: string; name: string; mime: string; size: number; encryption?: FileEncryption }
+  | {
+      kind: "voice";
+      media: string;
+      mime: string;
+      duration_ms: number;
+      waveform?: number[];
+      size: number;
+      encryption?: FileEncryption;
+    };
+
+/**
+ * How a client encrypted a file before uploading it (E2E.md, *Files*): AES-256-GCM under a random key used for this
+ * file only ({@link encryptFile}). It travels only inside an encrypted content.
+ */
+export interface FileEncryption {
+  /** The 32-byte key, unpadded standard base64. */
+  key: string;
+  /** The 12-byte nonce, unpadded standard base64. */
+  iv: string;
+  /** The SHA-256 of the uploaded bytes (ciphertext and tag), lowercase hex, as `POST /media` answered it. */
+  sha256: string;
+}
 
 /** What an entry of a conversation's log carries, tagged by `kind`. */
 export type Content = TextContent | EncryptedContent | MediaContent | DeletedContent | NoticeContent;
@@ -952,6 +975,8 @@ const ROLE: Kind = { oneOf: ROLES };
 const AUDIENCE: Kind = { oneOf: AUDIENCES };
 const CONVERSATION_KIND: Kind = { oneOf: ["direct", "group"] };
 
+const FILE_ENCRYPTION: Kind = { struct: [req("key", "string"), req("iv", "string"), req("sha256", "string")] };
+
 const CONTENT: Kind = {
   tagged: "kind",
   variants: {
@@ -981,14 +1006,22 @@ const CONTENT: Kind = {
       req("size", "u64"),
       opt("thumbnail", "string"),
       opt("caption", "string"),
+      opt("encryption", FILE_ENCRYPTION),
     ],
-    file: [req("media", "string"), req("name", "string"), req("mime", "string"), req("size", "u64")],
+    file: [
+      req("media", "string"),
+      req("name", "string"),
+      req("mime", "string"),
+      req("size", "u64"),
+      opt("encryption", FILE_ENCRYPTION),
+    ],
     voice: [
       req("media", "string"),
       req("mime", "string"),
       req("duration_ms", "u32"),
       vec("waveform", { list: "u32" }),
       req("size", "u64"),
+      opt("encryption", FILE_ENCRYPTION),
     ],
   },
 };
@@ -1442,6 +1475,11 @@ function canon(v: unknown, kind: Kind, path: string): unknown {
  */
 export function canonicalClientFrame(frame: unknown): ClientFrame {
   return canon(frame, CLIENT_FRAME, "") as ClientFrame;
+}
+
+/** The canonical form of a content (as a decrypted one is checked); see {@link canonicalClientFrame}. */
+export function canonicalContent(content: unknown): Content {
+  return canon(content, CONTENT, "content") as Content;
 }
 
 /** The canonical form of a server frame; see {@link canonicalClientFrame}. */

@@ -213,6 +213,21 @@ pub enum Body {
         /// backup, not from the sender.
         forwarded: bool,
     },
+    /// Decrypted: a photo, a file or a voice message. Its `content` is an
+    /// image, file or voice content whose `encryption` decrypts the file
+    /// ([`crate::media::decrypt_file`]) and whose media id the message's
+    /// envelope lists.
+    Media {
+        /// The content.
+        content: Content,
+        /// The device that sent it.
+        sender: DeviceRef,
+        /// Whether the sender's user's master key signed that device.
+        trust: DeviceTrust,
+        /// The key came from another own device (history) or the key
+        /// backup, not from the sender.
+        forwarded: bool,
+    },
     /// Its key has not arrived yet: a [`SecureEvent::Decrypted`] follows
     /// when it does.
     Waiting {
@@ -765,6 +780,63 @@ impl SecureClient {
         mentions: Vec<UserId>,
         text: &str,
     ) -> Result<crate::Sent, SecureError> {
+        self.send_encrypted_bytes(conv, client_id, rel, mentions, Vec::new(), text.as_bytes())
+            .await
+    }
+
+    /// Sends a photo, file or voice message to the encrypted conversation
+    /// `conv` under `client_id` (a reply when `rel` says so): `content` is
+    /// an image, file or voice content naming a file encrypted with
+    /// [`crate::media::encrypt_file`] and uploaded, with its `encryption`.
+    /// The whole content, key included, is ciphertext; the envelope lists
+    /// the media id in the clear, as the server keeps the file by it.
+    ///
+    /// ```no_run
+    /// # async fn run(secure: &chatcore_client::secure::SecureClient,
+    /// #     media: &chatcore_client::media::MediaClient,
+    /// #     conv: &chatcore::model::ConversationId) -> Result<(), Box<dyn std::error::Error>> {
+    /// use chatcore::model::Content;
+    /// use chatcore_client::media::encrypt_file;
+    /// let (sealed, encryption) = encrypt_file(b"%PDF-1.7 ...")?;
+    /// let up = media.upload(sealed).await?;
+    /// let file = Content::File {
+    ///     media: up.id, name: "report.pdf".into(), mime: "application/pdf".into(),
+    ///     size: 12, encryption: Some(encryption),
+    /// };
+    /// secure.send_encrypted_media(conv, "client-id-1", None, file).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_encrypted_media(
+        &self,
+        conv: &ConversationId,
+        client_id: &str,
+        rel: Option<chatcore::model::Rel>,
+        content: Content,
+    ) -> Result<crate::Sent, SecureError> {
+        let media: Vec<chatcore::model::MediaId> = content.media().cloned().into_iter().collect();
+        check_media(&content, &media).map_err(SecureError::Refused)?;
+        let bytes = rmp_serde::to_vec_named(&content)
+            .map_err(|e| SecureError::Refused(format!("the content cannot be encoded: {e}")))?;
+        if !is_structured(&bytes) {
+            return Err(SecureError::Refused(
+                "the content has too many fields to encode".into(),
+            ));
+        }
+        self.send_encrypted_bytes(conv, client_id, rel, Vec::new(), media, &bytes)
+            .await
+    }
+
+    /// Encrypts the application content `bytes` (UTF-8 text or a
+    /// structured content) for `conv` and sends it with this envelope.
+    async fn send_encrypted_bytes(
+        &self,
+        conv: &ConversationId,
+        client_id: &str,
+        rel: Option<chatcore::model::Rel>,
+        mentions: Vec<UserId>,
+        media: Vec<chatcore::model::MediaId>,
+        bytes: &[u8],
+    ) -> Result<crate::Sent, SecureError> {
         let _op = self.shared.op.lock().await;
         let info = self.shared.client.get_conversation(conv).await?;
         if !info.encrypted {
@@ -784,7 +856,6 @@ impl SecureClient {
             m.update_members(conv, &devices);
             devices
         };
-        let bytes = text.as_bytes();
         let encrypted = self
             .with_claims(Some(conv), |m, now| m.encrypt(conv, &devices, bytes, now))
             .await?;
@@ -801,7 +872,7 @@ impl SecureClient {
         let sent = self
             .shared
             .client
-            .send_related_with_retry(conv, client_id, rel, mentions, content, 3)
+            .send_envelope_with_retry(conv, client_id, rel, mentions, media, content, 3)
             .await?;
         // A new session is in the saved state: back it up.
         self.back_up_quietly().await;
@@ -1205,6 +1276,21 @@ fn decrypt_with(m: &mut Machine, message: &ChatMessage) -> Body {
             forwarded,
             trust,
             ..
+        }) if is_structured(&content) => match read_media(&content, message) {
+            Ok(content) => Body::Media {
+                content,
+                sender,
+                trust,
+                forwarded,
+            },
+            Err(reason) => Body::Undecryptable { reason },
+        },
+        Ok(e2e::Decrypted::Plain {
+            content,
+            sender,
+            forwarded,
+            trust,
+            ..
         }) => match String::from_utf8(content) {
             Ok(text) => Body::Text {
                 text,
@@ -1221,6 +1307,52 @@ fn decrypt_with(m: &mut Machine, message: &ChatMessage) -> Body {
             reason: e.to_string(),
         },
     }
+}
+
+/// Whether a decrypted content is a MessagePack map (its first byte a
+/// fixmap's, 0x80 to 0x8F, which never begins UTF-8 text) rather than text
+/// (docs/E2E.md, *Formats*).
+fn is_structured(content: &[u8]) -> bool {
+    matches!(content.first(), Some(0x80..=0x8f))
+}
+
+/// A decrypted structured content: a photo, file or voice message whose
+/// file is encrypted and listed in the envelope, or why not.
+fn read_media(bytes: &[u8], message: &ChatMessage) -> Result<Content, String> {
+    let content: Content = rmp_serde::from_slice(bytes)
+        .map_err(|e| format!("the decrypted content is malformed: {e}"))?;
+    check_media(&content, &message.media)?;
+    Ok(content)
+}
+
+/// What a media content inside the ciphertext must be: an image, file or
+/// voice content, its file encrypted, and listed in the envelope (which is
+/// what keeps the file stored).
+fn check_media(content: &Content, listed: &[chatcore::model::MediaId]) -> Result<(), String> {
+    let (media, encryption) = match content {
+        Content::Image {
+            media, encryption, ..
+        }
+        | Content::File {
+            media, encryption, ..
+        }
+        | Content::Voice {
+            media, encryption, ..
+        } => (media, encryption),
+        other => {
+            return Err(format!(
+                "a structured content is a photo, file or voice message, not {}",
+                other.kind()
+            ))
+        }
+    };
+    if encryption.is_none() {
+        return Err("a file in an encrypted message must be encrypted".into());
+    }
+    if !listed.contains(media) {
+        return Err("the file is not listed in the message's envelope".into());
+    }
+    Ok(())
 }
 
 impl SecureEvents {

@@ -108,6 +108,26 @@ fn checked_content(
             None | Some(RelKind::Reply),
             Content::Image { .. } | Content::File { .. } | Content::Voice { .. },
         ) => {
+            if matches!(
+                content,
+                Content::Image {
+                    encryption: Some(_),
+                    ..
+                } | Content::File {
+                    encryption: Some(_),
+                    ..
+                } | Content::Voice {
+                    encryption: Some(_),
+                    ..
+                }
+            ) {
+                return Err(CoreError::InvalidArgument {
+                    field: "encryption".into(),
+                    message: "a file's key travels only inside encrypted content: \
+                              sent in the clear it would be readable by the server"
+                        .into(),
+                });
+            }
             if let Content::Image {
                 thumbnail: Some(t), ..
             } = content

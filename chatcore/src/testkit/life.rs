@@ -391,6 +391,7 @@ async fn life_media_lists_are_kept_and_go_with_the_content(b: Backends) {
     let (a, z, c) = pair_in(&b).await;
     let (photo, doc) = (MediaId::generate(), MediaId::generate());
     let image = Content::Image {
+        encryption: None,
         media: photo.clone(),
         mime: "image/png".into(),
         width: 640,

@@ -525,7 +525,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             rel: None,
             mentions: Vec::new(),
             media: vec![photo()],
-            content: Content::Image {
+            content: Content::Image { encryption: None,
                 media: photo(),
                 mime: "image/jpeg".into(),
                 width: 1280,
@@ -1134,7 +1134,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 rel: None,
                 expires_at: None,
                 media: vec![MediaId::from("9c2d7e4a1b3f5a6c8d0e2f4a6b8c0d1e")],
-                content: Content::File {
+                content: Content::File { encryption: None,
                     media: MediaId::from("9c2d7e4a1b3f5a6c8d0e2f4a6b8c0d1e"),
                     name: "minutes.pdf".into(),
                     mime: "application/pdf".into(),
@@ -1153,7 +1153,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
                 rel: None,
                 expires_at: None,
                 media: vec![MediaId::from("0a1b2c3d4e5f60718293a4b5c6d7e8f9")],
-                content: Content::Voice {
+                content: Content::Voice { encryption: None,
                     media: MediaId::from("0a1b2c3d4e5f60718293a4b5c6d7e8f9"),
                     mime: "audio/webm".into(),
                     duration_ms: 4_250,

@@ -220,7 +220,7 @@ fn content() -> impl Strategy<Value = Content> {
         ),
         1 => Just(Content::Void {}),
         1 => (s(), s(), any::<u32>(), any::<u64>(), proptest::option::of(s())).prop_map(
-            |(media, mime, width, size, caption)| Content::Image {
+            |(media, mime, width, size, caption)| Content::Image { encryption: None,
                 media: MediaId(media),
                 mime,
                 width,
@@ -231,7 +231,7 @@ fn content() -> impl Strategy<Value = Content> {
             }
         ),
         1 => (s(), s(), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..8)).prop_map(
-            |(media, mime, duration_ms, waveform)| Content::Voice {
+            |(media, mime, duration_ms, waveform)| Content::Voice { encryption: None,
                 media: MediaId(media),
                 mime,
                 duration_ms,

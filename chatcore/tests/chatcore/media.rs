@@ -1,7 +1,7 @@
 //! Media messages through whole sessions: a photo, a file and a voice note
 //! listing their uploaded files in the envelope; what is refused (an
 //! unknown or malformed id, a content whose file is not listed, a file as
-//! a reaction, a thumbnail too large); an encrypted message listing its
+//! a reaction, a thumbnail too large, a file's key in the clear); an encrypted message listing its
 //! files beside the ciphertext; what a version-7 client sees; a deletion
 //! dropping the list.
 
@@ -48,6 +48,7 @@ async fn send(
 
 fn image(media: &MediaId) -> Content {
     Content::Image {
+        encryption: None,
         media: media.clone(),
         mime: "image/png".into(),
         width: 4,
@@ -94,6 +95,7 @@ async fn a_photo_a_file_and_a_voice_note_carry_their_files_and_bad_ones_are_refu
     .await;
     assert!(matches!(r, ServerFrame::Sent { .. }), "{r:?}");
     let file = Content::File {
+        encryption: None,
         media: doc.clone(),
         name: "report.pdf".into(),
         mime: "application/pdf".into(),
@@ -102,6 +104,7 @@ async fn a_photo_a_file_and_a_voice_note_carry_their_files_and_bad_ones_are_refu
     let r = send(&mut a, &conv, "f1", None, vec![doc.clone()], file.clone()).await;
     assert!(matches!(r, ServerFrame::Sent { .. }), "{r:?}");
     let note = Content::Voice {
+        encryption: None,
         media: voice.clone(),
         mime: "audio/ogg".into(),
         duration_ms: 2_500,
@@ -167,6 +170,17 @@ async fn a_photo_a_file_and_a_voice_note_carry_their_files_and_bad_ones_are_refu
         ),
         "{r:?}"
     );
+    // A file's key sent in the clear would hand it to the server.
+    let mut keyed = image(&photo);
+    if let Content::Image { encryption, .. } = &mut keyed {
+        *encryption = Some(chatcore::model::FileEncryption {
+            key: "A".repeat(43),
+            iv: "A".repeat(16),
+            sha256: "0".repeat(64),
+        });
+    }
+    let r = send(&mut a, &conv, "x6", None, vec![photo.clone()], keyed).await;
+    assert_eq!(code(&r), Some(ErrorCode::InvalidArgument), "{r:?}");
     assert!(
         pushed(&b.drain().await).is_empty(),
         "nothing of those was stored"

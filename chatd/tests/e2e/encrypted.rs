@@ -844,8 +844,143 @@ async fn encrypted_conversations_on_mongodb_leave_no_plaintext_in_any_collection
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
     let chatd = Chatd::start(&["--store", &uri]).await;
-    let sent = scenario(&chatd.url()).await;
+    let mut sent = scenario(&chatd.url()).await;
+    // And a file, stored in GridFS (`media.chunks`), which the scan reads.
+    sent.push(encrypted_photo(&chatd.url()).await);
     scan_mongo(&uri, &sent).await;
+}
+
+/// Dora sends Eve a file in their encrypted conversation, encrypted before
+/// its upload (docs/E2E.md, *Files*); Eve reads it as a media body (the key
+/// inside the ciphertext), downloads and decrypts the same bytes. A file
+/// whose bytes were changed on the way is refused. Returns the marker the
+/// file's bytes hold, for the scans of what the server stored.
+async fn encrypted_photo(url: &str) -> String {
+    use chatcore_client::media::{decrypt_file, encrypt_file, MediaClient};
+    let dora = first_device(url, "dora").await;
+    let mut eve = first_device(url, "eve").await;
+    contacts(&dora, &eve).await;
+    let dm = dora
+        .secure
+        .client()
+        .open_encrypted_direct(&eve.user())
+        .await
+        .expect("open encrypted direct")
+        .conv;
+    let marker = "zebra-file-bytes: the plaintext of a photo".to_owned();
+    let bytes: Vec<u8> = marker.bytes().chain((0..20_000).map(|i| i as u8)).collect();
+    let options = ConnectOptions::new();
+    let media = |dev: &Dev| MediaClient::new(url, dev.token.as_deref().expect("a token"), &options);
+    let (sealed, encryption) = encrypt_file(&bytes).expect("encrypt");
+    let up = media(&dora).unwrap().upload(sealed).await.expect("upload");
+    assert_eq!(
+        up.sha256, encryption.sha256,
+        "the server stored the ciphertext"
+    );
+    let content = Content::File {
+        media: up.id.clone(),
+        name: "photo.bin".into(),
+        mime: "application/octet-stream".into(),
+        size: bytes.len() as u64,
+        encryption: Some(encryption),
+    };
+    // A key in the clear is refused by the client before the server.
+    let mut plain = content.clone();
+    if let Content::File { encryption, .. } = &mut plain {
+        *encryption = None;
+    }
+    assert!(dora
+        .secure
+        .send_encrypted_media(&dm, "file-0", None, plain)
+        .await
+        .is_err());
+    timeout(
+        T,
+        dora.secure
+            .send_encrypted_media(&dm, "file-1", None, content.clone()),
+    )
+    .await
+    .expect("send timed out")
+    .expect("send encrypted media");
+    let got = timeout(T, async {
+        loop {
+            match eve.events.recv().await {
+                Some(SecureEvent::Message(m) | SecureEvent::Decrypted(m))
+                    if m.message.conv == dm =>
+                {
+                    if let Body::Media { content, .. } = m.body {
+                        return (m.message, content);
+                    }
+                }
+                Some(SecureEvent::Closed(c)) => panic!("eve closed ({c:?})"),
+                None => panic!("eve: events ended"),
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("eve never read the file");
+    assert_eq!(
+        got.0.media,
+        std::slice::from_ref(&up.id),
+        "listed in the envelope"
+    );
+    assert!(
+        matches!(got.0.content, Content::Encrypted { .. }),
+        "the server saw ciphertext"
+    );
+    assert_eq!(got.1, content);
+    let Content::File {
+        encryption: Some(key),
+        ..
+    } = &got.1
+    else {
+        panic!("a file with its key")
+    };
+    let downloaded = media(&eve)
+        .unwrap()
+        .download(&up.id, None)
+        .await
+        .expect("download");
+    assert_ne!(downloaded, bytes);
+    assert_eq!(decrypt_file(&downloaded, key).expect("decrypt"), bytes);
+    let mut changed = downloaded.clone();
+    changed[3] ^= 0x40;
+    assert!(
+        decrypt_file(&changed, key).is_err(),
+        "a changed file is refused"
+    );
+    marker
+}
+
+#[tokio::test]
+async fn an_encrypted_file_on_disk_holds_none_of_its_plaintext() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "e2e-encrypted-media-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let arg = format!("dir:{}", dir.display());
+    let chatd = Chatd::start(&["--media", &arg]).await;
+    let marker = encrypted_photo(&chatd.url()).await;
+    let mut files = 0;
+    for shard in std::fs::read_dir(&dir).expect("the media directory") {
+        let shard = shard.expect("entry").path();
+        if !shard.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&shard).expect("a shard") {
+            let bytes = std::fs::read(f.expect("entry").path()).expect("a blob");
+            assert!(
+                !contains(&bytes, marker.as_bytes()),
+                "the plaintext is on disk in {shard:?}"
+            );
+            files += 1;
+        }
+    }
+    assert!(files >= 1, "the scan found no stored file in {dir:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The device's state survives a reconnect through a `FileStore`: a

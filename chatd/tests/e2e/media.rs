@@ -288,6 +288,7 @@ async fn the_rust_client_uploads_sends_a_file_by_its_id_and_the_other_side_downl
     assert_eq!(up.size, bytes.len() as u64);
     assert_eq!(up.sha256, hex::encode(Sha256::digest(&bytes)));
     let content = Content::File {
+        encryption: None,
         media: up.id.clone(),
         name: "notes.txt".into(),
         mime: "text/plain".into(),
@@ -328,6 +329,7 @@ async fn the_rust_client_uploads_sends_a_file_by_its_id_and_the_other_side_downl
             "f2",
             vec![missing.clone()],
             Content::File {
+                encryption: None,
                 media: missing.clone(),
                 name: "ghost".into(),
                 mime: "text/plain".into(),

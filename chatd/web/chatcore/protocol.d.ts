@@ -139,12 +139,15 @@ export type MediaContent = {
     /** Unpadded base64 of a small preview (at most 8 KiB decoded). */
     thumbnail?: string;
     caption?: string;
+    /** How the file was encrypted: inside an encrypted content only (the server refuses it in the clear). */
+    encryption?: FileEncryption;
 } | {
     kind: "file";
     media: string;
     name: string;
     mime: string;
     size: number;
+    encryption?: FileEncryption;
 } | {
     kind: "voice";
     media: string;
@@ -152,7 +155,20 @@ export type MediaContent = {
     duration_ms: number;
     waveform?: number[];
     size: number;
+    encryption?: FileEncryption;
 };
+/**
+ * How a client encrypted a file before uploading it (E2E.md, *Files*): AES-256-GCM under a random key used for this
+ * file only ({@link encryptFile}). It travels only inside an encrypted content.
+ */
+export interface FileEncryption {
+    /** The 32-byte key, unpadded standard base64. */
+    key: string;
+    /** The 12-byte nonce, unpadded standard base64. */
+    iv: string;
+    /** The SHA-256 of the uploaded bytes (ciphertext and tag), lowercase hex, as `POST /media` answered it. */
+    sha256: string;
+}
 /** What an entry of a conversation's log carries, tagged by `kind`. */
 export type Content = TextContent | EncryptedContent | MediaContent | DeletedContent | NoticeContent;
 /** The most uploaded files one message carries. */
@@ -1134,6 +1150,8 @@ export declare class ProtocolError extends Error {
  * is not a valid client frame.
  */
 export declare function canonicalClientFrame(frame: unknown): ClientFrame;
+/** The canonical form of a content (as a decrypted one is checked); see {@link canonicalClientFrame}. */
+export declare function canonicalContent(content: unknown): Content;
 /** The canonical form of a server frame; see {@link canonicalClientFrame}. */
 export declare function canonicalServerFrame(frame: unknown): ServerFrame;
 /** Every client frame type. */

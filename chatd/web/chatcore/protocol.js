@@ -97,6 +97,7 @@ const millis = "i64";
 const ROLE = { oneOf: ROLES };
 const AUDIENCE = { oneOf: AUDIENCES };
 const CONVERSATION_KIND = { oneOf: ["direct", "group"] };
+const FILE_ENCRYPTION = { struct: [req("key", "string"), req("iv", "string"), req("sha256", "string")] };
 const CONTENT = {
     tagged: "kind",
     variants: {
@@ -126,14 +127,22 @@ const CONTENT = {
             req("size", "u64"),
             opt("thumbnail", "string"),
             opt("caption", "string"),
+            opt("encryption", FILE_ENCRYPTION),
         ],
-        file: [req("media", "string"), req("name", "string"), req("mime", "string"), req("size", "u64")],
+        file: [
+            req("media", "string"),
+            req("name", "string"),
+            req("mime", "string"),
+            req("size", "u64"),
+            opt("encryption", FILE_ENCRYPTION),
+        ],
         voice: [
             req("media", "string"),
             req("mime", "string"),
             req("duration_ms", "u32"),
             vec("waveform", { list: "u32" }),
             req("size", "u64"),
+            opt("encryption", FILE_ENCRYPTION),
         ],
     },
 };
@@ -565,6 +574,10 @@ function canon(v, kind, path) {
  */
 export function canonicalClientFrame(frame) {
     return canon(frame, CLIENT_FRAME, "");
+}
+/** The canonical form of a content (as a decrypted one is checked); see {@link canonicalClientFrame}. */
+export function canonicalContent(content) {
+    return canon(content, CONTENT, "content");
 }
 /** The canonical form of a server frame; see {@link canonicalClientFrame}. */
 export function canonicalServerFrame(frame) {

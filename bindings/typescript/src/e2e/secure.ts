@@ -48,11 +48,14 @@ import type {
   DeviceKeysInfo,
   DeviceRef,
   KeyCounts,
+  MediaContent,
   Message,
   OutgoingToDevice,
   ToDeviceAck,
   ToDeviceMessage,
 } from "../protocol.js";
+import { canonicalContent, ProtocolError } from "../protocol.js";
+import { decodeMsgpack, encodeMsgpack } from "../msgpack.js";
 import { isEmptyUpload } from "./account.js";
 import { BACKUP_KEYS_PER_PUT, RecoveryKey } from "./backup.js";
 import type { DeviceChange, DeviceTrust, UserKeys } from "./devices.js";
@@ -108,6 +111,11 @@ export type SecureBody =
   | { type: "clear" }
   /** Decrypted: the text, the sending device, its trust, and whether the key came from another own device (history). */
   | { type: "text"; text: string; sender: DeviceRef; trust: DeviceTrust; forwarded: boolean }
+  /**
+   * Decrypted: a photo, file or voice message, its file encrypted ({@link decryptFile} with `content.encryption`)
+   * and listed in the envelope.
+   */
+  | { type: "media"; content: MediaContent; sender: DeviceRef; trust: DeviceTrust; forwarded: boolean }
   /** Its key has not arrived yet: a `decrypted` event follows when it does. */
   | { type: "waiting"; session: SessionRef }
   /** It cannot be decrypted here, and never will be (sent before this device got the key, forged, replayed, malformed). */
@@ -195,6 +203,12 @@ function decryptWith(m: Machine, message: Message): SecureBody {
       ciphertext,
     });
     if (d.type === "waiting") return { type: "waiting", session: d.session };
+    if (isStructured(d.content)) {
+      const read = readMedia(d.content, message);
+      return typeof read === "string"
+        ? { type: "undecryptable", reason: read, code: "malformed" }
+        : { type: "media", content: read, sender: d.sender, trust: d.trust, forwarded: d.forwarded };
+    }
     let text: string;
     try {
       text = utf8.decode(d.content);
@@ -206,6 +220,35 @@ function decryptWith(m: Machine, message: Message): SecureBody {
     if (e instanceof E2eError) return { type: "undecryptable", reason: e.message, code: e.code };
     return { type: "undecryptable", reason: messageOf(e) };
   }
+}
+
+/**
+ * Whether decrypted content bytes are a MessagePack map (a first byte 0x80 to 0x8F, a fixmap's, which never begins
+ * UTF-8 text) rather than text (E2E.md, *Formats*).
+ */
+function isStructured(bytes: Uint8Array): boolean {
+  return bytes.length > 0 && bytes[0]! >= 0x80 && bytes[0]! <= 0x8f;
+}
+
+/** A decrypted structured content: a photo, file or voice message, or why it is refused. */
+function readMedia(bytes: Uint8Array, message: Message): MediaContent | string {
+  let content;
+  try {
+    content = canonicalContent(decodeMsgpack(bytes));
+  } catch (e) {
+    return `the decrypted content is malformed: ${e instanceof ProtocolError ? e.message : messageOf(e)}`;
+  }
+  return checkMedia(content, message.media ?? []) ?? (content as MediaContent);
+}
+
+/** What a media content inside a ciphertext must be (see the Rust client's `check_media`); `undefined` when it is. */
+function checkMedia(content: { kind: string; media?: string; encryption?: unknown }, listed: string[]): string | undefined {
+  if (content.kind !== "image" && content.kind !== "file" && content.kind !== "voice") {
+    return `a structured content is a photo, file or voice message, not ${content.kind}`;
+  }
+  if (!content.encryption) return "a file in an encrypted message must be encrypted";
+  if (!listed.includes(content.media ?? "")) return "the file is not listed in the message's envelope";
+  return undefined;
 }
 
 function secureMessage(message: Message, body: SecureBody): SecureMessage {
@@ -527,6 +570,30 @@ export class SecureChat {
    * reaction; see {@link ChatClient.send}) travel in the clear beside the ciphertext: the server routes by them.
    */
   sendEncrypted(conv: string, text: string, options: SendOptions = {}): Promise<SendResult> {
+    return this.sendBytes(conv, new TextEncoder().encode(text), options);
+  }
+
+  /**
+   * Sends a photo, file or voice message to the encrypted conversation `conv`: `content` names a file encrypted with
+   * {@link encryptFile} and uploaded, with its `encryption`. The whole content, key included, is ciphertext; the
+   * envelope's `media` lists the file in the clear (the server keeps it by that list). `options` as for
+   * {@link SecureChat.sendEncrypted} (a reply's `rel`); their `media` is replaced by the content's file.
+   */
+  sendMedia(conv: string, content: MediaContent, options: SendOptions = {}): Promise<SendResult> {
+    const refused = checkMedia(content, [content.media]);
+    if (refused) return Promise.reject(new E2eError("refused", `refused: ${refused}`));
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeMsgpack(canonicalContent(content));
+    } catch (e) {
+      return Promise.reject(new E2eError("refused", `refused: ${messageOf(e)}`));
+    }
+    if (!isStructured(bytes)) return Promise.reject(new E2eError("refused", "refused: the content has too many fields"));
+    return this.sendBytes(conv, bytes, { ...options, media: [content.media] });
+  }
+
+  /** Encrypts the application content `bytes` (UTF-8 text or a structured content) for `conv` and sends it. */
+  private sendBytes(conv: string, bytes: Uint8Array, options: SendOptions): Promise<SendResult> {
     return this.serial(async () => {
       const info = await this.client.getConversation(conv);
       if (!info.encrypted) {
@@ -538,7 +605,6 @@ export class SecureChat {
       const m = this.machine;
       const devices = m.devicesOf(members);
       m.updateMembers(conv, devices);
-      const bytes = new TextEncoder().encode(text);
       const encrypted = await this.withClaims(conv, (mm, now) => mm.encrypt(conv, devices, bytes, now));
       for (const d of encrypted.withoutKey) {
         this.fail("a member device got no key", new E2eError("no_session", `device ${d.device} of ${d.user} cannot read this message`));

@@ -41,7 +41,7 @@
  * @module
  */
 import type { ChatClient, SendOptions, SendResult } from "../client.js";
-import type { DeviceRef, Message } from "../protocol.js";
+import type { DeviceRef, MediaContent, Message } from "../protocol.js";
 import type { DeviceChange, DeviceTrust } from "./devices.js";
 import { type E2eErrorCode } from "./errors.js";
 import { Machine } from "./machine.js";
@@ -79,6 +79,17 @@ export type SecureBody =
  | {
     type: "text";
     text: string;
+    sender: DeviceRef;
+    trust: DeviceTrust;
+    forwarded: boolean;
+}
+/**
+ * Decrypted: a photo, file or voice message, its file encrypted ({@link decryptFile} with `content.encryption`)
+ * and listed in the envelope.
+ */
+ | {
+    type: "media";
+    content: MediaContent;
     sender: DeviceRef;
     trust: DeviceTrust;
     forwarded: boolean;
@@ -206,6 +217,15 @@ export declare class SecureChat {
      * reaction; see {@link ChatClient.send}) travel in the clear beside the ciphertext: the server routes by them.
      */
     sendEncrypted(conv: string, text: string, options?: SendOptions): Promise<SendResult>;
+    /**
+     * Sends a photo, file or voice message to the encrypted conversation `conv`: `content` names a file encrypted with
+     * {@link encryptFile} and uploaded, with its `encryption`. The whole content, key included, is ciphertext; the
+     * envelope's `media` lists the file in the clear (the server keeps it by that list). `options` as for
+     * {@link SecureChat.sendEncrypted} (a reply's `rel`); their `media` is replaced by the content's file.
+     */
+    sendMedia(conv: string, content: MediaContent, options?: SendOptions): Promise<SendResult>;
+    /** Encrypts the application content `bytes` (UTF-8 text or a structured content) for `conv` and sends it. */
+    private sendBytes;
     /**
      * Decrypts a message as far as this device can; a `waiting` one is remembered and comes again as a `decrypted`
      * event when its key arrives.

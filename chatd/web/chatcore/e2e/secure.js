@@ -41,6 +41,8 @@
  * @module
  */
 import { ChatError } from "../errors.js";
+import { canonicalContent, ProtocolError } from "../protocol.js";
+import { decodeMsgpack, encodeMsgpack } from "../msgpack.js";
 import { isEmptyUpload } from "./account.js";
 import { BACKUP_KEYS_PER_PUT, RecoveryKey } from "./backup.js";
 import { E2eError, messageOf } from "./errors.js";
@@ -119,6 +121,12 @@ function decryptWith(m, message) {
         });
         if (d.type === "waiting")
             return { type: "waiting", session: d.session };
+        if (isStructured(d.content)) {
+            const read = readMedia(d.content, message);
+            return typeof read === "string"
+                ? { type: "undecryptable", reason: read, code: "malformed" }
+                : { type: "media", content: read, sender: d.sender, trust: d.trust, forwarded: d.forwarded };
+        }
         let text;
         try {
             text = utf8.decode(d.content);
@@ -133,6 +141,35 @@ function decryptWith(m, message) {
             return { type: "undecryptable", reason: e.message, code: e.code };
         return { type: "undecryptable", reason: messageOf(e) };
     }
+}
+/**
+ * Whether decrypted content bytes are a MessagePack map (a first byte 0x80 to 0x8F, a fixmap's, which never begins
+ * UTF-8 text) rather than text (E2E.md, *Formats*).
+ */
+function isStructured(bytes) {
+    return bytes.length > 0 && bytes[0] >= 0x80 && bytes[0] <= 0x8f;
+}
+/** A decrypted structured content: a photo, file or voice message, or why it is refused. */
+function readMedia(bytes, message) {
+    let content;
+    try {
+        content = canonicalContent(decodeMsgpack(bytes));
+    }
+    catch (e) {
+        return `the decrypted content is malformed: ${e instanceof ProtocolError ? e.message : messageOf(e)}`;
+    }
+    return checkMedia(content, message.media ?? []) ?? content;
+}
+/** What a media content inside a ciphertext must be (see the Rust client's `check_media`); `undefined` when it is. */
+function checkMedia(content, listed) {
+    if (content.kind !== "image" && content.kind !== "file" && content.kind !== "voice") {
+        return `a structured content is a photo, file or voice message, not ${content.kind}`;
+    }
+    if (!content.encryption)
+        return "a file in an encrypted message must be encrypted";
+    if (!listed.includes(content.media ?? ""))
+        return "the file is not listed in the message's envelope";
+    return undefined;
 }
 function secureMessage(message, body) {
     const text = body.type === "text" ? body.text : body.type === "clear" && message.content.kind === "text" ? message.content.text : undefined;
@@ -441,6 +478,31 @@ export class SecureChat {
      * reaction; see {@link ChatClient.send}) travel in the clear beside the ciphertext: the server routes by them.
      */
     sendEncrypted(conv, text, options = {}) {
+        return this.sendBytes(conv, new TextEncoder().encode(text), options);
+    }
+    /**
+     * Sends a photo, file or voice message to the encrypted conversation `conv`: `content` names a file encrypted with
+     * {@link encryptFile} and uploaded, with its `encryption`. The whole content, key included, is ciphertext; the
+     * envelope's `media` lists the file in the clear (the server keeps it by that list). `options` as for
+     * {@link SecureChat.sendEncrypted} (a reply's `rel`); their `media` is replaced by the content's file.
+     */
+    sendMedia(conv, content, options = {}) {
+        const refused = checkMedia(content, [content.media]);
+        if (refused)
+            return Promise.reject(new E2eError("refused", `refused: ${refused}`));
+        let bytes;
+        try {
+            bytes = encodeMsgpack(canonicalContent(content));
+        }
+        catch (e) {
+            return Promise.reject(new E2eError("refused", `refused: ${messageOf(e)}`));
+        }
+        if (!isStructured(bytes))
+            return Promise.reject(new E2eError("refused", "refused: the content has too many fields"));
+        return this.sendBytes(conv, bytes, { ...options, media: [content.media] });
+    }
+    /** Encrypts the application content `bytes` (UTF-8 text or a structured content) for `conv` and sends it. */
+    sendBytes(conv, bytes, options) {
         return this.serial(async () => {
             const info = await this.client.getConversation(conv);
             if (!info.encrypted) {
@@ -452,7 +514,6 @@ export class SecureChat {
             const m = this.machine;
             const devices = m.devicesOf(members);
             m.updateMembers(conv, devices);
-            const bytes = new TextEncoder().encode(text);
             const encrypted = await this.withClaims(conv, (mm, now) => mm.encrypt(conv, devices, bytes, now));
             for (const d of encrypted.withoutKey) {
                 this.fail("a member device got no key", new E2eError("no_session", `device ${d.device} of ${d.user} cannot read this message`));
