@@ -5,8 +5,7 @@
 // file back (downloaded with the token in a header, decrypted, kept a while as a Blob). The bubbles and the
 // viewer are ui/mediaview.js; the attach button, dropping, pasting and recording ui/attach.js.
 
-import { ChatError, newClientId } from "../chatcore/web.js";
-import { decryptFile, encryptFile } from "../chatcore/e2e/index.js";
+import { ChatError, decryptFile, encryptFile, newClientId } from "../chatcore/web.js";
 import { describe } from "./format.js";
 import { invalidate, state } from "./store.js";
 import { addMessage, stickToBottom } from "./chat.js";
@@ -16,7 +15,7 @@ import { afterE2eStart, cannotSend } from "./e2e.js";
 /** @typedef {import("./store.js").Conv} Conv */
 /** @typedef {import("./store.js").Pending} Pending */
 /** @typedef {import("../chatcore/web.js").MediaContent} MediaContent */
-/** @typedef {import("../chatcore/e2e/index.js").FileEncryption} FileEncryption */
+/** @typedef {import("../chatcore/web.js").FileEncryption} FileEncryption */
 /** A media content before its file has an id (each kind without `media`). */
 /** @typedef {MediaContent extends infer C ? (C extends unknown ? Omit<C, "media"> : never) : never} UnsentContent */
 
@@ -253,6 +252,8 @@ async function uploadAndSend(/** @type {Conv} */ c, /** @type {Pending} */ p) {
           progressed(p);
         },
       });
+      // The server says what it stored: a file that changed on its way would not decrypt at the other end.
+      if (sealed && up.sha256 !== sealed.encryption.sha256) throw new Error("the server stored other bytes than were sent");
       media.uploaded = { id: up.id, ...(sealed ? { encryption: sealed.encryption } : {}) };
     }
     if (abort.signal.aborted || !c.pending.has(p.client_id)) return;
