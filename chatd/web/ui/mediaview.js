@@ -195,7 +195,9 @@ function voiceNode(/** @type {Extract<MediaContent, { kind: "voice" }>} */ conte
     h("input", { type: "range", class: "voice-seek", min: "0", max: String(total), step: "100", value: "0", "aria-label": `Position in the voice message from ${from}` })
   );
   seek.setAttribute("aria-valuetext", `0:00 of ${clock(total)}`);
-  const play = h("button", { type: "button", class: "voice-play", "aria-label": `Play the voice message from ${from}` }, "▶");
+  // Drawn in CSS: the emoji font would colour ▶ in its own way.
+  const icon = h("span", { class: "voice-icon play", "aria-hidden": "true" });
+  const play = h("button", { type: "button", class: "voice-play", "aria-label": `Play the voice message from ${from}` }, icon);
   const box = h("div", { class: "media media-voice", dataset: { media: content.media, state: "idle" } }, play, h("span", { class: "voice-track" }, wave, seek), time, audio, h("span", { class: "media-status", role: "status" }));
   const status = /** @type {HTMLElement} */ (box.lastElementChild);
 
@@ -251,12 +253,12 @@ function voiceNode(/** @type {Extract<MediaContent, { kind: "voice" }>} */ conte
     audio.currentTime = at / 1000;
   });
   audio.addEventListener("play", () => {
-    play.textContent = "⏸";
+    icon.className = "voice-icon pause";
     play.setAttribute("aria-label", `Pause the voice message from ${from}`);
     box.classList.add("playing");
   });
   audio.addEventListener("pause", () => {
-    play.textContent = "▶";
+    icon.className = "voice-icon play";
     play.setAttribute("aria-label", `Play the voice message from ${from}`);
     box.classList.remove("playing");
   });

@@ -277,6 +277,15 @@ test("a photo, a file and a voice note go encrypted from Alice to Bob: shown, op
   assert.match(at.src, /^blob:/);
   assert.ok(Math.abs(at.time - at.want) < 150, `seeked to ${at.time} ms, asked ${at.want}`);
 
+  await screenshot(bob, "media-chat");
+
+  // After a reload, the history decrypts to the same three: photo (loaded), file and voice note.
+  await bob.reload();
+  await bob.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  await bob.locator('#message-list .msg.theirs .media-photo[data-state="loaded"]').waitFor();
+  await bob.locator("#message-list .msg.theirs .media-file", { hasText: "trip notes.txt" }).waitFor();
+  await bob.locator("#message-list .msg.theirs .media-voice").waitFor();
+
   // -- what the server keeps: ciphertext, never the file or the photo
   const blobs = storedBlobs();
   assert.ok(blobs.length >= 3, `${blobs.length} stored blobs`);
