@@ -6,8 +6,8 @@
 
 import { $, dialog, field, form, h, show } from "./dom.js";
 import { sizeText } from "./format.js";
-import { openConv } from "./store.js";
-import { isPhoto, prepareFile, prepareVoice, sendMedia } from "./media.js";
+import { openConv, state } from "./store.js";
+import { forgetFetched, isPhoto, prepareFile, prepareVoice, sendMedia } from "./media.js";
 import { cannotSend } from "./e2e.js";
 import { toast } from "./notify.js";
 import { releaseAll, wireViewer } from "./mediaview.js";
@@ -160,7 +160,6 @@ async function startRecording() {
   recorder.addEventListener("stop", () => void finished(rec));
   recorder.start(250);
   renderRecording();
-  $("recording-time").setAttribute("role", "timer");
 }
 
 /** Ends the recording: sent (`send`) or dropped. */
@@ -173,7 +172,7 @@ function stopRecording(/** @type {boolean} */ send) {
   if (rec.recorder.state !== "inactive") rec.recorder.stop();
   else void finished(rec);
   renderRecording();
-  $("record-button").focus();
+  if (!$("composer").hidden) $("record-button").focus();
 }
 
 /** The recorder has stopped: the microphone is let go, and the note sent if it is to be. */
@@ -185,9 +184,16 @@ async function finished(/** @type {NonNullable<typeof recording>} */ rec) {
   sendMedia(rec.conv, await prepareVoice(blob, elapsed));
 }
 
-/** Drops a recording under way (the conversation closed, the user signed out). */
-export function cancelRecording() {
+/**
+ * Signed out: the recording under way is dropped, uploads under way stop, and nothing of the files this page
+ * fetched (and decrypted) stays in it.
+ */
+export function resetMedia() {
   stopRecording(false);
+  for (const c of state.convs.values()) for (const p of c.pending.values()) p.media?.abort?.abort();
+  for (const id of ["attach", "viewer"]) if (dialog(id).open) dialog(id).close();
+  forgetFetched();
+  releaseAll();
 }
 
 export function wireAttach() {
