@@ -54,13 +54,17 @@ function base64(/** @type {Uint8Array} */ bytes) {
   return btoa(s).replace(/=+$/, "");
 }
 
-/** A canvas holding `bitmap` scaled to `w` x `h`. */
-function draw(/** @type {ImageBitmap} */ bitmap, /** @type {number} */ w, /** @type {number} */ h) {
+/** A canvas holding `bitmap` scaled to `w` x `h` (on white with `opaque`: a JPEG has no transparency). */
+function draw(/** @type {ImageBitmap} */ bitmap, /** @type {number} */ w, /** @type {number} */ h, opaque = false) {
   const canvas = document.createElement("canvas");
   canvas.width = w;
   canvas.height = h;
   const g = canvas.getContext("2d");
   if (!g) throw new Error("this browser cannot draw images");
+  if (opaque) {
+    g.fillStyle = "#ffffff";
+    g.fillRect(0, 0, w, h);
+  }
   g.imageSmoothingEnabled = true;
   g.imageSmoothingQuality = "high";
   g.drawImage(bitmap, 0, 0, w, h);
@@ -100,7 +104,7 @@ export async function prepareFile(/** @type {File} */ file, /** @type {string} *
         const { w, h } = fit(bitmap.width, bitmap.height, MAX_SIDE);
         const blob = await encode(draw(bitmap, w, h), file.type, 0.85);
         const t = fit(bitmap.width, bitmap.height, THUMB_SIDE);
-        const thumbCanvas = draw(bitmap, t.w, t.h);
+        const thumbCanvas = draw(bitmap, t.w, t.h, true);
         let thumbnail;
         for (const q of [0.7, 0.5, 0.3]) {
           const bytes = new Uint8Array(await (await encode(thumbCanvas, "image/jpeg", q)).arrayBuffer());

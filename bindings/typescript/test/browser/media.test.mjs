@@ -204,8 +204,8 @@ test("a photo, a file and a voice note go encrypted from Alice to Bob: shown, op
   await bob.keyboard.press("Escape");
   await bob.locator("#viewer").waitFor({ state: "hidden" });
   assert.equal(await bob.evaluate(() => document.activeElement?.classList.contains("media-open")), true, "focus back on the photo");
-  // The viewer's object URL is revoked once it closed.
-  assert.equal(await bob.evaluate((u) => window.__revoked.has(u), src), true);
+  // The viewer's object URL is revoked once it closed (the dialog's close event comes a task after it hides).
+  await bob.waitForFunction((u) => window.__revoked.has(u), src, { timeout: 5000 });
 
   // -- the file, dropped on the chat (a synthetic drop carrying a DataTransfer)
   await alice.evaluate(
