@@ -318,12 +318,16 @@ test("a pasted image whose upload is cancelled leaves no bubble and sends nothin
       box.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
     }, bytes.toString("base64"));
 
-  // Uploads are held on their way: the bubble shows its progress and a Cancel.
+  // The upload is held on its way (the bubble shows its progress and a Cancel), and let go to the server after the
+  // Cancel: an upload the page did not abort would be stored then, and its message sent.
   let held = 0;
-  await context.route("**/media", (route) => {
+  let release = () => {};
+  const released = new Promise((resolve) => (release = resolve));
+  await context.route("**/media", async (route) => {
     if (route.request().method() !== "POST") return route.continue();
     held += 1;
-    // Never answered: only the page's Cancel ends it.
+    await released;
+    await route.continue().catch(() => {});
   });
   await paste(tiny);
   await alice.locator("#attach[open]").waitFor();
@@ -334,9 +338,10 @@ test("a pasted image whose upload is cancelled leaves no bubble and sends nothin
   await until(() => held === 1, 5000, "the upload to start");
   await pending.getByRole("button", { name: "Cancel sending the photo" }).click();
   await pending.waitFor({ state: "detached" });
+  release();
   await context.unroute("**/media");
   // Nothing reaches Bob, nothing is stored, and Alice's chat has no trace of it.
-  await alice.waitForTimeout(500);
+  await alice.waitForTimeout(1000);
   assert.equal(await bob.locator("#message-list .msg").count(), bobCount);
   assert.equal(storedBlobs().length, before);
   assert.equal(await alice.locator("#message-list .msg[data-pending]").count(), 0);
