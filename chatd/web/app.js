@@ -11,7 +11,7 @@
 //   store.js       the state, and invalidate() -> one render pass per frame
 //   dom.js         h() and friends: DOM nodes, never HTML strings
 //   format.js      texts for error codes, times, presence
-//   avatar.js      initials on a colour
+//   avatar.js      avatars: the profile or group picture (downloaded once per media id), else initials on a colour
 //   forms.js       field errors, busy forms
 //   shell.js       which screen shows (splash, signed out, signed in), own name
 //   session.js     the ChatClient and its session events
@@ -40,6 +40,7 @@
 //   media.js       photos, files and voice notes: made ready (photos stripped), encrypted, uploaded, fetched back
 //   mediaview.js   their bubbles, the photo viewer, the voice player, the bubble of one on its way
 //   attach.js      attaching, dropping and pasting files (the attach dialog), recording voice notes
+//   picture.js     changing one's own or a group's picture: pick, crop to a square, scale, re-encode, upload, set
 
 import { wireSettings } from "./ui/settings.js";
 import { ChatError } from "./chatcore/web.js";
@@ -64,6 +65,7 @@ import { wireBackup } from "./ui/backup.js";
 import { wireCompose } from "./ui/compose.js";
 import { wireMessageMenu } from "./ui/msgmenu.js";
 import { wireAttach } from "./ui/attach.js";
+import { wirePictures } from "./ui/picture.js";
 
 function boot() {
   wireAuth();
@@ -82,6 +84,7 @@ function boot() {
   wireCompose();
   wireMessageMenu();
   wireAttach();
+  wirePictures();
   $("me-button").addEventListener("click", () => {
     if (state.me) void openCard(state.me.user);
   });

@@ -13,6 +13,7 @@ import { flushOutbox, forgetDrafts, restoreDrafts, restoreOutbox } from "./compo
 import { onConnectionState } from "./connection.js";
 import { onPresence, onProfile, onNewUser, loadConversations, loadDirectory, resetDirectory } from "./directory.js";
 import { clearToasts } from "./notify.js";
+import { forgetPictures } from "./avatar.js";
 import { loadContacts, onContact, onPrivacy, resetContacts } from "./contacts.js";
 import { resetTokenFromHash } from "./auth.js";
 import { startE2e, stopE2e } from "./e2e.js";
@@ -126,6 +127,7 @@ function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ r
   resetMedia();
   state.me = null;
   state.users.clear();
+  forgetPictures();
   state.convs.clear();
   state.directory = [];
   state.directoryLoaded = false;

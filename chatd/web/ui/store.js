@@ -38,7 +38,7 @@ import { LifeBook } from "../chatcore/web.js";
 /**
  * A conversation as this page knows it. Its id comes from the server and is never built or parsed here.
  * `known`: kind, title and peer have been learnt (from `conversations` or `get_conversation`).
- * `peer`: the other user of a direct conversation ("" for a group). `members`: the member list, once fetched.
+ * `peer`: the other user of a direct conversation ("" for a group). `avatar`: a group's picture (a media id; "": none). `members`: the member list, once fetched.
  * `left`: this user left or was removed; it reads up to there. `muted`: no alerts, until `mutedUntil` (0: always).
  * `historyVisible`: members added to the group from now on read its history from the start.
  * `encrypted`: end-to-end encrypted (every conversation this page makes is); its messages are read through ui/e2e.js.
@@ -57,6 +57,7 @@ import { LifeBook } from "../chatcore/web.js";
  *   peer: string,
  *   title: string,
  *   description: string,
+ *   avatar: string,
  *   historyVisible: boolean,
  *   encrypted: boolean,
  *   warnings: { seq: number, ts: number, text: string }[],
@@ -178,6 +179,7 @@ export function conv(/** @type {string} */ id) {
       peer: "",
       title: "",
       description: "",
+      avatar: "",
       historyVisible: false,
       encrypted: false,
       warnings: [],
@@ -225,6 +227,7 @@ export function learnConversation(/** @type {ConversationInfo} */ info) {
   c.kind = info.kind;
   c.title = info.title ?? "";
   c.description = info.description ?? "";
+  c.avatar = info.avatar ?? "";
   c.historyVisible = info.history_visible;
   c.encrypted = !!info.encrypted;
   c.members = info.members;
@@ -247,6 +250,7 @@ export function learnSummary(/** @type {ConversationSummary} */ s) {
   c.known = true;
   c.kind = s.kind;
   c.title = s.title ?? "";
+  c.avatar = s.avatar ?? "";
   c.encrypted = !!s.encrypted;
   c.memberCount = s.members;
   c.role = s.role;
