@@ -14,6 +14,7 @@
 //! - `relay`: the relay scenario (chatd, ceiling).
 //! - `scenarios`: idle, churn, login.
 //! - `fanout`: group fan-out (chatd groups, Socket.IO rooms).
+//! - `media`: media upload and download over HTTP against a raw loopback copy, and RSS.
 //! - `sio`: the Socket.IO peer's protocol (Engine.IO 4 + msgpack parser) in Rust.
 //! - `xmpp`: XMPP over WebSocket (RFC 7395) for the ejabberd peer, in Rust.
 //! - `ejabberd`: starting and stopping a private ejabberd node.
@@ -24,6 +25,7 @@ mod ceiling;
 mod claims;
 mod ejabberd;
 mod fanout;
+mod media;
 mod net;
 mod proto;
 mod relay;
@@ -64,6 +66,13 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
     },
+    /// Serve the media scenario's raw peer: loopback copies into DIR (prints its address).
+    MediaPeer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Start every server in turn (CPU 0) and run the scenarios (from here, CPU 1).
     All(Box<AllOpts>),
     /// One-time key claims per second on the key stores (memory, SQLite), no network.
@@ -84,7 +93,8 @@ struct AllOpts {
     /// Directory of the ejabberd peer's config (ejabberd.yml, ejabberdctl.cfg).
     #[arg(long, default_value = "bench/ejabberd")]
     ejabberd: PathBuf,
-    /// Scenarios, comma-separated: relay, rate, idle, big, churn, login, fanout.
+    /// Scenarios, comma-separated: relay, rate, idle, big, churn, login, fanout, media (not a
+    /// default: chatd's media upload and download against a raw loopback copy, and RSS).
     #[arg(
         long,
         default_value = "relay,rate,idle,big,churn,login,fanout",
@@ -155,6 +165,18 @@ struct AllOpts {
     /// flat out: for latency below both saturations.
     #[arg(long)]
     fanout_rate: Option<f64>,
+    /// Size of the media scenario's file, in MiB.
+    #[arg(long, default_value_t = 10)]
+    media_mib: usize,
+    /// Timed rounds of the media scenario (each: raw and chatd, upload and download).
+    #[arg(long, default_value_t = 11)]
+    media_rounds: usize,
+    /// Concurrent uploads of the media scenario's RSS runs.
+    #[arg(long, default_value_t = 10)]
+    media_concurrent: usize,
+    /// Seconds each upload of the media scenario's paced RSS run takes.
+    #[arg(long, default_value_t = 3.0)]
+    media_paced_secs: f64,
     /// Where to write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -219,6 +241,17 @@ async fn start_chatd_on(
     tmp: &Path,
     db: Option<&Path>,
 ) -> Result<(ServerProc, PathBuf)> {
+    start_chatd_with(o, accounts, tmp, db, &[]).await
+}
+
+/// [`start_chatd_on`] with more flags.
+async fn start_chatd_with(
+    o: &AllOpts,
+    accounts: usize,
+    tmp: &Path,
+    db: Option<&Path>,
+    extra: &[String],
+) -> Result<(ServerProc, PathBuf)> {
     let tokens = tmp.join("chatd-tokens.txt");
     let store = match db {
         Some(path) => {
@@ -251,7 +284,8 @@ async fn start_chatd_on(
         .args(["--max-unauthenticated-per-address", "1000"])
         .args(["--send-bytes-per-minute", "4000000000"])
         .arg("--mailer")
-        .arg(format!("dir:{}", tmp.join("mail").display()));
+        .arg(format!("dir:{}", tmp.join("mail").display()))
+        .args(extra);
     let s = ServerProc::start(c, &tmp.join("chatd.log")).await?;
     Ok((s, tokens))
 }
@@ -441,6 +475,74 @@ async fn idle_one(
         other => bail!("unknown target {other}"),
     };
     println!("  {}", r.line());
+    Ok(r)
+}
+
+/// The media scenario: chatd on a fresh SQLite file with a media directory
+/// beside it, the raw peer storing into a directory inside that one (the
+/// same file system), one load-test account's token.
+async fn media_one(o: &AllOpts, tmp: &Path) -> Result<media::MediaReport> {
+    let dir = tmp.join("media-run");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let blobs = dir.join("media");
+    let opts = media::MediaOpts {
+        size: o.media_mib << 20,
+        rounds: o.media_rounds.max(1),
+        concurrent: o.media_concurrent.max(1),
+        paced_secs: o.media_paced_secs,
+    };
+    let me = match &o.bench {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
+    let mut c = pinned(&me);
+    c.arg("media-peer").arg("--dir").arg(blobs.join("raw-peer"));
+    let peer = ServerProc::start(c, &tmp.join("media-peer.log")).await?;
+    let db = dir.join("chatd.db");
+    let extra = media::chatd_media_args(&blobs);
+    let (s, tokens) = start_chatd_with(o, 1, tmp, Some(&db), &extra).await?;
+    let token = proto::read_accounts(&tokens)?
+        .into_iter()
+        .next()
+        .context("no load-test account")?
+        .token;
+    let r = media::throughput((s.addr, s.pid), &token, (peer.addr, peer.pid), &opts).await;
+    s.stop().await;
+    peer.stop().await;
+    let mut r = r?;
+    // RSS on a fresh chatd (its VmHWM not raised by the rounds above), after
+    // one warm-up upload and download.
+    let db = dir.join("chatd-rss.db");
+    let (s, tokens) = start_chatd_with(o, 1, tmp, Some(&db), &extra).await?;
+    let token = proto::read_accounts(&tokens)?
+        .into_iter()
+        .next()
+        .context("no load-test account")?
+        .token;
+    let runs = async {
+        let warm = media::MediaOpts {
+            rounds: 1,
+            concurrent: 1,
+            ..opts
+        };
+        media::warm_up(s.addr, &token, &warm).await?;
+        let mut rss = Vec::new();
+        for paced in [true, false] {
+            let run = tokio::time::timeout(
+                Duration::from_secs(300),
+                media::concurrent_uploads(s.addr, &token, s.pid, &opts, paced),
+            )
+            .await
+            .context("the concurrent uploads did not finish in 300 s")??;
+            rss.push(run);
+        }
+        anyhow::Ok(rss)
+    }
+    .await;
+    s.stop().await;
+    r.rss = runs?;
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(r)
 }
 
@@ -710,6 +812,17 @@ async fn all(o: AllOpts) -> Result<()> {
         }
     }
 
+    let mut media = None;
+    if want("media") {
+        println!(
+            "== media (chatd on SQLite, --media dir:): {} MiB upload + download against a raw loopback copy into the same directory with FsBlobStore's fsyncs, {} rounds each, alternating; then RSS during {} concurrent uploads",
+            o.media_mib, o.media_rounds, o.media_concurrent
+        );
+        let r = media_one(&o, &tmp).await?;
+        println!("{r}");
+        media = Some(r);
+    }
+
     // The summary against the targets.
     println!();
     println!("| measure | value | target | met |");
@@ -922,6 +1035,36 @@ async fn all(o: AllOpts) -> Result<()> {
         let x = l.storm.p99_ms / l.quiet.p99_ms.max(1e-9);
         println!("| relay p99 during login storm / quiet ({:.1} logins/s) | {:.2} / {:.2} ms = {x:.2}x | <= 2x | {} |", l.logins_per_sec, l.storm.p99_ms, l.quiet.p99_ms, yes(x <= 2.0));
     }
+    if let Some(m) = &media {
+        let med = media::median;
+        for (what, raw, chatd, x) in [
+            ("upload", &m.raw_up, &m.chatd_up, m.up_ratio()),
+            ("download", &m.raw_down, &m.chatd_down, m.down_ratio()),
+        ] {
+            println!(
+                "| media {what} of {} MiB, chatd / raw loopback copy (same dir, same fsyncs; medians of {}) | {:.0} / {:.0} MiB/s = {x:.3}x | >= 0.5x | {} |",
+                o.media_mib,
+                m.rounds,
+                med(chatd),
+                med(raw),
+                yes(x >= 0.5)
+            );
+        }
+        for r in &m.rss {
+            println!(
+                "| chatd RSS growth per concurrent upload ({} x {} MiB, {}; {} in flight at once) | {:.0} KiB (VmRSS {} -> peak {} KiB; VmHWM +{:.0} KiB per upload) | < 2048 KiB | {} |",
+                r.uploads,
+                o.media_mib,
+                r.how,
+                r.max_in_flight,
+                r.growth_per_upload_kib,
+                r.rss_before_kib,
+                r.rss_peak_kib,
+                r.hwm_growth_per_upload_kib,
+                yes(r.growth_per_upload_kib < 2048.0 && r.max_in_flight == r.uploads)
+            );
+        }
+    }
     let mut shapes: Vec<(usize, usize)> = fanouts.iter().map(|r| (r.groups, r.members)).collect();
     shapes.dedup();
     for (g, m) in shapes {
@@ -985,6 +1128,7 @@ async fn all(o: AllOpts) -> Result<()> {
         results.insert("churn".into(), serde_json::to_value(&churn)?);
         results.insert("login".into(), serde_json::to_value(&login)?);
         results.insert("fanout".into(), serde_json::to_value(&fanouts)?);
+        results.insert("media".into(), serde_json::to_value(&media)?);
         std::fs::write(path, serde_json::to_string_pretty(&results)?)?;
     }
     let _ = std::fs::remove_dir_all(&tmp);
@@ -1006,5 +1150,10 @@ fn main() -> Result<()> {
         }
         Cmd::All(o) => rt.block_on(all(*o)),
         Cmd::Claims(o) => rt.block_on(claims::run(o)),
+        Cmd::MediaPeer { listen, dir } => {
+            // Like chatd: tokio's default runtime.
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(media::serve_peer(&listen, dir))
+        }
     }
 }

@@ -467,13 +467,14 @@ async fn route(app: &App, req: Request<Incoming>, peer: Peer) -> Response<Body> 
                 h.insert(
                     header::CONTENT_SECURITY_POLICY,
                     HeaderValue::from_static(
-                        // data: images only for the favicon with the unread count, drawn on a canvas;
-                        // blob: for profile pictures, fetched with the session (never a token in a URL)
-                        // and shown from object URLs this page made.
-                        // 'wasm-unsafe-eval' lets the page compile WebAssembly (vodozemac, end-to-end
-                        // encryption) and nothing else: no eval, no inline script.
+                        // data: images for the favicon with the unread count (drawn on a canvas) and the
+                        // thumbnails that travel inside messages; blob: images and audio for profile pictures,
+                        // photos and voice notes the page downloaded (and decrypted) itself and shows from
+                        // object URLs it made: media is fetched with the token in a header, never by an
+                        // address the browser loads. 'wasm-unsafe-eval' lets the page compile WebAssembly
+                        // (vodozemac, end-to-end encryption) and nothing else: no eval, no inline script.
                         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data: blob:; \
-                         connect-src 'self'; frame-ancestors 'none'",
+                         media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'",
                     ),
                 );
                 h.insert(

@@ -37,6 +37,9 @@
 //   life.js        a message's life: its latest edit, reactions, deletion, quote, expiry, "Delete for me"
 //   msgmenu.js     the message menu: reply, react (the picker), edit, delete for everyone or for this device
 //   compose.js     the composer's reply and edit modes, and @mentions in groups
+//   media.js       photos, files and voice notes: made ready (photos stripped), encrypted, uploaded, fetched back
+//   mediaview.js   their bubbles, the photo viewer, the voice player, the bubble of one on its way
+//   attach.js      attaching, dropping and pasting files (the attach dialog), recording voice notes
 //   picture.js     changing one's own or a group's picture: pick, crop to a square, scale, re-encode, upload, set
 
 import { wireSettings } from "./ui/settings.js";
@@ -61,6 +64,7 @@ import { wireTrust } from "./ui/trust.js";
 import { wireBackup } from "./ui/backup.js";
 import { wireCompose } from "./ui/compose.js";
 import { wireMessageMenu } from "./ui/msgmenu.js";
+import { wireAttach } from "./ui/attach.js";
 import { wirePictures } from "./ui/picture.js";
 
 function boot() {
@@ -79,6 +83,7 @@ function boot() {
   wireBackup();
   wireCompose();
   wireMessageMenu();
+  wireAttach();
   wirePictures();
   $("me-button").addEventListener("click", () => {
     if (state.me) void openCard(state.me.user);

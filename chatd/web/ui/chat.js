@@ -6,7 +6,7 @@ import { ChatError, isNotice, standsAlone } from "../chatcore/web.js";
 import { $, field, h, nameNode, setName, show } from "./dom.js";
 import { paintAvatar, groupProfile } from "./avatar.js";
 import { dayLabel, describe, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
-import { cannotSend, historyPage, isText, isVerified, readable, readKey } from "./e2e.js";
+import { cannotSend, historyPage, isText, isVerified, mediaOf, readable, readKey } from "./e2e.js";
 import { messageFrom, typingText, userStopped } from "./typing.js";
 import {
   MAX_SHOWN,
@@ -36,6 +36,7 @@ import { loadReceipts, refreshTicks, ticks } from "./receipts.js";
 import { decorate, inTimeline, learn, learnRelated, mentionsMe, shownOf } from "./life.js";
 import { endMode } from "./compose.js";
 import { TIMER_NAMES } from "./format.js";
+import { afterRender, pendingBubble, senderName, withMedia } from "./mediaview.js";
 
 const PAGE = 30;
 
@@ -80,7 +81,12 @@ function windowOf(/** @type {import("./store.js").Conv} */ c) {
 
 /** Adds a stored message to its conversation; `live`: it just arrived. Returns false if it was known. */
 export function addMessage(/** @type {import("./store.js").Conv} */ c, /** @type {import("./store.js").Message} */ m, /** @type {boolean} */ live) {
-  if (m.from === state.me?.user) c.pending.delete(m.client_id);
+  if (m.from === state.me?.user) {
+    // A photo on its way had a preview of its own: let go with its bubble.
+    const preview = c.pending.get(m.client_id)?.media?.preview;
+    if (preview) URL.revokeObjectURL(preview);
+    c.pending.delete(m.client_id);
+  }
   if (c.messages.has(m.seq)) return false;
   c.messages.set(m.seq, m);
   // Into the book of each message's latest state: an edit, reaction or deletion changes the message it points at.
@@ -708,12 +714,16 @@ function renderMessages() {
       // An encrypted message shows what this device reads of it: its text, or why not (yet); edited, its latest
       // text; deleted, "Message deleted" (ui/life.js).
       const life = shownOf(m);
-      const { text, note } = life;
+      // A photo, file or voice note shows as what it is (its caption as its text), unless it was deleted.
+      const media = life.view.deleted ? undefined : mediaOf(m);
+      const { text, note } = media ? { text: media.kind === "image" ? (media.caption ?? "") : "", note: false } : life;
       const mine = m.from === me.user;
       unit.rows.push({
         key: `msg ${m.seq} ${run.follows} ${run.continues} ${readKey(m)}${named ? ` ${userName(m.from)}` : ""} ${life.key}`,
-        make: () =>
-          decorate(bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text, note }, mine, undefined, run, named ? m.from : undefined, mine ? c : undefined), c, m, life),
+        make: () => {
+          const li = decorate(bubble({ seq: m.seq, client_id: m.client_id, ts: m.ts, text, note }, mine, undefined, run, named ? m.from : undefined, mine ? c : undefined), c, m, life);
+          return media ? withMedia(li, media, senderName(m.from)) : li;
+        },
         // Ticks change in place: a row built again would be laid out anew, and one above the reader could move the view.
         refresh: mine ? (el) => refreshTicks(el, c, m.seq) : undefined,
       });
@@ -746,8 +756,10 @@ function renderMessages() {
   }
   built.set(c, used);
   // Unsent messages come after the newest, so only a window drawn up to it shows them.
-  if (!c.end && b === units.length) for (const p of c.pending.values()) items.push(bubble(p, true, { c, p }));
+  if (!c.end && b === units.length) for (const p of c.pending.values()) items.push(p.media ? pendingBubble(c, p) : bubble(p, true, { c, p }));
   reconcile($("message-list"), items);
+  // Files of rows that left are let go; photos of rows that came are fetched.
+  afterRender($("message-list"));
   if ((a > 0 || b < units.length) && !refill) {
     refill = true;
     setTimeout(() => {

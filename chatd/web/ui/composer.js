@@ -72,7 +72,8 @@ async function keep(/** @type {import("./store.js").Conv} */ c, /** @type {impor
 
 /** Sends every message that waits for the connection (it is back). */
 export function flushOutbox() {
-  for (const c of state.convs.values()) for (const p of c.pending.values()) if (p.status === "waiting" && !c.left) void sendPending(c, p);
+  // A photo, file or voice note on its way is its own (ui/media.js): a failed one waits for the user's Retry.
+  for (const c of state.convs.values()) for (const p of c.pending.values()) if (p.status === "waiting" && !c.left && !p.media) void sendPending(c, p);
 }
 
 /** After a sign-in or reload: the user's unsent messages back in their conversations, and on their way. */

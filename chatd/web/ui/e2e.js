@@ -186,7 +186,7 @@ export function rereadAll(all = true) {
     for (const m of c.messages.values()) {
       if (m.content.kind !== "encrypted") continue;
       const read = state.reads.get(m.id);
-      if (read && (!all || read.type === "text")) continue;
+      if (read && (!all || read.type === "text" || read.type === "media")) continue;
       const body = secure.decryptMessage(m).body;
       state.reads.set(m.id, body);
       if (body.type === "text") state.life.apply(m, body.text);
@@ -292,7 +292,22 @@ export function readable(/** @type {Message} */ m) {
   if (m.content.kind !== "encrypted") return { text: "", note: true };
   const body = state.reads.get(m.id);
   if (body?.type === "text") return { text: body.text, note: false };
+  // A photo, file or voice note that came encrypted: said as a plain one is (the list's preview, an alert).
+  if (body?.type === "media") return { text: mediaText(body.content) ?? "", note: true };
   return { text: unreadable(m), note: true };
+}
+
+/**
+ * The photo, file or voice note a message carries: its content when it came plain, or as decrypted here (with the
+ * file's key); undefined for any other message, and for one not read (yet).
+ * @returns {import("../chatcore/web.js").MediaContent | undefined}
+ */
+export function mediaOf(/** @type {Message} */ m) {
+  const c = m.content;
+  if (c.kind === "image" || c.kind === "file" || c.kind === "voice") return c;
+  if (c.kind !== "encrypted") return undefined;
+  const body = state.reads.get(m.id);
+  return body?.type === "media" ? body.content : undefined;
 }
 
 /** Whether a message shows text (plain, or decrypted here): without building the reason a note would give. */

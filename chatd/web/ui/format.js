@@ -126,6 +126,21 @@ export function mediaText(content) {
   }
 }
 
+const sizeNumber = new Intl.NumberFormat("en-GB", { maximumFractionDigits: 1 });
+
+/** A file's size for people: "812 bytes", "12.5 KB", "3.2 MB" (powers of 1024, as file managers mostly count). */
+export function sizeText(/** @type {number} */ bytes) {
+  if (bytes < 1024) return bytes === 1 ? "1 byte" : `${bytes} bytes`;
+  const units = ["KB", "MB", "GB"];
+  let v = bytes / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u += 1;
+  }
+  return `${sizeNumber.format(v)} ${units[u]}`;
+}
+
 /** A notice in words when only its kind is known (the list's summary of an entry not loaded yet). */
 export function noticeKindText(/** @type {string} */ from, /** @type {string} */ kind) {
   const by = who(from, true);

@@ -21,6 +21,7 @@ import { checkBackup } from "./backup.js";
 import { onTyping, resetTyping } from "./typing.js";
 import { onReceipt } from "./receipts.js";
 import { loadRequests, onAnswered, onInvited, resetRequests } from "./requests.js";
+import { resetMedia } from "./attach.js";
 
 export const TOKEN_KEY = "chatcore.token";
 
@@ -123,6 +124,7 @@ function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ r
   forgetKeys = false;
   void (state.me ? forgetDrafts(state.me.user) : Promise.resolve()).finally(() => stopE2e(forget));
   if (location.hash.startsWith("#chat=")) history.replaceState(null, "", location.pathname + location.search);
+  resetMedia();
   state.me = null;
   state.users.clear();
   forgetPictures();

@@ -30,8 +30,9 @@ import { LifeBook } from "../chatcore/web.js";
 /**
  * A message of ours not yet stored by the server, in the outbox: on its way ("sending"), waiting for the
  * connection ("waiting"), or refused for good ("failed", with why). `ts`: the local clock when it was written.
- * `rel`: a reply's target; `mentions`: the members it mentions (both kept with it in the outbox).
- * @typedef {{ client_id: string, text: string, ts: number, status: "sending" | "waiting" | "failed", error?: string, rel?: import("../chatcore/web.js").Rel, mentions?: string[] }} Pending
+ * `rel`: a reply's target; `mentions`: the members it mentions (both kept with it in the outbox). `media`: a photo,
+ * file or voice note on its way (ui/media.js; kept in the page only, never in the outbox).
+ * @typedef {{ client_id: string, text: string, ts: number, status: "sending" | "waiting" | "failed", error?: string, rel?: import("../chatcore/web.js").Rel, mentions?: string[], media?: import("./media.js").PendingMedia }} Pending
  */
 
 /**

@@ -89,7 +89,9 @@ async function signUp(name) {
   // What the page fetches of /media: the address, the Authorization header, the bytes.
   page.on("response", async (res) => {
     const url = res.url();
-    if (!url.includes("/media")) return;
+    // The media endpoint only (POST /media, GET /media/{id}), not the web client's own ui/media*.js modules.
+    const path = new URL(url).pathname;
+    if (path !== "/media" && !path.startsWith("/media/")) return;
     const req = res.request();
     if (req.method() === "POST") {
       // The server's answer says what it stored: its id, size and SHA-256.

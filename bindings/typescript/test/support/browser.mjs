@@ -31,6 +31,12 @@ const FLAGS = [
   "--disable-sync",
 ];
 
+/**
+ * Flags for a test that records audio: Chromium's fake microphone (a beeping tone) and no permission prompt
+ * (`launchBrowser(FAKE_MEDIA)`).
+ */
+export const FAKE_MEDIA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"];
+
 /** `extraArgs`: more Chromium flags, e.g. `--ignore-certificate-errors-spki-list=<spki>`. */
 export async function launchBrowser(extraArgs = []) {
   return chromium.launch({ executablePath: chromiumPath(), headless: true, args: [...extraArgs, ...FLAGS] });
