@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use chatcore::memory::MemoryUserStore;
-use chatcore::model::{Privacy, UserId};
+use chatcore::model::{MediaId, Privacy, UserId};
 use chatcore::store::{
     Mail, Mailer, NewUser, ProfileUpdate, SearchQuery, StoreResult, UserRecord, UserStore,
 };
@@ -56,6 +56,10 @@ impl<S: UserStore> UserStore for AuditedUsers<S> {
 
     async fn set_privacy(&self, id: &UserId, privacy: &Privacy) -> StoreResult<UserRecord> {
         self.inner.set_privacy(id, privacy).await
+    }
+
+    async fn avatars_in_use(&self, ids: &[MediaId]) -> StoreResult<Vec<MediaId>> {
+        self.inner.avatars_in_use(ids).await
     }
 }
 

@@ -539,6 +539,11 @@ fn tombstone(c: &Connection, key: i64, target: &dyn ToSql, due: Option<i64>) -> 
     Ok(true)
 }
 
+/// How many ids one `IN (...)` of [`MessageStore::media_in_use`] binds:
+/// far below SQLite's limit of variables (32766), few distinct statements
+/// in the cache.
+pub(crate) const IN_CHUNK: usize = 500;
+
 /// `n` numbered placeholders from `?{first}` on, comma-separated.
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
@@ -976,6 +981,38 @@ impl MessageStore for SqliteMessageStore {
                     }
                 }
                 Ok(handled)
+            })
+            .await
+    }
+
+    async fn media_in_use(&self, ids: &[MediaId]) -> StoreResult<Vec<MediaId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = ids.iter().map(|m| m.as_str().to_owned()).collect();
+        self.db
+            .read(move |c| {
+                // `media_refs`' primary key (media first) and the partial
+                // `conversations_avatar`: one probe per id in each. In
+                // chunks, to stay far below SQLite's limit of variables;
+                // all in this one read.
+                let mut out = Vec::new();
+                for chunk in ids.chunks(IN_CHUNK) {
+                    let mut stmt = c
+                        .prepare_cached(&format!(
+                            "SELECT media FROM media_refs WHERE media IN ({0}) UNION SELECT \
+                             avatar FROM conversations WHERE avatar IS NOT NULL AND avatar IN \
+                             ({0})",
+                            placeholders(1, chunk.len())
+                        ))
+                        .map_err(map_err)?;
+                    let found = stmt
+                        .query_map(params_from_iter(chunk), |r| r.get::<_, String>(0))
+                        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                        .map_err(map_err)?;
+                    out.extend(found.into_iter().map(MediaId));
+                }
+                Ok(out)
             })
             .await
     }

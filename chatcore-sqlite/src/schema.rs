@@ -404,6 +404,47 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN media TEXT;
     "#,
+    // 8: what the garbage collection of unreferenced files asks
+    // (`MessageStore::media_in_use`, `UserStore::avatars_in_use`), each an
+    // index probe per id. `media_refs` holds one row per file a live entry
+    // lists, kept by triggers on `messages` (an insert adds its `media`, a
+    // change of `media`, as a deletion's or expiry's tombstone makes it,
+    // swaps them, a deletion of the row takes them away) and filled here
+    // from the rows step 7 wrote. The avatars of users and of groups get
+    // partial indexes (most rows have none).
+    r#"
+    CREATE TABLE media_refs (
+        media TEXT NOT NULL,
+        conv  INTEGER NOT NULL,
+        seq   INTEGER NOT NULL,
+        PRIMARY KEY (media, conv, seq)
+    ) STRICT, WITHOUT ROWID;
+    INSERT OR IGNORE INTO media_refs (media, conv, seq)
+        SELECT j.value, m.conv, m.seq FROM messages m, json_each(m.media) j
+        WHERE m.media IS NOT NULL;
+    CREATE TRIGGER messages_media_insert AFTER INSERT ON messages
+        WHEN NEW.media IS NOT NULL
+    BEGIN
+        INSERT OR IGNORE INTO media_refs (media, conv, seq)
+            SELECT value, NEW.conv, NEW.seq FROM json_each(NEW.media);
+    END;
+    CREATE TRIGGER messages_media_update AFTER UPDATE OF media ON messages
+        WHEN OLD.media IS NOT NEW.media
+    BEGIN
+        DELETE FROM media_refs WHERE conv = OLD.conv AND seq = OLD.seq
+            AND media IN (SELECT value FROM json_each(OLD.media));
+        INSERT OR IGNORE INTO media_refs (media, conv, seq)
+            SELECT value, NEW.conv, NEW.seq FROM json_each(NEW.media);
+    END;
+    CREATE TRIGGER messages_media_delete AFTER DELETE ON messages
+        WHEN OLD.media IS NOT NULL
+    BEGIN
+        DELETE FROM media_refs WHERE conv = OLD.conv AND seq = OLD.seq
+            AND media IN (SELECT value FROM json_each(OLD.media));
+    END;
+    CREATE INDEX users_avatar ON users(avatar) WHERE avatar IS NOT NULL;
+    CREATE INDEX conversations_avatar ON conversations(avatar) WHERE avatar IS NOT NULL;
+    "#,
 ];
 
 /// The schema this build reads and writes: the number of [`MIGRATIONS`].

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chatcore::model::{Privacy, UserId};
+use chatcore::model::{MediaId, Privacy, UserId};
 use chatcore::store::{
     display_name_words, NewUser, ProfileUpdate, SearchQuery, StoreError, StoreResult, UserRecord,
     UserStore,
 };
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use crate::db::Db;
 use crate::error::map_err;
@@ -214,6 +214,35 @@ impl UserStore for SqliteUserStore {
                     return Err(StoreError::NotFound);
                 }
                 get_by(c, "id", &id)?.ok_or(StoreError::NotFound)
+            })
+            .await
+    }
+
+    async fn avatars_in_use(&self, ids: &[MediaId]) -> StoreResult<Vec<MediaId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = ids.iter().map(|m| m.as_str().to_owned()).collect();
+        self.db
+            .read(move |c| {
+                // The partial index `users_avatar`: one probe per id; in
+                // chunks, far below SQLite's limit of variables.
+                let mut out = Vec::new();
+                for chunk in ids.chunks(crate::messages::IN_CHUNK) {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    let mut stmt = c
+                        .prepare_cached(&format!(
+                            "SELECT DISTINCT avatar FROM users WHERE avatar IS NOT NULL AND \
+                             avatar IN ({marks})"
+                        ))
+                        .map_err(map_err)?;
+                    let found = stmt
+                        .query_map(params_from_iter(chunk), |r| r.get::<_, String>(0))
+                        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                        .map_err(map_err)?;
+                    out.extend(found.into_iter().map(MediaId));
+                }
+                Ok(out)
             })
             .await
     }

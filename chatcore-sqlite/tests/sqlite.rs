@@ -541,12 +541,18 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     drop(SqliteStore::open(&path).await.unwrap());
-    // Back to version 1's tables (undoing what steps 2, 4, 5, 6 and 7
+    // Back to version 1's tables (undoing what steps 2, 4, 5, 6, 7 and 8
     // added; step 3 only changed the log's id columns' type), with one
     // session in them.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "ALTER TABLE messages DROP COLUMN media;
+        "DROP TRIGGER messages_media_insert;
+         DROP TRIGGER messages_media_update;
+         DROP TRIGGER messages_media_delete;
+         DROP TABLE media_refs;
+         DROP INDEX users_avatar;
+         DROP INDEX conversations_avatar;
+         ALTER TABLE messages DROP COLUMN media;
          DROP TABLE mentions;
          DROP INDEX messages_id;
          DROP INDEX messages_rel_target;
@@ -590,7 +596,10 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
             .unwrap(),
         vec![s]
     );
-    assert_eq!(SCHEMA_VERSION, 7, "steps 2, 4, 5, 6 and 7 are undone above");
+    assert_eq!(
+        SCHEMA_VERSION, 8,
+        "steps 2, 4, 5, 6, 7 and 8 are undone above"
+    );
 }
 
 /// A stored id in its canonical text form, decoded by SQL alone (not by
@@ -630,14 +639,20 @@ async fn a_log_of_schema_2_migrates_to_blob_ids_and_reads_back_the_same() {
     drop(store);
 
     // Back to version 2's log: the same rows with every id as TEXT (and
-    // without step 4's, 5's and 6's tables and columns).
+    // without step 4's, 5's, 6's and 8's tables and columns).
     let conn = rusqlite::Connection::open(&path).unwrap();
     let (id, sender) = (
         ID_AS_TEXT.replace("{c}", "id"),
         ID_AS_TEXT.replace("{c}", "sender"),
     );
     conn.execute_batch(&format!(
-        "DROP TABLE mentions;
+        "DROP TRIGGER messages_media_insert;
+         DROP TRIGGER messages_media_update;
+         DROP TRIGGER messages_media_delete;
+         DROP TABLE media_refs;
+         DROP INDEX users_avatar;
+         DROP INDEX conversations_avatar;
+         DROP TABLE mentions;
          ALTER TABLE conversations DROP COLUMN expire_after;
          DROP TABLE receipts;
          DROP TABLE backup_keys;
@@ -720,6 +735,99 @@ async fn a_log_of_schema_2_migrates_to_blob_ids_and_reads_back_the_same() {
         2,
         "legacy's c2 and c4"
     );
+}
+
+/// Step 8 indexes the files entries list (`media_refs`, kept by
+/// triggers) and the avatars: a version-7 file's entries are found after
+/// it, and the triggers follow later appends and deletions.
+#[tokio::test]
+async fn media_of_schema_7_is_indexed_by_step_8() {
+    use chatcore::model::MediaId;
+    use chatcore::store::ProfileUpdate;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (a, b, conv) = pair(&store).await;
+    let [m1, m2, m3, m4, face] = std::array::from_fn::<_, 5, _>(|_| MediaId::generate());
+    let first = store
+        .messages()
+        .append(message(&conv, &a, "c1", "album").with_media(vec![m1.clone(), m2.clone()]))
+        .await
+        .unwrap()
+        .message;
+    store
+        .messages()
+        .append(message(&conv, &b, "c2", "again").with_media(vec![m2.clone()]))
+        .await
+        .unwrap();
+    let mut update = ProfileUpdate::default();
+    update.avatar = Some(Some(face.as_str().to_owned()));
+    store.users().update_profile(&a, &update).await.unwrap();
+    drop(store);
+
+    // Back to version 7: no refs, no triggers, no avatar indexes.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER messages_media_insert;
+         DROP TRIGGER messages_media_update;
+         DROP TRIGGER messages_media_delete;
+         DROP TABLE media_refs;
+         DROP INDEX users_avatar;
+         DROP INDEX conversations_avatar;
+         PRAGMA user_version = 7;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let ids = [m1.clone(), m2.clone(), m3.clone(), m4.clone(), face.clone()];
+    let sorted = |mut v: Vec<MediaId>| {
+        v.sort();
+        v
+    };
+    let in_use = store.messages().media_in_use(&ids).await.unwrap();
+    assert_eq!(sorted(in_use), sorted(vec![m1.clone(), m2.clone()]));
+    assert_eq!(
+        store.users().avatars_in_use(&ids).await.unwrap(),
+        std::slice::from_ref(&face)
+    );
+    // The triggers run on what comes after.
+    store
+        .messages()
+        .append(message(&conv, &b, "c3", "new").with_media(vec![m3.clone()]))
+        .await
+        .unwrap();
+    let delete = NewMessage::new(conv.clone(), a.clone(), "d".into(), T0, Content::Deleted {})
+        .related(Some(Rel::new(RelKind::Delete, first.id.clone())), vec![]);
+    store.messages().append(delete).await.unwrap();
+    let in_use = store.messages().media_in_use(&ids).await.unwrap();
+    assert_eq!(sorted(in_use), sorted(vec![m2.clone(), m3.clone()]));
+    // More ids than one statement binds.
+    let many: Vec<MediaId> = (0..1200)
+        .map(|_| MediaId::generate())
+        .chain([m3.clone()])
+        .collect();
+    assert_eq!(store.messages().media_in_use(&many).await.unwrap(), [m3]);
+    drop(store);
+
+    // Index probes, not scans.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for sql in [
+        "SELECT media FROM media_refs WHERE media IN (?1, ?2) UNION SELECT avatar FROM \
+         conversations WHERE avatar IS NOT NULL AND avatar IN (?1, ?2)",
+        "SELECT DISTINCT avatar FROM users WHERE avatar IS NOT NULL AND avatar IN (?1, ?2)",
+    ] {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(["x", "y"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            plan.iter().all(|step| !step.starts_with("SCAN")),
+            "{sql}: {plan:?}"
+        );
+    }
 }
 
 #[tokio::test]
