@@ -10,7 +10,11 @@
 //! Atomic visibility: the chunks (255 KiB each, journaled and majority
 //! acknowledged) are written first, the `media.files` document last, with
 //! the SHA-256 in `metadata.sha256`; reads look a blob up by its files
-//! document only. An upload that fails (body error, `max_bytes`, a lost
+//! document only. The metadata also holds the uploader (`metadata.owner`,
+//! absent on files stored before schema 8) and when the blob was stored on
+//! the caller's clock (`metadata.created_at`, milliseconds; `uploadDate`
+//! is the same instant), which [`BlobStore::list`] filters on: the
+//! server's clock, not the driver's, so that tests can move time. An upload that fails (body error, `max_bytes`, a lost
 //! race for the id) deletes its chunks before `put` returns; one whose
 //! future is dropped has them deleted by a task spawned from the drop. What
 //! a crash leaves (chunks without a files document) is never visible, and
@@ -37,15 +41,15 @@ use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{doc, oid::ObjectId, Binary, Bson, DateTime, Document};
 use mongodb::Collection;
 
-use chatcore::model::{MediaId, Millis};
+use chatcore::model::{MediaId, Millis, UserId};
 
 /// Bytes per chunk: GridFS's default (255 KiB), which keeps a chunk and its
 /// document under 256 KiB.
 const CHUNK_SIZE: usize = 255 * 1024;
 const CHUNK_SIZE_I32: i32 = 255 * 1024;
 use chatcore::store::{
-    check_media_id, interrupted, BlobBody, BlobInfo, BlobRead, BlobStore, BlobTally, ByteRange,
-    StoreError, StoreResult,
+    check_media_id, interrupted, BlobBody, BlobInfo, BlobMeta, BlobRead, BlobStore, BlobTally,
+    ByteRange, StoreError, StoreResult,
 };
 
 use crate::schema::{MEDIA_CHUNKS, MEDIA_FILES};
@@ -88,6 +92,7 @@ impl MongoBlobStore {
         &self,
         id: &MediaId,
         file_id: ObjectId,
+        meta: BlobMeta,
         mut body: BlobBody,
         max_bytes: u64,
     ) -> StoreResult<BlobInfo> {
@@ -112,15 +117,19 @@ impl MongoBlobStore {
         if !buf.is_empty() {
             self.insert_chunk(file_id, n, buf).await?;
         }
-        let now = DateTime::now();
-        let info = tally.finish(now.timestamp_millis());
+        let owner = meta.owner.0.clone();
+        let info = tally.finish(meta);
         let file = doc! {
             "_id": file_id,
             "length": i64::try_from(info.size).unwrap_or(i64::MAX),
             "chunkSize": CHUNK_SIZE_I32,
-            "uploadDate": now,
+            "uploadDate": DateTime::from_millis(info.created_at),
             "filename": id.as_str(),
-            "metadata": { "sha256": &info.sha256 },
+            "metadata": {
+                "sha256": &info.sha256,
+                "owner": owner,
+                "created_at": info.created_at,
+            },
         };
         self.inner.run(self.files.insert_one(file)).await?;
         Ok(info)
@@ -190,27 +199,49 @@ impl File {
         let chunk_size = int("chunkSize")
             .filter(|c| *c > 0)
             .ok_or_else(|| corrupt("bad chunkSize"))?;
-        let created_at: Millis = d
-            .get_datetime("uploadDate")
-            .map_err(|_| corrupt("bad uploadDate"))?
-            .timestamp_millis();
-        let sha256 = d
+        let metadata = d
             .get_document("metadata")
-            .and_then(|m| m.get_str("sha256"))
+            .map_err(|_| corrupt("no metadata"))?;
+        let sha256 = metadata
+            .get_str("sha256")
             .map_err(|_| corrupt("bad metadata.sha256"))?
             .to_owned();
+        // Schema 8's time, or the upload date of a file from before it
+        // that the migration has not reached.
+        let created_at: Millis = match metadata.get("created_at") {
+            Some(Bson::Int64(v)) => *v,
+            Some(Bson::Int32(v)) => i64::from(*v),
+            Some(_) => return Err(corrupt("bad metadata.created_at")),
+            None => d
+                .get_datetime("uploadDate")
+                .map_err(|_| corrupt("bad uploadDate"))?
+                .timestamp_millis(),
+        };
+        let owner = match metadata.get("owner") {
+            Some(Bson::String(o)) => Some(UserId::from(o.as_str())),
+            None | Some(Bson::Null) => None,
+            Some(_) => return Err(corrupt("bad metadata.owner")),
+        };
+        let mut info = BlobInfo::new(length, sha256, BlobMeta::new(UserId::from(""), created_at));
+        info.owner = owner;
         Ok(Self {
             id,
             length,
             chunk_size,
-            info: BlobInfo::new(length, sha256, created_at),
+            info,
         })
     }
 }
 
 #[async_trait]
 impl BlobStore for MongoBlobStore {
-    async fn put(&self, id: &MediaId, body: BlobBody, max_bytes: u64) -> StoreResult<BlobInfo> {
+    async fn put(
+        &self,
+        id: &MediaId,
+        meta: BlobMeta,
+        body: BlobBody,
+        max_bytes: u64,
+    ) -> StoreResult<BlobInfo> {
         check_media_id(id)?;
         let conflict = || StoreError::Conflict {
             field: "media".to_owned(),
@@ -228,7 +259,7 @@ impl BlobStore for MongoBlobStore {
             chunks: self.chunks.clone(),
             file_id: Some(file_id),
         };
-        let written = self.write(id, file_id, body, max_bytes).await;
+        let written = self.write(id, file_id, meta, body, max_bytes).await;
         if written.is_err() {
             // Deletes the chunks written so far before answering; the files
             // document was not written (or was refused: a concurrent put of
@@ -342,6 +373,46 @@ impl BlobStore for MongoBlobStore {
             .await?;
         // 0: deleted by a concurrent call in between.
         Ok(deleted.deleted_count > 0)
+    }
+
+    async fn list(
+        &self,
+        created_before: Millis,
+        after: Option<&MediaId>,
+        limit: usize,
+    ) -> StoreResult<Vec<MediaId>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Complete files only (an upload under way has no files document
+        // yet, and the document is written with its `metadata.sha256`), by
+        // media id on `filename_created_at`, the time read from the index.
+        let mut filter = doc! {
+            "metadata.sha256": { "$exists": true },
+            "metadata.created_at": { "$lt": created_before },
+        };
+        if let Some(after) = after {
+            filter.insert("filename", doc! { "$gt": after.as_str() });
+        }
+        let cursor = self
+            .inner
+            .run(
+                self.files
+                    .find(filter)
+                    .sort(doc! { "filename": 1 })
+                    .projection(doc! { "_id": 0, "filename": 1 })
+                    .limit(i64::try_from(limit).unwrap_or(i64::MAX)),
+            )
+            .await?;
+        let found: Vec<Document> = self.inner.run(cursor.try_collect()).await?;
+        found
+            .iter()
+            .map(|d| {
+                d.get_str("filename")
+                    .map(MediaId::from)
+                    .map_err(|_| StoreError::Corrupt(format!("{MEDIA_FILES}: no filename: {d}")))
+            })
+            .collect()
     }
 }
 

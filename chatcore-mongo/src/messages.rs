@@ -91,7 +91,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chatcore::model::{
-    Content, ConversationId, DeviceId, Message, MessageId, Millis, Receipt, UserId,
+    Content, ConversationId, DeviceId, MediaId, Message, MessageId, Millis, Receipt, UserId,
 };
 use chatcore::store::{
     Appended, Changed, ConversationState, Listing, Member, MessageStore, NewMessage, StoreError,
@@ -809,6 +809,43 @@ impl MessageStore for MongoMessageStore {
             .await?;
         let docs: Vec<MessageDoc> = self.inner.run(cursor.try_collect()).await?;
         docs.into_iter().map(MessageDoc::into_message).collect()
+    }
+
+    async fn media_in_use(&self, ids: &[MediaId]) -> StoreResult<Vec<MediaId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<&str> = ids.iter().map(MediaId::as_str).collect();
+        // One aggregation: the live entries listing any of the ids, on the
+        // partial multikey index `media` (a tombstone unsets the list, so
+        // deleted and expired entries are not in it), each id once; then,
+        // through `$unionWith`, the groups whose avatar is one of them, on
+        // `info_avatar`.
+        let pipeline = vec![
+            doc! { "$match": { "media": { "$exists": true, "$in": &wanted } } },
+            doc! { "$project": { "_id": 0, "media": 1 } },
+            doc! { "$unwind": "$media" },
+            doc! { "$match": { "media": { "$in": &wanted } } },
+            doc! { "$group": { "_id": "$media" } },
+            doc! { "$unionWith": {
+                "coll": CONVERSATIONS,
+                "pipeline": [
+                    { "$match": { "info.avatar": { "$in": &wanted } } },
+                    { "$group": { "_id": "$info.avatar" } },
+                ],
+            } },
+        ];
+        let found = self.aggregate(pipeline).await?;
+        let mut out: Vec<MediaId> = Vec::with_capacity(found.len());
+        for d in found {
+            let id = d
+                .get_str("_id")
+                .map_err(|_| StoreError::Corrupt(format!("media in use: not a media id: {d}")))?;
+            out.push(MediaId::from(id));
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 
     async fn expire(&self, now: Millis, limit: usize) -> StoreResult<usize> {

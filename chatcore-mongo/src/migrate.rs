@@ -12,7 +12,7 @@ use mongodb::bson::{doc, Bson, Document};
 use chatcore::store::{StoreError, StoreResult};
 
 use crate::records::{bson_of, InfoDoc, KindDoc, MemberDoc, RoleDoc, CONV_LAYOUT};
-use crate::schema::{CONVERSATIONS, MESSAGES};
+use crate::schema::{CONVERSATIONS, MEDIA_FILES, MESSAGES};
 use crate::Inner;
 
 /// Brings a database written by schema version `from` to the current one.
@@ -34,6 +34,48 @@ pub(crate) async fn run(inner: &Inner, from: i64) -> StoreResult<()> {
     // `expires_at` relate to nothing, mention nobody and never expire, and
     // conversations without `expire_after` have no timer; the new indexes
     // are created at start by `ensure_indexes`, like every index.
+    if from < 8 {
+        v7_to_v8(inner).await?;
+    }
+    Ok(())
+}
+
+/// Schema 8 keeps, in the `metadata` of each blob's files document, when
+/// it was stored (`created_at`, milliseconds on the server's clock), which
+/// `BlobStore::list` filters on. Files stored before get their
+/// `uploadDate`; their uploader (`owner`) stays unknown. Only files
+/// without the field are rewritten, each to the same value: idempotent.
+/// Unfinished uploads have no files document and need nothing.
+async fn v7_to_v8(inner: &Inner) -> StoreResult<()> {
+    let files = inner.durable::<Document>(MEDIA_FILES);
+    let old = doc! { "metadata.created_at": { "$exists": false } };
+    let mut cursor = inner
+        .run(
+            files
+                .find(old)
+                .projection(doc! { "_id": 1, "uploadDate": 1 }),
+        )
+        .await?;
+    let mut migrated = 0_u64;
+    while let Some(d) = inner.run(cursor.try_next()).await? {
+        let corrupt =
+            |what: &str| StoreError::Corrupt(format!("{MEDIA_FILES} (schema 7): {what}: {d}"));
+        let id = d.get("_id").cloned().ok_or_else(|| corrupt("no _id"))?;
+        let at = d
+            .get_datetime("uploadDate")
+            .map_err(|_| corrupt("no uploadDate"))?
+            .timestamp_millis();
+        inner
+            .run(files.update_one(
+                doc! { "_id": id, "metadata.created_at": { "$exists": false } },
+                doc! { "$set": { "metadata.created_at": at } },
+            ))
+            .await?;
+        migrated += 1;
+    }
+    if migrated > 0 {
+        tracing::info!(migrated, "media files migrated from schema 7 to 8");
+    }
     Ok(())
 }
 

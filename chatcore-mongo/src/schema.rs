@@ -147,7 +147,17 @@ pub const COLLECTIONS: &[&str] = &[
 ///   its next change, off the database. Media (the GridFS bucket `media`:
 ///   `media.files`, `media.chunks`) came later within schema 7: they start
 ///   empty, and a build without them reads nothing else differently.
-pub const SCHEMA_VERSION: i64 = 7;
+/// - 8: the garbage collection of unreferenced media: a blob's files
+///   document holds its uploader (`metadata.owner`) and when it was stored
+///   on the server's clock (`metadata.created_at`, milliseconds, which
+///   `uploadDate` now equals too); the indexes `media` on messages,
+///   `avatar` on users, `info_avatar` on conversations and
+///   `filename_created_at` on `media.files`. The migration copies
+///   `uploadDate` into `metadata.created_at` of the files stored before
+///   (their owner stays unknown). The mark keeps a build that would store
+///   blobs without a time, which the collection would never list, off the
+///   database.
+pub const SCHEMA_VERSION: i64 = 8;
 
 fn index(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
@@ -204,6 +214,8 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                 unique(doc! { "phone": 1 }, "unique_phone"),
                 // Directory search by a prefix of any display-name word.
                 index(doc! { "name_words": 1 }, "name_words"),
+                // Which files are users' avatars (`avatars_in_use`).
+                index(doc! { "avatar": 1 }, "avatar"),
             ],
         ),
         (
@@ -235,6 +247,9 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                 // entries that still expire. Not a TTL index: the entry
                 // stays, without its content.
                 partial(doc! { "expires_at": 1 }, "expires_at", "expires_at"),
+                // Which files live entries list (`media_in_use`): multikey,
+                // only the entries that list some (a tombstone unsets it).
+                partial(doc! { "media": 1 }, "media", "media"),
             ],
         ),
         (
@@ -248,6 +263,8 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                 ),
                 // Joining by invite link: the token's hash.
                 index(doc! { "invite": 1 }, "invite"),
+                // Which files are groups' avatars (`media_in_use`).
+                index(doc! { "info.avatar": 1 }, "info_avatar"),
                 // A user's requests list: what waits for their answer.
                 index(
                     doc! { "pending.user": 1, "last_ts": -1, "_id": 1 },
@@ -314,6 +331,12 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                 index(
                     doc! { "filename": 1, "uploadDate": 1 },
                     "filename_upload_date",
+                ),
+                // The collection's candidates (`list`): by media id, with
+                // the time each was stored, read from the index alone.
+                index(
+                    doc! { "filename": 1, "metadata.created_at": 1 },
+                    "filename_created_at",
                 ),
             ],
         ),

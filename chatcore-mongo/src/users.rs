@@ -8,7 +8,7 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-use chatcore::model::{Audience, Millis, Privacy, UserId};
+use chatcore::model::{Audience, MediaId, Millis, Privacy, UserId};
 use chatcore::store::{
     display_name_words, NewUser, ProfileUpdate, SearchQuery, StoreError, StoreResult, UserRecord,
     UserStore,
@@ -337,6 +337,34 @@ impl UserStore for MongoUserStore {
         updated
             .map(UserDoc::into_record)
             .ok_or(StoreError::NotFound)
+    }
+
+    async fn avatars_in_use(&self, ids: &[MediaId]) -> StoreResult<Vec<MediaId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<&str> = ids.iter().map(MediaId::as_str).collect();
+        // The index `avatar`: one probe per id; only the field is read.
+        let cursor = self
+            .inner
+            .run(
+                self.users
+                    .clone_with_type::<Document>()
+                    .find(doc! { "avatar": { "$in": &wanted } })
+                    .projection(doc! { "_id": 0, "avatar": 1 }),
+            )
+            .await?;
+        let found: Vec<Document> = self.inner.run(cursor.try_collect()).await?;
+        let mut out = Vec::with_capacity(found.len());
+        for d in found {
+            let avatar = d.get_str("avatar").map_err(|_| {
+                StoreError::Corrupt(format!("{USERS}: an avatar is not a media id: {d}"))
+            })?;
+            out.push(MediaId::from(avatar));
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 }
 

@@ -158,6 +158,7 @@ async fn interrupted_gridfs_uploads_leave_no_chunks() {
     let blobs = store.blobs();
     let chunks = store.database().collection::<Document>("media.chunks");
     let files = store.database().collection::<Document>("media.files");
+    let meta = || chatcore::store::BlobMeta::new(UserId::from("uploader"), 1_000);
     let count = || async {
         (
             chunks.count_documents(doc! {}).await.unwrap(),
@@ -168,14 +169,17 @@ async fn interrupted_gridfs_uploads_leave_no_chunks() {
     let id = MediaId::generate();
     // A body error and max_bytes: cleaned before put returns.
     assert!(blobs
-        .put(&id, failing_body(&data, 1_000_000), u64::MAX)
+        .put(&id, meta(), failing_body(&data, 1_000_000), u64::MAX)
         .await
         .is_err());
     assert_eq!(count().await, (0, 0));
-    assert!(blobs.put(&id, body_of(&data), 1_500_000).await.is_err());
+    assert!(blobs
+        .put(&id, meta(), body_of(&data), 1_500_000)
+        .await
+        .is_err());
     assert_eq!(count().await, (0, 0));
     // A dropped upload: the driver deletes its chunks soon after.
-    let stalled = blobs.put(&id, stalled_body(&data, 1_000_000), u64::MAX);
+    let stalled = blobs.put(&id, meta(), stalled_body(&data, 1_000_000), u64::MAX);
     assert!(tokio::time::timeout(Duration::from_millis(500), stalled)
         .await
         .is_err());
@@ -186,10 +190,16 @@ async fn interrupted_gridfs_uploads_leave_no_chunks() {
     })
     .await;
     // A duplicate id: the loser's chunks are deleted, the winner's kept.
-    blobs.put(&id, body_of(&data), u64::MAX).await.unwrap();
+    blobs
+        .put(&id, meta(), body_of(&data), u64::MAX)
+        .await
+        .unwrap();
     let stored = count().await;
     assert_eq!(stored.1, 1);
-    assert!(blobs.put(&id, body_of(&data), u64::MAX).await.is_err());
+    assert!(blobs
+        .put(&id, meta(), body_of(&data), u64::MAX)
+        .await
+        .is_err());
     assert_eq!(count().await, stored);
     assert!(blobs.delete(&id).await.unwrap());
     assert_eq!(count().await, (0, 0));
@@ -293,6 +303,7 @@ async fn indexes_are_created_once_and_idempotently() {
         names("users").await,
         [
             "_id_",
+            "avatar",
             "name_words",
             "unique_email",
             "unique_phone",
@@ -305,6 +316,7 @@ async fn indexes_are_created_once_and_idempotently() {
             "_id_",
             "conv_rel_target",
             "expires_at",
+            "media",
             "unique_client_id",
             "unique_seq"
         ]
@@ -319,6 +331,7 @@ async fn indexes_are_created_once_and_idempotently() {
         names("conversations").await,
         [
             "_id_",
+            "info_avatar",
             "invite",
             "members_user_last_ts",
             "pending_user_last_ts"
@@ -335,6 +348,15 @@ async fn indexes_are_created_once_and_idempotently() {
     assert_eq!(names("cursors").await, ["_id_", "unique_cursor"]);
     assert_eq!(names("read_markers").await, ["_id_", "unique_read_marker"]);
     assert_eq!(names("receipts").await, ["_id_", "unique_receipt"]);
+    assert_eq!(
+        names("media.files").await,
+        [
+            "_id_",
+            "filename_created_at",
+            "filename_upload_date",
+            "unique_media"
+        ]
+    );
 
     // The TTL indexes expire documents at their Date (expireAfterSeconds: 0).
     use futures_util::TryStreamExt;
@@ -922,6 +944,97 @@ async fn schema_1_conversations_are_migrated_at_start() {
         .unwrap();
     MongoStore::connect(&server_uri(), &db_name).await.unwrap();
     assert_eq!(snapshot().await, before, "the migration is idempotent");
+    cleanup.run().await;
+}
+
+/// Schema 8 keeps a blob's time in `metadata.created_at`: a file stored
+/// by a schema-7 build gets its `uploadDate` there at start, reads with no
+/// owner, and is listed by that time.
+#[tokio::test]
+async fn schema_7_media_files_get_their_time_and_no_owner() {
+    use chatcore::model::{MediaId, Millis};
+    use chatcore::store::BlobStore;
+    use chatcore_mongo::mongodb::bson::{oid::ObjectId, Binary, DateTime};
+    let cleanup = Cleanup::default();
+    let db_name = fresh_db();
+    cleanup.add(&db_name);
+    let client = chatcore_mongo::mongodb::Client::with_uri_str(server_uri())
+        .await
+        .unwrap();
+    let db = client.database(&db_name);
+    db.collection::<Document>("meta")
+        .insert_one(doc! { "_id": "schema", "version": 7_i64 })
+        .await
+        .unwrap();
+    let (id, file_id, at) = (MediaId::generate(), ObjectId::new(), T0 + 5);
+    let data = b"old bytes".to_vec();
+    let sha = {
+        let mut tally = chatcore::store::BlobTally::new(u64::MAX);
+        tally.add(&data).unwrap();
+        tally
+            .finish(chatcore::store::BlobMeta::new(UserId::from("x"), 0))
+            .sha256
+    };
+    db.collection::<Document>("media.chunks")
+        .insert_one(doc! {
+            "_id": ObjectId::new(), "files_id": file_id, "n": 0_i64,
+            "data": Binary { subtype: chatcore_mongo::mongodb::bson::spec::BinarySubtype::Generic, bytes: data.clone() },
+        })
+        .await
+        .unwrap();
+    db.collection::<Document>("media.files")
+        .insert_one(doc! {
+            "_id": file_id, "length": data.len() as i64, "chunkSize": 255 * 1024_i32,
+            "uploadDate": DateTime::from_millis(at), "filename": id.as_str(),
+            "metadata": { "sha256": &sha },
+        })
+        .await
+        .unwrap();
+
+    let store = MongoStore::connect(&server_uri(), &db_name).await.unwrap();
+    let file = db
+        .collection::<Document>("media.files")
+        .find_one(doc! { "_id": file_id })
+        .await
+        .unwrap()
+        .unwrap();
+    let metadata = file.get_document("metadata").unwrap();
+    assert_eq!(metadata.get_i64("created_at").unwrap(), at);
+    assert!(metadata.get("owner").is_none(), "{file}");
+    let blobs = store.blobs();
+    let info = blobs.info(&id).await.unwrap().expect("stored");
+    assert_eq!(
+        (info.size, info.created_at, info.owner, info.sha256),
+        (data.len() as u64, at, None, sha)
+    );
+    assert_eq!(
+        blobs.list(at + 1, None, 10).await.unwrap(),
+        std::slice::from_ref(&id)
+    );
+    assert!(blobs.list(at, None, 10).await.unwrap().is_empty());
+    // Beside a new one, with its owner.
+    let new = MediaId::generate();
+    let owner = UserId::from("uploader");
+    blobs
+        .put(
+            &new,
+            chatcore::store::BlobMeta::new(owner.clone(), at - 1),
+            chatcore::testkit::blobs::body_of(b"x"),
+            u64::MAX,
+        )
+        .await
+        .unwrap();
+    assert_eq!(blobs.info(&new).await.unwrap().unwrap().owner, Some(owner));
+    let mut both = vec![id, new];
+    both.sort();
+    assert_eq!(blobs.list(Millis::MAX, None, 10).await.unwrap(), both);
+    let mark = db
+        .collection::<Document>("meta")
+        .find_one(doc! { "_id": "schema" })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mark.get_i64("version").unwrap(), 8);
     cleanup.run().await;
 }
 
