@@ -7,7 +7,7 @@
 //! `nosniff`). See docs/PROTOCOL.md, *Media*.
 
 use chatcore::model::{MediaId, UserId};
-use chatcore::store::{BlobRead, ByteRange, Quota, StoreError};
+use chatcore::store::{BlobMeta, BlobRead, ByteRange, Quota, StoreError};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use http_body_util::{BodyExt as _, BodyStream, StreamBody};
 use hyper::body::{Bytes, Frame, Incoming};
@@ -192,11 +192,14 @@ async fn upload(app: &App, req: Request<Incoming>) -> Response<Body> {
         .map_err(io::Error::other)
         .boxed();
     let id = MediaId::generate();
+    // The uploader and the server's clock (which tests move), for the
+    // garbage collection of files nothing refers to.
+    let meta = BlobMeta::new(user.clone(), app.server.now());
     match app
         .server
         .backends()
         .blobs
-        .put(&id, body, limits.max_bytes)
+        .put(&id, meta, body, limits.max_bytes)
         .await
     {
         Ok(info) => {

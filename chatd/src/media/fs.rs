@@ -2,8 +2,25 @@
 //!
 //! Layout: `ROOT/ab/abcdef…` for the blob `abcdef…` (the first two
 //! characters of its id fan the files out over 256 directories). Each file
-//! is a 64-byte header (a magic, the size, the creation time and the
-//! SHA-256, so that `info` reads 64 bytes) followed by the blob's bytes.
+//! is a header followed by the blob's bytes. The header, in the format
+//! this build writes (magic `chatblb2`), is 256 bytes:
+//!
+//! | bytes | what |
+//! |---|---|
+//! | 0..8 | the magic `chatblb2` |
+//! | 8..16 | the blob's size, u64 little-endian |
+//! | 16..24 | when it was stored (the caller's clock, [`BlobMeta`]), i64 milliseconds, little-endian |
+//! | 24..56 | its SHA-256 |
+//! | 56..64 | zero (reserved) |
+//! | 64 | the length `n` of the uploader's user id in bytes, at most [`MAX_OWNER`] |
+//! | 65..65+n | the uploader's user id, UTF-8 |
+//! | 65+n..256 | zero (reserved) |
+//!
+//! Files of the first format (magic `chatblb1`, written before uploaders
+//! were recorded) have the first 64 bytes only, and read with no owner;
+//! they are never rewritten. `info` reads one header; [`BlobStore::list`]
+//! walks the directories in id order and reads the header of each file
+//! past `after` for its time, until it has `limit`.
 //!
 //! Atomic visibility and durability, as the SQLite store promises (an
 //! acknowledged write survives a power loss): a blob is written to a
@@ -24,18 +41,26 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use chatcore::model::{now_millis, MediaId};
+use chatcore::model::{MediaId, Millis, UserId};
 use chatcore::store::{
-    check_media_id, interrupted, BlobBody, BlobInfo, BlobRead, BlobStore, BlobTally, ByteRange,
-    StoreError, StoreResult,
+    check_media_id, interrupted, BlobBody, BlobInfo, BlobMeta, BlobRead, BlobStore, BlobTally,
+    ByteRange, StoreError, StoreResult,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-/// Bytes before the blob's in each file.
-const HEADER_LEN: u64 = 64;
-/// The first bytes of every blob file (and its format's version).
-const MAGIC: &[u8; 8] = b"chatblb1";
+/// Bytes before the blob's in each file this build writes.
+const HEADER_LEN: u64 = 256;
+/// The first bytes of every blob file this build writes (and its format's
+/// version): the header holds the uploader.
+const MAGIC: &[u8; 8] = b"chatblb2";
+/// Bytes before the blob's in a file of the first format.
+const V1_HEADER_LEN: u64 = 64;
+/// The magic of the first format, without the uploader.
+const V1_MAGIC: &[u8; 8] = b"chatblb1";
+/// The longest uploader's user id a header holds, in bytes (chatcore's ids
+/// are 36); a longer one is refused by `put`.
+pub(crate) const MAX_OWNER: usize = 128;
 /// Bytes read from a file at a time when serving it.
 const READ_CHUNK: usize = 64 * 1024;
 /// Temporary files older than this are a crashed upload's, removed at open.
@@ -79,33 +104,32 @@ impl FsBlobStore {
         Some(self.dir_of(id).join(id.as_str()))
     }
 
-    /// Reads and checks the header of the blob file `file`.
-    async fn header(file: &mut tokio::fs::File, id: &MediaId) -> StoreResult<BlobInfo> {
+    /// Reads and checks the header of the blob file `file`: the blob's
+    /// description and where its bytes start.
+    async fn header(file: &mut tokio::fs::File, id: &MediaId) -> StoreResult<(BlobInfo, u64)> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("blob file {id}: {what}"));
         let mut h = [0u8; HEADER_LEN as usize];
-        file.read_exact(&mut h).await.map_err(|e| match e.kind() {
+        let short = |e: io::Error| match e.kind() {
             io::ErrorKind::UnexpectedEof => corrupt("shorter than its header"),
             _ => io_error(e),
-        })?;
-        if &h[..8] != MAGIC {
-            return Err(corrupt("not a blob file of this version"));
-        }
-        let word = |at: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&h[at..at + 8]);
-            b
         };
-        let size = u64::from_le_bytes(word(8));
-        let created_at = i64::from_le_bytes(word(16));
-        let len = file.metadata().await.map_err(io_error)?.len();
-        if len != HEADER_LEN.saturating_add(size) {
-            return Err(corrupt("its length disagrees with its header"));
+        file.read_exact(&mut h[..V1_HEADER_LEN as usize])
+            .await
+            .map_err(short)?;
+        if &h[..8] == MAGIC {
+            file.read_exact(&mut h[V1_HEADER_LEN as usize..])
+                .await
+                .map_err(short)?;
         }
-        Ok(BlobInfo::new(size, hex(&h[24..56]), created_at))
+        let len = file.metadata().await.map_err(io_error)?.len();
+        parse_header(&h, len).map_err(corrupt)
     }
 
     /// Opens blob `id`'s file and reads its header; `None` when missing.
-    async fn open_blob(&self, id: &MediaId) -> StoreResult<Option<(tokio::fs::File, BlobInfo)>> {
+    async fn open_blob(
+        &self,
+        id: &MediaId,
+    ) -> StoreResult<Option<(tokio::fs::File, BlobInfo, u64)>> {
         let Some(path) = self.path_of(id) else {
             return Ok(None);
         };
@@ -114,15 +138,26 @@ impl FsBlobStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(e)),
         };
-        let info = Self::header(&mut file, id).await?;
-        Ok(Some((file, info)))
+        let (info, start) = Self::header(&mut file, id).await?;
+        Ok(Some((file, info, start)))
     }
 }
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
-    async fn put(&self, id: &MediaId, mut body: BlobBody, max_bytes: u64) -> StoreResult<BlobInfo> {
+    async fn put(
+        &self,
+        id: &MediaId,
+        meta: BlobMeta,
+        mut body: BlobBody,
+        max_bytes: u64,
+    ) -> StoreResult<BlobInfo> {
         check_media_id(id)?;
+        if meta.owner.0.len() > MAX_OWNER {
+            return Err(StoreError::Corrupt(format!(
+                "blob {id}: the uploader's id is longer than {MAX_OWNER} bytes"
+            )));
+        }
         let conflict = || StoreError::Conflict {
             field: "media".to_owned(),
         };
@@ -154,12 +189,16 @@ impl BlobStore for FsBlobStore {
                 tally.add(&chunk)?;
                 file.write_all(&chunk).await.map_err(io_error)?;
             }
-            let info = tally.finish(now_millis());
+            let owner = meta.owner.0.clone();
+            let info = tally.finish(meta);
             let mut header = [0u8; HEADER_LEN as usize];
             header[..8].copy_from_slice(MAGIC);
             header[8..16].copy_from_slice(&info.size.to_le_bytes());
             header[16..24].copy_from_slice(&info.created_at.to_le_bytes());
             unhex(&info.sha256, &mut header[24..56]);
+            // At most MAX_OWNER (checked above), so it fits in a byte.
+            header[64] = u8::try_from(owner.len()).unwrap_or(0);
+            header[65..65 + owner.len()].copy_from_slice(owner.as_bytes());
             file.seek(SeekFrom::Start(0)).await.map_err(io_error)?;
             file.write_all(&header).await.map_err(io_error)?;
             file.flush().await.map_err(io_error)?;
@@ -183,14 +222,14 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn get(&self, id: &MediaId, range: Option<ByteRange>) -> StoreResult<Option<BlobRead>> {
-        let Some((mut file, info)) = self.open_blob(id).await? else {
+        let Some((mut file, info, start)) = self.open_blob(id).await? else {
             return Ok(None);
         };
         let served = match range {
             Some(r) => r.resolve(info.size)?,
             None => 0..info.size,
         };
-        file.seek(SeekFrom::Start(HEADER_LEN + served.start))
+        file.seek(SeekFrom::Start(start + served.start))
             .await
             .map_err(io_error)?;
         let reader = file.take(served.end - served.start);
@@ -199,7 +238,7 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn info(&self, id: &MediaId) -> StoreResult<Option<BlobInfo>> {
-        Ok(self.open_blob(id).await?.map(|(_, info)| info))
+        Ok(self.open_blob(id).await?.map(|(_, info, _)| info))
     }
 
     async fn delete(&self, id: &MediaId) -> StoreResult<bool> {
@@ -215,6 +254,130 @@ impl BlobStore for FsBlobStore {
             Err(e) => Err(io_error(e)),
         }
     }
+
+    async fn list(
+        &self,
+        created_before: Millis,
+        after: Option<&MediaId>,
+        limit: usize,
+    ) -> StoreResult<Vec<MediaId>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let root = self.root.clone();
+        let after = after.map(|a| a.as_str().to_owned());
+        tokio::task::spawn_blocking(move || list_blobs(&root, created_before, after, limit))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("the listing task failed: {e}")))?
+            .map_err(io_error)
+    }
+}
+
+/// The blob's description in header `h` (the first format's 64 bytes or
+/// this one's 256) of a file of `len` bytes, and where its bytes start.
+fn parse_header(h: &[u8; HEADER_LEN as usize], len: u64) -> Result<(BlobInfo, u64), &'static str> {
+    let (start, owner) = if &h[..8] == MAGIC {
+        let n = usize::from(h[64]);
+        if n > MAX_OWNER {
+            return Err("the uploader's id is too long");
+        }
+        let owner =
+            std::str::from_utf8(&h[65..65 + n]).map_err(|_| "the uploader's id is not UTF-8")?;
+        (HEADER_LEN, Some(UserId::from(owner)))
+    } else if &h[..8] == V1_MAGIC {
+        (V1_HEADER_LEN, None)
+    } else {
+        return Err("not a blob file of a known format");
+    };
+    let word = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&h[at..at + 8]);
+        b
+    };
+    let size = u64::from_le_bytes(word(8));
+    let created_at = i64::from_le_bytes(word(16));
+    if len != start.saturating_add(size) {
+        return Err("its length disagrees with its header");
+    }
+    let mut info = BlobInfo::new(
+        size,
+        hex(&h[24..56]),
+        BlobMeta::new(UserId::from(""), created_at),
+    );
+    info.owner = owner;
+    Ok((info, start))
+}
+
+/// [`BlobStore::list`] on the blocking pool: the shard directories in
+/// order from `after`'s, in each the well-formed names (no temporary file:
+/// theirs start with a dot) past `after` in order, each kept if its
+/// header's time is before `created_before`. A file removed meanwhile is
+/// skipped; so is one whose header cannot be read (logged): what cannot
+/// be dated is never offered for deletion.
+fn list_blobs(
+    root: &Path,
+    created_before: Millis,
+    after: Option<String>,
+    limit: usize,
+) -> io::Result<Vec<MediaId>> {
+    use std::io::Read as _;
+    let is_shard =
+        |n: &str| n.len() == 2 && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let mut shards: Vec<String> = std::fs::read_dir(root)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| is_shard(n))
+        .collect();
+    shards.sort_unstable();
+    let first = after.as_deref().map_or("", |a| &a[..a.len().min(2)]);
+    let mut out = Vec::new();
+    for shard in shards.iter().filter(|s| s.as_str() >= first) {
+        let dir = root.join(shard);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let mut names: Vec<MediaId> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with(shard.as_str()))
+            .filter_map(|n| MediaId::parse(&n))
+            .filter(|id| after.as_deref().is_none_or(|a| id.as_str() > a))
+            .collect();
+        names.sort_unstable();
+        for id in names {
+            let mut file = match std::fs::File::open(dir.join(id.as_str())) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let mut h = [0u8; HEADER_LEN as usize];
+            let want =
+                if file.read_exact(&mut h[..V1_HEADER_LEN as usize]).is_ok() && &h[..8] == MAGIC {
+                    file.read_exact(&mut h[V1_HEADER_LEN as usize..])
+                } else {
+                    Ok(())
+                };
+            let len = file.metadata()?.len();
+            match want
+                .map_err(|_| "shorter than its header")
+                .and_then(|()| parse_header(&h, len))
+            {
+                Ok((info, _)) if info.created_at < created_before => {
+                    out.push(id);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+                Ok(_) => {}
+                Err(what) => {
+                    tracing::warn!(media = %id, problem = what, "a blob file left out of the listing");
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A temporary file: removed by `put` before it answers, and when dropped
@@ -330,6 +493,10 @@ mod tests {
     use super::*;
     use chatcore::testkit::blobs::{body_of, failing_body, run_all, sample, stalled_body};
 
+    fn meta() -> BlobMeta {
+        BlobMeta::new(UserId::from("uploader"), 1_000)
+    }
+
     /// A fresh directory under the build's temporary directory.
     fn fresh_dir() -> PathBuf {
         std::env::temp_dir()
@@ -379,14 +546,19 @@ mod tests {
         let store = FsBlobStore::open(&root).await.unwrap();
         let data = sample(1_000_000, 1);
         let id = MediaId::generate();
-        let _ = store.put(&id, failing_body(&data, 500_000), u64::MAX).await;
-        let _ = store.put(&id, body_of(&data), 10).await;
-        let stalled = store.put(&id, stalled_body(&data, 500_000), u64::MAX);
+        let _ = store
+            .put(&id, meta(), failing_body(&data, 500_000), u64::MAX)
+            .await;
+        let _ = store.put(&id, meta(), body_of(&data), 10).await;
+        let stalled = store.put(&id, meta(), stalled_body(&data, 500_000), u64::MAX);
         assert!(tokio::time::timeout(Duration::from_millis(200), stalled)
             .await
             .is_err());
         assert_eq!(temps(&root), Vec::<PathBuf>::new());
-        store.put(&id, body_of(&data), u64::MAX).await.unwrap();
+        store
+            .put(&id, meta(), body_of(&data), u64::MAX)
+            .await
+            .unwrap();
         let file = root.join(&id.as_str()[..2]).join(id.as_str());
         assert_eq!(
             std::fs::metadata(&file).unwrap().len(),
@@ -425,6 +597,69 @@ mod tests {
         FsBlobStore::open(&root).await.unwrap();
         assert!(!stale.exists());
         assert!(fresh.exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A file of the first format (64-byte header, magic `chatblb1`, no
+    /// uploader) reads, serves and lists as before, with no owner.
+    #[tokio::test]
+    async fn files_of_the_first_format_read_with_no_owner() {
+        use futures_util::StreamExt as _;
+        let root = fresh_dir();
+        let store = FsBlobStore::open(&root).await.unwrap();
+        let id = MediaId::generate();
+        let data = b"an old photo";
+        let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(data));
+        let mut h = [0u8; V1_HEADER_LEN as usize];
+        h[..8].copy_from_slice(V1_MAGIC);
+        h[8..16].copy_from_slice(&(data.len() as u64).to_le_bytes());
+        h[16..24].copy_from_slice(&5_000_i64.to_le_bytes());
+        h[24..56].copy_from_slice(&digest);
+        let dir = root.join(&id.as_str()[..2]);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(id.as_str()), [&h[..], &data[..]].concat()).unwrap();
+
+        let info = store.info(&id).await.unwrap().expect("stored");
+        assert_eq!(
+            (info.size, info.created_at, info.owner, info.sha256),
+            (data.len() as u64, 5_000, None, hex(&digest))
+        );
+        let read = store
+            .get(&id, Some(ByteRange::inclusive(3, 5)))
+            .await
+            .unwrap()
+            .expect("stored");
+        let bytes: Vec<u8> = read.body.map(|c| c.unwrap().to_vec()).concat().await;
+        assert_eq!(bytes, b"old");
+        assert_eq!(
+            store.list(5_001, None, 10).await.unwrap(),
+            std::slice::from_ref(&id)
+        );
+        assert!(store.list(5_000, None, 10).await.unwrap().is_empty());
+        // Beside a new one, which has its owner and a 256-byte header.
+        let new = MediaId::generate();
+        store
+            .put(&new, meta(), body_of(data), u64::MAX)
+            .await
+            .unwrap();
+        let file = root.join(&new.as_str()[..2]).join(new.as_str());
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            HEADER_LEN + data.len() as u64
+        );
+        let info = store.info(&new).await.unwrap().expect("stored");
+        assert_eq!(info.owner, Some(UserId::from("uploader")));
+        let mut both = vec![id.clone(), new.clone()];
+        both.sort();
+        assert_eq!(store.list(Millis::MAX, None, 10).await.unwrap(), both);
+        // An owner longer than the header holds is refused.
+        let long = BlobMeta::new(UserId::from("x".repeat(MAX_OWNER + 1).as_str()), 1);
+        assert!(matches!(
+            store
+                .put(&MediaId::generate(), long, body_of(data), u64::MAX)
+                .await,
+            Err(StoreError::Corrupt(_))
+        ));
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
