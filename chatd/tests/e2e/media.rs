@@ -370,8 +370,13 @@ async fn an_upload_nothing_refers_to_is_collected_by_the_sweep() {
     let id = json["id"].as_str().expect("an id").to_owned();
     let gone = timeout(T, async {
         loop {
-            let (status, _, _) =
-                exchange(chatd.addr, &format!("HEAD /media/{id}"), &[bearer(&token)], b"").await;
+            let (status, _, _) = exchange(
+                chatd.addr,
+                &format!("HEAD /media/{id}"),
+                &[bearer(&token)],
+                b"",
+            )
+            .await;
             if status == 404 {
                 return;
             }
