@@ -387,3 +387,50 @@ async fn an_upload_nothing_refers_to_is_collected_by_the_sweep() {
     .await;
     assert!(gone.is_ok(), "the unsent upload was never collected");
 }
+
+/// On the store `args` choose: an upload set as its uploader's avatar (the
+/// owner the blob store kept is checked by `update_profile`) stays through
+/// sweeps, one nothing refers to is collected (`list`, `media_in_use` and
+/// `avatars_in_use` of that store, through chatd's sweep).
+pub(super) async fn the_sweep_keeps_an_avatar_and_collects_the_rest(args: &[&str]) {
+    let mut all = vec!["--media-grace-ms", "0", "--media-sweep-ms", "20"];
+    all.extend_from_slice(args);
+    let chatd = Chatd::start(&all).await;
+    let alice = chatd.user("alice").await;
+    let token = alice.session.token.clone().expect("a token");
+    let (status, json) = upload(&chatd, &token, &file(2_000)).await;
+    assert_eq!(status, 201, "{json}");
+    let face = json["id"].as_str().expect("an id").to_owned();
+    alice
+        .client
+        .update_profile(None, None, Some(face.clone()))
+        .await
+        .expect("one's own upload is an avatar");
+    let (status, json) = upload(&chatd, &token, &file(1_000)).await;
+    assert_eq!(status, 201, "{json}");
+    let loose = json["id"].as_str().expect("an id").to_owned();
+    let head = |id: String| {
+        let token = token.clone();
+        let addr = chatd.addr;
+        async move {
+            let (status, _, _) =
+                exchange(addr, &format!("HEAD /media/{id}"), &[bearer(&token)], b"").await;
+            status
+        }
+    };
+    let gone = timeout(T, async {
+        while head(loose.clone()).await != 404 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the unreferenced upload was never collected");
+    // A few sweeps later the avatar is still there.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(head(face).await, 200, "the avatar was collected");
+}
+
+#[tokio::test]
+async fn the_sweep_keeps_an_avatar_and_collects_the_rest_in_memory() {
+    the_sweep_keeps_an_avatar_and_collects_the_rest(&[]).await;
+}

@@ -86,3 +86,11 @@ async fn a_mongo_outage_answers_unavailable_and_service_resumes_without_restart(
         .expect("sends again");
     assert_eq!(sent.seq, 1);
 }
+
+/// The media sweep on MongoDB and its GridFS bucket.
+#[tokio::test]
+async fn the_sweep_keeps_an_avatar_and_collects_the_rest() {
+    let server = jongo();
+    let uri = store_uri(&server);
+    super::media::the_sweep_keeps_an_avatar_and_collects_the_rest(&["--store", &uri]).await;
+}

@@ -684,3 +684,11 @@ async fn a_backup_copies_the_media_files_beside_the_database() {
     assert!(on_disk.ends_with(&bytes), "with its bytes");
     stop(chatd).await;
 }
+
+/// The media sweep on SQLite and the media directory beside it.
+#[tokio::test]
+async fn the_sweep_keeps_an_avatar_and_collects_the_rest() {
+    let dir = TempDir::new("sweep");
+    super::media::the_sweep_keeps_an_avatar_and_collects_the_rest(&["--store", &dir.store_arg()])
+        .await;
+}
