@@ -61,8 +61,16 @@ const V1_MAGIC: &[u8; 8] = b"chatblb1";
 /// The longest uploader's user id a header holds, in bytes (chatcore's ids
 /// are 36); a longer one is refused by `put`.
 pub(crate) const MAX_OWNER: usize = 128;
-/// Bytes read from a file at a time when serving it.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from a file at a time when serving it. Each read is a trip
+/// to the blocking pool and back: 64 KiB reads made a 10 MiB download 160
+/// trips and half of chatd's CPU in task switches (docs/BENCHMARKS.md,
+/// *Media upload and download*); 512 KiB makes it 20.
+const READ_CHUNK: usize = 512 * 1024;
+/// Bytes of an upload gathered before they are written: hyper hands the
+/// body over in pieces of at most 16 KiB, and writing each alone was one
+/// blocking-pool trip per piece (640 for 10 MiB). What an upload holds in
+/// memory is about this much, twice (here and in the file's buffer).
+const WRITE_BATCH: usize = 256 * 1024;
 /// Temporary files older than this are a crashed upload's, removed at open.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 
@@ -184,11 +192,18 @@ impl BlobStore for FsBlobStore {
                 .await
                 .map_err(io_error)?;
             let mut tally = BlobTally::new(max_bytes);
+            let mut batch = Vec::with_capacity(WRITE_BATCH);
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| interrupted(&e))?;
                 tally.add(&chunk)?;
-                file.write_all(&chunk).await.map_err(io_error)?;
+                batch.extend_from_slice(&chunk);
+                if batch.len() >= WRITE_BATCH {
+                    file.write_all(&batch).await.map_err(io_error)?;
+                    batch.clear();
+                }
             }
+            file.write_all(&batch).await.map_err(io_error)?;
+            drop(batch);
             let owner = meta.owner.0.clone();
             let info = tally.finish(meta);
             let mut header = [0u8; HEADER_LEN as usize];
