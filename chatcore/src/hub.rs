@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::session::Disconnect;
 use crate::store::{Broker, BrokerHandler, Event, StoreResult, Topic};
-use crate::IdMap;
+use crate::{IdMap, IdSet};
 
 /// The way to tell one connection to close, and why.
 #[derive(Clone, Default)]
@@ -59,39 +59,64 @@ pub(crate) struct ConnTx {
     pub(crate) key: Arc<str>,
 }
 
+/// Shards of the hub's map of topics: a delivery read-locks one shard, a
+/// subscription write-locks one, so no lock is shared by every connection.
+const SHARDS: usize = 64;
+
+/// The listeners of some topics, and what the broker was told of them.
+#[derive(Default)]
+struct Shard {
+    topics: RwLock<IdMap<Topic, HashMap<u64, ConnTx>>>,
+    /// The topics of this shard the broker delivers to this node. Held
+    /// across the broker's `subscribe`/`unsubscribe`, which it serializes
+    /// per shard: see [`Hub::reconcile`].
+    at_broker: tokio::sync::Mutex<IdSet<Topic>>,
+}
+
 pub(crate) struct Hub {
     broker: Arc<dyn Broker>,
-    topics: RwLock<IdMap<Topic, HashMap<u64, ConnTx>>>,
+    shards: Box<[Shard]>,
+    hasher: ahash::RandomState,
 }
 
 impl Hub {
     pub(crate) fn new(broker: Arc<dyn Broker>) -> Self {
         Self {
             broker,
-            topics: RwLock::new(IdMap::default()),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            hasher: ahash::RandomState::new(),
         }
     }
 
-    /// Adds connection `conn` to `topic`; subscribes the node at the broker
-    /// for the topic's first local listener.
+    fn shard(&self, topic: &Topic) -> &Shard {
+        let h = self.hasher.hash_one(topic);
+        // The modulo keeps it in bounds: `get` never misses.
+        &self.shards[(h % SHARDS as u64) as usize]
+    }
+
+    /// Adds connection `conn` to `topic`; the node subscribes at the
+    /// broker when the topic had no local listener.
     pub(crate) async fn subscribe(&self, topic: &Topic, conn: u64, tx: &ConnTx) -> StoreResult<()> {
+        let shard = self.shard(topic);
         let first = {
-            let mut t = self.topics.write().unwrap_or_else(|p| p.into_inner());
+            let mut t = shard.topics.write().unwrap_or_else(|p| p.into_inner());
             let listeners = t.entry(topic.clone()).or_default();
             let first = listeners.is_empty();
             listeners.insert(conn, tx.clone());
             first
         };
         if first {
-            self.broker.subscribe(topic).await?;
+            self.reconcile(shard, topic).await?;
         }
         Ok(())
     }
 
-    /// Removes connection `conn` from `topic`; unsubscribes the node after the last.
+    /// Removes connection `conn` from `topic`; the node unsubscribes at the
+    /// broker once the topic has no local listener left.
     pub(crate) async fn unsubscribe(&self, topic: &Topic, conn: u64) -> StoreResult<()> {
+        let shard = self.shard(topic);
         let last = {
-            let mut t = self.topics.write().unwrap_or_else(|p| p.into_inner());
+            let mut t = shard.topics.write().unwrap_or_else(|p| p.into_inner());
             match t.get_mut(topic) {
                 Some(listeners) => {
                     let removed = listeners.remove(&conn).is_some();
@@ -105,7 +130,38 @@ impl Hub {
             }
         };
         if last {
-            self.broker.unsubscribe(topic).await?;
+            self.reconcile(shard, topic).await?;
+        }
+        Ok(())
+    }
+
+    /// Brings the broker in line with the local listeners of `topic`, as
+    /// they are now, not as the caller left them: a connection whose
+    /// unsubscribe found the topic empty and one whose subscribe found it
+    /// empty again may run their broker calls in either order, and a
+    /// plain "unsubscribe after the last" would then leave the node
+    /// unsubscribed under a listener. Each change of emptiness is followed
+    /// by a reconcile that reads the map after the change, under the
+    /// shard's broker lock, so the last one to run sees the final state.
+    /// A broker call that fails leaves the record as it was: the next
+    /// change of the topic tries again.
+    async fn reconcile(&self, shard: &Shard, topic: &Topic) -> StoreResult<()> {
+        let mut at_broker = shard.at_broker.lock().await;
+        let wanted = shard
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(topic);
+        match (wanted, at_broker.contains(topic)) {
+            (true, false) => {
+                self.broker.subscribe(topic).await?;
+                at_broker.insert(topic.clone());
+            }
+            (false, true) => {
+                self.broker.unsubscribe(topic).await?;
+                at_broker.remove(topic);
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -113,7 +169,11 @@ impl Hub {
 
 impl BrokerHandler for Hub {
     fn deliver(&self, topic: &Topic, event: Arc<Event>) {
-        let t = self.topics.read().unwrap_or_else(|p| p.into_inner());
+        let t = self
+            .shard(topic)
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         let Some(listeners) = t.get(topic) else {
             return;
         };
@@ -142,6 +202,142 @@ impl BrokerHandler for Hub {
                 // The connection is on its way out; it unsubscribes itself.
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::UserId;
+    use async_trait::async_trait;
+    use rand::{Rng, SeedableRng};
+
+    /// A broker whose subscribe and unsubscribe take a random while, as a
+    /// round trip to a broker server does, so that the calls of different
+    /// connections interleave every way; it records what it was told.
+    struct Slow {
+        subscribed: Mutex<IdSet<Topic>>,
+        seed: Mutex<rand::rngs::StdRng>,
+    }
+
+    impl Slow {
+        async fn pause(&self) {
+            let turns = self.seed.lock().unwrap().gen_range(0..4);
+            for _ in 0..turns {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Broker for Slow {
+        fn attach(&self, _: Arc<dyn BrokerHandler>) {}
+
+        async fn publish(&self, _: &Topic, _: Event) -> StoreResult<()> {
+            Ok(())
+        }
+
+        async fn subscribe(&self, topic: &Topic) -> StoreResult<()> {
+            self.pause().await;
+            self.subscribed.lock().unwrap().insert(topic.clone());
+            Ok(())
+        }
+
+        async fn unsubscribe(&self, topic: &Topic) -> StoreResult<()> {
+            self.pause().await;
+            self.subscribed.lock().unwrap().remove(topic);
+            Ok(())
+        }
+    }
+
+    fn conn_tx(key: u64) -> (ConnTx, mpsc::Receiver<Arc<Event>>) {
+        let (tx, rx) = mpsc::channel(1024);
+        let conn = ConnTx {
+            tx,
+            kick: Kick::default(),
+            key: Arc::from(key.to_string().as_str()),
+        };
+        (conn, rx)
+    }
+
+    /// Connections of a few users open and close at random, each its own
+    /// task, on a multi-threaded runtime, against a model: afterwards the
+    /// broker is subscribed to exactly the topics with a listener (none
+    /// lost, none left over), and an event of each topic reaches exactly
+    /// its listeners, once.
+    #[test]
+    fn concurrent_opens_and_closes_leave_the_broker_as_the_listeners_say() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .build()
+            .unwrap();
+        for round in 0..200u64 {
+            runtime.block_on(async {
+                let broker = Arc::new(Slow {
+                    subscribed: Mutex::default(),
+                    seed: Mutex::new(rand::rngs::StdRng::seed_from_u64(round)),
+                });
+                let hub = Arc::new(Hub::new(broker.clone()));
+                let topics: Vec<Topic> = (0..3)
+                    .map(|u| Topic::User(UserId::from(format!("u{u}").as_str())))
+                    .collect();
+                let mut tasks = Vec::new();
+                for conn in 0..8u64 {
+                    let (hub, topics) = (hub.clone(), topics.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let mut rng = rand::rngs::StdRng::seed_from_u64(round * 100 + conn);
+                        let (tx, rx) = conn_tx(conn);
+                        // What this connection listens to at the end: the model.
+                        let mut on: Vec<Topic> = Vec::new();
+                        for _ in 0..rng.gen_range(1..12) {
+                            let t = &topics[rng.gen_range(0..topics.len())];
+                            if on.contains(t) {
+                                hub.unsubscribe(t, conn).await.unwrap();
+                                on.retain(|x| x != t);
+                            } else {
+                                hub.subscribe(t, conn, &tx).await.unwrap();
+                                on.push(t.clone());
+                            }
+                            if rng.gen_bool(0.5) {
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                        (conn, on, rx)
+                    }));
+                }
+                let mut listeners = Vec::new();
+                for t in tasks {
+                    listeners.push(t.await.unwrap());
+                }
+                let wanted: IdSet<Topic> = listeners
+                    .iter()
+                    .flat_map(|(_, on, _)| on.iter().cloned())
+                    .collect();
+                assert_eq!(
+                    *broker.subscribed.lock().unwrap(),
+                    wanted,
+                    "round {round}: the broker's subscriptions"
+                );
+                for (i, t) in topics.iter().enumerate() {
+                    hub.deliver(t, Arc::new(typing(i)));
+                }
+                for (conn, on, mut rx) in listeners {
+                    let mut got = Vec::new();
+                    while let Ok(e) = rx.try_recv() {
+                        got.push(e);
+                    }
+                    assert_eq!(got.len(), on.len(), "round {round}, conn {conn}");
+                }
+            });
+        }
+    }
+
+    fn typing(i: usize) -> Event {
+        Event::Typing {
+            conv: crate::model::ConversationId::from(format!("c:{i}").as_str()),
+            user: UserId::from("w"),
+            typing: true,
         }
     }
 }

@@ -364,43 +364,110 @@ impl PresenceStore for MemoryPresenceStore {
     }
 }
 
-/// The single-node broker: publishing hands the event straight to this
-/// node's hub.
+/// The nodes of one process that share events: what [`MemoryBroker::on`]
+/// joins, so that tests can run several nodes (each its own [`Server`](crate::Server)
+/// and hub) as one service without a broker server. A broker made with
+/// [`MemoryBroker::new`] is alone on a bus of its own.
+#[derive(Clone, Default)]
+pub struct MemoryBus {
+    nodes: Arc<RwLock<Vec<std::sync::Weak<BrokerNode>>>>,
+}
+
+impl MemoryBus {
+    /// An empty bus.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
 #[derive(Default)]
-pub struct MemoryBroker {
+struct BrokerNode {
     handler: RwLock<Option<Arc<dyn BrokerHandler>>>,
+    /// The topics this node subscribed to: only their events reach it.
+    topics: RwLock<crate::IdSet<Topic>>,
+}
+
+/// The in-process broker: publishing hands the event to the hub of every
+/// node on the bus that subscribed to its topic, this one included, before
+/// `publish` returns (so the order of one publisher's events is kept on
+/// every topic). The reference of [`Broker`]'s subscription semantics
+/// (the broker conformance suite, [`crate::testkit::broker`]).
+pub struct MemoryBroker {
+    node: Arc<BrokerNode>,
+    bus: MemoryBus,
+}
+
+impl Default for MemoryBroker {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MemoryBroker {
-    /// A broker with no handler attached yet.
+    /// A broker alone on its own bus: one node.
     pub fn new() -> Self {
-        Self::default()
+        Self::on(&MemoryBus::new())
+    }
+
+    /// A broker for one more node on `bus`.
+    pub fn on(bus: &MemoryBus) -> Self {
+        let node = Arc::new(BrokerNode::default());
+        let mut nodes = bus.nodes.write().unwrap_or_else(|p| p.into_inner());
+        nodes.retain(|n| n.strong_count() > 0);
+        nodes.push(Arc::downgrade(&node));
+        drop(nodes);
+        Self {
+            node,
+            bus: bus.clone(),
+        }
     }
 }
 
 #[async_trait]
 impl Broker for MemoryBroker {
     fn attach(&self, handler: Arc<dyn BrokerHandler>) {
-        *self.handler.write().unwrap_or_else(|p| p.into_inner()) = Some(handler);
+        *self.node.handler.write().unwrap_or_else(|p| p.into_inner()) = Some(handler);
     }
 
     async fn publish(&self, topic: &Topic, event: Event) -> StoreResult<()> {
-        let handler = self
-            .handler
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(h) = handler {
-            h.deliver(topic, Arc::new(event));
+        let event = Arc::new(event);
+        let nodes = self.bus.nodes.read().unwrap_or_else(|p| p.into_inner());
+        for node in nodes.iter().filter_map(std::sync::Weak::upgrade) {
+            let subscribed = node
+                .topics
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(topic);
+            if !subscribed {
+                continue;
+            }
+            let handler = node
+                .handler
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(h) = handler {
+                h.deliver(topic, event.clone());
+            }
         }
         Ok(())
     }
 
-    async fn subscribe(&self, _topic: &Topic) -> StoreResult<()> {
+    async fn subscribe(&self, topic: &Topic) -> StoreResult<()> {
+        self.node
+            .topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(topic.clone());
         Ok(())
     }
 
-    async fn unsubscribe(&self, _topic: &Topic) -> StoreResult<()> {
+    async fn unsubscribe(&self, topic: &Topic) -> StoreResult<()> {
+        self.node
+            .topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(topic);
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! - [`conformance`]: one suite of generic async tests that every
 //!   implementation of the store traits must pass, run here against the
 //!   memory stores and by `chatcore-mongo` against MongoDB.
+//! - [`broker`]: the same for [`crate::store::Broker`]s, over three nodes on one bus.
 //! - [`blobs`]: the same for [`crate::store::BlobStore`]s, over a
 //!   [`blobs::BlobFactory`] of fresh stores.
 //! - [`model`]: property tests that drive whole sessions through a
@@ -78,6 +79,7 @@ async fn run_cases<T, Fut>(
 }
 
 pub mod blobs;
+pub mod broker;
 pub mod conformance;
 pub mod decoding;
 pub mod groups;

@@ -113,3 +113,17 @@ fn memory_backends_pass_the_to_device_model() {
         .unwrap_or(64);
     chatcore::testkit::to_device::check(Arc::new(|| async { Backends::memory() }), cases);
 }
+
+/// The in-process broker keeps the subscription contract every broker
+/// must (three nodes on one bus): only subscribed topics arrive, on every
+/// subscribed node, in each publisher's order.
+#[tokio::test]
+async fn the_memory_broker_passes_the_broker_conformance_suite() {
+    use chatcore::memory::{MemoryBroker, MemoryBus};
+    use chatcore::store::Broker;
+    chatcore::testkit::broker::run_all(&|| async {
+        let bus = MemoryBus::new();
+        [0, 1, 2].map(|_| Arc::new(MemoryBroker::on(&bus)) as Arc<dyn Broker>)
+    })
+    .await;
+}
