@@ -131,7 +131,7 @@ fn typing(n: u64) -> Event {
     Event::Typing {
         conv: ConversationId::from(format!("c:{n}").as_str()),
         user: UserId::from("writer"),
-        typing: n % 2 == 0,
+        typing: n.is_multiple_of(2),
     }
 }
 
