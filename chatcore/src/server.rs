@@ -539,7 +539,8 @@ impl Server {
         Ok(Some((session.user, session.device)))
     }
 
-    /// Whether the stores answer (for readiness probes).
+    /// Whether the stores answer and events flow between nodes (for
+    /// readiness probes).
     pub async fn ready(&self) -> Result<(), CoreError> {
         self.backends
             .users
@@ -549,6 +550,7 @@ impl Server {
             .messages
             .conversation(&crate::model::ConversationId::from("readiness-probe"))
             .await?;
+        self.backends.broker.ready().await?;
         Ok(())
     }
 

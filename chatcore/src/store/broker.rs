@@ -205,4 +205,11 @@ pub trait Broker: Send + Sync {
 
     /// Stops delivering `topic` to this node (after its last local subscriber left).
     async fn unsubscribe(&self, topic: &Topic) -> StoreResult<()>;
+
+    /// `Ok` while events between nodes flow; [`super::StoreError::Unavailable`]
+    /// while the broker is cut off (reconnecting): the node's readiness
+    /// probe reports it. A broker within one process is always ready.
+    async fn ready(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }
