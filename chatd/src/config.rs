@@ -100,6 +100,13 @@ struct Options {
     #[arg(long, env = "CHATD_STORE", value_name = "STORE")]
     store: Option<String>,
 
+    /// A Redis shared by several chatd nodes (`redis://host:port/`): events between the nodes
+    /// (pub/sub), presence with node liveness and the rate limiters go through it, so that the
+    /// nodes behind one load balancer behave as one server (with a shared `mongodb://` store).
+    /// Without it, all of that stays in this process.
+    #[arg(long, env = "CHATD_REDIS", value_name = "URL")]
+    redis: Option<String>,
+
     /// Where uploaded media files are kept: `dir:PATH` or `memory` (default: beside the SQLite
     /// database, `<db>-media`; in GridFS with a `mongodb://` store; in memory with `--store memory`).
     #[arg(long, env = "CHATD_MEDIA", value_name = "MEDIA")]
@@ -522,6 +529,7 @@ pub(crate) struct Settings {
     /// `None`: derived from the bound address at start.
     pub(crate) public_url: Option<Url>,
     pub(crate) store: StoreSpec,
+    pub(crate) redis: Option<Secret>,
     pub(crate) media: Option<MediaSpec>,
     /// `chatd backup DEST`: copy the database instead of serving.
     pub(crate) backup: Option<PathBuf>,
@@ -684,6 +692,7 @@ impl Settings {
             print_addr,
             public_url,
             store: parse_store(o.store.as_deref().unwrap_or(DEFAULT_STORE))?,
+            redis: o.redis.as_deref().map(parse_redis).transpose()?,
             media: o.media.as_deref().map(parse_media).transpose()?,
             backup: None,
             mailer: parse_mailer(
@@ -840,6 +849,7 @@ impl Options {
             listen,
             public_url,
             store,
+            redis,
             media,
             mailer,
             mail_from,
@@ -910,6 +920,15 @@ fn parse_media(s: &str) -> anyhow::Result<MediaSpec> {
         Some(path) => Ok(MediaSpec::Dir(PathBuf::from(path))),
         None if s == "memory" => Ok(MediaSpec::Memory),
         None => bail!("unknown --media {s:?}: use `dir:PATH` or `memory`"),
+    }
+}
+
+fn parse_redis(s: &str) -> anyhow::Result<Secret> {
+    let s = s.trim();
+    if s.starts_with("redis://") || s.starts_with("rediss://") {
+        Ok(Secret(s.to_owned()))
+    } else {
+        bail!("--redis takes a redis:// or rediss:// URL")
     }
 }
 
