@@ -57,7 +57,6 @@ impl RedisServer {
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         ));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut server = Self {
             child: None,
             stdin: None,
@@ -72,12 +71,16 @@ impl RedisServer {
         let bin = redis_server_bin();
         // The server runs in the background; a second background job reads
         // the shell's stdin (saved on fd 3: background jobs get /dev/null)
-        // and kills the server when it closes. The shell exits with the server.
+        // and kills the server when it closes. The shell exits with the
+        // server, removing its directory (a shared server is never dropped).
         let script = r#"exec 3<&0
 "$@" & pid=$!
 (cat <&3 >/dev/null; kill $pid 2>/dev/null) &
-wait $pid"#;
+wait $pid
+rm -rf "$REDIS_TEST_DIR""#;
+        std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
         let mut child = Command::new("sh")
+            .env("REDIS_TEST_DIR", &self.dir)
             .arg("-c")
             .arg(script)
             .arg("sh")
