@@ -202,6 +202,11 @@ pub struct Config {
     /// Largest encrypted key in a backup, in bytes (decoded); also bounds
     /// a backup's `auth_data`, in characters.
     pub max_backup_key_bytes: usize,
+    /// How long a node may go without renewing its liveness in a shared
+    /// presence store ([`Server::sweep_presence`]) before another node's
+    /// sweep takes its users offline (milliseconds). Nodes sweep several
+    /// times per TTL.
+    pub presence_ttl_ms: u64,
 }
 
 impl Config {
@@ -284,6 +289,7 @@ impl Default for Config {
             max_to_device_queue: 1000,
             max_backup_keys: 100_000,
             max_backup_key_bytes: 4 * 1024,
+            presence_ttl_ms: 30_000,
         }
     }
 }
@@ -518,6 +524,48 @@ impl Server {
             }
             after = Some(last);
         }
+    }
+
+    /// Renews this node's liveness in the presence store and takes over the
+    /// connections of nodes not heard from for [`Config::presence_ttl_ms`]
+    /// ([`PresenceStore::sweep`]): each user who went offline by it is
+    /// published to their presence topic as a last disconnect would.
+    /// Returns how many. The embedder calls it regularly, several times per
+    /// TTL (a node that stops calling it is taken for dead); any node may
+    /// run it at once with others: each user is reported by one only. With
+    /// a store local to the process (memory) it does nothing.
+    pub async fn sweep_presence(&self) -> Result<usize, CoreError> {
+        let offline = self
+            .backends
+            .presence
+            .sweep(&self.node_id, self.now(), self.config.presence_ttl_ms)
+            .await?;
+        let n = offline.len();
+        for presence in offline {
+            self.publish_presence(presence).await;
+        }
+        Ok(n)
+    }
+
+    /// Publishes `presence` to the user's presence topic (a failure is
+    /// logged: presence is best-effort, watchers catch up on their next
+    /// read).
+    pub(crate) async fn publish_presence(&self, presence: crate::model::Presence) {
+        let topic = crate::store::Topic::Presence(presence.user.clone());
+        if let Err(e) = self
+            .backends
+            .broker
+            .publish(&topic, crate::store::Event::Presence(presence))
+            .await
+        {
+            tracing::warn!(error = %e, "presence publish failed");
+        }
+    }
+
+    /// This node's id: the part of its connection keys before the `/` in a
+    /// shared presence store.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// Who a session token signs in, for requests outside a connection

@@ -952,16 +952,7 @@ impl Session {
     }
 
     async fn publish_presence(&self, presence: Presence) {
-        let topic = Topic::Presence(presence.user.clone());
-        if let Err(e) = self
-            .server
-            .backends
-            .broker
-            .publish(&topic, Event::Presence(presence))
-            .await
-        {
-            tracing::warn!(error = %e, "presence publish failed");
-        }
+        self.server.publish_presence(presence).await;
     }
 
     /// Replaces the directory-view presence watches with `users`.

@@ -18,4 +18,20 @@ pub trait PresenceStore: Send + Sync {
     /// Presence of each user, in the order asked. Users never seen are
     /// offline with `last_seen: None`.
     async fn get(&self, users: &[UserId]) -> StoreResult<Vec<Presence>>;
+
+    /// Renews the liveness of node `node` (the part of its connection keys
+    /// before the `/`) at `now`, and takes over the connections of the
+    /// nodes not heard from for `ttl_ms` (by the `now` of their last
+    /// sweep or connection): removes them, and returns the users who went
+    /// offline by it, with `last_seen` the dead node's last heartbeat.
+    /// Atomic: when several nodes sweep at once, each such user is
+    /// returned by one of them only. A node calls it regularly, several
+    /// times per `ttl_ms` (chatcore's `Server::sweep_presence`).
+    ///
+    /// The default does nothing and returns nothing: a store that lives in
+    /// one process (the memory store) dies with every connection it knows.
+    async fn sweep(&self, node: &str, now: Millis, ttl_ms: u64) -> StoreResult<Vec<Presence>> {
+        let _ = (node, now, ttl_ms);
+        Ok(Vec::new())
+    }
 }

@@ -10,6 +10,7 @@ mod groups;
 mod keys;
 mod life;
 mod media;
+mod presence_sweep;
 mod receipts;
 mod requests;
 mod sessions;

@@ -1,0 +1,485 @@
+//! chatcore-redis against a real Redis.
+//!
+//! The server is `CHATCORE_REDIS_URL` when set; otherwise these tests start
+//! Debian's `redis-server` (which `scripts/test` installs) on a free
+//! loopback port, and it dies with the test process. Without either, every
+//! test here fails and says how to get one: none is skipped. Every test
+//! uses a key prefix of its own; the fault tests start private servers.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chatcore::model::{Millis, Presence, UserId};
+use chatcore::store::{PresenceStore, Quota, RateLimiter, StoreError};
+use chatcore::testkit::conformance;
+use chatcore::Backends;
+use chatcore_redis::testing::{fresh_prefix, server_url, RedisServer, NO_SERVER};
+use chatcore_redis::{RedisConfig, RedisStore};
+use futures_util::FutureExt;
+
+const T0: Millis = 1_700_000_000_000;
+
+async fn store_at(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::connect(&RedisConfig::new(url, prefix))
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}; {NO_SERVER}"))
+}
+
+async fn fresh_store() -> RedisStore {
+    store_at(&server_url(), &fresh_prefix()).await
+}
+
+/// Memory backends with Redis's presence and limiter, under a fresh prefix.
+async fn fresh_backends() -> Backends {
+    fresh_store().await.backends(Backends::memory())
+}
+
+/// A raw connection to the shared server, to look at and spoil keys.
+async fn raw() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server_url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw connection")
+}
+
+// ---------------------------------------------------------------------------
+// The conformance suite
+// ---------------------------------------------------------------------------
+
+/// Every presence and limiter case of chatcore's conformance suite, on
+/// Redis; failures are listed together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_presence_and_limiter_cases() {
+    let cases: Vec<_> = conformance::cases()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("presence_") || name.starts_with("limiter_"))
+        .collect();
+    assert!(cases.len() >= 4, "the suite's presence and limiter cases");
+    let mut failures = Vec::new();
+    for (name, case) in cases {
+        let b = fresh_backends().await;
+        if let Err(panic) = AssertUnwindSafe(case(b)).catch_unwind().await {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            failures.push(format!("{name}: {msg}"));
+        }
+    }
+    assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
+}
+
+/// The whole suite on memory backends with Redis's presence and limiter:
+/// the rest of the engine's cases see them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_whole_suite_with_redis_presence_and_limiter() {
+    conformance::run_all(&|| async { fresh_backends().await }).await;
+}
+
+// ---------------------------------------------------------------------------
+// Presence across nodes
+// ---------------------------------------------------------------------------
+
+fn offline(user: &UserId, seen: Millis) -> Presence {
+    Presence::of(user.clone(), false, Some(seen))
+}
+
+fn sorted(mut v: Vec<Presence>) -> Vec<Presence> {
+    v.sort_by(|a, b| a.user.cmp(&b.user));
+    v
+}
+
+/// Node B stops heartbeating: after the TTL, node A's sweep reports B's
+/// users offline exactly once, last seen at B's last heartbeat; a user with
+/// a connection on A stays online; B's registration is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_nodes_users_go_offline_once_after_the_ttl() {
+    let prefix = fresh_prefix();
+    // Two nodes: two connections to Redis, one prefix.
+    let a = store_at(&server_url(), &prefix).await.presence();
+    let b = store_at(&server_url(), &prefix).await.presence();
+    const TTL: u64 = 30_000;
+    let (only_b, both, only_a) = (UserId::generate(), UserId::generate(), UserId::generate());
+    assert!(b.connect(&only_b, "b/1", T0).await.unwrap());
+    assert!(!b.connect(&only_b, "b/2", T0).await.unwrap());
+    assert!(b.connect(&both, "b/3", T0).await.unwrap());
+    assert!(!a.connect(&both, "a/1", T0).await.unwrap());
+    assert!(a.connect(&only_a, "a/2", T0).await.unwrap());
+    // Both heartbeat; B's last is at T0 + 1000.
+    assert_eq!(a.sweep("a", T0 + 1000, TTL).await.unwrap(), vec![]);
+    assert_eq!(b.sweep("b", T0 + 1000, TTL).await.unwrap(), vec![]);
+    let b_last = T0 + 1000;
+    // Just before the TTL: B is still alive.
+    assert_eq!(
+        a.sweep("a", b_last + TTL as i64 - 1, TTL).await.unwrap(),
+        vec![]
+    );
+    // At the TTL: B's users with no other connection go offline.
+    let swept = a.sweep("a", b_last + TTL as i64, TTL).await.unwrap();
+    assert_eq!(swept, vec![offline(&only_b, b_last)]);
+    assert_eq!(
+        a.sweep("a", b_last + TTL as i64 + 10, TTL).await.unwrap(),
+        vec![],
+        "reported once"
+    );
+    let p = a
+        .get(&[only_b.clone(), both.clone(), only_a.clone()])
+        .await
+        .unwrap();
+    assert_eq!(p[0], offline(&only_b, b_last));
+    assert_eq!((p[1].online, p[2].online), (true, true));
+    // `both` goes offline when its connection on A closes, as usual.
+    assert!(a.disconnect(&both, "a/1", T0 + 40_000).await.unwrap());
+    // A late disconnect from B of a swept connection changes nothing.
+    assert!(!b.disconnect(&only_b, "b/1", T0 + 50_000).await.unwrap());
+    assert_eq!(
+        a.get(std::slice::from_ref(&only_b)).await.unwrap()[0],
+        offline(&only_b, b_last)
+    );
+    let mut raw = raw().await;
+    let nodes: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("{prefix}:{{presence}}:nodes"))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(nodes, vec!["a".to_owned()], "the dead node is unregistered");
+}
+
+/// A node that dies before its first sweep is known from its connections'
+/// heartbeat; one that comes back (connects again) is alive again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connecting_is_a_heartbeat() {
+    let s = fresh_store().await.presence();
+    let u = UserId::generate();
+    s.connect(&u, "b/1", T0).await.unwrap();
+    assert_eq!(s.sweep("a", T0 + 5000, 10_000).await.unwrap(), vec![]);
+    s.connect(&UserId::generate(), "b/2", T0 + 8000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.sweep("a", T0 + 17_000, 10_000).await.unwrap(),
+        vec![],
+        "b's heartbeat moved to its last connection"
+    );
+    let swept = s.sweep("a", T0 + 18_000, 10_000).await.unwrap();
+    assert_eq!(swept.len(), 2);
+    assert!(swept.contains(&offline(&u, T0 + 8000)));
+}
+
+/// Several nodes sweep the same dead node at once (with more users than
+/// one script run handles): every user is reported exactly once overall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sweeps_report_each_user_once() {
+    let prefix = fresh_prefix();
+    let dead = store_at(&server_url(), &prefix).await.presence();
+    const USERS: usize = 2500;
+    let users: Vec<UserId> = (0..USERS).map(|_| UserId::generate()).collect();
+    let started = Instant::now();
+    let connects: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let dead = dead.clone();
+            let u = u.clone();
+            tokio::spawn(async move { dead.connect(&u, &format!("dead/{i}"), T0).await })
+        })
+        .collect();
+    for c in connects {
+        assert!(c.await.unwrap().unwrap());
+    }
+    eprintln!("{USERS} connects: {:?}", started.elapsed());
+    let mut sweepers = Vec::new();
+    for n in 0..3 {
+        let s = store_at(&server_url(), &prefix).await.presence();
+        sweepers.push(tokio::spawn(async move {
+            s.sweep(&format!("live{n}"), T0 + 60_000, 30_000).await
+        }));
+    }
+    let mut all = Vec::new();
+    for s in sweepers {
+        all.extend(s.await.unwrap().unwrap());
+    }
+    eprintln!("3 concurrent sweeps: {:?}", started.elapsed());
+    assert_eq!(all.len(), USERS, "each user once");
+    let expected: Vec<Presence> = users.iter().map(|u| offline(u, T0)).collect();
+    assert_eq!(sorted(all), sorted(expected));
+    let p = dead.get(&users[..10]).await.unwrap();
+    assert!(p.iter().all(|p| !p.online && p.last_seen == Some(T0)));
+}
+
+/// The sweep's node renews itself: a node that keeps sweeping is never
+/// swept, whatever the others' clocks say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sweeping_node_stays_alive() {
+    let s = fresh_store().await.presence();
+    let u = UserId::generate();
+    s.connect(&u, "a/1", T0).await.unwrap();
+    for i in 1..=5 {
+        let t = T0 + i * 20_000;
+        assert_eq!(s.sweep("a", t, 30_000).await.unwrap(), vec![]);
+        assert_eq!(s.sweep("b", t + 1, 30_000).await.unwrap(), vec![]);
+    }
+    assert!(s.get(std::slice::from_ref(&u)).await.unwrap()[0].online);
+}
+
+// ---------------------------------------------------------------------------
+// Limiters across nodes
+// ---------------------------------------------------------------------------
+
+/// Spends from two limiter instances (two nodes, two connections) at once
+/// never pass more than the budget in total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_spends_from_two_nodes_never_exceed_the_budget() {
+    let prefix = fresh_prefix();
+    let l1: Arc<dyn RateLimiter> = Arc::new(store_at(&server_url(), &prefix).await.limiter());
+    let l2: Arc<dyn RateLimiter> = Arc::new(store_at(&server_url(), &prefix).await.limiter());
+    let q = Quota {
+        max: 1000,
+        window_ms: 60_000,
+    };
+    let start = T0 - T0 % 60_000;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let l = if i % 2 == 0 { l1.clone() } else { l2.clone() };
+            // Costs of 7 and 8: 1000 is reached exactly only by some mixes.
+            let cost = 7 + (i % 3 == 0) as u64;
+            tokio::spawn(async move { (cost, l.spend("race", cost, q, start + i).await) })
+        })
+        .collect();
+    let mut spent = 0;
+    for t in tasks {
+        let (cost, r) = t.await.unwrap();
+        if r.unwrap().is_none() {
+            spent += cost;
+        }
+    }
+    assert!(spent <= 1000, "spent {spent} of 1000");
+    assert!(
+        spent > 1000 - 8,
+        "a refused spend adds nothing: spent {spent}"
+    );
+    // The sliding window is shared too.
+    let w = Quota {
+        max: 5,
+        window_ms: 60_000,
+    };
+    for i in 0..3 {
+        l1.record("w", w, T0 + i).await.unwrap();
+        l2.record("w", w, T0 + i).await.unwrap();
+    }
+    assert_eq!(l2.check("w", w, T0 + 10).await.unwrap(), Some(59_990));
+}
+
+/// Every limiter key has an expiry: budgets until their window ends (plus
+/// slack), sliding windows for their length (plus slack).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limiter_keys_expire() {
+    let prefix = fresh_prefix();
+    let l = store_at(&server_url(), &prefix).await.limiter();
+    let q = Quota {
+        max: 10,
+        window_ms: 60_000,
+    };
+    let start = T0 - T0 % 60_000;
+    l.spend("s", 1, q, start + 20_000).await.unwrap();
+    l.record("r", q, T0).await.unwrap();
+    let raw = raw().await;
+    let ttl = |key: String| {
+        let mut raw = raw.clone();
+        async move {
+            redis::cmd("PTTL")
+                .arg(key)
+                .query_async::<i64>(&mut raw)
+                .await
+                .unwrap()
+        }
+    };
+    let budget = ttl(format!("{prefix}:rl:b:{start}:s")).await;
+    assert!(
+        budget > 30_000 && budget <= 45_000,
+        "budget expires 40 s (+5 s) later: {budget}"
+    );
+    let window = ttl(format!("{prefix}:rl:w:r")).await;
+    assert!(
+        window > 55_000 && window <= 65_000,
+        "window expires after its length (+5 s): {window}"
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:rl:*"))
+        .query_async(&mut raw.clone())
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for k in keys {
+        assert!(ttl(k.clone()).await > 0, "{k} has no expiry");
+    }
+    l.clear("r").await.unwrap();
+    assert_eq!(ttl(format!("{prefix}:rl:w:r")).await, -2, "cleared");
+}
+
+// ---------------------------------------------------------------------------
+// Bad data and faults
+// ---------------------------------------------------------------------------
+
+/// Data that is not what this crate writes is `Corrupt`, never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_data_is_corrupt() {
+    let prefix = fresh_prefix();
+    let store = store_at(&server_url(), &prefix).await;
+    let (p, l) = (store.presence(), store.limiter());
+    let mut raw = raw().await;
+    let set = |key: String, value: &'static str| {
+        let mut raw = raw.clone();
+        async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .query_async::<()>(&mut raw)
+                .await
+                .unwrap()
+        }
+    };
+    let u = UserId::generate();
+    set(format!("{prefix}:{{presence}}:seen:{u}"), "yesterday").await;
+    assert!(matches!(
+        p.get(std::slice::from_ref(&u)).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    set(format!("{prefix}:{{presence}}:u:{u}"), "not a hash").await;
+    assert!(matches!(
+        p.connect(&u, "n/1", T0).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let q = Quota {
+        max: 10,
+        window_ms: 1000,
+    };
+    let start = T0 - T0 % 1000;
+    set(format!("{prefix}:rl:b:{start}:k"), "lots").await;
+    assert!(matches!(
+        l.spend("k", 1, q, start).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    set(format!("{prefix}:rl:w:k"), "not a sorted set").await;
+    assert!(matches!(
+        l.check("k", q, T0).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let _ = redis::cmd("DEL")
+        .arg(format!("{prefix}:rl:w:k"))
+        .query_async::<()>(&mut raw)
+        .await;
+}
+
+/// Redis gone: calls fail with `Unavailable` (soon, not after a hang);
+/// Redis back on the same port: the same store works again (the connection
+/// reconnects and reloads its scripts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_down_is_unavailable_and_back_is_served() {
+    let mut server = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let store = store_at(&server.url(), &fresh_prefix()).await;
+    let (p, l) = (store.presence(), store.limiter());
+    let q = Quota {
+        max: 10,
+        window_ms: 1000,
+    };
+    let u = UserId::generate();
+    assert!(p.connect(&u, "n/1", T0).await.unwrap());
+    assert_eq!(l.spend("k", 1, q, T0).await.unwrap(), None);
+    server.stop();
+    let started = Instant::now();
+    assert!(matches!(
+        l.spend("k", 1, q, T0).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        p.get(std::slice::from_ref(&u)).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "fails fast: {:?}",
+        started.elapsed()
+    );
+    server.restart().unwrap_or_else(|e| panic!("{e}"));
+    // The restarted Redis is empty (no persistence): presence starts afresh.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match p.connect(&u, "n/2", T0 + 5).await {
+            Ok(went_online) => {
+                assert!(went_online, "a fresh Redis knows nobody");
+                break;
+            }
+            Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("not back after the restart: {e}"),
+        }
+    }
+    assert_eq!(l.spend("k", 1, q, T0).await.unwrap(), None);
+    store.ping().await.unwrap();
+}
+
+/// An invalid prefix is refused before connecting.
+#[tokio::test]
+async fn invalid_prefixes_are_refused() {
+    for bad in ["", "a{b}", "a b"] {
+        assert!(matches!(
+            RedisStore::connect(&RedisConfig::new(server_url(), bad)).await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+}
+
+/// Two chatcore servers on one Redis: node B's connection keys
+/// (`<node id>/<n>`) are taken over by A's `sweep_presence` once B has not
+/// swept for `presence_ttl_ms` by A's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_sweep_each_others_presence() {
+    use chatcore::server::ManualClock;
+    use chatcore::{Config, Server};
+    let prefix = fresh_prefix();
+    let mut config = Config::default();
+    config.presence_ttl_ms = 10_000;
+    config.argon2 = chatcore::account::Argon2Config::new(64, 1, 1);
+    let node = |clock: Arc<ManualClock>| {
+        let config = config.clone();
+        let prefix = prefix.clone();
+        async move {
+            let b = store_at(&server_url(), &prefix)
+                .await
+                .backends(Backends::memory());
+            Server::with_clock(b, config, clock).unwrap()
+        }
+    };
+    let (ca, cb) = (
+        Arc::new(ManualClock::new(T0)),
+        Arc::new(ManualClock::new(T0)),
+    );
+    let (a, b) = (node(ca.clone()).await, node(cb.clone()).await);
+    let u = UserId::generate();
+    let conn = format!("{}/1", b.node_id());
+    assert!(b.backends().presence.connect(&u, &conn, T0).await.unwrap());
+    assert_eq!(a.sweep_presence().await.unwrap(), 0);
+    assert_eq!(b.sweep_presence().await.unwrap(), 0);
+    ca.advance(std::time::Duration::from_millis(9_999));
+    assert_eq!(a.sweep_presence().await.unwrap(), 0, "B is within its TTL");
+    ca.advance(std::time::Duration::from_millis(1));
+    assert_eq!(a.sweep_presence().await.unwrap(), 1, "B is dead");
+    let p = a
+        .backends()
+        .presence
+        .get(std::slice::from_ref(&u))
+        .await
+        .unwrap();
+    assert_eq!(p[0], offline(&u, T0));
+}
