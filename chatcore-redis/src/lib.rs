@@ -2,9 +2,10 @@
 //!
 //! Redis implementations of the chatcore state that several chatd nodes must
 //! share and that is soft (it may be lost with Redis and rebuilds itself):
-//! presence with node liveness ([`RedisPresenceStore`]) and the rate limiters
-//! ([`RedisRateLimiter`]). Durable data stays in MongoDB (or SQLite for one
-//! node); the broker between nodes comes next in this crate.
+//! the broker that carries events between the nodes ([`RedisBroker`], on
+//! pub/sub), presence with node liveness ([`RedisPresenceStore`]) and the
+//! rate limiters ([`RedisRateLimiter`]). Durable data stays in MongoDB (or
+//! SQLite for one node).
 //!
 //! ```no_run
 //! use chatcore::{Backends, Config, Server};
@@ -75,6 +76,8 @@
 //! - this file: [`RedisConfig`], [`RedisStore`] (the connection, the key
 //!   prefix, hand-out of the stores) and the mapping of client errors to
 //!   [`StoreError`].
+//! - `broker`: [`RedisBroker`] (its frame format and backlog are described
+//!   there).
 //! - `limiter`: [`RedisRateLimiter`].
 //! - `presence`: [`RedisPresenceStore`].
 //! - `testing` (feature `testing`): a private `redis-server` for tests.
@@ -87,11 +90,13 @@ use chatcore::Backends;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
+mod broker;
 mod limiter;
 mod presence;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use broker::{BrokerStats, RedisBroker};
 pub use limiter::RedisRateLimiter;
 pub use presence::RedisPresenceStore;
 pub use redis;
@@ -151,6 +156,7 @@ impl RedisConfig {
 /// connection.
 #[derive(Clone)]
 pub struct RedisStore {
+    client: redis::Client,
     conn: ConnectionManager,
     prefix: Arc<str>,
 }
@@ -165,10 +171,11 @@ impl RedisStore {
             .set_response_timeout(Some(config.response_timeout))
             .set_connection_timeout(Some(config.connection_timeout))
             .set_number_of_retries(config.reconnect_retries);
-        let conn = ConnectionManager::new_with_config(client, manager)
+        let conn = ConnectionManager::new_with_config(client.clone(), manager)
             .await
             .map_err(store_error)?;
         Ok(Self {
+            client,
             conn,
             prefix: config.prefix.as_str().into(),
         })
@@ -184,9 +191,16 @@ impl RedisStore {
         format!("{}:{rest}", self.prefix)
     }
 
-    /// The shared connection, for other users of this Redis (the broker).
+    /// The shared connection, for other users of this Redis.
     pub fn connection(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+
+    /// The broker between the nodes on this Redis and prefix, on two
+    /// connections of its own (one publishes, one subscribes), with at most
+    /// `backlog` events waiting to be published; see [`RedisBroker`].
+    pub async fn broker(&self, backlog: usize) -> StoreResult<RedisBroker> {
+        RedisBroker::connect(&self.client, &self.prefix, backlog).await
     }
 
     /// The rate limiter, shared by every node on this Redis and prefix.

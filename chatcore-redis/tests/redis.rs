@@ -483,3 +483,142 @@ async fn servers_sweep_each_others_presence() {
         .unwrap();
     assert_eq!(p[0], offline(&u, T0));
 }
+
+// ---------------------------------------------------------------------------
+// The broker
+// ---------------------------------------------------------------------------
+
+/// chatcore's broker conformance suite on three nodes of one Redis (each
+/// its own connections, as separate processes would have), under a fresh
+/// prefix per case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broker_conformance_on_three_nodes() {
+    use chatcore::store::Broker;
+    chatcore::testkit::broker::run_all(&|| async {
+        let url = server_url();
+        let prefix = fresh_prefix();
+        let node = || async {
+            let store = store_at(&url, &prefix).await;
+            Arc::new(store.broker(10_000).await.expect("broker")) as Arc<dyn Broker>
+        };
+        [node().await, node().await, node().await]
+    })
+    .await;
+}
+
+/// A frame another program put on a node's channel is dropped and
+/// counted; events go on flowing. Redis stopped: the node is not ready,
+/// publishing does not block (frames wait in the backlog, then are shed
+/// past it); Redis back: the node subscribes again and events flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broker_drops_foreign_frames_and_rides_out_a_redis_restart() {
+    use chatcore::model::ConversationId;
+    use chatcore::store::{Broker, BrokerHandler, Event, Topic};
+    use std::sync::atomic::Ordering;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Got(Mutex<Vec<Event>>);
+    impl BrokerHandler for Got {
+        fn deliver(&self, _: &Topic, event: Arc<Event>) {
+            self.0.lock().unwrap().push(Event::clone(&event));
+        }
+    }
+    let typing = |n: u64| Event::Typing {
+        conv: ConversationId::from(format!("c:{n}").as_str()),
+        user: UserId::from("w"),
+        typing: true,
+    };
+    async fn until(got: &Got, n: usize) {
+        let start = Instant::now();
+        while got.0.lock().unwrap().len() < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "only {:?}",
+                got.0.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    let mut server = RedisServer::start().expect("a private redis-server");
+    let url = server.url();
+    let prefix = fresh_prefix();
+    let a = store_at(&url, &prefix)
+        .await
+        .broker(4)
+        .await
+        .expect("broker a");
+    let b = store_at(&url, &prefix)
+        .await
+        .broker(4)
+        .await
+        .expect("broker b");
+    let got = Arc::new(Got::default());
+    a.attach(got.clone());
+    let topic = Topic::User(UserId::from("u"));
+    a.subscribe(&topic).await.expect("subscribe");
+
+    let mut raw = redis::Client::open(url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw");
+    let channel = format!("{prefix}:t:{}", topic.channel());
+    let _: () = redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(&b"not a frame"[..])
+        .query_async(&mut raw)
+        .await
+        .expect("publish");
+    b.publish(&topic, typing(1)).await.expect("publish");
+    until(&got, 1).await;
+    assert_eq!(a.stats().malformed.load(Ordering::Relaxed), 1);
+    assert!(b.ready().await.is_ok());
+
+    server.stop();
+    let start = Instant::now();
+    while a.ready().await.is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never noticed Redis gone"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Publishing with Redis away returns at once; past the backlog of 4
+    // frames (whatever the publisher task holds), frames are shed.
+    let start = Instant::now();
+    for i in 0..50 {
+        b.publish(&topic, typing(100 + i))
+            .await
+            .expect("publish never fails on a slow Redis");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "publishing waited for Redis"
+    );
+    assert!(b.stats().shed.load(Ordering::Relaxed) > 0, "nothing shed");
+
+    server.restart().expect("restart");
+    let start = Instant::now();
+    while a.ready().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never reconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Subscribed again by itself: new events arrive.
+    let before = got.0.lock().unwrap().len();
+    let start = Instant::now();
+    let mut n = 1000;
+    while got.0.lock().unwrap().len() == before {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no event after the restart"
+        );
+        b.publish(&topic, typing(n)).await.expect("publish");
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,461 @@
+//! The broker between nodes, on Redis pub/sub.
+//!
+//! Each topic is a channel, `<prefix>:t:<topic>`. A node publishes an
+//! event as one `PUBLISH` of a frame: a format byte, the publishing node's
+//! id (8 bytes), the time it was published (8 bytes, milliseconds since
+//! the epoch, for the lag metric) and the MessagePack of the topic and the
+//! event. The publishing node's own subscribers get the event at once, in
+//! process (no round trip, no decoding); the node skips its own frames when
+//! Redis hands them back.
+//!
+//! Publishing never waits for Redis: frames go to a bounded backlog that
+//! one task sends in pipelines on one connection, so one node's frames keep
+//! their order (which keeps each publisher's order per topic). When the
+//! backlog is full (Redis slow or away) new frames are shed and counted:
+//! a node's connections are never held up by the broker, and what is shed
+//! is recovered the way any missed push is: clients sync from the store.
+//!
+//! Subscriptions live on one pub/sub connection owned by a task that
+//! applies `subscribe`/`unsubscribe` in order and, when the connection
+//! drops, reconnects with backoff (100 ms doubling to 5 s) and subscribes
+//! again to every channel it should have; [`RedisBroker::is_ready`] (and
+//! so `/readyz`) is false meanwhile. A frame that does not decode (another
+//! format, another program on the channel) is dropped with a log line and
+//! counted, never a panic.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chatcore::store::{Broker, BrokerHandler, Event, StoreError, StoreResult, Topic};
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store_error;
+
+/// The frame format this version writes and reads.
+const FORMAT: u8 = 1;
+/// Bytes before the MessagePack body: format, node, time.
+const HEAD: usize = 1 + 8 + 8;
+/// Frames sent in one pipeline at most.
+const BATCH: usize = 256;
+
+/// Counters of one node's broker, for chatd's metrics.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct BrokerStats {
+    /// Frames handed to Redis.
+    pub published: AtomicU64,
+    /// Frames shed because the backlog was full.
+    pub shed: AtomicU64,
+    /// Frames Redis refused or that were lost with a connection.
+    pub publish_errors: AtomicU64,
+    /// Frames of other nodes delivered here.
+    pub received: AtomicU64,
+    /// Frames dropped because they did not decode.
+    pub malformed: AtomicU64,
+    /// Reconnections of the subscribing connection.
+    pub reconnects: AtomicU64,
+    /// Milliseconds between the publication and the arrival of the latest
+    /// frame received (the nodes' clocks are taken to agree).
+    pub last_lag_ms: AtomicU64,
+    /// The largest such lag seen.
+    pub max_lag_ms: AtomicU64,
+}
+
+enum Control {
+    Subscribe(String, oneshot::Sender<StoreResult<()>>),
+    Unsubscribe(String, oneshot::Sender<StoreResult<()>>),
+}
+
+struct Shared {
+    node: u64,
+    handler: RwLock<Option<Arc<dyn BrokerHandler>>>,
+    /// The topics this node subscribed to: what it delivers.
+    local: RwLock<HashSet<Topic>>,
+    stats: BrokerStats,
+    ready: AtomicBool,
+}
+
+/// chatcore's [`Broker`] on Redis pub/sub; see the module documentation.
+/// Made by [`crate::RedisStore::broker`].
+pub struct RedisBroker {
+    shared: Arc<Shared>,
+    prefix: Arc<str>,
+    out: mpsc::Sender<(String, Vec<u8>)>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+impl std::fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("node", &self.shared.node)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisBroker {
+    /// Opens the publishing and the subscribing connection and starts
+    /// their tasks on the current Tokio runtime. Fails when Redis cannot be
+    /// reached now; later outages are ridden out.
+    pub(crate) async fn connect(
+        client: &redis::Client,
+        prefix: &str,
+        backlog: usize,
+    ) -> StoreResult<Self> {
+        let publisher = client.get_connection_manager().await.map_err(store_error)?;
+        let pubsub = client.get_async_pubsub().await.map_err(store_error)?;
+        let shared = Arc::new(Shared {
+            node: random_node(),
+            handler: RwLock::new(None),
+            local: RwLock::default(),
+            stats: BrokerStats::default(),
+            ready: AtomicBool::new(true),
+        });
+        let (out, out_rx) = mpsc::channel(backlog.max(1));
+        let (control, control_rx) = mpsc::unbounded_channel();
+        tokio::spawn(publish_loop(publisher, out_rx, shared.clone()));
+        tokio::spawn(subscribe_loop(
+            client.clone(),
+            pubsub,
+            control_rx,
+            shared.clone(),
+        ));
+        Ok(Self {
+            shared,
+            prefix: prefix.into(),
+            out,
+            control,
+        })
+    }
+
+    /// Whether the subscribing connection is up.
+    pub fn is_ready(&self) -> bool {
+        self.shared.ready.load(Ordering::Relaxed)
+    }
+
+    /// This node's counters.
+    pub fn stats(&self) -> &BrokerStats {
+        &self.shared.stats
+    }
+
+    fn channel(&self, topic: &Topic) -> String {
+        format!("{}:t:{}", self.prefix, topic.channel())
+    }
+
+    async fn ask(
+        &self,
+        make: impl FnOnce(oneshot::Sender<StoreResult<()>>) -> Control,
+    ) -> StoreResult<()> {
+        let gone = || unavailable("the broker's subscriber task is gone");
+        let (tx, rx) = oneshot::channel();
+        self.control.send(make(tx)).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+}
+
+fn random_node() -> u64 {
+    let id = uuid::Uuid::new_v4();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id.as_bytes()[..8]);
+    u64::from_le_bytes(b)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The frame of `event` on `topic`, published by `node` at `at`.
+fn encode(node: u64, at: u64, topic: &Topic, event: &Event) -> StoreResult<Vec<u8>> {
+    let mut frame = Vec::with_capacity(HEAD + 128);
+    frame.push(FORMAT);
+    frame.extend_from_slice(&node.to_le_bytes());
+    frame.extend_from_slice(&at.to_le_bytes());
+    rmp_serde::encode::write_named(&mut frame, &(topic, event))
+        .map_err(|e| StoreError::Corrupt(format!("an event does not encode: {e}")))?;
+    Ok(frame)
+}
+
+/// A frame's node, time, topic and event; `Err` says what is wrong with it.
+fn decode(frame: &[u8]) -> Result<(u64, u64, Topic, Event), String> {
+    if frame.len() < HEAD {
+        return Err(format!("a frame of {} bytes", frame.len()));
+    }
+    if frame[0] != FORMAT {
+        return Err(format!("format {} (this node reads {FORMAT})", frame[0]));
+    }
+    let word = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&frame[at..at + 8]);
+        u64::from_le_bytes(b)
+    };
+    let (topic, event): (Topic, Event) =
+        rmp_serde::from_slice(&frame[HEAD..]).map_err(|e| e.to_string())?;
+    Ok((word(1), word(9), topic, event))
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    fn attach(&self, handler: Arc<dyn BrokerHandler>) {
+        *self
+            .shared
+            .handler
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
+    async fn publish(&self, topic: &Topic, event: Event) -> StoreResult<()> {
+        let frame = encode(self.shared.node, now_ms(), topic, &event)?;
+        match self.out.try_send((self.channel(topic), frame)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let shed = self.shared.stats.shed.fetch_add(1, Ordering::Relaxed);
+                if shed.is_multiple_of(1000) {
+                    tracing::warn!(
+                        shed = shed + 1,
+                        "broker backlog full: events shed (Redis slow or away)"
+                    );
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(unavailable("the broker's publisher task is gone"))
+            }
+        }
+        if self.shared.subscribed(topic) {
+            self.shared.deliver(topic, Arc::new(event));
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, topic: &Topic) -> StoreResult<()> {
+        self.shared
+            .local
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(topic.clone());
+        let channel = self.channel(topic);
+        self.ask(|tx| Control::Subscribe(channel, tx)).await
+    }
+
+    async fn unsubscribe(&self, topic: &Topic) -> StoreResult<()> {
+        self.shared
+            .local
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(topic);
+        let channel = self.channel(topic);
+        self.ask(|tx| Control::Unsubscribe(channel, tx)).await
+    }
+
+    async fn ready(&self) -> StoreResult<()> {
+        if self.is_ready() {
+            Ok(())
+        } else {
+            Err(unavailable("the broker is reconnecting to Redis"))
+        }
+    }
+}
+
+impl Shared {
+    fn subscribed(&self, topic: &Topic) -> bool {
+        self.local
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(topic)
+    }
+
+    fn deliver(&self, topic: &Topic, event: Arc<Event>) {
+        let handler = self
+            .handler
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(h) = handler {
+            h.deliver(topic, event);
+        }
+    }
+
+    /// A frame from Redis: another node's event, for a topic of this node.
+    fn receive(&self, frame: &[u8]) {
+        let (node, at, topic, event) = match decode(frame) {
+            Ok(f) => f,
+            Err(why) => {
+                let n = self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                if n.is_multiple_of(1000) {
+                    tracing::warn!(%why, dropped = n + 1, "a broker frame that does not decode was dropped");
+                }
+                return;
+            }
+        };
+        if node == self.node {
+            return;
+        }
+        let lag = now_ms().saturating_sub(at);
+        self.stats.last_lag_ms.store(lag, Ordering::Relaxed);
+        self.stats.max_lag_ms.fetch_max(lag, Ordering::Relaxed);
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        // A frame in flight when the node unsubscribed is not delivered.
+        if self.subscribed(&topic) {
+            self.deliver(&topic, Arc::new(event));
+        }
+    }
+}
+
+/// Sends the backlog in pipelines, in order, on one connection (which the
+/// connection manager reconnects).
+async fn publish_loop(
+    mut conn: redis::aio::ConnectionManager,
+    mut frames: mpsc::Receiver<(String, Vec<u8>)>,
+    shared: Arc<Shared>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while frames.recv_many(&mut batch, BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for (channel, frame) in &batch {
+            pipe.cmd("PUBLISH").arg(channel).arg(frame).ignore();
+        }
+        let n = batch.len() as u64;
+        match pipe.query_async::<()>(&mut conn).await {
+            Ok(()) => {
+                shared.stats.published.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                shared.stats.publish_errors.fetch_add(n, Ordering::Relaxed);
+                tracing::warn!(error = %e, frames = n, "broker publish failed: those events are lost (clients resync)");
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Owns the subscribing connection: applies subscriptions in order,
+/// delivers what arrives, and reconnects (subscribing again to every
+/// channel it should have) when the connection drops.
+async fn subscribe_loop(
+    client: redis::Client,
+    first: redis::aio::PubSub,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    shared: Arc<Shared>,
+) {
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    let mut next = Some(first);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let conn = match next.take() {
+            Some(c) => Some(c),
+            None => match client.get_async_pubsub().await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "broker: Redis unreachable; retrying");
+                    None
+                }
+            },
+        };
+        if let Some(conn) = conn {
+            let (mut sink, mut stream) = conn.split();
+            let mut up = true;
+            for channel in &wanted {
+                if let Err(e) = sink.subscribe(channel).await {
+                    tracing::warn!(error = %e, "broker: subscribing again failed");
+                    up = false;
+                    break;
+                }
+            }
+            if up {
+                shared.ready.store(true, Ordering::Relaxed);
+                backoff = Duration::from_millis(100);
+                loop {
+                    tokio::select! {
+                        c = control.recv() => {
+                            let Some(c) = c else { return };
+                            let result = match &c {
+                                Control::Subscribe(ch, _) => sink.subscribe(ch).await,
+                                Control::Unsubscribe(ch, _) => sink.unsubscribe(ch).await,
+                            };
+                            // Recorded either way: a failure here is the
+                            // connection's, and reconnecting applies it.
+                            note(&mut wanted, c);
+                            if result.is_err() {
+                                break;
+                            }
+                        }
+                        msg = stream.next() => match msg {
+                            Some(msg) => shared.receive(msg.get_payload_bytes()),
+                            None => break,
+                        },
+                    }
+                }
+                shared.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("broker: the subscribing connection to Redis dropped; reconnecting");
+            }
+        }
+        shared.ready.store(false, Ordering::Relaxed);
+        // Wait before the next attempt, answering what comes meanwhile:
+        // recorded now, applied once connected.
+        let wait = tokio::time::sleep(backoff);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                c = control.recv() => match c {
+                    Some(c) => note(&mut wanted, c),
+                    None => return,
+                },
+            }
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Records a subscription change in `wanted` and answers it.
+fn note(wanted: &mut BTreeSet<String>, c: Control) {
+    match c {
+        Control::Subscribe(ch, tx) => {
+            wanted.insert(ch);
+            let _ = tx.send(Ok(()));
+        }
+        Control::Unsubscribe(ch, tx) => {
+            wanted.remove(&ch);
+            let _ = tx.send(Ok(()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatcore::model::{ConversationId, UserId};
+
+    #[test]
+    fn frames_round_trip_and_bad_ones_are_refused_not_panicked_on() {
+        let topic = Topic::User(UserId::from("u1"));
+        let event = Event::Typing {
+            conv: ConversationId::from("g:1"),
+            user: UserId::from("w"),
+            typing: true,
+        };
+        let frame = encode(7, 1_700_000_000_000, &topic, &event).unwrap();
+        assert_eq!(
+            decode(&frame).unwrap(),
+            (7, 1_700_000_000_000, topic, event)
+        );
+        assert!(decode(&[]).is_err());
+        assert!(decode(&frame[..HEAD]).is_err());
+        let mut other = frame.clone();
+        other[0] = 9;
+        assert!(decode(&other).is_err());
+        let mut cut = frame.clone();
+        cut.truncate(frame.len() - 3);
+        assert!(decode(&cut).is_err());
+        assert!(decode(b"hello, a foreign program on the channel").is_err());
+    }
+}
