@@ -107,6 +107,12 @@ struct Options {
     #[arg(long, env = "CHATD_REDIS", value_name = "URL")]
     redis: Option<String>,
 
+    /// With --redis: how long a node may go without renewing its liveness before the other
+    /// nodes turn its users offline, in milliseconds (default: 30000). Each node renews it
+    /// three times per period.
+    #[arg(long, env = "CHATD_PRESENCE_TTL_MS", value_name = "MS")]
+    presence_ttl_ms: Option<u64>,
+
     /// Where uploaded media files are kept: `dir:PATH` or `memory` (default: beside the SQLite
     /// database, `<db>-media`; in GridFS with a `mongodb://` store; in memory with `--store memory`).
     #[arg(long, env = "CHATD_MEDIA", value_name = "MEDIA")]
@@ -530,6 +536,7 @@ pub(crate) struct Settings {
     pub(crate) public_url: Option<Url>,
     pub(crate) store: StoreSpec,
     pub(crate) redis: Option<Secret>,
+    pub(crate) presence_ttl_ms: u64,
     pub(crate) media: Option<MediaSpec>,
     /// `chatd backup DEST`: copy the database instead of serving.
     pub(crate) backup: Option<PathBuf>,
@@ -693,6 +700,7 @@ impl Settings {
             public_url,
             store: parse_store(o.store.as_deref().unwrap_or(DEFAULT_STORE))?,
             redis: o.redis.as_deref().map(parse_redis).transpose()?,
+            presence_ttl_ms: o.presence_ttl_ms.unwrap_or(30_000),
             media: o.media.as_deref().map(parse_media).transpose()?,
             backup: None,
             mailer: parse_mailer(
@@ -812,6 +820,9 @@ impl Settings {
         if self.media_bytes_per_day < self.max_media_bytes {
             bail!("--media-bytes-per-day must be at least --max-media-bytes");
         }
+        if self.presence_ttl_ms < 3 {
+            bail!("--presence-ttl-ms must be at least 3");
+        }
         if self.expire_sweep.is_zero() || self.media_sweep.is_zero() {
             bail!("--expire-sweep-ms and --media-sweep-ms must be at least 1");
         }
@@ -850,6 +861,7 @@ impl Options {
             public_url,
             store,
             redis,
+            presence_ttl_ms,
             media,
             mailer,
             mail_from,

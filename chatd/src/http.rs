@@ -65,6 +65,8 @@ pub(crate) struct App {
     pub(crate) ready_timeout: Duration,
     /// What media uploads may be.
     pub(crate) media: crate::media_http::MediaLimits,
+    /// The broker between nodes, with `--redis`: its counters are metrics.
+    pub(crate) broker: Option<Arc<chatcore_redis::RedisBroker>>,
 }
 
 /// What stands between a TCP connection and HTTP: TLS, proxies, and who may read metrics.
@@ -109,6 +111,7 @@ impl App {
         write_probe: Option<chatcore_sqlite::SqliteStore>,
         ready_timeout: Duration,
         media: crate::media_http::MediaLimits,
+        broker: Option<Arc<chatcore_redis::RedisBroker>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             server,
@@ -124,6 +127,7 @@ impl App {
             write_probe,
             ready_timeout,
             media,
+            broker,
         })
     }
 
@@ -320,7 +324,11 @@ async fn metrics_route(app: &App, req: &Request<Incoming>) -> Response<Body> {
     response(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        crate::metrics::render(app.server.metrics(), &app.metrics),
+        crate::metrics::render(
+            app.server.metrics(),
+            &app.metrics,
+            app.broker.as_ref().map(|b| b.stats()),
+        ),
     )
 }
 

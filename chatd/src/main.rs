@@ -165,8 +165,12 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let allowed_origins = allowed_origins(&settings, &public_url, addr);
 
     let mailer = mail::build(&settings.mailer, &settings.mail_from).await?;
-    let (backends, write_probe) =
+    let (mut backends, write_probe) =
         store::backends(&settings.store, settings.media.as_ref(), mailer).await?;
+    let broker = match &settings.redis {
+        Some(url) => Some(store::redis(url, &mut backends).await?),
+        None => None,
+    };
     let mut core = chatcore::Config::default();
     core.server_name = format!("chatd/{}", env!("CARGO_PKG_VERSION"));
     core.reset_link_prefix = format!("{}/#reset=", public_url.as_str().trim_end_matches('/'));
@@ -185,6 +189,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     core.receipt_overlap_ms = settings.receipt_overlap_ms;
     core.edit_window_ms = settings.edit_window_ms;
     core.media_grace_ms = settings.media_grace_ms;
+    core.presence_ttl_ms = settings.presence_ttl_ms;
     core.signup_global.max = settings.signups_per_hour;
     core.max_group_members = settings.max_group_members;
     core.join_attempts.max = settings.join_attempts;
@@ -236,6 +241,17 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         "disappearing messages removed",
         |s| async move { s.expire_due().await },
     ));
+    if broker.is_some() {
+        // Renews this node's liveness and turns the users of dead nodes
+        // offline, three times per TTL.
+        tokio::spawn(sweep_loop(
+            server.clone(),
+            Duration::from_millis(settings.presence_ttl_ms / 3),
+            shutdown.clone(),
+            "users of nodes gone silent turned offline",
+            |s| async move { s.sweep_presence().await },
+        ));
+    }
     tokio::spawn(sweep_loop(
         server.clone(),
         settings.media_sweep,
@@ -280,6 +296,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             uploads_per_minute: settings.media_uploads_per_minute,
             bytes_per_day: settings.media_bytes_per_day,
         },
+        broker,
     );
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     if let Some(listener) = metrics_listener {

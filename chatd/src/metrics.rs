@@ -74,7 +74,11 @@ fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
 }
 
 /// Renders every metric.
-pub(crate) fn render(core: &Metrics, transport: &TransportMetrics) -> String {
+pub(crate) fn render(
+    core: &Metrics,
+    transport: &TransportMetrics,
+    broker: Option<&chatcore_redis::BrokerStats>,
+) -> String {
     let mut out = String::with_capacity(4096);
     single(
         &mut out,
@@ -192,7 +196,64 @@ pub(crate) fn render(core: &Metrics, transport: &TransportMetrics) -> String {
         };
         let _ = writeln!(out, "chatd_ws_closes_total{{code=\"{label}\"}} {}", get(n));
     }
+    if let Some(b) = broker {
+        broker_metrics(&mut out, b);
+    }
     out
+}
+
+/// The broker between nodes (`--redis`): what it published, received,
+/// shed and dropped, and how late events arrive.
+fn broker_metrics(out: &mut String, b: &chatcore_redis::BrokerStats) {
+    let counters: [(&str, &str, &AtomicU64); 6] = [
+        (
+            "chatd_broker_published_total",
+            "Events this node handed to Redis.",
+            &b.published,
+        ),
+        (
+            "chatd_broker_received_total",
+            "Events of other nodes this node received.",
+            &b.received,
+        ),
+        (
+            "chatd_broker_shed_total",
+            "Events not published because the backlog to Redis was full.",
+            &b.shed,
+        ),
+        (
+            "chatd_broker_publish_errors_total",
+            "Events lost because Redis refused them or the connection dropped.",
+            &b.publish_errors,
+        ),
+        (
+            "chatd_broker_malformed_total",
+            "Frames on a channel of this node that did not decode, dropped.",
+            &b.malformed,
+        ),
+        (
+            "chatd_broker_reconnects_total",
+            "Times the subscribing connection to Redis dropped.",
+            &b.reconnects,
+        ),
+    ];
+    for (name, help, value) in counters {
+        single(out, name, "counter", help, get(value));
+    }
+    single(
+        out,
+        "chatd_broker_lag_milliseconds",
+        "gauge",
+        "Time from publication to arrival of the latest event received from another node.",
+        get(&b.last_lag_ms),
+    );
+    single(
+        out,
+        "chatd_broker_max_lag_milliseconds",
+        "gauge",
+        "The largest such time seen.",
+        get(&b.max_lag_ms),
+    );
 }
 
 #[cfg(test)]
@@ -210,7 +271,13 @@ mod tests {
         t.rejected(Rejection::Origin);
         t.closed(1009);
         t.closed(3999);
-        let text = render(&core, &t);
+        let broker = chatcore_redis::BrokerStats::default();
+        broker.published.fetch_add(4, Ordering::Relaxed);
+        broker.last_lag_ms.store(2, Ordering::Relaxed);
+        let text = render(&core, &t, Some(&broker));
+        assert!(text.contains("chatd_broker_published_total 4\n"));
+        assert!(text.contains("chatd_broker_lag_milliseconds 2\n"));
+        assert!(!render(&core, &t, None).contains("chatd_broker"));
         assert!(text.contains("chatd_delivery_latency_seconds_bucket{le=\"0.001\"} 1\n"));
         assert!(text.contains("chatd_delivery_latency_seconds_bucket{le=\"0.005\"} 2\n"));
         assert!(text.contains("chatd_delivery_latency_seconds_bucket{le=\"10\"} 2\n"));

@@ -8,7 +8,7 @@ use chatcore_sqlite::SqliteStore;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{MediaSpec, StoreSpec};
+use crate::config::{MediaSpec, Secret, StoreSpec};
 
 /// The database used when the URI names none (`mongodb://host/<db>` names one).
 const DEFAULT_DB: &str = "chatcore";
@@ -32,6 +32,38 @@ pub(crate) async fn backends(
     }
     Ok((backends, probe))
 }
+
+/// Puts the shared state of several nodes in the Redis at `url`: events
+/// between the nodes (the broker), presence and the rate limiters. Returns
+/// the broker, whose counters chatd's metrics show.
+pub(crate) async fn redis(
+    url: &Secret,
+    backends: &mut Backends,
+) -> anyhow::Result<Arc<chatcore_redis::RedisBroker>> {
+    let config = chatcore_redis::RedisConfig::new(url.0.as_str(), REDIS_PREFIX);
+    let store = chatcore_redis::RedisStore::connect(&config)
+        .await
+        .context("cannot reach Redis (--redis)")?;
+    let broker = Arc::new(
+        store
+            .broker(BROKER_BACKLOG)
+            .await
+            .context("cannot subscribe on Redis (--redis)")?,
+    );
+    *backends = store.backends(backends.clone());
+    backends.broker = broker.clone();
+    tracing::info!(
+        "using Redis for events between nodes, presence and rate limits: \
+         several nodes on this Redis and store behave as one server"
+    );
+    Ok(broker)
+}
+
+/// Every Redis key and channel of chatd starts with `chatd:`.
+const REDIS_PREFIX: &str = "chatd";
+
+/// Events waiting to be published to Redis at most (then shed, counted).
+const BROKER_BACKLOG: usize = 65_536;
 
 /// The media directory `dir`, created if need be.
 async fn media_files(dir: &Path) -> anyhow::Result<crate::media::FsBlobStore> {
