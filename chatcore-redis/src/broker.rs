@@ -41,6 +41,12 @@ const FORMAT: u8 = 1;
 const HEAD: usize = 1 + 8 + 8;
 /// Frames sent in one pipeline at most.
 const BATCH: usize = 256;
+/// Times a pipeline is sent again after the connection dropped under it.
+const PUBLISH_RETRIES: u32 = 3;
+
+fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal() || e.is_timeout()
+}
 
 /// Counters of one node's broker, for chatd's metrics.
 #[derive(Debug, Default)]
@@ -324,13 +330,27 @@ async fn publish_loop(
             pipe.cmd("PUBLISH").arg(channel).arg(frame).ignore();
         }
         let n = batch.len() as u64;
-        match pipe.query_async::<()>(&mut conn).await {
-            Ok(()) => {
-                shared.stats.published.fetch_add(n, Ordering::Relaxed);
-            }
-            Err(e) => {
-                shared.stats.publish_errors.fetch_add(n, Ordering::Relaxed);
-                tracing::warn!(error = %e, frames = n, "broker publish failed: those events are lost (clients resync)");
+        // A connection that dropped (Redis restarted) fails the first
+        // command after it, and the manager reconnects meanwhile: the batch
+        // is sent again, a few times. A frame that did reach Redis before
+        // the failure may then arrive twice; chatcore's clients keep a
+        // message once by its id.
+        let mut attempt = 0;
+        loop {
+            match pipe.query_async::<()>(&mut conn).await {
+                Ok(()) => {
+                    shared.stats.published.fetch_add(n, Ordering::Relaxed);
+                    break;
+                }
+                Err(e) if attempt < PUBLISH_RETRIES && is_connection_error(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    shared.stats.publish_errors.fetch_add(n, Ordering::Relaxed);
+                    tracing::warn!(error = %e, frames = n, "broker publish failed: those events are lost (clients resync)");
+                    break;
+                }
             }
         }
         batch.clear();
