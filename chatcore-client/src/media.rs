@@ -424,9 +424,13 @@ mod tests {
         if std::env::var_os("UPDATE_VECTORS").is_some() {
             std::fs::write(path, &text).unwrap();
         }
-        let stored = std::fs::read_to_string(path).unwrap_or_default();
+        // Compared as JSON, not as text: the workspace may build serde_json
+        // with `preserve_order`, which changes the order keys are written in.
+        let stored: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default())
+                .unwrap_or_default();
         assert_eq!(
-            stored, text,
+            stored, vectors,
             "tests/vectors/files.json is stale: UPDATE_VECTORS=1 cargo test -p chatcore-client files_vectors"
         );
         // And what is read back from the stored bytes is the same content.

@@ -569,7 +569,15 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_millis(200), stalled)
             .await
             .is_err());
-        assert_eq!(temps(&root), Vec::<PathBuf>::new());
+        // A dropped upload's temporary file is removed on the blocking
+        // pool, after the drop: gone within a bounded wait.
+        let gone = tokio::time::timeout(Duration::from_secs(10), async {
+            while !temps(&root).is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(gone.is_ok(), "left: {:?}", temps(&root));
         store
             .put(&id, meta(), body_of(&data), u64::MAX)
             .await

@@ -393,7 +393,11 @@ async fn an_upload_nothing_refers_to_is_collected_by_the_sweep() {
 /// sweeps, one nothing refers to is collected (`list`, `media_in_use` and
 /// `avatars_in_use` of that store, through chatd's sweep).
 pub(super) async fn the_sweep_keeps_an_avatar_and_collects_the_rest(args: &[&str]) {
-    let mut all = vec!["--media-grace-ms", "0", "--media-sweep-ms", "20"];
+    // A grace period longer than the few milliseconds between the upload
+    // and the profile update: with none, a sweep may find the picture
+    // unreferenced and delete it just after it became the avatar (the race
+    // Server::collect_media documents).
+    let mut all = vec!["--media-grace-ms", "1000", "--media-sweep-ms", "20"];
     all.extend_from_slice(args);
     let chatd = Chatd::start(&all).await;
     let alice = chatd.user("alice").await;
