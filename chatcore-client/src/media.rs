@@ -287,6 +287,9 @@ fn answer_error(status: u16, body: &[u8]) -> Error {
 
 /// Encrypts a file for an encrypted conversation before its upload
 /// (docs/E2E.md, *Files*): AES-256-GCM under a fresh random key and nonce.
+/// It encrypts the bytes as given and reads nothing of them: a photo's
+/// metadata (EXIF, GPS position) is the application's to strip first, as
+/// the web client does by re-encoding.
 /// Upload the returned bytes; the returned [`FileEncryption`] (key, nonce,
 /// and the SHA-256 of those bytes) goes inside the encrypted content, never
 /// in the clear ([`crate::secure::SecureClient::send_encrypted_media`]).

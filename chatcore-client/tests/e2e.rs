@@ -228,6 +228,11 @@ impl World {
         text: &str,
     ) -> EncryptedContent {
         let sent = self.ready(from, |m, now| m.encrypt(c, members, text.as_bytes(), now));
+        // The server took the room keys (as the SecureClient confirms once
+        // `send_to_device` is answered).
+        let targets = targets_of(&sent.to_device);
+        self.m(from)
+            .confirm_shared(c, &sent.content.session, &targets);
         self.post(from, sent.to_device);
         self.deliver_all();
         sent.content
@@ -289,6 +294,15 @@ impl World {
 fn id_of(content: &EncryptedContent) -> MessageId {
     let tail = &content.ciphertext[content.ciphertext.len().saturating_sub(8)..];
     MessageId(tail.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn targets_of(out: &[ToDeviceOut]) -> Vec<DeviceRef> {
+    out.iter()
+        .map(|o| DeviceRef {
+            user: o.user.clone(),
+            device: o.device.clone(),
+        })
+        .collect()
 }
 
 fn is_waiting(r: Result<Decrypted, E2eError>) -> bool {
@@ -641,6 +655,46 @@ fn the_state_survives_a_round_trip_and_refuses_a_wrong_key_or_tampering() {
     ));
     // Two writes of the same state differ (fresh nonce).
     assert_ne!(w.m(&a).to_bytes(&STORE_KEY).unwrap(), bytes);
+}
+
+/// A room key whose `send_to_device` was lost with the link (the server
+/// never answered) goes again with the next message, also after a restart
+/// from the state saved meanwhile; once confirmed it goes no more.
+#[test]
+fn a_room_key_whose_send_was_not_confirmed_goes_again() {
+    let mut w = World::new();
+    let a = w.add("alice", "a1");
+    let b = w.add("bob", "b1");
+    w.sync_all();
+    let dm = conv("dm:alice:bob");
+    let members = w.members(&a, &["bob"]);
+    let lost = w.ready(&a, |m, now| m.encrypt(&dm, &members, b"lost", now));
+    assert_eq!(targets_of(&lost.to_device).len(), 1, "a key for bob");
+    // The device restarts from the state saved before the send.
+    let bytes = w.m(&a).to_bytes(&STORE_KEY).unwrap();
+    w.machines
+        .insert(a.clone(), Machine::from_bytes(&bytes, &STORE_KEY).unwrap());
+    let again = w.ready(&a, |m, now| m.encrypt(&dm, &members, b"sent again", now));
+    assert_eq!(
+        again.content.session, lost.content.session,
+        "the same session"
+    );
+    let targets = targets_of(&again.to_device);
+    assert_eq!(targets.len(), 1, "the unconfirmed key goes again");
+    w.post(&a, again.to_device);
+    w.deliver_all();
+    assert_eq!(w.read_text(&b, &dm, &a, &again.content), "sent again");
+    // Confirmed, and saved so: no key again. A confirmation of another
+    // session changes nothing.
+    w.m(&a).confirm_shared(&dm, "another-session", &targets);
+    w.m(&a)
+        .confirm_shared(&dm, &again.content.session, &targets);
+    let bytes = w.m(&a).to_bytes(&STORE_KEY).unwrap();
+    w.machines
+        .insert(a.clone(), Machine::from_bytes(&bytes, &STORE_KEY).unwrap());
+    let next = w.ready(&a, |m, now| m.encrypt(&dm, &members, b"next", now));
+    assert!(next.to_device.is_empty(), "no key once confirmed");
+    assert_eq!(w.read_text(&b, &dm, &a, &next.content), "next");
 }
 
 #[test]

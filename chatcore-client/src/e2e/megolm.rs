@@ -121,8 +121,15 @@ pub(super) fn device_key(d: &DeviceRef) -> DeviceKey {
 pub(super) struct Outbound {
     pub(super) session: GroupSession,
     pub(super) created: Millis,
-    /// Devices that got the session, and from which index.
+    /// Devices that were sent the session, and from which index: whether
+    /// or not the send reached the server, they may hold it (a device that
+    /// leaves makes the session rotate).
     pub(super) shared_with: BTreeMap<DeviceKey, u32>,
+    /// Those of `shared_with` whose room key the server has not yet been
+    /// seen to take (the send may have died with the link): they are sent
+    /// the key again with the next message until
+    /// [`Machine::confirm_shared`].
+    pub(super) unconfirmed: BTreeSet<DeviceKey>,
 }
 
 /// Who a session's key came from.
@@ -211,7 +218,12 @@ impl Machine {
             }
         };
         if let (false, Some(o)) = (rotate, self.megolm.outbound.get(conv)) {
-            targets.retain(|d| !o.shared_with.contains_key(&device_key(d)));
+            // A device whose key was sent but not confirmed gets it again:
+            // the first send may have been lost with the link.
+            targets.retain(|d| {
+                let k = device_key(d);
+                !o.shared_with.contains_key(&k) || o.unconfirmed.contains(&k)
+            });
         }
         let claims = self.needs_claims(&targets, now);
         if !claims.is_empty() {
@@ -251,9 +263,12 @@ impl Machine {
         let Some(outbound) = self.megolm.outbound.get_mut(conv) else {
             return Err(E2eError::Refused("no outbound session".into()));
         };
-        outbound
-            .shared_with
-            .extend(shared.into_iter().map(|k| (k, index)));
+        // Counted as holding the key at once (for rotation), but
+        // unconfirmed until the server took the room keys.
+        for k in shared {
+            outbound.shared_with.entry(k.clone()).or_insert(index);
+            outbound.unconfirmed.insert(k);
+        }
         let message = outbound.session.encrypt(&bytes);
         Ok(Outcome::Ready(Encrypted {
             content: EncryptedContent {
@@ -291,6 +306,7 @@ impl Machine {
                 session,
                 created: now,
                 shared_with: BTreeMap::new(),
+                unconfirmed: BTreeSet::new(),
             },
         );
     }
@@ -311,6 +327,23 @@ impl Machine {
             self.megolm.outbound.remove(conv);
         }
         stale
+    }
+
+    /// The server took the room keys of `conv`'s `session` that
+    /// [`Machine::encrypt`] made for `devices` (its answer to the
+    /// `send_to_device` came): they are not sent again. Until then every
+    /// later message sends them again, so that a key lost with a dead link
+    /// (or a restart before the answer) is made good by the next attempt.
+    pub fn confirm_shared(&mut self, conv: &ConversationId, session: &str, devices: &[DeviceRef]) {
+        let Some(o) = self.megolm.outbound.get_mut(conv) else {
+            return;
+        };
+        if o.session.session_id() != session {
+            return;
+        }
+        for d in devices {
+            o.unconfirmed.remove(&device_key(d));
+        }
     }
 
     /// The next message to `conv` uses a new session.

@@ -65,6 +65,10 @@ struct OutboundPickle {
     session: String,
     created: Millis,
     shared_with: Vec<(UserId, DeviceId, u32)>,
+    /// Absent in states saved before it was kept: every share counted as
+    /// confirmed then.
+    #[serde(default)]
+    unconfirmed: Vec<(UserId, DeviceId)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -162,6 +166,7 @@ impl Machine {
                             .iter()
                             .map(|((u, d), i)| (u.clone(), d.clone(), *i))
                             .collect(),
+                        unconfirmed: o.unconfirmed.iter().cloned().collect(),
                     })
                 })
                 .collect::<Result<_, E2eError>>()?,
@@ -270,6 +275,7 @@ impl Machine {
                     session,
                     created: o.created,
                     shared_with,
+                    unconfirmed: o.unconfirmed.into_iter().collect(),
                 },
             );
         }

@@ -695,12 +695,14 @@ impl SecureClient {
 
     /// Sends to-device messages, as many frames as they need (each under
     /// the frame limit); `conv` lets the server reach its members. Targets
-    /// the server refused are logged: they miss this key.
+    /// the server refused are logged: they miss this key. Returns the
+    /// devices the server took a message for.
     async fn send_out(
         &self,
         conv: Option<&ConversationId>,
         messages: Vec<ToDeviceOut>,
-    ) -> Result<(), SecureError> {
+    ) -> Result<Vec<DeviceRef>, SecureError> {
+        let mut taken = Vec::new();
         let mut batch: Vec<OutgoingToDevice> = Vec::new();
         let mut users: HashSet<UserId> = HashSet::new();
         let mut bytes = 0;
@@ -715,8 +717,10 @@ impl SecureClient {
                     || (!users.contains(&message.user) && users.len() >= PER_REQUEST)
                     || kind != message.kind);
             if full {
-                self.send_batch(&kind, std::mem::take(&mut batch), conv)
-                    .await?;
+                taken.extend(
+                    self.send_batch(&kind, std::mem::take(&mut batch), conv)
+                        .await?,
+                );
                 users.clear();
                 bytes = 0;
             }
@@ -730,25 +734,45 @@ impl SecureClient {
                 payload,
             });
             if pending.peek().is_none() {
-                self.send_batch(&kind, std::mem::take(&mut batch), conv)
-                    .await?;
+                taken.extend(
+                    self.send_batch(&kind, std::mem::take(&mut batch), conv)
+                        .await?,
+                );
             }
         }
-        Ok(())
+        Ok(taken)
     }
 
+    /// Sends one `send_to_device` frame; returns the devices the server
+    /// took a message for (all but the `undelivered` ones).
     async fn send_batch(
         &self,
         kind: &str,
         batch: Vec<OutgoingToDevice>,
         conv: Option<&ConversationId>,
-    ) -> Result<(), SecureError> {
+    ) -> Result<Vec<DeviceRef>, SecureError> {
+        let targets: Vec<DeviceRef> = batch
+            .iter()
+            .filter_map(|m| {
+                m.device.clone().map(|device| DeviceRef {
+                    user: m.user.clone(),
+                    device,
+                })
+            })
+            .collect();
         let (_, undelivered) = self.shared.client.send_to_device(kind, batch, conv).await?;
-        for u in undelivered {
+        for u in &undelivered {
             tracing::warn!(user = %u.user, device = ?u.device, reason = ?u.reason,
                 "a conversation key was not delivered");
         }
-        Ok(())
+        Ok(targets
+            .into_iter()
+            .filter(|t| {
+                !undelivered
+                    .iter()
+                    .any(|u| u.user == t.user && u.device.as_ref().is_none_or(|d| *d == t.device))
+            })
+            .collect())
     }
 
     /// Encrypts `text` for the encrypted conversation `conv` and sends it:
@@ -862,7 +886,20 @@ impl SecureClient {
         for d in &encrypted.without_key {
             tracing::warn!(user = %d.user, device = %d.device, "a member device got no key");
         }
-        self.send_out(Some(conv), encrypted.to_device).await?;
+        // The room keys count as delivered only once the server took them:
+        // a send lost with the link (or cut short by a restart) leaves them
+        // unconfirmed in the saved state, and the next attempt sends them
+        // again.
+        let session = encrypted.content.session.clone();
+        let taken = self.send_out(Some(conv), encrypted.to_device).await?;
+        if !taken.is_empty() {
+            let saved = {
+                let mut m = lock(&self.shared.machine);
+                m.confirm_shared(conv, &session, &taken);
+                self.persist(&m)?
+            };
+            saved.done().await?;
+        }
         let content = Content::Encrypted {
             algorithm: encrypted.content.algorithm.into(),
             device: encrypted.content.device,
@@ -1028,7 +1065,7 @@ impl SecureClient {
             .await?;
         let mut out = vec![master];
         out.extend(forwarded);
-        self.send_out(None, out).await
+        self.send_out(None, out).await.map(|_| ())
     }
 
     /// Turns the encrypted key backup on (docs/E2E.md, "Key backup"):

@@ -8,7 +8,7 @@
 // conversation whose keys this page cannot use is read-only until it can.
 
 import { BrowserKeys, MemoryStore, SecureChat, generateStoreKey, isE2eError, seal, unseal } from "../chatcore/e2e/index.js";
-import { invalidate, state, userName } from "./store.js";
+import { invalidate, learnConversation, state, userName } from "./store.js";
 import { mediaText } from "./format.js";
 
 /** @typedef {import("./store.js").Message} Message */
@@ -359,6 +359,12 @@ export async function sendText(
   const client = state.client;
   if (!client) throw new Error("signed out");
   const options = { clientId, ...(extra.rel ? { rel: extra.rel } : {}), ...(extra.mentions?.length ? { mentions: extra.mentions } : {}) };
+  // Not known yet (an outbox entry read back after a reload, before the conversation list came): whether it is
+  // encrypted is asked first. Sending on the default (`encrypted: false`) would put the text in clear on the wire.
+  if (!c.known) {
+    learnConversation(await client.getConversation(c.id));
+    invalidate("directory", "header", "messages", "chat");
+  }
   if (!c.encrypted) return client.send({ conv: c.id }, text, options);
   const me = state.me;
   await new Promise((resolve) => afterE2eStart(() => resolve(undefined)));

@@ -526,8 +526,13 @@ export class SecureChat {
     throw new E2eError("refused", "refused: devices still lack an encrypted channel after claiming their keys");
   }
 
-  /** Sends to-device messages in as many frames as they need; `conv` lets the server reach its members. */
-  private async sendOut(conv: string | undefined, messages: ToDeviceOut[]): Promise<void> {
+  /**
+   * Sends to-device messages in as many frames as they need; `conv` lets the server reach its members. Resolves
+   * with the messages the server took (those it answered `undelivered` for are reported and left out).
+   */
+  private async sendOut(conv: string | undefined, messages: ToDeviceOut[]): Promise<ToDeviceOut[]> {
+    const taken: ToDeviceOut[] = [];
+    let inBatch: ToDeviceOut[] = [];
     let batch: OutgoingToDevice[] = [];
     let users = new Set<string>();
     let bytes = 0;
@@ -538,6 +543,9 @@ export class SecureChat {
       for (const u of undelivered) {
         this.fail("a conversation key was not delivered", new E2eError("refused", `device ${u.device ?? "(all)"} of ${u.user}: ${u.reason}`));
       }
+      const refused = (m: ToDeviceOut) => undelivered.some((u) => u.user === m.user && (u.device === undefined || u.device === m.device));
+      taken.push(...inBatch.filter((m) => !refused(m)));
+      inBatch = [];
       batch = [];
       users = new Set();
       bytes = 0;
@@ -555,8 +563,10 @@ export class SecureChat {
       bytes += size;
       users.add(message.user);
       batch.push({ user: message.user, device: message.device, id: message.id, payload });
+      inBatch.push(message);
     }
     await flush();
+    return taken;
   }
 
   // -- sending and reading --
@@ -609,8 +619,14 @@ export class SecureChat {
       for (const d of encrypted.withoutKey) {
         this.fail("a member device got no key", new E2eError("no_session", `device ${d.device} of ${d.user} cannot read this message`));
       }
-      await this.sendOut(conv, encrypted.toDevice);
       const c = encrypted.content;
+      // The room keys count as delivered only once the server took them: a send lost with the link (or cut short
+      // by a reload) leaves them unconfirmed in the saved state, and the next attempt sends them again.
+      const taken = await this.sendOut(conv, encrypted.toDevice);
+      if (taken.length > 0) {
+        m.confirmShared(conv, c.session, taken.map(({ user, device }) => ({ user, device })));
+        await this.persist();
+      }
       const sent = await this.client.send(
         { conv },
         { kind: "encrypted", algorithm: c.algorithm, device: c.device, session: c.session, ciphertext: encodeBase64(c.ciphertext) },

@@ -62,8 +62,16 @@ export interface InboundSource {
 export interface Outbound {
   session: GroupSession;
   created: number;
-  /** Devices (by {@link deviceKey}) that got the session, and from which index. */
+  /**
+   * Devices (by {@link deviceKey}) that were sent the session, and from which index: whether or not the send reached
+   * the server, they may hold it (a device that leaves makes the session rotate).
+   */
   sharedWith: Map<string, number>;
+  /**
+   * Those of {@link Outbound.sharedWith} whose room key the server has not yet been seen to take (the send may have
+   * died with the link): they are sent the key again with the next message until it is confirmed.
+   */
+  unconfirmed: Set<string>;
 }
 
 export interface Inbound {

@@ -89,6 +89,7 @@ export function snapshot(s: MachineState): Uint8Array {
       session: o.session.pickle(k),
       created: o.created,
       shared_with: [...o.sharedWith],
+      unconfirmed: [...o.unconfirmed],
     })),
     inbound: [...s.inbound].map(([key, i]) => ({
       key,
@@ -243,7 +244,10 @@ export function restore(vz: Vodozemac, data: Uint8Array): MachineState {
         const [key, i] = a_(e, "shared_with");
         sharedWith.set(s_(key, "device"), n_(i, "index"));
       }
-      s.outbound.set(s_(m["conv"], "conv"), { session, created: n_(m["created"], "created"), sharedWith });
+      // Absent in states saved before it was kept: every share counted as confirmed then.
+      const unconfirmed = new Set<string>();
+      for (const key of m["unconfirmed"] === undefined ? [] : a_(m["unconfirmed"], "unconfirmed")) unconfirmed.add(s_(key, "device"));
+      s.outbound.set(s_(m["conv"], "conv"), { session, created: n_(m["created"], "created"), sharedWith, unconfirmed });
     }
     for (const i of a_(root["inbound"], "inbound")) {
       const m = m_(i, "an inbound session");

@@ -298,6 +298,32 @@ test("a device restarted from its file store keeps its keys and reads on", async
   }
 });
 
+test("a conversation key lost with the link is sent again by the next attempt, after a restart too", async () => {
+  const store = new MemoryStore();
+  const key = await generateStoreKey();
+  const account = newAccount("alice");
+  const alice = await secureDevice("alice", (c) => c.register(account), { store, key });
+  const bob = await firstDevice("bob");
+  await contacts(alice, bob);
+  const dm = (await alice.c.openDirect(bob.user, { encrypted: true })).conv;
+  // The link dies just as the room key goes out: the send_to_device never reaches the server.
+  const realSendToDevice = alice.c.sendToDevice.bind(alice.c);
+  alice.c.sendToDevice = (...args) => {
+    alice.c.close();
+    return realSendToDevice(...args);
+  };
+  await assert.rejects(alice.secure.sendEncrypted(dm, "zebra-dead link", { clientId: "dead-link-1" }));
+  await alice.secure.idle();
+  alice.secure.close();
+  // The page reloads: the same device, its state as saved, sends the message again from its outbox.
+  const again = await secureDevice("alice again", (c) => c.resume(alice.token), { store, key });
+  assert.equal(again.device, alice.device);
+  await again.secure.sendEncrypted(dm, "zebra-dead link", { clientId: "dead-link-1" });
+  await reads(bob, dm, "zebra-dead link");
+  const page = await history(bob, dm);
+  assert.deepEqual(texts(page), ["zebra-dead link"], "stored once, readable");
+});
+
 test("an application payload over Olm reaches the one device it is for", async () => {
   const alice1 = await firstDevice("alice");
   const bob1 = await firstDevice("bob");

@@ -130,6 +130,8 @@ class World {
   sendTo(from, conv, members, text) {
     const sent = this.ready(from, (m, now) => m.encrypt(conv, members, enc.encode(text), now));
     this.post(from, sent.toDevice);
+    // The server took the room keys (as SecureChat confirms once `send_to_device` is answered).
+    this.m(from).confirmShared(conv, sent.content.session, sent.toDevice);
     this.deliverAll();
     return sent.content;
   }
@@ -253,6 +255,40 @@ test("sessions rotate when a member is removed, and the removed member cannot re
   const next = w.send(b1, g, ["alice", "carol"], "b");
   const later = w.send(b1, g, ["alice"], "b again");
   assert.notEqual(later.session, next.session);
+});
+
+test("a room key whose send was not confirmed goes again with the next message, after a restart too", async () => {
+  const w = new World();
+  const [a1, b1] = [w.add("alice", "a1"), w.add("bob", "b1")];
+  w.syncAll();
+  const c = "d:1";
+  // Encrypted with a room key for Bob, but the link died: the key never reached the server (the message neither).
+  const lost = w.ready(a1, (m, now) => m.encrypt(c, w.members(a1, ["bob"]), enc.encode("lost"), now));
+  assert.deepEqual(lost.toDevice.map((t) => t.device), ["b1"]);
+  // The page reloads: the state as saved then.
+  const key = await generateStoreKey();
+  const restored = await Machine.fromBytes(await w.m(a1).toBytes(key), key);
+  w.machines.get(a1).free();
+  w.machines.set(a1, restored);
+  // The outbox sends again with the same session: Bob gets its key again, and reads it.
+  const again = w.ready(a1, (m, now) => m.encrypt(c, w.members(a1, ["bob"]), enc.encode("sent again"), now));
+  assert.equal(again.content.session, lost.content.session, "the same session");
+  assert.deepEqual(again.toDevice.map((t) => t.device), ["b1"], "the unconfirmed key goes again");
+  w.post(a1, again.toDevice);
+  w.deliverAll();
+  assert.equal(w.readText(b1, c, a1, again.content), "sent again");
+  // Confirmed (the server answered): not sent again, and the confirmation is saved.
+  restored.confirmShared(c, again.content.session, again.toDevice);
+  const saved = await Machine.fromBytes(await restored.toBytes(key), key);
+  const next = saved.encrypt(c, saved.devicesOf(["bob"]), enc.encode("next"), w.now);
+  assert.equal(next.type, "ready");
+  assert.deepEqual(next.value.toDevice, [], "no key again once confirmed");
+  assert.equal(w.readText(b1, c, a1, next.value.content), "next");
+  saved.free();
+  // A confirmation for an older session changes nothing, and an unconfirmed device still counts for rotation.
+  restored.confirmShared(c, "not-the-session", w.members(a1, ["bob"]));
+  const third = w.ready(a1, (m, now) => m.encrypt(c, w.members(a1, ["bob"]), enc.encode("third"), now));
+  assert.deepEqual(third.toDevice, []);
 });
 
 test("a revoked device gets no new session", () => {

@@ -121,6 +121,12 @@ export declare class Machine {
      * messages or a week; returns room keys for the devices that lack the session, or first the devices to claim for.
      */
     encrypt(conv: string, members: DeviceRef[], content: Uint8Array, now: number): olm.Outcome<megolm.Encrypted>;
+    /**
+     * The server took the room keys of `conv`'s `session` that {@link Machine.encrypt} made for `devices` (its answer
+     * to the `send_to_device` came): they are not sent again. Until then every later message sends them again, so that
+     * a key lost with a dead link (or a reload before the answer) is made good by the next attempt.
+     */
+    confirmShared(conv: string, session: string, devices: DeviceRef[]): void;
     /** The members of `conv` are now `members`: when a device that has the current session is not among them, the next message uses a new one. Returns whether. */
     updateMembers(conv: string, members: DeviceRef[]): boolean;
     /**

@@ -181,6 +181,14 @@ export class Machine {
     encrypt(conv, members, content, now) {
         return megolm.encrypt(this.alive(), conv, members, content, now);
     }
+    /**
+     * The server took the room keys of `conv`'s `session` that {@link Machine.encrypt} made for `devices` (its answer
+     * to the `send_to_device` came): they are not sent again. Until then every later message sends them again, so that
+     * a key lost with a dead link (or a reload before the answer) is made good by the next attempt.
+     */
+    confirmShared(conv, session, devices) {
+        megolm.confirmShared(this.alive(), conv, session, devices);
+    }
     /** The members of `conv` are now `members`: when a device that has the current session is not among them, the next message uses a new one. Returns whether. */
     updateMembers(conv, members) {
         return megolm.updateMembers(this.alive(), conv, members);

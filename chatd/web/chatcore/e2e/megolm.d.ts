@@ -61,6 +61,7 @@ export type Decrypted = {
     session: SessionRef;
 };
 export declare function encrypt(s: MachineState, conv: string, members: DeviceRef[], content: Uint8Array, now: number): Outcome<Encrypted>;
+export declare function confirmShared(s: MachineState, conv: string, session: string, devices: DeviceRef[]): void;
 export declare function updateMembers(s: MachineState, conv: string, members: DeviceRef[]): boolean;
 export declare function rotate(s: MachineState, conv: string): void;
 /** Adds an inbound session from a key received over Olm: `shared` by its creator, or `exported` by an own device. */

@@ -45,7 +45,7 @@ function newOutbound(s, conv, now) {
         source: { sender: s.me(), senderKey: s.agreementKey(), forwarded: false },
         seen: new Map(),
     });
-    s.outbound.set(conv, { session, created: now, sharedWith: new Map() });
+    s.outbound.set(conv, { session, created: now, sharedWith: new Map(), unconfirmed: new Set() });
 }
 export function encrypt(s, conv, members, content, now) {
     const me = deviceKey(s.me());
@@ -72,8 +72,9 @@ export function encrypt(s, conv, members, content, now) {
         current.session.messageIndex >= MAX_SESSION_MESSAGES ||
         now - current.created >= MAX_SESSION_AGE ||
         [...current.sharedWith.keys()].some((k) => !memberSet.has(k));
+    // A device whose key was sent but not confirmed gets it again: the first send may have been lost with the link.
     if (!rotate && current)
-        targets = targets.filter((d) => !current.sharedWith.has(deviceKey(d)));
+        targets = targets.filter((d) => !current.sharedWith.has(deviceKey(d)) || current.unconfirmed.has(deviceKey(d)));
     const claims = needsClaims(s, targets, now);
     if (claims.length > 0)
         return { type: "needs_claims", devices: claims };
@@ -96,13 +97,24 @@ export function encrypt(s, conv, members, content, now) {
         toDevice.push(olmEncrypt(s, target, body));
         shared.push(deviceKey(target));
     }
-    for (const k of shared)
-        outbound.sharedWith.set(k, index);
+    // Counted as holding the key at once (for rotation), but unconfirmed until the server took the room keys.
+    for (const k of shared) {
+        if (!outbound.sharedWith.has(k))
+            outbound.sharedWith.set(k, index);
+        outbound.unconfirmed.add(k);
+    }
     const ciphertext = outbound.session.encrypt(packMegolmPlaintext(conv, content));
     return {
         type: "ready",
         value: { content: { algorithm: MEGOLM_V1, device: s.device, session, ciphertext }, toDevice, withoutKey },
     };
+}
+export function confirmShared(s, conv, session, devices) {
+    const o = s.outbound.get(conv);
+    if (!o || o.session.sessionId !== session)
+        return;
+    for (const d of devices)
+        o.unconfirmed.delete(deviceKey(d));
 }
 export function updateMembers(s, conv, members) {
     const set = new Set(members.map(deviceKey));

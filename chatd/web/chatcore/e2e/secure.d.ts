@@ -206,7 +206,10 @@ export declare class SecureChat {
     private refreshKeys;
     /** Runs `f` until it needs no claims: claims what it asks for (through `conv`), gives it to the machine, tries again. */
     private withClaims;
-    /** Sends to-device messages in as many frames as they need; `conv` lets the server reach its members. */
+    /**
+     * Sends to-device messages in as many frames as they need; `conv` lets the server reach its members. Resolves
+     * with the messages the server took (those it answered `undelivered` for are reported and left out).
+     */
     private sendOut;
     /**
      * Encrypts `text` for the encrypted conversation `conv` and sends it: the members' devices are queried (a removed

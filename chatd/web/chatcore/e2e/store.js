@@ -73,6 +73,7 @@ export function snapshot(s) {
             session: o.session.pickle(k),
             created: o.created,
             shared_with: [...o.sharedWith],
+            unconfirmed: [...o.unconfirmed],
         })),
         inbound: [...s.inbound].map(([key, i]) => ({
             key,
@@ -219,7 +220,11 @@ export function restore(vz, data) {
                 const [key, i] = a_(e, "shared_with");
                 sharedWith.set(s_(key, "device"), n_(i, "index"));
             }
-            s.outbound.set(s_(m["conv"], "conv"), { session, created: n_(m["created"], "created"), sharedWith });
+            // Absent in states saved before it was kept: every share counted as confirmed then.
+            const unconfirmed = new Set();
+            for (const key of m["unconfirmed"] === undefined ? [] : a_(m["unconfirmed"], "unconfirmed"))
+                unconfirmed.add(s_(key, "device"));
+            s.outbound.set(s_(m["conv"], "conv"), { session, created: n_(m["created"], "created"), sharedWith, unconfirmed });
         }
         for (const i of a_(root["inbound"], "inbound")) {
             const m = m_(i, "an inbound session");
