@@ -235,6 +235,19 @@ impl PresenceStore for RedisPresenceStore {
             .collect()
     }
 
+    async fn lapsed(&self, node: &str, now: Millis, ttl_ms: u64) -> StoreResult<bool> {
+        let horizon = now.saturating_sub(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+        let mut c = self.store.connection();
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(format!("{}:nodes", self.base))
+            .arg(node)
+            .query_async(&mut c)
+            .await
+            .map_err(store_error)?;
+        // Scores are milliseconds, exact in an f64 up to 2^53.
+        Ok(score.is_none_or(|beat| beat <= horizon as f64))
+    }
+
     async fn sweep(&self, node: &str, now: Millis, ttl_ms: u64) -> StoreResult<Vec<Presence>> {
         let horizon = now.saturating_sub(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
         let mut offline = Vec::new();

@@ -622,3 +622,98 @@ async fn broker_drops_foreign_frames_and_rides_out_a_redis_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// One request on an in-process connection, and its reply (pushes skipped).
+async fn ask(
+    conn: &mut chatcore::session::InProcess,
+    frame: chatcore::protocol::ClientFrame,
+) -> chatcore::protocol::ServerFrame {
+    use futures_util::{SinkExt, StreamExt};
+    conn.tx.send(Ok(frame)).await.expect("session alive");
+    loop {
+        let f = tokio::time::timeout(Duration::from_secs(10), conn.rx.next())
+            .await
+            .expect("a reply in time")
+            .expect("connection open");
+        if f.id().is_some() {
+            return f;
+        }
+    }
+}
+
+/// A node that stalled past the TTL and comes back: the other node's sweep
+/// turned its signed-in user offline; its own next sweep finds its
+/// liveness lapsed and records its live connections again, so the user is
+/// online again, and a sweep after that (liveness renewed) changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_back_from_a_stall_records_its_connections_again() {
+    use chatcore::protocol::{ClientFrame, ServerFrame, PROTOCOL_VERSION};
+    use chatcore::server::ManualClock;
+    use chatcore::session::{connect_in_process, PeerInfo};
+    use chatcore::{Config, Server};
+    let prefix = fresh_prefix();
+    let mut config = Config::default();
+    config.presence_ttl_ms = 10_000;
+    config.argon2 = chatcore::account::Argon2Config::new(64, 1, 1);
+    let clock = Arc::new(ManualClock::new(T0));
+    let node = || {
+        let (config, prefix, clock) = (config.clone(), prefix.clone(), clock.clone());
+        async move {
+            let b = store_at(&server_url(), &prefix)
+                .await
+                .backends(Backends::memory());
+            Server::with_clock(b, config, clock).unwrap()
+        }
+    };
+    let (a, b) = (node().await, node().await);
+    // A user signed in on B, through B's session layer (so B's hub has the
+    // connection).
+    let mut conn = connect_in_process(
+        b.clone(),
+        PeerInfo::new(None),
+        64,
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let hello = ask(
+        &mut conn,
+        ClientFrame::Hello {
+            id: 1,
+            version: PROTOCOL_VERSION,
+            client: None,
+        },
+    )
+    .await;
+    assert!(matches!(hello, ServerFrame::Welcome { .. }), "{hello:?}");
+    let reply = ask(
+        &mut conn,
+        ClientFrame::Register {
+            id: 2,
+            username: "stalled".into(),
+            email: "stalled@example.com".into(),
+            phone: "+15550001111".into(),
+            display_name: "Stalled".into(),
+            password: "violet harbour anchor 1917".into(),
+            device: "d".into(),
+        },
+    )
+    .await;
+    let ServerFrame::Session { user, .. } = reply else {
+        panic!("register: {reply:?}")
+    };
+    let online = |s: Arc<Server>, u: UserId| async move {
+        s.backends().presence.get(&[u]).await.unwrap()[0].online
+    };
+    assert_eq!(b.sweep_presence().await.unwrap(), 0);
+    assert!(online(a.clone(), user.clone()).await);
+    // B stalls: A's sweep past the TTL takes its connection over.
+    clock.advance(Duration::from_millis(10_001));
+    assert_eq!(a.sweep_presence().await.unwrap(), 1);
+    assert!(!online(a.clone(), user.clone()).await, "taken for dead");
+    // B is back: its sweep records the live connection again.
+    b.sweep_presence().await.unwrap();
+    assert!(online(a.clone(), user.clone()).await, "online again");
+    clock.advance(Duration::from_millis(1_000));
+    assert_eq!(a.sweep_presence().await.unwrap(), 0, "B is alive now");
+    assert!(online(a.clone(), user.clone()).await);
+    drop(conn);
+}

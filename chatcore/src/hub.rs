@@ -143,6 +143,21 @@ impl Hub {
         Ok(())
     }
 
+    /// Every connection of this node with its user: the listeners of the
+    /// users' own topics, which every signed-in connection has.
+    pub(crate) fn local_connections(&self) -> Vec<(crate::model::UserId, Arc<str>)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let t = shard.topics.read().unwrap_or_else(|p| p.into_inner());
+            for (topic, listeners) in t.iter() {
+                if let Topic::User(user) = topic {
+                    out.extend(listeners.values().map(|c| (user.clone(), c.key.clone())));
+                }
+            }
+        }
+        out
+    }
+
     /// Brings the broker in line with the local listeners of `topic`, as
     /// they are now, not as the caller left them: a connection whose
     /// unsubscribe found the topic empty and one whose subscribe found it

@@ -530,19 +530,33 @@ impl Server {
     /// connections of nodes not heard from for [`Config::presence_ttl_ms`]
     /// ([`PresenceStore::sweep`]): each user who went offline by it is
     /// published to their presence topic as a last disconnect would.
-    /// Returns how many. The embedder calls it regularly, several times per
+    /// Returns how many. When this node's own liveness had lapsed (it
+    /// stalled past the TTL, and other nodes may have taken its connections
+    /// over), it then records its live connections again, and their users
+    /// are online again. The embedder calls it regularly, several times per
     /// TTL (a node that stops calling it is taken for dead); any node may
     /// run it at once with others: each user is reported by one only. With
     /// a store local to the process (memory) it does nothing.
     pub async fn sweep_presence(&self) -> Result<usize, CoreError> {
-        let offline = self
-            .backends
-            .presence
-            .sweep(&self.node_id, self.now(), self.config.presence_ttl_ms)
-            .await?;
+        let now = self.now();
+        let ttl = self.config.presence_ttl_ms;
+        let presence = &self.backends.presence;
+        let lapsed = presence.lapsed(&self.node_id, now, ttl).await?;
+        let offline = presence.sweep(&self.node_id, now, ttl).await?;
         let n = offline.len();
-        for presence in offline {
-            self.publish_presence(presence).await;
+        for p in offline {
+            self.publish_presence(p).await;
+        }
+        if lapsed {
+            // This node stalled past the TTL (or its record was lost):
+            // other nodes may have taken its connections over. Its sweep
+            // has renewed it, so no sweep takes them again: record them.
+            for (user, conn) in self.hub.local_connections() {
+                if presence.connect(&user, &conn, now).await? {
+                    let online = crate::model::Presence::of(user, true, None);
+                    self.publish_presence(online).await;
+                }
+            }
         }
         Ok(n)
     }

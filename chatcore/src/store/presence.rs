@@ -34,4 +34,15 @@ pub trait PresenceStore: Send + Sync {
         let _ = (node, now, ttl_ms);
         Ok(Vec::new())
     }
+
+    /// Whether `node`'s liveness lapsed at `now`: it renewed it more than
+    /// `ttl_ms` before, or other nodes' sweeps took its connections over and
+    /// forgot it. Asked before the node's own [`PresenceStore::sweep`]
+    /// renews it, so that a node that stalled past the TTL and came back
+    /// records its live connections again ([`PresenceStore::connect`] is
+    /// idempotent). The default: never (one process never outlives itself).
+    async fn lapsed(&self, node: &str, now: Millis, ttl_ms: u64) -> StoreResult<bool> {
+        let _ = (node, now, ttl_ms);
+        Ok(false)
+    }
 }
