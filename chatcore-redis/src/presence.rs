@@ -235,6 +235,16 @@ impl PresenceStore for RedisPresenceStore {
             .collect()
     }
 
+    async fn connections(&self, user: &UserId) -> StoreResult<Option<usize>> {
+        let mut c = self.store.connection();
+        let n: u64 = redis::cmd("HLEN")
+            .arg(self.conns_key(user))
+            .query_async(&mut c)
+            .await
+            .map_err(store_error)?;
+        Ok(Some(usize::try_from(n).unwrap_or(usize::MAX)))
+    }
+
     async fn lapsed(&self, node: &str, now: Millis, ttl_ms: u64) -> StoreResult<bool> {
         let horizon = now.saturating_sub(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
         let mut c = self.store.connection();

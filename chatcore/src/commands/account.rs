@@ -109,13 +109,19 @@ async fn check_password(
 /// Takes one of `user`'s connection slots for the asking connection, before
 /// a session is created for it (so that a refused sign-in leaves no device
 /// behind). Over the cap: `limit_reached`, and the connection closes (4029).
-fn reserve_account_slot(
+/// The cap holds across nodes where the presence store counts connections
+/// across them (Redis): sign-ins racing each other on several nodes may
+/// pass it by at most one per node.
+async fn reserve_account_slot(
     s: &Server,
     who: Who<'_>,
     out: &mut Out,
     user: &UserId,
 ) -> Result<(), CoreError> {
-    if s.admission.sign_in(who.addr, user) {
+    let everywhere = s.backends.presence.connections(user).await?;
+    if everywhere.is_none_or(|n| n < s.config.max_connections_per_user)
+        && s.admission.sign_in(who.addr, user)
+    {
         return Ok(());
     }
     out.close = Some(Disconnect::TooManyForAccount);
@@ -135,7 +141,7 @@ async fn open_session(
     user: UserRecord,
     device_name: String,
 ) -> Result<ServerFrame, CoreError> {
-    reserve_account_slot(s, who, out, &user.id)?;
+    reserve_account_slot(s, who, out, &user.id).await?;
     let (token, token_hash) = new_token();
     let now = s.now();
     let expires_at = now.saturating_add(millis(s.config.session_ttl));
@@ -312,7 +318,7 @@ pub(crate) async fn resume(
         ));
     };
     let expires_at = now.saturating_add(millis(s.config.session_ttl));
-    reserve_account_slot(s, who, out, &user.id)?;
+    reserve_account_slot(s, who, out, &user.id).await?;
     if let Err(e) = sessions.extend(&hash, now, expires_at).await {
         s.admission.sign_in_failed(who.addr, &user.id);
         return Err(e.into());

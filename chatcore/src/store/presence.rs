@@ -35,6 +35,15 @@ pub trait PresenceStore: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// How many connections `user` has across every node, for the cap of
+    /// connections per account, when this store counts them across nodes;
+    /// `None` (the default) when it knows one process only, whose own
+    /// count the node keeps exactly.
+    async fn connections(&self, user: &UserId) -> StoreResult<Option<usize>> {
+        let _ = user;
+        Ok(None)
+    }
+
     /// Whether `node`'s liveness lapsed at `now`: it renewed it more than
     /// `ttl_ms` before, or other nodes' sweeps took its connections over and
     /// forgot it. Asked before the node's own [`PresenceStore::sweep`]

@@ -2,7 +2,7 @@
 //! processes sharing one MongoDB (jongodb) and one Redis (a private
 //! redis-server), with clients spread across them. 1:1 and group chat
 //! between nodes, a user's devices on different nodes, presence, a login
-//! limit counted across nodes; then one node killed (SIGKILL) in the middle
+//! limit and the cap of connections per account counted across nodes; then one node killed (SIGKILL) in the middle
 //! of traffic: every acknowledged message reaches its recipient once after
 //! a reconnect to another node, and the killed node's users turn offline
 //! within the presence TTL; then Redis restarted: the nodes say they are
@@ -36,6 +36,8 @@ impl Cluster {
             url.as_str(),
             "--presence-ttl-ms",
             ttl.as_str(),
+            "--max-connections-per-user",
+            "2",
         ];
         Chatd::start(&args).await
     }
@@ -156,6 +158,17 @@ async fn three_nodes_on_one_redis_behave_as_one_server() {
         .expect("send");
     assert_eq!(next_text(&mut alice2).await.1, "seen on both my devices");
     assert_eq!(next_text(&mut carol).await.1, "seen on both my devices");
+
+    // The cap of connections per account (2 here) holds across nodes:
+    // Alice has one on node 0 and one on node 2; a third, on node 1, is
+    // refused.
+    let (client, _events) = c.nodes[1].connect().await;
+    let r = client.login("alice", PASSWORD, "alice-phone").await;
+    assert_eq!(
+        server_code(r),
+        ErrorCode::LimitReached,
+        "a third connection"
+    );
 
     // Presence is the service's, not a node's.
     assert!(
