@@ -403,6 +403,17 @@ impl Content {
         }
     }
 
+    /// How the file of an image, file or voice content was encrypted, if
+    /// it says ([`FileEncryption`]: inside an encrypted content only).
+    pub fn encryption(&self) -> Option<&FileEncryption> {
+        match self {
+            Content::Image { encryption, .. }
+            | Content::File { encryption, .. }
+            | Content::Voice { encryption, .. } => encryption.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Whether the server can read what a client sent: a message that an
     /// encrypted conversation refuses.
     pub fn is_plaintext(&self) -> bool {

@@ -1366,24 +1366,13 @@ fn read_media(bytes: &[u8], message: &ChatMessage) -> Result<Content, String> {
 /// voice content, its file encrypted, and listed in the envelope (which is
 /// what keeps the file stored).
 fn check_media(content: &Content, listed: &[chatcore::model::MediaId]) -> Result<(), String> {
-    let (media, encryption) = match content {
-        Content::Image {
-            media, encryption, ..
-        }
-        | Content::File {
-            media, encryption, ..
-        }
-        | Content::Voice {
-            media, encryption, ..
-        } => (media, encryption),
-        other => {
-            return Err(format!(
-                "a structured content is a photo, file or voice message, not {}",
-                other.kind()
-            ))
-        }
+    let Some(media) = content.media() else {
+        return Err(format!(
+            "a structured content is a photo, file or voice message, not {}",
+            content.kind()
+        ));
     };
-    if encryption.is_none() {
+    if content.encryption().is_none() {
         return Err("a file in an encrypted message must be encrypted".into());
     }
     if !listed.contains(media) {

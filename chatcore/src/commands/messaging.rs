@@ -108,19 +108,7 @@ fn checked_content(
             None | Some(RelKind::Reply),
             Content::Image { .. } | Content::File { .. } | Content::Voice { .. },
         ) => {
-            if matches!(
-                content,
-                Content::Image {
-                    encryption: Some(_),
-                    ..
-                } | Content::File {
-                    encryption: Some(_),
-                    ..
-                } | Content::Voice {
-                    encryption: Some(_),
-                    ..
-                }
-            ) {
+            if content.encryption().is_some() {
                 return Err(CoreError::InvalidArgument {
                     field: "encryption".into(),
                     message: "a file's key travels only inside encrypted content: \
