@@ -26,6 +26,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v taskset >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# The multi-node scenarios share a private Redis (issue 21).
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # The ejabberd peer (not a default target): `--targets chatd,ejabberd`.
 case " $* " in
   *ejabberd*) command -v ejabberdctl >/dev/null 2>&1 || need_apt+=(ejabberd) ;;

@@ -19,6 +19,7 @@
 //! - `xmpp`: XMPP over WebSocket (RFC 7395) for the ejabberd peer, in Rust.
 //! - `ejabberd`: starting and stopping a private ejabberd node.
 //! - `ceiling`: the raw relay server.
+//! - `redis`: a private redis-server for the multi-node scenarios.
 //! - `stats`: histograms, CPU and RSS of processes.
 
 mod ceiling;
@@ -28,6 +29,7 @@ mod fanout;
 mod media;
 mod net;
 mod proto;
+mod redis;
 mod relay;
 mod scenarios;
 mod sio;
@@ -252,7 +254,20 @@ async fn start_chatd_with(
     db: Option<&Path>,
     extra: &[String],
 ) -> Result<(ServerProc, PathBuf)> {
-    let tokens = tmp.join("chatd-tokens.txt");
+    start_chatd_node(o, "chatd", accounts, tmp, db, extra).await
+}
+
+/// [`start_chatd_with`] for one of several nodes: its tokens and log are
+/// `{name}-tokens.txt` and `{name}.log` in `tmp`.
+async fn start_chatd_node(
+    o: &AllOpts,
+    name: &str,
+    accounts: usize,
+    tmp: &Path,
+    db: Option<&Path>,
+    extra: &[String],
+) -> Result<(ServerProc, PathBuf)> {
+    let tokens = tmp.join(format!("{name}-tokens.txt"));
     let store = match db {
         Some(path) => {
             for suffix in ["", "-wal", "-shm"] {
@@ -286,7 +301,7 @@ async fn start_chatd_with(
         .arg("--mailer")
         .arg(format!("dir:{}", tmp.join("mail").display()))
         .args(extra);
-    let s = ServerProc::start(c, &tmp.join("chatd.log")).await?;
+    let s = ServerProc::start(c, &tmp.join(format!("{name}.log"))).await?;
     Ok((s, tokens))
 }
 
