@@ -81,8 +81,8 @@ use chatcore::model::{
 use chatcore::protocol::{
     BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ContactAction, ContactInfo, ContactList,
     ConversationInfo, ConversationList, ConversationSummary, DeviceInfo, DeviceKeysInfo, DeviceRef,
-    DirectoryEntry, KeyCountsInfo, OutgoingToDevice, ProtocolError, ReceiptInfo, ToDeviceAck,
-    Undelivered, UserMasterKey, PROTOCOL_VERSION,
+    DirectoryEntry, IceServer, KeyCountsInfo, OutgoingToDevice, ProtocolError, ReceiptInfo,
+    ToDeviceAck, Undelivered, UserMasterKey, PROTOCOL_VERSION,
 };
 pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
 /// The TLS library of `wss://` connections, for [`ConnectOptions::tls_config`].
@@ -1861,6 +1861,20 @@ impl Client {
     async fn changed(&self, make: impl FnOnce(u32) -> ClientFrame) -> Result<u64, Error> {
         match self.request(make).await? {
             ServerFrame::Changed { seq, .. } => Ok(seq),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The STUN and TURN servers a call may use, with TURN credentials
+    /// made for this user, and when those expire (see PROTOCOL.md
+    /// "Calls"). Ask again before each call.
+    pub async fn ice_servers(&self) -> Result<(Vec<IceServer>, Option<Millis>), Error> {
+        match self.request(|id| ClientFrame::IceServers { id }).await? {
+            ServerFrame::IceServers {
+                servers,
+                expires_at,
+                ..
+            } => Ok((servers, expires_at)),
             other => Err(unexpected(other)),
         }
     }

@@ -88,4 +88,4 @@ pub use error::CoreError;
 pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 /// The set counterpart of [`IdMap`].
 pub(crate) type IdSet<K> = std::collections::HashSet<K, ahash::RandomState>;
-pub use server::{Backends, Config, Server};
+pub use server::{Backends, Config, IceConfig, Server, TurnSecret};

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::commands::conversations::{self, Request};
 use crate::commands::{
-    account, backup, contacts, devices, directory, keys, messaging, requests, to_device,
+    account, backup, calls, contacts, devices, directory, keys, messaging, requests, to_device,
 };
 use crate::error::CoreError;
 use crate::limits::AddrKey;
@@ -543,6 +543,7 @@ fn signed_in<'a>(
             after,
             limit,
         } => Box::pin(backup::get_keys(s, caller, id, version, after, limit)),
+        ClientFrame::IceServers { id } => Box::pin(calls::ice_servers(s, caller, id)),
         ClientFrame::Hello { .. }
         | ClientFrame::Ping { .. }
         | ClientFrame::Register { .. }
@@ -855,6 +856,7 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
         | ClientFrame::Sync { .. }
         | ClientFrame::Focus { conv: None, .. }
         | ClientFrame::GetBackup { .. }
+        | ClientFrame::IceServers { .. }
         | ClientFrame::Ping { .. } => Ok(()),
         ClientFrame::CreateBackup {
             algorithm,

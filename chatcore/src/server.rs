@@ -207,6 +207,48 @@ pub struct Config {
     /// sweep takes its users offline (milliseconds). Nodes sweep several
     /// times per TTL.
     pub presence_ttl_ms: u64,
+    /// The STUN and TURN servers handed to clients for calls
+    /// (`ice_servers`).
+    pub ice: IceConfig,
+}
+
+/// Where calls find their way through NATs: STUN and TURN servers, and
+/// TURN credentials in the shared-secret scheme of coturn's
+/// `use-auth-secret` (the "TURN REST API": username `expiry:user`,
+/// password base64(HMAC-SHA1(secret, username))), so that chatd and the
+/// TURN server share one secret and nothing else.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct IceConfig {
+    /// `stun:`, `turn:` and `turns:` URLs, in order of preference. TURN
+    /// URLs get credentials when [`IceConfig::turn_secret`] is set.
+    pub urls: Vec<String>,
+    /// The TURN server's `static-auth-secret`.
+    pub turn_secret: Option<TurnSecret>,
+    /// How long a TURN credential is accepted after it is made, in
+    /// milliseconds (rounded up to whole seconds on the wire).
+    pub turn_ttl_ms: u64,
+}
+
+/// A TURN shared secret: never shown by `Debug`, so never logged.
+#[derive(Clone)]
+pub struct TurnSecret(Arc<str>);
+
+impl TurnSecret {
+    /// The secret `s`.
+    pub fn new(s: impl Into<Arc<str>>) -> Self {
+        Self(s.into())
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for TurnSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TurnSecret(<redacted>)")
+    }
 }
 
 impl Config {
@@ -290,6 +332,11 @@ impl Default for Config {
             max_backup_keys: 100_000,
             max_backup_key_bytes: 4 * 1024,
             presence_ttl_ms: 30_000,
+            ice: IceConfig {
+                urls: Vec::new(),
+                turn_secret: None,
+                turn_ttl_ms: 24 * 60 * 60 * 1000,
+            },
         }
     }
 }

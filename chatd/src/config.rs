@@ -113,6 +113,38 @@ struct Options {
     #[arg(long, env = "CHATD_PRESENCE_TTL_MS", value_name = "MS")]
     presence_ttl_ms: Option<u64>,
 
+    /// A STUN or TURN server for calls, as clients reach it: `stun:HOST:3478`,
+    /// `turn:HOST:3478?transport=udp`, `turns:HOST:5349`; repeat, or comma-separate in the
+    /// variable. TURN URLs need --turn-secret (default: none; calls then connect only where
+    /// the two devices reach each other directly).
+    #[arg(
+        long,
+        env = "CHATD_TURN_URLS",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    turn_url: Option<Vec<String>>,
+
+    /// The TURN server's shared secret (coturn's `static-auth-secret` with `use-auth-secret`):
+    /// chatd makes each user short-lived TURN credentials with it. Prefer the environment
+    /// variable or --turn-secret-file: flags are visible in the process list.
+    #[arg(
+        long,
+        env = "CHATD_TURN_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    turn_secret: Option<String>,
+
+    /// A file whose first line is the TURN shared secret (instead of --turn-secret).
+    #[arg(long, env = "CHATD_TURN_SECRET_FILE", value_name = "FILE")]
+    turn_secret_file: Option<PathBuf>,
+
+    /// How long a TURN credential is accepted after chatd made it, in seconds (default:
+    /// 86400). Clients ask for fresh ones before each call.
+    #[arg(long, env = "CHATD_TURN_TTL_SECS", value_name = "SECS")]
+    turn_ttl_secs: Option<u64>,
+
     /// Where uploaded media files are kept: `dir:PATH` or `memory` (default: beside the SQLite
     /// database, `<db>-media`; in GridFS with a `mongodb://` store; in memory with `--store memory`).
     #[arg(long, env = "CHATD_MEDIA", value_name = "MEDIA")]
@@ -537,6 +569,10 @@ pub(crate) struct Settings {
     pub(crate) store: StoreSpec,
     pub(crate) redis: Option<Secret>,
     pub(crate) presence_ttl_ms: u64,
+    /// `--turn-url`: STUN and TURN URLs for calls.
+    pub(crate) turn_urls: Vec<String>,
+    pub(crate) turn_secret: Option<Secret>,
+    pub(crate) turn_ttl: Duration,
     pub(crate) media: Option<MediaSpec>,
     /// `chatd backup DEST`: copy the database instead of serving.
     pub(crate) backup: Option<PathBuf>,
@@ -687,6 +723,11 @@ impl Settings {
         if proxy_protocol && trusted_proxies.is_empty() {
             bail!("--proxy-protocol needs --trusted-proxy: the header is accepted from trusted peers only");
         }
+        let (turn_urls, turn_secret) = parse_turn(
+            o.turn_url.unwrap_or_default(),
+            o.turn_secret,
+            o.turn_secret_file,
+        )?;
         let s = Settings {
             metrics_listen,
             metrics_token: o.metrics_token.filter(|t| !t.is_empty()).map(Secret),
@@ -701,6 +742,9 @@ impl Settings {
             store: parse_store(o.store.as_deref().unwrap_or(DEFAULT_STORE))?,
             redis: o.redis.as_deref().map(parse_redis).transpose()?,
             presence_ttl_ms: o.presence_ttl_ms.unwrap_or(30_000),
+            turn_urls,
+            turn_secret,
+            turn_ttl: secs(o.turn_ttl_secs, 86_400),
             media: o.media.as_deref().map(parse_media).transpose()?,
             backup: None,
             mailer: parse_mailer(
@@ -820,6 +864,9 @@ impl Settings {
         if self.media_bytes_per_day < self.max_media_bytes {
             bail!("--media-bytes-per-day must be at least --max-media-bytes");
         }
+        if !(60..=7 * 86_400).contains(&self.turn_ttl.as_secs()) {
+            bail!("--turn-ttl-secs must be between 60 and 604800 (a week)");
+        }
         if self.presence_ttl_ms < 3 {
             bail!("--presence-ttl-ms must be at least 3");
         }
@@ -862,6 +909,10 @@ impl Options {
             store,
             redis,
             presence_ttl_ms,
+            turn_url,
+            turn_secret,
+            turn_secret_file,
+            turn_ttl_secs,
             media,
             mailer,
             mail_from,
@@ -922,6 +973,60 @@ impl Options {
             log_format,
             argon2_m_kib,
         )
+    }
+}
+
+/// `--turn-url`, `--turn-secret` and `--turn-secret-file`: checked URLs and
+/// the secret, which TURN URLs need and nothing else uses.
+fn parse_turn(
+    urls: Vec<String>,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+) -> anyhow::Result<(Vec<String>, Option<Secret>)> {
+    let mut out = Vec::new();
+    for url in urls {
+        let url = url.trim();
+        if url.is_empty() {
+            continue;
+        }
+        let rest = ["stun:", "turn:", "turns:"]
+            .iter()
+            .find_map(|scheme| url.strip_prefix(scheme));
+        match rest {
+            Some(rest)
+                if !rest.is_empty()
+                    && !rest.starts_with(['/', ':', '?'])
+                    && !url.chars().any(|c| c.is_whitespace() || c.is_control()) => {}
+            _ => bail!(
+                "--turn-url {url:?} is not a URL like stun:host:3478, \
+                 turn:host:3478?transport=udp or turns:host:5349"
+            ),
+        }
+        out.push(url.to_owned());
+    }
+    let secret = match (secret.filter(|s| !s.is_empty()), secret_file) {
+        (Some(_), Some(_)) => bail!("give --turn-secret or --turn-secret-file, not both"),
+        (Some(s), None) => Some(Secret(s)),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read --turn-secret-file {}", path.display()))?;
+            match text.lines().next().map(str::trim) {
+                Some(line) if !line.is_empty() => Some(Secret(line.to_owned())),
+                _ => bail!("--turn-secret-file {} is empty", path.display()),
+            }
+        }
+        (None, None) => None,
+    };
+    let turn = out
+        .iter()
+        .any(|u| u.starts_with("turn:") || u.starts_with("turns:"));
+    match (turn, &secret) {
+        (true, None) => bail!(
+            "a turn: URL needs --turn-secret (or --turn-secret-file): browsers refuse TURN \
+             servers without credentials"
+        ),
+        (false, Some(_)) => bail!("--turn-secret is given but no --turn-url names a turn: server"),
+        _ => Ok((out, secret)),
     }
 }
 
@@ -1126,6 +1231,56 @@ mod tests {
             parse(&["--proxy-protocol"]).is_err(),
             "PROXY headers need trusted peers"
         );
+    }
+
+    #[test]
+    fn turn_urls_need_a_secret_and_a_secret_needs_turn() {
+        let s = parse(&[
+            "--turn-url",
+            "stun:turn.example:3478",
+            "--turn-url",
+            "turn:turn.example:3478?transport=udp",
+            "--turn-secret",
+            "s3cret",
+        ])
+        .unwrap();
+        assert_eq!(s.turn_urls.len(), 2);
+        assert_eq!(s.turn_ttl, Duration::from_secs(86_400));
+        assert!(
+            !format!("{s:?}").contains("s3cret"),
+            "the secret is never shown"
+        );
+        let err = |args: &[&str]| parse(args).unwrap_err().to_string();
+        assert!(err(&["--turn-url", "turn:turn.example:3478"]).contains("--turn-secret"));
+        assert!(err(&["--turn-secret", "s3cret"]).contains("no --turn-url"));
+        assert!(err(&["--turn-url", "http://turn.example"]).contains("is not a URL"));
+        assert!(err(&["--turn-url", "turn:"]).contains("is not a URL"));
+        let stun = parse(&["--turn-url", "stun:stun.example:3478"]).unwrap();
+        assert_eq!(stun.turn_secret, None);
+        assert!(err(&["--turn-url", "stun:s:1", "--turn-ttl-secs", "10"]).contains("between 60"));
+        // From a file: its first line.
+        let dir = std::env::temp_dir().join(format!("chatd-turn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, "from a file\nignored\n").unwrap();
+        let path = file.to_str().unwrap();
+        let s = parse(&[
+            "--turn-url",
+            "turns:t.example:5349",
+            "--turn-secret-file",
+            path,
+        ])
+        .unwrap();
+        assert_eq!(s.turn_secret, Some(Secret("from a file".into())));
+        std::fs::write(&file, "\n").unwrap();
+        let empty = err(&[
+            "--turn-url",
+            "turns:t.example:5349",
+            "--turn-secret-file",
+            path,
+        ]);
+        assert!(empty.contains("is empty"), "{empty}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -190,6 +190,12 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     core.edit_window_ms = settings.edit_window_ms;
     core.media_grace_ms = settings.media_grace_ms;
     core.presence_ttl_ms = settings.presence_ttl_ms;
+    core.ice.urls = settings.turn_urls.clone();
+    core.ice.turn_secret = settings
+        .turn_secret
+        .as_ref()
+        .map(|s| chatcore::TurnSecret::new(s.0.as_str()));
+    core.ice.turn_ttl_ms = u64::try_from(settings.turn_ttl.as_millis()).unwrap_or(u64::MAX);
     core.signup_global.max = settings.signups_per_hour;
     core.max_group_members = settings.max_group_members;
     core.join_attempts.max = settings.join_attempts;

@@ -23,6 +23,8 @@ const T: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "violet harbour anchor 1917";
 const NEW_PASSWORD: &str = "quiet lantern meadow 2024";
 
+#[path = "e2e/calls.rs"]
+mod calls;
 #[path = "e2e/cluster.rs"]
 mod cluster;
 #[path = "e2e/contacts.rs"]

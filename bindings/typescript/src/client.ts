@@ -38,6 +38,7 @@ import {
   type DeviceRef,
   type DeviceSignature,
   type DirectoryEntry,
+  type IceServer,
   type IdentityKeys,
   type KeyCounts,
   type MasterKeyInfo,
@@ -1677,6 +1678,17 @@ export class ChatClient {
     const { privacy } = await this.request({ type: "set_privacy", ...changes }, "privacy", { auth: true, retry: true });
     this.onPrivacy(privacy);
     return privacy;
+  }
+
+  /**
+   * The STUN and TURN servers a call may use (PROTOCOL.md "Calls"), as `RTCPeerConnection`'s `iceServers`, with
+   * TURN credentials made for this user; `expiresAt` (ms since the epoch) when TURN stops accepting them, absent
+   * without TURN. Ask again before each call. An empty list: the server has none, and a call connects only where
+   * the two devices reach each other directly.
+   */
+  async iceServers(): Promise<{ servers: IceServer[]; expiresAt?: number }> {
+    const reply = await this.request({ type: "ice_servers" }, "ice_servers", { auth: true, retry: true });
+    return reply.expires_at === undefined ? { servers: reply.servers } : { servers: reply.servers, expiresAt: reply.expires_at };
   }
 
   /** Application-level ping; resolves with the round-trip time in ms. */

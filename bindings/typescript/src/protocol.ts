@@ -592,6 +592,8 @@ export type ClientFrame =
   | { type: "put_backup_keys"; id: number; version: string; keys: BackupKeyInfo[] }
   /** A page of the current backup's keys, ordered by conversation and session. Reply: `backup_keys`. */
   | { type: "get_backup_keys"; id: number; version: string; after?: BackupKeyRef; limit?: number }
+  /** The STUN and TURN servers a call may use, with TURN credentials for this user. Reply: `ice_servers`. */
+  | { type: "ice_servers"; id: number }
   | { type: "ping"; id: number };
 
 /** Frames a server sends: replies (with the request's `id`) and pushes (without). */
@@ -667,7 +669,19 @@ export type ServerFrame =
   /** Reply to `create_backup`, `get_backup`, `update_backup`, `put_backup_keys`: the current key backup. */
   | { type: "backup"; id: number; backup: BackupInfo }
   /** Reply to `get_backup_keys`: a page; `more` when another follows. */
-  | { type: "backup_keys"; id: number; keys: BackupKeyInfo[]; more: boolean };
+  | { type: "backup_keys"; id: number; keys: BackupKeyInfo[]; more: boolean }
+  /** Reply to `ice_servers`: `RTCPeerConnection`'s `iceServers`; `expires_at` when the TURN credentials expire. */
+  | { type: "ice_servers"; id: number; servers: IceServer[]; expires_at?: number };
+
+/**
+ * A STUN or TURN server (PROTOCOL.md "Calls"): the shape of WebRTC's `RTCIceServer`. TURN servers carry a
+ * `username` (`expiry:user`) and `credential` made for this user by the server.
+ */
+export interface IceServer {
+  urls: string[];
+  username?: string;
+  credential?: string;
+}
 
 /** A user's master signing key with its own signature (PROTOCOL.md "Key directory", master keys). */
 export interface MasterKeyInfo {
@@ -1166,6 +1180,10 @@ const BACKUP_INFO: Kind = {
   ],
 };
 
+const ICE_SERVER: Kind = {
+  struct: [req("urls", { list: "string" }), opt("username", "string"), opt("credential", "string")],
+};
+
 const BACKUP_KEY_INFO: Kind = {
   struct: [
     req("conv", "string"),
@@ -1323,6 +1341,7 @@ const CLIENT_FRAME: Kind = {
     delete_backup: [id, req("version", "string")],
     put_backup_keys: [id, req("version", "string"), req("keys", { list: BACKUP_KEY_INFO })],
     get_backup_keys: [id, req("version", "string"), opt("after", BACKUP_KEY_REF), opt("limit", "u32")],
+    ice_servers: [id],
   },
 };
 
@@ -1395,6 +1414,7 @@ const SERVER_FRAME: Kind = {
     claimed_keys: [id, req("keys", { list: CLAIMED_KEY })],
     backup: [id, req("backup", BACKUP_INFO)],
     backup_keys: [id, req("keys", { list: BACKUP_KEY_INFO }), req("more", "bool")],
+    ice_servers: [id, req("servers", { list: ICE_SERVER }), opt("expires_at", millis)],
   },
 };
 

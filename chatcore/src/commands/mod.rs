@@ -3,6 +3,7 @@
 
 pub(crate) mod account;
 pub(crate) mod backup;
+pub(crate) mod calls;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod devices;

@@ -669,11 +669,32 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// The STUN and TURN servers a call may use, with TURN credentials
+    /// made for the caller (see *Calls*). Reply: `ice_servers`.
+    IceServers {
+        /// Request id.
+        id: u32,
+    },
     /// Liveness check at the application level. Reply: `pong`.
     Ping {
         /// Request id.
         id: u32,
     },
+}
+
+/// A STUN or TURN server as `ice_servers` lists it: the shape of WebRTC's
+/// `RTCIceServer`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs of one server.
+    pub urls: Vec<String>,
+    /// The TURN username (`expiry:user`); absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The TURN password for `username`; absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// A key backup as `backup` shows it.
@@ -1051,6 +1072,7 @@ impl ClientFrame {
             | ClientFrame::DeleteBackup { id, .. }
             | ClientFrame::PutBackupKeys { id, .. }
             | ClientFrame::GetBackupKeys { id, .. }
+            | ClientFrame::IceServers { id }
             | ClientFrame::Ping { id } => *id,
         }
     }
@@ -1115,6 +1137,7 @@ impl ClientFrame {
             ClientFrame::DeleteBackup { .. } => "delete_backup",
             ClientFrame::PutBackupKeys { .. } => "put_backup_keys",
             ClientFrame::GetBackupKeys { .. } => "get_backup_keys",
+            ClientFrame::IceServers { .. } => "ice_servers",
             ClientFrame::Ping { .. } => "ping",
         }
     }
@@ -1641,6 +1664,19 @@ pub enum ServerFrame {
         /// Whether more keys follow (ask again after the last of these).
         more: bool,
     },
+    /// Reply to `ice_servers`: what to give `RTCPeerConnection` as its
+    /// `iceServers`.
+    IceServers {
+        /// Request id.
+        id: u32,
+        /// The servers, in the server's order of preference; empty when
+        /// none is configured (calls then work within one network only).
+        servers: Vec<IceServer>,
+        /// When the TURN credentials stop being accepted; absent without
+        /// TURN. A client asks again before each call.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<Millis>,
+    },
     /// Push: the user was invited to a group (it waits in the `requests`
     /// list).
     Invited {
@@ -1680,6 +1716,7 @@ impl ServerFrame {
             | ServerFrame::ClaimedKeys { id, .. }
             | ServerFrame::Backup { id, .. }
             | ServerFrame::BackupKeys { id, .. }
+            | ServerFrame::IceServers { id, .. }
             | ServerFrame::Receipts { id, .. } => Some(*id),
             ServerFrame::Contacts { id, .. } => Some(*id),
             ServerFrame::Error { id, .. }

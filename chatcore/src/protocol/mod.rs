@@ -21,10 +21,10 @@ pub(crate) use fast::decode_msgpack_send;
 pub use frame::{
     BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ClientFrame, ContactAction, ContactInfo,
     ContactList, ContactState, ConversationInfo, ConversationList, ConversationSummary, DeviceInfo,
-    DeviceKeysInfo, DeviceRef, DeviceSignature, DirectoryEntry, IdentityKeys, KeyCountsInfo,
-    LastEntry, MasterKeyInfo, MemberInfo, OutgoingToDevice, ReceiptInfo, RequestInfo, ServerFrame,
-    SignedKey, ToDeviceAck, ToDeviceMessage, Undelivered, UndeliveredReason, UserMasterKey,
-    LIFE_VERSION, MEDIA_VERSION, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, RECEIPTS_VERSION,
-    TYPING_VERSION,
+    DeviceKeysInfo, DeviceRef, DeviceSignature, DirectoryEntry, IceServer, IdentityKeys,
+    KeyCountsInfo, LastEntry, MasterKeyInfo, MemberInfo, OutgoingToDevice, ReceiptInfo,
+    RequestInfo, ServerFrame, SignedKey, ToDeviceAck, ToDeviceMessage, Undelivered,
+    UndeliveredReason, UserMasterKey, LIFE_VERSION, MEDIA_VERSION, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION, RECEIPTS_VERSION, TYPING_VERSION,
 };
 pub use shared::SharedMessage;

@@ -8,7 +8,7 @@ use crate::model::{
 use crate::protocol::{
     BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ClientFrame, ContactAction, ContactInfo,
     ContactList, ContactState, ConversationInfo, ConversationList, ConversationSummary, DeviceInfo,
-    DeviceKeysInfo, DeviceRef, DeviceSignature, DirectoryEntry, ErrorCode, IdentityKeys,
+    DeviceKeysInfo, DeviceRef, DeviceSignature, DirectoryEntry, ErrorCode, IceServer, IdentityKeys,
     KeyCountsInfo, LastEntry, MasterKeyInfo, MemberInfo, OutgoingToDevice, ReceiptInfo,
     RequestInfo, ServerFrame, SignedKey, ToDeviceAck, ToDeviceMessage, Undelivered,
     UndeliveredReason, UserMasterKey,
@@ -535,6 +535,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
                 caption: Some("Sunset".into()),
             },
         },
+        ClientFrame::IceServers { id: 70 },
     ]
 }
 
@@ -1194,6 +1195,25 @@ pub fn server_frames() -> Vec<ServerFrame> {
             }],
             next: None,
         },
+        ServerFrame::IceServers {
+            id: 70,
+            servers: vec![
+                IceServer {
+                    urls: vec!["stun:turn.example.org:3478".into()],
+                    username: None,
+                    credential: None,
+                },
+                IceServer {
+                    urls: vec![
+                        "turn:turn.example.org:3478?transport=udp".into(),
+                        "turns:turn.example.org:5349?transport=tcp".into(),
+                    ],
+                    username: Some("1732627360:0190f7a2-6c1e-7b3a-9f00-00000000a11c".into()),
+                    credential: Some("6tq8z0wrnQ+takia4nJlj0GnX8A=".into()),
+                },
+            ],
+            expires_at: Some(1_732_627_360_000),
+        },
     ]
 }
 
@@ -1242,5 +1262,6 @@ pub fn server_type_name(f: &ServerFrame) -> &'static str {
         ServerFrame::ToDevice { .. } => "to_device",
         ServerFrame::Backup { .. } => "backup",
         ServerFrame::BackupKeys { .. } => "backup_keys",
+        ServerFrame::IceServers { .. } => "ice_servers",
     }
 }

@@ -11,7 +11,7 @@
 import { type Codec } from "./codec.js";
 import { type MessageReceipt } from "./receipts.js";
 import { ChatError } from "./errors.js";
-import { type AlertFrame, type Audience, type BackupInfo, type BackupKeyInfo, type BackupKeyRef, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type Rel, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceInfo, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type TypingFrame, type ReceiptFrame, type ReceiptInfo, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+import { type AlertFrame, type Audience, type BackupInfo, type BackupKeyInfo, type BackupKeyRef, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type Rel, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceInfo, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IceServer, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type TypingFrame, type ReceiptFrame, type ReceiptInfo, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
 /** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
 export interface WebSocketLike {
     readonly readyState: number;
@@ -665,6 +665,16 @@ export declare class ChatClient {
         presence?: Audience;
         read_receipts?: boolean;
     }): Promise<Privacy>;
+    /**
+     * The STUN and TURN servers a call may use (PROTOCOL.md "Calls"), as `RTCPeerConnection`'s `iceServers`, with
+     * TURN credentials made for this user; `expiresAt` (ms since the epoch) when TURN stops accepting them, absent
+     * without TURN. Ask again before each call. An empty list: the server has none, and a call connects only where
+     * the two devices reach each other directly.
+     */
+    iceServers(): Promise<{
+        servers: IceServer[];
+        expiresAt?: number;
+    }>;
     /** Application-level ping; resolves with the round-trip time in ms. */
     ping(): Promise<number>;
 }

@@ -1282,6 +1282,16 @@ export class ChatClient {
         this.onPrivacy(privacy);
         return privacy;
     }
+    /**
+     * The STUN and TURN servers a call may use (PROTOCOL.md "Calls"), as `RTCPeerConnection`'s `iceServers`, with
+     * TURN credentials made for this user; `expiresAt` (ms since the epoch) when TURN stops accepting them, absent
+     * without TURN. Ask again before each call. An empty list: the server has none, and a call connects only where
+     * the two devices reach each other directly.
+     */
+    async iceServers() {
+        const reply = await this.request({ type: "ice_servers" }, "ice_servers", { auth: true, retry: true });
+        return reply.expires_at === undefined ? { servers: reply.servers } : { servers: reply.servers, expiresAt: reply.expires_at };
+    }
     /** Application-level ping; resolves with the round-trip time in ms. */
     async ping() {
         const start = Date.now();

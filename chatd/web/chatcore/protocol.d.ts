@@ -759,6 +759,11 @@ export type ClientFrame = {
     version: string;
     after?: BackupKeyRef;
     limit?: number;
+}
+/** The STUN and TURN servers a call may use, with TURN credentials for this user. Reply: `ice_servers`. */
+ | {
+    type: "ice_servers";
+    id: number;
 } | {
     type: "ping";
     id: number;
@@ -912,7 +917,23 @@ export type ServerFrame = {
     id: number;
     keys: BackupKeyInfo[];
     more: boolean;
+}
+/** Reply to `ice_servers`: `RTCPeerConnection`'s `iceServers`; `expires_at` when the TURN credentials expire. */
+ | {
+    type: "ice_servers";
+    id: number;
+    servers: IceServer[];
+    expires_at?: number;
 };
+/**
+ * A STUN or TURN server (PROTOCOL.md "Calls"): the shape of WebRTC's `RTCIceServer`. TURN servers carry a
+ * `username` (`expiry:user`) and `credential` made for this user by the server.
+ */
+export interface IceServer {
+    urls: string[];
+    username?: string;
+    credential?: string;
+}
 /** A user's master signing key with its own signature (PROTOCOL.md "Key directory", master keys). */
 export interface MasterKeyInfo {
     key: string;

@@ -264,6 +264,9 @@ const BACKUP_INFO = {
         req("created_at", millis),
     ],
 };
+const ICE_SERVER = {
+    struct: [req("urls", { list: "string" }), opt("username", "string"), opt("credential", "string")],
+};
 const BACKUP_KEY_INFO = {
     struct: [
         req("conv", "string"),
@@ -413,6 +416,7 @@ const CLIENT_FRAME = {
         delete_backup: [id, req("version", "string")],
         put_backup_keys: [id, req("version", "string"), req("keys", { list: BACKUP_KEY_INFO })],
         get_backup_keys: [id, req("version", "string"), opt("after", BACKUP_KEY_REF), opt("limit", "u32")],
+        ice_servers: [id],
     },
 };
 const SERVER_FRAME = {
@@ -484,6 +488,7 @@ const SERVER_FRAME = {
         claimed_keys: [id, req("keys", { list: CLAIMED_KEY })],
         backup: [id, req("backup", BACKUP_INFO)],
         backup_keys: [id, req("keys", { list: BACKUP_KEY_INFO }), req("more", "bool")],
+        ice_servers: [id, req("servers", { list: ICE_SERVER }), opt("expires_at", millis)],
     },
 };
 function isPlainObject(v) {

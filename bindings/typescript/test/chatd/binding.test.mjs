@@ -472,3 +472,41 @@ test("over wss://: a chatd serving TLS, its CA trusted by Node", async () => {
     rmSync(pki.dir, { recursive: true, force: true });
   }
 });
+
+test("iceServers: STUN alone, and TURN with a credential of coturn's use-auth-secret scheme for this user", async () => {
+  const { createHmac } = await import("node:crypto");
+  const { writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const secretFile = join(tmpdir(), `chatd-turn-secret-${process.pid}`);
+  writeFileSync(secretFile, "binding test secret\n");
+  const turnChatd = await startChatd([
+    "--turn-url", "stun:stun.example.org:3478",
+    "--turn-url", "turn:turn.example.org:3478?transport=udp",
+    "--turn-secret-file", secretFile,
+    "--turn-ttl-secs", "3600",
+  ]);
+  try {
+    const c = new ChatClient({ url: turnChatd.wsUrl, codec: msgpackCodec, reconnect: false, requestTimeoutMs: 10_000 });
+    const session = await c.register(newAccount("iceuser"));
+    const before = Math.floor(Date.now() / 1000);
+    const { servers, expiresAt } = await c.iceServers();
+    assert.deepEqual(servers[0], { urls: ["stun:stun.example.org:3478"] });
+    const turn = servers[1];
+    assert.deepEqual(turn.urls, ["turn:turn.example.org:3478?transport=udp"]);
+    const [expiry, user] = turn.username.split(":");
+    assert.equal(user, session.user);
+    assert.ok(Number(expiry) >= before + 3600 && Number(expiry) <= before + 3602, `${expiry} is an hour from ${before}`);
+    assert.equal(expiresAt, Number(expiry) * 1000);
+    // The credential as coturn checks it, computed here independently of chatd.
+    assert.equal(turn.credential, createHmac("sha1", "binding test secret").update(turn.username).digest("base64"));
+    c.close();
+    // The shared chatd has no ICE servers: an empty list, no expiry.
+    const plain = client();
+    await plain.register(newAccount("icenone"));
+    assert.deepEqual(await plain.iceServers(), { servers: [] });
+  } finally {
+    rmSync(secretFile, { force: true });
+    assert.equal((await turnChatd.stop()).code, 0);
+  }
+});
