@@ -377,11 +377,83 @@ pub enum Content {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expire_after: Option<Millis>,
     },
+    /// Notice: a call of the sender (the caller) ended. Written by the
+    /// server when the call ends, in the direct conversation it was made in.
+    Call {
+        /// The call's id.
+        call: String,
+        /// Voice or video.
+        media: CallMedia,
+        /// How it ended.
+        outcome: CallEnd,
+        /// How long it lasted from the answer, for a call that was answered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
+    },
+}
+
+/// What a call carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallMedia {
+    /// Sound only.
+    Voice,
+    /// Sound and video.
+    Video,
+}
+
+/// Why a call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallEnd {
+    /// One side hung up a call that was answered.
+    Hangup,
+    /// The caller hung up before an answer.
+    Cancelled,
+    /// The callee declined it (on any device).
+    Declined,
+    /// The callee was in another call.
+    Busy,
+    /// Nobody answered in time.
+    Missed,
+    /// A device could not set the call up or keep it (media, network).
+    Failed,
+    /// A device in the call lost its connection and did not come back in
+    /// time.
+    Gone,
+}
+
+impl CallEnd {
+    /// The `outcome` as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallEnd::Hangup => "hangup",
+            CallEnd::Cancelled => "cancelled",
+            CallEnd::Declined => "declined",
+            CallEnd::Busy => "busy",
+            CallEnd::Missed => "missed",
+            CallEnd::Failed => "failed",
+            CallEnd::Gone => "gone",
+        }
+    }
 }
 
 impl Content {
-    /// Whether this is a message a client sends (and that counts as unread),
-    /// rather than a notice the server writes.
+    /// Whether it counts as unread and raises an alert: a message, or a
+    /// call the recipient missed (nobody answered, or they were busy).
+    pub fn alerts(&self) -> bool {
+        self.is_message()
+            || matches!(
+                self,
+                Content::Call {
+                    outcome: CallEnd::Missed | CallEnd::Busy,
+                    ..
+                }
+            )
+    }
+
+    /// Whether this is a message a client sends, rather than a notice the
+    /// server writes.
     pub fn is_message(&self) -> bool {
         matches!(
             self,
@@ -445,6 +517,7 @@ impl Content {
             Content::Void {} => "void",
             Content::Deleted {} => "deleted",
             Content::TimerChanged { .. } => "timer_changed",
+            Content::Call { .. } => "call",
         }
     }
 }
@@ -542,11 +615,10 @@ pub struct Message {
 }
 
 impl Message {
-    /// Whether this is a message in its own right ([`Content::is_message`]
-    /// and [`RelKind::stands_alone`]): it counts as unread, can be replied
-    /// to, edited, reacted to and deleted.
+    /// Whether this is an entry in its own right ([`Content::alerts`] and
+    /// [`RelKind::stands_alone`]): it counts as unread and raises an alert.
     pub fn stands_alone(&self) -> bool {
-        self.content.is_message() && RelKind::stands_alone(self.rel.as_ref().map(|r| r.kind))
+        self.content.alerts() && RelKind::stands_alone(self.rel.as_ref().map(|r| r.kind))
     }
 
     /// The relation's kind, if any.

@@ -140,6 +140,9 @@ pub struct Out {
     /// The device acknowledged to-device payloads: if more were waiting
     /// than the last delivery carried, deliver the next ones.
     pub to_device_acked: bool,
+    /// The connection now holds one side of a call (it invited, or
+    /// answered): when it closes, the call learns that side is gone.
+    pub holds_call: bool,
 }
 
 impl Out {
@@ -153,6 +156,7 @@ impl Out {
         self.focus = None;
         self.close = None;
         self.to_device_acked = false;
+        self.holds_call = false;
     }
 
     pub(crate) fn publish(&mut self, topic: Topic, event: Event) {
@@ -543,6 +547,23 @@ fn signed_in<'a>(
             after,
             limit,
         } => Box::pin(backup::get_keys(s, caller, id, version, after, limit)),
+        ClientFrame::CallInvite {
+            id,
+            call,
+            conv,
+            media,
+            signal,
+        } => Box::pin(calls::invite(s, caller, out, id, call, conv, media, signal)),
+        ClientFrame::CallRinging { id, call } => Box::pin(calls::ringing(s, caller, out, id, call)),
+        ClientFrame::CallAnswer { id, call, signal } => {
+            Box::pin(calls::answer(s, caller, out, id, call, signal))
+        }
+        ClientFrame::CallCandidates { id, call, signal } => {
+            Box::pin(calls::candidates(s, caller, out, id, call, signal))
+        }
+        ClientFrame::CallHangup { id, call, reason } => {
+            Box::pin(calls::hangup(s, caller, out, id, call, reason))
+        }
         ClientFrame::IceServers { id } => Box::pin(calls::ice_servers(s, caller, id)),
         ClientFrame::Hello { .. }
         | ClientFrame::Ping { .. }
@@ -858,6 +879,15 @@ fn check_sizes(server: &Server, frame: &ClientFrame) -> Result<(), CoreError> {
         | ClientFrame::GetBackup { .. }
         | ClientFrame::IceServers { .. }
         | ClientFrame::Ping { .. } => Ok(()),
+        // Signals are bounded by their handlers (calls.rs), field by field.
+        ClientFrame::CallInvite { call, conv, .. } => {
+            check("call", call, max)?;
+            check("conv", conv.as_str(), max)
+        }
+        ClientFrame::CallRinging { call, .. }
+        | ClientFrame::CallAnswer { call, .. }
+        | ClientFrame::CallCandidates { call, .. }
+        | ClientFrame::CallHangup { call, .. } => check("call", call, max),
         ClientFrame::CreateBackup {
             algorithm,
             auth_data,

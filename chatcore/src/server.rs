@@ -10,16 +10,17 @@ use crate::error::CoreError;
 use crate::hub::Hub;
 use crate::limits::{Admission, Caps};
 use crate::memory::{
-    MemoryBackupStore, MemoryBlobStore, MemoryBroker, MemoryContactStore, MemoryKeyStore,
-    MemoryMailer, MemoryMessageStore, MemoryPresenceStore, MemoryRateLimiter, MemoryReportStore,
-    MemoryResetTokenStore, MemorySessionStore, MemoryToDeviceStore, MemoryUserStore,
+    MemoryBackupStore, MemoryBlobStore, MemoryBroker, MemoryCallStore, MemoryContactStore,
+    MemoryKeyStore, MemoryMailer, MemoryMessageStore, MemoryPresenceStore, MemoryRateLimiter,
+    MemoryReportStore, MemoryResetTokenStore, MemorySessionStore, MemoryToDeviceStore,
+    MemoryUserStore,
 };
 use crate::model::{now_millis, Millis};
 use crate::protocol::ErrorCode;
 use crate::store::{
-    BackupStore, BlobStore, Broker, BrokerHandler, ContactStore, KeyStore, Mailer, MessageStore,
-    PresenceStore, Quota, RateLimiter, ReportStore, ResetTokenStore, SessionStore, ToDeviceStore,
-    UserStore,
+    BackupStore, BlobStore, Broker, BrokerHandler, CallStore, ContactStore, KeyStore, Mailer,
+    MessageStore, PresenceStore, Quota, RateLimiter, ReportStore, ResetTokenStore, SessionStore,
+    ToDeviceStore, UserStore,
 };
 
 /// Every backend the engine uses, chosen at start-up.
@@ -48,6 +49,8 @@ pub struct Backends {
     pub backups: Arc<dyn BackupStore>,
     /// Media: opaque bytes (images, files, voice notes, profile pictures).
     pub blobs: Arc<dyn BlobStore>,
+    /// The calls going on.
+    pub calls: Arc<dyn CallStore>,
     /// Event fan-out between nodes.
     pub broker: Arc<dyn Broker>,
     /// Outgoing mail.
@@ -71,6 +74,7 @@ impl Backends {
             to_device: Arc::new(MemoryToDeviceStore::new()),
             backups: Arc::new(MemoryBackupStore::new()),
             blobs: Arc::new(MemoryBlobStore::default()),
+            calls: Arc::new(MemoryCallStore::new()),
             broker: Arc::new(MemoryBroker::new()),
             mailer,
             limiter: Arc::new(MemoryRateLimiter::new()),
@@ -210,6 +214,14 @@ pub struct Config {
     /// The STUN and TURN servers handed to clients for calls
     /// (`ice_servers`).
     pub ice: IceConfig,
+    /// How long a call rings unanswered before it ends as missed
+    /// ([`Server::sweep_calls`]).
+    pub call_ring_timeout_ms: u64,
+    /// How long a device in a call may be without a connection before the
+    /// call ends as `gone` (a reconnect within it keeps the call).
+    pub call_grace_ms: u64,
+    /// Calls one user may start per window, across nodes.
+    pub call_invites: Quota,
 }
 
 /// Where calls find their way through NATs: STUN and TURN servers, and
@@ -336,6 +348,12 @@ impl Default for Config {
                 urls: Vec::new(),
                 turn_secret: None,
                 turn_ttl_ms: 24 * 60 * 60 * 1000,
+            },
+            call_ring_timeout_ms: 60_000,
+            call_grace_ms: 30_000,
+            call_invites: Quota {
+                max: 20,
+                window_ms: 60 * 1000,
             },
         }
     }
@@ -606,6 +624,45 @@ impl Server {
             }
         }
         Ok(n)
+    }
+
+    /// Ends the calls whose time is up by this server's clock: those that
+    /// rang unanswered for [`Config::call_ring_timeout_ms`] (`missed`:
+    /// the callee's conversation alerts like a message), and those with a
+    /// device in the call gone for [`Config::call_grace_ms`] (`gone`).
+    /// Returns how many it ended. The embedder calls it often (chatd:
+    /// every second); any node may run it at once with others: each call
+    /// is ended once.
+    pub async fn sweep_calls(&self) -> Result<usize, CoreError> {
+        let now = self.now();
+        let ago = |ms: u64| now.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX));
+        let ringing_before = ago(self.config.call_ring_timeout_ms);
+        let due = self
+            .backends
+            .calls
+            .due(ringing_before, ago(self.config.call_grace_ms))
+            .await?;
+        let mut ended = 0;
+        let mut out = crate::request::Out::default();
+        for call in due {
+            let end = if call.answered_by.is_none() && call.started_at < ringing_before {
+                crate::model::CallEnd::Missed
+            } else {
+                crate::model::CallEnd::Gone
+            };
+            if crate::commands::calls::end_call(self, &mut out, &call.id, end, now, None)
+                .await?
+                .is_some()
+            {
+                ended += 1;
+            }
+            for (topic, event) in out.events.drain(..) {
+                if let Err(e) = self.backends.broker.publish(&topic, event).await {
+                    tracing::warn!(error = %e, "call event publish failed");
+                }
+            }
+        }
+        Ok(ended)
     }
 
     /// Publishes `presence` to the user's presence topic (a failure is

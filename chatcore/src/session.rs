@@ -24,7 +24,7 @@ use crate::hub::{ConnTx, Kick};
 use crate::limits::{AddrKey, Refusal};
 use crate::model::{ConversationId, Presence, Privacy, UserId};
 use crate::protocol::{
-    ClientFrame, DecodeError, ServerFrame, ToDeviceMessage, MEDIA_VERSION, MIN_PROTOCOL_VERSION,
+    ClientFrame, DecodeError, ServerFrame, ToDeviceMessage, CALLS_VERSION, MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION, RECEIPTS_VERSION, TYPING_VERSION,
 };
 use crate::request::{self, Caller, Out, SignIn, Who};
@@ -181,6 +181,7 @@ where
         dir_new: false,
         close_after: None,
         to_device_more: false,
+        holds_call: false,
         slot: None,
         out: Out::default(),
     };
@@ -268,7 +269,7 @@ where
             let Some(mut frame) = slot.take() else {
                 continue;
             };
-            if s.version < MEDIA_VERSION {
+            if s.version < CALLS_VERSION {
                 frame.for_version(s.version);
             }
             if let ServerFrame::Error { code, .. } = &frame {
@@ -460,6 +461,8 @@ struct Session {
     /// The last push of waiting to-device payloads left some behind: the
     /// next acknowledgement delivers more.
     to_device_more: bool,
+    /// This connection holds one side of a call ([`Out::holds_call`]).
+    holds_call: bool,
     /// The signed-in user's privacy settings (kept current by
     /// [`Event::Privacy`]).
     privacy: Privacy,
@@ -579,6 +582,7 @@ impl Session {
         } else if self.out.to_device_acked && self.to_device_more {
             Box::pin(self.deliver_to_device()).await;
         }
+        self.holds_call |= self.out.holds_call;
         // Taken out and put back, to keep their room for the next request.
         let mut events = std::mem::take(&mut self.out.events);
         let broker = &self.server.backends.broker;
@@ -844,6 +848,25 @@ impl Session {
             } else {
                 Frames::NONE
             }),
+            Event::Call { call, origin } => Ok(
+                if self.version < CALLS_VERSION || origin.as_deref() == Some(&*self.conn_key) {
+                    Frames::NONE
+                } else {
+                    Frames::one(ServerFrame::CallState {
+                        id: None,
+                        call: call.clone(),
+                    })
+                },
+            ),
+            Event::CallSignal { device, signal } => Ok(
+                if self.version < CALLS_VERSION
+                    || device.as_ref().is_some_and(|d| *d != auth.device)
+                {
+                    Frames::NONE
+                } else {
+                    Frames::one(ServerFrame::CallSignal(signal.clone()))
+                },
+            ),
             Event::DevicesChanged { user, origin } => {
                 Ok(if origin.as_deref() == Some(&*self.conn_key) {
                     Frames::NONE
@@ -919,6 +942,20 @@ impl Session {
                 last_seen: None,
             };
             self.publish_presence(presence).await;
+        }
+        // A device back within the grace period takes its call up again
+        // on this connection (its media never stopped: peer to peer).
+        if let Some(auth) = &self.auth {
+            match self
+                .server
+                .backends
+                .calls
+                .conn_opened(&user, &auth.device, &self.conn_key)
+                .await
+            {
+                Ok(back) => self.holds_call |= back,
+                Err(e) => tracing::warn!(error = %e, "call store unavailable at sign-in"),
+            }
         }
         Ok(())
     }
@@ -1109,6 +1146,17 @@ impl Session {
         }
         if let Some(auth) = self.auth.take() {
             let now = self.server.now();
+            if self.holds_call {
+                if let Err(e) = self
+                    .server
+                    .backends
+                    .calls
+                    .conn_closed(&auth.user, &auth.device, &self.conn_key, now)
+                    .await
+                {
+                    tracing::warn!(error = %e, "call store unavailable at close");
+                }
+            }
             match self
                 .server
                 .backends

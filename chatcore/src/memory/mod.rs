@@ -20,6 +20,7 @@ use crate::store::{
 
 mod backups;
 mod blobs;
+mod calls;
 mod contacts;
 mod conversations;
 mod keys;
@@ -27,6 +28,7 @@ mod reports;
 mod to_device;
 pub use backups::MemoryBackupStore;
 pub use blobs::MemoryBlobStore;
+pub use calls::MemoryCallStore;
 pub use contacts::MemoryContactStore;
 pub use conversations::MemoryMessageStore;
 pub use keys::MemoryKeyStore;

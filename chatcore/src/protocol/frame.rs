@@ -2,13 +2,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{ErrorCode, SharedMessage};
 use crate::model::{
-    Audience, Content, ConversationId, ConversationKind, DeviceId, MediaId, Message, MessageId,
-    Millis, Presence, Privacy, Profile, Rel, RelKind, Role, UserId,
+    Audience, CallEnd, CallMedia, Content, ConversationId, ConversationKind, DeviceId, MediaId,
+    Message, MessageId, Millis, Presence, Privacy, Profile, Rel, RelKind, Role, UserId,
 };
 
 /// The protocol version this build speaks. A client announces its version in
 /// its first frame (`hello`); the server answers with the version both speak.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// The oldest protocol version this build speaks: version 2 made
 /// conversations stored things (`send` names one, groups), which version 1
@@ -17,8 +17,9 @@ pub const PROTOCOL_VERSION: u32 = 8;
 /// version 4 added message requests and end-to-end encryption. Version 5
 /// only adds (`typing`), and so do version 6 (`receipts`, `receipt`,
 /// the `read_receipts` setting), version 7 (replies, edits, reactions,
-/// deletion, mentions, disappearing messages) and version 8 (media): a
-/// version-4 client is served, without what came after it.
+/// deletion, mentions, disappearing messages), version 8 (media) and
+/// version 9 (calls): a version-4 client is served, without what came
+/// after it.
 pub const MIN_PROTOCOL_VERSION: u32 = 4;
 
 /// The first version whose clients get `typing` pushes.
@@ -43,6 +44,12 @@ pub const LIFE_VERSION: u32 = 7;
 /// a media message as a `text` saying what it was ("📷 Photo", ...), and
 /// never the list.
 pub const MEDIA_VERSION: u32 = 8;
+
+/// The first version whose clients take part in calls: they get the
+/// `call_state` and `call_signal` pushes and see the `call` notice. An
+/// older client gets the notice as a `text` saying what it was ("📞 Missed
+/// voice call", ...), and no call pushes.
+pub const CALLS_VERSION: u32 = 9;
 
 /// Everything a client may send. Every request carries an `id`, chosen by the
 /// client, that the server's reply (or `error`) carries back.
@@ -669,6 +676,59 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// Calls the other member of direct conversation `conv`: every device
+    /// of theirs rings. Reply: `call_state` (`ringing`, or `ended` with
+    /// `busy` when the callee is in another call).
+    CallInvite {
+        /// Request id.
+        id: u32,
+        /// A fresh random id for the call (a UUID), chosen by the caller.
+        call: String,
+        /// The direct conversation.
+        conv: ConversationId,
+        /// Voice or video.
+        media: CallMedia,
+        /// The SDP offer: plain, or sealed for each of the callee's devices.
+        signal: CallSignal,
+    },
+    /// A device of the callee rings: the caller's devices learn it. Reply:
+    /// `ok`.
+    CallRinging {
+        /// Request id.
+        id: u32,
+        /// The call.
+        call: String,
+    },
+    /// A device of the callee takes the call: the others stop ringing.
+    /// Reply: `call_state` (`active`).
+    CallAnswer {
+        /// Request id.
+        id: u32,
+        /// The call.
+        call: String,
+        /// The SDP answer: plain, or sealed for the caller's device.
+        signal: CallSignal,
+    },
+    /// ICE candidates (trickled, in batches) for the other side of a call.
+    /// Reply: `ok`.
+    CallCandidates {
+        /// Request id.
+        id: u32,
+        /// The call.
+        call: String,
+        /// The candidates: plain, or sealed for each device they go to.
+        signal: CallSignal,
+    },
+    /// Ends a call: hangs up, cancels, or declines it. Reply: `call_state`
+    /// (`ended`).
+    CallHangup {
+        /// Request id.
+        id: u32,
+        /// The call.
+        call: String,
+        /// Why.
+        reason: HangupReason,
+    },
     /// The STUN and TURN servers a call may use, with TURN credentials
     /// made for the caller (see *Calls*). Reply: `ice_servers`.
     IceServers {
@@ -680,6 +740,130 @@ pub enum ClientFrame {
         /// Request id.
         id: u32,
     },
+}
+
+/// What `call_signal` carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSignalPush {
+    /// The call.
+    pub call: String,
+    /// The device that sent it.
+    pub device: DeviceId,
+    /// The SDP offer (`call_invite`) or answer (`call_answer`), plain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp: Option<String>,
+    /// ICE candidates, plain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<IceCandidate>,
+    /// This device's sealed payload (an `olm.v1` to-device payload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
+}
+
+/// What a client says when it ends a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HangupReason {
+    /// Hang up (or, by the caller before an answer, cancel).
+    Hangup,
+    /// Decline (the callee, before answering).
+    Declined,
+    /// The device could not set the call up or keep it.
+    Failed,
+}
+
+/// Where a call stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    /// Invited, not answered yet.
+    Ringing,
+    /// Answered by one of the callee's devices.
+    Active,
+    /// Over (see `reason`).
+    Ended,
+}
+
+/// A call as `call_state` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallInfo {
+    /// Its id.
+    pub call: String,
+    /// The direct conversation it is made in.
+    pub conv: ConversationId,
+    /// Who calls.
+    pub caller: UserId,
+    /// The caller's device in the call.
+    pub caller_device: DeviceId,
+    /// Who is called.
+    pub callee: UserId,
+    /// Voice or video.
+    pub media: CallMedia,
+    /// Where it stands.
+    pub state: CallStatus,
+    /// Whether a device of the callee said it rings.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ringing: bool,
+    /// The callee's device that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<DeviceId>,
+    /// Why it ended, once `ended`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<CallEnd>,
+    /// When the caller invited.
+    pub started_at: Millis,
+    /// When it was answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<Millis>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Millis>,
+}
+
+/// An ICE candidate as WebRTC's `RTCIceCandidateInit` has it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceCandidate {
+    /// The candidate line (`candidate:...`); empty marks the end of
+    /// candidates.
+    pub candidate: String,
+    /// The media stream's identification tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    /// The index of the media description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u16>,
+}
+
+/// A payload sealed (Olm) for one device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedSignal {
+    /// The device it is for.
+    pub device: DeviceId,
+    /// The payload: an `olm.v1` to-device payload (unpadded standard
+    /// base64), opaque to the server.
+    pub payload: String,
+}
+
+/// What a signalling request carries: in the clear (`sdp`, `candidates`),
+/// or sealed for each device it goes to (`sealed`), never both. An
+/// end-to-end encrypted conversation takes only sealed signals, so that
+/// the server can neither read nor swap the DTLS fingerprints in the SDP.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSignal {
+    /// The SDP offer or answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp: Option<String>,
+    /// ICE candidates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<IceCandidate>,
+    /// One payload per target device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed: Vec<SealedSignal>,
 }
 
 /// A STUN or TURN server as `ice_servers` lists it: the shape of WebRTC's
@@ -1072,6 +1256,11 @@ impl ClientFrame {
             | ClientFrame::DeleteBackup { id, .. }
             | ClientFrame::PutBackupKeys { id, .. }
             | ClientFrame::GetBackupKeys { id, .. }
+            | ClientFrame::CallInvite { id, .. }
+            | ClientFrame::CallRinging { id, .. }
+            | ClientFrame::CallAnswer { id, .. }
+            | ClientFrame::CallCandidates { id, .. }
+            | ClientFrame::CallHangup { id, .. }
             | ClientFrame::IceServers { id }
             | ClientFrame::Ping { id } => *id,
         }
@@ -1137,6 +1326,11 @@ impl ClientFrame {
             ClientFrame::DeleteBackup { .. } => "delete_backup",
             ClientFrame::PutBackupKeys { .. } => "put_backup_keys",
             ClientFrame::GetBackupKeys { .. } => "get_backup_keys",
+            ClientFrame::CallInvite { .. } => "call_invite",
+            ClientFrame::CallRinging { .. } => "call_ringing",
+            ClientFrame::CallAnswer { .. } => "call_answer",
+            ClientFrame::CallCandidates { .. } => "call_candidates",
+            ClientFrame::CallHangup { .. } => "call_hangup",
             ClientFrame::IceServers { .. } => "ice_servers",
             ClientFrame::Ping { .. } => "ping",
         }
@@ -1664,6 +1858,20 @@ pub enum ServerFrame {
         /// Whether more keys follow (ask again after the last of these).
         more: bool,
     },
+    /// Reply to `call_invite`, `call_answer` and `call_hangup`, and push to
+    /// every device of the caller and the callee when a call changes
+    /// (rings, is answered, ends).
+    CallState {
+        /// Request id, when a reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u32>,
+        /// The call now (boxed: every frame is as large as its largest
+        /// variant).
+        call: Box<CallInfo>,
+    },
+    /// Push: what the other side of a call sent this device: the SDP offer
+    /// or answer, or ICE candidates; plain, or sealed (Olm) for this device.
+    CallSignal(Box<CallSignalPush>),
     /// Reply to `ice_servers`: what to give `RTCPeerConnection` as its
     /// `iceServers`.
     IceServers {
@@ -1720,6 +1928,7 @@ impl ServerFrame {
             | ServerFrame::Receipts { id, .. } => Some(*id),
             ServerFrame::Contacts { id, .. } => Some(*id),
             ServerFrame::Error { id, .. }
+            | ServerFrame::CallState { id, .. }
             | ServerFrame::Contact { id, .. }
             | ServerFrame::KeyCounts { id, .. }
             | ServerFrame::Privacy { id, .. } => *id,
@@ -1734,6 +1943,7 @@ impl ServerFrame {
             | ServerFrame::NewUser { .. }
             | ServerFrame::Invited { .. }
             | ServerFrame::ToDevice { .. }
+            | ServerFrame::CallSignal(_)
             | ServerFrame::Answered { .. } => None,
         }
     }
@@ -1742,7 +1952,7 @@ impl ServerFrame {
     /// after that version is left out (a setting it does not know shows as
     /// its default, which the wire omits).
     pub fn for_version(&mut self, version: u32) {
-        if version >= MEDIA_VERSION {
+        if version >= CALLS_VERSION {
             return;
         }
         let life = version >= LIFE_VERSION;
@@ -1812,6 +2022,9 @@ impl ServerFrame {
 
 /// Whether a client of `version` decodes `m` as it is.
 fn message_speaks(m: &Message, version: u32) -> bool {
+    if matches!(m.content, Content::Call { .. }) {
+        return version >= CALLS_VERSION;
+    }
     let media = m.media.is_empty() && m.content.media().is_none();
     version >= MEDIA_VERSION
         || media && version >= LIFE_VERSION
@@ -1825,9 +2038,15 @@ fn message_speaks(m: &Message, version: u32) -> bool {
                 ))
 }
 
-/// `m` as a client of a version before [`MEDIA_VERSION`] can decode it.
+/// `m` as a client of a version before [`CALLS_VERSION`] can decode it.
 fn message_for(m: &Message, version: u32) -> Message {
     let mut old = m.clone();
+    if let Some(text) = call_text(&m.content) {
+        old.content = Content::Text { text };
+    }
+    if version >= MEDIA_VERSION {
+        return old;
+    }
     old.media = Vec::new();
     if let Some(text) = media_text(&m.content) {
         old.content = Content::Text { text };
@@ -1848,6 +2067,29 @@ fn message_for(m: &Message, version: u32) -> Message {
         old.content = Content::Void {};
     }
     old
+}
+
+/// What an older client shows of a call notice: what it was.
+fn call_text(content: &Content) -> Option<String> {
+    let Content::Call {
+        media,
+        outcome,
+        duration_ms,
+        ..
+    } = content
+    else {
+        return None;
+    };
+    let kind = match media {
+        CallMedia::Voice => "voice call",
+        CallMedia::Video => "video call",
+    };
+    Some(match (outcome, duration_ms) {
+        (_, Some(ms)) => format!("📞 Call ({kind}, {}:{:02})", ms / 60_000, ms / 1000 % 60),
+        (CallEnd::Missed | CallEnd::Busy, None) => format!("📞 Missed {kind}"),
+        (CallEnd::Declined, None) => format!("📞 Declined {kind}"),
+        (_, None) => format!("📞 Unanswered {kind}"),
+    })
 }
 
 /// What an older client shows of a media message: what it was.

@@ -19,12 +19,13 @@ pub use error::ErrorCode;
 #[cfg(feature = "testkit")]
 pub(crate) use fast::decode_msgpack_send;
 pub use frame::{
-    BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ClientFrame, ContactAction, ContactInfo,
-    ContactList, ContactState, ConversationInfo, ConversationList, ConversationSummary, DeviceInfo,
-    DeviceKeysInfo, DeviceRef, DeviceSignature, DirectoryEntry, IceServer, IdentityKeys,
+    BackupInfo, BackupKeyInfo, BackupKeyRef, CallInfo, CallSignal, CallSignalPush, CallStatus,
+    ClaimedKey, ClientFrame, ContactAction, ContactInfo, ContactList, ContactState,
+    ConversationInfo, ConversationList, ConversationSummary, DeviceInfo, DeviceKeysInfo, DeviceRef,
+    DeviceSignature, DirectoryEntry, HangupReason, IceCandidate, IceServer, IdentityKeys,
     KeyCountsInfo, LastEntry, MasterKeyInfo, MemberInfo, OutgoingToDevice, ReceiptInfo,
-    RequestInfo, ServerFrame, SignedKey, ToDeviceAck, ToDeviceMessage, Undelivered,
-    UndeliveredReason, UserMasterKey, LIFE_VERSION, MEDIA_VERSION, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION, RECEIPTS_VERSION, TYPING_VERSION,
+    RequestInfo, SealedSignal, ServerFrame, SignedKey, ToDeviceAck, ToDeviceMessage, Undelivered,
+    UndeliveredReason, UserMasterKey, CALLS_VERSION, LIFE_VERSION, MEDIA_VERSION,
+    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, RECEIPTS_VERSION, TYPING_VERSION,
 };
 pub use shared::SharedMessage;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use super::StoreResult;
 use crate::model::{ConversationId, DeviceId, Presence, Privacy, Profile, Receipt, UserId};
 use crate::protocol::{
-    ContactInfo, ConversationSummary, DirectoryEntry, KeyCountsInfo, SharedMessage, ToDeviceMessage,
+    CallInfo, CallSignalPush, ContactInfo, ConversationSummary, DirectoryEntry, KeyCountsInfo,
+    SharedMessage, ToDeviceMessage,
 };
 
 /// Where events are published. Every connection of a user listens on
@@ -142,6 +143,23 @@ pub enum Event {
         device: DeviceId,
         /// What it has left.
         counts: KeyCountsInfo,
+    },
+    /// A call of the topic's user changed (it rings, was answered, ended):
+    /// their connections push `call_state`, but the one that caused it
+    /// (it has the reply).
+    Call {
+        /// The call now.
+        call: Box<CallInfo>,
+        /// The connection that caused it.
+        origin: Option<Arc<str>>,
+    },
+    /// Signalling of a call for one of the topic's user's devices, or for
+    /// every one of them (`device: None`, the plain offer of an invite).
+    CallSignal {
+        /// The target device; `None`: all of the user's.
+        device: Option<DeviceId>,
+        /// What is pushed (`sealed` already the target device's).
+        signal: Box<CallSignalPush>,
     },
     /// The device set of `user` changed (a device signed in, uploaded its
     /// identity keys for the first time, or was removed): the topic's

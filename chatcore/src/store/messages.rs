@@ -72,7 +72,7 @@ impl NewMessage {
     /// ([`Message::stands_alone`]); stores keep this beside the entry, as
     /// they cannot read an encrypted content.
     pub fn stands_alone(&self) -> bool {
-        self.content.is_message() && RelKind::stands_alone(self.rel.as_ref().map(|r| r.kind))
+        self.content.alerts() && RelKind::stands_alone(self.rel.as_ref().map(|r| r.kind))
     }
 
     /// A notice by `from` (the user who made the change): its client id is

@@ -9,6 +9,7 @@
 mod backups;
 mod blobs;
 mod broker;
+mod calls;
 mod contacts;
 mod keys;
 mod limiter;
@@ -26,6 +27,7 @@ pub use blobs::{
     ByteRange,
 };
 pub use broker::{Broker, BrokerHandler, Event, Revocation, Topic};
+pub use calls::{Answered, CallRecord, CallStore, Started};
 pub use contacts::{pair_key, ContactStore, ContactView, Link, Relation, Written};
 pub use keys::{
     Claimed, DeviceKeys, IdentitySet, KeyCounts, KeyStore, MasterKey, MasterSignature, OneTimeKey,

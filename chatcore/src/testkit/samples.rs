@@ -2,16 +2,17 @@
 //! `tests/vectors/frames.json` and of the examples in `docs/PROTOCOL.md`.
 
 use crate::model::{
-    Audience, Content, ConversationId, ConversationKind, DeviceId, MediaId, Message, MessageId,
-    Presence, Privacy, Profile, Rel, RelKind, Role, UserId,
+    Audience, CallEnd, CallMedia, Content, ConversationId, ConversationKind, DeviceId, MediaId,
+    Message, MessageId, Presence, Privacy, Profile, Rel, RelKind, Role, UserId,
 };
 use crate::protocol::{
-    BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ClientFrame, ContactAction, ContactInfo,
-    ContactList, ContactState, ConversationInfo, ConversationList, ConversationSummary, DeviceInfo,
-    DeviceKeysInfo, DeviceRef, DeviceSignature, DirectoryEntry, ErrorCode, IceServer, IdentityKeys,
-    KeyCountsInfo, LastEntry, MasterKeyInfo, MemberInfo, OutgoingToDevice, ReceiptInfo,
-    RequestInfo, ServerFrame, SignedKey, ToDeviceAck, ToDeviceMessage, Undelivered,
-    UndeliveredReason, UserMasterKey,
+    BackupInfo, BackupKeyInfo, BackupKeyRef, CallInfo, CallSignal, CallSignalPush, CallStatus,
+    ClaimedKey, ClientFrame, ContactAction, ContactInfo, ContactList, ContactState,
+    ConversationInfo, ConversationList, ConversationSummary, DeviceInfo, DeviceKeysInfo, DeviceRef,
+    DeviceSignature, DirectoryEntry, ErrorCode, HangupReason, IceCandidate, IceServer,
+    IdentityKeys, KeyCountsInfo, LastEntry, MasterKeyInfo, MemberInfo, OutgoingToDevice,
+    ReceiptInfo, RequestInfo, SealedSignal, ServerFrame, SignedKey, ToDeviceAck, ToDeviceMessage,
+    Undelivered, UndeliveredReason, UserMasterKey,
 };
 
 fn alice() -> UserId {
@@ -536,6 +537,44 @@ pub fn client_frames() -> Vec<ClientFrame> {
             },
         },
         ClientFrame::IceServers { id: 70 },
+        ClientFrame::CallInvite {
+            id: 71,
+            call: call_id().into(),
+            conv: conv(),
+            media: CallMedia::Video,
+            signal: CallSignal {
+                sdp: Some(OFFER.into()),
+                ..CallSignal::default()
+            },
+        },
+        ClientFrame::CallRinging {
+            id: 72,
+            call: call_id().into(),
+        },
+        ClientFrame::CallAnswer {
+            id: 73,
+            call: call_id().into(),
+            signal: CallSignal {
+                sealed: vec![SealedSignal {
+                    device: DeviceId::from("0190f7a2-7000-7000-8000-0000000de71c"),
+                    payload: "AwogU2VhbGVkIGZvciBvbmUgZGV2aWNl".into(),
+                }],
+                ..CallSignal::default()
+            },
+        },
+        ClientFrame::CallCandidates {
+            id: 74,
+            call: call_id().into(),
+            signal: CallSignal {
+                candidates: vec![candidate()],
+                ..CallSignal::default()
+            },
+        },
+        ClientFrame::CallHangup {
+            id: 75,
+            call: call_id().into(),
+            reason: HangupReason::Hangup,
+        },
     ]
 }
 
@@ -560,6 +599,24 @@ fn edit() -> Message {
         content: Content::Text {
             text: "Hello, Bob! 👋 (edited)".into(),
         },
+    }
+}
+
+fn call_id() -> &'static str {
+    "6f1c2a9e-4d3b-4e8a-9c71-5b2d8e0f3a47"
+}
+
+/// A short SDP offer (a real one is a few kilobytes).
+const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n\
+a=fingerprint:sha-256 3B:5C:0E:8F:91:3D:4A:2B:77:10:C8:E2:5A:64:9F:01:DE:AD:BE:EF:00:11:22:33:44:55:66:77:88:99:AA:BB\r\n\
+a=setup:actpass\r\na=rtpmap:111 opus/48000/2\r\n";
+
+fn candidate() -> IceCandidate {
+    IceCandidate {
+        candidate: "candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 192.168.1.20 rport 46154 generation 0".into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
     }
 }
 
@@ -1195,6 +1252,52 @@ pub fn server_frames() -> Vec<ServerFrame> {
             }],
             next: None,
         },
+        ServerFrame::CallState {
+            id: Some(71),
+            call: Box::new(CallInfo {
+                call: call_id().into(),
+                conv: conv(),
+                caller: alice(),
+                caller_device: DeviceId::from("0190f7a2-7000-7000-8000-0000000de71c"),
+                callee: bob(),
+                media: CallMedia::Video,
+                state: CallStatus::Active,
+                ringing: true,
+                answered_by: Some(DeviceId::from("0190f7a2-7000-7000-8000-0000000de7b0")),
+                reason: None,
+                started_at: 1_732_540_990_000,
+                answered_at: Some(1_732_540_994_500),
+                ended_at: None,
+            }),
+        },
+        ServerFrame::CallSignal(Box::new(CallSignalPush {
+            call: call_id().into(),
+            device: DeviceId::from("0190f7a2-7000-7000-8000-0000000de71c"),
+            sdp: None,
+            candidates: vec![candidate()],
+            sealed: None,
+        })),
+        ServerFrame::Message {
+            message: Message {
+                media: Vec::new(),
+                expires_at: None,
+                mentions: Vec::new(),
+                rel: None,
+                id: MessageId::from("0190f7a3-0000-7000-8000-0000000000c1"),
+                conv: conv(),
+                seq: 48,
+                from: alice(),
+                client_id: "0190f7a3-0000-7000-8000-0000000000c1".into(),
+                ts: 1_732_541_120_000,
+                content: Content::Call {
+                    call: call_id().into(),
+                    media: CallMedia::Video,
+                    outcome: CallEnd::Hangup,
+                    duration_ms: Some(125_500),
+                },
+            }
+            .into(),
+        },
         ServerFrame::IceServers {
             id: 70,
             servers: vec![
@@ -1263,5 +1366,7 @@ pub fn server_type_name(f: &ServerFrame) -> &'static str {
         ServerFrame::Backup { .. } => "backup",
         ServerFrame::BackupKeys { .. } => "backup_keys",
         ServerFrame::IceServers { .. } => "ice_servers",
+        ServerFrame::CallState { .. } => "call_state",
+        ServerFrame::CallSignal(_) => "call_signal",
     }
 }

@@ -3,6 +3,7 @@
 //! vectors, and whole sessions over in-process channels.
 
 mod backup;
+mod calls;
 mod codec;
 mod devices;
 mod encryption;
