@@ -10,13 +10,15 @@ use std::sync::{Arc, Mutex};
 
 use super::{BoxFuture, Factory};
 use crate::model::{
-    Audience, Content, ConversationId, ConversationKind, DeviceId, Millis, Privacy, Receipt, UserId,
+    Audience, CallMedia, Content, ConversationId, ConversationKind, DeviceId, Millis, Privacy,
+    Receipt, UserId,
 };
 use crate::store::{
-    Backup, BackupKey, BrokerHandler, Changed, ContactView, ConversationState, DeviceKeys, Event,
-    IdentitySet, Link, Listing, MasterKey, MasterSignature, NewMessage, NewUser, OneTimeKey,
-    Pending, ProfileUpdate, PutKeys, Queued, Quota, Relation, Report, ResetToken, SearchQuery,
-    SessionRecord, StoreError, ToDevice, Topic, UserRecord, Written,
+    Answered, Backup, BackupKey, BrokerHandler, CallRecord, Changed, ContactView,
+    ConversationState, DeviceKeys, Event, IdentitySet, Link, Listing, MasterKey, MasterSignature,
+    NewMessage, NewUser, OneTimeKey, Pending, ProfileUpdate, PutKeys, Queued, Quota, Relation,
+    Report, ResetToken, SearchQuery, SessionRecord, Started, StoreError, ToDevice, Topic,
+    UserRecord, Written,
 };
 use crate::Backends;
 
@@ -80,6 +82,9 @@ cases!(
     backups_are_bounded_all_or_nothing_and_page_in_order,
     backups_concurrent_puts_lose_no_key,
     presence_tracks_connections_and_last_seen,
+    calls_one_per_user_answered_once_ended_once,
+    calls_concurrent_answers_and_ends_admit_one,
+    calls_due_by_ring_timeout_and_by_a_gone_connection,
     limiter_counts_in_a_sliding_window,
     limiter_spends_budgets_in_fixed_windows,
     limiter_concurrent_spends_never_exceed_the_budget,
@@ -1249,6 +1254,199 @@ async fn presence_tracks_connections_and_last_seen(b: Backends) {
         b.presence.get(std::slice::from_ref(&u)).await.unwrap()[0].last_seen,
         None
     );
+}
+
+fn call(id: &str, caller: &UserId, callee: &UserId) -> CallRecord {
+    CallRecord::new(
+        id.to_owned(),
+        ConversationId::direct(caller, callee),
+        (
+            caller.clone(),
+            DeviceId::from("dev-caller"),
+            "n/caller".to_owned(),
+        ),
+        callee.clone(),
+        CallMedia::Video,
+        true,
+        T0,
+    )
+}
+
+async fn calls_one_per_user_answered_once_ended_once(b: Backends) {
+    let (a, bob, carol) = (UserId::generate(), UserId::generate(), UserId::generate());
+    let c = &b.calls;
+    let first = call("call-1", &a, &bob);
+    assert_eq!(c.start(&first).await.unwrap(), Started::Started);
+    assert_eq!(
+        c.get("call-1").await.unwrap(),
+        Some(first.clone()),
+        "stored whole"
+    );
+    assert_eq!(c.of_user(&a).await.unwrap(), Some(first.clone()));
+    assert_eq!(c.of_user(&bob).await.unwrap(), Some(first.clone()));
+    assert_eq!(c.of_user(&carol).await.unwrap(), None);
+    // One call per user, and per id.
+    assert_eq!(
+        c.start(&call("call-1", &carol, &UserId::generate()))
+            .await
+            .unwrap(),
+        Started::Exists
+    );
+    assert_eq!(
+        c.start(&call("call-2", &a, &carol)).await.unwrap(),
+        Started::CallerBusy
+    );
+    assert_eq!(
+        c.start(&call("call-3", &carol, &bob)).await.unwrap(),
+        Started::CalleeBusy
+    );
+    assert_eq!(
+        c.get("call-3").await.unwrap(),
+        None,
+        "a busy call is not stored"
+    );
+    assert_eq!(c.of_user(&carol).await.unwrap(), None);
+    // Ringing: once.
+    let rung = c.set_ringing("call-1").await.unwrap().expect("first ring");
+    assert!(rung.ringing);
+    assert_eq!(c.set_ringing("call-1").await.unwrap(), None);
+    assert_eq!(c.set_ringing("nope").await.unwrap(), None);
+    // Answered by one device; a second is told who took it.
+    let (d1, d2) = (DeviceId::from("dev-1"), DeviceId::from("dev-2"));
+    let Answered::Answered(on) = c.answer("call-1", &d1, "n/d1", T0 + 5).await.unwrap() else {
+        panic!("the first answer takes the call");
+    };
+    assert_eq!(
+        (
+            on.answered_by.clone(),
+            on.answered_at,
+            on.callee_conn.clone()
+        ),
+        (Some(d1.clone()), Some(T0 + 5), Some("n/d1".to_owned()))
+    );
+    assert!(on.in_call(&bob, &d1) && !on.in_call(&bob, &d2) && on.in_call(&a, &on.caller_device));
+    match c.answer("call-1", &d2, "n/d2", T0 + 6).await.unwrap() {
+        Answered::Taken(r) => assert_eq!(r.answered_by, Some(d1.clone())),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.set_ringing("call-1").await.unwrap(), None, "answered");
+    assert_eq!(
+        c.answer("nope", &d1, "n/d1", T0).await.unwrap(),
+        Answered::Gone
+    );
+    // Ended once; both users are free again.
+    let ended = c.end("call-1").await.unwrap().expect("ended");
+    assert_eq!(ended.answered_by, Some(d1.clone()));
+    assert_eq!(c.end("call-1").await.unwrap(), None);
+    assert_eq!(c.get("call-1").await.unwrap(), None);
+    assert_eq!(c.of_user(&a).await.unwrap(), None);
+    assert_eq!(c.of_user(&bob).await.unwrap(), None);
+    assert_eq!(
+        c.answer("call-1", &d2, "n/d2", T0).await.unwrap(),
+        Answered::Gone
+    );
+    assert_eq!(
+        c.start(&call("call-4", &carol, &bob)).await.unwrap(),
+        Started::Started
+    );
+}
+
+async fn calls_concurrent_answers_and_ends_admit_one(b: Backends) {
+    for round in 0..5 {
+        let (a, bob) = (UserId::generate(), UserId::generate());
+        let id = format!("race-{round}");
+        assert_eq!(
+            b.calls.start(&call(&id, &a, &bob)).await.unwrap(),
+            Started::Started
+        );
+        let answers = (0..8).map(|i| {
+            let (calls, id) = (b.calls.clone(), id.clone());
+            async move {
+                let device = DeviceId::from(format!("dev-{i}").as_str());
+                calls.answer(&id, &device, "n/x", T0 + i).await.unwrap()
+            }
+        });
+        let results = futures_util::future::join_all(answers).await;
+        let won = results
+            .iter()
+            .filter(|r| matches!(r, Answered::Answered(_)))
+            .count();
+        assert_eq!(won, 1, "{results:?}");
+        let ends = (0..8).map(|_| {
+            let (calls, id) = (b.calls.clone(), id.clone());
+            async move { calls.end(&id).await.unwrap() }
+        });
+        let ended = futures_util::future::join_all(ends).await;
+        assert_eq!(ended.iter().filter(|e| e.is_some()).count(), 1);
+        assert_eq!(b.calls.of_user(&a).await.unwrap(), None);
+    }
+}
+
+async fn calls_due_by_ring_timeout_and_by_a_gone_connection(b: Backends) {
+    let c = &b.calls;
+    let (a, bob, carol, dan) = (
+        UserId::generate(),
+        UserId::generate(),
+        UserId::generate(),
+        UserId::generate(),
+    );
+    let ringing = call("ring", &a, &bob);
+    let mut answered = call("talk", &carol, &dan);
+    answered.started_at = T0 + 10;
+    c.start(&ringing).await.unwrap();
+    c.start(&answered).await.unwrap();
+    let dev = DeviceId::from("dev-dan");
+    c.answer("talk", &dev, "n/dan", T0 + 20).await.unwrap();
+    let ids = |v: Vec<CallRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(c.due(T0, T0).await.unwrap()), Vec::<String>::new());
+    // Ringing unanswered since T0: due once the timeout passes it; an answered call is not.
+    assert_eq!(ids(c.due(T0 + 1, T0).await.unwrap()), ["ring"]);
+    assert_eq!(ids(c.due(T0 + 100, T0).await.unwrap()), ["ring"]);
+    // Another connection of Dan's device closing changes nothing.
+    c.conn_closed(&dan, &dev, "n/other", T0 + 30).await.unwrap();
+    // Nor does a device not in the call.
+    c.conn_closed(&dan, &DeviceId::from("dev-x"), "n/dan", T0 + 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(c.due(T0, T0 + 1000).await.unwrap()),
+        Vec::<String>::new()
+    );
+    // The connection holding the call closes at T0 + 40 (a later close keeps the time).
+    c.conn_closed(&dan, &dev, "n/dan", T0 + 40).await.unwrap();
+    c.conn_closed(&dan, &dev, "n/dan", T0 + 50).await.unwrap();
+    assert_eq!(
+        c.get("talk").await.unwrap().unwrap().callee_gone_at,
+        Some(T0 + 40)
+    );
+    assert_eq!(ids(c.due(T0, T0 + 40).await.unwrap()), Vec::<String>::new());
+    assert_eq!(ids(c.due(T0, T0 + 41).await.unwrap()), ["talk"]);
+    // The device comes back on a new connection: not due, and that one holds it now.
+    assert!(c.conn_opened(&dan, &dev, "n/dan-2").await.unwrap());
+    assert!(
+        !c.conn_opened(&dan, &dev, "n/dan-3").await.unwrap(),
+        "not gone"
+    );
+    assert_eq!(
+        ids(c.due(T0, T0 + 1000).await.unwrap()),
+        Vec::<String>::new()
+    );
+    c.conn_closed(&dan, &dev, "n/dan", T0 + 60).await.unwrap();
+    assert_eq!(
+        ids(c.due(T0, T0 + 1000).await.unwrap()),
+        Vec::<String>::new(),
+        "old conn"
+    );
+    c.conn_closed(&dan, &dev, "n/dan-2", T0 + 70).await.unwrap();
+    // The caller's side too, while ringing, and both due calls oldest first.
+    c.conn_closed(&a, &DeviceId::from("dev-caller"), "n/caller", T0 + 5)
+        .await
+        .unwrap();
+    assert_eq!(ids(c.due(T0, T0 + 71).await.unwrap()), ["ring", "talk"]);
+    assert!(!c
+        .conn_opened(&bob, &DeviceId::from("dev-b"), "n/b")
+        .await
+        .unwrap());
 }
 
 async fn limiter_counts_in_a_sliding_window(b: Backends) {
