@@ -75,14 +75,15 @@ pub mod e2e;
 pub mod media;
 pub mod secure;
 use chatcore::model::{
-    Audience, Content, ConversationId, DeviceId, MediaId, Message as ChatMessage, MessageId,
-    Millis, Privacy, Profile, Rel, RelKind, Role, UserId,
+    Audience, CallMedia, Content, ConversationId, DeviceId, MediaId, Message as ChatMessage,
+    MessageId, Millis, Privacy, Profile, Rel, RelKind, Role, UserId,
 };
 use chatcore::protocol::{
-    BackupInfo, BackupKeyInfo, BackupKeyRef, ClaimedKey, ContactAction, ContactInfo, ContactList,
-    ConversationInfo, ConversationList, ConversationSummary, DeviceInfo, DeviceKeysInfo, DeviceRef,
-    DirectoryEntry, IceServer, KeyCountsInfo, OutgoingToDevice, ProtocolError, ReceiptInfo,
-    ToDeviceAck, Undelivered, UserMasterKey, PROTOCOL_VERSION,
+    BackupInfo, BackupKeyInfo, BackupKeyRef, CallInfo, CallSignal, ClaimedKey, ContactAction,
+    ContactInfo, ContactList, ConversationInfo, ConversationList, ConversationSummary, DeviceInfo,
+    DeviceKeysInfo, DeviceRef, DirectoryEntry, HangupReason, IceServer, KeyCountsInfo,
+    OutgoingToDevice, ProtocolError, ReceiptInfo, ToDeviceAck, Undelivered, UserMasterKey,
+    PROTOCOL_VERSION,
 };
 pub use chatcore::protocol::{ClientFrame, Codec, ErrorCode, ServerFrame};
 /// The TLS library of `wss://` connections, for [`ConnectOptions::tls_config`].
@@ -1861,6 +1862,64 @@ impl Client {
     async fn changed(&self, make: impl FnOnce(u32) -> ClientFrame) -> Result<u64, Error> {
         match self.request(make).await? {
             ServerFrame::Changed { seq, .. } => Ok(seq),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Calls the other member of direct conversation `conv` (see
+    /// PROTOCOL.md "Calls"): `call` is a fresh random id, `signal` the SDP
+    /// offer (plain, or sealed for the callee's devices). The call as it
+    /// stands: `ringing`, or `ended` with `busy`. Its signals and changes
+    /// arrive as `call_signal` and `call_state` pushes.
+    pub async fn call_invite(
+        &self,
+        call: &str,
+        conv: &ConversationId,
+        media: CallMedia,
+        signal: CallSignal,
+    ) -> Result<CallInfo, Error> {
+        let (call, conv) = (call.to_owned(), conv.clone());
+        self.call_state(|id| ClientFrame::CallInvite {
+            id,
+            call,
+            conv,
+            media,
+            signal,
+        })
+        .await
+    }
+
+    /// Tells the caller that this device (of the callee) rings.
+    pub async fn call_ringing(&self, call: &str) -> Result<(), Error> {
+        let call = call.to_owned();
+        self.ok(|id| ClientFrame::CallRinging { id, call }).await
+    }
+
+    /// Takes call `call` on this device with the SDP answer (`not_found`
+    /// when another device answered first, or the call is over).
+    pub async fn call_answer(&self, call: &str, signal: CallSignal) -> Result<CallInfo, Error> {
+        let call = call.to_owned();
+        self.call_state(|id| ClientFrame::CallAnswer { id, call, signal })
+            .await
+    }
+
+    /// Sends ICE candidates to the other side of call `call`.
+    pub async fn call_candidates(&self, call: &str, signal: CallSignal) -> Result<(), Error> {
+        let call = call.to_owned();
+        self.ok(|id| ClientFrame::CallCandidates { id, call, signal })
+            .await
+    }
+
+    /// Ends call `call` (hangs up, cancels, or declines it).
+    pub async fn call_hangup(&self, call: &str, reason: HangupReason) -> Result<CallInfo, Error> {
+        let call = call.to_owned();
+        self.call_state(|id| ClientFrame::CallHangup { id, call, reason })
+            .await
+    }
+
+    async fn call_state(&self, make: impl FnOnce(u32) -> ClientFrame) -> Result<CallInfo, Error> {
+        match self.request(make).await? {
+            ServerFrame::CallState { call, .. } => Ok(*call),
             other => Err(unexpected(other)),
         }
     }

@@ -310,6 +310,25 @@ struct Options {
     #[arg(long, env = "CHATD_EDIT_WINDOW_MS", value_name = "MS")]
     edit_window_ms: Option<u64>,
 
+    /// How long a call rings unanswered before it ends as missed, in milliseconds (default:
+    /// 60000).
+    #[arg(long, env = "CHATD_CALL_RING_TIMEOUT_MS", value_name = "MS")]
+    call_ring_timeout_ms: Option<u64>,
+
+    /// How long a device in a call may be without its connection before the call ends, in
+    /// milliseconds (default: 30000); a device that signs in again within it keeps the call.
+    #[arg(long, env = "CHATD_CALL_GRACE_MS", value_name = "MS")]
+    call_grace_ms: Option<u64>,
+
+    /// How often calls past those times are looked for and ended, in milliseconds (default:
+    /// 1000).
+    #[arg(long, env = "CHATD_CALL_SWEEP_MS", value_name = "MS")]
+    call_sweep_ms: Option<u64>,
+
+    /// Calls one user may start per minute, across nodes (default: 20).
+    #[arg(long, env = "CHATD_CALL_INVITES_PER_MINUTE", value_name = "N")]
+    call_invites_per_minute: Option<u32>,
+
     /// How often the content of messages whose disappearing timer is up is removed from the
     /// store, in milliseconds (default: 60000). Clients drop their copies on time by themselves.
     #[arg(long, env = "CHATD_EXPIRE_SWEEP_MS", value_name = "MS")]
@@ -601,6 +620,10 @@ pub(crate) struct Settings {
     pub(crate) receipt_overlap_ms: u64,
     pub(crate) edit_window_ms: u64,
     pub(crate) expire_sweep: Duration,
+    pub(crate) call_ring_timeout: Duration,
+    pub(crate) call_grace: Duration,
+    pub(crate) call_sweep: Duration,
+    pub(crate) call_invites_per_minute: u32,
     pub(crate) media_grace_ms: u64,
     pub(crate) media_sweep: Duration,
     pub(crate) max_media_bytes: u64,
@@ -773,6 +796,10 @@ impl Settings {
             receipt_overlap_ms: o.receipt_overlap_ms.unwrap_or(10_000),
             edit_window_ms: o.edit_window_ms.unwrap_or(24 * 60 * 60 * 1000),
             expire_sweep: Duration::from_millis(o.expire_sweep_ms.unwrap_or(60_000)),
+            call_ring_timeout: Duration::from_millis(o.call_ring_timeout_ms.unwrap_or(60_000)),
+            call_grace: Duration::from_millis(o.call_grace_ms.unwrap_or(30_000)),
+            call_sweep: Duration::from_millis(o.call_sweep_ms.unwrap_or(1000)),
+            call_invites_per_minute: o.call_invites_per_minute.unwrap_or(20),
             media_grace_ms: o.media_grace_ms.unwrap_or(24 * 60 * 60 * 1000),
             media_sweep: Duration::from_millis(o.media_sweep_ms.unwrap_or(60 * 60 * 1000)),
             max_media_bytes: o.max_media_bytes.unwrap_or(25 << 20),
@@ -870,6 +897,16 @@ impl Settings {
         if self.presence_ttl_ms < 3 {
             bail!("--presence-ttl-ms must be at least 3");
         }
+        if self.call_ring_timeout.is_zero()
+            || self.call_grace.is_zero()
+            || self.call_sweep.is_zero()
+            || self.call_invites_per_minute == 0
+        {
+            bail!(
+                "--call-ring-timeout-ms, --call-grace-ms, --call-sweep-ms and \
+                 --call-invites-per-minute must be at least 1"
+            );
+        }
         if self.expire_sweep.is_zero() || self.media_sweep.is_zero() {
             bail!("--expire-sweep-ms and --media-sweep-ms must be at least 1");
         }
@@ -943,6 +980,10 @@ impl Options {
             receipt_overlap_ms,
             edit_window_ms,
             expire_sweep_ms,
+            call_ring_timeout_ms,
+            call_grace_ms,
+            call_sweep_ms,
+            call_invites_per_minute,
             media_grace_ms,
             media_sweep_ms,
             max_media_bytes,

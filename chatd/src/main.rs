@@ -196,6 +196,13 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .as_ref()
         .map(|s| chatcore::TurnSecret::new(s.0.as_str()));
     core.ice.turn_ttl_ms = u64::try_from(settings.turn_ttl.as_millis()).unwrap_or(u64::MAX);
+    core.call_ring_timeout_ms =
+        u64::try_from(settings.call_ring_timeout.as_millis()).unwrap_or(u64::MAX);
+    core.call_grace_ms = u64::try_from(settings.call_grace.as_millis()).unwrap_or(u64::MAX);
+    core.call_invites = chatcore::store::Quota {
+        max: settings.call_invites_per_minute,
+        window_ms: 60_000,
+    };
     core.signup_global.max = settings.signups_per_hour;
     core.max_group_members = settings.max_group_members;
     core.join_attempts.max = settings.join_attempts;
@@ -258,6 +265,13 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             |s| async move { s.sweep_presence().await },
         ));
     }
+    tokio::spawn(sweep_loop(
+        server.clone(),
+        settings.call_sweep,
+        shutdown.clone(),
+        "calls ended (unanswered, or a device gone)",
+        |s| async move { s.sweep_calls().await },
+    ));
     tokio::spawn(sweep_loop(
         server.clone(),
         settings.media_sweep,

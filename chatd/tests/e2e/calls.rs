@@ -292,3 +292,139 @@ async fn without_turn_the_list_has_only_stun_and_no_expiry() {
         ErrorCode::Unauthenticated
     );
 }
+
+mod signalling {
+    use super::*;
+    use chatcore_client::chatcore::model::{CallEnd, CallMedia};
+    use chatcore_client::chatcore::protocol::{CallSignal, CallStatus, HangupReason};
+
+    fn sdp(s: &str) -> CallSignal {
+        CallSignal {
+            sdp: Some(s.into()),
+            ..CallSignal::default()
+        }
+    }
+
+    fn is_state(f: &ServerFrame, state: CallStatus) -> bool {
+        matches!(f, ServerFrame::CallState { call, .. } if call.state == state)
+    }
+
+    /// Another device of `name`, signed in on its own connection.
+    async fn device(chatd: &Chatd, name: &str) -> User {
+        let (client, events) = chatd.connect().await;
+        let session = client.login(name, PASSWORD, "Tablet").await.expect("login");
+        User {
+            client,
+            events,
+            session,
+        }
+    }
+
+    #[tokio::test]
+    async fn two_devices_ring_one_answers_the_other_stops_and_an_unanswered_call_is_missed() {
+        let chatd = Chatd::start(&[
+            "--call-ring-timeout-ms",
+            "400",
+            "--call-sweep-ms",
+            "50",
+            "--metrics-listen",
+            "off",
+        ])
+        .await;
+        let mut alice = chatd.user("alice").await;
+        let mut bob = chatd.user("bob").await;
+        befriend(&alice, &bob).await;
+        let conv = alice.client.open_direct(&bob.id()).await.unwrap().conv;
+        let mut tablet = device(&chatd, "bob").await;
+        drain(&mut bob).await;
+
+        let ringing = alice
+            .client
+            .call_invite("e2e-1", &conv, CallMedia::Video, sdp("v=0 offer"))
+            .await
+            .expect("invite");
+        assert_eq!(ringing.state, CallStatus::Ringing);
+        for b in [&mut bob, &mut tablet] {
+            push(&mut b.events, |f| is_state(f, CallStatus::Ringing)).await;
+            let offer = push(&mut b.events, |f| matches!(f, ServerFrame::CallSignal(_))).await;
+            let ServerFrame::CallSignal(offer) = offer else {
+                unreachable!()
+            };
+            assert_eq!(offer.sdp.as_deref(), Some("v=0 offer"));
+        }
+        bob.client.call_ringing("e2e-1").await.expect("ringing");
+        let rung = push(&mut alice.events, |f| {
+            matches!(f, ServerFrame::CallState { .. })
+        })
+        .await;
+        assert!(matches!(rung, ServerFrame::CallState { call, .. } if call.ringing));
+
+        let active = tablet
+            .client
+            .call_answer("e2e-1", sdp("v=0 answer"))
+            .await
+            .expect("answer");
+        assert_eq!(active.answered_by.as_ref(), Some(&tablet.session.device));
+        // The phone stops ringing: answered on another device, and too late to answer.
+        let elsewhere = push(&mut bob.events, |f| is_state(f, CallStatus::Active)).await;
+        assert!(
+            matches!(&elsewhere, ServerFrame::CallState { call, .. } if call.answered_by.as_ref() == Some(&tablet.session.device))
+        );
+        assert_eq!(
+            server_code(bob.client.call_answer("e2e-1", sdp("v=0 late")).await),
+            ErrorCode::NotFound
+        );
+        let answer = push(&mut alice.events, |f| {
+            matches!(f, ServerFrame::CallSignal(_))
+        })
+        .await;
+        assert!(
+            matches!(answer, ServerFrame::CallSignal(s) if s.sdp.as_deref() == Some("v=0 answer"))
+        );
+        let ended = alice
+            .client
+            .call_hangup("e2e-1", HangupReason::Hangup)
+            .await
+            .expect("hang up");
+        assert_eq!(ended.reason, Some(CallEnd::Hangup));
+        push(&mut tablet.events, |f| is_state(f, CallStatus::Ended)).await;
+
+        // Nobody answers: chatd's sweep ends it as missed, the callee's conversation alerts.
+        alice
+            .client
+            .call_invite("e2e-2", &conv, CallMedia::Voice, sdp("v=0 offer"))
+            .await
+            .expect("invite");
+        let missed = push(&mut alice.events, |f| is_state(f, CallStatus::Ended)).await;
+        assert!(
+            matches!(missed, ServerFrame::CallState { call, .. } if call.reason == Some(CallEnd::Missed))
+        );
+        push(&mut bob.events, |f| {
+            matches!(f, ServerFrame::Message { message } if matches!(message.content, Content::Call { outcome: CallEnd::Missed, .. }))
+        })
+        .await;
+        push(&mut bob.events, |f| matches!(f, ServerFrame::Alert { .. })).await;
+
+        // A stranger cannot call into the conversation; a blocked user cannot call.
+        let carol = chatd.user("carol").await;
+        assert_eq!(
+            server_code(
+                carol
+                    .client
+                    .call_invite("e2e-3", &conv, CallMedia::Voice, sdp("v=0"))
+                    .await
+            ),
+            ErrorCode::NotFound
+        );
+        bob.client.block(&alice.id()).await.expect("block");
+        assert_eq!(
+            server_code(
+                alice
+                    .client
+                    .call_invite("e2e-4", &conv, CallMedia::Voice, sdp("v=0"))
+                    .await
+            ),
+            ErrorCode::Forbidden
+        );
+    }
+}
