@@ -37,7 +37,12 @@ import {
   type DeviceKeysInfo,
   type DeviceRef,
   type DeviceSignature,
+  type CallInfo,
+  type CallMedia,
+  type CallSignal,
+  type CallSignalFrame,
   type DirectoryEntry,
+  type HangupReason,
   type IceServer,
   type IdentityKeys,
   type KeyCounts,
@@ -197,6 +202,14 @@ export interface ClientEvents {
   todevice: ToDeviceMessage[];
   /** Claims left this device few one-time keys, or took its fallback key: top up ({@link ChatClient.uploadKeys}). */
   keycounts: KeyCounts;
+  /**
+   * A call of this user started, rings, was answered or ended (PROTOCOL.md "Calls"); not for this connection's own
+   * requests (their promise has it). A device of the callee that is not `answered_by` rings while `state` is
+   * `ringing`, and stops otherwise ("answered on another device" when `active`).
+   */
+  call: CallInfo;
+  /** What the other side of a call sent this device: the SDP offer or answer, or ICE candidates; plain or sealed. */
+  callsignal: Omit<CallSignalFrame, "type">;
   /**
    * The devices of `user` changed: this user's own (one signed in, was renamed, uploaded keys or was removed) or
    * those of someone who shares a conversation with this user (one uploaded keys or was removed). Query them again
@@ -858,6 +871,15 @@ export class ChatClient {
         if (frame.id !== undefined) this.onReply(frame.id, frame);
         else this.emit("contact", frame.contact);
         return;
+      case "call_state":
+        if (frame.id !== undefined) this.onReply(frame.id, frame);
+        else this.emit("call", frame.call);
+        return;
+      case "call_signal": {
+        const { type: _type, ...signal } = frame;
+        this.emit("callsignal", signal);
+        return;
+      }
       case "privacy":
         if (frame.id !== undefined) {
           this.onReply(frame.id, frame);
@@ -1678,6 +1700,36 @@ export class ChatClient {
     const { privacy } = await this.request({ type: "set_privacy", ...changes }, "privacy", { auth: true, retry: true });
     this.onPrivacy(privacy);
     return privacy;
+  }
+
+  /**
+   * Calls the other member of direct conversation `conv` (PROTOCOL.md "Calls"): `call` is a fresh random id (a
+   * UUID), `signal` the SDP offer (plain, or sealed for the callee's devices). Resolves with the call as it stands:
+   * `ringing`, or `ended` with reason `busy`. Not retried: a lost invite is a call that did not ring.
+   */
+  async callInvite(conv: string, call: string, media: CallMedia, signal: CallSignal): Promise<CallInfo> {
+    const reply = await this.request({ type: "call_invite", conv, call, media, signal }, "call_state", { auth: true });
+    return reply.call;
+  }
+
+  /** Tells the caller that this device (of the callee) rings. */
+  async callRinging(call: string): Promise<void> {
+    await this.request({ type: "call_ringing", call }, "ok", { auth: true, retry: true });
+  }
+
+  /** Takes the call on this device with the SDP answer; `not_found` when another device answered first or it is over. */
+  async callAnswer(call: string, signal: CallSignal): Promise<CallInfo> {
+    return (await this.request({ type: "call_answer", call, signal }, "call_state", { auth: true })).call;
+  }
+
+  /** Sends ICE candidates to the other side of the call. */
+  async callCandidates(call: string, signal: CallSignal): Promise<void> {
+    await this.request({ type: "call_candidates", call, signal }, "ok", { auth: true, retry: true });
+  }
+
+  /** Ends the call: hangs up (or cancels, before an answer), declines, or reports a failure. */
+  async callHangup(call: string, reason: HangupReason = "hangup"): Promise<CallInfo> {
+    return (await this.request({ type: "call_hangup", call, reason }, "call_state", { auth: true, retry: true })).call;
   }
 
   /**

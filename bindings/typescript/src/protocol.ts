@@ -13,7 +13,7 @@
  */
 
 /** The protocol version this binding speaks (5: `typing`; 6: receipts). */
-export const PROTOCOL_VERSION = 8;
+export const PROTOCOL_VERSION = 9;
 
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
@@ -127,6 +127,11 @@ export type NoticeContent =
   | { kind: "encryption_enabled" }
   /** The sender set the disappearing-message timer (milliseconds; absent: off). */
   | { kind: "timer_changed"; expire_after?: number }
+  /**
+   * A call of the sender (the caller) ended, as `outcome` (PROTOCOL.md "Calls"); `duration_ms` from the answer, for
+   * an answered call. A `missed` or `busy` one counts as unread and alerts.
+   */
+  | { kind: "call"; call: string; media: CallMedia; outcome: CallEnd; duration_ms?: number }
   /** A seq the store left without content: shows nothing. */
   | { kind: "void" };
 
@@ -216,6 +221,7 @@ export const NOTICE_KINDS: readonly NoticeContent["kind"][] = [
   "group_updated",
   "encryption_enabled",
   "timer_changed",
+  "call",
   "void",
 ];
 
@@ -232,6 +238,77 @@ export function standsAlone(message: Message): boolean {
   const c = message.content.kind;
   const isMessage = c === "text" || c === "encrypted" || c === "image" || c === "file" || c === "voice";
   return isMessage && (message.rel === undefined || message.rel.kind === "reply");
+}
+
+/** Whether `message` counts as unread and alerts: a message in its own right, or a call missed (or refused as busy). */
+export function alerts(message: Message): boolean {
+  const c = message.content;
+  return standsAlone(message) || (c.kind === "call" && (c.outcome === "missed" || c.outcome === "busy"));
+}
+
+/** What a call carries. */
+export type CallMedia = "voice" | "video";
+export const CALL_MEDIA: readonly CallMedia[] = ["voice", "video"];
+
+/** Why a call ended (PROTOCOL.md "Calls"). */
+export type CallEnd = "hangup" | "cancelled" | "declined" | "busy" | "missed" | "failed" | "gone";
+export const CALL_ENDS: readonly CallEnd[] = ["hangup", "cancelled", "declined", "busy", "missed", "failed", "gone"];
+
+/** What a client says when it ends a call: hang up (or cancel, before an answer), decline, or fail. */
+export type HangupReason = "hangup" | "declined" | "failed";
+export const HANGUP_REASONS: readonly HangupReason[] = ["hangup", "declined", "failed"];
+
+/** Where a call stands. */
+export type CallStatus = "ringing" | "active" | "ended";
+
+/** A call as `call_state` shows it. */
+export interface CallInfo {
+  call: string;
+  conv: string;
+  caller: string;
+  caller_device: string;
+  callee: string;
+  media: CallMedia;
+  state: CallStatus;
+  /** A device of the callee rings. */
+  ringing?: boolean;
+  /** The callee's device in the call. */
+  answered_by?: string;
+  /** Why it ended, once `ended`. */
+  reason?: CallEnd;
+  started_at: number;
+  answered_at?: number;
+  ended_at?: number;
+}
+
+/** An ICE candidate, as `RTCIceCandidateInit` has it (snake case on the wire). */
+export interface IceCandidate {
+  candidate: string;
+  sdp_mid?: string;
+  sdp_m_line_index?: number;
+}
+
+/** A payload sealed (Olm, an `olm.v1` to-device payload) for one device. */
+export interface SealedSignal {
+  device: string;
+  payload: string;
+}
+
+/** What a signalling request carries: plain (`sdp`, `candidates`) or `sealed` per device, never both. */
+export interface CallSignal {
+  sdp?: string;
+  candidates?: IceCandidate[];
+  sealed?: SealedSignal[];
+}
+
+/** The `call_signal` push: what the other side's `device` sent this device. */
+export interface CallSignalFrame {
+  type: "call_signal";
+  call: string;
+  device: string;
+  sdp?: string;
+  candidates?: IceCandidate[];
+  sealed?: string;
 }
 
 /** Who a privacy setting lets in. */
@@ -592,6 +669,16 @@ export type ClientFrame =
   | { type: "put_backup_keys"; id: number; version: string; keys: BackupKeyInfo[] }
   /** A page of the current backup's keys, ordered by conversation and session. Reply: `backup_keys`. */
   | { type: "get_backup_keys"; id: number; version: string; after?: BackupKeyRef; limit?: number }
+  /** Calls the other member of a direct conversation. Reply: `call_state` (`ringing`, or `ended` with `busy`). */
+  | { type: "call_invite"; id: number; call: string; conv: string; media: CallMedia; signal: CallSignal }
+  /** This device of the callee rings. Reply: `ok`. */
+  | { type: "call_ringing"; id: number; call: string }
+  /** Takes the call on this device with the SDP answer. Reply: `call_state` (`active`). */
+  | { type: "call_answer"; id: number; call: string; signal: CallSignal }
+  /** ICE candidates for the other side of the call. Reply: `ok`. */
+  | { type: "call_candidates"; id: number; call: string; signal: CallSignal }
+  /** Ends the call. Reply: `call_state` (`ended`). */
+  | { type: "call_hangup"; id: number; call: string; reason: HangupReason }
   /** The STUN and TURN servers a call may use, with TURN credentials for this user. Reply: `ice_servers`. */
   | { type: "ice_servers"; id: number }
   | { type: "ping"; id: number };
@@ -671,7 +758,18 @@ export type ServerFrame =
   /** Reply to `get_backup_keys`: a page; `more` when another follows. */
   | { type: "backup_keys"; id: number; keys: BackupKeyInfo[]; more: boolean }
   /** Reply to `ice_servers`: `RTCPeerConnection`'s `iceServers`; `expires_at` when the TURN credentials expire. */
-  | { type: "ice_servers"; id: number; servers: IceServer[]; expires_at?: number };
+  | { type: "ice_servers"; id: number; servers: IceServer[]; expires_at?: number }
+  /** Reply to `call_invite`, `call_answer`, `call_hangup`, and push (no `id`) when a call changes. */
+  | CallStateFrame
+  /** Push: what the other side of a call sent this device. */
+  | CallSignalFrame;
+
+/** `call_state`: a reply (with `id`) or a push. */
+export interface CallStateFrame {
+  type: "call_state";
+  id?: number;
+  call: CallInfo;
+}
 
 /**
  * A STUN or TURN server (PROTOCOL.md "Calls"): the shape of WebRTC's `RTCIceServer`. TURN servers carry a
@@ -991,6 +1089,9 @@ const CONVERSATION_KIND: Kind = { oneOf: ["direct", "group"] };
 
 const FILE_ENCRYPTION: Kind = { struct: [req("key", "string"), req("iv", "string"), req("sha256", "string")] };
 
+const CALL_MEDIA_KIND: Kind = { oneOf: CALL_MEDIA };
+const CALL_END_KIND: Kind = { oneOf: CALL_ENDS };
+
 const CONTENT: Kind = {
   tagged: "kind",
   variants: {
@@ -1012,6 +1113,7 @@ const CONTENT: Kind = {
     void: [],
     deleted: [],
     timer_changed: [opt("expire_after", millis)],
+    call: [req("call", "string"), req("media", CALL_MEDIA_KIND), req("outcome", CALL_END_KIND), opt("duration_ms", "u64")],
     image: [
       req("media", "string"),
       req("mime", "string"),
@@ -1184,6 +1286,36 @@ const ICE_SERVER: Kind = {
   struct: [req("urls", { list: "string" }), opt("username", "string"), opt("credential", "string")],
 };
 
+const ICE_CANDIDATE: Kind = {
+  struct: [req("candidate", "string"), opt("sdp_mid", "string"), opt("sdp_m_line_index", "u32")],
+};
+
+const CALL_SIGNAL: Kind = {
+  struct: [
+    opt("sdp", "string"),
+    vec("candidates", { list: ICE_CANDIDATE }),
+    vec("sealed", { list: { struct: [req("device", "string"), req("payload", "string")] } }),
+  ],
+};
+
+const CALL_INFO: Kind = {
+  struct: [
+    req("call", "string"),
+    req("conv", "string"),
+    req("caller", "string"),
+    req("caller_device", "string"),
+    req("callee", "string"),
+    req("media", CALL_MEDIA_KIND),
+    req("state", { oneOf: ["ringing", "active", "ended"] }),
+    flag("ringing"),
+    opt("answered_by", "string"),
+    opt("reason", CALL_END_KIND),
+    req("started_at", millis),
+    opt("answered_at", millis),
+    opt("ended_at", millis),
+  ],
+};
+
 const BACKUP_KEY_INFO: Kind = {
   struct: [
     req("conv", "string"),
@@ -1341,6 +1473,11 @@ const CLIENT_FRAME: Kind = {
     delete_backup: [id, req("version", "string")],
     put_backup_keys: [id, req("version", "string"), req("keys", { list: BACKUP_KEY_INFO })],
     get_backup_keys: [id, req("version", "string"), opt("after", BACKUP_KEY_REF), opt("limit", "u32")],
+    call_invite: [id, req("call", "string"), req("conv", "string"), req("media", CALL_MEDIA_KIND), req("signal", CALL_SIGNAL)],
+    call_ringing: [id, req("call", "string")],
+    call_answer: [id, req("call", "string"), req("signal", CALL_SIGNAL)],
+    call_candidates: [id, req("call", "string"), req("signal", CALL_SIGNAL)],
+    call_hangup: [id, req("call", "string"), req("reason", { oneOf: HANGUP_REASONS })],
     ice_servers: [id],
   },
 };
@@ -1415,6 +1552,14 @@ const SERVER_FRAME: Kind = {
     backup: [id, req("backup", BACKUP_INFO)],
     backup_keys: [id, req("keys", { list: BACKUP_KEY_INFO }), req("more", "bool")],
     ice_servers: [id, req("servers", { list: ICE_SERVER }), opt("expires_at", millis)],
+    call_state: [opt("id", "u32"), req("call", CALL_INFO)],
+    call_signal: [
+      req("call", "string"),
+      req("device", "string"),
+      opt("sdp", "string"),
+      vec("candidates", { list: ICE_CANDIDATE }),
+      opt("sealed", "string"),
+    ],
   },
 };
 

@@ -11,7 +11,7 @@
 import { type Codec } from "./codec.js";
 import { type MessageReceipt } from "./receipts.js";
 import { ChatError } from "./errors.js";
-import { type AlertFrame, type Audience, type BackupInfo, type BackupKeyInfo, type BackupKeyRef, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type Rel, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceInfo, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type DirectoryEntry, type IceServer, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type TypingFrame, type ReceiptFrame, type ReceiptInfo, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
+import { type AlertFrame, type Audience, type BackupInfo, type BackupKeyInfo, type BackupKeyRef, type ClaimedKey, type ClientFrame, type ContactAction, type ContactInfo, type ContactList, type Content, type Rel, type ConversationList, type ConversationInfo, type ConversationSummary, type DeviceInfo, type DeviceKeysInfo, type DeviceRef, type DeviceSignature, type CallInfo, type CallMedia, type CallSignal, type CallSignalFrame, type DirectoryEntry, type HangupReason, type IceServer, type IdentityKeys, type KeyCounts, type MasterKeyInfo, type Message, type OutgoingToDevice, type Presence, type Privacy, type Profile, type ReadFrame, type TypingFrame, type ReceiptFrame, type ReceiptInfo, type SignedKey, type ToDeviceAck, type ToDeviceMessage, type Undelivered, type UserMasterKey, type Role, type ServerFrame, type ServerFrameOf } from "./protocol.js";
 /** The part of the WebSocket API the client uses (browsers', undici's in Node, or the `ws` package's). */
 export interface WebSocketLike {
     readonly readyState: number;
@@ -147,6 +147,14 @@ export interface ClientEvents {
     todevice: ToDeviceMessage[];
     /** Claims left this device few one-time keys, or took its fallback key: top up ({@link ChatClient.uploadKeys}). */
     keycounts: KeyCounts;
+    /**
+     * A call of this user started, rings, was answered or ended (PROTOCOL.md "Calls"); not for this connection's own
+     * requests (their promise has it). A device of the callee that is not `answered_by` rings while `state` is
+     * `ringing`, and stops otherwise ("answered on another device" when `active`).
+     */
+    call: CallInfo;
+    /** What the other side of a call sent this device: the SDP offer or answer, or ICE candidates; plain or sealed. */
+    callsignal: Omit<CallSignalFrame, "type">;
     /**
      * The devices of `user` changed: this user's own (one signed in, was renamed, uploaded keys or was removed) or
      * those of someone who shares a conversation with this user (one uploaded keys or was removed). Query them again
@@ -665,6 +673,20 @@ export declare class ChatClient {
         presence?: Audience;
         read_receipts?: boolean;
     }): Promise<Privacy>;
+    /**
+     * Calls the other member of direct conversation `conv` (PROTOCOL.md "Calls"): `call` is a fresh random id (a
+     * UUID), `signal` the SDP offer (plain, or sealed for the callee's devices). Resolves with the call as it stands:
+     * `ringing`, or `ended` with reason `busy`. Not retried: a lost invite is a call that did not ring.
+     */
+    callInvite(conv: string, call: string, media: CallMedia, signal: CallSignal): Promise<CallInfo>;
+    /** Tells the caller that this device (of the callee) rings. */
+    callRinging(call: string): Promise<void>;
+    /** Takes the call on this device with the SDP answer; `not_found` when another device answered first or it is over. */
+    callAnswer(call: string, signal: CallSignal): Promise<CallInfo>;
+    /** Sends ICE candidates to the other side of the call. */
+    callCandidates(call: string, signal: CallSignal): Promise<void>;
+    /** Ends the call: hangs up (or cancels, before an answer), declines, or reports a failure. */
+    callHangup(call: string, reason?: HangupReason): Promise<CallInfo>;
     /**
      * The STUN and TURN servers a call may use (PROTOCOL.md "Calls"), as `RTCPeerConnection`'s `iceServers`, with
      * TURN credentials made for this user; `expiresAt` (ms since the epoch) when TURN stops accepting them, absent

@@ -580,6 +580,17 @@ export class ChatClient {
                 else
                     this.emit("contact", frame.contact);
                 return;
+            case "call_state":
+                if (frame.id !== undefined)
+                    this.onReply(frame.id, frame);
+                else
+                    this.emit("call", frame.call);
+                return;
+            case "call_signal": {
+                const { type: _type, ...signal } = frame;
+                this.emit("callsignal", signal);
+                return;
+            }
             case "privacy":
                 if (frame.id !== undefined) {
                     this.onReply(frame.id, frame);
@@ -1281,6 +1292,31 @@ export class ChatClient {
         const { privacy } = await this.request({ type: "set_privacy", ...changes }, "privacy", { auth: true, retry: true });
         this.onPrivacy(privacy);
         return privacy;
+    }
+    /**
+     * Calls the other member of direct conversation `conv` (PROTOCOL.md "Calls"): `call` is a fresh random id (a
+     * UUID), `signal` the SDP offer (plain, or sealed for the callee's devices). Resolves with the call as it stands:
+     * `ringing`, or `ended` with reason `busy`. Not retried: a lost invite is a call that did not ring.
+     */
+    async callInvite(conv, call, media, signal) {
+        const reply = await this.request({ type: "call_invite", conv, call, media, signal }, "call_state", { auth: true });
+        return reply.call;
+    }
+    /** Tells the caller that this device (of the callee) rings. */
+    async callRinging(call) {
+        await this.request({ type: "call_ringing", call }, "ok", { auth: true, retry: true });
+    }
+    /** Takes the call on this device with the SDP answer; `not_found` when another device answered first or it is over. */
+    async callAnswer(call, signal) {
+        return (await this.request({ type: "call_answer", call, signal }, "call_state", { auth: true })).call;
+    }
+    /** Sends ICE candidates to the other side of the call. */
+    async callCandidates(call, signal) {
+        await this.request({ type: "call_candidates", call, signal }, "ok", { auth: true, retry: true });
+    }
+    /** Ends the call: hangs up (or cancels, before an answer), declines, or reports a failure. */
+    async callHangup(call, reason = "hangup") {
+        return (await this.request({ type: "call_hangup", call, reason }, "call_state", { auth: true, retry: true })).call;
     }
     /**
      * The STUN and TURN servers a call may use (PROTOCOL.md "Calls"), as `RTCPeerConnection`'s `iceServers`, with

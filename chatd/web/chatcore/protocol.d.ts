@@ -12,7 +12,7 @@
  * @module
  */
 /** The protocol version this binding speaks (5: `typing`; 6: receipts). */
-export declare const PROTOCOL_VERSION = 8;
+export declare const PROTOCOL_VERSION = 9;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export declare const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -114,6 +114,17 @@ export type NoticeContent =
     kind: "timer_changed";
     expire_after?: number;
 }
+/**
+ * A call of the sender (the caller) ended, as `outcome` (PROTOCOL.md "Calls"); `duration_ms` from the answer, for
+ * an answered call. A `missed` or `busy` one counts as unread and alerts.
+ */
+ | {
+    kind: "call";
+    call: string;
+    media: CallMedia;
+    outcome: CallEnd;
+    duration_ms?: number;
+}
 /** A seq the store left without content: shows nothing. */
  | {
     kind: "void";
@@ -197,6 +208,64 @@ export declare function isNotice(content: Content): content is NoticeContent;
  * can be replied to, edited, reacted to and deleted. Edits, reactions and deletions point at one instead.
  */
 export declare function standsAlone(message: Message): boolean;
+/** Whether `message` counts as unread and alerts: a message in its own right, or a call missed (or refused as busy). */
+export declare function alerts(message: Message): boolean;
+/** What a call carries. */
+export type CallMedia = "voice" | "video";
+export declare const CALL_MEDIA: readonly CallMedia[];
+/** Why a call ended (PROTOCOL.md "Calls"). */
+export type CallEnd = "hangup" | "cancelled" | "declined" | "busy" | "missed" | "failed" | "gone";
+export declare const CALL_ENDS: readonly CallEnd[];
+/** What a client says when it ends a call: hang up (or cancel, before an answer), decline, or fail. */
+export type HangupReason = "hangup" | "declined" | "failed";
+export declare const HANGUP_REASONS: readonly HangupReason[];
+/** Where a call stands. */
+export type CallStatus = "ringing" | "active" | "ended";
+/** A call as `call_state` shows it. */
+export interface CallInfo {
+    call: string;
+    conv: string;
+    caller: string;
+    caller_device: string;
+    callee: string;
+    media: CallMedia;
+    state: CallStatus;
+    /** A device of the callee rings. */
+    ringing?: boolean;
+    /** The callee's device in the call. */
+    answered_by?: string;
+    /** Why it ended, once `ended`. */
+    reason?: CallEnd;
+    started_at: number;
+    answered_at?: number;
+    ended_at?: number;
+}
+/** An ICE candidate, as `RTCIceCandidateInit` has it (snake case on the wire). */
+export interface IceCandidate {
+    candidate: string;
+    sdp_mid?: string;
+    sdp_m_line_index?: number;
+}
+/** A payload sealed (Olm, an `olm.v1` to-device payload) for one device. */
+export interface SealedSignal {
+    device: string;
+    payload: string;
+}
+/** What a signalling request carries: plain (`sdp`, `candidates`) or `sealed` per device, never both. */
+export interface CallSignal {
+    sdp?: string;
+    candidates?: IceCandidate[];
+    sealed?: SealedSignal[];
+}
+/** The `call_signal` push: what the other side's `device` sent this device. */
+export interface CallSignalFrame {
+    type: "call_signal";
+    call: string;
+    device: string;
+    sdp?: string;
+    candidates?: IceCandidate[];
+    sealed?: string;
+}
 /** Who a privacy setting lets in. */
 export type Audience = "everyone" | "contacts" | "nobody";
 /** Every {@link Audience}, from widest to narrowest. */
@@ -760,6 +829,42 @@ export type ClientFrame = {
     after?: BackupKeyRef;
     limit?: number;
 }
+/** Calls the other member of a direct conversation. Reply: `call_state` (`ringing`, or `ended` with `busy`). */
+ | {
+    type: "call_invite";
+    id: number;
+    call: string;
+    conv: string;
+    media: CallMedia;
+    signal: CallSignal;
+}
+/** This device of the callee rings. Reply: `ok`. */
+ | {
+    type: "call_ringing";
+    id: number;
+    call: string;
+}
+/** Takes the call on this device with the SDP answer. Reply: `call_state` (`active`). */
+ | {
+    type: "call_answer";
+    id: number;
+    call: string;
+    signal: CallSignal;
+}
+/** ICE candidates for the other side of the call. Reply: `ok`. */
+ | {
+    type: "call_candidates";
+    id: number;
+    call: string;
+    signal: CallSignal;
+}
+/** Ends the call. Reply: `call_state` (`ended`). */
+ | {
+    type: "call_hangup";
+    id: number;
+    call: string;
+    reason: HangupReason;
+}
 /** The STUN and TURN servers a call may use, with TURN credentials for this user. Reply: `ice_servers`. */
  | {
     type: "ice_servers";
@@ -924,7 +1029,17 @@ export type ServerFrame = {
     id: number;
     servers: IceServer[];
     expires_at?: number;
-};
+}
+/** Reply to `call_invite`, `call_answer`, `call_hangup`, and push (no `id`) when a call changes. */
+ | CallStateFrame
+/** Push: what the other side of a call sent this device. */
+ | CallSignalFrame;
+/** `call_state`: a reply (with `id`) or a push. */
+export interface CallStateFrame {
+    type: "call_state";
+    id?: number;
+    call: CallInfo;
+}
 /**
  * A STUN or TURN server (PROTOCOL.md "Calls"): the shape of WebRTC's `RTCIceServer`. TURN servers carry a
  * `username` (`expiry:user`) and `credential` made for this user by the server.

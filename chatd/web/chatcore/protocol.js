@@ -12,7 +12,7 @@
  * @module
  */
 /** The protocol version this binding speaks (5: `typing`; 6: receipts). */
-export const PROTOCOL_VERSION = 8;
+export const PROTOCOL_VERSION = 9;
 /** WebSocket subprotocol names; the codec is chosen by subprotocol. */
 export const SUBPROTOCOL_MSGPACK = "chatcore.v1.msgpack";
 /** See {@link SUBPROTOCOL_MSGPACK}. */
@@ -56,6 +56,7 @@ export const NOTICE_KINDS = [
     "group_updated",
     "encryption_enabled",
     "timer_changed",
+    "call",
     "void",
 ];
 /** Whether `content` is a notice the server wrote rather than a message someone sent. */
@@ -71,6 +72,14 @@ export function standsAlone(message) {
     const isMessage = c === "text" || c === "encrypted" || c === "image" || c === "file" || c === "voice";
     return isMessage && (message.rel === undefined || message.rel.kind === "reply");
 }
+/** Whether `message` counts as unread and alerts: a message in its own right, or a call missed (or refused as busy). */
+export function alerts(message) {
+    const c = message.content;
+    return standsAlone(message) || (c.kind === "call" && (c.outcome === "missed" || c.outcome === "busy"));
+}
+export const CALL_MEDIA = ["voice", "video"];
+export const CALL_ENDS = ["hangup", "cancelled", "declined", "busy", "missed", "failed", "gone"];
+export const HANGUP_REASONS = ["hangup", "declined", "failed"];
 /** Every {@link Audience}, from widest to narrowest. */
 export const AUDIENCES = ["everyone", "contacts", "nobody"];
 /** Every {@link ContactAction}. */
@@ -98,6 +107,8 @@ const ROLE = { oneOf: ROLES };
 const AUDIENCE = { oneOf: AUDIENCES };
 const CONVERSATION_KIND = { oneOf: ["direct", "group"] };
 const FILE_ENCRYPTION = { struct: [req("key", "string"), req("iv", "string"), req("sha256", "string")] };
+const CALL_MEDIA_KIND = { oneOf: CALL_MEDIA };
+const CALL_END_KIND = { oneOf: CALL_ENDS };
 const CONTENT = {
     tagged: "kind",
     variants: {
@@ -119,6 +130,7 @@ const CONTENT = {
         void: [],
         deleted: [],
         timer_changed: [opt("expire_after", millis)],
+        call: [req("call", "string"), req("media", CALL_MEDIA_KIND), req("outcome", CALL_END_KIND), opt("duration_ms", "u64")],
         image: [
             req("media", "string"),
             req("mime", "string"),
@@ -266,6 +278,33 @@ const BACKUP_INFO = {
 };
 const ICE_SERVER = {
     struct: [req("urls", { list: "string" }), opt("username", "string"), opt("credential", "string")],
+};
+const ICE_CANDIDATE = {
+    struct: [req("candidate", "string"), opt("sdp_mid", "string"), opt("sdp_m_line_index", "u32")],
+};
+const CALL_SIGNAL = {
+    struct: [
+        opt("sdp", "string"),
+        vec("candidates", { list: ICE_CANDIDATE }),
+        vec("sealed", { list: { struct: [req("device", "string"), req("payload", "string")] } }),
+    ],
+};
+const CALL_INFO = {
+    struct: [
+        req("call", "string"),
+        req("conv", "string"),
+        req("caller", "string"),
+        req("caller_device", "string"),
+        req("callee", "string"),
+        req("media", CALL_MEDIA_KIND),
+        req("state", { oneOf: ["ringing", "active", "ended"] }),
+        flag("ringing"),
+        opt("answered_by", "string"),
+        opt("reason", CALL_END_KIND),
+        req("started_at", millis),
+        opt("answered_at", millis),
+        opt("ended_at", millis),
+    ],
 };
 const BACKUP_KEY_INFO = {
     struct: [
@@ -416,6 +455,11 @@ const CLIENT_FRAME = {
         delete_backup: [id, req("version", "string")],
         put_backup_keys: [id, req("version", "string"), req("keys", { list: BACKUP_KEY_INFO })],
         get_backup_keys: [id, req("version", "string"), opt("after", BACKUP_KEY_REF), opt("limit", "u32")],
+        call_invite: [id, req("call", "string"), req("conv", "string"), req("media", CALL_MEDIA_KIND), req("signal", CALL_SIGNAL)],
+        call_ringing: [id, req("call", "string")],
+        call_answer: [id, req("call", "string"), req("signal", CALL_SIGNAL)],
+        call_candidates: [id, req("call", "string"), req("signal", CALL_SIGNAL)],
+        call_hangup: [id, req("call", "string"), req("reason", { oneOf: HANGUP_REASONS })],
         ice_servers: [id],
     },
 };
@@ -489,6 +533,14 @@ const SERVER_FRAME = {
         backup: [id, req("backup", BACKUP_INFO)],
         backup_keys: [id, req("keys", { list: BACKUP_KEY_INFO }), req("more", "bool")],
         ice_servers: [id, req("servers", { list: ICE_SERVER }), opt("expires_at", millis)],
+        call_state: [opt("id", "u32"), req("call", CALL_INFO)],
+        call_signal: [
+            req("call", "string"),
+            req("device", "string"),
+            opt("sdp", "string"),
+            vec("candidates", { list: ICE_CANDIDATE }),
+            opt("sealed", "string"),
+        ],
     },
 };
 function isPlainObject(v) {

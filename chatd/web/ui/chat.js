@@ -2,7 +2,7 @@
 // The chat view: the open conversation's header, its messages (history loads
 // as the reader scrolls up), read marks, and incoming messages and alerts.
 
-import { ChatError, isNotice, standsAlone } from "../chatcore/web.js";
+import { ChatError, alerts, isNotice } from "../chatcore/web.js";
 import { $, field, h, nameNode, setName, show } from "./dom.js";
 import { paintAvatar, groupProfile } from "./avatar.js";
 import { dayLabel, describe, noticeText, presenceText, sameDay, timeFmt } from "./format.js";
@@ -184,14 +184,14 @@ export function onMessage(/** @type {import("./store.js").Message} */ m) {
   // A muted conversation gets no alert from the server, so the alert's +1 is counted here (no sound, no notice).
   // Edits, reactions and deletions are not unread (the server raises no alert for them either).
   const away = !(state.open === c.id && pageVisible()) && m.seq > c.readSeq;
-  if (standsAlone(m) && m.from !== me.user && isMuted(c) && away) {
+  if (alerts(m) && m.from !== me.user && isMuted(c) && away) {
     c.unread += 1;
     invalidate("title");
   }
   if (mentionsMe(m) && away) c.mentions += 1;
   if (state.open === c.id) {
     if (!pinned) {
-      if (m.from !== me.user && standsAlone(m)) c.newBelow += 1;
+      if (m.from !== me.user && alerts(m)) c.newBelow += 1;
       // A reader above the newest keeps every message on screen in place: the window grows instead of sliding,
       // up to its cap; then it holds still, and what arrives waits below it (the pill, or scrolling, shows it).
       if (!c.end && c.shown < MAX_SHOWN) c.shown += 1;
@@ -397,7 +397,7 @@ export function resetChat() {
 async function showUnread(/** @type {import("./store.js").Conv} */ c, /** @type {number} */ count) {
   const me = state.me?.user;
   for (let pages = 0; ; pages++) {
-    const theirs = [...c.messages.values()].filter((m) => m.from !== me && standsAlone(m)).sort((a, b) => b.seq - a.seq);
+    const theirs = [...c.messages.values()].filter((m) => m.from !== me && alerts(m)).sort((a, b) => b.seq - a.seq);
     const first = theirs[Math.min(count, theirs.length) - 1];
     if ((theirs.length >= count || !c.more || pages >= 10) && first) {
       c.divider = { seq: first.seq, count };

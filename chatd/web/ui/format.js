@@ -86,8 +86,37 @@ export function noticeText(from, c) {
       return `${by} turned on end-to-end encryption`;
     case "timer_changed":
       return c.expire_after ? `${by} set disappearing messages to ${timerName(c.expire_after)}` : `${by} turned off disappearing messages`;
+    case "call":
+      return callText(from, c);
     case "void":
       return null;
+  }
+}
+
+/**
+ * A call's entry in words, from this user's side: "Outgoing video call · 2:05", "Missed voice call", ...
+ * @param {string} from the caller
+ * @param {{ media: "voice" | "video", outcome: string, duration_ms?: number }} c
+ */
+export function callText(from, c) {
+  const mine = from === state.me?.user;
+  const kind = c.media === "video" ? "video call" : "voice call";
+  if (c.duration_ms !== undefined) {
+    const s = Math.floor(c.duration_ms / 1000);
+    const length = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+    return `${mine ? "Outgoing" : "Incoming"} ${kind} · ${length}`;
+  }
+  switch (c.outcome) {
+    case "missed":
+      return mine ? `${kind[0]?.toUpperCase()}${kind.slice(1)} · no answer` : `Missed ${kind}`;
+    case "busy":
+      return mine ? `${kind[0]?.toUpperCase()}${kind.slice(1)} · busy` : `Missed ${kind} (you were in another call)`;
+    case "declined":
+      return mine ? `${kind[0]?.toUpperCase()}${kind.slice(1)} · declined` : `Declined ${kind}`;
+    case "cancelled":
+      return mine ? `Cancelled ${kind}` : `Missed ${kind}`;
+    default:
+      return `${kind[0]?.toUpperCase()}${kind.slice(1)} · failed`;
   }
 }
 
@@ -155,6 +184,7 @@ export function noticeKindText(/** @type {string} */ from, /** @type {string} */
     group_updated: `${by} changed the group`,
     encryption_enabled: `${by} turned on end-to-end encryption`,
     timer_changed: `${by} changed the disappearing messages`,
+    call: "Call",
   };
   // A kind this page does not know yet (a newer server): it is not shown as text.
   return texts[kind] ?? "Encrypted message";
