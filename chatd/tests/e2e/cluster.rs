@@ -38,6 +38,10 @@ impl Cluster {
             ttl.as_str(),
             "--max-connections-per-user",
             "2",
+            "--call-ring-timeout-ms",
+            "600",
+            "--call-sweep-ms",
+            "50",
         ];
         Chatd::start(&args).await
     }
@@ -290,4 +294,94 @@ async fn three_nodes_on_one_redis_behave_as_one_server() {
             break;
         }
     }
+}
+
+/// A call between nodes: the callee's two devices on two nodes both ring,
+/// the one on the caller's node answers, the other (on the other node)
+/// stops; signals cross the nodes; a call nobody answers is ended as missed
+/// by a sweep on some node, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_rings_and_is_answered_across_nodes() {
+    use chatcore_client::chatcore::model::{CallEnd, CallMedia};
+    use chatcore_client::chatcore::protocol::{CallSignal, CallStatus, HangupReason};
+    let sdp = |s: &str| CallSignal {
+        sdp: Some(s.into()),
+        ..CallSignal::default()
+    };
+    let state = |f: &ServerFrame, want: CallStatus| matches!(f, ServerFrame::CallState { call, .. } if call.state == want);
+    let c = cluster(2).await;
+    let mut alice = c.nodes[1].user("alice").await;
+    let mut phone = c.nodes[0].user("bob").await;
+    befriend(&alice, &phone).await;
+    let conv = alice.client.open_direct(&phone.id()).await.unwrap().conv;
+    let mut laptop = sign_in(&c.nodes[1], "bob", "Laptop").await;
+    drain(&mut phone).await;
+
+    alice
+        .client
+        .call_invite("x-1", &conv, CallMedia::Video, sdp("offer"))
+        .await
+        .expect("invite");
+    for b in [&mut phone, &mut laptop] {
+        push(&mut b.events, |f| state(f, CallStatus::Ringing)).await;
+        push(
+            &mut b.events,
+            |f| matches!(f, ServerFrame::CallSignal(s) if s.sdp.as_deref() == Some("offer")),
+        )
+        .await;
+    }
+    // The phone (the other node) rings; the laptop (Alice's node) answers.
+    phone.client.call_ringing("x-1").await.expect("ringing");
+    push(
+        &mut alice.events,
+        |f| matches!(f, ServerFrame::CallState { call, .. } if call.ringing),
+    )
+    .await;
+    let active = laptop
+        .client
+        .call_answer("x-1", sdp("answer"))
+        .await
+        .expect("answer");
+    assert_eq!(active.answered_by.as_ref(), Some(&laptop.session.device));
+    push(&mut phone.events, |f| state(f, CallStatus::Active)).await;
+    assert_eq!(
+        server_code(phone.client.call_answer("x-1", sdp("late")).await),
+        ErrorCode::NotFound,
+        "the phone's node knows it was taken on the other"
+    );
+    push(
+        &mut alice.events,
+        |f| matches!(f, ServerFrame::CallSignal(s) if s.sdp.as_deref() == Some("answer")),
+    )
+    .await;
+    alice
+        .client
+        .call_hangup("x-1", HangupReason::Hangup)
+        .await
+        .expect("hang up");
+    push(&mut laptop.events, |f| state(f, CallStatus::Ended)).await;
+    push(&mut phone.events, |f| state(f, CallStatus::Ended)).await;
+
+    // Unanswered: a sweep on one of the nodes ends it, and the entry is written once.
+    alice
+        .client
+        .call_invite("x-2", &conv, CallMedia::Voice, sdp("offer"))
+        .await
+        .expect("invite");
+    let ended = push(&mut alice.events, |f| state(f, CallStatus::Ended)).await;
+    assert!(
+        matches!(ended, ServerFrame::CallState { call, .. } if call.reason == Some(CallEnd::Missed))
+    );
+    let entries = |frames: Vec<ServerFrame>| {
+        frames
+            .iter()
+            .filter(|f| matches!(f, ServerFrame::Message { message } if matches!(message.content, Content::Call { outcome: CallEnd::Missed, .. })))
+            .count()
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        entries(drain(&mut phone).await),
+        1,
+        "one missed-call entry, whichever node swept"
+    );
 }
