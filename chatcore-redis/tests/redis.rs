@@ -647,6 +647,46 @@ async fn servers_sweep_each_others_presence() {
     assert_eq!(p[0], offline(&u, T0));
 }
 
+/// Two servers on one Redis: a call started through one node's store rings
+/// unanswered; both nodes sweep at once past the ring timeout and it is
+/// ended once; the callee is free on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_sweep_each_others_calls_once() {
+    use chatcore::server::ManualClock;
+    use chatcore::{Config, Server};
+    let prefix = fresh_prefix();
+    let mut config = Config::default();
+    config.argon2 = chatcore::account::Argon2Config::new(64, 1, 1);
+    let ring = config.call_ring_timeout_ms;
+    let clock = Arc::new(ManualClock::new(T0));
+    let node = || {
+        let (config, prefix, clock) = (config.clone(), prefix.clone(), clock.clone());
+        async move {
+            let b = store_at(&server_url(), &prefix)
+                .await
+                .backends(Backends::memory());
+            Server::with_clock(b, config, clock).unwrap()
+        }
+    };
+    let (a, b) = (node().await, node().await);
+    let (alice, bob) = (UserId::generate(), UserId::generate());
+    assert_eq!(
+        a.backends()
+            .calls
+            .start(&a_call("c1", &alice, &bob))
+            .await
+            .unwrap(),
+        Started::Started
+    );
+    assert!(b.backends().calls.of_user(&bob).await.unwrap().is_some());
+    assert_eq!(b.sweep_calls().await.unwrap(), 0, "still ringing");
+    clock.advance(Duration::from_millis(ring + 1));
+    let (ea, eb) = tokio::join!(a.sweep_calls(), b.sweep_calls());
+    assert_eq!(ea.unwrap() + eb.unwrap(), 1, "ended once");
+    assert_eq!(a.backends().calls.of_user(&bob).await.unwrap(), None);
+    assert_eq!(b.backends().calls.of_user(&alice).await.unwrap(), None);
+}
+
 // ---------------------------------------------------------------------------
 // The broker
 // ---------------------------------------------------------------------------
