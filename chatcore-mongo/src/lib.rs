@@ -2,7 +2,8 @@
 //!
 //! MongoDB implementations of chatcore's store traits, on the official
 //! `mongodb` driver (tokio runtime): users, sessions, reset tokens,
-//! messages, contacts, presence and the login rate limiter. They behave exactly like
+//! messages, contacts, presence, the login rate limiter and the calls
+//! going on. They behave exactly like
 //! chatcore's in-memory reference stores and pass the same conformance
 //! suite; the broker and the mailer are not storage and stay whatever the
 //! caller chose.
@@ -23,8 +24,8 @@
 //!
 //! Durable data (accounts, sessions, reset tokens, messages, cursors, read
 //! markers, receipts, contacts) is written with journaled majority write concern: once a call
-//! returns `Ok`, the write survives a crash and a fail-over. Presence and
-//! rate-limit counters are soft state and use the server's default.
+//! returns `Ok`, the write survives a crash and a fail-over. Presence,
+//! rate-limit counters and calls are soft state and use the server's default.
 //! docs/MONGO.md describes the schema, the indexes and the reasoning behind
 //! the gap-free, idempotent message append.
 //!
@@ -46,6 +47,8 @@
 //! - `presence`: [`MongoPresenceStore`].
 //! - `limiter`: [`MongoRateLimiter`].
 //! - `blobs`: [`MongoBlobStore`]: media in a GridFS bucket.
+//! - `calls`: [`MongoCallStore`]: the calls going on, one per user by a
+//!   claim document per user, changes by compare-and-set.
 //! - `testing` (feature `testing`): jongodb, a MongoDB-compatible server for tests.
 
 use std::future::IntoFuture;
@@ -60,6 +63,7 @@ use mongodb::{Client, Collection, Database};
 
 mod backups;
 mod blobs;
+mod calls;
 mod contacts;
 mod error;
 mod keys;
@@ -77,6 +81,7 @@ mod users;
 
 pub use backups::MongoBackupStore;
 pub use blobs::MongoBlobStore;
+pub use calls::MongoCallStore;
 pub use contacts::MongoContactStore;
 pub use keys::{MongoKeyStore, MongoToDeviceStore};
 pub use limiter::MongoRateLimiter;
@@ -305,9 +310,15 @@ impl MongoStore {
         MongoRateLimiter::new(self.inner.clone())
     }
 
+    /// The calls going on.
+    pub fn calls(&self) -> MongoCallStore {
+        MongoCallStore::new(self.inner.clone())
+    }
+
     /// `base` with every storage backend replaced by this database's: users,
-    /// sessions, reset tokens, messages, contacts, presence, media (GridFS)
-    /// and the rate limiter. The broker and the mailer are kept from `base`.
+    /// sessions, reset tokens, messages, contacts, presence, media (GridFS),
+    /// the rate limiter and the calls. The broker and the mailer are kept
+    /// from `base`.
     pub fn backends(&self, base: Backends) -> Backends {
         let mut b = base;
         b.users = Arc::new(self.users());
@@ -322,6 +333,7 @@ impl MongoStore {
         b.backups = Arc::new(self.backups());
         b.blobs = Arc::new(self.blobs());
         b.limiter = Arc::new(self.limiter());
+        b.calls = Arc::new(self.calls());
         b
     }
 }
@@ -366,4 +378,5 @@ fn _assert_object_safe(s: &MongoStore) {
     let _: Arc<dyn PresenceStore> = Arc::new(s.presence());
     let _: Arc<dyn RateLimiter> = Arc::new(s.limiter());
     let _: Arc<dyn chatcore::store::BlobStore> = Arc::new(s.blobs());
+    let _: Arc<dyn chatcore::store::CallStore> = Arc::new(s.calls());
 }

@@ -65,6 +65,11 @@ pub(crate) const BACKUP_KEYS: &str = "backup_keys";
 pub(crate) const MEDIA_FILES: &str = "media.files";
 /// The bucket's chunks: `files_id`, `n`, `data`.
 pub(crate) const MEDIA_CHUNKS: &str = "media.chunks";
+/// The calls going on, one document per call: `_id` is the call's id.
+pub(crate) const CALLS: &str = "calls";
+/// Each user in a call (their claim): `_id` is the user, so one call per
+/// user.
+pub(crate) const CALL_USERS: &str = "call_users";
 /// What the database is: one document, `_id: "schema"`, holding the
 /// version of the layout that wrote it.
 pub(crate) const META: &str = "meta";
@@ -97,6 +102,8 @@ pub const COLLECTIONS: &[&str] = &[
     BACKUP_KEYS,
     MEDIA_FILES,
     MEDIA_CHUNKS,
+    CALLS,
+    CALL_USERS,
     META,
 ];
 
@@ -156,7 +163,9 @@ pub const COLLECTIONS: &[&str] = &[
 ///   `uploadDate` into `metadata.created_at` of the files stored before
 ///   (their owner stays unknown). The mark keeps a build that would store
 ///   blobs without a time, which the collection would never list, off the
-///   database.
+///   database. The calls going on (`calls`, `call_users`) came later
+///   within schema 8: they start empty, and a build without them reads
+///   nothing else differently.
 pub const SCHEMA_VERSION: i64 = 8;
 
 fn index(keys: Document, name: &str) -> IndexModel {
@@ -355,6 +364,11 @@ fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
         ),
         (RATE_LIMITS, vec![ttl("expire_at")]),
         (BUDGETS, vec![ttl("expire_at")]),
+        (
+            CALLS,
+            // The calls oldest first (`due`).
+            vec![index(doc! { "started_at": 1, "_id": 1 }, "started_at_id")],
+        ),
     ]
 }
 

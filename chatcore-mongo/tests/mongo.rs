@@ -1413,3 +1413,116 @@ async fn the_store_recovers_when_the_server_comes_back() {
         .unwrap();
     assert!(users.find_by_username("after").await.unwrap().is_some());
 }
+
+// ---------------------------------------------------------------------------
+// Calls
+// ---------------------------------------------------------------------------
+
+fn a_call(id: &str, caller: &UserId, callee: &UserId, at: i64) -> chatcore::store::CallRecord {
+    chatcore::store::CallRecord::new(
+        id.to_owned(),
+        ConversationId::direct(caller, callee),
+        (
+            caller.clone(),
+            chatcore::model::DeviceId::from("dev-a"),
+            "a/1".to_owned(),
+        ),
+        callee.clone(),
+        chatcore::model::CallMedia::Voice,
+        false,
+        at,
+    )
+}
+
+/// Two nodes on one database: a call started on one is answered and ended
+/// on the other; calls racing for one callee from two nodes admit one; a
+/// claim left by a start that died blocks its user only for the grace
+/// minute (by the calls' clock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_shared_by_the_nodes_and_one_per_user_holds_under_races() {
+    use chatcore::model::DeviceId;
+    use chatcore::store::{Answered, CallStore, Started};
+    use futures_util::TryStreamExt;
+    const T0: i64 = 1_700_000_000_000;
+    let cleanup = Cleanup::default();
+    let db = fresh_db();
+    cleanup.add(&db);
+    let a = MongoStore::connect(&server_uri(), &db).await.unwrap();
+    let b = MongoStore::connect(&server_uri(), &db).await.unwrap();
+    let (ca, cb) = (a.calls(), b.calls());
+    let (alice, bob) = (UserId::generate(), UserId::generate());
+    assert_eq!(
+        ca.start(&a_call("c1", &alice, &bob, T0)).await.unwrap(),
+        Started::Started
+    );
+    let Answered::Answered(on) = cb
+        .answer("c1", &DeviceId::from("d1"), "b/1", T0 + 1)
+        .await
+        .unwrap()
+    else {
+        panic!("answered on the other node");
+    };
+    assert_eq!(ca.get("c1").await.unwrap(), Some(on.clone()));
+    let (e1, e2) = tokio::join!(ca.end("c1"), cb.end("c1"));
+    assert_eq!([e1.unwrap(), e2.unwrap()].iter().flatten().count(), 1);
+
+    // Eight callers ring one callee at once, half on each node: one call.
+    let callee = UserId::generate();
+    let starts = (0..8).map(|i| {
+        let store = if i % 2 == 0 { ca.clone() } else { cb.clone() };
+        let call = a_call(&format!("race-{i}"), &UserId::generate(), &callee, T0);
+        async move { store.start(&call).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(starts).await;
+    assert_eq!(
+        results.iter().filter(|r| **r == Started::Started).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| **r == Started::CalleeBusy)
+            .count(),
+        7
+    );
+    let held = ca.of_user(&callee).await.unwrap().expect("the winner's");
+    assert!(cb.end(&held.id).await.unwrap().is_some());
+    // The losers released their callers.
+    let claims: Vec<Document> = a
+        .database()
+        .collection::<Document>("call_users")
+        .find(doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(claims.is_empty(), "{claims:?}");
+
+    // A start that died after claiming its users: they are busy for a
+    // minute, then free.
+    let (carol, dan) = (UserId::generate(), UserId::generate());
+    a.database()
+        .collection::<Document>("call_users")
+        .insert_one(doc! { "_id": carol.as_str(), "call": "dead", "token": "t", "at": T0 })
+        .await
+        .unwrap();
+    assert_eq!(ca.of_user(&carol).await.unwrap(), None, "no such call");
+    assert_eq!(
+        ca.start(&a_call("c2", &dan, &carol, T0 + 59_999))
+            .await
+            .unwrap(),
+        Started::CalleeBusy
+    );
+    assert_eq!(
+        ca.start(&a_call("c2", &dan, &carol, T0 + 60_000))
+            .await
+            .unwrap(),
+        Started::Started
+    );
+    assert_eq!(cb.of_user(&carol).await.unwrap().unwrap().id, "c2");
+    assert!(chatcore_mongo::COLLECTIONS.contains(&"calls"));
+    assert!(chatcore_mongo::COLLECTIONS.contains(&"call_users"));
+    cleanup.run().await;
+}

@@ -3,8 +3,9 @@
 //! Redis implementations of the chatcore state that several chatd nodes must
 //! share and that is soft (it may be lost with Redis and rebuilds itself):
 //! the broker that carries events between the nodes ([`RedisBroker`], on
-//! pub/sub), presence with node liveness ([`RedisPresenceStore`]) and the
-//! rate limiters ([`RedisRateLimiter`]). Durable data stays in MongoDB (or
+//! pub/sub), presence with node liveness ([`RedisPresenceStore`]), the
+//! rate limiters ([`RedisRateLimiter`]) and the calls going on
+//! ([`RedisCallStore`]). Durable data stays in MongoDB (or
 //! SQLite for one node).
 //!
 //! ```no_run
@@ -14,7 +15,7 @@
 //! # async fn run() -> Result<(), chatcore::store::StoreError> {
 //! // Every key of this deployment starts with `chat:`.
 //! let store = RedisStore::connect(&RedisConfig::new("redis://127.0.0.1:6379/", "chat")).await?;
-//! // Presence and the limiters from Redis, everything else as before.
+//! // Presence, the limiters and the calls from Redis, everything else as before.
 //! let backends = store.backends(Backends::memory());
 //! let server = Server::new(backends, Config::default()).expect("valid config");
 //! // Call now and then (chatd: a few times per `presence_ttl_ms`): renews
@@ -50,7 +51,8 @@
 //! several deployments and test runs share one Redis without seeing each
 //! other. `{presence}` is a Redis Cluster hash tag: every presence key is on
 //! one slot, so the presence scripts (which touch several keys) run on one
-//! shard. Cluster is not tested yet.
+//! shard; `{calls}` does the same for the call keys. Cluster is not tested
+//! yet.
 //!
 //! | key | type | what | expiry |
 //! |---|---|---|---|
@@ -60,6 +62,9 @@
 //! | `<prefix>:{presence}:n:<node>` | set | the users with a connection on the node | none (emptied by disconnects; popped by the sweep of a dead node) |
 //! | `<prefix>:{presence}:nodes` | sorted set | the node registry: node → its last heartbeat (ms) | none (a dead node is removed by the sweep that takes it over) |
 //! | `<prefix>:{presence}:seen:<user>` | string (integer) | the user's last-seen time (ms) | none |
+//! | `<prefix>:{calls}:call:<id>` | hash | a call going on: `rec` (a schema byte and the record as invited, in named MessagePack) and the fields that change (`ringing`, `answered_by`, `answered_at`, `caller_conn`, `callee_conn`, `caller_gone`, `callee_gone`) with `caller`, `callee`, `caller_device` | a day after the call's last change ([`CALL_TTL_MS`], a safety net); removed when it ends |
+//! | `<prefix>:{calls}:of:<user>` | string | the id of the call the user is in | as its call |
+//! | `<prefix>:{calls}:all` | sorted set | the calls' ids by their start (ms), scanned by [`chatcore::store::CallStore::due`] | none (ended calls leave it; `due` drops the ids of expired ones) |
 //!
 //! Times are always the callers' `now` (chatcore's clock), never Redis's: the
 //! scores, counters and heartbeats compare only with each other, so tests
@@ -68,9 +73,10 @@
 //! a budget key names its window's start, so a counter is never read in
 //! another window, whatever Redis's clock says.
 //!
-//! Presence and counters live only in Redis's memory: after a Redis restart
-//! without persistence users show offline until they reconnect, last-seen
-//! times are forgotten and budgets start afresh.
+//! Presence, counters and calls live only in Redis's memory: after a Redis
+//! restart without persistence users show offline until they reconnect,
+//! last-seen times are forgotten, budgets start afresh and the calls going
+//! on are forgotten (their clients see them fail; nobody stays busy).
 //!
 //! # Layout
 //! - this file: [`RedisConfig`], [`RedisStore`] (the connection, the key
@@ -78,6 +84,7 @@
 //!   [`StoreError`].
 //! - `broker`: [`RedisBroker`] (its frame format and backlog are described
 //!   there).
+//! - `calls`: [`RedisCallStore`].
 //! - `limiter`: [`RedisRateLimiter`].
 //! - `presence`: [`RedisPresenceStore`].
 //! - `testing` (feature `testing`): a private `redis-server` for tests.
@@ -91,12 +98,14 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 mod broker;
+mod calls;
 mod limiter;
 mod presence;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use broker::{BrokerStats, RedisBroker};
+pub use calls::{RedisCallStore, CALL_TTL_MS};
 pub use limiter::RedisRateLimiter;
 pub use presence::RedisPresenceStore;
 pub use redis;
@@ -213,12 +222,18 @@ impl RedisStore {
         RedisPresenceStore::new(self.clone())
     }
 
-    /// `base` with its presence store and rate limiter replaced by this
-    /// Redis's.
+    /// The call store, shared by every node on this Redis and prefix.
+    pub fn calls(&self) -> RedisCallStore {
+        RedisCallStore::new(self.clone())
+    }
+
+    /// `base` with its presence store, rate limiter and call store replaced
+    /// by this Redis's.
     pub fn backends(&self, base: Backends) -> Backends {
         let mut b = base;
         b.presence = Arc::new(self.presence());
         b.limiter = Arc::new(self.limiter());
+        b.calls = Arc::new(self.calls());
         b
     }
 

@@ -10,8 +10,10 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chatcore::model::{Millis, Presence, UserId};
-use chatcore::store::{PresenceStore, Quota, RateLimiter, StoreError};
+use chatcore::model::{CallMedia, ConversationId, DeviceId, Millis, Presence, UserId};
+use chatcore::store::{
+    Answered, CallRecord, CallStore, PresenceStore, Quota, RateLimiter, Started, StoreError,
+};
 use chatcore::testkit::conformance;
 use chatcore::Backends;
 use chatcore_redis::testing::{fresh_prefix, server_url, RedisServer, NO_SERVER};
@@ -48,15 +50,30 @@ async fn raw() -> redis::aio::MultiplexedConnection {
 // The conformance suite
 // ---------------------------------------------------------------------------
 
-/// Every presence and limiter case of chatcore's conformance suite, on
-/// Redis; failures are listed together.
+/// Every presence, limiter and call case of chatcore's conformance suite,
+/// on Redis; failures are listed together.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conformance_presence_and_limiter_cases() {
+async fn conformance_presence_limiter_and_call_cases() {
     let cases: Vec<_> = conformance::cases()
         .into_iter()
-        .filter(|(name, _)| name.starts_with("presence_") || name.starts_with("limiter_"))
+        .filter(|(name, _)| {
+            name.starts_with("presence_")
+                || name.starts_with("limiter_")
+                || name.starts_with("calls_")
+        })
         .collect();
-    assert!(cases.len() >= 4, "the suite's presence and limiter cases");
+    assert!(
+        cases
+            .iter()
+            .filter(|(n, _)| n.starts_with("calls_"))
+            .count()
+            >= 3,
+        "the suite's call cases"
+    );
+    assert!(
+        cases.len() >= 7,
+        "the suite's presence, limiter and call cases"
+    );
     let mut failures = Vec::new();
     for (name, case) in cases {
         let b = fresh_backends().await;
@@ -72,10 +89,10 @@ async fn conformance_presence_and_limiter_cases() {
     assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
 }
 
-/// The whole suite on memory backends with Redis's presence and limiter:
-/// the rest of the engine's cases see them too.
+/// The whole suite on memory backends with Redis's presence, limiter and
+/// calls: the rest of the engine's cases see them too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conformance_whole_suite_with_redis_presence_and_limiter() {
+async fn conformance_whole_suite_with_redis_presence_limiter_and_calls() {
     conformance::run_all(&|| async { fresh_backends().await }).await;
 }
 
@@ -323,6 +340,133 @@ async fn limiter_keys_expire() {
 }
 
 // ---------------------------------------------------------------------------
+// Calls across nodes
+// ---------------------------------------------------------------------------
+
+fn a_call(id: &str, caller: &UserId, callee: &UserId) -> CallRecord {
+    CallRecord::new(
+        id.to_owned(),
+        ConversationId::direct(caller, callee),
+        (caller.clone(), DeviceId::from("dev-a"), "a/1".to_owned()),
+        callee.clone(),
+        CallMedia::Voice,
+        false,
+        T0,
+    )
+}
+
+/// Two nodes (two connections, one prefix): a call started through one is
+/// seen, rung, answered, taken and ended through the other; the answer
+/// raced from both nodes has one winner; a gone side marked on one node is
+/// due on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_are_shared_by_the_nodes() {
+    let prefix = fresh_prefix();
+    let a = store_at(&server_url(), &prefix).await.calls();
+    let b = store_at(&server_url(), &prefix).await.calls();
+    let (alice, bob, carol) = (UserId::generate(), UserId::generate(), UserId::generate());
+    let call = a_call("c1", &alice, &bob);
+    assert_eq!(a.start(&call).await.unwrap(), Started::Started);
+    assert_eq!(b.get("c1").await.unwrap(), Some(call.clone()));
+    assert_eq!(b.of_user(&bob).await.unwrap(), Some(call.clone()));
+    assert_eq!(
+        b.start(&a_call("c2", &carol, &bob)).await.unwrap(),
+        Started::CalleeBusy
+    );
+    assert!(b.set_ringing("c1").await.unwrap().is_some());
+    assert_eq!(a.set_ringing("c1").await.unwrap(), None);
+    // Both nodes answer at once, for two devices: one wins.
+    let (d1, d2) = (DeviceId::from("d1"), DeviceId::from("d2"));
+    let (r1, r2) = tokio::join!(
+        a.answer("c1", &d1, "a/2", T0 + 1),
+        b.answer("c1", &d2, "b/1", T0 + 2)
+    );
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    let winner = match (&r1, &r2) {
+        (Answered::Answered(w), Answered::Taken(t))
+        | (Answered::Taken(t), Answered::Answered(w)) => {
+            assert_eq!(w, t);
+            w.clone()
+        }
+        other => panic!("one answer wins: {other:?}"),
+    };
+    assert_eq!(a.get("c1").await.unwrap(), Some(winner.clone()));
+    let (dev, conn) = (
+        winner.answered_by.clone().unwrap(),
+        winner.callee_conn.clone().unwrap(),
+    );
+    // The answering connection closes (node B sees it), node A's sweep ends it.
+    b.conn_closed(&bob, &dev, &conn, T0 + 10).await.unwrap();
+    let due = a.due(T0, T0 + 11).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].callee_gone_at, Some(T0 + 10));
+    let (e1, e2) = tokio::join!(a.end("c1"), b.end("c1"));
+    assert_eq!(
+        [e1.unwrap(), e2.unwrap()].iter().flatten().count(),
+        1,
+        "one node ends it"
+    );
+    assert_eq!(a.of_user(&alice).await.unwrap(), None);
+    assert_eq!(b.of_user(&bob).await.unwrap(), None);
+    assert!(a.due(T0 + 1000, T0 + 1000).await.unwrap().is_empty());
+}
+
+/// Every call key expires a day after the call's last change, so that a
+/// call no node ends does not keep its users busy for ever; a user's key
+/// left naming an expired call does not make them busy; ended calls leave
+/// no key behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn call_keys_expire_and_ended_calls_leave_nothing() {
+    let prefix = fresh_prefix();
+    let c = store_at(&server_url(), &prefix).await.calls();
+    let (alice, bob, carol) = (UserId::generate(), UserId::generate(), UserId::generate());
+    c.start(&a_call("c1", &alice, &bob)).await.unwrap();
+    let mut raw = raw().await;
+    for key in [
+        format!("{prefix}:{{calls}}:call:c1"),
+        format!("{prefix}:{{calls}}:of:{alice}"),
+        format!("{prefix}:{{calls}}:of:{bob}"),
+    ] {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let day = i64::try_from(chatcore_redis::CALL_TTL_MS).unwrap();
+        assert!(ttl > day - 60_000 && ttl <= day, "{key}: {ttl}");
+    }
+    // The call's hash is lost (as by its expiry): its users are free again.
+    redis::cmd("DEL")
+        .arg(format!("{prefix}:{{calls}}:call:c1"))
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(c.of_user(&alice).await.unwrap(), None);
+    assert_eq!(
+        c.start(&a_call("c2", &carol, &alice)).await.unwrap(),
+        Started::Started
+    );
+    // `due` drops the lost call's id.
+    assert!(c
+        .due(T0 + 1, T0)
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.id == "c2"));
+    assert!(c.end("c2").await.unwrap().is_some());
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:{{calls}}:*"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys,
+        vec![format!("{prefix}:{{calls}}:of:{bob}")],
+        "only the key left by the lost call"
+    );
+}
+
+// ---------------------------------------------------------------------------
 // Bad data and faults
 // ---------------------------------------------------------------------------
 
@@ -374,6 +518,25 @@ async fn malformed_data_is_corrupt() {
         .arg(format!("{prefix}:rl:w:k"))
         .query_async::<()>(&mut raw)
         .await;
+    // A call whose record is not this crate's.
+    let c = store.calls();
+    let (alice, bob) = (UserId::generate(), UserId::generate());
+    c.start(&a_call("c1", &alice, &bob)).await.unwrap();
+    redis::cmd("HSET")
+        .arg(format!("{prefix}:{{calls}}:call:c1"))
+        .arg("rec")
+        .arg("garbage")
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    assert!(matches!(c.get("c1").await, Err(StoreError::Corrupt(_))));
+    assert!(matches!(c.of_user(&bob).await, Err(StoreError::Corrupt(_))));
+    assert!(matches!(
+        c.due(T0 + 1, T0).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(c.end("c1").await, Err(StoreError::Corrupt(_))));
+    assert_eq!(c.get("c1").await.unwrap(), None, "removed all the same");
 }
 
 /// Redis gone: calls fail with `Unavailable` (soon, not after a hang);
@@ -482,6 +645,46 @@ async fn servers_sweep_each_others_presence() {
         .await
         .unwrap();
     assert_eq!(p[0], offline(&u, T0));
+}
+
+/// Two servers on one Redis: a call started through one node's store rings
+/// unanswered; both nodes sweep at once past the ring timeout and it is
+/// ended once; the callee is free on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_sweep_each_others_calls_once() {
+    use chatcore::server::ManualClock;
+    use chatcore::{Config, Server};
+    let prefix = fresh_prefix();
+    let mut config = Config::default();
+    config.argon2 = chatcore::account::Argon2Config::new(64, 1, 1);
+    let ring = config.call_ring_timeout_ms;
+    let clock = Arc::new(ManualClock::new(T0));
+    let node = || {
+        let (config, prefix, clock) = (config.clone(), prefix.clone(), clock.clone());
+        async move {
+            let b = store_at(&server_url(), &prefix)
+                .await
+                .backends(Backends::memory());
+            Server::with_clock(b, config, clock).unwrap()
+        }
+    };
+    let (a, b) = (node().await, node().await);
+    let (alice, bob) = (UserId::generate(), UserId::generate());
+    assert_eq!(
+        a.backends()
+            .calls
+            .start(&a_call("c1", &alice, &bob))
+            .await
+            .unwrap(),
+        Started::Started
+    );
+    assert!(b.backends().calls.of_user(&bob).await.unwrap().is_some());
+    assert_eq!(b.sweep_calls().await.unwrap(), 0, "still ringing");
+    clock.advance(Duration::from_millis(ring + 1));
+    let (ea, eb) = tokio::join!(a.sweep_calls(), b.sweep_calls());
+    assert_eq!(ea.unwrap() + eb.unwrap(), 1, "ended once");
+    assert_eq!(a.backends().calls.of_user(&bob).await.unwrap(), None);
+    assert_eq!(b.backends().calls.of_user(&alice).await.unwrap(), None);
 }
 
 // ---------------------------------------------------------------------------

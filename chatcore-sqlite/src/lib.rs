@@ -2,7 +2,7 @@
 //!
 //! SQLite implementations of chatcore's store traits: users, sessions,
 //! reset tokens, messages, contacts, presence, reports, the key directory,
-//! the to-device queues and the rate limiter, in one
+//! the to-device queues, the rate limiter and the calls going on, in one
 //! database file. They behave exactly like chatcore's in-memory reference
 //! stores and pass the same conformance suite and model tests; the broker
 //! and the mailer are not storage and stay whatever the caller chose. This
@@ -88,6 +88,8 @@
 //! - `to_device`: [`SqliteToDeviceStore`], the to-device queues.
 //! - `backups`: [`SqliteBackupStore`], the encrypted key backups.
 //! - `limiter`: [`SqliteRateLimiter`].
+//! - `calls`: [`SqliteCallStore`], the calls going on (their sides are
+//!   marked gone at open: the previous process's connections are gone).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -99,6 +101,7 @@ use rusqlite::OpenFlags;
 
 mod backups;
 mod cache;
+mod calls;
 mod contacts;
 mod db;
 mod error;
@@ -115,6 +118,7 @@ mod to_device;
 mod users;
 
 pub use backups::SqliteBackupStore;
+pub use calls::SqliteCallStore;
 pub use contacts::SqliteContactStore;
 pub use keys::SqliteKeyStore;
 pub use limiter::SqliteRateLimiter;
@@ -311,9 +315,14 @@ impl SqliteStore {
         SqliteRateLimiter::new(self.db.clone(), self.budgets.clone())
     }
 
+    /// The calls going on.
+    pub fn calls(&self) -> SqliteCallStore {
+        SqliteCallStore::new(self.db.clone())
+    }
+
     /// `base` with every storage backend replaced by this database's: users,
     /// sessions, reset tokens, messages, contacts, presence, reports, the
-    /// key directory, the to-device queues, the key backups and the rate limiter. The broker,
+    /// key directory, the to-device queues, the key backups, the rate limiter and the calls. The broker,
     /// the mailer and the media (`blobs`: files, not rows; chatd puts a filesystem store beside
     /// the database) are kept from `base`.
     pub fn backends(&self, base: Backends) -> Backends {
@@ -329,6 +338,7 @@ impl SqliteStore {
         b.to_device = Arc::new(self.to_device());
         b.backups = Arc::new(self.backups());
         b.limiter = Arc::new(self.limiter());
+        b.calls = Arc::new(self.calls());
         b
     }
 }
@@ -547,8 +557,8 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> 
 #[allow(dead_code)]
 fn _assert_object_safe(s: &SqliteStore) {
     use chatcore::store::{
-        BackupStore, ContactStore, KeyStore, MessageStore, PresenceStore, RateLimiter, ReportStore,
-        ResetTokenStore, SessionStore, ToDeviceStore, UserStore,
+        BackupStore, CallStore, ContactStore, KeyStore, MessageStore, PresenceStore, RateLimiter,
+        ReportStore, ResetTokenStore, SessionStore, ToDeviceStore, UserStore,
     };
     let _: Arc<dyn ReportStore> = Arc::new(s.reports());
     let _: Arc<dyn KeyStore> = Arc::new(s.keys());
@@ -561,4 +571,5 @@ fn _assert_object_safe(s: &SqliteStore) {
     let _: Arc<dyn ContactStore> = Arc::new(s.contacts());
     let _: Arc<dyn PresenceStore> = Arc::new(s.presence());
     let _: Arc<dyn RateLimiter> = Arc::new(s.limiter());
+    let _: Arc<dyn CallStore> = Arc::new(s.calls());
 }

@@ -445,6 +445,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX users_avatar ON users(avatar) WHERE avatar IS NOT NULL;
     CREATE INDEX conversations_avatar ON conversations(avatar) WHERE avatar IS NOT NULL;
     "#,
+    // 9: the calls going on (`CallStore`): one row per call with the
+    // record as JSON (of chatcore::store::CallRecord), and each user in a
+    // call in `call_users`, whose key makes one call per user.
+    r#"
+    CREATE TABLE calls (
+        id         TEXT PRIMARY KEY NOT NULL,
+        started_at INTEGER NOT NULL,
+        record     TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE call_users (
+        user TEXT PRIMARY KEY NOT NULL,
+        call TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX call_users_call ON call_users(call);
+    "#,
 ];
 
 /// The schema this build reads and writes: the number of [`MIGRATIONS`].
@@ -453,7 +468,8 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the database on `conn` (the writer's, nothing else open) to
 /// [`SCHEMA_VERSION`] in one transaction, after refusing a foreign or newer
-/// one, and forgets the connections a previous process left in presence.
+/// one, forgets the connections a previous process left in presence and
+/// marks the sides of its calls gone.
 pub(crate) fn migrate(conn: &Connection) -> StoreResult<()> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(map_open_err)?;
@@ -502,6 +518,21 @@ fn migrate_in_txn(conn: &Connection) -> StoreResult<()> {
     // connected before it started is not connected now.
     conn.execute("DELETE FROM presence_conns", [])
         .map_err(map_open_err)?;
+    // Its calls' connections are gone with it: their sides are gone from
+    // now (a side gone earlier keeps its time; the callee's side only once
+    // answered), so the next sweep ends them and records how.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    conn.execute(
+        "UPDATE calls SET record = json_set(record, \
+             '$.caller_gone_at', coalesce(json_extract(record, '$.caller_gone_at'), ?1), \
+             '$.callee_gone_at', CASE WHEN json_extract(record, '$.callee_conn') IS NULL \
+                 THEN json_extract(record, '$.callee_gone_at') \
+                 ELSE coalesce(json_extract(record, '$.callee_gone_at'), ?1) END)",
+        [now],
+    )
+    .map_err(map_open_err)?;
     Ok(())
 }
 

@@ -541,12 +541,14 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     drop(SqliteStore::open(&path).await.unwrap());
-    // Back to version 1's tables (undoing what steps 2, 4, 5, 6, 7 and 8
-    // added; step 3 only changed the log's id columns' type), with one
+    // Back to version 1's tables (undoing what steps 2, 4, 5, 6, 7, 8 and
+    // 9 added; step 3 only changed the log's id columns' type), with one
     // session in them.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TRIGGER messages_media_insert;
+        "DROP TABLE call_users;
+         DROP TABLE calls;
+         DROP TRIGGER messages_media_insert;
          DROP TRIGGER messages_media_update;
          DROP TRIGGER messages_media_delete;
          DROP TABLE media_refs;
@@ -597,8 +599,8 @@ async fn sessions_of_schema_1_read_as_active_since_created() {
         vec![s]
     );
     assert_eq!(
-        SCHEMA_VERSION, 8,
-        "steps 2, 4, 5, 6, 7 and 8 are undone above"
+        SCHEMA_VERSION, 9,
+        "steps 2, 4, 5, 6, 7, 8 and 9 are undone above"
     );
 }
 
@@ -639,14 +641,16 @@ async fn a_log_of_schema_2_migrates_to_blob_ids_and_reads_back_the_same() {
     drop(store);
 
     // Back to version 2's log: the same rows with every id as TEXT (and
-    // without step 4's, 5's, 6's and 8's tables and columns).
+    // without step 4's, 5's, 6's, 8's and 9's tables and columns).
     let conn = rusqlite::Connection::open(&path).unwrap();
     let (id, sender) = (
         ID_AS_TEXT.replace("{c}", "id"),
         ID_AS_TEXT.replace("{c}", "sender"),
     );
     conn.execute_batch(&format!(
-        "DROP TRIGGER messages_media_insert;
+        "DROP TABLE call_users;
+         DROP TABLE calls;
+         DROP TRIGGER messages_media_insert;
          DROP TRIGGER messages_media_update;
          DROP TRIGGER messages_media_delete;
          DROP TABLE media_refs;
@@ -765,10 +769,12 @@ async fn media_of_schema_7_is_indexed_by_step_8() {
     store.users().update_profile(&a, &update).await.unwrap();
     drop(store);
 
-    // Back to version 7: no refs, no triggers, no avatar indexes.
+    // Back to version 7: no refs, no triggers, no avatar indexes, no calls.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TRIGGER messages_media_insert;
+        "DROP TABLE call_users;
+         DROP TABLE calls;
+         DROP TRIGGER messages_media_insert;
          DROP TRIGGER messages_media_update;
          DROP TRIGGER messages_media_delete;
          DROP TABLE media_refs;
@@ -960,4 +966,81 @@ async fn an_online_backup_is_consistent_and_holds_every_acknowledged_write() {
         seqs(&history),
         (1..=history.len() as u64).collect::<Vec<_>>()
     );
+}
+
+/// Step 9 adds the calls (a version-8 file gets them), and a reopened
+/// database marks the sides of the calls its previous process left gone
+/// from the open (a side gone before keeps its time; an unanswered call's
+/// callee has no side), so that the next sweep ends them.
+#[tokio::test]
+async fn calls_left_by_a_previous_process_are_gone_at_open() {
+    use chatcore::model::{CallMedia, DeviceId};
+    use chatcore::store::{CallRecord, CallStore, Started};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE call_users;
+         DROP TABLE calls;
+         PRAGMA user_version = 8;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).await.unwrap();
+    let call = |id: &str, a: &UserId, b: &UserId| {
+        CallRecord::new(
+            id.to_owned(),
+            ConversationId::direct(a, b),
+            (a.clone(), DeviceId::from("da"), "n/1".to_owned()),
+            b.clone(),
+            CallMedia::Voice,
+            false,
+            T0,
+        )
+    };
+    let (a, b, c, d) = (
+        UserId::generate(),
+        UserId::generate(),
+        UserId::generate(),
+        UserId::generate(),
+    );
+    let calls = store.calls();
+    assert_eq!(
+        calls.start(&call("ringing", &a, &b)).await.unwrap(),
+        Started::Started
+    );
+    assert_eq!(
+        calls.start(&call("talking", &c, &d)).await.unwrap(),
+        Started::Started
+    );
+    calls
+        .answer("talking", &DeviceId::from("dd"), "n/2", T0 + 1)
+        .await
+        .unwrap();
+    calls
+        .conn_closed(&c, &DeviceId::from("da"), "n/1", T0 + 2)
+        .await
+        .unwrap();
+    assert_eq!(calls.due(T0, T0).await.unwrap(), vec![]);
+    drop((calls, store));
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let calls = store.calls();
+    let ringing = calls.get("ringing").await.unwrap().expect("kept");
+    let talking = calls.of_user(&d).await.unwrap().expect("kept");
+    let opened = ringing.caller_gone_at.expect("the caller's side is gone");
+    assert!(opened > T0 + 1000, "gone from the open: {opened}");
+    assert_eq!(ringing.callee_gone_at, None, "no callee's side yet");
+    assert_eq!(talking.caller_gone_at, Some(T0 + 2), "gone before");
+    assert_eq!(talking.callee_gone_at, Some(opened));
+    let due = calls.due(T0, opened + 1).await.unwrap();
+    assert_eq!(due.len(), 2);
+    // The answering device signs in again: its side is back.
+    assert!(calls
+        .conn_opened(&d, &DeviceId::from("dd"), "n/3")
+        .await
+        .unwrap());
+    assert!(calls.end("talking").await.unwrap().is_some());
+    assert_eq!(calls.of_user(&c).await.unwrap(), None);
 }

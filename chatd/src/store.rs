@@ -34,7 +34,8 @@ pub(crate) async fn backends(
 }
 
 /// Puts the shared state of several nodes in the Redis at `url`: events
-/// between the nodes (the broker), presence and the rate limiters. Returns
+/// between the nodes (the broker), presence, the rate limiters and the
+/// calls going on. Returns
 /// the broker, whose counters chatd's metrics show.
 pub(crate) async fn redis(
     url: &Secret,
@@ -53,7 +54,7 @@ pub(crate) async fn redis(
     *backends = store.backends(backends.clone());
     backends.broker = broker.clone();
     tracing::info!(
-        "using Redis for events between nodes, presence and rate limits: \
+        "using Redis for events between nodes, presence, rate limits and calls: \
          several nodes on this Redis and store behave as one server"
     );
     Ok(broker)
