@@ -687,6 +687,62 @@ async fn servers_sweep_each_others_calls_once() {
     assert_eq!(b.backends().calls.of_user(&alice).await.unwrap(), None);
 }
 
+/// A node dies holding the callee's side of an answered call: nothing
+/// closes its connection, but once the other node's presence sweep takes the
+/// dead node's users offline, that side is gone, and the call ends after the
+/// grace period (without this it stayed up until a side hung up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_whose_node_died_ends_after_the_grace() {
+    use chatcore::model::DeviceId;
+    use chatcore::server::ManualClock;
+    use chatcore::{Config, Server};
+    let prefix = fresh_prefix();
+    let mut config = Config::default();
+    config.presence_ttl_ms = 10_000;
+    config.argon2 = chatcore::account::Argon2Config::new(64, 1, 1);
+    let grace = config.call_grace_ms;
+    let node = |clock: Arc<ManualClock>| {
+        let (config, prefix) = (config.clone(), prefix.clone());
+        async move {
+            let b = store_at(&server_url(), &prefix)
+                .await
+                .backends(Backends::memory());
+            Server::with_clock(b, config, clock).unwrap()
+        }
+    };
+    let (ca, cb) = (
+        Arc::new(ManualClock::new(T0)),
+        Arc::new(ManualClock::new(T0)),
+    );
+    let (a, b) = (node(ca.clone()).await, node(cb.clone()).await);
+    let (alice, bob) = (UserId::generate(), UserId::generate());
+    let bob_conn = format!("{}/1", b.node_id());
+    assert!(b
+        .backends()
+        .presence
+        .connect(&bob, &bob_conn, T0)
+        .await
+        .unwrap());
+    let calls = &a.backends().calls;
+    calls.start(&a_call("c-dead", &alice, &bob)).await.unwrap();
+    let device = DeviceId::from("bob-phone");
+    calls
+        .answer("c-dead", &device, &bob_conn, T0)
+        .await
+        .unwrap();
+    assert_eq!(a.sweep_presence().await.unwrap(), 0);
+    // B stops; past its TTL A takes its users over, and Bob's side of the call is gone.
+    ca.advance(Duration::from_millis(10_000));
+    assert_eq!(a.sweep_presence().await.unwrap(), 1);
+    let gone = calls.get("c-dead").await.unwrap().expect("still up");
+    assert_eq!(gone.callee_gone_at, Some(T0 + 10_000));
+    ca.advance(Duration::from_millis(grace));
+    assert_eq!(a.sweep_calls().await.unwrap(), 0, "within the grace");
+    ca.advance(Duration::from_millis(1));
+    assert_eq!(a.sweep_calls().await.unwrap(), 1);
+    assert_eq!(calls.of_user(&alice).await.unwrap(), None);
+}
+
 // ---------------------------------------------------------------------------
 // The broker
 // ---------------------------------------------------------------------------

@@ -610,6 +610,31 @@ impl Server {
         let offline = presence.sweep(&self.node_id, now, ttl).await?;
         let n = offline.len();
         for p in offline {
+            // Their node died: no connection of theirs is left anywhere, so
+            // the side of a call they held is gone (from now: the call ends
+            // after the grace period, as for a connection that closed).
+            if let Some(call) = self.backends.calls.of_user(&p.user).await? {
+                let sides = [
+                    (
+                        &call.caller,
+                        Some(&call.caller_device),
+                        Some(&call.caller_conn),
+                    ),
+                    (
+                        &call.callee,
+                        call.answered_by.as_ref(),
+                        call.callee_conn.as_ref(),
+                    ),
+                ];
+                for (user, device, conn) in sides {
+                    if let (true, Some(device), Some(conn)) = (*user == p.user, device, conn) {
+                        self.backends
+                            .calls
+                            .conn_closed(user, device, conn, now)
+                            .await?;
+                    }
+                }
+            }
             self.publish_presence(p).await;
         }
         if lapsed {

@@ -167,9 +167,9 @@ pub trait CallStore: Send + Sync {
     /// (`true`).
     async fn conn_opened(&self, user: &UserId, device: &DeviceId, conn: &str) -> StoreResult<bool>;
 
-    /// The calls to end now: ringing unanswered since before
-    /// `ringing_before`, or with a side gone since before `gone_before`;
-    /// oldest first.
+    /// The calls to end now: unanswered and started before
+    /// `ringing_before` (whether a device said it rings or not), or with a
+    /// side gone since before `gone_before`; oldest first.
     async fn due(
         &self,
         ringing_before: Millis,
