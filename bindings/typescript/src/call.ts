@@ -23,8 +23,8 @@ import type { CallInfo, CallMedia, CallSignal, CallSignalFrame, HangupReason, Ic
 
 /** Seals and opens call signals for end-to-end encrypted conversations (the e2e layer's Olm sessions). */
 export interface CallSealer {
-  /** `data` sealed for each of `devices` of `user` (every device of theirs known when absent), one payload each. */
-  seal(user: string, devices: string[] | undefined, data: Uint8Array): Promise<SealedSignal[]>;
+  /** `data` sealed for each of `devices` of `user` (every device of theirs when absent), one payload each; `conv` the call's. */
+  seal(user: string, devices: string[] | undefined, data: Uint8Array, conv: string): Promise<SealedSignal[]>;
   /** What `from`'s device sealed for this device. */
   unseal(from: { user: string; device: string }, sealed: string): Promise<Uint8Array>;
 }
@@ -191,6 +191,8 @@ export class Call {
   pc: RTCPeerConnection | undefined;
   local: MediaStream | undefined;
   remote: MediaStream | undefined;
+  /** Whether the other side sealed its signals (then this side seals too), once one arrived. */
+  sealedSignals: boolean | undefined;
   /** When media started to flow (ms since the epoch). */
   connectedAt: number | undefined;
   /** The offer of an incoming call, once it arrived. */
@@ -632,6 +634,7 @@ export class Phone {
 
   private async deliver(call: Call, frame: Omit<CallSignalFrame, "type">): Promise<void> {
     let body: SignalBody;
+    call.sealedSignals ??= frame.sealed !== undefined;
     if (frame.sealed !== undefined) {
       const sealer = this.options.sealer;
       if (!sealer) return;
@@ -650,12 +653,12 @@ export class Phone {
 
   /** @internal The signal `body` for the other side of `call`: sealed for its device(s) in an encrypted conversation. */
   async makeSignal(call: Call, body: SignalBody): Promise<CallSignal> {
-    const sealed = this.options.encrypted?.(call.conv) ?? false;
+    const sealed = call.sealedSignals ?? this.options.encrypted?.(call.conv) ?? false;
     if (!sealed) return body;
     const sealer = this.options.sealer;
     if (!sealer) throw new Error("this conversation is end-to-end encrypted: its call signals must be sealed, and there is no sealer");
     const devices = call.peerDevice === undefined ? undefined : [call.peerDevice];
-    return { sealed: await sealer.seal(call.peer, devices, new TextEncoder().encode(JSON.stringify(body))) };
+    return { sealed: await sealer.seal(call.peer, devices, new TextEncoder().encode(JSON.stringify(body)), call.conv) };
   }
 
   /** @internal */

@@ -20,8 +20,8 @@ import type { ChatClient } from "./client.js";
 import type { CallInfo, CallMedia, CallSignal, HangupReason, IceCandidate, IceServer, SealedSignal } from "./protocol.js";
 /** Seals and opens call signals for end-to-end encrypted conversations (the e2e layer's Olm sessions). */
 export interface CallSealer {
-    /** `data` sealed for each of `devices` of `user` (every device of theirs known when absent), one payload each. */
-    seal(user: string, devices: string[] | undefined, data: Uint8Array): Promise<SealedSignal[]>;
+    /** `data` sealed for each of `devices` of `user` (every device of theirs when absent), one payload each; `conv` the call's. */
+    seal(user: string, devices: string[] | undefined, data: Uint8Array, conv: string): Promise<SealedSignal[]>;
     /** What `from`'s device sealed for this device. */
     unseal(from: {
         user: string;
@@ -132,6 +132,8 @@ export declare class Call {
     pc: RTCPeerConnection | undefined;
     local: MediaStream | undefined;
     remote: MediaStream | undefined;
+    /** Whether the other side sealed its signals (then this side seals too), once one arrived. */
+    sealedSignals: boolean | undefined;
     /** When media started to flow (ms since the epoch). */
     connectedAt: number | undefined;
     /** The offer of an incoming call, once it arrived. */

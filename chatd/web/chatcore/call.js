@@ -127,6 +127,8 @@ export class Call {
     pc;
     local;
     remote;
+    /** Whether the other side sealed its signals (then this side seals too), once one arrived. */
+    sealedSignals;
     /** When media started to flow (ms since the epoch). */
     connectedAt;
     /** The offer of an incoming call, once it arrived. */
@@ -568,6 +570,7 @@ export class Phone {
     }
     async deliver(call, frame) {
         let body;
+        call.sealedSignals ??= frame.sealed !== undefined;
         if (frame.sealed !== undefined) {
             const sealer = this.options.sealer;
             if (!sealer)
@@ -588,14 +591,14 @@ export class Phone {
     }
     /** @internal The signal `body` for the other side of `call`: sealed for its device(s) in an encrypted conversation. */
     async makeSignal(call, body) {
-        const sealed = this.options.encrypted?.(call.conv) ?? false;
+        const sealed = call.sealedSignals ?? this.options.encrypted?.(call.conv) ?? false;
         if (!sealed)
             return body;
         const sealer = this.options.sealer;
         if (!sealer)
             throw new Error("this conversation is end-to-end encrypted: its call signals must be sealed, and there is no sealer");
         const devices = call.peerDevice === undefined ? undefined : [call.peerDevice];
-        return { sealed: await sealer.seal(call.peer, devices, new TextEncoder().encode(JSON.stringify(body))) };
+        return { sealed: await sealer.seal(call.peer, devices, new TextEncoder().encode(JSON.stringify(body)), call.conv) };
     }
     /** @internal */
     async sendSignal(call, body) {
