@@ -1,0 +1,244 @@
+// Video calls in the web client: Alice and Bob, each in a headless Chromium
+// context with the fake camera and microphone (320x240 at 15 fps, so that two
+// calls' encoders and decoders fit two cores), against a real chatd that hands
+// out TURN credentials for a private coturn. The conversation is end-to-end
+// encrypted (the web client's default), so every SDP and candidate travels
+// sealed with Olm. Alice calls Bob from the chat header, Bob's call screen
+// rings and he accepts; both sides' RTCPeerConnection.getStats() show inbound
+// audio and video bytes, and decoded video frames, growing between two
+// samples; Alice hangs up and the call ends on both sides. Then the same with
+// both pages forced through TURN (`?ice=relay`): the selected candidate pair
+// is a relay one, and media flows through it.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startChatd } from "../support/chatd.mjs";
+import { FAKE_MEDIA, launchBrowser, screenshot, serveMissingFromDisk, signUpIn, watchConsole } from "../support/browser.mjs";
+import { newAccount } from "../support/util.mjs";
+
+const SECRET = "calls-browser-test-secret";
+const VIDEO = "video=320x240@15";
+const root = mkdtempSync(join(tmpdir(), "chatcore-calls-web-"));
+let coturn;
+let chatd;
+let browser;
+const problems = [];
+const timings = {};
+
+/** A free UDP port on loopback. */
+async function freeUdpPort() {
+  const s = createSocket("udp4");
+  await new Promise((resolve) => s.bind(0, "127.0.0.1", resolve));
+  const { port } = s.address();
+  await new Promise((resolve) => s.close(resolve));
+  return port;
+}
+
+/** Whether a STUN Binding request to 127.0.0.1:`port` is answered within `ms`. */
+async function stunAnswers(port, ms = 300) {
+  const s = createSocket("udp4");
+  const header = Buffer.alloc(20);
+  header.writeUInt16BE(0x0001, 0);
+  header.writeUInt32BE(0x2112a442, 4);
+  randomBytes(12).copy(header, 8);
+  try {
+    return await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      s.on("message", (msg) => {
+        clearTimeout(timer);
+        resolve(msg.readUInt16BE(0) === 0x0101);
+      });
+      s.on("error", () => resolve(false));
+      s.send(header, port, "127.0.0.1");
+    });
+  } finally {
+    s.close();
+  }
+}
+
+before(async () => {
+  const port = await freeUdpPort();
+  coturn = spawn(
+    "turnserver",
+    [
+      "-n", "--no-cli", "--no-tls", "--no-dtls", "--simple-log",
+      "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", String(port),
+      "--use-auth-secret", "--static-auth-secret", SECRET, "--realm", "chatcore.test", "--allow-loopback-peers",
+      "--min-port", "49152", "--max-port", "65535", "--log-file", "stdout",
+    ],
+    { stdio: "ignore" },
+  );
+  let ready = false;
+  for (let i = 0; i < 100 && !ready; i++) {
+    ready = await stunAnswers(port);
+    if (!ready) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(ready, `coturn did not answer on port ${port}`);
+  const secretFile = join(root, "turn-secret");
+  writeFileSync(secretFile, `${SECRET}\n`);
+  chatd = await startChatd(["--turn-url", `turn:127.0.0.1:${port}?transport=udp`, "--turn-secret-file", secretFile]);
+  browser = await launchBrowser([...FAKE_MEDIA, "--autoplay-policy=no-user-gesture-required"]);
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await chatd?.stop();
+  coturn?.kill();
+  rmSync(root, { recursive: true, force: true });
+  if (Object.keys(timings).length > 0) console.log("calls browser test timings (ms):", JSON.stringify(timings));
+});
+
+async function person(name, viewport = { width: 1280, height: 800 }) {
+  const account = newAccount(name);
+  const context = await browser.newContext({ viewport, locale: "en-GB", timezoneId: "UTC" });
+  await serveMissingFromDisk(context, chatd.httpUrl);
+  const page = await context.newPage();
+  watchConsole(page, name, problems);
+  page.setDefaultTimeout(20_000);
+  await page.goto(`${chatd.httpUrl}/?${VIDEO}`);
+  await signUpIn(page, account);
+  return { account, context, page };
+}
+
+const bubble = (page, text) => page.locator("#message-list li.msg .msg-text:not(.msg-note)", { hasText: text });
+
+async function send(page, text) {
+  await page.fill("#composer-text", text);
+  await page.press("#composer-text", "Enter");
+  await page.locator("#message-list li.msg.mine:not([data-pending])", { hasText: text }).waitFor();
+}
+
+/** What the page's call receives and which path it takes, from RTCPeerConnection.getStats(). */
+function inbound(page) {
+  return page.evaluate(async () => {
+    const call = /** @type {any} */ (window).chatcoreCall?.();
+    if (!call?.pc) return null;
+    const out = { audioBytes: 0, videoBytes: 0, framesDecoded: 0, audioPackets: 0, localType: "", remoteType: "" };
+    const stats = await call.pc.getStats();
+    let pairId = "";
+    stats.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "audio") {
+        out.audioBytes += s.bytesReceived ?? 0;
+        out.audioPackets += s.packetsReceived ?? 0;
+      }
+      if (s.type === "inbound-rtp" && s.kind === "video") {
+        out.videoBytes += s.bytesReceived ?? 0;
+        out.framesDecoded += s.framesDecoded ?? 0;
+      }
+      if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+    });
+    const pair = pairId ? stats.get(pairId) : undefined;
+    if (pair) {
+      out.localType = stats.get(pair.localCandidateId)?.candidateType ?? "";
+      out.remoteType = stats.get(pair.remoteCandidateId)?.candidateType ?? "";
+    }
+    return out;
+  });
+}
+
+/** Asserts that `page`'s call receives audio and video that grow between two samples a second and a half apart. */
+async function mediaFlows(page, who) {
+  // The first packets, then two samples: the counts must grow between them.
+  const deadline = Date.now() + 15_000;
+  let first = await inbound(page);
+  while (!(first?.audioBytes > 0 && first?.framesDecoded > 0) && Date.now() < deadline) {
+    await page.waitForTimeout(200);
+    first = await inbound(page);
+  }
+  await page.waitForTimeout(1500);
+  const second = await inbound(page);
+  assert.ok(first && second, `${who} has a call with a peer connection`);
+  assert.ok(second.audioBytes > first.audioBytes && first.audioBytes > 0, `${who} receives audio: ${JSON.stringify([first, second])}`);
+  assert.ok(second.videoBytes > first.videoBytes && first.videoBytes > 0, `${who} receives video: ${JSON.stringify([first, second])}`);
+  assert.ok(second.framesDecoded > first.framesDecoded, `${who} decodes video frames: ${JSON.stringify([first, second])}`);
+  return second;
+}
+
+/** Alice calls Bob (video) from the chat header; Bob accepts; media flows both ways; Alice hangs up. */
+async function videoCall(alice, bob, label) {
+  const a = alice.page;
+  const b = bob.page;
+  const t0 = Date.now();
+  await a.locator("#call-video").click();
+  await a.locator("#call[open]").waitFor();
+  // Bob's device rings: the call screen with the caller's name and the accept buttons.
+  await b.locator("#call[open] #call-status", { hasText: "Incoming video call" }).waitFor();
+  assert.equal((await b.locator("#call-name").textContent())?.trim(), alice.account.display_name);
+  await a.locator("#call-status", { hasText: "Ringing…" }).waitFor();
+  await b.locator("#call-accept-video").click();
+  // Connected: both screens count the call's duration.
+  for (const p of [a, b]) await p.locator("#call-status", { hasText: /^\d+:\d\d$/ }).waitFor();
+  timings[`${label}: connected`] = Date.now() - t0;
+  await a.locator("#call-remote:not([hidden])").waitFor();
+  await b.locator("#call-remote:not([hidden])").waitFor();
+  const [seenByAlice, seenByBob] = await Promise.all([mediaFlows(a, "Alice"), mediaFlows(b, "Bob")]);
+  timings[`${label}: media checked`] = Date.now() - t0;
+  if (label === "direct") {
+    await screenshot(a, "call-video-alice");
+  }
+  await a.locator("#call-hangup").click();
+  for (const p of [a, b]) await p.waitForFunction(() => /** @type {any} */ (window).chatcoreCall?.() === null);
+  await b.locator("#call-status", { hasText: "Call ended" }).waitFor();
+  // The screen goes down by itself after its last words.
+  for (const p of [a, b]) await p.locator("#call").waitFor({ state: "hidden", timeout: 10_000 });
+  timings[`${label}: ended`] = Date.now() - t0;
+  return { seenByAlice, seenByBob };
+}
+
+test("Alice video-calls Bob in their encrypted chat: he answers, media flows both ways, a hangup ends it on both; then the same through TURN", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  const a = alice.page;
+  const b = bob.page;
+
+  // A chat both accepted: Alice writes, Bob accepts the request and answers.
+  await a.fill("#search", bob.account.username);
+  await a.locator(`#directory button.person[data-username="${bob.account.username}"]`).click();
+  await a.locator("#peer-lock").waitFor({ state: "visible" });
+  await send(a, "call me?");
+  await b.locator(`#directory button.person[data-username="${alice.account.username}"]`).click();
+  await bubble(b, "call me?").waitFor();
+  await b.click("#request-accept");
+  await send(b, "calling you");
+  await bubble(a, "calling you").waitFor();
+  await a.locator("#call-video").waitFor({ state: "visible" });
+  assert.ok(await a.locator("#call-voice").isVisible(), "a voice call button too");
+
+  const direct = await videoCall(alice, bob, "direct");
+  assert.notEqual(direct.seenByAlice.localType, "relay", "without a forced relay the path is direct");
+
+  // The timeline has the call once it ended, on both sides.
+  for (const p of [a, b]) await p.locator("#message-list li", { hasText: /call/i }).first().waitFor();
+
+  // The same forced through the TURN relay: every candidate is a relay one, so media crosses coturn.
+  for (const p of [a, b]) {
+    await p.goto(`${chatd.httpUrl}/?ice=relay&${VIDEO}`);
+    await p.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  }
+  await a.locator(`#directory button.person[data-username="${bob.account.username}"]`).click();
+  await a.locator("#call-video").waitFor({ state: "visible" });
+  const relayed = await videoCall(alice, bob, "relay");
+  assert.equal(relayed.seenByAlice.localType, "relay", "Alice's selected pair is a relay one");
+  assert.equal(relayed.seenByBob.localType, "relay", "Bob's selected pair is a relay one");
+
+  assert.deepEqual(problems, []);
+});
+
+test("no call button in a group: group calls are not there yet", async () => {
+  const carol = await person("carol");
+  const dave = await person("dave");
+  const c = carol.page;
+  await c.click("#new-group-button");
+  await c.fill("#newgroup-title", "Tea");
+  await c.fill("#newgroup-search", dave.account.username);
+  await c.check(`#newgroup-results input[data-username="${dave.account.username}"]`);
+  await c.click("#newgroup-form button[type=submit]");
+  await c.locator("#peer-name", { hasText: "Tea" }).waitFor();
+  assert.equal(await c.locator("#call-video").isVisible(), false);
+  assert.equal(await c.locator("#call-voice").isVisible(), false);
+});
