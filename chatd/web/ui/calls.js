@@ -258,6 +258,7 @@ function render() {
   show($("call-note"), live && withoutTurn());
   show($("call-incoming"), phase === "incoming");
   show($("call-accept-video"), phase === "incoming" && call?.media === "video");
+  $("call-accept-voice").textContent = call?.media === "video" ? "Voice only" : "Accept";
   show($("call-active"), live);
   show($("call-ended"), phase === "ended");
   const mute = $("call-mute");
@@ -379,7 +380,11 @@ export function wireCalls() {
     if (shown && !shown.over) ev.preventDefault();
     else finish();
   });
-  onRender("header", renderCallButtons);
+  onRender("header", () => {
+    renderCallButtons();
+    // The caller's name and picture, once the profile came.
+    render();
+  });
   /** @type {any} */ (window).chatcoreCall = () => phone?.current ?? null;
 }
 

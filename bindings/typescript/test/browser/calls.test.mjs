@@ -6,9 +6,12 @@
 // sealed with Olm. Alice calls Bob from the chat header, Bob's call screen
 // rings and he accepts; both sides' RTCPeerConnection.getStats() show inbound
 // audio and video bytes, and decoded video frames, growing between two
-// samples; Alice hangs up and the call ends on both sides. Then the same with
+// samples, while Bob's other device (phone-sized) rang and stopped ("Answered
+// on another device"); Alice hangs up and the call ends on both sides. Then the same with
 // both pages forced through TURN (`?ice=relay`): the selected candidate pair
-// is a relay one, and media flows through it.
+// is a relay one, and media flows through it. A declined call, a refused
+// microphone (explained), and glare (both call at once: one call stands and
+// connects); no call button in a group.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -18,7 +21,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startChatd } from "../support/chatd.mjs";
-import { FAKE_MEDIA, launchBrowser, screenshot, serveMissingFromDisk, signUpIn, watchConsole } from "../support/browser.mjs";
+import { FAKE_MEDIA, axeViolations, launchBrowser, screenshot, serveMissingFromDisk, signUpIn, watchConsole } from "../support/browser.mjs";
 import { newAccount } from "../support/util.mjs";
 
 const SECRET = "calls-browser-test-secret";
@@ -105,6 +108,36 @@ async function person(name, viewport = { width: 1280, height: 800 }) {
   return { account, context, page };
 }
 
+/** Another device (a browser context of its own) of `of`'s account, signed in. */
+async function otherDevice(of, name, viewport) {
+  const context = await browser.newContext({ viewport, locale: "en-GB", timezoneId: "UTC", hasTouch: true, isMobile: true });
+  await serveMissingFromDisk(context, chatd.httpUrl);
+  const page = await context.newPage();
+  watchConsole(page, name, problems);
+  page.setDefaultTimeout(20_000);
+  await page.goto(`${chatd.httpUrl}/?${VIDEO}`);
+  await page.fill("#signin-login", of.account.username);
+  await page.fill("#signin-password", of.account.password);
+  await page.click("#signin-form button[type=submit]");
+  await page.locator("#app").waitFor({ state: "visible" });
+  await page.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  return { account: of.account, context, page };
+}
+
+/** A direct chat that both accepted: `x` writes, `y` accepts the request and answers; `x`'s chat is open. */
+async function acceptedChat(x, y) {
+  await x.page.fill("#search", y.account.username);
+  await x.page.locator(`#directory button.person[data-username="${y.account.username}"]`).click();
+  await x.page.locator("#peer-lock").waitFor({ state: "visible" });
+  await send(x.page, "call me?");
+  await y.page.locator(`#directory button.person[data-username="${x.account.username}"]`).click();
+  await bubble(y.page, "call me?").waitFor();
+  await y.page.click("#request-accept");
+  await send(y.page, "calling you");
+  await bubble(x.page, "calling you").waitFor();
+  await x.page.locator("#call-video").waitFor({ state: "visible" });
+}
+
 const bubble = (page, text) => page.locator("#message-list li.msg .msg-text:not(.msg-note)", { hasText: text });
 
 async function send(page, text) {
@@ -159,8 +192,11 @@ async function mediaFlows(page, who) {
   return second;
 }
 
-/** Alice calls Bob (video) from the chat header; Bob accepts; media flows both ways; Alice hangs up. */
-async function videoCall(alice, bob, label) {
+/**
+ * Alice calls Bob (video) from the chat header; Bob accepts; media flows both ways; Alice hangs up. `tablet`, another
+ * device of Bob's (phone-sized), rings too and stops when he answers on the first.
+ */
+async function videoCall(alice, bob, label, tablet) {
   const a = alice.page;
   const b = bob.page;
   const t0 = Date.now();
@@ -170,7 +206,25 @@ async function videoCall(alice, bob, label) {
   await b.locator("#call[open] #call-status", { hasText: "Incoming video call" }).waitFor();
   assert.equal((await b.locator("#call-name").textContent())?.trim(), alice.account.display_name);
   await a.locator("#call-status", { hasText: "Ringing…" }).waitFor();
+  if (tablet) {
+    const t = tablet.page;
+    await t.locator("#call[open] #call-status", { hasText: "Incoming video call" }).waitFor();
+    // At phone width the whole screen is the call, its buttons within reach.
+    const box = await t.locator("#call").boundingBox();
+    const viewport = t.viewportSize();
+    assert.ok(box && viewport && box.width <= viewport.width && box.height <= viewport.height, `the call screen fits: ${JSON.stringify(box)}`);
+    for (const id of ["#call-accept-video", "#call-accept-voice", "#call-decline"]) {
+      const b2 = await t.locator(id).boundingBox();
+      assert.ok(b2 && b2.x >= 0 && b2.x + b2.width <= viewport.width && b2.y + b2.height <= viewport.height, `${id} is on screen`);
+    }
+    await screenshot(t, "call-incoming-phone");
+    assert.deepEqual(await axeViolations(t, "incoming call (phone)"), []);
+  }
   await b.locator("#call-accept-video").click();
+  if (tablet) {
+    await tablet.page.locator("#call-status", { hasText: "Answered on another device" }).waitFor();
+    await tablet.page.locator("#call").waitFor({ state: "hidden", timeout: 10_000 });
+  }
   // Connected: both screens count the call's duration.
   for (const p of [a, b]) await p.locator("#call-status", { hasText: /^\d+:\d\d$/ }).waitFor();
   timings[`${label}: connected`] = Date.now() - t0;
@@ -179,7 +233,7 @@ async function videoCall(alice, bob, label) {
   const [seenByAlice, seenByBob] = await Promise.all([mediaFlows(a, "Alice"), mediaFlows(b, "Bob")]);
   timings[`${label}: media checked`] = Date.now() - t0;
   if (label === "direct") {
-    await screenshot(a, "call-video-alice");
+    await screenshot(a, "call-video");
   }
   await a.locator("#call-hangup").click();
   for (const p of [a, b]) await p.waitForFunction(() => /** @type {any} */ (window).chatcoreCall?.() === null);
@@ -193,23 +247,15 @@ async function videoCall(alice, bob, label) {
 test("Alice video-calls Bob in their encrypted chat: he answers, media flows both ways, a hangup ends it on both; then the same through TURN", async () => {
   const alice = await person("alice");
   const bob = await person("bob");
+  const tablet = await otherDevice(bob, "bob-tablet", { width: 390, height: 844 });
   const a = alice.page;
   const b = bob.page;
-
-  // A chat both accepted: Alice writes, Bob accepts the request and answers.
-  await a.fill("#search", bob.account.username);
-  await a.locator(`#directory button.person[data-username="${bob.account.username}"]`).click();
-  await a.locator("#peer-lock").waitFor({ state: "visible" });
-  await send(a, "call me?");
-  await b.locator(`#directory button.person[data-username="${alice.account.username}"]`).click();
-  await bubble(b, "call me?").waitFor();
-  await b.click("#request-accept");
-  await send(b, "calling you");
-  await bubble(a, "calling you").waitFor();
-  await a.locator("#call-video").waitFor({ state: "visible" });
+  await acceptedChat(alice, bob);
   assert.ok(await a.locator("#call-voice").isVisible(), "a voice call button too");
-
-  const direct = await videoCall(alice, bob, "direct");
+  // chatd has a TURN server: no warning that calls across networks may fail.
+  const direct = await videoCall(alice, bob, "direct", tablet);
+  assert.equal(await a.locator("#call-note").isVisible(), false);
+  await tablet.context.close();
   assert.notEqual(direct.seenByAlice.localType, "relay", "without a forced relay the path is direct");
 
   // The timeline has the call once it ended, on both sides.
@@ -229,9 +275,50 @@ test("Alice video-calls Bob in their encrypted chat: he answers, media flows bot
   assert.deepEqual(problems, []);
 });
 
-test("no call button in a group: group calls are not there yet", async () => {
+test("a declined call, a refused microphone explained, and both calling at once: one call stands and connects", async () => {
   const carol = await person("carol");
   const dave = await person("dave");
+  const c = carol.page;
+  const d = dave.page;
+  await acceptedChat(carol, dave);
+
+  // Dave declines: Carol reads so, and both screens go.
+  await c.locator("#call-voice").click();
+  await d.locator("#call-status", { hasText: "Incoming voice call" }).waitFor();
+  assert.equal(await d.locator("#call-accept-video").isVisible(), false, "a voice call is answered with the voice");
+  await d.locator("#call-decline").click();
+  await c.locator("#call-status", { hasText: "declined the call" }).waitFor();
+  for (const p of [c, d]) await p.locator("#call").waitFor({ state: "hidden", timeout: 10_000 });
+
+  // The browser refuses the microphone: the call screen says what to do, and nothing rang.
+  await c.evaluate(() => {
+    navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+  });
+  await c.locator("#call-voice").click();
+  await c.locator("#call-error", { hasText: "Access to your microphone was refused" }).waitFor();
+  await c.locator("#call-close").click();
+  await c.locator("#call").waitFor({ state: "hidden" });
+  assert.equal(await d.locator("#call").isVisible(), false);
+  await c.reload();
+  await c.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  await c.locator(`#directory button.person[data-username="${dave.account.username}"]`).click();
+  await c.locator("#call-voice").waitFor({ state: "visible" });
+
+  // Glare: both call at once. chatd keeps one of the two calls; the side refused answers it.
+  const t0 = Date.now();
+  await Promise.all([c.locator("#call-voice").click(), d.locator("#call-voice").click()]);
+  for (const p of [c, d]) await p.locator("#call-status", { hasText: /^\d+:\d\d$/ }).waitFor();
+  timings["glare: connected"] = Date.now() - t0;
+  const ids = await Promise.all([c, d].map((p) => p.evaluate(() => /** @type {any} */ (window).chatcoreCall?.()?.id)));
+  assert.ok(ids[0] && ids[0] === ids[1], `one call on both sides: ${ids}`);
+  await d.locator("#call-hangup").click();
+  for (const p of [c, d]) await p.waitForFunction(() => /** @type {any} */ (window).chatcoreCall?.() === null);
+  assert.deepEqual(problems, []);
+});
+
+test("no call button in a group: group calls are not there yet", async () => {
+  const carol = await person("erin");
+  const dave = await person("frank");
   const c = carol.page;
   await c.click("#new-group-button");
   await c.fill("#newgroup-title", "Tea");
