@@ -219,7 +219,8 @@ export class Call {
     this.peerDevice = init.peerDevice;
     this.phase = init.direction === "outgoing" ? "calling" : "incoming";
     this.remoteCandidates = new CandidateQueue(async (c) => {
-      await this.pc?.addIceCandidate(toRtc(c)).catch(() => {});
+      // An empty line is the end of the other side's candidates.
+      await (c.candidate === "" ? this.pc?.addIceCandidate() : this.pc?.addIceCandidate(toRtc(c)))?.catch(() => {});
     });
     this.localCandidates = new CandidateBatcher((batch) => this.phone.sendSignal(this, { candidates: batch }), phone.options.trickleMs ?? 50);
   }
@@ -344,11 +345,7 @@ export class Call {
           await this.remoteCandidates.release();
         }
       }
-      if (signal.candidates?.length) {
-        const real = signal.candidates.filter((c) => c.candidate !== "");
-        await this.remoteCandidates.push(real);
-        if (real.length < signal.candidates.length && this.remoteCandidates.ready) await this.pc?.addIceCandidate(undefined).catch(() => {});
-      }
+      if (signal.candidates?.length) await this.remoteCandidates.push(signal.candidates);
     }).catch((e) => {
       console.warn("chatcore call: a signal was not applied:", e);
     });
@@ -366,7 +363,11 @@ export class Call {
     });
   }
 
-  /** Takes an incoming call on this device, with `media` (the call's by default; `voice` answers without the camera). */
+  /**
+   * Takes an incoming call on this device, with `media` (the call's by default; `voice` answers without the camera).
+   * Resolves quietly when the call ended meanwhile (hung up, or taken on another device: see the phase); rejects
+   * when the media or the connection could not be set up (the call is then ended as `failed`).
+   */
   async answer(media: CallMedia = this.media): Promise<void> {
     if (this.direction !== "incoming" || this.phase !== "incoming") throw new Error("there is no incoming call to answer");
     this.setPhase("connecting");
@@ -383,11 +384,14 @@ export class Call {
       this.info = await this.phone.client.callAnswer(this.id, signal);
       this.openTrickle();
     } catch (e) {
-      if (!this.over) {
-        const gone = e instanceof ChatError && e.code === "not_found";
-        if (gone) this.end("elsewhere");
-        else await this.hangup("failed");
+      // Hung up or ended meanwhile: nothing failed.
+      if (this.over) return;
+      if (e instanceof ChatError && e.code === "not_found") {
+        // Taken on another device first (or over): the phase says so.
+        this.end("elsewhere");
+        return;
       }
+      await this.hangup("failed");
       throw e;
     }
   }
@@ -511,6 +515,11 @@ export class Phone {
       await pc.setLocalDescription(offer);
       const signal = await this.makeSignal(call, { sdp: offer.sdp ?? "" });
       const info = await this.client.callInvite(conv, call.id, media, signal);
+      if (call.over) {
+        // Cancelled while the invite was on its way: end it on the server too, so nothing rings on.
+        if (info.state !== "ended") await this.client.callHangup(call.id, "hangup").catch(() => {});
+        return call;
+      }
       call.info = info;
       if (info.state === "ended") {
         call.end(info.reason ?? "busy");

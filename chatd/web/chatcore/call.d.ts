@@ -176,7 +176,11 @@ export declare class Call {
     /** @internal A signal from the other side, in order. */
     receive(signal: SignalBody, from: string): Promise<void>;
     private waitOffer;
-    /** Takes an incoming call on this device, with `media` (the call's by default; `voice` answers without the camera). */
+    /**
+     * Takes an incoming call on this device, with `media` (the call's by default; `voice` answers without the camera).
+     * Resolves quietly when the call ended meanwhile (hung up, or taken on another device: see the phase); rejects
+     * when the media or the connection could not be set up (the call is then ended as `failed`).
+     */
     answer(media?: CallMedia): Promise<void>;
     /** Declines an incoming call (every device of this user stops ringing). */
     decline(): Promise<void>;

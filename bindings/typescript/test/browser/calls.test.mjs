@@ -96,14 +96,14 @@ after(async () => {
   if (Object.keys(timings).length > 0) console.log("calls browser test timings (ms):", JSON.stringify(timings));
 });
 
-async function person(name, viewport = { width: 1280, height: 800 }) {
+async function person(name, server = chatd) {
   const account = newAccount(name);
-  const context = await browser.newContext({ viewport, locale: "en-GB", timezoneId: "UTC" });
-  await serveMissingFromDisk(context, chatd.httpUrl);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "en-GB", timezoneId: "UTC" });
+  await serveMissingFromDisk(context, server.httpUrl);
   const page = await context.newPage();
   watchConsole(page, name, problems);
   page.setDefaultTimeout(20_000);
-  await page.goto(`${chatd.httpUrl}/?${VIDEO}`);
+  await page.goto(`${server.httpUrl}/?${VIDEO}`);
   await signUpIn(page, account);
   return { account, context, page };
 }
@@ -259,7 +259,8 @@ test("Alice video-calls Bob in their encrypted chat: he answers, media flows bot
   assert.notEqual(direct.seenByAlice.localType, "relay", "without a forced relay the path is direct");
 
   // The timeline has the call once it ended, on both sides.
-  for (const p of [a, b]) await p.locator("#message-list li", { hasText: /call/i }).first().waitFor();
+  await a.locator("#message-list li", { hasText: /Outgoing video call · \d+:\d\d/ }).first().waitFor();
+  await b.locator("#message-list li", { hasText: /Incoming video call · \d+:\d\d/ }).first().waitFor();
 
   // The same forced through the TURN relay: every candidate is a relay one, so media crosses coturn.
   for (const p of [a, b]) {
@@ -328,4 +329,26 @@ test("no call button in a group: group calls are not there yet", async () => {
   await c.locator("#peer-name", { hasText: "Tea" }).waitFor();
   assert.equal(await c.locator("#call-video").isVisible(), false);
   assert.equal(await c.locator("#call-voice").isVisible(), false);
+});
+
+test("without TURN, a call on one network connects over host candidates, and the call screen says calls across networks may fail", async () => {
+  const plain = await startChatd();
+  try {
+    const gina = await person("gina", plain);
+    const hal = await person("hal", plain);
+    await acceptedChat(gina, hal);
+    const g = gina.page;
+    const h = hal.page;
+    await g.locator("#call-voice").click();
+    await g.locator("#call-note", { hasText: "calls across networks may fail" }).waitFor();
+    await h.locator("#call-accept-voice").click();
+    for (const p of [g, h]) await p.locator("#call-status", { hasText: /^\d+:\d\d$/ }).waitFor();
+    const stats = await inbound(h);
+    assert.equal(stats?.localType, "host", `a direct path: ${JSON.stringify(stats)}`);
+    await g.locator("#call-hangup").click();
+    for (const p of [g, h]) await p.waitForFunction(() => /** @type {any} */ (window).chatcoreCall?.() === null);
+    assert.deepEqual(problems, []);
+  } finally {
+    await plain.stop();
+  }
 });

@@ -47,3 +47,138 @@ test("local candidates wait until the call exists, then go in batches of at most
   await new Promise((r) => setTimeout(r, 30));
   assert.equal(sent.length, 4, "nothing after close");
 });
+
+// -- the Phone with a fake client and peer connection: what it sends in glare
+
+class FakePC {
+  constructor(config) {
+    this.config = config;
+    this.connectionState = "new";
+    this.currentRemoteDescription = null;
+    this.added = [];
+  }
+  addTrack() {}
+  async createOffer() {
+    return { type: "offer", sdp: "v=0 offer" };
+  }
+  async createAnswer() {
+    return { type: "answer", sdp: "v=0 answer" };
+  }
+  async setLocalDescription() {}
+  async setRemoteDescription(d) {
+    this.currentRemoteDescription = d;
+  }
+  async addIceCandidate(c) {
+    this.added.push(c);
+  }
+  close() {
+    this.connectionState = "closed";
+  }
+}
+
+const noMedia = async () => ({ getTracks: () => [], getAudioTracks: () => [], getVideoTracks: () => [] });
+
+function fakeClient() {
+  const handlers = new Map();
+  const sent = [];
+  const client = {
+    session: { user: "alice", device: "A1" },
+    sent,
+    on(type, h) {
+      handlers.set(type, [...(handlers.get(type) ?? []), h]);
+      return () => {};
+    },
+    emit(type, payload) {
+      for (const h of handlers.get(type) ?? []) h(payload);
+    },
+    async iceServers() {
+      return { servers: [] };
+    },
+    invite: null,
+    async callInvite(conv, call, media, signal) {
+      sent.push({ type: "invite", call, signal });
+      return client.invite(call);
+    },
+    async callRinging(call) {
+      sent.push({ type: "ringing", call });
+    },
+    async callAnswer(call, signal) {
+      sent.push({ type: "answer", call, signal });
+      return { call, state: "active", answered_by: "A1" };
+    },
+    async callCandidates(call, signal) {
+      sent.push({ type: "candidates", call, signal });
+    },
+    async callHangup(call, reason) {
+      sent.push({ type: "hangup", call, reason });
+      return { call, state: "ended", reason };
+    },
+  };
+  return client;
+}
+
+const theirCall = (id) => ({
+  call: id, conv: "c1", caller: "bob", caller_device: "B1", callee: "alice", media: "voice", state: "ringing", started_at: 1,
+});
+
+test("glare: an invite refused because the peer's call stands answers that call instead", async () => {
+  const { ChatError, Phone } = await import("../../dist/index.js");
+  const client = fakeClient();
+  const phone = new Phone(client, { RTCPeerConnection: FakePC, getUserMedia: noMedia });
+  client.invite = async () => {
+    // Bob's invite reached chatd first: his call rings here while ours is on its way, then ours is refused.
+    client.emit("call", theirCall("bob-call"));
+    client.emit("callsignal", { call: "bob-call", device: "B1", sdp: "v=0 bob offer" });
+    throw new ChatError("limit_reached", "you are in a call already");
+  };
+  const call = await phone.start("c1", "bob", "voice");
+  assert.equal(call.id, "bob-call", "the call that stands is the one taken");
+  assert.equal(phone.current, call);
+  const answer = client.sent.find((s) => s.type === "answer");
+  assert.deepEqual(answer, { type: "answer", call: "bob-call", signal: { sdp: "v=0 answer" } });
+  assert.equal(call.pc.currentRemoteDescription.sdp, "v=0 bob offer");
+  assert.ok(!client.sent.some((s) => s.type === "hangup" && s.call === "bob-call"), "Bob's call is not declined");
+});
+
+test("glare: should both calls stand, both sides keep the lower id", async () => {
+  const { Phone } = await import("../../dist/index.js");
+  for (const [mine, theirs] of [["a-low", "b-high"], ["b-high", "a-low"]]) {
+    const client = fakeClient();
+    const phone = new Phone(client, { RTCPeerConnection: FakePC, getUserMedia: noMedia });
+    const realUUID = crypto.randomUUID;
+    crypto.randomUUID = () => mine;
+    client.invite = async (id) => {
+      client.emit("call", theirCall(theirs));
+      client.emit("callsignal", { call: theirs, device: "B1", sdp: "v=0 bob offer" });
+      return { ...theirCall(id), caller: "alice", callee: "bob", caller_device: "A1" };
+    };
+    try {
+      const call = await phone.start("c1", "bob", "voice");
+      assert.equal(call.id, "a-low", `${mine} vs ${theirs}`);
+      if (mine === "a-low") assert.ok(client.sent.some((s) => s.type === "hangup" && s.call === "b-high" && s.reason === "declined"));
+      else {
+        assert.ok(client.sent.some((s) => s.type === "hangup" && s.call === "b-high"), "our own losing call is dropped");
+        assert.ok(client.sent.some((s) => s.type === "answer" && s.call === "a-low"), "and theirs answered");
+      }
+    } finally {
+      crypto.randomUUID = realUUID;
+    }
+  }
+});
+
+test("the remote end's candidates before the offer is applied wait for it", async () => {
+  const { Phone } = await import("../../dist/index.js");
+  const client = fakeClient();
+  const phone = new Phone(client, { RTCPeerConnection: FakePC, getUserMedia: noMedia });
+  let incoming;
+  phone.on("incoming", (c) => (incoming = c));
+  // Candidates and the offer before the call's state (a signal may overtake it): kept, then applied in order.
+  client.emit("callsignal", { call: "x", device: "B1", candidates: [cand(1)] });
+  client.emit("call", theirCall("x"));
+  client.emit("callsignal", { call: "x", device: "B1", sdp: "v=0 offer" });
+  client.emit("callsignal", { call: "x", device: "B1", candidates: [cand(2), { candidate: "" }] });
+  assert.ok(incoming, "it rings");
+  assert.ok(client.sent.some((s) => s.type === "ringing" && s.call === "x"));
+  await incoming.answer();
+  assert.deepEqual(incoming.pc.added.map((c) => c?.candidate), [cand(1).candidate, cand(2).candidate, undefined]);
+});
