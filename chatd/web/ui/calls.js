@@ -14,7 +14,7 @@ import { ChatError, Phone } from "../chatcore/web.js";
 import { $, dialog, setName, show } from "./dom.js";
 import { paintAvatar } from "./avatar.js";
 import { contactOf, invalidate, needUsers, onRender, openConv, state, userName } from "./store.js";
-import { cannotSend } from "./e2e.js";
+import { afterE2eStart, cannotSend } from "./e2e.js";
 import { describe } from "./format.js";
 
 /** @typedef {import("../chatcore/web.js").Call} Call */
@@ -48,8 +48,8 @@ export function attachPhone(/** @type {import("./store.js").ChatClient} */ clien
     // taken as encrypted (every conversation it makes is), and an incoming call seals as its caller did.
     encrypted: (conv) => state.convs.get(conv)?.encrypted ?? true,
     sealer: {
-      seal: (user, devices, data, conv) => secure().sealSignal(user, devices, data, conv),
-      unseal: (from, sealed) => secure().openSignal(from, sealed),
+      seal: async (user, devices, data, conv) => (await secure()).sealSignal(user, devices, data, conv),
+      unseal: async (from, sealed) => (await secure()).openSignal(from, sealed),
     },
     video: videoConstraints(),
     iceTransportPolicy: params.get("ice") === "relay" ? "relay" : "all",
@@ -61,7 +61,9 @@ export function attachPhone(/** @type {import("./store.js").ChatClient} */ clien
   });
 }
 
-function secure() {
+/** The SecureChat, once started: a call that rings while the page opens its keys waits for them. */
+async function secure() {
+  if (state.e2e.status === "starting") await new Promise((resolve) => afterE2eStart(() => resolve(undefined)));
   if (!state.secure || state.e2e.status !== "ready") throw new Error("end-to-end encryption is not ready in this browser");
   return state.secure;
 }
