@@ -234,6 +234,7 @@ async function videoCall(alice, bob, label, tablet) {
   timings[`${label}: media checked`] = Date.now() - t0;
   if (label === "direct") {
     await screenshot(a, "call-video");
+    assert.deepEqual(await axeViolations(a, "in a video call"), []);
   }
   await a.locator("#call-hangup").click();
   for (const p of [a, b]) await p.waitForFunction(() => /** @type {any} */ (window).chatcoreCall?.() === null);
