@@ -13,7 +13,8 @@
 import { ChatError, Phone } from "../chatcore/web.js";
 import { $, dialog, setName, show } from "./dom.js";
 import { paintAvatar } from "./avatar.js";
-import { contactOf, invalidate, needUsers, onRender, openConv, state, userName } from "./store.js";
+import { contactOf, invalidate, needUsers, onRender, openConv, pageVisible, state, userName } from "./store.js";
+import { notificationsAllowed } from "./settings.js";
 import { afterE2eStart, cannotSend } from "./e2e.js";
 import { describe } from "./format.js";
 
@@ -58,7 +59,29 @@ export function attachPhone(/** @type {import("./store.js").ChatClient} */ clien
     needUsers([call.peer], "header");
     present(call);
     ring.start();
+    notifyHidden(call);
   });
+}
+
+/** While the page is hidden, a desktop notification (if allowed) says who calls; it goes when the call stops ringing. */
+function notifyHidden(/** @type {Call} */ call) {
+  if (pageVisible() || !notificationsAllowed()) return;
+  try {
+    const n = new Notification(userName(call.peer), {
+      body: call.media === "video" ? "Incoming video call" : "Incoming voice call",
+      tag: `call:${call.id}`,
+      requireInteraction: true,
+    });
+    n.addEventListener("click", () => {
+      window.focus();
+      n.close();
+    });
+    call.on("phase", (phase) => {
+      if (phase !== "incoming") n.close();
+    });
+  } catch {
+    // Notifications only from a service worker here: the ringtone and the call screen remain.
+  }
 }
 
 /** The SecureChat, once started: a call that rings while the page opens its keys waits for them. */
