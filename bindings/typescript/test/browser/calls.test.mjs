@@ -235,6 +235,19 @@ async function videoCall(alice, bob, label, tablet) {
   if (label === "direct") {
     await screenshot(a, "call-video");
     assert.deepEqual(await axeViolations(a, "in a video call"), []);
+    // Mute and camera off stop what the tracks send, and say so; pressed again, they send again.
+    const tracks = () => a.evaluate(() => {
+      const local = /** @type {any} */ (window).chatcoreCall()?.local;
+      return { audio: local.getAudioTracks()[0].enabled, video: local.getVideoTracks()[0].enabled };
+    });
+    await a.locator("#call-mute").click();
+    await a.locator("#call-camera").click();
+    assert.deepEqual(await tracks(), { audio: false, video: false });
+    assert.equal(await a.locator("#call-mute").getAttribute("aria-pressed"), "true");
+    assert.equal(await a.locator("#call-camera").textContent(), "Camera on");
+    await a.locator("#call-mute").click();
+    await a.locator("#call-camera").click();
+    assert.deepEqual(await tracks(), { audio: true, video: true });
   }
   await a.locator("#call-hangup").click();
   for (const p of [a, b]) await p.waitForFunction(() => /** @type {any} */ (window).chatcoreCall?.() === null);
