@@ -35,6 +35,11 @@ interface SignalBody {
   candidates?: IceCandidate[];
 }
 
+/** A sealed signal's JSON: the body and the call it belongs to (so that the server cannot replay it in another call). */
+interface SealedBody extends SignalBody {
+  call: string;
+}
+
 export interface PhoneOptions {
   /**
    * The sealer for conversations where `encrypted(conv)` says signals must be sealed; without one, signals are
@@ -649,7 +654,9 @@ export class Phone {
       if (!sealer) return;
       try {
         const bytes = await sealer.unseal({ user: call.peer, device: frame.device }, frame.sealed);
-        body = JSON.parse(new TextDecoder().decode(bytes)) as SignalBody;
+        const sealed = JSON.parse(new TextDecoder().decode(bytes)) as SealedBody;
+        if (sealed.call !== call.id) throw new Error("the sealed signal is of another call");
+        body = { ...(sealed.sdp !== undefined ? { sdp: sealed.sdp } : {}), ...(sealed.candidates ? { candidates: sealed.candidates } : {}) };
       } catch (e) {
         console.warn("chatcore call: a sealed signal did not open:", e);
         return;
@@ -667,7 +674,8 @@ export class Phone {
     const sealer = this.options.sealer;
     if (!sealer) throw new Error("this conversation is end-to-end encrypted: its call signals must be sealed, and there is no sealer");
     const devices = call.peerDevice === undefined ? undefined : [call.peerDevice];
-    return { sealed: await sealer.seal(call.peer, devices, new TextEncoder().encode(JSON.stringify(body)), call.conv) };
+    const sealedBody: SealedBody = { call: call.id, ...body };
+    return { sealed: await sealer.seal(call.peer, devices, new TextEncoder().encode(JSON.stringify(sealedBody)), call.conv) };
   }
 
   /** @internal */

@@ -586,7 +586,10 @@ export class Phone {
                 return;
             try {
                 const bytes = await sealer.unseal({ user: call.peer, device: frame.device }, frame.sealed);
-                body = JSON.parse(new TextDecoder().decode(bytes));
+                const sealed = JSON.parse(new TextDecoder().decode(bytes));
+                if (sealed.call !== call.id)
+                    throw new Error("the sealed signal is of another call");
+                body = { ...(sealed.sdp !== undefined ? { sdp: sealed.sdp } : {}), ...(sealed.candidates ? { candidates: sealed.candidates } : {}) };
             }
             catch (e) {
                 console.warn("chatcore call: a sealed signal did not open:", e);
@@ -607,7 +610,8 @@ export class Phone {
         if (!sealer)
             throw new Error("this conversation is end-to-end encrypted: its call signals must be sealed, and there is no sealer");
         const devices = call.peerDevice === undefined ? undefined : [call.peerDevice];
-        return { sealed: await sealer.seal(call.peer, devices, new TextEncoder().encode(JSON.stringify(body)), call.conv) };
+        const sealedBody = { call: call.id, ...body };
+        return { sealed: await sealer.seal(call.peer, devices, new TextEncoder().encode(JSON.stringify(sealedBody)), call.conv) };
     }
     /** @internal */
     async sendSignal(call, body) {

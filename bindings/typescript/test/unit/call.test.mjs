@@ -182,3 +182,30 @@ test("the remote end's candidates before the offer is applied wait for it", asyn
   await incoming.answer();
   assert.deepEqual(incoming.pc.added.map((c) => c?.candidate), [cand(1).candidate, cand(2).candidate, undefined]);
 });
+
+test("a sealed signal names its call: one sealed for another call is dropped", async () => {
+  const { Phone } = await import("../../dist/index.js");
+  const client = fakeClient();
+  const sealer = {
+    sealedFor: [],
+    async seal(user, devices, data) {
+      this.sealedFor.push(JSON.parse(new TextDecoder().decode(data)));
+      return [{ device: "B1", payload: "x" }];
+    },
+    async unseal(_from, sealed) {
+      return new TextEncoder().encode(sealed);
+    },
+  };
+  const phone = new Phone(client, { RTCPeerConnection: FakePC, getUserMedia: noMedia, sealer, encrypted: () => true });
+  let incoming;
+  phone.on("incoming", (c) => (incoming = c));
+  client.emit("call", theirCall("y"));
+  // The server replays the offer of an earlier call "old" in call "y": dropped; the right one is taken.
+  client.emit("callsignal", { call: "y", device: "B1", sealed: JSON.stringify({ call: "old", sdp: "v=0 replayed" }) });
+  client.emit("callsignal", { call: "y", device: "B1", sealed: JSON.stringify({ call: "y", sdp: "v=0 offer" }) });
+  await incoming.answer();
+  assert.equal(incoming.pc.currentRemoteDescription.sdp, "v=0 offer");
+  assert.deepEqual(sealer.sealedFor[0], { call: "y", sdp: "v=0 answer" }, "the answer names its call");
+  const answer = client.sent.find((s) => s.type === "answer");
+  assert.deepEqual(answer.signal, { sealed: [{ device: "B1", payload: "x" }] });
+});
