@@ -91,10 +91,14 @@ async function secure() {
   return state.secure;
 }
 
-/** Ends the phone of a client that signed out. */
-export function detachPhone() {
-  phone?.close();
-  phone = null;
+/**
+ * Ends this device's call (the user signs out): hung up while the session still can, else ended here and by the
+ * server once the connection is gone. The phone stays with the client, for the next sign-in.
+ */
+export async function endCalls() {
+  const call = phone?.current;
+  // Ended here at once; the server is told within two seconds or not at all (it then ends the call itself).
+  if (call) await Promise.race([call.hangup(), new Promise((resolve) => setTimeout(resolve, 2000))]);
   finish();
 }
 

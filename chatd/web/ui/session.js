@@ -22,7 +22,7 @@ import { onTyping, resetTyping } from "./typing.js";
 import { onReceipt } from "./receipts.js";
 import { loadRequests, onAnswered, onInvited, resetRequests } from "./requests.js";
 import { resetMedia } from "./attach.js";
-import { attachPhone, detachPhone } from "./calls.js";
+import { attachPhone, endCalls } from "./calls.js";
 
 export const TOKEN_KEY = "chatcore.token";
 
@@ -127,7 +127,7 @@ function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ r
   void (state.me ? forgetDrafts(state.me.user) : Promise.resolve()).finally(() => stopE2e(forget));
   if (location.hash.startsWith("#chat=")) history.replaceState(null, "", location.pathname + location.search);
   resetMedia();
-  detachPhone();
+  void endCalls();
   state.me = null;
   state.users.clear();
   forgetPictures();
@@ -155,6 +155,7 @@ export async function signOut(forget = false) {
   const client = state.client;
   if (!client) return;
   forgetKeys = forget;
+  await endCalls();
   try {
     await client.logout();
   } catch {

@@ -326,8 +326,15 @@ test("a declined call, a refused microphone explained, and both calling at once:
   timings["glare: connected"] = Date.now() - t0;
   const ids = await Promise.all([c, d].map((p) => p.evaluate(() => /** @type {any} */ (window).chatcoreCall?.()?.id)));
   assert.ok(ids[0] && ids[0] === ids[1], `one call on both sides: ${ids}`);
-  await d.locator("#call-hangup").click();
-  for (const p of [c, d]) await p.waitForFunction(() => /** @type {any} */ (window).chatcoreCall?.() === null);
+  // Dave signs out in the call: it ends on both sides at once (not after the server's grace time).
+  const dialogs = d.locator("#call");
+  await d.keyboard.press("Escape");
+  assert.ok(await dialogs.isVisible(), "Escape does not drop a call");
+  await d.evaluate(() => document.getElementById("signout")?.click());
+  await d.locator("#signout-keep").click();
+  await d.locator("#auth").waitFor({ state: "visible" });
+  for (const p of [c, d]) await p.waitForFunction(() => /** @type {any} */ (window).chatcoreCall?.() === null, undefined, { timeout: 5000 });
+  await c.locator("#call-status", { hasText: "Call ended" }).waitFor();
   assert.deepEqual(problems, []);
 });
 
