@@ -41,6 +41,7 @@
 //   mediaview.js   their bubbles, the photo viewer, the voice player, the bubble of one on its way
 //   attach.js      attaching, dropping and pasting files (the attach dialog), recording voice notes
 //   picture.js     changing one's own or a group's picture: pick, crop to a square, scale, re-encode, upload, set
+//   calls.js       voice and video calls in a direct conversation: the call buttons, ringing, the call screen
 
 import { wireSettings } from "./ui/settings.js";
 import { ChatError } from "./chatcore/web.js";
@@ -66,6 +67,7 @@ import { wireCompose } from "./ui/compose.js";
 import { wireMessageMenu } from "./ui/msgmenu.js";
 import { wireAttach } from "./ui/attach.js";
 import { wirePictures } from "./ui/picture.js";
+import { wireCalls } from "./ui/calls.js";
 
 function boot() {
   wireAuth();
@@ -85,6 +87,7 @@ function boot() {
   wireMessageMenu();
   wireAttach();
   wirePictures();
+  wireCalls();
   $("me-button").addEventListener("click", () => {
     if (state.me) void openCard(state.me.user);
   });

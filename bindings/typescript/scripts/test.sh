@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tests of the TypeScript binding and of the web client, end to end:
-#   Debian packages (chromium, an emoji font) -> chatd binary -> npm packages
+#   Debian packages (chromium, an emoji font, coturn) -> chatd binary -> npm packages
 #   -> committed vodozemac wasm is fresh -> tsc build -> unit tests (test
 #   vectors, committed browser build is fresh, vodozemac in wasm)
 #   -> binding against a real chatd -> web client in headless Chromium.
@@ -20,6 +20,8 @@ missing=()
 [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
 # The wss:// tests make their certificates with the openssl CLI.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The calls test (test/browser/calls.test.mjs) relays media through a private coturn.
+command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install -y ${missing[*]})" >&2

@@ -15,4 +15,5 @@ export * from "./receipts.js";
 export * from "./life.js";
 export * from "./client.js";
 export * from "./files.js";
+export * from "./call.js";
 export { decodeMsgpack, encodeMsgpack, MAX_DEPTH, msgpackCodec } from "./msgpack.js";

@@ -22,6 +22,7 @@ import { onTyping, resetTyping } from "./typing.js";
 import { onReceipt } from "./receipts.js";
 import { loadRequests, onAnswered, onInvited, resetRequests } from "./requests.js";
 import { resetMedia } from "./attach.js";
+import { attachPhone, endCalls } from "./calls.js";
 
 export const TOKEN_KEY = "chatcore.token";
 
@@ -63,6 +64,7 @@ export function createClient(/** @type {string | null} */ token) {
     onConnectionState(s);
   });
   client.on("error", (e) => console.warn("chatcore:", e.code, e.message));
+  attachPhone(client);
   state.client = client;
   return client;
 }
@@ -125,6 +127,7 @@ function onSignedOut(/** @type {import("../chatcore/web.js").SignOutReason} */ r
   void (state.me ? forgetDrafts(state.me.user) : Promise.resolve()).finally(() => stopE2e(forget));
   if (location.hash.startsWith("#chat=")) history.replaceState(null, "", location.pathname + location.search);
   resetMedia();
+  void endCalls();
   state.me = null;
   state.users.clear();
   forgetPictures();
@@ -152,6 +155,7 @@ export async function signOut(forget = false) {
   const client = state.client;
   if (!client) return;
   forgetKeys = forget;
+  await endCalls();
   try {
     await client.logout();
   } catch {

@@ -43,6 +43,7 @@
 
 import type { ChatClient, SendOptions, SendResult } from "../client.js";
 import { ChatError } from "../errors.js";
+import type { CallSealer } from "../call.js";
 import type {
   BackupKeyRef,
   DeviceKeysInfo,
@@ -51,6 +52,7 @@ import type {
   MediaContent,
   Message,
   OutgoingToDevice,
+  SealedSignal,
   ToDeviceAck,
   ToDeviceMessage,
 } from "../protocol.js";
@@ -66,6 +68,8 @@ import { type SessionRef, sessionRefKey, type ToDeviceIn } from "./state.js";
 import type { MachineStore } from "./store.js";
 import { decodeBase64, encodeBase64 } from "./texts.js";
 
+/** The `custom` kind of a sealed call signal (inside the Olm payload). */
+const CALL_SIGNAL_KIND = "call.signal";
 /** The largest to-device payload decoded (the server's bound is 32 KiB by default). */
 const MAX_PAYLOAD = 64 * 1024;
 /** Bytes of payloads per `send_to_device` frame: under chatd's 64 KiB frame limit with room for ids and names. */
@@ -808,6 +812,71 @@ export class SecureChat {
       const out = await this.withClaims(undefined, (m, now) => m.encryptToDevice(target, kind, data, now));
       await this.sendOut(undefined, [out]);
     });
+  }
+
+  /**
+   * Seals a call signal (PROTOCOL.md "Calls": the SDP or candidates, as bytes) for `devices` of `user`, or for every
+   * device of theirs when absent (queried first, through `conv`): one `olm.v1` payload per device, as
+   * {@link ChatClient.callInvite} and the other call requests take it in `signal.sealed`. Olm sessions are made as for
+   * sharing conversation keys (claiming a one-time key of a device without one); a device that cannot be reached
+   * that way is left out. Fails with `refused` when no device is left.
+   */
+  sealSignal(user: string, devices: string[] | undefined, data: Uint8Array, conv?: string): Promise<SealedSignal[]> {
+    return this.serial(async () => {
+      const m = this.machine;
+      let targets: DeviceRef[];
+      if (devices === undefined) {
+        await this.refreshKeys([user], conv);
+        targets = m.devicesOf([user]);
+      } else {
+        if (devices.some((d) => m.deviceTrust(user, d) === "unknown")) await this.refreshKeys([user], conv);
+        targets = devices.map((device) => ({ user, device })).filter((d) => m.deviceTrust(d.user, d.device) !== "unknown");
+      }
+      const needs = m.needsClaims(targets, this.now());
+      if (needs.length > 0) {
+        const claimed = [];
+        for (let i = 0; i < needs.length; i += PER_REQUEST) claimed.push(...(await this.client.claimKeys(needs.slice(i, i + PER_REQUEST), conv)));
+        for (const { device, error } of m.receiveClaimedKeys(needs, claimed, this.now())) {
+          this.fail(`no encrypted channel to device ${device.device} of ${device.user}`, error);
+        }
+      }
+      const out: SealedSignal[] = [];
+      for (const target of targets) {
+        const r = m.encryptToDevice(target, CALL_SIGNAL_KIND, data, this.now());
+        if (r.type === "ready") out.push({ device: target.device, payload: encodeBase64(r.value.payload) });
+      }
+      await this.persist();
+      if (out.length === 0) throw new E2eError("refused", `refused: no device of ${user} can be reached over an encrypted channel`);
+      return out;
+    });
+  }
+
+  /**
+   * Opens what `from` sealed for this device with {@link sealSignal} (a `call_signal`'s `sealed`); the sender's keys
+   * are queried first when unknown. Throws an {@link E2eError} for a payload that does not open or is not a call signal.
+   */
+  openSignal(from: DeviceRef, sealed: string): Promise<Uint8Array> {
+    return this.serial(async () => {
+      const m = this.machine;
+      if (m.deviceTrust(from.user, from.device) === "unknown") await this.refreshKeys([from.user], undefined);
+      if (m.deviceTrust(from.user, from.device) === "unknown") {
+        throw new E2eError("unknown_device", `the keys of device ${from.device} of ${from.user} are unknown`);
+      }
+      const payload = decodeBase64(sealed);
+      if (!payload || payload.length === 0 || payload.length > MAX_PAYLOAD) throw new E2eError("malformed", "a malformed sealed signal");
+      const r = m.receiveToDevice({ from_user: from.user, from_device: from.device, kind: "olm.v1", id: `call-signal:${crypto.randomUUID()}`, payload, ts: Date.now() }, this.now());
+      await this.persist();
+      if (r.type !== "custom" || r.kind !== CALL_SIGNAL_KIND) throw new E2eError("malformed", "the sealed payload is not a call signal");
+      return r.data;
+    });
+  }
+
+  /** The {@link CallSealer} of this SecureChat, for the call helper's `Phone`. */
+  callSealer(): CallSealer {
+    return {
+      seal: (user, devices, data, conv) => this.sealSignal(user, devices, data, conv),
+      unseal: (from, sealed) => this.openSignal(from, sealed),
+    };
   }
 
   // -- key backup --

@@ -41,7 +41,8 @@
  * @module
  */
 import type { ChatClient, SendOptions, SendResult } from "../client.js";
-import type { DeviceRef, MediaContent, Message } from "../protocol.js";
+import type { CallSealer } from "../call.js";
+import type { DeviceRef, MediaContent, Message, SealedSignal } from "../protocol.js";
 import type { DeviceChange, DeviceTrust } from "./devices.js";
 import { type E2eErrorCode } from "./errors.js";
 import { Machine } from "./machine.js";
@@ -264,6 +265,21 @@ export declare class SecureChat {
      * event. The device's keys are queried first when they are not tracked yet; an unknown device is an error.
      */
     sendCustom(target: DeviceRef, kind: string, data: Uint8Array): Promise<void>;
+    /**
+     * Seals a call signal (PROTOCOL.md "Calls": the SDP or candidates, as bytes) for `devices` of `user`, or for every
+     * device of theirs when absent (queried first, through `conv`): one `olm.v1` payload per device, as
+     * {@link ChatClient.callInvite} and the other call requests take it in `signal.sealed`. Olm sessions are made as for
+     * sharing conversation keys (claiming a one-time key of a device without one); a device that cannot be reached
+     * that way is left out. Fails with `refused` when no device is left.
+     */
+    sealSignal(user: string, devices: string[] | undefined, data: Uint8Array, conv?: string): Promise<SealedSignal[]>;
+    /**
+     * Opens what `from` sealed for this device with {@link sealSignal} (a `call_signal`'s `sealed`); the sender's keys
+     * are queried first when unknown. Throws an {@link E2eError} for a payload that does not open or is not a call signal.
+     */
+    openSignal(from: DeviceRef, sealed: string): Promise<Uint8Array>;
+    /** The {@link CallSealer} of this SecureChat, for the call helper's `Phone`. */
+    callSealer(): CallSealer;
     /**
      * Turns the encrypted key backup on (docs/E2E.md, "Key backup"): makes a new recovery key, creates the backup on the
      * server (it replaces any earlier one: the user's other devices follow the new one), uploads every conversation key

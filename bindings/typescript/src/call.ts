@@ -1,0 +1,694 @@
+/**
+ * A small call helper over `RTCPeerConnection` and {@link ChatClient} (PROTOCOL.md "Calls"): one {@link Phone} per
+ * signed-in client places and takes one call at a time, each a {@link Call} that gathers the media, makes and
+ * applies the SDP offer and answer, trickles ICE candidates in small batches (buffering the other side's until its
+ * description is set), and ends on either side. In an end-to-end encrypted conversation the signals are sealed per
+ * device through {@link PhoneOptions.sealer} (the e2e layer's Olm sessions), so the server can neither read nor swap
+ * the DTLS fingerprints; elsewhere they travel plain.
+ *
+ * Glare (both users call each other at once): chatd keeps one call per user, so of two crossing invites the first
+ * one it takes stands and the other is refused with `limit_reached`; the side refused answers the call that stands
+ * instead of failing. Should both calls ever be seen live, {@link glareWinner} picks one deterministically (the
+ * lower call id) on both sides, and the loser's caller drops its own call and answers the winner.
+ *
+ * Needs a browser (or any runtime with WebRTC); the pure parts ({@link glareWinner}, {@link CandidateQueue},
+ * {@link CandidateBatcher}) run anywhere.
+ *
+ * @module
+ */
+
+import type { ChatClient } from "./client.js";
+import { ChatError } from "./errors.js";
+import type { CallInfo, CallMedia, CallSignal, CallSignalFrame, HangupReason, IceCandidate, IceServer, SealedSignal } from "./protocol.js";
+
+/** Seals and opens call signals for end-to-end encrypted conversations (the e2e layer's Olm sessions). */
+export interface CallSealer {
+  /** `data` sealed for each of `devices` of `user` (every device of theirs when absent), one payload each; `conv` the call's. */
+  seal(user: string, devices: string[] | undefined, data: Uint8Array, conv: string): Promise<SealedSignal[]>;
+  /** What `from`'s device sealed for this device. */
+  unseal(from: { user: string; device: string }, sealed: string): Promise<Uint8Array>;
+}
+
+/** What a sealed signal holds: the SDP or candidates, as a plain signal would carry them. */
+interface SignalBody {
+  sdp?: string;
+  candidates?: IceCandidate[];
+}
+
+/** A sealed signal's JSON: the body and the call it belongs to (so that the server cannot replay it in another call). */
+interface SealedBody extends SignalBody {
+  call: string;
+}
+
+export interface PhoneOptions {
+  /**
+   * The sealer for conversations where `encrypted(conv)` says signals must be sealed; without one, signals are
+   * plain (and chatd refuses them in an encrypted conversation).
+   */
+  sealer?: CallSealer;
+  /** Whether conversation `conv` is end-to-end encrypted (its signals sealed). Default: never. */
+  encrypted?: (conv: string) => boolean;
+  /** The video constraints of a video call (default `true`); e.g. `{ width: 320, height: 240, frameRate: 15 }`. */
+  video?: MediaTrackConstraints | boolean;
+  /** `relay` forces every path through TURN (a debugging aid); default `all`. */
+  iceTransportPolicy?: RTCIceTransportPolicy;
+  /** How long local candidates gather before a batch is sent, in ms (default 50). */
+  trickleMs?: number;
+  /** For tests: the peer connection and media sources. */
+  RTCPeerConnection?: typeof RTCPeerConnection;
+  getUserMedia?: (constraints: MediaStreamConstraints) => Promise<MediaStream>;
+}
+
+/** Where a call stands for this device. */
+export type CallPhase =
+  /** Outgoing: the invite is on its way, or the callee's devices were told but none rings yet. */
+  | "calling"
+  /** Outgoing: a device of the callee rings. */
+  | "ringing"
+  /** Incoming: this device rings. */
+  | "incoming"
+  /** Answered: the media path is being set up. */
+  | "connecting"
+  /** Media flows. */
+  | "connected"
+  /** Over; see {@link Call.reason}. */
+  | "ended";
+
+/** Why a call ended here: the server's reason, or `elsewhere` (answered on another device of this user). */
+export type CallEndReason = NonNullable<CallInfo["reason"]> | "elsewhere";
+
+/** The call of two sides that crossed (glare) that stands: the lower id, the same on both sides. */
+export function glareWinner(a: string, b: string): string {
+  return a < b ? a : b;
+}
+
+/**
+ * Remote candidates that arrive before the remote description: kept in order and handed over once it is set;
+ * after that, handed over at once.
+ */
+export class CandidateQueue {
+  private waiting: IceCandidate[] = [];
+  private open = false;
+  constructor(private readonly add: (c: IceCandidate) => Promise<void> | void) {}
+
+  /** Whether the remote description is set (candidates pass straight through). */
+  get ready(): boolean {
+    return this.open;
+  }
+
+  /** How many wait. */
+  get size(): number {
+    return this.waiting.length;
+  }
+
+  async push(candidates: IceCandidate[]): Promise<void> {
+    if (!this.open) {
+      this.waiting.push(...candidates);
+      return;
+    }
+    for (const c of candidates) await this.add(c);
+  }
+
+  /** The remote description is set: the waiting candidates go in, in order. */
+  async release(): Promise<void> {
+    this.open = true;
+    const waiting = this.waiting.splice(0);
+    for (const c of waiting) await this.add(c);
+  }
+}
+
+/**
+ * Local candidates, gathered for `delayMs` and sent as one batch (at most 50 a frame, the server's limit), only
+ * once the call exists on the server (`open()`): before that they wait.
+ */
+export class CandidateBatcher {
+  private waiting: IceCandidate[] = [];
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private open_ = false;
+  private closed = false;
+  constructor(
+    private readonly send: (batch: IceCandidate[]) => Promise<void>,
+    private readonly delayMs = 50,
+  ) {}
+
+  push(c: IceCandidate): void {
+    if (this.closed) return;
+    this.waiting.push(c);
+    this.schedule();
+  }
+
+  /** The call exists on the server: what waits goes out. */
+  open(): void {
+    this.open_ = true;
+    this.schedule();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.waiting = [];
+    if (this.timer !== undefined) clearTimeout(this.timer);
+  }
+
+  private schedule(): void {
+    if (!this.open_ || this.closed || this.timer !== undefined || this.waiting.length === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, this.delayMs);
+  }
+
+  /** Sends what waits now. */
+  async flush(): Promise<void> {
+    while (this.open_ && !this.closed && this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, 50);
+      try {
+        await this.send(batch);
+      } catch {
+        // A lost batch: ICE copes with fewer candidates, or the call fails and says so.
+      }
+    }
+  }
+}
+
+type CallEvents = {
+  /** The phase changed. */
+  phase: CallPhase;
+  /** The other side's media arrived (a stream with its tracks). */
+  remote: MediaStream;
+  /** The local media is ready. */
+  local: MediaStream;
+};
+
+/** One call of this device. */
+export class Call {
+  readonly id: string;
+  readonly conv: string;
+  /** The other user. */
+  readonly peer: string;
+  readonly media: CallMedia;
+  readonly direction: "outgoing" | "incoming";
+  phase: CallPhase;
+  reason: CallEndReason | undefined;
+  /** The server's view, as last seen. */
+  info: CallInfo | undefined;
+  /** The other side's device, once known (the caller's for an incoming call; the device that answered). */
+  peerDevice: string | undefined;
+  pc: RTCPeerConnection | undefined;
+  local: MediaStream | undefined;
+  remote: MediaStream | undefined;
+  /** Whether the other side sealed its signals (then this side seals too), once one arrived. */
+  sealedSignals: boolean | undefined;
+  /** When media started to flow (ms since the epoch). */
+  connectedAt: number | undefined;
+  /** The offer of an incoming call, once it arrived. */
+  private offer: string | undefined;
+  private offerWaiters: ((sdp: string) => void)[] = [];
+  private readonly remoteCandidates: CandidateQueue;
+  private readonly localCandidates: CandidateBatcher;
+  private handlers = new Map<string, Set<(p: never) => void>>();
+  /** Signals handled one after the other (each may need unsealing). */
+  private signals: Promise<void> = Promise.resolve();
+  private muted_ = false;
+  private cameraOff_ = false;
+
+  /** @internal */
+  constructor(
+    private readonly phone: Phone,
+    init: { id: string; conv: string; peer: string; media: CallMedia; direction: "outgoing" | "incoming"; peerDevice?: string },
+  ) {
+    this.id = init.id;
+    this.conv = init.conv;
+    this.peer = init.peer;
+    this.media = init.media;
+    this.direction = init.direction;
+    this.peerDevice = init.peerDevice;
+    this.phase = init.direction === "outgoing" ? "calling" : "incoming";
+    this.remoteCandidates = new CandidateQueue(async (c) => {
+      // An empty line is the end of the other side's candidates.
+      await (c.candidate === "" ? this.pc?.addIceCandidate() : this.pc?.addIceCandidate(toRtc(c)))?.catch(() => {});
+    });
+    this.localCandidates = new CandidateBatcher((batch) => this.phone.sendSignal(this, { candidates: batch }), phone.options.trickleMs ?? 50);
+  }
+
+  on<K extends keyof CallEvents>(type: K, handler: (payload: CallEvents[K]) => void): () => void {
+    let set = this.handlers.get(type);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(type, set);
+    }
+    set.add(handler as (p: never) => void);
+    return () => set.delete(handler as (p: never) => void);
+  }
+
+  private emit<K extends keyof CallEvents>(type: K, payload: CallEvents[K]): void {
+    for (const h of this.handlers.get(type) ?? []) {
+      try {
+        (h as (p: CallEvents[K]) => void)(payload);
+      } catch (e) {
+        console.error("chatcore call: a handler failed:", e);
+      }
+    }
+  }
+
+  /** @internal */
+  setPhase(phase: CallPhase): void {
+    if (this.phase === phase || this.phase === "ended") return;
+    this.phase = phase;
+    this.emit("phase", phase);
+  }
+
+  /** Whether the call is over. */
+  get over(): boolean {
+    return this.phase === "ended";
+  }
+
+  get muted(): boolean {
+    return this.muted_;
+  }
+
+  get cameraOff(): boolean {
+    return this.cameraOff_;
+  }
+
+  /** Mutes (or unmutes) the microphone. */
+  setMuted(muted: boolean): void {
+    this.muted_ = muted;
+    for (const t of this.local?.getAudioTracks() ?? []) t.enabled = !muted;
+  }
+
+  /** Turns the camera off (black frames) or on. */
+  setCameraOff(off: boolean): void {
+    this.cameraOff_ = off;
+    for (const t of this.local?.getVideoTracks() ?? []) t.enabled = !off;
+  }
+
+  /** Whether the call sends video (a camera track). */
+  get hasVideo(): boolean {
+    return (this.local?.getVideoTracks().length ?? 0) > 0;
+  }
+
+  /** @internal Gets the media and the peer connection ready. */
+  async prepare(media: CallMedia): Promise<void> {
+    const gum = this.phone.options.getUserMedia ?? ((c: MediaStreamConstraints) => navigator.mediaDevices.getUserMedia(c));
+    const video = this.phone.options.video ?? true;
+    this.local = await gum(media === "video" ? { audio: true, video } : { audio: true, video: false });
+    if (this.phase === "ended") {
+      stopTracks(this.local);
+      return;
+    }
+    this.emit("local", this.local);
+    const { servers } = await this.phone.client.iceServers().catch(() => ({ servers: [] as IceServer[] }));
+    this.phone.lastIceServers = servers;
+    const PC = this.phone.options.RTCPeerConnection ?? RTCPeerConnection;
+    const pc = new PC({
+      iceServers: servers.map((s) => ({ urls: s.urls, ...(s.username ? { username: s.username } : {}), ...(s.credential ? { credential: s.credential } : {}) })),
+      iceTransportPolicy: this.phone.options.iceTransportPolicy ?? "all",
+    });
+    this.pc = pc;
+    for (const track of this.local.getTracks()) pc.addTrack(track, this.local);
+    pc.onicecandidate = (ev) => {
+      // The end of candidates is an empty line, as in WebRTC.
+      const c = ev.candidate;
+      this.localCandidates.push(
+        c ? { candidate: c.candidate, ...(c.sdpMid != null ? { sdp_mid: c.sdpMid } : {}), ...(c.sdpMLineIndex != null ? { sdp_m_line_index: c.sdpMLineIndex } : {}) } : { candidate: "" },
+      );
+    };
+    pc.ontrack = (ev) => {
+      const stream = ev.streams[0] ?? this.remote ?? new MediaStream();
+      if (!ev.streams[0]) stream.addTrack(ev.track);
+      this.remote = stream;
+      this.emit("remote", stream);
+    };
+    pc.onconnectionstatechange = () => {
+      if (this.phase === "ended") return;
+      if (pc.connectionState === "connected") {
+        this.connectedAt ??= Date.now();
+        this.setPhase("connected");
+      } else if (pc.connectionState === "failed") {
+        void this.hangup("failed");
+      }
+    };
+  }
+
+  /** @internal The call exists on the server (invited, answered): local candidates may go. */
+  openTrickle(): void {
+    this.localCandidates.open();
+  }
+
+  /** @internal A signal from the other side, in order. */
+  receive(signal: SignalBody, from: string): Promise<void> {
+    this.signals = this.signals.then(async () => {
+      if (this.phase === "ended") return;
+      if (signal.sdp !== undefined) {
+        if (this.direction === "incoming") {
+          this.peerDevice ??= from;
+          this.offer ??= signal.sdp;
+          for (const w of this.offerWaiters.splice(0)) w(signal.sdp);
+        } else if (this.pc && !this.pc.currentRemoteDescription) {
+          this.peerDevice = from;
+          await this.pc.setRemoteDescription({ type: "answer", sdp: signal.sdp });
+          await this.remoteCandidates.release();
+        }
+      }
+      if (signal.candidates?.length) await this.remoteCandidates.push(signal.candidates);
+    }).catch((e) => {
+      console.warn("chatcore call: a signal was not applied:", e);
+    });
+    return this.signals;
+  }
+
+  private waitOffer(): Promise<string> {
+    if (this.offer !== undefined) return Promise.resolve(this.offer);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the caller's offer did not arrive")), 15000);
+      this.offerWaiters.push((sdp) => {
+        clearTimeout(timer);
+        resolve(sdp);
+      });
+    });
+  }
+
+  /**
+   * Takes an incoming call on this device, with `media` (the call's by default; `voice` answers without the camera).
+   * Resolves quietly when the call ended meanwhile (hung up, or taken on another device: see the phase); rejects
+   * when the media or the connection could not be set up (the call is then ended as `failed`).
+   */
+  async answer(media: CallMedia = this.media): Promise<void> {
+    if (this.direction !== "incoming" || this.phase !== "incoming") throw new Error("there is no incoming call to answer");
+    this.setPhase("connecting");
+    try {
+      const offer = await this.waitOffer();
+      await this.prepare(media);
+      const pc = this.pc;
+      if (!pc || this.over) return;
+      await pc.setRemoteDescription({ type: "offer", sdp: offer });
+      await this.remoteCandidates.release();
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      const signal = await this.phone.makeSignal(this, { sdp: answer.sdp ?? "" });
+      this.info = await this.phone.client.callAnswer(this.id, signal);
+      this.openTrickle();
+    } catch (e) {
+      // Hung up or ended meanwhile: nothing failed.
+      if (this.over) return;
+      if (e instanceof ChatError && e.code === "not_found") {
+        // Taken on another device first (or over): the phase says so.
+        this.end("elsewhere");
+        return;
+      }
+      await this.hangup("failed");
+      throw e;
+    }
+  }
+
+  /** Declines an incoming call (every device of this user stops ringing). */
+  decline(): Promise<void> {
+    return this.hangup("declined");
+  }
+
+  /** Ends the call: hangs up (or cancels, before an answer), declines, or reports a failure. */
+  async hangup(reason: HangupReason = "hangup"): Promise<void> {
+    if (this.phase === "ended") return;
+    this.end(reason === "hangup" && this.direction === "outgoing" && !this.info?.answered_by ? "cancelled" : reason);
+    await this.phone.client.callHangup(this.id, reason).catch(() => {});
+  }
+
+  /** @internal Ends the call here (no request): releases the media and the connection. */
+  end(reason: CallEndReason): void {
+    if (this.phase === "ended") return;
+    this.reason = reason;
+    this.localCandidates.close();
+    stopTracks(this.local);
+    try {
+      this.pc?.close();
+    } catch {
+      // closed already
+    }
+    this.phase = "ended";
+    this.phone.forget(this);
+    this.emit("phase", "ended");
+  }
+}
+
+type PhoneEvents = {
+  /** A call rings on this device. */
+  incoming: Call;
+  /** A call of this user is on another device (the UI may say so); informational. */
+  elsewhere: CallInfo;
+};
+
+/** Places and takes the calls of one signed-in client; one call at a time. */
+export class Phone {
+  /** The call of this device, if any. */
+  current: Call | undefined;
+  /** The ICE servers of the last call (empty: no TURN nor STUN, calls only where the devices reach each other). */
+  lastIceServers: IceServer[] | undefined;
+  private handlers = new Map<string, Set<(p: never) => void>>();
+  private offs: (() => void)[] = [];
+  /** Signals of calls not known yet (the signal may overtake the state): kept a little while. */
+  private early = new Map<string, { frame: Omit<CallSignalFrame, "type">; at: number }[]>();
+  /** An incoming call from the peer while this device's own invite is on its way (glare). */
+  private crossing: Call | undefined;
+
+  constructor(
+    readonly client: ChatClient,
+    readonly options: PhoneOptions = {},
+  ) {
+    this.offs.push(
+      client.on("call", (info) => this.onState(info)),
+      client.on("callsignal", (frame) => void this.onSignal(frame)),
+    );
+  }
+
+  close(): void {
+    for (const off of this.offs.splice(0)) off();
+    if (this.current) void this.current.hangup();
+  }
+
+  on<K extends keyof PhoneEvents>(type: K, handler: (payload: PhoneEvents[K]) => void): () => void {
+    let set = this.handlers.get(type);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(type, set);
+    }
+    set.add(handler as (p: never) => void);
+    return () => set.delete(handler as (p: never) => void);
+  }
+
+  private emit<K extends keyof PhoneEvents>(type: K, payload: PhoneEvents[K]): void {
+    for (const h of this.handlers.get(type) ?? []) {
+      try {
+        (h as (p: PhoneEvents[K]) => void)(payload);
+      } catch (e) {
+        console.error("chatcore call: a handler failed:", e);
+      }
+    }
+  }
+
+  private get me(): { user: string; device: string } {
+    const s = this.client.session;
+    if (!s) throw new Error("not signed in");
+    return { user: s.user, device: s.device };
+  }
+
+  /** @internal */
+  forget(call: Call): void {
+    if (this.current === call) this.current = undefined;
+    if (this.crossing === call) this.crossing = undefined;
+  }
+
+  /**
+   * Calls `peer` in direct conversation `conv`. Resolves once the callee's devices were told (or the call ended at
+   * once: busy); media and phases follow as events of the call. When the peer calls this user at the same time,
+   * the call that stands is answered instead (glare), and that one is returned.
+   */
+  async start(conv: string, peer: string, media: CallMedia): Promise<Call> {
+    const waiting = this.current;
+    if (waiting && waiting.direction === "incoming" && waiting.phase === "incoming" && waiting.peer === peer && waiting.conv === conv) {
+      // They called first: take their call.
+      await waiting.answer(media);
+      return waiting;
+    }
+    if (waiting && waiting.phase !== "ended") throw new ChatError("limit_reached", "a call is on already: end it first");
+    const call = new Call(this, { id: crypto.randomUUID(), conv, peer, media, direction: "outgoing" });
+    this.current = call;
+    try {
+      await call.prepare(media);
+      const pc = call.pc;
+      if (!pc) return call;
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      const signal = await this.makeSignal(call, { sdp: offer.sdp ?? "" });
+      const info = await this.client.callInvite(conv, call.id, media, signal);
+      if (call.over) {
+        // Cancelled while the invite was on its way: end it on the server too, so nothing rings on.
+        if (info.state !== "ended") await this.client.callHangup(call.id, "hangup").catch(() => {});
+        return call;
+      }
+      call.info = info;
+      if (info.state === "ended") {
+        call.end(info.reason ?? "busy");
+        return call;
+      }
+      call.openTrickle();
+      if (info.ringing) call.setPhase("ringing");
+      // A call of theirs came in meanwhile: should both stand, the lower id wins on both sides.
+      const theirs = this.crossing;
+      this.crossing = undefined;
+      if (theirs && theirs.phase === "incoming" && glareWinner(call.id, theirs.id) === theirs.id) {
+        call.end("cancelled");
+        await this.client.callHangup(call.id, "hangup").catch(() => {});
+        this.current = theirs;
+        await theirs.answer(media);
+        return theirs;
+      }
+      if (theirs && theirs.phase === "incoming") {
+        theirs.end("declined");
+        await this.client.callHangup(theirs.id, "declined").catch(() => {});
+      }
+      return call;
+    } catch (e) {
+      const theirs = this.crossing;
+      this.crossing = undefined;
+      if (e instanceof ChatError && e.code === "limit_reached" && call.phase !== "ended") {
+        // Refused: this user is in a call already, the one the peer just placed (glare): take it.
+        const other = theirs ?? (await this.incomingFrom(peer, conv, 2000));
+        if (other) {
+          call.end("cancelled");
+          this.current = other;
+          await other.answer(media);
+          return other;
+        }
+      }
+      if (call.phase !== "ended") call.end("failed");
+      throw e;
+    }
+  }
+
+  /** An incoming call from `peer` in `conv` that rings here, waited for up to `ms`. */
+  private incomingFrom(peer: string, conv: string, ms: number): Promise<Call | undefined> {
+    const match = (c: Call) => c.direction === "incoming" && c.phase === "incoming" && c.peer === peer && c.conv === conv;
+    const now = [this.crossing, this.current].find((c) => c && match(c));
+    if (now) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        off();
+        resolve(undefined);
+      }, ms);
+      const off = this.on("incoming", (c) => {
+        if (!match(c)) return;
+        clearTimeout(timer);
+        off();
+        resolve(c);
+      });
+    });
+  }
+
+  private onState(info: CallInfo): void {
+    let me: { user: string; device: string };
+    try {
+      me = this.me;
+    } catch {
+      return;
+    }
+    const call = this.current?.id === info.call ? this.current : this.crossing?.id === info.call ? this.crossing : undefined;
+    if (call) {
+      call.info = info;
+      if (info.state === "ended") call.end(info.reason ?? "hangup");
+      else if (info.state === "active" && call.direction === "incoming" && info.answered_by && info.answered_by !== me.device) call.end("elsewhere");
+      else if (info.state === "active" && call.direction === "outgoing") {
+        call.peerDevice = info.answered_by;
+        call.setPhase(call.pc?.connectionState === "connected" ? "connected" : "connecting");
+      } else if (info.state === "ringing" && info.ringing && call.direction === "outgoing") call.setPhase("ringing");
+      return;
+    }
+    if (info.callee === me.user && info.state === "ringing" && !info.answered_by) {
+      const busy = this.current && this.current.phase !== "ended";
+      const peer = info.caller;
+      const incoming = new Call(this, { id: info.call, conv: info.conv, peer, media: info.media, direction: "incoming", peerDevice: info.caller_device });
+      incoming.info = info;
+      if (busy) {
+        const mine = this.current!;
+        if (mine.direction === "outgoing" && mine.peer === peer && !mine.info) {
+          // Our invite is on its way and theirs came: decided once ours is answered (see start()).
+          this.crossing = incoming;
+          this.takeEarly(incoming);
+          return;
+        }
+        // chatd answers busy for a user in a call: this is another device's business.
+        return;
+      }
+      this.current = incoming;
+      this.takeEarly(incoming);
+      void this.client.callRinging(info.call).catch(() => {});
+      this.emit("incoming", incoming);
+      return;
+    }
+    if (info.state !== "ended") this.emit("elsewhere", info);
+  }
+
+  private takeEarly(call: Call): void {
+    const early = this.early.get(call.id);
+    this.early.delete(call.id);
+    for (const e of early ?? []) void this.deliver(call, e.frame);
+  }
+
+  private async onSignal(frame: Omit<CallSignalFrame, "type">): Promise<void> {
+    const call = this.current?.id === frame.call ? this.current : this.crossing?.id === frame.call ? this.crossing : undefined;
+    if (!call) {
+      const now = Date.now();
+      for (const [id, list] of this.early) if (list.every((e) => now - e.at > 10000)) this.early.delete(id);
+      const list = this.early.get(frame.call) ?? [];
+      if (list.length < 100) list.push({ frame, at: now });
+      this.early.set(frame.call, list);
+      return;
+    }
+    await this.deliver(call, frame);
+  }
+
+  private async deliver(call: Call, frame: Omit<CallSignalFrame, "type">): Promise<void> {
+    let body: SignalBody;
+    call.sealedSignals ??= frame.sealed !== undefined;
+    if (frame.sealed !== undefined) {
+      const sealer = this.options.sealer;
+      if (!sealer) return;
+      try {
+        const bytes = await sealer.unseal({ user: call.peer, device: frame.device }, frame.sealed);
+        const sealed = JSON.parse(new TextDecoder().decode(bytes)) as SealedBody;
+        if (sealed.call !== call.id) throw new Error("the sealed signal is of another call");
+        body = { ...(sealed.sdp !== undefined ? { sdp: sealed.sdp } : {}), ...(sealed.candidates ? { candidates: sealed.candidates } : {}) };
+      } catch (e) {
+        console.warn("chatcore call: a sealed signal did not open:", e);
+        return;
+      }
+    } else {
+      body = { ...(frame.sdp !== undefined ? { sdp: frame.sdp } : {}), ...(frame.candidates ? { candidates: frame.candidates } : {}) };
+    }
+    await call.receive(body, frame.device);
+  }
+
+  /** @internal The signal `body` for the other side of `call`: sealed for its device(s) in an encrypted conversation. */
+  async makeSignal(call: Call, body: SignalBody): Promise<CallSignal> {
+    const sealed = call.sealedSignals ?? this.options.encrypted?.(call.conv) ?? false;
+    if (!sealed) return body;
+    const sealer = this.options.sealer;
+    if (!sealer) throw new Error("this conversation is end-to-end encrypted: its call signals must be sealed, and there is no sealer");
+    const devices = call.peerDevice === undefined ? undefined : [call.peerDevice];
+    const sealedBody: SealedBody = { call: call.id, ...body };
+    return { sealed: await sealer.seal(call.peer, devices, new TextEncoder().encode(JSON.stringify(sealedBody)), call.conv) };
+  }
+
+  /** @internal */
+  async sendSignal(call: Call, body: SignalBody): Promise<void> {
+    if (call.phase === "ended") return;
+    await this.client.callCandidates(call.id, await this.makeSignal(call, body));
+  }
+}
+
+function toRtc(c: IceCandidate): RTCIceCandidateInit {
+  return { candidate: c.candidate, ...(c.sdp_mid !== undefined ? { sdpMid: c.sdp_mid } : {}), ...(c.sdp_m_line_index !== undefined ? { sdpMLineIndex: c.sdp_m_line_index } : {}) };
+}
+
+function stopTracks(stream: MediaStream | undefined): void {
+  for (const t of stream?.getTracks() ?? []) t.stop();
+}
