@@ -48,6 +48,7 @@ use tokio::process::{Child, Command};
 
 use ejabberd::Flavor;
 use fanout::{FanoutOpts, FanoutReport};
+use redis::RedisProc;
 use relay::{RelayOpts, Target};
 use stats::RelayReport;
 
@@ -111,7 +112,9 @@ struct AllOpts {
     /// (chatd with --typing-users more users connected, each typing once a second: relay and rate
     /// only), socketio, ejabberd (relay, rate, idle and fanout: MUC rooms; not a default: needs
     /// `apt-get install ejabberd`), ejabberd-sqlite (relay and rate: mod_mam on SQLite; needs
-    /// erlang-p1-sqlite3 too).
+    /// erlang-p1-sqlite3 too), chatd-2nodes and socketio-2nodes (relay and rate: two nodes and a
+    /// private Redis, every pair's first user on node A and second on node B; the server's CPU is
+    /// the three processes'; reported as chatd-2nodes and socket.io-2nodes).
     #[arg(
         long,
         default_value = "ceiling,ceiling-ack,chatd,chatd-sqlite,socketio",
@@ -326,6 +329,99 @@ async fn start_socketio(o: &AllOpts, users: usize, tmp: &Path) -> Result<(Server
     Ok((s, tokens))
 }
 
+/// The seed of the chatd nodes' load-test accounts: the same users, under
+/// the same ids, on every node (any value does, as long as all share it).
+const NODES_SEED: u64 = 21;
+
+/// Two chatd nodes on `redis`, each on its own memory store with the same
+/// load-test users (`--load-test-seed`), their own tokens: the accounts as
+/// the relay wants them, user `i` with the token of the node it connects to
+/// (even: node A, odd: node B).
+async fn start_chatd_pair(
+    o: &AllOpts,
+    users: usize,
+    tmp: &Path,
+    redis: &RedisProc,
+) -> Result<([ServerProc; 2], Vec<proto::Account>)> {
+    let extra = [
+        "--redis".to_owned(),
+        redis.url.clone(),
+        "--load-test-seed".to_owned(),
+        NODES_SEED.to_string(),
+    ];
+    let (a, tokens_a) = start_chatd_node(o, "chatd-a", users, tmp, None, &extra).await?;
+    let (b, tokens_b) = start_chatd_node(o, "chatd-b", users, tmp, None, &extra).await?;
+    let on_a = proto::read_accounts(&tokens_a)?;
+    let on_b: std::collections::HashMap<String, proto::Account> = proto::read_accounts(&tokens_b)?
+        .into_iter()
+        .map(|a| (a.username.clone(), a))
+        .collect();
+    let mut accounts = Vec::with_capacity(on_a.len());
+    for (i, mine) in on_a.into_iter().enumerate() {
+        if i % 2 == 0 {
+            accounts.push(mine);
+            continue;
+        }
+        let theirs = on_b
+            .get(&mine.username)
+            .with_context(|| format!("node B has no user {}", mine.username))?;
+        if theirs.user != mine.user {
+            bail!(
+                "{} is {} on node A and {} on node B: the seed did not hold",
+                mine.username,
+                mine.user,
+                theirs.user
+            );
+        }
+        accounts.push(theirs.clone());
+    }
+    Ok(([a, b], accounts))
+}
+
+/// Two Socket.IO nodes on `redis` (`@socket.io/redis-adapter`), node B
+/// reading node A's users and tokens: its accounts serve on both.
+async fn start_socketio_pair(
+    o: &AllOpts,
+    users: usize,
+    tmp: &Path,
+    redis: &RedisProc,
+) -> Result<([ServerProc; 2], PathBuf)> {
+    let tokens = tmp.join("sio-a-tokens.txt");
+    let mut c = pinned(Path::new("node"));
+    c.arg(o.socketio.join("server.js"))
+        .args(["--users", &users.to_string()])
+        .arg("--tokens")
+        .arg(&tokens)
+        .args(["--redis", &redis.url]);
+    let a = ServerProc::start(c, &tmp.join("socketio-a.log")).await?;
+    let mut c = pinned(Path::new("node"));
+    c.arg(o.socketio.join("server.js"))
+        .arg("--tokens-in")
+        .arg(&tokens)
+        .args(["--redis", &redis.url]);
+    let b = ServerProc::start(c, &tmp.join("socketio-b.log")).await?;
+    Ok(([a, b], tokens))
+}
+
+/// The relay across two nodes and Redis: the server's CPU is all three's.
+async fn relay_two_nodes(
+    nodes: &[ServerProc; 2],
+    redis: &RedisProc,
+    target: Target,
+    opts: &RelayOpts,
+    name: &str,
+) -> Result<RelayReport> {
+    let addrs = [nodes[0].addr, nodes[1].addr];
+    let procs = [
+        ("node-a", nodes[0].pid),
+        ("node-b", nodes[1].pid),
+        ("redis", redis.pid),
+    ];
+    let mut r = relay::run_across(&addrs, target, opts, &procs, Some(redis)).await?;
+    r.target = name.to_owned();
+    Ok(r)
+}
+
 fn relay_opts(o: &AllOpts, rate: Option<f64>) -> RelayOpts {
     RelayOpts {
         pairs: o.pairs,
@@ -406,6 +502,36 @@ async fn relay_one(
             let accounts = Arc::new(proto::read_accounts(&tokens)?);
             let r = relay::run(s.addr, Target::SocketIo(accounts), &opts, s.pid).await;
             s.stop().await;
+            r?
+        }
+        "chatd-2nodes" => {
+            let redis = RedisProc::start(&tmp.join("redis.log")).await?;
+            let r = async {
+                let (nodes, accounts) = start_chatd_pair(o, users, tmp, &redis).await?;
+                let t = Target::Chatd(Arc::new(accounts));
+                let r = relay_two_nodes(&nodes, &redis, t, &opts, "chatd-2nodes").await;
+                for n in nodes {
+                    n.stop().await;
+                }
+                r
+            }
+            .await;
+            redis.stop().await;
+            r?
+        }
+        "socketio-2nodes" => {
+            let redis = RedisProc::start(&tmp.join("redis.log")).await?;
+            let r = async {
+                let (nodes, tokens) = start_socketio_pair(o, users, tmp, &redis).await?;
+                let t = Target::SocketIo(Arc::new(proto::read_accounts(&tokens)?));
+                let r = relay_two_nodes(&nodes, &redis, t, &opts, "socket.io-2nodes").await;
+                for n in nodes {
+                    n.stop().await;
+                }
+                r
+            }
+            .await;
+            redis.stop().await;
             r?
         }
         "ejabberd" => {
@@ -710,6 +836,8 @@ async fn all(o: AllOpts) -> Result<()> {
                     | "chatd-receipts"
                     | "chatd-typing"
                     | "ejabberd-sqlite"
+                    | "chatd-2nodes"
+                    | "socketio-2nodes"
             )
         }) {
             idle.push(idle_one(&o, t, o.idle_n, &tmp).await?);
@@ -976,6 +1104,55 @@ async fn all(o: AllOpts) -> Result<()> {
     if let (Some(s), Some(d)) = (find(&fixed, "socket.io"), find(&fixed, "chatd")) {
         let p = d.p99_ms / s.p99_ms.max(1e-9);
         println!("| chatd p99 / Socket.IO p99 (both at {:.0} msg/s offered) | {:.2} / {:.2} ms = {p:.2}x | <= 0.5x | {} |", o.rate, d.p99_ms, s.p99_ms, yes(p <= 0.5));
+    }
+    // Several nodes on Redis (issue 21, 6(a)): every pair across two nodes,
+    // the server's CPU the two nodes' and Redis's. The targets are on
+    // throughput (flat out); the fixed-rate lines are for latency.
+    for (runs, how, target) in [(&flat, "flat out", true), (&fixed, "fixed rate", false)] {
+        let Some(x2) = find(runs, "chatd-2nodes") else {
+            continue;
+        };
+        let judged = |t: &'static str, ok: bool| {
+            if target {
+                (t, yes(ok))
+            } else {
+                ("-", "-")
+            }
+        };
+        if let Some(s2) = find(runs, "socket.io-2nodes") {
+            let x = per_cpu(&x2) / per_cpu(&s2).max(1.0);
+            let (t, met) = judged(">= 1.5x", x >= 1.5);
+            println!(
+                "| cross-node relay, chatd / Socket.IO (2 nodes + Redis each; {how}), per server CPU-second | {:.0} / {:.0} msg/s = {x:.2}x ({:.0} / {:.0} msg/s; p99 {:.2} / {:.2} ms) | {t} | {met} |",
+                per_cpu(&x2),
+                per_cpu(&s2),
+                x2.msgs_per_sec,
+                s2.msgs_per_sec,
+                x2.p99_ms,
+                s2.p99_ms
+            );
+        }
+        if let Some(x1) = find(runs, "chatd") {
+            let x = per_cpu(&x2) / per_cpu(&x1).max(1.0);
+            let (t, met) = judged(">= 0.5x", x >= 0.5);
+            println!(
+                "| chatd cross-node relay (2 nodes + Redis) / one node ({how}), per server CPU-second | {:.0} / {:.0} msg/s = {x:.2}x ({:.0} / {:.0} msg/s; p99 {:.2} / {:.2} ms) | {t} | {met} |",
+                per_cpu(&x2),
+                per_cpu(&x1),
+                x2.msgs_per_sec,
+                x1.msgs_per_sec,
+                x2.p99_ms,
+                x1.p99_ms
+            );
+        }
+    }
+    if let (Some(s2), Some(s1)) = (find(&flat, "socket.io-2nodes"), find(&flat, "socket.io")) {
+        let x = per_cpu(&s2) / per_cpu(&s1).max(1.0);
+        println!(
+            "| Socket.IO cross-node relay (2 nodes + Redis) / one node (flat out), per server CPU-second | {:.0} / {:.0} msg/s = {x:.2}x | - | - |",
+            per_cpu(&s2),
+            per_cpu(&s1)
+        );
     }
     // The ejabberd peer (issue 23, scenarios 1 and 2: 1:1 relay in memory, and durable on SQLite).
     for ((runs, how), (ours, theirs)) in [(&flat, "flat out"), (&fixed, "fixed rate")]
