@@ -1,8 +1,6 @@
 //! A private `redis-server` for the multi-node scenarios: on a free loopback
 //! port, pinned to CPU 0 beside the servers under test (its CPU counts as
 //! theirs), nothing saved to disk.
-// Used by the multi-node scenarios as they land (issue 21).
-#![allow(dead_code)]
 
 use anyhow::{bail, Context as _, Result};
 use std::path::Path;
