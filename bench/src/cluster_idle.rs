@@ -315,6 +315,8 @@ pub(crate) struct PresenceReport {
     /// Seconds from closing the sample until the last offline push.
     pub(crate) push_secs: f64,
     pub(crate) ok: bool,
+    /// Why the check could not run, if it could not.
+    pub(crate) error: Option<String>,
 }
 
 /// What the cluster-idle scenario measured.
@@ -689,7 +691,14 @@ async fn measure(
             let _ = child.wait().await;
         }
     }
-    let presence = presence?;
+    // A check that could not run is a failed check; the rest is still reported.
+    let presence = presence.unwrap_or_else(|e| {
+        println!("  presence check could not run: {e:#}");
+        PresenceReport {
+            error: Some(format!("{e:#}")),
+            ..PresenceReport::default()
+        }
+    });
     let redis_counts = match redis_nodes {
         Ok(v) => v,
         Err(e) => {
@@ -844,6 +853,35 @@ async fn search(
     }
 }
 
+/// A connection signed in with `token`, tried up to five times: a node too
+/// busy to reach Redis in time answers `unavailable` (retry later).
+async fn sign_in(
+    addr: SocketAddr,
+    src: &impl Fn(usize) -> Ipv4Addr,
+    i: &mut usize,
+    token: &str,
+) -> Result<Ws> {
+    let mut tries = 0;
+    loop {
+        let r = async {
+            let mut ws =
+                net::connect(addr, "/ws", src(*i), Some("chatcore.v1.msgpack"), true).await?;
+            proto::resume(&mut ws, token).await?;
+            anyhow::Ok(ws)
+        }
+        .await;
+        *i += 1;
+        match r {
+            Ok(ws) => return Ok(ws),
+            Err(e) if tries >= 4 => return Err(e.context("signing in for the presence check")),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
 /// The presence check (see the module docs). `src` gives the source
 /// address of this process's connection `i`.
 async fn presence_check(
@@ -858,15 +896,10 @@ async fn presence_check(
     for (k, p) in plans.iter().enumerate() {
         for &s in &p.sample {
             let a = &p.accounts[s];
-            let mut ws =
-                net::connect(p.addr, "/ws", src(i), Some("chatcore.v1.msgpack"), true).await?;
-            i += 1;
-            proto::resume(&mut ws, &a.token).await?;
+            let ws = sign_in(p.addr, &src, &mut i, &a.token).await?;
             samples.push((k, ws, a.username.clone()));
         }
-        let mut ws = net::connect(p.addr, "/ws", src(i), Some("chatcore.v1.msgpack"), true).await?;
-        i += 1;
-        proto::resume(&mut ws, &p.accounts[p.observer].token).await?;
+        let ws = sign_in(p.addr, &src, &mut i, &p.accounts[p.observer].token).await?;
         observers.push(ws);
     }
     // Everyone listed is connected: the sample here, the rest by a generator.
