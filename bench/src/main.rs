@@ -102,7 +102,9 @@ struct AllOpts {
     #[arg(long, default_value = "bench/ejabberd")]
     ejabberd: PathBuf,
     /// Scenarios, comma-separated: relay, rate, idle, big, churn, login, fanout, media (not a
-    /// default: chatd's media upload and download against a raw loopback copy, and RSS).
+    /// default: chatd's media upload and download against a raw loopback copy, and RSS),
+    /// cluster-idle (not a default: idle connections across several chatd nodes on one Redis, the
+    /// clients in several generator processes; see the --cluster-* options).
     #[arg(
         long,
         default_value = "relay,rate,idle,big,churn,login,fanout",
