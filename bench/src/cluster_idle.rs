@@ -837,11 +837,7 @@ async fn search(
                     .map(|e| {
                         (
                             e.profile.username,
-                            (
-                                e.profile.user.0,
-                                e.presence.online,
-                                e.presence.last_seen.map(|m| m as i64),
-                            ),
+                            (e.profile.user.0, e.presence.online, e.presence.last_seen),
                         )
                     })
                     .collect())
