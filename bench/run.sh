@@ -11,13 +11,17 @@
 #   bench/run.sh --only fanout --targets chatd,ejabberd [--fanout-rate 3000]   # groups: MUC rooms
 #   bench/run.sh --only idle --targets chatd,ejabberd --idle-n 10000   # idle connections
 #   bench/run.sh --only relay,rate --targets chatd,chatd-2nodes,socketio,socketio-2nodes   # across two nodes on Redis
+#   bench/run.sh --only cluster-idle --cluster-nodes 6 --cluster-conns 100000   # 100k idle across nodes on Redis
 #
 # Scenarios: relay (flat out), rate (fixed rate), idle, big (chatd idle at
 # scale), churn, login (argon2 storm during the fixed-rate relay), fanout
 # (group fan-out: chatd groups against Socket.IO rooms, 10 groups of 100
 # and one of 1,000 by default). The relay's targets chatd-2nodes and
 # socketio-2nodes run two nodes and a private Redis, all on CPU 0, with
-# every pair split across the nodes (issue 21).
+# every pair split across the nodes (issue 21). Not default: media,
+# cluster-idle (idle connections across several chatd nodes sharing a
+# private Redis, the clients in several generator processes:
+# docs/BENCHMARKS.md, issue 21).
 #
 # Installs what it lacks, idempotently: Debian's util-linux (taskset) and
 # nodejs/npm, redis-server, and the Socket.IO packages (with its Redis

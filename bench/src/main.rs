@@ -20,10 +20,13 @@
 //! - `ejabberd`: starting and stopping a private ejabberd node.
 //! - `ceiling`: the raw relay server.
 //! - `redis`: a private redis-server for the multi-node scenarios.
+//! - `cluster_idle`: idle connections across several chatd nodes on one Redis, from several
+//!   generator processes (`idle-clients`).
 //! - `stats`: histograms, CPU and RSS of processes.
 
 mod ceiling;
 mod claims;
+mod cluster_idle;
 mod ejabberd;
 mod fanout;
 mod media;
@@ -80,6 +83,9 @@ enum Cmd {
     All(Box<AllOpts>),
     /// One-time key claims per second on the key stores (memory, SQLite), no network.
     Claims(claims::ClaimOpts),
+    /// One generator process of the cluster-idle scenario (started by `bench all`).
+    #[command(hide = true)]
+    IdleClients(cluster_idle::ClientOpts),
 }
 
 #[derive(clap::Args, Clone)]
@@ -97,7 +103,9 @@ struct AllOpts {
     #[arg(long, default_value = "bench/ejabberd")]
     ejabberd: PathBuf,
     /// Scenarios, comma-separated: relay, rate, idle, big, churn, login, fanout, media (not a
-    /// default: chatd's media upload and download against a raw loopback copy, and RSS).
+    /// default: chatd's media upload and download against a raw loopback copy, and RSS),
+    /// cluster-idle (not a default: idle connections across several chatd nodes on one Redis, the
+    /// clients in several generator processes; see the --cluster-* options).
     #[arg(
         long,
         default_value = "relay,rate,idle,big,churn,login,fanout",
@@ -182,6 +190,26 @@ struct AllOpts {
     /// Seconds each upload of the media scenario's paced RSS run takes.
     #[arg(long, default_value_t = 3.0)]
     media_paced_secs: f64,
+    /// chatd nodes of the cluster-idle scenario (not a default: idle connections across nodes that
+    /// share a private Redis, each node on the memory store with its own load-test accounts).
+    #[arg(long, default_value_t = 6)]
+    cluster_nodes: usize,
+    /// Idle connections of the cluster-idle scenario, all nodes together.
+    #[arg(long, default_value_t = 100_000)]
+    cluster_conns: usize,
+    /// Seconds the cluster-idle connections are held.
+    #[arg(long, default_value_t = 60)]
+    cluster_hold_secs: u64,
+    /// Generator processes of the cluster-idle scenario (default: enough that each holds at most
+    /// the open-file limit less 1,000 sockets).
+    #[arg(long)]
+    cluster_generators: Option<usize>,
+    /// Users of the cluster-idle presence check whose connections close (spread over the nodes).
+    #[arg(long, default_value_t = 50)]
+    cluster_sample: usize,
+    /// CPUs the cluster-idle generators run on (taskset -c).
+    #[arg(long, default_value = "1")]
+    cluster_generator_cpus: String,
     /// Where to write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -955,6 +983,48 @@ async fn all(o: AllOpts) -> Result<()> {
         }
     }
 
+    let mut cluster = None;
+    if want("cluster-idle") {
+        println!(
+            "== cluster idle: {} connections across {} chatd nodes on one Redis (nodes and Redis on CPU 0, generators on CPU {}), held {} s",
+            o.cluster_conns, o.cluster_nodes, o.cluster_generator_cpus, o.cluster_hold_secs
+        );
+        let r = cluster_idle::run(&o, &tmp).await?;
+        println!("  {}", r.line());
+        for (k, n) in r.node.iter().enumerate() {
+            println!(
+                "    node{k}: {} held, RSS {} -> {} KiB ({:.2} KiB per connection), Redis says {}",
+                n.held,
+                n.rss_before_kib,
+                n.rss_after_kib,
+                n.rss_after_kib.saturating_sub(n.rss_before_kib) as f64 / n.held.max(1) as f64,
+                n.redis_users
+                    .map_or("?".into(), |c| format!("{c} users online"))
+            );
+        }
+        if !r.dropped_why.is_empty() {
+            println!("    dropped while held: {:?}", r.dropped_why);
+        }
+        let p = &r.presence;
+        println!(
+            "    presence: {} of {} listed users online (and {} listed whose connection failed or dropped); {} of {} closed pushed offline with last-seen (last after {:.2} s), {} listed so; CPU while connecting: nodes {:.0}%, Redis {:.0}%, generators {:.0}%; over the hold: nodes {:.0}%, Redis {:.0}%; generators' RSS {} MiB",
+            p.listed_online,
+            p.listed,
+            p.listed_down,
+            p.pushed_offline,
+            p.sample,
+            p.push_secs,
+            p.listed_offline,
+            r.nodes_cpu_connect,
+            r.redis_cpu_connect,
+            r.generators_cpu_connect,
+            r.nodes_cpu_hold,
+            r.redis_cpu_hold,
+            r.generators_rss_kib / 1024
+        );
+        cluster = Some(r);
+    }
+
     let mut media = None;
     if want("media") {
         println!(
@@ -1220,6 +1290,27 @@ async fn all(o: AllOpts) -> Result<()> {
             println!("| (100,000 extrapolated from the per-connection RSS above) | {:.2} GiB of RSS | - | not measured |", b.bytes_per_conn * 100_000.0 / (1u64 << 30) as f64);
         }
     }
+    if let Some(c) = &cluster {
+        println!(
+            "| chatd idle connections across {} nodes on Redis, held {:.0} s ({} generators; connect {:.1} s, p50 {:.1} ms, p99 {:.1} ms per connection) | {} of {} held, {} dropped; nodes' RSS growth {:.2} KiB per connection ({:.2} KiB with their RSS before, the accounts in memory); Redis {} MiB; presence {} | 100000; <= 8 KiB growth | {} |",
+            c.nodes,
+            c.hold_secs,
+            c.generators,
+            c.connect_secs,
+            c.connect_p50_ms,
+            c.connect_p99_ms,
+            c.alive_after_hold,
+            c.n,
+            c.dropped,
+            c.kib_per_conn_increase,
+            c.kib_per_conn,
+            c.redis_rss_kib / 1024,
+            if c.presence.ok { "right" } else { "WRONG" },
+            // The 8 KiB are the connections' own: the nodes' growth (their RSS
+            // before also holds the load-test accounts, in MongoDB in production).
+            yes(c.alive_after_hold >= 100_000 && c.kib_per_conn_increase <= 8.0 && c.presence.ok)
+        );
+    }
     if let Some(c) = &churn {
         println!("| chatd churn: connect + resume + leave | {:.0} /s ({:.0} presence pushes/s) | - | - |", c.connects_per_sec, c.presence_per_sec);
     }
@@ -1321,6 +1412,7 @@ async fn all(o: AllOpts) -> Result<()> {
         results.insert("login".into(), serde_json::to_value(&login)?);
         results.insert("fanout".into(), serde_json::to_value(&fanouts)?);
         results.insert("media".into(), serde_json::to_value(&media)?);
+        results.insert("cluster_idle".into(), serde_json::to_value(&cluster)?);
         std::fs::write(path, serde_json::to_string_pretty(&results)?)?;
     }
     let _ = std::fs::remove_dir_all(&tmp);
@@ -1342,6 +1434,7 @@ fn main() -> Result<()> {
         }
         Cmd::All(o) => rt.block_on(all(*o)),
         Cmd::Claims(o) => rt.block_on(claims::run(o)),
+        Cmd::IdleClients(o) => rt.block_on(cluster_idle::clients(o)),
         Cmd::MediaPeer { listen, dir } => {
             // Like chatd: tokio's default runtime.
             let rt = tokio::runtime::Runtime::new()?;
