@@ -227,6 +227,37 @@ async fn a_sweeping_node_stays_alive() {
     assert!(s.get(std::slice::from_ref(&u)).await.unwrap()[0].online);
 }
 
+/// The race of a stalled node coming back: it asks whether its liveness
+/// lapsed (not yet, by its clock), another node's sweep takes its users
+/// over (they are past the TTL by that node's clock), then its own sweep
+/// renews it. Its next question must say it lapsed, so that it records its
+/// connections again; without the takeover mark it found its heartbeat
+/// fresh, and its users stayed offline until they reconnected (seen in the
+/// 500,000-connection benchmark). The mark is consumed: asked again, no.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_taken_over_between_its_check_and_its_sweep_learns_it_lapsed() {
+    let prefix = fresh_prefix();
+    let x = store_at(&server_url(), &prefix).await.presence();
+    let y = store_at(&server_url(), &prefix).await.presence();
+    let u = UserId::generate();
+    assert!(x.connect(&u, "x/1", T0).await.unwrap());
+    assert!(
+        !x.lapsed("x", T0 + 5_000, 10_000).await.unwrap(),
+        "alive by its clock"
+    );
+    let taken = y.sweep("y", T0 + 10_000, 10_000).await.unwrap();
+    assert_eq!(taken, vec![offline(&u, T0)], "dead by the other's");
+    assert_eq!(x.sweep("x", T0 + 5_001, 10_000).await.unwrap(), vec![]);
+    assert!(
+        x.lapsed("x", T0 + 6_000, 10_000).await.unwrap(),
+        "its users were taken over: it must record them again"
+    );
+    assert!(
+        !x.lapsed("x", T0 + 6_001, 10_000).await.unwrap(),
+        "told once"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Limiters across nodes
 // ---------------------------------------------------------------------------
