@@ -10,14 +10,22 @@
 #   bench/run.sh --only relay,rate --targets chatd-sqlite,ejabberd-sqlite --rate 400   # durable
 #   bench/run.sh --only fanout --targets chatd,ejabberd [--fanout-rate 3000]   # groups: MUC rooms
 #   bench/run.sh --only idle --targets chatd,ejabberd --idle-n 10000   # idle connections
+#   bench/run.sh --only relay,rate --targets chatd,chatd-2nodes,socketio,socketio-2nodes   # across two nodes on Redis
+#   bench/run.sh --only cluster-idle --cluster-nodes 6 --cluster-conns 100000   # 100k idle across nodes on Redis
 #
 # Scenarios: relay (flat out), rate (fixed rate), idle, big (chatd idle at
 # scale), churn, login (argon2 storm during the fixed-rate relay), fanout
 # (group fan-out: chatd groups against Socket.IO rooms, 10 groups of 100
-# and one of 1,000 by default).
+# and one of 1,000 by default). The relay's targets chatd-2nodes and
+# socketio-2nodes run two nodes and a private Redis, all on CPU 0, with
+# every pair split across the nodes (issue 21). Not default: media,
+# cluster-idle (idle connections across several chatd nodes sharing a
+# private Redis, the clients in several generator processes:
+# docs/BENCHMARKS.md, issue 21).
 #
 # Installs what it lacks, idempotently: Debian's util-linux (taskset) and
-# nodejs/npm, and the Socket.IO packages into bench/socketio/node_modules.
+# nodejs/npm, redis-server, and the Socket.IO packages (with its Redis
+# adapter) into bench/socketio/node_modules.
 # Raises the file-descriptor limits for 100k connections (root only).
 # Loopback only: every client connects to 127.0.0.1, from 127.0.0.10 and up.
 set -euo pipefail
@@ -41,6 +49,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 if [ ! -d bench/socketio/node_modules/socket.io ] || [ ! -d bench/socketio/node_modules/socket.io-msgpack-parser ] \
+   || [ ! -d bench/socketio/node_modules/@socket.io/redis-adapter ] || [ ! -d bench/socketio/node_modules/redis ] \
    ; then
   echo "== installing the Socket.IO peer (npm, into bench/socketio)"
   npm install --prefix bench/socketio --no-audit --no-fund --loglevel=error

@@ -13,8 +13,25 @@
 // but the sending connection, like chatd's pushes) with a per-group seq,
 // and is acked to the sender.
 //
+// Several nodes (the cross-node relay of issue 21): `--redis URL` puts the
+// nodes on one Redis with `@socket.io/redis-adapter`, so that `io.to(room)`
+// on one node reaches the sockets of that room on the others; node B reads
+// node A's users and tokens (`--tokens-in FILE`, the file node A wrote) so
+// that both nodes authenticate the same users. The adapter is the classic
+// one (`createAdapter`, plain PUBLISH and one PSUBSCRIBE per node), not the
+// sharded one (`createShardedAdapter`, SPUBLISH and an SSUBSCRIBE per room):
+// the classic adapter is the default the Socket.IO documentation sets up,
+// and chatd's broker also runs on plain pub/sub, so both cross the same
+// kind of Redis. What stays per process: the per-conversation seqs and the
+// groups, as chatd's memory stores keep each conversation on each node (the
+// relay reads no seqs).
+//
 //   node server.js --users N --tokens FILE [--port 0]
-// Writes `username user_id token` lines to FILE, then prints host:port.
+//   node server.js --users N --tokens FILE --redis redis://127.0.0.1:PORT/          # node A
+//   node server.js --tokens-in FILE --redis redis://127.0.0.1:PORT/                 # node B
+// Writes `username user_id token` lines to FILE (or reads them from the
+// FILE of --tokens-in), then prints host:port once listening (and, with
+// --redis, once connected to Redis).
 'use strict';
 const http = require('http');
 const crypto = require('crypto');
@@ -24,16 +41,23 @@ const parser = require('socket.io-msgpack-parser');
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, v, i, a) => (v.startsWith('--') ? acc.concat([[v.slice(2), a[i + 1]]]) : acc), []));
-const users = Number(args.users || 100);
 const byToken = new Map();
-const lines = [];
-for (let i = 0; i < users; i++) {
-  const token = crypto.randomBytes(32).toString('base64url');
-  const user = { id: crypto.randomUUID(), name: `lt${i}` };
-  byToken.set(token, user);
-  lines.push(`${user.name} ${user.id} ${token}`);
+if (args['tokens-in']) {
+  for (const line of fs.readFileSync(args['tokens-in'], 'utf8').split('\n')) {
+    const [name, id, token] = line.trim().split(/\s+/);
+    if (name && id && token) byToken.set(token, { id, name });
+  }
+} else {
+  const users = Number(args.users || 100);
+  const lines = [];
+  for (let i = 0; i < users; i++) {
+    const token = crypto.randomBytes(32).toString('base64url');
+    const user = { id: crypto.randomUUID(), name: `lt${i}` };
+    byToken.set(token, user);
+    lines.push(`${user.name} ${user.id} ${token}`);
+  }
+  fs.writeFileSync(args.tokens, lines.join('\n') + '\n');
 }
-fs.writeFileSync(args.tokens, lines.join('\n') + '\n');
 
 const seqs = new Map();
 // Group id -> { members: Set of user ids, seq }.
@@ -94,7 +118,26 @@ io.on('connection', (socket) => {
     if (typeof ack === 'function') ack({ conv, seq });
   });
 });
-httpServer.listen(Number(args.port || 0), '127.0.0.1', () => {
-  const a = httpServer.address();
-  console.log(`${a.address}:${a.port}`);
+async function main() {
+  if (args.redis) {
+    const { createClient } = require('redis');
+    const { createAdapter } = require('@socket.io/redis-adapter');
+    const pub = createClient({ url: args.redis });
+    const sub = pub.duplicate();
+    for (const c of [pub, sub]) c.on('error', (e) => console.error('redis:', e.message));
+    await Promise.all([pub.connect(), sub.connect()]);
+    io.adapter(createAdapter(pub, sub));
+    // The adapter subscribes without waiting: a round trip on the
+    // subscriber's connection (PSUBSCRIBE and SUBSCRIBE go first) before
+    // saying it is ready, so no message of another node is missed.
+    await sub.pSubscribe('chatcore-bench-ready', () => {});
+  }
+  httpServer.listen(Number(args.port || 0), '127.0.0.1', () => {
+    const a = httpServer.address();
+    console.log(`${a.address}:${a.port}`);
+  });
+}
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
 });

@@ -20,10 +20,13 @@
 //! - `ejabberd`: starting and stopping a private ejabberd node.
 //! - `ceiling`: the raw relay server.
 //! - `redis`: a private redis-server for the multi-node scenarios.
+//! - `cluster_idle`: idle connections across several chatd nodes on one Redis, from several
+//!   generator processes (`idle-clients`).
 //! - `stats`: histograms, CPU and RSS of processes.
 
 mod ceiling;
 mod claims;
+mod cluster_idle;
 mod ejabberd;
 mod fanout;
 mod media;
@@ -48,6 +51,7 @@ use tokio::process::{Child, Command};
 
 use ejabberd::Flavor;
 use fanout::{FanoutOpts, FanoutReport};
+use redis::RedisProc;
 use relay::{RelayOpts, Target};
 use stats::RelayReport;
 
@@ -79,6 +83,9 @@ enum Cmd {
     All(Box<AllOpts>),
     /// One-time key claims per second on the key stores (memory, SQLite), no network.
     Claims(claims::ClaimOpts),
+    /// One generator process of the cluster-idle scenario (started by `bench all`).
+    #[command(hide = true)]
+    IdleClients(cluster_idle::ClientOpts),
 }
 
 #[derive(clap::Args, Clone)]
@@ -96,7 +103,9 @@ struct AllOpts {
     #[arg(long, default_value = "bench/ejabberd")]
     ejabberd: PathBuf,
     /// Scenarios, comma-separated: relay, rate, idle, big, churn, login, fanout, media (not a
-    /// default: chatd's media upload and download against a raw loopback copy, and RSS).
+    /// default: chatd's media upload and download against a raw loopback copy, and RSS),
+    /// cluster-idle (not a default: idle connections across several chatd nodes on one Redis, the
+    /// clients in several generator processes; see the --cluster-* options).
     #[arg(
         long,
         default_value = "relay,rate,idle,big,churn,login,fanout",
@@ -111,7 +120,9 @@ struct AllOpts {
     /// (chatd with --typing-users more users connected, each typing once a second: relay and rate
     /// only), socketio, ejabberd (relay, rate, idle and fanout: MUC rooms; not a default: needs
     /// `apt-get install ejabberd`), ejabberd-sqlite (relay and rate: mod_mam on SQLite; needs
-    /// erlang-p1-sqlite3 too).
+    /// erlang-p1-sqlite3 too), chatd-2nodes and socketio-2nodes (relay and rate: two nodes and a
+    /// private Redis, every pair's first user on node A and second on node B; the server's CPU is
+    /// the three processes'; reported as chatd-2nodes and socket.io-2nodes).
     #[arg(
         long,
         default_value = "ceiling,ceiling-ack,chatd,chatd-sqlite,socketio",
@@ -179,6 +190,26 @@ struct AllOpts {
     /// Seconds each upload of the media scenario's paced RSS run takes.
     #[arg(long, default_value_t = 3.0)]
     media_paced_secs: f64,
+    /// chatd nodes of the cluster-idle scenario (not a default: idle connections across nodes that
+    /// share a private Redis, each node on the memory store with its own load-test accounts).
+    #[arg(long, default_value_t = 6)]
+    cluster_nodes: usize,
+    /// Idle connections of the cluster-idle scenario, all nodes together.
+    #[arg(long, default_value_t = 100_000)]
+    cluster_conns: usize,
+    /// Seconds the cluster-idle connections are held.
+    #[arg(long, default_value_t = 60)]
+    cluster_hold_secs: u64,
+    /// Generator processes of the cluster-idle scenario (default: enough that each holds at most
+    /// the open-file limit less 1,000 sockets).
+    #[arg(long)]
+    cluster_generators: Option<usize>,
+    /// Users of the cluster-idle presence check whose connections close (spread over the nodes).
+    #[arg(long, default_value_t = 50)]
+    cluster_sample: usize,
+    /// CPUs the cluster-idle generators run on (taskset -c).
+    #[arg(long, default_value = "1")]
+    cluster_generator_cpus: String,
     /// Where to write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -326,6 +357,99 @@ async fn start_socketio(o: &AllOpts, users: usize, tmp: &Path) -> Result<(Server
     Ok((s, tokens))
 }
 
+/// The seed of the chatd nodes' load-test accounts: the same users, under
+/// the same ids, on every node (any value does, as long as all share it).
+const NODES_SEED: u64 = 21;
+
+/// Two chatd nodes on `redis`, each on its own memory store with the same
+/// load-test users (`--load-test-seed`), their own tokens: the accounts as
+/// the relay wants them, user `i` with the token of the node it connects to
+/// (even: node A, odd: node B).
+async fn start_chatd_pair(
+    o: &AllOpts,
+    users: usize,
+    tmp: &Path,
+    redis: &RedisProc,
+) -> Result<([ServerProc; 2], Vec<proto::Account>)> {
+    let extra = [
+        "--redis".to_owned(),
+        redis.url.clone(),
+        "--load-test-seed".to_owned(),
+        NODES_SEED.to_string(),
+    ];
+    let (a, tokens_a) = start_chatd_node(o, "chatd-a", users, tmp, None, &extra).await?;
+    let (b, tokens_b) = start_chatd_node(o, "chatd-b", users, tmp, None, &extra).await?;
+    let on_a = proto::read_accounts(&tokens_a)?;
+    let on_b: std::collections::HashMap<String, proto::Account> = proto::read_accounts(&tokens_b)?
+        .into_iter()
+        .map(|a| (a.username.clone(), a))
+        .collect();
+    let mut accounts = Vec::with_capacity(on_a.len());
+    for (i, mine) in on_a.into_iter().enumerate() {
+        if i % 2 == 0 {
+            accounts.push(mine);
+            continue;
+        }
+        let theirs = on_b
+            .get(&mine.username)
+            .with_context(|| format!("node B has no user {}", mine.username))?;
+        if theirs.user != mine.user {
+            bail!(
+                "{} is {} on node A and {} on node B: the seed did not hold",
+                mine.username,
+                mine.user,
+                theirs.user
+            );
+        }
+        accounts.push(theirs.clone());
+    }
+    Ok(([a, b], accounts))
+}
+
+/// Two Socket.IO nodes on `redis` (`@socket.io/redis-adapter`), node B
+/// reading node A's users and tokens: its accounts serve on both.
+async fn start_socketio_pair(
+    o: &AllOpts,
+    users: usize,
+    tmp: &Path,
+    redis: &RedisProc,
+) -> Result<([ServerProc; 2], PathBuf)> {
+    let tokens = tmp.join("sio-a-tokens.txt");
+    let mut c = pinned(Path::new("node"));
+    c.arg(o.socketio.join("server.js"))
+        .args(["--users", &users.to_string()])
+        .arg("--tokens")
+        .arg(&tokens)
+        .args(["--redis", &redis.url]);
+    let a = ServerProc::start(c, &tmp.join("socketio-a.log")).await?;
+    let mut c = pinned(Path::new("node"));
+    c.arg(o.socketio.join("server.js"))
+        .arg("--tokens-in")
+        .arg(&tokens)
+        .args(["--redis", &redis.url]);
+    let b = ServerProc::start(c, &tmp.join("socketio-b.log")).await?;
+    Ok(([a, b], tokens))
+}
+
+/// The relay across two nodes and Redis: the server's CPU is all three's.
+async fn relay_two_nodes(
+    nodes: &[ServerProc; 2],
+    redis: &RedisProc,
+    target: Target,
+    opts: &RelayOpts,
+    name: &str,
+) -> Result<RelayReport> {
+    let addrs = [nodes[0].addr, nodes[1].addr];
+    let procs = [
+        ("node-a", nodes[0].pid),
+        ("node-b", nodes[1].pid),
+        ("redis", redis.pid),
+    ];
+    let mut r = relay::run_across(&addrs, target, opts, &procs, Some(redis)).await?;
+    r.target = name.to_owned();
+    Ok(r)
+}
+
 fn relay_opts(o: &AllOpts, rate: Option<f64>) -> RelayOpts {
     RelayOpts {
         pairs: o.pairs,
@@ -406,6 +530,36 @@ async fn relay_one(
             let accounts = Arc::new(proto::read_accounts(&tokens)?);
             let r = relay::run(s.addr, Target::SocketIo(accounts), &opts, s.pid).await;
             s.stop().await;
+            r?
+        }
+        "chatd-2nodes" => {
+            let redis = RedisProc::start(&tmp.join("redis.log")).await?;
+            let r = async {
+                let (nodes, accounts) = start_chatd_pair(o, users, tmp, &redis).await?;
+                let t = Target::Chatd(Arc::new(accounts));
+                let r = relay_two_nodes(&nodes, &redis, t, &opts, "chatd-2nodes").await;
+                for n in nodes {
+                    n.stop().await;
+                }
+                r
+            }
+            .await;
+            redis.stop().await;
+            r?
+        }
+        "socketio-2nodes" => {
+            let redis = RedisProc::start(&tmp.join("redis.log")).await?;
+            let r = async {
+                let (nodes, tokens) = start_socketio_pair(o, users, tmp, &redis).await?;
+                let t = Target::SocketIo(Arc::new(proto::read_accounts(&tokens)?));
+                let r = relay_two_nodes(&nodes, &redis, t, &opts, "socket.io-2nodes").await;
+                for n in nodes {
+                    n.stop().await;
+                }
+                r
+            }
+            .await;
+            redis.stop().await;
             r?
         }
         "ejabberd" => {
@@ -710,6 +864,8 @@ async fn all(o: AllOpts) -> Result<()> {
                     | "chatd-receipts"
                     | "chatd-typing"
                     | "ejabberd-sqlite"
+                    | "chatd-2nodes"
+                    | "socketio-2nodes"
             )
         }) {
             idle.push(idle_one(&o, t, o.idle_n, &tmp).await?);
@@ -825,6 +981,48 @@ async fn all(o: AllOpts) -> Result<()> {
                 fanouts.push(fanout_one(&o, t, groups, members, &tmp).await?);
             }
         }
+    }
+
+    let mut cluster = None;
+    if want("cluster-idle") {
+        println!(
+            "== cluster idle: {} connections across {} chatd nodes on one Redis (nodes and Redis on CPU 0, generators on CPU {}), held {} s",
+            o.cluster_conns, o.cluster_nodes, o.cluster_generator_cpus, o.cluster_hold_secs
+        );
+        let r = cluster_idle::run(&o, &tmp).await?;
+        println!("  {}", r.line());
+        for (k, n) in r.node.iter().enumerate() {
+            println!(
+                "    node{k}: {} held, RSS {} -> {} KiB ({:.2} KiB per connection), Redis says {}",
+                n.held,
+                n.rss_before_kib,
+                n.rss_after_kib,
+                n.rss_after_kib.saturating_sub(n.rss_before_kib) as f64 / n.held.max(1) as f64,
+                n.redis_users
+                    .map_or("?".into(), |c| format!("{c} users online"))
+            );
+        }
+        if !r.dropped_why.is_empty() {
+            println!("    dropped while held: {:?}", r.dropped_why);
+        }
+        let p = &r.presence;
+        println!(
+            "    presence: {} of {} listed users online (and {} listed whose connection failed or dropped); {} of {} closed pushed offline with last-seen (last after {:.2} s), {} listed so; CPU while connecting: nodes {:.0}%, Redis {:.0}%, generators {:.0}%; over the hold: nodes {:.0}%, Redis {:.0}%; generators' RSS {} MiB",
+            p.listed_online,
+            p.listed,
+            p.listed_down,
+            p.pushed_offline,
+            p.sample,
+            p.push_secs,
+            p.listed_offline,
+            r.nodes_cpu_connect,
+            r.redis_cpu_connect,
+            r.generators_cpu_connect,
+            r.nodes_cpu_hold,
+            r.redis_cpu_hold,
+            r.generators_rss_kib / 1024
+        );
+        cluster = Some(r);
     }
 
     let mut media = None;
@@ -977,6 +1175,55 @@ async fn all(o: AllOpts) -> Result<()> {
         let p = d.p99_ms / s.p99_ms.max(1e-9);
         println!("| chatd p99 / Socket.IO p99 (both at {:.0} msg/s offered) | {:.2} / {:.2} ms = {p:.2}x | <= 0.5x | {} |", o.rate, d.p99_ms, s.p99_ms, yes(p <= 0.5));
     }
+    // Several nodes on Redis (issue 21, 6(a)): every pair across two nodes,
+    // the server's CPU the two nodes' and Redis's. The targets are on
+    // throughput (flat out); the fixed-rate lines are for latency.
+    for (runs, how, target) in [(&flat, "flat out", true), (&fixed, "fixed rate", false)] {
+        let Some(x2) = find(runs, "chatd-2nodes") else {
+            continue;
+        };
+        let judged = |t: &'static str, ok: bool| {
+            if target {
+                (t, yes(ok))
+            } else {
+                ("-", "-")
+            }
+        };
+        if let Some(s2) = find(runs, "socket.io-2nodes") {
+            let x = per_cpu(&x2) / per_cpu(&s2).max(1.0);
+            let (t, met) = judged(">= 1.5x", x >= 1.5);
+            println!(
+                "| cross-node relay, chatd / Socket.IO (2 nodes + Redis each; {how}), per server CPU-second | {:.0} / {:.0} msg/s = {x:.2}x ({:.0} / {:.0} msg/s; p99 {:.2} / {:.2} ms) | {t} | {met} |",
+                per_cpu(&x2),
+                per_cpu(&s2),
+                x2.msgs_per_sec,
+                s2.msgs_per_sec,
+                x2.p99_ms,
+                s2.p99_ms
+            );
+        }
+        if let Some(x1) = find(runs, "chatd") {
+            let x = per_cpu(&x2) / per_cpu(&x1).max(1.0);
+            let (t, met) = judged(">= 0.5x", x >= 0.5);
+            println!(
+                "| chatd cross-node relay (2 nodes + Redis) / one node ({how}), per server CPU-second | {:.0} / {:.0} msg/s = {x:.2}x ({:.0} / {:.0} msg/s; p99 {:.2} / {:.2} ms) | {t} | {met} |",
+                per_cpu(&x2),
+                per_cpu(&x1),
+                x2.msgs_per_sec,
+                x1.msgs_per_sec,
+                x2.p99_ms,
+                x1.p99_ms
+            );
+        }
+    }
+    if let (Some(s2), Some(s1)) = (find(&flat, "socket.io-2nodes"), find(&flat, "socket.io")) {
+        let x = per_cpu(&s2) / per_cpu(&s1).max(1.0);
+        println!(
+            "| Socket.IO cross-node relay (2 nodes + Redis) / one node (flat out), per server CPU-second | {:.0} / {:.0} msg/s = {x:.2}x | - | - |",
+            per_cpu(&s2),
+            per_cpu(&s1)
+        );
+    }
     // The ejabberd peer (issue 23, scenarios 1 and 2: 1:1 relay in memory, and durable on SQLite).
     for ((runs, how), (ours, theirs)) in [(&flat, "flat out"), (&fixed, "fixed rate")]
         .into_iter()
@@ -1042,6 +1289,27 @@ async fn all(o: AllOpts) -> Result<()> {
         if b.n < 100_000 {
             println!("| (100,000 extrapolated from the per-connection RSS above) | {:.2} GiB of RSS | - | not measured |", b.bytes_per_conn * 100_000.0 / (1u64 << 30) as f64);
         }
+    }
+    if let Some(c) = &cluster {
+        println!(
+            "| chatd idle connections across {} nodes on Redis, held {:.0} s ({} generators; connect {:.1} s, p50 {:.1} ms, p99 {:.1} ms per connection) | {} of {} held, {} dropped; nodes' RSS growth {:.2} KiB per connection ({:.2} KiB with their RSS before, the accounts in memory); Redis {} MiB; presence {} | 100000; <= 8 KiB growth | {} |",
+            c.nodes,
+            c.hold_secs,
+            c.generators,
+            c.connect_secs,
+            c.connect_p50_ms,
+            c.connect_p99_ms,
+            c.alive_after_hold,
+            c.n,
+            c.dropped,
+            c.kib_per_conn_increase,
+            c.kib_per_conn,
+            c.redis_rss_kib / 1024,
+            if c.presence.ok { "right" } else { "WRONG" },
+            // The 8 KiB are the connections' own: the nodes' growth (their RSS
+            // before also holds the load-test accounts, in MongoDB in production).
+            yes(c.alive_after_hold >= 100_000 && c.kib_per_conn_increase <= 8.0 && c.presence.ok)
+        );
     }
     if let Some(c) = &churn {
         println!("| chatd churn: connect + resume + leave | {:.0} /s ({:.0} presence pushes/s) | - | - |", c.connects_per_sec, c.presence_per_sec);
@@ -1144,6 +1412,7 @@ async fn all(o: AllOpts) -> Result<()> {
         results.insert("login".into(), serde_json::to_value(&login)?);
         results.insert("fanout".into(), serde_json::to_value(&fanouts)?);
         results.insert("media".into(), serde_json::to_value(&media)?);
+        results.insert("cluster_idle".into(), serde_json::to_value(&cluster)?);
         std::fs::write(path, serde_json::to_string_pretty(&results)?)?;
     }
     let _ = std::fs::remove_dir_all(&tmp);
@@ -1165,6 +1434,7 @@ fn main() -> Result<()> {
         }
         Cmd::All(o) => rt.block_on(all(*o)),
         Cmd::Claims(o) => rt.block_on(claims::run(o)),
+        Cmd::IdleClients(o) => rt.block_on(cluster_idle::clients(o)),
         Cmd::MediaPeer { listen, dir } => {
             // Like chatd: tokio's default runtime.
             let rt = tokio::runtime::Runtime::new()?;

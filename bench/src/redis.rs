@@ -1,8 +1,6 @@
 //! A private `redis-server` for the multi-node scenarios: on a free loopback
 //! port, pinned to CPU 0 beside the servers under test (its CPU counts as
 //! theirs), nothing saved to disk.
-// Used by the multi-node scenarios as they land (issue 21).
-#![allow(dead_code)]
 
 use anyhow::{bail, Context as _, Result};
 use std::path::Path;
@@ -18,6 +16,7 @@ pub(crate) struct RedisProc {
     /// `redis://127.0.0.1:PORT/`.
     pub(crate) url: String,
     pub(crate) pid: u32,
+    port: u16,
 }
 
 impl RedisProc {
@@ -47,6 +46,7 @@ impl RedisProc {
                     child,
                     url: format!("redis://127.0.0.1:{port}/"),
                     pid,
+                    port,
                 });
             }
             if let Some(status) = child.try_wait()? {
@@ -58,6 +58,42 @@ impl RedisProc {
             "redis-server did not answer PING in 5 s; see {}",
             log.display()
         )
+    }
+
+    /// How many `PUBLISH` commands this server has run (`INFO
+    /// commandstats`): the frames the nodes sent each other.
+    pub(crate) async fn publishes(&self) -> Result<u64> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        s.write_all(b"INFO commandstats\r\n").await?;
+        // A bulk string: `$<len>\r\n<text>\r\n`.
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let text = loop {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+                .await
+                .context("redis INFO timed out")??;
+            if n == 0 {
+                bail!("redis closed the INFO connection");
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
+                continue;
+            };
+            let len: usize = std::str::from_utf8(&buf[..eol])?
+                .strip_prefix('$')
+                .context("INFO did not answer a bulk string")?
+                .parse()?;
+            if buf.len() >= eol + 2 + len {
+                break String::from_utf8_lossy(&buf[eol + 2..eol + 2 + len]).into_owned();
+            }
+        };
+        // `cmdstat_publish:calls=N,usec=...`; absent before the first.
+        Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     pub(crate) async fn stop(mut self) {

@@ -18,8 +18,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::net::{self, Ws};
 use crate::proto::{self, Account, Incoming};
+use crate::redis::RedisProc;
 use crate::sio;
-use crate::stats::{self, CpuWindow, RelayReport, RunQueueWindow};
+use crate::stats::{self, CpuWindow, ProcShare, RelayReport, RunQueueWindow};
 use crate::xmpp;
 
 /// Which server the generator talks to.
@@ -103,15 +104,19 @@ struct Side {
     conv: Option<chatcore::model::ConversationId>,
 }
 
-/// Connects and signs in both sides of every pair.
+/// Connects and signs in both sides of every pair. User `i` connects to
+/// `addrs[i % addrs.len()]`: with two nodes, each pair's first user to the
+/// first and its second to the second, so that every message crosses.
 async fn connect_pairs(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     target: &Target,
     pairs: usize,
     window: usize,
 ) -> Result<Vec<Side>> {
+    anyhow::ensure!(!addrs.is_empty(), "no server address");
     let mut tasks = Vec::with_capacity(pairs * 2);
     for i in 0..pairs * 2 {
+        let addr = addrs[i % addrs.len()];
         let target = target.clone();
         let initial = if i % 2 == 0 {
             window.div_ceil(2)
@@ -320,7 +325,22 @@ pub(crate) async fn run(
     opts: &RelayOpts,
     server_pid: u32,
 ) -> Result<RelayReport> {
-    let sides = connect_pairs(addr, &target, opts.pairs, opts.window).await?;
+    run_across(&[addr], target, opts, &[("server", server_pid)], None).await
+}
+
+/// [`run`] against a server of several processes: users spread over the
+/// nodes at `addrs` (see [`connect_pairs`]), the server's CPU the sum of
+/// every process in `procs` (the nodes and what they share, Redis), each
+/// one's share and RSS reported when there are several, and the `PUBLISH`es
+/// of `redis` (the nodes' Redis) per message delivered.
+pub(crate) async fn run_across(
+    addrs: &[SocketAddr],
+    target: Target,
+    opts: &RelayOpts,
+    procs: &[(&str, u32)],
+    redis: Option<&RedisProc>,
+) -> Result<RelayReport> {
+    let sides = connect_pairs(addrs, &target, opts.pairs, opts.window).await?;
     let base = Instant::now();
     let record_from = base + opts.warmup;
     let end = record_from + opts.secs;
@@ -353,11 +373,36 @@ pub(crate) async fn run(
         )));
     }
     stats::sleep_until(record_from).await;
-    let server_cpu = CpuWindow::start(&[server_pid]);
+    let pids: Vec<u32> = procs.iter().map(|(_, pid)| *pid).collect();
+    let server_cpu = CpuWindow::start(&pids);
+    let each_cpu: Vec<CpuWindow> = if procs.len() > 1 {
+        pids.iter()
+            .map(|p| CpuWindow::start(std::slice::from_ref(p)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let client_cpu = CpuWindow::start(&[std::process::id()]);
-    let runq = RunQueueWindow::start(server_pid);
+    let runq = RunQueueWindow::start_all(&pids);
+    let published_before = match redis {
+        Some(r) => Some(r.publishes().await?),
+        None => None,
+    };
     stats::sleep_until(end).await;
     let (scpu, ccpu) = (server_cpu.percent(), client_cpu.percent());
+    let published = match (redis, published_before) {
+        (Some(r), Some(before)) => Some(r.publishes().await?.saturating_sub(before)),
+        _ => None,
+    };
+    let processes = procs
+        .iter()
+        .zip(&each_cpu)
+        .map(|((name, pid), cpu)| ProcShare {
+            name: (*name).to_owned(),
+            cpu: cpu.percent(),
+            rss_kib: stats::rss_kib(*pid).unwrap_or(0),
+        })
+        .collect();
     let (server_runq_wait_ms, server_slices) = runq.finish();
     let mut hist = stats::histogram();
     let mut report = RelayReport {
@@ -372,6 +417,7 @@ pub(crate) async fn run(
         client_cpu: ccpu,
         server_runq_wait_ms,
         server_slices,
+        processes,
         ..Default::default()
     };
     for t in tasks {
@@ -383,6 +429,7 @@ pub(crate) async fn run(
         report.errors += r.errors;
     }
     report.msgs_per_sec = report.delivered as f64 / report.secs;
+    report.redis_publishes_per_msg = published.map(|p| p as f64 / report.delivered.max(1) as f64);
     report.fill_latency(&hist);
     Ok(report)
 }

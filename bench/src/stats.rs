@@ -87,26 +87,50 @@ fn runq(pid: u32) -> (u64, u64) {
 /// A server's run-queue wait over a window (threads that end within it
 /// take their share with them: a lower bound).
 pub(crate) struct RunQueueWindow {
-    pid: u32,
+    pids: Vec<u32>,
     start: (u64, u64),
+}
+
+/// [`runq`] summed over processes.
+fn runq_all(pids: &[u32]) -> (u64, u64) {
+    pids.iter()
+        .map(|p| runq(*p))
+        .fold((0, 0), |(w, n), (pw, pn)| (w + pw, n + pn))
 }
 
 impl RunQueueWindow {
     pub(crate) fn start(pid: u32) -> Self {
+        Self::start_all(std::slice::from_ref(&pid))
+    }
+
+    /// Over several processes (the nodes and Redis of a multi-node run): their sum.
+    pub(crate) fn start_all(pids: &[u32]) -> Self {
         Self {
-            pid,
-            start: runq(pid),
+            pids: pids.to_vec(),
+            start: runq_all(pids),
         }
     }
 
     /// Milliseconds spent waiting for a core, and timeslices, since `start`.
     pub(crate) fn finish(&self) -> (f64, u64) {
-        let (w, n) = runq(self.pid);
+        let (w, n) = runq_all(&self.pids);
         (
             w.saturating_sub(self.start.0) as f64 / 1e6,
             n.saturating_sub(self.start.1),
         )
     }
+}
+
+/// One process of a server made of several (nodes and Redis): what it is,
+/// its share of the measured window.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub(crate) struct ProcShare {
+    /// `node-a`, `node-b`, `redis`.
+    pub(crate) name: String,
+    /// Percent of one core, over the measured window.
+    pub(crate) cpu: f64,
+    /// VmRSS at the end of the window, KiB (0 if unreadable).
+    pub(crate) rss_kib: u64,
 }
 
 /// What one relay run measured.
@@ -138,6 +162,14 @@ pub(crate) struct RelayReport {
     pub(crate) server_slices: u64,
     /// chatd on SQLite: the database's bytes per million messages stored.
     pub(crate) db_bytes_per_million: Option<f64>,
+    /// A server of several processes (nodes and Redis): each one's CPU and
+    /// RSS; `server_cpu` is their sum. Empty for a single process.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) processes: Vec<ProcShare>,
+    /// Nodes on Redis: the `PUBLISH` commands Redis ran in the measured
+    /// window per message delivered (what crossing nodes costs in frames).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) redis_publishes_per_msg: Option<f64>,
 }
 
 impl RelayReport {
@@ -168,7 +200,31 @@ impl RelayReport {
             self.client_cpu,
             self.server_runq_wait_ms,
             self.server_slices,
-        )
+        ) + &self.processes_line()
+    }
+
+    /// `; node-a CPU 80% RSS 20 MiB, ...` for a server of several processes.
+    fn processes_line(&self) -> String {
+        let each: Vec<String> = self
+            .processes
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} CPU {:.0}% RSS {:.1} MiB",
+                    p.name,
+                    p.cpu,
+                    p.rss_kib as f64 / 1024.0
+                )
+            })
+            .collect();
+        let publishes = self
+            .redis_publishes_per_msg
+            .map_or(String::new(), |p| format!("; {p:.2} PUBLISH per message"));
+        if each.is_empty() {
+            publishes
+        } else {
+            format!(" (server = {}{publishes})", each.join(", "))
+        }
     }
 }
 

@@ -292,6 +292,12 @@ impl Shared {
 
     /// A frame from Redis: another node's event, for a topic of this node.
     fn receive(&self, frame: &[u8]) {
+        // This node's own frames come back from Redis (it delivered them
+        // locally as it published them): known by the header alone, they
+        // are not decoded.
+        if frame.len() >= HEAD && frame[0] == FORMAT && frame[1..9] == self.node.to_le_bytes() {
+            return;
+        }
         let (node, at, topic, event) = match decode(frame) {
             Ok(f) => f,
             Err(why) => {

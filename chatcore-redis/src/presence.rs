@@ -62,6 +62,25 @@ return 0
     )
 });
 
+/// `lapsed`: whether the node's users were taken over by a sweep since it
+/// last asked (the mark is consumed), or its heartbeat is missing or at or
+/// before the horizon. The mark closes a race: a node that checks, finds
+/// itself alive, and is taken over by another node's sweep before its own
+/// sweep renews its heartbeat, would otherwise never know.
+/// KEYS: the registry, the node's taken mark. ARGV: node, horizon.
+static LAPSED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local taken = redis.call('GETDEL', KEYS[2])
+if taken then return 1 end
+local beat = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not beat then return 1 end
+if tonumber(beat) <= tonumber(ARGV[2]) then return 1 end
+return 0
+",
+    )
+});
+
 /// `sweep`: renews this node's heartbeat, then for each other node whose
 /// heartbeat is at or before the horizon pops up to the batch's worth of
 /// its users, removes their connections on it, and sets the last-seen of
@@ -88,6 +107,11 @@ for i = 1, #dead, 2 do
     end
     local members = P .. ':n:' .. node
     local users = redis.call('SPOP', members, left)
+    if #users > 0 then
+      -- Tells the node, should it be alive after all, that its users were
+      -- taken over (see LAPSED).
+      redis.call('SET', P .. ':taken:' .. node, '1', 'PX', 86400000)
+    end
     for _, user in ipairs(users) do
       local conns = P .. ':u:' .. user
       local all = redis.call('HGETALL', conns)
@@ -248,14 +272,15 @@ impl PresenceStore for RedisPresenceStore {
     async fn lapsed(&self, node: &str, now: Millis, ttl_ms: u64) -> StoreResult<bool> {
         let horizon = now.saturating_sub(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
         let mut c = self.store.connection();
-        let score: Option<f64> = redis::cmd("ZSCORE")
-            .arg(format!("{}:nodes", self.base))
+        let lapsed: i64 = LAPSED
+            .key(format!("{}:nodes", self.base))
+            .key(format!("{}:taken:{node}", self.base))
             .arg(node)
-            .query_async(&mut c)
+            .arg(horizon)
+            .invoke_async(&mut c)
             .await
             .map_err(store_error)?;
-        // Scores are milliseconds, exact in an f64 up to 2^53.
-        Ok(score.is_none_or(|beat| beat <= horizon as f64))
+        Ok(lapsed == 1)
     }
 
     async fn sweep(&self, node: &str, now: Millis, ttl_ms: u64) -> StoreResult<Vec<Presence>> {

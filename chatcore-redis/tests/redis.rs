@@ -244,6 +244,37 @@ async fn a_sweeping_node_stays_alive() {
     assert!(s.get(std::slice::from_ref(&u)).await.unwrap()[0].online);
 }
 
+/// The race of a stalled node coming back: it asks whether its liveness
+/// lapsed (not yet, by its clock), another node's sweep takes its users
+/// over (they are past the TTL by that node's clock), then its own sweep
+/// renews it. Its next question must say it lapsed, so that it records its
+/// connections again; without the takeover mark it found its heartbeat
+/// fresh, and its users stayed offline until they reconnected (seen in the
+/// 500,000-connection benchmark). The mark is consumed: asked again, no.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_taken_over_between_its_check_and_its_sweep_learns_it_lapsed() {
+    let prefix = fresh_prefix();
+    let x = store_at(&server_url(), &prefix).await.presence();
+    let y = store_at(&server_url(), &prefix).await.presence();
+    let u = UserId::generate();
+    assert!(x.connect(&u, "x/1", T0).await.unwrap());
+    assert!(
+        !x.lapsed("x", T0 + 5_000, 10_000).await.unwrap(),
+        "alive by its clock"
+    );
+    let taken = y.sweep("y", T0 + 10_000, 10_000).await.unwrap();
+    assert_eq!(taken, vec![offline(&u, T0)], "dead by the other's");
+    assert_eq!(x.sweep("x", T0 + 5_001, 10_000).await.unwrap(), vec![]);
+    assert!(
+        x.lapsed("x", T0 + 6_000, 10_000).await.unwrap(),
+        "its users were taken over: it must record them again"
+    );
+    assert!(
+        !x.lapsed("x", T0 + 6_001, 10_000).await.unwrap(),
+        "told once"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Limiters across nodes
 // ---------------------------------------------------------------------------
@@ -973,6 +1004,152 @@ async fn a_node_back_from_a_stall_records_its_connections_again() {
     assert!(online(a.clone(), user.clone()).await, "online again");
     clock.advance(Duration::from_millis(1_000));
     assert_eq!(a.sweep_presence().await.unwrap(), 0, "B is alive now");
+    assert!(online(a.clone(), user.clone()).await);
+    drop(conn);
+}
+
+/// Redis's presence store whose `connect` fails while `failing` is set, as
+/// a node too busy to reach Redis in time sees it (timeouts).
+struct FlakyPresence {
+    inner: Arc<dyn PresenceStore>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl PresenceStore for FlakyPresence {
+    async fn connect(
+        &self,
+        user: &UserId,
+        conn: &str,
+        now: Millis,
+    ) -> chatcore::store::StoreResult<bool> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("timed out".into()));
+        }
+        self.inner.connect(user, conn, now).await
+    }
+    async fn disconnect(
+        &self,
+        user: &UserId,
+        conn: &str,
+        now: Millis,
+    ) -> chatcore::store::StoreResult<bool> {
+        self.inner.disconnect(user, conn, now).await
+    }
+    async fn get(&self, users: &[UserId]) -> chatcore::store::StoreResult<Vec<Presence>> {
+        self.inner.get(users).await
+    }
+    async fn sweep(
+        &self,
+        node: &str,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> chatcore::store::StoreResult<Vec<Presence>> {
+        self.inner.sweep(node, now, ttl_ms).await
+    }
+    async fn connections(&self, user: &UserId) -> chatcore::store::StoreResult<Option<usize>> {
+        self.inner.connections(user).await
+    }
+    async fn lapsed(
+        &self,
+        node: &str,
+        now: Millis,
+        ttl_ms: u64,
+    ) -> chatcore::store::StoreResult<bool> {
+        self.inner.lapsed(node, now, ttl_ms).await
+    }
+}
+
+/// A node back from a stall whose recording of its live connections fails
+/// part way (seen in the cluster-idle benchmark: 30 nodes and Redis on one
+/// busy core, Redis calls timing out): its sweep has renewed its liveness,
+/// so the next sweep no longer finds it lapsed, and must record them all
+/// the same. Before, its users stayed offline until they reconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_whose_recording_after_a_stall_failed_records_at_the_next_sweep() {
+    use chatcore::protocol::{ClientFrame, ServerFrame, PROTOCOL_VERSION};
+    use chatcore::server::ManualClock;
+    use chatcore::session::{connect_in_process, PeerInfo};
+    use chatcore::{Config, Server};
+    let prefix = fresh_prefix();
+    let mut config = Config::default();
+    config.presence_ttl_ms = 10_000;
+    config.argon2 = chatcore::account::Argon2Config::new(64, 1, 1);
+    let clock = Arc::new(ManualClock::new(T0));
+    let a = Server::with_clock(
+        store_at(&server_url(), &prefix)
+            .await
+            .backends(Backends::memory()),
+        config.clone(),
+        clock.clone(),
+    )
+    .unwrap();
+    let mut backends = store_at(&server_url(), &prefix)
+        .await
+        .backends(Backends::memory());
+    let flaky = Arc::new(FlakyPresence {
+        inner: backends.presence.clone(),
+        failing: std::sync::atomic::AtomicBool::new(false),
+    });
+    backends.presence = flaky.clone();
+    let b = Server::with_clock(backends, config, clock.clone()).unwrap();
+    let mut conn = connect_in_process(
+        b.clone(),
+        PeerInfo::new(None),
+        64,
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let hello = ask(
+        &mut conn,
+        ClientFrame::Hello {
+            id: 1,
+            version: PROTOCOL_VERSION,
+            client: None,
+        },
+    )
+    .await;
+    assert!(matches!(hello, ServerFrame::Welcome { .. }), "{hello:?}");
+    let reply = ask(
+        &mut conn,
+        ClientFrame::Register {
+            id: 2,
+            username: "flaky".into(),
+            email: "flaky@example.com".into(),
+            phone: "+15550002222".into(),
+            display_name: "Flaky".into(),
+            password: "violet harbour anchor 1917".into(),
+            device: "d".into(),
+        },
+    )
+    .await;
+    let ServerFrame::Session { user, .. } = reply else {
+        panic!("register: {reply:?}")
+    };
+    let online = |s: Arc<Server>, u: UserId| async move {
+        s.backends().presence.get(&[u]).await.unwrap()[0].online
+    };
+    assert_eq!(b.sweep_presence().await.unwrap(), 0);
+    assert!(online(a.clone(), user.clone()).await);
+    // B stalls: A's sweep past the TTL takes its connection over.
+    clock.advance(Duration::from_millis(10_001));
+    assert_eq!(a.sweep_presence().await.unwrap(), 1);
+    assert!(!online(a.clone(), user.clone()).await, "taken for dead");
+    // B is back, renews its liveness, but cannot record its connection.
+    flaky
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(b.sweep_presence().await.is_err());
+    assert!(!online(a.clone(), user.clone()).await);
+    // Redis answers again: B's next sweep records it, though B's liveness
+    // is no longer lapsed.
+    flaky
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(Duration::from_millis(1_000));
+    b.sweep_presence().await.unwrap();
+    assert!(online(a.clone(), user.clone()).await, "online again");
+    clock.advance(Duration::from_millis(1_000));
+    assert_eq!(a.sweep_presence().await.unwrap(), 0, "B is alive");
     assert!(online(a.clone(), user.clone()).await);
     drop(conn);
 }

@@ -462,6 +462,11 @@ pub struct Server {
     pub(crate) metrics: Metrics,
     /// Distinguishes this node's connection keys from other nodes' in shared presence.
     pub(crate) node_id: String,
+    /// This node's liveness lapsed and its live connections are not all
+    /// recorded again yet ([`Server::sweep_presence`]): kept until they are,
+    /// as the sweep that found it lapsed has renewed it, and a later one
+    /// would not find it lapsed again.
+    presence_unrecorded: std::sync::atomic::AtomicBool,
     next_conn: AtomicU64,
     /// Connections per address and per account, and those signed out.
     pub(crate) admission: Admission,
@@ -493,6 +498,7 @@ impl Server {
             clock,
             metrics: Metrics::default(),
             node_id: uuid::Uuid::new_v4().simple().to_string(),
+            presence_unrecorded: std::sync::atomic::AtomicBool::new(false),
             next_conn: AtomicU64::new(1),
             admission: Admission::new(Caps {
                 unauthenticated: config.max_unauthenticated,
@@ -598,7 +604,10 @@ impl Server {
     /// Returns how many. When this node's own liveness had lapsed (it
     /// stalled past the TTL, and other nodes may have taken its connections
     /// over), it then records its live connections again, and their users
-    /// are online again. The embedder calls it regularly, several times per
+    /// are online again; if that fails part way (a store error, a timeout
+    /// of a node too busy to reach the store in time), the next sweep
+    /// records them all again, though the liveness it renewed is no longer
+    /// lapsed. The embedder calls it regularly, several times per
     /// TTL (a node that stops calling it is taken for dead); any node may
     /// run it at once with others: each user is reported by one only. With
     /// a store local to the process (memory) it does nothing.
@@ -606,7 +615,12 @@ impl Server {
         let now = self.now();
         let ttl = self.config.presence_ttl_ms;
         let presence = &self.backends.presence;
-        let lapsed = presence.lapsed(&self.node_id, now, ttl).await?;
+        if presence.lapsed(&self.node_id, now, ttl).await? {
+            // Remembered before the sweep renews the liveness: if the
+            // sweep or the recording below fails, even after the renewal
+            // reached the store, the next sweep records them.
+            self.presence_unrecorded.store(true, Ordering::SeqCst);
+        }
         let offline = presence.sweep(&self.node_id, now, ttl).await?;
         let n = offline.len();
         for p in offline {
@@ -637,7 +651,7 @@ impl Server {
             }
             self.publish_presence(p).await;
         }
-        if lapsed {
+        if self.presence_unrecorded.load(Ordering::SeqCst) {
             // This node stalled past the TTL (or its record was lost):
             // other nodes may have taken its connections over. Its sweep
             // has renewed it, so no sweep takes them again: record them.
@@ -647,6 +661,7 @@ impl Server {
                     self.publish_presence(online).await;
                 }
             }
+            self.presence_unrecorded.store(false, Ordering::SeqCst);
         }
         Ok(n)
     }

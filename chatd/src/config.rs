@@ -62,6 +62,13 @@ pub(crate) struct Cli {
     )]
     load_test_password: String,
 
+    /// LOAD TESTING ONLY: derive each --load-test-accounts user's id from SEED and its index
+    /// instead of a fresh one, so that nodes started with the same SEED (each on its own memory
+    /// store, sharing --redis) hold the same users under the same ids; tokens stay random, each
+    /// node's own.
+    #[arg(long, value_name = "SEED", requires = "load_test_accounts")]
+    load_test_seed: Option<u64>,
+
     #[command(flatten)]
     options: Options,
 
@@ -567,6 +574,8 @@ pub(crate) struct LoadTest {
     pub(crate) accounts: usize,
     pub(crate) tokens: PathBuf,
     pub(crate) password: Secret,
+    /// `--load-test-seed`: user ids derived from it, the same on every node.
+    pub(crate) seed: Option<u64>,
 }
 
 /// The certificate and key files of `--tls-cert`/`--tls-key`.
@@ -693,6 +702,7 @@ impl Settings {
                 accounts,
                 tokens,
                 password: Secret(cli.load_test_password),
+                seed: cli.load_test_seed,
             });
         }
         Ok(settings)

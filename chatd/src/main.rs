@@ -388,12 +388,18 @@ async fn provision_load_test(
     tracing::warn!(
         accounts = lt.accounts,
         tokens = %lt.tokens.display(),
+        seed = ?lt.seed,
         "LOAD TEST: creating accounts that share one known password; never do this in production"
     );
-    let accounts =
-        chatcore::provision::load_test_accounts(server, "lt", lt.accounts, &lt.password.0)
-            .await
-            .context("cannot create the load-test accounts")?;
+    let accounts = chatcore::provision::load_test_accounts_seeded(
+        server,
+        "lt",
+        lt.accounts,
+        &lt.password.0,
+        lt.seed,
+    )
+    .await
+    .context("cannot create the load-test accounts")?;
     let mut text = String::with_capacity(accounts.len() * 80);
     for a in &accounts {
         text.push_str(&format!("{} {} {}\n", a.username, a.user, a.token));
