@@ -322,9 +322,11 @@ mod signalling {
 
     #[tokio::test]
     async fn two_devices_ring_one_answers_the_other_stops_and_an_unanswered_call_is_missed() {
+        // Long enough for the busy case's two invites to land within it on a
+        // loaded machine; the missed case waits it out once.
         let chatd = Chatd::start(&[
             "--call-ring-timeout-ms",
-            "400",
+            "1500",
             "--call-sweep-ms",
             "50",
             "--metrics-listen",
@@ -405,12 +407,61 @@ mod signalling {
         .await;
         push(&mut bob.events, |f| matches!(f, ServerFrame::Alert { .. })).await;
 
-        // A stranger cannot call into the conversation; a blocked user cannot call.
-        let carol = chatd.user("carol").await;
+        // Declined: the callee refuses before answering; the caller's device learns why.
+        alice
+            .client
+            .call_invite("e2e-r", &conv, CallMedia::Voice, sdp("v=0 offer"))
+            .await
+            .expect("invite");
+        push(&mut tablet.events, |f| is_state(f, CallStatus::Ringing)).await;
+        let declined = tablet
+            .client
+            .call_hangup("e2e-r", HangupReason::Declined)
+            .await
+            .expect("decline");
+        assert_eq!(declined.reason, Some(CallEnd::Declined));
+        let told = push(&mut alice.events, |f| is_state(f, CallStatus::Ended)).await;
+        assert!(
+            matches!(told, ServerFrame::CallState { call, .. } if call.reason == Some(CallEnd::Declined))
+        );
+        push(&mut bob.events, |f| is_state(f, CallStatus::Ended)).await;
+
+        // Busy: while Bob is in a call with Carol, Alice's call is answered busy at once.
+        let mut carol = chatd.user("carol").await;
+        befriend(&carol, &bob).await;
+        let carol_conv = carol.client.open_direct(&bob.id()).await.unwrap().conv;
+        carol
+            .client
+            .call_invite("e2e-c", &carol_conv, CallMedia::Voice, sdp("v=0 offer"))
+            .await
+            .expect("invite");
+        let busy = alice
+            .client
+            .call_invite("e2e-b", &conv, CallMedia::Voice, sdp("v=0 offer"))
+            .await
+            .expect("invite");
+        assert_eq!(
+            (busy.state, busy.reason),
+            (CallStatus::Ended, Some(CallEnd::Busy))
+        );
+        push(&mut bob.events, |f| {
+            matches!(f, ServerFrame::Message { message } if matches!(message.content, Content::Call { outcome: CallEnd::Busy, .. }))
+        })
+        .await;
+        carol
+            .client
+            .call_hangup("e2e-c", HangupReason::Hangup)
+            .await
+            .expect("cancel");
+        drain(&mut carol).await;
+
+        // A stranger cannot call into the conversation (it does not exist for
+        // them: not_found, as for every conversation one is not in); a
+        // blocked user cannot call.
+        let dave = chatd.user("dave").await;
         assert_eq!(
             server_code(
-                carol
-                    .client
+                dave.client
                     .call_invite("e2e-3", &conv, CallMedia::Voice, sdp("v=0"))
                     .await
             ),
