@@ -18,6 +18,7 @@
  */
 
 import type { ChatClient } from "./client.js";
+import { Emitter } from "./emitter.js";
 import { ChatError } from "./errors.js";
 import type { CallInfo, CallMedia, CallSignal, CallSignalFrame, HangupReason, IceCandidate, IceServer, SealedSignal } from "./protocol.js";
 
@@ -205,7 +206,7 @@ export class Call {
   private offerWaiters: ((sdp: string) => void)[] = [];
   private readonly remoteCandidates: CandidateQueue;
   private readonly localCandidates: CandidateBatcher;
-  private handlers = new Map<string, Set<(p: never) => void>>();
+  private readonly events = new Emitter<CallEvents>((_type, e) => console.error("chatcore call: a handler failed:", e));
   /** Signals handled one after the other (each may need unsealing). */
   private signals: Promise<void> = Promise.resolve();
   private muted_ = false;
@@ -231,23 +232,11 @@ export class Call {
   }
 
   on<K extends keyof CallEvents>(type: K, handler: (payload: CallEvents[K]) => void): () => void {
-    let set = this.handlers.get(type);
-    if (!set) {
-      set = new Set();
-      this.handlers.set(type, set);
-    }
-    set.add(handler as (p: never) => void);
-    return () => set.delete(handler as (p: never) => void);
+    return this.events.on(type, handler);
   }
 
   private emit<K extends keyof CallEvents>(type: K, payload: CallEvents[K]): void {
-    for (const h of this.handlers.get(type) ?? []) {
-      try {
-        (h as (p: CallEvents[K]) => void)(payload);
-      } catch (e) {
-        console.error("chatcore call: a handler failed:", e);
-      }
-    }
+    this.events.emit(type, payload);
   }
 
   /** @internal */
@@ -443,7 +432,7 @@ export class Phone {
   current: Call | undefined;
   /** The ICE servers of the last call (empty: no TURN nor STUN, calls only where the devices reach each other). */
   lastIceServers: IceServer[] | undefined;
-  private handlers = new Map<string, Set<(p: never) => void>>();
+  private readonly events = new Emitter<PhoneEvents>((_type, e) => console.error("chatcore call: a handler failed:", e));
   private offs: (() => void)[] = [];
   /** Signals of calls not known yet (the signal may overtake the state): kept a little while. */
   private early = new Map<string, { frame: Omit<CallSignalFrame, "type">; at: number }[]>();
@@ -466,23 +455,11 @@ export class Phone {
   }
 
   on<K extends keyof PhoneEvents>(type: K, handler: (payload: PhoneEvents[K]) => void): () => void {
-    let set = this.handlers.get(type);
-    if (!set) {
-      set = new Set();
-      this.handlers.set(type, set);
-    }
-    set.add(handler as (p: never) => void);
-    return () => set.delete(handler as (p: never) => void);
+    return this.events.on(type, handler);
   }
 
   private emit<K extends keyof PhoneEvents>(type: K, payload: PhoneEvents[K]): void {
-    for (const h of this.handlers.get(type) ?? []) {
-      try {
-        (h as (p: PhoneEvents[K]) => void)(payload);
-      } catch (e) {
-        console.error("chatcore call: a handler failed:", e);
-      }
-    }
+    this.events.emit(type, payload);
   }
 
   private get me(): { user: string; device: string } {

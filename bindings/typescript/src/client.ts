@@ -12,6 +12,7 @@
 import { decodeServerFrame, encodeClientFrame, jsonCodec, type Codec, type WireData } from "./codec.js";
 import { DeliveryTracker } from "./delivery.js";
 import { ReceiptBook, type MessageReceipt } from "./receipts.js";
+import { Emitter } from "./emitter.js";
 import { ChatError } from "./errors.js";
 import {
   canonicalClientFrame,
@@ -369,7 +370,12 @@ export class ChatClient {
   private ackRound: Promise<void> | null = null;
   private ackAgain = false;
   private serverTimeOffset = 0;
-  private readonly listeners = new Map<keyof ClientEvents, Set<(payload: never) => void>>();
+  /** A failing handler must not break the connection's bookkeeping: its error is thrown apart. */
+  private readonly events = new Emitter<ClientEvents>((_type, e) =>
+    queueMicrotask(() => {
+      throw e;
+    }),
+  );
 
   constructor(options: ClientOptions) {
     this.url = options.url;
@@ -402,31 +408,16 @@ export class ChatClient {
 
   /** Calls `handler` on every `type` event; returns a function that stops it. */
   on<K extends keyof ClientEvents>(type: K, handler: (payload: ClientEvents[K]) => void): () => void {
-    let set = this.listeners.get(type);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(type, set);
-    }
-    set.add(handler as (payload: never) => void);
-    return () => this.off(type, handler);
+    return this.events.on(type, handler);
   }
 
   /** Removes a handler added with {@link on}. */
   off<K extends keyof ClientEvents>(type: K, handler: (payload: ClientEvents[K]) => void): void {
-    this.listeners.get(type)?.delete(handler as (payload: never) => void);
+    this.events.off(type, handler);
   }
 
   private emit<K extends keyof ClientEvents>(type: K, payload: ClientEvents[K]): void {
-    for (const h of [...(this.listeners.get(type) ?? [])]) {
-      try {
-        (h as (p: ClientEvents[K]) => void)(payload);
-      } catch (e) {
-        // A failing handler must not break the connection's bookkeeping.
-        queueMicrotask(() => {
-          throw e;
-        });
-      }
-    }
+    this.events.emit(type, payload);
   }
 
   private setState(state: ConnectionState): void {

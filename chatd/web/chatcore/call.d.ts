@@ -141,7 +141,7 @@ export declare class Call {
     private offerWaiters;
     private readonly remoteCandidates;
     private readonly localCandidates;
-    private handlers;
+    private readonly events;
     /** Signals handled one after the other (each may need unsealing). */
     private signals;
     private muted_;
@@ -203,7 +203,7 @@ export declare class Phone {
     current: Call | undefined;
     /** The ICE servers of the last call (empty: no TURN nor STUN, calls only where the devices reach each other). */
     lastIceServers: IceServer[] | undefined;
-    private handlers;
+    private readonly events;
     private offs;
     /** Signals of calls not known yet (the signal may overtake the state): kept a little while. */
     private early;

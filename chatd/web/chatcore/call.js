@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { Emitter } from "./emitter.js";
 import { ChatError } from "./errors.js";
 /** The call of two sides that crossed (glare) that stands: the lower id, the same on both sides. */
 export function glareWinner(a, b) {
@@ -136,7 +137,7 @@ export class Call {
     offerWaiters = [];
     remoteCandidates;
     localCandidates;
-    handlers = new Map();
+    events = new Emitter((_type, e) => console.error("chatcore call: a handler failed:", e));
     /** Signals handled one after the other (each may need unsealing). */
     signals = Promise.resolve();
     muted_ = false;
@@ -158,23 +159,10 @@ export class Call {
         this.localCandidates = new CandidateBatcher((batch) => this.phone.sendSignal(this, { candidates: batch }), phone.options.trickleMs ?? 50);
     }
     on(type, handler) {
-        let set = this.handlers.get(type);
-        if (!set) {
-            set = new Set();
-            this.handlers.set(type, set);
-        }
-        set.add(handler);
-        return () => set.delete(handler);
+        return this.events.on(type, handler);
     }
     emit(type, payload) {
-        for (const h of this.handlers.get(type) ?? []) {
-            try {
-                h(payload);
-            }
-            catch (e) {
-                console.error("chatcore call: a handler failed:", e);
-            }
-        }
+        this.events.emit(type, payload);
     }
     /** @internal */
     setPhase(phase) {
@@ -366,7 +354,7 @@ export class Phone {
     current;
     /** The ICE servers of the last call (empty: no TURN nor STUN, calls only where the devices reach each other). */
     lastIceServers;
-    handlers = new Map();
+    events = new Emitter((_type, e) => console.error("chatcore call: a handler failed:", e));
     offs = [];
     /** Signals of calls not known yet (the signal may overtake the state): kept a little while. */
     early = new Map();
@@ -384,23 +372,10 @@ export class Phone {
             void this.current.hangup();
     }
     on(type, handler) {
-        let set = this.handlers.get(type);
-        if (!set) {
-            set = new Set();
-            this.handlers.set(type, set);
-        }
-        set.add(handler);
-        return () => set.delete(handler);
+        return this.events.on(type, handler);
     }
     emit(type, payload) {
-        for (const h of this.handlers.get(type) ?? []) {
-            try {
-                h(payload);
-            }
-            catch (e) {
-                console.error("chatcore call: a handler failed:", e);
-            }
-        }
+        this.events.emit(type, payload);
     }
     get me() {
         const s = this.client.session;

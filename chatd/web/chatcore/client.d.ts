@@ -283,7 +283,8 @@ export declare class ChatClient {
     private ackRound;
     private ackAgain;
     private serverTimeOffset;
-    private readonly listeners;
+    /** A failing handler must not break the connection's bookkeeping: its error is thrown apart. */
+    private readonly events;
     constructor(options: ClientOptions);
     /** Calls `handler` on every `type` event; returns a function that stops it. */
     on<K extends keyof ClientEvents>(type: K, handler: (payload: ClientEvents[K]) => void): () => void;

@@ -11,6 +11,7 @@
 import { decodeServerFrame, encodeClientFrame, jsonCodec } from "./codec.js";
 import { DeliveryTracker } from "./delivery.js";
 import { ReceiptBook } from "./receipts.js";
+import { Emitter } from "./emitter.js";
 import { ChatError } from "./errors.js";
 import { canonicalClientFrame, PROTOCOL_VERSION, ProtocolError, } from "./protocol.js";
 const OPEN = 1;
@@ -65,7 +66,10 @@ export class ChatClient {
     ackRound = null;
     ackAgain = false;
     serverTimeOffset = 0;
-    listeners = new Map();
+    /** A failing handler must not break the connection's bookkeeping: its error is thrown apart. */
+    events = new Emitter((_type, e) => queueMicrotask(() => {
+        throw e;
+    }));
     constructor(options) {
         this.url = options.url;
         this.codec = options.codec ?? jsonCodec;
@@ -92,30 +96,14 @@ export class ChatClient {
     // -- events ---------------------------------------------------------------
     /** Calls `handler` on every `type` event; returns a function that stops it. */
     on(type, handler) {
-        let set = this.listeners.get(type);
-        if (!set) {
-            set = new Set();
-            this.listeners.set(type, set);
-        }
-        set.add(handler);
-        return () => this.off(type, handler);
+        return this.events.on(type, handler);
     }
     /** Removes a handler added with {@link on}. */
     off(type, handler) {
-        this.listeners.get(type)?.delete(handler);
+        this.events.off(type, handler);
     }
     emit(type, payload) {
-        for (const h of [...(this.listeners.get(type) ?? [])]) {
-            try {
-                h(payload);
-            }
-            catch (e) {
-                // A failing handler must not break the connection's bookkeeping.
-                queueMicrotask(() => {
-                    throw e;
-                });
-            }
-        }
+        this.events.emit(type, payload);
     }
     setState(state) {
         if (this.stateValue !== state) {

@@ -42,6 +42,7 @@
  */
 
 import type { ChatClient, SendOptions, SendResult } from "../client.js";
+import { Emitter } from "../emitter.js";
 import { ChatError } from "../errors.js";
 import type { CallSealer } from "../call.js";
 import type {
@@ -280,7 +281,10 @@ export class SecureChat {
   /** A {@link SecureChat.persistLater} save is queued for the end of this turn. */
   private laterQueued = false;
   private readonly waiting = new Waiting();
-  private readonly listeners = new Map<keyof SecureChatEvents, Set<(payload: never) => void>>();
+  /** A throwing handler stops neither the others nor the processing: reported as an `error` event (unless it is one). */
+  private readonly events: Emitter<SecureChatEvents> = new Emitter<SecureChatEvents>((type, e) => {
+    if (type !== "error") this.emit("error", { error: e instanceof Error ? e : new Error(String(e)), context: `a ${String(type)} handler threw` });
+  });
   private readonly unsubscribe: (() => void)[];
 
   /**
@@ -383,25 +387,13 @@ export class SecureChat {
 
   /** Calls `handler` on every `type` event; returns a function that stops it. */
   on<K extends keyof SecureChatEvents>(type: K, handler: (payload: SecureChatEvents[K]) => void): () => void {
-    let set = this.listeners.get(type);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(type, set);
-    }
-    set.add(handler as (payload: never) => void);
-    return () => this.listeners.get(type)?.delete(handler as (payload: never) => void);
+    return this.events.on(type, handler);
   }
 
   private emit<K extends keyof SecureChatEvents>(type: K, payload: SecureChatEvents[K]): void {
-    for (const h of [...(this.listeners.get(type) ?? [])]) {
-      try {
-        (h as (p: SecureChatEvents[K]) => void)(payload);
-      } catch (e) {
-        // A throwing handler must not stop the others nor the processing; report it unless it is the error handler.
-        if (type !== "error") this.emit("error", { error: e instanceof Error ? e : new Error(String(e)), context: `a ${type} handler threw` });
-      }
-    }
+    this.events.emit(type, payload);
   }
+
 
   private fail(context: string, e: unknown): void {
     this.emit("error", { error: e instanceof Error ? e : new Error(String(e)), context });

@@ -159,7 +159,8 @@ export declare class SecureChat {
     /** A {@link SecureChat.persistLater} save is queued for the end of this turn. */
     private laterQueued;
     private readonly waiting;
-    private readonly listeners;
+    /** A throwing handler stops neither the others nor the processing: reported as an `error` event (unless it is one). */
+    private readonly events;
     private readonly unsubscribe;
     /**
      * Wraps `client` and starts listening to its pushes at once (they wait until {@link start} finished), so that

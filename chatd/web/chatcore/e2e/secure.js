@@ -40,6 +40,7 @@
  *
  * @module
  */
+import { Emitter } from "../emitter.js";
 import { ChatError } from "../errors.js";
 import { canonicalContent, ProtocolError } from "../protocol.js";
 import { decodeMsgpack, encodeMsgpack } from "../msgpack.js";
@@ -197,7 +198,11 @@ export class SecureChat {
     /** A {@link SecureChat.persistLater} save is queued for the end of this turn. */
     laterQueued = false;
     waiting = new Waiting();
-    listeners = new Map();
+    /** A throwing handler stops neither the others nor the processing: reported as an `error` event (unless it is one). */
+    events = new Emitter((type, e) => {
+        if (type !== "error")
+            this.emit("error", { error: e instanceof Error ? e : new Error(String(e)), context: `a ${String(type)} handler threw` });
+    });
     unsubscribe;
     /**
      * Wraps `client` and starts listening to its pushes at once (they wait until {@link start} finished), so that
@@ -293,25 +298,10 @@ export class SecureChat {
     // -- events --
     /** Calls `handler` on every `type` event; returns a function that stops it. */
     on(type, handler) {
-        let set = this.listeners.get(type);
-        if (!set) {
-            set = new Set();
-            this.listeners.set(type, set);
-        }
-        set.add(handler);
-        return () => this.listeners.get(type)?.delete(handler);
+        return this.events.on(type, handler);
     }
     emit(type, payload) {
-        for (const h of [...(this.listeners.get(type) ?? [])]) {
-            try {
-                h(payload);
-            }
-            catch (e) {
-                // A throwing handler must not stop the others nor the processing; report it unless it is the error handler.
-                if (type !== "error")
-                    this.emit("error", { error: e instanceof Error ? e : new Error(String(e)), context: `a ${type} handler threw` });
-            }
-        }
+        this.events.emit(type, payload);
     }
     fail(context, e) {
         this.emit("error", { error: e instanceof Error ? e : new Error(String(e)), context });
