@@ -914,6 +914,51 @@ async fn broker_drops_foreign_frames_and_rides_out_a_redis_restart() {
 }
 
 /// One request on an in-process connection, and its reply (pushes skipped).
+/// A user registered as `name` on `server`, through its session layer (so
+/// that its hub holds the connection, which is returned to keep it open).
+async fn registered(
+    server: &Arc<chatcore::Server>,
+    name: &str,
+    phone: &str,
+) -> (chatcore::session::InProcess, UserId) {
+    let mut conn = chatcore::session::connect_in_process(
+        server.clone(),
+        chatcore::session::PeerInfo::new(None),
+        64,
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let hello = ask(
+        &mut conn,
+        chatcore::protocol::ClientFrame::Hello {
+            id: 1,
+            version: chatcore::protocol::PROTOCOL_VERSION,
+            client: None,
+        },
+    )
+    .await;
+    assert!(
+        matches!(hello, chatcore::protocol::ServerFrame::Welcome { .. }),
+        "{hello:?}"
+    );
+    let reply = ask(
+        &mut conn,
+        chatcore::protocol::ClientFrame::Register {
+            id: 2,
+            username: name.into(),
+            email: format!("{name}@example.com"),
+            phone: phone.into(),
+            display_name: name.into(),
+            password: "violet harbour anchor 1917".into(),
+            device: "d".into(),
+        },
+    )
+    .await;
+    let chatcore::protocol::ServerFrame::Session { user, .. } = reply else {
+        panic!("register: {reply:?}")
+    };
+    (conn, user)
+}
+
 async fn ask(
     conn: &mut chatcore::session::InProcess,
     frame: chatcore::protocol::ClientFrame,
@@ -937,9 +982,7 @@ async fn ask(
 /// online again, and a sweep after that (liveness renewed) changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_back_from_a_stall_records_its_connections_again() {
-    use chatcore::protocol::{ClientFrame, ServerFrame, PROTOCOL_VERSION};
     use chatcore::server::ManualClock;
-    use chatcore::session::{connect_in_process, PeerInfo};
     use chatcore::{Config, Server};
     let prefix = fresh_prefix();
     let mut config = Config::default();
@@ -958,38 +1001,7 @@ async fn a_node_back_from_a_stall_records_its_connections_again() {
     let (a, b) = (node().await, node().await);
     // A user signed in on B, through B's session layer (so B's hub has the
     // connection).
-    let mut conn = connect_in_process(
-        b.clone(),
-        PeerInfo::new(None),
-        64,
-        tokio_util::sync::CancellationToken::new(),
-    );
-    let hello = ask(
-        &mut conn,
-        ClientFrame::Hello {
-            id: 1,
-            version: PROTOCOL_VERSION,
-            client: None,
-        },
-    )
-    .await;
-    assert!(matches!(hello, ServerFrame::Welcome { .. }), "{hello:?}");
-    let reply = ask(
-        &mut conn,
-        ClientFrame::Register {
-            id: 2,
-            username: "stalled".into(),
-            email: "stalled@example.com".into(),
-            phone: "+15550001111".into(),
-            display_name: "Stalled".into(),
-            password: "violet harbour anchor 1917".into(),
-            device: "d".into(),
-        },
-    )
-    .await;
-    let ServerFrame::Session { user, .. } = reply else {
-        panic!("register: {reply:?}")
-    };
+    let (conn, user) = registered(&b, "stalled", "+15550001111").await;
     let online = |s: Arc<Server>, u: UserId| async move {
         s.backends().presence.get(&[u]).await.unwrap()[0].online
     };
@@ -1067,9 +1079,7 @@ impl PresenceStore for FlakyPresence {
 /// the same. Before, its users stayed offline until they reconnected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_whose_recording_after_a_stall_failed_records_at_the_next_sweep() {
-    use chatcore::protocol::{ClientFrame, ServerFrame, PROTOCOL_VERSION};
     use chatcore::server::ManualClock;
-    use chatcore::session::{connect_in_process, PeerInfo};
     use chatcore::{Config, Server};
     let prefix = fresh_prefix();
     let mut config = Config::default();
@@ -1093,38 +1103,7 @@ async fn a_node_whose_recording_after_a_stall_failed_records_at_the_next_sweep()
     });
     backends.presence = flaky.clone();
     let b = Server::with_clock(backends, config, clock.clone()).unwrap();
-    let mut conn = connect_in_process(
-        b.clone(),
-        PeerInfo::new(None),
-        64,
-        tokio_util::sync::CancellationToken::new(),
-    );
-    let hello = ask(
-        &mut conn,
-        ClientFrame::Hello {
-            id: 1,
-            version: PROTOCOL_VERSION,
-            client: None,
-        },
-    )
-    .await;
-    assert!(matches!(hello, ServerFrame::Welcome { .. }), "{hello:?}");
-    let reply = ask(
-        &mut conn,
-        ClientFrame::Register {
-            id: 2,
-            username: "flaky".into(),
-            email: "flaky@example.com".into(),
-            phone: "+15550002222".into(),
-            display_name: "Flaky".into(),
-            password: "violet harbour anchor 1917".into(),
-            device: "d".into(),
-        },
-    )
-    .await;
-    let ServerFrame::Session { user, .. } = reply else {
-        panic!("register: {reply:?}")
-    };
+    let (conn, user) = registered(&b, "flaky", "+15550002222").await;
     let online = |s: Arc<Server>, u: UserId| async move {
         s.backends().presence.get(&[u]).await.unwrap()[0].online
     };
