@@ -13,13 +13,14 @@
 import { ChatError, Phone } from "../chatcore/web.js";
 import { $, dialog, setName, show } from "./dom.js";
 import { paintAvatar } from "./avatar.js";
-import { contactOf, invalidate, needUsers, onRender, openConv, pageVisible, state, userName } from "./store.js";
+import { contactOf, directWith, invalidate, needUsers, onRender, openConv, pageVisible, state, userName } from "./store.js";
 import { notificationsAllowed } from "./settings.js";
 import { afterE2eStart, cannotSend } from "./e2e.js";
 import { describe } from "./format.js";
 
 /** @typedef {import("../chatcore/web.js").Call} Call */
 /** @typedef {import("../chatcore/web.js").CallMedia} CallMedia */
+/** @typedef {import("./store.js").Conv} Conv */
 
 /** @type {Phone | null} */
 let phone = null;
@@ -102,10 +103,9 @@ export async function endCalls() {
   finish();
 }
 
-/** Calls the peer of the open direct conversation. */
-async function callPeer(/** @type {CallMedia} */ media) {
-  const c = openConv();
-  if (!phone || !c || c.kind !== "direct" || !c.peer) return;
+/** Calls the peer of the direct conversation `c`. */
+async function callPeer(/** @type {Conv | null} */ c, /** @type {CallMedia} */ media) {
+  if (!phone || !c || !callable(c)) return;
   if (phone.current && !phone.current.over) return;
   problem = "";
   const starting = phone.start(c.id, c.peer, media);
@@ -370,17 +370,37 @@ const ring = (() => {
 
 // -- the header's buttons
 
+/** Whether this page can call in `c`: the two members of a direct conversation (no group calls yet), both in it. */
+function callable(/** @type {Conv | null} */ c) {
+  return !!c && c.kind === "direct" && !!c.peer && !c.left && !c.request && !contactOf(c.peer).blocked && !cannotSend(c);
+}
+
 function renderCallButtons() {
-  const c = openConv();
-  // Calls are between the two members of a direct conversation: no group calls yet.
-  const can = !!c && c.kind === "direct" && !!c.peer && !c.left && !c.request && !contactOf(c.peer).blocked && !cannotSend(c);
+  const can = callable(openConv());
   show($("call-voice"), can);
   show($("call-video"), can);
 }
 
+/** The contact card's call buttons: for someone this user has a direct conversation with that can call. */
+function renderCardCalls() {
+  const d = dialog("card");
+  const user = d.dataset.user;
+  show($("card-calls"), d.open && !!user && user !== state.me?.user && callable(directWith(user)));
+}
+
+/** Calls from the contact card: the card goes, the call screen comes. */
+function callFromCard(/** @type {CallMedia} */ media) {
+  const d = dialog("card");
+  const c = directWith(d.dataset.user ?? "");
+  d.close();
+  void callPeer(c, media);
+}
+
 export function wireCalls() {
-  $("call-voice").addEventListener("click", () => void callPeer("voice"));
-  $("call-video").addEventListener("click", () => void callPeer("video"));
+  $("call-voice").addEventListener("click", () => void callPeer(openConv(), "voice"));
+  $("call-video").addEventListener("click", () => void callPeer(openConv(), "video"));
+  $("card-call-voice").addEventListener("click", () => callFromCard("voice"));
+  $("card-call-video").addEventListener("click", () => callFromCard("video"));
   $("call-accept-voice").addEventListener("click", () => {
     const call = shown;
     if (call?.phase === "incoming") void call.answer("voice").catch((e) => fail(call, e, "voice"));
@@ -409,8 +429,10 @@ export function wireCalls() {
     if (shown && !shown.over) ev.preventDefault();
     else finish();
   });
+  onRender("card", renderCardCalls);
   onRender("header", () => {
     renderCallButtons();
+    renderCardCalls();
     // The caller's name and picture, once the profile came.
     render();
   });

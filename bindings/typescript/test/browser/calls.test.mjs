@@ -96,9 +96,12 @@ after(async () => {
   if (Object.keys(timings).length > 0) console.log("calls browser test timings (ms):", JSON.stringify(timings));
 });
 
-async function person(name, server = chatd) {
+const PHONE = { width: 390, height: 844 };
+
+async function person(name, server = chatd, viewport = { width: 1280, height: 800 }) {
   const account = newAccount(name);
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "en-GB", timezoneId: "UTC" });
+  const phone = viewport.width < 720;
+  const context = await browser.newContext({ viewport, locale: "en-GB", timezoneId: "UTC", hasTouch: phone, isMobile: phone });
   await serveMissingFromDisk(context, server.httpUrl);
   const page = await context.newPage();
   watchConsole(page, name, problems);
@@ -124,8 +127,11 @@ async function otherDevice(of, name, viewport) {
   return { account: of.account, context, page };
 }
 
-/** A direct chat that both accepted: `x` writes, `y` accepts the request and answers; `x`'s chat is open. */
-async function acceptedChat(x, y) {
+/**
+ * A direct chat that both accepted: `x` writes, `y` accepts the request and answers; `x`'s chat is open (with its call
+ * buttons in the header unless `header` is false).
+ */
+async function acceptedChat(x, y, header = true) {
   await x.page.fill("#search", y.account.username);
   await x.page.locator(`#directory button.person[data-username="${y.account.username}"]`).click();
   await x.page.locator("#peer-lock").waitFor({ state: "visible" });
@@ -135,7 +141,7 @@ async function acceptedChat(x, y) {
   await y.page.click("#request-accept");
   await send(y.page, "calling you");
   await bubble(x.page, "calling you").waitFor();
-  await x.page.locator("#call-video").waitFor({ state: "visible" });
+  if (header) await x.page.locator("#call-video").waitFor({ state: "visible" });
 }
 
 const bubble = (page, text) => page.locator("#message-list li.msg .msg-text:not(.msg-note)", { hasText: text });
@@ -313,6 +319,14 @@ test("a declined call, a refused microphone explained, and both calling at once:
   await c.locator("#call-error", { hasText: "Access to your microphone was refused" }).waitFor();
   await c.locator("#call-close").click();
   await c.locator("#call").waitFor({ state: "hidden" });
+  // No camera: said as such, with the way out (a voice call).
+  await c.evaluate(() => {
+    navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("Requested device not found", "NotFoundError"));
+  });
+  await c.locator("#call-video").click();
+  await c.locator("#call-error", { hasText: "No camera or microphone was found. Plug one in, or make a voice call." }).waitFor();
+  await c.locator("#call-close").click();
+  await c.locator("#call").waitFor({ state: "hidden" });
   assert.equal(await d.locator("#call").isVisible(), false);
   await c.reload();
   await c.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
@@ -335,6 +349,38 @@ test("a declined call, a refused microphone explained, and both calling at once:
   await d.locator("#auth").waitFor({ state: "visible" });
   for (const p of [c, d]) await p.waitForFunction(() => /** @type {any} */ (window).chatcoreCall?.() === null, undefined, { timeout: 5000 });
   await c.locator("#call-status", { hasText: "Call ended" }).waitFor();
+  assert.deepEqual(problems, []);
+});
+
+test("at phone width someone not in one's contacts is called from their card: the header has no room beside Add contact and Block", async () => {
+  const ivy = await person("ivy", chatd, PHONE);
+  const jon = await person("jon", chatd, PHONE);
+  const i = ivy.page;
+  const j = jon.page;
+  await acceptedChat(ivy, jon, false);
+
+  // Accepted, still not contacts: the header holds Add contact and Block, the call buttons are on the card.
+  await i.locator("#chat-contact-action", { hasText: "Add contact" }).waitFor();
+  assert.equal(await i.locator("#call-voice").isVisible(), false, "the header has no room for them");
+  await i.click("#chat-peer");
+  await i.locator("#card[open] #card-call-voice").waitFor();
+  for (const id of ["#card-call-voice", "#card-call-video"]) {
+    const box = await i.locator(id).boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= PHONE.width, `${id} is on screen: ${JSON.stringify(box)}`);
+  }
+  await screenshot(i, "card-call-phone");
+  assert.deepEqual(await axeViolations(i, "contact card with call buttons (phone)"), []);
+  await i.locator("#card-call-voice").click();
+  await i.locator("#card").waitFor({ state: "hidden" });
+  await j.locator("#call[open] #call-status", { hasText: "Incoming voice call" }).waitFor();
+  await j.locator("#call-decline").click();
+  await i.locator("#call-status", { hasText: "declined the call" }).waitFor();
+  for (const p of [i, j]) await p.locator("#call").waitFor({ state: "hidden", timeout: 10_000 });
+
+  // One's own card has no call buttons.
+  await i.evaluate(() => document.getElementById("me-button")?.click());
+  await i.locator("#card[open] #profile-form").waitFor();
+  assert.equal(await i.locator("#card-call-voice").isVisible(), false);
   assert.deepEqual(problems, []);
 });
 
