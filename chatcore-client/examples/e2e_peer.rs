@@ -20,19 +20,41 @@
 //!   replies `imported`, `refused`, `verified`.
 //! - `{"cmd": "history", "conv"}`: the texts this device reads in the
 //!   conversation's last 200 messages, oldest first; replies `texts`.
+//! - `{"cmd": "open_direct", "user"}`: opens the encrypted direct
+//!   conversation with `user`; replies `conv`.
+//! - `{"cmd": "call_invite", "conv", "peer", "media", "sdp"}` (`media`
+//!   `voice` or `video`, `call` optional): calls `peer` in the encrypted
+//!   conversation `conv` with the offer `sdp` sealed for every device of
+//!   theirs (docs/E2E.md, "A sealed call signal"); replies `call`, `state`.
+//! - `{"cmd": "call_answer", "call", "sdp"}` (`peer` and `device`
+//!   optional: by default the caller and the caller's device of the call as
+//!   its `call_state` said): answers with `sdp` sealed for that device;
+//!   replies `state`.
+//! - `{"cmd": "call_candidates", "call", "candidates": [..]}`: sends ICE
+//!   candidates sealed for the other side (its answering device once
+//!   known, else all of its devices).
+//! - `{"cmd": "call_hangup", "call", "reason"}` (`reason` optional,
+//!   `hangup` by default): replies `state`.
 //! - `{"cmd": "quit"}`.
 //!
 //! Events are lines `{"event": "message", "conv", "from", "text"}` for each
-//! message read (live or once its key came), `{"event": "undecryptable", ..}`
-//! and `{"event": "closed"}`.
+//! message read (live or once its key came), `{"event": "undecryptable", ..}`,
+//! `{"event": "call_state", "call", "conv", "state", "caller",
+//! "caller_device", "callee", "answered_by"}` for each `call_state` push,
+//! `{"event": "call_signal", "call", "device", "sdp", "candidates"}` for
+//! each `call_signal` push opened (`{"event": "call_signal_refused", "call",
+//! "device", "error"}` for one that does not open) and `{"event": "closed"}`.
 //!
 //! Run: `cargo run -p chatcore-client --example e2e_peer`.
 
+use std::collections::HashMap;
 use std::io::BufRead;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use chatcore_client::chatcore::model::{ConversationId, UserId};
-use chatcore_client::chatcore::protocol::ContactAction;
+use chatcore_client::chatcore::model::{CallMedia, ConversationId, DeviceId, UserId};
+use chatcore_client::chatcore::protocol::{
+    CallInfo, CallSignal, CallSignalPush, ContactAction, HangupReason, IceCandidate, ServerFrame,
+};
 use chatcore_client::secure::{Body, MemoryStore, SecureClient, SecureEvent, SecureOptions};
 use chatcore_client::{Client, ConnectOptions, Registration};
 use serde_json::{json, Value};
@@ -43,6 +65,63 @@ fn out(value: Value) {
     // A closed pipe means the driver is gone: nothing left to tell.
     let _ = writeln!(stdout, "{value}");
     let _ = stdout.flush();
+}
+
+/// The calls this peer heard of (from `call_state` pushes and replies), by
+/// id: who is on the other side, and from which device.
+static CALLS: Mutex<Option<HashMap<String, CallInfo>>> = Mutex::new(None);
+
+fn remember(call: &CallInfo) {
+    let mut calls = CALLS.lock().unwrap_or_else(|p| p.into_inner());
+    calls
+        .get_or_insert_with(HashMap::new)
+        .insert(call.call.clone(), call.clone());
+}
+
+fn known_call(call: &str) -> Option<CallInfo> {
+    let calls = CALLS.lock().unwrap_or_else(|p| p.into_inner());
+    calls.as_ref().and_then(|c| c.get(call).cloned())
+}
+
+/// The other side of `call` for the user `me`: its user, and its device in
+/// the call when known.
+fn other_side(call: &CallInfo, me: &UserId) -> (UserId, Option<DeviceId>) {
+    if call.caller == *me {
+        (call.callee.clone(), call.answered_by.clone())
+    } else {
+        (call.caller.clone(), Some(call.caller_device.clone()))
+    }
+}
+
+fn call_state_event(call: &CallInfo) -> Value {
+    json!({
+        "event": "call_state", "call": call.call, "conv": call.conv.as_str(),
+        "state": call.state, "caller": call.caller.as_str(),
+        "caller_device": call.caller_device.as_str(), "callee": call.callee.as_str(),
+        "answered_by": call.answered_by.as_ref().map(DeviceId::as_str),
+    })
+}
+
+/// Opens a `call_signal` push and prints what it carried.
+async fn open_signal(secure: SecureClient, push: CallSignalPush) {
+    let Some(call) = known_call(&push.call) else {
+        out(json!({
+            "event": "call_signal_refused", "call": push.call, "device": push.device.as_str(),
+            "error": "a signal of an unknown call",
+        }));
+        return;
+    };
+    let (peer, _) = other_side(&call, &secure.user());
+    match secure.open_call_signal(&peer, &push).await {
+        Ok(signal) => out(json!({
+            "event": "call_signal", "call": push.call, "device": push.device.as_str(),
+            "sdp": signal.sdp, "candidates": signal.candidates,
+        })),
+        Err(e) => out(json!({
+            "event": "call_signal_refused", "call": push.call, "device": push.device.as_str(),
+            "error": e.to_string(),
+        })),
+    }
 }
 
 fn field<'a>(cmd: &'a Value, name: &str) -> Result<&'a str, String> {
@@ -93,6 +172,7 @@ async fn start(
     let (secure, mut events) = SecureClient::start(client, events, &session, options)
         .await
         .map_err(|e| e.to_string())?;
+    let opener = secure.clone();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             match event {
@@ -106,6 +186,15 @@ async fn start(
                     })),
                     _ => {}
                 },
+                SecureEvent::Push(ServerFrame::CallState { id: None, call }) => {
+                    remember(&call);
+                    out(call_state_event(&call));
+                }
+                // Opened in a task of its own: opening may query keys, and
+                // their reply must not wait behind this loop.
+                SecureEvent::Push(ServerFrame::CallSignal(push)) => {
+                    tokio::spawn(open_signal(opener.clone(), *push));
+                }
                 SecureEvent::Closed(_) => {
                     out(json!({ "event": "closed" }));
                     break;
@@ -199,6 +288,99 @@ async fn run(secure: &mut Option<SecureClient>, cmd: &Value) -> Result<Value, St
                 "refused": restored.refused,
                 "verified": restored.verified,
             }))
+        }
+        "open_direct" => {
+            let user = UserId::from(field(cmd, "user")?);
+            let info = s
+                .client()
+                .open_encrypted_direct(&user)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({ "conv": info.conv.as_str() }))
+        }
+        "call_invite" => {
+            let conv = ConversationId::from(field(cmd, "conv")?);
+            let peer = UserId::from(field(cmd, "peer")?);
+            let media: CallMedia =
+                serde_json::from_value(cmd["media"].clone()).map_err(|e| e.to_string())?;
+            let call = match cmd["call"].as_str() {
+                Some(call) => call.to_owned(),
+                None => uuid::Uuid::new_v4().to_string(),
+            };
+            let plain = CallSignal {
+                sdp: Some(field(cmd, "sdp")?.to_owned()),
+                ..CallSignal::default()
+            };
+            let sealed = s
+                .seal_call_signal(&call, &conv, &peer, None, &plain)
+                .await
+                .map_err(|e| e.to_string())?;
+            let info = s
+                .client()
+                .call_invite(&call, &conv, media, sealed)
+                .await
+                .map_err(|e| e.to_string())?;
+            remember(&info);
+            Ok(json!({ "call": info.call, "state": info.state }))
+        }
+        "call_answer" => {
+            let call = field(cmd, "call")?;
+            let info = known_call(call).ok_or("a call this peer never heard of")?;
+            let peer = cmd["peer"]
+                .as_str()
+                .map_or_else(|| info.caller.clone(), UserId::from);
+            let device = cmd["device"]
+                .as_str()
+                .map_or_else(|| info.caller_device.clone(), DeviceId::from);
+            let plain = CallSignal {
+                sdp: Some(field(cmd, "sdp")?.to_owned()),
+                ..CallSignal::default()
+            };
+            let sealed = s
+                .seal_call_signal(call, &info.conv, &peer, Some(&[device]), &plain)
+                .await
+                .map_err(|e| e.to_string())?;
+            let info = s
+                .client()
+                .call_answer(call, sealed)
+                .await
+                .map_err(|e| e.to_string())?;
+            remember(&info);
+            Ok(json!({ "state": info.state }))
+        }
+        "call_candidates" => {
+            let call = field(cmd, "call")?;
+            let info = known_call(call).ok_or("a call this peer never heard of")?;
+            let candidates: Vec<IceCandidate> =
+                serde_json::from_value(cmd["candidates"].clone()).map_err(|e| e.to_string())?;
+            let (peer, device) = other_side(&info, &s.user());
+            let devices = device.map(|d| vec![d]);
+            let plain = CallSignal {
+                candidates,
+                ..CallSignal::default()
+            };
+            let sealed = s
+                .seal_call_signal(call, &info.conv, &peer, devices.as_deref(), &plain)
+                .await
+                .map_err(|e| e.to_string())?;
+            s.client()
+                .call_candidates(call, sealed)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({}))
+        }
+        "call_hangup" => {
+            let reason: HangupReason = match cmd.get("reason") {
+                Some(r) => serde_json::from_value(r.clone()).map_err(|e| e.to_string())?,
+                None => HangupReason::Hangup,
+            };
+            let info = s
+                .client()
+                .call_hangup(field(cmd, "call")?, reason)
+                .await
+                .map_err(|e| e.to_string())?;
+            remember(&info);
+            Ok(json!({ "state": info.state }))
         }
         other => Err(format!("unknown command {other}")),
     }

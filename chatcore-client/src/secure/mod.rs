@@ -31,6 +31,11 @@
 //!   brings the history back on a new device with the recovery key, even
 //!   when no other device of the user is online, and signs the device with
 //!   the master key sealed in the backup.
+//! - [`SecureClient::seal_call_signal`] seals a call's SDP or ICE
+//!   candidates for the other side's devices (an encrypted conversation
+//!   takes no other), and [`SecureClient::open_call_signal`] opens a
+//!   `call_signal` push's, refusing one sealed for another call
+//!   (docs/E2E.md, "A sealed call signal").
 //!
 //! Run [`SecureEvents::recv`] in a task of its own (both halves are
 //! `Send`): as with [`Client`], pushes that are not taken in hold up the
@@ -116,8 +121,10 @@ use crate::e2e::{
 };
 use crate::{Client, Close, Error, ErrorCode, Event, Events, SessionInfo};
 
+mod calls;
 mod store;
 
+pub use calls::CALL_SIGNAL_KIND;
 pub use store::{FileStore, MachineStore, MemoryStore};
 use store::{Saver, Saving};
 
@@ -1604,6 +1611,19 @@ mod tests {
                 client.safety_number(&UserId::from("u")).await?;
                 client.enable_backup().await?;
                 client.restore_backup("x").await?;
+                let user = UserId::from("u");
+                let plain = chatcore::protocol::CallSignal::default();
+                let sealed = client
+                    .seal_call_signal("c", &conv, &user, None, &plain)
+                    .await?;
+                let push = chatcore::protocol::CallSignalPush {
+                    call: "c".into(),
+                    device: DeviceId::from("d"),
+                    sdp: None,
+                    candidates: Vec::new(),
+                    sealed: sealed.sealed.first().map(|s| s.payload.clone()),
+                };
+                client.open_call_signal(&user, &push).await?;
                 client.history(&conv, None, None).await.map(|_| ())
             };
             send(&client_task);

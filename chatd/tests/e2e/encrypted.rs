@@ -2,7 +2,8 @@
 //! against the real chatd: users with several devices in a direct
 //! conversation and a group, a removed member, a logged-out device, a new
 //! device verified by another (history forwarded) beside an unverified one,
-//! safety numbers, and no plaintext in the store afterwards: every
+//! safety numbers, a call whose signals are sealed both ways (and refused
+//! in another call, or plain), and no plaintext in the store afterwards: every
 //! collection of MongoDB, and, with the engine in-process on
 //! `Backends::memory()` behind a WebSocket bridge, the memory stores read
 //! through the store traits.
@@ -1218,4 +1219,248 @@ async fn encrypted_replies_edits_and_reactions_are_ciphertext_that_decrypts_besi
         [true, true, true, true],
         "message, reaction, edit, deletion"
     );
+}
+
+/// The next `call_signal` push of call `call` that `dev` gets.
+async fn call_signal(
+    dev: &mut Dev,
+    call: &str,
+) -> chatcore_client::chatcore::protocol::CallSignalPush {
+    use chatcore_client::chatcore::protocol::ServerFrame;
+    let name = dev.name.clone();
+    timeout(T, async {
+        loop {
+            match dev.events.recv().await {
+                Some(SecureEvent::Push(ServerFrame::CallSignal(push))) if push.call == call => {
+                    return *push
+                }
+                Some(SecureEvent::Closed(c)) => panic!("{name} closed ({c:?})"),
+                None => panic!("{name}: events ended"),
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} never got a signal of call {call}"))
+}
+
+/// A call in an encrypted direct conversation, its signals sealed with
+/// `SecureClient::seal_call_signal` and opened with `open_call_signal`
+/// (docs/E2E.md, "A sealed call signal"): chatd refuses a plain offer; the
+/// sealed offer opens on the callee's device to the caller's SDP, the
+/// sealed answer on the caller's, candidates too; a sealed signal presented
+/// as another call's, one replayed, and a plain push are refused.
+#[tokio::test]
+async fn sealed_call_signals_open_on_the_other_side_and_only_in_their_own_call() {
+    use chatcore_client::chatcore::model::CallMedia;
+    use chatcore_client::chatcore::protocol::{
+        CallSignal, CallSignalPush, CallStatus, HangupReason, IceCandidate,
+    };
+    use chatcore_client::secure::SecureError;
+    const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=zebra-offer\r\n";
+    const ANSWER: &str = "v=0\r\no=bob 2 2 IN IP4 127.0.0.1\r\ns=zebra-answer\r\n";
+    let chatd = Chatd::start(&[]).await;
+    let url = chatd.url();
+    let mut alice = first_device(&url, "alice").await;
+    let mut bob = first_device(&url, "bob").await;
+    contacts(&alice, &bob).await;
+    let dm = alice
+        .secure
+        .client()
+        .open_encrypted_direct(&bob.user())
+        .await
+        .expect("open encrypted direct")
+        .conv;
+    let plain = |sdp: &str| CallSignal {
+        sdp: Some(sdp.to_owned()),
+        ..CallSignal::default()
+    };
+
+    // In the clear, the server refuses the offer.
+    let refused = alice
+        .secure
+        .client()
+        .call_invite("zebra-plain", &dm, CallMedia::Voice, plain(OFFER))
+        .await
+        .expect_err("a plain offer in an encrypted conversation");
+    assert!(refused.to_string().contains("seal"), "{refused}");
+
+    // Sealed for every device of Bob (his one), queried through the conversation.
+    let offer = timeout(
+        T,
+        alice
+            .secure
+            .seal_call_signal("zebra-call", &dm, &bob.user(), None, &plain(OFFER)),
+    )
+    .await
+    .expect("seal timed out")
+    .expect("seal the offer");
+    assert_eq!(offer.sdp, None);
+    assert_eq!(
+        offer
+            .sealed
+            .iter()
+            .map(|s| s.device.clone())
+            .collect::<Vec<_>>(),
+        [bob.device()]
+    );
+    assert!(
+        !offer.sealed[0].payload.contains("zebra-offer"),
+        "the SDP is ciphertext"
+    );
+    let ringing = alice
+        .secure
+        .client()
+        .call_invite("zebra-call", &dm, CallMedia::Voice, offer)
+        .await
+        .expect("invite");
+    assert_eq!(ringing.state, CallStatus::Ringing);
+    let pushed = call_signal(&mut bob, "zebra-call").await;
+    assert_eq!(pushed.device, alice.device());
+    assert_eq!(pushed.sdp, None);
+    let opened = timeout(T, bob.secure.open_call_signal(&alice.user(), &pushed))
+        .await
+        .expect("open timed out")
+        .expect("open the offer");
+    assert_eq!(opened, plain(OFFER));
+    // The same payload again: its Olm message was used up.
+    let again = bob.secure.open_call_signal(&alice.user(), &pushed).await;
+    assert!(again.is_err(), "a replayed sealed signal opened: {again:?}");
+
+    // Bob answers, sealed for the device that called.
+    let answer = bob
+        .secure
+        .seal_call_signal(
+            "zebra-call",
+            &dm,
+            &alice.user(),
+            Some(std::slice::from_ref(&pushed.device)),
+            &plain(ANSWER),
+        )
+        .await
+        .expect("seal the answer");
+    let answered = bob
+        .secure
+        .client()
+        .call_answer("zebra-call", answer)
+        .await
+        .expect("answer");
+    assert_eq!(answered.answered_by, Some(bob.device()));
+    let pushed = call_signal(&mut alice, "zebra-call").await;
+    assert_eq!(pushed.device, bob.device());
+    let opened = alice
+        .secure
+        .open_call_signal(&bob.user(), &pushed)
+        .await
+        .expect("open the answer");
+    assert_eq!(opened, plain(ANSWER));
+
+    // Candidates, sealed for the device that answered.
+    let candidates = CallSignal {
+        candidates: vec![
+            IceCandidate {
+                candidate: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host".into(),
+                sdp_mid: Some("0".into()),
+                sdp_m_line_index: Some(0),
+            },
+            IceCandidate {
+                candidate: String::new(),
+                sdp_mid: None,
+                sdp_m_line_index: None,
+            },
+        ],
+        ..CallSignal::default()
+    };
+    let sealed = alice
+        .secure
+        .seal_call_signal(
+            "zebra-call",
+            &dm,
+            &bob.user(),
+            Some(&[bob.device()]),
+            &candidates,
+        )
+        .await
+        .expect("seal candidates");
+    alice
+        .secure
+        .client()
+        .call_candidates("zebra-call", sealed)
+        .await
+        .expect("candidates");
+    let pushed = call_signal(&mut bob, "zebra-call").await;
+    let opened = bob
+        .secure
+        .open_call_signal(&alice.user(), &pushed)
+        .await
+        .expect("open the candidates");
+    assert_eq!(opened, candidates);
+
+    // A sealed signal of this call, presented as another call's (as a
+    // server replaying it would), decrypts but is refused.
+    let sealed = alice
+        .secure
+        .seal_call_signal(
+            "zebra-call",
+            &dm,
+            &bob.user(),
+            Some(&[bob.device()]),
+            &plain(OFFER),
+        )
+        .await
+        .expect("seal");
+    let elsewhere = CallSignalPush {
+        call: "zebra-other-call".into(),
+        device: alice.device(),
+        sdp: None,
+        candidates: Vec::new(),
+        sealed: Some(sealed.sealed[0].payload.clone()),
+    };
+    match bob.secure.open_call_signal(&alice.user(), &elsewhere).await {
+        Err(SecureError::Refused(why)) => assert!(why.contains("another call"), "{why}"),
+        other => panic!("a signal of another call opened: {other:?}"),
+    }
+    // A plain push is no sealed signal.
+    let unsealed = CallSignalPush {
+        call: "zebra-call".into(),
+        device: alice.device(),
+        sdp: Some(OFFER.into()),
+        candidates: Vec::new(),
+        sealed: None,
+    };
+    assert!(matches!(
+        bob.secure.open_call_signal(&alice.user(), &unsealed).await,
+        Err(SecureError::Refused(_))
+    ));
+    // Sealing refuses what is no signal, or is sealed already.
+    for bad in [CallSignal::default(), pushed_sealed(&elsewhere)] {
+        assert!(matches!(
+            alice
+                .secure
+                .seal_call_signal("zebra-call", &dm, &bob.user(), None, &bad)
+                .await,
+            Err(SecureError::Refused(_))
+        ));
+    }
+
+    let ended = bob
+        .secure
+        .client()
+        .call_hangup("zebra-call", HangupReason::Hangup)
+        .await
+        .expect("hang up");
+    assert_eq!(ended.state, CallStatus::Ended);
+}
+
+/// A signal that is sealed already (what `push` carried).
+fn pushed_sealed(
+    push: &chatcore_client::chatcore::protocol::CallSignalPush,
+) -> chatcore_client::chatcore::protocol::CallSignal {
+    chatcore_client::chatcore::protocol::CallSignal {
+        sealed: vec![chatcore_client::chatcore::protocol::SealedSignal {
+            device: push.device.clone(),
+            payload: push.sealed.clone().unwrap_or_default(),
+        }],
+        ..Default::default()
+    }
 }

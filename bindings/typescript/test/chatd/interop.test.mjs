@@ -3,7 +3,8 @@
 // and TypeScript SecureChat users in one encrypted group, each reading the
 // other's messages, with one safety number on both sides; a key backup made
 // by the Rust client restored by a TypeScript device of the same user, and
-// one made by TypeScript restored by the Rust client. Every
+// one made by TypeScript restored by the Rust client; a call in an encrypted direct
+// conversation, each side calling the other, its signals sealed both ways. Every
 // wait is for a line or an event, bounded by a timeout.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -188,5 +189,86 @@ test("a key backup made by TypeScript is restored by the Rust client on a new de
   assert.equal(alice.secure.deviceTrust(owner.user, device), "verified");
   assert.ok(!rust.messages.some((m) => m.event === "undecryptable"), JSON.stringify(rust.messages));
   for (const t of [alice, owner]) assert.deepEqual(t.errors, []);
+  assert.equal(await rust.quit(), 0);
+});
+
+/** The `call_signal` pushes `client` gets; `next(call)` resolves with the first of call `call` not taken yet. */
+function callSignals(client) {
+  const got = [];
+  client.on("callsignal", (s) => got.push(s));
+  return {
+    next(call) {
+      return new Promise((resolve, reject) => {
+        const started = Date.now();
+        const poll = () => {
+          const i = got.findIndex((s) => s.call === call);
+          if (i >= 0) return resolve(got.splice(i, 1)[0]);
+          if (Date.now() - started > T) return reject(new Error(`no signal of call ${call}`));
+          setTimeout(poll, 20);
+        };
+        poll();
+      });
+    },
+  };
+}
+
+test("a call between TypeScript and Rust in an encrypted direct conversation, its signals sealed both ways", async () => {
+  const rust = rustPeer();
+  peers.push(rust);
+  const account = newAccount("rusty");
+  const { user: rustUser, device: rustDevice } = await rust.call({ cmd: "register", url: ctx.chatd.wsUrl, ...account });
+  const alice = await tsUser("alice");
+  await rust.call({ cmd: "contact", user: alice.user, action: "request" });
+  await alice.c.contact(rustUser, "request");
+  const conv = (await alice.c.openDirect(rustUser, { encrypted: true })).conv;
+  const signals = callSignals(alice.c);
+  const enc = new TextEncoder();
+  const open = async (push) => JSON.parse(new TextDecoder().decode(await alice.secure.openSignal({ user: rustUser, device: push.device }, push.sealed)));
+
+  // TypeScript calls: the offer sealed with sealSignal over the documented JSON; the Rust peer opens it.
+  const call = "zebra-ts-call";
+  const offer = "v=0\r\no=ts 1 1 IN IP4 127.0.0.1\r\ns=zebra-ts-offer\r\n";
+  const sealed = await alice.secure.sealSignal(rustUser, undefined, enc.encode(JSON.stringify({ call, sdp: offer })), conv);
+  assert.deepEqual(sealed.map((s) => s.device), [rustDevice]);
+  await alice.c.callInvite(conv, call, "voice", { sealed });
+  const offered = await rust.event((m) => m.event === "call_signal" && m.call === call, "opened the offer");
+  assert.deepEqual({ sdp: offered.sdp, device: offered.device }, { sdp: offer, device: alice.device });
+
+  // The Rust peer answers sealed for the calling device; TypeScript opens it with openSignal.
+  const answer = "v=0\r\no=rust 2 2 IN IP4 127.0.0.1\r\ns=zebra-rust-answer\r\n";
+  await rust.call({ cmd: "call_answer", call, sdp: answer });
+  const answered = await signals.next(call);
+  assert.equal(answered.device, rustDevice);
+  assert.equal(answered.sdp, undefined, "sealed, not plain");
+  assert.deepEqual(await open(answered), { call, sdp: answer });
+  // Candidates both ways, in the documented field names.
+  const candidates = [{ candidate: "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", sdp_mid: "0", sdp_m_line_index: 0 }, { candidate: "" }];
+  await rust.call({ cmd: "call_candidates", call, candidates });
+  assert.deepEqual(await open(await signals.next(call)), { call, candidates });
+  const fromTs = await alice.secure.sealSignal(rustUser, [rustDevice], enc.encode(JSON.stringify({ call, candidates })), conv);
+  await alice.c.callCandidates(call, { sealed: fromTs });
+  const got = await rust.event((m) => m.event === "call_signal" && m.call === call && m.candidates?.length, "opened the candidates");
+  assert.deepEqual(got.candidates, candidates);
+  // A signal sealed for another call is dropped by the Rust side.
+  const other = await alice.secure.sealSignal(rustUser, [rustDevice], enc.encode(JSON.stringify({ call: "zebra-elsewhere", sdp: offer })), conv);
+  await alice.c.callCandidates(call, { sealed: other });
+  const refused = await rust.event((m) => m.event === "call_signal_refused" && m.call === call, "refused the other call's signal");
+  assert.match(refused.error, /another call/);
+  await alice.c.callHangup(call, "hangup");
+
+  // The Rust peer calls: TypeScript opens its offer, answers sealed, and the Rust peer opens the answer.
+  const offer2 = "v=0\r\no=rust 3 3 IN IP4 127.0.0.1\r\ns=zebra-rust-offer\r\n";
+  const { call: call2 } = await rust.call({ cmd: "call_invite", conv, peer: alice.user, media: "video", sdp: offer2 });
+  const offered2 = await signals.next(call2);
+  assert.equal(offered2.device, rustDevice);
+  assert.deepEqual(await open(offered2), { call: call2, sdp: offer2 });
+  const answer2 = "v=0\r\no=ts 4 4 IN IP4 127.0.0.1\r\ns=zebra-ts-answer\r\n";
+  const sealedAnswer = await alice.secure.sealSignal(rustUser, [rustDevice], enc.encode(JSON.stringify({ call: call2, sdp: answer2 })), conv);
+  await alice.c.callAnswer(call2, { sealed: sealedAnswer });
+  const answered2 = await rust.event((m) => m.event === "call_signal" && m.call === call2, "opened the answer");
+  assert.deepEqual({ sdp: answered2.sdp, device: answered2.device }, { sdp: answer2, device: alice.device });
+  await rust.call({ cmd: "call_hangup", call: call2 });
+
+  assert.deepEqual(alice.errors, []);
   assert.equal(await rust.quit(), 0);
 });

@@ -15,7 +15,10 @@ export function peerBinary() {
   return join(process.env.CARGO_TARGET_DIR ?? join(repo, "target"), "debug", "examples", "e2e_peer");
 }
 
-/** The Rust peer: `call(cmd)` resolves with its reply; `reads(conv, text)` once it printed that message. */
+/**
+ * The Rust peer: `call(cmd)` resolves with its reply; `reads(conv, text)` once it printed that message;
+ * `event(pick, what)` with the first event line `pick` accepts.
+ */
 export function rustPeer() {
   const bin = peerBinary();
   if (!existsSync(bin)) throw new Error(`${bin} does not exist: run \`cargo build -p chatcore-client --example e2e_peer\` first`);
@@ -70,6 +73,10 @@ export function rustPeer() {
     },
     reads(conv, text) {
       return waitFor(() => messages.find((m) => m.event === "message" && m.conv === conv && m.text === text), `read ${JSON.stringify(text)}`);
+    },
+    /** Resolves with the first event line (`{event, ...}`) that `pick` accepts. */
+    event(pick, what) {
+      return waitFor(() => messages.find(pick), what);
     },
     messages,
     async quit() {
