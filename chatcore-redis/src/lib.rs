@@ -57,7 +57,7 @@
 //! | key | type | what | expiry |
 //! |---|---|---|---|
 //! | `<prefix>:rl:w:<key>` | sorted set | sliding window of [`chatcore::store::RateLimiter::check`]/`record`: one member per event (`<now>-<uuid>`), scored by its time | the window (+ 5 s), renewed by each `record` |
-//! | `<prefix>:rl:b:<start>:<key>` | string (integer) | what [`chatcore::store::RateLimiter::spend`] spent in the fixed window starting at `<start>` (ms since the epoch) | until the window ends by the caller's clock (+ 5 s) |
+//! | `<prefix>:rl:b:<start>:<key>` | string (integer) | what [`chatcore::store::RateLimiter::spend`] spent in the fixed window starting at `<start>` (ms since the epoch), counting what nodes leased and have not spent yet (`limiter`) | until the window ends by the caller's clock (+ 5 s) |
 //! | `<prefix>:{presence}:u:<user>` | hash | the user's live connections: conn → node | none (emptied by disconnects and sweeps) |
 //! | `<prefix>:{presence}:n:<node>` | set | the users with a connection on the node | none (emptied by disconnects; popped by the sweep of a dead node) |
 //! | `<prefix>:{presence}:nodes` | sorted set | the node registry: node → its last heartbeat (ms) | none (a dead node is removed by the sweep that takes it over) |
@@ -106,7 +106,7 @@ pub mod testing;
 
 pub use broker::{BrokerStats, RedisBroker};
 pub use calls::{RedisCallStore, CALL_TTL_MS};
-pub use limiter::RedisRateLimiter;
+pub use limiter::{RedisRateLimiter, LEASE_PARTS};
 pub use presence::RedisPresenceStore;
 pub use redis;
 

@@ -17,7 +17,7 @@ use chatcore::store::{
 use chatcore::testkit::conformance;
 use chatcore::Backends;
 use chatcore_redis::testing::{fresh_prefix, server_url, RedisServer, NO_SERVER};
-use chatcore_redis::{RedisConfig, RedisStore};
+use chatcore_redis::{RedisConfig, RedisStore, LEASE_PARTS};
 use futures_util::FutureExt;
 
 const T0: Millis = 1_700_000_000_000;
@@ -307,8 +307,10 @@ async fn concurrent_spends_from_two_nodes_never_exceed_the_budget() {
         }
     }
     assert!(spent <= 1000, "spent {spent} of 1000");
+    // What one node leased and did not spend is lost to the other: at most
+    // a lease (a sixteenth of the budget), and less than a spend besides.
     assert!(
-        spent > 1000 - 8,
+        spent > 1000 - 8 - 1000 / LEASE_PARTS,
         "a refused spend adds nothing: spent {spent}"
     );
     // The sliding window is shared too.
@@ -321,6 +323,69 @@ async fn concurrent_spends_from_two_nodes_never_exceed_the_budget() {
         l2.record("w", w, T0 + i).await.unwrap();
     }
     assert_eq!(l2.check("w", w, T0 + 10).await.unwrap(), Some(59_990));
+}
+
+/// A node leases a sixteenth of a budget at a time and spends it without
+/// Redis; the other node spends what is left, exactly, and the whole budget
+/// passes through one node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn budgets_are_leased_in_sixteenths_and_spent_exactly_through_one_node() {
+    let prefix = fresh_prefix();
+    let l1 = store_at(&server_url(), &prefix).await.limiter();
+    let l2 = store_at(&server_url(), &prefix).await.limiter();
+    let mut raw = raw().await;
+    let q = Quota {
+        max: 1600,
+        window_ms: 60_000,
+    };
+    let start = T0 - T0 % 60_000;
+    let key = format!("{prefix}:rl:b:{start}:s");
+    let counter = |raw: &mut redis::aio::MultiplexedConnection| {
+        let mut raw = raw.clone();
+        let key = key.clone();
+        async move {
+            redis::cmd("GET")
+                .arg(key)
+                .query_async::<u64>(&mut raw)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(l1.spend("s", 10, q, start).await.unwrap(), None);
+    assert_eq!(counter(&mut raw).await, 100, "a sixteenth leased");
+    for i in 0..9 {
+        assert_eq!(l1.spend("s", 10, q, start + i).await.unwrap(), None);
+    }
+    assert_eq!(
+        counter(&mut raw).await,
+        100,
+        "spent from the lease, not from Redis"
+    );
+    assert_eq!(l1.spend("s", 10, q, start + 20).await.unwrap(), None);
+    assert_eq!(counter(&mut raw).await, 200, "the next sixteenth");
+    // A spend larger than a lease takes what it needs.
+    assert_eq!(l2.spend("s", 250, q, start + 30).await.unwrap(), None);
+    assert_eq!(counter(&mut raw).await, 450);
+    // Through one node, the whole budget: node 2 spends the rest but what
+    // node 1 holds (90), to the unit; then it is refused.
+    let mut spent = 250;
+    while l2.spend("s", 1, q, start + 40).await.unwrap().is_none() {
+        spent += 1;
+        assert!(spent <= 1600);
+    }
+    assert_eq!(spent, 1600 - 200);
+    assert_eq!(counter(&mut raw).await, 1600);
+    // Node 1 still spends what it leased, and no more.
+    for _ in 0..9 {
+        assert_eq!(l1.spend("s", 10, q, start + 50).await.unwrap(), None);
+    }
+    assert_eq!(
+        l1.spend("s", 10, q, start + 50).await.unwrap(),
+        Some(60_000 - 50)
+    );
+    // The next window starts afresh, on both.
+    assert_eq!(l1.spend("s", 1600, q, start + 60_000).await.unwrap(), None);
+    assert!(l2.spend("s", 1, q, start + 60_001).await.unwrap().is_some());
 }
 
 /// Every limiter key has an expiry: budgets until their window ends (plus
