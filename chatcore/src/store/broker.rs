@@ -37,9 +37,12 @@ impl Topic {
 }
 
 /// What travels through the broker. Serializable so that a broker between
-/// nodes can carry it.
+/// nodes can carry it: externally tagged (`{"message": {...}}`), so that a
+/// decoder reads the variant first and its fields straight into it (an
+/// internally tagged enum is first copied whole into an intermediate tree,
+/// which was the largest cost of receiving a message from another node).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     /// A stored message for the topic's user.
     Message {
