@@ -9,6 +9,8 @@
 #   bench/profile.sh 60         # more lines of the inclusive listing
 #   KEEP=/tmp/cg bench/profile.sh   # also keeps the window's dump as /tmp/cg
 #   TARGET=chatd-e2e bench/profile.sh   # the relay of encrypted content
+#   TARGET=chatd-2nodes bench/profile.sh  # across two nodes and Redis: both
+#                                         # nodes' instructions (not Redis's)
 #
 # Installs valgrind (Debian) if missing. The profile covers one 4-second
 # window in the middle of the measured run (callgrind's counters are dumped
@@ -34,7 +36,7 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 cat >"$out/chatd" <<EOF
 #!/bin/sh
-exec valgrind --tool=callgrind --callgrind-out-file=$out/cg.out "$PWD/target/profiling/chatd" "\$@"
+exec valgrind --tool=callgrind --callgrind-out-file=$out/cg.out.%p "$PWD/target/profiling/chatd" "\$@"
 EOF
 chmod +x "$out/chatd"
 
@@ -42,8 +44,9 @@ ulimit -n "$(ulimit -Hn)"
 (
   for _ in $(seq 1 60); do
     sleep 4
-    pid="$(pgrep -f "valgrind.*$out/cg.out" | head -1 || true)"
-    [ -n "$pid" ] && callgrind_control -d "$pid" >/dev/null 2>&1 || true
+    for pid in $(pgrep -f "valgrind.*$out/cg.out" || true); do
+      callgrind_control -d "$pid" >/dev/null 2>&1 || true
+    done
   done
 ) &
 dumper=$!
@@ -52,16 +55,26 @@ taskset -c 1 target/release/bench all --chatd "$out/chatd" --only relay --target
   grep -E '^\s+chatd' || true
 kill "$dumper" 2>/dev/null || true
 
-# The second dump is a window of the steady relay (the first holds start-up).
-dump="$out/cg.out.2"
-[ -s "$dump" ] || { echo "no callgrind dump of the relay window" >&2; exit 1; }
+# Each node's second dump is a window of the steady relay (the first holds
+# start-up); with two nodes, their windows are summed (each node stores the
+# messages its users send).
+total=0
+msgs=0
+dump=""
+for d in "$out"/cg.out.*.2; do
+  [ -s "$d" ] || continue
+  dump="$d"
+  tree="$(callgrind_annotate --tree=caller --inclusive=yes "$d" 2>/dev/null)"
+  t="$(grep -m1 'PROGRAM TOTALS' <<<"$tree" | awk '{gsub(",","",$1); print $1}')"
+  m="$(grep -E '< .*MemoryMessageStore as .*MessageStore>::append \(' <<<"$tree" | head -1 |
+    sed -E 's/.*\(([0-9,]+)x\).*/\1/; s/,//g')"
+  total=$((total + t))
+  msgs=$((msgs + ${m:-0}))
+done
+[ -n "$dump" ] && [ "$msgs" -gt 0 ] || { echo "no callgrind dump of the relay window" >&2; exit 1; }
 [ -n "${KEEP:-}" ] && cp "$dump" "$KEEP"
-tree="$(callgrind_annotate --tree=caller --inclusive=yes "$dump" 2>/dev/null)"
-total="$(grep -m1 'PROGRAM TOTALS' <<<"$tree" | awk '{gsub(",","",$1); print $1}')"
-msgs="$(grep -E '< .*MemoryMessageStore as .*MessageStore>::append \(' <<<"$tree" | head -1 |
-  sed -E 's/.*\(([0-9,]+)x\).*/\1/; s/,//g')"
 echo "== window: $total instructions, $msgs messages stored: $((total / msgs)) instructions per relayed message"
-echo "== inclusive cost by function (percent of the window)"
+echo "== inclusive cost by function (percent of the window$( [ "$(ls "$out"/cg.out.*.2 | wc -l)" -gt 1 ] && echo ", one node"))"
 callgrind_annotate --inclusive=yes "$dump" 2>/dev/null |
   sed -E 's#/rustc/[0-9a-f]+/library/##; s#/root/.cargo/registry/src/index.crates.io-[0-9a-f]+/##' |
   grep -E '^ *[0-9,]+ \(' | grep -vE 'poll_fn|Pin<P>|clone.S|pthread_create|tokio-1\.|thread_start|call_once|task_tracker|Instrumented' |
