@@ -16,37 +16,41 @@
 //! is recovered the way any missed push is: clients sync from the store.
 //!
 //! Subscriptions live on one pub/sub connection owned by a task that
-//! applies `subscribe`/`unsubscribe` in order and, when the connection
-//! drops, reconnects with backoff (100 ms doubling to 5 s) and subscribes
-//! again to every channel it should have; [`RedisBroker::is_ready`] (and
-//! so `/readyz`) is false meanwhile. A frame that does not decode (another
-//! format, another program on the channel) is dropped with a log line and
-//! counted, never a panic.
+//! applies `subscribe`/`unsubscribe` in order (each answered once Redis
+//! confirmed it) and, when the connection drops, reconnects with backoff
+//! (100 ms doubling to 5 s) and subscribes again to every channel it should
+//! have; [`RedisBroker::is_ready`] (and so `/readyz`) is false until Redis
+//! confirmed them all. A frame that does not decode (another format,
+//! another program on the channel) is dropped with a log line and counted,
+//! never a panic.
+//!
+//! Both connections are the broker's own, in RESP2 (`resp`): every event
+//! crosses them, and redis-rs's general reply parser cost a quarter of a
+//! node's instructions there.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chatcore::store::{Broker, BrokerHandler, Event, StoreError, StoreResult, Topic};
-use futures_util::StreamExt;
+use redis::ConnectionInfo;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store_error;
+use crate::resp::{self, Conn, Value};
 
-/// The frame format this version writes and reads.
-const FORMAT: u8 = 1;
+/// The frame format this version writes and reads (2: events externally
+/// tagged; nodes of format 1 and 2 drop each other's frames as malformed).
+const FORMAT: u8 = 2;
 /// Bytes before the MessagePack body: format, node, time.
 const HEAD: usize = 1 + 8 + 8;
 /// Frames sent in one pipeline at most.
 const BATCH: usize = 256;
 /// Times a pipeline is sent again after the connection dropped under it.
 const PUBLISH_RETRIES: u32 = 3;
-
-fn is_connection_error(e: &redis::RedisError) -> bool {
-    e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal() || e.is_timeout()
-}
+/// Channels subscribed to again in one command after a reconnection.
+const RESUBSCRIBE_CHUNK: usize = 1000;
 
 /// Counters of one node's broker, for chatd's metrics.
 #[derive(Debug, Default)]
@@ -116,8 +120,9 @@ impl RedisBroker {
         prefix: &str,
         backlog: usize,
     ) -> StoreResult<Self> {
-        let publisher = client.get_connection_manager().await.map_err(store_error)?;
-        let pubsub = client.get_async_pubsub().await.map_err(store_error)?;
+        let info = client.get_connection_info().clone();
+        let publisher = Conn::connect(&info).await.map_err(unavailable)?;
+        let pubsub = Conn::connect(&info).await.map_err(unavailable)?;
         let shared = Arc::new(Shared {
             node: random_node(),
             handler: RwLock::new(None),
@@ -127,13 +132,13 @@ impl RedisBroker {
         });
         let (out, out_rx) = mpsc::channel(backlog.max(1));
         let (control, control_rx) = mpsc::unbounded_channel();
-        tokio::spawn(publish_loop(publisher, out_rx, shared.clone()));
-        tokio::spawn(subscribe_loop(
-            client.clone(),
-            pubsub,
-            control_rx,
+        tokio::spawn(publish_loop(
+            info.clone(),
+            publisher,
+            out_rx,
             shared.clone(),
         ));
+        tokio::spawn(subscribe_loop(info, pubsub, control_rx, shared.clone()));
         Ok(Self {
             shared,
             prefix: prefix.into(),
@@ -182,7 +187,8 @@ fn now_ms() -> u64 {
 
 /// The frame of `event` on `topic`, published by `node` at `at`.
 fn encode(node: u64, at: u64, topic: &Topic, event: &Event) -> StoreResult<Vec<u8>> {
-    let mut frame = Vec::with_capacity(HEAD + 128);
+    // Room for a text message's event without growing.
+    let mut frame = Vec::with_capacity(HEAD + 512);
     frame.push(FORMAT);
     frame.extend_from_slice(&node.to_le_bytes());
     frame.extend_from_slice(&at.to_le_bytes());
@@ -322,33 +328,43 @@ impl Shared {
     }
 }
 
-/// Sends the backlog in pipelines, in order, on one connection (which the
-/// connection manager reconnects).
+/// Sends the backlog in pipelines, in order, on one connection, connecting
+/// again when it drops.
 async fn publish_loop(
-    mut conn: redis::aio::ConnectionManager,
+    info: ConnectionInfo,
+    first: Conn,
     mut frames: mpsc::Receiver<(String, Vec<u8>)>,
     shared: Arc<Shared>,
 ) {
+    let mut conn = Some(first);
     let mut batch = Vec::with_capacity(BATCH);
+    let mut wire = Vec::new();
     while frames.recv_many(&mut batch, BATCH).await > 0 {
-        let mut pipe = redis::pipe();
+        wire.clear();
         for (channel, frame) in &batch {
-            pipe.cmd("PUBLISH").arg(channel).arg(frame).ignore();
+            resp::command(&mut wire, &[b"PUBLISH", channel.as_bytes(), frame]);
         }
         let n = batch.len() as u64;
-        // A connection that dropped (Redis restarted) fails the first
-        // command after it, and the manager reconnects meanwhile: the batch
-        // is sent again, a few times. A frame that did reach Redis before
-        // the failure may then arrive twice; chatcore's clients keep a
-        // message once by its id.
+        // A connection that dropped (Redis restarted) fails the batch, which
+        // is sent again on a new connection, a few times. A frame that did
+        // reach Redis before the failure may then arrive twice; chatcore's
+        // clients keep a message once by its id.
         let mut attempt = 0;
         loop {
-            match pipe.query_async::<()>(&mut conn).await {
-                Ok(()) => {
-                    shared.stats.published.fetch_add(n, Ordering::Relaxed);
+            match publish_batch(&info, &mut conn, &wire, batch.len()).await {
+                Ok(refused) => {
+                    shared
+                        .stats
+                        .published
+                        .fetch_add(n - refused, Ordering::Relaxed);
+                    shared
+                        .stats
+                        .publish_errors
+                        .fetch_add(refused, Ordering::Relaxed);
                     break;
                 }
-                Err(e) if attempt < PUBLISH_RETRIES && is_connection_error(&e) => {
+                Err(e) if attempt < PUBLISH_RETRIES => {
+                    tracing::debug!(error = %e, "broker publish: connection lost; sending again");
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
                 }
@@ -363,12 +379,60 @@ async fn publish_loop(
     }
 }
 
+/// Sends `wire` (`count` PUBLISH commands) and reads their answers, on
+/// `conn` or a new connection; answers how many Redis refused. An I/O error
+/// drops the connection.
+async fn publish_batch(
+    info: &ConnectionInfo,
+    conn: &mut Option<Conn>,
+    wire: &[u8],
+    count: usize,
+) -> std::io::Result<u64> {
+    let c = match conn {
+        Some(c) => c,
+        None => conn.insert(Conn::connect(info).await?),
+    };
+    let result = async {
+        c.write(wire).await?;
+        let mut refused = 0;
+        for _ in 0..count {
+            match c.read().await? {
+                Value::Int(_) => {}
+                Value::Error(e) => {
+                    refused += 1;
+                    tracing::warn!(error = %String::from_utf8_lossy(&e), "Redis refused a broker PUBLISH");
+                }
+                other => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("PUBLISH answered {other:?}"),
+                    ))
+                }
+            }
+        }
+        Ok(refused)
+    }
+    .await;
+    if result.is_err() {
+        *conn = None;
+    }
+    result
+}
+
+/// What the subscribing connection waits for Redis to confirm, in order.
+enum Pending {
+    /// A channel subscribed to again after a reconnection.
+    Again,
+    /// A subscription change asked by the node, answered once confirmed.
+    Asked(oneshot::Sender<StoreResult<()>>),
+}
+
 /// Owns the subscribing connection: applies subscriptions in order,
 /// delivers what arrives, and reconnects (subscribing again to every
 /// channel it should have) when the connection drops.
 async fn subscribe_loop(
-    client: redis::Client,
-    first: redis::aio::PubSub,
+    info: ConnectionInfo,
+    first: Conn,
     mut control: mpsc::UnboundedReceiver<Control>,
     shared: Arc<Shared>,
 ) {
@@ -378,7 +442,7 @@ async fn subscribe_loop(
     loop {
         let conn = match next.take() {
             Some(c) => Some(c),
-            None => match client.get_async_pubsub().await {
+            None => match Conn::connect(&info).await {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "broker: Redis unreachable; retrying");
@@ -386,42 +450,74 @@ async fn subscribe_loop(
                 }
             },
         };
-        if let Some(conn) = conn {
-            let (mut sink, mut stream) = conn.split();
+        if let Some(mut conn) = conn {
+            let mut pending: VecDeque<Pending> = VecDeque::new();
+            let mut again = 0usize;
             let mut up = true;
-            for channel in &wanted {
-                if let Err(e) = sink.subscribe(channel).await {
+            let channels: Vec<&String> = wanted.iter().collect();
+            for chunk in channels.chunks(RESUBSCRIBE_CHUNK) {
+                let mut wire = Vec::new();
+                let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+                args.extend(chunk.iter().map(|c| c.as_bytes()));
+                resp::command(&mut wire, &args);
+                if let Err(e) = conn.write(&wire).await {
                     tracing::warn!(error = %e, "broker: subscribing again failed");
                     up = false;
                     break;
                 }
+                again += chunk.len();
+                pending.extend(chunk.iter().map(|_| Pending::Again));
             }
             if up {
-                shared.ready.store(true, Ordering::Relaxed);
+                if again == 0 {
+                    shared.ready.store(true, Ordering::Relaxed);
+                }
                 backoff = Duration::from_millis(100);
                 loop {
                     tokio::select! {
                         c = control.recv() => {
                             let Some(c) = c else { return };
-                            let result = match &c {
-                                Control::Subscribe(ch, _) => sink.subscribe(ch).await,
-                                Control::Unsubscribe(ch, _) => sink.unsubscribe(ch).await,
+                            let (verb, channel, tx) = match c {
+                                Control::Subscribe(ch, tx) => {
+                                    wanted.insert(ch.clone());
+                                    (&b"SUBSCRIBE"[..], ch, tx)
+                                }
+                                Control::Unsubscribe(ch, tx) => {
+                                    wanted.remove(&ch);
+                                    (&b"UNSUBSCRIBE"[..], ch, tx)
+                                }
                             };
-                            // Recorded either way: a failure here is the
-                            // connection's, and reconnecting applies it.
-                            note(&mut wanted, c);
-                            if result.is_err() {
+                            let mut wire = Vec::new();
+                            resp::command(&mut wire, &[verb, channel.as_bytes()]);
+                            // Answered once confirmed; if the connection
+                            // drops first, reconnecting applies it (it is
+                            // in `wanted` either way).
+                            pending.push_back(Pending::Asked(tx));
+                            if conn.write(&wire).await.is_err() {
                                 break;
                             }
                         }
-                        msg = stream.next() => match msg {
-                            Some(msg) => shared.receive(msg.get_payload_bytes()),
-                            None => break,
+                        v = conn.read() => match v {
+                            Ok(v) => {
+                                if on_value(&shared, v, &mut pending, &mut again).is_err() {
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, "broker: subscribing connection failed");
+                                break;
+                            }
                         },
                     }
                 }
                 shared.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("broker: the subscribing connection to Redis dropped; reconnecting");
+            }
+            // Whatever was asked is recorded: reconnecting applies it.
+            for p in pending {
+                if let Pending::Asked(tx) = p {
+                    let _ = tx.send(Ok(()));
+                }
             }
         }
         shared.ready.store(false, Ordering::Relaxed);
@@ -439,6 +535,48 @@ async fn subscribe_loop(
             }
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Handles one value on the subscribing connection: a message is
+/// delivered, a confirmation answers what waited for it. `Err` when the
+/// connection is not in a state this broker understands (drop it).
+fn on_value(
+    shared: &Shared,
+    v: Value,
+    pending: &mut VecDeque<Pending>,
+    again: &mut usize,
+) -> Result<(), ()> {
+    let Value::Array(parts) = v else {
+        tracing::warn!(value = ?v, "broker: Redis sent something other than pub/sub on the subscribing connection");
+        return Err(());
+    };
+    match parts.as_slice() {
+        [Value::Bulk(kind), _, Value::Bulk(payload)] if &kind[..] == b"message" => {
+            shared.receive(payload);
+            Ok(())
+        }
+        [Value::Bulk(kind), _, Value::Int(_)]
+            if &kind[..] == b"subscribe" || &kind[..] == b"unsubscribe" =>
+        {
+            match pending.pop_front() {
+                Some(Pending::Again) => {
+                    *again = again.saturating_sub(1);
+                    if *again == 0 {
+                        shared.ready.store(true, Ordering::Relaxed);
+                    }
+                }
+                Some(Pending::Asked(tx)) => {
+                    let _ = tx.send(Ok(()));
+                }
+                None => tracing::warn!("broker: Redis confirmed a subscription nobody asked for"),
+            }
+            Ok(())
+        }
+        _ => {
+            tracing::warn!(value = ?parts, "broker: an unexpected pub/sub value from Redis");
+            Ok(())
+        }
     }
 }
 

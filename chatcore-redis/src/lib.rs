@@ -87,6 +87,7 @@
 //! - `calls`: [`RedisCallStore`].
 //! - `limiter`: [`RedisRateLimiter`].
 //! - `presence`: [`RedisPresenceStore`].
+//! - `resp`: the broker's own RESP2 connections (its hot path).
 //! - `testing` (feature `testing`): a private `redis-server` for tests.
 
 use std::sync::Arc;
@@ -101,6 +102,7 @@ mod broker;
 mod calls;
 mod limiter;
 mod presence;
+mod resp;
 #[cfg(feature = "testing")]
 pub mod testing;
 
