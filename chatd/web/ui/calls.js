@@ -59,7 +59,6 @@ export function attachPhone(/** @type {import("./store.js").ChatClient} */ clien
   phone.on("incoming", (call) => {
     needUsers([call.peer], "header");
     present(call);
-    ring.start();
     notifyHidden(call);
   });
 }
@@ -153,9 +152,8 @@ function present(/** @type {Call} */ call) {
   closer = undefined;
   call.on("phase", (phase) => {
     if (shown !== call) return;
-    if (phase !== "incoming") ring.stop();
+    toneFor(call);
     if (phase === "ended") {
-      ring.stop();
       // The last words stay a moment; a problem stays until closed.
       closer = setTimeout(() => {
         if (!problem) finish();
@@ -174,6 +172,7 @@ function present(/** @type {Call} */ call) {
   if (call.local) attach(/** @type {HTMLVideoElement} */ ($("call-local")), call.local);
   if (call.remote) attach(/** @type {HTMLVideoElement} */ ($("call-remote")), call.remote);
   openScreen();
+  toneFor(call);
   render();
 }
 
@@ -191,7 +190,7 @@ function openScreen() {
 
 /** Takes the call screen down. */
 function finish() {
-  ring.stop();
+  tone.stop();
   if (closer !== undefined) clearTimeout(closer);
   closer = undefined;
   if (ticker !== undefined) clearInterval(ticker);
@@ -324,23 +323,28 @@ async function listOutputs() {
   }
 }
 
-// -- the ringtone: two tones, on for a second, off for two, made with WebAudio
+// -- the tones, made with WebAudio: the ringtone of an incoming call (two tones, on for a second, off for two) and
+// the ringback the caller hears while the other side rings (one tone, on for a second, off for four)
 
-const ring = (() => {
+/** @typedef {"ring" | "ringback"} Tone */
+
+const tone = (() => {
   /** @type {AudioContext | null} */
   let ctx = null;
   /** @type {ReturnType<typeof setInterval> | undefined} */
   let timer;
-  function burst() {
+  /** @type {Tone | null} */
+  let playing = null;
+  function burst(/** @type {number[]} */ freqs, /** @type {number} */ volume) {
     if (!ctx) return;
     const t = ctx.currentTime;
     const gain = ctx.createGain();
     gain.gain.setValueAtTime(0, t);
-    gain.gain.linearRampToValueAtTime(0.12, t + 0.05);
-    gain.gain.setValueAtTime(0.12, t + 0.95);
+    gain.gain.linearRampToValueAtTime(volume, t + 0.05);
+    gain.gain.setValueAtTime(volume, t + 0.95);
     gain.gain.linearRampToValueAtTime(0, t + 1);
     gain.connect(ctx.destination);
-    for (const f of [440, 480]) {
+    for (const f of freqs) {
       const osc = ctx.createOscillator();
       osc.frequency.value = f;
       osc.connect(gain);
@@ -349,24 +353,40 @@ const ring = (() => {
     }
   }
   return {
-    start() {
-      if (timer !== undefined) return;
+    /** Plays `kind` (in place of the other). */
+    start(/** @type {Tone} */ kind) {
+      if (playing === kind) return;
+      this.stop();
       try {
         ctx ??= new AudioContext();
         void ctx.resume().catch(() => {});
       } catch {
         return;
       }
-      burst();
-      timer = setInterval(burst, 3000);
+      const play = kind === "ring" ? () => burst([440, 480], 0.12) : () => burst([425], 0.06);
+      play();
+      timer = setInterval(play, kind === "ring" ? 3000 : 5000);
+      playing = kind;
     },
     stop() {
       if (timer !== undefined) clearInterval(timer);
       timer = undefined;
-      void ctx?.suspend().catch(() => {});
+      if (playing) void ctx?.suspend().catch(() => {});
+      playing = null;
+    },
+    /** What plays now. */
+    get playing() {
+      return playing;
     },
   };
 })();
+
+/** The tone for `call` in its phase: the ringtone while it rings here, the ringback while the other side rings. */
+function toneFor(/** @type {Call} */ call) {
+  if (call.phase === "incoming") tone.start("ring");
+  else if (call.phase === "ringing" && call.direction === "outgoing") tone.start("ringback");
+  else tone.stop();
+}
 
 // -- the header's buttons
 
@@ -437,6 +457,8 @@ export function wireCalls() {
     render();
   });
   /** @type {any} */ (window).chatcoreCall = () => phone?.current ?? null;
+  // Which tone plays ("ring", "ringback" or null): for the tests, which cannot listen.
+  /** @type {any} */ (window).chatcoreCallTone = () => tone.playing;
 }
 
 function fail(/** @type {Call} */ call, /** @type {unknown} */ e, /** @type {CallMedia} */ media) {

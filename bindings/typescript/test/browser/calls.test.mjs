@@ -212,6 +212,9 @@ async function videoCall(alice, bob, label, tablet) {
   await b.locator("#call[open] #call-status", { hasText: "Incoming video call" }).waitFor();
   assert.equal((await b.locator("#call-name").textContent())?.trim(), alice.account.display_name);
   await a.locator("#call-status", { hasText: "Ringing…" }).waitFor();
+  // Bob's device rings; Alice hears the ringback meanwhile.
+  const tones = () => Promise.all([a, b].map((p) => p.evaluate(() => /** @type {any} */ (window).chatcoreCallTone())));
+  assert.deepEqual(await tones(), ["ringback", "ring"]);
   if (tablet) {
     const t = tablet.page;
     await t.locator("#call[open] #call-status", { hasText: "Incoming video call" }).waitFor();
@@ -231,8 +234,9 @@ async function videoCall(alice, bob, label, tablet) {
     await tablet.page.locator("#call-status", { hasText: "Answered on another device" }).waitFor();
     await tablet.page.locator("#call").waitFor({ state: "hidden", timeout: 10_000 });
   }
-  // Connected: both screens count the call's duration.
+  // Connected: both screens count the call's duration, and neither tone plays.
   for (const p of [a, b]) await p.locator("#call-status", { hasText: /^\d+:\d\d$/ }).waitFor();
+  assert.deepEqual(await tones(), [null, null]);
   timings[`${label}: connected`] = Date.now() - t0;
   await a.locator("#call-remote:not([hidden])").waitFor();
   await b.locator("#call-remote:not([hidden])").waitFor();
@@ -307,8 +311,12 @@ test("a declined call, a refused microphone explained, and both calling at once:
   await c.locator("#call-voice").click();
   await d.locator("#call-status", { hasText: "Incoming voice call" }).waitFor();
   assert.equal(await d.locator("#call-accept-video").isVisible(), false, "a voice call is answered with the voice");
+  await c.locator("#call-status", { hasText: "Ringing…" }).waitFor();
+  assert.equal(await c.evaluate(() => /** @type {any} */ (window).chatcoreCallTone()), "ringback");
   await d.locator("#call-decline").click();
   await c.locator("#call-status", { hasText: "declined the call" }).waitFor();
+  // The ringback stops with the call, and the ringtone on the side that declined.
+  for (const p of [c, d]) assert.equal(await p.evaluate(() => /** @type {any} */ (window).chatcoreCallTone()), null);
   for (const p of [c, d]) await p.locator("#call").waitFor({ state: "hidden", timeout: 10_000 });
 
   // The browser refuses the microphone: the call screen says what to do, and nothing rang.
