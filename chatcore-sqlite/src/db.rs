@@ -14,9 +14,30 @@
 //! durable, and only then is each caller answered: an `Ok` always means
 //! "on disk". When the commit fails (disk full, I/O error), every write of
 //! the group is answered with the error and nothing of it is stored.
+//!
+//! # Checkpoints
+//! A checkpoint copies the WAL's pages into the database file and fsyncs
+//! it. SQLite runs it inside the commit that fills the WAL past its limit,
+//! so every write waiting for the writer waited for 64 MiB to be copied:
+//! that stall was most of the durable relay's p99. Here the writer's commits
+//! never checkpoint the WAL whole; a thread of its own copies it, on a
+//! connection of its own, in `PASSIVE` mode (it never waits for, nor holds
+//! up, the writer or the readers), each time the writer's commits leave
+//! [`crate::SqliteConfig::checkpoint_bytes`] of WAL. The WAL starts again
+//! from its beginning only after a checkpoint that copied every frame, which
+//! a thread beside a busy writer never quite makes (frames keep coming), so
+//! once the thread has copied the bulk the writer finishes it between two
+//! groups: a `PASSIVE` checkpoint of the few frames committed meanwhile,
+//! and the next group starts the WAL again. The thread runs at the lowest
+//! priority (on Linux), so that on a busy core the copying waits for the
+//! writer and the connections rather than the other way round. Should the thread fall behind by
+//! four times the limit (readers holding old snapshots), the writer
+//! checkpoints itself, as SQLite would.
 
+use std::cell::Cell;
+use std::ffi::c_int;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,10 +83,58 @@ pub(crate) struct ConnOptions {
     /// The page size of a database created here (`PRAGMA page_size`);
     /// an existing file keeps its own.
     pub(crate) page_size: u32,
+    /// Bytes of WAL between checkpoints (see *Checkpoints* above).
+    pub(crate) checkpoint_bytes: u64,
 }
 
-/// Bytes of WAL between checkpoints (see `open_conn`).
-const CHECKPOINT_BYTES: i64 = 64 * 1024 * 1024;
+thread_local! {
+    /// The frames in the WAL after the last commit on this thread's
+    /// connection (the writer's), as SQLite's WAL hook tells them.
+    static WAL_FRAMES: Cell<c_int> = const { Cell::new(0) };
+}
+
+/// The writer's WAL hook: remembers how full the WAL is. Registering a
+/// hook also turns SQLite's own checkpoints in the commit off.
+fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.with(|f| f.set(frames));
+    Ok(())
+}
+
+/// Checkpoints the WAL when the writer asks, until the writer is gone;
+/// raises `copied` after each, for the writer to finish it.
+fn run_checkpointer(
+    conn: Connection,
+    asks: std::sync::mpsc::Receiver<()>,
+    copied: &AtomicBool,
+    counters: &Counters,
+) {
+    // Copying the WAL is background work: on a busy core the writer and the
+    // connections come first (Linux: this thread's nice value, 19).
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+        tracing::debug!(error = %e, "SQLite: the checkpoint thread keeps its priority");
+    }
+    while asks.recv().is_ok() {
+        // Asks that came meanwhile are answered by this checkpoint.
+        while asks.try_recv().is_ok() {}
+        checkpoint(&conn, counters);
+        copied.store(true, Ordering::Release);
+    }
+}
+
+/// One `PASSIVE` checkpoint: as much of the WAL as no reader still needs.
+fn checkpoint(conn: &Connection, counters: &Counters) {
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    }) {
+        Ok((frames, copied)) => {
+            counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(frames, copied, "SQLite: checkpoint");
+        }
+        // Busy (another checkpoint) or an I/O error: the next ask tries again.
+        Err(e) => tracing::warn!(error = %map_err(e), "SQLite: checkpoint failed"),
+    }
+}
 
 /// Opens one connection with the pragmas every connection needs.
 pub(crate) fn open_conn(o: &ConnOptions, reader: bool) -> StoreResult<Connection> {
@@ -100,13 +169,17 @@ pub(crate) fn open_conn(o: &ConnOptions, reader: bool) -> StoreResult<Connection
             .query_row("PRAGMA page_size", [], |r| r.get(0))
             .map_err(|e| at(&o.path, e))?;
         // Checkpoints (copying the WAL's pages into the file, then an fsync
-        // of the file) every 64 MiB of WAL rather than SQLite's 1k pages: a
+        // of the file) every `checkpoint_bytes` of WAL (64 MiB by default)
+        // rather than SQLite's 1k pages: a
         // busy conversation's pages are written to the WAL at every commit
         // but copied once per checkpoint, so fewer checkpoints write less.
-        // The WAL is cut back to 64 MiB after each.
+        // The WAL is cut back to that size after each. The checkpointer thread
+        // runs them (see *Checkpoints*); SQLite's own, in the commit, stay
+        // as the setting for a connection without that thread.
+        let bytes = i64::try_from(o.checkpoint_bytes).unwrap_or(i64::MAX);
         conn.execute_batch(&format!(
-            "PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {CHECKPOINT_BYTES};",
-            CHECKPOINT_BYTES / page.max(512)
+            "PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {bytes};",
+            (bytes / page.max(512)).max(1)
         ))
         .map_err(|e| at(&o.path, e))?;
         // A deleted or expired message's content must leave the file, not
@@ -152,6 +225,7 @@ pub(crate) fn at(path: &Path, e: rusqlite::Error) -> StoreError {
 pub(crate) struct Counters {
     pub(crate) writes: AtomicU64,
     pub(crate) commits: AtomicU64,
+    pub(crate) checkpoints: AtomicU64,
 }
 
 /// The database files open in this process, by canonical path.
@@ -221,9 +295,44 @@ impl Db {
         let counted = counters.clone();
         let cache = Arc::new(ConvCache::default());
         let cached = cache.clone();
+        // A database in memory has no WAL: SQLite's own settings stand.
+        let checkpointer = if options.read_only || !options.path.is_file() {
+            None
+        } else {
+            let conn = Connection::open_with_flags(
+                &options.path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| at(&options.path, e))?;
+            conn.busy_timeout(options.busy_timeout)
+                .map_err(|e| at(&options.path, e))?;
+            let page: i64 = writer
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(|e| at(&options.path, e))?;
+            writer.wal_hook(Some(note_wal_frames));
+            let (asks, asked) = std::sync::mpsc::sync_channel(1);
+            let counted = counters.clone();
+            let copied = Arc::new(AtomicBool::new(false));
+            let told = copied.clone();
+            let thread = std::thread::Builder::new()
+                .name("chatcore-sqlite-checkpoint".to_owned())
+                .spawn(move || run_checkpointer(conn, asked, &told, &counted))
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}"))
+                })?;
+            let bytes = i64::try_from(options.checkpoint_bytes).unwrap_or(i64::MAX);
+            let frames = c_int::try_from((bytes / page.max(512)).max(1)).unwrap_or(c_int::MAX);
+            Some(Checkpointer {
+                asks,
+                thread,
+                frames,
+                copied,
+                asked: Cell::new(false),
+            })
+        };
         std::thread::Builder::new()
             .name("chatcore-sqlite-writer".to_owned())
-            .spawn(move || run_writer(writer, rx, &counted, &cached))
+            .spawn(move || run_writer(writer, rx, checkpointer, &counted, &cached))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
         Ok(Arc::new(Self {
             _mark: mark,
@@ -387,10 +496,49 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
+/// The writer's side of the checkpoint thread.
+struct Checkpointer {
+    asks: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+    /// WAL frames past which the writer asks for a checkpoint.
+    frames: c_int,
+    /// Raised by the thread after each checkpoint.
+    copied: Arc<AtomicBool>,
+    /// A checkpoint was asked for and not finished by the writer yet.
+    asked: Cell<bool>,
+}
+
+impl Checkpointer {
+    /// After a commit: asks the thread for a checkpoint when the WAL is
+    /// full enough; once it has copied the bulk, finishes it here (the few
+    /// frames committed meanwhile), so that the next group starts the WAL
+    /// again; checkpoints here whole when the thread is far behind.
+    fn after_commit(&self, conn: &Connection, counters: &Counters) {
+        let frames = WAL_FRAMES.with(Cell::get);
+        if frames < self.frames {
+            // Started again: the next fill asks anew.
+            self.asked.set(false);
+            return;
+        }
+        if !self.asked.get() {
+            self.copied.store(false, Ordering::Relaxed);
+            if self.asks.try_send(()).is_ok() {
+                self.asked.set(true);
+            }
+            return;
+        }
+        if self.copied.swap(false, Ordering::Acquire) || frames >= self.frames.saturating_mul(4) {
+            checkpoint(conn, counters);
+            self.asked.set(false);
+        }
+    }
+}
+
 /// The writer thread: groups, transactions, commits, answers.
 fn run_writer(
     conn: Connection,
     mut rx: mpsc::Receiver<Job>,
+    checkpointer: Option<Checkpointer>,
     counters: &Counters,
     cache: &ConvCache,
 ) {
@@ -447,6 +595,9 @@ fn run_writer(
                 for d in done {
                     d(None);
                 }
+                if let Some(c) = &checkpointer {
+                    c.after_commit(&conn, counters);
+                }
             }
             Err(e) => {
                 let err = map_err(e);
@@ -460,6 +611,11 @@ fn run_writer(
             }
         }
     }
-    // Every handle is gone: closing the connection checkpoints the WAL.
+    // Every handle is gone: the checkpointer stops first, so that closing
+    // the writer's connection, the last, checkpoints the WAL and removes it.
+    if let Some(c) = checkpointer {
+        drop(c.asks);
+        let _ = c.thread.join();
+    }
     drop(conn);
 }

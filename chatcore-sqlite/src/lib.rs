@@ -141,6 +141,9 @@ pub const PROBE_BYTES: usize = 64 * 1024;
 /// The page size of new databases (see [`SqliteConfig::page_size`]).
 pub const DEFAULT_PAGE_SIZE: u32 = 4096;
 
+/// The default of [`SqliteConfig::checkpoint_bytes`]: 64 MiB.
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Tunables. Start from `SqliteConfig::default()` and change fields.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -160,6 +163,11 @@ pub struct SqliteConfig {
     /// database this opens empty; an existing file keeps the one it was made
     /// with. See the crate documentation for the default.
     pub page_size: u32,
+    /// Bytes of WAL after which a checkpoint copies them into the file, on
+    /// a thread of its own (the writer's commits never wait for it).
+    /// Fewer, larger checkpoints write less in all (a busy page is copied
+    /// once per checkpoint); the WAL file grows to about this size.
+    pub checkpoint_bytes: u64,
 }
 
 impl Default for SqliteConfig {
@@ -170,6 +178,7 @@ impl Default for SqliteConfig {
             max_page_count: None,
             read_only: false,
             page_size: DEFAULT_PAGE_SIZE,
+            checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
         }
     }
 }
@@ -205,6 +214,7 @@ impl SqliteStore {
             busy_timeout: config.busy_timeout,
             max_page_count: config.max_page_count,
             page_size: config.page_size,
+            checkpoint_bytes: config.checkpoint_bytes.max(1),
         };
         let readers = config.readers.max(1);
         let db = tokio::task::spawn_blocking(move || open_blocking(options, readers))
@@ -244,13 +254,14 @@ impl SqliteStore {
             .await
     }
 
-    /// How many writes and commits the writer has made since open: their
-    /// ratio is the mean size of a commit group.
+    /// How many writes, commits and checkpoints the writer has made since
+    /// open: writes over commits is the mean size of a commit group.
     pub fn write_stats(&self) -> WriteStats {
         use std::sync::atomic::Ordering;
         WriteStats {
             writes: self.db.counters.writes.load(Ordering::Relaxed),
             commits: self.db.counters.commits.load(Ordering::Relaxed),
+            checkpoints: self.db.counters.checkpoints.load(Ordering::Relaxed),
         }
     }
 
@@ -423,6 +434,9 @@ pub struct WriteStats {
     pub writes: u64,
     /// Transactions committed (each one fsync of the WAL).
     pub commits: u64,
+    /// Checkpoints made (the WAL's pages copied into the file), by the
+    /// checkpoint thread or, when it falls far behind, by the writer.
+    pub checkpoints: u64,
 }
 
 /// What [`backup`] wrote.

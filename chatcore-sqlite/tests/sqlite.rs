@@ -451,6 +451,41 @@ async fn concurrent_appends_are_committed_in_groups_gap_free() {
     assert_eq!(seqs(&history), (1..=400).collect::<Vec<_>>());
 }
 
+/// The checkpoint thread keeps the WAL near `checkpoint_bytes` (without it
+/// every append would leave its pages in the WAL: megabytes here), and
+/// what it copied into the file reads back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpoint_thread_keeps_the_wal_small_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let mut config = SqliteConfig::default();
+    config.checkpoint_bytes = 64 * 1024;
+    let store = SqliteStore::open_with(&path, config).await.unwrap();
+    let (a, _b, conv) = pair(&store).await;
+    let text = "w".repeat(2000);
+    for i in 0..600 {
+        store
+            .messages()
+            .append(message(&conv, &a, &format!("c{i}"), &text))
+            .await
+            .unwrap();
+    }
+    let stats = store.write_stats();
+    assert!(stats.checkpoints > 0, "checkpoints ran: {stats:?}");
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    // 600 appends of 2 KB are more than 1.2 MB of pages; a checkpoint (and
+    // the next write starting the WAL again) keeps it to a few times 64 KiB.
+    assert!(wal_bytes < 600 * 1024, "the WAL is {wal_bytes} bytes");
+    let history = store.messages().history(&conv, None, 1000).await.unwrap();
+    assert_eq!(seqs(&history), (1..=600).collect::<Vec<_>>());
+    drop(store);
+    let again = SqliteStore::open(&path).await.unwrap();
+    let history = again.messages().history(&conv, None, 1000).await.unwrap();
+    assert_eq!(history.len(), 600);
+}
+
 #[tokio::test]
 async fn a_database_written_by_a_newer_schema_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
