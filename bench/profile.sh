@@ -9,6 +9,8 @@
 #   bench/profile.sh 60         # more lines of the inclusive listing
 #   KEEP=/tmp/cg bench/profile.sh   # also keeps the window's dump as /tmp/cg
 #   TARGET=chatd-e2e bench/profile.sh   # the relay of encrypted content
+#   TARGET=chatd-sqlite bench/profile.sh  # on the SQLite store (user space:
+#                                         # the writer's fsyncs are the kernel's)
 #   TARGET=chatd-2nodes bench/profile.sh  # across two nodes and Redis: both
 #                                         # nodes' instructions (not Redis's)
 #
@@ -66,7 +68,7 @@ for d in "$out"/cg.out.*.2; do
   dump="$d"
   tree="$(callgrind_annotate --tree=caller --inclusive=yes "$d" 2>/dev/null)"
   t="$(grep -m1 'PROGRAM TOTALS' <<<"$tree" | awk '{gsub(",","",$1); print $1}')"
-  m="$(grep -E '< .*MemoryMessageStore as .*MessageStore>::append \(' <<<"$tree" | head -1 |
+  m="$(grep -E '< .*(Memory|Sqlite)MessageStore as .*MessageStore>::append \(' <<<"$tree" | head -1 |
     sed -E 's/.*\(([0-9,]+)x\).*/\1/; s/,//g')"
   total=$((total + t))
   msgs=$((msgs + ${m:-0}))
