@@ -36,8 +36,12 @@
 //! - pipelining and multiplexing: concurrent calls from every task share one
 //!   socket and are pipelined on it; `Script` runs Lua by `EVALSHA` and loads
 //!   it again after a `NOSCRIPT` (a Redis restart);
-//! - RESP3 push: pub/sub messages arrive on the same multiplexed connection
-//!   (with resubscription after a reconnect), which the broker needs;
+//! - RESP3 push: pub/sub messages can arrive on the same multiplexed
+//!   connection (with resubscription after a reconnect). The broker no
+//!   longer uses it: every event between nodes crosses its two connections,
+//!   and redis-rs's general reply parser took a quarter of a node's
+//!   instructions there, so they speak RESP2 themselves (`resp`); the rest
+//!   stays on redis-rs;
 //! - cluster: `cluster-async` speaks Redis Cluster, including sharded
 //!   pub/sub (`SSUBSCRIBE`/`SPUBLISH`);
 //! - it is the most used Redis client in Rust and is maintained by Redis
