@@ -943,18 +943,33 @@ impl Session {
             };
             self.publish_presence(presence).await;
         }
-        // A device back within the grace period takes its call up again
-        // on this connection (its media never stopped: peer to peer).
-        if let Some(auth) = &self.auth {
-            match self
-                .server
-                .backends
-                .calls
-                .conn_opened(&user, &auth.device, &self.conn_key)
-                .await
-            {
-                Ok(back) => self.holds_call |= back,
-                Err(e) => tracing::warn!(error = %e, "call store unavailable at sign-in"),
+        if let Err(e) = self.join_call().await {
+            tracing::warn!(error = %e, "call store unavailable at sign-in");
+        }
+        Ok(())
+    }
+
+    /// At sign-in, the user's call if any (one store round trip when there
+    /// is none): a device back within the grace period takes its call up
+    /// again on this connection (its media never stopped: peer to peer),
+    /// and a device of the callee rings if the call still rings, as if it
+    /// had been connected at the invite.
+    async fn join_call(&mut self) -> Result<(), crate::store::StoreError> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        let calls = &self.server.backends.calls;
+        let Some(call) = calls.of_user(&auth.user).await? else {
+            return Ok(());
+        };
+        if call.in_call(&auth.user, &auth.device) {
+            self.holds_call |= calls
+                .conn_opened(&auth.user, &auth.device, &self.conn_key)
+                .await?;
+        } else if call.rings_for(&auth.user) && self.version >= CALLS_VERSION {
+            let now = self.server.now();
+            if let Some(frames) = crate::commands::calls::ring_late(&call, &auth.device, now) {
+                self.pending.extend(frames.map(Some));
             }
         }
         Ok(())

@@ -24,7 +24,9 @@ use crate::protocol::{
 };
 use crate::request::{Caller, Out};
 use crate::server::{IceConfig, Server};
-use crate::store::{Answered, CallRecord, Event, NewMessage, Started, StoreError, Topic};
+use crate::store::{
+    Answered, CallOffer, CallRecord, Event, NewMessage, OfferFor, Started, StoreError, Topic,
+};
 
 /// Candidates one signal may carry.
 pub(crate) const MAX_CANDIDATES: usize = 50;
@@ -115,6 +117,36 @@ fn check_signal(
 }
 
 /// The call `record` as `call_state` shows it, in `state`.
+/// What a device of the callee that signs in while `record` rings is
+/// pushed, as if it had been connected at the invite: the call ringing,
+/// and the offer as this device may read it (the SDP, or the payload
+/// sealed for it). `None` when the offer was sealed for other devices only:
+/// this device could not answer it (the caller's client seals for every
+/// device it knows of the callee, so that is a device added since).
+pub(crate) fn ring_late(
+    record: &CallRecord,
+    device: &crate::model::DeviceId,
+    now: Millis,
+) -> Option<[ServerFrame; 2]> {
+    let (sdp, sealed) = match record.offer.as_ref()?.for_device(device)? {
+        OfferFor::Plain(sdp) => (Some(sdp.to_owned()), None),
+        OfferFor::Sealed(payload) => (None, Some(payload.to_owned())),
+    };
+    Some([
+        ServerFrame::CallState {
+            id: None,
+            call: Box::new(info(record, CallStatus::Ringing, None, now)),
+        },
+        ServerFrame::CallSignal(Box::new(CallSignalPush {
+            call: record.id.clone(),
+            device: record.caller_device.clone(),
+            sdp,
+            candidates: Vec::new(),
+            sealed,
+        })),
+    ])
+}
+
 fn info(record: &CallRecord, state: CallStatus, reason: Option<CallEnd>, now: Millis) -> CallInfo {
     CallInfo {
         call: record.id.clone(),
@@ -270,7 +302,7 @@ pub(crate) async fn invite(
     {
         return Err(CoreError::RateLimited { retry_after_ms });
     }
-    let record = CallRecord::new(
+    let mut record = CallRecord::new(
         call.clone(),
         conv,
         (
@@ -283,6 +315,18 @@ pub(crate) async fn invite(
         state.encrypted,
         now,
     );
+    // Kept while the call rings, for a device of the callee that connects
+    // meanwhile (`ring_late`).
+    record.offer = match (&signal.sdp, signal.sealed.is_empty()) {
+        (Some(sdp), true) => Some(CallOffer::plain(sdp.clone())),
+        (None, false) => Some(CallOffer::sealed(
+            signal
+                .sealed
+                .iter()
+                .map(|s| (s.device.clone(), s.payload.clone())),
+        )),
+        _ => None,
+    };
     match s.backends.calls.start(&record).await? {
         Started::Exists => Err(CoreError::Conflict {
             field: "call".into(),

@@ -49,6 +49,75 @@ pub struct CallRecord {
     /// Since when the answering device's connection in the call is gone.
     #[serde(default)]
     pub callee_gone_at: Option<Millis>,
+    /// The invite's offer, kept while the call lasts so that a device of
+    /// the callee that connects while it rings rings too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<CallOffer>,
+}
+
+/// A call's offer as the invite carried it: the SDP in the clear, or
+/// sealed for each of the callee's devices (opaque to the server).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CallOffer {
+    /// The SDP offer, in a conversation that is not end-to-end encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp: Option<String>,
+    /// One sealed payload per device of the callee it was sealed for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed: Vec<SealedOffer>,
+}
+
+/// The offer sealed for one device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SealedOffer {
+    /// The device it was sealed for.
+    pub device: DeviceId,
+    /// Its payload, as the caller sent it.
+    pub payload: String,
+}
+
+impl CallOffer {
+    /// An offer in the clear.
+    pub fn plain(sdp: String) -> Self {
+        Self {
+            sdp: Some(sdp),
+            sealed: Vec::new(),
+        }
+    }
+
+    /// An offer sealed per device (`(device, payload)`).
+    pub fn sealed(per_device: impl IntoIterator<Item = (DeviceId, String)>) -> Self {
+        Self {
+            sdp: None,
+            sealed: per_device
+                .into_iter()
+                .map(|(device, payload)| SealedOffer { device, payload })
+                .collect(),
+        }
+    }
+
+    /// What `device` may read of it: the SDP in the clear, or the payload
+    /// sealed for it; `None` when it was sealed for other devices only.
+    pub fn for_device(&self, device: &DeviceId) -> Option<OfferFor<'_>> {
+        if let Some(sdp) = &self.sdp {
+            return Some(OfferFor::Plain(sdp));
+        }
+        self.sealed
+            .iter()
+            .find(|s| s.device == *device)
+            .map(|s| OfferFor::Sealed(&s.payload))
+    }
+}
+
+/// A device's part of a [`CallOffer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OfferFor<'a> {
+    /// The SDP in the clear.
+    Plain(&'a str),
+    /// The payload sealed for the device.
+    Sealed(&'a str),
 }
 
 impl CallRecord {
@@ -79,7 +148,14 @@ impl CallRecord {
             callee_conn: None,
             caller_gone_at: None,
             callee_gone_at: None,
+            offer: None,
         }
+    }
+
+    /// Whether it rings for `user`: they are its callee and no device of
+    /// theirs answered yet.
+    pub fn rings_for(&self, user: &UserId) -> bool {
+        *user == self.callee && self.answered_by.is_none()
     }
 
     /// Whether `device` of `user` is one of the call's two devices: the

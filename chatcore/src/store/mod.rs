@@ -27,7 +27,7 @@ pub use blobs::{
     ByteRange,
 };
 pub use broker::{Broker, BrokerHandler, Event, Revocation, Topic};
-pub use calls::{Answered, CallRecord, CallStore, Started};
+pub use calls::{Answered, CallOffer, CallRecord, CallStore, OfferFor, SealedOffer, Started};
 pub use contacts::{pair_key, ContactStore, ContactView, Link, Relation, Written};
 pub use keys::{
     Claimed, DeviceKeys, IdentitySet, KeyCounts, KeyStore, MasterKey, MasterSignature, OneTimeKey,

@@ -1256,8 +1256,10 @@ async fn presence_tracks_connections_and_last_seen(b: Backends) {
     );
 }
 
+/// A call as invited, with its offer sealed for two of the callee's
+/// devices (every store keeps it whole, through every change).
 fn call(id: &str, caller: &UserId, callee: &UserId) -> CallRecord {
-    CallRecord::new(
+    let mut record = CallRecord::new(
         id.to_owned(),
         ConversationId::direct(caller, callee),
         (
@@ -1269,7 +1271,12 @@ fn call(id: &str, caller: &UserId, callee: &UserId) -> CallRecord {
         CallMedia::Video,
         true,
         T0,
-    )
+    );
+    record.offer = Some(crate::store::CallOffer::sealed([
+        (DeviceId::from("dev-b1"), "c2VhbGVkIGZvciBiMQ".to_owned()),
+        (DeviceId::from("dev-b2"), "c2VhbGVkIGZvciBiMg".to_owned()),
+    ]));
+    record
 }
 
 async fn calls_one_per_user_answered_once_ended_once(b: Backends) {
@@ -1325,6 +1332,8 @@ async fn calls_one_per_user_answered_once_ended_once(b: Backends) {
         (Some(d1.clone()), Some(T0 + 5), Some("n/d1".to_owned()))
     );
     assert!(on.in_call(&bob, &d1) && !on.in_call(&bob, &d2) && on.in_call(&a, &on.caller_device));
+    assert_eq!(on.offer, first.offer, "the offer stays through the changes");
+    assert!(!on.rings_for(&bob), "answered: it rings no more");
     match c.answer("call-1", &d2, "n/d2", T0 + 6).await.unwrap() {
         Answered::Taken(r) => assert_eq!(r.answered_by, Some(d1.clone())),
         other => panic!("{other:?}"),

@@ -562,6 +562,111 @@ async fn encrypted_conversations_take_only_sealed_signals_each_device_its_own() 
     );
 }
 
+/// A device of the callee that connects while the call rings rings too,
+/// with the offer as it may read it (sealed: its own payload); once the
+/// call is answered, a device that connects gets nothing of it.
+#[tokio::test]
+async fn a_device_of_the_callee_that_connects_while_it_rings_rings_too() {
+    let (s, _) = server_with(fast_config());
+    let (mut a, mut b1, _, bob, conv) = contacts(&s).await;
+    let (mut b2, b2_device) = second_device(&s, "bob").await;
+    let b2_token = b2.token.clone().unwrap();
+    let b1_device = device_of(&mut b1).await;
+    let a_device = device_of(&mut a).await;
+    a.req(|id| ClientFrame::Encrypt {
+        id,
+        conv: conv.clone(),
+    })
+    .await;
+    // Bob's second device is offline when Alice calls; her client sealed
+    // the offer for both of his devices.
+    b2.conn.tx.close_channel();
+    b2.closed().await;
+    b1.drain().await;
+    let sealed = CallSignal {
+        sealed: vec![
+            SealedSignal {
+                device: b1_device.clone(),
+                payload: "Zm9yIGIx".into(),
+            },
+            SealedSignal {
+                device: b2_device.clone(),
+                payload: "Zm9yIGIy".into(),
+            },
+        ],
+        ..CallSignal::default()
+    };
+    let r = a.req(invite("late1", &conv, sealed)).await;
+    assert_eq!(state_of(&r).state, CallStatus::Ringing);
+    let resume = |token: String| move |id| ClientFrame::Resume { id, token };
+    let mut late = Client::connect(&s).await;
+    let r = late.req(resume(b2_token.clone())).await;
+    assert!(matches!(r, ServerFrame::Session { .. }), "{r:?}");
+    let got = late.drain().await;
+    let rung = states(&got);
+    assert_eq!(rung.len(), 1, "{got:?}");
+    assert_eq!((rung[0].0, rung[0].2.clone()), (CallStatus::Ringing, None));
+    let info = got.iter().find_map(|f| match f {
+        ServerFrame::CallState { call, .. } => Some(call.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        info.map(|i| (i.callee, i.caller_device)),
+        Some((bob.clone(), a_device.clone()))
+    );
+    let offer = signals(&got);
+    assert_eq!(
+        (
+            offer.len(),
+            offer[0].call.as_str(),
+            offer[0].sealed.as_deref(),
+            &offer[0].device
+        ),
+        (1, "late1", Some("Zm9yIGIy"), &a_device),
+        "its own sealed payload, from the caller's device"
+    );
+    // It answers, as a device rung at the invite would.
+    let r = late
+        .req(answer(
+            "late1",
+            CallSignal {
+                sealed: vec![SealedSignal {
+                    device: a_device.clone(),
+                    payload: "YW5zd2Vy".into(),
+                }],
+                ..CallSignal::default()
+            },
+        ))
+        .await;
+    assert_eq!(state_of(&r).state, CallStatus::Active, "{r:?}");
+    // Answered: another connection of Bob's gets no ringing call.
+    let mut after = Client::connect(&s).await;
+    after.req(resume(b2_token)).await;
+    let got = after.drain().await;
+    assert!(
+        states(&got).is_empty() && signals(&got).is_empty(),
+        "{got:?}"
+    );
+}
+
+/// A plain offer reaches a device that connects while the call rings as
+/// it is.
+#[tokio::test]
+async fn a_plain_offer_reaches_a_device_that_connects_while_it_rings() {
+    let (s, _) = server_with(fast_config());
+    let (mut a, _b1, _, _, conv) = contacts(&s).await;
+    let (mut b2, _) = second_device(&s, "bob").await;
+    let token = b2.token.clone().unwrap();
+    b2.conn.tx.close_channel();
+    b2.closed().await;
+    a.req(invite("late2", &conv, plain_sdp(OFFER))).await;
+    let mut late = Client::connect(&s).await;
+    late.req(|id| ClientFrame::Resume { id, token }).await;
+    let got = late.drain().await;
+    assert_eq!(states(&got).len(), 1, "{got:?}");
+    assert_eq!(signals(&got)[0].sdp.as_deref(), Some(OFFER));
+}
+
 #[tokio::test]
 async fn a_device_gone_past_the_grace_ends_the_call_and_one_back_in_time_keeps_it() {
     let (s, clock) = server_with(fast_config());

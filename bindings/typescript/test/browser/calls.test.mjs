@@ -392,6 +392,29 @@ test("at phone width someone not in one's contacts is called from their card: th
   assert.deepEqual(problems, []);
 });
 
+test("a device of the callee that comes back while the call rings rings too, and answers it", async () => {
+  const kim = await person("kim");
+  const lee = await person("lee");
+  await acceptedChat(kim, lee);
+  const tablet = await otherDevice(lee, "lee-tablet", { width: 390, height: 844 });
+  const t = tablet.page;
+  // Lee's tablet goes away (its page closed); Kim's client knows its keys and seals the offer for it too.
+  await t.goto("about:blank");
+  await kim.page.locator("#call-voice").click();
+  await lee.page.locator("#call[open] #call-status", { hasText: "Incoming voice call" }).waitFor();
+  // It comes back while the call rings: it rings as well, and takes the call.
+  await t.goto(`${chatd.httpUrl}/?${VIDEO}`);
+  await t.locator("#call[open] #call-status", { hasText: "Incoming voice call" }).waitFor();
+  assert.equal((await t.locator("#call-name").textContent())?.trim(), kim.account.display_name);
+  await t.locator("#call-accept-voice").click();
+  for (const p of [kim.page, t]) await p.locator("#call-status", { hasText: /^\d+:\d\d$/ }).waitFor();
+  await lee.page.locator("#call-status", { hasText: "Answered on another device" }).waitFor();
+  await kim.page.locator("#call-hangup").click();
+  for (const p of [kim.page, t]) await p.waitForFunction(() => /** @type {any} */ (window).chatcoreCall?.() === null);
+  await tablet.context.close();
+  assert.deepEqual(problems, []);
+});
+
 test("no call button in a group: group calls are not there yet", async () => {
   const carol = await person("erin");
   const dave = await person("frank");
