@@ -9,7 +9,7 @@ pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Clock ticks per second of /proc/<pid>/stat (USER_HZ: 100 on Linux).
+/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ: 100 on Linux).
 const TICKS_PER_SEC: f64 = 100.0;
 
 /// User + system CPU ticks of a process so far.
@@ -24,7 +24,7 @@ pub(crate) fn cpu_ticks(pid: u32) -> Result<u64> {
     Ok(utime + stime)
 }
 
-/// Resident set size of a process in KiB (VmRSS of /proc/<pid>/status).
+/// Resident set size of a process in KiB (VmRSS of `/proc/<pid>/status`).
 pub(crate) fn rss_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("cannot read /proc/{pid}/status"))?;

@@ -109,9 +109,9 @@ pub const COLLECTIONS: &[&str] = &[
 
 /// The layout (collections, documents, indexes) this build reads and
 /// writes. A database marked with a larger number was written by a newer
-/// build: [`check_version`] refuses it. A change that an older build could
+/// build: `check_version` refuses it. A change that an older build could
 /// misread raises it, with a migration from the previous one in
-/// [`check_version`] and a line in docs/MONGO.md.
+/// `check_version` and a line in docs/MONGO.md.
 ///
 /// - 1: direct conversations only, `conversations` a head cache.
 /// - 2: conversations are stored things (kind, settings, member records,

@@ -462,7 +462,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-/// The schema this build reads and writes: the number of [`MIGRATIONS`].
+/// The schema this build reads and writes: the number of `MIGRATIONS`.
 /// A database marked with a larger `user_version` is refused.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

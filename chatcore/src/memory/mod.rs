@@ -393,7 +393,7 @@ struct BrokerNode {
 /// node on the bus that subscribed to its topic, this one included, before
 /// `publish` returns (so the order of one publisher's events is kept on
 /// every topic). The reference of [`Broker`]'s subscription semantics
-/// (the broker conformance suite, [`crate::testkit::broker`]).
+/// (the broker conformance suite, `chatcore::testkit::broker`, feature `testkit`).
 pub struct MemoryBroker {
     node: Arc<BrokerNode>,
     /// `None` for a broker alone on a bus of its own ([`MemoryBroker::new`]):

@@ -95,7 +95,7 @@ impl Codec {
 
     /// Encodes a server frame at the end of `out`, the frames of every
     /// relayed message (`sent`, a text `message`) by hand in MessagePack
-    /// ([`super::encode`]): the same bytes as [`Codec::encode_into`], for
+    /// (the `protocol::encode` module): the same bytes as [`Codec::encode_into`], for
     /// fewer instructions.
     ///
     /// A `message` frame is encoded once per codec and message, however many

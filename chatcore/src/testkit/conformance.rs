@@ -92,7 +92,7 @@ cases!(
 );
 
 /// Every case, by name: this module's and those of a message's life
-/// ([`super::life`]).
+/// (the `testkit::life` module).
 pub fn cases() -> Vec<(&'static str, Case)> {
     let mut cases = own_cases();
     cases.extend(super::life::cases());
