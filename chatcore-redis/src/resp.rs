@@ -394,6 +394,28 @@ mod tests {
         assert!(parse(&mut buf).is_err());
     }
 
+    /// Whatever comes, parsing answers (a value, "more", or an error) and
+    /// never panics: 200,000 strings of RESP's own characters.
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        const ALPHABET: &[u8] = b"+-:$*\r\n0123456789-1ab\r\n";
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..200_000 {
+            let len = (next() % 40) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect();
+            let mut buf = BytesMut::from(&bytes[..]);
+            while let Ok(Some(_)) = parse(&mut buf) {}
+        }
+    }
+
     #[test]
     fn integers_and_decimals() {
         for (text, n) in [
