@@ -255,10 +255,12 @@ impl CallStore for MongoCallStore {
             d.call.answered_by = Some(device.clone());
             d.call.answered_at = Some(now);
             d.call.callee_conn = Some(conn.to_owned());
+            d.call.offer = None;
             let set = doc! {
                 "call.answered_by": device.as_str(),
                 "call.answered_at": now,
                 "call.callee_conn": conn,
+                "call.offer": mongodb::bson::Bson::Null,
             };
             if self.swap(id, d.v, set).await? {
                 return Ok(Answered::Answered(d.call));

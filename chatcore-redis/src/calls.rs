@@ -71,7 +71,7 @@ fn script(body: &str) -> Script {
 /// (the id exists).
 /// KEYS: the call, the calls by start.
 /// ARGV: P, TTL, id, caller, callee, caller device, caller conn, started,
-/// record.
+/// record, offer (empty: none).
 static START: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -81,6 +81,7 @@ if busy(P, caller) then return 2 end
 if busy(P, callee) then return 3 end
 redis.call('HSET', KEYS[1], 'rec', ARGV[9], 'caller', caller, 'callee', callee,
   'caller_device', ARGV[6], 'caller_conn', ARGV[7])
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'offer', ARGV[10]) end
 redis.call('PEXPIRE', KEYS[1], TTL)
 redis.call('SET', P .. ':of:' .. caller, id, 'PX', TTL)
 redis.call('SET', P .. ':of:' .. callee, id, 'PX', TTL)
@@ -128,6 +129,7 @@ if redis.call('HEXISTS', KEYS[1], 'answered_by') == 1 then
   return {2, redis.call('HGETALL', KEYS[1])}
 end
 redis.call('HSET', KEYS[1], 'answered_by', ARGV[4], 'answered_at', ARGV[6], 'callee_conn', ARGV[5])
+redis.call('HDEL', KEYS[1], 'offer')
 touch(ARGV[1], ARGV[2], ARGV[3], KEYS[1])
 return {1, redis.call('HGETALL', KEYS[1])}
 ",
@@ -282,11 +284,21 @@ impl RedisCallStore {
 }
 
 /// A record as stored in `rec`.
-fn encode(call: &CallRecord) -> StoreResult<Vec<u8>> {
-    let mut out = vec![SCHEMA];
-    rmp_serde::encode::write_named(&mut out, call)
-        .map_err(|e| corrupt(format!("a call does not encode: {e}")))?;
-    Ok(out)
+/// A call's `rec` (without its offer) and its `offer` field (empty: none),
+/// apart so that answering drops the offer without writing `rec` again.
+fn encode(call: &CallRecord) -> StoreResult<(Vec<u8>, Vec<u8>)> {
+    let failed = |e: rmp_serde::encode::Error| corrupt(format!("a call does not encode: {e}"));
+    let mut rec = vec![SCHEMA];
+    let mut offer = Vec::new();
+    if let Some(o) = &call.offer {
+        rmp_serde::encode::write_named(&mut offer, o).map_err(failed)?;
+        let mut without = call.clone();
+        without.offer = None;
+        rmp_serde::encode::write_named(&mut rec, &without).map_err(failed)?;
+    } else {
+        rmp_serde::encode::write_named(&mut rec, call).map_err(failed)?;
+    }
+    Ok((rec, offer))
 }
 
 /// A call's hash (`HGETALL`'s flat answer): the record as invited with the
@@ -349,6 +361,13 @@ fn decode(v: &Value) -> StoreResult<Option<CallRecord>> {
     call.callee_conn = text("callee_conn")?;
     call.caller_gone_at = int("caller_gone")?;
     call.callee_gone_at = int("callee_gone")?;
+    call.offer = match fields.get("offer") {
+        Some(Value::BulkString(b)) => {
+            Some(rmp_serde::from_slice(b).map_err(|e| corrupt(format!("a call's offer: {e}")))?)
+        }
+        Some(other) => return Err(corrupt(format!("a call's offer: {other:?}"))),
+        None => None,
+    };
     Ok(Some(call))
 }
 
@@ -359,7 +378,7 @@ fn code(v: &Value, what: &str) -> StoreResult<i64> {
 #[async_trait]
 impl CallStore for RedisCallStore {
     async fn start(&self, call: &CallRecord) -> StoreResult<Started> {
-        let rec = encode(call)?;
+        let (rec, offer) = encode(call)?;
         let mut c = self.store.connection();
         let v: Value = START
             .key(self.call_key(&call.id))
@@ -373,6 +392,7 @@ impl CallStore for RedisCallStore {
             .arg(&call.caller_conn)
             .arg(call.started_at)
             .arg(rec)
+            .arg(offer)
             .invoke_async(&mut c)
             .await
             .map_err(store_error)?;

@@ -66,7 +66,7 @@
 //! | `<prefix>:{presence}:n:<node>` | set | the users with a connection on the node | none (emptied by disconnects; popped by the sweep of a dead node) |
 //! | `<prefix>:{presence}:nodes` | sorted set | the node registry: node → its last heartbeat (ms) | none (a dead node is removed by the sweep that takes it over) |
 //! | `<prefix>:{presence}:seen:<user>` | string (integer) | the user's last-seen time (ms) | none |
-//! | `<prefix>:{calls}:call:<id>` | hash | a call going on: `rec` (a schema byte and the record as invited, with its offer, in named MessagePack) and the fields that change (`ringing`, `answered_by`, `answered_at`, `caller_conn`, `callee_conn`, `caller_gone`, `callee_gone`) with `caller`, `callee`, `caller_device` | a day after the call's last change ([`CALL_TTL_MS`], a safety net); removed when it ends |
+//! | `<prefix>:{calls}:call:<id>` | hash | a call going on: `rec` (a schema byte and the record as invited, in named MessagePack), `offer` (the invite's offer while it rings, named MessagePack) and the fields that change (`ringing`, `answered_by`, `answered_at`, `caller_conn`, `callee_conn`, `caller_gone`, `callee_gone`) with `caller`, `callee`, `caller_device` | a day after the call's last change ([`CALL_TTL_MS`], a safety net); removed when it ends |
 //! | `<prefix>:{calls}:of:<user>` | string | the id of the call the user is in | as its call |
 //! | `<prefix>:{calls}:all` | sorted set | the calls' ids by their start (ms), scanned by [`chatcore::store::CallStore::due`] | none (ended calls leave it; `due` drops the ids of expired ones) |
 //!

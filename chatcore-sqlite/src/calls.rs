@@ -149,6 +149,7 @@ impl CallStore for SqliteCallStore {
                 call.answered_by = Some(device);
                 call.answered_at = Some(now);
                 call.callee_conn = Some(conn);
+                call.offer = None;
                 save(c, &call)?;
                 Ok(Answered::Answered(call))
             })

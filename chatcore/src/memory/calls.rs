@@ -87,6 +87,7 @@ impl CallStore for MemoryCallStore {
                 call.answered_by = Some(device.clone());
                 call.answered_at = Some(now);
                 call.callee_conn = Some(conn.to_owned());
+                call.offer = None;
                 Answered::Answered(call.clone())
             }
         })

@@ -49,8 +49,10 @@ pub struct CallRecord {
     /// Since when the answering device's connection in the call is gone.
     #[serde(default)]
     pub callee_gone_at: Option<Millis>,
-    /// The invite's offer, kept while the call lasts so that a device of
-    /// the callee that connects while it rings rings too.
+    /// The invite's offer, kept while the call rings so that a device of
+    /// the callee that connects meanwhile rings too; dropped once answered
+    /// (every later read of the call, one per trickled candidate, would
+    /// carry it for nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offer: Option<CallOffer>,
 }
@@ -212,7 +214,8 @@ pub trait CallStore: Send + Sync {
     async fn set_ringing(&self, id: &str) -> StoreResult<Option<CallRecord>>;
 
     /// `device` (of the callee), on connection `conn`, answers call `id` at
-    /// `now`, unless another device answered first.
+    /// `now`, unless another device answered first; the answered call no
+    /// longer keeps its offer.
     async fn answer(
         &self,
         id: &str,

@@ -1332,7 +1332,12 @@ async fn calls_one_per_user_answered_once_ended_once(b: Backends) {
         (Some(d1.clone()), Some(T0 + 5), Some("n/d1".to_owned()))
     );
     assert!(on.in_call(&bob, &d1) && !on.in_call(&bob, &d2) && on.in_call(&a, &on.caller_device));
-    assert_eq!(on.offer, first.offer, "the offer stays through the changes");
+    assert_eq!(
+        (rung.offer.clone(), on.offer.clone()),
+        (first.offer.clone(), None),
+        "the offer kept while it rings, dropped once answered"
+    );
+    assert_eq!(c.get("call-1").await.unwrap().and_then(|r| r.offer), None);
     assert!(!on.rings_for(&bob), "answered: it rings no more");
     match c.answer("call-1", &d2, "n/d2", T0 + 6).await.unwrap() {
         Answered::Taken(r) => assert_eq!(r.answered_by, Some(d1.clone())),
