@@ -22,7 +22,7 @@ use crate::commands::{
 };
 use crate::error::CoreError;
 use crate::limits::AddrKey;
-use crate::model::{Content, ConversationId, DeviceId, UserId};
+use crate::model::{Content, ConversationId, DeviceId, Millis, UserId};
 use crate::protocol::{ClientFrame, ServerFrame};
 use crate::server::Server;
 use crate::session::Disconnect;
@@ -51,6 +51,24 @@ pub struct Caller {
     ///
     /// [`Privacy::read_receipts`]: crate::model::Privacy::read_receipts
     pub read_receipts: bool,
+    /// The last `typing` this connection sent out to the conversation's
+    /// members, which a repeat of it within a third of the push's
+    /// `ttl_ms` need not send again. A connection keeps it from
+    /// [`Out::typing`]; `None` from [`Caller::new`].
+    pub typing: Option<TypingSent>,
+}
+
+/// A `typing` that went out to a conversation's members (see
+/// [`Caller::typing`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TypingSent {
+    /// Where.
+    pub conv: ConversationId,
+    /// Writing or stopped.
+    pub typing: bool,
+    /// When, by the server's clock.
+    pub at: Millis,
 }
 
 impl Caller {
@@ -63,6 +81,7 @@ impl Caller {
             token_hash,
             conn,
             read_receipts: true,
+            typing: None,
         }
     }
 }
@@ -143,6 +162,9 @@ pub struct Out {
     /// The connection now holds one side of a call (it invited, or
     /// answered): when it closes, the call learns that side is gone.
     pub holds_call: bool,
+    /// What [`Caller::typing`] becomes (`Some(None)`: forgotten, as after a
+    /// message, which ends the typing its recipients show).
+    pub typing: Option<Option<TypingSent>>,
 }
 
 impl Out {
@@ -157,6 +179,7 @@ impl Out {
         self.close = None;
         self.to_device_acked = false;
         self.holds_call = false;
+        self.typing = None;
     }
 
     pub(crate) fn publish(&mut self, topic: Topic, event: Event) {

@@ -610,6 +610,9 @@ impl Session {
         if let Some(focus) = self.out.focus.take() {
             self.focus = focus;
         }
+        if let (Some(typing), Some(caller)) = (self.out.typing.take(), self.auth.as_mut()) {
+            caller.typing = typing;
+        }
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use crate::model::{
     Role, UserId, MAX_REACTIONS,
 };
 use crate::protocol::{ReceiptInfo, ServerFrame, SharedMessage};
-use crate::request::{page, Caller, Out};
+use crate::request::{page, Caller, Out, TypingSent};
 use crate::server::Server;
 use crate::store::{ConversationState, Event, Listing, NewMessage, StoreError, Topic};
 
@@ -424,6 +424,11 @@ pub(crate) async fn send(
         out.watch.push(to);
     }
     if !appended.duplicate {
+        // The message ends the typing its recipients show: typing here
+        // again goes out at once.
+        if caller.typing.as_ref().is_some_and(|t| t.conv == conv) {
+            out.typing = Some(None);
+        }
         s.metrics
             .messages_stored
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -727,6 +732,14 @@ pub(crate) async fn receipts(
 /// current member of an accepted conversation types: in a message request or
 /// an invitation not answered yet, and towards a user who blocks or is
 /// blocked, nothing goes out (and the caller is not told, as for presence).
+///
+/// A repeat of what this connection last sent out there, within a third of
+/// the push's `ttl_ms`, does not go out again: the members still show it
+/// for at least two thirds of `ttl_ms`, and a client that refreshes about
+/// every half of it (as asked) is sent on each time, while one that
+/// refreshes more often costs every member's connection a push per
+/// refresh for nothing. A message from the connection ends that (its
+/// recipients stop showing the typing), so typing there again goes out.
 pub(crate) async fn typing(
     s: &Server,
     caller: &Caller,
@@ -742,12 +755,21 @@ pub(crate) async fn typing(
         ));
     }
     let key = format!("typing:{}", caller.conn);
+    let now = s.now();
     let over = s
         .backends
         .limiter
-        .spend(&key, 1, s.config.typing_budget, s.now())
+        .spend(&key, 1, s.config.typing_budget, now)
         .await?;
     if over.is_some() || !shares_activity(&state) {
+        return Ok(ServerFrame::Ok { id });
+    }
+    let fresh = i64::from(s.config.typing_ttl_ms / 3);
+    if caller
+        .typing
+        .as_ref()
+        .is_some_and(|t| t.conv == conv && t.typing == typing && now.saturating_sub(t.at) < fresh)
+    {
         return Ok(ServerFrame::Ok { id });
     }
     for m in state.members.iter().filter(|m| m.is_active()) {
@@ -763,6 +785,11 @@ pub(crate) async fn typing(
             },
         );
     }
+    out.typing = Some(Some(TypingSent {
+        conv,
+        typing,
+        at: now,
+    }));
     Ok(ServerFrame::Ok { id })
 }
 

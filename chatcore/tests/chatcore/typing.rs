@@ -2,8 +2,12 @@
 //! the connection's budget; and that a slow connection drops typing rather
 //! than being closed for it.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use chatcore::model::ConversationId;
 use chatcore::protocol::{ClientFrame, ErrorCode, ServerFrame, PROTOCOL_VERSION};
+use chatcore::server::ManualClock;
 use chatcore::store::Quota;
 use chatcore::testkit::model::fast_config;
 use chatcore::{Backends, Server};
@@ -151,13 +155,14 @@ async fn a_version_4_client_gets_no_typing_push() {
     let mut now = Client::connect(&s).await;
     now.login("bob", PW).await;
     now.drain().await;
+    // (A change: a repeat of the first would not go out again so soon.)
     assert!(matches!(
-        a.req(typing(&conv, true)).await,
+        a.req(typing(&conv, false)).await,
         ServerFrame::Ok { .. }
     ));
     assert_eq!(
         typings(&now.drain().await),
-        [(a.user.clone().unwrap().to_string(), true)]
+        [(a.user.clone().unwrap().to_string(), false)]
     );
     assert_eq!(
         typings(&old.drain().await),
@@ -175,9 +180,10 @@ async fn past_the_connections_budget_typing_is_dropped_not_refused() {
     };
     let s = Server::new(Backends::memory(), config).unwrap();
     let (mut a, mut b, _, _, conv) = contacts(&s).await;
-    for _ in 0..4 {
+    // Writing, stopped, writing, stopped: each a change, none a repeat.
+    for i in 0..4 {
         assert!(matches!(
-            a.req(typing(&conv, true)).await,
+            a.req(typing(&conv, i % 2 == 0)).await,
             ServerFrame::Ok { .. }
         ));
     }
@@ -198,12 +204,13 @@ async fn a_slow_connection_drops_typing_and_stays_open() {
     config.outbound_queue = 4;
     let s = Server::new(Backends::memory(), config).unwrap();
     let (mut a, mut b, _, _, conv) = contacts(&s).await;
-    // Bob's connection reads nothing while Alice types a hundred times: its queue fills.
+    // Bob's connection reads nothing while Alice starts and stops typing
+    // a hundred times: its queue fills.
     let mut slow = Client::connect_from(&s, None, 1).await;
     slow.login("bob", PW).await;
-    for _ in 0..100 {
+    for i in 0..100 {
         assert!(matches!(
-            a.req(typing(&conv, true)).await,
+            a.req(typing(&conv, i % 2 == 0)).await,
             ServerFrame::Ok { .. }
         ));
     }
@@ -219,4 +226,52 @@ async fn a_slow_connection_drops_typing_and_stays_open() {
     );
     assert!(typings(&pushed).len() < 100, "some typing was dropped");
     b.drain().await;
+}
+
+/// A client asked to refresh about every half of `ttl_ms` may refresh more
+/// often: a repeat within a third of it goes out once, so that the
+/// members' connections are not pushed one frame per refresh. A change, a
+/// message from the typist, and another device's typing go out at once.
+#[tokio::test]
+async fn a_repeat_within_a_third_of_the_ttl_goes_out_once() {
+    let clock = Arc::new(ManualClock::new(chatcore::model::now_millis()));
+    let s = Server::with_clock(Backends::memory(), fast_config(), clock.clone()).unwrap();
+    let (mut a, mut b, alice, bob, conv) = contacts(&s).await;
+    let third = Duration::from_millis(u64::from(fast_config().typing_ttl_ms / 3));
+    let me = |on| vec![(alice.to_string(), on)];
+    let say = async |c: &mut Client, on| {
+        assert!(matches!(
+            c.req(typing(&conv, on)).await,
+            ServerFrame::Ok { .. }
+        ));
+    };
+    say(&mut a, true).await;
+    assert_eq!(typings(&b.drain().await), me(true));
+    // Again at once, and just short of a third later: nothing new to show.
+    say(&mut a, true).await;
+    clock.advance(third - Duration::from_millis(1));
+    say(&mut a, true).await;
+    assert_eq!(typings(&b.drain().await), []);
+    // A third after the push went out: the refresh goes out.
+    clock.advance(Duration::from_millis(1));
+    say(&mut a, true).await;
+    assert_eq!(typings(&b.drain().await), me(true));
+    // Stopping goes out at once, and so does writing again.
+    say(&mut a, false).await;
+    say(&mut a, false).await;
+    say(&mut a, true).await;
+    assert_eq!(
+        typings(&b.drain().await),
+        [(alice.to_string(), false), (alice.to_string(), true)]
+    );
+    // A message ends the typing Bob shows: writing again is shown at once.
+    a.send(&bob, "m1", "hello").await;
+    b.drain().await;
+    say(&mut a, true).await;
+    assert_eq!(typings(&b.drain().await), me(true));
+    // Another connection of Alice's keeps its own.
+    let mut phone = Client::connect(&s).await;
+    phone.login("alice", PW).await;
+    say(&mut phone, true).await;
+    assert_eq!(typings(&b.drain().await), me(true));
 }
