@@ -118,7 +118,8 @@ struct AllOpts {
     /// payload's size: relay and rate only), chatd-receipts (chatd, every message acknowledged and
     /// read by its recipient and both receipts pushed to its sender: relay and rate only), chatd-typing
     /// (chatd with --typing-users more users connected, each typing once a second: relay and rate
-    /// only), socketio, ejabberd (relay, rate, idle and fanout: MUC rooms; not a default: needs
+    /// only), chatd-pinging (the same users each sending `ping` once a second instead: the control
+    /// for chatd-typing, what any request at that rate costs), socketio, ejabberd (relay, rate, idle and fanout: MUC rooms; not a default: needs
     /// `apt-get install ejabberd`), ejabberd-sqlite (relay and rate: mod_mam on SQLite; needs
     /// erlang-p1-sqlite3 too), chatd-2nodes and socketio-2nodes (relay and rate: two nodes and a
     /// private Redis, every pair's first user on node A and second on node B; the server's CPU is
@@ -495,15 +496,21 @@ async fn relay_one(
             s.stop().await;
             r?
         }
-        "chatd-typing" => {
+        "chatd-typing" | "chatd-pinging" => {
+            let what = if target == "chatd-typing" {
+                relay::Beside::Typing
+            } else {
+                relay::Beside::Ping
+            };
             let (s, tokens) = start_chatd(o, users + o.typing_users, tmp).await?;
             let accounts = Arc::new(proto::read_accounts(&tokens)?);
-            let typers = relay::start_typers(s.addr, &accounts, users, o.typing_users).await?;
+            let typers =
+                relay::start_typers(s.addr, &accounts, users, o.typing_users, what).await?;
             let r = relay::run(s.addr, Target::Chatd(accounts), &opts, s.pid).await;
             let typed = typers.stop().await;
             s.stop().await;
             let mut r = r?;
-            r.target = "chatd-typing".into();
+            r.target = target.into();
             r.typing_per_sec = typed;
             r
         }
@@ -863,6 +870,7 @@ async fn all(o: AllOpts) -> Result<()> {
                     | "chatd-e2e"
                     | "chatd-receipts"
                     | "chatd-typing"
+                    | "chatd-pinging"
                     | "ejabberd-sqlite"
                     | "chatd-2nodes"
                     | "socketio-2nodes"
@@ -1127,6 +1135,19 @@ async fn all(o: AllOpts) -> Result<()> {
                 per_cpu(&p),
                 if fixed { "<= 1.2x" } else { "-" },
                 if fixed { yes(x <= 1.2) } else { "-" }
+            );
+        }
+        // The control: the same users each sending the cheapest request.
+        if let (Some(p), Some(t)) = (find(runs, "chatd"), find(runs, "chatd-pinging")) {
+            println!(
+                "| control: relay p99 with {} users sending `ping` once a second / without ({how}; {:.0} ping/s sent) | {:.2} / {:.2} ms = {:.2}x ({:.0} / {:.0} msg/s per server CPU-second) | - | - |",
+                o.typing_users,
+                t.typing_per_sec,
+                t.p99_ms,
+                p.p99_ms,
+                t.p99_ms / p.p99_ms.max(0.001),
+                per_cpu(&t),
+                per_cpu(&p),
             );
         }
     }

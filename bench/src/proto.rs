@@ -364,6 +364,13 @@ pub(crate) fn encode_typing(id: u32, conv: &ConversationId, typing: bool) -> Res
     Ok(Message::binary(Codec::MsgPack.encode(&frame)?))
 }
 
+/// `ping`: the cheapest request there is (answered `pong`, nothing else).
+pub(crate) fn encode_ping(id: u32) -> Result<Message> {
+    Ok(Message::binary(
+        Codec::MsgPack.encode(&ClientFrame::Ping { id })?,
+    ))
+}
+
 /// `ack` then `read` of `conv` up to `seq`: the recipient's side of receipts
 /// (its device has the message, and the user read it).
 pub(crate) fn encode_ack_and_read(id: u32, conv: &str, seq: u64) -> Result<[Message; 2]> {

@@ -239,14 +239,25 @@ impl Typers {
     }
 }
 
+/// What the users beside the relay send once a second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Beside {
+    /// `typing` in the pair's conversation (chatd-typing).
+    Typing,
+    /// `ping` (chatd-pinging): the control, what any request at that rate
+    /// costs, answered and nothing pushed.
+    Ping,
+}
+
 /// Connects `n` users (accounts `first..first + n`, in pairs with a direct
-/// conversation each, accepted) that each send `typing` once a second, at
+/// conversation each, accepted) that each send `what` once a second, at
 /// times spread over the second, and read and drop whatever comes.
 pub(crate) async fn start_typers(
     addr: SocketAddr,
     accounts: &Arc<Vec<Account>>,
     first: usize,
     n: usize,
+    what: Beside,
 ) -> Result<Typers> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let gate = Arc::new(tokio::sync::Semaphore::new(256));
@@ -298,7 +309,11 @@ pub(crate) async fn start_typers(
                     _ = stopped.changed() => break,
                     _ = tick.tick() => {
                         id = id.wrapping_add(1);
-                        let Ok(m) = proto::encode_typing(id, &conv, true) else { break };
+                        let m = match what {
+                            Beside::Typing => proto::encode_typing(id, &conv, true),
+                            Beside::Ping => proto::encode_ping(id),
+                        };
+                        let Ok(m) = m else { break };
                         if ws.send(m).await.is_err() {
                             break;
                         }
