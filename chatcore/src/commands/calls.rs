@@ -35,11 +35,13 @@ const MAX_CANDIDATE_BYTES: usize = 1024;
 /// Devices one sealed signal may address.
 const MAX_SEALED: usize = 32;
 
-/// What a signal must carry: an SDP (offer, answer), or candidates.
+/// What a signal must carry: an SDP (offer, answer), candidates, or
+/// either (in an answered call, where an ICE restart renegotiates).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Carries {
     Sdp,
     Candidates,
+    Either,
 }
 
 /// Checks `signal` for a call whose signals are `sealed` (or plain).
@@ -85,14 +87,19 @@ fn check_signal(
     }
     match (carries, &signal.sdp) {
         (Carries::Sdp, None) => return Err(invalid("signal", "the signal needs its sdp")),
-        (Carries::Sdp, Some(sdp)) if sdp.is_empty() || sdp.len() > max => {
+        (Carries::Sdp | Carries::Either, Some(sdp)) if sdp.is_empty() || sdp.len() > max => {
             return Err(CoreError::TooLarge {
                 field: "sdp".into(),
                 message: format!("an sdp has 1 to {max} bytes"),
             })
         }
-        (Carries::Candidates, Some(_)) => return Err(invalid("signal", "candidates carry no sdp")),
-        (Carries::Candidates, None) if signal.candidates.is_empty() => {
+        (Carries::Candidates, Some(_)) => {
+            return Err(invalid(
+                "signal",
+                "candidates carry no sdp until the call is answered",
+            ))
+        }
+        (Carries::Candidates | Carries::Either, None) if signal.candidates.is_empty() => {
             return Err(invalid("signal", "the signal needs candidates"))
         }
         _ => {}
@@ -468,7 +475,14 @@ pub(crate) async fn candidates(
             "only the two devices in the call send it candidates".into(),
         ));
     }
-    check_signal(s, &signal, record.sealed, Carries::Candidates)?;
+    // Once answered, either device may renegotiate (an ICE restart when the
+    // network path broke): an offer and its answer travel here too.
+    let carries = if record.answered_by.is_some() {
+        Carries::Either
+    } else {
+        Carries::Candidates
+    };
+    check_signal(s, &signal, record.sealed, carries)?;
     if caller.user == record.caller {
         // Before an answer, to every device that rings; after, to the one
         // that answered.

@@ -272,6 +272,56 @@ async fn every_device_of_the_callee_rings_the_first_answer_takes_it_and_the_end_
         "not the caller's other device"
     );
 
+    // The network path broke: Alice's device restarts ICE with a new offer,
+    // Bob's answers it, both between the two devices in the call only.
+    let restart = CallSignal {
+        sdp: Some("v=0\r\no=- 1 3 IN IP4 127.0.0.1\r\na=ice-ufrag:new\r\n".into()),
+        ..candidates(1)
+    };
+    let r = a
+        .req(|id| ClientFrame::CallCandidates {
+            id,
+            call: "call-1".into(),
+            signal: restart.clone(),
+        })
+        .await;
+    assert!(matches!(r, ServerFrame::Ok { .. }), "{r:?}");
+    let got = signals(&b2.drain().await);
+    assert_eq!(
+        (got.len(), got[0].sdp.as_ref(), got[0].candidates.len()),
+        (1, restart.sdp.as_ref(), 1)
+    );
+    assert_eq!(signals(&b1.drain().await).len(), 0);
+    let r = b2
+        .req(|id| ClientFrame::CallCandidates {
+            id,
+            call: "call-1".into(),
+            signal: plain_sdp(ANSWER),
+        })
+        .await;
+    assert!(matches!(r, ServerFrame::Ok { .. }), "{r:?}");
+    let got = signals(&a.drain().await);
+    assert_eq!(
+        (got.len(), got[0].sdp.as_deref(), &got[0].device),
+        (1, Some(ANSWER), &b2_device)
+    );
+    // Bounded as the first offer was, and never empty.
+    let huge = plain_sdp(&"x".repeat(fast_config().max_to_device_bytes + 1));
+    for (signal, want) in [
+        (huge, ErrorCode::TooLarge),
+        (plain_sdp(""), ErrorCode::TooLarge),
+        (CallSignal::default(), ErrorCode::InvalidArgument),
+    ] {
+        let r = a
+            .req(|id| ClientFrame::CallCandidates {
+                id,
+                call: "call-1".into(),
+                signal,
+            })
+            .await;
+        assert_eq!(code(&r), Some(want), "{r:?}");
+    }
+
     // A stranger to the call learns nothing of it.
     let mut carol = Client::connect(&s).await;
     carol.register("carol", "+443333333333").await;

@@ -6,6 +6,11 @@
  * device through {@link PhoneOptions.sealer} (the e2e layer's Olm sessions), so the server can neither read nor swap
  * the DTLS fingerprints; elsewhere they travel plain.
  *
+ * When the media path breaks in an answered call (a device changed networks, a relay went away), the call shows
+ * `reconnecting` and the caller's device restarts ICE: a new offer, answered by the other device, through the server
+ * as any signal (PROTOCOL.md "ICE restart"); the call ends as `failed` only if media does not flow again within
+ * {@link PhoneOptions.reconnectMs}.
+ *
  * Glare (both users call each other at once): chatd keeps one call per user, so of two crossing invites the first
  * one it takes stands and the other is refused with `limit_reached`; the side refused answers the call that stands
  * instead of failing. Should both calls ever be seen live, {@link glareWinner} picks one deterministically (the
@@ -47,6 +52,16 @@ export interface PhoneOptions {
     iceTransportPolicy?: RTCIceTransportPolicy;
     /** How long local candidates gather before a batch is sent, in ms (default 50). */
     trickleMs?: number;
+    /**
+     * How long, in ms, an answered call's media path may stay broken (`reconnecting`) before the call ends as
+     * `failed` (default 30000).
+     */
+    reconnectMs?: number;
+    /**
+     * How long, in ms, the caller's device waits for a path that went `disconnected` to come back by itself before
+     * it restarts ICE (default 2000); a `failed` path is restarted at once.
+     */
+    restartAfterMs?: number;
     /** For tests: the peer connection and media sources. */
     RTCPeerConnection?: typeof RTCPeerConnection;
     getUserMedia?: (constraints: MediaStreamConstraints) => Promise<MediaStream>;
@@ -63,6 +78,8 @@ export type CallPhase =
  | "connecting"
 /** Media flows. */
  | "connected"
+/** Answered, media flowed, and its path broke: ICE is being restarted. */
+ | "reconnecting"
 /** Over; see {@link Call.reason}. */
  | "ended";
 /** Why a call ended here: the server's reason, or `elsewhere` (answered on another device of this user). */
@@ -101,6 +118,8 @@ export declare class CandidateBatcher {
     push(c: IceCandidate): void;
     /** The call exists on the server: what waits goes out. */
     open(): void;
+    /** Holds what is gathered until {@link open} again (an ICE restart's new candidates wait for its SDP to go first). */
+    hold(): void;
     close(): void;
     private schedule;
     /** Sends what waits now. */
@@ -146,6 +165,9 @@ export declare class Call {
     private signals;
     private muted_;
     private cameraOff_;
+    /** While `reconnecting`: when the call gives up, and when the caller restarts ICE. */
+    private giveUp;
+    private restartTimer;
     /** @internal */
     constructor(phone: Phone, init: {
         id: string;
@@ -171,6 +193,22 @@ export declare class Call {
     get hasVideo(): boolean;
     /** @internal Gets the media and the peer connection ready. */
     prepare(media: CallMedia): Promise<void>;
+    /**
+     * The media path of the answered call broke (`disconnected` or `failed`): the call shows `reconnecting`, the
+     * caller's device restarts ICE (after {@link PhoneOptions.restartAfterMs} if the path may still come back by
+     * itself, at once if it failed), and the call ends as `failed` if media does not flow again in time.
+     */
+    private reconnect;
+    private stopReconnecting;
+    /**
+     * Restarts ICE (PROTOCOL.md "ICE restart"): a new offer with new ICE credentials, sent to the device that
+     * answered, which answers it; the candidates gathered for it follow the offer. Only the caller's device restarts
+     * (so that two offers never cross), and only in an answered call; it does so by itself when the path breaks, and
+     * an app may call it when it knows the network changed.
+     */
+    restartIce(): Promise<void>;
+    /** The caller's ICE restart offer, on the device that answered: applied and answered. */
+    private answerRestart;
     /** @internal The call exists on the server (invited, answered): local candidates may go. */
     openTrickle(): void;
     /** @internal A signal from the other side, in order. */

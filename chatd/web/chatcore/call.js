@@ -6,6 +6,11 @@
  * device through {@link PhoneOptions.sealer} (the e2e layer's Olm sessions), so the server can neither read nor swap
  * the DTLS fingerprints; elsewhere they travel plain.
  *
+ * When the media path breaks in an answered call (a device changed networks, a relay went away), the call shows
+ * `reconnecting` and the caller's device restarts ICE: a new offer, answered by the other device, through the server
+ * as any signal (PROTOCOL.md "ICE restart"); the call ends as `failed` only if media does not flow again within
+ * {@link PhoneOptions.reconnectMs}.
+ *
  * Glare (both users call each other at once): chatd keeps one call per user, so of two crossing invites the first
  * one it takes stands and the other is refused with `limit_reached`; the side refused answers the call that stands
  * instead of failing. Should both calls ever be seen live, {@link glareWinner} picks one deterministically (the
@@ -83,6 +88,13 @@ export class CandidateBatcher {
         this.open_ = true;
         this.schedule();
     }
+    /** Holds what is gathered until {@link open} again (an ICE restart's new candidates wait for its SDP to go first). */
+    hold() {
+        this.open_ = false;
+        if (this.timer !== undefined)
+            clearTimeout(this.timer);
+        this.timer = undefined;
+    }
     close() {
         this.closed = true;
         this.waiting = [];
@@ -142,6 +154,9 @@ export class Call {
     signals = Promise.resolve();
     muted_ = false;
     cameraOff_ = false;
+    /** While `reconnecting`: when the call gives up, and when the caller restarts ICE. */
+    giveUp;
+    restartTimer;
     /** @internal */
     constructor(phone, init) {
         this.phone = phone;
@@ -232,14 +247,85 @@ export class Call {
         pc.onconnectionstatechange = () => {
             if (this.phase === "ended")
                 return;
-            if (pc.connectionState === "connected") {
+            const state = pc.connectionState;
+            if (state === "connected") {
                 this.connectedAt ??= Date.now();
+                this.stopReconnecting();
                 this.setPhase("connected");
             }
-            else if (pc.connectionState === "failed") {
+            else if ((state === "disconnected" || state === "failed") && this.connectedAt !== undefined) {
+                this.reconnect(state);
+            }
+            else if (state === "failed") {
                 void this.hangup("failed");
             }
         };
+    }
+    /**
+     * The media path of the answered call broke (`disconnected` or `failed`): the call shows `reconnecting`, the
+     * caller's device restarts ICE (after {@link PhoneOptions.restartAfterMs} if the path may still come back by
+     * itself, at once if it failed), and the call ends as `failed` if media does not flow again in time.
+     */
+    reconnect(state) {
+        this.setPhase("reconnecting");
+        this.giveUp ??= setTimeout(() => {
+            this.giveUp = undefined;
+            if (this.pc?.connectionState !== "connected")
+                void this.hangup("failed");
+        }, this.phone.options.reconnectMs ?? 30000);
+        if (this.direction !== "outgoing")
+            return;
+        if (state === "failed" && this.restartTimer !== undefined) {
+            clearTimeout(this.restartTimer);
+            this.restartTimer = undefined;
+        }
+        this.restartTimer ??= setTimeout(() => {
+            this.restartTimer = undefined;
+            if (this.pc?.connectionState !== "connected")
+                void this.restartIce().catch((e) => console.warn("chatcore call: the ICE restart failed:", e));
+        }, state === "failed" ? 0 : (this.phone.options.restartAfterMs ?? 2000));
+    }
+    stopReconnecting() {
+        if (this.giveUp !== undefined)
+            clearTimeout(this.giveUp);
+        if (this.restartTimer !== undefined)
+            clearTimeout(this.restartTimer);
+        this.giveUp = this.restartTimer = undefined;
+    }
+    /**
+     * Restarts ICE (PROTOCOL.md "ICE restart"): a new offer with new ICE credentials, sent to the device that
+     * answered, which answers it; the candidates gathered for it follow the offer. Only the caller's device restarts
+     * (so that two offers never cross), and only in an answered call; it does so by itself when the path breaks, and
+     * an app may call it when it knows the network changed.
+     */
+    async restartIce() {
+        const pc = this.pc;
+        if (!pc || this.over || this.direction !== "outgoing" || !this.info?.answered_by)
+            return;
+        if (pc.signalingState !== "stable")
+            return;
+        this.localCandidates.hold();
+        try {
+            const offer = await pc.createOffer({ iceRestart: true });
+            await pc.setLocalDescription(offer);
+            await this.phone.sendSignal(this, { sdp: offer.sdp ?? "" });
+        }
+        finally {
+            this.localCandidates.open();
+        }
+    }
+    /** The caller's ICE restart offer, on the device that answered: applied and answered. */
+    async answerRestart(pc, sdp) {
+        this.localCandidates.hold();
+        try {
+            await pc.setRemoteDescription({ type: "offer", sdp });
+            const answer = await pc.createAnswer();
+            await pc.setLocalDescription(answer);
+            await this.phone.sendSignal(this, { sdp: answer.sdp ?? "" });
+        }
+        finally {
+            this.localCandidates.open();
+        }
     }
     /** @internal The call exists on the server (invited, answered): local candidates may go. */
     openTrickle() {
@@ -251,16 +337,26 @@ export class Call {
             if (this.phase === "ended")
                 return;
             if (signal.sdp !== undefined) {
-                if (this.direction === "incoming") {
+                const pc = this.pc;
+                if (this.direction === "incoming" && pc?.currentRemoteDescription) {
+                    // Answered, and a new offer from the caller's device: an ICE restart (the first offer again is not).
+                    if (signal.sdp !== this.offer && from === this.peerDevice)
+                        await this.answerRestart(pc, signal.sdp);
+                }
+                else if (this.direction === "incoming") {
                     this.peerDevice ??= from;
                     this.offer ??= signal.sdp;
                     for (const w of this.offerWaiters.splice(0))
                         w(signal.sdp);
                 }
-                else if (this.pc && !this.pc.currentRemoteDescription) {
+                else if (pc && !pc.currentRemoteDescription) {
                     this.peerDevice = from;
-                    await this.pc.setRemoteDescription({ type: "answer", sdp: signal.sdp });
+                    await pc.setRemoteDescription({ type: "answer", sdp: signal.sdp });
                     await this.remoteCandidates.release();
+                }
+                else if (pc && pc.signalingState === "have-local-offer" && from === this.peerDevice) {
+                    // The answer to this device's ICE restart.
+                    await pc.setRemoteDescription({ type: "answer", sdp: signal.sdp });
                 }
             }
             if (signal.candidates?.length)
@@ -333,6 +429,7 @@ export class Call {
         if (this.phase === "ended")
             return;
         this.reason = reason;
+        this.stopReconnecting();
         this.localCandidates.close();
         stopTracks(this.local);
         try {

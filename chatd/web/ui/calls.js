@@ -4,7 +4,9 @@
 // "Ringing…" screen and the in-call screen (remote and local video, mute, camera, output device, duration, hang up).
 // The binding's Phone (chatcore/call.js) does the WebRTC and the signalling; in an end-to-end encrypted conversation
 // (all this page makes) the SDP and candidates are sealed per device with Olm (ui/e2e.js's SecureChat), so the server
-// can neither read nor swap the DTLS fingerprints. No group calls yet: groups have no call button.
+// can neither read nor swap the DTLS fingerprints. When the media path breaks mid-call the screen says
+// "Reconnecting…" while the caller's device restarts ICE (the Phone does it; also when the browser comes back
+// online). No group calls yet: groups have no call button.
 //
 // Debugging aids, in the page's address: `?ice=relay` forces every call through TURN (iceTransportPolicy "relay");
 // `?video=320x240@15` sets the camera's size and frame rate. `window.chatcoreCall()` is the call on now (its `pc`
@@ -247,6 +249,8 @@ function statusText() {
       return "Connecting…";
     case "connected":
       return duration(call.connectedAt ?? Date.now());
+    case "reconnecting":
+      return "Reconnecting…";
     case "ended":
       return endedText(call);
   }
@@ -273,7 +277,7 @@ function render() {
   renderStatus();
   const phase = call?.phase ?? (problem ? "ended" : "calling");
   const live = phase !== "ended" && phase !== "incoming";
-  const remoteVideo = !!call?.remote?.getVideoTracks().length && (phase === "connected" || phase === "connecting");
+  const remoteVideo = !!call?.remote?.getVideoTracks().length && (phase === "connected" || phase === "connecting" || phase === "reconnecting");
   const localVideo = !!call && call.hasVideo && live;
   show($("call-remote"), remoteVideo);
   show($("call-local"), localVideo);
@@ -431,6 +435,10 @@ export function wireCalls() {
   });
   $("call-decline").addEventListener("click", () => void shown?.decline());
   $("call-hangup").addEventListener("click", () => void shown?.hangup());
+  // Back online after the network went (or changed): the caller's device need not wait for the old path to fail.
+  window.addEventListener("online", () => {
+    if (shown && !shown.over) void shown.restartIce().catch(() => {});
+  });
   $("call-close").addEventListener("click", finish);
   $("call-mute").addEventListener("click", () => {
     shown?.setMuted(!shown.muted);

@@ -64,13 +64,15 @@ async function stunAnswers(port, ms = 300) {
   }
 }
 
-before(async () => {
-  const port = await freeUdpPort();
+let turnPort = 0;
+
+/** Starts coturn on `turnPort` (with the secret chatd's credentials are made with) and waits until it answers. */
+async function startCoturn() {
   coturn = spawn(
     "turnserver",
     [
       "-n", "--no-cli", "--no-tls", "--no-dtls", "--simple-log",
-      "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", String(port),
+      "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", String(turnPort),
       "--use-auth-secret", "--static-auth-secret", SECRET, "--realm", "chatcore.test", "--allow-loopback-peers",
       "--min-port", "49152", "--max-port", "65535", "--log-file", "stdout",
     ],
@@ -78,10 +80,23 @@ before(async () => {
   );
   let ready = false;
   for (let i = 0; i < 100 && !ready; i++) {
-    ready = await stunAnswers(port);
+    ready = await stunAnswers(turnPort);
     if (!ready) await new Promise((r) => setTimeout(r, 100));
   }
-  assert.ok(ready, `coturn did not answer on port ${port}`);
+  assert.ok(ready, `coturn did not answer on port ${turnPort}`);
+}
+
+/** Stops coturn at once (SIGKILL: its relays vanish as with a network that went away). */
+async function killCoturn() {
+  const dead = new Promise((resolve) => coturn.once("exit", resolve));
+  coturn.kill("SIGKILL");
+  await dead;
+}
+
+before(async () => {
+  turnPort = await freeUdpPort();
+  await startCoturn();
+  const port = turnPort;
   const secretFile = join(root, "turn-secret");
   writeFileSync(secretFile, `${SECRET}\n`);
   chatd = await startChatd(["--turn-url", `turn:127.0.0.1:${port}?transport=udp`, "--turn-secret-file", secretFile]);
@@ -297,6 +312,72 @@ test("Alice video-calls Bob in their encrypted chat: he answers, media flows bot
   assert.equal(relayed.seenByAlice.localType, "relay", "Alice's selected pair is a relay one");
   assert.equal(relayed.seenByBob.localType, "relay", "Bob's selected pair is a relay one");
 
+  assert.deepEqual(problems, []);
+});
+
+test("a call through TURN whose relay goes away shows Reconnecting… on both sides, restarts ICE and goes on once the relay is back", async () => {
+  const alice = await person("alice");
+  const bob = await person("bob");
+  const a = alice.page;
+  const b = bob.page;
+  await acceptedChat(alice, bob);
+  for (const p of [a, b]) {
+    await p.goto(`${chatd.httpUrl}/?ice=relay&${VIDEO}`);
+    await p.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  }
+  await a.locator(`#directory button.person[data-username="${bob.account.username}"]`).click();
+  await a.locator("#call-video").click();
+  await b.locator("#call[open] #call-status", { hasText: "Incoming video call" }).waitFor();
+  await b.locator("#call-accept-video").click();
+  for (const p of [a, b]) await p.locator("#call-status", { hasText: /^\d+:\d\d$/ }).waitFor();
+  const before = await mediaFlows(a, "Alice");
+  assert.equal(before.localType, "relay");
+  // What each side's call goes through from now on, and the ICE credentials the other side uses.
+  const watch = (p) =>
+    p.evaluate(() => {
+      const w = /** @type {any} */ (window);
+      const call = w.chatcoreCall();
+      w.phasesSeen = [];
+      call.on("phase", (phase) => w.phasesSeen.push(phase));
+    });
+  const ufrag = (p) =>
+    p.evaluate(() => /a=ice-ufrag:(\S+)/.exec(/** @type {any} */ (window).chatcoreCall().pc.currentRemoteDescription.sdp)?.[1]);
+  await Promise.all([watch(a), watch(b)]);
+  const ufrags = await Promise.all([ufrag(a), ufrag(b)]);
+
+  // The relay goes away: no packet passes, and after a few seconds both sides say so.
+  await killCoturn();
+  await a.locator("#call-status", { hasText: "Reconnecting…" }).waitFor({ timeout: 20_000 });
+  await startCoturn();
+  const relayBack = Date.now();
+  // The caller's device restarts ICE through the relay that came back; media flows again on both sides.
+  for (const p of [a, b]) await p.locator("#call-status", { hasText: /^\d+:\d\d$/ }).waitFor({ timeout: 30_000 });
+  timings["relay back: connected again"] = Date.now() - relayBack;
+  // Video decodes again from the next key frame (what was lost meanwhile is not waited for). The restarted
+  // transport's statistics start again from zero.
+  for (const p of [a, b]) {
+    const deadline = Date.now() + 20_000;
+    let last = -1;
+    for (;;) {
+      const now = (await inbound(p))?.framesDecoded ?? 0;
+      if (last >= 0 && now > last) break;
+      assert.ok(Date.now() < deadline, "video decodes again");
+      last = now;
+      await p.waitForTimeout(500);
+    }
+  }
+  timings["relay back: video decodes again"] = Date.now() - relayBack;
+  const [seenByAlice, seenByBob] = await Promise.all([mediaFlows(a, "Alice"), mediaFlows(b, "Bob")]);
+  assert.equal(seenByAlice.localType, "relay");
+  assert.equal(seenByBob.localType, "relay");
+  for (const [p, who, was] of [[a, "Alice", ufrags[0]], [b, "Bob", ufrags[1]]]) {
+    const phases = await p.evaluate(() => /** @type {any} */ (window).phasesSeen);
+    assert.deepEqual(phases.slice(0, 1), ["reconnecting"], `${who}'s call said it was reconnecting: ${phases}`);
+    assert.equal(phases.at(-1), "connected", `${who}'s call is connected again: ${phases}`);
+    assert.notEqual(await ufrag(p), was, `${who}'s peer has new ICE credentials: ICE was restarted`);
+  }
+  await a.locator("#call-hangup").click();
+  for (const p of [a, b]) await p.waitForFunction(() => /** @type {any} */ (window).chatcoreCall?.() === null);
   assert.deepEqual(problems, []);
 });
 

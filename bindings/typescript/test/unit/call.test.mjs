@@ -209,3 +209,114 @@ test("a sealed signal names its call: one sealed for another call is dropped", a
   const answer = client.sent.find((s) => s.type === "answer");
   assert.deepEqual(answer.signal, { sealed: [{ device: "B1", payload: "x" }] });
 });
+
+// -- ICE restart: a peer connection whose state the test sets, and that tracks offers and answers
+
+class RestartPC extends FakePC {
+  constructor(config) {
+    super(config);
+    this.signalingState = "stable";
+    this.offers = [];
+    this.ufrag = 1;
+  }
+  async createOffer(options) {
+    this.offers.push(options ?? {});
+    if (options?.iceRestart) this.ufrag++;
+    return { type: "offer", sdp: `v=0 offer ufrag${this.ufrag}` };
+  }
+  async createAnswer() {
+    return { type: "answer", sdp: `v=0 answer ufrag${this.ufrag}` };
+  }
+  async setLocalDescription(d) {
+    this.signalingState = d.type === "offer" ? "have-local-offer" : "stable";
+  }
+  async setRemoteDescription(d) {
+    this.currentRemoteDescription = d;
+    if (d.type === "offer") this.ufrag++;
+    this.signalingState = d.type === "offer" ? "have-remote-offer" : "stable";
+  }
+  /** The state changes, as the browser would say it. */
+  become(state) {
+    this.connectionState = state;
+    this.onconnectionstatechange?.();
+  }
+}
+
+const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Alice's answered, connected outgoing call to Bob's device B1. */
+async function connectedCall(options) {
+  const { Phone } = await import("../../dist/index.js");
+  const client = fakeClient();
+  client.invite = async (id) => ({ ...theirCall(id), caller: "alice", callee: "bob", caller_device: "A1" });
+  const phone = new Phone(client, { RTCPeerConnection: RestartPC, getUserMedia: noMedia, ...options });
+  const call = await phone.start("c1", "bob", "voice");
+  client.emit("call", { ...theirCall(call.id), caller: "alice", callee: "bob", caller_device: "A1", state: "active", answered_by: "B1" });
+  client.emit("callsignal", { call: call.id, device: "B1", sdp: "v=0 bob answer" });
+  await wait(0);
+  call.pc.become("connected");
+  assert.equal(call.phase, "connected");
+  return { client, phone, call };
+}
+
+test("a broken path: the caller restarts ICE after a while, the answer is applied, and the call goes on", async () => {
+  const { client, call } = await connectedCall({ restartAfterMs: 20, reconnectMs: 5000 });
+  const phases = [];
+  call.on("phase", (p) => phases.push(p));
+  call.pc.become("disconnected");
+  assert.equal(call.phase, "reconnecting");
+  assert.equal(call.pc.offers.length, 1, "not at once: a disconnected path may come back by itself");
+  await wait(60);
+  assert.deepEqual(call.pc.offers.at(-1), { iceRestart: true });
+  const restart = client.sent.filter((s) => s.type === "candidates" && s.signal.sdp);
+  assert.deepEqual(restart.map((s) => s.signal.sdp), ["v=0 offer ufrag2"], "the new offer goes to the other side");
+  client.emit("callsignal", { call: call.id, device: "B1", sdp: "v=0 bob answer 2" });
+  await wait(0);
+  assert.equal(call.pc.currentRemoteDescription.sdp, "v=0 bob answer 2");
+  assert.equal(call.pc.signalingState, "stable");
+  call.pc.become("connected");
+  assert.deepEqual(phases, ["reconnecting", "connected"]);
+  assert.ok(!client.sent.some((s) => s.type === "hangup"), "the call goes on");
+  await call.hangup();
+});
+
+test("a failed path is restarted at once; a path that stays broken ends the call as failed", async () => {
+  const { client, call } = await connectedCall({ restartAfterMs: 10_000, reconnectMs: 80 });
+  call.pc.become("failed");
+  await wait(10);
+  assert.deepEqual(call.pc.offers.at(-1), { iceRestart: true }, "failed: no waiting");
+  await wait(120);
+  assert.equal(call.phase, "ended");
+  assert.equal(call.reason, "failed");
+  assert.ok(client.sent.some((s) => s.type === "hangup" && s.reason === "failed"));
+});
+
+test("the device that answered answers the caller's restart offer, and never restarts by itself", async () => {
+  const { Phone } = await import("../../dist/index.js");
+  const client = fakeClient();
+  const phone = new Phone(client, { RTCPeerConnection: RestartPC, getUserMedia: noMedia, restartAfterMs: 10, reconnectMs: 5000 });
+  let incoming;
+  phone.on("incoming", (c) => (incoming = c));
+  client.emit("call", theirCall("z"));
+  client.emit("callsignal", { call: "z", device: "B1", sdp: "v=0 offer" });
+  await incoming.answer();
+  incoming.pc.become("connected");
+  incoming.pc.become("disconnected");
+  assert.equal(incoming.phase, "reconnecting");
+  await wait(40);
+  assert.equal(incoming.pc.offers.length, 0, "the callee waits for the caller's offer");
+  // The first offer again (a late copy) is not a restart; a new one from the caller's device is.
+  client.emit("callsignal", { call: "z", device: "B1", sdp: "v=0 offer" });
+  client.emit("callsignal", { call: "z", device: "B9", sdp: "v=0 offer from elsewhere" });
+  await wait(0);
+  assert.equal(client.sent.filter((s) => s.type === "candidates" && s.signal.sdp).length, 0);
+  client.emit("callsignal", { call: "z", device: "B1", sdp: "v=0 offer ufrag2" });
+  await wait(0);
+  assert.equal(incoming.pc.currentRemoteDescription.sdp, "v=0 offer ufrag2");
+  const answers = client.sent.filter((s) => s.type === "candidates" && s.signal.sdp);
+  assert.equal(answers.length, 1);
+  assert.match(answers[0].signal.sdp, /^v=0 answer/);
+  incoming.pc.become("connected");
+  assert.equal(incoming.phase, "connected");
+  await incoming.hangup();
+});
