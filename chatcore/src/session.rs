@@ -583,6 +583,9 @@ impl Session {
             Box::pin(self.deliver_to_device()).await;
         }
         self.holds_call |= self.out.holds_call;
+        if let (Some(typing), Some(caller)) = (self.out.typing.take(), self.auth.as_mut()) {
+            caller.typing = typing;
+        }
         // Taken out and put back, to keep their room for the next request.
         let mut events = std::mem::take(&mut self.out.events);
         let broker = &self.server.backends.broker;
@@ -609,9 +612,6 @@ impl Session {
         }
         if let Some(focus) = self.out.focus.take() {
             self.focus = focus;
-        }
-        if let (Some(typing), Some(caller)) = (self.out.typing.take(), self.auth.as_mut()) {
-            caller.typing = typing;
         }
         Ok(())
     }

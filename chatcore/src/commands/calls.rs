@@ -475,8 +475,10 @@ pub(crate) async fn candidates(
             "only the two devices in the call send it candidates".into(),
         ));
     }
-    // Once answered, either device may renegotiate (an ICE restart when the
-    // network path broke): an offer and its answer travel here too.
+    // Once answered, an ICE restart renegotiates here: the caller's device
+    // sends a new offer, the device that answered its answer. The server
+    // does not tell one from the other (nor sees inside a sealed signal):
+    // the devices do, by who sent it.
     let carries = if record.answered_by.is_some() {
         Carries::Either
     } else {

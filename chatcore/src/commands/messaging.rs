@@ -739,7 +739,10 @@ pub(crate) async fn receipts(
 /// every half of it (as asked) is sent on each time, while one that
 /// refreshes more often costs every member's connection a push per
 /// refresh for nothing. A message from the connection ends that (its
-/// recipients stop showing the typing), so typing there again goes out.
+/// recipients stop showing the typing), so typing there again goes out. (A
+/// message or a stop from another device of the user also ends what its
+/// recipients show, which this connection does not know: its next refresh
+/// may then wait up to a third of `ttl_ms`.)
 pub(crate) async fn typing(
     s: &Server,
     caller: &Caller,
@@ -754,22 +757,25 @@ pub(crate) async fn typing(
             "only a member writes in this conversation".into(),
         ));
     }
-    let key = format!("typing:{}", caller.conn);
+    // A repeat spends nothing of the budget: a client that refreshes often
+    // must still have room to say that it stopped. (A clock that stepped
+    // back makes no repeat of what went out "later".)
     let now = s.now();
+    let fresh = i64::from(s.config.typing_ttl_ms / 3);
+    if caller
+        .typing
+        .as_ref()
+        .is_some_and(|t| t.conv == conv && t.typing == typing && (0..fresh).contains(&(now - t.at)))
+    {
+        return Ok(ServerFrame::Ok { id });
+    }
+    let key = format!("typing:{}", caller.conn);
     let over = s
         .backends
         .limiter
         .spend(&key, 1, s.config.typing_budget, now)
         .await?;
     if over.is_some() || !shares_activity(&state) {
-        return Ok(ServerFrame::Ok { id });
-    }
-    let fresh = i64::from(s.config.typing_ttl_ms / 3);
-    if caller
-        .typing
-        .as_ref()
-        .is_some_and(|t| t.conv == conv && t.typing == typing && now.saturating_sub(t.at) < fresh)
-    {
         return Ok(ServerFrame::Ok { id });
     }
     for m in state.members.iter().filter(|m| m.is_active()) {

@@ -275,3 +275,27 @@ async fn a_repeat_within_a_third_of_the_ttl_goes_out_once() {
     say(&mut phone, true).await;
     assert_eq!(typings(&b.drain().await), me(true));
 }
+
+/// A repeat that does not go out spends none of the connection's budget:
+/// a client refreshing often still has room to say that it stopped.
+#[tokio::test]
+async fn a_repeat_spends_none_of_the_budget() {
+    let mut config = fast_config();
+    config.typing_budget = Quota {
+        max: 2,
+        window_ms: 60_000,
+    };
+    let s = Server::new(Backends::memory(), config).unwrap();
+    let (mut a, mut b, alice, _, conv) = contacts(&s).await;
+    for on in [true, true, true, true, false, true] {
+        assert!(matches!(
+            a.req(typing(&conv, on)).await,
+            ServerFrame::Ok { .. }
+        ));
+    }
+    assert_eq!(
+        typings(&b.drain().await),
+        [(alice.to_string(), true), (alice.to_string(), false)],
+        "the stop went out; the last start is past the budget"
+    );
+}

@@ -62,6 +62,8 @@ export interface PhoneOptions {
      * it restarts ICE (default 2000); a `failed` path is restarted at once.
      */
     restartAfterMs?: number;
+    /** How often, in ms, the caller's device restarts ICE again while media does not flow (default 5000). */
+    restartEveryMs?: number;
     /** For tests: the peer connection and media sources. */
     RTCPeerConnection?: typeof RTCPeerConnection;
     getUserMedia?: (constraints: MediaStreamConstraints) => Promise<MediaStream>;
@@ -168,6 +170,8 @@ export declare class Call {
     /** While `reconnecting`: when the call gives up, and when the caller restarts ICE. */
     private giveUp;
     private restartTimer;
+    /** The ICE restart under way, if any (one at a time). */
+    private restarting;
     /** @internal */
     constructor(phone: Phone, init: {
         id: string;
@@ -199,14 +203,23 @@ export declare class Call {
      * itself, at once if it failed), and the call ends as `failed` if media does not flow again in time.
      */
     private reconnect;
+    /**
+     * An ICE restart in `ms`, then another every {@link PhoneOptions.restartEveryMs} while media does not flow: an
+     * offer or its answer may be lost (the server does not keep signals for a device whose connection is down, as it
+     * may be while its network changes).
+     */
+    private scheduleRestart;
     private stopReconnecting;
     /**
      * Restarts ICE (PROTOCOL.md "ICE restart"): a new offer with new ICE credentials, sent to the device that
-     * answered, which answers it; the candidates gathered for it follow the offer. Only the caller's device restarts
-     * (so that two offers never cross), and only in an answered call; it does so by itself when the path breaks, and
-     * an app may call it when it knows the network changed.
+     * answered, which answers it; the candidates gathered for it follow the offer. An earlier restart still waiting
+     * for its answer is taken back first (its offer or answer was lost). Only the caller's device restarts (so that
+     * two offers never cross; on the other device this does nothing, and a broken path there is noticed by the
+     * caller's device too), and only in an answered call; it does so by itself when the path breaks, and an app may
+     * call it when it knows the network changed. Calls made while one runs share it.
      */
     restartIce(): Promise<void>;
+    private restartNow;
     /** The caller's ICE restart offer, on the device that answered: applied and answered. */
     private answerRestart;
     /** @internal The call exists on the server (invited, answered): local candidates may go. */

@@ -157,6 +157,8 @@ export class Call {
     /** While `reconnecting`: when the call gives up, and when the caller restarts ICE. */
     giveUp;
     restartTimer;
+    /** The ICE restart under way, if any (one at a time). */
+    restarting;
     /** @internal */
     constructor(phone, init) {
         this.phone = phone;
@@ -279,11 +281,21 @@ export class Call {
             clearTimeout(this.restartTimer);
             this.restartTimer = undefined;
         }
+        this.scheduleRestart(state === "failed" ? 0 : (this.phone.options.restartAfterMs ?? 2000));
+    }
+    /**
+     * An ICE restart in `ms`, then another every {@link PhoneOptions.restartEveryMs} while media does not flow: an
+     * offer or its answer may be lost (the server does not keep signals for a device whose connection is down, as it
+     * may be while its network changes).
+     */
+    scheduleRestart(ms) {
         this.restartTimer ??= setTimeout(() => {
             this.restartTimer = undefined;
-            if (this.pc?.connectionState !== "connected")
-                void this.restartIce().catch((e) => console.warn("chatcore call: the ICE restart failed:", e));
-        }, state === "failed" ? 0 : (this.phone.options.restartAfterMs ?? 2000));
+            if (this.over || this.pc?.connectionState === "connected")
+                return;
+            void this.restartIce().catch((e) => console.warn("chatcore call: the ICE restart failed:", e));
+            this.scheduleRestart(this.phone.options.restartEveryMs ?? 5000);
+        }, ms);
     }
     stopReconnecting() {
         if (this.giveUp !== undefined)
@@ -294,21 +306,38 @@ export class Call {
     }
     /**
      * Restarts ICE (PROTOCOL.md "ICE restart"): a new offer with new ICE credentials, sent to the device that
-     * answered, which answers it; the candidates gathered for it follow the offer. Only the caller's device restarts
-     * (so that two offers never cross), and only in an answered call; it does so by itself when the path breaks, and
-     * an app may call it when it knows the network changed.
+     * answered, which answers it; the candidates gathered for it follow the offer. An earlier restart still waiting
+     * for its answer is taken back first (its offer or answer was lost). Only the caller's device restarts (so that
+     * two offers never cross; on the other device this does nothing, and a broken path there is noticed by the
+     * caller's device too), and only in an answered call; it does so by itself when the path breaks, and an app may
+     * call it when it knows the network changed. Calls made while one runs share it.
      */
-    async restartIce() {
+    restartIce() {
+        this.restarting ??= this.restartNow().finally(() => {
+            this.restarting = undefined;
+        });
+        return this.restarting;
+    }
+    async restartNow() {
         const pc = this.pc;
         if (!pc || this.over || this.direction !== "outgoing" || !this.info?.answered_by)
             return;
-        if (pc.signalingState !== "stable")
-            return;
         this.localCandidates.hold();
         try {
+            if (pc.signalingState === "have-local-offer")
+                await pc.setLocalDescription({ type: "rollback" });
+            if (pc.signalingState !== "stable")
+                return;
             const offer = await pc.createOffer({ iceRestart: true });
             await pc.setLocalDescription(offer);
-            await this.phone.sendSignal(this, { sdp: offer.sdp ?? "" });
+            try {
+                await this.phone.sendSignal(this, { sdp: offer.sdp ?? "" });
+            }
+            catch (e) {
+                // Not sent: taken back, so that the next restart starts from a stable state.
+                await pc.setLocalDescription({ type: "rollback" }).catch(() => { });
+                throw e;
+            }
         }
         finally {
             this.localCandidates.open();

@@ -228,6 +228,7 @@ class RestartPC extends FakePC {
     return { type: "answer", sdp: `v=0 answer ufrag${this.ufrag}` };
   }
   async setLocalDescription(d) {
+    if (d.type === "rollback") this.rollbacks = (this.rollbacks ?? 0) + 1;
     this.signalingState = d.type === "offer" ? "have-local-offer" : "stable";
   }
   async setRemoteDescription(d) {
@@ -319,4 +320,43 @@ test("the device that answered answers the caller's restart offer, and never res
   incoming.pc.become("connected");
   assert.equal(incoming.phase, "connected");
   await incoming.hangup();
+});
+
+test("a restart whose answer never comes is taken back and made again; one that cannot be sent too", async () => {
+  const { client, call } = await connectedCall({ restartAfterMs: 10, restartEveryMs: 40, reconnectMs: 5000 });
+  const offersSent = () => client.sent.filter((s) => s.type === "candidates" && s.signal.sdp).map((s) => s.signal.sdp);
+  call.pc.become("disconnected");
+  await wait(30);
+  assert.deepEqual(offersSent(), ["v=0 offer ufrag2"]);
+  // Its answer was lost (Bob's connection was down): the next one rolls it back and offers anew.
+  await wait(50);
+  assert.equal(call.pc.rollbacks, 1);
+  assert.deepEqual(offersSent(), ["v=0 offer ufrag2", "v=0 offer ufrag3"]);
+  // The server cannot be reached for a while: the offer is taken back at once, and tried again later.
+  const real = client.callCandidates;
+  client.callCandidates = async () => {
+    throw new Error("offline");
+  };
+  await wait(45);
+  assert.ok(call.pc.rollbacks >= 3, `the pending one and each one not sent: ${call.pc.rollbacks}`);
+  assert.equal(call.pc.signalingState, "stable");
+  assert.equal(offersSent().length, 2, "nothing went out meanwhile");
+  client.callCandidates = real;
+  await wait(50);
+  assert.ok(offersSent().length >= 3, "tried again once it could be sent");
+  client.emit("callsignal", { call: call.id, device: "B1", sdp: "v=0 bob answer 3" });
+  await wait(0);
+  call.pc.become("connected");
+  const before = call.pc.offers.length;
+  await wait(100);
+  assert.equal(call.pc.offers.length, before, "no restart once media flows");
+  assert.equal(call.phase, "connected");
+  await call.hangup();
+});
+
+test("two restarts asked at once make one offer", async () => {
+  const { client, call } = await connectedCall({ restartAfterMs: 10_000, reconnectMs: 5000 });
+  await Promise.all([call.restartIce(), call.restartIce(), call.restartIce()]);
+  assert.equal(client.sent.filter((s) => s.type === "candidates" && s.signal.sdp).length, 1);
+  await call.hangup();
 });
