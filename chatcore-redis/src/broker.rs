@@ -187,13 +187,42 @@ fn now_ms() -> u64 {
 
 /// The frame of `event` on `topic`, published by `node` at `at`.
 fn encode(node: u64, at: u64, topic: &Topic, event: &Event) -> StoreResult<Vec<u8>> {
+    let bad =
+        |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("an event does not encode: {e}"));
     // Room for a text message's event without growing.
     let mut frame = Vec::with_capacity(HEAD + 512);
     frame.push(FORMAT);
     frame.extend_from_slice(&node.to_le_bytes());
     frame.extend_from_slice(&at.to_le_bytes());
-    rmp_serde::encode::write_named(&mut frame, &(topic, event))
-        .map_err(|e| StoreError::Corrupt(format!("an event does not encode: {e}")))?;
+    if let Event::Message {
+        message,
+        muted,
+        origin,
+    } = event
+    {
+        // The message is encoded once for all its topics (a direct
+        // message's two, a group's one per member) and its bytes spliced
+        // in: the same MessagePack as serde's of `(topic, event)`.
+        let bytes = message
+            .named_msgpack()
+            .ok_or_else(|| bad(&"the message does not encode"))?;
+        rmp::encode::write_array_len(&mut frame, 2).map_err(|e| bad(&e))?;
+        rmp_serde::encode::write_named(&mut frame, topic).map_err(|e| bad(&e))?;
+        rmp::encode::write_map_len(&mut frame, 1).map_err(|e| bad(&e))?;
+        rmp::encode::write_str(&mut frame, "message").map_err(|e| bad(&e))?;
+        rmp::encode::write_map_len(&mut frame, 3).map_err(|e| bad(&e))?;
+        rmp::encode::write_str(&mut frame, "message").map_err(|e| bad(&e))?;
+        frame.extend_from_slice(bytes);
+        rmp::encode::write_str(&mut frame, "muted").map_err(|e| bad(&e))?;
+        rmp::encode::write_bool(&mut frame, *muted).map_err(|e| bad(&e))?;
+        rmp::encode::write_str(&mut frame, "origin").map_err(|e| bad(&e))?;
+        match origin {
+            Some(o) => rmp::encode::write_str(&mut frame, o).map_err(|e| bad(&e))?,
+            None => rmp::encode::write_nil(&mut frame).map_err(|e| bad(&e))?,
+        }
+        return Ok(frame);
+    }
+    rmp_serde::encode::write_named(&mut frame, &(topic, event)).map_err(|e| bad(&e))?;
     Ok(frame)
 }
 
@@ -621,5 +650,42 @@ mod tests {
         cut.truncate(frame.len() - 3);
         assert!(decode(&cut).is_err());
         assert!(decode(b"hello, a foreign program on the channel").is_err());
+    }
+
+    /// A message's event is spliced from the message's own encoding: the
+    /// same bytes as serde's of the whole, so any node decodes it.
+    #[test]
+    fn a_message_event_is_the_bytes_serde_would_write() {
+        use chatcore::protocol::SharedMessage;
+        let messages = chatcore::testkit::samples::server_frames()
+            .into_iter()
+            .filter_map(|f| match f {
+                chatcore::protocol::ServerFrame::Message { message } => Some(message),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        assert!(!messages.is_empty());
+        let long = "o".repeat(300);
+        for m in messages {
+            for origin in [
+                None,
+                Some(Arc::<str>::from("c1")),
+                Some(Arc::from(long.as_str())),
+            ] {
+                for muted in [false, true] {
+                    let topic = Topic::User(UserId::from("u1"));
+                    let event = Event::Message {
+                        message: SharedMessage::new(m.message().clone()),
+                        muted,
+                        origin: origin.clone(),
+                    };
+                    let frame = encode(7, 9, &topic, &event).unwrap();
+                    let mut serde = frame[..HEAD].to_vec();
+                    rmp_serde::encode::write_named(&mut serde, &(&topic, &event)).unwrap();
+                    assert_eq!(frame, serde);
+                    assert_eq!(decode(&frame).unwrap(), (7, 9, topic, event));
+                }
+            }
+        }
     }
 }

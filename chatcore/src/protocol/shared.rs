@@ -20,6 +20,7 @@ struct Inner {
     message: Arc<Message>,
     msgpack: OnceLock<Option<Vec<u8>>>,
     json: OnceLock<Option<Vec<u8>>>,
+    named: OnceLock<Option<Vec<u8>>>,
 }
 
 impl SharedMessage {
@@ -29,6 +30,7 @@ impl SharedMessage {
             message,
             msgpack: OnceLock::new(),
             json: OnceLock::new(),
+            named: OnceLock::new(),
         }))
     }
 
@@ -68,6 +70,30 @@ impl SharedMessage {
             }
         })
         .as_deref()
+    }
+}
+
+impl SharedMessage {
+    /// The message alone in MessagePack with its field names (as
+    /// `rmp_serde::to_vec_named` writes it, and as it serializes inside an
+    /// event): what a broker between nodes carries, encoded once however
+    /// many topics the message is published to (two for a direct message,
+    /// one per member for a group's). `None` if it cannot be encoded (a
+    /// bug: every message encodes).
+    pub fn named_msgpack(&self) -> Option<&[u8]> {
+        self.0
+            .named
+            .get_or_init(|| {
+                let mut buf = Vec::with_capacity(Codec::FRAME_CAPACITY);
+                match rmp_serde::encode::write_named(&mut buf, &*self.0.message) {
+                    Ok(()) => Some(buf),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot encode a message for the broker");
+                        None
+                    }
+                }
+            })
+            .as_deref()
     }
 }
 
