@@ -225,6 +225,7 @@ async function videoCall(alice, bob, label, tablet) {
   await a.locator("#call[open]").waitFor();
   // Bob's device rings: the call screen with the caller's name and the accept buttons.
   await b.locator("#call[open] #call-status", { hasText: "Incoming video call" }).waitFor();
+  await b.locator("#call-name", { hasText: alice.account.display_name }).waitFor();
   assert.equal((await b.locator("#call-name").textContent())?.trim(), alice.account.display_name);
   await a.locator("#call-status", { hasText: "Ringing…" }).waitFor();
   // Bob's device rings; Alice hears the ringback meanwhile.
@@ -487,6 +488,8 @@ test("a device of the callee that comes back while the call rings rings too, and
   // It comes back while the call rings: it rings as well, and takes the call.
   await t.goto(`${chatd.httpUrl}/?${VIDEO}`);
   await t.locator("#call[open] #call-status", { hasText: "Incoming voice call" }).waitFor();
+  // The page just loaded: the caller's name shows once the profile came (a moment after the ring).
+  await t.locator("#call-name", { hasText: kim.account.display_name }).waitFor();
   assert.equal((await t.locator("#call-name").textContent())?.trim(), kim.account.display_name);
   await t.locator("#call-accept-voice").click();
   for (const p of [kim.page, t]) await p.locator("#call-status", { hasText: /^\d+:\d\d$/ }).waitFor();
