@@ -382,7 +382,10 @@ export class Call {
     this.restartTimer ??= setTimeout(() => {
       this.restartTimer = undefined;
       if (this.over || this.pc?.connectionState === "connected") return;
-      void this.restartIce().catch((e) => console.warn("chatcore call: the ICE restart failed:", e));
+      void this.restartIce().catch((e) => {
+        // Ended meanwhile (the connection closed under it): nothing failed.
+        if (!this.over) console.warn("chatcore call: the ICE restart failed:", e);
+      });
       this.scheduleRestart(this.phone.options.restartEveryMs ?? 5000);
     }, ms);
   }
