@@ -966,9 +966,18 @@ impl Session {
             return Ok(());
         };
         if call.in_call(&auth.user, &auth.device) {
-            self.holds_call |= calls
+            let took = calls
                 .conn_opened(&auth.user, &auth.device, &self.conn_key)
                 .await?;
+            self.holds_call |= took;
+            // The device's side was gone and this connection took it: the
+            // client learns where the call stands (another connection of
+            // the device, with the call still on, is told nothing).
+            if took && self.version >= CALLS_VERSION {
+                let now = self.server.now();
+                self.pending
+                    .push(Some(crate::commands::calls::rejoin(&call, now)));
+            }
         } else if call.rings_for(&auth.user) && self.version >= CALLS_VERSION {
             let now = self.server.now();
             if let Some(frames) = crate::commands::calls::ring_late(&call, &auth.device, now) {

@@ -123,7 +123,19 @@ fn check_signal(
     Ok(())
 }
 
-/// The call `record` as `call_state` shows it, in `state`.
+/// What a device of the call (the caller's, or the callee's that
+/// answered) that signs in again while `record` lasts is pushed: where the
+/// call stands. A client that still holds the call (its connection
+/// dropped) carries on; one that lost it (its page was reloaded) hangs it
+/// up, so that the other side is told at once rather than after its wait
+/// for the media path.
+pub(crate) fn rejoin(record: &CallRecord, now: Millis) -> ServerFrame {
+    ServerFrame::CallState {
+        id: None,
+        call: Box::new(info(record, status(record), None, now)),
+    }
+}
+
 /// What a device of the callee that signs in while `record` rings is
 /// pushed, as if it had been connected at the invite: the call ringing,
 /// and the offer as this device may read it (the SDP, or the payload
@@ -154,6 +166,7 @@ pub(crate) fn ring_late(
     ])
 }
 
+/// The call `record` as `call_state` shows it, in `state`.
 fn info(record: &CallRecord, state: CallStatus, reason: Option<CallEnd>, now: Millis) -> CallInfo {
     CallInfo {
         call: record.id.clone(),

@@ -724,8 +724,8 @@ async fn a_device_gone_past_the_grace_ends_the_call_and_one_back_in_time_keeps_i
     let token = b.token.clone().unwrap();
     let mut b = b;
     a.req(invite("g1", &conv, plain_sdp(OFFER))).await;
-    let r = b.req(answer("g1", plain_sdp(ANSWER))).await;
-    assert_eq!(state_of(&r).state, CallStatus::Active);
+    let r_answer = b.req(answer("g1", plain_sdp(ANSWER))).await;
+    assert_eq!(state_of(&r_answer).state, CallStatus::Active);
     a.drain().await;
     let grace = Duration::from_millis(fast_config().call_grace_ms);
 
@@ -741,6 +741,13 @@ async fn a_device_gone_past_the_grace_ends_the_call_and_one_back_in_time_keeps_i
         })
         .await;
     assert!(matches!(r, ServerFrame::Session { .. }), "{r:?}");
+    // It is told where its call stands: a client that lost the call (a
+    // reloaded page) hangs it up, one that has it carries on.
+    let b_device = state_of(&r_answer).answered_by.clone();
+    assert_eq!(
+        states(&back.drain().await),
+        [(CallStatus::Active, false, b_device, None)]
+    );
     clock.advance(grace);
     assert_eq!(s.sweep_calls().await.unwrap(), 0, "the device came back");
     // Another connection of the same device coming and going does not touch the call.
@@ -751,6 +758,11 @@ async fn a_device_gone_past_the_grace_ends_the_call_and_one_back_in_time_keeps_i
             token: token.clone(),
         })
         .await;
+    assert_eq!(
+        states(&other.drain().await),
+        [],
+        "the call is on another connection of the device: nothing to tell"
+    );
     other.conn.tx.close_channel();
     other.closed().await;
     clock.advance(grace * 2);

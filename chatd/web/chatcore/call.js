@@ -628,6 +628,12 @@ export class Phone {
                 call.end(info.reason ?? "hangup");
             else if (info.state === "active" && call.direction === "incoming" && info.answered_by && info.answered_by !== me.device)
                 call.end("elsewhere");
+            else if (info.state === "active" && call.phase === "reconnecting") {
+                // This device's connection came back (the server says so on its sign-in): an offer or answer may have been
+                // lost meanwhile, so the caller's device restarts now rather than at its next try.
+                if (call.direction === "outgoing")
+                    void call.restartIce().catch(() => { });
+            }
             else if (info.state === "active" && call.direction === "outgoing") {
                 call.peerDevice = info.answered_by;
                 call.setPhase(call.pc?.connectionState === "connected" ? "connected" : "connecting");
@@ -656,6 +662,13 @@ export class Phone {
             this.takeEarly(incoming);
             void this.client.callRinging(info.call).catch(() => { });
             this.emit("incoming", incoming);
+            return;
+        }
+        const mine = (info.caller === me.user && info.caller_device === me.device) || (info.callee === me.user && info.answered_by === me.device);
+        if (mine && info.state !== "ended") {
+            // A call this device holds, which this page does not know: it was reloaded (or closed) mid-call and the call
+            // cannot be taken up again here, so it ends now, rather than when the other side gives up waiting for media.
+            void this.client.callHangup(info.call, "failed").catch(() => { });
             return;
         }
         if (info.state !== "ended")

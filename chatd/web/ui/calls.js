@@ -227,7 +227,8 @@ function endedText(/** @type {Call} */ call) {
     case "cancelled":
       return call.direction === "outgoing" ? "Call cancelled" : "Missed call";
     case "failed":
-      return "The call failed: the two devices could not connect";
+      // Once media flowed, what failed is the connection (it broke for good, or the other page was reloaded).
+      return call.connectedAt ? "The call ended: the connection was lost" : "The call failed: the two devices could not connect";
     case "gone":
       return "The call ended: the connection was lost";
     default:

@@ -382,6 +382,30 @@ test("a call through TURN whose relay goes away shows Reconnecting… on both si
   assert.deepEqual(problems, []);
 });
 
+test("a page reloaded mid-call ends the call on both sides at once, not after the other side's wait for media", async () => {
+  const ann = await person("ann");
+  const ben = await person("ben");
+  const a = ann.page;
+  const b = ben.page;
+  await acceptedChat(ann, ben);
+  await a.locator("#call-voice").click();
+  await b.locator("#call[open] #call-status", { hasText: "Incoming voice call" }).waitFor();
+  await b.locator("#call-accept-voice").click();
+  for (const p of [a, b]) await p.locator("#call-status", { hasText: /^\d+:\d\d$/ }).waitFor();
+  const t0 = Date.now();
+  await b.reload();
+  await b.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  // Ben's page signed in again and learnt of a call it no longer has: it hung it up. Ann reads why, well before the
+  // 30 s her device would wait for media to come back.
+  await a.locator("#call-status", { hasText: "The call ended: the connection was lost" }).waitFor({ timeout: 10_000 });
+  timings["reload: ended on the other side"] = Date.now() - t0;
+  await a.waitForFunction(() => /** @type {any} */ (window).chatcoreCall?.() === null);
+  assert.equal(await b.locator("#call").isVisible(), false, "nothing rings or shows on the reloaded page");
+  // The conversation has the call, ended.
+  await a.locator("#message-list li", { hasText: /Outgoing voice call/ }).first().waitFor();
+  assert.deepEqual(problems, []);
+});
+
 test("a declined call, a refused microphone explained, and both calling at once: one call stands and connects", async () => {
   const carol = await person("carol");
   const dave = await person("dave");

@@ -360,3 +360,35 @@ test("two restarts asked at once make one offer", async () => {
   assert.equal(client.sent.filter((s) => s.type === "candidates" && s.signal.sdp).length, 1);
   await call.hangup();
 });
+
+test("a call this device holds but this page does not know (it was reloaded) is hung up; another device's is not", async () => {
+  const { Phone } = await import("../../dist/index.js");
+  const client = fakeClient();
+  const phone = new Phone(client, { RTCPeerConnection: RestartPC, getUserMedia: noMedia });
+  const elsewhere = [];
+  phone.on("elsewhere", (info) => elsewhere.push(info.call));
+  // Answered on this device (A1) before the reload: the server tells it on sign-in.
+  client.emit("call", { ...theirCall("lost"), state: "active", answered_by: "A1" });
+  // Placed from this device before the reload.
+  client.emit("call", { ...theirCall("placed"), caller: "alice", caller_device: "A1", callee: "bob", state: "active", answered_by: "B1" });
+  // Answered on another device of Alice's: not this page's business.
+  client.emit("call", { ...theirCall("other"), state: "active", answered_by: "A2" });
+  await wait(0);
+  assert.deepEqual(
+    client.sent.filter((s) => s.type === "hangup").map((s) => [s.call, s.reason]),
+    [["lost", "failed"], ["placed", "failed"]],
+  );
+  assert.deepEqual(elsewhere, ["other"]);
+  assert.equal(phone.current, undefined);
+});
+
+test("the server's word that this device is back restarts a reconnecting call at once", async () => {
+  const { client, call } = await connectedCall({ restartAfterMs: 10_000, reconnectMs: 5000 });
+  call.pc.become("disconnected");
+  assert.equal(call.pc.offers.length, 1);
+  client.emit("call", { ...theirCall(call.id), caller: "alice", caller_device: "A1", callee: "bob", state: "active", answered_by: "B1" });
+  await wait(0);
+  assert.deepEqual(call.pc.offers.at(-1), { iceRestart: true });
+  assert.equal(call.phase, "reconnecting", "still reconnecting until media flows");
+  await call.hangup();
+});
