@@ -72,6 +72,12 @@ export interface PhoneOptions {
   restartAfterMs?: number;
   /** How often, in ms, the caller's device restarts ICE again while media does not flow (default 5000). */
   restartEveryMs?: number;
+  /**
+   * Whether another page of this device (a second tab sharing its session) holds call `call`. A call this device
+   * holds that this page does not know is hung up (the page was reloaded mid-call), unless this says another page
+   * has it: then it is left alone. Default: never.
+   */
+  heldElsewhere?: (call: string) => boolean;
   /** For tests: the peer connection and media sources. */
   RTCPeerConnection?: typeof RTCPeerConnection;
   getUserMedia?: (constraints: MediaStreamConstraints) => Promise<MediaStream>;
@@ -706,7 +712,14 @@ export class Phone {
     if (call) {
       call.info = info;
       if (info.state === "ended") call.end(info.reason ?? "hangup");
-      else if (info.state === "active" && call.direction === "incoming" && info.answered_by && info.answered_by !== me.device) call.end("elsewhere");
+      else if (
+        info.state === "active" &&
+        call.direction === "incoming" &&
+        info.answered_by &&
+        // Another device answered, or this device on another page (a second tab: this one still rings).
+        (info.answered_by !== me.device || call.phase === "incoming")
+      )
+        call.end("elsewhere");
       else if (info.state === "active" && call.phase === "reconnecting") {
         // This device's connection came back (the server says so on its sign-in): an offer or answer may have been
         // lost meanwhile, so the caller's device restarts now rather than at its next try.
@@ -741,7 +754,7 @@ export class Phone {
     }
     const mine =
       (info.caller === me.user && info.caller_device === me.device) || (info.callee === me.user && info.answered_by === me.device);
-    if (mine && info.state !== "ended") {
+    if (mine && info.state !== "ended" && !this.options.heldElsewhere?.(info.call)) {
       // A call this device holds, which this page does not know: it was reloaded (or closed) mid-call and the call
       // cannot be taken up again here, so it ends now, rather than when the other side gives up waiting for media.
       void this.client.callHangup(info.call, "failed").catch(() => {});

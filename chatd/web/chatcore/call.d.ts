@@ -64,6 +64,12 @@ export interface PhoneOptions {
     restartAfterMs?: number;
     /** How often, in ms, the caller's device restarts ICE again while media does not flow (default 5000). */
     restartEveryMs?: number;
+    /**
+     * Whether another page of this device (a second tab sharing its session) holds call `call`. A call this device
+     * holds that this page does not know is hung up (the page was reloaded mid-call), unless this says another page
+     * has it: then it is left alone. Default: never.
+     */
+    heldElsewhere?: (call: string) => boolean;
     /** For tests: the peer connection and media sources. */
     RTCPeerConnection?: typeof RTCPeerConnection;
     getUserMedia?: (constraints: MediaStreamConstraints) => Promise<MediaStream>;

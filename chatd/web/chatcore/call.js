@@ -626,7 +626,11 @@ export class Phone {
             call.info = info;
             if (info.state === "ended")
                 call.end(info.reason ?? "hangup");
-            else if (info.state === "active" && call.direction === "incoming" && info.answered_by && info.answered_by !== me.device)
+            else if (info.state === "active" &&
+                call.direction === "incoming" &&
+                info.answered_by &&
+                // Another device answered, or this device on another page (a second tab: this one still rings).
+                (info.answered_by !== me.device || call.phase === "incoming"))
                 call.end("elsewhere");
             else if (info.state === "active" && call.phase === "reconnecting") {
                 // This device's connection came back (the server says so on its sign-in): an offer or answer may have been
@@ -665,7 +669,7 @@ export class Phone {
             return;
         }
         const mine = (info.caller === me.user && info.caller_device === me.device) || (info.callee === me.user && info.answered_by === me.device);
-        if (mine && info.state !== "ended") {
+        if (mine && info.state !== "ended" && !this.options.heldElsewhere?.(info.call)) {
             // A call this device holds, which this page does not know: it was reloaded (or closed) mid-call and the call
             // cannot be taken up again here, so it ends now, rather than when the other side gives up waiting for media.
             void this.client.callHangup(info.call, "failed").catch(() => { });

@@ -44,6 +44,61 @@ function videoConstraints() {
   return { width: { ideal: Number(m[1]) }, height: { ideal: Number(m[2]) }, ...(m[3] ? { frameRate: { ideal: Number(m[3]) } } : {}) };
 }
 
+// Tabs of one browser share the session, so they are one device: when the tab in a call loses its connection for a
+// moment and another tab signs in first, that tab is told of the call, which it does not have. The tab in a call
+// says so in localStorage every second (and stops when the call ends or the tab goes), so that the other leaves the
+// call alone; a reloaded tab finds no such word and hangs up the call it lost.
+const HELD_KEY = "chatcore.call-held";
+const tabId = crypto.randomUUID();
+/** @type {ReturnType<typeof setInterval> | undefined} */
+let holding;
+/** The call this tab says it holds (the one on screen), until it ends. @type {Call | null} */
+let marked = null;
+
+/** Says in localStorage that this tab holds the marked call, or takes the word back once it ended. */
+function refreshMark() {
+  const call = marked;
+  if (!call) return;
+  if (call.over) {
+    marked = null;
+    clearInterval(holding);
+    holding = undefined;
+    dropMark();
+    return;
+  }
+  // Ringing here is not holding it: every tab rings, the one that answers holds it.
+  if (call.phase !== "incoming") localStorage.setItem(HELD_KEY, JSON.stringify({ call: call.id, tab: tabId, at: Date.now() }));
+}
+
+/** Marks `call` as this tab's while it lasts: every second, and at once when it is answered here or ends. */
+function holdMark(/** @type {Call} */ call) {
+  marked = call;
+  call.on("phase", () => {
+    if (marked === call) refreshMark();
+  });
+  refreshMark();
+  holding ??= setInterval(refreshMark, 1000);
+}
+
+function dropMark() {
+  try {
+    const held = JSON.parse(localStorage.getItem(HELD_KEY) ?? "null");
+    if (held?.tab === tabId) localStorage.removeItem(HELD_KEY);
+  } catch {
+    localStorage.removeItem(HELD_KEY);
+  }
+}
+
+/** Whether another tab of this browser said, less than 3 s ago, that it holds `call`. */
+function heldElsewhere(/** @type {string} */ call) {
+  try {
+    const held = JSON.parse(localStorage.getItem(HELD_KEY) ?? "null");
+    return !!held && held.call === call && held.tab !== tabId && Date.now() - held.at < 3000;
+  } catch {
+    return false;
+  }
+}
+
 /** Gives `client` a phone (one per client): incoming calls ring from now on. */
 export function attachPhone(/** @type {import("./store.js").ChatClient} */ client) {
   phone?.close();
@@ -57,6 +112,7 @@ export function attachPhone(/** @type {import("./store.js").ChatClient} */ clien
     },
     video: videoConstraints(),
     iceTransportPolicy: params.get("ice") === "relay" ? "relay" : "all",
+    heldElsewhere,
   });
   phone.on("incoming", (call) => {
     needUsers([call.peer], "header");
@@ -150,6 +206,7 @@ function failureText(/** @type {unknown} */ e, /** @type {CallMedia} */ media) {
 /** Puts `call` on the screen and follows it. */
 function present(/** @type {Call} */ call) {
   shown = call;
+  holdMark(call);
   if (closer !== undefined) clearTimeout(closer);
   closer = undefined;
   call.on("phase", (phase) => {
@@ -466,6 +523,10 @@ export function wireCalls() {
     render();
   });
   /** @type {any} */ (window).chatcoreCall = () => phone?.current ?? null;
+  // The tab goes (or reloads): its word that it holds a call goes with it.
+  window.addEventListener("pagehide", dropMark);
+  // For the tests: whether another tab holds `call`.
+  /** @type {any} */ (window).chatcoreCallHeldElsewhere = heldElsewhere;
   // Which tone plays ("ring", "ringback" or null): for the tests, which cannot listen.
   /** @type {any} */ (window).chatcoreCallTone = () => tone.playing;
 }

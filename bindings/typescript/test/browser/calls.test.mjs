@@ -406,6 +406,33 @@ test("a page reloaded mid-call ends the call on both sides at once, not after th
   assert.deepEqual(problems, []);
 });
 
+test("two tabs of one browser ring; the one that answers holds the call, the other stops ringing and leaves it alone", async () => {
+  const cat = await person("cat");
+  const dan = await person("dan");
+  await acceptedChat(dan, cat);
+  // A second tab of Cat's: the same session, so the same device.
+  const tab = await cat.context.newPage();
+  watchConsole(tab, "cat-tab", problems);
+  tab.setDefaultTimeout(20_000);
+  await tab.goto(`${chatd.httpUrl}/?${VIDEO}`);
+  await tab.locator('body[data-e2e="ready"]').waitFor({ state: "attached" });
+  await dan.page.locator("#call-voice").click();
+  for (const p of [cat.page, tab]) await p.locator("#call[open] #call-status", { hasText: "Incoming voice call" }).waitFor();
+  await cat.page.locator("#call-accept-voice").click();
+  await tab.locator("#call-status", { hasText: "Answered on another device" }).waitFor();
+  for (const p of [cat.page, dan.page]) await p.locator("#call-status", { hasText: /^\d+:\d\d$/ }).waitFor();
+  assert.equal(await tab.evaluate(() => /** @type {any} */ (window).chatcoreCallTone()), null, "the other tab stopped ringing");
+  // The tab in the call says so; the other tab, told of the call after a reconnection, would leave it alone.
+  const id = await cat.page.evaluate(() => /** @type {any} */ (window).chatcoreCall().id);
+  const held = (p) => p.evaluate((id) => /** @type {any} */ (window).chatcoreCallHeldElsewhere(id), id);
+  assert.deepEqual(await Promise.all([held(cat.page), held(tab)]), [false, true]);
+  await dan.page.locator("#call-hangup").click();
+  await cat.page.waitForFunction(() => /** @type {any} */ (window).chatcoreCall?.() === null);
+  await tab.waitForFunction((id) => !(/** @type {any} */ (window).chatcoreCallHeldElsewhere(id)), id, { timeout: 5000 });
+  await tab.close();
+  assert.deepEqual(problems, []);
+});
+
 test("a declined call, a refused microphone explained, and both calling at once: one call stands and connects", async () => {
   const carol = await person("carol");
   const dave = await person("dave");

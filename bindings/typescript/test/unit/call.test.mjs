@@ -392,3 +392,20 @@ test("the server's word that this device is back restarts a reconnecting call at
   assert.equal(call.phase, "reconnecting", "still reconnecting until media flows");
   await call.hangup();
 });
+
+test("a call another page of this device holds is left alone; one ringing here that a second page answered stops", async () => {
+  const { Phone } = await import("../../dist/index.js");
+  const client = fakeClient();
+  const phone = new Phone(client, { RTCPeerConnection: RestartPC, getUserMedia: noMedia, heldElsewhere: (id) => id === "tab2" });
+  client.emit("call", { ...theirCall("tab2"), state: "active", answered_by: "A1" });
+  await wait(0);
+  assert.deepEqual(client.sent.filter((s) => s.type === "hangup"), [], "another tab of this device has it");
+  // A call rings on this page; another page of this device (A1 too) answers it.
+  let incoming;
+  phone.on("incoming", (c) => (incoming = c));
+  client.emit("call", theirCall("ring"));
+  client.emit("call", { ...theirCall("ring"), state: "active", answered_by: "A1" });
+  assert.equal(incoming.phase, "ended");
+  assert.equal(incoming.reason, "elsewhere");
+  assert.ok(!client.sent.some((s) => s.type === "hangup" && s.call === "ring"), "not hung up: it goes on on the other page");
+});
