@@ -218,8 +218,8 @@ async fn connect_pairs(
     Ok(sides)
 }
 
-/// Background users typing beside the relay (chatd-typing): their tasks and
-/// how many `typing` requests they sent.
+/// Background users beside the relay, typing (chatd-typing) or pinging
+/// (chatd-pinging): their tasks and how many requests they sent.
 pub(crate) struct Typers {
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<u64>>,
@@ -227,7 +227,7 @@ pub(crate) struct Typers {
 }
 
 impl Typers {
-    /// Stops them; the `typing` requests they sent per second.
+    /// Stops them; the requests they sent per second.
     pub(crate) async fn stop(self) -> f64 {
         let _ = self.stop.send(true);
         let secs = self.started.elapsed().as_secs_f64();

@@ -146,7 +146,8 @@ pub(crate) struct RelayReport {
     pub(crate) acks: u64,
     /// chatd-receipts: the `receipt` pushes the senders got.
     pub(crate) receipts: u64,
-    /// chatd-typing: the `typing` requests the background users sent per second.
+    /// chatd-typing, chatd-pinging: the requests (`typing`, `ping`) the
+    /// background users sent per second.
     pub(crate) typing_per_sec: f64,
     pub(crate) errors: u64,
     pub(crate) secs: f64,

@@ -206,24 +206,39 @@ fn encode(node: u64, at: u64, topic: &Topic, event: &Event) -> StoreResult<Vec<u
         let bytes = message
             .named_msgpack()
             .ok_or_else(|| bad(&"the message does not encode"))?;
-        rmp::encode::write_array_len(&mut frame, 2).map_err(|e| bad(&e))?;
-        rmp_serde::encode::write_named(&mut frame, topic).map_err(|e| bad(&e))?;
-        rmp::encode::write_map_len(&mut frame, 1).map_err(|e| bad(&e))?;
-        rmp::encode::write_str(&mut frame, "message").map_err(|e| bad(&e))?;
-        rmp::encode::write_map_len(&mut frame, 3).map_err(|e| bad(&e))?;
-        rmp::encode::write_str(&mut frame, "message").map_err(|e| bad(&e))?;
-        frame.extend_from_slice(bytes);
-        rmp::encode::write_str(&mut frame, "muted").map_err(|e| bad(&e))?;
-        rmp::encode::write_bool(&mut frame, *muted).map_err(|e| bad(&e))?;
-        rmp::encode::write_str(&mut frame, "origin").map_err(|e| bad(&e))?;
-        match origin {
-            Some(o) => rmp::encode::write_str(&mut frame, o).map_err(|e| bad(&e))?,
-            None => rmp::encode::write_nil(&mut frame).map_err(|e| bad(&e))?,
-        }
+        write_message_event(&mut frame, topic, bytes, *muted, origin.as_deref())
+            .map_err(|e| bad(&e))?;
         return Ok(frame);
     }
     rmp_serde::encode::write_named(&mut frame, &(topic, event)).map_err(|e| bad(&e))?;
     Ok(frame)
+}
+
+/// `(topic, Event::Message { message, muted, origin })` as serde writes it,
+/// with the message's own encoding (`message`) spliced in.
+fn write_message_event(
+    frame: &mut Vec<u8>,
+    topic: &Topic,
+    message: &[u8],
+    muted: bool,
+    origin: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use rmp::encode::{write_array_len, write_bool, write_map_len, write_nil, write_str};
+    write_array_len(frame, 2)?;
+    rmp_serde::encode::write_named(frame, topic)?;
+    write_map_len(frame, 1)?;
+    write_str(frame, "message")?;
+    write_map_len(frame, 3)?;
+    write_str(frame, "message")?;
+    frame.extend_from_slice(message);
+    write_str(frame, "muted")?;
+    write_bool(frame, muted)?;
+    write_str(frame, "origin")?;
+    match origin {
+        Some(o) => write_str(frame, o)?,
+        None => write_nil(frame)?,
+    }
+    Ok(())
 }
 
 /// A frame's node, time, topic and event; `Err` says what is wrong with it.

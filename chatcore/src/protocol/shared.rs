@@ -71,9 +71,7 @@ impl SharedMessage {
         })
         .as_deref()
     }
-}
 
-impl SharedMessage {
     /// The message alone in MessagePack with its field names (as
     /// `rmp_serde::to_vec_named` writes it, and as it serializes inside an
     /// event): what a broker between nodes carries, encoded once however
